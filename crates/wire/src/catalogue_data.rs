@@ -1,0 +1,84 @@
+use serde::{Deserialize, Serialize};
+
+use crate::Digest;
+
+/// One base image preloaded onboard: the only images a build may start `FROM` besides the
+/// tenant's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseImage {
+    /// Normalised reference, `name:tag` (see [`normalize_image_ref`]).
+    pub name: String,
+    /// `os/arch`, e.g. `linux/arm64`.
+    pub platform: String,
+    /// The image id onboard, once the flight agent has reported it.
+    pub digest: Option<Digest>,
+    /// One line on what the image offers.
+    pub description: String,
+}
+
+/// Prefixes that name the onboard registry of Clustergate-2 or Docker Hub's defaults; a
+/// reference is compared without them.
+const IGNORED_PREFIXES: &[&str] = &[
+    "fpga.dphi.space:5000/",
+    "docker.io/library/",
+    "index.docker.io/library/",
+    "docker.io/",
+];
+
+/// Normalises an image reference for comparison: drops the default registry prefixes and adds
+/// `:latest` when neither a tag nor a digest is given. `busybox`, `docker.io/library/busybox`
+/// and `busybox:latest` all become `busybox:latest`.
+pub fn normalize_image_ref(reference: &str) -> String {
+    let mut r = reference.trim();
+    for p in IGNORED_PREFIXES {
+        if let Some(rest) = r.strip_prefix(p) {
+            r = rest;
+            break;
+        }
+    }
+    let last = r.rsplit('/').next().unwrap_or(r);
+    if r.contains('@') || last.contains(':') {
+        r.to_string()
+    } else {
+        format!("{r}:latest")
+    }
+}
+
+/// The default onboard catalogue, as the ground knows it before a flight agent reports digests.
+/// The flight agent's `seed-bases` builds stand-ins for exactly these names.
+pub fn catalogue(platform: &str) -> Vec<BaseImage> {
+    let entry = |name: &str, description: &str| BaseImage {
+        name: name.to_string(),
+        platform: platform.to_string(),
+        digest: None,
+        description: description.to_string(),
+    };
+    vec![
+        entry(
+            "gcr.io/distroless/static-debian12:latest",
+            "no libc: for statically linked binaries; /etc/passwd with nonroot (65532)",
+        ),
+        entry(
+            "gcr.io/distroless/cc-debian12:latest",
+            "glibc, libgcc and libstdc++ for dynamically linked C, C++ and Rust binaries; nonroot (65532)",
+        ),
+        entry("busybox:latest", "a static busybox shell and coreutils"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_references() {
+        assert_eq!(normalize_image_ref("busybox"), "busybox:latest");
+        assert_eq!(normalize_image_ref("docker.io/library/busybox"), "busybox:latest");
+        assert_eq!(normalize_image_ref("busybox:1.36"), "busybox:1.36");
+        assert_eq!(
+            normalize_image_ref("fpga.dphi.space:5000/gcr.io/distroless/cc-debian12"),
+            "gcr.io/distroless/cc-debian12:latest"
+        );
+        assert_eq!(normalize_image_ref("localhost:5000/x"), "localhost:5000/x:latest");
+    }
+}

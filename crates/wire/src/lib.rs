@@ -1,0 +1,37 @@
+//! The vocabulary shared by ground and flight: frames on the link and the messages they carry.
+//!
+//! `wire` knows how bytes look on the link and what they mean; it never does I/O, reads no clock
+//! and spawns nothing. Two layers:
+//!
+//! - [`Frame`]: one datagram. A fixed, hand-specified header, a payload and a CRC32C trailer.
+//!   [`Frame::decode`] never panics and bounds every length; a frame that fails any check is an
+//!   error with a [`FrameErrorKind`].
+//! - [`Message`]: what ground and flight say to each other (plans, task events, content-addressed
+//!   objects), encoded with postcard and carried, split into chunks, by the transfer layer in
+//!   `sync`.
+//!
+//! It also holds the plain data both sides must agree on: [`Digest`], the onboard base-image
+//! [`catalogue`], and the error codes of [`ErrorCode`] (compatible with Clustergate-2's).
+
+mod catalogue_data;
+mod digest;
+mod errors;
+mod frame;
+mod message;
+
+pub use catalogue_data::{BaseImage, catalogue, normalize_image_ref};
+pub use digest::{Digest, DigestParseError};
+pub use errors::ErrorCode;
+pub use frame::{
+    Ack, DataChunk, FRAME_OVERHEAD, Frame, FrameError, FrameErrorKind, MAX_DATAGRAM, MAX_SACK_RANGES,
+};
+pub use message::{
+    DecodeMessageError, ExecutionState, FileEntry, FileRef, ImageRef, MAX_MESSAGE, Message,
+    OnFailure, Plan, PlanTask, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile,
+    decode_message, encode_message,
+};
+
+/// The catalogue module: base images preloaded onboard.
+pub mod catalogue {
+    pub use crate::catalogue_data::{BaseImage, catalogue, normalize_image_ref};
+}

@@ -1,0 +1,365 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{BaseImage, Digest, ErrorCode};
+
+/// The largest encoded [`Message`] either side accepts. Objects travel as parts of at most
+/// [`Message::OBJECT_PART`] bytes, so this bounds plans and listings, not files.
+pub const MAX_MESSAGE: usize = 4 << 20;
+
+/// What ground and flight say to each other. Every message crosses the link whole, in order,
+/// exactly once per session (the transfer layer in `sync` sees to that).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Flight → ground, at start and then periodically: who the agent is and which base images
+    /// it holds.
+    Hello {
+        /// The agent's name (the system it runs as, e.g. `em`).
+        agent: String,
+        /// `os/arch` of the onboard runtime.
+        platform: String,
+        /// The onboard base-image catalogue with digests.
+        catalogue: Vec<BaseImage>,
+    },
+    /// Ground → flight: an execution compiled into tasks for the agent to run.
+    Plan(Plan),
+    /// Either way: the sender lacks these objects and asks for them.
+    Need {
+        /// Objects wanted, in the order wanted.
+        digests: Vec<Digest>,
+    },
+    /// Either way: one part of a content-addressed object. Parts of one object arrive in order
+    /// of `offset`; the receiver verifies the digest when `offset + data.len() == total`.
+    Object {
+        /// The object's sha256.
+        digest: Digest,
+        /// Byte offset of `data` in the object.
+        offset: u64,
+        /// The object's whole size.
+        total: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Flight → ground: a task changed state.
+    TaskEvent {
+        /// The execution's id.
+        execution: String,
+        /// Index of the task in the plan.
+        task: u32,
+        /// The new state.
+        state: TaskState,
+        /// When, in milliseconds since the Unix epoch (onboard clock).
+        at_ms: u64,
+        /// Why the task failed, when `state` is `Failed`.
+        error: Option<TaskError>,
+        /// What the task produced, when it finished.
+        outputs: Option<TaskOutputs>,
+    },
+    /// Flight → ground: the execution as a whole changed state.
+    ExecutionEvent {
+        /// The execution's id.
+        execution: String,
+        /// The new state.
+        state: ExecutionState,
+        /// When, in milliseconds since the Unix epoch (onboard clock).
+        at_ms: u64,
+    },
+    /// Flight → ground: the files in one tenant volume, after a task changed them.
+    VolumeListing {
+        /// The tenant owning the volume.
+        tenant: String,
+        /// The volume's name.
+        volume: String,
+        /// Every file and folder in the volume (bounded by the agent).
+        files: Vec<FileEntry>,
+    },
+}
+
+impl Message {
+    /// The size of the data in one [`Message::Object`] part.
+    pub const OBJECT_PART: usize = 256 << 10;
+}
+
+/// An execution compiled for the flight agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The execution's id (a UUID).
+    pub execution: String,
+    /// The tenant the execution runs for: it names their volumes and prefixes their images.
+    pub tenant: String,
+    /// Tasks, run in order.
+    pub tasks: Vec<PlanTask>,
+}
+
+/// One task of a [`Plan`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanTask {
+    /// The task's id in its operation.
+    pub id: String,
+    /// What to do with the rest of the plan when this task fails.
+    pub on_failure: OnFailure,
+    /// What the task does.
+    pub kind: TaskKind,
+}
+
+/// What happens after a task fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnFailure {
+    /// Stop the execution: it fails.
+    Stop,
+    /// Run the next task; the execution still ends failed.
+    Continue,
+}
+
+/// An image named by a tenant: `name` without any tenant prefix, and a tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// The name, e.g. `hello` or a catalogue name such as `busybox`.
+    pub name: String,
+    /// The tag, e.g. `latest`.
+    pub tag: String,
+}
+
+/// A file to place in a volume by an uplink task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UplinkFile {
+    /// Path relative to the volume root, `/`-separated, with no `.`, `..` or empty components.
+    pub path: String,
+    /// The content's digest: the object to fetch.
+    pub digest: Digest,
+    /// The content's size in bytes.
+    pub size: u64,
+    /// Unix permission bits (e.g. `0o755` for a binary).
+    pub mode: u32,
+}
+
+/// What a task does. Paths are relative to the volume root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// Place files (already resolved by the ground) in a volume.
+    Uplink {
+        /// The tenant's volume.
+        volume: String,
+        /// Files to place.
+        files: Vec<UplinkFile>,
+    },
+    /// Send files of a volume down; `sources` may hold shell wildcards.
+    Downlink {
+        /// The tenant's volume.
+        volume: String,
+        /// Paths or patterns (`*.json`, `out/**`), relative to the volume root.
+        sources: Vec<String>,
+    },
+    /// List a folder of a volume (or every volume of the tenant when `volume` is `None`).
+    FilesList {
+        /// The tenant's volume, or all of them.
+        volume: Option<String>,
+        /// Folder relative to the volume root (`""` is the root).
+        folder: String,
+        /// How many levels down to list.
+        depth: u32,
+    },
+    /// Build an image air-gapped from a Dockerfile in a volume.
+    DockerBuild {
+        /// The tenant's volume.
+        volume: String,
+        /// Path of the Dockerfile.
+        dockerfile: String,
+        /// Path of the build context folder.
+        context: String,
+        /// The image to create (tenant-prefixed onboard).
+        image: ImageRef,
+        /// Stop the build after this long.
+        max_duration_ms: Option<u64>,
+    },
+    /// Load a `docker save` archive from a volume.
+    DockerLoad {
+        /// The tenant's volume.
+        volume: String,
+        /// Path of the archive.
+        tarfile: String,
+        /// The image the archive must hold (as it was named when saved).
+        image: ImageRef,
+    },
+    /// Run a container with the volume at `/data`.
+    PodRun {
+        /// The pod's name, unique within the execution.
+        pod_name: String,
+        /// The image: the tenant's own or a catalogue image.
+        image: ImageRef,
+        /// Replaces the image's entrypoint.
+        command: Option<Vec<String>>,
+        /// Replaces the image's command.
+        args: Option<Vec<String>>,
+        /// Environment variables.
+        env: Vec<(String, String)>,
+        /// The tenant's volume, mounted at `/data`.
+        volume: String,
+        /// Stop the pod after this long.
+        max_duration_ms: Option<u64>,
+    },
+}
+
+/// The state of a task. Every task goes `Created → Scheduled → Running → Success | Failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TaskState {
+    /// Recorded on the ground, not yet sent.
+    Created,
+    /// Sent to (or queued for) the system.
+    Scheduled,
+    /// Running onboard.
+    Running,
+    /// Finished well.
+    Success,
+    /// Finished badly; see its error.
+    Failed,
+}
+
+/// The state of an execution; the same lifecycle as its tasks.
+pub type ExecutionState = TaskState;
+
+impl TaskState {
+    /// The upper-case name shown by the API (`CREATED`, `SCHEDULED`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Created => "CREATED",
+            TaskState::Scheduled => "SCHEDULED",
+            TaskState::Running => "RUNNING",
+            TaskState::Success => "SUCCESS",
+            TaskState::Failed => "FAILED",
+        }
+    }
+
+    /// Parses [`TaskState::as_str`]'s names.
+    pub fn parse(s: &str) -> Option<TaskState> {
+        Some(match s {
+            "CREATED" => TaskState::Created,
+            "SCHEDULED" => TaskState::Scheduled,
+            "RUNNING" => TaskState::Running,
+            "SUCCESS" => TaskState::Success,
+            "FAILED" => TaskState::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Whether the state is final.
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskState::Success | TaskState::Failed)
+    }
+}
+
+/// Why a task failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskError {
+    /// The code (its number and name come from [`ErrorCode`]).
+    pub code: ErrorCode,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// The last lines of the build or container log (at most 100).
+    pub log_tail: Vec<String>,
+}
+
+/// What a finished task produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskOutputs {
+    /// Files sent down (downlink), with their digests; the objects precede this event.
+    pub files: Vec<FileRef>,
+    /// A folder listing (files.list).
+    pub listing: Vec<FileEntry>,
+    /// The onboard image reference built or loaded.
+    pub image: Option<String>,
+    /// A one-line result.
+    pub message: Option<String>,
+    /// The container's exit code (pod.run).
+    pub exit_code: Option<i64>,
+    /// The last lines of the build or container log (at most 100).
+    pub log_tail: Vec<String>,
+}
+
+/// A file with its content digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Path relative to the volume root.
+    pub path: String,
+    /// Its content's digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// One entry of a volume listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the volume root.
+    pub path: String,
+    /// Size in bytes (0 for folders).
+    pub size: u64,
+    /// Whether this is a folder.
+    pub is_dir: bool,
+    /// Last modification, milliseconds since the Unix epoch.
+    pub modified_ms: u64,
+}
+
+/// A message that could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeMessageError {
+    /// Longer than [`MAX_MESSAGE`].
+    #[error("message of {0} bytes exceeds the {MAX_MESSAGE}-byte limit")]
+    TooLarge(usize),
+    /// Not a valid encoding.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Encodes a message with postcard.
+pub fn encode_message(message: &Message) -> Vec<u8> {
+    // Every type here is plain data that postcard can always serialise.
+    postcard::to_allocvec(message).unwrap_or_default()
+}
+
+/// Decodes a message, bounding its size first. Never panics.
+pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeMessageError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(DecodeMessageError::TooLarge(bytes.len()));
+    }
+    postcard::from_bytes(bytes).map_err(|e| DecodeMessageError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let m = Message::Plan(Plan {
+            execution: "e1".into(),
+            tenant: "alice".into(),
+            tasks: vec![PlanTask {
+                id: "run".into(),
+                on_failure: OnFailure::Stop,
+                kind: TaskKind::PodRun {
+                    pod_name: "p".into(),
+                    image: ImageRef { name: "hello".into(), tag: "v1".into() },
+                    command: None,
+                    args: Some(vec!["--x".into()]),
+                    env: vec![("A".into(), "b".into())],
+                    volume: "alice-pvc".into(),
+                    max_duration_ms: Some(60_000),
+                },
+            }],
+        });
+        let bytes = encode_message(&m);
+        assert_eq!(decode_message(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for len in 0..64 {
+            let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let _ = decode_message(&junk);
+        }
+        assert!(matches!(
+            decode_message(&vec![0; MAX_MESSAGE + 1]),
+            Err(DecodeMessageError::TooLarge(_))
+        ));
+    }
+}
