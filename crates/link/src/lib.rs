@@ -7,6 +7,9 @@
 
 mod emulator;
 mod endpoint;
+mod model;
+pub mod sim;
 
 pub use emulator::{EmulatorConfig, EmulatorStats, run_emulator};
+pub use model::{LinkModel, LinkModelConfig, Loss, ModelStats};
 pub use endpoint::{EndpointConfig, MessageReceiver, MessageSender, SendError, spawn_endpoint};

@@ -15,5 +15,11 @@
 //! [`Channel::poll_timeout`].
 
 mod channel;
+mod ranges;
+mod session;
+mod store;
 
 pub use channel::{Channel, ChannelConfig, ChannelStats};
+pub use ranges::RangeSet;
+pub use session::{Event, Session, SessionConfig, SessionStats, packet_count};
+pub use store::{Commit, Counters, MemStore, OutboxEntry, Persisted, SpoolEntry, Store};

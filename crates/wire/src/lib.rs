@@ -14,14 +14,24 @@
 //! [`catalogue`], and the error codes of [`ErrorCode`] (compatible with Clustergate-2's).
 
 mod catalogue_data;
+mod chunk;
 mod digest;
 mod errors;
 mod frame;
 mod message;
+mod packet;
 
 pub use catalogue_data::{BaseImage, catalogue, normalize_image_ref};
 pub use digest::{Digest, DigestParseError};
+pub use chunk::{
+    AckRanges, Chunk, ChunkError, DATA_CHUNK_OVERHEAD, MAX_LIST, MAX_RANGES, Offer, Status, StatusState,
+    TransferKind, chunk_len, decode_chunks, encode_chunk,
+};
 pub use errors::ErrorCode;
+pub use packet::{
+    Direction, LinkKey, MAX_BODY, MAX_PACKET, MAX_PACKET_NUMBER, Opener, PACKET_OVERHEAD, PacketError, ReplayWindow,
+    Sealer,
+};
 pub use frame::{
     Ack, DataChunk, FRAME_OVERHEAD, Frame, FrameError, FrameErrorKind, MAX_DATAGRAM, MAX_SACK_RANGES,
 };

@@ -1,0 +1,286 @@
+//! The link as a model: what happens to a datagram between ground and flight. Sans-IO and
+//! seeded, so the UDP emulator, the simulations and the benchmarks share one behaviour.
+
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use wire::Direction;
+
+/// How datagrams are lost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Loss {
+    /// Nothing is lost.
+    None,
+    /// Each datagram is lost independently with this probability.
+    Random(f64),
+    /// Gilbert–Elliott: a good and a bad state with their own loss rates; bursts.
+    GilbertElliott {
+        /// Probability of moving good → bad per datagram.
+        p_good_to_bad: f64,
+        /// Probability of moving bad → good per datagram.
+        p_bad_to_good: f64,
+        /// Loss probability in the good state.
+        loss_good: f64,
+        /// Loss probability in the bad state.
+        loss_bad: f64,
+    },
+}
+
+impl Loss {
+    /// A Gilbert–Elliott model with mean loss `mean` in bursts of `burst` datagrams on average
+    /// (good-state loss 0.5 %, bad-state loss 50 %).
+    pub fn bursty(mean: f64, burst: f64) -> Loss {
+        let (lg, lb) = (0.005, 0.5);
+        // Stationary share of time in the bad state: pi_b = (mean - lg) / (lb - lg).
+        let pi_b = ((mean - lg) / (lb - lg)).clamp(0.0, 0.99);
+        let p_bg = 1.0 / burst.max(1.0);
+        let p_gb = if pi_b <= 0.0 { 0.0 } else { p_bg * pi_b / (1.0 - pi_b) };
+        Loss::GilbertElliott { p_good_to_bad: p_gb, p_bad_to_good: p_bg, loss_good: lg, loss_bad: lb }
+    }
+}
+
+/// The link's behaviour. A plain options struct: every field says one thing.
+#[derive(Debug, Clone)]
+pub struct LinkModelConfig {
+    /// Uplink (ground → flight) rate in bit/s; `None` is unlimited.
+    pub up_bps: Option<u64>,
+    /// Downlink (flight → ground) rate in bit/s; `None` is unlimited.
+    pub down_bps: Option<u64>,
+    /// One-way delay.
+    pub delay: Duration,
+    /// Extra delay drawn uniformly from `[0, jitter]` per datagram: datagrams overtake each other
+    /// by at most this much.
+    pub jitter: Duration,
+    /// The loss model, each way.
+    pub loss: Loss,
+    /// Probability that any one bit of a delivered datagram is flipped.
+    pub bit_error_rate: f64,
+    /// Probability that a datagram is delivered twice.
+    pub duplicate: f64,
+    /// Contact windows as (start, end) offsets from the model's start, sorted and disjoint;
+    /// `None`: always in contact.
+    pub windows: Option<Vec<(Duration, Duration)>>,
+    /// Scripted cuts (start, end): no contact, whatever the windows say.
+    pub cuts: Vec<(Duration, Duration)>,
+    /// Half-duplex: one direction transmits at a time, switching costs this long. `None`: full
+    /// duplex.
+    pub half_duplex_turnaround: Option<Duration>,
+}
+
+impl LinkModelConfig {
+    /// A perfect, always-up link with the given one-way delay.
+    pub fn ideal(delay: Duration) -> LinkModelConfig {
+        LinkModelConfig {
+            up_bps: None,
+            down_bps: None,
+            delay,
+            jitter: Duration::ZERO,
+            loss: Loss::None,
+            bit_error_rate: 0.0,
+            duplicate: 0.0,
+            windows: None,
+            cuts: Vec::new(),
+            half_duplex_turnaround: None,
+        }
+    }
+}
+
+/// Counts, each direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelStats {
+    /// Datagrams offered to the link.
+    pub offered: u64,
+    /// Bytes offered to the link.
+    pub offered_bytes: u64,
+    /// Datagrams delivered (a duplicate counts twice).
+    pub delivered: u64,
+    /// Lost to the loss model.
+    pub lost: u64,
+    /// Lost because no contact was open.
+    pub no_contact: u64,
+    /// Delivered with flipped bits.
+    pub corrupted: u64,
+    /// Delivered twice.
+    pub duplicated: u64,
+}
+
+/// A seeded link model. Feed it every datagram sent; it says when (and whether, and how) each
+/// arrives.
+#[derive(Debug)]
+pub struct LinkModel {
+    config: LinkModelConfig,
+    start: Instant,
+    rng: StdRng,
+    bad: [bool; 2],
+    free_at: [Instant; 2],
+    stats: [ModelStats; 2],
+}
+
+fn idx(d: Direction) -> usize {
+    match d {
+        Direction::Up => 0,
+        Direction::Down => 1,
+    }
+}
+
+impl LinkModel {
+    /// A model starting at `start`, drawing from `seed`.
+    pub fn new(config: LinkModelConfig, seed: u64, start: Instant) -> LinkModel {
+        LinkModel {
+            config,
+            start,
+            rng: StdRng::seed_from_u64(seed),
+            bad: [false; 2],
+            free_at: [start; 2],
+            stats: [ModelStats::default(); 2],
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LinkModelConfig {
+        &self.config
+    }
+
+    /// Counts for one direction.
+    pub fn stats(&self, d: Direction) -> ModelStats {
+        self.stats[idx(d)]
+    }
+
+    /// The rate of a direction in bit/s, if limited.
+    pub fn rate(&self, d: Direction) -> Option<u64> {
+        match d {
+            Direction::Up => self.config.up_bps,
+            Direction::Down => self.config.down_bps,
+        }
+    }
+
+    /// Whether a contact is open at `now`.
+    pub fn in_contact(&self, now: Instant) -> bool {
+        let t = now.saturating_duration_since(self.start);
+        if self.config.cuts.iter().any(|&(a, b)| t >= a && t < b) {
+            return false;
+        }
+        match &self.config.windows {
+            None => true,
+            Some(w) => {
+                // Windows are sorted by start: find the last one starting at or before `t`.
+                let i = w.partition_point(|&(a, _)| a <= t);
+                i > 0 && t < w[i - 1].1
+            }
+        }
+    }
+
+    /// The next instant after `now` at which contact opens or closes.
+    pub fn next_change(&self, now: Instant) -> Option<Instant> {
+        let t = now.saturating_duration_since(self.start);
+        let cut = self.config.cuts.iter().flat_map(|&(a, b)| [a, b]).filter(|&e| e > t).min();
+        let window = self.config.windows.as_ref().and_then(|w| {
+            let i = w.partition_point(|&(_, b)| b <= t);
+            w.get(i).map(|&(a, b)| if a > t { a } else { b })
+        });
+        [cut, window].into_iter().flatten().min().map(|e| self.start + e)
+    }
+
+    /// A datagram sent at `now` in direction `d`: the copies that arrive, with their arrival times
+    /// (none if lost; two if duplicated; bits possibly flipped).
+    pub fn transmit(&mut self, now: Instant, d: Direction, datagram: &[u8]) -> Vec<(Instant, Vec<u8>)> {
+        let i = idx(d);
+        self.stats[i].offered += 1;
+        self.stats[i].offered_bytes += datagram.len() as u64;
+        let mut start = now.max(self.free_at[i]);
+        if let Some(turn) = self.config.half_duplex_turnaround {
+            let other = self.free_at[1 - i];
+            if other > now {
+                start = start.max(other + turn);
+            }
+        }
+        let airtime = self.rate(d).map_or(Duration::ZERO, |bps| {
+            Duration::from_secs_f64(datagram.len() as f64 * 8.0 / bps.max(1) as f64)
+        });
+        let done = start + airtime;
+        self.free_at[i] = done;
+        if !self.in_contact(start) || !self.in_contact(done) {
+            self.stats[i].no_contact += 1;
+            return Vec::new();
+        }
+        if self.lose(i) {
+            self.stats[i].lost += 1;
+            return Vec::new();
+        }
+        let copies = if self.config.duplicate > 0.0 && self.rng.random_bool(self.config.duplicate.min(1.0)) {
+            self.stats[i].duplicated += 1;
+            2
+        } else {
+            1
+        };
+        let mut out = Vec::with_capacity(copies);
+        for _ in 0..copies {
+            let jitter = if self.config.jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                self.config.jitter.mul_f64(self.rng.random::<f64>())
+            };
+            let mut bytes = datagram.to_vec();
+            if self.config.bit_error_rate > 0.0 {
+                let p_any = 1.0 - (1.0 - self.config.bit_error_rate).powf(bytes.len() as f64 * 8.0);
+                if self.rng.random_bool(p_any.clamp(0.0, 1.0)) {
+                    let bit = self.rng.random_range(0..bytes.len() * 8);
+                    bytes[bit / 8] ^= 1 << (bit % 8);
+                    self.stats[i].corrupted += 1;
+                }
+            }
+            self.stats[i].delivered += 1;
+            out.push((done + self.config.delay + jitter, bytes));
+        }
+        out
+    }
+
+    fn lose(&mut self, i: usize) -> bool {
+        match self.config.loss {
+            Loss::None => false,
+            Loss::Random(p) => p > 0.0 && self.rng.random_bool(p.clamp(0.0, 1.0)),
+            Loss::GilbertElliott { p_good_to_bad, p_bad_to_good, loss_good, loss_bad } => {
+                let flip = if self.bad[i] { p_bad_to_good } else { p_good_to_bad };
+                if flip > 0.0 && self.rng.random_bool(flip.clamp(0.0, 1.0)) {
+                    self.bad[i] = !self.bad[i];
+                }
+                let p = if self.bad[i] { loss_bad } else { loss_good };
+                p > 0.0 && self.rng.random_bool(p.clamp(0.0, 1.0))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paces_delays_and_windows() {
+        let t0 = Instant::now();
+        let mut c = LinkModelConfig::ideal(Duration::from_millis(40));
+        c.up_bps = Some(8000); // 1000 bytes/s
+        c.windows = Some(vec![(Duration::from_secs(1), Duration::from_secs(3))]);
+        let mut m = LinkModel::new(c, 1, t0);
+        assert!(m.transmit(t0, Direction::Up, &[0; 100]).is_empty(), "no contact before the window");
+        let t1 = t0 + Duration::from_secs(1);
+        let a = m.transmit(t1, Direction::Up, &[0; 100]);
+        let b = m.transmit(t1, Direction::Up, &[0; 100]);
+        assert_eq!(a[0].0, t1 + Duration::from_millis(140));
+        assert_eq!(b[0].0, t1 + Duration::from_millis(240), "queued behind the first");
+        assert_eq!(m.next_change(t1), Some(t0 + Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn bursty_loss_hits_its_mean() {
+        let mut c = LinkModelConfig::ideal(Duration::ZERO);
+        c.loss = Loss::bursty(0.10, 8.0);
+        let mut m = LinkModel::new(c, 7, Instant::now());
+        let now = Instant::now();
+        let n = 200_000;
+        let lost = (0..n).filter(|_| m.transmit(now, Direction::Up, &[0]).is_empty()).count();
+        let rate = lost as f64 / n as f64;
+        assert!((rate - 0.10).abs() < 0.01, "mean loss {rate}");
+    }
+}

@@ -1,0 +1,248 @@
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io;
+
+use wire::{Digest, Offer, TransferKind};
+
+/// Counters a [`Session`](crate::Session) keeps across restarts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Packet numbers below this may have been used: a restart continues from here.
+    pub pn_reserved: u64,
+    /// The next outgoing transfer id.
+    pub next_transfer: u64,
+    /// The next outgoing message sequence number.
+    pub next_message_seq: u64,
+    /// Incoming packet numbers at or below this are refused (replay protection across restarts).
+    pub replay_floor: Option<u64>,
+    /// Incoming messages below this sequence number were delivered.
+    pub delivered_seq: u64,
+}
+
+/// An outgoing transfer as persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// What it is.
+    pub offer: Offer,
+    /// Packet indexes at or above this were never sent.
+    pub sent_hwm: u32,
+    /// A message's bytes (objects are read from the store by digest).
+    pub body: Option<Vec<u8>>,
+}
+
+/// An incoming transfer as persisted: what was received durably.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolEntry {
+    /// The transfer id.
+    pub transfer: u64,
+    /// Its offer, once received.
+    pub offer: Option<Offer>,
+    /// Packet indexes durably received.
+    pub received: Vec<(u32, u32)>,
+}
+
+/// Everything a session reloads at start.
+#[derive(Debug, Clone, Default)]
+pub struct Persisted {
+    /// The counters.
+    pub counters: Counters,
+    /// Outgoing transfers not yet committed by the peer.
+    pub outbox: Vec<OutboxEntry>,
+    /// Incoming transfers in progress.
+    pub spools: Vec<SpoolEntry>,
+    /// Incoming transfers committed recently (bounded), so a resumed sender hears "committed".
+    pub committed: Vec<u64>,
+    /// Committed incoming messages not yet delivered, by sequence number.
+    pub inbox: Vec<(u64, Vec<u8>)>,
+}
+
+/// Durable storage behind a session: the only way it touches the world.
+///
+/// Writes to a spool may be buffered; [`Store::spool_persist`] makes every write before it and
+/// the given received set durable together (data first, then the set). Everything else is
+/// durable when the call returns.
+pub trait Store: Send {
+    /// Loads everything persisted.
+    fn load(&mut self) -> io::Result<Persisted>;
+    /// Persists the counters.
+    fn save_counters(&mut self, counters: &Counters) -> io::Result<()>;
+    /// Adds or updates an outgoing transfer.
+    fn outbox_put(&mut self, entry: &OutboxEntry) -> io::Result<()>;
+    /// Forgets an outgoing transfer the peer committed.
+    fn outbox_remove(&mut self, transfer: u64) -> io::Result<()>;
+    /// Reads an object's bytes at `offset` into `buf`, returning how many were read.
+    fn read_object(&mut self, digest: &Digest, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    /// Whether an object is committed in the store.
+    fn has_object(&mut self, digest: &Digest) -> bool;
+    /// Writes received bytes into a transfer's spool.
+    fn spool_write(&mut self, transfer: u64, offset: u64, data: &[u8]) -> io::Result<()>;
+    /// Makes the spool's writes and its received set durable.
+    fn spool_persist(&mut self, transfer: u64, offer: Option<&Offer>, received: &[(u32, u32)]) -> io::Result<()>;
+    /// Verifies a complete spool against the offer's digest and commits it: an object into the
+    /// object store, a message into the inbox; records the transfer as committed. When the bytes
+    /// do not match, drops the spool and says so.
+    fn spool_commit(&mut self, offer: &Offer) -> io::Result<Commit>;
+    /// Drops a spool.
+    fn spool_drop(&mut self, transfer: u64) -> io::Result<()>;
+    /// Forgets a delivered inbox message.
+    fn inbox_remove(&mut self, seq: u64) -> io::Result<()>;
+}
+
+/// What [`Store::spool_commit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Commit {
+    /// The bytes did not match the digest; the spool is gone.
+    Mismatch,
+    /// An object is now in the store.
+    Object,
+    /// A message is in the inbox; here are its bytes.
+    Message(Vec<u8>),
+}
+
+/// An in-memory [`Store`] that models a disk: spool writes are volatile until persisted, and
+/// [`MemStore::crash`] loses exactly what a power cut would. For tests and simulations.
+#[derive(Debug, Clone, Default)]
+pub struct MemStore {
+    /// Objects this side holds (to send, or received and committed).
+    pub objects: HashMap<Digest, Vec<u8>>,
+    counters: Counters,
+    outbox: BTreeMap<u64, OutboxEntry>,
+    /// Durable spool bytes and received sets.
+    spools: BTreeMap<u64, (Option<Offer>, Vec<(u32, u32)>, Vec<u8>)>,
+    /// Spool bytes written but not persisted.
+    volatile: HashMap<u64, Vec<(u64, Vec<u8>)>>,
+    committed: VecDeque<u64>,
+    committed_set: HashSet<u64>,
+    inbox: BTreeMap<u64, Vec<u8>>,
+    /// Objects committed, in order, for checks.
+    pub commits: Vec<Digest>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+
+    /// Loses everything not durable, as a power cut would.
+    pub fn crash(&mut self) {
+        self.volatile.clear();
+    }
+
+    /// Packet indexes durably received for a transfer.
+    pub fn persisted(&self, transfer: u64) -> Option<&[(u32, u32)]> {
+        self.spools.get(&transfer).map(|(_, r, _)| r.as_slice())
+    }
+
+    /// Whether a transfer was committed (recently).
+    pub fn is_committed(&self, transfer: u64) -> bool {
+        self.committed_set.contains(&transfer)
+    }
+}
+
+const COMMITTED_MEMORY: usize = 4096;
+
+impl Store for MemStore {
+    fn load(&mut self) -> io::Result<Persisted> {
+        Ok(Persisted {
+            counters: self.counters,
+            outbox: self.outbox.values().cloned().collect(),
+            spools: self
+                .spools
+                .iter()
+                .map(|(&t, (o, r, _))| SpoolEntry { transfer: t, offer: o.clone(), received: r.clone() })
+                .collect(),
+            committed: self.committed.iter().copied().collect(),
+            inbox: self.inbox.iter().map(|(&s, b)| (s, b.clone())).collect(),
+        })
+    }
+
+    fn save_counters(&mut self, counters: &Counters) -> io::Result<()> {
+        self.counters = *counters;
+        Ok(())
+    }
+
+    fn outbox_put(&mut self, entry: &OutboxEntry) -> io::Result<()> {
+        self.outbox.insert(entry.offer.transfer, entry.clone());
+        Ok(())
+    }
+
+    fn outbox_remove(&mut self, transfer: u64) -> io::Result<()> {
+        self.outbox.remove(&transfer);
+        Ok(())
+    }
+
+    fn read_object(&mut self, digest: &Digest, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let obj = self.objects.get(digest).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such object"))?;
+        let start = (offset as usize).min(obj.len());
+        let n = buf.len().min(obj.len() - start);
+        buf[..n].copy_from_slice(&obj[start..start + n]);
+        Ok(n)
+    }
+
+    fn has_object(&mut self, digest: &Digest) -> bool {
+        self.objects.contains_key(digest)
+    }
+
+    fn spool_write(&mut self, transfer: u64, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.volatile.entry(transfer).or_default().push((offset, data.to_vec()));
+        Ok(())
+    }
+
+    fn spool_persist(&mut self, transfer: u64, offer: Option<&Offer>, received: &[(u32, u32)]) -> io::Result<()> {
+        let entry = self.spools.entry(transfer).or_insert_with(|| (None, Vec::new(), Vec::new()));
+        for (offset, data) in self.volatile.remove(&transfer).unwrap_or_default() {
+            let end = offset as usize + data.len();
+            if entry.2.len() < end {
+                entry.2.resize(end, 0);
+            }
+            entry.2[offset as usize..end].copy_from_slice(&data);
+        }
+        if offer.is_some() {
+            entry.0 = offer.cloned();
+        }
+        entry.1 = received.to_vec();
+        Ok(())
+    }
+
+    fn spool_commit(&mut self, offer: &Offer) -> io::Result<Commit> {
+        let Some((_, _, mut bytes)) = self.spools.remove(&offer.transfer) else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no such spool"));
+        };
+        self.volatile.remove(&offer.transfer);
+        bytes.resize(offer.size as usize, 0);
+        if Digest::of(&bytes) != offer.digest {
+            return Ok(Commit::Mismatch);
+        }
+        let result = match offer.kind {
+            TransferKind::Object => {
+                self.commits.push(offer.digest);
+                self.objects.insert(offer.digest, bytes);
+                Commit::Object
+            }
+            TransferKind::Message { seq } => {
+                self.inbox.insert(seq, bytes.clone());
+                Commit::Message(bytes)
+            }
+        };
+        if self.committed_set.insert(offer.transfer) {
+            self.committed.push_back(offer.transfer);
+            if self.committed.len() > COMMITTED_MEMORY {
+                if let Some(old) = self.committed.pop_front() {
+                    self.committed_set.remove(&old);
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    fn spool_drop(&mut self, transfer: u64) -> io::Result<()> {
+        self.spools.remove(&transfer);
+        self.volatile.remove(&transfer);
+        Ok(())
+    }
+
+    fn inbox_remove(&mut self, seq: u64) -> io::Result<()> {
+        self.inbox.remove(&seq);
+        Ok(())
+    }
+}

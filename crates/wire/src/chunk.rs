@@ -1,0 +1,470 @@
+//! The body of a packet: a sequence of chunks, each a type byte and LEB128 varint fields.
+//!
+//! | type | chunk | fields |
+//! |---|---|---|
+//! | 1 | `Data` | transfer, index, length, bytes |
+//! | 2 | `Offer` | transfer, kind (0 object, 1 message), seq (messages), size, priority, digest (32 B) |
+//! | 3 | `Ack` | largest, settled, low, n, n × (gap, length) descending from `largest` |
+//! | 4 | `Status` | transfer, settled, state, upto, n, n × (start delta, length) ascending |
+//! | 5 | `Hello` | incarnation (u64 BE), n, n × transfer |
+//! | 6 | `HelloAck` | incarnation (u64 BE) |
+//! | 7 | `StatusRequest` | n, n × transfer |
+//! | 8 | `Floor` | packet number |
+//!
+//! Every count is bounded ([`MAX_RANGES`], [`MAX_LIST`]); decoding never panics and never
+//! allocates more than the body's length.
+
+use crate::Digest;
+
+/// The most ranges an `Ack` or `Status` chunk carries.
+pub const MAX_RANGES: usize = 128;
+/// The most transfers a `Hello` or `StatusRequest` lists.
+pub const MAX_LIST: usize = 64;
+
+/// One chunk of a packet body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chunk {
+    /// Packet `index` of transfer `transfer`: bytes `[index × P, index × P + len)`, where `P` is the
+    /// session's fixed packet payload size.
+    Data {
+        /// The sender's transfer id.
+        transfer: u64,
+        /// The packet's index within the transfer.
+        index: u32,
+        /// The bytes.
+        payload: Vec<u8>,
+    },
+    /// What a transfer is; sent when it starts and whenever the receiver asks.
+    Offer(Offer),
+    /// Which packet numbers the sender of this chunk has received.
+    Ack(AckRanges),
+    /// A receiver's whole state of one transfer.
+    Status(Status),
+    /// "I (re)started, or the link came up": asks for the `Status` of the listed transfers.
+    Hello {
+        /// The sender's incarnation id, drawn at start.
+        incarnation: u64,
+        /// Outgoing transfers to resume.
+        resume: Vec<u64>,
+    },
+    /// Confirms a `Hello`.
+    HelloAck {
+        /// The incarnation of the `Hello` confirmed.
+        incarnation: u64,
+    },
+    /// Asks for the `Status` of the listed transfers.
+    StatusRequest {
+        /// The transfers.
+        transfers: Vec<u64>,
+    },
+    /// The sender needs no acknowledgement of packet numbers below this any more.
+    Floor {
+        /// The packet number.
+        pn: u64,
+    },
+}
+
+/// What a transfer carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// The sender's transfer id (unique per direction, persistent).
+    pub transfer: u64,
+    /// Object or message.
+    pub kind: TransferKind,
+    /// Total bytes.
+    pub size: u64,
+    /// Scheduling class: 0 first.
+    pub priority: u8,
+    /// The sha256 of the bytes; the receiver commits nothing that does not match.
+    pub digest: Digest,
+}
+
+/// The two kinds of transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferKind {
+    /// A content-addressed object, committed to the receiver's store.
+    Object,
+    /// A message, delivered in `seq` order.
+    Message {
+        /// Its position in the sender's message stream.
+        seq: u64,
+    },
+}
+
+/// Received packet numbers: authoritative for `[low, largest]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckRanges {
+    /// The largest packet number received.
+    pub largest: u64,
+    /// Every packet number at or below this that is not in `ranges` is lost (the receiver waited
+    /// out reordering).
+    pub settled: u64,
+    /// Packet numbers below this are not described.
+    pub low: u64,
+    /// Inclusive ranges received, descending, within `[low, largest]`.
+    pub ranges: Vec<(u64, u64)>,
+}
+
+/// A receiver's state of one transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The transfer.
+    pub transfer: u64,
+    /// Packet numbers at or below this were waited out: what is missing is lost.
+    pub settled: u64,
+    /// What the receiver knows.
+    pub state: StatusState,
+    /// `ranges` describe packet indexes below this only (they are truncated to [`MAX_RANGES`]).
+    pub upto: u32,
+    /// Half-open index ranges received, ascending (for `Partial`).
+    pub ranges: Vec<(u32, u32)>,
+}
+
+/// The state in a [`Status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusState {
+    /// No trace of the transfer: everything must be sent.
+    Unknown,
+    /// `ranges` received so far (all of them, or the first [`MAX_RANGES`]).
+    Partial,
+    /// Received whole, verified and committed: send nothing more.
+    Committed,
+    /// The bytes did not verify and were dropped: start again from nothing.
+    Reset,
+}
+
+/// A body that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed chunk at byte {at}: {what}")]
+pub struct ChunkError {
+    at: usize,
+    what: &'static str,
+}
+
+/// Appends `chunk`'s encoding to `out`.
+pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
+    match chunk {
+        Chunk::Data { transfer, index, payload } => {
+            out.push(1);
+            put(out, *transfer);
+            put(out, u64::from(*index));
+            put(out, payload.len() as u64);
+            out.extend_from_slice(payload);
+        }
+        Chunk::Offer(o) => {
+            out.push(2);
+            put(out, o.transfer);
+            match o.kind {
+                TransferKind::Object => {
+                    out.push(0);
+                    put(out, 0);
+                }
+                TransferKind::Message { seq } => {
+                    out.push(1);
+                    put(out, seq);
+                }
+            }
+            put(out, o.size);
+            out.push(o.priority);
+            out.extend_from_slice(&o.digest.0);
+        }
+        Chunk::Ack(a) => {
+            out.push(3);
+            put(out, a.largest);
+            put(out, a.settled);
+            put(out, a.low);
+            let ranges = &a.ranges[..a.ranges.len().min(MAX_RANGES)];
+            put(out, ranges.len() as u64);
+            let mut prev_low = a.largest.saturating_add(1);
+            for &(lo, hi) in ranges {
+                put(out, prev_low.saturating_sub(hi).saturating_sub(1));
+                put(out, hi.saturating_sub(lo));
+                prev_low = lo;
+            }
+        }
+        Chunk::Status(s) => {
+            out.push(4);
+            put(out, s.transfer);
+            put(out, s.settled);
+            out.push(match s.state {
+                StatusState::Unknown => 0,
+                StatusState::Partial => 1,
+                StatusState::Committed => 2,
+                StatusState::Reset => 3,
+            });
+            put(out, u64::from(s.upto));
+            let ranges = &s.ranges[..s.ranges.len().min(MAX_RANGES)];
+            put(out, ranges.len() as u64);
+            let mut prev_end = 0u32;
+            for &(start, end) in ranges {
+                put(out, u64::from(start.saturating_sub(prev_end)));
+                put(out, u64::from(end.saturating_sub(start)));
+                prev_end = end;
+            }
+        }
+        Chunk::Hello { incarnation, resume } => {
+            out.push(5);
+            out.extend_from_slice(&incarnation.to_be_bytes());
+            put_list(out, resume);
+        }
+        Chunk::HelloAck { incarnation } => {
+            out.push(6);
+            out.extend_from_slice(&incarnation.to_be_bytes());
+        }
+        Chunk::StatusRequest { transfers } => {
+            out.push(7);
+            put_list(out, transfers);
+        }
+        Chunk::Floor { pn } => {
+            out.push(8);
+            put(out, *pn);
+        }
+    }
+}
+
+/// The encoded size of `chunk`.
+pub fn chunk_len(chunk: &Chunk) -> usize {
+    let mut v = Vec::new();
+    encode_chunk(chunk, &mut v);
+    v.len()
+}
+
+/// Bytes a `Data` chunk adds around its payload, at most (for ids and indexes below 2^28).
+pub const DATA_CHUNK_OVERHEAD: usize = 1 + 4 + 4 + 2;
+
+/// Decodes a whole body. Never panics.
+pub fn decode_chunks(body: &[u8]) -> Result<Vec<Chunk>, ChunkError> {
+    let mut r = Reader { buf: body, pos: 0 };
+    let mut out = Vec::new();
+    while r.pos < body.len() {
+        out.push(r.chunk()?);
+    }
+    Ok(out)
+}
+
+fn put(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn put_list(out: &mut Vec<u8>, list: &[u64]) {
+    let list = &list[..list.len().min(MAX_LIST)];
+    put(out, list.len() as u64);
+    for &t in list {
+        put(out, t);
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn err(&self, what: &'static str) -> ChunkError {
+        ChunkError { at: self.pos, what }
+    }
+
+    fn byte(&mut self) -> Result<u8, ChunkError> {
+        let b = *self.buf.get(self.pos).ok_or_else(|| self.err("truncated"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn bytes(&mut self, n: usize) -> Result<&[u8], ChunkError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| self.err("truncated"))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn varint(&mut self) -> Result<u64, ChunkError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                if shift == 63 && b > 1 {
+                    return Err(self.err("varint overflow"));
+                }
+                return Ok(v);
+            }
+        }
+        Err(self.err("varint too long"))
+    }
+
+    fn u32(&mut self) -> Result<u32, ChunkError> {
+        u32::try_from(self.varint()?).map_err(|_| self.err("value exceeds 32 bits"))
+    }
+
+    fn u64_be(&mut self) -> Result<u64, ChunkError> {
+        let b = self.bytes(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    fn count(&mut self, max: usize) -> Result<usize, ChunkError> {
+        let n = self.varint()?;
+        if n > max as u64 {
+            return Err(self.err("count over its bound"));
+        }
+        Ok(n as usize)
+    }
+
+    fn list(&mut self) -> Result<Vec<u64>, ChunkError> {
+        let n = self.count(MAX_LIST)?;
+        (0..n).map(|_| self.varint()).collect()
+    }
+
+    fn chunk(&mut self) -> Result<Chunk, ChunkError> {
+        Ok(match self.byte()? {
+            1 => {
+                let transfer = self.varint()?;
+                let index = self.u32()?;
+                let len = usize::try_from(self.varint()?).map_err(|_| self.err("length"))?;
+                Chunk::Data { transfer, index, payload: self.bytes(len)?.to_vec() }
+            }
+            2 => {
+                let transfer = self.varint()?;
+                let kind = match self.byte()? {
+                    0 => {
+                        self.varint()?;
+                        TransferKind::Object
+                    }
+                    1 => TransferKind::Message { seq: self.varint()? },
+                    _ => return Err(self.err("unknown transfer kind")),
+                };
+                let size = self.varint()?;
+                let priority = self.byte()?;
+                let mut d = [0u8; 32];
+                d.copy_from_slice(self.bytes(32)?);
+                Chunk::Offer(Offer { transfer, kind, size, priority, digest: Digest(d) })
+            }
+            3 => {
+                let largest = self.varint()?;
+                let settled = self.varint()?;
+                let low = self.varint()?;
+                if settled > largest || low > largest.saturating_add(1) {
+                    return Err(self.err("ack bounds out of order"));
+                }
+                let n = self.count(MAX_RANGES)?;
+                let mut ranges = Vec::with_capacity(n);
+                let mut prev_low = largest.checked_add(1).ok_or_else(|| self.err("largest"))?;
+                for _ in 0..n {
+                    let gap = self.varint()?;
+                    let len = self.varint()?;
+                    let hi = prev_low.checked_sub(gap).and_then(|v| v.checked_sub(1)).ok_or_else(|| self.err("ack range"))?;
+                    let lo = hi.checked_sub(len).ok_or_else(|| self.err("ack range"))?;
+                    if lo < low {
+                        return Err(self.err("ack range below low"));
+                    }
+                    ranges.push((lo, hi));
+                    prev_low = lo;
+                }
+                Chunk::Ack(AckRanges { largest, settled, low, ranges })
+            }
+            4 => {
+                let transfer = self.varint()?;
+                let settled = self.varint()?;
+                let state = match self.byte()? {
+                    0 => StatusState::Unknown,
+                    1 => StatusState::Partial,
+                    2 => StatusState::Committed,
+                    3 => StatusState::Reset,
+                    _ => return Err(self.err("unknown status state")),
+                };
+                let upto = self.u32()?;
+                let n = self.count(MAX_RANGES)?;
+                let mut ranges = Vec::with_capacity(n);
+                let mut prev_end = 0u32;
+                for _ in 0..n {
+                    let start = prev_end.checked_add(self.u32()?).ok_or_else(|| self.err("status range"))?;
+                    let end = start.checked_add(self.u32()?).ok_or_else(|| self.err("status range"))?;
+                    if end <= start {
+                        return Err(self.err("empty status range"));
+                    }
+                    ranges.push((start, end));
+                    prev_end = end;
+                }
+                Chunk::Status(Status { transfer, settled, state, upto, ranges })
+            }
+            5 => {
+                let incarnation = self.u64_be()?;
+                Chunk::Hello { incarnation, resume: self.list()? }
+            }
+            6 => Chunk::HelloAck { incarnation: self.u64_be()? },
+            7 => Chunk::StatusRequest { transfers: self.list()? },
+            8 => Chunk::Floor { pn: self.varint()? },
+            _ => return Err(ChunkError { at: self.pos - 1, what: "unknown chunk type" }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(chunks: Vec<Chunk>) {
+        let mut body = Vec::new();
+        for c in &chunks {
+            encode_chunk(c, &mut body);
+        }
+        assert_eq!(decode_chunks(&body).unwrap(), chunks);
+        for cut in 0..body.len() {
+            let _ = decode_chunks(&body[..cut]);
+        }
+    }
+
+    #[test]
+    fn every_chunk_round_trips() {
+        round_trip(vec![
+            Chunk::Data { transfer: 300, index: 70_000, payload: vec![1, 2, 3] },
+            Chunk::Offer(Offer {
+                transfer: 1,
+                kind: TransferKind::Message { seq: 9 },
+                size: 1 << 40,
+                priority: 0,
+                digest: Digest::of(b"x"),
+            }),
+            Chunk::Offer(Offer { transfer: 2, kind: TransferKind::Object, size: 0, priority: 3, digest: Digest([7; 32]) }),
+            Chunk::Ack(AckRanges { largest: 1000, settled: 990, low: 900, ranges: vec![(995, 1000), (950, 990), (900, 900)] }),
+            Chunk::Status(Status {
+                transfer: 5,
+                settled: 77,
+                state: StatusState::Partial,
+                upto: 5000,
+                ranges: vec![(0, 10), (12, 13), (20, 4000)],
+            }),
+            Chunk::Hello { incarnation: u64::MAX, resume: vec![1, 2, 3] },
+            Chunk::HelloAck { incarnation: 42 },
+            Chunk::StatusRequest { transfers: vec![] },
+            Chunk::Floor { pn: 123_456 },
+        ]);
+    }
+
+    #[test]
+    fn bounds_are_enforced() {
+        // A Hello claiming a million transfers.
+        let mut body = vec![5];
+        body.extend_from_slice(&1u64.to_be_bytes());
+        put(&mut body, 1_000_000);
+        assert!(decode_chunks(&body).is_err());
+        // A data chunk longer than the body.
+        let mut body = vec![1];
+        put(&mut body, 1);
+        put(&mut body, 1);
+        put(&mut body, 5000);
+        body.extend_from_slice(&[0; 10]);
+        assert!(decode_chunks(&body).is_err());
+        assert!(decode_chunks(&[99]).is_err());
+        assert!(decode_chunks(&[8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]).is_err());
+    }
+}
