@@ -95,7 +95,11 @@ async fn direction(
         while let Some((due, d)) = rx.recv().await {
             tokio::time::sleep_until(due).await;
             if to_sock.send_to(&d, to).await.is_ok() {
-                let c = if up { &stats2.up_forwarded } else { &stats2.down_forwarded };
+                let c = if up {
+                    &stats2.up_forwarded
+                } else {
+                    &stats2.down_forwarded
+                };
                 c.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -118,7 +122,10 @@ async fn direction(
         });
         free_at = start + airtime;
         // A full queue behaves like a radio buffer overflowing: the datagram is lost.
-        if tx.try_send((free_at + config.delay, buf[..n].to_vec())).is_err() {
+        if tx
+            .try_send((free_at + config.delay, buf[..n].to_vec()))
+            .is_err()
+        {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -57,7 +57,9 @@ const QUEUE: usize = 64;
 
 /// Binds the socket and spawns the task that drives the channel. The task ends when every
 /// [`MessageSender`] and the [`MessageReceiver`] are dropped.
-pub async fn spawn_endpoint(config: EndpointConfig) -> io::Result<(MessageSender, MessageReceiver)> {
+pub async fn spawn_endpoint(
+    config: EndpointConfig,
+) -> io::Result<(MessageSender, MessageReceiver)> {
     let socket = UdpSocket::bind(config.bind).await?;
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let (in_tx, in_rx) = mpsc::channel(QUEUE);

@@ -5,11 +5,12 @@
 //! flight and forwards datagrams with the rate, delay and loss of a space link. Neither knows
 //! what a message means.
 
+pub mod bench;
 mod emulator;
 mod endpoint;
 mod model;
 pub mod sim;
 
 pub use emulator::{EmulatorConfig, EmulatorStats, run_emulator};
-pub use model::{LinkModel, LinkModelConfig, Loss, ModelStats};
 pub use endpoint::{EndpointConfig, MessageReceiver, MessageSender, SendError, spawn_endpoint};
+pub use model::{Deliveries, LinkModel, LinkModelConfig, Loss, ModelStats};

@@ -35,8 +35,17 @@ impl Loss {
         // Stationary share of time in the bad state: pi_b = (mean - lg) / (lb - lg).
         let pi_b = ((mean - lg) / (lb - lg)).clamp(0.0, 0.99);
         let p_bg = 1.0 / burst.max(1.0);
-        let p_gb = if pi_b <= 0.0 { 0.0 } else { p_bg * pi_b / (1.0 - pi_b) };
-        Loss::GilbertElliott { p_good_to_bad: p_gb, p_bad_to_good: p_bg, loss_good: lg, loss_bad: lb }
+        let p_gb = if pi_b <= 0.0 {
+            0.0
+        } else {
+            p_bg * pi_b / (1.0 - pi_b)
+        };
+        Loss::GilbertElliott {
+            p_good_to_bad: p_gb,
+            p_bad_to_good: p_bg,
+            loss_good: lg,
+            loss_bad: lb,
+        }
     }
 }
 
@@ -174,17 +183,32 @@ impl LinkModel {
     /// The next instant after `now` at which contact opens or closes.
     pub fn next_change(&self, now: Instant) -> Option<Instant> {
         let t = now.saturating_duration_since(self.start);
-        let cut = self.config.cuts.iter().flat_map(|&(a, b)| [a, b]).filter(|&e| e > t).min();
+        let cut = self
+            .config
+            .cuts
+            .iter()
+            .flat_map(|&(a, b)| [a, b])
+            .filter(|&e| e > t)
+            .min();
         let window = self.config.windows.as_ref().and_then(|w| {
             let i = w.partition_point(|&(_, b)| b <= t);
             w.get(i).map(|&(a, b)| if a > t { a } else { b })
         });
-        [cut, window].into_iter().flatten().min().map(|e| self.start + e)
+        [cut, window]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|e| self.start + e)
     }
 
     /// A datagram sent at `now` in direction `d`: the copies that arrive, with their arrival times
     /// (none if lost; two if duplicated; bits possibly flipped).
-    pub fn transmit(&mut self, now: Instant, d: Direction, datagram: &[u8]) -> Vec<(Instant, Vec<u8>)> {
+    pub fn transmit(
+        &mut self,
+        now: Instant,
+        d: Direction,
+        datagram: &[u8],
+    ) -> Vec<(Instant, Vec<u8>)> {
         let i = idx(d);
         self.stats[i].offered += 1;
         self.stats[i].offered_bytes += datagram.len() as u64;
@@ -208,7 +232,9 @@ impl LinkModel {
             self.stats[i].lost += 1;
             return Vec::new();
         }
-        let copies = if self.config.duplicate > 0.0 && self.rng.random_bool(self.config.duplicate.min(1.0)) {
+        let copies = if self.config.duplicate > 0.0
+            && self.rng.random_bool(self.config.duplicate.min(1.0))
+        {
             self.stats[i].duplicated += 1;
             2
         } else {
@@ -240,8 +266,17 @@ impl LinkModel {
         match self.config.loss {
             Loss::None => false,
             Loss::Random(p) => p > 0.0 && self.rng.random_bool(p.clamp(0.0, 1.0)),
-            Loss::GilbertElliott { p_good_to_bad, p_bad_to_good, loss_good, loss_bad } => {
-                let flip = if self.bad[i] { p_bad_to_good } else { p_good_to_bad };
+            Loss::GilbertElliott {
+                p_good_to_bad,
+                p_bad_to_good,
+                loss_good,
+                loss_bad,
+            } => {
+                let flip = if self.bad[i] {
+                    p_bad_to_good
+                } else {
+                    p_good_to_bad
+                };
                 if flip > 0.0 && self.rng.random_bool(flip.clamp(0.0, 1.0)) {
                     self.bad[i] = !self.bad[i];
                 }
@@ -263,12 +298,19 @@ mod tests {
         c.up_bps = Some(8000); // 1000 bytes/s
         c.windows = Some(vec![(Duration::from_secs(1), Duration::from_secs(3))]);
         let mut m = LinkModel::new(c, 1, t0);
-        assert!(m.transmit(t0, Direction::Up, &[0; 100]).is_empty(), "no contact before the window");
+        assert!(
+            m.transmit(t0, Direction::Up, &[0; 100]).is_empty(),
+            "no contact before the window"
+        );
         let t1 = t0 + Duration::from_secs(1);
         let a = m.transmit(t1, Direction::Up, &[0; 100]);
         let b = m.transmit(t1, Direction::Up, &[0; 100]);
         assert_eq!(a[0].0, t1 + Duration::from_millis(140));
-        assert_eq!(b[0].0, t1 + Duration::from_millis(240), "queued behind the first");
+        assert_eq!(
+            b[0].0,
+            t1 + Duration::from_millis(240),
+            "queued behind the first"
+        );
         assert_eq!(m.next_change(t1), Some(t0 + Duration::from_secs(3)));
     }
 
@@ -279,8 +321,68 @@ mod tests {
         let mut m = LinkModel::new(c, 7, Instant::now());
         let now = Instant::now();
         let n = 200_000;
-        let lost = (0..n).filter(|_| m.transmit(now, Direction::Up, &[0]).is_empty()).count();
+        let lost = (0..n)
+            .filter(|_| m.transmit(now, Direction::Up, &[0]).is_empty())
+            .count();
         let rate = lost as f64 / n as f64;
         assert!((rate - 0.10).abs() < 0.01, "mean loss {rate}");
+    }
+}
+
+/// Datagrams on their way, released in arrival order (ties in sending order).
+#[derive(Debug, Default)]
+pub struct Deliveries<T> {
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64, DeliveryItem<T>)>>,
+    order: u64,
+}
+
+/// Wraps a payload so the heap orders by time and sending order only.
+#[derive(Debug)]
+struct DeliveryItem<T>(T);
+
+impl<T> PartialEq for DeliveryItem<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl<T> Eq for DeliveryItem<T> {}
+impl<T> PartialOrd for DeliveryItem<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for DeliveryItem<T> {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+impl<T> Deliveries<T> {
+    /// Nothing on its way.
+    pub fn new() -> Deliveries<T> {
+        Deliveries {
+            heap: std::collections::BinaryHeap::new(),
+            order: 0,
+        }
+    }
+
+    /// Something arriving at `at`.
+    pub fn push(&mut self, at: Instant, item: T) {
+        self.order += 1;
+        self.heap
+            .push(std::cmp::Reverse((at, self.order, DeliveryItem(item))));
+    }
+
+    /// When the next arrival is due.
+    pub fn next_at(&self) -> Option<Instant> {
+        self.heap.peek().map(|r| r.0.0)
+    }
+
+    /// The next arrival due at or before `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<T> {
+        if self.next_at()? > now {
+            return None;
+        }
+        self.heap.pop().map(|r| (r.0.2).0)
     }
 }

@@ -7,8 +7,7 @@
 //!
 //! Everything is drawn from the scenario's seed, so a failure replays exactly.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -16,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use sync::{Event, MemStore, Session, SessionConfig, SessionStats};
 use wire::{Chunk, Digest, Direction, LinkKey, Opener, decode_chunks};
 
-use crate::model::{LinkModel, LinkModelConfig, ModelStats};
+use crate::model::{Deliveries, LinkModel, LinkModelConfig, ModelStats};
 
 /// Which end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,16 +136,37 @@ fn config(side: Side, p: &SessionParams, incarnation: u64) -> SessionConfig {
 fn add(total: &mut SessionStats, s: &SessionStats) {
     macro_rules! sum { ($($f:ident),*) => { $( total.$f += s.$f; )* } }
     sum!(
-        packets_sent, bytes_sent, payload_sent, payload_resent, handshake_bytes, packets_received,
-        payload_received, duplicates, rejected_oversized, rejected_truncated, rejected_checksum,
-        rejected_unknown, rejected_forged, rejected_replayed, malformed, objects_committed,
-        messages_delivered, digest_mismatches, peer_restarts, store_errors
+        packets_sent,
+        bytes_sent,
+        payload_sent,
+        payload_resent,
+        handshake_bytes,
+        packets_received,
+        payload_received,
+        duplicates,
+        rejected_oversized,
+        rejected_truncated,
+        rejected_checksum,
+        rejected_unknown,
+        rejected_forged,
+        rejected_replayed,
+        malformed,
+        objects_committed,
+        messages_delivered,
+        digest_mismatches,
+        peer_restarts,
+        store_errors
     );
 }
 
 /// Runs a scenario to completion, or says which invariant broke (with the seed to replay it).
 pub fn run(s: &Scenario) -> Result<Outcome, String> {
-    let fail = |what: String| Err(format!("seed {}: {what} (replay with ORBITDOCK_SIM_SEED={})", s.seed, s.seed));
+    let fail = |what: String| {
+        Err(format!(
+            "seed {}: {what} (replay with ORBITDOCK_SIM_SEED={})",
+            s.seed, s.seed
+        ))
+    };
     let t0 = Instant::now();
     let mut rng = StdRng::seed_from_u64(s.seed ^ 0x5EED);
     let mut model = LinkModel::new(s.link.clone(), s.seed, t0);
@@ -169,14 +189,19 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
         }
     }
     for (i, node) in nodes.iter_mut().enumerate() {
-        let mut session = Session::new(config(node.side, &s.session, rng.random::<u64>() | 1), Box::new(shared[i].clone()))
-            .map_err(|e| e.to_string())?;
+        let mut session = Session::new(
+            config(node.side, &s.session, rng.random::<u64>() | 1),
+            Box::new(shared[i].clone()),
+        )
+        .map_err(|e| e.to_string())?;
         let (objects, messages) = match node.side {
             Side::Ground => (&s.up_objects, &s.up_messages),
             Side::Flight => (&s.down_objects, &s.down_messages),
         };
         for (k, o) in objects.iter().enumerate() {
-            session.send_object(Digest::of(o), o.len() as u64, 1 + (k % 3) as u8).map_err(|e| e.to_string())?;
+            session
+                .send_object(Digest::of(o), o.len() as u64, 1 + (k % 3) as u8)
+                .map_err(|e| e.to_string())?;
         }
         for m in messages {
             session.send_message(m.clone()).map_err(|e| e.to_string())?;
@@ -187,8 +212,7 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
         Opener::new(&key(), Direction::Up, None),
         Opener::new(&key(), Direction::Down, None),
     ];
-    let mut heap: BinaryHeap<Reverse<(Instant, u64, usize, Vec<u8>)>> = BinaryHeap::new();
-    let mut order = 0u64;
+    let mut heap: Deliveries<(usize, Vec<u8>)> = Deliveries::new();
     let mut crashes = s.crashes.clone();
     crashes.sort_by_key(|c| c.0);
     let mut crashes = crashes.into_iter().peekable();
@@ -197,10 +221,11 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
     let mut contact_open_at: Option<Instant> = None;
     let mut last_contact = false;
     let trace = std::env::var_os("ORBITDOCK_SIM_TRACE").is_some();
-    let trace_packet: Option<(u64, u32)> = std::env::var("ORBITDOCK_SIM_TRACE").ok().and_then(|v| {
-        let (a, b) = v.split_once('/')?;
-        Some((a.parse().ok()?, b.parse().ok()?))
-    });
+    let trace_packet: Option<(u64, u32)> =
+        std::env::var("ORBITDOCK_SIM_TRACE").ok().and_then(|v| {
+            let (a, b) = v.split_once('/')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        });
     let mut steps = 0u64;
     let mut objects_checked_at = usize::MAX;
     let mut all_objects = false;
@@ -235,12 +260,19 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
             crashes.next();
             let i = side as usize;
             if trace {
-                eprintln!("{:>10.3} {side:?} crashes", now.duration_since(t0).as_secs_f64());
+                eprintln!(
+                    "{:>10.3} {side:?} crashes",
+                    now.duration_since(t0).as_secs_f64()
+                );
             }
             if let Some(sess) = nodes[i].session.take() {
                 add(&mut nodes[i].totals, sess.stats());
                 drop(sess);
-                shared[i].0.lock().unwrap_or_else(|e| e.into_inner()).crash();
+                shared[i]
+                    .0
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .crash();
                 nodes[i].down_until = Some(now + s.restart_delay);
             }
         }
@@ -248,8 +280,11 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
             if node.down_until.is_some_and(|d| now >= d) {
                 node.down_until = None;
                 node.session = Some(
-                    Session::new(config(node.side, &s.session, rng.random::<u64>() | 1), Box::new(shared[i].clone()))
-                        .map_err(|e| format!("restart: {e}"))?,
+                    Session::new(
+                        config(node.side, &s.session, rng.random::<u64>() | 1),
+                        Box::new(shared[i].clone()),
+                    )
+                    .map_err(|e| format!("restart: {e}"))?,
                 );
                 node.in_contact = false;
             }
@@ -260,7 +295,11 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
             contact_open_at = Some(now);
         }
         if trace && contact != last_contact {
-            eprintln!("{:>10.3} contact {}", now.duration_since(t0).as_secs_f64(), contact);
+            eprintln!(
+                "{:>10.3} contact {}",
+                now.duration_since(t0).as_secs_f64(),
+                contact
+            );
         }
         if contact {
             outcome.contact_time += Duration::ZERO;
@@ -269,10 +308,16 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
         // Each side: timers, transmissions, events.
         for i in 0..2 {
             let peer = 1 - i;
-            let dir = if i == 0 { Direction::Up } else { Direction::Down };
+            let dir = if i == 0 {
+                Direction::Up
+            } else {
+                Direction::Down
+            };
             let rate = model.rate(dir);
             let node = &mut nodes[i];
-            let Some(sess) = node.session.as_mut() else { continue };
+            let Some(sess) = node.session.as_mut() else {
+                continue;
+            };
             if node.in_contact != contact || !contact {
                 sess.set_link(now, contact, rate);
                 node.in_contact = contact;
@@ -280,37 +325,51 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
             sess.handle_timeout(now);
             while let Some(packet) = sess.poll_transmit(now) {
                 // The invariant: nothing the receiver holds durably is sent again.
-                if let Ok((_, body)) = monitors[i].open(&packet) {
-                    if let Ok(chunks) = decode_chunks(&body) {
-                        let peer_store = shared[peer].0.lock().unwrap_or_else(|e| e.into_inner());
-                        for c in chunks {
-                            if trace {
-                                match &c {
-                                    Chunk::Data { transfer, index, .. } => {
-                                        if trace_packet == Some((*transfer, *index)) {
-                                            eprintln!("{:>10.3} {:?} sends data {transfer}/{index} pn {}", now.duration_since(t0).as_secs_f64(), node.side, pn_of(&packet));
-                                        }
+                if let Ok((_, body)) = monitors[i].open(&packet)
+                    && let Ok(chunks) = decode_chunks(&body)
+                {
+                    let peer_store = shared[peer].0.lock().unwrap_or_else(|e| e.into_inner());
+                    for c in chunks {
+                        if trace {
+                            match &c {
+                                Chunk::Data {
+                                    transfer, index, ..
+                                } => {
+                                    if trace_packet == Some((*transfer, *index)) {
+                                        eprintln!(
+                                            "{:>10.3} {:?} sends data {transfer}/{index} pn {}",
+                                            now.duration_since(t0).as_secs_f64(),
+                                            node.side,
+                                            pn_of(&packet)
+                                        );
                                     }
-                                    other => eprintln!("{:>10.3} {:?} sends {:?}", now.duration_since(t0).as_secs_f64(), node.side, other),
                                 }
+                                other => eprintln!(
+                                    "{:>10.3} {:?} sends {:?}",
+                                    now.duration_since(t0).as_secs_f64(),
+                                    node.side,
+                                    other
+                                ),
                             }
-                            if let Chunk::Data { transfer, index, .. } = c {
-                                let durable = peer_store.persisted(transfer).is_some_and(|r| {
-                                    r.iter().any(|&(a, b)| index >= a && index < b)
-                                });
-                                if durable || peer_store.is_committed(transfer) {
-                                    return fail(format!(
-                                        "{:?} sent packet {index} of transfer {transfer} which the peer holds durably",
-                                        node.side
-                                    ));
-                                }
+                        }
+                        if let Chunk::Data {
+                            transfer, index, ..
+                        } = c
+                        {
+                            let durable = peer_store
+                                .persisted(transfer)
+                                .is_some_and(|r| r.iter().any(|&(a, b)| index >= a && index < b));
+                            if durable || peer_store.is_committed(transfer) {
+                                return fail(format!(
+                                    "{:?} sent packet {index} of transfer {transfer} which the peer holds durably",
+                                    node.side
+                                ));
                             }
                         }
                     }
                 }
                 for (at, bytes) in model.transmit(now, dir, &packet) {
-                    order += 1;
-                    heap.push(Reverse((at, order, peer, bytes)));
+                    heap.push(at, (peer, bytes));
                 }
             }
             while let Some(ev) = sess.poll_event() {
@@ -318,7 +377,10 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
                     Event::ObjectReceived { digest, .. } => {
                         let store = shared[i].0.lock().unwrap_or_else(|e| e.into_inner());
                         if store.objects.get(&digest) != originals.get(&digest) {
-                            return fail(format!("{:?} committed object {digest} with other bytes", node.side));
+                            return fail(format!(
+                                "{:?} committed object {digest} with other bytes",
+                                node.side
+                            ));
                         }
                         node.received_objects.push(digest);
                     }
@@ -334,11 +396,12 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
             }
             if i == 1 {
                 let received = node.totals.payload_received + sess.stats().payload_received;
-                if let Some(open) = contact_open_at {
-                    if received > 0 && outcome.first_payload.len() < 1 {
-                        outcome.first_payload.push(now.duration_since(open));
-                        contact_open_at = None;
-                    }
+                if let Some(open) = contact_open_at
+                    && received > 0
+                    && outcome.first_payload.is_empty()
+                {
+                    outcome.first_payload.push(now.duration_since(open));
+                    contact_open_at = None;
                 }
             }
         }
@@ -349,7 +412,10 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
             }
             Ok(got.len() == want.len())
         };
-        let counts = (nodes[1].received_messages.len(), nodes[0].received_messages.len());
+        let counts = (
+            nodes[1].received_messages.len(),
+            nodes[0].received_messages.len(),
+        );
         if counts != messages_checked_at {
             messages_checked_at = counts;
             let up = messages_ok(&nodes[1].received_messages, &s.up_messages);
@@ -362,18 +428,24 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
         // The store is the truth for objects (an event may die with a crash; the object does not);
         // checking it is costly, so only when it may have changed.
         let seen = nodes[0].received_objects.len() + nodes[1].received_objects.len();
-        if seen != objects_checked_at || steps % 4096 == 0 {
+        if seen != objects_checked_at || steps.is_multiple_of(4096) {
             objects_checked_at = seen;
-            all_objects = want_up.iter().all(|d| shared[1].lock().objects.get(d) == originals.get(d))
-                && want_down.iter().all(|d| shared[0].lock().objects.get(d) == originals.get(d));
+            all_objects = want_up
+                .iter()
+                .all(|d| shared[1].lock().objects.get(d) == originals.get(d))
+                && want_down
+                    .iter()
+                    .all(|d| shared[0].lock().objects.get(d) == originals.get(d));
         }
-        let idle = nodes.iter().all(|n| n.session.as_ref().is_some_and(|s| s.is_idle()));
+        let idle = nodes
+            .iter()
+            .all(|n| n.session.as_ref().is_some_and(|s| s.is_idle()));
         if up_done && down_done && all_objects && idle {
             outcome.elapsed = now.duration_since(t0);
             break;
         }
         // Next instant.
-        let mut next = heap.peek().map(|Reverse((at, ..))| *at);
+        let mut next = heap.next_at();
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
                 next = Some(next.map_or(t, |n| n.min(t)));
@@ -389,7 +461,13 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
             let state: Vec<String> = nodes
                 .iter()
                 .map(|n| match &n.session {
-                    Some(s) => format!("{:?}: {} outgoing ({} bytes), stats {:?}", n.side, s.outgoing(), s.outgoing_bytes(), s.stats()),
+                    Some(s) => format!(
+                        "{:?}: {} outgoing ({} bytes), stats {:?}",
+                        n.side,
+                        s.outgoing(),
+                        s.outgoing_bytes(),
+                        s.stats()
+                    ),
                     None => format!("{:?}: down", n.side),
                 })
                 .collect();
@@ -407,11 +485,7 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
             outcome.contact_time += next.duration_since(now);
         }
         now = next;
-        while let Some(Reverse((at, ..))) = heap.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((_, _, to, bytes))) = heap.pop() else { break };
+        while let Some((to, bytes)) = heap.pop_due(now) {
             if let Some(sess) = nodes[to].session.as_mut() {
                 sess.handle_datagram(now, &bytes);
             }
@@ -424,7 +498,10 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
         let store = shared[i].0.lock().unwrap_or_else(|e| e.into_inner());
         for d in &store.commits {
             if !originals.contains_key(d) {
-                return fail(format!("{:?} committed an object nobody sent: {d}", node.side));
+                return fail(format!(
+                    "{:?} committed an object nobody sent: {d}",
+                    node.side
+                ));
             }
         }
     }
@@ -467,7 +544,12 @@ impl sync::Store for SharedStore {
     fn spool_write(&mut self, t: u64, offset: u64, data: &[u8]) -> std::io::Result<()> {
         self.lock().spool_write(t, offset, data)
     }
-    fn spool_persist(&mut self, t: u64, o: Option<&wire::Offer>, r: &[(u32, u32)]) -> std::io::Result<()> {
+    fn spool_persist(
+        &mut self,
+        t: u64,
+        o: Option<&wire::Offer>,
+        r: &[(u32, u32)],
+    ) -> std::io::Result<()> {
         self.lock().spool_persist(t, o, r)
     }
     fn spool_commit(&mut self, o: &wire::Offer) -> std::io::Result<sync::Commit> {

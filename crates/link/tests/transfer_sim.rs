@@ -43,11 +43,23 @@ fn scenario(seed: u64) -> Scenario {
         delay: ms(2, 300, &mut r),
         jitter: ms(0, 40, &mut r),
         loss,
-        bit_error_rate: if r.random_bool(0.3) { r.random_range(1e-7..2e-5) } else { 0.0 },
-        duplicate: if r.random_bool(0.3) { r.random_range(0.0..0.05) } else { 0.0 },
+        bit_error_rate: if r.random_bool(0.3) {
+            r.random_range(1e-7..2e-5)
+        } else {
+            0.0
+        },
+        duplicate: if r.random_bool(0.3) {
+            r.random_range(0.0..0.05)
+        } else {
+            0.0
+        },
         windows,
         cuts,
-        half_duplex_turnaround: if r.random_bool(0.1) { Some(ms(5, 50, &mut r)) } else { None },
+        half_duplex_turnaround: if r.random_bool(0.1) {
+            Some(ms(5, 50, &mut r))
+        } else {
+            None
+        },
     };
     let blob = |max: usize, r: &mut StdRng| -> Vec<u8> {
         let len = match r.random_range(0..6) {
@@ -57,12 +69,29 @@ fn scenario(seed: u64) -> Scenario {
         };
         (0..len).map(|_| r.random::<u8>()).collect()
     };
-    let up_objects = (0..r.random_range(0..4)).map(|_| blob(300_000, &mut r)).collect();
-    let down_objects = (0..r.random_range(0..3)).map(|_| blob(200_000, &mut r)).collect();
-    let up_messages = (0..r.random_range(0..6)).map(|_| blob(4000, &mut r)).collect();
-    let down_messages = (0..r.random_range(0..6)).map(|_| blob(4000, &mut r)).collect();
+    let up_objects = (0..r.random_range(0..4))
+        .map(|_| blob(300_000, &mut r))
+        .collect();
+    let down_objects = (0..r.random_range(0..3))
+        .map(|_| blob(200_000, &mut r))
+        .collect();
+    let up_messages = (0..r.random_range(0..6))
+        .map(|_| blob(4000, &mut r))
+        .collect();
+    let down_messages = (0..r.random_range(0..6))
+        .map(|_| blob(4000, &mut r))
+        .collect();
     let crashes = (0..r.random_range(0..5))
-        .map(|_| (ms(0, 90_000, &mut r), if r.random_bool(0.5) { Side::Ground } else { Side::Flight }))
+        .map(|_| {
+            (
+                ms(0, 90_000, &mut r),
+                if r.random_bool(0.5) {
+                    Side::Ground
+                } else {
+                    Side::Flight
+                },
+            )
+        })
         .collect();
     Scenario {
         seed,
@@ -83,7 +112,10 @@ fn every_transfer_survives_loss_cuts_and_crashes() {
     let seeds: Vec<u64> = match std::env::var("ORBITDOCK_SIM_SEED") {
         Ok(s) => vec![s.parse().expect("ORBITDOCK_SIM_SEED is a number")],
         Err(_) => {
-            let n: u64 = std::env::var("ORBITDOCK_SIM_SCENARIOS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+            let n: u64 = std::env::var("ORBITDOCK_SIM_SCENARIOS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1000);
             (1..=n).collect()
         }
     };
@@ -115,7 +147,13 @@ fn corrupted_forged_and_replayed_packets_are_counted_not_accepted() {
     s.crashes.clear();
     s.up_objects = vec![vec![7u8; 200_000]];
     let o = run(&s).unwrap();
-    assert!(o.flight.rejected_checksum > 0, "corrupted packets are caught by the checksum");
-    assert!(o.flight.rejected_replayed > 0, "duplicates are refused as replays");
+    assert!(
+        o.flight.rejected_checksum > 0,
+        "corrupted packets are caught by the checksum"
+    );
+    assert!(
+        o.flight.rejected_replayed > 0,
+        "duplicates are refused as replays"
+    );
     assert_eq!(o.flight.digest_mismatches, 0);
 }

@@ -107,7 +107,11 @@ impl Channel {
         assert!(config.incarnation != 0, "incarnation 0 means unknown");
         let chunk_size = config.chunk_size.clamp(1, Frame::MAX_PAYLOAD);
         Channel {
-            config: ChannelConfig { chunk_size, window: config.window.max(1), ..config },
+            config: ChannelConfig {
+                chunk_size,
+                window: config.window.max(1),
+                ..config
+            },
             peer: 0,
             tx: Sender {
                 messages: VecDeque::new(),
@@ -165,7 +169,11 @@ impl Channel {
         if message.len() > MAX_MESSAGE {
             return;
         }
-        self.tx.messages.push_back(OutMessage { bytes: message, end_seq: None, cut: 0 });
+        self.tx.messages.push_back(OutMessage {
+            bytes: message,
+            end_seq: None,
+            cut: 0,
+        });
     }
 
     // --- inputs ---
@@ -180,9 +188,16 @@ impl Channel {
             }
         };
         let (session, peer_session) = match &frame {
-            Frame::Data { session, peer_session, .. } | Frame::Ack { session, peer_session, .. } => {
-                (*session, *peer_session)
+            Frame::Data {
+                session,
+                peer_session,
+                ..
             }
+            | Frame::Ack {
+                session,
+                peer_session,
+                ..
+            } => (*session, *peer_session),
         };
         if session == 0 {
             self.stats.frames_rejected += 1;
@@ -262,17 +277,18 @@ impl Channel {
             return next;
         }
         for f in self.tx.in_flight.values() {
-            if !f.sacked {
-                if let Some(at) = f.sent_at {
-                    consider(at + rto);
-                }
+            if !f.sacked
+                && let Some(at) = f.sent_at
+            {
+                consider(at + rto);
             }
         }
-        if let (Some(rate), Some(last)) = (self.config.rate_bytes_per_sec, self.tx.last_refill) {
-            if self.tx.tokens < 1.0 && rate > 0 {
-                let wait = (1.0 - self.tx.tokens) / rate as f64;
-                consider(last + Duration::from_secs_f64(wait.max(0.0001)));
-            }
+        if let (Some(rate), Some(last)) = (self.config.rate_bytes_per_sec, self.tx.last_refill)
+            && self.tx.tokens < 1.0
+            && rate > 0
+        {
+            let wait = (1.0 - self.tx.tokens) / rate as f64;
+            consider(last + Duration::from_secs_f64(wait.max(0.0001)));
         }
         next
     }
@@ -288,7 +304,9 @@ impl Channel {
     }
 
     fn refill(&mut self, now: Instant) {
-        let Some(rate) = self.config.rate_bytes_per_sec else { return };
+        let Some(rate) = self.config.rate_bytes_per_sec else {
+            return;
+        };
         let burst = (self.config.chunk_size as f64 * 4.0).max(rate as f64 / 50.0);
         if let Some(last) = self.tx.last_refill {
             let dt = now.saturating_duration_since(last).as_secs_f64();
@@ -407,7 +425,10 @@ impl Channel {
                 Frame::Ack {
                     session: self.config.incarnation,
                     peer_session: 0,
-                    ack: Ack { next_expected: 0, ranges: Vec::new() },
+                    ack: Ack {
+                        next_expected: 0,
+                        ranges: Vec::new(),
+                    },
                 }
                 .encode(),
             );
@@ -435,7 +456,10 @@ impl Channel {
             Frame::Ack {
                 session: self.config.incarnation,
                 peer_session: rx.sender,
-                ack: Ack { next_expected: rx.next_expected, ranges },
+                ack: Ack {
+                    next_expected: rx.next_expected,
+                    ranges,
+                },
             }
             .encode(),
         )
@@ -445,9 +469,7 @@ impl Channel {
         let rto = self.rto();
         if self.peer == 0 {
             // Nobody heard yet: probe with the first chunk once per timeout.
-            if self.tx.messages.is_empty()
-                || self.tx.last_probe.is_some_and(|p| now < p + rto)
-            {
+            if self.tx.messages.is_empty() || self.tx.last_probe.is_some_and(|p| now < p + rto) {
                 return None;
             }
             self.tx.last_probe = Some(now);
@@ -523,7 +545,11 @@ impl Channel {
         Frame::Data {
             session: self.config.incarnation,
             peer_session: self.peer,
-            chunk: DataChunk { seq, last, payload: payload.to_vec() },
+            chunk: DataChunk {
+                seq,
+                last,
+                payload: payload.to_vec(),
+            },
         }
         .encode()
     }

@@ -24,7 +24,10 @@ impl RangeSet {
 
     /// Whether `x` is in the set.
     pub fn contains(&self, x: u64) -> bool {
-        self.map.range(..=x).next_back().is_some_and(|(_, &end)| x < end)
+        self.map
+            .range(..=x)
+            .next_back()
+            .is_some_and(|(_, &end)| x < end)
     }
 
     /// Adds `[start, end)`.
@@ -33,12 +36,12 @@ impl RangeSet {
             return;
         }
         // Merge with a range starting at or before `start` that reaches it.
-        if let Some((&s, &e)) = self.map.range(..=start).next_back() {
-            if e >= start {
-                start = s;
-                end = end.max(e);
-                self.map.remove(&s);
-            }
+        if let Some((&s, &e)) = self.map.range(..=start).next_back()
+            && e >= start
+        {
+            start = s;
+            end = end.max(e);
+            self.map.remove(&s);
         }
         // Swallow ranges starting inside `[start, end]`.
         while let Some((&s, &e)) = self.map.range(start..=end).next() {
@@ -86,7 +89,11 @@ impl RangeSet {
 
     /// Whether `[0, n)` is wholly in the set.
     pub fn covers(&self, n: u64) -> bool {
-        n == 0 || self.map.first_key_value().is_some_and(|(&s, &e)| s == 0 && e >= n)
+        n == 0
+            || self
+                .map
+                .first_key_value()
+                .is_some_and(|(&s, &e)| s == 0 && e >= n)
     }
 
     /// Values of `[lo, hi)` not in the set, ascending.

@@ -6,8 +6,9 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use wire::{
-    AckRanges, Chunk, DATA_CHUNK_OVERHEAD, Digest, Direction, LinkKey, MAX_BODY, MAX_LIST, MAX_RANGES, Offer,
-    Opener, PacketError, Sealer, Status, StatusState, TransferKind, chunk_len, decode_chunks, encode_chunk,
+    AckRanges, Chunk, DATA_CHUNK_OVERHEAD, Digest, Direction, LinkKey, MAX_BODY, MAX_LIST,
+    MAX_RANGES, Offer, Opener, PacketError, Sealer, Status, StatusState, TransferKind, chunk_len,
+    decode_chunks, encode_chunk,
 };
 
 use crate::ranges::RangeSet;
@@ -149,6 +150,13 @@ pub struct Session {
     peer_floor: u64,
     ack_pending: u32,
     ack_due: Option<Instant>,
+    /// Mean gap between ack-eliciting arrivals: on a slow link, acknowledgements are spaced out
+    /// to a few packets' time so that they stay a small share of the return link.
+    arrival_gap: Option<Duration>,
+    last_arrival: Option<Instant>,
+    /// Mean gap between acknowledgements received: the peer's acknowledgement pace.
+    ack_gap: Option<Duration>,
+    last_ack_at: Option<Instant>,
     spools: BTreeMap<u64, Spool>,
     committed: HashSet<u64>,
     committed_order: VecDeque<u64>,
@@ -197,13 +205,17 @@ const HWM_RESERVATION: u32 = 64;
 const MAX_ARRIVALS: usize = 1 << 16;
 const MAX_RX_RANGES: usize = 8192;
 const INITIAL_RTT: Duration = Duration::from_millis(500);
+const MAX_ACK_DELAY: Duration = Duration::from_secs(5);
 
 impl Session {
     /// Opens a session on `store`, resuming whatever it persisted.
     pub fn new(config: SessionConfig, mut store: Box<dyn Store>) -> io::Result<Session> {
         assert!(config.incarnation != 0, "incarnation 0 means unknown");
         let packet_size = config.packet_size.clamp(1, MAX_BODY - DATA_CHUNK_OVERHEAD);
-        let config = SessionConfig { packet_size, ..config };
+        let config = SessionConfig {
+            packet_size,
+            ..config
+        };
         let persisted = store.load()?;
         let mut counters = persisted.counters;
         // Everything below the reservation may have been used: start above it, and reserve.
@@ -234,8 +246,20 @@ impl Session {
             .spools
             .into_iter()
             .map(|s| {
-                let received = RangeSet::from_ranges(s.received.iter().map(|&(a, b)| (u64::from(a), u64::from(b))));
-                (s.transfer, Spool { offer: s.offer, received, dirty: 0, dirty_since: None })
+                let received = RangeSet::from_ranges(
+                    s.received
+                        .iter()
+                        .map(|&(a, b)| (u64::from(a), u64::from(b))),
+                );
+                (
+                    s.transfer,
+                    Spool {
+                        offer: s.offer,
+                        received,
+                        dirty: 0,
+                        dirty_since: None,
+                    },
+                )
             })
             .collect();
         let committed_order: VecDeque<u64> = persisted.committed.into_iter().collect();
@@ -266,6 +290,10 @@ impl Session {
             peer_floor: 0,
             ack_pending: 0,
             ack_due: None,
+            arrival_gap: None,
+            last_arrival: None,
+            ack_gap: None,
+            last_ack_at: None,
             spools,
             committed: committed_order.iter().copied().collect(),
             committed_order,
@@ -306,7 +334,10 @@ impl Session {
             .values()
             .map(|o| {
                 let known = o.received.len().min(u64::from(o.packets));
-                o.entry.offer.size.saturating_sub(known * self.config.packet_size as u64)
+                o.entry
+                    .offer
+                    .size
+                    .saturating_sub(known * self.config.packet_size as u64)
             })
             .sum()
     }
@@ -325,19 +356,37 @@ impl Session {
             digest: Digest::of(&bytes),
         };
         self.store.save_counters(&self.counters)?;
-        self.enqueue(OutboxEntry { offer, sent_hwm: 0, body: Some(bytes) })?;
+        self.enqueue(OutboxEntry {
+            offer,
+            sent_hwm: 0,
+            body: Some(bytes),
+        })?;
         Ok(seq)
     }
 
     /// Queues an object the store holds. Lower `priority` goes first (messages are 0).
     pub fn send_object(&mut self, digest: Digest, size: u64, priority: u8) -> io::Result<u64> {
-        if let Some(o) = self.out.values().find(|o| o.entry.offer.digest == digest && o.entry.body.is_none()) {
+        if let Some(o) = self
+            .out
+            .values()
+            .find(|o| o.entry.offer.digest == digest && o.entry.body.is_none())
+        {
             return Ok(o.entry.offer.transfer);
         }
-        let offer = Offer { transfer: self.take_transfer_id(), kind: TransferKind::Object, size, priority, digest };
+        let offer = Offer {
+            transfer: self.take_transfer_id(),
+            kind: TransferKind::Object,
+            size,
+            priority,
+            digest,
+        };
         self.store.save_counters(&self.counters)?;
         let transfer = offer.transfer;
-        self.enqueue(OutboxEntry { offer, sent_hwm: 0, body: None })?;
+        self.enqueue(OutboxEntry {
+            offer,
+            sent_hwm: 0,
+            body: None,
+        })?;
         Ok(transfer)
     }
 
@@ -409,17 +458,24 @@ impl Session {
         }
         self.rx_largest = self.rx_largest.max(pn);
         self.arrivals.push_back((pn, now));
-        if self.arrivals.len() > MAX_ARRIVALS {
-            if let Some((p, _)) = self.arrivals.pop_front() {
-                self.settled = self.settled.max(p);
-            }
+        if self.arrivals.len() > MAX_ARRIVALS
+            && let Some((p, _)) = self.arrivals.pop_front()
+        {
+            self.settled = self.settled.max(p);
         }
         let mut ack_eliciting = false;
         let mut touched = Vec::new();
         for chunk in chunks {
-            ack_eliciting |= !matches!(chunk, Chunk::Ack(_) | Chunk::HelloAck { .. } | Chunk::Floor { .. });
+            ack_eliciting |= !matches!(
+                chunk,
+                Chunk::Ack(_) | Chunk::HelloAck { .. } | Chunk::Floor { .. }
+            );
             match chunk {
-                Chunk::Data { transfer, index, payload } => {
+                Chunk::Data {
+                    transfer,
+                    index,
+                    payload,
+                } => {
                     if self.receive_data(now, transfer, index, &payload) {
                         touched.push(transfer);
                     }
@@ -432,14 +488,18 @@ impl Session {
                 }
                 Chunk::Ack(a) => self.receive_ack(now, &a),
                 Chunk::Status(s) => self.receive_status(&s),
-                Chunk::Hello { incarnation, resume } => self.receive_hello(pn, incarnation, &resume),
+                Chunk::Hello {
+                    incarnation,
+                    resume,
+                } => self.receive_hello(pn, incarnation, &resume),
                 Chunk::HelloAck { incarnation } => {
                     if incarnation == self.config.incarnation {
                         self.hello_pending = false;
                     }
                 }
                 Chunk::StatusRequest { transfers } => {
-                    self.pending_status.extend(transfers.into_iter().map(|t| (t, pn)));
+                    self.pending_status
+                        .extend(transfers.into_iter().map(|t| (t, pn)));
                 }
                 Chunk::Floor { pn: floor } => {
                     self.peer_floor = self.peer_floor.max(floor);
@@ -448,8 +508,20 @@ impl Session {
             }
         }
         if ack_eliciting {
+            if let Some(last) = self.last_arrival {
+                let gap = now.saturating_duration_since(last);
+                self.arrival_gap = Some(self.arrival_gap.map_or(gap, |g| (g * 7 + gap) / 8));
+            }
+            self.last_arrival = Some(now);
             self.ack_pending += 1;
-            let due = if self.ack_pending >= self.config.ack_every { now } else { now + self.config.ack_delay };
+            let delay = self.arrival_gap.map_or(self.config.ack_delay, |g| {
+                (g * 8).clamp(self.config.ack_delay, MAX_ACK_DELAY)
+            });
+            let due = if self.ack_pending >= self.config.ack_every {
+                now
+            } else {
+                now + delay
+            };
             self.ack_due = Some(self.ack_due.map_or(due, |d| d.min(due)));
         }
         touched.sort_unstable();
@@ -489,7 +561,13 @@ impl Session {
             if body.len() + len > MAX_BODY {
                 break;
             }
-            if matches!(c, Chunk::Hello { .. } | Chunk::HelloAck { .. } | Chunk::Status(_) | Chunk::StatusRequest { .. }) {
+            if matches!(
+                c,
+                Chunk::Hello { .. }
+                    | Chunk::HelloAck { .. }
+                    | Chunk::Status(_)
+                    | Chunk::StatusRequest { .. }
+            ) {
                 handshake += len;
             }
             let c = self.control.pop_front()?;
@@ -501,7 +579,14 @@ impl Session {
         }
         let pn = self.take_pn()?;
         for &(transfer, index, resent, len) in &data {
-            self.in_flight.insert(pn, Sent { transfer, index, at: now });
+            self.in_flight.insert(
+                pn,
+                Sent {
+                    transfer,
+                    index,
+                    at: now,
+                },
+            );
             if let Some(old) = self.flight_by_packet.insert((transfer, index), pn) {
                 self.in_flight.remove(&old);
             }
@@ -538,18 +623,23 @@ impl Session {
             at(s + self.config.persist_interval);
         }
         let waiting_to_settle = !self.pending_status.is_empty()
-            || (self.rx_largest > self.settled && self.rx.gaps(self.settled + 1, self.rx_largest + 1).len() > 0);
-        if waiting_to_settle {
-            if let Some(&(_, t)) = self.arrivals.front() {
-                at(t + self.config.reorder_window);
-            }
+            || (self.rx_largest > self.settled
+                && !self
+                    .rx
+                    .gaps(self.settled + 1, self.rx_largest + 1)
+                    .is_empty());
+        if waiting_to_settle && let Some(&(_, t)) = self.arrivals.front() {
+            at(t + self.config.reorder_window);
         }
         if !self.link_up {
             return next;
         }
         let pto = self.pto();
         if self.hello_pending {
-            at(self.hello_sent_at.map_or_else(|| self.last_refill.unwrap_or_else(Instant::now), |s| s + pto));
+            at(self.hello_sent_at.map_or_else(
+                || self.last_refill.unwrap_or_else(Instant::now),
+                |s| s + pto,
+            ));
         }
         let mut sendable = !self.control.is_empty();
         for o in self.out.values() {
@@ -618,11 +708,20 @@ impl Session {
     }
 
     fn pto(&self) -> Duration {
-        self.srtt.unwrap_or(INITIAL_RTT) * 2 + self.config.reorder_window + self.config.ack_delay
+        self.srtt.unwrap_or(INITIAL_RTT) * 2
+            + self.config.reorder_window
+            + self
+                .ack_gap
+                .unwrap_or(self.config.ack_delay)
+                .max(self.config.ack_delay)
     }
 
     fn burst(&self) -> f64 {
-        if self.rate.is_finite() { (self.rate * 0.02).max(2.0 * wire::MAX_PACKET as f64) } else { f64::INFINITY }
+        if self.rate.is_finite() {
+            (self.rate * 0.02).max(2.0 * wire::MAX_PACKET as f64)
+        } else {
+            f64::INFINITY
+        }
     }
 
     fn refill(&mut self, now: Instant) {
@@ -644,7 +743,8 @@ impl Session {
 
     /// When transfer `o` next needs a status request, if it is waiting on one.
     fn probe_due_at(&self, o: &Out, pto: Duration) -> Option<Instant> {
-        let waiting = !o.unknown.is_empty() || (!o.offer_due && o.lost.is_empty() && o.next_new >= o.packets);
+        let waiting =
+            !o.unknown.is_empty() || (!o.offer_due && o.lost.is_empty() && o.next_new >= o.packets);
         if !waiting {
             return None;
         }
@@ -661,18 +761,29 @@ impl Session {
         let pto = self.pto();
         if self.hello_pending && self.hello_sent_at.is_none_or(|t| now >= t + pto) {
             self.hello_sent_at = Some(now);
-            let resume: Vec<u64> =
-                self.out.iter().filter(|(_, o)| !o.unknown.is_empty()).map(|(&t, _)| t).take(MAX_LIST).collect();
+            let resume: Vec<u64> = self
+                .out
+                .iter()
+                .filter(|(_, o)| !o.unknown.is_empty())
+                .map(|(&t, _)| t)
+                .take(MAX_LIST)
+                .collect();
             for t in &resume {
                 if let Some(o) = self.out.get_mut(t) {
                     o.status_asked_at = Some(now);
                 }
             }
-            self.control.push_back(Chunk::Hello { incarnation: self.config.incarnation, resume });
+            self.control.push_back(Chunk::Hello {
+                incarnation: self.config.incarnation,
+                resume,
+            });
         }
         // Status answers, once every packet sent before the question has had time to arrive.
         let settled = self.settled;
-        let (ready, waiting): (Vec<_>, Vec<_>) = self.pending_status.drain(..).partition(|&(_, pn)| settled >= pn);
+        let (ready, waiting): (Vec<_>, Vec<_>) = self
+            .pending_status
+            .drain(..)
+            .partition(|&(_, pn)| settled >= pn);
         self.pending_status = waiting;
         let mut answered = HashSet::new();
         for (t, _) in ready {
@@ -698,7 +809,8 @@ impl Session {
         if !asks.is_empty() {
             // The offer rides along: the receiver may have lost it.
             self.control.extend(offers.into_iter().map(Chunk::Offer));
-            self.control.push_back(Chunk::StatusRequest { transfers: asks });
+            self.control
+                .push_back(Chunk::StatusRequest { transfers: asks });
         }
         if self.ack_due.is_some_and(|d| now >= d) && self.rx_largest > 0 {
             self.ack_due = None;
@@ -706,7 +818,12 @@ impl Session {
             let ack = self.build_ack();
             self.control.push_front(Chunk::Ack(ack));
         }
-        let floor = self.in_flight.keys().next().copied().unwrap_or(self.next_pn);
+        let floor = self
+            .in_flight
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.next_pn);
         if floor >= self.floor_sent + 256 {
             self.floor_sent = floor;
             self.control.push_back(Chunk::Floor { pn: floor });
@@ -718,12 +835,18 @@ impl Session {
     fn fill_data(&mut self, now: Instant, body: &mut Vec<u8>) -> Vec<(u64, u32, bool, usize)> {
         let mut sent = Vec::new();
         let p = self.config.packet_size;
-        let mut order: Vec<(u8, u64)> = self.out.iter().map(|(&t, o)| (o.entry.offer.priority, t)).collect();
+        let mut order: Vec<(u8, u64)> = self
+            .out
+            .iter()
+            .map(|(&t, o)| (o.entry.offer.priority, t))
+            .collect();
         order.sort_unstable();
         let mut failed = Vec::new();
         'transfers: for (_, t) in order {
             loop {
-                let Some(o) = self.out.get_mut(&t) else { continue 'transfers };
+                let Some(o) = self.out.get_mut(&t) else {
+                    continue 'transfers;
+                };
                 if o.offer_due {
                     let c = Chunk::Offer(o.entry.offer.clone());
                     if body.len() + chunk_len(&c) > MAX_BODY {
@@ -754,7 +877,9 @@ impl Session {
                         payload.copy_from_slice(&b[offset as usize..offset as usize + len]);
                         Ok(len)
                     }
-                    None => self.store.read_object(&o.entry.offer.digest, offset, &mut payload),
+                    None => self
+                        .store
+                        .read_object(&o.entry.offer.digest, offset, &mut payload),
                 };
                 match read {
                     Ok(n) if n == len => {}
@@ -778,14 +903,24 @@ impl Session {
                     o.next_new += 1;
                 }
                 o.last_sent_at = Some(now);
-                encode_chunk(&Chunk::Data { transfer: t, index, payload }, body);
+                encode_chunk(
+                    &Chunk::Data {
+                        transfer: t,
+                        index,
+                        payload,
+                    },
+                    body,
+                );
                 sent.push((t, index, resent, len));
             }
         }
         for (t, error) in failed {
             if let Some(o) = self.out.remove(&t) {
                 let _ = self.store.outbox_remove(t);
-                self.events.push_back(Event::ObjectFailed { digest: o.entry.offer.digest, error });
+                self.events.push_back(Event::ObjectFailed {
+                    digest: o.entry.offer.digest,
+                    error,
+                });
             }
         }
         sent
@@ -794,14 +929,25 @@ impl Session {
     // --- internals: the receiver's word about our transfers ---
 
     fn receive_ack(&mut self, now: Instant, a: &AckRanges) {
+        if let Some(last) = self.last_ack_at {
+            let gap = now.saturating_duration_since(last).min(MAX_ACK_DELAY);
+            self.ack_gap = Some(self.ack_gap.map_or(gap, |g| (g * 7 + gap) / 8));
+        }
+        self.last_ack_at = Some(now);
         let received = RangeSet::from_ranges(a.ranges.iter().map(|&(lo, hi)| (lo, hi + 1)));
-        let judged: Vec<u64> = self.in_flight.range(a.low..=a.largest).map(|(&pn, _)| pn).collect();
+        let judged: Vec<u64> = self
+            .in_flight
+            .range(a.low..=a.largest)
+            .map(|(&pn, _)| pn)
+            .collect();
         for pn in judged {
             let got = received.contains(pn);
             if !got && pn > a.settled {
                 continue;
             }
-            let Some(sent) = self.in_flight.remove(&pn) else { continue };
+            let Some(sent) = self.in_flight.remove(&pn) else {
+                continue;
+            };
             if self.flight_by_packet.get(&(sent.transfer, sent.index)) == Some(&pn) {
                 self.flight_by_packet.remove(&(sent.transfer, sent.index));
             }
@@ -820,17 +966,21 @@ impl Session {
     }
 
     fn receive_status(&mut self, s: &Status) {
-        let Some(o) = self.out.get_mut(&s.transfer) else { return };
+        let Some(o) = self.out.get_mut(&s.transfer) else {
+            return;
+        };
         match s.state {
             StatusState::Committed => {
                 let o = self.out.remove(&s.transfer);
                 let _ = self.store.outbox_remove(s.transfer);
                 self.in_flight.retain(|_, f| f.transfer != s.transfer);
                 self.flight_by_packet.retain(|&(t, _), _| t != s.transfer);
-                if let Some(o) = o {
-                    if o.entry.body.is_none() {
-                        self.events.push_back(Event::ObjectDelivered { digest: o.entry.offer.digest });
-                    }
+                if let Some(o) = o
+                    && o.entry.body.is_none()
+                {
+                    self.events.push_back(Event::ObjectDelivered {
+                        digest: o.entry.offer.digest,
+                    });
                 }
                 return;
             }
@@ -844,7 +994,11 @@ impl Session {
                 }
             }
         }
-        let upto = if s.state == StatusState::Partial { s.upto.min(o.next_new) } else { o.next_new };
+        let upto = if s.state == StatusState::Partial {
+            s.upto.min(o.next_new)
+        } else {
+            o.next_new
+        };
         let unknown_settled = s.settled + 1 >= o.unknown_bound;
         for index in 0..upto {
             let i = u64::from(index);
@@ -937,7 +1091,11 @@ impl Session {
             self.stats.malformed += 1;
             return false;
         }
-        if self.store.spool_write(transfer, u64::from(index) * p as u64, payload).is_err() {
+        if self
+            .store
+            .spool_write(transfer, u64::from(index) * p as u64, payload)
+            .is_err()
+        {
             self.stats.store_errors += 1;
             return false;
         }
@@ -955,7 +1113,9 @@ impl Session {
             return false;
         }
         let already = match o.kind {
-            TransferKind::Message { seq } => seq < self.counters.delivered_seq || self.inbox.contains_key(&seq),
+            TransferKind::Message { seq } => {
+                seq < self.counters.delivered_seq || self.inbox.contains_key(&seq)
+            }
             TransferKind::Object => self.store.has_object(&o.digest),
         };
         if already {
@@ -990,9 +1150,16 @@ impl Session {
 
     fn try_commit(&mut self, now: Instant, t: u64) {
         let p = self.config.packet_size;
-        let Some(spool) = self.spools.get(&t) else { return };
-        let Some(offer) = spool.offer.clone() else { return };
-        if !spool.received.covers(u64::from(packet_count(offer.size, p))) {
+        let Some(spool) = self.spools.get(&t) else {
+            return;
+        };
+        let Some(offer) = spool.offer.clone() else {
+            return;
+        };
+        if !spool
+            .received
+            .covers(u64::from(packet_count(offer.size, p)))
+        {
             return;
         }
         self.persist(now, t);
@@ -1022,7 +1189,10 @@ impl Session {
                     }
                     _ => {
                         self.stats.objects_committed += 1;
-                        self.events.push_back(Event::ObjectReceived { digest: offer.digest, size: offer.size });
+                        self.events.push_back(Event::ObjectReceived {
+                            digest: offer.digest,
+                            size: offer.size,
+                        });
                     }
                 }
             }
@@ -1035,23 +1205,29 @@ impl Session {
             let seq = self.next_emit;
             self.next_emit += 1;
             self.stats.messages_delivered += 1;
-            self.events.push_back(Event::Message { seq, bytes: bytes.clone() });
+            self.events.push_back(Event::Message {
+                seq,
+                bytes: bytes.clone(),
+            });
         }
     }
 
     fn remember_committed(&mut self, t: u64) {
         if self.committed.insert(t) {
             self.committed_order.push_back(t);
-            if self.committed_order.len() > COMMITTED_MEMORY {
-                if let Some(old) = self.committed_order.pop_front() {
-                    self.committed.remove(&old);
-                }
+            if self.committed_order.len() > COMMITTED_MEMORY
+                && let Some(old) = self.committed_order.pop_front()
+            {
+                self.committed.remove(&old);
             }
         }
     }
 
     fn queue_committed(&mut self, t: u64) {
-        let already = self.control.iter().any(|c| matches!(c, Chunk::Status(s) if s.transfer == t));
+        let already = self
+            .control
+            .iter()
+            .any(|c| matches!(c, Chunk::Status(s) if s.transfer == t));
         if !already {
             let settled = self.settled;
             self.control.push_back(Chunk::Status(Status {
@@ -1067,19 +1243,46 @@ impl Session {
     fn status_of(&self, t: u64) -> Status {
         let settled = self.settled;
         if self.committed.contains(&t) {
-            return Status { transfer: t, settled, state: StatusState::Committed, upto: 0, ranges: Vec::new() };
+            return Status {
+                transfer: t,
+                settled,
+                state: StatusState::Committed,
+                upto: 0,
+                ranges: Vec::new(),
+            };
         }
         match self.spools.get(&t) {
-            None => Status { transfer: t, settled, state: StatusState::Unknown, upto: 0, ranges: Vec::new() },
+            None => Status {
+                transfer: t,
+                settled,
+                state: StatusState::Unknown,
+                upto: 0,
+                ranges: Vec::new(),
+            },
             Some(s) => {
                 let all: Vec<(u64, u64)> = s.received.iter().collect();
-                let upto = if all.len() > MAX_RANGES { all[MAX_RANGES - 1].1 } else { u64::from(u32::MAX) };
+                let upto = if all.len() > MAX_RANGES {
+                    all[MAX_RANGES - 1].1
+                } else {
+                    u64::from(u32::MAX)
+                };
                 let ranges = all
                     .iter()
                     .take(MAX_RANGES)
-                    .map(|&(a, b)| (a.min(u64::from(u32::MAX)) as u32, b.min(u64::from(u32::MAX)) as u32))
+                    .map(|&(a, b)| {
+                        (
+                            a.min(u64::from(u32::MAX)) as u32,
+                            b.min(u64::from(u32::MAX)) as u32,
+                        )
+                    })
                     .collect();
-                Status { transfer: t, settled, state: StatusState::Partial, upto: upto as u32, ranges }
+                Status {
+                    transfer: t,
+                    settled,
+                    state: StatusState::Partial,
+                    upto: upto as u32,
+                    ranges,
+                }
             }
         }
     }
@@ -1087,7 +1290,10 @@ impl Session {
     fn build_ack(&self) -> AckRanges {
         let largest = self.rx_largest;
         // Below what this incarnation saw, or what the sender no longer asks about, say nothing.
-        let floor = self.peer_floor.max(self.rx_known_from.unwrap_or(largest)).min(largest);
+        let floor = self
+            .peer_floor
+            .max(self.rx_known_from.unwrap_or(largest))
+            .min(largest);
         let mut ranges = Vec::new();
         let mut low = floor;
         for (s, e) in self.rx.iter().rev() {
@@ -1101,7 +1307,12 @@ impl Session {
             }
             ranges.push((s.max(floor), e - 1));
         }
-        AckRanges { largest, settled: self.settled.min(largest), low, ranges }
+        AckRanges {
+            largest,
+            settled: self.settled.min(largest),
+            low,
+            ranges,
+        }
     }
 
     fn advance_settled(&mut self, now: Instant) {
@@ -1113,20 +1324,36 @@ impl Session {
             self.arrivals.pop_front();
             self.settled = self.settled.max(pn);
         }
-        if self.settled > before && !self.rx.gaps(before.max(self.peer_floor) + 1, self.settled + 1).is_empty() {
+        if self.settled > before
+            && !self
+                .rx
+                .gaps(before.max(self.peer_floor) + 1, self.settled + 1)
+                .is_empty()
+        {
             // A loss has settled: tell the sender now.
             self.ack_due = Some(now);
         }
     }
 
     fn persist(&mut self, _now: Instant, t: u64) {
-        let Some(s) = self.spools.get_mut(&t) else { return };
+        let Some(s) = self.spools.get_mut(&t) else {
+            return;
+        };
         let ranges: Vec<(u32, u32)> = s
             .received
             .iter()
-            .map(|(a, b)| (a.min(u64::from(u32::MAX)) as u32, b.min(u64::from(u32::MAX)) as u32))
+            .map(|(a, b)| {
+                (
+                    a.min(u64::from(u32::MAX)) as u32,
+                    b.min(u64::from(u32::MAX)) as u32,
+                )
+            })
             .collect();
-        if self.store.spool_persist(t, s.offer.as_ref(), &ranges).is_err() {
+        if self
+            .store
+            .spool_persist(t, s.offer.as_ref(), &ranges)
+            .is_err()
+        {
             self.stats.store_errors += 1;
             return;
         }
@@ -1143,7 +1370,8 @@ impl Session {
                 s.dirty_since.is_some()
                     && (force
                         || s.dirty >= self.config.persist_bytes
-                        || s.dirty_since.is_some_and(|d| now >= d + self.config.persist_interval))
+                        || s.dirty_since
+                            .is_some_and(|d| now >= d + self.config.persist_interval))
             })
             .map(|(&t, _)| t)
             .collect();
@@ -1153,7 +1381,9 @@ impl Session {
     }
 
     fn save_replay_floor(&mut self, force: bool) {
-        let Some(h) = self.opener.highest() else { return };
+        let Some(h) = self.opener.highest() else {
+            return;
+        };
         if force || h >= self.replay_saved + 4096 {
             self.counters.replay_floor = Some(h);
             self.replay_saved = h;

@@ -76,7 +76,12 @@ pub trait Store: Send {
     /// Writes received bytes into a transfer's spool.
     fn spool_write(&mut self, transfer: u64, offset: u64, data: &[u8]) -> io::Result<()>;
     /// Makes the spool's writes and its received set durable.
-    fn spool_persist(&mut self, transfer: u64, offer: Option<&Offer>, received: &[(u32, u32)]) -> io::Result<()>;
+    fn spool_persist(
+        &mut self,
+        transfer: u64,
+        offer: Option<&Offer>,
+        received: &[(u32, u32)],
+    ) -> io::Result<()>;
     /// Verifies a complete spool against the offer's digest and commits it: an object into the
     /// object store, a message into the inbox; records the transfer as committed. When the bytes
     /// do not match, drops the spool and says so.
@@ -107,7 +112,7 @@ pub struct MemStore {
     counters: Counters,
     outbox: BTreeMap<u64, OutboxEntry>,
     /// Durable spool bytes and received sets.
-    spools: BTreeMap<u64, (Option<Offer>, Vec<(u32, u32)>, Vec<u8>)>,
+    spools: BTreeMap<u64, DurableSpool>,
     /// Spool bytes written but not persisted.
     volatile: HashMap<u64, Vec<(u64, Vec<u8>)>>,
     committed: VecDeque<u64>,
@@ -141,6 +146,9 @@ impl MemStore {
 
 const COMMITTED_MEMORY: usize = 4096;
 
+/// A spool as a disk holds it: (offer, received ranges, bytes).
+type DurableSpool = (Option<Offer>, Vec<(u32, u32)>, Vec<u8>);
+
 impl Store for MemStore {
     fn load(&mut self) -> io::Result<Persisted> {
         Ok(Persisted {
@@ -149,7 +157,11 @@ impl Store for MemStore {
             spools: self
                 .spools
                 .iter()
-                .map(|(&t, (o, r, _))| SpoolEntry { transfer: t, offer: o.clone(), received: r.clone() })
+                .map(|(&t, (o, r, _))| SpoolEntry {
+                    transfer: t,
+                    offer: o.clone(),
+                    received: r.clone(),
+                })
                 .collect(),
             committed: self.committed.iter().copied().collect(),
             inbox: self.inbox.iter().map(|(&s, b)| (s, b.clone())).collect(),
@@ -172,7 +184,10 @@ impl Store for MemStore {
     }
 
     fn read_object(&mut self, digest: &Digest, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let obj = self.objects.get(digest).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such object"))?;
+        let obj = self
+            .objects
+            .get(digest)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such object"))?;
         let start = (offset as usize).min(obj.len());
         let n = buf.len().min(obj.len() - start);
         buf[..n].copy_from_slice(&obj[start..start + n]);
@@ -184,12 +199,23 @@ impl Store for MemStore {
     }
 
     fn spool_write(&mut self, transfer: u64, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.volatile.entry(transfer).or_default().push((offset, data.to_vec()));
+        self.volatile
+            .entry(transfer)
+            .or_default()
+            .push((offset, data.to_vec()));
         Ok(())
     }
 
-    fn spool_persist(&mut self, transfer: u64, offer: Option<&Offer>, received: &[(u32, u32)]) -> io::Result<()> {
-        let entry = self.spools.entry(transfer).or_insert_with(|| (None, Vec::new(), Vec::new()));
+    fn spool_persist(
+        &mut self,
+        transfer: u64,
+        offer: Option<&Offer>,
+        received: &[(u32, u32)],
+    ) -> io::Result<()> {
+        let entry = self
+            .spools
+            .entry(transfer)
+            .or_insert_with(|| (None, Vec::new(), Vec::new()));
         for (offset, data) in self.volatile.remove(&transfer).unwrap_or_default() {
             let end = offset as usize + data.len();
             if entry.2.len() < end {
@@ -226,10 +252,10 @@ impl Store for MemStore {
         };
         if self.committed_set.insert(offer.transfer) {
             self.committed.push_back(offer.transfer);
-            if self.committed.len() > COMMITTED_MEMORY {
-                if let Some(old) = self.committed.pop_front() {
-                    self.committed_set.remove(&old);
-                }
+            if self.committed.len() > COMMITTED_MEMORY
+                && let Some(old) = self.committed.pop_front()
+            {
+                self.committed_set.remove(&old);
             }
         }
         Ok(result)

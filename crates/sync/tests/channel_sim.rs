@@ -76,7 +76,11 @@ fn run(seed: u64, faults: Faults, messages: &[Vec<u8>]) -> (Vec<Vec<u8>>, sync::
                         bytes[i] ^= 1 << rng.below(8);
                     }
                     let jitter = Duration::from_millis(rng.below(faults.max_jitter_ms + 1));
-                    wire.push_back(InFlight { at: now + one_way + jitter, to_b: from_a, bytes });
+                    wire.push_back(InFlight {
+                        at: now + one_way + jitter,
+                        to_b: from_a,
+                        bytes,
+                    });
                 }
             }
         }
@@ -106,7 +110,11 @@ fn run(seed: u64, faults: Faults, messages: &[Vec<u8>]) -> (Vec<Vec<u8>>, sync::
         a.handle_timeout(now);
         b.handle_timeout(now);
     }
-    panic!("seed {seed}: not done after 200k steps ({} of {} delivered)", delivered.len(), messages.len());
+    panic!(
+        "seed {seed}: not done after 200k steps ({} of {} delivered)",
+        delivered.len(),
+        messages.len()
+    );
 }
 
 fn messages(rng: &mut Rng) -> Vec<Vec<u8>> {
@@ -142,7 +150,12 @@ fn delivers_in_order_under_faults() {
 fn a_clean_wire_resends_nothing() {
     let mut rng = Rng(7);
     let msgs = messages(&mut rng);
-    let faults = Faults { loss: 0.0, duplicate: 0.0, corrupt: 0.0, max_jitter_ms: 0 };
+    let faults = Faults {
+        loss: 0.0,
+        duplicate: 0.0,
+        corrupt: 0.0,
+        max_jitter_ms: 0,
+    };
     let (got, stats) = run(7, faults, &msgs);
     assert_eq!(got, msgs);
     assert_eq!(stats.chunks_resent, 0);

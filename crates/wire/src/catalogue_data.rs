@@ -73,12 +73,18 @@ mod tests {
     #[test]
     fn normalises_references() {
         assert_eq!(normalize_image_ref("busybox"), "busybox:latest");
-        assert_eq!(normalize_image_ref("docker.io/library/busybox"), "busybox:latest");
+        assert_eq!(
+            normalize_image_ref("docker.io/library/busybox"),
+            "busybox:latest"
+        );
         assert_eq!(normalize_image_ref("busybox:1.36"), "busybox:1.36");
         assert_eq!(
             normalize_image_ref("fpga.dphi.space:5000/gcr.io/distroless/cc-debian12"),
             "gcr.io/distroless/cc-debian12:latest"
         );
-        assert_eq!(normalize_image_ref("localhost:5000/x"), "localhost:5000/x:latest");
+        assert_eq!(
+            normalize_image_ref("localhost:5000/x"),
+            "localhost:5000/x:latest"
+        );
     }
 }

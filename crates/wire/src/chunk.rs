@@ -144,7 +144,11 @@ pub struct ChunkError {
 /// Appends `chunk`'s encoding to `out`.
 pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
     match chunk {
-        Chunk::Data { transfer, index, payload } => {
+        Chunk::Data {
+            transfer,
+            index,
+            payload,
+        } => {
             out.push(1);
             put(out, *transfer);
             put(out, u64::from(*index));
@@ -202,7 +206,10 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
                 prev_end = end;
             }
         }
-        Chunk::Hello { incarnation, resume } => {
+        Chunk::Hello {
+            incarnation,
+            resume,
+        } => {
             out.push(5);
             out.extend_from_slice(&incarnation.to_be_bytes());
             put_list(out, resume);
@@ -273,13 +280,20 @@ impl Reader<'_> {
     }
 
     fn byte(&mut self) -> Result<u8, ChunkError> {
-        let b = *self.buf.get(self.pos).ok_or_else(|| self.err("truncated"))?;
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| self.err("truncated"))?;
         self.pos += 1;
         Ok(b)
     }
 
     fn bytes(&mut self, n: usize) -> Result<&[u8], ChunkError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| self.err("truncated"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| self.err("truncated"))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -330,7 +344,11 @@ impl Reader<'_> {
                 let transfer = self.varint()?;
                 let index = self.u32()?;
                 let len = usize::try_from(self.varint()?).map_err(|_| self.err("length"))?;
-                Chunk::Data { transfer, index, payload: self.bytes(len)?.to_vec() }
+                Chunk::Data {
+                    transfer,
+                    index,
+                    payload: self.bytes(len)?.to_vec(),
+                }
             }
             2 => {
                 let transfer = self.varint()?;
@@ -339,14 +357,22 @@ impl Reader<'_> {
                         self.varint()?;
                         TransferKind::Object
                     }
-                    1 => TransferKind::Message { seq: self.varint()? },
+                    1 => TransferKind::Message {
+                        seq: self.varint()?,
+                    },
                     _ => return Err(self.err("unknown transfer kind")),
                 };
                 let size = self.varint()?;
                 let priority = self.byte()?;
                 let mut d = [0u8; 32];
                 d.copy_from_slice(self.bytes(32)?);
-                Chunk::Offer(Offer { transfer, kind, size, priority, digest: Digest(d) })
+                Chunk::Offer(Offer {
+                    transfer,
+                    kind,
+                    size,
+                    priority,
+                    digest: Digest(d),
+                })
             }
             3 => {
                 let largest = self.varint()?;
@@ -361,7 +387,10 @@ impl Reader<'_> {
                 for _ in 0..n {
                     let gap = self.varint()?;
                     let len = self.varint()?;
-                    let hi = prev_low.checked_sub(gap).and_then(|v| v.checked_sub(1)).ok_or_else(|| self.err("ack range"))?;
+                    let hi = prev_low
+                        .checked_sub(gap)
+                        .and_then(|v| v.checked_sub(1))
+                        .ok_or_else(|| self.err("ack range"))?;
                     let lo = hi.checked_sub(len).ok_or_else(|| self.err("ack range"))?;
                     if lo < low {
                         return Err(self.err("ack range below low"));
@@ -369,7 +398,12 @@ impl Reader<'_> {
                     ranges.push((lo, hi));
                     prev_low = lo;
                 }
-                Chunk::Ack(AckRanges { largest, settled, low, ranges })
+                Chunk::Ack(AckRanges {
+                    largest,
+                    settled,
+                    low,
+                    ranges,
+                })
             }
             4 => {
                 let transfer = self.varint()?;
@@ -386,24 +420,46 @@ impl Reader<'_> {
                 let mut ranges = Vec::with_capacity(n);
                 let mut prev_end = 0u32;
                 for _ in 0..n {
-                    let start = prev_end.checked_add(self.u32()?).ok_or_else(|| self.err("status range"))?;
-                    let end = start.checked_add(self.u32()?).ok_or_else(|| self.err("status range"))?;
+                    let start = prev_end
+                        .checked_add(self.u32()?)
+                        .ok_or_else(|| self.err("status range"))?;
+                    let end = start
+                        .checked_add(self.u32()?)
+                        .ok_or_else(|| self.err("status range"))?;
                     if end <= start {
                         return Err(self.err("empty status range"));
                     }
                     ranges.push((start, end));
                     prev_end = end;
                 }
-                Chunk::Status(Status { transfer, settled, state, upto, ranges })
+                Chunk::Status(Status {
+                    transfer,
+                    settled,
+                    state,
+                    upto,
+                    ranges,
+                })
             }
             5 => {
                 let incarnation = self.u64_be()?;
-                Chunk::Hello { incarnation, resume: self.list()? }
+                Chunk::Hello {
+                    incarnation,
+                    resume: self.list()?,
+                }
             }
-            6 => Chunk::HelloAck { incarnation: self.u64_be()? },
-            7 => Chunk::StatusRequest { transfers: self.list()? },
+            6 => Chunk::HelloAck {
+                incarnation: self.u64_be()?,
+            },
+            7 => Chunk::StatusRequest {
+                transfers: self.list()?,
+            },
             8 => Chunk::Floor { pn: self.varint()? },
-            _ => return Err(ChunkError { at: self.pos - 1, what: "unknown chunk type" }),
+            _ => {
+                return Err(ChunkError {
+                    at: self.pos - 1,
+                    what: "unknown chunk type",
+                });
+            }
         })
     }
 }
@@ -426,7 +482,11 @@ mod tests {
     #[test]
     fn every_chunk_round_trips() {
         round_trip(vec![
-            Chunk::Data { transfer: 300, index: 70_000, payload: vec![1, 2, 3] },
+            Chunk::Data {
+                transfer: 300,
+                index: 70_000,
+                payload: vec![1, 2, 3],
+            },
             Chunk::Offer(Offer {
                 transfer: 1,
                 kind: TransferKind::Message { seq: 9 },
@@ -434,8 +494,19 @@ mod tests {
                 priority: 0,
                 digest: Digest::of(b"x"),
             }),
-            Chunk::Offer(Offer { transfer: 2, kind: TransferKind::Object, size: 0, priority: 3, digest: Digest([7; 32]) }),
-            Chunk::Ack(AckRanges { largest: 1000, settled: 990, low: 900, ranges: vec![(995, 1000), (950, 990), (900, 900)] }),
+            Chunk::Offer(Offer {
+                transfer: 2,
+                kind: TransferKind::Object,
+                size: 0,
+                priority: 3,
+                digest: Digest([7; 32]),
+            }),
+            Chunk::Ack(AckRanges {
+                largest: 1000,
+                settled: 990,
+                low: 900,
+                ranges: vec![(995, 1000), (950, 990), (900, 900)],
+            }),
             Chunk::Status(Status {
                 transfer: 5,
                 settled: 77,
@@ -443,7 +514,10 @@ mod tests {
                 upto: 5000,
                 ranges: vec![(0, 10), (12, 13), (20, 4000)],
             }),
-            Chunk::Hello { incarnation: u64::MAX, resume: vec![1, 2, 3] },
+            Chunk::Hello {
+                incarnation: u64::MAX,
+                resume: vec![1, 2, 3],
+            },
             Chunk::HelloAck { incarnation: 42 },
             Chunk::StatusRequest { transfers: vec![] },
             Chunk::Floor { pn: 123_456 },
@@ -465,6 +539,11 @@ mod tests {
         body.extend_from_slice(&[0; 10]);
         assert!(decode_chunks(&body).is_err());
         assert!(decode_chunks(&[99]).is_err());
-        assert!(decode_chunks(&[8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]).is_err());
+        assert!(
+            decode_chunks(&[
+                8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f
+            ])
+            .is_err()
+        );
     }
 }

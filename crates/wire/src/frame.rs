@@ -111,7 +111,11 @@ impl Frame {
         let mut out = Vec::with_capacity(MAX_DATAGRAM);
         out.push(VERSION);
         match self {
-            Frame::Data { session, peer_session, chunk } => {
+            Frame::Data {
+                session,
+                peer_session,
+                chunk,
+            } => {
                 let len = chunk.payload.len().min(Frame::MAX_PAYLOAD);
                 out.push(KIND_DATA);
                 out.extend_from_slice(&session.to_be_bytes());
@@ -121,7 +125,11 @@ impl Frame {
                 out.extend_from_slice(&(len as u16).to_be_bytes());
                 out.extend_from_slice(&chunk.payload[..len]);
             }
-            Frame::Ack { session, peer_session, ack } => {
+            Frame::Ack {
+                session,
+                peer_session,
+                ack,
+            } => {
                 let n = ack.ranges.len().min(MAX_SACK_RANGES);
                 out.push(KIND_ACK);
                 out.extend_from_slice(&session.to_be_bytes());
@@ -141,7 +149,10 @@ impl Frame {
 
     /// Decodes one datagram. Never panics; every length is checked against the datagram.
     pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
-        let err = |kind| FrameError { kind, len: bytes.len() };
+        let err = |kind| FrameError {
+            kind,
+            len: bytes.len(),
+        };
         if bytes.len() > MAX_DATAGRAM {
             return Err(err(FrameErrorKind::Oversized));
         }
@@ -175,7 +186,11 @@ impl Frame {
                 Frame::Data {
                     session,
                     peer_session,
-                    chunk: DataChunk { seq, last: flags & 1 == 1, payload },
+                    chunk: DataChunk {
+                        seq,
+                        last: flags & 1 == 1,
+                        payload,
+                    },
                 }
             }
             KIND_ACK => {
@@ -196,7 +211,14 @@ impl Frame {
                     }
                     ranges.push((s, e));
                 }
-                Frame::Ack { session, peer_session, ack: Ack { next_expected, ranges } }
+                Frame::Ack {
+                    session,
+                    peer_session,
+                    ack: Ack {
+                        next_expected,
+                        ranges,
+                    },
+                }
             }
             _ => return Err(err(FrameErrorKind::Unknown)),
         };
@@ -226,7 +248,8 @@ impl<'a> Reader<'a> {
         self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+        self.take(8)
+            .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
     }
 }
 
@@ -238,7 +261,11 @@ mod tests {
         Frame::Data {
             session: 7,
             peer_session: 9,
-            chunk: DataChunk { seq: 42, last: true, payload: payload.to_vec() },
+            chunk: DataChunk {
+                seq: 42,
+                last: true,
+                payload: payload.to_vec(),
+            },
         }
     }
 
@@ -249,7 +276,10 @@ mod tests {
         let a = Frame::Ack {
             session: 1,
             peer_session: 2,
-            ack: Ack { next_expected: 5, ranges: vec![(7, 9), (12, 13)] },
+            ack: Ack {
+                next_expected: 5,
+                ranges: vec![(7, 9), (12, 13)],
+            },
         };
         assert_eq!(Frame::decode(&a.encode()).unwrap(), a);
         assert_eq!(data(&[]).encode().len(), FRAME_OVERHEAD);

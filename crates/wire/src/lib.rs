@@ -22,23 +22,24 @@ mod message;
 mod packet;
 
 pub use catalogue_data::{BaseImage, catalogue, normalize_image_ref};
-pub use digest::{Digest, DigestParseError};
 pub use chunk::{
-    AckRanges, Chunk, ChunkError, DATA_CHUNK_OVERHEAD, MAX_LIST, MAX_RANGES, Offer, Status, StatusState,
-    TransferKind, chunk_len, decode_chunks, encode_chunk,
+    AckRanges, Chunk, ChunkError, DATA_CHUNK_OVERHEAD, MAX_LIST, MAX_RANGES, Offer, Status,
+    StatusState, TransferKind, chunk_len, decode_chunks, encode_chunk,
 };
+pub use digest::{Digest, DigestParseError};
 pub use errors::ErrorCode;
-pub use packet::{
-    Direction, LinkKey, MAX_BODY, MAX_PACKET, MAX_PACKET_NUMBER, Opener, PACKET_OVERHEAD, PacketError, ReplayWindow,
-    Sealer,
-};
 pub use frame::{
-    Ack, DataChunk, FRAME_OVERHEAD, Frame, FrameError, FrameErrorKind, MAX_DATAGRAM, MAX_SACK_RANGES,
+    Ack, DataChunk, FRAME_OVERHEAD, Frame, FrameError, FrameErrorKind, MAX_DATAGRAM,
+    MAX_SACK_RANGES,
 };
 pub use message::{
     DecodeMessageError, ExecutionState, FileEntry, FileRef, ImageRef, MAX_MESSAGE, Message,
     OnFailure, Plan, PlanTask, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile,
     decode_message, encode_message,
+};
+pub use packet::{
+    Direction, LinkKey, MAX_BODY, MAX_PACKET, MAX_PACKET_NUMBER, Opener, PACKET_OVERHEAD,
+    PacketError, ReplayWindow, Sealer,
 };
 
 /// The catalogue module: base images preloaded onboard.

@@ -338,7 +338,10 @@ mod tests {
                 on_failure: OnFailure::Stop,
                 kind: TaskKind::PodRun {
                     pod_name: "p".into(),
-                    image: ImageRef { name: "hello".into(), tag: "v1".into() },
+                    image: ImageRef {
+                        name: "hello".into(),
+                        tag: "v1".into(),
+                    },
                     command: None,
                     args: Some(vec!["--x".into()]),
                     env: vec![("A".into(), "b".into())],

@@ -120,7 +120,10 @@ pub struct Sealer {
 impl Sealer {
     /// A sealer for packets travelling `direction`.
     pub fn new(key: &LinkKey, direction: Direction) -> Sealer {
-        Sealer { cipher: ChaCha20Poly1305::new(&Key::from(key.0)), direction }
+        Sealer {
+            cipher: ChaCha20Poly1305::new(&Key::from(key.0)),
+            direction,
+        }
     }
 
     /// Seals `body` as packet number `pn` (at most [`MAX_PACKET_NUMBER`]; the caller never
@@ -174,9 +177,15 @@ impl Opener {
         }
         let mut body = body.to_vec();
         let tag_at = datagram.len() - CRC - TAG;
-        let tag = Tag::try_from(&datagram[tag_at..tag_at + TAG]).map_err(|_| PacketError::Truncated)?;
+        let tag =
+            Tag::try_from(&datagram[tag_at..tag_at + TAG]).map_err(|_| PacketError::Truncated)?;
         self.cipher
-            .decrypt_inout_detached(&nonce(self.direction, pn), &datagram[..HEADER], body.as_mut_slice().into(), &tag)
+            .decrypt_inout_detached(
+                &nonce(self.direction, pn),
+                &datagram[..HEADER],
+                body.as_mut_slice().into(),
+                &tag,
+            )
             .map_err(|_| PacketError::Forged)?;
         self.window.accept(pn);
         Ok((pn, body))
@@ -199,7 +208,10 @@ impl Opener {
         }
         let mut pn_bytes = [0u8; 8];
         pn_bytes[2..].copy_from_slice(&d[1..HEADER]);
-        Ok((u64::from_be_bytes(pn_bytes), &d[HEADER..d.len() - CRC - TAG]))
+        Ok((
+            u64::from_be_bytes(pn_bytes),
+            &d[HEADER..d.len() - CRC - TAG],
+        ))
     }
 }
 
@@ -225,7 +237,11 @@ impl ReplayWindow {
 
     /// A window refusing everything at or below `floor`.
     pub fn new(floor: Option<u64>) -> ReplayWindow {
-        ReplayWindow { highest: None, floor, seen: [0; ReplayWindow::SIZE / 64] }
+        ReplayWindow {
+            highest: None,
+            floor,
+            seen: [0; ReplayWindow::SIZE / 64],
+        }
     }
 
     /// Whether `pn` would be accepted.
@@ -275,10 +291,8 @@ impl ReplayWindow {
         for i in (0..n).rev() {
             let src = i.checked_sub(words);
             let mut v = src.map_or(0, |s| self.seen[s] << bits);
-            if bits > 0 {
-                if let Some(s) = src.and_then(|s| s.checked_sub(1)) {
-                    v |= self.seen[s] >> (64 - bits);
-                }
+            if let Some(s) = src.and_then(|s| s.checked_sub(1)).filter(|_| bits > 0) {
+                v |= self.seen[s] >> (64 - bits);
             }
             self.seen[i] = v;
         }
@@ -327,7 +341,10 @@ mod tests {
         let down = Sealer::new(&key(1), Direction::Down).seal(11, b"x");
         assert_eq!(o.open(&down), Err(PacketError::Unknown));
         assert_eq!(o.open(&p[..10]), Err(PacketError::Truncated));
-        assert_eq!(o.open(&vec![0; MAX_PACKET + 1]), Err(PacketError::Oversized));
+        assert_eq!(
+            o.open(&vec![0; MAX_PACKET + 1]),
+            Err(PacketError::Oversized)
+        );
         // A forged packet did not poison the window: the real 8 still opens.
         assert!(o.open(&s.seal(8, b"late")).is_ok());
     }

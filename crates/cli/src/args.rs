@@ -1,0 +1,241 @@
+//! Command-line syntax. Validated raw flags only: no I/O here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+/// Run containerised software on satellites.
+#[derive(Debug, Parser)]
+#[command(name = "orbitdock", version, about, propagate_version = true)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Start ground, link and flight agent with embedded defaults, for a first run.
+    Demo(DemoArgs),
+    /// Run the ground segment: HTTP API, dashboard, executor, link endpoints.
+    Ground(GroundArgs),
+    /// Run the link emulator between ground and flight.
+    Link(LinkArgs),
+    /// Run the onboard agent, or prepare its base images.
+    Flight(FlightArgs),
+    /// Log in to a ground server and remember the session.
+    Login(LoginArgs),
+    /// Upload and download namespace files.
+    Files(FilesArgs),
+    /// Apply, validate and show operations.
+    Op(OpArgs),
+    /// Start and inspect executions.
+    Exec(ExecArgs),
+}
+
+impl Command {
+    pub(crate) fn is_server(&self) -> bool {
+        matches!(
+            self,
+            Command::Demo(_) | Command::Ground(_) | Command::Link(_) | Command::Flight(_)
+        )
+    }
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct DemoArgs {
+    /// Where ground and flight keep their state [default: $XDG_DATA_HOME/orbitdock/demo].
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The HTTP address of the API and dashboard.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub(crate) http: SocketAddr,
+    /// First of four consecutive UDP ports on 127.0.0.1 for ground, link and flight.
+    #[arg(long, default_value_t = 7701)]
+    pub(crate) udp_base: u16,
+    /// The demo user's password.
+    #[arg(long, default_value = "orbitdock")]
+    pub(crate) password: String,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct GroundArgs {
+    /// Database and blob directory.
+    #[arg(long)]
+    pub(crate) data_dir: PathBuf,
+    /// The HTTP address of the API and dashboard.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub(crate) http: SocketAddr,
+    /// A system the ground talks to: NAME=LOCAL_UDP,LINK_UDP (repeatable).
+    #[arg(long = "system", value_parser = parse_system, required = true)]
+    pub(crate) systems: Vec<SystemArg>,
+    /// Create (or reset) a user: NAME:PASSWORD (repeatable).
+    #[arg(long = "user", value_parser = parse_user)]
+    pub(crate) users: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SystemArg {
+    pub(crate) name: String,
+    pub(crate) bind: SocketAddr,
+    pub(crate) link: SocketAddr,
+}
+
+fn parse_system(s: &str) -> Result<SystemArg, String> {
+    let err = || {
+        format!("{s:?}: expected NAME=LOCAL_UDP,LINK_UDP, e.g. em=127.0.0.1:7701,127.0.0.1:7702")
+    };
+    let (name, addrs) = s.split_once('=').ok_or_else(err)?;
+    let (bind, link) = addrs.split_once(',').ok_or_else(err)?;
+    Ok(SystemArg {
+        name: name.to_string(),
+        bind: bind.parse().map_err(|e| format!("{bind:?}: {e}"))?,
+        link: link.parse().map_err(|e| format!("{link:?}: {e}"))?,
+    })
+}
+
+fn parse_user(s: &str) -> Result<(String, String), String> {
+    let (u, p) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected NAME:PASSWORD"))?;
+    Ok((u.to_string(), p.to_string()))
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct LinkArgs {
+    /// The port the ground sends to.
+    #[arg(long)]
+    pub(crate) ground_side: SocketAddr,
+    /// The ground endpoint's address.
+    #[arg(long)]
+    pub(crate) ground: SocketAddr,
+    /// The port the flight agent sends to.
+    #[arg(long)]
+    pub(crate) flight_side: SocketAddr,
+    /// The flight agent's address.
+    #[arg(long)]
+    pub(crate) flight: SocketAddr,
+    /// Uplink rate in bit/s (unlimited if absent).
+    #[arg(long)]
+    pub(crate) up_bps: Option<u64>,
+    /// Downlink rate in bit/s (unlimited if absent).
+    #[arg(long)]
+    pub(crate) down_bps: Option<u64>,
+    /// One-way delay in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) delay_ms: u64,
+    /// Probability of losing a datagram, 0 to 1.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) loss: f64,
+}
+
+#[derive(Debug, ClapArgs)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub(crate) struct FlightArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<FlightCommand>,
+    /// The system this agent is (e.g. em).
+    #[arg(long, default_value = "em")]
+    pub(crate) system: String,
+    /// Objects, spool and persisted plans.
+    #[arg(long, required = true)]
+    pub(crate) state_dir: Option<PathBuf>,
+    /// Tenant volumes (mounted at /data in pods).
+    #[arg(long, required = true)]
+    pub(crate) volumes_dir: Option<PathBuf>,
+    /// The agent's UDP address.
+    #[arg(long, required = true)]
+    pub(crate) udp: Option<SocketAddr>,
+    /// The link emulator's flight-side port.
+    #[arg(long, required = true)]
+    pub(crate) link: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FlightCommand {
+    /// Build stand-in base images under the catalogue's names (nothing can be pulled here).
+    SeedBases,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct LoginArgs {
+    /// The ground server, e.g. http://127.0.0.1:7700.
+    #[arg(long)]
+    pub(crate) server: String,
+    #[arg(long)]
+    pub(crate) user: String,
+    #[arg(long, env = "ORBITDOCK_PASSWORD")]
+    pub(crate) password: String,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct FilesArgs {
+    #[command(subcommand)]
+    pub(crate) command: FilesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FilesCommand {
+    /// Upload a folder into a namespace, keeping its structure.
+    Push {
+        /// The local folder.
+        local_dir: PathBuf,
+        #[arg(long, short)]
+        namespace: String,
+        /// Namespace folder to place it under.
+        #[arg(long, default_value = "/")]
+        to: String,
+    },
+    /// Download a file or a folder: NS:/path LOCAL.
+    Pull {
+        /// NS:/path
+        remote: String,
+        /// Local file or folder.
+        local: PathBuf,
+    },
+    /// List a namespace's files.
+    Ls { namespace: String },
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct OpArgs {
+    #[command(subcommand)]
+    pub(crate) command: OpCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OpCommand {
+    /// Create or update an operation from its YAML.
+    Apply { file: PathBuf },
+    /// Check an operation's YAML without saving it.
+    Validate { file: PathBuf },
+    /// Show an operation: NS/OP.
+    Show { operation: String },
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct ExecArgs {
+    #[command(subcommand)]
+    pub(crate) command: ExecCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExecCommand {
+    /// Execute an operation: NS/OP. Exit status 0 only if it succeeded (with --wait).
+    Start {
+        operation: String,
+        /// The system to run on [default: the operation's, else em].
+        #[arg(long)]
+        system: Option<String>,
+        /// Follow the execution until it ends.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show an execution.
+    Show {
+        id: String,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}

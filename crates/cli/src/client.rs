@@ -1,0 +1,134 @@
+//! A thin client of the ground's HTTP API (docs/api.md).
+
+use anyhow::{Context, bail};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::Value;
+
+use crate::session::Session;
+
+pub(crate) struct Client {
+    http: reqwest::Client,
+    server: String,
+    token: Option<String>,
+}
+
+/// An error answer from the API, with its JSON body.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let msg = self.body["error"]["message"]
+            .as_str()
+            .unwrap_or("no message");
+        write!(f, "{} ({})", msg, self.status)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl Client {
+    pub(crate) fn anonymous(server: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            server: server.trim_end_matches('/').to_string(),
+            token: None,
+        }
+    }
+
+    pub(crate) fn from_session(session: &Session) -> Client {
+        Client {
+            token: Some(session.token.clone()),
+            ..Client::anonymous(&session.server)
+        }
+    }
+
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let rb = self
+            .http
+            .request(method, format!("{}{}", self.server, path));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    /// Sends and decodes a JSON answer; a non-2xx answer becomes an [`ApiError`].
+    pub(crate) async fn json(&self, rb: RequestBuilder) -> anyhow::Result<Value> {
+        let resp = rb
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.server))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(
+            |_| serde_json::json!({"error": {"message": String::from_utf8_lossy(&bytes)}}),
+        );
+        if !status.is_success() {
+            return Err(ApiError { status, body }.into());
+        }
+        Ok(body)
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.json(self.request(Method::GET, path)).await
+    }
+
+    /// Downloads raw bytes into `dest` (written to a temporary name, then renamed).
+    pub(crate) async fn download(&self, path: &str, dest: &std::path::Path) -> anyhow::Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let mut resp = self
+            .request(Method::GET, path)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.server))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.unwrap_or_default();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            bail!(ApiError { status, body });
+        }
+        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let tmp = dest.with_file_name(format!(
+            ".{}.part",
+            dest.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("download")
+        ));
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        let mut n = 0u64;
+        while let Some(chunk) = resp.chunk().await? {
+            n += chunk.len() as u64;
+            file.write_all(&chunk).await?;
+        }
+        file.sync_all().await?;
+        drop(file);
+        tokio::fs::rename(&tmp, dest)
+            .await
+            .with_context(|| format!("writing {}", dest.display()))?;
+        Ok(n)
+    }
+}
+
+/// Percent-encodes a path for a URL, keeping `/`.
+pub(crate) fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

@@ -1,0 +1,293 @@
+//! A whole orbitdock on 127.0.0.1 for end-to-end tests: ground (in-process, real SQLite), the link
+//! emulator and the flight agent (in-process, real Docker Engine), each with its own ports and
+//! directories, driven through the real `orbitdock` binary and the HTTP API.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_orbitdock");
+
+/// A free UDP port on 127.0.0.1 (bound and released; the window for a race is tiny).
+pub(crate) fn free_udp() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A short random suffix so tenants, images and names never collide between tests and runs.
+pub(crate) fn unique(prefix: &str) -> String {
+    format!("{prefix}{:08x}", rand::random::<u32>())
+}
+
+pub(crate) struct Stack {
+    pub url: String,
+    pub dir: TempDir,
+    pub ground: ground::Ground,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Stack {
+    pub(crate) async fn start() -> Stack {
+        seed_bases().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (ground_udp, link_ground, link_flight, flight_udp) =
+            (free_udp(), free_udp(), free_udp(), free_udp());
+        let g = ground::Ground::open(ground::GroundConfig {
+            data_dir: dir.path().join("ground"),
+            systems: vec![ground::SystemLink {
+                name: "em".into(),
+                bind: ground_udp,
+                link: link_ground,
+                rate_bytes_per_sec: None,
+            }],
+        })
+        .await
+        .expect("ground opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut tasks = Vec::new();
+        let g2 = g.clone();
+        tasks.push(tokio::spawn(async move {
+            ground::serve(g2, listener, async {
+                let _ = stop_rx.await;
+            })
+            .await
+            .unwrap();
+        }));
+        tasks.push(tokio::spawn(async move {
+            let config = link::EmulatorConfig {
+                ground_side: link_ground,
+                ground: ground_udp,
+                flight_side: link_flight,
+                flight: flight_udp,
+                up_bps: None,
+                down_bps: None,
+                delay: Duration::from_millis(5),
+                loss: 0.0,
+            };
+            link::run_emulator(config, Arc::default()).await.unwrap();
+        }));
+        let flight_config = flight::FlightConfig {
+            system: "em".into(),
+            state_dir: dir.path().join("flight/state"),
+            volumes_dir: dir.path().join("flight/volumes"),
+            bind: flight_udp,
+            link: link_flight,
+        };
+        tasks.push(tokio::spawn(async move {
+            flight::run(flight_config).await.unwrap();
+        }));
+        Stack {
+            url,
+            dir,
+            ground: g,
+            tasks,
+            stop: Some(stop_tx),
+        }
+    }
+
+    /// Creates a user and returns a session file logged in as it (through `orbitdock login`).
+    pub(crate) async fn user(&self, name: &str) -> User {
+        let password = format!("pw-{name}");
+        self.ground.ensure_user(name, &password).await.unwrap();
+        let session = self.dir.path().join(format!("{name}.session.json"));
+        let user = User {
+            name: name.to_string(),
+            session,
+            url: self.url.clone(),
+            token: String::new(),
+        };
+        let out = user
+            .cli(&[
+                "login",
+                "--server",
+                &self.url,
+                "--user",
+                name,
+                "--password",
+                &password,
+            ])
+            .await;
+        assert!(
+            out.status.success(),
+            "login failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let saved: Value = serde_json::from_slice(&std::fs::read(&user.session).unwrap()).unwrap();
+        User {
+            token: saved["token"].as_str().unwrap().to_string(),
+            ..user
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+pub(crate) struct User {
+    pub name: String,
+    pub session: PathBuf,
+    pub url: String,
+    pub token: String,
+}
+
+impl User {
+    /// Runs `orbitdock ARGS` as this user.
+    pub(crate) async fn cli(&self, args: &[&str]) -> Output {
+        let out = tokio::process::Command::new(BIN)
+            .args(args)
+            .env("ORBITDOCK_SESSION", &self.session)
+            .env_remove("ORBITDOCK_PASSWORD")
+            .output()
+            .await
+            .unwrap();
+        eprintln!(
+            "$ orbitdock {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub(crate) fn http(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}{}", self.url, path))
+            .bearer_auth(&self.token)
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http(reqwest::Method::GET, path).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Applies `yaml` and executes it, waiting for the end; returns the execution.
+    pub(crate) async fn run_operation(&self, dir: &Path, yaml: &str) -> Value {
+        let op_file = dir.join(format!("{}.yaml", unique("op")));
+        std::fs::write(&op_file, yaml).unwrap();
+        let out = self.cli(&["op", "apply", op_file.to_str().unwrap()]).await;
+        assert!(out.status.success(), "op apply failed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let name = stdout.split_whitespace().next().unwrap().to_string();
+        let out = self.cli(&["exec", "start", &name, "--wait"]).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let id = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("execution "))
+            .and_then(|l| l.split_whitespace().next())
+            .expect("exec start prints the execution id")
+            .to_string();
+        let (status, exec) = self.get(&format!("/api/v1/executions/{id}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            out.status.success(),
+            exec["state"] == "SUCCESS",
+            "exec start --wait exits 0 exactly when the execution succeeded"
+        );
+        exec
+    }
+}
+
+/// Builds the stand-in base images once per test binary (idempotent across binaries).
+pub(crate) async fn seed_bases() {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        flight::seed_bases(&mut |l| eprintln!("seed: {l}"))
+            .await
+            .expect("stand-in base images build");
+    })
+    .await;
+}
+
+/// Compiles a C program statically: the kind of payload the seed guide recommends.
+pub(crate) fn gcc_static(source: &str, out: &Path) {
+    let src = out.with_extension("c");
+    std::fs::write(&src, source).unwrap();
+    let status = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(out)
+        .arg(&src)
+        .status()
+        .expect("gcc runs");
+    assert!(status.success(), "gcc -static failed");
+    std::fs::remove_file(src).unwrap();
+}
+
+/// Removes every image and container of a test tenant, even when the test failed.
+pub(crate) struct DockerCleanup {
+    pub tenants: Vec<String>,
+    pub images: Vec<String>,
+}
+
+impl Drop for DockerCleanup {
+    fn drop(&mut self) {
+        for t in &self.tenants {
+            let ids = std::process::Command::new("docker")
+                .args([
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("label=org.orbitdock.tenant={t}"),
+                ])
+                .output();
+            if let Ok(o) = ids {
+                for id in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = std::process::Command::new("docker")
+                        .args(["rm", "-f", id])
+                        .output();
+                }
+            }
+            let imgs = std::process::Command::new("docker")
+                .args([
+                    "images",
+                    "--format",
+                    "{{.Repository}}:{{.Tag}}",
+                    &format!("tenants/{t}/*"),
+                ])
+                .output();
+            if let Ok(o) = imgs {
+                for i in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = std::process::Command::new("docker")
+                        .args(["rmi", "-f", i])
+                        .output();
+                }
+            }
+        }
+        for i in &self.images {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", "-f", i])
+                .output();
+        }
+    }
+}
+
+/// Finds the error of task `task` in an execution.
+pub(crate) fn task_error<'a>(exec: &'a Value, task: &str) -> &'a Value {
+    exec["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == task)
+        .map(|t| &t["error"])
+        .unwrap_or_else(|| panic!("no task {task} in {exec:#}"))
+}

@@ -1,0 +1,881 @@
+//! The agent: plans in, events out.
+//!
+//! Two loops share one [`Agent`]: the message loop ([`Agent::handle_message`]) accepts plans and
+//! objects as they arrive, and the plan loop ([`Agent::run_plans`]) runs queued plans one at a
+//! time, in arrival order. A plan is persisted before it is queued and after each task, so a
+//! restarted agent resumes where it stopped (a task cut short runs again from its start).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
+use wire::{
+    BaseImage, Digest, ErrorCode, ExecutionState, Message, OnFailure, Plan, PlanTask, TaskError,
+    TaskKind, TaskState,
+};
+
+use crate::config::{AgentConfig, FlightConfig};
+use crate::error::{Error, ErrorKind};
+use crate::fsutil::now_ms;
+use crate::names;
+use crate::plans::{PlanRecord, PlanStore, TaskRecord};
+use crate::runtime::{DockerRuntime, Runtime};
+use crate::store::{ObjectStore, Received};
+use crate::tasks::{Executor, MAX_LISTING, OBJECT_WAIT, TaskResult};
+use crate::volumes::{self, Volumes};
+
+/// Plans waiting to run; a plan beyond this is refused (`BUSY`).
+const MAX_QUEUED_PLANS: usize = 256;
+/// Messages waiting for the link, in [`run`].
+const OUTBOX: usize = 64;
+/// How often the agent says `Hello`.
+const HELLO_EVERY: Duration = Duration::from_secs(30);
+/// How many times one object is asked for again after it arrived damaged or out of order.
+const MAX_REREQUESTS: u32 = 3;
+/// Objects whose re-requests are counted; beyond this the counts start over.
+const MAX_REREQUESTED: usize = 4096;
+
+/// The onboard agent, without the link: it takes messages through
+/// [`handle_message`](Agent::handle_message), runs plans with [`run_plans`](Agent::run_plans) or
+/// single tasks with [`run_task`](Agent::run_task), and sends what it has to say to the outbox
+/// given at [`connect`](Agent::connect). Cheap to clone.
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    exec: Executor,
+    plans: PlanStore,
+    queue: Mutex<VecDeque<PlanRecord>>,
+    queued: Notify,
+    next_seq: AtomicU64,
+    rerequests: Mutex<HashMap<Digest, u32>>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("scratch", &self.inner.exec.scratch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Opens the state and volumes directories, connects to the local Docker Engine and loads
+    /// the unfinished plans. Messages for the ground go to `outbox`, which the caller must drain
+    /// (its bound is the caller's).
+    pub async fn connect(
+        config: AgentConfig,
+        outbox: mpsc::Sender<Message>,
+    ) -> Result<Agent, Error> {
+        let runtime = Arc::new(DockerRuntime::connect().await?);
+        Agent::with_runtime(&config, runtime, outbox)
+    }
+
+    pub(crate) fn with_runtime(
+        config: &AgentConfig,
+        runtime: Arc<dyn Runtime>,
+        outbox: mpsc::Sender<Message>,
+    ) -> Result<Agent, Error> {
+        let state = &config.state_dir;
+        std::fs::create_dir_all(state)
+            .map_err(|e| Error::io("cannot create the state folder", state, e))?;
+        let scratch = state.join("tmp");
+        // Staged archives and contexts of a previous run are of no use now.
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch).map_err(|e| Error::io("cannot create", &scratch, e))?;
+        let plans = PlanStore::open(state)?;
+        let pending = plans.load_pending();
+        let next_seq = pending.iter().map(|r| r.seq + 1).max().unwrap_or(1);
+        if !pending.is_empty() {
+            tracing::info!(plans = pending.len(), "resuming unfinished plans");
+        }
+        let exec = Executor {
+            runtime,
+            volumes: Arc::new(Volumes::open(&config.volumes_dir, state)?),
+            store: Arc::new(ObjectStore::open(state)?),
+            scratch,
+            outbox,
+            catalogue: wire::catalogue(&names::host_platform())
+                .into_iter()
+                .map(|b| b.name)
+                .collect(),
+            object_wait: OBJECT_WAIT,
+        };
+        Ok(Agent {
+            inner: Arc::new(Inner {
+                exec,
+                plans,
+                queue: Mutex::new(pending.into()),
+                queued: Notify::new(),
+                next_seq: AtomicU64::new(next_seq),
+                rerequests: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Runs one task for `tenant` as part of `execution` (which names the pod's container), with
+    /// no events: the way to drive the agent without a link. An uplink's objects must be in the
+    /// store (see [`handle_message`](Agent::handle_message) with [`Message::Object`]); a
+    /// downlink's objects go to the outbox.
+    pub async fn run_task(&self, tenant: &str, execution: &str, task: &PlanTask) -> TaskResult {
+        self.inner.exec.run(tenant, execution, task).await
+    }
+
+    /// Takes one message from the ground: a [`Message::Plan`] is persisted and queued (and its
+    /// missing objects asked for at once), a [`Message::Object`] part goes to the store. Other
+    /// messages are ignored.
+    pub async fn handle_message(&self, message: Message) {
+        match message {
+            Message::Plan(plan) => self.accept(plan),
+            Message::Object {
+                digest,
+                offset,
+                total,
+                data,
+            } => self.receive(digest, offset, total, data).await,
+            Message::Need { .. } => tracing::debug!("ignored a Need from the ground"),
+            other => {
+                tracing::debug!(message = ?std::mem::discriminant(&other), "ignored a message meant for the ground")
+            }
+        }
+    }
+
+    /// Runs queued plans, one at a time, forever; abort the task running it to stop. First asks
+    /// for the objects that resumed plans still miss.
+    pub async fn run_plans(&self) {
+        let pending: Vec<Plan> = self.lock_queue().iter().map(|r| r.plan.clone()).collect();
+        for plan in pending {
+            if let Some(need) = self.objects_missing(&plan) {
+                self.send(need).await;
+            }
+        }
+        loop {
+            let next = self.lock_queue().pop_front();
+            match next {
+                Some(record) => self.execute(record).await,
+                None => self.inner.queued.notified().await,
+            }
+        }
+    }
+
+    /// The agent's `Hello`: its system name, platform and catalogue with the image ids present.
+    pub async fn hello(&self, system: &str) -> Message {
+        Message::Hello {
+            agent: system.to_string(),
+            platform: names::host_platform(),
+            catalogue: catalogue_of(self.inner.exec.runtime.as_ref()).await,
+        }
+    }
+
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<PlanRecord>> {
+        self.inner.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn send(&self, message: Message) {
+        if self.inner.exec.outbox.send(message).await.is_err() {
+            tracing::warn!("the outbox is closed; a message to the ground is lost");
+        }
+    }
+
+    /// Sends without waiting, in order: what the message loop says must never wait for the
+    /// outbox, or a full outbox (a long downlink) and a busy link could wait on each other. When
+    /// the outbox is full, the rest goes from a task of its own; such batches come only from
+    /// plans (at most one per plan received) and from re-requests (bounded per object).
+    fn send_soon(&self, batch: Vec<Message>) {
+        let mut batch = batch.into_iter();
+        while let Some(m) = batch.next() {
+            match self.inner.exec.outbox.try_send(m) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(m)) => {
+                    let outbox = self.inner.exec.outbox.clone();
+                    let rest: Vec<Message> = std::iter::once(m).chain(batch).collect();
+                    tokio::spawn(async move {
+                        for m in rest {
+                            if outbox.send(m).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    tracing::warn!("the outbox is closed; a message to the ground is lost");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn accept(&self, plan: Plan) {
+        if let Err(m) = names::check_execution(&plan.execution) {
+            tracing::warn!(error = %m, "refused a plan");
+            self.send_soon(vec![execution_event(&plan.execution, TaskState::Failed)]);
+            return;
+        }
+        if let Some(known) = self.inner.plans.find(&plan.execution) {
+            if known.finished {
+                tracing::info!(
+                    execution = plan.execution,
+                    "a finished plan came again; sending its events again"
+                );
+                self.send_soon(replay(&known));
+            } else {
+                tracing::info!(
+                    execution = plan.execution,
+                    "a plan came again; it is already queued"
+                );
+            }
+            return;
+        }
+        let refusal = if let Err(m) = names::check_tenant(&plan.tenant) {
+            Some((ErrorCode::ValidationError, m))
+        } else if self.lock_queue().len() >= MAX_QUEUED_PLANS {
+            Some((
+                ErrorCode::Busy,
+                format!("the onboard plan queue is full ({MAX_QUEUED_PLANS} plans)"),
+            ))
+        } else {
+            None
+        };
+        let mut record = PlanRecord {
+            seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
+            plan,
+            next: 0,
+            failed: false,
+            finished: false,
+            events: Vec::new(),
+        };
+        if let Some((code, message)) = refusal {
+            tracing::warn!(execution = record.plan.execution, %message, "refused a plan");
+            for (i, _) in record.plan.tasks.iter().enumerate() {
+                let error = TaskError {
+                    code,
+                    message: message.clone(),
+                    log_tail: Vec::new(),
+                };
+                record.events.push(TaskRecord {
+                    task: i as u32,
+                    state: TaskState::Failed,
+                    at_ms: now_ms(),
+                    error: Some(error),
+                    outputs: None,
+                });
+            }
+            record.failed = true;
+            record.finished = true;
+            if let Err(e) = self.inner.plans.finish(&record) {
+                tracing::error!(error = %e, "cannot record a refused plan");
+            }
+            self.send_soon(replay(&record));
+            return;
+        }
+        if let Err(e) = self.inner.plans.save(&record) {
+            // Not persisted means not accepted: the ground sends it again at the next contact.
+            tracing::error!(error = %e, "cannot persist a plan; dropped it");
+            return;
+        }
+        tracing::info!(
+            execution = record.plan.execution,
+            tenant = record.plan.tenant,
+            tasks = record.plan.tasks.len(),
+            "accepted a plan"
+        );
+        // Ask for the objects first, so they stream while earlier plans run.
+        if let Some(need) = self.objects_missing(&record.plan) {
+            self.send_soon(vec![need]);
+        }
+        self.lock_queue().push_back(record);
+        self.inner.queued.notify_one();
+    }
+
+    /// A request for every uplink object of the plan not in the store, if any.
+    fn objects_missing(&self, plan: &Plan) -> Option<Message> {
+        let wanted = plan.tasks.iter().flat_map(|t| match &t.kind {
+            TaskKind::Uplink { files, .. } => files.iter().map(|f| f.digest).collect(),
+            _ => Vec::new(),
+        });
+        let missing = self.inner.exec.store.missing(wanted);
+        if !missing.is_empty() {
+            tracing::info!(
+                execution = plan.execution,
+                objects = missing.len(),
+                "asking for objects"
+            );
+            Some(Message::Need { digests: missing })
+        } else {
+            None
+        }
+    }
+
+    async fn receive(&self, digest: Digest, offset: u64, total: u64, data: Vec<u8>) {
+        let store = self.inner.exec.store.clone();
+        let received =
+            tokio::task::spawn_blocking(move || store.receive(&digest, offset, total, &data)).await;
+        let again = match received {
+            Ok(Ok(Received::Committed)) => {
+                tracing::debug!(%digest, total, "object committed");
+                self.inner
+                    .rerequests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&digest);
+                false
+            }
+            Ok(Ok(Received::Partial | Received::AlreadyHave)) => false,
+            Ok(Ok(Received::OutOfOrder)) => {
+                tracing::warn!(%digest, offset, "object part out of order; asking for the object again");
+                true
+            }
+            Ok(Ok(Received::Corrupt)) => {
+                tracing::warn!(%digest, "object does not match its digest; asking for it again");
+                true
+            }
+            Ok(Ok(Received::Rejected(m))) => {
+                tracing::warn!(%digest, reason = %m, "refused an object part");
+                false
+            }
+            Ok(Err(e)) => {
+                tracing::error!(%digest, error = %e, "cannot store an object part");
+                false
+            }
+            Err(e) => {
+                tracing::error!(%digest, error = %e, "object store task failed");
+                false
+            }
+        };
+        if again {
+            let allowed = {
+                let mut counts = self
+                    .inner
+                    .rerequests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if counts.len() >= MAX_REREQUESTED && !counts.contains_key(&digest) {
+                    counts.clear();
+                }
+                let n = counts.entry(digest).or_insert(0);
+                *n += 1;
+                *n <= MAX_REREQUESTS
+            };
+            if allowed {
+                self.send_soon(vec![Message::Need {
+                    digests: vec![digest],
+                }]);
+            }
+        }
+    }
+
+    async fn execute(&self, mut record: PlanRecord) {
+        let execution = record.plan.execution.clone();
+        let tenant = record.plan.tenant.clone();
+        tracing::info!(execution, tenant, from = record.next, "running a plan");
+        self.send(execution_event(&execution, TaskState::Running))
+            .await;
+        while record.next < record.plan.tasks.len() {
+            let index = record.next;
+            let task = record.plan.tasks[index].clone();
+            self.send(task_event(&execution, index, TaskState::Running, None))
+                .await;
+            let result = self.inner.exec.run(&tenant, &execution, &task).await;
+            match &result.error {
+                None => tracing::info!(execution, task = task.id, "task succeeded"),
+                Some(e) => {
+                    tracing::info!(execution, task = task.id, code = e.code.code(), message = %e.message, "task failed")
+                }
+            }
+            if let Some(volume) = changed_volume(&task.kind) {
+                self.send_listing(&tenant, volume).await;
+            }
+            let event = TaskRecord {
+                task: index as u32,
+                state: result.state(),
+                at_ms: now_ms(),
+                error: result.error.clone(),
+                outputs: Some(result.outputs),
+            };
+            self.send(record_event(&execution, &event)).await;
+            record.events.push(event);
+            record.next += 1;
+            if result.error.is_some() {
+                record.failed = true;
+            }
+            if let Err(e) = self.inner.plans.save(&record) {
+                tracing::error!(execution, error = %e, "cannot persist plan progress");
+            }
+            if result.error.is_some() && task.on_failure == OnFailure::Stop {
+                break;
+            }
+        }
+        let state = if record.failed {
+            TaskState::Failed
+        } else {
+            TaskState::Success
+        };
+        self.send(execution_event(&execution, state)).await;
+        record.finished = true;
+        if let Err(e) = self.inner.plans.finish(&record) {
+            tracing::error!(execution, error = %e, "cannot record a finished plan");
+        }
+        tracing::info!(execution, state = state.as_str(), "plan finished");
+    }
+
+    async fn send_listing(&self, tenant: &str, volume: &str) {
+        if names::check_volume(volume).is_err() {
+            return;
+        }
+        let dir = self.inner.exec.volumes.volume_dir(tenant, volume);
+        if !dir.is_dir() {
+            return;
+        }
+        let listed =
+            tokio::task::spawn_blocking(move || volumes::list(&dir, "", u32::MAX, MAX_LISTING))
+                .await;
+        if let Ok((files, _)) = listed {
+            self.send(Message::VolumeListing {
+                tenant: tenant.into(),
+                volume: volume.into(),
+                files,
+            })
+            .await;
+        }
+    }
+}
+
+/// The recorded final events of a finished plan, to send again.
+fn replay(record: &PlanRecord) -> Vec<Message> {
+    let execution = &record.plan.execution;
+    let state = if record.failed {
+        TaskState::Failed
+    } else {
+        TaskState::Success
+    };
+    let events = record.events.iter().map(|e| record_event(execution, e));
+    events
+        .chain(std::iter::once(execution_event(execution, state)))
+        .collect()
+}
+
+/// The volume a task may change, for a fresh listing after it.
+fn changed_volume(kind: &TaskKind) -> Option<&str> {
+    match kind {
+        TaskKind::Uplink { volume, .. } | TaskKind::PodRun { volume, .. } => Some(volume),
+        _ => None,
+    }
+}
+
+fn execution_event(execution: &str, state: ExecutionState) -> Message {
+    Message::ExecutionEvent {
+        execution: execution.into(),
+        state,
+        at_ms: now_ms(),
+    }
+}
+
+fn task_event(execution: &str, task: usize, state: TaskState, error: Option<TaskError>) -> Message {
+    Message::TaskEvent {
+        execution: execution.into(),
+        task: task as u32,
+        state,
+        at_ms: now_ms(),
+        error,
+        outputs: None,
+    }
+}
+
+fn record_event(execution: &str, r: &TaskRecord) -> Message {
+    Message::TaskEvent {
+        execution: execution.into(),
+        task: r.task,
+        state: r.state,
+        at_ms: r.at_ms,
+        error: r.error.clone(),
+        outputs: r.outputs.clone(),
+    }
+}
+
+/// The catalogue with the ids of the images present.
+pub(crate) async fn catalogue_of(runtime: &dyn Runtime) -> Vec<BaseImage> {
+    let mut out = wire::catalogue(&names::host_platform());
+    for entry in &mut out {
+        entry.digest = match runtime.inspect_image(&entry.name).await {
+            Ok(Some(info)) => info.id.parse().ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(image = entry.name, error = %e.message, "cannot inspect a catalogue image");
+                None
+            }
+        };
+    }
+    out
+}
+
+/// Runs the agent behind the link until the task running it is aborted or something fatal
+/// happens (the link endpoint or Docker connection fails).
+pub async fn run(config: FlightConfig) -> Result<(), Error> {
+    let endpoint = link::EndpointConfig {
+        bind: config.bind,
+        peer: config.link,
+        rate_bytes_per_sec: None,
+    };
+    let (sender, mut receiver) = link::spawn_endpoint(endpoint).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Link,
+            format!("cannot open the link endpoint on {}: {e}", config.bind),
+        )
+    })?;
+    let (outbox, mut out_rx) = mpsc::channel::<Message>(OUTBOX);
+    // Dropping the set (when this future is dropped or returns) aborts every task in it.
+    let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
+    tasks.spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            sender
+                .send(m)
+                .await
+                .map_err(|e| Error::new(ErrorKind::Link, e.to_string()))?;
+        }
+        Ok(())
+    });
+    let agent = Agent::connect(
+        AgentConfig {
+            state_dir: config.state_dir.clone(),
+            volumes_dir: config.volumes_dir.clone(),
+        },
+        outbox.clone(),
+    )
+    .await?;
+    tracing::info!(system = config.system, bind = %config.bind, link = %config.link, "flight agent running");
+    {
+        let (agent, system, outbox) = (agent.clone(), config.system.clone(), outbox.clone());
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(HELLO_EVERY);
+            loop {
+                every.tick().await;
+                let hello = agent.hello(&system).await;
+                outbox
+                    .send(hello)
+                    .await
+                    .map_err(|_| Error::new(ErrorKind::Link, "the outbox closed"))?;
+            }
+        });
+    }
+    {
+        let agent = agent.clone();
+        tasks.spawn(async move {
+            agent.run_plans().await;
+            Ok(())
+        });
+    }
+    loop {
+        tokio::select! {
+            m = receiver.recv() => match m {
+                Some(m) => agent.handle_message(m).await,
+                None => return Err(Error::new(ErrorKind::Link, "the link endpoint stopped")),
+            },
+            Some(done) = tasks.join_next() => {
+                return Err(match done {
+                    Ok(Err(e)) => e,
+                    Ok(Ok(())) => Error::new(ErrorKind::Link, "an agent task stopped unexpectedly"),
+                    Err(e) => Error::new(ErrorKind::Link, format!("an agent task failed: {e}")),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wire::{ImageRef, UplinkFile};
+
+    use super::*;
+    use crate::runtime::fake::FakeRuntime;
+
+    fn agent(dir: &std::path::Path, fake: FakeRuntime) -> (Agent, mpsc::Receiver<Message>) {
+        let (tx, rx) = mpsc::channel(1024);
+        let config = AgentConfig {
+            state_dir: dir.join("state"),
+            volumes_dir: dir.join("volumes"),
+        };
+        (
+            Agent::with_runtime(&config, Arc::new(fake), tx).unwrap(),
+            rx,
+        )
+    }
+
+    fn task(id: &str, on_failure: OnFailure, kind: TaskKind) -> PlanTask {
+        PlanTask {
+            id: id.into(),
+            on_failure,
+            kind,
+        }
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<Message>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            out.push(match m {
+                Message::Need { digests } => format!("need {}", digests.len()),
+                Message::Object { offset, .. } => format!("object @{offset}"),
+                Message::TaskEvent {
+                    task, state, error, ..
+                } => format!(
+                    "task {task} {}{}",
+                    state.as_str(),
+                    error
+                        .map(|e| format!(" {}", e.code.code()))
+                        .unwrap_or_default()
+                ),
+                Message::ExecutionEvent { state, .. } => format!("execution {}", state.as_str()),
+                Message::VolumeListing { volume, files, .. } => {
+                    format!("listing {volume} {}", files.len())
+                }
+                Message::Hello { .. } => "hello".into(),
+                Message::Plan(_) => "plan".into(),
+            });
+        }
+        out
+    }
+
+    /// Runs the plan loop until it has nothing left, then stops it.
+    async fn run_until_idle(agent: &Agent) {
+        let a = agent.clone();
+        let worker = tokio::spawn(async move { a.run_plans().await });
+        for _ in 0..500 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if agent.lock_queue().is_empty() && agent.inner.plans.load_pending().is_empty() {
+                break;
+            }
+        }
+        worker.abort();
+    }
+
+    #[tokio::test]
+    async fn a_plan_asks_for_objects_then_runs_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
+        let data = b"hello from the ground".to_vec();
+        let d = Digest::of(&data);
+        let plan = Plan {
+            execution: "e1".into(),
+            tenant: "alice".into(),
+            tasks: vec![
+                task(
+                    "up",
+                    OnFailure::Stop,
+                    TaskKind::Uplink {
+                        volume: "pvc".into(),
+                        files: vec![UplinkFile {
+                            path: "in/a.txt".into(),
+                            digest: d,
+                            size: data.len() as u64,
+                            mode: 0o644,
+                        }],
+                    },
+                ),
+                task(
+                    "down",
+                    OnFailure::Continue,
+                    TaskKind::Downlink {
+                        volume: "pvc".into(),
+                        sources: vec!["missing".into()],
+                    },
+                ),
+                task(
+                    "down2",
+                    OnFailure::Stop,
+                    TaskKind::Downlink {
+                        volume: "pvc".into(),
+                        sources: vec!["in/*".into()],
+                    },
+                ),
+                task(
+                    "never",
+                    OnFailure::Stop,
+                    TaskKind::Downlink {
+                        volume: "pvc".into(),
+                        sources: vec!["nope".into()],
+                    },
+                ),
+                task(
+                    "after",
+                    OnFailure::Stop,
+                    TaskKind::FilesList {
+                        volume: None,
+                        folder: "/".into(),
+                        depth: 1,
+                    },
+                ),
+            ],
+        };
+        agent.handle_message(Message::Plan(plan.clone())).await;
+        assert_eq!(drain(&mut rx), ["need 1"]);
+        // The object arrives in two parts.
+        agent
+            .handle_message(Message::Object {
+                digest: d,
+                offset: 0,
+                total: data.len() as u64,
+                data: data[..5].to_vec(),
+            })
+            .await;
+        agent
+            .handle_message(Message::Object {
+                digest: d,
+                offset: 5,
+                total: data.len() as u64,
+                data: data[5..].to_vec(),
+            })
+            .await;
+        run_until_idle(&agent).await;
+        assert_eq!(
+            drain(&mut rx),
+            [
+                "execution RUNNING",
+                "task 0 RUNNING",
+                "listing pvc 2",
+                "task 0 SUCCESS",
+                "task 1 RUNNING",
+                "task 1 FAILED 4",
+                "task 2 RUNNING",
+                "object @0",
+                "task 2 SUCCESS",
+                "task 3 RUNNING",
+                "task 3 FAILED 4",
+                "execution FAILED",
+            ]
+        );
+        // The same plan again is not run again; its events are sent again.
+        agent.handle_message(Message::Plan(plan)).await;
+        let again = drain(&mut rx);
+        assert_eq!(again.len(), 5);
+        assert_eq!(again.last().unwrap(), "execution FAILED");
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_plan_resumes_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Digest::of(b"late");
+        {
+            let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
+            let plan = Plan {
+                execution: "e2".into(),
+                tenant: "alice".into(),
+                tasks: vec![task(
+                    "up",
+                    OnFailure::Stop,
+                    TaskKind::Uplink {
+                        volume: "pvc".into(),
+                        files: vec![UplinkFile {
+                            path: "late.txt".into(),
+                            digest: d,
+                            size: 4,
+                            mode: 0o600,
+                        }],
+                    },
+                )],
+            };
+            agent.handle_message(Message::Plan(plan)).await;
+            assert_eq!(drain(&mut rx), ["need 1"]);
+            // The agent stops before running it.
+        }
+        let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
+        agent
+            .handle_message(Message::Object {
+                digest: d,
+                offset: 0,
+                total: 4,
+                data: b"late".to_vec(),
+            })
+            .await;
+        run_until_idle(&agent).await;
+        let events = drain(&mut rx);
+        assert_eq!(events.last().unwrap(), "execution SUCCESS", "{events:?}");
+        assert!(dir.path().join("volumes/alice/pvc/late.txt").is_file());
+    }
+
+    #[tokio::test]
+    async fn bad_plans_and_parts_are_refused_without_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
+        let bad_tenant = Plan {
+            execution: "e3".into(),
+            tenant: "../bob".into(),
+            tasks: vec![task(
+                "x",
+                OnFailure::Stop,
+                TaskKind::PodRun {
+                    pod_name: "p".into(),
+                    image: ImageRef {
+                        name: "busybox".into(),
+                        tag: "latest".into(),
+                    },
+                    command: None,
+                    args: None,
+                    env: vec![],
+                    volume: "pvc".into(),
+                    max_duration_ms: None,
+                },
+            )],
+        };
+        agent.handle_message(Message::Plan(bad_tenant)).await;
+        assert_eq!(drain(&mut rx), ["task 0 FAILED 2", "execution FAILED"]);
+        agent
+            .handle_message(Message::Plan(Plan {
+                execution: "../x".into(),
+                tenant: "a".into(),
+                tasks: vec![],
+            }))
+            .await;
+        assert_eq!(drain(&mut rx), ["execution FAILED"]);
+
+        // An out-of-order part is asked for again, a bounded number of times.
+        let d = Digest::of(b"0123456789");
+        for _ in 0..5 {
+            agent
+                .handle_message(Message::Object {
+                    digest: d,
+                    offset: 4,
+                    total: 10,
+                    data: b"456789".to_vec(),
+                })
+                .await;
+        }
+        assert_eq!(drain(&mut rx), ["need 1", "need 1", "need 1"]);
+        assert!(agent.lock_queue().is_empty());
+    }
+
+    #[tokio::test]
+    async fn hello_reports_the_catalogue_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeRuntime::with(|s| {
+            s.images.insert(
+                "busybox:latest".into(),
+                crate::runtime::ImageInfo {
+                    id: format!("sha256:{}", "e".repeat(64)),
+                    ..Default::default()
+                },
+            );
+        });
+        let (agent, _rx) = agent(dir.path(), fake);
+        let Message::Hello {
+            agent: name,
+            catalogue,
+            platform,
+        } = agent.hello("em").await
+        else {
+            panic!()
+        };
+        assert_eq!(name, "em");
+        assert_eq!(platform, names::host_platform());
+        let present: Vec<_> = catalogue
+            .iter()
+            .filter(|b| b.digest.is_some())
+            .map(|b| b.name.as_str())
+            .collect();
+        assert_eq!(present, ["busybox:latest"]);
+    }
+}

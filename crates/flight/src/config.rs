@@ -1,0 +1,26 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// How the flight agent runs: its name, its directories, and its side of the link.
+#[derive(Debug, Clone)]
+pub struct FlightConfig {
+    /// The system the agent runs as (e.g. `em`); sent in every `Hello`.
+    pub system: String,
+    /// Objects, spool, persisted plans, the tenant id map.
+    pub state_dir: PathBuf,
+    /// Tenant volumes: `<volumes_dir>/<tenant>/<volume>/` is what pods see at `/data`.
+    pub volumes_dir: PathBuf,
+    /// The local UDP address of the link endpoint.
+    pub bind: SocketAddr,
+    /// The link emulator's flight-side UDP address.
+    pub link: SocketAddr,
+}
+
+/// The directories an [`Agent`](crate::Agent) works in.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Objects, spool, persisted plans, the tenant id map.
+    pub state_dir: PathBuf,
+    /// Tenant volumes.
+    pub volumes_dir: PathBuf,
+}

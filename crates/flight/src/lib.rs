@@ -1,0 +1,45 @@
+//! The onboard agent of orbitdock.
+//!
+//! `flight` keeps tenant volumes, receives content-addressed objects and plans from the ground
+//! over the link, and runs each plan's tasks against the local Docker Engine: uplinks into a
+//! volume, downlinks out of it, air-gapped builds from the onboard catalogue, loads of
+//! `docker save` archives, and pods with the volume at `/data`. It reports every task's state,
+//! outputs and log tail back as [`wire::Message`]s.
+//!
+//! What it never does: know a tenant's password, the dashboard or the ground's database (a plan
+//! names a tenant, and that name is all the agent trusts); pull an image; give a build or a pod a
+//! network. Tenants are kept apart by name-prefixed images (`tenants/<tenant>/<name>:<tag>`),
+//! their own volume folders and uids, and paths that cannot leave a volume.
+//!
+//! Entry points:
+//!
+//! - [`run`]: the agent behind the link, until its task is aborted.
+//! - [`seed_bases`] and [`catalogue_status`]: the stand-in base images of the catalogue.
+//! - [`Agent`]: the agent without the link, to run single tasks ([`Agent::run_task`]) or feed it
+//!   messages ([`Agent::handle_message`]); used by tests and tools.
+//!
+//! `flight` is the only crate that talks to Docker; it does so through bollard behind an
+//! internal `Runtime` trait (with a recording fake for its own tests), and bounds every call in
+//! time. Every queue has a stated bound: [`run`]'s outbox holds 64 messages, the plan queue 256
+//! plans, a log tail 100 lines, a listing 10,000 entries.
+
+mod agent;
+mod archive;
+mod config;
+mod dockerfile;
+mod error;
+mod fsutil;
+mod logbook;
+mod names;
+mod plans;
+mod runtime;
+mod seed;
+mod store;
+mod tasks;
+mod volumes;
+
+pub use agent::{Agent, run};
+pub use config::{AgentConfig, FlightConfig};
+pub use error::{Error, ErrorKind};
+pub use seed::{catalogue_status, seed_bases};
+pub use tasks::TaskResult;

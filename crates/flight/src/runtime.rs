@@ -1,0 +1,771 @@
+//! The container runtime boundary: the few Docker Engine calls the agent makes.
+//!
+//! [`Runtime`] lists them; [`DockerRuntime`] makes them through bollard against the local
+//! engine, each bounded in time; `fake::FakeRuntime` (tests only) records them and answers from
+//! a script. What isolates a pod (no network, no capabilities, no new privileges, memory and pid
+//! limits, the tenant's uid) is fixed in [`host_config`], not left to callers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::query_parameters::{
+    BuildImageOptions, CreateContainerOptions, ImportImageOptions, LogsOptions,
+    RemoveContainerOptions, StopContainerOptions, TagImageOptions, WaitContainerOptions,
+};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncReadExt;
+
+use crate::error::Error;
+use crate::logbook::LogBook;
+
+/// The longest any short Docker call (inspect, tag, create, start, remove) may take.
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest reading a container's logs may take.
+const LOGS_TIMEOUT: Duration = Duration::from_secs(60);
+/// bollard's own ceiling on waiting for response headers; every call is bounded tighter by the
+/// agent, so this only has to be above the longest of those bounds.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(48 * 3600);
+/// Memory limit of a pod (and swap: none beyond it).
+pub(crate) const POD_MEMORY: i64 = 1 << 30;
+/// The most processes a pod may run.
+pub(crate) const POD_PIDS: i64 = 512;
+/// Bytes read from a file per chunk of a request body.
+const BODY_CHUNK: usize = 256 << 10;
+
+/// A failed runtime call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RuntimeError {
+    pub(crate) kind: RuntimeErrorKind,
+    /// The daemon's message, or what failed.
+    pub(crate) message: String,
+}
+
+/// What kind of failure a [`RuntimeError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RuntimeErrorKind {
+    /// No such image or container.
+    NotFound,
+    /// The call took longer than its bound.
+    Timeout,
+    /// Anything else.
+    Failed,
+}
+
+impl RuntimeError {
+    pub(crate) fn failed(message: impl Into<String>) -> RuntimeError {
+        RuntimeError {
+            kind: RuntimeErrorKind::Failed,
+            message: message.into(),
+        }
+    }
+}
+
+pub(crate) type RtResult<T> = Result<T, RuntimeError>;
+
+/// What the agent needs to know of an image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ImageInfo {
+    /// The image id, `sha256:<hex>`.
+    pub(crate) id: String,
+    /// Its `ONBUILD` triggers.
+    pub(crate) on_build: Vec<String>,
+    /// Its labels.
+    pub(crate) labels: BTreeMap<String, String>,
+}
+
+/// A request body: a file streamed from disk, or bytes in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// Streamed from this file.
+    File(PathBuf),
+    /// Sent from memory.
+    Bytes(Vec<u8>),
+}
+
+/// An air-gapped image build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BuildRequest {
+    /// The full reference to tag.
+    pub(crate) tag: String,
+    /// The Dockerfile's path inside the context.
+    pub(crate) dockerfile: String,
+    /// Labels set on the image.
+    pub(crate) labels: BTreeMap<String, String>,
+    /// The context, an uncompressed tar.
+    pub(crate) context: Body,
+}
+
+/// A pod's container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ContainerSpec {
+    pub(crate) name: String,
+    pub(crate) image: String,
+    /// `uid:gid`.
+    pub(crate) user: String,
+    pub(crate) hostname: String,
+    /// Replaces the image's entrypoint.
+    pub(crate) entrypoint: Option<Vec<String>>,
+    /// Replaces the image's command.
+    pub(crate) cmd: Option<Vec<String>>,
+    /// `NAME=value` pairs.
+    pub(crate) env: Vec<String>,
+    /// The volume folder, mounted read-write at `/data`.
+    pub(crate) data_dir: PathBuf,
+    pub(crate) labels: BTreeMap<String, String>,
+}
+
+/// The Docker Engine calls the agent makes. Methods return boxed futures so the trait can be a
+/// `dyn` object.
+pub(crate) trait Runtime: Send + Sync + 'static {
+    /// The image, or `None` when there is no such image.
+    fn inspect_image<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, RtResult<Option<ImageInfo>>>;
+    /// Builds with the legacy builder, without network and without pulling; every output line
+    /// goes to `log`. The caller bounds the time (dropping the future cancels the build).
+    fn build_image<'a>(
+        &'a self,
+        request: &'a BuildRequest,
+        log: &'a LogBook,
+    ) -> BoxFuture<'a, RtResult<()>>;
+    /// `docker load` of an archive, quietly; output to `log`. The caller bounds the time.
+    fn load_image<'a>(&'a self, archive: &'a Path, log: &'a LogBook)
+    -> BoxFuture<'a, RtResult<()>>;
+    /// Tags `image` (a reference or an id) as `repo:tag`.
+    fn tag_image<'a>(
+        &'a self,
+        image: &'a str,
+        repo: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, RtResult<()>>;
+    /// Creates a pod's container; returns its id.
+    fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, RtResult<String>>;
+    fn start_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>>;
+    /// Waits for the container to stop; returns its exit code. The caller bounds the time.
+    fn wait_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<i64>>;
+    /// Stops the container: SIGTERM, then SIGKILL after `grace`.
+    fn stop_container<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, RtResult<()>>;
+    /// Appends the container's stdout and stderr to `log`.
+    fn container_logs<'a>(&'a self, id: &'a str, log: &'a LogBook) -> BoxFuture<'a, RtResult<()>>;
+    /// Removes the container (forcefully); a missing container is not an error.
+    fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>>;
+}
+
+/// The host settings of every pod: the isolation rules live here.
+pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
+    HostConfig {
+        mounts: Some(vec![Mount {
+            target: Some("/data".into()),
+            source: Some(spec.data_dir.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(false),
+            ..Default::default()
+        }]),
+        network_mode: Some("none".into()),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        memory: Some(POD_MEMORY),
+        memory_swap: Some(POD_MEMORY),
+        pids_limit: Some(POD_PIDS),
+        privileged: Some(false),
+        ..Default::default()
+    }
+}
+
+/// The local Docker Engine, through bollard.
+#[derive(Debug, Clone)]
+pub(crate) struct DockerRuntime {
+    docker: Docker,
+}
+
+impl DockerRuntime {
+    /// Connects to the local engine (`DOCKER_HOST` or the default socket) and negotiates the API
+    /// version (the engine may be older than bollard).
+    pub(crate) async fn connect() -> Result<DockerRuntime, Error> {
+        let host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let where_ = format!("cannot reach the Docker Engine at {host}");
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| Error::docker(&where_, e))?
+            .with_timeout(CLIENT_TIMEOUT);
+        let docker = match tokio::time::timeout(CALL_TIMEOUT, docker.negotiate_version()).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => return Err(Error::docker(&where_, e)),
+            Err(_) => {
+                return Err(Error::docker(
+                    &where_,
+                    format!("no answer within {CALL_TIMEOUT:?}"),
+                ));
+            }
+        };
+        Ok(DockerRuntime { docker })
+    }
+}
+
+/// Runs a short call within [`CALL_TIMEOUT`].
+async fn bounded<T>(
+    what: &str,
+    fut: impl Future<Output = Result<T, bollard::errors::Error>>,
+) -> RtResult<T> {
+    match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+        Ok(r) => r.map_err(|e| map_error(what, e)),
+        Err(_) => Err(RuntimeError {
+            kind: RuntimeErrorKind::Timeout,
+            message: format!("{what}: no answer from the Docker Engine within {CALL_TIMEOUT:?}"),
+        }),
+    }
+}
+
+fn map_error(what: &str, e: bollard::errors::Error) -> RuntimeError {
+    use bollard::errors::Error as E;
+    match e {
+        E::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => RuntimeError {
+            kind: RuntimeErrorKind::NotFound,
+            message,
+        },
+        E::DockerResponseServerError { message, .. } => RuntimeError::failed(message),
+        E::DockerStreamError { error } => RuntimeError::failed(error),
+        E::RequestTimeoutError => RuntimeError {
+            kind: RuntimeErrorKind::Timeout,
+            message: format!("{what}: the Docker Engine did not answer in time"),
+        },
+        other => RuntimeError::failed(format!("{what}: {other}")),
+    }
+}
+
+/// A file as a stream of chunks, for a request body.
+async fn file_stream(
+    path: &Path,
+) -> RtResult<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| RuntimeError::failed(format!("cannot open {}: {e}", path.display())))?;
+    Ok(futures_util::stream::try_unfold(
+        file,
+        |mut file| async move {
+            let mut buf = vec![0u8; BODY_CHUNK];
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            buf.truncate(n);
+            Ok(Some((Bytes::from(buf), file)))
+        },
+    ))
+}
+
+/// Drains a build or load progress stream into `log`; the first error ends it.
+async fn drain_progress(
+    what: &str,
+    stream: impl Stream<Item = Result<bollard::models::BuildInfo, bollard::errors::Error>>,
+    log: &LogBook,
+) -> RtResult<()> {
+    let mut stream = std::pin::pin!(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(s) = info.stream {
+                    log.push_bytes(s.as_bytes());
+                }
+                if let Some(s) = info.status {
+                    log.push_line(&s);
+                }
+            }
+            Err(e) => {
+                let e = map_error(what, e);
+                log.push_line(&e.message);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Runtime for DockerRuntime {
+    fn inspect_image<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, RtResult<Option<ImageInfo>>> {
+        Box::pin(async move {
+            match bounded("inspect image", self.docker.inspect_image(reference)).await {
+                Ok(i) => {
+                    let config = i.config.unwrap_or_default();
+                    Ok(Some(ImageInfo {
+                        id: i.id.unwrap_or_default(),
+                        on_build: config.on_build.unwrap_or_default(),
+                        labels: config.labels.unwrap_or_default().into_iter().collect(),
+                    }))
+                }
+                Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn build_image<'a>(
+        &'a self,
+        request: &'a BuildRequest,
+        log: &'a LogBook,
+    ) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            let options = BuildImageOptions {
+                dockerfile: request.dockerfile.clone(),
+                t: Some(request.tag.clone()),
+                // Nothing can be pulled onboard, and RUN steps get no network.
+                pull: Some("false".into()),
+                networkmode: Some("none".into()),
+                rm: true,
+                forcerm: true,
+                labels: Some(
+                    request
+                        .labels
+                        .clone()
+                        .into_iter()
+                        .collect::<HashMap<_, _>>(),
+                ),
+                ..Default::default()
+            };
+            let body = match &request.context {
+                Body::Bytes(b) => bollard::body_full(Bytes::from(b.clone())),
+                Body::File(p) => bollard::body_try_stream(file_stream(p).await?),
+            };
+            drain_progress(
+                "build",
+                self.docker.build_image(options, None, Some(body)),
+                log,
+            )
+            .await
+        })
+    }
+
+    fn load_image<'a>(
+        &'a self,
+        archive: &'a Path,
+        log: &'a LogBook,
+    ) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            let options = ImportImageOptions {
+                quiet: true,
+                ..Default::default()
+            };
+            let stream = file_stream(archive).await?;
+            drain_progress(
+                "load",
+                self.docker.import_image_stream(options, stream, None),
+                log,
+            )
+            .await
+        })
+    }
+
+    fn tag_image<'a>(
+        &'a self,
+        image: &'a str,
+        repo: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            let options = TagImageOptions {
+                repo: Some(repo.into()),
+                tag: Some(tag.into()),
+            };
+            bounded("tag image", self.docker.tag_image(image, Some(options))).await
+        })
+    }
+
+    fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, RtResult<String>> {
+        Box::pin(async move {
+            let body = ContainerCreateBody {
+                image: Some(spec.image.clone()),
+                user: Some(spec.user.clone()),
+                hostname: Some(spec.hostname.clone()),
+                entrypoint: spec.entrypoint.clone(),
+                cmd: spec.cmd.clone(),
+                env: Some(spec.env.clone()),
+                labels: Some(spec.labels.clone().into_iter().collect()),
+                network_disabled: Some(true),
+                tty: Some(false),
+                attach_stdin: Some(false),
+                open_stdin: Some(false),
+                host_config: Some(host_config(spec)),
+                ..Default::default()
+            };
+            let options = CreateContainerOptions {
+                name: Some(spec.name.clone()),
+                ..Default::default()
+            };
+            let created = bounded(
+                "create container",
+                self.docker.create_container(Some(options), body),
+            )
+            .await?;
+            Ok(created.id)
+        })
+    }
+
+    fn start_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(bounded(
+            "start container",
+            self.docker.start_container(id, None),
+        ))
+    }
+
+    fn wait_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<i64>> {
+        Box::pin(async move {
+            let mut stream =
+                std::pin::pin!(self.docker.wait_container(id, None::<WaitContainerOptions>));
+            match stream.next().await {
+                Some(Ok(r)) => Ok(r.status_code),
+                // bollard reports a non-zero exit as an error carrying the code.
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    Ok(code)
+                }
+                Some(Err(e)) => Err(map_error("wait for container", e)),
+                None => Err(RuntimeError::failed(
+                    "wait for container: the engine sent no status",
+                )),
+            }
+        })
+    }
+
+    fn stop_container<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            let options = StopContainerOptions {
+                t: Some(grace.as_secs() as i32),
+                signal: None,
+            };
+            let stop = self.docker.stop_container(id, Some(options));
+            match tokio::time::timeout(grace + CALL_TIMEOUT, stop).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 304 | 404,
+                    ..
+                })) => Ok(()),
+                Ok(Err(e)) => Err(map_error("stop container", e)),
+                Err(_) => Err(RuntimeError {
+                    kind: RuntimeErrorKind::Timeout,
+                    message: "stop container: no answer from the Docker Engine".into(),
+                }),
+            }
+        })
+    }
+
+    fn container_logs<'a>(&'a self, id: &'a str, log: &'a LogBook) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            let options = LogsOptions {
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            };
+            let read = async {
+                let mut stream = std::pin::pin!(self.docker.logs(id, Some(options)));
+                while let Some(item) = stream.next().await {
+                    let item = item.map_err(|e| map_error("container logs", e))?;
+                    log.push_bytes(item.as_ref());
+                }
+                Ok(())
+            };
+            match tokio::time::timeout(LOGS_TIMEOUT, read).await {
+                Ok(r) => r,
+                Err(_) => Err(RuntimeError {
+                    kind: RuntimeErrorKind::Timeout,
+                    message: format!("container logs: not read within {LOGS_TIMEOUT:?}"),
+                }),
+            }
+        })
+    }
+
+    fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            let options = RemoveContainerOptions {
+                force: true,
+                v: true,
+                link: false,
+            };
+            match bounded(
+                "remove container",
+                self.docker.remove_container(id, Some(options)),
+            )
+            .await
+            {
+                Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(()),
+                // "removal already in progress"
+                Err(e) if e.message.contains("already in progress") => Ok(()),
+                r => r,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fake {
+    //! A scripted, recording [`Runtime`] for tests of the task logic.
+
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A call the agent made.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) enum Call {
+        Inspect(String),
+        Build {
+            tag: String,
+            dockerfile: String,
+            labels: BTreeMap<String, String>,
+        },
+        Load,
+        Tag {
+            image: String,
+            repo: String,
+            tag: String,
+        },
+        Create(ContainerSpec),
+        Start(String),
+        Wait(String),
+        Stop(String),
+        Logs(String),
+        Remove(String),
+    }
+
+    /// What the fake answers, and what it saw.
+    #[derive(Debug, Default)]
+    pub(crate) struct Script {
+        /// Images by reference (and by id).
+        pub(crate) images: BTreeMap<String, ImageInfo>,
+        /// `Err(message)` makes builds fail with that message.
+        pub(crate) build_error: Option<String>,
+        /// Lines every build logs.
+        pub(crate) build_log: Vec<String>,
+        /// Builds never end.
+        pub(crate) build_hangs: bool,
+        /// Makes starting fail with this message.
+        pub(crate) start_error: Option<String>,
+        /// The exit code of every container; `None`: containers never exit.
+        pub(crate) exit_code: Option<i64>,
+        /// What containers print.
+        pub(crate) logs: Vec<u8>,
+        /// Every call, in order.
+        pub(crate) calls: Vec<Call>,
+        /// The contexts of builds, and the archives loaded.
+        pub(crate) bodies: Vec<Vec<u8>>,
+    }
+
+    /// The fake runtime.
+    #[derive(Debug, Default)]
+    pub(crate) struct FakeRuntime {
+        pub(crate) script: Mutex<Script>,
+    }
+
+    impl FakeRuntime {
+        pub(crate) fn with(f: impl FnOnce(&mut Script)) -> FakeRuntime {
+            let fake = FakeRuntime::default();
+            f(&mut fake.script.lock().unwrap());
+            fake
+        }
+
+        pub(crate) fn calls(&self) -> Vec<Call> {
+            self.script.lock().unwrap().calls.clone()
+        }
+
+        fn record(&self, call: Call) {
+            self.script.lock().unwrap().calls.push(call);
+        }
+    }
+
+    fn body(b: &Body) -> Vec<u8> {
+        match b {
+            Body::Bytes(b) => b.clone(),
+            Body::File(p) => std::fs::read(p).unwrap(),
+        }
+    }
+
+    impl Runtime for FakeRuntime {
+        fn inspect_image<'a>(
+            &'a self,
+            reference: &'a str,
+        ) -> BoxFuture<'a, RtResult<Option<ImageInfo>>> {
+            self.record(Call::Inspect(reference.into()));
+            let found = self.script.lock().unwrap().images.get(reference).cloned();
+            Box::pin(async move { Ok(found) })
+        }
+
+        fn build_image<'a>(
+            &'a self,
+            request: &'a BuildRequest,
+            log: &'a LogBook,
+        ) -> BoxFuture<'a, RtResult<()>> {
+            Box::pin(async move {
+                let (error, hangs) = {
+                    let mut s = self.script.lock().unwrap();
+                    s.calls.push(Call::Build {
+                        tag: request.tag.clone(),
+                        dockerfile: request.dockerfile.clone(),
+                        labels: request.labels.clone(),
+                    });
+                    s.bodies.push(body(&request.context));
+                    for l in &s.build_log {
+                        log.push_line(l);
+                    }
+                    (s.build_error.clone(), s.build_hangs)
+                };
+                if hangs {
+                    std::future::pending::<()>().await;
+                }
+                if let Some(e) = error {
+                    log.push_line(&e);
+                    return Err(RuntimeError::failed(e));
+                }
+                let id = format!("sha256:{}", wire::Digest::of(request.tag.as_bytes()).hex());
+                self.script.lock().unwrap().images.insert(
+                    request.tag.clone(),
+                    ImageInfo {
+                        id,
+                        ..Default::default()
+                    },
+                );
+                Ok(())
+            })
+        }
+
+        fn load_image<'a>(
+            &'a self,
+            archive: &'a Path,
+            log: &'a LogBook,
+        ) -> BoxFuture<'a, RtResult<()>> {
+            Box::pin(async move {
+                let bytes = std::fs::read(archive).unwrap();
+                let images = crate::archive::inspect(&bytes[..]).map_err(RuntimeError::failed)?;
+                let mut s = self.script.lock().unwrap();
+                s.calls.push(Call::Load);
+                s.bodies.push(bytes);
+                for i in images {
+                    log.push_line(&format!("Loaded image ID: {}", i.id));
+                    s.images.insert(
+                        i.id.clone(),
+                        ImageInfo {
+                            id: i.id,
+                            ..Default::default()
+                        },
+                    );
+                }
+                Ok(())
+            })
+        }
+
+        fn tag_image<'a>(
+            &'a self,
+            image: &'a str,
+            repo: &'a str,
+            tag: &'a str,
+        ) -> BoxFuture<'a, RtResult<()>> {
+            Box::pin(async move {
+                let mut s = self.script.lock().unwrap();
+                s.calls.push(Call::Tag {
+                    image: image.into(),
+                    repo: repo.into(),
+                    tag: tag.into(),
+                });
+                let Some(info) = s.images.get(image).cloned() else {
+                    return Err(RuntimeError {
+                        kind: RuntimeErrorKind::NotFound,
+                        message: "no such image".into(),
+                    });
+                };
+                s.images.insert(format!("{repo}:{tag}"), info);
+                Ok(())
+            })
+        }
+
+        fn create_container<'a>(
+            &'a self,
+            spec: &'a ContainerSpec,
+        ) -> BoxFuture<'a, RtResult<String>> {
+            self.record(Call::Create(spec.clone()));
+            Box::pin(async move { Ok(format!("id-{}", spec.name)) })
+        }
+
+        fn start_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::Start(id.into()));
+            let error = self.script.lock().unwrap().start_error.clone();
+            Box::pin(async move { error.map_or(Ok(()), |e| Err(RuntimeError::failed(e))) })
+        }
+
+        fn wait_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<i64>> {
+            self.record(Call::Wait(id.into()));
+            let code = self.script.lock().unwrap().exit_code;
+            Box::pin(async move {
+                match code {
+                    Some(c) => Ok(c),
+                    None => std::future::pending().await,
+                }
+            })
+        }
+
+        fn stop_container<'a>(
+            &'a self,
+            id: &'a str,
+            _grace: Duration,
+        ) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::Stop(id.into()));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn container_logs<'a>(
+            &'a self,
+            id: &'a str,
+            log: &'a LogBook,
+        ) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::Logs(id.into()));
+            log.push_bytes(&self.script.lock().unwrap().logs);
+            Box::pin(async { Ok(()) })
+        }
+
+        fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::Remove(id.into()));
+            Box::pin(async { Ok(()) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_are_isolated() {
+        let spec = ContainerSpec {
+            name: "orbitdock-alice-p-12345678".into(),
+            image: "busybox:latest".into(),
+            user: "200000:200000".into(),
+            hostname: "alice-p".into(),
+            entrypoint: None,
+            cmd: None,
+            env: vec![],
+            data_dir: "/v/alice/pvc".into(),
+            labels: BTreeMap::new(),
+        };
+        let h = host_config(&spec);
+        assert_eq!(h.network_mode.as_deref(), Some("none"));
+        assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(h.security_opt, Some(vec!["no-new-privileges".to_string()]));
+        assert_eq!(h.memory, Some(1 << 30));
+        assert_eq!(h.pids_limit, Some(512));
+        assert_eq!(h.privileged, Some(false));
+        assert!(h.binds.is_none() && h.cap_add.is_none() && h.devices.is_none());
+        let m = &h.mounts.unwrap()[0];
+        assert_eq!(
+            (m.source.as_deref(), m.target.as_deref()),
+            (Some("/v/alice/pvc"), Some("/data"))
+        );
+    }
+}

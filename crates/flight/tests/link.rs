@@ -1,0 +1,246 @@
+//! `flight::run` behind a real UDP link endpoint on 127.0.0.1, with the test as the ground: the
+//! agent says Hello, asks for the objects of a plan, runs it against the real Docker Engine and
+//! reports every event, with a downlink's objects ahead of its task's event.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use wire::{Digest, ImageRef, Message, OnFailure, Plan, PlanTask, TaskKind, TaskState, UplinkFile};
+
+/// Removes the tenant's containers on drop, pass or fail.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let tenant = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let Ok(docker) = Docker::connect_with_local_defaults() else {
+                    return;
+                };
+                let Ok(docker) = docker.negotiate_version().await else {
+                    return;
+                };
+                let filters = HashMap::from([(
+                    "label".to_string(),
+                    vec![format!("org.orbitdock.tenant={tenant}")],
+                )]);
+                let options = ListContainersOptions {
+                    all: true,
+                    filters: Some(filters),
+                    ..Default::default()
+                };
+                for c in docker
+                    .list_containers(Some(options))
+                    .await
+                    .unwrap_or_default()
+                {
+                    let remove = RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        link: false,
+                    };
+                    let _ = docker
+                        .remove_container(&c.id.unwrap_or_default(), Some(remove))
+                        .await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+/// A free UDP port on 127.0.0.1.
+fn free_addr() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn task(id: &str, kind: TaskKind) -> PlanTask {
+    PlanTask {
+        id: id.into(),
+        on_failure: OnFailure::Stop,
+        kind,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_a_plan_sent_over_the_link() {
+    flight::seed_bases(&mut |_| {})
+        .await
+        .expect("seed-bases needs the Docker Engine");
+    let dir = tempfile::tempdir().unwrap();
+    let (flight_addr, ground_addr) = (free_addr(), free_addr());
+    let endpoint = link::EndpointConfig {
+        bind: ground_addr,
+        peer: flight_addr,
+        rate_bytes_per_sec: None,
+    };
+    let (ground, mut from_flight) = link::spawn_endpoint(endpoint).await.unwrap();
+    let config = flight::FlightConfig {
+        system: "em".into(),
+        state_dir: dir.path().join("state"),
+        volumes_dir: dir.path().join("volumes"),
+        bind: flight_addr,
+        link: ground_addr,
+    };
+    let agent = tokio::spawn(flight::run(config));
+    let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);
+    let _cleanup = Cleanup(tenant.clone());
+
+    let recv = async |rx: &mut link::MessageReceiver| {
+        tokio::time::timeout(Duration::from_secs(120), rx.recv())
+            .await
+            .expect("flight went quiet")
+            .expect("link up")
+    };
+    let Message::Hello {
+        agent: name,
+        catalogue,
+        ..
+    } = recv(&mut from_flight).await
+    else {
+        panic!("the first message must be Hello");
+    };
+    assert_eq!(name, "em");
+    assert!(
+        catalogue.iter().all(|b| b.digest.is_some()),
+        "{catalogue:?}"
+    );
+
+    let input = b"over the link\n".to_vec();
+    let digest = Digest::of(&input);
+    let plan = Plan {
+        execution: format!("{:032x}", rand::random::<u128>()),
+        tenant: tenant.clone(),
+        tasks: vec![
+            task(
+                "up",
+                TaskKind::Uplink {
+                    volume: "pvc".into(),
+                    files: vec![UplinkFile {
+                        path: "/in/input.txt".into(),
+                        digest,
+                        size: input.len() as u64,
+                        mode: 0o644,
+                    }],
+                },
+            ),
+            task(
+                "shout",
+                TaskKind::PodRun {
+                    pod_name: "shout".into(),
+                    image: ImageRef {
+                        name: "busybox".into(),
+                        tag: "latest".into(),
+                    },
+                    command: Some(vec!["/bin/sh".into(), "-c".into()]),
+                    args: Some(vec![
+                        "tr a-z A-Z < /data/in/input.txt > /data/out.txt".into(),
+                    ]),
+                    env: vec![],
+                    volume: "pvc".into(),
+                    max_duration_ms: Some(60_000),
+                },
+            ),
+            task(
+                "down",
+                TaskKind::Downlink {
+                    volume: "pvc".into(),
+                    sources: vec!["out.txt".into()],
+                },
+            ),
+        ],
+    };
+    ground.send(Message::Plan(plan.clone())).await.unwrap();
+
+    let mut events = Vec::new();
+    let mut objects: HashMap<Digest, Vec<u8>> = HashMap::new();
+    let mut listings = 0;
+    loop {
+        match recv(&mut from_flight).await {
+            Message::Need { digests } => {
+                assert_eq!(digests, [digest]);
+                events.push("need".to_string());
+                let m = Message::Object {
+                    digest,
+                    offset: 0,
+                    total: input.len() as u64,
+                    data: input.clone(),
+                };
+                ground.send(m).await.unwrap();
+            }
+            Message::Object {
+                digest,
+                offset,
+                data,
+                ..
+            } => {
+                let buf = objects.entry(digest).or_default();
+                assert_eq!(offset, buf.len() as u64);
+                buf.extend(data);
+                events.push("object".into());
+            }
+            Message::TaskEvent {
+                task,
+                state,
+                error,
+                outputs,
+                ..
+            } => {
+                assert!(error.is_none(), "task {task}: {error:?}");
+                if task == 2 && state == TaskState::Success {
+                    let files = outputs.unwrap().files;
+                    assert_eq!(files[0].path, "/out.txt");
+                    assert_eq!(objects[&files[0].digest], b"OVER THE LINK\n");
+                }
+                events.push(format!("{task} {}", state.as_str()));
+            }
+            Message::VolumeListing {
+                tenant: t,
+                volume,
+                files,
+            } => {
+                assert_eq!((t.as_str(), volume.as_str()), (tenant.as_str(), "pvc"));
+                assert!(files.iter().any(|f| f.path == "/in/input.txt"), "{files:?}");
+                listings += 1;
+            }
+            Message::ExecutionEvent { state, .. } if state.is_final() => {
+                events.push(format!("execution {}", state.as_str()));
+                break;
+            }
+            Message::ExecutionEvent { state, .. } => {
+                events.push(format!("execution {}", state.as_str()))
+            }
+            Message::Hello { .. } => {}
+            Message::Plan(_) => panic!("flight sent a plan"),
+        }
+    }
+    assert_eq!(
+        events,
+        [
+            "need",
+            "execution RUNNING",
+            "0 RUNNING",
+            "0 SUCCESS",
+            "1 RUNNING",
+            "1 SUCCESS",
+            "2 RUNNING",
+            "object",
+            "2 SUCCESS",
+            "execution SUCCESS"
+        ]
+    );
+    assert_eq!(listings, 2, "after the uplink and after the pod");
+    assert!(!agent.is_finished(), "the agent keeps running");
+    agent.abort();
+}

@@ -1,0 +1,648 @@
+//! The HTTP API (`docs/api.md`): the router and its handlers.
+//!
+//! Handlers check the caller (the [`AuthUser`] extractor), call into the database, executor and
+//! upload modules, and shape JSON. Every failure is an [`ApiError`].
+
+use std::io;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+
+use crate::auth::{self, AuthUser};
+use crate::config::limits;
+use crate::db::{self, ExecutionRow, FileRow, HistoryEntry, OperationRow, TaskRow};
+use crate::error::ApiError;
+use crate::executor::{self, StartRequest};
+use crate::operation::{self, NameRule, check_name};
+use crate::{Ground, dashboard, time, upload};
+
+/// The whole HTTP surface.
+pub(crate) fn router(ground: Ground) -> Router {
+    let api = Router::new()
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/namespaces", get(list_namespaces).post(create_namespace))
+        .route(
+            "/namespaces/{ns}/files",
+            get(list_files)
+                .post(upload_files)
+                .layer(DefaultBodyLimit::max(limits::UPLOAD_BODY)),
+        )
+        .route("/namespaces/{ns}/files/{*path}", get(read_file))
+        .route("/operations", get(list_operations).post(apply_operation))
+        .route("/operations/validate", post(validate_operation))
+        .route("/operations/{ns}/{id}", get(get_operation))
+        .route("/executions", get(list_executions).post(start_execution))
+        .route("/executions/{id}", get(get_execution))
+        .route("/systems", get(list_systems))
+        .route("/systems/{system}/volumes", get(list_volumes))
+        .route(
+            "/systems/{system}/volumes/{volume}/files",
+            get(list_volume_files),
+        );
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .nest("/api/v1", api)
+        .merge(dashboard::router())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(limits::SMALL_BODY))
+        .with_state(ground)
+}
+
+// ---- extractors whose rejections are ApiErrors ----
+
+/// `axum::extract::Path` with [`ApiError`] rejections.
+pub(crate) struct P<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for P<T>
+where
+    axum::extract::Path<T>: FromRequestParts<S, Rejection = PathRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(v) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(P(v))
+    }
+}
+
+/// `axum::extract::Query` with [`ApiError`] rejections.
+pub(crate) struct Q<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for Q<T>
+where
+    axum::extract::Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(v) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Q(v))
+    }
+}
+
+/// `axum::Json` with [`ApiError`] rejections.
+pub(crate) struct J<T>(pub(crate) T);
+
+impl<T, S> FromRequest<S> for J<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(v) = Json::<T>::from_request(req, state).await?;
+        Ok(J(v))
+    }
+}
+
+/// A page of a listing.
+#[derive(Debug, Deserialize)]
+struct Page {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl Page {
+    fn bounds(&self) -> Result<(i64, i64), ApiError> {
+        let limit = self.limit.unwrap_or(limits::PAGE_DEFAULT);
+        let offset = self.offset.unwrap_or(0);
+        if !(1..=limits::PAGE_MAX).contains(&limit) || offset < 0 {
+            return Err(ApiError::bad(format!(
+                "limit must be 1 to {} and offset at least 0",
+                limits::PAGE_MAX
+            )));
+        }
+        Ok((limit, offset))
+    }
+}
+
+fn created<T: IntoResponse>(body: T) -> Response {
+    (StatusCode::CREATED, body).into_response()
+}
+
+// ---- session ----
+
+#[derive(Debug, Deserialize)]
+struct LoginRequest {
+    user: String,
+    password: String,
+}
+
+async fn login(State(g): State<Ground>, J(req): J<LoginRequest>) -> Result<Json<Value>, ApiError> {
+    match auth::login(&g, &req.user, &req.password).await? {
+        Some(token) => Ok(Json(json!({"token": token, "user": req.user}))),
+        None => Err(ApiError::Unauthorized),
+    }
+}
+
+async fn logout(
+    State(g): State<Ground>,
+    _user: AuthUser,
+    req: Request,
+) -> Result<StatusCode, ApiError> {
+    if let Some(token) = auth::request_token(req.headers()) {
+        auth::logout(&g, &token).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- namespaces and files ----
+
+fn namespace_json(name: &str, owner: &str, created_at: i64) -> Value {
+    json!({"name": name, "owner": owner, "created_at": time::rfc3339(created_at)})
+}
+
+async fn list_namespaces(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    let list: Vec<Value> = db::namespaces_of(g.db(), &user)
+        .await?
+        .iter()
+        .map(|(n, c)| namespace_json(n, &user, *c))
+        .collect();
+    Ok(Json(json!({ "namespaces": list })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateNamespace {
+    name: String,
+}
+
+async fn create_namespace(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    J(req): J<CreateNamespace>,
+) -> Result<Response, ApiError> {
+    check_name(&req.name, NameRule::Namespace)
+        .map_err(|e| ApiError::bad(format!("namespace {e}")))?;
+    let now = time::now_ms();
+    if !db::insert_namespace(g.db(), &req.name, &user, now).await? {
+        return Err(ApiError::Conflict(format!(
+            "namespace '{}' already exists",
+            req.name
+        )));
+    }
+    Ok(created(Json(namespace_json(&req.name, &user, now))))
+}
+
+fn file_json(f: &FileRow, with_versions: bool) -> Value {
+    let mut v = json!({
+        "path": f.path,
+        "version": f.version,
+        "size": f.size,
+        "digest": f.digest,
+        "mode": format!("{:o}", f.mode),
+        "created_at": time::rfc3339(f.created_at),
+    });
+    if with_versions {
+        v["versions"] = json!(f.versions);
+    }
+    v
+}
+
+#[derive(Debug, Deserialize)]
+struct UploadQuery {
+    to: Option<String>,
+}
+
+async fn upload_files(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P(ns): P<String>,
+    Q(q): Q<UploadQuery>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    check_name(&ns, NameRule::Namespace).map_err(|e| ApiError::bad(format!("namespace {e}")))?;
+    // Refuse another tenant's namespace before reading a byte of the body.
+    if let Some(owner) = db::namespace_owner(g.db(), &ns).await?
+        && owner != user
+    {
+        return Err(ApiError::forbidden(format!(
+            "namespace '{ns}' belongs to another tenant"
+        )));
+    }
+
+    let prefix = operation::namespace_path(q.to.as_deref().unwrap_or("/"))
+        .map_err(|e| ApiError::bad(format!("'to' is not a valid folder: {e}")))?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let staged = if content_type.starts_with("multipart/form-data") {
+        let multipart = Multipart::from_request(req, &g).await?;
+        upload::stage_multipart(g.blobs(), &prefix, multipart).await?
+    } else if [
+        "application/x-tar",
+        "application/tar",
+        "application/octet-stream",
+    ]
+    .iter()
+    .any(|t| content_type.starts_with(t))
+    {
+        upload::stage_tar(g.blobs(), &prefix, req.into_body()).await?
+    } else {
+        return Err(ApiError::bad(
+            "send a tar (Content-Type: application/x-tar) or multipart/form-data with 'file' parts",
+        ));
+    };
+    for f in &staged.files {
+        g.blobs().commit(&f.tmp, &f.digest).await?;
+    }
+    let now = time::now_ms();
+    let mut tx = db::write_tx(g.db()).await?;
+    auth::claim_namespace(&mut tx, &user, &ns, now).await?;
+    let mut out = Vec::with_capacity(staged.files.len());
+    for f in &staged.files {
+        let digest = f.digest.to_string();
+        let size = i64::try_from(f.size).unwrap_or(i64::MAX);
+        let version =
+            db::add_file_version(&mut tx, &ns, &f.path, &digest, size, i64::from(f.mode), now)
+                .await?;
+        out.push(json!({
+            "path": f.path, "version": version, "size": f.size, "digest": digest,
+            "mode": format!("{:o}", f.mode), "created_at": time::rfc3339(now),
+        }));
+    }
+    tx.commit().await?;
+    tracing::info!(namespace = %ns, files = out.len(), "upload stored");
+    Ok(created(Json(json!({ "files": out }))))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListFilesQuery {
+    folder: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn list_files(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P(ns): P<String>,
+    Q(q): Q<ListFilesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    auth::check_namespace(&g, &user, &ns).await?;
+    let (limit, offset) = Page {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .bounds()?;
+    let folder = operation::namespace_path(q.folder.as_deref().unwrap_or("/"))
+        .map_err(|e| ApiError::bad(format!("'folder' is not a valid folder: {e}")))?;
+    let files = db::latest_files(g.db(), &ns, &folder, limit, offset).await?;
+    Ok(Json(
+        json!({ "files": files.iter().map(|f| file_json(f, true)).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReadFileQuery {
+    version: Option<i64>,
+}
+
+async fn read_file(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P((ns, path)): P<(String, String)>,
+    Q(q): Q<ReadFileQuery>,
+) -> Result<Response, ApiError> {
+    auth::check_namespace(&g, &user, &ns).await?;
+    let path =
+        operation::namespace_path(&path).map_err(|e| ApiError::bad(format!("bad path: {e}")))?;
+    let Some(file) = db::file_version(g.db(), &ns, &path, q.version).await? else {
+        return Err(ApiError::not_found(match q.version {
+            Some(v) => format!("file '{path}' version {v} not found in namespace '{ns}'"),
+            None => format!("file '{path}' not found in namespace '{ns}'"),
+        }));
+    };
+    let digest: wire::Digest = file
+        .digest
+        .parse()
+        .map_err(|_| ApiError::internal(format!("bad digest recorded for {path}")))?;
+    let blob = tokio::fs::File::open(g.blobs().path(&digest))
+        .await
+        .map_err(|e| ApiError::internal(format!("blob {digest} of {path}: {e}")))?;
+    let mut response = Body::from_stream(file_stream(blob)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(file.size.max(0) as u64),
+    );
+    if let Ok(v) = HeaderValue::from_str(&file.digest) {
+        headers.insert("x-orbitdock-digest", v);
+    }
+    headers.insert("x-orbitdock-version", HeaderValue::from(file.version));
+    Ok(response)
+}
+
+/// A file's content as a stream of chunks.
+fn file_stream(file: tokio::fs::File) -> impl futures_util::Stream<Item = io::Result<Bytes>> {
+    futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; 64 << 10];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}
+
+// ---- operations ----
+
+fn operation_json(o: &OperationRow) -> Value {
+    json!({
+        "namespace": o.namespace,
+        "id": o.id,
+        "revision": o.revision,
+        "created_at": time::rfc3339(o.created_at),
+        "updated_at": time::rfc3339(o.updated_at),
+    })
+}
+
+/// The body of a YAML request.
+fn yaml_text(body: Bytes) -> Result<String, ApiError> {
+    String::from_utf8(body.to_vec()).map_err(|_| ApiError::bad("the operation is not UTF-8 text"))
+}
+
+async fn apply_operation(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|r| ApiError::from_rejection(r.status(), r.body_text()))?;
+    let yaml = yaml_text(body)?;
+    let op = operation::parse(&yaml).map_err(|diagnostics| {
+        let n = diagnostics.len();
+        let first = diagnostics
+            .first()
+            .map(|d| d.message.clone())
+            .unwrap_or_default();
+        ApiError::Invalid {
+            message: format!(
+                "the operation is invalid ({n} problem{}): {first}",
+                if n == 1 { "" } else { "s" }
+            ),
+            diagnostics,
+        }
+    })?;
+    let now = time::now_ms();
+    let mut tx = db::write_tx(g.db()).await?;
+    auth::claim_namespace(&mut tx, &user, &op.namespace, now).await?;
+    let row = db::save_operation(&mut tx, &op.namespace, &op.id, &yaml, now).await?;
+    tx.commit().await?;
+    Ok(created(Json(operation_json(&row))))
+}
+
+async fn validate_operation(
+    _user: AuthUser,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|r| ApiError::from_rejection(r.status(), r.body_text()))?;
+    let diagnostics = crate::validate_operation(&yaml_text(body)?);
+    Ok(Json(
+        json!({"valid": diagnostics.is_empty(), "diagnostics": diagnostics}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct NamespaceQuery {
+    namespace: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn list_operations(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    Q(q): Q<NamespaceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(ns) = &q.namespace {
+        auth::check_namespace(&g, &user, ns).await?;
+    }
+    let (limit, offset) = Page {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .bounds()?;
+    let ops = db::operations_of(g.db(), &user, q.namespace.as_deref(), limit, offset).await?;
+    Ok(Json(
+        json!({ "operations": ops.iter().map(operation_json).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_operation(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P((ns, id)): P<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    auth::check_namespace(&g, &user, &ns).await?;
+    let Some((row, yaml)) = db::operation(g.db(), &ns, &id).await? else {
+        return Err(ApiError::not_found(format!(
+            "operation '{ns}/{id}' not found"
+        )));
+    };
+    let execs = db::executions_of(g.db(), &user, Some(&ns), Some(&id), 100, 0).await?;
+    let mut v = operation_json(&row);
+    v["yaml"] = json!(yaml);
+    v["executions"] = execs
+        .iter()
+        .map(|e| json!({"id": e.id, "state": e.state, "system": e.system, "created_at": time::rfc3339(e.created_at)}))
+        .collect();
+    Ok(Json(v))
+}
+
+// ---- executions ----
+
+fn history_json(text: &str) -> Value {
+    let h: Vec<HistoryEntry> = db::json_or_default(text);
+    h.iter()
+        .map(|e| json!({"state": e.state, "at": time::rfc3339(e.at)}))
+        .collect()
+}
+
+fn stored_json(text: Option<&str>) -> Value {
+    text.map_or(Value::Null, |t| {
+        serde_json::from_str(t).unwrap_or(Value::Null)
+    })
+}
+
+fn task_json(t: &TaskRow) -> Value {
+    json!({
+        "index": t.idx,
+        "id": t.id,
+        "type": t.ty,
+        "state": t.state,
+        "started_at": time::rfc3339_opt(t.started_at),
+        "finished_at": time::rfc3339_opt(t.finished_at),
+        "history": history_json(&t.history),
+        "error": stored_json(t.error.as_deref()),
+        "outputs": stored_json(t.outputs.as_deref()),
+    })
+}
+
+pub(crate) fn execution_json(e: &ExecutionRow, tasks: &[TaskRow]) -> Value {
+    json!({
+        "id": e.id,
+        "namespace": e.namespace,
+        "operation": e.operation,
+        "revision": e.revision,
+        "system": e.system,
+        "state": e.state,
+        "created_at": time::rfc3339(e.created_at),
+        "scheduled_at": time::rfc3339_opt(e.scheduled_at),
+        "started_at": time::rfc3339_opt(e.started_at),
+        "finished_at": time::rfc3339_opt(e.finished_at),
+        "history": history_json(&e.history),
+        "errors": stored_json(Some(&e.errors)),
+        "tasks": tasks.iter().map(task_json).collect::<Vec<_>>(),
+    })
+}
+
+fn execution_summary(e: &ExecutionRow) -> Value {
+    json!({
+        "id": e.id, "namespace": e.namespace, "operation": e.operation, "system": e.system,
+        "state": e.state, "created_at": time::rfc3339(e.created_at),
+    })
+}
+
+/// The execution, if the caller's.
+async fn load_execution(g: &Ground, user: &str, id: &str) -> Result<Value, ApiError> {
+    match db::execution(g.db(), id).await? {
+        Some(e) if e.tenant == user => {
+            let tasks = db::tasks(g.db(), id).await?;
+            Ok(execution_json(&e, &tasks))
+        }
+        // Another tenant's execution is as good as absent.
+        _ => Err(ApiError::not_found(format!("execution '{id}' not found"))),
+    }
+}
+
+async fn start_execution(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    J(req): J<StartRequest>,
+) -> Result<Response, ApiError> {
+    let id = executor::start(&g, &user, req).await?;
+    Ok(created(Json(load_execution(&g, &user, &id).await?)))
+}
+
+async fn list_executions(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    Q(q): Q<NamespaceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(ns) = &q.namespace {
+        auth::check_namespace(&g, &user, ns).await?;
+    }
+    let (limit, offset) = Page {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .bounds()?;
+    let list =
+        db::executions_of(g.db(), &user, q.namespace.as_deref(), None, limit, offset).await?;
+    Ok(Json(
+        json!({ "executions": list.iter().map(execution_summary).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_execution(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P(id): P<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(load_execution(&g, &user, &id).await?))
+}
+
+// ---- systems and onboard files ----
+
+pub(crate) async fn systems_json(g: &Ground) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::new();
+    for name in g.system_names() {
+        let row = db::system(g.db(), name).await?;
+        let v = match row {
+            Some(s) => {
+                let catalogue: Vec<wire::BaseImage> = db::json_or_default(&s.catalogue);
+                json!({
+                    "name": name, "platform": s.platform, "last_seen": time::rfc3339(s.last_seen),
+                    "catalogue": catalogue,
+                })
+            }
+            None => json!({
+                "name": name, "platform": null, "last_seen": null,
+                "catalogue": wire::catalogue("linux/arm64"),
+            }),
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+async fn list_systems(State(g): State<Ground>, _user: AuthUser) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "systems": systems_json(&g).await? })))
+}
+
+fn known_system(g: &Ground, system: &str) -> Result<(), ApiError> {
+    if g.system(system).is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("system '{system}' not found")))
+    }
+}
+
+async fn list_volumes(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P(system): P<String>,
+) -> Result<Json<Value>, ApiError> {
+    known_system(&g, &system)?;
+    let vols: Vec<Value> = db::volumes(g.db(), &system, &user)
+        .await?
+        .iter()
+        .map(|(name, files, bytes)| json!({"name": name, "files": files, "bytes": bytes}))
+        .collect();
+    Ok(Json(json!({ "volumes": vols })))
+}
+
+async fn list_volume_files(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P((system, volume)): P<(String, String)>,
+    Q(page): Q<Page>,
+) -> Result<Json<Value>, ApiError> {
+    known_system(&g, &system)?;
+    let (limit, offset) = page.bounds()?;
+    let files: Vec<Value> = db::volume_files(g.db(), &system, &user, &volume, limit, offset)
+        .await?
+        .iter()
+        .map(|f| json!({"path": f.path, "size": f.size, "is_dir": f.is_dir, "modified": time::rfc3339(f.modified_ms)}))
+        .collect();
+    Ok(Json(json!({ "files": files })))
+}

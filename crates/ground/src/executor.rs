@@ -1,0 +1,568 @@
+//! Executions: an operation's latest revision compiled into a `wire::Plan`, recorded with one row
+//! per task, and handed to the system's link.
+//!
+//! Compilation resolves uplink sources against the namespace's latest file versions. A source
+//! that does not exist fails its task (and the execution) before anything is sent.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+use wire::{ErrorCode, Plan, PlanTask, TaskError, TaskKind, TaskState, UplinkFile};
+
+use crate::db::{self, ExecutionRow, FileRow, HistoryEntry, TaskRow};
+use crate::error::ApiError;
+use crate::operation::{self, Operation, TaskSpec};
+use crate::{Ground, auth, config::limits, time};
+
+/// What `POST /api/v1/executions` asks for.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StartRequest {
+    pub(crate) namespace: String,
+    pub(crate) operation: String,
+    #[serde(default)]
+    pub(crate) system: Option<String>,
+}
+
+/// What an uplink source names in the namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Source {
+    /// One file (its latest version).
+    File(FileRow),
+    /// A folder: the latest version of every file under it.
+    Folder(Vec<FileRow>),
+    /// Nothing.
+    Missing,
+}
+
+/// A task that could not be compiled: it fails, and the execution with it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CompileFailure {
+    pub(crate) task: usize,
+    pub(crate) error: TaskError,
+}
+
+/// The message of tasks that never ran because an earlier one failed.
+pub(crate) const NOT_RUN: &str = "not run: an earlier task failed (on_failure: stop)";
+
+/// Starts an execution; returns its id.
+pub(crate) async fn start(
+    ground: &Ground,
+    tenant: &str,
+    req: StartRequest,
+) -> Result<String, ApiError> {
+    auth::check_namespace(ground, tenant, &req.namespace).await?;
+    let Some((op_row, yaml)) = db::operation(ground.db(), &req.namespace, &req.operation).await?
+    else {
+        return Err(ApiError::not_found(format!(
+            "operation '{}/{}' not found",
+            req.namespace, req.operation
+        )));
+    };
+    let op = operation::parse(&yaml).map_err(|diagnostics| ApiError::Invalid {
+        message: "the operation's latest revision no longer validates; apply it again".into(),
+        diagnostics,
+    })?;
+    let system = req
+        .system
+        .clone()
+        .or_else(|| op.system.clone())
+        .unwrap_or_else(|| "em".to_string());
+    let system = system.strip_prefix("cg2.").unwrap_or(&system).to_string();
+    let Some(link) = ground.system(&system) else {
+        return Err(ApiError::bad(format!(
+            "unknown system '{system}'; configured: {}",
+            ground.system_names().collect::<Vec<_>>().join(", ")
+        )));
+    };
+
+    let sources = resolve_sources(ground, &req.namespace, &op).await?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = time::now_ms();
+    let compiled = compile(&op, tenant, &id, &sources);
+
+    let history = |state: TaskState| {
+        db::to_json(&vec![HistoryEntry {
+            state: state.as_str().into(),
+            at: now,
+        }])
+    };
+    let mut exec = ExecutionRow {
+        id: id.clone(),
+        tenant: tenant.to_string(),
+        namespace: op_row.namespace.clone(),
+        operation: op_row.id.clone(),
+        revision: op_row.revision,
+        system: system.clone(),
+        state: TaskState::Created.as_str().into(),
+        created_at: now,
+        scheduled_at: None,
+        started_at: None,
+        finished_at: None,
+        history: history(TaskState::Created),
+        errors: "[]".into(),
+    };
+    let mut tasks: Vec<TaskRow> = op
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| TaskRow {
+            idx: i as i64,
+            id: t.id.clone(),
+            ty: t.spec.type_name().to_string(),
+            state: TaskState::Created.as_str().into(),
+            started_at: None,
+            finished_at: None,
+            history: history(TaskState::Created),
+            error: None,
+            outputs: None,
+            spec: db::to_json(&match &t.spec {
+                TaskSpec::Downlink { destination, .. } => json!({ "destination": destination }),
+                _ => json!({}),
+            }),
+        })
+        .collect();
+
+    let plan = match compiled {
+        Ok(plan) => plan,
+        Err(failure) => {
+            // Nothing is sent: the failing task carries the error, every other task "not run".
+            let failed_id = tasks
+                .get(failure.task)
+                .map(|t| t.id.clone())
+                .unwrap_or_default();
+            for t in &mut tasks {
+                let error = if t.idx == failure.task as i64 {
+                    failure.error.clone()
+                } else {
+                    TaskError {
+                        code: ErrorCode::ExecutionError,
+                        message: format!("not run: task '{failed_id}' could not be compiled"),
+                        log_tail: Vec::new(),
+                    }
+                };
+                finish(t, TaskState::Failed, now, Some(&error));
+            }
+            let errors = vec![error_json(Some(&failed_id), &failure.error)];
+            set_state(&mut exec, TaskState::Failed, now);
+            exec.errors = db::to_json(&errors);
+            let mut tx = db::write_tx(ground.db()).await?;
+            db::insert_execution(&mut tx, &exec).await?;
+            for t in &tasks {
+                db::insert_task(&mut tx, &id, t).await?;
+            }
+            tx.commit().await?;
+            return Ok(id);
+        }
+    };
+
+    let mut tx = db::write_tx(ground.db()).await?;
+    db::insert_execution(&mut tx, &exec).await?;
+    for t in &tasks {
+        db::insert_task(&mut tx, &id, t).await?;
+    }
+    tx.commit().await?;
+
+    // Scheduled before the plan leaves, so that events answering it always find it so.
+    let now = time::now_ms();
+    let mut tx = db::write_tx(ground.db()).await?;
+    set_state(&mut exec, TaskState::Scheduled, now);
+    exec.scheduled_at = Some(now);
+    db::update_execution(&mut tx, &exec).await?;
+    for t in &mut tasks {
+        push_history(&mut t.history, TaskState::Scheduled, now);
+        t.state = TaskState::Scheduled.as_str().into();
+        db::update_task(&mut tx, &id, t).await?;
+    }
+    tx.commit().await?;
+
+    if link.send_plan(plan).await.is_err() {
+        tracing::error!(execution = %id, %system, "the system's link has stopped; the plan was not sent");
+        let now = time::now_ms();
+        let error = TaskError {
+            code: ErrorCode::TransferFailed,
+            message: format!("the link to system '{system}' has stopped"),
+            log_tail: Vec::new(),
+        };
+        let mut tx = db::write_tx(ground.db()).await?;
+        set_state(&mut exec, TaskState::Failed, now);
+        exec.errors = db::to_json(&vec![error_json(None, &error)]);
+        db::update_execution(&mut tx, &exec).await?;
+        for t in &mut tasks {
+            finish(t, TaskState::Failed, now, Some(&error));
+            db::update_task(&mut tx, &id, t).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(id)
+}
+
+/// Looks up every uplink source of the operation.
+async fn resolve_sources(
+    ground: &Ground,
+    namespace: &str,
+    op: &Operation,
+) -> Result<HashMap<String, Source>, ApiError> {
+    let mut out = HashMap::new();
+    for task in &op.tasks {
+        let TaskSpec::Uplink { sources, .. } = &task.spec else {
+            continue;
+        };
+        for src in sources {
+            if out.contains_key(src) {
+                continue;
+            }
+            let found = match db::file_version(ground.db(), namespace, src, None).await? {
+                Some(file) => Source::File(file),
+                None => {
+                    let files = db::latest_files(
+                        ground.db(),
+                        namespace,
+                        src,
+                        limits::UPLOAD_ENTRIES as i64 + 1,
+                        0,
+                    )
+                    .await?;
+                    if files.is_empty() {
+                        Source::Missing
+                    } else {
+                        Source::Folder(files)
+                    }
+                }
+            };
+            out.insert(src.clone(), found);
+        }
+    }
+    Ok(out)
+}
+
+/// Compiles a validated operation into a plan. Pure: every lookup is in `sources`.
+pub(crate) fn compile(
+    op: &Operation,
+    tenant: &str,
+    execution: &str,
+    sources: &HashMap<String, Source>,
+) -> Result<Plan, CompileFailure> {
+    let default_volume = format!("{tenant}-pvc");
+    let volume = |v: &Option<String>| v.clone().unwrap_or_else(|| default_volume.clone());
+    let mut tasks = Vec::with_capacity(op.tasks.len());
+    for (index, task) in op.tasks.iter().enumerate() {
+        let fail = |code, message: String| CompileFailure {
+            task: index,
+            error: TaskError {
+                code,
+                message,
+                log_tail: Vec::new(),
+            },
+        };
+        let kind = match &task.spec {
+            TaskSpec::Uplink {
+                sources: srcs,
+                destination,
+                volume: v,
+            } => {
+                let mut files: Vec<UplinkFile> = Vec::new();
+                for src in srcs {
+                    let placed: Vec<(String, &FileRow)> = match sources.get(src) {
+                        Some(Source::File(f)) => {
+                            let base = f.path.rsplit('/').next().unwrap_or_default();
+                            vec![(join(destination, base), f)]
+                        }
+                        Some(Source::Folder(list)) => list
+                            .iter()
+                            .map(|f| {
+                                // A folder keeps its own name (as `cp -r` does); the root has none.
+                                let keep_from = src.rfind('/').map_or(0, |i| i + 1);
+                                let rel = f.path.get(keep_from..).unwrap_or_default();
+                                (join(destination, rel), f)
+                            })
+                            .collect(),
+                        Some(Source::Missing) | None => {
+                            return Err(fail(
+                                ErrorCode::ExecutionError,
+                                format!("File not found: {src}"),
+                            ));
+                        }
+                    };
+                    for (path, f) in placed {
+                        let digest = f.digest.parse().map_err(|_| {
+                            fail(
+                                ErrorCode::TransferFailed,
+                                format!("the ground's record of {} is damaged", f.path),
+                            )
+                        })?;
+                        let file = UplinkFile {
+                            path,
+                            digest,
+                            size: u64::try_from(f.size).unwrap_or(0),
+                            mode: u32::try_from(f.mode).unwrap_or(0o644),
+                        };
+                        // A later source placing the same path wins.
+                        files.retain(|x| x.path != file.path);
+                        files.push(file);
+                    }
+                }
+                TaskKind::Uplink {
+                    volume: volume(v),
+                    files,
+                }
+            }
+            TaskSpec::Downlink {
+                sources: srcs,
+                volume: v,
+                ..
+            } => TaskKind::Downlink {
+                volume: volume(v),
+                sources: srcs.clone(),
+            },
+            TaskSpec::FilesList {
+                folder,
+                depth,
+                volume: v,
+            } => TaskKind::FilesList {
+                volume: v.clone(),
+                folder: folder.clone(),
+                depth: *depth,
+            },
+            TaskSpec::DockerBuild {
+                dockerfile,
+                context,
+                image,
+                volume: v,
+                max_duration_ms,
+            } => TaskKind::DockerBuild {
+                volume: volume(v),
+                dockerfile: dockerfile.clone(),
+                context: context.clone(),
+                image: image.clone(),
+                max_duration_ms: *max_duration_ms,
+            },
+            TaskSpec::DockerLoad {
+                tarfile,
+                image,
+                volume: v,
+            } => TaskKind::DockerLoad {
+                volume: volume(v),
+                tarfile: tarfile.clone(),
+                image: image.clone(),
+            },
+            TaskSpec::PodRun {
+                pod_name,
+                image,
+                command,
+                args,
+                env,
+                volume: v,
+                max_duration_ms,
+            } => TaskKind::PodRun {
+                pod_name: pod_name.clone(),
+                image: image.clone(),
+                command: command.clone(),
+                args: args.clone(),
+                env: env.clone(),
+                volume: volume(v),
+                max_duration_ms: *max_duration_ms,
+            },
+        };
+        tasks.push(PlanTask {
+            id: task.id.clone(),
+            on_failure: task.on_failure,
+            kind,
+        });
+    }
+    let plan = Plan {
+        execution: execution.to_string(),
+        tenant: tenant.to_string(),
+        tasks,
+    };
+    let size = wire::encode_message(&wire::Message::Plan(plan.clone())).len();
+    if size > wire::MAX_MESSAGE {
+        let biggest = plan
+            .tasks
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, t)| match &t.kind {
+                TaskKind::Uplink { files, .. } => files.len(),
+                _ => 0,
+            })
+            .map_or(0, |(i, _)| i);
+        return Err(CompileFailure {
+            task: biggest,
+            error: TaskError {
+                code: ErrorCode::ValidationError,
+                message: format!(
+                    "the plan is too large ({size} bytes, at most {}): uplink fewer files per execution",
+                    wire::MAX_MESSAGE
+                ),
+                log_tail: Vec::new(),
+            },
+        });
+    }
+    Ok(plan)
+}
+
+/// `dest` (volume-relative, `""` for the root) joined with `rel`.
+fn join(dest: &str, rel: &str) -> String {
+    match (dest.is_empty(), rel.is_empty()) {
+        (true, _) => rel.to_string(),
+        (false, true) => dest.to_string(),
+        (false, false) => format!("{dest}/{rel}"),
+    }
+}
+
+/// A task error as the API shows it; `task` is added for an execution's error list.
+pub(crate) fn error_json(task: Option<&str>, e: &TaskError) -> serde_json::Value {
+    let mut v = json!({
+        "code": e.code.code(),
+        "name": e.code.name(),
+        "message": e.message,
+        "log_tail": e.log_tail,
+    });
+    if let Some(task) = task {
+        v["task"] = json!(task);
+    }
+    v
+}
+
+pub(crate) fn push_history(history: &mut String, state: TaskState, at: i64) {
+    let mut h: Vec<HistoryEntry> = db::json_or_default(history);
+    h.push(HistoryEntry {
+        state: state.as_str().into(),
+        at,
+    });
+    *history = db::to_json(&h);
+}
+
+/// Moves an execution to `state`, with the timestamps that go with it.
+pub(crate) fn set_state(exec: &mut ExecutionRow, state: TaskState, at: i64) {
+    exec.state = state.as_str().into();
+    push_history(&mut exec.history, state, at);
+    match state {
+        TaskState::Running => exec.started_at = Some(at),
+        s if s.is_final() => exec.finished_at = Some(at),
+        _ => {}
+    }
+}
+
+/// Moves a task to a final `state`, with its error.
+pub(crate) fn finish(task: &mut TaskRow, state: TaskState, at: i64, error: Option<&TaskError>) {
+    task.state = state.as_str().into();
+    push_history(&mut task.history, state, at);
+    task.finished_at = Some(at);
+    if let Some(e) = error {
+        task.error = Some(db::to_json(&error_json(None, e)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, mode: i64) -> FileRow {
+        FileRow {
+            path: path.into(),
+            version: 1,
+            digest: wire::Digest::of(path.as_bytes()).to_string(),
+            size: 3,
+            mode,
+            created_at: 0,
+            versions: 1,
+        }
+    }
+
+    fn op(tasks: &str) -> Operation {
+        operation::parse(&format!("id: o\nnamespace: ns\ntasks:\n{tasks}")).unwrap()
+    }
+
+    #[test]
+    fn uplink_places_files_and_folders() {
+        let op = op(
+            "  - id: up\n    type: uplink\n    source: [/app, /cfg/a.json]\n    destination: /srv\n",
+        );
+        let sources = HashMap::from([
+            (
+                "/app".to_string(),
+                Source::Folder(vec![file("/app/bin/run", 0o755), file("/app/x", 0o644)]),
+            ),
+            (
+                "/cfg/a.json".to_string(),
+                Source::File(file("/cfg/a.json", 0o644)),
+            ),
+        ]);
+        let plan = compile(&op, "alice", "e1", &sources).unwrap();
+        let TaskKind::Uplink { volume, files } = &plan.tasks[0].kind else {
+            panic!()
+        };
+        assert_eq!(volume, "alice-pvc");
+        let got: Vec<(&str, u32)> = files.iter().map(|f| (f.path.as_str(), f.mode)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("srv/app/bin/run", 0o755),
+                ("srv/app/x", 0o644),
+                ("srv/a.json", 0o644)
+            ]
+        );
+        assert_eq!(files[0].digest, wire::Digest::of(b"/app/bin/run"));
+    }
+
+    #[test]
+    fn missing_source_fails_its_task() {
+        let op =
+            op("  - id: ls\n    type: files.list\n  - id: up\n    type: uplink\n    source: /x\n");
+        let sources = HashMap::from([("/x".to_string(), Source::Missing)]);
+        let failure = compile(&op, "alice", "e1", &sources).unwrap_err();
+        assert_eq!(failure.task, 1);
+        assert_eq!(failure.error.code, ErrorCode::ExecutionError);
+        assert_eq!(failure.error.message, "File not found: /x");
+    }
+
+    #[test]
+    fn other_tasks_map_their_fields() {
+        let op = op(concat!(
+            "  - id: b\n    type: docker.build\n    image: hello:1\n    volume: work\n    max_duration: 2\n",
+            "  - id: r\n    type: pod.run\n    image: hello:1\n    command: /hello\n    env: {K: v}\n    on_failure: continue\n",
+            "  - id: d\n    type: downlink\n    source: /out/*.txt\n",
+        ));
+        let plan = compile(&op, "bob", "e2", &HashMap::new()).unwrap();
+        assert_eq!(plan.tenant, "bob");
+        assert_eq!(
+            plan.tasks[0].kind,
+            TaskKind::DockerBuild {
+                volume: "work".into(),
+                dockerfile: "Dockerfile".into(),
+                context: String::new(),
+                image: wire::ImageRef {
+                    name: "hello".into(),
+                    tag: "1".into()
+                },
+                max_duration_ms: Some(120_000),
+            }
+        );
+        assert_eq!(plan.tasks[1].on_failure, wire::OnFailure::Continue);
+        let TaskKind::PodRun {
+            command,
+            env,
+            pod_name,
+            ..
+        } = &plan.tasks[1].kind
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (command.clone(), env.clone(), pod_name.as_str()),
+            (
+                Some(vec!["/hello".to_string()]),
+                vec![("K".into(), "v".into())],
+                "r"
+            )
+        );
+        assert_eq!(
+            plan.tasks[2].kind,
+            TaskKind::Downlink {
+                volume: "bob-pvc".into(),
+                sources: vec!["out/*.txt".into()]
+            }
+        );
+    }
+}

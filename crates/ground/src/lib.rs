@@ -1,0 +1,138 @@
+//! The orbitdock ground segment: the HTTP API and dashboard, the database, and the executor that
+//! turns operations into plans and follows them through the link.
+//!
+//! `ground` owns everything a tenant touches on the ground: users and sessions, namespaces and
+//! their versioned files (content-addressed blobs), operations (validated YAML, see
+//! `docs/operations.md`), executions and their tasks, and the mirror of what each system holds
+//! onboard. It talks to each system through one `link` endpoint, in `wire::Message`s: it sends
+//! plans and the objects they need, and records the events that come back.
+//!
+//! It never talks to Docker and never runs a task itself: the flight agent does, and is the
+//! source of truth for onboard state.
+//!
+//! The types that matter: [`Ground`] (open it with a [`GroundConfig`], then [`Ground::app`] is the
+//! whole HTTP surface and [`serve`] runs it), [`ApiError`] (every HTTP failure, rendered as the
+//! error JSON of `docs/api.md`) and [`Diagnostic`] (one problem in an operation).
+
+mod api;
+mod auth;
+mod blobs;
+mod config;
+mod dashboard;
+mod db;
+mod error;
+mod executor;
+mod link;
+mod operation;
+mod time;
+mod upload;
+
+pub use config::{GroundConfig, SystemLink};
+pub use error::{ApiError, Error, ErrorKind};
+pub use operation::{Diagnostic, Severity};
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::blobs::BlobStore;
+use crate::db::Db;
+use crate::operation::{NameRule, check_name};
+
+/// The ground segment: a cloneable set of handles (database pool, blob store, one link per
+/// system). Every clone shares them; the links stop when the last clone drops.
+#[derive(Clone)]
+pub struct Ground {
+    core: Arc<Core>,
+    systems: Arc<BTreeMap<String, link::SystemHandle>>,
+}
+
+/// What the HTTP handlers and the link handlers share.
+pub(crate) struct Core {
+    pub(crate) db: Db,
+    pub(crate) blobs: BlobStore,
+    /// Objects being received, part by part.
+    pub(crate) spool: PathBuf,
+}
+
+impl std::fmt::Debug for Ground {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ground")
+            .field("systems", &self.systems.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Ground {
+    /// Opens (or creates) the database in WAL mode, runs its migrations, prepares the blob store,
+    /// and binds one link endpoint per system with the task that handles its messages.
+    pub async fn open(config: GroundConfig) -> Result<Ground, Error> {
+        tokio::fs::create_dir_all(&config.data_dir).await?;
+        let db = db::open(&config.data_dir.join("ground.sqlite")).await?;
+        let blobs = BlobStore::open(&config.data_dir).await?;
+        let spool = config.data_dir.join("spool");
+        tokio::fs::create_dir_all(&spool).await?;
+        let core = Arc::new(Core { db, blobs, spool });
+        let mut systems = BTreeMap::new();
+        for s in &config.systems {
+            check_name(&s.name, NameRule::System)
+                .map_err(|e| Error::invalid(format!("system name {e}")))?;
+            if systems.contains_key(&s.name) {
+                return Err(Error::invalid(format!(
+                    "system '{}' is configured twice",
+                    s.name
+                )));
+            }
+            let handle = link::spawn(core.clone(), s).await?;
+            systems.insert(s.name.clone(), handle);
+        }
+        Ok(Ground {
+            core,
+            systems: Arc::new(systems),
+        })
+    }
+
+    /// Creates the user, or resets their password (ending their sessions). Names follow
+    /// `[a-z0-9][a-z0-9_-]{0,62}`.
+    pub async fn ensure_user(&self, name: &str, password: &str) -> Result<(), Error> {
+        auth::ensure_user(self, name, password).await
+    }
+
+    /// The whole HTTP surface: the API under `/api/v1`, `/healthz`, and the dashboard at `/`.
+    pub fn app(&self) -> axum::Router {
+        api::router(self.clone())
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.core.db
+    }
+
+    pub(crate) fn blobs(&self) -> &BlobStore {
+        &self.core.blobs
+    }
+
+    pub(crate) fn system(&self, name: &str) -> Option<&link::SystemHandle> {
+        self.systems.get(name)
+    }
+
+    pub(crate) fn system_names(&self) -> impl Iterator<Item = &str> {
+        self.systems.keys().map(String::as_str)
+    }
+}
+
+/// Validates an operation's YAML; an empty list means it is valid.
+pub fn validate_operation(yaml: &str) -> Vec<Diagnostic> {
+    operation::parse(yaml).err().unwrap_or_default()
+}
+
+/// Serves [`Ground::app`] on `listener` until `shutdown` completes, then drains open requests.
+pub async fn serve(
+    ground: Ground,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, ground.app())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,400 @@
+//! Uploads into a namespace: a tar stream or multipart `file` parts.
+//!
+//! Every entry is validated and its content written to a staging folder while it is hashed; the
+//! caller commits the staged files (blobs, then one transaction of rows) only when the whole
+//! upload has passed. Anything rejected leaves nothing behind: the staging folder is removed when
+//! [`Staged`] drops. Bodies are streamed, never held in memory.
+
+use std::collections::HashSet;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use axum::body::{Body, Bytes};
+use axum::extract::Multipart;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use wire::Digest;
+
+use crate::blobs::{self, AsyncWriter, BlobStore, TempDir, WriteError};
+use crate::config::limits;
+use crate::error::ApiError;
+
+/// Mode given to files uploaded without one (multipart).
+const DEFAULT_MODE: u32 = 0o644;
+
+/// Files validated and written to a staging folder, not yet committed.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    /// Removed (with any file not yet committed) on drop.
+    _dir: TempDir,
+    pub(crate) files: Vec<StagedFile>,
+}
+
+/// One staged file.
+#[derive(Debug)]
+pub(crate) struct StagedFile {
+    /// The namespace path it will have (`/app/main.rs`).
+    pub(crate) path: String,
+    /// Where its content waits.
+    pub(crate) tmp: PathBuf,
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
+    /// Permission bits (`0o755` for an executable).
+    pub(crate) mode: u32,
+}
+
+/// Why an upload was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UploadError {
+    #[error("entry '{entry}' rejected: {reason}; nothing of this upload was stored")]
+    Entry { entry: String, reason: String },
+    #[error(
+        "entry '{entry}' rejected: the upload exceeds {limit} bytes; nothing of this upload was stored"
+    )]
+    TooLarge { entry: String, limit: u64 },
+    #[error("the request body exceeds {0} bytes; nothing of this upload was stored")]
+    BodyTooLarge(usize),
+    #[error("entry '{0}' rejected: an upload holds at most {max} entries; nothing of this upload was stored", max = limits::UPLOAD_ENTRIES)]
+    TooMany(String),
+    #[error("{0}; nothing of this upload was stored")]
+    Malformed(String),
+    #[error("the upload holds no files")]
+    Empty,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> ApiError {
+        match e {
+            UploadError::Io(e) => ApiError::from(e),
+            UploadError::TooLarge { .. } | UploadError::BodyTooLarge(_) => {
+                ApiError::TooLarge(e.to_string())
+            }
+            other => ApiError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+fn entry_error(name: &str, reason: impl Into<String>) -> UploadError {
+    UploadError::Entry {
+        entry: display_name(name.as_bytes()),
+        reason: reason.into(),
+    }
+}
+
+/// A printable, bounded rendering of an entry name.
+fn display_name(raw: &[u8]) -> String {
+    let s = String::from_utf8_lossy(raw);
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(200)
+        .collect();
+    s
+}
+
+/// The namespace path of an entry named `raw` in an upload to folder `prefix`; `None` for the
+/// folder itself (`./`).
+pub(crate) fn entry_path(prefix: &str, raw: &[u8]) -> Result<Option<String>, String> {
+    let s = std::str::from_utf8(raw).map_err(|_| "the name is not UTF-8".to_string())?;
+    if s.starts_with('/') {
+        return Err("absolute paths are not allowed".into());
+    }
+    let mut parts = Vec::new();
+    for c in s.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err("'..' is not allowed in paths".into()),
+            c if c.chars().any(char::is_control) => {
+                return Err("control characters are not allowed in names".into());
+            }
+            c => parts.push(c),
+        }
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let path = if prefix == "/" {
+        format!("/{}", parts.join("/"))
+    } else {
+        format!("{prefix}/{}", parts.join("/"))
+    };
+    if path.len() > limits::PATH_BYTES {
+        return Err(format!(
+            "the path is longer than {} bytes",
+            limits::PATH_BYTES
+        ));
+    }
+    Ok(Some(path))
+}
+
+/// Bounds and de-duplicates entries across one upload.
+struct Tally {
+    entries: usize,
+    bytes: u64,
+    seen: HashSet<String>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            entries: 0,
+            bytes: 0,
+            seen: HashSet::new(),
+        }
+    }
+
+    fn entry(&mut self, name: &str) -> Result<(), UploadError> {
+        self.entries += 1;
+        if self.entries > limits::UPLOAD_ENTRIES {
+            return Err(UploadError::TooMany(display_name(name.as_bytes())));
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, name: &str, path: &str) -> Result<(), UploadError> {
+        if !self.seen.insert(path.to_string()) {
+            return Err(entry_error(name, "the path appears twice in the upload"));
+        }
+        Ok(())
+    }
+
+    fn remaining(&self) -> u64 {
+        limits::UPLOAD_BYTES.saturating_sub(self.bytes)
+    }
+}
+
+/// Stages a tar body. The archive is read on a blocking thread fed by the body stream.
+pub(crate) async fn stage_tar(
+    store: &BlobStore,
+    prefix: &str,
+    body: Body,
+) -> Result<Staged, UploadError> {
+    let dir = store.staging_dir().await?;
+    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    let (dir_path, prefix_owned) = (dir.path().to_path_buf(), prefix.to_string());
+    let reader = tokio::task::spawn_blocking(move || {
+        read_tar(
+            ChannelReader {
+                rx,
+                current: Bytes::new(),
+            },
+            &dir_path,
+            &prefix_owned,
+        )
+    });
+    let mut stream = body.into_data_stream();
+    let mut raw = 0usize;
+    let mut failure = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                raw += chunk.len();
+                if raw > limits::UPLOAD_BODY {
+                    failure = Some(UploadError::BodyTooLarge(limits::UPLOAD_BODY));
+                    break;
+                }
+                if tx.send(chunk).await.is_err() {
+                    break; // The reader has stopped; its result says why.
+                }
+            }
+            Err(e) => {
+                failure = Some(UploadError::Malformed(format!(
+                    "could not read the request body: {e}"
+                )));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let result = reader
+        .await
+        .map_err(|e| io::Error::other(format!("tar reader failed: {e}")))?;
+    // A body that broke off must not pass for a shorter archive.
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    let files = result?;
+    if files.is_empty() {
+        return Err(UploadError::Empty);
+    }
+    Ok(Staged { _dir: dir, files })
+}
+
+/// Feeds a blocking reader from the body stream.
+struct ChannelReader {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.current = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+fn read_tar(reader: impl Read, dir: &Path, prefix: &str) -> Result<Vec<StagedFile>, UploadError> {
+    use tar::EntryType as T;
+    let malformed = |e: io::Error| UploadError::Malformed(format!("not a valid tar archive: {e}"));
+    let mut archive = tar::Archive::new(reader);
+    let mut tally = Tally::new();
+    let mut files = Vec::new();
+    for entry in archive.entries().map_err(malformed)? {
+        let mut entry = entry.map_err(malformed)?;
+        let raw = entry.path_bytes().into_owned();
+        let name = display_name(&raw);
+        tally.entry(&name)?;
+        let kind = entry.header().entry_type();
+        let is_file = match kind {
+            T::Regular | T::Continuous => true,
+            T::Directory => false,
+            T::XGlobalHeader => continue,
+            T::Symlink => return Err(entry_error(&name, "symbolic links are not allowed")),
+            T::Link => return Err(entry_error(&name, "hard links are not allowed")),
+            T::Char | T::Block => return Err(entry_error(&name, "device files are not allowed")),
+            T::Fifo => return Err(entry_error(&name, "fifos are not allowed")),
+            T::GNUSparse => return Err(entry_error(&name, "sparse files are not supported")),
+            _ => {
+                return Err(entry_error(
+                    &name,
+                    "only regular files and folders are allowed",
+                ));
+            }
+        };
+        let path = entry_path(prefix, &raw).map_err(|reason| entry_error(&name, reason))?;
+        if !is_file {
+            continue;
+        }
+        let path = path.ok_or_else(|| entry_error(&name, "a file needs a name"))?;
+        tally.file(&name, &path)?;
+        let mode = entry.header().mode().map_err(malformed)? & 0o777;
+        let declared = entry.size();
+        if declared > tally.remaining() {
+            return Err(UploadError::TooLarge {
+                entry: name,
+                limit: limits::UPLOAD_BYTES,
+            });
+        }
+        let tmp = dir.join(files.len().to_string());
+        let written = blobs::write_sync(&tmp, &mut entry, declared).map_err(|e| match e {
+            WriteError::TooLarge(_) => {
+                entry_error(&name, "the entry holds more bytes than its header says")
+            }
+            WriteError::Io(e) => malformed(e),
+        })?;
+        if written.size != declared {
+            return Err(entry_error(&name, "the archive ends inside this entry"));
+        }
+        tally.bytes += written.size;
+        files.push(StagedFile {
+            path,
+            tmp,
+            digest: written.digest,
+            size: written.size,
+            mode,
+        });
+    }
+    Ok(files)
+}
+
+/// Stages multipart `file` parts; each part's filename is its path relative to `prefix`.
+pub(crate) async fn stage_multipart(
+    store: &BlobStore,
+    prefix: &str,
+    mut multipart: Multipart,
+) -> Result<Staged, UploadError> {
+    let dir = store.staging_dir().await?;
+    let mut tally = Tally::new();
+    let mut files = Vec::new();
+    let bad_body = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            UploadError::BodyTooLarge(limits::UPLOAD_BODY)
+        } else {
+            UploadError::Malformed(format!("bad multipart body: {}", e.body_text()))
+        }
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(bad_body)? {
+        let field_name = field.name().unwrap_or_default().to_string();
+        let Some(file_name) = field.file_name().map(str::to_string) else {
+            return Err(entry_error(
+                &field_name,
+                "a part without a filename; send files as 'file' parts",
+            ));
+        };
+        tally.entry(&file_name)?;
+        if field_name != "file" {
+            return Err(entry_error(
+                &file_name,
+                format!(
+                    "unexpected form field '{}'; send files as 'file' parts",
+                    display_name(field_name.as_bytes())
+                ),
+            ));
+        }
+        let path = entry_path(prefix, file_name.as_bytes())
+            .map_err(|reason| entry_error(&file_name, reason))?
+            .ok_or_else(|| entry_error(&file_name, "a file needs a name"))?;
+        tally.file(&file_name, &path)?;
+        let tmp = dir.path().join(files.len().to_string());
+        let mut writer = AsyncWriter::create(&tmp, tally.remaining()).await?;
+        while let Some(chunk) = field.chunk().await.map_err(bad_body)? {
+            writer.write(&chunk).await.map_err(|e| match e {
+                WriteError::TooLarge(_) => UploadError::TooLarge {
+                    entry: display_name(file_name.as_bytes()),
+                    limit: limits::UPLOAD_BYTES,
+                },
+                WriteError::Io(e) => UploadError::Io(e),
+            })?;
+        }
+        let written = writer.finish().await?;
+        tally.bytes += written.size;
+        files.push(StagedFile {
+            path,
+            tmp,
+            digest: written.digest,
+            size: written.size,
+            mode: DEFAULT_MODE,
+        });
+    }
+    if files.is_empty() {
+        return Err(UploadError::Empty);
+    }
+    Ok(Staged { _dir: dir, files })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_paths() {
+        let p = |prefix: &str, s: &str| entry_path(prefix, s.as_bytes());
+        assert_eq!(p("/", "a/b.txt"), Ok(Some("/a/b.txt".into())));
+        assert_eq!(p("/app", "./a//b/"), Ok(Some("/app/a/b".into())));
+        assert_eq!(p("/", "./"), Ok(None));
+        assert_eq!(p("/", "../x"), Err("'..' is not allowed in paths".into()));
+        assert_eq!(
+            p("/", "a/../../x"),
+            Err("'..' is not allowed in paths".into())
+        );
+        assert_eq!(
+            p("/", "/etc/passwd"),
+            Err("absolute paths are not allowed".into())
+        );
+        assert_eq!(
+            p("/", "a\nb"),
+            Err("control characters are not allowed in names".into())
+        );
+        assert!(entry_path("/", b"\xff").is_err());
+        assert!(p("/", &"a/".repeat(2100)).is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! Test harness: a ground on a temporary directory, driven through `app()` with `oneshot`.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use ground::{Ground, GroundConfig, SystemLink};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub struct TestGround {
+    pub ground: Ground,
+    pub dir: tempfile::TempDir,
+}
+
+/// A ground with users `alice` and `bob` (password `pw-<name>`) and the given systems.
+pub async fn ground_with(systems: Vec<SystemLink>) -> TestGround {
+    let dir = tempfile::tempdir().unwrap();
+    let ground = Ground::open(GroundConfig {
+        data_dir: dir.path().to_path_buf(),
+        systems,
+    })
+    .await
+    .unwrap();
+    ground.ensure_user("alice", "pw-alice").await.unwrap();
+    ground.ensure_user("bob", "pw-bob").await.unwrap();
+    TestGround { ground, dir }
+}
+
+/// A ground whose `em` link points at a port nobody listens on.
+pub async fn ground() -> TestGround {
+    ground_with(vec![SystemLink {
+        name: "em".into(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        link: "127.0.0.1:9".parse().unwrap(),
+        rate_bytes_per_sec: None,
+    }])
+    .await
+}
+
+/// A UDP port free at the time of asking.
+pub fn free_udp_addr() -> SocketAddr {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap()
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl TestGround {
+    pub fn app(&self) -> Router {
+        self.ground.app()
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self.app().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = axum::body::to_bytes(res.into_body(), 64 << 20)
+            .await
+            .unwrap()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        self.send(req.body(Body::from(body)).unwrap()).await
+    }
+
+    pub async fn get(&self, uri: &str, token: &str) -> Reply {
+        self.call(Method::GET, uri, Some(token), None, Vec::new())
+            .await
+    }
+
+    pub async fn post_json(&self, uri: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(
+            Method::POST,
+            uri,
+            token,
+            Some("application/json"),
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+
+    pub async fn post_yaml(&self, uri: &str, token: &str, yaml: &str) -> Reply {
+        self.call(
+            Method::POST,
+            uri,
+            Some(token),
+            Some("application/yaml"),
+            yaml.as_bytes().to_vec(),
+        )
+        .await
+    }
+
+    pub async fn upload_tar(&self, ns: &str, query: &str, token: &str, tar: Vec<u8>) -> Reply {
+        let uri = format!("/api/v1/namespaces/{ns}/files{query}");
+        self.call(
+            Method::POST,
+            &uri,
+            Some(token),
+            Some("application/x-tar"),
+            tar,
+        )
+        .await
+    }
+
+    pub async fn login(&self, user: &str) -> String {
+        let r = self
+            .post_json(
+                "/api/v1/login",
+                None,
+                serde_json::json!({"user": user, "password": format!("pw-{user}")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r.json()["token"].as_str().unwrap().to_string()
+    }
+
+    /// Every blob in the store.
+    pub fn blob_count(&self) -> usize {
+        count_files(&self.dir.path().join("blobs"))
+    }
+
+    pub fn tmp_count(&self) -> usize {
+        count_files(&self.dir.path().join("tmp"))
+    }
+}
+
+fn count_files(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(Result::ok)
+        .map(|e| {
+            if e.path().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// One tar entry to build, with its name written raw (so tests can build archives a careful
+/// writer would refuse).
+pub enum Entry<'a> {
+    File(&'a str, &'a [u8], u32),
+    Dir(&'a str),
+    Symlink(&'a str, &'a str),
+    HardLink(&'a str, &'a str),
+    Fifo(&'a str),
+}
+
+pub fn tar(entries: &[Entry<'_>]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        let (name, data, kind, mode, link): (&str, &[u8], tar::EntryType, u32, Option<&str>) =
+            match e {
+                Entry::File(n, d, m) => (n, d, tar::EntryType::Regular, *m, None),
+                Entry::Dir(n) => (n, b"", tar::EntryType::Directory, 0o755, None),
+                Entry::Symlink(n, t) => (n, b"", tar::EntryType::Symlink, 0o777, Some(t)),
+                Entry::HardLink(n, t) => (n, b"", tar::EntryType::Link, 0o644, Some(t)),
+                Entry::Fifo(n) => (n, b"", tar::EntryType::Fifo, 0o644, None),
+            };
+        let raw = &mut h.as_old_mut().name;
+        raw[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(l) = link {
+            h.as_old_mut().linkname[..l.len()].copy_from_slice(l.as_bytes());
+        }
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A multipart body with one `file` part per (filename, content).
+pub fn multipart(boundary: &str, parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (field, filename, data) in parts {
+        out.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    out
+}
