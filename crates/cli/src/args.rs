@@ -31,6 +31,30 @@ pub(crate) enum Command {
     Op(OpArgs),
     /// Start and inspect executions.
     Exec(ExecArgs),
+    /// Create a link key for a satellite (give the same file to its ground and flight agent).
+    Keygen {
+        /// Where to write the key (64 hex digits, mode 0600); refuses to overwrite.
+        path: PathBuf,
+    },
+    /// Run a benchmark and print its table.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    pub(crate) what: BenchWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchWhat {
+    /// The transfer protocol against the 220 B / 20-unacknowledged / 1 s baseline, over rates,
+    /// round-trip times and loss models (simulated time; a few minutes).
+    Link {
+        /// Seed of the loss draws.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 impl Command {
@@ -72,6 +96,9 @@ pub(crate) struct GroundArgs {
     /// Create (or reset) a user: NAME:PASSWORD (repeatable).
     #[arg(long = "user", value_parser = parse_user)]
     pub(crate) users: Vec<(String, String)>,
+    /// Folder of link keys, one `<system>.key` per system [default: DATA_DIR/keys].
+    #[arg(long)]
+    pub(crate) keys: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -124,9 +151,57 @@ pub(crate) struct LinkArgs {
     /// One-way delay in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub(crate) delay_ms: u64,
-    /// Probability of losing a datagram, 0 to 1.
+    /// Extra random delay up to this many milliseconds (reordering); keep it under 50.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) jitter_ms: u64,
+    /// Mean probability of losing a datagram, 0 to 1.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) loss: f64,
+    /// Lose in bursts of this many datagrams on average (Gilbert–Elliott) instead of independently.
+    #[arg(long)]
+    pub(crate) burst: Option<f64>,
+    /// Bit error rate.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) ber: f64,
+    /// Probability of delivering a datagram twice.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) duplicate: f64,
+    /// Contact windows as START-END offsets in seconds from start, comma-separated (e.g.
+    /// 0-420,6000-6420); always in contact if absent.
+    #[arg(long, value_parser = parse_windows)]
+    pub(crate) windows: Option<Vec<(f64, f64)>>,
+    /// Half-duplex with this turnaround in milliseconds.
+    #[arg(long)]
+    pub(crate) half_duplex_ms: Option<u64>,
+    /// Seed of the random draws.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Model seconds per real second.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) time_scale: f64,
+}
+
+fn parse_windows(s: &str) -> Result<Vec<(f64, f64)>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+        let (a, b) = part
+            .split_once('-')
+            .ok_or_else(|| format!("{part:?}: expected START-END in seconds"))?;
+        let a: f64 = a.trim().parse().map_err(|e| format!("{a:?}: {e}"))?;
+        let b: f64 = b.trim().parse().map_err(|e| format!("{b:?}: {e}"))?;
+        if !(a >= 0.0 && b > a) {
+            return Err(format!(
+                "{part:?}: a window must start at 0 or later and end after it starts"
+            ));
+        }
+        if out.last().is_some_and(|&(_, e): &(f64, f64)| a < e) {
+            return Err(format!(
+                "{part:?}: windows must be in order and not overlap"
+            ));
+        }
+        out.push((a, b));
+    }
+    Ok(out)
 }
 
 #[derive(Debug, ClapArgs)]
@@ -149,6 +224,9 @@ pub(crate) struct FlightArgs {
     /// The link emulator's flight-side port.
     #[arg(long, required = true)]
     pub(crate) link: Option<SocketAddr>,
+    /// The satellite's link key (made by `orbitdock keygen`).
+    #[arg(long, required = true)]
+    pub(crate) key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,13 +18,20 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         None => default_dir()?,
     };
     let logs = data.join("logs");
+    let keys = data.join("keys");
     for d in [
         data.join("ground"),
         data.join("flight/state"),
         data.join("flight/volumes"),
         logs.clone(),
+        keys.clone(),
     ] {
         std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    // The Engineering Model's link key, shared by the ground and the flight agent.
+    let key = keys.join("em.key");
+    if !key.exists() {
+        crate::roles::write_new_key(&key)?;
     }
 
     let status = flight::catalogue_status().await.context(
@@ -58,6 +65,8 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 &flight_udp,
                 "--link",
                 &link_flight,
+                "--key-file",
+                &path(key.clone()),
             ],
         )?,
         spawn(
@@ -90,6 +99,8 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 &format!("em={ground_udp},{link_ground}"),
                 "--user",
                 &format!("{DEMO_USER}:{}", a.password),
+                "--keys",
+                &path(keys.clone()),
             ],
         )?,
     ];

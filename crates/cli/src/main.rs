@@ -49,6 +49,8 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
         Command::Files(a) => verbs::files(a).await,
         Command::Op(a) => verbs::op(a).await,
         Command::Exec(a) => verbs::exec(a).await,
+        Command::Keygen { path } => roles::keygen(&path),
+        Command::Bench(a) => roles::bench(a),
     }
 }
 

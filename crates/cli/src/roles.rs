@@ -9,18 +9,21 @@ use anyhow::Context;
 use crate::args::{FlightArgs, FlightCommand, GroundArgs, LinkArgs};
 
 pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
+    let keys = a.keys.clone().unwrap_or_else(|| a.data_dir.join("keys"));
+    let mut systems = Vec::new();
+    for s in &a.systems {
+        systems.push(ground::SystemLink {
+            name: s.name.clone(),
+            bind: s.bind,
+            link: s.link,
+            key: read_key(&keys.join(format!("{}.key", s.name)))?,
+            rate_bits_per_sec: None,
+            contact: link::Contact::Always,
+        });
+    }
     let config = ground::GroundConfig {
         data_dir: a.data_dir.clone(),
-        systems: a
-            .systems
-            .iter()
-            .map(|s| ground::SystemLink {
-                name: s.name.clone(),
-                bind: s.bind,
-                link: s.link,
-                rate_bytes_per_sec: None,
-            })
-            .collect(),
+        systems,
     };
     let g = ground::Ground::open(config)
         .await
@@ -42,15 +45,34 @@ pub(crate) async fn link(a: LinkArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&a.loss) {
         anyhow::bail!("--loss {} is not a probability between 0 and 1", a.loss);
     }
+    let loss = match (a.loss, a.burst) {
+        (l, _) if l <= 0.0 => link::Loss::None,
+        (l, Some(burst)) => link::Loss::bursty(l, burst),
+        (l, None) => link::Loss::Random(l),
+    };
     let config = link::EmulatorConfig {
         ground_side: a.ground_side,
         ground: a.ground,
         flight_side: a.flight_side,
         flight: a.flight,
-        up_bps: a.up_bps,
-        down_bps: a.down_bps,
-        delay: Duration::from_millis(a.delay_ms),
-        loss: a.loss,
+        model: link::LinkModelConfig {
+            up_bps: a.up_bps,
+            down_bps: a.down_bps,
+            delay: Duration::from_millis(a.delay_ms),
+            jitter: Duration::from_millis(a.jitter_ms),
+            loss,
+            bit_error_rate: a.ber,
+            duplicate: a.duplicate,
+            windows: a.windows.map(|w| {
+                w.into_iter()
+                    .map(|(s, e)| (Duration::from_secs_f64(s), Duration::from_secs_f64(e)))
+                    .collect()
+            }),
+            cuts: Vec::new(),
+            half_duplex_turnaround: a.half_duplex_ms.map(Duration::from_millis),
+        },
+        seed: a.seed,
+        time_scale: a.time_scale,
     };
     let stats = Arc::new(link::EmulatorStats::default());
     tokio::select! {
@@ -76,10 +98,10 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // clap requires these when no subcommand is given.
-    let (Some(state_dir), Some(volumes_dir), Some(udp), Some(link)) =
-        (a.state_dir, a.volumes_dir, a.udp, a.link)
+    let (Some(state_dir), Some(volumes_dir), Some(udp), Some(link), Some(key_file)) =
+        (a.state_dir, a.volumes_dir, a.udp, a.link, a.key_file)
     else {
-        anyhow::bail!("flight needs --state-dir, --volumes-dir, --udp and --link");
+        anyhow::bail!("flight needs --state-dir, --volumes-dir, --udp, --link and --key-file");
     };
     let config = flight::FlightConfig {
         system: a.system,
@@ -87,10 +109,66 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
         volumes_dir,
         bind: udp,
         link,
+        key: read_key(&key_file)?,
+        rate_bits_per_sec: None,
+        contact: link::Contact::Always,
     };
     tokio::select! {
         r = flight::run(config) => r.context("flight agent")?,
         _ = shutdown_signal() => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a link key file (64 hex digits).
+pub(crate) fn read_key(path: &std::path::Path) -> anyhow::Result<wire::LinkKey> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading the link key {} (make one with `orbitdock keygen {}`)",
+            path.display(),
+            path.display()
+        )
+    })?;
+    wire::LinkKey::from_hex(&text)
+        .with_context(|| format!("{}: not a link key (64 hex digits)", path.display()))
+}
+
+/// Writes a new random link key, mode 0600; refuses to overwrite.
+pub(crate) fn keygen(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    write_new_key(path)?;
+    println!(
+        "wrote a new link key to {}; give the same file to the ground and the flight agent",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn write_new_key(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let key = wire::LinkKey::from_bytes(rand::random());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{}", key.to_hex())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+pub(crate) fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode> {
+    match a.what {
+        crate::args::BenchWhat::Link { seed } => {
+            eprintln!(
+                "simulating two 7-minute passes per row over 30 link conditions, twice (orbitdock, baseline)…"
+            );
+            print!("{}", link::bench::table(seed));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

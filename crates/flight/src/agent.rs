@@ -1,15 +1,18 @@
 //! The agent: plans in, events out.
 //!
-//! Two loops share one [`Agent`]: the message loop ([`Agent::handle_message`]) accepts plans and
-//! objects as they arrive, and the plan loop ([`Agent::run_plans`]) runs queued plans one at a
-//! time, in arrival order. A plan is persisted before it is queued and after each task, so a
-//! restarted agent resumes where it stopped (a task cut short runs again from its start).
+//! Two loops share one [`Agent`]: the event loop ([`Agent::handle_event`]) accepts plans and
+//! learns of arrived objects, without ever waiting, and the plan loop ([`Agent::run_plans`]) runs
+//! queued plans one at a time, in arrival order. A plan is persisted before it is queued and after
+//! each task, so a restarted agent resumes where it stopped (a task cut short runs again from its
+//! start). Objects never travel as messages: the link session moves them between its object
+//! directory, which is the agent's object store, and the ground's.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use link::LinkEvent;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use wire::{
@@ -23,25 +26,39 @@ use crate::fsutil::now_ms;
 use crate::names;
 use crate::plans::{PlanRecord, PlanStore, TaskRecord};
 use crate::runtime::{DockerRuntime, Runtime};
-use crate::store::{ObjectStore, Received};
+use crate::store::ObjectStore;
 use crate::tasks::{Executor, MAX_LISTING, OBJECT_WAIT, TaskResult};
 use crate::volumes::{self, Volumes};
 
 /// Plans waiting to run; a plan beyond this is refused (`BUSY`).
 const MAX_QUEUED_PLANS: usize = 256;
-/// Messages waiting for the link, in [`run`].
+/// Messages and objects waiting for the link, in [`run`].
 const OUTBOX: usize = 64;
-/// How often the agent says `Hello`.
+/// How often the agent says `Hello` (when the link is up and idle).
 const HELLO_EVERY: Duration = Duration::from_secs(30);
-/// How many times one object is asked for again after it arrived damaged or out of order.
-const MAX_REREQUESTS: u32 = 3;
-/// Objects whose re-requests are counted; beyond this the counts start over.
-const MAX_REREQUESTED: usize = 4096;
 
-/// The onboard agent, without the link: it takes messages through
-/// [`handle_message`](Agent::handle_message), runs plans with [`run_plans`](Agent::run_plans) or
-/// single tasks with [`run_task`](Agent::run_task), and sends what it has to say to the outbox
-/// given at [`connect`](Agent::connect). Cheap to clone.
+/// What the agent has for the ground, in the order it goes to the link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A message (see [`link::MessageSender::send`]).
+    Message(Message),
+    /// An object of the agent's object store ([`Agent::object_layout`]), to be sent as an object
+    /// transfer (see [`link::MessageSender::send_object`]).
+    Object {
+        /// The object's sha256.
+        digest: Digest,
+        /// Its size in bytes.
+        size: u64,
+        /// Its priority on the link: lower goes first; messages are 0.
+        priority: u8,
+    },
+}
+
+/// The onboard agent, without the link: it takes the link's events through
+/// [`handle_event`](Agent::handle_event), runs plans with [`run_plans`](Agent::run_plans) or
+/// single tasks with [`run_task`](Agent::run_task), and puts what it has for the ground in the
+/// outbox given at [`connect`](Agent::connect). Its object store is the link's object directory
+/// ([`object_layout`](Agent::object_layout)). Cheap to clone.
 #[derive(Clone)]
 pub struct Agent {
     inner: Arc<Inner>,
@@ -53,7 +70,6 @@ struct Inner {
     queue: Mutex<VecDeque<PlanRecord>>,
     queued: Notify,
     next_seq: AtomicU64,
-    rerequests: Mutex<HashMap<Digest, u32>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -66,11 +82,11 @@ impl std::fmt::Debug for Agent {
 
 impl Agent {
     /// Opens the state and volumes directories, connects to the local Docker Engine and loads
-    /// the unfinished plans. Messages for the ground go to `outbox`, which the caller must drain
-    /// (its bound is the caller's).
+    /// the unfinished plans. What the agent has for the ground goes to `outbox`, which the caller
+    /// must drain (its bound is the caller's).
     pub async fn connect(
         config: AgentConfig,
-        outbox: mpsc::Sender<Message>,
+        outbox: mpsc::Sender<Outgoing>,
     ) -> Result<Agent, Error> {
         let runtime = Arc::new(DockerRuntime::connect().await?);
         Agent::with_runtime(&config, runtime, outbox)
@@ -79,7 +95,7 @@ impl Agent {
     pub(crate) fn with_runtime(
         config: &AgentConfig,
         runtime: Arc<dyn Runtime>,
-        outbox: mpsc::Sender<Message>,
+        outbox: mpsc::Sender<Outgoing>,
     ) -> Result<Agent, Error> {
         let state = &config.state_dir;
         std::fs::create_dir_all(state)
@@ -113,31 +129,45 @@ impl Agent {
                 queue: Mutex::new(pending.into()),
                 queued: Notify::new(),
                 next_seq: AtomicU64::new(next_seq),
-                rerequests: Mutex::new(HashMap::new()),
             }),
         })
     }
 
     /// Runs one task for `tenant` as part of `execution` (which names the pod's container), with
     /// no events: the way to drive the agent without a link. An uplink's objects must be in the
-    /// store (see [`handle_message`](Agent::handle_message) with [`Message::Object`]); a
-    /// downlink's objects go to the outbox.
+    /// object store (put them at [`object_layout`](Agent::object_layout) and say so with
+    /// [`handle_event`](Agent::handle_event), as the link does); a downlink's objects go to the
+    /// outbox.
     pub async fn run_task(&self, tenant: &str, execution: &str, task: &PlanTask) -> TaskResult {
         self.inner.exec.run(tenant, execution, task).await
     }
 
+    /// Where the agent keeps its objects: the link endpoint's object directory.
+    pub fn object_layout(&self) -> link::ObjectLayout {
+        self.inner.exec.store.layout().clone()
+    }
+
+    /// Takes one event of the link: a message goes to
+    /// [`handle_message`](Agent::handle_message); an object that arrived (already verified and
+    /// in the object store) wakes the uplinks waiting for it. Never waits.
+    pub fn handle_event(&self, event: LinkEvent) {
+        match event {
+            LinkEvent::Message(m) => self.handle_message(m),
+            LinkEvent::ObjectReceived(digest) => self.inner.exec.store.arrived(&digest),
+            LinkEvent::ObjectDelivered(digest) => {
+                tracing::debug!(%digest, "the ground has an object")
+            }
+            LinkEvent::ObjectFailed(digest, error) => {
+                tracing::warn!(%digest, %error, "an object for the ground could not be sent")
+            }
+        }
+    }
+
     /// Takes one message from the ground: a [`Message::Plan`] is persisted and queued (and its
-    /// missing objects asked for at once), a [`Message::Object`] part goes to the store. Other
-    /// messages are ignored.
-    pub async fn handle_message(&self, message: Message) {
+    /// missing objects asked for at once). Other messages are ignored. Never waits.
+    pub fn handle_message(&self, message: Message) {
         match message {
             Message::Plan(plan) => self.accept(plan),
-            Message::Object {
-                digest,
-                offset,
-                total,
-                data,
-            } => self.receive(digest, offset, total, data).await,
             Message::Need { .. } => tracing::debug!("ignored a Need from the ground"),
             other => {
                 tracing::debug!(message = ?std::mem::discriminant(&other), "ignored a message meant for the ground")
@@ -145,15 +175,10 @@ impl Agent {
         }
     }
 
-    /// Runs queued plans, one at a time, forever; abort the task running it to stop. First asks
-    /// for the objects that resumed plans still miss.
+    /// Runs queued plans, one at a time, forever; abort the task running it to stop. The objects
+    /// of resumed plans were asked for when the plans arrived; the link session resumes their
+    /// transfers, and an uplink that waits too long asks again.
     pub async fn run_plans(&self) {
-        let pending: Vec<Plan> = self.lock_queue().iter().map(|r| r.plan.clone()).collect();
-        for plan in pending {
-            if let Some(need) = self.objects_missing(&plan) {
-                self.send(need).await;
-            }
-        }
         loop {
             let next = self.lock_queue().pop_front();
             match next {
@@ -177,7 +202,8 @@ impl Agent {
     }
 
     async fn send(&self, message: Message) {
-        if self.inner.exec.outbox.send(message).await.is_err() {
+        let outbox = &self.inner.exec.outbox;
+        if outbox.send(Outgoing::Message(message)).await.is_err() {
             tracing::warn!("the outbox is closed; a message to the ground is lost");
         }
     }
@@ -185,15 +211,15 @@ impl Agent {
     /// Sends without waiting, in order: what the message loop says must never wait for the
     /// outbox, or a full outbox (a long downlink) and a busy link could wait on each other. When
     /// the outbox is full, the rest goes from a task of its own; such batches come only from
-    /// plans (at most one per plan received) and from re-requests (bounded per object).
+    /// plans (at most one per plan received).
     fn send_soon(&self, batch: Vec<Message>) {
-        let mut batch = batch.into_iter();
+        let mut batch = batch.into_iter().map(Outgoing::Message);
         while let Some(m) = batch.next() {
             match self.inner.exec.outbox.try_send(m) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(m)) => {
                     let outbox = self.inner.exec.outbox.clone();
-                    let rest: Vec<Message> = std::iter::once(m).chain(batch).collect();
+                    let rest: Vec<Outgoing> = std::iter::once(m).chain(batch).collect();
                     tokio::spawn(async move {
                         for m in rest {
                             if outbox.send(m).await.is_err() {
@@ -309,64 +335,6 @@ impl Agent {
             Some(Message::Need { digests: missing })
         } else {
             None
-        }
-    }
-
-    async fn receive(&self, digest: Digest, offset: u64, total: u64, data: Vec<u8>) {
-        let store = self.inner.exec.store.clone();
-        let received =
-            tokio::task::spawn_blocking(move || store.receive(&digest, offset, total, &data)).await;
-        let again = match received {
-            Ok(Ok(Received::Committed)) => {
-                tracing::debug!(%digest, total, "object committed");
-                self.inner
-                    .rerequests
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&digest);
-                false
-            }
-            Ok(Ok(Received::Partial | Received::AlreadyHave)) => false,
-            Ok(Ok(Received::OutOfOrder)) => {
-                tracing::warn!(%digest, offset, "object part out of order; asking for the object again");
-                true
-            }
-            Ok(Ok(Received::Corrupt)) => {
-                tracing::warn!(%digest, "object does not match its digest; asking for it again");
-                true
-            }
-            Ok(Ok(Received::Rejected(m))) => {
-                tracing::warn!(%digest, reason = %m, "refused an object part");
-                false
-            }
-            Ok(Err(e)) => {
-                tracing::error!(%digest, error = %e, "cannot store an object part");
-                false
-            }
-            Err(e) => {
-                tracing::error!(%digest, error = %e, "object store task failed");
-                false
-            }
-        };
-        if again {
-            let allowed = {
-                let mut counts = self
-                    .inner
-                    .rerequests
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                if counts.len() >= MAX_REREQUESTED && !counts.contains_key(&digest) {
-                    counts.clear();
-                }
-                let n = counts.entry(digest).or_insert(0);
-                *n += 1;
-                *n <= MAX_REREQUESTS
-            };
-            if allowed {
-                self.send_soon(vec![Message::Need {
-                    digests: vec![digest],
-                }]);
-            }
         }
     }
 
@@ -515,31 +483,10 @@ pub(crate) async fn catalogue_of(runtime: &dyn Runtime) -> Vec<BaseImage> {
 }
 
 /// Runs the agent behind the link until the task running it is aborted or something fatal
-/// happens (the link endpoint or Docker connection fails).
+/// happens (the link endpoint or Docker connection fails). The link endpoint keeps its session in
+/// `state_dir/link/` and uses the agent's object store as its object directory.
 pub async fn run(config: FlightConfig) -> Result<(), Error> {
-    let endpoint = link::EndpointConfig {
-        bind: config.bind,
-        peer: config.link,
-        rate_bytes_per_sec: None,
-    };
-    let (sender, mut receiver) = link::spawn_endpoint(endpoint).await.map_err(|e| {
-        Error::new(
-            ErrorKind::Link,
-            format!("cannot open the link endpoint on {}: {e}", config.bind),
-        )
-    })?;
-    let (outbox, mut out_rx) = mpsc::channel::<Message>(OUTBOX);
-    // Dropping the set (when this future is dropped or returns) aborts every task in it.
-    let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
-    tasks.spawn(async move {
-        while let Some(m) = out_rx.recv().await {
-            sender
-                .send(m)
-                .await
-                .map_err(|e| Error::new(ErrorKind::Link, e.to_string()))?;
-        }
-        Ok(())
-    });
+    let (outbox, mut out_rx) = mpsc::channel::<Outgoing>(OUTBOX);
     let agent = Agent::connect(
         AgentConfig {
             state_dir: config.state_dir.clone(),
@@ -548,16 +495,60 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
         outbox.clone(),
     )
     .await?;
+    let endpoint = link::EndpointConfig {
+        bind: config.bind,
+        peer: config.link,
+        key: config.key.clone(),
+        sends: wire::Direction::Down,
+        state_dir: config.state_dir.join("link"),
+        objects: agent.object_layout(),
+        rate_bits_per_sec: config.rate_bits_per_sec,
+        contact: config.contact.clone(),
+    };
+    let (sender, mut receiver) = link::spawn_endpoint(endpoint).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Link,
+            format!("cannot open the link endpoint on {}: {e}", config.bind),
+        )
+    })?;
+    // Dropping the set (when this future is dropped or returns) aborts every task in it.
+    let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
+    {
+        let sender = sender.clone();
+        tasks.spawn(async move {
+            while let Some(out) = out_rx.recv().await {
+                let sent = match out {
+                    Outgoing::Message(m) => sender.send(m).await,
+                    Outgoing::Object {
+                        digest,
+                        size,
+                        priority,
+                    } => sender.send_object(digest, size, priority).await,
+                };
+                sent.map_err(|e| Error::new(ErrorKind::Link, e.to_string()))?;
+            }
+            Ok(())
+        });
+    }
     tracing::info!(system = config.system, bind = %config.bind, link = %config.link, "flight agent running");
     {
         let (agent, system, outbox) = (agent.clone(), config.system.clone(), outbox.clone());
         tasks.spawn(async move {
             let mut every = tokio::time::interval(HELLO_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut first = true;
             loop {
                 every.tick().await;
+                // The session keeps every message until the ground has it: a Hello while the
+                // link is down or still busy with earlier ones would only pile up.
+                let link = sender.stats();
+                if !first && (!link.up || link.outgoing > 0) {
+                    continue;
+                }
+                first = false;
                 let hello = agent.hello(&system).await;
                 outbox
-                    .send(hello)
+                    .send(Outgoing::Message(hello))
                     .await
                     .map_err(|_| Error::new(ErrorKind::Link, "the outbox closed"))?;
             }
@@ -572,8 +563,8 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
     }
     loop {
         tokio::select! {
-            m = receiver.recv() => match m {
-                Some(m) => agent.handle_message(m).await,
+            event = receiver.recv() => match event {
+                Some(event) => agent.handle_event(event),
                 None => return Err(Error::new(ErrorKind::Link, "the link endpoint stopped")),
             },
             Some(done) = tasks.join_next() => {
@@ -594,7 +585,7 @@ mod tests {
     use super::*;
     use crate::runtime::fake::FakeRuntime;
 
-    fn agent(dir: &std::path::Path, fake: FakeRuntime) -> (Agent, mpsc::Receiver<Message>) {
+    fn agent(dir: &std::path::Path, fake: FakeRuntime) -> (Agent, mpsc::Receiver<Outgoing>) {
         let (tx, rx) = mpsc::channel(1024);
         let config = AgentConfig {
             state_dir: dir.join("state"),
@@ -614,12 +605,25 @@ mod tests {
         }
     }
 
-    fn drain(rx: &mut mpsc::Receiver<Message>) -> Vec<String> {
+    /// An object arriving as the link delivers it: in the object directory, then announced.
+    fn arrive(agent: &Agent, data: &[u8]) {
+        let d = Digest::of(data);
+        std::fs::write(agent.object_layout().path(&d), data).unwrap();
+        agent.handle_event(LinkEvent::ObjectReceived(d));
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {
         let mut out = Vec::new();
-        while let Ok(m) = rx.try_recv() {
+        while let Ok(o) = rx.try_recv() {
+            let m = match o {
+                Outgoing::Message(m) => m,
+                Outgoing::Object { size, priority, .. } => {
+                    out.push(format!("object {size} @{priority}"));
+                    continue;
+                }
+            };
             out.push(match m {
                 Message::Need { digests } => format!("need {}", digests.len()),
-                Message::Object { offset, .. } => format!("object @{offset}"),
                 Message::TaskEvent {
                     task, state, error, ..
                 } => format!(
@@ -711,26 +715,18 @@ mod tests {
                 ),
             ],
         };
-        agent.handle_message(Message::Plan(plan.clone())).await;
+        agent.handle_message(Message::Plan(plan.clone()));
         assert_eq!(drain(&mut rx), ["need 1"]);
-        // The object arrives in two parts.
-        agent
-            .handle_message(Message::Object {
-                digest: d,
-                offset: 0,
-                total: data.len() as u64,
-                data: data[..5].to_vec(),
+        // The object arrives while the uplink waits for it, and wakes it.
+        let late = {
+            let (agent, data) = (agent.clone(), data.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                arrive(&agent, &data);
             })
-            .await;
-        agent
-            .handle_message(Message::Object {
-                digest: d,
-                offset: 5,
-                total: data.len() as u64,
-                data: data[5..].to_vec(),
-            })
-            .await;
+        };
         run_until_idle(&agent).await;
+        late.await.unwrap();
         assert_eq!(
             drain(&mut rx),
             [
@@ -741,7 +737,7 @@ mod tests {
                 "task 1 RUNNING",
                 "task 1 FAILED 4",
                 "task 2 RUNNING",
-                "object @0",
+                "object 21 @2",
                 "task 2 SUCCESS",
                 "task 3 RUNNING",
                 "task 3 FAILED 4",
@@ -749,7 +745,7 @@ mod tests {
             ]
         );
         // The same plan again is not run again; its events are sent again.
-        agent.handle_message(Message::Plan(plan)).await;
+        agent.handle_message(Message::Plan(plan));
         let again = drain(&mut rx);
         assert_eq!(again.len(), 5);
         assert_eq!(again.last().unwrap(), "execution FAILED");
@@ -778,27 +774,22 @@ mod tests {
                     },
                 )],
             };
-            agent.handle_message(Message::Plan(plan)).await;
+            agent.handle_message(Message::Plan(plan));
             assert_eq!(drain(&mut rx), ["need 1"]);
             // The agent stops before running it.
         }
         let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
-        agent
-            .handle_message(Message::Object {
-                digest: d,
-                offset: 0,
-                total: 4,
-                data: b"late".to_vec(),
-            })
-            .await;
+        arrive(&agent, b"late");
         run_until_idle(&agent).await;
         let events = drain(&mut rx);
+        // The objects were asked for when the plan came; the restart asks for nothing again.
+        assert_eq!(events.first().unwrap(), "execution RUNNING", "{events:?}");
         assert_eq!(events.last().unwrap(), "execution SUCCESS", "{events:?}");
         assert!(dir.path().join("volumes/alice/pvc/late.txt").is_file());
     }
 
     #[tokio::test]
-    async fn bad_plans_and_parts_are_refused_without_running() {
+    async fn bad_plans_are_refused_without_running() {
         let dir = tempfile::tempdir().unwrap();
         let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
         let bad_tenant = Plan {
@@ -821,30 +812,14 @@ mod tests {
                 },
             )],
         };
-        agent.handle_message(Message::Plan(bad_tenant)).await;
+        agent.handle_message(Message::Plan(bad_tenant));
         assert_eq!(drain(&mut rx), ["task 0 FAILED 2", "execution FAILED"]);
-        agent
-            .handle_message(Message::Plan(Plan {
-                execution: "../x".into(),
-                tenant: "a".into(),
-                tasks: vec![],
-            }))
-            .await;
+        agent.handle_message(Message::Plan(Plan {
+            execution: "../x".into(),
+            tenant: "a".into(),
+            tasks: vec![],
+        }));
         assert_eq!(drain(&mut rx), ["execution FAILED"]);
-
-        // An out-of-order part is asked for again, a bounded number of times.
-        let d = Digest::of(b"0123456789");
-        for _ in 0..5 {
-            agent
-                .handle_message(Message::Object {
-                    digest: d,
-                    offset: 4,
-                    total: 10,
-                    data: b"456789".to_vec(),
-                })
-                .await;
-        }
-        assert_eq!(drain(&mut rx), ["need 1", "need 1", "need 1"]);
         assert!(agent.lock_queue().is_empty());
     }
 

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 pub struct FlightConfig {
     /// The system the agent runs as (e.g. `em`); sent in every `Hello`.
     pub system: String,
-    /// Objects, spool, persisted plans, the tenant id map.
+    /// Objects (`objects/sha256/`), the link session (`link/`), persisted plans, the tenant id
+    /// map.
     pub state_dir: PathBuf,
     /// Tenant volumes: `<volumes_dir>/<tenant>/<volume>/` is what pods see at `/data`.
     pub volumes_dir: PathBuf,
@@ -14,12 +15,18 @@ pub struct FlightConfig {
     pub bind: SocketAddr,
     /// The link emulator's flight-side UDP address.
     pub link: SocketAddr,
+    /// The satellite's link key, shared with the ground.
+    pub key: wire::LinkKey,
+    /// The rate to pace the downlink at, in bit/s (`None`: unpaced).
+    pub rate_bits_per_sec: Option<u64>,
+    /// When the link is up (the Engineering Model: [`link::Contact::Always`]).
+    pub contact: link::Contact,
 }
 
 /// The directories an [`Agent`](crate::Agent) works in.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// Objects, spool, persisted plans, the tenant id map.
+    /// Objects, persisted plans, the tenant id map.
     pub state_dir: PathBuf,
     /// Tenant volumes.
     pub volumes_dir: PathBuf,

@@ -16,12 +16,12 @@
 //! - [`run`]: the agent behind the link, until its task is aborted.
 //! - [`seed_bases`] and [`catalogue_status`]: the stand-in base images of the catalogue.
 //! - [`Agent`]: the agent without the link, to run single tasks ([`Agent::run_task`]) or feed it
-//!   messages ([`Agent::handle_message`]); used by tests and tools.
+//!   the link's events ([`Agent::handle_event`]); used by tests and tools.
 //!
 //! `flight` is the only crate that talks to Docker; it does so through bollard behind an
 //! internal `Runtime` trait (with a recording fake for its own tests), and bounds every call in
-//! time. Every queue has a stated bound: [`run`]'s outbox holds 64 messages, the plan queue 256
-//! plans, a log tail 100 lines, a listing 10,000 entries.
+//! time. Every queue has a stated bound: [`run`]'s outbox holds 64 messages or objects, the plan
+//! queue 256 plans, a log tail 100 lines, a listing 10,000 entries.
 
 mod agent;
 mod archive;
@@ -38,7 +38,7 @@ mod store;
 mod tasks;
 mod volumes;
 
-pub use agent::{Agent, run};
+pub use agent::{Agent, Outgoing, run};
 pub use config::{AgentConfig, FlightConfig};
 pub use error::{Error, ErrorKind};
 pub use seed::{catalogue_status, seed_bases};

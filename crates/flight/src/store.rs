@@ -1,11 +1,12 @@
-//! The onboard object store: content-addressed files, and the spool where objects arrive.
+//! The onboard object store: content-addressed files under `state_dir/objects/sha256/<hex>`.
 //!
-//! An object arrives as [`wire::Message::Object`] parts in order of offset. Parts are appended to
-//! `spool/<hex>.part`; a part whose offset is not the spool's length restarts the object (offset
-//! 0) or drops the spool (any other offset) so the caller can ask for it again. When the last part
-//! is in, the spool's sha256 is checked against the digest and only then is it renamed into
-//! `objects/sha256/<hex>`: the store never holds an unverified object. Waiters learn of every
-//! commit through a [`tokio::sync::watch`] counter.
+//! The directory is also the link endpoint's object directory ([`ObjectStore::layout`]): the
+//! link verifies each arriving object's sha256 before it renames it there, then reports it
+//! ([`link::LinkEvent::ObjectReceived`]), and the agent wakes whoever waits for it
+//! ([`ObjectStore::arrived`]). Objects the agent sends come from the same directory: a downlink
+//! makes each file an object first ([`ObjectStore::add_file`]), hashed while it is copied into a
+//! temporary file of the directory and only then renamed to its digest. The store never holds an
+//! object whose name is not its digest.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -18,56 +19,50 @@ use wire::Digest;
 
 use crate::error::Error;
 
-/// The largest object the store accepts.
-pub(crate) const MAX_OBJECT: u64 = 16 << 30;
-/// The most objects that may be partly received at once.
-const MAX_SPOOLED: usize = 4096;
-
-/// What became of a received part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Received {
-    /// Appended; more parts are due.
-    Partial,
-    /// The object is complete, verified and committed.
-    Committed,
-    /// The store already holds the object; the part was ignored.
-    AlreadyHave,
-    /// The part did not follow the spool; the spool was dropped and the object must be asked
-    /// for again.
-    OutOfOrder,
-    /// The bytes did not hash to the digest; the spool was dropped and the object must be asked
-    /// for again.
-    Corrupt,
-    /// The part cannot be accepted (too large, inconsistent sizes, too many spools).
-    Rejected(String),
-}
+/// How much longer than the first the interval between two stall reports of
+/// [`ObjectStore::wait_for`] may grow (it doubles after each report).
+const MAX_STALL_FACTOR: u32 = 8;
+/// The name prefix of the store's temporary files, which are never objects.
+const TEMP_PREFIX: &str = ".add-";
 
 /// Content-addressed objects under the state directory.
 #[derive(Debug)]
 pub(crate) struct ObjectStore {
-    objects: PathBuf,
-    spool: PathBuf,
-    committed: watch::Sender<u64>,
+    layout: link::ObjectLayout,
+    arrived: watch::Sender<u64>,
 }
 
 impl ObjectStore {
-    /// Opens (creating) `state_dir/objects/sha256` and `state_dir/spool`.
+    /// Opens (creating) `state_dir/objects/sha256`, removing temporary files left by a previous
+    /// run and the spool of the former part-by-part protocol (`state_dir/spool`), whose parts
+    /// nothing can complete now.
     pub(crate) fn open(state_dir: &Path) -> Result<ObjectStore, Error> {
-        let objects = state_dir.join("objects").join("sha256");
-        let spool = state_dir.join("spool");
-        for dir in [&objects, &spool] {
-            fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+        let root = state_dir.join("objects").join("sha256");
+        fs::create_dir_all(&root).map_err(|e| Error::io("cannot create", &root, e))?;
+        let entries = fs::read_dir(&root).map_err(|e| Error::io("cannot read", &root, e))?;
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                let _ = fs::remove_file(entry.path());
+            }
         }
+        let _ = fs::remove_dir_all(state_dir.join("spool"));
         Ok(ObjectStore {
-            objects,
-            spool,
-            committed: watch::channel(0).0,
+            layout: link::ObjectLayout {
+                root,
+                fanout: false,
+            },
+            arrived: watch::channel(0).0,
         })
     }
 
-    /// Where the object lives once committed.
+    /// Where the objects are, for the link endpoint.
+    pub(crate) fn layout(&self) -> &link::ObjectLayout {
+        &self.layout
+    }
+
+    /// Where the object lives.
     pub(crate) fn path(&self, digest: &Digest) -> PathBuf {
-        self.objects.join(digest.hex())
+        self.layout.path(digest)
     }
 
     /// Whether the store holds the object.
@@ -86,85 +81,54 @@ impl ObjectStore {
         out
     }
 
-    /// How many bytes of the object have arrived so far (0 when committed or unknown).
-    pub(crate) fn spooled(&self, digest: &Digest) -> u64 {
-        fs::metadata(self.spool_path(digest))
-            .map(|m| m.len())
-            .unwrap_or(0)
+    /// Says that an object was put in the directory (by the link): wakes the waiters.
+    pub(crate) fn arrived(&self, digest: &Digest) {
+        tracing::debug!(%digest, "object arrived");
+        self.arrived.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Takes one part of an object. Blocking: call from a blocking-friendly context.
-    pub(crate) fn receive(
-        &self,
-        digest: &Digest,
-        offset: u64,
-        total: u64,
-        data: &[u8],
-    ) -> Result<Received, Error> {
-        if self.has(digest) {
-            return Ok(Received::AlreadyHave);
+    /// Makes the file at `source` an object and returns its digest and size. The file is hashed
+    /// first; when the store already holds that digest nothing is written. Otherwise it is
+    /// copied into a temporary file of the object directory, hashed again while copied, and the
+    /// copy renamed to the digest of what was copied (so a file changed meanwhile still yields a
+    /// true object). Blocking.
+    pub(crate) fn add_file(&self, source: &Path) -> io::Result<(Digest, u64)> {
+        let (digest, size) = hash_file(source)?;
+        if self.has(&digest) {
+            return Ok((digest, size));
         }
-        if total > MAX_OBJECT {
-            return Ok(Received::Rejected(format!(
-                "object {digest} of {total} bytes exceeds the {MAX_OBJECT}-byte limit"
-            )));
-        }
-        let end = offset.checked_add(data.len() as u64);
-        if end.is_none_or(|end| end > total) {
-            return Ok(Received::Rejected(format!(
-                "object {digest}: part at {offset} of {} bytes overruns its total {total}",
-                data.len()
-            )));
-        }
-        let spool = self.spool_path(digest);
-        let have = match fs::metadata(&spool) {
-            Ok(m) => Some(m.len()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io("cannot read", &spool, e)),
-        };
-        if have.is_none() && self.spool_count() >= MAX_SPOOLED {
-            return Ok(Received::Rejected(format!(
-                "object {digest}: {MAX_SPOOLED} objects are already arriving"
-            )));
-        }
-        let mut file = match (offset, have) {
-            // A new object, or one sent again from its start: begin afresh.
-            (0, _) => File::create(&spool),
-            (o, Some(h)) if o == h => OpenOptions::new().append(true).open(&spool),
-            _ => {
-                let _ = fs::remove_file(&spool);
-                return Ok(Received::OutOfOrder);
+        let tmp = self
+            .layout
+            .root
+            .join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
+        let result = (|| {
+            let mut from = File::open(source)?;
+            let mut to = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let (digest, size) = hash_copy(&mut from, &mut to)?;
+            to.sync_all()?;
+            drop(to);
+            fs::rename(&tmp, self.path(&digest))?;
+            Ok((digest, size))
+        })();
+        let (digest, size) = match result {
+            Ok(object) => object,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
             }
-        }
-        .map_err(|e| Error::io("cannot open", &spool, e))?;
-        file.write_all(data)
-            .map_err(|e| Error::io("cannot write", &spool, e))?;
-        if offset + (data.len() as u64) < total {
-            return Ok(Received::Partial);
-        }
-        file.sync_all()
-            .map_err(|e| Error::io("cannot sync", &spool, e))?;
-        drop(file);
-        if hash_file(&spool)
-            .map_err(|e| Error::io("cannot read", &spool, e))?
-            .0
-            != *digest
-        {
-            let _ = fs::remove_file(&spool);
-            return Ok(Received::Corrupt);
-        }
-        let target = self.path(digest);
-        fs::rename(&spool, &target).map_err(|e| Error::io("cannot commit", &target, e))?;
-        if let Ok(dir) = File::open(&self.objects) {
+        };
+        // Persist the rename; a failure leaves a complete object, so it is not fatal.
+        if let Ok(dir) = File::open(&self.layout.root) {
             let _ = dir.sync_all();
         }
-        self.committed.send_modify(|n| *n += 1);
-        Ok(Received::Committed)
+        self.arrived(&digest);
+        Ok((digest, size))
     }
 
     /// Waits until every digest is in the store, or `timeout` passes; returns the ones still
-    /// missing. `on_stall` is called every `stall` with the digests that made no progress since
-    /// the last call (so the caller can ask for them again).
+    /// missing. When none of them arrived for `stall`, `on_stall` is called with those still
+    /// missing (so the caller can ask for them again); the interval then doubles, up to
+    /// [`MAX_STALL_FACTOR`] times `stall`.
     pub(crate) async fn wait_for(
         &self,
         digests: &[Digest],
@@ -172,73 +136,65 @@ impl ObjectStore {
         stall: Duration,
         on_stall: &mut (dyn FnMut(Vec<Digest>) + Send),
     ) -> Vec<Digest> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut rx = self.committed.subscribe();
-        let mut progress: Vec<(Digest, u64)> = Vec::new();
-        let mut next_check = tokio::time::Instant::now() + stall;
+        let start = tokio::time::Instant::now();
+        let deadline = start + timeout;
+        let mut rx = self.arrived.subscribe();
+        let mut interval = stall;
+        let mut stall_at = start + interval;
+        let mut before = usize::MAX;
         loop {
             rx.borrow_and_update();
             let missing = self.missing(digests.iter().copied());
-            if missing.is_empty() || tokio::time::Instant::now() >= deadline {
+            let now = tokio::time::Instant::now();
+            if missing.is_empty() || now >= deadline {
                 return missing;
+            }
+            if missing.len() < before {
+                // Progress: the stall clock starts again.
+                stall_at = now + interval;
+                before = missing.len();
+            } else if now >= stall_at {
+                on_stall(missing);
+                interval = (interval * 2).min(stall * MAX_STALL_FACTOR);
+                stall_at = now + interval;
             }
             tokio::select! {
                 _ = rx.changed() => {}
-                _ = tokio::time::sleep_until(deadline.min(next_check)) => {}
-            }
-            if tokio::time::Instant::now() >= next_check {
-                next_check = tokio::time::Instant::now() + stall;
-                let now: Vec<(Digest, u64)> = self
-                    .missing(digests.iter().copied())
-                    .into_iter()
-                    .map(|d| (d, self.spooled(&d)))
-                    .collect();
-                let stalled: Vec<Digest> = now
-                    .iter()
-                    .filter(|x| progress.contains(x) || x.1 == 0)
-                    .map(|x| x.0)
-                    .collect();
-                progress = now;
-                if !stalled.is_empty() {
-                    on_stall(stalled);
-                }
+                _ = tokio::time::sleep_until(deadline.min(stall_at)) => {}
             }
         }
     }
 
-    /// Puts bytes in the store directly (what arrives whole, and tests). Blocking.
+    /// Puts bytes in the store directly, as the link would. Blocking.
     #[cfg(test)]
     pub(crate) fn put(&self, data: &[u8]) -> Digest {
         let d = Digest::of(data);
-        assert_eq!(
-            self.receive(&d, 0, data.len() as u64, data).unwrap(),
-            Received::Committed
-        );
+        fs::write(self.path(&d), data).unwrap();
+        self.arrived(&d);
         d
-    }
-
-    fn spool_path(&self, digest: &Digest) -> PathBuf {
-        self.spool.join(format!("{}.part", digest.hex()))
-    }
-
-    fn spool_count(&self) -> usize {
-        fs::read_dir(&self.spool).map(|rd| rd.count()).unwrap_or(0)
     }
 }
 
 /// The sha256 of a file's content and its size, read in chunks.
 pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
-    let mut file = File::open(path)?;
+    hash_copy(&mut File::open(path)?, &mut io::sink())
+}
+
+/// Copies `from` to `to` in chunks; returns the sha256 and size of what was copied.
+fn hash_copy(from: &mut dyn Read, to: &mut dyn Write) -> io::Result<(Digest, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 << 10];
     let mut size = 0;
     loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         size += n as u64;
         hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
     }
     Ok((Digest(hasher.finalize().into()), size))
 }
@@ -254,67 +210,46 @@ mod tests {
     }
 
     #[test]
-    fn commits_only_verified_objects() {
-        let (_d, s) = store();
-        let data = b"hello, orbit";
-        let d = Digest::of(data);
-        assert_eq!(s.receive(&d, 0, 12, &data[..5]).unwrap(), Received::Partial);
-        assert!(!s.has(&d));
-        assert_eq!(s.spooled(&d), 5);
-        assert_eq!(
-            s.receive(&d, 5, 12, &data[5..]).unwrap(),
-            Received::Committed
-        );
+    fn files_become_objects_named_by_their_digest() {
+        let (dir, s) = store();
+        let source = dir.path().join("out.txt");
+        fs::write(&source, b"hello, orbit").unwrap();
+        let (d, size) = s.add_file(&source).unwrap();
+        assert_eq!((d, size), (Digest::of(b"hello, orbit"), 12));
         assert!(s.has(&d));
-        assert_eq!(fs::read(s.path(&d)).unwrap(), data);
-        assert_eq!(s.receive(&d, 0, 12, data).unwrap(), Received::AlreadyHave);
-
-        let wrong = Digest::of(b"something else");
-        assert_eq!(s.receive(&wrong, 0, 12, data).unwrap(), Received::Corrupt);
-        assert!(!s.has(&wrong));
-        assert_eq!(s.spooled(&wrong), 0);
+        assert_eq!(fs::read(s.path(&d)).unwrap(), b"hello, orbit");
+        assert_eq!(
+            s.layout().path(&d),
+            dir.path().join(format!("objects/sha256/{}", d.hex()))
+        );
+        // The same content again writes nothing; no temporary file is left behind.
+        let before = fs::metadata(s.path(&d)).unwrap().modified().unwrap();
+        assert_eq!(s.add_file(&source).unwrap(), (d, 12));
+        assert_eq!(
+            fs::metadata(s.path(&d)).unwrap().modified().unwrap(),
+            before
+        );
+        assert_eq!(fs::read_dir(&s.layout().root).unwrap().count(), 1);
+        assert!(s.add_file(&dir.path().join("nope")).is_err());
+        assert_eq!(s.missing([d, Digest::of(b"x"), d]), [Digest::of(b"x")]);
     }
 
     #[test]
-    fn out_of_order_parts_drop_the_spool() {
-        let (_d, s) = store();
-        let data = b"0123456789";
-        let d = Digest::of(data);
-        assert_eq!(s.receive(&d, 0, 10, &data[..4]).unwrap(), Received::Partial);
-        assert_eq!(
-            s.receive(&d, 6, 10, &data[6..]).unwrap(),
-            Received::OutOfOrder
-        );
-        assert_eq!(s.spooled(&d), 0);
-        // Sent again from the start, it arrives whole.
-        assert_eq!(s.receive(&d, 0, 10, &data[..4]).unwrap(), Received::Partial);
-        assert_eq!(s.receive(&d, 0, 10, &data[..4]).unwrap(), Received::Partial);
-        assert_eq!(
-            s.receive(&d, 4, 10, &data[4..]).unwrap(),
-            Received::Committed
-        );
-    }
-
-    #[test]
-    fn rejects_inconsistent_parts() {
-        let (_d, s) = store();
-        let d = Digest::of(b"x");
-        assert!(matches!(
-            s.receive(&d, 0, 2, b"abc").unwrap(),
-            Received::Rejected(_)
-        ));
-        assert!(matches!(
-            s.receive(&d, u64::MAX, 2, b"a").unwrap(),
-            Received::Rejected(_)
-        ));
-        assert!(matches!(
-            s.receive(&d, 0, MAX_OBJECT + 1, b"a").unwrap(),
-            Received::Rejected(_)
-        ));
+    fn opening_clears_temporaries_and_the_old_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ObjectStore::open(dir.path()).unwrap();
+        let d = s.put(b"kept");
+        fs::write(s.layout().root.join(".add-0000000000000001"), b"half").unwrap();
+        fs::create_dir_all(dir.path().join("spool")).unwrap();
+        fs::write(dir.path().join("spool/x.part"), b"part").unwrap();
+        let s = ObjectStore::open(dir.path()).unwrap();
+        assert!(s.has(&d));
+        assert_eq!(fs::read_dir(&s.layout().root).unwrap().count(), 1);
+        assert!(!dir.path().join("spool").exists());
     }
 
     #[tokio::test]
-    async fn waiters_wake_on_commit() {
+    async fn waiters_wake_on_arrival_and_report_stalls() {
         let (_d, s) = store();
         let s = std::sync::Arc::new(s);
         let data = b"payload".to_vec();
@@ -322,8 +257,7 @@ mod tests {
         let s2 = s.clone();
         let writer = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            s2.receive(&Digest::of(&data), 0, data.len() as u64, &data)
-                .unwrap()
+            s2.put(&data)
         });
         let mut stalls = Vec::new();
         let missing = s
@@ -335,18 +269,20 @@ mod tests {
             )
             .await;
         assert!(missing.is_empty());
-        assert_eq!(writer.await.unwrap(), Received::Committed);
+        assert_eq!(writer.await.unwrap(), d);
+        assert!(stalls.is_empty());
 
+        // Stalls are reported at 50, 150 and 350 ms (the interval doubles), not in between.
         let absent = Digest::of(b"never");
         let missing = s
             .wait_for(
-                &[absent],
-                Duration::from_millis(120),
-                Duration::from_millis(30),
+                &[absent, d],
+                Duration::from_millis(500),
+                Duration::from_millis(50),
                 &mut |x| stalls.push(x),
             )
             .await;
         assert_eq!(missing, vec![absent]);
-        assert!(stalls.iter().any(|x| x == &vec![absent]));
+        assert_eq!(stalls, vec![vec![absent]; 3]);
     }
 }

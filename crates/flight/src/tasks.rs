@@ -12,18 +12,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use wire::{
     Digest, ErrorCode, FileRef, ImageRef, Message, PlanTask, TaskError, TaskKind, TaskOutputs,
     TaskState, UplinkFile,
 };
 
+use crate::agent::Outgoing;
 use crate::dockerfile::{self, Target};
 use crate::logbook::LogBook;
 use crate::names::{self, tenant_image};
 use crate::runtime::{Body, BuildRequest, ContainerSpec, Runtime, RuntimeErrorKind};
-use crate::store::{self, ObjectStore};
+use crate::store::ObjectStore;
 use crate::volumes::{self, Owner, PathError, RelPath, Volumes};
 use crate::{archive, fsutil};
 
@@ -35,8 +35,12 @@ const DEFAULT_POD_DURATION: Duration = Duration::from_secs(24 * 3600);
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// How long an uplink waits for its objects before failing.
 pub(crate) const OBJECT_WAIT: Duration = Duration::from_secs(24 * 3600);
-/// How often an uplink asks again for objects that stopped arriving.
-const NEED_RETRY: Duration = Duration::from_secs(5 * 60);
+/// How long none of an uplink's objects may arrive before it asks for the missing ones again (the
+/// interval then doubles). The link session resumes its transfers by itself; this is only a
+/// safety net, for a request or a transfer lost with the session's state.
+const NEED_RETRY: Duration = Duration::from_secs(30 * 60);
+/// The priority of a downlink's objects on the link (messages go first, at 0).
+const DOWNLINK_PRIORITY: u8 = 2;
 /// Time between SIGTERM and SIGKILL when a pod overruns.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Bytes of a pod's output kept in `<volume>/.logs/<pod>.log`.
@@ -141,8 +145,8 @@ pub(crate) struct Executor {
     pub(crate) store: Arc<ObjectStore>,
     /// Where archives and build contexts are staged.
     pub(crate) scratch: PathBuf,
-    /// Messages to the ground (objects of a downlink, requests for objects).
-    pub(crate) outbox: mpsc::Sender<Message>,
+    /// What goes to the ground (objects of a downlink, requests for objects).
+    pub(crate) outbox: mpsc::Sender<Outgoing>,
     /// Canonical names of the catalogue images.
     pub(crate) catalogue: Vec<String>,
     pub(crate) object_wait: Duration,
@@ -229,7 +233,8 @@ impl Executor {
                     "asking again for objects that stopped arriving"
                 );
                 // Best effort: when the outbox is full, the next round asks again.
-                let _ = outbox.try_send(Message::Need { digests: stalled });
+                let need = Message::Need { digests: stalled };
+                let _ = outbox.try_send(Outgoing::Message(need));
             })
             .await;
         if !missing.is_empty() {
@@ -301,16 +306,21 @@ impl Executor {
             Ok(all)
         })
         .await??;
+        // Each file becomes an object of the store first: what is sent is that snapshot, whatever
+        // happens to the file later. Nothing is queued unless every file could be read.
         let mut refs = Vec::with_capacity(files.len());
-        let mut sent = HashSet::new();
+        let mut objects = Vec::new();
+        let mut seen = HashSet::new();
         let mut total = 0;
         for (rel, path) in files {
-            let p = path.clone();
-            let (digest, size) = blocking(move || store::hash_file(&p))
+            let store = self.store.clone();
+            let (digest, size) = blocking(move || store.add_file(&path))
                 .await?
-                .map_err(|e| execution_error(format!("cannot read /{rel}: {e}")))?;
-            if sent.insert(digest) {
-                self.send_object(&path, &rel, digest, size).await?;
+                .map_err(|e| {
+                    execution_error(format!("cannot copy /{rel} for the downlink: {e}"))
+                })?;
+            if seen.insert(digest) {
+                objects.push((digest, size));
             }
             total += size;
             refs.push(FileRef {
@@ -319,40 +329,24 @@ impl Executor {
                 size,
             });
         }
+        // The link delivers the objects, perhaps long after the task's event; the ground waits
+        // for them.
+        for (digest, size) in objects {
+            let object = Outgoing::Object {
+                digest,
+                size,
+                priority: DOWNLINK_PRIORITY,
+            };
+            self.outbox
+                .send(object)
+                .await
+                .map_err(|_| execution_error("the link to the ground has stopped"))?;
+        }
         Ok(TaskResult::ok(TaskOutputs {
             message: Some(format!("{} files, {total} bytes", refs.len())),
             files: refs,
             ..TaskOutputs::default()
         }))
-    }
-
-    /// Sends a file as [`Message::Object`] parts, in order.
-    async fn send_object(&self, path: &Path, rel: &str, digest: Digest, size: u64) -> Step<()> {
-        let mut file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| execution_error(format!("cannot read /{rel}: {e}")))?;
-        let mut offset = 0u64;
-        loop {
-            let len = (size - offset).min(Message::OBJECT_PART as u64) as usize;
-            let mut data = vec![0u8; len];
-            file.read_exact(&mut data)
-                .await
-                .map_err(|e| execution_error(format!("/{rel} changed while being sent: {e}")))?;
-            let part = Message::Object {
-                digest,
-                offset,
-                total: size,
-                data,
-            };
-            self.outbox
-                .send(part)
-                .await
-                .map_err(|_| execution_error("the link to the ground has stopped"))?;
-            offset += len as u64;
-            if offset >= size {
-                return Ok(());
-            }
-        }
     }
 
     async fn files_list(
@@ -963,7 +957,7 @@ pub(crate) mod tests {
         pub(crate) _dir: tempfile::TempDir,
         pub(crate) fake: Arc<FakeRuntime>,
         pub(crate) exec: Executor,
-        pub(crate) rx: mpsc::Receiver<Message>,
+        pub(crate) rx: mpsc::Receiver<Outgoing>,
     }
 
     pub(crate) fn rig(script: impl FnOnce(&mut Script)) -> Rig {
@@ -1142,9 +1136,9 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn downlink_sends_objects_before_reporting() {
+    async fn downlink_makes_objects_and_queues_each_once() {
         let mut r = rig(|_| {});
-        let big = vec![7u8; Message::OBJECT_PART + 10];
+        let big = vec![7u8; (1 << 20) + 10];
         r.put(&[
             ("out/a.txt", b"a"),
             ("out/b.bin", &big),
@@ -1173,25 +1167,28 @@ pub(crate) mod tests {
                 ("/out/same.txt", 1)
             ]
         );
-        // Parts arrived in order and reassemble to the digests; identical files went once.
-        let mut objects: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
-        let mut parts = 0;
-        while let Ok(Message::Object {
+        // Every file is an object of the store; identical files are queued once.
+        let mut queued = Vec::new();
+        while let Ok(Outgoing::Object {
             digest,
-            offset,
-            total,
-            data,
+            size,
+            priority,
         }) = r.rx.try_recv()
         {
-            let buf = objects.entry(digest).or_default();
-            assert_eq!(offset, buf.len() as u64);
-            buf.extend_from_slice(&data);
-            assert!(buf.len() as u64 <= total);
-            parts += 1;
+            assert_eq!(priority, DOWNLINK_PRIORITY);
+            assert_eq!(
+                fs::metadata(r.exec.store.path(&digest)).unwrap().len(),
+                size
+            );
+            queued.push(digest);
         }
-        assert_eq!(parts, 4);
+        assert_eq!(queued.len(), 3);
         for f in &res.outputs.files {
-            assert_eq!(Digest::of(&objects[&f.digest]), f.digest);
+            assert!(queued.contains(&f.digest));
+            assert_eq!(
+                Digest::of(&fs::read(r.exec.store.path(&f.digest)).unwrap()),
+                f.digest
+            );
         }
 
         let res = r

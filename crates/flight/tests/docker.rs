@@ -16,9 +16,9 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use wire::{Digest, ErrorCode, ImageRef, Message, OnFailure, PlanTask, TaskKind, UplinkFile};
+use wire::{Digest, ErrorCode, ImageRef, OnFailure, PlanTask, TaskKind, UplinkFile};
 
-use flight::{Agent, AgentConfig, TaskResult};
+use flight::{Agent, AgentConfig, Outgoing, TaskResult};
 
 const STATIC: &str = "gcr.io/distroless/static-debian12";
 
@@ -49,7 +49,7 @@ struct World {
     _dir: tempfile::TempDir,
     volumes: PathBuf,
     agent: Agent,
-    outbox: mpsc::Receiver<Message>,
+    outbox: mpsc::Receiver<Outgoing>,
     execution: String,
     tenants: Vec<Tenant>,
 }
@@ -215,21 +215,15 @@ impl World {
             .await
     }
 
-    /// Uplinks files into the tenant's volume `pvc`, the way the ground does: objects first.
+    /// Uplinks files into the tenant's volume `pvc`, the way the ground does: objects first,
+    /// committed to the object directory and announced as the link does it.
     async fn uplink(&self, tenant: usize, files: &[(&str, &[u8], u32)]) {
         let mut list = Vec::new();
         for (path, data, mode) in files {
             let digest = Digest::of(data);
-            for (i, part) in data.chunks(Message::OBJECT_PART).enumerate() {
-                let offset = (i * Message::OBJECT_PART) as u64;
-                let m = Message::Object {
-                    digest,
-                    offset,
-                    total: data.len() as u64,
-                    data: part.to_vec(),
-                };
-                self.agent.handle_message(m).await;
-            }
+            std::fs::write(self.agent.object_layout().path(&digest), data).unwrap();
+            self.agent
+                .handle_event(link::LinkEvent::ObjectReceived(digest));
             list.push(UplinkFile {
                 path: path.to_string(),
                 digest,
@@ -427,12 +421,17 @@ async fn builds_and_runs_a_static_binary_on_the_static_base() {
     assert!(r.succeeded(), "{r:?}");
     assert_eq!(r.outputs.files.len(), 1);
     assert_eq!(r.outputs.files[0].path, "/out/result.txt");
-    let Ok(Message::Object { digest, data, .. }) = w.outbox.try_recv() else {
+    let Ok(Outgoing::Object { digest, size, .. }) = w.outbox.try_recv() else {
         panic!("no object sent")
     };
+    let data = std::fs::read(w.agent.object_layout().path(&digest)).unwrap();
     assert_eq!(
-        (digest, data.as_slice()),
-        (Digest::of(result.as_bytes()), result.as_bytes())
+        (digest, size, data.as_slice()),
+        (
+            Digest::of(result.as_bytes()),
+            result.len() as u64,
+            result.as_bytes()
+        )
     );
     assert_eq!(r.outputs.files[0].digest, digest);
 }

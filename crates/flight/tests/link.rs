@@ -1,6 +1,7 @@
-//! `flight::run` behind a real UDP link endpoint on 127.0.0.1, with the test as the ground: the
-//! agent says Hello, asks for the objects of a plan, runs it against the real Docker Engine and
-//! reports every event, with a downlink's objects ahead of its task's event.
+//! `flight::run` behind a real link endpoint on 127.0.0.1, with the test as the ground (its own
+//! endpoint, state and object directory, the same key, no emulator between): the agent says
+//! Hello, asks for the objects of a plan, receives them as object transfers, runs the plan against
+//! the real Docker Engine, reports every event, and sends a downlink's file as an object.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use link::LinkEvent;
 use wire::{Digest, ImageRef, Message, OnFailure, Plan, PlanTask, TaskKind, TaskState, UplinkFile};
 
 /// Removes the tenant's containers on drop, pass or fail.
@@ -80,10 +82,20 @@ async fn runs_a_plan_sent_over_the_link() {
         .expect("seed-bases needs the Docker Engine");
     let dir = tempfile::tempdir().unwrap();
     let (flight_addr, ground_addr) = (free_addr(), free_addr());
+    let key = wire::LinkKey::from_bytes(rand::random());
+    let ground_objects = link::ObjectLayout {
+        root: dir.path().join("ground/objects"),
+        fanout: true,
+    };
     let endpoint = link::EndpointConfig {
         bind: ground_addr,
         peer: flight_addr,
-        rate_bytes_per_sec: None,
+        key: key.clone(),
+        sends: wire::Direction::Up,
+        state_dir: dir.path().join("ground/link"),
+        objects: ground_objects.clone(),
+        rate_bits_per_sec: None,
+        contact: link::Contact::Always,
     };
     let (ground, mut from_flight) = link::spawn_endpoint(endpoint).await.unwrap();
     let config = flight::FlightConfig {
@@ -92,6 +104,9 @@ async fn runs_a_plan_sent_over_the_link() {
         volumes_dir: dir.path().join("volumes"),
         bind: flight_addr,
         link: ground_addr,
+        key,
+        rate_bits_per_sec: None,
+        contact: link::Contact::Always,
     };
     let agent = tokio::spawn(flight::run(config));
     let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);
@@ -103,13 +118,13 @@ async fn runs_a_plan_sent_over_the_link() {
             .expect("flight went quiet")
             .expect("link up")
     };
-    let Message::Hello {
+    let LinkEvent::Message(Message::Hello {
         agent: name,
         catalogue,
         ..
-    } = recv(&mut from_flight).await
+    }) = recv(&mut from_flight).await
     else {
-        panic!("the first message must be Hello");
+        panic!("the first event must be a Hello");
     };
     assert_eq!(name, "em");
     assert!(
@@ -164,65 +179,62 @@ async fn runs_a_plan_sent_over_the_link() {
     ground.send(Message::Plan(plan.clone())).await.unwrap();
 
     let mut events = Vec::new();
-    let mut objects: HashMap<Digest, Vec<u8>> = HashMap::new();
+    let mut received: HashMap<Digest, Vec<u8>> = HashMap::new();
+    let mut delivered = Vec::new();
+    let mut downlinked = None;
+    let mut finished = false;
     let mut listings = 0;
-    loop {
+    // The downlink's object may arrive after the execution's last event.
+    while !finished || downlinked.is_none_or(|d| !received.contains_key(&d)) {
         match recv(&mut from_flight).await {
-            Message::Need { digests } => {
+            LinkEvent::Message(Message::Need { digests }) => {
                 assert_eq!(digests, [digest]);
                 events.push("need".to_string());
-                let m = Message::Object {
-                    digest,
-                    offset: 0,
-                    total: input.len() as u64,
-                    data: input.clone(),
-                };
-                ground.send(m).await.unwrap();
+                let path = ground_objects.path(&digest);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, &input).unwrap();
+                ground
+                    .send_object(digest, input.len() as u64, 1)
+                    .await
+                    .unwrap();
             }
-            Message::Object {
-                digest,
-                offset,
-                data,
-                ..
-            } => {
-                let buf = objects.entry(digest).or_default();
-                assert_eq!(offset, buf.len() as u64);
-                buf.extend(data);
-                events.push("object".into());
-            }
-            Message::TaskEvent {
+            LinkEvent::Message(Message::TaskEvent {
                 task,
                 state,
                 error,
                 outputs,
                 ..
-            } => {
+            }) => {
                 assert!(error.is_none(), "task {task}: {error:?}");
                 if task == 2 && state == TaskState::Success {
                     let files = outputs.unwrap().files;
                     assert_eq!(files[0].path, "/out.txt");
-                    assert_eq!(objects[&files[0].digest], b"OVER THE LINK\n");
+                    downlinked = Some(files[0].digest);
                 }
                 events.push(format!("{task} {}", state.as_str()));
             }
-            Message::VolumeListing {
+            LinkEvent::Message(Message::VolumeListing {
                 tenant: t,
                 volume,
                 files,
-            } => {
+            }) => {
                 assert_eq!((t.as_str(), volume.as_str()), (tenant.as_str(), "pvc"));
                 assert!(files.iter().any(|f| f.path == "/in/input.txt"), "{files:?}");
                 listings += 1;
             }
-            Message::ExecutionEvent { state, .. } if state.is_final() => {
+            LinkEvent::Message(Message::ExecutionEvent { state, .. }) => {
+                finished = state.is_final();
                 events.push(format!("execution {}", state.as_str()));
-                break;
             }
-            Message::ExecutionEvent { state, .. } => {
-                events.push(format!("execution {}", state.as_str()))
+            LinkEvent::Message(Message::Hello { .. }) => {}
+            LinkEvent::Message(Message::Plan(_)) => panic!("flight sent a plan"),
+            LinkEvent::ObjectReceived(d) => {
+                let data = std::fs::read(ground_objects.path(&d)).unwrap();
+                assert_eq!(Digest::of(&data), d);
+                received.insert(d, data);
             }
-            Message::Hello { .. } => {}
-            Message::Plan(_) => panic!("flight sent a plan"),
+            LinkEvent::ObjectDelivered(d) => delivered.push(d),
+            LinkEvent::ObjectFailed(d, e) => panic!("object {d}: {e}"),
         }
     }
     assert_eq!(
@@ -235,12 +247,15 @@ async fn runs_a_plan_sent_over_the_link() {
             "1 RUNNING",
             "1 SUCCESS",
             "2 RUNNING",
-            "object",
             "2 SUCCESS",
             "execution SUCCESS"
         ]
     );
+    assert_eq!(received[&downlinked.unwrap()], b"OVER THE LINK\n");
+    assert_eq!(received.len(), 1, "only the downlinked file came down");
     assert_eq!(listings, 2, "after the uplink and after the pod");
+    // The ground's object was committed on board before the uplink could succeed.
+    assert_eq!(delivered, [digest]);
     assert!(!agent.is_finished(), "the agent keeps running");
     agent.abort();
 }

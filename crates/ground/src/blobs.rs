@@ -2,7 +2,9 @@
 //! system is a file named by its sha256 under `blobs/sha256/<aa>/<hex>`.
 //!
 //! Blobs are written to a temporary file first, hashed as they are written, synced, and then
-//! renamed into place, so a blob that exists is always complete and matches its name.
+//! renamed into place, so a blob that exists is always complete and matches its name. The same
+//! folder is every system link's object directory ([`BlobStore::layout`]): the link reads the
+//! objects it sends from it and commits the objects it receives, verified, into it.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -51,6 +53,14 @@ impl BlobStore {
     pub(crate) fn path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
         self.root.join(&hex[..2]).join(hex)
+    }
+
+    /// The store as a link's object directory: the same `<aa>/<hex>` paths as [`BlobStore::path`].
+    pub(crate) fn layout(&self) -> ::link::ObjectLayout {
+        ::link::ObjectLayout {
+            root: self.root.clone(),
+            fanout: true,
+        }
     }
 
     /// The blob's size, if the store has it.
@@ -137,25 +147,6 @@ pub(crate) fn write_sync(
     })
 }
 
-/// The sha256 of a file's content. Blocking.
-pub(crate) fn hash_file_sync(path: &Path) -> io::Result<(Digest, u64)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        size += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((Digest(hasher.finalize().into()), size))
-}
-
 /// An async file being written while hashed (multipart uploads).
 pub(crate) struct AsyncWriter {
     file: tokio::fs::File,
@@ -237,6 +228,8 @@ mod tests {
         assert!(path.ends_with(format!("blobs/sha256/2c/{}", d.hex())));
         assert_eq!(std::fs::read(&path).unwrap(), b"hello");
         assert_eq!(store.size(&d).await, Some(5));
+        // The link commits received objects exactly where the store looks for them.
+        assert_eq!(store.layout().path(&d), path);
         // Storing the same content again is a no-op, and staging folders disappear.
         store.put(b"hello").await.unwrap();
         assert_eq!(

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 /// How to run the ground segment: where it keeps its state and which systems it talks to.
 #[derive(Debug, Clone)]
 pub struct GroundConfig {
-    /// Holds `ground.sqlite` and the blob store (`blobs/sha256/<aa>/<hex>`), plus scratch
-    /// folders (`tmp/`, `spool/`).
+    /// Holds `ground.sqlite`, the blob store (`blobs/sha256/<aa>/<hex>`, which is also every
+    /// link's object directory), each system's link session (`link/<system>/`) and scratch
+    /// space (`tmp/`).
     pub data_dir: PathBuf,
     /// One link endpoint per system (satellite or Engineering Model).
     pub systems: Vec<SystemLink>,
@@ -20,8 +21,12 @@ pub struct SystemLink {
     pub bind: SocketAddr,
     /// The link emulator's ground-side port (or the flight agent itself).
     pub link: SocketAddr,
-    /// Send rate limit in bytes per second, or none.
-    pub rate_bytes_per_sec: Option<u64>,
+    /// The satellite's link key: every packet either way is sealed under it.
+    pub key: wire::LinkKey,
+    /// The rate to pace sending at, in bit/s, or none (unpaced).
+    pub rate_bits_per_sec: Option<u64>,
+    /// When the link is up: always (the Engineering Model) or during contact windows.
+    pub contact: ::link::Contact,
 }
 
 /// The bounds the ground enforces. Every queue, body and listing has one.
@@ -42,10 +47,8 @@ pub(crate) mod limits {
     pub(crate) const PAGE_MAX: i64 = 10_000;
     /// Tasks in one operation.
     pub(crate) const TASKS: usize = 1000;
-    /// An object received from a system (a downlinked file).
-    pub(crate) const OBJECT_BYTES: u64 = 16 << 30;
-    /// Digests waiting to be sent to one system.
-    pub(crate) const PENDING_OBJECTS: usize = 100_000;
+    /// Requests for objects (`Need`) waiting to be queued on one system's link.
+    pub(crate) const PENDING_NEEDS: usize = 64;
     /// Plans waiting to be sent to one system.
     pub(crate) const PENDING_PLANS: usize = 256;
     /// How long a login token lasts, in milliseconds.

@@ -4,8 +4,10 @@
 //! `ground` owns everything a tenant touches on the ground: users and sessions, namespaces and
 //! their versioned files (content-addressed blobs), operations (validated YAML, see
 //! `docs/operations.md`), executions and their tasks, and the mirror of what each system holds
-//! onboard. It talks to each system through one `link` endpoint, in `wire::Message`s: it sends
-//! plans and the objects they need, and records the events that come back.
+//! onboard. It talks to each system through one `link` endpoint: it sends plans as
+//! `wire::Message`s, answers the system's requests for objects with object transfers, and records
+//! the events that come back. Downlinked objects are committed by the link straight into the blob
+//! store, often after the event that lists them; a downlink lands once all its files are here.
 //!
 //! It never talks to Docker and never runs a task itself: the flight agent does, and is the
 //! source of truth for onboard state.
@@ -20,6 +22,7 @@ mod blobs;
 mod config;
 mod dashboard;
 mod db;
+mod downlink;
 mod error;
 mod executor;
 mod link;
@@ -33,7 +36,6 @@ pub use operation::{Diagnostic, Severity};
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::blobs::BlobStore;
@@ -52,8 +54,6 @@ pub struct Ground {
 pub(crate) struct Core {
     pub(crate) db: Db,
     pub(crate) blobs: BlobStore,
-    /// Objects being received, part by part.
-    pub(crate) spool: PathBuf,
 }
 
 impl std::fmt::Debug for Ground {
@@ -66,14 +66,14 @@ impl std::fmt::Debug for Ground {
 
 impl Ground {
     /// Opens (or creates) the database in WAL mode, runs its migrations, prepares the blob store,
-    /// and binds one link endpoint per system with the task that handles its messages.
+    /// lands the downlinks whose files came down before a restart, and binds one link endpoint
+    /// per system (its session in `link/<system>/`) with the tasks that serve it.
     pub async fn open(config: GroundConfig) -> Result<Ground, Error> {
         tokio::fs::create_dir_all(&config.data_dir).await?;
         let db = db::open(&config.data_dir.join("ground.sqlite")).await?;
         let blobs = BlobStore::open(&config.data_dir).await?;
-        let spool = config.data_dir.join("spool");
-        tokio::fs::create_dir_all(&spool).await?;
-        let core = Arc::new(Core { db, blobs, spool });
+        let core = Arc::new(Core { db, blobs });
+        downlink::settle_all(&core).await?;
         let mut systems = BTreeMap::new();
         for s in &config.systems {
             check_name(&s.name, NameRule::System)
@@ -84,7 +84,8 @@ impl Ground {
                     s.name
                 )));
             }
-            let handle = link::spawn(core.clone(), s).await?;
+            let state_dir = config.data_dir.join("link").join(&s.name);
+            let handle = link::spawn(core.clone(), s, state_dir).await?;
             systems.insert(s.name.clone(), handle);
         }
         Ok(Ground {

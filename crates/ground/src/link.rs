@@ -1,26 +1,26 @@
-//! The ground's side of each system's link: one endpoint, one task sending (plans first, then
-//! the parts of objects the system asked for), one task handling what the system says.
+//! The ground's side of each system's link: one endpoint, one task sending (plans, and the objects
+//! the system asks for), one task handling what comes back (messages, and objects come down).
 //!
-//! The two directions are separate tasks on purpose: sending may wait for the link to drain,
-//! and the handler must keep reading meanwhile, or acknowledgements would stall behind it.
+//! The two directions are separate tasks on purpose: queuing on the endpoint may wait, and the
+//! handler must keep reading meanwhile, or the endpoint would stall behind it. Objects never
+//! pass through here: the endpoint reads the ones it sends from the blob store and commits the
+//! ones it receives, verified, into it; the handler only hears that they arrived.
 
-use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ::link::{EndpointConfig, MessageReceiver, MessageSender};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ::link::{EndpointConfig, LinkEvent, MessageReceiver, MessageSender};
 use tokio::sync::{mpsc, oneshot};
-use wire::{Digest, ErrorCode, FileRef, Message, Plan, TaskError, TaskOutputs, TaskState};
+use wire::{Digest, Direction, ErrorCode, Message, Plan, TaskError, TaskOutputs, TaskState};
 
 use crate::config::{SystemLink, limits};
-use crate::db::{self, VolumeFileRow};
+use crate::db::{self, ExecutionRow, TaskRow, VolumeFileRow};
+use crate::downlink::{self, Outcome};
 use crate::error::Error;
 use crate::executor::{self, NOT_RUN};
 use crate::operation::{NameRule, check_name};
-use crate::upload::entry_path;
-use crate::{Core, blobs, time};
+use crate::{Core, time};
 
 /// The ground's handle on one system's link. Dropping it stops both tasks.
 #[derive(Debug)]
@@ -41,16 +41,29 @@ impl SystemHandle {
     }
 }
 
-/// Binds the system's endpoint and spawns its two tasks.
-pub(crate) async fn spawn(core: Arc<Core>, config: &SystemLink) -> io::Result<SystemHandle> {
+/// The priority of the objects an uplink needs (messages go first, at 0).
+const UPLINK_PRIORITY: u8 = 2;
+
+/// Binds the system's endpoint, with its session kept in `state_dir` and the blob store as its
+/// object directory, and spawns its two tasks.
+pub(crate) async fn spawn(
+    core: Arc<Core>,
+    config: &SystemLink,
+    state_dir: PathBuf,
+) -> io::Result<SystemHandle> {
     let (sender, receiver) = ::link::spawn_endpoint(EndpointConfig {
         bind: config.bind,
         peer: config.link,
-        rate_bytes_per_sec: config.rate_bytes_per_sec,
+        key: config.key.clone(),
+        sends: Direction::Up,
+        state_dir,
+        objects: core.blobs.layout(),
+        rate_bits_per_sec: config.rate_bits_per_sec,
+        contact: config.contact.clone(),
     })
     .await?;
     let (plans_tx, plans_rx) = mpsc::channel(limits::PENDING_PLANS);
-    let (needs_tx, needs_rx) = mpsc::channel(64);
+    let (needs_tx, needs_rx) = mpsc::channel(limits::PENDING_NEEDS);
     let (alive_tx, alive_rx) = oneshot::channel();
     tracing::info!(system = %config.name, bind = %config.bind, link = %config.link, "system link up");
     tokio::spawn(send_loop(
@@ -73,14 +86,7 @@ pub(crate) async fn spawn(core: Arc<Core>, config: &SystemLink) -> io::Result<Sy
     })
 }
 
-/// An object being sent, part by part.
-struct Serving {
-    digest: Digest,
-    file: tokio::fs::File,
-    offset: u64,
-    total: u64,
-}
-
+/// Queues plans, then the objects the system asked for, until both queues close.
 async fn send_loop(
     core: Arc<Core>,
     system: String,
@@ -88,34 +94,8 @@ async fn send_loop(
     mut plans: mpsc::Receiver<Plan>,
     mut needs: mpsc::Receiver<Vec<Digest>>,
 ) {
-    let mut pending: VecDeque<Digest> = VecDeque::new();
-    let mut queued: HashSet<Digest> = HashSet::new();
-    let mut serving: Option<Serving> = None;
     let (mut plans_open, mut needs_open) = (true, true);
-    loop {
-        while serving.is_none() {
-            let Some(digest) = pending.pop_front() else {
-                break;
-            };
-            match open_blob(&core, &digest).await {
-                Ok((file, total)) => {
-                    serving = Some(Serving {
-                        digest,
-                        file,
-                        offset: 0,
-                        total,
-                    })
-                }
-                Err(e) => {
-                    queued.remove(&digest);
-                    tracing::warn!(%system, %digest, error = %e, "the system asked for an object the ground does not have");
-                }
-            }
-        }
-        let busy = serving.is_some();
-        if !plans_open && !needs_open && !busy {
-            return;
-        }
+    while plans_open || needs_open {
         tokio::select! {
             biased;
             p = plans.recv(), if plans_open => match p {
@@ -131,68 +111,22 @@ async fn send_loop(
             },
             n = needs.recv(), if needs_open => match n {
                 Some(digests) => {
-                    for d in digests {
-                        if queued.len() >= limits::PENDING_OBJECTS {
-                            tracing::warn!(%system, "too many objects requested; the rest of the request is dropped");
-                            break;
+                    for digest in digests {
+                        let Some(size) = core.blobs.size(&digest).await else {
+                            tracing::warn!(%system, %digest, "the system asked for an object the ground does not have");
+                            continue;
+                        };
+                        if sender.send_object(digest, size, UPLINK_PRIORITY).await.is_err() {
+                            tracing::error!(%system, "link endpoint stopped while queuing objects");
+                            return;
                         }
-                        if queued.insert(d) {
-                            pending.push_back(d);
-                        }
+                        tracing::debug!(%system, %digest, size, "object queued");
                     }
                 }
                 None => needs_open = false,
             },
-            () = std::future::ready(()), if busy => {
-                let Some(s) = serving.as_mut() else { continue };
-                match next_part(s).await {
-                    Ok(message) => {
-                        let done = s.offset >= s.total;
-                        let digest = s.digest;
-                        if sender.send(message).await.is_err() {
-                            tracing::error!(%system, "link endpoint stopped while sending an object");
-                            return;
-                        }
-                        if done {
-                            queued.remove(&digest);
-                            serving = None;
-                            tracing::debug!(%system, %digest, "object sent");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(%system, digest = %s.digest, error = %e, "could not read a blob; object abandoned");
-                        queued.remove(&s.digest);
-                        serving = None;
-                    }
-                }
-            }
         }
     }
-}
-
-async fn open_blob(core: &Core, digest: &Digest) -> io::Result<(tokio::fs::File, u64)> {
-    let file = tokio::fs::File::open(core.blobs.path(digest)).await?;
-    let total = file.metadata().await?.len();
-    Ok((file, total))
-}
-
-/// Reads the next part of an object (one empty part for an empty object).
-async fn next_part(s: &mut Serving) -> io::Result<Message> {
-    let n = (s.total - s.offset).min(Message::OBJECT_PART as u64) as usize;
-    let mut data = vec![0u8; n];
-    s.file.read_exact(&mut data).await?;
-    let offset = s.offset;
-    s.offset += n as u64;
-    if n == 0 {
-        // Marks an empty object as done after its single part.
-        s.offset = s.total.max(1);
-    }
-    Ok(Message::Object {
-        digest: s.digest,
-        offset,
-        total: s.total,
-        data,
-    })
 }
 
 async fn receive_loop(
@@ -203,22 +137,47 @@ async fn receive_loop(
     mut alive: oneshot::Receiver<()>,
 ) {
     loop {
-        let message = tokio::select! {
-            m = receiver.recv() => m,
+        let event = tokio::select! {
+            e = receiver.recv() => e,
             _ = &mut alive => return,
         };
-        let Some(message) = message else {
+        let Some(event) = event else {
             tracing::warn!(%system, "link endpoint stopped");
             return;
         };
-        if let Err(e) = handle(&core, &system, message, &needs).await {
-            tracing::error!(%system, error = %e, "could not handle a message");
+        if let Err(e) = handle(&core, &system, event, &needs).await {
+            tracing::error!(%system, error = %e, "could not handle a link event");
+        }
+    }
+}
+
+/// Handles one event of a system's link. Never waits on the link itself: requests for objects
+/// go to the send task.
+pub(crate) async fn handle(
+    core: &Core,
+    system: &str,
+    event: LinkEvent,
+    needs: &mpsc::Sender<Vec<Digest>>,
+) -> Result<(), Error> {
+    match event {
+        LinkEvent::Message(message) => handle_message(core, system, message, needs).await,
+        LinkEvent::ObjectReceived(digest) => {
+            tracing::debug!(%system, %digest, "object received");
+            downlink::object_arrived(core, &digest).await
+        }
+        LinkEvent::ObjectDelivered(digest) => {
+            tracing::debug!(%system, %digest, "object delivered");
+            Ok(())
+        }
+        LinkEvent::ObjectFailed(digest, error) => {
+            tracing::warn!(%system, %digest, %error, "an object could not be sent");
+            downlink::object_failed(core, &digest, &error).await
         }
     }
 }
 
 /// Handles one message from a system.
-pub(crate) async fn handle(
+async fn handle_message(
     core: &Core,
     system: &str,
     message: Message,
@@ -252,14 +211,6 @@ pub(crate) async fn handle(
             if needs.try_send(digests).is_err() {
                 tracing::warn!(%system, "too many object requests queued; one dropped");
             }
-        }
-        Message::Object {
-            digest,
-            offset,
-            total,
-            data,
-        } => {
-            receive_object(core, system, digest, offset, total, &data).await?;
         }
         Message::TaskEvent {
             execution,
@@ -304,68 +255,6 @@ pub(crate) async fn handle(
         }
     }
     Ok(())
-}
-
-/// Appends an object part to its spool file; verifies and stores the object when complete.
-async fn receive_object(
-    core: &Core,
-    system: &str,
-    digest: Digest,
-    offset: u64,
-    total: u64,
-    data: &[u8],
-) -> Result<(), Error> {
-    let end = offset.checked_add(data.len() as u64);
-    if total > limits::OBJECT_BYTES || end.is_none_or(|e| e > total) {
-        tracing::warn!(%system, %digest, offset, total, "object part out of bounds; dropped");
-        return Ok(());
-    }
-    if core.blobs.size(&digest).await.is_some() {
-        return Ok(());
-    }
-    let spool: PathBuf = core.spool.join(format!("{}.part", digest.hex()));
-    let have = match tokio::fs::metadata(&spool).await {
-        Ok(m) => m.len(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(e.into()),
-    };
-    if offset != have {
-        remove_if_exists(&spool).await?;
-        if offset != 0 {
-            tracing::warn!(%system, %digest, offset, have, "object part out of order; spool dropped");
-            return Ok(());
-        }
-    }
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&spool)
-        .await?;
-    file.write_all(data).await?;
-    if end != Some(total) {
-        return Ok(());
-    }
-    file.sync_all().await?;
-    drop(file);
-    let path = spool.clone();
-    let (got, size) = tokio::task::spawn_blocking(move || blobs::hash_file_sync(&path))
-        .await
-        .map_err(|e| Error::internal(format!("hashing task failed: {e}")))??;
-    if got != digest || size != total {
-        tracing::warn!(%system, %digest, %got, "object failed to verify; dropped");
-        remove_if_exists(&spool).await?;
-        return Ok(());
-    }
-    core.blobs.commit(&spool, &digest).await?;
-    tracing::debug!(%system, %digest, total, "object received");
-    Ok(())
-}
-
-async fn remove_if_exists(path: &std::path::Path) -> io::Result<()> {
-    match tokio::fs::remove_file(path).await {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 /// Where a state sits in the lifecycle; events never move backwards.
@@ -416,98 +305,90 @@ async fn task_event(
         tracing::debug!(%system, %execution, index, from = current.as_str(), to = state.as_str(), "stale task event; ignored");
         return Ok(());
     }
+    if db::pending_downlink(&mut *tx, execution, task.idx)
+        .await?
+        .is_some()
+    {
+        tracing::debug!(%system, %execution, index, "event for a downlink already reported; ignored");
+        return Ok(());
+    }
     let at = event_time(at_ms);
-    let (mut state, mut error) = (state, error);
-    if state.is_final() {
-        let mut landed = None;
-        if state == TaskState::Success && task.ty == "downlink" {
-            let files = outputs
-                .as_ref()
-                .map(|o| o.files.as_slice())
-                .unwrap_or_default();
-            let spec: serde_json::Value = db::json_or_default(&task.spec);
-            let destination = spec["destination"].as_str().unwrap_or("/").to_string();
-            match land_downlink(core, &mut tx, &exec.namespace, &destination, files, at).await? {
-                Ok(files) => landed = Some(files),
-                Err(message) => {
-                    state = TaskState::Failed;
-                    error = Some(TaskError {
-                        code: ErrorCode::TransferFailed,
-                        message,
-                        log_tail: Vec::new(),
-                    });
-                }
-            }
-        }
-        task.outputs = outputs
-            .as_ref()
-            .map(|o| db::to_json(&outputs_json(o, landed.as_deref())));
-        executor::finish(&mut task, state, at, None);
-        if task.started_at.is_none() && state == TaskState::Success {
-            task.started_at = Some(at);
-        }
-    } else {
+    if !state.is_final() {
         task.state = state.as_str().into();
         executor::push_history(&mut task.history, state, at);
         if state == TaskState::Running {
             task.started_at = Some(at);
         }
+        db::update_task(&mut tx, execution, &task).await?;
+        tx.commit().await?;
+        tracing::info!(%system, %execution, task = %task.id, state = state.as_str(), "task event");
+        return Ok(());
     }
-    if let (TaskState::Failed, Some(e)) = (state, &error) {
-        task.error = Some(db::to_json(&executor::error_json(None, e)));
-        let mut errors: Vec<serde_json::Value> = db::json_or_default(&exec.errors);
-        errors.push(executor::error_json(Some(&task.id), e));
-        exec.errors = db::to_json(&errors);
-        db::update_execution(&mut tx, &exec).await?;
+    let (mut state, mut error, mut landed) = (state, error, None);
+    if state == TaskState::Success && task.ty == "downlink" {
+        let reported = outputs.clone().unwrap_or_default();
+        match downlink::try_land(core, &mut tx, &exec.namespace, &task, &reported, at).await? {
+            Outcome::Landed(files) => landed = Some(files),
+            Outcome::Failed(e) => {
+                state = TaskState::Failed;
+                error = Some(e);
+            }
+            Outcome::Waiting(missing) => {
+                downlink::wait(&mut tx, execution, &mut task, &reported, missing, at).await?;
+                tx.commit().await?;
+                tracing::info!(%system, %execution, task = %task.id, missing, "downlink reported; waiting for its files");
+                return Ok(());
+            }
+        }
     }
-    db::update_task(&mut tx, execution, &task).await?;
+    conclude(
+        &mut tx,
+        &mut exec,
+        &mut task,
+        state,
+        at,
+        error.as_ref(),
+        outputs.as_ref(),
+        landed.as_deref(),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(%system, %execution, task = %task.id, state = state.as_str(), "task event");
     Ok(())
 }
 
-/// Creates namespace file versions for a successful downlink's files at
-/// `<destination>/<volume path>`. The inner error fails the task (a blob that never arrived).
-async fn land_downlink(
-    core: &Core,
+/// Moves a task to its final state with its outputs (a landed downlink's files shown where they
+/// landed); a failure's error joins the execution's errors.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn conclude(
     tx: &mut db::Tx,
-    namespace: &str,
-    destination: &str,
-    files: &[FileRef],
+    exec: &mut ExecutionRow,
+    task: &mut TaskRow,
+    state: TaskState,
     at: i64,
-) -> Result<Result<Vec<(String, i64)>, String>, Error> {
-    let mut checked = Vec::with_capacity(files.len());
-    for f in files {
-        let path = match entry_path(destination, f.path.trim_start_matches('/').as_bytes()) {
-            Ok(Some(p)) => p,
-            Ok(None) => return Ok(Err("a downlinked file has an empty path".to_string())),
-            Err(e) => return Ok(Err(format!("downlinked file '{}': {e}", f.path))),
-        };
-        match core.blobs.size(&f.digest).await {
-            Some(size) if size == f.size => {}
-            _ => {
-                return Ok(Err(format!(
-                    "the content of '{}' ({}) did not arrive",
-                    f.path, f.digest
-                )));
-            }
-        }
-        checked.push((path, f));
+    error: Option<&TaskError>,
+    outputs: Option<&TaskOutputs>,
+    landed: Option<&[(String, i64)]>,
+) -> Result<(), Error> {
+    task.outputs = outputs.map(|o| db::to_json(&outputs_json(o, landed)));
+    executor::finish(task, state, at, None);
+    if task.started_at.is_none() && state == TaskState::Success {
+        task.started_at = Some(at);
     }
-    let mut landed = Vec::with_capacity(checked.len());
-    for (path, f) in checked {
-        let size = i64::try_from(f.size).unwrap_or(i64::MAX);
-        let version =
-            db::add_file_version(tx, namespace, &path, &f.digest.to_string(), size, 0o644, at)
-                .await?;
-        landed.push((path, version));
+    if let (TaskState::Failed, Some(e)) = (state, error) {
+        task.error = Some(db::to_json(&executor::error_json(None, e)));
+        let mut errors: Vec<serde_json::Value> = db::json_or_default(&exec.errors);
+        errors.push(executor::error_json(Some(&task.id), e));
+        exec.errors = db::to_json(&errors);
+        db::update_execution(tx, exec).await?;
     }
-    Ok(Ok(landed))
+    db::update_task(tx, &exec.id, task).await?;
+    Ok(())
 }
 
 /// A task's outputs as the API shows them. A downlink's files are shown where they landed in
 /// the namespace, with their version.
-fn outputs_json(o: &TaskOutputs, landed: Option<&[(String, i64)]>) -> serde_json::Value {
+pub(crate) fn outputs_json(o: &TaskOutputs, landed: Option<&[(String, i64)]>) -> serde_json::Value {
     let files: Vec<serde_json::Value> = o
         .files
         .iter()
@@ -558,30 +439,64 @@ async fn execution_event(
         return Ok(());
     }
     let current = TaskState::parse(&exec.state).unwrap_or(TaskState::Created);
-    if current.is_final() || rank(state) <= rank(current) {
+    if current.is_final()
+        || rank(state) <= rank(current)
+        || db::held_execution_state(&mut *tx, execution)
+            .await?
+            .is_some()
+    {
         tracing::debug!(%system, %execution, "stale execution event; ignored");
         return Ok(());
     }
     let at = event_time(at_ms);
-    executor::set_state(&mut exec, state, at);
-    db::update_execution(&mut tx, &exec).await?;
+    if state.is_final() && db::pending_downlink_count(&mut *tx, execution).await? > 0 {
+        // Applied when the last downlink lands (see `downlink`).
+        db::hold_execution_state(&mut tx, execution, state.as_str(), at).await?;
+        tx.commit().await?;
+        tracing::info!(%system, %execution, state = state.as_str(), "execution event held until its downlinks land");
+        return Ok(());
+    }
+    let state = apply_execution_state(&mut tx, &mut exec, state, at).await?;
+    tx.commit().await?;
+    tracing::info!(%system, %execution, state = state.as_str(), "execution event");
+    Ok(())
+}
+
+/// Moves an execution to the state its system reported; returns the state applied. A failed
+/// execution's tasks that never ran end "not run", and a reported SUCCESS becomes FAILED when a
+/// task failed on the ground (a downlink that could not land).
+pub(crate) async fn apply_execution_state(
+    tx: &mut db::Tx,
+    exec: &mut ExecutionRow,
+    state: TaskState,
+    at: i64,
+) -> Result<TaskState, Error> {
+    let tasks = db::tasks(&mut **tx, &exec.id).await?;
+    let any_failed = tasks
+        .iter()
+        .any(|t| TaskState::parse(&t.state) == Some(TaskState::Failed));
+    let state = if state == TaskState::Success && any_failed {
+        TaskState::Failed
+    } else {
+        state
+    };
+    executor::set_state(exec, state, at);
+    db::update_execution(tx, exec).await?;
     if state == TaskState::Failed {
         let not_run = TaskError {
             code: ErrorCode::ExecutionError,
             message: NOT_RUN.into(),
             log_tail: Vec::new(),
         };
-        for mut t in db::tasks(&mut *tx, execution).await? {
+        for mut t in tasks {
             if matches!(
                 TaskState::parse(&t.state),
                 Some(TaskState::Created | TaskState::Scheduled)
             ) {
                 executor::finish(&mut t, TaskState::Failed, at, Some(&not_run));
-                db::update_task(&mut tx, execution, &t).await?;
+                db::update_task(tx, &exec.id, &t).await?;
             }
         }
     }
-    tx.commit().await?;
-    tracing::info!(%system, %execution, state = state.as_str(), "execution event");
-    Ok(())
+    Ok(state)
 }

@@ -1,37 +1,90 @@
 //! The ground against a fake flight agent: two `link` endpoints joined directly on loopback (no
-//! emulator). The test plays the agent's part by hand: it takes the plan, asks for objects, and
-//! reports task and execution events.
+//! emulator), under one key. The test plays the agent's part by hand: it takes the plan, asks for
+//! objects, reports task and execution events, and sends downlinked objects as object transfers.
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::{Entry, TestGround, free_udp_addr, ground_with, tar};
 use ground::SystemLink;
-use link::{EndpointConfig, MessageReceiver, MessageSender, spawn_endpoint};
+use link::{
+    Contact, EndpointConfig, LinkEvent, MessageReceiver, MessageSender, ObjectLayout,
+    spawn_endpoint,
+};
 use serde_json::{Value, json};
 use wire::{
-    Digest, ErrorCode, FileEntry, FileRef, Message, Plan, TaskError, TaskKind, TaskOutputs,
-    TaskState,
+    Digest, Direction, ErrorCode, FileEntry, FileRef, LinkKey, Message, Plan, TaskError, TaskKind,
+    TaskOutputs, TaskState,
 };
 
 struct Flight {
     tx: MessageSender,
     rx: MessageReceiver,
+    objects: ObjectLayout,
+    /// The agent's session state and object directory.
+    _dir: tempfile::TempDir,
 }
 
 impl Flight {
-    async fn recv(&mut self) -> Message {
+    /// An agent endpoint at `bind` talking to the ground at `peer`.
+    async fn spawn(bind: SocketAddr, peer: SocketAddr, key: LinkKey) -> Flight {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = ObjectLayout {
+            root: dir.path().join("objects"),
+            fanout: false,
+        };
+        let (tx, rx) = spawn_endpoint(EndpointConfig {
+            bind,
+            peer,
+            key,
+            sends: Direction::Down,
+            state_dir: dir.path().join("state"),
+            objects: objects.clone(),
+            rate_bits_per_sec: None,
+            contact: Contact::Always,
+        })
+        .await
+        .unwrap();
+        Flight {
+            tx,
+            rx,
+            objects,
+            _dir: dir,
+        }
+    }
+
+    async fn event(&mut self) -> LinkEvent {
         tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
             .await
             .expect("the ground said nothing for 20 s")
             .expect("the flight endpoint stopped")
     }
 
+    async fn recv(&mut self) -> Message {
+        match self.event().await {
+            LinkEvent::Message(m) => m,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
     async fn send(&self, m: Message) {
         self.tx.send(m).await.unwrap();
+    }
+
+    /// Puts `bytes` in the agent's object directory and queues them for the ground.
+    async fn send_object(&self, bytes: &[u8]) -> Digest {
+        let digest = Digest::of(bytes);
+        std::fs::create_dir_all(&self.objects.root).unwrap();
+        std::fs::write(self.objects.path(&digest), bytes).unwrap();
+        self.tx
+            .send_object(digest, bytes.len() as u64, 2)
+            .await
+            .unwrap();
+        digest
     }
 
     async fn task(
@@ -54,32 +107,69 @@ impl Flight {
         .await;
     }
 
+    async fn execution(&self, execution: &str, state: TaskState, at_ms: u64) {
+        self.send(Message::ExecutionEvent {
+            execution: execution.into(),
+            state,
+            at_ms,
+        })
+        .await;
+    }
+
     async fn plan(&mut self) -> Plan {
         match self.recv().await {
             Message::Plan(p) => p,
             other => panic!("expected a plan, got {other:?}"),
         }
     }
+
+    /// Sends a listing of a scratch volume, and waits until the ground shows it: every message
+    /// sent before it has then been handled.
+    async fn sync(&self, g: &TestGround, token: &str, tenant: &str, marker: &str) {
+        let files = vec![FileEntry {
+            path: marker.into(),
+            size: 0,
+            is_dir: false,
+            modified_ms: 1_800_000_000_000,
+        }];
+        self.send(Message::VolumeListing {
+            tenant: tenant.into(),
+            volume: "sync".into(),
+            files,
+        })
+        .await;
+        for _ in 0..400 {
+            let listed = g
+                .get("/api/v1/systems/em/volumes/sync/files", token)
+                .await
+                .json();
+            if listed["files"][0]["path"] == marker {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the ground never handled the listing '{marker}'");
+    }
+}
+
+fn em(bind: SocketAddr, link: SocketAddr, key: LinkKey) -> SystemLink {
+    SystemLink {
+        name: "em".into(),
+        bind,
+        link,
+        key,
+        rate_bits_per_sec: None,
+        contact: Contact::Always,
+    }
 }
 
 /// A ground with an `em` link joined to a fresh fake flight.
 async fn setup() -> (TestGround, Flight) {
     let (ground_addr, flight_addr) = (free_udp_addr(), free_udp_addr());
-    let g = ground_with(vec![SystemLink {
-        name: "em".into(),
-        bind: ground_addr,
-        link: flight_addr,
-        rate_bytes_per_sec: None,
-    }])
-    .await;
-    let (tx, rx) = spawn_endpoint(EndpointConfig {
-        bind: flight_addr,
-        peer: ground_addr,
-        rate_bytes_per_sec: None,
-    })
-    .await
-    .unwrap();
-    (g, Flight { tx, rx })
+    let key = LinkKey::from_bytes(rand::random());
+    let g = ground_with(vec![em(ground_addr, flight_addr, key.clone())]).await;
+    let flight = Flight::spawn(flight_addr, ground_addr, key).await;
+    (g, flight)
 }
 
 /// Polls the execution until `done` holds.
@@ -118,8 +208,23 @@ async fn start(g: &TestGround, token: &str, yaml: &str, op: &str) -> String {
     e["id"].as_str().unwrap().to_string()
 }
 
+fn states(history: &Value) -> Vec<&str> {
+    history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["state"].as_str().unwrap())
+        .collect()
+}
+
+async fn execution(g: &TestGround, token: &str, id: &str) -> Value {
+    g.get(&format!("/api/v1/executions/{id}"), token)
+        .await
+        .json()
+}
+
 #[tokio::test]
-async fn an_execution_runs_over_the_link_and_lands_its_downlink() {
+async fn an_execution_runs_over_the_link_and_lands_its_downlink_when_the_files_arrive() {
     let (g, mut flight) = setup().await;
     let t = g.login("alice").await;
     flight
@@ -177,60 +282,36 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink() {
         }
     );
 
-    // Ask for both objects (and one the ground cannot have); reassemble what comes.
-    let wanted: Vec<Digest> = files.iter().map(|f| f.digest).collect();
-    let mut need = wanted.clone();
+    // Ask for both objects (and one the ground cannot have): they arrive as object transfers,
+    // verified, in the agent's object directory.
+    let wanted: HashSet<Digest> = files.iter().map(|f| f.digest).collect();
+    let mut need: Vec<Digest> = files.iter().map(|f| f.digest).collect();
     need.push(Digest::of(b"never uploaded"));
     flight.send(Message::Need { digests: need }).await;
-    let mut got: HashMap<Digest, Vec<u8>> = HashMap::new();
-    let mut parts = 0;
-    while wanted.iter().any(|d| {
-        got.get(d)
-            .is_none_or(|b| b.len() as u64 != files.iter().find(|f| f.digest == *d).unwrap().size)
-    }) {
-        match flight.recv().await {
-            Message::Object {
-                digest,
-                offset,
-                total,
-                data,
-            } => {
-                let buf = got.entry(digest).or_default();
-                assert_eq!(offset, buf.len() as u64, "parts arrive in order");
-                assert!(data.len() <= Message::OBJECT_PART);
-                buf.extend_from_slice(&data);
-                assert!(buf.len() as u64 <= total);
-                parts += 1;
+    let mut got = HashSet::new();
+    while got != wanted {
+        match flight.event().await {
+            LinkEvent::ObjectReceived(d) => {
+                assert!(wanted.contains(&d), "an object nobody asked for: {d}");
+                got.insert(d);
             }
             other => panic!("expected objects, got {other:?}"),
         }
     }
-    assert_eq!(got[&Digest::of(&big)], big);
-    assert_eq!(got[&Digest::of(b"hello")], b"hello");
-    assert_eq!(
-        parts, 4,
-        "600,000 bytes in three parts of 256 KiB, plus one"
-    );
+    let read = |d: &Digest| std::fs::read(flight.objects.path(d)).unwrap();
+    assert_eq!(read(&Digest::of(&big)), big);
+    assert_eq!(read(&Digest::of(b"hello")), b"hello");
 
     flight.task(&id, 0, TaskState::Running, None, None).await;
     flight
-        .send(Message::ExecutionEvent {
-            execution: id.clone(),
-            state: TaskState::Running,
-            at_ms: 1_800_000_000_000,
-        })
+        .execution(&id, TaskState::Running, 1_800_000_000_000)
         .await;
+    let up_out = TaskOutputs {
+        message: Some("2 files".into()),
+        ..Default::default()
+    };
     flight
-        .task(
-            &id,
-            0,
-            TaskState::Success,
-            None,
-            Some(TaskOutputs {
-                message: Some("2 files".into()),
-                ..Default::default()
-            }),
-        )
+        .task(&id, 0, TaskState::Success, None, Some(up_out))
         .await;
     flight.task(&id, 1, TaskState::Running, None, None).await;
     let run_out = TaskOutputs {
@@ -242,23 +323,18 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink() {
         .task(&id, 1, TaskState::Success, None, Some(run_out))
         .await;
     flight.task(&id, 2, TaskState::Running, None, None).await;
+
+    // The downlink and the execution finish onboard before the result has come down.
     let result = b"hello from space\n".to_vec();
     let digest = Digest::of(&result);
     let size = result.len() as u64;
-    flight
-        .send(Message::Object {
-            digest,
-            offset: 0,
-            total: size,
-            data: result.clone(),
-        })
-        .await;
     let down = TaskOutputs {
         files: vec![FileRef {
             path: "out/result.txt".into(),
             digest,
             size,
         }],
+        message: Some("1 file".into()),
         ..Default::default()
     };
     flight
@@ -292,37 +368,54 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink() {
         })
         .await;
     flight
-        .send(Message::ExecutionEvent {
-            execution: id.clone(),
-            state: TaskState::Success,
-            at_ms: 1_800_000_010_000,
-        })
+        .execution(&id, TaskState::Success, 1_800_000_010_000)
         .await;
+    flight.sync(&g, &t, "alice", "before the result").await;
 
+    let e = execution(&g, &t, &id).await;
+    assert_eq!(e["state"], "RUNNING", "{e}");
+    assert!(e["finished_at"].is_null());
+    assert_eq!(e["tasks"][1]["state"], "SUCCESS");
+    let waiting = &e["tasks"][2];
+    assert_eq!(waiting["state"], "RUNNING", "{waiting}");
+    assert!(waiting["finished_at"].is_null());
+    assert_eq!(
+        waiting["outputs"]["message"],
+        "waiting for 1 of 1 files to come down"
+    );
+    assert_eq!(
+        waiting["outputs"]["files"],
+        json!([{"path": "out/result.txt", "digest": digest.to_string(), "size": size}])
+    );
+    assert_eq!(
+        g.get("/api/v1/namespaces/demo/files/results/out/result.txt", &t)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // The result comes down: the downlink lands, and the held execution state applies.
+    assert_eq!(flight.send_object(&result).await, digest);
     let e = wait_for(&g, &t, &id, |e| e["state"] == "SUCCESS").await;
-    let states: Vec<&str> = e["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["state"].as_str().unwrap())
-        .collect();
-    assert_eq!(states, vec!["CREATED", "SCHEDULED", "RUNNING", "SUCCESS"]);
+    assert_eq!(
+        states(&e["history"]),
+        vec!["CREATED", "SCHEDULED", "RUNNING", "SUCCESS"]
+    );
     assert_eq!(e["finished_at"], "2027-01-15T08:00:10.000Z");
     assert_eq!(e["errors"], json!([]));
     for task in e["tasks"].as_array().unwrap() {
         assert_eq!(task["state"], "SUCCESS", "{task}");
-        let h: Vec<&str> = task["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["state"].as_str().unwrap())
-            .collect();
-        assert_eq!(h, vec!["CREATED", "SCHEDULED", "RUNNING", "SUCCESS"]);
+        assert_eq!(
+            states(&task["history"]),
+            vec!["CREATED", "SCHEDULED", "RUNNING", "SUCCESS"]
+        );
         assert!(task["error"].is_null());
     }
     assert_eq!(e["tasks"][1]["outputs"]["exit_code"], 0);
     assert_eq!(e["tasks"][1]["outputs"]["log_tail"], json!(["hello"]));
     assert_eq!(e["tasks"][1]["started_at"], "2027-01-15T08:00:01.002Z");
+    assert_eq!(e["tasks"][2]["finished_at"], "2027-01-15T08:00:02.003Z");
+    assert_eq!(e["tasks"][2]["outputs"]["message"], "1 file");
     assert_eq!(
         e["tasks"][2]["outputs"]["files"],
         json!([{"path": "/results/out/result.txt", "digest": digest.to_string(), "size": size, "version": 1}])
@@ -332,6 +425,7 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink() {
         .get("/api/v1/namespaces/demo/files/results/out/result.txt", &t)
         .await;
     assert_eq!((f.status, f.body), (StatusCode::OK, result));
+    assert_eq!(flight.event().await, LinkEvent::ObjectDelivered(digest));
 
     let systems = g.get("/api/v1/systems", &t).await.json();
     assert_eq!(systems["systems"][0]["name"], "em");
@@ -340,7 +434,7 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink() {
     let vols = g.get("/api/v1/systems/em/volumes", &t).await.json();
     assert_eq!(
         vols["volumes"],
-        json!([{"name": "alice-pvc", "files": 2, "bytes": 5 + size}])
+        json!([{"name": "alice-pvc", "files": 2, "bytes": 5 + size}, {"name": "sync", "files": 1, "bytes": 0}])
     );
     let listed = g
         .get("/api/v1/systems/em/volumes/alice-pvc/files", &t)
@@ -360,7 +454,7 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink() {
 }
 
 #[tokio::test]
-async fn failures_stop_the_rest_and_missing_objects_fail_the_downlink() {
+async fn failures_stop_the_rest_and_a_downlink_that_cannot_land_fails() {
     let (g, mut flight) = setup().await;
     let t = g.login("alice").await;
 
@@ -380,13 +474,7 @@ async fn failures_stop_the_rest_and_missing_objects_fail_the_downlink() {
     flight
         .task(&id, 0, TaskState::Failed, Some(error), None)
         .await;
-    flight
-        .send(Message::ExecutionEvent {
-            execution: id.clone(),
-            state: TaskState::Failed,
-            at_ms: 0,
-        })
-        .await;
+    flight.execution(&id, TaskState::Failed, 0).await;
     let e = wait_for(&g, &t, &id, |e| e["state"] == "FAILED").await;
     assert_eq!(
         e["errors"],
@@ -401,35 +489,31 @@ async fn failures_stop_the_rest_and_missing_objects_fail_the_downlink() {
     // Late or repeated events change nothing.
     flight.task(&id, 0, TaskState::Success, None, None).await;
 
-    // A downlink whose object never arrived fails with TRANSFER_FAILED and lands nothing.
+    // A downlink whose object comes down with another size than reported can never land: it
+    // fails with TRANSFER_FAILED, lands nothing, and the execution's reported SUCCESS becomes
+    // FAILED.
     let yaml =
         "id: down\nnamespace: demo\ntasks:\n  - id: down\n    type: downlink\n    source: out/x\n";
     let id2 = start(&g, &t, yaml, "down").await;
     assert_eq!(flight.plan().await.execution, id2);
-    let ghost = FileRef {
+    let liar = FileRef {
         path: "out/x".into(),
         digest: Digest::of(b"ghost"),
-        size: 5,
+        size: 99,
+    };
+    let outputs = TaskOutputs {
+        files: vec![liar],
+        ..Default::default()
     };
     flight
-        .task(
-            &id2,
-            0,
-            TaskState::Success,
-            None,
-            Some(TaskOutputs {
-                files: vec![ghost],
-                ..Default::default()
-            }),
-        )
+        .task(&id2, 0, TaskState::Success, None, Some(outputs))
         .await;
-    flight
-        .send(Message::ExecutionEvent {
-            execution: id2.clone(),
-            state: TaskState::Failed,
-            at_ms: 0,
-        })
-        .await;
+    flight.execution(&id2, TaskState::Success, 0).await;
+    flight.sync(&g, &t, "alice", "before the ghost").await;
+    let e2 = execution(&g, &t, &id2).await;
+    assert_eq!(e2["state"], "SCHEDULED", "{e2}");
+    assert_eq!(e2["tasks"][0]["state"], "RUNNING");
+    flight.send_object(b"ghost").await;
     let e2 = wait_for(&g, &t, &id2, |e| e["state"] == "FAILED").await;
     assert_eq!(e2["tasks"][0]["state"], "FAILED");
     assert_eq!(e2["tasks"][0]["error"]["code"], 21);
@@ -443,6 +527,55 @@ async fn failures_stop_the_rest_and_missing_objects_fail_the_downlink() {
     );
 
     // The first execution is unchanged by the late event.
-    let e = g.get(&format!("/api/v1/executions/{id}"), &t).await.json();
+    let e = execution(&g, &t, &id).await;
     assert_eq!(e["tasks"][0]["state"], "FAILED");
+}
+
+#[tokio::test]
+async fn a_downlink_whose_file_came_down_before_a_restart_lands_at_open() {
+    let (g, mut flight) = setup().await;
+    let t = g.login("alice").await;
+    let yaml =
+        "id: down\nnamespace: demo\ntasks:\n  - id: down\n    type: downlink\n    source: out/x\n";
+    let id = start(&g, &t, yaml, "down").await;
+    assert_eq!(flight.plan().await.execution, id);
+    let content = b"late but whole".to_vec();
+    let file = FileRef {
+        path: "out/x".into(),
+        digest: Digest::of(&content),
+        size: content.len() as u64,
+    };
+    let outputs = TaskOutputs {
+        files: vec![file.clone()],
+        ..Default::default()
+    };
+    flight
+        .task(&id, 0, TaskState::Success, None, Some(outputs))
+        .await;
+    flight
+        .execution(&id, TaskState::Failed, 1_800_000_005_000)
+        .await;
+    flight.sync(&g, &t, "alice", "before the restart").await;
+    let e = execution(&g, &t, &id).await;
+    assert_eq!(e["state"], "SCHEDULED", "{e}");
+    assert_eq!(e["tasks"][0]["state"], "RUNNING");
+    assert_eq!(
+        states(&e["tasks"][0]["history"]),
+        vec!["CREATED", "SCHEDULED", "RUNNING"]
+    );
+
+    // The link committed the object, and the ground stopped before it heard.
+    let hex = file.digest.hex();
+    let blob = g.dir.path().join("blobs/sha256").join(&hex[..2]).join(&hex);
+    std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+    std::fs::write(&blob, &content).unwrap();
+    let g = g.reopen(Vec::new()).await;
+
+    let e = execution(&g, &t, &id).await;
+    assert_eq!(e["state"], "FAILED", "the held state applies: {e}");
+    assert_eq!(e["finished_at"], "2027-01-15T08:00:05.000Z");
+    assert_eq!(e["tasks"][0]["state"], "SUCCESS");
+    assert_eq!(e["tasks"][0]["outputs"]["files"][0]["path"], "/out/x");
+    let f = g.get("/api/v1/namespaces/demo/files/out/x", &t).await;
+    assert_eq!((f.status, f.body), (StatusCode::OK, content));
 }

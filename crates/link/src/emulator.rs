@@ -1,16 +1,19 @@
+//! The link emulator over real UDP: two ports, one facing each side, and the [`LinkModel`]
+//! between them.
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-use wire::MAX_DATAGRAM;
+use wire::{Direction, MAX_PACKET};
 
-/// The link between ground and flight: two UDP ports, one facing each side.
+use crate::model::{Deliveries, LinkModel, LinkModelConfig};
+
+/// Where the emulator listens and forwards, and how the link behaves.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
     /// The port the ground sends to.
@@ -21,14 +24,13 @@ pub struct EmulatorConfig {
     pub flight_side: SocketAddr,
     /// The flight agent's address.
     pub flight: SocketAddr,
-    /// Uplink rate (ground → flight) in bits per second, or unlimited.
-    pub up_bps: Option<u64>,
-    /// Downlink rate (flight → ground) in bits per second, or unlimited.
-    pub down_bps: Option<u64>,
-    /// One-way delay.
-    pub delay: Duration,
-    /// Probability that a datagram is lost, each way.
-    pub loss: f64,
+    /// The link's behaviour; windows are offsets from the emulator's start.
+    pub model: LinkModelConfig,
+    /// Seed of the loss, jitter and corruption draws.
+    pub seed: u64,
+    /// Model seconds per real second (1: real time; 60: an hour of passes in a minute, for
+    /// endpoints that run on the same scaled clock).
+    pub time_scale: f64,
 }
 
 /// Datagram counts, shared with the running emulator.
@@ -38,95 +40,61 @@ pub struct EmulatorStats {
     pub up_forwarded: AtomicU64,
     /// Datagrams forwarded flight → ground.
     pub down_forwarded: AtomicU64,
-    /// Datagrams dropped by the loss model.
+    /// Datagrams dropped: lost, outside a contact, or from a stranger.
     pub dropped: AtomicU64,
 }
 
 /// Binds both ports and forwards until the task is dropped.
 pub async fn run_emulator(config: EmulatorConfig, stats: Arc<EmulatorStats>) -> io::Result<()> {
-    let ground_sock = Arc::new(UdpSocket::bind(config.ground_side).await?);
-    let flight_sock = Arc::new(UdpSocket::bind(config.flight_side).await?);
-    tracing::info!(
-        ground_side = %config.ground_side,
-        flight_side = %config.flight_side,
-        "link emulator up"
-    );
-    let up = tokio::spawn(direction(
-        ground_sock.clone(),
-        config.ground,
-        flight_sock.clone(),
-        config.flight,
-        config.up_bps,
-        config.clone(),
-        stats.clone(),
-        true,
-    ));
-    let down = tokio::spawn(direction(
-        flight_sock,
-        config.flight,
-        ground_sock,
-        config.ground,
-        config.down_bps,
-        config,
-        stats,
-        false,
-    ));
-    let (a, b) = tokio::join!(up, down);
-    a.map_err(io::Error::other)??;
-    b.map_err(io::Error::other)??;
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn direction(
-    from_sock: Arc<UdpSocket>,
-    from: SocketAddr,
-    to_sock: Arc<UdpSocket>,
-    to: SocketAddr,
-    bps: Option<u64>,
-    config: EmulatorConfig,
-    stats: Arc<EmulatorStats>,
-    up: bool,
-) -> io::Result<()> {
-    // Datagrams leave in arrival order, each at its due time.
-    let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(4096);
-    let stats2 = stats.clone();
-    tokio::spawn(async move {
-        while let Some((due, d)) = rx.recv().await {
-            tokio::time::sleep_until(due).await;
-            if to_sock.send_to(&d, to).await.is_ok() {
-                let c = if up {
-                    &stats2.up_forwarded
-                } else {
-                    &stats2.down_forwarded
-                };
-                c.fetch_add(1, Ordering::Relaxed);
+    let ground_sock = UdpSocket::bind(config.ground_side).await?;
+    let flight_sock = UdpSocket::bind(config.flight_side).await?;
+    tracing::info!(ground_side = %config.ground_side, flight_side = %config.flight_side, "link emulator up");
+    let start = Instant::now();
+    let scale = if config.time_scale.is_finite() && config.time_scale > 0.0 {
+        config.time_scale
+    } else {
+        1.0
+    };
+    let mut model = LinkModel::new(config.model.clone(), config.seed, start.into_std());
+    let to_model = |real: Instant| start.into_std() + real.duration_since(start).mul_f64(scale);
+    let to_real = |m: std::time::Instant| {
+        start + m.saturating_duration_since(start.into_std()).div_f64(scale)
+    };
+    let mut queue: Deliveries<(Direction, Vec<u8>)> = Deliveries::new();
+    let (mut gbuf, mut fbuf) = (vec![0u8; MAX_PACKET + 1], vec![0u8; MAX_PACKET + 1]);
+    loop {
+        let now = Instant::now();
+        while let Some((dir, bytes)) = queue.pop_due(to_model(now)) {
+            let (sock, to, counter) = match dir {
+                Direction::Up => (&flight_sock, config.flight, &stats.up_forwarded),
+                Direction::Down => (&ground_sock, config.ground, &stats.down_forwarded),
+            };
+            if sock.send_to(&bytes, to).await.is_ok() {
+                counter.fetch_add(1, Ordering::Relaxed);
             }
         }
-    });
-    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
-    let mut free_at = Instant::now();
-    loop {
-        let (n, src) = from_sock.recv_from(&mut buf).await?;
-        if src != from {
-            continue;
-        }
-        if config.loss > 0.0 && rand::rng().random_bool(config.loss.min(1.0)) {
+        let wake = queue
+            .next_at()
+            .map_or(now + Duration::from_secs(3600), to_real);
+        let (dir, n, from, expected) = tokio::select! {
+            r = ground_sock.recv_from(&mut gbuf) => { let (n, f) = r?; (Direction::Up, n, f, config.ground) }
+            r = flight_sock.recv_from(&mut fbuf) => { let (n, f) = r?; (Direction::Down, n, f, config.flight) }
+            _ = tokio::time::sleep_until(wake) => continue,
+        };
+        if from != expected {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let now = Instant::now();
-        let start = free_at.max(now);
-        let airtime = bps.map_or(Duration::ZERO, |b| {
-            Duration::from_secs_f64((n as f64 * 8.0) / b.max(1) as f64)
-        });
-        free_at = start + airtime;
-        // A full queue behaves like a radio buffer overflowing: the datagram is lost.
-        if tx
-            .try_send((free_at + config.delay, buf[..n].to_vec()))
-            .is_err()
-        {
+        let bytes = match dir {
+            Direction::Up => &gbuf[..n],
+            Direction::Down => &fbuf[..n],
+        };
+        let arrivals = model.transmit(to_model(Instant::now()), dir, bytes);
+        if arrivals.is_empty() {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        for (at, copy) in arrivals {
+            queue.push(at, (dir, copy));
         }
     }
 }

@@ -1,28 +1,93 @@
+//! The tokio driver of a [`sync::Session`] over a UDP socket and a [`FileStore`].
+
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
-use sync::{Channel, ChannelConfig};
+use sync::{Event, Session, SessionConfig, SessionStats};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use wire::{MAX_DATAGRAM, Message};
+use wire::{Digest, Direction, LinkKey, MAX_PACKET, Message};
 
-/// Where an endpoint listens and whom it talks to.
+use crate::store::{FileStore, ObjectLayout};
+
+/// Where an endpoint listens, whom it talks to, and where it keeps its state.
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
     /// The local UDP address.
     pub bind: SocketAddr,
     /// The peer's UDP address (the link emulator's port facing this side).
     pub peer: SocketAddr,
-    /// Send rate limit in bytes per second, or none.
-    pub rate_bytes_per_sec: Option<u64>,
+    /// The satellite's link key.
+    pub key: LinkKey,
+    /// The direction this side sends: the ground `Up`, the flight agent `Down`.
+    pub sends: Direction,
+    /// Session state: counters, outbox, spools, inbox.
+    pub state_dir: PathBuf,
+    /// Where objects are read from and committed to.
+    pub objects: ObjectLayout,
+    /// The rate to pace sending at, in bit/s (`None`: unpaced).
+    pub rate_bits_per_sec: Option<u64>,
+    /// When the link is up.
+    pub contact: Contact,
 }
 
-/// Sends messages to the peer. Cheap to clone.
+/// When the link is up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Contact {
+    /// Always (the Engineering Model on the ground).
+    Always,
+    /// During these windows only (a flight system's contact plan).
+    Windows(Vec<(SystemTime, SystemTime)>),
+}
+
+impl Contact {
+    fn is_up(&self, now: SystemTime) -> bool {
+        match self {
+            Contact::Always => true,
+            Contact::Windows(w) => w.iter().any(|&(a, b)| now >= a && now < b),
+        }
+    }
+
+    fn next_change(&self, now: SystemTime) -> Option<SystemTime> {
+        match self {
+            Contact::Always => None,
+            Contact::Windows(w) => w
+                .iter()
+                .flat_map(|&(a, b)| [a, b])
+                .filter(|&t| t > now)
+                .min(),
+        }
+    }
+}
+
+/// What the endpoint hands the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// A message from the peer, in order.
+    Message(Message),
+    /// An object arrived, verified, and is now in the object directory.
+    ObjectReceived(Digest),
+    /// The peer committed an object this side sent.
+    ObjectDelivered(Digest),
+    /// An object queued for sending could not be read; it was dropped.
+    ObjectFailed(Digest, String),
+}
+
+/// Queues messages and objects for the peer. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct MessageSender {
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Command>,
+    stats: watch::Receiver<LinkStats>,
+}
+
+/// Events from the peer, in order.
+#[derive(Debug)]
+pub struct MessageReceiver {
+    rx: mpsc::Receiver<LinkEvent>,
 }
 
 /// The endpoint has stopped.
@@ -30,105 +95,218 @@ pub struct MessageSender {
 #[error("the link endpoint has stopped")]
 pub struct SendError;
 
+/// A snapshot of the endpoint, refreshed as it works.
+#[derive(Debug, Clone, Default)]
+pub struct LinkStats {
+    /// Whether the link is up now.
+    pub up: bool,
+    /// Outgoing transfers not yet committed by the peer.
+    pub outgoing: usize,
+    /// Their bytes not yet known to be received.
+    pub outgoing_bytes: u64,
+    /// The session's counters.
+    pub session: SessionStats,
+}
+
+#[derive(Debug)]
+enum Command {
+    Message(Message),
+    Object {
+        digest: Digest,
+        size: u64,
+        priority: u8,
+    },
+}
+
 impl MessageSender {
-    /// Queues a message; waits while too much is unacknowledged.
+    /// Queues a message; it is kept on disk until the peer has it.
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
-        self.tx.send(message).await.map_err(|_| SendError)
+        self.tx
+            .send(Command::Message(message))
+            .await
+            .map_err(|_| SendError)
+    }
+
+    /// Queues an object of the object directory; lower `priority` goes first (messages are 0).
+    pub async fn send_object(
+        &self,
+        digest: Digest,
+        size: u64,
+        priority: u8,
+    ) -> Result<(), SendError> {
+        self.tx
+            .send(Command::Object {
+                digest,
+                size,
+                priority,
+            })
+            .await
+            .map_err(|_| SendError)
+    }
+
+    /// The latest snapshot of the endpoint.
+    pub fn stats(&self) -> LinkStats {
+        self.stats.borrow().clone()
     }
 }
 
-/// Messages received from the peer, whole and in order.
-#[derive(Debug)]
-pub struct MessageReceiver {
-    rx: mpsc::Receiver<Message>,
-}
-
 impl MessageReceiver {
-    /// The next message; `None` once the endpoint has stopped.
-    pub async fn recv(&mut self) -> Option<Message> {
+    /// The next event; `None` once the endpoint has stopped.
+    pub async fn recv(&mut self) -> Option<LinkEvent> {
         self.rx.recv().await
     }
 }
 
-/// Bytes queued in the channel before senders are made to wait.
-const MAX_UNACKED_BYTES: usize = 8 << 20;
-/// Messages buffered between the endpoint and the application, each way.
-const QUEUE: usize = 64;
+/// Commands and events buffered between the endpoint and the application, each way.
+const QUEUE: usize = 256;
+/// Events the driver holds while the application is busy; beyond this it stops reading events
+/// from the session (which keeps them, persisted) rather than blocking the link.
+const PENDING_EVENTS: usize = 1024;
 
-/// Binds the socket and spawns the task that drives the channel. The task ends when every
+/// Opens the session's store, binds the socket and spawns the driver. The driver ends when every
 /// [`MessageSender`] and the [`MessageReceiver`] are dropped.
 pub async fn spawn_endpoint(
     config: EndpointConfig,
 ) -> io::Result<(MessageSender, MessageReceiver)> {
-    let socket = UdpSocket::bind(config.bind).await?;
-    let (out_tx, out_rx) = mpsc::channel(QUEUE);
-    let (in_tx, in_rx) = mpsc::channel(QUEUE);
-    let channel = Channel::new(ChannelConfig {
-        incarnation: loop {
-            let id: u64 = rand::random();
-            if id != 0 {
-                break id;
-            }
+    let store = FileStore::open(&config.state_dir, config.objects.clone())?;
+    let session = Session::new(
+        SessionConfig {
+            key: config.key.clone(),
+            sends: config.sends,
+            incarnation: loop {
+                let id: u64 = rand::random();
+                if id != 0 {
+                    break id;
+                }
+            },
+            packet_size: 1460,
+            reorder_window: Duration::from_millis(50),
+            ack_every: 16,
+            ack_delay: Duration::from_millis(20),
+            persist_bytes: 256 << 10,
+            persist_interval: Duration::from_secs(1),
         },
-        chunk_size: 1200,
-        window: 256,
-        initial_rto: Duration::from_millis(300),
-        rate_bytes_per_sec: config.rate_bytes_per_sec,
-        ack_delay: Duration::from_millis(10),
-    });
-    tokio::spawn(drive(socket, config.peer, channel, out_rx, in_tx));
-    Ok((MessageSender { tx: out_tx }, MessageReceiver { rx: in_rx }))
+        Box::new(store),
+    )?;
+    let socket = UdpSocket::bind(config.bind).await?;
+    let (cmd_tx, cmd_rx) = mpsc::channel(QUEUE);
+    let (ev_tx, ev_rx) = mpsc::channel(QUEUE);
+    let (stats_tx, stats_rx) = watch::channel(LinkStats::default());
+    tokio::spawn(drive(socket, config, session, cmd_rx, ev_tx, stats_tx));
+    Ok((
+        MessageSender {
+            tx: cmd_tx,
+            stats: stats_rx,
+        },
+        MessageReceiver { rx: ev_rx },
+    ))
 }
 
 async fn drive(
     socket: UdpSocket,
-    peer: SocketAddr,
-    mut channel: Channel,
-    mut outgoing: mpsc::Receiver<Message>,
-    incoming: mpsc::Sender<Message>,
+    config: EndpointConfig,
+    mut session: Session,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<LinkEvent>,
+    stats: watch::Sender<LinkStats>,
 ) {
-    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
-    let mut outgoing_open = true;
+    let mut buf = vec![0u8; MAX_PACKET + 1];
+    let mut pending: VecDeque<(Option<u64>, LinkEvent)> = VecDeque::new();
+    let mut commands_open = true;
+    let mut up = None;
+    let mut last_stats = Instant::now() - Duration::from_secs(1);
     loop {
         let now = Instant::now();
-        while let Some(d) = channel.poll_transmit(now.into_std()) {
-            if let Err(e) = socket.send_to(&d, peer).await {
-                tracing::debug!(%peer, error = %e, "send failed");
+        let wall = SystemTime::now();
+        let is_up = config.contact.is_up(wall);
+        if up != Some(is_up) {
+            session.set_link(now.into_std(), is_up, config.rate_bits_per_sec);
+            up = Some(is_up);
+            tracing::info!(up = is_up, "link contact");
+        }
+        session.handle_timeout(now.into_std());
+        while let Some(p) = session.poll_transmit(now.into_std()) {
+            if let Err(e) = socket.send_to(&p, config.peer).await {
+                tracing::debug!(peer = %config.peer, error = %e, "send failed");
             }
         }
-        while let Some(bytes) = channel.poll_message() {
-            match wire::decode_message(&bytes) {
-                Ok(m) => {
-                    if incoming.send(m).await.is_err() && !outgoing_open {
-                        return;
+        while pending.len() < PENDING_EVENTS {
+            let Some(ev) = session.poll_event() else {
+                break;
+            };
+            match ev {
+                Event::Message { seq, bytes } => match wire::decode_message(&bytes) {
+                    Ok(m) => pending.push_back((Some(seq), LinkEvent::Message(m))),
+                    Err(e) => {
+                        tracing::warn!(seq, error = %e, "dropped an undecodable message");
+                        session.message_done(seq);
                     }
+                },
+                Event::ObjectReceived { digest, .. } => {
+                    pending.push_back((None, LinkEvent::ObjectReceived(digest)))
                 }
-                Err(e) => tracing::warn!(error = %e, "dropped an undecodable message"),
+                Event::ObjectDelivered { digest } => {
+                    pending.push_back((None, LinkEvent::ObjectDelivered(digest)))
+                }
+                Event::ObjectFailed { digest, error } => {
+                    tracing::warn!(%digest, %error, "an outgoing object could not be read");
+                    pending.push_back((None, LinkEvent::ObjectFailed(digest, error)))
+                }
             }
         }
-        if !outgoing_open && incoming.is_closed() {
+        if now >= last_stats + Duration::from_millis(250) {
+            last_stats = now;
+            stats.send_replace(LinkStats {
+                up: is_up,
+                outgoing: session.outgoing(),
+                outgoing_bytes: session.outgoing_bytes(),
+                session: session.stats().clone(),
+            });
+        }
+        if !commands_open && events.is_closed() {
             return;
         }
-        let deadline = channel.poll_timeout().map(Instant::from_std);
-        let room = channel.unacked_bytes() < MAX_UNACKED_BYTES;
+        let mut deadline = session.poll_timeout().map(Instant::from_std);
+        if let Some(change) = config.contact.next_change(wall) {
+            let wait = change.duration_since(wall).unwrap_or_default();
+            let t = now + wait;
+            deadline = Some(deadline.map_or(t, |d| d.min(t)));
+        }
+        // Wake at least every second to refresh the snapshot.
+        let deadline = deadline.map_or(now + Duration::from_secs(1), |d| {
+            d.min(now + Duration::from_secs(1))
+        });
         tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
-                Ok((n, from)) if from == peer => channel.handle_datagram(Instant::now().into_std(), &buf[..n]),
+                Ok((n, from)) if from == config.peer => session.handle_datagram(Instant::now().into_std(), &buf[..n]),
                 Ok((_, from)) => tracing::debug!(%from, "datagram from a stranger dropped"),
                 Err(e) => tracing::debug!(error = %e, "receive failed"),
             },
-            m = outgoing.recv(), if outgoing_open && room => match m {
-                Some(m) => channel.send(wire::encode_message(&m)),
-                None => outgoing_open = false,
+            c = commands.recv(), if commands_open => match c {
+                Some(Command::Message(m)) => {
+                    if let Err(e) = session.send_message(wire::encode_message(&m)) {
+                        tracing::error!(error = %e, "could not queue a message");
+                    }
+                }
+                Some(Command::Object { digest, size, priority }) => {
+                    if let Err(e) = session.send_object(digest, size, priority) {
+                        tracing::error!(%digest, error = %e, "could not queue an object");
+                    }
+                }
+                None => commands_open = false,
             },
-            _ = sleep_until(deadline) => channel.handle_timeout(Instant::now().into_std()),
+            permit = events.reserve(), if !pending.is_empty() => match permit {
+                Ok(permit) => {
+                    if let Some((seq, ev)) = pending.pop_front() {
+                        permit.send(ev);
+                        if let Some(seq) = seq {
+                            session.message_done(seq);
+                        }
+                    }
+                }
+                Err(_) => pending.clear(),
+            },
+            _ = tokio::time::sleep_until(deadline) => {}
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

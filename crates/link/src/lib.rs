@@ -1,16 +1,23 @@
 //! UDP endpoints and the link emulator.
 //!
-//! `link` owns every socket. [`spawn_endpoint`] drives a `sync::Channel` over a UDP socket and
-//! hands the application typed [`wire::Message`]s; [`run_emulator`] sits between ground and
-//! flight and forwards datagrams with the rate, delay and loss of a space link. Neither knows
-//! what a message means.
+//! `link` owns every socket and the session's files. [`spawn_endpoint`] drives a
+//! `sync::Session` over a UDP socket and a [`FileStore`], taking messages and objects from the
+//! application and handing it [`LinkEvent`]s; [`run_emulator`] sits between ground and flight and
+//! forwards datagrams through the [`LinkModel`] (rate, delay, loss, contact windows). [`sim`] and
+//! [`bench`] run the same sessions and model in simulated time. None of it knows what a message
+//! means.
 
 pub mod bench;
 mod emulator;
 mod endpoint;
 mod model;
 pub mod sim;
+mod store;
 
 pub use emulator::{EmulatorConfig, EmulatorStats, run_emulator};
-pub use endpoint::{EndpointConfig, MessageReceiver, MessageSender, SendError, spawn_endpoint};
+pub use endpoint::{
+    Contact, EndpointConfig, LinkEvent, LinkStats, MessageReceiver, MessageSender, SendError,
+    spawn_endpoint,
+};
 pub use model::{Deliveries, LinkModel, LinkModelConfig, Loss, ModelStats};
+pub use store::{FileStore, ObjectLayout};

@@ -1,14 +1,15 @@
-//! The vocabulary shared by ground and flight: frames on the link and the messages they carry.
+//! The vocabulary shared by ground and flight: packets on the link and the messages they carry.
 //!
 //! `wire` knows how bytes look on the link and what they mean; it never does I/O, reads no clock
-//! and spawns nothing. Two layers:
+//! and spawns nothing. Three layers:
 //!
-//! - [`Frame`]: one datagram. A fixed, hand-specified header, a payload and a CRC32C trailer.
-//!   [`Frame::decode`] never panics and bounds every length; a frame that fails any check is an
-//!   error with a [`FrameErrorKind`].
-//! - [`Message`]: what ground and flight say to each other (plans, task events, content-addressed
-//!   objects), encoded with postcard and carried, split into chunks, by the transfer layer in
-//!   `sync`.
+//! - packets ([`Sealer`], [`Opener`]): one datagram, sealed with ChaCha20-Poly1305 under the
+//!   satellite's [`LinkKey`], numbered, checksummed with CRC32C, and checked against a
+//!   [`ReplayWindow`]. Opening never panics and bounds every length.
+//! - chunks ([`Chunk`]): what a packet body holds — transfer data, offers, acknowledgement ranges,
+//!   status reports, the hello handshake — in a bounded, hand-specified varint layout.
+//! - [`Message`]: what ground and flight say to each other (plans, task events, requests for
+//!   objects), encoded with postcard and carried as message transfers of a `sync` session.
 //!
 //! It also holds the plain data both sides must agree on: [`Digest`], the onboard base-image
 //! [`catalogue`], and the error codes of [`ErrorCode`] (compatible with Clustergate-2's).
@@ -17,7 +18,6 @@ mod catalogue_data;
 mod chunk;
 mod digest;
 mod errors;
-mod frame;
 mod message;
 mod packet;
 
@@ -28,10 +28,6 @@ pub use chunk::{
 };
 pub use digest::{Digest, DigestParseError};
 pub use errors::ErrorCode;
-pub use frame::{
-    Ack, DataChunk, FRAME_OVERHEAD, Frame, FrameError, FrameErrorKind, MAX_DATAGRAM,
-    MAX_SACK_RANGES,
-};
 pub use message::{
     DecodeMessageError, ExecutionState, FileEntry, FileRef, ImageRef, MAX_MESSAGE, Message,
     OnFailure, Plan, PlanTask, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile,

@@ -2,8 +2,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{BaseImage, Digest, ErrorCode};
 
-/// The largest encoded [`Message`] either side accepts. Objects travel as parts of at most
-/// [`Message::OBJECT_PART`] bytes, so this bounds plans and listings, not files.
+/// The largest encoded [`Message`] either side accepts. Objects travel beside messages as
+/// transfers of their own, so this bounds plans and listings, not files.
 pub const MAX_MESSAGE: usize = 4 << 20;
 
 /// What ground and flight say to each other. Every message crosses the link whole, in order,
@@ -22,22 +22,11 @@ pub enum Message {
     },
     /// Ground → flight: an execution compiled into tasks for the agent to run.
     Plan(Plan),
-    /// Either way: the sender lacks these objects and asks for them.
+    /// Either way: the sender lacks these objects and asks for them; they come back as object
+    /// transfers of the link session, not as messages.
     Need {
         /// Objects wanted, in the order wanted.
         digests: Vec<Digest>,
-    },
-    /// Either way: one part of a content-addressed object. Parts of one object arrive in order
-    /// of `offset`; the receiver verifies the digest when `offset + data.len() == total`.
-    Object {
-        /// The object's sha256.
-        digest: Digest,
-        /// Byte offset of `data` in the object.
-        offset: u64,
-        /// The object's whole size.
-        total: u64,
-        /// The bytes.
-        data: Vec<u8>,
     },
     /// Flight → ground: a task changed state.
     TaskEvent {
@@ -72,11 +61,6 @@ pub enum Message {
         /// Every file and folder in the volume (bounded by the agent).
         files: Vec<FileEntry>,
     },
-}
-
-impl Message {
-    /// The size of the data in one [`Message::Object`] part.
-    pub const OBJECT_PART: usize = 256 << 10;
 }
 
 /// An execution compiled for the flight agent.

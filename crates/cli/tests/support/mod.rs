@@ -42,13 +42,16 @@ impl Stack {
         let dir = tempfile::tempdir().unwrap();
         let (ground_udp, link_ground, link_flight, flight_udp) =
             (free_udp(), free_udp(), free_udp(), free_udp());
+        let key = wire::LinkKey::from_bytes(rand::random());
         let g = ground::Ground::open(ground::GroundConfig {
             data_dir: dir.path().join("ground"),
             systems: vec![ground::SystemLink {
                 name: "em".into(),
                 bind: ground_udp,
                 link: link_ground,
-                rate_bytes_per_sec: None,
+                key: key.clone(),
+                rate_bits_per_sec: None,
+                contact: link::Contact::Always,
             }],
         })
         .await
@@ -71,10 +74,9 @@ impl Stack {
                 ground: ground_udp,
                 flight_side: link_flight,
                 flight: flight_udp,
-                up_bps: None,
-                down_bps: None,
-                delay: Duration::from_millis(5),
-                loss: 0.0,
+                model: link::LinkModelConfig::ideal(Duration::from_millis(5)),
+                seed: 1,
+                time_scale: 1.0,
             };
             link::run_emulator(config, Arc::default()).await.unwrap();
         }));
@@ -84,6 +86,9 @@ impl Stack {
             volumes_dir: dir.path().join("flight/volumes"),
             bind: flight_udp,
             link: link_flight,
+            key,
+            rate_bits_per_sec: None,
+            contact: link::Contact::Always,
         };
         tasks.push(tokio::spawn(async move {
             flight::run(flight_config).await.unwrap();

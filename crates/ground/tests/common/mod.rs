@@ -37,7 +37,9 @@ pub async fn ground() -> TestGround {
         name: "em".into(),
         bind: "127.0.0.1:0".parse().unwrap(),
         link: "127.0.0.1:9".parse().unwrap(),
-        rate_bytes_per_sec: None,
+        key: wire::LinkKey::from_bytes([7; 32]),
+        rate_bits_per_sec: None,
+        contact: link::Contact::Always,
     }])
     .await
 }
@@ -66,6 +68,19 @@ impl Reply {
 }
 
 impl TestGround {
+    /// Stops this ground and opens another on the same data directory, as after a restart.
+    pub async fn reopen(self, systems: Vec<SystemLink>) -> TestGround {
+        let TestGround { ground, dir } = self;
+        drop(ground);
+        let ground = Ground::open(GroundConfig {
+            data_dir: dir.path().to_path_buf(),
+            systems,
+        })
+        .await
+        .unwrap();
+        TestGround { ground, dir }
+    }
+
     pub fn app(&self) -> Router {
         self.ground.app()
     }

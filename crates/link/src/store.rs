@@ -1,0 +1,471 @@
+//! The session [`Store`] on disk.
+//!
+//! Layout under the state directory:
+//!
+//! ```text
+//! counters.json            packet-number reservation, transfer and message counters, replay floor
+//! outbox/<t>.json          an outgoing transfer (offer, high-water mark); messages keep their
+//! outbox/<t>.body          bytes beside it
+//! spool/<t>.data           received bytes, written at their offsets
+//! spool/<t>.json           the offer and the ranges received durably
+//! inbox/<seq>.msg          committed messages not yet handled
+//! committed.json           the last transfers committed (so a resumed sender hears "committed")
+//! ```
+//!
+//! Objects live in the application's content-addressed directory ([`ObjectLayout`]). Every
+//! metadata file is replaced atomically (write, fsync, rename); spool data is fsynced before the
+//! ranges that claim it.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use sync::{Commit, Counters, OutboxEntry, Persisted, SpoolEntry, Store};
+use wire::{Digest, Offer, TransferKind};
+
+/// Where the application keeps content-addressed objects: `root/<hex>`, or `root/<aa>/<hex>`
+/// with `fanout`.
+#[derive(Debug, Clone)]
+pub struct ObjectLayout {
+    /// The directory of objects.
+    pub root: PathBuf,
+    /// Whether objects sit in subdirectories named by their first two hex digits.
+    pub fanout: bool,
+}
+
+impl ObjectLayout {
+    /// The path of an object.
+    pub fn path(&self, d: &Digest) -> PathBuf {
+        let hex = d.hex();
+        if self.fanout {
+            self.root.join(&hex[..2]).join(hex)
+        } else {
+            self.root.join(hex)
+        }
+    }
+}
+
+/// A [`Store`] on the filesystem. See the module documentation for the layout.
+pub struct FileStore {
+    dir: PathBuf,
+    objects: ObjectLayout,
+    spool_files: HashMap<u64, File>,
+    committed: VecDeque<u64>,
+}
+
+const COMMITTED_MEMORY: usize = 4096;
+
+#[derive(Serialize, Deserialize, Default)]
+struct CountersFile {
+    pn_reserved: u64,
+    next_transfer: u64,
+    next_message_seq: u64,
+    replay_floor: Option<u64>,
+    delivered_seq: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct OfferFile {
+    transfer: u64,
+    message_seq: Option<u64>,
+    size: u64,
+    priority: u8,
+    digest: Digest,
+}
+
+impl From<&Offer> for OfferFile {
+    fn from(o: &Offer) -> OfferFile {
+        OfferFile {
+            transfer: o.transfer,
+            message_seq: match o.kind {
+                TransferKind::Message { seq } => Some(seq),
+                TransferKind::Object => None,
+            },
+            size: o.size,
+            priority: o.priority,
+            digest: o.digest,
+        }
+    }
+}
+
+impl From<OfferFile> for Offer {
+    fn from(o: OfferFile) -> Offer {
+        Offer {
+            transfer: o.transfer,
+            kind: o
+                .message_seq
+                .map_or(TransferKind::Object, |seq| TransferKind::Message { seq }),
+            size: o.size,
+            priority: o.priority,
+            digest: o.digest,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct OutboxFile {
+    offer: OfferFile,
+    sent_hwm: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SpoolFile {
+    offer: Option<OfferFile>,
+    received: Vec<(u32, u32)>,
+}
+
+impl FileStore {
+    /// Opens (creating) a store in `dir`, with objects kept as `objects` says.
+    pub fn open(dir: &Path, objects: ObjectLayout) -> io::Result<FileStore> {
+        for sub in ["outbox", "spool", "inbox"] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        fs::create_dir_all(&objects.root)?;
+        let committed = match fs::read(dir.join("committed.json")) {
+            Ok(b) => serde_json::from_slice::<Vec<u64>>(&b)
+                .map_err(invalid)?
+                .into(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => VecDeque::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(FileStore {
+            dir: dir.to_path_buf(),
+            objects,
+            spool_files: HashMap::new(),
+            committed,
+        })
+    }
+
+    fn spool_data(&self, t: u64) -> PathBuf {
+        self.dir.join("spool").join(format!("{t}.data"))
+    }
+
+    fn spool_meta(&self, t: u64) -> PathBuf {
+        self.dir.join("spool").join(format!("{t}.json"))
+    }
+
+    fn spool_file(&mut self, t: u64) -> io::Result<&mut File> {
+        if !self.spool_files.contains_key(&t) {
+            if self.spool_files.len() >= 64 {
+                self.spool_files.clear();
+            }
+            let f = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(self.spool_data(t))?;
+            self.spool_files.insert(t, f);
+        }
+        self.spool_files
+            .get_mut(&t)
+            .ok_or_else(|| io::Error::other("spool file vanished"))
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Replaces `path` atomically with `bytes`.
+fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
+    serde_json::from_slice(&fs::read(path)?)
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))
+}
+
+/// Files of `dir` named `<number>.<ext>`, by number.
+fn numbered(dir: &Path, ext: &str) -> io::Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir)? {
+        let name = e?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(n) = name
+            .strip_suffix(ext)
+            .and_then(|s| s.strip_suffix('.'))
+            .and_then(|s| s.parse().ok())
+        {
+            out.push(n);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+impl Store for FileStore {
+    fn load(&mut self) -> io::Result<Persisted> {
+        let c: CountersFile = match read_json(&self.dir.join("counters.json")) {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => CountersFile::default(),
+            Err(e) => return Err(e),
+        };
+        let mut outbox = Vec::new();
+        for t in numbered(&self.dir.join("outbox"), "json")? {
+            let f: OutboxFile = read_json(&self.dir.join("outbox").join(format!("{t}.json")))?;
+            let offer: Offer = f.offer.into();
+            let body = match offer.kind {
+                TransferKind::Message { .. } => {
+                    Some(fs::read(self.dir.join("outbox").join(format!("{t}.body")))?)
+                }
+                TransferKind::Object => None,
+            };
+            outbox.push(OutboxEntry {
+                offer,
+                sent_hwm: f.sent_hwm,
+                body,
+            });
+        }
+        let mut spools = Vec::new();
+        for t in numbered(&self.dir.join("spool"), "json")? {
+            let f: SpoolFile = read_json(&self.spool_meta(t))?;
+            spools.push(SpoolEntry {
+                transfer: t,
+                offer: f.offer.map(Into::into),
+                received: f.received,
+            });
+        }
+        let mut inbox = Vec::new();
+        for seq in numbered(&self.dir.join("inbox"), "msg")? {
+            inbox.push((
+                seq,
+                fs::read(self.dir.join("inbox").join(format!("{seq}.msg")))?,
+            ));
+        }
+        Ok(Persisted {
+            counters: Counters {
+                pn_reserved: c.pn_reserved,
+                next_transfer: c.next_transfer,
+                next_message_seq: c.next_message_seq,
+                replay_floor: c.replay_floor,
+                delivered_seq: c.delivered_seq,
+            },
+            outbox,
+            spools,
+            committed: self.committed.iter().copied().collect(),
+            inbox,
+        })
+    }
+
+    fn save_counters(&mut self, c: &Counters) -> io::Result<()> {
+        let f = CountersFile {
+            pn_reserved: c.pn_reserved,
+            next_transfer: c.next_transfer,
+            next_message_seq: c.next_message_seq,
+            replay_floor: c.replay_floor,
+            delivered_seq: c.delivered_seq,
+        };
+        write_atomic(
+            &self.dir.join("counters.json"),
+            &serde_json::to_vec(&f).map_err(invalid)?,
+        )
+    }
+
+    fn outbox_put(&mut self, e: &OutboxEntry) -> io::Result<()> {
+        let t = e.offer.transfer;
+        let base = self.dir.join("outbox");
+        if let Some(body) = &e.body {
+            let body_path = base.join(format!("{t}.body"));
+            if !body_path.exists() {
+                write_atomic(&body_path, body)?;
+            }
+        }
+        let f = OutboxFile {
+            offer: (&e.offer).into(),
+            sent_hwm: e.sent_hwm,
+        };
+        write_atomic(
+            &base.join(format!("{t}.json")),
+            &serde_json::to_vec(&f).map_err(invalid)?,
+        )
+    }
+
+    fn outbox_remove(&mut self, t: u64) -> io::Result<()> {
+        let base = self.dir.join("outbox");
+        for name in [format!("{t}.json"), format!("{t}.body")] {
+            match fs::remove_file(base.join(name)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn read_object(&mut self, d: &Digest, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut f = File::open(self.objects.path(d))?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read(&mut buf[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        Ok(n)
+    }
+
+    fn has_object(&mut self, d: &Digest) -> bool {
+        self.objects.path(d).is_file()
+    }
+
+    fn spool_write(&mut self, t: u64, offset: u64, data: &[u8]) -> io::Result<()> {
+        let f = self.spool_file(t)?;
+        f.seek(SeekFrom::Start(offset))?;
+        f.write_all(data)
+    }
+
+    fn spool_persist(
+        &mut self,
+        t: u64,
+        offer: Option<&Offer>,
+        received: &[(u32, u32)],
+    ) -> io::Result<()> {
+        self.spool_file(t)?.sync_data()?;
+        let f = SpoolFile {
+            offer: offer.map(Into::into),
+            received: received.to_vec(),
+        };
+        write_atomic(
+            &self.spool_meta(t),
+            &serde_json::to_vec(&f).map_err(invalid)?,
+        )
+    }
+
+    fn spool_commit(&mut self, offer: &Offer) -> io::Result<Commit> {
+        let t = offer.transfer;
+        self.spool_files.remove(&t);
+        let data = self.spool_data(t);
+        let file = OpenOptions::new().read(true).write(true).open(&data)?;
+        file.set_len(offer.size)?;
+        file.sync_all()?;
+        let mut hasher = Sha256::new();
+        let mut reader = io::BufReader::with_capacity(1 << 16, file);
+        io::copy(&mut reader, &mut HashWriter(&mut hasher))?;
+        let ok = Digest(hasher.finalize().into()) == offer.digest;
+        let result = if !ok {
+            Commit::Mismatch
+        } else {
+            match offer.kind {
+                TransferKind::Object => {
+                    let dest = self.objects.path(&offer.digest);
+                    if let Some(dir) = dest.parent() {
+                        fs::create_dir_all(dir)?;
+                    }
+                    if fs::rename(&data, &dest).is_err() {
+                        fs::copy(&data, &dest)?;
+                    }
+                    Commit::Object
+                }
+                TransferKind::Message { seq } => {
+                    let bytes = fs::read(&data)?;
+                    write_atomic(&self.dir.join("inbox").join(format!("{seq}.msg")), &bytes)?;
+                    Commit::Message(bytes)
+                }
+            }
+        };
+        if ok {
+            self.committed.push_back(t);
+            while self.committed.len() > COMMITTED_MEMORY {
+                self.committed.pop_front();
+            }
+            let list: Vec<u64> = self.committed.iter().copied().collect();
+            write_atomic(
+                &self.dir.join("committed.json"),
+                &serde_json::to_vec(&list).map_err(invalid)?,
+            )?;
+        }
+        let _ = fs::remove_file(&data);
+        let _ = fs::remove_file(self.spool_meta(t));
+        Ok(result)
+    }
+
+    fn spool_drop(&mut self, t: u64) -> io::Result<()> {
+        self.spool_files.remove(&t);
+        let _ = fs::remove_file(self.spool_data(t));
+        let _ = fs::remove_file(self.spool_meta(t));
+        Ok(())
+    }
+
+    fn inbox_remove(&mut self, seq: u64) -> io::Result<()> {
+        match fs::remove_file(self.dir.join("inbox").join(format!("{seq}.msg"))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_a_reopen() {
+        let dir = std::env::temp_dir().join(format!("orbitdock-store-{}", rand::random::<u64>()));
+        let layout = ObjectLayout {
+            root: dir.join("objects"),
+            fanout: true,
+        };
+        let offer = Offer {
+            transfer: 3,
+            kind: TransferKind::Object,
+            size: 10,
+            priority: 1,
+            digest: Digest::of(b"0123456789"),
+        };
+        {
+            let mut s = FileStore::open(&dir, layout.clone()).unwrap();
+            s.spool_write(3, 5, b"56789").unwrap();
+            s.spool_persist(3, Some(&offer), &[(1, 2)]).unwrap();
+            s.save_counters(&Counters {
+                pn_reserved: 77,
+                ..Counters::default()
+            })
+            .unwrap();
+        }
+        let mut s = FileStore::open(&dir, layout.clone()).unwrap();
+        let p = s.load().unwrap();
+        assert_eq!(p.counters.pn_reserved, 77);
+        assert_eq!(p.spools[0].received, vec![(1, 2)]);
+        s.spool_write(3, 0, b"01234").unwrap();
+        assert_eq!(s.spool_commit(&offer).unwrap(), Commit::Object);
+        let mut buf = [0u8; 4];
+        assert_eq!(s.read_object(&offer.digest, 6, &mut buf).unwrap(), 4);
+        assert_eq!(&buf, b"6789");
+        assert!(
+            FileStore::open(&dir, layout)
+                .unwrap()
+                .load()
+                .unwrap()
+                .committed
+                .contains(&3)
+        );
+        let _ = fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,54 @@
+//! orbitdock preflight: catches on the ground, in seconds, what would fail in orbit.
+//!
+//! Given a build context (a folder, or any [`ContextSource`]) and its Dockerfile, an image
+//! archive, or a single binary, plus the [`System`] it is meant for (platform, builder and the
+//! preloaded base-image [`Catalogue`]), preflight returns a [`Report`]: [`Diagnostic`]s with a
+//! stable rule code, a position and a help line, and the [`Facts`] it learnt (stages, binaries,
+//! sizes, bytes to uplink). It never fails: malformed input is a diagnostic.
+//!
+//! The rules (see `RULES.md`): FROM only from the onboard catalogue, for the system's platform;
+//! no network in RUN or ADD; COPY sources present in the upload; a non-root USER and exec-form
+//! commands; ELF binaries of the right machine whose loader, libraries and glibc versions the
+//! base provides; script interpreters present; archives of the right platform, with their size
+//! and what must be uplinked.
+//!
+//! **Architecture invariant:** no network, no async, no clock; files are read only through
+//! [`ContextSource`] or the paths given, and only as much as needed (ELF headers by offset,
+//! archive members by header).
+//!
+//! ```
+//! use preflight::{Options, System, lint_dockerfile_text};
+//!
+//! let report = lint_dockerfile_text(
+//!     "FROM alpine:3.19\nRUN apk add curl\n",
+//!     "Dockerfile",
+//!     &System::flight("sat1"),
+//!     &Options::onboard(),
+//! );
+//! assert!(report.has_errors());
+//! let codes: Vec<_> = report.diagnostics.iter().map(|d| d.code).collect();
+//! assert_eq!(codes, ["OD101", "OD201"]);
+//! ```
+
+mod catalogue;
+mod context;
+mod diagnostic;
+mod dockerfile;
+mod elf;
+mod lint;
+mod rules;
+mod shell;
+mod suggest;
+mod words;
+
+pub use catalogue::{
+    BaseImage, Builder, Catalogue, DEBIAN12_GLIBC, FLIGHT_PLATFORM, System, Version, host_platform,
+};
+pub use context::{ContextSource, DirContext, Entry, EntryKind, MemContext};
+pub use diagnostic::{Diagnostic, Position, Severity, Summary, has_errors, render, summary};
+pub use lint::{
+    ArchiveImage, ArchiveOptions, BinaryFacts, BuildSite, Eta, Facts, LayerFacts, Options, Report,
+    StageFacts, lint_binary, lint_context, lint_dockerfile_text, lint_source,
+};
+pub use rules::archive::lint_archive;
+pub use rules::{RULES, RuleInfo, rule_info};
