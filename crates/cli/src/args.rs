@@ -38,6 +38,31 @@ pub(crate) enum Command {
     },
     /// Run a benchmark and print its table.
     Bench(BenchArgs),
+    /// Check, on the ground, what would fail onboard: a build context folder (with its
+    /// Dockerfile), a Dockerfile, a `docker save` archive or a binary. Exit status 1 on errors.
+    Lint(LintArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct LintArgs {
+    /// A folder (build context), a Dockerfile, an image archive (.tar) or a binary.
+    pub(crate) path: PathBuf,
+    /// The Dockerfile, relative to the context folder.
+    #[arg(long, short = 'f', default_value = "Dockerfile")]
+    pub(crate) file: String,
+    /// The target system: `em` (this machine's platform) or a flight system (linux/arm64).
+    #[arg(long, default_value = "em")]
+    pub(crate) system: String,
+    /// The image will be built on the ground and uploaded as an archive (multi-stage builds
+    /// from non-catalogue images are fine there).
+    #[arg(long)]
+    pub(crate) ground_build: bool,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "sarif")]
+    pub(crate) json: bool,
+    /// Print SARIF 2.1.0 (for code-scanning tools).
+    #[arg(long)]
+    pub(crate) sarif: bool,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -55,6 +80,8 @@ pub(crate) enum BenchWhat {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Pass prediction: 1 and 10 stations over 1 and 7 days.
+    Passes,
 }
 
 impl Command {

@@ -8,6 +8,7 @@
 mod args;
 mod client;
 mod demo;
+mod lint;
 mod roles;
 mod session;
 mod verbs;
@@ -51,6 +52,7 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
         Command::Exec(a) => verbs::exec(a).await,
         Command::Keygen { path } => roles::keygen(&path),
         Command::Bench(a) => roles::bench(a),
+        Command::Lint(a) => lint::run(a),
     }
 }
 

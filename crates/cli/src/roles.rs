@@ -163,6 +163,24 @@ pub(crate) fn write_new_key(path: &std::path::Path) -> anyhow::Result<()> {
 
 pub(crate) fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode> {
     match a.what {
+        crate::args::BenchWhat::Passes => {
+            println!(
+                "{:>8} {:>5} {:>13} {:>12} {:>13}",
+                "stations", "days", "passes found", "time (ms)", "µs per pass"
+            );
+            for (stations, days) in [(1, 1.0), (1, 7.0), (10, 1.0), (10, 7.0)] {
+                let b = orbit::PassBenchmark::new(stations);
+                let t = std::time::Instant::now();
+                let found = b
+                    .run(days)
+                    .map_err(|e| anyhow::anyhow!("pass prediction failed: {e}"))?;
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                println!(
+                    "{stations:>8} {days:>5} {found:>13} {ms:>12.1} {:>13.1}",
+                    ms * 1e3 / found.max(1) as f64
+                );
+            }
+        }
         crate::args::BenchWhat::Link { seed } => {
             eprintln!(
                 "simulating two 7-minute passes per row over 30 link conditions, twice (orbitdock, baseline)…"

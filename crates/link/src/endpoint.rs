@@ -104,6 +104,8 @@ pub struct LinkStats {
     pub outgoing: usize,
     /// Their bytes not yet known to be received.
     pub outgoing_bytes: u64,
+    /// Each of them, in sending order.
+    pub transfers: Vec<sync::OutgoingTransfer>,
     /// The session's counters.
     pub session: SessionStats,
 }
@@ -260,6 +262,7 @@ async fn drive(
                 up: is_up,
                 outgoing: session.outgoing(),
                 outgoing_bytes: session.outgoing_bytes(),
+                transfers: session.outgoing_transfers(),
                 session: session.stats().clone(),
             });
         }

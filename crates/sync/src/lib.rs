@@ -32,5 +32,5 @@ mod session;
 mod store;
 
 pub use ranges::RangeSet;
-pub use session::{Event, Session, SessionConfig, SessionStats, packet_count};
+pub use session::{Event, OutgoingTransfer, Session, SessionConfig, SessionStats, packet_count};
 pub use store::{Commit, Counters, MemStore, OutboxEntry, Persisted, SpoolEntry, Store};

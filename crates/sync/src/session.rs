@@ -71,6 +71,23 @@ pub enum Event {
     },
 }
 
+/// An outgoing transfer as the application may see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingTransfer {
+    /// The transfer id.
+    pub transfer: u64,
+    /// The digest of its bytes.
+    pub digest: Digest,
+    /// Whether it is a message (else an object).
+    pub message: bool,
+    /// Its size.
+    pub size: u64,
+    /// Bytes not yet known to be received.
+    pub remaining: u64,
+    /// Its priority (0 first).
+    pub priority: u8,
+}
+
 /// Counters, for benchmarks, tests and telemetry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionStats {
@@ -326,6 +343,29 @@ impl Session {
     /// Outgoing transfers not yet committed by the peer.
     pub fn outgoing(&self) -> usize {
         self.out.len()
+    }
+
+    /// The outgoing transfers in the order they will be sent (priority, then age), with the
+    /// bytes of each not yet known to be received: what an ETA is computed from.
+    pub fn outgoing_transfers(&self) -> Vec<OutgoingTransfer> {
+        let p = self.config.packet_size as u64;
+        let mut v: Vec<OutgoingTransfer> = self
+            .out
+            .values()
+            .map(|o| {
+                let known = (o.received.len() * p).min(o.entry.offer.size);
+                OutgoingTransfer {
+                    transfer: o.entry.offer.transfer,
+                    digest: o.entry.offer.digest,
+                    message: o.entry.body.is_some(),
+                    size: o.entry.offer.size,
+                    remaining: o.entry.offer.size - known,
+                    priority: o.entry.offer.priority,
+                }
+            })
+            .collect();
+        v.sort_by_key(|t| (t.priority, t.transfer));
+        v
     }
 
     /// Bytes of outgoing transfers not yet known to be received.
