@@ -38,6 +38,15 @@ pub(crate) enum Command {
     },
     /// Run a benchmark and print its table.
     Bench(BenchArgs),
+    /// List the upcoming passes of a system (or of every system) with their capacity.
+    Passes {
+        /// The system [default: every system with an orbit].
+        #[arg(long)]
+        system: Option<String>,
+        /// How far ahead, in hours (1 to 168).
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+    },
     /// Check, on the ground, what would fail onboard: a build context folder (with its
     /// Dockerfile), a Dockerfile, a `docker save` archive or a binary. Exit status 1 on errors.
     Lint(LintArgs),
@@ -101,7 +110,7 @@ pub(crate) struct DemoArgs {
     /// The HTTP address of the API and dashboard.
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub(crate) http: SocketAddr,
-    /// First of four consecutive UDP ports on 127.0.0.1 for ground, link and flight.
+    /// First of eight consecutive UDP ports on 127.0.0.1 for ground, links and flight agents.
     #[arg(long, default_value_t = 7701)]
     pub(crate) udp_base: u16,
     /// The demo user's password.
@@ -126,6 +135,9 @@ pub(crate) struct GroundArgs {
     /// Folder of link keys, one `<system>.key` per system [default: DATA_DIR/keys].
     #[arg(long)]
     pub(crate) keys: Option<PathBuf>,
+    /// Orbits and ground stations of flight systems (JSON); their links are up only in passes.
+    #[arg(long)]
+    pub(crate) systems_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +218,12 @@ pub(crate) struct LinkArgs {
     /// Model seconds per real second.
     #[arg(long, default_value_t = 1.0)]
     pub(crate) time_scale: f64,
+    /// Take the contact windows (and rates, unless given) from this system's orbit and stations.
+    #[arg(long, requires = "system")]
+    pub(crate) systems_file: Option<PathBuf>,
+    /// The system in --systems-file.
+    #[arg(long)]
+    pub(crate) system: Option<String>,
 }
 
 fn parse_windows(s: &str) -> Result<Vec<(f64, f64)>, String> {
@@ -254,6 +272,9 @@ pub(crate) struct FlightArgs {
     /// The satellite's link key (made by `orbitdock keygen`).
     #[arg(long, required = true)]
     pub(crate) key_file: Option<PathBuf>,
+    /// Orbits and ground stations (JSON): if this system is in it, its link is up only in passes.
+    #[arg(long)]
+    pub(crate) systems_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -335,6 +356,9 @@ pub(crate) enum ExecCommand {
         /// Follow the execution until it ends.
         #[arg(long)]
         wait: bool,
+        /// Start even if preflight finds errors (to see the onboard failure for yourself).
+        #[arg(long)]
+        force: bool,
     },
     /// Show an execution.
     Show {

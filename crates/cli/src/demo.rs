@@ -28,10 +28,24 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     ] {
         std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
     }
-    // The Engineering Model's link key, shared by the ground and the flight agent.
+    // Each system's link key, shared by the ground and that system's flight agent.
     let key = keys.join("em.key");
-    if !key.exists() {
-        crate::roles::write_new_key(&key)?;
+    let fm_key = keys.join("fm.key");
+    for k in [&key, &fm_key] {
+        if !k.exists() {
+            crate::roles::write_new_key(k)?;
+        }
+    }
+    // The flight model's orbit and ground stations, with a TLE fresh from now, so that its
+    // passes (and so its uplink ETAs) are real.
+    let systems_file = data.join("systems.json");
+    std::fs::write(
+        &systems_file,
+        crate::systems::demo_systems(std::time::SystemTime::now()),
+    )
+    .with_context(|| format!("writing {}", systems_file.display()))?;
+    for d in [data.join("flight-fm/state"), data.join("flight-fm/volumes")] {
+        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
     }
 
     let status = flight::catalogue_status().await.context(
@@ -46,8 +60,11 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let port = |i: u16| format!("127.0.0.1:{}", a.udp_base + i);
     let (ground_udp, link_ground, link_flight, flight_udp) = (port(0), port(1), port(2), port(3));
+    let (fm_ground_udp, fm_link_ground, fm_link_flight, fm_flight_udp) =
+        (port(4), port(5), port(6), port(7));
     let exe = std::env::current_exe().context("locating the orbitdock binary")?;
     let path = |p: PathBuf| p.to_string_lossy().into_owned();
+    let systems = path(systems_file.clone());
     let mut children = vec![
         spawn(
             &exe,
@@ -101,6 +118,56 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 &format!("{DEMO_USER}:{}", a.password),
                 "--keys",
                 &path(keys.clone()),
+                "--system",
+                &format!("fm={fm_ground_udp},{fm_link_ground}"),
+                "--systems-file",
+                &systems,
+            ],
+        )?,
+        spawn(
+            &exe,
+            "flight-fm",
+            &logs,
+            &[
+                "flight",
+                "--system",
+                "fm",
+                "--state-dir",
+                &path(data.join("flight-fm/state")),
+                "--volumes-dir",
+                &path(data.join("flight-fm/volumes")),
+                "--udp",
+                &fm_flight_udp,
+                "--link",
+                &fm_link_flight,
+                "--key-file",
+                &path(fm_key.clone()),
+                "--systems-file",
+                &systems,
+            ],
+        )?,
+        spawn(
+            &exe,
+            "link-fm",
+            &logs,
+            &[
+                "link",
+                "--ground-side",
+                &fm_link_ground,
+                "--ground",
+                &fm_ground_udp,
+                "--flight-side",
+                &fm_link_flight,
+                "--flight",
+                &fm_flight_udp,
+                "--delay-ms",
+                "40",
+                "--loss",
+                "0.01",
+                "--systems-file",
+                &systems,
+                "--system",
+                "fm",
             ],
         )?,
     ];
@@ -111,7 +178,14 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         return Err(e);
     }
     println!();
-    println!("orbitdock demo is up: ground, link and flight agent (system em) on 127.0.0.1");
+    println!(
+        "orbitdock demo is up on 127.0.0.1: the ground, and for each system a link and a flight agent"
+    );
+    println!("  em                 the Engineering Model: always in contact");
+    println!(
+        "  fm                 a flight model in a sun-synchronous orbit, in contact only during its passes"
+    );
+    println!("                     over Svalbard and Matera (orbitdock passes --system fm)");
     println!("  dashboard and API  {url}/");
     println!(
         "  login              user {DEMO_USER}, password {}",

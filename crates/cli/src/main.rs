@@ -11,6 +11,7 @@ mod demo;
 mod lint;
 mod roles;
 mod session;
+mod systems;
 mod verbs;
 
 use std::process::ExitCode;
@@ -53,6 +54,7 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
         Command::Keygen { path } => roles::keygen(&path),
         Command::Bench(a) => roles::bench(a),
         Command::Lint(a) => lint::run(a),
+        Command::Passes { system, hours } => verbs::passes(system, hours).await,
     }
 }
 

@@ -10,15 +10,25 @@ use crate::args::{FlightArgs, FlightCommand, GroundArgs, LinkArgs};
 
 pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
     let keys = a.keys.clone().unwrap_or_else(|| a.data_dir.join("keys"));
+    let orbits = match &a.systems_file {
+        Some(f) => crate::systems::load(f)?,
+        None => Default::default(),
+    };
     let mut systems = Vec::new();
     for s in &a.systems {
+        let orbit = orbits.get(&s.name);
+        let (contact, rate) = contact_of(orbit, true)?;
         systems.push(ground::SystemLink {
             name: s.name.clone(),
             bind: s.bind,
             link: s.link,
             key: read_key(&keys.join(format!("{}.key", s.name)))?,
-            rate_bits_per_sec: None,
-            contact: link::Contact::Always,
+            rate_bits_per_sec: rate,
+            contact,
+            orbit: orbit.map(|o| ground::SystemOrbit {
+                tle: o.tle.clone(),
+                stations: o.stations.clone(),
+            }),
         });
     }
     let config = ground::GroundConfig {
@@ -74,6 +84,30 @@ pub(crate) async fn link(a: LinkArgs) -> anyhow::Result<ExitCode> {
         seed: a.seed,
         time_scale: a.time_scale,
     };
+    let mut config = config;
+    if let (Some(file), Some(name)) = (&a.systems_file, &a.system) {
+        let systems = crate::systems::load(file)?;
+        let o = systems
+            .get(name)
+            .with_context(|| format!("{}: no system {name}", file.display()))?;
+        let now = std::time::SystemTime::now();
+        let windows = crate::systems::contact_windows(o, now, CONTACT_PLAN_DAYS)?;
+        config.model.windows = Some(
+            windows
+                .into_iter()
+                .map(|(s, e)| {
+                    (
+                        s.duration_since(now).unwrap_or_default(),
+                        e.duration_since(now).unwrap_or_default(),
+                    )
+                })
+                .filter(|(s, e)| e > s)
+                .collect(),
+        );
+        let (up, down) = crate::systems::rates(o);
+        config.model.up_bps = config.model.up_bps.or(Some(up));
+        config.model.down_bps = config.model.down_bps.or(Some(down));
+    }
     let stats = Arc::new(link::EmulatorStats::default());
     tokio::select! {
         r = link::run_emulator(config, stats) => r.context("link emulator")?,
@@ -113,11 +147,39 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
         rate_bits_per_sec: None,
         contact: link::Contact::Always,
     };
+    let mut config = config;
+    if let Some(file) = &a.systems_file {
+        let systems = crate::systems::load(file)?;
+        let (contact, rate) = contact_of(systems.get(&config.system), false)?;
+        config.contact = contact;
+        config.rate_bits_per_sec = rate;
+    }
     tokio::select! {
         r = flight::run(config) => r.context("flight agent")?,
         _ = shutdown_signal() => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How far ahead contact plans are computed when a process starts.
+const CONTACT_PLAN_DAYS: f64 = 7.0;
+
+/// The link's contact and pacing rate for a system: always up (the EM), or its passes from now on,
+/// paced at its stations' best rate (uplink on the ground, downlink onboard).
+fn contact_of(
+    orbit: Option<&crate::systems::SystemOrbit>,
+    ground_side: bool,
+) -> anyhow::Result<(link::Contact, Option<u64>)> {
+    let Some(o) = orbit else {
+        return Ok((link::Contact::Always, None));
+    };
+    let windows =
+        crate::systems::contact_windows(o, std::time::SystemTime::now(), CONTACT_PLAN_DAYS)?;
+    let (up, down) = crate::systems::rates(o);
+    Ok((
+        link::Contact::Windows(windows),
+        Some(if ground_side { up } else { down }),
+    ))
 }
 
 /// Reads a link key file (64 hex digits).

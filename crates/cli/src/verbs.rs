@@ -230,6 +230,8 @@ pub(crate) async fn op(a: OpArgs) -> anyhow::Result<ExitCode> {
                         body["id"].as_str().unwrap_or(""),
                         body["revision"]
                     );
+                    // Saved; what preflight finds would block a start, so say it now.
+                    print_preflight(&body["preflight"]);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => match e.downcast::<ApiError>() {
@@ -252,6 +254,7 @@ pub(crate) async fn op(a: OpArgs) -> anyhow::Result<ExitCode> {
                 .body(yaml);
             let body = client.json(rb).await?;
             print_diagnostics(&file, &body["diagnostics"]);
+            print_preflight(&body["preflight"]);
             if body["valid"].as_bool() == Some(true) {
                 println!("{}: valid", file.display());
                 Ok(ExitCode::SUCCESS)
@@ -287,6 +290,25 @@ pub(crate) async fn op(a: OpArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Preflight findings like a compiler's: `file:line:col: severity[code] [task t]: message`.
+fn print_preflight(findings: &Value) {
+    for f in findings.as_array().into_iter().flatten() {
+        eprintln!(
+            "{}:{}:{}: {}[{}] [task {}]: {}",
+            f["file"].as_str().unwrap_or("?"),
+            f["line"].as_u64().unwrap_or(0),
+            f["column"].as_u64().unwrap_or(0),
+            f["severity"].as_str().unwrap_or("error"),
+            f["code"].as_str().unwrap_or(""),
+            f["task"].as_str().unwrap_or(""),
+            f["message"].as_str().unwrap_or("")
+        );
+        if let Some(help) = f["help"].as_str() {
+            eprintln!("  = help: {help}");
+        }
+    }
+}
+
 fn print_diagnostics(file: &Path, diagnostics: &Value) {
     for d in diagnostics.as_array().into_iter().flatten() {
         let task = d["task"]
@@ -318,19 +340,37 @@ pub(crate) async fn exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
             operation,
             system,
             wait,
+            force,
         } => {
             let (ns, id) = split_op(&operation)?;
             let mut req = json!({"namespace": ns, "operation": id});
             if let Some(s) = system {
                 req["system"] = json!(s);
             }
-            let body = client
+            if force {
+                req["force"] = json!(true);
+            }
+            let body = match client
                 .json(
                     client
                         .request(Method::POST, "/api/v1/executions")
                         .json(&req),
                 )
-                .await?;
+                .await
+            {
+                Ok(body) => body,
+                Err(e) => match e.downcast::<ApiError>() {
+                    Ok(api) if !api.body["error"]["preflight"].is_null() => {
+                        print_preflight(&api.body["error"]["preflight"]);
+                        eprintln!(
+                            "preflight found errors: nothing was started (fix them, or --force to see the onboard failure)"
+                        );
+                        return Ok(ExitCode::from(1));
+                    }
+                    Ok(api) => return Err(api.into()),
+                    Err(e) => return Err(e),
+                },
+            };
             let exec_id = body["id"]
                 .as_str()
                 .context("the server answered without an execution id")?
@@ -442,4 +482,52 @@ fn print_execution(e: &Value) {
             println!("    | {}", line.as_str().unwrap_or(""));
         }
     }
+}
+
+/// `orbitdock passes`: upcoming passes with their capacity, from the ground's contact plans.
+pub(crate) async fn passes(system: Option<String>, hours: u32) -> anyhow::Result<ExitCode> {
+    let client = client()?;
+    let systems: Vec<String> = match system {
+        Some(s) => vec![s],
+        None => {
+            let body = client.get("/api/v1/systems").await?;
+            body["systems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["name"].as_str().map(str::to_string))
+                .collect()
+        }
+    };
+    for s in systems {
+        let body = client
+            .get(&format!(
+                "/api/v1/systems/{}/passes?hours={hours}",
+                encode_path(&s)
+            ))
+            .await?;
+        if body["always_in_contact"] == true {
+            println!("{s}: always in contact (no passes: the Engineering Model is on the ground)");
+            continue;
+        }
+        let list = body["passes"].as_array().cloned().unwrap_or_default();
+        println!("{s}: {} passes in the next {hours} h", list.len());
+        println!(
+            "  {:<12} {:<26} {:<26} {:>6} {:>6} {:>10} {:>10}",
+            "STATION", "AOS", "LOS", "MIN", "MAX°", "UP MB", "DOWN MB"
+        );
+        for p in list {
+            println!(
+                "  {:<12} {:<26} {:<26} {:>6.1} {:>6.1} {:>10.2} {:>10.2}",
+                p["station"].as_str().unwrap_or(""),
+                p["aos"].as_str().unwrap_or(""),
+                p["los"].as_str().unwrap_or(""),
+                p["duration_s"].as_f64().unwrap_or(0.0) / 60.0,
+                p["max_elevation_deg"].as_f64().unwrap_or(0.0),
+                p["up_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+                p["down_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -239,17 +239,37 @@ async fn onboard_refusals_fail_clearly_and_disturb_nothing() {
         .success()
     );
 
-    // FROM an image not in the catalogue: the error names the catalogue.
-    let exec = user
-        .run_operation(
-            dir,
-            &format!(
-                "id: notcat\nnamespace: {ns}\ntasks:\n\
-                 - id: up\n  type: uplink\n  source: /notcat/Dockerfile\n\
-                 - id: build\n  type: docker.build\n  image: x\n"
-            ),
-        )
+    // FROM an image not in the catalogue. Preflight refuses to start it on the ground...
+    let notcat = format!(
+        "id: notcat\nnamespace: {ns}\ntasks:\n\
+         - id: up\n  type: uplink\n  source: /notcat/Dockerfile\n\
+         - id: build\n  type: docker.build\n  image: x\n"
+    );
+    let f = dir.join(unique("notcat")).with_extension("yaml");
+    std::fs::write(&f, &notcat).unwrap();
+    assert!(
+        user.cli(&["op", "apply", f.to_str().unwrap()])
+            .await
+            .status
+            .success()
+    );
+    let out = user.cli(&["exec", "start", &format!("{ns}/notcat")]).await;
+    assert_eq!(out.status.code(), Some(1), "preflight blocks the start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("OD101") && stderr.contains("Dockerfile:1:"),
+        "{stderr}"
+    );
+    let (_, listed) = user
+        .get(&format!("/api/v1/executions?namespace={ns}"))
         .await;
+    assert_eq!(
+        listed["executions"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was started"
+    );
+    // ...and forced, the onboard build fails too: the error names the catalogue.
+    let exec = user.run_operation_with(dir, &notcat, &["--force"]).await;
     assert_eq!(exec["state"], "FAILED");
     let err = task_error(&exec, "build");
     assert_eq!(err["code"], 15, "{err:#}");
@@ -260,9 +280,10 @@ async fn onboard_refusals_fail_clearly_and_disturb_nothing() {
         "{msg}"
     );
 
-    // A RUN that needs the network: the air-gapped build fails with its log tail.
+    // A RUN that needs the network (preflight says so; forced): the air-gapped build fails with its
+    // log tail.
     let exec = user
-        .run_operation(
+        .run_operation_with(
             dir,
             &format!(
                 "id: net\nnamespace: {ns}\ntasks:\n\
@@ -270,6 +291,7 @@ async fn onboard_refusals_fail_clearly_and_disturb_nothing() {
                  - id: build\n  type: docker.build\n  image: {{name: net}}\n  max_duration: 3\n\
                  - id: never\n  type: files.list\n"
             ),
+            &["--force"],
         )
         .await;
     assert_eq!(exec["state"], "FAILED");

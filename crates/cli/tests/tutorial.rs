@@ -25,11 +25,11 @@ fn tutorial_script() -> String {
     block[body_start..body_end].to_string()
 }
 
-/// Four consecutive free UDP ports and a free TCP port.
+/// Eight consecutive free UDP ports and a free TCP port.
 fn free_ports() -> (u16, u16) {
     loop {
         let base = 20_000 + (rand::random::<u16>() % 30_000);
-        let all_free = (0..4).all(|i| std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
+        let all_free = (0..8).all(|i| std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
         if all_free {
             let http = TcpListener::bind("127.0.0.1:0")
                 .unwrap()

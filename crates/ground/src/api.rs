@@ -23,7 +23,8 @@ use crate::db::{self, ExecutionRow, FileRow, HistoryEntry, OperationRow, TaskRow
 use crate::error::ApiError;
 use crate::executor::{self, StartRequest};
 use crate::operation::{self, NameRule, check_name};
-use crate::{Ground, dashboard, time, upload};
+use crate::{Ground, dashboard, preflight_check, time, upload};
+use crate::{passes, queue};
 
 /// The whole HTTP surface.
 pub(crate) fn router(ground: Ground) -> Router {
@@ -44,6 +45,9 @@ pub(crate) fn router(ground: Ground) -> Router {
         .route("/executions", get(list_executions).post(start_execution))
         .route("/executions/{id}", get(get_execution))
         .route("/systems", get(list_systems))
+        .route("/systems/{system}/passes", get(passes::passes))
+        .route("/systems/{system}/track", get(passes::track_route))
+        .route("/systems/{system}/queue", get(queue::queue))
         .route("/systems/{system}/volumes", get(list_volumes))
         .route(
             "/systems/{system}/volumes/{volume}/files",
@@ -417,17 +421,32 @@ async fn apply_operation(
     auth::claim_namespace(&mut tx, &user, &op.namespace, now).await?;
     let row = db::save_operation(&mut tx, &op.namespace, &op.id, &yaml, now).await?;
     tx.commit().await?;
-    Ok(created(Json(operation_json(&row))))
+    let system = preflight_check::operation_system(&op);
+    let mut v = operation_json(&row);
+    v["preflight"] = json!(preflight_check::check_operation(&g, &user, &op, &system).await?);
+    Ok(created(Json(v)))
 }
 
 async fn validate_operation(
-    _user: AuthUser,
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|r| ApiError::from_rejection(r.status(), r.body_text()))?;
-    let diagnostics = crate::validate_operation(&yaml_text(body)?);
+    let (diagnostics, findings) = match operation::parse(&yaml_text(body)?) {
+        Ok(op) => {
+            let system = preflight_check::operation_system(&op);
+            let findings = preflight_check::check_operation(&g, &user, &op, &system).await?;
+            (Vec::new(), findings)
+        }
+        Err(diagnostics) => (diagnostics, Vec::new()),
+    };
+    let valid = diagnostics.is_empty()
+        && !findings
+            .iter()
+            .any(|f| f.severity == preflight::Severity::Error);
     Ok(Json(
-        json!({"valid": diagnostics.is_empty(), "diagnostics": diagnostics}),
+        json!({"valid": valid, "diagnostics": diagnostics, "preflight": findings}),
     ))
 }
 
@@ -537,7 +556,9 @@ async fn load_execution(g: &Ground, user: &str, id: &str) -> Result<Value, ApiEr
     match db::execution(g.db(), id).await? {
         Some(e) if e.tenant == user => {
             let tasks = db::tasks(g.db(), id).await?;
-            Ok(execution_json(&e, &tasks))
+            let mut v = execution_json(&e, &tasks);
+            v["uplink_eta"] = queue::execution_eta(g, &e).await?;
+            Ok(v)
         }
         // Another tenant's execution is as good as absent.
         _ => Err(ApiError::not_found(format!("execution '{id}' not found"))),

@@ -27,6 +27,18 @@ pub struct SystemLink {
     pub rate_bits_per_sec: Option<u64>,
     /// When the link is up: always (the Engineering Model) or during contact windows.
     pub contact: ::link::Contact,
+    /// Where the system flies and which stations reach it: passes, contact plans and uplink ETAs
+    /// come from it. `None` for a system that is always in contact (the Engineering Model).
+    pub orbit: Option<SystemOrbit>,
+}
+
+/// A flying system's orbit and its ground stations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemOrbit {
+    /// Its latest element set.
+    pub tle: orbit::Tle,
+    /// The stations that talk to it, with their uplink and downlink rates.
+    pub stations: Vec<orbit::StationLink>,
 }
 
 /// The bounds the ground enforces. Every queue, body and listing has one.

@@ -111,6 +111,7 @@ async fn page(State(g): State<Ground>, headers: HeaderMap) -> Result<Response, A
         );
     }
     body.push_str("</table>");
+    body.push_str(&crate::preflight_check::dashboard_section(&g, &user).await?);
 
     body.push_str(
         "<h2>Recent executions</h2><table><tr><th>Execution</th><th>Operation</th><th>System</th>\
@@ -149,6 +150,7 @@ async fn page(State(g): State<Ground>, headers: HeaderMap) -> Result<Response, A
         );
     }
     body.push_str("</table>");
+    body.push_str(&crate::systems_view::section(&g, &user).await?);
     Ok(layout("orbitdock ground", &body).into_response())
 }
 

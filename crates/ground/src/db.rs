@@ -56,6 +56,11 @@ fn migrator() -> Migrator {
             "pending downlinks",
             include_str!("../migrations/0002_pending_downlinks.sql"),
         ),
+        m(
+            3,
+            "execution objects",
+            include_str!("../migrations/0003_execution_objects.sql"),
+        ),
     ])
 }
 

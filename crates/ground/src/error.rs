@@ -3,6 +3,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::operation::Diagnostic;
+use crate::preflight_check::PreflightFinding;
 
 /// An error of the ground segment outside a request: opening the database, binding a link
 /// endpoint, creating a user. Opaque; [`Error::kind`] says what sort it is.
@@ -88,6 +89,13 @@ pub enum ApiError {
         /// Every problem found, with its position.
         diagnostics: Vec<Diagnostic>,
     },
+    /// 400: preflight found errors in what an execution would build or load onboard.
+    Preflight {
+        /// A one-line summary naming the first error.
+        message: String,
+        /// Every finding (errors, warnings and infos), in task order.
+        findings: Vec<PreflightFinding>,
+    },
     /// 401: no token, or a bad or expired one.
     Unauthorized,
     /// 403: another tenant's resource.
@@ -98,6 +106,9 @@ pub enum ApiError {
     Conflict(String),
     /// 413: the body or upload is too large.
     TooLarge(String),
+    /// 422: the request is well formed but cannot be answered from what the ground knows (a
+    /// system's elements too old for the time asked about, or a decayed orbit).
+    Unprocessable(String),
     /// 500: something broke; the detail is logged, not shown.
     Internal(Error),
 }
@@ -122,12 +133,15 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) | ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Invalid { .. } | ApiError::Preflight { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -135,12 +149,15 @@ impl ApiError {
     /// The stable string code of the JSON body (`bad_request`, `forbidden`, ...).
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest(_) | ApiError::Invalid { .. } => "bad_request",
+            ApiError::BadRequest(_) | ApiError::Invalid { .. } | ApiError::Preflight { .. } => {
+                "bad_request"
+            }
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge(_) => "too_large",
+            ApiError::Unprocessable(_) => "unprocessable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -152,8 +169,11 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
-            | ApiError::TooLarge(m) => m.clone(),
-            ApiError::Invalid { message, .. } => message.clone(),
+            | ApiError::TooLarge(m)
+            | ApiError::Unprocessable(m) => m.clone(),
+            ApiError::Invalid { message, .. } | ApiError::Preflight { message, .. } => {
+                message.clone()
+            }
             ApiError::Unauthorized => "missing, invalid or expired token".to_string(),
             ApiError::Internal(_) => "internal error".to_string(),
         }
@@ -180,6 +200,9 @@ impl IntoResponse for ApiError {
         });
         if let ApiError::Invalid { diagnostics, .. } = &self {
             body["diagnostics"] = serde_json::to_value(diagnostics).unwrap_or_default();
+        }
+        if let ApiError::Preflight { findings, .. } = &self {
+            body["preflight"] = serde_json::to_value(findings).unwrap_or_default();
         }
         (self.status(), Json(serde_json::json!({ "error": body }))).into_response()
     }

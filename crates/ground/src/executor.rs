@@ -22,6 +22,9 @@ pub(crate) struct StartRequest {
     pub(crate) operation: String,
     #[serde(default)]
     pub(crate) system: Option<String>,
+    /// Start even when preflight finds errors.
+    #[serde(default)]
+    pub(crate) force: bool,
 }
 
 /// What an uplink source names in the namespace.
@@ -77,6 +80,9 @@ pub(crate) async fn start(
     };
 
     let sources = resolve_sources(ground, &req.namespace, &op).await?;
+    if !req.force {
+        crate::preflight_check::gate(ground, tenant, &op, &system, &sources).await?;
+    }
     let id = uuid::Uuid::new_v4().to_string();
     let now = time::now_ms();
     let compiled = compile(&op, tenant, &id, &sources);
@@ -161,6 +167,7 @@ pub(crate) async fn start(
     for t in &tasks {
         db::insert_task(&mut tx, &id, t).await?;
     }
+    crate::queue::record(&mut tx, &id, &plan).await?;
     tx.commit().await?;
 
     // Scheduled before the plan leaves, so that events answering it always find it so.
@@ -198,7 +205,7 @@ pub(crate) async fn start(
 }
 
 /// Looks up every uplink source of the operation.
-async fn resolve_sources(
+pub(crate) async fn resolve_sources(
     ground: &Ground,
     namespace: &str,
     op: &Operation,

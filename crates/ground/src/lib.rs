@@ -12,6 +12,10 @@
 //! It never talks to Docker and never runs a task itself: the flight agent does, and is the
 //! source of truth for onboard state.
 //!
+//! A flying system's [`SystemOrbit`] (elements and stations) gives its passes, its ground track
+//! and a predicted completion for every transfer in its uplink queue; `orbit` computes them from
+//! the instant the ground's clock gives ([`Ground::with_clock`]).
+//!
 //! The types that matter: [`Ground`] (open it with a [`GroundConfig`], then [`Ground::app`] is the
 //! whole HTTP surface and [`serve`] runs it), [`ApiError`] (every HTTP failure, rendered as the
 //! error JSON of `docs/api.md`) and [`Diagnostic`] (one problem in an operation).
@@ -27,16 +31,22 @@ mod error;
 mod executor;
 mod link;
 mod operation;
+mod passes;
+mod preflight_check;
+mod queue;
+mod systems_view;
 mod time;
 mod upload;
 
-pub use config::{GroundConfig, SystemLink};
+pub use config::{GroundConfig, SystemLink, SystemOrbit};
 pub use error::{ApiError, Error, ErrorKind};
 pub use operation::{Diagnostic, Severity};
+pub use preflight_check::PreflightFinding;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::blobs::BlobStore;
 use crate::db::Db;
@@ -48,6 +58,10 @@ use crate::operation::{NameRule, check_name};
 pub struct Ground {
     core: Arc<Core>,
     systems: Arc<BTreeMap<String, link::SystemHandle>>,
+    /// Each system's orbit, stations and cached contact plan.
+    orbits: Arc<passes::Orbits>,
+    /// What passes and ETAs take as now.
+    clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
 
 /// What the HTTP handlers and the link handlers share.
@@ -91,7 +105,16 @@ impl Ground {
         Ok(Ground {
             core,
             systems: Arc::new(systems),
+            orbits: Arc::new(passes::Orbits::new(&config.systems)),
+            clock: Arc::new(SystemTime::now),
         })
+    }
+
+    /// The same ground, predicting passes and uplink ETAs from `clock` instead of
+    /// `SystemTime::now` (tests set it to an element set's epoch). Only predictions use it: the
+    /// database and the links keep the real time.
+    pub fn with_clock(self, clock: Arc<dyn Fn() -> SystemTime + Send + Sync>) -> Ground {
+        Ground { clock, ..self }
     }
 
     /// Creates the user, or resets their password (ending their sessions). Names follow
@@ -119,6 +142,20 @@ impl Ground {
 
     pub(crate) fn system_names(&self) -> impl Iterator<Item = &str> {
         self.systems.keys().map(String::as_str)
+    }
+
+    pub(crate) fn orbits(&self) -> &passes::Orbits {
+        &self.orbits
+    }
+
+    /// Now, for predictions (see [`Ground::with_clock`]).
+    pub(crate) fn now(&self) -> orbit::Epoch {
+        let t = (self.clock)();
+        let s = match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        };
+        orbit::Epoch::from_unix_seconds(s)
     }
 }
 

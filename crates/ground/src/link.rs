@@ -26,6 +26,8 @@ use crate::{Core, time};
 #[derive(Debug)]
 pub(crate) struct SystemHandle {
     plans: mpsc::Sender<Plan>,
+    /// For the endpoint's snapshot (the uplink queue).
+    sender: MessageSender,
     /// Dropped with the handle; the handler task ends when it notices.
     _alive: oneshot::Sender<()>,
 }
@@ -38,6 +40,12 @@ impl SystemHandle {
     /// Queues a plan for the system.
     pub(crate) async fn send_plan(&self, plan: Plan) -> Result<(), LinkStopped> {
         self.plans.send(plan).await.map_err(|_| LinkStopped)
+    }
+
+    /// The latest snapshot of the endpoint: whether the link is up, and the outgoing transfers
+    /// in sending order.
+    pub(crate) fn stats(&self) -> ::link::LinkStats {
+        self.sender.stats()
     }
 }
 
@@ -69,7 +77,7 @@ pub(crate) async fn spawn(
     tokio::spawn(send_loop(
         core.clone(),
         config.name.clone(),
-        sender,
+        sender.clone(),
         plans_rx,
         needs_rx,
     ));
@@ -82,6 +90,7 @@ pub(crate) async fn spawn(
     ));
     Ok(SystemHandle {
         plans: plans_tx,
+        sender,
         _alive: alive_tx,
     })
 }

@@ -433,7 +433,10 @@ async fn operations_validate_with_lines_and_revise_on_change() {
         .await;
     assert_eq!(r.json()["diagnostics"][0]["line"], 3);
     let r = g.post_yaml("/api/v1/operations/validate", &t, HELLO).await;
-    assert_eq!(r.json(), json!({"valid": true, "diagnostics": []}));
+    assert_eq!(
+        r.json(),
+        json!({"valid": true, "diagnostics": [], "preflight": []})
+    );
 
     let r = g.post_yaml("/api/v1/operations", &t, HELLO).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());

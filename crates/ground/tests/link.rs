@@ -160,6 +160,7 @@ fn em(bind: SocketAddr, link: SocketAddr, key: LinkKey) -> SystemLink {
         key,
         rate_bits_per_sec: None,
         contact: Contact::Always,
+        orbit: None,
     }
 }
 

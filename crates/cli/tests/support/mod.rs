@@ -52,6 +52,7 @@ impl Stack {
                 key: key.clone(),
                 rate_bits_per_sec: None,
                 contact: link::Contact::Always,
+                orbit: None,
             }],
         })
         .await
@@ -188,13 +189,20 @@ impl User {
 
     /// Applies `yaml` and executes it, waiting for the end; returns the execution.
     pub(crate) async fn run_operation(&self, dir: &Path, yaml: &str) -> Value {
+        self.run_operation_with(dir, yaml, &[]).await
+    }
+
+    /// The same, with extra `exec start` flags (e.g. `--force`).
+    pub(crate) async fn run_operation_with(&self, dir: &Path, yaml: &str, flags: &[&str]) -> Value {
         let op_file = dir.join(format!("{}.yaml", unique("op")));
         std::fs::write(&op_file, yaml).unwrap();
         let out = self.cli(&["op", "apply", op_file.to_str().unwrap()]).await;
         assert!(out.status.success(), "op apply failed");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let name = stdout.split_whitespace().next().unwrap().to_string();
-        let out = self.cli(&["exec", "start", &name, "--wait"]).await;
+        let mut args = vec!["exec", "start", &name, "--wait"];
+        args.extend_from_slice(flags);
+        let out = self.cli(&args).await;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let id = stdout
             .lines()

@@ -40,6 +40,7 @@ pub async fn ground() -> TestGround {
         key: wire::LinkKey::from_bytes([7; 32]),
         rate_bits_per_sec: None,
         contact: link::Contact::Always,
+        orbit: None,
     }])
     .await
 }

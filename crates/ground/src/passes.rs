@@ -1,0 +1,352 @@
+//! Where each system flies: its contact plan (passes over its stations, with byte capacity),
+//! cached for a few minutes, and its ground track; the `passes` and `track` routes.
+//!
+//! `orbit` never reads a clock: every prediction here starts at [`Ground::now`]. A system without
+//! an orbit (the Engineering Model) is always in contact and has no passes.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::State;
+use orbit::{
+    ContactPlan, Epoch, PropagationError, PropagationErrorKind, Propagator, PropagatorConfig,
+    Window,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::{P, Q};
+use crate::auth::AuthUser;
+use crate::config::SystemLink;
+use crate::error::ApiError;
+use crate::{Ground, time};
+
+/// How long a computed contact plan is reused before it is computed again, seconds.
+const PLAN_TTL_S: f64 = 300.0;
+/// How far before now and past its horizon a plan is computed, seconds: longer than any
+/// low-orbit pass, so a pass in progress now, or one that starts before the horizon, is whole.
+const PLAN_MARGIN_S: f64 = 3600.0;
+/// `hours` of the passes route when not given, and its bounds.
+const HOURS_DEFAULT: u32 = 24;
+const HOURS_MAX: u32 = 168;
+/// `minutes` and `step_s` of the track route when not given, and their bounds.
+const TRACK_MINUTES_DEFAULT: u32 = 90;
+const TRACK_MINUTES_MAX: u32 = 1440;
+const TRACK_STEP_DEFAULT: u32 = 30;
+const TRACK_STEP_MAX: u32 = 3600;
+/// Points in one ground track, at most.
+const TRACK_POINTS_MAX: u32 = 5000;
+/// How far ahead a contact plan reaches, seconds: the longest `hours` the passes route takes
+/// for as long as the plan is reused. Uplink ETAs look as far.
+const PLAN_HORIZON_S: f64 = HOURS_MAX as f64 * 3600.0 + PLAN_TTL_S;
+
+/// Every configured system's sky: always in contact, or an orbit with its stations.
+#[derive(Debug)]
+pub(crate) struct Orbits {
+    systems: BTreeMap<String, Sky>,
+}
+
+/// How a system is reached.
+#[derive(Debug)]
+pub(crate) enum Sky {
+    /// No orbit (the Engineering Model): the link is there whenever it is up, at `rate_bits_per_sec`
+    /// (unpaced if `None`).
+    AlwaysInContact { rate_bits_per_sec: Option<u64> },
+    /// A flying system: contact only during passes over its stations.
+    Orbit(Arc<Flying>),
+}
+
+/// A flying system: its propagator, its stations and its cached contact plan.
+#[derive(Debug)]
+pub(crate) struct Flying {
+    name: String,
+    /// The elements may be unusable (decayed at epoch, invalid): every prediction then says why.
+    propagator: Result<Propagator, PropagationError>,
+    stations: Vec<orbit::StationLink>,
+    cache: Mutex<Option<Arc<Cached>>>,
+}
+
+/// A contact plan computed at `computed_at`, whole from then until `covers`.
+#[derive(Debug)]
+struct Cached {
+    computed_at: Epoch,
+    covers: Epoch,
+    plan: ContactPlan,
+}
+
+impl Orbits {
+    pub(crate) fn new(systems: &[SystemLink]) -> Orbits {
+        let systems = systems
+            .iter()
+            .map(|s| {
+                let sky = match &s.orbit {
+                    None => Sky::AlwaysInContact {
+                        rate_bits_per_sec: s.rate_bits_per_sec,
+                    },
+                    Some(o) => {
+                        let propagator = Propagator::new(&o.tle);
+                        if let Err(e) = &propagator {
+                            tracing::warn!(system = %s.name, error = %e, "the system's elements cannot be propagated");
+                        }
+                        Sky::Orbit(Arc::new(Flying {
+                            name: s.name.clone(),
+                            propagator,
+                            stations: o.stations.clone(),
+                            cache: Mutex::new(None),
+                        }))
+                    }
+                };
+                (s.name.clone(), sky)
+            })
+            .collect();
+        Orbits { systems }
+    }
+
+    /// The system's sky; `None` for a system the ground does not know.
+    pub(crate) fn sky(&self, system: &str) -> Option<&Sky> {
+        self.systems.get(system)
+    }
+}
+
+impl Flying {
+    /// The windows still open at `now` that open before `until`, in AOS order (a pass in
+    /// progress at `now` with its real AOS). Fails if the elements are not valid until `until`.
+    pub(crate) async fn windows(
+        self: &Arc<Self>,
+        now: Epoch,
+        until: Epoch,
+    ) -> Result<Vec<Window>, ApiError> {
+        let cached = self.plan(now).await?;
+        if until > cached.covers {
+            let propagator = self.propagator()?;
+            return Err(match propagator.state_teme(until) {
+                Err(e) => orbit_error(&self.name, &e),
+                Ok(_) => ApiError::Unprocessable(format!(
+                    "system '{}' has no contact plan beyond {}",
+                    self.name,
+                    rfc3339(cached.covers)
+                )),
+            });
+        }
+        Ok(open_between(&cached.plan, now, until))
+    }
+
+    /// Every window of the plan still open at `now`: up to [`PLAN_HORIZON_S`] ahead, or as far
+    /// as the elements are valid.
+    pub(crate) async fn upcoming(self: &Arc<Self>, now: Epoch) -> Result<Vec<Window>, ApiError> {
+        let cached = self.plan(now).await?;
+        Ok(open_between(&cached.plan, now, cached.covers))
+    }
+
+    /// The stations, with their rates.
+    pub(crate) fn stations(&self) -> &[orbit::StationLink] {
+        &self.stations
+    }
+
+    /// The propagator, or the error that makes every prediction impossible.
+    fn propagator(&self) -> Result<&Propagator, ApiError> {
+        self.propagator
+            .as_ref()
+            .map_err(|e| orbit_error(&self.name, e))
+    }
+
+    /// The plan for `now`: the cached one while it is fresh, else a new one (computed off the
+    /// async threads) from [`PLAN_MARGIN_S`] before `now` to [`PLAN_HORIZON_S`] after, both
+    /// clipped to where the elements are valid. One plan per system, so every answer (passes,
+    /// ETAs, the dashboard) names the same windows.
+    async fn plan(self: &Arc<Self>, now: Epoch) -> Result<Arc<Cached>, ApiError> {
+        if let Some(c) = self.cache.lock().ok().and_then(|c| fresh(c.as_ref(), now)) {
+            return Ok(c);
+        }
+        let propagator = self.propagator()?;
+        let limit_s = PropagatorConfig::STANDARD.max_epoch_distance_days * 86_400.0;
+        let epoch = propagator.tle().epoch;
+        let (first, last) = (epoch.plus_seconds(-limit_s), epoch.plus_seconds(limit_s));
+        if now < first || now > last {
+            // Propagating at `now` says why, in orbit's words.
+            if let Err(e) = propagator.state_teme(now) {
+                return Err(orbit_error(&self.name, &e));
+            }
+        }
+        let start = later(now.plus_seconds(-PLAN_MARGIN_S), first);
+        let end = earlier(now.plus_seconds(PLAN_HORIZON_S + PLAN_MARGIN_S), last);
+        let covers = earlier(now.plus_seconds(PLAN_HORIZON_S), last);
+        let this = self.clone();
+        let plan = tokio::task::spawn_blocking(move || {
+            let propagator = this.propagator.as_ref().map_err(Clone::clone)?;
+            ContactPlan::compute(propagator, &this.stations, start, end)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("contact plan task failed: {e}")))?
+        .map_err(|e| orbit_error(&self.name, &e))?;
+        let cached = Arc::new(Cached {
+            computed_at: now,
+            covers,
+            plan,
+        });
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Some(cached.clone());
+        }
+        Ok(cached)
+    }
+}
+
+/// The windows of `plan` still open at `now` that open before `until`.
+fn open_between(plan: &ContactPlan, now: Epoch, until: Epoch) -> Vec<Window> {
+    plan.windows()
+        .iter()
+        .filter(|w| w.los > now && w.aos < until)
+        .cloned()
+        .collect()
+}
+
+fn earlier(a: Epoch, b: Epoch) -> Epoch {
+    if a < b { a } else { b }
+}
+
+fn later(a: Epoch, b: Epoch) -> Epoch {
+    if a > b { a } else { b }
+}
+
+/// The cached plan if it was computed less than [`PLAN_TTL_S`] before `now`.
+fn fresh(c: Option<&Arc<Cached>>, now: Epoch) -> Option<Arc<Cached>> {
+    let c = c?;
+    let age = now.seconds_since(c.computed_at);
+    (0.0..PLAN_TTL_S).contains(&age).then(|| c.clone())
+}
+
+/// A propagation failure as the API says it: 422, naming the system and what to do.
+pub(crate) fn orbit_error(system: &str, e: &PropagationError) -> ApiError {
+    ApiError::Unprocessable(match e.kind() {
+        PropagationErrorKind::EpochTooFar => format!(
+            "the elements of system '{system}' are too old (or too new) for the time asked about: {e}; give the system a fresh TLE"
+        ),
+        PropagationErrorKind::Decayed => {
+            format!("the orbit of system '{system}' has decayed according to its elements: {e}")
+        }
+        _ => format!("the elements of system '{system}' cannot be propagated: {e}"),
+    })
+}
+
+/// An instant as the API writes it.
+pub(crate) fn rfc3339(t: Epoch) -> String {
+    time::rfc3339(t.unix_millis())
+}
+
+/// The system's sky, or 404 for a system the ground does not know.
+pub(crate) fn sky<'g>(g: &'g Ground, system: &str) -> Result<&'g Sky, ApiError> {
+    match (g.system(system), g.orbits().sky(system)) {
+        (Some(_), Some(sky)) => Ok(sky),
+        _ => Err(ApiError::not_found(format!("system '{system}' not found"))),
+    }
+}
+
+fn window_json(w: &Window) -> Value {
+    json!({
+        "station": w.station,
+        "aos": rfc3339(w.aos),
+        "los": rfc3339(w.los),
+        "duration_s": (w.los.seconds_since(w.aos) * 1000.0).round() / 1000.0,
+        "max_elevation_deg": (w.max_elevation_deg * 100.0).round() / 100.0,
+        "uplink_bps": w.uplink_bps,
+        "downlink_bps": w.downlink_bps,
+        "up_bytes": w.up_bytes,
+        "down_bytes": w.down_bytes,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PassesQuery {
+    hours: Option<u32>,
+}
+
+/// `GET /api/v1/systems/{system}/passes?hours=24`.
+pub(crate) async fn passes(
+    State(g): State<Ground>,
+    _user: AuthUser,
+    P(system): P<String>,
+    Q(q): Q<PassesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let hours = q.hours.unwrap_or(HOURS_DEFAULT);
+    if !(1..=HOURS_MAX).contains(&hours) {
+        return Err(ApiError::bad(format!("hours must be 1 to {HOURS_MAX}")));
+    }
+    let now = g.now();
+    let mut v = json!({"system": system, "generated_at": rfc3339(now), "hours": hours});
+    match sky(&g, &system)? {
+        Sky::AlwaysInContact { .. } => {
+            v["passes"] = json!([]);
+            v["always_in_contact"] = json!(true);
+        }
+        Sky::Orbit(f) => {
+            let until = now.plus_seconds(f64::from(hours) * 3600.0);
+            let windows = f.windows(now, until).await?;
+            v["passes"] = windows.iter().map(window_json).collect();
+            v["always_in_contact"] = json!(false);
+        }
+    }
+    Ok(Json(v))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct TrackQuery {
+    minutes: Option<u32>,
+    step_s: Option<u32>,
+}
+
+/// The sub-satellite points from `now` for `minutes`, every `step_s` seconds.
+pub(crate) fn track(
+    f: &Flying,
+    now: Epoch,
+    minutes: u32,
+    step_s: u32,
+) -> Result<Vec<orbit::TrackPoint>, ApiError> {
+    let propagator = f.propagator()?;
+    let end = now.plus_seconds(f64::from(minutes) * 60.0);
+    orbit::ground_track(propagator, now, end, f64::from(step_s))
+        .map_err(|e| orbit_error(&f.name, &e))
+}
+
+/// `GET /api/v1/systems/{system}/track?minutes=90&step_s=30`.
+pub(crate) async fn track_route(
+    State(g): State<Ground>,
+    _user: AuthUser,
+    P(system): P<String>,
+    Q(q): Q<TrackQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let minutes = q.minutes.unwrap_or(TRACK_MINUTES_DEFAULT);
+    let step_s = q.step_s.unwrap_or(TRACK_STEP_DEFAULT);
+    if !(1..=TRACK_MINUTES_MAX).contains(&minutes) || !(1..=TRACK_STEP_MAX).contains(&step_s) {
+        return Err(ApiError::bad(format!(
+            "minutes must be 1 to {TRACK_MINUTES_MAX} and step_s 1 to {TRACK_STEP_MAX}"
+        )));
+    }
+    if minutes * 60 / step_s >= TRACK_POINTS_MAX {
+        return Err(ApiError::bad(format!(
+            "at most {TRACK_POINTS_MAX} points: ask for fewer minutes or a longer step"
+        )));
+    }
+    let now = g.now();
+    let mut v = json!({"system": system, "generated_at": rfc3339(now)});
+    match sky(&g, &system)? {
+        Sky::AlwaysInContact { .. } => {
+            v["points"] = json!([]);
+            v["always_in_contact"] = json!(true);
+        }
+        Sky::Orbit(f) => {
+            v["points"] = track(f, now, minutes, step_s)?
+                .iter()
+                .map(|p| {
+                    json!({
+                        "lat": (p.position.latitude_deg * 1e4).round() / 1e4,
+                        "lon": (p.position.longitude_deg * 1e4).round() / 1e4,
+                        "time": rfc3339(p.epoch),
+                    })
+                })
+                .collect();
+            v["always_in_contact"] = json!(false);
+        }
+    }
+    Ok(Json(v))
+}

@@ -1,0 +1,891 @@
+//! Preflight on the ground: the `preflight` crate run over what each `docker.build` and
+//! `docker.load` task of an operation will find onboard, when the operation is validated or
+//! applied, before an execution starts, and on the dashboard.
+//!
+//! The volume a task sees is rebuilt here, in task order: the ground's mirror of the volume
+//! onboard (paths and sizes only; their bytes are not on the ground), overlaid with the files the
+//! operation's earlier uplink tasks place in it, as the executor compiles them from the
+//! namespace's latest files (their bytes are blobs, read lazily and only as far as preflight
+//! needs). Images that earlier build and load tasks of the operation produce count as the
+//! tenant's images. A Dockerfile or archive known only from the mirror cannot be read, so its
+//! task is not checked; a file that exists only onboard is present, but not looked into.
+//!
+//! What an earlier `pod.run` on the same volume writes cannot be known: with one before it, a
+//! missing Dockerfile, archive or COPY source is a warning instead of an error.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::io;
+
+use serde::Serialize;
+use wire::{Digest, TaskKind};
+
+use crate::blobs::BlobStore;
+use crate::config::limits;
+use crate::db::{self, VolumeFileRow};
+use crate::error::ApiError;
+use crate::executor::{self, Source};
+use crate::operation::{self, Operation, TaskSpec};
+use crate::{Ground, dashboard::escape};
+
+/// One preflight finding in an operation: where (task, file in the volume, line and column) and
+/// what (the rule code, its severity, a message and a help line). See `docs/api.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PreflightFinding {
+    /// The id of the `docker.build` or `docker.load` task.
+    pub task: String,
+    /// The file, as a path in the task's volume (`Dockerfile`, `ctx/app`, `images/app.tar`).
+    pub file: String,
+    /// 1-based line, or 0 when the finding is about the whole file.
+    pub line: u32,
+    /// 1-based column, or 0 with `line == 0`.
+    pub column: u32,
+    /// The preflight rule (`OD201`), documented in `crates/preflight/RULES.md`.
+    pub code: &'static str,
+    /// `error` (the task would fail onboard), `warning` or `info`.
+    #[serde(serialize_with = "severity_str")]
+    pub severity: preflight::Severity,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub help: Option<String>,
+}
+
+fn severity_str<S: serde::Serializer>(s: &preflight::Severity, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.as_str())
+}
+
+/// Most entries of one mirrored volume taken into account.
+const MAX_MIRROR_ENTRIES: i64 = 1_000_000;
+/// Operations the dashboard checks on one page.
+const DASHBOARD_OPERATIONS: usize = 50;
+/// The name the flight agent gives a Dockerfile that lies outside its build context.
+const CONTEXT_DOCKERFILE: &str = ".orbitdock.Dockerfile";
+
+/// The system an operation runs on when the request names none: the operation's, else `em`.
+pub(crate) fn operation_system(op: &Operation) -> String {
+    op.system.clone().unwrap_or_else(|| "em".to_string())
+}
+
+/// Preflight for a validated operation on `system`, as the tenant would start it now. Reads
+/// nothing of a namespace that belongs to another tenant (and finds nothing there).
+pub(crate) async fn check_operation(
+    ground: &Ground,
+    tenant: &str,
+    op: &Operation,
+    system: &str,
+) -> Result<Vec<PreflightFinding>, ApiError> {
+    if !has_checks(op) {
+        return Ok(Vec::new());
+    }
+    match db::namespace_owner(ground.db(), &op.namespace).await? {
+        Some(owner) if owner != tenant => return Ok(Vec::new()),
+        _ => {}
+    }
+    let sources = executor::resolve_sources(ground, &op.namespace, op).await?;
+    check_with_sources(ground, tenant, op, system, &sources).await
+}
+
+/// Refuses to start an execution whose builds or loads preflight finds errors in
+/// (`ApiError::Preflight`). An operation with a missing uplink source is let through: it fails
+/// before anything is sent, with the clearer `File not found`.
+pub(crate) async fn gate(
+    ground: &Ground,
+    tenant: &str,
+    op: &Operation,
+    system: &str,
+    sources: &HashMap<String, Source>,
+) -> Result<(), ApiError> {
+    if !has_checks(op) || sources.values().any(|s| *s == Source::Missing) {
+        return Ok(());
+    }
+    let findings = check_with_sources(ground, tenant, op, system, sources).await?;
+    let errors: Vec<&PreflightFinding> = findings
+        .iter()
+        .filter(|f| f.severity == preflight::Severity::Error)
+        .collect();
+    let Some(first) = errors.first() else {
+        return Ok(());
+    };
+    let n = errors.len();
+    let message = format!(
+        "preflight found {n} error{} (send \"force\": true to start anyway): {}",
+        if n == 1 { "" } else { "s" },
+        one_line(first)
+    );
+    Err(ApiError::Preflight { message, findings })
+}
+
+/// The dashboard's "Preflight" section: the findings of the latest revision of each of the
+/// caller's operations that builds or loads an image, on the operation's system.
+pub(crate) async fn dashboard_section(ground: &Ground, user: &str) -> Result<String, ApiError> {
+    let mut body = String::from("<h2>Preflight</h2>");
+    let mut rows = String::new();
+    let mut checked = 0;
+    let mut more = false;
+    for o in db::operations_of(ground.db(), user, None, limits::PAGE_DEFAULT, 0).await? {
+        let Some((_, yaml)) = db::operation(ground.db(), &o.namespace, &o.id).await? else {
+            continue;
+        };
+        let Ok(op) = operation::parse(&yaml) else {
+            continue;
+        };
+        if !has_checks(&op) {
+            continue;
+        }
+        if checked == DASHBOARD_OPERATIONS {
+            more = true;
+            break;
+        }
+        checked += 1;
+        let system = operation_system(&op);
+        let findings = check_operation(ground, user, &op, &system).await?;
+        let name = format!(
+            "{} / {} (revision {}, on {})",
+            o.namespace, o.id, o.revision, system
+        );
+        if findings.is_empty() {
+            let _ = write!(
+                rows,
+                "<tr><td>{}</td><td colspan=\"5\">no findings</td></tr>",
+                escape(&name)
+            );
+        }
+        for f in &findings {
+            let place = if f.line == 0 {
+                f.file.clone()
+            } else {
+                format!("{}:{}:{}", f.file, f.line, f.column)
+            };
+            let help = f
+                .help
+                .as_deref()
+                .map(|h| format!("<br><small>help: {}</small>", escape(h)))
+                .unwrap_or_default();
+            let _ = write!(
+                rows,
+                "<tr><td>{}</td><td>{}</td><td class=\"{sev}\">{sev}</td><td><code>{}</code></td>\
+                 <td><code>{}</code></td><td>{}{help}</td></tr>",
+                escape(&name),
+                escape(&f.task),
+                escape(f.code),
+                escape(&place),
+                escape(&f.message),
+                sev = f.severity.as_str(),
+            );
+        }
+    }
+    if checked == 0 {
+        body.push_str("<p>No operation builds or loads an image.</p>");
+        return Ok(body);
+    }
+    body.push_str(
+        "<table><tr><th>Operation</th><th>Task</th><th>Severity</th><th>Code</th><th>Where</th>\
+         <th>Message</th></tr>",
+    );
+    body.push_str(&rows);
+    body.push_str("</table>");
+    if more {
+        let _ = write!(
+            body,
+            "<p>Only the first {DASHBOARD_OPERATIONS} operations that build or load an image are checked here.</p>"
+        );
+    }
+    Ok(body)
+}
+
+/// `task: file:line:col: error[OD101]: message`.
+fn one_line(f: &PreflightFinding) -> String {
+    let place = if f.line == 0 {
+        f.file.clone()
+    } else {
+        format!("{}:{}:{}", f.file, f.line, f.column)
+    };
+    format!(
+        "task '{}': {place}: {}[{}]: {}",
+        f.task,
+        f.severity.as_str(),
+        f.code,
+        f.message
+    )
+}
+
+fn has_checks(op: &Operation) -> bool {
+    op.tasks.iter().any(|t| {
+        matches!(
+            t.spec,
+            TaskSpec::DockerBuild { .. } | TaskSpec::DockerLoad { .. }
+        )
+    })
+}
+
+async fn check_with_sources(
+    ground: &Ground,
+    tenant: &str,
+    op: &Operation,
+    system: &str,
+    sources: &HashMap<String, Source>,
+) -> Result<Vec<PreflightFinding>, ApiError> {
+    let mut mirror = BTreeMap::new();
+    for volume in checked_volumes(op, tenant) {
+        let rows = mirrored_volume(ground, system, tenant, &volume).await?;
+        mirror.insert(volume, rows);
+    }
+    let checks = plan(op, tenant, sources, &mirror);
+    let system = system_of(ground, system).await?;
+    let blobs = ground.blobs().clone();
+    tokio::task::spawn_blocking(move || run(&checks, &system, &blobs))
+        .await
+        .map_err(|e| ApiError::internal(format!("preflight stopped: {e}")))
+}
+
+/// The volumes the operation's build and load tasks use.
+fn checked_volumes(op: &Operation, tenant: &str) -> BTreeSet<String> {
+    op.tasks
+        .iter()
+        .filter_map(|t| match &t.spec {
+            TaskSpec::DockerBuild { volume, .. } | TaskSpec::DockerLoad { volume, .. } => {
+                Some(volume_name(volume.as_ref(), tenant))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn volume_name(volume: Option<&String>, tenant: &str) -> String {
+    volume.cloned().unwrap_or_else(|| format!("{tenant}-pvc"))
+}
+
+async fn mirrored_volume(
+    ground: &Ground,
+    system: &str,
+    tenant: &str,
+    volume: &str,
+) -> Result<Vec<VolumeFileRow>, ApiError> {
+    let mut out = Vec::new();
+    loop {
+        let page = db::volume_files(
+            ground.db(),
+            system,
+            tenant,
+            volume,
+            limits::PAGE_MAX,
+            out.len() as i64,
+        )
+        .await?;
+        let full = page.len() as i64 == limits::PAGE_MAX;
+        out.extend(page);
+        if !full || out.len() as i64 >= MAX_MIRROR_ENTRIES {
+            return Ok(out);
+        }
+    }
+}
+
+/// The system's facts for preflight: its default platform and catalogue, replaced by what its
+/// agent reported (platform, catalogue names and digests) once it has said hello. What each
+/// base image holds (libraries, glibc, interpreters) stays preflight's knowledge of it.
+async fn system_of(ground: &Ground, name: &str) -> Result<preflight::System, ApiError> {
+    let row = db::system(ground.db(), name).await?;
+    let reported = row.map(|r| {
+        let catalogue: Vec<wire::BaseImage> = db::json_or_default(&r.catalogue);
+        (r.platform, catalogue)
+    });
+    Ok(system_from(name, reported))
+}
+
+fn system_from(name: &str, reported: Option<(String, Vec<wire::BaseImage>)>) -> preflight::System {
+    let mut system = if name == "em" {
+        preflight::System::em(preflight::host_platform())
+    } else {
+        preflight::System::flight(name)
+    };
+    let Some((platform, catalogue)) = reported else {
+        return system;
+    };
+    if !platform.is_empty() {
+        system.platform = platform.clone();
+    }
+    let known = preflight::Catalogue::default_for(&system.platform);
+    system.catalogue.images = catalogue
+        .into_iter()
+        .map(|b| {
+            let name = wire::normalize_image_ref(&b.name);
+            let platform = if b.platform.is_empty() {
+                system.platform.clone()
+            } else {
+                b.platform.clone()
+            };
+            let digest = b.digest.map(|d| d.to_string());
+            match known.images.iter().find(|k| k.name == name) {
+                Some(k) => preflight::BaseImage {
+                    platform,
+                    digest,
+                    ..k.clone()
+                },
+                None => preflight::BaseImage {
+                    name,
+                    platform,
+                    digest,
+                    shell: false,
+                    libraries: Vec::new(),
+                    glibc: None,
+                    interpreters: Vec::new(),
+                    layers: Vec::new(),
+                },
+            }
+        })
+        .collect();
+    system
+}
+
+// ---- the virtual volume and the checks (pure) ----
+
+/// A path of a rebuilt volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Item {
+    /// Placed by an earlier uplink task of the operation: its bytes are this blob.
+    Blob {
+        digest: Digest,
+        size: u64,
+        mode: u32,
+    },
+    /// Already onboard (the mirror): its size is known, its bytes are not.
+    Onboard { size: u64, dir: bool },
+}
+
+/// A volume as a task will find it: volume path (no leading `/`) → item.
+type Volume = BTreeMap<String, Item>;
+
+/// One preflight run.
+#[derive(Debug, Clone, PartialEq)]
+enum Check {
+    Build {
+        task: String,
+        /// The build context: paths relative to it.
+        context: Volume,
+        /// The context folder in the volume (`""` for the root).
+        context_dir: String,
+        /// The Dockerfile's name in `context`.
+        dockerfile: String,
+        /// The Dockerfile's path in the volume.
+        dockerfile_path: String,
+        tenant_images: Vec<String>,
+        after_pod: bool,
+    },
+    Load {
+        task: String,
+        tarfile: String,
+        blob: Digest,
+    },
+    /// A Dockerfile or archive that is neither placed by an earlier uplink nor onboard.
+    Missing {
+        task: String,
+        file: String,
+        volume: String,
+        what: &'static str,
+        after_pod: bool,
+    },
+}
+
+/// Walks the operation's tasks in order, rebuilding each volume, and lists what to check.
+/// `mirror` holds the onboard listing of every volume a build or load task uses.
+fn plan(
+    op: &Operation,
+    tenant: &str,
+    sources: &HashMap<String, Source>,
+    mirror: &BTreeMap<String, Vec<VolumeFileRow>>,
+) -> Vec<Check> {
+    let mut volumes: BTreeMap<String, Volume> = mirror
+        .iter()
+        .map(|(name, rows)| {
+            let volume = rows
+                .iter()
+                .filter_map(|r| {
+                    let path = operation::volume_path(&r.path).ok()?;
+                    let item = Item::Onboard {
+                        size: u64::try_from(r.size).unwrap_or(0),
+                        dir: r.is_dir,
+                    };
+                    (!path.is_empty()).then_some((path, item))
+                })
+                .collect();
+            (name.clone(), volume)
+        })
+        .collect();
+    let mut pods: BTreeSet<String> = BTreeSet::new();
+    let mut images: Vec<String> = Vec::new();
+    let mut checks = Vec::new();
+    for task in &op.tasks {
+        match &task.spec {
+            TaskSpec::Uplink { .. } => {
+                let Some(files) = uplink_files(op, task, tenant, sources) else {
+                    continue;
+                };
+                let (volume, files) = files;
+                // Only volumes something checks are kept.
+                if let Some(v) = volumes.get_mut(&volume) {
+                    for f in files {
+                        let item = Item::Blob {
+                            digest: f.digest,
+                            size: f.size,
+                            mode: f.mode,
+                        };
+                        v.insert(f.path, item);
+                    }
+                }
+            }
+            TaskSpec::PodRun { volume, .. } => {
+                pods.insert(volume_name(volume.as_ref(), tenant));
+            }
+            TaskSpec::DockerBuild {
+                dockerfile,
+                context,
+                image,
+                volume,
+                ..
+            } => {
+                let name = volume_name(volume.as_ref(), tenant);
+                let after_pod = pods.contains(&name);
+                let empty = Volume::new();
+                let v = volumes.get(&name).unwrap_or(&empty);
+                let missing = || Check::Missing {
+                    task: task.id.clone(),
+                    file: dockerfile.clone(),
+                    volume: name.clone(),
+                    what: "Dockerfile",
+                    after_pod,
+                };
+                match v.get(dockerfile) {
+                    Some(Item::Blob { .. }) => {
+                        let mut ctx = context_of(v, context);
+                        let inside = under(dockerfile, context);
+                        let df_name = match inside {
+                            Some(rel) => rel.to_string(),
+                            None => {
+                                // The agent sends it into the context under its own name.
+                                if let Some(item) = v.get(dockerfile) {
+                                    ctx.insert(CONTEXT_DOCKERFILE.to_string(), item.clone());
+                                }
+                                CONTEXT_DOCKERFILE.to_string()
+                            }
+                        };
+                        checks.push(Check::Build {
+                            task: task.id.clone(),
+                            context: ctx,
+                            context_dir: context.clone(),
+                            dockerfile: df_name,
+                            dockerfile_path: dockerfile.clone(),
+                            tenant_images: images.clone(),
+                            after_pod,
+                        });
+                    }
+                    Some(Item::Onboard { dir: false, .. }) => {
+                        // Onboard from an earlier execution: its text is not on the ground.
+                    }
+                    Some(Item::Onboard { dir: true, .. }) | None => checks.push(missing()),
+                }
+                images.push(format!("{}:{}", image.name, image.tag));
+            }
+            TaskSpec::DockerLoad {
+                tarfile,
+                image,
+                volume,
+            } => {
+                let name = volume_name(volume.as_ref(), tenant);
+                let after_pod = pods.contains(&name);
+                match volumes.get(&name).and_then(|v| v.get(tarfile)) {
+                    Some(Item::Blob { digest, .. }) => checks.push(Check::Load {
+                        task: task.id.clone(),
+                        tarfile: tarfile.clone(),
+                        blob: *digest,
+                    }),
+                    Some(Item::Onboard { dir: false, .. }) => {}
+                    Some(Item::Onboard { dir: true, .. }) | None => checks.push(Check::Missing {
+                        task: task.id.clone(),
+                        file: tarfile.clone(),
+                        volume: name,
+                        what: "archive",
+                        after_pod,
+                    }),
+                }
+                images.push(format!("{}:{}", image.name, image.tag));
+            }
+            TaskSpec::Downlink { .. } | TaskSpec::FilesList { .. } => {}
+        }
+    }
+    checks
+}
+
+/// The files an uplink task places, compiled by the executor exactly as an execution would
+/// (the task alone, so that another task's missing source does not hide this one's files).
+fn uplink_files(
+    op: &Operation,
+    task: &operation::Task,
+    tenant: &str,
+    sources: &HashMap<String, Source>,
+) -> Option<(String, Vec<wire::UplinkFile>)> {
+    let single = Operation {
+        tasks: vec![task.clone()],
+        ..op.clone()
+    };
+    let plan = executor::compile(&single, tenant, "preflight", sources).ok()?;
+    match plan.tasks.into_iter().next()?.kind {
+        TaskKind::Uplink { volume, files } => Some((volume, files)),
+        _ => None,
+    }
+}
+
+/// `path` relative to `dir` (`""` is the root), if it lies under it.
+fn under<'a>(path: &'a str, dir: &str) -> Option<&'a str> {
+    if dir.is_empty() {
+        return Some(path);
+    }
+    path.strip_prefix(dir)?.strip_prefix('/')
+}
+
+/// The part of a volume under the context folder, relative to it.
+fn context_of(volume: &Volume, context: &str) -> Volume {
+    if context.is_empty() {
+        return volume.clone();
+    }
+    let prefix = format!("{context}/");
+    volume
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .map(|(k, item)| (k[prefix.len()..].to_string(), item.clone()))
+        .collect()
+}
+
+/// Runs every check; blocking (reads blobs).
+fn run(checks: &[Check], system: &preflight::System, blobs: &BlobStore) -> Vec<PreflightFinding> {
+    let mut out = Vec::new();
+    for check in checks {
+        match check {
+            Check::Build {
+                task,
+                context,
+                context_dir,
+                dockerfile,
+                dockerfile_path,
+                tenant_images,
+                after_pod,
+            } => {
+                let source = BlobContext {
+                    items: context,
+                    blobs,
+                };
+                let options = preflight::Options {
+                    tenant_images: tenant_images.clone(),
+                    ..preflight::Options::onboard()
+                };
+                let report = preflight::lint_source(&source, dockerfile, system, &options);
+                for d in report.diagnostics {
+                    let file = if d.file == *dockerfile {
+                        dockerfile_path.clone()
+                    } else {
+                        join(context_dir, &d.file)
+                    };
+                    let mut f = finding(task, file, d);
+                    if *after_pod && f.code == "OD302" {
+                        soften(&mut f);
+                    }
+                    out.push(f);
+                }
+            }
+            Check::Load {
+                task,
+                tarfile,
+                blob,
+            } => {
+                let options = preflight::ArchiveOptions {
+                    known_layers: &[],
+                    eta: preflight::Eta::None,
+                };
+                let report = preflight::lint_archive(&blobs.path(blob), system, &options);
+                for d in report.diagnostics {
+                    out.push(finding(task, tarfile.clone(), d));
+                }
+            }
+            Check::Missing {
+                task,
+                file,
+                volume,
+                what,
+                after_pod,
+            } => {
+                let mut f = PreflightFinding {
+                    task: task.clone(),
+                    file: file.clone(),
+                    line: 0,
+                    column: 0,
+                    code: "OD000",
+                    severity: preflight::Severity::Error,
+                    message: format!(
+                        "the {what} `{file}` is not in volume `{volume}`: no earlier uplink task places it and it is not onboard"
+                    ),
+                    help: Some(
+                        "uplink it in a task before this one (`source` in the namespace, `destination` in the volume), or fix the path"
+                            .to_string(),
+                    ),
+                };
+                if *after_pod {
+                    soften(&mut f);
+                }
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
+fn finding(task: &str, file: String, d: preflight::Diagnostic) -> PreflightFinding {
+    PreflightFinding {
+        task: task.to_string(),
+        file,
+        line: d.line,
+        column: d.column,
+        code: d.code,
+        severity: d.severity,
+        message: d.message,
+        help: d.help,
+    }
+}
+
+/// A missing file that an earlier `pod.run` on the same volume may create.
+fn soften(f: &mut PreflightFinding) {
+    if f.severity == preflight::Severity::Error {
+        f.severity = preflight::Severity::Warning;
+        f.message
+            .push_str(" (unless an earlier pod.run task on this volume creates it)");
+    }
+}
+
+fn join(dir: &str, rel: &str) -> String {
+    if dir.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{dir}/{rel}")
+    }
+}
+
+/// A build context over a rebuilt volume: uplinked files read from the blob store, onboard-only
+/// files listed without content.
+struct BlobContext<'a> {
+    items: &'a Volume,
+    blobs: &'a BlobStore,
+}
+
+impl preflight::ContextSource for BlobContext<'_> {
+    fn entries(&self) -> io::Result<Vec<preflight::Entry>> {
+        let mut out = Vec::with_capacity(self.items.len());
+        let mut dirs = BTreeSet::new();
+        for (path, item) in self.items {
+            let mut p = path.as_str();
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                if !dirs.insert(parent.to_string()) {
+                    break;
+                }
+                p = parent;
+            }
+            let (kind, size, mode) = match item {
+                Item::Blob { size, mode, .. } => (preflight::EntryKind::File, *size, *mode),
+                Item::Onboard { dir: true, .. } => (preflight::EntryKind::Dir, 0, 0o755),
+                Item::Onboard { size, .. } => (preflight::EntryKind::File, *size, 0o644),
+            };
+            if kind == preflight::EntryKind::Dir {
+                dirs.insert(path.clone());
+                continue;
+            }
+            out.push(preflight::Entry {
+                path: path.clone(),
+                kind,
+                size,
+                mode,
+            });
+        }
+        out.extend(dirs.into_iter().map(|d| preflight::Entry {
+            path: d,
+            kind: preflight::EntryKind::Dir,
+            size: 0,
+            mode: 0o755,
+        }));
+        Ok(out)
+    }
+
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(Item::Blob { digest, .. }) = self.items.get(path) else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("`{path}` is onboard only; its content is not on the ground"),
+            ));
+        };
+        let file = std::fs::File::open(self.blobs.path(digest))?;
+        let mut done = 0;
+        while done < buf.len() {
+            let n =
+                std::os::unix::fs::FileExt::read_at(&file, &mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::FileRow;
+
+    fn file(path: &str, content: &[u8]) -> FileRow {
+        FileRow {
+            path: path.into(),
+            version: 1,
+            digest: Digest::of(content).to_string(),
+            size: content.len() as i64,
+            mode: 0o644,
+            created_at: 0,
+            versions: 1,
+        }
+    }
+
+    fn op(tasks: &str) -> Operation {
+        operation::parse(&format!("id: o\nnamespace: ns\ntasks:\n{tasks}")).unwrap()
+    }
+
+    fn onboard(path: &str, dir: bool) -> VolumeFileRow {
+        VolumeFileRow {
+            path: path.into(),
+            size: if dir { 0 } else { 5 },
+            is_dir: dir,
+            modified_ms: 0,
+        }
+    }
+
+    #[test]
+    fn builds_see_earlier_uplinks_over_the_onboard_mirror() {
+        let op = op(concat!(
+            "  - id: up\n    type: uplink\n    source: /src\n    destination: w\n",
+            "  - id: build\n    type: docker.build\n    context: w/src\n    dockerfile: w/src/Dockerfile\n    image: app:1\n",
+            "  - id: up2\n    type: uplink\n    source: /later\n",
+            "  - id: build2\n    type: docker.build\n    dockerfile: w/src/Dockerfile\n    context: w\n    image: two\n",
+        ));
+        let sources = HashMap::from([
+            (
+                "/src".to_string(),
+                Source::Folder(vec![
+                    file("/src/Dockerfile", b"FROM x"),
+                    file("/src/a", b"a"),
+                ]),
+            ),
+            ("/later".to_string(), Source::File(file("/later", b"l"))),
+        ]);
+        let mirror = BTreeMap::from([(
+            "alice-pvc".to_string(),
+            vec![
+                onboard("/w", true),
+                onboard("/w/src", true),
+                onboard("/w/src/old.bin", false),
+            ],
+        )]);
+        let checks = plan(&op, "alice", &sources, &mirror);
+        assert_eq!(checks.len(), 2);
+        let Check::Build {
+            context,
+            dockerfile,
+            dockerfile_path,
+            tenant_images,
+            ..
+        } = &checks[0]
+        else {
+            panic!("{checks:?}")
+        };
+        assert_eq!(
+            context.keys().collect::<Vec<_>>(),
+            ["Dockerfile", "a", "old.bin"]
+        );
+        assert_eq!(
+            context["old.bin"],
+            Item::Onboard {
+                size: 5,
+                dir: false
+            }
+        );
+        assert_eq!(
+            (dockerfile.as_str(), dockerfile_path.as_str()),
+            ("Dockerfile", "w/src/Dockerfile")
+        );
+        assert!(tenant_images.is_empty());
+        let Check::Build {
+            context,
+            dockerfile,
+            tenant_images,
+            ..
+        } = &checks[1]
+        else {
+            panic!("{checks:?}")
+        };
+        // The later uplink went to the volume root, outside this context.
+        assert!(!context.contains_key("later"));
+        assert_eq!(dockerfile, "src/Dockerfile");
+        assert_eq!(tenant_images, &["app:1".to_string()]);
+    }
+
+    #[test]
+    fn missing_and_onboard_only_inputs() {
+        let op = op(concat!(
+            "  - id: ls\n    type: files.list\n",
+            "  - id: b1\n    type: docker.build\n    image: a\n",
+            "  - id: l1\n    type: docker.load\n    tarfile: known.tar\n    image: k\n",
+            "  - id: pod\n    type: pod.run\n    image: busybox\n",
+            "  - id: l2\n    type: docker.load\n    tarfile: made.tar\n    image: m\n",
+        ));
+        let mirror =
+            BTreeMap::from([("alice-pvc".to_string(), vec![onboard("/known.tar", false)])]);
+        let checks = plan(&op, "alice", &HashMap::new(), &mirror);
+        let summary: Vec<(&str, bool)> = checks
+            .iter()
+            .map(|c| match c {
+                Check::Missing {
+                    file, after_pod, ..
+                } => (file.as_str(), *after_pod),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // known.tar is onboard (not checked); made.tar may come from the pod.
+        assert_eq!(summary, [("Dockerfile", false), ("made.tar", true)]);
+    }
+
+    #[test]
+    fn the_reported_catalogue_keeps_preflight_knowledge() {
+        let reported = vec![
+            wire::BaseImage {
+                name: "busybox".into(),
+                platform: "linux/arm64".into(),
+                digest: Some(Digest::of(b"bb")),
+                description: String::new(),
+            },
+            wire::BaseImage {
+                name: "custom/base:2".into(),
+                platform: "linux/arm64".into(),
+                digest: None,
+                description: String::new(),
+            },
+        ];
+        let s = system_from("sat1", Some(("linux/arm64".into(), reported)));
+        assert_eq!(s.platform, "linux/arm64");
+        let names: Vec<&str> = s.catalogue.images.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["busybox:latest", "custom/base:2"]);
+        assert!(s.catalogue.images[0].shell);
+        assert_eq!(
+            s.catalogue.images[0].digest,
+            Some(Digest::of(b"bb").to_string())
+        );
+        assert!(s.base("gcr.io/distroless/static-debian12").is_none());
+        let d = system_from("sat1", None);
+        assert_eq!(d.platform, "linux/arm64");
+        assert_eq!(d.catalogue.images.len(), 3);
+        assert_eq!(system_from("em", None).platform, preflight::host_platform());
+    }
+}

@@ -1,0 +1,386 @@
+//! The uplink queue of a system as one tenant sees it, with a predicted completion for every
+//! transfer; the `queue` route and an execution's `uplink_eta`.
+//!
+//! The link endpoint knows its outgoing transfers by digest only, in sending order. Starting an
+//! execution records what it sends up ([`record`]: its plan message and the objects of its
+//! uplink tasks), so each queued digest maps to the running executions that need it, and so to
+//! their tenants. A tenant sees its own transfers; everyone else's bytes count toward the ETAs
+//! but are shown only as a total.
+//!
+//! ETAs run the whole queue, in order, through the system's contact plan
+//! ([`orbit::predict_transfers`]) with each window's uplink rate scaled by
+//! [`UPLINK_PAYLOAD_EFFICIENCY`]; a system always in contact sends at its configured rate.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::Json;
+use axum::extract::State;
+use orbit::Epoch;
+use serde_json::{Value, json};
+use sqlx::Row;
+use wire::{Digest, Message, Plan, TaskKind};
+
+use crate::Ground;
+use crate::api::P;
+use crate::auth::AuthUser;
+use crate::db::{self, Db, ExecutionRow};
+use crate::error::ApiError;
+use crate::passes::{self, Sky, rfc3339};
+
+/// The share of a window's uplink rate that carries transfer bytes: the protocol's measured
+/// payload efficiency (packet headers, acknowledgements and retransmissions take the rest).
+pub(crate) const UPLINK_PAYLOAD_EFFICIENCY: f64 = 0.97;
+
+/// A queued transfer's predicted completion.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Eta {
+    /// When its last byte arrives (`None`: not within the contact plan, or no rate to predict
+    /// from).
+    pub(crate) completion: Option<Epoch>,
+    /// The pass it completes in (`None` for a system always in contact).
+    pub(crate) pass: Option<PassRef>,
+}
+
+/// A pass, as an ETA names it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PassRef {
+    pub(crate) station: String,
+    pub(crate) aos: Epoch,
+    pub(crate) los: Epoch,
+}
+
+/// One of the caller's queued transfers.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MyTransfer {
+    pub(crate) digest: Digest,
+    /// A plan message (else an object).
+    pub(crate) message: bool,
+    /// The caller's earliest running execution that needs it.
+    pub(crate) execution: String,
+    pub(crate) bytes: u64,
+    pub(crate) remaining: u64,
+    /// Other tenants' bytes queued before it.
+    pub(crate) other_bytes_ahead: u64,
+    pub(crate) eta: Eta,
+}
+
+/// A system's uplink queue as one tenant sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct QueueView {
+    pub(crate) now: Epoch,
+    pub(crate) link_up: bool,
+    pub(crate) always_in_contact: bool,
+    /// Why there are no ETAs (the elements are too old for the horizon, say).
+    pub(crate) eta_error: Option<String>,
+    pub(crate) mine: Vec<MyTransfer>,
+    /// Other tenants' (and unattributed) transfers: how many, their bytes, and how many of those
+    /// are queued before the caller's last transfer (all of them if the caller has none).
+    pub(crate) others: usize,
+    pub(crate) other_bytes: u64,
+    pub(crate) other_bytes_ahead: u64,
+}
+
+/// Records what an execution sends up: its plan message and every object of its uplink tasks.
+pub(crate) async fn record(
+    tx: &mut db::Tx,
+    execution: &str,
+    plan: &Plan,
+) -> Result<(), sqlx::Error> {
+    let encoded = wire::encode_message(&Message::Plan(plan.clone()));
+    let mut rows = vec![(Digest::of(&encoded), encoded.len() as u64, true)];
+    for task in &plan.tasks {
+        if let TaskKind::Uplink { files, .. } = &task.kind {
+            rows.extend(files.iter().map(|f| (f.digest, f.size, false)));
+        }
+    }
+    for (digest, size, message) in rows {
+        sqlx::query(
+            "INSERT OR IGNORE INTO execution_objects (execution, digest, size, message) VALUES (?, ?, ?, ?)",
+        )
+        .bind(execution)
+        .bind(digest.to_string())
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(message)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The running executions of `system` (with their tenants) that need each of `digests`, the
+/// earliest first.
+async fn owners(
+    db: &Db,
+    system: &str,
+    digests: &[Digest],
+) -> Result<HashMap<Digest, Vec<(String, String)>>, sqlx::Error> {
+    let list: Vec<String> = digests.iter().map(Digest::to_string).collect();
+    let rows = sqlx::query(
+        "SELECT o.digest, o.execution, e.tenant FROM execution_objects o
+         JOIN executions e ON e.id = o.execution
+         WHERE o.digest IN (SELECT value FROM json_each(?1)) AND e.system = ?2
+           AND e.state NOT IN ('SUCCESS', 'FAILED')
+         ORDER BY e.created_at, e.id",
+    )
+    .bind(db::to_json(&list))
+    .bind(system)
+    .fetch_all(db)
+    .await?;
+    let mut out: HashMap<Digest, Vec<(String, String)>> = HashMap::new();
+    for row in rows {
+        let digest: String = row.try_get(0)?;
+        let Ok(digest) = digest.parse::<Digest>() else {
+            continue;
+        };
+        out.entry(digest)
+            .or_default()
+            .push((row.try_get(1)?, row.try_get(2)?));
+    }
+    Ok(out)
+}
+
+/// The digests an execution sends up.
+async fn digests_of(db: &Db, execution: &str) -> Result<HashSet<Digest>, sqlx::Error> {
+    let rows = sqlx::query("SELECT digest FROM execution_objects WHERE execution = ?")
+        .bind(execution)
+        .fetch_all(db)
+        .await?;
+    let mut out = HashSet::new();
+    for row in rows {
+        let d: String = row.try_get(0)?;
+        if let Ok(d) = d.parse() {
+            out.insert(d);
+        }
+    }
+    Ok(out)
+}
+
+/// Predicts when each transfer of the queue (remaining bytes, in sending order) completes.
+async fn etas(sky: &Sky, now: Epoch, remaining: &[u64]) -> Result<Vec<Eta>, ApiError> {
+    match sky {
+        Sky::AlwaysInContact { rate_bits_per_sec } => {
+            let bytes_per_s = rate_bits_per_sec
+                .filter(|&r| r > 0)
+                .map(|r| r as f64 * UPLINK_PAYLOAD_EFFICIENCY / 8.0);
+            let mut ahead = 0u64;
+            Ok(remaining
+                .iter()
+                .map(|&r| {
+                    ahead += r;
+                    Eta {
+                        completion: bytes_per_s.map(|b| now.plus_seconds(ahead as f64 / b)),
+                        pass: None,
+                    }
+                })
+                .collect())
+        }
+        Sky::Orbit(f) => {
+            let windows = f.upcoming(now).await?;
+            let scaled: Vec<orbit::Window> = windows
+                .iter()
+                .map(|w| orbit::Window {
+                    uplink_bps: w.uplink_bps * UPLINK_PAYLOAD_EFFICIENCY,
+                    ..w.clone()
+                })
+                .collect();
+            let predicted =
+                orbit::predict_transfers(&scaled, orbit::Direction::Uplink, now, remaining);
+            Ok(predicted
+                .iter()
+                .map(|p| Eta {
+                    completion: p.completion,
+                    pass: p.window.and_then(|i| windows.get(i)).map(|w| PassRef {
+                        station: w.station.clone(),
+                        aos: w.aos,
+                        los: w.los,
+                    }),
+                })
+                .collect())
+        }
+    }
+}
+
+/// The ETAs of the queue, or none and why.
+async fn etas_or_error(sky: &Sky, now: Epoch, remaining: &[u64]) -> (Vec<Eta>, Option<String>) {
+    if remaining.is_empty() {
+        return (Vec::new(), None);
+    }
+    match etas(sky, now, remaining).await {
+        Ok(e) => (e, None),
+        Err(e) => {
+            let none = Eta {
+                completion: None,
+                pass: None,
+            };
+            (vec![none; remaining.len()], Some(e.message()))
+        }
+    }
+}
+
+/// The queue of `system` as `tenant` sees it.
+pub(crate) async fn view(g: &Ground, system: &str, tenant: &str) -> Result<QueueView, ApiError> {
+    let sky = passes::sky(g, system)?;
+    let Some(link) = g.system(system) else {
+        return Err(ApiError::not_found(format!("system '{system}' not found")));
+    };
+    let stats = link.stats();
+    let now = g.now();
+    let digests: Vec<Digest> = stats.transfers.iter().map(|t| t.digest).collect();
+    let owners = owners(g.db(), system, &digests).await?;
+    let remaining: Vec<u64> = stats.transfers.iter().map(|t| t.remaining).collect();
+    let (etas, eta_error) = etas_or_error(sky, now, &remaining).await;
+
+    let mut mine = Vec::new();
+    let (mut others, mut other_bytes, mut other_bytes_ahead) = (0, 0, 0);
+    for (t, eta) in stats.transfers.iter().zip(etas) {
+        let execution = owners
+            .get(&t.digest)
+            .and_then(|o| o.iter().find(|(_, owner)| owner == tenant))
+            .map(|(e, _)| e.clone());
+        match execution {
+            Some(execution) => {
+                mine.push(MyTransfer {
+                    digest: t.digest,
+                    message: t.message,
+                    execution,
+                    bytes: t.size,
+                    remaining: t.remaining,
+                    other_bytes_ahead: other_bytes,
+                    eta,
+                });
+                other_bytes_ahead = other_bytes;
+            }
+            None => {
+                others += 1;
+                other_bytes += t.remaining;
+            }
+        }
+    }
+    if mine.is_empty() {
+        other_bytes_ahead = other_bytes;
+    }
+    Ok(QueueView {
+        now,
+        link_up: stats.up,
+        always_in_contact: matches!(sky, Sky::AlwaysInContact { .. }),
+        eta_error,
+        mine,
+        others,
+        other_bytes,
+        other_bytes_ahead,
+    })
+}
+
+fn eta_json(eta: &Eta) -> Value {
+    json!({
+        "pass": eta.pass.as_ref().map(|p| json!({
+            "station": p.station, "aos": rfc3339(p.aos), "los": rfc3339(p.los),
+        })),
+        "completion": eta.completion.map(rfc3339),
+    })
+}
+
+/// `GET /api/v1/systems/{system}/queue`.
+pub(crate) async fn queue(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P(system): P<String>,
+) -> Result<Json<Value>, ApiError> {
+    let v = view(&g, &system, &user).await?;
+    let transfers: Vec<Value> = v
+        .mine
+        .iter()
+        .map(|t| {
+            json!({
+                "digest": t.digest.to_string(),
+                "message": t.message,
+                "execution": t.execution,
+                "bytes": t.bytes,
+                "remaining": t.remaining,
+                "other_bytes_ahead": t.other_bytes_ahead,
+                "eta": eta_json(&t.eta),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "system": system,
+        "generated_at": rfc3339(v.now),
+        "link_up": v.link_up,
+        "always_in_contact": v.always_in_contact,
+        "eta_error": v.eta_error,
+        "transfers": transfers,
+        "other_tenants": {
+            "transfers": v.others,
+            "bytes": v.other_bytes,
+            "bytes_ahead": v.other_bytes_ahead,
+        },
+    })))
+}
+
+/// An execution's `uplink_eta`: while any of its transfers is queued, their remaining bytes and
+/// the ETA of the last of them; `null` otherwise.
+pub(crate) async fn execution_eta(g: &Ground, e: &ExecutionRow) -> Result<Value, ApiError> {
+    let finished = wire::TaskState::parse(&e.state).is_some_and(wire::TaskState::is_final);
+    let (Some(link), Some(sky)) = (g.system(&e.system), g.orbits().sky(&e.system)) else {
+        return Ok(Value::Null);
+    };
+    if finished {
+        return Ok(Value::Null);
+    }
+    let stats = link.stats();
+    let own = digests_of(g.db(), &e.id).await?;
+    let Some(last) = stats
+        .transfers
+        .iter()
+        .rposition(|t| own.contains(&t.digest))
+    else {
+        return Ok(Value::Null);
+    };
+    let remaining: Vec<u64> = stats.transfers[..=last]
+        .iter()
+        .map(|t| t.remaining)
+        .collect();
+    let mine: u64 = stats.transfers[..=last]
+        .iter()
+        .filter(|t| own.contains(&t.digest))
+        .map(|t| t.remaining)
+        .sum();
+    let (etas, error) = etas_or_error(sky, g.now(), &remaining).await;
+    let mut v = eta_json(&etas[last]);
+    v["remaining_bytes"] = json!(mine);
+    if let Some(error) = error {
+        v["error"] = json!(error);
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completions(etas: &[Eta]) -> Vec<Option<f64>> {
+        etas.iter()
+            .map(|e| e.completion.map(Epoch::unix_seconds))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn always_in_contact_etas_follow_the_rate() {
+        let now = Epoch::from_unix_seconds(1000.0);
+        // 8000 bit/s carry 970 payload bytes a second.
+        let paced = Sky::AlwaysInContact {
+            rate_bits_per_sec: Some(8000),
+        };
+        let etas = etas(&paced, now, &[970, 0, 1940]).await.unwrap();
+        assert_eq!(
+            completions(&etas),
+            vec![Some(1001.0), Some(1001.0), Some(1003.0)]
+        );
+        assert!(etas.iter().all(|e| e.pass.is_none()));
+        let unpaced = Sky::AlwaysInContact {
+            rate_bits_per_sec: None,
+        };
+        let etas = etas_or_error(&unpaced, now, &[1, 2]).await;
+        assert_eq!((completions(&etas.0), etas.1), (vec![None, None], None));
+    }
+}
