@@ -119,6 +119,25 @@ fn execution_error(message: impl std::fmt::Display) -> TaskResult {
     TaskResult::fail(ErrorCode::ExecutionError, message.to_string())
 }
 
+/// A regular file of a volume, or the task's "not found" failure with `code`.
+#[allow(clippy::result_large_err)]
+fn volume_file(
+    root: &std::path::Path,
+    rel: &RelPath,
+    code: ErrorCode,
+    what: &str,
+) -> Step<std::path::PathBuf> {
+    let not_found = || TaskResult::fail(code, format!("{what} not found: {}", rel.display()));
+    let path = volumes::resolve_existing(root, rel).map_err(|e| match e {
+        PathError::NotFound(_) => not_found(),
+        e => path_failure(e, code),
+    })?;
+    if !path.is_file() {
+        return Err(not_found());
+    }
+    Ok(path)
+}
+
 /// Maps a path error: malformed paths are validation errors, a missing path gets `missing`.
 fn path_failure(e: PathError, missing: ErrorCode) -> TaskResult {
     match e {
@@ -424,19 +443,12 @@ impl Executor {
         let root = self.volumes.volume_dir(tenant, volume);
         let df_rel = RelPath::parse(dockerfile).map_err(invalid)?;
         let ctx_rel = RelPath::parse(context).map_err(invalid)?;
-        let not_found = || {
-            TaskResult::fail(
-                ErrorCode::DockerDockerfileNotFound,
-                format!("Dockerfile not found: {}", df_rel.display()),
-            )
-        };
-        let df_path = volumes::resolve_existing(&root, &df_rel).map_err(|e| match e {
-            PathError::NotFound(_) => not_found(),
-            e => path_failure(e, ErrorCode::DockerDockerfileNotFound),
-        })?;
-        if !df_path.is_file() {
-            return Err(not_found());
-        }
+        let df_path = volume_file(
+            &root,
+            &df_rel,
+            ErrorCode::DockerDockerfileNotFound,
+            "Dockerfile",
+        )?;
         let text = read_dockerfile(&df_path).map_err(|m| {
             TaskResult::fail(ErrorCode::FormatError, format!("{}: {m}", df_rel.display()))
         })?;
@@ -578,19 +590,7 @@ impl Executor {
         names::check_tag(&image.tag).map_err(invalid)?;
         let root = self.volumes.volume_dir(tenant, volume);
         let rel = RelPath::parse(tarfile).map_err(invalid)?;
-        let not_found = || {
-            TaskResult::fail(
-                ErrorCode::DockerTarfileNotFound,
-                format!("Tar file not found: {}", rel.display()),
-            )
-        };
-        let path = volumes::resolve_existing(&root, &rel).map_err(|e| match e {
-            PathError::NotFound(_) => not_found(),
-            e => path_failure(e, ErrorCode::DockerTarfileNotFound),
-        })?;
-        if !path.is_file() {
-            return Err(not_found());
-        }
+        let path = volume_file(&root, &rel, ErrorCode::DockerTarfileNotFound, "Tar file")?;
         let load_failed = |m: String| TaskResult::fail(ErrorCode::DockerTarfileLoadFailed, m);
         let p = path.clone();
         let images = blocking(move || {
