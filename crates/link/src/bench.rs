@@ -33,7 +33,8 @@ pub struct Conditions {
 pub struct Measure {
     /// Unique payload delivered in the first pass ÷ its capacity.
     pub goodput: f64,
-    /// Bytes on the wire (both ways) that are not first-time payload ÷ all bytes on the wire.
+    /// Bytes on the wire (both ways) that are not payload — framing, acknowledgements, status,
+    /// handshake — ÷ all bytes on the wire. Payload sent again is counted in `resent`.
     pub overhead: f64,
     /// Payload bytes sent more than once.
     pub resent: u64,
@@ -192,10 +193,10 @@ pub fn ours(c: Conditions, seed: u64) -> Measure {
     }
     let (g, f) = (ground.stats().clone(), flight.stats().clone());
     let wire = (g.bytes_sent + f.bytes_sent) as f64;
-    let first_time_payload = (g.payload_sent + f.payload_sent) as f64;
+    let payload = (g.payload_sent + f.payload_sent + g.payload_resent + f.payload_resent) as f64;
     Measure {
         goodput: received_pass1.unwrap_or(f.payload_received) as f64 / capacity_bytes(c),
-        overhead: (wire - first_time_payload) / wire,
+        overhead: (wire - payload) / wire,
         resent: g.payload_resent + f.payload_resent,
         first_payload: first,
         first_payload_resume: first_resume,
@@ -324,7 +325,7 @@ pub fn baseline(c: Conditions, seed: u64) -> Measure {
     }
     Measure {
         goodput: received_pass1.unwrap_or(delivered) as f64 / capacity_bytes(c),
-        overhead: (wire as f64 - payload_first as f64) / wire.max(1) as f64,
+        overhead: (wire as f64 - payload_first as f64 - resent as f64) / wire.max(1) as f64,
         resent,
         first_payload: first,
         first_payload_resume: first_resume,
@@ -428,7 +429,7 @@ pub fn table(seed: u64) -> String {
     }
     let _ = writeln!(
         out,
-        "goodput: unique payload delivered in a 7-min pass ÷ its capacity; overhead: bytes on the wire (both ways) that are not first-time payload; \
+        "goodput: unique payload delivered in a 7-min pass ÷ its capacity; overhead: bytes on the wire (both ways) that are not payload (framing, acknowledgements, status, handshake); \
          resent B: payload bytes sent again; 1st s / resume: seconds from a pass opening to the first payload byte (first pass / next pass); \
          hs B: resume handshake bytes (both ways) at the next pass."
     );

@@ -222,7 +222,7 @@ const HWM_RESERVATION: u32 = 64;
 const MAX_ARRIVALS: usize = 1 << 16;
 const MAX_RX_RANGES: usize = 8192;
 const INITIAL_RTT: Duration = Duration::from_millis(500);
-const MAX_ACK_DELAY: Duration = Duration::from_secs(5);
+const MAX_ACK_DELAY: Duration = Duration::from_secs(10);
 
 impl Session {
     /// Opens a session on `store`, resuming whatever it persisted.
