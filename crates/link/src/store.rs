@@ -363,12 +363,21 @@ impl Store for FileStore {
             match offer.kind {
                 TransferKind::Object => {
                     let dest = self.objects.path(&offer.digest);
-                    if let Some(dir) = dest.parent() {
-                        fs::create_dir_all(dir)?;
-                    }
+                    let dir = dest
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| self.objects.root.clone());
+                    fs::create_dir_all(&dir)?;
                     if fs::rename(&data, &dest).is_err() {
-                        fs::copy(&data, &dest)?;
+                        // Another filesystem: copy beside the destination, make it durable, then
+                        // rename, so a crash never leaves a truncated object under its digest.
+                        let tmp = dir.join(format!(".{}.tmp", offer.digest.hex()));
+                        fs::copy(&data, &tmp)?;
+                        File::open(&tmp)?.sync_all()?;
+                        fs::rename(&tmp, &dest)?;
                     }
+                    // The object is durable before anything records it as committed.
+                    File::open(&dir)?.sync_all()?;
                     Commit::Object
                 }
                 TransferKind::Message { seq } => {

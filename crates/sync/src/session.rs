@@ -212,6 +212,8 @@ struct Spool {
     received: RangeSet,
     dirty: u64,
     dirty_since: Option<Instant>,
+    /// When a chunk of it last arrived (at open: none).
+    active_at: Option<Instant>,
 }
 
 const MAX_SPOOLS: usize = 4096;
@@ -235,6 +237,18 @@ impl Session {
         };
         let persisted = store.load()?;
         let mut counters = persisted.counters;
+        // Repair counters a crash left behind the outbox (see send_message).
+        for e in &persisted.outbox {
+            counters.next_transfer = counters.next_transfer.max(e.offer.transfer + 1);
+            if let TransferKind::Message { seq } = e.offer.kind {
+                counters.next_message_seq = counters.next_message_seq.max(seq + 1);
+            }
+        }
+        for &(seq, _) in &persisted.inbox {
+            if seq < counters.delivered_seq {
+                store.inbox_remove(seq)?;
+            }
+        }
         // Everything below the reservation may have been used: start above it, and reserve.
         let next_pn = counters.pn_reserved.max(1);
         counters.pn_reserved = next_pn + PN_RESERVATION;
@@ -275,6 +289,7 @@ impl Session {
                         received,
                         dirty: 0,
                         dirty_since: None,
+                        active_at: None,
                     },
                 )
             })
@@ -315,7 +330,11 @@ impl Session {
             committed: committed_order.iter().copied().collect(),
             committed_order,
             pending_status: Vec::new(),
-            inbox: persisted.inbox.into_iter().collect(),
+            inbox: persisted
+                .inbox
+                .into_iter()
+                .filter(|&(seq, _)| seq >= counters.delivered_seq)
+                .collect(),
             next_emit: counters.delivered_seq,
             events: VecDeque::new(),
             stats: SessionStats::default(),
@@ -386,21 +405,37 @@ impl Session {
 
     /// Queues a message. Messages are delivered in order, before objects of lower priority.
     pub fn send_message(&mut self, bytes: Vec<u8>) -> io::Result<u64> {
+        if bytes.len() > wire::MAX_MESSAGE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a message of {} bytes exceeds the {}-byte limit",
+                    bytes.len(),
+                    wire::MAX_MESSAGE
+                ),
+            ));
+        }
+        if self.out.len() >= MAX_OUT {
+            return Err(io::Error::other("too many outgoing transfers"));
+        }
         let seq = self.counters.next_message_seq;
-        self.counters.next_message_seq += 1;
         let offer = Offer {
-            transfer: self.take_transfer_id(),
+            transfer: self.counters.next_transfer,
             kind: TransferKind::Message { seq },
             size: bytes.len() as u64,
             priority: 0,
             digest: Digest::of(&bytes),
         };
-        self.store.save_counters(&self.counters)?;
+        // The outbox entry first: a crash before the counters are saved is repaired at load
+        // (counters are raised above every outbox entry), so no number is ever skipped or reused.
         self.enqueue(OutboxEntry {
             offer,
             sent_hwm: 0,
             body: Some(bytes),
         })?;
+        self.counters.next_message_seq += 1;
+        self.counters.next_transfer += 1;
+        self.store.save_counters(&self.counters)?;
         Ok(seq)
     }
 
@@ -414,19 +449,20 @@ impl Session {
             return Ok(o.entry.offer.transfer);
         }
         let offer = Offer {
-            transfer: self.take_transfer_id(),
+            transfer: self.counters.next_transfer,
             kind: TransferKind::Object,
             size,
             priority,
             digest,
         };
-        self.store.save_counters(&self.counters)?;
         let transfer = offer.transfer;
         self.enqueue(OutboxEntry {
             offer,
             sent_hwm: 0,
             body: None,
         })?;
+        self.counters.next_transfer += 1;
+        self.store.save_counters(&self.counters)?;
         Ok(transfer)
     }
 
@@ -451,14 +487,23 @@ impl Session {
     /// Records that the application has handled message `seq` (and every one before it): it will
     /// not be delivered again.
     pub fn message_done(&mut self, seq: u64) {
+        let before = self.counters.delivered_seq;
         while self.counters.delivered_seq <= seq && self.counters.delivered_seq < self.next_emit {
-            let s = self.counters.delivered_seq;
             self.counters.delivered_seq += 1;
-            self.inbox.remove(&s);
-            let _ = self.store.inbox_remove(s);
         }
+        if self.counters.delivered_seq == before {
+            return;
+        }
+        // The counter first: a crash after it leaves stale inbox files (dropped at the next
+        // start), never a gap in the sequence.
         if self.store.save_counters(&self.counters).is_err() {
             self.stats.store_errors += 1;
+            self.counters.delivered_seq = before;
+            return;
+        }
+        for s in before..self.counters.delivered_seq {
+            self.inbox.remove(&s);
+            let _ = self.store.inbox_remove(s);
         }
     }
 
@@ -703,12 +748,6 @@ impl Session {
     }
 
     // --- internals: sending ---
-
-    fn take_transfer_id(&mut self) -> u64 {
-        let t = self.counters.next_transfer;
-        self.counters.next_transfer += 1;
-        t
-    }
 
     fn enqueue(&mut self, entry: OutboxEntry) -> io::Result<()> {
         if self.out.len() >= MAX_OUT {
@@ -974,7 +1013,8 @@ impl Session {
             self.ack_gap = Some(self.ack_gap.map_or(gap, |g| (g * 7 + gap) / 8));
         }
         self.last_ack_at = Some(now);
-        let received = RangeSet::from_ranges(a.ranges.iter().map(|&(lo, hi)| (lo, hi + 1)));
+        let received =
+            RangeSet::from_ranges(a.ranges.iter().map(|&(lo, hi)| (lo, hi.saturating_add(1))));
         let judged: Vec<u64> = self
             .in_flight
             .range(a.low..=a.largest)
@@ -1039,7 +1079,7 @@ impl Session {
         } else {
             o.next_new
         };
-        let unknown_settled = s.settled + 1 >= o.unknown_bound;
+        let unknown_settled = s.settled.saturating_add(1) >= o.unknown_bound;
         for index in 0..upto {
             let i = u64::from(index);
             if o.received.contains(i) || o.lost.contains(&index) {
@@ -1107,7 +1147,7 @@ impl Session {
             return false;
         }
         let p = self.config.packet_size;
-        if !self.spools.contains_key(&transfer) && self.spools.len() >= MAX_SPOOLS {
+        if !self.make_room_for(transfer) {
             return false;
         }
         let spool = self.spools.entry(transfer).or_insert_with(|| Spool {
@@ -1115,7 +1155,9 @@ impl Session {
             received: RangeSet::new(),
             dirty: 0,
             dirty_since: None,
+            active_at: None,
         });
+        spool.active_at = Some(now);
         if spool.received.contains(u64::from(index)) {
             self.stats.duplicates += 1;
             return false;
@@ -1166,7 +1208,7 @@ impl Session {
             self.queue_committed(t);
             return false;
         }
-        if !self.spools.contains_key(&t) && self.spools.len() >= MAX_SPOOLS {
+        if !self.make_room_for(t) {
             return false;
         }
         let spool = self.spools.entry(t).or_insert_with(|| Spool {
@@ -1174,6 +1216,7 @@ impl Session {
             received: RangeSet::new(),
             dirty: 0,
             dirty_since: None,
+            active_at: None,
         });
         match &spool.offer {
             Some(existing) if *existing != o => {
@@ -1186,6 +1229,23 @@ impl Session {
                 true
             }
         }
+    }
+
+    /// Whether transfer `t` may have a spool: it has one, there is room, or the least recently
+    /// active spool (an orphan of a transfer its sender dropped, most likely) was evicted to make
+    /// room. An evicted transfer that comes back is asked for again from nothing.
+    fn make_room_for(&mut self, t: u64) -> bool {
+        if self.spools.contains_key(&t) || self.spools.len() < MAX_SPOOLS {
+            return true;
+        }
+        let Some((&victim, _)) = self.spools.iter().min_by_key(|(_, s)| s.active_at) else {
+            return false;
+        };
+        self.spools.remove(&victim);
+        if self.store.spool_drop(victim).is_err() {
+            self.stats.store_errors += 1;
+        }
+        true
     }
 
     fn try_commit(&mut self, now: Instant, t: u64) {
@@ -1367,7 +1427,10 @@ impl Session {
         if self.settled > before
             && !self
                 .rx
-                .gaps(before.max(self.peer_floor) + 1, self.settled + 1)
+                .gaps(
+                    before.max(self.peer_floor).saturating_add(1),
+                    self.settled.saturating_add(1),
+                )
                 .is_empty()
         {
             // A loss has settled: tell the sender now.

@@ -73,3 +73,52 @@ fn forged_replayed_truncated_oversized_and_corrupted_packets_are_refused_and_cou
         "nothing was delivered twice or forged into existence"
     );
 }
+
+#[test]
+fn authenticated_but_absurd_chunks_neither_panic_nor_confuse() {
+    use wire::{AckRanges, Chunk, Status, StatusState, encode_chunk};
+    let now = Instant::now();
+    let mut ground = Session::new(config(Direction::Up, 1, 7), Box::new(MemStore::new())).unwrap();
+    ground.set_link(now, true, None);
+    ground.send_object(wire::Digest::of(b"x"), 1, 2).ok();
+    let _ = ground.poll_transmit(now);
+    // A peer holding the key (or a bug) sends extreme values.
+    let flight_sealer = Sealer::new(&LinkKey::from_bytes([7; 32]), Direction::Down);
+    let mut pn = 1;
+    let mut send = |chunk: Chunk, ground: &mut Session| {
+        let mut body = Vec::new();
+        encode_chunk(&chunk, &mut body);
+        ground.handle_datagram(now, &flight_sealer.seal(pn, &body));
+        pn += 1;
+    };
+    let low_above_largest = AckRanges {
+        largest: 10,
+        settled: 10,
+        low: 11,
+        ranges: vec![],
+    };
+    send(Chunk::Ack(low_above_largest), &mut ground);
+    let huge = AckRanges {
+        largest: u64::MAX - 1,
+        settled: u64::MAX - 1,
+        low: 0,
+        ranges: vec![(u64::MAX - 1, u64::MAX - 1)],
+    };
+    send(Chunk::Ack(huge), &mut ground);
+    let status = Status {
+        transfer: 0,
+        settled: u64::MAX,
+        state: StatusState::Partial,
+        upto: u32::MAX,
+        ranges: vec![(0, u32::MAX)],
+    };
+    send(Chunk::Status(status), &mut ground);
+    send(Chunk::Floor { pn: u64::MAX }, &mut ground);
+    assert!(
+        ground.stats().malformed >= 1,
+        "an ack whose low is above its largest is malformed"
+    );
+    // The session still works.
+    let _ = ground.poll_transmit(now + Duration::from_secs(1));
+    let _ = ground.poll_timeout();
+}

@@ -378,7 +378,7 @@ impl Reader<'_> {
                 let largest = self.varint()?;
                 let settled = self.varint()?;
                 let low = self.varint()?;
-                if settled > largest || low > largest.saturating_add(1) {
+                if settled > largest || low > largest {
                     return Err(self.err("ack bounds out of order"));
                 }
                 let n = self.count(MAX_RANGES)?;
