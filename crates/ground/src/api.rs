@@ -268,9 +268,15 @@ async fn upload_files(
             "send a tar (Content-Type: application/x-tar) or multipart/form-data with 'file' parts",
         ));
     };
+    // The blobs must be durable before the rows naming them are: sync every folder the renames
+    // touched (once each, however many files share it) before the transaction commits.
+    let mut dirs = crate::blobs::DirSync::default();
     for f in &staged.files {
-        g.blobs().commit(&f.tmp, &f.digest).await?;
+        g.blobs()
+            .commit_deferred(&f.tmp, &f.digest, &mut dirs)
+            .await?;
     }
+    dirs.sync().await?;
     let now = time::now_ms();
     let mut tx = db::write_tx(g.db()).await?;
     auth::claim_namespace(&mut tx, &user, &ns, now).await?;

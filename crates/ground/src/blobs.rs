@@ -2,10 +2,13 @@
 //! system is a file named by its sha256 under `blobs/sha256/<aa>/<hex>`.
 //!
 //! Blobs are written to a temporary file first, hashed as they are written, synced, and then
-//! renamed into place, so a blob that exists is always complete and matches its name. The same
+//! renamed into place, so a blob that exists is always complete and matches its name. The folders
+//! the renames changed are synced ([`DirSync`]) before a database row may refer to the blob, so
+//! a row that survives a crash never names a blob that did not. The same
 //! folder is every system link's object directory ([`BlobStore::layout`]): the link reads the
 //! objects it sends from it and commits the objects it receives, verified, into it.
 
+use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -46,6 +49,11 @@ impl BlobStore {
             tokio::fs::remove_dir_all(&tmp).await?;
         }
         tokio::fs::create_dir_all(&tmp).await?;
+        // `blobs/sha256` may have just been created: make its entries durable once, here.
+        let mut dirs = DirSync::default();
+        dirs.add(data_dir);
+        dirs.add(&data_dir.join("blobs"));
+        dirs.sync().await?;
         Ok(BlobStore { root, tmp })
     }
 
@@ -79,17 +87,43 @@ impl BlobStore {
         Ok(TempDir { path })
     }
 
-    /// Moves a complete, synced file whose content has `digest` into the store.
+    /// Moves a complete, synced file whose content has `digest` into the store, durably: when
+    /// this returns, the blob survives a crash.
+    #[cfg(test)]
     pub(crate) async fn commit(&self, file: &Path, digest: &Digest) -> io::Result<()> {
+        let mut dirs = DirSync::default();
+        self.commit_deferred(file, digest, &mut dirs).await?;
+        dirs.sync().await
+    }
+
+    /// Moves a complete, synced file whose content has `digest` into the store, adding the
+    /// folders whose entries changed to `dirs`. The blob is durable only once `dirs` is synced,
+    /// which must happen before anything that refers to it is committed; a batch of commits
+    /// shares one [`DirSync`], so each folder is synced once.
+    pub(crate) async fn commit_deferred(
+        &self,
+        file: &Path,
+        digest: &Digest,
+        dirs: &mut DirSync,
+    ) -> io::Result<()> {
         let target = self.path(digest);
+        let parent = target.parent().unwrap_or(&self.root).to_path_buf();
+        // The fan-out folder may be new (here or in a concurrent commit whose sync has not run
+        // yet): its entry in the root must be durable too. One sync per batch.
+        dirs.add(&self.root);
         if tokio::fs::try_exists(&target).await? {
+            // Already stored, perhaps by a concurrent commit that has not synced its folder
+            // yet: sync it as well before referring to it.
             tokio::fs::remove_file(file).await?;
+            dirs.add(&parent);
             return Ok(());
         }
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent).await?;
-        }
-        tokio::fs::rename(file, &target).await
+        tokio::fs::create_dir_all(&parent).await?;
+        // The content was synced by its writer (`write_sync`, `AsyncWriter::finish`) before
+        // the rename publishes it under its digest.
+        tokio::fs::rename(file, &target).await?;
+        dirs.add(&parent);
+        Ok(())
     }
 
     /// Stores `bytes` (small contents and tests).
@@ -109,6 +143,42 @@ impl BlobStore {
                 })?;
         self.commit(&path, &written.digest).await?;
         Ok(written.digest)
+    }
+}
+
+/// Folders to sync (`fsync` on the directory) so that renames into them survive a crash.
+#[derive(Debug, Default)]
+pub(crate) struct DirSync {
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl DirSync {
+    /// Adds a folder; each distinct folder is synced once.
+    pub(crate) fn add(&mut self, dir: &Path) {
+        if !self.dirs.contains(dir) {
+            self.dirs.insert(dir.to_path_buf());
+        }
+    }
+
+    /// The folders to sync, in order.
+    #[cfg(test)]
+    pub(crate) fn dirs(&self) -> impl Iterator<Item = &Path> {
+        self.dirs.iter().map(PathBuf::as_path)
+    }
+
+    /// Syncs every folder added. Blocking work runs off the async runtime.
+    pub(crate) async fn sync(self) -> io::Result<()> {
+        if self.dirs.is_empty() {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || {
+            for dir in &self.dirs {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 }
 
@@ -236,6 +306,62 @@ mod tests {
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_commits_syncs_each_touched_folder_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).await.unwrap();
+        let staging = store.staging_dir().await.unwrap();
+        let contents: Vec<Vec<u8>> = (0..300u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        let mut digests = Vec::new();
+        let mut dirs = DirSync::default();
+        for (i, c) in contents.iter().enumerate() {
+            let tmp = staging.path().join(i.to_string());
+            let w = write_sync(&tmp, &mut c.as_slice(), u64::MAX).unwrap();
+            store
+                .commit_deferred(&tmp, &w.digest, &mut dirs)
+                .await
+                .unwrap();
+            digests.push(w.digest);
+        }
+        // The same content again (already stored): its folder is still synced before use.
+        let again = staging.path().join("again");
+        let w = write_sync(&again, &mut contents[0].as_slice(), u64::MAX).unwrap();
+        store
+            .commit_deferred(&again, &w.digest, &mut dirs)
+            .await
+            .unwrap();
+        assert!(!again.exists());
+
+        let want: BTreeSet<PathBuf> = digests
+            .iter()
+            .map(|d| store.path(d).parent().unwrap().to_path_buf())
+            .chain([store.root.clone()])
+            .collect();
+        let got: Vec<&Path> = dirs.dirs().collect();
+        // Every blob's folder and the root (for new fan-out folders), each exactly once.
+        assert_eq!(got.len(), want.len());
+        assert!(got.iter().all(|d| want.contains(*d)));
+        assert!(
+            got.len() < digests.len(),
+            "folders are shared, not synced per file"
+        );
+        dirs.sync().await.unwrap();
+        for (d, c) in digests.iter().zip(&contents) {
+            assert_eq!(&std::fs::read(store.path(d)).unwrap(), c);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_folder_that_cannot_be_synced_is_an_error() {
+        // The upload handler syncs before its transaction commits: a failure must surface, so
+        // no row is committed for a blob that might not survive a crash.
+        let dir = tempfile::tempdir().unwrap();
+        let mut dirs = DirSync::default();
+        dirs.add(&dir.path().join("missing"));
+        assert!(dirs.sync().await.is_err());
+        DirSync::default().sync().await.unwrap();
     }
 
     #[test]

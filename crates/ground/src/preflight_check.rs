@@ -722,8 +722,11 @@ impl preflight::ContextSource for BlobContext<'_> {
         let file = std::fs::File::open(self.blobs.path(digest))?;
         let mut done = 0;
         while done < buf.len() {
-            let n =
-                std::os::unix::fs::FileExt::read_at(&file, &mut buf[done..], offset + done as u64)?;
+            // `offset` can come from a tenant's file (an ELF header): never overflow.
+            let at = offset
+                .checked_add(done as u64)
+                .ok_or(io::ErrorKind::UnexpectedEof)?;
+            let n = std::os::unix::fs::FileExt::read_at(&file, &mut buf[done..], at)?;
             if n == 0 {
                 break;
             }
@@ -760,6 +763,33 @@ mod tests {
             size: if dir { 0 } else { 5 },
             is_dir: dir,
             modified_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn blob_reads_at_the_largest_offsets_do_not_overflow() {
+        use preflight::ContextSource as _;
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path()).await.unwrap();
+        let digest = blobs.put(b"0123456789").await.unwrap();
+        let items = Volume::from([(
+            "app".to_string(),
+            Item::Blob {
+                digest,
+                size: 10,
+                mode: 0o755,
+            },
+        )]);
+        let source = BlobContext {
+            items: &items,
+            blobs: &blobs,
+        };
+        let mut buf = [0u8; 4];
+        assert_eq!(source.read_at("app", 8, &mut buf).unwrap(), 2);
+        assert_eq!(&buf[..2], b"89");
+        for offset in [u64::MAX, u64::MAX - 2, 1 << 63, (1 << 63) - 1] {
+            let n = source.read_at("app", offset, &mut buf).unwrap_or(0);
+            assert_eq!(n, 0, "{offset}");
         }
     }
 

@@ -69,8 +69,10 @@ impl ContextSource for DirContext {
         let file = std::fs::File::open(self.root.join(path))?;
         let mut done = 0;
         while done < buf.len() {
-            let n =
-                std::os::unix::fs::FileExt::read_at(&file, &mut buf[done..], offset + done as u64)?;
+            let at = offset
+                .checked_add(done as u64)
+                .ok_or(io::ErrorKind::UnexpectedEof)?;
+            let n = std::os::unix::fs::FileExt::read_at(&file, &mut buf[done..], at)?;
             if n == 0 {
                 break;
             }
@@ -178,7 +180,7 @@ impl ContextSource for MemContext {
 
     fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let (data, _) = self.files.get(path).ok_or(io::ErrorKind::NotFound)?;
-        let start = (offset as usize).min(data.len());
+        let start = usize::try_from(offset).map_or(data.len(), |o| o.min(data.len()));
         let n = buf.len().min(data.len() - start);
         buf[..n].copy_from_slice(&data[start..start + n]);
         Ok(n)
@@ -514,6 +516,22 @@ mod tests {
         assert!(!is_ignored(&pats, "d/x.log"));
         assert!(is_ignored(&pats, "build/a/b/x.o"));
         assert!(!is_ignored(&pats, "src/main.rs"));
+    }
+
+    #[test]
+    fn reads_at_the_largest_offsets_do_not_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"0123456789").unwrap();
+        let mut m = MemContext::new();
+        m.add("f", b"0123456789");
+        let sources: [&dyn ContextSource; 2] = [&DirContext::new(dir.path()), &m];
+        for src in sources {
+            for offset in [u64::MAX, u64::MAX - 2, 1 << 63, (1 << 63) - 1, 10, 8] {
+                let mut buf = [0u8; 4];
+                let n = src.read_at("f", offset, &mut buf).unwrap_or(0);
+                assert_eq!(&buf[..n], &b"89"[..n.min(2)], "{offset}");
+            }
+        }
     }
 
     #[test]

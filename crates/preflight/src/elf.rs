@@ -116,6 +116,15 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn bytes(&self, off: u64, n: usize, what: &str) -> Result<Vec<u8>, ElfError> {
+        // Offsets and sizes come from the file: check the span before allocating for it.
+        if off
+            .checked_add(n as u64)
+            .is_none_or(|end| end > self.r.len())
+        {
+            return Err(ElfError(format!(
+                "truncated: the {what} at offset {off} lies past the end of the file"
+            )));
+        }
         let mut buf = vec![0; n];
         self.r.read_exact_at(off, &mut buf).map_err(|_| {
             ElfError(format!(
@@ -153,7 +162,7 @@ impl Reader<'_> {
         let mut out = Vec::new();
         let mut pos = off;
         while out.len() < MAX_NAME {
-            let want = 64.min((self.r.len().saturating_sub(pos)) as usize);
+            let want = usize::try_from(self.r.len().saturating_sub(pos)).map_or(64, |n| n.min(64));
             if want == 0 {
                 return Err(ElfError(format!(
                     "truncated: the {what} runs past the end of the file"
@@ -165,7 +174,7 @@ impl Reader<'_> {
                 return Ok(String::from_utf8_lossy(&out).into_owned());
             }
             out.extend_from_slice(&chunk);
-            pos += want as u64;
+            pos = pos.saturating_add(want as u64);
         }
         Err(ElfError(format!(
             "the {what} is longer than {MAX_NAME} bytes"
@@ -310,7 +319,7 @@ pub(crate) fn parse(r: &dyn ReadAt) -> Result<ElfInfo, ElfError> {
         loads
             .iter()
             .find(|l| vaddr >= l.vaddr && vaddr - l.vaddr < l.filesz)
-            .map(|l| l.offset + (vaddr - l.vaddr))
+            .and_then(|l| l.offset.checked_add(vaddr - l.vaddr))
     };
     if needed_offs.is_empty() && verneed.is_none() && soname_off.is_none() {
         return Ok(info);
@@ -328,7 +337,10 @@ pub(crate) fn parse(r: &dyn ReadAt) -> Result<ElfInfo, ElfError> {
                 "the {what} name lies outside the string table"
             )));
         }
-        rd.cstr(strtab_off + idx, what)
+        let at = strtab_off
+            .checked_add(idx)
+            .ok_or_else(|| ElfError(format!("the {what} name lies outside the string table")))?;
+        rd.cstr(at, what)
     };
     for off in needed_offs.iter().take(MAX_DYN) {
         info.needed.push(string(*off, "needed library")?);
@@ -508,6 +520,55 @@ pub(crate) mod tests {
                 let _ = parse(&f.as_slice());
             }
         }
+    }
+
+    /// Sets program header `i` of a [`tiny_elf`] (offset, vaddr, filesz).
+    fn set_ph(f: &mut [u8], i: usize, offset: u64, vaddr: u64, filesz: u64) {
+        let b = 64 + i * 56;
+        f[b + 8..b + 16].copy_from_slice(&offset.to_le_bytes());
+        f[b + 16..b + 24].copy_from_slice(&vaddr.to_le_bytes());
+        f[b + 32..b + 40].copy_from_slice(&filesz.to_le_bytes());
+    }
+
+    #[test]
+    fn huge_segment_offsets_and_addresses_are_errors_not_overflows() {
+        // Each case would overflow `offset + (vaddr - p_vaddr)` or a later addition, which
+        // panics in a debug build (the ground runs this on tenant uploads).
+        let cases: [(usize, u64, u64, u64); 8] = [
+            (0, u64::MAX - 0x10, 0, 0x400),
+            (0, u64::MAX, 0, u64::MAX),
+            (0, u64::MAX - 0x100, 0x100, u64::MAX),
+            (0, 1 << 63, 0, u64::MAX),
+            (0, u64::MAX, u64::MAX - 0x400, u64::MAX),
+            // The interpreter and dynamic segments far past the end of the file.
+            (1, u64::MAX - 4, 0, 28),
+            (2, u64::MAX - 0x20, 0, u64::MAX),
+            (2, 0x300, 0, u64::MAX),
+        ];
+        for (i, offset, vaddr, filesz) in cases {
+            let mut f = tiny_elf(62);
+            set_ph(&mut f, i, offset, vaddr, filesz);
+            let r = parse(&f.as_slice());
+            assert!(
+                r.is_err(),
+                "ph {i} {offset:#x} {vaddr:#x} {filesz:#x}: {r:?}"
+            );
+        }
+        // A load segment at the top of the address space, which the tables point into.
+        let mut f = tiny_elf(62);
+        set_ph(&mut f, 0, u64::MAX - 0x80, u64::MAX - 0x400, 0x400);
+        let dt = |f: &mut [u8], i: usize, val: u64| {
+            let b = 0x300 + i * 16 + 8;
+            f[b..b + 8].copy_from_slice(&val.to_le_bytes());
+        };
+        dt(&mut f, 2, u64::MAX - 0x10); // DT_STRTAB
+        dt(&mut f, 4, u64::MAX - 0x8); // DT_VERNEED
+        let e = parse(&f.as_slice()).unwrap_err();
+        assert!(e.0.contains("outside every loaded segment"), "{e:?}");
+        // The same through a file, as the ground reads uploads.
+        let mut tmp = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut tmp, &f).unwrap();
+        assert!(parse(&tmp).is_err());
     }
 
     #[test]

@@ -164,8 +164,15 @@ fn check_image(
             onboard: is_onboard,
         });
     }
-    let total: u64 = layers.iter().map(|l| l.size).sum();
-    let uplink: u64 = layers.iter().filter(|l| !l.onboard).map(|l| l.size).sum();
+    // Sizes come from tar headers and OCI manifests: sum without overflowing.
+    let sum = |onboard: bool| {
+        layers
+            .iter()
+            .filter(|l| l.onboard == onboard)
+            .fold(0u64, |acc, l| acc.saturating_add(l.size))
+    };
+    let (uplink, already) = (sum(false), sum(true));
+    let total = uplink.saturating_add(already);
     out.push(
         "OD603",
         format!(
@@ -180,7 +187,7 @@ fn check_image(
         format!(
             "image `{label}`: {} to uplink ({} already onboard){}",
             human_bytes(uplink),
-            human_bytes(total - uplink),
+            human_bytes(already),
             eta.map(|d| format!(", about {}", human_duration(d)))
                 .unwrap_or_default()
         ),
@@ -256,6 +263,7 @@ fn norm(p: &str) -> String {
 }
 
 fn index_tar(file: &File) -> Result<BTreeMap<String, Member>, String> {
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
     let mut ar = tar::Archive::new(file);
     let entries = ar
         .entries_with_seek()
@@ -286,14 +294,18 @@ fn index_tar(file: &File) -> Result<BTreeMap<String, Member>, String> {
             }
             _ => None,
         };
-        map.insert(
-            path,
-            Member {
-                offset: entry.raw_file_position(),
-                size: entry.size(),
-                link,
-            },
-        );
+        let (offset, size) = (entry.raw_file_position(), entry.size());
+        // A header may declare any size; the data must still lie inside the archive. (A GNU
+        // sparse member's size is its expanded size, not the bytes it occupies here.)
+        if !entry.header().entry_type().is_gnu_sparse()
+            && offset.checked_add(size).is_none_or(|end| end > file_len)
+        {
+            return Err(format!(
+                "the archive is truncated: member `{path}` declares {size} bytes at offset \
+                 {offset}, but the archive holds {file_len}"
+            ));
+        }
+        map.insert(path, Member { offset, size, link });
     }
     if map.is_empty() {
         return Err("not a tar archive, or an empty one".into());
@@ -433,6 +445,105 @@ fn oci_index(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lint::Eta;
+
+    /// A tar of `files`, then `raw` bytes appended as they are (e.g. a bare header).
+    fn tar_of(files: &[(&str, &[u8])], raw: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.get_mut().extend_from_slice(raw);
+        b.into_inner().unwrap()
+    }
+
+    fn lint_bytes(data: &[u8]) -> Report {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("image.tar");
+        std::fs::write(&path, data).unwrap();
+        lint_archive(
+            &path,
+            &System::flight("sat1"),
+            &ArchiveOptions {
+                known_layers: &["sha256:00".into()],
+                eta: Eta::Rate {
+                    bytes_per_second: 1.0,
+                },
+            },
+        )
+    }
+
+    #[test]
+    fn a_member_declaring_an_enormous_size_is_a_diagnostic_not_an_overflow() {
+        let manifest = br#"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["big.tar","big.tar","big.tar","big.tar","big.tar"]}]"#;
+        let config = br#"{"architecture":"arm64","os":"linux","rootfs":{"diff_ids":[]},"config":{"User":"1"}}"#;
+        for size in [1u64 << 62, (1 << 63) - 1, u64::MAX - 600, u64::MAX] {
+            // A header for `big.tar` whose size field (GNU base-256) claims `size` bytes; the
+            // archive ends right after it.
+            let mut h = tar::Header::new_gnu();
+            h.set_path("big.tar").unwrap();
+            h.set_mode(0o644);
+            h.as_gnu_mut().unwrap().size = {
+                let mut f = [0u8; 12];
+                f[0] = 0x80;
+                f[4..].copy_from_slice(&size.to_be_bytes());
+                f
+            };
+            h.set_cksum();
+            assert_eq!(h.entry_size().unwrap(), size);
+            let data = tar_of(
+                &[("manifest.json", manifest), ("c.json", config)],
+                h.as_bytes(),
+            );
+            let r = lint_bytes(&data);
+            let od602: Vec<_> = r.diagnostics.iter().filter(|d| d.code == "OD602").collect();
+            assert!(
+                // Refused when indexed (not left to whether the file system lets a seek run
+                // far past the end, after which the five `big.tar` layers would be summed).
+                od602
+                    .iter()
+                    .any(|d| d.message.contains("cannot read the image archive")
+                        && (d.message.contains("truncated")
+                            || d.message.contains("size overflow"))),
+                "size {size}: {}",
+                r.render()
+            );
+            assert!(r.facts.archive.is_empty());
+        }
+    }
+
+    #[test]
+    fn layer_sizes_near_u64_max_saturate_instead_of_overflowing() {
+        // OCI manifests state layer sizes as JSON numbers: anything up to u64::MAX.
+        let config = br#"{"architecture":"arm64","os":"linux","rootfs":{"diff_ids":["sha256:00","sha256:01","sha256:02"]},"config":{"User":"1"}}"#;
+        let manifest = format!(
+            r#"{{"config":{{"digest":"sha256:c"}},"layers":[{{"size":{m}}},{{"size":{m}}},{{"size":{m}}}]}}"#,
+            m = u64::MAX
+        );
+        let index = br#"{"manifests":[{"digest":"sha256:m","mediaType":"application/vnd.oci.image.manifest.v1+json"}]}"#;
+        let data = tar_of(
+            &[
+                ("index.json", index),
+                ("blobs/sha256/m", manifest.as_bytes()),
+                ("blobs/sha256/c", config),
+            ],
+            &[],
+        );
+        let r = lint_bytes(&data);
+        let img = &r.facts.archive[0];
+        assert_eq!(img.layers.len(), 3);
+        assert!(img.layers[0].onboard);
+        assert_eq!(img.total_bytes, u64::MAX);
+        assert_eq!(img.uplink_bytes, u64::MAX);
+        assert!(
+            r.diagnostics.iter().any(|d| d.code == "OD605"),
+            "{}",
+            r.render()
+        );
+    }
 
     #[test]
     fn sizes_read_like_people_write_them() {
