@@ -105,22 +105,39 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, String> {
         .lines()
         .map(|l| l.trim_end_matches('\r').to_string())
         .collect();
+    for (n, line) in lines.iter().enumerate() {
+        if let Some(c) = line
+            .chars()
+            .find(|&c| c.is_whitespace() && c != ' ' && c != '\t')
+        {
+            return Err(format!(
+                "line {}: contains the whitespace character U+{:04X}; only spaces and tabs are accepted",
+                n + 1,
+                c as u32
+            ));
+        }
+    }
     let mut escape = '\\';
     let mut i = 0;
-    // Parser directives: `# key=value` lines at the very top.
+    // Parser directives, BuildKit's rule: `# key=value` lines at the very top, `key` one of
+    // `escape`, `syntax`, `check`; the first line that is anything else (a blank line, another
+    // comment, an instruction) ends them.
+    let mut seen: Vec<String> = Vec::new();
     while i < lines.len() {
-        let Some(rest) = lines[i].trim_start().strip_prefix('#') else {
+        let Some((key, value)) = directive(&lines[i]) else {
             break;
         };
-        let Some((key, value)) = rest.split_once('=') else {
-            break;
-        };
-        let key = key.trim();
-        if key.is_empty() || key.contains(char::is_whitespace) {
+        if !["escape", "syntax", "check"].contains(&key.as_str()) {
             break;
         }
-        if key.eq_ignore_ascii_case("escape") {
-            escape = match value.trim() {
+        if seen.contains(&key) {
+            return Err(format!(
+                "line {}: only one {key} parser directive can be used",
+                i + 1
+            ));
+        }
+        if key == "escape" {
+            escape = match value {
                 "\\" => '\\',
                 "`" => '`',
                 other => {
@@ -131,6 +148,7 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, String> {
                 }
             };
         }
+        seen.push(key);
         i += 1;
     }
     let mut instructions = Vec::new();
@@ -147,6 +165,12 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, String> {
         loop {
             match continued(piece, escape) {
                 Some(head) => {
+                    if head.ends_with(escape) {
+                        return Err(format!(
+                            "line {}: ends in an escaped escape character ({escape}{escape}), which Docker reads ambiguously",
+                            i + 1
+                        ));
+                    }
                     logical.push_str(head);
                     // Skip comment and blank lines inside a continuation, as Docker does.
                     i += 1;
@@ -179,6 +203,9 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, String> {
             first,
             last,
         });
+    }
+    for ins in &instructions {
+        check_flags(ins)?;
     }
     let mut global_args = HashMap::new();
     for ins in instructions.iter().take_while(|ins| ins.keyword != "FROM") {
@@ -313,16 +340,23 @@ impl Dockerfile {
 
     /// `ADD` sources that are URLs, as `(line, url)`: the legacy builder fetches them from the
     /// daemon itself, outside the build's network sandbox, so they must be refused onboard.
+    /// A source holding a variable (`ADD $URL /x`) is returned too: the builder expands it, so it
+    /// could name a URL.
     pub(crate) fn downloads(&self) -> Vec<(usize, String)> {
-        self.instructions
-            .iter()
-            .filter(|ins| ins.keyword == "ADD")
-            .flat_map(|ins| {
-                remote_words(&ins.args)
-                    .into_iter()
-                    .map(|url| (ins.first + 1, url))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for ins in self.instructions.iter().filter(|ins| ins.keyword == "ADD") {
+            let line = ins.first + 1;
+            out.extend(remote_words(&ins.args).into_iter().map(|url| (line, url)));
+            let rest = flag_spans(&ins.args)
+                .last()
+                .map_or(&ins.args[..], |&(_, end)| &ins.args[end..]);
+            out.extend(
+                rest.split([' ', '\t'])
+                    .filter(|w| w.contains('$'))
+                    .map(|w| (line, w.to_string())),
+            );
+        }
+        out
     }
 
     fn parse_from(&self, ins: &Instruction) -> Result<From, String> {
@@ -371,17 +405,115 @@ fn at(ins: &Instruction, message: &str) -> String {
 }
 
 /// The line without its continuation mark, if it has one.
+/// Docker's rule: the escape character followed only by `[ \t]*` to the end of the line.
 fn continued(line: &str, escape: char) -> Option<&str> {
-    line.trim_end().strip_suffix(escape)
+    line.trim_end_matches([' ', '\t']).strip_suffix(escape)
 }
 
-/// The words of an `ADD` (or an `ONBUILD ADD`) that name something remote.
+/// A parser directive as BuildKit reads it: `^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$`
+/// on the line without its leading whitespace. The key is lower-cased.
+fn directive(line: &str) -> Option<(String, &str)> {
+    let ws = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n' | '\x0c');
+    let rest = line.trim_start_matches(ws).strip_prefix('#')?;
+    let rest = rest.trim_start_matches(ws);
+    let key_len = rest
+        .char_indices()
+        .find(|&(n, c)| !(c.is_ascii_alphabetic() || (n > 0 && c.is_ascii_digit())))
+        .map_or(rest.len(), |(n, _)| n);
+    if key_len == 0 {
+        return None;
+    }
+    let (key, rest) = rest.split_at(key_len);
+    let rest = rest.trim_start_matches(ws).strip_prefix('=')?;
+    if rest.is_empty() {
+        return None;
+    }
+    let value = rest.trim_matches(ws);
+    // `=\s*(.+?)` matches a value made of whitespace only as one whitespace character.
+    let value = if value.is_empty() { &rest[..1] } else { value };
+    Some((key.to_ascii_lowercase(), value))
+}
+
+/// The leading `--flag` words of an instruction's arguments, as byte spans, the way Docker's
+/// `extractBuilderFlags` finds them for words without quotes or backslashes (a word `--` ends
+/// the flags and is not one).
+fn flag_spans(args: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut pos = 0;
+    loop {
+        let rest = &args[pos..];
+        let start = pos + (rest.len() - rest.trim_start_matches([' ', '\t']).len());
+        let len = args[start..]
+            .find([' ', '\t'])
+            .unwrap_or(args.len() - start);
+        let word = &args[start..start + len];
+        if !word.starts_with("--") || word == "--" {
+            return spans;
+        }
+        spans.push((start, start + len));
+        pos = start + len;
+    }
+}
+
+/// Refuses the flags Docker and this parser could read differently.
+fn check_flags(ins: &Instruction) -> Result<(), String> {
+    if !matches!(ins.keyword.as_str(), "FROM" | "COPY" | "ADD" | "RUN") {
+        return Ok(());
+    }
+    for (start, end) in flag_spans(&ins.args) {
+        let word = &ins.args[start..end];
+        if word.contains(['"', '\'', '\\']) || !word.is_ascii() {
+            return Err(at(
+                ins,
+                &format!(
+                    "the flag {word:?} of {} contains a quote, a backslash or a non-ASCII character, which is not accepted onboard",
+                    ins.keyword
+                ),
+            ));
+        }
+        if word.eq_ignore_ascii_case("--from") {
+            return Err(at(
+                ins,
+                &format!(
+                    "{} --from needs its value in the same word: --from=<name>",
+                    ins.keyword
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The words of an `ADD` (or an `ONBUILD ADD`) that name something remote. A JSON form is also
+/// read JSON-decoded (`"http:\/\/x"`); one that does not decode but holds a backslash (which
+/// Docker's decoder might still read) is returned whole, as possibly remote.
 pub(crate) fn remote_words(args: &str) -> Vec<String> {
-    args.split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == ',')
+    let is_remote = |w: &str| w.contains("://") || w.starts_with("git@");
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |w: String| {
+        if !out.contains(&w) {
+            out.push(w);
+        }
+    };
+    for w in args
+        .split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == ',')
         .map(|w| w.trim_matches('"'))
-        .filter(|w| !w.starts_with("--") && (w.contains("://") || w.starts_with("git@")))
-        .map(str::to_string)
-        .collect()
+        .filter(|w| !w.starts_with("--") && is_remote(w))
+    {
+        push(w.to_string());
+    }
+    if let Some(open) = args.find('[') {
+        let json = args[open..].trim_end();
+        match serde_json::from_str::<Vec<String>>(json) {
+            Ok(words) => words
+                .into_iter()
+                .filter(|w| is_remote(w))
+                .for_each(&mut push),
+            Err(_) if json.contains('\\') => push(json.to_string()),
+            Err(_) => {}
+        }
+    }
+    out
 }
 
 /// Classifies an image that is neither `scratch` nor a stage.
@@ -407,25 +539,11 @@ fn classify(image: &str, catalogue: &[String]) -> Target {
 /// Finds `--from=<value>` among the leading flags of a COPY/ADD: the value and the byte span of
 /// the whole flag in `args`.
 fn from_flag(args: &str) -> Option<(&str, (usize, usize))> {
-    let mut pos = 0;
-    loop {
-        let rest = &args[pos..];
-        let start = pos + (rest.len() - rest.trim_start().len());
-        let word_len = args[start..]
-            .find(char::is_whitespace)
-            .unwrap_or(args.len() - start);
-        let word = &args[start..start + word_len];
-        if !word.starts_with("--") {
-            return None;
-        }
-        if let Some(value) = word.strip_prefix("--from=") {
-            return Some((value, (start, start + word_len)));
-        }
-        pos = start + word_len;
-        if word_len == 0 {
-            return None;
-        }
-    }
+    flag_spans(args).into_iter().find_map(|(start, end)| {
+        args[start..end]
+            .strip_prefix("--from=")
+            .map(|value| (value, (start, end)))
+    })
 }
 
 /// Splits `ARG`-style words, honouring quotes and the escape character.
@@ -759,6 +877,105 @@ mod tests {
                 let _ = d.rewrite(&[(0, "x".into()), (9, "y".into())]);
             }
         }
+    }
+
+    /// `parse` (or `references`) fails, naming the line.
+    fn refused(text: &str, line: usize) {
+        let err = match parse(text) {
+            Err(e) => e,
+            Ok(d) => match d.references(&catalogue()) {
+                Err(e) => e,
+                Ok(r) => panic!("accepted {text:?}: {r:?}"),
+            },
+        };
+        assert!(err.starts_with(&format!("line {line}:")), "{text:?}: {err}");
+    }
+
+    #[test]
+    fn refuses_whitespace_docker_reads_differently() {
+        for ws in ["\x0b", "\x0c", "\u{a0}", "\u{2028}", "\u{85}", "\r"] {
+            refused(
+                &format!("FROM busybox\nCOPY --chown=1{ws}--from=tenants/bob/x:1 /a /b\n"),
+                2,
+            );
+        }
+        // `à` is C3 A0 in UTF-8: Docker's flag scanner reads the A0 byte as a space.
+        refused(
+            "FROM busybox\nCOPY --chown=\u{e0}--from=tenants/bob/x:1 /a /b\n",
+            2,
+        );
+    }
+
+    #[test]
+    fn refuses_flags_docker_reads_differently() {
+        for text in [
+            "FROM busybox\nCOPY --\"from\"=tenants/bob/x:1 /a /b\n",
+            "FROM busybox\nCOPY --fr\\om=tenants/bob/x:1 /a /b\n",
+            "FROM busybox\nCOPY --chown=\"1 \" --from=tenants/bob/x:1 /a /b\n",
+            "FROM busybox\nADD --'from'=tenants/bob/x:1 /a /b\n",
+            "FROM busybox\nCOPY --from tenants/bob/x:1 /a /b\n",
+            "FROM busybox\nRUN --\"mount\"=from=tenants/bob/x:1 true\n",
+            "FROM busybox\nFROM --\"platform\"=x busybox\n",
+        ] {
+            refused(text, 2);
+        }
+    }
+
+    #[test]
+    fn continuation_follows_docker() {
+        // An escaped escape at the end of a line.
+        refused(
+            "FROM busybox\nRUN echo \\\\\nCOPY --from=tenants/bob/x:1 /a /b\n",
+            2,
+        );
+        refused(
+            "# escape=`\nFROM busybox\nRUN echo `` \t\nCOPY --from=x /a /b\n",
+            3,
+        );
+        // The escape followed by spaces and tabs continues the line.
+        let r = refs("FROM busybox\nCOPY \\ \t\n --from=app:v2 /a /b\n");
+        assert_eq!(
+            r[1],
+            (2, Site::CopyFrom, "app:v2".into(), tenant("app", "v2"))
+        );
+    }
+
+    #[test]
+    fn directives_end_at_the_first_other_comment() {
+        // BuildKit stops reading directives at `# foo=bar`, so the escape stays `\\` and line 3
+        // continues into line 4.
+        let text = "# foo=bar\n# escape=`\nFROM busybox \\\nAS x\nCOPY --from=app:v2 /a /b\n";
+        let r = refs(text);
+        assert_eq!(r[0].0, 3);
+        assert_eq!(r[1].3, tenant("app", "v2"));
+        // A comment or a blank line ends them too.
+        for text in [
+            "# hello\n# escape=`\nFROM busybox \\\nAS x\n",
+            "\n# escape=`\nFROM busybox \\\nAS x\n",
+        ] {
+            assert_eq!(refs(text).len(), 1, "{text:?}");
+        }
+        // The known ones, in any case and spacing, do not; a repeated one is an error.
+        let r = refs(
+            "# syntax=docker/dockerfile:1\n#check=skip=all\n#  ESCAPE = `\nFROM `\n  hello:v1\n",
+        );
+        assert_eq!(r[0].3, tenant("hello", "v1"));
+        assert!(parse("# escape=`\n# escape=`\nFROM a\n").is_err());
+    }
+
+    #[test]
+    fn json_add_sources_are_decoded() {
+        let d = parse(
+            "FROM busybox\nADD [\"http:\\/\\/x/y\",\"/y\"]\nADD [\"\\u0068ttps://z\", \"/z\"]\n",
+        )
+        .unwrap();
+        let found = d.downloads();
+        assert_eq!(found[0], (2, "http://x/y".to_string()));
+        assert!(found.contains(&(3, "https://z".to_string())), "{found:?}");
+        // Undecodable JSON with escapes is refused whole; variables could hold a URL.
+        let d = parse("FROM busybox\nADD [\"http:\\/\\/x\\ud800\", \"/y\"]\nARG U=http://x\nADD $U /u\nADD a /a\n").unwrap();
+        let lines: Vec<usize> = d.downloads().iter().map(|x| x.0).collect();
+        assert_eq!(lines, [2, 4]);
     }
 
     #[test]

@@ -157,6 +157,39 @@ pub(crate) trait Runtime: Send + Sync + 'static {
     fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>>;
 }
 
+/// The options of every build (legacy builder). Nothing can be pulled, `RUN` steps get no
+/// network, and each step's container gets the pods' memory limit, swap included.
+///
+/// A process limit is not set: the Engine's build endpoint takes `ulimits` and `cgroupparent`
+/// (and nothing like `pids_limit`), but bollard's `BuildImageOptions` exposes neither, only
+/// `memory`, `memswap`, `cpu*` and `shmsize`. Setting them would take a hand-made request (or a
+/// `cgroupparent` with a pids limit prepared on the host); until then a `RUN` fork bomb is bounded
+/// by the memory limit and the build's time limit only.
+pub(crate) fn build_options(request: &BuildRequest) -> BuildImageOptions {
+    BuildImageOptions {
+        dockerfile: request.dockerfile.clone(),
+        t: Some(request.tag.clone()),
+        pull: Some("false".into()),
+        networkmode: Some("none".into()),
+        rm: true,
+        forcerm: true,
+        memory: Some(BUILD_MEMORY),
+        memswap: Some(BUILD_MEMORY),
+        labels: Some(
+            request
+                .labels
+                .clone()
+                .into_iter()
+                .collect::<HashMap<_, _>>(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// The memory of each build step's container, swap included (bollard takes an `i32`).
+const BUILD_MEMORY: i32 = 1 << 30;
+const _: () = assert!(BUILD_MEMORY as i64 == POD_MEMORY);
+
 /// The host settings of every pod: the isolation rules live here.
 pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
     HostConfig {
@@ -317,23 +350,7 @@ impl Runtime for DockerRuntime {
         log: &'a LogBook,
     ) -> BoxFuture<'a, RtResult<()>> {
         Box::pin(async move {
-            let options = BuildImageOptions {
-                dockerfile: request.dockerfile.clone(),
-                t: Some(request.tag.clone()),
-                // Nothing can be pulled onboard, and RUN steps get no network.
-                pull: Some("false".into()),
-                networkmode: Some("none".into()),
-                rm: true,
-                forcerm: true,
-                labels: Some(
-                    request
-                        .labels
-                        .clone()
-                        .into_iter()
-                        .collect::<HashMap<_, _>>(),
-                ),
-                ..Default::default()
-            };
+            let options = build_options(request);
             let body = match &request.context {
                 Body::Bytes(b) => bollard::body_full(Bytes::from(b.clone())),
                 Body::File(p) => bollard::body_try_stream(file_stream(p).await?),
@@ -740,6 +757,22 @@ pub(crate) mod fake {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builds_are_limited() {
+        let request = BuildRequest {
+            tag: "tenants/alice/app:1".into(),
+            dockerfile: "Dockerfile".into(),
+            labels: BTreeMap::new(),
+            context: Body::Bytes(Vec::new()),
+        };
+        let o = build_options(&request);
+        assert_eq!(o.memory, Some(1 << 30));
+        assert_eq!(o.memswap, Some(1 << 30));
+        assert_eq!(o.networkmode.as_deref(), Some("none"));
+        assert_eq!(o.pull.as_deref(), Some("false"));
+        assert!(o.rm && o.forcerm);
+    }
 
     #[test]
     fn pods_are_isolated() {

@@ -8,6 +8,7 @@
 //! temporary file of the directory and only then renamed to its digest. The store never holds an
 //! object whose name is not its digest.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -29,7 +30,9 @@ const TEMP_PREFIX: &str = ".add-";
 #[derive(Debug)]
 pub(crate) struct ObjectStore {
     layout: link::ObjectLayout,
-    arrived: watch::Sender<u64>,
+    /// How many objects arrived, and the last one: a waiter that sees the count grow by one
+    /// needs to look at that object only.
+    arrived: watch::Sender<(u64, Option<Digest>)>,
 }
 
 impl ObjectStore {
@@ -51,7 +54,7 @@ impl ObjectStore {
                 root,
                 fanout: false,
             },
-            arrived: watch::channel(0).0,
+            arrived: watch::channel((0, None)).0,
         })
     }
 
@@ -72,19 +75,18 @@ impl ObjectStore {
 
     /// The digests of `wanted` that the store does not hold, without duplicates, in order.
     pub(crate) fn missing(&self, wanted: impl IntoIterator<Item = Digest>) -> Vec<Digest> {
-        let mut out: Vec<Digest> = Vec::new();
-        for d in wanted {
-            if !out.contains(&d) && !self.has(&d) {
-                out.push(d);
-            }
-        }
-        out
+        let mut seen = HashSet::new();
+        wanted
+            .into_iter()
+            .filter(|d| seen.insert(*d) && !self.has(d))
+            .collect()
     }
 
     /// Says that an object was put in the directory (by the link): wakes the waiters.
     pub(crate) fn arrived(&self, digest: &Digest) {
         tracing::debug!(%digest, "object arrived");
-        self.arrived.send_modify(|n| *n = n.wrapping_add(1));
+        self.arrived
+            .send_modify(|(n, last)| (*n, *last) = (n.wrapping_add(1), Some(*digest)));
     }
 
     /// Makes the file at `source` an object and returns its digest and size. The file is hashed
@@ -142,19 +144,43 @@ impl ObjectStore {
         let mut interval = stall;
         let mut stall_at = start + interval;
         let mut before = usize::MAX;
+        let (mut count, _) = *rx.borrow_and_update();
+        // Tracked incrementally: one arrival costs one look-up, not a pass over every digest.
+        let mut missing: HashSet<Digest> =
+            self.missing(digests.iter().copied()).into_iter().collect();
+        // The missing ones in the order asked for, without duplicates.
+        let ordered = |missing: &HashSet<Digest>| -> Vec<Digest> {
+            let mut seen = HashSet::new();
+            digests
+                .iter()
+                .copied()
+                .filter(|d| missing.contains(d) && seen.insert(*d))
+                .collect()
+        };
         loop {
-            rx.borrow_and_update();
-            let missing = self.missing(digests.iter().copied());
+            let (now_count, last) = *rx.borrow_and_update();
+            if now_count != count {
+                match last {
+                    Some(d) if now_count == count.wrapping_add(1) => {
+                        if missing.contains(&d) && self.has(&d) {
+                            missing.remove(&d);
+                        }
+                    }
+                    // Several arrived since: look at every one still missing.
+                    _ => missing.retain(|d| !self.has(d)),
+                }
+                count = now_count;
+            }
             let now = tokio::time::Instant::now();
             if missing.is_empty() || now >= deadline {
-                return missing;
+                return ordered(&missing);
             }
             if missing.len() < before {
                 // Progress: the stall clock starts again.
                 stall_at = now + interval;
                 before = missing.len();
             } else if now >= stall_at {
-                on_stall(missing);
+                on_stall(ordered(&missing));
                 interval = (interval * 2).min(stall * MAX_STALL_FACTOR);
                 stall_at = now + interval;
             }
@@ -232,6 +258,67 @@ mod tests {
         assert_eq!(fs::read_dir(&s.layout().root).unwrap().count(), 1);
         assert!(s.add_file(&dir.path().join("nope")).is_err());
         assert_eq!(s.missing([d, Digest::of(b"x"), d]), [Digest::of(b"x")]);
+    }
+
+    fn numbered(n: u32) -> Digest {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&n.to_le_bytes());
+        Digest(b)
+    }
+
+    #[test]
+    fn missing_is_not_quadratic() {
+        let (_d, s) = store();
+        let wanted: Vec<Digest> = (0..40_000).map(numbered).collect();
+        let start = std::time::Instant::now();
+        let missing = s.missing(wanted.iter().chain(wanted.iter()).copied());
+        assert_eq!(missing, wanted);
+        // A pass comparing each digest with every one before it takes many seconds here.
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn waiters_track_many_arrivals() {
+        let (_d, s) = store();
+        let s = std::sync::Arc::new(s);
+        let data: Vec<Vec<u8>> = (0..300u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        let mut wanted: Vec<Digest> = data.iter().map(|d| Digest::of(d)).collect();
+        wanted.push(wanted[0]);
+        // Some before the wait, some one by one, some in bursts.
+        s.put(&data[0]);
+        let s2 = s.clone();
+        let writer = tokio::spawn(async move {
+            for (i, d) in data.iter().enumerate().skip(1) {
+                s2.put(d);
+                if i % 7 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        let missing = s
+            .wait_for(
+                &wanted,
+                Duration::from_secs(20),
+                Duration::from_secs(10),
+                &mut |_| {},
+            )
+            .await;
+        assert!(missing.is_empty(), "{missing:?}");
+        writer.await.unwrap();
+        // Nothing arrives: the missing ones come back in order, once each.
+        let missing = s
+            .wait_for(
+                &[numbered(2), wanted[1], numbered(1), numbered(2)],
+                Duration::from_millis(20),
+                Duration::from_secs(10),
+                &mut |_| {},
+            )
+            .await;
+        assert_eq!(missing, [numbered(2), numbered(1)]);
     }
 
     #[test]

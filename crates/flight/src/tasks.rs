@@ -459,7 +459,13 @@ impl Executor {
         if let Some((line, url)) = parsed.downloads().into_iter().next() {
             return Err(TaskResult::fail(
                 ErrorCode::DockerBuildFailed,
-                format!("ADD {url} (Dockerfile line {line}): nothing can be downloaded onboard"),
+                if url.contains('$') {
+                    format!(
+                        "ADD {url} (Dockerfile line {line}): a variable in an ADD source could name a URL, and nothing can be downloaded onboard; use COPY"
+                    )
+                } else {
+                    format!("ADD {url} (Dockerfile line {line}): nothing can be downloaded onboard")
+                },
             ));
         }
 
@@ -1378,8 +1384,14 @@ pub(crate) mod tests {
         assert_eq!(code(&res), Some(20));
     }
 
+    /// sha256 of `{}`, the config of [`save_archive`]'s image.
+    const CONFIG_HEX: &str = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+
     fn save_archive(tags: &[&str]) -> Vec<u8> {
-        let hex = "d".repeat(64);
+        save_archive_with(tags, CONFIG_HEX)
+    }
+
+    fn save_archive_with(tags: &[&str], hex: &str) -> Vec<u8> {
         let manifest =
             serde_json::json!([{"Config": format!("{hex}.json"), "RepoTags": tags, "Layers": []}]);
         let mut b = tar::Builder::new(Vec::new());
@@ -1396,6 +1408,25 @@ pub(crate) mod tests {
             b.append_data(&mut h, name, &data[..]).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    #[tokio::test]
+    async fn load_refuses_a_config_that_is_not_its_id() {
+        let r = rig(|_| {});
+        // The manifest claims an id (perhaps another tenant's image) its config does not hash to.
+        r.put(&[("app.tar", &save_archive_with(&["app:1"], &"d".repeat(64)))]);
+        let kind = TaskKind::DockerLoad {
+            volume: "pvc".into(),
+            tarfile: "/app.tar".into(),
+            image: image("app", "1"),
+        };
+        let res = r.run(kind).await;
+        assert_eq!(code(&res), Some(11), "{res:?}");
+        assert!(
+            res.error.unwrap().message.contains("not the sha256:dddd"),
+            "message names the mismatch"
+        );
+        assert!(r.fake.script.lock().unwrap().bodies.is_empty());
     }
 
     #[tokio::test]
@@ -1422,7 +1453,7 @@ pub(crate) mod tests {
             names["manifest.json"]
         );
         assert!(r.fake.calls().contains(&Call::Tag {
-            image: format!("sha256:{}", "d".repeat(64)),
+            image: format!("sha256:{CONFIG_HEX}"),
             repo: "tenants/alice/busybox".into(),
             tag: "latest".into()
         }));
