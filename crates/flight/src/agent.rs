@@ -70,6 +70,8 @@ struct Inner {
     queue: Mutex<VecDeque<PlanRecord>>,
     queued: Notify,
     next_seq: AtomicU64,
+    /// Drawn at start; sent in every `Hello` (see `wire::Message::Hello`).
+    boot: u64,
 }
 
 impl std::fmt::Debug for Agent {
@@ -129,6 +131,7 @@ impl Agent {
                 queue: Mutex::new(pending.into()),
                 queued: Notify::new(),
                 next_seq: AtomicU64::new(next_seq),
+                boot: rand::random(),
             }),
         })
     }
@@ -194,6 +197,7 @@ impl Agent {
             agent: system.to_string(),
             platform: names::host_platform(),
             catalogue: catalogue_of(self.inner.exec.runtime.as_ref()).await,
+            boot: self.inner.boot,
         }
     }
 
@@ -840,6 +844,7 @@ mod tests {
             agent: name,
             catalogue,
             platform,
+            ..
         } = agent.hello("em").await
         else {
             panic!()

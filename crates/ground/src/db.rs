@@ -61,6 +61,11 @@ fn migrator() -> Migrator {
             "execution objects",
             include_str!("../migrations/0003_execution_objects.sql"),
         ),
+        m(
+            4,
+            "execution plans",
+            include_str!("../migrations/0004_execution_plans.sql"),
+        ),
     ])
 }
 
@@ -965,5 +970,20 @@ pub(crate) async fn volume_files(
                 modified_ms: r.try_get("modified_ms")?,
             })
         })
+        .collect()
+}
+
+/// The plans of a system's executions that have not finished, oldest first.
+pub(crate) async fn unfinished_plans(db: &Db, system: &str) -> Result<Vec<Vec<u8>>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT p.plan FROM execution_plans p JOIN executions e ON e.id = p.execution \
+         WHERE e.system = ? AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING') \
+         ORDER BY e.created_at",
+    )
+    .bind(system)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get::<Vec<u8>, _>("plan"))
         .collect()
 }

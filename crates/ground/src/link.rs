@@ -86,6 +86,7 @@ pub(crate) async fn spawn(
         config.name.clone(),
         receiver,
         needs_tx,
+        plans_tx.clone(),
         alive_rx,
     ));
     Ok(SystemHandle {
@@ -143,8 +144,12 @@ async fn receive_loop(
     system: String,
     mut receiver: MessageReceiver,
     needs: mpsc::Sender<Vec<Digest>>,
+    plans: mpsc::Sender<Plan>,
     mut alive: oneshot::Receiver<()>,
 ) {
+    // The agent's boot id as last heard; none since this ground started, so the first Hello
+    // also repairs what a crash of the ground itself may have lost.
+    let mut last_boot: Option<u64> = None;
     loop {
         let event = tokio::select! {
             e = receiver.recv() => e,
@@ -154,8 +159,43 @@ async fn receive_loop(
             tracing::warn!(%system, "link endpoint stopped");
             return;
         };
+        if let LinkEvent::Message(Message::Hello { boot, .. }) = &event
+            && last_boot != Some(*boot)
+        {
+            last_boot = Some(*boot);
+            tokio::spawn(resend_unfinished(
+                core.clone(),
+                system.clone(),
+                plans.clone(),
+            ));
+        }
         if let Err(e) = handle(&core, &system, event, &needs).await {
             tracing::error!(%system, error = %e, "could not handle a link event");
+        }
+    }
+}
+
+/// Sends the plans of the system's unfinished executions again (the agent restarted, or this
+/// ground did): the agent ignores a plan it holds and replays the events of one it finished.
+async fn resend_unfinished(core: Arc<Core>, system: String, plans: mpsc::Sender<Plan>) {
+    let encoded = match db::unfinished_plans(&core.db, &system).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(%system, error = %e, "could not read unfinished plans");
+            return;
+        }
+    };
+    if !encoded.is_empty() {
+        tracing::info!(%system, plans = encoded.len(), "the agent (re)started: sending unfinished plans again");
+    }
+    for bytes in encoded {
+        match wire::decode_message(&bytes) {
+            Ok(Message::Plan(plan)) => {
+                if plans.send(plan).await.is_err() {
+                    return;
+                }
+            }
+            _ => tracing::error!(%system, "a stored plan does not decode; skipped"),
         }
     }
 }
@@ -197,6 +237,7 @@ async fn handle_message(
             agent,
             platform,
             catalogue,
+            ..
         } => {
             if agent != system {
                 tracing::warn!(%system, %agent, "the agent calls itself by another name");

@@ -87,6 +87,11 @@ pub(crate) async fn record(
     plan: &Plan,
 ) -> Result<(), sqlx::Error> {
     let encoded = wire::encode_message(&Message::Plan(plan.clone()));
+    sqlx::query("INSERT OR REPLACE INTO execution_plans (execution, plan) VALUES (?, ?)")
+        .bind(execution)
+        .bind(&encoded)
+        .execute(&mut **tx)
+        .await?;
     let mut rows = vec![(Digest::of(&encoded), encoded.len() as u64, true)];
     for task in &plan.tasks {
         if let TaskKind::Uplink { files, .. } = &task.kind {

@@ -233,6 +233,7 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink_when_the_files_a
             agent: "em".into(),
             platform: "linux/amd64".into(),
             catalogue: wire::catalogue("linux/amd64"),
+            boot: 1,
         })
         .await;
 
@@ -579,4 +580,48 @@ async fn a_downlink_whose_file_came_down_before_a_restart_lands_at_open() {
     assert_eq!(e["tasks"][0]["outputs"]["files"][0]["path"], "/out/x");
     let f = g.get("/api/v1/namespaces/demo/files/out/x", &t).await;
     assert_eq!((f.status, f.body), (StatusCode::OK, content));
+}
+
+/// A flight agent that restarts (a new boot id) may have lost a plan it had received but not
+/// stored: the ground sends the plans of unfinished executions again, and only those.
+#[tokio::test]
+async fn a_restarted_agent_gets_the_plans_of_unfinished_executions_again() {
+    let (g, mut flight) = setup().await;
+    let t = g.login("alice").await;
+    let hello = |boot| Message::Hello {
+        agent: "em".into(),
+        platform: "linux/amd64".into(),
+        catalogue: wire::catalogue("linux/amd64"),
+        boot,
+    };
+    flight.send(hello(1)).await;
+    let done_id = start(
+        &g,
+        &t,
+        "id: done\nnamespace: demo\ntasks:\n- id: ls\n  type: files.list\n",
+        "done",
+    )
+    .await;
+    assert_eq!(flight.plan().await.execution, done_id);
+    flight.execution(&done_id, TaskState::Success, 0).await;
+    wait_for(&g, &t, &done_id, |e| e["state"] == "SUCCESS").await;
+    let open_id = start(
+        &g,
+        &t,
+        "id: open\nnamespace: demo\ntasks:\n- id: ls\n  type: files.list\n",
+        "open",
+    )
+    .await;
+    let first = flight.plan().await;
+    assert_eq!(first.execution, open_id);
+
+    // The same boot again: nothing is re-sent. A new boot: the unfinished plan comes again.
+    flight.send(hello(1)).await;
+    flight.send(hello(2)).await;
+    let again = flight.plan().await;
+    assert_eq!(
+        again, first,
+        "the unfinished execution's plan, exactly as first sent"
+    );
+    flight.sync(&g, &t, "alice", "after-restart").await;
 }

@@ -19,6 +19,11 @@ pub enum Message {
         platform: String,
         /// The onboard base-image catalogue with digests.
         catalogue: Vec<BaseImage>,
+        /// Drawn at every start of the agent. A new value tells the ground that the agent
+        /// restarted, and may have lost a plan it had received but not yet stored: the ground
+        /// sends the plans of its unfinished executions again (the agent ignores the ones it
+        /// has, and replays the events of the ones it finished).
+        boot: u64,
     },
     /// Ground → flight: an execution compiled into tasks for the agent to run.
     Plan(Plan),
