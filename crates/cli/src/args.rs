@@ -35,6 +35,9 @@ pub(crate) enum Command {
     Keygen {
         /// Where to write the key (64 hex digits, mode 0600); refuses to overwrite.
         path: PathBuf,
+        /// Make the ground's plan-signing key instead, with its public half in PATH.pub.
+        #[arg(long)]
+        plan: bool,
     },
     /// Run a benchmark and print its table.
     Bench(BenchArgs),
@@ -138,6 +141,10 @@ pub(crate) struct GroundArgs {
     /// Orbits and ground stations of flight systems (JSON); their links are up only in passes.
     #[arg(long)]
     pub(crate) systems_file: Option<PathBuf>,
+    /// The ground's plan-signing key [default: KEYS/plan.key, made with its public half
+    /// `plan.pub` when missing]. Flight agents run only plans it signed.
+    #[arg(long)]
+    pub(crate) plan_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -272,6 +279,10 @@ pub(crate) struct FlightArgs {
     /// The satellite's link key (made by `orbitdock keygen`).
     #[arg(long, required = true)]
     pub(crate) key_file: Option<PathBuf>,
+    /// The ground's public plan key (`plan.pub` beside the ground's plan key): only plans it
+    /// signed are run.
+    #[arg(long, required = true)]
+    pub(crate) plan_public_key: Option<PathBuf>,
     /// Orbits and ground stations (JSON): if this system is in it, its link is up only in passes.
     #[arg(long)]
     pub(crate) systems_file: Option<PathBuf>,

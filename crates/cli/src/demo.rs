@@ -36,6 +36,12 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             crate::roles::write_new_key(k)?;
         }
     }
+    // The ground's plan-signing key; the flight agents get its public half.
+    let plan_key = keys.join("plan.key");
+    if !plan_key.exists() {
+        crate::roles::write_new_plan_key(&plan_key)?;
+    }
+    let plan_pub = keys.join("plan.key.pub");
     // The flight model's orbit and ground stations, with a TLE fresh from now, so that its
     // passes (and so its uplink ETAs) are real.
     let systems_file = data.join("systems.json");
@@ -84,6 +90,8 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 &link_flight,
                 "--key-file",
                 &path(key.clone()),
+                "--plan-public-key",
+                &path(plan_pub.clone()),
             ],
         )?,
         spawn(
@@ -142,6 +150,8 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 &fm_link_flight,
                 "--key-file",
                 &path(fm_key.clone()),
+                "--plan-public-key",
+                &path(plan_pub.clone()),
                 "--systems-file",
                 &systems,
             ],

@@ -51,7 +51,7 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
         Command::Files(a) => verbs::files(a).await,
         Command::Op(a) => verbs::op(a).await,
         Command::Exec(a) => verbs::exec(a).await,
-        Command::Keygen { path } => roles::keygen(&path),
+        Command::Keygen { path, plan } => roles::keygen(&path, plan),
         Command::Bench(a) => roles::bench(a),
         Command::Lint(a) => lint::run(a),
         Command::Passes { system, hours } => verbs::passes(system, hours).await,

@@ -31,9 +31,15 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
             }),
         });
     }
+    let plan_key = a.plan_key.clone().unwrap_or_else(|| keys.join("plan.key"));
+    if !plan_key.exists() {
+        write_new_plan_key(&plan_key)?;
+        tracing::info!(key = %plan_key.display(), "made the ground's plan-signing key; give its .pub to the flight agents");
+    }
     let config = ground::GroundConfig {
         data_dir: a.data_dir.clone(),
         systems,
+        plan_signer: read_plan_key(&plan_key)?,
     };
     let g = ground::Ground::open(config)
         .await
@@ -132,10 +138,17 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // clap requires these when no subcommand is given.
-    let (Some(state_dir), Some(volumes_dir), Some(udp), Some(link), Some(key_file)) =
-        (a.state_dir, a.volumes_dir, a.udp, a.link, a.key_file)
-    else {
-        anyhow::bail!("flight needs --state-dir, --volumes-dir, --udp, --link and --key-file");
+    let (Some(state_dir), Some(volumes_dir), Some(udp), Some(link), Some(key_file), Some(plan_pub)) = (
+        a.state_dir,
+        a.volumes_dir,
+        a.udp,
+        a.link,
+        a.key_file,
+        a.plan_public_key,
+    ) else {
+        anyhow::bail!(
+            "flight needs --state-dir, --volumes-dir, --udp, --link, --key-file and --plan-public-key"
+        );
     };
     let config = flight::FlightConfig {
         system: a.system,
@@ -146,6 +159,7 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
         key: read_key(&key_file)?,
         rate_bits_per_sec: None,
         contact: link::Contact::Always,
+        plan_verifier: read_plan_public_key(&plan_pub)?,
     };
     let mut config = config;
     if let Some(file) = &a.systems_file {
@@ -195,30 +209,80 @@ pub(crate) fn read_key(path: &std::path::Path) -> anyhow::Result<wire::LinkKey> 
         .with_context(|| format!("{}: not a link key (64 hex digits)", path.display()))
 }
 
-/// Writes a new random link key, mode 0600; refuses to overwrite.
-pub(crate) fn keygen(path: &std::path::Path) -> anyhow::Result<ExitCode> {
-    write_new_key(path)?;
-    println!(
-        "wrote a new link key to {}; give the same file to the ground and the flight agent",
-        path.display()
-    );
+/// `orbitdock keygen`: a link key, or with `plan` the ground's plan-signing key and its `.pub`.
+pub(crate) fn keygen(path: &std::path::Path, plan: bool) -> anyhow::Result<ExitCode> {
+    if plan {
+        write_new_plan_key(path)?;
+        println!(
+            "wrote the ground's plan-signing key to {} and its public half to {}; give the .pub to the flight agents",
+            path.display(),
+            public_path(path).display()
+        );
+    } else {
+        write_new_key(path)?;
+        println!(
+            "wrote a new link key to {}; give the same file to the ground and the flight agent",
+            path.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes a new plan-signing key (mode 0600) and its public half beside it (`PATH.pub`).
+pub(crate) fn write_new_plan_key(path: &std::path::Path) -> anyhow::Result<()> {
+    let signer = wire::PlanSigner::from_bytes(rand::random());
+    write_secret(path, &signer.to_hex())?;
+    let public = public_path(path);
+    std::fs::write(&public, format!("{}\n", signer.verifier().to_hex()))
+        .with_context(|| format!("writing {}", public.display()))?;
+    Ok(())
+}
+
+fn public_path(path: &std::path::Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".pub");
+    std::path::PathBuf::from(p)
+}
+
+/// Reads the ground's plan-signing key.
+pub(crate) fn read_plan_key(path: &std::path::Path) -> anyhow::Result<wire::PlanSigner> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the plan-signing key {}", path.display()))?;
+    wire::PlanSigner::from_hex(&text)
+        .with_context(|| format!("{}: not a plan-signing key (64 hex digits)", path.display()))
+}
+
+/// Reads the ground's public plan key.
+pub(crate) fn read_plan_public_key(path: &std::path::Path) -> anyhow::Result<wire::PlanVerifier> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading the ground's public plan key {} (the .pub beside the ground's plan key)",
+            path.display()
+        )
+    })?;
+    wire::PlanVerifier::from_hex(&text)
+        .with_context(|| format!("{}: not a public plan key (64 hex digits)", path.display()))
+}
+
+/// Writes a new random link key, mode 0600; refuses to overwrite.
 pub(crate) fn write_new_key(path: &std::path::Path) -> anyhow::Result<()> {
+    write_secret(path, &wire::LinkKey::from_bytes(rand::random()).to_hex())
+}
+
+/// Writes `hex` to a new file of mode 0600; refuses to overwrite.
+fn write_secret(path: &std::path::Path, hex: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let key = wire::LinkKey::from_bytes(rand::random());
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    writeln!(f, "{}", key.to_hex())?;
+    writeln!(f, "{hex}")?;
     f.sync_all()?;
     Ok(())
 }

@@ -72,6 +72,8 @@ struct Inner {
     next_seq: AtomicU64,
     /// Drawn at start; sent in every `Hello` (see `wire::Message::Hello`).
     boot: u64,
+    /// The ground's public plan key (see `AgentConfig::plan_verifier`).
+    verifier: Option<wire::PlanVerifier>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -132,6 +134,7 @@ impl Agent {
                 queued: Notify::new(),
                 next_seq: AtomicU64::new(next_seq),
                 boot: rand::random(),
+                verifier: config.plan_verifier.clone(),
             }),
         })
     }
@@ -262,7 +265,14 @@ impl Agent {
             }
             return;
         }
-        let refusal = if let Err(m) = names::check_tenant(&plan.tenant) {
+        let unsigned = self
+            .inner
+            .verifier
+            .as_ref()
+            .and_then(|v| v.verify(&plan).err());
+        let refusal = if let Some(e) = unsigned {
+            Some((ErrorCode::ValidationError, e.to_string()))
+        } else if let Err(m) = names::check_tenant(&plan.tenant) {
             Some((ErrorCode::ValidationError, m))
         } else if self.lock_queue().len() >= MAX_QUEUED_PLANS {
             Some((
@@ -495,6 +505,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
         AgentConfig {
             state_dir: config.state_dir.clone(),
             volumes_dir: config.volumes_dir.clone(),
+            plan_verifier: Some(config.plan_verifier.clone()),
         },
         outbox.clone(),
     )
@@ -594,6 +605,7 @@ mod tests {
         let config = AgentConfig {
             state_dir: dir.join("state"),
             volumes_dir: dir.join("volumes"),
+            plan_verifier: None,
         };
         (
             Agent::with_runtime(&config, Arc::new(fake), tx).unwrap(),
@@ -718,6 +730,7 @@ mod tests {
                     },
                 ),
             ],
+            signature: Vec::new(),
         };
         agent.handle_message(Message::Plan(plan.clone()));
         assert_eq!(drain(&mut rx), ["need 1"]);
@@ -777,6 +790,7 @@ mod tests {
                         }],
                     },
                 )],
+                signature: Vec::new(),
             };
             agent.handle_message(Message::Plan(plan));
             assert_eq!(drain(&mut rx), ["need 1"]);
@@ -815,6 +829,7 @@ mod tests {
                     max_duration_ms: None,
                 },
             )],
+            signature: Vec::new(),
         };
         agent.handle_message(Message::Plan(bad_tenant));
         assert_eq!(drain(&mut rx), ["task 0 FAILED 2", "execution FAILED"]);
@@ -822,9 +837,52 @@ mod tests {
             execution: "../x".into(),
             tenant: "a".into(),
             tasks: vec![],
+            signature: Vec::new(),
         }));
         assert_eq!(drain(&mut rx), ["execution FAILED"]);
         assert!(agent.lock_queue().is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_plans_the_ground_signed_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let ground = wire::PlanSigner::from_bytes([1; 32]);
+        let (tx, mut rx) = mpsc::channel(1024);
+        let config = AgentConfig {
+            state_dir: dir.path().join("state"),
+            volumes_dir: dir.path().join("volumes"),
+            plan_verifier: Some(ground.verifier()),
+        };
+        let agent = Agent::with_runtime(&config, Arc::new(FakeRuntime::default()), tx).unwrap();
+        let plan = |execution: &str| Plan {
+            execution: execution.into(),
+            tenant: "alice".into(),
+            tasks: vec![task(
+                "ls",
+                OnFailure::Stop,
+                TaskKind::FilesList {
+                    volume: None,
+                    folder: String::new(),
+                    depth: 1,
+                },
+            )],
+            signature: Vec::new(),
+        };
+        // Unsigned, and signed by someone holding another key: refused, nothing runs.
+        agent.handle_message(Message::Plan(plan("e-unsigned")));
+        assert_eq!(drain(&mut rx), ["task 0 FAILED 2", "execution FAILED"]);
+        let mut forged = plan("e-forged");
+        wire::PlanSigner::from_bytes([2; 32]).sign(&mut forged);
+        agent.handle_message(Message::Plan(forged));
+        assert_eq!(drain(&mut rx), ["task 0 FAILED 2", "execution FAILED"]);
+        assert!(agent.lock_queue().is_empty());
+        // Signed by the ground: queued and run.
+        let mut signed = plan("e-signed");
+        ground.sign(&mut signed);
+        agent.handle_message(Message::Plan(signed));
+        run_until_idle(&agent).await;
+        let events = drain(&mut rx);
+        assert_eq!(events.last().unwrap(), "execution SUCCESS", "{events:?}");
     }
 
     #[tokio::test]

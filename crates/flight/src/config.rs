@@ -21,6 +21,8 @@ pub struct FlightConfig {
     pub rate_bits_per_sec: Option<u64>,
     /// When the link is up (the Engineering Model: [`link::Contact::Always`]).
     pub contact: link::Contact,
+    /// The ground's public plan key: only plans it signed are run.
+    pub plan_verifier: wire::PlanVerifier,
 }
 
 /// The directories an [`Agent`](crate::Agent) works in.
@@ -30,4 +32,7 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// Tenant volumes.
     pub volumes_dir: PathBuf,
+    /// The ground's public plan key; plans that do not verify are refused. `None` accepts
+    /// unsigned plans (only for driving the agent without a ground, as tests do).
+    pub plan_verifier: Option<wire::PlanVerifier>,
 }

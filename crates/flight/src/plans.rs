@@ -151,6 +151,7 @@ mod tests {
                 execution: execution.into(),
                 tenant: "alice".into(),
                 tasks: vec![],
+                signature: Vec::new(),
             },
             next: 0,
             failed: false,

@@ -181,6 +181,7 @@ impl World {
         let config = AgentConfig {
             state_dir: dir.path().join("state"),
             volumes_dir: volumes.clone(),
+            plan_verifier: None,
         };
         let agent = Agent::connect(config, tx)
             .await

@@ -98,6 +98,7 @@ async fn runs_a_plan_sent_over_the_link() {
         contact: link::Contact::Always,
     };
     let (ground, mut from_flight) = link::spawn_endpoint(endpoint).await.unwrap();
+    let signer = wire::PlanSigner::from_bytes(rand::random());
     let config = flight::FlightConfig {
         system: "em".into(),
         state_dir: dir.path().join("state"),
@@ -107,6 +108,7 @@ async fn runs_a_plan_sent_over_the_link() {
         key,
         rate_bits_per_sec: None,
         contact: link::Contact::Always,
+        plan_verifier: signer.verifier(),
     };
     let agent = tokio::spawn(flight::run(config));
     let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);
@@ -134,7 +136,7 @@ async fn runs_a_plan_sent_over_the_link() {
 
     let input = b"over the link\n".to_vec();
     let digest = Digest::of(&input);
-    let plan = Plan {
+    let mut plan = Plan {
         execution: format!("{:032x}", rand::random::<u128>()),
         tenant: tenant.clone(),
         tasks: vec![
@@ -175,7 +177,9 @@ async fn runs_a_plan_sent_over_the_link() {
                 },
             ),
         ],
+        signature: Vec::new(),
     };
+    signer.sign(&mut plan);
     ground.send(Message::Plan(plan.clone())).await.unwrap();
 
     let mut events = Vec::new();

@@ -10,6 +10,9 @@ pub struct GroundConfig {
     pub data_dir: PathBuf,
     /// One link endpoint per system (satellite or Engineering Model).
     pub systems: Vec<SystemLink>,
+    /// The ground's plan-signing key: every plan is signed with it, and flight agents run only
+    /// plans that verify against its public key.
+    pub plan_signer: wire::PlanSigner,
 }
 
 /// The link to one system.

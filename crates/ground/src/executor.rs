@@ -162,6 +162,8 @@ pub(crate) async fn start(
         }
     };
 
+    let mut plan = plan;
+    ground.sign(&mut plan);
     let mut tx = db::write_tx(ground.db()).await?;
     db::insert_execution(&mut tx, &exec).await?;
     for t in &tasks {
@@ -381,6 +383,7 @@ pub(crate) fn compile(
         execution: execution.to_string(),
         tenant: tenant.to_string(),
         tasks,
+        signature: Vec::new(),
     };
     let size = wire::encode_message(&wire::Message::Plan(plan.clone())).len();
     if size > wire::MAX_MESSAGE {

@@ -62,6 +62,8 @@ pub struct Ground {
     orbits: Arc<passes::Orbits>,
     /// What passes and ETAs take as now.
     clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
+    /// Signs every plan before it is stored and sent.
+    signer: Arc<wire::PlanSigner>,
 }
 
 /// What the HTTP handlers and the link handlers share.
@@ -107,7 +109,13 @@ impl Ground {
             systems: Arc::new(systems),
             orbits: Arc::new(passes::Orbits::new(&config.systems)),
             clock: Arc::new(SystemTime::now),
+            signer: Arc::new(config.plan_signer),
         })
+    }
+
+    /// Signs a plan with the ground's key.
+    pub(crate) fn sign(&self, plan: &mut wire::Plan) {
+        self.signer.sign(plan);
     }
 
     /// The same ground, predicting passes and uplink ETAs from `clock` instead of

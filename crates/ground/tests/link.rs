@@ -118,7 +118,12 @@ impl Flight {
 
     async fn plan(&mut self) -> Plan {
         match self.recv().await {
-            Message::Plan(p) => p,
+            Message::Plan(p) => {
+                common::verifier()
+                    .verify(&p)
+                    .expect("every plan is signed by the ground");
+                p
+            }
             other => panic!("expected a plan, got {other:?}"),
         }
     }

@@ -20,6 +20,7 @@ mod digest;
 mod errors;
 mod message;
 mod packet;
+mod plan_sig;
 
 pub use catalogue_data::{BaseImage, catalogue, normalize_image_ref};
 pub use chunk::{
@@ -37,6 +38,7 @@ pub use packet::{
     Direction, LinkKey, MAX_BODY, MAX_PACKET, MAX_PACKET_NUMBER, Opener, PACKET_OVERHEAD,
     PacketError, ReplayWindow, Sealer,
 };
+pub use plan_sig::{PlanSignatureError, PlanSigner, PlanVerifier};
 
 /// The catalogue module: base images preloaded onboard.
 pub mod catalogue {

@@ -77,6 +77,9 @@ pub struct Plan {
     pub tenant: String,
     /// Tasks, run in order.
     pub tasks: Vec<PlanTask>,
+    /// The ground's ed25519 signature (see [`PlanSigner`](crate::PlanSigner)); empty when
+    /// unsigned.
+    pub signature: Vec<u8>,
 }
 
 /// One task of a [`Plan`].
@@ -338,6 +341,7 @@ mod tests {
                     max_duration_ms: Some(60_000),
                 },
             }],
+            signature: vec![7; 64],
         });
         let bytes = encode_message(&m);
         assert_eq!(decode_message(&bytes).unwrap(), m);

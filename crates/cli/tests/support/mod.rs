@@ -43,6 +43,7 @@ impl Stack {
         let (ground_udp, link_ground, link_flight, flight_udp) =
             (free_udp(), free_udp(), free_udp(), free_udp());
         let key = wire::LinkKey::from_bytes(rand::random());
+        let signer = wire::PlanSigner::from_bytes(rand::random());
         let g = ground::Ground::open(ground::GroundConfig {
             data_dir: dir.path().join("ground"),
             systems: vec![ground::SystemLink {
@@ -54,6 +55,7 @@ impl Stack {
                 contact: link::Contact::Always,
                 orbit: None,
             }],
+            plan_signer: signer.clone(),
         })
         .await
         .expect("ground opens");
@@ -90,6 +92,7 @@ impl Stack {
             key,
             rate_bits_per_sec: None,
             contact: link::Contact::Always,
+            plan_verifier: signer.verifier(),
         };
         tasks.push(tokio::spawn(async move {
             flight::run(flight_config).await.unwrap();

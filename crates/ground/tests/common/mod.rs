@@ -17,12 +17,24 @@ pub struct TestGround {
     pub dir: tempfile::TempDir,
 }
 
+/// The tests' plan-signing key (its public key is [`verifier`]'s).
+pub fn signer() -> wire::PlanSigner {
+    wire::PlanSigner::from_bytes([42; 32])
+}
+
+/// The public key flight agents check plans against.
+#[allow(dead_code)]
+pub fn verifier() -> wire::PlanVerifier {
+    signer().verifier()
+}
+
 /// A ground with users `alice` and `bob` (password `pw-<name>`) and the given systems.
 pub async fn ground_with(systems: Vec<SystemLink>) -> TestGround {
     let dir = tempfile::tempdir().unwrap();
     let ground = Ground::open(GroundConfig {
         data_dir: dir.path().to_path_buf(),
         systems,
+        plan_signer: signer(),
     })
     .await
     .unwrap();
@@ -76,6 +88,7 @@ impl TestGround {
         let ground = Ground::open(GroundConfig {
             data_dir: dir.path().to_path_buf(),
             systems,
+            plan_signer: signer(),
         })
         .await
         .unwrap();
