@@ -59,6 +59,18 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("a browser session: {r}"))
             .to_string();
+        // Finding an element waits (up to 10 s) for a page still loading after a click, as a
+        // person would.
+        let timeouts: Value = http
+            .post(format!("{base}/session/{session}/timeouts"))
+            .json(&json!({"implicit": 10_000}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(timeouts["value"]["error"].is_null(), "{timeouts}");
         Browser {
             driver,
             base,
@@ -123,12 +135,13 @@ impl Browser {
         .await;
     }
 
+    /// The page's visible text, read by a script so that a navigation in between cannot leave
+    /// a stale element behind.
     async fn text(&self) -> String {
-        let id = self.element("body").await;
         self.call(
-            reqwest::Method::GET,
-            &format!("/element/{id}/text"),
-            json!({}),
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": "return document.body ? document.body.innerText : '';", "args": []}),
         )
         .await
         .as_str()
@@ -202,6 +215,12 @@ async fn sign_in_and_see_your_work_in_a_real_browser() {
 
     // A wrong password is refused with a message, not a blank page.
     browser.click("form[action='/logout'] button").await;
+    for _ in 0..50 {
+        if !browser.text().await.contains("Signed in as") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     browser.type_into("input[name=user]", &a).await;
     browser.type_into("input[name=password]", "wrong").await;
     browser.click("button[type=submit]").await;
