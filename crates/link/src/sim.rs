@@ -301,9 +301,6 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
                 contact
             );
         }
-        if contact {
-            outcome.contact_time += Duration::ZERO;
-        }
         last_contact = contact;
         // Each side: timers, transmissions, events.
         for i in 0..2 {
