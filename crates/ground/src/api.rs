@@ -1,7 +1,8 @@
 //! The HTTP API (`docs/api.md`): the router and its handlers.
 //!
 //! Handlers check the caller (the [`AuthUser`] extractor), call into the database, executor and
-//! upload modules, and shape JSON. Every failure is an [`ApiError`].
+//! upload modules, and answer with the body types of the `api` crate (shared with the CLI), so
+//! the JSON has one definition. Every failure is an [`ApiError`].
 
 use std::io;
 
@@ -14,15 +15,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use crate::auth::{self, AuthUser};
 use crate::config::limits;
 use crate::db::{self, ExecutionRow, FileRow, HistoryEntry, OperationRow, TaskRow};
 use crate::error::ApiError;
-use crate::executor::{self, StartRequest};
-use crate::operation::{self, NameRule, check_name};
+use crate::executor;
+use crate::operation::{self, Diagnostic, NameRule, check_name};
+use crate::preflight_check::PreflightFinding;
 use crate::{Ground, dashboard, preflight_check, time, upload};
 use crate::{passes, queue};
 
@@ -54,7 +55,14 @@ pub(crate) fn router(ground: Ground) -> Router {
             get(list_volume_files),
         );
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async {
+                Json(api::Health {
+                    status: "ok".into(),
+                })
+            }),
+        )
         .nest("/api/v1", api)
         .merge(dashboard::router())
         .fallback(|| async { ApiError::not_found("no such route") })
@@ -139,18 +147,71 @@ fn created<T: IntoResponse>(body: T) -> Response {
     (StatusCode::CREATED, body).into_response()
 }
 
-// ---- session ----
-
-#[derive(Debug, Deserialize)]
-struct LoginRequest {
-    user: String,
-    password: String,
+/// A count or size the database keeps as `i64`, never negative.
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
-async fn login(State(g): State<Ground>, J(req): J<LoginRequest>) -> Result<Json<Value>, ApiError> {
+/// A state as the database records it.
+fn state(s: &str) -> Result<api::State, ApiError> {
+    s.parse()
+        .map_err(|e| ApiError::internal(format!("recorded state: {e}")))
+}
+
+// ---- the API's twins of the ground's own types ----
+
+impl Diagnostic {
+    /// The diagnostic as the API shows it.
+    pub(crate) fn to_api(&self) -> api::Diagnostic {
+        api::Diagnostic {
+            severity: match self.severity {
+                operation::Severity::Error => api::Severity::Error,
+                operation::Severity::Warning => api::Severity::Warning,
+            },
+            line: u32::try_from(self.line).unwrap_or(u32::MAX),
+            column: u32::try_from(self.column).unwrap_or(u32::MAX),
+            task: self.task.clone(),
+            message: self.message.clone(),
+        }
+    }
+}
+
+impl PreflightFinding {
+    /// The finding as the API shows it.
+    pub(crate) fn to_api(&self) -> api::PreflightFinding {
+        api::PreflightFinding {
+            task: self.task.clone(),
+            file: self.file.clone(),
+            line: self.line,
+            column: self.column,
+            code: self.code.to_string(),
+            severity: match self.severity {
+                preflight::Severity::Error => api::Severity::Error,
+                preflight::Severity::Warning => api::Severity::Warning,
+                preflight::Severity::Info => api::Severity::Info,
+            },
+            message: self.message.clone(),
+            help: self.help.clone(),
+        }
+    }
+}
+
+fn findings(list: &[PreflightFinding]) -> Vec<api::PreflightFinding> {
+    list.iter().map(PreflightFinding::to_api).collect()
+}
+
+// ---- session ----
+
+async fn login(
+    State(g): State<Ground>,
+    J(req): J<api::LoginRequest>,
+) -> Result<Json<api::LoginResponse>, ApiError> {
     match auth::login(&g, &req.user, &req.password).await? {
-        Some(token) => Ok(Json(json!({"token": token, "user": req.user}))),
-        None => Err(ApiError::Unauthorized),
+        Some(token) => Ok(Json(api::LoginResponse {
+            token,
+            user: req.user,
+        })),
+        None => Err(ApiError::WrongCredentials),
     }
 }
 
@@ -167,32 +228,30 @@ async fn logout(
 
 // ---- namespaces and files ----
 
-fn namespace_json(name: &str, owner: &str, created_at: i64) -> Value {
-    json!({"name": name, "owner": owner, "created_at": time::rfc3339(created_at)})
+fn namespace(name: &str, owner: &str, created_at: i64) -> api::Namespace {
+    api::Namespace {
+        name: name.to_string(),
+        owner: owner.to_string(),
+        created_at: time::rfc3339(created_at),
+    }
 }
 
 async fn list_namespaces(
     State(g): State<Ground>,
     AuthUser(user): AuthUser,
-) -> Result<Json<Value>, ApiError> {
-    let list: Vec<Value> = db::namespaces_of(g.db(), &user)
+) -> Result<Json<api::NamespaceList>, ApiError> {
+    let namespaces = db::namespaces_of(g.db(), &user)
         .await?
         .iter()
-        .map(|(n, c)| namespace_json(n, &user, *c))
+        .map(|(n, c)| namespace(n, &user, *c))
         .collect();
-    Ok(Json(json!({ "namespaces": list })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateNamespace {
-    name: String,
+    Ok(Json(api::NamespaceList { namespaces }))
 }
 
 async fn create_namespace(
     State(g): State<Ground>,
     AuthUser(user): AuthUser,
-    J(req): J<CreateNamespace>,
+    J(req): J<api::CreateNamespace>,
 ) -> Result<Response, ApiError> {
     check_name(&req.name, NameRule::Namespace)
         .map_err(|e| ApiError::bad(format!("namespace {e}")))?;
@@ -203,22 +262,19 @@ async fn create_namespace(
             req.name
         )));
     }
-    Ok(created(Json(namespace_json(&req.name, &user, now))))
+    Ok(created(Json(namespace(&req.name, &user, now))))
 }
 
-fn file_json(f: &FileRow, with_versions: bool) -> Value {
-    let mut v = json!({
-        "path": f.path,
-        "version": f.version,
-        "size": f.size,
-        "digest": f.digest,
-        "mode": format!("{:o}", f.mode),
-        "created_at": time::rfc3339(f.created_at),
-    });
-    if with_versions {
-        v["versions"] = json!(f.versions);
+fn namespace_file(f: &FileRow) -> api::NamespaceFile {
+    api::NamespaceFile {
+        path: f.path.clone(),
+        version: count(f.version),
+        versions: count(f.versions),
+        size: count(f.size),
+        digest: f.digest.clone(),
+        mode: format!("{:o}", f.mode),
+        created_at: time::rfc3339(f.created_at),
     }
-    v
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,14 +343,18 @@ async fn upload_files(
         let version =
             db::add_file_version(&mut tx, &ns, &f.path, &digest, size, i64::from(f.mode), now)
                 .await?;
-        out.push(json!({
-            "path": f.path, "version": version, "size": f.size, "digest": digest,
-            "mode": format!("{:o}", f.mode), "created_at": time::rfc3339(now),
-        }));
+        out.push(api::UploadedFile {
+            path: f.path.clone(),
+            version: count(version),
+            size: f.size,
+            digest,
+            mode: format!("{:o}", f.mode),
+            created_at: time::rfc3339(now),
+        });
     }
     tx.commit().await?;
     tracing::info!(namespace = %ns, files = out.len(), "upload stored");
-    Ok(created(Json(json!({ "files": out }))))
+    Ok(created(Json(api::Uploaded { files: out })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -309,7 +369,7 @@ async fn list_files(
     AuthUser(user): AuthUser,
     P(ns): P<String>,
     Q(q): Q<ListFilesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::FileList>, ApiError> {
     auth::check_namespace(&g, &user, &ns).await?;
     let (limit, offset) = Page {
         limit: q.limit,
@@ -319,9 +379,9 @@ async fn list_files(
     let folder = operation::namespace_path(q.folder.as_deref().unwrap_or("/"))
         .map_err(|e| ApiError::bad(format!("'folder' is not a valid folder: {e}")))?;
     let files = db::latest_files(g.db(), &ns, &folder, limit, offset).await?;
-    Ok(Json(
-        json!({ "files": files.iter().map(|f| file_json(f, true)).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(api::FileList {
+        files: files.iter().map(namespace_file).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -386,14 +446,14 @@ fn file_stream(file: tokio::fs::File) -> impl futures_util::Stream<Item = io::Re
 
 // ---- operations ----
 
-fn operation_json(o: &OperationRow) -> Value {
-    json!({
-        "namespace": o.namespace,
-        "id": o.id,
-        "revision": o.revision,
-        "created_at": time::rfc3339(o.created_at),
-        "updated_at": time::rfc3339(o.updated_at),
-    })
+fn operation_summary(o: &OperationRow) -> api::OperationSummary {
+    api::OperationSummary {
+        namespace: o.namespace.clone(),
+        id: o.id.clone(),
+        revision: count(o.revision),
+        created_at: time::rfc3339(o.created_at),
+        updated_at: time::rfc3339(o.updated_at),
+    }
 }
 
 /// The body of a YAML request.
@@ -428,18 +488,24 @@ async fn apply_operation(
     let row = db::save_operation(&mut tx, &op.namespace, &op.id, &yaml, now).await?;
     tx.commit().await?;
     let system = preflight_check::operation_system(&op);
-    let mut v = operation_json(&row);
-    v["preflight"] = json!(preflight_check::check_operation(&g, &user, &op, &system).await?);
-    Ok(created(Json(v)))
+    let found = preflight_check::check_operation(&g, &user, &op, &system).await?;
+    Ok(created(Json(api::AppliedOperation {
+        namespace: row.namespace,
+        id: row.id,
+        revision: count(row.revision),
+        created_at: time::rfc3339(row.created_at),
+        updated_at: time::rfc3339(row.updated_at),
+        preflight: findings(&found),
+    })))
 }
 
 async fn validate_operation(
     State(g): State<Ground>,
     AuthUser(user): AuthUser,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Validation>, ApiError> {
     let body = body.map_err(|r| ApiError::from_rejection(r.status(), r.body_text()))?;
-    let (diagnostics, findings) = match operation::parse(&yaml_text(body)?) {
+    let (diagnostics, found) = match operation::parse(&yaml_text(body)?) {
         Ok(op) => {
             let system = preflight_check::operation_system(&op);
             let findings = preflight_check::check_operation(&g, &user, &op, &system).await?;
@@ -448,12 +514,14 @@ async fn validate_operation(
         Err(diagnostics) => (diagnostics, Vec::new()),
     };
     let valid = diagnostics.is_empty()
-        && !findings
+        && !found
             .iter()
             .any(|f| f.severity == preflight::Severity::Error);
-    Ok(Json(
-        json!({"valid": valid, "diagnostics": diagnostics, "preflight": findings}),
-    ))
+    Ok(Json(api::Validation {
+        valid,
+        diagnostics: diagnostics.iter().map(Diagnostic::to_api).collect(),
+        preflight: findings(&found),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -467,7 +535,7 @@ async fn list_operations(
     State(g): State<Ground>,
     AuthUser(user): AuthUser,
     Q(q): Q<NamespaceQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::OperationList>, ApiError> {
     if let Some(ns) = &q.namespace {
         auth::check_namespace(&g, &user, ns).await?;
     }
@@ -477,16 +545,16 @@ async fn list_operations(
     }
     .bounds()?;
     let ops = db::operations_of(g.db(), &user, q.namespace.as_deref(), limit, offset).await?;
-    Ok(Json(
-        json!({ "operations": ops.iter().map(operation_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(api::OperationList {
+        operations: ops.iter().map(operation_summary).collect(),
+    }))
 }
 
 async fn get_operation(
     State(g): State<Ground>,
     AuthUser(user): AuthUser,
     P((ns, id)): P<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::OperationDetail>, ApiError> {
     auth::check_namespace(&g, &user, &ns).await?;
     let Some((row, yaml)) = db::operation(g.db(), &ns, &id).await? else {
         return Err(ApiError::not_found(format!(
@@ -494,76 +562,103 @@ async fn get_operation(
         )));
     };
     let execs = db::executions_of(g.db(), &user, Some(&ns), Some(&id), 100, 0).await?;
-    let mut v = operation_json(&row);
-    v["yaml"] = json!(yaml);
-    v["executions"] = execs
+    let executions = execs
         .iter()
-        .map(|e| json!({"id": e.id, "state": e.state, "system": e.system, "created_at": time::rfc3339(e.created_at)}))
-        .collect();
-    Ok(Json(v))
+        .map(|e| {
+            Ok(api::OperationExecution {
+                id: e.id.clone(),
+                state: state(&e.state)?,
+                system: e.system.clone(),
+                created_at: time::rfc3339(e.created_at),
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(api::OperationDetail {
+        namespace: row.namespace,
+        id: row.id,
+        revision: count(row.revision),
+        yaml,
+        created_at: time::rfc3339(row.created_at),
+        updated_at: time::rfc3339(row.updated_at),
+        executions,
+    }))
 }
 
 // ---- executions ----
 
-fn history_json(text: &str) -> Value {
+fn history(text: &str) -> Result<Vec<api::HistoryEntry>, ApiError> {
     let h: Vec<HistoryEntry> = db::json_or_default(text);
     h.iter()
-        .map(|e| json!({"state": e.state, "at": time::rfc3339(e.at)}))
+        .map(|e| {
+            Ok(api::HistoryEntry {
+                state: state(&e.state)?,
+                at: time::rfc3339(e.at),
+            })
+        })
         .collect()
 }
 
-fn stored_json(text: Option<&str>) -> Value {
-    text.map_or(Value::Null, |t| {
-        serde_json::from_str(t).unwrap_or(Value::Null)
+/// A JSON column the ground wrote from an `api` type; `None` when empty (or unreadable, which
+/// is logged).
+fn stored<T: serde::de::DeserializeOwned>(text: Option<&str>) -> Option<T> {
+    let text = text?;
+    serde_json::from_str(text)
+        .inspect_err(|e| tracing::warn!(error = %e, "unreadable JSON column"))
+        .ok()
+}
+
+fn task(t: &TaskRow) -> Result<api::Task, ApiError> {
+    Ok(api::Task {
+        index: u32::try_from(t.idx).unwrap_or(0),
+        id: t.id.clone(),
+        task_type: t.ty.clone(),
+        state: state(&t.state)?,
+        started_at: time::rfc3339_opt(t.started_at),
+        finished_at: time::rfc3339_opt(t.finished_at),
+        history: history(&t.history)?,
+        error: stored(t.error.as_deref()),
+        outputs: stored(t.outputs.as_deref()),
     })
 }
 
-fn task_json(t: &TaskRow) -> Value {
-    json!({
-        "index": t.idx,
-        "id": t.id,
-        "type": t.ty,
-        "state": t.state,
-        "started_at": time::rfc3339_opt(t.started_at),
-        "finished_at": time::rfc3339_opt(t.finished_at),
-        "history": history_json(&t.history),
-        "error": stored_json(t.error.as_deref()),
-        "outputs": stored_json(t.outputs.as_deref()),
+/// The execution with its tasks; `uplink_eta` is the caller's to fill.
+fn execution(e: &ExecutionRow, tasks: &[TaskRow]) -> Result<api::Execution, ApiError> {
+    Ok(api::Execution {
+        id: e.id.clone(),
+        namespace: e.namespace.clone(),
+        operation: e.operation.clone(),
+        revision: count(e.revision),
+        system: e.system.clone(),
+        state: state(&e.state)?,
+        created_at: time::rfc3339(e.created_at),
+        scheduled_at: time::rfc3339_opt(e.scheduled_at),
+        started_at: time::rfc3339_opt(e.started_at),
+        finished_at: time::rfc3339_opt(e.finished_at),
+        history: history(&e.history)?,
+        errors: stored(Some(&e.errors)).unwrap_or_default(),
+        tasks: tasks.iter().map(task).collect::<Result<_, _>>()?,
+        uplink_eta: None,
     })
 }
 
-pub(crate) fn execution_json(e: &ExecutionRow, tasks: &[TaskRow]) -> Value {
-    json!({
-        "id": e.id,
-        "namespace": e.namespace,
-        "operation": e.operation,
-        "revision": e.revision,
-        "system": e.system,
-        "state": e.state,
-        "created_at": time::rfc3339(e.created_at),
-        "scheduled_at": time::rfc3339_opt(e.scheduled_at),
-        "started_at": time::rfc3339_opt(e.started_at),
-        "finished_at": time::rfc3339_opt(e.finished_at),
-        "history": history_json(&e.history),
-        "errors": stored_json(Some(&e.errors)),
-        "tasks": tasks.iter().map(task_json).collect::<Vec<_>>(),
-    })
-}
-
-fn execution_summary(e: &ExecutionRow) -> Value {
-    json!({
-        "id": e.id, "namespace": e.namespace, "operation": e.operation, "system": e.system,
-        "state": e.state, "created_at": time::rfc3339(e.created_at),
+fn execution_summary(e: &ExecutionRow) -> Result<api::ExecutionSummary, ApiError> {
+    Ok(api::ExecutionSummary {
+        id: e.id.clone(),
+        namespace: e.namespace.clone(),
+        operation: e.operation.clone(),
+        system: e.system.clone(),
+        state: state(&e.state)?,
+        created_at: time::rfc3339(e.created_at),
     })
 }
 
 /// The execution, if the caller's.
-async fn load_execution(g: &Ground, user: &str, id: &str) -> Result<Value, ApiError> {
+async fn load_execution(g: &Ground, user: &str, id: &str) -> Result<api::Execution, ApiError> {
     match db::execution(g.db(), id).await? {
         Some(e) if e.tenant == user => {
             let tasks = db::tasks(g.db(), id).await?;
-            let mut v = execution_json(&e, &tasks);
-            v["uplink_eta"] = queue::execution_eta(g, &e).await?;
+            let mut v = execution(&e, &tasks)?;
+            v.uplink_eta = queue::execution_eta(g, &e).await?;
             Ok(v)
         }
         // Another tenant's execution is as good as absent.
@@ -574,7 +669,7 @@ async fn load_execution(g: &Ground, user: &str, id: &str) -> Result<Value, ApiEr
 async fn start_execution(
     State(g): State<Ground>,
     AuthUser(user): AuthUser,
-    J(req): J<StartRequest>,
+    J(req): J<api::StartExecution>,
 ) -> Result<Response, ApiError> {
     let id = executor::start(&g, &user, req).await?;
     Ok(created(Json(load_execution(&g, &user, &id).await?)))
@@ -584,7 +679,7 @@ async fn list_executions(
     State(g): State<Ground>,
     AuthUser(user): AuthUser,
     Q(q): Q<NamespaceQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::ExecutionList>, ApiError> {
     if let Some(ns) = &q.namespace {
         auth::check_namespace(&g, &user, ns).await?;
     }
@@ -595,45 +690,68 @@ async fn list_executions(
     .bounds()?;
     let list =
         db::executions_of(g.db(), &user, q.namespace.as_deref(), None, limit, offset).await?;
-    Ok(Json(
-        json!({ "executions": list.iter().map(execution_summary).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(api::ExecutionList {
+        executions: list
+            .iter()
+            .map(execution_summary)
+            .collect::<Result<_, _>>()?,
+    }))
 }
 
 async fn get_execution(
     State(g): State<Ground>,
     AuthUser(user): AuthUser,
     P(id): P<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Execution>, ApiError> {
     Ok(Json(load_execution(&g, &user, &id).await?))
 }
 
 // ---- systems and onboard files ----
 
-pub(crate) async fn systems_json(g: &Ground) -> Result<Vec<Value>, ApiError> {
+fn catalogue_image(b: &wire::BaseImage) -> api::CatalogueImage {
+    api::CatalogueImage {
+        name: b.name.clone(),
+        platform: b.platform.clone(),
+        digest: b.digest.map(|d| d.to_string()),
+        description: b.description.clone(),
+    }
+}
+
+async fn systems(g: &Ground) -> Result<Vec<api::System>, ApiError> {
     let mut out = Vec::new();
     for name in g.system_names() {
-        let row = db::system(g.db(), name).await?;
-        let v = match row {
+        let v = match db::system(g.db(), name).await? {
             Some(s) => {
                 let catalogue: Vec<wire::BaseImage> = db::json_or_default(&s.catalogue);
-                json!({
-                    "name": name, "platform": s.platform, "last_seen": time::rfc3339(s.last_seen),
-                    "catalogue": catalogue,
-                })
+                api::System {
+                    name: name.to_string(),
+                    platform: Some(s.platform),
+                    last_seen: Some(time::rfc3339(s.last_seen)),
+                    catalogue: catalogue.iter().map(catalogue_image).collect(),
+                }
             }
-            None => json!({
-                "name": name, "platform": null, "last_seen": null,
-                "catalogue": wire::catalogue("linux/arm64"),
-            }),
+            None => api::System {
+                name: name.to_string(),
+                platform: None,
+                last_seen: None,
+                catalogue: wire::catalogue("linux/arm64")
+                    .iter()
+                    .map(catalogue_image)
+                    .collect(),
+            },
         };
         out.push(v);
     }
     Ok(out)
 }
 
-async fn list_systems(State(g): State<Ground>, _user: AuthUser) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "systems": systems_json(&g).await? })))
+async fn list_systems(
+    State(g): State<Ground>,
+    _user: AuthUser,
+) -> Result<Json<api::SystemList>, ApiError> {
+    Ok(Json(api::SystemList {
+        systems: systems(&g).await?,
+    }))
 }
 
 fn known_system(g: &Ground, system: &str) -> Result<(), ApiError> {
@@ -648,14 +766,18 @@ async fn list_volumes(
     State(g): State<Ground>,
     AuthUser(user): AuthUser,
     P(system): P<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::VolumeList>, ApiError> {
     known_system(&g, &system)?;
-    let vols: Vec<Value> = db::volumes(g.db(), &system, &user)
+    let volumes = db::volumes(g.db(), &system, &user)
         .await?
-        .iter()
-        .map(|(name, files, bytes)| json!({"name": name, "files": files, "bytes": bytes}))
+        .into_iter()
+        .map(|(name, files, bytes)| api::Volume {
+            name,
+            files: count(files),
+            bytes: count(bytes),
+        })
         .collect();
-    Ok(Json(json!({ "volumes": vols })))
+    Ok(Json(api::VolumeList { volumes }))
 }
 
 async fn list_volume_files(
@@ -663,13 +785,18 @@ async fn list_volume_files(
     AuthUser(user): AuthUser,
     P((system, volume)): P<(String, String)>,
     Q(page): Q<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::VolumeFileList>, ApiError> {
     known_system(&g, &system)?;
     let (limit, offset) = page.bounds()?;
-    let files: Vec<Value> = db::volume_files(g.db(), &system, &user, &volume, limit, offset)
+    let files = db::volume_files(g.db(), &system, &user, &volume, limit, offset)
         .await?
-        .iter()
-        .map(|f| json!({"path": f.path, "size": f.size, "is_dir": f.is_dir, "modified": time::rfc3339(f.modified_ms)}))
+        .into_iter()
+        .map(|f| api::VolumeFile {
+            path: f.path,
+            size: count(f.size),
+            is_dir: f.is_dir,
+            modified: time::rfc3339(f.modified_ms),
+        })
         .collect();
-    Ok(Json(json!({ "files": files })))
+    Ok(Json(api::VolumeFileList { files }))
 }

@@ -231,7 +231,7 @@ fn namespace_paths(destination: &str, files: &[FileRef]) -> Result<Vec<String>, 
 /// The outputs shown while a downlink waits: as reported, with a message counting what is to come.
 fn waiting_json(reported: &TaskOutputs, missing: usize) -> String {
     let mut v = outputs_json(reported, None);
-    v["message"] = serde_json::json!(format!(
+    v.message = Some(format!(
         "waiting for {missing} of {} files to come down",
         reported.files.len()
     ));

@@ -74,9 +74,9 @@ impl From<sqlx::migrate::MigrateError> for Error {
     }
 }
 
-/// Every way an HTTP request can fail. Renders as `{"error": {"code", "message", "diagnostics"?}}`
-/// with the matching status (see `docs/api.md`). Internal errors are logged and answered with a
-/// generic message.
+/// Every way an HTTP request can fail. Renders as an [`api::ErrorBody`] (`{"error": {"code",
+/// "message", "diagnostics"?, "preflight"?}}`) with the matching status (see `docs/api.md`).
+/// Internal errors are logged and answered with a generic message.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ApiError {
@@ -98,6 +98,8 @@ pub enum ApiError {
     },
     /// 401: no token, or a bad or expired one.
     Unauthorized,
+    /// 401: a login whose user or password is wrong.
+    WrongCredentials,
     /// 403: another tenant's resource.
     Forbidden(String),
     /// 404: nothing there (or nothing the caller may know about).
@@ -136,7 +138,7 @@ impl ApiError {
             ApiError::BadRequest(_) | ApiError::Invalid { .. } | ApiError::Preflight { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::WrongCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -146,19 +148,19 @@ impl ApiError {
         }
     }
 
-    /// The stable string code of the JSON body (`bad_request`, `forbidden`, ...).
-    pub fn code(&self) -> &'static str {
+    /// The stable code of the JSON body (`bad_request`, `forbidden`, ...).
+    pub fn code(&self) -> api::ErrorCode {
         match self {
             ApiError::BadRequest(_) | ApiError::Invalid { .. } | ApiError::Preflight { .. } => {
-                "bad_request"
+                api::ErrorCode::BadRequest
             }
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::TooLarge(_) => "too_large",
-            ApiError::Unprocessable(_) => "unprocessable",
-            ApiError::Internal(_) => "internal",
+            ApiError::Unauthorized | ApiError::WrongCredentials => api::ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => api::ErrorCode::Forbidden,
+            ApiError::NotFound(_) => api::ErrorCode::NotFound,
+            ApiError::Conflict(_) => api::ErrorCode::Conflict,
+            ApiError::TooLarge(_) => api::ErrorCode::TooLarge,
+            ApiError::Unprocessable(_) => api::ErrorCode::Unprocessable,
+            ApiError::Internal(_) => api::ErrorCode::Internal,
         }
     }
 
@@ -175,6 +177,7 @@ impl ApiError {
                 message.clone()
             }
             ApiError::Unauthorized => "missing, invalid or expired token".to_string(),
+            ApiError::WrongCredentials => "wrong user or password".to_string(),
             ApiError::Internal(_) => "internal error".to_string(),
         }
     }
@@ -194,17 +197,25 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = %e, "request failed");
         }
-        let mut body = serde_json::json!({
-            "code": self.code(),
-            "message": self.message(),
-        });
-        if let ApiError::Invalid { diagnostics, .. } = &self {
-            body["diagnostics"] = serde_json::to_value(diagnostics).unwrap_or_default();
-        }
-        if let ApiError::Preflight { findings, .. } = &self {
-            body["preflight"] = serde_json::to_value(findings).unwrap_or_default();
-        }
-        (self.status(), Json(serde_json::json!({ "error": body }))).into_response()
+        let body = api::ErrorBody {
+            error: api::ErrorDetail {
+                code: self.code(),
+                message: self.message(),
+                diagnostics: match &self {
+                    ApiError::Invalid { diagnostics, .. } => {
+                        Some(diagnostics.iter().map(Diagnostic::to_api).collect())
+                    }
+                    _ => None,
+                },
+                preflight: match &self {
+                    ApiError::Preflight { findings, .. } => {
+                        Some(findings.iter().map(PreflightFinding::to_api).collect())
+                    }
+                    _ => None,
+                },
+            },
+        };
+        (self.status(), Json(body)).into_response()
     }
 }
 
@@ -263,6 +274,14 @@ mod tests {
         assert_eq!(
             body,
             serde_json::json!({"error": {"code": "internal", "message": "internal error"}})
+        );
+        let (status, body) = render(ApiError::WrongCredentials).await;
+        assert_eq!(
+            (status, body),
+            (
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": {"code": "unauthorized", "message": "wrong user or password"}})
+            )
         );
         let (status, body) = render(ApiError::TooLarge("big".into())).await;
         assert_eq!(

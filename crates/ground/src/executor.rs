@@ -14,19 +14,6 @@ use crate::error::ApiError;
 use crate::operation::{self, Operation, TaskSpec};
 use crate::{Ground, auth, config::limits, time};
 
-/// What `POST /api/v1/executions` asks for.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct StartRequest {
-    pub(crate) namespace: String,
-    pub(crate) operation: String,
-    #[serde(default)]
-    pub(crate) system: Option<String>,
-    /// Start even when preflight finds errors.
-    #[serde(default)]
-    pub(crate) force: bool,
-}
-
 /// What an uplink source names in the namespace.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Source {
@@ -52,7 +39,7 @@ pub(crate) const NOT_RUN: &str = "not run: an earlier task failed (on_failure: s
 pub(crate) async fn start(
     ground: &Ground,
     tenant: &str,
-    req: StartRequest,
+    req: api::StartExecution,
 ) -> Result<String, ApiError> {
     auth::check_namespace(ground, tenant, &req.namespace).await?;
     let Some((op_row, yaml)) = db::operation(ground.db(), &req.namespace, &req.operation).await?
@@ -420,18 +407,16 @@ fn join(dest: &str, rel: &str) -> String {
     }
 }
 
-/// A task error as the API shows it; `task` is added for an execution's error list.
-pub(crate) fn error_json(task: Option<&str>, e: &TaskError) -> serde_json::Value {
-    let mut v = json!({
-        "code": e.code.code(),
-        "name": e.code.name(),
-        "message": e.message,
-        "log_tail": e.log_tail,
-    });
-    if let Some(task) = task {
-        v["task"] = json!(task);
+/// A task error as the API shows it (and the database keeps it); `task` names the task in an
+/// execution's error list.
+pub(crate) fn error_json(task: Option<&str>, e: &TaskError) -> api::TaskError {
+    api::TaskError {
+        task: task.map(str::to_string),
+        code: e.code.code(),
+        name: e.code.name().to_string(),
+        message: e.message.clone(),
+        log_tail: e.log_tail.clone(),
     }
-    v
 }
 
 pub(crate) fn push_history(history: &mut String, state: TaskState, at: i64) {

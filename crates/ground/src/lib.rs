@@ -18,7 +18,8 @@
 //!
 //! The types that matter: [`Ground`] (open it with a [`GroundConfig`], then [`Ground::app`] is the
 //! whole HTTP surface and [`serve`] runs it), [`ApiError`] (every HTTP failure, rendered as the
-//! error JSON of `docs/api.md`) and [`Diagnostic`] (one problem in an operation).
+//! error JSON of `docs/api.md`, an `api::ErrorBody`; every other body is a type of the `api`
+//! crate too) and [`Diagnostic`] (one problem in an operation).
 
 mod api;
 mod auth;

@@ -427,7 +427,7 @@ pub(crate) async fn conclude(
     }
     if let (TaskState::Failed, Some(e)) = (state, error) {
         task.error = Some(db::to_json(&executor::error_json(None, e)));
-        let mut errors: Vec<serde_json::Value> = db::json_or_default(&exec.errors);
+        let mut errors: Vec<api::TaskError> = db::json_or_default(&exec.errors);
         errors.push(executor::error_json(Some(&task.id), e));
         exec.errors = db::to_json(&errors);
         db::update_execution(tx, exec).await?;
@@ -436,40 +436,46 @@ pub(crate) async fn conclude(
     Ok(())
 }
 
-/// A task's outputs as the API shows them. A downlink's files are shown where they landed in
-/// the namespace, with their version.
-pub(crate) fn outputs_json(o: &TaskOutputs, landed: Option<&[(String, i64)]>) -> serde_json::Value {
-    let files: Vec<serde_json::Value> = o
+/// A task's outputs as the API shows them (and the database keeps them). A downlink's files are
+/// shown where they landed in the namespace, with their version.
+pub(crate) fn outputs_json(o: &TaskOutputs, landed: Option<&[(String, i64)]>) -> api::TaskOutputs {
+    let files = o
         .files
         .iter()
         .enumerate()
         .map(|(i, f)| match landed.and_then(|l| l.get(i)) {
-            Some((path, version)) => serde_json::json!({
-                "path": path, "digest": f.digest.to_string(), "size": f.size, "version": version,
-            }),
-            None => serde_json::json!({ "path": f.path, "digest": f.digest.to_string(), "size": f.size }),
+            Some((path, version)) => api::OutputFile {
+                path: path.clone(),
+                digest: f.digest.to_string(),
+                size: f.size,
+                version: u64::try_from(*version).ok(),
+            },
+            None => api::OutputFile {
+                path: f.path.clone(),
+                digest: f.digest.to_string(),
+                size: f.size,
+                version: None,
+            },
         })
         .collect();
-    let listing: Vec<serde_json::Value> = o
+    let listing = o
         .listing
         .iter()
-        .map(|e| {
-            serde_json::json!({
-                "path": e.path,
-                "size": e.size,
-                "is_dir": e.is_dir,
-                "modified": time::rfc3339(i64::try_from(e.modified_ms).unwrap_or(0)),
-            })
+        .map(|e| api::VolumeFile {
+            path: e.path.clone(),
+            size: e.size,
+            is_dir: e.is_dir,
+            modified: time::rfc3339(i64::try_from(e.modified_ms).unwrap_or(0)),
         })
         .collect();
-    serde_json::json!({
-        "files": files,
-        "listing": listing,
-        "image": o.image,
-        "message": o.message,
-        "exit_code": o.exit_code,
-        "log_tail": o.log_tail,
-    })
+    api::TaskOutputs {
+        files,
+        listing,
+        image: o.image.clone(),
+        message: o.message.clone(),
+        exit_code: o.exit_code,
+        log_tail: o.log_tail.clone(),
+    }
 }
 
 async fn execution_event(

@@ -14,7 +14,6 @@ use orbit::{
     Window,
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::api::{P, Q};
 use crate::auth::AuthUser;
@@ -242,18 +241,18 @@ pub(crate) fn sky<'g>(g: &'g Ground, system: &str) -> Result<&'g Sky, ApiError> 
     }
 }
 
-fn window_json(w: &Window) -> Value {
-    json!({
-        "station": w.station,
-        "aos": rfc3339(w.aos),
-        "los": rfc3339(w.los),
-        "duration_s": (w.los.seconds_since(w.aos) * 1000.0).round() / 1000.0,
-        "max_elevation_deg": (w.max_elevation_deg * 100.0).round() / 100.0,
-        "uplink_bps": w.uplink_bps,
-        "downlink_bps": w.downlink_bps,
-        "up_bytes": w.up_bytes,
-        "down_bytes": w.down_bytes,
-    })
+fn pass(w: &Window) -> api::Pass {
+    api::Pass {
+        station: w.station.clone(),
+        aos: rfc3339(w.aos),
+        los: rfc3339(w.los),
+        duration_s: (w.los.seconds_since(w.aos) * 1000.0).round() / 1000.0,
+        max_elevation_deg: (w.max_elevation_deg * 100.0).round() / 100.0,
+        uplink_bps: w.uplink_bps,
+        downlink_bps: w.downlink_bps,
+        up_bytes: w.up_bytes,
+        down_bytes: w.down_bytes,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,26 +266,27 @@ pub(crate) async fn passes(
     _user: AuthUser,
     P(system): P<String>,
     Q(q): Q<PassesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Passes>, ApiError> {
     let hours = q.hours.unwrap_or(HOURS_DEFAULT);
     if !(1..=HOURS_MAX).contains(&hours) {
         return Err(ApiError::bad(format!("hours must be 1 to {HOURS_MAX}")));
     }
     let now = g.now();
-    let mut v = json!({"system": system, "generated_at": rfc3339(now), "hours": hours});
-    match sky(&g, &system)? {
-        Sky::AlwaysInContact { .. } => {
-            v["passes"] = json!([]);
-            v["always_in_contact"] = json!(true);
-        }
+    let (always_in_contact, passes) = match sky(&g, &system)? {
+        Sky::AlwaysInContact { .. } => (true, Vec::new()),
         Sky::Orbit(f) => {
             let until = now.plus_seconds(f64::from(hours) * 3600.0);
             let windows = f.windows(now, until).await?;
-            v["passes"] = windows.iter().map(window_json).collect();
-            v["always_in_contact"] = json!(false);
+            (false, windows.iter().map(pass).collect())
         }
-    }
-    Ok(Json(v))
+    };
+    Ok(Json(api::Passes {
+        system,
+        generated_at: rfc3339(now),
+        hours,
+        always_in_contact,
+        passes,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -314,7 +314,7 @@ pub(crate) async fn track_route(
     _user: AuthUser,
     P(system): P<String>,
     Q(q): Q<TrackQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Track>, ApiError> {
     let minutes = q.minutes.unwrap_or(TRACK_MINUTES_DEFAULT);
     let step_s = q.step_s.unwrap_or(TRACK_STEP_DEFAULT);
     if !(1..=TRACK_MINUTES_MAX).contains(&minutes) || !(1..=TRACK_STEP_MAX).contains(&step_s) {
@@ -328,25 +328,24 @@ pub(crate) async fn track_route(
         )));
     }
     let now = g.now();
-    let mut v = json!({"system": system, "generated_at": rfc3339(now)});
-    match sky(&g, &system)? {
-        Sky::AlwaysInContact { .. } => {
-            v["points"] = json!([]);
-            v["always_in_contact"] = json!(true);
-        }
+    let (always_in_contact, points) = match sky(&g, &system)? {
+        Sky::AlwaysInContact { .. } => (true, Vec::new()),
         Sky::Orbit(f) => {
-            v["points"] = track(f, now, minutes, step_s)?
+            let points = track(f, now, minutes, step_s)?
                 .iter()
-                .map(|p| {
-                    json!({
-                        "lat": (p.position.latitude_deg * 1e4).round() / 1e4,
-                        "lon": (p.position.longitude_deg * 1e4).round() / 1e4,
-                        "time": rfc3339(p.epoch),
-                    })
+                .map(|p| api::TrackPoint {
+                    lat: (p.position.latitude_deg * 1e4).round() / 1e4,
+                    lon: (p.position.longitude_deg * 1e4).round() / 1e4,
+                    time: rfc3339(p.epoch),
                 })
                 .collect();
-            v["always_in_contact"] = json!(false);
+            (false, points)
         }
-    }
-    Ok(Json(v))
+    };
+    Ok(Json(api::Track {
+        system,
+        generated_at: rfc3339(now),
+        always_in_contact,
+        points,
+    }))
 }

@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io;
 
-use serde::Serialize;
 use wire::{Digest, TaskKind};
 
 use crate::blobs::BlobStore;
@@ -30,7 +29,9 @@ use crate::{Ground, dashboard::escape};
 
 /// One preflight finding in an operation: where (task, file in the volume, line and column) and
 /// what (the rule code, its severity, a message and a help line). See `docs/api.md`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Not serializable: the API shows it as an `api::PreflightFinding`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreflightFinding {
     /// The id of the `docker.build` or `docker.load` task.
     pub task: String,
@@ -43,16 +44,11 @@ pub struct PreflightFinding {
     /// The preflight rule (`OD201`), documented in `crates/preflight/RULES.md`.
     pub code: &'static str,
     /// `error` (the task would fail onboard), `warning` or `info`.
-    #[serde(serialize_with = "severity_str")]
     pub severity: preflight::Severity,
     /// What is wrong.
     pub message: String,
     /// What to do about it.
     pub help: Option<String>,
-}
-
-fn severity_str<S: serde::Serializer>(s: &preflight::Severity, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(s.as_str())
 }
 
 /// Most entries of one mirrored volume taken into account.

@@ -16,7 +16,6 @@ use std::collections::{HashMap, HashSet};
 use axum::Json;
 use axum::extract::State;
 use orbit::Epoch;
-use serde_json::{Value, json};
 use sqlx::Row;
 use wire::{Digest, Message, Plan, TaskKind};
 
@@ -276,13 +275,23 @@ pub(crate) async fn view(g: &Ground, system: &str, tenant: &str) -> Result<Queue
     })
 }
 
-fn eta_json(eta: &Eta) -> Value {
-    json!({
-        "pass": eta.pass.as_ref().map(|p| json!({
-            "station": p.station, "aos": rfc3339(p.aos), "los": rfc3339(p.los),
-        })),
-        "completion": eta.completion.map(rfc3339),
-    })
+impl PassRef {
+    fn to_api(&self) -> api::PassRef {
+        api::PassRef {
+            station: self.station.clone(),
+            aos: rfc3339(self.aos),
+            los: rfc3339(self.los),
+        }
+    }
+}
+
+impl Eta {
+    fn to_api(&self) -> api::Eta {
+        api::Eta {
+            pass: self.pass.as_ref().map(PassRef::to_api),
+            completion: self.completion.map(rfc3339),
+        }
+    }
 }
 
 /// `GET /api/v1/systems/{system}/queue`.
@@ -290,47 +299,48 @@ pub(crate) async fn queue(
     State(g): State<Ground>,
     AuthUser(user): AuthUser,
     P(system): P<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Queue>, ApiError> {
     let v = view(&g, &system, &user).await?;
-    let transfers: Vec<Value> = v
+    let transfers = v
         .mine
         .iter()
-        .map(|t| {
-            json!({
-                "digest": t.digest.to_string(),
-                "message": t.message,
-                "execution": t.execution,
-                "bytes": t.bytes,
-                "remaining": t.remaining,
-                "other_bytes_ahead": t.other_bytes_ahead,
-                "eta": eta_json(&t.eta),
-            })
+        .map(|t| api::QueuedTransfer {
+            digest: t.digest.to_string(),
+            message: t.message,
+            execution: t.execution.clone(),
+            bytes: t.bytes,
+            remaining: t.remaining,
+            other_bytes_ahead: t.other_bytes_ahead,
+            eta: t.eta.to_api(),
         })
         .collect();
-    Ok(Json(json!({
-        "system": system,
-        "generated_at": rfc3339(v.now),
-        "link_up": v.link_up,
-        "always_in_contact": v.always_in_contact,
-        "eta_error": v.eta_error,
-        "transfers": transfers,
-        "other_tenants": {
-            "transfers": v.others,
-            "bytes": v.other_bytes,
-            "bytes_ahead": v.other_bytes_ahead,
+    Ok(Json(api::Queue {
+        system,
+        generated_at: rfc3339(v.now),
+        link_up: v.link_up,
+        always_in_contact: v.always_in_contact,
+        eta_error: v.eta_error,
+        transfers,
+        other_tenants: api::OtherTenants {
+            transfers: v.others as u64,
+            bytes: v.other_bytes,
+            bytes_ahead: v.other_bytes_ahead,
         },
-    })))
+    }))
 }
 
 /// An execution's `uplink_eta`: while any of its transfers is queued, their remaining bytes and
-/// the ETA of the last of them; `null` otherwise.
-pub(crate) async fn execution_eta(g: &Ground, e: &ExecutionRow) -> Result<Value, ApiError> {
+/// the ETA of the last of them; `None` otherwise.
+pub(crate) async fn execution_eta(
+    g: &Ground,
+    e: &ExecutionRow,
+) -> Result<Option<api::UplinkEta>, ApiError> {
     let finished = wire::TaskState::parse(&e.state).is_some_and(wire::TaskState::is_final);
     let (Some(link), Some(sky)) = (g.system(&e.system), g.orbits().sky(&e.system)) else {
-        return Ok(Value::Null);
+        return Ok(None);
     };
     if finished {
-        return Ok(Value::Null);
+        return Ok(None);
     }
     let stats = link.stats();
     let own = digests_of(g.db(), &e.id).await?;
@@ -339,7 +349,7 @@ pub(crate) async fn execution_eta(g: &Ground, e: &ExecutionRow) -> Result<Value,
         .iter()
         .rposition(|t| own.contains(&t.digest))
     else {
-        return Ok(Value::Null);
+        return Ok(None);
     };
     let remaining: Vec<u64> = stats.transfers[..=last]
         .iter()
@@ -351,12 +361,13 @@ pub(crate) async fn execution_eta(g: &Ground, e: &ExecutionRow) -> Result<Value,
         .map(|t| t.remaining)
         .sum();
     let (etas, error) = etas_or_error(sky, g.now(), &remaining).await;
-    let mut v = eta_json(&etas[last]);
-    v["remaining_bytes"] = json!(mine);
-    if let Some(error) = error {
-        v["error"] = json!(error);
-    }
-    Ok(v)
+    let eta = etas[last].to_api();
+    Ok(Some(api::UplinkEta {
+        remaining_bytes: mine,
+        completion: eta.completion,
+        pass: eta.pass,
+        error,
+    }))
 }
 
 #[cfg(test)]

@@ -1,0 +1,248 @@
+//! Executions: starting one, listing them, and one with its tasks, history, errors, outputs and
+//! uplink ETA.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::systems::PassRef;
+
+/// The state of an execution or a task: `CREATED → SCHEDULED → RUNNING → SUCCESS | FAILED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum State {
+    /// Recorded on the ground.
+    Created,
+    /// Its plan is queued on the system's link.
+    Scheduled,
+    /// The system has started it.
+    Running,
+    /// Finished well.
+    Success,
+    /// Finished badly, or never ran.
+    Failed,
+}
+
+impl State {
+    /// The state as the JSON writes it (`SUCCESS`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Created => "CREATED",
+            State::Scheduled => "SCHEDULED",
+            State::Running => "RUNNING",
+            State::Success => "SUCCESS",
+            State::Failed => "FAILED",
+        }
+    }
+
+    /// Whether nothing follows it (`SUCCESS` or `FAILED`).
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Success | State::Failed)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A text that names no [`State`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownState(pub String);
+
+impl fmt::Display for UnknownState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown state {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownState {}
+
+impl FromStr for State {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<State, UnknownState> {
+        [
+            State::Created,
+            State::Scheduled,
+            State::Running,
+            State::Success,
+            State::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| UnknownState(s.to_string()))
+    }
+}
+
+/// `POST /api/v1/executions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartExecution {
+    /// The operation's namespace.
+    pub namespace: String,
+    /// The operation's id.
+    pub operation: String,
+    /// The system to run on: the operation's when absent, else `em` (a `cg2.` prefix is
+    /// ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// Start even when preflight finds errors.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// One state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The state entered.
+    pub state: State,
+    /// When (the system's clock for what the system reports).
+    pub at: String,
+}
+
+/// A task's error: a Clustergate-2 error code (or one of ours) with its name, a message and the
+/// end of the log. In an execution's `errors`, it names its task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskError {
+    /// The task's id: present in an execution's `errors`, absent in a task's own `error` and
+    /// for an error of the whole execution (its link stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// The numeric code (`12`).
+    pub code: u16,
+    /// The code's name (`DOCKER_BUILD_FAILED`).
+    pub name: String,
+    /// What happened.
+    pub message: String,
+    /// The last lines of the build or container log.
+    pub log_tail: Vec<String>,
+}
+
+/// A file a downlink brought down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputFile {
+    /// Where it landed in the namespace; the volume path while it has not landed yet.
+    pub path: String,
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Bytes.
+    pub size: u64,
+    /// The namespace version it landed as; absent until it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
+/// What a task produced, as the system reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskOutputs {
+    /// The files of a downlink.
+    pub files: Vec<OutputFile>,
+    /// The listing of a `files.list`.
+    pub listing: Vec<crate::systems::VolumeFile>,
+    /// The onboard image built or loaded.
+    pub image: Option<String>,
+    /// A one-line result (or what a downlink still waits for).
+    pub message: Option<String>,
+    /// The container's exit code (`pod.run`).
+    pub exit_code: Option<i64>,
+    /// The last lines of the build or container log.
+    pub log_tail: Vec<String>,
+}
+
+/// One task of an execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// Its position in the operation, from 0.
+    pub index: u32,
+    /// Its id in the operation.
+    pub id: String,
+    /// Its type, without the `dphi.space.cg2.` prefix (`docker.build`).
+    #[serde(rename = "type")]
+    pub task_type: String,
+    /// Where it is.
+    pub state: State,
+    /// When it started; `null` until it has.
+    pub started_at: Option<String>,
+    /// When it finished; `null` until it has.
+    pub finished_at: Option<String>,
+    /// Every state change, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// Why it failed; `null` until it reports an error.
+    pub error: Option<TaskError>,
+    /// What it produced; `null` until it reports outputs.
+    pub outputs: Option<TaskOutputs>,
+}
+
+/// How an execution's queued uplink transfers stand: `null` unless some are still queued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UplinkEta {
+    /// The bytes of its queued transfers not yet received.
+    pub remaining_bytes: u64,
+    /// When the last of them is predicted to arrive; `null` when it cannot be.
+    pub completion: Option<String>,
+    /// The pass it completes in; `null` for a system always in contact, or when unknown.
+    pub pass: Option<PassRef>,
+    /// Why no ETA can be predicted; absent when one can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `GET /api/v1/executions/{id}`, and the answer to `POST /api/v1/executions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    /// Its id.
+    pub id: String,
+    /// The operation's namespace.
+    pub namespace: String,
+    /// The operation's id.
+    pub operation: String,
+    /// The operation's revision it runs.
+    pub revision: u64,
+    /// The system it runs on.
+    pub system: String,
+    /// Where it is.
+    pub state: State,
+    /// When it was created.
+    pub created_at: String,
+    /// When its plan was queued; `null` until then.
+    pub scheduled_at: Option<String>,
+    /// When the system started it; `null` until then.
+    pub started_at: Option<String>,
+    /// When it finished; `null` until then.
+    pub finished_at: Option<String>,
+    /// Every state change, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// Every task error, each with its task id.
+    pub errors: Vec<TaskError>,
+    /// Its tasks, in order.
+    pub tasks: Vec<Task>,
+    /// How its queued uplink transfers stand; `null` when none is queued.
+    pub uplink_eta: Option<UplinkEta>,
+}
+
+/// An entry of [`ExecutionList`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionSummary {
+    /// Its id.
+    pub id: String,
+    /// The operation's namespace.
+    pub namespace: String,
+    /// The operation's id.
+    pub operation: String,
+    /// The system it runs on.
+    pub system: String,
+    /// Where it is.
+    pub state: State,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// `GET /api/v1/executions`: newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionList {
+    /// The caller's executions (of one namespace when asked).
+    pub executions: Vec<ExecutionSummary>,
+}

@@ -1,0 +1,40 @@
+//! The ground's HTTP API (`docs/api.md`) as plain data: one serde type per JSON request and
+//! response body, serialized by the ground and read by the CLI, so that a renamed field is a
+//! compile error on both sides rather than a blank column.
+//!
+//! This crate does no I/O, holds no HTTP client, reads no clock and knows nothing of the ground's
+//! database: it is types, their serde attributes and a few enums. Times are RFC 3339 strings as
+//! the ground writes them (`2026-11-28T23:10:00.123Z`), digests are `sha256:<hex>` strings, and
+//! task types and error names are plain strings, so the API stays stable while the crates behind
+//! it change. Field names, `null`s and absent fields are those of `docs/api.md`: an `Option` the
+//! document shows as `null` is written as `null`; one it says may be absent is left out when
+//! `None`.
+//!
+//! The types that matter: [`ErrorBody`] (every error answer, with [`Diagnostic`]s and
+//! [`PreflightFinding`]s), [`Execution`] (with its [`Task`]s, [`TaskError`]s, [`TaskOutputs`] and
+//! [`UplinkEta`]), [`State`], [`Passes`], [`Track`] and [`Queue`].
+
+mod error;
+mod executions;
+mod files;
+mod operations;
+mod session;
+mod systems;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use executions::{
+    Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, StartExecution, State,
+    Task, TaskError, TaskOutputs, UnknownState, UplinkEta,
+};
+pub use files::{
+    CreateNamespace, FileList, Namespace, NamespaceFile, NamespaceList, Uploaded, UploadedFile,
+};
+pub use operations::{
+    AppliedOperation, Diagnostic, OperationDetail, OperationExecution, OperationList,
+    OperationSummary, PreflightFinding, Severity, Validation,
+};
+pub use session::{Health, LoginRequest, LoginResponse};
+pub use systems::{
+    CatalogueImage, Eta, OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer, System,
+    SystemList, Track, TrackPoint, Volume, VolumeFile, VolumeFileList, VolumeList,
+};

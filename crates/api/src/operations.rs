@@ -1,0 +1,146 @@
+//! Operations: applying, validating and reading them, with what validation and preflight find.
+
+use serde::{Deserialize, Serialize};
+
+use crate::executions::State;
+
+/// How bad a [`Diagnostic`] or a [`PreflightFinding`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The operation cannot be saved (a diagnostic), or the task would fail onboard (a finding).
+    Error,
+    /// Worth knowing; nothing is refused.
+    Warning,
+    /// For information only (preflight findings).
+    Info,
+}
+
+impl Severity {
+    /// The severity as the JSON writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One problem in an operation's YAML, where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    /// `error` or `warning`.
+    pub severity: Severity,
+    /// 1-based line of the offending node.
+    pub line: u32,
+    /// 1-based column of the offending node.
+    pub column: u32,
+    /// The task concerned; `null` for operation-level problems.
+    pub task: Option<String>,
+    /// What is wrong; it names the task and line too.
+    pub message: String,
+}
+
+/// What preflight says a `docker.build` or `docker.load` task would hit onboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreflightFinding {
+    /// The id of the task.
+    pub task: String,
+    /// A path in the task's volume (`Dockerfile`, `images/app.tar`).
+    pub file: String,
+    /// 1-based line, or 0 when the finding is about the whole file.
+    pub line: u32,
+    /// 1-based column, or 0 with a line of 0.
+    pub column: u32,
+    /// The preflight rule (`OD201`, see `crates/preflight/RULES.md`).
+    pub code: String,
+    /// `error` (the task would fail onboard), `warning` or `info`.
+    pub severity: Severity,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it; `null` when there is nothing to add.
+    pub help: Option<String>,
+}
+
+/// `POST /api/v1/operations`: the operation as saved, and what preflight finds in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedOperation {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its id in the namespace.
+    pub id: String,
+    /// The latest revision (unchanged when the YAML text was).
+    pub revision: u64,
+    /// When the first revision was saved.
+    pub created_at: String,
+    /// When the latest revision was saved.
+    pub updated_at: String,
+    /// What its builds and loads would hit onboard; never a reason to refuse the apply.
+    pub preflight: Vec<PreflightFinding>,
+}
+
+/// `POST /api/v1/operations/validate`: nothing is saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validation {
+    /// False when there are diagnostics or preflight finds an error.
+    pub valid: bool,
+    /// Every problem of the YAML, sorted by position.
+    pub diagnostics: Vec<Diagnostic>,
+    /// What preflight finds (empty when the YAML is invalid).
+    pub preflight: Vec<PreflightFinding>,
+}
+
+/// An entry of [`OperationList`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationSummary {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its id in the namespace.
+    pub id: String,
+    /// The latest revision.
+    pub revision: u64,
+    /// When the first revision was saved.
+    pub created_at: String,
+    /// When the latest revision was saved.
+    pub updated_at: String,
+}
+
+/// `GET /api/v1/operations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationList {
+    /// The caller's operations (of one namespace when asked).
+    pub operations: Vec<OperationSummary>,
+}
+
+/// `GET /api/v1/operations/{ns}/{id}`: the latest revision and the newest executions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationDetail {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its id in the namespace.
+    pub id: String,
+    /// The latest revision.
+    pub revision: u64,
+    /// The YAML text of the latest revision.
+    pub yaml: String,
+    /// When the first revision was saved.
+    pub created_at: String,
+    /// When the latest revision was saved.
+    pub updated_at: String,
+    /// Its 100 newest executions, newest first.
+    pub executions: Vec<OperationExecution>,
+}
+
+/// An execution as [`OperationDetail`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationExecution {
+    /// The execution's id.
+    pub id: String,
+    /// Where it is.
+    pub state: State,
+    /// The system it runs on.
+    pub system: String,
+    /// When it was created.
+    pub created_at: String,
+}

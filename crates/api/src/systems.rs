@@ -1,0 +1,206 @@
+//! Systems: what the ground knows of each, the caller's onboard volumes and their files, passes,
+//! the ground track and the uplink queue.
+
+use serde::{Deserialize, Serialize};
+
+/// A base image preloaded onboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueImage {
+    /// `name:tag`.
+    pub name: String,
+    /// `os/arch` (`linux/arm64`).
+    pub platform: String,
+    /// The image id onboard; `null` until the system has reported it.
+    pub digest: Option<String>,
+    /// One line on what it offers.
+    pub description: String,
+}
+
+/// A system the ground has a link to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct System {
+    /// Its name (`em`, `fm`).
+    pub name: String,
+    /// `os/arch` as its agent said; `null` before it has said hello.
+    pub platform: Option<String>,
+    /// When its agent last said hello; `null` before it has.
+    pub last_seen: Option<String>,
+    /// Its base images (the default catalogue before its agent has said hello).
+    pub catalogue: Vec<CatalogueImage>,
+}
+
+/// `GET /api/v1/systems`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemList {
+    /// Every system, by name.
+    pub systems: Vec<System>,
+}
+
+/// One of the caller's volumes onboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// Its name.
+    pub name: String,
+    /// How many files it holds.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// `GET /api/v1/systems/{system}/volumes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeList {
+    /// The caller's volumes.
+    pub volumes: Vec<Volume>,
+}
+
+/// An entry of a volume: in the ground's mirror, and in a `files.list` task's outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeFile {
+    /// Relative to the volume's root.
+    pub path: String,
+    /// Bytes (0 for a folder).
+    pub size: u64,
+    /// Whether it is a folder.
+    pub is_dir: bool,
+    /// When it last changed.
+    pub modified: String,
+}
+
+/// `GET /api/v1/systems/{system}/volumes/{volume}/files`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeFileList {
+    /// The ground's mirror of the volume.
+    pub files: Vec<VolumeFile>,
+}
+
+/// One pass of a system over one station.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pass {
+    /// The station's name.
+    pub station: String,
+    /// Acquisition of signal.
+    pub aos: String,
+    /// Loss of signal.
+    pub los: String,
+    /// Seconds from AOS to LOS (to the millisecond).
+    pub duration_s: f64,
+    /// The highest elevation, degrees (to the hundredth).
+    pub max_elevation_deg: f64,
+    /// The station's uplink rate, bits a second.
+    pub uplink_bps: f64,
+    /// The station's downlink rate, bits a second.
+    pub downlink_bps: f64,
+    /// What the whole pass carries up, bytes.
+    pub up_bytes: u64,
+    /// What the whole pass carries down, bytes.
+    pub down_bytes: u64,
+}
+
+/// `GET /api/v1/systems/{system}/passes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Passes {
+    /// The system.
+    pub system: String,
+    /// The ground's now, from which the passes are predicted.
+    pub generated_at: String,
+    /// How far ahead, hours.
+    pub hours: u32,
+    /// True for a system without an orbit: then there are no passes.
+    pub always_in_contact: bool,
+    /// The passes still open now that start within `hours`, by AOS.
+    pub passes: Vec<Pass>,
+}
+
+/// A sub-satellite point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackPoint {
+    /// Latitude, degrees.
+    pub lat: f64,
+    /// Longitude, degrees.
+    pub lon: f64,
+    /// When the satellite is over it.
+    pub time: String,
+}
+
+/// `GET /api/v1/systems/{system}/track`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Track {
+    /// The system.
+    pub system: String,
+    /// The ground's now: the first point's time.
+    pub generated_at: String,
+    /// True for a system without an orbit: then there are no points.
+    pub always_in_contact: bool,
+    /// The ground track.
+    pub points: Vec<TrackPoint>,
+}
+
+/// A pass as an ETA names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassRef {
+    /// The station's name.
+    pub station: String,
+    /// Acquisition of signal.
+    pub aos: String,
+    /// Loss of signal.
+    pub los: String,
+}
+
+/// When a queued transfer is predicted to complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Eta {
+    /// The pass it completes in; `null` for a system always in contact, or when unknown.
+    pub pass: Option<PassRef>,
+    /// When its last byte arrives; `null` when the passes within the horizon cannot carry it.
+    pub completion: Option<String>,
+}
+
+/// One of the caller's queued uplink transfers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedTransfer {
+    /// What it sends, `sha256:<hex>`.
+    pub digest: String,
+    /// True for an execution's plan, false for an object its uplink tasks need.
+    pub message: bool,
+    /// The caller's earliest running execution that needs it.
+    pub execution: String,
+    /// Its size.
+    pub bytes: u64,
+    /// The bytes the system has not acknowledged.
+    pub remaining: u64,
+    /// Other tenants' bytes queued before it.
+    pub other_bytes_ahead: u64,
+    /// When it is predicted to complete.
+    pub eta: Eta,
+}
+
+/// Everyone else's queued transfers, as totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherTenants {
+    /// How many.
+    pub transfers: u64,
+    /// Their remaining bytes.
+    pub bytes: u64,
+    /// Those queued before the caller's last transfer (all of them when the caller has none).
+    pub bytes_ahead: u64,
+}
+
+/// `GET /api/v1/systems/{system}/queue`: the system's uplink queue as the caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queue {
+    /// The system.
+    pub system: String,
+    /// The ground's now, from which the ETAs are predicted.
+    pub generated_at: String,
+    /// Whether the link is up now.
+    pub link_up: bool,
+    /// True for a system without an orbit.
+    pub always_in_contact: bool,
+    /// Why nothing can be predicted; `null` when ETAs could be.
+    pub eta_error: Option<String>,
+    /// The caller's transfers, in sending order.
+    pub transfers: Vec<QueuedTransfer>,
+    /// Everyone else's.
+    pub other_tenants: OtherTenants,
+}

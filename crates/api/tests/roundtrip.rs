@@ -1,0 +1,208 @@
+//! Every type family read from the JSON `docs/api.md` shows and written back unchanged: the same
+//! field names, the same `null`s, the same absent fields.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// Reads `v` as a `T`, writes it back, and checks nothing changed; returns the `T`.
+fn check<T: Serialize + DeserializeOwned>(v: Value) -> T {
+    let t: T = serde_json::from_value(v.clone())
+        .unwrap_or_else(|e| panic!("{v:#} does not read as {}: {e}", std::any::type_name::<T>()));
+    let back = serde_json::to_value(&t).unwrap();
+    assert_eq!(back, v, "{} changed on the way", std::any::type_name::<T>());
+    t
+}
+
+#[test]
+fn session() {
+    check::<api::LoginRequest>(json!({"user": "demo", "password": "pw"}));
+    check::<api::LoginResponse>(json!({"token": "ab".repeat(32), "user": "demo"}));
+    check::<api::Health>(json!({"status": "ok"}));
+}
+
+#[test]
+fn errors() {
+    let plain = check::<api::ErrorBody>(
+        json!({"error": {"code": "not_found", "message": "execution 'x' not found"}}),
+    );
+    assert_eq!(plain.error.code, api::ErrorCode::NotFound);
+    assert_eq!(plain.error.diagnostics, None);
+    let invalid = check::<api::ErrorBody>(json!({"error": {
+        "code": "bad_request", "message": "the operation is invalid (1 problem): …",
+        "diagnostics": [{"severity": "error", "line": 12, "column": 7, "task": "build",
+                         "message": "task 'build' (line 7): unknown type 'docker.bild'"},
+                        {"severity": "warning", "line": 1, "column": 1, "task": null,
+                         "message": "operation (line 1): …"}]}}));
+    assert_eq!(invalid.error.diagnostics.map(|d| d.len()), Some(2));
+    let preflight = check::<api::ErrorBody>(json!({"error": {
+        "code": "bad_request", "message": "preflight found 1 error …",
+        "preflight": [{"task": "build", "file": "Dockerfile", "line": 2, "column": 5,
+                       "code": "OD201", "severity": "error", "message": "…", "help": null}]}}));
+    assert_eq!(
+        preflight.error.preflight.unwrap()[0].severity,
+        api::Severity::Error
+    );
+    for (code, text) in [
+        (api::ErrorCode::BadRequest, "bad_request"),
+        (api::ErrorCode::Unauthorized, "unauthorized"),
+        (api::ErrorCode::Forbidden, "forbidden"),
+        (api::ErrorCode::NotFound, "not_found"),
+        (api::ErrorCode::Conflict, "conflict"),
+        (api::ErrorCode::TooLarge, "too_large"),
+        (api::ErrorCode::Unprocessable, "unprocessable"),
+        (api::ErrorCode::Internal, "internal"),
+    ] {
+        assert_eq!(serde_json::to_value(code).unwrap(), json!(text));
+        assert_eq!(code.as_str(), text);
+    }
+}
+
+#[test]
+fn namespaces_and_files() {
+    check::<api::CreateNamespace>(json!({"name": "ns"}));
+    assert!(
+        serde_json::from_value::<api::CreateNamespace>(json!({"name": "ns", "owner": "x"}))
+            .is_err(),
+        "unknown fields are refused"
+    );
+    check::<api::NamespaceList>(json!({"namespaces": [
+        {"name": "demo", "owner": "alice", "created_at": "2026-11-28T23:10:00.123Z"}]}));
+    check::<api::Uploaded>(json!({"files": [
+        {"path": "/app/run.sh", "version": 2, "size": 18, "digest": "sha256:00", "mode": "755",
+         "created_at": "2026-11-28T23:10:00.123Z"}]}));
+    check::<api::FileList>(json!({"files": [
+        {"path": "/app/run.sh", "version": 3, "versions": 3, "size": 2, "digest": "sha256:00",
+         "mode": "700", "created_at": "2026-11-28T23:10:00.123Z"}]}));
+}
+
+#[test]
+fn operations() {
+    let finding = json!({"task": "build", "file": "Dockerfile", "line": 2, "column": 5,
+        "code": "OD201", "severity": "warning", "message": "…", "help": "…"});
+    check::<api::AppliedOperation>(json!({"namespace": "demo", "id": "hello", "revision": 1,
+        "created_at": "…", "updated_at": "…", "preflight": [finding]}));
+    check::<api::Validation>(json!({"valid": false,
+        "diagnostics": [{"severity": "error", "line": 5, "column": 4, "task": null,
+                         "message": "YAML syntax error at line 5, column 4: …"}],
+        "preflight": []}));
+    check::<api::OperationList>(json!({"operations": [{"namespace": "demo", "id": "hello",
+        "revision": 2, "created_at": "…", "updated_at": "…"}]}));
+    check::<api::OperationDetail>(json!({"namespace": "demo", "id": "hello", "revision": 2,
+        "yaml": "id: hello\n", "created_at": "…", "updated_at": "…",
+        "executions": [{"id": "6f1c", "state": "RUNNING", "system": "em", "created_at": "…"}]}));
+    assert_eq!(
+        serde_json::to_value(api::Severity::Info).unwrap(),
+        json!("info")
+    );
+}
+
+#[test]
+fn executions() {
+    let start = check::<api::StartExecution>(
+        json!({"namespace": "ns", "operation": "op", "system": "em", "force": false}),
+    );
+    assert_eq!(start.system.as_deref(), Some("em"));
+    let bare: api::StartExecution =
+        serde_json::from_value(json!({"namespace": "ns", "operation": "op"})).unwrap();
+    assert_eq!((bare.system, bare.force), (None, false));
+    assert!(
+        serde_json::from_value::<api::StartExecution>(
+            json!({"namespace": "ns", "operation": "op", "sytem": "em"})
+        )
+        .is_err(),
+        "unknown fields are refused"
+    );
+
+    // The example of docs/api.md, with a failed task, a downlink still waiting for its files, a
+    // files.list and an uplink ETA.
+    let e = check::<api::Execution>(json!({
+        "id": "6f1c", "namespace": "demo", "operation": "hello", "revision": 1, "system": "em",
+        "state": "RUNNING",
+        "created_at": "…", "scheduled_at": "…", "started_at": "…", "finished_at": null,
+        "history": [{"state": "CREATED", "at": "…"}, {"state": "SCHEDULED", "at": "…"}],
+        "errors": [{"task": "build", "code": 12, "name": "DOCKER_BUILD_FAILED", "message": "…",
+                    "log_tail": ["…"]},
+                   {"code": 21, "name": "TRANSFER_FAILED",
+                    "message": "the link to system 'em' has stopped", "log_tail": []}],
+        "tasks": [
+            {"index": 0, "id": "down", "type": "downlink", "state": "SUCCESS",
+             "started_at": "…", "finished_at": "…",
+             "history": [{"state": "CREATED", "at": "…"}],
+             "error": null,
+             "outputs": {"files": [{"path": "/out/result.txt", "digest": "sha256:00", "size": 12,
+                                    "version": 1}],
+                         "listing": [], "image": null, "message": null, "exit_code": null,
+                         "log_tail": []}},
+            {"index": 1, "id": "down2", "type": "downlink", "state": "RUNNING",
+             "started_at": "…", "finished_at": null, "history": [], "error": null,
+             "outputs": {"files": [{"path": "out/a.txt", "digest": "sha256:00", "size": 1}],
+                         "listing": [], "image": null,
+                         "message": "waiting for 1 of 1 files to come down",
+                         "exit_code": null, "log_tail": []}},
+            {"index": 2, "id": "ls", "type": "files.list", "state": "SUCCESS",
+             "started_at": "…", "finished_at": "…", "history": [], "error": null,
+             "outputs": {"files": [],
+                         "listing": [{"path": "in", "size": 0, "is_dir": true, "modified": "…"}],
+                         "image": "tenants/a/app:v1", "message": "ok", "exit_code": 0,
+                         "log_tail": ["hello"]}},
+            {"index": 3, "id": "build", "type": "docker.build", "state": "FAILED",
+             "started_at": null, "finished_at": "…", "history": [],
+             "error": {"code": 12, "name": "DOCKER_BUILD_FAILED", "message": "…",
+                       "log_tail": []},
+             "outputs": null}
+        ],
+        "uplink_eta": {"remaining_bytes": 612, "completion": null, "pass": null,
+                       "error": "the elements of system 'sat' are too old …"}
+    }));
+    assert_eq!(e.tasks[2].task_type, "files.list");
+    assert_eq!(e.state, api::State::Running);
+    check::<api::UplinkEta>(json!({"remaining_bytes": 612, "completion": "…",
+        "pass": {"station": "darmstadt", "aos": "…", "los": "…"}}));
+    check::<api::ExecutionList>(json!({"executions": [{"id": "6f1c", "namespace": "demo",
+        "operation": "hello", "system": "em", "state": "FAILED", "created_at": "…"}]}));
+
+    for s in ["CREATED", "SCHEDULED", "RUNNING", "SUCCESS", "FAILED"] {
+        let state: api::State = s.parse().unwrap();
+        assert_eq!(serde_json::to_value(state).unwrap(), json!(s));
+        assert_eq!(state.is_final(), s == "SUCCESS" || s == "FAILED");
+    }
+    assert!("success".parse::<api::State>().is_err());
+}
+
+#[test]
+fn systems() {
+    check::<api::SystemList>(json!({"systems": [
+        {"name": "em", "platform": null, "last_seen": null,
+         "catalogue": [{"name": "busybox:latest", "platform": "linux/arm64", "digest": null,
+                        "description": "…"}]},
+        {"name": "fm", "platform": "linux/arm64", "last_seen": "…",
+         "catalogue": [{"name": "busybox:latest", "platform": "linux/arm64",
+                        "digest": "sha256:00", "description": "…"}]}]}));
+    check::<api::VolumeList>(json!({"volumes": [{"name": "demo", "files": 3, "bytes": 5012}]}));
+    check::<api::VolumeFileList>(json!({"files": [
+        {"path": "in/input.txt", "size": 5000, "is_dir": false, "modified": "…"}]}));
+    check::<api::Passes>(json!({"system": "sat", "generated_at": "…", "hours": 24,
+        "always_in_contact": false,
+        "passes": [{"station": "darmstadt", "aos": "…", "los": "…", "duration_s": 512.25,
+                    "max_elevation_deg": 41.5, "uplink_bps": 9600.0, "downlink_bps": 64000.0,
+                    "up_bytes": 614700, "down_bytes": 4098000}]}));
+    check::<api::Passes>(json!({"system": "em", "generated_at": "…", "hours": 24,
+        "always_in_contact": true, "passes": []}));
+    check::<api::Track>(json!({"system": "sat", "generated_at": "…",
+        "always_in_contact": false, "points": [{"lat": 51.5, "lon": -0.1275, "time": "…"}]}));
+    check::<api::Queue>(json!({
+        "system": "sat1", "generated_at": "…", "link_up": false, "always_in_contact": false,
+        "eta_error": null,
+        "transfers": [
+            {"digest": "sha256:00", "message": true, "execution": "6f1c", "bytes": 612,
+             "remaining": 612, "other_bytes_ahead": 0,
+             "eta": {"pass": {"station": "darmstadt", "aos": "…", "los": "…"},
+                     "completion": "…"}},
+            {"digest": "sha256:01", "message": false, "execution": "6f1c", "bytes": 1,
+             "remaining": 1, "other_bytes_ahead": 0,
+             "eta": {"pass": null, "completion": null}}
+        ],
+        "other_tenants": {"transfers": 2, "bytes": 200845, "bytes_ahead": 845}
+    }));
+}
