@@ -5,9 +5,27 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
-/// Run containerised software on satellites.
+/// What the exit status of `orbitdock` means (the end of `--help`, and README's reference).
+pub(crate) const EXIT_STATUS: &str = "\
+Exit status:
+  0  success
+  1  what was asked failed: an error (the server unreachable, a wrong user or password, a
+     refused request), an invalid operation, preflight errors that block a start, an
+     execution that failed (exec start --wait), lint errors
+  2  usage error: an unknown command or flag, a missing or invalid argument";
+
+/// orbitdock: run containerised software on satellites.
+///
+/// Upload files on the ground, build and run them as containers onboard over a scarce,
+/// intermittent link, and bring the results down. `orbitdock demo` starts everything on this
+/// machine for a first run.
 #[derive(Debug, Parser)]
-#[command(name = "orbitdock", version, about, propagate_version = true)]
+#[command(
+    name = "orbitdock",
+    version,
+    propagate_version = true,
+    after_long_help = EXIT_STATUS
+)]
 pub(crate) struct Args {
     #[command(subcommand)]
     pub(crate) command: Command,

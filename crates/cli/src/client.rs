@@ -1,8 +1,9 @@
-//! A thin client of the ground's HTTP API (docs/api.md).
+//! A thin client of the ground's HTTP API (docs/api.md): requests go out, the body types of the
+//! `api` crate come back.
 
 use anyhow::{Context, bail};
 use reqwest::{Method, RequestBuilder, StatusCode};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 use crate::session::Session;
 
@@ -12,18 +13,53 @@ pub(crate) struct Client {
     token: Option<String>,
 }
 
-/// An error answer from the API, with its JSON body.
+/// An error answer from the API.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
-    pub(crate) body: Value,
+    /// The error body; `None` when the answer was not one (a proxy's page, say).
+    pub(crate) body: Option<api::ErrorDetail>,
+    /// The answer's text, when it was not an error body.
+    text: String,
+}
+
+impl ApiError {
+    fn from_answer(status: StatusCode, bytes: &[u8]) -> ApiError {
+        match serde_json::from_slice::<api::ErrorBody>(bytes) {
+            Ok(b) => ApiError {
+                status,
+                body: Some(b.error),
+                text: String::new(),
+            },
+            Err(_) => ApiError {
+                status,
+                body: None,
+                text: String::from_utf8_lossy(bytes).trim().to_string(),
+            },
+        }
+    }
+
+    /// The problems of an operation that failed validation (none for other errors).
+    pub(crate) fn diagnostics(&self) -> &[api::Diagnostic] {
+        self.body
+            .as_ref()
+            .and_then(|b| b.diagnostics.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// The findings of a preflight that refused to start an execution.
+    pub(crate) fn preflight(&self) -> Option<&[api::PreflightFinding]> {
+        self.body.as_ref().and_then(|b| b.preflight.as_deref())
+    }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let msg = self.body["error"]["message"]
-            .as_str()
-            .unwrap_or("no message");
+        let msg = match &self.body {
+            Some(b) => b.message.as_str(),
+            None if self.text.is_empty() => "no message",
+            None => self.text.as_str(),
+        };
         write!(f, "{} ({})", msg, self.status)
     }
 }
@@ -56,24 +92,27 @@ impl Client {
         }
     }
 
-    /// Sends and decodes a JSON answer; a non-2xx answer becomes an [`ApiError`].
-    pub(crate) async fn json(&self, rb: RequestBuilder) -> anyhow::Result<Value> {
+    /// Sends and decodes a JSON answer into `T`; a non-2xx answer becomes an [`ApiError`].
+    pub(crate) async fn json<T: DeserializeOwned>(&self, rb: RequestBuilder) -> anyhow::Result<T> {
         let resp = rb
             .send()
             .await
             .with_context(|| format!("cannot reach {}", self.server))?;
         let status = resp.status();
+        let path = resp.url().path().to_string();
         let bytes = resp.bytes().await?;
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(
-            |_| serde_json::json!({"error": {"message": String::from_utf8_lossy(&bytes)}}),
-        );
         if !status.is_success() {
-            return Err(ApiError { status, body }.into());
+            return Err(ApiError::from_answer(status, &bytes).into());
         }
-        Ok(body)
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "the answer of {} to {path} is not what this orbitdock understands (is it another version?)",
+                self.server
+            )
+        })
     }
 
-    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.json(self.request(Method::GET, path)).await
     }
 
@@ -88,8 +127,7 @@ impl Client {
         let status = resp.status();
         if !status.is_success() {
             let bytes = resp.bytes().await.unwrap_or_default();
-            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            bail!(ApiError { status, body });
+            bail!(ApiError::from_answer(status, &bytes));
         }
         if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir)

@@ -1,9 +1,10 @@
 //! The `orbitdock` binary: argument parsing and wiring, nothing else.
 //!
 //! Server roles (`ground`, `link`, `flight`, `demo`) call into their crates; client verbs
-//! (`login`, `files`, `op`, `exec`) talk to the ground's HTTP API through [`client`]. `main` only
-//! maps the outcome to an exit code: 0 success, 1 a failed execution or invalid input, 2 an
-//! error.
+//! (`login`, `files`, `op`, `exec`) talk to the ground's HTTP API through [`client`], reading its
+//! answers as the types of the `api` crate. `main` only maps the outcome to an exit status
+//! ([`args::EXIT_STATUS`]): 0 success, 1 the thing asked failed (an error, invalid input, a
+//! failed execution), 2 a usage error (clap exits with it before anything runs).
 
 mod args;
 mod client;
@@ -28,14 +29,14 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("orbitdock: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
+            return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("orbitdock: error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,4 +1,7 @@
 //! Client verbs: each turns its arguments into API calls and prints the answer for a person.
+//!
+//! Every answer is read into its type of the `api` crate, never picked out of a JSON value by
+//! field name: a field the ground renames is a compile error here.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use reqwest::Method;
-use serde_json::{Value, json};
 
 use crate::args::{ExecArgs, ExecCommand, FilesArgs, FilesCommand, LoginArgs, OpArgs, OpCommand};
 use crate::client::{ApiError, Client, encode_path};
@@ -14,20 +16,21 @@ use crate::session::{self, Session};
 
 pub(crate) async fn login(a: LoginArgs) -> anyhow::Result<ExitCode> {
     let client = Client::anonymous(&a.server);
-    let body = client
+    let answer: api::LoginResponse = client
         .json(
             client
                 .request(Method::POST, "/api/v1/login")
-                .json(&json!({"user": a.user, "password": a.password})),
+                .json(&api::LoginRequest {
+                    user: a.user.clone(),
+                    password: a.password.clone(),
+                }),
         )
-        .await?;
-    let token = body["token"]
-        .as_str()
-        .context("the server answered without a token")?;
+        .await
+        .with_context(|| format!("cannot log in to {} as {}", a.server, a.user))?;
     let path = session::save(&Session {
         server: a.server.trim_end_matches('/').to_string(),
         user: a.user.clone(),
-        token: token.to_string(),
+        token: answer.token,
     })?;
     println!(
         "logged in to {} as {} (session saved in {})",
@@ -52,19 +55,16 @@ pub(crate) async fn files(a: FilesArgs) -> anyhow::Result<ExitCode> {
         } => push(&client, &local_dir, &namespace, &to).await,
         FilesCommand::Pull { remote, local } => pull(&client, &remote, &local).await,
         FilesCommand::Ls { namespace } => {
-            let body = client
+            let list: api::FileList = client
                 .get(&format!(
                     "/api/v1/namespaces/{}/files",
                     encode_path(&namespace)
                 ))
                 .await?;
-            for f in body["files"].as_array().into_iter().flatten() {
+            for f in &list.files {
                 println!(
                     "{:>10}  v{:<3} {}  {}",
-                    f["size"],
-                    f["version"],
-                    f["created_at"].as_str().unwrap_or(""),
-                    f["path"].as_str().unwrap_or("")
+                    f.size, f.version, f.created_at, f.path
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -89,7 +89,7 @@ async fn push(client: &Client, dir: &Path, namespace: &str, to: &str) -> anyhow:
         dir.display()
     );
     let file = tokio::fs::File::open(&tar_path).await?;
-    let result = client
+    let result: anyhow::Result<api::Uploaded> = client
         .json(
             client
                 .request(
@@ -102,14 +102,8 @@ async fn push(client: &Client, dir: &Path, namespace: &str, to: &str) -> anyhow:
         )
         .await;
     let _ = std::fs::remove_file(&tar_path);
-    let body = result?;
-    for f in body["files"].as_array().into_iter().flatten() {
-        println!(
-            "{}  v{}  {} bytes",
-            f["path"].as_str().unwrap_or(""),
-            f["version"],
-            f["size"]
-        );
+    for f in result?.files {
+        println!("{}  v{}  {} bytes", f.path, f.version, f.size);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -165,15 +159,10 @@ async fn pull(client: &Client, remote: &str, local: &Path) -> anyhow::Result<Exi
         .split_once(':')
         .context("expected NS:/path, e.g. demo:/out/result.txt")?;
     let path = format!("/{}", path.trim_matches('/'));
-    let body = client
+    let list: api::FileList = client
         .get(&format!("/api/v1/namespaces/{}/files", encode_path(ns)))
         .await?;
-    let files: Vec<String> = body["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f["path"].as_str().map(str::to_string))
-        .collect();
+    let files: Vec<String> = list.files.into_iter().map(|f| f.path).collect();
     let url = |p: &str| {
         format!(
             "/api/v1/namespaces/{}/files{}",
@@ -222,25 +211,23 @@ pub(crate) async fn op(a: OpArgs) -> anyhow::Result<ExitCode> {
                 .request(Method::POST, "/api/v1/operations")
                 .header("content-type", "application/yaml")
                 .body(yaml);
-            match client.json(rb).await {
-                Ok(body) => {
+            match client.json::<api::AppliedOperation>(rb).await {
+                Ok(applied) => {
                     println!(
                         "{}/{} revision {}",
-                        body["namespace"].as_str().unwrap_or(""),
-                        body["id"].as_str().unwrap_or(""),
-                        body["revision"]
+                        applied.namespace, applied.id, applied.revision
                     );
                     // Saved; what preflight finds would block a start, so say it now.
-                    print_preflight(&body["preflight"]);
+                    print_preflight(&applied.preflight);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => match e.downcast::<ApiError>() {
-                    Ok(api) if api.status.as_u16() == 400 => {
-                        print_diagnostics(&file, &api.body["error"]["diagnostics"]);
-                        eprintln!("{}: {}", file.display(), api);
+                    Ok(err) if err.status.as_u16() == 400 => {
+                        print_diagnostics(&file, err.diagnostics());
+                        eprintln!("{}: {}", file.display(), err);
                         Ok(ExitCode::from(1))
                     }
-                    Ok(api) => Err(api.into()),
+                    Ok(err) => Err(err.into()),
                     Err(e) => Err(e),
                 },
             }
@@ -252,10 +239,10 @@ pub(crate) async fn op(a: OpArgs) -> anyhow::Result<ExitCode> {
                 .request(Method::POST, "/api/v1/operations/validate")
                 .header("content-type", "application/yaml")
                 .body(yaml);
-            let body = client.json(rb).await?;
-            print_diagnostics(&file, &body["diagnostics"]);
-            print_preflight(&body["preflight"]);
-            if body["valid"].as_bool() == Some(true) {
+            let v: api::Validation = client.json(rb).await?;
+            print_diagnostics(&file, &v.diagnostics);
+            print_preflight(&v.preflight);
+            if v.valid {
                 println!("{}: valid", file.display());
                 Ok(ExitCode::SUCCESS)
             } else {
@@ -264,7 +251,7 @@ pub(crate) async fn op(a: OpArgs) -> anyhow::Result<ExitCode> {
         }
         OpCommand::Show { operation } => {
             let (ns, id) = split_op(&operation)?;
-            let body = client
+            let op: api::OperationDetail = client
                 .get(&format!(
                     "/api/v1/operations/{}/{}",
                     encode_path(ns),
@@ -273,17 +260,11 @@ pub(crate) async fn op(a: OpArgs) -> anyhow::Result<ExitCode> {
                 .await?;
             println!(
                 "{ns}/{id} revision {} (updated {})",
-                body["revision"],
-                body["updated_at"].as_str().unwrap_or("")
+                op.revision, op.updated_at
             );
-            println!("{}", body["yaml"].as_str().unwrap_or(""));
-            for e in body["executions"].as_array().into_iter().flatten() {
-                println!(
-                    "  {}  {}  {}",
-                    e["id"].as_str().unwrap_or(""),
-                    e["state"].as_str().unwrap_or(""),
-                    e["created_at"].as_str().unwrap_or("")
-                );
+            println!("{}", op.yaml);
+            for e in &op.executions {
+                println!("  {}  {}  {}", e.id, e.state, e.created_at);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -291,38 +272,39 @@ pub(crate) async fn op(a: OpArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Preflight findings like a compiler's: `file:line:col: severity[code] [task t]: message`.
-fn print_preflight(findings: &Value) {
-    for f in findings.as_array().into_iter().flatten() {
+fn print_preflight(findings: &[api::PreflightFinding]) {
+    for f in findings {
         eprintln!(
             "{}:{}:{}: {}[{}] [task {}]: {}",
-            f["file"].as_str().unwrap_or("?"),
-            f["line"].as_u64().unwrap_or(0),
-            f["column"].as_u64().unwrap_or(0),
-            f["severity"].as_str().unwrap_or("error"),
-            f["code"].as_str().unwrap_or(""),
-            f["task"].as_str().unwrap_or(""),
-            f["message"].as_str().unwrap_or("")
+            f.file,
+            f.line,
+            f.column,
+            f.severity.as_str(),
+            f.code,
+            f.task,
+            f.message
         );
-        if let Some(help) = f["help"].as_str() {
+        if let Some(help) = &f.help {
             eprintln!("  = help: {help}");
         }
     }
 }
 
-fn print_diagnostics(file: &Path, diagnostics: &Value) {
-    for d in diagnostics.as_array().into_iter().flatten() {
-        let task = d["task"]
-            .as_str()
+fn print_diagnostics(file: &Path, diagnostics: &[api::Diagnostic]) {
+    for d in diagnostics {
+        let task = d
+            .task
+            .as_ref()
             .map(|t| format!(" [task {t}]"))
             .unwrap_or_default();
         eprintln!(
             "{}:{}:{}: {}{}: {}",
             file.display(),
-            d["line"].as_u64().unwrap_or(0),
-            d["column"].as_u64().unwrap_or(0),
-            d["severity"].as_str().unwrap_or("error"),
+            d.line,
+            d.column,
+            d.severity.as_str(),
             task,
-            d["message"].as_str().unwrap_or("")
+            d.message
         );
     }
 }
@@ -343,14 +325,13 @@ pub(crate) async fn exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
             force,
         } => {
             let (ns, id) = split_op(&operation)?;
-            let mut req = json!({"namespace": ns, "operation": id});
-            if let Some(s) = system {
-                req["system"] = json!(s);
-            }
-            if force {
-                req["force"] = json!(true);
-            }
-            let body = match client
+            let req = api::StartExecution {
+                namespace: ns.to_string(),
+                operation: id.to_string(),
+                system,
+                force,
+            };
+            let started: api::Execution = match client
                 .json(
                     client
                         .request(Method::POST, "/api/v1/executions")
@@ -358,46 +339,42 @@ pub(crate) async fn exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
                 )
                 .await
             {
-                Ok(body) => body,
+                Ok(started) => started,
                 Err(e) => match e.downcast::<ApiError>() {
-                    Ok(api) if !api.body["error"]["preflight"].is_null() => {
-                        print_preflight(&api.body["error"]["preflight"]);
+                    Ok(err) if err.preflight().is_some() => {
+                        print_preflight(err.preflight().unwrap_or_default());
                         eprintln!(
                             "preflight found errors: nothing was started (fix them, or --force to see the onboard failure)"
                         );
                         return Ok(ExitCode::from(1));
                     }
-                    Ok(api) => return Err(api.into()),
+                    Ok(err) => return Err(err.into()),
                     Err(e) => return Err(e),
                 },
             };
-            let exec_id = body["id"]
-                .as_str()
-                .context("the server answered without an execution id")?
-                .to_string();
             println!(
-                "execution {exec_id} of {ns}/{id} on {}",
-                body["system"].as_str().unwrap_or("?")
+                "execution {} of {ns}/{id} on {}",
+                started.id, started.system
             );
             if !wait {
                 return Ok(ExitCode::SUCCESS);
             }
-            let last = follow(&client, &exec_id).await?;
+            let last = follow(&client, &started.id).await?;
             print_execution(&last);
-            Ok(if last["state"] == "SUCCESS" {
+            Ok(if last.state == api::State::Success {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             })
         }
         ExecCommand::Show { id, json } => {
-            let body = client
+            let e: api::Execution = client
                 .get(&format!("/api/v1/executions/{}", encode_path(&id)))
                 .await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&body)?);
+                println!("{}", serde_json::to_string_pretty(&e)?);
             } else {
-                print_execution(&body);
+                print_execution(&e);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -405,81 +382,70 @@ pub(crate) async fn exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Polls until the execution ends, printing each task's state changes.
-async fn follow(client: &Client, id: &str) -> anyhow::Result<Value> {
-    let mut seen: Vec<String> = Vec::new();
+async fn follow(client: &Client, id: &str) -> anyhow::Result<api::Execution> {
+    let mut seen: Vec<Option<api::State>> = Vec::new();
     loop {
-        let body = client
+        let e: api::Execution = client
             .get(&format!("/api/v1/executions/{}", encode_path(id)))
             .await?;
-        let tasks = body["tasks"].as_array().cloned().unwrap_or_default();
-        seen.resize(tasks.len(), String::new());
-        for (i, t) in tasks.iter().enumerate() {
-            let state = t["state"].as_str().unwrap_or("").to_string();
-            if seen[i] != state {
-                eprintln!(
-                    "  {:<16} {:<14} {}",
-                    t["id"].as_str().unwrap_or(""),
-                    t["type"].as_str().unwrap_or(""),
-                    state
-                );
-                seen[i] = state;
+        seen.resize(e.tasks.len(), None);
+        for (t, seen) in e.tasks.iter().zip(&mut seen) {
+            if *seen != Some(t.state) {
+                eprintln!("  {:<16} {:<14} {}", t.id, t.task_type, t.state);
+                *seen = Some(t.state);
             }
         }
-        if matches!(body["state"].as_str(), Some("SUCCESS" | "FAILED")) {
-            return Ok(body);
+        if e.state.is_final() {
+            return Ok(e);
         }
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
 }
 
-fn print_execution(e: &Value) {
-    let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
+fn print_execution(e: &api::Execution) {
+    let time = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".to_string());
     println!(
         "execution {} ({}/{} revision {}) on {}: {}",
-        s(&e["id"]),
-        s(&e["namespace"]),
-        s(&e["operation"]),
-        e["revision"],
-        s(&e["system"]),
-        s(&e["state"])
+        e.id, e.namespace, e.operation, e.revision, e.system, e.state
     );
     println!(
         "  created {}  started {}  finished {}",
-        s(&e["created_at"]),
-        s(&e["started_at"]),
-        s(&e["finished_at"])
+        e.created_at,
+        time(&e.started_at),
+        time(&e.finished_at)
     );
     println!(
         "  {:<16} {:<14} {:<10} {:<26} FINISHED",
         "TASK", "TYPE", "STATE", "STARTED"
     );
-    for t in e["tasks"].as_array().into_iter().flatten() {
+    for t in &e.tasks {
         println!(
             "  {:<16} {:<14} {:<10} {:<26} {}",
-            s(&t["id"]),
-            s(&t["type"]),
-            s(&t["state"]),
-            s(&t["started_at"]),
-            s(&t["finished_at"])
+            t.id,
+            t.task_type,
+            t.state.as_str(),
+            time(&t.started_at),
+            time(&t.finished_at)
         );
-        let out = &t["outputs"];
-        if let Some(m) = out["message"].as_str() {
-            println!("      {m}");
-        }
-        for f in out["files"].as_array().into_iter().flatten() {
-            println!("      {} ({} bytes)", s(&f["path"]), f["size"]);
+        if let Some(out) = &t.outputs {
+            if let Some(m) = &out.message {
+                println!("      {m}");
+            }
+            for f in &out.files {
+                println!("      {} ({} bytes)", f.path, f.size);
+            }
         }
     }
-    for err in e["errors"].as_array().into_iter().flatten() {
+    for err in &e.errors {
         println!(
             "  error in task {}: {} {}: {}",
-            s(&err["task"]),
-            err["code"],
-            s(&err["name"]),
-            s(&err["message"])
+            err.task.as_deref().unwrap_or("-"),
+            err.code,
+            err.name,
+            err.message
         );
-        for line in err["log_tail"].as_array().into_iter().flatten() {
-            println!("    | {}", line.as_str().unwrap_or(""));
+        for line in &err.log_tail {
+            println!("    | {line}");
         }
     }
 }
@@ -490,42 +456,36 @@ pub(crate) async fn passes(system: Option<String>, hours: u32) -> anyhow::Result
     let systems: Vec<String> = match system {
         Some(s) => vec![s],
         None => {
-            let body = client.get("/api/v1/systems").await?;
-            body["systems"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s["name"].as_str().map(str::to_string))
-                .collect()
+            let list: api::SystemList = client.get("/api/v1/systems").await?;
+            list.systems.into_iter().map(|s| s.name).collect()
         }
     };
     for s in systems {
-        let body = client
+        let passes: api::Passes = client
             .get(&format!(
                 "/api/v1/systems/{}/passes?hours={hours}",
                 encode_path(&s)
             ))
             .await?;
-        if body["always_in_contact"] == true {
+        if passes.always_in_contact {
             println!("{s}: always in contact (no passes: the Engineering Model is on the ground)");
             continue;
         }
-        let list = body["passes"].as_array().cloned().unwrap_or_default();
-        println!("{s}: {} passes in the next {hours} h", list.len());
+        println!("{s}: {} passes in the next {hours} h", passes.passes.len());
         println!(
             "  {:<12} {:<26} {:<26} {:>6} {:>6} {:>10} {:>10}",
             "STATION", "AOS", "LOS", "MIN", "MAX°", "UP MB", "DOWN MB"
         );
-        for p in list {
+        for p in &passes.passes {
             println!(
                 "  {:<12} {:<26} {:<26} {:>6.1} {:>6.1} {:>10.2} {:>10.2}",
-                p["station"].as_str().unwrap_or(""),
-                p["aos"].as_str().unwrap_or(""),
-                p["los"].as_str().unwrap_or(""),
-                p["duration_s"].as_f64().unwrap_or(0.0) / 60.0,
-                p["max_elevation_deg"].as_f64().unwrap_or(0.0),
-                p["up_bytes"].as_f64().unwrap_or(0.0) / 1e6,
-                p["down_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+                p.station,
+                p.aos,
+                p.los,
+                p.duration_s / 60.0,
+                p.max_elevation_deg,
+                p.up_bytes as f64 / 1e6,
+                p.down_bytes as f64 / 1e6,
             );
         }
     }

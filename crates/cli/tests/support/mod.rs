@@ -141,6 +141,48 @@ impl Stack {
     }
 }
 
+/// A ground alone, in-process on a free port, with no system: enough for the verbs that only
+/// talk to its API (no Docker, no link).
+pub(crate) struct GroundOnly {
+    pub url: String,
+    pub dir: TempDir,
+    pub ground: ground::Ground,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl GroundOnly {
+    pub(crate) async fn start() -> GroundOnly {
+        let dir = tempfile::tempdir().unwrap();
+        let ground = ground::Ground::open(ground::GroundConfig {
+            data_dir: dir.path().join("ground"),
+            systems: Vec::new(),
+            plan_signer: wire::PlanSigner::from_bytes(rand::random()),
+        })
+        .await
+        .expect("ground opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let g = ground.clone();
+        let server = tokio::spawn(async move {
+            ground::serve(g, listener, std::future::pending())
+                .await
+                .unwrap();
+        });
+        GroundOnly {
+            url,
+            dir,
+            ground,
+            server,
+        }
+    }
+}
+
+impl Drop for GroundOnly {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         if let Some(s) = self.stop.take() {
