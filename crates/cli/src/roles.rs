@@ -25,10 +25,7 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
             key: read_key(&keys.join(format!("{}.key", s.name)))?,
             rate_bits_per_sec: rate,
             contact,
-            orbit: orbit.map(|o| ground::SystemOrbit {
-                tle: o.tle.clone(),
-                stations: o.stations.clone(),
-            }),
+            orbit: orbit.cloned(),
         });
     }
     let plan_key = a.plan_key.clone().unwrap_or_else(|| keys.join("plan.key"));
@@ -181,7 +178,7 @@ const CONTACT_PLAN_DAYS: f64 = 7.0;
 /// The link's contact and pacing rate for a system: always up (the EM), or its passes from now on,
 /// paced at its stations' best rate (uplink on the ground, downlink onboard).
 fn contact_of(
-    orbit: Option<&crate::systems::SystemOrbit>,
+    orbit: Option<&orbit::SystemOrbit>,
     ground_side: bool,
 ) -> anyhow::Result<(link::Contact, Option<u64>)> {
     let Some(o) = orbit else {
