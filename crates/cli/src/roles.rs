@@ -77,7 +77,7 @@ pub(crate) async fn link(a: LinkArgs) -> anyhow::Result<ExitCode> {
             bit_error_rate: a.ber,
             duplicate: a.duplicate,
             windows: a.windows.map(|w| {
-                w.into_iter()
+                w.0.into_iter()
                     .map(|(s, e)| (Duration::from_secs_f64(s), Duration::from_secs_f64(e)))
                     .collect()
             }),
@@ -314,18 +314,26 @@ pub(crate) fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. Both are caught from the call on, not from the first
+/// poll, so a signal that arrives while the role is starting up stops it cleanly too.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (int, term) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    );
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
             }
-            Err(_) => std::future::pending().await,
+        };
+        tokio::select! {
+            _ = wait(int) => {}
+            _ = wait(term) => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }
