@@ -233,7 +233,7 @@ pub(crate) struct LinkArgs {
     /// Contact windows as START-END offsets in seconds from start, comma-separated (e.g.
     /// 0-420,6000-6420); always in contact if absent.
     #[arg(long, value_parser = parse_windows)]
-    pub(crate) windows: Option<Vec<(f64, f64)>>,
+    pub(crate) windows: Option<Windows>,
     /// Half-duplex with this turnaround in milliseconds.
     #[arg(long)]
     pub(crate) half_duplex_ms: Option<u64>,
@@ -251,7 +251,13 @@ pub(crate) struct LinkArgs {
     pub(crate) system: Option<String>,
 }
 
-fn parse_windows(s: &str) -> Result<Vec<(f64, f64)>, String> {
+/// `--windows`: (start, end) offsets in seconds, in order and disjoint. One value holds them
+/// all: a newtype, because clap reads a field of type `Option<Vec<T>>` as a flag repeated with
+/// one `T` each.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Windows(pub(crate) Vec<(f64, f64)>);
+
+fn parse_windows(s: &str) -> Result<Windows, String> {
     let mut out = Vec::new();
     for part in s.split(',').filter(|p| !p.trim().is_empty()) {
         let (a, b) = part
@@ -271,7 +277,7 @@ fn parse_windows(s: &str) -> Result<Vec<(f64, f64)>, String> {
         }
         out.push((a, b));
     }
-    Ok(out)
+    Ok(Windows(out))
 }
 
 #[derive(Debug, ClapArgs)]

@@ -1,6 +1,7 @@
 //! `orbitdock demo`: ground, link and flight agent as three processes on 127.0.0.1, with a demo
 //! user, for a first run on a fresh machine.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
@@ -13,6 +14,14 @@ use crate::args::DemoArgs;
 const DEMO_USER: &str = "demo";
 
 pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
+    let Some(ports) = Ports::from_base(a.udp_base) else {
+        bail!(
+            "--udp-base {}: the demo needs eight consecutive UDP ports from it, up to 65535",
+            a.udp_base
+        );
+    };
+    // Before anything starts: a taken address is named here, not found in a child's log.
+    ports.check_free(a.http)?;
     let data = match a.data_dir {
         Some(d) => d,
         None => default_dir()?,
@@ -64,10 +73,16 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         flight::seed_bases(&mut |line| eprintln!("  {line}")).await?;
     }
 
-    let port = |i: u16| format!("127.0.0.1:{}", a.udp_base + i);
-    let (ground_udp, link_ground, link_flight, flight_udp) = (port(0), port(1), port(2), port(3));
-    let (fm_ground_udp, fm_link_ground, fm_link_flight, fm_flight_udp) =
-        (port(4), port(5), port(6), port(7));
+    let [
+        ground_udp,
+        link_ground,
+        link_flight,
+        flight_udp,
+        fm_ground_udp,
+        fm_link_ground,
+        fm_link_flight,
+        fm_flight_udp,
+    ] = ports.udp.map(|(addr, _)| addr.to_string());
     let exe = std::env::current_exe().context("locating the orbitdock binary")?;
     let path = |p: PathBuf| p.to_string_lossy().into_owned();
     let systems = path(systems_file.clone());
@@ -183,7 +198,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     ];
 
     let url = format!("http://{}", a.http);
-    if let Err(e) = wait_healthy(&url, &mut children).await {
+    if let Err(e) = wait_healthy(&url, &mut children, &logs).await {
         stop(&mut children).await;
         return Err(e);
     }
@@ -212,11 +227,88 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let outcome = tokio::select! {
         _ = crate::roles::shutdown_signal() => Ok(ExitCode::SUCCESS),
         (name, status) = first_exit(&mut children) => {
-            Err(anyhow::anyhow!("the {name} process stopped ({status}); see {}", logs.join(format!("{name}.log")).display()))
+            Err(anyhow::anyhow!(stopped(name, &format!("stopped ({status})"), &logs)))
         }
     };
     stop(&mut children).await;
     outcome
+}
+
+/// The demo's UDP addresses on 127.0.0.1, each with what binds it.
+struct Ports {
+    udp: [(SocketAddr, &'static str); 8],
+}
+
+impl Ports {
+    /// Eight consecutive ports from `base`; `None` if they would pass 65535.
+    fn from_base(base: u16) -> Option<Ports> {
+        base.checked_add(7)?;
+        let roles = [
+            "the ground's link endpoint for em",
+            "em's link emulator, ground side",
+            "em's link emulator, flight side",
+            "em's flight agent",
+            "the ground's link endpoint for fm",
+            "fm's link emulator, ground side",
+            "fm's link emulator, flight side",
+            "fm's flight agent",
+        ];
+        Some(Ports {
+            udp: std::array::from_fn(|i| {
+                let port = base + i as u16;
+                (SocketAddr::from(([127, 0, 0, 1], port)), roles[i])
+            }),
+        })
+    }
+
+    /// Fails, naming the address, its use and the flag that moves it, if `http` or a UDP port
+    /// is taken. Each is bound and released at once: a child that starts a moment later can
+    /// still lose a race, and then its log says so.
+    fn check_free(&self, http: SocketAddr) -> anyhow::Result<()> {
+        if let Err(e) = std::net::TcpListener::bind(http) {
+            bail!(
+                "{http} (the ground's HTTP API and dashboard) is not free: {e}; stop what holds it or choose another address with --http"
+            );
+        }
+        for (addr, role) in &self.udp {
+            if let Err(e) = std::net::UdpSocket::bind(addr) {
+                bail!(
+                    "{addr} (UDP, {role}) is not free: {e}; stop what holds it or choose other ports with --udp-base (the demo takes eight from it)"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a child process stopped, with the error its log ends on, and the log's path.
+fn stopped(name: &str, what: &str, logs: &Path) -> String {
+    let log = logs.join(format!("{name}.log"));
+    let error = std::fs::read_to_string(&log)
+        .ok()
+        .and_then(|text| last_error(&text));
+    match error {
+        Some(error) => format!(
+            "the {name} process {what}: {error}; its log: {}",
+            log.display()
+        ),
+        None => format!("the {name} process {what}; see its log: {}", log.display()),
+    }
+}
+
+/// The last error a log holds: the message `orbitdock` exits with, or a panic's.
+fn last_error(log: &str) -> Option<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    lines.iter().enumerate().rev().find_map(|(i, line)| {
+        if let Some(error) = line.strip_prefix("orbitdock: error: ") {
+            return Some(error.trim().to_string());
+        }
+        line.contains(" panicked at ").then(|| {
+            // The panic's message is on the line after its location.
+            let message = lines.get(i + 1).map_or("", |m| m.trim());
+            format!("{} {message}", line.trim()).trim().to_string()
+        })
+    })
 }
 
 fn default_dir() -> anyhow::Result<PathBuf> {
@@ -259,15 +351,16 @@ fn spawn(exe: &Path, name: &'static str, logs: &Path, args: &[&str]) -> anyhow::
     Ok(Process { name, child })
 }
 
-async fn wait_healthy(url: &str, children: &mut [Process]) -> anyhow::Result<()> {
+async fn wait_healthy(url: &str, children: &mut [Process], logs: &Path) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     for _ in 0..300 {
         for p in children.iter_mut() {
             if let Some(status) = p.child.try_wait()? {
-                bail!(
-                    "the {} process stopped during start-up ({status}); see its log",
-                    p.name
-                );
+                bail!(stopped(
+                    p.name,
+                    &format!("stopped during start-up ({status})"),
+                    logs
+                ));
             }
         }
         if let Ok(r) = http.get(format!("{url}/healthz")).send().await
@@ -308,5 +401,61 @@ async fn stop(children: &mut [Process]) {
         {
             let _ = p.child.kill().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_process_is_reported_with_its_error_and_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("flight.log");
+        std::fs::write(
+            &log,
+            "2026-12-02T10:00:00Z  INFO an earlier run\n\
+             orbitdock: error: flight agent: cannot open the link endpoint on 127.0.0.1:7704: Address already in use (os error 98)\n",
+        )
+        .unwrap();
+        assert_eq!(
+            stopped(
+                "flight",
+                "stopped during start-up (exit status: 2)",
+                dir.path()
+            ),
+            format!(
+                "the flight process stopped during start-up (exit status: 2): flight agent: cannot open the link endpoint on 127.0.0.1:7704: Address already in use (os error 98); its log: {}",
+                log.display()
+            )
+        );
+        std::fs::write(
+            &log,
+            "thread 'main' panicked at crates/cli/src/roles.rs:1:1:\nsomething broke\nnote: run with `RUST_BACKTRACE=1`\n",
+        )
+        .unwrap();
+        assert_eq!(
+            last_error(&std::fs::read_to_string(&log).unwrap()).as_deref(),
+            Some("thread 'main' panicked at crates/cli/src/roles.rs:1:1: something broke")
+        );
+        // No log at all.
+        assert_eq!(
+            stopped("link", "stopped (signal: 9)", &dir.path().join("none")),
+            format!(
+                "the link process stopped (signal: 9); see its log: {}",
+                dir.path().join("none/link.log").display()
+            )
+        );
+    }
+
+    #[test]
+    fn the_eight_ports_must_fit_below_65536() {
+        assert!(Ports::from_base(65_528).is_some());
+        assert!(Ports::from_base(65_529).is_none());
+        let p = Ports::from_base(7701).unwrap();
+        assert_eq!(
+            p.udp[3],
+            ("127.0.0.1:7704".parse().unwrap(), "em's flight agent")
+        );
     }
 }

@@ -25,10 +25,7 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
             key: read_key(&keys.join(format!("{}.key", s.name)))?,
             rate_bits_per_sec: rate,
             contact,
-            orbit: orbit.map(|o| ground::SystemOrbit {
-                tle: o.tle.clone(),
-                stations: o.stations.clone(),
-            }),
+            orbit: orbit.cloned(),
         });
     }
     let plan_key = a.plan_key.clone().unwrap_or_else(|| keys.join("plan.key"));
@@ -80,7 +77,7 @@ pub(crate) async fn link(a: LinkArgs) -> anyhow::Result<ExitCode> {
             bit_error_rate: a.ber,
             duplicate: a.duplicate,
             windows: a.windows.map(|w| {
-                w.into_iter()
+                w.0.into_iter()
                     .map(|(s, e)| (Duration::from_secs_f64(s), Duration::from_secs_f64(e)))
                     .collect()
             }),
@@ -181,7 +178,7 @@ const CONTACT_PLAN_DAYS: f64 = 7.0;
 /// The link's contact and pacing rate for a system: always up (the EM), or its passes from now on,
 /// paced at its stations' best rate (uplink on the ground, downlink onboard).
 fn contact_of(
-    orbit: Option<&crate::systems::SystemOrbit>,
+    orbit: Option<&orbit::SystemOrbit>,
     ground_side: bool,
 ) -> anyhow::Result<(link::Contact, Option<u64>)> {
     let Some(o) = orbit else {
@@ -317,18 +314,26 @@ pub(crate) fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. Both are caught from the call on, not from the first
+/// poll, so a signal that arrives while the role is starting up stops it cleanly too.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (int, term) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    );
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
             }
-            Err(_) => std::future::pending().await,
+        };
+        tokio::select! {
+            _ = wait(int) => {}
+            _ = wait(term) => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }

@@ -32,16 +32,7 @@ pub struct SystemLink {
     pub contact: ::link::Contact,
     /// Where the system flies and which stations reach it: passes, contact plans and uplink ETAs
     /// come from it. `None` for a system that is always in contact (the Engineering Model).
-    pub orbit: Option<SystemOrbit>,
-}
-
-/// A flying system's orbit and its ground stations.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SystemOrbit {
-    /// Its latest element set.
-    pub tle: orbit::Tle,
-    /// The stations that talk to it, with their uplink and downlink rates.
-    pub stations: Vec<orbit::StationLink>,
+    pub orbit: Option<orbit::SystemOrbit>,
 }
 
 /// The bounds the ground enforces. Every queue, body and listing has one.

@@ -39,9 +39,10 @@ mod systems_view;
 mod time;
 mod upload;
 
-pub use config::{GroundConfig, SystemLink, SystemOrbit};
+pub use config::{GroundConfig, SystemLink};
 pub use error::{ApiError, Error, ErrorKind};
 pub use operation::{Diagnostic, Severity};
+pub use orbit::SystemOrbit;
 pub use preflight_check::PreflightFinding;
 
 use std::collections::BTreeMap;

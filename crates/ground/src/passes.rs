@@ -56,13 +56,13 @@ pub(crate) enum Sky {
     Orbit(Arc<Flying>),
 }
 
-/// A flying system: its propagator, its stations and its cached contact plan.
+/// A flying system: its orbit and stations, their propagator and its cached contact plan.
 #[derive(Debug)]
 pub(crate) struct Flying {
     name: String,
     /// The elements may be unusable (decayed at epoch, invalid): every prediction then says why.
     propagator: Result<Propagator, PropagationError>,
-    stations: Vec<orbit::StationLink>,
+    orbit: orbit::SystemOrbit,
     cache: Mutex<Option<Arc<Cached>>>,
 }
 
@@ -91,7 +91,7 @@ impl Orbits {
                         Sky::Orbit(Arc::new(Flying {
                             name: s.name.clone(),
                             propagator,
-                            stations: o.stations.clone(),
+                            orbit: o.clone(),
                             cache: Mutex::new(None),
                         }))
                     }
@@ -140,7 +140,7 @@ impl Flying {
 
     /// The stations, with their rates.
     pub(crate) fn stations(&self) -> &[orbit::StationLink] {
-        &self.stations
+        &self.orbit.stations
     }
 
     /// The propagator, or the error that makes every prediction impossible.
@@ -153,7 +153,8 @@ impl Flying {
     /// The plan for `now`: the cached one while it is fresh, else a new one (computed off the
     /// async threads) from [`PLAN_MARGIN_S`] before `now` to [`PLAN_HORIZON_S`] after, both
     /// clipped to where the elements are valid. One plan per system, so every answer (passes,
-    /// ETAs, the dashboard) names the same windows.
+    /// ETAs, the dashboard) names the same windows; [`orbit::SystemOrbit::contact_plan`]
+    /// computes it, as it computes the windows of the link endpoints and the emulator.
     async fn plan(self: &Arc<Self>, now: Epoch) -> Result<Arc<Cached>, ApiError> {
         if let Some(c) = self.cache.lock().ok().and_then(|c| fresh(c.as_ref(), now)) {
             return Ok(c);
@@ -172,13 +173,10 @@ impl Flying {
         let end = earlier(now.plus_seconds(PLAN_HORIZON_S + PLAN_MARGIN_S), last);
         let covers = earlier(now.plus_seconds(PLAN_HORIZON_S), last);
         let this = self.clone();
-        let plan = tokio::task::spawn_blocking(move || {
-            let propagator = this.propagator.as_ref().map_err(Clone::clone)?;
-            ContactPlan::compute(propagator, &this.stations, start, end)
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("contact plan task failed: {e}")))?
-        .map_err(|e| orbit_error(&self.name, &e))?;
+        let plan = tokio::task::spawn_blocking(move || this.orbit.contact_plan(start, end))
+            .await
+            .map_err(|e| ApiError::internal(format!("contact plan task failed: {e}")))?
+            .map_err(|e| orbit_error(&self.name, &e))?;
         let cached = Arc::new(Cached {
             computed_at: now,
             covers,

@@ -1,12 +1,13 @@
 //! A simulated day of queued uplinks: a sun-synchronous satellite, two ground stations, the
-//! contact plan from `orbit`, and the transfer sessions over the link model with those windows.
+//! contact plan from `orbit` (`SystemOrbit::contact_plan`, as the ground, the flight agent and
+//! the emulator compute it), and the transfer sessions over the link model with its contacts.
 //! Each queued transfer's predicted completion pass (from the plan, before anything moves) is
 //! compared with the pass it really completed in; at least 95 % must match.
 
 use std::time::{Duration, Instant};
 
 use link::{Deliveries, LinkModel, LinkModelConfig, Loss};
-use orbit::{ContactPlan, Epoch, GroundStation, Propagator, StationLink, Tle, predict_transfers};
+use orbit::{ContactPlan, Epoch, GroundStation, StationLink, SystemOrbit, Tle, predict_transfers};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sync::{Event, MemStore, Session, SessionConfig};
@@ -31,22 +32,12 @@ fn station(name: &str, lat: f64, lon: f64) -> StationLink {
     }
 }
 
-/// Merged contact intervals (seconds from `start`) of a plan whose stations may overlap.
+/// The plan's contacts (its stations' windows merged), in seconds from `start`.
 fn merged(plan: &ContactPlan, start: Epoch) -> Vec<(f64, f64)> {
-    let mut w: Vec<(f64, f64)> = plan
-        .windows()
+    plan.contacts()
         .iter()
-        .map(|w| (w.aos.seconds_since(start), w.los.seconds_since(start)))
-        .collect();
-    w.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut out: Vec<(f64, f64)> = Vec::new();
-    for (a, b) in w {
-        match out.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => out.push((a, b)),
-        }
-    }
-    out
+        .map(|c| (c.aos.seconds_since(start), c.los.seconds_since(start)))
+        .collect()
 }
 
 fn interval_of(intervals: &[(f64, f64)], t: f64) -> Option<usize> {
@@ -67,14 +58,16 @@ fn predicted_completion_passes_match_a_simulated_day() {
         .into_iter()
         .find(|t| t.name.as_deref().is_some_and(|n| n.contains("SSO")))
         .expect("a sun-synchronous TLE");
-    let sat = Propagator::new(&tle).expect("propagates");
     let start = tle.epoch;
     let end = start.plus_seconds(86_400.0);
-    let links = [
-        station("Svalbard", 78.23, 15.39),
-        station("Matera", 40.65, 16.70),
-    ];
-    let plan = ContactPlan::compute(&sat, &links, start, end).expect("a contact plan");
+    let system = SystemOrbit {
+        tle,
+        stations: vec![
+            station("Svalbard", 78.23, 15.39),
+            station("Matera", 40.65, 16.70),
+        ],
+    };
+    let plan = system.contact_plan(start, end).expect("a contact plan");
     let contacts = merged(&plan, start);
     assert!(contacts.len() >= 8, "a day of passes: {}", contacts.len());
 

@@ -83,6 +83,21 @@ impl Window {
     }
 }
 
+/// A span of time when at least one station sees the satellite: the windows of every station
+/// merged where they overlap or touch. A link with one radio per direction is up exactly
+/// during contacts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    /// The first AOS of the windows merged into it.
+    pub aos: Epoch,
+    /// The last LOS of the windows merged into it.
+    pub los: Epoch,
+    /// The highest uplink rate of the windows merged into it, bit/s.
+    pub uplink_bps: f64,
+    /// The highest downlink rate of the windows merged into it, bit/s.
+    pub downlink_bps: f64,
+}
+
 /// When one queued transfer is predicted to move.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TransferEta {
@@ -162,6 +177,32 @@ impl ContactPlan {
     /// The windows, sorted by AOS.
     pub fn windows(&self) -> &[Window] {
         &self.windows
+    }
+
+    /// The windows merged across stations, sorted: when the link is up. Windows that overlap
+    /// or touch (one station's LOS at or after another's AOS) make one contact.
+    pub fn contacts(&self) -> Vec<Contact> {
+        // `windows` is sorted by AOS, so each window either extends the last contact or starts
+        // the next one.
+        let mut out: Vec<Contact> = Vec::new();
+        for w in &self.windows {
+            match out.last_mut() {
+                Some(last) if w.aos <= last.los => {
+                    if w.los > last.los {
+                        last.los = w.los;
+                    }
+                    last.uplink_bps = last.uplink_bps.max(w.uplink_bps);
+                    last.downlink_bps = last.downlink_bps.max(w.downlink_bps);
+                }
+                _ => out.push(Contact {
+                    aos: w.aos,
+                    los: w.los,
+                    uplink_bps: w.uplink_bps,
+                    downlink_bps: w.downlink_bps,
+                }),
+            }
+        }
+        out
     }
 
     /// Predicts when each of `sizes` (bytes, in queue order) completes in `direction` when
@@ -279,6 +320,41 @@ mod tests {
             ]
         );
         assert_eq!(plan.windows()[0].down_bytes, 1_600_000);
+    }
+
+    #[test]
+    fn contacts_merge_the_windows_of_two_stations() {
+        // `a` and `b` overlap, `c` touches the merged pair at 400, `a` again stands alone later.
+        let plan = ContactPlan::from_windows(vec![
+            window("a", 100.0, 300.0, 8000.0),
+            window("b", 250.0, 400.0, 64_000.0),
+            window("c", 400.0, 450.0, 1000.0),
+            window("a", 1000.0, 1100.0, 8000.0),
+            window("b", 1020.0, 1050.0, 800.0),
+        ]);
+        let got: Vec<_> = plan
+            .contacts()
+            .iter()
+            .map(|c| {
+                (
+                    c.aos.unix_seconds(),
+                    c.los.unix_seconds(),
+                    c.uplink_bps,
+                    c.downlink_bps,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (100.0, 450.0, 64_000.0, 512_000.0),
+                // `b` lies inside `a`: the contact keeps `a`'s LOS and its better rate.
+                (1000.0, 1100.0, 8000.0, 64_000.0),
+            ]
+        );
+        // The per-station windows are untouched.
+        assert_eq!(plan.windows().len(), 5);
+        assert_eq!(ContactPlan::from_windows(Vec::new()).contacts(), vec![]);
     }
 
     #[test]

@@ -11,8 +11,12 @@
 //! - [`Tle`] (from [`Tle::parse`], [`parse_tle_text`] or [`parse_omm_json`]) → [`Propagator`]
 //!   (SGP4 via the `sgp4` crate, WGS-72, "improved" mode) → [`StateVector`] in TEME or ECEF.
 //! - [`GroundStation`] + [`passes`] → [`Pass`] (AOS, LOS, culmination, by root finding).
-//! - [`ContactPlan`] from passes × [`StationLink`] rates → [`Window`]s with byte capacity;
+//! - [`ContactPlan`] from passes × [`StationLink`] rates → [`Window`]s with byte capacity, and
+//!   the same merged across stations into [`Contact`]s (when the link is up);
 //!   [`predict_transfers`] turns a queue of transfers into [`TransferEta`]s.
+//! - [`SystemOrbit`] (elements and stations, plain data): [`SystemOrbit::contact_plan`] is the
+//!   one computation of a system's windows that the ground, the flight agent and the link
+//!   emulator all use. [`demo_system`] is the demo's synthetic flight model.
 //! - [`eclipses`] / [`illumination_at`] (conical umbra/penumbra with [`sun_position_km`]),
 //!   [`subsatellite_point`], [`ground_track`], [`Geofence`], [`is_near_nadir`] for onboard
 //!   triggers.
@@ -63,12 +67,15 @@ mod propagate;
 mod search;
 mod station;
 mod sun;
+mod system;
 mod time;
 mod tle;
 mod vec3;
 
 pub use bench::PassBenchmark;
-pub use contact::{ContactPlan, Direction, StationLink, TransferEta, Window, predict_transfers};
+pub use contact::{
+    Contact, ContactPlan, Direction, StationLink, TransferEta, Window, predict_transfers,
+};
 pub use eclipse::{Eclipse, Illumination, eclipses, illumination, illumination_at};
 pub use frames::{Geodetic, ecef_to_geodetic, geodetic_to_ecef, gmst_rad, teme_to_ecef};
 pub use geo::{
@@ -81,5 +88,6 @@ pub use propagate::{
 };
 pub use station::{GroundStation, LookAngles};
 pub use sun::sun_position_km;
+pub use system::{DemoSystem, SystemOrbit, demo_system, sun_synchronous_tle};
 pub use time::Epoch;
 pub use tle::{Tle, TleError, TleErrorKind, parse_omm_json, parse_tle_text};
