@@ -1,79 +1,46 @@
 //! Names that come from plans: tenants, volumes, images, tags, pods, executions.
 //!
-//! Every name is checked before it reaches a path or the Docker Engine. Tenant and image names
-//! also follow Docker's reference grammar for one path component (lower-case alphanumerics
-//! separated by `.`, `_`, `__` or runs of `-`), so that `tenants/<tenant>/<name>:<tag>` is always a
-//! valid reference and no name can climb into another tenant's namespace.
+//! Every name is checked before it reaches a path or the Docker Engine, by the rules of
+//! `wire::names` — the very code the ground validates operations with, so the ground refuses at
+//! creation whatever would be refused here.
+
+use wire::names::{ExecutionId, ImageName, ImageTag, NameError, PodName, TenantName, VolumeName};
 
 /// The prefix of every tenant image: `tenants/<tenant>/<name>:<tag>`.
-pub(crate) const TENANT_IMAGE_PREFIX: &str = "tenants";
+pub(crate) const TENANT_IMAGE_PREFIX: &str = wire::names::TENANT_IMAGE_PREFIX;
 
-/// Checks a tenant name: `[a-z0-9][a-z0-9_-]{0,62}`, and a valid Docker path component.
+fn message(r: Result<impl Sized, NameError>) -> Result<(), String> {
+    r.map(drop).map_err(|e| e.to_string())
+}
+
+/// Checks a tenant name ([`TenantName`]).
 pub(crate) fn check_tenant(name: &str) -> Result<(), String> {
-    check(name, "tenant", "[a-z0-9][a-z0-9_-]{0,62}", 63, |c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
-    })?;
-    check_component(name, "tenant")
+    message(TenantName::new(name))
 }
 
-/// Checks a volume name: `[a-z0-9][a-z0-9._-]{0,62}`.
+/// Checks a volume name ([`VolumeName`]).
 pub(crate) fn check_volume(name: &str) -> Result<(), String> {
-    check(name, "volume", "[a-z0-9][a-z0-9._-]{0,62}", 63, |c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_' || c == '-'
-    })
+    message(VolumeName::new(name))
 }
 
-/// Checks a pod name; the same rule as volumes, as it names a container and a log file.
+/// Checks a pod name ([`PodName`]): it names a container and a log file.
 pub(crate) fn check_pod_name(name: &str) -> Result<(), String> {
-    check(name, "pod", "[a-z0-9][a-z0-9._-]{0,62}", 63, |c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_' || c == '-'
-    })
+    message(PodName::new(name))
 }
 
-/// Checks a tenant image name: `[a-z0-9][a-z0-9._-]*` (at most 128), no `/`, and a valid Docker
-/// path component.
+/// Checks a tenant image name ([`ImageName`]): no `/`, a valid Docker path component.
 pub(crate) fn check_image_name(name: &str) -> Result<(), String> {
-    check(
-        name,
-        "image name",
-        "[a-z0-9][a-z0-9._-]* without '/'",
-        128,
-        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_' || c == '-',
-    )?;
-    check_component(name, "image name")
+    message(ImageName::new(name))
 }
 
-/// Checks an image tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+/// Checks an image tag ([`ImageTag`]).
 pub(crate) fn check_tag(tag: &str) -> Result<(), String> {
-    let ok = !tag.is_empty()
-        && tag.len() <= 128
-        && tag.chars().enumerate().all(|(i, c)| {
-            c.is_ascii_alphanumeric() || c == '_' || (i > 0 && (c == '.' || c == '-'))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "image tag {tag:?} is invalid: expected [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}"
-        ))
-    }
+    message(ImageTag::new(tag))
 }
 
-/// Checks an execution id, which names a file in the state directory: `[A-Za-z0-9_-]{1,128}`.
+/// Checks an execution id ([`ExecutionId`]), which names a file in the state directory.
 pub(crate) fn check_execution(id: &str) -> Result<(), String> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "execution id {:?} is invalid: expected [A-Za-z0-9_-]{{1,128}}",
-            shorten(id)
-        ))
-    }
+    message(ExecutionId::new(id))
 }
 
 /// The onboard reference of a tenant's image.
@@ -101,120 +68,22 @@ pub(crate) fn host_platform() -> String {
     format!("linux/{arch}")
 }
 
-fn check(
-    name: &str,
-    what: &str,
-    rule: &str,
-    max: usize,
-    allowed: impl Fn(char) -> bool,
-) -> Result<(), String> {
-    let first_ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if first_ok && name.len() <= max && name.chars().all(allowed) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} name {:?} is invalid: expected {rule}",
-            shorten(name)
-        ))
-    }
-}
-
-/// Docker's path-component grammar: alphanumerics, separated by `.`, `_`, `__` or runs of `-`,
-/// ending with an alphanumeric.
-fn check_component(name: &str, what: &str) -> Result<(), String> {
-    let mut separator = String::new();
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            if !separator_ok(&separator) {
-                return Err(format!(
-                    "{what} name {name:?} is invalid: {separator:?} cannot separate its parts (use '.', '_', '__' or '-')"
-                ));
-            }
-            separator.clear();
-        } else {
-            separator.push(c);
-        }
-    }
-    if separator.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} name {name:?} is invalid: it must end with a letter or digit"
-        ))
-    }
-}
-
-fn separator_ok(s: &str) -> bool {
-    s.is_empty() || s == "." || s == "_" || s == "__" || s.chars().all(|c| c == '-')
-}
-
-fn shorten(s: &str) -> String {
-    s.chars().take(80).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    // The rules themselves are tested in `wire::names`; here, that the agent uses them.
     #[test]
-    fn tenants() {
-        for ok in ["alice", "a", "t0-1", "team_x", "a__b", "0a"] {
-            assert!(check_tenant(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "Alice",
-            "-a",
-            "a.b",
-            "a/b",
-            "a-",
-            "a___b",
-            "a_-b",
-            &"a".repeat(64),
-        ] {
-            assert!(check_tenant(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn volumes_and_pods() {
-        for ok in ["alice-pvc", "v.1", "x_y"] {
-            assert!(check_volume(ok).is_ok(), "{ok}");
-            assert!(check_pod_name(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", ".", "..", ".hidden", "A", "a/b", "a b", "a\0"] {
-            assert!(check_volume(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn images_and_tags() {
-        for ok in ["hello", "my-app", "app.v2", "a__b"] {
-            assert!(check_image_name(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "Hello", "a/b", "tenants/x/y", "a..b", "a-", "busybox:1"] {
-            assert!(check_image_name(bad).is_err(), "{bad}");
-        }
-        for ok in ["latest", "v1.2-rc", "_x", "A"] {
-            assert!(check_tag(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", ".x", "-x", "a:b", "a/b", &"a".repeat(129)] {
-            assert!(check_tag(bad).is_err(), "{bad}");
-        }
+    fn the_agent_judges_names_by_the_shared_rules() {
+        assert!(check_tenant("a-").is_err());
+        assert!(check_pod_name("v.1").is_err());
+        assert!(check_volume("alice-pvc").is_ok());
+        assert!(check_image_name("tenants/x/y").is_err());
+        assert!(check_tag(".x").is_err());
+        assert!(check_execution("../x").is_err());
         assert_eq!(
             tenant_image("alice", "hello", "v1"),
             "tenants/alice/hello:v1"
         );
-    }
-
-    #[test]
-    fn executions() {
-        assert!(check_execution("6f1c2d3e-0000-4000-8000-000000000000").is_ok());
-        for bad in ["", "../x", "a/b", "a.json"] {
-            assert!(check_execution(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -159,31 +159,14 @@ pub(crate) struct RelPath {
 }
 
 impl RelPath {
-    /// Parses a path from a plan. One leading `/` is dropped (paths are relative to the volume
-    /// root); empty and `.` components are skipped; `..`, a path still absolute after that, and
-    /// NUL are refused.
+    /// Parses a path from a plan by the rules of `wire::VolumePath` (the ground's): relative to
+    /// the volume root, a leading `/` allowed; empty and `.` components skipped; `..`, control
+    /// characters and over-long paths refused.
     pub(crate) fn parse(s: &str) -> Result<RelPath, String> {
-        if s.contains('\0') {
-            return Err(format!(
-                "path {:?} contains a NUL byte",
-                s.replace('\0', "\\0")
-            ));
-        }
-        let rest = s.strip_prefix('/').unwrap_or(s);
-        if rest.starts_with('/') {
-            return Err(format!(
-                "path {s:?} is absolute; paths are relative to the volume root"
-            ));
-        }
-        let mut parts = Vec::new();
-        for part in rest.split('/') {
-            match part {
-                "" | "." => {}
-                ".." => return Err(format!("path {s:?} contains '..'")),
-                p => parts.push(p.to_string()),
-            }
-        }
-        Ok(RelPath { parts })
+        let path = wire::VolumePath::parse(s).map_err(|e| e.to_string())?;
+        Ok(RelPath {
+            parts: path.components().map(str::to_string).collect(),
+        })
     }
 
     /// Whether this is the volume root itself.
@@ -505,9 +488,15 @@ mod tests {
         assert_eq!(RelPath::parse("a/b").unwrap().display(), "/a/b");
         assert!(RelPath::parse("/").unwrap().is_root());
         assert!(RelPath::parse("").unwrap().is_root());
-        for bad in ["../x", "a/../b", "a/..", "//etc/passwd", "a\0b"] {
+        for bad in ["../x", "a/../b", "a/..", "a\0b", "a\nb"] {
             assert!(RelPath::parse(bad).is_err(), "{bad}");
         }
+        // Every path is relative to the volume root, however many slashes it starts with (the
+        // ground's rule, `wire::VolumePath`).
+        assert_eq!(
+            RelPath::parse("//etc/passwd").unwrap().display(),
+            "/etc/passwd"
+        );
     }
 
     #[test]
@@ -638,7 +627,7 @@ mod tests {
             e("out/alias.txt")[0].1,
             root.canonicalize().unwrap().join("out/a.txt")
         );
-        for bad in ["../*", "out/../../x", "//etc/*"] {
+        for bad in ["../*", "out/../../x", "a\0*"] {
             assert!(
                 matches!(expand(&root, bad), Err(PathError::Invalid(_))),
                 "{bad}"

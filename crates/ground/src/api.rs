@@ -22,10 +22,11 @@ use crate::config::limits;
 use crate::db::{self, ExecutionRow, FileRow, HistoryEntry, OperationRow, TaskRow};
 use crate::error::ApiError;
 use crate::executor;
-use crate::operation::{self, Diagnostic, NameRule, check_name};
+use crate::operation::{self, Diagnostic};
 use crate::preflight_check::PreflightFinding;
 use crate::{Ground, dashboard, preflight_check, time, upload};
 use crate::{passes, queue};
+use wire::names::{NamespaceName, NamespacePath};
 
 /// The whole HTTP surface.
 pub(crate) fn router(ground: Ground) -> Router {
@@ -253,8 +254,7 @@ async fn create_namespace(
     AuthUser(user): AuthUser,
     J(req): J<api::CreateNamespace>,
 ) -> Result<Response, ApiError> {
-    check_name(&req.name, NameRule::Namespace)
-        .map_err(|e| ApiError::bad(format!("namespace {e}")))?;
+    NamespaceName::new(&req.name).map_err(|e| ApiError::bad(e.to_string()))?;
     let now = time::now_ms();
     if !db::insert_namespace(g.db(), &req.name, &user, now).await? {
         return Err(ApiError::Conflict(format!(
@@ -289,7 +289,7 @@ async fn upload_files(
     Q(q): Q<UploadQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    check_name(&ns, NameRule::Namespace).map_err(|e| ApiError::bad(format!("namespace {e}")))?;
+    NamespaceName::new(&ns).map_err(|e| ApiError::bad(e.to_string()))?;
     // Refuse another tenant's namespace before reading a byte of the body.
     if let Some(owner) = db::namespace_owner(g.db(), &ns).await?
         && owner != user
@@ -299,8 +299,8 @@ async fn upload_files(
         )));
     }
 
-    let prefix = operation::namespace_path(q.to.as_deref().unwrap_or("/"))
-        .map_err(|e| ApiError::bad(format!("'to' is not a valid folder: {e}")))?;
+    let prefix = NamespacePath::parse(q.to.as_deref().unwrap_or("/"))
+        .map_err(|e| ApiError::bad(format!("'to' is not a valid folder: {}", e.reason())))?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -376,8 +376,8 @@ async fn list_files(
         offset: q.offset,
     }
     .bounds()?;
-    let folder = operation::namespace_path(q.folder.as_deref().unwrap_or("/"))
-        .map_err(|e| ApiError::bad(format!("'folder' is not a valid folder: {e}")))?;
+    let folder = NamespacePath::parse(q.folder.as_deref().unwrap_or("/"))
+        .map_err(|e| ApiError::bad(format!("'folder' is not a valid folder: {}", e.reason())))?;
     let files = db::latest_files(g.db(), &ns, &folder, limit, offset).await?;
     Ok(Json(api::FileList {
         files: files.iter().map(namespace_file).collect(),
@@ -396,8 +396,8 @@ async fn read_file(
     Q(q): Q<ReadFileQuery>,
 ) -> Result<Response, ApiError> {
     auth::check_namespace(&g, &user, &ns).await?;
-    let path =
-        operation::namespace_path(&path).map_err(|e| ApiError::bad(format!("bad path: {e}")))?;
+    let path = NamespacePath::parse(&path)
+        .map_err(|e| ApiError::bad(format!("bad path: {}", e.reason())))?;
     let Some(file) = db::file_version(g.db(), &ns, &path, q.version).await? else {
         return Err(ApiError::not_found(match q.version {
             Some(v) => format!("file '{path}' version {v} not found in namespace '{ns}'"),

@@ -10,10 +10,10 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use sha2::{Digest as _, Sha256};
+use wire::names::{NamespaceName, TenantName};
 
 use crate::config::limits;
 use crate::error::{ApiError, Error};
-use crate::operation::{NameRule, check_name};
 use crate::{Ground, db, time};
 
 /// The dashboard's session cookie.
@@ -100,7 +100,7 @@ fn token_hash(token: &str) -> String {
 
 /// Creates the user or resets their password.
 pub(crate) async fn ensure_user(ground: &Ground, name: &str, password: &str) -> Result<(), Error> {
-    check_name(name, NameRule::User).map_err(|e| Error::invalid(format!("user name {e}")))?;
+    TenantName::new(name).map_err(|e| Error::invalid(e.to_string()))?;
     if password.is_empty() || password.len() > MAX_PASSWORD {
         return Err(Error::invalid(format!(
             "a password must have 1 to {MAX_PASSWORD} bytes"
@@ -124,7 +124,7 @@ pub(crate) async fn login(
     name: &str,
     password: &str,
 ) -> Result<Option<String>, Error> {
-    if check_name(name, NameRule::User).is_err() || password.len() > MAX_PASSWORD {
+    if TenantName::new(name).is_err() || password.len() > MAX_PASSWORD {
         return Ok(None);
     }
     let stored = db::password_hash(ground.db(), name).await?;
@@ -171,7 +171,7 @@ pub(crate) async fn logout(ground: &Ground, token: &str) -> Result<(), Error> {
 /// Checks that `user` may use namespace `ns`: `404` when it does not exist, `403` when another
 /// tenant owns it.
 pub(crate) async fn check_namespace(ground: &Ground, user: &str, ns: &str) -> Result<(), ApiError> {
-    check_name(ns, NameRule::Namespace).map_err(|e| ApiError::bad(format!("namespace {e}")))?;
+    NamespaceName::new(ns).map_err(|e| ApiError::bad(e.to_string()))?;
     match db::namespace_owner(ground.db(), ns).await? {
         None => Err(ApiError::not_found(format!("namespace '{ns}' not found"))),
         Some(owner) if owner == user => Ok(()),
@@ -186,7 +186,7 @@ pub(crate) async fn claim_namespace(
     ns: &str,
     now: i64,
 ) -> Result<(), ApiError> {
-    check_name(ns, NameRule::Namespace).map_err(|e| ApiError::bad(format!("namespace {e}")))?;
+    NamespaceName::new(ns).map_err(|e| ApiError::bad(e.to_string()))?;
     db::insert_namespace(&mut **tx, ns, user, now).await?;
     match db::namespace_owner(&mut **tx, ns).await? {
         Some(owner) if owner == user => Ok(()),

@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 
 use serde_json::json;
-use wire::{ErrorCode, Plan, PlanTask, TaskError, TaskKind, TaskState, UplinkFile};
+use wire::names::{NamespacePath, TenantImage, VolumeName};
+use wire::{ErrorCode, ImageRef, Plan, PlanTask, TaskError, TaskKind, TaskState, UplinkFile};
 
 use crate::db::{self, ExecutionRow, FileRow, HistoryEntry, TaskRow};
 use crate::error::ApiError;
@@ -56,7 +57,7 @@ pub(crate) async fn start(
     let system = req
         .system
         .clone()
-        .or_else(|| op.system.clone())
+        .or_else(|| op.system.as_ref().map(|s| s.to_string()))
         .unwrap_or_else(|| "em".to_string());
     let system = system.strip_prefix("cg2.").unwrap_or(&system).to_string();
     let Some(link) = ground.system(&system) else {
@@ -101,7 +102,7 @@ pub(crate) async fn start(
         .enumerate()
         .map(|(i, t)| TaskRow {
             idx: i as i64,
-            id: t.id.clone(),
+            id: t.id.to_string(),
             ty: t.spec.type_name().to_string(),
             state: TaskState::Created.as_str().into(),
             started_at: None,
@@ -110,7 +111,9 @@ pub(crate) async fn start(
             error: None,
             outputs: None,
             spec: db::to_json(&match &t.spec {
-                TaskSpec::Downlink { destination, .. } => json!({ "destination": destination }),
+                TaskSpec::Downlink { destination, .. } => {
+                    json!({ "destination": destination.as_str() })
+                }
                 _ => json!({}),
             }),
         })
@@ -198,7 +201,7 @@ pub(crate) async fn resolve_sources(
     ground: &Ground,
     namespace: &str,
     op: &Operation,
-) -> Result<HashMap<String, Source>, ApiError> {
+) -> Result<HashMap<NamespacePath, Source>, ApiError> {
     let mut out = HashMap::new();
     for task in &op.tasks {
         let TaskSpec::Uplink { sources, .. } = &task.spec else {
@@ -237,10 +240,13 @@ pub(crate) fn compile(
     op: &Operation,
     tenant: &str,
     execution: &str,
-    sources: &HashMap<String, Source>,
+    sources: &HashMap<NamespacePath, Source>,
 ) -> Result<Plan, CompileFailure> {
     let default_volume = format!("{tenant}-pvc");
-    let volume = |v: &Option<String>| v.clone().unwrap_or_else(|| default_volume.clone());
+    let volume = |v: &Option<VolumeName>| {
+        v.as_ref()
+            .map_or_else(|| default_volume.clone(), |v| v.to_string())
+    };
     let mut tasks = Vec::with_capacity(op.tasks.len());
     for (index, task) in op.tasks.iter().enumerate() {
         let fail = |code, message: String| CompileFailure {
@@ -309,15 +315,15 @@ pub(crate) fn compile(
                 ..
             } => TaskKind::Downlink {
                 volume: volume(v),
-                sources: srcs.clone(),
+                sources: srcs.iter().map(|s| s.to_string()).collect(),
             },
             TaskSpec::FilesList {
                 folder,
                 depth,
                 volume: v,
             } => TaskKind::FilesList {
-                volume: v.clone(),
-                folder: folder.clone(),
+                volume: v.as_ref().map(|v| v.to_string()),
+                folder: folder.to_string(),
                 depth: *depth,
             },
             TaskSpec::DockerBuild {
@@ -328,9 +334,9 @@ pub(crate) fn compile(
                 max_duration_ms,
             } => TaskKind::DockerBuild {
                 volume: volume(v),
-                dockerfile: dockerfile.clone(),
-                context: context.clone(),
-                image: image.clone(),
+                dockerfile: dockerfile.to_string(),
+                context: context.to_string(),
+                image: image_ref(image),
                 max_duration_ms: *max_duration_ms,
             },
             TaskSpec::DockerLoad {
@@ -339,8 +345,8 @@ pub(crate) fn compile(
                 volume: v,
             } => TaskKind::DockerLoad {
                 volume: volume(v),
-                tarfile: tarfile.clone(),
-                image: image.clone(),
+                tarfile: tarfile.to_string(),
+                image: image_ref(image),
             },
             TaskSpec::PodRun {
                 pod_name,
@@ -351,7 +357,7 @@ pub(crate) fn compile(
                 volume: v,
                 max_duration_ms,
             } => TaskKind::PodRun {
-                pod_name: pod_name.clone(),
+                pod_name: pod_name.to_string(),
                 image: image.clone(),
                 command: command.clone(),
                 args: args.clone(),
@@ -361,7 +367,7 @@ pub(crate) fn compile(
             },
         };
         tasks.push(PlanTask {
-            id: task.id.clone(),
+            id: task.id.to_string(),
             on_failure: task.on_failure,
             kind,
         });
@@ -396,6 +402,14 @@ pub(crate) fn compile(
         });
     }
     Ok(plan)
+}
+
+/// The wire form of a tenant image.
+fn image_ref(image: &TenantImage) -> ImageRef {
+    ImageRef {
+        name: image.name.to_string(),
+        tag: image.tag.to_string(),
+    }
 }
 
 /// `dest` (volume-relative, `""` for the root) joined with `rel`.
@@ -476,11 +490,11 @@ mod tests {
         );
         let sources = HashMap::from([
             (
-                "/app".to_string(),
+                "/app".parse().unwrap(),
                 Source::Folder(vec![file("/app/bin/run", 0o755), file("/app/x", 0o644)]),
             ),
             (
-                "/cfg/a.json".to_string(),
+                "/cfg/a.json".parse().unwrap(),
                 Source::File(file("/cfg/a.json", 0o644)),
             ),
         ]);
@@ -505,7 +519,7 @@ mod tests {
     fn missing_source_fails_its_task() {
         let op =
             op("  - id: ls\n    type: files.list\n  - id: up\n    type: uplink\n    source: /x\n");
-        let sources = HashMap::from([("/x".to_string(), Source::Missing)]);
+        let sources = HashMap::from([("/x".parse().unwrap(), Source::Missing)]);
         let failure = compile(&op, "alice", "e1", &sources).unwrap_err();
         assert_eq!(failure.task, 1);
         assert_eq!(failure.error.code, ErrorCode::ExecutionError);

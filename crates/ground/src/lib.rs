@@ -52,7 +52,6 @@ use std::time::SystemTime;
 
 use crate::blobs::BlobStore;
 use crate::db::Db;
-use crate::operation::{NameRule, check_name};
 
 /// The ground segment: a cloneable set of handles (database pool, blob store, one link per
 /// system). Every clone shares them; the links stop when the last clone drops.
@@ -94,8 +93,7 @@ impl Ground {
         downlink::settle_all(&core).await?;
         let mut systems = BTreeMap::new();
         for s in &config.systems {
-            check_name(&s.name, NameRule::System)
-                .map_err(|e| Error::invalid(format!("system name {e}")))?;
+            wire::SystemName::new(&s.name).map_err(|e| Error::invalid(e.to_string()))?;
             if systems.contains_key(&s.name) {
                 return Err(Error::invalid(format!(
                     "system '{}' is configured twice",

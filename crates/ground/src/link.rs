@@ -19,7 +19,6 @@ use crate::db::{self, ExecutionRow, TaskRow, VolumeFileRow};
 use crate::downlink::{self, Outcome};
 use crate::error::Error;
 use crate::executor::{self, NOT_RUN};
-use crate::operation::{NameRule, check_name};
 use crate::{Core, time};
 
 /// The ground's handle on one system's link. Dropping it stops both tasks.
@@ -284,9 +283,7 @@ async fn handle_message(
             volume,
             files,
         } => {
-            if check_name(&tenant, NameRule::User).is_err()
-                || check_name(&volume, NameRule::Volume).is_err()
-            {
+            if wire::TenantName::new(&tenant).is_err() || wire::VolumeName::new(&volume).is_err() {
                 tracing::warn!(%system, %tenant, %volume, "volume listing with a bad tenant or volume name; ignored");
                 return Ok(());
             }

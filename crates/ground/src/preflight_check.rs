@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io;
 
+use wire::names::{NamespacePath, VolumeName, VolumePath};
 use wire::{Digest, TaskKind};
 
 use crate::blobs::BlobStore;
@@ -60,7 +61,9 @@ const CONTEXT_DOCKERFILE: &str = ".orbitdock.Dockerfile";
 
 /// The system an operation runs on when the request names none: the operation's, else `em`.
 pub(crate) fn operation_system(op: &Operation) -> String {
-    op.system.clone().unwrap_or_else(|| "em".to_string())
+    op.system
+        .as_ref()
+        .map_or_else(|| "em".to_string(), |s| s.to_string())
 }
 
 /// Preflight for a validated operation on `system`, as the tenant would start it now. Reads
@@ -90,7 +93,7 @@ pub(crate) async fn gate(
     tenant: &str,
     op: &Operation,
     system: &str,
-    sources: &HashMap<String, Source>,
+    sources: &HashMap<NamespacePath, Source>,
 ) -> Result<(), ApiError> {
     if !has_checks(op) || sources.values().any(|s| *s == Source::Missing) {
         return Ok(());
@@ -220,7 +223,7 @@ async fn check_with_sources(
     tenant: &str,
     op: &Operation,
     system: &str,
-    sources: &HashMap<String, Source>,
+    sources: &HashMap<NamespacePath, Source>,
 ) -> Result<Vec<PreflightFinding>, ApiError> {
     let mut mirror = BTreeMap::new();
     for volume in checked_volumes(op, tenant) {
@@ -248,8 +251,8 @@ fn checked_volumes(op: &Operation, tenant: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn volume_name(volume: Option<&String>, tenant: &str) -> String {
-    volume.cloned().unwrap_or_else(|| format!("{tenant}-pvc"))
+fn volume_name(volume: Option<&VolumeName>, tenant: &str) -> String {
+    volume.map_or_else(|| format!("{tenant}-pvc"), |v| v.to_string())
 }
 
 async fn mirrored_volume(
@@ -388,7 +391,7 @@ enum Check {
 fn plan(
     op: &Operation,
     tenant: &str,
-    sources: &HashMap<String, Source>,
+    sources: &HashMap<NamespacePath, Source>,
     mirror: &BTreeMap<String, Vec<VolumeFileRow>>,
 ) -> Vec<Check> {
     let mut volumes: BTreeMap<String, Volume> = mirror
@@ -397,7 +400,7 @@ fn plan(
             let volume = rows
                 .iter()
                 .filter_map(|r| {
-                    let path = operation::volume_path(&r.path).ok()?;
+                    let path = String::from(VolumePath::parse(&r.path).ok()?);
                     let item = Item::Onboard {
                         size: u64::try_from(r.size).unwrap_or(0),
                         dir: r.is_dir,
@@ -445,13 +448,13 @@ fn plan(
                 let empty = Volume::new();
                 let v = volumes.get(&name).unwrap_or(&empty);
                 let missing = || Check::Missing {
-                    task: task.id.clone(),
-                    file: dockerfile.clone(),
+                    task: task.id.to_string(),
+                    file: dockerfile.to_string(),
                     volume: name.clone(),
                     what: "Dockerfile",
                     after_pod,
                 };
-                match v.get(dockerfile) {
+                match v.get(dockerfile.as_str()) {
                     Some(Item::Blob { .. }) => {
                         let mut ctx = context_of(v, context);
                         let inside = under(dockerfile, context);
@@ -459,18 +462,18 @@ fn plan(
                             Some(rel) => rel.to_string(),
                             None => {
                                 // The agent sends it into the context under its own name.
-                                if let Some(item) = v.get(dockerfile) {
+                                if let Some(item) = v.get(dockerfile.as_str()) {
                                     ctx.insert(CONTEXT_DOCKERFILE.to_string(), item.clone());
                                 }
                                 CONTEXT_DOCKERFILE.to_string()
                             }
                         };
                         checks.push(Check::Build {
-                            task: task.id.clone(),
+                            task: task.id.to_string(),
                             context: ctx,
-                            context_dir: context.clone(),
+                            context_dir: context.to_string(),
                             dockerfile: df_name,
-                            dockerfile_path: dockerfile.clone(),
+                            dockerfile_path: dockerfile.to_string(),
                             tenant_images: images.clone(),
                             after_pod,
                         });
@@ -489,16 +492,16 @@ fn plan(
             } => {
                 let name = volume_name(volume.as_ref(), tenant);
                 let after_pod = pods.contains(&name);
-                match volumes.get(&name).and_then(|v| v.get(tarfile)) {
+                match volumes.get(&name).and_then(|v| v.get(tarfile.as_str())) {
                     Some(Item::Blob { digest, .. }) => checks.push(Check::Load {
-                        task: task.id.clone(),
-                        tarfile: tarfile.clone(),
+                        task: task.id.to_string(),
+                        tarfile: tarfile.to_string(),
                         blob: *digest,
                     }),
                     Some(Item::Onboard { dir: false, .. }) => {}
                     Some(Item::Onboard { dir: true, .. }) | None => checks.push(Check::Missing {
-                        task: task.id.clone(),
-                        file: tarfile.clone(),
+                        task: task.id.to_string(),
+                        file: tarfile.to_string(),
                         volume: name,
                         what: "archive",
                         after_pod,
@@ -518,7 +521,7 @@ fn uplink_files(
     op: &Operation,
     task: &operation::Task,
     tenant: &str,
-    sources: &HashMap<String, Source>,
+    sources: &HashMap<NamespacePath, Source>,
 ) -> Option<(String, Vec<wire::UplinkFile>)> {
     let single = Operation {
         tasks: vec![task.clone()],
@@ -799,13 +802,16 @@ mod tests {
         ));
         let sources = HashMap::from([
             (
-                "/src".to_string(),
+                NamespacePath::parse("/src").unwrap(),
                 Source::Folder(vec![
                     file("/src/Dockerfile", b"FROM x"),
                     file("/src/a", b"a"),
                 ]),
             ),
-            ("/later".to_string(), Source::File(file("/later", b"l"))),
+            (
+                NamespacePath::parse("/later").unwrap(),
+                Source::File(file("/later", b"l")),
+            ),
         ]);
         let mirror = BTreeMap::from([(
             "alice-pvc".to_string(),

@@ -12,13 +12,15 @@
 //!   objects), encoded with postcard and carried as message transfers of a `sync` session.
 //!
 //! It also holds the plain data both sides must agree on: [`Digest`], the onboard base-image
-//! [`catalogue`], and the error codes of [`ErrorCode`] (compatible with Clustergate-2's).
+//! [`catalogue`], the error codes of [`ErrorCode`] (compatible with Clustergate-2's), and the
+//! validated [`names`] of tenants, volumes, pods, images and paths.
 
 mod catalogue_data;
 mod chunk;
 mod digest;
 mod errors;
 mod message;
+pub mod names;
 mod packet;
 mod plan_sig;
 
@@ -33,6 +35,10 @@ pub use message::{
     DecodeMessageError, ExecutionState, FileEntry, FileRef, ImageRef, MAX_MESSAGE, Message,
     OnFailure, Plan, PlanTask, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile,
     decode_message, encode_message,
+};
+pub use names::{
+    ExecutionId, ImageName, ImageTag, NameError, NamespaceName, NamespacePath, OperationName,
+    PodName, SystemName, TaskId, TenantImage, TenantName, VolumeName, VolumePath,
 };
 pub use packet::{
     Direction, LinkKey, MAX_BODY, MAX_PACKET, MAX_PACKET_NUMBER, Opener, PACKET_OVERHEAD,

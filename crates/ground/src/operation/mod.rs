@@ -1,0 +1,475 @@
+//! Operations: the YAML a tenant writes (see `docs/operations.md`), parsed into a typed
+//! [`Operation`] or a list of [`Diagnostic`]s, each with its line and column.
+//!
+//! Parsing never panics and reports every problem it finds, not only the first. The source is
+//! first pre-scanned as events to bound nesting depth (aliases included), so no tree deeper than
+//! [`MAX_DEPTH`] is ever built.
+//!
+//! Three parts: `yaml` reads positioned YAML (the pre-scan, typed field readers, diagnostics),
+//! `schema` knows the fields of an operation and of each task type, and the names and paths it
+//! holds are `wire::names` types, the same ones the flight agent parses plans with — so what
+//! the ground accepts here, the satellite accepts too.
+
+mod schema;
+mod yaml;
+
+use saphyr::{LoadableYamlNode, MarkedYaml};
+use wire::names::{
+    NamespaceName, NamespacePath, OperationName, PodName, SystemName, TaskId, TenantImage,
+    VolumeName, VolumePath,
+};
+use wire::{ImageRef, OnFailure};
+
+use self::yaml::{Cx, Who, pos, prescan, syntax_error};
+
+/// The task types, as written without the `dphi.space.cg2.` prefix.
+pub(crate) const TASK_TYPES: [&str; 6] = [
+    "uplink",
+    "downlink",
+    "files.list",
+    "docker.build",
+    "docker.load",
+    "pod.run",
+];
+
+/// The Clustergate-2 prefix accepted in front of every task type.
+const TYPE_PREFIX: &str = "dphi.space.cg2.";
+
+/// Collections nested deeper than this (after alias expansion) are rejected.
+const MAX_DEPTH: usize = 32;
+
+/// The longest `max_duration`: a week.
+const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// One problem found in an operation. Lines and columns count from 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// How bad it is.
+    pub severity: Severity,
+    /// The line of the offending node (or of the task, when a field is missing).
+    pub line: usize,
+    /// The column of the offending node.
+    pub column: usize,
+    /// The id of the task concerned, or `None` for operation-level problems.
+    pub task: Option<String>,
+    /// What is wrong, for a person; it names the task and line too.
+    pub message: String,
+}
+
+/// How bad a [`Diagnostic`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The operation cannot be saved or executed.
+    Error,
+    /// Worth knowing; the operation is still valid.
+    Warning,
+}
+
+/// A validated operation.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Operation {
+    pub(crate) id: OperationName,
+    pub(crate) namespace: NamespaceName,
+    /// The target system, with any `cg2.` prefix removed; `None` when not given.
+    pub(crate) system: Option<SystemName>,
+    pub(crate) description: Option<String>,
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) tasks: Vec<Task>,
+}
+
+/// A validated task.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Task {
+    pub(crate) id: TaskId,
+    pub(crate) description: Option<String>,
+    pub(crate) on_failure: OnFailure,
+    pub(crate) spec: TaskSpec,
+}
+
+/// What a task does, with every default applied. Volume paths are relative to the volume root
+/// (`""` is the root); namespace paths are absolute (`/app`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum TaskSpec {
+    Uplink {
+        sources: Vec<NamespacePath>,
+        destination: VolumePath,
+        volume: Option<VolumeName>,
+    },
+    Downlink {
+        /// Paths or patterns.
+        sources: Vec<VolumePath>,
+        destination: NamespacePath,
+        volume: Option<VolumeName>,
+    },
+    FilesList {
+        folder: VolumePath,
+        depth: u32,
+        volume: Option<VolumeName>,
+    },
+    DockerBuild {
+        dockerfile: VolumePath,
+        context: VolumePath,
+        image: TenantImage,
+        volume: Option<VolumeName>,
+        max_duration_ms: Option<u64>,
+    },
+    DockerLoad {
+        tarfile: VolumePath,
+        image: TenantImage,
+        volume: Option<VolumeName>,
+    },
+    PodRun {
+        pod_name: PodName,
+        /// A catalogue image or one of the tenant's own (checked by syntax here; onboard it
+        /// must exist).
+        image: ImageRef,
+        command: Option<Vec<String>>,
+        args: Option<Vec<String>>,
+        env: Vec<(String, String)>,
+        volume: Option<VolumeName>,
+        max_duration_ms: Option<u64>,
+    },
+}
+
+impl TaskSpec {
+    /// The type's name without prefix.
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            TaskSpec::Uplink { .. } => "uplink",
+            TaskSpec::Downlink { .. } => "downlink",
+            TaskSpec::FilesList { .. } => "files.list",
+            TaskSpec::DockerBuild { .. } => "docker.build",
+            TaskSpec::DockerLoad { .. } => "docker.load",
+            TaskSpec::PodRun { .. } => "pod.run",
+        }
+    }
+}
+
+/// Parses and validates an operation.
+pub(crate) fn parse(src: &str) -> Result<Operation, Vec<Diagnostic>> {
+    if let Err(d) = prescan(src) {
+        return Err(vec![d]);
+    }
+    let docs = match MarkedYaml::load_from_str(src) {
+        Ok(docs) => docs,
+        Err(e) => {
+            return Err(vec![syntax_error(
+                e.marker().line(),
+                e.marker().col(),
+                e.info(),
+            )]);
+        }
+    };
+    let mut cx = Cx {
+        src,
+        char_starts: None,
+        diags: Vec::new(),
+    };
+    let op = match docs.as_slice() {
+        [] => {
+            cx.diag(
+                &Who::Operation,
+                (1, 1),
+                "the document is empty; expected an operation".into(),
+            );
+            None
+        }
+        [root] => cx.operation(root),
+        [_, second, ..] => {
+            cx.diag(
+                &Who::Operation,
+                pos(second),
+                "expected one YAML document, found several".into(),
+            );
+            None
+        }
+    };
+    match op {
+        Some(op) if cx.diags.is_empty() => Ok(op),
+        _ => {
+            cx.diags.sort_by_key(|d| (d.line, d.column));
+            Err(cx.diags)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `yaml` and renders the outcome: `ok` plus a summary, or one line per diagnostic
+    /// as `line:column [task] message`.
+    fn check(yaml: &str, expect: &str) {
+        let got = match parse(yaml) {
+            Ok(op) => {
+                let tasks: Vec<String> = op
+                    .tasks
+                    .iter()
+                    .map(|t| format!("{}={}", t.id, t.spec.type_name()))
+                    .collect();
+                format!(
+                    "ok {}/{} system={:?} tasks={}",
+                    op.namespace,
+                    op.id,
+                    op.system,
+                    tasks.join(",")
+                )
+            }
+            Err(diags) => diags
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}:{} [{}] {}",
+                        d.line,
+                        d.column,
+                        d.task.as_deref().unwrap_or("-"),
+                        d.message
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        };
+        assert_eq!(got.trim(), expect.trim(), "\n--- got ---\n{got}\n");
+    }
+
+    fn spec_of(yaml: &str) -> TaskSpec {
+        match parse(yaml) {
+            Ok(op) => op.tasks[0].spec.clone(),
+            Err(d) => panic!("{d:#?}"),
+        }
+    }
+
+    const HEAD: &str = "id: hello\nnamespace: demo\ntasks:\n";
+
+    #[test]
+    fn a_full_operation_is_ok() {
+        check(
+            r#"
+id: hello
+namespace: demo
+system: cg2.em
+description: say hello
+labels: {team: payload, n: 1}
+tasks:
+  - id: up
+    type: uplink
+    source: [/app, /configs/x.json]
+    destination: /data/app
+  - id: build
+    type: dphi.space.cg2.docker.build
+    image: hello:1.0
+    context: app
+    max_duration: 5m
+  - id: load
+    type: docker.load
+    tarfile: /img.tar
+    image: {name: hello, tag: 2}
+  - id: run
+    type: pod.run
+    image: {name: hello}
+    command: /bin/hello
+    args: [--loud]
+    env: {A: 1, B: "two"}
+    node: Fpga
+    ports: [8080, {container: 9000, protocol: udp}]
+    merge: false
+    scheduled_time: null
+    on_failure: continue
+  - id: ls
+    type: files.list
+    depth: 3
+  - id: down
+    type: downlink
+    source: [out/*.txt]
+    destination: /results
+"#,
+            "ok demo/hello system=Some(\"em\") tasks=up=uplink,build=docker.build,load=docker.load,run=pod.run,ls=files.list,down=downlink",
+        );
+    }
+
+    #[test]
+    fn unknown_type_names_task_and_line() {
+        check(
+            &format!(
+                "{HEAD}  - id: up\n    type: uplink\n    source: /a\n  - id: build\n    type: docker.bild\n"
+            ),
+            "8:11 [build] task 'build' (line 8): unknown type 'docker.bild'; expected one of uplink, downlink, files.list, docker.build, docker.load, pod.run",
+        );
+        check(
+            &format!("{HEAD}  - id: x\n    type: dphi.space.cg2.nope\n"),
+            "5:11 [x] task 'x' (line 5): unknown type 'dphi.space.cg2.nope'; expected one of uplink, downlink, files.list, docker.build, docker.load, pod.run",
+        );
+    }
+
+    #[test]
+    fn prefix_is_accepted_for_every_type() {
+        for ty in TASK_TYPES {
+            let extra = match ty {
+                "uplink" | "downlink" => "    source: a\n",
+                "docker.build" | "pod.run" => "    image: x\n",
+                "docker.load" => "    image: x\n    tarfile: x.tar\n",
+                _ => "",
+            };
+            let yaml = format!("{HEAD}  - id: t\n    type: dphi.space.cg2.{ty}\n{extra}");
+            check(&yaml, &format!("ok demo/hello system=None tasks=t={ty}"));
+        }
+    }
+
+    #[test]
+    fn missing_required_field_names_type_and_task_line() {
+        check(
+            &format!("{HEAD}  - id: run\n    type: pod.run\n    command: [x]\n"),
+            "4:5 [run] task 'run' (pod.run, line 4): missing required field 'image'",
+        );
+        check(
+            "namespace: demo\ntasks: []\n",
+            "1:1 [-] operation (line 1): missing required field 'id'\n2:8 [-] operation (line 2): field 'tasks' must hold at least one task",
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_reported_at_the_key() {
+        check(
+            &format!(
+                "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    imag: y\nowner: bob\n"
+            ),
+            "7:5 [run] task 'run' (pod.run, line 7): unknown field 'imag'; expected one of id, type, description, on_failure, image, pod_name, command, args, env, volume, max_duration, node, ports, merge, scheduled_time\n\
+             8:1 [-] operation (line 8): unknown field 'owner'; expected one of id, namespace, system, description, labels, tasks",
+        );
+    }
+
+    #[test]
+    fn wrong_types() {
+        check(
+            &format!(
+                "{HEAD}  - id: run\n    type: pod.run\n    image: [x]\n    env: 3\n    merge: maybe\n"
+            ),
+            "6:12 [run] task 'run' (pod.run, line 6): field 'image' must be a string, not a list\n\
+             7:10 [run] task 'run' (pod.run, line 7): field 'env' must be a mapping or a list of {name, value}, not a number\n\
+             8:12 [run] task 'run' (pod.run, line 8): field 'merge' must be true or false, not a string",
+        );
+        check(
+            "id: x\nnamespace: d\ntasks: 3\n",
+            "3:8 [-] operation (line 3): field 'tasks' must be a list of tasks, not a number",
+        );
+        check(
+            "- a\n- b\n",
+            "1:1 [-] operation (line 1): an operation must be a mapping, not a list",
+        );
+    }
+
+    #[test]
+    fn duplicate_ids_and_bad_names() {
+        check(
+            &format!("{HEAD}  - id: a\n    type: files.list\n  - id: a\n    type: files.list\n"),
+            "6:9 [a] task 'a' (line 6): duplicate task id 'a' (first used at line 4)",
+        );
+        check(
+            "id: Hello World\nnamespace: d/e\ntasks:\n  - id: x\n    type: files.list\n    volume: Big\n",
+            "1:5 [-] operation (line 1): field 'id' 'Hello World' is not a valid operation id (lowercase letters, digits, '.', '_' and '-', 1 to 64 characters)\n\
+             2:12 [-] operation (line 2): field 'namespace' 'd/e' is not a valid namespace name (letters, digits, '_' and '-', 1 to 64 characters)\n\
+             6:13 [x] task 'x' (files.list, line 6): field 'volume' 'Big' is not a valid volume name (lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters)",
+        );
+    }
+
+    #[test]
+    fn durations_and_scheduled_time() {
+        check(
+            &format!(
+                "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    max_duration: soon\n    scheduled_time: 2026-01-01T00:00:00Z\n"
+            ),
+            "7:19 [run] task 'run' (pod.run, line 7): field 'max_duration' must be minutes as a number (10, 0.5) or a duration with a unit (90s, 5m, 1h), at most 7 days\n\
+             8:21 [run] task 'run' (pod.run, line 8): field 'scheduled_time' is not supported yet; leave it null",
+        );
+        let ms = |d: &str| match spec_of(&format!(
+            "{HEAD}  - id: b\n    type: docker.build\n    image: x\n    max_duration: {d}\n"
+        )) {
+            TaskSpec::DockerBuild {
+                max_duration_ms, ..
+            } => max_duration_ms,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(ms("10"), Some(600_000));
+        assert_eq!(ms("0.5"), Some(30_000));
+        assert_eq!(ms("90s"), Some(90_000));
+        assert_eq!(ms("\"1h\""), Some(3_600_000));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        check(
+            "id: x\nnamespace: d\ntasks:\n  - id: a\n   type: [unclosed\n",
+            "5:4 [-] YAML syntax error at line 5, column 4: while parsing a block collection, did not find expected '-' indicator",
+        );
+        check(
+            "id: x\nnamespace: [a\n",
+            "3:1 [-] YAML syntax error at line 3, column 1: while parsing a flow sequence, expected ',' or ']'",
+        );
+        check(
+            "id: x\nid: y\n",
+            "2:1 [-] YAML syntax error at line 2, column 1: duplicated key in mapping",
+        );
+        check(
+            "",
+            "1:1 [-] operation (line 1): the document is empty; expected an operation",
+        );
+    }
+
+    #[test]
+    fn deep_nesting_and_alias_bombs_are_rejected() {
+        let deep = format!(
+            "id: x\nnamespace: d\ntasks: {}{}\n",
+            "[".repeat(40),
+            "]".repeat(40)
+        );
+        let got = parse(&deep).unwrap_err();
+        assert!(got[0].message.contains("nested deeper than 32"), "{got:?}");
+        let mut bomb = String::from("a0: &a0 [x]\n");
+        for i in 1..40 {
+            bomb.push_str(&format!("a{i}: &a{i} [*a{}]\n", i - 1));
+        }
+        let got = parse(&bomb).unwrap_err();
+        assert!(got[0].message.contains("aliases expanded"), "{got:?}");
+    }
+
+    #[test]
+    fn fields_map_to_specs() {
+        assert_eq!(
+            spec_of(&format!(
+                "{HEAD}  - id: Run.Me\n    type: pod.run\n    image: registry:5000/a/b:1.10\n    command: echo hi\n    env: [{{name: A, value: 1.10}}, {{name: B}}]\n"
+            )),
+            TaskSpec::PodRun {
+                pod_name: "run-me".parse().unwrap(),
+                image: ImageRef {
+                    name: "registry:5000/a/b".into(),
+                    tag: "1.10".into()
+                },
+                command: Some(vec!["echo hi".into()]),
+                args: None,
+                env: vec![("A".into(), "1.10".into()), ("B".into(), String::new())],
+                volume: None,
+                max_duration_ms: None,
+            }
+        );
+        assert_eq!(
+            spec_of(&format!(
+                "{HEAD}  - id: up\n    type: uplink\n    source: app/\n    destination: /data/./x/\n    volume: payload\n"
+            )),
+            TaskSpec::Uplink {
+                sources: vec!["/app".parse().unwrap()],
+                destination: "data/x".parse().unwrap(),
+                volume: Some("payload".parse().unwrap())
+            }
+        );
+        check(
+            &format!("{HEAD}  - id: up\n    type: uplink\n    source: [../etc]\n"),
+            "6:13 [up] task 'up' (uplink, line 6): field 'source' has a bad path '../etc': '..' is not allowed",
+        );
+        check(
+            &format!(
+                "{HEAD}  - id: p\n    type: pod.run\n    image: x\n  - id: q\n    type: pod.run\n    image: y\n    pod_name: p\n"
+            ),
+            "7:5 [q] task 'q' (pod.run, line 7): pod_name 'p' is already used by the task at line 4",
+        );
+    }
+}
