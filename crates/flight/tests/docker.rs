@@ -221,8 +221,7 @@ impl World {
     async fn uplink(&self, tenant: usize, files: &[(&str, &[u8], u32)]) {
         let mut list = Vec::new();
         for (path, data, mode) in files {
-            let digest = Digest::of(data);
-            std::fs::write(self.agent.object_layout().path(&digest), data).unwrap();
+            let digest = self.agent.object_layout().put(data).unwrap();
             self.agent
                 .handle_event(link::LinkEvent::ObjectReceived(digest));
             list.push(UplinkFile {

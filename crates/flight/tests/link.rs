@@ -83,10 +83,7 @@ async fn runs_a_plan_sent_over_the_link() {
     let dir = tempfile::tempdir().unwrap();
     let (flight_addr, ground_addr) = (free_addr(), free_addr());
     let key = wire::LinkKey::from_bytes(rand::random());
-    let ground_objects = link::ObjectLayout {
-        root: dir.path().join("ground/objects"),
-        fanout: true,
-    };
+    let ground_objects = link::ObjectLayout::new(dir.path().join("ground/objects"));
     let endpoint = link::EndpointConfig {
         bind: ground_addr,
         peer: flight_addr,
