@@ -8,7 +8,7 @@
 //! an earlier file; each member's data (with its padding) lies inside the file.
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use crate::error::{ArchiveError, ErrorKind, io, not_tar, refused, too_large};
 use crate::{MAX_LINK_HOPS, MAX_MEMBERS, MAX_METADATA_BYTES, MAX_METADATA_TOTAL};
@@ -147,7 +147,10 @@ pub(crate) fn index(reader: &mut dyn ReadSeek) -> Result<Members, ArchiveError> 
         list: Vec::new(),
         by_name: HashMap::new(),
     };
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(Skipping {
+        inner: BufReader::with_capacity(64 << 10, reader),
+        pos: 0,
+    });
     for entry in archive.entries_with_seek().map_err(not_tar)? {
         let entry = entry.map_err(not_tar)?;
         if members.list.len() == MAX_MEMBERS {
@@ -305,6 +308,39 @@ impl Members {
             self.resolve(&m.name)?;
         }
         Ok(())
+    }
+}
+
+/// A buffered reader whose relative seeks (the tar reader skipping a member's data, often by
+/// nothing) keep the buffer: a plain `BufReader` drops it on every seek, re-reading the file for
+/// each header.
+struct Skipping<'a> {
+    inner: BufReader<&'a mut dyn ReadSeek>,
+    /// The position in the file (the inner reader starts at 0).
+    pos: u64,
+}
+
+impl Read for Skipping<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Skipping<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        match pos {
+            SeekFrom::Current(delta) => {
+                let to = self.pos.checked_add_signed(delta).ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek out of range")
+                })?;
+                self.inner.seek_relative(delta)?;
+                self.pos = to;
+            }
+            other => self.pos = self.inner.seek(other)?,
+        }
+        Ok(self.pos)
     }
 }
 
