@@ -43,26 +43,32 @@ pub fn lint_archive(path: &Path, system: &System, options: &ArchiveOptions<'_>) 
     let mut facts = Facts::default();
     match imagefmt::inspect_file(path) {
         Ok(archive) => {
-            let mut onboard: BTreeSet<&str> = options.known_layers.iter().map(String::as_str).collect();
+            let mut onboard: BTreeSet<&str> =
+                options.known_layers.iter().map(String::as_str).collect();
             for b in &system.catalogue.images {
                 onboard.extend(b.layers.iter().map(String::as_str));
             }
             for img in archive.images() {
-                facts.archive.push(check_image(&mut out, img, system, &onboard, options));
+                facts
+                    .archive
+                    .push(check_image(&mut out, img, system, &onboard, options));
             }
         }
-        Err(e) => match refusal_code(e.kind()) {
-            "OD606" => out.push(
-                "OD606",
-                format!("the flight refuses this image archive: {e}"),
-                Some("upload the output of `docker save IMAGE > image.tar` as it is; do not edit the archive".into()),
-            ),
-            code => out.push(
-                code,
-                format!("cannot read the image archive: {e}"),
-                Some("upload the output of `docker save IMAGE > image.tar` (uncompressed)".into()),
-            ),
-        },
+        Err(e) => {
+            let code = refusal_code(e.kind());
+            let (message, help) = if code == "OD606" {
+                (
+                    format!("the flight refuses this image archive: {e}"),
+                    "upload the output of `docker save IMAGE > image.tar` as it is; do not edit the archive",
+                )
+            } else {
+                (
+                    format!("cannot read the image archive: {e}"),
+                    "upload the output of `docker save IMAGE > image.tar` (uncompressed)",
+                )
+            };
+            out.push(code, message, Some(help.into()));
+        }
     }
     Report::finish(out.diagnostics, facts, Vec::new())
 }
