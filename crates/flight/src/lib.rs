@@ -24,7 +24,6 @@
 //! queue 256 plans, a log tail 100 lines, a listing 10,000 entries.
 
 mod agent;
-mod archive;
 mod config;
 mod dockerfile;
 mod error;

@@ -661,20 +661,22 @@ pub(crate) mod fake {
         ) -> BoxFuture<'a, RtResult<()>> {
             Box::pin(async move {
                 let bytes = std::fs::read(archive).unwrap();
-                let images = crate::archive::inspect(&bytes[..]).map_err(RuntimeError::failed)?;
+                let archive = imagefmt::inspect(std::io::Cursor::new(&bytes))
+                    .map_err(|e| RuntimeError::failed(e.to_string()))?;
                 let mut s = self.script.lock().unwrap();
                 s.calls.push(Call::Load);
-                s.bodies.push(bytes);
-                for i in images {
-                    log.push_line(&format!("Loaded image ID: {}", i.id));
+                for i in archive.images() {
+                    let id = i.id.to_string();
+                    log.push_line(&format!("Loaded image ID: {id}"));
                     s.images.insert(
-                        i.id.clone(),
+                        id.clone(),
                         ImageInfo {
-                            id: i.id,
+                            id,
                             ..Default::default()
                         },
                     );
                 }
+                s.bodies.push(bytes);
                 Ok(())
             })
         }
