@@ -168,7 +168,7 @@ async fn cleanup(tenant: &str, extra: &[String]) -> Result<(), bollard::errors::
 impl World {
     async fn new(tenants: usize) -> World {
         let mut lines = Vec::new();
-        let catalogue = flight::seed_bases(&mut |l: &str| lines.push(l.to_string()))
+        let catalogue = standins::seed_bases(&mut |l: &str| lines.push(l.to_string()))
             .await
             .expect("seed-bases needs the Docker Engine (and a static busybox or apt-get)");
         assert!(

@@ -77,7 +77,7 @@ fn task(id: &str, kind: TaskKind) -> PlanTask {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_a_plan_sent_over_the_link() {
-    flight::seed_bases(&mut |_| {})
+    standins::seed_bases(&mut |_| {})
         .await
         .expect("seed-bases needs the Docker Engine");
     let dir = tempfile::tempdir().unwrap();
