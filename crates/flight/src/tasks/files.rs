@@ -1,0 +1,414 @@
+//! Files in a volume: uplink (objects placed atomically after their digest verified),
+//! downlink (files become objects queued for the ground) and files.list.
+
+use super::*;
+
+impl Executor {
+    #[allow(clippy::result_large_err)]
+    pub(super) async fn uplink(
+        &self,
+        tenant: &str,
+        volume: &str,
+        files: &[UplinkFile],
+    ) -> Step<TaskResult> {
+        names::check_volume(volume).map_err(invalid)?;
+        let mut targets = Vec::with_capacity(files.len());
+        for f in files {
+            let rel = RelPath::parse(&f.path).map_err(invalid)?;
+            if rel.is_root() {
+                return Err(invalid(format!(
+                    "uplink file {:?} names the volume root",
+                    f.path
+                )));
+            }
+            targets.push((rel, f.digest, f.mode));
+        }
+        let digests: Vec<Digest> = files.iter().map(|f| f.digest).collect();
+        let outbox = self.outbox.clone();
+        let missing = self
+            .store
+            .wait_for(&digests, self.object_wait, NEED_RETRY, &mut |stalled| {
+                tracing::info!(
+                    objects = stalled.len(),
+                    "asking again for objects that stopped arriving"
+                );
+                // Best effort: when the outbox is full, the next round asks again.
+                let need = Message::Need { digests: stalled };
+                let _ = outbox.try_send(Outgoing::Message(need));
+            })
+            .await;
+        if !missing.is_empty() {
+            let some: Vec<String> = missing.iter().take(3).map(Digest::to_string).collect();
+            return Err(TaskResult::fail(
+                ErrorCode::TransferFailed,
+                format!(
+                    "{} of {} objects did not arrive within {}: {}{}",
+                    missing.len(),
+                    digests.len(),
+                    duration(self.object_wait),
+                    some.join(", "),
+                    if missing.len() > 3 { ", ..." } else { "" }
+                ),
+            ));
+        }
+        let (root, owner) = self
+            .volumes
+            .ensure_volume(tenant, volume)
+            .map_err(execution_error)?;
+        let (volumes, store) = (self.volumes.clone(), self.store.clone());
+        let (count, bytes) = blocking(move || -> Step<(usize, u64)> {
+            let mut bytes = 0;
+            for (rel, digest, mode) in &targets {
+                let path = volumes::prepare_write(&volumes, &root, rel, owner)
+                    .map_err(|e| path_failure(e, ErrorCode::ExecutionError))?;
+                let mut source = File::open(store.path(digest)).map_err(|e| {
+                    execution_error(format!("object {digest} for {}: {e}", rel.display()))
+                })?;
+                bytes += fsutil::write_atomic_from(&path, &mut source, Some(*mode))
+                    .map_err(|e| execution_error(format!("cannot write {}: {e}", rel.display())))?;
+                volumes.chown(&path, owner);
+            }
+            Ok((targets.len(), bytes))
+        })
+        .await??;
+        Ok(TaskResult::ok(TaskOutputs {
+            message: Some(format!("{count} files, {bytes} bytes")),
+            ..TaskOutputs::default()
+        }))
+    }
+
+    #[allow(clippy::result_large_err)]
+    pub(super) async fn downlink(
+        &self,
+        tenant: &str,
+        volume: &str,
+        sources: &[String],
+    ) -> Step<TaskResult> {
+        names::check_volume(volume).map_err(invalid)?;
+        if sources.is_empty() {
+            return Err(invalid("the downlink names no source".into()));
+        }
+        let root = self.volumes.volume_dir(tenant, volume);
+        if !root.is_dir() {
+            return Err(execution_error(format!("volume {volume} does not exist")));
+        }
+        let sources = sources.to_vec();
+        let files = blocking(move || -> Step<BTreeMap<String, PathBuf>> {
+            let mut all = BTreeMap::new();
+            for source in &sources {
+                let found = volumes::expand(&root, source)
+                    .map_err(|e| path_failure(e, ErrorCode::ExecutionError))?;
+                if found.is_empty() {
+                    return Err(execution_error(format!("File not found: {source}")));
+                }
+                all.extend(found);
+                if all.len() > MAX_DOWNLINK_FILES {
+                    return Err(invalid(format!(
+                        "the downlink names more than {MAX_DOWNLINK_FILES} files"
+                    )));
+                }
+            }
+            Ok(all)
+        })
+        .await??;
+        // Each file becomes an object of the store first: what is sent is that snapshot, whatever
+        // happens to the file later. Nothing is queued unless every file could be read.
+        let mut refs = Vec::with_capacity(files.len());
+        let mut objects = Vec::new();
+        let mut seen = HashSet::new();
+        let mut total = 0;
+        for (rel, path) in files {
+            let store = self.store.clone();
+            let (digest, size) = blocking(move || store.add_file(&path))
+                .await?
+                .map_err(|e| {
+                    execution_error(format!("cannot copy /{rel} for the downlink: {e}"))
+                })?;
+            if seen.insert(digest) {
+                objects.push((digest, size));
+            }
+            total += size;
+            refs.push(FileRef {
+                path: format!("/{rel}"),
+                digest,
+                size,
+            });
+        }
+        // The link delivers the objects, perhaps long after the task's event; the ground waits
+        // for them.
+        for (digest, size) in objects {
+            let object = Outgoing::Object {
+                digest,
+                size,
+                priority: DOWNLINK_PRIORITY,
+            };
+            self.outbox
+                .send(object)
+                .await
+                .map_err(|_| execution_error("the link to the ground has stopped"))?;
+        }
+        Ok(TaskResult::ok(TaskOutputs {
+            message: Some(format!("{} files, {total} bytes", refs.len())),
+            files: refs,
+            ..TaskOutputs::default()
+        }))
+    }
+
+    pub(super) async fn files_list(
+        &self,
+        tenant: &str,
+        volume: Option<&str>,
+        folder: &str,
+        depth: u32,
+    ) -> Step<TaskResult> {
+        let folder = RelPath::parse(folder).map_err(invalid)?;
+        let root = match volume {
+            Some(v) => {
+                names::check_volume(v).map_err(invalid)?;
+                let root = self.volumes.volume_dir(tenant, v);
+                if !root.is_dir() {
+                    return Err(execution_error(format!("volume {v} does not exist")));
+                }
+                root
+            }
+            None => {
+                let root = self.volumes.tenant_dir(tenant);
+                if !root.is_dir() && folder.is_root() {
+                    return Ok(TaskResult::ok(TaskOutputs {
+                        message: Some("0 entries".into()),
+                        ..TaskOutputs::default()
+                    }));
+                }
+                root
+            }
+        };
+        let dir = volumes::resolve_existing(&root, &folder).map_err(|e| match e {
+            PathError::NotFound(_) => {
+                execution_error(format!("Folder not found: {}", folder.display()))
+            }
+            e => path_failure(e, ErrorCode::ExecutionError),
+        })?;
+        if !dir.is_dir() {
+            return Err(execution_error(format!(
+                "{} is not a folder",
+                folder.display()
+            )));
+        }
+        let prefix = if folder.is_root() {
+            String::new()
+        } else {
+            folder.display()
+        };
+        let (listing, truncated) =
+            blocking(move || volumes::list(&dir, &prefix, depth.max(1), MAX_LISTING)).await?;
+        let mut message = format!("{} entries", listing.len());
+        if truncated {
+            message.push_str(&format!(", cut at {MAX_LISTING}"));
+        }
+        Ok(TaskResult::ok(TaskOutputs {
+            listing,
+            message: Some(message),
+            ..TaskOutputs::default()
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::*;
+
+    #[tokio::test]
+    async fn uplink_places_verified_objects() {
+        let r = rig(|_| {});
+        let a = r.exec.store.put(b"input data\n");
+        let b = r.exec.store.put(b"#!/bin/sh\n");
+        let files = vec![
+            UplinkFile {
+                path: "/in/input.txt".into(),
+                digest: a,
+                size: 11,
+                mode: 0o644,
+            },
+            UplinkFile {
+                path: "bin/run.sh".into(),
+                digest: b,
+                size: 10,
+                mode: 0o755,
+            },
+        ];
+        let res = r
+            .run(TaskKind::Uplink {
+                volume: "pvc".into(),
+                files,
+            })
+            .await;
+        assert!(res.succeeded(), "{res:?}");
+        assert_eq!(res.outputs.message.as_deref(), Some("2 files, 21 bytes"));
+        assert_eq!(
+            fs::read(r.volume().join("in/input.txt")).unwrap(),
+            b"input data\n"
+        );
+        let mode = fs::metadata(r.volume().join("bin/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+    }
+
+    #[tokio::test]
+    async fn uplink_fails_when_objects_never_come() {
+        let r = rig(|_| {});
+        let d = Digest::of(b"never sent");
+        let files = vec![UplinkFile {
+            path: "x".into(),
+            digest: d,
+            size: 10,
+            mode: 0o644,
+        }];
+        let res = r
+            .run(TaskKind::Uplink {
+                volume: "pvc".into(),
+                files,
+            })
+            .await;
+        assert_eq!(code(&res), Some(21), "{res:?}");
+        for bad in ["../x", "/"] {
+            let files = vec![UplinkFile {
+                path: bad.into(),
+                digest: d,
+                size: 1,
+                mode: 0o644,
+            }];
+            let res = r
+                .run(TaskKind::Uplink {
+                    volume: "pvc".into(),
+                    files,
+                })
+                .await;
+            assert_eq!(code(&res), Some(2), "{bad}: {res:?}");
+        }
+        let res = r
+            .run(TaskKind::Uplink {
+                volume: "../pvc".into(),
+                files: vec![],
+            })
+            .await;
+        assert_eq!(code(&res), Some(2));
+    }
+
+    #[tokio::test]
+    async fn downlink_makes_objects_and_queues_each_once() {
+        let mut r = rig(|_| {});
+        let big = vec![7u8; (1 << 20) + 10];
+        r.put(&[
+            ("out/a.txt", b"a"),
+            ("out/b.bin", &big),
+            ("out/same.txt", b"a"),
+            ("out/empty", b""),
+        ]);
+        let res = r
+            .run(TaskKind::Downlink {
+                volume: "pvc".into(),
+                sources: vec!["out/*".into()],
+            })
+            .await;
+        assert!(res.succeeded(), "{res:?}");
+        let paths: Vec<(&str, u64)> = res
+            .outputs
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.size))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("/out/a.txt", 1),
+                ("/out/b.bin", big.len() as u64),
+                ("/out/empty", 0),
+                ("/out/same.txt", 1)
+            ]
+        );
+        // Every file is an object of the store; identical files are queued once.
+        let mut queued = Vec::new();
+        while let Ok(Outgoing::Object {
+            digest,
+            size,
+            priority,
+        }) = r.rx.try_recv()
+        {
+            assert_eq!(priority, DOWNLINK_PRIORITY);
+            assert_eq!(
+                fs::metadata(r.exec.store.path(&digest)).unwrap().len(),
+                size
+            );
+            queued.push(digest);
+        }
+        assert_eq!(queued.len(), 3);
+        for f in &res.outputs.files {
+            assert!(queued.contains(&f.digest));
+            assert_eq!(
+                Digest::of(&fs::read(r.exec.store.path(&f.digest)).unwrap()),
+                f.digest
+            );
+        }
+
+        let res = r
+            .run(TaskKind::Downlink {
+                volume: "pvc".into(),
+                sources: vec!["out/a.txt".into(), "nope*.txt".into()],
+            })
+            .await;
+        assert_eq!(code(&res), Some(4));
+        assert_eq!(res.error.unwrap().message, "File not found: nope*.txt");
+        let res = r
+            .run(TaskKind::Downlink {
+                volume: "pvc".into(),
+                sources: vec!["../../etc/passwd".into()],
+            })
+            .await;
+        assert_eq!(code(&res), Some(2));
+    }
+
+    #[tokio::test]
+    async fn lists_a_volume_or_all_of_them() {
+        let r = rig(|_| {});
+        r.put(&[("a/b/c.txt", b"abc"), ("top.txt", b"t")]);
+        let res = r
+            .run(TaskKind::FilesList {
+                volume: Some("pvc".into()),
+                folder: "/a".into(),
+                depth: 1,
+            })
+            .await;
+        let paths: Vec<&str> = res
+            .outputs
+            .listing
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect();
+        assert_eq!(paths, ["/a/b"]);
+        let res = r
+            .run(TaskKind::FilesList {
+                volume: None,
+                folder: "/".into(),
+                depth: 2,
+            })
+            .await;
+        let paths: Vec<&str> = res
+            .outputs
+            .listing
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect();
+        assert_eq!(paths, ["/pvc", "/pvc/a", "/pvc/top.txt"]);
+        let res = r
+            .run(TaskKind::FilesList {
+                volume: Some("pvc".into()),
+                folder: "/nope".into(),
+                depth: 1,
+            })
+            .await;
+        assert_eq!(code(&res), Some(4));
+    }
+}

@@ -1,0 +1,542 @@
+//! Images: docker.build (air-gapped, every base checked against the catalogue and the tenant's
+//! images, tenant references rewritten) and docker.load (an archive judged by `imagefmt`,
+//! loaded without its own names, tagged under the tenant's prefix).
+
+use super::*;
+
+impl Executor {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn build(
+        &self,
+        tenant: &str,
+        execution: &str,
+        volume: &str,
+        dockerfile: &str,
+        context: &str,
+        image: &ImageRef,
+        limit: Duration,
+    ) -> Step<TaskResult> {
+        names::check_volume(volume).map_err(invalid)?;
+        names::check_image_name(&image.name).map_err(invalid)?;
+        names::check_tag(&image.tag).map_err(invalid)?;
+        let root = self.volumes.volume_dir(tenant, volume);
+        let df_rel = RelPath::parse(dockerfile).map_err(invalid)?;
+        let ctx_rel = RelPath::parse(context).map_err(invalid)?;
+        let df_path = volume_file(
+            &root,
+            &df_rel,
+            ErrorCode::DockerDockerfileNotFound,
+            "Dockerfile",
+        )?;
+        let text = read_dockerfile(&df_path).map_err(|m| {
+            TaskResult::fail(ErrorCode::FormatError, format!("{}: {m}", df_rel.display()))
+        })?;
+        let build_failed =
+            |m: String| TaskResult::fail(ErrorCode::DockerBuildFailed, format!("Dockerfile {m}"));
+        let parsed = dockerfile::parse(&text).map_err(build_failed)?;
+        let uses = parsed.references(&self.catalogue).map_err(build_failed)?;
+        if let Some((line, url)) = parsed.downloads().into_iter().next() {
+            return Err(TaskResult::fail(
+                ErrorCode::DockerBuildFailed,
+                if url.contains('$') {
+                    format!(
+                        "ADD {url} (Dockerfile line {line}): a variable in an ADD source could name a URL, and nothing can be downloaded onboard; use COPY"
+                    )
+                } else {
+                    format!("ADD {url} (Dockerfile line {line}): nothing can be downloaded onboard")
+                },
+            ));
+        }
+
+        // Every image the build names must exist onboard; tenant images get their prefix.
+        let mut replacements = Vec::new();
+        for u in &uses {
+            match &u.target {
+                Target::Scratch | Target::Stage => {}
+                Target::Catalogue(name) => {
+                    self.inspect(name).await?.ok_or_else(|| {
+                        TaskResult::fail(
+                            ErrorCode::DockerImageNotFound,
+                            format!("{} (Dockerfile line {}): the catalogue image {name} is not loaded onboard", u.image, u.line),
+                        )
+                    })?;
+                    if u.image != *name {
+                        replacements.push((u.instruction, name.clone()));
+                    }
+                }
+                Target::Tenant { name, tag } => {
+                    let full = tenant_image(tenant, name, tag);
+                    let info = self.inspect(&full).await?.ok_or_else(|| {
+                        TaskResult::fail(
+                            ErrorCode::DockerImageNotFound,
+                            u.not_found(&self.catalogue),
+                        )
+                    })?;
+                    // ONBUILD triggers run in this build: one copying from another image could
+                    // reach an image that is not the tenant's.
+                    if info.on_build.iter().any(|t| {
+                        t.to_ascii_lowercase().contains("--from")
+                            || !dockerfile::remote_words(t).is_empty()
+                    }) {
+                        return Err(TaskResult::fail(
+                            ErrorCode::DockerBuildFailed,
+                            format!(
+                                "{} (Dockerfile line {}): its ONBUILD instructions copy from another image or download, which is not allowed onboard",
+                                u.image, u.line
+                            ),
+                        ));
+                    }
+                    replacements.push((u.instruction, full));
+                }
+                Target::Unknown => {
+                    return Err(TaskResult::fail(
+                        ErrorCode::DockerImageNotFound,
+                        u.not_found(&self.catalogue),
+                    ));
+                }
+            }
+        }
+        let rewritten = if replacements.is_empty() {
+            None
+        } else {
+            Some(parsed.rewrite(&replacements).map_err(build_failed)?)
+        };
+
+        let ctx_dir = volumes::resolve_existing(&root, &ctx_rel).map_err(|e| match e {
+            PathError::NotFound(_) => {
+                execution_error(format!("Build context not found: {}", ctx_rel.display()))
+            }
+            e => path_failure(e, ErrorCode::ExecutionError),
+        })?;
+        if !ctx_dir.is_dir() {
+            return Err(execution_error(format!(
+                "Build context {} is not a folder",
+                ctx_rel.display()
+            )));
+        }
+        let (dockerfile_name, extra) = match (rewritten, df_path.strip_prefix(&ctx_dir)) {
+            (None, Ok(inside)) => (inside.to_string_lossy().into_owned(), None),
+            (rewritten, _) => (
+                CONTEXT_DOCKERFILE.to_string(),
+                Some(rewritten.unwrap_or(text).into_bytes()),
+            ),
+        };
+        let tar_path = self.scratch_file("build");
+        let (ctx, out) = (ctx_dir.clone(), tar_path.clone());
+        blocking(move || tar_context(&ctx, extra.as_deref(), &out))
+            .await?
+            .map_err(|e| {
+                execution_error(format!(
+                    "cannot pack the build context {}: {e}",
+                    ctx_rel.display()
+                ))
+            })?;
+
+        let full = tenant_image(tenant, &image.name, &image.tag);
+        let request = BuildRequest {
+            tag: full.clone(),
+            dockerfile: dockerfile_name,
+            labels: labels(tenant, execution),
+            context: Body::File(tar_path.clone()),
+        };
+        let log = LogBook::new(0);
+        let outcome = tokio::time::timeout(limit, self.runtime.build_image(&request, &log)).await;
+        let _ = fs::remove_file(&tar_path);
+        match outcome {
+            Err(_) => Err(TaskResult::fail(
+                ErrorCode::MaxDurationExceeded,
+                format!("build stopped after {}", duration(limit)),
+            )
+            .tail(log.tail())),
+            Ok(Err(e)) => {
+                Err(TaskResult::fail(ErrorCode::DockerBuildFailed, e.message).tail(log.tail()))
+            }
+            Ok(Ok(())) => {
+                let id = self.inspect(&full).await?.map(|i| i.id).unwrap_or_default();
+                Ok(TaskResult::ok(TaskOutputs {
+                    image: Some(full.clone()),
+                    message: Some(format!("built {full} ({})", names::short_id(&id))),
+                    ..TaskOutputs::default()
+                })
+                .tail(log.tail()))
+            }
+        }
+    }
+
+    pub(super) async fn load(
+        &self,
+        tenant: &str,
+        volume: &str,
+        tarfile: &str,
+        image: &ImageRef,
+    ) -> Step<TaskResult> {
+        names::check_volume(volume).map_err(invalid)?;
+        names::check_image_name(&image.name).map_err(invalid)?;
+        names::check_tag(&image.tag).map_err(invalid)?;
+        let root = self.volumes.volume_dir(tenant, volume);
+        let rel = RelPath::parse(tarfile).map_err(invalid)?;
+        let path = volume_file(&root, &rel, ErrorCode::DockerTarfileNotFound, "Tar file")?;
+        let load_failed = |m: String| TaskResult::fail(ErrorCode::DockerTarfileLoadFailed, m);
+        let p = path.clone();
+        let archive = blocking(move || imagefmt::inspect_file(&p))
+            .await?
+            .map_err(|e| load_failed(format!("{}: {e}", rel.display())))?;
+        let wanted = format!("{}:{}", image.name, image.tag);
+        let Some(index) = archive.find(&wanted) else {
+            return Err(TaskResult::fail(
+                ErrorCode::DockerImageLoadFailed,
+                format!("archive holds {}, not {wanted}", archive.describe_tags()),
+            ));
+        };
+        let id = archive.images()[index].id.to_string();
+
+        // Load a copy that names nothing, then tag the image id ourselves.
+        let staged = self.scratch_file("load");
+        let (p, out) = (path.clone(), staged.clone());
+        let rewritten = blocking(move || -> Result<(), String> {
+            let input = File::open(&p).map_err(|e| e.to_string())?;
+            let output = File::create(&out).map_err(|e| e.to_string())?;
+            imagefmt::write_unnamed(
+                BufReader::new(input),
+                &archive,
+                index,
+                BufWriter::new(output),
+            )
+            .map_err(|e| e.to_string())
+        })
+        .await?;
+        if let Err(m) = rewritten {
+            let _ = fs::remove_file(&staged);
+            return Err(load_failed(format!("{}: {m}", rel.display())));
+        }
+        let log = LogBook::new(0);
+        let outcome =
+            tokio::time::timeout(LOAD_TIMEOUT, self.runtime.load_image(&staged, &log)).await;
+        let _ = fs::remove_file(&staged);
+        match outcome {
+            Err(_) => {
+                return Err(load_failed(format!(
+                    "docker load did not finish within {}",
+                    duration(LOAD_TIMEOUT)
+                ))
+                .tail(log.tail()));
+            }
+            Ok(Err(e)) => return Err(load_failed(e.message).tail(log.tail())),
+            Ok(Ok(())) => {}
+        }
+        if self.inspect(&id).await?.is_none() {
+            return Err(load_failed(format!(
+                "the archive loaded, but its image {id} is not there"
+            ))
+            .tail(log.tail()));
+        }
+        let repo = format!("{}/{tenant}/{}", names::TENANT_IMAGE_PREFIX, image.name);
+        self.runtime
+            .tag_image(&id, &repo, &image.tag)
+            .await
+            .map_err(|e| {
+                load_failed(format!(
+                    "cannot tag {id} as {repo}:{}: {}",
+                    image.tag, e.message
+                ))
+            })?;
+        let full = tenant_image(tenant, &image.name, &image.tag);
+        Ok(TaskResult::ok(TaskOutputs {
+            image: Some(full.clone()),
+            message: Some(format!("loaded {full} ({})", names::short_id(&id))),
+            ..TaskOutputs::default()
+        })
+        .tail(log.tail()))
+    }
+}
+
+fn read_dockerfile(path: &Path) -> Result<String, String> {
+    let len = fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if len > dockerfile::MAX_DOCKERFILE as u64 {
+        return Err(format!(
+            "the Dockerfile is larger than {} bytes",
+            dockerfile::MAX_DOCKERFILE
+        ));
+    }
+    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|_| "the Dockerfile is not UTF-8 text".to_string())
+}
+
+/// Packs a build context into an uncompressed tar at `out`, without following symlinks (they
+/// go in as symlinks; the daemon resolves them inside the context). Files belong to root in the
+/// tar. `extra` is added as [`CONTEXT_DOCKERFILE`].
+fn tar_context(dir: &Path, extra: Option<&[u8]>, out: &Path) -> io::Result<()> {
+    let (entries, truncated) = volumes::walk(dir, u32::MAX, volumes::MAX_WALK);
+    if truncated {
+        return Err(io::Error::other(format!(
+            "more than {} entries",
+            volumes::MAX_WALK
+        )));
+    }
+    let mut tar = tar::Builder::new(BufWriter::new(File::create(out)?));
+    for e in entries {
+        if e.rel == CONTEXT_DOCKERFILE {
+            continue;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mode(e.meta.permissions().mode() & 0o7777);
+        h.set_mtime(e.meta.modified().map(fsutil::unix_ms).unwrap_or(0) / 1000);
+        let kind = e.meta.file_type();
+        if kind.is_dir() {
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            tar.append_data(&mut h, format!("{}/", e.rel), io::empty())?;
+        } else if kind.is_symlink() {
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            tar.append_link(&mut h, &e.rel, fs::read_link(&e.path)?)?;
+        } else if kind.is_file() {
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(e.meta.len());
+            tar.append_data(&mut h, &e.rel, File::open(&e.path)?)?;
+        }
+    }
+    if let Some(bytes) = extra {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(bytes.len() as u64);
+        tar.append_data(&mut h, CONTEXT_DOCKERFILE, bytes)?;
+    }
+    tar.into_inner()?.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::*;
+
+    #[tokio::test]
+    async fn build_checks_every_base_and_rewrites_tenant_images() {
+        let r = rig(|s| {
+            s.images.insert(
+                "tenants/alice/base:1".into(),
+                ImageInfo {
+                    id: "sha256:c".into(),
+                    ..Default::default()
+                },
+            );
+            s.build_log = vec!["Step 1/3 : FROM x".into()];
+        });
+        r.put(&[
+            ("app/Dockerfile", b"FROM busybox:latest\nCOPY x /x\n"),
+            ("app/x", b"x"),
+            (
+                "Dockerfile.tenant",
+                b"FROM fpga.dphi.space:5000/busybox AS b\nFROM base:1\nCOPY --from=b /bin /bin\n",
+            ),
+            ("Dockerfile.ubuntu", b"FROM ubuntu:22.04\n"),
+            ("Dockerfile.other", b"FROM base:2\n"),
+            (
+                "Dockerfile.add",
+                b"FROM busybox\nADD https://example.com/x /x\n",
+            ),
+        ]);
+        std::os::unix::fs::symlink("/etc/passwd", r.volume().join("app/link")).unwrap();
+
+        // A Dockerfile inside the context, unchanged: sent as is.
+        let res = r.run(build("app/Dockerfile")).await;
+        assert!(res.succeeded(), "{res:?}");
+        assert_eq!(res.outputs.image.as_deref(), Some("tenants/alice/hello:v1"));
+        assert_eq!(res.outputs.log_tail, ["Step 1/3 : FROM x"]);
+        let context = tar_names(&r.fake.script.lock().unwrap().bodies[0]);
+        assert_eq!(
+            context.keys().collect::<Vec<_>>(),
+            ["Dockerfile", "link", "x"]
+        );
+
+        // Outside the context and rewritten: added as .orbitdock.Dockerfile.
+        let res = r.run(build("Dockerfile.tenant")).await;
+        assert!(res.succeeded(), "{res:?}");
+        let context = tar_names(&r.fake.script.lock().unwrap().bodies[1]);
+        assert_eq!(
+            context[CONTEXT_DOCKERFILE],
+            "FROM busybox:latest AS b\nFROM tenants/alice/base:1\nCOPY --from=b /bin /bin\n"
+        );
+        let builds: Vec<Call> = r
+            .fake
+            .calls()
+            .into_iter()
+            .filter(|c| matches!(c, Call::Build { .. }))
+            .collect();
+        let Call::Build {
+            tag,
+            dockerfile,
+            labels,
+        } = &builds[1]
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (tag.as_str(), dockerfile.as_str()),
+            ("tenants/alice/hello:v1", CONTEXT_DOCKERFILE)
+        );
+        assert_eq!(labels["org.orbitdock.tenant"], "alice");
+
+        let res = r.run(build("Dockerfile.ubuntu")).await;
+        assert_eq!(code(&res), Some(15));
+        assert!(res.error.unwrap().message.starts_with("FROM ubuntu:22.04 (Dockerfile line 1): not in the onboard catalogue (gcr.io/distroless/static-debian12:latest"));
+        let res = r.run(build("Dockerfile.other")).await;
+        assert_eq!(code(&res), Some(15));
+        let res = r.run(build("Dockerfile.add")).await;
+        assert_eq!(code(&res), Some(12));
+        assert_eq!(
+            res.error.unwrap().message,
+            "ADD https://example.com/x (Dockerfile line 2): nothing can be downloaded onboard"
+        );
+        let res = r.run(build("missing/Dockerfile")).await;
+        assert_eq!(code(&res), Some(13));
+        assert_eq!(
+            res.error.unwrap().message,
+            "Dockerfile not found: /missing/Dockerfile"
+        );
+        // Only the two good builds reached the runtime.
+        assert_eq!(
+            r.fake
+                .calls()
+                .iter()
+                .filter(|c| matches!(c, Call::Build { .. }))
+                .count(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn build_failures_carry_the_daemon_message_and_log() {
+        let r = rig(|s| {
+            s.build_log = vec![
+                "Step 2/2 : RUN wget x".into(),
+                "wget: bad address 'x'".into(),
+            ];
+            s.build_error =
+                Some("The command '/bin/sh -c wget x' returned a non-zero code: 1".into());
+        });
+        r.put(&[("app/Dockerfile", b"FROM busybox\nRUN wget x\n")]);
+        let res = r.run(build("app/Dockerfile")).await;
+        let e = res.error.unwrap();
+        assert_eq!(e.code.code(), 12);
+        assert_eq!(
+            e.message,
+            "The command '/bin/sh -c wget x' returned a non-zero code: 1"
+        );
+        assert_eq!(e.log_tail.len(), 3);
+
+        let r = rig(|s| s.build_hangs = true);
+        r.put(&[("app/Dockerfile", b"FROM busybox\n")]);
+        let mut kind = build("app/Dockerfile");
+        if let TaskKind::DockerBuild {
+            max_duration_ms, ..
+        } = &mut kind
+        {
+            *max_duration_ms = Some(50);
+        }
+        let res = r.run(kind).await;
+        assert_eq!(code(&res), Some(20));
+    }
+
+    /// sha256 of `{}`, the config of [`save_archive`]'s image.
+    const CONFIG_HEX: &str = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+
+    fn save_archive(tags: &[&str]) -> Vec<u8> {
+        save_archive_with(tags, CONFIG_HEX)
+    }
+
+    fn save_archive_with(tags: &[&str], hex: &str) -> Vec<u8> {
+        let manifest =
+            serde_json::json!([{"Config": format!("{hex}.json"), "RepoTags": tags, "Layers": []}]);
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in [
+            (format!("{hex}.json"), b"{}".to_vec()),
+            ("repositories".into(), b"{}".to_vec()),
+            (
+                "manifest.json".into(),
+                serde_json::to_vec(&manifest).unwrap(),
+            ),
+        ] {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, name, &data[..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[tokio::test]
+    async fn load_refuses_a_config_that_is_not_its_id() {
+        let r = rig(|_| {});
+        // The manifest claims an id (perhaps another tenant's image) its config does not hash to.
+        r.put(&[("app.tar", &save_archive_with(&["app:1"], &"d".repeat(64)))]);
+        let kind = TaskKind::DockerLoad {
+            volume: "pvc".into(),
+            tarfile: "/app.tar".into(),
+            image: image("app", "1"),
+        };
+        let res = r.run(kind).await;
+        assert_eq!(code(&res), Some(11), "{res:?}");
+        assert!(
+            res.error.unwrap().message.contains("not the sha256:dddd"),
+            "message names the mismatch"
+        );
+        assert!(r.fake.script.lock().unwrap().bodies.is_empty());
+    }
+
+    #[tokio::test]
+    async fn load_strips_names_and_tags_the_id() {
+        let r = rig(|_| {});
+        r.put(&[("app.tar", &save_archive(&["busybox:latest"]))]);
+        let kind = TaskKind::DockerLoad {
+            volume: "pvc".into(),
+            tarfile: "/app.tar".into(),
+            image: image("busybox", "latest"),
+        };
+        let res = r.run(kind).await;
+        assert!(res.succeeded(), "{res:?}");
+        assert_eq!(
+            res.outputs.image.as_deref(),
+            Some("tenants/alice/busybox:latest")
+        );
+        let loaded = r.fake.script.lock().unwrap().bodies[0].clone();
+        let names = tar_names(&loaded);
+        assert!(!names.contains_key("repositories"));
+        assert!(
+            names["manifest.json"].contains(r#""RepoTags":[]"#),
+            "{}",
+            names["manifest.json"]
+        );
+        assert!(r.fake.calls().contains(&Call::Tag {
+            image: format!("sha256:{CONFIG_HEX}"),
+            repo: "tenants/alice/busybox".into(),
+            tag: "latest".into()
+        }));
+
+        let kind = TaskKind::DockerLoad {
+            volume: "pvc".into(),
+            tarfile: "/app.tar".into(),
+            image: image("other", "1"),
+        };
+        let res = r.run(kind).await;
+        assert_eq!(code(&res), Some(16));
+        assert_eq!(
+            res.error.unwrap().message,
+            "archive holds [busybox:latest], not other:1"
+        );
+        let kind = TaskKind::DockerLoad {
+            volume: "pvc".into(),
+            tarfile: "/nope.tar".into(),
+            image: image("x", "1"),
+        };
+        assert_eq!(code(&r.run(kind).await), Some(10));
+        r.put(&[("junk.tar", b"junk")]);
+        let kind = TaskKind::DockerLoad {
+            volume: "pvc".into(),
+            tarfile: "/junk.tar".into(),
+            image: image("x", "1"),
+        };
+        assert_eq!(code(&r.run(kind).await), Some(11));
+    }
+}

@@ -1,0 +1,369 @@
+//! The tasks of a plan: one method per [`wire::TaskKind`], each ending in a [`TaskResult`].
+//!
+//! Every input from the plan is checked here before it reaches the filesystem or Docker; every
+//! failure becomes a [`wire::TaskError`] with a Clustergate-2 code, never a panic or an agent
+//! error. Blocking filesystem work runs on tokio's blocking pool; every runtime call is bounded.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use wire::{
+    Digest, ErrorCode, FileRef, ImageRef, Message, PlanTask, TaskError, TaskKind, TaskOutputs,
+    TaskState, UplinkFile,
+};
+
+mod files;
+mod images;
+mod pods;
+
+use self::pods::Pod;
+use crate::agent::Outgoing;
+use crate::dockerfile::{self, Target};
+use crate::fsutil;
+use crate::logbook::LogBook;
+use crate::names::{self, tenant_image};
+use crate::runtime::{Body, BuildRequest, ContainerSpec, Runtime, RuntimeErrorKind};
+use crate::store::ObjectStore;
+use crate::volumes::{self, Owner, PathError, RelPath, Volumes};
+
+/// How long a build may run when its task sets no `max_duration`.
+const DEFAULT_BUILD_DURATION: Duration = Duration::from_secs(3600);
+/// How long a pod may run when its task sets no `max_duration`.
+const DEFAULT_POD_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// How long `docker load` may take.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How long an uplink waits for its objects before failing.
+pub(crate) const OBJECT_WAIT: Duration = Duration::from_secs(24 * 3600);
+/// How long none of an uplink's objects may arrive before it asks for the missing ones again (the
+/// interval then doubles). The link session resumes its transfers by itself; this is only a
+/// safety net, for a request or a transfer lost with the session's state.
+const NEED_RETRY: Duration = Duration::from_secs(30 * 60);
+/// The priority of a downlink's objects on the link (messages go first, at 0).
+const DOWNLINK_PRIORITY: u8 = 2;
+/// Time between SIGTERM and SIGKILL when a pod overruns.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Bytes of a pod's output kept in `<volume>/.logs/<pod>.log`.
+const POD_LOG_KEEP: usize = 16 << 20;
+/// The most files one downlink sends.
+const MAX_DOWNLINK_FILES: usize = 10_000;
+/// The most entries of a listing.
+pub(crate) const MAX_LISTING: usize = 10_000;
+/// The name given to a Dockerfile added to the build context.
+const CONTEXT_DOCKERFILE: &str = ".orbitdock.Dockerfile";
+
+/// The outcome of one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskResult {
+    /// Why the task failed; `None` when it succeeded.
+    pub error: Option<TaskError>,
+    /// What the task produced (also when it failed: a pod's exit code and log tail).
+    pub outputs: TaskOutputs,
+}
+
+impl TaskResult {
+    /// Whether the task succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// `Success` or `Failed`.
+    pub fn state(&self) -> TaskState {
+        if self.succeeded() {
+            TaskState::Success
+        } else {
+            TaskState::Failed
+        }
+    }
+
+    fn ok(outputs: TaskOutputs) -> TaskResult {
+        TaskResult {
+            error: None,
+            outputs,
+        }
+    }
+
+    fn fail(code: ErrorCode, message: impl Into<String>) -> TaskResult {
+        TaskResult {
+            error: Some(TaskError {
+                code,
+                message: message.into(),
+                log_tail: Vec::new(),
+            }),
+            outputs: TaskOutputs::default(),
+        }
+    }
+
+    /// Adds a log tail to the error and the outputs.
+    fn tail(mut self, lines: Vec<String>) -> TaskResult {
+        if let Some(e) = &mut self.error {
+            e.log_tail = lines.clone();
+        }
+        self.outputs.log_tail = lines;
+        self
+    }
+}
+
+/// A task's early exit: the failed result.
+///
+/// A failure *is* the task's result (a [`TaskResult`], some 200 bytes), made once per task;
+/// carrying it by value through `?` is simpler than boxing it, and costs nothing that matters
+/// (hence the `result_large_err` allowances below).
+type Step<T> = Result<T, TaskResult>;
+
+fn invalid(message: String) -> TaskResult {
+    TaskResult::fail(ErrorCode::ValidationError, message)
+}
+
+fn execution_error(message: impl std::fmt::Display) -> TaskResult {
+    TaskResult::fail(ErrorCode::ExecutionError, message.to_string())
+}
+
+/// A regular file of a volume, or the task's "not found" failure with `code`.
+#[allow(clippy::result_large_err)]
+fn volume_file(
+    root: &std::path::Path,
+    rel: &RelPath,
+    code: ErrorCode,
+    what: &str,
+) -> Step<std::path::PathBuf> {
+    let not_found = || TaskResult::fail(code, format!("{what} not found: {}", rel.display()));
+    let path = volumes::resolve_existing(root, rel).map_err(|e| match e {
+        PathError::NotFound(_) => not_found(),
+        e => path_failure(e, code),
+    })?;
+    if !path.is_file() {
+        return Err(not_found());
+    }
+    Ok(path)
+}
+
+/// Maps a path error: malformed paths are validation errors, a missing path gets `missing`.
+fn path_failure(e: PathError, missing: ErrorCode) -> TaskResult {
+    match e {
+        PathError::Invalid(m) => invalid(m),
+        PathError::NotFound(m) => TaskResult::fail(missing, m),
+        PathError::Escapes(m) | PathError::Io(m) => execution_error(m),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Step<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| execution_error(format!("internal error: {e}")))
+}
+
+fn duration(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs().max(1))).to_string()
+}
+
+/// Runs tasks. Cheap to share behind the agent's `Arc`.
+pub(crate) struct Executor {
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) volumes: Arc<Volumes>,
+    pub(crate) store: Arc<ObjectStore>,
+    /// Where archives and build contexts are staged.
+    pub(crate) scratch: PathBuf,
+    /// What goes to the ground (objects of a downlink, requests for objects).
+    pub(crate) outbox: mpsc::Sender<Outgoing>,
+    /// Canonical names of the catalogue images.
+    pub(crate) catalogue: Vec<String>,
+    pub(crate) object_wait: Duration,
+}
+
+impl Executor {
+    /// Runs one task of `tenant`'s execution.
+    pub(crate) async fn run(&self, tenant: &str, execution: &str, task: &PlanTask) -> TaskResult {
+        if let Err(m) = names::check_tenant(tenant) {
+            return invalid(m);
+        }
+        let result = match &task.kind {
+            TaskKind::Uplink { volume, files } => self.uplink(tenant, volume, files).await,
+            TaskKind::Downlink { volume, sources } => self.downlink(tenant, volume, sources).await,
+            TaskKind::FilesList {
+                volume,
+                folder,
+                depth,
+            } => {
+                self.files_list(tenant, volume.as_deref(), folder, *depth)
+                    .await
+            }
+            TaskKind::DockerBuild {
+                volume,
+                dockerfile,
+                context,
+                image,
+                max_duration_ms,
+            } => {
+                let limit = max_duration_ms.map_or(DEFAULT_BUILD_DURATION, Duration::from_millis);
+                self.build(tenant, execution, volume, dockerfile, context, image, limit)
+                    .await
+            }
+            TaskKind::DockerLoad {
+                volume,
+                tarfile,
+                image,
+            } => self.load(tenant, volume, tarfile, image).await,
+            TaskKind::PodRun {
+                pod_name,
+                image,
+                command,
+                args,
+                env,
+                volume,
+                max_duration_ms,
+            } => {
+                let pod = Pod {
+                    name: pod_name,
+                    image,
+                    command: command.as_deref(),
+                    args: args.as_deref(),
+                    env,
+                    volume,
+                    limit: max_duration_ms.map_or(DEFAULT_POD_DURATION, Duration::from_millis),
+                };
+                self.pod_run(tenant, execution, pod).await
+            }
+        };
+        result.unwrap_or_else(|failed| failed)
+    }
+
+    async fn inspect(&self, reference: &str) -> Step<Option<crate::runtime::ImageInfo>> {
+        self.runtime
+            .inspect_image(reference)
+            .await
+            .map_err(|e| execution_error(format!("cannot inspect {reference}: {}", e.message)))
+    }
+
+    fn scratch_file(&self, what: &str) -> PathBuf {
+        self.scratch
+            .join(format!("{what}-{:016x}.tar", rand::random::<u64>()))
+    }
+}
+
+fn labels(tenant: &str, execution: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("org.orbitdock.tenant".to_string(), tenant.to_string()),
+        ("org.orbitdock.execution".to_string(), execution.to_string()),
+    ])
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    pub(super) use std::io::Read;
+
+    pub(super) use wire::OnFailure;
+
+    pub(super) use super::*;
+    pub(super) use crate::runtime::ImageInfo;
+    pub(super) use crate::runtime::fake::{Call, FakeRuntime, Script};
+
+    /// An executor on a fake runtime, in a temporary directory, with its outbox.
+    pub(crate) struct Rig {
+        pub(crate) _dir: tempfile::TempDir,
+        pub(crate) fake: Arc<FakeRuntime>,
+        pub(crate) exec: Executor,
+        pub(crate) rx: mpsc::Receiver<Outgoing>,
+    }
+
+    pub(crate) fn rig(script: impl FnOnce(&mut Script)) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeRuntime::with(|s| {
+            for name in ["busybox:latest", "gcr.io/distroless/static-debian12:latest"] {
+                s.images.insert(
+                    name.into(),
+                    ImageInfo {
+                        id: format!("sha256:{}", "b".repeat(64)),
+                        ..Default::default()
+                    },
+                );
+            }
+            script(s)
+        }));
+        let (outbox, rx) = mpsc::channel(1024);
+        let scratch = dir.path().join("tmp");
+        fs::create_dir_all(&scratch).unwrap();
+        let exec = Executor {
+            runtime: fake.clone(),
+            volumes: Arc::new(Volumes::open(&dir.path().join("volumes"), dir.path()).unwrap()),
+            store: Arc::new(ObjectStore::open(dir.path()).unwrap()),
+            scratch,
+            outbox,
+            catalogue: wire::catalogue("linux/amd64")
+                .into_iter()
+                .map(|b| b.name)
+                .collect(),
+            object_wait: Duration::from_millis(200),
+        };
+        Rig {
+            _dir: dir,
+            fake,
+            exec,
+            rx,
+        }
+    }
+
+    impl Rig {
+        pub(crate) async fn run(&self, kind: TaskKind) -> TaskResult {
+            let task = PlanTask {
+                id: "t".into(),
+                on_failure: OnFailure::Stop,
+                kind,
+            };
+            self.exec.run("alice", "exec0123456789", &task).await
+        }
+
+        pub(crate) fn volume(&self) -> PathBuf {
+            self.exec.volumes.volume_dir("alice", "pvc")
+        }
+
+        /// Writes files into alice's volume `pvc`.
+        pub(crate) fn put(&self, files: &[(&str, &[u8])]) {
+            self.exec.volumes.ensure_volume("alice", "pvc").unwrap();
+            for (path, data) in files {
+                let p = self.volume().join(path);
+                fs::create_dir_all(p.parent().unwrap()).unwrap();
+                fs::write(p, data).unwrap();
+            }
+        }
+    }
+
+    pub(super) fn code(r: &TaskResult) -> Option<u16> {
+        r.error.as_ref().map(|e| e.code.code())
+    }
+
+    pub(super) fn image(name: &str, tag: &str) -> ImageRef {
+        ImageRef {
+            name: name.into(),
+            tag: tag.into(),
+        }
+    }
+
+    pub(super) fn build(dockerfile: &str) -> TaskKind {
+        TaskKind::DockerBuild {
+            volume: "pvc".into(),
+            dockerfile: dockerfile.into(),
+            context: "/app".into(),
+            image: image("hello", "v1"),
+            max_duration_ms: None,
+        }
+    }
+
+    pub(super) fn tar_names(bytes: &[u8]) -> BTreeMap<String, String> {
+        let mut a = tar::Archive::new(bytes);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let mut s = String::new();
+                let _ = e.read_to_string(&mut s);
+                (e.path().unwrap().to_string_lossy().into_owned(), s)
+            })
+            .collect()
+    }
+}

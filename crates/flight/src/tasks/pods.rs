@@ -1,0 +1,343 @@
+//! Pods: pod.run (a container of a catalogue or tenant image, no network, the volume at
+//! `/data`, bounded in time, always removed), its log kept in the volume, and image resolution.
+
+use super::*;
+
+impl Executor {
+    pub(super) async fn pod_run(
+        &self,
+        tenant: &str,
+        execution: &str,
+        pod: Pod<'_>,
+    ) -> Step<TaskResult> {
+        names::check_pod_name(pod.name).map_err(invalid)?;
+        names::check_volume(pod.volume).map_err(invalid)?;
+        let image = self.resolve_image(tenant, pod.image).await?;
+        let mut env = Vec::with_capacity(pod.env.len());
+        for (k, v) in pod.env {
+            if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
+                return Err(invalid(format!("environment variable {k:?} is invalid")));
+            }
+            env.push(format!("{k}={v}"));
+        }
+        let (root, owner) = self
+            .volumes
+            .ensure_volume(tenant, pod.volume)
+            .map_err(execution_error)?;
+        let short: String = execution.chars().take(8).collect();
+        let name = format!("orbitdock-{tenant}-{}-{short}", pod.name);
+        // A container of the same name is a leftover of this task cut short by a restart.
+        if let Err(e) = self.runtime.remove_container(&name).await {
+            tracing::warn!(container = name, error = %e.message, "cannot remove a leftover container");
+        }
+        let mut labels = labels(tenant, execution);
+        labels.insert("org.orbitdock".into(), "1".into());
+        labels.insert("org.orbitdock.pod".into(), pod.name.into());
+        let non_empty = |v: Option<&[String]>| v.filter(|v| !v.is_empty()).map(<[String]>::to_vec);
+        let spec = ContainerSpec {
+            name,
+            image: image.clone(),
+            user: format!("{}:{}", owner.uid, owner.gid),
+            hostname: hostname(tenant, pod.name),
+            entrypoint: non_empty(pod.command),
+            cmd: non_empty(pod.args),
+            env,
+            data_dir: root.clone(),
+            labels,
+        };
+        let id = match self.runtime.create_container(&spec).await {
+            Ok(id) => id,
+            Err(e) if e.kind == RuntimeErrorKind::NotFound => {
+                return Err(TaskResult::fail(
+                    ErrorCode::DockerImageNotFound,
+                    format!("image {image}: {}", e.message),
+                ));
+            }
+            Err(e) => {
+                return Err(execution_error(format!(
+                    "cannot create the pod: {}",
+                    e.message
+                )));
+            }
+        };
+        let log = LogBook::new(POD_LOG_KEEP);
+        let outcome = self.supervise(&id, pod.limit).await;
+        if let Err(e) = self.runtime.container_logs(&id, &log).await {
+            log.push_line(&format!(
+                "[orbitdock: the pod's output could not be read: {}]",
+                e.message
+            ));
+        }
+        if let Err(e) = self.runtime.remove_container(&id).await {
+            tracing::warn!(container = id, error = %e.message, "cannot remove a pod's container");
+        }
+        self.write_pod_log(&root, owner, pod.name, &log).await;
+        let tail = log.tail();
+        let exec_format = |text: &str| text.to_ascii_lowercase().contains("exec format error");
+        let result = match outcome {
+            PodOutcome::StartFailed(m) if exec_format(&m) => TaskResult::fail(
+                ErrorCode::DockerExecFormatError,
+                format!(
+                    "the image's binary is not for {}: {m}",
+                    names::host_platform()
+                ),
+            ),
+            PodOutcome::StartFailed(m) => execution_error(format!("the pod did not start: {m}")),
+            PodOutcome::WaitFailed(m) => execution_error(format!("lost track of the pod: {m}")),
+            PodOutcome::TimedOut => TaskResult::fail(
+                ErrorCode::MaxDurationExceeded,
+                format!("stopped after {}", duration(pod.limit)),
+            ),
+            PodOutcome::Exited(0) => TaskResult::ok(TaskOutputs {
+                exit_code: Some(0),
+                message: Some("exited with code 0".into()),
+                ..TaskOutputs::default()
+            }),
+            PodOutcome::Exited(code) => {
+                let mut r = if tail.iter().any(|l| exec_format(l)) {
+                    TaskResult::fail(
+                        ErrorCode::DockerExecFormatError,
+                        format!(
+                            "container exited with code {code}: exec format error (the binary is not for {})",
+                            names::host_platform()
+                        ),
+                    )
+                } else {
+                    execution_error(format!("container exited with code {code}"))
+                };
+                r.outputs.exit_code = Some(code);
+                r
+            }
+        };
+        Ok(result.tail(tail))
+    }
+
+    /// Starts the container and waits for it within `limit`, stopping it when it overruns.
+    async fn supervise(&self, id: &str, limit: Duration) -> PodOutcome {
+        if let Err(e) = self.runtime.start_container(id).await {
+            return PodOutcome::StartFailed(e.message);
+        }
+        match tokio::time::timeout(limit, self.runtime.wait_container(id)).await {
+            Ok(Ok(code)) => PodOutcome::Exited(code),
+            Ok(Err(e)) => PodOutcome::WaitFailed(e.message),
+            Err(_) => {
+                if let Err(e) = self.runtime.stop_container(id, STOP_GRACE).await {
+                    tracing::warn!(container = id, error = %e.message, "cannot stop an overrunning pod");
+                }
+                PodOutcome::TimedOut
+            }
+        }
+    }
+
+    /// Keeps the pod's output in `<volume>/.logs/<pod>.log`; a failure only warns.
+    async fn write_pod_log(&self, root: &Path, owner: Owner, pod: &str, log: &LogBook) {
+        let (volumes, root, bytes) = (self.volumes.clone(), root.to_path_buf(), log.kept());
+        let rel = RelPath::parse(&format!(".logs/{pod}.log"));
+        let written = blocking(move || -> Result<(), String> {
+            let rel = rel?;
+            let path = volumes::prepare_write(&volumes, &root, &rel, owner)
+                .map_err(|e| e.message().to_string())?;
+            fsutil::write_atomic(&path, &bytes).map_err(|e| e.to_string())?;
+            let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o644));
+            volumes.chown(&path, owner);
+            Ok(())
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(pod, error = %e, "cannot write the pod's log to its volume")
+            }
+            Err(_) => tracing::warn!(pod, "cannot write the pod's log to its volume"),
+        }
+    }
+
+    /// The reference to run: a catalogue image as is, else the tenant's own.
+    pub(super) async fn resolve_image(&self, tenant: &str, image: &ImageRef) -> Step<String> {
+        let written = format!("{}:{}", image.name, image.tag);
+        let normalized = wire::normalize_image_ref(&written);
+        if self.catalogue.contains(&normalized) {
+            return match self.inspect(&normalized).await? {
+                Some(_) => Ok(normalized),
+                None => Err(TaskResult::fail(
+                    ErrorCode::DockerImageNotFound,
+                    format!("the catalogue image {normalized} is not loaded onboard"),
+                )),
+            };
+        }
+        let not_found = || {
+            TaskResult::fail(
+                ErrorCode::DockerImageNotFound,
+                format!(
+                    "image {written} is neither in the onboard catalogue ({}) nor one of your images; nothing can be pulled onboard",
+                    self.catalogue.join(", ")
+                ),
+            )
+        };
+        if names::check_image_name(&image.name).is_err() || names::check_tag(&image.tag).is_err() {
+            return Err(not_found());
+        }
+        let full = tenant_image(tenant, &image.name, &image.tag);
+        match self.inspect(&full).await? {
+            Some(_) => Ok(full),
+            None => Err(not_found()),
+        }
+    }
+}
+
+/// The fields of a pod.run task.
+pub(super) struct Pod<'a> {
+    pub(super) name: &'a str,
+    pub(super) image: &'a ImageRef,
+    pub(super) command: Option<&'a [String]>,
+    pub(super) args: Option<&'a [String]>,
+    pub(super) env: &'a [(String, String)],
+    pub(super) volume: &'a str,
+    pub(super) limit: Duration,
+}
+
+enum PodOutcome {
+    StartFailed(String),
+    WaitFailed(String),
+    TimedOut,
+    Exited(i64),
+}
+
+/// `<tenant>-<pod>` as a hostname: letters, digits and `-`, at most 63.
+fn hostname(tenant: &str, pod: &str) -> String {
+    let s: String = format!("{tenant}-{pod}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(63)
+        .collect();
+    s.trim_matches('-').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::*;
+
+    fn pod(image: ImageRef, max: Option<u64>) -> TaskKind {
+        TaskKind::PodRun {
+            pod_name: "p1".into(),
+            image,
+            command: Some(vec!["/bin/sh".into(), "-c".into()]),
+            args: Some(vec!["echo hi".into()]),
+            env: vec![("A".into(), "b".into())],
+            volume: "pvc".into(),
+            max_duration_ms: max,
+        }
+    }
+
+    #[tokio::test]
+    async fn pods_run_isolated_and_are_always_removed() {
+        let r = rig(|s| {
+            s.exit_code = Some(3);
+            s.logs = b"hello\nboom\n".to_vec();
+        });
+        let res = r.run(pod(image("busybox", "latest"), Some(60_000))).await;
+        assert_eq!(code(&res), Some(4));
+        assert_eq!(
+            res.error.as_ref().unwrap().message,
+            "container exited with code 3"
+        );
+        assert_eq!(res.outputs.exit_code, Some(3));
+        assert_eq!(res.outputs.log_tail, ["hello", "boom"]);
+        assert_eq!(
+            fs::read(r.volume().join(".logs/p1.log")).unwrap(),
+            b"hello\nboom\n"
+        );
+        let calls = r.fake.calls();
+        let Some(Call::Create(spec)) = calls.iter().find(|c| matches!(c, Call::Create(_))) else {
+            panic!("{calls:?}")
+        };
+        let owner = r.exec.volumes.owner("alice").unwrap();
+        assert_eq!(spec.name, "orbitdock-alice-p1-exec0123");
+        assert_eq!(spec.image, "busybox:latest");
+        assert_eq!(spec.user, format!("{}:{}", owner.uid, owner.gid));
+        assert_eq!(
+            spec.entrypoint.as_deref(),
+            Some(&["/bin/sh".to_string(), "-c".to_string()][..])
+        );
+        assert_eq!(spec.cmd.as_deref(), Some(&["echo hi".to_string()][..]));
+        assert_eq!(spec.env, ["A=b"]);
+        assert_eq!(spec.labels["org.orbitdock.tenant"], "alice");
+        assert_eq!(spec.labels["org.orbitdock"], "1");
+        assert_eq!(spec.data_dir, r.volume());
+        assert_eq!(
+            calls.last(),
+            Some(&Call::Remove("id-orbitdock-alice-p1-exec0123".into()))
+        );
+
+        // Overrunning: stopped, then removed.
+        let r = rig(|s| s.exit_code = None);
+        let res = r.run(pod(image("busybox", "latest"), Some(50))).await;
+        assert_eq!(code(&res), Some(20));
+        assert!(res.error.unwrap().message.starts_with("stopped after"));
+        let calls = r.fake.calls();
+        let stop = calls
+            .iter()
+            .position(|c| matches!(c, Call::Stop(_)))
+            .unwrap();
+        assert!(matches!(calls.last(), Some(Call::Remove(_))) && stop < calls.len() - 1);
+
+        // Wrong architecture.
+        let r = rig(|s| {
+            s.start_error = Some("OCI runtime create failed: exec format error: unknown".into())
+        });
+        assert_eq!(
+            code(&r.run(pod(image("busybox", "latest"), None)).await),
+            Some(14)
+        );
+        let r = rig(|s| {
+            s.exit_code = Some(1);
+            s.logs = b"exec /app: exec format error\n".to_vec();
+        });
+        assert_eq!(
+            code(&r.run(pod(image("busybox", "latest"), None)).await),
+            Some(14)
+        );
+    }
+
+    #[tokio::test]
+    async fn pods_only_run_catalogue_or_own_images() {
+        let r = rig(|s| {
+            s.exit_code = Some(0);
+            s.images
+                .insert("tenants/alice/app:1".into(), ImageInfo::default());
+            s.images
+                .insert("tenants/bob/secret:1".into(), ImageInfo::default());
+        });
+        assert!(r.run(pod(image("app", "1"), None)).await.succeeded());
+        for (name, tag) in [
+            ("tenants/bob/secret", "1"),
+            ("secret", "1"),
+            ("ubuntu", "latest"),
+            ("app", "bad:tag"),
+        ] {
+            let res = r.run(pod(image(name, tag), None)).await;
+            assert_eq!(code(&res), Some(15), "{name}:{tag}");
+        }
+        let created: Vec<String> = r
+            .fake
+            .calls()
+            .into_iter()
+            .filter_map(|c| {
+                if let Call::Create(s) = c {
+                    Some(s.image)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(created, ["tenants/alice/app:1"]);
+    }
+
+    #[test]
+    fn hostnames_are_valid() {
+        assert_eq!(hostname("alice", "p_1.x"), "alice-p-1-x");
+        assert_eq!(hostname(&"a".repeat(61), "zz").len(), 63);
+        assert_eq!(hostname(&"a".repeat(62), "zz").len(), 62);
+    }
+}
