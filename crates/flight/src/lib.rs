@@ -25,7 +25,6 @@
 
 mod agent;
 mod config;
-mod dockerfile;
 mod error;
 mod fsutil;
 mod logbook;
