@@ -702,7 +702,7 @@ mod tests {
 
     #[test]
     fn refuses_every_onboard_refusal_naming_its_line() {
-        for (name, text, line) in ONBOARD_REFUSALS {
+        for (name, text, line) in REFUSED_DOCKERFILES {
             match judge(text, &catalogue()) {
                 Ok(j) => panic!("{name}: accepted {text:?}: {:?}", j.uses()),
                 Err(r) => assert_eq!(r.line(), *line, "{name}: {r}"),

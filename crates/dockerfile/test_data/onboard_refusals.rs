@@ -6,7 +6,7 @@
 // reference that this parser would not see.
 
 /// `(name, Dockerfile, line of the refusal)`.
-const ONBOARD_REFUSALS: &[(&str, &str, Option<usize>)] = &[
+const REFUSED_DOCKERFILES: &[(&str, &str, Option<usize>)] = &[
     // Whitespace Docker's scanners read differently: the flag scanner splits at bytes that
     // Go's `unicode.IsSpace` accepts, the line scanner only at `\n`.
     (
