@@ -257,8 +257,12 @@ pub fn classify(image: &str, catalogue: &[String]) -> Option<Target> {
     if image.contains(['/', '@']) {
         return None;
     }
+    // The flight agent's rules for a tenant image: `tenants/<tenant>/<name>:<tag>` is then
+    // always a valid reference, in the tenant's namespace.
     let (name, tag) = image.split_once(':').unwrap_or((image, "latest"));
-    (image_name_ok(name) && tag_ok(tag)).then(|| Target::Tenant {
+    let valid =
+        wire::names::ImageName::new(name).is_ok() && wire::names::ImageTag::new(tag).is_ok();
+    valid.then(|| Target::Tenant {
         name: name.to_string(),
         tag: tag.to_string(),
     })
@@ -437,50 +441,6 @@ fn not_found(site: Site, image: &str, line: usize, catalogue: &[String]) -> Stri
     )
 }
 
-/// A tenant image name: `[a-z0-9][a-z0-9._-]*` (at most 128), no `/`, and a valid Docker path
-/// component (alphanumerics separated by `.`, `_`, `__` or runs of `-`), so that
-/// `tenants/<tenant>/<name>:<tag>` is always a valid reference. The flight agent's name rule
-/// for images (`names::check_image_name`).
-fn image_name_ok(name: &str) -> bool {
-    let chars_ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.len() <= 128
-        && name.chars().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_' || c == '-'
-        });
-    if !chars_ok {
-        return false;
-    }
-    let mut separator = String::new();
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            let ok = separator.is_empty()
-                || separator == "."
-                || separator == "_"
-                || separator == "__"
-                || separator.chars().all(|c| c == '-');
-            if !ok {
-                return false;
-            }
-            separator.clear();
-        } else {
-            separator.push(c);
-        }
-    }
-    separator.is_empty()
-}
-
-/// An image tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}` (the flight agent's `names::check_tag`).
-fn tag_ok(tag: &str) -> bool {
-    !tag.is_empty()
-        && tag.len() <= 128
-        && tag.chars().enumerate().all(|(i, c)| {
-            c.is_ascii_alphanumeric() || c == '_' || (i > 0 && (c == '.' || c == '-'))
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,6 +560,30 @@ mod tests {
             r,
             [(2, Site::From, "hello:v1".into(), tenant("hello", "v1"))]
         );
+    }
+
+    #[test]
+    fn tenant_images_follow_the_name_rules() {
+        let c = catalogue();
+        for ok in ["hello", "my-app:v1.2-rc", "app.v2:_x", "a__b:A"] {
+            assert!(
+                matches!(classify(ok, &c), Some(Target::Tenant { .. })),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "Hello",
+            "a..b",
+            "a-",
+            "a___b",
+            "x:.v",
+            "x:-v",
+            "x:a:b",
+            "a/b",
+            "a@sha256:00",
+        ] {
+            assert_eq!(classify(bad, &c), None, "{bad}");
+        }
     }
 
     #[test]
@@ -792,30 +776,5 @@ mod tests {
         let r = refs("FROM \"busybox\"\nFROM 'busy'box:latest\n");
         assert_eq!(r[0].3, catalogued("busybox:latest"));
         assert_eq!(r[1].2, "busybox:latest");
-    }
-
-    #[test]
-    fn names_follow_the_flight_agents_rules() {
-        for ok in ["hello", "my-app", "app.v2", "a__b", "a--b"] {
-            assert!(image_name_ok(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "Hello",
-            "a/b",
-            "a..b",
-            "a-",
-            "a_-b",
-            "a___b",
-            &"a".repeat(129),
-        ] {
-            assert!(!image_name_ok(bad), "{bad}");
-        }
-        for ok in ["latest", "v1.2-rc", "_x", "A"] {
-            assert!(tag_ok(ok), "{ok}");
-        }
-        for bad in ["", ".x", "-x", "a:b", "a/b", &"a".repeat(129)] {
-            assert!(!tag_ok(bad), "{bad}");
-        }
     }
 }
