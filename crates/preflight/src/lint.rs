@@ -112,10 +112,7 @@ pub fn lint_context(dir: &Path, dockerfile: &Path, system: &System, options: &Op
     }
     let name = dockerfile.to_string_lossy().into_owned();
     match std::fs::read(dockerfile) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            lint_with(&source, &name, Some(text), system, options)
-        }
+        Ok(bytes) => lint_with(&source, &name, Some(bytes), system, options),
         Err(e) => unreadable(&name, format!("cannot read `{name}`: {e}")),
     }
 }
@@ -154,7 +151,7 @@ fn unreadable(file: &str, message: String) -> Report {
 fn lint_with(
     source: &dyn ContextSource,
     dockerfile: &str,
-    text: Option<String>,
+    text: Option<Vec<u8>>,
     system: &System,
     options: &Options,
 ) -> Report {
@@ -183,17 +180,54 @@ fn lint_with(
             }
         },
     };
-    let ignore = read_small(source, ".dockerignore", &entries, 1 << 20).and_then(Result::ok);
+    let invalid = first_invalid_utf8(&text);
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let ignore = read_small(source, ".dockerignore", &entries, 1 << 20)
+        .and_then(Result::ok)
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
     let index = Index::new(entries, ignore.as_deref(), dockerfile);
     let hints = hints(source, &index);
-    analyse(
+    let report = analyse(
         &text,
         dockerfile,
         system,
         options,
         Some((source, &index)),
         hints,
-    )
+    );
+    match invalid {
+        None => report,
+        Some(at) => {
+            // The flight agent reads the Dockerfile as UTF-8, and refuses it otherwise.
+            let line = text.as_bytes()[..at.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u32
+                + 1;
+            let mut diagnostics = report.diagnostics;
+            diagnostics.push(Diagnostic {
+                code: "OD000",
+                severity: Severity::Error,
+                file: dockerfile.to_string(),
+                line: 0,
+                column: 0,
+                end: None,
+                message: format!("`{dockerfile}` is not UTF-8 text (line {line}), and the flight agent reads it as UTF-8"),
+                help: Some("save the Dockerfile as UTF-8".into()),
+            });
+            Report::finish(diagnostics, report.facts, report.sources)
+        }
+    }
+}
+
+/// The byte offset of the first invalid UTF-8 sequence, ignoring one cut short at the end (the
+/// Dockerfile is read one byte past the size limit).
+fn first_invalid_utf8(bytes: &[u8]) -> Option<usize> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => None,
+        Err(e) if e.error_len().is_none() && bytes.len() > dockerfile::MAX_DOCKERFILE_BYTES => None,
+        Err(e) => Some(e.valid_up_to()),
+    }
 }
 
 /// Lints Dockerfile text alone: no context, so source and binary rules are skipped.
@@ -262,14 +296,14 @@ fn read_small(
     path: &str,
     entries: &[crate::context::Entry],
     max: u64,
-) -> Option<std::io::Result<String>> {
+) -> Option<std::io::Result<Vec<u8>>> {
     let e = entries
         .iter()
         .find(|e| e.path == path && e.kind != crate::context::EntryKind::Dir)?;
     let mut buf = vec![0; e.size.min(max) as usize];
     Some(source.read_at(path, 0, &mut buf).map(|n| {
         buf.truncate(n);
-        String::from_utf8_lossy(&buf).into_owned()
+        buf
     }))
 }
 
@@ -887,6 +921,36 @@ mod tests {
             &Options::onboard(),
         );
         assert_eq!(codes(&r), [("OD000", 0)]);
+    }
+
+    #[test]
+    fn a_dockerfile_that_is_not_utf8_is_refused() {
+        let mut ctx = crate::MemContext::new();
+        ctx.add("Dockerfile", b"FROM busybox\nUSER 1\n# caf\xe9\n");
+        let r = lint_source(
+            &ctx,
+            "Dockerfile",
+            &System::flight("sat1"),
+            &Options::onboard(),
+        );
+        assert_eq!(codes(&r), [("OD000", 0)], "{}", r.render());
+        assert!(
+            r.diagnostics[0].message.contains("line 3"),
+            "{}",
+            r.render()
+        );
+        // Cut at the size limit in the middle of a character: only the size is reported.
+        let mut big = b"FROM busybox\nUSER 1\n#".to_vec();
+        big.resize(dockerfile::MAX_DOCKERFILE_BYTES, b'x');
+        big.extend("é\n".as_bytes());
+        ctx.add("Dockerfile", &big);
+        let r = lint_source(
+            &ctx,
+            "Dockerfile",
+            &System::flight("sat1"),
+            &Options::onboard(),
+        );
+        assert_eq!(codes(&r), [("OD008", 1)], "{}", r.render());
     }
 
     #[test]
