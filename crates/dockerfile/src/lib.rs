@@ -30,11 +30,13 @@
 
 mod lexer;
 pub mod onboard;
+mod syntax;
 mod words;
 
-pub use lexer::{
+pub use lexer::parse;
+pub use syntax::{
     Args, Builder, Dockerfile, Flag, Heredoc, HeredocBody, Instruction, Kind, Logical, Position,
-    Problem, ProblemKind, parse,
+    Problem, ProblemKind,
 };
 pub use words::{
     ExpandError, ExpandErrorKind, RawWord, Vars, expand, expand_strict, has_glob, split_words,

@@ -81,7 +81,7 @@ pub struct ArchiveImage {
     pub total_bytes: u64,
     /// Sum of the sizes of layers not onboard.
     pub uplink_bytes: u64,
-    /// Estimated time to uplink, when an [`Eta`] was given.
+    /// Estimated time to uplink, when an [`Eta`](crate::Eta) was given.
     pub eta: Option<Duration>,
 }
 

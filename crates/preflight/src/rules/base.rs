@@ -437,7 +437,9 @@ pub(crate) fn resolve_copy_from(cx: &mut Cx<'_>, ins: &Instruction) -> Option<Fr
     } else {
         catalogue_index(cx, &value).is_some() || tenant_image(cx, &value)
     };
-    if !known
+    // BuildKit refuses a reference to the current stage; the onboard classic builder (and the
+    // flight agent) take it for an image, which may be one of the tenant's.
+    if !(known && cx.onboard())
         && cx
             .stages
             .get(current)
