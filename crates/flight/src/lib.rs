@@ -28,7 +28,6 @@
 mod agent;
 mod catalogue;
 mod config;
-mod dockerfile;
 mod error;
 mod fsutil;
 mod logbook;

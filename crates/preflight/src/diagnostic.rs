@@ -32,14 +32,8 @@ impl fmt::Display for Severity {
     }
 }
 
-/// A 1-based line and column (columns count characters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Position {
-    /// 1-based line.
-    pub line: u32,
-    /// 1-based column, in characters.
-    pub column: u32,
-}
+/// A 1-based line and column (columns count characters): the Dockerfile lexer's positions.
+pub use dockerfile::Position;
 
 /// One finding. `line == 0` means the finding is about the whole file (a binary, an archive).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,10 @@
 //! stable rule code, a position and a help line, and the [`Facts`] it learnt (stages, binaries,
 //! sizes, bytes to uplink). It never fails: malformed input is a diagnostic.
 //!
+//! Dockerfiles are read by the `dockerfile` crate, the same lexer the flight agent uses; what
+//! the flight agent's own judge (`dockerfile::onboard::judge`) would refuse is reported under the
+//! codes of [`ONBOARD_REFUSALS`] (see `tests/judges_agree.rs`).
+//!
 //! The rules (see `RULES.md`): FROM only from the onboard catalogue, for the system's platform;
 //! no network in RUN or ADD; COPY sources present in the upload; a non-root USER and exec-form
 //! commands; ELF binaries of the right machine whose loader, libraries and glibc versions the
@@ -33,13 +37,12 @@
 mod catalogue;
 mod context;
 mod diagnostic;
-mod dockerfile;
 mod elf;
 mod lint;
+mod report;
 mod rules;
 mod shell;
 mod suggest;
-mod words;
 
 pub use catalogue::{
     BaseImage, Builder, Catalogue, DEBIAN12_GLIBC, FLIGHT_PLATFORM, System, Version, host_platform,
@@ -47,8 +50,9 @@ pub use catalogue::{
 pub use context::{ContextSource, DirContext, Entry, EntryKind, MemContext};
 pub use diagnostic::{Diagnostic, Position, Severity, Summary, has_errors, render, summary};
 pub use lint::{
-    ArchiveImage, ArchiveOptions, BinaryFacts, BuildSite, Eta, Facts, LayerFacts, Options, Report,
-    StageFacts, lint_binary, lint_context, lint_dockerfile_text, lint_source,
+    ArchiveOptions, BuildSite, Eta, Options, lint_binary, lint_context, lint_dockerfile_text,
+    lint_source,
 };
+pub use report::{ArchiveImage, BinaryFacts, Facts, LayerFacts, Report, StageFacts};
 pub use rules::archive::{ARCHIVE_REFUSALS, lint_archive};
-pub use rules::{RULES, RuleInfo, rule_info};
+pub use rules::{ONBOARD_REFUSALS, RULES, RuleInfo, rule_info};

@@ -4,14 +4,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use dockerfile::{Args, Dockerfile, Instruction, Kind, ProblemKind, Vars, expand, expand_strict};
 
-use crate::catalogue::{System, Version};
+use crate::catalogue::System;
 use crate::context::{ContextSource, DirContext, Index};
-use crate::diagnostic::{self, Diagnostic, Position, Severity, Summary};
-use crate::dockerfile::{self, Args, Dockerfile, Instruction, Kind};
+use crate::diagnostic::{Diagnostic, Position, Severity};
+// The report types, where `rules/archive.rs` finds them.
+pub(crate) use crate::report::{ArchiveImage, BinaryFacts, Facts, LayerFacts, Report, StageFacts};
 use crate::shell::Hints;
-use crate::words::{Vars, expand};
 
 /// Where the Dockerfile is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,92 +44,6 @@ impl Options {
             tenant_images: Vec::new(),
         }
     }
-}
-
-/// The result of a lint: diagnostics and the facts learnt on the way.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
-    /// Sorted by file, line and column.
-    pub diagnostics: Vec<Diagnostic>,
-    /// What was found.
-    pub facts: Facts,
-    /// `(file, text)` of the files diagnostics point into, for rendering snippets.
-    pub sources: Vec<(String, String)>,
-}
-
-/// What preflight learnt about the build.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Facts {
-    /// One per stage.
-    pub stages: Vec<StageFacts>,
-    /// Executables and scripts that end up in the final image.
-    pub binaries: Vec<BinaryFacts>,
-    /// Files in the context.
-    pub context_files: u64,
-    /// Bytes in the context.
-    pub context_bytes: u64,
-    /// Bytes the builder is sent (after `.dockerignore`).
-    pub sent_bytes: u64,
-    /// Images in an archive.
-    pub archive: Vec<ArchiveImage>,
-}
-
-/// A build stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StageFacts {
-    /// `AS` name.
-    pub name: Option<String>,
-    /// The FROM reference after expansion.
-    pub base: String,
-    /// `catalogue`, `stage`, `scratch`, `tenant` or `unknown`.
-    pub base_kind: &'static str,
-}
-
-/// An executable in the final image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BinaryFacts {
-    /// Path in the context.
-    pub context_path: String,
-    /// Path in the image.
-    pub image_path: String,
-    /// Docker architecture (`arm64`, `amd64`…) or `script`.
-    pub arch: String,
-    /// True when it needs no library from the image.
-    pub is_static: bool,
-    /// PT_INTERP, or the `#!` interpreter of a script.
-    pub interpreter: Option<String>,
-    /// DT_NEEDED.
-    pub needed: Vec<String>,
-    /// Highest GLIBC version required.
-    pub glibc: Option<Version>,
-}
-
-/// One image of an archive.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArchiveImage {
-    /// `RepoTags` (docker save) or the ref-name annotation (OCI).
-    pub tags: Vec<String>,
-    /// `os/arch[/variant]` from the image config.
-    pub platform: String,
-    /// Layers in order.
-    pub layers: Vec<LayerFacts>,
-    /// Sum of layer sizes.
-    pub total_bytes: u64,
-    /// Sum of the sizes of layers not onboard.
-    pub uplink_bytes: u64,
-    /// Estimated time to uplink, when an [`Eta`] was given.
-    pub eta: Option<Duration>,
-}
-
-/// One layer of an archive image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerFacts {
-    /// Uncompressed digest (`sha256:…`) from the config's `rootfs.diff_ids`.
-    pub diff_id: String,
-    /// Bytes in the archive.
-    pub size: u64,
-    /// Already onboard (known diff_id).
-    pub onboard: bool,
 }
 
 /// Turns bytes to uplink into an estimated duration.
@@ -180,85 +94,6 @@ pub struct ArchiveOptions<'a> {
     pub eta: Eta<'a>,
 }
 
-impl Report {
-    /// True when any diagnostic is an error (`orbitdock lint` exits non-zero).
-    pub fn has_errors(&self) -> bool {
-        diagnostic::has_errors(&self.diagnostics)
-    }
-
-    /// Counts by severity.
-    pub fn summary(&self) -> Summary {
-        diagnostic::summary(&self.diagnostics)
-    }
-
-    /// Compiler-like text with snippets and a summary line.
-    pub fn render(&self) -> String {
-        diagnostic::render(&self.diagnostics, &self.sources)
-    }
-
-    /// The `--json` output: `{"diagnostics": [...], "summary": {...}, "facts": {...}}`.
-    pub fn to_json(&self) -> Value {
-        let s = self.summary();
-        json!({
-            "diagnostics": self.diagnostics.iter().map(diagnostic::diagnostic_json).collect::<Vec<_>>(),
-            "summary": {"errors": s.errors, "warnings": s.warnings, "infos": s.infos},
-            "facts": facts_json(&self.facts),
-        })
-    }
-
-    /// The `--sarif` output (SARIF 2.1.0).
-    pub fn to_sarif(&self) -> Value {
-        diagnostic::sarif(&self.diagnostics, crate::rules::RULES)
-    }
-
-    pub(crate) fn finish(
-        mut diagnostics: Vec<Diagnostic>,
-        facts: Facts,
-        sources: Vec<(String, String)>,
-    ) -> Report {
-        diagnostics.sort_by(|a, b| {
-            (a.file.as_str(), a.line, a.column, a.code).cmp(&(
-                b.file.as_str(),
-                b.line,
-                b.column,
-                b.code,
-            ))
-        });
-        diagnostics.dedup();
-        Report {
-            diagnostics,
-            facts,
-            sources,
-        }
-    }
-}
-
-fn facts_json(f: &Facts) -> Value {
-    json!({
-        "stages": f.stages.iter().map(|s| json!({"name": s.name, "base": s.base, "base_kind": s.base_kind})).collect::<Vec<_>>(),
-        "binaries": f.binaries.iter().map(|b| json!({
-            "context_path": b.context_path,
-            "image_path": b.image_path,
-            "arch": b.arch,
-            "static": b.is_static,
-            "interpreter": b.interpreter,
-            "needed": b.needed,
-            "glibc": b.glibc.map(|v| v.to_string()),
-        })).collect::<Vec<_>>(),
-        "context_files": f.context_files,
-        "context_bytes": f.context_bytes,
-        "sent_bytes": f.sent_bytes,
-        "archive": f.archive.iter().map(|a| json!({
-            "tags": a.tags,
-            "platform": a.platform,
-            "total_bytes": a.total_bytes,
-            "uplink_bytes": a.uplink_bytes,
-            "eta_seconds": a.eta.map(|d| d.as_secs_f64()),
-            "layers": a.layers.iter().map(|l| json!({"diff_id": l.diff_id, "size": l.size, "onboard": l.onboard})).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
-}
-
 /// Lints a build context on disk. `dockerfile` is a path inside `dir` (relative to it, or
 /// absolute); a Dockerfile outside the context (`docker build -f ../Dockerfile dir`) is read from
 /// where it is.
@@ -277,10 +112,7 @@ pub fn lint_context(dir: &Path, dockerfile: &Path, system: &System, options: &Op
     }
     let name = dockerfile.to_string_lossy().into_owned();
     match std::fs::read(dockerfile) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            lint_with(&source, &name, Some(text), system, options)
-        }
+        Ok(bytes) => lint_with(&source, &name, Some(bytes), system, options),
         Err(e) => unreadable(&name, format!("cannot read `{name}`: {e}")),
     }
 }
@@ -319,7 +151,7 @@ fn unreadable(file: &str, message: String) -> Report {
 fn lint_with(
     source: &dyn ContextSource,
     dockerfile: &str,
-    text: Option<String>,
+    text: Option<Vec<u8>>,
     system: &System,
     options: &Options,
 ) -> Report {
@@ -329,11 +161,12 @@ fn lint_with(
     };
     let text = match text {
         Some(t) => t,
+        // One byte past the limit, so that the parser reports a Dockerfile that is too large.
         None => match read_small(
             source,
             dockerfile,
             &entries,
-            dockerfile::MAX_DOCKERFILE_BYTES as u64,
+            dockerfile::MAX_DOCKERFILE_BYTES as u64 + 1,
         ) {
             Some(Ok(t)) => t,
             Some(Err(e)) => {
@@ -347,17 +180,54 @@ fn lint_with(
             }
         },
     };
-    let ignore = read_small(source, ".dockerignore", &entries, 1 << 20).and_then(Result::ok);
+    let invalid = first_invalid_utf8(&text);
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let ignore = read_small(source, ".dockerignore", &entries, 1 << 20)
+        .and_then(Result::ok)
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
     let index = Index::new(entries, ignore.as_deref(), dockerfile);
     let hints = hints(source, &index);
-    analyse(
+    let report = analyse(
         &text,
         dockerfile,
         system,
         options,
         Some((source, &index)),
         hints,
-    )
+    );
+    match invalid {
+        None => report,
+        Some(at) => {
+            // The flight agent reads the Dockerfile as UTF-8, and refuses it otherwise.
+            let line = text.as_bytes()[..at.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u32
+                + 1;
+            let mut diagnostics = report.diagnostics;
+            diagnostics.push(Diagnostic {
+                code: "OD000",
+                severity: Severity::Error,
+                file: dockerfile.to_string(),
+                line: 0,
+                column: 0,
+                end: None,
+                message: format!("`{dockerfile}` is not UTF-8 text (line {line}), and the flight agent reads it as UTF-8"),
+                help: Some("save the Dockerfile as UTF-8".into()),
+            });
+            Report::finish(diagnostics, report.facts, report.sources)
+        }
+    }
+}
+
+/// The byte offset of the first invalid UTF-8 sequence, ignoring one cut short at the end (the
+/// Dockerfile is read one byte past the size limit).
+fn first_invalid_utf8(bytes: &[u8]) -> Option<usize> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => None,
+        Err(e) if e.error_len().is_none() && bytes.len() > dockerfile::MAX_DOCKERFILE_BYTES => None,
+        Err(e) => Some(e.valid_up_to()),
+    }
 }
 
 /// Lints Dockerfile text alone: no context, so source and binary rules are skipped.
@@ -426,14 +296,14 @@ fn read_small(
     path: &str,
     entries: &[crate::context::Entry],
     max: u64,
-) -> Option<std::io::Result<String>> {
+) -> Option<std::io::Result<Vec<u8>>> {
     let e = entries
         .iter()
         .find(|e| e.path == path && e.kind != crate::context::EntryKind::Dir)?;
     let mut buf = vec![0; e.size.min(max) as usize];
     Some(source.read_at(path, 0, &mut buf).map(|n| {
         buf.truncate(n);
-        String::from_utf8_lossy(&buf).into_owned()
+        buf
     }))
 }
 
@@ -697,7 +567,14 @@ fn analyse(
     context: Option<(&dyn ContextSource, &Index)>,
     hints: Hints,
 ) -> Report {
-    let df = dockerfile::parse(text, file);
+    let builder = if system.builder == crate::catalogue::Builder::BuildKit
+        || options.site == BuildSite::Ground
+    {
+        dockerfile::Builder::BuildKit
+    } else {
+        dockerfile::Builder::Classic
+    };
+    let df = dockerfile::parse(text, builder);
     let mut cx = Cx {
         file,
         system,
@@ -705,11 +582,25 @@ fn analyse(
         df: &df,
         context,
         hints,
-        diagnostics: df.diagnostics.clone(),
+        diagnostics: Vec::new(),
         stages: Vec::new(),
         global_args: Vars::new(),
         facts: Facts::default(),
     };
+    for p in &df.problems {
+        let code = match p.kind {
+            ProblemKind::UnknownInstruction => "OD001",
+            ProblemKind::Malformed => "OD002",
+            ProblemKind::UnterminatedHeredoc => "OD003",
+            ProblemKind::InvalidJson => "OD004",
+            ProblemKind::UnknownFlag => "OD006",
+            // Only the flight agent refuses what the daemon could read differently.
+            ProblemKind::Ambiguous if !cx.onboard() => continue,
+            ProblemKind::Ambiguous => "OD007",
+            ProblemKind::Limit => "OD008",
+        };
+        cx.push(code, p.start, p.end, p.message.clone(), p.help.clone());
+    }
     if let Some((_, index)) = context {
         let (n, all, sent) = index.sizes();
         cx.facts.context_files = n;
@@ -814,6 +705,22 @@ fn declare_args(cx: &mut Cx<'_>, ins: &Instruction) {
             Some(s) => s.vars(),
             None => cx.global_args.clone(),
         };
+        // The flight agent substitutes the defaults of the ARGs before the first FROM into
+        // FROM, and refuses an expansion it does not read (`dockerfile::expand_strict`).
+        if cx.stages.is_empty()
+            && cx.onboard()
+            && let Some(d) = &default
+            && let Err(e) = expand_strict(d, &scope, escape)
+        {
+            let code = strict_code(&e);
+            cx.at(
+                code,
+                ins,
+                (w.start, w.end),
+                format!("ARG {name}: {e}"),
+                Some(STRICT_HELP.into()),
+            );
+        }
         let value = cx
             .build_arg(&name)
             .or_else(|| default.map(|d| expand(&d, &scope, escape)))
@@ -838,6 +745,17 @@ fn declare_args(cx: &mut Cx<'_>, ins: &Instruction) {
         }
     }
 }
+
+/// The rule code of an expansion the flight agent refuses: OD008 over a limit, else OD002.
+pub(crate) fn strict_code(e: &dockerfile::ExpandError) -> &'static str {
+    match e.kind() {
+        dockerfile::ExpandErrorKind::Limit => "OD008",
+        _ => "OD002",
+    }
+}
+
+/// The help of an expansion the flight agent refuses.
+pub(crate) const STRICT_HELP: &str = "onboard, ARG defaults and FROM may use only `$NAME`, `${NAME}`, `${NAME:-word}`, `${NAME:+word}`, `${NAME-word}` and `${NAME+word}`";
 
 /// `ENV a=b c="d e"` or `ENV a b c`.
 fn env_pairs(ins: &Instruction, vars: &Vars, escape: char) -> Vec<(String, String)> {
@@ -1003,6 +921,36 @@ mod tests {
             &Options::onboard(),
         );
         assert_eq!(codes(&r), [("OD000", 0)]);
+    }
+
+    #[test]
+    fn a_dockerfile_that_is_not_utf8_is_refused() {
+        let mut ctx = crate::MemContext::new();
+        ctx.add("Dockerfile", b"FROM busybox\nUSER 1\n# caf\xe9\n");
+        let r = lint_source(
+            &ctx,
+            "Dockerfile",
+            &System::flight("sat1"),
+            &Options::onboard(),
+        );
+        assert_eq!(codes(&r), [("OD000", 0)], "{}", r.render());
+        assert!(
+            r.diagnostics[0].message.contains("line 3"),
+            "{}",
+            r.render()
+        );
+        // Cut at the size limit in the middle of a character: only the size is reported.
+        let mut big = b"FROM busybox\nUSER 1\n#".to_vec();
+        big.resize(dockerfile::MAX_DOCKERFILE_BYTES, b'x');
+        big.extend("é\n".as_bytes());
+        ctx.add("Dockerfile", &big);
+        let r = lint_source(
+            &ctx,
+            "Dockerfile",
+            &System::flight("sat1"),
+            &Options::onboard(),
+        );
+        assert_eq!(codes(&r), [("OD008", 1)], "{}", r.render());
     }
 
     #[test]

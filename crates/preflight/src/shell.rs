@@ -7,7 +7,7 @@
 //! the program name is matched against a table of package managers, downloaders and build
 //! tools. `echo apt-get install` is an `echo`, not an install.
 
-use crate::words::{Vars, expand};
+use dockerfile::{Vars, expand};
 
 /// Deepest `sh -c "sh -c '…'"` nesting followed.
 const MAX_NESTING: usize = 8;

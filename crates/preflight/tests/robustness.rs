@@ -1,4 +1,5 @@
-//! Arbitrary input never panics: seeded random mutations of the corpus Dockerfiles, token soup,
+//! Arbitrary input never panics: seeded random mutations of the corpus Dockerfiles (through
+//! preflight and through the flight agent's judge, `dockerfile::onboard::judge`), token soup,
 //! mutated and truncated ELF files, and mutated image archives. A failure prints the seed and
 //! the input; `PREFLIGHT_SEED=n` replays from seed `n`, `PREFLIGHT_ITERATIONS` runs more.
 
@@ -10,128 +11,7 @@ use preflight::{
     ArchiveOptions, BuildSite, Builder, Eta, MemContext, Options, System, lint_archive,
     lint_binary, lint_dockerfile_text, lint_source,
 };
-
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
-
-fn seed() -> u64 {
-    std::env::var("PREFLIGHT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed)
-}
-
-fn iterations(default: usize) -> usize {
-    std::env::var("PREFLIGHT_ITERATIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-const TOKENS: &[&str] = &[
-    "\\\n",
-    "`\n",
-    "\n",
-    "<<EOF\n",
-    "<<-'X'\n",
-    "EOF\n",
-    "$",
-    "${",
-    "}",
-    "${A:-${B:+",
-    "\"",
-    "'",
-    "[",
-    "]",
-    "[\"a\", ",
-    "--from=",
-    "--platform=",
-    "--mount=type=cache",
-    "FROM ",
-    "RUN ",
-    "COPY ",
-    "ADD ",
-    "ARG A=",
-    "ENV ",
-    "AS ",
-    "# escape=`\n",
-    "&&",
-    "||",
-    ";",
-    "|",
-    "$(",
-    ")",
-    "sh -c '",
-    "apt-get install ",
-    "pip install ",
-    "curl http://x ",
-    "../",
-    "*",
-    "?",
-    "\u{feff}",
-    "é",
-    "\u{0}",
-    "\t",
-    "\r\n",
-    "ONBUILD ",
-    "HEALTHCHECK CMD ",
-    "USER ",
-    "WORKDIR ",
-    "0",
-    "-1",
-    "99999999999",
-];
-
-fn mutate(rng: &mut Rng, text: &str) -> String {
-    let mut b = text.as_bytes().to_vec();
-    for _ in 0..1 + rng.below(6) {
-        match rng.below(5) {
-            0 => {
-                let t = TOKENS[rng.below(TOKENS.len())].as_bytes();
-                let at = rng.below(b.len() + 1);
-                b.splice(at..at, t.iter().copied());
-            }
-            1 if !b.is_empty() => {
-                let at = rng.below(b.len());
-                let len = rng.below(16).min(b.len() - at);
-                b.drain(at..at + len);
-            }
-            2 if !b.is_empty() => {
-                let at = rng.below(b.len());
-                b[at] = rng.next() as u8;
-            }
-            3 => {
-                let at = rng.below(b.len() + 1);
-                let copy: Vec<u8> = b[at..].iter().take(40).copied().collect();
-                b.splice(at..at, copy);
-            }
-            _ => {
-                let n = rng.below(20);
-                for _ in 0..n {
-                    let t = TOKENS[rng.below(TOKENS.len())].as_bytes();
-                    b.extend_from_slice(t);
-                }
-            }
-        }
-    }
-    String::from_utf8_lossy(&b).into_owned()
-}
+use support::{Rng, iterations, mutate, seed};
 
 fn systems() -> Vec<(System, Options)> {
     let mut buildkit = System::em("linux/amd64");
@@ -170,6 +50,15 @@ fn random_dockerfiles_never_panic() {
         ctx.add("dir/a.txt", b"x");
         ctx.add(".dockerignore", b"*.log\n!keep\n[\n**/x\n");
         let result = catch_unwind(AssertUnwindSafe(|| {
+            // The flight agent's judge, on the same input.
+            if let Ok(judged) = dockerfile::onboard::judge(&text, &["busybox:latest".into()]) {
+                let all: Vec<(usize, String)> = judged
+                    .uses()
+                    .iter()
+                    .map(|u| (u.instruction, "x".to_string()))
+                    .collect();
+                let _ = judged.rewrite(&all);
+            }
             for (system, options) in &systems {
                 let r = lint_dockerfile_text(&text, "Dockerfile", system, options);
                 let _ = r.render();

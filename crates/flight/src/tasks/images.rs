@@ -2,6 +2,8 @@
 //! images, tenant references rewritten) and docker.load (an archive judged by `imagefmt`,
 //! loaded without its own names, tagged under the tenant's prefix).
 
+use dockerfile::onboard::{self, RefusalKind, Target};
+
 use super::*;
 
 impl Executor {
@@ -31,26 +33,17 @@ impl Executor {
         let text = read_dockerfile(&df_path).map_err(|m| {
             TaskResult::fail(ErrorCode::FormatError, format!("{}: {m}", df_rel.display()))
         })?;
-        let build_failed =
-            |m: String| TaskResult::fail(ErrorCode::DockerBuildFailed, format!("Dockerfile {m}"));
-        let parsed = dockerfile::parse(&text).map_err(build_failed)?;
-        let uses = parsed.references(&self.catalogue).map_err(build_failed)?;
-        if let Some((line, url)) = parsed.downloads().into_iter().next() {
-            return Err(TaskResult::fail(
-                ErrorCode::DockerBuildFailed,
-                if url.contains('$') {
-                    format!(
-                        "ADD {url} (Dockerfile line {line}): a variable in an ADD source could name a URL, and nothing can be downloaded onboard; use COPY"
-                    )
-                } else {
-                    format!("ADD {url} (Dockerfile line {line}): nothing can be downloaded onboard")
-                },
-            ));
-        }
+        let judged = onboard::judge(&text, &self.catalogue).map_err(|r| {
+            let code = match r.kind() {
+                RefusalKind::NotOnboard => ErrorCode::DockerImageNotFound,
+                _ => ErrorCode::DockerBuildFailed,
+            };
+            TaskResult::fail(code, r.to_string())
+        })?;
 
         // Every image the build names must exist onboard; tenant images get their prefix.
         let mut replacements = Vec::new();
-        for u in &uses {
+        for u in judged.uses() {
             match &u.target {
                 Target::Scratch | Target::Stage => {}
                 Target::Catalogue(name) => {
@@ -76,7 +69,7 @@ impl Executor {
                     // reach an image that is not the tenant's.
                     if info.on_build.iter().any(|t| {
                         t.to_ascii_lowercase().contains("--from")
-                            || !dockerfile::remote_words(t).is_empty()
+                            || !onboard::remote_words(t).is_empty()
                     }) {
                         return Err(TaskResult::fail(
                             ErrorCode::DockerBuildFailed,
@@ -88,19 +81,9 @@ impl Executor {
                     }
                     replacements.push((u.instruction, full));
                 }
-                Target::Unknown => {
-                    return Err(TaskResult::fail(
-                        ErrorCode::DockerImageNotFound,
-                        u.not_found(&self.catalogue),
-                    ));
-                }
             }
         }
-        let rewritten = if replacements.is_empty() {
-            None
-        } else {
-            Some(parsed.rewrite(&replacements).map_err(build_failed)?)
-        };
+        let rewritten = (!replacements.is_empty()).then(|| judged.rewrite(&replacements));
 
         let ctx_dir = volumes::resolve_existing(&root, &ctx_rel).map_err(|e| match e {
             PathError::NotFound(_) => {
@@ -252,10 +235,10 @@ impl Executor {
 
 fn read_dockerfile(path: &Path) -> Result<String, String> {
     let len = fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if len > dockerfile::MAX_DOCKERFILE as u64 {
+    if len > dockerfile::MAX_DOCKERFILE_BYTES as u64 {
         return Err(format!(
             "the Dockerfile is larger than {} bytes",
-            dockerfile::MAX_DOCKERFILE
+            dockerfile::MAX_DOCKERFILE_BYTES
         ));
     }
     let bytes = fs::read(path).map_err(|e| e.to_string())?;

@@ -24,7 +24,6 @@ mod pods;
 
 use self::pods::Pod;
 use crate::agent::Outgoing;
-use crate::dockerfile::{self, Target};
 use crate::fsutil;
 use crate::logbook::LogBook;
 use crate::names::{self, tenant_image};

@@ -1,10 +1,11 @@
 //! Base images and the builder: FROM (OD101–OD103, OD105), `COPY --from` (OD104) and
 //! BuildKit-only syntax under the onboard classic builder (OD010).
 
+use dockerfile::onboard::{self, Target};
+use dockerfile::{Args, Instruction, Kind, expand, expand_strict};
+
 use crate::catalogue::{Builder, same_platform, strip_digest};
-use crate::dockerfile::{Args, Instruction};
-use crate::lint::{BuildSite, Cx, Root, Stage, StageFacts};
-use crate::words::expand;
+use crate::lint::{BuildSite, Cx, Root, STRICT_HELP, Stage, StageFacts, strict_code};
 
 /// OD010: syntax the classic builder rejects, when the system builds with it.
 ///
@@ -43,9 +44,7 @@ pub(crate) fn check_builder_features(cx: &mut Cx<'_>, ins: &Instruction) {
                 cx.system.name
             ),
             Some(match ins.kind {
-                crate::dockerfile::Kind::Run => {
-                    "put the script in a file of the upload, COPY it and RUN it".into()
-                }
+                Kind::Run => "put the script in a file of the upload, COPY it and RUN it".into(),
                 _ => "put the content in a file of the upload and COPY it".into(),
             }),
         );
@@ -89,6 +88,21 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
     let range = image_word
         .as_ref()
         .map_or((0, ins.text.text.len()), |w| (w.start, w.end));
+    let onboard = cx.onboard();
+    // The flight agent expands FROM itself, and refuses what it does not read.
+    let strict_error = image_word
+        .as_ref()
+        .filter(|_| onboard)
+        .and_then(|w| expand_strict(&w.text, &global, escape).err());
+    if let Some(e) = &strict_error {
+        cx.at(
+            strict_code(e),
+            ins,
+            range,
+            format!("FROM {}: {e}", image_word.as_ref().map_or("", |w| &w.text)),
+            Some(STRICT_HELP.into()),
+        );
+    }
     let mut stage = Stage {
         name,
         from_ins: idx,
@@ -104,12 +118,11 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
         copied_names: Vec::new(),
         custom_shell: false,
     };
-    let onboard = cx.onboard();
     let lower = image.to_ascii_lowercase();
     let base_kind;
     if image.is_empty() {
         base_kind = "unknown";
-        if image_word.is_some() {
+        if image_word.is_some() && strict_error.is_none() {
             cx.at(
                 "OD002",
                 ins,
@@ -118,7 +131,8 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
                 Some("declare the ARG with a default before the first FROM".into()),
             );
         }
-    } else if lower == "scratch" {
+    } else if image == "scratch" {
+        // Exactly: `FROM SCRATCH` names an image, which Docker would pull.
         stage.root = Root::Scratch;
         base_kind = "scratch";
     } else if let Some(parent) = cx
@@ -134,13 +148,23 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
             ..parent.clone()
         };
         base_kind = "stage";
-    } else if let Some(i) = catalogue_index(cx, &image) {
+    } else if let Some(i) = catalogue_base(cx, &image) {
         stage.root = Root::Catalogue(i);
         base_kind = "catalogue";
         if onboard && let Some((_, digest)) = image.split_once('@') {
             let base = &cx.system.catalogue.images[i];
             match &base.digest {
-                Some(d) if d.eq_ignore_ascii_case(digest) => {}
+                // The flight agent classifies by name only: a pin names no catalogue image.
+                Some(d) if d.eq_ignore_ascii_case(digest) => {
+                    let name = base.name.clone();
+                    cx.at(
+                        "OD103",
+                        ins,
+                        range,
+                        format!("`{name}` onboard is `{digest}`, but the flight agent does not resolve digest pins"),
+                        Some(format!("drop the digest: `FROM {}`", strip_digest(&image))),
+                    )
+                }
                 Some(d) => {
                     let (name, d) = (base.name.clone(), d.clone());
                     cx.at(
@@ -166,17 +190,12 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
                 }
             }
         }
-    } else if cx
-        .options
-        .tenant_images
-        .iter()
-        .any(|t| wire::normalize_image_ref(t) == wire::normalize_image_ref(&image))
-    {
+    } else if tenant_image(cx, &image) {
         stage.root = Root::Tenant;
         base_kind = "tenant";
     } else {
         base_kind = "unknown";
-        if onboard {
+        if onboard && strict_error.is_none() {
             let (message, help) = not_onboard(cx, &image);
             cx.at("OD101", ins, range, message, Some(help));
         }
@@ -194,7 +213,7 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
         let value = expand(flag.value.as_deref().unwrap_or(""), &global, escape);
         let is_final = cx.df.instructions[idx + 1..]
             .iter()
-            .all(|i| i.kind != crate::dockerfile::Kind::From);
+            .all(|i| i.kind != Kind::From);
         if onboard || is_final {
             if value.is_empty() {
                 cx.at(
@@ -230,7 +249,7 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
     if !onboard {
         let is_final = cx.df.instructions[idx + 1..]
             .iter()
-            .all(|i| i.kind != crate::dockerfile::Kind::From);
+            .all(|i| i.kind != Kind::From);
         if is_final
             && !matches!(stage.root, Root::Catalogue(_) | Root::Scratch)
             && base_kind != "stage"
@@ -265,6 +284,48 @@ fn catalogue_index(cx: &Cx<'_>, image: &str) -> Option<usize> {
     cx.system.catalogue.images.iter().position(|x| x == b)
 }
 
+/// The catalogue image a FROM names. Onboard, by the flight agent's rule (the exact canonical
+/// name), except that a digest pin of a catalogue image is found too, for OD103 to explain.
+fn catalogue_base(cx: &Cx<'_>, image: &str) -> Option<usize> {
+    if !cx.onboard() || image.contains('@') {
+        return catalogue_index(cx, image);
+    }
+    let names = catalogue_names(cx);
+    match onboard::classify(image, &names) {
+        Some(Target::Catalogue(name)) => names.iter().position(|n| *n == name),
+        _ => None,
+    }
+}
+
+/// Is it in the list of the images the tenant has onboard?
+fn listed(cx: &Cx<'_>, image: &str) -> bool {
+    cx.options
+        .tenant_images
+        .iter()
+        .any(|t| wire::normalize_image_ref(t) == wire::normalize_image_ref(image))
+}
+
+/// One of the images the tenant has onboard. Onboard, it must also be what the flight agent
+/// takes for a tenant image (`name[:tag]`, no registry, path or digest: the agent prefixes it).
+fn tenant_image(cx: &Cx<'_>, image: &str) -> bool {
+    listed(cx, image)
+        && (!cx.onboard()
+            || matches!(
+                onboard::classify(image, &catalogue_names(cx)),
+                Some(Target::Tenant { .. })
+            ))
+}
+
+/// The canonical names of the system's catalogue, as the flight agent knows them.
+fn catalogue_names(cx: &Cx<'_>) -> Vec<String> {
+    cx.system
+        .catalogue
+        .images
+        .iter()
+        .map(|b| wire::normalize_image_ref(&b.name))
+        .collect()
+}
+
 fn onboard_names(cx: &Cx<'_>) -> Vec<String> {
     cx.system
         .catalogue
@@ -276,6 +337,12 @@ fn onboard_names(cx: &Cx<'_>) -> Vec<String> {
 
 /// The message and help of an image that is not onboard.
 fn not_onboard(cx: &Cx<'_>, image: &str) -> (String, String) {
+    if listed(cx, image) {
+        return (
+            format!("the flight agent reads `{image}` as a registry reference, not as one of your images"),
+            "refer to your images as `name[:tag]`, without a registry, path or digest: the flight agent adds your namespace".into(),
+        );
+    }
     let normalized = wire::normalize_image_ref(&strip_digest(image));
     let names: Vec<&str> = cx
         .system
@@ -318,10 +385,28 @@ pub(crate) enum FromSource {
 /// ```
 pub(crate) fn resolve_copy_from(cx: &mut Cx<'_>, ins: &Instruction) -> Option<FromSource> {
     let flag = ins.flag("from")?;
-    let vars = cx.stages.last().map(Stage::vars).unwrap_or_default();
-    let value = expand(flag.value.as_deref().unwrap_or(""), &vars, cx.df.escape);
+    let written = flag.value.as_deref().unwrap_or("");
     let current = cx.stages.len().saturating_sub(1);
     let range = (flag.start, flag.end);
+    // The flight agent reads `--from` as written: it expands no variable there.
+    let value = if cx.onboard() {
+        if written.contains('$') {
+            cx.at(
+                "OD104",
+                ins,
+                range,
+                format!(
+                    "`--from={written}` holds a variable, which the flight agent does not expand"
+                ),
+                Some("name the stage or image itself: `--from=NAME`".into()),
+            );
+            return None;
+        }
+        written.to_string()
+    } else {
+        let vars = cx.stages.last().map(Stage::vars).unwrap_or_default();
+        expand(written, &vars, cx.df.escape)
+    };
     if let Ok(n) = value.parse::<usize>() {
         if n < current {
             return Some(FromSource::Stage(n));
@@ -342,10 +427,23 @@ pub(crate) fn resolve_copy_from(cx: &mut Cx<'_>, ins: &Instruction) -> Option<Fr
     {
         return Some(FromSource::Stage(i));
     }
-    if cx
-        .stages
-        .get(current)
-        .is_some_and(|s| s.name.as_deref() == Some(lower.as_str()))
+    let known = if cx.onboard() {
+        // As the flight agent classifies it: a catalogue image by name (no digest pin), or a
+        // tenant image.
+        matches!(
+            onboard::classify(&value, &catalogue_names(cx)),
+            Some(Target::Catalogue(_))
+        ) || tenant_image(cx, &value)
+    } else {
+        catalogue_index(cx, &value).is_some() || tenant_image(cx, &value)
+    };
+    // BuildKit refuses a reference to the current stage; the onboard classic builder (and the
+    // flight agent) take it for an image, which may be one of the tenant's.
+    if !(known && cx.onboard())
+        && cx
+            .stages
+            .get(current)
+            .is_some_and(|s| s.name.as_deref() == Some(lower.as_str()))
     {
         cx.at(
             "OD104",
@@ -356,12 +454,6 @@ pub(crate) fn resolve_copy_from(cx: &mut Cx<'_>, ins: &Instruction) -> Option<Fr
         );
         return None;
     }
-    let known = catalogue_index(cx, &value).is_some()
-        || cx
-            .options
-            .tenant_images
-            .iter()
-            .any(|t| wire::normalize_image_ref(t) == wire::normalize_image_ref(&value));
     if !known && cx.onboard() {
         let (message, help) = not_onboard(cx, &value);
         cx.at(

@@ -7,9 +7,10 @@
 
 use std::collections::BTreeSet;
 
+use dockerfile::Args;
+
 use crate::catalogue::{BaseImage, library_matches};
 use crate::context::ContextFile;
-use crate::dockerfile::Args;
 use crate::elf::{self, ElfInfo};
 use crate::lint::{BinaryFacts, Cx, Root};
 use crate::rules::run::base_name;

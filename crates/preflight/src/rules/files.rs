@@ -2,11 +2,11 @@
 //! excluded by `.dockerignore` (OD304). Also records which context files land where, for the
 //! binary rules.
 
+use dockerfile::{Args, Instruction, Kind, expand, has_glob, onboard};
+
 use crate::context::{EntryKind, clean, glob_match};
-use crate::dockerfile::{Args, Instruction, Kind};
 use crate::lint::{Cx, Placed, join_image_path};
 use crate::rules::base::{FromSource, resolve_copy_from};
-use crate::words::{expand, has_glob};
 
 const ARCHIVE_SUFFIXES: &[&str] = &[
     ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst",
@@ -25,6 +25,9 @@ const ARCHIVE_SUFFIXES: &[&str] = &[
 pub(crate) fn check_copy(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
     if cx.stages.is_empty() {
         return;
+    }
+    if cx.onboard() {
+        check_downloads(cx, ins);
     }
     let from = resolve_copy_from(cx, ins);
     let has_from_flag = ins.flag("from").is_some();
@@ -75,19 +78,8 @@ pub(crate) fn check_copy(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
             continue;
         }
         if ins.kind == Kind::Add && !has_from_flag && is_remote(src) {
+            // Reported by `check_downloads`.
             opaque = true;
-            if cx.onboard() {
-                cx.at(
-                    "OD301",
-                    ins,
-                    *range,
-                    format!("`ADD {src}` downloads from the network, and there is none onboard"),
-                    Some(
-                        "download it on the ground, upload it with the Dockerfile and COPY it"
-                            .into(),
-                    ),
-                );
-            }
             continue;
         }
         match &from {
@@ -157,6 +149,40 @@ pub(crate) fn check_copy(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
     stage.placed.extend(placed);
     stage.opaque |= opaque;
     stage.copied_names.extend(copied_names);
+}
+
+/// OD301: the `ADD` sources the flight agent refuses (`dockerfile::onboard::downloads`): URLs,
+/// and words holding a variable, which the builder expands and which could name a URL.
+fn check_downloads(cx: &mut Cx<'_>, ins: &Instruction) {
+    let mut seen = Vec::new();
+    for d in onboard::downloads(ins) {
+        if seen.contains(&d) {
+            continue;
+        }
+        let range = match &ins.args {
+            Args::Shell { words, .. } => words
+                .iter()
+                .find(|w| w.text.contains(d.as_str()))
+                .map(|w| (w.start, w.end)),
+            Args::Exec { start, end, .. } => Some((*start, *end)),
+        }
+        .unwrap_or((0, ins.text.text.trim_end().len()));
+        let (message, help) = if d.contains('$') {
+            (
+                format!(
+                    "`ADD {d}`: a variable in an ADD source could name a URL, and nothing can be downloaded onboard"
+                ),
+                "use COPY for files of the upload",
+            )
+        } else {
+            (
+                format!("`ADD {d}` downloads from the network, and there is none onboard"),
+                "download it on the ground, upload it with the Dockerfile and COPY it",
+            )
+        };
+        cx.at("OD301", ins, range, message, Some(help.into()));
+        seen.push(d);
+    }
 }
 
 /// Files copied from another stage or image whose content preflight does not know.

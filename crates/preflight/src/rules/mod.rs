@@ -84,6 +84,18 @@ pub const RULES: &[RuleInfo] = &[
         "an instruction has a flag it does not accept",
     ),
     rule(
+        "OD007",
+        "ambiguous-syntax",
+        Error,
+        "Docker could read a line or flag differently from the flight agent, which refuses it",
+    ),
+    rule(
+        "OD008",
+        "limit-exceeded",
+        Error,
+        "the Dockerfile is over 1 MiB or 20 000 instructions, or an expansion over its limits",
+    ),
+    rule(
         "OD010",
         "needs-buildkit",
         Error,
@@ -261,6 +273,16 @@ pub const RULES: &[RuleInfo] = &[
     ),
 ];
 
+/// The codes whose errors mean the flight agent's own judge, `dockerfile::onboard::judge`,
+/// refuses the Dockerfile of a `docker.build` before the daemon sees it: for an onboard build
+/// with the classic builder and no build arguments, the judge refuses a Dockerfile exactly when
+/// preflight reports an error of one of these codes (`tests/judges_agree.rs` shows it on the
+/// corpus, the judge's own refusals and every limit). Errors of other codes fail in the daemon
+/// or in the container, or are about the build context, which the judge does not look at.
+pub const ONBOARD_REFUSALS: &[&str] = &[
+    "OD001", "OD002", "OD005", "OD006", "OD007", "OD008", "OD101", "OD103", "OD104", "OD301",
+];
+
 /// The rule of a code.
 pub fn rule_info(code: &str) -> Option<&'static RuleInfo> {
     RULES.iter().find(|r| r.code == code)
@@ -306,5 +328,29 @@ mod tests {
         let mut codes: Vec<_> = RULES.iter().map(|r| r.code).collect();
         codes.dedup();
         assert_eq!(codes.len(), RULES.len(), "duplicate or unsorted codes");
+        assert!(codes.is_sorted(), "unsorted codes");
+    }
+
+    /// Tidy: every onboard refusal is an error rule, and RULES.md lists exactly these codes.
+    #[test]
+    fn onboard_refusals_are_documented() {
+        for code in ONBOARD_REFUSALS {
+            assert_eq!(
+                rule_info(code).map(|r| r.severity),
+                Some(Error),
+                "{code} is not an error rule"
+            );
+        }
+        let md = include_str!("../../RULES.md");
+        let listed = md
+            .split("Refused onboard too:")
+            .nth(1)
+            .and_then(|s| s.lines().next())
+            .expect("RULES.md has a `Refused onboard too:` line");
+        let listed: Vec<&str> = listed
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| w.starts_with("OD"))
+            .collect();
+        assert_eq!(listed, ONBOARD_REFUSALS);
     }
 }

@@ -1,7 +1,8 @@
 //! RUN: network use (OD201, OD202, OD204) and the shell it needs (OD203).
 
+use dockerfile::{Args, Instruction};
+
 use crate::diagnostic::Position;
-use crate::dockerfile::{Args, Instruction};
 use crate::lint::{Cx, Root, Stage};
 use crate::shell::{NetKind, NetUse, network_uses, network_uses_argv};
 
@@ -79,10 +80,10 @@ pub(crate) fn check_run(cx: &mut Cx<'_>, ins: &Instruction) {
             let body_is_script =
                 first.is_none_or(|w| SHELLS.contains(&w.rsplit('/').next().unwrap_or(w)));
             if body_is_script {
-                for h in &ins.heredocs {
-                    for u in network_uses(&h.body, &vars, hints) {
-                        let p = body_pos(&h.body, u.start, h.first_line);
-                        let e = body_pos(&h.body, u.end, h.first_line);
+                for body in ins.heredocs.iter().filter_map(|h| h.body.as_ref()) {
+                    for u in network_uses(&body.text, &vars, hints) {
+                        let p = body_pos(&body.text, u.start, body.first_line);
+                        let e = body_pos(&body.text, u.end, body.first_line);
                         report(cx, ins, Where::Line(p, e), &u);
                     }
                 }

@@ -1,7 +1,8 @@
 //! How the final image runs: its user (OD401, OD402) and the form of its command (OD403,
 //! OD404).
 
-use crate::dockerfile::Args;
+use dockerfile::Args;
+
 use crate::lint::{Cx, Root};
 use crate::rules::run::{base_name, stage_has_shell};
 

@@ -1,5 +1,6 @@
 //! Shared by the corpus runner and the Docker tests: reading cases, generating their binaries
-//! with the host and aarch64 C compilers, and copying a case into a temporary context.
+//! with the host and aarch64 C compilers, and copying a case into a temporary context; and by
+//! the robustness and agreement tests: a seeded generator of mutated Dockerfiles.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -261,4 +262,128 @@ fn build_artifacts() -> PathBuf {
 fn write_exec(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+// Seeded random inputs, shared by the robustness and agreement tests.
+
+/// xorshift64*: small, seeded, reproducible.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+pub fn seed() -> u64 {
+    std::env::var("PREFLIGHT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed)
+}
+
+pub fn iterations(default: usize) -> usize {
+    std::env::var("PREFLIGHT_ITERATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+pub const TOKENS: &[&str] = &[
+    "\\\n",
+    "`\n",
+    "\n",
+    "<<EOF\n",
+    "<<-'X'\n",
+    "EOF\n",
+    "$",
+    "${",
+    "}",
+    "${A:-${B:+",
+    "\"",
+    "'",
+    "[",
+    "]",
+    "[\"a\", ",
+    "--from=",
+    "--platform=",
+    "--mount=type=cache",
+    "FROM ",
+    "RUN ",
+    "COPY ",
+    "ADD ",
+    "ARG A=",
+    "ENV ",
+    "AS ",
+    "# escape=`\n",
+    "&&",
+    "||",
+    ";",
+    "|",
+    "$(",
+    ")",
+    "sh -c '",
+    "apt-get install ",
+    "pip install ",
+    "curl http://x ",
+    "../",
+    "*",
+    "?",
+    "\u{feff}",
+    "é",
+    "\u{0}",
+    "\t",
+    "\r\n",
+    "ONBUILD ",
+    "HEALTHCHECK CMD ",
+    "USER ",
+    "WORKDIR ",
+    "0",
+    "-1",
+    "99999999999",
+];
+
+pub fn mutate(rng: &mut Rng, text: &str) -> String {
+    let mut b = text.as_bytes().to_vec();
+    for _ in 0..1 + rng.below(6) {
+        match rng.below(5) {
+            0 => {
+                let t = TOKENS[rng.below(TOKENS.len())].as_bytes();
+                let at = rng.below(b.len() + 1);
+                b.splice(at..at, t.iter().copied());
+            }
+            1 if !b.is_empty() => {
+                let at = rng.below(b.len());
+                let len = rng.below(16).min(b.len() - at);
+                b.drain(at..at + len);
+            }
+            2 if !b.is_empty() => {
+                let at = rng.below(b.len());
+                b[at] = rng.next() as u8;
+            }
+            3 => {
+                let at = rng.below(b.len() + 1);
+                let copy: Vec<u8> = b[at..].iter().take(40).copied().collect();
+                b.splice(at..at, copy);
+            }
+            _ => {
+                let n = rng.below(20);
+                for _ in 0..n {
+                    let t = TOKENS[rng.below(TOKENS.len())].as_bytes();
+                    b.extend_from_slice(t);
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&b).into_owned()
 }

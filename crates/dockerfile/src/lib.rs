@@ -1,0 +1,75 @@
+//! orbitdock's one Dockerfile reader, shared by the ground (`preflight`, for diagnostics) and
+//! the satellite (`flight`, for its strict judgement of a `docker.build`), so that "it will
+//! build onboard" on the ground is decided by the satellite's own code.
+//!
+//! [`parse`] is the lexer and parser: parser directives, the escape character, continuations,
+//! heredocs (BuildKit only), exec and shell forms and flags, with the physical position of every
+//! byte ([`Logical::pos`]). It never fails: it returns the [`Instruction`]s plus [`Problem`]s
+//! with positions. [`split_words`], [`expand`] and [`expand_strict`] split words and expand
+//! `ARG`/`ENV` variables the way Docker does. [`onboard::judge`] is what the flight agent calls
+//! before a build: it classifies every image the build names and refuses, fail-closed, whatever
+//! the daemon could read differently.
+//!
+//! The limits are defined here once: [`MAX_DOCKERFILE_BYTES`], [`MAX_INSTRUCTIONS`],
+//! [`MAX_EXPANSION`], [`MAX_DEPTH`].
+//!
+//! **Architecture invariant:** no I/O, no clock, no network: text in, values out.
+//!
+//! ```
+//! use dockerfile::{Builder, Kind, onboard};
+//!
+//! let df = dockerfile::parse("FROM busybox\nCOPY --from=0 /a /b\n", Builder::Classic);
+//! assert_eq!(df.instructions[1].kind, Kind::Copy);
+//! assert!(df.problems.is_empty());
+//!
+//! let catalogue = ["busybox:latest".to_string()];
+//! assert!(onboard::judge("FROM busybox\nRUN true\n", &catalogue).is_ok());
+//! let refusal = onboard::judge("FROM alpine/git\n", &catalogue).unwrap_err();
+//! assert_eq!(refusal.line(), Some(1));
+//! ```
+
+mod lexer;
+pub mod onboard;
+mod syntax;
+mod words;
+
+pub use lexer::parse;
+pub use syntax::{
+    Args, Builder, Dockerfile, Flag, Heredoc, HeredocBody, Instruction, Kind, Logical, Position,
+    Problem, ProblemKind,
+};
+pub use words::{
+    ExpandError, ExpandErrorKind, RawWord, Vars, expand, expand_strict, has_glob, split_words,
+};
+
+/// The largest Dockerfile read, in bytes (the flight agent refuses a larger one; preflight
+/// reports it and reads only this much).
+pub const MAX_DOCKERFILE_BYTES: usize = 1 << 20;
+/// The most instructions read.
+pub const MAX_INSTRUCTIONS: usize = 20_000;
+/// The longest output of one variable expansion, in bytes, so a crafted Dockerfile cannot blow
+/// up memory (`ARG A=$B$B$B…`).
+pub const MAX_EXPANSION: usize = 1 << 20;
+/// The deepest nesting of `${NAME:-word}` words that is expanded.
+pub const MAX_DEPTH: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    /// Tidy: the crate does no I/O and reads no clock (its sources name no such module).
+    #[test]
+    fn no_io() {
+        let sources = [
+            include_str!("lib.rs"),
+            include_str!("lexer.rs"),
+            include_str!("onboard.rs"),
+            include_str!("syntax.rs"),
+            include_str!("words.rs"),
+        ];
+        let forbidden = ["fs", "net", "time", "env", "process", "io"].map(|m| format!("std::{m}"));
+        for (n, source) in sources.iter().enumerate() {
+            for f in &forbidden {
+                assert!(!source.contains(f.as_str()), "source {n} uses {f}");
+            }
+        }
+    }
+}
