@@ -70,7 +70,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "building stand-in base images under the catalogue's names (nothing can be pulled here)…"
         );
-        flight::seed_bases(&mut |line| eprintln!("  {line}")).await?;
+        standins::seed_bases(&mut |line| eprintln!("  {line}")).await?;
     }
 
     let [

@@ -121,7 +121,7 @@ pub(crate) async fn link(a: LinkArgs) -> anyhow::Result<ExitCode> {
 
 pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
     if let Some(FlightCommand::SeedBases) = a.command {
-        let catalogue = flight::seed_bases(&mut |line| eprintln!("{line}")).await?;
+        let catalogue = standins::seed_bases(&mut |line| eprintln!("{line}")).await?;
         for b in catalogue {
             println!(
                 "{}  {}  {}",

@@ -624,7 +624,7 @@ mod tests {
     /// An object arriving as the link delivers it: in the object directory, then announced.
     fn arrive(agent: &Agent, data: &[u8]) {
         let d = Digest::of(data);
-        std::fs::write(agent.object_layout().path(&d), data).unwrap();
+        agent.object_layout().put(data).unwrap();
         agent.handle_event(LinkEvent::ObjectReceived(d));
     }
 

@@ -11,8 +11,6 @@ pub enum ErrorKind {
     Io,
     /// The link endpoint could not be started, or it stopped.
     Link,
-    /// A stand-in base image could not be made (for example: no static busybox on the host).
-    Seed,
     /// Input that cannot be accepted: a name, a path, an archive.
     Invalid,
 }

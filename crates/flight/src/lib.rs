@@ -14,17 +14,19 @@
 //! Entry points:
 //!
 //! - [`run`]: the agent behind the link, until its task is aborted.
-//! - [`seed_bases`] and [`catalogue_status`]: the stand-in base images of the catalogue.
+//! - [`catalogue_status`]: the onboard catalogue with the ids of the images present.
 //! - [`Agent`]: the agent without the link, to run single tasks ([`Agent::run_task`]) or feed it
 //!   the link's events ([`Agent::handle_event`]); used by tests and tools.
 //!
-//! `flight` is the only crate that talks to Docker; it does so through bollard behind an
-//! internal `Runtime` trait (with a recording fake for its own tests), and bounds every call in
-//! time. Every queue has a stated bound: [`run`]'s outbox holds 64 messages or objects, the plan
-//! queue 256 plans, a log tail 100 lines, a listing 10,000 entries.
+//! `flight` is the only crate that knows bollard: every Docker Engine call goes through the
+//! [`runtime::Runtime`] trait of its container-runtime adapter (with a recording fake for its own
+//! tests), bounded in time. [`runtime`] is public for developer and EM tooling only (the
+//! `standins` crate builds the catalogue's stand-in base images through it); the agent never
+//! builds stand-ins. Every queue has a stated bound: [`run`]'s outbox holds 64 messages or
+//! objects, the plan queue 256 plans, a log tail 100 lines, a listing 10,000 entries.
 
 mod agent;
-mod archive;
+mod catalogue;
 mod config;
 mod dockerfile;
 mod error;
@@ -32,14 +34,13 @@ mod fsutil;
 mod logbook;
 mod names;
 mod plans;
-mod runtime;
-mod seed;
+pub mod runtime;
 mod store;
 mod tasks;
 mod volumes;
 
 pub use agent::{Agent, Outgoing, run};
+pub use catalogue::catalogue_status;
 pub use config::{AgentConfig, FlightConfig};
 pub use error::{Error, ErrorKind};
-pub use seed::{catalogue_status, seed_bases};
 pub use tasks::TaskResult;

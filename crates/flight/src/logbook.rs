@@ -8,10 +8,10 @@ pub(crate) const TAIL_LINES: usize = 100;
 /// The longest line kept; longer lines are cut there.
 const MAX_LINE: usize = 8 << 10;
 
-/// Collects a log from any task (shared by reference; it locks inside). Keeps the last
-/// [`TAIL_LINES`] lines and, up to `keep_bytes`, the raw bytes from the start.
+/// Collects a log from any task (shared by reference; it locks inside). Keeps the last 100
+/// lines (`TAIL_LINES`) and, up to `keep_bytes`, the raw bytes from the start.
 #[derive(Debug)]
-pub(crate) struct LogBook {
+pub struct LogBook {
     inner: Mutex<Inner>,
 }
 
@@ -26,7 +26,7 @@ struct Inner {
 
 impl LogBook {
     /// A log keeping the last lines and the first `keep_bytes` bytes.
-    pub(crate) fn new(keep_bytes: usize) -> LogBook {
+    pub fn new(keep_bytes: usize) -> LogBook {
         LogBook {
             inner: Mutex::new(Inner {
                 keep_bytes,
@@ -36,7 +36,7 @@ impl LogBook {
     }
 
     /// Adds raw output, which may hold several lines or a part of one.
-    pub(crate) fn push_bytes(&self, bytes: &[u8]) {
+    pub fn push_bytes(&self, bytes: &[u8]) {
         let mut inner = self.lock();
         let room = inner.keep_bytes.saturating_sub(inner.kept.len());
         let keep = room.min(bytes.len());
@@ -53,7 +53,7 @@ impl LogBook {
     }
 
     /// Adds one whole line (a trailing newline is not needed).
-    pub(crate) fn push_line(&self, line: &str) {
+    pub fn push_line(&self, line: &str) {
         let mut bytes = line.as_bytes().to_vec();
         if !line.ends_with('\n') {
             bytes.push(b'\n');
@@ -62,7 +62,7 @@ impl LogBook {
     }
 
     /// The last lines, oldest first, including an unfinished last line.
-    pub(crate) fn tail(&self) -> Vec<String> {
+    pub fn tail(&self) -> Vec<String> {
         let inner = self.lock();
         let mut lines: Vec<String> = inner.tail.iter().cloned().collect();
         if !inner.partial.is_empty() {

@@ -49,7 +49,7 @@ pub(crate) fn tenant_image(tenant: &str, name: &str, tag: &str) -> String {
 }
 
 /// The first 12 hex digits of an image id, as `docker images` shows it.
-pub(crate) fn short_id(id: &str) -> String {
+pub fn short_id(id: &str) -> String {
     id.strip_prefix("sha256:")
         .unwrap_or(id)
         .chars()
@@ -58,7 +58,7 @@ pub(crate) fn short_id(id: &str) -> String {
 }
 
 /// `os/arch` of this host, as Docker names it.
-pub(crate) fn host_platform() -> String {
+pub fn host_platform() -> String {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

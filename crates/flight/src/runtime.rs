@@ -1,9 +1,14 @@
-//! The container runtime boundary: the few Docker Engine calls the agent makes.
+//! The agent's container-runtime adapter: the few Docker Engine calls the agent makes.
 //!
 //! [`Runtime`] lists them; [`DockerRuntime`] makes them through bollard against the local
 //! engine, each bounded in time; `fake::FakeRuntime` (tests only) records them and answers from
 //! a script. What isolates a pod (no network, no capabilities, no new privileges, memory and pid
-//! limits, the tenant's uid) is fixed in [`host_config`], not left to callers.
+//! limits, the tenant's uid) is fixed in `host_config`, and what confines a build (no network,
+//! no pull, a memory limit) in `build_options`, not left to callers.
+//!
+//! The module is public so that developer and EM tooling (the `standins` crate, which builds the
+//! stand-in base images) reaches the engine the same way the agent does, instead of carrying its
+//! own Docker client: bollard stays inside `flight`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,7 +26,8 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncReadExt;
 
 use crate::error::Error;
-use crate::logbook::LogBook;
+pub use crate::logbook::LogBook;
+pub use crate::names::{host_platform, short_id};
 
 /// The longest any short Docker call (inspect, tag, create, start, remove) may take.
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,15 +45,16 @@ const BODY_CHUNK: usize = 256 << 10;
 
 /// A failed runtime call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RuntimeError {
-    pub(crate) kind: RuntimeErrorKind,
+pub struct RuntimeError {
+    /// What kind of failure it is.
+    pub kind: RuntimeErrorKind,
     /// The daemon's message, or what failed.
-    pub(crate) message: String,
+    pub message: String,
 }
 
 /// What kind of failure a [`RuntimeError`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RuntimeErrorKind {
+pub enum RuntimeErrorKind {
     /// No such image or container.
     NotFound,
     /// The call took longer than its bound.
@@ -65,22 +72,23 @@ impl RuntimeError {
     }
 }
 
-pub(crate) type RtResult<T> = Result<T, RuntimeError>;
+/// The result of a runtime call.
+pub type RtResult<T> = Result<T, RuntimeError>;
 
 /// What the agent needs to know of an image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct ImageInfo {
+pub struct ImageInfo {
     /// The image id, `sha256:<hex>`.
-    pub(crate) id: String,
+    pub id: String,
     /// Its `ONBUILD` triggers.
-    pub(crate) on_build: Vec<String>,
+    pub on_build: Vec<String>,
     /// Its labels.
-    pub(crate) labels: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A request body: a file streamed from disk, or bytes in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Body {
+pub enum Body {
     /// Streamed from this file.
     File(PathBuf),
     /// Sent from memory.
@@ -89,39 +97,43 @@ pub(crate) enum Body {
 
 /// An air-gapped image build.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BuildRequest {
+pub struct BuildRequest {
     /// The full reference to tag.
-    pub(crate) tag: String,
+    pub tag: String,
     /// The Dockerfile's path inside the context.
-    pub(crate) dockerfile: String,
+    pub dockerfile: String,
     /// Labels set on the image.
-    pub(crate) labels: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
     /// The context, an uncompressed tar.
-    pub(crate) context: Body,
+    pub context: Body,
 }
 
 /// A pod's container.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ContainerSpec {
-    pub(crate) name: String,
-    pub(crate) image: String,
+pub struct ContainerSpec {
+    /// The container's name.
+    pub name: String,
+    /// The image reference or id it runs.
+    pub image: String,
     /// `uid:gid`.
-    pub(crate) user: String,
-    pub(crate) hostname: String,
+    pub user: String,
+    /// The container's hostname.
+    pub hostname: String,
     /// Replaces the image's entrypoint.
-    pub(crate) entrypoint: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
     /// Replaces the image's command.
-    pub(crate) cmd: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
     /// `NAME=value` pairs.
-    pub(crate) env: Vec<String>,
+    pub env: Vec<String>,
     /// The volume folder, mounted read-write at `/data`.
-    pub(crate) data_dir: PathBuf,
-    pub(crate) labels: BTreeMap<String, String>,
+    pub data_dir: PathBuf,
+    /// Labels set on the container.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The Docker Engine calls the agent makes. Methods return boxed futures so the trait can be a
 /// `dyn` object.
-pub(crate) trait Runtime: Send + Sync + 'static {
+pub trait Runtime: Send + Sync + 'static {
     /// The image, or `None` when there is no such image.
     fn inspect_image<'a>(
         &'a self,
@@ -146,6 +158,7 @@ pub(crate) trait Runtime: Send + Sync + 'static {
     ) -> BoxFuture<'a, RtResult<()>>;
     /// Creates a pod's container; returns its id.
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, RtResult<String>>;
+    /// Starts the created container.
     fn start_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>>;
     /// Waits for the container to stop; returns its exit code. The caller bounds the time.
     fn wait_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<i64>>;
@@ -213,14 +226,14 @@ pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
 
 /// The local Docker Engine, through bollard.
 #[derive(Debug, Clone)]
-pub(crate) struct DockerRuntime {
+pub struct DockerRuntime {
     docker: Docker,
 }
 
 impl DockerRuntime {
     /// Connects to the local engine (`DOCKER_HOST` or the default socket) and negotiates the API
     /// version (the engine may be older than bollard).
-    pub(crate) async fn connect() -> Result<DockerRuntime, Error> {
+    pub async fn connect() -> Result<DockerRuntime, Error> {
         let host =
             std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
         let where_ = format!("cannot reach the Docker Engine at {host}");
@@ -661,20 +674,22 @@ pub(crate) mod fake {
         ) -> BoxFuture<'a, RtResult<()>> {
             Box::pin(async move {
                 let bytes = std::fs::read(archive).unwrap();
-                let images = crate::archive::inspect(&bytes[..]).map_err(RuntimeError::failed)?;
+                let archive = imagefmt::inspect(std::io::Cursor::new(&bytes))
+                    .map_err(|e| RuntimeError::failed(e.to_string()))?;
                 let mut s = self.script.lock().unwrap();
                 s.calls.push(Call::Load);
-                s.bodies.push(bytes);
-                for i in images {
-                    log.push_line(&format!("Loaded image ID: {}", i.id));
+                for i in archive.images() {
+                    let id = i.id.to_string();
+                    log.push_line(&format!("Loaded image ID: {id}"));
                     s.images.insert(
-                        i.id.clone(),
+                        id.clone(),
                         ImageInfo {
-                            id: i.id,
+                            id,
                             ..Default::default()
                         },
                     );
                 }
+                s.bodies.push(bytes);
                 Ok(())
             })
         }

@@ -1,4 +1,5 @@
-//! The onboard object store: content-addressed files under `state_dir/objects/sha256/<hex>`.
+//! The onboard object store: content-addressed files under `state_dir/objects/sha256/<aa>/<hex>`
+//! (the layout of `cas`, the same as the ground's blobs).
 //!
 //! The directory is also the link endpoint's object directory ([`ObjectStore::layout`]): the
 //! link verifies each arriving object's sha256 before it renames it there, then reports it
@@ -10,11 +11,11 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sha2::{Digest as _, Sha256};
+use cas::{DirSync, ObjectLayout};
 use tokio::sync::watch;
 use wire::Digest;
 
@@ -23,13 +24,11 @@ use crate::error::Error;
 /// How much longer than the first the interval between two stall reports of
 /// [`ObjectStore::wait_for`] may grow (it doubles after each report).
 const MAX_STALL_FACTOR: u32 = 8;
-/// The name prefix of the store's temporary files, which are never objects.
-const TEMP_PREFIX: &str = ".add-";
 
 /// Content-addressed objects under the state directory.
 #[derive(Debug)]
 pub(crate) struct ObjectStore {
-    layout: link::ObjectLayout,
+    layout: ObjectLayout,
     /// How many objects arrived, and the last one: a waiter that sees the count grow by one
     /// needs to look at that object only.
     arrived: watch::Sender<(u64, Option<Digest>)>,
@@ -41,25 +40,16 @@ impl ObjectStore {
     /// nothing can complete now.
     pub(crate) fn open(state_dir: &Path) -> Result<ObjectStore, Error> {
         let root = state_dir.join("objects").join("sha256");
-        fs::create_dir_all(&root).map_err(|e| Error::io("cannot create", &root, e))?;
-        let entries = fs::read_dir(&root).map_err(|e| Error::io("cannot read", &root, e))?;
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
+        let layout = ObjectLayout::open(&root).map_err(|e| Error::io("cannot open", &root, e))?;
         let _ = fs::remove_dir_all(state_dir.join("spool"));
         Ok(ObjectStore {
-            layout: link::ObjectLayout {
-                root,
-                fanout: false,
-            },
+            layout,
             arrived: watch::channel((0, None)).0,
         })
     }
 
     /// Where the objects are, for the link endpoint.
-    pub(crate) fn layout(&self) -> &link::ObjectLayout {
+    pub(crate) fn layout(&self) -> &ObjectLayout {
         &self.layout
     }
 
@@ -99,18 +89,20 @@ impl ObjectStore {
         if self.has(&digest) {
             return Ok((digest, size));
         }
-        let tmp = self
-            .layout
-            .root
-            .join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
+        let tmp = self.layout.temp_path();
         let result = (|| {
             let mut from = File::open(source)?;
             let mut to = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            let (digest, size) = hash_copy(&mut from, &mut to)?;
+            let copied =
+                cas::copy_hashed(&mut from, &mut to, u64::MAX).map_err(cas::CopyError::into_io)?;
             to.sync_all()?;
             drop(to);
-            fs::rename(&tmp, self.path(&digest))?;
-            Ok((digest, size))
+            // Persist the rename; a failure to sync leaves a complete object, so it is not
+            // fatal.
+            let mut dirs = DirSync::default();
+            self.layout.publish(&tmp, &copied.digest, &mut dirs)?;
+            let _ = dirs.sync();
+            Ok((copied.digest, copied.size))
         })();
         let (digest, size) = match result {
             Ok(object) => object,
@@ -119,10 +111,6 @@ impl ObjectStore {
                 return Err(e);
             }
         };
-        // Persist the rename; a failure leaves a complete object, so it is not fatal.
-        if let Ok(dir) = File::open(&self.layout.root) {
-            let _ = dir.sync_all();
-        }
         self.arrived(&digest);
         Ok((digest, size))
     }
@@ -194,8 +182,7 @@ impl ObjectStore {
     /// Puts bytes in the store directly, as the link would. Blocking.
     #[cfg(test)]
     pub(crate) fn put(&self, data: &[u8]) -> Digest {
-        let d = Digest::of(data);
-        fs::write(self.path(&d), data).unwrap();
+        let d = self.layout.put(data).unwrap();
         self.arrived(&d);
         d
     }
@@ -203,26 +190,8 @@ impl ObjectStore {
 
 /// The sha256 of a file's content and its size, read in chunks.
 pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
-    hash_copy(&mut File::open(path)?, &mut io::sink())
-}
-
-/// Copies `from` to `to` in chunks; returns the sha256 and size of what was copied.
-fn hash_copy(from: &mut dyn Read, to: &mut dyn Write) -> io::Result<(Digest, u64)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 << 10];
-    let mut size = 0;
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        size += n as u64;
-        hasher.update(&buf[..n]);
-        to.write_all(&buf[..n])?;
-    }
-    Ok((Digest(hasher.finalize().into()), size))
+    let h = cas::hash_file(path)?;
+    Ok((h.digest, h.size))
 }
 
 #[cfg(test)]
@@ -246,7 +215,8 @@ mod tests {
         assert_eq!(fs::read(s.path(&d)).unwrap(), b"hello, orbit");
         assert_eq!(
             s.layout().path(&d),
-            dir.path().join(format!("objects/sha256/{}", d.hex()))
+            dir.path()
+                .join(format!("objects/sha256/{}/{}", &d.hex()[..2], d.hex()))
         );
         // The same content again writes nothing; no temporary file is left behind.
         let before = fs::metadata(s.path(&d)).unwrap().modified().unwrap();
@@ -255,7 +225,7 @@ mod tests {
             fs::metadata(s.path(&d)).unwrap().modified().unwrap(),
             before
         );
-        assert_eq!(fs::read_dir(&s.layout().root).unwrap().count(), 1);
+        assert_eq!(fs::read_dir(s.layout().root()).unwrap().count(), 1);
         assert!(s.add_file(&dir.path().join("nope")).is_err());
         assert_eq!(s.missing([d, Digest::of(b"x"), d]), [Digest::of(b"x")]);
     }
@@ -326,12 +296,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = ObjectStore::open(dir.path()).unwrap();
         let d = s.put(b"kept");
-        fs::write(s.layout().root.join(".add-0000000000000001"), b"half").unwrap();
+        fs::write(s.layout().temp_path(), b"half").unwrap();
         fs::create_dir_all(dir.path().join("spool")).unwrap();
         fs::write(dir.path().join("spool/x.part"), b"part").unwrap();
         let s = ObjectStore::open(dir.path()).unwrap();
         assert!(s.has(&d));
-        assert_eq!(fs::read_dir(&s.layout().root).unwrap().count(), 1);
+        assert_eq!(fs::read_dir(s.layout().root()).unwrap().count(), 1);
         assert!(!dir.path().join("spool").exists());
     }
 

@@ -20,12 +20,12 @@ use wire::{
 
 use crate::agent::Outgoing;
 use crate::dockerfile::{self, Target};
+use crate::fsutil;
 use crate::logbook::LogBook;
 use crate::names::{self, tenant_image};
 use crate::runtime::{Body, BuildRequest, ContainerSpec, Runtime, RuntimeErrorKind};
 use crate::store::ObjectStore;
 use crate::volumes::{self, Owner, PathError, RelPath, Volumes};
-use crate::{archive, fsutil};
 
 /// How long a build may run when its task sets no `max_duration`.
 const DEFAULT_BUILD_DURATION: Duration = Duration::from_secs(3600);
@@ -599,21 +599,17 @@ impl Executor {
         let path = volume_file(&root, &rel, ErrorCode::DockerTarfileNotFound, "Tar file")?;
         let load_failed = |m: String| TaskResult::fail(ErrorCode::DockerTarfileLoadFailed, m);
         let p = path.clone();
-        let images = blocking(move || {
-            File::open(&p)
-                .map_err(|e| e.to_string())
-                .and_then(|f| archive::inspect(BufReader::new(f)))
-        })
-        .await?
-        .map_err(|m| load_failed(format!("{}: {m}", rel.display())))?;
+        let archive = blocking(move || imagefmt::inspect_file(&p))
+            .await?
+            .map_err(|e| load_failed(format!("{}: {e}", rel.display())))?;
         let wanted = format!("{}:{}", image.name, image.tag);
-        let Some(index) = archive::find(&images, &wanted) else {
+        let Some(index) = archive.find(&wanted) else {
             return Err(TaskResult::fail(
                 ErrorCode::DockerImageLoadFailed,
-                format!("archive holds {}, not {wanted}", archive::describe(&images)),
+                format!("archive holds {}, not {wanted}", archive.describe_tags()),
             ));
         };
-        let id = images[index].id.clone();
+        let id = archive.images()[index].id.to_string();
 
         // Load a copy that names nothing, then tag the image id ourselves.
         let staged = self.scratch_file("load");
@@ -621,7 +617,13 @@ impl Executor {
         let rewritten = blocking(move || -> Result<(), String> {
             let input = File::open(&p).map_err(|e| e.to_string())?;
             let output = File::create(&out).map_err(|e| e.to_string())?;
-            archive::rewrite(BufReader::new(input), index, BufWriter::new(output))
+            imagefmt::write_unnamed(
+                BufReader::new(input),
+                &archive,
+                index,
+                BufWriter::new(output),
+            )
+            .map_err(|e| e.to_string())
         })
         .await?;
         if let Err(m) = rewritten {

@@ -168,7 +168,7 @@ async fn cleanup(tenant: &str, extra: &[String]) -> Result<(), bollard::errors::
 impl World {
     async fn new(tenants: usize) -> World {
         let mut lines = Vec::new();
-        let catalogue = flight::seed_bases(&mut |l: &str| lines.push(l.to_string()))
+        let catalogue = standins::seed_bases(&mut |l: &str| lines.push(l.to_string()))
             .await
             .expect("seed-bases needs the Docker Engine (and a static busybox or apt-get)");
         assert!(
@@ -221,8 +221,7 @@ impl World {
     async fn uplink(&self, tenant: usize, files: &[(&str, &[u8], u32)]) {
         let mut list = Vec::new();
         for (path, data, mode) in files {
-            let digest = Digest::of(data);
-            std::fs::write(self.agent.object_layout().path(&digest), data).unwrap();
+            let digest = self.agent.object_layout().put(data).unwrap();
             self.agent
                 .handle_event(link::LinkEvent::ObjectReceived(digest));
             list.push(UplinkFile {

@@ -77,16 +77,13 @@ fn task(id: &str, kind: TaskKind) -> PlanTask {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_a_plan_sent_over_the_link() {
-    flight::seed_bases(&mut |_| {})
+    standins::seed_bases(&mut |_| {})
         .await
         .expect("seed-bases needs the Docker Engine");
     let dir = tempfile::tempdir().unwrap();
     let (flight_addr, ground_addr) = (free_addr(), free_addr());
     let key = wire::LinkKey::from_bytes(rand::random());
-    let ground_objects = link::ObjectLayout {
-        root: dir.path().join("ground/objects"),
-        fanout: true,
-    };
+    let ground_objects = link::ObjectLayout::new(dir.path().join("ground/objects"));
     let endpoint = link::EndpointConfig {
         bind: ground_addr,
         peer: flight_addr,

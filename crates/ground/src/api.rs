@@ -332,7 +332,7 @@ async fn upload_files(
             .commit_deferred(&f.tmp, &f.digest, &mut dirs)
             .await?;
     }
-    dirs.sync().await?;
+    crate::blobs::sync_dirs(dirs).await?;
     let now = time::now_ms();
     let mut tx = db::write_tx(g.db()).await?;
     auth::claim_namespace(&mut tx, &user, &ns, now).await?;

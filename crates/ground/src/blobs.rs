@@ -8,76 +8,60 @@
 //! folder is every system link's object directory ([`BlobStore::layout`]): the link reads the
 //! objects it sends from it and commits the objects it receives, verified, into it.
 
-use std::collections::BTreeSet;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
+pub(crate) use cas::{CopyError as WriteError, DirSync, Hashed as Written};
+use cas::{HashingWriter, ObjectLayout};
 use wire::Digest;
 
 /// The blob store.
 #[derive(Debug, Clone)]
 pub(crate) struct BlobStore {
-    root: PathBuf,
+    layout: ObjectLayout,
     tmp: PathBuf,
-}
-
-/// A file written to a temporary place, with its digest and size.
-#[derive(Debug)]
-pub(crate) struct Written {
-    pub(crate) digest: Digest,
-    pub(crate) size: u64,
-}
-
-/// Writing stopped because the content went over its limit.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum WriteError {
-    #[error("more than {0} bytes")]
-    TooLarge(u64),
-    #[error(transparent)]
-    Io(#[from] io::Error),
 }
 
 impl BlobStore {
     /// Opens the store under `data_dir`, creating its folders and clearing leftover temporary
     /// files.
     pub(crate) async fn open(data_dir: &Path) -> io::Result<BlobStore> {
-        let root = data_dir.join("blobs").join("sha256");
-        let tmp = data_dir.join("tmp");
-        tokio::fs::create_dir_all(&root).await?;
-        if tokio::fs::try_exists(&tmp).await? {
-            tokio::fs::remove_dir_all(&tmp).await?;
-        }
-        tokio::fs::create_dir_all(&tmp).await?;
-        // `blobs/sha256` may have just been created: make its entries durable once, here.
-        let mut dirs = DirSync::default();
-        dirs.add(data_dir);
-        dirs.add(&data_dir.join("blobs"));
-        dirs.sync().await?;
-        Ok(BlobStore { root, tmp })
+        let data_dir = data_dir.to_path_buf();
+        blocking(move || {
+            let layout = ObjectLayout::open(data_dir.join("blobs").join("sha256"))?;
+            let tmp = data_dir.join("tmp");
+            if tmp.exists() {
+                std::fs::remove_dir_all(&tmp)?;
+            }
+            std::fs::create_dir_all(&tmp)?;
+            // `blobs/sha256` may have just been created: make its entries durable once, here.
+            let mut dirs = DirSync::default();
+            dirs.add(&data_dir);
+            dirs.add(&data_dir.join("blobs"));
+            dirs.sync()?;
+            Ok(BlobStore { layout, tmp })
+        })
+        .await
     }
 
     /// Where the blob lives (whether or not it exists).
     pub(crate) fn path(&self, digest: &Digest) -> PathBuf {
-        let hex = digest.hex();
-        self.root.join(&hex[..2]).join(hex)
+        self.layout.path(digest)
     }
 
-    /// The store as a link's object directory: the same `<aa>/<hex>` paths as [`BlobStore::path`].
-    pub(crate) fn layout(&self) -> ::link::ObjectLayout {
-        ::link::ObjectLayout {
-            root: self.root.clone(),
-            fanout: true,
-        }
+    /// The store as a link's object directory: the same paths as [`BlobStore::path`].
+    pub(crate) fn layout(&self) -> ObjectLayout {
+        self.layout.clone()
     }
 
     /// The blob's size, if the store has it.
     pub(crate) async fn size(&self, digest: &Digest) -> Option<u64> {
-        tokio::fs::metadata(self.path(digest))
+        let layout = self.layout.clone();
+        let digest = *digest;
+        blocking(move || Ok(layout.size(&digest)))
             .await
             .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
+            .flatten()
     }
 
     /// A fresh folder for staging, removed when the returned guard drops.
@@ -87,142 +71,62 @@ impl BlobStore {
         Ok(TempDir { path })
     }
 
-    /// Moves a complete, synced file whose content has `digest` into the store, durably: when
-    /// this returns, the blob survives a crash.
-    #[cfg(test)]
-    pub(crate) async fn commit(&self, file: &Path, digest: &Digest) -> io::Result<()> {
-        let mut dirs = DirSync::default();
-        self.commit_deferred(file, digest, &mut dirs).await?;
-        dirs.sync().await
-    }
-
     /// Moves a complete, synced file whose content has `digest` into the store, adding the
-    /// folders whose entries changed to `dirs`. The blob is durable only once `dirs` is synced,
-    /// which must happen before anything that refers to it is committed; a batch of commits
-    /// shares one [`DirSync`], so each folder is synced once.
+    /// folders whose entries changed to `dirs` ([`cas::ObjectLayout::publish`]). The blob is
+    /// durable only once `dirs` is synced ([`sync_dirs`]), which must happen before anything
+    /// that refers to it is committed; a batch of commits shares one [`DirSync`], so each
+    /// folder is synced once.
     pub(crate) async fn commit_deferred(
         &self,
         file: &Path,
         digest: &Digest,
         dirs: &mut DirSync,
     ) -> io::Result<()> {
-        let target = self.path(digest);
-        let parent = target.parent().unwrap_or(&self.root).to_path_buf();
-        // The fan-out folder may be new (here or in a concurrent commit whose sync has not run
-        // yet): its entry in the root must be durable too. One sync per batch.
-        dirs.add(&self.root);
-        if tokio::fs::try_exists(&target).await? {
-            // Already stored, perhaps by a concurrent commit that has not synced its folder
-            // yet: sync it as well before referring to it.
-            tokio::fs::remove_file(file).await?;
-            dirs.add(&parent);
-            return Ok(());
-        }
-        tokio::fs::create_dir_all(&parent).await?;
-        // The content was synced by its writer (`write_sync`, `AsyncWriter::finish`) before
-        // the rename publishes it under its digest.
-        tokio::fs::rename(file, &target).await?;
-        dirs.add(&parent);
-        Ok(())
+        let layout = self.layout.clone();
+        let (file, digest) = (file.to_path_buf(), *digest);
+        let mut batch = std::mem::take(dirs);
+        let (result, batch) = tokio::task::spawn_blocking(move || {
+            let r = layout.publish(&file, &digest, &mut batch);
+            (r, batch)
+        })
+        .await
+        .map_err(io::Error::other)?;
+        *dirs = batch;
+        result
     }
 
     /// Stores `bytes` (small contents and tests).
     #[cfg(test)]
     pub(crate) async fn put(&self, bytes: &[u8]) -> io::Result<Digest> {
-        let dir = self.staging_dir().await?;
-        let path = dir.path().join("blob");
+        let layout = self.layout.clone();
         let data = bytes.to_vec();
-        let p = path.clone();
-        let written =
-            tokio::task::spawn_blocking(move || write_sync(&p, &mut data.as_slice(), u64::MAX))
-                .await
-                .map_err(io::Error::other)?
-                .map_err(|e| match e {
-                    WriteError::Io(e) => e,
-                    other => io::Error::other(other),
-                })?;
-        self.commit(&path, &written.digest).await?;
-        Ok(written.digest)
+        blocking(move || layout.put(&data)).await
     }
 }
 
-/// Folders to sync (`fsync` on the directory) so that renames into them survive a crash.
-#[derive(Debug, Default)]
-pub(crate) struct DirSync {
-    dirs: BTreeSet<PathBuf>,
-}
-
-impl DirSync {
-    /// Adds a folder; each distinct folder is synced once.
-    pub(crate) fn add(&mut self, dir: &Path) {
-        if !self.dirs.contains(dir) {
-            self.dirs.insert(dir.to_path_buf());
-        }
+/// Syncs every folder of `dirs`, off the async runtime.
+pub(crate) async fn sync_dirs(dirs: DirSync) -> io::Result<()> {
+    if dirs.is_empty() {
+        return Ok(());
     }
-
-    /// The folders to sync, in order.
-    #[cfg(test)]
-    pub(crate) fn dirs(&self) -> impl Iterator<Item = &Path> {
-        self.dirs.iter().map(PathBuf::as_path)
-    }
-
-    /// Syncs every folder added. Blocking work runs off the async runtime.
-    pub(crate) async fn sync(self) -> io::Result<()> {
-        if self.dirs.is_empty() {
-            return Ok(());
-        }
-        tokio::task::spawn_blocking(move || {
-            for dir in &self.dirs {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(io::Error::other)?
-    }
+    blocking(move || dirs.sync()).await
 }
 
 /// Copies `reader` into a new file at `path`, hashing as it goes, and syncs it. Fails once more
 /// than `limit` bytes have been read. Blocking.
 pub(crate) fn write_sync(
     path: &Path,
-    reader: &mut dyn Read,
+    reader: &mut dyn std::io::Read,
     limit: u64,
 ) -> Result<Written, WriteError> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
-        size += n as u64;
-        if size > limit {
-            return Err(WriteError::TooLarge(limit));
-        }
-        hasher.update(&buf[..n]);
-        file.write_all(&buf[..n])?;
-    }
-    file.sync_all()?;
-    Ok(Written {
-        digest: Digest(hasher.finalize().into()),
-        size,
-    })
+    cas::write_new(path, reader, limit)
 }
 
-/// An async file being written while hashed (multipart uploads).
+/// An async file being written while hashed (multipart uploads), with the same hasher and
+/// limit as every other object writer ([`cas::HashingWriter`]).
 pub(crate) struct AsyncWriter {
     file: tokio::fs::File,
-    hasher: Sha256,
-    size: u64,
-    limit: u64,
+    hasher: HashingWriter<io::Sink>,
 }
 
 impl AsyncWriter {
@@ -234,19 +138,13 @@ impl AsyncWriter {
             .await?;
         Ok(AsyncWriter {
             file,
-            hasher: Sha256::new(),
-            size: 0,
-            limit,
+            hasher: HashingWriter::new(io::sink(), limit),
         })
     }
 
     pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), WriteError> {
         use tokio::io::AsyncWriteExt;
-        self.size += data.len() as u64;
-        if self.size > self.limit {
-            return Err(WriteError::TooLarge(self.limit));
-        }
-        self.hasher.update(data);
+        self.hasher.push(data)?;
         self.file.write_all(data).await?;
         Ok(())
     }
@@ -255,11 +153,16 @@ impl AsyncWriter {
         use tokio::io::AsyncWriteExt;
         self.file.flush().await?;
         self.file.sync_all().await?;
-        Ok(Written {
-            digest: Digest(self.hasher.finalize().into()),
-            size: self.size,
-        })
+        Ok(self.hasher.finish().0)
     }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(io::Error::other)?
 }
 
 /// A temporary folder, removed with everything in it when dropped.
@@ -286,6 +189,8 @@ impl Drop for TempDir {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[tokio::test]
@@ -337,7 +242,7 @@ mod tests {
         let want: BTreeSet<PathBuf> = digests
             .iter()
             .map(|d| store.path(d).parent().unwrap().to_path_buf())
-            .chain([store.root.clone()])
+            .chain([store.layout.root().to_path_buf()])
             .collect();
         let got: Vec<&Path> = dirs.dirs().collect();
         // Every blob's folder and the root (for new fan-out folders), each exactly once.
@@ -347,7 +252,7 @@ mod tests {
             got.len() < digests.len(),
             "folders are shared, not synced per file"
         );
-        dirs.sync().await.unwrap();
+        sync_dirs(dirs).await.unwrap();
         for (d, c) in digests.iter().zip(&contents) {
             assert_eq!(&std::fs::read(store.path(d)).unwrap(), c);
         }
@@ -360,8 +265,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut dirs = DirSync::default();
         dirs.add(&dir.path().join("missing"));
-        assert!(dirs.sync().await.is_err());
-        DirSync::default().sync().await.unwrap();
+        assert!(sync_dirs(dirs).await.is_err());
+        sync_dirs(DirSync::default()).await.unwrap();
     }
 
     #[test]

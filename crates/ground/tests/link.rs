@@ -33,10 +33,7 @@ impl Flight {
     /// An agent endpoint at `bind` talking to the ground at `peer`.
     async fn spawn(bind: SocketAddr, peer: SocketAddr, key: LinkKey) -> Flight {
         let dir = tempfile::tempdir().unwrap();
-        let objects = ObjectLayout {
-            root: dir.path().join("objects"),
-            fanout: false,
-        };
+        let objects = ObjectLayout::new(dir.path().join("objects"));
         let (tx, rx) = spawn_endpoint(EndpointConfig {
             bind,
             peer,
@@ -77,9 +74,7 @@ impl Flight {
 
     /// Puts `bytes` in the agent's object directory and queues them for the ground.
     async fn send_object(&self, bytes: &[u8]) -> Digest {
-        let digest = Digest::of(bytes);
-        std::fs::create_dir_all(&self.objects.root).unwrap();
-        std::fs::write(self.objects.path(&digest), bytes).unwrap();
+        let digest = self.objects.put(bytes).unwrap();
         self.tx
             .send_object(digest, bytes.len() as u64, 2)
             .await

@@ -131,10 +131,7 @@ async fn setup() -> Setup {
         key,
         sends: Direction::Down,
         state_dir: dir.path().join("state"),
-        objects: ObjectLayout {
-            root: dir.path().join("objects"),
-            fanout: false,
-        },
+        objects: ObjectLayout::new(dir.path().join("objects")),
         rate_bits_per_sec: None,
         contact: Contact::Always,
     })

@@ -14,10 +14,11 @@ mod model;
 pub mod sim;
 mod store;
 
+pub use cas::ObjectLayout;
 pub use emulator::{EmulatorConfig, EmulatorStats, run_emulator};
 pub use endpoint::{
     Contact, EndpointConfig, LinkEvent, LinkStats, MessageReceiver, MessageSender, SendError,
     spawn_endpoint,
 };
 pub use model::{Deliveries, LinkModel, LinkModelConfig, Loss, ModelStats};
-pub use store::{FileStore, ObjectLayout};
+pub use store::FileStore;

@@ -12,7 +12,7 @@
 //! committed.json           the last transfers committed (so a resumed sender hears "committed")
 //! ```
 //!
-//! Objects live in the application's content-addressed directory ([`ObjectLayout`]). Every
+//! Objects live in the application's content-addressed directory ([`cas::ObjectLayout`]). Every
 //! metadata file is replaced atomically (write, fsync, rename); spool data is fsynced before the
 //! ranges that claim it.
 
@@ -21,32 +21,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use cas::DirSync;
+pub(crate) use cas::ObjectLayout;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use sync::{Commit, Counters, OutboxEntry, Persisted, SpoolEntry, Store};
 use wire::{Digest, Offer, TransferKind};
-
-/// Where the application keeps content-addressed objects: `root/<hex>`, or `root/<aa>/<hex>`
-/// with `fanout`.
-#[derive(Debug, Clone)]
-pub struct ObjectLayout {
-    /// The directory of objects.
-    pub root: PathBuf,
-    /// Whether objects sit in subdirectories named by their first two hex digits.
-    pub fanout: bool,
-}
-
-impl ObjectLayout {
-    /// The path of an object.
-    pub fn path(&self, d: &Digest) -> PathBuf {
-        let hex = d.hex();
-        if self.fanout {
-            self.root.join(&hex[..2]).join(hex)
-        } else {
-            self.root.join(hex)
-        }
-    }
-}
 
 /// A [`Store`] on the filesystem. See the module documentation for the layout.
 pub struct FileStore {
@@ -123,7 +102,7 @@ impl FileStore {
         for sub in ["outbox", "spool", "inbox"] {
             fs::create_dir_all(dir.join(sub))?;
         }
-        fs::create_dir_all(&objects.root)?;
+        fs::create_dir_all(objects.root())?;
         let committed = match fs::read(dir.join("committed.json")) {
             Ok(b) => serde_json::from_slice::<Vec<u64>>(&b)
                 .map_err(invalid)?
@@ -353,31 +332,17 @@ impl Store for FileStore {
         let file = OpenOptions::new().read(true).write(true).open(&data)?;
         file.set_len(offer.size)?;
         file.sync_all()?;
-        let mut hasher = Sha256::new();
-        let mut reader = io::BufReader::with_capacity(1 << 16, file);
-        io::copy(&mut reader, &mut HashWriter(&mut hasher))?;
-        let ok = Digest(hasher.finalize().into()) == offer.digest;
+        let ok = cas::hash_reader(&mut io::BufReader::with_capacity(1 << 16, file))?.digest
+            == offer.digest;
         let result = if !ok {
             Commit::Mismatch
         } else {
             match offer.kind {
                 TransferKind::Object => {
-                    let dest = self.objects.path(&offer.digest);
-                    let dir = dest
-                        .parent()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| self.objects.root.clone());
-                    fs::create_dir_all(&dir)?;
-                    if fs::rename(&data, &dest).is_err() {
-                        // Another filesystem: copy beside the destination, make it durable, then
-                        // rename, so a crash never leaves a truncated object under its digest.
-                        let tmp = dir.join(format!(".{}.tmp", offer.digest.hex()));
-                        fs::copy(&data, &tmp)?;
-                        File::open(&tmp)?.sync_all()?;
-                        fs::rename(&tmp, &dest)?;
-                    }
                     // The object is durable before anything records it as committed.
-                    File::open(&dir)?.sync_all()?;
+                    let mut dirs = DirSync::default();
+                    self.objects.publish(&data, &offer.digest, &mut dirs)?;
+                    dirs.sync()?;
                     Commit::Object
                 }
                 TransferKind::Message { seq } => {
@@ -418,18 +383,6 @@ impl Store for FileStore {
     }
 }
 
-struct HashWriter<'a>(&'a mut Sha256);
-
-impl Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,10 +390,7 @@ mod tests {
     #[test]
     fn survives_a_reopen() {
         let dir = std::env::temp_dir().join(format!("orbitdock-store-{}", rand::random::<u64>()));
-        let layout = ObjectLayout {
-            root: dir.join("objects"),
-            fanout: true,
-        };
+        let layout = ObjectLayout::new(dir.join("objects"));
         let offer = Offer {
             transfer: 3,
             kind: TransferKind::Object,

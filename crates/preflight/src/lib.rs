@@ -14,7 +14,7 @@
 //!
 //! **Architecture invariant:** no network, no async, no clock; files are read only through
 //! [`ContextSource`] or the paths given, and only as much as needed (ELF headers by offset,
-//! archive members by header).
+//! archive members by header, through `imagefmt`, the judge the flight runs too).
 //!
 //! ```
 //! use preflight::{Options, System, lint_dockerfile_text};
@@ -50,5 +50,5 @@ pub use lint::{
     ArchiveImage, ArchiveOptions, BinaryFacts, BuildSite, Eta, Facts, LayerFacts, Options, Report,
     StageFacts, lint_binary, lint_context, lint_dockerfile_text, lint_source,
 };
-pub use rules::archive::lint_archive;
+pub use rules::archive::{ARCHIVE_REFUSALS, lint_archive};
 pub use rules::{RULES, RuleInfo, rule_info};

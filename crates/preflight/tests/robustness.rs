@@ -247,10 +247,19 @@ fn random_archives_never_panic() {
     let mut valid = Vec::new();
     {
         let mut b = tar::Builder::new(&mut valid);
+        let layer = [0u8; 1024];
+        let config = format!(
+            r#"{{"architecture":"arm64","os":"linux","rootfs":{{"diff_ids":["{}"]}},"config":{{"User":"1"}}}}"#,
+            wire::Digest::of(&layer)
+        );
+        let config_name = format!("{}.json", wire::Digest::of(config.as_bytes()).hex());
+        let manifest = format!(
+            r#"[{{"Config":"{config_name}","RepoTags":["x:1"],"Layers":["l/layer.tar"]}}]"#
+        );
         let files: [(&str, &[u8]); 3] = [
-            ("manifest.json", br#"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["l/layer.tar"]}]"#),
-            ("c.json", br#"{"architecture":"arm64","os":"linux","rootfs":{"diff_ids":["sha256:00"]},"config":{"User":"1"}}"#),
-            ("l/layer.tar", &[0u8; 1024]),
+            ("manifest.json", manifest.as_bytes()),
+            (&config_name, config.as_bytes()),
+            ("l/layer.tar", &layer),
         ];
         for (name, data) in files {
             let mut h = tar::Header::new_gnu();

@@ -45,7 +45,7 @@ pub fn normalize_image_ref(reference: &str) -> String {
 }
 
 /// The default onboard catalogue, as the ground knows it before a flight agent reports digests.
-/// The flight agent's `seed-bases` builds stand-ins for exactly these names.
+/// `orbitdock flight seed-bases` (crate `standins`) builds stand-ins for exactly these names.
 pub fn catalogue(platform: &str) -> Vec<BaseImage> {
     let entry = |name: &str, description: &str| BaseImage {
         name: name.to_string(),

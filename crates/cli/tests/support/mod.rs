@@ -270,7 +270,7 @@ impl User {
 pub(crate) async fn seed_bases() {
     static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     ONCE.get_or_init(|| async {
-        flight::seed_bases(&mut |l| eprintln!("seed: {l}"))
+        standins::seed_bases(&mut |l| eprintln!("seed: {l}"))
             .await
             .expect("stand-in base images build");
     })

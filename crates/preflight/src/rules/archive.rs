@@ -1,27 +1,33 @@
-//! Image archives (`docker save` tars and OCI image layouts): platform (OD601), readability
-//! (OD602), sizes (OD603, OD604), bytes to uplink and ETA (OD605), and the image's user.
+//! Image archives (`docker save` tars): platform (OD601), what the flight would refuse (OD602,
+//! OD606), sizes (OD603, OD604), bytes to uplink and ETA (OD605), and the image's user.
 //!
-//! Only headers and the small JSON members are read: layer bodies are skipped by seeking.
+//! The archive is read and judged by [`imagefmt::inspect_file`], the function the flight agent
+//! runs before every `docker load`: an archive gets an error of a code in [`ARCHIVE_REFUSALS`]
+//! exactly when the flight would refuse it. Only headers and the small JSON members are read:
+//! layer bodies are skipped by seeking.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::collections::BTreeSet;
 use std::path::Path;
-
-use serde_json::Value;
 
 use crate::catalogue::{System, same_platform};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::lint::{ArchiveImage, ArchiveOptions, Facts, LayerFacts, Report};
 
-/// Most members indexed in one archive.
-const MAX_MEMBERS: usize = 200_000;
-/// Largest JSON member read (manifest, index, config).
-const MAX_JSON: u64 = 16 << 20;
-/// Deepest OCI index nesting followed.
-const MAX_INDEX_DEPTH: usize = 4;
+/// The codes of the archive diagnostics that mean "the flight refuses to load this": an archive
+/// has an error of one of these codes if and only if [`imagefmt::inspect_file`] refuses it.
+/// OD601 (another platform) is not among them: the flight loads such an image, which then
+/// cannot run.
+pub const ARCHIVE_REFUSALS: &[&str] = &["OD602", "OD606"];
 
-/// OD601–OD605 for an image archive.
+/// The code of each refusal of the archive judge.
+fn refusal_code(kind: imagefmt::ErrorKind) -> &'static str {
+    match kind {
+        imagefmt::ErrorKind::Unsafe | imagefmt::ErrorKind::Changed => "OD606",
+        _ => "OD602",
+    }
+}
+
+/// OD601–OD606 for an image archive.
 ///
 /// ```text
 /// $ docker save my-amd64-image > app.tar
@@ -35,24 +41,34 @@ pub fn lint_archive(path: &Path, system: &System, options: &ArchiveOptions<'_>) 
         diagnostics: Vec::new(),
     };
     let mut facts = Facts::default();
-    match read_archive(path) {
-        Ok(images) => {
-            let mut onboard: BTreeSet<&str> = options.known_layers.iter().map(String::as_str).collect();
+    match imagefmt::inspect_file(path) {
+        Ok(archive) => {
+            let mut onboard: BTreeSet<&str> =
+                options.known_layers.iter().map(String::as_str).collect();
             for b in &system.catalogue.images {
                 onboard.extend(b.layers.iter().map(String::as_str));
             }
-            if images.is_empty() {
-                out.push("OD602", "the archive lists no image".into(), None);
-            }
-            for img in images {
-                facts.archive.push(check_image(&mut out, img, system, &onboard, options));
+            for img in archive.images() {
+                facts
+                    .archive
+                    .push(check_image(&mut out, img, system, &onboard, options));
             }
         }
-        Err(e) => out.push(
-            "OD602",
-            format!("cannot read the image archive: {e}"),
-            Some("upload the output of `docker save IMAGE > image.tar` (uncompressed), or an OCI layout tar".into()),
-        ),
+        Err(e) => {
+            let code = refusal_code(e.kind());
+            let (message, help) = if code == "OD606" {
+                (
+                    format!("the flight refuses this image archive: {e}"),
+                    "upload the output of `docker save IMAGE > image.tar` as it is; do not edit the archive",
+                )
+            } else {
+                (
+                    format!("cannot read the image archive: {e}"),
+                    "upload the output of `docker save IMAGE > image.tar` (uncompressed)",
+                )
+            };
+            out.push(code, message, Some(help.into()));
+        }
     }
     Report::finish(out.diagnostics, facts, Vec::new())
 }
@@ -78,39 +94,34 @@ impl Out {
     }
 }
 
-/// An image found in an archive, before the checks.
-struct RawImage {
-    tags: Vec<String>,
-    config: Value,
-    /// Layer sizes in the archive, in order.
-    layer_sizes: Vec<u64>,
-}
-
 fn check_image(
     out: &mut Out,
-    img: RawImage,
+    img: &imagefmt::Image,
     system: &System,
     onboard: &BTreeSet<&str>,
     options: &ArchiveOptions<'_>,
 ) -> ArchiveImage {
-    let os = img.config["os"].as_str().unwrap_or("");
-    let arch = img.config["architecture"].as_str().unwrap_or("");
-    let variant = img.config["variant"].as_str().unwrap_or("");
-    let platform = if variant.is_empty() {
-        format!("{os}/{arch}")
-    } else {
-        format!("{os}/{arch}/{variant}")
-    };
+    let config = &img.config;
+    let platform = config.platform();
     let label = img
-        .tags
+        .repo_tags
         .first()
         .cloned()
         .unwrap_or_else(|| "(untagged)".into());
-    if os.is_empty() || arch.is_empty() {
+    if config.os.is_empty() || config.architecture.is_empty() {
+        // The flight loads such an image (the engine takes its own platform for it); whether it
+        // runs on this system cannot be known.
         out.push(
-            "OD602",
-            format!("image `{label}`: the config names no os/architecture"),
-            None,
+            "OD601",
+            format!(
+                "image `{label}`: the config names no os/architecture, so it cannot be checked \
+                 against system `{}` ({})",
+                system.name, system.platform
+            ),
+            Some(format!(
+                "build it for {}, then `docker save`",
+                system.platform
+            )),
         );
     } else if !same_platform(&platform, &system.platform) {
         out.push(
@@ -119,37 +130,18 @@ fn check_image(
             Some(format!("build it for {}: `docker buildx build --platform {} …` then `docker save`", system.platform, system.platform)),
         );
     }
-    let diff_ids: Vec<String> = img.config["rootfs"]["diff_ids"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|d| d.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    if diff_ids.len() != img.layer_sizes.len() {
-        out.push(
-            "OD602",
-            format!(
-                "image `{label}`: the config lists {} layers but the archive holds {}",
-                diff_ids.len(),
-                img.layer_sizes.len()
-            ),
-            None,
-        );
-    }
     let mut layers = Vec::new();
-    let n = img.layer_sizes.len();
-    for (i, size) in img.layer_sizes.iter().enumerate() {
-        let diff_id = diff_ids.get(i).cloned().unwrap_or_default();
-        let is_onboard = !diff_id.is_empty() && onboard.contains(diff_id.as_str());
+    let n = img.layers.len();
+    for (i, layer) in img.layers.iter().enumerate() {
+        let diff_id = layer.diff_id.to_string();
+        let is_onboard = onboard.contains(diff_id.as_str());
         out.push(
             "OD604",
             format!(
                 "image `{label}` layer {}/{n} `{}`: {}, {}",
                 i + 1,
                 short(&diff_id),
-                human_bytes(*size),
+                human_bytes(layer.size),
                 if is_onboard {
                     "already onboard"
                 } else {
@@ -160,11 +152,11 @@ fn check_image(
         );
         layers.push(LayerFacts {
             diff_id,
-            size: *size,
+            size: layer.size,
             onboard: is_onboard,
         });
     }
-    // Sizes come from tar headers and OCI manifests: sum without overflowing.
+    // Sizes are bounded by the archive's length; sum without overflowing all the same.
     let sum = |onboard: bool| {
         layers
             .iter()
@@ -193,7 +185,7 @@ fn check_image(
         ),
         None,
     );
-    let user = img.config["config"]["User"].as_str().unwrap_or("");
+    let user = config.user.as_str();
     let uname = user.split(':').next().unwrap_or("");
     if user.is_empty() {
         out.push(
@@ -209,7 +201,7 @@ fn check_image(
         );
     }
     ArchiveImage {
-        tags: img.tags,
+        tags: img.repo_tags.clone(),
         platform,
         layers,
         total_bytes: total,
@@ -246,200 +238,6 @@ fn human_duration(d: std::time::Duration) -> String {
         60..3600 => format!("{} min {} s", s / 60, s % 60),
         _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }
-}
-
-/// A member of the tar: data offset and size, or a link target.
-#[derive(Debug, Clone)]
-struct Member {
-    offset: u64,
-    size: u64,
-    link: Option<String>,
-}
-
-fn norm(p: &str) -> String {
-    crate::context::clean(p.trim_start_matches("./"))
-        .trim_start_matches('/')
-        .to_string()
-}
-
-fn index_tar(file: &File) -> Result<BTreeMap<String, Member>, String> {
-    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
-    let mut ar = tar::Archive::new(file);
-    let entries = ar
-        .entries_with_seek()
-        .map_err(|e| format!("not a tar archive: {e}"))?;
-    let mut map = BTreeMap::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("not a tar archive: {e}"))?;
-        if map.len() >= MAX_MEMBERS {
-            return Err(format!("more than {MAX_MEMBERS} members"));
-        }
-        let path = entry
-            .path()
-            .map_err(|e| format!("bad member name: {e}"))?
-            .to_string_lossy()
-            .into_owned();
-        let path = norm(&path);
-        let link = match entry.header().entry_type() {
-            tar::EntryType::Symlink | tar::EntryType::Link => {
-                entry.link_name().ok().flatten().map(|l| {
-                    let l = l.to_string_lossy().into_owned();
-                    if entry.header().entry_type() == tar::EntryType::Symlink {
-                        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
-                        norm(&format!("{dir}/{l}"))
-                    } else {
-                        norm(&l)
-                    }
-                })
-            }
-            _ => None,
-        };
-        let (offset, size) = (entry.raw_file_position(), entry.size());
-        // A header may declare any size; the data must still lie inside the archive. (A GNU
-        // sparse member's size is its expanded size, not the bytes it occupies here.)
-        if !entry.header().entry_type().is_gnu_sparse()
-            && offset.checked_add(size).is_none_or(|end| end > file_len)
-        {
-            return Err(format!(
-                "the archive is truncated: member `{path}` declares {size} bytes at offset \
-                 {offset}, but the archive holds {file_len}"
-            ));
-        }
-        map.insert(path, Member { offset, size, link });
-    }
-    if map.is_empty() {
-        return Err("not a tar archive, or an empty one".into());
-    }
-    Ok(map)
-}
-
-fn resolve<'a>(members: &'a BTreeMap<String, Member>, name: &str) -> Option<&'a Member> {
-    let mut m = members.get(&norm(name))?;
-    for _ in 0..8 {
-        match &m.link {
-            Some(target) => m = members.get(target)?,
-            None => return Some(m),
-        }
-    }
-    None
-}
-
-fn read_json(file: &File, members: &BTreeMap<String, Member>, name: &str) -> Result<Value, String> {
-    let m = resolve(members, name).ok_or_else(|| format!("`{name}` is missing"))?;
-    if m.size > MAX_JSON {
-        return Err(format!("`{name}` is larger than {MAX_JSON} bytes"));
-    }
-    let mut buf = vec![0; m.size as usize];
-    file.read_exact_at(&mut buf, m.offset)
-        .map_err(|e| format!("`{name}` is truncated: {e}"))?;
-    serde_json::from_slice(&buf).map_err(|e| format!("`{name}` is not valid JSON: {e}"))
-}
-
-fn blob_path(digest: &str) -> String {
-    let (alg, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
-    format!("blobs/{alg}/{hex}")
-}
-
-fn read_archive(path: &Path) -> Result<Vec<RawImage>, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    let members = index_tar(&file)?;
-    if members.contains_key("manifest.json") {
-        let manifest = read_json(&file, &members, "manifest.json")?;
-        let list = manifest.as_array().ok_or("`manifest.json` is not a list")?;
-        let mut images = Vec::new();
-        for m in list {
-            let config_name = m["Config"]
-                .as_str()
-                .ok_or("`manifest.json` has an image without Config")?;
-            let config = read_json(&file, &members, config_name)?;
-            let tags = m["RepoTags"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|t| t.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut layer_sizes = Vec::new();
-            for l in m["Layers"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-            {
-                let l = l.as_str().ok_or("a layer name is not a string")?;
-                let member = resolve(&members, l)
-                    .ok_or_else(|| format!("layer `{l}` is missing from the archive"))?;
-                layer_sizes.push(member.size);
-            }
-            images.push(RawImage {
-                tags,
-                config,
-                layer_sizes,
-            });
-        }
-        return Ok(images);
-    }
-    if members.contains_key("index.json") {
-        let index = read_json(&file, &members, "index.json")?;
-        let mut images = Vec::new();
-        oci_index(&file, &members, &index, &mut images, 0)?;
-        return Ok(images);
-    }
-    Err(
-        "neither `manifest.json` (docker save) nor `index.json` (OCI layout) is in the archive"
-            .into(),
-    )
-}
-
-fn oci_index(
-    file: &File,
-    members: &BTreeMap<String, Member>,
-    index: &Value,
-    images: &mut Vec<RawImage>,
-    depth: usize,
-) -> Result<(), String> {
-    if depth > MAX_INDEX_DEPTH {
-        return Err("OCI indexes nest too deeply".into());
-    }
-    for d in index["manifests"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        let digest = d["digest"].as_str().ok_or("an index entry has no digest")?;
-        let media = d["mediaType"].as_str().unwrap_or("");
-        // Attestation manifests are not images.
-        if d["annotations"]["vnd.docker.reference.type"].as_str() == Some("attestation-manifest") {
-            continue;
-        }
-        let blob = read_json(file, members, &blob_path(digest))?;
-        if media.contains("index")
-            || media.contains("manifest.list")
-            || blob.get("manifests").is_some()
-        {
-            oci_index(file, members, &blob, images, depth + 1)?;
-            continue;
-        }
-        let config_digest = blob["config"]["digest"]
-            .as_str()
-            .ok_or("a manifest has no config")?;
-        let config = read_json(file, members, &blob_path(config_digest))?;
-        let layer_sizes = blob["layers"]
-            .as_array()
-            .map(|a| a.iter().map(|l| l["size"].as_u64().unwrap_or(0)).collect())
-            .unwrap_or_default();
-        let tags = d["annotations"]["io.containerd.image.name"]
-            .as_str()
-            .or(d["annotations"]["org.opencontainers.image.ref.name"].as_str())
-            .map(|s| vec![s.to_string()])
-            .unwrap_or_default();
-        images.push(RawImage {
-            tags,
-            config,
-            layer_sizes,
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -515,34 +313,54 @@ mod tests {
         }
     }
 
+    /// Layer sizes come from the archive's members, so they cannot exceed its length; an OCI
+    /// manifest that states another size (once summed as it was, up to `u64::MAX`) is refused,
+    /// as the flight refuses it.
     #[test]
-    fn layer_sizes_near_u64_max_saturate_instead_of_overflowing() {
-        // OCI manifests state layer sizes as JSON numbers: anything up to u64::MAX.
-        let config = br#"{"architecture":"arm64","os":"linux","rootfs":{"diff_ids":["sha256:00","sha256:01","sha256:02"]},"config":{"User":"1"}}"#;
-        let manifest = format!(
-            r#"{{"config":{{"digest":"sha256:c"}},"layers":[{{"size":{m}}},{{"size":{m}}},{{"size":{m}}}]}}"#,
-            m = u64::MAX
+    fn an_oci_layer_size_that_is_not_the_blobs_is_refused() {
+        let hex = |d: &[u8]| wire::Digest::of(d).hex();
+        let layer = b"LAYER".as_slice();
+        let config = format!(
+            r#"{{"architecture":"arm64","os":"linux","rootfs":{{"diff_ids":["sha256:{}"]}},"config":{{"User":"1"}}}}"#,
+            hex(layer)
         );
-        let index = br#"{"manifests":[{"digest":"sha256:m","mediaType":"application/vnd.oci.image.manifest.v1+json"}]}"#;
-        let data = tar_of(
-            &[
-                ("index.json", index),
-                ("blobs/sha256/m", manifest.as_bytes()),
-                ("blobs/sha256/c", config),
-            ],
-            &[],
-        );
-        let r = lint_bytes(&data);
-        let img = &r.facts.archive[0];
-        assert_eq!(img.layers.len(), 3);
-        assert!(img.layers[0].onboard);
-        assert_eq!(img.total_bytes, u64::MAX);
-        assert_eq!(img.uplink_bytes, u64::MAX);
-        assert!(
-            r.diagnostics.iter().any(|d| d.code == "OD605"),
-            "{}",
-            r.render()
-        );
+        let config_hex = hex(config.as_bytes());
+        let lie = |size: u64| {
+            let manifest = format!(
+                r#"{{"config":{{"digest":"sha256:{config_hex}"}},"layers":[{{"digest":"sha256:{}","size":{size}}}]}}"#,
+                hex(layer)
+            );
+            let index = format!(
+                r#"{{"manifests":[{{"digest":"sha256:{}","mediaType":"application/vnd.oci.image.manifest.v1+json"}}]}}"#,
+                hex(manifest.as_bytes())
+            );
+            let docker = format!(
+                r#"[{{"Config":"blobs/sha256/{config_hex}","RepoTags":["x:1"],"Layers":["blobs/sha256/{}"]}}]"#,
+                hex(layer)
+            );
+            tar_of(
+                &[
+                    ("index.json", index.as_bytes()),
+                    ("manifest.json", docker.as_bytes()),
+                    (
+                        &format!("blobs/sha256/{}", hex(manifest.as_bytes())),
+                        manifest.as_bytes(),
+                    ),
+                    (&format!("blobs/sha256/{config_hex}"), config.as_bytes()),
+                    (&format!("blobs/sha256/{}", hex(layer)), layer),
+                ],
+                &[],
+            )
+        };
+        let r = lint_bytes(&lie(5));
+        assert!(!r.has_errors(), "{}", r.render());
+        assert_eq!(r.facts.archive[0].total_bytes, 5);
+        for size in [4, u64::MAX] {
+            let r = lint_bytes(&lie(size));
+            let codes: Vec<_> = r.diagnostics.iter().map(|d| d.code).collect();
+            assert_eq!(codes, ["OD606"], "{}", r.render());
+            assert!(r.facts.archive.is_empty());
+        }
     }
 
     #[test]

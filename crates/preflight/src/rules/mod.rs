@@ -252,6 +252,13 @@ pub const RULES: &[RuleInfo] = &[
         Info,
         "bytes to uplink and the estimated time",
     ),
+    rule(
+        "OD606",
+        "archive-unsafe",
+        Error,
+        "an image archive holds what the flight refuses to load: unclean or repeated member names, \
+         links that leave the archive, a config or blob that does not hash to its name",
+    ),
 ];
 
 /// The rule of a code.

@@ -1,6 +1,6 @@
 //! Stand-ins for the onboard base images, built from this host's own files.
 //!
-//! Nothing can be pulled here either, so `seed-bases` makes images under the catalogue's names
+//! Nothing can be pulled here either, so [`seed_bases`] makes images under the catalogue's names
 //! from what the host has: a distroless-like root (`/etc/passwd` with `nonroot`, `/tmp`), the
 //! host's glibc runtime for the `cc` image, and a static busybox. Each is built `FROM scratch`
 //! from an in-memory context and labelled `org.orbitdock.stand-in=true`, so nobody mistakes it
@@ -11,13 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use flight::runtime::{
+    Body, BuildRequest, DockerRuntime, LogBook, Runtime, host_platform, short_id,
+};
 use wire::BaseImage;
 
-use crate::agent::catalogue_of;
 use crate::error::{Error, ErrorKind};
-use crate::logbook::LogBook;
-use crate::names;
-use crate::runtime::{Body, BuildRequest, DockerRuntime, Runtime};
 
 /// How long one stand-in build may take.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -39,9 +38,9 @@ enum Node {
 /// A root filesystem: path (relative, no leading `/`) → entry.
 type Rootfs = BTreeMap<String, Node>;
 
-/// Builds the stand-in base images of [`wire::catalogue`] that are missing, and returns the
-/// catalogue with the image ids. `progress` gets one line per step. Concurrent calls in one
-/// process wait for each other.
+/// Builds the stand-in base images of [`wire::catalogue()`] (for this host's platform) that are
+/// missing, and returns the catalogue with the image ids. `progress` gets one line per step.
+/// Concurrent calls in one process wait for each other.
 pub async fn seed_bases(progress: &mut (dyn FnMut(&str) + Send)) -> Result<Vec<BaseImage>, Error> {
     static LOCK: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
     let _one_at_a_time = LOCK
@@ -49,11 +48,13 @@ pub async fn seed_bases(progress: &mut (dyn FnMut(&str) + Send)) -> Result<Vec<B
         .lock()
         .await;
     let runtime = DockerRuntime::connect().await?;
-    for entry in wire::catalogue(&names::host_platform()) {
+    let mut catalogue = wire::catalogue(&host_platform());
+    for entry in &mut catalogue {
         let name = entry.name.as_str();
         match runtime.inspect_image(name).await {
             Ok(Some(info)) => {
-                progress(&format!("{name}: present ({})", names::short_id(&info.id)));
+                progress(&format!("{name}: present ({})", short_id(&info.id)));
+                entry.digest = info.id.parse().ok();
                 continue;
             }
             Ok(None) => {}
@@ -89,15 +90,10 @@ pub async fn seed_bases(progress: &mut (dyn FnMut(&str) + Send)) -> Result<Vec<B
             .flatten()
             .map(|i| i.id)
             .unwrap_or_default();
-        progress(&format!("{name}: built ({})", names::short_id(&id)));
+        progress(&format!("{name}: built ({})", short_id(&id)));
+        entry.digest = id.parse().ok();
     }
-    Ok(catalogue_of(&runtime).await)
-}
-
-/// The catalogue with the ids of the images present onboard (`digest: None` when missing).
-pub async fn catalogue_status() -> Result<Vec<BaseImage>, Error> {
-    let runtime = DockerRuntime::connect().await?;
-    Ok(catalogue_of(&runtime).await)
+    Ok(catalogue)
 }
 
 /// What every distroless stand-in has: users root, nobody and nonroot, and `/tmp`.

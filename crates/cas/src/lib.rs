@@ -1,0 +1,393 @@
+//! Content-addressed object storage: one layout and one streaming hasher for the ground's
+//! blobs, the link's received objects and the flight agent's objects.
+//!
+//! An object is a file named by the sha256 of its content, at `<root>/<aa>/<hex>` (the first two
+//! hex digits fan the objects out over 256 folders). It appears there only complete: it is
+//! written and hashed elsewhere in the same filesystem ([`ObjectLayout::temp_path`]), synced,
+//! and then renamed under its digest ([`ObjectLayout::publish`]); the folders that rename
+//! changed are synced ([`DirSync`]) before anything may refer to the object, so a reference that
+//! survives a crash never names an object that did not.
+//!
+//! [`HashingWriter`] hashes whatever passes through it, with a size limit; [`hash_reader`] and
+//! [`hash_file`] hash a stream or a file. Everything here is blocking I/O on `std::fs`: async
+//! callers run it on a blocking thread. No clock is read.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest as _, Sha256};
+use wire::Digest;
+
+/// The name prefix of temporary files inside the object root; never an object.
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// Where objects live: `<root>/<aa>/<hex>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectLayout {
+    root: PathBuf,
+}
+
+impl ObjectLayout {
+    /// The layout under `root` (nothing is created).
+    pub fn new(root: impl Into<PathBuf>) -> ObjectLayout {
+        ObjectLayout { root: root.into() }
+    }
+
+    /// Creates the root folder and removes temporary files left by an earlier run.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<ObjectLayout> {
+        let layout = ObjectLayout::new(root);
+        fs::create_dir_all(&layout.root)?;
+        for entry in fs::read_dir(&layout.root)?.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(layout)
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where an object lives, whether or not it exists.
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.root.join(&hex[..2]).join(hex)
+    }
+
+    /// Whether the object exists.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Its size, when it exists.
+    pub fn size(&self, digest: &Digest) -> Option<u64> {
+        fs::metadata(self.path(digest))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+    }
+
+    /// A fresh path for a temporary file inside the root (same filesystem as the objects, so
+    /// [`ObjectLayout::publish`] is a rename); [`ObjectLayout::open`] removes leftovers.
+    pub fn temp_path(&self) -> PathBuf {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        self.root
+            .join(format!("{TEMP_PREFIX}{}-{n}", std::process::id()))
+    }
+
+    /// Moves `file`, complete and synced, whose content has `digest`, under its name, and adds
+    /// the folders whose entries changed to `dirs`. The object is durable once `dirs` is
+    /// synced, which must happen before anything that refers to it is committed. When the
+    /// object exists already, `file` is removed (and its folder still synced, as a concurrent
+    /// publisher may not have synced it yet). When `file` lies on another filesystem, it is
+    /// copied beside the destination and synced first, so a crash never leaves a truncated
+    /// object under its digest.
+    pub fn publish(&self, file: &Path, digest: &Digest, dirs: &mut DirSync) -> io::Result<()> {
+        let target = self.path(digest);
+        let parent = target.parent().unwrap_or(&self.root).to_path_buf();
+        // The fan-out folder may be new: its entry in the root must be durable too.
+        dirs.add(&self.root);
+        dirs.add(&parent);
+        if target.is_file() {
+            fs::remove_file(file)?;
+            return Ok(());
+        }
+        fs::create_dir_all(&parent)?;
+        if fs::rename(file, &target).is_err() {
+            let tmp = self.temp_path();
+            let copied = (|| {
+                fs::copy(file, &tmp)?;
+                File::open(&tmp)?.sync_all()?;
+                fs::rename(&tmp, &target)
+            })();
+            if let Err(e) = copied {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+            fs::remove_file(file)?;
+        }
+        Ok(())
+    }
+
+    /// Stores `bytes` as an object, durably. For small contents and tests.
+    pub fn put(&self, bytes: &[u8]) -> io::Result<Digest> {
+        fs::create_dir_all(&self.root)?;
+        let tmp = self.temp_path();
+        let written = write_new(&tmp, &mut &bytes[..], u64::MAX).map_err(CopyError::into_io)?;
+        let mut dirs = DirSync::default();
+        self.publish(&tmp, &written.digest, &mut dirs)?;
+        dirs.sync()?;
+        Ok(written.digest)
+    }
+}
+
+/// Folders to sync (`fsync` on the directory) so that renames into them survive a crash.
+#[derive(Debug, Default)]
+pub struct DirSync {
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl DirSync {
+    /// Adds a folder; each distinct folder is synced once.
+    pub fn add(&mut self, dir: &Path) {
+        if !self.dirs.contains(dir) {
+            self.dirs.insert(dir.to_path_buf());
+        }
+    }
+
+    /// The folders to sync, in order.
+    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
+        self.dirs.iter().map(PathBuf::as_path)
+    }
+
+    /// Whether there is nothing to sync.
+    pub fn is_empty(&self) -> bool {
+        self.dirs.is_empty()
+    }
+
+    /// Syncs every folder added.
+    pub fn sync(self) -> io::Result<()> {
+        for dir in &self.dirs {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// The digest and size of what was hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hashed {
+    /// The sha256 of the content.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Why a hashed copy stopped.
+#[derive(Debug)]
+pub enum CopyError {
+    /// The content went over the limit (in bytes).
+    TooLarge(u64),
+    /// Reading or writing failed.
+    Io(io::Error),
+}
+
+impl CopyError {
+    /// As an `io::Error` (`TooLarge` becomes `InvalidData`).
+    pub fn into_io(self) -> io::Error {
+        match self {
+            CopyError::Io(e) => e,
+            CopyError::TooLarge(limit) => io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("more than {limit} bytes"),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for CopyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopyError::TooLarge(limit) => write!(f, "more than {limit} bytes"),
+            CopyError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CopyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CopyError::Io(e) => Some(e),
+            CopyError::TooLarge(_) => None,
+        }
+    }
+}
+
+impl From<io::Error> for CopyError {
+    fn from(e: io::Error) -> CopyError {
+        CopyError::Io(e)
+    }
+}
+
+/// A writer that hashes what passes through it and refuses to go over a limit.
+#[derive(Debug)]
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+    limit: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`; at most `limit` bytes may be written.
+    pub fn new(inner: W, limit: u64) -> HashingWriter<W> {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+            limit,
+        }
+    }
+
+    /// Writes all of `data`, or fails with [`CopyError::TooLarge`] before writing any of it
+    /// when it would go over the limit.
+    pub fn push(&mut self, data: &[u8]) -> Result<(), CopyError> {
+        let size = self.size.saturating_add(data.len() as u64);
+        if size > self.limit {
+            return Err(CopyError::TooLarge(self.limit));
+        }
+        self.inner.write_all(data)?;
+        self.hasher.update(data);
+        self.size = size;
+        Ok(())
+    }
+
+    /// The bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The digest and size of everything written, and the inner writer.
+    pub fn finish(self) -> (Hashed, W) {
+        (
+            Hashed {
+                digest: Digest(self.hasher.finalize().into()),
+                size: self.size,
+            },
+            self.inner,
+        )
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.push(buf).map_err(CopyError::into_io)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Copies `from` into `to`, hashing as it goes; fails once more than `limit` bytes were read.
+pub fn copy_hashed(
+    from: &mut dyn Read,
+    to: &mut dyn Write,
+    limit: u64,
+) -> Result<Hashed, CopyError> {
+    let mut out = HashingWriter::new(to, limit);
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        out.push(&buf[..n])?;
+    }
+    Ok(out.finish().0)
+}
+
+/// The digest and size of a stream's content.
+pub fn hash_reader(from: &mut dyn Read) -> io::Result<Hashed> {
+    copy_hashed(from, &mut io::sink(), u64::MAX).map_err(CopyError::into_io)
+}
+
+/// The digest and size of a file's content.
+pub fn hash_file(path: &Path) -> io::Result<Hashed> {
+    hash_reader(&mut File::open(path)?)
+}
+
+/// Copies `reader` into a new file at `path` (which must not exist), hashing as it goes, and
+/// syncs it. Fails once more than `limit` bytes have been read; the partial file is left for
+/// the caller to remove (it lies in a staging place).
+pub fn write_new(path: &Path, reader: &mut dyn Read, limit: u64) -> Result<Hashed, CopyError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let hashed = copy_hashed(reader, &mut file, limit)?;
+    file.sync_all()?;
+    Ok(hashed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_are_named_by_their_digest_under_a_fan_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ObjectLayout::open(dir.path().join("objects")).unwrap();
+        let d = layout.put(b"hello").unwrap();
+        assert_eq!(d, Digest::of(b"hello"));
+        assert!(layout.path(&d).ends_with(format!("2c/{}", d.hex())));
+        assert_eq!(fs::read(layout.path(&d)).unwrap(), b"hello");
+        assert_eq!(layout.size(&d), Some(5));
+        assert!(layout.contains(&d));
+        // Publishing it again drops the second copy.
+        assert_eq!(layout.put(b"hello").unwrap(), d);
+        let names: Vec<_> = fs::read_dir(layout.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["2c"]);
+    }
+
+    #[test]
+    fn a_publish_lists_the_folders_to_sync_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ObjectLayout::open(dir.path()).unwrap();
+        let mut dirs = DirSync::default();
+        for content in [&b"a"[..], b"b", b"a"] {
+            let tmp = layout.temp_path();
+            let h = write_new(&tmp, &mut &content[..], 10).unwrap();
+            layout.publish(&tmp, &h.digest, &mut dirs).unwrap();
+        }
+        let listed: Vec<&Path> = dirs.dirs().collect();
+        let a = layout.path(&Digest::of(b"a"));
+        let b = layout.path(&Digest::of(b"b"));
+        let mut want = vec![layout.root(), a.parent().unwrap(), b.parent().unwrap()];
+        want.sort();
+        want.dedup();
+        assert_eq!(listed, want);
+        dirs.sync().unwrap();
+    }
+
+    #[test]
+    fn the_limit_is_enforced_and_temporaries_are_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ObjectLayout::open(dir.path()).unwrap();
+        let tmp = layout.temp_path();
+        let err = write_new(&tmp, &mut &[0u8; 11][..], 10).unwrap_err();
+        assert!(matches!(err, CopyError::TooLarge(10)), "{err}");
+        assert!(tmp.exists());
+        ObjectLayout::open(dir.path()).unwrap();
+        assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn hashing_writer_counts_and_hashes() {
+        let mut w = HashingWriter::new(Vec::new(), 100);
+        w.write_all(b"hel").unwrap();
+        w.write_all(b"lo").unwrap();
+        let (h, inner) = w.finish();
+        assert_eq!(inner, b"hello");
+        assert_eq!(
+            h,
+            Hashed {
+                digest: Digest::of(b"hello"),
+                size: 5
+            }
+        );
+        assert_eq!(hash_reader(&mut &b"hello"[..]).unwrap(), h);
+    }
+}

@@ -1,0 +1,213 @@
+//! The `executions` and `tasks` tables: each run of an operation revision on a system and the
+//! state of each of its tasks.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteExecutor};
+
+use super::{Db, Tx};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExecutionRow {
+    pub(crate) id: String,
+    pub(crate) tenant: String,
+    pub(crate) namespace: String,
+    pub(crate) operation: String,
+    pub(crate) revision: i64,
+    pub(crate) system: String,
+    pub(crate) state: String,
+    pub(crate) created_at: i64,
+    pub(crate) scheduled_at: Option<i64>,
+    pub(crate) started_at: Option<i64>,
+    pub(crate) finished_at: Option<i64>,
+    /// JSON list of [`HistoryEntry`](super::HistoryEntry).
+    pub(crate) history: String,
+    /// JSON list of task errors (each with its task id).
+    pub(crate) errors: String,
+}
+
+fn execution_row(r: &SqliteRow) -> Result<ExecutionRow, sqlx::Error> {
+    Ok(ExecutionRow {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        namespace: r.try_get("namespace")?,
+        operation: r.try_get("operation")?,
+        revision: r.try_get("revision")?,
+        system: r.try_get("system")?,
+        state: r.try_get("state")?,
+        created_at: r.try_get("created_at")?,
+        scheduled_at: r.try_get("scheduled_at")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        history: r.try_get("history")?,
+        errors: r.try_get("errors")?,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TaskRow {
+    pub(crate) idx: i64,
+    pub(crate) id: String,
+    pub(crate) ty: String,
+    pub(crate) state: String,
+    pub(crate) started_at: Option<i64>,
+    pub(crate) finished_at: Option<i64>,
+    /// JSON list of [`HistoryEntry`](super::HistoryEntry).
+    pub(crate) history: String,
+    /// JSON task error, when failed.
+    pub(crate) error: Option<String>,
+    /// JSON outputs, when finished.
+    pub(crate) outputs: Option<String>,
+    /// JSON of what later events need (a downlink's destination).
+    pub(crate) spec: String,
+}
+
+fn task_row(r: &SqliteRow) -> Result<TaskRow, sqlx::Error> {
+    Ok(TaskRow {
+        idx: r.try_get("idx")?,
+        id: r.try_get("id")?,
+        ty: r.try_get("type")?,
+        state: r.try_get("state")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        history: r.try_get("history")?,
+        error: r.try_get("error")?,
+        outputs: r.try_get("outputs")?,
+        spec: r.try_get("spec")?,
+    })
+}
+
+pub(crate) async fn insert_execution(tx: &mut Tx, e: &ExecutionRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO executions (id, tenant, namespace, operation, revision, system, state, created_at,
+                                 scheduled_at, started_at, finished_at, history, errors)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&e.id)
+    .bind(&e.tenant)
+    .bind(&e.namespace)
+    .bind(&e.operation)
+    .bind(e.revision)
+    .bind(&e.system)
+    .bind(&e.state)
+    .bind(e.created_at)
+    .bind(e.scheduled_at)
+    .bind(e.started_at)
+    .bind(e.finished_at)
+    .bind(&e.history)
+    .bind(&e.errors)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes back every mutable column of an execution.
+pub(crate) async fn update_execution(tx: &mut Tx, e: &ExecutionRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE executions SET state = ?, scheduled_at = ?, started_at = ?, finished_at = ?, history = ?, errors = ?
+         WHERE id = ?",
+    )
+    .bind(&e.state)
+    .bind(e.scheduled_at)
+    .bind(e.started_at)
+    .bind(e.finished_at)
+    .bind(&e.history)
+    .bind(&e.errors)
+    .bind(&e.id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn insert_task(
+    tx: &mut Tx,
+    execution: &str,
+    t: &TaskRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO tasks (execution, idx, id, type, state, started_at, finished_at, history, error, outputs, spec)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(execution)
+    .bind(t.idx)
+    .bind(&t.id)
+    .bind(&t.ty)
+    .bind(&t.state)
+    .bind(t.started_at)
+    .bind(t.finished_at)
+    .bind(&t.history)
+    .bind(&t.error)
+    .bind(&t.outputs)
+    .bind(&t.spec)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes back every mutable column of a task.
+pub(crate) async fn update_task(
+    tx: &mut Tx,
+    execution: &str,
+    t: &TaskRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tasks SET state = ?, started_at = ?, finished_at = ?, history = ?, error = ?, outputs = ?
+         WHERE execution = ? AND idx = ?",
+    )
+    .bind(&t.state)
+    .bind(t.started_at)
+    .bind(t.finished_at)
+    .bind(&t.history)
+    .bind(&t.error)
+    .bind(&t.outputs)
+    .bind(execution)
+    .bind(t.idx)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn execution<'e>(
+    ex: impl SqliteExecutor<'e>,
+    id: &str,
+) -> Result<Option<ExecutionRow>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM executions WHERE id = ?")
+        .bind(id)
+        .fetch_optional(ex)
+        .await?;
+    row.as_ref().map(execution_row).transpose()
+}
+
+pub(crate) async fn tasks<'e>(
+    ex: impl SqliteExecutor<'e>,
+    execution: &str,
+) -> Result<Vec<TaskRow>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM tasks WHERE execution = ? ORDER BY idx")
+        .bind(execution)
+        .fetch_all(ex)
+        .await?;
+    rows.iter().map(task_row).collect()
+}
+
+/// The tenant's executions, newest first, optionally of one namespace and operation.
+pub(crate) async fn executions_of(
+    db: &Db,
+    tenant: &str,
+    namespace: Option<&str>,
+    operation: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<ExecutionRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM executions
+         WHERE tenant = ?1 AND (?2 IS NULL OR namespace = ?2) AND (?3 IS NULL OR operation = ?3)
+         ORDER BY created_at DESC, id LIMIT ?4 OFFSET ?5",
+    )
+    .bind(tenant)
+    .bind(namespace)
+    .bind(operation)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(execution_row).collect()
+}

@@ -1,0 +1,125 @@
+//! The `files` table: every version of every ground file (its bytes live in the blob store).
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Db, Tx};
+
+/// A version of a ground file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileRow {
+    pub(crate) path: String,
+    pub(crate) version: i64,
+    pub(crate) digest: String,
+    pub(crate) size: i64,
+    pub(crate) mode: i64,
+    pub(crate) created_at: i64,
+    /// How many versions the path has (filled by listings only).
+    pub(crate) versions: i64,
+}
+
+fn file_row(r: &SqliteRow) -> Result<FileRow, sqlx::Error> {
+    Ok(FileRow {
+        path: r.try_get("path")?,
+        version: r.try_get("version")?,
+        digest: r.try_get("digest")?,
+        size: r.try_get("size")?,
+        mode: r.try_get("mode")?,
+        created_at: r.try_get("created_at")?,
+        versions: r.try_get("versions").unwrap_or(1),
+    })
+}
+
+/// The latest version of each path at or under `folder` (`/` for all), one page.
+pub(crate) async fn latest_files(
+    db: &Db,
+    namespace: &str,
+    folder: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<FileRow>, sqlx::Error> {
+    let prefix = if folder == "/" {
+        "/".to_string()
+    } else {
+        format!("{folder}/")
+    };
+    let rows = sqlx::query(
+        "SELECT f.path, f.version, f.digest, f.size, f.mode, f.created_at, m.n AS versions
+         FROM files f
+         JOIN (SELECT path, MAX(version) AS v, COUNT(*) AS n FROM files
+               WHERE namespace = ?1 AND (path = ?2 OR substr(path, 1, length(?3)) = ?3)
+               GROUP BY path) m
+           ON f.path = m.path AND f.version = m.v
+         WHERE f.namespace = ?1
+         ORDER BY f.path
+         LIMIT ?4 OFFSET ?5",
+    )
+    .bind(namespace)
+    .bind(folder)
+    .bind(prefix)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(file_row).collect()
+}
+
+/// One version of a path (the latest when `version` is `None`).
+pub(crate) async fn file_version(
+    db: &Db,
+    namespace: &str,
+    path: &str,
+    version: Option<i64>,
+) -> Result<Option<FileRow>, sqlx::Error> {
+    let row = match version {
+        Some(v) => {
+            sqlx::query("SELECT * FROM files WHERE namespace = ? AND path = ? AND version = ?")
+                .bind(namespace)
+                .bind(path)
+                .bind(v)
+                .fetch_optional(db)
+                .await?
+        }
+        None => sqlx::query(
+            "SELECT * FROM files WHERE namespace = ? AND path = ? ORDER BY version DESC LIMIT 1",
+        )
+        .bind(namespace)
+        .bind(path)
+        .fetch_optional(db)
+        .await?,
+    };
+    row.as_ref().map(file_row).transpose()
+}
+
+/// Adds the next version of `path`; returns its number.
+pub(crate) async fn add_file_version(
+    tx: &mut Tx,
+    namespace: &str,
+    path: &str,
+    digest: &str,
+    size: i64,
+    mode: i64,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    let version: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM files WHERE namespace = ? AND path = ?",
+    )
+    .bind(namespace)
+    .bind(path)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO files (namespace, path, version, digest, size, mode, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(namespace)
+    .bind(path)
+    .bind(version)
+    .bind(digest)
+    .bind(size)
+    .bind(mode)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(version)
+}

@@ -1,0 +1,122 @@
+//! The ground's database: the pool, its migrations, transactions and JSON-column helpers; the
+//! queries live in one submodule per aggregate, each naming the tables it owns, and are
+//! re-exported here so callers write `db::name`.
+//!
+//! SQLite in WAL mode. Writes that read before they write (a new file version, a new revision, a
+//! task event) run in `BEGIN IMMEDIATE` transactions from [`write_tx`], so concurrent writers wait
+//! on the busy timeout instead of failing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqlSafeStr, Sqlite, SqlitePool, Transaction};
+
+use crate::error::Error;
+
+mod downlinks;
+mod executions;
+mod files;
+mod namespaces;
+mod operations;
+mod plans;
+mod systems;
+mod users;
+mod volumes;
+
+pub(crate) use downlinks::{
+    PendingDownlink, delete_pending_downlink, held_execution_state, hold_execution_state,
+    insert_pending_downlink, pending_downlink, pending_downlink_count, pending_downlinks,
+    release_execution_state,
+};
+pub(crate) use executions::{
+    ExecutionRow, TaskRow, execution, executions_of, insert_execution, insert_task, tasks,
+    update_execution, update_task,
+};
+pub(crate) use files::{FileRow, add_file_version, file_version, latest_files};
+pub(crate) use namespaces::{insert_namespace, namespace_owner, namespaces_of};
+pub(crate) use operations::{OperationRow, operation, operations_of, save_operation};
+pub(crate) use plans::unfinished_plans;
+pub(crate) use systems::{system, upsert_system};
+pub(crate) use users::{delete_session, insert_session, password_hash, session_user, upsert_user};
+pub(crate) use volumes::{VolumeFileRow, replace_volume, volume_files, volumes};
+
+/// The pool.
+pub(crate) type Db = SqlitePool;
+/// A write transaction.
+pub(crate) type Tx = Transaction<'static, Sqlite>;
+
+/// Opens (creating if needed) the database at `path` and brings its schema up to date.
+pub(crate) async fn open(path: &Path) -> Result<Db, Error> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await?;
+    migrator().run(&pool).await?;
+    Ok(pool)
+}
+
+/// Every migration, oldest first. Never edit one that has shipped: add the next.
+fn migrator() -> Migrator {
+    let m = |version, description: &'static str, sql: &'static str| {
+        Migration::new(
+            version,
+            description.into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        m(1, "init", include_str!("../../migrations/0001_init.sql")),
+        m(
+            2,
+            "pending downlinks",
+            include_str!("../../migrations/0002_pending_downlinks.sql"),
+        ),
+        m(
+            3,
+            "execution objects",
+            include_str!("../../migrations/0003_execution_objects.sql"),
+        ),
+        m(
+            4,
+            "execution plans",
+            include_str!("../../migrations/0004_execution_plans.sql"),
+        ),
+    ])
+}
+
+/// Begins a transaction that holds the write lock from its first statement.
+pub(crate) async fn write_tx(db: &Db) -> Result<Tx, sqlx::Error> {
+    db.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// One state change, as stored in a history column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HistoryEntry {
+    pub(crate) state: String,
+    pub(crate) at: i64,
+}
+
+/// Reads a JSON column, treating garbage as empty (and saying so).
+pub(crate) fn json_or_default<T: for<'de> Deserialize<'de> + Default>(text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "unreadable JSON column");
+        T::default()
+    })
+}
+
+/// Writes a JSON column.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
+}

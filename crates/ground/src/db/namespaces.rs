@@ -1,0 +1,44 @@
+//! The `namespaces` table: who owns which namespace.
+
+use sqlx::{Row, SqliteExecutor};
+
+use super::Db;
+
+pub(crate) async fn namespace_owner<'e>(
+    ex: impl SqliteExecutor<'e>,
+    name: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT owner FROM namespaces WHERE name = ?")
+        .bind(name)
+        .fetch_optional(ex)
+        .await
+}
+
+/// Creates the namespace; `false` if the name was taken.
+pub(crate) async fn insert_namespace<'e>(
+    ex: impl SqliteExecutor<'e>,
+    name: &str,
+    owner: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let r =
+        sqlx::query("INSERT OR IGNORE INTO namespaces (name, owner, created_at) VALUES (?, ?, ?)")
+            .bind(name)
+            .bind(owner)
+            .bind(now)
+            .execute(ex)
+            .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub(crate) async fn namespaces_of(db: &Db, owner: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT name, created_at FROM namespaces WHERE owner = ? ORDER BY name LIMIT 10000",
+    )
+    .bind(owner)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("name")?, r.try_get("created_at")?)))
+        .collect()
+}

@@ -1,0 +1,51 @@
+//! The `systems` table: each system's agent, platform and base-image catalogue, as last seen.
+
+use sqlx::Row;
+
+use super::Db;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SystemRow {
+    pub(crate) platform: String,
+    /// JSON list of `wire::BaseImage`.
+    pub(crate) catalogue: String,
+    pub(crate) last_seen: i64,
+}
+
+pub(crate) async fn upsert_system(
+    db: &Db,
+    name: &str,
+    agent: &str,
+    platform: &str,
+    catalogue: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO systems (name, agent, platform, catalogue, last_seen) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(name) DO UPDATE SET agent = excluded.agent, platform = excluded.platform,
+             catalogue = excluded.catalogue, last_seen = excluded.last_seen",
+    )
+    .bind(name)
+    .bind(agent)
+    .bind(platform)
+    .bind(catalogue)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn system(db: &Db, name: &str) -> Result<Option<SystemRow>, sqlx::Error> {
+    let row = sqlx::query("SELECT platform, catalogue, last_seen FROM systems WHERE name = ?")
+        .bind(name)
+        .fetch_optional(db)
+        .await?;
+    row.map(|r| {
+        Ok(SystemRow {
+            platform: r.try_get("platform")?,
+            catalogue: r.try_get("catalogue")?,
+            last_seen: r.try_get("last_seen")?,
+        })
+    })
+    .transpose()
+}

@@ -1,0 +1,102 @@
+//! The `volume_files` table: the ground's mirror of each tenant's onboard volumes.
+
+use sqlx::Row;
+
+use super::{Db, Tx};
+
+/// One mirrored entry of an onboard volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VolumeFileRow {
+    pub(crate) path: String,
+    pub(crate) size: i64,
+    pub(crate) is_dir: bool,
+    pub(crate) modified_ms: i64,
+}
+
+/// Replaces the mirror of one volume.
+pub(crate) async fn replace_volume(
+    tx: &mut Tx,
+    system: &str,
+    tenant: &str,
+    volume: &str,
+    files: &[VolumeFileRow],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM volume_files WHERE system = ? AND tenant = ? AND volume = ?")
+        .bind(system)
+        .bind(tenant)
+        .bind(volume)
+        .execute(&mut **tx)
+        .await?;
+    for f in files {
+        sqlx::query(
+            "INSERT OR REPLACE INTO volume_files (system, tenant, volume, path, size, is_dir, modified_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(system)
+        .bind(tenant)
+        .bind(volume)
+        .bind(&f.path)
+        .bind(f.size)
+        .bind(f.is_dir)
+        .bind(f.modified_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The tenant's mirrored volumes on a system: name, file count, bytes.
+pub(crate) async fn volumes(
+    db: &Db,
+    system: &str,
+    tenant: &str,
+) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT volume, SUM(CASE WHEN is_dir THEN 0 ELSE 1 END) AS files, SUM(size) AS bytes
+         FROM volume_files WHERE system = ? AND tenant = ? GROUP BY volume ORDER BY volume LIMIT 10000",
+    )
+    .bind(system)
+    .bind(tenant)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("volume")?,
+                r.try_get("files")?,
+                r.try_get("bytes")?,
+            ))
+        })
+        .collect()
+}
+
+pub(crate) async fn volume_files(
+    db: &Db,
+    system: &str,
+    tenant: &str,
+    volume: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<VolumeFileRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT path, size, is_dir, modified_ms FROM volume_files
+         WHERE system = ? AND tenant = ? AND volume = ? ORDER BY path LIMIT ? OFFSET ?",
+    )
+    .bind(system)
+    .bind(tenant)
+    .bind(volume)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(VolumeFileRow {
+                path: r.try_get("path")?,
+                size: r.try_get("size")?,
+                is_dir: r.try_get("is_dir")?,
+                modified_ms: r.try_get("modified_ms")?,
+            })
+        })
+        .collect()
+}
