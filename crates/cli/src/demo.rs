@@ -265,13 +265,13 @@ impl Ports {
     /// is taken. Each is bound and released at once: a child that starts a moment later can
     /// still lose a race, and then its log says so.
     fn check_free(&self, http: SocketAddr) -> anyhow::Result<()> {
-        if let Err(e) = std::net::TcpListener::bind(http) {
+        if let Err(e) = ground::http_address_free(http) {
             bail!(
                 "{http} (the ground's HTTP API and dashboard) is not free: {e}; stop what holds it or choose another address with --http"
             );
         }
         for (addr, role) in &self.udp {
-            if let Err(e) = std::net::UdpSocket::bind(addr) {
+            if let Err(e) = link::udp_address_free(*addr) {
                 bail!(
                     "{addr} (UDP, {role}) is not free: {e}; stop what holds it or choose other ports with --udp-base (the demo takes eight from it)"
                 );

@@ -46,7 +46,7 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("creating user {user}"))?;
     }
-    let listener = tokio::net::TcpListener::bind(a.http)
+    let listener = ground::bind_http(a.http)
         .await
         .with_context(|| format!("binding {}", a.http))?;
     tracing::info!(http = %a.http, "ground up");

@@ -172,6 +172,17 @@ pub fn validate_operation(yaml: &str) -> Vec<Diagnostic> {
     operation::parse(yaml).err().unwrap_or_default()
 }
 
+/// Binds the HTTP API's address (the ground owns its HTTP sockets; `cli` only wires).
+pub async fn bind_http(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+/// Whether the HTTP API's address is free now: bound and released at once (a process that
+/// starts a moment later can still lose a race for it).
+pub fn http_address_free(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    std::net::TcpListener::bind(addr).map(drop)
+}
+
 /// Serves [`Ground::app`] on `listener` until `shutdown` completes, then drains open requests.
 pub async fn serve(
     ground: Ground,

@@ -22,3 +22,9 @@ pub use endpoint::{
 };
 pub use model::{Deliveries, LinkModel, LinkModelConfig, Loss, ModelStats};
 pub use store::FileStore;
+
+/// Whether a link endpoint's UDP address is free now: bound and released at once (a process
+/// that starts a moment later can still lose a race for it).
+pub fn udp_address_free(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    std::net::UdpSocket::bind(addr).map(drop)
+}
