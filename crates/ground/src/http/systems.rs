@@ -12,7 +12,7 @@ use super::{P, Page, Q};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::passes::{self, HOURS_MAX, Sky, rfc3339};
-use crate::{Ground, db, queue as uplink_queue, time};
+use crate::{Ground, db, preflight_check, queue as uplink_queue, time};
 
 /// `hours` of the passes route when not given (at most [`HOURS_MAX`]).
 const HOURS_DEFAULT: u32 = 24;
@@ -24,6 +24,9 @@ const TRACK_STEP_MAX: u32 = 3600;
 /// Points in one ground track, at most.
 const TRACK_POINTS_MAX: u32 = 5000;
 
+/// Every configured system: what its agent reported in its last hello, or, before any, the
+/// platform preflight assumes for it ([`preflight_check::unseen_system`]) with the default
+/// catalogue of that platform.
 async fn systems(g: &Ground) -> Result<Vec<api::System>, ApiError> {
     let mut out = Vec::new();
     for name in g.system_names() {
@@ -41,7 +44,7 @@ async fn systems(g: &Ground) -> Result<Vec<api::System>, ApiError> {
                 name: name.to_string(),
                 platform: None,
                 last_seen: None,
-                catalogue: wire::catalogue("linux/arm64")
+                catalogue: wire::catalogue(&preflight_check::unseen_system(name).platform)
                     .iter()
                     .map(catalogue_image)
                     .collect(),
