@@ -21,7 +21,7 @@
 //! error JSON of `docs/api.md`, an `api::ErrorBody`; every other body is a type of the `api`
 //! crate too) and [`Diagnostic`] (one problem in an operation).
 
-mod api;
+mod apply;
 mod auth;
 mod blobs;
 mod config;
@@ -30,6 +30,7 @@ mod db;
 mod downlink;
 mod error;
 mod executor;
+mod http;
 mod link;
 mod operation;
 mod passes;
@@ -133,7 +134,7 @@ impl Ground {
 
     /// The whole HTTP surface: the API under `/api/v1`, `/healthz`, and the dashboard at `/`.
     pub fn app(&self) -> axum::Router {
-        api::router(self.clone())
+        http::router(self.clone())
     }
 
     pub(crate) fn db(&self) -> &Db {

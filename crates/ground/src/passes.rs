@@ -1,5 +1,6 @@
 //! Where each system flies: its contact plan (passes over its stations, with byte capacity),
-//! cached for a few minutes, and its ground track; the `passes` and `track` routes.
+//! cached for a few minutes, and its ground track (for the `passes` and `track` routes, the uplink
+//! ETAs of `queue` and the dashboard).
 //!
 //! `orbit` never reads a clock: every prediction here starts at [`Ground::now`]. A system without
 //! an orbit (the Engineering Model) is always in contact and has no passes.
@@ -7,16 +8,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use axum::Json;
-use axum::extract::State;
 use orbit::{
     ContactPlan, Epoch, PropagationError, PropagationErrorKind, Propagator, PropagatorConfig,
     Window,
 };
-use serde::Deserialize;
 
-use crate::api::{P, Q};
-use crate::auth::AuthUser;
 use crate::config::SystemLink;
 use crate::error::ApiError;
 use crate::{Ground, time};
@@ -26,16 +22,8 @@ const PLAN_TTL_S: f64 = 300.0;
 /// How far before now and past its horizon a plan is computed, seconds: longer than any
 /// low-orbit pass, so a pass in progress now, or one that starts before the horizon, is whole.
 const PLAN_MARGIN_S: f64 = 3600.0;
-/// `hours` of the passes route when not given, and its bounds.
-const HOURS_DEFAULT: u32 = 24;
-const HOURS_MAX: u32 = 168;
-/// `minutes` and `step_s` of the track route when not given, and their bounds.
-const TRACK_MINUTES_DEFAULT: u32 = 90;
-const TRACK_MINUTES_MAX: u32 = 1440;
-const TRACK_STEP_DEFAULT: u32 = 30;
-const TRACK_STEP_MAX: u32 = 3600;
-/// Points in one ground track, at most.
-const TRACK_POINTS_MAX: u32 = 5000;
+/// The most `hours` ahead the passes route lists: the contact plan reaches that far.
+pub(crate) const HOURS_MAX: u32 = 168;
 /// How far ahead a contact plan reaches, seconds: the longest `hours` the passes route takes
 /// for as long as the plan is reused. Uplink ETAs look as far.
 const PLAN_HORIZON_S: f64 = HOURS_MAX as f64 * 3600.0 + PLAN_TTL_S;
@@ -239,60 +227,6 @@ pub(crate) fn sky<'g>(g: &'g Ground, system: &str) -> Result<&'g Sky, ApiError> 
     }
 }
 
-fn pass(w: &Window) -> api::Pass {
-    api::Pass {
-        station: w.station.clone(),
-        aos: rfc3339(w.aos),
-        los: rfc3339(w.los),
-        duration_s: (w.los.seconds_since(w.aos) * 1000.0).round() / 1000.0,
-        max_elevation_deg: (w.max_elevation_deg * 100.0).round() / 100.0,
-        uplink_bps: w.uplink_bps,
-        downlink_bps: w.downlink_bps,
-        up_bytes: w.up_bytes,
-        down_bytes: w.down_bytes,
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct PassesQuery {
-    hours: Option<u32>,
-}
-
-/// `GET /api/v1/systems/{system}/passes?hours=24`.
-pub(crate) async fn passes(
-    State(g): State<Ground>,
-    _user: AuthUser,
-    P(system): P<String>,
-    Q(q): Q<PassesQuery>,
-) -> Result<Json<api::Passes>, ApiError> {
-    let hours = q.hours.unwrap_or(HOURS_DEFAULT);
-    if !(1..=HOURS_MAX).contains(&hours) {
-        return Err(ApiError::bad(format!("hours must be 1 to {HOURS_MAX}")));
-    }
-    let now = g.now();
-    let (always_in_contact, passes) = match sky(&g, &system)? {
-        Sky::AlwaysInContact { .. } => (true, Vec::new()),
-        Sky::Orbit(f) => {
-            let until = now.plus_seconds(f64::from(hours) * 3600.0);
-            let windows = f.windows(now, until).await?;
-            (false, windows.iter().map(pass).collect())
-        }
-    };
-    Ok(Json(api::Passes {
-        system,
-        generated_at: rfc3339(now),
-        hours,
-        always_in_contact,
-        passes,
-    }))
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct TrackQuery {
-    minutes: Option<u32>,
-    step_s: Option<u32>,
-}
-
 /// The sub-satellite points from `now` for `minutes`, every `step_s` seconds.
 pub(crate) fn track(
     f: &Flying,
@@ -304,46 +238,4 @@ pub(crate) fn track(
     let end = now.plus_seconds(f64::from(minutes) * 60.0);
     orbit::ground_track(propagator, now, end, f64::from(step_s))
         .map_err(|e| orbit_error(&f.name, &e))
-}
-
-/// `GET /api/v1/systems/{system}/track?minutes=90&step_s=30`.
-pub(crate) async fn track_route(
-    State(g): State<Ground>,
-    _user: AuthUser,
-    P(system): P<String>,
-    Q(q): Q<TrackQuery>,
-) -> Result<Json<api::Track>, ApiError> {
-    let minutes = q.minutes.unwrap_or(TRACK_MINUTES_DEFAULT);
-    let step_s = q.step_s.unwrap_or(TRACK_STEP_DEFAULT);
-    if !(1..=TRACK_MINUTES_MAX).contains(&minutes) || !(1..=TRACK_STEP_MAX).contains(&step_s) {
-        return Err(ApiError::bad(format!(
-            "minutes must be 1 to {TRACK_MINUTES_MAX} and step_s 1 to {TRACK_STEP_MAX}"
-        )));
-    }
-    if minutes * 60 / step_s >= TRACK_POINTS_MAX {
-        return Err(ApiError::bad(format!(
-            "at most {TRACK_POINTS_MAX} points: ask for fewer minutes or a longer step"
-        )));
-    }
-    let now = g.now();
-    let (always_in_contact, points) = match sky(&g, &system)? {
-        Sky::AlwaysInContact { .. } => (true, Vec::new()),
-        Sky::Orbit(f) => {
-            let points = track(f, now, minutes, step_s)?
-                .iter()
-                .map(|p| api::TrackPoint {
-                    lat: (p.position.latitude_deg * 1e4).round() / 1e4,
-                    lon: (p.position.longitude_deg * 1e4).round() / 1e4,
-                    time: rfc3339(p.epoch),
-                })
-                .collect();
-            (false, points)
-        }
-    };
-    Ok(Json(api::Track {
-        system,
-        generated_at: rfc3339(now),
-        always_in_contact,
-        points,
-    }))
 }

@@ -292,12 +292,21 @@ async fn system_of(ground: &Ground, name: &str) -> Result<preflight::System, Api
     Ok(system_from(name, reported))
 }
 
-fn system_from(name: &str, reported: Option<(String, Vec<wire::BaseImage>)>) -> preflight::System {
-    let mut system = if name == "em" {
+/// What the ground assumes of a system whose agent has never said hello: the Engineering Model
+/// (`em`) runs beside the ground, so on this machine's platform; a flight system on
+/// `linux/arm64`; both with the default catalogue of that platform. Preflight judges against it
+/// and the systems listing shows its catalogue, so the two cannot describe an unseen system
+/// differently.
+pub(crate) fn unseen_system(name: &str) -> preflight::System {
+    if name == "em" {
         preflight::System::em(preflight::host_platform())
     } else {
         preflight::System::flight(name)
-    };
+    }
+}
+
+fn system_from(name: &str, reported: Option<(String, Vec<wire::BaseImage>)>) -> preflight::System {
+    let mut system = unseen_system(name);
     let Some((platform, catalogue)) = reported else {
         return system;
     };

@@ -1,5 +1,6 @@
 //! The uplink queue of a system as one tenant sees it, with a predicted completion for every
-//! transfer; the `queue` route and an execution's `uplink_eta`.
+//! transfer ([`view`], for the `queue` route and the dashboard), and an execution's
+//! [`execution_eta`].
 //!
 //! The link endpoint knows its outgoing transfers by digest only, in sending order. Starting an
 //! execution records what it sends up ([`record`]: its plan message and the objects of its
@@ -11,20 +12,13 @@
 //! ([`orbit::predict_transfers`]) with each window's uplink rate scaled by
 //! [`UPLINK_PAYLOAD_EFFICIENCY`]; a system always in contact sends at its configured rate.
 
-use std::collections::{HashMap, HashSet};
-
-use axum::Json;
-use axum::extract::State;
 use orbit::Epoch;
-use sqlx::Row;
 use wire::{Digest, Message, Plan, TaskKind};
 
 use crate::Ground;
-use crate::api::P;
-use crate::auth::AuthUser;
-use crate::db::{self, Db, ExecutionRow};
+use crate::db::{self, ExecutionRow};
 use crate::error::ApiError;
-use crate::passes::{self, Sky, rfc3339};
+use crate::passes::{self, Sky};
 
 /// The share of a window's uplink rate that carries transfer bytes: the protocol's measured
 /// payload efficiency (packet headers, acknowledgements and retransmissions take the rest).
@@ -79,6 +73,16 @@ pub(crate) struct QueueView {
     pub(crate) other_bytes_ahead: u64,
 }
 
+/// An execution's transfers still queued: their remaining bytes and when the last of them
+/// completes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct UplinkEta {
+    pub(crate) remaining_bytes: u64,
+    pub(crate) eta: Eta,
+    /// Why there is no ETA (see [`QueueView::eta_error`]).
+    pub(crate) error: Option<String>,
+}
+
 /// Records what an execution sends up: its plan message and every object of its uplink tasks.
 pub(crate) async fn record(
     tx: &mut db::Tx,
@@ -86,11 +90,7 @@ pub(crate) async fn record(
     plan: &Plan,
 ) -> Result<(), sqlx::Error> {
     let encoded = wire::encode_message(&Message::Plan(plan.clone()));
-    sqlx::query("INSERT OR REPLACE INTO execution_plans (execution, plan) VALUES (?, ?)")
-        .bind(execution)
-        .bind(&encoded)
-        .execute(&mut **tx)
-        .await?;
+    db::insert_execution_plan(tx, execution, &encoded).await?;
     let mut rows = vec![(Digest::of(&encoded), encoded.len() as u64, true)];
     for task in &plan.tasks {
         if let TaskKind::Uplink { files, .. } = &task.kind {
@@ -98,65 +98,9 @@ pub(crate) async fn record(
         }
     }
     for (digest, size, message) in rows {
-        sqlx::query(
-            "INSERT OR IGNORE INTO execution_objects (execution, digest, size, message) VALUES (?, ?, ?, ?)",
-        )
-        .bind(execution)
-        .bind(digest.to_string())
-        .bind(i64::try_from(size).unwrap_or(i64::MAX))
-        .bind(message)
-        .execute(&mut **tx)
-        .await?;
+        db::insert_execution_object(tx, execution, &digest, size, message).await?;
     }
     Ok(())
-}
-
-/// The running executions of `system` (with their tenants) that need each of `digests`, the
-/// earliest first.
-async fn owners(
-    db: &Db,
-    system: &str,
-    digests: &[Digest],
-) -> Result<HashMap<Digest, Vec<(String, String)>>, sqlx::Error> {
-    let list: Vec<String> = digests.iter().map(Digest::to_string).collect();
-    let rows = sqlx::query(
-        "SELECT o.digest, o.execution, e.tenant FROM execution_objects o
-         JOIN executions e ON e.id = o.execution
-         WHERE o.digest IN (SELECT value FROM json_each(?1)) AND e.system = ?2
-           AND e.state NOT IN ('SUCCESS', 'FAILED')
-         ORDER BY e.created_at, e.id",
-    )
-    .bind(db::to_json(&list))
-    .bind(system)
-    .fetch_all(db)
-    .await?;
-    let mut out: HashMap<Digest, Vec<(String, String)>> = HashMap::new();
-    for row in rows {
-        let digest: String = row.try_get(0)?;
-        let Ok(digest) = digest.parse::<Digest>() else {
-            continue;
-        };
-        out.entry(digest)
-            .or_default()
-            .push((row.try_get(1)?, row.try_get(2)?));
-    }
-    Ok(out)
-}
-
-/// The digests an execution sends up.
-async fn digests_of(db: &Db, execution: &str) -> Result<HashSet<Digest>, sqlx::Error> {
-    let rows = sqlx::query("SELECT digest FROM execution_objects WHERE execution = ?")
-        .bind(execution)
-        .fetch_all(db)
-        .await?;
-    let mut out = HashSet::new();
-    for row in rows {
-        let d: String = row.try_get(0)?;
-        if let Ok(d) = d.parse() {
-            out.insert(d);
-        }
-    }
-    Ok(out)
 }
 
 /// Predicts when each transfer of the queue (remaining bytes, in sending order) completes.
@@ -230,7 +174,7 @@ pub(crate) async fn view(g: &Ground, system: &str, tenant: &str) -> Result<Queue
     let stats = link.stats();
     let now = g.now();
     let digests: Vec<Digest> = stats.transfers.iter().map(|t| t.digest).collect();
-    let owners = owners(g.db(), system, &digests).await?;
+    let owners = db::uplink_owners(g.db(), system, &digests).await?;
     let remaining: Vec<u64> = stats.transfers.iter().map(|t| t.remaining).collect();
     let (etas, eta_error) = etas_or_error(sky, now, &remaining).await;
 
@@ -275,66 +219,12 @@ pub(crate) async fn view(g: &Ground, system: &str, tenant: &str) -> Result<Queue
     })
 }
 
-impl PassRef {
-    fn to_api(&self) -> api::PassRef {
-        api::PassRef {
-            station: self.station.clone(),
-            aos: rfc3339(self.aos),
-            los: rfc3339(self.los),
-        }
-    }
-}
-
-impl Eta {
-    fn to_api(&self) -> api::Eta {
-        api::Eta {
-            pass: self.pass.as_ref().map(PassRef::to_api),
-            completion: self.completion.map(rfc3339),
-        }
-    }
-}
-
-/// `GET /api/v1/systems/{system}/queue`.
-pub(crate) async fn queue(
-    State(g): State<Ground>,
-    AuthUser(user): AuthUser,
-    P(system): P<String>,
-) -> Result<Json<api::Queue>, ApiError> {
-    let v = view(&g, &system, &user).await?;
-    let transfers = v
-        .mine
-        .iter()
-        .map(|t| api::QueuedTransfer {
-            digest: t.digest.to_string(),
-            message: t.message,
-            execution: t.execution.clone(),
-            bytes: t.bytes,
-            remaining: t.remaining,
-            other_bytes_ahead: t.other_bytes_ahead,
-            eta: t.eta.to_api(),
-        })
-        .collect();
-    Ok(Json(api::Queue {
-        system,
-        generated_at: rfc3339(v.now),
-        link_up: v.link_up,
-        always_in_contact: v.always_in_contact,
-        eta_error: v.eta_error,
-        transfers,
-        other_tenants: api::OtherTenants {
-            transfers: v.others as u64,
-            bytes: v.other_bytes,
-            bytes_ahead: v.other_bytes_ahead,
-        },
-    }))
-}
-
 /// An execution's `uplink_eta`: while any of its transfers is queued, their remaining bytes and
 /// the ETA of the last of them; `None` otherwise.
 pub(crate) async fn execution_eta(
     g: &Ground,
     e: &ExecutionRow,
-) -> Result<Option<api::UplinkEta>, ApiError> {
+) -> Result<Option<UplinkEta>, ApiError> {
     let finished = wire::TaskState::parse(&e.state).is_some_and(wire::TaskState::is_final);
     let (Some(link), Some(sky)) = (g.system(&e.system), g.orbits().sky(&e.system)) else {
         return Ok(None);
@@ -343,7 +233,7 @@ pub(crate) async fn execution_eta(
         return Ok(None);
     }
     let stats = link.stats();
-    let own = digests_of(g.db(), &e.id).await?;
+    let own = db::execution_digests(g.db(), &e.id).await?;
     let Some(last) = stats
         .transfers
         .iter()
@@ -360,12 +250,11 @@ pub(crate) async fn execution_eta(
         .filter(|t| own.contains(&t.digest))
         .map(|t| t.remaining)
         .sum();
-    let (etas, error) = etas_or_error(sky, g.now(), &remaining).await;
-    let eta = etas[last].to_api();
-    Ok(Some(api::UplinkEta {
+    let (mut etas, error) = etas_or_error(sky, g.now(), &remaining).await;
+    let eta = etas.swap_remove(last);
+    Ok(Some(UplinkEta {
         remaining_bytes: mine,
-        completion: eta.completion,
-        pass: eta.pass,
+        eta,
         error,
     }))
 }

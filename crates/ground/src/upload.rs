@@ -1,8 +1,8 @@
-//! Uploads into a namespace: a tar stream or multipart `file` parts.
+//! Uploads into a namespace: a tar stream or multipart `file` parts ([`store`]).
 //!
 //! Every entry is validated and its content written to a staging folder while it is hashed; the
-//! caller commits the staged files (blobs, then one transaction of rows) only when the whole
-//! upload has passed. Anything rejected leaves nothing behind: the staging folder is removed when
+//! staged files are committed (blobs, then one transaction of rows) only when the whole upload
+//! has passed. Anything rejected leaves nothing behind: the staging folder is removed when
 //! [`Staged`] drops. Bodies are streamed, never held in memory.
 
 use std::collections::HashSet;
@@ -10,14 +10,116 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use axum::body::{Body, Bytes};
-use axum::extract::Multipart;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::header;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use wire::Digest;
+use wire::names::{NamespaceName, NamespacePath};
 
 use crate::blobs::{self, AsyncWriter, BlobStore, TempDir, WriteError};
 use crate::config::limits;
 use crate::error::ApiError;
+use crate::{Ground, auth, db, time};
+
+/// A file an upload stored: the new version of its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredFile {
+    /// The namespace path (`/app/main.rs`).
+    pub(crate) path: String,
+    pub(crate) version: i64,
+    pub(crate) size: u64,
+    pub(crate) digest: Digest,
+    /// Permission bits (`0o755` for an executable).
+    pub(crate) mode: u32,
+    /// Milliseconds since the Unix epoch.
+    pub(crate) created_at: i64,
+}
+
+/// Stores the upload `req` carries (a tar body, or multipart `file` parts, by its content type)
+/// into `user`'s namespace `ns` under folder `to` (`/` when `None`), creating the namespace if it
+/// does not exist. Another tenant's namespace is refused before a byte of the body is read.
+/// Either every file becomes a new version or none does.
+pub(crate) async fn store(
+    g: &Ground,
+    user: &str,
+    ns: &str,
+    to: Option<&str>,
+    req: Request,
+) -> Result<Vec<StoredFile>, ApiError> {
+    NamespaceName::new(ns).map_err(|e| ApiError::bad(e.to_string()))?;
+    // Refuse another tenant's namespace before reading a byte of the body.
+    if let Some(owner) = db::namespace_owner(g.db(), ns).await?
+        && owner != user
+    {
+        return Err(ApiError::forbidden(format!(
+            "namespace '{ns}' belongs to another tenant"
+        )));
+    }
+
+    let prefix = NamespacePath::parse(to.unwrap_or("/"))
+        .map_err(|e| ApiError::bad(format!("'to' is not a valid folder: {}", e.reason())))?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let staged = if content_type.starts_with("multipart/form-data") {
+        let multipart = Multipart::from_request(req, g).await?;
+        stage_multipart(g.blobs(), &prefix, multipart).await?
+    } else if [
+        "application/x-tar",
+        "application/tar",
+        "application/octet-stream",
+    ]
+    .iter()
+    .any(|t| content_type.starts_with(t))
+    {
+        stage_tar(g.blobs(), &prefix, req.into_body()).await?
+    } else {
+        return Err(ApiError::bad(
+            "send a tar (Content-Type: application/x-tar) or multipart/form-data with 'file' parts",
+        ));
+    };
+    // The blobs must be durable before the rows naming them are: sync every folder the renames
+    // touched (once each, however many files share it) before the transaction commits.
+    let mut dirs = blobs::DirSync::default();
+    for f in &staged.files {
+        g.blobs()
+            .commit_deferred(&f.tmp, &f.digest, &mut dirs)
+            .await?;
+    }
+    blobs::sync_dirs(dirs).await?;
+    let now = time::now_ms();
+    let mut tx = db::write_tx(g.db()).await?;
+    auth::claim_namespace(&mut tx, user, ns, now).await?;
+    let mut out = Vec::with_capacity(staged.files.len());
+    for f in &staged.files {
+        let size = i64::try_from(f.size).unwrap_or(i64::MAX);
+        let version = db::add_file_version(
+            &mut tx,
+            ns,
+            &f.path,
+            &f.digest.to_string(),
+            size,
+            i64::from(f.mode),
+            now,
+        )
+        .await?;
+        out.push(StoredFile {
+            path: f.path.clone(),
+            version,
+            size: f.size,
+            digest: f.digest,
+            mode: f.mode,
+            created_at: now,
+        });
+    }
+    tx.commit().await?;
+    tracing::info!(namespace = %ns, files = out.len(), "upload stored");
+    Ok(out)
+}
 
 /// Mode given to files uploaded without one (multipart).
 const DEFAULT_MODE: u32 = 0o644;
@@ -166,11 +268,7 @@ impl Tally {
 }
 
 /// Stages a tar body. The archive is read on a blocking thread fed by the body stream.
-pub(crate) async fn stage_tar(
-    store: &BlobStore,
-    prefix: &str,
-    body: Body,
-) -> Result<Staged, UploadError> {
+async fn stage_tar(store: &BlobStore, prefix: &str, body: Body) -> Result<Staged, UploadError> {
     let dir = store.staging_dir().await?;
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     let (dir_path, prefix_owned) = (dir.path().to_path_buf(), prefix.to_string());
@@ -307,7 +405,7 @@ fn read_tar(reader: impl Read, dir: &Path, prefix: &str) -> Result<Vec<StagedFil
 }
 
 /// Stages multipart `file` parts; each part's filename is its path relative to `prefix`.
-pub(crate) async fn stage_multipart(
+async fn stage_multipart(
     store: &BlobStore,
     prefix: &str,
     mut multipart: Multipart,

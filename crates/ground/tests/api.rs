@@ -616,3 +616,50 @@ async fn serve_answers_on_a_socket_and_shuts_down() {
         .unwrap()
         .unwrap();
 }
+
+/// Before its agent has said hello, a system is listed with the catalogue of the platform
+/// preflight judges it on: this machine's for the Engineering Model, `linux/arm64` for a flight
+/// system (issue 8: one judge). The listing used to show `linux/arm64` for both.
+#[tokio::test]
+async fn unseen_systems_are_listed_as_preflight_judges_them() {
+    let system = |name: &str| ground::SystemLink {
+        name: name.into(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        link: "127.0.0.1:9".parse().unwrap(),
+        key: wire::LinkKey::from_bytes([7; 32]),
+        rate_bits_per_sec: None,
+        contact: link::Contact::Always,
+        orbit: None,
+    };
+    let g = common::ground_with(vec![system("em"), system("sat1")]).await;
+    let token = g.login("alice").await;
+    let r = g.get("/api/v1/systems", &token).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let listed: api::SystemList = serde_json::from_slice(&r.body).unwrap();
+    // Each system as its name, platform and catalogue images (name and platform).
+    let expected = |platform: &str| -> Vec<String> {
+        wire::catalogue(platform)
+            .into_iter()
+            .map(|b| format!("{} {}", b.name, b.platform))
+            .collect()
+    };
+    let seen: Vec<_> = listed
+        .systems
+        .iter()
+        .map(|s| {
+            let catalogue: Vec<String> = s
+                .catalogue
+                .iter()
+                .map(|b| format!("{} {}", b.name, b.platform))
+                .collect();
+            (s.name.as_str(), s.platform.as_deref(), catalogue)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("em", None, expected(preflight::host_platform())),
+            ("sat1", None, expected(preflight::FLIGHT_PLATFORM)),
+        ]
+    );
+}

@@ -21,8 +21,8 @@ mod executions;
 mod files;
 mod namespaces;
 mod operations;
-mod plans;
 mod systems;
+mod uplinks;
 mod users;
 mod volumes;
 
@@ -38,8 +38,11 @@ pub(crate) use executions::{
 pub(crate) use files::{FileRow, add_file_version, file_version, latest_files};
 pub(crate) use namespaces::{insert_namespace, namespace_owner, namespaces_of};
 pub(crate) use operations::{OperationRow, operation, operations_of, save_operation};
-pub(crate) use plans::unfinished_plans;
 pub(crate) use systems::{system, upsert_system};
+pub(crate) use uplinks::{
+    execution_digests, insert_execution_object, insert_execution_plan, unfinished_plans,
+    uplink_owners,
+};
 pub(crate) use users::{delete_session, insert_session, password_hash, session_user, upsert_user};
 pub(crate) use volumes::{VolumeFileRow, replace_volume, volume_files, volumes};
 
@@ -108,12 +111,17 @@ pub(crate) struct HistoryEntry {
     pub(crate) at: i64,
 }
 
-/// Reads a JSON column, treating garbage as empty (and saying so).
+/// Reads a JSON column the ground wrote; `None` when it is unreadable, which is logged, not an
+/// error: one damaged value must not hide the rest of a row.
+pub(crate) fn from_json<T: for<'de> Deserialize<'de>>(text: &str) -> Option<T> {
+    serde_json::from_str(text)
+        .inspect_err(|e| tracing::warn!(error = %e, "unreadable JSON column"))
+        .ok()
+}
+
+/// Reads a JSON column, treating garbage as empty (and saying so, see [`from_json`]).
 pub(crate) fn json_or_default<T: for<'de> Deserialize<'de> + Default>(text: &str) -> T {
-    serde_json::from_str(text).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "unreadable JSON column");
-        T::default()
-    })
+    from_json(text).unwrap_or_default()
 }
 
 /// Writes a JSON column.

@@ -1,0 +1,112 @@
+//! What each execution sends up: the `execution_plans` table (the encoded plan message of each
+//! execution, resent to its system until the execution finishes) and the `execution_objects`
+//! table (the digest and size of that message and of every object of its uplink tasks, so a
+//! queued transfer, known to the link by digest only, can be traced to the executions and
+//! tenants it is for). `queue::record` decides what goes in.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::Row;
+use wire::Digest;
+
+use super::{Db, Tx, to_json};
+
+/// Stores the encoded plan message an execution was compiled into.
+pub(crate) async fn insert_execution_plan(
+    tx: &mut Tx,
+    execution: &str,
+    encoded: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT OR REPLACE INTO execution_plans (execution, plan) VALUES (?, ?)")
+        .bind(execution)
+        .bind(encoded)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Records that an execution sends up `digest` (`message`: its plan message, else an object).
+pub(crate) async fn insert_execution_object(
+    tx: &mut Tx,
+    execution: &str,
+    digest: &Digest,
+    size: u64,
+    message: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO execution_objects (execution, digest, size, message) VALUES (?, ?, ?, ?)",
+    )
+    .bind(execution)
+    .bind(digest.to_string())
+    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+    .bind(message)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The plans of a system's executions that have not finished, oldest first.
+pub(crate) async fn unfinished_plans(db: &Db, system: &str) -> Result<Vec<Vec<u8>>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT p.plan FROM execution_plans p JOIN executions e ON e.id = p.execution \
+         WHERE e.system = ? AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING') \
+         ORDER BY e.created_at",
+    )
+    .bind(system)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get::<Vec<u8>, _>("plan"))
+        .collect()
+}
+
+/// The running executions of `system` (id and tenant) that send up each of `digests`, the
+/// earliest first.
+pub(crate) async fn uplink_owners(
+    db: &Db,
+    system: &str,
+    digests: &[Digest],
+) -> Result<HashMap<Digest, Vec<(String, String)>>, sqlx::Error> {
+    let list: Vec<String> = digests.iter().map(Digest::to_string).collect();
+    let rows = sqlx::query(
+        "SELECT o.digest, o.execution, e.tenant FROM execution_objects o
+         JOIN executions e ON e.id = o.execution
+         WHERE o.digest IN (SELECT value FROM json_each(?1)) AND e.system = ?2
+           AND e.state NOT IN ('SUCCESS', 'FAILED')
+         ORDER BY e.created_at, e.id",
+    )
+    .bind(to_json(&list))
+    .bind(system)
+    .fetch_all(db)
+    .await?;
+    let mut out: HashMap<Digest, Vec<(String, String)>> = HashMap::new();
+    for row in rows {
+        let digest: String = row.try_get(0)?;
+        let Ok(digest) = digest.parse::<Digest>() else {
+            continue;
+        };
+        out.entry(digest)
+            .or_default()
+            .push((row.try_get(1)?, row.try_get(2)?));
+    }
+    Ok(out)
+}
+
+/// The digests an execution sends up.
+pub(crate) async fn execution_digests(
+    db: &Db,
+    execution: &str,
+) -> Result<HashSet<Digest>, sqlx::Error> {
+    let rows = sqlx::query("SELECT digest FROM execution_objects WHERE execution = ?")
+        .bind(execution)
+        .fetch_all(db)
+        .await?;
+    let mut out = HashSet::new();
+    for row in rows {
+        let d: String = row.try_get(0)?;
+        if let Ok(d) = d.parse() {
+            out.insert(d);
+        }
+    }
+    Ok(out)
+}

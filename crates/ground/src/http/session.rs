@@ -1,0 +1,34 @@
+//! `POST /login` and `POST /logout`.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+
+use super::J;
+use crate::Ground;
+use crate::auth::{self, AuthUser};
+use crate::error::ApiError;
+
+pub(super) async fn login(
+    State(g): State<Ground>,
+    J(req): J<api::LoginRequest>,
+) -> Result<Json<api::LoginResponse>, ApiError> {
+    match auth::login(&g, &req.user, &req.password).await? {
+        Some(token) => Ok(Json(api::LoginResponse {
+            token,
+            user: req.user,
+        })),
+        None => Err(ApiError::WrongCredentials),
+    }
+}
+
+pub(super) async fn logout(
+    State(g): State<Ground>,
+    _user: AuthUser,
+    req: Request,
+) -> Result<StatusCode, ApiError> {
+    if let Some(token) = auth::request_token(req.headers()) {
+        auth::logout(&g, &token).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

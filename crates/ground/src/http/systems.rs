@@ -1,0 +1,191 @@
+//! Systems and what they hold: `/systems`, and per system its `passes`, ground `track`, uplink
+//! `queue`, `volumes` and the files of a volume (the ground's mirror of them).
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+
+use super::convert::{
+    catalogue_image, pass, queue as queue_view, track_point, volume, volume_file,
+};
+use super::{P, Page, Q};
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::passes::{self, HOURS_MAX, Sky, rfc3339};
+use crate::{Ground, db, preflight_check, queue as uplink_queue, time};
+
+/// `hours` of the passes route when not given (at most [`HOURS_MAX`]).
+const HOURS_DEFAULT: u32 = 24;
+/// `minutes` and `step_s` of the track route when not given, and their bounds.
+const TRACK_MINUTES_DEFAULT: u32 = 90;
+const TRACK_MINUTES_MAX: u32 = 1440;
+const TRACK_STEP_DEFAULT: u32 = 30;
+const TRACK_STEP_MAX: u32 = 3600;
+/// Points in one ground track, at most.
+const TRACK_POINTS_MAX: u32 = 5000;
+
+/// Every configured system: what its agent reported in its last hello, or, before any, the
+/// platform preflight assumes for it ([`preflight_check::unseen_system`]) with the default
+/// catalogue of that platform.
+async fn systems(g: &Ground) -> Result<Vec<api::System>, ApiError> {
+    let mut out = Vec::new();
+    for name in g.system_names() {
+        let v = match db::system(g.db(), name).await? {
+            Some(s) => {
+                let catalogue: Vec<wire::BaseImage> = db::json_or_default(&s.catalogue);
+                api::System {
+                    name: name.to_string(),
+                    platform: Some(s.platform),
+                    last_seen: Some(time::rfc3339(s.last_seen)),
+                    catalogue: catalogue.iter().map(catalogue_image).collect(),
+                }
+            }
+            None => api::System {
+                name: name.to_string(),
+                platform: None,
+                last_seen: None,
+                catalogue: wire::catalogue(&preflight_check::unseen_system(name).platform)
+                    .iter()
+                    .map(catalogue_image)
+                    .collect(),
+            },
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+pub(super) async fn list(
+    State(g): State<Ground>,
+    _user: AuthUser,
+) -> Result<Json<api::SystemList>, ApiError> {
+    Ok(Json(api::SystemList {
+        systems: systems(&g).await?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PassesQuery {
+    hours: Option<u32>,
+}
+
+/// `GET /api/v1/systems/{system}/passes?hours=24`.
+pub(super) async fn passes(
+    State(g): State<Ground>,
+    _user: AuthUser,
+    P(system): P<String>,
+    Q(q): Q<PassesQuery>,
+) -> Result<Json<api::Passes>, ApiError> {
+    let hours = q.hours.unwrap_or(HOURS_DEFAULT);
+    if !(1..=HOURS_MAX).contains(&hours) {
+        return Err(ApiError::bad(format!("hours must be 1 to {HOURS_MAX}")));
+    }
+    let now = g.now();
+    let (always_in_contact, passes) = match passes::sky(&g, &system)? {
+        Sky::AlwaysInContact { .. } => (true, Vec::new()),
+        Sky::Orbit(f) => {
+            let until = now.plus_seconds(f64::from(hours) * 3600.0);
+            let windows = f.windows(now, until).await?;
+            (false, windows.iter().map(pass).collect())
+        }
+    };
+    Ok(Json(api::Passes {
+        system,
+        generated_at: rfc3339(now),
+        hours,
+        always_in_contact,
+        passes,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct TrackQuery {
+    minutes: Option<u32>,
+    step_s: Option<u32>,
+}
+
+/// `GET /api/v1/systems/{system}/track?minutes=90&step_s=30`.
+pub(super) async fn track(
+    State(g): State<Ground>,
+    _user: AuthUser,
+    P(system): P<String>,
+    Q(q): Q<TrackQuery>,
+) -> Result<Json<api::Track>, ApiError> {
+    let minutes = q.minutes.unwrap_or(TRACK_MINUTES_DEFAULT);
+    let step_s = q.step_s.unwrap_or(TRACK_STEP_DEFAULT);
+    if !(1..=TRACK_MINUTES_MAX).contains(&minutes) || !(1..=TRACK_STEP_MAX).contains(&step_s) {
+        return Err(ApiError::bad(format!(
+            "minutes must be 1 to {TRACK_MINUTES_MAX} and step_s 1 to {TRACK_STEP_MAX}"
+        )));
+    }
+    if minutes * 60 / step_s >= TRACK_POINTS_MAX {
+        return Err(ApiError::bad(format!(
+            "at most {TRACK_POINTS_MAX} points: ask for fewer minutes or a longer step"
+        )));
+    }
+    let now = g.now();
+    let (always_in_contact, points) = match passes::sky(&g, &system)? {
+        Sky::AlwaysInContact { .. } => (true, Vec::new()),
+        Sky::Orbit(f) => {
+            let points = passes::track(f, now, minutes, step_s)?
+                .iter()
+                .map(track_point)
+                .collect();
+            (false, points)
+        }
+    };
+    Ok(Json(api::Track {
+        system,
+        generated_at: rfc3339(now),
+        always_in_contact,
+        points,
+    }))
+}
+
+/// `GET /api/v1/systems/{system}/queue`.
+pub(super) async fn queue(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P(system): P<String>,
+) -> Result<Json<api::Queue>, ApiError> {
+    let v = uplink_queue::view(&g, &system, &user).await?;
+    Ok(Json(queue_view(system, &v)))
+}
+
+fn known_system(g: &Ground, system: &str) -> Result<(), ApiError> {
+    if g.system(system).is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("system '{system}' not found")))
+    }
+}
+
+pub(super) async fn volumes(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P(system): P<String>,
+) -> Result<Json<api::VolumeList>, ApiError> {
+    known_system(&g, &system)?;
+    let volumes = db::volumes(g.db(), &system, &user)
+        .await?
+        .into_iter()
+        .map(|(name, files, bytes)| volume(name, files, bytes))
+        .collect();
+    Ok(Json(api::VolumeList { volumes }))
+}
+
+pub(super) async fn volume_files(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P((system, volume)): P<(String, String)>,
+    Q(page): Q<Page>,
+) -> Result<Json<api::VolumeFileList>, ApiError> {
+    known_system(&g, &system)?;
+    let (limit, offset) = page.bounds()?;
+    let files = db::volume_files(g.db(), &system, &user, &volume, limit, offset)
+        .await?
+        .into_iter()
+        .map(volume_file)
+        .collect();
+    Ok(Json(api::VolumeFileList { files }))
+}
