@@ -5,22 +5,10 @@ mod support;
 
 use std::process::Output;
 
-use support::{BIN, GroundOnly};
+use support::GroundOnly;
 
 async fn orbitdock(args: &[&str], session: &std::path::Path) -> Output {
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .env("ORBITDOCK_SESSION", session)
-        .output()
-        .await
-        .unwrap();
-    eprintln!(
-        "$ orbitdock {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    support::run_cli(args, session).await
 }
 
 #[tokio::test]

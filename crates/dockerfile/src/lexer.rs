@@ -705,28 +705,14 @@ fn parse_json_strings(text: &str) -> Option<Vec<String>> {
 
 fn suggest_instruction(word: &str) -> String {
     let up = word.to_ascii_uppercase();
-    let best = KEYWORDS.iter().map(|k| (edit_distance(&up, k), *k)).min();
+    let best = KEYWORDS
+        .iter()
+        .map(|k| (wire::names::edit_distance(&up, k), *k))
+        .min();
     match best {
         Some((d, k)) if d <= 2 && up.len() > 2 => format!("did you mean `{k}`?"),
         _ => "if this line continues the previous instruction, end that line with the escape character; heredocs need BuildKit".into(),
     }
-}
-
-/// Levenshtein distance over characters (inputs cut at 64 characters: keywords are short).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().take(64).collect();
-    let b: Vec<char> = b.chars().take(64).collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

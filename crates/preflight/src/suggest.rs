@@ -1,21 +1,6 @@
 //! "Did you mean": the closest onboard image name to a reference.
 
-/// Levenshtein distance over characters (bounded: inputs are cut at 256 characters).
-pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().take(256).collect();
-    let b: Vec<char> = b.chars().take(256).collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
+pub(crate) use wire::names::edit_distance as levenshtein;
 
 /// The repository part of a normalised reference: no registry host, no tag, no digest.
 fn repository(reference: &str) -> &str {

@@ -493,6 +493,34 @@ impl From<NamespacePath> for String {
     }
 }
 
+/// Levenshtein distance over characters, for "did you mean" suggestions (bounded: inputs are cut
+/// at 256 characters).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().take(256).collect();
+    let b: Vec<char> = b.chars().take(256).collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `word` when it is close enough to be a typo: at most two edits,
+/// and fewer edits than half the word's length.
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let (d, best) = candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .min()?;
+    (d > 0 && d <= 2 && d * 2 < word.chars().count()).then_some(best)
+}
+
 /// `name[:tag]` → `(name, tag)`; a `:` followed by a `/` belongs to a registry port.
 fn split_tag(s: &str) -> (&str, &str) {
     match s.rfind(':') {
@@ -840,6 +868,16 @@ mod tests {
                 .as_str(),
             "/a"
         );
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        let types = ["uplink", "downlink", "files.list", "pod.run"];
+        assert_eq!(closest("downlnk", &types), Some("downlink"));
+        assert_eq!(closest("pod.rum", &types), Some("pod.run"));
+        assert_eq!(closest("xyz", &types), None);
+        assert_eq!(closest("uplink", &types), None);
     }
 
     #[test]

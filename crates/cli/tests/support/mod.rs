@@ -204,20 +204,7 @@ pub(crate) struct User {
 impl User {
     /// Runs `orbitdock ARGS` as this user.
     pub(crate) async fn cli(&self, args: &[&str]) -> Output {
-        let out = tokio::process::Command::new(BIN)
-            .args(args)
-            .env("ORBITDOCK_SESSION", &self.session)
-            .env_remove("ORBITDOCK_PASSWORD")
-            .output()
-            .await
-            .unwrap();
-        eprintln!(
-            "$ orbitdock {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        run_cli(args, &self.session).await
     }
 
     pub(crate) fn http(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -348,4 +335,22 @@ pub(crate) fn task_error<'a>(exec: &'a Value, task: &str) -> &'a Value {
         .find(|t| t["id"] == task)
         .map(|t| &t["error"])
         .unwrap_or_else(|| panic!("no task {task} in {exec:#}"))
+}
+
+/// Runs `orbitdock ARGS` with the session file `session`, echoing what it printed.
+pub(crate) async fn run_cli(args: &[&str], session: &Path) -> Output {
+    let out = tokio::process::Command::new(BIN)
+        .args(args)
+        .env("ORBITDOCK_SESSION", session)
+        .env_remove("ORBITDOCK_PASSWORD")
+        .output()
+        .await
+        .unwrap();
+    eprintln!(
+        "$ orbitdock {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }

@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::convert::{execution, execution_summary};
-use super::{J, NamespaceQuery, P, Page, Q, created};
-use crate::auth::{self, AuthUser};
+use super::{J, NamespaceQuery, P, Q, created};
+use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::{Ground, db, executor, queue};
 
@@ -37,14 +37,7 @@ pub(super) async fn list(
     AuthUser(user): AuthUser,
     Q(q): Q<NamespaceQuery>,
 ) -> Result<Json<api::ExecutionList>, ApiError> {
-    if let Some(ns) = &q.namespace {
-        auth::check_namespace(&g, &user, ns).await?;
-    }
-    let (limit, offset) = Page {
-        limit: q.limit,
-        offset: q.offset,
-    }
-    .bounds()?;
+    let (limit, offset) = q.authorize(&g, &user).await?;
     let list =
         db::executions_of(g.db(), &user, q.namespace.as_deref(), None, limit, offset).await?;
     Ok(Json(api::ExecutionList {

@@ -155,6 +155,20 @@ struct NamespaceQuery {
     offset: Option<i64>,
 }
 
+impl NamespaceQuery {
+    /// Checks that `user` may list the namespace asked for (if any); returns limit and offset.
+    async fn authorize(&self, g: &Ground, user: &str) -> Result<(i64, i64), ApiError> {
+        if let Some(ns) = &self.namespace {
+            crate::auth::check_namespace(g, user, ns).await?;
+        }
+        Page {
+            limit: self.limit,
+            offset: self.offset,
+        }
+        .bounds()
+    }
+}
+
 /// `201 Created` with `body`.
 fn created<T: IntoResponse>(body: T) -> Response {
     (StatusCode::CREATED, body).into_response()

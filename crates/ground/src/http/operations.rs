@@ -7,7 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 
 use super::convert::{applied_operation, findings, operation_detail, operation_summary};
-use super::{NamespaceQuery, P, Page, Q, created};
+use super::{NamespaceQuery, P, Q, created};
 use crate::auth::{self, AuthUser};
 use crate::error::ApiError;
 use crate::operation::Diagnostic;
@@ -48,14 +48,7 @@ pub(super) async fn list(
     AuthUser(user): AuthUser,
     Q(q): Q<NamespaceQuery>,
 ) -> Result<Json<api::OperationList>, ApiError> {
-    if let Some(ns) = &q.namespace {
-        auth::check_namespace(&g, &user, ns).await?;
-    }
-    let (limit, offset) = Page {
-        limit: q.limit,
-        offset: q.offset,
-    }
-    .bounds()?;
+    let (limit, offset) = q.authorize(&g, &user).await?;
     let ops = db::operations_of(g.db(), &user, q.namespace.as_deref(), limit, offset).await?;
     Ok(Json(api::OperationList {
         operations: ops.iter().map(operation_summary).collect(),

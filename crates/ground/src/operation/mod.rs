@@ -293,7 +293,7 @@ tasks:
             &format!(
                 "{HEAD}  - id: up\n    type: uplink\n    source: /a\n  - id: build\n    type: docker.bild\n"
             ),
-            "8:11 [build] task 'build' (line 8): unknown type 'docker.bild'; expected one of uplink, downlink, files.list, docker.build, docker.load, pod.run",
+            "8:11 [build] task 'build' (line 8): unknown type 'docker.bild'; did you mean 'docker.build'? expected one of uplink, downlink, files.list, docker.build, docker.load, pod.run",
         );
         check(
             &format!("{HEAD}  - id: x\n    type: dphi.space.cg2.nope\n"),

@@ -320,11 +320,14 @@ impl Cx<'_> {
                     let bare = t.strip_prefix(TYPE_PREFIX).unwrap_or(&t);
                     let found = TASK_TYPES.iter().copied().find(|k| *k == bare);
                     if found.is_none() {
+                        let hint = wire::names::closest(bare, &TASK_TYPES)
+                            .map(|c| format!("did you mean '{c}'? "))
+                            .unwrap_or_default();
                         self.diag(
                             &who,
                             pos(n),
                             format!(
-                                "unknown type '{t}'; expected one of {}",
+                                "unknown type '{t}'; {hint}expected one of {}",
                                 TASK_TYPES.join(", ")
                             ),
                         );
