@@ -158,6 +158,8 @@ pub struct Session {
     link_up: bool,
     rate: f64,
     tokens: f64,
+    /// When tokens were last added: set whenever the link is up (by [`Session::set_link`]),
+    /// so it stands for "now" in a deadline that is due at once.
     last_refill: Option<Instant>,
     // Handshake.
     peer_incarnation: u64,
@@ -337,10 +339,10 @@ impl Session {
         }
         let pto = self.pto();
         if self.hello_pending {
-            at(self.hello_sent_at.map_or_else(
-                || self.last_refill.unwrap_or_else(Instant::now),
-                |s| s + pto,
-            ));
+            // Never sent since the link came up: due at once, that is when the link came up.
+            if let Some(t) = self.hello_sent_at.map(|s| s + pto).or(self.last_refill) {
+                at(t);
+            }
         }
         let mut sendable = !self.control.is_empty();
         for o in self.out.values() {

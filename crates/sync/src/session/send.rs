@@ -198,7 +198,8 @@ impl Session {
             (Some(a), Some(s)) => Some(a.max(s) + pto),
             (Some(a), None) => Some(a + pto),
             (None, Some(s)) => Some(s + pto),
-            (None, None) => Some(self.last_refill.unwrap_or_else(Instant::now)),
+            // Never sent nor asked about (since a restart): due at once.
+            (None, None) => self.last_refill,
         }
     }
 
