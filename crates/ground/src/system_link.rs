@@ -6,8 +6,10 @@
 //! pass through here: the endpoint reads the ones it sends from the blob store and commits the
 //! ones it receives, verified, into it; the handler only hears that they arrived.
 //!
-//! It handles `Hello` and `Need` itself; what a system reports about executions (task and
-//! execution events, volume listings) is applied to the database by `reports`.
+//! The link carries messages as bytes: this module encodes every `wire::Message` it sends and
+//! decodes every one it receives (an undecodable one is logged with its sequence number and
+//! dropped). It handles `Hello` and `Need` itself; what a system reports about executions (task
+//! and execution events, volume listings) is applied to the database by `reports`.
 
 use std::io;
 use std::path::PathBuf;
@@ -110,7 +112,11 @@ async fn send_loop(
             p = plans.recv(), if plans_open => match p {
                 Some(plan) => {
                     let execution = plan.execution.clone();
-                    if sender.send(Message::Plan(plan)).await.is_err() {
+                    if sender
+                        .send(wire::encode_message(&Message::Plan(plan)))
+                        .await
+                        .is_err()
+                    {
                         tracing::error!(%system, %execution, "link endpoint stopped; plan lost");
                         return;
                     }
@@ -158,18 +164,27 @@ async fn receive_loop(
             tracing::warn!(%system, "link endpoint stopped");
             return;
         };
-        if let LinkEvent::Message(Message::Hello { boot, .. }) = &event
-            && last_boot != Some(*boot)
-        {
-            last_boot = Some(*boot);
-            tokio::spawn(resend_unfinished(
-                core.clone(),
-                system.clone(),
-                plans.clone(),
-            ));
-        }
         let handled = match event {
-            LinkEvent::Message(message) => handle_message(&core, &system, message, &needs).await,
+            LinkEvent::Message { seq, bytes } => {
+                let message = match wire::decode_message(&bytes) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(%system, seq, error = %e, "dropped an undecodable message");
+                        continue;
+                    }
+                };
+                if let Message::Hello { boot, .. } = &message
+                    && last_boot != Some(*boot)
+                {
+                    last_boot = Some(*boot);
+                    tokio::spawn(resend_unfinished(
+                        core.clone(),
+                        system.clone(),
+                        plans.clone(),
+                    ));
+                }
+                handle_message(&core, &system, message, &needs).await
+            }
             LinkEvent::ObjectReceived(digest) => {
                 tracing::debug!(%system, %digest, "object received");
                 downlink::object_arrived(&core, &digest).await

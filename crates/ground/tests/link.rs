@@ -66,13 +66,15 @@ impl Flight {
 
     async fn recv(&mut self) -> Message {
         match self.event().await {
-            LinkEvent::Message(m) => m,
+            LinkEvent::Message { bytes, .. } => {
+                wire::decode_message(&bytes).expect("the ground sends wire messages")
+            }
             other => panic!("expected a message, got {other:?}"),
         }
     }
 
     async fn send(&self, m: Message) {
-        self.tx.send(m).await.unwrap();
+        self.tx.send(wire::encode_message(&m)).await.unwrap();
     }
 
     /// Puts `bytes` in the agent's object directory and queues them for the ground.

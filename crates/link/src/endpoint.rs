@@ -1,4 +1,9 @@
 //! The tokio driver of a [`sync::Session`] over a UDP socket and a [`FileStore`].
+//!
+//! The link never looks inside a message: it takes bytes ([`MessageSender::send`]) and hands
+//! bytes over with their sequence number ([`LinkEvent::Message`]); the application encodes and
+//! decodes them. A message is marked done with the session (it will not be delivered again, even
+//! after a restart) as soon as its event is in the application's channel.
 
 use std::collections::VecDeque;
 use std::io;
@@ -10,7 +15,7 @@ use sync::{Event, Session, SessionConfig, SessionStats};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use wire::{Digest, Direction, LinkKey, MAX_PACKET, Message};
+use wire::{Digest, Direction, LinkKey, MAX_PACKET};
 
 use crate::store::{FileStore, ObjectLayout};
 
@@ -67,8 +72,15 @@ impl Contact {
 /// What the endpoint hands the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkEvent {
-    /// A message from the peer, in order.
-    Message(Message),
+    /// A message from the peer, in order. The link has not looked inside: decoding is the
+    /// application's. By the time the application sees it, the link has marked it done: it will
+    /// not be delivered again.
+    Message {
+        /// Its sequence number among the peer's messages (consecutive, from 0).
+        seq: u64,
+        /// Its bytes, as the peer gave them to [`MessageSender::send`].
+        bytes: Vec<u8>,
+    },
     /// An object arrived, verified, and is now in the object directory.
     ObjectReceived(Digest),
     /// The peer committed an object this side sent.
@@ -112,7 +124,7 @@ pub struct LinkStats {
 
 #[derive(Debug)]
 enum Command {
-    Message(Message),
+    Message(Vec<u8>),
     Object {
         digest: Digest,
         size: u64,
@@ -121,8 +133,9 @@ enum Command {
 }
 
 impl MessageSender {
-    /// Queues a message; it is kept on disk until the peer has it.
-    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+    /// Queues a message's bytes (at most [`wire::MAX_MESSAGE`]; a longer one is logged and
+    /// dropped); they are kept on disk until the peer has them.
+    pub async fn send(&self, message: Vec<u8>) -> Result<(), SendError> {
         self.tx
             .send(Command::Message(message))
             .await
@@ -237,13 +250,9 @@ async fn drive(
                 break;
             };
             match ev {
-                Event::Message { seq, bytes } => match wire::decode_message(&bytes) {
-                    Ok(m) => pending.push_back((Some(seq), LinkEvent::Message(m))),
-                    Err(e) => {
-                        tracing::warn!(seq, error = %e, "dropped an undecodable message");
-                        session.message_done(seq);
-                    }
-                },
+                Event::Message { seq, bytes } => {
+                    pending.push_back((Some(seq), LinkEvent::Message { seq, bytes }))
+                }
                 Event::ObjectReceived { digest, .. } => {
                     pending.push_back((None, LinkEvent::ObjectReceived(digest)))
                 }
@@ -286,8 +295,8 @@ async fn drive(
                 Err(e) => tracing::debug!(error = %e, "receive failed"),
             },
             c = commands.recv(), if commands_open => match c {
-                Some(Command::Message(m)) => {
-                    if let Err(e) = session.send_message(wire::encode_message(&m)) {
+                Some(Command::Message(bytes)) => {
+                    if let Err(e) = session.send_message(bytes) {
                         tracing::error!(error = %e, "could not queue a message");
                     }
                 }
