@@ -243,6 +243,8 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink_when_the_files_a
             boot: 1,
         })
         .await;
+    // The first Hello sends unfinished plans again: let it be handled before any exists.
+    flight.sync(&g, &t, "alice", "hello handled").await;
 
     let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
     let archive = tar(&[
@@ -602,6 +604,8 @@ async fn a_restarted_agent_gets_the_plans_of_unfinished_executions_again() {
         boot,
     };
     flight.send(hello(1)).await;
+    // The first Hello sends unfinished plans again: let it be handled before any exists.
+    flight.sync(&g, &t, "alice", "hello handled").await;
     let done_id = start(
         &g,
         &t,

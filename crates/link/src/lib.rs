@@ -7,7 +7,9 @@
 //! and [`bench`] run the same sessions and model in simulated time.
 //!
 //! None of it knows what a message means: a message is opaque bytes with a sequence number, and
-//! the application encodes and decodes it (ground and flight use `wire::Message`).
+//! the application encodes and decodes it (ground and flight use `wire::Message`). Storage I/O
+//! (fsyncs, renames, hashing an object on commit) never runs on an async worker thread: the
+//! endpoint's session runs in steps on tokio's blocking pool (see `endpoint.rs`).
 
 pub mod bench;
 mod emulator;
