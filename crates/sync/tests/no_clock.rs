@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
-/// What reads a clock in Rust: the two std clocks and the elapsed-time shortcuts on them.
+/// What reads a clock in Rust: the two std clocks and the elapsed-time shortcut on them. Spelled
+/// in pieces, so that a search of the sources for clock reads does not find this list.
 const CLOCK_READS: &[&str] = &[
-    "Instant::now",
-    "SystemTime::now",
-    ".elapsed(",
-    "UNIX_EPOCH.elapsed",
+    concat!("Instant", "::now"),
+    concat!("SystemTime", "::now"),
+    concat!(".elapsed", "("),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
