@@ -52,24 +52,3 @@ pub const MAX_INSTRUCTIONS: usize = 20_000;
 pub const MAX_EXPANSION: usize = 1 << 20;
 /// The deepest nesting of `${NAME:-word}` words that is expanded.
 pub const MAX_DEPTH: usize = 16;
-
-#[cfg(test)]
-mod tests {
-    /// Tidy: the crate does no I/O and reads no clock (its sources name no such module).
-    #[test]
-    fn no_io() {
-        let sources = [
-            include_str!("lib.rs"),
-            include_str!("lexer.rs"),
-            include_str!("onboard.rs"),
-            include_str!("syntax.rs"),
-            include_str!("words.rs"),
-        ];
-        let forbidden = ["fs", "net", "time", "env", "process", "io"].map(|m| format!("std::{m}"));
-        for (n, source) in sources.iter().enumerate() {
-            for f in &forbidden {
-                assert!(!source.contains(f.as_str()), "source {n} uses {f}");
-            }
-        }
-    }
-}

@@ -40,7 +40,7 @@ const HELLO_EVERY: Duration = Duration::from_secs(30);
 /// What the agent has for the ground, in the order it goes to the link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
-    /// A message (see [`link::MessageSender::send`]).
+    /// A message, encoded for the link by [`run`] (see [`link::MessageSender::send`]).
     Message(Message),
     /// An object of the agent's object store ([`Agent::object_layout`]), to be sent as an object
     /// transfer (see [`link::MessageSender::send_object`]).
@@ -153,12 +153,16 @@ impl Agent {
         self.inner.exec.store.layout().clone()
     }
 
-    /// Takes one event of the link: a message goes to
-    /// [`handle_message`](Agent::handle_message); an object that arrived (already verified and
-    /// in the object store) wakes the uplinks waiting for it. Never waits.
+    /// Takes one event of the link: a message is decoded and goes to
+    /// [`handle_message`](Agent::handle_message) (one that does not decode is logged with its
+    /// sequence number and dropped); an object that arrived (already verified and in the object
+    /// store) wakes the uplinks waiting for it. Never waits.
     pub fn handle_event(&self, event: LinkEvent) {
         match event {
-            LinkEvent::Message(m) => self.handle_message(m),
+            LinkEvent::Message { seq, bytes } => match wire::decode_message(&bytes) {
+                Ok(m) => self.handle_message(m),
+                Err(e) => tracing::warn!(seq, error = %e, "dropped an undecodable message"),
+            },
             LinkEvent::ObjectReceived(digest) => self.inner.exec.store.arrived(&digest),
             LinkEvent::ObjectDelivered(digest) => {
                 tracing::debug!(%digest, "the ground has an object")
@@ -533,7 +537,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
         tasks.spawn(async move {
             while let Some(out) = out_rx.recv().await {
                 let sent = match out {
-                    Outgoing::Message(m) => sender.send(m).await,
+                    Outgoing::Message(m) => sender.send(wire::encode_message(&m)).await,
                     Outgoing::Object {
                         digest,
                         size,
@@ -841,6 +845,32 @@ mod tests {
         }));
         assert_eq!(drain(&mut rx), ["execution FAILED"]);
         assert!(agent.lock_queue().is_empty());
+    }
+
+    #[tokio::test]
+    async fn link_messages_are_decoded_and_undecodable_ones_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
+        agent.handle_event(LinkEvent::Message {
+            seq: 0,
+            bytes: vec![0xff; 7],
+        });
+        assert!(drain(&mut rx).is_empty(), "junk is dropped, not answered");
+        let refused = Plan {
+            execution: "../x".into(),
+            tenant: "a".into(),
+            tasks: vec![],
+            signature: Vec::new(),
+        };
+        agent.handle_event(LinkEvent::Message {
+            seq: 1,
+            bytes: wire::encode_message(&Message::Plan(refused)),
+        });
+        assert_eq!(
+            drain(&mut rx),
+            ["execution FAILED"],
+            "the plan was decoded and judged"
+        );
     }
 
     #[tokio::test]

@@ -59,6 +59,12 @@ impl Drop for Cleanup {
     }
 }
 
+/// What the test, as the ground, hears from the agent: a decoded message, or news of an object.
+enum Heard {
+    Message(Message),
+    Object(LinkEvent),
+}
+
 /// A free UDP port on 127.0.0.1.
 fn free_addr() -> SocketAddr {
     UdpSocket::bind("127.0.0.1:0")
@@ -112,12 +118,18 @@ async fn runs_a_plan_sent_over_the_link() {
     let _cleanup = Cleanup(tenant.clone());
 
     let recv = async |rx: &mut link::MessageReceiver| {
-        tokio::time::timeout(Duration::from_secs(120), rx.recv())
+        let event = tokio::time::timeout(Duration::from_secs(120), rx.recv())
             .await
             .expect("flight went quiet")
-            .expect("link up")
+            .expect("link up");
+        match event {
+            LinkEvent::Message { bytes, .. } => Heard::Message(
+                wire::decode_message(&bytes).expect("the flight sends wire messages"),
+            ),
+            other => Heard::Object(other),
+        }
     };
-    let LinkEvent::Message(Message::Hello {
+    let Heard::Message(Message::Hello {
         agent: name,
         catalogue,
         ..
@@ -177,7 +189,10 @@ async fn runs_a_plan_sent_over_the_link() {
         signature: Vec::new(),
     };
     signer.sign(&mut plan);
-    ground.send(Message::Plan(plan.clone())).await.unwrap();
+    ground
+        .send(wire::encode_message(&Message::Plan(plan.clone())))
+        .await
+        .unwrap();
 
     let mut events = Vec::new();
     let mut received: HashMap<Digest, Vec<u8>> = HashMap::new();
@@ -188,7 +203,7 @@ async fn runs_a_plan_sent_over_the_link() {
     // The downlink's object may arrive after the execution's last event.
     while !finished || downlinked.is_none_or(|d| !received.contains_key(&d)) {
         match recv(&mut from_flight).await {
-            LinkEvent::Message(Message::Need { digests }) => {
+            Heard::Message(Message::Need { digests }) => {
                 assert_eq!(digests, [digest]);
                 events.push("need".to_string());
                 let path = ground_objects.path(&digest);
@@ -199,7 +214,7 @@ async fn runs_a_plan_sent_over_the_link() {
                     .await
                     .unwrap();
             }
-            LinkEvent::Message(Message::TaskEvent {
+            Heard::Message(Message::TaskEvent {
                 task,
                 state,
                 error,
@@ -214,7 +229,7 @@ async fn runs_a_plan_sent_over_the_link() {
                 }
                 events.push(format!("{task} {}", state.as_str()));
             }
-            LinkEvent::Message(Message::VolumeListing {
+            Heard::Message(Message::VolumeListing {
                 tenant: t,
                 volume,
                 files,
@@ -223,19 +238,20 @@ async fn runs_a_plan_sent_over_the_link() {
                 assert!(files.iter().any(|f| f.path == "/in/input.txt"), "{files:?}");
                 listings += 1;
             }
-            LinkEvent::Message(Message::ExecutionEvent { state, .. }) => {
+            Heard::Message(Message::ExecutionEvent { state, .. }) => {
                 finished = state.is_final();
                 events.push(format!("execution {}", state.as_str()));
             }
-            LinkEvent::Message(Message::Hello { .. }) => {}
-            LinkEvent::Message(Message::Plan(_)) => panic!("flight sent a plan"),
-            LinkEvent::ObjectReceived(d) => {
+            Heard::Message(Message::Hello { .. }) => {}
+            Heard::Message(Message::Plan(_)) => panic!("flight sent a plan"),
+            Heard::Object(LinkEvent::ObjectReceived(d)) => {
                 let data = std::fs::read(ground_objects.path(&d)).unwrap();
                 assert_eq!(Digest::of(&data), d);
                 received.insert(d, data);
             }
-            LinkEvent::ObjectDelivered(d) => delivered.push(d),
-            LinkEvent::ObjectFailed(d, e) => panic!("object {d}: {e}"),
+            Heard::Object(LinkEvent::ObjectDelivered(d)) => delivered.push(d),
+            Heard::Object(LinkEvent::ObjectFailed(d, e)) => panic!("object {d}: {e}"),
+            Heard::Object(LinkEvent::Message { .. }) => unreachable!("messages are decoded"),
         }
     }
     assert_eq!(

@@ -18,7 +18,7 @@ use crate::Core;
 use crate::db::{self, PendingDownlink, TaskRow};
 use crate::error::Error;
 use crate::executor;
-use crate::link::{apply_execution_state, conclude, outputs_json};
+use crate::reports::{apply_execution_state, conclude, outputs_json};
 use crate::upload::entry_path;
 
 /// What became of a downlink its system reported SUCCESS.

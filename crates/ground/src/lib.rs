@@ -31,11 +31,12 @@ mod downlink;
 mod error;
 mod executor;
 mod http;
-mod link;
 mod operation;
 mod passes;
 mod preflight_check;
 mod queue;
+mod reports;
+mod system_link;
 mod systems_view;
 mod time;
 mod upload;
@@ -59,7 +60,7 @@ use crate::db::Db;
 #[derive(Clone)]
 pub struct Ground {
     core: Arc<Core>,
-    systems: Arc<BTreeMap<String, link::SystemHandle>>,
+    systems: Arc<BTreeMap<String, system_link::SystemHandle>>,
     /// Each system's orbit, stations and cached contact plan.
     orbits: Arc<passes::Orbits>,
     /// What passes and ETAs take as now.
@@ -102,7 +103,7 @@ impl Ground {
                 )));
             }
             let state_dir = config.data_dir.join("link").join(&s.name);
-            let handle = link::spawn(core.clone(), s, state_dir).await?;
+            let handle = system_link::spawn(core.clone(), s, state_dir).await?;
             systems.insert(s.name.clone(), handle);
         }
         Ok(Ground {
@@ -145,7 +146,7 @@ impl Ground {
         &self.core.blobs
     }
 
-    pub(crate) fn system(&self, name: &str) -> Option<&link::SystemHandle> {
+    pub(crate) fn system(&self, name: &str) -> Option<&system_link::SystemHandle> {
         self.systems.get(name)
     }
 

@@ -63,13 +63,15 @@ impl Flight {
 
     async fn recv(&mut self) -> Message {
         match self.event().await {
-            LinkEvent::Message(m) => m,
+            LinkEvent::Message { bytes, .. } => {
+                wire::decode_message(&bytes).expect("the ground sends wire messages")
+            }
             other => panic!("expected a message, got {other:?}"),
         }
     }
 
     async fn send(&self, m: Message) {
-        self.tx.send(m).await.unwrap();
+        self.tx.send(wire::encode_message(&m)).await.unwrap();
     }
 
     /// Puts `bytes` in the agent's object directory and queues them for the ground.
@@ -236,6 +238,8 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink_when_the_files_a
             boot: 1,
         })
         .await;
+    // The first Hello sends unfinished plans again: let it be handled before any exists.
+    flight.sync(&g, &t, "alice", "hello handled").await;
 
     let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
     let archive = tar(&[
@@ -595,6 +599,8 @@ async fn a_restarted_agent_gets_the_plans_of_unfinished_executions_again() {
         boot,
     };
     flight.send(hello(1)).await;
+    // The first Hello sends unfinished plans again: let it be handled before any exists.
+    flight.sync(&g, &t, "alice", "hello handled").await;
     let done_id = start(
         &g,
         &t,

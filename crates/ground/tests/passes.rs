@@ -366,9 +366,9 @@ async fn the_queue_shows_the_callers_transfers_with_etas_and_hides_other_tenants
     // Both plans are queued (the link is down); the agent asks for every object.
     let wanted = vec![Digest::of(&big), Digest::of(&small), Digest::of(&bobs)];
     s.flight
-        .send(Message::Need {
+        .send(wire::encode_message(&Message::Need {
             digests: wanted.clone(),
-        })
+        }))
         .await
         .unwrap();
 

@@ -1,4 +1,36 @@
 //! The tokio driver of a [`sync::Session`] over a UDP socket and a [`FileStore`].
+//!
+//! # Where the session runs
+//!
+//! Nearly every call into the session touches its store: spool writes, fsyncs and atomic renames
+//! of its metadata, hashing a whole object when it commits. None of that may run on an async
+//! worker thread (the same threads serve the ground's HTTP API), so the endpoint has two halves:
+//!
+//! - the *driver*, an async task, does only socket I/O, timers and channels. It gathers what
+//!   comes in (datagrams from the peer, each stamped with its arrival time, and one command of
+//!   the application at a time) into a bounded batch, and sends the datagrams the session made;
+//! - the *core* (the session, and the events it produced that the application has not taken
+//!   yet) runs in steps on tokio's blocking pool. A step feeds the session the batch in order,
+//!   handing the application what each datagram completed as soon as it is complete; then it
+//!   tells the session whether the link is up and what time it is, takes its datagrams, and
+//!   returns with them and its next deadline.
+//!
+//! One step runs at a time: the driver moves the core into `spawn_blocking` as soon as it holds a
+//! batch, a deadline has come or the application has made room for events, and gets the core
+//! back when the step ends; what arrives meanwhile waits for the next step. Under load a step so
+//! takes many datagrams at once, and the cost of the hand-over (tens of microseconds) is paid per
+//! batch, not per datagram: a few thousand datagrams a second cost the runtime a few hundred
+//! steps at most. Commands go one per step because each costs fsyncs: the datagrams of one leave
+//! before the next is taken, so the peer works on the first message of a burst while this side
+//! queues the second, as when the session ran on the driver. Opening the store and the session at
+//! start is a blocking task too.
+//!
+//! The link never looks inside a message: it takes bytes ([`MessageSender::send`]) and hands
+//! bytes over with their sequence number ([`LinkEvent::Message`]); the application encodes and
+//! decodes them. A message is marked done with the session (it will not be delivered again, even
+//! after a restart) inside the step, as soon as its event is in the application's channel. When
+//! that channel is full, the core keeps the events (at most [`PENDING_EVENTS`], then the session
+//! keeps them, persisted) and the driver waits for room.
 
 use std::collections::VecDeque;
 use std::io;
@@ -8,9 +40,11 @@ use std::time::{Duration, SystemTime};
 
 use sync::{Event, Session, SessionConfig, SessionStats};
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use wire::{Digest, Direction, LinkKey, MAX_PACKET, Message};
+use wire::{Digest, Direction, LinkKey, MAX_PACKET};
 
 use crate::store::{FileStore, ObjectLayout};
 
@@ -67,8 +101,15 @@ impl Contact {
 /// What the endpoint hands the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkEvent {
-    /// A message from the peer, in order.
-    Message(Message),
+    /// A message from the peer, in order. The link has not looked inside: decoding is the
+    /// application's. By the time the application sees it, the link has marked it done: it will
+    /// not be delivered again.
+    Message {
+        /// Its sequence number among the peer's messages (consecutive, from 0).
+        seq: u64,
+        /// Its bytes, as the peer gave them to [`MessageSender::send`].
+        bytes: Vec<u8>,
+    },
     /// An object arrived, verified, and is now in the object directory.
     ObjectReceived(Digest),
     /// The peer committed an object this side sent.
@@ -112,7 +153,7 @@ pub struct LinkStats {
 
 #[derive(Debug)]
 enum Command {
-    Message(Message),
+    Message(Vec<u8>),
     Object {
         digest: Digest,
         size: u64,
@@ -121,8 +162,9 @@ enum Command {
 }
 
 impl MessageSender {
-    /// Queues a message; it is kept on disk until the peer has it.
-    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+    /// Queues a message's bytes (at most [`wire::MAX_MESSAGE`]; a longer one is logged and
+    /// dropped); they are kept on disk until the peer has them.
+    pub async fn send(&self, message: Vec<u8>) -> Result<(), SendError> {
         self.tx
             .send(Command::Message(message))
             .await
@@ -161,20 +203,74 @@ impl MessageReceiver {
 
 /// Commands and events buffered between the endpoint and the application, each way.
 const QUEUE: usize = 256;
-/// Events the driver holds while the application is busy; beyond this it stops reading events
+/// Events the core holds while the application is busy; beyond this it stops reading events
 /// from the session (which keeps them, persisted) rather than blocking the link.
 const PENDING_EVENTS: usize = 1024;
+/// Datagrams gathered for one step; beyond this the driver stops reading the socket until the
+/// running step ends (the socket's own buffer holds the rest).
+const MAX_BATCH: usize = 1024;
+/// Datagrams one step takes from the session; a session with more to send steps again at once.
+const MAX_TRANSMITS: usize = 256;
+/// How often the snapshot ([`LinkStats`]) is refreshed, at most...
+const STATS_EVERY: Duration = Duration::from_millis(250);
+/// ...and at least: the longest the driver waits between steps.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+/// The shortest wait between steps when the session's deadline is already past (it has done all
+/// it could at that instant): tokio's timer resolution, so a wait for a future deadline is never
+/// shortened, and a deadline the session cannot act on yet is not polled in a busy loop.
+const MIN_WAIT: Duration = Duration::from_millis(1);
 
-/// Opens the session's store, binds the socket and spawns the driver. The driver ends when every
-/// [`MessageSender`] and the [`MessageReceiver`] are dropped.
+/// Binds the socket, opens the session's store and spawns the driver. The driver ends when every
+/// [`MessageSender`] and the [`MessageReceiver`] are dropped; its socket is closed after its
+/// session, so an endpoint that could bind the address of one that stopped is the only one on
+/// the state directory.
 pub async fn spawn_endpoint(
     config: EndpointConfig,
 ) -> io::Result<(MessageSender, MessageReceiver)> {
-    let store = FileStore::open(&config.state_dir, config.objects.clone())?;
-    let session = Session::new(
+    let socket = UdpSocket::bind(config.bind).await?;
+    let session = {
+        let (state_dir, objects) = (config.state_dir.clone(), config.objects.clone());
+        let (key, sends) = (config.key.clone(), config.sends);
+        tokio::task::spawn_blocking(move || open_session(&state_dir, objects, key, sends))
+            .await
+            .map_err(io::Error::other)??
+    };
+    let (cmd_tx, cmd_rx) = mpsc::channel(QUEUE);
+    let (ev_tx, ev_rx) = mpsc::channel(QUEUE);
+    let (stats_tx, stats_rx) = watch::channel(LinkStats::default());
+    let core = Core {
+        session,
+        contact: config.contact,
+        rate_bits_per_sec: config.rate_bits_per_sec,
+        up: None,
+        now: Instant::now(),
+        pending: VecDeque::new(),
+        events: ev_tx.clone(),
+        stats: stats_tx,
+        last_stats: None,
+    };
+    tokio::spawn(drive(socket, config.peer, core, cmd_rx, ev_tx));
+    Ok((
+        MessageSender {
+            tx: cmd_tx,
+            stats: stats_rx,
+        },
+        MessageReceiver { rx: ev_rx },
+    ))
+}
+
+/// Opens the store and the session on it. Blocking.
+fn open_session(
+    state_dir: &std::path::Path,
+    objects: ObjectLayout,
+    key: LinkKey,
+    sends: Direction,
+) -> io::Result<Session> {
+    let store = FileStore::open(state_dir, objects)?;
+    Session::new(
         SessionConfig {
-            key: config.key.clone(),
-            sends: config.sends,
+            key,
+            sends,
             incarnation: loop {
                 let id: u64 = rand::random();
                 if id != 0 {
@@ -189,127 +285,247 @@ pub async fn spawn_endpoint(
             persist_interval: Duration::from_secs(1),
         },
         Box::new(store),
-    )?;
-    let socket = UdpSocket::bind(config.bind).await?;
-    let (cmd_tx, cmd_rx) = mpsc::channel(QUEUE);
-    let (ev_tx, ev_rx) = mpsc::channel(QUEUE);
-    let (stats_tx, stats_rx) = watch::channel(LinkStats::default());
-    tokio::spawn(drive(socket, config, session, cmd_rx, ev_tx, stats_tx));
-    Ok((
-        MessageSender {
-            tx: cmd_tx,
-            stats: stats_rx,
-        },
-        MessageReceiver { rx: ev_rx },
-    ))
+    )
 }
 
-async fn drive(
-    socket: UdpSocket,
-    config: EndpointConfig,
-    mut session: Session,
-    mut commands: mpsc::Receiver<Command>,
+/// What one step takes in: the datagrams that arrived since the last step began, in order, and
+/// at most one of the application's commands.
+#[derive(Default)]
+struct Batch {
+    /// Datagrams from the peer, with the instant each arrived.
+    datagrams: Vec<(Instant, Vec<u8>)>,
+    /// A command of the application.
+    command: Option<Command>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.datagrams.is_empty() && self.command.is_none()
+    }
+}
+
+/// What one step gives back to the driver.
+struct Stepped {
+    /// Datagrams to send to the peer, in order.
+    transmits: Vec<Vec<u8>>,
+    /// When the next step is due if nothing arrives before.
+    deadline: Instant,
+    /// Whether events wait for room in the application's channel.
+    blocked: bool,
+}
+
+/// The half of the endpoint that touches storage: it only ever runs on the blocking pool.
+struct Core {
+    session: Session,
+    contact: Contact,
+    rate_bits_per_sec: Option<u64>,
+    /// Whether the link was up at the last step (`None` before the first).
+    up: Option<bool>,
+    /// The latest instant the session was given: time never goes backwards for it.
+    now: Instant,
+    /// Events taken from the session and not yet in the application's channel, in order.
+    pending: VecDeque<LinkEvent>,
     events: mpsc::Sender<LinkEvent>,
     stats: watch::Sender<LinkStats>,
-) {
-    let mut buf = vec![0u8; MAX_PACKET + 1];
-    let mut pending: VecDeque<(Option<u64>, LinkEvent)> = VecDeque::new();
-    let mut commands_open = true;
-    let mut up = None;
-    let mut last_stats = Instant::now() - Duration::from_secs(1);
-    loop {
-        let now = Instant::now();
-        let wall = SystemTime::now();
-        let is_up = config.contact.is_up(wall);
-        if up != Some(is_up) {
-            session.set_link(now.into_std(), is_up, config.rate_bits_per_sec);
-            up = Some(is_up);
-            tracing::info!(up = is_up, "link contact");
+    last_stats: Option<Instant>,
+}
+
+impl Core {
+    /// Feeds the session `batch`, lets its timers run, and takes what it has for the peer and
+    /// for the application. Blocking: storage I/O happens here.
+    fn step(&mut self, batch: Batch) -> Stepped {
+        for (at, datagram) in batch.datagrams {
+            // Stamped by the driver, possibly before the previous step took its own "now".
+            self.now = self.now.max(at);
+            self.session.handle_datagram(self.now.into_std(), &datagram);
+            // What this datagram completed goes to the application at once, not after the rest.
+            self.take_events();
+            self.hand_over();
         }
-        session.handle_timeout(now.into_std());
-        while let Some(p) = session.poll_transmit(now.into_std()) {
-            if let Err(e) = socket.send_to(&p, config.peer).await {
-                tracing::debug!(peer = %config.peer, error = %e, "send failed");
-            }
-        }
-        while pending.len() < PENDING_EVENTS {
-            let Some(ev) = session.poll_event() else {
-                break;
-            };
-            match ev {
-                Event::Message { seq, bytes } => match wire::decode_message(&bytes) {
-                    Ok(m) => pending.push_back((Some(seq), LinkEvent::Message(m))),
-                    Err(e) => {
-                        tracing::warn!(seq, error = %e, "dropped an undecodable message");
-                        session.message_done(seq);
-                    }
-                },
-                Event::ObjectReceived { digest, .. } => {
-                    pending.push_back((None, LinkEvent::ObjectReceived(digest)))
-                }
-                Event::ObjectDelivered { digest } => {
-                    pending.push_back((None, LinkEvent::ObjectDelivered(digest)))
-                }
-                Event::ObjectFailed { digest, error } => {
-                    tracing::warn!(%digest, %error, "an outgoing object could not be read");
-                    pending.push_back((None, LinkEvent::ObjectFailed(digest, error)))
-                }
-            }
-        }
-        if now >= last_stats + Duration::from_millis(250) {
-            last_stats = now;
-            stats.send_replace(LinkStats {
-                up: is_up,
-                outgoing: session.outgoing(),
-                outgoing_bytes: session.outgoing_bytes(),
-                transfers: session.outgoing_transfers(),
-                session: session.stats().clone(),
-            });
-        }
-        if !commands_open && events.is_closed() {
-            return;
-        }
-        let mut deadline = session.poll_timeout().map(Instant::from_std);
-        if let Some(change) = config.contact.next_change(wall) {
-            let wait = change.duration_since(wall).unwrap_or_default();
-            let t = now + wait;
-            deadline = Some(deadline.map_or(t, |d| d.min(t)));
-        }
-        // Wake at least every second to refresh the snapshot.
-        let deadline = deadline.map_or(now + Duration::from_secs(1), |d| {
-            d.min(now + Duration::from_secs(1))
-        });
-        tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok((n, from)) if from == config.peer => session.handle_datagram(Instant::now().into_std(), &buf[..n]),
-                Ok((_, from)) => tracing::debug!(%from, "datagram from a stranger dropped"),
-                Err(e) => tracing::debug!(error = %e, "receive failed"),
-            },
-            c = commands.recv(), if commands_open => match c {
-                Some(Command::Message(m)) => {
-                    if let Err(e) = session.send_message(wire::encode_message(&m)) {
+        if let Some(command) = batch.command {
+            match command {
+                Command::Message(bytes) => {
+                    if let Err(e) = self.session.send_message(bytes) {
                         tracing::error!(error = %e, "could not queue a message");
                     }
                 }
-                Some(Command::Object { digest, size, priority }) => {
-                    if let Err(e) = session.send_object(digest, size, priority) {
+                Command::Object {
+                    digest,
+                    size,
+                    priority,
+                } => {
+                    if let Err(e) = self.session.send_object(digest, size, priority) {
                         tracing::error!(%digest, error = %e, "could not queue an object");
                     }
                 }
-                None => commands_open = false,
-            },
-            permit = events.reserve(), if !pending.is_empty() => match permit {
-                Ok(permit) => {
-                    if let Some((seq, ev)) = pending.pop_front() {
-                        permit.send(ev);
-                        if let Some(seq) = seq {
-                            session.message_done(seq);
-                        }
+            }
+        }
+        let now = self.now.max(Instant::now());
+        self.now = now;
+        let wall = SystemTime::now();
+        let is_up = self.contact.is_up(wall);
+        if self.up != Some(is_up) {
+            self.session
+                .set_link(now.into_std(), is_up, self.rate_bits_per_sec);
+            self.up = Some(is_up);
+            tracing::info!(up = is_up, "link contact");
+        }
+        self.session.handle_timeout(now.into_std());
+        let mut transmits = Vec::new();
+        while transmits.len() < MAX_TRANSMITS {
+            let Some(p) = self.session.poll_transmit(now.into_std()) else {
+                break;
+            };
+            transmits.push(p);
+        }
+        let more = transmits.len() == MAX_TRANSMITS;
+        self.take_events();
+        let blocked = self.hand_over();
+        if self.last_stats.is_none_or(|t| now >= t + STATS_EVERY) {
+            self.last_stats = Some(now);
+            self.stats.send_replace(LinkStats {
+                up: is_up,
+                outgoing: self.session.outgoing(),
+                outgoing_bytes: self.session.outgoing_bytes(),
+                transfers: self.session.outgoing_transfers(),
+                session: self.session.stats().clone(),
+            });
+        }
+        let mut deadline = now + MAX_WAIT;
+        if let Some(t) = self.session.poll_timeout() {
+            deadline = deadline.min(Instant::from_std(t));
+        }
+        if let Some(change) = self.contact.next_change(wall) {
+            deadline = deadline.min(now + change.duration_since(wall).unwrap_or_default());
+        }
+        let deadline = if more {
+            now
+        } else {
+            deadline.max(now + MIN_WAIT)
+        };
+        Stepped {
+            transmits,
+            deadline,
+            blocked,
+        }
+    }
+
+    /// Takes the session's events, as many as the core holds.
+    fn take_events(&mut self) {
+        while self.pending.len() < PENDING_EVENTS {
+            let Some(ev) = self.session.poll_event() else {
+                break;
+            };
+            self.pending.push_back(match ev {
+                Event::Message { seq, bytes } => LinkEvent::Message { seq, bytes },
+                Event::ObjectReceived { digest, .. } => LinkEvent::ObjectReceived(digest),
+                Event::ObjectDelivered { digest } => LinkEvent::ObjectDelivered(digest),
+                Event::ObjectFailed { digest, error } => {
+                    tracing::warn!(%digest, %error, "an outgoing object could not be read");
+                    LinkEvent::ObjectFailed(digest, error)
+                }
+            });
+        }
+    }
+
+    /// Moves pending events into the application's channel while it has room, marking each
+    /// message done with the session once it is there. Returns whether events wait for room.
+    fn hand_over(&mut self) -> bool {
+        while let Some(ev) = self.pending.pop_front() {
+            let seq = match &ev {
+                LinkEvent::Message { seq, .. } => Some(*seq),
+                _ => None,
+            };
+            match self.events.try_send(ev) {
+                Ok(()) => {
+                    if let Some(seq) = seq {
+                        self.session.message_done(seq);
                     }
                 }
-                Err(_) => pending.clear(),
+                Err(TrySendError::Full(ev)) => {
+                    self.pending.push_front(ev);
+                    return true;
+                }
+                Err(TrySendError::Closed(_)) => {
+                    self.pending.clear();
+                    return false;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// The async half: socket, timers and channels; the core runs in steps on the blocking pool.
+async fn drive(
+    socket: UdpSocket,
+    peer: SocketAddr,
+    core: Core,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<LinkEvent>,
+) {
+    let mut buf = vec![0u8; MAX_PACKET + 1];
+    // The core while no step runs; the step while one does. A local drops before an argument:
+    // the session closes before the socket does.
+    let mut core = Some(core);
+    let mut step: Option<JoinHandle<(Core, Stepped)>> = None;
+    let mut batch = Batch::default();
+    let mut deadline = Instant::now();
+    // The last step left events waiting for room; room has been seen since.
+    let (mut blocked, mut room) = (false, false);
+    let mut commands_open = true;
+    loop {
+        if step.is_none() {
+            if !commands_open && events.is_closed() && batch.command.is_none() {
+                return;
+            }
+            if !batch.is_empty() || room || Instant::now() >= deadline {
+                let Some(mut c) = core.take() else {
+                    return;
+                };
+                let b = std::mem::take(&mut batch);
+                room = false;
+                step = Some(tokio::task::spawn_blocking(move || {
+                    let stepped = c.step(b);
+                    (c, stepped)
+                }));
+            }
+        }
+        tokio::select! {
+            r = socket.recv_from(&mut buf), if batch.datagrams.len() < MAX_BATCH => match r {
+                Ok((n, from)) if from == peer => {
+                    batch.datagrams.push((Instant::now(), buf[..n].to_vec()));
+                }
+                Ok((_, from)) => tracing::debug!(%from, "datagram from a stranger dropped"),
+                Err(e) => tracing::debug!(error = %e, "receive failed"),
             },
-            _ = tokio::time::sleep_until(deadline) => {}
+            // One command per step: each costs fsyncs, and its datagrams leave before the next
+            // is taken (the rest wait in the application's channel).
+            c = commands.recv(), if commands_open && batch.command.is_none() => match c {
+                Some(c) => batch.command = Some(c),
+                None => commands_open = false,
+            },
+            done = async { step.as_mut().expect("a step runs").await }, if step.is_some() => {
+                step = None;
+                let (c, stepped) = match done {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the link session failed; the endpoint stops");
+                        return;
+                    }
+                };
+                core = Some(c);
+                for p in &stepped.transmits {
+                    if let Err(e) = socket.send_to(p, peer).await {
+                        tracing::debug!(%peer, error = %e, "send failed");
+                    }
+                }
+                deadline = stepped.deadline;
+                blocked = stepped.blocked;
+            },
+            // Room in the application's channel (or none ever again): the next step fills it.
+            _ = events.reserve(), if blocked && !room && step.is_none() => room = true,
+            _ = tokio::time::sleep_until(deadline), if step.is_none() => {}
         }
     }
 }

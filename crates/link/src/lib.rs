@@ -1,11 +1,15 @@
 //! UDP endpoints and the link emulator.
 //!
 //! `link` owns every socket and the session's files. [`spawn_endpoint`] drives a
-//! `sync::Session` over a UDP socket and a [`FileStore`], taking messages and objects from the
-//! application and handing it [`LinkEvent`]s; [`run_emulator`] sits between ground and flight and
-//! forwards datagrams through the [`LinkModel`] (rate, delay, loss, contact windows). [`sim`] and
-//! [`bench`] run the same sessions and model in simulated time. None of it knows what a message
-//! means.
+//! `sync::Session` over a UDP socket and a [`FileStore`], taking message bytes and objects from
+//! the application and handing it [`LinkEvent`]s; [`run_emulator`] sits between ground and flight
+//! and forwards datagrams through the [`LinkModel`] (rate, delay, loss, contact windows). [`sim`]
+//! and [`bench`] run the same sessions and model in simulated time.
+//!
+//! None of it knows what a message means: a message is opaque bytes with a sequence number, and
+//! the application encodes and decodes it (ground and flight use `wire::Message`). Storage I/O
+//! (fsyncs, renames, hashing an object on commit) never runs on an async worker thread: the
+//! endpoint's session runs in steps on tokio's blocking pool (see `endpoint.rs`).
 
 pub mod bench;
 mod emulator;

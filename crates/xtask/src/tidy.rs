@@ -4,8 +4,8 @@
 //! `path:line: why`. They run under `cargo test` (so CI enforces them) and as
 //! `cargo xtask tidy`. The rules are ARCHITECTURE.md's invariants:
 //!
-//! - the pure crates (`wire`, `sync`, `orbit`, `dockerfile`) read no clock: every instant is an
-//!   argument;
+//! - the pure crates (`wire`, `sync`, `orbit`, `dockerfile`, `api`) do no I/O, run no async
+//!   runtime and read no clock: every instant is an argument;
 //! - only `flight` depends on bollard (it alone talks to Docker);
 //! - only `link` opens datagram sockets, and only `link` and `ground` (its HTTP server) TCP
 //!   ones;
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 pub(crate) const LONG_FILE: usize = 800;
 
 /// Crates that do no I/O and read no clock.
-const PURE: &[&str] = &["wire", "sync", "orbit", "dockerfile"];
+const PURE: &[&str] = &["wire", "sync", "orbit", "dockerfile", "api"];
 
 /// A rule broken at a place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +47,7 @@ pub(crate) const CHECKS: &[Check] = &[
         "no clock reads in pure crates",
         no_clock_reads_in_pure_crates,
     ),
+    ("no I/O in pure crates", no_io_in_pure_crates),
     ("bollard only in flight", bollard_only_in_flight),
     (
         "sockets only in link (and ground's HTTP)",
@@ -183,9 +184,30 @@ fn no_clock_reads_in_pure_crates(root: &Path) -> Vec<Finding> {
                     "Utc::now",
                     "Local::now",
                     ".elapsed()",
-                    "tokio::",
                 ],
                 &format!("`{name}` reads no clock and runs no async runtime; take the instant as an argument"),
+            ));
+        }
+    }
+    out
+}
+
+fn no_io_in_pure_crates(root: &Path) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (name, dir) in crates(root) {
+        if PURE.contains(&name.as_str()) {
+            out.extend(matches(
+                &sources(&dir),
+                &[
+                    "std::fs",
+                    "std::net",
+                    "std::env",
+                    "std::process",
+                    "std::thread",
+                    "tokio::",
+                    "File::open",
+                ],
+                &format!("`{name}` does no I/O: bytes and values in, bytes and values out"),
             ));
         }
     }
@@ -321,6 +343,11 @@ mod tests {
     }
 
     #[test]
+    fn pure_crates_do_no_io() {
+        check("no I/O in pure crates");
+    }
+
+    #[test]
     fn only_flight_knows_bollard() {
         check("bollard only in flight");
     }
@@ -358,7 +385,7 @@ mod tests {
         write("crates/sync/Cargo.toml", "[package]\nname = \"sync\"\n");
         write(
             "crates/sync/src/lib.rs",
-            "//! x\nfn f() { let t = std::time::Instant::now(); }\n#[cfg(test)]\nmod tests {\n    fn g() { std::time::Instant::now(); }\n}\n",
+            "//! x\nfn f() { let t = std::time::Instant::now(); std::fs::read(\"x\"); }\n#[cfg(test)]\nmod tests {\n    fn g() { std::time::Instant::now(); }\n}\n",
         );
         write(
             "crates/ground/Cargo.toml",

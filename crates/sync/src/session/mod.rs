@@ -1,0 +1,372 @@
+//! The transfer session: resumable, paced, authenticated transfer of messages and objects over a
+//! datagram link. See the crate documentation for the model; the comments here record why.
+//!
+//! This module owns the session's types, its state and limits, its getters and the outputs that
+//! span every concern ([`Session::poll_event`], [`Session::poll_timeout`], the timer table).
+//! `impl Session` continues in one module per concern:
+//!
+//! - `send`: application commands, the outbox, building packets (`poll_transmit`), probes, and
+//!   the receiver's word about our transfers (acknowledgements, statuses);
+//! - `receive`: incoming datagrams, spools, commits, the inbox and message delivery,
+//!   acknowledgements to send and the settled mark;
+//! - `pacing`: whether the link is up, its rate, the token bucket, the probe timeout;
+//! - `handshake`: `Hello`s and status answers, and forgetting a peer that restarted;
+//! - `persist`: opening a session from its store, and persisting spools and the replay floor.
+
+mod handshake;
+mod pacing;
+mod persist;
+mod receive;
+mod send;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use wire::{Chunk, Digest, Direction, LinkKey, Offer, Opener, Sealer};
+
+use crate::ranges::RangeSet;
+use crate::store::{Counters, OutboxEntry, Store};
+
+/// How a [`Session`] behaves. No `Default`: each driver states its values.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The satellite's link key.
+    pub key: LinkKey,
+    /// The direction of the packets this side sends (ground: `Up`, flight: `Down`).
+    pub sends: Direction,
+    /// Drawn at every start; never 0.
+    pub incarnation: u64,
+    /// Payload bytes per data packet; both sides must agree. At most
+    /// `MAX_BODY - DATA_CHUNK_OVERHEAD`.
+    pub packet_size: usize,
+    /// The longest a datagram may be overtaken by a later one. A packet is judged lost only this
+    /// long after a later one arrived, so nothing that merely arrives late is sent twice.
+    pub reorder_window: Duration,
+    /// Acknowledge after this many packets that ask for it...
+    pub ack_every: u32,
+    /// ...or this long after the first of them.
+    pub ack_delay: Duration,
+    /// Persist a spool after this many new bytes...
+    pub persist_bytes: u64,
+    /// ...or this long after its first unpersisted byte.
+    pub persist_interval: Duration,
+}
+
+/// What the session tells its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A message arrived whole; messages come in the order they were sent. Call
+    /// [`Session::message_done`] once it is handled: until then it is redelivered after a restart.
+    Message {
+        /// Its sequence number.
+        seq: u64,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
+    /// An object arrived, verified, and is committed to the store.
+    ObjectReceived {
+        /// Its digest.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+    },
+    /// The peer committed an object this side sent.
+    ObjectDelivered {
+        /// Its digest.
+        digest: Digest,
+    },
+    /// An outgoing object could not be read from the store and was dropped.
+    ObjectFailed {
+        /// Its digest.
+        digest: Digest,
+        /// Why.
+        error: String,
+    },
+}
+
+/// An outgoing transfer as the application may see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingTransfer {
+    /// The transfer id.
+    pub transfer: u64,
+    /// The digest of its bytes.
+    pub digest: Digest,
+    /// Whether it is a message (else an object).
+    pub message: bool,
+    /// Its size.
+    pub size: u64,
+    /// Bytes not yet known to be received.
+    pub remaining: u64,
+    /// Its priority (0 first).
+    pub priority: u8,
+}
+
+/// Counters, for benchmarks, tests and telemetry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Packets sent.
+    pub packets_sent: u64,
+    /// Bytes of every packet sent.
+    pub bytes_sent: u64,
+    /// Payload bytes sent for the first time.
+    pub payload_sent: u64,
+    /// Payload bytes sent again after a loss.
+    pub payload_resent: u64,
+    /// Bytes of handshake chunks (hello, hello-ack, status requests and statuses) sent.
+    pub handshake_bytes: u64,
+    /// Packets received and accepted.
+    pub packets_received: u64,
+    /// Payload bytes received for the first time.
+    pub payload_received: u64,
+    /// Data chunks received again.
+    pub duplicates: u64,
+    /// Refused: longer than the maximum.
+    pub rejected_oversized: u64,
+    /// Refused: shorter than a header.
+    pub rejected_truncated: u64,
+    /// Refused: bad checksum (line corruption).
+    pub rejected_checksum: u64,
+    /// Refused: unknown version or direction.
+    pub rejected_unknown: u64,
+    /// Refused: failed authentication.
+    pub rejected_forged: u64,
+    /// Refused: packet number seen before.
+    pub rejected_replayed: u64,
+    /// Authenticated but undecodable bodies (a peer bug).
+    pub malformed: u64,
+    /// Objects committed.
+    pub objects_committed: u64,
+    /// Messages delivered.
+    pub messages_delivered: u64,
+    /// Complete transfers whose digest did not match.
+    pub digest_mismatches: u64,
+    /// Times the peer was seen to restart.
+    pub peer_restarts: u64,
+    /// Storage failures.
+    pub store_errors: u64,
+}
+
+/// A resumable, paced, authenticated transfer session with one peer. See the crate documentation.
+pub struct Session {
+    config: SessionConfig,
+    store: Box<dyn Store>,
+    sealer: Sealer,
+    opener: Opener,
+    counters: Counters,
+    next_pn: u64,
+    // Link and pacing.
+    link_up: bool,
+    rate: f64,
+    tokens: f64,
+    /// When tokens were last added: set whenever the link is up (by [`Session::set_link`]),
+    /// so it stands for "now" in a deadline that is due at once.
+    last_refill: Option<Instant>,
+    // Handshake.
+    peer_incarnation: u64,
+    hello_pending: bool,
+    hello_sent_at: Option<Instant>,
+    // Sending.
+    out: BTreeMap<u64, Out>,
+    in_flight: BTreeMap<u64, Sent>,
+    flight_by_packet: HashMap<(u64, u32), u64>,
+    floor_sent: u64,
+    srtt: Option<Duration>,
+    control: VecDeque<Chunk>,
+    // Receiving.
+    rx: RangeSet,
+    rx_largest: u64,
+    /// The lowest packet number this incarnation can vouch for: below it, nothing is known.
+    rx_known_from: Option<u64>,
+    arrivals: VecDeque<(u64, Instant)>,
+    settled: u64,
+    peer_floor: u64,
+    ack_pending: u32,
+    ack_due: Option<Instant>,
+    /// Mean gap between ack-eliciting arrivals: on a slow link, acknowledgements are spaced out
+    /// to a few packets' time so that they stay a small share of the return link.
+    arrival_gap: Option<Duration>,
+    last_arrival: Option<Instant>,
+    /// Mean gap between acknowledgements received: the peer's acknowledgement pace.
+    ack_gap: Option<Duration>,
+    last_ack_at: Option<Instant>,
+    spools: BTreeMap<u64, Spool>,
+    committed: HashSet<u64>,
+    committed_order: VecDeque<u64>,
+    pending_status: Vec<(u64, u64)>,
+    inbox: BTreeMap<u64, Vec<u8>>,
+    /// The next inbox message to hand to the application (at or above `delivered_seq`).
+    next_emit: u64,
+    replay_saved: u64,
+    events: VecDeque<Event>,
+    stats: SessionStats,
+}
+
+struct Out {
+    entry: OutboxEntry,
+    packets: u32,
+    next_new: u32,
+    received: RangeSet,
+    lost: BTreeSet<u32>,
+    /// Sent before a restart (ours or the peer's): fate unknown until a status settled past
+    /// `unknown_bound`.
+    unknown: RangeSet,
+    unknown_bound: u64,
+    offer_due: bool,
+    status_asked_at: Option<Instant>,
+    last_sent_at: Option<Instant>,
+}
+
+struct Sent {
+    transfer: u64,
+    index: u32,
+    at: Instant,
+}
+
+struct Spool {
+    offer: Option<Offer>,
+    received: RangeSet,
+    dirty: u64,
+    dirty_since: Option<Instant>,
+    /// When a chunk of it last arrived (at open: none).
+    active_at: Option<Instant>,
+}
+
+const MAX_SPOOLS: usize = 4096;
+const MAX_OUT: usize = 1 << 16;
+const COMMITTED_MEMORY: usize = 4096;
+const PN_RESERVATION: u64 = 1024;
+const HWM_RESERVATION: u32 = 64;
+const MAX_ARRIVALS: usize = 1 << 16;
+const MAX_RX_RANGES: usize = 8192;
+const INITIAL_RTT: Duration = Duration::from_millis(500);
+const MAX_ACK_DELAY: Duration = Duration::from_secs(10);
+
+impl Session {
+    // --- getters ---
+
+    /// Counters since the session opened.
+    pub fn stats(&self) -> &SessionStats {
+        &self.stats
+    }
+
+    /// Whether every outgoing transfer was committed by the peer.
+    pub fn is_idle(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// Outgoing transfers not yet committed by the peer.
+    pub fn outgoing(&self) -> usize {
+        self.out.len()
+    }
+
+    /// The outgoing transfers in the order they will be sent (priority, then age), with the
+    /// bytes of each not yet known to be received: what an ETA is computed from.
+    pub fn outgoing_transfers(&self) -> Vec<OutgoingTransfer> {
+        let p = self.config.packet_size as u64;
+        let mut v: Vec<OutgoingTransfer> = self
+            .out
+            .values()
+            .map(|o| {
+                let known = (o.received.len() * p).min(o.entry.offer.size);
+                OutgoingTransfer {
+                    transfer: o.entry.offer.transfer,
+                    digest: o.entry.offer.digest,
+                    message: o.entry.body.is_some(),
+                    size: o.entry.offer.size,
+                    remaining: o.entry.offer.size - known,
+                    priority: o.entry.offer.priority,
+                }
+            })
+            .collect();
+        v.sort_by_key(|t| (t.priority, t.transfer));
+        v
+    }
+
+    /// Bytes of outgoing transfers not yet known to be received.
+    pub fn outgoing_bytes(&self) -> u64 {
+        self.out
+            .values()
+            .map(|o| {
+                let known = o.received.len().min(u64::from(o.packets));
+                o.entry
+                    .offer
+                    .size
+                    .saturating_sub(known * self.config.packet_size as u64)
+            })
+            .sum()
+    }
+
+    // --- inputs ---
+
+    /// Tells the session that `now` has come; timers are acted on in
+    /// [`Session::poll_transmit`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance_settled(now);
+        self.persist_all(now, false);
+    }
+
+    // --- outputs ---
+
+    /// The next event for the application.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When the session next needs [`Session::handle_timeout`] and a round of
+    /// [`Session::poll_transmit`].
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some(d) = self.ack_due {
+            at(d);
+        }
+        if let Some(s) = self.spools.values().filter_map(|s| s.dirty_since).min() {
+            at(s + self.config.persist_interval);
+        }
+        let waiting_to_settle = !self.pending_status.is_empty()
+            || (self.rx_largest > self.settled
+                && !self
+                    .rx
+                    .gaps(self.settled + 1, self.rx_largest + 1)
+                    .is_empty());
+        if waiting_to_settle && let Some(&(_, t)) = self.arrivals.front() {
+            at(t + self.config.reorder_window);
+        }
+        if !self.link_up {
+            return next;
+        }
+        let pto = self.pto();
+        if self.hello_pending {
+            // Never sent since the link came up: due at once, that is when the link came up.
+            if let Some(t) = self.hello_sent_at.map(|s| s + pto).or(self.last_refill) {
+                at(t);
+            }
+        }
+        let mut sendable = !self.control.is_empty();
+        for o in self.out.values() {
+            if !o.lost.is_empty() || o.next_new < o.packets || (o.offer_due && o.packets == 0) {
+                sendable = true;
+            }
+            if let Some(t) = self.probe_due_at(o, pto) {
+                at(t);
+            }
+        }
+        if sendable {
+            match self.last_refill {
+                Some(last) if self.tokens <= 0.0 && self.rate.is_finite() && self.rate > 0.0 => {
+                    at(last + Duration::from_secs_f64((-self.tokens + 1.0) / self.rate));
+                }
+                Some(last) => at(last),
+                None => {}
+            }
+        }
+        next
+    }
+}
+
+/// Packets needed for `size` bytes at `packet_size` each.
+pub fn packet_count(size: u64, packet_size: usize) -> u32 {
+    size.div_ceil(packet_size as u64).min(u64::from(u32::MAX)) as u32
+}

@@ -1,0 +1,192 @@
+//! Persistence: opening a session from what its store persisted (repairing counters a crash left
+//! behind, reserving packet numbers ahead), and making spools and the replay floor durable.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::io;
+use std::time::Instant;
+
+use wire::{DATA_CHUNK_OVERHEAD, MAX_BODY, Opener, Sealer, TransferKind};
+
+use super::{Out, PN_RESERVATION, Session, SessionConfig, SessionStats, Spool, packet_count};
+use crate::ranges::RangeSet;
+use crate::store::Store;
+
+impl Session {
+    /// Opens a session on `store`, resuming whatever it persisted.
+    pub fn new(config: SessionConfig, mut store: Box<dyn Store>) -> io::Result<Session> {
+        assert!(config.incarnation != 0, "incarnation 0 means unknown");
+        let packet_size = config.packet_size.clamp(1, MAX_BODY - DATA_CHUNK_OVERHEAD);
+        let config = SessionConfig {
+            packet_size,
+            ..config
+        };
+        let persisted = store.load()?;
+        let mut counters = persisted.counters;
+        // Repair counters a crash left behind the outbox (see send_message).
+        for e in &persisted.outbox {
+            counters.next_transfer = counters.next_transfer.max(e.offer.transfer + 1);
+            if let TransferKind::Message { seq } = e.offer.kind {
+                counters.next_message_seq = counters.next_message_seq.max(seq + 1);
+            }
+        }
+        for &(seq, _) in &persisted.inbox {
+            if seq < counters.delivered_seq {
+                store.inbox_remove(seq)?;
+            }
+        }
+        // Everything below the reservation may have been used: start above it, and reserve.
+        let next_pn = counters.pn_reserved.max(1);
+        counters.pn_reserved = next_pn + PN_RESERVATION;
+        store.save_counters(&counters)?;
+        let mut out = BTreeMap::new();
+        for entry in persisted.outbox {
+            let packets = packet_count(entry.offer.size, packet_size);
+            let hwm = entry.sent_hwm.min(packets);
+            out.insert(
+                entry.offer.transfer,
+                Out {
+                    packets,
+                    next_new: hwm,
+                    received: RangeSet::new(),
+                    lost: BTreeSet::new(),
+                    unknown: RangeSet::from_ranges([(0, u64::from(hwm))]),
+                    unknown_bound: next_pn,
+                    offer_due: true,
+                    status_asked_at: None,
+                    last_sent_at: None,
+                    entry,
+                },
+            );
+        }
+        let spools = persisted
+            .spools
+            .into_iter()
+            .map(|s| {
+                let received = RangeSet::from_ranges(
+                    s.received
+                        .iter()
+                        .map(|&(a, b)| (u64::from(a), u64::from(b))),
+                );
+                (
+                    s.transfer,
+                    Spool {
+                        offer: s.offer,
+                        received,
+                        dirty: 0,
+                        dirty_since: None,
+                        active_at: None,
+                    },
+                )
+            })
+            .collect();
+        let committed_order: VecDeque<u64> = persisted.committed.into_iter().collect();
+        Ok(Session {
+            sealer: Sealer::new(&config.key, config.sends),
+            opener: Opener::new(&config.key, config.sends.reverse(), counters.replay_floor),
+            replay_saved: counters.replay_floor.unwrap_or(0),
+            counters,
+            next_pn,
+            link_up: false,
+            rate: 0.0,
+            tokens: 0.0,
+            last_refill: None,
+            peer_incarnation: 0,
+            hello_pending: true,
+            hello_sent_at: None,
+            out,
+            in_flight: BTreeMap::new(),
+            flight_by_packet: HashMap::new(),
+            floor_sent: 0,
+            srtt: None,
+            control: VecDeque::new(),
+            rx: RangeSet::new(),
+            rx_largest: 0,
+            rx_known_from: None,
+            arrivals: VecDeque::new(),
+            settled: 0,
+            peer_floor: 0,
+            ack_pending: 0,
+            ack_due: None,
+            arrival_gap: None,
+            last_arrival: None,
+            ack_gap: None,
+            last_ack_at: None,
+            spools,
+            committed: committed_order.iter().copied().collect(),
+            committed_order,
+            pending_status: Vec::new(),
+            inbox: persisted
+                .inbox
+                .into_iter()
+                .filter(|&(seq, _)| seq >= counters.delivered_seq)
+                .collect(),
+            next_emit: counters.delivered_seq,
+            events: VecDeque::new(),
+            stats: SessionStats::default(),
+            store,
+            config,
+        })
+        .map(|mut s| {
+            s.deliver_messages();
+            s
+        })
+    }
+
+    pub(super) fn persist(&mut self, _now: Instant, t: u64) {
+        let Some(s) = self.spools.get_mut(&t) else {
+            return;
+        };
+        let ranges: Vec<(u32, u32)> = s
+            .received
+            .iter()
+            .map(|(a, b)| {
+                (
+                    a.min(u64::from(u32::MAX)) as u32,
+                    b.min(u64::from(u32::MAX)) as u32,
+                )
+            })
+            .collect();
+        if self
+            .store
+            .spool_persist(t, s.offer.as_ref(), &ranges)
+            .is_err()
+        {
+            self.stats.store_errors += 1;
+            return;
+        }
+        s.dirty = 0;
+        s.dirty_since = None;
+        self.save_replay_floor(true);
+    }
+
+    pub(super) fn persist_all(&mut self, now: Instant, force: bool) {
+        let due: Vec<u64> = self
+            .spools
+            .iter()
+            .filter(|(_, s)| {
+                s.dirty_since.is_some()
+                    && (force
+                        || s.dirty >= self.config.persist_bytes
+                        || s.dirty_since
+                            .is_some_and(|d| now >= d + self.config.persist_interval))
+            })
+            .map(|(&t, _)| t)
+            .collect();
+        for t in due {
+            self.persist(now, t);
+        }
+    }
+
+    pub(super) fn save_replay_floor(&mut self, force: bool) {
+        let Some(h) = self.opener.highest() else {
+            return;
+        };
+        if force || h >= self.replay_saved + 4096 {
+            self.counters.replay_floor = Some(h);
+            self.replay_saved = h;
+            if self.store.save_counters(&self.counters).is_err() {
+                self.stats.store_errors += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! Receiving: incoming datagrams (opened, decoded and dispatched), spools and their commit once
+//! the digest verifies, the inbox and in-order message delivery, the acknowledgements this side
+//! owes, and the settled mark (below it, a missing packet is lost).
+
+use std::time::Instant;
+
+use wire::{
+    AckRanges, Chunk, MAX_RANGES, Offer, PacketError, Status, StatusState, TransferKind,
+    decode_chunks,
+};
+
+use super::{
+    COMMITTED_MEMORY, Event, MAX_ACK_DELAY, MAX_ARRIVALS, MAX_RX_RANGES, MAX_SPOOLS, Session,
+    Spool, packet_count,
+};
+use crate::ranges::RangeSet;
+use crate::store::Commit;
+
+impl Session {
+    // --- application commands ---
+
+    /// Records that the application has handled message `seq` (and every one before it): it will
+    /// not be delivered again.
+    pub fn message_done(&mut self, seq: u64) {
+        let before = self.counters.delivered_seq;
+        while self.counters.delivered_seq <= seq && self.counters.delivered_seq < self.next_emit {
+            self.counters.delivered_seq += 1;
+        }
+        if self.counters.delivered_seq == before {
+            return;
+        }
+        // The counter first: a crash after it leaves stale inbox files (dropped at the next
+        // start), never a gap in the sequence.
+        if self.store.save_counters(&self.counters).is_err() {
+            self.stats.store_errors += 1;
+            self.counters.delivered_seq = before;
+            return;
+        }
+        for s in before..self.counters.delivered_seq {
+            self.inbox.remove(&s);
+            let _ = self.store.inbox_remove(s);
+        }
+    }
+
+    // --- inputs ---
+
+    /// Feeds one received datagram.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        let (pn, body) = match self.opener.open(datagram) {
+            Ok(x) => x,
+            Err(e) => {
+                let s = &mut self.stats;
+                *match e {
+                    PacketError::Oversized => &mut s.rejected_oversized,
+                    PacketError::Truncated => &mut s.rejected_truncated,
+                    PacketError::Checksum => &mut s.rejected_checksum,
+                    PacketError::Forged => &mut s.rejected_forged,
+                    PacketError::Replayed => &mut s.rejected_replayed,
+                    _ => &mut s.rejected_unknown,
+                } += 1;
+                return;
+            }
+        };
+        let chunks = match decode_chunks(&body) {
+            Ok(c) => c,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        self.stats.packets_received += 1;
+        self.rx.insert_one(pn);
+        self.rx_known_from = Some(self.rx_known_from.map_or(pn, |k| k.min(pn)));
+        if self.rx.range_count() > MAX_RX_RANGES {
+            let drop_below = self.rx.iter().nth(MAX_RX_RANGES / 2).map_or(0, |(s, _)| s);
+            self.rx.remove_below(drop_below);
+            self.rx_known_from = self.rx_known_from.map(|k| k.max(drop_below));
+        }
+        self.rx_largest = self.rx_largest.max(pn);
+        self.arrivals.push_back((pn, now));
+        if self.arrivals.len() > MAX_ARRIVALS
+            && let Some((p, _)) = self.arrivals.pop_front()
+        {
+            self.settled = self.settled.max(p);
+        }
+        let mut ack_eliciting = false;
+        let mut touched = Vec::new();
+        for chunk in chunks {
+            ack_eliciting |= !matches!(
+                chunk,
+                Chunk::Ack(_) | Chunk::HelloAck { .. } | Chunk::Floor { .. }
+            );
+            match chunk {
+                Chunk::Data {
+                    transfer,
+                    index,
+                    payload,
+                } => {
+                    if self.receive_data(now, transfer, index, &payload) {
+                        touched.push(transfer);
+                    }
+                }
+                Chunk::Offer(o) => {
+                    let t = o.transfer;
+                    if self.receive_offer(o) {
+                        touched.push(t);
+                    }
+                }
+                Chunk::Ack(a) => self.receive_ack(now, &a),
+                Chunk::Status(s) => self.receive_status(&s),
+                Chunk::Hello {
+                    incarnation,
+                    resume,
+                } => self.receive_hello(pn, incarnation, &resume),
+                Chunk::HelloAck { incarnation } => {
+                    if incarnation == self.config.incarnation {
+                        self.hello_pending = false;
+                    }
+                }
+                Chunk::StatusRequest { transfers } => {
+                    self.pending_status
+                        .extend(transfers.into_iter().map(|t| (t, pn)));
+                }
+                Chunk::Floor { pn: floor } => {
+                    self.peer_floor = self.peer_floor.max(floor);
+                    self.rx.remove_below(self.peer_floor);
+                }
+            }
+        }
+        if ack_eliciting {
+            if let Some(last) = self.last_arrival {
+                let gap = now.saturating_duration_since(last);
+                self.arrival_gap = Some(self.arrival_gap.map_or(gap, |g| (g * 7 + gap) / 8));
+            }
+            self.last_arrival = Some(now);
+            self.ack_pending += 1;
+            let delay = self.arrival_gap.map_or(self.config.ack_delay, |g| {
+                (g * 8).clamp(self.config.ack_delay, MAX_ACK_DELAY)
+            });
+            let due = if self.ack_pending >= self.config.ack_every {
+                now
+            } else {
+                now + delay
+            };
+            self.ack_due = Some(self.ack_due.map_or(due, |d| d.min(due)));
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for t in touched {
+            self.try_commit(now, t);
+        }
+        self.persist_all(now, false);
+        self.save_replay_floor(false);
+    }
+
+    /// Queues an acknowledgement, at the front, when one is due.
+    pub(super) fn queue_ack(&mut self, now: Instant) {
+        if self.ack_due.is_some_and(|d| now >= d) && self.rx_largest > 0 {
+            self.ack_due = None;
+            self.ack_pending = 0;
+            let ack = self.build_ack();
+            self.control.push_front(Chunk::Ack(ack));
+        }
+    }
+
+    // --- internals: receiving ---
+
+    fn receive_data(&mut self, now: Instant, transfer: u64, index: u32, payload: &[u8]) -> bool {
+        if self.committed.contains(&transfer) {
+            self.stats.duplicates += 1;
+            self.queue_committed(transfer);
+            return false;
+        }
+        let p = self.config.packet_size;
+        if !self.make_room_for(transfer) {
+            return false;
+        }
+        let spool = self.spools.entry(transfer).or_insert_with(|| Spool {
+            offer: None,
+            received: RangeSet::new(),
+            dirty: 0,
+            dirty_since: None,
+            active_at: None,
+        });
+        spool.active_at = Some(now);
+        if spool.received.contains(u64::from(index)) {
+            self.stats.duplicates += 1;
+            return false;
+        }
+        let expected_ok = match &spool.offer {
+            Some(o) => {
+                let offset = u64::from(index) * p as u64;
+                offset < o.size && payload.len() as u64 == (o.size - offset).min(p as u64)
+            }
+            None => !payload.is_empty() && payload.len() <= p,
+        };
+        if !expected_ok {
+            self.stats.malformed += 1;
+            return false;
+        }
+        if self
+            .store
+            .spool_write(transfer, u64::from(index) * p as u64, payload)
+            .is_err()
+        {
+            self.stats.store_errors += 1;
+            return false;
+        }
+        spool.received.insert_one(u64::from(index));
+        spool.dirty += payload.len() as u64;
+        spool.dirty_since.get_or_insert(now);
+        self.stats.payload_received += payload.len() as u64;
+        true
+    }
+
+    fn receive_offer(&mut self, o: Offer) -> bool {
+        let t = o.transfer;
+        if self.committed.contains(&t) {
+            self.queue_committed(t);
+            return false;
+        }
+        let already = match o.kind {
+            TransferKind::Message { seq } => {
+                seq < self.counters.delivered_seq || self.inbox.contains_key(&seq)
+            }
+            TransferKind::Object => self.store.has_object(&o.digest),
+        };
+        if already {
+            if self.spools.remove(&t).is_some() {
+                let _ = self.store.spool_drop(t);
+            }
+            self.remember_committed(t);
+            self.queue_committed(t);
+            return false;
+        }
+        if !self.make_room_for(t) {
+            return false;
+        }
+        let spool = self.spools.entry(t).or_insert_with(|| Spool {
+            offer: None,
+            received: RangeSet::new(),
+            dirty: 0,
+            dirty_since: None,
+            active_at: None,
+        });
+        match &spool.offer {
+            Some(existing) if *existing != o => {
+                self.stats.malformed += 1;
+                false
+            }
+            Some(_) => true,
+            None => {
+                spool.offer = Some(o);
+                true
+            }
+        }
+    }
+
+    /// Whether transfer `t` may have a spool: it has one, there is room, or the least recently
+    /// active spool (an orphan of a transfer its sender dropped, most likely) was evicted to make
+    /// room. An evicted transfer that comes back is asked for again from nothing.
+    fn make_room_for(&mut self, t: u64) -> bool {
+        if self.spools.contains_key(&t) || self.spools.len() < MAX_SPOOLS {
+            return true;
+        }
+        let Some((&victim, _)) = self.spools.iter().min_by_key(|(_, s)| s.active_at) else {
+            return false;
+        };
+        self.spools.remove(&victim);
+        if self.store.spool_drop(victim).is_err() {
+            self.stats.store_errors += 1;
+        }
+        true
+    }
+
+    fn try_commit(&mut self, now: Instant, t: u64) {
+        let p = self.config.packet_size;
+        let Some(spool) = self.spools.get(&t) else {
+            return;
+        };
+        let Some(offer) = spool.offer.clone() else {
+            return;
+        };
+        if !spool
+            .received
+            .covers(u64::from(packet_count(offer.size, p)))
+        {
+            return;
+        }
+        self.persist(now, t);
+        match self.store.spool_commit(&offer) {
+            Ok(Commit::Mismatch) => {
+                self.stats.digest_mismatches += 1;
+                self.spools.remove(&t);
+                let settled = self.settled;
+                self.control.push_back(Chunk::Status(Status {
+                    transfer: t,
+                    settled,
+                    state: StatusState::Reset,
+                    upto: 0,
+                    ranges: Vec::new(),
+                }));
+            }
+            Ok(commit) => {
+                self.spools.remove(&t);
+                self.remember_committed(t);
+                self.queue_committed(t);
+                match (commit, offer.kind) {
+                    (Commit::Message(bytes), TransferKind::Message { seq }) => {
+                        if seq >= self.counters.delivered_seq {
+                            self.inbox.insert(seq, bytes);
+                        }
+                        self.deliver_messages();
+                    }
+                    _ => {
+                        self.stats.objects_committed += 1;
+                        self.events.push_back(Event::ObjectReceived {
+                            digest: offer.digest,
+                            size: offer.size,
+                        });
+                    }
+                }
+            }
+            Err(_) => self.stats.store_errors += 1,
+        }
+    }
+
+    pub(super) fn deliver_messages(&mut self) {
+        while let Some(bytes) = self.inbox.get(&self.next_emit) {
+            let seq = self.next_emit;
+            self.next_emit += 1;
+            self.stats.messages_delivered += 1;
+            self.events.push_back(Event::Message {
+                seq,
+                bytes: bytes.clone(),
+            });
+        }
+    }
+
+    fn remember_committed(&mut self, t: u64) {
+        if self.committed.insert(t) {
+            self.committed_order.push_back(t);
+            if self.committed_order.len() > COMMITTED_MEMORY
+                && let Some(old) = self.committed_order.pop_front()
+            {
+                self.committed.remove(&old);
+            }
+        }
+    }
+
+    fn queue_committed(&mut self, t: u64) {
+        let already = self
+            .control
+            .iter()
+            .any(|c| matches!(c, Chunk::Status(s) if s.transfer == t));
+        if !already {
+            let settled = self.settled;
+            self.control.push_back(Chunk::Status(Status {
+                transfer: t,
+                settled,
+                state: StatusState::Committed,
+                upto: 0,
+                ranges: Vec::new(),
+            }));
+        }
+    }
+
+    pub(super) fn status_of(&self, t: u64) -> Status {
+        let settled = self.settled;
+        if self.committed.contains(&t) {
+            return Status {
+                transfer: t,
+                settled,
+                state: StatusState::Committed,
+                upto: 0,
+                ranges: Vec::new(),
+            };
+        }
+        match self.spools.get(&t) {
+            None => Status {
+                transfer: t,
+                settled,
+                state: StatusState::Unknown,
+                upto: 0,
+                ranges: Vec::new(),
+            },
+            Some(s) => {
+                let all: Vec<(u64, u64)> = s.received.iter().collect();
+                let upto = if all.len() > MAX_RANGES {
+                    all[MAX_RANGES - 1].1
+                } else {
+                    u64::from(u32::MAX)
+                };
+                let ranges = all
+                    .iter()
+                    .take(MAX_RANGES)
+                    .map(|&(a, b)| {
+                        (
+                            a.min(u64::from(u32::MAX)) as u32,
+                            b.min(u64::from(u32::MAX)) as u32,
+                        )
+                    })
+                    .collect();
+                Status {
+                    transfer: t,
+                    settled,
+                    state: StatusState::Partial,
+                    upto: upto as u32,
+                    ranges,
+                }
+            }
+        }
+    }
+
+    fn build_ack(&self) -> AckRanges {
+        let largest = self.rx_largest;
+        // Below what this incarnation saw, or what the sender no longer asks about, say nothing.
+        let floor = self
+            .peer_floor
+            .max(self.rx_known_from.unwrap_or(largest))
+            .min(largest);
+        let mut ranges = Vec::new();
+        let mut low = floor;
+        for (s, e) in self.rx.iter().rev() {
+            if e <= floor {
+                break;
+            }
+            if ranges.len() == MAX_RANGES {
+                // Truncated: the ranges speak only down to the last one included.
+                low = ranges.last().map_or(floor, |&(lo, _)| lo);
+                break;
+            }
+            ranges.push((s.max(floor), e - 1));
+        }
+        AckRanges {
+            largest,
+            settled: self.settled.min(largest),
+            low,
+            ranges,
+        }
+    }
+
+    pub(super) fn advance_settled(&mut self, now: Instant) {
+        let before = self.settled;
+        while let Some(&(pn, at)) = self.arrivals.front() {
+            if now < at + self.config.reorder_window {
+                break;
+            }
+            self.arrivals.pop_front();
+            self.settled = self.settled.max(pn);
+        }
+        if self.settled > before
+            && !self
+                .rx
+                .gaps(
+                    before.max(self.peer_floor).saturating_add(1),
+                    self.settled.saturating_add(1),
+                )
+                .is_empty()
+        {
+            // A loss has settled: tell the sender now.
+            self.ack_due = Some(now);
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! Sending: the application's commands (messages and objects), the outbox, building each packet
+//! (control chunks, then lost and new data by priority and age), probing transfers whose fate is
+//! unknown, and what the receiver says about our transfers (acknowledgements and statuses).
+
+use std::collections::BTreeSet;
+use std::io;
+use std::time::{Duration, Instant};
+
+use wire::{
+    AckRanges, Chunk, DATA_CHUNK_OVERHEAD, Digest, MAX_BODY, MAX_LIST, Offer, Status, StatusState,
+    TransferKind, chunk_len, encode_chunk,
+};
+
+use super::{
+    Event, HWM_RESERVATION, MAX_ACK_DELAY, MAX_OUT, Out, PN_RESERVATION, Sent, Session,
+    packet_count,
+};
+use crate::ranges::RangeSet;
+use crate::store::OutboxEntry;
+
+impl Session {
+    // --- application commands ---
+
+    /// Queues a message. Messages are delivered in order, before objects of lower priority.
+    pub fn send_message(&mut self, bytes: Vec<u8>) -> io::Result<u64> {
+        if bytes.len() > wire::MAX_MESSAGE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a message of {} bytes exceeds the {}-byte limit",
+                    bytes.len(),
+                    wire::MAX_MESSAGE
+                ),
+            ));
+        }
+        if self.out.len() >= MAX_OUT {
+            return Err(io::Error::other("too many outgoing transfers"));
+        }
+        let seq = self.counters.next_message_seq;
+        let offer = Offer {
+            transfer: self.counters.next_transfer,
+            kind: TransferKind::Message { seq },
+            size: bytes.len() as u64,
+            priority: 0,
+            digest: Digest::of(&bytes),
+        };
+        // The outbox entry first: a crash before the counters are saved is repaired at load
+        // (counters are raised above every outbox entry), so no number is ever skipped or reused.
+        self.enqueue(OutboxEntry {
+            offer,
+            sent_hwm: 0,
+            body: Some(bytes),
+        })?;
+        self.counters.next_message_seq += 1;
+        self.counters.next_transfer += 1;
+        self.store.save_counters(&self.counters)?;
+        Ok(seq)
+    }
+
+    /// Queues an object the store holds. Lower `priority` goes first (messages are 0).
+    pub fn send_object(&mut self, digest: Digest, size: u64, priority: u8) -> io::Result<u64> {
+        if let Some(o) = self
+            .out
+            .values()
+            .find(|o| o.entry.offer.digest == digest && o.entry.body.is_none())
+        {
+            return Ok(o.entry.offer.transfer);
+        }
+        let offer = Offer {
+            transfer: self.counters.next_transfer,
+            kind: TransferKind::Object,
+            size,
+            priority,
+            digest,
+        };
+        let transfer = offer.transfer;
+        self.enqueue(OutboxEntry {
+            offer,
+            sent_hwm: 0,
+            body: None,
+        })?;
+        self.counters.next_transfer += 1;
+        self.store.save_counters(&self.counters)?;
+        Ok(transfer)
+    }
+
+    // --- outputs ---
+
+    /// The next datagram to send now, if any.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.advance_settled(now);
+        if !self.link_up {
+            return None;
+        }
+        self.refill(now);
+        if self.tokens <= 0.0 {
+            return None;
+        }
+        self.queue_control(now);
+        let mut body = Vec::with_capacity(MAX_BODY);
+        let mut handshake = 0usize;
+        while let Some(c) = self.control.front() {
+            let len = chunk_len(c);
+            if body.len() + len > MAX_BODY {
+                break;
+            }
+            if matches!(
+                c,
+                Chunk::Hello { .. }
+                    | Chunk::HelloAck { .. }
+                    | Chunk::Status(_)
+                    | Chunk::StatusRequest { .. }
+            ) {
+                handshake += len;
+            }
+            let c = self.control.pop_front()?;
+            encode_chunk(&c, &mut body);
+        }
+        let data = self.fill_data(now, &mut body);
+        if body.is_empty() {
+            return None;
+        }
+        let pn = self.take_pn()?;
+        for &(transfer, index, resent, len) in &data {
+            self.in_flight.insert(
+                pn,
+                Sent {
+                    transfer,
+                    index,
+                    at: now,
+                },
+            );
+            if let Some(old) = self.flight_by_packet.insert((transfer, index), pn) {
+                self.in_flight.remove(&old);
+            }
+            if resent {
+                self.stats.payload_resent += len as u64;
+            } else {
+                self.stats.payload_sent += len as u64;
+            }
+        }
+        let packet = self.sealer.seal(pn, &body);
+        self.tokens -= packet.len() as f64;
+        self.stats.packets_sent += 1;
+        self.stats.bytes_sent += packet.len() as u64;
+        self.stats.handshake_bytes += handshake as u64;
+        Some(packet)
+    }
+
+    // --- internals: sending ---
+
+    fn enqueue(&mut self, entry: OutboxEntry) -> io::Result<()> {
+        if self.out.len() >= MAX_OUT {
+            return Err(io::Error::other("too many outgoing transfers"));
+        }
+        self.store.outbox_put(&entry)?;
+        let packets = packet_count(entry.offer.size, self.config.packet_size);
+        self.out.insert(
+            entry.offer.transfer,
+            Out {
+                entry,
+                packets,
+                next_new: 0,
+                received: RangeSet::new(),
+                lost: BTreeSet::new(),
+                unknown: RangeSet::new(),
+                unknown_bound: 0,
+                offer_due: true,
+                status_asked_at: None,
+                last_sent_at: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn take_pn(&mut self) -> Option<u64> {
+        if self.next_pn >= self.counters.pn_reserved {
+            self.counters.pn_reserved = self.next_pn + PN_RESERVATION;
+            if self.store.save_counters(&self.counters).is_err() {
+                self.stats.store_errors += 1;
+                return None;
+            }
+        }
+        let pn = self.next_pn;
+        self.next_pn += 1;
+        Some(pn)
+    }
+
+    /// When transfer `o` next needs a status request, if it is waiting on one.
+    pub(super) fn probe_due_at(&self, o: &Out, pto: Duration) -> Option<Instant> {
+        let waiting =
+            !o.unknown.is_empty() || (!o.offer_due && o.lost.is_empty() && o.next_new >= o.packets);
+        if !waiting {
+            return None;
+        }
+        match (o.status_asked_at, o.last_sent_at) {
+            (Some(a), Some(s)) => Some(a.max(s) + pto),
+            (Some(a), None) => Some(a + pto),
+            (None, Some(s)) => Some(s + pto),
+            // Never sent nor asked about (since a restart): due at once.
+            (None, None) => self.last_refill,
+        }
+    }
+
+    /// Queues acknowledgements, the hello, status answers that have settled, probes and the floor.
+    fn queue_control(&mut self, now: Instant) {
+        let pto = self.pto();
+        self.queue_hello(now, pto);
+        self.queue_status_answers();
+        self.queue_probes(now, pto);
+        self.queue_ack(now);
+        self.queue_floor();
+    }
+
+    /// Queues a status request, with the offers, for the transfers whose probe is due.
+    fn queue_probes(&mut self, now: Instant, pto: Duration) {
+        // Probes: transfers waiting on the receiver's word.
+        let mut asks = Vec::new();
+        let mut offers = Vec::new();
+        for (&t, o) in &self.out {
+            if self.probe_due_at(o, pto).is_some_and(|due| now >= due) && asks.len() < MAX_LIST {
+                asks.push(t);
+                offers.push(o.entry.offer.clone());
+            }
+        }
+        for t in &asks {
+            if let Some(o) = self.out.get_mut(t) {
+                o.status_asked_at = Some(now);
+            }
+        }
+        if !asks.is_empty() {
+            // The offer rides along: the receiver may have lost it.
+            self.control.extend(offers.into_iter().map(Chunk::Offer));
+            self.control
+                .push_back(Chunk::StatusRequest { transfers: asks });
+        }
+    }
+
+    /// Tells the receiver, every 256 packet numbers, below which nothing is in flight any more.
+    fn queue_floor(&mut self) {
+        let floor = self
+            .in_flight
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.next_pn);
+        if floor >= self.floor_sent + 256 {
+            self.floor_sent = floor;
+            self.control.push_back(Chunk::Floor { pn: floor });
+        }
+    }
+
+    /// Adds data chunks to `body` while there is room: lost packets first, then new ones, by
+    /// priority and age. Returns (transfer, index, resent, bytes) for each.
+    fn fill_data(&mut self, now: Instant, body: &mut Vec<u8>) -> Vec<(u64, u32, bool, usize)> {
+        let mut sent = Vec::new();
+        let p = self.config.packet_size;
+        let mut order: Vec<(u8, u64)> = self
+            .out
+            .iter()
+            .map(|(&t, o)| (o.entry.offer.priority, t))
+            .collect();
+        order.sort_unstable();
+        let mut failed = Vec::new();
+        'transfers: for (_, t) in order {
+            loop {
+                let Some(o) = self.out.get_mut(&t) else {
+                    continue 'transfers;
+                };
+                if o.offer_due {
+                    let c = Chunk::Offer(o.entry.offer.clone());
+                    if body.len() + chunk_len(&c) > MAX_BODY {
+                        break 'transfers;
+                    }
+                    encode_chunk(&c, body);
+                    o.offer_due = false;
+                    o.last_sent_at = Some(now);
+                }
+                let (index, resent) = if let Some(i) = o.lost.pop_first() {
+                    (i, true)
+                } else if o.next_new < o.packets {
+                    (o.next_new, false)
+                } else {
+                    continue 'transfers;
+                };
+                let offset = u64::from(index) * p as u64;
+                let len = (o.entry.offer.size - offset).min(p as u64) as usize;
+                if body.len() + DATA_CHUNK_OVERHEAD + len > MAX_BODY {
+                    if resent {
+                        o.lost.insert(index);
+                    }
+                    break 'transfers;
+                }
+                let mut payload = vec![0u8; len];
+                let read = match &o.entry.body {
+                    Some(b) => {
+                        payload.copy_from_slice(&b[offset as usize..offset as usize + len]);
+                        Ok(len)
+                    }
+                    None => self
+                        .store
+                        .read_object(&o.entry.offer.digest, offset, &mut payload),
+                };
+                match read {
+                    Ok(n) if n == len => {}
+                    Ok(n) => {
+                        failed.push((t, format!("object is {n} bytes short at offset {offset}")));
+                        continue 'transfers;
+                    }
+                    Err(e) => {
+                        failed.push((t, e.to_string()));
+                        continue 'transfers;
+                    }
+                }
+                if !resent {
+                    if index >= o.entry.sent_hwm {
+                        o.entry.sent_hwm = (index + HWM_RESERVATION).min(o.packets);
+                        if self.store.outbox_put(&o.entry).is_err() {
+                            self.stats.store_errors += 1;
+                            break 'transfers;
+                        }
+                    }
+                    o.next_new += 1;
+                }
+                o.last_sent_at = Some(now);
+                encode_chunk(
+                    &Chunk::Data {
+                        transfer: t,
+                        index,
+                        payload,
+                    },
+                    body,
+                );
+                sent.push((t, index, resent, len));
+            }
+        }
+        for (t, error) in failed {
+            if let Some(o) = self.out.remove(&t) {
+                let _ = self.store.outbox_remove(t);
+                self.events.push_back(Event::ObjectFailed {
+                    digest: o.entry.offer.digest,
+                    error,
+                });
+            }
+        }
+        sent
+    }
+
+    // --- internals: the receiver's word about our transfers ---
+
+    pub(super) fn receive_ack(&mut self, now: Instant, a: &AckRanges) {
+        if let Some(last) = self.last_ack_at {
+            let gap = now.saturating_duration_since(last).min(MAX_ACK_DELAY);
+            self.ack_gap = Some(self.ack_gap.map_or(gap, |g| (g * 7 + gap) / 8));
+        }
+        self.last_ack_at = Some(now);
+        let received =
+            RangeSet::from_ranges(a.ranges.iter().map(|&(lo, hi)| (lo, hi.saturating_add(1))));
+        let judged: Vec<u64> = self
+            .in_flight
+            .range(a.low..=a.largest)
+            .map(|(&pn, _)| pn)
+            .collect();
+        for pn in judged {
+            let got = received.contains(pn);
+            if !got && pn > a.settled {
+                continue;
+            }
+            let Some(sent) = self.in_flight.remove(&pn) else {
+                continue;
+            };
+            if self.flight_by_packet.get(&(sent.transfer, sent.index)) == Some(&pn) {
+                self.flight_by_packet.remove(&(sent.transfer, sent.index));
+            }
+            if got && pn == a.largest {
+                let sample = now.saturating_duration_since(sent.at);
+                self.srtt = Some(self.srtt.map_or(sample, |s| (s * 7 + sample) / 8));
+            }
+            if let Some(o) = self.out.get_mut(&sent.transfer) {
+                if got {
+                    o.received.insert_one(u64::from(sent.index));
+                } else if !o.received.contains(u64::from(sent.index)) {
+                    o.lost.insert(sent.index);
+                }
+            }
+        }
+    }
+
+    pub(super) fn receive_status(&mut self, s: &Status) {
+        let Some(o) = self.out.get_mut(&s.transfer) else {
+            return;
+        };
+        match s.state {
+            StatusState::Committed => {
+                let o = self.out.remove(&s.transfer);
+                let _ = self.store.outbox_remove(s.transfer);
+                self.in_flight.retain(|_, f| f.transfer != s.transfer);
+                self.flight_by_packet.retain(|&(t, _), _| t != s.transfer);
+                if let Some(o) = o
+                    && o.entry.body.is_none()
+                {
+                    self.events.push_back(Event::ObjectDelivered {
+                        digest: o.entry.offer.digest,
+                    });
+                }
+                return;
+            }
+            StatusState::Unknown | StatusState::Reset => {
+                o.received = RangeSet::new();
+                o.offer_due = true;
+            }
+            StatusState::Partial => {
+                for &(a, b) in &s.ranges {
+                    o.received.insert(u64::from(a), u64::from(b.min(s.upto)));
+                }
+            }
+        }
+        let upto = if s.state == StatusState::Partial {
+            s.upto.min(o.next_new)
+        } else {
+            o.next_new
+        };
+        let unknown_settled = s.settled.saturating_add(1) >= o.unknown_bound;
+        for index in 0..upto {
+            let i = u64::from(index);
+            if o.received.contains(i) || o.lost.contains(&index) {
+                continue;
+            }
+            if o.unknown.contains(i) {
+                if unknown_settled {
+                    o.lost.insert(index);
+                }
+                continue;
+            }
+            match self.flight_by_packet.get(&(s.transfer, index)) {
+                Some(&pn) if pn > s.settled => {} // still on its way
+                Some(&pn) => {
+                    self.in_flight.remove(&pn);
+                    self.flight_by_packet.remove(&(s.transfer, index));
+                    o.lost.insert(index);
+                }
+                None => {
+                    o.lost.insert(index);
+                }
+            }
+        }
+        if unknown_settled && upto >= o.next_new {
+            o.unknown = RangeSet::new();
+        }
+    }
+}
