@@ -20,7 +20,10 @@ use crate::syntax::{
     Position, Problem, ProblemKind,
 };
 use crate::words::split_words;
-use crate::{MAX_DOCKERFILE_BYTES, MAX_INSTRUCTIONS};
+use crate::{MAX_DOCKERFILE_BYTES, MAX_INSTRUCTIONS, MAX_PROBLEMS_PER_KIND};
+
+/// Bytes between two position checkpoints of a long line (see [`Logical::pos`]).
+const CHECKPOINT_BYTES: usize = 256;
 
 /// The physical lines of a Dockerfile: split at `\n`, one `\r` before it dropped (as Go's
 /// line scanner does), without a last empty line after a final `\n`. The BOM is the caller's.
@@ -44,6 +47,7 @@ pub(crate) fn strip_bom(text: &str) -> &str {
 pub fn parse(text: &str, builder: Builder) -> Dockerfile {
     let mut p = Parser {
         problems: Vec::new(),
+        counts: [0; ProblemKind::COUNT],
     };
     let text = if text.len() > MAX_DOCKERFILE_BYTES {
         let mut cut = MAX_DOCKERFILE_BYTES;
@@ -69,6 +73,9 @@ pub fn parse(text: &str, builder: Builder) -> Dockerfile {
     // Whitespace Docker's scanners read differently from one another (a vertical tab, a
     // non-breaking space, a lone carriage return…).
     for (n, line) in lines.iter().enumerate() {
+        if !line.bytes().any(|b| matches!(b, 0x0b..=0x0d) || b >= 0x80) {
+            continue;
+        }
         if let Some((col, c)) = line
             .chars()
             .enumerate()
@@ -194,9 +201,7 @@ pub fn parse(text: &str, builder: Builder) -> Dockerfile {
                 );
             }
             let col = raw[..lead].chars().count() as u32 + 1;
-            logical
-                .segments
-                .push((logical.text.len(), j as u32 + 1, col));
+            push_segment(&mut logical, content, j as u32 + 1, col);
             logical.text.push_str(content);
             logical.end_line = j as u32 + 1;
             j += 1;
@@ -214,6 +219,23 @@ pub fn parse(text: &str, builder: Builder) -> Dockerfile {
         escape,
         instructions,
         problems: p.problems,
+    }
+}
+
+/// Records where `content` (one physical line's part of a logical line, about to be appended)
+/// starts, and a checkpoint every [`CHECKPOINT_BYTES`] of it, so that [`Logical::pos`] counts at
+/// most that many characters however long the line.
+fn push_segment(logical: &mut Logical, content: &str, line: u32, col: u32) {
+    let base = logical.text.len();
+    logical.segments.push((base, line, col));
+    let mut next = CHECKPOINT_BYTES;
+    for (chars, (offset, _)) in content.char_indices().enumerate() {
+        if offset >= next {
+            logical
+                .segments
+                .push((base + offset, line, col + chars as u32));
+            next = offset + CHECKPOINT_BYTES;
+        }
     }
 }
 
@@ -303,9 +325,16 @@ fn flag_words(text: &str) -> (Vec<FlagWord>, usize) {
 
 struct Parser {
     problems: Vec<Problem>,
+    /// Problems of each kind found, recorded or not.
+    counts: [usize; ProblemKind::COUNT],
 }
 
 impl Parser {
+    /// Whether another problem of this kind is still recorded.
+    fn room(&self, kind: ProblemKind) -> bool {
+        self.counts[kind.index()] < MAX_PROBLEMS_PER_KIND
+    }
+
     fn push(
         &mut self,
         kind: ProblemKind,
@@ -314,6 +343,11 @@ impl Parser {
         message: String,
         help: Option<String>,
     ) {
+        let room = self.room(kind);
+        self.counts[kind.index()] += 1;
+        if !room {
+            return;
+        }
         self.problems.push(Problem {
             kind,
             start,
@@ -331,6 +365,9 @@ impl Parser {
         message: String,
         help: Option<String>,
     ) {
+        if !self.room(kind) {
+            return;
+        }
         let s = logical.pos(range.0);
         let e = logical.pos(range.1);
         self.push(kind, s, Some(e), message, help);
@@ -362,6 +399,8 @@ impl Parser {
         };
         // Flags.
         let mut flags: Vec<Flag> = Vec::new();
+        // The known flags given so far (a flag given twice is ambiguous).
+        let mut seen: Vec<&'static str> = Vec::new();
         let (words, args_offset) = flag_words(&text[kw_end..]);
         for w in words {
             let (start, end) = (kw_end + w.start, kw_end + w.end);
@@ -371,7 +410,7 @@ impl Parser {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (body.to_string(), None),
             };
-            if kind.flags_judged() {
+            if kind.flags_judged() && self.room(ProblemKind::Ambiguous) {
                 if raw.contains(['"', '\'', '\\']) || !raw.is_ascii() {
                     self.at(
                         ProblemKind::Ambiguous,
@@ -390,7 +429,7 @@ impl Parser {
                         format!("{kw} --from needs its value in the same word: --from=<name>"),
                         Some("write `--from=NAME`".into()),
                     );
-                } else if flags.iter().any(|f| f.name == name) && name != "exclude" {
+                } else if seen.contains(&name.as_str()) && name != "exclude" {
                     self.at(
                         ProblemKind::Ambiguous,
                         &logical,
@@ -402,6 +441,7 @@ impl Parser {
             }
             let known = kind.flags().iter().find(|(n, _)| *n == name);
             match known {
+                None if !self.room(ProblemKind::UnknownFlag) => {}
                 None => self.at(
                     ProblemKind::UnknownFlag,
                     &logical,
@@ -431,6 +471,9 @@ impl Parser {
                     )
                 }
                 Some(_) => {}
+            }
+            if let Some((known, _)) = known {
+                seen.push(known);
             }
             flags.push(Flag {
                 name,

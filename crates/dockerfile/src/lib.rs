@@ -39,7 +39,8 @@ pub use syntax::{
     Problem, ProblemKind,
 };
 pub use words::{
-    ExpandError, ExpandErrorKind, RawWord, Vars, expand, expand_strict, has_glob, split_words,
+    ArgSite, ExpandError, ExpandErrorKind, RawWord, Vars, arg_word, declare_args, expand,
+    expand_strict, expand_within, has_glob, split_words,
 };
 
 /// The largest Dockerfile read, in bytes (the flight agent refuses a larger one; preflight
@@ -47,8 +48,16 @@ pub use words::{
 pub const MAX_DOCKERFILE_BYTES: usize = 1 << 20;
 /// The most instructions read.
 pub const MAX_INSTRUCTIONS: usize = 20_000;
+/// The most [`Problem`]s of one kind recorded; the rest are counted but dropped (one of that
+/// kind is recorded, so the verdict holds), so that hostile input cannot make the lexer spend
+/// its time placing a hundred thousand of them.
+pub const MAX_PROBLEMS_PER_KIND: usize = 100;
 /// The longest output of one variable expansion, in bytes, so a crafted Dockerfile cannot blow
 /// up memory (`ARG A=$B$B$B…`).
 pub const MAX_EXPANSION: usize = 1 << 20;
 /// The deepest nesting of `${NAME:-word}` words that is expanded.
 pub const MAX_DEPTH: usize = 16;
+/// The most bytes the variable expansions of one Dockerfile write together (also into
+/// `${NAME:-word}` words whose value is dropped), so that many expansions of a long value
+/// (`ARG B=$H C=$H D=$H …`) cannot take the time or memory of thousands of them.
+pub const MAX_EXPANSION_TOTAL: usize = 16 << 20;

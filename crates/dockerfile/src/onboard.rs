@@ -1,41 +1,84 @@
-//! The flight agent's judgement of a Dockerfile, before the Docker daemon sees it.
+//! The flight agent's judgement of a Dockerfile, before the Docker daemon sees it: the one gate,
+//! fail-closed. Preflight, on the ground, calls the same [`judge_with`] for onboard builds and
+//! reports each of its [`Reason`]s under a rule code, so the two cannot disagree.
 //!
 //! Onboard, nothing can be pulled or downloaded: every `FROM` (and every `COPY --from=<image>`)
 //! must name `scratch`, an earlier stage, a catalogue image or one of the tenant's own images,
 //! and no `ADD` may fetch a URL. [`judge`] reads the Dockerfile as the onboard classic builder
-//! does ([`Builder::Classic`]: no heredocs), substitutes the global `ARG` defaults into `FROM`,
-//! and classifies each image the build names ([`Target`]). [`Judged::rewrite`] replaces
-//! references in place (the tenant's `hello:v1` becomes `tenants/<tenant>/hello:v1`), keeping
-//! every line number, so the daemon's errors still point at the tenant's lines.
+//! does ([`Builder::Classic`]: no heredocs), declares the `ARG`s before the first `FROM` with
+//! Docker's scope rules ([`declare_args`](crate::declare_args)), substitutes them into `FROM`,
+//! and classifies each image the build names ([`Target`]). [`Judged::rewrite`] then replaces
+//! every image position (`FROM` and `COPY --from`) with the literal the judge read: the
+//! catalogue's canonical name, `scratch`, the stage's name or index, or the tenant's image under
+//! its prefix (`hello:v1` becomes `tenants/<tenant>/hello:v1`). The daemon never expands a
+//! variable where an image is named, so what it builds from is what was judged, whatever it
+//! would have made of the `ARG`s. Every line number is kept, so the daemon's errors still point
+//! at the tenant's lines.
 //!
-//! It fails closed. It refuses ([`Refusal`]) every error the lexer finds (the daemon would fail
-//! on them anyway), everything the daemon could read differently from this parser
-//! ([`ProblemKind::Ambiguous`](crate::ProblemKind::Ambiguous): odd whitespace, quoted or escaped
-//! flags, `--from` without `=`, an escaped escape at a line end), a limit exceeded, an
-//! instruction other than `ARG` before the first `FROM`, an expansion it does not read
-//! ([`expand_strict`]), a variable in an `ADD` source or a `--from`, and any image that cannot
-//! exist onboard. Whether a tenant image or a catalogue image is really present is the flight
-//! agent's to check (it asks the daemon).
+//! It refuses ([`Refusal`], with every [`Reason`] found) every error the lexer finds (the daemon
+//! would fail on them anyway), everything the daemon could read differently from this parser
+//! ([`ProblemKind::Ambiguous`]: odd whitespace, quoted or escaped flags, `--from` without `=`,
+//! an escaped escape at a line end), a limit exceeded, an instruction other than `ARG` before
+//! the first `FROM`, an expansion it does not read ([`expand_strict`](crate::expand_strict)), a
+//! stage name Docker does not accept, an `ADD` source that could download (a URL, also once its
+//! quotes and escapes are removed, or a variable), an `ONBUILD` trigger that would copy from
+//! another image, download, or be read differently, and any image that cannot exist onboard.
+//! Whether a tenant image or a catalogue image is really present is the flight agent's to check
+//! (it asks the daemon); it also refuses a tenant base image that has `ONBUILD` triggers.
+//!
+//! Linear in its input: the lexer records at most
+//! [`MAX_PROBLEMS_PER_KIND`](crate::MAX_PROBLEMS_PER_KIND) problems of a kind, stages are looked
+//! up by name in a map, every expansion of one Dockerfile shares one budget
+//! ([`MAX_EXPANSION_TOTAL`]), and at most [`MAX_REASONS`] reasons of each phase are kept.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+use wire::names::{TenantImage, TenantName};
+
 use crate::lexer::{physical_lines, strip_bom};
-use crate::words::{Vars, expand_strict};
-use crate::{Args, Builder, Instruction, Kind, parse};
+use crate::words::{ArgSite, Vars, arg_word, declare_args, expand, expand_strict_within};
+use crate::{
+    Args, Builder, Dockerfile, ExpandErrorKind, Instruction, Kind, MAX_EXPANSION_TOTAL, Position,
+    Problem, ProblemKind, parse,
+};
+
+/// The most [`Reason`]s of one phase (lexer problems; structure and expansions; downloads and
+/// triggers; images not onboard) a [`Refusal`] keeps.
+pub const MAX_REASONS: usize = 100;
+
+/// How the judge reads a Dockerfile. No `Default`: the flight agent's is [`Settings::FLIGHT`].
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// The frontend that reads it (heredocs or not). Onboard builds use the classic builder.
+    pub builder: Builder,
+    /// `--build-arg` values, later ones first. The flight agent gives none.
+    pub build_args: &'a [(String, String)],
+}
+
+impl Settings<'static> {
+    /// What the flight agent builds with: the classic builder, no build arguments.
+    pub const FLIGHT: Settings<'static> = Settings {
+        builder: Builder::Classic,
+        build_args: &[],
+    };
+}
 
 /// An image a build names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageUse {
-    /// Which instruction (for [`Judged::rewrite`]).
+    /// Which instruction (an index into the parsed instructions).
     pub instruction: usize,
     /// 1-based line of the instruction.
     pub line: usize,
     /// `FROM` or `COPY --from`.
     pub site: Site,
-    /// The image as written, after `ARG` substitution.
+    /// The image as read: after `ARG` substitution in `FROM`, as written in `--from`.
     pub image: String,
     /// What it names.
     pub target: Target,
+    /// Byte range, in the instruction's logical line, of the image word or the `--from` flag.
+    pub range: (usize, usize),
 }
 
 /// Where an image is named.
@@ -52,24 +95,34 @@ pub enum Site {
 pub enum Target {
     /// `FROM scratch`.
     Scratch,
-    /// An earlier build stage.
-    Stage,
+    /// An earlier build stage, by index.
+    Stage(usize),
     /// A catalogue image, by its canonical name.
     Catalogue(String),
-    /// Possibly one of the tenant's images (`name:tag` without a prefix); the caller checks it
-    /// exists.
-    Tenant {
-        /// The image name.
-        name: String,
-        /// The tag (`latest` when none is written).
-        tag: String,
-    },
+    /// Possibly one of the tenant's images (`name[:tag]` without a registry or path); the
+    /// caller checks it exists.
+    Tenant(TenantImage),
 }
 
 impl ImageUse {
     /// The message for a reference that names nothing onboard.
     pub fn not_found(&self, catalogue: &[String]) -> String {
         not_found(self.site, &self.image, self.line, catalogue)
+    }
+
+    /// What the daemon is given where the image was: the catalogue image's canonical name,
+    /// `scratch`, the stage's name (`FROM`) or index (`COPY --from`), or the tenant's image
+    /// under its prefix. None of them holds anything the daemon could expand.
+    pub fn literal(&self, tenant: &TenantName) -> String {
+        match &self.target {
+            Target::Scratch => "scratch".to_string(),
+            Target::Stage(index) => match self.site {
+                Site::From => self.image.to_ascii_lowercase(),
+                Site::CopyFrom => index.to_string(),
+            },
+            Target::Catalogue(name) => name.clone(),
+            Target::Tenant(image) => image.onboard(tenant),
+        }
     }
 }
 
@@ -82,12 +135,26 @@ pub struct Judged {
     instructions: Vec<Instruction>,
 }
 
-/// Why the onboard judge refuses a Dockerfile.
+/// Why the onboard judge refuses a Dockerfile: every [`Reason`] found (at least one), and the
+/// images it could classify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    reasons: Vec<Reason>,
+    uses: Vec<ImageUse>,
+}
+
+/// One reason to refuse a Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
     kind: RefusalKind,
+    cause: Cause,
+    instruction: Option<usize>,
     line: Option<usize>,
+    start: Position,
+    end: Option<Position>,
     message: String,
+    detail: String,
+    help: Option<String>,
 }
 
 /// What kind of [`Refusal`] it is.
@@ -100,12 +167,81 @@ pub enum RefusalKind {
     Download,
     /// An image that cannot exist onboard.
     NotOnboard,
+    /// An `ONBUILD` trigger that a later build would run: one that copies from another image,
+    /// could download, or could be read differently.
+    Trigger,
+}
+
+/// What exactly a [`Reason`] is about (preflight reports each under its rule code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cause {
+    /// A problem the lexer found, of this kind (in an `ONBUILD` trigger, too).
+    Problem(ProblemKind),
+    /// An `ARG` default or a `FROM` image that the strict expansion refuses, or the expansions
+    /// of the Dockerfile over [`MAX_EXPANSION_TOTAL`] bytes together.
+    Expansion(ExpandErrorKind),
+    /// The Dockerfile has no `FROM`.
+    NoFrom,
+    /// An instruction other than `ARG` before the first `FROM`.
+    BeforeFrom,
+    /// `FROM` names an empty image.
+    EmptyImage,
+    /// `FROM … AS <name>` with a name Docker does not accept, or `scratch`.
+    StageName,
+    /// An image that cannot exist onboard.
+    NotOnboard {
+        /// Where it is named.
+        site: Site,
+        /// As read.
+        image: String,
+    },
+    /// An `ADD` source that could download (in an `ONBUILD` trigger, too).
+    Download {
+        /// The source as written.
+        source: String,
+    },
+    /// `COPY --from` (or `ADD --from`) in an `ONBUILD` trigger.
+    TriggerFrom,
 }
 
 impl Refusal {
+    /// What kind of refusal (its first reason's).
+    pub fn kind(&self) -> RefusalKind {
+        self.reasons[0].kind
+    }
+
+    /// The 1-based line it is about, when it is about one (its first reason's).
+    pub fn line(&self) -> Option<usize> {
+        self.reasons[0].line
+    }
+
+    /// Every reason found, the first one first: lexer problems by position, then structure and
+    /// expansions, downloads and triggers, and images not onboard, each in order.
+    pub fn reasons(&self) -> &[Reason] {
+        &self.reasons
+    }
+
+    /// The images the judge could classify, in order (a build that is refused names others).
+    pub fn uses(&self) -> &[ImageUse] {
+        &self.uses
+    }
+}
+
+impl Reason {
     /// What kind of refusal.
     pub fn kind(&self) -> RefusalKind {
         self.kind
+    }
+
+    /// What it is about.
+    pub fn cause(&self) -> &Cause {
+        &self.cause
+    }
+
+    /// The instruction it is about (an index into the parsed instructions), when it is one.
+    pub fn instruction(&self) -> Option<usize> {
+        self.instruction
     }
 
     /// The 1-based line it is about, when it is about one.
@@ -113,72 +249,88 @@ impl Refusal {
         self.line
     }
 
-    fn malformed(line: usize, message: impl fmt::Display) -> Refusal {
-        Refusal {
-            kind: RefusalKind::Malformed,
-            line: Some(line),
-            message: format!("Dockerfile line {line}: {message}"),
-        }
+    /// Where it starts (line 1, column 1 when it is about no line).
+    pub fn start(&self) -> Position {
+        self.start
+    }
+
+    /// Exclusive end of its span, when known.
+    pub fn end(&self) -> Option<Position> {
+        self.end
+    }
+
+    /// What is wrong, without the line (`ARG A: unterminated ...`).
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// What to do about it, when the lexer says.
+    pub fn help(&self) -> Option<&str> {
+        self.help.as_deref()
     }
 }
 
 /// The whole message, naming the Dockerfile line (e.g. `Dockerfile line 3: …`, or `ADD
 /// https://x (Dockerfile line 2): nothing can be downloaded onboard`).
-impl fmt::Display for Refusal {
+impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
 }
 
+/// The first reason's message.
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.reasons[0].fmt(f)
+    }
+}
+
 impl std::error::Error for Refusal {}
 
-/// Judges a Dockerfile against the canonical names of the onboard catalogue: the flight agent's
-/// one entry point. Never panics.
+/// Judges a Dockerfile as the flight agent builds it ([`Settings::FLIGHT`]) against the canonical
+/// names of the onboard catalogue: the flight agent's one entry point. Never panics.
 pub fn judge(text: &str, catalogue: &[String]) -> Result<Judged, Refusal> {
-    let df = parse(text, Builder::Classic);
-    if let Some(p) = df
-        .problems
-        .iter()
-        .filter(|p| p.kind.is_error())
-        .min_by_key(|p| p.start)
-    {
-        return Err(Refusal::malformed(p.start.line as usize, &p.message));
-    }
-    let uses = references(&df.instructions, df.escape, catalogue)?;
-    for ins in &df.instructions {
-        if let Some(url) = downloads(ins).into_iter().next() {
-            let line = ins.text.first_line() as usize;
-            let why = if url.contains('$') {
-                "a variable in an ADD source could name a URL, and nothing can be downloaded onboard; use COPY"
-            } else {
-                "nothing can be downloaded onboard"
-            };
-            return Err(Refusal {
-                kind: RefusalKind::Download,
-                line: Some(line),
-                message: format!("ADD {url} (Dockerfile line {line}): {why}"),
-            });
-        }
-    }
-    let mut known = Vec::new();
-    for u in uses {
-        let Some(target) = u.target else {
-            return Err(Refusal {
-                kind: RefusalKind::NotOnboard,
-                line: Some(u.line),
-                message: not_found(u.site, &u.image, u.line, catalogue),
-            });
-        };
-        known.push(ImageUse {
-            instruction: u.instruction,
-            line: u.line,
-            site: u.site,
-            image: u.image,
-            target,
+    judge_with(text, catalogue, &Settings::FLIGHT)
+}
+
+/// [`judge`], reading the Dockerfile as `settings` say (preflight passes the system's builder
+/// and the build arguments it is given). Never panics.
+pub fn judge_with(
+    text: &str,
+    catalogue: &[String],
+    settings: &Settings<'_>,
+) -> Result<Judged, Refusal> {
+    let df = parse(text, settings.builder);
+    let mut reader = Reader {
+        df: &df,
+        catalogue,
+        settings,
+        found: Vec::new(),
+        phases: Default::default(),
+        budget: MAX_EXPANSION_TOTAL,
+    };
+    reader.read();
+    let Reader { found, phases, .. } = reader;
+    let mut reasons: Vec<Reason> = phases.into_iter().flatten().collect();
+    let known = |f: Found| {
+        Some(ImageUse {
+            instruction: f.instruction,
+            line: f.line,
+            site: f.site,
+            image: f.image,
+            target: f.target?,
+            range: f.range,
+        })
+    };
+    if !reasons.is_empty() {
+        reasons.shrink_to_fit();
+        return Err(Refusal {
+            reasons,
+            uses: found.into_iter().filter_map(known).collect(),
         });
     }
     Ok(Judged {
-        uses: known,
+        uses: found.into_iter().filter_map(known).collect(),
         lines: physical_lines(strip_bom(text))
             .into_iter()
             .map(str::to_string)
@@ -193,15 +345,16 @@ impl Judged {
         &self.uses
     }
 
-    /// The Dockerfile with the image of each `(instruction, new reference)` replaced. A
-    /// rewritten instruction becomes one line; its continuation lines become blank, so line
-    /// numbers hold.
-    pub fn rewrite(&self, replacements: &[(usize, String)]) -> String {
+    /// The Dockerfile the daemon is given: every `FROM` image and `COPY --from` replaced by its
+    /// [`ImageUse::literal`] for `tenant`. A rewritten instruction becomes one line; its
+    /// continuation lines become blank, so line numbers hold.
+    pub fn rewrite(&self, tenant: &TenantName) -> String {
         let mut lines = self.lines.clone();
-        for (idx, new_ref) in replacements {
-            let Some(ins) = self.instructions.get(*idx) else {
+        for u in &self.uses {
+            let Some(ins) = self.instructions.get(u.instruction) else {
                 continue;
             };
+            let literal = u.literal(tenant);
             let full = &ins.text.text;
             let text = match (ins.kind, &ins.args) {
                 (Kind::From, Args::Shell { words, .. }) => {
@@ -210,8 +363,8 @@ impl Judged {
                         t.push_str(&full[flag.start..flag.end]);
                         t.push(' ');
                     }
-                    t.push_str(new_ref);
-                    if let Some(stage) = words.get(2) {
+                    t.push_str(&literal);
+                    if let [_, _, stage] = words.as_slice() {
                         t.push_str(" AS ");
                         t.push_str(&stage.text);
                     }
@@ -223,7 +376,7 @@ impl Judged {
                     };
                     let after = full.len() - full[ins.keyword.len()..].trim_start().len();
                     format!(
-                        "{} {}--from={new_ref}{}",
+                        "{} {}--from={literal}{}",
                         ins.keyword.to_ascii_uppercase(),
                         &full[after..flag.start],
                         full[flag.end..].trim_end()
@@ -248,7 +401,9 @@ impl Judged {
 
 /// Classifies an image that is neither `scratch` nor a stage: a catalogue image (by its
 /// canonical name), possibly one of the tenant's (`name[:tag]`, no registry, no path, no
-/// digest), or `None`: nothing that can exist onboard.
+/// digest, valid by the rules of `wire::names`), or `None`: nothing that can exist onboard. The
+/// one classification of an image onboard: the judge's, the flight agent's for `pod.run`, and
+/// preflight's.
 pub fn classify(image: &str, catalogue: &[String]) -> Option<Target> {
     let normalized = wire::normalize_image_ref(image);
     if let Some(c) = catalogue.iter().find(|c| **c == normalized) {
@@ -259,62 +414,78 @@ pub fn classify(image: &str, catalogue: &[String]) -> Option<Target> {
     }
     // The flight agent's rules for a tenant image: `tenants/<tenant>/<name>:<tag>` is then
     // always a valid reference, in the tenant's namespace.
-    let (name, tag) = image.split_once(':').unwrap_or((image, "latest"));
-    let valid =
-        wire::names::ImageName::new(name).is_ok() && wire::names::ImageTag::new(tag).is_ok();
-    valid.then(|| Target::Tenant {
-        name: name.to_string(),
-        tag: tag.to_string(),
-    })
+    TenantImage::parse(image).ok().map(Target::Tenant)
 }
 
-/// The sources of an `ADD` that could download: URLs, and words holding a variable (the
-/// builder expands it, so it could name a URL). The legacy builder fetches URLs from the
+/// The sources of an `ADD` that could download, each with its byte range in the logical line:
+/// URLs, also once quotes and escapes are removed (`http:'//'x`, `http:/\/x`: the builder
+/// removes them before it looks), and words holding a variable (the builder expands it, so it
+/// could name a URL). Docker splits the arguments at whitespace, not at quotes, and reads a JSON
+/// form it cannot decode as such words, so those words are judged too (when the words this
+/// parser reads hold no download). At most `limit` are returned. The legacy builder fetches URLs from the
 /// daemon itself, outside the build's network sandbox, so they are refused onboard.
-pub fn downloads(ins: &Instruction) -> Vec<String> {
+fn downloads(ins: &Instruction, escape: char, limit: usize) -> Vec<(String, (usize, usize))> {
     if ins.kind != Kind::Add {
         return Vec::new();
     }
-    let mut out = remote_words(ins.after_keyword());
-    let rest = ins.text.text.get(ins.args.start()..).unwrap_or("");
-    out.extend(
-        rest.split([' ', '\t'])
-            .filter(|w| w.contains('$'))
-            .map(str::to_string),
-    );
+    let no_vars = Vars::new();
+    let could_download = |w: &str| {
+        w.contains('$')
+            || is_remote(w)
+            || (w.contains(['\'', '"', escape]) && is_remote(&expand(w, &no_vars, escape)))
+    };
+    let mut seen = HashSet::new();
+    let mut keep = |out: &mut Vec<(String, (usize, usize))>, w: &str, range: (usize, usize)| {
+        if out.len() < limit && could_download(w) && seen.insert(w.to_string()) {
+            out.push((w.to_string(), range));
+        }
+    };
+    let mut out = Vec::new();
+    match &ins.args {
+        Args::Exec { items, start, end } => {
+            for item in items {
+                keep(&mut out, item, (*start, *end));
+            }
+        }
+        Args::Shell { words, text, start } => {
+            for w in words {
+                keep(&mut out, &w.text, (w.start, w.end));
+            }
+            // A JSON form this parser cannot decode that Go's decoder might (it reads a lone
+            // `\ud800` as U+FFFD): its escapes could spell a URL.
+            if text.starts_with('[') && text.contains('\\') && !out.iter().any(|o| o.0 == *text) {
+                out.push((text.clone(), (*start, start + text.len())));
+            }
+        }
+    }
+    if !out.is_empty() {
+        return out;
+    }
+    let start = ins.args.start();
+    let rest = ins.text.text.get(start..).unwrap_or("");
+    let mut offset = start;
+    for w in rest.split([' ', '\t']) {
+        if !w.is_empty() {
+            keep(&mut out, w, (offset, offset + w.len()));
+        }
+        offset += w.len() + 1;
+    }
     out
 }
 
-/// The words of an `ADD` (or an `ONBUILD ADD`) that name something remote. A JSON form is also
-/// read JSON-decoded (`"http:\/\/x"`); one that does not decode but holds a backslash (which
-/// Docker's decoder might still read) is returned whole, as possibly remote.
-pub fn remote_words(args: &str) -> Vec<String> {
-    let is_remote = |w: &str| w.contains("://") || w.starts_with("git@");
-    let mut out: Vec<String> = Vec::new();
-    let mut push = |w: String| {
-        if !out.contains(&w) {
-            out.push(w);
-        }
-    };
-    for w in args
-        .split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == ',')
-        .map(|w| w.trim_matches('"'))
-        .filter(|w| !w.starts_with("--") && is_remote(w))
-    {
-        push(w.to_string());
-    }
-    if let Some(open) = args.find('[') {
-        let json = args[open..].trim_end();
-        match serde_json::from_str::<Vec<String>>(json) {
-            Ok(words) => words
-                .into_iter()
-                .filter(|w| is_remote(w))
-                .for_each(&mut push),
-            Err(_) if json.contains('\\') => push(json.to_string()),
-            Err(_) => {}
-        }
-    }
-    out
+/// A URL or a git remote, as Docker recognises them (in any case, to be safe).
+fn is_remote(w: &str) -> bool {
+    w.contains("://") || w.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("git@"))
+}
+
+/// Docker's rule for a stage name (`[a-z][a-z0-9-_.]*`, after lower-casing), and not `scratch`,
+/// which `FROM scratch` must keep meaning.
+fn valid_stage_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        && name != "scratch"
 }
 
 /// An image a build names, before the judge refuses those that cannot exist onboard.
@@ -325,109 +496,455 @@ struct Found {
     image: String,
     /// `None`: nothing onboard.
     target: Option<Target>,
+    range: (usize, usize),
 }
 
-/// Every image the instructions name, with its target. Refuses what the lexer let through but
-/// the judge does not read: a missing FROM, an instruction before it, an expansion it cannot
-/// trust, an empty image.
-fn references(
-    instructions: &[Instruction],
-    escape: char,
-    catalogue: &[String],
-) -> Result<Vec<Found>, Refusal> {
-    let Some(first_from) = instructions.iter().position(|i| i.kind == Kind::From) else {
-        return Err(Refusal {
-            kind: RefusalKind::Malformed,
-            line: None,
-            message: "the Dockerfile has no FROM instruction".into(),
-        });
-    };
-    let line_of = |ins: &Instruction| ins.text.first_line() as usize;
-    // Only ARG may come before FROM, and its defaults are what FROM sees.
-    let mut globals = Vars::new();
-    for ins in &instructions[..first_from] {
-        if ins.kind != Kind::Arg {
-            return Err(Refusal::malformed(
-                line_of(ins),
-                format!(
-                    "{} before the first FROM; only ARG may come before FROM",
-                    ins.keyword.to_ascii_uppercase()
-                ),
-            ));
-        }
-        let Args::Shell { words, .. } = &ins.args else {
-            continue;
-        };
-        for w in words {
-            if let Some((name, default)) = w.text.split_once('=') {
-                let value = expand_strict(default, &globals, escape)
-                    .map_err(|e| Refusal::malformed(line_of(ins), format!("ARG {name}: {e}")))?;
-                globals.insert(name.to_string(), value);
-            }
+/// The phases of the reasons, in the order the first reason is taken from.
+const PROBLEMS: usize = 0;
+const STRUCTURE: usize = 1;
+const DOWNLOADS: usize = 2;
+const IMAGES: usize = 3;
+
+/// One reading of a Dockerfile.
+struct Reader<'a> {
+    df: &'a Dockerfile,
+    catalogue: &'a [String],
+    settings: &'a Settings<'a>,
+    found: Vec<Found>,
+    phases: [Vec<Reason>; 4],
+    /// Bytes the expansions may still write.
+    budget: usize,
+}
+
+impl Reader<'_> {
+    fn add(&mut self, phase: usize, reason: Reason) {
+        if self.phases[phase].len() < MAX_REASONS {
+            self.phases[phase].push(reason);
         }
     }
 
-    let mut stages: Vec<Option<String>> = Vec::new();
-    let mut out = Vec::new();
-    for (idx, ins) in instructions.iter().enumerate() {
-        let line = line_of(ins);
-        match (ins.kind, &ins.args) {
-            (Kind::From, Args::Shell { words, .. }) => {
-                let Some(written) = words.first() else {
-                    continue;
-                };
-                let image = expand_strict(&written.text, &globals, escape)
-                    .map_err(|e| Refusal::malformed(line, format!("FROM {}: {e}", written.text)))?;
-                if image.is_empty() {
-                    return Err(Refusal::malformed(
-                        line,
-                        "FROM names an empty image (an ARG without a default?)",
-                    ));
+    /// A reason about an instruction, at a byte range of its logical line.
+    #[allow(clippy::too_many_arguments)]
+    fn at(
+        &mut self,
+        phase: usize,
+        kind: RefusalKind,
+        cause: Cause,
+        (idx, ins): (usize, &Instruction),
+        range: (usize, usize),
+        detail: String,
+        message: Option<String>,
+    ) {
+        if self.phases[phase].len() >= MAX_REASONS {
+            return;
+        }
+        let line = ins.text.first_line() as usize;
+        let start = ins.text.pos(range.0);
+        let end = Some(ins.text.pos(range.1)).filter(|e| *e > start);
+        self.add(
+            phase,
+            Reason {
+                kind,
+                cause,
+                instruction: Some(idx),
+                line: Some(line),
+                start,
+                end,
+                message: message.unwrap_or_else(|| format!("Dockerfile line {line}: {detail}")),
+                detail,
+                help: None,
+            },
+        );
+    }
+
+    fn read(&mut self) {
+        let df = self.df;
+        let mut problems: Vec<&Problem> =
+            df.problems.iter().filter(|p| p.kind.is_error()).collect();
+        problems.sort_by_key(|p| p.start);
+        for p in problems.into_iter().take(MAX_REASONS) {
+            self.add(PROBLEMS, problem_reason(p));
+        }
+        let Some(first_from) = df.instructions.iter().position(|i| i.kind == Kind::From) else {
+            self.add(
+                STRUCTURE,
+                Reason {
+                    kind: RefusalKind::Malformed,
+                    cause: Cause::NoFrom,
+                    instruction: None,
+                    line: None,
+                    start: Position { line: 1, column: 1 },
+                    end: None,
+                    message: "the Dockerfile has no FROM instruction".into(),
+                    detail: "the Dockerfile has no FROM instruction".into(),
+                    help: None,
+                },
+            );
+            return;
+        };
+
+        // Only ARG may come before FROM, and its values are what FROM sees.
+        let settings = self.settings;
+        let build_arg = |name: &str| {
+            settings
+                .build_args
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let mut globals = Vars::new();
+        let mut before_reported = false;
+        for (idx, ins) in df.instructions[..first_from].iter().enumerate() {
+            if ins.kind != Kind::Arg {
+                if !before_reported {
+                    before_reported = true;
+                    let kw = ins.keyword.to_ascii_uppercase();
+                    let end = ins
+                        .text
+                        .text
+                        .lines()
+                        .next()
+                        .map_or(0, |l| l.trim_end().len());
+                    self.at(
+                        STRUCTURE,
+                        RefusalKind::Malformed,
+                        Cause::BeforeFrom,
+                        (idx, ins),
+                        (0, end),
+                        format!("{kw} before the first FROM: only ARG may come before FROM"),
+                        None,
+                    );
                 }
-                let lower = image.to_ascii_lowercase();
-                let target = if image == "scratch" {
-                    Some(Target::Scratch)
-                } else if stages.iter().flatten().any(|s| *s == lower) {
-                    Some(Target::Stage)
-                } else {
-                    classify(&image, catalogue)
-                };
-                out.push(Found {
-                    instruction: idx,
-                    line,
-                    site: Site::From,
-                    image,
-                    target,
-                });
-                stages.push(words.get(2).map(|w| w.text.to_ascii_lowercase()));
+                continue;
             }
-            (Kind::Copy | Kind::Add, _) => {
-                let Some(flag) = ins.flag("from") else {
-                    continue;
-                };
-                // As written: the flight agent expands no variable in `--from`.
-                let value = flag.value.clone().unwrap_or_default();
-                let lower = value.to_ascii_lowercase();
-                let current = stages.len().saturating_sub(1);
-                let target = if let Ok(n) = value.parse::<usize>() {
-                    (n < current).then_some(Target::Stage)
-                } else if stages[..current].iter().flatten().any(|s| *s == lower) {
-                    Some(Target::Stage)
-                } else {
-                    classify(&value, catalogue)
-                };
-                out.push(Found {
-                    instruction: idx,
-                    line,
-                    site: Site::CopyFrom,
-                    image: value,
-                    target,
-                });
+            let Args::Shell { words, .. } = &ins.args else {
+                continue;
+            };
+            let errors = declare_args(
+                &mut globals,
+                words,
+                df.escape,
+                ArgSite::Global,
+                &build_arg,
+                &mut self.budget,
+            );
+            for (i, e) in errors {
+                let w = &words[i];
+                let (name, _) = arg_word(&w.text);
+                self.at(
+                    STRUCTURE,
+                    RefusalKind::Malformed,
+                    Cause::Expansion(e.kind()),
+                    (idx, ins),
+                    (w.start, w.end),
+                    format!("ARG {name}: {e}"),
+                    None,
+                );
             }
-            _ => {}
+        }
+
+        let mut stages = 0usize;
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for (idx, ins) in df.instructions.iter().enumerate().skip(first_from) {
+            match ins.kind {
+                Kind::From => {
+                    self.from((idx, ins), &globals, &names, stages);
+                    if let Args::Shell { words, .. } = &ins.args
+                        && let [_, _, name] = words.as_slice()
+                    {
+                        let lower = name.text.to_ascii_lowercase();
+                        if valid_stage_name(&lower) {
+                            names.entry(lower).or_insert(stages);
+                        } else {
+                            self.at(
+                                STRUCTURE,
+                                RefusalKind::Malformed,
+                                Cause::StageName,
+                                (idx, ins),
+                                (name.start, name.end),
+                                format!(
+                                    "invalid name for build stage `{}`: a name starts with a letter and holds only letters, digits, `-`, `_` and `.`, and `scratch` is reserved",
+                                    name.text
+                                ),
+                                None,
+                            );
+                        }
+                    }
+                    stages += 1;
+                }
+                Kind::Copy | Kind::Add => {
+                    if let Some(flag) = ins.flag("from") {
+                        // As written: the flight agent expands no variable in `--from`.
+                        let value = flag.value.clone().unwrap_or_default();
+                        let current = stages.saturating_sub(1);
+                        let target = if let Ok(n) = value.parse::<usize>() {
+                            (n < current).then_some(Target::Stage(n))
+                        } else if let Some(&i) = names
+                            .get(&value.to_ascii_lowercase())
+                            .filter(|&&i| i < current)
+                        {
+                            Some(Target::Stage(i))
+                        } else {
+                            classify(&value, self.catalogue)
+                        };
+                        self.found.push(Found {
+                            instruction: idx,
+                            line: ins.text.first_line() as usize,
+                            site: Site::CopyFrom,
+                            image: value,
+                            target,
+                            range: (flag.start, flag.end),
+                        });
+                    }
+                    self.downloads((idx, ins), df.escape, None);
+                }
+                Kind::Onbuild => self.trigger((idx, ins)),
+                _ => {}
+            }
+        }
+
+        let missing: Vec<(usize, Site, String, (usize, usize))> = self
+            .found
+            .iter()
+            .filter(|f| f.target.is_none())
+            .take(MAX_REASONS)
+            .map(|f| (f.instruction, f.site, f.image.clone(), f.range))
+            .collect();
+        for (idx, site, image, range) in missing {
+            let ins = &df.instructions[idx];
+            let line = ins.text.first_line() as usize;
+            let message = not_found(site, &image, line, self.catalogue);
+            self.at(
+                IMAGES,
+                RefusalKind::NotOnboard,
+                Cause::NotOnboard {
+                    site,
+                    image: image.clone(),
+                },
+                (idx, ins),
+                range,
+                format!("{image}: not in the onboard catalogue nor one of your images"),
+                Some(message),
+            );
         }
     }
-    Ok(out)
+
+    /// A `FROM`: its image, as the global ARGs make it, classified.
+    fn from(
+        &mut self,
+        (idx, ins): (usize, &Instruction),
+        globals: &Vars,
+        names: &HashMap<String, usize>,
+        stage: usize,
+    ) {
+        let Args::Shell { words, .. } = &ins.args else {
+            return;
+        };
+        let Some(written) = words.first() else {
+            return;
+        };
+        let range = (written.start, written.end);
+        let image =
+            match expand_strict_within(&written.text, globals, self.df.escape, &mut self.budget) {
+                Ok(image) => image,
+                Err(e) => {
+                    self.at(
+                        STRUCTURE,
+                        RefusalKind::Malformed,
+                        Cause::Expansion(e.kind()),
+                        (idx, ins),
+                        range,
+                        format!("FROM {}: {e}", written.text),
+                        None,
+                    );
+                    return;
+                }
+            };
+        if image.is_empty() {
+            self.at(
+                STRUCTURE,
+                RefusalKind::Malformed,
+                Cause::EmptyImage,
+                (idx, ins),
+                range,
+                "FROM names an empty image (an ARG without a default?)".into(),
+                None,
+            );
+            return;
+        }
+        let target = if image == "scratch" {
+            Some(Target::Scratch)
+        } else if let Some(&i) = names.get(&image.to_ascii_lowercase()) {
+            debug_assert!(i < stage);
+            Some(Target::Stage(i))
+        } else {
+            classify(&image, self.catalogue)
+        };
+        self.found.push(Found {
+            instruction: idx,
+            line: ins.text.first_line() as usize,
+            site: Site::From,
+            image,
+            target,
+            range,
+        });
+    }
+
+    /// The downloads of an `ADD` (`trigger`: of the `ONBUILD` instruction `idx` whose trigger
+    /// `ins` is).
+    fn downloads(
+        &mut self,
+        (idx, ins): (usize, &Instruction),
+        escape: char,
+        trigger: Option<&Instruction>,
+    ) {
+        let judged = trigger.unwrap_or(ins);
+        let room = MAX_REASONS.saturating_sub(self.phases[DOWNLOADS].len());
+        for (source, range) in downloads(judged, escape, room) {
+            if self.phases[DOWNLOADS].len() >= MAX_REASONS {
+                return;
+            }
+            let line = ins.text.first_line() as usize;
+            let why = if source.contains('$') {
+                "a variable in an ADD source could name a URL, and nothing can be downloaded onboard; use COPY"
+            } else {
+                "nothing can be downloaded onboard"
+            };
+            let (kind, range, message) = match trigger {
+                None => (
+                    RefusalKind::Download,
+                    range,
+                    format!("ADD {source} (Dockerfile line {line}): {why}"),
+                ),
+                Some(_) => (
+                    RefusalKind::Trigger,
+                    whole(ins),
+                    format!("ONBUILD ADD {source} (Dockerfile line {line}): {why}"),
+                ),
+            };
+            self.at(
+                DOWNLOADS,
+                kind,
+                Cause::Download {
+                    source: source.clone(),
+                },
+                (idx, ins),
+                range,
+                why.to_string(),
+                Some(message),
+            );
+        }
+    }
+
+    /// An `ONBUILD` trigger, read as Docker reads it when a later build runs it: a Dockerfile of
+    /// its own, with the default escape character.
+    fn trigger(&mut self, (idx, ins): (usize, &Instruction)) {
+        let trigger = ins.after_keyword();
+        let line = ins.text.first_line() as usize;
+        let range = whole(ins);
+        let refuse = |r: &mut Self, cause: Cause, detail: String, help: Option<String>| {
+            if r.phases[DOWNLOADS].len() >= MAX_REASONS {
+                return;
+            }
+            let start = ins.text.pos(range.0);
+            let end = Some(ins.text.pos(range.1)).filter(|e| *e > start);
+            r.add(
+                DOWNLOADS,
+                Reason {
+                    kind: RefusalKind::Trigger,
+                    cause,
+                    instruction: Some(idx),
+                    line: Some(line),
+                    start,
+                    end,
+                    message: format!("Dockerfile line {line}: ONBUILD {detail}"),
+                    detail: format!("ONBUILD {detail}"),
+                    help,
+                },
+            );
+        };
+        if trigger.trim_end_matches([' ', '\t']).ends_with('\\') {
+            refuse(
+                self,
+                Cause::Problem(ProblemKind::Ambiguous),
+                "trigger ends in an escape character, which would continue it into the next trigger".into(),
+                Some("end the trigger without a backslash".into()),
+            );
+        }
+        let tdf = parse(trigger, self.settings.builder);
+        let mut problems = false;
+        for p in tdf.problems.iter().filter(|p| p.kind.is_error()) {
+            problems = true;
+            refuse(
+                self,
+                Cause::Problem(p.kind),
+                format!("trigger: {}", p.message),
+                p.help.clone(),
+            );
+        }
+        let [t] = tdf.instructions.as_slice() else {
+            if !problems {
+                refuse(
+                    self,
+                    Cause::Problem(ProblemKind::Malformed),
+                    "takes exactly one instruction".into(),
+                    None,
+                );
+            }
+            return;
+        };
+        let kw = t.keyword.to_ascii_uppercase();
+        if matches!(t.kind, Kind::Onbuild | Kind::From | Kind::Maintainer) {
+            refuse(
+                self,
+                Cause::Problem(ProblemKind::Malformed),
+                format!("{kw}: {kw} is not allowed as an ONBUILD trigger"),
+                None,
+            );
+        }
+        if matches!(t.kind, Kind::Copy | Kind::Add) && t.flag("from").is_some() {
+            refuse(
+                self,
+                Cause::TriggerFrom,
+                format!(
+                    "{kw} --from: a trigger that copies from another image runs in every build based on this one, which is not allowed onboard"
+                ),
+                Some(format!(
+                    "copy from a stage in the Dockerfile that uses this image instead"
+                )),
+            );
+        }
+        self.downloads((idx, ins), '\\', Some(t));
+    }
+}
+
+/// The range of an instruction's first line.
+fn whole(ins: &Instruction) -> (usize, usize) {
+    (
+        0,
+        ins.text
+            .text
+            .lines()
+            .next()
+            .map_or(0, |l| l.trim_end().len()),
+    )
+}
+
+/// A problem of the lexer, as a reason.
+fn problem_reason(p: &Problem) -> Reason {
+    let line = p.start.line;
+    Reason {
+        kind: RefusalKind::Malformed,
+        cause: Cause::Problem(p.kind),
+        instruction: None,
+        line: Some(line as usize),
+        start: p.start,
+        end: p.end,
+        message: format!("Dockerfile line {line}: {}", p.message),
+        detail: p.message.clone(),
+        help: p.help.clone(),
+    }
 }
 
 fn not_found(site: Site, image: &str, line: usize, catalogue: &[String]) -> String {
@@ -444,6 +961,7 @@ fn not_found(site: Site, image: &str, line: usize, catalogue: &[String]) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expand_strict;
 
     include!("../test_data/onboard_refusals.rs");
 
@@ -459,18 +977,30 @@ mod tests {
     fn refs(text: &str) -> Vec<(usize, Site, String, Option<Target>)> {
         let df = parse(text, Builder::Classic);
         assert!(df.problems.is_empty(), "{text:?}: {:?}", df.problems);
-        references(&df.instructions, df.escape, &catalogue())
-            .unwrap()
+        let catalogue = catalogue();
+        let mut reader = Reader {
+            df: &df,
+            catalogue: &catalogue,
+            settings: &Settings::FLIGHT,
+            found: Vec::new(),
+            phases: Default::default(),
+            budget: MAX_EXPANSION_TOTAL,
+        };
+        reader.read();
+        assert!(
+            reader.phases[STRUCTURE].is_empty(),
+            "{text:?}: {:?}",
+            reader.phases[STRUCTURE]
+        );
+        reader
+            .found
             .into_iter()
             .map(|u| (u.line, u.site, u.image, u.target))
             .collect()
     }
 
     fn tenant(name: &str, tag: &str) -> Option<Target> {
-        Some(Target::Tenant {
-            name: name.into(),
-            tag: tag.into(),
-        })
+        Some(Target::Tenant(TenantImage::new(name, tag).unwrap()))
     }
 
     fn catalogued(name: &str) -> Option<Target> {
@@ -499,7 +1029,7 @@ mod tests {
                 (2, catalogued("gcr.io/distroless/cc-debian12:latest")),
                 (3, catalogued("busybox:latest")),
                 (4, Some(Target::Scratch)),
-                (5, Some(Target::Stage)),
+                (5, Some(Target::Stage(1))),
                 (6, tenant("hello", "v1")),
                 (7, tenant("ubuntu", "22.04")),
                 (8, catalogued("busybox:latest")),
@@ -545,8 +1075,8 @@ mod tests {
                     "busybox".into(),
                     catalogued("busybox:latest")
                 ),
-                (12, Site::CopyFrom, "first".into(), Some(Target::Stage)),
-                (13, Site::CopyFrom, "0".into(), Some(Target::Stage)),
+                (12, Site::CopyFrom, "first".into(), Some(Target::Stage(0))),
+                (13, Site::CopyFrom, "0".into(), Some(Target::Stage(0))),
                 (14, Site::CopyFrom, "app:v2".into(), tenant("app", "v2")),
                 (15, Site::CopyFrom, "5".into(), None),
             ]
@@ -589,7 +1119,7 @@ mod tests {
     #[test]
     fn a_stage_name_shadows_an_image() {
         let r = refs("FROM busybox AS hello\nFROM hello\nFROM hello:v1\n");
-        assert_eq!(r[1].3, Some(Target::Stage));
+        assert_eq!(r[1].3, Some(Target::Stage(0)));
         assert_eq!(r[2].3, tenant("hello", "v1"));
     }
 
@@ -600,28 +1130,23 @@ mod tests {
                     RUN make\n\
                     FROM gcr.io/distroless/static-debian12\n\
                     COPY --chown=65532:65532 --from=tools:2 /bin/t /t\n\
-                    COPY --from=build /out /out\n";
+                    COPY --from=build /out /out\n\
+                    FROM scratch\n\
+                    FROM Build\n";
         let judged = judge(text, &catalogue()).unwrap();
-        let replacements: Vec<(usize, String)> = judged
-            .uses()
-            .iter()
-            .filter_map(|u| match &u.target {
-                Target::Tenant { name, tag } => {
-                    Some((u.instruction, format!("tenants/alice/{name}:{tag}")))
-                }
-                _ => None,
-            })
-            .collect();
-        let out = judged.rewrite(&replacements);
+        let out = judged.rewrite(&alice());
+        // Every image position holds the literal the judge read.
         assert_eq!(
             out,
             "ARG V=v1\n\
              FROM --platform=linux/amd64 tenants/alice/hello:v1 AS build\n\
              \n\
              RUN make\n\
-             FROM gcr.io/distroless/static-debian12\n\
+             FROM gcr.io/distroless/static-debian12:latest\n\
              COPY --chown=65532:65532 --from=tenants/alice/tools:2 /bin/t /t\n\
-             COPY --from=build /out /out\n"
+             COPY --from=0 /out /out\n\
+             FROM scratch\n\
+             FROM build\n"
         );
         // The rewritten file names images that cannot exist: a prefix can never be written by a
         // tenant.
@@ -632,15 +1157,77 @@ mod tests {
         );
     }
 
+    fn alice() -> TenantName {
+        TenantName::new("alice").unwrap()
+    }
+
+    /// The review's case: `ARG A` without a default unsets `A` (Docker's `AddMetaArg(key,
+    /// nil)`), so `${A:-…}` takes its default; and whatever the daemon would make of the ARGs,
+    /// it is given the literal the judge read.
+    #[test]
+    fn an_arg_without_a_default_unsets_it() {
+        let c = catalogue();
+        for (first, read) in [
+            ("busybox:latest", "9a27fa"),
+            ("scratch", "9a27fa"),
+            ("s", "9a27fa"),
+        ] {
+            let text = format!("ARG A={first}\nARG A\nFROM busybox AS s\nFROM ${{A:-9a27fa}}\n");
+            let judged = judge(&text, &c).unwrap();
+            let last = judged.uses().last().unwrap();
+            assert_eq!(last.image, read, "{text}");
+            assert_eq!(
+                last.target,
+                Target::Tenant(TenantImage::parse("9a27fa").unwrap())
+            );
+            assert_eq!(
+                judged.rewrite(&alice()),
+                "ARG A=".to_string()
+                    + first
+                    + "\nARG A\nFROM busybox:latest AS s\nFROM tenants/alice/9a27fa:latest\n"
+            );
+        }
+        // Another tenant's image behind the default is refused outright.
+        let r = judge("ARG A=busybox\nARG A\nFROM ${A:-tenants/bob/x:1}\n", &c).unwrap_err();
+        assert_eq!((r.kind(), r.line()), (RefusalKind::NotOnboard, Some(3)));
+        // All of one ARG's defaults are expanded before any is declared, as Docker does.
+        let r = refs("ARG B=busybox\nARG B=scratch C=$B\nFROM $C\n");
+        assert_eq!(r[0].3, catalogued("busybox:latest"));
+        // A build argument wins over a default, and declares an ARG without one.
+        let args = [("A".to_string(), "scratch".to_string())];
+        let settings = Settings {
+            builder: Builder::Classic,
+            build_args: &args,
+        };
+        let j = judge_with("ARG A\nFROM $A\n", &c, &settings).unwrap();
+        assert_eq!(j.uses()[0].target, Target::Scratch);
+    }
+
+    #[test]
+    fn stage_names_follow_docker() {
+        for bad in ["1st", "a$b", "scratch", "a/b", "\"x\""] {
+            let text = format!("FROM busybox AS {bad}\nFROM busybox\n");
+            let r = judge(&text, &catalogue()).unwrap_err();
+            assert_eq!(r.reasons()[0].cause(), &Cause::StageName, "{bad}");
+        }
+        assert!(
+            judge(
+                "FROM busybox AS My-stage_1.x\nFROM my-STAGE_1.x\n",
+                &catalogue()
+            )
+            .is_ok()
+        );
+    }
+
     /// `(line, url)` of every download of every `ADD`.
     fn all_downloads(text: &str) -> Vec<(u32, String)> {
         parse(text, Builder::Classic)
             .instructions
             .iter()
             .flat_map(|ins| {
-                downloads(ins)
+                downloads(ins, '\\', usize::MAX)
                     .into_iter()
-                    .map(|u| (ins.text.first_line(), u))
+                    .map(|(u, _)| (ins.text.first_line(), u))
             })
             .collect()
     }
@@ -657,13 +1244,144 @@ mod tests {
                 (6, "git@github.com:a/b.git".to_string())
             ]
         );
-        assert_eq!(remote_words("ADD ftp://h/f /f"), ["ftp://h/f"]);
         let r = judge(text, &catalogue()).unwrap_err();
         assert_eq!(r.kind(), RefusalKind::Download);
         assert_eq!(
             r.to_string(),
             "ADD https://example.com/a.tgz (Dockerfile line 2): nothing can be downloaded onboard"
         );
+    }
+
+    /// The builder removes quotes and escapes before it asks whether a source is a URL.
+    #[test]
+    fn add_sources_are_judged_without_quotes_and_escapes() {
+        for text in [
+            "FROM busybox\nADD http:'//'127.0.0.1:9/x /x\n",
+            "FROM busybox\nADD http:/\\/127.0.0.1:9/x /x\n",
+            "FROM busybox\nADD h\\ttp:\\/\\/x /x\n",
+            "FROM busybox\nADD \"http:\"//x /x\n",
+            "FROM busybox\nADD [\"http:'//'x\", \"/x\"]\n",
+            "FROM busybox\nADD [\"http:\\\\/\\\\/x\", \"/x\"]\n",
+            "FROM busybox\nADD 'a http:'//x' b' /x\n",
+            "# escape=`\nFROM busybox\nADD http:/`/x /x\n",
+            "FROM busybox\nADD GIT@github.com:a/b /x\n",
+            "FROM busybox\nADD http:$S//x /x\n",
+        ] {
+            let r = judge(text, &catalogue()).unwrap_err();
+            assert_eq!(r.kind(), RefusalKind::Download, "{text:?}: {r}");
+            assert!(matches!(r.reasons()[0].cause(), Cause::Download { .. }));
+        }
+        for text in [
+            "FROM busybox\nADD 'local file.txt' /x\n",
+            "FROM busybox\nADD [\"a b.tgz\", \"/x/\"]\n",
+            "FROM busybox\nADD a\\:b /x\n",
+        ] {
+            assert!(judge(text, &catalogue()).is_ok(), "{text:?}");
+        }
+    }
+
+    /// A trigger runs in a later build, from another stage of this Dockerfile (`FROM a`) or
+    /// another Dockerfile: it is judged as that build would read it.
+    #[test]
+    fn onbuild_triggers_are_judged() {
+        let cases = [
+            (
+                "ONBUILD COPY --from=tenants/bob/x:1 / /stolen",
+                Cause::TriggerFrom,
+            ),
+            (
+                "ONBUILD COPY --fr\"\"om=tenants/bob/x:1 / /stolen",
+                Cause::Problem(ProblemKind::Ambiguous),
+            ),
+            (
+                "ONBUILD ADD --from=x / /",
+                Cause::Problem(ProblemKind::UnknownFlag),
+            ),
+            (
+                "ONBUILD ADD http://x/y /y",
+                Cause::Download {
+                    source: "http://x/y".into(),
+                },
+            ),
+            (
+                "ONBUILD ADD http:'//'x /y",
+                Cause::Download {
+                    source: "http:'//'x".into(),
+                },
+            ),
+            (
+                "ONBUILD ADD $U /y",
+                Cause::Download {
+                    source: "$U".into(),
+                },
+            ),
+            (
+                "ONBUILD ONBUILD RUN x",
+                Cause::Problem(ProblemKind::Malformed),
+            ),
+            (
+                "ONBUILD FROM busybox",
+                Cause::Problem(ProblemKind::Malformed),
+            ),
+            ("ONBUILD # escape=`", Cause::Problem(ProblemKind::Malformed)),
+            (
+                "ONBUILD COPY\x0b--from=x / /",
+                Cause::Problem(ProblemKind::Ambiguous),
+            ),
+        ];
+        for (trigger, cause) in cases {
+            let text = format!("FROM busybox AS a\n{trigger}\nFROM a\n");
+            let r = judge(&text, &catalogue()).unwrap_err();
+            let reasons: Vec<_> = r
+                .reasons()
+                .iter()
+                .map(|r| (r.cause().clone(), r.line()))
+                .collect();
+            assert!(
+                reasons.contains(&(cause.clone(), Some(2))),
+                "{trigger}: {reasons:?}"
+            );
+        }
+        // A trigger that ends in a backslash would continue into the next one.
+        let r = judge(
+            "# escape=`\nFROM busybox\nONBUILD RUN echo \\\n",
+            &catalogue(),
+        )
+        .unwrap_err();
+        assert_eq!((r.kind(), r.line()), (RefusalKind::Trigger, Some(3)));
+        for trigger in [
+            "RUN echo hi",
+            "COPY . /app",
+            "ADD local.tgz /x",
+            "USER 65532",
+        ] {
+            let text = format!("FROM busybox AS a\nONBUILD {trigger}\nFROM a\n");
+            assert!(judge(&text, &catalogue()).is_ok(), "{trigger}");
+        }
+    }
+
+    /// A refusal keeps every reason, in the order the first one is taken from, and the images
+    /// the judge could classify.
+    #[test]
+    fn a_refusal_lists_every_reason() {
+        let text = "FROM alpine/git\nFROM busybox AS b\nFROM busybox\nADD http://x /x\n\
+                    COPY --from=b /a /a\nCOPY --from=9 /a /a\nRUN x\x0by\n";
+        let r = judge(text, &catalogue()).unwrap_err();
+        let got: Vec<(RefusalKind, Option<usize>)> =
+            r.reasons().iter().map(|r| (r.kind(), r.line())).collect();
+        assert_eq!(
+            got,
+            [
+                (RefusalKind::Malformed, Some(7)),
+                (RefusalKind::Download, Some(4)),
+                (RefusalKind::NotOnboard, Some(1)),
+                (RefusalKind::NotOnboard, Some(6)),
+            ]
+        );
+        assert_eq!(r.line(), Some(7));
+        let busybox = Target::Catalogue("busybox:latest".into());
+        let targets: Vec<&Target> = r.uses().iter().map(|u| &u.target).collect();
+        assert_eq!(targets, [&busybox, &busybox, &Target::Stage(1)]);
     }
 
     #[test]
@@ -706,7 +1424,7 @@ mod tests {
             "FROM busybox\nCOPY --chown=1 -- --from=x /a /b\n",
         ] {
             if let Ok(j) = judge(text, &catalogue()) {
-                let _ = j.rewrite(&[(0, "x".into()), (9, "y".into())]);
+                let _ = j.rewrite(&alice());
             }
         }
     }

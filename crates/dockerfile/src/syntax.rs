@@ -71,9 +71,25 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
+    /// How many kinds there are.
+    pub(crate) const COUNT: usize = 7;
+
     /// Whether the build cannot go ahead (everything but [`ProblemKind::InvalidJson`]).
     pub fn is_error(self) -> bool {
         self != ProblemKind::InvalidJson
+    }
+
+    /// A dense index, `0..COUNT`.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            ProblemKind::UnknownInstruction => 0,
+            ProblemKind::Malformed => 1,
+            ProblemKind::UnterminatedHeredoc => 2,
+            ProblemKind::InvalidJson => 3,
+            ProblemKind::UnknownFlag => 4,
+            ProblemKind::Ambiguous => 5,
+            ProblemKind::Limit => 6,
+        }
     }
 }
 

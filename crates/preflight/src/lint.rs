@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use dockerfile::{Args, Dockerfile, Instruction, Kind, ProblemKind, Vars, expand, expand_strict};
+use dockerfile::{ArgSite, Args, Dockerfile, Instruction, Kind, ProblemKind, Vars, expand};
 
 use crate::catalogue::System;
 use crate::context::{ContextSource, DirContext, Index};
@@ -456,6 +456,10 @@ pub(crate) struct Cx<'a> {
     pub(crate) stages: Vec<Stage>,
     pub(crate) global_args: Vars,
     pub(crate) facts: Facts,
+    /// Onboard builds: the flight agent's judge's verdict, which decides the onboard refusals.
+    pub(crate) judgement: Option<crate::rules::judge::Judgement>,
+    /// What preflight's own expansions may still write (`dockerfile::MAX_EXPANSION_TOTAL`).
+    pub(crate) budget: usize,
 }
 
 impl Cx<'_> {
@@ -548,15 +552,6 @@ impl Cx<'_> {
         }
         v
     }
-
-    fn build_arg(&self, name: &str) -> Option<String> {
-        self.options
-            .build_args
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    }
 }
 
 fn analyse(
@@ -586,18 +581,25 @@ fn analyse(
         stages: Vec::new(),
         global_args: Vars::new(),
         facts: Facts::default(),
+        judgement: None,
+        budget: dockerfile::MAX_EXPANSION_TOTAL,
     };
+    // Onboard, the flight agent's judge decides what it refuses: its reasons are the errors of
+    // the onboard refusal codes (the lexer's errors among them), and its reading of each image
+    // is the one the stages below are built from.
+    if cx.onboard() {
+        let judgement = crate::rules::judge::judge(text, system, options, builder);
+        crate::rules::judge::report(&mut cx, &judgement);
+        cx.judgement = Some(judgement);
+    }
     for p in &df.problems {
+        if cx.onboard() && p.kind.is_error() {
+            continue;
+        }
         let code = match p.kind {
-            ProblemKind::UnknownInstruction => "OD001",
-            ProblemKind::Malformed => "OD002",
-            ProblemKind::UnterminatedHeredoc => "OD003",
-            ProblemKind::InvalidJson => "OD004",
-            ProblemKind::UnknownFlag => "OD006",
             // Only the flight agent refuses what the daemon could read differently.
             ProblemKind::Ambiguous if !cx.onboard() => continue,
-            ProblemKind::Ambiguous => "OD007",
-            ProblemKind::Limit => "OD008",
+            kind => crate::rules::judge::problem_code(kind),
         };
         cx.push(code, p.start, p.end, p.message.clone(), p.help.clone());
     }
@@ -612,7 +614,8 @@ fn analyse(
     for (idx, ins) in df.instructions.iter().enumerate() {
         crate::rules::base::check_builder_features(&mut cx, ins);
         if cx.stages.is_empty() && !matches!(ins.kind, Kind::From | Kind::Arg) {
-            if !reported_no_stage {
+            // Onboard, the judge reports it.
+            if !reported_no_stage && !cx.onboard() {
                 reported_no_stage = true;
                 cx.whole(
                     "OD005",
@@ -669,7 +672,7 @@ fn analyse(
             _ => {}
         }
     }
-    if df.instructions.iter().all(|i| i.kind != Kind::From) && !reported_no_stage {
+    if df.instructions.iter().all(|i| i.kind != Kind::From) && !reported_no_stage && !cx.onboard() {
         cx.push(
             "OD005",
             Position { line: 1, column: 1 },
@@ -691,66 +694,48 @@ fn analyse(
     )
 }
 
+/// `ARG`, by Docker's scope rules (`dockerfile::declare_args`, the judge's own). Onboard, the
+/// judge reports the expansions it refuses.
 fn declare_args(cx: &mut Cx<'_>, ins: &Instruction) {
     let Args::Shell { words, .. } = &ins.args else {
         return;
     };
     let escape = cx.df.escape;
-    for w in words {
-        let (name, default) = match w.text.split_once('=') {
-            Some((n, d)) => (n.to_string(), Some(d.to_string())),
-            None => (w.text.clone(), None),
-        };
-        let scope = match cx.stages.last() {
-            Some(s) => s.vars(),
-            None => cx.global_args.clone(),
-        };
-        // The flight agent substitutes the defaults of the ARGs before the first FROM into
-        // FROM, and refuses an expansion it does not read (`dockerfile::expand_strict`).
-        if cx.stages.is_empty()
-            && cx.onboard()
-            && let Some(d) = &default
-            && let Err(e) = expand_strict(d, &scope, escape)
-        {
-            let code = strict_code(&e);
-            cx.at(
-                code,
-                ins,
-                (w.start, w.end),
-                format!("ARG {name}: {e}"),
-                Some(STRICT_HELP.into()),
+    let options = cx.options;
+    let build_arg = |name: &str| {
+        options
+            .build_args
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    match cx.stages.last_mut() {
+        None => {
+            dockerfile::declare_args(
+                &mut cx.global_args,
+                words,
+                escape,
+                ArgSite::Global,
+                &build_arg,
+                &mut cx.budget,
             );
         }
-        let value = cx
-            .build_arg(&name)
-            .or_else(|| default.map(|d| expand(&d, &scope, escape)))
-            .or_else(|| {
-                if cx.stages.is_empty() {
-                    None
-                } else {
-                    cx.global_args.get(&name).cloned()
-                }
-            });
-        match cx.stages.last_mut() {
-            Some(stage) => {
-                if let Some(v) = value {
-                    stage.args.insert(name, v);
-                }
-            }
-            None => {
-                if let Some(v) = value {
-                    cx.global_args.insert(name, v);
-                }
-            }
+        Some(stage) => {
+            let env = stage.vars();
+            let site = ArgSite::Stage {
+                globals: &cx.global_args,
+                env: &env,
+            };
+            dockerfile::declare_args(
+                &mut stage.args,
+                words,
+                escape,
+                site,
+                &build_arg,
+                &mut cx.budget,
+            );
         }
-    }
-}
-
-/// The rule code of an expansion the flight agent refuses: OD008 over a limit, else OD002.
-pub(crate) fn strict_code(e: &dockerfile::ExpandError) -> &'static str {
-    match e.kind() {
-        dockerfile::ExpandErrorKind::Limit => "OD008",
-        _ => "OD002",
     }
 }
 

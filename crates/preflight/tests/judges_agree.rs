@@ -81,8 +81,8 @@ fn flight(i: &Input) -> Verdict {
         Err(refusal) => Verdict::Refuse(shorten(&refusal.to_string())),
         Ok(judged) => {
             for u in judged.uses() {
-                if let Target::Tenant { name, tag } = &u.target {
-                    let wanted = wire::normalize_image_ref(&format!("{name}:{tag}"));
+                if let Target::Tenant(image) = &u.target {
+                    let wanted = wire::normalize_image_ref(&image.to_string());
                     if !i
                         .tenant_images
                         .iter()

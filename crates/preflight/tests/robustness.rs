@@ -52,12 +52,7 @@ fn random_dockerfiles_never_panic() {
         let result = catch_unwind(AssertUnwindSafe(|| {
             // The flight agent's judge, on the same input.
             if let Ok(judged) = dockerfile::onboard::judge(&text, &["busybox:latest".into()]) {
-                let all: Vec<(usize, String)> = judged
-                    .uses()
-                    .iter()
-                    .map(|u| (u.instruction, "x".to_string()))
-                    .collect();
-                let _ = judged.rewrite(&all);
+                let _ = judged.rewrite(&wire::names::TenantName::new("alice").unwrap());
             }
             for (system, options) in &systems {
                 let r = lint_dockerfile_text(&text, "Dockerfile", system, options);

@@ -2,7 +2,8 @@
 //! images, tenant references rewritten) and docker.load (an archive judged by `imagefmt`,
 //! loaded without its own names, tagged under the tenant's prefix).
 
-use dockerfile::onboard::{self, RefusalKind, Target};
+use dockerfile::onboard::{self, RefusalKind, Site, Target};
+use wire::names::TenantName;
 
 use super::*;
 
@@ -33,19 +34,24 @@ impl Executor {
         let text = read_dockerfile(&df_path).map_err(|m| {
             TaskResult::fail(ErrorCode::FormatError, format!("{}: {m}", df_rel.display()))
         })?;
-        let judged = onboard::judge(&text, &self.catalogue).map_err(|r| {
-            let code = match r.kind() {
-                RefusalKind::NotOnboard => ErrorCode::DockerImageNotFound,
-                _ => ErrorCode::DockerBuildFailed,
-            };
-            TaskResult::fail(code, r.to_string())
-        })?;
+        let tenant_name = TenantName::new(tenant).map_err(|e| invalid(e.to_string()))?;
+        // The judge is linear in its input, but a megabyte of it is still work: off the async
+        // workers.
+        let catalogue = self.catalogue.clone();
+        let judged = blocking(move || onboard::judge(&text, &catalogue))
+            .await?
+            .map_err(|r| {
+                let code = match r.kind() {
+                    RefusalKind::NotOnboard => ErrorCode::DockerImageNotFound,
+                    _ => ErrorCode::DockerBuildFailed,
+                };
+                TaskResult::fail(code, r.to_string())
+            })?;
 
-        // Every image the build names must exist onboard; tenant images get their prefix.
-        let mut replacements = Vec::new();
+        // Every image the build names must exist onboard.
         for u in judged.uses() {
             match &u.target {
-                Target::Scratch | Target::Stage => {}
+                Target::Scratch | Target::Stage(_) => {}
                 Target::Catalogue(name) => {
                     self.inspect(name).await?.ok_or_else(|| {
                         TaskResult::fail(
@@ -53,37 +59,36 @@ impl Executor {
                             format!("{} (Dockerfile line {}): the catalogue image {name} is not loaded onboard", u.image, u.line),
                         )
                     })?;
-                    if u.image != *name {
-                        replacements.push((u.instruction, name.clone()));
-                    }
                 }
-                Target::Tenant { name, tag } => {
-                    let full = tenant_image(tenant, name, tag);
-                    let info = self.inspect(&full).await?.ok_or_else(|| {
-                        TaskResult::fail(
-                            ErrorCode::DockerImageNotFound,
-                            u.not_found(&self.catalogue),
-                        )
-                    })?;
-                    // ONBUILD triggers run in this build: one copying from another image could
-                    // reach an image that is not the tenant's.
-                    if info.on_build.iter().any(|t| {
-                        t.to_ascii_lowercase().contains("--from")
-                            || !onboard::remote_words(t).is_empty()
-                    }) {
+                Target::Tenant(image) => {
+                    let info = self
+                        .inspect(&image.onboard(&tenant_name))
+                        .await?
+                        .ok_or_else(|| {
+                            TaskResult::fail(
+                                ErrorCode::DockerImageNotFound,
+                                u.not_found(&self.catalogue),
+                            )
+                        })?;
+                    // ONBUILD triggers run in the build that uses the image as its base, as
+                    // the tenant wrote them (the judge never saw them): a base with any is
+                    // refused, whatever they do.
+                    if u.site == Site::From && !info.on_build.is_empty() {
                         return Err(TaskResult::fail(
                             ErrorCode::DockerBuildFailed,
                             format!(
-                                "{} (Dockerfile line {}): its ONBUILD instructions copy from another image or download, which is not allowed onboard",
+                                "{} (Dockerfile line {}): the image has ONBUILD triggers, and onboard an image with ONBUILD triggers cannot be used as a base; rebuild it without ONBUILD",
                                 u.image, u.line
                             ),
                         ));
                     }
-                    replacements.push((u.instruction, full));
                 }
             }
         }
-        let rewritten = (!replacements.is_empty()).then(|| judged.rewrite(&replacements));
+        // The daemon is always given the judged text, every image position holding the literal
+        // the judge read, as `.orbitdock.Dockerfile` in the context: it never reads the
+        // Dockerfile from the volume, and never expands a variable where an image is named.
+        let rewritten = judged.rewrite(&tenant_name);
 
         let ctx_dir = volumes::resolve_existing(&root, &ctx_rel).map_err(|e| match e {
             PathError::NotFound(_) => {
@@ -97,16 +102,9 @@ impl Executor {
                 ctx_rel.display()
             )));
         }
-        let (dockerfile_name, extra) = match (rewritten, df_path.strip_prefix(&ctx_dir)) {
-            (None, Ok(inside)) => (inside.to_string_lossy().into_owned(), None),
-            (rewritten, _) => (
-                CONTEXT_DOCKERFILE.to_string(),
-                Some(rewritten.unwrap_or(text).into_bytes()),
-            ),
-        };
         let tar_path = self.scratch_file("build");
         let (ctx, out) = (ctx_dir.clone(), tar_path.clone());
-        blocking(move || tar_context(&ctx, extra.as_deref(), &out))
+        blocking(move || tar_context(&ctx, rewritten.as_bytes(), &out))
             .await?
             .map_err(|e| {
                 execution_error(format!(
@@ -118,7 +116,7 @@ impl Executor {
         let full = tenant_image(tenant, &image.name, &image.tag);
         let request = BuildRequest {
             tag: full.clone(),
-            dockerfile: dockerfile_name,
+            dockerfile: CONTEXT_DOCKERFILE.to_string(),
             labels: labels(tenant, execution),
             context: Body::File(tar_path.clone()),
         };
@@ -247,8 +245,9 @@ fn read_dockerfile(path: &Path) -> Result<String, String> {
 
 /// Packs a build context into an uncompressed tar at `out`, without following symlinks (they
 /// go in as symlinks; the daemon resolves them inside the context). Files belong to root in the
-/// tar. `extra` is added as [`CONTEXT_DOCKERFILE`].
-fn tar_context(dir: &Path, extra: Option<&[u8]>, out: &Path) -> io::Result<()> {
+/// tar. `dockerfile` is added as [`CONTEXT_DOCKERFILE`] (a file of that name in the folder is
+/// left out).
+fn tar_context(dir: &Path, dockerfile: &[u8], out: &Path) -> io::Result<()> {
     let (entries, truncated) = volumes::walk(dir, u32::MAX, volumes::MAX_WALK);
     if truncated {
         return Err(io::Error::other(format!(
@@ -281,12 +280,10 @@ fn tar_context(dir: &Path, extra: Option<&[u8]>, out: &Path) -> io::Result<()> {
             tar.append_data(&mut h, &e.rel, File::open(&e.path)?)?;
         }
     }
-    if let Some(bytes) = extra {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_size(bytes.len() as u64);
-        tar.append_data(&mut h, CONTEXT_DOCKERFILE, bytes)?;
-    }
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(dockerfile.len() as u64);
+    tar.append_data(&mut h, CONTEXT_DOCKERFILE, dockerfile)?;
     tar.into_inner()?.flush()
 }
 
@@ -323,7 +320,8 @@ mod tests {
         ]);
         std::os::unix::fs::symlink("/etc/passwd", r.volume().join("app/link")).unwrap();
 
-        // A Dockerfile inside the context, unchanged: sent as is.
+        // A Dockerfile inside the context: the judged text is sent all the same, as
+        // .orbitdock.Dockerfile; the daemon never reads the file from the volume.
         let res = r.run(build("app/Dockerfile")).await;
         assert!(res.succeeded(), "{res:?}");
         assert_eq!(res.outputs.image.as_deref(), Some("tenants/alice/hello:v1"));
@@ -331,16 +329,20 @@ mod tests {
         let context = tar_names(&r.fake.script.lock().unwrap().bodies[0]);
         assert_eq!(
             context.keys().collect::<Vec<_>>(),
-            ["Dockerfile", "link", "x"]
+            [CONTEXT_DOCKERFILE, "Dockerfile", "link", "x"]
+        );
+        assert_eq!(
+            context[CONTEXT_DOCKERFILE],
+            "FROM busybox:latest\nCOPY x /x\n"
         );
 
-        // Outside the context and rewritten: added as .orbitdock.Dockerfile.
+        // Outside the context: every image position holds the literal the judge read.
         let res = r.run(build("Dockerfile.tenant")).await;
         assert!(res.succeeded(), "{res:?}");
         let context = tar_names(&r.fake.script.lock().unwrap().bodies[1]);
         assert_eq!(
             context[CONTEXT_DOCKERFILE],
-            "FROM busybox:latest AS b\nFROM tenants/alice/base:1\nCOPY --from=b /bin /bin\n"
+            "FROM busybox:latest AS b\nFROM tenants/alice/base:1\nCOPY --from=0 /bin /bin\n"
         );
         let builds: Vec<Call> = r
             .fake
@@ -387,6 +389,71 @@ mod tests {
                 .filter(|c| matches!(c, Call::Build { .. }))
                 .count(),
             2
+        );
+    }
+
+    /// The review's cases: an `ARG` re-declared without a default, a base with ONBUILD
+    /// triggers, an `ADD` whose URL is quoted.
+    #[tokio::test]
+    async fn the_daemon_builds_only_what_was_judged() {
+        let r = rig(|s| {
+            s.images.insert(
+                "tenants/alice/mine:1".into(),
+                ImageInfo {
+                    id: "sha256:m".into(),
+                    on_build: vec!["RUN echo hi".into()],
+                    ..Default::default()
+                },
+            );
+            s.images.insert(
+                "tenants/alice/9a27fa:latest".into(),
+                ImageInfo {
+                    id: "sha256:9".into(),
+                    ..Default::default()
+                },
+            );
+        });
+        r.put(&[
+            (
+                "Dockerfile.arg",
+                b"ARG A=busybox:latest\nARG A\nFROM ${A:-9a27fa}\nRUN true\n",
+            ),
+            ("Dockerfile.onbuild", b"FROM mine:1\n"),
+            (
+                "Dockerfile.copy",
+                b"FROM busybox\nCOPY --from=mine:1 /a /a\n",
+            ),
+            (
+                "Dockerfile.add",
+                b"FROM busybox\nADD http:'//'127.0.0.1:9/x /x\n",
+            ),
+            ("app/x", b"x"),
+        ]);
+        // `ARG A` unsets A: the judge reads `9a27fa`, one of the tenant's images, and the
+        // daemon is given exactly that.
+        let res = r.run(build("Dockerfile.arg")).await;
+        assert!(res.succeeded(), "{res:?}");
+        let context = tar_names(&r.fake.script.lock().unwrap().bodies[0]);
+        assert_eq!(
+            context[CONTEXT_DOCKERFILE],
+            "ARG A=busybox:latest\nARG A\nFROM tenants/alice/9a27fa:latest\nRUN true\n"
+        );
+        // Any ONBUILD trigger on a tenant base refuses it; copying from the image is fine.
+        let res = r.run(build("Dockerfile.onbuild")).await;
+        assert_eq!(code(&res), Some(12));
+        assert!(
+            res.error
+                .unwrap()
+                .message
+                .contains("ONBUILD triggers cannot be used as a base"),
+        );
+        let res = r.run(build("Dockerfile.copy")).await;
+        assert!(res.succeeded(), "{res:?}");
+        let res = r.run(build("Dockerfile.add")).await;
+        assert_eq!(code(&res), Some(12));
+        assert_eq!(
+            res.error.unwrap().message,
+            "ADD http:'//'127.0.0.1:9/x (Dockerfile line 2): nothing can be downloaded onboard"
         );
     }
 

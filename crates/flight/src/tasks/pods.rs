@@ -1,6 +1,9 @@
 //! Pods: pod.run (a container of a catalogue or tenant image, no network, the volume at
 //! `/data`, bounded in time, always removed), its log kept in the volume, and image resolution.
 
+use dockerfile::onboard::Target;
+use wire::names::TenantName;
+
 use super::*;
 
 impl Executor {
@@ -152,36 +155,39 @@ impl Executor {
         }
     }
 
-    /// The reference to run: a catalogue image as is, else the tenant's own.
+    /// The reference to run: a catalogue image by its canonical name, else the tenant's own,
+    /// as the Dockerfile judge classifies an image (`dockerfile::onboard::classify`, the one
+    /// classification, which preflight runs on the ground too).
     pub(super) async fn resolve_image(&self, tenant: &str, image: &ImageRef) -> Step<String> {
         let written = format!("{}:{}", image.name, image.tag);
-        let normalized = wire::normalize_image_ref(&written);
-        if self.catalogue.contains(&normalized) {
-            return match self.inspect(&normalized).await? {
-                Some(_) => Ok(normalized),
+        match dockerfile::onboard::classify(&written, &self.catalogue) {
+            Some(Target::Catalogue(name)) => match self.inspect(&name).await? {
+                Some(_) => Ok(name),
                 None => Err(TaskResult::fail(
                     ErrorCode::DockerImageNotFound,
-                    format!("the catalogue image {normalized} is not loaded onboard"),
+                    format!("the catalogue image {name} is not loaded onboard"),
                 )),
-            };
+            },
+            Some(Target::Tenant(own)) => {
+                let tenant = TenantName::new(tenant).map_err(|e| invalid(e.to_string()))?;
+                let full = own.onboard(&tenant);
+                match self.inspect(&full).await? {
+                    Some(_) => Ok(full),
+                    None => Err(self.image_not_found(&written)),
+                }
+            }
+            _ => Err(self.image_not_found(&written)),
         }
-        let not_found = || {
-            TaskResult::fail(
-                ErrorCode::DockerImageNotFound,
-                format!(
-                    "image {written} is neither in the onboard catalogue ({}) nor one of your images; nothing can be pulled onboard",
-                    self.catalogue.join(", ")
-                ),
-            )
-        };
-        if names::check_image_name(&image.name).is_err() || names::check_tag(&image.tag).is_err() {
-            return Err(not_found());
-        }
-        let full = tenant_image(tenant, &image.name, &image.tag);
-        match self.inspect(&full).await? {
-            Some(_) => Ok(full),
-            None => Err(not_found()),
-        }
+    }
+
+    fn image_not_found(&self, written: &str) -> TaskResult {
+        TaskResult::fail(
+            ErrorCode::DockerImageNotFound,
+            format!(
+                "image {written} is neither in the onboard catalogue ({}) nor one of your images; nothing can be pulled onboard",
+                self.catalogue.join(", ")
+            ),
+        )
     }
 }
 
@@ -315,6 +321,7 @@ mod tests {
             ("secret", "1"),
             ("ubuntu", "latest"),
             ("app", "bad:tag"),
+            ("registry:5000/a/b", "1.10"),
         ] {
             let res = r.run(pod(image(name, tag), None)).await;
             assert_eq!(code(&res), Some(15), "{name}:{tag}");
@@ -332,6 +339,18 @@ mod tests {
             })
             .collect();
         assert_eq!(created, ["tenants/alice/app:1"]);
+        // A catalogue image by another spelling runs as its canonical name.
+        let r = rig(|s| s.exit_code = Some(0));
+        let res = r
+            .run(pod(image("fpga.dphi.space:5000/busybox", "latest"), None))
+            .await;
+        assert!(res.succeeded(), "{res:?}");
+        assert!(
+            r.fake
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::Create(s) if s.image == "busybox:latest"))
+        );
     }
 
     #[test]

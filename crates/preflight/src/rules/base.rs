@@ -1,11 +1,12 @@
 //! Base images and the builder: FROM (OD101–OD103, OD105), `COPY --from` (OD104) and
 //! BuildKit-only syntax under the onboard classic builder (OD010).
 
-use dockerfile::onboard::{self, Target};
-use dockerfile::{Args, Instruction, Kind, expand, expand_strict};
+use dockerfile::onboard::Target;
+use dockerfile::{Args, Instruction, Kind, expand};
 
 use crate::catalogue::{Builder, same_platform, strip_digest};
-use crate::lint::{BuildSite, Cx, Root, STRICT_HELP, Stage, StageFacts, strict_code};
+use crate::lint::{BuildSite, Cx, Root, Stage, StageFacts};
+use crate::rules::judge::catalogue_names;
 
 /// OD010: syntax the classic builder rejects, when the system builds with it.
 ///
@@ -61,7 +62,9 @@ fn flag_help(name: &str) -> String {
 }
 
 /// OD101, OD102, OD103: a stage's base must be onboard, for the system's platform, with the
-/// recorded digest.
+/// recorded digest. Onboard, what the base is comes from the flight agent's judge (which
+/// reports the images it refuses, `rules::judge`); a tenant image the judge accepts must be one
+/// the tenant has.
 ///
 /// ```text
 /// FROM alpine:3.19                                   # OD101: not onboard
@@ -72,7 +75,6 @@ fn flag_help(name: &str) -> String {
 /// ```
 pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
     let escape = cx.df.escape;
-    let global = cx.global_args.clone();
     let (image_word, name) = match &ins.args {
         Args::Shell { words, .. } if !words.is_empty() => {
             let name = (words.len() == 3 && words[1].text.eq_ignore_ascii_case("as"))
@@ -81,28 +83,22 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
         }
         _ => (None, None),
     };
-    let image = image_word
-        .as_ref()
-        .map(|w| expand(&w.text, &global, escape))
-        .unwrap_or_default();
     let range = image_word
         .as_ref()
         .map_or((0, ins.text.text.len()), |w| (w.start, w.end));
     let onboard = cx.onboard();
-    // The flight agent expands FROM itself, and refuses what it does not read.
-    let strict_error = image_word
+    let judged = cx
+        .judgement
         .as_ref()
-        .filter(|_| onboard)
-        .and_then(|w| expand_strict(&w.text, &global, escape).err());
-    if let Some(e) = &strict_error {
-        cx.at(
-            strict_code(e),
-            ins,
-            range,
-            format!("FROM {}: {e}", image_word.as_ref().map_or("", |w| &w.text)),
-            Some(STRICT_HELP.into()),
-        );
-    }
+        .and_then(|j| j.image(idx))
+        .map(|u| (u.image.clone(), u.target.clone()));
+    let image = match &judged {
+        Some((image, _)) => image.clone(),
+        None => image_word
+            .as_ref()
+            .map(|w| expand(&w.text, &cx.global_args, escape))
+            .unwrap_or_default(),
+    };
     let mut stage = Stage {
         name,
         from_ins: idx,
@@ -119,10 +115,49 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
         custom_shell: false,
     };
     let lower = image.to_ascii_lowercase();
+    let parent = if onboard {
+        match &judged {
+            Some((_, Target::Stage(i))) => cx.stages.get(*i).cloned(),
+            _ => None,
+        }
+    } else {
+        cx.stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(lower.as_str()))
+            .cloned()
+    };
     let base_kind;
-    if image.is_empty() {
+    if let Some(parent) = parent {
+        let name = stage.name.take();
+        stage = Stage {
+            name,
+            from_ins: idx,
+            args: Default::default(),
+            ..parent
+        };
+        base_kind = "stage";
+    } else if onboard {
+        (stage.root, base_kind) = match judged.map(|j| j.1) {
+            Some(Target::Scratch) => (Root::Scratch, "scratch"),
+            Some(Target::Catalogue(name)) => {
+                match catalogue_names(cx.system).iter().position(|n| *n == name) {
+                    Some(i) => (Root::Catalogue(i), "catalogue"),
+                    None => (Root::Unknown, "unknown"),
+                }
+            }
+            Some(Target::Tenant(_)) if listed(cx, &image) => (Root::Tenant, "tenant"),
+            Some(Target::Tenant(_)) => {
+                // The flight agent looks the image up in the daemon: the tenant does not have it.
+                let (message, help) = not_onboard(cx, &image);
+                cx.at("OD101", ins, range, message, Some(help));
+                (Root::Unknown, "unknown")
+            }
+            // Refused by the judge, which says why (`rules::judge`).
+            Some(Target::Stage(_)) | None => (Root::Unknown, "unknown"),
+        };
+    } else if image.is_empty() {
         base_kind = "unknown";
-        if image_word.is_some() && strict_error.is_none() {
+        if image_word.is_some() {
             cx.at(
                 "OD002",
                 ins,
@@ -135,70 +170,14 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
         // Exactly: `FROM SCRATCH` names an image, which Docker would pull.
         stage.root = Root::Scratch;
         base_kind = "scratch";
-    } else if let Some(parent) = cx
-        .stages
-        .iter()
-        .find(|s| s.name.as_deref() == Some(lower.as_str()))
-    {
-        let name = stage.name.take();
-        stage = Stage {
-            name,
-            from_ins: idx,
-            args: Default::default(),
-            ..parent.clone()
-        };
-        base_kind = "stage";
-    } else if let Some(i) = catalogue_base(cx, &image) {
+    } else if let Some(i) = catalogue_index(cx, &image) {
         stage.root = Root::Catalogue(i);
         base_kind = "catalogue";
-        if onboard && let Some((_, digest)) = image.split_once('@') {
-            let base = &cx.system.catalogue.images[i];
-            match &base.digest {
-                // The flight agent classifies by name only: a pin names no catalogue image.
-                Some(d) if d.eq_ignore_ascii_case(digest) => {
-                    let name = base.name.clone();
-                    cx.at(
-                        "OD103",
-                        ins,
-                        range,
-                        format!("`{name}` onboard is `{digest}`, but the flight agent does not resolve digest pins"),
-                        Some(format!("drop the digest: `FROM {}`", strip_digest(&image))),
-                    )
-                }
-                Some(d) => {
-                    let (name, d) = (base.name.clone(), d.clone());
-                    cx.at(
-                        "OD103",
-                        ins,
-                        range,
-                        format!("`{name}` onboard has digest `{d}`, not `{digest}`"),
-                        Some(format!(
-                            "drop the digest, or pin `{}@{d}`",
-                            strip_digest(&image)
-                        )),
-                    )
-                }
-                None => {
-                    let name = base.name.clone();
-                    cx.at(
-                        "OD103",
-                        ins,
-                        range,
-                        format!("`{name}` onboard has no recorded registry digest, so `@{digest}` cannot be resolved there"),
-                        Some(format!("drop the digest: `FROM {}`", strip_digest(&image))),
-                    )
-                }
-            }
-        }
-    } else if tenant_image(cx, &image) {
+    } else if listed(cx, &image) {
         stage.root = Root::Tenant;
         base_kind = "tenant";
     } else {
         base_kind = "unknown";
-        if onboard && strict_error.is_none() {
-            let (message, help) = not_onboard(cx, &image);
-            cx.at("OD101", ins, range, message, Some(help));
-        }
     }
     stage.args = Default::default();
     cx.facts.stages.push(StageFacts {
@@ -210,7 +189,7 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
     // Platform: every stage builds onboard; on the ground only the final one matters, so the
     // check waits for the end there.
     if let Some(flag) = ins.flag("platform") {
-        let value = expand(flag.value.as_deref().unwrap_or(""), &global, escape);
+        let value = expand(flag.value.as_deref().unwrap_or(""), &cx.global_args, escape);
         let is_final = cx.df.instructions[idx + 1..]
             .iter()
             .all(|i| i.kind != Kind::From);
@@ -272,6 +251,67 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
     cx.stages.push(stage);
 }
 
+/// OD101 or OD103 for a `FROM` image the judge refuses: not onboard, or a digest pin of a
+/// catalogue image (the flight agent classifies by name and resolves no pin).
+pub(crate) fn from_not_onboard(cx: &Cx<'_>, image: &str) -> (&'static str, String, Option<String>) {
+    if let Some((_, digest)) = image.split_once('@')
+        && let Some(i) = catalogue_index(cx, image)
+    {
+        let base = &cx.system.catalogue.images[i];
+        let name = &base.name;
+        let fix = format!("drop the digest: `FROM {}`", strip_digest(image));
+        let (message, help) = match &base.digest {
+            Some(d) if d.eq_ignore_ascii_case(digest) => (
+                format!(
+                    "`{name}` onboard is `{digest}`, but the flight agent does not resolve digest pins"
+                ),
+                fix,
+            ),
+            Some(d) => (
+                format!("`{name}` onboard has digest `{d}`, not `{digest}`"),
+                format!("drop the digest, or pin `{}@{d}`", strip_digest(image)),
+            ),
+            None => (
+                format!(
+                    "`{name}` onboard has no recorded registry digest, so `@{digest}` cannot be resolved there"
+                ),
+                fix,
+            ),
+        };
+        return ("OD103", message, Some(help));
+    }
+    let (message, help) = not_onboard(cx, image);
+    ("OD101", message, Some(help))
+}
+
+/// OD104 for a `COPY --from` the judge refuses, in stage `stage`.
+pub(crate) fn copy_from_not_onboard(
+    cx: &Cx<'_>,
+    value: &str,
+    stage: usize,
+) -> (&'static str, String, Option<String>) {
+    if let Ok(n) = value.parse::<usize>() {
+        return (
+            "OD104",
+            format!("`--from={n}` does not name an earlier stage (this is stage {stage})"),
+            Some("name an earlier stage (`FROM … AS name`) and use `--from=name`".into()),
+        );
+    }
+    if value.contains('$') {
+        return (
+            "OD104",
+            format!("`--from={value}` holds a variable, which the flight agent does not expand"),
+            Some("name the stage or image itself: `--from=NAME`".into()),
+        );
+    }
+    let (message, help) = not_onboard(cx, value);
+    (
+        "OD104",
+        format!("{message} (nor a stage of this Dockerfile)"),
+        Some(help),
+    )
+}
+
 fn builder_name(cx: &Cx<'_>) -> &'static str {
     match cx.system.builder {
         Builder::Classic if cx.onboard() => "onboard classic builder",
@@ -284,46 +324,12 @@ fn catalogue_index(cx: &Cx<'_>, image: &str) -> Option<usize> {
     cx.system.catalogue.images.iter().position(|x| x == b)
 }
 
-/// The catalogue image a FROM names. Onboard, by the flight agent's rule (the exact canonical
-/// name), except that a digest pin of a catalogue image is found too, for OD103 to explain.
-fn catalogue_base(cx: &Cx<'_>, image: &str) -> Option<usize> {
-    if !cx.onboard() || image.contains('@') {
-        return catalogue_index(cx, image);
-    }
-    let names = catalogue_names(cx);
-    match onboard::classify(image, &names) {
-        Some(Target::Catalogue(name)) => names.iter().position(|n| *n == name),
-        _ => None,
-    }
-}
-
 /// Is it in the list of the images the tenant has onboard?
 fn listed(cx: &Cx<'_>, image: &str) -> bool {
     cx.options
         .tenant_images
         .iter()
         .any(|t| wire::normalize_image_ref(t) == wire::normalize_image_ref(image))
-}
-
-/// One of the images the tenant has onboard. Onboard, it must also be what the flight agent
-/// takes for a tenant image (`name[:tag]`, no registry, path or digest: the agent prefixes it).
-fn tenant_image(cx: &Cx<'_>, image: &str) -> bool {
-    listed(cx, image)
-        && (!cx.onboard()
-            || matches!(
-                onboard::classify(image, &catalogue_names(cx)),
-                Some(Target::Tenant { .. })
-            ))
-}
-
-/// The canonical names of the system's catalogue, as the flight agent knows them.
-fn catalogue_names(cx: &Cx<'_>) -> Vec<String> {
-    cx.system
-        .catalogue
-        .images
-        .iter()
-        .map(|b| wire::normalize_image_ref(&b.name))
-        .collect()
 }
 
 fn onboard_names(cx: &Cx<'_>) -> Vec<String> {
@@ -376,37 +382,54 @@ pub(crate) enum FromSource {
     Image,
 }
 
-/// OD104: `COPY --from` must name an earlier stage or an image that is onboard.
+/// OD104: `COPY --from` must name an earlier stage or an image that is onboard. Onboard, the
+/// flight agent's judge reads it (and reports what it refuses, `rules::judge`); a tenant image
+/// it accepts must be one the tenant has.
 ///
 /// ```text
 /// FROM busybox AS build
 /// COPY --from=alpine:3.19 /bin/ls /ls       # OD104: alpine is not onboard
 /// COPY --from=1 /x /x                       # OD104: stage 1 does not exist yet
 /// ```
-pub(crate) fn resolve_copy_from(cx: &mut Cx<'_>, ins: &Instruction) -> Option<FromSource> {
+pub(crate) fn resolve_copy_from(
+    cx: &mut Cx<'_>,
+    idx: usize,
+    ins: &Instruction,
+) -> Option<FromSource> {
     let flag = ins.flag("from")?;
+    let range = (flag.start, flag.end);
+    if cx.onboard() {
+        let judged = cx.judgement.as_ref().and_then(|j| j.image(idx))?;
+        let (image, target) = (judged.image.clone(), judged.target.clone());
+        return match target {
+            Target::Stage(i) => Some(FromSource::Stage(i)),
+            Target::Tenant(_) if !listed(cx, &image) => {
+                // The flight agent looks the image up in the daemon: the tenant does not have it.
+                let current = cx.stages.len().saturating_sub(1);
+                let this_stage = cx.stages.get(current).is_some_and(|s| {
+                    s.name.as_deref() == Some(image.to_ascii_lowercase().as_str())
+                });
+                let (message, help) = if this_stage {
+                    (
+                        format!(
+                            "`--from={image}` refers to the current stage, which the flight agent takes for an image, and you have no such image"
+                        ),
+                        "copy from an earlier stage".to_string(),
+                    )
+                } else {
+                    let (message, help) = not_onboard(cx, &image);
+                    (format!("{message} (nor a stage of this Dockerfile)"), help)
+                };
+                cx.at("OD104", ins, range, message, Some(help));
+                Some(FromSource::Image)
+            }
+            Target::Scratch | Target::Catalogue(_) | Target::Tenant(_) => Some(FromSource::Image),
+        };
+    }
     let written = flag.value.as_deref().unwrap_or("");
     let current = cx.stages.len().saturating_sub(1);
-    let range = (flag.start, flag.end);
-    // The flight agent reads `--from` as written: it expands no variable there.
-    let value = if cx.onboard() {
-        if written.contains('$') {
-            cx.at(
-                "OD104",
-                ins,
-                range,
-                format!(
-                    "`--from={written}` holds a variable, which the flight agent does not expand"
-                ),
-                Some("name the stage or image itself: `--from=NAME`".into()),
-            );
-            return None;
-        }
-        written.to_string()
-    } else {
-        let vars = cx.stages.last().map(Stage::vars).unwrap_or_default();
-        expand(written, &vars, cx.df.escape)
-    };
+    let vars = cx.stages.last().map(Stage::vars).unwrap_or_default();
+    let value = expand(written, &vars, cx.df.escape);
     if let Ok(n) = value.parse::<usize>() {
         if n < current {
             return Some(FromSource::Stage(n));
@@ -427,23 +450,11 @@ pub(crate) fn resolve_copy_from(cx: &mut Cx<'_>, ins: &Instruction) -> Option<Fr
     {
         return Some(FromSource::Stage(i));
     }
-    let known = if cx.onboard() {
-        // As the flight agent classifies it: a catalogue image by name (no digest pin), or a
-        // tenant image.
-        matches!(
-            onboard::classify(&value, &catalogue_names(cx)),
-            Some(Target::Catalogue(_))
-        ) || tenant_image(cx, &value)
-    } else {
-        catalogue_index(cx, &value).is_some() || tenant_image(cx, &value)
-    };
-    // BuildKit refuses a reference to the current stage; the onboard classic builder (and the
-    // flight agent) take it for an image, which may be one of the tenant's.
-    if !(known && cx.onboard())
-        && cx
-            .stages
-            .get(current)
-            .is_some_and(|s| s.name.as_deref() == Some(lower.as_str()))
+    // BuildKit refuses a reference to the current stage.
+    if cx
+        .stages
+        .get(current)
+        .is_some_and(|s| s.name.as_deref() == Some(lower.as_str()))
     {
         cx.at(
             "OD104",
@@ -453,16 +464,6 @@ pub(crate) fn resolve_copy_from(cx: &mut Cx<'_>, ins: &Instruction) -> Option<Fr
             Some("copy from an earlier stage".into()),
         );
         return None;
-    }
-    if !known && cx.onboard() {
-        let (message, help) = not_onboard(cx, &value);
-        cx.at(
-            "OD104",
-            ins,
-            range,
-            format!("{message} (nor a stage of this Dockerfile)"),
-            Some(help),
-        );
     }
     Some(FromSource::Image)
 }

@@ -1,8 +1,8 @@
-//! COPY and ADD: URLs (OD301), sources missing from the upload (OD302), escaping it (OD303) or
+//! COPY and ADD: sources missing from the upload (OD302), escaping it (OD303) or
 //! excluded by `.dockerignore` (OD304). Also records which context files land where, for the
 //! binary rules.
 
-use dockerfile::{Args, Instruction, Kind, expand, has_glob, onboard};
+use dockerfile::{Args, Instruction, Kind, expand, has_glob};
 
 use crate::context::{EntryKind, clean, glob_match};
 use crate::lint::{Cx, Placed, join_image_path};
@@ -12,7 +12,8 @@ const ARCHIVE_SUFFIXES: &[&str] = &[
     ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst",
 ];
 
-/// OD301–OD304: what COPY and ADD take must be in the upload.
+/// OD302–OD304: what COPY and ADD take must be in the upload (an `ADD` that downloads is
+/// refused by the flight agent's judge, and reported as OD301 from its verdict, `rules::judge`).
 ///
 /// ```text
 /// FROM busybox
@@ -26,10 +27,7 @@ pub(crate) fn check_copy(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
     if cx.stages.is_empty() {
         return;
     }
-    if cx.onboard() {
-        check_downloads(cx, ins);
-    }
-    let from = resolve_copy_from(cx, ins);
+    let from = resolve_copy_from(cx, idx, ins);
     let has_from_flag = ins.flag("from").is_some();
     let escape = cx.df.escape;
     let (vars, workdir) = {
@@ -78,7 +76,7 @@ pub(crate) fn check_copy(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
             continue;
         }
         if ins.kind == Kind::Add && !has_from_flag && is_remote(src) {
-            // Reported by `check_downloads`.
+            // Onboard, the flight agent's judge refuses it (`rules::judge`).
             opaque = true;
             continue;
         }
@@ -149,40 +147,6 @@ pub(crate) fn check_copy(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
     stage.placed.extend(placed);
     stage.opaque |= opaque;
     stage.copied_names.extend(copied_names);
-}
-
-/// OD301: the `ADD` sources the flight agent refuses (`dockerfile::onboard::downloads`): URLs,
-/// and words holding a variable, which the builder expands and which could name a URL.
-fn check_downloads(cx: &mut Cx<'_>, ins: &Instruction) {
-    let mut seen = Vec::new();
-    for d in onboard::downloads(ins) {
-        if seen.contains(&d) {
-            continue;
-        }
-        let range = match &ins.args {
-            Args::Shell { words, .. } => words
-                .iter()
-                .find(|w| w.text.contains(d.as_str()))
-                .map(|w| (w.start, w.end)),
-            Args::Exec { start, end, .. } => Some((*start, *end)),
-        }
-        .unwrap_or((0, ins.text.text.trim_end().len()));
-        let (message, help) = if d.contains('$') {
-            (
-                format!(
-                    "`ADD {d}`: a variable in an ADD source could name a URL, and nothing can be downloaded onboard"
-                ),
-                "use COPY for files of the upload",
-            )
-        } else {
-            (
-                format!("`ADD {d}` downloads from the network, and there is none onboard"),
-                "download it on the ground, upload it with the Dockerfile and COPY it",
-            )
-        };
-        cx.at("OD301", ins, range, message, Some(help.into()));
-        seen.push(d);
-    }
 }
 
 /// Files copied from another stage or image whose content preflight does not know.

@@ -7,6 +7,7 @@ pub(crate) mod archive;
 pub(crate) mod base;
 pub(crate) mod binaries;
 pub(crate) mod files;
+pub(crate) mod judge;
 pub(crate) mod run;
 pub(crate) mod runtime;
 
