@@ -458,7 +458,12 @@ fn downloads(ins: &Instruction, escape: char, limit: usize) -> Vec<(String, (usi
             }
         }
     }
-    if !out.is_empty() {
+    // Docker's words are this parser's when no word of its holds a space or a tab.
+    let same_words = match &ins.args {
+        Args::Shell { words, .. } => words.iter().all(|w| !w.text.contains([' ', '\t'])),
+        Args::Exec { .. } => false,
+    };
+    if !out.is_empty() || same_words {
         return out;
     }
     let start = ins.args.start();
@@ -630,6 +635,9 @@ impl Reader<'_> {
                 &mut self.budget,
             );
             for (i, e) in errors {
+                if self.phases[STRUCTURE].len() >= MAX_REASONS {
+                    break;
+                }
                 let w = &words[i];
                 let (name, _) = arg_word(&w.text);
                 self.at(
@@ -840,6 +848,10 @@ impl Reader<'_> {
     /// An `ONBUILD` trigger, read as Docker reads it when a later build runs it: a Dockerfile of
     /// its own, with the default escape character.
     fn trigger(&mut self, (idx, ins): (usize, &Instruction)) {
+        if self.phases[DOWNLOADS].len() >= MAX_REASONS {
+            // Refused already; reading more triggers can add nothing that is kept.
+            return;
+        }
         let trigger = ins.after_keyword();
         let line = ins.text.first_line() as usize;
         let range = whole(ins);

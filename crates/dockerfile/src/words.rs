@@ -263,7 +263,11 @@ impl<'a, 'b> Expander<'a, 'b> {
         budget: &'b mut usize,
     ) -> Expander<'a, 'b> {
         let chars: Vec<char> = word.chars().collect();
-        let close = match_braces(&chars, escape);
+        let close = if word.contains('{') {
+            match_braces(&chars, escape)
+        } else {
+            Vec::new()
+        };
         Expander {
             vars,
             escape,
@@ -278,6 +282,11 @@ impl<'a, 'b> Expander<'a, 'b> {
 
     fn run(mut self) -> (String, Option<ExpandError>) {
         let mut out = String::new();
+        if *self.budget == 0 && !self.chars.is_empty() {
+            // Spent by earlier expansions: this one could only fail.
+            self.write(&mut out, " ");
+            return (out, self.error);
+        }
         self.expand_into(&mut out, 0, self.chars.len(), 0, true);
         (out, self.error)
     }
@@ -446,7 +455,13 @@ impl<'a, 'b> Expander<'a, 'b> {
             }
             Some('{') => {
                 // The matching `}` (nesting counted), found once by `match_braces`.
-                let Some(close) = self.close[at + 1].filter(|&c| c < hi) else {
+                let Some(close) = self
+                    .close
+                    .get(at + 1)
+                    .copied()
+                    .flatten()
+                    .filter(|&c| c < hi)
+                else {
                     self.fail(ExpandErrorKind::Syntax, |e| {
                         format!("unterminated `${{` in `{}`", shorten(&e.chars[at..hi]))
                     });

@@ -169,4 +169,97 @@ const REFUSED_DOCKERFILES: &[(&str, &str, Option<usize>)] = &[
         "FROM busybox\nARG U=local.txt\nADD $U /u\n",
         Some(3),
     ),
+    // The builder removes quotes and escapes before it asks whether a source is a URL (and
+    // then fetches it from the daemon, outside the build's network).
+    (
+        "add-url-quoted",
+        "FROM busybox\nADD http:'//'127.0.0.1:9/x /x\n",
+        Some(2),
+    ),
+    (
+        "add-url-escaped",
+        "FROM busybox\nADD http:/\\/127.0.0.1:9/x /x\n",
+        Some(2),
+    ),
+    (
+        "add-url-double-quoted",
+        "FROM busybox\nADD \"http\":\"//127.0.0.1:9/x\" /x\n",
+        Some(2),
+    ),
+    (
+        "add-url-quoted-json",
+        "FROM busybox\nADD [\"http:'//'127.0.0.1:9/x\", \"/x\"]\n",
+        Some(2),
+    ),
+    (
+        "add-url-backtick-escaped",
+        "# escape=`\nFROM busybox\nADD http:/`/127.0.0.1:9/x /x\n",
+        Some(3),
+    ),
+    // `ARG A` without a default unsets A (Docker's `AddMetaArg(key, nil)`): FROM takes the
+    // default of `${A:-…}`, whatever A was before.
+    (
+        "arg-unset-catalogue",
+        "ARG A=busybox:latest\nARG A\nFROM ${A:-tenants/bob/x:1}\n",
+        Some(3),
+    ),
+    (
+        "arg-unset-scratch",
+        "ARG A=scratch\nARG A\nFROM ${A:-tenants/bob/x:1}\n",
+        Some(3),
+    ),
+    (
+        "arg-unset-stage",
+        "ARG A=s\nARG A\nFROM busybox AS s\nFROM ${A:-tenants/bob/x:1}\n",
+        Some(4),
+    ),
+    // ONBUILD triggers run in a later build (`FROM a` below, or another Dockerfile): read with
+    // the same lexer, they may not copy from another image, download or be ambiguous.
+    (
+        "onbuild-copy-from",
+        "FROM busybox AS a\nONBUILD COPY --from=tenants/bob/x:1 / /stolen\nFROM a\n",
+        Some(2),
+    ),
+    (
+        "onbuild-copy-quoted-from",
+        "FROM busybox AS a\nONBUILD COPY --fr\"\"om=tenants/bob/x:1 / /stolen\nFROM a\n",
+        Some(2),
+    ),
+    (
+        "onbuild-add-url",
+        "FROM busybox\nONBUILD ADD http://127.0.0.1:9/x /x\n",
+        Some(2),
+    ),
+    (
+        "onbuild-add-quoted-url",
+        "FROM busybox\nONBUILD ADD http:'//'127.0.0.1:9/x /x\n",
+        Some(2),
+    ),
+    (
+        "onbuild-add-variable",
+        "FROM busybox\nONBUILD ADD $U /x\n",
+        Some(2),
+    ),
+    (
+        "onbuild-ambiguous",
+        "FROM busybox\nONBUILD RUN --\"mount\"=from=tenants/bob/x:1 true\n",
+        Some(2),
+    ),
+    (
+        "onbuild-onbuild",
+        "FROM busybox\nONBUILD ONBUILD COPY --from=tenants/bob/x:1 / /\n",
+        Some(2),
+    ),
+    (
+        "onbuild-trailing-backslash",
+        "# escape=`\nFROM busybox\nONBUILD RUN echo \\\n",
+        Some(3),
+    ),
+    // Stage names as Docker reads them: `$` would be expanded where the name is used.
+    (
+        "stage-name-variable",
+        "FROM busybox AS $S\nFROM busybox\nCOPY --from=$S /a /b\n",
+        Some(1),
+    ),
+    ("stage-name-scratch", "FROM busybox AS scratch\nFROM scratch\n", Some(1)),
 ];

@@ -454,6 +454,9 @@ pub(crate) struct Cx<'a> {
     pub(crate) hints: Hints,
     pub(crate) diagnostics: Vec<Diagnostic>,
     pub(crate) stages: Vec<Stage>,
+    /// The first stage of each name (ground builds look stages up by name; onboard, the judge
+    /// does).
+    pub(crate) stage_names: std::collections::HashMap<String, usize>,
     pub(crate) global_args: Vars,
     pub(crate) facts: Facts,
     /// Onboard builds: the flight agent's judge's verdict, which decides the onboard refusals.
@@ -579,6 +582,7 @@ fn analyse(
         hints,
         diagnostics: Vec::new(),
         stages: Vec::new(),
+        stage_names: Default::default(),
         global_args: Vars::new(),
         facts: Facts::default(),
         judgement: None,
@@ -875,6 +879,30 @@ mod tests {
             &Options::onboard(),
         );
         assert_eq!(codes(&r), [("OD302", 3)], "{}", r.render());
+        // A global ARG re-declared without a default is unset (Docker's `AddMetaArg(key,
+        // nil)`), so a stage's `ARG V` finds no global value; in a stage, it takes the global.
+        ctx.add(
+            "Dockerfile",
+            b"ARG V=1\nARG V\nFROM busybox\nARG V\nCOPY a${V}.txt /\nUSER 1\n",
+        );
+        let r = lint_source(
+            &ctx,
+            "Dockerfile",
+            &System::flight("sat1"),
+            &Options::onboard(),
+        );
+        assert_eq!(codes(&r), [("OD302", 5)], "{}", r.render());
+        ctx.add(
+            "Dockerfile",
+            b"ARG V=1\nFROM busybox\nARG V=2\nARG V\nCOPY a${V}.txt /\nUSER 1\n",
+        );
+        let r = lint_source(
+            &ctx,
+            "Dockerfile",
+            &System::flight("sat1"),
+            &Options::onboard(),
+        );
+        assert_eq!(codes(&r), [], "{}", r.render());
         // Build args override defaults.
         let opts = Options {
             build_args: vec![("V".into(), "1".into())],

@@ -2,8 +2,12 @@
 //! flight agent's judge is known to refuse (`dockerfile/test_data/onboard_refusals.rs`), cases
 //! for the rules the two share, and each limit at its value and one past it, go through
 //! preflight and through `dockerfile::onboard::judge`, exactly what the flight agent calls before
-//! a `docker.build`. They must agree on accept/refuse: the judge refuses ⇔ preflight reports an
-//! error of a code in `preflight::ONBOARD_REFUSALS`. Preflight's other errors (network in RUN,
+//! a `docker.build`, as are the hostile Dockerfiles at the size limit
+//! (`dockerfile/test_data/hostile.rs`). They must agree on accept/refuse: the judge refuses ⇔
+//! preflight reports an error of a code in `preflight::ONBOARD_REFUSALS`. Preflight runs that
+//! same judge for onboard builds and reports its reasons; what this shows is that nothing else
+//! in preflight reports those codes where the judge accepts, but for a tenant image the tenant
+//! does not have (which the flight agent finds missing in the daemon). Preflight's other errors (network in RUN,
 //! ELF machines, missing context files…) are failures the judge does not look for.
 //!
 //! Both run as the flight agent builds: onboard, with the classic builder and no build
@@ -15,13 +19,16 @@
 mod support;
 
 use dockerfile::onboard::{self, Target};
-use dockerfile::{MAX_DEPTH, MAX_DOCKERFILE_BYTES, MAX_EXPANSION, MAX_INSTRUCTIONS};
+use dockerfile::{
+    MAX_DEPTH, MAX_DOCKERFILE_BYTES, MAX_EXPANSION, MAX_EXPANSION_TOTAL, MAX_INSTRUCTIONS,
+};
 use preflight::{
     BaseImage, BuildSite, Builder, MemContext, ONBOARD_REFUSALS, Options, Severity, System,
     lint_context, lint_source,
 };
 
 include!("../../dockerfile/test_data/onboard_refusals.rs");
+include!("../../dockerfile/test_data/hostile.rs");
 
 /// One Dockerfile to judge.
 struct Input {
@@ -128,10 +135,10 @@ fn preflight_with(i: &Input, refusals: &[&str]) -> Verdict {
         .filter(|d| d.severity == Severity::Error && refusals.contains(&d.code))
         .map(|d| format!("{}:{}", d.code, d.line))
         .collect();
-    if codes.is_empty() {
-        Verdict::Accept
-    } else {
-        Verdict::Refuse(codes.join(" "))
+    match codes.len() {
+        0 => Verdict::Accept,
+        n if n > 6 => Verdict::Refuse(format!("{} … ({n} errors)", codes[..6].join(" "))),
+        _ => Verdict::Refuse(codes.join(" ")),
     }
 }
 
@@ -179,6 +186,9 @@ fn inputs() -> Vec<Input> {
     }
     out.extend(shared_rules());
     out.extend(limits());
+    for (name, text, _, _) in hostile_dockerfiles() {
+        out.push(input(&format!("hostile/{name}"), &text));
+    }
     out
 }
 
@@ -274,6 +284,45 @@ fn shared_rules() -> Vec<Input> {
             &[],
         ),
         pinned,
+        // `ARG A` without a default unsets A; the tenant image behind `${A:-…}` is looked up.
+        tenant(
+            "rule/arg-unset-tenant-absent",
+            "ARG A=busybox\nARG A\nFROM ${A:-hello:v1}\nUSER 65532\n",
+            &[],
+        ),
+        tenant(
+            "rule/arg-unset-tenant-present",
+            "ARG A=busybox\nARG A\nFROM ${A:-hello:v1}\nUSER 65532\n",
+            &["hello:v1"],
+        ),
+        input(
+            "rule/arg-defaults-expanded-before-declared",
+            "ARG B=busybox\nARG B=scratch C=$B\nFROM $C\nUSER 65532\n",
+        ),
+        input(
+            "rule/arg-unset-then-set",
+            "ARG A=alpine/git\nARG A\nARG A=busybox\nFROM $A\nUSER 65532\n",
+        ),
+        input(
+            "rule/stage-by-name-in-any-case",
+            "FROM busybox AS Build\nFROM busybox\nCOPY --from=BUILD /bin/sh /sh\nFROM build\nUSER 65532\n",
+        ),
+        input(
+            "rule/onbuild-run",
+            "FROM busybox AS a\nONBUILD RUN echo hi\nFROM a\nUSER 65532\n",
+        ),
+        input(
+            "rule/onbuild-copy-local",
+            "FROM busybox\nONBUILD COPY . /app\nUSER 65532\n",
+        ),
+        input(
+            "rule/add-quoted-local",
+            "FROM busybox\nADD 'local.txt' \"b.txt\" /x/\nUSER 65532\n",
+        ),
+        input(
+            "rule/add-json-quoted-url",
+            "FROM busybox\nADD [\"http:'//'x/y\", \"/y\"]\nUSER 65532\n",
+        ),
     ]
 }
 
@@ -291,6 +340,19 @@ fn limits() -> Vec<Input> {
     let half = "x".repeat(MAX_EXPANSION / 2);
     let expansion = |extra: &str| format!("ARG H={half}\nARG B=$H$H{extra}\n{head}");
     let depth = |n: usize| format!("ARG B={}v{}\n{head}", "${X:-".repeat(n), "}".repeat(n));
+    // Every byte the judge's expansions write (ARG defaults and FROM) counts against
+    // MAX_EXPANSION_TOTAL: H (h bytes), fifteen `$H$H` and one `$H`, a pad, and `busybox`.
+    let h = MAX_EXPANSION / 2 - 1;
+    let pad = MAX_EXPANSION_TOTAL - 32 * h - "busybox".len();
+    let total = |pad: usize| {
+        let words: Vec<String> = (0..15).map(|i| format!("B{i}=$H$H")).collect();
+        format!(
+            "ARG H={}\nARG {} C=$H P={}\n{head}",
+            "x".repeat(h),
+            words.join(" "),
+            "x".repeat(pad)
+        )
+    };
     vec![
         input("limit/bytes-at", &size(MAX_DOCKERFILE_BYTES)),
         input("limit/bytes-over", &size(MAX_DOCKERFILE_BYTES + 1)),
@@ -303,6 +365,8 @@ fn limits() -> Vec<Input> {
         input("limit/expansion-over", &expansion(".")),
         input("limit/depth-at", &depth(MAX_DEPTH)),
         input("limit/depth-over", &depth(MAX_DEPTH + 1)),
+        input("limit/expansion-total-at", &total(pad)),
+        input("limit/expansion-total-over", &total(pad + 1)),
     ]
 }
 

@@ -121,9 +121,9 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
             _ => None,
         }
     } else {
-        cx.stages
-            .iter()
-            .find(|s| s.name.as_deref() == Some(lower.as_str()))
+        cx.stage_names
+            .get(&lower)
+            .and_then(|&i| cx.stages.get(i))
             .cloned()
     };
     let base_kind;
@@ -247,6 +247,11 @@ pub(crate) fn check_from(cx: &mut Cx<'_>, idx: usize, ins: &Instruction) {
                 )),
             );
         }
+    }
+    if let Some(name) = &stage.name {
+        cx.stage_names
+            .entry(name.clone())
+            .or_insert(cx.stages.len());
     }
     cx.stages.push(stage);
 }
@@ -444,10 +449,7 @@ pub(crate) fn resolve_copy_from(
         return None;
     }
     let lower = value.to_ascii_lowercase();
-    if let Some(i) = cx.stages[..current]
-        .iter()
-        .position(|s| s.name.as_deref() == Some(lower.as_str()))
-    {
+    if let Some(&i) = cx.stage_names.get(&lower).filter(|&&i| i < current) {
         return Some(FromSource::Stage(i));
     }
     // BuildKit refuses a reference to the current stage.
