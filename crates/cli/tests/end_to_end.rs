@@ -503,16 +503,18 @@ async fn tenants_cannot_touch_each_other() {
         "Bob cannot read Alice's execution ({s})"
     );
 
-    // Onboard: Bob's image names and volume names are his own.
+    // Onboard: Bob's image names and volume names are his own. (The ground knows no image
+    // `secret:v1` of Bob's, so preflight refuses the start; forced, the agent refuses it too.)
     let b_ns = unique("bns");
     let exec = bob
-        .run_operation(
+        .run_operation_with(
             dir,
             &format!(
                 "id: borrow\nnamespace: {b_ns}\ntasks:\n\
                  - id: ls\n  type: files.list\n  volume: {a_name}-pvc\n  on_failure: continue\n\
                  - id: run\n  type: pod.run\n  image: {{name: secret, tag: v1}}\n  volume: {a_name}-pvc\n"
             ),
+            &["--force"],
         )
         .await;
     assert_eq!(exec["state"], "FAILED");

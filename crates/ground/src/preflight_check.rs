@@ -1,13 +1,17 @@
 //! Preflight on the ground: the `preflight` crate run over what each `docker.build` and
-//! `docker.load` task of an operation will find onboard, when the operation is validated or
-//! applied, before an execution starts, and on the dashboard.
+//! `docker.load` task of an operation will find onboard, and over the image of each `pod.run`,
+//! when the operation is validated or applied, before an execution starts, and on the
+//! dashboard.
 //!
 //! The volume a task sees is rebuilt here, in task order: the ground's mirror of the volume
 //! onboard (paths and sizes only; their bytes are not on the ground), overlaid with the files the
 //! operation's earlier uplink tasks place in it, as the executor compiles them from the
 //! namespace's latest files (their bytes are blobs, read lazily and only as far as preflight
 //! needs). Images that earlier build and load tasks of the operation produce count as the
-//! tenant's images. A Dockerfile or archive known only from the mirror cannot be read, so its
+//! tenant's images, and so do those the system reported built or loaded by the tenant's earlier
+//! executions (`db::reported_images`): the tenant's images known onboard. A `pod.run` image must
+//! be one of them or a catalogue image of the system, classified as the flight agent classifies
+//! it (`preflight::lint_pod_image`). A Dockerfile or archive known only from the mirror cannot be read, so its
 //! task is not checked; a file that exists only onboard is present, but not looked into.
 //!
 //! What an earlier `pod.run` on the same volume writes cannot be known: with one before it, a
@@ -34,9 +38,10 @@ use crate::{Ground, dashboard::escape};
 /// Not serializable: the API shows it as an `api::PreflightFinding`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreflightFinding {
-    /// The id of the `docker.build` or `docker.load` task.
+    /// The id of the `docker.build`, `docker.load` or `pod.run` task.
     pub task: String,
-    /// The file, as a path in the task's volume (`Dockerfile`, `ctx/app`, `images/app.tar`).
+    /// The file, as a path in the task's volume (`Dockerfile`, `ctx/app`, `images/app.tar`);
+    /// empty for a `pod.run`'s image.
     pub file: String,
     /// 1-based line, or 0 when the finding is about the whole file.
     pub line: u32,
@@ -54,6 +59,8 @@ pub struct PreflightFinding {
 
 /// Most entries of one mirrored volume taken into account.
 const MAX_MIRROR_ENTRIES: i64 = 1_000_000;
+/// Most images the system reported for the tenant taken into account (the latest).
+const MAX_REPORTED_IMAGES: i64 = 10_000;
 /// Operations the dashboard checks on one page.
 const DASHBOARD_OPERATIONS: usize = 50;
 /// The name the flight agent gives a Dockerfile that lies outside its build context.
@@ -85,7 +92,7 @@ pub(crate) async fn check_operation(
     check_with_sources(ground, tenant, op, system, &sources).await
 }
 
-/// Refuses to start an execution whose builds or loads preflight finds errors in
+/// Refuses to start an execution whose builds, loads or pods preflight finds errors in
 /// (`ApiError::Preflight`). An operation with a missing uplink source is let through: it fails
 /// before anything is sent, with the clearer `File not found`.
 pub(crate) async fn gate(
@@ -116,7 +123,7 @@ pub(crate) async fn gate(
 }
 
 /// The dashboard's "Preflight" section: the findings of the latest revision of each of the
-/// caller's operations that builds or loads an image, on the operation's system.
+/// caller's operations that builds, loads or runs an image, on the operation's system.
 pub(crate) async fn dashboard_section(ground: &Ground, user: &str) -> Result<String, ApiError> {
     let mut body = String::from("<h2>Preflight</h2>");
     let mut rows = String::new();
@@ -175,7 +182,7 @@ pub(crate) async fn dashboard_section(ground: &Ground, user: &str) -> Result<Str
         }
     }
     if checked == 0 {
-        body.push_str("<p>No operation builds or loads an image.</p>");
+        body.push_str("<p>No operation builds, loads or runs an image.</p>");
         return Ok(body);
     }
     body.push_str(
@@ -187,7 +194,7 @@ pub(crate) async fn dashboard_section(ground: &Ground, user: &str) -> Result<Str
     if more {
         let _ = write!(
             body,
-            "<p>Only the first {DASHBOARD_OPERATIONS} operations that build or load an image are checked here.</p>"
+            "<p>Only the first {DASHBOARD_OPERATIONS} operations that build, load or run an image are checked here.</p>"
         );
     }
     Ok(body)
@@ -195,13 +202,15 @@ pub(crate) async fn dashboard_section(ground: &Ground, user: &str) -> Result<Str
 
 /// `task: file:line:col: error[OD101]: message`.
 fn one_line(f: &PreflightFinding) -> String {
-    let place = if f.line == 0 {
-        f.file.clone()
+    let place = if f.file.is_empty() {
+        String::new()
+    } else if f.line == 0 {
+        format!("{}: ", f.file)
     } else {
-        format!("{}:{}:{}", f.file, f.line, f.column)
+        format!("{}:{}:{}: ", f.file, f.line, f.column)
     };
     format!(
-        "task '{}': {place}: {}[{}]: {}",
+        "task '{}': {place}{}[{}]: {}",
         f.task,
         f.severity.as_str(),
         f.code,
@@ -213,7 +222,7 @@ fn has_checks(op: &Operation) -> bool {
     op.tasks.iter().any(|t| {
         matches!(
             t.spec,
-            TaskSpec::DockerBuild { .. } | TaskSpec::DockerLoad { .. }
+            TaskSpec::DockerBuild { .. } | TaskSpec::DockerLoad { .. } | TaskSpec::PodRun { .. }
         )
     })
 }
@@ -230,7 +239,8 @@ async fn check_with_sources(
         let rows = mirrored_volume(ground, system, tenant, &volume).await?;
         mirror.insert(volume, rows);
     }
-    let checks = plan(op, tenant, sources, &mirror);
+    let reported = db::reported_images(ground.db(), tenant, system, MAX_REPORTED_IMAGES).await?;
+    let checks = plan(op, tenant, sources, &mirror, &reported);
     let system = system_of(ground, system).await?;
     let blobs = ground.blobs().clone();
     tokio::task::spawn_blocking(move || run(&checks, &system, &blobs))
@@ -385,6 +395,12 @@ enum Check {
         tarfile: String,
         blob: Digest,
     },
+    /// A `pod.run`'s image: a catalogue image, or one of the tenant's.
+    Pod {
+        task: String,
+        image: String,
+        tenant_images: Vec<String>,
+    },
     /// A Dockerfile or archive that is neither placed by an earlier uplink nor onboard.
     Missing {
         task: String,
@@ -396,12 +412,14 @@ enum Check {
 }
 
 /// Walks the operation's tasks in order, rebuilding each volume, and lists what to check.
-/// `mirror` holds the onboard listing of every volume a build or load task uses.
+/// `mirror` holds the onboard listing of every volume a build or load task uses; `reported`, the
+/// tenant's images the system reported built or loaded (`name:tag`).
 fn plan(
     op: &Operation,
     tenant: &str,
     sources: &HashMap<NamespacePath, Source>,
     mirror: &BTreeMap<String, Vec<VolumeFileRow>>,
+    reported: &[String],
 ) -> Vec<Check> {
     let mut volumes: BTreeMap<String, Volume> = mirror
         .iter()
@@ -421,7 +439,7 @@ fn plan(
         })
         .collect();
     let mut pods: BTreeSet<String> = BTreeSet::new();
-    let mut images: Vec<String> = Vec::new();
+    let mut images: Vec<String> = reported.to_vec();
     let mut checks = Vec::new();
     for task in &op.tasks {
         match &task.spec {
@@ -442,8 +460,13 @@ fn plan(
                     }
                 }
             }
-            TaskSpec::PodRun { volume, .. } => {
+            TaskSpec::PodRun { volume, image, .. } => {
                 pods.insert(volume_name(volume.as_ref(), tenant));
+                checks.push(Check::Pod {
+                    task: task.id.to_string(),
+                    image: format!("{}:{}", image.name, image.tag),
+                    tenant_images: images.clone(),
+                });
             }
             TaskSpec::DockerBuild {
                 dockerfile,
@@ -612,6 +635,16 @@ fn run(checks: &[Check], system: &preflight::System, blobs: &BlobStore) -> Vec<P
                 let report = preflight::lint_archive(&blobs.path(blob), system, &options);
                 for d in report.diagnostics {
                     out.push(finding(task, tarfile.clone(), d));
+                }
+            }
+            Check::Pod {
+                task,
+                image,
+                tenant_images,
+            } => {
+                let report = preflight::lint_pod_image(image, system, tenant_images);
+                for d in report.diagnostics {
+                    out.push(finding(task, String::new(), d));
                 }
             }
             Check::Missing {
@@ -830,7 +863,7 @@ mod tests {
                 onboard("/w/src/old.bin", false),
             ],
         )]);
-        let checks = plan(&op, "alice", &sources, &mirror);
+        let checks = plan(&op, "alice", &sources, &mirror, &[]);
         assert_eq!(checks.len(), 2);
         let Check::Build {
             context,
@@ -884,9 +917,10 @@ mod tests {
         ));
         let mirror =
             BTreeMap::from([("alice-pvc".to_string(), vec![onboard("/known.tar", false)])]);
-        let checks = plan(&op, "alice", &HashMap::new(), &mirror);
+        let checks = plan(&op, "alice", &HashMap::new(), &mirror, &[]);
         let summary: Vec<(&str, bool)> = checks
             .iter()
+            .filter(|c| !matches!(c, Check::Pod { .. }))
             .map(|c| match c {
                 Check::Missing {
                     file, after_pod, ..
@@ -896,6 +930,55 @@ mod tests {
             .collect();
         // known.tar is onboard (not checked); made.tar may come from the pod.
         assert_eq!(summary, [("Dockerfile", false), ("made.tar", true)]);
+    }
+
+    #[tokio::test]
+    async fn pods_see_the_images_built_before_them_and_those_reported() {
+        let op = op(concat!(
+            "  - id: p1\n    type: pod.run\n    image: app:1\n",
+            "  - id: b\n    type: docker.build\n    image: app:1\n",
+            "  - id: p2\n    type: pod.run\n    image: {name: app, tag: '1'}\n",
+        ));
+        let checks = plan(
+            &op,
+            "alice",
+            &HashMap::new(),
+            &BTreeMap::new(),
+            &["old:2".into()],
+        );
+        let pods: Vec<(&str, &str, &[String])> = checks
+            .iter()
+            .filter_map(|c| match c {
+                Check::Pod {
+                    task,
+                    image,
+                    tenant_images,
+                } => Some((task.as_str(), image.as_str(), tenant_images.as_slice())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            pods,
+            [
+                ("p1", "app:1", &["old:2".to_string()][..]),
+                (
+                    "p2",
+                    "app:1",
+                    &["old:2".to_string(), "app:1".to_string()][..]
+                ),
+            ]
+        );
+        let system = unseen_system("sat1");
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path()).await.unwrap();
+        let found: Vec<(String, &str)> = run(&checks, &system, &blobs)
+            .into_iter()
+            .map(|f| (f.task, f.code))
+            .collect();
+        assert_eq!(
+            found,
+            [("p1".to_string(), "OD106"), ("b".to_string(), "OD000")]
+        );
     }
 
     #[test]

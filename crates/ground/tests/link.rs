@@ -196,13 +196,18 @@ async fn wait_for(g: &TestGround, token: &str, id: &str, done: impl Fn(&Value) -
 }
 
 async fn start(g: &TestGround, token: &str, yaml: &str, op: &str) -> String {
+    start_with(g, token, yaml, op, false).await
+}
+
+/// [`start`], with `"force": true` when `force` (preflight errors do not refuse it).
+async fn start_with(g: &TestGround, token: &str, yaml: &str, op: &str, force: bool) -> String {
     let r = g.post_yaml("/api/v1/operations", token, yaml).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let r = g
         .post_json(
             "/api/v1/executions",
             Some(token),
-            json!({"namespace": "demo", "operation": op}),
+            json!({"namespace": "demo", "operation": op, "force": force}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
@@ -464,11 +469,12 @@ async fn failures_stop_the_rest_and_a_downlink_that_cannot_land_fails() {
     let (g, mut flight) = setup().await;
     let t = g.login("alice").await;
 
-    // A pod that fails: the task after it never runs.
+    // A pod that fails: the task after it never runs. (Preflight finds that no image
+    // `nothere:1` is known onboard; forced, the execution starts all the same.)
     let yaml = "id: fails\nnamespace: demo\ntasks:\n\
                 - id: run\n  type: pod.run\n  image: nothere:1\n\
                 - id: down\n  type: downlink\n  source: '*.txt'\n";
-    let id = start(&g, &t, yaml, "fails").await;
+    let id = start_with(&g, &t, yaml, "fails", true).await;
     let plan = flight.plan().await;
     assert_eq!(plan.execution, id);
     flight.task(&id, 0, TaskState::Running, None, None).await;
@@ -630,4 +636,117 @@ async fn a_restarted_agent_gets_the_plans_of_unfinished_executions_again() {
         "the unfinished execution's plan, exactly as first sent"
     );
     flight.sync(&g, &t, "alice", "after-restart").await;
+}
+
+/// A `pod.run` image is checked before uplink, as the flight agent classifies it: a catalogue
+/// image, or one of the tenant's images built or loaded earlier in the operation or reported by
+/// the system from an earlier execution.
+#[tokio::test]
+async fn pod_images_are_checked_against_the_catalogue_and_the_reported_images() {
+    let (g, mut flight) = setup().await;
+    let t = g.login("alice").await;
+    let validate = |image: &str| {
+        format!("id: pod\nnamespace: demo\ntasks:\n- id: run\n  type: pod.run\n  image: {image}\n")
+    };
+    let pod_errors = |v: &Value| -> Vec<(String, String, String)> {
+        v["preflight"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == "error")
+            .map(|f| {
+                (
+                    f["code"].as_str().unwrap().to_string(),
+                    f["message"].as_str().unwrap().to_string(),
+                    f["help"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let check = |image: String| {
+        let g = &g;
+        let t = &t;
+        async move {
+            let r = g
+                .post_yaml("/api/v1/operations/validate", t, &validate(&image))
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            r.json()
+        }
+    };
+    assert_eq!(pod_errors(&check("busybox".into()).await), vec![]);
+    let v = check("registry:5000/a/b:1.10".into()).await;
+    let errors = pod_errors(&v);
+    assert_eq!(errors.len(), 1, "{v:#}");
+    assert_eq!(errors[0].0, "OD106");
+    assert!(
+        errors[0].1.contains("nothing can be pulled onboard"),
+        "{v:#}"
+    );
+    let v = check("busybox:1.36".into()).await;
+    assert!(
+        pod_errors(&v)[0]
+            .2
+            .starts_with("did you mean `busybox:latest`?"),
+        "{v:#}"
+    );
+    assert_eq!(pod_errors(&check("app:1".into()).await).len(), 1);
+
+    // Unforced, the start is refused before anything is uplinked.
+    let r = g
+        .post_yaml(
+            "/api/v1/operations",
+            &t,
+            &validate("registry:5000/a/b:1.10"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = g
+        .post_json(
+            "/api/v1/executions",
+            Some(&t),
+            json!({"namespace": "demo", "operation": "pod"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("OD106"), "{}", r.text());
+
+    // Built earlier in the operation, the image is the tenant's.
+    let yaml = "id: both\nnamespace: demo\ntasks:\n\
+                - id: build\n  type: docker.build\n  image: app:1\n\
+                - id: run\n  type: pod.run\n  image: app:1\n";
+    let r = g.post_yaml("/api/v1/operations/validate", &t, yaml).await;
+    let v = r.json();
+    assert!(!v["preflight"].to_string().contains("OD106"), "{v:#}");
+
+    // Reported built by an earlier execution on the system, it is known onboard.
+    let yaml =
+        "id: build\nnamespace: demo\ntasks:\n- id: build\n  type: docker.build\n  image: app:1\n";
+    let id = start_with(&g, &t, yaml, "build", true).await;
+    let plan = flight.plan().await;
+    assert_eq!(plan.execution, id);
+    flight.task(&id, 0, TaskState::Running, None, None).await;
+    let outputs = TaskOutputs {
+        image: Some("tenants/alice/app:1".into()),
+        ..Default::default()
+    };
+    flight
+        .task(&id, 0, TaskState::Success, None, Some(outputs))
+        .await;
+    flight
+        .execution(&id, TaskState::Success, 1_800_000_009_000)
+        .await;
+    wait_for(&g, &t, &id, |e| e["state"] == "SUCCESS").await;
+    assert_eq!(pod_errors(&check("app:1".into()).await), vec![]);
+    assert_eq!(pod_errors(&check("app".into()).await).len(), 1);
+    // Another tenant's reported images are not Bob's.
+    let b = g.login("bob").await;
+    let r = g
+        .post_yaml(
+            "/api/v1/operations/validate",
+            &b,
+            &validate("app:1").replace("demo", "bobs"),
+        )
+        .await;
+    assert!(r.text().contains("OD106"), "{}", r.text());
 }

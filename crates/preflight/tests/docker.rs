@@ -207,7 +207,9 @@ fn run(tag: &str) -> Output {
 /// Error-level rules verified by the dedicated tests below rather than by corpus cases. OD606
 /// archives fail onboard because the flight's own judge refuses them before the engine sees
 /// them: `tests/archives_agree.rs` runs that judge (`imagefmt::inspect_file`) on every case.
-const VERIFIED_ELSEWHERE: &[&str] = &["OD000", "OD103", "OD601", "OD602", "OD606"];
+/// OD106 is about a `pod.run` image, not a Dockerfile: the flight agent's pod tests
+/// (`flight/src/tasks/pods.rs`, same classification) show it refused onboard.
+const VERIFIED_ELSEWHERE: &[&str] = &["OD000", "OD103", "OD106", "OD601", "OD602", "OD606"];
 
 /// Error-level rules for what the flight agent refuses before the engine sees the Dockerfile,
 /// whatever the engine would make of it: `tests/judges_agree.rs` shows the agent refuses them.

@@ -211,3 +211,39 @@ pub(crate) async fn executions_of(
     .await?;
     rows.iter().map(execution_row).collect()
 }
+
+/// The images a tenant's tasks built or loaded on a system, as the system reported them in the
+/// tasks' outputs, without the tenant prefix (`name:tag`): the tenant's images known onboard.
+/// The latest `limit` tasks are read.
+pub(crate) async fn reported_images(
+    db: &Db,
+    tenant: &str,
+    system: &str,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT t.outputs FROM tasks t JOIN executions e ON e.id = t.execution
+         WHERE e.tenant = ? AND e.system = ? AND t.type IN ('docker.build', 'docker.load')
+           AND t.state = 'SUCCESS' AND t.outputs IS NOT NULL
+         ORDER BY t.finished_at DESC LIMIT ?",
+    )
+    .bind(tenant)
+    .bind(system)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    let prefix = format!("{}/{tenant}/", wire::names::TENANT_IMAGE_PREFIX);
+    let mut images = Vec::new();
+    for row in &rows {
+        let outputs: String = row.try_get("outputs")?;
+        let image = super::from_json::<api::TaskOutputs>(&outputs)
+            .and_then(|o| o.image)
+            .and_then(|i| i.strip_prefix(&prefix).map(str::to_string));
+        if let Some(image) = image
+            && !images.contains(&image)
+        {
+            images.push(image);
+        }
+    }
+    Ok(images)
+}

@@ -4,7 +4,7 @@
 use dockerfile::onboard::Target;
 use dockerfile::{Args, Instruction, Kind, expand};
 
-use crate::catalogue::{Builder, same_platform, strip_digest};
+use crate::catalogue::{Builder, System, same_platform, strip_digest};
 use crate::lint::{BuildSite, Cx, Root, Stage, StageFacts};
 use crate::rules::judge::catalogue_names;
 
@@ -354,29 +354,30 @@ fn not_onboard(cx: &Cx<'_>, image: &str) -> (String, String) {
             "refer to your images as `name[:tag]`, without a registry, path or digest: the flight agent adds your namespace".into(),
         );
     }
+    let message = format!(
+        "`{image}` is not in the onboard catalogue of system `{}`",
+        cx.system.name
+    );
+    (message, not_onboard_help(cx.system, image))
+}
+
+/// The help for an image that is not onboard: the closest catalogue image, or the catalogue.
+pub(crate) fn not_onboard_help(system: &System, image: &str) -> String {
     let normalized = wire::normalize_image_ref(&strip_digest(image));
-    let names: Vec<&str> = cx
-        .system
+    let names: Vec<&str> = system
         .catalogue
         .images
         .iter()
         .map(|b| b.name.as_str())
         .collect();
-    let message = format!(
-        "`{image}` is not in the onboard catalogue of system `{}`",
-        cx.system.name
-    );
-    let help = match crate::suggest::closest(&normalized, &names) {
-        Some(best) => format!(
-            "did you mean `{best}`? onboard: {}",
-            onboard_names(cx).join(", ")
-        ),
+    let onboard: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match crate::suggest::closest(&normalized, &names) {
+        Some(best) => format!("did you mean `{best}`? onboard: {}", onboard.join(", ")),
         None => format!(
             "only preloaded images exist onboard: {}; or build on the ground and upload a `docker save` archive",
-            onboard_names(cx).join(", ")
+            onboard.join(", ")
         ),
-    };
-    (message, help)
+    }
 }
 
 /// Where a `COPY --from` takes files from.

@@ -8,6 +8,7 @@ pub(crate) mod base;
 pub(crate) mod binaries;
 pub(crate) mod files;
 pub(crate) mod judge;
+pub(crate) mod pod;
 pub(crate) mod run;
 pub(crate) mod runtime;
 
@@ -131,6 +132,12 @@ pub const RULES: &[RuleInfo] = &[
         "base-uplinked",
         Info,
         "a ground build's final base is not onboard, so all its layers are uplinked",
+    ),
+    rule(
+        "OD106",
+        "pod-image-not-onboard",
+        Error,
+        "a pod.run image is neither a catalogue image of the system nor one of the tenant's images",
     ),
     rule(
         "OD201",
