@@ -6,15 +6,16 @@
 //! stable rule code, a position and a help line, and the [`Facts`] it learnt (stages, binaries,
 //! sizes, bytes to uplink). It never fails: malformed input is a diagnostic.
 //!
-//! Dockerfiles are read by the `dockerfile` crate, the same lexer the flight agent uses; what
-//! the flight agent's own judge (`dockerfile::onboard::judge`) would refuse is reported under the
-//! codes of [`ONBOARD_REFUSALS`] (see `tests/judges_agree.rs`).
+//! Dockerfiles are read by the `dockerfile` crate, the same lexer the flight agent uses. For an
+//! onboard build, preflight runs the flight agent's own judge (`dockerfile::onboard::judge_with`)
+//! and reports each of its reasons under one of the codes of [`ONBOARD_REFUSALS`], so the two
+//! cannot disagree (see `tests/judges_agree.rs`).
 //!
 //! The rules (see `RULES.md`): FROM only from the onboard catalogue, for the system's platform;
 //! no network in RUN or ADD; COPY sources present in the upload; a non-root USER and exec-form
 //! commands; ELF binaries of the right machine whose loader, libraries and glibc versions the
 //! base provides; script interpreters present; archives of the right platform, with their size
-//! and what must be uplinked.
+//! and what must be uplinked; a `pod.run` image that can exist onboard ([`lint_pod_image`]).
 //!
 //! **Architecture invariant:** no network, no async, no clock; files are read only through
 //! [`ContextSource`] or the paths given, and only as much as needed (ELF headers by offset,
