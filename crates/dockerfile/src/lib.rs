@@ -6,12 +6,15 @@
 //! heredocs (BuildKit only), exec and shell forms and flags, with the physical position of every
 //! byte ([`Logical::pos`]). It never fails: it returns the [`Instruction`]s plus [`Problem`]s
 //! with positions. [`split_words`], [`expand`] and [`expand_strict`] split words and expand
-//! `ARG`/`ENV` variables the way Docker does. [`onboard::judge`] is what the flight agent calls
-//! before a build: it classifies every image the build names and refuses, fail-closed, whatever
-//! the daemon could read differently.
+//! `ARG`/`ENV` variables the way Docker does; [`declare_args`] is Docker's `ARG` scope, its one
+//! implementation. [`onboard::judge`] is what the flight agent calls before a build, the one
+//! gate (preflight calls it too): it classifies every image the build names, refuses,
+//! fail-closed, whatever the daemon could read differently, and gives the daemon every image
+//! position as the literal it judged.
 //!
 //! The limits are defined here once: [`MAX_DOCKERFILE_BYTES`], [`MAX_INSTRUCTIONS`],
-//! [`MAX_EXPANSION`], [`MAX_DEPTH`].
+//! [`MAX_PROBLEMS_PER_KIND`], [`MAX_EXPANSION`], [`MAX_DEPTH`], [`MAX_EXPANSION_TOTAL`]. With
+//! them the reader is linear in its input.
 //!
 //! **Architecture invariant:** no I/O, no clock, no network: text in, values out.
 //!

@@ -21,7 +21,8 @@ pub struct Dockerfile {
     pub escape: char,
     /// Instructions in order (unknown instructions are left out, with a problem).
     pub instructions: Vec<Instruction>,
-    /// What could not be read, or could be read differently, in the order found.
+    /// What could not be read, or could be read differently, in the order found: at most
+    /// [`MAX_PROBLEMS_PER_KIND`](crate::MAX_PROBLEMS_PER_KIND) of each kind.
     pub problems: Vec<Problem>,
 }
 

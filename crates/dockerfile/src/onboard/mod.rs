@@ -50,7 +50,7 @@ pub const MAX_REASONS: usize = 100;
 pub struct Settings<'a> {
     /// The frontend that reads it (heredocs or not). Onboard builds use the classic builder.
     pub builder: Builder,
-    /// `--build-arg` values, later ones first. The flight agent gives none.
+    /// `--build-arg` values (a later one of a name wins). The flight agent gives none.
     pub build_args: &'a [(String, String)],
 }
 
