@@ -46,7 +46,7 @@ pub(crate) mod limits {
     /// JSON and YAML request bodies.
     pub(crate) const SMALL_BODY: usize = 1 << 20;
     /// A namespace or volume path, in bytes.
-    pub(crate) const PATH_BYTES: usize = 4096;
+    pub(crate) const PATH_BYTES: usize = wire::names::MAX_PATH_BYTES;
     /// Rows in one listing page, when the caller does not ask for fewer.
     pub(crate) const PAGE_DEFAULT: i64 = 1000;
     /// Rows in one listing page, at most.

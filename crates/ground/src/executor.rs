@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use serde_json::json;
-use wire::names::{NamespacePath, TenantImage, VolumeName};
+use wire::names::{NamespacePath, TenantImage, VolumeName, VolumePath};
 use wire::{ErrorCode, ImageRef, Plan, PlanTask, TaskError, TaskKind, TaskState, UplinkFile};
 
 use crate::db::{self, ExecutionRow, FileRow, HistoryEntry, TaskRow};
@@ -264,11 +264,29 @@ pub(crate) fn compile(
                 volume: v,
             } => {
                 let mut files: Vec<UplinkFile> = Vec::new();
+                // Where a file lands: the one volume-path rule the agent places it by.
+                let place = |rel: &str| {
+                    VolumePath::parse(rel)
+                        .ok()
+                        .and_then(|r| destination.join(&r))
+                        .map(String::from)
+                        .ok_or_else(|| {
+                            fail(
+                                ErrorCode::ValidationError,
+                                format!(
+                                    "'{rel}' under '{}' is not a valid volume path (at most {} bytes, each component at most {})",
+                                    destination.display(),
+                                    wire::names::MAX_PATH_BYTES,
+                                    wire::names::MAX_COMPONENT_BYTES
+                                ),
+                            )
+                        })
+                };
                 for src in srcs {
                     let placed: Vec<(String, &FileRow)> = match sources.get(src) {
                         Some(Source::File(f)) => {
                             let base = f.path.rsplit('/').next().unwrap_or_default();
-                            vec![(join(destination, base), f)]
+                            vec![(place(base)?, f)]
                         }
                         Some(Source::Folder(list)) => list
                             .iter()
@@ -276,9 +294,9 @@ pub(crate) fn compile(
                                 // A folder keeps its own name (as `cp -r` does); the root has none.
                                 let keep_from = src.rfind('/').map_or(0, |i| i + 1);
                                 let rel = f.path.get(keep_from..).unwrap_or_default();
-                                (join(destination, rel), f)
+                                Ok((place(rel)?, f))
                             })
-                            .collect(),
+                            .collect::<Result<_, _>>()?,
                         Some(Source::Missing) | None => {
                             return Err(fail(
                                 ErrorCode::ExecutionError,
@@ -409,15 +427,6 @@ fn image_ref(image: &TenantImage) -> ImageRef {
     ImageRef {
         name: image.name.to_string(),
         tag: image.tag.to_string(),
-    }
-}
-
-/// `dest` (volume-relative, `""` for the root) joined with `rel`.
-fn join(dest: &str, rel: &str) -> String {
-    match (dest.is_empty(), rel.is_empty()) {
-        (true, _) => rel.to_string(),
-        (false, true) => dest.to_string(),
-        (false, false) => format!("{dest}/{rel}"),
     }
 }
 
