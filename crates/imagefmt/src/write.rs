@@ -11,8 +11,8 @@ use std::io::{Read, SeekFrom, Write};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::docker::parse_json;
 use crate::error::{ArchiveError, ErrorKind, invalid, io, not_tar, refused};
+use crate::json::parse_json;
 use crate::members::{Kind, ReadSeek};
 use crate::oci::NAME_ANNOTATIONS;
 use crate::{Archive, MAX_METADATA_BYTES};
