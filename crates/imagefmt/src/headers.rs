@@ -15,8 +15,9 @@
 //! - A ustar name prefix that the two read differently: Go reads the prefix of any header of magic
 //!   `ustar\0`, and only its first 131 bytes when the header ends with star's `tar\0` trailer;
 //!   the `tar` crate reads all 155 bytes, and only when the version is `00`. With a prefix of
-//!   `<128 bytes>/..` followed by more, Go would see `manifest.json` where the `tar` crate sees
-//!   `<128 bytes>/..more/manifest.json`.
+//!   `<128 bytes>/..` followed by 24 octal digits (star's times), Go sees `manifest.json` where
+//!   the `tar` crate sees `<128 bytes>/..000…/manifest.json`: Docker 20.10 loaded such a second
+//!   manifest, with its tags.
 //!
 //! The walk frames members as the `tar` crate does (a pax `size` record sizes the next member;
 //! the first zero block ends the archive) and stops where that crate fails, or where this crate

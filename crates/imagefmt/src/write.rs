@@ -34,6 +34,12 @@ pub(crate) fn write_unnamed(
         )
     };
     let copy = io("cannot copy the archive");
+    // The file may have changed since it was judged: its headers are bounded again before the
+    // tar reader reads a long name or pax header whole (what changed is refused below).
+    let len = reader
+        .seek(SeekFrom::End(0))
+        .map_err(io("cannot read the archive"))?;
+    crate::headers::prescan(reader, len)?;
     reader
         .seek(SeekFrom::Start(0))
         .map_err(io("cannot read the archive"))?;
