@@ -384,6 +384,8 @@ enum Check {
         task: String,
         tarfile: String,
         blob: Digest,
+        /// The image the task loads, `name:tag`: the archive must hold it.
+        image: String,
     },
     /// A Dockerfile or archive that is neither placed by an earlier uplink nor onboard.
     Missing {
@@ -506,6 +508,7 @@ fn plan(
                         task: task.id.to_string(),
                         tarfile: tarfile.to_string(),
                         blob: *digest,
+                        image: image.to_string(),
                     }),
                     Some(Item::Onboard { dir: false, .. }) => {}
                     Some(Item::Onboard { dir: true, .. }) | None => checks.push(Check::Missing {
@@ -604,12 +607,14 @@ fn run(checks: &[Check], system: &preflight::System, blobs: &BlobStore) -> Vec<P
                 task,
                 tarfile,
                 blob,
+                image,
             } => {
                 let options = preflight::ArchiveOptions {
                     known_layers: &[],
                     eta: preflight::Eta::None,
                 };
-                let report = preflight::lint_archive(&blobs.path(blob), system, &options);
+                let report =
+                    preflight::lint_archive(&blobs.path(blob), Some(image), system, &options);
                 for d in report.diagnostics {
                     out.push(finding(task, tarfile.clone(), d));
                 }

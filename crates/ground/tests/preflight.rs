@@ -176,10 +176,24 @@ async fn a_clean_build_starts_and_earlier_images_count_as_the_tenants() {
     assert_eq!(r.json()["state"], "SCHEDULED");
 }
 
+/// A `docker save` archive of one empty image `app:1` for this machine's platform.
+fn app_archive() -> Vec<u8> {
+    let platform = preflight::host_platform();
+    let (os, arch) = platform.split_once('/').unwrap();
+    let config = json!({"os": os, "architecture": arch, "config": {"User": "1"}, "rootfs": {"type": "layers", "diff_ids": []}}).to_string();
+    let name = format!("{}.json", wire::Digest::of(config.as_bytes()).hex());
+    let manifest = json!([{"Config": name, "RepoTags": ["app:1"], "Layers": []}]).to_string();
+    tar(&[
+        Entry::File(&name, config.as_bytes(), 0o644),
+        Entry::File("manifest.json", manifest.as_bytes(), 0o644),
+    ])
+}
+
 #[tokio::test]
 async fn missing_sources_and_bad_archives_are_errors_with_volume_paths() {
     let g = ground().await;
     let t = g.login("alice").await;
+    let app = app_archive();
     let r = g
         .upload_tar(
             "demo",
@@ -192,14 +206,17 @@ async fn missing_sources_and_bad_archives_are_errors_with_volume_paths() {
                     0o644,
                 ),
                 Entry::File("junk.tar", b"not an image archive", 0o644),
+                Entry::File("app.tar", &app, 0o644),
             ]),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let yaml = "id: miss\nnamespace: demo\ntasks:\n\
-                - id: up\n  type: uplink\n  source: [/copy/Dockerfile, /junk.tar]\n  destination: w\n\
+                - id: up\n  type: uplink\n  source: [/copy/Dockerfile, /junk.tar, /app.tar]\n  destination: w\n\
                 - id: build\n  type: docker.build\n  context: w\n  dockerfile: w/Dockerfile\n  image: a\n\
                 - id: load\n  type: docker.load\n  tarfile: w/junk.tar\n  image: junk\n\
+                - id: app\n  type: docker.load\n  tarfile: w/app.tar\n  image: app:1\n\
+                - id: other\n  type: docker.load\n  tarfile: w/app.tar\n  image: other\n\
                 - id: nodf\n  type: docker.build\n  dockerfile: nowhere/Dockerfile\n  image: b\n";
     let v = g
         .post_yaml("/api/v1/operations/validate", &t, yaml)
@@ -211,6 +228,8 @@ async fn missing_sources_and_bad_archives_are_errors_with_volume_paths() {
         vec![
             err("OD302", "w/Dockerfile", 3),
             err("OD602", "w/junk.tar", 0),
+            // The archive holds app:1, not the image the task loads.
+            err("OD607", "w/app.tar", 0),
             err("OD000", "nowhere/Dockerfile", 0),
         ],
         "{v:#}"
@@ -222,7 +241,7 @@ async fn missing_sources_and_bad_archives_are_errors_with_volume_paths() {
         .filter(|f| f["severity"] == "error")
         .map(|f| f["task"].as_str().unwrap())
         .collect();
-    assert_eq!(tasks, ["build", "load", "nodf"]);
+    assert_eq!(tasks, ["build", "load", "other", "nodf"]);
 
     // Another tenant validating an operation of alice's namespace learns nothing of its files.
     let b = g.login("bob").await;
