@@ -243,7 +243,7 @@ async fn onboard_refusals_fail_clearly_and_disturb_nothing() {
     let notcat = format!(
         "id: notcat\nnamespace: {ns}\ntasks:\n\
          - id: up\n  type: uplink\n  source: /notcat/Dockerfile\n\
-         - id: build\n  type: docker.build\n  image: x\n"
+         - id: build\n  type: docker.build\n  dockerfile: notcat/Dockerfile\n  context: notcat\n  image: x\n"
     );
     let f = dir.join(unique("notcat")).with_extension("yaml");
     std::fs::write(&f, &notcat).unwrap();
@@ -288,7 +288,7 @@ async fn onboard_refusals_fail_clearly_and_disturb_nothing() {
             &format!(
                 "id: net\nnamespace: {ns}\ntasks:\n\
                  - id: up\n  type: uplink\n  source: /net/Dockerfile\n\
-                 - id: build\n  type: docker.build\n  image: {{name: net}}\n  max_duration: 3\n\
+                 - id: build\n  type: docker.build\n  dockerfile: net/Dockerfile\n  context: net\n  image: {{name: net}}\n  max_duration: 3\n\
                  - id: never\n  type: files.list\n"
             ),
             &["--force"],
