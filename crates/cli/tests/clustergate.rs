@@ -5,6 +5,10 @@
 //! onboard. The uplink keeps the namespace's layout, so the pod finds `/data/in/input.txt`, and
 //! the result comes down with Clustergate-2's outputs (`files` with `path`, `uri`, `contentType`,
 //! `contentLength`).
+//!
+//! The operations, the payload and the namespace are those of `examples/clustergate-2`, as
+//! written there (only the namespace, the volume and the ground-built image's name are made
+//! unique to the test).
 
 mod support;
 
@@ -13,78 +17,78 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use support::{DockerCleanup, Stack, User, gcc_static, unique};
 
-/// The payload: reads `/data/in/input.txt` and a file of its own folder baked into the image
-/// (`/my-app/etc/greeting.txt`), and writes `/data/out/result.txt`: the greeting, `$GREETING`,
+/// The example, as checked in.
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/clustergate-2");
+
+fn example(rel: &str) -> String {
+    std::fs::read_to_string(Path::new(EXAMPLE).join(rel)).unwrap()
+}
+
+/// The example's namespace folder in `dir`, with its program built (`my-app/bin/app`) and files
+/// that no task selects.
+fn namespace_folder(dir: &Path) -> PathBuf {
+    let folder = dir.join(unique("ns-files"));
+    copy_sources(&Path::new(EXAMPLE).join("namespace"), &folder);
+    std::fs::create_dir_all(folder.join("my-app/bin")).unwrap();
+    gcc_static(&example("my-app.c"), &folder.join("my-app/bin/app"));
+    std::fs::create_dir_all(folder.join("notes")).unwrap();
+    std::fs::write(folder.join("in/unused.txt"), "not selected\n").unwrap();
+    std::fs::write(folder.join("notes/readme.md"), "not selected either\n").unwrap();
+    folder
+}
+
+/// Copies the checked-in files of the example's namespace, leaving out what a reader of the
+/// example may have built in place (`bin/`, `archives/`).
+fn copy_sources(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == "bin" || name == "archives" {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_sources(&e.path(), &to.join(&name));
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// The example's operation `file` for this test's namespace and volume, with `more` replaced.
+fn operation(file: &str, ns: &str, tenant: &str, more: &[(&str, &str)]) -> String {
+    let mut yaml = example(file);
+    let mut replace = vec![
+        (
+            "namespace: cg2-demo".to_string(),
+            format!("namespace: {ns}"),
+        ),
+        (
+            "volume: demo-pvc".to_string(),
+            format!("volume: {tenant}-pvc"),
+        ),
+    ];
+    replace.extend(more.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+    for (from, to) in replace {
+        assert!(yaml.contains(&from), "{file} has no '{from}'");
+        yaml = yaml.replace(&from, &to);
+    }
+    yaml
+}
+
+/// What the program writes: the greeting of its folder, `$GREETING` as the operation sets it,
 /// the input's length, then the input reversed.
-const APP: &str = r#"
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-int main(void) {
-    static char buf[1 << 20];
-    char greeting[256] = "";
-    FILE *g = fopen("/my-app/etc/greeting.txt", "rb");
-    if (!g) { perror("/my-app/etc/greeting.txt"); return 4; }
-    size_t gn = fread(greeting, 1, sizeof greeting - 1, g);
-    greeting[gn] = '\0';
-    greeting[strcspn(greeting, "\n")] = '\0';
-    fclose(g);
-    FILE *in = fopen("/data/in/input.txt", "rb");
-    if (!in) { perror("/data/in/input.txt"); return 2; }
-    size_t n = fread(buf, 1, sizeof buf, in);
-    fclose(in);
-    mkdir("/data/out", 0755);
-    FILE *out = fopen("/data/out/result.txt", "wb");
-    if (!out) { perror("/data/out/result.txt"); return 3; }
-    const char *env = getenv("GREETING");
-    fprintf(out, "%s|%s|len=%zu\n", greeting, env ? env : "-", n);
-    for (size_t i = 0; i < n; i++) fputc(buf[n - 1 - i], out);
-    fclose(out);
-    puts("result written");
-    return 0;
-}
-"#;
-
-const GREETING: &str = "hello from my-app/etc";
-
-fn input_bytes() -> Vec<u8> {
-    (0..4099u32).map(|i| (i * 13 % 251) as u8).collect()
-}
-
 fn expected_result() -> Vec<u8> {
-    let input = input_bytes();
-    let mut out = format!("{GREETING}|from the ground|len={}\n", input.len()).into_bytes();
-    out.extend(input.iter().rev());
+    let greeting = example("namespace/my-app/etc/greeting.txt");
+    let input = example("namespace/in/input.txt");
+    let mut out = format!(
+        "{}|from the ground|len={}\n",
+        greeting.trim_end(),
+        input.len()
+    )
+    .into_bytes();
+    out.extend(input.bytes().rev());
     out
-}
-
-/// The seed guide's Dockerfile, with the payload as a folder: `COPY my-app /my-app`.
-const DOCKERFILE: &str = "# Use one of the preloaded base images\n\
-FROM gcr.io/distroless/cc-debian12\n\
-\n\
-# Copy the program's folder into the image\n\
-COPY my-app /my-app\n\
-\n\
-USER 65532:65532\n\
-\n\
-ENTRYPOINT [\"/my-app/bin/app\"]\n";
-
-/// `my-app/` (the binary in `bin/`, a file of its own in `etc/`), written into `dir`.
-fn my_app(dir: &Path) {
-    std::fs::create_dir_all(dir.join("my-app/bin")).unwrap();
-    std::fs::create_dir_all(dir.join("my-app/etc")).unwrap();
-    gcc_static(APP, &dir.join("my-app/bin/app"));
-    std::fs::write(dir.join("my-app/etc/greeting.txt"), format!("{GREETING}\n")).unwrap();
-}
-
-/// The namespace's input files, and some that no task selects.
-fn inputs(dir: &Path) {
-    std::fs::create_dir_all(dir.join("in")).unwrap();
-    std::fs::create_dir_all(dir.join("notes")).unwrap();
-    std::fs::write(dir.join("in/input.txt"), input_bytes()).unwrap();
-    std::fs::write(dir.join("in/unused.txt"), "not selected\n").unwrap();
-    std::fs::write(dir.join("notes/readme.md"), "not selected either\n").unwrap();
 }
 
 async fn push(user: &User, folder: &Path, ns: &str) {
@@ -201,71 +205,15 @@ async fn cg2_build_onboard_from_a_preloaded_base() {
 
     // The namespace, as uploaded through the dashboard: the Dockerfile at the root, the
     // program's folder, the input in a folder of its own, and files nobody selects.
-    let folder = dir.join(unique("ns-files"));
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::write(folder.join("Dockerfile"), DOCKERFILE).unwrap();
-    my_app(&folder);
-    inputs(&folder);
+    let folder = namespace_folder(dir);
     let ns = unique("cg2");
     push(&user, &folder, &ns).await;
 
-    let pvc = format!("{tenant}-pvc");
-    let yaml = format!(
-        r#"id: my-app-onboard
-namespace: {ns}
-system: cg2.em
-description: Build onboard from a preloaded base image, run, bring the result down.
-labels:
-  guide: docker-best-practices-in-space
-tasks:
-  - id: upload
-    type: dphi.space.cg2.uplink
-    source: ["/Dockerfile", "/my-app", "/in/input.txt"]
-    destination: /
-    volume: {pvc}
-    on_failure: stop
-  - id: copy
-    type: dphi.space.cg2.uplink
-    source: ["/in/input.txt"]
-    destination: /x
-    volume: {pvc}
-  - id: build
-    type: dphi.space.cg2.docker.build
-    dockerfile: Dockerfile
-    context: .
-    image:
-      name: my-app
-      tag: v1
-    volume: {pvc}
-    max_duration: 10
-    on_failure: stop
-  - id: run
-    type: dphi.space.cg2.pod.run
-    pod_name: my-app
-    image:
-      name: my-app
-      tag: v1
-    env:
-      - name: GREETING
-        value: from the ground
-    node: FPGA
-    volume: {pvc}
-    max_duration: 5
-    scheduled_time: null
-    merge: false
-    on_failure: stop
-  - id: ls
-    type: dphi.space.cg2.files.list
-    folder: /
-    depth: 3
-    volume: {pvc}
-  - id: results
-    type: dphi.space.cg2.downlink
-    source: ["out/*.txt"]
-    destination: /results
-    volume: {pvc}
-"#
-    );
+    // The example's operation, and one more uplink of the input to another destination.
+    let mut yaml = operation("build-onboard.yaml", &ns, &tenant, &[]);
+    yaml.push_str(&format!(
+        "  - id: copy\n    type: dphi.space.cg2.uplink\n    source: [\"/in/input.txt\"]\n    destination: /x\n    volume: {tenant}-pvc\n"
+    ));
     validate(&user, &yaml).await;
     let exec = user.run_operation(dir, &yaml).await;
     assert_completed(&exec);
@@ -300,7 +248,10 @@ tasks:
         .iter()
         .find(|f| f["path"] == "/in/input.txt")
         .unwrap_or_else(|| panic!("{ls:#}"));
-    assert_eq!(input["contentLength"], input_bytes().len() as u64);
+    assert_eq!(
+        input["contentLength"],
+        example("namespace/in/input.txt").len() as u64
+    );
     assert!(
         input["uri"].is_null() && input["digest"].is_null(),
         "{input:#}"
@@ -335,12 +286,9 @@ async fn cg2_build_on_the_ground_save_and_load_onboard() {
     let user = stack.user(&tenant).await;
     let dir = stack.dir.path();
 
-    // On the ground: build the image (here with this machine's engine: the EM's platform) and
-    // `docker save` it into the namespace's archives/ folder.
-    let ctx = dir.join(unique("ctx"));
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
-    my_app(&ctx);
+    // On the ground: build the image (here with this machine's engine: the EM's platform) from
+    // the namespace folder and `docker save` it into its archives/ folder.
+    let folder = namespace_folder(dir);
     docker(&[
         "build",
         "-q",
@@ -350,52 +298,19 @@ async fn cg2_build_on_the_ground_save_and_load_onboard() {
         "org.orbitdock.test=1",
         "-t",
         &image,
-        ctx.to_str().unwrap(),
+        folder.to_str().unwrap(),
     ]);
-    let folder = dir.join(unique("ns-files"));
     std::fs::create_dir_all(folder.join("archives")).unwrap();
     let tar: PathBuf = folder.join("archives/app.tar");
     docker(&["save", "-o", tar.to_str().unwrap(), &image]);
-    inputs(&folder);
     let ns = unique("cg2");
     push(&user, &folder, &ns).await;
 
-    let pvc = format!("{tenant}-pvc");
-    let yaml = format!(
-        r#"id: my-app-loaded
-namespace: {ns}
-system: cg2.em
-tasks:
-  - id: upload
-    type: dphi.space.cg2.uplink
-    source: ["/archives/app.tar", "/in/input.txt"]
-    destination: /
-    volume: {pvc}
-  - id: load
-    type: dphi.space.cg2.docker.load
-    tarfile: /archives/app.tar
-    image:
-      name: {name}
-      tag: v1
-    volume: {pvc}
-  - id: run
-    type: dphi.space.cg2.pod.run
-    pod_name: my-app
-    image:
-      name: {name}
-      tag: v1
-    env:
-      - name: GREETING
-        value: from the ground
-    node: default
-    volume: {pvc}
-    max_duration: 5
-  - id: results
-    type: dphi.space.cg2.downlink
-    source: ["out/result.txt"]
-    destination: /results
-    volume: {pvc}
-"#
+    let yaml = operation(
+        "load-onboard.yaml",
+        &ns,
+        &tenant,
+        &[("name: my-app", &format!("name: {name}"))],
     );
     // Preflight finds the archive where the uplink puts it: archives/app.tar.
     validate(&user, &yaml).await;
