@@ -47,7 +47,7 @@ fn layout(title: &str, body: &str) -> Html<String> {
          body{{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}}\
          table{{border-collapse:collapse;margin-bottom:2rem}}\
          th,td{{border-bottom:1px solid #ddd;padding:.3rem .8rem;text-align:left}}\
-         .SUCCESS{{color:#070}}.FAILED{{color:#b00}}.RUNNING{{color:#05a}}\
+         .SUCCESS{{color:#070}}.COMPLETED{{color:#070}}.FAILED{{color:#b00}}.RUNNING{{color:#05a}}\
          .error{{color:#b00}}form.inline{{display:inline}}\
          </style></head><body>{body}</body></html>",
         escape(title)
@@ -118,6 +118,11 @@ async fn page(State(g): State<Ground>, headers: HeaderMap) -> Result<Response, A
          <th>State</th><th>Created</th></tr>",
     );
     for e in db::executions_of(g.db(), &user, None, None, 50, 0).await? {
+        // Named as the API names an execution's state (COMPLETED for a success).
+        let state = e
+            .state
+            .parse::<api::State>()
+            .map_or(e.state.as_str(), |s| s.of_execution().as_str());
         let _ = write!(
             body,
             "<tr><td><code>{}</code></td><td>{} / {}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
@@ -125,8 +130,8 @@ async fn page(State(g): State<Ground>, headers: HeaderMap) -> Result<Response, A
             escape(&e.namespace),
             escape(&e.operation),
             escape(&e.system),
-            escape(&e.state),
-            escape(&e.state),
+            escape(state),
+            escape(state),
             time::rfc3339(e.created_at)
         );
     }

@@ -391,7 +391,8 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink_when_the_files_a
     );
     assert_eq!(
         waiting["outputs"]["files"],
-        json!([{"path": "out/result.txt", "digest": digest.to_string(), "size": size}])
+        json!([{"path": "out/result.txt", "digest": digest.to_string(), "size": size,
+                "uri": null, "contentType": null, "contentLength": size}])
     );
     assert_eq!(
         g.get("/api/v1/namespaces/demo/files/results/out/result.txt", &t)
@@ -402,10 +403,11 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink_when_the_files_a
 
     // The result comes down: the downlink lands, and the held execution state applies.
     assert_eq!(flight.send_object(&result).await, digest);
-    let e = wait_for(&g, &t, &id, |e| e["state"] == "SUCCESS").await;
+    // An execution's success is COMPLETED (Clustergate-2's name); its tasks' is SUCCESS.
+    let e = wait_for(&g, &t, &id, |e| e["state"] == "COMPLETED").await;
     assert_eq!(
         states(&e["history"]),
-        vec!["CREATED", "SCHEDULED", "RUNNING", "SUCCESS"]
+        vec!["CREATED", "SCHEDULED", "RUNNING", "COMPLETED"]
     );
     assert_eq!(e["finished_at"], "2027-01-15T08:00:10.000Z");
     assert_eq!(e["errors"], json!([]));
@@ -424,13 +426,25 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink_when_the_files_a
     assert_eq!(e["tasks"][2]["outputs"]["message"], "1 file");
     assert_eq!(
         e["tasks"][2]["outputs"]["files"],
-        json!([{"path": "/results/out/result.txt", "digest": digest.to_string(), "size": size, "version": 1}])
+        json!([{"path": "/results/out/result.txt", "digest": digest.to_string(), "size": size,
+                "version": 1,
+                "uri": "/api/v1/namespaces/demo/files/results/out/result.txt?version=1",
+                "contentType": "application/octet-stream", "contentLength": size}])
     );
+    assert_eq!(e["tasks"][2]["outputs"]["contentLength"], size);
+    assert!(e["tasks"][2]["outputs"]["uri"].is_null());
 
     let f = g
         .get("/api/v1/namespaces/demo/files/results/out/result.txt", &t)
         .await;
-    assert_eq!((f.status, f.body), (StatusCode::OK, result));
+    assert_eq!((f.status, f.body), (StatusCode::OK, result.clone()));
+    // The file's uri serves it, as its contentType says.
+    let uri = e["tasks"][2]["outputs"]["files"][0]["uri"]
+        .as_str()
+        .unwrap();
+    let f = g.get(uri, &t).await;
+    assert_eq!((f.status, &f.body), (StatusCode::OK, &result));
+    assert_eq!(f.headers["content-type"], "application/octet-stream");
     assert_eq!(flight.event().await, LinkEvent::ObjectDelivered(digest));
 
     let systems = g.get("/api/v1/systems", &t).await.json();
@@ -610,7 +624,7 @@ async fn a_restarted_agent_gets_the_plans_of_unfinished_executions_again() {
     .await;
     assert_eq!(flight.plan().await.execution, done_id);
     flight.execution(&done_id, TaskState::Success, 0).await;
-    wait_for(&g, &t, &done_id, |e| e["state"] == "SUCCESS").await;
+    wait_for(&g, &t, &done_id, |e| e["state"] == "COMPLETED").await;
     let open_id = start(
         &g,
         &t,
