@@ -109,13 +109,13 @@ fn just_under_the_bounds() -> String {
     let mut yaml = format!(
         "id: near\nnamespace: ns\ns: &s \"{}\\t\"\nt: [{}]\nl0: &l0 [x, x, x, x, x, x, x, x, x, x]\n",
         "y".repeat(60 << 10),
-        vec!["*s"; 30].join(", ")
+        ["*s"; 30].join(", ")
     );
     for i in 1..4 {
         let row = vec![format!("*l{}", i - 1); 10].join(", ");
         yaml.push_str(&format!("l{i}: &l{i} [{row}]\n"));
     }
-    yaml.push_str(&format!("m: [{}]\n", vec!["*l3"; 6].join(", ")));
+    yaml.push_str(&format!("m: [{}]\n", ["*l3"; 6].join(", ")));
     yaml.push_str(&format!("n: [{}]\n", vec!["x"; 100_000].join(",")));
     to_limit(yaml)
 }
