@@ -185,8 +185,9 @@ pub(crate) enum Login {
     Throttled(Refusal),
 }
 
-/// Checks the credentials from `client` against the login throttle, then the database, and
-/// opens a session when they are right.
+/// Checks the credentials from `client` against the login throttle (which counts the attempt
+/// as a failure until it proves right), then the database, and opens a session when they are
+/// right. An error on the way leaves the attempt counted as a failure.
 pub(crate) async fn login(
     ground: &Ground,
     name: &str,
@@ -195,17 +196,17 @@ pub(crate) async fn login(
 ) -> Result<Login, Error> {
     // Only a name that can be a user is counted by name (the throttle's keys stay small).
     let user = TenantName::new(name).is_ok().then_some(name);
-    if let Err(refusal) = ground.logins().check(user, client, Instant::now()) {
-        return Ok(Login::Throttled(refusal));
-    }
+    let attempt = match ground.logins().begin(user, client, Instant::now()) {
+        Ok(a) => a,
+        Err(refusal) => return Ok(Login::Throttled(refusal)),
+    };
     if !verify_login(ground, user, password).await? {
-        let locked = ground.logins().failed(user, client, Instant::now());
-        if !locked.is_empty() {
-            tracing::warn!(user = name, ?client, ?locked, "failed logins: locked");
+        if !attempt.locked().is_empty() {
+            tracing::warn!(user = name, ?client, locked = ?attempt.locked(), "failed logins: locked");
         }
         return Ok(Login::Wrong);
     }
-    ground.logins().succeeded(name, client);
+    ground.logins().succeeded(attempt);
     let token = hex::encode(rand::random::<[u8; 32]>());
     let now = time::now_ms();
     db::insert_session(

@@ -136,3 +136,22 @@ async fn an_address_trying_many_users_is_locked_for_all_of_them() {
     );
     assert_eq!(r.headers["retry-after"], "900");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_sent_at_once_are_throttled_as_if_one_after_another() {
+    let g = ground().await;
+    let passwords: Vec<String> = (0..25).map(|i| format!("guess-{i}")).collect();
+    let guesses = passwords
+        .iter()
+        .map(|p| login_from(&g, "198.51.100.20", "alice", p));
+    let replies = futures_util::future::join_all(guesses).await;
+    let count = |s: StatusCode| replies.iter().filter(|r| r.status == s).count();
+    assert_eq!(
+        (
+            count(StatusCode::UNAUTHORIZED),
+            count(StatusCode::TOO_MANY_REQUESTS)
+        ),
+        (10, 15),
+        "ten passwords were checked, no more"
+    );
+}

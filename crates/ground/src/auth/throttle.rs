@@ -10,10 +10,11 @@
 //!   logged in as that user since the ground started (many addresses guessing at one
 //!   account); the addresses the user logged in from keep working.
 //!
-//! A lock lasts [`COOL_DOWN`]; failures are forgotten [`COOL_DOWN`] after the last one. A
-//! refused attempt is not a failure (it does not extend a lock), and a success clears its user
-//! and address bucket only, so logging in to one's own account does not reset an address's
-//! count. IPv6 addresses count by their /64, the block one host usually holds. Every map is
+//! A lock lasts [`COOL_DOWN`]; failures are forgotten [`COOL_DOWN`] after the last one. An
+//! attempt counts as a failure from the moment it is let through until it proves right, so
+//! attempts sent at once cannot all pass before the first has failed. A refused attempt is not
+//! a failure (it does not extend a lock), and a success clears its user and address bucket
+//! only, so logging in to one's own account does not reset an address's count. IPv6 addresses count by their /64, the block one host usually holds. Every map is
 //! bounded ([`MAX_TRACKED`]): when one is full, stale entries go first, then the oldest.
 //!
 //! The state machine takes `now` as an argument and reads no clock; `auth` drives it.
@@ -121,6 +122,33 @@ impl<K> Default for Buckets<K> {
     }
 }
 
+impl State {
+    /// The lock that refuses `user` from `client` now, if any.
+    fn check(&self, user: Option<&str>, client: Client, now: Instant) -> Result<(), Refusal> {
+        let refuse = |locked, retry_after| {
+            Err(Refusal {
+                locked,
+                retry_after,
+            })
+        };
+        if let Some(user) = user
+            && let Some(d) = self.pairs.locked(&(user.to_string(), client), now)
+        {
+            return refuse(Locked::Pair, d);
+        }
+        if let Some(d) = self.addresses.locked(&client, now) {
+            return refuse(Locked::Address, d);
+        }
+        if let Some(user) = user
+            && let Some(d) = self.users.locked(&user.to_string(), now)
+            && !self.known.get(user).is_some_and(|k| k.contains(&client))
+        {
+            return refuse(Locked::User, d);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     failures: u32,
@@ -172,6 +200,19 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         self.map.remove(key);
     }
 
+    /// Takes back the failure counted for an attempt that succeeded; if that failure set the
+    /// lock, lifts it, the failures before it still counted.
+    fn take_back(&mut self, key: &K, limit: u32, lift: bool) {
+        if let Some(b) = self.map.get_mut(key) {
+            if lift {
+                b.locked_until = None;
+                b.failures = limit - 1;
+            } else {
+                b.failures = b.failures.saturating_sub(1);
+            }
+        }
+    }
+
     /// Drops stale entries, then, if that freed nothing, the tenth of the entries least
     /// recently failed.
     fn make_room(&mut self, now: Instant) {
@@ -186,42 +227,36 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     }
 }
 
+/// A login being tried: counted as a failure from the start, so that attempts made at once
+/// cannot all pass the check before any of them has failed; [`LoginThrottle::succeeded`] takes
+/// the count back.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    user: Option<String>,
+    client: Client,
+    /// The locks this attempt's failure set.
+    locked: Vec<Locked>,
+}
+
+impl Attempt {
+    /// The locks this attempt set, should it fail (for the log).
+    pub(crate) fn locked(&self) -> &[Locked] {
+        &self.locked
+    }
+}
+
 impl LoginThrottle {
-    /// Whether `user` (a valid user name, or `None` for a name that cannot be one) may try a
-    /// password from `client` now.
-    pub(crate) fn check(
+    /// Refuses a login of `user` (a valid user name, or `None` for a name that cannot be one)
+    /// from `client` while a bucket of theirs is locked; otherwise counts it as a failure until
+    /// it succeeds.
+    pub(crate) fn begin(
         &self,
         user: Option<&str>,
         client: Client,
         now: Instant,
-    ) -> Result<(), Refusal> {
-        let s = self.lock();
-        let refuse = |locked, retry_after| {
-            Err(Refusal {
-                locked,
-                retry_after,
-            })
-        };
-        if let Some(user) = user
-            && let Some(d) = s.pairs.locked(&(user.to_string(), client), now)
-        {
-            return refuse(Locked::Pair, d);
-        }
-        if let Some(d) = s.addresses.locked(&client, now) {
-            return refuse(Locked::Address, d);
-        }
-        if let Some(user) = user
-            && let Some(d) = s.users.locked(&user.to_string(), now)
-            && !s.known.get(user).is_some_and(|k| k.contains(&client))
-        {
-            return refuse(Locked::User, d);
-        }
-        Ok(())
-    }
-
-    /// Counts a failed login; returns the locks it set, for the log.
-    pub(crate) fn failed(&self, user: Option<&str>, client: Client, now: Instant) -> Vec<Locked> {
+    ) -> Result<Attempt, Refusal> {
         let mut s = self.lock();
+        s.check(user, client, now)?;
         let mut locked = Vec::new();
         if let Some(user) = user {
             if s.pairs.fail(&(user.to_string(), client), PAIR_LIMIT, now) {
@@ -234,18 +269,32 @@ impl LoginThrottle {
         if s.addresses.fail(&client, ADDRESS_LIMIT, now) {
             locked.push(Locked::Address);
         }
-        locked
+        Ok(Attempt {
+            user: user.map(str::to_string),
+            client,
+            locked,
+        })
     }
 
-    /// Counts a successful login: the user and address bucket is cleared and the address is
-    /// known for the user from now on.
-    pub(crate) fn succeeded(&self, user: &str, client: Client) {
+    /// The attempt was right: its failure is taken back (the locks it set lifted), the user
+    /// and address bucket is cleared, and the address is known for the user from now on.
+    pub(crate) fn succeeded(&self, attempt: Attempt) {
+        let Attempt {
+            user,
+            client,
+            locked,
+        } = attempt;
         let mut s = self.lock();
-        s.pairs.clear(&(user.to_string(), client));
-        if !s.known.contains_key(user) && s.known.len() >= MAX_TRACKED {
+        s.addresses
+            .take_back(&client, ADDRESS_LIMIT, locked.contains(&Locked::Address));
+        let Some(user) = user else { return };
+        s.users
+            .take_back(&user, USER_LIMIT, locked.contains(&Locked::User));
+        s.pairs.clear(&(user.clone(), client));
+        if !s.known.contains_key(&user) && s.known.len() >= MAX_TRACKED {
             return;
         }
-        let known = s.known.entry(user.to_string()).or_default();
+        let known = s.known.entry(user).or_default();
         known.retain(|c| *c != client);
         if known.len() == KNOWN_PER_USER {
             known.remove(0);
@@ -269,16 +318,28 @@ mod tests {
         Client::of(Some(s.parse().unwrap()))
     }
 
+    impl LoginThrottle {
+        /// Whether a login would be let through now, counting nothing.
+        fn check(&self, user: Option<&str>, client: Client, now: Instant) -> Result<(), Refusal> {
+            self.lock().check(user, client, now)
+        }
+
+        /// A login that is let through and fails.
+        fn fail(&self, user: Option<&str>, client: Client, now: Instant) -> Vec<Locked> {
+            self.begin(user, client, now).unwrap().locked
+        }
+    }
+
     #[test]
     fn ten_failures_lock_the_user_for_that_address_only() {
         let t = LoginThrottle::default();
         let now = Instant::now();
         let (a, b) = (addr("192.0.2.1"), addr("192.0.2.2"));
-        for i in 0..PAIR_LIMIT {
-            assert_eq!(t.check(Some("alice"), a, now), Ok(()), "attempt {i}");
-            t.failed(Some("alice"), a, now);
+        for i in 1..PAIR_LIMIT {
+            assert_eq!(t.fail(Some("alice"), a, now), [], "attempt {i}");
         }
-        let refused = t.check(Some("alice"), a, now).unwrap_err();
+        assert_eq!(t.fail(Some("alice"), a, now), [Locked::Pair]);
+        let refused = t.begin(Some("alice"), a, now).unwrap_err();
         assert_eq!(refused.locked, Locked::Pair);
         assert_eq!(refused.retry_after, COOL_DOWN);
         assert_eq!(
@@ -291,8 +352,26 @@ mod tests {
         // The lock ends with the cool-down, and the count starts again.
         let later = now + COOL_DOWN;
         assert_eq!(t.check(Some("alice"), a, later), Ok(()));
-        t.failed(Some("alice"), a, later);
+        t.fail(Some("alice"), a, later);
         assert_eq!(t.check(Some("alice"), a, later), Ok(()));
+    }
+
+    #[test]
+    fn attempts_at_once_cannot_all_pass_before_one_fails() {
+        let t = LoginThrottle::default();
+        let now = Instant::now();
+        let a = addr("192.0.2.1");
+        // Ten attempts in flight together: the eleventh is refused before any has failed.
+        let flying: Vec<Attempt> = (0..PAIR_LIMIT)
+            .map(|_| t.begin(Some("alice"), a, now).unwrap())
+            .collect();
+        assert!(t.begin(Some("alice"), a, now).is_err());
+        // The one that was right takes its failure back, and the lock it set.
+        let mut flying = flying;
+        let last = flying.pop().unwrap();
+        assert_eq!(last.locked(), [Locked::Pair]);
+        t.succeeded(last);
+        assert_eq!(t.check(Some("alice"), a, now), Ok(()));
     }
 
     #[test]
@@ -301,17 +380,17 @@ mod tests {
         let now = Instant::now();
         let a = addr("192.0.2.1");
         for _ in 0..PAIR_LIMIT - 1 {
-            t.failed(Some("alice"), a, now);
+            t.fail(Some("alice"), a, now);
         }
         // A cool-down after the last failure, the count starts from zero.
         let later = now + COOL_DOWN;
-        t.failed(Some("alice"), a, later);
+        t.fail(Some("alice"), a, later);
         assert_eq!(t.check(Some("alice"), a, later), Ok(()));
         for _ in 0..PAIR_LIMIT - 2 {
-            t.failed(Some("alice"), a, later);
+            t.fail(Some("alice"), a, later);
         }
-        t.succeeded("alice", a);
-        t.failed(Some("alice"), a, later);
+        t.succeeded(t.begin(Some("alice"), a, later).unwrap());
+        t.fail(Some("alice"), a, later);
         assert_eq!(t.check(Some("alice"), a, later), Ok(()));
     }
 
@@ -321,9 +400,11 @@ mod tests {
         let now = Instant::now();
         let a = addr("2001:db8::1");
         for i in 0..ADDRESS_LIMIT {
-            t.failed(Some(&format!("user{i}")), a, now);
-            // Logging in to one's own account does not reset the address.
-            t.succeeded("mallory", a);
+            t.fail(Some(&format!("user{i}")), a, now);
+            if i + 1 < ADDRESS_LIMIT {
+                // Logging in to one's own account does not reset the address.
+                t.succeeded(t.begin(Some("mallory"), a, now).unwrap());
+            }
         }
         let refused = t.check(Some("carol"), a, now).unwrap_err();
         assert_eq!(refused.locked, Locked::Address);
@@ -333,7 +414,7 @@ mod tests {
         // A name that cannot be a user counts against the address too.
         let u = addr("198.51.100.7");
         for _ in 0..ADDRESS_LIMIT {
-            t.failed(None, u, now);
+            t.fail(None, u, now);
         }
         assert!(t.check(Some("carol"), u, now).is_err());
     }
@@ -343,11 +424,11 @@ mod tests {
         let t = LoginThrottle::default();
         let now = Instant::now();
         let home = addr("192.0.2.1");
-        t.succeeded("alice", home);
+        t.succeeded(t.begin(Some("alice"), home, now).unwrap());
         for i in 0..USER_LIMIT {
             let a = addr(&format!("10.0.{}.{}", i / 200, i % 200));
             assert_eq!(t.check(Some("alice"), a, now), Ok(()));
-            t.failed(Some("alice"), a, now);
+            t.fail(Some("alice"), a, now);
         }
         let refused = t.check(Some("alice"), addr("10.9.9.9"), now).unwrap_err();
         assert_eq!(refused.locked, Locked::User);
@@ -361,7 +442,7 @@ mod tests {
         let now = Instant::now();
         for i in 0..(MAX_TRACKED as u32 + 10) {
             let a = Client::V4(i.to_be_bytes());
-            t.failed(None, a, now + Duration::from_millis(u64::from(i)));
+            t.fail(None, a, now + Duration::from_millis(u64::from(i)));
         }
         let s = t.lock();
         assert!(s.addresses.map.len() <= MAX_TRACKED);
