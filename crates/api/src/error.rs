@@ -38,10 +38,10 @@ pub enum ErrorCode {
     Forbidden,
     /// 404: nothing there, or nothing the caller may know about.
     NotFound,
-    /// 409: the name is taken.
-    Conflict,
     /// 408: the request's body stopped coming, or came too slowly.
     RequestTimeout,
+    /// 409: the name is taken.
+    Conflict,
     /// 413: the body or upload is too large.
     TooLarge,
     /// 422: well formed, but the ground cannot predict the answer (elements too old, say).

@@ -202,7 +202,8 @@ pub(crate) async fn login(
     };
     if !verify_login(ground, user, password).await? {
         if !attempt.locked().is_empty() {
-            tracing::warn!(user = name, ?client, locked = ?attempt.locked(), "failed logins: locked");
+            let user = user.unwrap_or("(not a user name)");
+            tracing::warn!(user, %client, locked = ?attempt.locked(), "failed logins: locked");
         }
         return Ok(Login::Wrong);
     }

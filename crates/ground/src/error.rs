@@ -104,12 +104,15 @@ pub enum ApiError {
     Forbidden(String),
     /// 404: nothing there (or nothing the caller may know about).
     NotFound(String),
-    /// 409: the name is taken.
-    Conflict(String),
     /// 408: the request's body did not keep coming (see `docs/api.md`, "Timeouts").
     RequestTimeout(String),
+    /// 409: the name is taken.
+    Conflict(String),
     /// 413: the body or upload is too large.
     TooLarge(String),
+    /// 422: the request is well formed but cannot be answered from what the ground knows (a
+    /// system's elements too old for the time asked about, or a decayed orbit).
+    Unprocessable(String),
     /// 429: too many failed logins; the answer carries `Retry-After`.
     TooManyRequests {
         /// Which lock, and for how long.
@@ -117,9 +120,6 @@ pub enum ApiError {
         /// When a login may be tried again.
         retry_after: std::time::Duration,
     },
-    /// 422: the request is well formed but cannot be answered from what the ground knows (a
-    /// system's elements too old for the time asked about, or a decayed orbit).
-    Unprocessable(String),
     /// 500: something broke; the detail is logged, not shown.
     Internal(Error),
 }

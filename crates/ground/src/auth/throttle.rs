@@ -60,6 +60,20 @@ impl Client {
     }
 }
 
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Client::V4(a) => write!(f, "{}", std::net::Ipv4Addr::from(*a)),
+            Client::V6(p) => {
+                let mut full = [0u8; 16];
+                full[..8].copy_from_slice(p);
+                write!(f, "{}/64", std::net::Ipv6Addr::from(full))
+            }
+            Client::Unknown => f.write_str("an unknown address"),
+        }
+    }
+}
+
 /// Which bucket refused a login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Locked {
@@ -411,6 +425,8 @@ mod tests {
         // The same /64 is the same address; the next /64 is not.
         assert!(t.check(Some("carol"), addr("2001:db8::ffff"), now).is_err());
         assert_eq!(t.check(Some("carol"), addr("2001:db8:0:1::1"), now), Ok(()));
+        assert_eq!(a.to_string(), "2001:db8::/64");
+        assert_eq!(addr("::ffff:192.0.2.1").to_string(), "192.0.2.1");
         // A name that cannot be a user counts against the address too.
         let u = addr("198.51.100.7");
         for _ in 0..ADDRESS_LIMIT {
