@@ -49,8 +49,10 @@ fn errors() {
         (api::ErrorCode::Forbidden, "forbidden"),
         (api::ErrorCode::NotFound, "not_found"),
         (api::ErrorCode::Conflict, "conflict"),
+        (api::ErrorCode::RequestTimeout, "request_timeout"),
         (api::ErrorCode::TooLarge, "too_large"),
         (api::ErrorCode::Unprocessable, "unprocessable"),
+        (api::ErrorCode::TooManyRequests, "too_many_requests"),
         (api::ErrorCode::Internal, "internal"),
     ] {
         assert_eq!(serde_json::to_value(code).unwrap(), json!(text));

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use crate::auth::{self, SESSION_COOKIE};
+use crate::auth::{self, ClientAddr, Login, SESSION_COOKIE};
 use crate::config::limits;
 use crate::error::ApiError;
 use crate::{Ground, db, time};
@@ -173,6 +173,7 @@ fn session_cookie(value: &str, max_age_s: i64) -> HeaderValue {
 
 async fn login(
     State(g): State<Ground>,
+    ClientAddr(client): ClientAddr,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, ApiError> {
     let Ok(Form(form)) = form else {
@@ -182,8 +183,8 @@ async fn login(
         )
             .into_response());
     };
-    match auth::login(&g, &form.user, &form.password).await? {
-        Some(token) => {
+    match auth::login(&g, &form.user, &form.password, client).await? {
+        Login::Session(token) => {
             let mut r = Redirect::to("/").into_response();
             r.headers_mut().insert(
                 header::SET_COOKIE,
@@ -191,11 +192,24 @@ async fn login(
             );
             Ok(r)
         }
-        None => Ok((
+        Login::Wrong => Ok((
             StatusCode::UNAUTHORIZED,
             login_page(Some("Wrong user or password.")),
         )
             .into_response()),
+        Login::Throttled(r) => {
+            let mut page = (
+                StatusCode::TOO_MANY_REQUESTS,
+                login_page(Some(&format!(
+                    "Too many failed logins; try again in {} s.",
+                    r.retry_after_secs()
+                ))),
+            )
+                .into_response();
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(r.retry_after_secs()));
+            Ok(page)
+        }
     }
 }
 

@@ -126,7 +126,7 @@ pub(crate) async fn dashboard_section(ground: &Ground, user: &str) -> Result<Str
         let Some((_, yaml)) = db::operation(ground.db(), &o.namespace, &o.id).await? else {
             continue;
         };
-        let Ok(op) = operation::parse(&yaml) else {
+        let Ok(op) = operation::parse_off_workers(yaml).await? else {
             continue;
         };
         if !has_checks(&op) {

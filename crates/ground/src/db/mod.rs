@@ -43,7 +43,7 @@ pub(crate) use uplinks::{
     execution_digests, insert_execution_object, insert_execution_plan, unfinished_plans,
     uplink_owners,
 };
-pub(crate) use users::{delete_session, insert_session, password_hash, session_user, upsert_user};
+pub(crate) use users::{delete_session, insert_session, password_hash, session_user, set_password};
 pub(crate) use volumes::{VolumeFileRow, replace_volume, volume_files, volumes};
 
 /// The pool.
