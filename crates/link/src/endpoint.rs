@@ -20,9 +20,10 @@
 //! back when the step ends; what arrives meanwhile waits for the next step. Under load a step so
 //! takes many datagrams at once, and the cost of the hand-over (tens of microseconds) is paid per
 //! batch, not per datagram: a few thousand datagrams a second cost the runtime a few hundred
-//! steps at most. Commands go one per step because each costs fsyncs: the datagrams of one leave
-//! before the next is taken, so the peer works on the first message of a burst while this side
-//! queues the second, as when the session ran on the driver. Opening the store and the session at
+//! steps at most. Commands that queue a message or an object go one per step because each costs
+//! fsyncs: the datagrams of one leave before the next is taken, so the peer works on the first
+//! message of a burst while this side queues the second, as when the session ran on the driver
+//! (acknowledgements and snapshot requests ride along with them). Opening the store and the session at
 //! start is a blocking task too.
 //!
 //! The link never looks inside a message: it takes bytes ([`MessageSender::send`]) and hands
