@@ -87,10 +87,11 @@ pub(crate) mod limits {
     pub(crate) const PAGE_MAX: i64 = 10_000;
     /// Tasks in one operation.
     pub(crate) const TASKS: usize = 1000;
-    /// Requests for objects (`Need`) waiting to be queued on one system's link.
-    pub(crate) const PENDING_NEEDS: usize = 64;
-    /// Plans waiting to be sent to one system.
-    pub(crate) const PENDING_PLANS: usize = 256;
+    /// How long a plan stays valid after it was issued, in milliseconds: a flight agent refuses
+    /// it later (by its own clock). A week covers days without a contact and a long uplink
+    /// queue; a plan lost and re-sent after that fails its execution with a clear error instead
+    /// of running a week late.
+    pub(crate) const PLAN_VALIDITY_MS: u64 = 7 * 24 * 3600 * 1000;
     /// How long a login token lasts, in milliseconds.
     pub(crate) const SESSION_MS: i64 = 24 * 3600 * 1000;
 }

@@ -154,8 +154,8 @@ pub(crate) async fn start(
     };
 
     let mut plan = plan;
-    ground.sign(&mut plan);
     let mut tx = db::write_tx(ground.db()).await?;
+    ground.seal_plan(&mut tx, &system, &mut plan).await?;
     db::insert_execution(&mut tx, &exec).await?;
     for t in &tasks {
         db::insert_task(&mut tx, &id, t).await?;
@@ -396,10 +396,15 @@ pub(crate) fn compile(
             kind,
         });
     }
+    // Bound to its system and signed when recorded (`Ground::seal_plan`).
     let plan = Plan {
         execution: execution.to_string(),
         tenant: tenant.to_string(),
         tasks,
+        system: String::new(),
+        sequence: 0,
+        issued_ms: 0,
+        expires_ms: 0,
         signature: Vec::new(),
     };
     let size = wire::encode_message(&wire::Message::Plan(plan.clone())).len();

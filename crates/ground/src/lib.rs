@@ -46,6 +46,7 @@ pub use error::{ApiError, Error, ErrorKind};
 pub use operation::{Diagnostic, Severity};
 pub use orbit::SystemOrbit;
 pub use preflight_check::PreflightFinding;
+pub use system_link::MessageCounters;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -121,9 +122,28 @@ impl Ground {
         })
     }
 
-    /// Signs a plan with the ground's key.
-    pub(crate) fn sign(&self, plan: &mut wire::Plan) {
+    /// Binds a plan to `system` (the system's next plan sequence, taken in `tx`, the issue time
+    /// and the expiry) and signs it with the ground's key. The plan must be recorded in the same
+    /// transaction: its sequence is then used exactly when it commits.
+    pub(crate) async fn seal_plan(
+        &self,
+        tx: &mut db::Tx,
+        system: &str,
+        plan: &mut wire::Plan,
+    ) -> Result<(), Error> {
+        let issued = u64::try_from(time::now_ms()).unwrap_or(0);
+        plan.system = system.to_string();
+        plan.sequence = db::next_plan_sequence(tx, system).await?;
+        plan.issued_ms = issued;
+        plan.expires_ms = issued.saturating_add(config::limits::PLAN_VALIDITY_MS);
         self.signer.sign(plan);
+        Ok(())
+    }
+
+    /// What the ground did with the messages `system` sent: handler failures, and messages given
+    /// up on after [`link::MESSAGE_ATTEMPTS`] failures. `None` for an unknown system.
+    pub fn message_counters(&self, system: &str) -> Option<MessageCounters> {
+        self.systems.get(system).map(|s| s.counters())
     }
 
     /// The same ground, predicting passes and uplink ETAs from `clock` instead of
