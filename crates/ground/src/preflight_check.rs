@@ -928,6 +928,7 @@ mod tests {
                     task: "load".into(),
                     tarfile: "archives/app.tar".into(),
                     blob: Digest::of(b"tar"),
+                    image: "app:1".into(),
                 },
                 Check::Missing {
                     task: "flat".into(),
