@@ -32,19 +32,34 @@ pub struct ObjectLayout {
 
 impl ObjectLayout {
     /// The layout under `root` (nothing is created).
-    pub fn new(root: impl Into<PathBuf>) -> ObjectLayout {
-        ObjectLayout { root: root.into() }
+    pub fn new(root: PathBuf) -> ObjectLayout {
+        ObjectLayout { root }
     }
 
-    /// Creates the root folder and removes temporary files left by an earlier run.
-    pub fn open(root: impl Into<PathBuf>) -> io::Result<ObjectLayout> {
+    /// Creates the root folder, removes temporary files left by an earlier run, and moves any
+    /// object still at `<root>/<hex>` (the flight agent's layout before the fan-out) to
+    /// `<root>/<aa>/<hex>`, durably, so an upgrade re-sends nothing the store already holds.
+    pub fn open(root: PathBuf) -> io::Result<ObjectLayout> {
         let layout = ObjectLayout::new(root);
         fs::create_dir_all(&layout.root)?;
+        let mut dirs = DirSync::default();
         for entry in fs::read_dir(&layout.root)?.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(TEMP_PREFIX) {
                 let _ = fs::remove_file(entry.path());
+            } else if let Ok(digest) = name.parse::<Digest>()
+                && name == digest.hex()
+                && entry.file_type().is_ok_and(|t| t.is_file())
+            {
+                let target = layout.path(&digest);
+                let parent = target.parent().unwrap_or(&layout.root).to_path_buf();
+                fs::create_dir_all(&parent)?;
+                fs::rename(entry.path(), &target)?;
+                dirs.add(&parent);
+                dirs.add(&layout.root);
             }
         }
+        dirs.sync()?;
         Ok(layout)
     }
 
@@ -128,7 +143,7 @@ impl ObjectLayout {
 }
 
 /// Folders to sync (`fsync` on the directory) so that renames into them survive a crash.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DirSync {
     dirs: BTreeSet<PathBuf>,
 }
@@ -345,7 +360,7 @@ mod tests {
     #[test]
     fn a_publish_lists_the_folders_to_sync_once() {
         let dir = tempfile::tempdir().unwrap();
-        let layout = ObjectLayout::open(dir.path()).unwrap();
+        let layout = ObjectLayout::open(dir.path().to_path_buf()).unwrap();
         let mut dirs = DirSync::default();
         for content in [&b"a"[..], b"b", b"a"] {
             let tmp = layout.temp_path();
@@ -363,14 +378,26 @@ mod tests {
     }
 
     #[test]
+    fn objects_of_the_flat_layout_are_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Digest::of(b"old object");
+        fs::write(dir.path().join(d.hex()), b"old object").unwrap();
+        fs::write(dir.path().join("not-an-object"), b"x").unwrap();
+        let layout = ObjectLayout::open(dir.path().to_path_buf()).unwrap();
+        assert!(layout.contains(&d));
+        assert!(!dir.path().join(d.hex()).exists());
+        assert!(dir.path().join("not-an-object").exists());
+    }
+
+    #[test]
     fn the_limit_is_enforced_and_temporaries_are_cleared() {
         let dir = tempfile::tempdir().unwrap();
-        let layout = ObjectLayout::open(dir.path()).unwrap();
+        let layout = ObjectLayout::open(dir.path().to_path_buf()).unwrap();
         let tmp = layout.temp_path();
         let err = write_new(&tmp, &mut &[0u8; 11][..], 10).unwrap_err();
         assert!(matches!(err, CopyError::TooLarge(10)), "{err}");
         assert!(tmp.exists());
-        ObjectLayout::open(dir.path()).unwrap();
+        ObjectLayout::open(dir.path().to_path_buf()).unwrap();
         assert!(!tmp.exists());
     }
 

@@ -35,12 +35,14 @@ pub(crate) struct ObjectStore {
 }
 
 impl ObjectStore {
-    /// Opens (creating) `state_dir/objects/sha256`, removing temporary files left by a previous
+    /// Opens (creating) `state_dir/objects/sha256` (adopting objects of the flat layout of earlier
+    /// versions, see `cas::ObjectLayout::open`), removing temporary files left by a previous
     /// run and the spool of the former part-by-part protocol (`state_dir/spool`), whose parts
     /// nothing can complete now.
     pub(crate) fn open(state_dir: &Path) -> Result<ObjectStore, Error> {
         let root = state_dir.join("objects").join("sha256");
-        let layout = ObjectLayout::open(&root).map_err(|e| Error::io("cannot open", &root, e))?;
+        let layout =
+            ObjectLayout::open(root.clone()).map_err(|e| Error::io("cannot open", &root, e))?;
         let _ = fs::remove_dir_all(state_dir.join("spool"));
         Ok(ObjectStore {
             layout,
@@ -97,11 +99,10 @@ impl ObjectStore {
                 cas::copy_hashed(&mut from, &mut to, u64::MAX).map_err(cas::CopyError::into_io)?;
             to.sync_all()?;
             drop(to);
-            // Persist the rename; a failure to sync leaves a complete object, so it is not
-            // fatal.
+            // The object is durable before the link may refer to it.
             let mut dirs = DirSync::default();
             self.layout.publish(&tmp, &copied.digest, &mut dirs)?;
-            let _ = dirs.sync();
+            dirs.sync()?;
             Ok((copied.digest, copied.size))
         })();
         let (digest, size) = match result {

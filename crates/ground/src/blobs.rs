@@ -84,7 +84,9 @@ impl BlobStore {
     ) -> io::Result<()> {
         let layout = self.layout.clone();
         let (file, digest) = (file.to_path_buf(), *digest);
-        let mut batch = std::mem::take(dirs);
+        // A copy goes to the blocking thread: if it fails to come back, `dirs` still holds every
+        // folder of the batch so far.
+        let mut batch = dirs.clone();
         let (result, batch) = tokio::task::spawn_blocking(move || {
             let r = layout.publish(&file, &digest, &mut batch);
             (r, batch)

@@ -15,7 +15,7 @@ use axum::http::header;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use wire::Digest;
-use wire::names::{NamespaceName, NamespacePath};
+use wire::names::{NamespaceName, NamespacePath, VolumePath};
 
 use crate::blobs::{self, AsyncWriter, BlobStore, TempDir, WriteError};
 use crate::config::limits;
@@ -203,32 +203,16 @@ pub(crate) fn entry_path(prefix: &str, raw: &[u8]) -> Result<Option<String>, Str
     if s.starts_with('/') {
         return Err("absolute paths are not allowed".into());
     }
-    let mut parts = Vec::new();
-    for c in s.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => return Err("'..' is not allowed in paths".into()),
-            c if c.chars().any(char::is_control) => {
-                return Err("control characters are not allowed in names".into());
-            }
-            c => parts.push(c),
-        }
-    }
-    if parts.is_empty() {
+    // The rules of `wire::names`, the same the flight agent places files by.
+    let rel = VolumePath::parse(s).map_err(|e| e.reason().to_string())?;
+    if rel.is_root() {
         return Ok(None);
     }
-    let path = if prefix == "/" {
-        format!("/{}", parts.join("/"))
-    } else {
-        format!("{prefix}/{}", parts.join("/"))
-    };
-    if path.len() > limits::PATH_BYTES {
-        return Err(format!(
-            "the path is longer than {} bytes",
-            limits::PATH_BYTES
-        ));
-    }
-    Ok(Some(path))
+    let prefix = NamespacePath::parse(prefix).map_err(|e| e.reason().to_string())?;
+    prefix
+        .join(&rel)
+        .map(|p| Some(p.to_string()))
+        .ok_or_else(|| format!("the path is longer than {} bytes", limits::PATH_BYTES))
 }
 
 /// Bounds and de-duplicates entries across one upload.
@@ -479,19 +463,16 @@ mod tests {
         assert_eq!(p("/", "a/b.txt"), Ok(Some("/a/b.txt".into())));
         assert_eq!(p("/app", "./a//b/"), Ok(Some("/app/a/b".into())));
         assert_eq!(p("/", "./"), Ok(None));
-        assert_eq!(p("/", "../x"), Err("'..' is not allowed in paths".into()));
-        assert_eq!(
-            p("/", "a/../../x"),
-            Err("'..' is not allowed in paths".into())
-        );
+        assert_eq!(p("/", "../x"), Err("'..' is not allowed".into()));
+        assert_eq!(p("/", "a/../../x"), Err("'..' is not allowed".into()));
         assert_eq!(
             p("/", "/etc/passwd"),
             Err("absolute paths are not allowed".into())
         );
-        assert_eq!(
-            p("/", "a\nb"),
-            Err("control characters are not allowed in names".into())
-        );
+        assert_eq!(p("/", "a\nb"), Err("contains a control character".into()));
+        // The flight's component bound holds on the ground too.
+        assert!(p("/", &format!("a/{}", "b".repeat(256))).is_err());
+        assert!(p("/", &format!("a/{}", "b".repeat(255))).is_ok());
         assert!(entry_path("/", b"\xff").is_err());
         assert!(p("/", &"a/".repeat(2100)).is_err());
     }

@@ -205,11 +205,13 @@ fn run(tag: &str) -> Output {
 }
 
 /// Error-level rules verified by the dedicated tests below rather than by corpus cases. OD606
-/// archives fail onboard because the flight's own judge refuses them before the engine sees
-/// them: `tests/archives_agree.rs` runs that judge (`imagefmt::inspect_file`) on every case.
+/// and OD607 archives fail onboard because the flight's own judge refuses them before the engine
+/// sees them: `tests/archives_agree.rs` runs that judge (`imagefmt::judge_load`) on every case.
 /// OD106 is about a `pod.run` image, not a Dockerfile: the flight agent's pod tests
 /// (`flight/src/tasks/pods.rs`, same classification) show it refused onboard.
-const VERIFIED_ELSEWHERE: &[&str] = &["OD000", "OD103", "OD106", "OD601", "OD602", "OD606"];
+const VERIFIED_ELSEWHERE: &[&str] = &[
+    "OD000", "OD103", "OD106", "OD601", "OD602", "OD606", "OD607",
+];
 
 /// Error-level rules for what the flight agent refuses before the engine sees the Dockerfile,
 /// whatever the engine would make of it: `tests/judges_agree.rs` shows the agent refuses them.
@@ -494,7 +496,7 @@ fn archive_for_another_platform_fails_on_the_real_engine() {
         em.platform, "linux/arm64",
         "this test needs a host that is not arm64"
     );
-    let report = lint_archive(&archive, &em, &opts);
+    let report = lint_archive(&archive, Some(tag), &em, &opts);
     let errors: Vec<_> = report
         .diagnostics
         .iter()
@@ -502,7 +504,7 @@ fn archive_for_another_platform_fails_on_the_real_engine() {
         .map(|d| d.code)
         .collect();
     assert_eq!(errors, ["OD601"], "{}", report.render());
-    let flight = lint_archive(&archive, &System::flight("sat1"), &opts);
+    let flight = lint_archive(&archive, Some(tag), &System::flight("sat1"), &opts);
     assert!(!flight.has_errors(), "{}", flight.render());
     assert!(flight.facts.archive[0].eta.is_some());
 
@@ -532,6 +534,7 @@ fn garbage_archive_fails_on_the_real_engine() {
     .unwrap();
     let report = lint_archive(
         &path,
+        None,
         &System::flight("sat1"),
         &ArchiveOptions {
             known_layers: &[],
@@ -605,6 +608,7 @@ fn archive_of_a_real_image() {
     let planner = |bytes: u64| Some(std::time::Duration::from_secs(bytes / 100));
     let report = lint_archive(
         &archive,
+        Some(tag),
         &system,
         &ArchiveOptions {
             known_layers: &[],
