@@ -880,7 +880,7 @@ async fn pod_images_are_checked_against_the_catalogue_and_the_reported_images() 
     flight
         .execution(&id, TaskState::Success, 1_800_000_009_000)
         .await;
-    wait_for(&g, &t, &id, |e| e["state"] == "SUCCESS").await;
+    wait_for(&g, &t, &id, |e| e["state"] == "COMPLETED").await;
     assert_eq!(pod_errors(&check("app:1".into()).await), vec![]);
     assert_eq!(pod_errors(&check("app".into()).await).len(), 1);
     // Another tenant's reported images are not Bob's.
