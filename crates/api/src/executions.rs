@@ -150,6 +150,25 @@ pub struct TaskOutputs {
     pub exit_code: Option<i64>,
     /// The last lines of the build or container log.
     pub log_tail: Vec<String>,
+    /// The tenant's images (`docker.image.list`).
+    #[serde(default)]
+    pub images: Vec<TenantImage>,
+}
+
+/// One of the tenant's images onboard, as `docker.image.list` reports it (Clustergate-2's
+/// field names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantImage {
+    /// The name, as the tenant writes it in `pod.run` (no onboard prefix).
+    pub repository: String,
+    /// The tag.
+    pub tag: String,
+    /// The image id, `sha256:<hex>`.
+    pub id: String,
+    /// When it was created.
+    pub created: String,
+    /// Bytes.
+    pub size: u64,
 }
 
 /// One task of an execution.

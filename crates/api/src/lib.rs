@@ -24,7 +24,7 @@ mod systems;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use executions::{
     Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, StartExecution, State,
-    Task, TaskError, TaskOutputs, UnknownState, UplinkEta,
+    Task, TaskError, TaskOutputs, TenantImage, UnknownState, UplinkEta,
 };
 pub use files::{
     CreateNamespace, FileList, Namespace, NamespaceFile, NamespaceList, Uploaded, UploadedFile,

@@ -32,8 +32,8 @@ pub use chunk::{
 pub use digest::{Digest, DigestParseError};
 pub use errors::ErrorCode;
 pub use message::{
-    DecodeMessageError, ExecutionState, FileEntry, FileRef, ImageRef, MAX_MESSAGE, Message,
-    OnFailure, Plan, PlanTask, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile,
+    DecodeMessageError, ExecutionState, FileEntry, FileRef, ImageEntry, ImageRef, MAX_MESSAGE,
+    Message, OnFailure, Plan, PlanTask, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile,
     decode_message, encode_message,
 };
 pub use names::{
