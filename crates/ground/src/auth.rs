@@ -94,7 +94,8 @@ pub(crate) async fn user_for_token(ground: &Ground, token: &str) -> Result<Optio
     Ok(db::session_user(ground.db(), &token_hash(token), time::now_ms()).await?)
 }
 
-fn token_hash(token: &str) -> String {
+/// How a token is stored: its sha256, hex.
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -150,6 +151,11 @@ pub(crate) async fn login(
     if !ok {
         return Ok(None);
     }
+    open_session(ground, name).await.map(Some)
+}
+
+/// Opens a session for `name`, already authenticated; returns its token.
+pub(crate) async fn open_session(ground: &Ground, name: &str) -> Result<String, Error> {
     let token = hex::encode(rand::random::<[u8; 32]>());
     let now = time::now_ms();
     db::insert_session(
@@ -160,7 +166,7 @@ pub(crate) async fn login(
         now + limits::SESSION_MS,
     )
     .await?;
-    Ok(Some(token))
+    Ok(token)
 }
 
 /// Ends the session of `token`.

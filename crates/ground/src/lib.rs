@@ -28,6 +28,7 @@ mod config;
 mod dashboard;
 mod db;
 mod downlink;
+mod em;
 mod error;
 mod executor;
 mod http;
@@ -67,6 +68,8 @@ pub struct Ground {
     clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
     /// Signs every plan before it is stored and sent.
     signer: Arc<wire::PlanSigner>,
+    /// The Clustergate-2 EM API's lock and bounds.
+    em: Arc<em::Em>,
 }
 
 /// What the HTTP handlers and the link handlers share.
@@ -112,6 +115,7 @@ impl Ground {
             orbits: Arc::new(passes::Orbits::new(&config.systems)),
             clock: Arc::new(SystemTime::now),
             signer: Arc::new(config.plan_signer),
+            em: Arc::new(em::Em::new(em::UPLINK_BYTES)),
         })
     }
 
@@ -127,13 +131,23 @@ impl Ground {
         Ground { clock, ..self }
     }
 
+    /// The same ground, with the EM API's uplink bound (Clustergate-2's 2 GB per call) set to
+    /// `bytes` (tests lower it to show the refusal without sending gigabytes).
+    pub fn with_em_uplink_limit(self, bytes: u64) -> Ground {
+        Ground {
+            em: Arc::new(em::Em::new(bytes)),
+            ..self
+        }
+    }
+
     /// Creates the user, or resets their password (ending their sessions). Names follow
     /// `[a-z0-9][a-z0-9_-]{0,62}`.
     pub async fn ensure_user(&self, name: &str, password: &str) -> Result<(), Error> {
         auth::ensure_user(self, name, password).await
     }
 
-    /// The whole HTTP surface: the API under `/api/v1`, `/healthz`, and the dashboard at `/`.
+    /// The whole HTTP surface: the API under `/api/v1`, `/healthz`, the dashboard at `/`, and
+    /// Clustergate-2's EM API (`/auth/`, `/em/...`, `docs/em-api.md`).
     pub fn app(&self) -> axum::Router {
         http::router(self.clone())
     }
@@ -152,6 +166,10 @@ impl Ground {
 
     pub(crate) fn system_names(&self) -> impl Iterator<Item = &str> {
         self.systems.keys().map(String::as_str)
+    }
+
+    pub(crate) fn em(&self) -> &em::Em {
+        &self.em
     }
 
     pub(crate) fn orbits(&self) -> &passes::Orbits {

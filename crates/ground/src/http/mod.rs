@@ -22,6 +22,7 @@ use crate::error::ApiError;
 use crate::{Ground, dashboard};
 
 mod convert;
+mod em;
 mod executions;
 mod namespaces;
 mod operations;
@@ -69,6 +70,7 @@ pub(crate) fn router(ground: Ground) -> Router {
         )
         .nest("/api/v1", api)
         .merge(dashboard::router())
+        .merge(em::router(&ground))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(limits::SMALL_BODY))
         .with_state(ground)
