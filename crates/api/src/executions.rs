@@ -150,8 +150,8 @@ pub struct TaskOutputs {
     pub exit_code: Option<i64>,
     /// The last lines of the build or container log.
     pub log_tail: Vec<String>,
-    /// The tenant's images (`docker.image.list`).
-    #[serde(default)]
+    /// The tenant's images (`docker.image.list`); absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<TenantImage>,
 }
 
