@@ -98,7 +98,7 @@ pub(crate) struct Ended {
 }
 
 impl Ended {
-    /// The first task (every generated operation has one, or one that matters first).
+    /// The first task: the one task of every generated operation.
     pub(crate) fn first(&self) -> Option<&TaskEnd> {
         self.tasks.first()
     }

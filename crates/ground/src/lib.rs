@@ -10,7 +10,8 @@
 //! store, often after the event that lists them; a downlink lands once all its files are here.
 //!
 //! It never talks to Docker and never runs a task itself: the flight agent does, and is the
-//! source of truth for onboard state.
+//! source of truth for onboard state. Clustergate-2's EM API (`docs/em-api.md`) is served beside
+//! our own: each of its calls is an operation generated, applied and executed like any other.
 //!
 //! A flying system's [`SystemOrbit`] (elements and stations) gives its passes, its ground track
 //! and a predicted completion for every transfer in its uplink queue; `orbit` computes them from
