@@ -38,12 +38,16 @@ pub enum ErrorCode {
     Forbidden,
     /// 404: nothing there, or nothing the caller may know about.
     NotFound,
+    /// 408: the request's body stopped coming, or came too slowly.
+    RequestTimeout,
     /// 409: the name is taken.
     Conflict,
     /// 413: the body or upload is too large.
     TooLarge,
     /// 422: well formed, but the ground cannot predict the answer (elements too old, say).
     Unprocessable,
+    /// 429: too many failed logins; `Retry-After` says when to try again.
+    TooManyRequests,
     /// 500: the ground broke; the cause is in its log.
     Internal,
 }
@@ -57,8 +61,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Unprocessable => "unprocessable",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::Internal => "internal",
         }
     }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::systems::PassRef;
 
-/// The state of an execution or a task: `CREATED → SCHEDULED → RUNNING → SUCCESS | FAILED`.
+/// The state of an execution or a task, named as Clustergate-2 names them: a task goes
+/// `CREATED → SCHEDULED → RUNNING → SUCCESS | FAILED`, an execution
+/// `CREATED → SCHEDULED → RUNNING → COMPLETED | FAILED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
@@ -18,13 +20,26 @@ pub enum State {
     Scheduled,
     /// The system has started it.
     Running,
-    /// Finished well.
+    /// A task that finished well.
     Success,
+    /// An execution that finished well: every task it ran succeeded (or failed with
+    /// `on_failure: continue`).
+    Completed,
     /// Finished badly, or never ran.
     Failed,
 }
 
 impl State {
+    /// Every state, in lifecycle order.
+    pub const ALL: [State; 6] = [
+        State::Created,
+        State::Scheduled,
+        State::Running,
+        State::Success,
+        State::Completed,
+        State::Failed,
+    ];
+
     /// The state as the JSON writes it (`SUCCESS`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,13 +47,23 @@ impl State {
             State::Scheduled => "SCHEDULED",
             State::Running => "RUNNING",
             State::Success => "SUCCESS",
+            State::Completed => "COMPLETED",
             State::Failed => "FAILED",
         }
     }
 
-    /// Whether nothing follows it (`SUCCESS` or `FAILED`).
+    /// Whether nothing follows it (`SUCCESS`, `COMPLETED` or `FAILED`).
     pub fn is_final(self) -> bool {
-        matches!(self, State::Success | State::Failed)
+        matches!(self, State::Success | State::Completed | State::Failed)
+    }
+
+    /// The state as an execution shows it: a successful end is `COMPLETED` (Clustergate-2's
+    /// name for an execution's), every other state is the same for tasks and executions.
+    pub fn of_execution(self) -> State {
+        match self {
+            State::Success => State::Completed,
+            other => other,
+        }
     }
 }
 
@@ -64,16 +89,10 @@ impl FromStr for State {
     type Err = UnknownState;
 
     fn from_str(s: &str) -> Result<State, UnknownState> {
-        [
-            State::Created,
-            State::Scheduled,
-            State::Running,
-            State::Success,
-            State::Failed,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
-        .ok_or_else(|| UnknownState(s.to_string()))
+        State::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownState(s.to_string()))
     }
 }
 
@@ -121,26 +140,41 @@ pub struct TaskError {
     pub log_tail: Vec<String>,
 }
 
-/// A file a downlink brought down.
+/// A file of a task's outputs: one a downlink brought down, or one a `files.list` found.
+///
+/// `uri`, `contentType` and `contentLength` are Clustergate-2's names and keep its spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputFile {
-    /// Where it landed in the namespace; the volume path while it has not landed yet.
+    /// Where it landed in the namespace (downlink); its path in the volume while it has not
+    /// landed yet, and for a `files.list`.
     pub path: String,
-    /// `sha256:<hex>`.
-    pub digest: String,
+    /// `sha256:<hex>`; `null` for a `files.list` (the listing carries no digests).
+    pub digest: Option<String>,
     /// Bytes.
     pub size: u64,
     /// The namespace version it landed as; absent until it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
+    /// Where to download it from the ground, once it is there: the path of
+    /// `GET /api/v1/namespaces/{ns}/files/{path}?version=N` (percent-encoded); `null` before it
+    /// has landed and for a `files.list` (the file is onboard only).
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// The media type `uri` answers with (`application/octet-stream`); `null` without a `uri`.
+    #[serde(default, rename = "contentType")]
+    pub content_type: Option<String>,
+    /// Its length in bytes (the same as `size`).
+    #[serde(default, rename = "contentLength")]
+    pub content_length: u64,
 }
 
-/// What a task produced, as the system reported it.
+/// What a task produced, as the system reported it, with Clustergate-2's task outputs beside
+/// ours (`files`, `uri`, `contentType`, `contentLength`; `message`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskOutputs {
-    /// The files of a downlink.
+    /// The files of a downlink, or the files (not folders) a `files.list` found.
     pub files: Vec<OutputFile>,
-    /// The listing of a `files.list`.
+    /// The listing of a `files.list`, folders included.
     pub listing: Vec<crate::systems::VolumeFile>,
     /// The onboard image built or loaded.
     pub image: Option<String>,
@@ -153,6 +187,16 @@ pub struct TaskOutputs {
     /// The tenant's images (`docker.image.list`); absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<TenantImage>,
+    /// Clustergate-2's archive of the task's files. orbitdock lands a downlink's files one by
+    /// one, each with its own `uri` in `files`, and keeps no archive: always `null`.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// The media type of `uri`: `null` with it.
+    #[serde(default, rename = "contentType")]
+    pub content_type: Option<String>,
+    /// The bytes of `files`, together; `null` when the task has no files.
+    #[serde(default, rename = "contentLength")]
+    pub content_length: Option<u64>,
 }
 
 /// One of the tenant's images onboard, as `docker.image.list` reports it (Clustergate-2's
@@ -169,6 +213,31 @@ pub struct TenantImage {
     pub created: String,
     /// Bytes.
     pub size: u64,
+}
+
+/// The path part of a URI for `path` (`/a b/c` → `/a%20b/c`): every byte but unreserved
+/// characters and `/` percent-encoded.
+pub fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The URI of version `version` of the namespace file `path` (absolute in the namespace) on the
+/// ground: `/api/v1/namespaces/{namespace}/files{path}?version={version}`.
+pub fn namespace_file_uri(namespace: &str, path: &str, version: u64) -> String {
+    format!(
+        "/api/v1/namespaces/{}/files{}?version={version}",
+        encode_path(namespace),
+        encode_path(path)
+    )
 }
 
 /// One task of an execution.

@@ -3,10 +3,11 @@
 //! compile error on both sides rather than a blank column.
 //!
 //! This crate does no I/O, holds no HTTP client, reads no clock and knows nothing of the ground's
-//! database: it is types, their serde attributes and a few enums. Times are RFC 3339 strings as
-//! the ground writes them (`2026-11-28T23:10:00.123Z`), digests are `sha256:<hex>` strings, and
-//! task types and error names are plain strings, so the API stays stable while the crates behind
-//! it change. Field names, `null`s and absent fields are those of `docs/api.md`: an `Option` the
+//! database: it is types, their serde attributes, a few enums, and how the URI of a namespace
+//! file is written ([`namespace_file_uri`], [`encode_path`]), which the ground writes and the CLI
+//! requests. Times are RFC 3339 strings as the ground writes them (`2026-11-28T23:10:00.123Z`),
+//! digests are `sha256:<hex>` strings, and task types and error names are plain strings, so the
+//! API stays stable while the crates behind it change. Field names, `null`s and absent fields are those of `docs/api.md`: an `Option` the
 //! document shows as `null` is written as `null`; one it says may be absent is left out when
 //! `None`.
 //!
@@ -24,7 +25,8 @@ mod systems;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use executions::{
     Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, StartExecution, State,
-    Task, TaskError, TaskOutputs, TenantImage, UnknownState, UplinkEta,
+    Task, TaskError, TaskOutputs, TenantImage, UnknownState, UplinkEta, encode_path,
+    namespace_file_uri,
 };
 pub use files::{
     CreateNamespace, FileList, Namespace, NamespaceFile, NamespaceList, Uploaded, UploadedFile,

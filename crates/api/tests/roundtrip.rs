@@ -49,8 +49,10 @@ fn errors() {
         (api::ErrorCode::Forbidden, "forbidden"),
         (api::ErrorCode::NotFound, "not_found"),
         (api::ErrorCode::Conflict, "conflict"),
+        (api::ErrorCode::RequestTimeout, "request_timeout"),
         (api::ErrorCode::TooLarge, "too_large"),
         (api::ErrorCode::Unprocessable, "unprocessable"),
+        (api::ErrorCode::TooManyRequests, "too_many_requests"),
         (api::ErrorCode::Internal, "internal"),
     ] {
         assert_eq!(serde_json::to_value(code).unwrap(), json!(text));
@@ -131,21 +133,31 @@ fn executions() {
              "history": [{"state": "CREATED", "at": "…"}],
              "error": null,
              "outputs": {"files": [{"path": "/out/result.txt", "digest": "sha256:00", "size": 12,
-                                    "version": 1}],
+                                    "version": 1,
+                                    "uri": "/api/v1/namespaces/demo/files/out/result.txt?version=1",
+                                    "contentType": "application/octet-stream",
+                                    "contentLength": 12}],
                          "listing": [], "image": null, "message": null, "exit_code": null,
-                         "log_tail": []}},
+                         "log_tail": [], "uri": null, "contentType": null,
+                         "contentLength": 12}},
             {"index": 1, "id": "down2", "type": "downlink", "state": "RUNNING",
              "started_at": "…", "finished_at": null, "history": [], "error": null,
-             "outputs": {"files": [{"path": "out/a.txt", "digest": "sha256:00", "size": 1}],
+             "outputs": {"files": [{"path": "out/a.txt", "digest": "sha256:00", "size": 1,
+                                    "uri": null, "contentType": null, "contentLength": 1}],
                          "listing": [], "image": null,
                          "message": "waiting for 1 of 1 files to come down",
-                         "exit_code": null, "log_tail": []}},
+                         "exit_code": null, "log_tail": [], "uri": null, "contentType": null,
+                         "contentLength": 1}},
             {"index": 2, "id": "ls", "type": "files.list", "state": "SUCCESS",
              "started_at": "…", "finished_at": "…", "history": [], "error": null,
-             "outputs": {"files": [],
-                         "listing": [{"path": "in", "size": 0, "is_dir": true, "modified": "…"}],
+             "outputs": {"files": [{"path": "/in/input.txt", "digest": null, "size": 5,
+                                    "uri": null, "contentType": null, "contentLength": 5}],
+                         "listing": [{"path": "/in", "size": 0, "is_dir": true, "modified": "…"},
+                                     {"path": "/in/input.txt", "size": 5, "is_dir": false,
+                                      "modified": "…"}],
                          "image": "tenants/a/app:v1", "message": "ok", "exit_code": 0,
-                         "log_tail": ["hello"]}},
+                         "log_tail": ["hello"], "uri": null, "contentType": null,
+                         "contentLength": 5}},
             {"index": 3, "id": "build", "type": "docker.build", "state": "FAILED",
              "started_at": null, "finished_at": "…", "history": [],
              "error": {"code": 12, "name": "DOCKER_BUILD_FAILED", "message": "…",
@@ -162,12 +174,38 @@ fn executions() {
     check::<api::ExecutionList>(json!({"executions": [{"id": "6f1c", "namespace": "demo",
         "operation": "hello", "system": "em", "state": "FAILED", "created_at": "…"}]}));
 
-    for s in ["CREATED", "SCHEDULED", "RUNNING", "SUCCESS", "FAILED"] {
+    for s in [
+        "CREATED",
+        "SCHEDULED",
+        "RUNNING",
+        "SUCCESS",
+        "COMPLETED",
+        "FAILED",
+    ] {
         let state: api::State = s.parse().unwrap();
         assert_eq!(serde_json::to_value(state).unwrap(), json!(s));
-        assert_eq!(state.is_final(), s == "SUCCESS" || s == "FAILED");
+        assert_eq!(
+            state.is_final(),
+            ["SUCCESS", "COMPLETED", "FAILED"].contains(&s)
+        );
+        // An execution's success is COMPLETED, as Clustergate-2 names it; nothing else differs.
+        let shown = state.of_execution().as_str();
+        assert_eq!(shown, if s == "SUCCESS" { "COMPLETED" } else { s });
     }
     assert!("success".parse::<api::State>().is_err());
+
+    // Outputs recorded before the Clustergate-2 fields existed still read.
+    let old: api::TaskOutputs = serde_json::from_value(json!({
+        "files": [{"path": "/out/r.txt", "digest": "sha256:00", "size": 3, "version": 2}],
+        "listing": [], "image": null, "message": null, "exit_code": null, "log_tail": []}))
+    .unwrap();
+    assert_eq!((old.uri, old.content_length), (None, None));
+    assert_eq!(old.files[0].digest.as_deref(), Some("sha256:00"));
+
+    assert_eq!(
+        api::namespace_file_uri("demo", "/out/a b#1.txt", 3),
+        "/api/v1/namespaces/demo/files/out/a%20b%231.txt?version=3"
+    );
 }
 
 #[test]

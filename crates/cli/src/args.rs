@@ -134,9 +134,11 @@ pub(crate) struct DemoArgs {
     /// First of eight consecutive UDP ports on 127.0.0.1 for ground, links and flight agents.
     #[arg(long, default_value_t = 7701)]
     pub(crate) udp_base: u16,
-    /// The demo user's password.
-    #[arg(long, default_value = "orbitdock")]
-    pub(crate) password: String,
+    /// The demo user's password [default: `orbitdock` when --http is a loopback address;
+    /// otherwise a random one, made once, kept in DATA_DIR/keys/demo.password and printed at
+    /// start].
+    #[arg(long)]
+    pub(crate) password: Option<String>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -150,9 +152,16 @@ pub(crate) struct GroundArgs {
     /// A system the ground talks to: NAME=LOCAL_UDP,LINK_UDP (repeatable).
     #[arg(long = "system", value_parser = parse_system, required = true)]
     pub(crate) systems: Vec<SystemArg>,
-    /// Create (or reset) a user: NAME:PASSWORD (repeatable).
+    /// Create a user, or give it a new password: NAME:PASSWORD (repeatable). Anyone on the
+    /// machine can read it in the process list: prefer --users-file or ORBITDOCK_USERS.
     #[arg(long = "user", value_parser = parse_user)]
     pub(crate) users: Vec<(String, String)>,
+    /// Users from a file only its owner may read (mode 0600 or 0400): one NAME:PASSWORD or
+    /// NAME:$argon2id$... (the password's hash) per line; blank lines and lines starting with #
+    /// are skipped. The environment variable ORBITDOCK_USERS may hold the same lines. A user
+    /// who has the password already keeps its sessions.
+    #[arg(long)]
+    pub(crate) users_file: Option<PathBuf>,
     /// Folder of link keys, one `<system>.key` per system [default: DATA_DIR/keys].
     #[arg(long)]
     pub(crate) keys: Option<PathBuf>,

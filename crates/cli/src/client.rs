@@ -157,16 +157,6 @@ impl Client {
     }
 }
 
-/// Percent-encodes a path for a URL, keeping `/`.
-pub(crate) fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+/// Percent-encodes a path for a URL, keeping `/`: the ground builds its URIs with the same
+/// function.
+pub(crate) use api::encode_path;

@@ -1,5 +1,8 @@
 //! `orbitdock demo`: ground, link and flight agent as three processes on 127.0.0.1, with a demo
-//! user, for a first run on a fresh machine.
+//! user, for a first run on a fresh machine. The demo user's password is the README's
+//! (`orbitdock`) while the API listens on a loopback address only; beyond it, a random one
+//! (made once, kept with the keys) that the demo prints. It reaches the ground through the
+//! environment (`ORBITDOCK_USERS`), never its arguments, which the process list shows.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,45 @@ use tokio::process::{Child, Command};
 use crate::args::DemoArgs;
 
 const DEMO_USER: &str = "demo";
+
+/// The README's password for the demo user, used while the API listens on loopback only.
+const LOOPBACK_PASSWORD: &str = "orbitdock";
+
+/// The demo user's password: the one given; [`LOOPBACK_PASSWORD`] when `http` is a loopback
+/// address; otherwise a random one, made on the first such start and kept in
+/// `keys/demo.password` (mode 0600), so that sessions survive a restart. The flag says whether
+/// it is that random one.
+fn demo_password(
+    given: Option<String>,
+    http: SocketAddr,
+    keys: &Path,
+) -> anyhow::Result<(String, bool)> {
+    if let Some(p) = given {
+        return Ok((p, false));
+    }
+    if http.ip().is_loopback() {
+        return Ok((LOOPBACK_PASSWORD.to_string(), false));
+    }
+    let file = keys.join("demo.password");
+    if !file.exists() {
+        let password: String = rand::random::<[u8; 12]>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        crate::roles::write_secret(&file, &password)?;
+    }
+    let password = std::fs::read_to_string(&file)
+        .with_context(|| format!("reading {}", file.display()))?
+        .trim()
+        .to_string();
+    if password.is_empty() {
+        bail!(
+            "{} is empty; remove it to make a new password",
+            file.display()
+        );
+    }
+    Ok((password, true))
+}
 
 pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let Some(ports) = Ports::from_base(a.udp_base) else {
@@ -37,6 +79,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     ] {
         std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
     }
+    let (password, random) = demo_password(a.password.clone(), a.http, &keys)?;
     // Each system's link key, shared by the ground and that system's flight agent.
     let key = keys.join("em.key");
     let fm_key = keys.join("fm.key");
@@ -83,6 +126,8 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         fm_link_flight,
         fm_flight_udp,
     ] = ports.udp.map(|(addr, _)| addr.to_string());
+    // The demo user reaches the ground through its environment, not its arguments.
+    let users = format!("{DEMO_USER}:{password}");
     let exe = std::env::current_exe().context("locating the orbitdock binary")?;
     let path = |p: PathBuf| p.to_string_lossy().into_owned();
     let systems = path(systems_file.clone());
@@ -108,6 +153,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 "--plan-public-key",
                 &path(plan_pub.clone()),
             ],
+            &[],
         )?,
         spawn(
             &exe,
@@ -124,6 +170,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 "--flight",
                 &flight_udp,
             ],
+            &[],
         )?,
         spawn(
             &exe,
@@ -137,8 +184,6 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 &a.http.to_string(),
                 "--system",
                 &format!("em={ground_udp},{link_ground}"),
-                "--user",
-                &format!("{DEMO_USER}:{}", a.password),
                 "--keys",
                 &path(keys.clone()),
                 "--system",
@@ -146,6 +191,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 "--systems-file",
                 &systems,
             ],
+            &[(crate::roles::USERS_ENV, &users)],
         )?,
         spawn(
             &exe,
@@ -170,6 +216,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 "--systems-file",
                 &systems,
             ],
+            &[],
         )?,
         spawn(
             &exe,
@@ -194,6 +241,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 "--system",
                 "fm",
             ],
+            &[],
         )?,
     ];
 
@@ -212,14 +260,17 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("                     over Svalbard and Matera (orbitdock passes --system fm)");
     println!("  dashboard and API  {url}/");
+    println!("  login              user {DEMO_USER}, password {password}");
     println!(
-        "  login              user {DEMO_USER}, password {}",
-        a.password
+        "  CLI                orbitdock login --server {url} --user {DEMO_USER} --password {password}"
     );
-    println!(
-        "  CLI                orbitdock login --server {url} --user {DEMO_USER} --password {}",
-        a.password
-    );
+    if random {
+        println!(
+            "                     (the API listens beyond loopback on {}: the password is random, kept in {})",
+            a.http,
+            keys.join("demo.password").display()
+        );
+    }
     println!("  state              {}", data.display());
     println!("  logs               {}", logs.display());
     println!("Press Ctrl-C to stop.");
@@ -325,7 +376,15 @@ struct Process {
     child: Child,
 }
 
-fn spawn(exe: &Path, name: &'static str, logs: &Path, args: &[&str]) -> anyhow::Result<Process> {
+/// Starts `exe ARGS` as the child `name`, logging to `logs/NAME.log`, with `env` added to its
+/// environment (secrets go there: arguments are public).
+fn spawn(
+    exe: &Path,
+    name: &'static str,
+    logs: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<Process> {
     let log_path = logs.join(format!("{name}.log"));
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -334,6 +393,7 @@ fn spawn(exe: &Path, name: &'static str, logs: &Path, args: &[&str]) -> anyhow::
         .with_context(|| format!("opening {}", log_path.display()))?;
     let mut cmd = Command::new(exe);
     cmd.args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -445,6 +505,39 @@ mod tests {
                 "the link process stopped (signal: 9); see its log: {}",
                 dir.path().join("none/link.log").display()
             )
+        );
+    }
+
+    #[test]
+    fn the_password_is_the_readmes_on_loopback_and_random_beyond() {
+        use std::os::unix::fs::PermissionsExt;
+        let keys = tempfile::tempdir().unwrap();
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            demo_password(None, at("127.0.0.1:7700"), keys.path()).unwrap(),
+            ("orbitdock".to_string(), false)
+        );
+        assert_eq!(
+            demo_password(None, at("[::1]:7700"), keys.path()).unwrap(),
+            ("orbitdock".to_string(), false)
+        );
+        assert_eq!(
+            demo_password(Some("mine".into()), at("0.0.0.0:7700"), keys.path()).unwrap(),
+            ("mine".to_string(), false)
+        );
+        let (random, made) = demo_password(None, at("0.0.0.0:7700"), keys.path()).unwrap();
+        assert!(made);
+        assert_eq!(random.len(), 24);
+        assert_ne!(random, LOOPBACK_PASSWORD);
+        // Kept for the next start, readable by its owner only.
+        let file = keys.path().join("demo.password");
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            demo_password(None, at("192.0.2.10:7700"), keys.path()).unwrap(),
+            (random, true)
         );
     }
 

@@ -25,7 +25,7 @@ pub(crate) fn run(a: LintArgs) -> anyhow::Result<ExitCode> {
             known_layers: &[],
             eta: preflight::Eta::None,
         };
-        preflight::lint_archive(&a.path, &system, &archive)
+        preflight::lint_archive(&a.path, None, &system, &archive)
     } else if looks_like_dockerfile(&a.path) {
         let text = std::fs::read_to_string(&a.path)
             .with_context(|| format!("reading {}", a.path.display()))?;

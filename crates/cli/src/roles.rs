@@ -9,6 +9,8 @@ use anyhow::Context;
 use crate::args::{FlightArgs, FlightCommand, GroundArgs, LinkArgs};
 
 pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
+    // Read before anything starts: a users file others may read stops the ground here.
+    let users = users_of(&a)?;
     let keys = a.keys.clone().unwrap_or_else(|| a.data_dir.join("keys"));
     let orbits = match &a.systems_file {
         Some(f) => crate::systems::load(f)?,
@@ -41,10 +43,12 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
     let g = ground::Ground::open(config)
         .await
         .with_context(|| format!("opening the ground in {}", a.data_dir.display()))?;
-    for (user, password) in &a.users {
-        g.ensure_user(user, password)
-            .await
-            .with_context(|| format!("creating user {user}"))?;
+    for user in users {
+        match &user.secret {
+            Secret::Password(p) => g.ensure_user(&user.name, p).await,
+            Secret::Hash(h) => g.ensure_user_hashed(&user.name, h).await,
+        }
+        .with_context(|| format!("creating user {} (from {})", user.name, user.from))?;
     }
     let listener = ground::bind_http(a.http)
         .await
@@ -52,6 +56,115 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(http = %a.http, "ground up");
     ground::serve(g, listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The environment variable that may hold the ground's users, as lines of a users file.
+pub(crate) const USERS_ENV: &str = "ORBITDOCK_USERS";
+
+/// A user to create, and where it was given.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct UserEntry {
+    pub(crate) name: String,
+    pub(crate) secret: Secret,
+    /// `--user`, the users file and line, or the environment variable and line.
+    pub(crate) from: String,
+}
+
+/// A password, or its argon2 hash.
+#[derive(PartialEq, Eq)]
+pub(crate) enum Secret {
+    Password(String),
+    /// A PHC string: `$argon2id$v=19$...`.
+    Hash(String),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Secret::Password(_) => "Password(..)",
+            Secret::Hash(_) => "Hash(..)",
+        })
+    }
+}
+
+/// The ground's users: `--user` flags (with a warning: the process list shows them), the users
+/// file (refused when others may read it) and `ORBITDOCK_USERS`.
+fn users_of(a: &GroundArgs) -> anyhow::Result<Vec<UserEntry>> {
+    let mut users = Vec::new();
+    for (name, password) in &a.users {
+        tracing::warn!(
+            user = %name,
+            "--user shows the password to anyone who can list this machine's processes; prefer --users-file or {USERS_ENV}"
+        );
+        users.push(UserEntry {
+            name: name.clone(),
+            secret: Secret::Password(password.clone()),
+            from: "--user".into(),
+        });
+    }
+    if let Some(file) = &a.users_file {
+        users.extend(read_users_file(file)?);
+    }
+    if let Some(text) = std::env::var_os(USERS_ENV) {
+        let text = text
+            .into_string()
+            .map_err(|_| anyhow::anyhow!("{USERS_ENV} is not UTF-8"))?;
+        users.extend(parse_users(&text, USERS_ENV)?);
+    }
+    Ok(users)
+}
+
+/// Reads a users file, refusing one that its group or others may read or write.
+fn read_users_file(path: &std::path::Path) -> anyhow::Result<Vec<UserEntry>> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("reading the users file {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("the users file {} is not a file", path.display());
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "the users file {} may be read or written by others (mode {mode:04o}); make it its owner's only: chmod 600 {}",
+            path.display(),
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the users file {}", path.display()))?;
+    parse_users(&text, &path.display().to_string())
+}
+
+/// Parses users, one `NAME:PASSWORD` or `NAME:$argon2...` a line; blank lines and `#` comments
+/// are skipped. A password may hold any character but a line break; one that starts with
+/// `$argon2` is read as a hash.
+fn parse_users(text: &str, source: &str) -> anyhow::Result<Vec<UserEntry>> {
+    let mut users = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let from = format!("{source}, line {}", i + 1);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let Some((name, secret)) = line.split_once(':') else {
+            anyhow::bail!("{from}: expected NAME:PASSWORD or NAME:$argon2id$...");
+        };
+        let name = name.trim();
+        if name.is_empty() || secret.is_empty() {
+            anyhow::bail!("{from}: expected NAME:PASSWORD or NAME:$argon2id$...");
+        }
+        let secret = if secret.starts_with("$argon2") {
+            Secret::Hash(secret.to_string())
+        } else {
+            Secret::Password(secret.to_string())
+        };
+        users.push(UserEntry {
+            name: name.to_string(),
+            secret,
+            from,
+        });
+    }
+    Ok(users)
 }
 
 pub(crate) async fn link(a: LinkArgs) -> anyhow::Result<ExitCode> {
@@ -266,8 +379,8 @@ pub(crate) fn write_new_key(path: &std::path::Path) -> anyhow::Result<()> {
     write_secret(path, &wire::LinkKey::from_bytes(rand::random()).to_hex())
 }
 
-/// Writes `hex` to a new file of mode 0600; refuses to overwrite.
-fn write_secret(path: &std::path::Path, hex: &str) -> anyhow::Result<()> {
+/// Writes `hex` (or any secret line) to a new file of mode 0600; refuses to overwrite.
+pub(crate) fn write_secret(path: &std::path::Path, hex: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -335,5 +448,67 @@ pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             _ = wait(int) => {}
             _ = wait(term) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, secret: Secret, from: &str) -> UserEntry {
+        UserEntry {
+            name: name.into(),
+            secret,
+            from: from.into(),
+        }
+    }
+
+    #[test]
+    fn users_are_lines_of_name_and_password_or_hash() {
+        let text = "# the ground's users\n\nalice:pw:with:colons\r\n  bob : spaced \ncarol:$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA\n";
+        assert_eq!(
+            parse_users(text, "F").unwrap(),
+            vec![
+                entry(
+                    "alice",
+                    Secret::Password("pw:with:colons".into()),
+                    "F, line 3"
+                ),
+                entry("bob", Secret::Password(" spaced ".into()), "F, line 4"),
+                entry(
+                    "carol",
+                    Secret::Hash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+                    "F, line 5"
+                ),
+            ]
+        );
+        for bad in ["alice", "alice:", ":pw"] {
+            let e = parse_users(bad, "F").unwrap_err().to_string();
+            assert_eq!(e, "F, line 1: expected NAME:PASSWORD or NAME:$argon2id$...");
+        }
+        // Secrets never reach a log through Debug.
+        assert_eq!(
+            format!("{:?}", Secret::Password("hunter2".into())),
+            "Password(..)"
+        );
+    }
+
+    #[test]
+    fn a_users_file_others_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users");
+        std::fs::write(&file, "alice:pw\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_users_file(&file).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "may be read or written by others (mode 0644); make it its owner's only: chmod 600"
+            ),
+            "{e}"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_users_file(&file).unwrap().len(), 1);
+        assert!(read_users_file(dir.path()).is_err());
     }
 }

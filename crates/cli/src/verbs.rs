@@ -361,11 +361,14 @@ pub(crate) async fn exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
             }
             let last = follow(&client, &started.id).await?;
             print_execution(&last);
-            Ok(if last.state == api::State::Success {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            // COMPLETED is an execution's success; a ground older than that name said SUCCESS.
+            Ok(
+                if matches!(last.state, api::State::Completed | api::State::Success) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                },
+            )
         }
         ExecCommand::Show { id, json } => {
             let e: api::Execution = client

@@ -175,14 +175,14 @@ async fn sign_in_and_see_your_work_in_a_real_browser() {
             &format!("id: look\nnamespace: {a_ns}\ntasks:\n- id: ls\n  type: files.list\n"),
         )
         .await;
-    assert_eq!(exec["state"], "SUCCESS", "{exec:#}");
+    assert_eq!(exec["state"], "COMPLETED", "{exec:#}");
     let exec = bob
         .run_operation(
             dir,
             &format!("id: hidden\nnamespace: {b_ns}\ntasks:\n- id: ls\n  type: files.list\n"),
         )
         .await;
-    assert_eq!(exec["state"], "SUCCESS", "{exec:#}");
+    assert_eq!(exec["state"], "COMPLETED", "{exec:#}");
 
     let browser = Browser::start().await;
     browser.goto(&format!("{}/", stack.url)).await;
@@ -205,7 +205,7 @@ async fn sign_in_and_see_your_work_in_a_real_browser() {
     }
     assert!(page.contains(&format!("Signed in as {a}")), "{page}");
     assert!(
-        page.contains(&a_ns) && page.contains("look") && page.contains("SUCCESS"),
+        page.contains(&a_ns) && page.contains("look") && page.contains("COMPLETED"),
         "{page}"
     );
     assert!(

@@ -100,7 +100,7 @@ async fn build_onboard_run_and_downlink() {
             ),
         )
         .await;
-    assert_eq!(exec["state"], "SUCCESS", "{exec:#}");
+    assert_eq!(exec["state"], "COMPLETED", "{exec:#}");
     for t in exec["tasks"].as_array().unwrap() {
         assert_eq!(t["state"], "SUCCESS");
         let states: Vec<&str> = t["history"]
@@ -200,7 +200,7 @@ async fn load_a_docker_save_archive_run_and_downlink() {
             ),
         )
         .await;
-    assert_eq!(exec["state"], "SUCCESS", "{exec:#}");
+    assert_eq!(exec["state"], "COMPLETED", "{exec:#}");
     pull_and_check(&user, &ns, dir).await;
 }
 
@@ -243,7 +243,7 @@ async fn onboard_refusals_fail_clearly_and_disturb_nothing() {
     let notcat = format!(
         "id: notcat\nnamespace: {ns}\ntasks:\n\
          - id: up\n  type: uplink\n  source: /notcat/Dockerfile\n\
-         - id: build\n  type: docker.build\n  image: x\n"
+         - id: build\n  type: docker.build\n  dockerfile: notcat/Dockerfile\n  context: notcat\n  image: x\n"
     );
     let f = dir.join(unique("notcat")).with_extension("yaml");
     std::fs::write(&f, &notcat).unwrap();
@@ -288,7 +288,7 @@ async fn onboard_refusals_fail_clearly_and_disturb_nothing() {
             &format!(
                 "id: net\nnamespace: {ns}\ntasks:\n\
                  - id: up\n  type: uplink\n  source: /net/Dockerfile\n\
-                 - id: build\n  type: docker.build\n  image: {{name: net}}\n  max_duration: 3\n\
+                 - id: build\n  type: docker.build\n  dockerfile: net/Dockerfile\n  context: net\n  image: {{name: net}}\n  max_duration: 3\n\
                  - id: never\n  type: files.list\n"
             ),
             &["--force"],
@@ -344,7 +344,7 @@ async fn onboard_refusals_fail_clearly_and_disturb_nothing() {
             &format!("id: after\nnamespace: {ns}\ntasks:\n- id: ls\n  type: files.list\n"),
         )
         .await;
-    assert_eq!(exec["state"], "SUCCESS", "{exec:#}");
+    assert_eq!(exec["state"], "COMPLETED", "{exec:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -461,7 +461,7 @@ async fn tenants_cannot_touch_each_other() {
             ),
         )
         .await;
-    assert_eq!(exec["state"], "SUCCESS", "{exec:#}");
+    assert_eq!(exec["state"], "COMPLETED", "{exec:#}");
     let a_exec = exec["id"].as_str().unwrap().to_string();
 
     // API: Bob can neither list, read, upload into, apply into nor execute Alice's namespace.

@@ -4,10 +4,31 @@
 //! learns of arrived objects, without ever waiting, and the plan loop ([`Agent::run_plans`]) runs
 //! queued plans one at a time, in arrival order. A plan is persisted before it is queued and after
 //! each task, so a restarted agent resumes where it stopped (a task cut short runs again from its
-//! start). Objects never travel as messages: the link session moves them between its object
-//! directory, which is the agent's object store, and the ground's.
+//! start, after the recorded events of the tasks before it are sent again, in case they were lost
+//! with the restart). Objects never travel as messages: the link session moves them between its
+//! object directory, which is the agent's object store, and the ground's.
+//!
+//! # Which plans run
+//!
+//! Only plans the ground signed for this system, still valid, and never accepted before. In
+//! order, before anything is looked up or recorded: the signature (a plan that fails it is
+//! logged and dropped, with no record and no answer: nothing in it can be trusted, not even its
+//! execution id); then the system it names. Then, by its now trustworthy execution id, the record
+//! of a plan the agent already holds (sent again: its events are replayed if it finished, else
+//! nothing happens). A new plan must not have expired (by the onboard clock) and its sequence
+//! number must never have been accepted (see `plans::Sequences`, kept durably): a plan refused
+//! for either, or for another system, is answered with failed events and leaves no record.
+//!
+//! # Handled when stored
+//!
+//! [`run`] acknowledges a message to the link only once [`Agent::handle_event`] returned: a plan
+//! is then stored and synced (or refused). An error (a record that cannot be written) leaves it
+//! unacknowledged: it is tried again, after [`link::MESSAGE_RETRY_AFTER`] and doubling, and
+//! after [`link::MESSAGE_ATTEMPTS`] failures given up on, logged and counted; a restart meanwhile
+//! gets it again from the link.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,15 +37,15 @@ use link::LinkEvent;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use wire::{
-    BaseImage, Digest, ErrorCode, ExecutionState, Message, OnFailure, Plan, PlanTask, TaskError,
-    TaskKind, TaskState,
+    BaseImage, Digest, ErrorCode, ExecutionState, Message, OnFailure, Plan, PlanBindingError,
+    PlanTask, TaskError, TaskKind, TaskState,
 };
 
 use crate::config::{AgentConfig, FlightConfig};
 use crate::error::{Error, ErrorKind};
 use crate::fsutil::now_ms;
 use crate::names;
-use crate::plans::{PlanRecord, PlanStore, TaskRecord};
+use crate::plans::{PlanRecord, PlanStore, SEQUENCE_WINDOW, Sequences, TaskRecord};
 use crate::runtime::{DockerRuntime, Runtime};
 use crate::store::ObjectStore;
 use crate::tasks::{Executor, MAX_LISTING, OBJECT_WAIT, TaskResult};
@@ -69,7 +90,11 @@ pub struct Agent {
 
 struct Inner {
     exec: Executor,
+    /// The system the agent runs as: plans must name it.
+    system: String,
     plans: PlanStore,
+    /// The plan sequence numbers accepted (saved with `plans`).
+    sequences: Mutex<Sequences>,
     queue: Mutex<VecDeque<PlanRecord>>,
     queued: Notify,
     next_seq: AtomicU64,
@@ -77,6 +102,8 @@ struct Inner {
     boot: u64,
     /// The ground's public plan key (see `AgentConfig::plan_verifier`).
     verifier: Option<wire::PlanVerifier>,
+    /// Messages given up on (see [`run`]).
+    dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for Agent {
@@ -114,6 +141,11 @@ impl Agent {
         let plans = PlanStore::open(state)?;
         let pending = plans.load_pending();
         let next_seq = pending.iter().map(|r| r.seq + 1).max().unwrap_or(1);
+        let mut sequences = plans.load_sequences(&pending);
+        if let Err(e) = plans.save_sequences(&mut sequences) {
+            // Marked in memory; saved with the next plan accepted.
+            tracing::error!(error = %e, "cannot save the plan sequences");
+        }
         if !pending.is_empty() {
             tracing::info!(plans = pending.len(), "resuming unfinished plans");
         }
@@ -132,12 +164,15 @@ impl Agent {
         Ok(Agent {
             inner: Arc::new(Inner {
                 exec,
+                system: config.system.clone(),
                 plans,
+                sequences: Mutex::new(sequences),
                 queue: Mutex::new(pending.into()),
                 queued: Notify::new(),
                 next_seq: AtomicU64::new(next_seq),
                 boot: rand::random(),
                 verifier: config.plan_verifier.clone(),
+                dropped: AtomicU64::new(0),
             }),
         })
     }
@@ -158,13 +193,18 @@ impl Agent {
 
     /// Takes one event of the link: a message is decoded and goes to
     /// [`handle_message`](Agent::handle_message) (one that does not decode is logged with its
-    /// sequence number and dropped); an object that arrived (already verified and in the object
-    /// store) wakes the uplinks waiting for it. Never waits.
-    pub fn handle_event(&self, event: LinkEvent) {
+    /// sequence number and dropped: it never will); an object that arrived (already verified and
+    /// in the object store) wakes the uplinks waiting for it. Never waits. `Ok` means the event
+    /// is handled for good (a message may be acknowledged to the link); an error, that it should
+    /// be tried again.
+    pub fn handle_event(&self, event: LinkEvent) -> Result<(), Error> {
         match event {
             LinkEvent::Message { seq, bytes } => match wire::decode_message(&bytes) {
-                Ok(m) => self.handle_message(m),
-                Err(e) => tracing::warn!(seq, error = %e, "dropped an undecodable message"),
+                Ok(m) => return self.handle_message(m),
+                Err(e) => {
+                    self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(seq, error = %e, "dropped an undecodable message");
+                }
             },
             LinkEvent::ObjectReceived(digest) => self.inner.exec.store.arrived(&digest),
             LinkEvent::ObjectDelivered(digest) => {
@@ -174,18 +214,28 @@ impl Agent {
                 tracing::warn!(%digest, %error, "an object for the ground could not be sent")
             }
         }
+        Ok(())
     }
 
-    /// Takes one message from the ground: a [`Message::Plan`] is persisted and queued (and its
-    /// missing objects asked for at once). Other messages are ignored. Never waits.
-    pub fn handle_message(&self, message: Message) {
+    /// Takes one message from the ground: a [`Message::Plan`] is checked (see the module
+    /// documentation), then persisted and queued (and its missing objects asked for at once), or
+    /// refused. Other messages are ignored. Never waits. An error means the plan could not be
+    /// stored: nothing was answered, and the same message may be handled again.
+    pub fn handle_message(&self, message: Message) -> Result<(), Error> {
         match message {
-            Message::Plan(plan) => self.accept(plan),
+            Message::Plan(plan) => self.accept(plan)?,
             Message::Need { .. } => tracing::debug!("ignored a Need from the ground"),
             other => {
                 tracing::debug!(message = ?std::mem::discriminant(&other), "ignored a message meant for the ground")
             }
         }
+        Ok(())
+    }
+
+    /// Messages given up on since the agent started: undecodable, or failed
+    /// [`link::MESSAGE_ATTEMPTS`] times in [`run`].
+    pub fn messages_dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
     }
 
     /// Runs queued plans, one at a time, forever; abort the task running it to stop. The objects
@@ -201,18 +251,35 @@ impl Agent {
         }
     }
 
-    /// The agent's `Hello`: its system name, platform and catalogue with the image ids present.
-    pub async fn hello(&self, system: &str) -> Message {
+    /// The agent's `Hello`: its system name, platform and catalogue with the image ids present,
+    /// its boot id, and the executions whose plans it holds unfinished (so that the ground
+    /// re-sends only the others).
+    pub async fn hello(&self) -> Message {
         Message::Hello {
-            agent: system.to_string(),
+            agent: self.inner.system.clone(),
             platform: names::host_platform(),
             catalogue: catalogue_of(self.inner.exec.runtime.as_ref()).await,
             boot: self.inner.boot,
+            holds: self.inner.plans.held(wire::MAX_HELD_PLANS),
         }
     }
 
     fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<PlanRecord>> {
         self.inner.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_sequences(&self) -> std::sync::MutexGuard<'_, Sequences> {
+        self.inner
+            .sequences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers, durably, that the plan numbered `seq` was accepted.
+    fn mark_accepted(&self, seq: u64) -> Result<(), Error> {
+        let mut s = self.lock_sequences();
+        s.mark(seq);
+        self.inner.plans.save_sequences(&mut s)
     }
 
     async fn send(&self, message: Message) {
@@ -251,11 +318,29 @@ impl Agent {
         }
     }
 
-    fn accept(&self, plan: Plan) {
+    fn accept(&self, plan: Plan) -> Result<(), Error> {
+        // The signature first: until it verifies, nothing in the plan is trusted, not even its
+        // execution id, so nothing is looked up, recorded or answered.
+        if let Some(Err(e)) = self.inner.verifier.as_ref().map(|v| v.verify(&plan)) {
+            tracing::warn!(
+                claimed_execution = plan.execution,
+                claimed_system = plan.system,
+                error = %e,
+                "refused a plan that is not the ground's; nothing recorded, nothing answered"
+            );
+            return Ok(());
+        }
         if let Err(m) = names::check_execution(&plan.execution) {
             tracing::warn!(error = %m, "refused a plan");
             self.send_soon(vec![execution_event(&plan.execution, TaskState::Failed)]);
-            return;
+            return Ok(());
+        }
+        let now = now_ms();
+        if let Err(e @ PlanBindingError::OtherSystem { .. }) =
+            plan.check_binding(&self.inner.system, now)
+        {
+            self.refuse(plan, ErrorCode::ValidationError, e.to_string());
+            return Ok(());
         }
         if let Some(known) = self.inner.plans.find(&plan.execution) {
             if known.finished {
@@ -270,16 +355,27 @@ impl Agent {
                     "a plan came again; it is already queued"
                 );
             }
-            return;
+            // Its number was saved when it was accepted, unless that failed: save it now.
+            return self.mark_accepted(known.plan.sequence);
         }
-        let unsigned = self
-            .inner
-            .verifier
-            .as_ref()
-            .and_then(|v| v.verify(&plan).err());
-        let refusal = if let Some(e) = unsigned {
-            Some((ErrorCode::ValidationError, e.to_string()))
-        } else if let Err(m) = names::check_tenant(&plan.tenant) {
+        if let Err(e) = plan.check_binding(&self.inner.system, now) {
+            self.refuse(plan, ErrorCode::ValidationError, e.to_string());
+            return Ok(());
+        }
+        let (is_new, high_water) = {
+            let s = self.lock_sequences();
+            (s.is_new(plan.sequence), s.high_water())
+        };
+        if !is_new {
+            let message = format!(
+                "plan sequence {} was accepted before, or is older than the last {SEQUENCE_WINDOW} \
+                 accepted (the highest is {high_water}): a replay",
+                plan.sequence
+            );
+            self.refuse(plan, ErrorCode::ValidationError, message);
+            return Ok(());
+        }
+        let refusal = if let Err(m) = names::check_tenant(&plan.tenant) {
             Some((ErrorCode::ValidationError, m))
         } else if self.lock_queue().len() >= MAX_QUEUED_PLANS {
             Some((
@@ -289,7 +385,16 @@ impl Agent {
         } else {
             None
         };
-        let mut record = PlanRecord {
+        let sequence = plan.sequence;
+        if let Some((code, message)) = refusal {
+            // Filed: the same plan again is answered from the record.
+            tracing::warn!(execution = plan.execution, %message, "refused a plan");
+            let record = self.refusal(plan, code, message);
+            self.inner.plans.finish(&record)?;
+            self.send_soon(replay(&record));
+            return self.mark_accepted(sequence);
+        }
+        let record = PlanRecord {
             seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
             plan,
             next: 0,
@@ -297,39 +402,13 @@ impl Agent {
             finished: false,
             events: Vec::new(),
         };
-        if let Some((code, message)) = refusal {
-            tracing::warn!(execution = record.plan.execution, %message, "refused a plan");
-            for (i, _) in record.plan.tasks.iter().enumerate() {
-                let error = TaskError {
-                    code,
-                    message: message.clone(),
-                    log_tail: Vec::new(),
-                };
-                record.events.push(TaskRecord {
-                    task: i as u32,
-                    state: TaskState::Failed,
-                    at_ms: now_ms(),
-                    error: Some(error),
-                    outputs: None,
-                });
-            }
-            record.failed = true;
-            record.finished = true;
-            if let Err(e) = self.inner.plans.finish(&record) {
-                tracing::error!(error = %e, "cannot record a refused plan");
-            }
-            self.send_soon(replay(&record));
-            return;
-        }
-        if let Err(e) = self.inner.plans.save(&record) {
-            // Not persisted means not accepted: the ground sends it again at the next contact.
-            tracing::error!(error = %e, "cannot persist a plan; dropped it");
-            return;
-        }
+        // Not persisted means not accepted: the error leaves the message unacknowledged.
+        self.inner.plans.save(&record)?;
         tracing::info!(
             execution = record.plan.execution,
             tenant = record.plan.tenant,
             tasks = record.plan.tasks.len(),
+            sequence,
             "accepted a plan"
         );
         // Ask for the objects first, so they stream while earlier plans run.
@@ -338,6 +417,49 @@ impl Agent {
         }
         self.lock_queue().push_back(record);
         self.inner.queued.notify_one();
+        // After the record: a crash between the two leaves a record whose number is marked at
+        // the next start, never a number marked for a plan not stored.
+        self.mark_accepted(sequence)
+    }
+
+    /// Refuses a plan whose signature verified, without filing it: a failed event for each task
+    /// and for the execution.
+    fn refuse(&self, plan: Plan, code: ErrorCode, message: String) {
+        tracing::warn!(
+            execution = plan.execution,
+            system = plan.system,
+            sequence = plan.sequence,
+            %message,
+            "refused a plan"
+        );
+        let record = self.refusal(plan, code, message);
+        self.send_soon(replay(&record));
+    }
+
+    /// The record of a refused plan: every task failed with `message`.
+    fn refusal(&self, plan: Plan, code: ErrorCode, message: String) -> PlanRecord {
+        let at_ms = now_ms();
+        let events = (0..plan.tasks.len())
+            .map(|i| TaskRecord {
+                task: i as u32,
+                state: TaskState::Failed,
+                at_ms,
+                error: Some(TaskError {
+                    code,
+                    message: message.clone(),
+                    log_tail: Vec::new(),
+                }),
+                outputs: None,
+            })
+            .collect();
+        PlanRecord {
+            seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
+            plan,
+            next: 0,
+            failed: true,
+            finished: true,
+            events,
+        }
     }
 
     /// A request for every uplink object of the plan not in the store, if any.
@@ -365,6 +487,11 @@ impl Agent {
         tracing::info!(execution, tenant, from = record.next, "running a plan");
         self.send(execution_event(&execution, TaskState::Running))
             .await;
+        // Resumed after a restart: the final events of the tasks that ran may have been lost with
+        // it (they are sent before the record is saved). The ground ignores those it has.
+        for event in &record.events {
+            self.send(record_event(&execution, event)).await;
+        }
         while record.next < record.plan.tasks.len() {
             let index = record.next;
             let task = record.plan.tasks[index].clone();
@@ -508,6 +635,31 @@ pub(crate) async fn catalogue_of(runtime: &dyn Runtime) -> Vec<BaseImage> {
     out
 }
 
+/// Handles one event of the link, trying again after an error (or a panic) up to
+/// [`link::MESSAGE_ATTEMPTS`] times; then gives up on it with an error logged and counted.
+async fn handle_with_retries(agent: &Agent, event: LinkEvent) {
+    let mut wait = link::MESSAGE_RETRY_AFTER;
+    for attempt in 1..=link::MESSAGE_ATTEMPTS {
+        let error = match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            agent.handle_event(event.clone())
+        })) {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "the handler panicked".to_string(),
+        };
+        if attempt == link::MESSAGE_ATTEMPTS {
+            if matches!(event, LinkEvent::Message { .. }) {
+                agent.inner.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::error!(attempts = attempt, %error, "gave up on a link event");
+            return;
+        }
+        tracing::warn!(attempt, %error, "could not handle a link event; trying again");
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+}
+
 /// Runs the agent behind the link until the task running it is aborted or something fatal
 /// happens (the link endpoint or Docker connection fails). The link endpoint keeps its session in
 /// `state_dir/link/` and uses the agent's object store as its object directory.
@@ -515,6 +667,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
     let (outbox, mut out_rx) = mpsc::channel::<Outgoing>(OUTBOX);
     let agent = Agent::connect(
         AgentConfig {
+            system: config.system.clone(),
             state_dir: config.state_dir.clone(),
             volumes_dir: config.volumes_dir.clone(),
             plan_verifier: Some(config.plan_verifier.clone()),
@@ -540,6 +693,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
     })?;
     // Dropping the set (when this future is dropped or returns) aborts every task in it.
     let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
+    let acks = sender.clone();
     {
         let sender = sender.clone();
         tasks.spawn(async move {
@@ -559,7 +713,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
     }
     tracing::info!(system = config.system, bind = %config.bind, link = %config.link, "flight agent running");
     {
-        let (agent, system, outbox) = (agent.clone(), config.system.clone(), outbox.clone());
+        let (agent, outbox) = (agent.clone(), outbox.clone());
         tasks.spawn(async move {
             let mut every = tokio::time::interval(HELLO_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -573,7 +727,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
                     continue;
                 }
                 first = false;
-                let hello = agent.hello(&system).await;
+                let hello = agent.hello().await;
                 outbox
                     .send(Outgoing::Message(hello))
                     .await
@@ -591,7 +745,18 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
     loop {
         tokio::select! {
             event = receiver.recv() => match event {
-                Some(event) => agent.handle_event(event),
+                Some(event) => {
+                    let seq = match &event {
+                        LinkEvent::Message { seq, .. } => Some(*seq),
+                        _ => None,
+                    };
+                    handle_with_retries(&agent, event).await;
+                    if let Some(seq) = seq {
+                        acks.done(seq)
+                            .await
+                            .map_err(|e| Error::new(ErrorKind::Link, e.to_string()))?;
+                    }
+                }
                 None => return Err(Error::new(ErrorKind::Link, "the link endpoint stopped")),
             },
             Some(done) = tasks.join_next() => {
@@ -612,9 +777,16 @@ mod tests {
     use super::*;
     use crate::runtime::fake::FakeRuntime;
 
+    /// A fresh plan sequence number for each plan a test makes (an agent accepts each once).
+    fn next_sequence() -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
     fn agent(dir: &std::path::Path, fake: FakeRuntime) -> (Agent, mpsc::Receiver<Outgoing>) {
         let (tx, rx) = mpsc::channel(1024);
         let config = AgentConfig {
+            system: "em".into(),
             state_dir: dir.join("state"),
             volumes_dir: dir.join("volumes"),
             plan_verifier: None,
@@ -637,7 +809,7 @@ mod tests {
     fn arrive(agent: &Agent, data: &[u8]) {
         let d = Digest::of(data);
         agent.object_layout().put(data).unwrap();
-        agent.handle_event(LinkEvent::ObjectReceived(d));
+        agent.handle_event(LinkEvent::ObjectReceived(d)).unwrap();
     }
 
     fn drain(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {
@@ -676,9 +848,10 @@ mod tests {
     async fn run_until_idle(agent: &Agent) {
         let a = agent.clone();
         let worker = tokio::spawn(async move { a.run_plans().await });
-        for _ in 0..500 {
+        // A bound on polls, not a timing: a loaded machine may need many.
+        for _ in 0..6000 {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            if agent.lock_queue().is_empty() && agent.inner.plans.load_pending().is_empty() {
+            if agent.lock_queue().is_empty() && agent.inner.plans.held(1).is_empty() {
                 break;
             }
         }
@@ -742,9 +915,13 @@ mod tests {
                     },
                 ),
             ],
+            system: "em".into(),
+            sequence: next_sequence(),
+            issued_ms: 0,
+            expires_ms: u64::MAX,
             signature: Vec::new(),
         };
-        agent.handle_message(Message::Plan(plan.clone()));
+        agent.handle_message(Message::Plan(plan.clone())).unwrap();
         assert_eq!(drain(&mut rx), ["need 1"]);
         // The object arrives while the uplink waits for it, and wakes it.
         let late = {
@@ -774,7 +951,7 @@ mod tests {
             ]
         );
         // The same plan again is not run again; its events are sent again.
-        agent.handle_message(Message::Plan(plan));
+        agent.handle_message(Message::Plan(plan)).unwrap();
         let again = drain(&mut rx);
         assert_eq!(again.len(), 5);
         assert_eq!(again.last().unwrap(), "execution FAILED");
@@ -802,9 +979,13 @@ mod tests {
                         }],
                     },
                 )],
+                system: "em".into(),
+                sequence: next_sequence(),
+                issued_ms: 0,
+                expires_ms: u64::MAX,
                 signature: Vec::new(),
             };
-            agent.handle_message(Message::Plan(plan));
+            agent.handle_message(Message::Plan(plan)).unwrap();
             assert_eq!(drain(&mut rx), ["need 1"]);
             // The agent stops before running it.
         }
@@ -841,16 +1022,26 @@ mod tests {
                     max_duration_ms: None,
                 },
             )],
+            system: "em".into(),
+            sequence: next_sequence(),
+            issued_ms: 0,
+            expires_ms: u64::MAX,
             signature: Vec::new(),
         };
-        agent.handle_message(Message::Plan(bad_tenant));
+        agent.handle_message(Message::Plan(bad_tenant)).unwrap();
         assert_eq!(drain(&mut rx), ["task 0 FAILED 2", "execution FAILED"]);
-        agent.handle_message(Message::Plan(Plan {
-            execution: "../x".into(),
-            tenant: "a".into(),
-            tasks: vec![],
-            signature: Vec::new(),
-        }));
+        agent
+            .handle_message(Message::Plan(Plan {
+                execution: "../x".into(),
+                tenant: "a".into(),
+                tasks: vec![],
+                system: "em".into(),
+                sequence: next_sequence(),
+                issued_ms: 0,
+                expires_ms: u64::MAX,
+                signature: Vec::new(),
+            }))
+            .unwrap();
         assert_eq!(drain(&mut rx), ["execution FAILED"]);
         assert!(agent.lock_queue().is_empty());
     }
@@ -859,21 +1050,30 @@ mod tests {
     async fn link_messages_are_decoded_and_undecodable_ones_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
-        agent.handle_event(LinkEvent::Message {
-            seq: 0,
-            bytes: vec![0xff; 7],
-        });
+        agent
+            .handle_event(LinkEvent::Message {
+                seq: 0,
+                bytes: vec![0xff; 7],
+            })
+            .unwrap();
+        assert_eq!(agent.messages_dropped(), 1, "and counted");
         assert!(drain(&mut rx).is_empty(), "junk is dropped, not answered");
         let refused = Plan {
             execution: "../x".into(),
             tenant: "a".into(),
             tasks: vec![],
+            system: "em".into(),
+            sequence: next_sequence(),
+            issued_ms: 0,
+            expires_ms: u64::MAX,
             signature: Vec::new(),
         };
-        agent.handle_event(LinkEvent::Message {
-            seq: 1,
-            bytes: wire::encode_message(&Message::Plan(refused)),
-        });
+        agent
+            .handle_event(LinkEvent::Message {
+                seq: 1,
+                bytes: wire::encode_message(&Message::Plan(refused)),
+            })
+            .unwrap();
         assert_eq!(
             drain(&mut rx),
             ["execution FAILED"],
@@ -881,18 +1081,26 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn only_plans_the_ground_signed_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let ground = wire::PlanSigner::from_bytes([1; 32]);
-        let (tx, mut rx) = mpsc::channel(1024);
+    /// An agent for `system` that runs only plans `ground` signed, on `fake`.
+    fn signed_agent(
+        dir: &std::path::Path,
+        system: &str,
+        ground: &wire::PlanSigner,
+        fake: Arc<FakeRuntime>,
+    ) -> (Agent, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(4096);
         let config = AgentConfig {
-            state_dir: dir.path().join("state"),
-            volumes_dir: dir.path().join("volumes"),
+            system: system.into(),
+            state_dir: dir.join("state"),
+            volumes_dir: dir.join("volumes"),
             plan_verifier: Some(ground.verifier()),
         };
-        let agent = Agent::with_runtime(&config, Arc::new(FakeRuntime::default()), tx).unwrap();
-        let plan = |execution: &str| Plan {
+        (Agent::with_runtime(&config, fake, tx).unwrap(), rx)
+    }
+
+    /// A plan of one listing task for `em`, valid for an hour, not signed yet.
+    fn listing_plan(execution: &str) -> Plan {
+        Plan {
             execution: execution.into(),
             tenant: "alice".into(),
             tasks: vec![task(
@@ -904,23 +1112,212 @@ mod tests {
                     depth: 1,
                 },
             )],
+            system: "em".into(),
+            sequence: next_sequence(),
+            issued_ms: now_ms(),
+            expires_ms: now_ms() + 3_600_000,
             signature: Vec::new(),
-        };
-        // Unsigned, and signed by someone holding another key: refused, nothing runs.
-        agent.handle_message(Message::Plan(plan("e-unsigned")));
-        assert_eq!(drain(&mut rx), ["task 0 FAILED 2", "execution FAILED"]);
-        let mut forged = plan("e-forged");
+        }
+    }
+
+    /// The error messages of the failed events in `out`.
+    fn refusals(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            match o {
+                Outgoing::Message(Message::TaskEvent {
+                    state: TaskState::Failed,
+                    error: Some(e),
+                    ..
+                }) => out.push(e.message),
+                Outgoing::Message(Message::ExecutionEvent {
+                    state: TaskState::Failed,
+                    ..
+                }) => out.push("execution FAILED".into()),
+                other => panic!("not a refusal: {other:?}"),
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn only_plans_the_ground_signed_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let ground = wire::PlanSigner::from_bytes([1; 32]);
+        let (agent, mut rx) = signed_agent(dir.path(), "em", &ground, Arc::default());
+        // Unsigned, and signed by someone holding another key: dropped with a log line. Nothing
+        // is recorded or answered (the execution id cannot be trusted), nothing runs.
+        agent
+            .handle_message(Message::Plan(listing_plan("e-unsigned")))
+            .unwrap();
+        let mut forged = listing_plan("e-forged");
         wire::PlanSigner::from_bytes([2; 32]).sign(&mut forged);
-        agent.handle_message(Message::Plan(forged));
-        assert_eq!(drain(&mut rx), ["task 0 FAILED 2", "execution FAILED"]);
+        agent.handle_message(Message::Plan(forged)).unwrap();
+        assert_eq!(drain(&mut rx), Vec::<String>::new());
         assert!(agent.lock_queue().is_empty());
+        assert!(agent.inner.plans.find("e-unsigned").is_none());
+        assert!(agent.inner.plans.find("e-forged").is_none());
         // Signed by the ground: queued and run.
-        let mut signed = plan("e-signed");
+        let mut signed = listing_plan("e-signed");
         ground.sign(&mut signed);
-        agent.handle_message(Message::Plan(signed));
+        agent.handle_message(Message::Plan(signed)).unwrap();
         run_until_idle(&agent).await;
         let events = drain(&mut rx);
         assert_eq!(events.last().unwrap(), "execution SUCCESS", "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn a_plan_signed_for_em_is_refused_by_fm() {
+        let dir = tempfile::tempdir().unwrap();
+        let ground = wire::PlanSigner::from_bytes([1; 32]);
+        let (fm, mut rx) = signed_agent(dir.path(), "fm", &ground, Arc::default());
+        let mut plan = listing_plan("e-for-em");
+        ground.sign(&mut plan);
+        fm.handle_message(Message::Plan(plan)).unwrap();
+        assert_eq!(
+            refusals(&mut rx),
+            ["the plan is for system 'em', not 'fm'", "execution FAILED"]
+        );
+        assert!(fm.lock_queue().is_empty());
+        assert!(fm.inner.plans.find("e-for-em").is_none(), "no record");
+        assert!(fm.inner.plans.held(10).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_expired_plan_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ground = wire::PlanSigner::from_bytes([1; 32]);
+        let (agent, mut rx) = signed_agent(dir.path(), "em", &ground, Arc::default());
+        let mut plan = listing_plan("e-late");
+        plan.issued_ms = now_ms() - 7_200_000;
+        plan.expires_ms = now_ms() - 3_600_000;
+        ground.sign(&mut plan);
+        agent.handle_message(Message::Plan(plan)).unwrap();
+        let refused = refusals(&mut rx);
+        assert!(
+            refused[0].starts_with("the plan expired at "),
+            "{refused:?}"
+        );
+        assert_eq!(refused.len(), 2);
+        assert!(agent.lock_queue().is_empty());
+        assert!(agent.inner.plans.find("e-late").is_none(), "no record");
+    }
+
+    #[tokio::test]
+    async fn a_replayed_plan_after_1001_others_creates_no_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let ground = wire::PlanSigner::from_bytes([1; 32]);
+        let fake = Arc::new(FakeRuntime::with(|s| {
+            s.images.insert(
+                "busybox:latest".into(),
+                crate::runtime::ImageInfo {
+                    id: format!("sha256:{}", "b".repeat(64)),
+                    ..Default::default()
+                },
+            );
+            s.exit_code = Some(0);
+        }));
+        let creates = |fake: &FakeRuntime| {
+            fake.calls()
+                .iter()
+                .filter(|c| matches!(c, crate::runtime::fake::Call::Create(_)))
+                .count()
+        };
+        let (agent, mut rx) = signed_agent(dir.path(), "em", &ground, fake.clone());
+        let mut pod = listing_plan("e-pod");
+        pod.tasks = vec![task(
+            "run",
+            OnFailure::Stop,
+            TaskKind::PodRun {
+                pod_name: "p".into(),
+                image: ImageRef {
+                    name: "busybox".into(),
+                    tag: "latest".into(),
+                },
+                command: Some(vec!["true".into()]),
+                args: None,
+                env: vec![],
+                volume: "pvc".into(),
+                max_duration_ms: Some(60_000),
+            },
+        )];
+        ground.sign(&mut pod);
+        agent.handle_message(Message::Plan(pod.clone())).unwrap();
+        run_until_idle(&agent).await;
+        assert_eq!(creates(&fake), 1, "the pod ran once");
+        drain(&mut rx);
+
+        // 1,001 other plans: the pod's record is forgotten.
+        for i in 0..1001 {
+            let mut other = listing_plan(&format!("e-other-{i}"));
+            other.tasks.clear();
+            ground.sign(&mut other);
+            agent.handle_message(Message::Plan(other)).unwrap();
+            if i % 100 == 99 {
+                run_until_idle(&agent).await;
+                drain(&mut rx);
+            }
+        }
+        run_until_idle(&agent).await;
+        drain(&mut rx);
+        assert!(agent.inner.plans.find("e-pod").is_none(), "forgotten");
+
+        // The same signed plan again, as an attacker holding the link key could send it.
+        agent.handle_message(Message::Plan(pod.clone())).unwrap();
+        let refused = refusals(&mut rx);
+        assert!(refused[0].contains("a replay"), "{refused:?}");
+        assert!(agent.lock_queue().is_empty());
+        run_until_idle(&agent).await;
+        assert_eq!(creates(&fake), 1, "no second container");
+        assert!(agent.inner.plans.find("e-pod").is_none(), "no record");
+
+        // And after a restart of the agent, from the sequences it saved.
+        drop(agent);
+        let (agent, mut rx) = signed_agent(dir.path(), "em", &ground, fake.clone());
+        agent.handle_message(Message::Plan(pod)).unwrap();
+        assert!(refusals(&mut rx)[0].contains("a replay"));
+        run_until_idle(&agent).await;
+        assert_eq!(creates(&fake), 1, "no second container");
+    }
+
+    #[tokio::test]
+    async fn a_plan_that_cannot_be_stored_is_an_error_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ground = wire::PlanSigner::from_bytes([1; 32]);
+        let (agent, mut rx) = signed_agent(dir.path(), "em", &ground, Arc::default());
+        let mut plan = listing_plan("e-disk");
+        ground.sign(&mut plan);
+        // The folder of plan records is not a folder: nothing can be written there.
+        let plans = dir.path().join("state/plans");
+        std::fs::rename(&plans, dir.path().join("plans.away")).unwrap();
+        std::fs::write(&plans, b"").unwrap();
+        assert!(agent.handle_message(Message::Plan(plan.clone())).is_err());
+        assert!(drain(&mut rx).is_empty(), "nothing answered");
+        assert!(agent.lock_queue().is_empty(), "nothing queued");
+        // The disk is back: the same message, handled again, is accepted.
+        std::fs::remove_file(&plans).unwrap();
+        std::fs::rename(dir.path().join("plans.away"), &plans).unwrap();
+        agent.handle_message(Message::Plan(plan)).unwrap();
+        assert_eq!(agent.lock_queue().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn hello_lists_the_unfinished_plans_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let ground = wire::PlanSigner::from_bytes([1; 32]);
+        let (agent, _rx) = signed_agent(dir.path(), "em", &ground, Arc::default());
+        let mut plan = listing_plan("e-held");
+        ground.sign(&mut plan);
+        agent.handle_message(Message::Plan(plan)).unwrap();
+        let Message::Hello { holds, .. } = agent.hello().await else {
+            panic!()
+        };
+        assert_eq!(holds, ["e-held"]);
+        run_until_idle(&agent).await;
+        let Message::Hello { holds, .. } = agent.hello().await else {
+            panic!()
+        };
+        assert!(holds.is_empty(), "finished: {holds:?}");
     }
 
     #[tokio::test]
@@ -941,7 +1338,7 @@ mod tests {
             catalogue,
             platform,
             ..
-        } = agent.hello("em").await
+        } = agent.hello().await
         else {
             panic!()
         };

@@ -25,9 +25,11 @@ pub struct FlightConfig {
     pub plan_verifier: wire::PlanVerifier,
 }
 
-/// The directories an [`Agent`](crate::Agent) works in.
+/// The directories an [`Agent`](crate::Agent) works in, and whose plans it accepts.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
+    /// The system the agent runs as (e.g. `em`): a plan for another system is refused.
+    pub system: String,
     /// Objects, persisted plans, the tenant id map.
     pub state_dir: PathBuf,
     /// Tenant volumes.

@@ -5,7 +5,12 @@
 //! that ran. A finished plan moves to `plans/done/` (the last [`MAX_DONE`] are kept), so a plan
 //! the ground sends again is recognised and its events can be sent again instead of running it
 //! twice.
+//!
+//! Beyond those, [`Sequences`] (in `state_dir/plan-sequences.json`) remembers which plan sequence numbers
+//! were accepted: the high-water mark and every number of the last [`SEQUENCE_WINDOW`] below it.
+//! A plan whose record was forgotten long ago is still recognised by its number, and refused.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -18,6 +23,49 @@ use crate::fsutil;
 
 /// Finished plans kept for recognising a plan sent again.
 const MAX_DONE: usize = 1000;
+
+/// How many accepted sequence numbers [`Sequences`] remembers one by one. Plans may arrive out of
+/// order (two executions started at once on the ground, or a plan re-sent after a later one), so
+/// a number below the high-water mark is not refused for that alone; one below the window is.
+pub(crate) const SEQUENCE_WINDOW: usize = 4096;
+
+/// The plan sequence numbers accepted: every one above `floor` is remembered in `seen`, and
+/// nothing at or below `floor` is ever accepted again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Sequences {
+    floor: u64,
+    seen: BTreeSet<u64>,
+    /// Marked since last saved.
+    #[serde(skip)]
+    dirty: bool,
+}
+
+impl Sequences {
+    /// Whether a plan numbered `seq` may be accepted: above the floor and never accepted.
+    pub(crate) fn is_new(&self, seq: u64) -> bool {
+        seq > self.floor && !self.seen.contains(&seq)
+    }
+
+    /// Remembers that `seq` was accepted; beyond [`SEQUENCE_WINDOW`] numbers the oldest becomes
+    /// the floor.
+    pub(crate) fn mark(&mut self, seq: u64) {
+        if !self.is_new(seq) {
+            return;
+        }
+        self.seen.insert(seq);
+        while self.seen.len() > SEQUENCE_WINDOW {
+            if let Some(oldest) = self.seen.pop_first() {
+                self.floor = oldest;
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// The highest number accepted (0 before any).
+    pub(crate) fn high_water(&self) -> u64 {
+        self.seen.last().copied().unwrap_or(self.floor)
+    }
+}
 
 /// A plan and how far it got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +98,7 @@ pub(crate) struct TaskRecord {
 pub(crate) struct PlanStore {
     pending: PathBuf,
     done: PathBuf,
+    sequences: PathBuf,
 }
 
 impl PlanStore {
@@ -58,7 +107,59 @@ impl PlanStore {
         let pending = state_dir.join("plans");
         let done = pending.join("done");
         fs::create_dir_all(&done).map_err(|e| Error::io("cannot create", &done, e))?;
-        Ok(PlanStore { pending, done })
+        // Beside the folder of records, so that no execution's name can be its name.
+        let sequences = state_dir.join("plan-sequences.json");
+        Ok(PlanStore {
+            pending,
+            done,
+            sequences,
+        })
+    }
+
+    /// The sequence numbers accepted, as last saved, with those of `pending` marked (a crash may
+    /// have come between saving a plan and saving its number). An unreadable file is set aside
+    /// as `plan-sequences.corrupt` with a warning.
+    pub(crate) fn load_sequences(&self, pending: &[PlanRecord]) -> Sequences {
+        let mut s = match fs::read(&self.sequences) {
+            Ok(bytes) => match serde_json::from_slice::<Sequences>(&bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(path = %self.sequences.display(), error = %e, "set aside an unreadable record of plan sequences");
+                    let _ = fs::rename(&self.sequences, self.sequences.with_extension("corrupt"));
+                    Sequences::default()
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Sequences::default(),
+            Err(e) => {
+                tracing::warn!(path = %self.sequences.display(), error = %e, "cannot read the record of plan sequences");
+                Sequences::default()
+            }
+        };
+        for r in pending {
+            s.mark(r.plan.sequence);
+        }
+        s
+    }
+
+    /// Saves the sequence numbers if any was marked since the last save.
+    pub(crate) fn save_sequences(&self, s: &mut Sequences) -> Result<(), Error> {
+        if !s.dirty {
+            return Ok(());
+        }
+        let path = &self.sequences;
+        let bytes = serde_json::to_vec(s).map_err(|e| Error::io("cannot encode", path, e))?;
+        fsutil::write_atomic(path, &bytes).map_err(|e| Error::io("cannot write", path, e))?;
+        s.dirty = false;
+        Ok(())
+    }
+
+    /// The executions of the unfinished plans, at most `limit` of them (in no particular order).
+    pub(crate) fn held(&self, limit: usize) -> Vec<String> {
+        json_files(&self.pending)
+            .into_iter()
+            .filter_map(|p| Some(p.file_stem()?.to_str()?.to_string()))
+            .take(limit)
+            .collect()
     }
 
     /// Writes the record of an unfinished plan (the execution id must have been checked).
@@ -151,6 +252,10 @@ mod tests {
                 execution: execution.into(),
                 tenant: "alice".into(),
                 tasks: vec![],
+                system: "em".into(),
+                sequence: seq,
+                issued_ms: 0,
+                expires_ms: u64::MAX,
                 signature: Vec::new(),
             },
             next: 0,
@@ -183,5 +288,50 @@ mod tests {
         assert!(reopened.find("c").unwrap().finished);
         assert!(!reopened.find("a").unwrap().finished);
         assert!(reopened.find("zzz").is_none());
+        let mut held = reopened.held(10);
+        held.sort();
+        assert_eq!(held, ["a", "b"]);
+        assert_eq!(reopened.held(1).len(), 1);
+    }
+
+    #[test]
+    fn sequences_are_accepted_once_in_any_order_within_the_window() {
+        let mut s = Sequences::default();
+        assert!(!s.is_new(0), "an unsealed plan has no number to accept");
+        for seq in [5, 3, 4, 1] {
+            assert!(s.is_new(seq));
+            s.mark(seq);
+            assert!(!s.is_new(seq));
+        }
+        assert!(s.is_new(2), "late, but never accepted");
+        assert_eq!(s.high_water(), 5);
+        // Beyond the window, the oldest numbers become the floor: a gap below it is closed.
+        for seq in 6..=(SEQUENCE_WINDOW as u64 + 4) {
+            s.mark(seq);
+        }
+        assert!(!s.is_new(2), "below the floor");
+        assert!(!s.is_new(5));
+        assert_eq!(s.seen.len(), SEQUENCE_WINDOW);
+    }
+
+    #[test]
+    fn sequences_survive_a_restart_and_pending_plans_are_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PlanStore::open(dir.path()).unwrap();
+        let mut s = store.load_sequences(&[]);
+        s.mark(7);
+        store.save_sequences(&mut s).unwrap();
+        // A plan saved just before a crash, its number not yet saved.
+        store.save(&record("late", 9)).unwrap();
+        let store = PlanStore::open(dir.path()).unwrap();
+        let pending = store.load_pending();
+        assert_eq!(pending.len(), 1);
+        let s = store.load_sequences(&pending);
+        assert!(!s.is_new(7) && !s.is_new(9) && s.is_new(8));
+        // An unreadable file is set aside; the agent still comes up.
+        fs::write(dir.path().join("plan-sequences.json"), b"{").unwrap();
+        let s = store.load_sequences(&[]);
+        assert!(s.is_new(7));
+        assert!(dir.path().join("plan-sequences.corrupt").exists());
     }
 }

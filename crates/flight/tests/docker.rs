@@ -179,6 +179,7 @@ impl World {
         let volumes = dir.path().join("volumes");
         let (tx, outbox) = mpsc::channel(4096);
         let config = AgentConfig {
+            system: "em".into(),
             state_dir: dir.path().join("state"),
             volumes_dir: volumes.clone(),
             plan_verifier: None,
@@ -223,7 +224,8 @@ impl World {
         for (path, data, mode) in files {
             let digest = self.agent.object_layout().put(data).unwrap();
             self.agent
-                .handle_event(link::LinkEvent::ObjectReceived(digest));
+                .handle_event(link::LinkEvent::ObjectReceived(digest))
+                .unwrap();
             list.push(UplinkFile {
                 path: path.to_string(),
                 digest,

@@ -1,14 +1,16 @@
 //! `flight::run` behind a real link endpoint on 127.0.0.1, with the test as the ground (its own
 //! endpoint, state and object directory, the same key, no emulator between): the agent says
 //! Hello, asks for the objects of a plan, receives them as object transfers, runs the plan against
-//! the real Docker Engine, reports every event, and sends a downlink's file as an object.
+//! the real Docker Engine, reports every event, and sends a downlink's file as an object; a plan
+//! replayed long after it ran is refused and creates no container.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
-use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use bollard::query_parameters::{EventsOptions, ListContainersOptions, RemoveContainerOptions};
+use futures_util::StreamExt;
 use link::LinkEvent;
 use wire::{Digest, ImageRef, Message, OnFailure, Plan, PlanTask, TaskKind, TaskState, UplinkFile};
 
@@ -81,44 +83,108 @@ fn task(id: &str, kind: TaskKind) -> PlanTask {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn runs_a_plan_sent_over_the_link() {
-    standins::seed_bases(&mut |_| {})
-        .await
-        .expect("seed-bases needs the Docker Engine");
-    let dir = tempfile::tempdir().unwrap();
-    let (flight_addr, ground_addr) = (free_addr(), free_addr());
-    let key = wire::LinkKey::from_bytes(rand::random());
-    let ground_objects = link::ObjectLayout::new(dir.path().join("ground/objects"));
-    let endpoint = link::EndpointConfig {
-        bind: ground_addr,
-        peer: flight_addr,
-        key: key.clone(),
-        sends: wire::Direction::Up,
-        state_dir: dir.path().join("ground/link"),
-        objects: ground_objects.clone(),
-        rate_bits_per_sec: None,
-        contact: link::Contact::Always,
-    };
-    let (ground, mut from_flight) = link::spawn_endpoint(endpoint).await.unwrap();
-    let signer = wire::PlanSigner::from_bytes(rand::random());
-    let config = flight::FlightConfig {
-        system: "em".into(),
-        state_dir: dir.path().join("state"),
-        volumes_dir: dir.path().join("volumes"),
-        bind: flight_addr,
-        link: ground_addr,
-        key,
-        rate_bits_per_sec: None,
-        contact: link::Contact::Always,
-        plan_verifier: signer.verifier(),
-    };
-    let agent = tokio::spawn(flight::run(config));
-    let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);
-    let _cleanup = Cleanup(tenant.clone());
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
 
-    let recv = async |rx: &mut link::MessageReceiver| {
-        let event = tokio::time::timeout(Duration::from_secs(120), rx.recv())
+/// A plan for `em` numbered `sequence`, valid for an hour, signed by `signer`.
+fn signed(signer: &wire::PlanSigner, tenant: &str, sequence: u64, tasks: Vec<PlanTask>) -> Plan {
+    let mut plan = Plan {
+        execution: format!("{:032x}", rand::random::<u128>()),
+        tenant: tenant.into(),
+        tasks,
+        system: "em".into(),
+        sequence,
+        issued_ms: now_ms(),
+        expires_ms: now_ms() + 3_600_000,
+        signature: Vec::new(),
+    };
+    signer.sign(&mut plan);
+    plan
+}
+
+/// A pod that does nothing, in the tenant's volume `pvc`.
+fn idle_pod(name: &str) -> PlanTask {
+    task(
+        name,
+        TaskKind::PodRun {
+            pod_name: name.into(),
+            image: ImageRef {
+                name: "busybox".into(),
+                tag: "latest".into(),
+            },
+            command: Some(vec!["/bin/true".into()]),
+            args: None,
+            env: vec![],
+            volume: "pvc".into(),
+            max_duration_ms: Some(60_000),
+        },
+    )
+}
+
+/// The agent running behind a real endpoint, and the test's side of the link as the ground.
+struct Setup {
+    dir: tempfile::TempDir,
+    ground: link::MessageSender,
+    from_flight: link::MessageReceiver,
+    ground_objects: link::ObjectLayout,
+    agent: tokio::task::JoinHandle<Result<(), flight::Error>>,
+    signer: wire::PlanSigner,
+    tenant: String,
+    _cleanup: Cleanup,
+}
+
+impl Setup {
+    async fn start() -> Setup {
+        standins::seed_bases(&mut |_| {})
+            .await
+            .expect("seed-bases needs the Docker Engine");
+        let dir = tempfile::tempdir().unwrap();
+        let (flight_addr, ground_addr) = (free_addr(), free_addr());
+        let key = wire::LinkKey::from_bytes(rand::random());
+        let ground_objects = link::ObjectLayout::new(dir.path().join("ground/objects"));
+        let endpoint = link::EndpointConfig {
+            bind: ground_addr,
+            peer: flight_addr,
+            key: key.clone(),
+            sends: wire::Direction::Up,
+            state_dir: dir.path().join("ground/link"),
+            objects: ground_objects.clone(),
+            rate_bits_per_sec: None,
+            contact: link::Contact::Always,
+        };
+        let (ground, from_flight) = link::spawn_endpoint(endpoint).await.unwrap();
+        let signer = wire::PlanSigner::from_bytes(rand::random());
+        let config = flight::FlightConfig {
+            system: "em".into(),
+            state_dir: dir.path().join("state"),
+            volumes_dir: dir.path().join("volumes"),
+            bind: flight_addr,
+            link: ground_addr,
+            key,
+            rate_bits_per_sec: None,
+            contact: link::Contact::Always,
+            plan_verifier: signer.verifier(),
+        };
+        let agent = tokio::spawn(flight::run(config));
+        let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);
+        Setup {
+            dir,
+            ground,
+            from_flight,
+            ground_objects,
+            agent,
+            signer,
+            _cleanup: Cleanup(tenant.clone()),
+            tenant,
+        }
+    }
+
+    async fn recv(&mut self) -> Heard {
+        let event = tokio::time::timeout(Duration::from_secs(120), self.from_flight.recv())
             .await
             .expect("flight went quiet")
             .expect("link up");
@@ -128,12 +194,57 @@ async fn runs_a_plan_sent_over_the_link() {
             ),
             other => Heard::Object(other),
         }
-    };
+    }
+
+    async fn send_plan(&self, plan: &Plan) {
+        self.ground
+            .send(wire::encode_message(&Message::Plan(plan.clone())))
+            .await
+            .unwrap();
+    }
+}
+
+/// Each execution's final state and its tasks' error messages, as heard from the agent.
+#[derive(Default)]
+struct Outcomes {
+    finished: HashMap<String, TaskState>,
+    errors: HashMap<String, Vec<String>>,
+}
+
+impl Outcomes {
+    /// Listens until every one of `executions` has finished.
+    async fn wait_for(&mut self, setup: &mut Setup, executions: &HashSet<String>) {
+        while !executions.iter().all(|e| self.finished.contains_key(e)) {
+            match setup.recv().await {
+                Heard::Message(Message::ExecutionEvent {
+                    execution, state, ..
+                }) if state.is_final() => {
+                    self.finished.insert(execution, state);
+                }
+                Heard::Message(Message::TaskEvent {
+                    execution,
+                    error: Some(e),
+                    ..
+                }) => self.errors.entry(execution).or_default().push(e.message),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_a_plan_sent_over_the_link() {
+    let mut setup = Setup::start().await;
+    let (ground, ground_objects, tenant) = (
+        setup.ground.clone(),
+        setup.ground_objects.clone(),
+        setup.tenant.clone(),
+    );
     let Heard::Message(Message::Hello {
         agent: name,
         catalogue,
         ..
-    }) = recv(&mut from_flight).await
+    }) = setup.recv().await
     else {
         panic!("the first event must be a Hello");
     };
@@ -145,10 +256,11 @@ async fn runs_a_plan_sent_over_the_link() {
 
     let input = b"over the link\n".to_vec();
     let digest = Digest::of(&input);
-    let mut plan = Plan {
-        execution: format!("{:032x}", rand::random::<u128>()),
-        tenant: tenant.clone(),
-        tasks: vec![
+    let plan = signed(
+        &setup.signer,
+        &tenant,
+        1,
+        vec![
             task(
                 "up",
                 TaskKind::Uplink {
@@ -186,13 +298,8 @@ async fn runs_a_plan_sent_over_the_link() {
                 },
             ),
         ],
-        signature: Vec::new(),
-    };
-    signer.sign(&mut plan);
-    ground
-        .send(wire::encode_message(&Message::Plan(plan.clone())))
-        .await
-        .unwrap();
+    );
+    setup.send_plan(&plan).await;
 
     let mut events = Vec::new();
     let mut received: HashMap<Digest, Vec<u8>> = HashMap::new();
@@ -202,7 +309,7 @@ async fn runs_a_plan_sent_over_the_link() {
     let mut listings = 0;
     // The downlink's object may arrive after the execution's last event.
     while !finished || downlinked.is_none_or(|d| !received.contains_key(&d)) {
-        match recv(&mut from_flight).await {
+        match setup.recv().await {
             Heard::Message(Message::Need { digests }) => {
                 assert_eq!(digests, [digest]);
                 events.push("need".to_string());
@@ -273,6 +380,97 @@ async fn runs_a_plan_sent_over_the_link() {
     assert_eq!(listings, 2, "after the uplink and after the pod");
     // The ground's object was committed on board before the uplink could succeed.
     assert_eq!(delivered, [digest]);
-    assert!(!agent.is_finished(), "the agent keeps running");
-    agent.abort();
+    assert!(!setup.agent.is_finished(), "the agent keeps running");
+    setup.agent.abort();
+}
+
+/// A plan the agent ran, sent again (as anyone holding the link key could) after 1,001 others
+/// made it forget the plan's record: refused as a replay by its sequence number, and no container
+/// is created for it. Plans run in the order they came, so once a plan sent after the replay has
+/// finished, a container the replay could have made would exist: the Docker Engine's own events
+/// are the witness.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_plan_after_1001_others_creates_no_container() {
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut setup = Setup::start().await;
+    let tenant = setup.tenant.clone();
+    let mut heard = Outcomes::default();
+
+    let pod = signed(&setup.signer, &tenant, 1, vec![idle_pod("once")]);
+    setup.send_plan(&pod).await;
+    heard
+        .wait_for(&mut setup, &HashSet::from([pod.execution.clone()]))
+        .await;
+    assert_eq!(heard.finished[&pod.execution], TaskState::Success);
+
+    // 1,001 other plans (no tasks), in batches the onboard queue holds.
+    for batch in 0..11u64 {
+        let mut executions = HashSet::new();
+        for i in 0..91u64 {
+            let other = signed(&setup.signer, &tenant, 2 + batch * 91 + i, vec![]);
+            setup.send_plan(&other).await;
+            executions.insert(other.execution);
+        }
+        heard.wait_for(&mut setup, &executions).await;
+        assert!(
+            executions
+                .iter()
+                .all(|e| heard.finished[e] == TaskState::Success)
+        );
+    }
+
+    // The replay, then a fresh plan behind it.
+    setup.send_plan(&pod).await;
+    let after = signed(&setup.signer, &tenant, 2000, vec![idle_pod("after")]);
+    setup.send_plan(&after).await;
+    heard.finished.remove(&pod.execution);
+    let executions = HashSet::from([pod.execution.clone(), after.execution.clone()]);
+    heard.wait_for(&mut setup, &executions).await;
+    assert_eq!(
+        heard.finished[&pod.execution],
+        TaskState::Failed,
+        "the replay is refused"
+    );
+    let errors = &heard.errors[&pod.execution];
+    assert!(errors.iter().any(|m| m.contains("a replay")), "{errors:?}");
+    assert_eq!(heard.finished[&after.execution], TaskState::Success);
+
+    // Containers created for each execution since the test began, by the engine's account.
+    let docker = Docker::connect_with_local_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let until = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let creates = async |execution: &str| {
+        let options = EventsOptions {
+            since: Some((started - 1).to_string()),
+            until: Some(until.to_string()),
+            filters: Some(HashMap::from([
+                ("type".to_string(), vec!["container".to_string()]),
+                ("event".to_string(), vec!["create".to_string()]),
+                (
+                    "label".to_string(),
+                    vec![format!("org.orbitdock.execution={execution}")],
+                ),
+            ])),
+        };
+        docker.events(Some(options)).count().await
+    };
+    assert_eq!(
+        creates(&pod.execution).await,
+        1,
+        "the pod ran once, never again"
+    );
+    assert_eq!(creates(&after.execution).await, 1, "the witness ran");
+    assert!(!setup.agent.is_finished(), "the agent keeps running");
+    setup.agent.abort();
+    drop(setup.dir);
 }

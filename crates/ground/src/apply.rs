@@ -36,7 +36,9 @@ pub(crate) async fn apply(
     user: &str,
     yaml: &str,
 ) -> Result<(OperationRow, Vec<PreflightFinding>), ApiError> {
-    let op = operation::parse(yaml).map_err(invalid)?;
+    let op = operation::parse_off_workers(yaml.to_string())
+        .await?
+        .map_err(invalid)?;
     let now = time::now_ms();
     let mut tx = db::write_tx(g.db()).await?;
     auth::claim_namespace(&mut tx, user, &op.namespace, now).await?;
@@ -49,19 +51,21 @@ pub(crate) async fn apply(
 
 /// Validates `yaml` and, when it is valid, runs preflight over it; stores nothing.
 pub(crate) async fn validate(g: &Ground, user: &str, yaml: &str) -> Result<Validation, ApiError> {
-    Ok(match operation::parse(yaml) {
-        Ok(op) => {
-            let system = preflight_check::operation_system(&op);
-            Validation {
-                diagnostics: Vec::new(),
-                findings: preflight_check::check_operation(g, user, &op, &system).await?,
+    Ok(
+        match operation::parse_off_workers(yaml.to_string()).await? {
+            Ok(op) => {
+                let system = preflight_check::operation_system(&op);
+                Validation {
+                    diagnostics: Vec::new(),
+                    findings: preflight_check::check_operation(g, user, &op, &system).await?,
+                }
             }
-        }
-        Err(diagnostics) => Validation {
-            diagnostics,
-            findings: Vec::new(),
+            Err(diagnostics) => Validation {
+                diagnostics,
+                findings: Vec::new(),
+            },
         },
-    })
+    )
 }
 
 /// The error of an operation that does not validate: a summary naming the first problem.

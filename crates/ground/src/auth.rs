@@ -3,10 +3,22 @@
 //! Passwords are argon2id PHC strings. A login hands out a random 32-byte token (hex); only its
 //! sha256 is stored, with an expiry. Requests carry it as `Authorization: Bearer <token>` or in
 //! the dashboard's `HttpOnly` cookie.
+//!
+//! Logins are throttled per user and address, per address and per user (`throttle`, in
+//! memory). Creating a user who exists with the same password changes nothing, so a restart of a
+//! ground started with its users keeps every session; a new password ends them.
+
+mod throttle;
+
+pub(crate) use self::throttle::{Client, LoginThrottle, Refusal};
+
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use sha2::{Digest as _, Sha256};
@@ -99,13 +111,20 @@ pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Creates the user or resets their password.
+/// Creates the user, or gives them a new password. A user who exists with this password
+/// already is left as is: no new hash, no session ended (a ground restarted with the same
+/// users keeps every session). A new password ends the user's sessions.
 pub(crate) async fn ensure_user(ground: &Ground, name: &str, password: &str) -> Result<(), Error> {
     TenantName::new(name).map_err(|e| Error::invalid(e.to_string()))?;
     if password.is_empty() || password.len() > MAX_PASSWORD {
         return Err(Error::invalid(format!(
             "a password must have 1 to {MAX_PASSWORD} bytes"
         )));
+    }
+    if let Some(stored) = db::password_hash(ground.db(), name).await?
+        && verify(password.to_string(), stored).await?
+    {
+        return Ok(());
     }
     let password = password.to_string();
     let hash = hashing(move || {
@@ -115,20 +134,105 @@ pub(crate) async fn ensure_user(ground: &Ground, name: &str, password: &str) -> 
     })
     .await?
     .map_err(|e| Error::internal(format!("password hashing failed: {e}")))?;
-    db::upsert_user(ground.db(), name, &hash, time::now_ms()).await?;
+    db::set_password(ground.db(), name, &hash, time::now_ms()).await?;
     Ok(())
 }
 
-/// Checks the credentials and opens a session; `None` when they are wrong.
+/// Creates the user with an argon2 hash (a PHC string, `$argon2id$v=19$...`) made elsewhere, so
+/// the password itself never reaches the ground's configuration. The same hash stored already
+/// changes nothing; another one ends the user's sessions.
+pub(crate) async fn ensure_user_hashed(
+    ground: &Ground,
+    name: &str,
+    phc: &str,
+) -> Result<(), Error> {
+    TenantName::new(name).map_err(|e| Error::invalid(e.to_string()))?;
+    let hash = PasswordHash::new(phc)
+        .map_err(|e| Error::invalid(format!("user {name}: not a password hash: {e}")))?;
+    if !hash.algorithm.as_str().starts_with("argon2") {
+        return Err(Error::invalid(format!(
+            "user {name}: the hash is {}, not argon2",
+            hash.algorithm
+        )));
+    }
+    if db::password_hash(ground.db(), name).await?.as_deref() == Some(phc) {
+        return Ok(());
+    }
+    db::set_password(ground.db(), name, phc, time::now_ms()).await?;
+    Ok(())
+}
+
+/// Whether `password` matches the PHC string `hash` (on the hashing pool).
+/// A stored hash that does not parse matches nothing.
+async fn verify(password: String, hash: String) -> Result<bool, Error> {
+    hashing(move || {
+        PasswordHash::new(&hash).is_ok_and(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+    })
+    .await
+}
+
+/// What a login came to.
+#[derive(Debug)]
+pub(crate) enum Login {
+    /// The credentials are right: a new session's token.
+    Session(String),
+    /// The user or the password is wrong.
+    Wrong,
+    /// Too many failed logins: refused without looking at the password (see `throttle`).
+    Throttled(Refusal),
+}
+
+/// Checks the credentials from `client` against the login throttle (which counts the attempt
+/// as a failure until it proves right), then the database, and opens a session when they are
+/// right. An error on the way leaves the attempt counted as a failure.
 pub(crate) async fn login(
     ground: &Ground,
     name: &str,
     password: &str,
-) -> Result<Option<String>, Error> {
-    if TenantName::new(name).is_err() || password.len() > MAX_PASSWORD {
-        return Ok(None);
+    client: Client,
+) -> Result<Login, Error> {
+    // Only a name that can be a user is counted by name (the throttle's keys stay small).
+    let user = TenantName::new(name).is_ok().then_some(name);
+    let attempt = match ground.logins().begin(user, client, Instant::now()) {
+        Ok(a) => a,
+        Err(refusal) => return Ok(Login::Throttled(refusal)),
+    };
+    if !verify_login(ground, user, password).await? {
+        if !attempt.locked().is_empty() {
+            let user = user.unwrap_or("(not a user name)");
+            tracing::warn!(user, %client, locked = ?attempt.locked(), "failed logins: locked");
+        }
+        return Ok(Login::Wrong);
     }
-    let stored = db::password_hash(ground.db(), name).await?;
+    ground.logins().succeeded(attempt);
+    open_session(ground, name).await.map(Login::Session)
+}
+
+/// Opens a session for `name`, already authenticated; returns its token.
+pub(crate) async fn open_session(ground: &Ground, name: &str) -> Result<String, Error> {
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let now = time::now_ms();
+    db::insert_session(
+        ground.db(),
+        &token_hash(&token),
+        name,
+        now,
+        now + limits::SESSION_MS,
+    )
+    .await?;
+    Ok(token)
+}
+
+/// Whether `password` is `user`'s. An unknown user costs the same hashing as a wrong password.
+async fn verify_login(ground: &Ground, user: Option<&str>, password: &str) -> Result<bool, Error> {
+    let Some(user) = user.filter(|_| password.len() <= MAX_PASSWORD) else {
+        return Ok(false);
+    };
+    let stored = db::password_hash(ground.db(), user).await?;
     let known = stored.is_some();
     let password = password.to_string();
     let ok = hashing(move || {
@@ -146,27 +250,25 @@ pub(crate) async fn login(
             .verify_password(password.as_bytes(), hash.as_str())
             .is_ok()
     })
-    .await?
-        && known;
-    if !ok {
-        return Ok(None);
-    }
-    open_session(ground, name).await.map(Some)
+    .await?;
+    Ok(ok && known)
 }
 
-/// Opens a session for `name`, already authenticated; returns its token.
-pub(crate) async fn open_session(ground: &Ground, name: &str) -> Result<String, Error> {
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    let now = time::now_ms();
-    db::insert_session(
-        ground.db(),
-        &token_hash(&token),
-        name,
-        now,
-        now + limits::SESSION_MS,
-    )
-    .await?;
-    Ok(token)
+/// The address a request came from, as the login throttle counts it: the peer of its TCP
+/// connection ([`ConnectInfo`], set by the server), or unknown.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub(crate) Client);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientAddr, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip());
+        Ok(ClientAddr(Client::of(addr)))
+    }
 }
 
 /// Ends the session of `token`.

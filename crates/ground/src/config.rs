@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// How to run the ground segment: where it keeps its state and which systems it talks to.
 #[derive(Debug, Clone)]
@@ -35,6 +36,39 @@ pub struct SystemLink {
     pub orbit: Option<orbit::SystemOrbit>,
 }
 
+/// How long the HTTP server waits on a client (`docs/api.md`, "Timeouts"), so that a client
+/// that sends slowly or stops (a slow-loris) cannot hold a connection, a request or an upload's
+/// staging folder for ever. [`HttpTimeouts::STANDARD`] is what `serve` uses unless
+/// [`Ground::with_http_timeouts`](crate::Ground::with_http_timeouts) says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// A request's headers must arrive within this; so must the next request's on a kept-alive
+    /// connection, which is closed otherwise.
+    pub headers: Duration,
+    /// A request body fails (`408`, connection closed) when this passes without a byte of it.
+    pub body_idle: Duration,
+    /// ... and when, after this grace, it has come slower than `body_min_rate` on average: the
+    /// whole body must have arrived by `body_grace + bytes / body_min_rate` after its headers
+    /// (time the ground itself spends not reading is not counted).
+    pub body_grace: Duration,
+    /// The slowest average rate of a body after its grace, in bytes per second.
+    pub body_min_rate: u64,
+    /// A connection whose client takes no byte of an answer for this long is closed.
+    pub write_stall: Duration,
+}
+
+impl HttpTimeouts {
+    /// 30 s for headers and between bytes of a body, a body averaging 8 KiB/s after its first
+    /// minute, 60 s for a client to take any of an answer.
+    pub const STANDARD: HttpTimeouts = HttpTimeouts {
+        headers: Duration::from_secs(30),
+        body_idle: Duration::from_secs(30),
+        body_grace: Duration::from_secs(60),
+        body_min_rate: 8 << 10,
+        write_stall: Duration::from_secs(60),
+    };
+}
+
 /// The bounds the ground enforces. Every queue, body and listing has one.
 pub(crate) mod limits {
     /// Bytes of file content in one upload.
@@ -53,10 +87,11 @@ pub(crate) mod limits {
     pub(crate) const PAGE_MAX: i64 = 10_000;
     /// Tasks in one operation.
     pub(crate) const TASKS: usize = 1000;
-    /// Requests for objects (`Need`) waiting to be queued on one system's link.
-    pub(crate) const PENDING_NEEDS: usize = 64;
-    /// Plans waiting to be sent to one system.
-    pub(crate) const PENDING_PLANS: usize = 256;
+    /// How long a plan stays valid after it was issued, in milliseconds: a flight agent refuses
+    /// it later (by its own clock). A week covers days without a contact and a long uplink
+    /// queue; a plan lost and re-sent after that fails its execution with a clear error instead
+    /// of running a week late.
+    pub(crate) const PLAN_VALIDITY_MS: u64 = 7 * 24 * 3600 * 1000;
     /// How long a login token lasts, in milliseconds.
     pub(crate) const SESSION_MS: i64 = 24 * 3600 * 1000;
 }

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use crate::auth::{self, SESSION_COOKIE};
+use crate::auth::{self, ClientAddr, Login, SESSION_COOKIE};
 use crate::config::limits;
 use crate::error::ApiError;
 use crate::{Ground, db, time};
@@ -47,7 +47,7 @@ fn layout(title: &str, body: &str) -> Html<String> {
          body{{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}}\
          table{{border-collapse:collapse;margin-bottom:2rem}}\
          th,td{{border-bottom:1px solid #ddd;padding:.3rem .8rem;text-align:left}}\
-         .SUCCESS{{color:#070}}.FAILED{{color:#b00}}.RUNNING{{color:#05a}}\
+         .SUCCESS{{color:#070}}.COMPLETED{{color:#070}}.FAILED{{color:#b00}}.RUNNING{{color:#05a}}\
          .error{{color:#b00}}form.inline{{display:inline}}\
          </style></head><body>{body}</body></html>",
         escape(title)
@@ -118,6 +118,11 @@ async fn page(State(g): State<Ground>, headers: HeaderMap) -> Result<Response, A
          <th>State</th><th>Created</th></tr>",
     );
     for e in db::executions_of(g.db(), &user, None, None, 50, 0).await? {
+        // Named as the API names an execution's state (COMPLETED for a success).
+        let state = e
+            .state
+            .parse::<api::State>()
+            .map_or(e.state.as_str(), |s| s.of_execution().as_str());
         let _ = write!(
             body,
             "<tr><td><code>{}</code></td><td>{} / {}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
@@ -125,8 +130,8 @@ async fn page(State(g): State<Ground>, headers: HeaderMap) -> Result<Response, A
             escape(&e.namespace),
             escape(&e.operation),
             escape(&e.system),
-            escape(&e.state),
-            escape(&e.state),
+            escape(state),
+            escape(state),
             time::rfc3339(e.created_at)
         );
     }
@@ -168,6 +173,7 @@ fn session_cookie(value: &str, max_age_s: i64) -> HeaderValue {
 
 async fn login(
     State(g): State<Ground>,
+    ClientAddr(client): ClientAddr,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, ApiError> {
     let Ok(Form(form)) = form else {
@@ -177,8 +183,8 @@ async fn login(
         )
             .into_response());
     };
-    match auth::login(&g, &form.user, &form.password).await? {
-        Some(token) => {
+    match auth::login(&g, &form.user, &form.password, client).await? {
+        Login::Session(token) => {
             let mut r = Redirect::to("/").into_response();
             r.headers_mut().insert(
                 header::SET_COOKIE,
@@ -186,11 +192,24 @@ async fn login(
             );
             Ok(r)
         }
-        None => Ok((
+        Login::Wrong => Ok((
             StatusCode::UNAUTHORIZED,
             login_page(Some("Wrong user or password.")),
         )
             .into_response()),
+        Login::Throttled(r) => {
+            let mut page = (
+                StatusCode::TOO_MANY_REQUESTS,
+                login_page(Some(&format!(
+                    "Too many failed logins; try again in {} s.",
+                    r.retry_after_secs()
+                ))),
+            )
+                .into_response();
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(r.retry_after_secs()));
+            Ok(page)
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::operation::Diagnostic;
@@ -104,6 +104,8 @@ pub enum ApiError {
     Forbidden(String),
     /// 404: nothing there (or nothing the caller may know about).
     NotFound(String),
+    /// 408: the request's body did not keep coming (see `docs/api.md`, "Timeouts").
+    RequestTimeout(String),
     /// 409: the name is taken.
     Conflict(String),
     /// 413: the body or upload is too large.
@@ -111,6 +113,13 @@ pub enum ApiError {
     /// 422: the request is well formed but cannot be answered from what the ground knows (a
     /// system's elements too old for the time asked about, or a decayed orbit).
     Unprocessable(String),
+    /// 429: too many failed logins; the answer carries `Retry-After`.
+    TooManyRequests {
+        /// Which lock, and for how long.
+        message: String,
+        /// When a login may be tried again.
+        retry_after: std::time::Duration,
+    },
     /// 500: something broke; the detail is logged, not shown.
     Internal(Error),
 }
@@ -142,7 +151,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -158,7 +169,9 @@ impl ApiError {
             ApiError::Forbidden(_) => api::ErrorCode::Forbidden,
             ApiError::NotFound(_) => api::ErrorCode::NotFound,
             ApiError::Conflict(_) => api::ErrorCode::Conflict,
+            ApiError::RequestTimeout(_) => api::ErrorCode::RequestTimeout,
             ApiError::TooLarge(_) => api::ErrorCode::TooLarge,
+            ApiError::TooManyRequests { .. } => api::ErrorCode::TooManyRequests,
             ApiError::Unprocessable(_) => api::ErrorCode::Unprocessable,
             ApiError::Internal(_) => api::ErrorCode::Internal,
         }
@@ -171,11 +184,12 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
+            | ApiError::RequestTimeout(m)
             | ApiError::TooLarge(m)
             | ApiError::Unprocessable(m) => m.clone(),
-            ApiError::Invalid { message, .. } | ApiError::Preflight { message, .. } => {
-                message.clone()
-            }
+            ApiError::Invalid { message, .. }
+            | ApiError::Preflight { message, .. }
+            | ApiError::TooManyRequests { message, .. } => message.clone(),
             ApiError::Unauthorized => "missing, invalid or expired token".to_string(),
             ApiError::WrongCredentials => "wrong user or password".to_string(),
             ApiError::Internal(_) => "internal error".to_string(),
@@ -215,7 +229,21 @@ impl IntoResponse for ApiError {
                 },
             },
         };
-        (self.status(), Json(body)).into_response()
+        let mut r = (self.status(), Json(body)).into_response();
+        match &self {
+            ApiError::TooManyRequests { retry_after, .. } => {
+                let secs = retry_after.as_secs_f64().ceil() as u64;
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            // The rest of the body was not read: the connection cannot serve another request.
+            ApiError::RequestTimeout(_) => {
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        r
     }
 }
 

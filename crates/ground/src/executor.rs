@@ -1,7 +1,8 @@
 //! Executions: an operation's latest revision compiled into a `wire::Plan`, recorded with one row
 //! per task, and handed to the system's link.
 //!
-//! Compilation resolves uplink sources against the namespace's latest file versions. A source
+//! Compilation resolves uplink sources against the namespace's latest file versions and places
+//! each file by [`landing_path`] (the destination followed by its whole namespace path). A source
 //! that does not exist fails its task (and the execution) before anything is sent.
 
 use std::collections::HashMap;
@@ -153,8 +154,8 @@ pub(crate) async fn start(
     };
 
     let mut plan = plan;
-    ground.sign(&mut plan);
     let mut tx = db::write_tx(ground.db()).await?;
+    ground.seal_plan(&mut tx, &system, &mut plan).await?;
     db::insert_execution(&mut tx, &exec).await?;
     for t in &tasks {
         db::insert_task(&mut tx, &id, t).await?;
@@ -235,6 +236,26 @@ pub(crate) async fn resolve_sources(
     Ok(out)
 }
 
+/// Where an uplinked namespace file lands in its volume: `destination` followed by the file's
+/// whole namespace path, whether the task selected the file itself or a folder above it (as
+/// Clustergate-2 keeps "the same directory layout"). `/in/input.txt` lands at `in/input.txt`
+/// with destination `/`, at `x/in/input.txt` with destination `/x`; every file of a selected
+/// folder `/my-app` lands under `my-app/`. `None` when the result is not a valid volume path
+/// (too long).
+///
+/// The one rule: plan compilation places files by it, and everything else that needs to know
+/// where a file lands (preflight's view of the volume, through [`compile`]) asks it.
+pub(crate) fn landing_path(destination: &VolumePath, file: &str) -> Option<VolumePath> {
+    let rel = NamespacePath::parse(file).ok()?.relative();
+    destination.join(&rel)
+}
+
+/// The volume a task uses: the one it names, else the tenant's default `<tenant>-pvc` (as
+/// Clustergate-2 names a user's default volume).
+pub(crate) fn volume_or_default(volume: Option<&VolumeName>, tenant: &str) -> String {
+    volume.map_or_else(|| format!("{tenant}-pvc"), |v| v.to_string())
+}
+
 /// Compiles a validated operation into a plan. Pure: every lookup is in `sources`.
 pub(crate) fn compile(
     op: &Operation,
@@ -242,11 +263,7 @@ pub(crate) fn compile(
     execution: &str,
     sources: &HashMap<NamespacePath, Source>,
 ) -> Result<Plan, CompileFailure> {
-    let default_volume = format!("{tenant}-pvc");
-    let volume = |v: &Option<VolumeName>| {
-        v.as_ref()
-            .map_or_else(|| default_volume.clone(), |v| v.to_string())
-    };
+    let volume = |v: &Option<VolumeName>| volume_or_default(v.as_ref(), tenant);
     let mut tasks = Vec::with_capacity(op.tasks.len());
     for (index, task) in op.tasks.iter().enumerate() {
         let fail = |code, message: String| CompileFailure {
@@ -264,39 +281,12 @@ pub(crate) fn compile(
                 volume: v,
             } => {
                 let mut files: Vec<UplinkFile> = Vec::new();
-                // Where a file lands: the one volume-path rule the agent places it by.
-                let place = |rel: &str| {
-                    VolumePath::parse(rel)
-                        .ok()
-                        .and_then(|r| destination.join(&r))
-                        .map(String::from)
-                        .ok_or_else(|| {
-                            fail(
-                                ErrorCode::ValidationError,
-                                format!(
-                                    "'{rel}' under '{}' is not a valid volume path (at most {} bytes, each component at most {})",
-                                    destination.display(),
-                                    wire::names::MAX_PATH_BYTES,
-                                    wire::names::MAX_COMPONENT_BYTES
-                                ),
-                            )
-                        })
-                };
+                // Where each placed path sits in `files`: a later source placing it again wins.
+                let mut placed: HashMap<String, usize> = HashMap::new();
                 for src in srcs {
-                    let placed: Vec<(String, &FileRow)> = match sources.get(src) {
-                        Some(Source::File(f)) => {
-                            let base = f.path.rsplit('/').next().unwrap_or_default();
-                            vec![(place(base)?, f)]
-                        }
-                        Some(Source::Folder(list)) => list
-                            .iter()
-                            .map(|f| {
-                                // A folder keeps its own name (as `cp -r` does); the root has none.
-                                let keep_from = src.rfind('/').map_or(0, |i| i + 1);
-                                let rel = f.path.get(keep_from..).unwrap_or_default();
-                                Ok((place(rel)?, f))
-                            })
-                            .collect::<Result<_, _>>()?,
+                    let selected: &[FileRow] = match sources.get(src) {
+                        Some(Source::File(f)) => std::slice::from_ref(f),
+                        Some(Source::Folder(list)) => list,
                         Some(Source::Missing) | None => {
                             return Err(fail(
                                 ErrorCode::ExecutionError,
@@ -304,7 +294,19 @@ pub(crate) fn compile(
                             ));
                         }
                     };
-                    for (path, f) in placed {
+                    for f in selected {
+                        let path = landing_path(destination, &f.path).ok_or_else(|| {
+                            fail(
+                                ErrorCode::ValidationError,
+                                format!(
+                                    "'{}' under '{}' is not a valid volume path (at most {} bytes, each component at most {})",
+                                    f.path,
+                                    destination.display(),
+                                    wire::names::MAX_PATH_BYTES,
+                                    wire::names::MAX_COMPONENT_BYTES
+                                ),
+                            )
+                        })?;
                         let digest = f.digest.parse().map_err(|_| {
                             fail(
                                 ErrorCode::TransferFailed,
@@ -312,14 +314,18 @@ pub(crate) fn compile(
                             )
                         })?;
                         let file = UplinkFile {
-                            path,
+                            path: path.into(),
                             digest,
                             size: u64::try_from(f.size).unwrap_or(0),
                             mode: u32::try_from(f.mode).unwrap_or(0o644),
                         };
-                        // A later source placing the same path wins.
-                        files.retain(|x| x.path != file.path);
-                        files.push(file);
+                        match placed.get(&file.path) {
+                            Some(&i) => files[i] = file,
+                            None => {
+                                placed.insert(file.path.clone(), files.len());
+                                files.push(file);
+                            }
+                        }
                     }
                 }
                 TaskKind::Uplink {
@@ -398,10 +404,15 @@ pub(crate) fn compile(
             kind,
         });
     }
+    // Bound to its system and signed when recorded (`Ground::seal_plan`).
     let plan = Plan {
         execution: execution.to_string(),
         tenant: tenant.to_string(),
         tasks,
+        system: String::new(),
+        sequence: 0,
+        issued_ms: 0,
+        expires_ms: 0,
         signature: Vec::new(),
     };
     let size = wire::encode_message(&wire::Message::Plan(plan.clone())).len();
@@ -501,10 +512,12 @@ mod tests {
     }
 
     #[test]
-    fn uplink_places_files_and_folders() {
-        let op = op(
+    fn uplink_keeps_the_namespace_layout() {
+        let op = op(concat!(
             "  - id: up\n    type: uplink\n    source: [/app, /cfg/a.json]\n    destination: /srv\n",
-        );
+            "  - id: cg2\n    type: dphi.space.cg2.uplink\n    source: [/Dockerfile, /my-app, /in/input.txt]\n    destination: /\n",
+            "  - id: all\n    type: uplink\n    source: [/, /in/input.txt]\n    destination: x\n",
+        ));
         let sources = HashMap::from([
             (
                 "/app".parse().unwrap(),
@@ -514,22 +527,71 @@ mod tests {
                 "/cfg/a.json".parse().unwrap(),
                 Source::File(file("/cfg/a.json", 0o644)),
             ),
+            (
+                "/Dockerfile".parse().unwrap(),
+                Source::File(file("/Dockerfile", 0o644)),
+            ),
+            (
+                "/my-app".parse().unwrap(),
+                Source::Folder(vec![file("/my-app/bin/app", 0o755)]),
+            ),
+            (
+                "/in/input.txt".parse().unwrap(),
+                Source::File(file("/in/input.txt", 0o644)),
+            ),
+            (
+                "/".parse().unwrap(),
+                Source::Folder(vec![file("/in/input.txt", 0o644), file("/z", 0o600)]),
+            ),
         ]);
         let plan = compile(&op, "alice", "e1", &sources).unwrap();
-        let TaskKind::Uplink { volume, files } = &plan.tasks[0].kind else {
-            panic!()
+        let placed = |i: usize| {
+            let TaskKind::Uplink { volume, files } = &plan.tasks[i].kind else {
+                panic!()
+            };
+            assert_eq!(volume, "alice-pvc");
+            files
+                .iter()
+                .map(|f| (f.path.clone(), f.mode))
+                .collect::<Vec<_>>()
         };
-        assert_eq!(volume, "alice-pvc");
-        let got: Vec<(&str, u32)> = files.iter().map(|f| (f.path.as_str(), f.mode)).collect();
+        let p = |s: &str, m: u32| (s.to_string(), m);
+        // A file keeps its folders, a folder its whole path, under the destination.
         assert_eq!(
-            got,
-            vec![
-                ("srv/app/bin/run", 0o755),
-                ("srv/app/x", 0o644),
-                ("srv/a.json", 0o644)
+            placed(0),
+            [
+                p("srv/app/bin/run", 0o755),
+                p("srv/app/x", 0o644),
+                p("srv/cfg/a.json", 0o644)
             ]
         );
+        assert_eq!(
+            placed(1),
+            [
+                p("Dockerfile", 0o644),
+                p("my-app/bin/app", 0o755),
+                p("in/input.txt", 0o644)
+            ]
+        );
+        // The root sends the namespace as it is; a file selected again lands once.
+        assert_eq!(placed(2), [p("x/in/input.txt", 0o644), p("x/z", 0o600)]);
+        let TaskKind::Uplink { files, .. } = &plan.tasks[0].kind else {
+            panic!()
+        };
         assert_eq!(files[0].digest, wire::Digest::of(b"/app/bin/run"));
+    }
+
+    #[test]
+    fn the_landing_rule() {
+        let at = |dest: &str, file: &str| {
+            landing_path(&VolumePath::parse(dest).unwrap(), file).map(String::from)
+        };
+        assert_eq!(at("/", "/in/input.txt").as_deref(), Some("in/input.txt"));
+        assert_eq!(at("/x", "/in/input.txt").as_deref(), Some("x/in/input.txt"));
+        assert_eq!(at("a/b/", "/c").as_deref(), Some("a/b/c"));
+        let long = format!("/{}", "d/".repeat(2100));
+        assert_eq!(at("/x", long.trim_end_matches('/')), None, "too long");
+        assert_eq!(volume_or_default(None, "bob"), "bob-pvc");
     }
 
     #[test]

@@ -43,11 +43,12 @@ mod systems_view;
 mod time;
 mod upload;
 
-pub use config::{GroundConfig, SystemLink};
+pub use config::{GroundConfig, HttpTimeouts, SystemLink};
 pub use error::{ApiError, Error, ErrorKind};
 pub use operation::{Diagnostic, Severity};
 pub use orbit::SystemOrbit;
 pub use preflight_check::PreflightFinding;
+pub use system_link::MessageCounters;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -71,6 +72,10 @@ pub struct Ground {
     signer: Arc<wire::PlanSigner>,
     /// The Clustergate-2 EM API's lock and bounds.
     em: Arc<em::Em>,
+    /// Failed logins, per user and address, per address and per user.
+    logins: Arc<auth::LoginThrottle>,
+    /// How long the HTTP server waits on a client.
+    http_timeouts: HttpTimeouts,
 }
 
 /// What the HTTP handlers and the link handlers share.
@@ -117,12 +122,33 @@ impl Ground {
             clock: Arc::new(SystemTime::now),
             signer: Arc::new(config.plan_signer),
             em: Arc::new(em::Em::new(em::UPLINK_BYTES)),
+            logins: Arc::default(),
+            http_timeouts: HttpTimeouts::STANDARD,
         })
     }
 
-    /// Signs a plan with the ground's key.
-    pub(crate) fn sign(&self, plan: &mut wire::Plan) {
+    /// Binds a plan to `system` (the system's next plan sequence, taken in `tx`, the issue time
+    /// and the expiry) and signs it with the ground's key. The plan must be recorded in the same
+    /// transaction: its sequence is then used exactly when it commits.
+    pub(crate) async fn seal_plan(
+        &self,
+        tx: &mut db::Tx,
+        system: &str,
+        plan: &mut wire::Plan,
+    ) -> Result<(), Error> {
+        let issued = u64::try_from(time::now_ms()).unwrap_or(0);
+        plan.system = system.to_string();
+        plan.sequence = db::next_plan_sequence(tx, system).await?;
+        plan.issued_ms = issued;
+        plan.expires_ms = issued.saturating_add(config::limits::PLAN_VALIDITY_MS);
         self.signer.sign(plan);
+        Ok(())
+    }
+
+    /// What the ground did with the messages `system` sent: handler failures, and messages given
+    /// up on after [`link::MESSAGE_ATTEMPTS`] failures. `None` for an unknown system.
+    pub fn message_counters(&self, system: &str) -> Option<MessageCounters> {
+        self.systems.get(system).map(|s| s.counters())
     }
 
     /// The same ground, predicting passes and uplink ETAs from `clock` instead of
@@ -141,10 +167,26 @@ impl Ground {
         }
     }
 
-    /// Creates the user, or resets their password (ending their sessions). Names follow
-    /// `[a-z0-9][a-z0-9_-]{0,62}`.
+    /// The same ground, its HTTP server waiting on clients as `timeouts` says instead of
+    /// [`HttpTimeouts::STANDARD`] (tests shorten them).
+    pub fn with_http_timeouts(self, timeouts: HttpTimeouts) -> Ground {
+        Ground {
+            http_timeouts: timeouts,
+            ..self
+        }
+    }
+
+    /// Creates the user, or gives them a new password (ending their sessions). A user who has
+    /// this password already is left alone, so a ground restarted with the same users keeps its
+    /// sessions. Names follow `[a-z0-9][a-z0-9_-]{0,62}`.
     pub async fn ensure_user(&self, name: &str, password: &str) -> Result<(), Error> {
         auth::ensure_user(self, name, password).await
+    }
+
+    /// The same with the password's argon2 hash (a PHC string, `$argon2id$v=19$...`) in place
+    /// of the password: stored as given.
+    pub async fn ensure_user_hashed(&self, name: &str, phc: &str) -> Result<(), Error> {
+        auth::ensure_user_hashed(self, name, phc).await
     }
 
     /// The whole HTTP surface: the API under `/api/v1`, `/healthz`, the dashboard at `/`, and
@@ -171,6 +213,14 @@ impl Ground {
 
     pub(crate) fn em(&self) -> &em::Em {
         &self.em
+    }
+
+    pub(crate) fn logins(&self) -> &auth::LoginThrottle {
+        &self.logins
+    }
+
+    pub(crate) fn http_timeouts(&self) -> HttpTimeouts {
+        self.http_timeouts
     }
 
     pub(crate) fn orbits(&self) -> &passes::Orbits {
@@ -205,12 +255,13 @@ pub fn http_address_free(addr: std::net::SocketAddr) -> std::io::Result<()> {
 }
 
 /// Serves [`Ground::app`] on `listener` until `shutdown` completes, then drains open requests.
+/// Each request knows the address it came from (the login throttle counts by it), and every
+/// connection is bounded in time as [`HttpTimeouts`] says.
 pub async fn serve(
     ground: Ground,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, ground.app())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let timeouts = ground.http_timeouts();
+    http::serve(ground.app(), listener, timeouts, shutdown).await
 }

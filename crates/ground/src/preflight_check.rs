@@ -126,7 +126,7 @@ pub(crate) async fn dashboard_section(ground: &Ground, user: &str) -> Result<Str
         let Some((_, yaml)) = db::operation(ground.db(), &o.namespace, &o.id).await? else {
             continue;
         };
-        let Ok(op) = operation::parse(&yaml) else {
+        let Ok(op) = operation::parse_off_workers(yaml).await? else {
             continue;
         };
         if !has_checks(&op) {
@@ -252,7 +252,7 @@ fn checked_volumes(op: &Operation, tenant: &str) -> BTreeSet<String> {
 }
 
 fn volume_name(volume: Option<&VolumeName>, tenant: &str) -> String {
-    volume.map_or_else(|| format!("{tenant}-pvc"), |v| v.to_string())
+    executor::volume_or_default(volume, tenant)
 }
 
 async fn mirrored_volume(
@@ -384,6 +384,8 @@ enum Check {
         task: String,
         tarfile: String,
         blob: Digest,
+        /// The image the task loads, `name:tag`: the archive must hold it.
+        image: String,
     },
     /// A Dockerfile or archive that is neither placed by an earlier uplink nor onboard.
     Missing {
@@ -392,6 +394,9 @@ enum Check {
         volume: String,
         what: &'static str,
         after_pod: bool,
+        /// A file of the same name the volume does hold (an operation written for placing
+        /// uplinked files by name alone looks for it at the wrong path).
+        elsewhere: Option<String>,
     },
 }
 
@@ -462,6 +467,7 @@ fn plan(
                     volume: name.clone(),
                     what: "Dockerfile",
                     after_pod,
+                    elsewhere: same_name(v, dockerfile),
                 };
                 match v.get(dockerfile.as_str()) {
                     Some(Item::Blob { .. }) => {
@@ -501,11 +507,13 @@ fn plan(
             } => {
                 let name = volume_name(volume.as_ref(), tenant);
                 let after_pod = pods.contains(&name);
-                match volumes.get(&name).and_then(|v| v.get(tarfile.as_str())) {
+                let v = volumes.get(&name);
+                match v.and_then(|v| v.get(tarfile.as_str())) {
                     Some(Item::Blob { digest, .. }) => checks.push(Check::Load {
                         task: task.id.to_string(),
                         tarfile: tarfile.to_string(),
                         blob: *digest,
+                        image: image.to_string(),
                     }),
                     Some(Item::Onboard { dir: false, .. }) => {}
                     Some(Item::Onboard { dir: true, .. }) | None => checks.push(Check::Missing {
@@ -514,6 +522,7 @@ fn plan(
                         volume: name,
                         what: "archive",
                         after_pod,
+                        elsewhere: v.and_then(|v| same_name(v, tarfile)),
                     }),
                 }
                 images.push(format!("{}:{}", image.name, image.tag));
@@ -530,6 +539,19 @@ fn plan(
         }
     }
     checks
+}
+
+/// A file of the volume named like `path` (its last component), at another path.
+fn same_name(volume: &Volume, path: &VolumePath) -> Option<String> {
+    let name = path.components().last()?;
+    volume
+        .iter()
+        .find(|(k, item)| {
+            k.rsplit('/').next() == Some(name)
+                && *k != path.as_str()
+                && !matches!(item, Item::Onboard { dir: true, .. })
+        })
+        .map(|(k, _)| k.clone())
 }
 
 /// The files an uplink task places, compiled by the executor exactly as an execution would
@@ -612,12 +634,14 @@ fn run(checks: &[Check], system: &preflight::System, blobs: &BlobStore) -> Vec<P
                 task,
                 tarfile,
                 blob,
+                image,
             } => {
                 let options = preflight::ArchiveOptions {
                     known_layers: &[],
                     eta: preflight::Eta::None,
                 };
-                let report = preflight::lint_archive(&blobs.path(blob), system, &options);
+                let report =
+                    preflight::lint_archive(&blobs.path(blob), Some(image), system, &options);
                 for d in report.diagnostics {
                     out.push(finding(task, tarfile.clone(), d));
                 }
@@ -628,7 +652,14 @@ fn run(checks: &[Check], system: &preflight::System, blobs: &BlobStore) -> Vec<P
                 volume,
                 what,
                 after_pod,
+                elsewhere,
             } => {
+                let help = match elsewhere {
+                    Some(other) => format!(
+                        "the volume has `{other}`: an uplinked file lands at `destination` followed by its whole namespace path, folders included; name that path here"
+                    ),
+                    None => "uplink it in a task before this one (`source` in the namespace, `destination` in the volume), or fix the path".to_string(),
+                };
                 let mut f = PreflightFinding {
                     task: task.clone(),
                     file: file.clone(),
@@ -639,10 +670,7 @@ fn run(checks: &[Check], system: &preflight::System, blobs: &BlobStore) -> Vec<P
                     message: format!(
                         "the {what} `{file}` is not in volume `{volume}`: no earlier uplink task places it and it is not onboard"
                     ),
-                    help: Some(
-                        "uplink it in a task before this one (`source` in the namespace, `destination` in the volume), or fix the path"
-                            .to_string(),
-                    ),
+                    help: Some(help),
                 };
                 if *after_pod {
                     soften(&mut f);
@@ -879,6 +907,47 @@ mod tests {
         assert!(!context.contains_key("later"));
         assert_eq!(dockerfile, "src/Dockerfile");
         assert_eq!(tenant_images, &["app:1".to_string()]);
+    }
+
+    #[test]
+    fn a_selected_file_is_seen_where_it_lands() {
+        // The archive keeps its folder: the load finds it at archives/app.tar, not app.tar.
+        let op = op(concat!(
+            "  - id: up\n    type: dphi.space.cg2.uplink\n    source: [/archives/app.tar, /in/input.txt]\n    destination: /\n",
+            "  - id: load\n    type: docker.load\n    tarfile: /archives/app.tar\n    image: app:1\n",
+            "  - id: flat\n    type: docker.load\n    tarfile: app.tar\n    image: flat:1\n",
+        ));
+        let sources = HashMap::from([
+            (
+                NamespacePath::parse("/archives/app.tar").unwrap(),
+                Source::File(file("/archives/app.tar", b"tar")),
+            ),
+            (
+                NamespacePath::parse("/in/input.txt").unwrap(),
+                Source::File(file("/in/input.txt", b"in")),
+            ),
+        ]);
+        let mirror = BTreeMap::from([("alice-pvc".to_string(), Vec::new())]);
+        let checks = plan(&op, "alice", &sources, &mirror);
+        assert_eq!(
+            checks,
+            [
+                Check::Load {
+                    task: "load".into(),
+                    tarfile: "archives/app.tar".into(),
+                    blob: Digest::of(b"tar"),
+                    image: "app:1".into(),
+                },
+                Check::Missing {
+                    task: "flat".into(),
+                    file: "app.tar".into(),
+                    volume: "alice-pvc".into(),
+                    what: "archive",
+                    after_pod: false,
+                    elsewhere: Some("archives/app.tar".into()),
+                },
+            ]
+        );
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub(crate) async fn conclude(
     outputs: Option<&TaskOutputs>,
     landed: Option<&[(String, i64)]>,
 ) -> Result<(), Error> {
+    let landed = landed.map(|files| (exec.namespace.as_str(), files));
     task.outputs = outputs.map(|o| db::to_json(&outputs_json(o, landed)));
     executor::finish(task, state, at, None);
     if task.started_at.is_none() && state == TaskState::Success {
@@ -171,28 +172,55 @@ pub(crate) async fn conclude(
     Ok(())
 }
 
-/// A task's outputs as the API shows them (and the database keeps them). A downlink's files are
-/// shown where they landed in the namespace, with their version.
-pub(crate) fn outputs_json(o: &TaskOutputs, landed: Option<&[(String, i64)]>) -> api::TaskOutputs {
-    let files = o
+/// A task's outputs as the API shows them (and the database keeps them), shaped as
+/// Clustergate-2 shapes them too (`files` with `path`, `uri`, `contentType`, `contentLength`;
+/// see `docs/clustergate-2.md`). A downlink's files are shown where they landed in the
+/// namespace (`landed`: the namespace, and each file's path and version), with the URI to
+/// download them; a `files.list` shows the files it found.
+pub(crate) fn outputs_json(
+    o: &TaskOutputs,
+    landed: Option<(&str, &[(String, i64)])>,
+) -> api::TaskOutputs {
+    let mut files: Vec<api::OutputFile> = o
         .files
         .iter()
         .enumerate()
-        .map(|(i, f)| match landed.and_then(|l| l.get(i)) {
-            Some((path, version)) => api::OutputFile {
-                path: path.clone(),
-                digest: f.digest.to_string(),
-                size: f.size,
-                version: u64::try_from(*version).ok(),
-            },
-            None => api::OutputFile {
+        .map(|(i, f)| {
+            let mut out = api::OutputFile {
                 path: f.path.clone(),
-                digest: f.digest.to_string(),
+                digest: Some(f.digest.to_string()),
                 size: f.size,
                 version: None,
-            },
+                uri: None,
+                content_type: None,
+                content_length: f.size,
+            };
+            if let Some((namespace, (path, version))) =
+                landed.and_then(|(ns, l)| Some((ns, l.get(i)?)))
+            {
+                let version = u64::try_from(*version).ok();
+                out.path = path.clone();
+                out.version = version;
+                out.uri = version.map(|v| api::namespace_file_uri(namespace, path, v));
+                out.content_type = out.uri.as_ref().map(|_| FILE_CONTENT_TYPE.to_string());
+            }
+            out
         })
         .collect();
+    files.extend(
+        o.listing
+            .iter()
+            .filter(|e| !e.is_dir)
+            .map(|e| api::OutputFile {
+                path: e.path.clone(),
+                digest: None,
+                size: e.size,
+                version: None,
+                uri: None,
+                content_type: None,
+                content_length: e.size,
+            }),
+    );
     let listing = o
         .listing
         .iter()
@@ -203,6 +231,11 @@ pub(crate) fn outputs_json(o: &TaskOutputs, landed: Option<&[(String, i64)]>) ->
             modified: time::rfc3339(i64::try_from(e.modified_ms).unwrap_or(0)),
         })
         .collect();
+    let content_length = (!files.is_empty()).then(|| {
+        files
+            .iter()
+            .fold(0u64, |n, f| n.saturating_add(f.content_length))
+    });
     api::TaskOutputs {
         files,
         listing,
@@ -221,8 +254,15 @@ pub(crate) fn outputs_json(o: &TaskOutputs, landed: Option<&[(String, i64)]>) ->
                 size: i.size,
             })
             .collect(),
+        uri: None,
+        content_type: None,
+        content_length,
     }
 }
+
+/// What `GET /api/v1/namespaces/{ns}/files/{path}` answers a file's bytes with, and so the
+/// `contentType` of a downlinked file's `uri`.
+pub(crate) const FILE_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// Applies an execution's new state, as its system reported it; a final state waits for the
 /// execution's pending downlinks.
@@ -303,4 +343,75 @@ pub(crate) async fn apply_execution_state(
         }
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_are_shaped_as_clustergate_2_shapes_them() {
+        let digest = wire::Digest::of(b"abc");
+        let down = TaskOutputs {
+            files: vec![wire::FileRef {
+                path: "out/a b.txt".into(),
+                digest,
+                size: 3,
+            }],
+            ..TaskOutputs::default()
+        };
+        // Not landed yet: no uri.
+        let waiting = outputs_json(&down, None);
+        assert_eq!(waiting.files[0].uri, None);
+        assert_eq!(waiting.files[0].content_type, None);
+        assert_eq!(waiting.files[0].content_length, 3);
+        assert_eq!(waiting.content_length, Some(3));
+        // Landed: where, which version, and the URI that serves it.
+        let landed = [("/res/out/a b.txt".to_string(), 2)];
+        let shown = outputs_json(&down, Some(("demo", &landed)));
+        let f = &shown.files[0];
+        assert_eq!(
+            (f.path.as_str(), f.version, f.digest.clone()),
+            ("/res/out/a b.txt", Some(2), Some(digest.to_string()))
+        );
+        assert_eq!(
+            f.uri.as_deref(),
+            Some("/api/v1/namespaces/demo/files/res/out/a%20b.txt?version=2")
+        );
+        assert_eq!(f.content_type.as_deref(), Some(FILE_CONTENT_TYPE));
+        assert_eq!((shown.uri, shown.content_type), (None, None));
+
+        // A files.list: its files (not its folders) in `files`, without digest or uri.
+        let entry = |path: &str, size, is_dir| wire::FileEntry {
+            path: path.into(),
+            size,
+            is_dir,
+            modified_ms: 0,
+        };
+        let list = TaskOutputs {
+            listing: vec![
+                entry("/in", 0, true),
+                entry("/in/input.txt", 5, false),
+                entry("/Dockerfile", 7, false),
+            ],
+            ..TaskOutputs::default()
+        };
+        let shown = outputs_json(&list, None);
+        let files: Vec<(&str, Option<&str>, u64)> = shown
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.digest.as_deref(), f.content_length))
+            .collect();
+        assert_eq!(
+            files,
+            [("/in/input.txt", None, 5), ("/Dockerfile", None, 7)]
+        );
+        assert_eq!(shown.listing.len(), 3);
+        assert_eq!(shown.content_length, Some(12));
+        // A task without files has no contentLength.
+        assert_eq!(
+            outputs_json(&TaskOutputs::default(), None).content_length,
+            None
+        );
+    }
 }

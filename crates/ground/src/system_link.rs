@@ -1,52 +1,121 @@
-//! The ground's side of each system's link: one endpoint, one task sending (plans, and the objects
-//! the system asks for), one task handling what comes back (messages, and objects come down).
+//! The ground's side of each system's link: one endpoint, and one task handling what comes back
+//! (messages, and objects come down). Plans go straight to the endpoint, from the execution that
+//! compiled them or from the handler re-sending them.
 //!
-//! The two directions are separate tasks on purpose: queuing on the endpoint may wait, and the
-//! handler must keep reading meanwhile, or the endpoint would stall behind it. Objects never
-//! pass through here: the endpoint reads the ones it sends from the blob store and commits the
-//! ones it receives, verified, into it; the handler only hears that they arrived.
+//! Objects never pass through here: the endpoint reads the ones it sends from the blob store and
+//! commits the ones it receives, verified, into it; the handler only hears that they arrived.
+//!
+//! # Handled when committed
+//!
+//! The handler takes one event at a time, in order. A message is acknowledged to the link
+//! ([`link::MessageSender::done`]) only once what it means is committed: the transaction that
+//! applied a report, the objects a `Need` asked for and the plans a `Hello` called for queued in
+//! the session's outbox (the acknowledgement follows them through the endpoint's command channel).
+//! Until then the link delivers it again after a restart, so a ground stopped or killed between
+//! receiving an event and committing it gets it again; every handler is idempotent for that
+//! (`reports` ignores a state already reached, a listing replaces the last, a `Need` queues an
+//! object once, a `Hello` re-sends only plans not already waiting in the outbox). An attempt that
+//! fails (or panics) is made again after [`link::MESSAGE_RETRY_AFTER`], doubling; after
+//! [`link::MESSAGE_ATTEMPTS`] the message is given up on, logged as an error and counted
+//! ([`MessageCounters`]), and acknowledged, so that one poison message cannot wedge the link.
+//!
+//! # What a system is served
+//!
+//! The plans of its unfinished executions that its agent does not hold (a `Hello` lists those it
+//! holds; the ground re-sends the rest when the agent restarted and at the first `Hello` after the
+//! ground itself started), and the objects those executions send up. A `Need` for any other
+//! object is refused and logged: holding a system's link key does not open the blob store.
 //!
 //! The link carries messages as bytes: this module encodes every `wire::Message` it sends and
-//! decodes every one it receives (an undecodable one is logged with its sequence number and
-//! dropped). It handles `Hello` and `Need` itself; what a system reports about executions (task
-//! and execution events, volume listings) is applied to the database by `reports`.
+//! decodes every one it receives (an undecodable one is logged with its sequence number, counted
+//! and acknowledged: it can never decode). It handles `Hello` and `Need` itself; what a system
+//! reports about executions (task and execution events, volume listings) is applied to the
+//! database by `reports`.
 
+use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use link::{EndpointConfig, LinkEvent, MessageReceiver, MessageSender};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, oneshot};
+use tokio::task::JoinHandle;
 use wire::{Digest, Direction, Message, Plan};
 
-use crate::config::{SystemLink, limits};
+use crate::config::SystemLink;
 use crate::error::Error;
 use crate::{Core, db, downlink, reports, time};
 
-/// The ground's handle on one system's link. Dropping it stops both tasks.
+/// The ground's handle on one system's link. Dropping it stops the handler, even in the middle
+/// of an event (uncommitted: the link delivers it again at the next start).
 #[derive(Debug)]
 pub(crate) struct SystemHandle {
-    plans: mpsc::Sender<Plan>,
-    /// For the endpoint's snapshot (the uplink queue).
-    sender: MessageSender,
+    link: Arc<Link>,
     /// Dropped with the handle; the handler task ends when it notices.
     _alive: oneshot::Sender<()>,
+}
+
+/// What the ground did with the messages a system sent, since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageCounters {
+    /// Attempts at handling an event of the link (a message, or an object's arrival) that failed
+    /// and were made again or given up.
+    pub failures: u64,
+    /// Messages given up on: undecodable, or failed [`link::MESSAGE_ATTEMPTS`] times. Each was
+    /// logged as an error.
+    pub dropped: u64,
 }
 
 /// The plan could not be queued: the link has stopped.
 #[derive(Debug)]
 pub(crate) struct LinkStopped;
 
+/// What the handler and the handle share.
+struct Link {
+    core: Arc<Core>,
+    system: String,
+    sender: MessageSender,
+    /// The agent's boot id as last heard; none since this ground started, so the first Hello
+    /// also repairs what a crash of the ground itself may have lost.
+    last_boot: Mutex<Option<u64>>,
+    failures: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("system", &self.system)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SystemHandle {
-    /// Queues a plan for the system.
+    /// Queues a plan for the system, unless the same plan already waits in the link's outbox.
     pub(crate) async fn send_plan(&self, plan: Plan) -> Result<(), LinkStopped> {
-        self.plans.send(plan).await.map_err(|_| LinkStopped)
+        let execution = plan.execution.clone();
+        self.link
+            .sender
+            .send_once(wire::encode_message(&Message::Plan(plan)))
+            .await
+            .map_err(|_| LinkStopped)?;
+        tracing::info!(system = %self.link.system, %execution, "plan queued");
+        Ok(())
     }
 
     /// The latest snapshot of the endpoint: whether the link is up, and the outgoing transfers
     /// in sending order.
     pub(crate) fn stats(&self) -> link::LinkStats {
-        self.sender.stats()
+        self.link.sender.stats()
+    }
+
+    /// What the handler did with the system's messages.
+    pub(crate) fn counters(&self) -> MessageCounters {
+        MessageCounters {
+            failures: self.link.failures.load(Ordering::Relaxed),
+            dropped: self.link.dropped.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -54,7 +123,7 @@ impl SystemHandle {
 const UPLINK_PRIORITY: u8 = 2;
 
 /// Binds the system's endpoint, with its session kept in `state_dir` and the blob store as its
-/// object directory, and spawns its two tasks.
+/// object directory, and spawns its handler.
 pub(crate) async fn spawn(
     core: Arc<Core>,
     config: &SystemLink,
@@ -71,90 +140,31 @@ pub(crate) async fn spawn(
         contact: config.contact.clone(),
     })
     .await?;
-    let (plans_tx, plans_rx) = mpsc::channel(limits::PENDING_PLANS);
-    let (needs_tx, needs_rx) = mpsc::channel(limits::PENDING_NEEDS);
     let (alive_tx, alive_rx) = oneshot::channel();
     tracing::info!(system = %config.name, bind = %config.bind, link = %config.link, "system link up");
-    tokio::spawn(send_loop(
-        core.clone(),
-        config.name.clone(),
-        sender.clone(),
-        plans_rx,
-        needs_rx,
-    ));
-    tokio::spawn(receive_loop(
+    let link = Arc::new(Link {
         core,
-        config.name.clone(),
-        receiver,
-        needs_tx,
-        plans_tx.clone(),
-        alive_rx,
-    ));
-    Ok(SystemHandle {
-        plans: plans_tx,
+        system: config.name.clone(),
         sender,
+        last_boot: Mutex::new(None),
+        failures: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
+    });
+    tokio::spawn(receive_loop(link.clone(), receiver, alive_rx));
+    Ok(SystemHandle {
+        link,
         _alive: alive_tx,
     })
 }
 
-/// Queues plans, then the objects the system asked for, until both queues close.
-async fn send_loop(
-    core: Arc<Core>,
-    system: String,
-    sender: MessageSender,
-    mut plans: mpsc::Receiver<Plan>,
-    mut needs: mpsc::Receiver<Vec<Digest>>,
-) {
-    let (mut plans_open, mut needs_open) = (true, true);
-    while plans_open || needs_open {
-        tokio::select! {
-            biased;
-            p = plans.recv(), if plans_open => match p {
-                Some(plan) => {
-                    let execution = plan.execution.clone();
-                    if sender
-                        .send(wire::encode_message(&Message::Plan(plan)))
-                        .await
-                        .is_err()
-                    {
-                        tracing::error!(%system, %execution, "link endpoint stopped; plan lost");
-                        return;
-                    }
-                    tracing::info!(%system, %execution, "plan sent");
-                }
-                None => plans_open = false,
-            },
-            n = needs.recv(), if needs_open => match n {
-                Some(digests) => {
-                    for digest in digests {
-                        let Some(size) = core.blobs.size(&digest).await else {
-                            tracing::warn!(%system, %digest, "the system asked for an object the ground does not have");
-                            continue;
-                        };
-                        if sender.send_object(digest, size, UPLINK_PRIORITY).await.is_err() {
-                            tracing::error!(%system, "link endpoint stopped while queuing objects");
-                            return;
-                        }
-                        tracing::debug!(%system, %digest, size, "object queued");
-                    }
-                }
-                None => needs_open = false,
-            },
-        }
-    }
-}
-
+/// Handles the link's events in order, acknowledging each message once handled, until the
+/// handle is dropped or the endpoint stops.
 async fn receive_loop(
-    core: Arc<Core>,
-    system: String,
+    link: Arc<Link>,
     mut receiver: MessageReceiver,
-    needs: mpsc::Sender<Vec<Digest>>,
-    plans: mpsc::Sender<Plan>,
     mut alive: oneshot::Receiver<()>,
 ) {
-    // The agent's boot id as last heard; none since this ground started, so the first Hello
-    // also repairs what a crash of the ground itself may have lost.
-    let mut last_boot: Option<u64> = None;
+    let system = link.system.clone();
     loop {
         let event = tokio::select! {
             e = receiver.recv() => e,
@@ -164,90 +174,132 @@ async fn receive_loop(
             tracing::warn!(%system, "link endpoint stopped");
             return;
         };
-        let handled = match event {
-            LinkEvent::Message { seq, bytes } => {
-                let message = match wire::decode_message(&bytes) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(%system, seq, error = %e, "dropped an undecodable message");
-                        continue;
-                    }
-                };
-                if let Message::Hello { boot, .. } = &message
-                    && last_boot != Some(*boot)
-                {
-                    last_boot = Some(*boot);
-                    tokio::spawn(resend_unfinished(
-                        core.clone(),
-                        system.clone(),
-                        plans.clone(),
-                    ));
-                }
-                handle_message(&core, &system, message, &needs).await
-            }
-            LinkEvent::ObjectReceived(digest) => {
-                tracing::debug!(%system, %digest, "object received");
-                downlink::object_arrived(&core, &digest).await
-            }
-            LinkEvent::ObjectDelivered(digest) => {
-                tracing::debug!(%system, %digest, "object delivered");
-                Ok(())
-            }
-            LinkEvent::ObjectFailed(digest, error) => {
-                tracing::warn!(%system, %digest, %error, "an object could not be sent");
-                downlink::object_failed(&core, &digest, &error).await
-            }
+        let seq = match &event {
+            LinkEvent::Message { seq, .. } => Some(*seq),
+            _ => None,
         };
-        if let Err(e) = handled {
-            tracing::error!(%system, error = %e, "could not handle a link event");
+        tokio::select! {
+            () = handle_with_retries(&link, event) => {}
+            // Stopped between receiving and committing: the message comes again at the next
+            // start.
+            _ = &mut alive => return,
         }
-    }
-}
-
-/// Sends the plans of the system's unfinished executions again (the agent restarted, or this
-/// ground did): the agent ignores a plan it holds and replays the events of one it finished.
-async fn resend_unfinished(core: Arc<Core>, system: String, plans: mpsc::Sender<Plan>) {
-    let encoded = match db::unfinished_plans(&core.db, &system).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(%system, error = %e, "could not read unfinished plans");
+        if let Some(seq) = seq
+            && link.sender.done(seq).await.is_err()
+        {
+            tracing::warn!(%system, "link endpoint stopped");
             return;
         }
-    };
-    if !encoded.is_empty() {
-        tracing::info!(%system, plans = encoded.len(), "the agent (re)started: sending unfinished plans again");
     }
-    for bytes in encoded {
-        match wire::decode_message(&bytes) {
-            Ok(Message::Plan(plan)) => {
-                if plans.send(plan).await.is_err() {
-                    return;
-                }
+}
+
+/// Aborts the task when dropped: a handler stopped with its loop commits nothing more.
+struct AbortOnDrop(JoinHandle<Result<(), Error>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Handles one event, trying again after a failure (or a panic), up to
+/// [`link::MESSAGE_ATTEMPTS`] times; then gives up on it with an error logged and counted.
+async fn handle_with_retries(link: &Arc<Link>, event: LinkEvent) {
+    let system = &link.system;
+    let (seq, event) = match event {
+        LinkEvent::Message { seq, bytes } => match wire::decode_message(&bytes) {
+            Ok(m) => (Some(seq), Event::Message(m)),
+            Err(e) => {
+                link.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%system, seq, error = %e, "dropped an undecodable message");
+                return;
             }
-            _ => tracing::error!(%system, "a stored plan does not decode; skipped"),
+        },
+        other => (None, Event::Link(other)),
+    };
+    let mut wait = link::MESSAGE_RETRY_AFTER;
+    for attempt in 1..=link::MESSAGE_ATTEMPTS {
+        let mut task = AbortOnDrop(tokio::spawn(handle_event(link.clone(), event.clone())));
+        let error = match (&mut task.0).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the handler failed: {e}"),
+        };
+        link.failures.fetch_add(1, Ordering::Relaxed);
+        if attempt == link::MESSAGE_ATTEMPTS {
+            if seq.is_some() {
+                link.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::error!(%system, ?seq, attempts = attempt, %error, event = event.name(), "gave up on a link event");
+            return;
+        }
+        tracing::warn!(%system, ?seq, attempt, %error, event = event.name(), "could not handle a link event; trying again");
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+}
+
+/// A link event with its message decoded.
+#[derive(Debug, Clone)]
+enum Event {
+    Message(Message),
+    Link(LinkEvent),
+}
+
+impl Event {
+    /// What it is, for a log line.
+    fn name(&self) -> &'static str {
+        match self {
+            Event::Message(Message::Hello { .. }) => "hello",
+            Event::Message(Message::Plan(_)) => "plan",
+            Event::Message(Message::Need { .. }) => "need",
+            Event::Message(Message::TaskEvent { .. }) => "task event",
+            Event::Message(Message::ExecutionEvent { .. }) => "execution event",
+            Event::Message(Message::VolumeListing { .. }) => "volume listing",
+            Event::Link(LinkEvent::Message { .. }) => "message",
+            Event::Link(LinkEvent::ObjectReceived(_)) => "object received",
+            Event::Link(LinkEvent::ObjectDelivered(_)) => "object delivered",
+            Event::Link(LinkEvent::ObjectFailed(..)) => "object failed",
         }
     }
 }
 
-/// Handles one message from a system. Never waits on the link itself: requests for objects go
-/// to the send task.
-async fn handle_message(
-    core: &Core,
-    system: &str,
-    message: Message,
-    needs: &mpsc::Sender<Vec<Digest>>,
-) -> Result<(), Error> {
+/// One attempt at an event.
+async fn handle_event(link: Arc<Link>, event: Event) -> Result<(), Error> {
+    let (core, system) = (&link.core, &link.system);
+    match event {
+        Event::Message(m) => handle_message(&link, m).await,
+        Event::Link(LinkEvent::ObjectReceived(digest)) => {
+            tracing::debug!(%system, %digest, "object received");
+            downlink::object_arrived(core, &digest).await
+        }
+        Event::Link(LinkEvent::ObjectDelivered(digest)) => {
+            tracing::debug!(%system, %digest, "object delivered");
+            Ok(())
+        }
+        Event::Link(LinkEvent::ObjectFailed(digest, error)) => {
+            tracing::warn!(%system, %digest, %error, "an object could not be sent");
+            downlink::object_failed(core, &digest, &error).await
+        }
+        Event::Link(LinkEvent::Message { .. }) => Ok(()),
+    }
+}
+
+/// Handles one message from a system; returns once what it means is committed.
+async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
+    let (core, system) = (&*link.core, link.system.as_str());
     match message {
         Message::Hello {
             agent,
             platform,
             catalogue,
-            ..
+            boot,
+            holds,
         } => {
             if agent != system {
                 tracing::warn!(%system, %agent, "the agent calls itself by another name");
             }
-            tracing::info!(%system, %platform, images = catalogue.len(), "hello");
+            tracing::info!(%system, %platform, images = catalogue.len(), holds = holds.len(), "hello");
             db::upsert_system(
                 &core.db,
                 system,
@@ -257,16 +309,16 @@ async fn handle_message(
                 time::now_ms(),
             )
             .await?;
+            let mut last_boot = link.last_boot.lock().await;
+            if *last_boot != Some(boot) {
+                resend_missing(link, &holds).await?;
+                *last_boot = Some(boot);
+            }
         }
         Message::Plan(plan) => {
             tracing::warn!(%system, execution = %plan.execution, "a system sent a plan; ignored");
         }
-        Message::Need { digests } => {
-            tracing::debug!(%system, count = digests.len(), "need");
-            if needs.try_send(digests).is_err() {
-                tracing::warn!(%system, "too many object requests queued; one dropped");
-            }
-        }
+        Message::Need { digests } => serve(link, digests).await?,
         Message::TaskEvent {
             execution,
             task,
@@ -294,4 +346,287 @@ async fn handle_message(
         }
     }
     Ok(())
+}
+
+/// Queues again the plans of the system's unfinished executions that the agent does not hold
+/// (it restarted, or this ground did), each exactly as first sent; one that still waits in the
+/// outbox is not queued twice.
+async fn resend_missing(link: &Link, holds: &[String]) -> Result<(), Error> {
+    let system = &link.system;
+    let holds: HashSet<&str> = holds
+        .iter()
+        .take(wire::MAX_HELD_PLANS)
+        .map(String::as_str)
+        .collect();
+    let missing: Vec<(String, Vec<u8>)> = db::unfinished_plans(&link.core.db, system)
+        .await?
+        .into_iter()
+        .filter(|(execution, _)| !holds.contains(execution.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        tracing::info!(%system, plans = missing.len(), "the agent (re)started without these plans: sending them again");
+    }
+    for (execution, encoded) in missing {
+        link.sender
+            .send_once(encoded)
+            .await
+            .map_err(|_| Error::internal("the link endpoint stopped"))?;
+        tracing::debug!(%system, %execution, "plan queued again");
+    }
+    Ok(())
+}
+
+/// Queues the objects a `Need` asks for, when they are objects of the system's unfinished
+/// executions and the ground holds them; refuses (and logs) the rest.
+async fn serve(link: &Link, digests: Vec<Digest>) -> Result<(), Error> {
+    let (core, system) = (&*link.core, link.system.as_str());
+    let mut seen = HashSet::new();
+    let digests: Vec<Digest> = digests.into_iter().filter(|d| seen.insert(*d)).collect();
+    tracing::debug!(%system, count = digests.len(), "need");
+    let served = db::served_objects(&core.db, system, &digests).await?;
+    let (allowed, refused): (Vec<Digest>, Vec<Digest>) =
+        digests.into_iter().partition(|d| served.contains(d));
+    if let Some(first) = refused.first() {
+        tracing::warn!(%system, count = refused.len(), %first, "refused a request for objects that no unfinished execution of this system sends up");
+    }
+    for digest in allowed {
+        let Some(size) = core.blobs.size(&digest).await else {
+            tracing::warn!(%system, %digest, "the system asked for an object the ground does not have");
+            continue;
+        };
+        link.sender
+            .send_object(digest, size, UPLINK_PRIORITY)
+            .await
+            .map_err(|_| Error::internal("the link endpoint stopped"))?;
+        tracing::debug!(%system, %digest, size, "object queued");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use wire::{OnFailure, PlanTask, TaskKind, UplinkFile};
+
+    use super::*;
+    use crate::blobs::BlobStore;
+    use crate::db::ExecutionRow;
+
+    /// A ground core on a temporary directory with a system `em` whose link is never up, so
+    /// whatever is queued stays queued.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        core: Arc<Core>,
+        handle: SystemHandle,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db::open(&dir.path().join("ground.sqlite")).await.unwrap();
+        for sql in [
+            "INSERT INTO users (name, password_hash, created_at) VALUES ('alice', 'x', 0)",
+            "INSERT INTO namespaces (name, owner, created_at) VALUES ('demo', 'alice', 0)",
+            "INSERT INTO operations (namespace, id, revision, created_at, updated_at) \
+             VALUES ('demo', 'op', 1, 0, 0)",
+        ] {
+            sqlx::query(sql).execute(&db).await.unwrap();
+        }
+        let blobs = BlobStore::open(dir.path()).await.unwrap();
+        let core = Arc::new(Core { db, blobs });
+        let config = SystemLink {
+            name: "em".into(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            link: "127.0.0.1:9".parse().unwrap(),
+            key: wire::LinkKey::from_bytes([9; 32]),
+            rate_bits_per_sec: None,
+            contact: link::Contact::Windows(Vec::new()),
+            orbit: None,
+        };
+        let handle = spawn(core.clone(), &config, dir.path().join("link/em"))
+            .await
+            .unwrap();
+        Fixture {
+            _dir: dir,
+            core,
+            handle,
+        }
+    }
+
+    /// Records an execution of `system` in `state` whose plan uplinks `objects`; returns its
+    /// plan.
+    async fn execution(core: &Core, system: &str, state: &str, objects: &[Digest]) -> Plan {
+        let id = uuid::Uuid::new_v4().to_string();
+        let exec = ExecutionRow {
+            id: id.clone(),
+            tenant: "alice".into(),
+            namespace: "demo".into(),
+            operation: "op".into(),
+            revision: 1,
+            system: system.into(),
+            state: state.into(),
+            created_at: 0,
+            scheduled_at: None,
+            started_at: None,
+            finished_at: None,
+            history: "[]".into(),
+            errors: "[]".into(),
+        };
+        let files = objects
+            .iter()
+            .enumerate()
+            .map(|(i, d)| UplinkFile {
+                path: format!("f{i}"),
+                digest: *d,
+                size: 4,
+                mode: 0o644,
+            })
+            .collect();
+        let plan = Plan {
+            execution: id.clone(),
+            tenant: "alice".into(),
+            tasks: vec![PlanTask {
+                id: "up".into(),
+                on_failure: OnFailure::Stop,
+                kind: TaskKind::Uplink {
+                    volume: "alice-pvc".into(),
+                    files,
+                },
+            }],
+            system: system.into(),
+            sequence: 1,
+            issued_ms: 0,
+            expires_ms: u64::MAX,
+            signature: vec![1; 64],
+        };
+        let mut tx = db::write_tx(&core.db).await.unwrap();
+        db::insert_execution(&mut tx, &exec).await.unwrap();
+        crate::queue::record(&mut tx, &id, &plan).await.unwrap();
+        tx.commit().await.unwrap();
+        plan
+    }
+
+    fn hello(boot: u64, holds: Vec<String>) -> Message {
+        Message::Hello {
+            agent: "em".into(),
+            platform: "linux/amd64".into(),
+            catalogue: Vec::new(),
+            boot,
+            holds,
+        }
+    }
+
+    /// The outgoing transfers once every command before is taken: (message, digest).
+    async fn queued(handle: &SystemHandle) -> Vec<(bool, Digest)> {
+        let stats = handle.link.sender.stats_now().await.unwrap();
+        stats
+            .transfers
+            .iter()
+            .map(|t| (t.message, t.digest))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn five_hellos_with_new_boot_ids_queue_each_unfinished_plan_once() {
+        let f = fixture().await;
+        let mut unfinished = Vec::new();
+        for _ in 0..3 {
+            let plan = execution(&f.core, "em", "SCHEDULED", &[]).await;
+            // Sent when it started, as `executor::start` does.
+            f.handle.send_plan(plan.clone()).await.unwrap();
+            unfinished.push(Digest::of(&wire::encode_message(&Message::Plan(plan))));
+        }
+        // Finished, and another system's: never re-sent here.
+        execution(&f.core, "em", "SUCCESS", &[]).await;
+        execution(&f.core, "fm", "SCHEDULED", &[]).await;
+        for boot in 1..=5 {
+            handle_message(&f.handle.link, hello(boot, Vec::new()))
+                .await
+                .unwrap();
+        }
+        let mut plans: Vec<Digest> = queued(&f.handle)
+            .await
+            .into_iter()
+            .filter(|(message, _)| *message)
+            .map(|(_, d)| d)
+            .collect();
+        plans.sort();
+        unfinished.sort();
+        assert_eq!(plans, unfinished, "each unfinished plan queued once");
+    }
+
+    #[tokio::test]
+    async fn a_hello_brings_only_the_plans_the_agent_lacks() {
+        let f = fixture().await;
+        let held = execution(&f.core, "em", "RUNNING", &[]).await;
+        let lost = execution(&f.core, "em", "SCHEDULED", &[]).await;
+        // The same boot twice: the second asks for nothing.
+        for _ in 0..2 {
+            handle_message(&f.handle.link, hello(7, vec![held.execution.clone()]))
+                .await
+                .unwrap();
+        }
+        let lost_digest = Digest::of(&wire::encode_message(&Message::Plan(lost)));
+        assert_eq!(queued(&f.handle).await, [(true, lost_digest)]);
+    }
+
+    #[tokio::test]
+    async fn a_system_is_served_only_the_objects_of_its_unfinished_executions() {
+        let f = fixture().await;
+        let blobs = &f.core.blobs;
+        let ours = blobs.put(b"ours").await.unwrap();
+        let finished = blobs.put(b"done").await.unwrap();
+        let others = blobs.put(b"fm's").await.unwrap();
+        let stray = blobs.put(b"anyone's upload").await.unwrap();
+        let plan = execution(&f.core, "em", "SCHEDULED", &[ours]).await;
+        execution(&f.core, "em", "SUCCESS", &[finished]).await;
+        execution(&f.core, "fm", "SCHEDULED", &[others]).await;
+        let plan_digest = Digest::of(&wire::encode_message(&Message::Plan(plan)));
+        let need = Message::Need {
+            digests: vec![stray, finished, others, plan_digest, ours, ours],
+        };
+        handle_message(&f.handle.link, need).await.unwrap();
+        assert_eq!(queued(&f.handle).await, [(false, ours)]);
+    }
+
+    #[tokio::test]
+    async fn a_message_that_keeps_failing_is_given_up_and_counted() {
+        let f = fixture().await;
+        // Every listing fails to be stored.
+        sqlx::query(
+            "CREATE TRIGGER fail_listings BEFORE INSERT ON volume_files \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        .execute(&f.core.db)
+        .await
+        .unwrap();
+        let listing = Message::VolumeListing {
+            tenant: "alice".into(),
+            volume: "pvc".into(),
+            files: vec![wire::FileEntry {
+                path: "a".into(),
+                size: 1,
+                is_dir: false,
+                modified_ms: 0,
+            }],
+        };
+        let event = LinkEvent::Message {
+            seq: 0,
+            bytes: wire::encode_message(&listing),
+        };
+        handle_with_retries(&f.handle.link, event).await;
+        assert_eq!(
+            f.handle.counters(),
+            MessageCounters {
+                failures: u64::from(link::MESSAGE_ATTEMPTS),
+                dropped: 1
+            }
+        );
+
+        // Garbage is given up at once: it will never decode.
+        let junk = LinkEvent::Message {
+            seq: 1,
+            bytes: vec![0xff; 9],
+        };
+        handle_with_retries(&f.handle.link, junk).await;
+        assert_eq!(f.handle.counters().dropped, 2);
+    }
 }

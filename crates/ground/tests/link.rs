@@ -236,6 +236,7 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink_when_the_files_a
             platform: "linux/amd64".into(),
             catalogue: wire::catalogue("linux/amd64"),
             boot: 1,
+            holds: Vec::new(),
         })
         .await;
     // The first Hello sends unfinished plans again: let it be handled before any exists.
@@ -391,7 +392,8 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink_when_the_files_a
     );
     assert_eq!(
         waiting["outputs"]["files"],
-        json!([{"path": "out/result.txt", "digest": digest.to_string(), "size": size}])
+        json!([{"path": "out/result.txt", "digest": digest.to_string(), "size": size,
+                "uri": null, "contentType": null, "contentLength": size}])
     );
     assert_eq!(
         g.get("/api/v1/namespaces/demo/files/results/out/result.txt", &t)
@@ -402,10 +404,11 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink_when_the_files_a
 
     // The result comes down: the downlink lands, and the held execution state applies.
     assert_eq!(flight.send_object(&result).await, digest);
-    let e = wait_for(&g, &t, &id, |e| e["state"] == "SUCCESS").await;
+    // An execution's success is COMPLETED (Clustergate-2's name); its tasks' is SUCCESS.
+    let e = wait_for(&g, &t, &id, |e| e["state"] == "COMPLETED").await;
     assert_eq!(
         states(&e["history"]),
-        vec!["CREATED", "SCHEDULED", "RUNNING", "SUCCESS"]
+        vec!["CREATED", "SCHEDULED", "RUNNING", "COMPLETED"]
     );
     assert_eq!(e["finished_at"], "2027-01-15T08:00:10.000Z");
     assert_eq!(e["errors"], json!([]));
@@ -424,13 +427,25 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink_when_the_files_a
     assert_eq!(e["tasks"][2]["outputs"]["message"], "1 file");
     assert_eq!(
         e["tasks"][2]["outputs"]["files"],
-        json!([{"path": "/results/out/result.txt", "digest": digest.to_string(), "size": size, "version": 1}])
+        json!([{"path": "/results/out/result.txt", "digest": digest.to_string(), "size": size,
+                "version": 1,
+                "uri": "/api/v1/namespaces/demo/files/results/out/result.txt?version=1",
+                "contentType": "application/octet-stream", "contentLength": size}])
     );
+    assert_eq!(e["tasks"][2]["outputs"]["contentLength"], size);
+    assert!(e["tasks"][2]["outputs"]["uri"].is_null());
 
     let f = g
         .get("/api/v1/namespaces/demo/files/results/out/result.txt", &t)
         .await;
-    assert_eq!((f.status, f.body), (StatusCode::OK, result));
+    assert_eq!((f.status, f.body), (StatusCode::OK, result.clone()));
+    // The file's uri serves it, as its contentType says.
+    let uri = e["tasks"][2]["outputs"]["files"][0]["uri"]
+        .as_str()
+        .unwrap();
+    let f = g.get(uri, &t).await;
+    assert_eq!((f.status, &f.body), (StatusCode::OK, &result));
+    assert_eq!(f.headers["content-type"], "application/octet-stream");
     assert_eq!(flight.event().await, LinkEvent::ObjectDelivered(digest));
 
     let systems = g.get("/api/v1/systems", &t).await.json();
@@ -587,19 +602,22 @@ async fn a_downlink_whose_file_came_down_before_a_restart_lands_at_open() {
 }
 
 /// A flight agent that restarts (a new boot id) may have lost a plan it had received but not
-/// stored: the ground sends the plans of unfinished executions again, and only those.
+/// stored: the ground sends again the plans of unfinished executions its Hello does not say it
+/// holds, and only those. The re-sending is done before the Hello counts as handled, so what a
+/// Hello brings is settled once a message after it has been handled.
 #[tokio::test]
 async fn a_restarted_agent_gets_the_plans_of_unfinished_executions_again() {
     let (g, mut flight) = setup().await;
     let t = g.login("alice").await;
-    let hello = |boot| Message::Hello {
+    let hello = |boot, holds: &[&str]| Message::Hello {
         agent: "em".into(),
         platform: "linux/amd64".into(),
         catalogue: wire::catalogue("linux/amd64"),
         boot,
+        holds: holds.iter().map(|h| h.to_string()).collect(),
     };
-    flight.send(hello(1)).await;
-    // The first Hello sends unfinished plans again: let it be handled before any exists.
+    flight.send(hello(1, &[])).await;
+    // The first Hello sends unfinished plans again: none exists yet.
     flight.sync(&g, &t, "alice", "hello handled").await;
     let done_id = start(
         &g,
@@ -608,9 +626,10 @@ async fn a_restarted_agent_gets_the_plans_of_unfinished_executions_again() {
         "done",
     )
     .await;
-    assert_eq!(flight.plan().await.execution, done_id);
+    let done_plan = flight.plan().await;
+    assert_eq!(done_plan.execution, done_id);
     flight.execution(&done_id, TaskState::Success, 0).await;
-    wait_for(&g, &t, &done_id, |e| e["state"] == "SUCCESS").await;
+    wait_for(&g, &t, &done_id, |e| e["state"] == "COMPLETED").await;
     let open_id = start(
         &g,
         &t,
@@ -620,14 +639,139 @@ async fn a_restarted_agent_gets_the_plans_of_unfinished_executions_again() {
     .await;
     let first = flight.plan().await;
     assert_eq!(first.execution, open_id);
+    // Each plan is bound to its system, with the next sequence number and a future expiry.
+    assert_eq!(first.system, "em");
+    assert_eq!(first.sequence, done_plan.sequence + 1);
+    assert!(first.issued_ms < first.expires_ms);
 
     // The same boot again: nothing is re-sent. A new boot: the unfinished plan comes again.
-    flight.send(hello(1)).await;
-    flight.send(hello(2)).await;
+    flight.send(hello(1, &[])).await;
+    flight.send(hello(2, &[])).await;
     let again = flight.plan().await;
     assert_eq!(
         again, first,
         "the unfinished execution's plan, exactly as first sent"
     );
+    // A new boot that holds the plan: nothing is re-sent, so the next plan to come is a new one.
+    flight.send(hello(3, &[&open_id])).await;
     flight.sync(&g, &t, "alice", "after-restart").await;
+    let next_id = start(
+        &g,
+        &t,
+        "id: next\nnamespace: demo\ntasks:\n- id: ls\n  type: files.list\n",
+        "next",
+    )
+    .await;
+    assert_eq!(flight.plan().await.execution, next_id);
+}
+
+/// Holds the ground database's write lock until dropped, as a long transaction of another
+/// process would: the ground's handlers wait for it, then fail.
+struct WriteLock(sqlx::SqliteConnection);
+
+impl WriteLock {
+    async fn take(g: &TestGround) -> WriteLock {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", g.dir.path().join("ground.sqlite").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        WriteLock(conn)
+    }
+
+    async fn release(mut self) {
+        sqlx::query("ROLLBACK").execute(&mut self.0).await.unwrap();
+    }
+}
+
+/// A message whose handling fails (the database is locked past its busy timeout) is not lost:
+/// it is handled again, and applied once the database is free.
+#[tokio::test]
+async fn a_message_whose_handler_fails_is_handled_again() {
+    let (g, mut flight) = setup().await;
+    let t = g.login("alice").await;
+    let id = start(
+        &g,
+        &t,
+        "id: ls\nnamespace: demo\ntasks:\n- id: ls\n  type: files.list\n",
+        "ls",
+    )
+    .await;
+    assert_eq!(flight.plan().await.execution, id);
+    let lock = WriteLock::take(&g).await;
+    flight.task(&id, 0, TaskState::Running, None, None).await;
+    // Bounded polls: the first attempt fails after the database's busy timeout.
+    for _ in 0..1200 {
+        if g.ground.message_counters("em").unwrap().failures > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(g.ground.message_counters("em").unwrap().failures > 0);
+    lock.release().await;
+    let e = wait_for(&g, &t, &id, |e| e["tasks"][0]["state"] == "RUNNING").await;
+    assert_eq!(
+        states(&e["tasks"][0]["history"]),
+        vec!["CREATED", "SCHEDULED", "RUNNING"]
+    );
+    assert_eq!(g.ground.message_counters("em").unwrap().dropped, 0);
+}
+
+/// A ground stopped after its link received an event and before the event was committed (here:
+/// dropped while the handler waits for the database) gets the event again when it starts.
+#[tokio::test]
+async fn a_ground_killed_between_receiving_and_committing_an_event_gets_it_again() {
+    let (ground_addr, flight_addr) = (free_udp_addr(), free_udp_addr());
+    let key = LinkKey::from_bytes(rand::random());
+    let link = em(ground_addr, flight_addr, key.clone());
+    let g = ground_with(vec![link.clone()]).await;
+    let mut flight = Flight::spawn(flight_addr, ground_addr, key).await;
+    let t = g.login("alice").await;
+    let id = start(
+        &g,
+        &t,
+        "id: ls\nnamespace: demo\ntasks:\n- id: ls\n  type: files.list\n",
+        "ls",
+    )
+    .await;
+    assert_eq!(flight.plan().await.execution, id);
+
+    let lock = WriteLock::take(&g).await;
+    flight.task(&id, 0, TaskState::Running, None, None).await;
+    // The ground's link has the event (the flight's outbox is empty once the ground's session
+    // committed it): it is in the handler's hands, which wait for the database.
+    for _ in 0..400 {
+        if flight.tx.stats_now().await.unwrap().outgoing == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(flight.tx.stats_now().await.unwrap().outgoing, 0);
+
+    // Killed: the ground goes away without committing; its link's socket closes once its
+    // session has.
+    let common::TestGround { ground, dir } = g;
+    drop(ground);
+    for _ in 0..400 {
+        if link::udp_address_free(ground_addr).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    lock.release().await;
+    let ground = ground::Ground::open(ground::GroundConfig {
+        data_dir: dir.path().to_path_buf(),
+        systems: vec![link],
+        plan_signer: common::signer(),
+    })
+    .await
+    .unwrap();
+    let g = TestGround { ground, dir };
+    let e = wait_for(&g, &t, &id, |e| e["tasks"][0]["state"] == "RUNNING").await;
+    assert_eq!(
+        states(&e["tasks"][0]["history"]),
+        vec!["CREATED", "SCHEDULED", "RUNNING"]
+    );
 }

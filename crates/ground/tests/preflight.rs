@@ -46,7 +46,8 @@ async fn executions(g: &TestGround, t: &str) -> usize {
         .len()
 }
 
-const BAD_OP: &str = "id: bad\nnamespace: demo\ntasks:\n  - id: up\n    type: uplink\n    source: /bad/Dockerfile\n  - id: build\n    type: docker.build\n    image: bad:1\n";
+/// `/bad/Dockerfile` keeps its folder: it lands at `bad/Dockerfile` in the volume.
+const BAD_OP: &str = "id: bad\nnamespace: demo\ntasks:\n  - id: up\n    type: uplink\n    source: /bad/Dockerfile\n  - id: build\n    type: docker.build\n    dockerfile: bad/Dockerfile\n    context: bad\n    image: bad:1\n";
 
 #[tokio::test]
 async fn network_and_foreign_bases_are_found_and_block_a_start_unless_forced() {
@@ -71,7 +72,10 @@ async fn network_and_foreign_bases_are_found_and_block_a_start_unless_forced() {
     let v = r.json();
     assert_eq!(v["valid"], false, "{v:#}");
     assert_eq!(v["diagnostics"], json!([]));
-    let expected = vec![err("OD101", "Dockerfile", 1), err("OD201", "Dockerfile", 2)];
+    let expected = vec![
+        err("OD101", "bad/Dockerfile", 1),
+        err("OD201", "bad/Dockerfile", 2),
+    ];
     assert_eq!(errors(&v["preflight"]), expected, "{v:#}");
     let first = &v["preflight"][0];
     assert_eq!(first["task"], "build");
@@ -176,10 +180,24 @@ async fn a_clean_build_starts_and_earlier_images_count_as_the_tenants() {
     assert_eq!(r.json()["state"], "SCHEDULED");
 }
 
+/// A `docker save` archive of one empty image `app:1` for this machine's platform.
+fn app_archive() -> Vec<u8> {
+    let platform = preflight::host_platform();
+    let (os, arch) = platform.split_once('/').unwrap();
+    let config = json!({"os": os, "architecture": arch, "config": {"User": "1"}, "rootfs": {"type": "layers", "diff_ids": []}}).to_string();
+    let name = format!("{}.json", wire::Digest::of(config.as_bytes()).hex());
+    let manifest = json!([{"Config": name, "RepoTags": ["app:1"], "Layers": []}]).to_string();
+    tar(&[
+        Entry::File(&name, config.as_bytes(), 0o644),
+        Entry::File("manifest.json", manifest.as_bytes(), 0o644),
+    ])
+}
+
 #[tokio::test]
 async fn missing_sources_and_bad_archives_are_errors_with_volume_paths() {
     let g = ground().await;
     let t = g.login("alice").await;
+    let app = app_archive();
     let r = g
         .upload_tar(
             "demo",
@@ -192,14 +210,17 @@ async fn missing_sources_and_bad_archives_are_errors_with_volume_paths() {
                     0o644,
                 ),
                 Entry::File("junk.tar", b"not an image archive", 0o644),
+                Entry::File("app.tar", &app, 0o644),
             ]),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let yaml = "id: miss\nnamespace: demo\ntasks:\n\
-                - id: up\n  type: uplink\n  source: [/copy/Dockerfile, /junk.tar]\n  destination: w\n\
-                - id: build\n  type: docker.build\n  context: w\n  dockerfile: w/Dockerfile\n  image: a\n\
+                - id: up\n  type: uplink\n  source: [/copy/Dockerfile, /junk.tar, /app.tar]\n  destination: w\n\
+                - id: build\n  type: docker.build\n  context: w/copy\n  dockerfile: w/copy/Dockerfile\n  image: a\n\
                 - id: load\n  type: docker.load\n  tarfile: w/junk.tar\n  image: junk\n\
+                - id: app\n  type: docker.load\n  tarfile: w/app.tar\n  image: app:1\n\
+                - id: other\n  type: docker.load\n  tarfile: w/app.tar\n  image: other\n\
                 - id: nodf\n  type: docker.build\n  dockerfile: nowhere/Dockerfile\n  image: b\n";
     let v = g
         .post_yaml("/api/v1/operations/validate", &t, yaml)
@@ -209,8 +230,10 @@ async fn missing_sources_and_bad_archives_are_errors_with_volume_paths() {
     assert_eq!(
         errors(&v["preflight"]),
         vec![
-            err("OD302", "w/Dockerfile", 3),
+            err("OD302", "w/copy/Dockerfile", 3),
             err("OD602", "w/junk.tar", 0),
+            // The archive holds app:1, not the image the task loads.
+            err("OD607", "w/app.tar", 0),
             err("OD000", "nowhere/Dockerfile", 0),
         ],
         "{v:#}"
@@ -222,7 +245,16 @@ async fn missing_sources_and_bad_archives_are_errors_with_volume_paths() {
         .filter(|f| f["severity"] == "error")
         .map(|f| f["task"].as_str().unwrap())
         .collect();
-    assert_eq!(tasks, ["build", "load", "nodf"]);
+    assert_eq!(tasks, ["build", "load", "other", "nodf"]);
+    // The missing Dockerfile's finding points at the one the volume holds elsewhere.
+    let help = v["preflight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["task"] == "nodf")
+        .and_then(|f| f["help"].as_str())
+        .unwrap();
+    assert!(help.contains("`w/copy/Dockerfile`"), "{help}");
 
     // Another tenant validating an operation of alice's namespace learns nothing of its files.
     let b = g.login("bob").await;
@@ -279,7 +311,7 @@ async fn the_dashboard_shows_the_latest_revisions_findings_escaped() {
         .text();
     assert!(page.contains("<h2>Preflight</h2>"), "{page}");
     assert!(page.contains("<code>OD201</code>"), "{page}");
-    assert!(page.contains("<code>Dockerfile:2:5</code>"), "{page}");
+    assert!(page.contains("<code>bad/Dockerfile:2:5</code>"), "{page}");
     assert!(page.contains("demo / bad (revision 1, on em)"), "{page}");
     assert!(page.contains("&lt;b&gt;x"), "{page}");
     assert!(!page.contains("<b>x"), "{page}");

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::error::{ArchiveError, invalid, missing, refused, too_large};
+use crate::json::{parse_json, refuse_onbuild};
 use crate::members::{Members, ReadSeek, is_clean, read_metadata};
 use crate::{Config, Image, Layer, MAX_IMAGES, MAX_LAYERS};
 
@@ -137,6 +138,7 @@ fn read_config(
         )));
     }
     let value = parse_json(&bytes, path)?;
+    refuse_onbuild(&value, path)?;
     Ok((claimed, parse_config(&value, path)?))
 }
 
@@ -148,10 +150,6 @@ pub(crate) fn config_id(path: &str) -> Option<wire::Digest> {
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| hex.parse().ok())
         .flatten()
-}
-
-pub(crate) fn parse_json(bytes: &[u8], name: &str) -> Result<Value, ArchiveError> {
-    serde_json::from_slice(bytes).map_err(|e| invalid(format!("`{name}` is not valid JSON: {e}")))
 }
 
 /// The fields of an image config this crate exposes. Absent fields are empty; present fields

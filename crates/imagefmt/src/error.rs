@@ -23,12 +23,20 @@ pub enum ErrorKind {
     /// layer count that differs from the config's DiffIDs, an empty manifest.
     Invalid,
     /// A member that could make the engine read something other than what was judged: a name
-    /// that is not a clean relative path, a member twice, a link that leaves the archive, points
-    /// nowhere or serves as a folder, a member that is neither file, folder nor link, a metadata
-    /// file that is not a regular file, a config or blob whose content does not hash to its name.
+    /// that is not a clean relative path or holds a NUL, a member twice, a link that leaves the
+    /// archive, points nowhere, serves as a folder or climbs (`..`) out of a symlink, a member
+    /// that is neither file, folder nor link, a metadata file that is not a regular file, a
+    /// config or blob whose content does not hash to its name, a header or JSON object that the
+    /// engine's readers read otherwise than this crate (a pax record repeated, a name prefix
+    /// tar readers disagree on, a JSON key twice ignoring case).
     Unsafe,
+    /// An image config carries ONBUILD triggers: they would run in a later build that names the
+    /// image in `FROM`, so onboard a tenant image with triggers is not usable.
+    OnBuild,
     /// A bound of this crate is exceeded (see the `MAX_*` constants).
     TooLarge,
+    /// The archive holds no image tagged as the one wanted ([`judge_load`](crate::judge_load)).
+    NotTagged,
     /// The archive given to [`write_unnamed`](crate::write_unnamed) is not the one inspected.
     Changed,
 }

@@ -3,31 +3,33 @@
 //! [`inspect`] reads an archive (a file, or any `Read + Seek`) in the Docker layout
 //! (`manifest.json`, `<hex>.json` configs, `<id>/layer.tar` layers, `repositories`) and, when
 //! present, the OCI layout Docker 25 and later writes beside it (`oci-layout`, `index.json`,
-//! `blobs/sha256/…`, nested indexes). It returns an [`Archive`]: its [`Image`]s with their repo
-//! tags, [`Config`] (platform, user, entrypoint, env, DiffIDs as [`wire::Digest`]) and
-//! [`Layer`]s in order, each with its member, offset and size in the tar so that a caller can
-//! seek to a layer and hash it; and the [`OciManifest`]s of the OCI index. Or it refuses the
-//! archive with an [`ArchiveError`] whose [`ErrorKind`] says why and whose message names what
-//! and where: a second manifest smuggled under an unclean name, a member twice, a link leaving
-//! the archive, a config that does not hash to the id it claims, a missing layer or blob, a
-//! truncated tar, a bound exceeded (the `MAX_*` constants, defined here once).
+//! `blobs/sha256/…`, nested indexes, each blob checked). It returns an [`Archive`]: its
+//! [`Image`]s with their repo tags, [`Config`] (platform, user, entrypoint, env, DiffIDs as
+//! [`wire::Digest`]) and [`Layer`]s in order, each with its member, offset and size in the tar
+//! so that a caller can seek to a layer and hash it. Or it refuses the archive with an
+//! [`ArchiveError`] whose [`ErrorKind`] says why and whose message names what and where: a second
+//! manifest smuggled under an unclean name or a header that tar readers read differently, a
+//! member twice, a link leaving the archive, a config that does not hash to the id it claims, an
+//! image with ONBUILD triggers, a missing layer or blob, a truncated tar, a bound exceeded (the
+//! `MAX_*` constants, defined here once).
 //!
-//! The flight agent runs `inspect` before every `docker load` and loads the copy
-//! [`write_unnamed`] writes (one image, no names); preflight runs the same `inspect` on the
-//! ground and maps its refusals to diagnostics, so an archive that passes preflight is not
+//! [`judge_load`] is the whole decision the flight agent takes before a `docker load`: the
+//! archive inspected, then the image the task names chosen ([`Loadable`]). The flight loads the
+//! copy [`write_unnamed`] writes (one image, no names); preflight runs the same `judge_load` on
+//! the ground and maps its refusals to diagnostics, so an archive that passes preflight is not
 //! refused onboard. The coming delta planner reads layer offsets from the same [`Archive`].
 //!
 //! **Architecture invariant:** never touches the network, reads only the archive it is given
-//! (layer bodies are skipped by seeking, never decompressed), and never panics on its input.
+//! (layer bodies are skipped by seeking, never decompressed; names and extended headers are
+//! bounded before they are read), and never panics on its input.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let path = std::path::Path::new("/nonexistent/image.tar");
-//! match imagefmt::inspect_file(path) {
-//!     Ok(archive) => {
-//!         for image in archive.images() {
-//!             println!("{} {:?}: {} layers", image.id, image.repo_tags, image.layers.len());
-//!         }
+//! match imagefmt::judge_load(path, "app:1") {
+//!     Ok(load) => {
+//!         let image = load.image();
+//!         println!("{} {:?}: {} layers", image.id, image.repo_tags, image.layers.len());
 //!     }
 //!     Err(e) => println!("refused ({:?}): {e}", e.kind()),
 //! }
@@ -37,6 +39,8 @@
 
 mod docker;
 mod error;
+mod headers;
+mod json;
 mod members;
 mod oci;
 mod write;
@@ -61,12 +65,16 @@ pub const MAX_LAYERS: usize = 125;
 pub const MAX_INDEX_DEPTH: usize = 4;
 /// Most symlinks followed from one name to the member it leads to.
 pub const MAX_LINK_HOPS: usize = 8;
+/// Largest GNU long name or link (`L`, `K` members) and pax extended header (`x`, `g`): the
+/// engine's reader (Go's `archive/tar`) refuses a larger one, and these are read whole.
+pub const MAX_EXTENSION_BYTES: u64 = 1 << 20;
+/// Most bytes of member names and link targets kept from one archive, all members together.
+pub const MAX_NAMES_TOTAL: u64 = 32 << 20;
 
 /// A `docker save` archive that [`inspect`] accepted.
 #[derive(Debug, Clone)]
 pub struct Archive {
     images: Vec<Image>,
-    oci: Option<Vec<OciManifest>>,
     members: members::Members,
 }
 
@@ -135,33 +143,11 @@ pub struct Layer {
     pub diff_id: wire::Digest,
 }
 
-/// An image manifest reached from the OCI `index.json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OciManifest {
-    /// The manifest blob's digest.
-    pub digest: wire::Digest,
-    /// The image name its index entry gives (`io.containerd.image.name`, else
-    /// `org.opencontainers.image.ref.name`).
-    pub name: Option<String>,
-    /// The digest of its config blob (the image id).
-    pub config: wire::Digest,
-    /// Its layer blobs in order.
-    pub layers: Vec<OciLayer>,
-}
-
-/// One layer blob of an [`OciManifest`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OciLayer {
-    /// The blob's digest (of the bytes as stored, compressed or not).
-    pub digest: wire::Digest,
-    /// The descriptor's media type.
-    pub media_type: String,
-    /// The member holding it.
-    pub member: String,
-    /// Where its bytes start in the archive.
-    pub offset: u64,
-    /// Its size in bytes.
-    pub size: u64,
+/// The image a `docker.load` loads from an archive, as [`judge_load`] chose it.
+#[derive(Debug, Clone)]
+pub struct Loadable {
+    archive: Archive,
+    index: usize,
 }
 
 impl Archive {
@@ -170,13 +156,8 @@ impl Archive {
         &self.images
     }
 
-    /// The image manifests of the OCI index; `None` when the archive has no `index.json`.
-    pub fn oci_manifests(&self) -> Option<&[OciManifest]> {
-        self.oci.as_deref()
-    }
-
     /// The index of the image tagged `wanted` (tags compared with [`wire::normalize_image_ref`]).
-    pub fn find(&self, wanted: &str) -> Option<usize> {
+    fn find(&self, wanted: &str) -> Option<usize> {
         let wanted = wire::normalize_image_ref(wanted);
         self.images.iter().position(|i| {
             i.repo_tags
@@ -186,7 +167,7 @@ impl Archive {
     }
 
     /// Every tag the archive carries, for messages: `[a:1, b:2]`.
-    pub fn describe_tags(&self) -> String {
+    fn describe_tags(&self) -> String {
         let tags: Vec<&str> = self
             .images
             .iter()
@@ -196,8 +177,40 @@ impl Archive {
     }
 }
 
-/// Reads and judges the archive at `path`: what the flight runs before `docker load`, and what
-/// preflight runs on the ground.
+impl Loadable {
+    /// The archive, as [`inspect_file`] read it.
+    pub fn archive(&self) -> &Archive {
+        &self.archive
+    }
+
+    /// Which of [`Archive::images`] is loaded: the `keep` of [`write_unnamed`].
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The image loaded.
+    pub fn image(&self) -> &Image {
+        &self.archive.images[self.index]
+    }
+}
+
+/// What the flight agent decides before a `docker.load` of image `wanted` (`name:tag`, as the
+/// task names it) from the archive at `path`, and what preflight decides on the ground: the
+/// archive read and judged by [`inspect_file`], then the image tagged `wanted` chosen (tags
+/// compared with [`wire::normalize_image_ref`]). An archive that holds no such image is refused
+/// with [`ErrorKind::NotTagged`].
+pub fn judge_load(path: &Path, wanted: &str) -> Result<Loadable, ArchiveError> {
+    let archive = inspect_file(path)?;
+    let Some(index) = archive.find(wanted) else {
+        return Err(ArchiveError::new(
+            ErrorKind::NotTagged,
+            format!("archive holds {}, not {wanted}", archive.describe_tags()),
+        ));
+    };
+    Ok(Loadable { archive, index })
+}
+
+/// Reads and judges the archive at `path`: every member's header, then the metadata.
 pub fn inspect_file(path: &Path) -> Result<Archive, ArchiveError> {
     let file = std::fs::File::open(path).map_err(error::io("cannot open the archive"))?;
     inspect(BufReader::new(file))
@@ -213,12 +226,8 @@ fn inspect_dyn(reader: &mut dyn members::ReadSeek) -> Result<Archive, ArchiveErr
     let members = members::index(reader)?;
     let mut budget = MAX_METADATA_TOTAL;
     let images = docker::read_manifest(reader, &members, &mut budget)?;
-    let oci = oci::read_index(reader, &members, &mut budget)?;
-    Ok(Archive {
-        images,
-        oci,
-        members,
-    })
+    oci::read_index(reader, &members, &mut budget)?;
+    Ok(Archive { images, members })
 }
 
 /// Copies the archive `archive` was inspected from to `out`, keeping only image `keep` in

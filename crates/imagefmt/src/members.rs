@@ -1,17 +1,20 @@
 //! The archive's members, indexed by header (bodies are skipped by seeking) and judged as they
 //! are read, so that the file this crate reads under a name is the file the engine reads.
 //!
-//! Each name must be clean (no `.`, `..` or empty components, no leading `/`; one leading `./`,
-//! as `tar -C dir .` writes, is tolerated) and occur once; a member is a file, a folder or a
-//! link; no link or file may be a folder of another member; a symlink must point, within
-//! [`MAX_LINK_HOPS`](crate::MAX_LINK_HOPS) links, at a member of the archive, and a hard link at
-//! an earlier file; each member's data (with its padding) lies inside the file.
+//! The headers are first walked by [`crate::headers`], which bounds what the tar reader reads
+//! whole. Each name must be clean (no `.`, `..` or empty components, no leading `/`, no NUL; one
+//! leading `./`, as `tar -C dir .` writes, is tolerated) and occur once; names and link targets
+//! together stay within [`MAX_NAMES_TOTAL`](crate::MAX_NAMES_TOTAL); a member is a file, a folder
+//! or a link; no link or file may be a folder of another member; a symlink must point, within
+//! [`MAX_LINK_HOPS`](crate::MAX_LINK_HOPS) links, at a member of the archive, without climbing
+//! (`..`) out of a symlink, and a hard link at an earlier file; each member's data (with its
+//! padding) lies inside the file.
 
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use crate::error::{ArchiveError, ErrorKind, io, not_tar, refused, too_large};
-use crate::{MAX_LINK_HOPS, MAX_MEMBERS, MAX_METADATA_BYTES, MAX_METADATA_TOTAL};
+use crate::{MAX_LINK_HOPS, MAX_MEMBERS, MAX_METADATA_BYTES, MAX_METADATA_TOTAL, MAX_NAMES_TOTAL};
 
 /// `Read + Seek` as one object-safe trait, so the work happens in non-generic functions.
 pub(crate) trait ReadSeek: Read + Seek {}
@@ -73,6 +76,11 @@ impl Member {
 pub(crate) struct Members {
     pub(crate) list: Vec<Member>,
     by_name: HashMap<String, usize>,
+    /// Bytes of names and link targets read so far.
+    name_bytes: u64,
+    /// The symlinks whose target climbs (`..`) after naming a member, with that target: each
+    /// climb is checked once every name is known.
+    climbing: Vec<(usize, String)>,
 }
 
 impl Members {
@@ -140,12 +148,15 @@ pub(crate) fn index(reader: &mut dyn ReadSeek) -> Result<Members, ArchiveError> 
     let len = reader
         .seek(SeekFrom::End(0))
         .map_err(io("cannot read the archive"))?;
+    crate::headers::prescan(reader, len)?;
     reader
         .seek(SeekFrom::Start(0))
         .map_err(io("cannot read the archive"))?;
     let mut members = Members {
         list: Vec::new(),
         by_name: HashMap::new(),
+        name_bytes: 0,
+        climbing: Vec::new(),
     };
     let mut archive = tar::Archive::new(Skipping {
         inner: BufReader::with_capacity(64 << 10, reader),
@@ -175,8 +186,25 @@ impl Members {
         let header = entry.header();
         let entry_type = header.entry_type();
         let raw_name = entry.path_bytes().into_owned();
+        let link_bytes = match entry_type {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                entry.link_name_bytes().map_or(0, |l| l.len())
+            }
+            _ => 0,
+        };
+        self.name_bytes += (raw_name.len() + link_bytes) as u64;
+        if self.name_bytes > MAX_NAMES_TOTAL {
+            return Err(too_large(format!(
+                "the archive's member names and link targets take more than {MAX_NAMES_TOTAL} \
+                 bytes"
+            )));
+        }
         let raw = String::from_utf8(raw_name.clone())
             .map_err(|_| refused("a member name is not UTF-8"))?;
+        // Go's tar reader ends a name at its first NUL; the `tar` crate keeps what follows.
+        if raw.contains('\0') {
+            return Err(refused(format!("the member name {raw:?} holds a NUL byte")));
+        }
         let (offset, size) = (entry.raw_file_position(), entry.size());
         // A header may declare any size; the data and its padding must lie inside the file.
         let padded = size.checked_add(511).map(|s| s & !511);
@@ -249,8 +277,14 @@ impl Members {
             let bytes = entry
                 .link_name_bytes()
                 .ok_or_else(|| refused(format!("the link `{name}` has no target")))?;
-            String::from_utf8(bytes.into_owned())
-                .map_err(|_| refused(format!("the target of the link `{name}` is not UTF-8")))
+            let t = String::from_utf8(bytes.into_owned())
+                .map_err(|_| refused(format!("the target of the link `{name}` is not UTF-8")))?;
+            if t.contains('\0') {
+                return Err(refused(format!(
+                    "the target of the link `{name}` holds a NUL byte"
+                )));
+            }
+            Ok(t)
         };
         match kind {
             Kind::Symlink => {
@@ -262,6 +296,9 @@ impl Members {
                     ))
                 })?;
                 member.link = Some(resolved);
+                if climbs_after_a_name(&t) {
+                    self.climbing.push((self.list.len(), t));
+                }
             }
             Kind::HardLink => {
                 let t = target()?;
@@ -304,11 +341,77 @@ impl Members {
                 }
             }
         }
+        self.check_climbs()?;
         for m in self.list.iter().filter(|m| m.kind == Kind::Symlink) {
             self.resolve(&m.name)?;
         }
         Ok(())
     }
+
+    /// Refuses a symlink whose target climbs (`..`) out of a member that is a symlink: the
+    /// classic image store resolves a target on disk, where `b/../x.tar` with `b -> c/d` is
+    /// `c/x.tar`, while this crate (and containerd) read it by its text, as `x.tar`. The names
+    /// form a tree walked one component at a time, so each target costs its length.
+    fn check_climbs(&self) -> Result<(), ArchiveError> {
+        if self.climbing.is_empty() {
+            return Ok(());
+        }
+        // Node 0 is the archive's root; each node knows the symlink it is, if any.
+        let mut children: HashMap<(usize, &str), usize> = HashMap::new();
+        let mut symlink: Vec<Option<&str>> = vec![None];
+        for m in self.list.iter().filter(|m| m.kind != Kind::Skipped) {
+            let mut node = 0;
+            for c in m.name.split('/') {
+                let fresh = symlink.len();
+                node = *children.entry((node, c)).or_insert(fresh);
+                if node == fresh {
+                    symlink.push(None);
+                }
+            }
+            if m.kind == Kind::Symlink {
+                symlink[node] = Some(&m.name);
+            }
+        }
+        for (i, target) in &self.climbing {
+            let name = &self.list[*i].name;
+            // The nodes from the root to where the walk is; `None` below a name no member has.
+            let mut path: Vec<Option<usize>> = Vec::new();
+            let dir = name.rsplit_once('/').map_or("", |(d, _)| d);
+            for c in dir.split('/').chain(target.split('/')) {
+                match c {
+                    "" | "." => {}
+                    ".." => {
+                        if let Some(link) = path.pop().flatten().and_then(|n| symlink[n]) {
+                            return Err(refused(format!(
+                                "the link `{name}` points at `{target}`, whose `..` climbs out \
+                                 of the link `{link}`: the engine would follow `{link}` first"
+                            )));
+                        }
+                    }
+                    c => {
+                        let parent = path.last().copied().unwrap_or(Some(0));
+                        path.push(parent.and_then(|p| children.get(&(p, c)).copied()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a link target has a `..` after a name (`b/../x`), not only leading ones
+/// (`../x/layer.tar`, which climb out of the link's own folders: never links).
+fn climbs_after_a_name(target: &str) -> bool {
+    let mut named = false;
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." if named => return true,
+            ".." => {}
+            _ => named = true,
+        }
+    }
+    false
 }
 
 /// A buffered reader whose relative seeks (the tar reader skipping a member's data, often by

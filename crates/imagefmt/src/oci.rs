@@ -4,18 +4,19 @@
 //! Every descriptor of `index.json` must lead to a blob of the archive; an entry of a nested
 //! index whose blob is absent is a platform that was not saved (a multi-platform image saved
 //! for one platform) and is skipped. Manifest, index and config blobs are read and must hash to
-//! their digest; layer blobs must be present with the size their descriptor states (they are
-//! not hashed here). Attestation manifests (`vnd.docker.reference.type`) are not images and are
-//! not followed.
+//! their digest; a config must not carry ONBUILD triggers (the containerd image store loads the
+//! configs of `index.json`, not those of `manifest.json`); layer blobs must be present with the
+//! size their descriptor states (they are not hashed here). Attestation manifests
+//! (`vnd.docker.reference.type`) are not images and are not followed.
 
 use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::docker::parse_json;
 use crate::error::{ArchiveError, invalid, missing, refused, too_large};
+use crate::json::{parse_json, refuse_onbuild};
 use crate::members::{Member, Members, ReadSeek, read_metadata};
-use crate::{MAX_IMAGES, MAX_INDEX_DEPTH, MAX_LAYERS, OciLayer, OciManifest};
+use crate::{MAX_IMAGES, MAX_INDEX_DEPTH, MAX_LAYERS};
 
 /// Annotations of an OCI index that name an image.
 pub(crate) const NAME_ANNOTATIONS: &[&str] = &[
@@ -23,14 +24,14 @@ pub(crate) const NAME_ANNOTATIONS: &[&str] = &[
     "org.opencontainers.image.ref.name",
 ];
 
-/// Reads `index.json` and what it leads to; `None` when the archive has no `index.json`.
+/// Reads and checks `index.json` and what it leads to, when the archive has one.
 pub(crate) fn read_index(
     reader: &mut dyn ReadSeek,
     members: &Members,
     budget: &mut u64,
-) -> Result<Option<Vec<OciManifest>>, ArchiveError> {
+) -> Result<(), ArchiveError> {
     let Some(member) = members.regular("index.json", "the OCI index")? else {
-        return Ok(None);
+        return Ok(());
     };
     let index = parse_json(&read_metadata(reader, member, budget)?, "index.json")?;
     let mut walk = Walk {
@@ -38,10 +39,8 @@ pub(crate) fn read_index(
         members,
         budget,
         seen: HashSet::new(),
-        out: Vec::new(),
     };
-    walk.index(&index, "index.json", 0)?;
-    Ok(Some(walk.out))
+    walk.index(&index, "index.json", 0)
 }
 
 struct Walk<'a> {
@@ -50,7 +49,6 @@ struct Walk<'a> {
     budget: &'a mut u64,
     /// Digests of the descriptors followed (a blob listed twice is read once).
     seen: HashSet<wire::Digest>,
-    out: Vec<OciManifest>,
 }
 
 impl Walk<'_> {
@@ -101,29 +99,20 @@ impl Walk<'_> {
                 self.index(&blob, &format!("blob {digest}"), depth + 1)?;
                 continue;
             }
-            let name = NAME_ANNOTATIONS
-                .iter()
-                .find_map(|k| annotation(k))
-                .map(str::to_string);
-            let manifest = self.manifest(&blob, digest, name)?;
-            self.out.push(manifest);
+            self.manifest(&blob, digest)?;
         }
         Ok(())
     }
 
-    fn manifest(
-        &mut self,
-        blob: &Value,
-        digest: wire::Digest,
-        name: Option<String>,
-    ) -> Result<OciManifest, ArchiveError> {
+    fn manifest(&mut self, blob: &Value, digest: wire::Digest) -> Result<(), ArchiveError> {
         let at = format!("manifest {digest}");
         let config_d = blob
             .get("config")
             .ok_or_else(|| invalid(format!("{at} has no config")))?;
         let config = descriptor_digest(config_d, &format!("{at}: config"))?;
         if let Some(member) = self.blob(config_d, config, &format!("{at}: config"), true)? {
-            self.read_verified(&member, config)?;
+            let bytes = self.read_verified(&member, config)?;
+            refuse_onbuild(&parse_json(&bytes, &member.name)?, &member.name)?;
         }
         let list = match blob.get("layers") {
             None | Some(Value::Null) => &[][..],
@@ -136,31 +125,13 @@ impl Walk<'_> {
                 list.len()
             )));
         }
-        let mut layers = Vec::with_capacity(list.len());
         for (n, l) in list.iter().enumerate() {
             let here = format!("{at}: layer {}", n + 1);
             let layer = descriptor_digest(l, &here)?;
-            let member = self
-                .blob(l, layer, &here, true)?
+            self.blob(l, layer, &here, true)?
                 .ok_or_else(|| missing(format!("{here} is not in the archive")))?;
-            layers.push(OciLayer {
-                digest: layer,
-                media_type: l
-                    .get("mediaType")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                member: member.name.clone(),
-                offset: member.offset,
-                size: member.size,
-            });
         }
-        Ok(OciManifest {
-            digest,
-            name,
-            config,
-            layers,
-        })
+        Ok(())
     }
 
     /// The blob a descriptor points at, checked against the size it states. A missing blob is

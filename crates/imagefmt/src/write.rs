@@ -11,8 +11,8 @@ use std::io::{Read, SeekFrom, Write};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::docker::parse_json;
 use crate::error::{ArchiveError, ErrorKind, invalid, io, not_tar, refused};
+use crate::json::parse_json;
 use crate::members::{Kind, ReadSeek};
 use crate::oci::NAME_ANNOTATIONS;
 use crate::{Archive, MAX_METADATA_BYTES};
@@ -34,6 +34,12 @@ pub(crate) fn write_unnamed(
         )
     };
     let copy = io("cannot copy the archive");
+    // The file may have changed since it was judged: its headers are bounded again before the
+    // tar reader reads a long name or pax header whole (what changed is refused below).
+    let len = reader
+        .seek(SeekFrom::End(0))
+        .map_err(io("cannot read the archive"))?;
+    crate::headers::prescan(reader, len)?;
     reader
         .seek(SeekFrom::Start(0))
         .map_err(io("cannot read the archive"))?;

@@ -20,17 +20,30 @@
 //! back when the step ends; what arrives meanwhile waits for the next step. Under load a step so
 //! takes many datagrams at once, and the cost of the hand-over (tens of microseconds) is paid per
 //! batch, not per datagram: a few thousand datagrams a second cost the runtime a few hundred
-//! steps at most. Commands go one per step because each costs fsyncs: the datagrams of one leave
-//! before the next is taken, so the peer works on the first message of a burst while this side
-//! queues the second, as when the session ran on the driver. Opening the store and the session at
+//! steps at most. Commands that queue a message or an object go one per step because each costs
+//! fsyncs: the datagrams of one leave before the next is taken, so the peer works on the first
+//! message of a burst while this side queues the second, as when the session ran on the driver
+//! (acknowledgements and snapshot requests ride along with them). Opening the store and the session at
 //! start is a blocking task too.
 //!
 //! The link never looks inside a message: it takes bytes ([`MessageSender::send`]) and hands
 //! bytes over with their sequence number ([`LinkEvent::Message`]); the application encodes and
-//! decodes them. A message is marked done with the session (it will not be delivered again, even
-//! after a restart) inside the step, as soon as its event is in the application's channel. When
-//! that channel is full, the core keeps the events (at most [`PENDING_EVENTS`], then the session
-//! keeps them, persisted) and the driver waits for room.
+//! decodes them. When the application's channel is full, the core keeps the events (at most
+//! [`PENDING_EVENTS`], then the session keeps them, persisted) and the driver waits for room.
+//!
+//! # Acknowledgement by the application
+//!
+//! A message is handled when the application has committed what it means (a database commit, a
+//! state file synced), not when it reached the application's channel: the application says so
+//! with [`MessageSender::done`], and until then the session keeps the message in its inbox and
+//! delivers it again after a restart. `done(seq)` covers every message up to `seq`, so the
+//! application handles messages in order and acknowledges each after its commit; a message it
+//! cannot handle it retries, and after [`MESSAGE_ATTEMPTS`] failures gives up on with an error
+//! logged and counted and acknowledges all the same, so that one poison message cannot wedge the
+//! link. Acknowledgements travel in the command channel, in order with the application's other
+//! commands: one sent after queuing messages (the ground re-sending plans in answer to a Hello)
+//! takes effect only once those are in the session's outbox, on disk. They are cheap: the ones a
+//! step gathers become one update of the session's counters.
 
 use std::collections::VecDeque;
 use std::io;
@@ -41,7 +54,7 @@ use std::time::{Duration, SystemTime};
 use sync::{Event, Session, SessionConfig, SessionStats};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use wire::{Digest, Direction, LinkKey, MAX_PACKET};
@@ -102,8 +115,8 @@ impl Contact {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkEvent {
     /// A message from the peer, in order. The link has not looked inside: decoding is the
-    /// application's. By the time the application sees it, the link has marked it done: it will
-    /// not be delivered again.
+    /// application's. It is delivered again after a restart until the application acknowledges
+    /// it with [`MessageSender::done`].
     Message {
         /// Its sequence number among the peer's messages (consecutive, from 0).
         seq: u64,
@@ -153,22 +166,70 @@ pub struct LinkStats {
 
 #[derive(Debug)]
 enum Command {
-    Message(Vec<u8>),
+    Message {
+        bytes: Vec<u8>,
+        /// Not queued when a message with the same bytes waits in the outbox.
+        once: bool,
+    },
     Object {
         digest: Digest,
         size: u64,
         priority: u8,
     },
+    /// The application has handled every message up to this sequence number.
+    Done(u64),
+    /// Answer with a fresh snapshot once the commands before this one are taken.
+    Snapshot(oneshot::Sender<LinkStats>),
 }
+
+/// How many times an application tries to handle one message before it gives up on it (logs it,
+/// counts it and acknowledges it anyway, so a poison message cannot wedge the link). Ground and
+/// flight both follow it.
+pub const MESSAGE_ATTEMPTS: u32 = 5;
+
+/// How long an application waits before its second attempt at a message; the wait doubles before
+/// each further attempt (0.2 + 0.4 + 0.8 + 1.6 s before the fifth).
+pub const MESSAGE_RETRY_AFTER: Duration = Duration::from_millis(200);
 
 impl MessageSender {
     /// Queues a message's bytes (at most [`wire::MAX_MESSAGE`]; a longer one is logged and
     /// dropped); they are kept on disk until the peer has them.
     pub async fn send(&self, message: Vec<u8>) -> Result<(), SendError> {
-        self.tx
-            .send(Command::Message(message))
-            .await
-            .map_err(|_| SendError)
+        self.command(Command::Message {
+            bytes: message,
+            once: false,
+        })
+        .await
+    }
+
+    /// Like [`send`](MessageSender::send), unless a message with the same bytes (the same
+    /// sha256) already waits in the outbox: then nothing is queued, so the outbox never holds two
+    /// copies of it.
+    pub async fn send_once(&self, message: Vec<u8>) -> Result<(), SendError> {
+        self.command(Command::Message {
+            bytes: message,
+            once: true,
+        })
+        .await
+    }
+
+    /// Acknowledges every message of the peer up to `seq`: the application has committed what
+    /// they mean, and they are not delivered again, even after a restart. It takes effect after
+    /// the commands queued before it.
+    pub async fn done(&self, seq: u64) -> Result<(), SendError> {
+        self.command(Command::Done(seq)).await
+    }
+
+    /// Waits until the endpoint has taken every command queued before this call, and returns a
+    /// snapshot made then (the one of [`stats`](MessageSender::stats) may be up to a second old).
+    pub async fn stats_now(&self) -> Result<LinkStats, SendError> {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Snapshot(tx)).await?;
+        rx.await.map_err(|_| SendError)
+    }
+
+    async fn command(&self, command: Command) -> Result<(), SendError> {
+        self.tx.send(command).await.map_err(|_| SendError)
     }
 
     /// Queues an object of the object directory; lower `priority` goes first (messages are 0).
@@ -178,14 +239,12 @@ impl MessageSender {
         size: u64,
         priority: u8,
     ) -> Result<(), SendError> {
-        self.tx
-            .send(Command::Object {
-                digest,
-                size,
-                priority,
-            })
-            .await
-            .map_err(|_| SendError)
+        self.command(Command::Object {
+            digest,
+            size,
+            priority,
+        })
+        .await
     }
 
     /// The latest snapshot of the endpoint.
@@ -288,19 +347,37 @@ fn open_session(
     )
 }
 
-/// What one step takes in: the datagrams that arrived since the last step began, in order, and
-/// at most one of the application's commands.
+/// What one step takes in: the datagrams that arrived since the last step began, in order, at
+/// most one of the application's commands that queue something, and the acknowledgements and
+/// snapshot requests that came before it (or after it, when it came first; both are applied
+/// after it).
 #[derive(Default)]
 struct Batch {
     /// Datagrams from the peer, with the instant each arrived.
     datagrams: Vec<(Instant, Vec<u8>)>,
-    /// A command of the application.
+    /// A command that queues a message or an object.
     command: Option<Command>,
+    /// The highest sequence number acknowledged.
+    done: Option<u64>,
+    /// Who waits for a snapshot made at the end of the step.
+    snapshots: Vec<oneshot::Sender<LinkStats>>,
 }
 
 impl Batch {
     fn is_empty(&self) -> bool {
-        self.datagrams.is_empty() && self.command.is_none()
+        self.datagrams.is_empty()
+            && self.command.is_none()
+            && self.done.is_none()
+            && self.snapshots.is_empty()
+    }
+
+    /// Takes a command of the application; only one that queues something fills the batch.
+    fn take(&mut self, command: Command) {
+        match command {
+            Command::Done(seq) => self.done = Some(self.done.map_or(seq, |d| d.max(seq))),
+            Command::Snapshot(tx) => self.snapshots.push(tx),
+            queuing => self.command = Some(queuing),
+        }
     }
 }
 
@@ -344,8 +421,11 @@ impl Core {
         }
         if let Some(command) = batch.command {
             match command {
-                Command::Message(bytes) => {
-                    if let Err(e) = self.session.send_message(bytes) {
+                Command::Message { bytes, once } => {
+                    let digest = Digest::of(&bytes);
+                    if once && self.session.has_outgoing_message(&digest) {
+                        tracing::debug!(%digest, "the message already waits in the outbox");
+                    } else if let Err(e) = self.session.send_message(bytes) {
                         tracing::error!(error = %e, "could not queue a message");
                     }
                 }
@@ -358,7 +438,13 @@ impl Core {
                         tracing::error!(%digest, error = %e, "could not queue an object");
                     }
                 }
+                Command::Done(_) | Command::Snapshot(_) => {}
             }
+        }
+        // After the command: an acknowledgement never takes effect before what was queued
+        // ahead of it.
+        if let Some(seq) = batch.done {
+            self.session.message_done(seq);
         }
         let now = self.now.max(Instant::now());
         self.now = now;
@@ -381,15 +467,19 @@ impl Core {
         let more = transmits.len() == MAX_TRANSMITS;
         self.take_events();
         let blocked = self.hand_over();
-        if self.last_stats.is_none_or(|t| now >= t + STATS_EVERY) {
+        if !batch.snapshots.is_empty() || self.last_stats.is_none_or(|t| now >= t + STATS_EVERY) {
             self.last_stats = Some(now);
-            self.stats.send_replace(LinkStats {
+            let stats = LinkStats {
                 up: is_up,
                 outgoing: self.session.outgoing(),
                 outgoing_bytes: self.session.outgoing_bytes(),
                 transfers: self.session.outgoing_transfers(),
                 session: self.session.stats().clone(),
-            });
+            };
+            for tx in batch.snapshots {
+                let _ = tx.send(stats.clone());
+            }
+            self.stats.send_replace(stats);
         }
         let mut deadline = now + MAX_WAIT;
         if let Some(t) = self.session.poll_timeout() {
@@ -428,20 +518,13 @@ impl Core {
         }
     }
 
-    /// Moves pending events into the application's channel while it has room, marking each
-    /// message done with the session once it is there. Returns whether events wait for room.
+    /// Moves pending events into the application's channel while it has room (a message stays
+    /// in the session's inbox until the application acknowledges it). Returns whether events
+    /// wait for room.
     fn hand_over(&mut self) -> bool {
         while let Some(ev) = self.pending.pop_front() {
-            let seq = match &ev {
-                LinkEvent::Message { seq, .. } => Some(*seq),
-                _ => None,
-            };
             match self.events.try_send(ev) {
-                Ok(()) => {
-                    if let Some(seq) = seq {
-                        self.session.message_done(seq);
-                    }
-                }
+                Ok(()) => {}
                 Err(TrySendError::Full(ev)) => {
                     self.pending.push_front(ev);
                     return true;
@@ -476,7 +559,12 @@ async fn drive(
     let mut commands_open = true;
     loop {
         if step.is_none() {
-            if !commands_open && events.is_closed() && batch.command.is_none() {
+            // Datagrams aside: a peer that keeps sending must not keep a closed endpoint alive.
+            if !commands_open
+                && events.is_closed()
+                && batch.command.is_none()
+                && batch.done.is_none()
+            {
                 return;
             }
             if !batch.is_empty() || room || Instant::now() >= deadline {
@@ -499,10 +587,11 @@ async fn drive(
                 Ok((_, from)) => tracing::debug!(%from, "datagram from a stranger dropped"),
                 Err(e) => tracing::debug!(error = %e, "receive failed"),
             },
-            // One command per step: each costs fsyncs, and its datagrams leave before the next
-            // is taken (the rest wait in the application's channel).
+            // One command that queues something per step: each costs fsyncs, and its datagrams
+            // leave before the next is taken (the rest wait in the application's channel).
+            // Acknowledgements and snapshot requests gather freely until then.
             c = commands.recv(), if commands_open && batch.command.is_none() => match c {
-                Some(c) => batch.command = Some(c),
+                Some(c) => batch.take(c),
                 None => commands_open = false,
             },
             done = async { step.as_mut().expect("a step runs").await }, if step.is_some() => {

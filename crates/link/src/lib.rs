@@ -7,7 +7,9 @@
 //! and [`bench`] run the same sessions and model in simulated time.
 //!
 //! None of it knows what a message means: a message is opaque bytes with a sequence number, and
-//! the application encodes and decodes it (ground and flight use `wire::Message`). Storage I/O
+//! the application encodes and decodes it (ground and flight use `wire::Message`) and
+//! acknowledges it once handled ([`MessageSender::done`]); until then it is delivered again
+//! after a restart. Storage I/O
 //! (fsyncs, renames, hashing an object on commit) never runs on an async worker thread: the
 //! endpoint's session runs in steps on tokio's blocking pool (see `endpoint.rs`).
 
@@ -21,8 +23,8 @@ mod store;
 pub use cas::ObjectLayout;
 pub use emulator::{EmulatorConfig, EmulatorStats, run_emulator};
 pub use endpoint::{
-    Contact, EndpointConfig, LinkEvent, LinkStats, MessageReceiver, MessageSender, SendError,
-    spawn_endpoint,
+    Contact, EndpointConfig, LinkEvent, LinkStats, MESSAGE_ATTEMPTS, MESSAGE_RETRY_AFTER,
+    MessageReceiver, MessageSender, SendError, spawn_endpoint,
 };
 pub use model::{Deliveries, LinkModel, LinkModelConfig, Loss, ModelStats};
 pub use store::FileStore;

@@ -1,8 +1,8 @@
 //! Two endpoints on loopback, joined directly (no emulator), on the test's single-threaded
 //! runtime: the session of each runs in steps on the blocking pool, the driver on the runtime.
 //! Messages cross as opaque bytes with their sequence numbers, in order, even when the
-//! application lets hundreds pile up; objects cross verified; a message handed to the application
-//! is not delivered again after a restart.
+//! application lets hundreds pile up; objects cross verified; a message the application
+//! acknowledged is not delivered again after a restart, and one it did not acknowledge is.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -48,7 +48,7 @@ fn message(i: usize) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn messages_cross_in_order_as_bytes_and_a_handed_message_is_not_delivered_again() {
+async fn messages_cross_in_order_as_bytes_and_only_unacknowledged_ones_come_again() {
     let (ground_dir, flight_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (ground_addr, flight_addr) = (free_addr(), free_addr());
     let ground_config = config(ground_dir.path(), ground_addr, flight_addr, Direction::Up);
@@ -100,11 +100,17 @@ async fn messages_cross_in_order_as_bytes_and_a_handed_message_is_not_delivered_
     }
     assert_eq!(seqs, (0..N as u64).collect::<Vec<_>>());
 
+    // The application acknowledges all but the last ten (handled, say, but not committed when
+    // it stops).
+    const UNACKED: usize = 10;
+    flight_tx.done((N - UNACKED - 1) as u64).await.unwrap();
+    flight_tx.stats_now().await.unwrap();
+
     // Stop the flight side and start it again on the same state and address (binding succeeds
-    // once the old endpoint has closed its session and socket). The messages it handed over stay
-    // handed over: the next one is the first new one.
+    // once the old endpoint has closed its session and socket). The acknowledged messages stay
+    // handled; the others come again, in order, before anything new.
     drop((flight_tx, flight_rx));
-    let (_flight_tx, mut flight_rx) = loop {
+    let restart = async || loop {
         match spawn_endpoint(flight_config.clone()).await {
             Ok(endpoint) => break endpoint,
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -113,14 +119,59 @@ async fn messages_cross_in_order_as_bytes_and_a_handed_message_is_not_delivered_
             Err(e) => panic!("restart: {e}"),
         }
     };
+    let (flight_tx, mut flight_rx) = restart().await;
     ground.send(b"after the restart".to_vec()).await.unwrap();
-    match next(&mut flight_rx).await {
-        LinkEvent::Message { seq, bytes } => {
-            assert_eq!(
-                (seq, bytes.as_slice()),
-                (N as u64, &b"after the restart"[..])
-            );
+    let mut again = Vec::new();
+    loop {
+        match next(&mut flight_rx).await {
+            LinkEvent::Message { seq, bytes } if seq < N as u64 => {
+                assert_eq!(bytes, message(seq as usize));
+                again.push(seq);
+            }
+            LinkEvent::Message { seq, bytes } => {
+                assert_eq!(
+                    (seq, bytes.as_slice()),
+                    (N as u64, &b"after the restart"[..])
+                );
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
         }
-        other => panic!("unexpected {other:?}"),
     }
+    assert_eq!(again, ((N - UNACKED) as u64..N as u64).collect::<Vec<_>>());
+
+    // Everything acknowledged now: a restart delivers nothing old.
+    flight_tx.done(N as u64).await.unwrap();
+    flight_tx.stats_now().await.unwrap();
+    drop((flight_tx, flight_rx));
+    let (_flight_tx, mut flight_rx) = restart().await;
+    ground.send(b"last".to_vec()).await.unwrap();
+    assert_eq!(
+        next(&mut flight_rx).await,
+        LinkEvent::Message {
+            seq: N as u64 + 1,
+            bytes: b"last".to_vec()
+        }
+    );
+}
+
+/// `send_once` queues nothing while a message with the same bytes waits in the outbox; a fresh
+/// snapshot counts what the commands before it queued.
+#[tokio::test]
+async fn a_message_sent_once_is_not_queued_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), free_addr(), free_addr(), Direction::Up);
+    // Never in contact: everything stays queued.
+    c.contact = Contact::Windows(Vec::new());
+    let (tx, _rx) = spawn_endpoint(c).await.unwrap();
+    let messages = |stats: &link::LinkStats| stats.transfers.iter().filter(|t| t.message).count();
+    for _ in 0..3 {
+        tx.send_once(b"plan a".to_vec()).await.unwrap();
+        tx.send_once(b"plan b".to_vec()).await.unwrap();
+    }
+    assert_eq!(messages(&tx.stats_now().await.unwrap()), 2);
+    // Plain sends queue every copy.
+    tx.send(b"plan a".to_vec()).await.unwrap();
+    tx.send(b"plan a".to_vec()).await.unwrap();
+    assert_eq!(messages(&tx.stats_now().await.unwrap()), 4);
 }

@@ -60,6 +60,7 @@ fn main() {
     let lint_arch = best_of(3, || {
         let _ = lint_archive(
             &archive,
+            Some("bench:latest"),
             &systems[0],
             &ArchiveOptions {
                 known_layers: &[],

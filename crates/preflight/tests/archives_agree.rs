@@ -1,17 +1,23 @@
 //! Ground and flight judge archives alike: every archive case runs through preflight's
-//! `lint_archive` and through `imagefmt::inspect_file`, the function the flight's `docker.load`
-//! calls before anything reaches the engine, and the two must agree: the flight refuses an
-//! archive if and only if preflight reports an error whose code is in
-//! `preflight::ARCHIVE_REFUSALS`. Each case also states the verdict it should get, so a case
-//! both sides got wrong fails too. The table (case, flight, preflight) is printed; run with
-//! `--nocapture` to see it on success.
+//! `lint_archive` with the image its `docker.load` task names, as the ground's preflight of an
+//! operation runs it, and through the flight's whole decision before a load: the calls its
+//! `docker.load` makes (`crates/flight/src/tasks/images.rs`), `imagefmt::judge_load` on the
+//! archive and `name:tag`, and the task error code it gives a refusal. The two must agree: the
+//! flight refuses an archive if and only if preflight reports an error whose code is in
+//! `preflight::ARCHIVE_REFUSALS`, and when both accept, preflight checked the very image the
+//! flight loads. Each case also states the verdict it should get (accepted, refused as an
+//! archive: `DockerTarfileLoadFailed` and OD602/OD606, or refused for not holding the image
+//! named: `DockerImageLoadFailed` and OD607), so a case both sides got wrong, or a refusal
+//! mapped to the wrong code on either side, fails too. The table (case, flight, preflight) is
+//! printed; run with `--nocapture` to see it on success.
 //!
 //! The cases: the archives of preflight's other tests (the corpus under `tests/corpus/` holds
 //! Dockerfile contexts only, no archive), and archives crafted here with the `tar` crate in both
 //! layouts (Docker ≤ 24: `<id>/layer.tar`, `<hex>.json`; Docker ≥ 25: `blobs/sha256/…` with
 //! `index.json`): each bound of `imagefmt` at its value and one over, a second manifest, a
 //! config that does not hash to its id, `..` in a member, links of every kind, truncations,
-//! missing layers and blobs, duplicated members, …
+//! missing layers and blobs, duplicated members, long names and pax headers, images named or
+//! not, tags compared as Docker writes them, configs with ONBUILD triggers, …
 
 use std::io::Write;
 use std::path::Path;
@@ -19,6 +25,7 @@ use std::path::Path;
 use preflight::{ARCHIVE_REFUSALS, ArchiveOptions, Eta, Severity, System, lint_archive};
 use serde_json::{Value, json};
 use tar::EntryType;
+use wire::ErrorCode;
 
 /// One member of a crafted archive: for links, `data` is the target.
 #[derive(Clone)]
@@ -57,6 +64,33 @@ fn hardlink(name: &str, target: &str) -> M {
     M {
         kind: EntryType::Link,
         ..file(name, target)
+    }
+}
+
+/// A GNU long name for the member after it: `name` and a NUL.
+fn long_name(name: &[u8]) -> M {
+    let mut body = name.to_vec();
+    body.push(0);
+    M {
+        kind: EntryType::GNULongName,
+        ..file("././@LongLink", body)
+    }
+}
+
+/// A pax header for the member after it, holding `records` (`key=value`, each written with its
+/// length).
+fn pax(records: &[&str]) -> M {
+    let mut body = String::new();
+    for text in records {
+        let mut n = text.len() + 3;
+        while format!("{n} {text}\n").len() != n {
+            n += 1;
+        }
+        body.push_str(&format!("{n} {text}\n"));
+    }
+    M {
+        kind: EntryType::XHeader,
+        ..file("PaxHeaders/x", body)
     }
 }
 
@@ -102,6 +136,8 @@ struct Img {
     layers: Vec<Vec<u8>>,
     /// Fields merged into the config.
     config: Value,
+    /// The config's text instead, with `{diff_ids}` standing for the DiffIDs.
+    text: Option<&'static str>,
 }
 
 fn img(tag: &'static str, layers: &[&[u8]]) -> Img {
@@ -109,10 +145,21 @@ fn img(tag: &'static str, layers: &[&[u8]]) -> Img {
         tag,
         layers: layers.iter().map(|l| l.to_vec()).collect(),
         config: json!({}),
+        text: None,
     }
 }
 
 fn config_of(img: &Img) -> Vec<u8> {
+    if let Some(text) = img.text {
+        let ids: Vec<String> = img
+            .layers
+            .iter()
+            .map(|l| format!("sha256:{}", hex(l)))
+            .collect();
+        return text
+            .replace("{diff_ids}", &serde_json::to_string(&ids).unwrap())
+            .into_bytes();
+    }
     let mut c = json!({
         "architecture": "arm64",
         "os": "linux",
@@ -255,9 +302,16 @@ fn name_of(members: &[M], suffix: &str) -> String {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Want {
+    /// Loaded: the flight accepts it, preflight reports no refusal.
     Accept,
+    /// Refused as an archive: `DockerTarfileLoadFailed` onboard, OD602 or OD606 on the ground.
     Refuse,
+    /// Refused for not holding the image named: `DockerImageLoadFailed`, OD607.
+    NotTagged,
 }
+
+/// The image the cases' `docker.load` names, unless a case says otherwise.
+const APP: &str = "app:1";
 
 /// Writes a large archive straight to its file.
 type Writer = Box<dyn Fn(&mut dyn Write)>;
@@ -272,6 +326,8 @@ struct Case {
     name: String,
     want: Want,
     bytes: Bytes,
+    /// The `docker.load` task's image, `name:tag`.
+    image: &'static str,
 }
 
 fn case(name: impl Into<String>, want: Want, bytes: Vec<u8>) -> Case {
@@ -279,11 +335,12 @@ fn case(name: impl Into<String>, want: Want, bytes: Vec<u8>) -> Case {
         name: name.into(),
         want,
         bytes: Bytes::Mem(bytes),
+        image: APP,
     }
 }
 
 fn cases() -> Vec<Case> {
-    use Want::{Accept, Refuse};
+    use Want::{Accept, NotTagged, Refuse};
     let mut out = Vec::new();
     let mut both = |name: &str, want: Want, f: &dyn Fn(&mut Vec<M>, bool)| {
         for (layout, oci) in [("docker", false), ("oci", true)] {
@@ -474,6 +531,172 @@ fn cases() -> Vec<Case> {
             docker_layout(&images)
         };
     });
+    // Links whose `..` the classic store resolves on disk, after following the link before it.
+    both("a link climbing out of a link", Refuse, &|ms, _| {
+        let target = layers_of(ms)[0].clone();
+        edit_json(ms, "manifest.json", |v| v[0]["Layers"][0] = json!("alias"));
+        ms.push(symlink("b", "c/d"));
+        ms.push(symlink("alias", &format!("b/../{target}")));
+    });
+    both("a link climbing out of a folder", Accept, &|ms, _| {
+        let target = layers_of(ms)[0].clone();
+        edit_json(ms, "manifest.json", |v| v[0]["Layers"][0] = json!("alias"));
+        ms.push(dir("f/"));
+        ms.push(symlink("alias", &format!("f/../nowhere/../{target}")));
+    });
+    // Long names and pax headers: what Docker and tar write, and what Go's tar reader (the
+    // engine's) reads as another member than the `tar` crate does.
+    both("a member named by a GNU long name", Accept, &|ms, _| {
+        ms.push(long_name("l".repeat(300).as_bytes()));
+        ms.push(file("ignored", "x"));
+    });
+    both("a member named by a pax header", Accept, &|ms, _| {
+        ms.push(pax(&["path=p/q", "size=1", "mtime=1.5"]));
+        ms.push(file("ignored", "x"));
+    });
+    both(
+        "a second manifest behind a NUL in a long name",
+        Refuse,
+        &|ms, _| {
+            let evil = get(ms, "manifest.json").data.clone();
+            ms.push(long_name(b"manifest.json\0x"));
+            ms.push(file("ignored", evil));
+        },
+    );
+    both("a second manifest as a pax path twice", Refuse, &|ms, _| {
+        let evil = get(ms, "manifest.json").data.clone();
+        ms.push(pax(&["path=harmless", "path=manifest.json"]));
+        ms.push(file("ignored", evil));
+    });
+    both(
+        "a second manifest as a GNU.sparse.name",
+        Refuse,
+        &|ms, _| {
+            let evil = get(ms, "manifest.json").data.clone();
+            ms.push(pax(&[
+                "GNU.sparse.major=1",
+                "GNU.sparse.minor=0",
+                "GNU.sparse.name=manifest.json",
+            ]));
+            ms.push(file("ignored", evil));
+        },
+    );
+    // ONBUILD triggers: onboard, a tenant image with them is not usable.
+    let rebuilt = |oci: bool, images: &[Img]| {
+        if oci {
+            oci_layout(images)
+        } else {
+            docker_layout(images)
+        }
+    };
+    both("a config with ONBUILD triggers", Refuse, &|ms, oci| {
+        let mut image = app();
+        image.config = json!({"config": {"User": "65532", "OnBuild": ["COPY --from=tenants/bob/secret:1 / /stolen"]}});
+        *ms = rebuilt(oci, &[image]);
+    });
+    both("a config with no ONBUILD triggers", Accept, &|ms, oci| {
+        let mut image = app();
+        image.config = json!({"config": {"User": "65532", "OnBuild": []}});
+        *ms = rebuilt(oci, &[image]);
+    });
+    both(
+        "ONBUILD triggers spelt in lower case",
+        Refuse,
+        &|ms, oci| {
+            let mut image = app();
+            image.config = json!({"config": {"User": "65532", "onbuild": ["RUN id"]}});
+            *ms = rebuilt(oci, &[image]);
+        },
+    );
+    both(
+        "ONBUILD triggers in a second `config` object",
+        Refuse,
+        &|ms, oci| {
+            let mut image = app();
+            image.text = Some(
+                r#"{"architecture":"arm64","os":"linux","config":{"OnBuild":["RUN id"]},"config":{"User":"65532"},"rootfs":{"type":"layers","diff_ids":{diff_ids}}}"#,
+            );
+            *ms = rebuilt(oci, &[image]);
+        },
+    );
+    both(
+        "ONBUILD triggers in the image not loaded",
+        Refuse,
+        &|ms, oci| {
+            let mut other = img("other:2", &[b"layer one".as_slice()]);
+            other.config = json!({"config": {"OnBuild": ["RUN id"]}});
+            *ms = rebuilt(oci, &[app(), other]);
+        },
+    );
+
+    // The image named: the flight loads the one tagged so, and only it is checked.
+    let named = |name: &str, want: Want, image: &'static str, images: &[Img]| {
+        [("docker", false), ("oci", true)].map(|(layout, oci)| Case {
+            image,
+            ..case(
+                format!("{layout}: {name}"),
+                want,
+                tar_bytes(&if oci {
+                    oci_layout(images)
+                } else {
+                    docker_layout(images)
+                }),
+            )
+        })
+    };
+    let two = [app(), img("other:2", &[b"layer one".as_slice()])];
+    let mut amd64 = img("other:2", &[b"layer three".as_slice()]);
+    amd64.config = json!({"architecture": "amd64"});
+    out.extend(named(
+        "a tag the archive lacks",
+        NotTagged,
+        "app:2",
+        &[app()],
+    ));
+    out.extend(named(
+        "`app` is app:latest, not app:1",
+        NotTagged,
+        "app:latest",
+        &[app()],
+    ));
+    out.extend(named("the second image", Accept, "other:2", &two));
+    out.extend(named(
+        "an image beside one for linux/amd64",
+        Accept,
+        APP,
+        &[app(), amd64],
+    ));
+    out.extend(named(
+        "a tag written in full",
+        Accept,
+        APP,
+        &[img("docker.io/library/app:1", &[b"layer one".as_slice()])],
+    ));
+    out.extend(named(
+        "a tag written without one",
+        Accept,
+        "app:latest",
+        &[img("app", &[b"layer one".as_slice()])],
+    ));
+    let mut untagged = docker_layout(&[app()]);
+    edit_json(&mut untagged, "manifest.json", |v| {
+        v[0]["RepoTags"] = Value::Null;
+    });
+    out.push(case(
+        "docker: an untagged image",
+        NotTagged,
+        tar_bytes(&untagged),
+    ));
+    // The OCI index names `app:1`; `manifest.json`, which the flight reads, does not.
+    let mut annotated = oci_layout(&[app()]);
+    edit_json(&mut annotated, "manifest.json", |v| {
+        v[0]["RepoTags"] = json!(["else:1"]);
+    });
+    out.push(case(
+        "oci: a tag only in index.json",
+        NotTagged,
+        tar_bytes(&annotated),
+    ));
 
     // Truncations and things that are not archives.
     let good = tar_bytes(&docker_layout(&[app()]));
@@ -594,6 +817,34 @@ fn cases() -> Vec<Case> {
                     "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
                 }));
             })
+        }),
+    ));
+
+    out.push(case(
+        "oci: ONBUILD triggers in a config only index.json names",
+        Refuse,
+        oci(&|ms| {
+            let mut image = app();
+            image.config = json!({"config": {"OnBuild": ["RUN id"]}});
+            let config = config_of(&image);
+            let manifest = ms
+                .iter()
+                .find(|m| String::from_utf8_lossy(&m.data).contains("\"layers\":"))
+                .unwrap()
+                .name
+                .clone();
+            let mut v: Value = serde_json::from_slice(&get(ms, &manifest).data).unwrap();
+            v["config"]["digest"] = json!(format!("sha256:{}", hex(&config)));
+            v["config"]["size"] = json!(config.len());
+            let data = serde_json::to_vec(&v).unwrap();
+            let (new, size) = (hex(&data), data.len());
+            ms.retain(|m| m.name != manifest);
+            ms.push(file(&format!("blobs/sha256/{new}"), data));
+            ms.push(file(&format!("blobs/sha256/{}", hex(&config)), config));
+            edit_json(ms, "index.json", |v| {
+                v["manifests"][0]["digest"] = json!(format!("sha256:{new}"));
+                v["manifests"][0]["size"] = json!(size);
+            });
         }),
     ));
 
@@ -721,6 +972,7 @@ fn bounds(out: &mut Vec<Case>) {
                 all.extend((0..filler).map(|i| dir(&format!("f/{i}/"))));
                 write_tar(&all, w);
             })),
+            image: APP,
         });
     }
     // MAX_IMAGES: manifest.json entries, and manifests behind the OCI index.
@@ -796,6 +1048,62 @@ fn bounds(out: &mut Vec<Case>) {
             tar_bytes(&ms),
         ));
     }
+    name_bounds(out);
+}
+
+/// The bounds on names: a long name of `MAX_EXTENSION_BYTES` (the engine's own limit), and
+/// names adding up to `MAX_NAMES_TOTAL`.
+fn name_bounds(out: &mut Vec<Case>) {
+    use Want::{Accept, Refuse};
+    let over = |n: u64| if n == 0 { Accept } else { Refuse };
+    let max = imagefmt::MAX_EXTENSION_BYTES;
+    for extra in [0, 1] {
+        let mut ms = docker_layout(&[app()]);
+        // The name and its NUL.
+        ms.push(long_name("n".repeat((max - 1 + extra) as usize).as_bytes()));
+        ms.push(file("ignored", "x"));
+        out.push(case(
+            format!("bound: a long name of MAX_EXTENSION_BYTES{}", plus(extra)),
+            over(extra),
+            tar_bytes(&ms),
+        ));
+    }
+    let total = imagefmt::MAX_NAMES_TOTAL;
+    for extra in [0, 1] {
+        let ms = docker_layout(&[app()]);
+        // What the judge counts: each member's name and each link's target.
+        let kept: u64 = ms
+            .iter()
+            .map(|m| {
+                let link = m.kind.is_symlink() || m.kind.is_hard_link();
+                (m.name.len() + if link { m.data.len() } else { 0 }) as u64
+            })
+            .sum();
+        let mut left = total + extra - kept;
+        let mut names = Vec::new();
+        while left > 0 {
+            let len = left.min(max - 1);
+            let prefix = format!("f{}-", names.len());
+            names.push(format!(
+                "{prefix}{}",
+                "n".repeat(len as usize - prefix.len())
+            ));
+            left -= len;
+        }
+        out.push(Case {
+            name: format!("bound: names of MAX_NAMES_TOTAL{}", plus(extra)),
+            want: over(extra),
+            bytes: Bytes::Stream(Box::new(move |w| {
+                let mut all = ms.clone();
+                for n in &names {
+                    all.push(long_name(n.as_bytes()));
+                    all.push(file("ignored", ""));
+                }
+                write_tar(&all, w);
+            })),
+            image: APP,
+        });
+    }
 }
 
 fn plus(extra: u64) -> &'static str {
@@ -806,6 +1114,10 @@ fn plus(extra: u64) -> &'static str {
 /// unit tests of `rules/archive.rs`), rebuilt here.
 fn from_other_tests(out: &mut Vec<Case>) {
     use Want::{Accept, Refuse};
+    let tagged = |image, name: &str, want, bytes| Case {
+        image,
+        ..case(name, want, bytes)
+    };
     // robustness.rs: the valid archive it mutates.
     let layer = [0u8; 1024];
     let config = format!(
@@ -815,7 +1127,8 @@ fn from_other_tests(out: &mut Vec<Case>) {
     let config_name = format!("{}.json", hex(config.as_bytes()));
     let manifest =
         format!(r#"[{{"Config":"{config_name}","RepoTags":["x:1"],"Layers":["l/layer.tar"]}}]"#);
-    out.push(case(
+    out.push(tagged(
+        "x:1",
         "robustness.rs: the valid archive",
         Accept,
         tar_bytes(&[
@@ -825,7 +1138,8 @@ fn from_other_tests(out: &mut Vec<Case>) {
         ]),
     ));
     // robustness.rs before the judge was shared: a config not named by its digest.
-    out.push(case(
+    out.push(tagged(
+        "x:1",
         "robustness.rs: a config named c.json",
         Refuse,
         tar_bytes(&[
@@ -855,7 +1169,8 @@ fn from_other_tests(out: &mut Vec<Case>) {
     }))
     .unwrap();
     let manifest = json!([{"Config": format!("{}.json", hex(&config)), "RepoTags": ["orbitdock-test/arm64-app:latest"], "Layers": [format!("{}/layer.tar", hex(&layer))]}]);
-    out.push(case(
+    out.push(tagged(
+        "orbitdock-test/arm64-app:latest",
         "docker.rs: write_archive",
         Accept,
         tar_bytes(&[
@@ -886,30 +1201,61 @@ fn from_other_tests(out: &mut Vec<Case>) {
     ));
 }
 
-/// The flight's verdict: exactly what `docker.load` calls.
-fn flight(path: &Path) -> Result<(), String> {
-    imagefmt::inspect_file(path)
-        .map(|_| ())
-        .map_err(|e| format!("{:?}: {e}", e.kind()))
+/// What the flight's `docker.load` decides (`crates/flight/src/tasks/images.rs`):
+/// `imagefmt::judge_load` of the archive and `name:tag`, a refusal failing the task with
+/// `DockerImageLoadFailed` when the archive lacks the image and `DockerTarfileLoadFailed`
+/// otherwise. Accepted: the tags of the image it loads.
+fn flight(path: &Path, image: &str) -> Result<Vec<String>, (ErrorCode, String)> {
+    match imagefmt::judge_load(path, image) {
+        Ok(chosen) => Ok(chosen.image().repo_tags.clone()),
+        Err(e) => {
+            let code = match e.kind() {
+                imagefmt::ErrorKind::NotTagged => ErrorCode::DockerImageLoadFailed,
+                _ => ErrorCode::DockerTarfileLoadFailed,
+            };
+            Err((code, format!("{:?}: {e}", e.kind())))
+        }
+    }
 }
 
-/// Preflight's verdict: the codes of its error diagnostics, and whether one is a refusal.
-fn preflight(path: &Path) -> (bool, Vec<&'static str>) {
+/// Preflight's verdict, as the ground's preflight of a `docker.load` runs it: the codes of its
+/// error diagnostics, and the tags of each image it checked.
+fn preflight(path: &Path, image: &str) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let report = lint_archive(
         path,
+        Some(image),
         &System::flight("sat1"),
         &ArchiveOptions {
             known_layers: &[],
             eta: Eta::None,
         },
     );
-    let errors: Vec<&'static str> = report
+    let errors = report
         .diagnostics
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .map(|d| d.code)
         .collect();
-    (errors.iter().any(|c| ARCHIVE_REFUSALS.contains(c)), errors)
+    let checked = report
+        .facts
+        .archive
+        .iter()
+        .map(|a| a.tags.clone())
+        .collect();
+    (errors, checked)
+}
+
+/// The verdict each side should give for `want`: the flight's task error code (none when
+/// loaded), and the refusal codes preflight may report.
+fn expected(want: Want) -> (Option<ErrorCode>, &'static [&'static str]) {
+    match want {
+        Want::Accept => (None, &[]),
+        Want::Refuse => (
+            Some(ErrorCode::DockerTarfileLoadFailed),
+            &["OD602", "OD606"],
+        ),
+        Want::NotTagged => (Some(ErrorCode::DockerImageLoadFailed), &["OD607"]),
+    }
 }
 
 #[test]
@@ -924,7 +1270,10 @@ fn preflight_and_the_flight_agree_on_every_archive() {
     let mut problems = Vec::new();
     let mut reasons = Vec::new();
     let cases = cases();
-    assert!(cases.len() >= 80, "only {} cases", cases.len());
+    assert!(cases.len() >= 120, "only {} cases", cases.len());
+    for want in [Want::Accept, Want::Refuse, Want::NotTagged] {
+        assert!(cases.iter().any(|c| c.want == want), "no case of {want:?}");
+    }
     for c in &cases {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         match &c.bytes {
@@ -933,33 +1282,53 @@ fn preflight_and_the_flight_agree_on_every_archive() {
         }
         f.flush().unwrap();
         drop(f);
-        let flight = flight(&path);
-        let (refused, errors) = preflight(&path);
+        let flight = flight(&path, c.image);
+        let (errors, checked) = preflight(&path, c.image);
+        let refusals: Vec<&str> = errors
+            .iter()
+            .copied()
+            .filter(|e| ARCHIVE_REFUSALS.contains(e))
+            .collect();
         let flight_says = match &flight {
-            Ok(()) => "accept".to_string(),
-            Err(e) => format!("refuse ({})", e.split(':').next().unwrap_or("")),
+            Ok(_) => "accept".to_string(),
+            Err((code, e)) => format!("refuse ({code:?}, {})", e.split(':').next().unwrap_or("")),
         };
-        let preflight_says = match (refused, errors.is_empty()) {
-            (true, _) => format!("refuse ({})", errors.join(", ")),
-            (false, true) => "accept".to_string(),
-            (false, false) => format!("accept (errors {}, not refusals)", errors.join(", ")),
+        let preflight_says = match (refusals.is_empty(), errors.is_empty()) {
+            (false, _) => format!("refuse ({})", errors.join(", ")),
+            (true, true) => "accept".to_string(),
+            (true, false) => format!("accept (errors {}, not refusals)", errors.join(", ")),
         };
-        if flight.is_err() != refused {
+        let what = format!("{} [{}]", c.name, c.image);
+        if flight.is_err() == refusals.is_empty() {
             problems.push(format!(
-                "{}: the flight says {flight:?}, preflight {errors:?}",
-                c.name
+                "{what}: the flight says {flight:?}, preflight {errors:?}"
             ));
         }
-        if flight.is_err() != (c.want == Want::Refuse) {
+        let (code, codes) = expected(c.want);
+        if flight.as_ref().err().map(|e| e.0) != code {
             problems.push(format!(
-                "{}: wanted {:?}, the flight says {flight:?}",
-                c.name, c.want
+                "{what}: wanted {:?}, the flight says {flight:?}",
+                c.want
             ));
         }
-        if let Err(e) = &flight {
-            reasons.push(format!("{}: {e}", c.name));
+        if refusals.iter().any(|r| !codes.contains(r)) || refusals.is_empty() != codes.is_empty() {
+            problems.push(format!(
+                "{what}: wanted {:?}, preflight reports {errors:?}",
+                c.want
+            ));
         }
-        rows.push((c.name.clone(), flight_says, preflight_says));
+        // Both accept: preflight checked the one image the flight loads.
+        if let Ok(tags) = &flight
+            && checked != [tags.clone()]
+        {
+            problems.push(format!(
+                "{what}: the flight loads the image tagged {tags:?}, preflight checked {checked:?}"
+            ));
+        }
+        if let Err((_, e)) = &flight {
+            reasons.push(format!("{what}: {e}"));
+        }
+        rows.push((what, flight_says, preflight_says));
     }
     let width = rows.iter().map(|r| r.0.len()).max().unwrap();
     let width2 = rows.iter().map(|r| r.1.len()).max().unwrap();

@@ -205,9 +205,9 @@ fn run(tag: &str) -> Output {
 }
 
 /// Error-level rules verified by the dedicated tests below rather than by corpus cases. OD606
-/// archives fail onboard because the flight's own judge refuses them before the engine sees
-/// them: `tests/archives_agree.rs` runs that judge (`imagefmt::inspect_file`) on every case.
-const VERIFIED_ELSEWHERE: &[&str] = &["OD000", "OD103", "OD601", "OD602", "OD606"];
+/// and OD607 archives fail onboard because the flight's own judge refuses them before the engine
+/// sees them: `tests/archives_agree.rs` runs that judge (`imagefmt::judge_load`) on every case.
+const VERIFIED_ELSEWHERE: &[&str] = &["OD000", "OD103", "OD601", "OD602", "OD606", "OD607"];
 
 /// Error-level rules for what the flight agent refuses before the engine sees the Dockerfile,
 /// whatever the engine would make of it: `tests/judges_agree.rs` shows the agent refuses them.
@@ -492,7 +492,7 @@ fn archive_for_another_platform_fails_on_the_real_engine() {
         em.platform, "linux/arm64",
         "this test needs a host that is not arm64"
     );
-    let report = lint_archive(&archive, &em, &opts);
+    let report = lint_archive(&archive, Some(tag), &em, &opts);
     let errors: Vec<_> = report
         .diagnostics
         .iter()
@@ -500,7 +500,7 @@ fn archive_for_another_platform_fails_on_the_real_engine() {
         .map(|d| d.code)
         .collect();
     assert_eq!(errors, ["OD601"], "{}", report.render());
-    let flight = lint_archive(&archive, &System::flight("sat1"), &opts);
+    let flight = lint_archive(&archive, Some(tag), &System::flight("sat1"), &opts);
     assert!(!flight.has_errors(), "{}", flight.render());
     assert!(flight.facts.archive[0].eta.is_some());
 
@@ -530,6 +530,7 @@ fn garbage_archive_fails_on_the_real_engine() {
     .unwrap();
     let report = lint_archive(
         &path,
+        None,
         &System::flight("sat1"),
         &ArchiveOptions {
             known_layers: &[],
@@ -603,6 +604,7 @@ fn archive_of_a_real_image() {
     let planner = |bytes: u64| Some(std::time::Duration::from_secs(bytes / 100));
     let report = lint_archive(
         &archive,
+        Some(tag),
         &system,
         &ArchiveOptions {
             known_layers: &[],

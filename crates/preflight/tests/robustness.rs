@@ -161,6 +161,7 @@ fn random_archives_never_panic() {
     let sys = System::flight("sat1");
     let ok = lint_archive(
         &write(dir.path(), 0, &valid),
+        Some("x:1"),
         &sys,
         &ArchiveOptions {
             known_layers: &[],
@@ -184,6 +185,7 @@ fn random_archives_never_panic() {
         let result = catch_unwind(AssertUnwindSafe(|| {
             let _ = lint_archive(
                 &path,
+                Some("x:1"),
                 &sys,
                 &ArchiveOptions {
                     known_layers: &["sha256:00".into()],

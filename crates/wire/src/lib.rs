@@ -32,9 +32,9 @@ pub use chunk::{
 pub use digest::{Digest, DigestParseError};
 pub use errors::ErrorCode;
 pub use message::{
-    DecodeMessageError, ExecutionState, FileEntry, FileRef, ImageEntry, ImageRef, MAX_MESSAGE,
-    Message, OnFailure, Plan, PlanTask, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile,
-    decode_message, encode_message,
+    DecodeMessageError, ExecutionState, FileEntry, FileRef, ImageEntry, ImageRef, MAX_HELD_PLANS,
+    MAX_MESSAGE, Message, OnFailure, Plan, PlanTask, TaskError, TaskKind, TaskOutputs, TaskState,
+    UplinkFile, decode_message, encode_message,
 };
 pub use names::{
     ExecutionId, ImageName, ImageTag, NameError, NamespaceName, NamespacePath, OperationName,
@@ -44,7 +44,7 @@ pub use packet::{
     Direction, LinkKey, MAX_BODY, MAX_PACKET, MAX_PACKET_NUMBER, Opener, PACKET_OVERHEAD,
     PacketError, ReplayWindow, Sealer,
 };
-pub use plan_sig::{PlanSignatureError, PlanSigner, PlanVerifier};
+pub use plan_sig::{PlanBindingError, PlanSignatureError, PlanSigner, PlanVerifier};
 
 /// The catalogue module: base images preloaded onboard.
 pub mod catalogue {

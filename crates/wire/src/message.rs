@@ -6,6 +6,10 @@ use crate::{BaseImage, Digest, ErrorCode};
 /// transfers of their own, so this bounds plans and listings, not files.
 pub const MAX_MESSAGE: usize = 4 << 20;
 
+/// The most executions a [`Message::Hello`] lists as held: the agent's plan queue is smaller
+/// (a plan beyond its bound is refused), so in practice the list is whole.
+pub const MAX_HELD_PLANS: usize = 512;
+
 /// What ground and flight say to each other. Every message crosses the link whole, in order,
 /// exactly once per session (the transfer layer in `sync` sees to that).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,10 +24,12 @@ pub enum Message {
         /// The onboard base-image catalogue with digests.
         catalogue: Vec<BaseImage>,
         /// Drawn at every start of the agent. A new value tells the ground that the agent
-        /// restarted, and may have lost a plan it had received but not yet stored: the ground
-        /// sends the plans of its unfinished executions again (the agent ignores the ones it
-        /// has, and replays the events of the ones it finished).
+        /// restarted: the ground sends again the plans of its unfinished executions that
+        /// `holds` does not name (the agent replays the events of any it finished).
         boot: u64,
+        /// The executions whose plans the agent holds and has not finished, at most
+        /// [`MAX_HELD_PLANS`] (the ground reads no more).
+        holds: Vec<String>,
     },
     /// Ground → flight: an execution compiled into tasks for the agent to run.
     Plan(Plan),
@@ -69,6 +75,10 @@ pub enum Message {
 }
 
 /// An execution compiled for the flight agent.
+///
+/// The signature covers every other field, so a plan is bound to its target: the system it is
+/// for, when it was issued, when it expires, and its place in that system's sequence of plans
+/// (which the agent never accepts twice; see [`Plan::check_binding`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// The execution's id (a UUID).
@@ -77,6 +87,16 @@ pub struct Plan {
     pub tenant: String,
     /// Tasks, run in order.
     pub tasks: Vec<PlanTask>,
+    /// The system the plan is for (e.g. `em`); another system refuses it.
+    pub system: String,
+    /// The plan's number among the plans the ground issued for `system`, from 1; 0 when not
+    /// yet sealed.
+    pub sequence: u64,
+    /// When the ground issued it, in milliseconds since the Unix epoch.
+    pub issued_ms: u64,
+    /// When it stops being valid, in milliseconds since the Unix epoch (onboard clock): a plan
+    /// that arrives later is refused.
+    pub expires_ms: u64,
     /// The ground's ed25519 signature (see [`PlanSigner`](crate::PlanSigner)); empty when
     /// unsigned.
     pub signature: Vec<u8>,
@@ -369,6 +389,10 @@ mod tests {
                     max_duration_ms: Some(60_000),
                 },
             }],
+            system: "em".into(),
+            sequence: 3,
+            issued_ms: 1_800_000_000_000,
+            expires_ms: 1_800_086_400_000,
             signature: vec![7; 64],
         });
         let bytes = encode_message(&m);

@@ -4,13 +4,17 @@
 //! satellite's link key — decided what runs onboard.
 //!
 //! The signature covers a domain tag and the plan's postcard encoding with its `signature` field
-//! empty.
+//! empty: every other field, including the binding to its target (system, sequence, issue time
+//! and expiry). [`Plan::check_binding`] checks the system and the expiry; the sequence is the
+//! agent's to check against what it has accepted before, since only it knows that.
 
 use ed25519_dalek::{Signer, Verifier};
 
 use crate::Plan;
 
-const DOMAIN: &[u8] = b"orbitdock plan v1\0";
+/// Version 2: plans carry their system, sequence, issue time and expiry. A plan signed under
+/// version 1 never verifies.
+const DOMAIN: &[u8] = b"orbitdock plan v2\0";
 
 /// The ground's plan-signing key.
 #[derive(Clone)]
@@ -24,6 +28,48 @@ pub struct PlanVerifier(ed25519_dalek::VerifyingKey);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the plan's signature does not verify against the ground's key")]
 pub struct PlanSignatureError;
+
+/// A plan whose signature verified but that is not for this system, now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanBindingError {
+    /// Signed for another system.
+    #[error("the plan is for system '{plan}', not '{this}'")]
+    OtherSystem {
+        /// The system the plan names.
+        plan: String,
+        /// The system checking it.
+        this: String,
+    },
+    /// Its validity ended.
+    #[error("the plan expired at {expires_ms} ms since the epoch (now {now_ms})")]
+    Expired {
+        /// When it expired.
+        expires_ms: u64,
+        /// The checker's now.
+        now_ms: u64,
+    },
+}
+
+impl Plan {
+    /// Whether the plan is for `system` and still valid at `now_ms` (milliseconds since the Unix
+    /// epoch, the checker's clock). Meaningful only once the signature verified: it is what
+    /// binds these fields.
+    pub fn check_binding(&self, system: &str, now_ms: u64) -> Result<(), PlanBindingError> {
+        if self.system != system {
+            return Err(PlanBindingError::OtherSystem {
+                plan: self.system.clone(),
+                this: system.to_string(),
+            });
+        }
+        if now_ms >= self.expires_ms {
+            return Err(PlanBindingError::Expired {
+                expires_ms: self.expires_ms,
+                now_ms,
+            });
+        }
+        Ok(())
+    }
+}
 
 fn signed_bytes(plan: &Plan) -> Vec<u8> {
     let unsigned = Plan {
@@ -119,6 +165,10 @@ mod tests {
                     depth: 2,
                 },
             }],
+            system: "em".into(),
+            sequence: 7,
+            issued_ms: 1_000,
+            expires_ms: 2_000,
             signature: Vec::new(),
         }
     }
@@ -131,9 +181,18 @@ mod tests {
         assert_eq!(verifier.verify(&p), Err(PlanSignatureError), "unsigned");
         signer.sign(&mut p);
         assert_eq!(verifier.verify(&p), Ok(()));
-        let mut tampered = p.clone();
-        tampered.tenant = "mallory".into();
-        assert_eq!(verifier.verify(&tampered), Err(PlanSignatureError));
+        let tampered: [fn(&mut Plan); 5] = [
+            |p| p.tenant = "mallory".into(),
+            |p| p.system = "fm".into(),
+            |p| p.sequence += 1,
+            |p| p.issued_ms += 1,
+            |p| p.expires_ms += 1,
+        ];
+        for change in tampered {
+            let mut t = p.clone();
+            change(&mut t);
+            assert_eq!(verifier.verify(&t), Err(PlanSignatureError), "{t:?}");
+        }
         let mut other = plan();
         PlanSigner::from_bytes([5; 32]).sign(&mut other);
         assert_eq!(
@@ -142,5 +201,29 @@ mod tests {
             "another key"
         );
         assert!(PlanSigner::from_hex(&signer.to_hex()).is_some());
+    }
+
+    #[test]
+    fn a_plan_is_bound_to_its_system_and_its_validity() {
+        let p = plan();
+        assert_eq!(p.check_binding("em", 1_999), Ok(()));
+        assert_eq!(
+            p.check_binding("fm", 1_500),
+            Err(PlanBindingError::OtherSystem {
+                plan: "em".into(),
+                this: "fm".into()
+            })
+        );
+        assert_eq!(
+            p.check_binding("em", 2_000),
+            Err(PlanBindingError::Expired {
+                expires_ms: 2_000,
+                now_ms: 2_000
+            })
+        );
+        assert_eq!(
+            p.check_binding("em", 2_000).unwrap_err().to_string(),
+            "the plan expired at 2000 ms since the epoch (now 2000)"
+        );
     }
 }

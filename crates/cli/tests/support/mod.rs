@@ -254,7 +254,7 @@ impl User {
         assert_eq!(status, 200);
         assert_eq!(
             out.status.success(),
-            exec["state"] == "SUCCESS",
+            exec["state"] == "COMPLETED",
             "exec start --wait exits 0 exactly when the execution succeeded"
         );
         exec

@@ -192,18 +192,17 @@ impl Executor {
         let rel = RelPath::parse(tarfile).map_err(invalid)?;
         let path = volume_file(&root, &rel, ErrorCode::DockerTarfileNotFound, "Tar file")?;
         let load_failed = |m: String| TaskResult::fail(ErrorCode::DockerTarfileLoadFailed, m);
-        let p = path.clone();
-        let archive = blocking(move || imagefmt::inspect_file(&p))
+        // The whole decision, in the one function preflight calls too.
+        let (p, wanted) = (path.clone(), format!("{}:{}", image.name, image.tag));
+        let chosen = blocking(move || imagefmt::judge_load(&p, &wanted))
             .await?
-            .map_err(|e| load_failed(format!("{}: {e}", rel.display())))?;
-        let wanted = format!("{}:{}", image.name, image.tag);
-        let Some(index) = archive.find(&wanted) else {
-            return Err(TaskResult::fail(
-                ErrorCode::DockerImageLoadFailed,
-                format!("archive holds {}, not {wanted}", archive.describe_tags()),
-            ));
-        };
-        let id = archive.images()[index].id.to_string();
+            .map_err(|e| match e.kind() {
+                imagefmt::ErrorKind::NotTagged => {
+                    TaskResult::fail(ErrorCode::DockerImageLoadFailed, e.to_string())
+                }
+                _ => load_failed(format!("{}: {e}", rel.display())),
+            })?;
+        let id = chosen.image().id.to_string();
 
         // Load a copy that names nothing, then tag the image id ourselves.
         let staged = self.scratch_file("load");
@@ -213,8 +212,8 @@ impl Executor {
             let output = File::create(&out).map_err(|e| e.to_string())?;
             imagefmt::write_unnamed(
                 BufReader::new(input),
-                &archive,
-                index,
+                chosen.archive(),
+                chosen.index(),
                 BufWriter::new(output),
             )
             .map_err(|e| e.to_string())

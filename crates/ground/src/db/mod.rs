@@ -5,6 +5,14 @@
 //! SQLite in WAL mode. Writes that read before they write (a new file version, a new revision, a
 //! task event) run in `BEGIN IMMEDIATE` transactions from [`write_tx`], so concurrent writers wait
 //! on the busy timeout instead of failing.
+//!
+//! Every commit is durable when it returns (`synchronous=FULL`: the WAL is synced at each
+//! commit). The link acknowledges a system's message once the transaction applying it has
+//! committed, and the system then forgets it: with `NORMAL` the last such commits could vanish on
+//! power loss after the acknowledgement, and the event with them. It is set for every connection,
+//! not for those transactions alone, because the pool hands any connection to any writer and the
+//! ground's write rate (API calls and link events) is low enough that one more fsync per commit
+//! costs nothing that matters; an upload or a new plan is worth as much as an event.
 
 use std::path::Path;
 use std::time::Duration;
@@ -40,10 +48,10 @@ pub(crate) use namespaces::{insert_namespace, namespace_owner, namespaces_of};
 pub(crate) use operations::{OperationRow, operation, operations_of, save_operation};
 pub(crate) use systems::{system, upsert_system};
 pub(crate) use uplinks::{
-    execution_digests, insert_execution_object, insert_execution_plan, unfinished_plans,
-    uplink_owners,
+    execution_digests, insert_execution_object, insert_execution_plan, next_plan_sequence,
+    served_objects, unfinished_plans, uplink_owners,
 };
-pub(crate) use users::{delete_session, insert_session, password_hash, session_user, upsert_user};
+pub(crate) use users::{delete_session, insert_session, password_hash, session_user, set_password};
 pub(crate) use volumes::{VolumeFileRow, replace_volume, volume_files, volumes};
 
 /// The pool.
@@ -57,7 +65,7 @@ pub(crate) async fn open(path: &Path) -> Result<Db, Error> {
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
     let pool = SqlitePoolOptions::new()
@@ -95,6 +103,11 @@ fn migrator() -> Migrator {
             4,
             "execution plans",
             include_str!("../../migrations/0004_execution_plans.sql"),
+        ),
+        m(
+            5,
+            "plan sequences",
+            include_str!("../../migrations/0005_plan_sequences.sql"),
         ),
     ])
 }

@@ -1,8 +1,10 @@
 //! What each execution sends up: the `execution_plans` table (the encoded plan message of each
-//! execution, resent to its system until the execution finishes) and the `execution_objects`
-//! table (the digest and size of that message and of every object of its uplink tasks, so a
-//! queued transfer, known to the link by digest only, can be traced to the executions and
-//! tenants it is for). `queue::record` decides what goes in.
+//! execution, resent to its system until the execution finishes), the `execution_objects` table
+//! (the digest and size of that message and of every object of its uplink tasks, so a queued
+//! transfer, known to the link by digest only, can be traced to the executions and tenants it is
+//! for, and a system is served only the objects of its own unfinished executions) and the
+//! `plan_sequences` table (the last sequence number signed into a plan for each system).
+//! `queue::record` decides what goes in.
 
 use std::collections::{HashMap, HashSet};
 
@@ -45,10 +47,28 @@ pub(crate) async fn insert_execution_object(
     Ok(())
 }
 
-/// The plans of a system's executions that have not finished, oldest first.
-pub(crate) async fn unfinished_plans(db: &Db, system: &str) -> Result<Vec<Vec<u8>>, sqlx::Error> {
+/// The next sequence number of a plan for `system` (from 1), taken in `tx`: the number is used
+/// only if the transaction commits, and never given twice.
+pub(crate) async fn next_plan_sequence(tx: &mut Tx, system: &str) -> Result<u64, sqlx::Error> {
+    let last: i64 = sqlx::query_scalar(
+        "INSERT INTO plan_sequences (system, last) VALUES (?, 1)
+         ON CONFLICT(system) DO UPDATE SET last = last + 1
+         RETURNING last",
+    )
+    .bind(system)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(u64::try_from(last).unwrap_or(0))
+}
+
+/// The plans (execution id, encoded plan message) of a system's executions that have not
+/// finished, oldest first.
+pub(crate) async fn unfinished_plans(
+    db: &Db,
+    system: &str,
+) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT p.plan FROM execution_plans p JOIN executions e ON e.id = p.execution \
+        "SELECT p.execution, p.plan FROM execution_plans p JOIN executions e ON e.id = p.execution \
          WHERE e.system = ? AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING') \
          ORDER BY e.created_at",
     )
@@ -56,8 +76,36 @@ pub(crate) async fn unfinished_plans(db: &Db, system: &str) -> Result<Vec<Vec<u8
     .fetch_all(db)
     .await?;
     rows.iter()
-        .map(|r| r.try_get::<Vec<u8>, _>("plan"))
+        .map(|r| Ok((r.try_get("execution")?, r.try_get("plan")?)))
         .collect()
+}
+
+/// Which of `digests` are objects (not plan messages) an unfinished execution of `system` sends
+/// up: the only objects the ground serves that system.
+pub(crate) async fn served_objects(
+    db: &Db,
+    system: &str,
+    digests: &[Digest],
+) -> Result<HashSet<Digest>, sqlx::Error> {
+    let list: Vec<String> = digests.iter().map(Digest::to_string).collect();
+    let rows = sqlx::query(
+        "SELECT DISTINCT o.digest FROM execution_objects o
+         JOIN executions e ON e.id = o.execution
+         WHERE o.digest IN (SELECT value FROM json_each(?1)) AND e.system = ?2
+           AND o.message = 0 AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING')",
+    )
+    .bind(to_json(&list))
+    .bind(system)
+    .fetch_all(db)
+    .await?;
+    let mut out = HashSet::new();
+    for row in rows {
+        let d: String = row.try_get(0)?;
+        if let Ok(d) = d.parse() {
+            out.insert(d);
+        }
+    }
+    Ok(out)
 }
 
 /// The running executions of `system` (id and tenant) that send up each of `digests`, the

@@ -2,12 +2,15 @@
 
 use super::Db;
 
-pub(crate) async fn upsert_user(
+/// Creates the user with password hash `hash`, or gives an existing user that hash and ends
+/// their sessions (a new password ends every session of the old one), in one transaction.
+pub(crate) async fn set_password(
     db: &Db,
     name: &str,
     hash: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = super::write_tx(db).await?;
     sqlx::query(
         "INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)
          ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash",
@@ -15,14 +18,13 @@ pub(crate) async fn upsert_user(
     .bind(name)
     .bind(hash)
     .bind(now)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
-    // A new password ends every session of the old one.
     sqlx::query("DELETE FROM sessions WHERE user_name = ?")
         .bind(name)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    tx.commit().await
 }
 
 pub(crate) async fn password_hash(db: &Db, name: &str) -> Result<Option<String>, sqlx::Error> {

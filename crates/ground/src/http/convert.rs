@@ -18,10 +18,16 @@ pub(super) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// A state as the database records it.
+/// A task's state as the database records it.
 pub(super) fn state(s: &str) -> Result<api::State, ApiError> {
     s.parse()
         .map_err(|e| ApiError::internal(format!("recorded state: {e}")))
+}
+
+/// An execution's state as the database records it, named as an execution's
+/// (`COMPLETED` for a success, see [`api::State::of_execution`]).
+pub(super) fn execution_state(s: &str) -> Result<api::State, ApiError> {
+    state(s).map(api::State::of_execution)
 }
 
 impl Diagnostic {
@@ -133,7 +139,7 @@ pub(super) fn operation_detail(
         .map(|e| {
             Ok(api::OperationExecution {
                 id: e.id.clone(),
-                state: state(&e.state)?,
+                state: execution_state(&e.state)?,
                 system: e.system.clone(),
                 created_at: time::rfc3339(e.created_at),
             })
@@ -152,7 +158,11 @@ pub(super) fn operation_detail(
 
 // ---- executions ----
 
-fn history(text: &str) -> Result<Vec<api::HistoryEntry>, ApiError> {
+/// A recorded history, each state read by `state` (a task's or an execution's).
+fn history(
+    text: &str,
+    state: fn(&str) -> Result<api::State, ApiError>,
+) -> Result<Vec<api::HistoryEntry>, ApiError> {
     let h: Vec<HistoryEntry> = db::json_or_default(text);
     h.iter()
         .map(|e| {
@@ -172,7 +182,7 @@ fn task(t: &TaskRow) -> Result<api::Task, ApiError> {
         state: state(&t.state)?,
         started_at: time::rfc3339_opt(t.started_at),
         finished_at: time::rfc3339_opt(t.finished_at),
-        history: history(&t.history)?,
+        history: history(&t.history, state)?,
         error: t.error.as_deref().and_then(db::from_json),
         outputs: t.outputs.as_deref().and_then(db::from_json),
     })
@@ -190,12 +200,12 @@ pub(super) fn execution(
         operation: e.operation.clone(),
         revision: count(e.revision),
         system: e.system.clone(),
-        state: state(&e.state)?,
+        state: execution_state(&e.state)?,
         created_at: time::rfc3339(e.created_at),
         scheduled_at: time::rfc3339_opt(e.scheduled_at),
         started_at: time::rfc3339_opt(e.started_at),
         finished_at: time::rfc3339_opt(e.finished_at),
-        history: history(&e.history)?,
+        history: history(&e.history, execution_state)?,
         errors: db::json_or_default(&e.errors),
         tasks: tasks.iter().map(task).collect::<Result<_, _>>()?,
         uplink_eta: uplink_eta.map(|u| {
@@ -216,7 +226,7 @@ pub(super) fn execution_summary(e: &ExecutionRow) -> Result<api::ExecutionSummar
         namespace: e.namespace.clone(),
         operation: e.operation.clone(),
         system: e.system.clone(),
-        state: state(&e.state)?,
+        state: execution_state(&e.state)?,
         created_at: time::rfc3339(e.created_at),
     })
 }

@@ -6,6 +6,9 @@
 //! and answer with the body types of the `api` crate (shared with the CLI), built in `convert`,
 //! so the JSON has one definition. Every failure is an [`ApiError`].
 //!
+//! `server` is the connection loop under `ground::serve` (client addresses, header and write
+//! timeouts); `body_timeout` is the layer that bounds every request body in time.
+//!
 //! [`AuthUser`]: crate::auth::AuthUser
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -21,16 +24,21 @@ use crate::config::limits;
 use crate::error::ApiError;
 use crate::{Ground, dashboard};
 
+mod body_timeout;
 mod convert;
 mod em;
 mod executions;
 mod namespaces;
 mod operations;
+mod server;
 mod session;
 mod systems;
 
+pub(crate) use self::server::serve;
+
 /// The whole HTTP surface.
 pub(crate) fn router(ground: Ground) -> Router {
+    let timeouts = ground.http_timeouts();
     let api = Router::new()
         .route("/login", post(session::login))
         .route("/logout", post(session::logout))
@@ -73,6 +81,10 @@ pub(crate) fn router(ground: Ground) -> Router {
         .merge(em::router(&ground))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(limits::SMALL_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            timeouts,
+            body_timeout::bound,
+        ))
         .with_state(ground)
 }
 

@@ -122,7 +122,7 @@ pub(super) async fn read_file(
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
+        HeaderValue::from_static(crate::reports::FILE_CONTENT_TYPE),
     );
     headers.insert(
         header::CONTENT_LENGTH,

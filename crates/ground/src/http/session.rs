@@ -6,19 +6,24 @@ use axum::http::StatusCode;
 
 use super::J;
 use crate::Ground;
-use crate::auth::{self, AuthUser};
+use crate::auth::{self, AuthUser, ClientAddr, Login};
 use crate::error::ApiError;
 
 pub(super) async fn login(
     State(g): State<Ground>,
+    ClientAddr(client): ClientAddr,
     J(req): J<api::LoginRequest>,
 ) -> Result<Json<api::LoginResponse>, ApiError> {
-    match auth::login(&g, &req.user, &req.password).await? {
-        Some(token) => Ok(Json(api::LoginResponse {
+    match auth::login(&g, &req.user, &req.password, client).await? {
+        Login::Session(token) => Ok(Json(api::LoginResponse {
             token,
             user: req.user,
         })),
-        None => Err(ApiError::WrongCredentials),
+        Login::Wrong => Err(ApiError::WrongCredentials),
+        Login::Throttled(r) => Err(ApiError::TooManyRequests {
+            message: r.message(),
+            retry_after: r.retry_after,
+        }),
     }
 }
 

@@ -2,8 +2,10 @@
 //! [`Operation`] or a list of [`Diagnostic`]s, each with its line and column.
 //!
 //! Parsing never panics and reports every problem it finds, not only the first. The source is
-//! first pre-scanned as events to bound nesting depth (aliases included), so no tree deeper than
-//! [`MAX_DEPTH`] is ever built.
+//! first pre-scanned as events to bound nesting depth and size with aliases expanded, so no tree
+//! deeper than [`MAX_DEPTH`], or larger than `yaml::MAX_NODES` nodes and `yaml::MAX_TEXT` bytes
+//! of text, is ever built. Requests parse on the blocking pool, a few at a time
+//! ([`parse_off_workers`]).
 //!
 //! Three parts: `yaml` reads positioned YAML (the pre-scan, typed field readers, diagnostics),
 //! `schema` knows the fields of an operation and of each task type, and the names and paths it
@@ -153,6 +155,24 @@ impl TaskSpec {
             TaskSpec::ImageList => "docker.image.list",
         }
     }
+}
+
+/// Parses run on the blocking pool at most this many at once: each is bounded in time and
+/// memory, and so are they all together.
+static PARSING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// [`parse`] on the blocking pool (under [`PARSING`]): a megabyte of YAML takes a CPU for a
+/// moment that the async workers serving every other request must not lose.
+pub(crate) async fn parse_off_workers(
+    src: String,
+) -> Result<Result<Operation, Vec<Diagnostic>>, crate::Error> {
+    let _permit = PARSING
+        .acquire()
+        .await
+        .map_err(|e| crate::Error::internal(format!("parsing closed: {e}")))?;
+    tokio::task::spawn_blocking(move || parse(&src))
+        .await
+        .map_err(|e| crate::Error::internal(format!("parsing an operation failed: {e}")))
 }
 
 /// Parses and validates an operation.
@@ -454,6 +474,41 @@ tasks:
         }
         let got = parse(&bomb).unwrap_err();
         assert!(got[0].message.contains("aliases expanded"), "{got:?}");
+        // Shallow, but wide: ten lists of ten aliases of the one before, 10^7 nodes expanded.
+        let mut wide = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..7 {
+            let row = vec![format!("*a{}", i - 1); 10].join(", ");
+            wide.push_str(&format!("a{i}: &a{i} [{row}]\n"));
+        }
+        check(
+            &wide,
+            &format!(
+                "6:10 [-] YAML syntax error at line 6, column 10: the document has more than {} nodes (aliases expanded)",
+                yaml::MAX_NODES
+            ),
+        );
+        // Flat: one long string, aliased until its copies pass the bound on text.
+        let long = "y".repeat(100_000);
+        let mut strings = format!("s: &s \"{long}\"\nl: [");
+        strings.push_str(&vec!["*s"; 30].join(", "));
+        strings.push_str("]\n");
+        let got = parse(&strings).unwrap_err();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0]
+                .message
+                .ends_with("the document has more than 2 MiB of text (aliases expanded)"),
+            "{got:?}"
+        );
+        // Without aliases, the same bounds hold.
+        let many = format!("l: [{}]\n", vec!["x"; 200_001].join(","));
+        let got = parse(&many).unwrap_err();
+        assert!(
+            got[0]
+                .message
+                .ends_with("the document has more than 200000 nodes"),
+            "{got:?}"
+        );
     }
 
     #[test]

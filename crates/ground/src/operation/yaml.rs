@@ -1,7 +1,9 @@
-//! The positioned YAML reader under operations: a pre-scan that bounds nesting (aliases
-//! expanded) before any tree is built, and typed field readers that report every problem with
-//! its line and column, naming the operation or the task it concerns.
+//! The positioned YAML reader under operations: a pre-scan that bounds nesting depth and the
+//! size of the document with its aliases expanded, before any tree is built, and typed field
+//! readers that report every problem with its line and column, naming the operation or the task
+//! it concerns.
 
+use std::collections::HashMap;
 use std::fmt::Display;
 
 use saphyr::{MarkedYaml, Scalar, YamlData};
@@ -10,50 +12,123 @@ use wire::names::NameError;
 
 use super::{Diagnostic, MAX_DEPTH, MAX_DURATION_MS, Severity};
 
-/// Checks nesting depth and alias expansion on the event stream, before any tree is built.
+/// Nodes (scalars, lists and mappings) in a document once its aliases are expanded. The tree
+/// saphyr builds clones an anchor's subtree for every alias, so this bounds its memory: a
+/// thousand tasks of two hundred nodes each fit.
+pub(super) const MAX_NODES: u64 = 200_000;
+
+/// Bytes of scalar text in a document once its aliases are expanded: twice the largest YAML
+/// body the API takes. An alias of a long string is a copy of it in the tree.
+pub(super) const MAX_TEXT: u64 = 2 << 20;
+
+/// What a node weighs once its aliases are expanded.
+#[derive(Debug, Clone, Copy, Default)]
+struct Weight {
+    /// Collections nested inside it, itself included (0 for a scalar).
+    height: usize,
+    nodes: u64,
+    text: u64,
+}
+
+impl Weight {
+    fn add(&mut self, other: Weight) {
+        self.height = self.height.max(other.height);
+        self.nodes = self.nodes.saturating_add(other.nodes);
+        self.text = self.text.saturating_add(other.text);
+    }
+}
+
+/// Checks nesting depth and the expanded size on the event stream, before any tree is built:
+/// every alias weighs what its anchor does, so a document of a few nested anchors (or one
+/// long string aliased many times) is refused here instead of expanding to gigabytes. The
+/// scan keeps one weight per anchor and per open collection, so its own memory is bounded by
+/// the source.
 pub(super) fn prescan(src: &str) -> Result<(), Diagnostic> {
     struct Open {
         anchor: usize,
-        height: usize,
+        weight: Weight,
     }
-    // The height of every anchored collection, by anchor id.
-    let mut heights: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    // The weight of every anchored node, by anchor id.
+    let mut anchors: HashMap<usize, Weight> = HashMap::new();
     let mut stack: Vec<Open> = Vec::new();
+    let mut total = Weight::default();
+    let mut aliases = false;
     for ev in Parser::new_from_str(src) {
         let (ev, span) =
             ev.map_err(|e| syntax_error(e.marker().line(), e.marker().col(), e.info()))?;
-        let leaf = match ev {
+        let at = |what: String| syntax_error(span.start.line(), span.start.col(), &what);
+        let node = match ev {
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                stack.push(Open { anchor, height: 0 });
+                stack.push(Open {
+                    anchor,
+                    weight: Weight {
+                        height: 0,
+                        nodes: 1,
+                        text: 0,
+                    },
+                });
+                total.nodes += 1;
                 if stack.len() > MAX_DEPTH {
-                    return Err(syntax_error(
-                        span.start.line(),
-                        span.start.col(),
-                        &format!("nested deeper than {MAX_DEPTH} levels"),
-                    ));
+                    return Err(at(format!("nested deeper than {MAX_DEPTH} levels")));
                 }
-                continue;
+                None
             }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let Some(open) = stack.pop() else { continue };
-                let h = open.height + 1;
+            Event::SequenceEnd | Event::MappingEnd => stack.pop().map(|open| {
+                let w = Weight {
+                    height: open.weight.height + 1,
+                    ..open.weight
+                };
                 if open.anchor != 0 {
-                    heights.insert(open.anchor, h);
+                    anchors.insert(open.anchor, w);
                 }
-                h
+                // Its nodes were counted into the total as they came.
+                (w, Weight::default())
+            }),
+            Event::Scalar(value, _, anchor, _) => {
+                let w = Weight {
+                    height: 0,
+                    nodes: 1,
+                    text: value.len() as u64,
+                };
+                if anchor != 0 {
+                    anchors.insert(anchor, w);
+                }
+                Some((w, w))
             }
-            Event::Alias(id) => heights.get(&id).copied().unwrap_or(0),
-            _ => 0,
+            Event::Alias(id) => {
+                aliases = true;
+                // An unknown anchor becomes one bad value.
+                let w = anchors.get(&id).copied().unwrap_or(Weight {
+                    height: 0,
+                    nodes: 1,
+                    text: 0,
+                });
+                Some((w, w))
+            }
+            _ => None,
         };
-        if stack.len() + leaf > MAX_DEPTH {
-            return Err(syntax_error(
-                span.start.line(),
-                span.start.col(),
-                &format!("nested deeper than {MAX_DEPTH} levels (aliases expanded)"),
-            ));
+        let Some((node, new)) = node else { continue };
+        total.nodes = total.nodes.saturating_add(new.nodes);
+        total.text = total.text.saturating_add(new.text);
+        let expanded = if aliases { " (aliases expanded)" } else { "" };
+        if stack.len() + node.height > MAX_DEPTH {
+            return Err(at(format!(
+                "nested deeper than {MAX_DEPTH} levels{expanded}"
+            )));
+        }
+        if total.nodes > MAX_NODES {
+            return Err(at(format!(
+                "the document has more than {MAX_NODES} nodes{expanded}"
+            )));
+        }
+        if total.text > MAX_TEXT {
+            return Err(at(format!(
+                "the document has more than {} MiB of text{expanded}",
+                MAX_TEXT >> 20
+            )));
         }
         if let Some(parent) = stack.last_mut() {
-            parent.height = parent.height.max(leaf);
+            parent.weight.add(node);
         }
     }
     Ok(())

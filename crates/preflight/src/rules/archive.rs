@@ -1,10 +1,11 @@
 //! Image archives (`docker save` tars): platform (OD601), what the flight would refuse (OD602,
-//! OD606), sizes (OD603, OD604), bytes to uplink and ETA (OD605), and the image's user.
+//! OD606, OD607), sizes (OD603, OD604), bytes to uplink and ETA (OD605), and the image's user.
 //!
-//! The archive is read and judged by [`imagefmt::inspect_file`], the function the flight agent
-//! runs before every `docker load`: an archive gets an error of a code in [`ARCHIVE_REFUSALS`]
-//! exactly when the flight would refuse it. Only headers and the small JSON members are read:
-//! layer bodies are skipped by seeking.
+//! The archive is read and judged by [`imagefmt::judge_load`], the function the flight agent
+//! runs before every `docker load` (or, when no image is named, by [`imagefmt::inspect_file`],
+//! its first half): an archive gets an error of a code in [`ARCHIVE_REFUSALS`] exactly when the
+//! flight would refuse it. Only headers and the small JSON members are read: layer bodies are
+//! skipped by seeking.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -14,63 +15,89 @@ use crate::diagnostic::{Diagnostic, Severity};
 use crate::lint::{ArchiveImage, ArchiveOptions, Facts, LayerFacts, Report};
 
 /// The codes of the archive diagnostics that mean "the flight refuses to load this": an archive
-/// has an error of one of these codes if and only if [`imagefmt::inspect_file`] refuses it.
+/// has an error of one of these codes if and only if [`imagefmt::judge_load`] refuses it.
 /// OD601 (another platform) is not among them: the flight loads such an image, which then
 /// cannot run.
-pub const ARCHIVE_REFUSALS: &[&str] = &["OD602", "OD606"];
+pub const ARCHIVE_REFUSALS: &[&str] = &["OD602", "OD606", "OD607"];
 
-/// The code of each refusal of the archive judge.
-fn refusal_code(kind: imagefmt::ErrorKind) -> &'static str {
-    match kind {
-        imagefmt::ErrorKind::Unsafe | imagefmt::ErrorKind::Changed => "OD606",
-        _ => "OD602",
-    }
-}
-
-/// OD601–OD606 for an image archive.
+/// OD601–OD607 for an image archive. `image` is the image a `docker.load` task names
+/// (`name:tag`): the archive must hold it, and only it is checked, as only it is loaded. With
+/// none (`orbitdock lint app.tar`), every image of the archive is checked.
 ///
 /// ```text
 /// $ docker save my-amd64-image > app.tar
 /// $ orbitdock lint app.tar --system sat1
 /// app.tar: error[OD601]: image `my-amd64-image:latest` is linux/amd64, but system `sat1` runs linux/arm64
 /// ```
-pub fn lint_archive(path: &Path, system: &System, options: &ArchiveOptions<'_>) -> Report {
+pub fn lint_archive(
+    path: &Path,
+    image: Option<&str>,
+    system: &System,
+    options: &ArchiveOptions<'_>,
+) -> Report {
     let name = path.to_string_lossy().into_owned();
     let mut out = Out {
         file: name.clone(),
         diagnostics: Vec::new(),
     };
     let mut facts = Facts::default();
-    match imagefmt::inspect_file(path) {
-        Ok(archive) => {
+    let judged = match image {
+        Some(wanted) => imagefmt::judge_load(path, wanted).map(|l| vec![l.image().clone()]),
+        None => imagefmt::inspect_file(path).map(|a| a.images().to_vec()),
+    };
+    match judged {
+        Ok(images) => {
             let mut onboard: BTreeSet<&str> =
                 options.known_layers.iter().map(String::as_str).collect();
             for b in &system.catalogue.images {
                 onboard.extend(b.layers.iter().map(String::as_str));
             }
-            for img in archive.images() {
+            for img in &images {
                 facts
                     .archive
                     .push(check_image(&mut out, img, system, &onboard, options));
             }
         }
         Err(e) => {
-            let code = refusal_code(e.kind());
-            let (message, help) = if code == "OD606" {
-                (
-                    format!("the flight refuses this image archive: {e}"),
-                    "upload the output of `docker save IMAGE > image.tar` as it is; do not edit the archive",
-                )
-            } else {
-                (
-                    format!("cannot read the image archive: {e}"),
-                    "upload the output of `docker save IMAGE > image.tar` (uncompressed)",
-                )
-            };
-            out.push(code, message, Some(help.into()));
+            let (code, message, help) = refusal(&e, image.unwrap_or(""));
+            out.push(code, message, Some(help));
         }
     }
     Report::finish(out.diagnostics, facts, Vec::new())
+}
+
+/// The diagnostic of each refusal of the archive judge: its code, message and help.
+fn refusal(e: &imagefmt::ArchiveError, wanted: &str) -> (&'static str, String, String) {
+    use imagefmt::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotTagged => (
+            "OD607",
+            format!("the flight cannot load `{wanted}` from this archive: {e}"),
+            format!(
+                "save the image under the name the task loads (`docker save {wanted} > \
+                 image.tar`), or name one of the archive's images in the task's `image`"
+            ),
+        ),
+        ErrorKind::OnBuild => (
+            "OD606",
+            format!("the flight refuses this image archive: {e}"),
+            "remove the ONBUILD instructions from the image's Dockerfile, build it again and \
+             `docker save` it"
+                .into(),
+        ),
+        ErrorKind::Unsafe | ErrorKind::Changed => (
+            "OD606",
+            format!("the flight refuses this image archive: {e}"),
+            "upload the output of `docker save IMAGE > image.tar` as it is; do not edit the \
+             archive"
+                .into(),
+        ),
+        _ => (
+            "OD602",
+            format!("cannot read the image archive: {e}"),
+            "upload the output of `docker save IMAGE > image.tar` (uncompressed)".into(),
+        ),
+    }
 }
 
 struct Out {
@@ -264,6 +291,7 @@ mod tests {
         std::fs::write(&path, data).unwrap();
         lint_archive(
             &path,
+            Some("x:1"),
             &System::flight("sat1"),
             &ArchiveOptions {
                 known_layers: &["sha256:00".into()],
@@ -361,6 +389,70 @@ mod tests {
             assert_eq!(codes, ["OD606"], "{}", r.render());
             assert!(r.facts.archive.is_empty());
         }
+    }
+
+    /// A `docker.load` names one image: the archive must hold it, and only it is checked, as
+    /// only it is loaded. Without a name, every image is.
+    #[test]
+    fn a_load_checks_the_image_it_names() {
+        let config = |arch: &str| {
+            format!(
+                r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"diff_ids":[]}},"config":{{"User":"1"}}}}"#
+            )
+        };
+        let (arm, amd) = (config("arm64"), config("amd64"));
+        let name = |c: &str| format!("{}.json", wire::Digest::of(c.as_bytes()).hex());
+        let manifest = format!(
+            r#"[{{"Config":"{}","RepoTags":["x:1"],"Layers":[]}},{{"Config":"{}","RepoTags":["y:1"],"Layers":[]}}]"#,
+            name(&arm),
+            name(&amd)
+        );
+        let data = tar_of(
+            &[
+                ("manifest.json", manifest.as_bytes()),
+                (&name(&arm), arm.as_bytes()),
+                (&name(&amd), amd.as_bytes()),
+            ],
+            &[],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("image.tar");
+        std::fs::write(&path, &data).unwrap();
+        let lint = |image: Option<&str>| {
+            lint_archive(
+                &path,
+                image,
+                &System::flight("sat1"),
+                &ArchiveOptions {
+                    known_layers: &[],
+                    eta: Eta::None,
+                },
+            )
+        };
+        let r = lint(Some("x:1"));
+        assert!(!r.has_errors(), "{}", r.render());
+        assert_eq!(r.facts.archive.len(), 1);
+        assert_eq!(r.facts.archive[0].tags, ["x:1"]);
+        let r = lint(Some("y:1"));
+        let codes: Vec<_> = r
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(|d| d.code)
+            .collect();
+        assert_eq!(codes, ["OD601"], "{}", r.render());
+        let r = lint(None);
+        assert_eq!(r.facts.archive.len(), 2, "{}", r.render());
+        let r = lint(Some("z:1"));
+        assert_eq!(r.diagnostics.len(), 1, "{}", r.render());
+        let d = &r.diagnostics[0];
+        assert_eq!(d.code, "OD607");
+        assert_eq!(
+            d.message,
+            "the flight cannot load `z:1` from this archive: archive holds [x:1, y:1], not z:1"
+        );
+        assert!(d.help.as_deref().unwrap().contains("docker save z:1"));
+        assert!(r.facts.archive.is_empty());
     }
 
     #[test]

@@ -269,7 +269,14 @@ pub const RULES: &[RuleInfo] = &[
         "archive-unsafe",
         Error,
         "an image archive holds what the flight refuses to load: unclean or repeated member names, \
-         links that leave the archive, a config or blob that does not hash to its name",
+         links that leave the archive, a config or blob that does not hash to its name, an image \
+         with ONBUILD triggers",
+    ),
+    rule(
+        "OD607",
+        "archive-image",
+        Error,
+        "an image archive does not hold the image its docker.load task names",
     ),
 ];
 

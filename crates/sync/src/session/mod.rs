@@ -259,6 +259,14 @@ impl Session {
         self.out.len()
     }
 
+    /// Whether a message whose bytes have this digest waits in the outbox (queued, or sent and
+    /// not yet committed by the peer).
+    pub fn has_outgoing_message(&self, digest: &Digest) -> bool {
+        self.out
+            .values()
+            .any(|o| o.entry.body.is_some() && o.entry.offer.digest == *digest)
+    }
+
     /// The outgoing transfers in the order they will be sent (priority, then age), with the
     /// bytes of each not yet known to be received: what an ETA is computed from.
     pub fn outgoing_transfers(&self) -> Vec<OutgoingTransfer> {

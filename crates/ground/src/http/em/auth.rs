@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::params::Params;
 use super::shapes::{Access, AuthFailure, EmError, Tokens};
+use crate::auth::{ClientAddr, Login};
+use crate::error::ApiError;
 use crate::{Ground, auth, em};
 
 /// Django REST Framework's answer to missing fields: `{"field": ["This field is required."]}`.
@@ -23,7 +25,11 @@ fn required(fields: &[&'static str]) -> Response {
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
-pub(super) async fn token(State(g): State<Ground>, p: Params) -> Result<Response, EmError> {
+pub(super) async fn token(
+    State(g): State<Ground>,
+    ClientAddr(client): ClientAddr,
+    p: Params,
+) -> Result<Response, EmError> {
     let (user, password) = (p.text("username")?, p.text("password")?);
     let (Some(user), Some(password)) = (user.as_deref(), password.as_deref()) else {
         let missing: Vec<&'static str> = [("username", &user), ("password", &password)]
@@ -33,11 +39,20 @@ pub(super) async fn token(State(g): State<Ground>, p: Params) -> Result<Response
             .collect();
         return Ok(required(&missing));
     };
-    let Some(access) = auth::login(&g, user, password)
+    let access = match auth::login(&g, user, password, client)
         .await
         .map_err(EmError::internal)?
-    else {
-        return Ok(AuthFailure::wrong_credentials().into_response());
+    {
+        Login::Session(token) => token,
+        Login::Wrong => return Ok(AuthFailure::wrong_credentials().into_response()),
+        // The same throttle as every login, answered as the rest of the EM API answers errors.
+        Login::Throttled(r) => {
+            return Err(ApiError::TooManyRequests {
+                message: r.message(),
+                retry_after: r.retry_after,
+            }
+            .into());
+        }
     };
     let refresh = em::issue_refresh(&g, user)
         .await

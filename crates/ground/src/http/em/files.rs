@@ -205,7 +205,12 @@ pub(super) async fn downlink(
         )
         .execution(&ended.execution));
     };
-    let digest: wire::Digest = file.digest.parse().map_err(EmError::internal)?;
+    let digest: wire::Digest = file
+        .digest
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .map_err(EmError::internal)?;
     let blob = tokio::fs::File::open(g.blobs().path(&digest))
         .await
         .map_err(EmError::internal)?;

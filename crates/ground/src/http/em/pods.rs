@@ -441,6 +441,9 @@ mod tests {
                 exit_code: exit,
                 log_tail: Vec::new(),
                 images: Vec::new(),
+                uri: None,
+                content_type: None,
+                content_length: None,
             }),
         }
     }

@@ -226,6 +226,8 @@ impl From<ApiError> for EmError {
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::TooLarge(_) => "TOO_LARGE",
             ApiError::Unprocessable(_) => "UNPROCESSABLE",
+            ApiError::RequestTimeout(_) => "REQUEST_TIMEOUT",
+            ApiError::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
         };
         // A generated operation that does not validate names the caller's value in its first
         // problem; the rest of the summary is about a YAML the caller never wrote.

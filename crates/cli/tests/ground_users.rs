@@ -1,0 +1,159 @@
+//! `orbitdock ground` as its own process: users from a file (whose mode is checked), from
+//! `ORBITDOCK_USERS` and (with a warning) from `--user`; and a CLI session made before a restart
+//! of the ground still works after it.
+
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::{BIN, free_udp, run_cli};
+
+/// The arguments of a ground on `http` with one system, its users from `users_file`.
+fn ground_args(data: &Path, http: &str, users_file: &Path) -> Vec<String> {
+    let system = format!("em={},{}", free_udp(), free_udp());
+    [
+        "ground",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--http",
+        http,
+        "--system",
+        &system,
+        "--users-file",
+        users_file.to_str().unwrap(),
+        "--user",
+        "carol:pw-carol",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// Starts the ground, its log in `log`, and waits until it answers.
+async fn start(args: &[String], log: &Path) -> tokio::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(args)
+        .env("ORBITDOCK_USERS", "bob:pw-bob\n# and a comment\n")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://{}", args[4]);
+    for _ in 0..300 {
+        if let Ok(r) = reqwest::get(format!("{url}/healthz")).await
+            && r.status().is_success()
+        {
+            return child;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the ground exited during start-up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the ground did not answer on {url}");
+}
+
+/// Stops the ground as Ctrl-C would.
+async fn stop(mut child: tokio::process::Child) {
+    let pid = child.id().unwrap() as i32;
+    std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the ground stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn a_cli_session_survives_a_restart_of_the_ground() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ground");
+    let out = run_cli(
+        &["keygen", data.join("keys/em.key").to_str().unwrap()],
+        &dir.path().join("none.json"),
+    )
+    .await;
+    assert!(out.status.success());
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let url = format!("http://{http}");
+    let log = dir.path().join("ground.log");
+
+    // A users file others may read is refused, before anything starts.
+    let users = dir.path().join("users");
+    std::fs::write(&users, "# the ground's users\nalice:pw-alice\n").unwrap();
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let args = ground_args(&data, &http, &users);
+    let refused = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(BIN).args(&args).output(),
+    )
+    .await
+    .expect("the ground exits")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("may be read or written by others (mode 0644)"),
+        "{stderr}"
+    );
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let ground = start(&args, &log).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("--user shows the password to anyone who can list this machine's processes"),
+        "{text}"
+    );
+    // Every source of users works: the file, the environment, the flag.
+    let session = dir.path().join("alice.json");
+    for (user, password) in [
+        ("bob", "pw-bob"),
+        ("carol", "pw-carol"),
+        ("alice", "pw-alice"),
+    ] {
+        let login = [
+            "login",
+            "--server",
+            &url,
+            "--user",
+            user,
+            "--password",
+            password,
+        ];
+        assert!(run_cli(&login, &session).await.status.success(), "{user}");
+    }
+    let payload = dir.path().join("payload");
+    std::fs::create_dir_all(&payload).unwrap();
+    std::fs::write(payload.join("hello.txt"), "hi\n").unwrap();
+    let push = ["files", "push", payload.to_str().unwrap(), "-n", "kept"];
+    assert!(run_cli(&push, &session).await.status.success());
+
+    // The ground restarts with the same users; alice's session still works.
+    stop(ground).await;
+    let ground = start(&args, &log).await;
+    let out = run_cli(&["files", "ls", "kept"], &session).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the session made before the restart still works"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/hello.txt"));
+    stop(ground).await;
+}
