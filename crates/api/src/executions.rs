@@ -184,6 +184,9 @@ pub struct TaskOutputs {
     pub exit_code: Option<i64>,
     /// The last lines of the build or container log.
     pub log_tail: Vec<String>,
+    /// The tenant's images (`docker.image.list`); absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<TenantImage>,
     /// Clustergate-2's archive of the task's files. orbitdock lands a downlink's files one by
     /// one, each with its own `uri` in `files`, and keeps no archive: always `null`.
     #[serde(default)]
@@ -194,6 +197,22 @@ pub struct TaskOutputs {
     /// The bytes of `files`, together; `null` when the task has no files.
     #[serde(default, rename = "contentLength")]
     pub content_length: Option<u64>,
+}
+
+/// One of the tenant's images onboard, as `docker.image.list` reports it (Clustergate-2's
+/// field names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantImage {
+    /// The name, as the tenant writes it in `pod.run` (no onboard prefix).
+    pub repository: String,
+    /// The tag.
+    pub tag: String,
+    /// The image id, `sha256:<hex>`.
+    pub id: String,
+    /// When it was created.
+    pub created: String,
+    /// Bytes.
+    pub size: u64,
 }
 
 /// The path part of a URI for `path` (`/a b/c` → `/a%20b/c`): every byte but unreserved

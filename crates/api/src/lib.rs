@@ -25,7 +25,8 @@ mod systems;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use executions::{
     Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, StartExecution, State,
-    Task, TaskError, TaskOutputs, UnknownState, UplinkEta, encode_path, namespace_file_uri,
+    Task, TaskError, TaskOutputs, TenantImage, UnknownState, UplinkEta, encode_path,
+    namespace_file_uri,
 };
 pub use files::{
     CreateNamespace, FileList, Namespace, NamespaceFile, NamespaceList, Uploaded, UploadedFile,

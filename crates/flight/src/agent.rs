@@ -59,6 +59,9 @@ const OUTBOX: usize = 64;
 const HELLO_EVERY: Duration = Duration::from_secs(30);
 
 /// What the agent has for the ground, in the order it goes to the link.
+// A message is a few hundred bytes inline; the outbox holds at most `OUTBOX` of them, so boxing
+// each would only add an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
     /// A message, encoded for the link by [`run`] (see [`link::MessageSender::send`]).
@@ -542,12 +545,15 @@ impl Agent {
             return;
         }
         let dir = self.inner.exec.volumes.volume_dir(tenant, volume);
-        if !dir.is_dir() {
-            return;
-        }
-        let listed =
-            tokio::task::spawn_blocking(move || volumes::list(&dir, "", u32::MAX, MAX_LISTING))
-                .await;
+        // A volume that is gone (deleted) is listed empty.
+        let listed = tokio::task::spawn_blocking(move || {
+            if dir.is_dir() {
+                volumes::list(&dir, "", u32::MAX, MAX_LISTING)
+            } else {
+                (Vec::new(), false)
+            }
+        })
+        .await;
         if let Ok((files, _)) = listed {
             self.send(Message::VolumeListing {
                 tenant: tenant.into(),
@@ -576,7 +582,9 @@ fn replay(record: &PlanRecord) -> Vec<Message> {
 /// The volume a task may change, for a fresh listing after it.
 fn changed_volume(kind: &TaskKind) -> Option<&str> {
     match kind {
-        TaskKind::Uplink { volume, .. } | TaskKind::PodRun { volume, .. } => Some(volume),
+        TaskKind::Uplink { volume, .. }
+        | TaskKind::PodRun { volume, .. }
+        | TaskKind::FilesDelete { volume, .. } => Some(volume),
         _ => None,
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
-    BuildImageOptions, CreateContainerOptions, ImportImageOptions, LogsOptions,
+    BuildImageOptions, CreateContainerOptions, ImportImageOptions, ListImagesOptions, LogsOptions,
     RemoveContainerOptions, StopContainerOptions, TagImageOptions, WaitContainerOptions,
 };
 use bytes::Bytes;
@@ -86,6 +86,19 @@ pub struct ImageInfo {
     pub labels: BTreeMap<String, String>,
 }
 
+/// One image as the engine lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageSummary {
+    /// The image id, `sha256:<hex>`.
+    pub id: String,
+    /// Its `repo:tag` names.
+    pub repo_tags: Vec<String>,
+    /// When it was created, seconds since the Unix epoch.
+    pub created: i64,
+    /// Its size in bytes.
+    pub size: i64,
+}
+
 /// A request body: a file streamed from disk, or bytes in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
@@ -139,6 +152,9 @@ pub trait Runtime: Send + Sync + 'static {
         &'a self,
         reference: &'a str,
     ) -> BoxFuture<'a, RtResult<Option<ImageInfo>>>;
+    /// The images whose names match `reference` (a `docker images` reference filter such as
+    /// `tenants/alice/*`).
+    fn list_images<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, RtResult<Vec<ImageSummary>>>;
     /// Builds with the legacy builder, without network and without pulling; every output line
     /// goes to `log`. The caller bounds the time (dropping the future cancels the build).
     fn build_image<'a>(
@@ -357,6 +373,28 @@ impl Runtime for DockerRuntime {
         })
     }
 
+    fn list_images<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, RtResult<Vec<ImageSummary>>> {
+        Box::pin(async move {
+            let options = ListImagesOptions {
+                filters: Some(HashMap::from([(
+                    "reference".to_string(),
+                    vec![reference.to_string()],
+                )])),
+                ..Default::default()
+            };
+            let listed = bounded("list images", self.docker.list_images(Some(options))).await?;
+            Ok(listed
+                .into_iter()
+                .map(|i| ImageSummary {
+                    id: i.id,
+                    repo_tags: i.repo_tags,
+                    created: i.created,
+                    size: i.size,
+                })
+                .collect())
+        })
+    }
+
     fn build_image<'a>(
         &'a self,
         request: &'a BuildRequest,
@@ -548,6 +586,7 @@ pub(crate) mod fake {
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub(crate) enum Call {
         Inspect(String),
+        List(String),
         Build {
             tag: String,
             dockerfile: String,
@@ -627,6 +666,30 @@ pub(crate) mod fake {
             self.record(Call::Inspect(reference.into()));
             let found = self.script.lock().unwrap().images.get(reference).cloned();
             Box::pin(async move { Ok(found) })
+        }
+
+        /// Matches the names by `reference` read as a prefix up to its first `*`.
+        fn list_images<'a>(
+            &'a self,
+            reference: &'a str,
+        ) -> BoxFuture<'a, RtResult<Vec<ImageSummary>>> {
+            self.record(Call::List(reference.into()));
+            let prefix = reference.split('*').next().unwrap_or_default();
+            let listed = self
+                .script
+                .lock()
+                .unwrap()
+                .images
+                .iter()
+                .filter(|(name, _)| name.starts_with(prefix) && name.contains(':'))
+                .map(|(name, info)| ImageSummary {
+                    id: info.id.clone(),
+                    repo_tags: vec![name.clone()],
+                    created: 1_700_000_000,
+                    size: 1000,
+                })
+                .collect();
+            Box::pin(async move { Ok(listed) })
         }
 
         fn build_image<'a>(

@@ -231,6 +231,41 @@ pub(crate) fn resolve_existing(root: &Path, rel: &RelPath) -> Result<PathBuf, Pa
     }
 }
 
+/// Resolves an existing path for removal: its parent canonically (inside `root`), then the last
+/// component as it is, not followed (a symlink is removed, not its target). The root itself
+/// cannot be resolved for removal.
+pub(crate) fn resolve_for_removal(root: &Path, rel: &RelPath) -> Result<PathBuf, PathError> {
+    let Some((last, parents)) = rel.parts.split_last() else {
+        return Err(PathError::Invalid(
+            "the volume root is not a file or folder to delete".into(),
+        ));
+    };
+    let parent = RelPath {
+        parts: parents.to_vec(),
+    };
+    let dir = resolve_existing(root, &parent).map_err(|e| match e {
+        PathError::NotFound(_) => {
+            PathError::NotFound(format!("{}: no such file or folder", rel.display()))
+        }
+        e => e,
+    })?;
+    if !dir.is_dir() {
+        return Err(PathError::NotFound(format!(
+            "{}: no such file or folder",
+            rel.display()
+        )));
+    }
+    let path = dir.join(last);
+    match fs::symlink_metadata(&path) {
+        Ok(_) => Ok(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(PathError::NotFound(format!(
+            "{}: no such file or folder",
+            rel.display()
+        ))),
+        Err(e) => Err(PathError::Io(format!("{}: {e}", rel.display()))),
+    }
+}
+
 /// Prepares a file path for writing: creates the missing parent folders (owned by `owner`,
 /// through `volumes`), refuses a parent that resolves outside the volume, and returns the path
 /// to write (atomically, by rename: an existing symlink there is replaced, not followed).

@@ -106,7 +106,8 @@ pub(crate) async fn user_for_token(ground: &Ground, token: &str) -> Result<Optio
     Ok(db::session_user(ground.db(), &token_hash(token), time::now_ms()).await?)
 }
 
-fn token_hash(token: &str) -> String {
+/// How a token is stored: its sha256, hex.
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -208,6 +209,11 @@ pub(crate) async fn login(
         return Ok(Login::Wrong);
     }
     ground.logins().succeeded(attempt);
+    open_session(ground, name).await.map(Login::Session)
+}
+
+/// Opens a session for `name`, already authenticated; returns its token.
+pub(crate) async fn open_session(ground: &Ground, name: &str) -> Result<String, Error> {
     let token = hex::encode(rand::random::<[u8; 32]>());
     let now = time::now_ms();
     db::insert_session(
@@ -218,7 +224,7 @@ pub(crate) async fn login(
         now + limits::SESSION_MS,
     )
     .await?;
-    Ok(Login::Session(token))
+    Ok(token)
 }
 
 /// Whether `password` is `user`'s. An unknown user costs the same hashing as a wrong password.

@@ -389,6 +389,14 @@ pub(crate) fn compile(
                 volume: volume(v),
                 max_duration_ms: *max_duration_ms,
             },
+            TaskSpec::FilesDelete {
+                sources: paths,
+                volume: v,
+            } => TaskKind::FilesDelete {
+                volume: volume(v),
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+            },
+            TaskSpec::ImageList => TaskKind::ImageList,
         };
         tasks.push(PlanTask {
             id: task.id.to_string(),

@@ -10,7 +10,8 @@
 //! store, often after the event that lists them; a downlink lands once all its files are here.
 //!
 //! It never talks to Docker and never runs a task itself: the flight agent does, and is the
-//! source of truth for onboard state.
+//! source of truth for onboard state. Clustergate-2's EM API (`docs/em-api.md`) is served beside
+//! our own: each of its calls is an operation generated, applied and executed like any other.
 //!
 //! A flying system's [`SystemOrbit`] (elements and stations) gives its passes, its ground track
 //! and a predicted completion for every transfer in its uplink queue; `orbit` computes them from
@@ -28,6 +29,7 @@ mod config;
 mod dashboard;
 mod db;
 mod downlink;
+mod em;
 mod error;
 mod executor;
 mod http;
@@ -68,6 +70,8 @@ pub struct Ground {
     clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
     /// Signs every plan before it is stored and sent.
     signer: Arc<wire::PlanSigner>,
+    /// The Clustergate-2 EM API's lock and bounds.
+    em: Arc<em::Em>,
     /// Failed logins, per user and address, per address and per user.
     logins: Arc<auth::LoginThrottle>,
     /// How long the HTTP server waits on a client.
@@ -117,6 +121,7 @@ impl Ground {
             orbits: Arc::new(passes::Orbits::new(&config.systems)),
             clock: Arc::new(SystemTime::now),
             signer: Arc::new(config.plan_signer),
+            em: Arc::new(em::Em::new(em::UPLINK_BYTES)),
             logins: Arc::default(),
             http_timeouts: HttpTimeouts::STANDARD,
         })
@@ -153,6 +158,15 @@ impl Ground {
         Ground { clock, ..self }
     }
 
+    /// The same ground, with the EM API's uplink bound (Clustergate-2's 2 GB per call) set to
+    /// `bytes` (tests lower it to show the refusal without sending gigabytes).
+    pub fn with_em_uplink_limit(self, bytes: u64) -> Ground {
+        Ground {
+            em: Arc::new(em::Em::new(bytes)),
+            ..self
+        }
+    }
+
     /// The same ground, its HTTP server waiting on clients as `timeouts` says instead of
     /// [`HttpTimeouts::STANDARD`] (tests shorten them).
     pub fn with_http_timeouts(self, timeouts: HttpTimeouts) -> Ground {
@@ -175,7 +189,8 @@ impl Ground {
         auth::ensure_user_hashed(self, name, phc).await
     }
 
-    /// The whole HTTP surface: the API under `/api/v1`, `/healthz`, and the dashboard at `/`.
+    /// The whole HTTP surface: the API under `/api/v1`, `/healthz`, the dashboard at `/`, and
+    /// Clustergate-2's EM API (`/auth/`, `/em/...`, `docs/em-api.md`).
     pub fn app(&self) -> axum::Router {
         http::router(self.clone())
     }
@@ -194,6 +209,10 @@ impl Ground {
 
     pub(crate) fn system_names(&self) -> impl Iterator<Item = &str> {
         self.systems.keys().map(String::as_str)
+    }
+
+    pub(crate) fn em(&self) -> &em::Em {
+        &self.em
     }
 
     pub(crate) fn logins(&self) -> &auth::LoginThrottle {

@@ -550,7 +550,15 @@ fn plan(
                 }
                 images.push(format!("{}:{}", image.name, image.tag));
             }
-            TaskSpec::Downlink { .. } | TaskSpec::FilesList { .. } => {}
+            TaskSpec::FilesDelete { sources, volume } => {
+                if let Some(v) = volumes.get_mut(&volume_name(volume.as_ref(), tenant)) {
+                    for p in sources {
+                        let (path, under) = (p.as_str(), format!("{}/", p.as_str()));
+                        v.retain(|k, _| !p.is_root() && k != path && !k.starts_with(&under));
+                    }
+                }
+            }
+            TaskSpec::Downlink { .. } | TaskSpec::FilesList { .. } | TaskSpec::ImageList => {}
         }
     }
     checks

@@ -243,6 +243,17 @@ pub(crate) fn outputs_json(
         message: o.message.clone(),
         exit_code: o.exit_code,
         log_tail: o.log_tail.clone(),
+        images: o
+            .images
+            .iter()
+            .map(|i| api::TenantImage {
+                repository: i.name.clone(),
+                tag: i.tag.clone(),
+                id: i.id.clone(),
+                created: time::rfc3339(i64::try_from(i.created_ms).unwrap_or(0)),
+                size: i.size,
+            })
+            .collect(),
         uri: None,
         content_type: None,
         content_length,

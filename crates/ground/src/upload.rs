@@ -1,4 +1,6 @@
-//! Uploads into a namespace: a tar stream or multipart `file` parts ([`store`]).
+//! Uploads into a namespace: a tar stream or multipart `file` parts ([`store`]); the EM API's
+//! uplink stages its own form ([`stage_form`] by its [`FormRules`]) and [`commit`]s it the same
+//! way.
 //!
 //! Every entry is validated and its content written to a staging folder while it is hashed; the
 //! staged files are committed (blobs, then one transaction of rows) only when the whole upload
@@ -66,8 +68,10 @@ pub(crate) async fn store(
         .unwrap_or_default()
         .to_ascii_lowercase();
     let staged = if content_type.starts_with("multipart/form-data") {
-        let multipart = Multipart::from_request(req, g).await?;
-        stage_multipart(g.blobs(), &prefix, multipart).await?
+        let mut multipart = Multipart::from_request(req, g).await?;
+        stage_form(g.blobs(), &prefix, &mut multipart, NAMESPACE_FORM)
+            .await?
+            .staged
     } else if [
         "application/x-tar",
         "application/tar",
@@ -82,6 +86,17 @@ pub(crate) async fn store(
             "send a tar (Content-Type: application/x-tar) or multipart/form-data with 'file' parts",
         ));
     };
+    commit(g, user, ns, &staged).await
+}
+
+/// Commits staged files into `user`'s namespace `ns` (created if it does not exist): the blobs,
+/// then one transaction of new versions. Either every file becomes a new version or none does.
+pub(crate) async fn commit(
+    g: &Ground,
+    user: &str,
+    ns: &str,
+    staged: &Staged,
+) -> Result<Vec<StoredFile>, ApiError> {
     // The blobs must be durable before the rows naming them are: sync every folder the renames
     // touched (once each, however many files share it) before the transaction commits.
     let mut dirs = blobs::DirSync::default();
@@ -123,6 +138,38 @@ pub(crate) async fn store(
 
 /// Mode given to files uploaded without one (multipart).
 const DEFAULT_MODE: u32 = 0o644;
+
+/// The most bytes of one text field of a form.
+const MAX_TEXT_FIELD: usize = 64 << 10;
+
+/// How a multipart form carries its files, and what else it may hold.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FormRules {
+    /// The names of the parts that carry files.
+    pub(crate) file_fields: &'static [&'static str],
+    /// Whether parts without a filename (text fields) are returned, rather than refused.
+    pub(crate) text_fields: bool,
+    /// Whether a file keeps only the last component of its name (as Django keeps it), rather
+    /// than its name as a path below the folder.
+    pub(crate) base_names: bool,
+    /// Bytes of file content allowed in all.
+    pub(crate) max_bytes: u64,
+}
+
+/// The namespace upload's form: `file` parts named by their path below the folder.
+const NAMESPACE_FORM: FormRules = FormRules {
+    file_fields: &["file"],
+    text_fields: false,
+    base_names: false,
+    max_bytes: limits::UPLOAD_BYTES,
+};
+
+/// A staged form: its files and its text fields, in order.
+#[derive(Debug)]
+pub(crate) struct Form {
+    pub(crate) staged: Staged,
+    pub(crate) fields: Vec<(String, String)>,
+}
 
 /// Files validated and written to a staging folder, not yet committed.
 #[derive(Debug)]
@@ -219,14 +266,16 @@ pub(crate) fn entry_path(prefix: &str, raw: &[u8]) -> Result<Option<String>, Str
 struct Tally {
     entries: usize,
     bytes: u64,
+    max_bytes: u64,
     seen: HashSet<String>,
 }
 
 impl Tally {
-    fn new() -> Tally {
+    fn new(max_bytes: u64) -> Tally {
         Tally {
             entries: 0,
             bytes: 0,
+            max_bytes,
             seen: HashSet::new(),
         }
     }
@@ -247,7 +296,7 @@ impl Tally {
     }
 
     fn remaining(&self) -> u64 {
-        limits::UPLOAD_BYTES.saturating_sub(self.bytes)
+        self.max_bytes.saturating_sub(self.bytes)
     }
 }
 
@@ -328,7 +377,7 @@ fn read_tar(reader: impl Read, dir: &Path, prefix: &str) -> Result<Vec<StagedFil
     use tar::EntryType as T;
     let malformed = |e: io::Error| UploadError::Malformed(format!("not a valid tar archive: {e}"));
     let mut archive = tar::Archive::new(reader);
-    let mut tally = Tally::new();
+    let mut tally = Tally::new(limits::UPLOAD_BYTES);
     let mut files = Vec::new();
     for entry in archive.entries().map_err(malformed)? {
         let mut entry = entry.map_err(malformed)?;
@@ -388,15 +437,18 @@ fn read_tar(reader: impl Read, dir: &Path, prefix: &str) -> Result<Vec<StagedFil
     Ok(files)
 }
 
-/// Stages multipart `file` parts; each part's filename is its path relative to `prefix`.
-async fn stage_multipart(
+/// Stages a multipart form by `rules`: its file parts (each named by its filename, a path
+/// relative to `prefix` or, with `base_names`, its last component) and its text fields.
+pub(crate) async fn stage_form(
     store: &BlobStore,
     prefix: &str,
-    mut multipart: Multipart,
-) -> Result<Staged, UploadError> {
+    multipart: &mut Multipart,
+    rules: FormRules,
+) -> Result<Form, UploadError> {
     let dir = store.staging_dir().await?;
-    let mut tally = Tally::new();
+    let mut tally = Tally::new(rules.max_bytes);
     let mut files = Vec::new();
+    let mut fields = Vec::new();
     let bad_body = |e: axum::extract::multipart::MultipartError| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             UploadError::BodyTooLarge(limits::UPLOAD_BODY)
@@ -404,25 +456,53 @@ async fn stage_multipart(
             UploadError::Malformed(format!("bad multipart body: {}", e.body_text()))
         }
     };
+    let expected = rules
+        .file_fields
+        .iter()
+        .map(|f| format!("'{f}'"))
+        .collect::<Vec<_>>()
+        .join(" or ");
     while let Some(mut field) = multipart.next_field().await.map_err(bad_body)? {
         let field_name = field.name().unwrap_or_default().to_string();
         let Some(file_name) = field.file_name().map(str::to_string) else {
-            return Err(entry_error(
-                &field_name,
-                "a part without a filename; send files as 'file' parts",
-            ));
+            if !rules.text_fields {
+                return Err(entry_error(
+                    &field_name,
+                    format!("a part without a filename; send files as {expected} parts"),
+                ));
+            }
+            tally.entry(&field_name)?;
+            let mut text = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(bad_body)? {
+                text.extend_from_slice(&chunk);
+                if text.len() > MAX_TEXT_FIELD {
+                    return Err(entry_error(
+                        &field_name,
+                        format!("a text field holds at most {MAX_TEXT_FIELD} bytes"),
+                    ));
+                }
+            }
+            let text = String::from_utf8(text)
+                .map_err(|_| entry_error(&field_name, "the field is not UTF-8"))?;
+            fields.push((field_name, text));
+            continue;
         };
         tally.entry(&file_name)?;
-        if field_name != "file" {
+        if !rules.file_fields.contains(&field_name.as_str()) {
             return Err(entry_error(
                 &file_name,
                 format!(
-                    "unexpected form field '{}'; send files as 'file' parts",
+                    "unexpected form field '{}'; send files as {expected} parts",
                     display_name(field_name.as_bytes())
                 ),
             ));
         }
-        let path = entry_path(prefix, file_name.as_bytes())
+        let written_name = if rules.base_names {
+            file_name.rsplit(['/', '\\']).next().unwrap_or_default()
+        } else {
+            file_name.as_str()
+        };
+        let path = entry_path(prefix, written_name.as_bytes())
             .map_err(|reason| entry_error(&file_name, reason))?
             .ok_or_else(|| entry_error(&file_name, "a file needs a name"))?;
         tally.file(&file_name, &path)?;
@@ -432,7 +512,7 @@ async fn stage_multipart(
             writer.write(&chunk).await.map_err(|e| match e {
                 WriteError::TooLarge(_) => UploadError::TooLarge {
                     entry: display_name(file_name.as_bytes()),
-                    limit: limits::UPLOAD_BYTES,
+                    limit: rules.max_bytes,
                 },
                 WriteError::Io(e) => UploadError::Io(e),
             })?;
@@ -450,7 +530,10 @@ async fn stage_multipart(
     if files.is_empty() {
         return Err(UploadError::Empty);
     }
-    Ok(Staged { _dir: dir, files })
+    Ok(Form {
+        staged: Staged { _dir: dir, files },
+        fields,
+    })
 }
 
 #[cfg(test)]

@@ -209,6 +209,16 @@ pub enum TaskKind {
         /// Stop the pod after this long.
         max_duration_ms: Option<u64>,
     },
+    /// Delete files or folders (with everything under them) of a volume; the volume root deletes
+    /// the volume itself. Paths are literal: no wildcards.
+    FilesDelete {
+        /// The tenant's volume.
+        volume: String,
+        /// What to delete.
+        paths: Vec<String>,
+    },
+    /// List the tenant's own images onboard (built or loaded; not the catalogue).
+    ImageList,
 }
 
 /// The state of a task. Every task goes `Created → Scheduled → Running → Success | Failed`.
@@ -285,6 +295,24 @@ pub struct TaskOutputs {
     pub exit_code: Option<i64>,
     /// The last lines of the build or container log (at most 100).
     pub log_tail: Vec<String>,
+    /// The tenant's images (docker.image.list).
+    #[serde(default)]
+    pub images: Vec<ImageEntry>,
+}
+
+/// One of a tenant's images onboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageEntry {
+    /// The name as the tenant writes it (without the onboard tenant prefix).
+    pub name: String,
+    /// The tag.
+    pub tag: String,
+    /// The image id, `sha256:<hex>`.
+    pub id: String,
+    /// When it was created, milliseconds since the Unix epoch (0 when unknown).
+    pub created_ms: u64,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// A file with its content digest.

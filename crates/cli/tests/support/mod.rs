@@ -38,6 +38,13 @@ pub(crate) struct Stack {
 
 impl Stack {
     pub(crate) async fn start() -> Stack {
+        Stack::start_with(|g| g).await
+    }
+
+    /// The same, with the ground adjusted by `configure` before it serves.
+    pub(crate) async fn start_with(
+        configure: impl FnOnce(ground::Ground) -> ground::Ground,
+    ) -> Stack {
         seed_bases().await;
         let dir = tempfile::tempdir().unwrap();
         let (ground_udp, link_ground, link_flight, flight_udp) =
@@ -59,6 +66,7 @@ impl Stack {
         })
         .await
         .expect("ground opens");
+        let g = configure(g);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

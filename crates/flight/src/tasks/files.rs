@@ -1,5 +1,9 @@
 //! Files in a volume: uplink (objects placed atomically after their digest verified),
-//! downlink (files become objects queued for the ground) and files.list.
+//! downlink (files become objects queued for the ground), files.list and files.delete.
+//!
+//! A volume that does not exist yet is empty, as Clustergate-2 has it ("a new name is a new,
+//! empty volume"): listing it lists nothing, and a file downlinked or deleted from it is not
+//! found.
 
 use super::*;
 
@@ -90,7 +94,7 @@ impl Executor {
         }
         let root = self.volumes.volume_dir(tenant, volume);
         if !root.is_dir() {
-            return Err(execution_error(format!("volume {volume} does not exist")));
+            return Err(execution_error(format!("File not found: {}", sources[0])));
         }
         let sources = sources.to_vec();
         let files = blocking(move || -> Step<BTreeMap<String, PathBuf>> {
@@ -166,8 +170,11 @@ impl Executor {
             Some(v) => {
                 names::check_volume(v).map_err(invalid)?;
                 let root = self.volumes.volume_dir(tenant, v);
-                if !root.is_dir() {
-                    return Err(execution_error(format!("volume {v} does not exist")));
+                if !root.is_dir() && folder.is_root() {
+                    return Ok(TaskResult::ok(TaskOutputs {
+                        message: Some(format!("0 entries (volume {v} is empty)")),
+                        ..TaskOutputs::default()
+                    }));
                 }
                 root
             }
@@ -208,6 +215,76 @@ impl Executor {
         Ok(TaskResult::ok(TaskOutputs {
             listing,
             message: Some(message),
+            ..TaskOutputs::default()
+        }))
+    }
+
+    /// Deletes files and folders; the volume root deletes the volume. Every path is resolved
+    /// before anything is deleted, so a missing one deletes nothing.
+    #[allow(clippy::result_large_err)]
+    pub(super) async fn files_delete(
+        &self,
+        tenant: &str,
+        volume: &str,
+        paths: &[String],
+    ) -> Step<TaskResult> {
+        names::check_volume(volume).map_err(invalid)?;
+        if paths.is_empty() {
+            return Err(invalid("the delete names no path".into()));
+        }
+        let rels = paths
+            .iter()
+            .map(|p| RelPath::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let root = self.volumes.volume_dir(tenant, volume);
+        let not_found =
+            |rel: &RelPath| execution_error(format!("File not found: {}", rel.display()));
+        if !root.is_dir() {
+            return Err(if rels.iter().any(RelPath::is_root) {
+                execution_error(format!("Volume not found: {volume}"))
+            } else {
+                not_found(&rels[0])
+            });
+        }
+        if rels.iter().any(RelPath::is_root) {
+            let (dir, name) = (root.clone(), volume.to_string());
+            blocking(move || fs::remove_dir_all(&dir))
+                .await?
+                .map_err(|e| execution_error(format!("cannot delete the volume {name}: {e}")))?;
+            return Ok(TaskResult::ok(TaskOutputs {
+                message: Some(format!("deleted the volume {volume}")),
+                ..TaskOutputs::default()
+            }));
+        }
+        let deleted = blocking(move || -> Step<usize> {
+            let mut targets = Vec::with_capacity(rels.len());
+            for rel in &rels {
+                let path = volumes::resolve_for_removal(&root, rel).map_err(|e| match e {
+                    PathError::NotFound(_) => not_found(rel),
+                    e => path_failure(e, ErrorCode::ExecutionError),
+                })?;
+                targets.push((rel, path));
+            }
+            let mut deleted = 0;
+            for (rel, path) in targets {
+                let removed = match fs::symlink_metadata(&path) {
+                    Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
+                    Ok(_) => fs::remove_file(&path),
+                    // An earlier path held this one.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => Err(e),
+                };
+                removed.map_err(|e| {
+                    execution_error(format!("cannot delete {}: {e}", rel.display()))
+                })?;
+                deleted += 1;
+            }
+            Ok(deleted)
+        })
+        .await??;
+        Ok(TaskResult::ok(TaskOutputs {
+            message: Some(format!("{deleted} deleted")),
             ..TaskOutputs::default()
         }))
     }
@@ -410,5 +487,73 @@ mod tests {
             })
             .await;
         assert_eq!(code(&res), Some(4));
+    }
+
+    #[tokio::test]
+    async fn a_volume_that_does_not_exist_is_empty() {
+        let r = rig(|_| {});
+        let res = r
+            .run(TaskKind::FilesList {
+                volume: Some("new".into()),
+                folder: "/".into(),
+                depth: 2,
+            })
+            .await;
+        assert!(res.succeeded(), "{res:?}");
+        assert!(res.outputs.listing.is_empty());
+        let res = r
+            .run(TaskKind::Downlink {
+                volume: "new".into(),
+                sources: vec!["out/a.txt".into()],
+            })
+            .await;
+        assert_eq!(code(&res), Some(4));
+        assert_eq!(res.error.unwrap().message, "File not found: out/a.txt");
+        let res = r
+            .run(TaskKind::FilesDelete {
+                volume: "new".into(),
+                paths: vec!["/".into()],
+            })
+            .await;
+        assert_eq!(res.error.unwrap().message, "Volume not found: new");
+    }
+
+    #[tokio::test]
+    async fn delete_removes_files_folders_links_or_the_volume() {
+        let r = rig(|_| {});
+        r.put(&[
+            ("a/b/c.txt", b"abc"),
+            ("a/d.txt", b"d"),
+            ("top.txt", b"t"),
+            ("keep.txt", b"k"),
+        ]);
+        let outside = r._dir.path().join("outside.txt");
+        fs::write(&outside, b"o").unwrap();
+        std::os::unix::fs::symlink(&outside, r.volume().join("link")).unwrap();
+        let delete = |paths: &[&str]| TaskKind::FilesDelete {
+            volume: "pvc".into(),
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        };
+
+        // A missing path deletes nothing, not even the paths before it.
+        let res = r.run(delete(&["top.txt", "nope/x"])).await;
+        assert_eq!(code(&res), Some(4));
+        assert_eq!(res.error.unwrap().message, "File not found: /nope/x");
+        assert!(r.volume().join("top.txt").exists());
+        for bad in ["../x", "a/../../x"] {
+            assert_eq!(code(&r.run(delete(&[bad])).await), Some(2), "{bad}");
+        }
+
+        let res = r.run(delete(&["/a", "a/b/c.txt", "top.txt", "link"])).await;
+        assert!(res.succeeded(), "{res:?}");
+        assert_eq!(res.outputs.message.as_deref(), Some("3 deleted"));
+        assert!(!r.volume().join("a").exists() && !r.volume().join("top.txt").exists());
+        assert!(fs::symlink_metadata(r.volume().join("link")).is_err());
+        assert_eq!(fs::read(&outside).unwrap(), b"o", "a link's target stays");
+        assert!(r.volume().join("keep.txt").exists());
+
+        let res = r.run(delete(&["/"])).await;
+        assert!(res.succeeded(), "{res:?}");
+        assert!(!r.volume().exists());
     }
 }

@@ -1,6 +1,7 @@
 //! Images: docker.build (air-gapped, every base checked against the catalogue and the tenant's
-//! images, tenant references rewritten) and docker.load (an archive judged by `imagefmt`,
-//! loaded without its own names, tagged under the tenant's prefix).
+//! images, tenant references rewritten), docker.load (an archive judged by `imagefmt`,
+//! loaded without its own names, tagged under the tenant's prefix) and docker.image.list (the
+//! tenant's images, named as the tenant writes them).
 
 use dockerfile::onboard::{self, RefusalKind, Site, Target};
 use wire::names::TenantName;
@@ -142,6 +143,37 @@ impl Executor {
                 .tail(log.tail()))
             }
         }
+    }
+
+    /// The tenant's own images: every `tenants/<tenant>/<name>:<tag>` the engine holds.
+    pub(super) async fn image_list(&self, tenant: &str) -> Step<TaskResult> {
+        let prefix = format!("{}/{tenant}/", names::TENANT_IMAGE_PREFIX);
+        let listed = self
+            .runtime
+            .list_images(&format!("{prefix}*"))
+            .await
+            .map_err(|e| execution_error(format!("cannot list images: {}", e.message)))?;
+        let mut images: Vec<ImageEntry> = listed
+            .iter()
+            .flat_map(|i| {
+                i.repo_tags.iter().filter_map(|t| {
+                    let (name, tag) = t.strip_prefix(&prefix)?.rsplit_once(':')?;
+                    Some(ImageEntry {
+                        name: name.to_string(),
+                        tag: tag.to_string(),
+                        id: i.id.clone(),
+                        created_ms: u64::try_from(i.created).unwrap_or(0).saturating_mul(1000),
+                        size: u64::try_from(i.size).unwrap_or(0),
+                    })
+                })
+            })
+            .collect();
+        images.sort_by(|a, b| (&a.name, &a.tag).cmp(&(&b.name, &b.tag)));
+        Ok(TaskResult::ok(TaskOutputs {
+            message: Some(format!("{} images", images.len())),
+            images,
+            ..TaskOutputs::default()
+        }))
     }
 
     pub(super) async fn load(
@@ -587,5 +619,43 @@ mod tests {
             image: image("x", "1"),
         };
         assert_eq!(code(&r.run(kind).await), Some(11));
+    }
+
+    #[tokio::test]
+    async fn image_list_shows_only_the_tenants_images_by_their_own_names() {
+        let r = rig(|s| {
+            for name in [
+                "tenants/alice/app:v1",
+                "tenants/alice/app:v2",
+                "tenants/alice/x.y:latest",
+                "tenants/alicex/app:v1",
+                "tenants/bob/app:v1",
+            ] {
+                s.images.insert(
+                    name.into(),
+                    ImageInfo {
+                        id: format!("sha256:{name}"),
+                        ..Default::default()
+                    },
+                );
+            }
+        });
+        let res = r.run(TaskKind::ImageList).await;
+        assert!(res.succeeded(), "{res:?}");
+        let got: Vec<(&str, &str)> = res
+            .outputs
+            .images
+            .iter()
+            .map(|i| (i.name.as_str(), i.tag.as_str()))
+            .collect();
+        assert_eq!(got, [("app", "v1"), ("app", "v2"), ("x.y", "latest")]);
+        assert_eq!(res.outputs.images[0].id, "sha256:tenants/alice/app:v1");
+        assert_eq!(res.outputs.images[0].created_ms, 1_700_000_000_000);
+        assert_eq!(res.outputs.message.as_deref(), Some("3 images"));
+        assert!(
+            r.fake
+                .calls()
+                .contains(&Call::List("tenants/alice/*".into()))
+        );
     }
 }

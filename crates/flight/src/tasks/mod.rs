@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use wire::{
-    Digest, ErrorCode, FileRef, ImageRef, Message, PlanTask, TaskError, TaskKind, TaskOutputs,
-    TaskState, UplinkFile,
+    Digest, ErrorCode, FileRef, ImageEntry, ImageRef, Message, PlanTask, TaskError, TaskKind,
+    TaskOutputs, TaskState, UplinkFile,
 };
 
 mod files;
@@ -228,6 +228,10 @@ impl Executor {
                 };
                 self.pod_run(tenant, execution, pod).await
             }
+            TaskKind::FilesDelete { volume, paths } => {
+                self.files_delete(tenant, volume, paths).await
+            }
+            TaskKind::ImageList => self.image_list(tenant).await,
         };
         result.unwrap_or_else(|failed| failed)
     }

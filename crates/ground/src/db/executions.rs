@@ -247,3 +247,38 @@ pub(crate) async fn reported_images(
     }
     Ok(images)
 }
+
+/// The oldest execution on `system` with a task that has not finished, if any: the system is
+/// busy with it. (An execution whose tasks have all ended is only waiting for its own end to be
+/// reported.)
+pub(crate) async fn busy_execution(db: &Db, system: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT e.id FROM executions e JOIN tasks t ON t.execution = e.id
+         WHERE e.system = ? AND e.state NOT IN ('SUCCESS', 'FAILED')
+           AND t.state NOT IN ('SUCCESS', 'FAILED')
+         ORDER BY e.created_at, e.id LIMIT 1",
+    )
+    .bind(system)
+    .fetch_optional(db)
+    .await
+}
+
+/// The newest execution of operation `namespace/operation` that has a task `task`.
+pub(crate) async fn latest_execution_with_task(
+    db: &Db,
+    namespace: &str,
+    operation: &str,
+    task: &str,
+) -> Result<Option<ExecutionRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT e.* FROM executions e JOIN tasks t ON t.execution = e.id
+         WHERE e.namespace = ? AND e.operation = ? AND t.id = ?
+         ORDER BY e.created_at DESC, e.id DESC LIMIT 1",
+    )
+    .bind(namespace)
+    .bind(operation)
+    .bind(task)
+    .fetch_optional(db)
+    .await?;
+    row.as_ref().map(execution_row).transpose()
+}

@@ -40,8 +40,8 @@ pub(crate) use downlinks::{
     release_execution_state,
 };
 pub(crate) use executions::{
-    ExecutionRow, TaskRow, execution, executions_of, insert_execution, insert_task,
-    reported_images, tasks, update_execution, update_task,
+    ExecutionRow, TaskRow, busy_execution, execution, executions_of, insert_execution, insert_task,
+    latest_execution_with_task, reported_images, tasks, update_execution, update_task,
 };
 pub(crate) use files::{FileRow, add_file_version, file_version, latest_files};
 pub(crate) use namespaces::{insert_namespace, namespace_owner, namespaces_of};

@@ -26,6 +26,7 @@ use crate::{Ground, dashboard};
 
 mod body_timeout;
 mod convert;
+mod em;
 mod executions;
 mod namespaces;
 mod operations;
@@ -77,6 +78,7 @@ pub(crate) fn router(ground: Ground) -> Router {
         )
         .nest("/api/v1", api)
         .merge(dashboard::router())
+        .merge(em::router(&ground))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(limits::SMALL_BODY))
         .layer(axum::middleware::from_fn_with_state(

@@ -136,7 +136,9 @@ pub(super) async fn read_file(
 }
 
 /// A file's content as a stream of chunks.
-fn file_stream(file: tokio::fs::File) -> impl futures_util::Stream<Item = io::Result<Bytes>> {
+pub(super) fn file_stream(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = io::Result<Bytes>> {
     futures_util::stream::unfold(Some(file), |file| async move {
         let mut file = file?;
         let mut buf = vec![0u8; 64 << 10];

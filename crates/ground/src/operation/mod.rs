@@ -25,12 +25,14 @@ use wire::{ImageRef, OnFailure};
 use self::yaml::{Cx, Who, pos, prescan, syntax_error};
 
 /// The task types, as written without the `dphi.space.cg2.` prefix.
-pub(crate) const TASK_TYPES: [&str; 6] = [
+pub(crate) const TASK_TYPES: [&str; 8] = [
     "uplink",
     "downlink",
     "files.list",
+    "files.delete",
     "docker.build",
     "docker.load",
+    "docker.image.list",
     "pod.run",
 ];
 
@@ -131,6 +133,12 @@ pub(crate) enum TaskSpec {
         volume: Option<VolumeName>,
         max_duration_ms: Option<u64>,
     },
+    FilesDelete {
+        /// Literal paths; the root stands for the volume itself.
+        sources: Vec<VolumePath>,
+        volume: Option<VolumeName>,
+    },
+    ImageList,
 }
 
 impl TaskSpec {
@@ -143,6 +151,8 @@ impl TaskSpec {
             TaskSpec::DockerBuild { .. } => "docker.build",
             TaskSpec::DockerLoad { .. } => "docker.load",
             TaskSpec::PodRun { .. } => "pod.run",
+            TaskSpec::FilesDelete { .. } => "files.delete",
+            TaskSpec::ImageList => "docker.image.list",
         }
     }
 }
@@ -313,11 +323,11 @@ tasks:
             &format!(
                 "{HEAD}  - id: up\n    type: uplink\n    source: /a\n  - id: build\n    type: docker.bild\n"
             ),
-            "8:11 [build] task 'build' (line 8): unknown type 'docker.bild'; did you mean 'docker.build'? expected one of uplink, downlink, files.list, docker.build, docker.load, pod.run",
+            "8:11 [build] task 'build' (line 8): unknown type 'docker.bild'; did you mean 'docker.build'? expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run",
         );
         check(
             &format!("{HEAD}  - id: x\n    type: dphi.space.cg2.nope\n"),
-            "5:11 [x] task 'x' (line 5): unknown type 'dphi.space.cg2.nope'; expected one of uplink, downlink, files.list, docker.build, docker.load, pod.run",
+            "5:11 [x] task 'x' (line 5): unknown type 'dphi.space.cg2.nope'; expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run",
         );
     }
 
@@ -325,7 +335,7 @@ tasks:
     fn prefix_is_accepted_for_every_type() {
         for ty in TASK_TYPES {
             let extra = match ty {
-                "uplink" | "downlink" => "    source: a\n",
+                "uplink" | "downlink" | "files.delete" => "    source: a\n",
                 "docker.build" | "pod.run" => "    image: x\n",
                 "docker.load" => "    image: x\n    tarfile: x.tar\n",
                 _ => "",
@@ -333,6 +343,20 @@ tasks:
             let yaml = format!("{HEAD}  - id: t\n    type: dphi.space.cg2.{ty}\n{extra}");
             check(&yaml, &format!("ok demo/hello system=None tasks=t={ty}"));
         }
+    }
+
+    #[test]
+    fn files_delete_takes_literal_paths() {
+        check(
+            &format!(
+                "{HEAD}  - id: rm\n    type: files.delete\n    source: [/a, b/c]\n    volume: v\n"
+            ),
+            "ok demo/hello system=None tasks=rm=files.delete",
+        );
+        check(
+            &format!("{HEAD}  - id: rm\n    type: files.delete\n    source: out/*.txt\n"),
+            "6:13 [rm] task 'rm' (files.delete, line 6): field 'source' has a bad path 'out/*.txt': must be a literal path: files.delete takes no wildcards",
+        );
     }
 
     #[test]

@@ -477,6 +477,29 @@ impl Cx<'_> {
                     &["dockerfile", "context", "image", "volume", "max_duration"],
                 )
             }
+            "files.delete" => {
+                let sources = self.required(who, f, node, "source", |cx, n| {
+                    cx.paths(who, "source", n, |s| {
+                        let p = VolumePath::parse(s)?;
+                        if s.contains(['*', '?', '[']) {
+                            return Err(NameError::new(
+                                "volume path",
+                                s,
+                                "must be a literal path: files.delete takes no wildcards",
+                            ));
+                        }
+                        Ok(p)
+                    })
+                });
+                let spec = (|| {
+                    Some(TaskSpec::FilesDelete {
+                        sources: sources?,
+                        volume: volume?,
+                    })
+                })();
+                (spec, &["source", "volume"])
+            }
+            "docker.image.list" => (Some(TaskSpec::ImageList), &[]),
             "docker.load" => {
                 let tarfile = self.required(who, f, node, "tarfile", |cx, n| {
                     cx.checked(who, "tarfile", n, VolumePath::parse_file)
