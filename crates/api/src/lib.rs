@@ -37,6 +37,6 @@ pub use operations::{
 };
 pub use session::{Health, LoginRequest, LoginResponse};
 pub use systems::{
-    CatalogueImage, Eta, OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer, System,
+    CatalogueImage, Declaration, DeclaredImage, Drift, EngineImage, EngineReport, Eta, OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer, System,
     SystemList, Track, TrackPoint, Volume, VolumeFile, VolumeFileList, VolumeList,
 };

@@ -27,6 +27,82 @@ pub struct System {
     pub last_seen: Option<String>,
     /// Its base images (the default catalogue before its agent has said hello).
     pub catalogue: Vec<CatalogueImage>,
+    /// What the systems file declares it to be (the default file when it says nothing).
+    pub declared: Declaration,
+    /// What its agent reported its engine holds, at its last hello; `null` before any.
+    pub engine: Option<EngineReport>,
+    /// Every difference between `declared` and `engine`; empty before the first report.
+    pub drift: Vec<Drift>,
+}
+
+/// A system's declaration: the systems file's `platform`, `builder` and `catalogue`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Declaration {
+    /// `os/arch` of its engine.
+    pub platform: String,
+    /// `classic` or `buildkit`.
+    pub builder: String,
+    /// Its preloaded base images.
+    pub catalogue: Vec<DeclaredImage>,
+}
+
+/// A declared base image and what is inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeclaredImage {
+    /// `name:tag`.
+    pub name: String,
+    /// The image id the operator pinned; `null`: any.
+    pub digest: Option<String>,
+    /// `os/arch`.
+    pub platform: String,
+    /// Whether `/bin/sh` exists.
+    pub shell: bool,
+    /// Shared libraries present (file-name patterns).
+    pub libraries: Vec<String>,
+    /// glibc `major.minor`; `null` without glibc.
+    pub glibc: Option<String>,
+    /// Script interpreters present.
+    pub interpreters: Vec<String>,
+    /// Its layers' digests.
+    pub layers: Vec<String>,
+}
+
+/// What a flight agent's engine holds, as it reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineReport {
+    /// `os/arch` of the engine.
+    pub platform: String,
+    /// `classic` or `buildkit`.
+    pub builder: String,
+    /// The images present (not the tenants' own).
+    pub images: Vec<EngineImage>,
+}
+
+/// One image an engine holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineImage {
+    /// `name:tag`.
+    pub name: String,
+    /// The image id, `sha256:<hex>`.
+    pub id: String,
+    /// `os/arch`; empty when the engine did not say.
+    pub platform: String,
+}
+
+/// One difference between a system's declaration and its engine's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    /// `missing_image`, `digest_mismatch`, `undeclared_image`, `image_platform_mismatch`,
+    /// `platform_mismatch` or `builder_mismatch`.
+    pub kind: String,
+    /// The image's name, or `platform` / `builder`.
+    pub subject: String,
+    /// What the declaration says; `null` for an undeclared image.
+    pub declared: Option<String>,
+    /// What the engine reported; `null` for a missing image.
+    pub reported: Option<String>,
+    /// One sentence for a person.
+    pub message: String,
 }
 
 /// `GET /api/v1/systems`.

@@ -83,6 +83,10 @@ pub(crate) struct LintArgs {
     /// The target system: `em` (this machine's platform) or a flight system (linux/arm64).
     #[arg(long, default_value = "em")]
     pub(crate) system: String,
+    /// Judge against the system as this systems file declares it (platform, builder,
+    /// catalogue; see docs/systems.md) instead of the defaults.
+    #[arg(long)]
+    pub(crate) systems_file: Option<PathBuf>,
     /// The image will be built on the ground and uploaded as an archive (multi-stage builds
     /// from non-catalogue images are fine there).
     #[arg(long)]

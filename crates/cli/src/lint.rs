@@ -8,10 +8,12 @@ use anyhow::Context;
 use crate::args::LintArgs;
 
 pub(crate) fn run(a: LintArgs) -> anyhow::Result<ExitCode> {
-    let system = if a.system == "em" {
-        preflight::System::em(preflight::host_platform())
-    } else {
-        preflight::System::flight(&a.system)
+    let system = match &a.systems_file {
+        Some(f) => {
+            preflight::System::declared(&a.system, &crate::systems::declaration(f, &a.system)?)
+        }
+        None if a.system == "em" => preflight::System::em(preflight::host_platform()),
+        None => preflight::System::flight(&a.system),
     };
     let mut options = preflight::Options::onboard();
     if a.ground_build {

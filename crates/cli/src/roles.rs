@@ -40,9 +40,14 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
         systems,
         plan_signer: read_plan_key(&plan_key)?,
     };
+    let declared = match &a.systems_file {
+        Some(f) => crate::systems::declarations(f)?,
+        None => Default::default(),
+    };
     let g = ground::Ground::open(config)
         .await
-        .with_context(|| format!("opening the ground in {}", a.data_dir.display()))?;
+        .with_context(|| format!("opening the ground in {}", a.data_dir.display()))?
+        .with_declarations(declared);
     for user in users {
         match &user.secret {
             Secret::Password(p) => g.ensure_user(&user.name, p).await,
@@ -270,9 +275,13 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
         rate_bits_per_sec: None,
         contact: link::Contact::Always,
         plan_verifier: read_plan_public_key(&plan_pub)?,
+        builder: wire::Builder::Classic,
     };
     let mut config = config;
     if let Some(file) = &a.systems_file {
+        if let Some(d) = crate::systems::declarations(file)?.get(&config.system) {
+            config.builder = d.builder;
+        }
         let systems = crate::systems::load(file)?;
         let (contact, rate) = contact_of(systems.get(&config.system), false)?;
         config.contact = contact;

@@ -1,5 +1,6 @@
-//! Flight systems' orbits and ground stations, from a JSON file shared by `ground`, `flight` and
-//! `link`, so all three agree on when the link is up:
+//! Systems as data: each system's orbit and ground stations, and what it is (`platform`,
+//! `builder`, `catalogue`; see `docs/systems.md`), from a JSON file shared by `ground`, `flight`,
+//! `link` and `lint`, so all agree on when the link is up and on what a build may use:
 //!
 //! ```json
 //! {"fm": {"tle": "1 99001U …\n2 99001 …",
@@ -38,21 +39,99 @@ fn default_mask() -> f64 {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SystemSpec {
-    /// Two or three TLE lines.
-    pub(crate) tle: String,
+    /// Two or three TLE lines; none for a system always in contact (the EM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tle: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) stations: Vec<StationSpec>,
+    /// `os/arch` of the system's engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) platform: Option<String>,
+    /// `classic` or `buildkit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) builder: Option<wire::Builder>,
+    /// The catalogue: a list of entries, or the path of a catalogue file relative to this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) catalogue: Option<serde_json::Value>,
 }
 
-/// Reads a systems file: each system's orbit, parsed.
-pub(crate) fn load(path: &Path) -> anyhow::Result<BTreeMap<String, orbit::SystemOrbit>> {
+/// Reads a systems file's entries; an error names the file and the field (`fm.builder`).
+fn read_specs(path: &Path) -> anyhow::Result<BTreeMap<String, SystemSpec>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let specs: BTreeMap<String, SystemSpec> = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a systems file", path.display()))?;
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let message = inner
+            .rfind(" at line ")
+            .map_or(inner.as_str(), |i| &inner[..i]);
+        anyhow::anyhow!("{}: {field}: {message}", path.display())
+    })
+}
+
+/// Each system's declaration in a systems file: its `platform` (default: `linux/arm64`, the EM
+/// this machine's), `builder` (default `classic`) and `catalogue` (inline, or a catalogue file
+/// relative to the systems file; default: the default catalogue file).
+pub(crate) fn declarations(
+    path: &Path,
+) -> anyhow::Result<BTreeMap<String, wire::SystemDescription>> {
+    let mut out = BTreeMap::new();
+    for (name, spec) in read_specs(path)? {
+        let file = path.display().to_string();
+        let platform = match spec.platform {
+            Some(p) if wire::is_platform(&p) => p,
+            Some(p) => bail!("{file}: {name}.platform: {p:?} is not os/arch (linux/arm64)"),
+            None if name == "em" => preflight::host_platform().to_string(),
+            None => preflight::FLIGHT_PLATFORM.to_string(),
+        };
+        let catalogue = match spec.catalogue {
+            None => wire::default_catalogue(),
+            Some(serde_json::Value::String(rel)) => {
+                let at = path.parent().unwrap_or(Path::new(".")).join(&rel);
+                let text = std::fs::read_to_string(&at).with_context(|| {
+                    format!("{file}: {name}.catalogue: reading {}", at.display())
+                })?;
+                wire::parse_catalogue(&text, &at.display().to_string(), "")?
+            }
+            Some(v @ serde_json::Value::Array(_)) => {
+                wire::parse_catalogue(&v.to_string(), &file, &format!("{name}.catalogue"))?
+            }
+            Some(_) => bail!(
+                "{file}: {name}.catalogue: expected a list of images or the path of a catalogue file"
+            ),
+        };
+        let builder = spec.builder.unwrap_or_default();
+        out.insert(
+            name,
+            wire::SystemDescription::new(&platform, builder, catalogue),
+        );
+    }
+    Ok(out)
+}
+
+/// One system's declaration (see [`declarations`]).
+pub(crate) fn declaration(path: &Path, name: &str) -> anyhow::Result<wire::SystemDescription> {
+    declarations(path)?
+        .remove(name)
+        .with_context(|| format!("{}: no system {name}", path.display()))
+}
+
+/// Reads a systems file: the orbit of each system that has one (a system without `tle` and
+/// `stations` is always in contact).
+pub(crate) fn load(path: &Path) -> anyhow::Result<BTreeMap<String, orbit::SystemOrbit>> {
+    let specs = read_specs(path)?;
     let mut out = BTreeMap::new();
     for (name, spec) in specs {
-        let tles = orbit::parse_tle_text(&spec.tle)
+        let Some(tle) = &spec.tle else {
+            if !spec.stations.is_empty() {
+                bail!("{}: {name}.tle: stations without an orbit", path.display());
+            }
+            continue;
+        };
+        let tles = orbit::parse_tle_text(tle)
             .map_err(|e| anyhow::anyhow!("{}: system {name}: {e}", path.display()))?;
         let Some(tle) = tles.into_iter().next() else {
             bail!("{}: system {name} has no TLE", path.display());
@@ -122,7 +201,10 @@ pub(crate) fn rates(o: &orbit::SystemOrbit) -> (u64, u64) {
 pub(crate) fn demo_systems(now: SystemTime) -> String {
     let demo = orbit::demo_system(epoch(now));
     let spec = SystemSpec {
-        tle: demo.tle_text,
+        platform: None,
+        builder: None,
+        catalogue: None,
+        tle: Some(demo.tle_text),
         stations: demo
             .stations
             .into_iter()

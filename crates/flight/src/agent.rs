@@ -122,6 +122,12 @@ impl Agent {
         config: AgentConfig,
         outbox: mpsc::Sender<Outgoing>,
     ) -> Result<Agent, Error> {
+        if config.builder != wire::Builder::Classic {
+            return Err(Error::new(
+                crate::error::ErrorKind::Invalid,
+                format!("builder {}: the Docker adapter builds only with the classic builder", config.builder),
+            ));
+        }
         let runtime = Arc::new(DockerRuntime::connect().await?);
         Agent::with_runtime(&config, runtime, outbox)
     }
@@ -159,6 +165,7 @@ impl Agent {
                 .into_iter()
                 .map(|b| b.name)
                 .collect(),
+            builder: config.builder,
             object_wait: OBJECT_WAIT,
         };
         Ok(Agent {
@@ -261,6 +268,7 @@ impl Agent {
             catalogue: catalogue_of(self.inner.exec.runtime.as_ref()).await,
             boot: self.inner.boot,
             holds: self.inner.plans.held(wire::MAX_HELD_PLANS),
+            engine: crate::catalogue::engine_report(&*self.inner.exec.runtime, self.inner.exec.builder).await,
         }
     }
 
@@ -671,6 +679,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
             state_dir: config.state_dir.clone(),
             volumes_dir: config.volumes_dir.clone(),
             plan_verifier: Some(config.plan_verifier.clone()),
+            builder: config.builder,
         },
         outbox.clone(),
     )
@@ -790,6 +799,7 @@ mod tests {
             state_dir: dir.join("state"),
             volumes_dir: dir.join("volumes"),
             plan_verifier: None,
+            builder: wire::Builder::Classic,
         };
         (
             Agent::with_runtime(&config, Arc::new(fake), tx).unwrap(),
@@ -1094,6 +1104,7 @@ mod tests {
             state_dir: dir.join("state"),
             volumes_dir: dir.join("volumes"),
             plan_verifier: Some(ground.verifier()),
+            builder: wire::Builder::Classic,
         };
         (Agent::with_runtime(&config, fake, tx).unwrap(), rx)
     }

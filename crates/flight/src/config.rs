@@ -23,6 +23,10 @@ pub struct FlightConfig {
     pub contact: link::Contact,
     /// The ground's public plan key: only plans it signed are run.
     pub plan_verifier: wire::PlanVerifier,
+    /// The builder this system's engine builds with (the systems file's `builder`; classic
+    /// unless it says otherwise): Dockerfiles are judged as it reads them, and every `Hello`
+    /// reports it.
+    pub builder: wire::Builder,
 }
 
 /// The directories an [`Agent`](crate::Agent) works in, and whose plans it accepts.
@@ -37,4 +41,6 @@ pub struct AgentConfig {
     /// The ground's public plan key; plans that do not verify are refused. `None` accepts
     /// unsigned plans (only for driving the agent without a ground, as tests do).
     pub plan_verifier: Option<wire::PlanVerifier>,
+    /// The builder the engine builds with (see [`FlightConfig::builder`]).
+    pub builder: wire::Builder,
 }

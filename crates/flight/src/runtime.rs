@@ -84,6 +84,8 @@ pub struct ImageInfo {
     pub on_build: Vec<String>,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// `os/arch[/variant]` as the engine records it; empty when it does not say.
+    pub platform: String,
 }
 
 /// One image as the engine lists it.
@@ -153,7 +155,7 @@ pub trait Runtime: Send + Sync + 'static {
         reference: &'a str,
     ) -> BoxFuture<'a, RtResult<Option<ImageInfo>>>;
     /// The images whose names match `reference` (a `docker images` reference filter such as
-    /// `tenants/alice/*`).
+    /// `tenants/alice/*`; empty: every image).
     fn list_images<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, RtResult<Vec<ImageSummary>>>;
     /// Builds with the legacy builder, without network and without pulling; every output line
     /// goes to `log`. The caller bounds the time (dropping the future cancels the build).
@@ -361,10 +363,18 @@ impl Runtime for DockerRuntime {
             match bounded("inspect image", self.docker.inspect_image(reference)).await {
                 Ok(i) => {
                     let config = i.config.unwrap_or_default();
+                    let platform = match (i.os, i.architecture, i.variant) {
+                        (Some(os), Some(arch), Some(v)) if !v.is_empty() => {
+                            format!("{os}/{arch}/{v}")
+                        }
+                        (Some(os), Some(arch), _) => format!("{os}/{arch}"),
+                        _ => String::new(),
+                    };
                     Ok(Some(ImageInfo {
                         id: i.id.unwrap_or_default(),
                         on_build: config.on_build.unwrap_or_default(),
                         labels: config.labels.unwrap_or_default().into_iter().collect(),
+                        platform,
                     }))
                 }
                 Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(None),
@@ -376,10 +386,9 @@ impl Runtime for DockerRuntime {
     fn list_images<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, RtResult<Vec<ImageSummary>>> {
         Box::pin(async move {
             let options = ListImagesOptions {
-                filters: Some(HashMap::from([(
-                    "reference".to_string(),
-                    vec![reference.to_string()],
-                )])),
+                filters: (!reference.is_empty()).then(|| {
+                    HashMap::from([("reference".to_string(), vec![reference.to_string()])])
+                }),
                 ..Default::default()
             };
             let listed = bounded("list images", self.docker.list_images(Some(options))).await?;

@@ -183,6 +183,7 @@ impl World {
             state_dir: dir.path().join("state"),
             volumes_dir: volumes.clone(),
             plan_verifier: None,
+            builder: wire::Builder::Classic,
         };
         let agent = Agent::connect(config, tx)
             .await

@@ -28,6 +28,7 @@ mod blobs;
 mod config;
 mod dashboard;
 mod db;
+mod declared;
 mod downlink;
 mod em;
 mod error;
@@ -76,6 +77,8 @@ pub struct Ground {
     logins: Arc<auth::LoginThrottle>,
     /// How long the HTTP server waits on a client.
     http_timeouts: HttpTimeouts,
+    /// What the systems file declares each system to be (`declared::default_for` the others).
+    declared: Arc<BTreeMap<String, wire::SystemDescription>>,
 }
 
 /// What the HTTP handlers and the link handlers share.
@@ -124,6 +127,7 @@ impl Ground {
             em: Arc::new(em::Em::new(em::UPLINK_BYTES)),
             logins: Arc::default(),
             http_timeouts: HttpTimeouts::STANDARD,
+            declared: Arc::default(),
         })
     }
 
@@ -165,6 +169,21 @@ impl Ground {
             em: Arc::new(em::Em::new(bytes)),
             ..self
         }
+    }
+
+    /// The same ground, with each system's declaration (platform, builder, catalogue: the
+    /// systems file's); a system without one is taken to be the default (the classic builder and
+    /// the default catalogue on `linux/arm64`, the EM on this machine's platform). Preflight
+    /// judges against it, and the systems API shows how each agent's report differs from it.
+    pub fn with_declarations(self, declared: BTreeMap<String, wire::SystemDescription>) -> Ground {
+        Ground {
+            declared: Arc::new(declared),
+            ..self
+        }
+    }
+
+    pub(crate) fn declaration(&self, system: &str) -> Option<&wire::SystemDescription> {
+        self.declared.get(system)
     }
 
     /// The same ground, its HTTP server waiting on clients as `timeouts` says instead of

@@ -290,69 +290,51 @@ async fn mirrored_volume(
     }
 }
 
-/// The system's facts for preflight: its default platform and catalogue, replaced by what its
-/// agent reported (platform, catalogue names and digests) once it has said hello. What each
-/// base image holds (libraries, glibc, interpreters) stays preflight's knowledge of it.
+/// The system's facts for preflight: its declaration (`declared::declaration`: platform,
+/// builder, catalogue with what each image holds), each catalogue image without a pinned digest
+/// taking the id its agent last reported for it, so a `FROM name@sha256:…` is checked against
+/// what is onboard.
 async fn system_of(ground: &Ground, name: &str) -> Result<preflight::System, ApiError> {
     let row = db::system(ground.db(), name).await?;
     let reported = row.map(|r| {
-        let catalogue: Vec<wire::BaseImage> = db::json_or_default(&r.catalogue);
-        (r.platform, catalogue)
-    });
-    Ok(system_from(name, reported))
-}
-
-/// What the ground assumes of a system whose agent has never said hello: the Engineering Model
-/// (`em`) runs beside the ground, so on this machine's platform; a flight system on
-/// `linux/arm64`; both with the default catalogue of that platform. Preflight judges against it
-/// and the systems listing shows its catalogue, so the two cannot describe an unseen system
-/// differently.
-pub(crate) fn unseen_system(name: &str) -> preflight::System {
-    if name == "em" {
-        preflight::System::em(preflight::host_platform())
-    } else {
-        preflight::System::flight(name)
-    }
-}
-
-fn system_from(name: &str, reported: Option<(String, Vec<wire::BaseImage>)>) -> preflight::System {
-    let mut system = unseen_system(name);
-    let Some((platform, catalogue)) = reported else {
-        return system;
-    };
-    if !platform.is_empty() {
-        system.platform = platform.clone();
-    }
-    let known = preflight::Catalogue::default_for(&system.platform);
-    system.catalogue.images = catalogue
+        let mut ids: Vec<(String, String)> = db::json_or_default::<Vec<wire::BaseImage>>(
+            &r.catalogue,
+        )
         .into_iter()
-        .map(|b| {
-            let name = wire::normalize_image_ref(&b.name);
-            let platform = if b.platform.is_empty() {
-                system.platform.clone()
-            } else {
-                b.platform.clone()
-            };
-            let digest = b.digest.map(|d| d.to_string());
-            match known.images.iter().find(|k| k.name == name) {
-                Some(k) => preflight::BaseImage {
-                    platform,
-                    digest,
-                    ..k.clone()
-                },
-                None => preflight::BaseImage {
-                    name,
-                    platform,
-                    digest,
-                    shell: false,
-                    libraries: Vec::new(),
-                    glibc: None,
-                    interpreters: Vec::new(),
-                    layers: Vec::new(),
-                },
-            }
-        })
+        .filter_map(|b| Some((b.name, b.digest?.to_string())))
         .collect();
+        if let Some(engine) = r
+            .engine
+            .as_deref()
+            .and_then(db::from_json::<wire::EngineReport>)
+        {
+            ids.extend(engine.images.into_iter().map(|i| (i.name, i.id)));
+        }
+        ids
+    });
+    Ok(system_from(
+        name,
+        &crate::declared::declaration(ground, name),
+        reported.unwrap_or_default(),
+    ))
+}
+
+/// The system preflight judges against: the declaration, with the ids `reported` (name, id)
+/// filling the digests it does not pin.
+fn system_from(
+    name: &str,
+    declared: &wire::SystemDescription,
+    reported: Vec<(String, String)>,
+) -> preflight::System {
+    let mut system = preflight::System::declared(name, declared);
+    for image in &mut system.catalogue.images {
+        if image.digest.is_none() {
+            image.digest = reported
+                .iter()
+                .find(|(n, _)| wire::normalize_image_ref(n) == image.name)
+                .map(|(_, id)| id.clone());
+        }
+    }
     system
 }
 
@@ -1045,7 +1027,7 @@ mod tests {
                 ),
             ]
         );
-        let system = unseen_system("sat1");
+        let system = preflight::System::declared("sat1", &crate::declared::default_for("sat1"));
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobStore::open(dir.path()).await.unwrap();
         let found: Vec<(String, &str)> = run(&checks, &system, &blobs)
@@ -1059,34 +1041,46 @@ mod tests {
     }
 
     #[test]
-    fn the_reported_catalogue_keeps_preflight_knowledge() {
+    fn the_declaration_rules_and_reports_fill_digests() {
+        let mut declared = crate::declared::default_for("sat1");
+        declared.catalogue.push(wire::CatalogueEntry {
+            name: "alpine:3.20".into(),
+            digest: None,
+            platform: Some("linux/arm64".into()),
+            description: String::new(),
+            shell: true,
+            libraries: vec!["libssl.so.3".into()],
+            glibc: None,
+            interpreters: vec!["/bin/sh".into()],
+            layers: Vec::new(),
+        });
+        declared.builder = wire::Builder::BuildKit;
         let reported = vec![
-            wire::BaseImage {
-                name: "busybox".into(),
-                platform: "linux/arm64".into(),
-                digest: Some(Digest::of(b"bb")),
-                description: String::new(),
-            },
-            wire::BaseImage {
-                name: "custom/base:2".into(),
-                platform: "linux/arm64".into(),
-                digest: None,
-                description: String::new(),
-            },
+            ("busybox".to_string(), Digest::of(b"bb").to_string()),
+            ("custom/base:2".to_string(), Digest::of(b"cb").to_string()),
         ];
-        let s = system_from("sat1", Some(("linux/arm64".into(), reported)));
+        let s = system_from("sat1", &declared, reported);
         assert_eq!(s.platform, "linux/arm64");
+        assert_eq!(s.builder, preflight::Builder::BuildKit);
         let names: Vec<&str> = s.catalogue.images.iter().map(|b| b.name.as_str()).collect();
-        assert_eq!(names, ["busybox:latest", "custom/base:2"]);
-        assert!(s.catalogue.images[0].shell);
         assert_eq!(
-            s.catalogue.images[0].digest,
-            Some(Digest::of(b"bb").to_string())
+            names,
+            [
+                "gcr.io/distroless/static-debian12:latest",
+                "gcr.io/distroless/cc-debian12:latest",
+                "busybox:latest",
+                "alpine:3.20"
+            ]
         );
-        assert!(s.base("gcr.io/distroless/static-debian12").is_none());
-        let d = system_from("sat1", None);
+        let bb = s.base("busybox").unwrap();
+        assert!(bb.shell);
+        assert_eq!(bb.digest, Some(Digest::of(b"bb").to_string()));
+        assert!(s.base("custom/base:2").is_none());
+        assert_eq!(s.base("alpine:3.20").unwrap().libraries, ["libssl.so.3"]);
+        let d = system_from("sat1", &crate::declared::default_for("sat1"), Vec::new());
         assert_eq!(d.platform, "linux/arm64");
         assert_eq!(d.catalogue.images.len(), 3);
-        assert_eq!(system_from("em", None).platform, preflight::host_platform());
+        let em = system_from("em", &crate::declared::default_for("em"), Vec::new());
+        assert_eq!(em.platform, preflight::host_platform());
     }
 }

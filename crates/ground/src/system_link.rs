@@ -295,7 +295,9 @@ async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
             catalogue,
             boot,
             holds,
+            mut engine,
         } => {
+            engine.images.truncate(wire::MAX_ENGINE_IMAGES);
             if agent != system {
                 tracing::warn!(%system, %agent, "the agent calls itself by another name");
             }
@@ -306,6 +308,7 @@ async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
                 &agent,
                 &platform,
                 &db::to_json(&catalogue),
+                &db::to_json(&engine),
                 time::now_ms(),
             )
             .await?;
@@ -511,6 +514,7 @@ mod tests {
             catalogue: Vec::new(),
             boot,
             holds,
+            engine: wire::EngineReport::default(),
         }
     }
 

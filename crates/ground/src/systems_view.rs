@@ -1,5 +1,5 @@
-//! The dashboard's view of each system: the next passes, the ground track as a small SVG map,
-//! and the caller's uplink queue with ETAs. Server-rendered; no JavaScript, nothing fetched.
+//! The dashboard's view of each system: its declaration and any drift of its engine from it,
+//! the next passes, the ground track as a small SVG map, and the caller's uplink queue with ETAs. Server-rendered; no JavaScript, nothing fetched.
 
 use std::fmt::Write as _;
 
@@ -23,6 +23,7 @@ pub(crate) async fn section(g: &Ground, user: &str) -> Result<String, ApiError> 
     let names: Vec<String> = g.system_names().map(str::to_string).collect();
     for name in names {
         let _ = write!(out, "<h3>{}</h3>", escape(&name));
+        declared_html(&mut out, g, &name).await?;
         match passes::sky(g, &name)? {
             Sky::AlwaysInContact { .. } => {
                 out.push_str("<p>Always in contact: no passes.</p>");
@@ -62,6 +63,40 @@ pub(crate) async fn section(g: &Ground, user: &str) -> Result<String, ApiError> 
         queue_html(&mut out, &queue::view(g, &name, user).await?);
     }
     Ok(out)
+}
+
+/// The declared platform, builder and catalogue, and each difference from what the agent last
+/// reported of its engine.
+async fn declared_html(out: &mut String, g: &Ground, name: &str) -> Result<(), ApiError> {
+    let d = crate::declared::declaration(g, name);
+    let names = d.image_names().join(", ");
+    let _ = write!(
+        out,
+        "<p>Declared: {}, {} builder; catalogue: {}.</p>",
+        escape(&d.platform),
+        d.builder,
+        escape(&names)
+    );
+    let engine = crate::db::system(g.db(), name)
+        .await?
+        .and_then(|r| r.engine)
+        .and_then(|e| crate::db::from_json::<wire::EngineReport>(&e));
+    match engine {
+        None => out.push_str("<p>No engine report yet.</p>"),
+        Some(e) => {
+            let drift = crate::declared::drift(&d, &e);
+            if drift.is_empty() {
+                out.push_str("<p>Engine: as declared.</p>");
+            } else {
+                out.push_str("<p class=\"error\">Engine drift from the declaration:</p><ul class=\"drift\">");
+                for x in &drift {
+                    let _ = write!(out, "<li>{}</li>", escape(&x.message()));
+                }
+                out.push_str("</ul>");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The caller's part of the queue, with ETAs, and a line for everyone else's.

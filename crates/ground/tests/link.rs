@@ -242,6 +242,7 @@ async fn an_execution_runs_over_the_link_and_lands_its_downlink_when_the_files_a
             catalogue: wire::catalogue("linux/amd64"),
             boot: 1,
             holds: Vec::new(),
+            engine: wire::EngineReport::default(),
         })
         .await;
     // The first Hello sends unfinished plans again: let it be handled before any exists.
@@ -621,6 +622,7 @@ async fn a_restarted_agent_gets_the_plans_of_unfinished_executions_again() {
         catalogue: wire::catalogue("linux/amd64"),
         boot,
         holds: holds.iter().map(|h| h.to_string()).collect(),
+        engine: wire::EngineReport::default(),
     };
     flight.send(hello(1, &[])).await;
     // The first Hello sends unfinished plans again: none exists yet.

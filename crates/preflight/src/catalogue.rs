@@ -1,8 +1,9 @@
 //! What a system offers a build: its platform, its builder and, for each preloaded base image,
 //! what is inside it (shell, libraries, glibc version, script interpreters).
 //!
-//! Plain data with public fields: the ground fills it from what the flight agent reports;
-//! [`System::flight`] and [`System::em`] give the defaults for the stand-in catalogue.
+//! Plain data with public fields, read from a system's declaration ([`System::declared`] of a
+//! `wire::SystemDescription`, what the systems file says); [`System::flight`] and [`System::em`]
+//! give the defaults: the default catalogue file of stand-ins and the classic builder.
 
 /// A system a tenant builds for: the Engineering Model on the ground or a flight satellite.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +115,17 @@ impl System {
         }
     }
 
+    /// A system as its systems file declares it (`wire::SystemDescription`: platform, builder,
+    /// catalogue).
+    pub fn declared(name: &str, d: &wire::SystemDescription) -> System {
+        System {
+            name: name.to_string(),
+            platform: d.platform.clone(),
+            builder: d.builder.into(),
+            catalogue: Catalogue::of(d),
+        }
+    }
+
     /// The catalogue entry a reference names, compared after normalisation (tag `latest` added,
     /// Docker Hub and onboard-registry prefixes dropped) and without any `@digest`.
     pub fn base(&self, reference: &str) -> Option<&BaseImage> {
@@ -135,56 +147,38 @@ pub(crate) fn strip_digest(reference: &str) -> String {
 }
 
 impl Catalogue {
-    /// The default catalogue of `wire::catalogue`, with what the stand-in images contain.
+    /// The default catalogue (`wire::default_catalogue`, the file
+    /// `crates/wire/catalogue/default.json`) on `platform`.
     pub fn default_for(platform: &str) -> Catalogue {
-        let images = wire::catalogue(platform)
-            .into_iter()
-            .map(|b| {
-                let name = wire::normalize_image_ref(&b.name);
-                let (shell, libraries, glibc, interpreters) = known_contents(&name);
-                BaseImage {
-                    name,
-                    platform: b.platform,
-                    digest: b.digest.map(|d| d.to_string()),
-                    shell,
-                    libraries,
-                    glibc,
-                    interpreters,
-                    layers: Vec::new(),
-                }
+        Catalogue::of(&wire::SystemDescription::default_for(platform))
+    }
+
+    /// A declared catalogue, names normalised, each entry's platform filled in.
+    pub fn of(d: &wire::SystemDescription) -> Catalogue {
+        let images = d
+            .catalogue
+            .iter()
+            .map(|e| BaseImage {
+                name: wire::normalize_image_ref(&e.name),
+                platform: e.platform.clone().unwrap_or_else(|| d.platform.clone()),
+                digest: e.digest.map(|d| d.to_string()),
+                shell: e.shell,
+                libraries: e.libraries.clone(),
+                glibc: e.glibc.as_deref().and_then(Version::parse),
+                interpreters: e.interpreters.clone(),
+                layers: e.layers.iter().map(|l| l.to_string()).collect(),
             })
             .collect();
         Catalogue { images }
     }
 }
 
-/// What the three stand-ins hold; an unknown name is assumed to hold nothing.
-fn known_contents(name: &str) -> (bool, Vec<String>, Option<Version>, Vec<String>) {
-    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    match name {
-        "gcr.io/distroless/cc-debian12:latest" => (
-            false,
-            strings(&[
-                "libc.so.6",
-                "libm.so.6",
-                "libgcc_s.so.1",
-                "libstdc++.so.6",
-                "ld-linux-*.so.*",
-                "libdl.so.2",
-                "libpthread.so.0",
-                "librt.so.1",
-                "libresolv.so.2",
-            ]),
-            Some(DEBIAN12_GLIBC),
-            Vec::new(),
-        ),
-        "busybox:latest" => (
-            true,
-            Vec::new(),
-            None,
-            strings(&["/bin/sh", "/bin/ash", "/usr/bin/env", "/usr/bin/awk"]),
-        ),
-        _ => (false, Vec::new(), None, Vec::new()),
+impl From<wire::Builder> for Builder {
+    fn from(b: wire::Builder) -> Builder {
+        match b {
+            wire::Builder::Classic => Builder::Classic,
+            wire::Builder::BuildKit => Builder::BuildKit,
+        }
     }
 }
 
@@ -206,19 +200,7 @@ pub fn host_platform() -> &'static str {
 /// Compares two `os/arch[/variant]` strings, ignoring a missing variant and the aliases Docker
 /// accepts (`aarch64` = `arm64`, `x86_64` = `amd64`).
 pub(crate) fn same_platform(a: &str, b: &str) -> bool {
-    fn norm(p: &str) -> (String, String) {
-        let p = p.trim().to_ascii_lowercase();
-        let mut parts = p.split('/');
-        let os = parts.next().unwrap_or("").to_string();
-        let arch = match parts.next().unwrap_or("") {
-            "aarch64" | "arm64" => "arm64",
-            "x86_64" | "x86-64" | "amd64" => "amd64",
-            "i386" | "386" => "386",
-            other => other,
-        };
-        (os, arch.to_string())
-    }
-    norm(a) == norm(b)
+    wire::same_platform(a, b)
 }
 
 /// Does a library file name match a catalogue pattern (`*` = any run of characters)?

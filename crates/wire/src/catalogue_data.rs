@@ -44,26 +44,25 @@ pub fn normalize_image_ref(reference: &str) -> String {
     }
 }
 
-/// The default onboard catalogue, as the ground knows it before a flight agent reports digests.
-/// `orbitdock flight seed-bases` (crate `standins`) builds stand-ins for exactly these names.
+/// The default onboard catalogue (the file `crates/wire/catalogue/default.json`, see
+/// [`crate::default_catalogue`]) on `platform`, as the ground knows it before a flight agent
+/// reports digests. `orbitdock flight seed-bases` (crate `standins`) builds stand-ins for
+/// exactly these names.
 pub fn catalogue(platform: &str) -> Vec<BaseImage> {
-    let entry = |name: &str, description: &str| BaseImage {
-        name: name.to_string(),
-        platform: platform.to_string(),
-        digest: None,
-        description: description.to_string(),
-    };
-    vec![
-        entry(
-            "gcr.io/distroless/static-debian12:latest",
-            "no libc: for statically linked binaries; /etc/passwd with nonroot (65532)",
-        ),
-        entry(
-            "gcr.io/distroless/cc-debian12:latest",
-            "glibc, libgcc and libstdc++ for dynamically linked C, C++ and Rust binaries; nonroot (65532)",
-        ),
-        entry("busybox:latest", "a static busybox shell and coreutils"),
-    ]
+    of_description(&crate::SystemDescription::default_for(platform))
+}
+
+/// A declared catalogue as the list of [`BaseImage`]s: names, platforms, pinned digests.
+pub fn of_description(d: &crate::SystemDescription) -> Vec<BaseImage> {
+    d.catalogue
+        .iter()
+        .map(|e| BaseImage {
+            name: e.name.clone(),
+            platform: e.platform.clone().unwrap_or_else(|| d.platform.clone()),
+            digest: e.digest,
+            description: e.description.clone(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //!   objects), encoded with postcard and carried as message transfers of a `sync` session.
 //!
 //! It also holds the plain data both sides must agree on: [`Digest`], the onboard base-image
-//! [`catalogue`], the error codes of [`ErrorCode`] (compatible with Clustergate-2's), and the
+//! [`catalogue`] (the default file of [`SystemDescription`]s: systems as data), the error codes of [`ErrorCode`] (compatible with Clustergate-2's), and the
 //! validated [`names`] of tenants, volumes, pods, images and paths.
 
 mod catalogue_data;
@@ -23,8 +23,13 @@ mod message;
 pub mod names;
 mod packet;
 mod plan_sig;
+mod systems;
 
-pub use catalogue_data::{BaseImage, catalogue, normalize_image_ref};
+pub use catalogue_data::{BaseImage, catalogue, normalize_image_ref, of_description};
+pub use systems::{
+    Builder, CatalogueEntry, CatalogueError, DEFAULT_CATALOGUE_FILE, EngineImage, EngineReport,
+    MAX_ENGINE_IMAGES, SystemDescription, default_catalogue, is_platform, parse_catalogue, same_platform,
+};
 pub use chunk::{
     AckRanges, Chunk, ChunkError, DATA_CHUNK_OVERHEAD, MAX_LIST, MAX_RANGES, Offer, Status,
     StatusState, TransferKind, chunk_len, decode_chunks, encode_chunk,
@@ -48,5 +53,5 @@ pub use plan_sig::{PlanBindingError, PlanSignatureError, PlanSigner, PlanVerifie
 
 /// The catalogue module: base images preloaded onboard.
 pub mod catalogue {
-    pub use crate::catalogue_data::{BaseImage, catalogue, normalize_image_ref};
+    pub use crate::catalogue_data::{BaseImage, catalogue, normalize_image_ref, of_description};
 }

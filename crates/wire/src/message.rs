@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{BaseImage, Digest, ErrorCode};
+use crate::{BaseImage, Digest, EngineReport, ErrorCode};
 
 /// The largest encoded [`Message`] either side accepts. Objects travel beside messages as
 /// transfers of their own, so this bounds plans and listings, not files.
@@ -30,6 +30,9 @@ pub enum Message {
         /// The executions whose plans the agent holds and has not finished, at most
         /// [`MAX_HELD_PLANS`] (the ground reads no more).
         holds: Vec<String>,
+        /// What the engine really holds (base images, platform, builder): the ground compares
+        /// it with the system's declaration and shows the drift.
+        engine: EngineReport,
     },
     /// Ground → flight: an execution compiled into tasks for the agent to run.
     Plan(Plan),

@@ -101,6 +101,7 @@ impl Stack {
             rate_bits_per_sec: None,
             contact: link::Contact::Always,
             plan_verifier: signer.verifier(),
+            builder: wire::Builder::Classic,
         };
         tasks.push(tokio::spawn(async move {
             flight::run(flight_config).await.unwrap();

@@ -39,7 +39,14 @@ impl Executor {
         // The judge is linear in its input, but a megabyte of it is still work: off the async
         // workers.
         let catalogue = self.catalogue.clone();
-        let judged = blocking(move || onboard::judge(&text, &catalogue))
+        let settings = onboard::Settings {
+            builder: match self.builder {
+                wire::Builder::Classic => dockerfile::Builder::Classic,
+                wire::Builder::BuildKit => dockerfile::Builder::BuildKit,
+            },
+            build_args: &[],
+        };
+        let judged = blocking(move || onboard::judge_with(&text, &catalogue, &settings))
             .await?
             .map_err(|r| {
                 let code = match r.kind() {

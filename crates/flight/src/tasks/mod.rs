@@ -172,6 +172,8 @@ pub(crate) struct Executor {
     pub(crate) outbox: mpsc::Sender<Outgoing>,
     /// Canonical names of the catalogue images.
     pub(crate) catalogue: Vec<String>,
+    /// The builder the engine builds with: Dockerfiles are judged as it reads them.
+    pub(crate) builder: wire::Builder,
     pub(crate) object_wait: Duration,
 }
 
@@ -301,6 +303,7 @@ pub(crate) mod tests {
                 .into_iter()
                 .map(|b| b.name)
                 .collect(),
+            builder: wire::Builder::Classic,
             object_wait: Duration::from_millis(200),
         };
         Rig {

@@ -1,4 +1,5 @@
-//! The `systems` table: each system's agent, platform and base-image catalogue, as last seen.
+//! The `systems` table: each system's agent, platform, base-image catalogue and engine report,
+//! as last seen.
 
 use sqlx::Row;
 
@@ -10,6 +11,8 @@ pub(crate) struct SystemRow {
     /// JSON list of `wire::BaseImage`.
     pub(crate) catalogue: String,
     pub(crate) last_seen: i64,
+    /// JSON `wire::EngineReport`; `None` before an agent reported one.
+    pub(crate) engine: Option<String>,
 }
 
 pub(crate) async fn upsert_system(
@@ -18,17 +21,21 @@ pub(crate) async fn upsert_system(
     agent: &str,
     platform: &str,
     catalogue: &str,
+    engine: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO systems (name, agent, platform, catalogue, last_seen) VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO systems (name, agent, platform, catalogue, engine, last_seen)
+         VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT(name) DO UPDATE SET agent = excluded.agent, platform = excluded.platform,
-             catalogue = excluded.catalogue, last_seen = excluded.last_seen",
+             catalogue = excluded.catalogue, engine = excluded.engine,
+             last_seen = excluded.last_seen",
     )
     .bind(name)
     .bind(agent)
     .bind(platform)
     .bind(catalogue)
+    .bind(engine)
     .bind(now)
     .execute(db)
     .await?;
@@ -36,7 +43,7 @@ pub(crate) async fn upsert_system(
 }
 
 pub(crate) async fn system(db: &Db, name: &str) -> Result<Option<SystemRow>, sqlx::Error> {
-    let row = sqlx::query("SELECT platform, catalogue, last_seen FROM systems WHERE name = ?")
+    let row = sqlx::query("SELECT platform, catalogue, last_seen, engine FROM systems WHERE name = ?")
         .bind(name)
         .fetch_optional(db)
         .await?;
@@ -45,6 +52,7 @@ pub(crate) async fn system(db: &Db, name: &str) -> Result<Option<SystemRow>, sql
             platform: r.try_get("platform")?,
             catalogue: r.try_get("catalogue")?,
             last_seen: r.try_get("last_seen")?,
+            engine: r.try_get("engine")?,
         })
     })
     .transpose()

@@ -242,6 +242,53 @@ pub(super) fn catalogue_image(b: &wire::BaseImage) -> api::CatalogueImage {
     }
 }
 
+pub(super) fn declaration(d: &wire::SystemDescription) -> api::Declaration {
+    api::Declaration {
+        platform: d.platform.clone(),
+        builder: d.builder.to_string(),
+        catalogue: d
+            .catalogue
+            .iter()
+            .map(|e| api::DeclaredImage {
+                name: e.name.clone(),
+                digest: e.digest.map(|d| d.to_string()),
+                platform: e.platform.clone().unwrap_or_else(|| d.platform.clone()),
+                shell: e.shell,
+                libraries: e.libraries.clone(),
+                glibc: e.glibc.clone(),
+                interpreters: e.interpreters.clone(),
+                layers: e.layers.iter().map(|l| l.to_string()).collect(),
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn engine_report(e: &wire::EngineReport) -> api::EngineReport {
+    api::EngineReport {
+        platform: e.platform.clone(),
+        builder: e.builder.to_string(),
+        images: e
+            .images
+            .iter()
+            .map(|i| api::EngineImage {
+                name: i.name.clone(),
+                id: i.id.clone(),
+                platform: i.platform.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn drift(d: &crate::declared::Drift) -> api::Drift {
+    api::Drift {
+        kind: d.kind.as_str().to_string(),
+        subject: d.subject.clone(),
+        declared: d.declared.clone(),
+        reported: d.reported.clone(),
+        message: d.message(),
+    }
+}
+
 pub(super) fn pass(w: &orbit::Window) -> api::Pass {
     api::Pass {
         station: w.station.clone(),

@@ -59,6 +59,7 @@ pub(crate) fn router(ground: Ground) -> Router {
         .route("/executions", get(executions::list).post(executions::start))
         .route("/executions/{id}", get(executions::get))
         .route("/systems", get(systems::list))
+        .route("/systems/{system}", get(systems::one))
         .route("/systems/{system}/passes", get(systems::passes))
         .route("/systems/{system}/track", get(systems::track))
         .route("/systems/{system}/queue", get(systems::queue))

@@ -6,13 +6,13 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use super::convert::{
-    catalogue_image, pass, queue as queue_view, track_point, volume, volume_file,
+    self, catalogue_image, pass, queue as queue_view, track_point, volume, volume_file,
 };
 use super::{P, Page, Q};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::passes::{self, HOURS_MAX, Sky, rfc3339};
-use crate::{Ground, db, preflight_check, queue as uplink_queue, time};
+use crate::{Ground, db, declared, queue as uplink_queue, time};
 
 /// `hours` of the passes route when not given (at most [`HOURS_MAX`]).
 const HOURS_DEFAULT: u32 = 24;
@@ -24,44 +24,65 @@ const TRACK_STEP_MAX: u32 = 3600;
 /// Points in one ground track, at most.
 const TRACK_POINTS_MAX: u32 = 5000;
 
-/// Every configured system: what its agent reported in its last hello, or, before any, the
-/// platform preflight assumes for it ([`preflight_check::unseen_system`]) with the default
-/// catalogue of that platform.
-async fn systems(g: &Ground) -> Result<Vec<api::System>, ApiError> {
-    let mut out = Vec::new();
-    for name in g.system_names() {
-        let v = match db::system(g.db(), name).await? {
-            Some(s) => {
-                let catalogue: Vec<wire::BaseImage> = db::json_or_default(&s.catalogue);
-                api::System {
-                    name: name.to_string(),
-                    platform: Some(s.platform),
-                    last_seen: Some(time::rfc3339(s.last_seen)),
-                    catalogue: catalogue.iter().map(catalogue_image).collect(),
-                }
-            }
-            None => api::System {
+/// One configured system: its declaration, what its agent reported in its last hello (the
+/// catalogue with ids, the engine report) and the drift between the two; before any hello, the
+/// declared catalogue and no drift.
+async fn system_view(g: &Ground, name: &str) -> Result<api::System, ApiError> {
+    let declared = declared::declaration(g, name);
+    Ok(match db::system(g.db(), name).await? {
+        Some(s) => {
+            let catalogue: Vec<wire::BaseImage> = db::json_or_default(&s.catalogue);
+            let engine = s
+                .engine
+                .as_deref()
+                .and_then(db::from_json::<wire::EngineReport>);
+            api::System {
                 name: name.to_string(),
-                platform: None,
-                last_seen: None,
-                catalogue: wire::catalogue(&preflight_check::unseen_system(name).platform)
-                    .iter()
-                    .map(catalogue_image)
-                    .collect(),
-            },
-        };
-        out.push(v);
-    }
-    Ok(out)
+                platform: Some(s.platform),
+                last_seen: Some(time::rfc3339(s.last_seen)),
+                catalogue: catalogue.iter().map(catalogue_image).collect(),
+                declared: convert::declaration(&declared),
+                drift: engine
+                    .as_ref()
+                    .map(|e| declared::drift(&declared, e).iter().map(convert::drift).collect())
+                    .unwrap_or_default(),
+                engine: engine.as_ref().map(convert::engine_report),
+            }
+        }
+        None => api::System {
+            name: name.to_string(),
+            platform: None,
+            last_seen: None,
+            catalogue: wire::of_description(&declared)
+                .iter()
+                .map(catalogue_image)
+                .collect(),
+            declared: convert::declaration(&declared),
+            engine: None,
+            drift: Vec::new(),
+        },
+    })
 }
 
 pub(super) async fn list(
     State(g): State<Ground>,
     _user: AuthUser,
 ) -> Result<Json<api::SystemList>, ApiError> {
-    Ok(Json(api::SystemList {
-        systems: systems(&g).await?,
-    }))
+    let mut systems = Vec::new();
+    for name in g.system_names() {
+        systems.push(system_view(&g, name).await?);
+    }
+    Ok(Json(api::SystemList { systems }))
+}
+
+/// `GET /api/v1/systems/{system}`.
+pub(super) async fn one(
+    State(g): State<Ground>,
+    _user: AuthUser,
+    P(system): P<String>,
+) -> Result<Json<api::System>, ApiError> {
+    known_system(&g, &system)?;
+    Ok(Json(system_view(&g, &system).await?))
 }
 
 #[derive(Debug, Deserialize)]
