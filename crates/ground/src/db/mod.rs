@@ -109,6 +109,11 @@ fn migrator() -> Migrator {
             "plan sequences",
             include_str!("../../migrations/0005_plan_sequences.sql"),
         ),
+        m(
+            6,
+            "system engine",
+            include_str!("../../migrations/0006_system_engine.sql"),
+        ),
     ])
 }
 
