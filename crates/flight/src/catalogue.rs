@@ -49,3 +49,47 @@ pub(crate) async fn engine_report(runtime: &dyn Runtime, builder: wire::Builder)
         builder,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::ImageInfo;
+    use crate::runtime::fake::FakeRuntime;
+
+    #[tokio::test]
+    async fn the_engine_report_lists_what_the_engine_holds_but_tenant_images() {
+        let info = |id: &str, platform: &str| ImageInfo {
+            id: id.into(),
+            platform: platform.into(),
+            ..Default::default()
+        };
+        let fake = FakeRuntime::with(|s| {
+            s.images
+                .insert("busybox:latest".into(), info("sha256:bb", "linux/amd64"));
+            s.images
+                .insert("alpine:3.20".into(), info("sha256:aa", "linux/arm64"));
+            s.images.insert(
+                "tenants/alice/app:v1".into(),
+                info("sha256:cc", "linux/amd64"),
+            );
+        });
+        let report = engine_report(&fake, wire::Builder::BuildKit).await;
+        assert_eq!(
+            report.images,
+            [
+                EngineImage {
+                    name: "alpine:3.20".into(),
+                    id: "sha256:aa".into(),
+                    platform: "linux/arm64".into()
+                },
+                EngineImage {
+                    name: "busybox:latest".into(),
+                    id: "sha256:bb".into(),
+                    platform: "linux/amd64".into()
+                },
+            ]
+        );
+        assert_eq!(report.builder, wire::Builder::BuildKit);
+        assert_eq!(report.platform, names::host_platform());
+    }
+}
