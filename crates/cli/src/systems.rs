@@ -54,7 +54,7 @@ pub(crate) struct SystemSpec {
     pub(crate) builder: Option<wire::Builder>,
     /// The catalogue: a list of entries, or the path of a catalogue file relative to this file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) catalogue: Option<serde_json::Value>,
+    pub(crate) catalogue: Option<wire::CatalogueSource>,
 }
 
 /// Reads a systems file's entries; an error names the file and the field (`fm.builder`).
@@ -89,19 +89,17 @@ pub(crate) fn declarations(
         };
         let catalogue = match spec.catalogue {
             None => wire::default_catalogue(),
-            Some(serde_json::Value::String(rel)) => {
+            Some(wire::CatalogueSource::File(rel)) => {
                 let at = path.parent().unwrap_or(Path::new(".")).join(&rel);
                 let text = std::fs::read_to_string(&at).with_context(|| {
                     format!("{file}: {name}.catalogue: reading {}", at.display())
                 })?;
                 wire::parse_catalogue(&text, &at.display().to_string(), "")?
             }
-            Some(v @ serde_json::Value::Array(_)) => {
-                wire::parse_catalogue(&v.to_string(), &file, &format!("{name}.catalogue"))?
+            Some(wire::CatalogueSource::Inline(entries)) => {
+                wire::check_catalogue(&entries, &file, &format!("{name}.catalogue"))?;
+                entries
             }
-            Some(_) => bail!(
-                "{file}: {name}.catalogue: expected a list of images or the path of a catalogue file"
-            ),
         };
         let builder = spec.builder.unwrap_or_default();
         out.insert(

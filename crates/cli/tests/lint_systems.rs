@@ -82,7 +82,10 @@ fn an_image_outside_the_stand_ins_is_clean_once_the_systems_file_declares_it() {
     let busybox = context(
         dir.path(),
         "busybox",
-        &[("Dockerfile", b"FROM busybox\nUSER 65532\nCMD [\"/bin/true\"]\n")],
+        &[(
+            "Dockerfile",
+            b"FROM busybox\nUSER 65532\nCMD [\"/bin/true\"]\n",
+        )],
     );
     let (code, out, _) = lint(&["--system", "em", "--systems-file", &inline], &busybox);
     assert_eq!(code, Some(1), "{out}");
@@ -104,11 +107,27 @@ fn a_binary_needing_libssl_is_clean_once_a_declared_image_holds_it() {
     let ctx = dir.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     let gcc = |args: &[&str]| {
-        let st = Command::new("gcc").args(args).current_dir(&src).status().unwrap();
+        let st = Command::new("gcc")
+            .args(args)
+            .current_dir(&src)
+            .status()
+            .unwrap();
         assert!(st.success(), "gcc {args:?}");
     };
-    gcc(&["-shared", "-fPIC", "-Wl,-soname,libssl.so.3", "-o", "libssl.so.3", "ssl.c"]);
-    gcc(&["-o", ctx.join("app").to_str().unwrap(), "app.c", "./libssl.so.3"]);
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libssl.so.3",
+        "-o",
+        "libssl.so.3",
+        "ssl.c",
+    ]);
+    gcc(&[
+        "-o",
+        ctx.join("app").to_str().unwrap(),
+        "app.c",
+        "./libssl.so.3",
+    ]);
     std::fs::write(
         ctx.join("Dockerfile"),
         "FROM gcr.io/distroless/cc-debian12\nCOPY app /app\nUSER 65532:65532\nENTRYPOINT [\"/app\"]\n",
@@ -182,7 +201,10 @@ fn a_bad_systems_file_is_refused_naming_the_field() {
     let ctx = context(
         dir.path(),
         "ctx",
-        &[("Dockerfile", b"FROM busybox\nUSER 65532\nCMD [\"/bin/true\"]\n")],
+        &[(
+            "Dockerfile",
+            b"FROM busybox\nUSER 65532\nCMD [\"/bin/true\"]\n",
+        )],
     );
     let cases: &[(&str, &str, &[&str])] = &[
         (

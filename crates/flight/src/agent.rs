@@ -125,7 +125,10 @@ impl Agent {
         if config.builder != wire::Builder::Classic {
             return Err(Error::new(
                 crate::error::ErrorKind::Invalid,
-                format!("builder {}: the Docker adapter builds only with the classic builder", config.builder),
+                format!(
+                    "builder {}: the Docker adapter builds only with the classic builder",
+                    config.builder
+                ),
             ));
         }
         let runtime = Arc::new(DockerRuntime::connect().await?);
@@ -268,7 +271,11 @@ impl Agent {
             catalogue: catalogue_of(self.inner.exec.runtime.as_ref()).await,
             boot: self.inner.boot,
             holds: self.inner.plans.held(wire::MAX_HELD_PLANS),
-            engine: crate::catalogue::engine_report(&*self.inner.exec.runtime, self.inner.exec.builder).await,
+            engine: crate::catalogue::engine_report(
+                &*self.inner.exec.runtime,
+                self.inner.exec.builder,
+            )
+            .await,
         }
     }
 

@@ -124,7 +124,11 @@ pub(crate) fn drift(declared: &SystemDescription, engine: &EngineReport) -> Vec<
             out.push(Drift {
                 kind: DriftKind::MissingImage,
                 subject: name.clone(),
-                declared: Some(entry.digest.map_or_else(|| "any id".into(), |d| d.to_string())),
+                declared: Some(
+                    entry
+                        .digest
+                        .map_or_else(|| "any id".into(), |d| d.to_string()),
+                ),
                 reported: None,
             });
             continue;

@@ -297,12 +297,11 @@ async fn mirrored_volume(
 async fn system_of(ground: &Ground, name: &str) -> Result<preflight::System, ApiError> {
     let row = db::system(ground.db(), name).await?;
     let reported = row.map(|r| {
-        let mut ids: Vec<(String, String)> = db::json_or_default::<Vec<wire::BaseImage>>(
-            &r.catalogue,
-        )
-        .into_iter()
-        .filter_map(|b| Some((b.name, b.digest?.to_string())))
-        .collect();
+        let mut ids: Vec<(String, String)> =
+            db::json_or_default::<Vec<wire::BaseImage>>(&r.catalogue)
+                .into_iter()
+                .filter_map(|b| Some((b.name, b.digest?.to_string())))
+                .collect();
         if let Some(engine) = r
             .engine
             .as_deref()

@@ -88,7 +88,9 @@ async fn declared_html(out: &mut String, g: &Ground, name: &str) -> Result<(), A
             if drift.is_empty() {
                 out.push_str("<p>Engine: as declared.</p>");
             } else {
-                out.push_str("<p class=\"error\">Engine drift from the declaration:</p><ul class=\"drift\">");
+                out.push_str(
+                    "<p class=\"error\">Engine drift from the declaration:</p><ul class=\"drift\">",
+                );
                 for x in &drift {
                     let _ = write!(out, "<li>{}</li>", escape(&x.message()));
                 }

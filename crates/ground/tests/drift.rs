@@ -11,7 +11,9 @@ use common::{TestGround, free_udp_addr, ground_with};
 use ground::SystemLink;
 use link::{Contact, EndpointConfig, MessageSender, ObjectLayout, spawn_endpoint};
 use serde_json::Value;
-use wire::{Builder, CatalogueEntry, Digest, Direction, EngineImage, EngineReport, LinkKey, Message};
+use wire::{
+    Builder, CatalogueEntry, Digest, Direction, EngineImage, EngineReport, LinkKey, Message,
+};
 
 fn entry(name: &str, digest: Option<Digest>) -> CatalogueEntry {
     CatalogueEntry {
@@ -133,7 +135,11 @@ async fn an_engine_report_that_differs_from_the_declaration_shows_drift() {
     let report = EngineReport {
         images: vec![
             image("busybox:latest", other, "linux/amd64"),
-            image("gcr.io/distroless/static-debian12", static_id, "linux/amd64"),
+            image(
+                "gcr.io/distroless/static-debian12",
+                static_id,
+                "linux/amd64",
+            ),
         ],
         platform: "linux/arm64".into(),
         builder: Builder::Classic,

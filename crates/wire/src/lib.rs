@@ -26,10 +26,6 @@ mod plan_sig;
 mod systems;
 
 pub use catalogue_data::{BaseImage, catalogue, normalize_image_ref, of_description};
-pub use systems::{
-    Builder, CatalogueEntry, CatalogueError, DEFAULT_CATALOGUE_FILE, EngineImage, EngineReport,
-    MAX_ENGINE_IMAGES, SystemDescription, default_catalogue, is_platform, parse_catalogue, same_platform,
-};
 pub use chunk::{
     AckRanges, Chunk, ChunkError, DATA_CHUNK_OVERHEAD, MAX_LIST, MAX_RANGES, Offer, Status,
     StatusState, TransferKind, chunk_len, decode_chunks, encode_chunk,
@@ -50,6 +46,11 @@ pub use packet::{
     PacketError, ReplayWindow, Sealer,
 };
 pub use plan_sig::{PlanBindingError, PlanSignatureError, PlanSigner, PlanVerifier};
+pub use systems::{
+    Builder, CatalogueEntry, CatalogueError, CatalogueSource, DEFAULT_CATALOGUE_FILE, EngineImage,
+    EngineReport, MAX_ENGINE_IMAGES, SystemDescription, check_catalogue, default_catalogue,
+    is_platform, parse_catalogue, same_platform,
+};
 
 /// The catalogue module: base images preloaded onboard.
 pub mod catalogue {

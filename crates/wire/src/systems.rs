@@ -184,6 +184,17 @@ pub fn parse_catalogue(
             message: strip_position(&e.into_inner().to_string()),
         }
     })?;
+    check_catalogue(&entries, file, prefix)?;
+    Ok(entries)
+}
+
+/// Checks what serde does not: each name, glibc version and platform. `file` and `prefix` as
+/// for [`parse_catalogue`].
+pub fn check_catalogue(
+    entries: &[CatalogueEntry],
+    file: &str,
+    prefix: &str,
+) -> Result<(), CatalogueError> {
     let error = |i: usize, field: &str, message: String| CatalogueError {
         file: file.to_string(),
         field: join_field(prefix, &format!("[{i}].{field}")),
@@ -191,7 +202,11 @@ pub fn parse_catalogue(
     };
     for (i, e) in entries.iter().enumerate() {
         if e.name.trim().is_empty() || e.name.chars().any(char::is_whitespace) {
-            return Err(error(i, "name", format!("{:?} is not an image name", e.name)));
+            return Err(error(
+                i,
+                "name",
+                format!("{:?} is not an image name", e.name),
+            ));
         }
         if let Some(g) = &e.glibc
             && !is_version(g)
@@ -208,7 +223,45 @@ pub fn parse_catalogue(
             return Err(error(i, "platform", format!("{p:?} is not os/arch")));
         }
     }
-    Ok(entries)
+    Ok(())
+}
+
+/// A systems file's `catalogue`: the path of a catalogue file (relative to the systems file) or
+/// the entries inline. Read from a JSON string or list; inside a list, each entry's errors keep
+/// their place (`fm.catalogue[1].shell`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum CatalogueSource {
+    /// A catalogue file.
+    File(String),
+    /// The entries themselves.
+    Inline(Vec<CatalogueEntry>),
+}
+
+impl<'de> Deserialize<'de> for CatalogueSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = CatalogueSource;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of images or the path of a catalogue file")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CatalogueSource, E> {
+                Ok(CatalogueSource::File(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<CatalogueSource, A::Error> {
+                let mut out = Vec::new();
+                while let Some(e) = seq.next_element::<CatalogueEntry>()? {
+                    out.push(e);
+                }
+                Ok(CatalogueSource::Inline(out))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// Whether `p` reads as `os/arch[/variant]`.
@@ -242,7 +295,8 @@ pub fn same_platform(a: &str, b: &str) -> bool {
 
 fn is_version(v: &str) -> bool {
     let mut it = v.split('.');
-    let num = |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    let num =
+        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
     num(it.next()) && num(it.next()) && it.all(|s| num(Some(s)))
 }
 
@@ -292,22 +346,33 @@ mod tests {
 
     #[test]
     fn errors_name_the_file_and_the_field() {
-        let e = parse_catalogue(r#"[{"name": "a:1"}, {"name": "b", "shell": "yes"}]"#, "c.json", "")
-            .unwrap_err();
+        let e = parse_catalogue(
+            r#"[{"name": "a:1"}, {"name": "b", "shell": "yes"}]"#,
+            "c.json",
+            "",
+        )
+        .unwrap_err();
         assert_eq!(e.file, "c.json");
         assert_eq!(e.field, "[1].shell");
         assert!(e.message.contains("expected a boolean"), "{e}");
-        let e = parse_catalogue(r#"[{"name": "a", "glibc": "two"}]"#, "s.json", "fm.catalogue")
-            .unwrap_err();
-        assert_eq!(e.to_string(), r#"s.json: fm.catalogue[0].glibc: "two" is not a major.minor version"#);
+        let e = parse_catalogue(
+            r#"[{"name": "a", "glibc": "two"}]"#,
+            "s.json",
+            "fm.catalogue",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"s.json: fm.catalogue[0].glibc: "two" is not a major.minor version"#
+        );
         let e = parse_catalogue(r#"[{"name": "a", "shel": true}]"#, "c.json", "").unwrap_err();
         assert_eq!(e.field, "[0].shel");
         assert!(e.message.contains("unknown field"), "{e}");
         let e = parse_catalogue(r#"[{"shell": true}]"#, "c.json", "").unwrap_err();
         assert_eq!(e.field, "[0]");
         assert!(e.message.contains("missing field `name`"), "{e}");
-        let e = parse_catalogue(r#"[{"name": "a", "digest": "sha256:00"}]"#, "c.json", "")
-            .unwrap_err();
+        let e =
+            parse_catalogue(r#"[{"name": "a", "digest": "sha256:00"}]"#, "c.json", "").unwrap_err();
         assert_eq!(e.field, "[0].digest");
         let e = parse_catalogue(r#"{"name": "a"}"#, "c.json", "").unwrap_err();
         assert_eq!(e.field, ".");

@@ -43,10 +43,11 @@ pub(crate) async fn upsert_system(
 }
 
 pub(crate) async fn system(db: &Db, name: &str) -> Result<Option<SystemRow>, sqlx::Error> {
-    let row = sqlx::query("SELECT platform, catalogue, last_seen, engine FROM systems WHERE name = ?")
-        .bind(name)
-        .fetch_optional(db)
-        .await?;
+    let row =
+        sqlx::query("SELECT platform, catalogue, last_seen, engine FROM systems WHERE name = ?")
+            .bind(name)
+            .fetch_optional(db)
+            .await?;
     row.map(|r| {
         Ok(SystemRow {
             platform: r.try_get("platform")?,

@@ -44,7 +44,12 @@ async fn system_view(g: &Ground, name: &str) -> Result<api::System, ApiError> {
                 declared: convert::declaration(&declared),
                 drift: engine
                     .as_ref()
-                    .map(|e| declared::drift(&declared, e).iter().map(convert::drift).collect())
+                    .map(|e| {
+                        declared::drift(&declared, e)
+                            .iter()
+                            .map(convert::drift)
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 engine: engine.as_ref().map(convert::engine_report),
             }
