@@ -153,6 +153,11 @@ impl Agent {
             runtime,
             volumes: Arc::new(Volumes::open(&config.volumes_dir, state)?),
             store: Arc::new(ObjectStore::open(state)?),
+            disk: Arc::new(crate::disk::Disk::open(
+                config.limits,
+                state,
+                &config.volumes_dir,
+            )),
             scratch,
             outbox,
             catalogue: wire::catalogue(&names::host_platform())
@@ -671,6 +676,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
             state_dir: config.state_dir.clone(),
             volumes_dir: config.volumes_dir.clone(),
             plan_verifier: Some(config.plan_verifier.clone()),
+            limits: config.limits,
         },
         outbox.clone(),
     )
@@ -742,6 +748,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
             Ok(())
         });
     }
+    tasks.spawn(crate::disk::keep_reserve(agent.inner.exec.disk.clone()));
     loop {
         tokio::select! {
             event = receiver.recv() => match event {
@@ -790,6 +797,7 @@ mod tests {
             state_dir: dir.join("state"),
             volumes_dir: dir.join("volumes"),
             plan_verifier: None,
+            limits: crate::DiskLimits::default(),
         };
         (
             Agent::with_runtime(&config, Arc::new(fake), tx).unwrap(),
@@ -1094,6 +1102,7 @@ mod tests {
             state_dir: dir.join("state"),
             volumes_dir: dir.join("volumes"),
             plan_verifier: Some(ground.verifier()),
+            limits: crate::DiskLimits::default(),
         };
         (Agent::with_runtime(&config, fake, tx).unwrap(), rx)
     }

@@ -1,6 +1,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::disk::DiskLimits;
+
 /// How the flight agent runs: its name, its directories, and its side of the link.
 #[derive(Debug, Clone)]
 pub struct FlightConfig {
@@ -23,6 +25,8 @@ pub struct FlightConfig {
     pub contact: link::Contact,
     /// The ground's public plan key: only plans it signed are run.
     pub plan_verifier: wire::PlanVerifier,
+    /// What the agent may copy and keep on its disks, and the reserve for its own state.
+    pub limits: DiskLimits,
 }
 
 /// The directories an [`Agent`](crate::Agent) works in, and whose plans it accepts.
@@ -37,4 +41,6 @@ pub struct AgentConfig {
     /// The ground's public plan key; plans that do not verify are refused. `None` accepts
     /// unsigned plans (only for driving the agent without a ground, as tests do).
     pub plan_verifier: Option<wire::PlanVerifier>,
+    /// What the agent may copy and keep on its disks, and the reserve for its own state.
+    pub limits: DiskLimits,
 }

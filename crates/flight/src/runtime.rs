@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, ImportImageOptions, ListImagesOptions, LogsOptions,
     RemoveContainerOptions, StopContainerOptions, TagImageOptions, WaitContainerOptions,
@@ -142,6 +142,11 @@ pub struct ContainerSpec {
     pub data_dir: PathBuf,
     /// Labels set on the container.
     pub labels: BTreeMap<String, String>,
+    /// The size of the tmpfs at `/tmp`, the one writable place besides `/data` (the root
+    /// filesystem is read-only).
+    pub tmp_bytes: u64,
+    /// The most of its output the engine keeps, in each of its two log files.
+    pub log_bytes: u64,
 }
 
 /// The Docker Engine calls the agent makes. Methods return boxed futures so the trait can be a
@@ -236,6 +241,21 @@ pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
         memory_swap: Some(POD_MEMORY),
         pids_limit: Some(POD_PIDS),
         privileged: Some(false),
+        // Nothing grows in the engine's storage: a read-only root (its writable layer stays
+        // empty), a bounded tmpfs for scratch, bounded logs. (`storage_opt` size limits would
+        // need overlay2 on xfs with quotas, which an engine on fuse-overlayfs or vfs lacks.)
+        readonly_rootfs: Some(true),
+        tmpfs: Some(HashMap::from([(
+            "/tmp".to_string(),
+            format!("rw,nosuid,nodev,mode=1777,size={}", spec.tmp_bytes),
+        )])),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::from([
+                ("max-size".to_string(), spec.log_bytes.to_string()),
+                ("max-file".to_string(), "2".to_string()),
+            ])),
+        }),
         ..Default::default()
     }
 }
@@ -864,8 +884,18 @@ mod tests {
             env: vec![],
             data_dir: "/v/alice/pvc".into(),
             labels: BTreeMap::new(),
+            tmp_bytes: 1 << 20,
+            log_bytes: 1 << 16,
         };
         let h = host_config(&spec);
+        assert_eq!(h.readonly_rootfs, Some(true));
+        assert_eq!(
+            h.tmpfs.as_ref().unwrap()["/tmp"],
+            "rw,nosuid,nodev,mode=1777,size=1048576"
+        );
+        let log = h.log_config.as_ref().unwrap();
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        assert_eq!(log.config.as_ref().unwrap()["max-size"], "65536");
         assert_eq!(h.network_mode.as_deref(), Some("none"));
         assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
         assert_eq!(h.security_opt, Some(vec!["no-new-privileges".to_string()]));

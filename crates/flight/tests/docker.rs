@@ -183,6 +183,7 @@ impl World {
             state_dir: dir.path().join("state"),
             volumes_dir: volumes.clone(),
             plan_verifier: None,
+            limits: flight::DiskLimits::default(),
         };
         let agent = Agent::connect(config, tx)
             .await

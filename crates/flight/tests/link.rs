@@ -168,6 +168,7 @@ impl Setup {
             rate_bits_per_sec: None,
             contact: link::Contact::Always,
             plan_verifier: signer.verifier(),
+            limits: flight::DiskLimits::default(),
         };
         let agent = tokio::spawn(flight::run(config));
         let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);

@@ -101,6 +101,7 @@ impl Stack {
             rate_bits_per_sec: None,
             contact: link::Contact::Always,
             plan_verifier: signer.verifier(),
+            limits: flight::DiskLimits::default(),
         };
         tasks.push(tokio::spawn(async move {
             flight::run(flight_config).await.unwrap();

@@ -55,10 +55,42 @@ impl Executor {
                 ),
             ));
         }
+        self.room_for_work().await?;
         let (root, owner) = self
             .volumes
             .ensure_volume(tenant, volume)
             .map_err(execution_error)?;
+        // The tenant's volumes, with what lands (less what it replaces), must stay within the
+        // tenant's limit, in logical sizes.
+        let used = self.tenant_usage(tenant).await?;
+        let (store, measured, at) = (self.store.clone(), targets.clone(), root.clone());
+        let incoming = blocking(move || -> i128 {
+            measured
+                .iter()
+                .map(|(rel, digest, _)| {
+                    let new = fs::metadata(store.path(digest)).map_or(0, |m| m.len());
+                    let old = fs::symlink_metadata(rel.under(&at))
+                        .ok()
+                        .filter(fs::Metadata::is_file)
+                        .map_or(0, |m| m.len());
+                    i128::from(new) - i128::from(old)
+                })
+                .sum()
+        })
+        .await?;
+        let after = u64::try_from((i128::from(used) + incoming).max(0)).unwrap_or(u64::MAX);
+        let cap = self.disk.limits.tenant_bytes;
+        if after > cap {
+            return Err(limits::over_limit(
+                &format!(
+                    "volume {volume} with this uplink ({} already in your volumes)",
+                    crate::disk::size(used)
+                ),
+                after,
+                cap,
+                "of a tenant's volumes",
+            ));
+        }
         let (volumes, store) = (self.volumes.clone(), self.store.clone());
         let (count, bytes) = blocking(move || -> Step<(usize, u64)> {
             let mut bytes = 0;
@@ -115,18 +147,61 @@ impl Executor {
             Ok(all)
         })
         .await??;
+        // Every file is measured before anything is copied: its logical size (a sparse file
+        // counts what a reader gets), against the limit of a file and what the object store may
+        // still take.
+        let caps = self.disk.limits;
+        let file_limit = caps.downlink_file_bytes;
+        let (store_root, measured) = (self.store.layout().root().to_path_buf(), files.clone());
+        let store_used = blocking(move || -> Step<u64> {
+            let mut total = 0u64;
+            for (rel, path) in &measured {
+                let len = fs::metadata(path)
+                    .map_err(|e| execution_error(format!("cannot read /{rel}: {e}")))?
+                    .len();
+                if len > file_limit {
+                    return Err(limits::over_limit(
+                        &format!("/{rel}"),
+                        len,
+                        file_limit,
+                        "of a downlinked file",
+                    ));
+                }
+                total = total.saturating_add(len);
+            }
+            let (used, _) = crate::disk::logical_usage(&store_root);
+            Ok(used.saturating_add(total))
+        })
+        .await??;
+        if store_used > caps.object_store_bytes {
+            return Err(limits::over_limit(
+                "the object store with this downlink",
+                store_used,
+                caps.object_store_bytes,
+                "of the object store",
+            ));
+        }
+        self.room_for_work().await?;
         // Each file becomes an object of the store first: what is sent is that snapshot, whatever
-        // happens to the file later. Nothing is queued unless every file could be read.
+        // happens to the file later. Nothing is queued unless every file could be read. The copy
+        // counts what it reads: a file that grew past the limit meanwhile is refused too.
         let mut refs = Vec::with_capacity(files.len());
         let mut objects = Vec::new();
         let mut seen = HashSet::new();
         let mut total = 0;
         for (rel, path) in files {
             let store = self.store.clone();
-            let (digest, size) = blocking(move || store.add_file(&path))
+            let (digest, size) = blocking(move || store.add_file(&path, file_limit))
                 .await?
-                .map_err(|e| {
-                    execution_error(format!("cannot copy /{rel} for the downlink: {e}"))
+                .map_err(|e| match e {
+                    cas::CopyError::TooLarge(limit) => TaskResult::fail(
+                        ErrorCode::ExecutionError,
+                        format!(
+                            "/{rel} grew while it was copied, over the limit of {} of a downlinked file",
+                            crate::disk::size(limit)
+                        ),
+                    ),
+                    e => execution_error(format!("cannot copy /{rel} for the downlink: {e}")),
                 })?;
             if seen.insert(digest) {
                 objects.push((digest, size));
