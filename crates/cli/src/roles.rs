@@ -270,6 +270,10 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
         rate_bits_per_sec: None,
         contact: link::Contact::Always,
         plan_verifier: read_plan_public_key(&plan_pub)?,
+        limits: match &a.limits {
+            Some(file) => flight::DiskLimits::load(file)?,
+            None => flight::DiskLimits::default(),
+        },
     };
     let mut config = config;
     if let Some(file) = &a.systems_file {

@@ -303,6 +303,8 @@ impl Disk {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]
@@ -343,5 +345,85 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
         assert_eq!(logical_usage(dir.path()), ((8 << 30) + 3, false));
         assert_eq!(logical_usage(&dir.path().join("nope")), (0, false));
+    }
+
+    /// A tmpfs of `bytes` mounted on a fresh folder (the tests run as root), unmounted on drop.
+    struct SmallFs {
+        dir: tempfile::TempDir,
+    }
+
+    impl SmallFs {
+        fn new(bytes: u64) -> SmallFs {
+            let dir = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .expect("mount");
+            assert!(
+                status.success(),
+                "this test mounts a small tmpfs, which needs root"
+            );
+            SmallFs { dir }
+        }
+    }
+
+    impl Drop for SmallFs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+
+    #[test]
+    fn the_reserve_keeps_state_writable_when_the_volumes_fill_the_disk() {
+        let small = SmallFs::new(32 * MIB);
+        let (state, volumes) = (small.dir.path().join("state"), small.dir.path().join("v"));
+        fs::create_dir_all(&state).unwrap();
+        fs::create_dir_all(&volumes).unwrap();
+        let limits = DiskLimits {
+            reserve_bytes: 8 * MIB,
+            ..DiskLimits::default()
+        };
+        let disk = Disk::open(limits, &state, &volumes);
+        assert!(disk.reserve.held());
+        assert_eq!(fs::metadata(disk.reserve.path()).unwrap().len(), 8 * MIB);
+        let free = free_bytes(&state).unwrap();
+        assert!(free <= 24 * MIB, "the ballast's blocks are taken: {free}");
+        disk.room_for_work().unwrap();
+        assert_eq!(disk.reserve.check(), ReserveChange::None);
+
+        // A pod fills the volumes to the last block.
+        let mut fill = File::create(volumes.join("fill")).unwrap();
+        let chunk = vec![7u8; 256 << 10];
+        let err = loop {
+            if let Err(e) = fill.write_all(&chunk) {
+                break e;
+            }
+        };
+        assert_eq!(err.raw_os_error(), Some(28), "ENOSPC: {err}");
+        drop(fill);
+        let m = disk.room_for_work().unwrap_err();
+        assert!(m.starts_with("the disk is full: "), "{m}");
+        // Without the reserve, the agent's state could not be written now.
+        let counters = state.join("counters.json");
+        let record = vec![1u8; MIB as usize];
+        assert!(crate::fsutil::write_atomic(&counters, &record).is_err());
+
+        // The agent's check releases the ballast: its state is writable again.
+        assert_eq!(disk.reserve.check(), ReserveChange::Released);
+        assert!(!disk.reserve.held() && !disk.reserve.path().exists());
+        crate::fsutil::write_atomic(&counters, &record).unwrap();
+        crate::fsutil::write_atomic(&state.join("plans.json"), &record).unwrap();
+        assert_eq!(fs::read(&counters).unwrap(), record);
+        assert_eq!(disk.reserve.check(), ReserveChange::None);
+
+        // Once the volumes are emptied, the ballast comes back.
+        fs::remove_file(volumes.join("fill")).unwrap();
+        assert_eq!(disk.reserve.check(), ReserveChange::Restored);
+        assert!(disk.reserve.held());
+        assert_eq!(fs::metadata(disk.reserve.path()).unwrap().len(), 8 * MIB);
+        disk.room_for_work().unwrap();
     }
 }

@@ -631,4 +631,114 @@ mod tests {
         assert!(res.succeeded(), "{res:?}");
         assert!(!r.volume().exists());
     }
+
+    /// A sparse file whose blocks cost nothing in the volume but whose logical size is `len`.
+    fn sparse(path: &Path, len: u64) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        File::create(path).unwrap().set_len(len).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_sparse_8_gib_file_is_refused_by_the_downlink() {
+        let mut r = rig(|_| {});
+        r.put(&[("out/small.txt", b"small")]);
+        sparse(&r.volume().join("out/big.bin"), 8 << 30);
+        let store = r.exec.store.layout().root().to_path_buf();
+        let before = crate::disk::logical_usage(&store).0;
+        let res = r
+            .run(TaskKind::Downlink {
+                volume: "pvc".into(),
+                sources: vec!["out/*".into()],
+            })
+            .await;
+        let cap = r.exec.disk.limits.downlink_file_bytes;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        assert_eq!(
+            res.error.unwrap().message,
+            format!(
+                "/out/big.bin is 8589934592 bytes (8.0 GiB), over the limit of {} of a downlinked file",
+                crate::disk::size(cap)
+            )
+        );
+        let grew = crate::disk::logical_usage(&store).0 - before;
+        println!("object folder grew by {grew} bytes (cap {cap})");
+        assert!(grew < cap, "{grew}");
+        // Nothing was queued, not even the small file, and no temporary file is left.
+        assert!(r.rx.try_recv().is_err());
+        assert_eq!(grew, 0);
+
+        // Within the limit, the same downlink goes through.
+        fs::remove_file(r.volume().join("out/big.bin")).unwrap();
+        sparse(&r.volume().join("out/hole.bin"), 3 << 20);
+        let res = r
+            .run(TaskKind::Downlink {
+                volume: "pvc".into(),
+                sources: vec!["out/*".into()],
+            })
+            .await;
+        assert!(res.succeeded(), "{res:?}");
+        assert_eq!(res.outputs.files[0].size, 3 << 20);
+    }
+
+    #[tokio::test]
+    async fn the_object_store_cap_refuses_a_downlink() {
+        let mut r = rig(|_| {});
+        let mut limits = r.exec.disk.limits;
+        limits.object_store_bytes = 1 << 20;
+        r.exec.disk = Arc::new(crate::disk::Disk::open(
+            limits,
+            r._dir.path(),
+            r._dir.path(),
+        ));
+        r.exec.store.put(&vec![1u8; 600 << 10]);
+        r.put(&[("a.bin", &vec![2u8; 600 << 10])]);
+        let res = r
+            .run(TaskKind::Downlink {
+                volume: "pvc".into(),
+                sources: vec!["a.bin".into()],
+            })
+            .await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        let m = res.error.unwrap().message;
+        assert!(
+            m.starts_with("the object store with this downlink is 1228800 bytes (1.2 MiB), over the limit of 1048576 bytes (1.0 MiB)"),
+            "{m}"
+        );
+        assert!(r.rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_volume_over_the_tenant_cap_refuses_an_uplink() {
+        let r = rig(|_| {});
+        r.put(&[("in/keep.txt", b"keep")]);
+        let cap = r.exec.disk.limits.tenant_bytes;
+        // A sparse file: a few blocks on the disk, more than the cap for a reader.
+        sparse(&r.volume().join("huge.bin"), cap + 1);
+        let d = r.exec.store.put(b"input data\n");
+        let uplink = || TaskKind::Uplink {
+            volume: "pvc".into(),
+            files: vec![UplinkFile {
+                path: "in/input.txt".into(),
+                digest: d,
+                size: 11,
+                mode: 0o644,
+            }],
+        };
+        let res = r.run(uplink()).await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        let m = res.error.unwrap().message;
+        assert!(
+            m.starts_with("volume pvc with this uplink (")
+                && m.contains(&format!(
+                    "over the limit of {} of a tenant's volumes",
+                    crate::disk::size(cap)
+                )),
+            "{m}"
+        );
+        assert!(!r.volume().join("in/input.txt").exists());
+        // Once the tenant deletes it, the uplink lands.
+        fs::remove_file(r.volume().join("huge.bin")).unwrap();
+        let res = r.run(uplink()).await;
+        assert!(res.succeeded(), "{res:?}");
+    }
 }
