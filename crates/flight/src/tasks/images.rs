@@ -732,4 +732,53 @@ mod tests {
                 .contains(&Call::List("tenants/alice/*".into()))
         );
     }
+
+    #[tokio::test]
+    async fn sparse_archives_and_contexts_are_refused_before_they_are_read() {
+        let r = rig(|_| {});
+        r.put(&[("Dockerfile", b"FROM busybox\nCOPY . /app\n"), ("app/x", b"x")]);
+        for p in ["app/big.bin", "big.tar"] {
+            File::create(r.volume().join(p))
+                .unwrap()
+                .set_len(8 << 30)
+                .unwrap();
+        }
+        let limits = r.exec.disk.limits;
+
+        let res = r.run(build("Dockerfile")).await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        // The context's files and the judged Dockerfile added to it.
+        let m = res.error.unwrap().message;
+        assert!(
+            m.starts_with("the build context /app (over at /app/big.bin) is 85899346")
+                && m.ends_with(&format!(
+                    " bytes (8.0 GiB), over the limit of {} of a build context",
+                    crate::disk::size(limits.build_context_bytes)
+                )),
+            "{m}"
+        );
+        let kind = TaskKind::DockerLoad {
+            volume: "pvc".into(),
+            tarfile: "/big.tar".into(),
+            image: image("busybox", "latest"),
+        };
+        let res = r.run(kind).await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        assert_eq!(
+            res.error.unwrap().message,
+            format!(
+                "/big.tar is 8589934592 bytes (8.0 GiB), over the limit of {} of an image archive",
+                crate::disk::size(limits.archive_bytes)
+            )
+        );
+        // Nothing reached the daemon, nothing is left staged.
+        assert!(r.fake.script.lock().unwrap().bodies.is_empty());
+        assert_eq!(fs::read_dir(&r.exec.scratch).unwrap().count(), 0);
+
+        // Within the limit, the context goes to the daemon, each file its measured size.
+        fs::remove_file(r.volume().join("app/big.bin")).unwrap();
+        let res = r.run(build("Dockerfile")).await;
+        assert!(res.succeeded(), "{res:?}");
+        assert_eq!(fs::read_dir(&r.exec.scratch).unwrap().count(), 0);
+    }
 }
