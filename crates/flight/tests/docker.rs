@@ -906,3 +906,140 @@ async fn a_binary_for_another_architecture_is_named_as_such() {
         .await;
     assert_eq!(code(&r), Some(ErrorCode::DockerExecFormatError), "{r:?}");
 }
+
+/// The sum of the logical sizes of the files under `dir`.
+fn logical_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => logical_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// A pod's root filesystem is read-only and its `/tmp` a bounded tmpfs; it writes `/data`.
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_write_only_tmp_and_data() {
+    let w = World::new(1).await;
+    let script = "echo x > /x || echo root-refused; mkdir /home/x || echo mkdir-refused; \
+                  echo y > /tmp/y && cat /tmp/y; \
+                  dd if=/dev/zero of=/tmp/fill bs=1048576 count=80 || echo tmp-full; \
+                  echo z > /data/z && echo data-ok";
+    let r = w
+        .run(
+            0,
+            pod(
+                "writes",
+                image("busybox", "latest"),
+                Some(&["/bin/sh", "-c", script]),
+                Some(60_000),
+            ),
+        )
+        .await;
+    assert!(r.succeeded(), "{r:?}");
+    let tail = r.outputs.log_tail.join("\n");
+    println!("{tail}");
+    assert!(tail.contains("/x: Read-only file system"), "{tail}");
+    assert!(tail.contains("root-refused") && tail.contains("mkdir-refused"), "{tail}");
+    assert!(tail.contains("\ny\n"), "{tail}");
+    assert!(tail.contains("No space left on device") && tail.contains("tmp-full"), "{tail}");
+    assert!(tail.contains("data-ok"), "{tail}");
+    assert_eq!(std::fs::read(w.volume(0).join("z")).unwrap(), b"z\n");
+}
+
+/// A pod makes a sparse 8 GiB file in its volume: the downlink refuses it with a limit error and
+/// the object folder grows less than the limit (not at all); a sparse file over the tenant's
+/// limit then refuses uplinks and pods until it is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn sparse_files_are_refused_by_size_not_by_blocks() {
+    let w = World::new(1).await;
+    let limits = flight::DiskLimits::default();
+    let script = "dd if=/dev/zero of=/data/big.bin bs=1048576 count=0 seek=8192 && ls -ls /data/big.bin";
+    let r = w
+        .run(
+            0,
+            pod(
+                "sparse",
+                image("busybox", "latest"),
+                Some(&["/bin/sh", "-c", script]),
+                Some(60_000),
+            ),
+        )
+        .await;
+    assert!(r.succeeded(), "{r:?}");
+    assert_eq!(
+        std::fs::metadata(w.volume(0).join("big.bin")).unwrap().len(),
+        8 << 30
+    );
+    let objects = w._dir.path().join("state/objects");
+    let before = logical_size(&objects);
+    let r = w
+        .run(
+            0,
+            TaskKind::Downlink {
+                volume: "pvc".into(),
+                sources: vec!["/big.bin".into()],
+            },
+        )
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::ExecutionError), "{r:?}");
+    let message = r.error.unwrap().message;
+    println!("{message}");
+    assert_eq!(
+        message,
+        format!(
+            "/big.bin is 8589934592 bytes (8.0 GiB), over the limit of {} bytes (2.0 GiB) of a downlinked file",
+            limits.downlink_file_bytes
+        )
+    );
+    let grew = logical_size(&objects) - before;
+    println!(
+        "object folder grew by {grew} bytes (limit {})",
+        limits.downlink_file_bytes
+    );
+    assert!(grew < limits.downlink_file_bytes);
+    assert_eq!(grew, 0);
+
+    // Over the tenant's limit (in logical size): uplinks and pods are refused.
+    let huge = limits.tenant_bytes + 1;
+    std::fs::File::create(w.volume(0).join("huge.bin"))
+        .unwrap()
+        .set_len(huge)
+        .unwrap();
+    let digest = w.agent.object_layout().put(b"input\n").unwrap();
+    w.agent
+        .handle_event(link::LinkEvent::ObjectReceived(digest))
+        .unwrap();
+    let uplink = TaskKind::Uplink {
+        volume: "pvc".into(),
+        files: vec![UplinkFile {
+            path: "in.txt".into(),
+            digest,
+            size: 6,
+            mode: 0o644,
+        }],
+    };
+    let r = w.run(0, uplink.clone()).await;
+    assert_eq!(code(&r), Some(ErrorCode::ExecutionError), "{r:?}");
+    let message = r.error.unwrap().message;
+    assert!(message.contains("of a tenant's volumes"), "{message}");
+    assert!(!w.volume(0).join("in.txt").exists());
+    let r = w
+        .run(
+            0,
+            pod("after", image("busybox", "latest"), Some(&["true"]), Some(60_000)),
+        )
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::ExecutionError), "{r:?}");
+    assert!(
+        r.error.unwrap().message.starts_with("the content of your volumes is "),
+    );
+    std::fs::remove_file(w.volume(0).join("huge.bin")).unwrap();
+    let r = w.run(0, uplink).await;
+    assert!(r.succeeded(), "{r:?}");
+}
