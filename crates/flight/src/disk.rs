@@ -244,12 +244,10 @@ impl Reserve {
                     tracing::error!(error = %e, "cannot release the state reserve");
                 }
             }
-        } else if !*held && free >= self.bytes.saturating_mul(2) {
-            if self.allocate().is_ok() {
-                *held = true;
-                tracing::info!(reserve = self.bytes, "the state reserve is back in place");
-                return ReserveChange::Restored;
-            }
+        } else if !*held && free >= self.bytes.saturating_mul(2) && self.allocate().is_ok() {
+            *held = true;
+            tracing::info!(reserve = self.bytes, "the state reserve is back in place");
+            return ReserveChange::Restored;
         }
         ReserveChange::None
     }

@@ -945,9 +945,15 @@ async fn pods_write_only_tmp_and_data() {
     let tail = r.outputs.log_tail.join("\n");
     println!("{tail}");
     assert!(tail.contains("/x: Read-only file system"), "{tail}");
-    assert!(tail.contains("root-refused") && tail.contains("mkdir-refused"), "{tail}");
+    assert!(
+        tail.contains("root-refused") && tail.contains("mkdir-refused"),
+        "{tail}"
+    );
     assert!(tail.contains("\ny\n"), "{tail}");
-    assert!(tail.contains("No space left on device") && tail.contains("tmp-full"), "{tail}");
+    assert!(
+        tail.contains("No space left on device") && tail.contains("tmp-full"),
+        "{tail}"
+    );
     assert!(tail.contains("data-ok"), "{tail}");
     assert_eq!(std::fs::read(w.volume(0).join("z")).unwrap(), b"z\n");
 }
@@ -959,7 +965,8 @@ async fn pods_write_only_tmp_and_data() {
 async fn sparse_files_are_refused_by_size_not_by_blocks() {
     let w = World::new(1).await;
     let limits = flight::DiskLimits::default();
-    let script = "dd if=/dev/zero of=/data/big.bin bs=1048576 count=0 seek=8192 && ls -ls /data/big.bin";
+    let script =
+        "dd if=/dev/zero of=/data/big.bin bs=1048576 count=0 seek=8192 && ls -ls /data/big.bin";
     let r = w
         .run(
             0,
@@ -973,7 +980,9 @@ async fn sparse_files_are_refused_by_size_not_by_blocks() {
         .await;
     assert!(r.succeeded(), "{r:?}");
     assert_eq!(
-        std::fs::metadata(w.volume(0).join("big.bin")).unwrap().len(),
+        std::fs::metadata(w.volume(0).join("big.bin"))
+            .unwrap()
+            .len(),
         8 << 30
     );
     let objects = w._dir.path().join("state/objects");
@@ -1032,12 +1041,20 @@ async fn sparse_files_are_refused_by_size_not_by_blocks() {
     let r = w
         .run(
             0,
-            pod("after", image("busybox", "latest"), Some(&["true"]), Some(60_000)),
+            pod(
+                "after",
+                image("busybox", "latest"),
+                Some(&["true"]),
+                Some(60_000),
+            ),
         )
         .await;
     assert_eq!(code(&r), Some(ErrorCode::ExecutionError), "{r:?}");
     assert!(
-        r.error.unwrap().message.starts_with("the content of your volumes is "),
+        r.error
+            .unwrap()
+            .message
+            .starts_with("the content of your volumes is "),
     );
     std::fs::remove_file(w.volume(0).join("huge.bin")).unwrap();
     let r = w.run(0, uplink).await;

@@ -736,7 +736,10 @@ mod tests {
     #[tokio::test]
     async fn sparse_archives_and_contexts_are_refused_before_they_are_read() {
         let r = rig(|_| {});
-        r.put(&[("Dockerfile", b"FROM busybox\nCOPY . /app\n"), ("app/x", b"x")]);
+        r.put(&[
+            ("Dockerfile", b"FROM busybox\nCOPY . /app\n"),
+            ("app/x", b"x"),
+        ]);
         for p in ["app/big.bin", "big.tar"] {
             File::create(r.volume().join(p))
                 .unwrap()
