@@ -167,6 +167,20 @@ async fn cleanup(tenant: &str, extra: &[String]) -> Result<(), bollard::errors::
 
 impl World {
     async fn new(tenants: usize) -> World {
+        World::with_limits(
+            tenants,
+            flight::DiskLimits::default(),
+            tempfile::tempdir().unwrap(),
+        )
+        .await
+    }
+
+    /// A world whose state and volumes are in `dir`, with `limits`.
+    async fn with_limits(
+        tenants: usize,
+        limits: flight::DiskLimits,
+        dir: tempfile::TempDir,
+    ) -> World {
         let mut lines = Vec::new();
         let catalogue = standins::seed_bases(&mut |l: &str| lines.push(l.to_string()))
             .await
@@ -175,7 +189,6 @@ impl World {
             catalogue.iter().all(|b| b.digest.is_some()),
             "{catalogue:?} {lines:?}"
         );
-        let dir = tempfile::tempdir().unwrap();
         let volumes = dir.path().join("volumes");
         let (tx, outbox) = mpsc::channel(4096);
         let config = AgentConfig {
@@ -183,7 +196,7 @@ impl World {
             state_dir: dir.path().join("state"),
             volumes_dir: volumes.clone(),
             plan_verifier: None,
-            limits: flight::DiskLimits::default(),
+            limits,
         };
         let agent = Agent::connect(config, tx)
             .await
@@ -1058,5 +1071,95 @@ async fn sparse_files_are_refused_by_size_not_by_blocks() {
     );
     std::fs::remove_file(w.volume(0).join("huge.bin")).unwrap();
     let r = w.run(0, uplink).await;
+    assert!(r.succeeded(), "{r:?}");
+}
+
+/// A tmpfs of `bytes` mounted on a fresh folder (these tests run as root), unmounted on drop
+/// (after the world in it: declare it first).
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn new(bytes: u64) -> (SmallFs, tempfile::TempDir) {
+        let mount = tempfile::tempdir().unwrap().keep();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&mount)
+            .status()
+            .expect("mount");
+        assert!(
+            status.success(),
+            "this test mounts a small tmpfs, which needs root"
+        );
+        let inside = tempfile::tempdir_in(&mount).unwrap();
+        (SmallFs(mount), inside)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// A pod that fills the disk its volume is on is stopped, and no work that writes the volumes
+/// starts while the disk is below the agent's reserve; the ballast holds the reserve meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_that_fills_the_disk_is_stopped() {
+    let (_small, dir) = SmallFs::new(96 << 20);
+    let limits = flight::DiskLimits {
+        reserve_bytes: 16 << 20,
+        ..flight::DiskLimits::default()
+    };
+    let ballast = dir.path().join("state/reserve.ballast");
+    let w = World::with_limits(1, limits, dir).await;
+    assert_eq!(std::fs::metadata(&ballast).unwrap().len(), 16 << 20);
+    let script = "dd if=/dev/zero of=/data/fill bs=1048576; echo filled; sleep 120";
+    let r = w
+        .run(
+            0,
+            pod(
+                "filler",
+                image("busybox", "latest"),
+                Some(&["/bin/sh", "-c", script]),
+                Some(600_000),
+            ),
+        )
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::ExecutionError), "{r:?}");
+    let message = r.error.as_ref().unwrap().message.clone();
+    println!("{message}");
+    assert!(
+        message.starts_with("the pod was stopped: the disk is full: "),
+        "{message}"
+    );
+    assert!(r.outputs.log_tail.iter().any(|l| l == "filled"), "{r:?}");
+    // The reserve is still held for the agent's state.
+    assert_eq!(std::fs::metadata(&ballast).unwrap().len(), 16 << 20);
+    let r = w
+        .run(
+            0,
+            pod(
+                "next",
+                image("busybox", "latest"),
+                Some(&["true"]),
+                Some(60_000),
+            ),
+        )
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::ExecutionError), "{r:?}");
+    assert!(r.error.unwrap().message.starts_with("the disk is full: "),);
+    std::fs::remove_file(w.volume(0).join("fill")).unwrap();
+    let r = w
+        .run(
+            0,
+            pod(
+                "after",
+                image("busybox", "latest"),
+                Some(&["true"]),
+                Some(60_000),
+            ),
+        )
+        .await;
     assert!(r.succeeded(), "{r:?}");
 }
