@@ -166,7 +166,9 @@ pub(crate) enum ReserveChange {
 
 impl Reserve {
     /// The ballast file `state_dir/reserve.ballast` of `bytes`, made (or completed) now. When
-    /// there is no room for it the agent still starts, without it, and tries again later.
+    /// there is no room for it the agent still starts, without it, and tries again later; when
+    /// the filesystem is full already (the agent restarts on a full disk), the ballast left by
+    /// the previous run is released at once, before the link's state is opened.
     pub(crate) fn open(state_dir: &Path, bytes: u64) -> Reserve {
         let reserve = Reserve {
             path: state_dir.join("reserve.ballast"),
@@ -181,6 +183,7 @@ impl Reserve {
                 "cannot allocate the state reserve; running without it for now"
             ),
         }
+        reserve.check();
         reserve
     }
 
@@ -254,7 +257,7 @@ impl Reserve {
 }
 
 /// How often [`keep_reserve`] looks at free space.
-const RESERVE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+const RESERVE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Releases and restores the ballast as free space comes and goes ([`Reserve::check`]), every
 /// [`RESERVE_CHECK`], for as long as the agent runs. Never returns.
@@ -416,6 +419,20 @@ mod tests {
         crate::fsutil::write_atomic(&state.join("plans.json"), &record).unwrap();
         assert_eq!(fs::read(&counters).unwrap(), record);
         assert_eq!(disk.reserve.check(), ReserveChange::None);
+
+        // An agent that starts again on a full disk releases the ballast its previous run left
+        // at its first look, before anything else is written.
+        fs::remove_file(volumes.join("fill")).unwrap();
+        let disk = Disk::open(limits, &state, &volumes);
+        assert!(disk.reserve.held());
+        let mut fill = File::create(volumes.join("fill")).unwrap();
+        while fill.write_all(&chunk).is_ok() {}
+        drop(fill);
+        drop(disk);
+        assert!(state.join("reserve.ballast").exists());
+        let disk = Disk::open(limits, &state, &volumes);
+        assert!(!disk.reserve.held() && !disk.reserve.path().exists());
+        crate::fsutil::write_atomic(&counters, &record).unwrap();
 
         // Once the volumes are emptied, the ballast comes back.
         fs::remove_file(volumes.join("fill")).unwrap();
