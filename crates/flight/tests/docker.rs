@@ -1072,6 +1072,31 @@ async fn sparse_files_are_refused_by_size_not_by_blocks() {
     std::fs::remove_file(w.volume(0).join("huge.bin")).unwrap();
     let r = w.run(0, uplink).await;
     assert!(r.succeeded(), "{r:?}");
+
+    // A running pod that takes its tenant over the limit is stopped.
+    let script = format!(
+        "dd if=/dev/zero of=/data/huge.bin bs=1048576 count=0 seek={} && echo made; sleep 300",
+        (limits.tenant_bytes >> 20) + 1
+    );
+    let r = w
+        .run(
+            0,
+            pod(
+                "grower",
+                image("busybox", "latest"),
+                Some(&["/bin/sh", "-c", &script]),
+                Some(600_000),
+            ),
+        )
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::ExecutionError), "{r:?}");
+    let message = r.error.as_ref().unwrap().message.clone();
+    println!("{message}");
+    assert!(
+        message.starts_with("the pod was stopped: the content of your volumes is "),
+        "{message}"
+    );
+    assert!(r.outputs.log_tail.iter().any(|l| l == "made"), "{r:?}");
 }
 
 /// A tmpfs of `bytes` mounted on a fresh folder (these tests run as root), unmounted on drop
