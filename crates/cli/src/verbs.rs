@@ -12,9 +12,26 @@ use reqwest::Method;
 
 use crate::args::{ExecArgs, ExecCommand, FilesArgs, FilesCommand, LoginArgs, OpArgs, OpCommand};
 use crate::client::{ApiError, Client, encode_path};
+use crate::progress;
 use crate::session::{self, Session};
 
 pub(crate) async fn login(a: LoginArgs) -> anyhow::Result<ExitCode> {
+    let password = match (a.password_stdin, &a.password) {
+        (true, _) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+        (false, Some(p)) => p.clone(),
+        (false, None) => {
+            eprintln!(
+                "orbitdock login: no password: set ORBITDOCK_PASSWORD, pipe it with --password-stdin, or give --password"
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
     let client = Client::anonymous(&a.server);
     let answer: api::LoginResponse = client
         .json(
@@ -22,7 +39,7 @@ pub(crate) async fn login(a: LoginArgs) -> anyhow::Result<ExitCode> {
                 .request(Method::POST, "/api/v1/login")
                 .json(&api::LoginRequest {
                     user: a.user.clone(),
-                    password: a.password.clone(),
+                    password,
                 }),
         )
         .await
@@ -89,6 +106,9 @@ async fn push(client: &Client, dir: &Path, namespace: &str, to: &str) -> anyhow:
         dir.display()
     );
     let file = tokio::fs::File::open(&tar_path).await?;
+    let total = file.metadata().await?.len();
+    let bar = progress::bytes(total, "uploading");
+    let body = progress::read_body(file, bar.clone());
     let result: anyhow::Result<api::Uploaded> = client
         .json(
             client
@@ -98,9 +118,11 @@ async fn push(client: &Client, dir: &Path, namespace: &str, to: &str) -> anyhow:
                 )
                 .query(&[("to", to)])
                 .header("content-type", "application/x-tar")
-                .body(reqwest::Body::from(file)),
+                .header("content-length", total)
+                .body(body),
         )
         .await;
+    bar.finish_and_clear();
     let _ = std::fs::remove_file(&tar_path);
     for f in result?.files {
         println!("{}  v{}  {} bytes", f.path, f.version, f.size);
@@ -387,10 +409,12 @@ pub(crate) async fn exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
 /// Polls until the execution ends, printing each task's state changes.
 async fn follow(client: &Client, id: &str) -> anyhow::Result<api::Execution> {
     let mut seen: Vec<Option<api::State>> = Vec::new();
+    let mut uplink = progress::Uplink::default();
     loop {
         let e: api::Execution = client
             .get(&format!("/api/v1/executions/{}", encode_path(id)))
             .await?;
+        uplink.show(e.uplink_eta.as_ref());
         seen.resize(e.tasks.len(), None);
         for (t, seen) in e.tasks.iter().zip(&mut seen) {
             if *seen != Some(t.state) {
@@ -399,6 +423,7 @@ async fn follow(client: &Client, id: &str) -> anyhow::Result<api::Execution> {
             }
         }
         if e.state.is_final() {
+            uplink.finish();
             return Ok(e);
         }
         tokio::time::sleep(Duration::from_millis(400)).await;
