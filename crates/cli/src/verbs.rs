@@ -184,7 +184,10 @@ async fn pull(client: &Client, remote: &str, local: &Path) -> anyhow::Result<Exi
     let list: api::FileList = client
         .get(&format!("/api/v1/namespaces/{}/files", encode_path(ns)))
         .await?;
-    let files: Vec<String> = list.files.into_iter().map(|f| f.path).collect();
+    let sizes: std::collections::HashMap<String, u64> =
+        list.files.into_iter().map(|f| (f.path, f.size)).collect();
+    let mut files: Vec<String> = sizes.keys().cloned().collect();
+    files.sort();
     let url = |p: &str| {
         format!(
             "/api/v1/namespaces/{}/files{}",
@@ -198,7 +201,9 @@ async fn pull(client: &Client, remote: &str, local: &Path) -> anyhow::Result<Exi
         } else {
             local.to_path_buf()
         };
-        let n = client.download(&url(&path), &dest).await?;
+        let bar = progress::bytes(sizes[&path], "downloading");
+        let n = client.download(&url(&path), &dest, &bar).await?;
+        bar.finish_and_clear();
         println!("{ns}:{path} → {} ({n} bytes)", dest.display());
         return Ok(ExitCode::SUCCESS);
     }
@@ -211,15 +216,17 @@ async fn pull(client: &Client, remote: &str, local: &Path) -> anyhow::Result<Exi
     if under.is_empty() {
         bail!("{ns}:{path}: no such file or folder");
     }
+    let bar = progress::bytes(under.iter().map(|f| sizes[*f]).sum(), "downloading");
     for f in under {
         let rel = &f[prefix.len()..];
         if rel.split('/').any(|c| c == ".." || c.is_empty()) {
             bail!("the server listed an unsafe path {f:?}");
         }
         let dest = local.join(rel);
-        let n = client.download(&url(f), &dest).await?;
-        println!("{ns}:{f} → {} ({n} bytes)", dest.display());
+        let n = client.download(&url(f), &dest, &bar).await?;
+        bar.suspend(|| println!("{ns}:{f} → {} ({n} bytes)", dest.display()));
     }
+    bar.finish_and_clear();
     Ok(ExitCode::SUCCESS)
 }
 
