@@ -338,8 +338,13 @@ pub(crate) struct LoginArgs {
     pub(crate) server: String,
     #[arg(long)]
     pub(crate) user: String,
-    #[arg(long, env = "ORBITDOCK_PASSWORD")]
-    pub(crate) password: String,
+    /// The password. On the command line it is visible to every user of the machine (`ps`):
+    /// prefer ORBITDOCK_PASSWORD or --password-stdin.
+    #[arg(long, env = "ORBITDOCK_PASSWORD", hide_env_values = true)]
+    pub(crate) password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long, conflicts_with = "password")]
+    pub(crate) password_stdin: bool,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -18,7 +18,8 @@ use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, ImportImageOptions, ListImagesOptions, LogsOptions,
-    RemoveContainerOptions, StopContainerOptions, TagImageOptions, WaitContainerOptions,
+    RemoveContainerOptions, RemoveImageOptions, StopContainerOptions, TagImageOptions,
+    WaitContainerOptions,
 };
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -84,6 +85,8 @@ pub struct ImageInfo {
     pub on_build: Vec<String>,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// The names it carries, `repo:tag`; empty for a dangling image.
+    pub repo_tags: Vec<String>,
 }
 
 /// One image as the engine lists it.
@@ -189,6 +192,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn container_logs<'a>(&'a self, id: &'a str, log: &'a LogBook) -> BoxFuture<'a, RtResult<()>>;
     /// Removes the container (forcefully); a missing container is not an error.
     fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>>;
+    /// Removes an image by id, never forcefully: an image a container uses, or that carries
+    /// a name, stays (an error the caller may ignore); a missing image is not an error.
+    fn remove_image<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>>;
 }
 
 /// The options of every build (legacy builder). Nothing can be pulled, `RUN` steps get no
@@ -385,6 +391,7 @@ impl Runtime for DockerRuntime {
                         id: i.id.unwrap_or_default(),
                         on_build: config.on_build.unwrap_or_default(),
                         labels: config.labels.unwrap_or_default().into_iter().collect(),
+                        repo_tags: i.repo_tags.unwrap_or_default(),
                     }))
                 }
                 Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(None),
@@ -592,6 +599,26 @@ impl Runtime for DockerRuntime {
             }
         })
     }
+
+    fn remove_image<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            let options = RemoveImageOptions {
+                force: false,
+                noprune: false,
+                platforms: None,
+            };
+            match bounded(
+                "remove image",
+                self.docker.remove_image(id, Some(options), None),
+            )
+            .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -624,6 +651,7 @@ pub(crate) mod fake {
         Stop(String),
         Logs(String),
         Remove(String),
+        RemoveImage(String),
     }
 
     /// What the fake answers, and what it saw.
@@ -847,6 +875,11 @@ pub(crate) mod fake {
 
         fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>> {
             self.record(Call::Remove(id.into()));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn remove_image<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::RemoveImage(id.into()));
             Box::pin(async { Ok(()) })
         }
     }

@@ -452,6 +452,62 @@ async fn builds_and_runs_a_static_binary_on_the_static_base() {
     assert_eq!(r.outputs.files[0].digest, digest);
 }
 
+/// A rebuild under the same name leaves no dangling `<none>` image behind; an image another
+/// name still holds stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebuild_under_the_same_name_removes_the_image_it_replaced() {
+    let w = World::new(1).await;
+    let docker = docker().await;
+    let mut app = compile(APP_C, false);
+    let files = |app: &[u8]| {
+        vec![
+            ("Dockerfile".to_string(), APP_DOCKERFILE.as_bytes().to_vec()),
+            ("app".to_string(), app.to_vec()),
+        ]
+    };
+    let w = &w;
+    let upload = |owned: Vec<(String, Vec<u8>)>| async move {
+        let refs: Vec<(&str, &[u8], u32)> = owned
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_slice(), 0o755))
+            .collect();
+        w.uplink(0, &refs).await;
+    };
+    let reference = format!("tenants/{}/app:1", w.tenant(0));
+    let kept = format!("tenants/{}/kept:1", w.tenant(0));
+
+    upload(files(&app)).await;
+    assert!(w.run(0, build("Dockerfile", "app", None)).await.succeeded());
+    let first = image_id(&docker, &reference).await.expect("built");
+    app.extend_from_slice(b"v2");
+    upload(files(&app)).await;
+    assert!(w.run(0, build("Dockerfile", "app", None)).await.succeeded());
+    let second = image_id(&docker, &reference).await.expect("rebuilt");
+    assert_ne!(first, second);
+    assert_eq!(
+        image_id(&docker, &first).await,
+        None,
+        "the replaced image is gone"
+    );
+
+    // An image that still has another name is not touched.
+    let (repo, tag) = kept.rsplit_once(':').unwrap();
+    docker
+        .tag_image(
+            &second,
+            Some(TagImageOptions {
+                repo: Some(repo.to_string()),
+                tag: Some(tag.to_string()),
+            }),
+        )
+        .await
+        .unwrap();
+    app.extend_from_slice(b"v3");
+    upload(files(&app)).await;
+    assert!(w.run(0, build("Dockerfile", "app", None)).await.succeeded());
+    assert_eq!(image_id(&docker, &kept).await, Some(second));
+}
+
 /// A pod runs as the tenant's uid, with no capabilities, no new privileges and no network.
 #[tokio::test(flavor = "multi_thread")]
 async fn pods_are_isolated_for_real() {

@@ -132,6 +132,7 @@ impl Executor {
         }
 
         let full = tenant_image(tenant, &image.name, &image.tag);
+        let replaced = self.inspect(&full).await?.map(|i| i.id);
         let request = BuildRequest {
             tag: full.clone(),
             dockerfile: CONTEXT_DOCKERFILE.to_string(),
@@ -152,6 +153,7 @@ impl Executor {
             }
             Ok(Ok(())) => {
                 let id = self.inspect(&full).await?.map(|i| i.id).unwrap_or_default();
+                self.drop_replaced(replaced, &id).await;
                 Ok(TaskResult::ok(TaskOutputs {
                     image: Some(full.clone()),
                     message: Some(format!("built {full} ({})", names::short_id(&id))),
@@ -277,6 +279,10 @@ impl Executor {
             .tail(log.tail()));
         }
         let repo = format!("{}/{tenant}/{}", names::TENANT_IMAGE_PREFIX, image.name);
+        let replaced = self
+            .inspect(&tenant_image(tenant, &image.name, &image.tag))
+            .await?
+            .map(|i| i.id);
         self.runtime
             .tag_image(&id, &repo, &image.tag)
             .await
@@ -286,6 +292,7 @@ impl Executor {
                     image.tag, e.message
                 ))
             })?;
+        self.drop_replaced(replaced, &id).await;
         let full = tenant_image(tenant, &image.name, &image.tag);
         Ok(TaskResult::ok(TaskOutputs {
             image: Some(full.clone()),
@@ -293,6 +300,25 @@ impl Executor {
             ..TaskOutputs::default()
         })
         .tail(log.tail()))
+    }
+}
+
+impl Executor {
+    /// A build or load under a name that already named an image moves the name; the image it
+    /// named stays behind, dangling, and fills the disk build after build. It goes when no name
+    /// and no container hold it any more (the engine refuses otherwise, and that is fine).
+    async fn drop_replaced(&self, replaced: Option<String>, now: &str) {
+        let Some(old) = replaced.filter(|old| old != now) else {
+            return;
+        };
+        match self.runtime.inspect_image(&old).await {
+            Ok(Some(info)) if info.repo_tags.is_empty() => {
+                if let Err(e) = self.runtime.remove_image(&old).await {
+                    tracing::info!(image = %old, "the replaced image stays: {}", e.message);
+                }
+            }
+            _ => {}
+        }
     }
 }
 
