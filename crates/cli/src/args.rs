@@ -323,6 +323,10 @@ pub(crate) struct FlightArgs {
     /// Orbits and ground stations (JSON): if this system is in it, its link is up only in passes.
     #[arg(long)]
     pub(crate) systems_file: Option<PathBuf>,
+    /// Disk limits (JSON: tenant_bytes, downlink_file_bytes, build_context_bytes, archive_bytes,
+    /// object_store_bytes, reserve_bytes, pod_tmp_bytes, pod_log_bytes; each optional).
+    #[arg(long)]
+    pub(crate) limits: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -338,8 +342,13 @@ pub(crate) struct LoginArgs {
     pub(crate) server: String,
     #[arg(long)]
     pub(crate) user: String,
-    #[arg(long, env = "ORBITDOCK_PASSWORD")]
-    pub(crate) password: String,
+    /// The password. On the command line it is visible to every user of the machine (`ps`):
+    /// prefer ORBITDOCK_PASSWORD or --password-stdin.
+    #[arg(long, env = "ORBITDOCK_PASSWORD", hide_env_values = true)]
+    pub(crate) password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long, conflicts_with = "password")]
+    pub(crate) password_stdin: bool,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -117,7 +117,13 @@ impl Client {
     }
 
     /// Downloads raw bytes into `dest` (written to a temporary name, then renamed).
-    pub(crate) async fn download(&self, path: &str, dest: &std::path::Path) -> anyhow::Result<u64> {
+    /// Downloads to `dest` (through a `.part` file), counting the bytes on `bar`.
+    pub(crate) async fn download(
+        &self,
+        path: &str,
+        dest: &std::path::Path,
+        bar: &indicatif::ProgressBar,
+    ) -> anyhow::Result<u64> {
         use tokio::io::AsyncWriteExt;
         let mut resp = self
             .request(Method::GET, path)
@@ -146,6 +152,7 @@ impl Client {
         let mut n = 0u64;
         while let Some(chunk) = resp.chunk().await? {
             n += chunk.len() as u64;
+            bar.inc(chunk.len() as u64);
             file.write_all(&chunk).await?;
         }
         file.sync_all().await?;

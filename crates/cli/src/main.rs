@@ -10,6 +10,7 @@ mod args;
 mod client;
 mod demo;
 mod lint;
+mod progress;
 mod roles;
 mod session;
 mod systems;

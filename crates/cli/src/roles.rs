@@ -276,6 +276,10 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
         contact: link::Contact::Always,
         plan_verifier: read_plan_public_key(&plan_pub)?,
         builder: wire::Builder::Classic,
+        limits: match &a.limits {
+            Some(file) => flight::DiskLimits::load(file)?,
+            None => flight::DiskLimits::default(),
+        },
     };
     let mut config = config;
     if let Some(file) = &a.systems_file {

@@ -12,9 +12,26 @@ use reqwest::Method;
 
 use crate::args::{ExecArgs, ExecCommand, FilesArgs, FilesCommand, LoginArgs, OpArgs, OpCommand};
 use crate::client::{ApiError, Client, encode_path};
+use crate::progress;
 use crate::session::{self, Session};
 
 pub(crate) async fn login(a: LoginArgs) -> anyhow::Result<ExitCode> {
+    let password = match (a.password_stdin, &a.password) {
+        (true, _) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+        (false, Some(p)) => p.clone(),
+        (false, None) => {
+            eprintln!(
+                "orbitdock login: no password: set ORBITDOCK_PASSWORD, pipe it with --password-stdin, or give --password"
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
     let client = Client::anonymous(&a.server);
     let answer: api::LoginResponse = client
         .json(
@@ -22,7 +39,7 @@ pub(crate) async fn login(a: LoginArgs) -> anyhow::Result<ExitCode> {
                 .request(Method::POST, "/api/v1/login")
                 .json(&api::LoginRequest {
                     user: a.user.clone(),
-                    password: a.password.clone(),
+                    password,
                 }),
         )
         .await
@@ -89,6 +106,9 @@ async fn push(client: &Client, dir: &Path, namespace: &str, to: &str) -> anyhow:
         dir.display()
     );
     let file = tokio::fs::File::open(&tar_path).await?;
+    let total = file.metadata().await?.len();
+    let bar = progress::bytes(total, "uploading");
+    let body = progress::read_body(file, bar.clone());
     let result: anyhow::Result<api::Uploaded> = client
         .json(
             client
@@ -98,9 +118,11 @@ async fn push(client: &Client, dir: &Path, namespace: &str, to: &str) -> anyhow:
                 )
                 .query(&[("to", to)])
                 .header("content-type", "application/x-tar")
-                .body(reqwest::Body::from(file)),
+                .header("content-length", total)
+                .body(body),
         )
         .await;
+    bar.finish_and_clear();
     let _ = std::fs::remove_file(&tar_path);
     for f in result?.files {
         println!("{}  v{}  {} bytes", f.path, f.version, f.size);
@@ -162,7 +184,10 @@ async fn pull(client: &Client, remote: &str, local: &Path) -> anyhow::Result<Exi
     let list: api::FileList = client
         .get(&format!("/api/v1/namespaces/{}/files", encode_path(ns)))
         .await?;
-    let files: Vec<String> = list.files.into_iter().map(|f| f.path).collect();
+    let sizes: std::collections::HashMap<String, u64> =
+        list.files.into_iter().map(|f| (f.path, f.size)).collect();
+    let mut files: Vec<String> = sizes.keys().cloned().collect();
+    files.sort();
     let url = |p: &str| {
         format!(
             "/api/v1/namespaces/{}/files{}",
@@ -176,7 +201,9 @@ async fn pull(client: &Client, remote: &str, local: &Path) -> anyhow::Result<Exi
         } else {
             local.to_path_buf()
         };
-        let n = client.download(&url(&path), &dest).await?;
+        let bar = progress::bytes(sizes[&path], "downloading");
+        let n = client.download(&url(&path), &dest, &bar).await?;
+        bar.finish_and_clear();
         println!("{ns}:{path} → {} ({n} bytes)", dest.display());
         return Ok(ExitCode::SUCCESS);
     }
@@ -189,15 +216,17 @@ async fn pull(client: &Client, remote: &str, local: &Path) -> anyhow::Result<Exi
     if under.is_empty() {
         bail!("{ns}:{path}: no such file or folder");
     }
+    let bar = progress::bytes(under.iter().map(|f| sizes[*f]).sum(), "downloading");
     for f in under {
         let rel = &f[prefix.len()..];
         if rel.split('/').any(|c| c == ".." || c.is_empty()) {
             bail!("the server listed an unsafe path {f:?}");
         }
         let dest = local.join(rel);
-        let n = client.download(&url(f), &dest).await?;
-        println!("{ns}:{f} → {} ({n} bytes)", dest.display());
+        let n = client.download(&url(f), &dest, &bar).await?;
+        bar.suspend(|| println!("{ns}:{f} → {} ({n} bytes)", dest.display()));
     }
+    bar.finish_and_clear();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -387,10 +416,12 @@ pub(crate) async fn exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
 /// Polls until the execution ends, printing each task's state changes.
 async fn follow(client: &Client, id: &str) -> anyhow::Result<api::Execution> {
     let mut seen: Vec<Option<api::State>> = Vec::new();
+    let mut uplink = progress::Uplink::default();
     loop {
         let e: api::Execution = client
             .get(&format!("/api/v1/executions/{}", encode_path(id)))
             .await?;
+        uplink.show(e.uplink_eta.as_ref());
         seen.resize(e.tasks.len(), None);
         for (t, seen) in e.tasks.iter().zip(&mut seen) {
             if *seen != Some(t.state) {
@@ -399,6 +430,7 @@ async fn follow(client: &Client, id: &str) -> anyhow::Result<api::Execution> {
             }
         }
         if e.state.is_final() {
+            uplink.finish();
             return Ok(e);
         }
         tokio::time::sleep(Duration::from_millis(400)).await;

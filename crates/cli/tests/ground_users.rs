@@ -139,6 +139,38 @@ async fn a_cli_session_survives_a_restart_of_the_ground() {
         ];
         assert!(run_cli(&login, &session).await.status.success(), "{user}");
     }
+    // The password need not be on the command line: standard input, or nothing and a usage error.
+    let stdin_login = [
+        "login",
+        "--server",
+        &url,
+        "--user",
+        "bob",
+        "--password-stdin",
+    ];
+    let mut child = tokio::process::Command::new(BIN)
+        .args(stdin_login)
+        .env("ORBITDOCK_SESSION", dir.path().join("bob.json"))
+        .env_remove("ORBITDOCK_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"pw-bob\n").await.unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let none = run_cli(&["login", "--server", &url, "--user", "bob"], &session).await;
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--password-stdin"));
     let payload = dir.path().join("payload");
     std::fs::create_dir_all(&payload).unwrap();
     std::fs::write(payload.join("hello.txt"), "hi\n").unwrap();

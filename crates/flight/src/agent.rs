@@ -162,6 +162,11 @@ impl Agent {
             runtime,
             volumes: Arc::new(Volumes::open(&config.volumes_dir, state)?),
             store: Arc::new(ObjectStore::open(state)?),
+            disk: Arc::new(crate::disk::Disk::open(
+                config.limits,
+                state,
+                &config.volumes_dir,
+            )),
             scratch,
             outbox,
             catalogue: wire::catalogue(&names::host_platform())
@@ -687,6 +692,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
             volumes_dir: config.volumes_dir.clone(),
             plan_verifier: Some(config.plan_verifier.clone()),
             builder: config.builder,
+            limits: config.limits,
         },
         outbox.clone(),
     )
@@ -758,6 +764,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
             Ok(())
         });
     }
+    tasks.spawn(crate::disk::keep_reserve(agent.inner.exec.disk.clone()));
     loop {
         tokio::select! {
             event = receiver.recv() => match event {
@@ -807,6 +814,7 @@ mod tests {
             volumes_dir: dir.join("volumes"),
             plan_verifier: None,
             builder: wire::Builder::Classic,
+            limits: crate::DiskLimits::default(),
         };
         (
             Agent::with_runtime(&config, Arc::new(fake), tx).unwrap(),
@@ -1112,6 +1120,7 @@ mod tests {
             volumes_dir: dir.join("volumes"),
             plan_verifier: Some(ground.verifier()),
             builder: wire::Builder::Classic,
+            limits: crate::DiskLimits::default(),
         };
         (Agent::with_runtime(&config, fake, tx).unwrap(), rx)
     }

@@ -1,6 +1,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::disk::DiskLimits;
+
 /// How the flight agent runs: its name, its directories, and its side of the link.
 #[derive(Debug, Clone)]
 pub struct FlightConfig {
@@ -27,6 +29,8 @@ pub struct FlightConfig {
     /// unless it says otherwise): Dockerfiles are judged as it reads them, and every `Hello`
     /// reports it.
     pub builder: wire::Builder,
+    /// What the agent may copy and keep on its disks, and the reserve for its own state.
+    pub limits: DiskLimits,
 }
 
 /// The directories an [`Agent`](crate::Agent) works in, and whose plans it accepts.
@@ -43,4 +47,6 @@ pub struct AgentConfig {
     pub plan_verifier: Option<wire::PlanVerifier>,
     /// The builder the engine builds with (see [`FlightConfig::builder`]).
     pub builder: wire::Builder,
+    /// What the agent may copy and keep on its disks, and the reserve for its own state.
+    pub limits: DiskLimits,
 }

@@ -28,6 +28,7 @@
 mod agent;
 mod catalogue;
 mod config;
+mod disk;
 mod error;
 mod fsutil;
 mod logbook;
@@ -41,5 +42,6 @@ mod volumes;
 pub use agent::{Agent, Outgoing, run};
 pub use catalogue::catalogue_status;
 pub use config::{AgentConfig, FlightConfig};
+pub use disk::DiskLimits;
 pub use error::{Error, ErrorKind};
 pub use tasks::TaskResult;

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, ImportImageOptions, ListImagesOptions, LogsOptions,
-    RemoveContainerOptions, StopContainerOptions, TagImageOptions, WaitContainerOptions,
+    RemoveContainerOptions, RemoveImageOptions, StopContainerOptions, TagImageOptions,
+    WaitContainerOptions,
 };
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -86,6 +87,8 @@ pub struct ImageInfo {
     pub labels: BTreeMap<String, String>,
     /// `os/arch[/variant]` as the engine records it; empty when it does not say.
     pub platform: String,
+    /// The names it carries, `repo:tag`; empty for a dangling image.
+    pub repo_tags: Vec<String>,
 }
 
 /// One image as the engine lists it.
@@ -144,6 +147,11 @@ pub struct ContainerSpec {
     pub data_dir: PathBuf,
     /// Labels set on the container.
     pub labels: BTreeMap<String, String>,
+    /// The size of the tmpfs at `/tmp`, the one writable place besides `/data` (the root
+    /// filesystem is read-only).
+    pub tmp_bytes: u64,
+    /// The most of its output the engine keeps, in each of its two log files.
+    pub log_bytes: u64,
 }
 
 /// The Docker Engine calls the agent makes. Methods return boxed futures so the trait can be a
@@ -186,6 +194,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn container_logs<'a>(&'a self, id: &'a str, log: &'a LogBook) -> BoxFuture<'a, RtResult<()>>;
     /// Removes the container (forcefully); a missing container is not an error.
     fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>>;
+    /// Removes an image by id, never forcefully: an image a container uses, or that carries
+    /// a name, stays (an error the caller may ignore); a missing image is not an error.
+    fn remove_image<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>>;
 }
 
 /// The options of every build (legacy builder). Nothing can be pulled, `RUN` steps get no
@@ -238,6 +249,21 @@ pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
         memory_swap: Some(POD_MEMORY),
         pids_limit: Some(POD_PIDS),
         privileged: Some(false),
+        // Nothing grows in the engine's storage: a read-only root (its writable layer stays
+        // empty), a bounded tmpfs for scratch, bounded logs. (`storage_opt` size limits would
+        // need overlay2 on xfs with quotas, which an engine on fuse-overlayfs or vfs lacks.)
+        readonly_rootfs: Some(true),
+        tmpfs: Some(HashMap::from([(
+            "/tmp".to_string(),
+            format!("rw,nosuid,nodev,mode=1777,size={}", spec.tmp_bytes),
+        )])),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::from([
+                ("max-size".to_string(), spec.log_bytes.to_string()),
+                ("max-file".to_string(), "2".to_string()),
+            ])),
+        }),
         ..Default::default()
     }
 }
@@ -375,6 +401,7 @@ impl Runtime for DockerRuntime {
                         on_build: config.on_build.unwrap_or_default(),
                         labels: config.labels.unwrap_or_default().into_iter().collect(),
                         platform,
+                        repo_tags: i.repo_tags.unwrap_or_default(),
                     }))
                 }
                 Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(None),
@@ -581,6 +608,26 @@ impl Runtime for DockerRuntime {
             }
         })
     }
+
+    fn remove_image<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            let options = RemoveImageOptions {
+                force: false,
+                noprune: false,
+                platforms: None,
+            };
+            match bounded(
+                "remove image",
+                self.docker.remove_image(id, Some(options), None),
+            )
+            .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -613,6 +660,7 @@ pub(crate) mod fake {
         Stop(String),
         Logs(String),
         Remove(String),
+        RemoveImage(String),
     }
 
     /// What the fake answers, and what it saw.
@@ -838,6 +886,11 @@ pub(crate) mod fake {
             self.record(Call::Remove(id.into()));
             Box::pin(async { Ok(()) })
         }
+
+        fn remove_image<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::RemoveImage(id.into()));
+            Box::pin(async { Ok(()) })
+        }
     }
 }
 
@@ -873,8 +926,18 @@ mod tests {
             env: vec![],
             data_dir: "/v/alice/pvc".into(),
             labels: BTreeMap::new(),
+            tmp_bytes: 1 << 20,
+            log_bytes: 1 << 16,
         };
         let h = host_config(&spec);
+        assert_eq!(h.readonly_rootfs, Some(true));
+        assert_eq!(
+            h.tmpfs.as_ref().unwrap()["/tmp"],
+            "rw,nosuid,nodev,mode=1777,size=1048576"
+        );
+        let log = h.log_config.as_ref().unwrap();
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        assert_eq!(log.config.as_ref().unwrap()["max-size"], "65536");
         assert_eq!(h.network_mode.as_deref(), Some("none"));
         assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
         assert_eq!(h.security_opt, Some(vec!["no-new-privileges".to_string()]));

@@ -85,18 +85,24 @@ impl ObjectStore {
     /// first; when the store already holds that digest nothing is written. Otherwise it is
     /// copied into a temporary file of the object directory, hashed again while copied, and the
     /// copy renamed to the digest of what was copied (so a file changed meanwhile still yields a
-    /// true object). Blocking.
-    pub(crate) fn add_file(&self, source: &Path) -> io::Result<(Digest, u64)> {
-        let (digest, size) = hash_file(source)?;
+    /// true object). Neither the hashing nor the copy reads more than `limit` bytes: a file
+    /// that is (or grows) larger fails with [`cas::CopyError::TooLarge`] and leaves nothing
+    /// behind. Blocking.
+    pub(crate) fn add_file(
+        &self,
+        source: &Path,
+        limit: u64,
+    ) -> Result<(Digest, u64), cas::CopyError> {
+        let hashed = cas::copy_hashed(&mut File::open(source)?, &mut io::sink(), limit)?;
+        let (digest, size) = (hashed.digest, hashed.size);
         if self.has(&digest) {
             return Ok((digest, size));
         }
         let tmp = self.layout.temp_path();
-        let result = (|| {
+        let result = (|| -> Result<(Digest, u64), cas::CopyError> {
             let mut from = File::open(source)?;
             let mut to = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            let copied =
-                cas::copy_hashed(&mut from, &mut to, u64::MAX).map_err(cas::CopyError::into_io)?;
+            let copied = cas::copy_hashed(&mut from, &mut to, limit)?;
             to.sync_all()?;
             drop(to);
             // The object is durable before the link may refer to it.
@@ -189,12 +195,6 @@ impl ObjectStore {
     }
 }
 
-/// The sha256 of a file's content and its size, read in chunks.
-pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
-    let h = cas::hash_file(path)?;
-    Ok((h.digest, h.size))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,7 +210,7 @@ mod tests {
         let (dir, s) = store();
         let source = dir.path().join("out.txt");
         fs::write(&source, b"hello, orbit").unwrap();
-        let (d, size) = s.add_file(&source).unwrap();
+        let (d, size) = s.add_file(&source, u64::MAX).unwrap();
         assert_eq!((d, size), (Digest::of(b"hello, orbit"), 12));
         assert!(s.has(&d));
         assert_eq!(fs::read(s.path(&d)).unwrap(), b"hello, orbit");
@@ -221,13 +221,17 @@ mod tests {
         );
         // The same content again writes nothing; no temporary file is left behind.
         let before = fs::metadata(s.path(&d)).unwrap().modified().unwrap();
-        assert_eq!(s.add_file(&source).unwrap(), (d, 12));
+        assert_eq!(s.add_file(&source, 12).unwrap(), (d, 12));
+        assert!(matches!(
+            s.add_file(&source, 11),
+            Err(cas::CopyError::TooLarge(11))
+        ));
         assert_eq!(
             fs::metadata(s.path(&d)).unwrap().modified().unwrap(),
             before
         );
         assert_eq!(fs::read_dir(s.layout().root()).unwrap().count(), 1);
-        assert!(s.add_file(&dir.path().join("nope")).is_err());
+        assert!(s.add_file(&dir.path().join("nope"), 1).is_err());
         assert_eq!(s.missing([d, Digest::of(b"x"), d]), [Digest::of(b"x")]);
     }
 

@@ -167,6 +167,20 @@ async fn cleanup(tenant: &str, extra: &[String]) -> Result<(), bollard::errors::
 
 impl World {
     async fn new(tenants: usize) -> World {
+        World::with_limits(
+            tenants,
+            flight::DiskLimits::default(),
+            tempfile::tempdir().unwrap(),
+        )
+        .await
+    }
+
+    /// A world whose state and volumes are in `dir`, with `limits`.
+    async fn with_limits(
+        tenants: usize,
+        limits: flight::DiskLimits,
+        dir: tempfile::TempDir,
+    ) -> World {
         let mut lines = Vec::new();
         let catalogue = standins::seed_bases(&mut |l: &str| lines.push(l.to_string()))
             .await
@@ -175,7 +189,6 @@ impl World {
             catalogue.iter().all(|b| b.digest.is_some()),
             "{catalogue:?} {lines:?}"
         );
-        let dir = tempfile::tempdir().unwrap();
         let volumes = dir.path().join("volumes");
         let (tx, outbox) = mpsc::channel(4096);
         let config = AgentConfig {
@@ -184,6 +197,7 @@ impl World {
             volumes_dir: volumes.clone(),
             plan_verifier: None,
             builder: wire::Builder::Classic,
+            limits,
         };
         let agent = Agent::connect(config, tx)
             .await
@@ -437,6 +451,62 @@ async fn builds_and_runs_a_static_binary_on_the_static_base() {
         )
     );
     assert_eq!(r.outputs.files[0].digest, digest);
+}
+
+/// A rebuild under the same name leaves no dangling `<none>` image behind; an image another
+/// name still holds stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebuild_under_the_same_name_removes_the_image_it_replaced() {
+    let w = World::new(1).await;
+    let docker = docker().await;
+    let mut app = compile(APP_C, false);
+    let files = |app: &[u8]| {
+        vec![
+            ("Dockerfile".to_string(), APP_DOCKERFILE.as_bytes().to_vec()),
+            ("app".to_string(), app.to_vec()),
+        ]
+    };
+    let w = &w;
+    let upload = |owned: Vec<(String, Vec<u8>)>| async move {
+        let refs: Vec<(&str, &[u8], u32)> = owned
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_slice(), 0o755))
+            .collect();
+        w.uplink(0, &refs).await;
+    };
+    let reference = format!("tenants/{}/app:1", w.tenant(0));
+    let kept = format!("tenants/{}/kept:1", w.tenant(0));
+
+    upload(files(&app)).await;
+    assert!(w.run(0, build("Dockerfile", "app", None)).await.succeeded());
+    let first = image_id(&docker, &reference).await.expect("built");
+    app.extend_from_slice(b"v2");
+    upload(files(&app)).await;
+    assert!(w.run(0, build("Dockerfile", "app", None)).await.succeeded());
+    let second = image_id(&docker, &reference).await.expect("rebuilt");
+    assert_ne!(first, second);
+    assert_eq!(
+        image_id(&docker, &first).await,
+        None,
+        "the replaced image is gone"
+    );
+
+    // An image that still has another name is not touched.
+    let (repo, tag) = kept.rsplit_once(':').unwrap();
+    docker
+        .tag_image(
+            &second,
+            Some(TagImageOptions {
+                repo: Some(repo.to_string()),
+                tag: Some(tag.to_string()),
+            }),
+        )
+        .await
+        .unwrap();
+    app.extend_from_slice(b"v3");
+    upload(files(&app)).await;
+    assert!(w.run(0, build("Dockerfile", "app", None)).await.succeeded());
+    assert_eq!(image_id(&docker, &kept).await, Some(second));
 }
 
 /// A pod runs as the tenant's uid, with no capabilities, no new privileges and no network.
@@ -905,4 +975,273 @@ async fn a_binary_for_another_architecture_is_named_as_such() {
         .run(0, pod("arm", image("arm", "1"), None, Some(30_000)))
         .await;
     assert_eq!(code(&r), Some(ErrorCode::DockerExecFormatError), "{r:?}");
+}
+
+/// The sum of the logical sizes of the files under `dir`.
+fn logical_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => logical_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// A pod's root filesystem is read-only and its `/tmp` a bounded tmpfs; it writes `/data`.
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_write_only_tmp_and_data() {
+    let w = World::new(1).await;
+    let script = "echo x > /x || echo root-refused; mkdir /home/x || echo mkdir-refused; \
+                  echo y > /tmp/y && cat /tmp/y; \
+                  dd if=/dev/zero of=/tmp/fill bs=1048576 count=80 || echo tmp-full; \
+                  echo z > /data/z && echo data-ok";
+    let r = w
+        .run(
+            0,
+            pod(
+                "writes",
+                image("busybox", "latest"),
+                Some(&["/bin/sh", "-c", script]),
+                Some(60_000),
+            ),
+        )
+        .await;
+    assert!(r.succeeded(), "{r:?}");
+    let tail = r.outputs.log_tail.join("\n");
+    println!("{tail}");
+    assert!(tail.contains("/x: Read-only file system"), "{tail}");
+    assert!(
+        tail.contains("root-refused") && tail.contains("mkdir-refused"),
+        "{tail}"
+    );
+    assert!(tail.contains("\ny\n"), "{tail}");
+    assert!(
+        tail.contains("No space left on device") && tail.contains("tmp-full"),
+        "{tail}"
+    );
+    assert!(tail.contains("data-ok"), "{tail}");
+    assert_eq!(std::fs::read(w.volume(0).join("z")).unwrap(), b"z\n");
+}
+
+/// A pod makes a sparse 8 GiB file in its volume: the downlink refuses it with a limit error and
+/// the object folder grows less than the limit (not at all); a sparse file over the tenant's
+/// limit then refuses uplinks and pods until it is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn sparse_files_are_refused_by_size_not_by_blocks() {
+    let w = World::new(1).await;
+    let limits = flight::DiskLimits::default();
+    let script =
+        "dd if=/dev/zero of=/data/big.bin bs=1048576 count=0 seek=8192 && ls -ls /data/big.bin";
+    let r = w
+        .run(
+            0,
+            pod(
+                "sparse",
+                image("busybox", "latest"),
+                Some(&["/bin/sh", "-c", script]),
+                Some(60_000),
+            ),
+        )
+        .await;
+    assert!(r.succeeded(), "{r:?}");
+    assert_eq!(
+        std::fs::metadata(w.volume(0).join("big.bin"))
+            .unwrap()
+            .len(),
+        8 << 30
+    );
+    let objects = w._dir.path().join("state/objects");
+    let before = logical_size(&objects);
+    let r = w
+        .run(
+            0,
+            TaskKind::Downlink {
+                volume: "pvc".into(),
+                sources: vec!["/big.bin".into()],
+            },
+        )
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::ExecutionError), "{r:?}");
+    let message = r.error.unwrap().message;
+    println!("{message}");
+    assert_eq!(
+        message,
+        format!(
+            "/big.bin is 8589934592 bytes (8.0 GiB), over the limit of {} bytes (2.0 GiB) of a downlinked file",
+            limits.downlink_file_bytes
+        )
+    );
+    let grew = logical_size(&objects) - before;
+    println!(
+        "object folder grew by {grew} bytes (limit {})",
+        limits.downlink_file_bytes
+    );
+    assert!(grew < limits.downlink_file_bytes);
+    assert_eq!(grew, 0);
+
+    // Over the tenant's limit (in logical size): uplinks and pods are refused.
+    let huge = limits.tenant_bytes + 1;
+    std::fs::File::create(w.volume(0).join("huge.bin"))
+        .unwrap()
+        .set_len(huge)
+        .unwrap();
+    let digest = w.agent.object_layout().put(b"input\n").unwrap();
+    w.agent
+        .handle_event(link::LinkEvent::ObjectReceived(digest))
+        .unwrap();
+    let uplink = TaskKind::Uplink {
+        volume: "pvc".into(),
+        files: vec![UplinkFile {
+            path: "in.txt".into(),
+            digest,
+            size: 6,
+            mode: 0o644,
+        }],
+    };
+    let r = w.run(0, uplink.clone()).await;
+    assert_eq!(code(&r), Some(ErrorCode::ExecutionError), "{r:?}");
+    let message = r.error.unwrap().message;
+    assert!(message.contains("of a tenant's volumes"), "{message}");
+    assert!(!w.volume(0).join("in.txt").exists());
+    let r = w
+        .run(
+            0,
+            pod(
+                "after",
+                image("busybox", "latest"),
+                Some(&["true"]),
+                Some(60_000),
+            ),
+        )
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::ExecutionError), "{r:?}");
+    assert!(
+        r.error
+            .unwrap()
+            .message
+            .starts_with("the content of your volumes is "),
+    );
+    std::fs::remove_file(w.volume(0).join("huge.bin")).unwrap();
+    let r = w.run(0, uplink).await;
+    assert!(r.succeeded(), "{r:?}");
+
+    // A running pod that takes its tenant over the limit is stopped.
+    let script = format!(
+        "dd if=/dev/zero of=/data/huge.bin bs=1048576 count=0 seek={} && echo made; sleep 300",
+        (limits.tenant_bytes >> 20) + 1
+    );
+    let r = w
+        .run(
+            0,
+            pod(
+                "grower",
+                image("busybox", "latest"),
+                Some(&["/bin/sh", "-c", &script]),
+                Some(600_000),
+            ),
+        )
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::ExecutionError), "{r:?}");
+    let message = r.error.as_ref().unwrap().message.clone();
+    println!("{message}");
+    assert!(
+        message.starts_with("the pod was stopped: the content of your volumes is "),
+        "{message}"
+    );
+    assert!(r.outputs.log_tail.iter().any(|l| l == "made"), "{r:?}");
+}
+
+/// A tmpfs of `bytes` mounted on a fresh folder (these tests run as root), unmounted on drop
+/// (after the world in it: declare it first).
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn new(bytes: u64) -> (SmallFs, tempfile::TempDir) {
+        let mount = tempfile::tempdir().unwrap().keep();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&mount)
+            .status()
+            .expect("mount");
+        assert!(
+            status.success(),
+            "this test mounts a small tmpfs, which needs root"
+        );
+        let inside = tempfile::tempdir_in(&mount).unwrap();
+        (SmallFs(mount), inside)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// A pod that fills the disk its volume is on is stopped, and no work that writes the volumes
+/// starts while the disk is below the agent's reserve; the ballast holds the reserve meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_that_fills_the_disk_is_stopped() {
+    let (_small, dir) = SmallFs::new(96 << 20);
+    let limits = flight::DiskLimits {
+        reserve_bytes: 16 << 20,
+        ..flight::DiskLimits::default()
+    };
+    let ballast = dir.path().join("state/reserve.ballast");
+    let w = World::with_limits(1, limits, dir).await;
+    assert_eq!(std::fs::metadata(&ballast).unwrap().len(), 16 << 20);
+    let script = "dd if=/dev/zero of=/data/fill bs=1048576; echo filled; sleep 120";
+    let r = w
+        .run(
+            0,
+            pod(
+                "filler",
+                image("busybox", "latest"),
+                Some(&["/bin/sh", "-c", script]),
+                Some(600_000),
+            ),
+        )
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::ExecutionError), "{r:?}");
+    let message = r.error.as_ref().unwrap().message.clone();
+    println!("{message}");
+    assert!(
+        message.starts_with("the pod was stopped: the disk is full: "),
+        "{message}"
+    );
+    assert!(r.outputs.log_tail.iter().any(|l| l == "filled"), "{r:?}");
+    // The reserve is still held for the agent's state.
+    assert_eq!(std::fs::metadata(&ballast).unwrap().len(), 16 << 20);
+    let r = w
+        .run(
+            0,
+            pod(
+                "next",
+                image("busybox", "latest"),
+                Some(&["true"]),
+                Some(60_000),
+            ),
+        )
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::ExecutionError), "{r:?}");
+    assert!(r.error.unwrap().message.starts_with("the disk is full: "),);
+    std::fs::remove_file(w.volume(0).join("fill")).unwrap();
+    let r = w
+        .run(
+            0,
+            pod(
+                "after",
+                image("busybox", "latest"),
+                Some(&["true"]),
+                Some(60_000),
+            ),
+        )
+        .await;
+    assert!(r.succeeded(), "{r:?}");
 }

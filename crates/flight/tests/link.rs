@@ -169,6 +169,7 @@ impl Setup {
             contact: link::Contact::Always,
             plan_verifier: signer.verifier(),
             builder: wire::Builder::Classic,
+            limits: flight::DiskLimits::default(),
         };
         let agent = tokio::spawn(flight::run(config));
         let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);

@@ -153,16 +153,63 @@ fn queue_html(out: &mut String, v: &queue::QueueView) {
     }
 }
 
-/// The ground track of the next [`TRACK_MINUTES`] on a longitude/latitude frame, the stations
-/// as dots.
+/// The land of Natural Earth's 1:110m countries (public domain, naturalearthdata.com), in whole
+/// degrees: an SVG path on the map's frame (x = longitude, y = −latitude), rings under 1.5
+/// square degrees left out. About 30 KB, drawn under the track.
+const LAND: &str = include_str!("land-110m.svgpath");
+
+/// Lines every 30 degrees, labelled on the left and bottom edges.
+fn graticule(svg: &mut String) {
+    let mut d = String::new();
+    for lon in (-150..=150).step_by(30) {
+        let _ = write!(d, "M{lon} -90V90");
+    }
+    for lat in (-60..=60).step_by(30) {
+        let _ = write!(d, "M-180 {lat}H180");
+    }
+    let _ = write!(
+        svg,
+        "<path d=\"{d}\" stroke=\"#889\" stroke-width=\"0.25\" stroke-dasharray=\"1 2\" fill=\"none\"/>"
+    );
+    for lon in (-180..=180).step_by(60) {
+        let label = match lon {
+            0 => "0°".to_string(),
+            l if l < 0 => format!("{}°W", -l),
+            l => format!("{l}°E"),
+        };
+        let _ = write!(
+            svg,
+            "<text x=\"{lon}\" y=\"98\" text-anchor=\"middle\">{label}</text>"
+        );
+    }
+    for lat in (-60..=60).step_by(30) {
+        let label = match lat {
+            0 => "0°".to_string(),
+            l if l < 0 => format!("{}°S", -l),
+            l => format!("{l}°N"),
+        };
+        let _ = write!(
+            svg,
+            "<text x=\"-182\" y=\"{}\" text-anchor=\"end\" dominant-baseline=\"middle\">{label}</text>",
+            -lat
+        );
+    }
+}
+
+/// The ground track of the next [`TRACK_MINUTES`] on a longitude/latitude frame over the land
+/// and a labelled graticule, the stations as dots.
 fn track_svg(f: &Flying, now: orbit::Epoch) -> Result<String, ApiError> {
     let points = passes::track(f, now, TRACK_MINUTES, TRACK_STEP_S)?;
     let mut svg = String::from(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"-180 -90 360 180\" width=\"360\" \
-         height=\"180\" role=\"img\"><title>ground track</title>\
-         <rect x=\"-180\" y=\"-90\" width=\"360\" height=\"180\" fill=\"#eef3f8\"/>\
-         <path d=\"M-180 0H180M0 -90V90\" stroke=\"#ccd\" stroke-width=\"0.5\"/>",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"-200 -92 392 200\" width=\"588\" \
+         height=\"300\" role=\"img\" font-size=\"7\" fill=\"#556\"><title>ground track</title>\
+         <rect x=\"-180\" y=\"-90\" width=\"360\" height=\"180\" fill=\"#eef3f8\"/>",
     );
+    let _ = write!(
+        svg,
+        "<path d=\"{LAND}\" fill=\"#d5dccb\" stroke=\"#9a9\" stroke-width=\"0.3\"/>"
+    );
+    graticule(&mut svg);
     // One polyline per stretch that does not cross the antimeridian.
     let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
     let mut last_lon: Option<f64> = None;

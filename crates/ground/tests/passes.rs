@@ -495,6 +495,11 @@ async fn the_queue_shows_the_callers_transfers_with_etas_and_hides_other_tenants
         "Max elevation",
         "darmstadt",
         "<svg",
+        // The map has land under the track and a labelled graticule (Europe's outline passes
+        // through whole-degree points; 30°E and 60°N are labelled).
+        "fill=\"#d5dccb\"",
+        ">60°E</text>",
+        ">60°N</text>",
         "Always in contact",
         &a,
         "other tenants: ",

@@ -102,6 +102,7 @@ impl Stack {
             contact: link::Contact::Always,
             plan_verifier: signer.verifier(),
             builder: wire::Builder::Classic,
+            limits: flight::DiskLimits::default(),
         };
         tasks.push(tokio::spawn(async move {
             flight::run(flight_config).await.unwrap();

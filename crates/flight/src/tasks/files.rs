@@ -55,10 +55,42 @@ impl Executor {
                 ),
             ));
         }
+        self.room_for_work().await?;
         let (root, owner) = self
             .volumes
             .ensure_volume(tenant, volume)
             .map_err(execution_error)?;
+        // The tenant's volumes, with what lands (less what it replaces), must stay within the
+        // tenant's limit, in logical sizes.
+        let used = self.tenant_usage(tenant).await?;
+        let (store, measured, at) = (self.store.clone(), targets.clone(), root.clone());
+        let incoming = blocking(move || -> i128 {
+            measured
+                .iter()
+                .map(|(rel, digest, _)| {
+                    let new = fs::metadata(store.path(digest)).map_or(0, |m| m.len());
+                    let old = fs::symlink_metadata(rel.under(&at))
+                        .ok()
+                        .filter(fs::Metadata::is_file)
+                        .map_or(0, |m| m.len());
+                    i128::from(new) - i128::from(old)
+                })
+                .sum()
+        })
+        .await?;
+        let after = u64::try_from((i128::from(used) + incoming).max(0)).unwrap_or(u64::MAX);
+        let cap = self.disk.limits.tenant_bytes;
+        if after > cap {
+            return Err(limits::over_limit(
+                &format!(
+                    "volume {volume} with this uplink ({} already in your volumes)",
+                    crate::disk::size(used)
+                ),
+                after,
+                cap,
+                "of a tenant's volumes",
+            ));
+        }
         let (volumes, store) = (self.volumes.clone(), self.store.clone());
         let (count, bytes) = blocking(move || -> Step<(usize, u64)> {
             let mut bytes = 0;
@@ -115,18 +147,61 @@ impl Executor {
             Ok(all)
         })
         .await??;
+        // Every file is measured before anything is copied: its logical size (a sparse file
+        // counts what a reader gets), against the limit of a file and what the object store may
+        // still take.
+        let caps = self.disk.limits;
+        let file_limit = caps.downlink_file_bytes;
+        let (store_root, measured) = (self.store.layout().root().to_path_buf(), files.clone());
+        let store_used = blocking(move || -> Step<u64> {
+            let mut total = 0u64;
+            for (rel, path) in &measured {
+                let len = fs::metadata(path)
+                    .map_err(|e| execution_error(format!("cannot read /{rel}: {e}")))?
+                    .len();
+                if len > file_limit {
+                    return Err(limits::over_limit(
+                        &format!("/{rel}"),
+                        len,
+                        file_limit,
+                        "of a downlinked file",
+                    ));
+                }
+                total = total.saturating_add(len);
+            }
+            let (used, _) = crate::disk::logical_usage(&store_root);
+            Ok(used.saturating_add(total))
+        })
+        .await??;
+        if store_used > caps.object_store_bytes {
+            return Err(limits::over_limit(
+                "the object store with this downlink",
+                store_used,
+                caps.object_store_bytes,
+                "of the object store",
+            ));
+        }
+        self.room_for_work().await?;
         // Each file becomes an object of the store first: what is sent is that snapshot, whatever
-        // happens to the file later. Nothing is queued unless every file could be read.
+        // happens to the file later. Nothing is queued unless every file could be read. The copy
+        // counts what it reads: a file that grew past the limit meanwhile is refused too.
         let mut refs = Vec::with_capacity(files.len());
         let mut objects = Vec::new();
         let mut seen = HashSet::new();
         let mut total = 0;
         for (rel, path) in files {
             let store = self.store.clone();
-            let (digest, size) = blocking(move || store.add_file(&path))
+            let (digest, size) = blocking(move || store.add_file(&path, file_limit))
                 .await?
-                .map_err(|e| {
-                    execution_error(format!("cannot copy /{rel} for the downlink: {e}"))
+                .map_err(|e| match e {
+                    cas::CopyError::TooLarge(limit) => TaskResult::fail(
+                        ErrorCode::ExecutionError,
+                        format!(
+                            "/{rel} grew while it was copied, over the limit of {} of a downlinked file",
+                            crate::disk::size(limit)
+                        ),
+                    ),
+                    e => execution_error(format!("cannot copy /{rel} for the downlink: {e}")),
                 })?;
             if seen.insert(digest) {
                 objects.push((digest, size));
@@ -555,5 +630,115 @@ mod tests {
         let res = r.run(delete(&["/"])).await;
         assert!(res.succeeded(), "{res:?}");
         assert!(!r.volume().exists());
+    }
+
+    /// A sparse file whose blocks cost nothing in the volume but whose logical size is `len`.
+    fn sparse(path: &Path, len: u64) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        File::create(path).unwrap().set_len(len).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_sparse_8_gib_file_is_refused_by_the_downlink() {
+        let mut r = rig(|_| {});
+        r.put(&[("out/small.txt", b"small")]);
+        sparse(&r.volume().join("out/big.bin"), 8 << 30);
+        let store = r.exec.store.layout().root().to_path_buf();
+        let before = crate::disk::logical_usage(&store).0;
+        let res = r
+            .run(TaskKind::Downlink {
+                volume: "pvc".into(),
+                sources: vec!["out/*".into()],
+            })
+            .await;
+        let cap = r.exec.disk.limits.downlink_file_bytes;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        assert_eq!(
+            res.error.unwrap().message,
+            format!(
+                "/out/big.bin is 8589934592 bytes (8.0 GiB), over the limit of {} of a downlinked file",
+                crate::disk::size(cap)
+            )
+        );
+        let grew = crate::disk::logical_usage(&store).0 - before;
+        println!("object folder grew by {grew} bytes (cap {cap})");
+        assert!(grew < cap, "{grew}");
+        // Nothing was queued, not even the small file, and no temporary file is left.
+        assert!(r.rx.try_recv().is_err());
+        assert_eq!(grew, 0);
+
+        // Within the limit, the same downlink goes through.
+        fs::remove_file(r.volume().join("out/big.bin")).unwrap();
+        sparse(&r.volume().join("out/hole.bin"), 3 << 20);
+        let res = r
+            .run(TaskKind::Downlink {
+                volume: "pvc".into(),
+                sources: vec!["out/*".into()],
+            })
+            .await;
+        assert!(res.succeeded(), "{res:?}");
+        assert_eq!(res.outputs.files[0].size, 3 << 20);
+    }
+
+    #[tokio::test]
+    async fn the_object_store_cap_refuses_a_downlink() {
+        let mut r = rig(|_| {});
+        let mut limits = r.exec.disk.limits;
+        limits.object_store_bytes = 1 << 20;
+        r.exec.disk = Arc::new(crate::disk::Disk::open(
+            limits,
+            r._dir.path(),
+            r._dir.path(),
+        ));
+        r.exec.store.put(&vec![1u8; 600 << 10]);
+        r.put(&[("a.bin", &vec![2u8; 600 << 10])]);
+        let res = r
+            .run(TaskKind::Downlink {
+                volume: "pvc".into(),
+                sources: vec!["a.bin".into()],
+            })
+            .await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        let m = res.error.unwrap().message;
+        assert!(
+            m.starts_with("the object store with this downlink is 1228800 bytes (1.2 MiB), over the limit of 1048576 bytes (1.0 MiB)"),
+            "{m}"
+        );
+        assert!(r.rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_volume_over_the_tenant_cap_refuses_an_uplink() {
+        let r = rig(|_| {});
+        r.put(&[("in/keep.txt", b"keep")]);
+        let cap = r.exec.disk.limits.tenant_bytes;
+        // A sparse file: a few blocks on the disk, more than the cap for a reader.
+        sparse(&r.volume().join("huge.bin"), cap + 1);
+        let d = r.exec.store.put(b"input data\n");
+        let uplink = || TaskKind::Uplink {
+            volume: "pvc".into(),
+            files: vec![UplinkFile {
+                path: "in/input.txt".into(),
+                digest: d,
+                size: 11,
+                mode: 0o644,
+            }],
+        };
+        let res = r.run(uplink()).await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        let m = res.error.unwrap().message;
+        assert!(
+            m.starts_with("volume pvc with this uplink (")
+                && m.contains(&format!(
+                    "over the limit of {} of a tenant's volumes",
+                    crate::disk::size(cap)
+                )),
+            "{m}"
+        );
+        assert!(!r.volume().join("in/input.txt").exists());
+        // Once the tenant deletes it, the uplink lands.
+        fs::remove_file(r.volume().join("huge.bin")).unwrap();
+        let res = r.run(uplink()).await;
+        assert!(res.succeeded(), "{res:?}");
     }
 }

@@ -110,18 +110,36 @@ impl Executor {
                 ctx_rel.display()
             )));
         }
+        self.room_for_work().await?;
         let tar_path = self.scratch_file("build");
         let (ctx, out) = (ctx_dir.clone(), tar_path.clone());
-        blocking(move || tar_context(&ctx, rewritten.as_bytes(), &out))
-            .await?
-            .map_err(|e| {
-                execution_error(format!(
-                    "cannot pack the build context {}: {e}",
-                    ctx_rel.display()
-                ))
-            })?;
+        let cap = self.disk.limits.build_context_bytes;
+        let packed = blocking(move || tar_context(&ctx, rewritten.as_bytes(), &out, cap)).await;
+        let packed = match packed {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Packing::TooLarge { file, bytes })) => Err(limits::over_limit(
+                &format!(
+                    "the build context {} (over at {}{file})",
+                    ctx_rel.display(),
+                    ctx_rel.display().trim_end_matches('/')
+                ),
+                bytes,
+                cap,
+                "of a build context",
+            )),
+            Ok(Err(Packing::Io(e))) => Err(execution_error(format!(
+                "cannot pack the build context {}: {e}",
+                ctx_rel.display()
+            ))),
+            Err(failed) => Err(failed),
+        };
+        if let Err(failed) = packed {
+            let _ = fs::remove_file(&tar_path);
+            return Err(failed);
+        }
 
         let full = tenant_image(tenant, &image.name, &image.tag);
+        let replaced = self.inspect(&full).await?.map(|i| i.id);
         let request = BuildRequest {
             tag: full.clone(),
             dockerfile: CONTEXT_DOCKERFILE.to_string(),
@@ -142,6 +160,7 @@ impl Executor {
             }
             Ok(Ok(())) => {
                 let id = self.inspect(&full).await?.map(|i| i.id).unwrap_or_default();
+                self.drop_replaced(replaced, &id).await;
                 Ok(TaskResult::ok(TaskOutputs {
                     image: Some(full.clone()),
                     message: Some(format!("built {full} ({})", names::short_id(&id))),
@@ -197,6 +216,20 @@ impl Executor {
         let rel = RelPath::parse(tarfile).map_err(invalid)?;
         let path = volume_file(&root, &rel, ErrorCode::DockerTarfileNotFound, "Tar file")?;
         let load_failed = |m: String| TaskResult::fail(ErrorCode::DockerTarfileLoadFailed, m);
+        // Its logical size: a sparse archive is refused before it is read or staged.
+        let limit = self.disk.limits.archive_bytes;
+        let len = fs::metadata(&path)
+            .map_err(|e| execution_error(format!("cannot read {}: {e}", rel.display())))?
+            .len();
+        if len > limit {
+            return Err(limits::over_limit(
+                &rel.display(),
+                len,
+                limit,
+                "of an image archive",
+            ));
+        }
+        self.room_for_work().await?;
         // The whole decision, in the one function preflight calls too.
         let (p, wanted) = (path.clone(), format!("{}:{}", image.name, image.tag));
         let chosen = blocking(move || imagefmt::judge_load(&p, &wanted))
@@ -215,13 +248,16 @@ impl Executor {
         let rewritten = blocking(move || -> Result<(), String> {
             let input = File::open(&p).map_err(|e| e.to_string())?;
             let output = File::create(&out).map_err(|e| e.to_string())?;
+            // The staged copy holds no more than the archive did when it was measured.
+            let mut output = limits::LimitedWriter::new(BufWriter::new(output), limit);
             imagefmt::write_unnamed(
                 BufReader::new(input),
                 chosen.archive(),
                 chosen.index(),
-                BufWriter::new(output),
+                &mut output,
             )
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+            output.into_inner().flush().map_err(|e| e.to_string())
         })
         .await?;
         if let Err(m) = rewritten {
@@ -250,6 +286,10 @@ impl Executor {
             .tail(log.tail()));
         }
         let repo = format!("{}/{tenant}/{}", names::TENANT_IMAGE_PREFIX, image.name);
+        let replaced = self
+            .inspect(&tenant_image(tenant, &image.name, &image.tag))
+            .await?
+            .map(|i| i.id);
         self.runtime
             .tag_image(&id, &repo, &image.tag)
             .await
@@ -259,6 +299,7 @@ impl Executor {
                     image.tag, e.message
                 ))
             })?;
+        self.drop_replaced(replaced, &id).await;
         let full = tenant_image(tenant, &image.name, &image.tag);
         Ok(TaskResult::ok(TaskOutputs {
             image: Some(full.clone()),
@@ -266,6 +307,25 @@ impl Executor {
             ..TaskOutputs::default()
         })
         .tail(log.tail()))
+    }
+}
+
+impl Executor {
+    /// A build or load under a name that already named an image moves the name; the image it
+    /// named stays behind, dangling, and fills the disk build after build. It goes when no name
+    /// and no container hold it any more (the engine refuses otherwise, and that is fine).
+    async fn drop_replaced(&self, replaced: Option<String>, now: &str) {
+        let Some(old) = replaced.filter(|old| old != now) else {
+            return;
+        };
+        match self.runtime.inspect_image(&old).await {
+            Ok(Some(info)) if info.repo_tags.is_empty() => {
+                if let Err(e) = self.runtime.remove_image(&old).await {
+                    tracing::info!(image = %old, "the replaced image stays: {}", e.message);
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -281,17 +341,53 @@ fn read_dockerfile(path: &Path) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| "the Dockerfile is not UTF-8 text".to_string())
 }
 
+/// Why a build context was not packed.
+#[derive(Debug)]
+enum Packing {
+    /// Its files' logical sizes add up to `bytes`, over the limit; `file` is where the sum went
+    /// over.
+    TooLarge {
+        file: String,
+        bytes: u64,
+    },
+    Io(io::Error),
+}
+
+impl From<io::Error> for Packing {
+    fn from(e: io::Error) -> Packing {
+        Packing::Io(e)
+    }
+}
+
 /// Packs a build context into an uncompressed tar at `out`, without following symlinks (they
 /// go in as symlinks; the daemon resolves them inside the context). Files belong to root in the
 /// tar. `dockerfile` is added as [`CONTEXT_DOCKERFILE`] (a file of that name in the folder is
-/// left out).
-fn tar_context(dir: &Path, dockerfile: &[u8], out: &Path) -> io::Result<()> {
+/// left out). The files' logical sizes may add up to `limit` at most, checked before anything
+/// is written, and no file is copied for more than the size it had then (a file that grew is
+/// cut there), so the tar never holds more than was measured.
+fn tar_context(dir: &Path, dockerfile: &[u8], out: &Path, limit: u64) -> Result<(), Packing> {
     let (entries, truncated) = volumes::walk(dir, u32::MAX, volumes::MAX_WALK);
     if truncated {
-        return Err(io::Error::other(format!(
+        return Err(Packing::Io(io::Error::other(format!(
             "more than {} entries",
             volumes::MAX_WALK
-        )));
+        ))));
+    }
+    let mut total = dockerfile.len() as u64;
+    for e in entries.iter().filter(|e| e.meta.is_file()) {
+        total = total.saturating_add(e.meta.len());
+        if total > limit {
+            let bytes = entries
+                .iter()
+                .filter(|e| e.meta.is_file())
+                .fold(dockerfile.len() as u64, |s, e| {
+                    s.saturating_add(e.meta.len())
+                });
+            return Err(Packing::TooLarge {
+                file: format!("/{}", e.rel),
+                bytes,
+            });
+        }
     }
     let mut tar = tar::Builder::new(BufWriter::new(File::create(out)?));
     for e in entries {
@@ -315,14 +411,18 @@ fn tar_context(dir: &Path, dockerfile: &[u8], out: &Path) -> io::Result<()> {
         } else if kind.is_file() {
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(e.meta.len());
-            tar.append_data(&mut h, &e.rel, File::open(&e.path)?)?;
+            tar.append_data(
+                &mut h,
+                &e.rel,
+                io::Read::take(File::open(&e.path)?, e.meta.len()),
+            )?;
         }
     }
     let mut h = tar::Header::new_gnu();
     h.set_mode(0o644);
     h.set_size(dockerfile.len() as u64);
     tar.append_data(&mut h, CONTEXT_DOCKERFILE, dockerfile)?;
-    tar.into_inner()?.flush()
+    Ok(tar.into_inner()?.flush()?)
 }
 
 #[cfg(test)]
@@ -664,5 +764,57 @@ mod tests {
                 .calls()
                 .contains(&Call::List("tenants/alice/*".into()))
         );
+    }
+
+    #[tokio::test]
+    async fn sparse_archives_and_contexts_are_refused_before_they_are_read() {
+        let r = rig(|_| {});
+        r.put(&[
+            ("Dockerfile", b"FROM busybox\nCOPY . /app\n"),
+            ("app/x", b"x"),
+        ]);
+        for p in ["app/big.bin", "big.tar"] {
+            File::create(r.volume().join(p))
+                .unwrap()
+                .set_len(8 << 30)
+                .unwrap();
+        }
+        let limits = r.exec.disk.limits;
+
+        let res = r.run(build("Dockerfile")).await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        // The context's files and the judged Dockerfile added to it.
+        let m = res.error.unwrap().message;
+        assert!(
+            m.starts_with("the build context /app (over at /app/big.bin) is 85899346")
+                && m.ends_with(&format!(
+                    " bytes (8.0 GiB), over the limit of {} of a build context",
+                    crate::disk::size(limits.build_context_bytes)
+                )),
+            "{m}"
+        );
+        let kind = TaskKind::DockerLoad {
+            volume: "pvc".into(),
+            tarfile: "/big.tar".into(),
+            image: image("busybox", "latest"),
+        };
+        let res = r.run(kind).await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        assert_eq!(
+            res.error.unwrap().message,
+            format!(
+                "/big.tar is 8589934592 bytes (8.0 GiB), over the limit of {} of an image archive",
+                crate::disk::size(limits.archive_bytes)
+            )
+        );
+        // Nothing reached the daemon, nothing is left staged.
+        assert!(r.fake.script.lock().unwrap().bodies.is_empty());
+        assert_eq!(fs::read_dir(&r.exec.scratch).unwrap().count(), 0);
+
+        // Within the limit, the context goes to the daemon, each file its measured size.
+        fs::remove_file(r.volume().join("app/big.bin")).unwrap();
+        let res = r.run(build("Dockerfile")).await;
+        assert!(res.succeeded(), "{res:?}");
+        assert_eq!(fs::read_dir(&r.exec.scratch).unwrap().count(), 0);
     }
 }

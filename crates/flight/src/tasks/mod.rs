@@ -20,6 +20,7 @@ use wire::{
 
 mod files;
 mod images;
+mod limits;
 mod pods;
 
 use self::pods::Pod;
@@ -47,6 +48,8 @@ const NEED_RETRY: Duration = Duration::from_secs(30 * 60);
 const DOWNLINK_PRIORITY: u8 = 2;
 /// Time between SIGTERM and SIGKILL when a pod overruns.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often a running pod's disk use is looked at (free space, the tenant's volumes).
+const POD_DISK_CHECK: Duration = Duration::from_secs(5);
 /// Bytes of a pod's output kept in `<volume>/.logs/<pod>.log`.
 const POD_LOG_KEEP: usize = 16 << 20;
 /// The most files one downlink sends.
@@ -166,6 +169,8 @@ pub(crate) struct Executor {
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) volumes: Arc<Volumes>,
     pub(crate) store: Arc<ObjectStore>,
+    /// The disk limits and the state reserve (see `crate::disk`).
+    pub(crate) disk: Arc<crate::disk::Disk>,
     /// Where archives and build contexts are staged.
     pub(crate) scratch: PathBuf,
     /// What goes to the ground (objects of a downlink, requests for objects).
@@ -297,6 +302,14 @@ pub(crate) mod tests {
             runtime: fake.clone(),
             volumes: Arc::new(Volumes::open(&dir.path().join("volumes"), dir.path()).unwrap()),
             store: Arc::new(ObjectStore::open(dir.path()).unwrap()),
+            disk: Arc::new(crate::disk::Disk::open(
+                crate::DiskLimits {
+                    reserve_bytes: 1 << 20,
+                    ..crate::DiskLimits::default()
+                },
+                dir.path(),
+                dir.path(),
+            )),
             scratch,
             outbox,
             catalogue: wire::catalogue("linux/amd64")

@@ -23,6 +23,10 @@ impl Executor {
             }
             env.push(format!("{k}={v}"));
         }
+        // A pod writes into the volumes: not while the disk is below the state reserve or the
+        // tenant's volumes are over their limit.
+        self.room_for_work().await?;
+        self.tenant_within_limit(tenant).await?;
         let (root, owner) = self
             .volumes
             .ensure_volume(tenant, pod.volume)
@@ -47,6 +51,8 @@ impl Executor {
             env,
             data_dir: root.clone(),
             labels,
+            tmp_bytes: self.disk.limits.pod_tmp_bytes,
+            log_bytes: self.disk.limits.pod_log_bytes,
         };
         let id = match self.runtime.create_container(&spec).await {
             Ok(id) => id,
@@ -64,7 +70,7 @@ impl Executor {
             }
         };
         let log = LogBook::new(POD_LOG_KEEP);
-        let outcome = self.supervise(&id, pod.limit).await;
+        let outcome = self.supervise(tenant, &id, pod.limit).await;
         if let Err(e) = self.runtime.container_logs(&id, &log).await {
             log.push_line(&format!(
                 "[orbitdock: the pod's output could not be read: {}]",
@@ -87,6 +93,7 @@ impl Executor {
             ),
             PodOutcome::StartFailed(m) => execution_error(format!("the pod did not start: {m}")),
             PodOutcome::WaitFailed(m) => execution_error(format!("lost track of the pod: {m}")),
+            PodOutcome::OverLimit(failed) => failed,
             PodOutcome::TimedOut => TaskResult::fail(
                 ErrorCode::MaxDurationExceeded,
                 format!("stopped after {}", duration(pod.limit)),
@@ -115,21 +122,46 @@ impl Executor {
         Ok(result.tail(tail))
     }
 
-    /// Starts the container and waits for it within `limit`, stopping it when it overruns.
-    async fn supervise(&self, id: &str, limit: Duration) -> PodOutcome {
+    /// Starts the container and waits for it within `limit`, stopping it when it overruns, when
+    /// free space under the volumes falls below the state reserve, or when the tenant's volumes
+    /// go over their limit (looked at every [`POD_DISK_CHECK`]).
+    async fn supervise(&self, tenant: &str, id: &str, limit: Duration) -> PodOutcome {
         if let Err(e) = self.runtime.start_container(id).await {
             return PodOutcome::StartFailed(e.message);
         }
-        match tokio::time::timeout(limit, self.runtime.wait_container(id)).await {
-            Ok(Ok(code)) => PodOutcome::Exited(code),
-            Ok(Err(e)) => PodOutcome::WaitFailed(e.message),
-            Err(_) => {
-                if let Err(e) = self.runtime.stop_container(id, STOP_GRACE).await {
-                    tracing::warn!(container = id, error = %e.message, "cannot stop an overrunning pod");
+        let deadline = tokio::time::sleep(limit);
+        let wait = self.runtime.wait_container(id);
+        tokio::pin!(deadline, wait);
+        let mut checks =
+            tokio::time::interval_at(tokio::time::Instant::now() + POD_DISK_CHECK, POD_DISK_CHECK);
+        checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stopped = loop {
+            tokio::select! {
+                waited = &mut wait => {
+                    return match waited {
+                        Ok(code) => PodOutcome::Exited(code),
+                        Err(e) => PodOutcome::WaitFailed(e.message),
+                    };
                 }
-                PodOutcome::TimedOut
+                _ = &mut deadline => break PodOutcome::TimedOut,
+                _ = checks.tick() => {
+                    let over = match self.room_for_work().await {
+                        Err(failed) => Some(failed),
+                        Ok(()) => self.tenant_within_limit(tenant).await.err(),
+                    };
+                    if let Some(mut failed) = over {
+                        if let Some(e) = &mut failed.error {
+                            e.message = format!("the pod was stopped: {}", e.message);
+                        }
+                        break PodOutcome::OverLimit(failed);
+                    }
+                }
             }
+        };
+        if let Err(e) = self.runtime.stop_container(id, STOP_GRACE).await {
+            tracing::warn!(container = id, error = %e.message, "cannot stop an overrunning pod");
         }
+        stopped
     }
 
     /// Keeps the pod's output in `<volume>/.logs/<pod>.log`; a failure only warns.
@@ -206,6 +238,8 @@ enum PodOutcome {
     StartFailed(String),
     WaitFailed(String),
     TimedOut,
+    /// Stopped for the disk: the failure to report.
+    OverLimit(TaskResult),
     Exited(i64),
 }
 
