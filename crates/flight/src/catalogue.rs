@@ -92,4 +92,21 @@ mod tests {
         assert_eq!(report.builder, wire::Builder::BuildKit);
         assert_eq!(report.platform, names::host_platform());
     }
+
+    #[tokio::test]
+    async fn an_agent_configured_for_buildkit_refuses_to_start_on_the_classic_adapter() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let config = crate::AgentConfig {
+            system: "em".into(),
+            state_dir: dir.path().join("state"),
+            volumes_dir: dir.path().join("volumes"),
+            plan_verifier: None,
+            builder: wire::Builder::BuildKit,
+            limits: crate::DiskLimits::default(),
+        };
+        let e = crate::Agent::connect(config, tx).await.unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Invalid);
+        assert!(e.to_string().contains("builder buildkit"), "{e}");
+    }
 }
