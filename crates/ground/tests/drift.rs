@@ -209,3 +209,60 @@ async fn an_engine_report_that_differs_from_the_declaration_shows_drift() {
     let s = system_until(&g, &t, |s| s["engine"]["builder"] == "buildkit").await;
     assert_eq!(drift(&s), [], "{s}");
 }
+
+/// Preflight of a build against the declaration: what the default catalogue and builder refuse
+/// (a base outside the stand-ins, `COPY --chmod`) is clean on a system declared to hold that base
+/// and build with BuildKit.
+#[tokio::test]
+async fn preflight_judges_a_build_against_the_declaration() {
+    const OP: &str = "id: b\nnamespace: demo\ntasks:\n  - id: up\n    type: uplink\n    source: /app\n  - id: build\n    type: docker.build\n    dockerfile: app/Dockerfile\n    context: app\n    image: app:1\n";
+    let dockerfile: &[u8] =
+        b"FROM alpine:3.20\nCOPY --chmod=755 run.sh /run.sh\nUSER 65532\nCMD [\"/run.sh\"]\n";
+    let errors = |v: &Value| -> Vec<String> {
+        v["preflight"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == "error")
+            .map(|f| f["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut seen = Vec::new();
+    for declare in [false, true] {
+        let g = common::ground().await;
+        let g = if declare {
+            let declared = wire::SystemDescription::new(
+                preflight::host_platform(),
+                Builder::BuildKit,
+                vec![entry("alpine:3.20", None)],
+            );
+            TestGround {
+                ground: g
+                    .ground
+                    .with_declarations(BTreeMap::from([("em".to_string(), declared)])),
+                dir: g.dir,
+            }
+        } else {
+            g
+        };
+        let t = g.login("alice").await;
+        let r = g
+            .upload_tar(
+                "demo",
+                "",
+                &t,
+                common::tar(&[
+                    common::Entry::File("app/Dockerfile", dockerfile, 0o644),
+                    common::Entry::File("app/run.sh", b"#!/bin/sh\necho hi\n", 0o755),
+                ]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let r = g.post_yaml("/api/v1/operations/validate", &t, OP).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        seen.push(errors(&r.json()));
+    }
+    assert!(seen[0].contains(&"OD101".to_string()), "{seen:?}");
+    assert!(seen[0].contains(&"OD010".to_string()), "{seen:?}");
+    assert_eq!(seen[1], Vec::<String>::new());
+}
