@@ -323,6 +323,35 @@ fn a64_lo12(adrp: u32, next: u32) -> Option<u32> {
     None
 }
 
+/// The instruction, among the few after the ADRP at `words[i]`, that adds the low 12 bits
+/// to its register: (its offset, its scale). Compilers schedule the pair apart; a branch or a
+/// write of the register by another ADRP ends the search. Only the old image is searched,
+/// so a wrong pairing costs bytes, never correctness.
+fn a64_pair(img: &[u8], words: &[(usize, u64)], i: usize) -> Option<(usize, u32)> {
+    let (o, _) = words[i];
+    let adrp = rd32(img, o);
+    let rd = adrp & 31;
+    for k in 1..=PAIR_WINDOW {
+        let &(o2, _) = words.get(i + k).filter(|n| n.0 == o + 4 * k)?;
+        let w2 = rd32(img, o2);
+        if let Some(scale) = a64_lo12(adrp, w2) {
+            return Some((o2, scale));
+        }
+        match a64_class(w2) {
+            Some(A64::Adrp) if w2 & 31 == rd => return None,
+            Some(A64::Imm26 | A64::Imm19 | A64::Imm14) => return None,
+            _ => {}
+        }
+        // Another instruction writing the register (Rd field) ends the search.
+        if w2 & 31 == rd && (w2 >> 5) & 31 != rd {
+            return None;
+        }
+    }
+    None
+}
+
+const PAIR_WINDOW: usize = 8;
+
 /// New image, AArch64: every field to its absolute value (`to_abs`) or back. A bijection of
 /// each word given its address, so the onboard side recovers the new image exactly.
 fn a64_rewrite(img: &mut [u8], lay: &Layout, to_abs: bool) {
@@ -349,10 +378,10 @@ fn a64_map_old(img: &mut [u8], lay: &Layout, map: &AddressMap) {
         let Some(c) = a64_class(w) else { continue };
         let target = a64_target(c, pc, a64_get(w, c));
         if c == A64::Adrp
-            && let Some(&(o2, _)) = words.get(i + 1).filter(|n| n.0 == o + 4)
+            && let Some((o2, scale)) = a64_pair(img, &words, i)
         {
             let w2 = rd32(img, o2);
-            if let Some(scale) = a64_lo12(w, w2) {
+            {
                 let full = target + (u64::from((w2 >> 10) & 0xFFF) << scale);
                 let t = map.map(full);
                 if t & ((1 << scale) - 1) == 0 {
@@ -373,15 +402,13 @@ fn a64_zero(img: &mut [u8], lay: &Layout) {
     for (i, &(o, _)) in words.iter().enumerate() {
         let w = rd32(img, o);
         let Some(c) = a64_class(w) else { continue };
-        wr32(img, o, a64_set(w, c, 0));
         if c == A64::Adrp
-            && let Some(&(o2, _)) = words.get(i + 1).filter(|n| n.0 == o + 4)
+            && let Some((o2, _)) = a64_pair(img, &words, i)
         {
             let w2 = rd32(img, o2);
-            if a64_lo12(w, w2).is_some() {
-                wr32(img, o2, w2 & !(0xFFF << 10));
-            }
+            wr32(img, o2, w2 & !(0xFFF << 10));
         }
+        wr32(img, o, a64_set(w, c, 0));
     }
 }
 
