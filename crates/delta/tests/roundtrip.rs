@@ -265,3 +265,74 @@ fn corrupt_exe_patches_are_refused() {
         );
     }
 }
+
+/// The fuzz target's two shapes over seeded random inputs: bodies of every kind behind a
+/// valid header, and single-byte mutations of real patches. Errors only, never a panic or a
+/// result that does not verify.
+#[test]
+fn random_bodies_and_mutations_only_ever_error() {
+    let mut s = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let limits = delta::Limits {
+        max_result: 1 << 22,
+    };
+    let (old, new) = pair();
+    let dir = tempfile::tempdir().unwrap();
+    let elf_old = build("gcc", dir.path(), "base").unwrap();
+    let elf_new = build("gcc", dir.path(), "flag").unwrap();
+    let mut patches = Vec::new();
+    for kind in [Kind::Whole, Kind::ZstdRef, Kind::Bsdiff] {
+        patches.push((
+            old.clone(),
+            delta::make_kind(kind, Some(&old), &new, MakeOptions::default()).unwrap(),
+        ));
+    }
+    patches.push((
+        elf_old.clone(),
+        delta::make_kind(Kind::Exe, Some(&elf_old), &elf_new, MakeOptions::default()).unwrap(),
+    ));
+    for (base, patch) in &patches {
+        for _ in 0..300 {
+            let mut bad = patch.clone();
+            let at = delta::HEADER_LEN + (next() as usize) % (bad.len() - delta::HEADER_LEN);
+            bad[at] = next() as u8;
+            if bad != *patch {
+                assert!(delta::apply_with(Some(base), &bad, limits).is_err());
+            }
+        }
+    }
+    for i in 0..2000 {
+        let kind = [Kind::Whole, Kind::ZstdRef, Kind::Bsdiff, Kind::Exe][i % 4];
+        let len = (next() % 600) as usize;
+        let mut body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Half of them start like the real thing, to get further into each decoder.
+        if i % 8 < 4 {
+            let (_, real) = &patches[i % 4];
+            let keep = (next() as usize % 64).min(real.len() - delta::HEADER_LEN);
+            body.splice(
+                0..0,
+                real[delta::HEADER_LEN..delta::HEADER_LEN + keep]
+                    .iter()
+                    .copied(),
+            );
+        }
+        let base: &[u8] = if kind == Kind::Exe { &elf_old } else { &old };
+        let header = delta::Header {
+            kind,
+            base_size: base.len() as u64,
+            base_sha256: delta::sha256(base),
+            result_size: next() % (1 << 22),
+            result_sha256: [0; 32],
+            body_size: body.len() as u64,
+        };
+        let mut p = Vec::new();
+        header.write(&mut p);
+        p.extend_from_slice(&body);
+        assert!(delta::apply_with(Some(base), &p, limits).is_err());
+    }
+}
