@@ -428,7 +428,7 @@ fn corpus(dir: &Path, no_dataset: bool, notes: &mut Vec<String>) -> anyhow::Resu
             std::fs::write(&src, c_source(v, false))?;
             run_ok(
                 Command::new(cc)
-                    .args(["-O2", "-static", "-o"])
+                    .args(["-O2", "-static", "-s", "-o"])
                     .arg(out)
                     .arg(&src),
             )
@@ -440,7 +440,7 @@ fn corpus(dir: &Path, no_dataset: bool, notes: &mut Vec<String>) -> anyhow::Resu
         std::fs::write(&src, c_source("base", true))?;
         run_ok(
             Command::new(cc)
-                .args(["-O2", "-static", "-o"])
+                .args(["-O2", "-static", "-s", "-o"])
                 .arg(&bump)
                 .arg(&src),
         )?;
@@ -511,6 +511,8 @@ fn corpus(dir: &Path, no_dataset: bool, notes: &mut Vec<String>) -> anyhow::Resu
                 "-O",
                 "-C",
                 "target-feature=+crt-static",
+                "-C",
+                "strip=symbols",
                 "--target",
                 target,
                 "-o",

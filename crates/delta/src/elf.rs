@@ -20,6 +20,16 @@ pub(crate) struct Section {
     pub(crate) exec: bool,
     /// SHT_SYMTAB: symbol table (st_value are addresses).
     pub(crate) symtab: bool,
+    /// `.eh_frame` or `.eh_frame_hdr` (PC- and data-relative address fields).
+    pub(crate) eh: Eh,
+}
+
+/// Which unwind section a section is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Eh {
+    None,
+    Frame,
+    Hdr,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +88,23 @@ pub(crate) fn parse(b: &[u8]) -> Option<Layout> {
     let phnum = usize::from(u16_at(b, 56)?);
     let shentsize = usize::from(u16_at(b, 58)?);
     let shnum = usize::from(u16_at(b, 60)?);
+    let shstrndx = usize::from(u16_at(b, 62)?);
+    // The section-name string table, if it is inside the file.
+    let names = shoff
+        .checked_add(shstrndx.checked_mul(shentsize)?)
+        .and_then(|at| {
+            let off = usize::try_from(u64_at(b, at + 24)?).ok()?;
+            let size = usize::try_from(u64_at(b, at + 32)?).ok()?;
+            b.get(off..off.checked_add(size)?)
+        })
+        .unwrap_or(&[]);
+    let name_of = |at: usize| -> &[u8] {
+        let Some(tail) = names.get(at..) else {
+            return &[];
+        };
+        let end = tail.iter().position(|&c| c == 0).unwrap_or(tail.len());
+        &tail[..end]
+    };
     if phentsize < 56 || (shnum > 0 && shentsize < 64) {
         return None;
     }
@@ -113,6 +140,11 @@ pub(crate) fn parse(b: &[u8]) -> Option<Layout> {
             alloc: flags & 2 != 0,
             exec: flags & 4 != 0,
             symtab: kind == 2,
+            eh: match name_of(u32_at(b, at)? as usize) {
+                b".eh_frame" => Eh::Frame,
+                b".eh_frame_hdr" => Eh::Hdr,
+                _ => Eh::None,
+            },
         };
         // NOBITS (8) and NULL (0) have no bytes in the file.
         if kind == 8 || kind == 0 || s.size == 0 {

@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 
-use crate::elf::{self, Layout, Machine, u64_at};
+use crate::elf::{self, Eh, Layout, Machine, u64_at};
 use crate::varint::{self, Reader};
 use crate::{DeltaError, Kind, generic};
 
@@ -164,10 +164,10 @@ fn x86_scan(img: &[u8], lay: &Layout, form: Form, skip: &[usize], with_abs: bool
             if let Some((at, imm, branch)) = x86_candidate(img, p)
                 && at + 4 + imm <= end
             {
-                let next = s.addr + (at + 4 + imm - s.off) as u64;
+                let next = s.addr.wrapping_add((at + 4 + imm - s.off) as u64);
                 let v = rd32(img, at);
                 let target = match form {
-                    Form::Raw => next as i64 + i64::from(v as i32),
+                    Form::Raw => (next as i64).wrapping_add(i64::from(v as i32)),
                     Form::Abs => i64::from(v),
                 };
                 let (lo, hi) = if branch {
@@ -382,7 +382,7 @@ fn a64_map_old(img: &mut [u8], lay: &Layout, map: &AddressMap) {
         {
             let w2 = rd32(img, o2);
             {
-                let full = target + (u64::from((w2 >> 10) & 0xFFF) << scale);
+                let full = target.wrapping_add(u64::from((w2 >> 10) & 0xFFF) << scale);
                 let t = map.map(full);
                 if t & ((1 << scale) - 1) == 0 {
                     wr32(img, o, a64_set(w, c, a64_abs(c, t)));
@@ -412,13 +412,140 @@ fn a64_zero(img: &mut [u8], lay: &Layout) {
     }
 }
 
+// ---------------------------------------------------------------- unwind tables
+
+fn uleb(img: &[u8], p: &mut usize, end: usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        if *p >= end {
+            return None;
+        }
+        let b = img[*p];
+        *p += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The FDE pointer encoding a CIE at `p` declares (`None`: not one this kind reads).
+fn cie_fde_encoding(img: &[u8], p: usize, end: usize) -> Option<u8> {
+    let version = *img.get(p + 8)?;
+    let mut q = p + 9;
+    let aug_start = q;
+    while q < end && img[q] != 0 {
+        q += 1;
+    }
+    let aug = img.get(aug_start..q)?;
+    q += 1;
+    uleb(img, &mut q, end)?; // code alignment
+    uleb(img, &mut q, end)?; // data alignment (sleb: same length)
+    if version == 1 {
+        q += 1;
+    } else {
+        uleb(img, &mut q, end)?;
+    }
+    if aug.first() != Some(&b'z') {
+        return Some(0);
+    }
+    uleb(img, &mut q, end)?;
+    for &c in &aug[1..] {
+        match c {
+            b'R' => return img.get(q).copied(),
+            b'L' => q += 1,
+            b'P' => {
+                let enc = *img.get(q)?;
+                q += 1 + match enc & 0x0f {
+                    0x02 | 0x0a => 2,
+                    0x03 | 0x0b => 4,
+                    0x04 | 0x0c | 0x00 => 8,
+                    _ => return None,
+                };
+            }
+            b'S' | b'B' => {}
+            _ => return None,
+        }
+    }
+    Some(0)
+}
+
+/// The 4-byte address fields of `.eh_frame` (FDE initial locations, PC-relative) and
+/// `.eh_frame_hdr` (its table, relative to the header): (file offset, the address the field
+/// is relative to). Found from lengths, CIE contents and encodings only, which the rewrite
+/// never changes, so the onboard side finds the same fields.
+fn eh_fields(img: &[u8], lay: &Layout) -> Vec<(usize, u64)> {
+    let mut out = Vec::new();
+    for s in &lay.sections {
+        let end = s.off + s.size;
+        match s.eh {
+            Eh::None => {}
+            Eh::Frame => {
+                let mut encodings: HashMap<usize, Option<u8>> = HashMap::new();
+                let mut p = s.off;
+                while p + 8 <= end {
+                    let len = rd32(img, p) as usize;
+                    if len == 0 || len == 0xFFFF_FFFF {
+                        break;
+                    }
+                    let Some(rec_end) = (p + 4).checked_add(len).filter(|&e| e <= end) else {
+                        break;
+                    };
+                    let id = rd32(img, p + 4) as usize;
+                    if id == 0 {
+                        encodings.insert(p, cie_fde_encoding(img, p, rec_end));
+                    } else if let Some(cie) = (p + 4).checked_sub(id)
+                        && encodings.get(&cie).copied().flatten() == Some(0x1b)
+                        && p + 12 <= rec_end
+                    {
+                        out.push((p + 8, s.addr.wrapping_add((p + 8 - s.off) as u64)));
+                    }
+                    p = rec_end;
+                }
+            }
+            Eh::Hdr => {
+                let h = &img[s.off..end];
+                if h.len() < 12 || h[0] != 1 || h[1] != 0x1b || h[2] != 0x03 || h[3] != 0x3b {
+                    continue;
+                }
+                out.push((s.off + 4, s.addr.wrapping_add(4)));
+                let count = rd32(img, s.off + 8) as usize;
+                let fits = count
+                    .checked_mul(8)
+                    .and_then(|n| n.checked_add(12))
+                    .is_some_and(|n| n <= s.size);
+                if fits {
+                    for i in 0..2 * count {
+                        out.push((s.off + 12 + 4 * i, s.addr));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// New image: each unwind field to its absolute value (`to_abs`) or back.
+fn eh_rewrite(img: &mut [u8], lay: &Layout, to_abs: bool) {
+    for (at, base) in eh_fields(img, lay) {
+        let v = rd32(img, at);
+        let nv = if to_abs {
+            v.wrapping_add(base as u32)
+        } else {
+            v.wrapping_sub(base as u32)
+        };
+        wr32(img, at, nv);
+    }
+}
+
 // ---------------------------------------------------------------- both
 
 /// 8-byte words of the image's data (and `.symtab` values) that hold an address of the
 /// image: `f` rewrites each.
 fn data_pointers(img: &mut [u8], lay: &Layout, mut f: impl FnMut(u64) -> u64) {
     for s in &lay.sections {
-        if s.exec {
+        if s.exec || s.eh != Eh::None {
             continue;
         }
         let (first, step, field) = if s.alloc {
@@ -450,7 +577,9 @@ fn normalise_old(old: &[u8], lay: &Layout, map: &AddressMap) -> Vec<u8> {
         Machine::X86_64 => {
             let scan = x86_scan(old, lay, Form::Raw, &[], true);
             for r in scan.refs {
-                let target = (r.next as i64 + i64::from(rd32(old, r.at) as i32)) as u64;
+                let target = r
+                    .next
+                    .wrapping_add(i64::from(rd32(old, r.at) as i32) as u64);
                 wr32(&mut img, r.at, map.map(target) as u32);
             }
             for at in scan.abs {
@@ -459,6 +588,10 @@ fn normalise_old(old: &[u8], lay: &Layout, map: &AddressMap) -> Vec<u8> {
             }
         }
         Machine::Aarch64 => a64_map_old(&mut img, lay, map),
+    }
+    for (at, base) in eh_fields(old, lay) {
+        let target = base.wrapping_add(i64::from(rd32(old, at) as i32) as u64);
+        wr32(&mut img, at, map.map(target) as u32);
     }
     data_pointers(&mut img, lay, |v| map.map(v));
     img
@@ -471,6 +604,7 @@ fn normalise_new(new: &[u8], lay: &Layout) -> Option<(Vec<u8>, Vec<usize>)> {
     match lay.machine {
         Machine::Aarch64 => {
             a64_rewrite(&mut img, lay, true);
+            eh_rewrite(&mut img, lay, true);
             Some((img, Vec::new()))
         }
         Machine::X86_64 => {
@@ -479,11 +613,15 @@ fn normalise_new(new: &[u8], lay: &Layout) -> Option<(Vec<u8>, Vec<usize>)> {
                 let refs = x86_scan(new, lay, Form::Raw, &skip, false).refs;
                 img.copy_from_slice(new);
                 for r in &refs {
-                    let target = (r.next as i64 + i64::from(rd32(new, r.at) as i32)) as u32;
+                    let target = r
+                        .next
+                        .wrapping_add(i64::from(rd32(new, r.at) as i32) as u64)
+                        as u32;
                     wr32(&mut img, r.at, target);
                 }
                 let onboard = x86_scan(&img, lay, Form::Abs, &skip, false).refs;
                 if onboard == refs {
+                    eh_rewrite(&mut img, lay, true);
                     return Some((img, skip));
                 }
                 // Every start where the two scans disagree becomes an exception of both.
@@ -507,6 +645,7 @@ fn normalise_new(new: &[u8], lay: &Layout) -> Option<(Vec<u8>, Vec<usize>)> {
 /// Onboard: the new image back from its normalised form.
 fn denormalise(img: &mut [u8], skip: &[usize]) -> Result<(), DeltaError> {
     let lay = elf::parse(img).ok_or_else(|| corrupt("the rewritten image is not an ELF file"))?;
+    eh_rewrite(img, &lay, false);
     match lay.machine {
         Machine::Aarch64 => a64_rewrite(img, &lay, false),
         Machine::X86_64 => {
@@ -536,6 +675,9 @@ fn zeroed(img: &[u8], lay: &Layout) -> Vec<u8> {
             }
         }
         Machine::Aarch64 => a64_zero(&mut z, lay),
+    }
+    for (at, _) in eh_fields(img, lay) {
+        wr32(&mut z, at, 0);
     }
     data_pointers(&mut z, lay, |_| 0);
     z
@@ -600,7 +742,7 @@ fn build_map(old: &[u8], lo: &Layout, new: &[u8], ln: &Layout) -> AddressMap {
         .filter_map(|(o, n, len)| {
             let ov = lo.vaddr_of(o)?;
             let nv = ln.vaddr_of(n)?;
-            Some((ov, ov + len as u64, nv as i64 - ov as i64))
+            Some((ov, ov.wrapping_add(len as u64), nv.wrapping_sub(ov) as i64))
         })
         .collect();
     spans.sort_by_key(|s| (s.0, std::cmp::Reverse(s.1)));

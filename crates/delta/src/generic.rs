@@ -135,6 +135,35 @@ pub(crate) fn bspatch(
         kind,
         what: format!("bsdiff: {e}"),
     };
+    // qbsdiff adds the two block sizes unchecked: sizes that overflow are refused here first.
+    let size_at = |at: usize| {
+        body.get(at..at + 8)
+            .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+    };
+    let blocks = match (body.get(..8), size_at(8), size_at(16)) {
+        (Some(b"BSDIFF40"), Some(c), Some(d)) if c >> 63 == 0 && d >> 63 == 0 => {
+            c.checked_add(d).and_then(|n| n.checked_add(32))
+        }
+        (Some(b"BSDIFF40"), Some(_), Some(_)) => None,
+        (Some(m), Some(_), Some(_)) if m != b"BSDIFF40" => {
+            return Err(DeltaError::Corrupt {
+                kind,
+                what: "bsdiff: no BSDIFF40 magic".into(),
+            });
+        }
+        _ => {
+            return Err(DeltaError::Corrupt {
+                kind,
+                what: "bsdiff: header cut short".into(),
+            });
+        }
+    };
+    if blocks.is_none_or(|n| n > body.len() as u64) {
+        return Err(DeltaError::Corrupt {
+            kind,
+            what: "bsdiff: block sizes beyond the patch".into(),
+        });
+    }
     let patch = qbsdiff::Bspatch::new(body).map_err(corrupt)?;
     if patch.hint_target_size() != size as u64 {
         return Err(DeltaError::Corrupt {
