@@ -236,7 +236,11 @@ pub(crate) fn run(keep: Option<PathBuf>, no_dataset: bool) -> anyhow::Result<Exi
         for s in &sizes {
             row.push_str(&format!(" {:>9} |", s.map_or("–".into(), group)));
         }
-        row.push_str(&format!(" {:>6} MB | {}", rss >> 20, targets.join("; ")));
+        row.push_str(&format!(
+            " {:>6.1} MB | {}",
+            rss as f64 / f64::from(1 << 20),
+            targets.join("; ")
+        ));
         println!("{row}");
         eprintln!("  made in {make_s:.1} s");
     }

@@ -19,6 +19,7 @@ mod elf;
 pub mod exe;
 mod format;
 mod generic;
+mod unwind;
 mod varint;
 
 pub use format::{HEADER_LEN, Header, Kind, MAGIC, VERSION};
