@@ -260,32 +260,33 @@ pub(crate) fn run(keep: Option<PathBuf>, no_dataset: bool) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// Applies with a child `orbitdock delta apply`; its peak resident memory in bytes.
+/// Applies with a child `orbitdock delta apply`; its peak resident memory (VmHWM) in bytes.
 fn apply_in_child(old: Option<&Path>, patch: &Path, out: &Path) -> anyhow::Result<u64> {
     let exe = std::env::current_exe()?;
-    let child = Command::new(exe)
+    let done = Command::new(exe)
         .arg("delta")
         .arg("apply")
         .arg(old.unwrap_or(Path::new("-")))
         .arg(patch)
         .arg(out)
+        .env("ORBITDOCK_REPORT_PEAK_MEMORY", "1")
         .stdout(Stdio::null())
-        .spawn()?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: wait4 on our own child, with pointers to locals that outlive the call.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if r != pid {
+        .stderr(Stdio::piped())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    if !done.status.success() {
         bail!(
-            "waiting for orbitdock delta apply: {}",
-            std::io::Error::last_os_error()
+            "orbitdock delta apply {} failed: {}",
+            patch.display(),
+            stderr.trim()
         );
     }
-    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        bail!("orbitdock delta apply {} failed", patch.display());
-    }
-    Ok(usage.ru_maxrss as u64 * 1024)
+    let kb = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .context("orbitdock delta apply did not report its peak memory")?;
+    Ok(kb * 1024)
 }
 
 /// zstd's level for a file, as ours chooses it (-19 up to 32 MiB).

@@ -75,6 +75,15 @@ pub(crate) fn run(a: DeltaArgs) -> anyhow::Result<ExitCode> {
             let out = delta::apply(old.as_deref(), &bytes)
                 .with_context(|| format!("applying {}", patch.display()))?;
             write_new(&new, &out)?;
+            if std::env::var_os("ORBITDOCK_REPORT_PEAK_MEMORY").is_some() {
+                // For `bench delta`: this process's peak resident memory (VmHWM), which a
+                // parent cannot read reliably (wait4's ru_maxrss counts the parent's memory
+                // at the fork).
+                let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+                if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+                    eprintln!("peak {line}");
+                }
+            }
             println!(
                 "{}: {} bytes, sha256 {}, from a {}-byte {} patch",
                 new.display(),
