@@ -71,6 +71,8 @@ pub(crate) enum Command {
     /// Check, on the ground, what would fail onboard: a build context folder (with its
     /// Dockerfile), a Dockerfile, a `docker save` archive or a binary. Exit status 1 on errors.
     Lint(LintArgs),
+    /// Make and apply the patches the link carries (see docs/delta.md).
+    Delta(DeltaArgs),
 }
 
 #[derive(Debug, ClapArgs)]
@@ -116,6 +118,61 @@ pub(crate) enum BenchWhat {
     },
     /// Pass prediction: 1 and 10 stations over 1 and 7 days.
     Passes,
+    /// Patch sizes over a corpus this command builds (C, Go, Rust for x86-64 and AArch64, a
+    /// Python tree, a dataset), beside the delta tools installed here (several minutes).
+    Delta {
+        /// Keep the corpus and the patches in this folder [default: a temporary folder].
+        #[arg(long)]
+        keep: Option<PathBuf>,
+        /// Leave out the 200 MB dataset.
+        #[arg(long)]
+        no_dataset: bool,
+    },
+}
+
+/// The kinds of patch `delta make --kind` can force.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum PatchKind {
+    /// The whole file, zstd -19 (no base).
+    WholeZstd,
+    /// zstd with the old file as reference prefix (`zstd --patch-from`).
+    ZstdRef,
+    /// bsdiff-4.
+    Bsdiff,
+    /// The executable-aware delta (ELF x86-64 or AArch64).
+    Exe,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct DeltaArgs {
+    #[command(subcommand)]
+    pub(crate) what: DeltaWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeltaWhat {
+    /// Write the smallest patch that turns OLD into NEW, and print its size and kind.
+    Make {
+        /// The file the satellite holds (`-` for none: the patch carries NEW whole).
+        old: PathBuf,
+        /// The file to send.
+        new: PathBuf,
+        /// Where to write the patch (refuses to overwrite).
+        patch: PathBuf,
+        /// Make this kind only.
+        #[arg(long, value_enum)]
+        kind: Option<PatchKind>,
+    },
+    /// Turn OLD into NEW with PATCH, as the flight does: NEW is written only once its sha256
+    /// is the one the patch declares.
+    Apply {
+        /// The file the patch was made against (`-` for a whole-zstd patch).
+        old: PathBuf,
+        /// The patch.
+        patch: PathBuf,
+        /// Where to write the result (refuses to overwrite).
+        new: PathBuf,
+    },
 }
 
 impl Command {

@@ -7,7 +7,9 @@
 //! failed execution), 2 a usage error (clap exits with it before anything runs).
 
 mod args;
+mod bench_delta;
 mod client;
+mod delta;
 mod demo;
 mod lint;
 mod progress;
@@ -56,6 +58,7 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
         Command::Keygen { path, plan } => roles::keygen(&path, plan),
         Command::Bench(a) => roles::bench(a),
         Command::Lint(a) => lint::run(a),
+        Command::Delta(a) => delta::run(a),
         Command::Passes { system, hours } => verbs::passes(system, hours).await,
     }
 }

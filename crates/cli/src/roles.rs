@@ -436,6 +436,9 @@ pub(crate) fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode> {
             );
             print!("{}", link::bench::table(seed));
         }
+        crate::args::BenchWhat::Delta { keep, no_dataset } => {
+            return crate::bench_delta::run(keep, no_dataset);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

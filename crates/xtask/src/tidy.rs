@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 pub(crate) const LONG_FILE: usize = 800;
 
 /// Crates that do no I/O and read no clock.
-const PURE: &[&str] = &["wire", "sync", "orbit", "dockerfile", "api"];
+const PURE: &[&str] = &["wire", "sync", "orbit", "dockerfile", "api", "delta"];
 
 /// A rule broken at a place.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,123 @@
+//! `orbitdock delta make|apply`: a patch made here applies to exactly its base and nothing is
+//! written from a patch that does not verify. Exit status 0 / 1 / 2 as documented.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn orbitdock(args: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orbitdock"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn p(s: &str) -> &Path {
+    Path::new(s)
+}
+
+#[test]
+fn make_and_apply_round_trip_and_refuse_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |n: &str| dir.path().join(n);
+    let old: Vec<u8> = (0..300_000u32)
+        .flat_map(|i| (i.wrapping_mul(2654435761) >> 9).to_le_bytes())
+        .collect();
+    let mut new = old.clone();
+    new.splice(4096..4096, b"a few new bytes".iter().copied());
+    std::fs::write(at("old"), &old).unwrap();
+    std::fs::write(at("new"), &new).unwrap();
+
+    let out = orbitdock(&[p("delta"), p("make"), &at("old"), &at("new"), &at("patch")]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let size = std::fs::metadata(at("patch")).unwrap().len();
+    assert!(size < 2000, "a small change makes a small patch: {size}");
+    assert!(
+        stdout.contains("bytes (") && stdout.contains("kinds tried"),
+        "{stdout}"
+    );
+
+    let out = orbitdock(&[
+        p("delta"),
+        p("apply"),
+        &at("old"),
+        &at("patch"),
+        &at("back"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(at("back")).unwrap() == new);
+
+    // The wrong base: exit 1, a message naming the digests, nothing written.
+    let out = orbitdock(&[
+        p("delta"),
+        p("apply"),
+        &at("new"),
+        &at("patch"),
+        &at("wrong"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong base"));
+    assert!(!at("wrong").exists());
+
+    // A corrupted and a truncated patch: exit 1, nothing written.
+    let mut patch = std::fs::read(at("patch")).unwrap();
+    patch.truncate(patch.len() - 3);
+    std::fs::write(at("cut"), &patch).unwrap();
+    let out = orbitdock(&[p("delta"), p("apply"), &at("old"), &at("cut"), &at("x")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+    assert!(!at("x").exists());
+
+    // No base: a whole-file patch.
+    let out = orbitdock(&[p("delta"), p("make"), p("-"), &at("new"), &at("whole")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("whole-zstd"));
+    let out = orbitdock(&[p("delta"), p("apply"), p("-"), &at("whole"), &at("back2")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(std::fs::read(at("back2")).unwrap() == new);
+
+    // Never over an existing file.
+    let out = orbitdock(&[
+        p("delta"),
+        p("apply"),
+        &at("old"),
+        &at("patch"),
+        &at("back"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // Usage errors.
+    let out = orbitdock(&[p("delta"), p("make"), &at("old")]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = orbitdock(&[
+        p("delta"),
+        p("make"),
+        &at("old"),
+        &at("new"),
+        &at("p2"),
+        p("--kind"),
+        p("nope"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = orbitdock(&[
+        p("delta"),
+        p("make"),
+        &at("old"),
+        &at("new"),
+        &at("p3"),
+        p("--kind"),
+        p("exe"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "not an ELF file: no exe patch");
+    assert!(!at("p3").exists());
+}
