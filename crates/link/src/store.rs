@@ -3,7 +3,8 @@
 //! Layout under the state directory:
 //!
 //! ```text
-//! counters.json            packet-number reservation, transfer and message counters, replay floor
+//! counters.json            packet-number reservation, transfer and message counters, the peer's
+//!                          epochs (current with its highest packet number, retired)
 //! outbox/<t>.json          an outgoing transfer (offer, high-water mark); messages keep their
 //! outbox/<t>.body          bytes beside it
 //! spool/<t>.data           received bytes, written at their offsets
@@ -25,7 +26,7 @@ use cas::DirSync;
 pub(crate) use cas::ObjectLayout;
 use serde::{Deserialize, Serialize};
 use sync::{Commit, Counters, OutboxEntry, Persisted, SpoolEntry, Store};
-use wire::{Digest, Offer, TransferKind};
+use wire::{Digest, Offer, RETIRED_EPOCHS, ReplayMemory, TransferKind};
 
 /// A [`Store`] on the filesystem. See the module documentation for the layout.
 pub struct FileStore {
@@ -42,8 +43,14 @@ struct CountersFile {
     pn_reserved: u64,
     next_transfer: u64,
     next_message_seq: u64,
-    replay_floor: Option<u64>,
     delivered_seq: u64,
+    /// The peer's current epoch and the highest packet number accepted in it. (Files of
+    /// version 2 of the framing held a `replay_floor` without epoch: it is ignored.)
+    #[serde(default)]
+    peer_epoch: Option<(u64, u64)>,
+    /// Epochs the peer left behind, most recent first.
+    #[serde(default)]
+    retired_epochs: Vec<u64>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -231,7 +238,16 @@ impl Store for FileStore {
                 pn_reserved: c.pn_reserved,
                 next_transfer: c.next_transfer,
                 next_message_seq: c.next_message_seq,
-                replay_floor: c.replay_floor,
+                replay: {
+                    let mut retired = [0; RETIRED_EPOCHS];
+                    for (slot, &e) in retired.iter_mut().zip(&c.retired_epochs) {
+                        *slot = e;
+                    }
+                    ReplayMemory {
+                        current: c.peer_epoch,
+                        retired,
+                    }
+                },
                 delivered_seq: c.delivered_seq,
             },
             outbox,
@@ -246,8 +262,15 @@ impl Store for FileStore {
             pn_reserved: c.pn_reserved,
             next_transfer: c.next_transfer,
             next_message_seq: c.next_message_seq,
-            replay_floor: c.replay_floor,
             delivered_seq: c.delivered_seq,
+            peer_epoch: c.replay.current,
+            retired_epochs: c
+                .replay
+                .retired
+                .iter()
+                .copied()
+                .filter(|&e| e != 0)
+                .collect(),
         };
         write_atomic(
             &self.dir.join("counters.json"),

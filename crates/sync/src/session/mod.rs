@@ -34,7 +34,9 @@ pub struct SessionConfig {
     pub key: LinkKey,
     /// The direction of the packets this side sends (ground: `Up`, flight: `Down`).
     pub sends: Direction,
-    /// Drawn at every start; never 0.
+    /// Drawn at random at every start; never 0. It is also the epoch of the packets this run
+    /// seals: their subkey is derived from `key` and it, so a run never reuses a nonce of
+    /// another, whatever the store held.
     pub incarnation: u64,
     /// Payload bytes per data packet; both sides must agree. At most
     /// `MAX_BODY - DATA_CHUNK_OVERHEAD`.
@@ -164,6 +166,15 @@ pub struct Session {
     // Handshake.
     peer_incarnation: u64,
     hello_pending: bool,
+    /// Transfers queued in this run before the peer's first `HelloAck` told which ids and
+    /// sequence numbers it has seen: not sent until then, and renumbered above the peer's marks
+    /// if this side's counters were lost or restored (see `handshake`).
+    unconfirmed: BTreeSet<u64>,
+    /// Whether a `HelloAck` of this run has come.
+    marks_known: bool,
+    /// Every message of the peer below this sequence number was committed here (the peer's
+    /// `Hello` says so): one missing from the inbox was delivered and its mark lost.
+    peer_unacked_seq: u64,
     hello_sent_at: Option<Instant>,
     // Sending.
     out: BTreeMap<u64, Out>,
@@ -196,7 +207,7 @@ pub struct Session {
     inbox: BTreeMap<u64, Vec<u8>>,
     /// The next inbox message to hand to the application (at or above `delivered_seq`).
     next_emit: u64,
-    replay_saved: u64,
+    replay_saved: wire::ReplayMemory,
     events: VecDeque<Event>,
     stats: SessionStats,
 }
@@ -353,7 +364,10 @@ impl Session {
             }
         }
         let mut sendable = !self.control.is_empty();
-        for o in self.out.values() {
+        for (t, o) in &self.out {
+            if self.unconfirmed.contains(t) {
+                continue;
+            }
             if !o.lost.is_empty() || o.next_new < o.packets || (o.offer_due && o.packets == 0) {
                 sendable = true;
             }
