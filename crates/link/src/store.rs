@@ -16,6 +16,11 @@
 //! Objects live in the application's content-addressed directory ([`cas::ObjectLayout`]). Every
 //! metadata file is replaced atomically (write, fsync, rename); spool data is fsynced before the
 //! ranges that claim it.
+//!
+//! A file that cannot be read or parsed at start is set aside ([`cas::set_aside`]) with a
+//! warning naming it and why, and the store opens without it: counters start again (the
+//! handshake's stream marks and the per-run sealing epoch make that safe), a spool restarts from
+//! nothing, an outbox entry is dropped (the application re-sends what it still needs).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -110,12 +115,14 @@ impl FileStore {
             fs::create_dir_all(dir.join(sub))?;
         }
         fs::create_dir_all(objects.root())?;
-        let committed = match fs::read(dir.join("committed.json")) {
-            Ok(b) => serde_json::from_slice::<Vec<u64>>(&b)
-                .map_err(invalid)?
-                .into(),
+        let committed_path = dir.join("committed.json");
+        let committed = match read_json::<Vec<u64>>(&committed_path) {
+            Ok(c) => c.into(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => VecDeque::new(),
-            Err(e) => return Err(e),
+            Err(e) => {
+                set_aside(&committed_path, &e);
+                VecDeque::new()
+            }
         };
         Ok(FileStore {
             dir: dir.to_path_buf(),
@@ -149,6 +156,24 @@ impl FileStore {
         self.spool_files
             .get_mut(&t)
             .ok_or_else(|| io::Error::other("spool file vanished"))
+    }
+}
+
+/// Sets an unreadable state file aside with a warning naming it and why.
+fn set_aside(path: &Path, error: &io::Error) {
+    match cas::set_aside(path) {
+        Ok(to) => tracing::warn!(
+            file = %path.display(),
+            set_aside_as = %to.display(),
+            error = %error,
+            "unreadable link state file set aside; starting without it"
+        ),
+        Err(e) => tracing::warn!(
+            file = %path.display(),
+            error = %error,
+            set_aside_error = %e,
+            "unreadable link state file could not be set aside; starting without it"
+        ),
     }
 }
 
@@ -196,35 +221,55 @@ fn numbered(dir: &Path, ext: &str) -> io::Result<Vec<u64>> {
 
 impl Store for FileStore {
     fn load(&mut self) -> io::Result<Persisted> {
-        let c: CountersFile = match read_json(&self.dir.join("counters.json")) {
+        let counters_path = self.dir.join("counters.json");
+        let c: CountersFile = match read_json(&counters_path) {
             Ok(c) => c,
             Err(e) if e.kind() == io::ErrorKind::NotFound => CountersFile::default(),
-            Err(e) => return Err(e),
+            Err(e) => {
+                set_aside(&counters_path, &e);
+                CountersFile::default()
+            }
         };
         let mut outbox = Vec::new();
         for t in numbered(&self.dir.join("outbox"), "json")? {
-            let f: OutboxFile = read_json(&self.dir.join("outbox").join(format!("{t}.json")))?;
-            let offer: Offer = f.offer.into();
-            let body = match offer.kind {
-                TransferKind::Message { .. } => {
-                    Some(fs::read(self.dir.join("outbox").join(format!("{t}.body")))?)
-                }
-                TransferKind::Object => None,
-            };
-            outbox.push(OutboxEntry {
-                offer,
-                sent_hwm: f.sent_hwm,
-                body,
+            let meta = self.dir.join("outbox").join(format!("{t}.json"));
+            let body_path = self.dir.join("outbox").join(format!("{t}.body"));
+            let entry = read_json::<OutboxFile>(&meta).and_then(|f| {
+                let offer: Offer = f.offer.into();
+                let body = match offer.kind {
+                    TransferKind::Message { .. } => Some(fs::read(&body_path)?),
+                    TransferKind::Object => None,
+                };
+                Ok(OutboxEntry {
+                    offer,
+                    sent_hwm: f.sent_hwm,
+                    body,
+                })
             });
+            match entry {
+                Ok(e) => outbox.push(e),
+                Err(e) => {
+                    set_aside(&meta, &e);
+                    if body_path.exists() {
+                        set_aside(&body_path, &e);
+                    }
+                }
+            }
         }
         let mut spools = Vec::new();
         for t in numbered(&self.dir.join("spool"), "json")? {
-            let f: SpoolFile = read_json(&self.spool_meta(t))?;
-            spools.push(SpoolEntry {
-                transfer: t,
-                offer: f.offer.map(Into::into),
-                received: f.received,
-            });
+            match read_json::<SpoolFile>(&self.spool_meta(t)) {
+                Ok(f) => spools.push(SpoolEntry {
+                    transfer: t,
+                    offer: f.offer.map(Into::into),
+                    received: f.received,
+                }),
+                Err(e) => {
+                    // The transfer starts again from nothing: its sender hears "unknown".
+                    set_aside(&self.spool_meta(t), &e);
+                    let _ = fs::remove_file(self.spool_data(t));
+                }
+            }
         }
         let mut inbox = Vec::new();
         for seq in numbered(&self.dir.join("inbox"), "msg")? {
@@ -449,5 +494,61 @@ mod tests {
                 .contains(&3)
         );
         let _ = fs::remove_dir_all(dir);
+    }
+
+    /// Issue 11: every state file the store reads at start, truncated or garbage, is set aside
+    /// and the store opens without it.
+    #[test]
+    fn unreadable_files_are_set_aside_and_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let layout = ObjectLayout::new(dir.path().join("objects"));
+        {
+            let mut s = FileStore::open(&state, layout.clone()).unwrap();
+            s.save_counters(&Counters {
+                next_transfer: 9,
+                ..Counters::default()
+            })
+            .unwrap();
+        }
+        let files = [
+            "counters.json",
+            "committed.json",
+            "outbox/4.json",
+            "spool/7.json",
+        ];
+        for (i, f) in files.iter().enumerate() {
+            let bad: &[u8] = if i % 2 == 0 {
+                b"{\"pn_res"
+            } else {
+                b"\x00\xff garbage"
+            };
+            fs::write(state.join(f), bad).unwrap();
+        }
+        fs::write(state.join("outbox/4.body"), b"a message").unwrap();
+        fs::write(state.join("spool/7.data"), b"partial").unwrap();
+        let mut s = FileStore::open(&state, layout).unwrap();
+        let p = s.load().unwrap();
+        assert_eq!(p.counters, Counters::default());
+        assert!(p.outbox.is_empty() && p.spools.is_empty() && p.committed.is_empty());
+        for f in files.iter().chain(&["outbox/4.body"]) {
+            let path = state.join(f);
+            assert!(!path.exists(), "{f} still in place");
+            let (folder, name) = (path.parent().unwrap(), path.file_name().unwrap());
+            let aside = fs::read_dir(folder).unwrap().flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{}.corrupt-", name.to_string_lossy()))
+            });
+            assert!(aside, "{f} was not set aside");
+        }
+        assert!(!state.join("spool/7.data").exists());
+        // The store works on: a fresh save reads back.
+        s.save_counters(&Counters {
+            delivered_seq: 3,
+            ..Counters::default()
+        })
+        .unwrap();
+        assert_eq!(s.load().unwrap().counters.delivered_seq, 3);
     }
 }
