@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use wire::{Chunk, MAX_LIST, TransferKind};
 
 use super::Session;
+
+/// Probe timeouts transfers queued before the peer's `HelloAck` wait for it.
+const MARKS_WAIT_PTOS: u32 = 3;
 use crate::ranges::RangeSet;
 
 impl Session {
@@ -22,6 +25,9 @@ impl Session {
     pub(super) fn queue_hello(&mut self, now: Instant, pto: Duration) {
         if self.hello_pending && self.hello_sent_at.is_none_or(|t| now >= t + pto) {
             self.hello_sent_at = Some(now);
+            if !self.marks_known && self.marks_deadline.is_none() {
+                self.marks_deadline = Some(now + pto * MARKS_WAIT_PTOS);
+            }
             let resume: Vec<u64> = self
                 .out
                 .iter()
@@ -120,6 +126,16 @@ impl Session {
             next_seq,
         });
         self.pending_status.extend(resume.iter().map(|&t| (t, pn)));
+    }
+
+    /// Stops holding back the transfers queued before the peer's marks once their deadline has
+    /// passed: the peer hears but does not answer, and they go with the numbers they have (only
+    /// a lost or restored counters file makes those stale).
+    pub(super) fn give_up_on_marks(&mut self, now: Instant) {
+        if !self.marks_known && self.marks_deadline.is_some_and(|d| now >= d) {
+            self.unconfirmed.clear();
+            self.marks_known = true;
+        }
     }
 
     /// The peer answered this run's `Hello` with what it has seen of our transfers. Counters

@@ -170,8 +170,12 @@ pub struct Session {
     /// sequence numbers it has seen: not sent until then, and renumbered above the peer's marks
     /// if this side's counters were lost or restored (see `handshake`).
     unconfirmed: BTreeSet<u64>,
-    /// Whether a `HelloAck` of this run has come.
+    /// Whether a `HelloAck` of this run has come (or the wait for it was given up).
     marks_known: bool,
+    /// How long `unconfirmed` transfers wait for the `HelloAck`: set when the first `Hello` is
+    /// queued. A peer that receives but cannot answer (its side of the contact is closed) must
+    /// not hold them forever; past it they go with the numbers they have.
+    marks_deadline: Option<Instant>,
     /// Every message of the peer below this sequence number was committed here (the peer's
     /// `Hello` says so): one missing from the inbox was delivered and its mark lost.
     peer_unacked_seq: u64,
@@ -320,6 +324,7 @@ impl Session {
     /// Tells the session that `now` has come; timers are acted on in
     /// [`Session::poll_transmit`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.give_up_on_marks(now);
         self.advance_settled(now);
         self.persist_all(now, false);
     }
@@ -355,6 +360,11 @@ impl Session {
         }
         if !self.link_up {
             return next;
+        }
+        if !self.unconfirmed.is_empty()
+            && let Some(d) = self.marks_deadline
+        {
+            at(d);
         }
         let pto = self.pto();
         if self.hello_pending {

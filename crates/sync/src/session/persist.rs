@@ -97,6 +97,7 @@ impl Session {
             hello_sent_at: None,
             unconfirmed: BTreeSet::new(),
             marks_known: false,
+            marks_deadline: None,
             peer_unacked_seq: 0,
             out,
             in_flight: BTreeMap::new(),

@@ -89,6 +89,7 @@ impl Session {
     /// The next datagram to send now, if any.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.give_up_on_marks(now);
         self.advance_settled(now);
         if !self.link_up {
             return None;
