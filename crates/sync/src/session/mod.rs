@@ -10,8 +10,10 @@
 //! - `receive`: incoming datagrams, spools, commits, the inbox and message delivery,
 //!   acknowledgements to send and the settled mark;
 //! - `pacing`: whether the link is up, its rate, the token bucket, the probe timeout;
-//! - `handshake`: `Hello`s and status answers, and forgetting a peer that restarted;
-//! - `persist`: opening a session from its store, and persisting spools and the replay floor.
+//! - `handshake`: `Hello`s and status answers, forgetting a peer that restarted, and the stream
+//!   marks that let a side with lost or restored counters resume;
+//! - `persist`: opening a session from its store, and persisting spools and the opener's memory
+//!   of the peer's epochs.
 
 mod handshake;
 mod pacing;

@@ -162,7 +162,7 @@ impl Session {
         }
         s.dirty = 0;
         s.dirty_since = None;
-        self.save_replay_floor(true);
+        self.save_replay_memory(true);
     }
 
     pub(super) fn persist_all(&mut self, now: Instant, force: bool) {
@@ -185,7 +185,7 @@ impl Session {
 
     /// Persists what the opener knows of the peer's epochs: when forced, when the peer's epoch
     /// changed, or every 4096 packets.
-    pub(super) fn save_replay_floor(&mut self, force: bool) {
+    pub(super) fn save_replay_memory(&mut self, force: bool) {
         let memory = self.opener.memory();
         if memory == self.replay_saved {
             return;

@@ -160,7 +160,7 @@ impl Session {
             self.try_commit(now, t);
         }
         self.persist_all(now, false);
-        self.save_replay_floor(false);
+        self.save_replay_memory(false);
     }
 
     /// A packet of a new epoch authenticated: the peer restarted, and its old epoch's packets
