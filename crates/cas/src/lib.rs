@@ -9,14 +9,17 @@
 //! survives a crash never names an object that did not.
 //!
 //! [`HashingWriter`] hashes whatever passes through it, with a size limit; [`hash_reader`] and
-//! [`hash_file`] hash a stream or a file. Everything here is blocking I/O on `std::fs`: async
-//! callers run it on a blocking thread. No clock is read.
+//! [`hash_file`] hash a stream or a file. [`set_aside`] moves an unreadable state file out of
+//! the way, so that a process whose state is corrupt still comes up. Everything here is blocking
+//! I/O on `std::fs`: async callers run it on a blocking thread. No clock is read but by
+//! [`set_aside`], which stamps the name it gives.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
 use wire::Digest;
@@ -334,6 +337,47 @@ pub fn write_new(path: &Path, reader: &mut dyn Read, limit: u64) -> Result<Hashe
     Ok(hashed)
 }
 
+/// Moves a state file that cannot be read or parsed aside, as `<file>.corrupt-<unix seconds>`
+/// beside it (`-<n>` added when that name is taken), and syncs its folder; returns the new path.
+/// The caller logs it and starts without the file: what was lost is recovered from the other
+/// side of the link. A name of this form is never one a loader takes for a state file.
+pub fn set_aside(path: &Path) -> io::Result<PathBuf> {
+    set_aside_at(path, SystemTime::now())
+}
+
+/// [`set_aside`] with the time given.
+pub fn set_aside_at(path: &Path, now: SystemTime) -> io::Result<PathBuf> {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: no file name to set aside", path.display()),
+        )
+    })?;
+    let name = name.to_string_lossy();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    for n in 0..1000u32 {
+        let target = dir.join(if n == 0 {
+            format!("{name}.corrupt-{secs}")
+        } else {
+            format!("{name}.corrupt-{secs}-{n}")
+        });
+        if fs::symlink_metadata(&target).is_ok() {
+            continue;
+        }
+        fs::rename(path, &target)?;
+        File::open(dir)?.sync_all()?;
+        return Ok(target);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{}: 1000 copies already set aside", path.display()),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,5 +460,22 @@ mod tests {
             }
         );
         assert_eq!(hash_reader(&mut &b"hello"[..]).unwrap(), h);
+    }
+
+    #[test]
+    fn sets_a_file_aside_under_a_fresh_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let p = dir.path().join("counters.json");
+        fs::write(&p, b"{garbage").unwrap();
+        let a = set_aside_at(&p, at).unwrap();
+        assert_eq!(a, dir.path().join("counters.json.corrupt-1700000000"));
+        assert!(!p.exists());
+        assert_eq!(fs::read(&a).unwrap(), b"{garbage");
+        fs::write(&p, b"again").unwrap();
+        let b = set_aside_at(&p, at).unwrap();
+        assert_eq!(b, dir.path().join("counters.json.corrupt-1700000000-1"));
+        assert_eq!(fs::read(&a).unwrap(), b"{garbage", "the first copy stays");
+        assert!(set_aside(&p).is_err(), "nothing left to set aside");
     }
 }

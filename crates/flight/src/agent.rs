@@ -386,7 +386,17 @@ impl Agent {
             let s = self.lock_sequences();
             (s.is_new(plan.sequence), s.high_water())
         };
-        if !is_new {
+        // A plan whose record was set aside as unreadable comes again from the ground: its
+        // number was seen, and it runs again from its first task.
+        let recovered = !is_new && self.inner.plans.was_set_aside(&plan.execution);
+        if recovered {
+            tracing::warn!(
+                execution = plan.execution,
+                sequence = plan.sequence,
+                "a plan whose record was set aside came again; running it from the start"
+            );
+        }
+        if !is_new && !recovered {
             let message = format!(
                 "plan sequence {} was accepted before, or is older than the last {SEQUENCE_WINDOW} \
                  accepted (the highest is {high_water}): a replay",
@@ -424,6 +434,9 @@ impl Agent {
         };
         // Not persisted means not accepted: the error leaves the message unacknowledged.
         self.inner.plans.save(&record)?;
+        if recovered {
+            self.inner.plans.mark_recovered(&record.plan.execution);
+        }
         tracing::info!(
             execution = record.plan.execution,
             tenant = record.plan.tenant,
@@ -1379,3 +1392,7 @@ mod tests {
         assert_eq!(present, ["busybox:latest"]);
     }
 }
+
+#[cfg(test)]
+#[path = "recovery_tests.rs"]
+mod recovery_tests;

@@ -118,27 +118,66 @@ impl PlanStore {
 
     /// The sequence numbers accepted, as last saved, with those of `pending` marked (a crash may
     /// have come between saving a plan and saving its number). An unreadable file is set aside
-    /// as `plan-sequences.corrupt` with a warning.
+    /// ([`cas::set_aside`]) with a warning, and the numbers start again from those of `pending`.
     pub(crate) fn load_sequences(&self, pending: &[PlanRecord]) -> Sequences {
         let mut s = match fs::read(&self.sequences) {
             Ok(bytes) => match serde_json::from_slice::<Sequences>(&bytes) {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(path = %self.sequences.display(), error = %e, "set aside an unreadable record of plan sequences");
-                    let _ = fs::rename(&self.sequences, self.sequences.with_extension("corrupt"));
-                    Sequences::default()
+                    set_aside(&self.sequences, "record of plan sequences", &e);
+                    self.sequences_of_done()
                 }
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => Sequences::default(),
             Err(e) => {
-                tracing::warn!(path = %self.sequences.display(), error = %e, "cannot read the record of plan sequences");
-                Sequences::default()
+                set_aside(&self.sequences, "record of plan sequences", &e);
+                self.sequences_of_done()
             }
         };
         for r in pending {
             s.mark(r.plan.sequence);
         }
         s
+    }
+
+    /// The sequence numbers of the finished plans still filed: what can be known of the accepted
+    /// numbers once their record is lost.
+    fn sequences_of_done(&self) -> Sequences {
+        let mut s = Sequences::default();
+        for path in json_files(&self.done) {
+            if let Ok(r) = read(&path) {
+                s.mark(r.plan.sequence);
+            }
+        }
+        s
+    }
+
+    /// Whether the record of `execution` (a checked id) was set aside as unreadable: the plan
+    /// the ground sends again for it is then accepted although its number was seen.
+    pub(crate) fn was_set_aside(&self, execution: &str) -> bool {
+        let prefix = format!("{execution}.json.corrupt-");
+        fs::read_dir(&self.pending)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+    }
+
+    /// Says that the plan of `execution` came again and was filed anew: its set-aside records
+    /// are renamed `<name>.json.recovered-<…>`, so that it is accepted again only once.
+    pub(crate) fn mark_recovered(&self, execution: &str) {
+        let prefix = format!("{execution}.json.corrupt-");
+        for e in fs::read_dir(&self.pending).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(rest) = name.strip_prefix(&prefix) {
+                let to = self
+                    .pending
+                    .join(format!("{execution}.json.recovered-{rest}"));
+                if let Err(err) = fs::rename(e.path(), &to) {
+                    tracing::warn!(file = %e.path().display(), error = %err, "cannot rename");
+                }
+            }
+        }
     }
 
     /// Saves the sequence numbers if any was marked since the last save.
@@ -185,16 +224,16 @@ impl PlanStore {
         Ok(())
     }
 
-    /// The unfinished plans, in arrival order. A record that cannot be read is set aside as
-    /// `<name>.corrupt` with a warning.
+    /// The unfinished plans, in arrival order. A record that cannot be read is set aside
+    /// ([`cas::set_aside`]) with a warning: the agent no longer holds that execution, says so in
+    /// its `Hello`, and the ground sends the plan again.
     pub(crate) fn load_pending(&self) -> Vec<PlanRecord> {
         let mut records: Vec<PlanRecord> = json_files(&self.pending)
             .into_iter()
             .filter_map(|path| match read(&path) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "set aside an unreadable plan record");
-                    let _ = fs::rename(&path, path.with_extension("corrupt"));
+                    set_aside(&path, "plan record", &e);
                     None
                 }
             })
@@ -223,6 +262,24 @@ impl PlanStore {
         for (_, p) in &files[..files.len() - MAX_DONE] {
             let _ = fs::remove_file(p);
         }
+    }
+}
+
+/// Sets an unreadable state file aside with a warning naming it and why.
+pub(crate) fn set_aside(path: &Path, what: &str, error: &dyn std::fmt::Display) {
+    match cas::set_aside(path) {
+        Ok(to) => tracing::warn!(
+            file = %path.display(),
+            set_aside_as = %to.display(),
+            %error,
+            "unreadable {what} set aside; starting without it"
+        ),
+        Err(e) => tracing::warn!(
+            file = %path.display(),
+            %error,
+            set_aside_error = %e,
+            "unreadable {what} could not be set aside; starting without it"
+        ),
     }
 }
 
@@ -284,7 +341,7 @@ mod tests {
             .map(|r| r.plan.execution)
             .collect();
         assert_eq!(pending, ["a", "b"]);
-        assert!(dir.path().join("plans/junk.corrupt").exists());
+        assert!(set_aside_beside(&dir.path().join("plans/junk.json")));
         assert!(reopened.find("c").unwrap().finished);
         assert!(!reopened.find("a").unwrap().finished);
         assert!(reopened.find("zzz").is_none());
@@ -332,6 +389,16 @@ mod tests {
         fs::write(dir.path().join("plan-sequences.json"), b"{").unwrap();
         let s = store.load_sequences(&[]);
         assert!(s.is_new(7));
-        assert!(dir.path().join("plan-sequences.corrupt").exists());
+        assert!(set_aside_beside(&dir.path().join("plan-sequences.json")));
+    }
+
+    /// Whether `<path>.corrupt-<secs>` exists beside `path`, and `path` does not.
+    fn set_aside_beside(path: &Path) -> bool {
+        let prefix = format!("{}.corrupt-", path.file_name().unwrap().to_string_lossy());
+        !path.exists()
+            && fs::read_dir(path.parent().unwrap())
+                .unwrap()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
     }
 }

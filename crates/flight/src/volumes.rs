@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wire::FileEntry;
 
 use crate::error::{Error, ErrorKind};
-use crate::fsutil;
+use crate::{fsutil, names};
 
 /// The first uid (and gid) handed to a tenant.
 const FIRST_ID: u32 = 200_000;
@@ -43,6 +43,9 @@ pub(crate) struct Volumes {
     root: PathBuf,
     ids_path: PathBuf,
     ids: Mutex<BTreeMap<String, u32>>,
+    /// The highest tenant id found owning a tenant folder at open: new ids go above it, so a
+    /// lost map never hands one tenant's folder to another.
+    folder_max: Option<u32>,
     chown_warned: AtomicBool,
 }
 
@@ -56,15 +59,31 @@ impl Volumes {
             .map_err(|e| Error::io("cannot resolve the volumes folder", volumes_dir, e))?;
         let ids_path = state_dir.join("tenants.json");
         let ids = match fs::read(&ids_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| Error::io("corrupt tenant id map", &ids_path, e))?,
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(ids) => ids,
+                Err(e) => {
+                    crate::plans::set_aside(&ids_path, "tenant id map", &e);
+                    BTreeMap::new()
+                }
+            },
             Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(Error::io("cannot read the tenant id map", &ids_path, e)),
+            Err(e) => {
+                crate::plans::set_aside(&ids_path, "tenant id map", &e);
+                BTreeMap::new()
+            }
         };
+        let (ids, folder_max, changed) = reconcile(&root, ids);
+        if changed {
+            let bytes = serde_json::to_vec_pretty(&ids).unwrap_or_default();
+            if let Err(e) = fsutil::write_atomic(&ids_path, &bytes) {
+                tracing::warn!(file = %ids_path.display(), error = %e, "cannot write the tenant id map recovered from the volume folders");
+            }
+        }
         Ok(Volumes {
             root,
             ids_path,
             ids: Mutex::new(ids),
+            folder_max,
             chown_warned: AtomicBool::new(false),
         })
     }
@@ -83,7 +102,12 @@ impl Volumes {
                 ),
             ));
         }
-        let id = ids.values().max().map_or(FIRST_ID, |m| m + 1);
+        let id = ids
+            .values()
+            .copied()
+            .chain(self.folder_max)
+            .max()
+            .map_or(FIRST_ID, |m| m + 1);
         ids.insert(tenant.to_string(), id);
         let bytes = serde_json::to_vec_pretty(&*ids).unwrap_or_default();
         if let Err(e) = fsutil::write_atomic(&self.ids_path, &bytes) {
@@ -150,6 +174,55 @@ impl Volumes {
             }
         }
     }
+}
+
+/// Checks the tenant id map against the owners of the tenant folders under `root`: a tenant
+/// folder owned by a tenant id (at or above `FIRST_ID`) that the map lacks, and that no other
+/// tenant holds, is the tenant's id (a lost or older map); one the map gives another tenant, or
+/// that disagrees with the map, is logged and left alone. Returns the map, the highest tenant id
+/// owning a folder, and whether the map gained anything.
+fn reconcile(
+    root: &Path,
+    mut ids: BTreeMap<String, u32>,
+) -> (BTreeMap<String, u32>, Option<u32>, bool) {
+    use std::os::unix::fs::MetadataExt;
+    let mut owners = BTreeMap::new();
+    for entry in fs::read_dir(root).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        if meta.is_dir() && names::check_tenant(&name).is_ok() && meta.uid() >= FIRST_ID {
+            owners.insert(name, meta.uid());
+        }
+    }
+    let folder_max = owners.values().max().copied();
+    let mut changed = false;
+    for (tenant, uid) in owners {
+        match ids.get(&tenant) {
+            Some(&id) if id == uid => {}
+            Some(&id) => tracing::warn!(
+                %tenant,
+                map = id,
+                folder = uid,
+                "the tenant id map and the owner of the tenant's folder disagree; the map holds"
+            ),
+            None => match ids.iter().find(|&(_, &id)| id == uid) {
+                Some((other, _)) => tracing::warn!(
+                    %tenant,
+                    %other,
+                    uid,
+                    "a tenant folder is owned by another tenant's id; it gets a new id"
+                ),
+                None => {
+                    tracing::warn!(%tenant, uid, "tenant id recovered from the owner of its folder");
+                    ids.insert(tenant, uid);
+                    changed = true;
+                }
+            },
+        }
+    }
+    (ids, folder_max, changed)
 }
 
 /// A path inside a volume, as a plan names it: `/`-separated, relative to the volume root.

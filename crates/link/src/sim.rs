@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sync::{Event, MemStore, Session, SessionConfig, SessionStats};
-use wire::{Chunk, Digest, Direction, LinkKey, Opener, decode_chunks};
+use wire::{Chunk, Digest, Direction, LinkKey, Opener, ReplayMemory, decode_chunks};
 
 use crate::model::{Deliveries, LinkModel, LinkModelConfig, ModelStats};
 
@@ -209,8 +209,8 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
         node.session = Some(session);
     }
     let mut monitors = [
-        Opener::new(&key(), Direction::Up, None),
-        Opener::new(&key(), Direction::Down, None),
+        Opener::new(&key(), Direction::Up, ReplayMemory::default()),
+        Opener::new(&key(), Direction::Down, ReplayMemory::default()),
     ];
     let mut heap: Deliveries<(usize, Vec<u8>)> = Deliveries::new();
     let mut crashes = s.crashes.clone();

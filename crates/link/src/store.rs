@@ -3,7 +3,8 @@
 //! Layout under the state directory:
 //!
 //! ```text
-//! counters.json            packet-number reservation, transfer and message counters, replay floor
+//! counters.json            packet-number reservation, transfer and message counters, the peer's
+//!                          epochs (current with its highest packet number, retired)
 //! outbox/<t>.json          an outgoing transfer (offer, high-water mark); messages keep their
 //! outbox/<t>.body          bytes beside it
 //! spool/<t>.data           received bytes, written at their offsets
@@ -15,6 +16,11 @@
 //! Objects live in the application's content-addressed directory ([`cas::ObjectLayout`]). Every
 //! metadata file is replaced atomically (write, fsync, rename); spool data is fsynced before the
 //! ranges that claim it.
+//!
+//! A file that cannot be read or parsed at start is set aside ([`cas::set_aside`]) with a
+//! warning naming it and why, and the store opens without it: counters start again (the
+//! handshake's stream marks and the per-run sealing epoch make that safe), a spool restarts from
+//! nothing, an outbox entry is dropped (the application re-sends what it still needs).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -25,7 +31,7 @@ use cas::DirSync;
 pub(crate) use cas::ObjectLayout;
 use serde::{Deserialize, Serialize};
 use sync::{Commit, Counters, OutboxEntry, Persisted, SpoolEntry, Store};
-use wire::{Digest, Offer, TransferKind};
+use wire::{Digest, Offer, RETIRED_EPOCHS, ReplayMemory, TransferKind};
 
 /// A [`Store`] on the filesystem. See the module documentation for the layout.
 pub struct FileStore {
@@ -42,8 +48,14 @@ struct CountersFile {
     pn_reserved: u64,
     next_transfer: u64,
     next_message_seq: u64,
-    replay_floor: Option<u64>,
     delivered_seq: u64,
+    /// The peer's current epoch and the highest packet number accepted in it. (Files of
+    /// version 2 of the framing held a `replay_floor` without epoch: it is ignored.)
+    #[serde(default)]
+    peer_epoch: Option<(u64, u64)>,
+    /// Epochs the peer left behind, most recent first.
+    #[serde(default)]
+    retired_epochs: Vec<u64>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -103,12 +115,14 @@ impl FileStore {
             fs::create_dir_all(dir.join(sub))?;
         }
         fs::create_dir_all(objects.root())?;
-        let committed = match fs::read(dir.join("committed.json")) {
-            Ok(b) => serde_json::from_slice::<Vec<u64>>(&b)
-                .map_err(invalid)?
-                .into(),
+        let committed_path = dir.join("committed.json");
+        let committed = match read_json::<Vec<u64>>(&committed_path) {
+            Ok(c) => c.into(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => VecDeque::new(),
-            Err(e) => return Err(e),
+            Err(e) => {
+                set_aside(&committed_path, &e);
+                VecDeque::new()
+            }
         };
         Ok(FileStore {
             dir: dir.to_path_buf(),
@@ -142,6 +156,24 @@ impl FileStore {
         self.spool_files
             .get_mut(&t)
             .ok_or_else(|| io::Error::other("spool file vanished"))
+    }
+}
+
+/// Sets an unreadable state file aside with a warning naming it and why.
+fn set_aside(path: &Path, error: &io::Error) {
+    match cas::set_aside(path) {
+        Ok(to) => tracing::warn!(
+            file = %path.display(),
+            set_aside_as = %to.display(),
+            error = %error,
+            "unreadable link state file set aside; starting without it"
+        ),
+        Err(e) => tracing::warn!(
+            file = %path.display(),
+            error = %error,
+            set_aside_error = %e,
+            "unreadable link state file could not be set aside; starting without it"
+        ),
     }
 }
 
@@ -189,35 +221,55 @@ fn numbered(dir: &Path, ext: &str) -> io::Result<Vec<u64>> {
 
 impl Store for FileStore {
     fn load(&mut self) -> io::Result<Persisted> {
-        let c: CountersFile = match read_json(&self.dir.join("counters.json")) {
+        let counters_path = self.dir.join("counters.json");
+        let c: CountersFile = match read_json(&counters_path) {
             Ok(c) => c,
             Err(e) if e.kind() == io::ErrorKind::NotFound => CountersFile::default(),
-            Err(e) => return Err(e),
+            Err(e) => {
+                set_aside(&counters_path, &e);
+                CountersFile::default()
+            }
         };
         let mut outbox = Vec::new();
         for t in numbered(&self.dir.join("outbox"), "json")? {
-            let f: OutboxFile = read_json(&self.dir.join("outbox").join(format!("{t}.json")))?;
-            let offer: Offer = f.offer.into();
-            let body = match offer.kind {
-                TransferKind::Message { .. } => {
-                    Some(fs::read(self.dir.join("outbox").join(format!("{t}.body")))?)
-                }
-                TransferKind::Object => None,
-            };
-            outbox.push(OutboxEntry {
-                offer,
-                sent_hwm: f.sent_hwm,
-                body,
+            let meta = self.dir.join("outbox").join(format!("{t}.json"));
+            let body_path = self.dir.join("outbox").join(format!("{t}.body"));
+            let entry = read_json::<OutboxFile>(&meta).and_then(|f| {
+                let offer: Offer = f.offer.into();
+                let body = match offer.kind {
+                    TransferKind::Message { .. } => Some(fs::read(&body_path)?),
+                    TransferKind::Object => None,
+                };
+                Ok(OutboxEntry {
+                    offer,
+                    sent_hwm: f.sent_hwm,
+                    body,
+                })
             });
+            match entry {
+                Ok(e) => outbox.push(e),
+                Err(e) => {
+                    set_aside(&meta, &e);
+                    if body_path.exists() {
+                        set_aside(&body_path, &e);
+                    }
+                }
+            }
         }
         let mut spools = Vec::new();
         for t in numbered(&self.dir.join("spool"), "json")? {
-            let f: SpoolFile = read_json(&self.spool_meta(t))?;
-            spools.push(SpoolEntry {
-                transfer: t,
-                offer: f.offer.map(Into::into),
-                received: f.received,
-            });
+            match read_json::<SpoolFile>(&self.spool_meta(t)) {
+                Ok(f) => spools.push(SpoolEntry {
+                    transfer: t,
+                    offer: f.offer.map(Into::into),
+                    received: f.received,
+                }),
+                Err(e) => {
+                    // The transfer starts again from nothing: its sender hears "unknown".
+                    set_aside(&self.spool_meta(t), &e);
+                    let _ = fs::remove_file(self.spool_data(t));
+                }
+            }
         }
         let mut inbox = Vec::new();
         for seq in numbered(&self.dir.join("inbox"), "msg")? {
@@ -231,7 +283,16 @@ impl Store for FileStore {
                 pn_reserved: c.pn_reserved,
                 next_transfer: c.next_transfer,
                 next_message_seq: c.next_message_seq,
-                replay_floor: c.replay_floor,
+                replay: {
+                    let mut retired = [0; RETIRED_EPOCHS];
+                    for (slot, &e) in retired.iter_mut().zip(&c.retired_epochs) {
+                        *slot = e;
+                    }
+                    ReplayMemory {
+                        current: c.peer_epoch,
+                        retired,
+                    }
+                },
                 delivered_seq: c.delivered_seq,
             },
             outbox,
@@ -246,8 +307,15 @@ impl Store for FileStore {
             pn_reserved: c.pn_reserved,
             next_transfer: c.next_transfer,
             next_message_seq: c.next_message_seq,
-            replay_floor: c.replay_floor,
             delivered_seq: c.delivered_seq,
+            peer_epoch: c.replay.current,
+            retired_epochs: c
+                .replay
+                .retired
+                .iter()
+                .copied()
+                .filter(|&e| e != 0)
+                .collect(),
         };
         write_atomic(
             &self.dir.join("counters.json"),
@@ -426,5 +494,61 @@ mod tests {
                 .contains(&3)
         );
         let _ = fs::remove_dir_all(dir);
+    }
+
+    /// Issue 11: every state file the store reads at start, truncated or garbage, is set aside
+    /// and the store opens without it.
+    #[test]
+    fn unreadable_files_are_set_aside_and_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let layout = ObjectLayout::new(dir.path().join("objects"));
+        {
+            let mut s = FileStore::open(&state, layout.clone()).unwrap();
+            s.save_counters(&Counters {
+                next_transfer: 9,
+                ..Counters::default()
+            })
+            .unwrap();
+        }
+        let files = [
+            "counters.json",
+            "committed.json",
+            "outbox/4.json",
+            "spool/7.json",
+        ];
+        for (i, f) in files.iter().enumerate() {
+            let bad: &[u8] = if i % 2 == 0 {
+                b"{\"pn_res"
+            } else {
+                b"\x00\xff garbage"
+            };
+            fs::write(state.join(f), bad).unwrap();
+        }
+        fs::write(state.join("outbox/4.body"), b"a message").unwrap();
+        fs::write(state.join("spool/7.data"), b"partial").unwrap();
+        let mut s = FileStore::open(&state, layout).unwrap();
+        let p = s.load().unwrap();
+        assert_eq!(p.counters, Counters::default());
+        assert!(p.outbox.is_empty() && p.spools.is_empty() && p.committed.is_empty());
+        for f in files.iter().chain(&["outbox/4.body"]) {
+            let path = state.join(f);
+            assert!(!path.exists(), "{f} still in place");
+            let (folder, name) = (path.parent().unwrap(), path.file_name().unwrap());
+            let aside = fs::read_dir(folder).unwrap().flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{}.corrupt-", name.to_string_lossy()))
+            });
+            assert!(aside, "{f} was not set aside");
+        }
+        assert!(!state.join("spool/7.data").exists());
+        // The store works on: a fresh save reads back.
+        s.save_counters(&Counters {
+            delivered_seq: 3,
+            ..Counters::default()
+        })
+        .unwrap();
+        assert_eq!(s.load().unwrap().counters.delivered_seq, 3);
     }
 }

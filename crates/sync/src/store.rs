@@ -1,19 +1,22 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
 
-use wire::{Digest, Offer, TransferKind};
+use wire::{Digest, Offer, ReplayMemory, TransferKind};
 
 /// Counters a [`Session`](crate::Session) keeps across restarts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Packet numbers below this may have been used: a restart continues from here.
+    /// Packet numbers below this may have been used: a restart continues from here. Nonces do
+    /// not depend on it (each run seals under its own epoch's subkey): it only keeps numbers
+    /// increasing across ordinary restarts.
     pub pn_reserved: u64,
     /// The next outgoing transfer id.
     pub next_transfer: u64,
     /// The next outgoing message sequence number.
     pub next_message_seq: u64,
-    /// Incoming packet numbers at or below this are refused (replay protection across restarts).
-    pub replay_floor: Option<u64>,
+    /// What the packet opener knew of the peer's epochs (replay protection across restarts of
+    /// this side; losing it loses no nonce safety).
+    pub replay: ReplayMemory,
     /// Incoming messages below this sequence number were delivered.
     pub delivered_seq: u64,
 }

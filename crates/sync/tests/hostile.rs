@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use sync::{Event, MemStore, Session, SessionConfig};
-use wire::{Direction, LinkKey, MAX_PACKET, Sealer};
+use wire::{Direction, LinkKey, MAX_PACKET, PACKET_HEADER, Sealer};
 
 fn config(sends: Direction, incarnation: u64, key: u8) -> SessionConfig {
     SessionConfig {
@@ -28,6 +28,13 @@ fn forged_replayed_truncated_oversized_and_corrupted_packets_are_refused_and_cou
         Session::new(config(Direction::Down, 2, 7), Box::new(MemStore::new())).unwrap();
     ground.set_link(now, true, None);
     flight.set_link(now, true, None);
+    // The handshake first: what a session queues waits for the peer's marks (its HelloAck).
+    let hello = ground.poll_transmit(now).expect("the ground's hello");
+    flight.handle_datagram(now, &hello);
+    let hello_ack = flight
+        .poll_transmit(now)
+        .expect("the flight's hello and hello-ack");
+    ground.handle_datagram(now, &hello_ack);
     ground.send_message(b"a plan".to_vec()).unwrap();
     let first = ground.poll_transmit(now).expect("a packet");
     flight.handle_datagram(now, &first);
@@ -41,8 +48,8 @@ fn forged_replayed_truncated_oversized_and_corrupted_packets_are_refused_and_cou
     // Replayed: the same packet again.
     flight.handle_datagram(now, &first);
     // Forged: sealed under another key (with a fresh packet number).
-    let forged = Sealer::new(&LinkKey::from_bytes([8; 32]), Direction::Up)
-        .seal(1_000, &first[7..first.len() - 20]);
+    let forged = Sealer::new(&LinkKey::from_bytes([8; 32]), Direction::Up, 1)
+        .seal(1_000, &first[PACKET_HEADER..first.len() - 20]);
     flight.handle_datagram(now, &forged);
     // Truncated, oversized, and corrupted on the line.
     flight.handle_datagram(now, &first[..12]);
@@ -53,7 +60,7 @@ fn forged_replayed_truncated_oversized_and_corrupted_packets_are_refused_and_cou
     corrupted[9] ^= 0x10;
     flight.handle_datagram(now, &corrupted);
     // A packet travelling the other way (a reflection of the flight's own).
-    let mut reflected = flight.poll_transmit(now).expect("the flight answers");
+    let mut reflected = hello_ack.clone();
     flight.handle_datagram(now, &reflected);
     reflected.clear();
 
@@ -65,8 +72,8 @@ fn forged_replayed_truncated_oversized_and_corrupted_packets_are_refused_and_cou
     assert_eq!(s.rejected_checksum, 1, "{s:?}");
     assert_eq!(s.rejected_unknown, 1, "{s:?}");
     assert_eq!(
-        s.packets_received, 1,
-        "only the genuine packet was accepted"
+        s.packets_received, 2,
+        "only the hello and the genuine packet were accepted"
     );
     assert!(
         flight.poll_event().is_none(),
@@ -83,7 +90,7 @@ fn authenticated_but_absurd_chunks_neither_panic_nor_confuse() {
     ground.send_object(wire::Digest::of(b"x"), 1, 2).ok();
     let _ = ground.poll_transmit(now);
     // A peer holding the key (or a bug) sends extreme values.
-    let flight_sealer = Sealer::new(&LinkKey::from_bytes([7; 32]), Direction::Down);
+    let flight_sealer = Sealer::new(&LinkKey::from_bytes([7; 32]), Direction::Down, 9);
     let mut pn = 1;
     let mut send = |chunk: Chunk, ground: &mut Session| {
         let mut body = Vec::new();

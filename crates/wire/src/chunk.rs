@@ -6,10 +6,16 @@
 //! | 2 | `Offer` | transfer, kind (0 object, 1 message), seq (messages), size, priority, digest (32 B) |
 //! | 3 | `Ack` | largest, settled, low, n, n × (gap, length) descending from `largest` |
 //! | 4 | `Status` | transfer, settled, state, upto, n, n × (start delta, length) ascending |
-//! | 5 | `Hello` | incarnation (u64 BE), n, n × transfer |
-//! | 6 | `HelloAck` | incarnation (u64 BE) |
+//! | 5 | `Hello` | incarnation (u64 BE), n, n × transfer, unacked message seq |
+//! | 6 | `HelloAck` | incarnation (u64 BE), next transfer, next message seq |
 //! | 7 | `StatusRequest` | n, n × transfer |
 //! | 8 | `Floor` | packet number |
+//!
+//! The handshake carries the stream marks, so that a side whose counters file was lost or
+//! restored from an old copy resumes: a `Hello` says below which sequence number its sender's
+//! messages were all committed by the receiver (the receiver skips what it then cannot hold), a
+//! `HelloAck` which transfer ids and message sequence numbers of the `Hello`'s sender the
+//! receiver has already seen (the sender numbers its new transfers above them).
 //!
 //! Every count is bounded ([`MAX_RANGES`], [`MAX_LIST`]); decoding never panics and never
 //! allocates more than the body's length.
@@ -46,11 +52,19 @@ pub enum Chunk {
         incarnation: u64,
         /// Outgoing transfers to resume.
         resume: Vec<u64>,
+        /// Every message of the sender below this sequence number was committed by the receiver
+        /// (the lowest one still in the sender's outbox, else its next sequence number).
+        unacked_seq: u64,
     },
-    /// Confirms a `Hello`.
+    /// Confirms a `Hello`, with what the receiver has seen of the `Hello` sender's transfers.
     HelloAck {
         /// The incarnation of the `Hello` confirmed.
         incarnation: u64,
+        /// One above the highest transfer id of the `Hello`'s sender that the receiver knows.
+        next_transfer: u64,
+        /// One above the highest message sequence number of the `Hello`'s sender that the
+        /// receiver holds or delivered.
+        next_seq: u64,
     },
     /// Asks for the `Status` of the listed transfers.
     StatusRequest {
@@ -209,14 +223,22 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
         Chunk::Hello {
             incarnation,
             resume,
+            unacked_seq,
         } => {
             out.push(5);
             out.extend_from_slice(&incarnation.to_be_bytes());
             put_list(out, resume);
+            put(out, *unacked_seq);
         }
-        Chunk::HelloAck { incarnation } => {
+        Chunk::HelloAck {
+            incarnation,
+            next_transfer,
+            next_seq,
+        } => {
             out.push(6);
             out.extend_from_slice(&incarnation.to_be_bytes());
+            put(out, *next_transfer);
+            put(out, *next_seq);
         }
         Chunk::StatusRequest { transfers } => {
             out.push(7);
@@ -442,13 +464,17 @@ impl Reader<'_> {
             }
             5 => {
                 let incarnation = self.u64_be()?;
+                let resume = self.list()?;
                 Chunk::Hello {
                     incarnation,
-                    resume: self.list()?,
+                    resume,
+                    unacked_seq: self.varint()?,
                 }
             }
             6 => Chunk::HelloAck {
                 incarnation: self.u64_be()?,
+                next_transfer: self.varint()?,
+                next_seq: self.varint()?,
             },
             7 => Chunk::StatusRequest {
                 transfers: self.list()?,
@@ -517,8 +543,13 @@ mod tests {
             Chunk::Hello {
                 incarnation: u64::MAX,
                 resume: vec![1, 2, 3],
+                unacked_seq: 17,
             },
-            Chunk::HelloAck { incarnation: 42 },
+            Chunk::HelloAck {
+                incarnation: 42,
+                next_transfer: 300,
+                next_seq: u64::MAX,
+            },
             Chunk::StatusRequest { transfers: vec![] },
             Chunk::Floor { pn: 123_456 },
         ]);

@@ -3,9 +3,9 @@
 //! `wire` knows how bytes look on the link and what they mean; it never does I/O, reads no clock
 //! and spawns nothing. Three layers:
 //!
-//! - packets ([`Sealer`], [`Opener`]): one datagram, sealed with ChaCha20-Poly1305 under the
-//!   satellite's [`LinkKey`], numbered, checksummed with CRC32C, and checked against a
-//!   [`ReplayWindow`]. Opening never panics and bounds every length.
+//! - packets ([`Sealer`], [`Opener`]): one datagram, sealed with ChaCha20-Poly1305 under a
+//!   subkey of the satellite's [`LinkKey`] for the sender's run (its epoch, in every header),
+//!   numbered, checksummed with CRC32C, and checked against a [`ReplayWindow`]. Opening never panics and bounds every length.
 //! - chunks ([`Chunk`]): what a packet body holds — transfer data, offers, acknowledgement ranges,
 //!   status reports, the hello handshake — in a bounded, hand-specified varint layout.
 //! - [`Message`]: what ground and flight say to each other (plans, task events, requests for
@@ -42,8 +42,8 @@ pub use names::{
     PodName, SystemName, TaskId, TenantImage, TenantName, VolumeName, VolumePath,
 };
 pub use packet::{
-    Direction, LinkKey, MAX_BODY, MAX_PACKET, MAX_PACKET_NUMBER, Opener, PACKET_OVERHEAD,
-    PacketError, ReplayWindow, Sealer,
+    Direction, EpochKey, LinkKey, MAX_BODY, MAX_PACKET, MAX_PACKET_NUMBER, Opener, PACKET_HEADER,
+    PACKET_OVERHEAD, PacketError, PacketHeader, RETIRED_EPOCHS, ReplayMemory, ReplayWindow, Sealer,
 };
 pub use plan_sig::{PlanBindingError, PlanSignatureError, PlanSigner, PlanVerifier};
 pub use systems::{

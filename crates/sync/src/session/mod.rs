@@ -10,8 +10,10 @@
 //! - `receive`: incoming datagrams, spools, commits, the inbox and message delivery,
 //!   acknowledgements to send and the settled mark;
 //! - `pacing`: whether the link is up, its rate, the token bucket, the probe timeout;
-//! - `handshake`: `Hello`s and status answers, and forgetting a peer that restarted;
-//! - `persist`: opening a session from its store, and persisting spools and the replay floor.
+//! - `handshake`: `Hello`s and status answers, forgetting a peer that restarted, and the stream
+//!   marks that let a side with lost or restored counters resume;
+//! - `persist`: opening a session from its store, and persisting spools and the opener's memory
+//!   of the peer's epochs.
 
 mod handshake;
 mod pacing;
@@ -34,7 +36,9 @@ pub struct SessionConfig {
     pub key: LinkKey,
     /// The direction of the packets this side sends (ground: `Up`, flight: `Down`).
     pub sends: Direction,
-    /// Drawn at every start; never 0.
+    /// Drawn at random at every start; never 0. It is also the epoch of the packets this run
+    /// seals: their subkey is derived from `key` and it, so a run never reuses a nonce of
+    /// another, whatever the store held.
     pub incarnation: u64,
     /// Payload bytes per data packet; both sides must agree. At most
     /// `MAX_BODY - DATA_CHUNK_OVERHEAD`.
@@ -164,6 +168,19 @@ pub struct Session {
     // Handshake.
     peer_incarnation: u64,
     hello_pending: bool,
+    /// Transfers queued in this run before the peer's first `HelloAck` told which ids and
+    /// sequence numbers it has seen: not sent until then, and renumbered above the peer's marks
+    /// if this side's counters were lost or restored (see `handshake`).
+    unconfirmed: BTreeSet<u64>,
+    /// Whether a `HelloAck` of this run has come (or the wait for it was given up).
+    marks_known: bool,
+    /// How long `unconfirmed` transfers wait for the `HelloAck`: set when the first `Hello` is
+    /// queued. A peer that receives but cannot answer (its side of the contact is closed) must
+    /// not hold them forever; past it they go with the numbers they have.
+    marks_deadline: Option<Instant>,
+    /// Every message of the peer below this sequence number was committed here (the peer's
+    /// `Hello` says so): one missing from the inbox was delivered and its mark lost.
+    peer_unacked_seq: u64,
     hello_sent_at: Option<Instant>,
     // Sending.
     out: BTreeMap<u64, Out>,
@@ -196,7 +213,7 @@ pub struct Session {
     inbox: BTreeMap<u64, Vec<u8>>,
     /// The next inbox message to hand to the application (at or above `delivered_seq`).
     next_emit: u64,
-    replay_saved: u64,
+    replay_saved: wire::ReplayMemory,
     events: VecDeque<Event>,
     stats: SessionStats,
 }
@@ -309,6 +326,7 @@ impl Session {
     /// Tells the session that `now` has come; timers are acted on in
     /// [`Session::poll_transmit`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.give_up_on_marks(now);
         self.advance_settled(now);
         self.persist_all(now, false);
     }
@@ -345,6 +363,11 @@ impl Session {
         if !self.link_up {
             return next;
         }
+        if !self.unconfirmed.is_empty()
+            && let Some(d) = self.marks_deadline
+        {
+            at(d);
+        }
         let pto = self.pto();
         if self.hello_pending {
             // Never sent since the link came up: due at once, that is when the link came up.
@@ -353,7 +376,10 @@ impl Session {
             }
         }
         let mut sendable = !self.control.is_empty();
-        for o in self.out.values() {
+        for (t, o) in &self.out {
+            if self.unconfirmed.contains(t) {
+                continue;
+            }
             if !o.lost.is_empty() || o.next_new < o.packets || (o.offer_due && o.packets == 0) {
                 sendable = true;
             }

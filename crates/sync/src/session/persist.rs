@@ -1,5 +1,6 @@
 //! Persistence: opening a session from what its store persisted (repairing counters a crash left
-//! behind, reserving packet numbers ahead), and making spools and the replay floor durable.
+//! behind, reserving packet numbers ahead), and making spools and the opener's memory of the
+//! peer's epochs durable.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io;
@@ -81,9 +82,10 @@ impl Session {
             .collect();
         let committed_order: VecDeque<u64> = persisted.committed.into_iter().collect();
         Ok(Session {
-            sealer: Sealer::new(&config.key, config.sends),
-            opener: Opener::new(&config.key, config.sends.reverse(), counters.replay_floor),
-            replay_saved: counters.replay_floor.unwrap_or(0),
+            // The incarnation, random at every start, is the epoch of this run's subkey.
+            sealer: Sealer::new(&config.key, config.sends, config.incarnation),
+            opener: Opener::new(&config.key, config.sends.reverse(), counters.replay),
+            replay_saved: counters.replay,
             counters,
             next_pn,
             link_up: false,
@@ -93,6 +95,10 @@ impl Session {
             peer_incarnation: 0,
             hello_pending: true,
             hello_sent_at: None,
+            unconfirmed: BTreeSet::new(),
+            marks_known: false,
+            marks_deadline: None,
+            peer_unacked_seq: 0,
             out,
             in_flight: BTreeMap::new(),
             flight_by_packet: HashMap::new(),
@@ -156,7 +162,7 @@ impl Session {
         }
         s.dirty = 0;
         s.dirty_since = None;
-        self.save_replay_floor(true);
+        self.save_replay_memory(true);
     }
 
     pub(super) fn persist_all(&mut self, now: Instant, force: bool) {
@@ -177,13 +183,20 @@ impl Session {
         }
     }
 
-    pub(super) fn save_replay_floor(&mut self, force: bool) {
-        let Some(h) = self.opener.highest() else {
+    /// Persists what the opener knows of the peer's epochs: when forced, when the peer's epoch
+    /// changed, or every 4096 packets.
+    pub(super) fn save_replay_memory(&mut self, force: bool) {
+        let memory = self.opener.memory();
+        if memory == self.replay_saved {
             return;
+        }
+        let grown = match (memory.current, self.replay_saved.current) {
+            (Some((e, h)), Some((saved_e, saved_h))) => e != saved_e || h >= saved_h + 4096,
+            _ => true,
         };
-        if force || h >= self.replay_saved + 4096 {
-            self.counters.replay_floor = Some(h);
-            self.replay_saved = h;
+        if force || grown || memory.retired != self.replay_saved.retired {
+            self.counters.replay = memory;
+            self.replay_saved = memory;
             if self.store.save_counters(&self.counters).is_err() {
                 self.stats.store_errors += 1;
             }

@@ -46,6 +46,7 @@ impl Session {
 
     /// Feeds one received datagram.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        let epoch_before = self.opener.epoch();
         let (pn, body) = match self.opener.open(datagram) {
             Ok(x) => x,
             Err(e) => {
@@ -61,6 +62,9 @@ impl Session {
                 return;
             }
         };
+        if epoch_before.is_some_and(|e| Some(e) != self.opener.epoch()) {
+            self.peer_epoch_changed(pn);
+        }
         let chunks = match decode_chunks(&body) {
             Ok(c) => c,
             Err(_) => {
@@ -111,10 +115,16 @@ impl Session {
                 Chunk::Hello {
                     incarnation,
                     resume,
-                } => self.receive_hello(pn, incarnation, &resume),
-                Chunk::HelloAck { incarnation } => {
+                    unacked_seq,
+                } => self.receive_hello(pn, incarnation, &resume, unacked_seq),
+                Chunk::HelloAck {
+                    incarnation,
+                    next_transfer,
+                    next_seq,
+                } => {
                     if incarnation == self.config.incarnation {
                         self.hello_pending = false;
+                        self.confirm_marks(next_transfer, next_seq);
                     }
                 }
                 Chunk::StatusRequest { transfers } => {
@@ -150,7 +160,27 @@ impl Session {
             self.try_commit(now, t);
         }
         self.persist_all(now, false);
-        self.save_replay_floor(false);
+        self.save_replay_memory(false);
+    }
+
+    /// A packet of a new epoch authenticated: the peer restarted, and its old epoch's packets
+    /// are refused from now on. When its packet numbers went back (it lost or restored its
+    /// counters: nonces stay unique under the new subkey), what this side tracked of the old
+    /// numbering is meaningless, and it starts over; the peer's Hello, first in its new run,
+    /// resumes the transfers.
+    fn peer_epoch_changed(&mut self, pn: u64) {
+        if pn > self.rx_largest {
+            return;
+        }
+        self.rx = RangeSet::new();
+        self.rx_largest = 0;
+        self.rx_known_from = None;
+        self.arrivals.clear();
+        self.settled = 0;
+        self.peer_floor = 0;
+        self.pending_status.clear();
+        self.ack_pending = 0;
+        self.ack_due = None;
     }
 
     /// Queues an acknowledgement, at the front, when one is due.
@@ -326,6 +356,11 @@ impl Session {
     }
 
     pub(super) fn deliver_messages(&mut self) {
+        // Below the peer's unacknowledged mark, a message missing from the inbox was delivered
+        // before this side lost the mark of it (a lost or restored counters file): skip it.
+        while self.next_emit < self.peer_unacked_seq && !self.inbox.contains_key(&self.next_emit) {
+            self.next_emit += 1;
+        }
         while let Some(bytes) = self.inbox.get(&self.next_emit) {
             let seq = self.next_emit;
             self.next_emit += 1;

@@ -89,6 +89,7 @@ impl Session {
     /// The next datagram to send now, if any.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.give_up_on_marks(now);
         self.advance_settled(now);
         if !self.link_up {
             return None;
@@ -155,6 +156,9 @@ impl Session {
             return Err(io::Error::other("too many outgoing transfers"));
         }
         self.store.outbox_put(&entry)?;
+        if !self.marks_known {
+            self.unconfirmed.insert(entry.offer.transfer);
+        }
         let packets = packet_count(entry.offer.size, self.config.packet_size);
         self.out.insert(
             entry.offer.transfer,
@@ -259,6 +263,7 @@ impl Session {
         let mut order: Vec<(u8, u64)> = self
             .out
             .iter()
+            .filter(|(t, _)| !self.unconfirmed.contains(t))
             .map(|(&t, o)| (o.entry.offer.priority, t))
             .collect();
         order.sort_unstable();

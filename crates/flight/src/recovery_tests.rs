@@ -1,0 +1,288 @@
+//! Issue 11, "corrupt or unreadable state is set aside with a clear log line and the agent comes
+//! up": every state file the agent reads at start, truncated or garbage, is set aside as
+//! `<file>.corrupt-<secs>` with a warning naming it, and the agent starts without it; what was
+//! lost comes back from the ground (a plan whose record was lost is accepted again, once), and a
+//! lost tenant id map is rebuilt from the owners of the tenants' folders, so no tenant gets
+//! another's folder.
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use wire::{Message, OnFailure, Plan, PlanTask, TaskKind, TaskState};
+
+use super::{Agent, Outgoing};
+use crate::config::AgentConfig;
+use crate::runtime::fake::FakeRuntime;
+use crate::volumes::Volumes;
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Runs `f` with its log captured.
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    (out, captured.text())
+}
+
+const GROUND_KEY: [u8; 32] = [1; 32];
+
+fn start(dir: &Path) -> (Result<Agent, crate::Error>, mpsc::Receiver<Outgoing>) {
+    let (tx, rx) = mpsc::channel(1024);
+    let config = AgentConfig {
+        system: "em".into(),
+        state_dir: dir.join("state"),
+        volumes_dir: dir.join("volumes"),
+        plan_verifier: Some(wire::PlanSigner::from_bytes(GROUND_KEY).verifier()),
+    };
+    (
+        Agent::with_runtime(&config, Arc::new(FakeRuntime::default()), tx),
+        rx,
+    )
+}
+
+/// A signed plan of one listing task, numbered `sequence`.
+fn plan(execution: &str, sequence: u64) -> Plan {
+    let now = crate::fsutil::now_ms();
+    let mut plan = Plan {
+        execution: execution.into(),
+        tenant: "alice".into(),
+        tasks: vec![PlanTask {
+            id: "ls".into(),
+            on_failure: OnFailure::Stop,
+            kind: TaskKind::FilesList {
+                volume: None,
+                folder: String::new(),
+                depth: 1,
+            },
+        }],
+        system: "em".into(),
+        sequence,
+        issued_ms: now,
+        expires_ms: now + 3_600_000,
+        signature: Vec::new(),
+    };
+    wire::PlanSigner::from_bytes(GROUND_KEY).sign(&mut plan);
+    plan
+}
+
+/// The files of `folder` whose names begin with `<name>.corrupt-`.
+fn set_aside_copies(path: &Path) -> Vec<PathBuf> {
+    let prefix = format!("{}.corrupt-", path.file_name().unwrap().to_string_lossy());
+    std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// A state directory as a running agent leaves it: a plan accepted and not run (its record and
+/// the record of sequence numbers), and the tenant id map.
+fn seeded_state(dir: &Path) {
+    let (agent, _rx) = start(dir);
+    let agent = agent.unwrap();
+    agent
+        .handle_message(Message::Plan(plan("e-held", 7)))
+        .unwrap();
+    agent
+        .inner
+        .exec
+        .volumes
+        .ensure_volume("alice", "pvc")
+        .unwrap();
+    for f in ["plan-sequences.json", "plans/e-held.json", "tenants.json"] {
+        assert!(dir.join("state").join(f).is_file(), "{f} was written");
+    }
+}
+
+#[test]
+fn every_unreadable_state_file_is_set_aside_and_the_agent_comes_up() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    for file in ["plan-sequences.json", "plans/e-held.json", "tenants.json"] {
+        for damage in ["truncated", "garbage", "unreadable"] {
+            if damage == "unreadable" && file.starts_with("plans/") {
+                // A plan record is a file of its folder: anything else there is not one.
+                continue;
+            }
+            let dir = tempfile::tempdir().unwrap();
+            seeded_state(dir.path());
+            let path = dir.path().join("state").join(file);
+            match damage {
+                "truncated" => {
+                    let bytes = std::fs::read(&path).unwrap();
+                    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+                }
+                "garbage" => std::fs::write(&path, b"\x00\xffnot json at all").unwrap(),
+                // A folder where the file should be: reading it fails.
+                _ => {
+                    std::fs::remove_file(&path).unwrap();
+                    std::fs::create_dir(&path).unwrap();
+                }
+            }
+            let ((agent, _rx), log) = logged(|| start(dir.path()));
+            let agent = agent.unwrap_or_else(|e| panic!("{file} {damage}: the agent failed: {e}"));
+            let copies = set_aside_copies(&path);
+            assert_eq!(copies.len(), 1, "{file} {damage}: set aside once");
+            // Gone, or written afresh from what the agent knows (the sequences of its plans,
+            // the tenant ids of the folders).
+            if path.exists() {
+                let fresh = std::fs::read(&path).unwrap();
+                let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&fresh);
+                assert!(parsed.is_ok(), "{file} {damage}: rewritten whole");
+            }
+            let line = log
+                .lines()
+                .find(|l| l.contains("set aside") && l.contains(&path.display().to_string()))
+                .unwrap_or_else(|| panic!("{file} {damage}: no log line naming it in {log}"));
+            assert!(line.contains("WARN"), "{line}");
+            assert!(line.contains(&copies[0].display().to_string()), "{line}");
+            // The agent works: it answers its Hello, and takes a new plan.
+            let hello = runtime.block_on(agent.hello());
+            let Message::Hello { holds, .. } = hello else {
+                panic!("not a hello")
+            };
+            if file == "plans/e-held.json" {
+                assert!(holds.is_empty(), "the lost plan is not claimed: {holds:?}");
+            } else {
+                assert_eq!(holds, ["e-held"]);
+            }
+            agent
+                .handle_message(Message::Plan(plan("e-new", 8)))
+                .unwrap();
+            assert!(agent.inner.plans.find("e-new").is_some(), "{file} {damage}");
+            // A lost tenant map is rebuilt from the folder owners: alice keeps her id.
+            let alice = agent.inner.exec.volumes.owner("alice").unwrap();
+            assert_eq!(alice.uid, 200_000, "{file} {damage}");
+        }
+    }
+}
+
+/// The ground sends again the plan of an execution the agent no longer holds; its number was
+/// seen, but its record was set aside, so it is accepted and runs, once.
+#[tokio::test]
+async fn a_plan_whose_record_was_set_aside_is_accepted_again_once() {
+    let dir = tempfile::tempdir().unwrap();
+    seeded_state(dir.path());
+    let record = dir.path().join("state/plans/e-held.json");
+    std::fs::write(&record, b"{\"seq\": 1, \"pla").unwrap();
+    let (agent, mut rx) = start(dir.path());
+    let agent = agent.unwrap();
+    let Message::Hello { holds, .. } = agent.hello().await else {
+        panic!("not a hello")
+    };
+    assert!(
+        holds.is_empty(),
+        "the Hello claims nothing: the ground re-sends"
+    );
+    agent
+        .handle_message(Message::Plan(plan("e-held", 7)))
+        .unwrap();
+    assert!(
+        rx.try_recv().is_err(),
+        "accepted without a refusal (a listing plan asks for no object)"
+    );
+    assert_eq!(agent.inner.plans.held(10), ["e-held"]);
+    assert!(set_aside_copies(&record).is_empty(), "marked recovered");
+    // It runs to its end.
+    let worker = {
+        let a = agent.clone();
+        tokio::spawn(async move { a.run_plans().await })
+    };
+    let mut finished = false;
+    for _ in 0..6000 {
+        match tokio::time::timeout(Duration::from_millis(10), rx.recv()).await {
+            Ok(Some(Outgoing::Message(Message::ExecutionEvent { state, .. })))
+                if state != TaskState::Running =>
+            {
+                assert_eq!(state, TaskState::Success);
+                finished = true;
+                break;
+            }
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => break,
+        }
+    }
+    worker.abort();
+    assert!(finished, "the recovered plan ran to its end");
+    // The same plan again is the finished one: its events are sent again, it does not run.
+    agent
+        .handle_message(Message::Plan(plan("e-held", 7)))
+        .unwrap();
+    assert!(agent.lock_queue().is_empty());
+}
+
+/// A lost or unreadable tenant id map is rebuilt from the owners of the tenant folders: no
+/// tenant is handed another's folder, and a new tenant gets an id above every folder's.
+#[test]
+fn a_lost_tenant_map_hands_no_folder_to_another_tenant() {
+    for lose in ["deleted", "garbage"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (volumes_dir, state) = (dir.path().join("volumes"), dir.path().join("state"));
+        std::fs::create_dir_all(&state).unwrap();
+        {
+            let v = Volumes::open(&volumes_dir, &state).unwrap();
+            v.ensure_volume("alice", "pvc").unwrap();
+            v.ensure_volume("bob", "pvc").unwrap();
+            let uid = std::fs::metadata(volumes_dir.join("bob")).unwrap().uid();
+            assert_eq!(
+                uid, 200_001,
+                "the agent (root, as onboard and in CI) gives folders to tenant ids"
+            );
+        }
+        let map = state.join("tenants.json");
+        match lose {
+            "deleted" => std::fs::remove_file(&map).unwrap(),
+            _ => std::fs::write(&map, b"{\"alice\": 2").unwrap(),
+        }
+        let (v, log) = logged(|| Volumes::open(&volumes_dir, &state).unwrap());
+        // A new tenant first: it must not get alice's id.
+        assert_eq!(v.owner("carol").unwrap().uid, 200_002, "{lose}");
+        assert_eq!(v.owner("bob").unwrap().uid, 200_001, "{lose}");
+        assert_eq!(v.owner("alice").unwrap().uid, 200_000, "{lose}");
+        assert!(
+            log.contains("tenant id recovered from the owner of its folder"),
+            "{log}"
+        );
+        if lose == "garbage" {
+            assert_eq!(set_aside_copies(&map).len(), 1);
+            assert!(log.contains("set aside"), "{log}");
+        }
+        // The rebuilt map was saved.
+        let saved: std::collections::BTreeMap<String, u32> =
+            serde_json::from_slice(&std::fs::read(&map).unwrap()).unwrap();
+        assert_eq!(saved.get("bob"), Some(&200_001));
+    }
+}

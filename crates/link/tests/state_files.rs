@@ -1,0 +1,300 @@
+//! Issue 11, "no nonce reuse, ever": two endpoints on loopback joined through a tap that records
+//! every datagram. The flight endpoint restarts three times: normally, after its state file
+//! (`counters.json`) was deleted, and after an old copy of it was restored. Its packet numbers
+//! start over, yet no two packets are ever sealed under one (subkey, nonce): each run seals under
+//! the subkey of its own random epoch; and no message is lost either way, because the handshake
+//! carries the stream marks the state file held. The ground refuses a packet of the flight's retired
+//! epoch, a replay within the current one, and forgeries.
+
+use std::net::{SocketAddr, UdpSocket as StdSocket};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use link::{
+    Contact, EndpointConfig, LinkEvent, MessageReceiver, MessageSender, ObjectLayout,
+    spawn_endpoint,
+};
+use tokio::net::UdpSocket;
+use wire::{Direction, EpochKey, LinkKey, PacketHeader, Sealer};
+
+const KEY: [u8; 32] = [5; 32];
+
+fn free_addr() -> SocketAddr {
+    StdSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn config(dir: &Path, bind: SocketAddr, peer: SocketAddr, sends: Direction) -> EndpointConfig {
+    EndpointConfig {
+        bind,
+        peer,
+        key: LinkKey::from_bytes(KEY),
+        sends,
+        state_dir: dir.join("state"),
+        objects: ObjectLayout::new(dir.join("objects")),
+        rate_bits_per_sec: None,
+        contact: Contact::Always,
+    }
+}
+
+/// Forwards datagrams between the two endpoints (each has the tap as its peer) and records
+/// every one of them.
+struct Tap {
+    socket: Arc<UdpSocket>,
+    seen: Arc<Mutex<Vec<Vec<u8>>>>,
+    ground: SocketAddr,
+}
+
+impl Tap {
+    async fn start(addr: SocketAddr, ground: SocketAddr, flight: SocketAddr) -> Tap {
+        let socket = Arc::new(UdpSocket::bind(addr).await.unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (s, record) = (socket.clone(), seen.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                let Ok((n, from)) = s.recv_from(&mut buf).await else {
+                    return;
+                };
+                let to = if from == ground { flight } else { ground };
+                record.lock().unwrap().push(buf[..n].to_vec());
+                let _ = s.send_to(&buf[..n], to).await;
+            }
+        });
+        Tap {
+            socket,
+            seen,
+            ground,
+        }
+    }
+
+    fn headers(&self) -> Vec<PacketHeader> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .map(|d| PacketHeader::peek(d).expect("every datagram on the tap is well framed"))
+            .collect()
+    }
+
+    /// The datagrams the flight sealed in `epoch`.
+    fn flight_packets(&self, epoch: u64) -> Vec<Vec<u8>> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|d| {
+                PacketHeader::peek(d)
+                    .is_some_and(|h| h.direction == Direction::Down && h.epoch == epoch)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Sends a datagram to the ground as if the flight had.
+    async fn inject(&self, datagram: &[u8]) {
+        self.socket.send_to(datagram, self.ground).await.unwrap();
+    }
+}
+
+async fn start(config: &EndpointConfig) -> (MessageSender, MessageReceiver) {
+    loop {
+        match spawn_endpoint(config.clone()).await {
+            Ok(endpoint) => break endpoint,
+            // The previous endpoint on this address is still closing.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("start: {e}"),
+        }
+    }
+}
+
+/// The flight's epoch in the latest packets on the tap.
+fn latest_flight_epoch(tap: &Tap) -> Option<u64> {
+    tap.headers()
+        .iter()
+        .rev()
+        .find(|h| h.direction == Direction::Down)
+        .map(|h| h.epoch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_or_restored_state_never_repeats_a_key_and_nonce() {
+    let (ground_dir, flight_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ground_addr, flight_addr, tap_addr) = (free_addr(), free_addr(), free_addr());
+    let tap = Tap::start(tap_addr, ground_addr, flight_addr).await;
+    let ground_config = config(ground_dir.path(), ground_addr, tap_addr, Direction::Up);
+    let flight_config = config(flight_dir.path(), flight_addr, tap_addr, Direction::Down);
+    let counters = flight_config.state_dir.join("counters.json");
+    let (ground, mut ground_rx) = start(&ground_config).await;
+    // The ground takes and acknowledges what the flight says, as an application does.
+    let heard = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    {
+        let (heard, ground) = (heard.clone(), ground.clone());
+        tokio::spawn(async move {
+            while let Some(ev) = ground_rx.recv().await {
+                if let LinkEvent::Message { seq, bytes } = ev {
+                    heard
+                        .lock()
+                        .unwrap()
+                        .insert(String::from_utf8(bytes).unwrap());
+                    let _ = ground.done(seq).await;
+                }
+            }
+        });
+    }
+
+    let mut epochs = Vec::new();
+    let mut old_counters = None;
+    for run in 0..4 {
+        match run {
+            // A restart with the state intact.
+            1 => {}
+            // The state file lost.
+            2 => std::fs::remove_file(&counters).unwrap(),
+            // An old copy of it restored.
+            3 => std::fs::write(&counters, old_counters.as_ref().unwrap()).unwrap(),
+            _ => {}
+        }
+        let (flight, mut flight_rx) = start(&flight_config).await;
+        // Traffic both ways: messages, their data and acknowledgements, handshakes.
+        for i in 0..20 {
+            ground
+                .send(format!("run {run} up {i}").into_bytes())
+                .await
+                .unwrap();
+            flight
+                .send(format!("run {run} down {i}").into_bytes())
+                .await
+                .unwrap();
+        }
+        // The flight takes and acknowledges what the ground says, as an application does:
+        // every message of this run arrives, whatever became of its state file.
+        let mut got = std::collections::HashSet::new();
+        while got.len() < 20 {
+            let ev = tokio::time::timeout(Duration::from_secs(120), flight_rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("run {run}: the flight heard {} of 20", got.len()))
+                .expect("the endpoint runs");
+            if let LinkEvent::Message { seq, bytes } = ev {
+                let m = String::from_utf8(bytes).unwrap();
+                if m.starts_with(&format!("run {run} up ")) {
+                    got.insert(m);
+                }
+                flight.done(seq).await.unwrap();
+            }
+        }
+        // And the ground hears all of the flight's.
+        for _ in 0..2400 {
+            let all = {
+                let heard = heard.lock().unwrap();
+                (0..20).all(|i| heard.contains(&format!("run {run} down {i}")))
+            };
+            if all {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let epoch = latest_flight_epoch(&tap).expect("the flight sent packets");
+        assert!(!epochs.contains(&epoch), "run {run} sealed in a new epoch");
+        epochs.push(epoch);
+        flight.stats_now().await.unwrap();
+        if run == 0 {
+            old_counters = Some(std::fs::read(&counters).unwrap());
+        }
+        drop((flight, flight_rx));
+    }
+
+    // Every packet on the tap, with the subkey it was sealed under and its nonce.
+    let key = LinkKey::from_bytes(KEY);
+    let mut sealed = std::collections::HashMap::new();
+    let mut numbers = std::collections::HashMap::<(Direction, u64), Vec<u64>>::new();
+    for h in tap.headers() {
+        let key_id = EpochKey::derive(&key, h.direction, h.epoch).id();
+        // The nonce is the direction and the packet number.
+        let nonce = (h.direction, h.pn);
+        if let Some(e) = sealed.insert((key_id, nonce), h.epoch) {
+            panic!(
+                "{nonce:?} sealed twice under one key (epochs {e:x} and {:x})",
+                h.epoch
+            );
+        }
+        numbers.entry(nonce).or_default().push(h.epoch);
+    }
+    assert_eq!(epochs.len(), 4);
+    let distinct: std::collections::HashSet<_> = epochs.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        4,
+        "each run draws its own epoch: {epochs:x?}"
+    );
+    // The runs did number packets alike: without per-run subkeys, these would be reused nonces.
+    let repeated = numbers
+        .iter()
+        .filter(|((d, _), e)| *d == Direction::Down && e.len() > 1)
+        .count();
+    assert!(
+        repeated > 0,
+        "the lost and restored state files made packet numbers start over"
+    );
+
+    // The ground (whose endpoint never restarted) refuses what it must.
+    let before = ground.stats_now().await.unwrap().session;
+    // A packet of the flight's first run: its epoch is retired.
+    let old = tap.flight_packets(epochs[0]);
+    tap.inject(&old[old.len() / 2]).await;
+    // A packet of the current run, again.
+    let current = tap.flight_packets(epochs[3]);
+    tap.inject(&current[0]).await;
+    // Forged: sealed under another key, in the current epoch and in a new one.
+    let wrong = LinkKey::from_bytes([6; 32]);
+    tap.inject(&Sealer::new(&wrong, Direction::Down, epochs[3]).seal(1 << 40, b"\x00"))
+        .await;
+    tap.inject(&Sealer::new(&wrong, Direction::Down, 12345).seal(1, b"\x00"))
+        .await;
+    let mut after = before.clone();
+    for _ in 0..200 {
+        after = ground.stats_now().await.unwrap().session;
+        if after.rejected_replayed >= before.rejected_replayed + 2
+            && after.rejected_forged >= before.rejected_forged + 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        after.rejected_replayed,
+        before.rejected_replayed + 2,
+        "the old epoch's packet and the repeated one: {after:?}"
+    );
+    assert_eq!(
+        after.rejected_forged,
+        before.rejected_forged + 2,
+        "{after:?}"
+    );
+    // Nothing the flight said was lost to the lost or restored marks of its message stream: its
+    // new messages were numbered above what the ground had seen.
+    let heard = heard.lock().unwrap().clone();
+    for run in 0..4 {
+        for i in 0..20 {
+            let m = format!("run {run} down {i}");
+            assert!(heard.contains(&m), "the ground never heard {m:?}");
+        }
+    }
+
+    // The forgery under a new epoch did not displace the flight's current one: the link still
+    // works.
+    let (flight, mut flight_rx) = start(&flight_config).await;
+    ground.send(b"still there".to_vec()).await.unwrap();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(30), flight_rx.recv())
+            .await
+            .expect("the ground's message within 30 s")
+            .expect("the endpoint runs");
+        match ev {
+            LinkEvent::Message { bytes, .. } if bytes == b"still there" => break,
+            LinkEvent::Message { seq, .. } => flight.done(seq).await.unwrap(),
+            _ => {}
+        }
+    }
+}
