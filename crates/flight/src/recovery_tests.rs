@@ -62,6 +62,8 @@ fn start(dir: &Path) -> (Result<Agent, crate::Error>, mpsc::Receiver<Outgoing>) 
         state_dir: dir.join("state"),
         volumes_dir: dir.join("volumes"),
         plan_verifier: Some(wire::PlanSigner::from_bytes(GROUND_KEY).verifier()),
+        builder: wire::Builder::Classic,
+        limits: crate::DiskLimits::default(),
     };
     (
         Agent::with_runtime(&config, Arc::new(FakeRuntime::default()), tx),
