@@ -49,6 +49,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sync::{Event, Session, SessionConfig, SessionStats};
@@ -180,6 +181,9 @@ enum Command {
     Done(u64),
     /// Answer with a fresh snapshot once the commands before this one are taken.
     Snapshot(oneshot::Sender<LinkStats>),
+    /// Makes the step that takes it panic: how a test reaches the recovery from a failed step.
+    #[cfg(test)]
+    Panic,
 }
 
 /// How many times an application tries to handle one message before it gives up on it (logs it,
@@ -253,6 +257,14 @@ impl MessageSender {
     }
 }
 
+#[cfg(test)]
+impl MessageSender {
+    /// Makes the endpoint's next step panic.
+    async fn fail_a_step(&self) -> Result<(), SendError> {
+        self.command(Command::Panic).await
+    }
+}
+
 impl MessageReceiver {
     /// The next event; `None` once the endpoint has stopped.
     pub async fn recv(&mut self) -> Option<LinkEvent> {
@@ -297,18 +309,13 @@ pub async fn spawn_endpoint(
     let (cmd_tx, cmd_rx) = mpsc::channel(QUEUE);
     let (ev_tx, ev_rx) = mpsc::channel(QUEUE);
     let (stats_tx, stats_rx) = watch::channel(LinkStats::default());
-    let core = Core {
-        session,
-        contact: config.contact,
-        rate_bits_per_sec: config.rate_bits_per_sec,
-        up: None,
-        now: Instant::now(),
-        pending: VecDeque::new(),
+    let reopen = Reopen {
+        config: config.clone(),
         events: ev_tx.clone(),
-        stats: stats_tx,
-        last_stats: None,
+        stats: Arc::new(stats_tx),
     };
-    tokio::spawn(drive(socket, config.peer, core, cmd_rx, ev_tx));
+    let core = reopen.core(session);
+    tokio::spawn(drive(socket, config.peer, core, cmd_rx, ev_tx, reopen));
     Ok((
         MessageSender {
             tx: cmd_tx,
@@ -316,6 +323,53 @@ pub async fn spawn_endpoint(
         },
         MessageReceiver { rx: ev_rx },
     ))
+}
+
+/// What opens the session again after a step failed (a panic: a bug, never input alone, since
+/// decoders return errors): the endpoint's configuration and its channels. The state on disk is
+/// what a restart would read, so the endpoint goes on as a restarted one would, without the
+/// process around it having to stop.
+struct Reopen {
+    config: EndpointConfig,
+    events: mpsc::Sender<LinkEvent>,
+    stats: Arc<watch::Sender<LinkStats>>,
+}
+
+impl Reopen {
+    fn core(&self, session: Session) -> Core {
+        Core {
+            session,
+            contact: self.config.contact.clone(),
+            rate_bits_per_sec: self.config.rate_bits_per_sec,
+            up: None,
+            now: Instant::now(),
+            pending: VecDeque::new(),
+            events: self.events.clone(),
+            stats: self.stats.clone(),
+            last_stats: None,
+        }
+    }
+
+    /// Opens the session again, waiting `wait` first and doubling it (to a minute) for as long
+    /// as opening fails.
+    async fn again(&self, mut wait: Duration) -> Core {
+        loop {
+            tokio::time::sleep(wait).await;
+            let c = &self.config;
+            let (state_dir, objects) = (c.state_dir.clone(), c.objects.clone());
+            let (key, sends) = (c.key.clone(), c.sends);
+            match tokio::task::spawn_blocking(move || open_session(&state_dir, objects, key, sends))
+                .await
+            {
+                Ok(Ok(session)) => return self.core(session),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "the link session cannot be opened again")
+                }
+                Err(e) => tracing::error!(error = %e, "the link session cannot be opened again"),
+            }
+            wait = (wait * 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        }
+    }
 }
 
 /// Opens the store and the session on it. Blocking.
@@ -403,7 +457,8 @@ struct Core {
     /// Events taken from the session and not yet in the application's channel, in order.
     pending: VecDeque<LinkEvent>,
     events: mpsc::Sender<LinkEvent>,
-    stats: watch::Sender<LinkStats>,
+    /// Shared with [`Reopen`], so the application's view survives a session opened again.
+    stats: Arc<watch::Sender<LinkStats>>,
     last_stats: Option<Instant>,
 }
 
@@ -439,6 +494,8 @@ impl Core {
                     }
                 }
                 Command::Done(_) | Command::Snapshot(_) => {}
+                #[cfg(test)]
+                Command::Panic => panic!("a step fails, as a test asked"),
             }
         }
         // After the command: an acknowledgement never takes effect before what was queued
@@ -546,7 +603,10 @@ async fn drive(
     core: Core,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<LinkEvent>,
+    reopen: Reopen,
 ) {
+    // Steps failed in a row: each waits longer before the session is opened again.
+    let mut failures: u32 = 0;
     let mut buf = vec![0u8; MAX_PACKET + 1];
     // The core while no step runs; the step while one does. A local drops before an argument:
     // the session closes before the socket does.
@@ -597,10 +657,20 @@ async fn drive(
             done = async { step.as_mut().expect("a step runs").await }, if step.is_some() => {
                 step = None;
                 let (c, stepped) = match done {
-                    Ok(x) => x,
+                    Ok(x) => {
+                        failures = 0;
+                        x
+                    }
                     Err(e) => {
-                        tracing::error!(error = %e, "the link session failed; the endpoint stops");
-                        return;
+                        // The core went with the step; what it held in memory (events not yet
+                        // handed over, a command being queued) is what a crash loses, and the
+                        // protocol recovers it the same way: unacknowledged messages come again.
+                        failures += 1;
+                        tracing::error!(error = %e, failures, "a link step failed; the session is opened again from its state");
+                        let wait = Duration::from_millis(100) * 2u32.pow(failures.min(10) - 1);
+                        core = Some(reopen.again(wait.min(Duration::from_secs(60))).await);
+                        deadline = Instant::now();
+                        continue;
                     }
                 };
                 core = Some(c);
@@ -616,5 +686,75 @@ async fn drive(
             _ = events.reserve(), if blocked && !room && step.is_none() => room = true,
             _ = tokio::time::sleep_until(deadline), if step.is_none() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(
+        dir: &std::path::Path,
+        bind: SocketAddr,
+        peer: SocketAddr,
+        sends: Direction,
+    ) -> EndpointConfig {
+        EndpointConfig {
+            bind,
+            peer,
+            key: LinkKey::from_bytes([3; 32]),
+            sends,
+            state_dir: dir.join("state"),
+            objects: ObjectLayout::new(dir.join("objects")),
+            rate_bits_per_sec: None,
+            contact: Contact::Always,
+        }
+    }
+
+    fn free_addr() -> SocketAddr {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    async fn next_message(rx: &mut MessageReceiver) -> (u64, Vec<u8>) {
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("the peer said nothing for 30 s")
+                .expect("the endpoint stopped");
+            if let LinkEvent::Message { seq, bytes } = event {
+                return (seq, bytes);
+            }
+        }
+    }
+
+    /// A step that panics does not stop the endpoint: the session is opened again from its
+    /// state and messages keep crossing both ways.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failed_step_opens_the_session_again_and_the_link_goes_on() {
+        let (g, f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (ga, fa) = (free_addr(), free_addr());
+        let (ground, mut ground_rx) = spawn_endpoint(config(g.path(), ga, fa, Direction::Up))
+            .await
+            .unwrap();
+        let (flight, mut flight_rx) = spawn_endpoint(config(f.path(), fa, ga, Direction::Down))
+            .await
+            .unwrap();
+        ground.send(b"before".to_vec()).await.unwrap();
+        let (seq, bytes) = next_message(&mut flight_rx).await;
+        assert_eq!(bytes, b"before");
+        // Acknowledged, and the step that took the acknowledgement over: it is not delivered
+        // again when the session is opened again.
+        flight.done(seq).await.unwrap();
+        flight.stats_now().await.unwrap();
+
+        ground.fail_a_step().await.unwrap();
+        flight.fail_a_step().await.unwrap();
+        ground.send(b"after".to_vec()).await.unwrap();
+        flight.send(b"down".to_vec()).await.unwrap();
+        assert_eq!(next_message(&mut flight_rx).await.1, b"after");
+        assert_eq!(next_message(&mut ground_rx).await.1, b"down");
     }
 }
