@@ -122,7 +122,9 @@ impl Api {
                         return (status, bytes.to_vec());
                     }
                 }
-                Err(e) if Instant::now() > deadline => panic!("{path}: the ground answers not: {e}"),
+                Err(e) if Instant::now() > deadline => {
+                    panic!("{path}: the ground answers not: {e}")
+                }
                 Err(_) => {}
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -131,12 +133,18 @@ impl Api {
 
     async fn json(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
         let (status, bytes) = self.call(method, path, |r| r.json(&body)).await;
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
         let (status, bytes) = self.call(reqwest::Method::GET, path, |r| r).await;
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 }
 
@@ -252,7 +260,11 @@ async fn ground_and_flight_survive_a_hundred_sigkills() {
     gcc_static(APP, &app);
     let mut entries = vec![
         ("app".to_string(), std::fs::read(&app).unwrap(), 0o755),
-        ("Dockerfile".to_string(), DOCKERFILE.as_bytes().to_vec(), 0o644),
+        (
+            "Dockerfile".to_string(),
+            DOCKERFILE.as_bytes().to_vec(),
+            0o644,
+        ),
     ];
     let inputs: Vec<Vec<u8>> = (0..EXECUTIONS)
         .map(|_| (0..64 * 1024).map(|_| rng.random::<u8>()).collect())
@@ -262,7 +274,11 @@ async fn ground_and_flight_survive_a_hundred_sigkills() {
     }
     let ns = unique("ns");
     let (status, body) = api
-        .json(reqwest::Method::POST, "/api/v1/namespaces", json!({"name": ns}))
+        .json(
+            reqwest::Method::POST,
+            "/api/v1/namespaces",
+            json!({"name": ns}),
+        )
         .await;
     assert!(status == 201 || status == 409, "{status} {body}");
     let tar = tar_of(&entries);
@@ -337,7 +353,10 @@ async fn ground_and_flight_survive_a_hundred_sigkills() {
                 format!("after {life:?}")
             }
         );
-        tokio::time::sleep(Duration::from_millis(rng.random_range(DOWN_MS.0..=DOWN_MS.1))).await;
+        tokio::time::sleep(Duration::from_millis(
+            rng.random_range(DOWN_MS.0..=DOWN_MS.1),
+        ))
+        .await;
         *procs.slot(victim) = Some(layout.spawn(victim, &tenant, &password));
     }
     let kill_time = kill_phase.elapsed();
@@ -370,7 +389,10 @@ async fn ground_and_flight_survive_a_hundred_sigkills() {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
-    eprintln!("executions ended {:.1?} after the last kill", settle.elapsed());
+    eprintln!(
+        "executions ended {:.1?} after the last kill",
+        settle.elapsed()
+    );
 
     for (i, exec) in finals.iter().enumerate() {
         let context = || {
@@ -395,7 +417,12 @@ async fn ground_and_flight_survive_a_hundred_sigkills() {
                 t["id"],
                 context()
             );
-            assert!(t["finished_at"].is_string(), "task {}: {}", t["id"], context());
+            assert!(
+                t["finished_at"].is_string(),
+                "task {}: {}",
+                t["id"],
+                context()
+            );
         }
 
         // Each pod ran exactly once: one line in the volume's run counter.
@@ -420,7 +447,10 @@ async fn ground_and_flight_survive_a_hundred_sigkills() {
             )
             .await;
         assert_eq!(status, 200, "{}", context());
-        assert!(got == want, "the downlinked result of execution {i} differs");
+        assert!(
+            got == want,
+            "the downlinked result of execution {i} differs"
+        );
     }
 
     // No object is corrupt, on either side.

@@ -42,7 +42,10 @@ impl Layout {
         };
         let keys = layout.keys();
         for args in [
-            vec!["keygen".to_string(), keys.join("em.key").display().to_string()],
+            vec![
+                "keygen".to_string(),
+                keys.join("em.key").display().to_string(),
+            ],
             vec![
                 "keygen".to_string(),
                 "--plan".to_string(),
