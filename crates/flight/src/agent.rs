@@ -536,6 +536,8 @@ impl Agent {
         record.finished = true;
         if let Err(e) = self.inner.plans.finish(&record) {
             tracing::error!(execution, error = %e, "cannot record a finished plan");
+        } else {
+            self.inner.exec.forget_pods(&execution);
         }
         tracing::info!(execution, state = state.as_str(), "plan finished");
     }
