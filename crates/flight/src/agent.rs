@@ -161,7 +161,7 @@ impl Agent {
                 .collect(),
             object_wait: OBJECT_WAIT,
         };
-        Ok(Agent {
+        let agent = Agent {
             inner: Arc::new(Inner {
                 exec,
                 system: config.system.clone(),
@@ -174,7 +174,17 @@ impl Agent {
                 verifier: config.plan_verifier.clone(),
                 dropped: AtomicU64::new(0),
             }),
-        })
+        };
+        // The objects of resumed plans are asked for again: a plan's `Need` goes out through the
+        // outbox, in memory, after its message is acknowledged, so a restart may have lost it
+        // (and the uplink would wait for `NEED_RETRY` before asking again).
+        let needs: Vec<Message> = agent
+            .lock_queue()
+            .iter()
+            .filter_map(|r| agent.objects_missing(&r.plan))
+            .collect();
+        agent.send_soon(needs);
+        Ok(agent)
     }
 
     /// Runs one task for `tenant` as part of `execution` (which names the pod's container), with
@@ -283,9 +293,25 @@ impl Agent {
     }
 
     async fn send(&self, message: Message) {
+        self.send_outgoing(Outgoing::Message(message)).await
+    }
+
+    async fn send_outgoing(&self, out: Outgoing) {
         let outbox = &self.inner.exec.outbox;
-        if outbox.send(Outgoing::Message(message)).await.is_err() {
+        if outbox.send(out).await.is_err() {
             tracing::warn!("the outbox is closed; a message to the ground is lost");
+        }
+    }
+
+    /// The objects the recorded task `event` of `record` sent down, to send again (see
+    /// `Executor::downlinked`).
+    fn downlinked(&self, record: &PlanRecord, event: &TaskRecord) -> Vec<Outgoing> {
+        match record.plan.tasks.get(event.task as usize) {
+            Some(task) => self
+                .inner
+                .exec
+                .downlinked(&task.kind, event.outputs.as_ref()),
+            None => Vec::new(),
         }
     }
 
@@ -294,7 +320,12 @@ impl Agent {
     /// the outbox is full, the rest goes from a task of its own; such batches come only from
     /// plans (at most one per plan received).
     fn send_soon(&self, batch: Vec<Message>) {
-        let mut batch = batch.into_iter().map(Outgoing::Message);
+        self.send_soon_outgoing(batch.into_iter().map(Outgoing::Message).collect());
+    }
+
+    /// [`send_soon`](Agent::send_soon), for objects too.
+    fn send_soon_outgoing(&self, batch: Vec<Outgoing>) {
+        let mut batch = batch.into_iter();
         while let Some(m) = batch.next() {
             match self.inner.exec.outbox.try_send(m) {
                 Ok(()) => {}
@@ -348,7 +379,12 @@ impl Agent {
                     execution = plan.execution,
                     "a finished plan came again; sending its events again"
                 );
-                self.send_soon(replay(&known));
+                let objects = known.events.iter().flat_map(|e| self.downlinked(&known, e));
+                self.send_soon_outgoing(
+                    objects
+                        .chain(replay(&known).into_iter().map(Outgoing::Message))
+                        .collect(),
+                );
             } else {
                 tracing::info!(
                     execution = plan.execution,
@@ -490,6 +526,9 @@ impl Agent {
         // Resumed after a restart: the final events of the tasks that ran may have been lost with
         // it (they are sent before the record is saved). The ground ignores those it has.
         for event in &record.events {
+            for object in self.downlinked(&record, event) {
+                self.send_outgoing(object).await;
+            }
             self.send(record_event(&execution, event)).await;
         }
         while record.next < record.plan.tasks.len() {
@@ -952,10 +991,13 @@ mod tests {
                 "execution FAILED",
             ]
         );
-        // The same plan again is not run again; its events are sent again.
+        // The same plan again is not run again; its events are sent again, and the downlink's
+        // object with them (issue 11: it may have been lost with a restart, with the ground
+        // waiting for it).
         agent.handle_message(Message::Plan(plan)).unwrap();
         let again = drain(&mut rx);
-        assert_eq!(again.len(), 5);
+        assert_eq!(again.len(), 6, "{again:?}");
+        assert_eq!(again.first().unwrap(), "object 21 @2");
         assert_eq!(again.last().unwrap(), "execution FAILED");
     }
 
@@ -995,8 +1037,9 @@ mod tests {
         arrive(&agent, b"late");
         run_until_idle(&agent).await;
         let events = drain(&mut rx);
-        // The objects were asked for when the plan came; the restart asks for nothing again.
-        assert_eq!(events.first().unwrap(), "execution RUNNING", "{events:?}");
+        // The objects were asked for when the plan came, and are asked for again at the restart
+        // (issue 11: the first `Need` may have been lost with it).
+        assert_eq!(events[..2], ["need 1", "execution RUNNING"], "{events:?}");
         assert_eq!(events.last().unwrap(), "execution SUCCESS", "{events:?}");
         assert!(dir.path().join("volumes/alice/pvc/late.txt").is_file());
     }
