@@ -25,8 +25,9 @@ use procs::{Layout, Processes, Role, kill9, role_name};
 
 /// SIGKILLs in all, shared between ground and flight.
 const KILLS: usize = 100;
-/// Executions started during the kills, one every `KILLS / EXECUTIONS` kills.
-const EXECUTIONS: usize = 4;
+/// Executions started during the kills, one every `KILLS / EXECUTIONS` kills: often enough that
+/// most kills land while one runs.
+const EXECUTIONS: usize = 10;
 /// A victim lives this long (milliseconds, drawn uniformly) before its kill...
 const LIFE_MS: (u64, u64) = (150, 2200);
 /// ...or, one time in `PROGRESS_ONE_IN`, until the flight agent logs its next step, plus a
@@ -62,7 +63,7 @@ int main(int argc, char **argv) {
     if (!in) { perror(argv[1]); return 4; }
     size_t n = fread(buf, 1, sizeof buf, in);
     fclose(in);
-    usleep(600000); /* a window for a kill while the pod runs */
+    usleep(1500000); /* a window for a kill while the pod runs */
     mkdir("/data/out", 0755);
     FILE *out = fopen("/data/out/result.tmp", "wb");
     if (!out) { perror("/data/out/result.tmp"); return 5; }
@@ -469,6 +470,30 @@ async fn ground_and_flight_survive_a_hundred_sigkills() {
         .output()
         .unwrap();
     assert!(left.stdout.is_empty(), "containers left behind");
+
+    // No process panicked on the way.
+    for name in ["ground", "flight", "link"] {
+        let log = std::fs::read_to_string(layout.log(name)).unwrap_or_default();
+        assert!(
+            !log.contains("panicked"),
+            "orbitdock {name} panicked: {}",
+            layout.log_tail(name, 40)
+        );
+    }
+
+    // What the kills hit, as the flight agent's log tells it.
+    let flight_log = std::fs::read_to_string(layout.log("flight")).unwrap_or_default();
+    for what in [
+        "resuming unfinished plans",
+        "taking up a pod left by a restart",
+        "a pod ended before the restart",
+        "a plan came again",
+    ] {
+        eprintln!(
+            "flight log: {:3} x {what}",
+            flight_log.matches(what).count()
+        );
+    }
 
     for role in [Role::Ground, Role::Flight] {
         if let Some(c) = procs.slot(role).as_mut() {
