@@ -529,7 +529,9 @@ impl Agent {
             for object in self.downlinked(&record, event) {
                 self.send_outgoing(object).await;
             }
-            self.send(record_event(&execution, event)).await;
+            for m in replayed_events(&execution, event) {
+                self.send(m).await;
+            }
         }
         while record.next < record.plan.tasks.len() {
             let index = record.next;
@@ -614,7 +616,10 @@ fn replay(record: &PlanRecord) -> Vec<Message> {
     } else {
         TaskState::Success
     };
-    let events = record.events.iter().map(|e| record_event(execution, e));
+    let events = record
+        .events
+        .iter()
+        .flat_map(|e| replayed_events(execution, e));
     events
         .chain(std::iter::once(execution_event(execution, state)))
         .collect()
@@ -647,6 +652,26 @@ fn task_event(execution: &str, task: usize, state: TaskState, error: Option<Task
         error,
         outputs: None,
     }
+}
+
+/// A recorded task's events to send again: its `RUNNING` (lost with a restart as easily as the
+/// final event, and the ground ignores it when it has it), then its final event. A task that
+/// never ran (its plan refused: no outputs) gets only its final event.
+fn replayed_events(execution: &str, r: &TaskRecord) -> Vec<Message> {
+    let mut out = Vec::with_capacity(2);
+    if r.outputs.is_some() {
+        out.push(Message::TaskEvent {
+            execution: execution.into(),
+            task: r.task,
+            state: TaskState::Running,
+            // When it started is not recorded; it started no later than it ended.
+            at_ms: r.at_ms,
+            error: None,
+            outputs: None,
+        });
+    }
+    out.push(record_event(execution, r));
+    out
 }
 
 fn record_event(execution: &str, r: &TaskRecord) -> Message {
@@ -996,7 +1021,9 @@ mod tests {
         // waiting for it).
         agent.handle_message(Message::Plan(plan)).unwrap();
         let again = drain(&mut rx);
-        assert_eq!(again.len(), 6, "{again:?}");
+        // Each task that ran says RUNNING again before its end, in case that was lost too.
+        assert_eq!(again.len(), 10, "{again:?}");
+        assert_eq!(again[1..3], ["task 0 RUNNING", "task 0 SUCCESS"]);
         assert_eq!(again.first().unwrap(), "object 21 @2");
         assert_eq!(again.last().unwrap(), "execution FAILED");
     }
