@@ -176,7 +176,7 @@ impl Agent {
             builder: config.builder,
             object_wait: OBJECT_WAIT,
         };
-        Ok(Agent {
+        let agent = Agent {
             inner: Arc::new(Inner {
                 exec,
                 system: config.system.clone(),
@@ -189,7 +189,17 @@ impl Agent {
                 verifier: config.plan_verifier.clone(),
                 dropped: AtomicU64::new(0),
             }),
-        })
+        };
+        // The objects of resumed plans are asked for again: a plan's `Need` goes out through the
+        // outbox, in memory, after its message is acknowledged, so a restart may have lost it
+        // (and the uplink would wait for `NEED_RETRY` before asking again).
+        let needs: Vec<Message> = agent
+            .lock_queue()
+            .iter()
+            .filter_map(|r| agent.objects_missing(&r.plan))
+            .collect();
+        agent.send_soon(needs);
+        Ok(agent)
     }
 
     /// Runs one task for `tenant` as part of `execution` (which names the pod's container), with
@@ -303,9 +313,25 @@ impl Agent {
     }
 
     async fn send(&self, message: Message) {
+        self.send_outgoing(Outgoing::Message(message)).await
+    }
+
+    async fn send_outgoing(&self, out: Outgoing) {
         let outbox = &self.inner.exec.outbox;
-        if outbox.send(Outgoing::Message(message)).await.is_err() {
+        if outbox.send(out).await.is_err() {
             tracing::warn!("the outbox is closed; a message to the ground is lost");
+        }
+    }
+
+    /// The objects the recorded task `event` of `record` sent down, to send again (see
+    /// `Executor::downlinked`).
+    fn downlinked(&self, record: &PlanRecord, event: &TaskRecord) -> Vec<Outgoing> {
+        match record.plan.tasks.get(event.task as usize) {
+            Some(task) => self
+                .inner
+                .exec
+                .downlinked(&task.kind, event.outputs.as_ref()),
+            None => Vec::new(),
         }
     }
 
@@ -314,7 +340,12 @@ impl Agent {
     /// the outbox is full, the rest goes from a task of its own; such batches come only from
     /// plans (at most one per plan received).
     fn send_soon(&self, batch: Vec<Message>) {
-        let mut batch = batch.into_iter().map(Outgoing::Message);
+        self.send_soon_outgoing(batch.into_iter().map(Outgoing::Message).collect());
+    }
+
+    /// [`send_soon`](Agent::send_soon), for objects too.
+    fn send_soon_outgoing(&self, batch: Vec<Outgoing>) {
+        let mut batch = batch.into_iter();
         while let Some(m) = batch.next() {
             match self.inner.exec.outbox.try_send(m) {
                 Ok(()) => {}
@@ -368,7 +399,12 @@ impl Agent {
                     execution = plan.execution,
                     "a finished plan came again; sending its events again"
                 );
-                self.send_soon(replay(&known));
+                let objects = known.events.iter().flat_map(|e| self.downlinked(&known, e));
+                self.send_soon_outgoing(
+                    objects
+                        .chain(replay(&known).into_iter().map(Outgoing::Message))
+                        .collect(),
+                );
             } else {
                 tracing::info!(
                     execution = plan.execution,
@@ -523,7 +559,12 @@ impl Agent {
         // Resumed after a restart: the final events of the tasks that ran may have been lost with
         // it (they are sent before the record is saved). The ground ignores those it has.
         for event in &record.events {
-            self.send(record_event(&execution, event)).await;
+            for object in self.downlinked(&record, event) {
+                self.send_outgoing(object).await;
+            }
+            for m in replayed_events(&execution, event) {
+                self.send(m).await;
+            }
         }
         while record.next < record.plan.tasks.len() {
             let index = record.next;
@@ -569,6 +610,8 @@ impl Agent {
         record.finished = true;
         if let Err(e) = self.inner.plans.finish(&record) {
             tracing::error!(execution, error = %e, "cannot record a finished plan");
+        } else {
+            self.inner.exec.forget_pods(&execution);
         }
         tracing::info!(execution, state = state.as_str(), "plan finished");
     }
@@ -606,7 +649,10 @@ fn replay(record: &PlanRecord) -> Vec<Message> {
     } else {
         TaskState::Success
     };
-    let events = record.events.iter().map(|e| record_event(execution, e));
+    let events = record
+        .events
+        .iter()
+        .flat_map(|e| replayed_events(execution, e));
     events
         .chain(std::iter::once(execution_event(execution, state)))
         .collect()
@@ -639,6 +685,26 @@ fn task_event(execution: &str, task: usize, state: TaskState, error: Option<Task
         error,
         outputs: None,
     }
+}
+
+/// A recorded task's events to send again: its `RUNNING` (lost with a restart as easily as the
+/// final event, and the ground ignores it when it has it), then its final event. A task that
+/// never ran (its plan refused: no outputs) gets only its final event.
+fn replayed_events(execution: &str, r: &TaskRecord) -> Vec<Message> {
+    let mut out = Vec::with_capacity(2);
+    if r.outputs.is_some() {
+        out.push(Message::TaskEvent {
+            execution: execution.into(),
+            task: r.task,
+            state: TaskState::Running,
+            // When it started is not recorded; it started no later than it ended.
+            at_ms: r.at_ms,
+            error: None,
+            outputs: None,
+        });
+    }
+    out.push(record_event(execution, r));
+    out
 }
 
 fn record_event(execution: &str, r: &TaskRecord) -> Message {
@@ -988,10 +1054,15 @@ mod tests {
                 "execution FAILED",
             ]
         );
-        // The same plan again is not run again; its events are sent again.
+        // The same plan again is not run again; its events are sent again, and the downlink's
+        // object with them (issue 11: it may have been lost with a restart, with the ground
+        // waiting for it).
         agent.handle_message(Message::Plan(plan)).unwrap();
         let again = drain(&mut rx);
-        assert_eq!(again.len(), 5);
+        // Each task that ran says RUNNING again before its end, in case that was lost too.
+        assert_eq!(again.len(), 10, "{again:?}");
+        assert_eq!(again[1..3], ["task 0 RUNNING", "task 0 SUCCESS"]);
+        assert_eq!(again.first().unwrap(), "object 21 @2");
         assert_eq!(again.last().unwrap(), "execution FAILED");
     }
 
@@ -1031,8 +1102,9 @@ mod tests {
         arrive(&agent, b"late");
         run_until_idle(&agent).await;
         let events = drain(&mut rx);
-        // The objects were asked for when the plan came; the restart asks for nothing again.
-        assert_eq!(events.first().unwrap(), "execution RUNNING", "{events:?}");
+        // The objects were asked for when the plan came, and are asked for again at the restart
+        // (issue 11: the first `Need` may have been lost with it).
+        assert_eq!(events[..2], ["need 1", "execution RUNNING"], "{events:?}");
         assert_eq!(events.last().unwrap(), "execution SUCCESS", "{events:?}");
         assert!(dir.path().join("volumes/alice/pvc/late.txt").is_file());
     }

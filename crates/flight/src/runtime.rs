@@ -17,9 +17,9 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 use bollard::query_parameters::{
-    BuildImageOptions, CreateContainerOptions, ImportImageOptions, ListImagesOptions, LogsOptions,
-    RemoveContainerOptions, RemoveImageOptions, StopContainerOptions, TagImageOptions,
-    WaitContainerOptions,
+    BuildImageOptions, CreateContainerOptions, ImportImageOptions, InspectContainerOptions,
+    ListImagesOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
+    StopContainerOptions, TagImageOptions, WaitContainerOptions,
 };
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -154,6 +154,17 @@ pub struct ContainerSpec {
     pub log_bytes: u64,
 }
 
+/// Where a container stands: how a pod left by a restarted agent is taken up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerStatus {
+    /// Created, never started.
+    Created,
+    /// Started and not stopped yet (running, paused, restarting, stopping).
+    Running,
+    /// Stopped: its exit code is final (exited, dead, being removed).
+    Stopped,
+}
+
 /// The Docker Engine calls the agent makes. Methods return boxed futures so the trait can be a
 /// `dyn` object.
 pub trait Runtime: Send + Sync + 'static {
@@ -182,6 +193,11 @@ pub trait Runtime: Send + Sync + 'static {
         repo: &'a str,
         tag: &'a str,
     ) -> BoxFuture<'a, RtResult<()>>;
+    /// Where the container named `name` stands, or `None` when there is no such container.
+    fn container_status<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, RtResult<Option<ContainerStatus>>>;
     /// Creates a pod's container; returns its id.
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, RtResult<String>>;
     /// Starts the created container.
@@ -486,6 +502,34 @@ impl Runtime for DockerRuntime {
         })
     }
 
+    fn container_status<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, RtResult<Option<ContainerStatus>>> {
+        Box::pin(async move {
+            use bollard::models::ContainerStateStatusEnum as S;
+            let inspected = bounded(
+                "inspect container",
+                self.docker
+                    .inspect_container(name, None::<InspectContainerOptions>),
+            )
+            .await;
+            match inspected {
+                Ok(c) => Ok(Some(
+                    match c.state.and_then(|s| s.status).unwrap_or(S::EMPTY) {
+                        S::CREATED => ContainerStatus::Created,
+                        S::EXITED | S::DEAD | S::REMOVING => ContainerStatus::Stopped,
+                        S::RUNNING | S::PAUSED | S::RESTARTING | S::STOPPING | S::EMPTY => {
+                            ContainerStatus::Running
+                        }
+                    },
+                )),
+                Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, RtResult<String>> {
         Box::pin(async move {
             let body = ContainerCreateBody {
@@ -654,6 +698,7 @@ pub(crate) mod fake {
             repo: String,
             tag: String,
         },
+        Status(String),
         Create(ContainerSpec),
         Start(String),
         Wait(String),
@@ -680,6 +725,8 @@ pub(crate) mod fake {
         pub(crate) exit_code: Option<i64>,
         /// What containers print.
         pub(crate) logs: Vec<u8>,
+        /// Containers by name, as a restarted agent finds them.
+        pub(crate) containers: BTreeMap<String, ContainerStatus>,
         /// Every call, in order.
         pub(crate) calls: Vec<Call>,
         /// The contexts of builds, and the archives loaded.
@@ -836,6 +883,15 @@ pub(crate) mod fake {
                 s.images.insert(format!("{repo}:{tag}"), info);
                 Ok(())
             })
+        }
+
+        fn container_status<'a>(
+            &'a self,
+            name: &'a str,
+        ) -> BoxFuture<'a, RtResult<Option<ContainerStatus>>> {
+            self.record(Call::Status(name.into()));
+            let status = self.script.lock().unwrap().containers.get(name).copied();
+            Box::pin(async move { Ok(status) })
         }
 
         fn create_container<'a>(

@@ -326,9 +326,16 @@ impl Store for FileStore {
     fn outbox_put(&mut self, e: &OutboxEntry) -> io::Result<()> {
         let t = e.offer.transfer;
         let base = self.dir.join("outbox");
+        let meta = base.join(format!("{t}.json"));
         if let Some(body) = &e.body {
+            // Written with the entry's first metadata, and kept while that exists (later puts
+            // only move the high-water mark). A body without metadata is a leftover of a crash
+            // between the two writes, of another message that got the same transfer number
+            // again (its number was never saved): it is replaced, or this entry would carry
+            // that message's bytes after a restart, never verify at the peer, and hold every
+            // later message back.
             let body_path = base.join(format!("{t}.body"));
-            if !body_path.exists() {
+            if !meta.exists() || !body_path.exists() {
                 write_atomic(&body_path, body)?;
             }
         }
@@ -336,10 +343,7 @@ impl Store for FileStore {
             offer: (&e.offer).into(),
             sent_hwm: e.sent_hwm,
         };
-        write_atomic(
-            &base.join(format!("{t}.json")),
-            &serde_json::to_vec(&f).map_err(invalid)?,
-        )
+        write_atomic(&meta, &serde_json::to_vec(&f).map_err(invalid)?)
     }
 
     fn outbox_remove(&mut self, t: u64) -> io::Result<()> {
@@ -550,5 +554,43 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s.load().unwrap().counters.delivered_seq, 3);
+    }
+
+    /// Issue 11 (the crash test): a kill between a message's body and its metadata leaves the
+    /// body alone; the next message gets the same transfer number and must not inherit it.
+    #[test]
+    fn a_body_left_by_a_crash_is_not_taken_for_the_next_message() {
+        let dir = std::env::temp_dir().join(format!("orbitdock-store-{}", rand::random::<u64>()));
+        let layout = ObjectLayout::new(dir.join("objects"));
+        let entry = |bytes: &[u8]| OutboxEntry {
+            offer: Offer {
+                transfer: 116,
+                kind: TransferKind::Message { seq: 112 },
+                size: bytes.len() as u64,
+                priority: 0,
+                digest: Digest::of(bytes),
+            },
+            sent_hwm: 0,
+            body: Some(bytes.to_vec()),
+        };
+        {
+            let mut s = FileStore::open(&dir, layout.clone()).unwrap();
+            // What the killed process wrote of its message: the body only.
+            write_atomic(&dir.join("outbox/116.body"), b"the lost message").unwrap();
+            assert!(s.load().unwrap().outbox.is_empty());
+            s.outbox_put(&entry(b"the next message")).unwrap();
+            // Later puts keep the body.
+            let mut moved = entry(b"the next message");
+            moved.sent_hwm = 1;
+            s.outbox_put(&moved).unwrap();
+        }
+        let loaded = FileStore::open(&dir, layout).unwrap().load().unwrap();
+        assert_eq!(loaded.outbox.len(), 1);
+        assert_eq!(
+            loaded.outbox[0].body.as_deref(),
+            Some(&b"the next message"[..])
+        );
+        assert_eq!(loaded.outbox[0].sent_hwm, 1);
+        let _ = fs::remove_dir_all(dir);
     }
 }

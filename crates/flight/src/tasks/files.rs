@@ -8,6 +8,32 @@
 use super::*;
 
 impl Executor {
+    /// The objects a finished downlink (`kind`, with its recorded `outputs`) sent, to send again:
+    /// they went to the outbox in memory, and a restart before the link stored them lost them,
+    /// while the task's event is sent again from the plan's record. The ground then waits for
+    /// files that never come. Those no longer in the store are left out; the link delivers an
+    /// object the ground has already at no harm.
+    pub(crate) fn downlinked(
+        &self,
+        kind: &TaskKind,
+        outputs: Option<&TaskOutputs>,
+    ) -> Vec<Outgoing> {
+        let (TaskKind::Downlink { .. }, Some(outputs)) = (kind, outputs) else {
+            return Vec::new();
+        };
+        let mut seen = HashSet::new();
+        outputs
+            .files
+            .iter()
+            .filter(|f| seen.insert(f.digest) && self.store.missing([f.digest]).is_empty())
+            .map(|f| Outgoing::Object {
+                digest: f.digest,
+                size: f.size,
+                priority: DOWNLINK_PRIORITY,
+            })
+            .collect()
+    }
+
     #[allow(clippy::result_large_err)]
     pub(super) async fn uplink(
         &self,

@@ -5,6 +5,7 @@ use dockerfile::onboard::Target;
 use wire::names::TenantName;
 
 use super::*;
+use crate::runtime::ContainerStatus;
 
 impl Executor {
     pub(super) async fn pod_run(
@@ -23,62 +24,69 @@ impl Executor {
             }
             env.push(format!("{k}={v}"));
         }
-        // A pod writes into the volumes: not while the disk is below the state reserve or the
-        // tenant's volumes are over their limit.
-        self.room_for_work().await?;
-        self.tenant_within_limit(tenant).await?;
         let (root, owner) = self
             .volumes
             .ensure_volume(tenant, pod.volume)
             .map_err(execution_error)?;
         let short: String = execution.chars().take(8).collect();
         let name = format!("orbitdock-{tenant}-{}-{short}", pod.name);
-        // A container of the same name is a leftover of this task cut short by a restart.
-        if let Err(e) = self.runtime.remove_container(&name).await {
-            tracing::warn!(container = name, error = %e.message, "cannot remove a leftover container");
-        }
-        let mut labels = labels(tenant, execution);
-        labels.insert("org.orbitdock".into(), "1".into());
-        labels.insert("org.orbitdock.pod".into(), pod.name.into());
-        let non_empty = |v: Option<&[String]>| v.filter(|v| !v.is_empty()).map(<[String]>::to_vec);
-        let spec = ContainerSpec {
-            name,
-            image: image.clone(),
-            user: format!("{}:{}", owner.uid, owner.gid),
-            hostname: hostname(tenant, pod.name),
-            entrypoint: non_empty(pod.command),
-            cmd: non_empty(pod.args),
-            env,
-            data_dir: root.clone(),
-            labels,
-            tmp_bytes: self.disk.limits.pod_tmp_bytes,
-            log_bytes: self.disk.limits.pod_log_bytes,
-        };
-        let id = match self.runtime.create_container(&spec).await {
-            Ok(id) => id,
-            Err(e) if e.kind == RuntimeErrorKind::NotFound => {
-                return Err(TaskResult::fail(
-                    ErrorCode::DockerImageNotFound,
-                    format!("image {image}: {}", e.message),
-                ));
+        // A pod runs once, whatever restarts the agent goes through. A run that ended before a
+        // restart left its outcome in the state folder: that outcome stands.
+        let record = self.pod_record(execution, pod.name);
+        if let Some(result) = read_pod_record(record.as_deref()).await {
+            tracing::info!(
+                container = name,
+                "a pod ended before the restart; its outcome stands"
+            );
+            if let Err(e) = self.runtime.remove_container(&name).await {
+                tracing::warn!(container = name, error = %e.message, "cannot remove a pod's container");
             }
-            Err(e) => {
-                return Err(execution_error(format!(
-                    "cannot create the pod: {}",
-                    e.message
-                )));
+            return Ok(result);
+        }
+        // A container of this name was left by this task, cut short by a restart: it is taken
+        // up again, never run a second time (created: started now; running: waited for; stopped:
+        // its exit code is the outcome). If the engine cannot say, the task fails rather than
+        // risk a second run.
+        let left = self.runtime.container_status(&name).await.map_err(|e| {
+            execution_error(format!(
+                "cannot inspect the pod's container {name}: {}",
+                e.message
+            ))
+        })?;
+        let (id, outcome) = match left {
+            Some(status) => {
+                tracing::info!(
+                    container = name,
+                    ?status,
+                    "taking up a pod left by a restart"
+                );
+                let outcome = match status {
+                    ContainerStatus::Created => self.supervise(tenant, &name, pod.limit).await,
+                    // Its time limit starts again: how long it ran before is not known here.
+                    ContainerStatus::Running | ContainerStatus::Stopped => {
+                        self.wait_within(tenant, &name, pod.limit).await
+                    }
+                };
+                (name, outcome)
+            }
+            None => {
+                // A new pod writes into the volumes: not while the disk is below the state
+                // reserve or the tenant's volumes are over their limit.
+                self.room_for_work().await?;
+                self.tenant_within_limit(tenant).await?;
+                let id = self
+                    .create_pod(tenant, execution, &pod, name, &image, env, &root, owner)
+                    .await?;
+                let outcome = self.supervise(tenant, &id, pod.limit).await;
+                (id, outcome)
             }
         };
         let log = LogBook::new(POD_LOG_KEEP);
-        let outcome = self.supervise(tenant, &id, pod.limit).await;
         if let Err(e) = self.runtime.container_logs(&id, &log).await {
             log.push_line(&format!(
                 "[orbitdock: the pod's output could not be read: {}]",
                 e.message
             ));
-        }
-        if let Err(e) = self.runtime.remove_container(&id).await {
-            tracing::warn!(container = id, error = %e.message, "cannot remove a pod's container");
         }
         self.write_pod_log(&root, owner, pod.name, &log).await;
         let tail = log.tail();
@@ -119,16 +127,97 @@ impl Executor {
                 r
             }
         };
-        Ok(result.tail(tail))
+        let result = result.tail(tail);
+        // The outcome is saved before the container goes: a restart in between finds one or the
+        // other, so the pod is not run again.
+        write_pod_record(record.as_deref(), &result).await;
+        if let Err(e) = self.runtime.remove_container(&id).await {
+            tracing::warn!(container = id, error = %e.message, "cannot remove a pod's container");
+        }
+        Ok(result)
     }
 
-    /// Starts the container and waits for it within `limit`, stopping it when it overruns, when
-    /// free space under the volumes falls below the state reserve, or when the tenant's volumes
-    /// go over their limit (looked at every [`POD_DISK_CHECK`]).
+    /// Creates the pod's container as `name`; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_pod(
+        &self,
+        tenant: &str,
+        execution: &str,
+        pod: &Pod<'_>,
+        name: String,
+        image: &str,
+        env: Vec<String>,
+        root: &Path,
+        owner: Owner,
+    ) -> Step<String> {
+        let mut labels = labels(tenant, execution);
+        labels.insert("org.orbitdock".into(), "1".into());
+        labels.insert("org.orbitdock.pod".into(), pod.name.into());
+        let non_empty = |v: Option<&[String]>| v.filter(|v| !v.is_empty()).map(<[String]>::to_vec);
+        let spec = ContainerSpec {
+            name,
+            image: image.to_string(),
+            user: format!("{}:{}", owner.uid, owner.gid),
+            hostname: hostname(tenant, pod.name),
+            entrypoint: non_empty(pod.command),
+            cmd: non_empty(pod.args),
+            env,
+            data_dir: root.to_path_buf(),
+            labels,
+            tmp_bytes: self.disk.limits.pod_tmp_bytes,
+            log_bytes: self.disk.limits.pod_log_bytes,
+        };
+        match self.runtime.create_container(&spec).await {
+            Ok(id) => Ok(id),
+            Err(e) if e.kind == RuntimeErrorKind::NotFound => Err(TaskResult::fail(
+                ErrorCode::DockerImageNotFound,
+                format!("image {image}: {}", e.message),
+            )),
+            Err(e) => Err(execution_error(format!(
+                "cannot create the pod: {}",
+                e.message
+            ))),
+        }
+    }
+
+    /// Where the outcome of `execution`'s pod `pod` is kept until its plan finishes:
+    /// `<state>/pods/<execution>/<pod>.json` (the scratch folder is `<state>/tmp`). `None` for an
+    /// execution id that is not a safe folder name (then nothing is kept).
+    fn pod_record(&self, execution: &str, pod: &str) -> Option<PathBuf> {
+        names::check_execution(execution).ok()?;
+        Some(
+            self.scratch
+                .with_file_name("pods")
+                .join(execution)
+                .join(format!("{pod}.json")),
+        )
+    }
+
+    /// Forgets the pod outcomes kept for `execution` (its plan has finished; they are never
+    /// needed again).
+    pub(crate) fn forget_pods(&self, execution: &str) {
+        if names::check_execution(execution).is_ok() {
+            let dir = self.scratch.with_file_name("pods").join(execution);
+            if let Err(e) = fs::remove_dir_all(&dir)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                tracing::warn!(folder = %dir.display(), error = %e, "cannot remove kept pod outcomes");
+            }
+        }
+    }
+
+    /// Starts the container and waits for it as [`wait_within`](Self::wait_within) does.
     async fn supervise(&self, tenant: &str, id: &str, limit: Duration) -> PodOutcome {
         if let Err(e) = self.runtime.start_container(id).await {
             return PodOutcome::StartFailed(e.message);
         }
+        self.wait_within(tenant, id, limit).await
+    }
+
+    /// Waits for the started container within `limit`, stopping it when it overruns, when free
+    /// space under the volumes falls below the state reserve, or when the tenant's volumes go
+    /// over their limit (looked at every [`POD_DISK_CHECK`]).
+    async fn wait_within(&self, tenant: &str, id: &str, limit: Duration) -> PodOutcome {
         let deadline = tokio::time::sleep(limit);
         let wait = self.runtime.wait_container(id);
         tokio::pin!(deadline, wait);
@@ -220,6 +309,69 @@ impl Executor {
                 self.catalogue.join(", ")
             ),
         )
+    }
+}
+
+/// A pod's outcome as kept in the state folder (see `Executor::pod_record`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PodRecord {
+    error: Option<TaskError>,
+    outputs: TaskOutputs,
+}
+
+/// The kept outcome of a pod, if there is one that reads.
+async fn read_pod_record(path: Option<&Path>) -> Option<TaskResult> {
+    let path = path?.to_path_buf();
+    let bytes = match blocking(move || fs::read(&path)).await.ok()? {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a pod's kept outcome");
+            return None;
+        }
+    };
+    match serde_json::from_slice::<PodRecord>(&bytes) {
+        Ok(r) => Some(TaskResult {
+            error: r.error,
+            outputs: r.outputs,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "a pod's kept outcome does not read; set aside");
+            None
+        }
+    }
+}
+
+/// Keeps a pod's outcome, synced. A failure only warns: the container is removed all the same,
+/// so a restart before the plan's progress is saved would run the pod again; that takes a state
+/// folder that cannot be written as well as a crash.
+async fn write_pod_record(path: Option<&Path>, result: &TaskResult) {
+    let Some(path) = path.map(Path::to_path_buf) else {
+        return;
+    };
+    let record = PodRecord {
+        error: result.error.clone(),
+        outputs: result.outputs.clone(),
+    };
+    let Ok(bytes) = serde_json::to_vec(&record) else {
+        return;
+    };
+    let written = blocking(move || -> io::Result<()> {
+        let Some(dir) = path.parent() else {
+            return Ok(());
+        };
+        fs::create_dir_all(dir)?;
+        // The new folders' entries are synced too, or the record could vanish with a crash.
+        for d in [dir.parent(), Some(dir)].into_iter().flatten() {
+            File::open(d)?.sync_all()?;
+        }
+        fsutil::write_atomic(&path, &bytes)
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot keep a pod's outcome"),
+        Err(_) => tracing::warn!("cannot keep a pod's outcome"),
     }
 }
 
@@ -385,6 +537,65 @@ mod tests {
                 .iter()
                 .any(|c| matches!(c, Call::Create(s) if s.image == "busybox:latest"))
         );
+    }
+
+    /// What the fake saw of containers: creations, starts and waits, by name.
+    fn container_calls(r: &Rig) -> Vec<String> {
+        r.fake
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Create(s) => Some(format!("create {}", s.name)),
+                Call::Start(id) => Some(format!("start {id}")),
+                Call::Wait(id) => Some(format!("wait {id}")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Issue 11: an agent killed while its pod ran must not run the pod again when it resumes
+    /// the task: the container it left is taken up, and an outcome kept before the container
+    /// was removed stands.
+    #[tokio::test]
+    async fn a_pod_left_by_a_restart_is_taken_up_not_run_again() {
+        const NAME: &str = "orbitdock-alice-p1-exec0123";
+        for (left, want) in [
+            (ContainerStatus::Running, vec![format!("wait {NAME}")]),
+            (ContainerStatus::Stopped, vec![format!("wait {NAME}")]),
+            (
+                ContainerStatus::Created,
+                vec![format!("start {NAME}"), format!("wait {NAME}")],
+            ),
+        ] {
+            let r = rig(|s| {
+                s.exit_code = Some(0);
+                s.logs = b"done\n".to_vec();
+                s.containers.insert(NAME.into(), left);
+            });
+            let res = r.run(pod(image("busybox", "latest"), None)).await;
+            assert!(res.succeeded(), "{left:?}: {res:?}");
+            assert_eq!(res.outputs.log_tail, ["done"]);
+            assert_eq!(container_calls(&r), want, "{left:?}");
+            assert_eq!(r.fake.calls().last(), Some(&Call::Remove(NAME.into())));
+        }
+
+        // The pod ended and its container was removed, but the plan's progress was not saved:
+        // the task runs again and finds the kept outcome.
+        let r = rig(|s| {
+            s.exit_code = Some(3);
+            s.logs = b"boom\n".to_vec();
+        });
+        let first = r.run(pod(image("busybox", "latest"), None)).await;
+        assert_eq!(code(&first), Some(4));
+        let calls = container_calls(&r).len();
+        let again = r.run(pod(image("busybox", "latest"), None)).await;
+        assert_eq!(again, first);
+        assert_eq!(container_calls(&r).len(), calls, "nothing was run again");
+        // Once the plan has finished, the kept outcome goes.
+        r.exec.forget_pods("exec0123456789");
+        let third = r.run(pod(image("busybox", "latest"), None)).await;
+        assert_eq!(third, first);
+        assert!(container_calls(&r).len() > calls);
     }
 
     #[test]
