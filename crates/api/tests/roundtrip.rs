@@ -210,13 +210,24 @@ fn executions() {
 
 #[test]
 fn systems() {
+    let declared = json!({"platform": "linux/arm64", "builder": "classic",
+        "catalogue": [{"name": "busybox:latest", "digest": null, "platform": "linux/arm64",
+                       "shell": true, "libraries": [], "glibc": null, "interpreters": ["sh"],
+                       "layers": []}]});
     check::<api::SystemList>(json!({"systems": [
         {"name": "em", "platform": null, "last_seen": null,
          "catalogue": [{"name": "busybox:latest", "platform": "linux/arm64", "digest": null,
-                        "description": "…"}]},
+                        "description": "…"}],
+         "declared": declared, "engine": null, "drift": []},
         {"name": "fm", "platform": "linux/arm64", "last_seen": "…",
          "catalogue": [{"name": "busybox:latest", "platform": "linux/arm64",
-                        "digest": "sha256:00", "description": "…"}]}]}));
+                        "digest": "sha256:00", "description": "…"}],
+         "declared": declared,
+         "engine": {"platform": "linux/arm64", "builder": "classic",
+                    "images": [{"name": "busybox:latest", "id": "sha256:00",
+                                "platform": "linux/arm64"}]},
+         "drift": [{"kind": "digest_mismatch", "subject": "busybox:latest",
+                    "declared": "sha256:01", "reported": "sha256:00", "message": "…"}]}]}));
     check::<api::VolumeList>(json!({"volumes": [{"name": "demo", "files": 3, "bytes": 5012}]}));
     check::<api::VolumeFileList>(json!({"files": [
         {"path": "in/input.txt", "size": 5000, "is_dir": false, "modified": "…"}]}));

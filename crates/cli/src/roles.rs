@@ -276,6 +276,7 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
         contact: link::Contact::Always,
         plan_verifier: read_plan_public_key(&plan_pub)?,
         builder: wire::Builder::Classic,
+        catalogue: None,
         limits: match &a.limits {
             Some(file) => flight::DiskLimits::load(file)?,
             None => flight::DiskLimits::default(),
@@ -285,6 +286,7 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
     if let Some(file) = &a.systems_file {
         if let Some(d) = crate::systems::declarations(file)?.get(&config.system) {
             config.builder = d.builder;
+            config.catalogue = Some(wire::of_description(d));
         }
         let systems = crate::systems::load(file)?;
         let (contact, rate) = contact_of(systems.get(&config.system), false)?;

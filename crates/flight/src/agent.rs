@@ -158,6 +158,10 @@ impl Agent {
         if !pending.is_empty() {
             tracing::info!(plans = pending.len(), "resuming unfinished plans");
         }
+        let bases = config
+            .catalogue
+            .clone()
+            .unwrap_or_else(|| wire::catalogue(&names::host_platform()));
         let exec = Executor {
             runtime,
             volumes: Arc::new(Volumes::open(&config.volumes_dir, state)?),
@@ -169,10 +173,8 @@ impl Agent {
             )),
             scratch,
             outbox,
-            catalogue: wire::catalogue(&names::host_platform())
-                .into_iter()
-                .map(|b| b.name)
-                .collect(),
+            catalogue: bases.iter().map(|b| b.name.clone()).collect(),
+            bases,
             builder: config.builder,
             object_wait: OBJECT_WAIT,
         };
@@ -283,7 +285,7 @@ impl Agent {
         Message::Hello {
             agent: self.inner.system.clone(),
             platform: names::host_platform(),
-            catalogue: catalogue_of(self.inner.exec.runtime.as_ref()).await,
+            catalogue: catalogue_of(self.inner.exec.runtime.as_ref(), &self.inner.exec.bases).await,
             boot: self.inner.boot,
             holds: self.inner.plans.held(wire::MAX_HELD_PLANS),
             engine: crate::catalogue::engine_report(
@@ -719,8 +721,8 @@ fn record_event(execution: &str, r: &TaskRecord) -> Message {
 }
 
 /// The catalogue with the ids of the images present.
-pub(crate) async fn catalogue_of(runtime: &dyn Runtime) -> Vec<BaseImage> {
-    let mut out = wire::catalogue(&names::host_platform());
+pub(crate) async fn catalogue_of(runtime: &dyn Runtime, bases: &[BaseImage]) -> Vec<BaseImage> {
+    let mut out = bases.to_vec();
     for entry in &mut out {
         entry.digest = match runtime.inspect_image(&entry.name).await {
             Ok(Some(info)) => info.id.parse().ok(),
@@ -734,143 +736,9 @@ pub(crate) async fn catalogue_of(runtime: &dyn Runtime) -> Vec<BaseImage> {
     out
 }
 
-/// Handles one event of the link, trying again after an error (or a panic) up to
-/// [`link::MESSAGE_ATTEMPTS`] times; then gives up on it with an error logged and counted.
-async fn handle_with_retries(agent: &Agent, event: LinkEvent) {
-    let mut wait = link::MESSAGE_RETRY_AFTER;
-    for attempt in 1..=link::MESSAGE_ATTEMPTS {
-        let error = match std::panic::catch_unwind(AssertUnwindSafe(|| {
-            agent.handle_event(event.clone())
-        })) {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "the handler panicked".to_string(),
-        };
-        if attempt == link::MESSAGE_ATTEMPTS {
-            if matches!(event, LinkEvent::Message { .. }) {
-                agent.inner.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            tracing::error!(attempts = attempt, %error, "gave up on a link event");
-            return;
-        }
-        tracing::warn!(attempt, %error, "could not handle a link event; trying again");
-        tokio::time::sleep(wait).await;
-        wait *= 2;
-    }
-}
-
-/// Runs the agent behind the link until the task running it is aborted or something fatal
-/// happens (the link endpoint or Docker connection fails). The link endpoint keeps its session in
-/// `state_dir/link/` and uses the agent's object store as its object directory.
-pub async fn run(config: FlightConfig) -> Result<(), Error> {
-    let (outbox, mut out_rx) = mpsc::channel::<Outgoing>(OUTBOX);
-    let agent = Agent::connect(
-        AgentConfig {
-            system: config.system.clone(),
-            state_dir: config.state_dir.clone(),
-            volumes_dir: config.volumes_dir.clone(),
-            plan_verifier: Some(config.plan_verifier.clone()),
-            builder: config.builder,
-            limits: config.limits,
-        },
-        outbox.clone(),
-    )
-    .await?;
-    let endpoint = link::EndpointConfig {
-        bind: config.bind,
-        peer: config.link,
-        key: config.key.clone(),
-        sends: wire::Direction::Down,
-        state_dir: config.state_dir.join("link"),
-        objects: agent.object_layout(),
-        rate_bits_per_sec: config.rate_bits_per_sec,
-        contact: config.contact.clone(),
-    };
-    let (sender, mut receiver) = link::spawn_endpoint(endpoint).await.map_err(|e| {
-        Error::new(
-            ErrorKind::Link,
-            format!("cannot open the link endpoint on {}: {e}", config.bind),
-        )
-    })?;
-    // Dropping the set (when this future is dropped or returns) aborts every task in it.
-    let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
-    let acks = sender.clone();
-    {
-        let sender = sender.clone();
-        tasks.spawn(async move {
-            while let Some(out) = out_rx.recv().await {
-                let sent = match out {
-                    Outgoing::Message(m) => sender.send(wire::encode_message(&m)).await,
-                    Outgoing::Object {
-                        digest,
-                        size,
-                        priority,
-                    } => sender.send_object(digest, size, priority).await,
-                };
-                sent.map_err(|e| Error::new(ErrorKind::Link, e.to_string()))?;
-            }
-            Ok(())
-        });
-    }
-    tracing::info!(system = config.system, bind = %config.bind, link = %config.link, "flight agent running");
-    {
-        let (agent, outbox) = (agent.clone(), outbox.clone());
-        tasks.spawn(async move {
-            let mut every = tokio::time::interval(HELLO_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut first = true;
-            loop {
-                every.tick().await;
-                // The session keeps every message until the ground has it: a Hello while the
-                // link is down or still busy with earlier ones would only pile up.
-                let link = sender.stats();
-                if !first && (!link.up || link.outgoing > 0) {
-                    continue;
-                }
-                first = false;
-                let hello = agent.hello().await;
-                outbox
-                    .send(Outgoing::Message(hello))
-                    .await
-                    .map_err(|_| Error::new(ErrorKind::Link, "the outbox closed"))?;
-            }
-        });
-    }
-    {
-        let agent = agent.clone();
-        tasks.spawn(async move {
-            agent.run_plans().await;
-            Ok(())
-        });
-    }
-    tasks.spawn(crate::disk::keep_reserve(agent.inner.exec.disk.clone()));
-    loop {
-        tokio::select! {
-            event = receiver.recv() => match event {
-                Some(event) => {
-                    let seq = match &event {
-                        LinkEvent::Message { seq, .. } => Some(*seq),
-                        _ => None,
-                    };
-                    handle_with_retries(&agent, event).await;
-                    if let Some(seq) = seq {
-                        acks.done(seq)
-                            .await
-                            .map_err(|e| Error::new(ErrorKind::Link, e.to_string()))?;
-                    }
-                }
-                None => return Err(Error::new(ErrorKind::Link, "the link endpoint stopped")),
-            },
-            Some(done) = tasks.join_next() => {
-                return Err(match done {
-                    Ok(Err(e)) => e,
-                    Ok(Ok(())) => Error::new(ErrorKind::Link, "an agent task stopped unexpectedly"),
-                    Err(e) => Error::new(ErrorKind::Link, format!("an agent task failed: {e}")),
-                });
-            }
-        }
-    }
-}
+#[path = "agent_run.rs"]
+mod behind_link;
+pub use behind_link::run;
 
 #[cfg(test)]
 mod tests {
@@ -893,12 +761,47 @@ mod tests {
             volumes_dir: dir.join("volumes"),
             plan_verifier: None,
             builder: wire::Builder::Classic,
+            catalogue: None,
             limits: crate::DiskLimits::default(),
         };
         (
             Agent::with_runtime(&config, Arc::new(fake), tx).unwrap(),
             rx,
         )
+    }
+
+    /// The systems file's catalogue is the one builds and pods are judged against onboard and
+    /// the one each Hello reports, not the built-in default.
+    #[tokio::test]
+    async fn the_declared_catalogue_is_the_onboard_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = mpsc::channel(16);
+        let config = AgentConfig {
+            system: "em".into(),
+            state_dir: dir.path().join("state"),
+            volumes_dir: dir.path().join("volumes"),
+            plan_verifier: None,
+            builder: wire::Builder::Classic,
+            catalogue: Some(vec![wire::BaseImage {
+                name: "alpine:3.20".into(),
+                platform: "linux/amd64".into(),
+                digest: None,
+                description: String::new(),
+            }]),
+            limits: crate::DiskLimits::default(),
+        };
+        let agent = Agent::with_runtime(&config, Arc::new(FakeRuntime::default()), tx).unwrap();
+        let exec = &agent.inner.exec;
+        assert_eq!(exec.catalogue, ["alpine:3.20"]);
+        assert_eq!(
+            dockerfile::onboard::classify("alpine:3.20", &exec.catalogue),
+            Some(dockerfile::onboard::Target::Catalogue("alpine:3.20".into()))
+        );
+        let reported = catalogue_of(exec.runtime.as_ref(), &exec.bases).await;
+        assert_eq!(
+            reported.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+            ["alpine:3.20"]
+        );
     }
 
     fn task(id: &str, on_failure: OnFailure, kind: TaskKind) -> PlanTask {
@@ -1205,6 +1108,7 @@ mod tests {
             volumes_dir: dir.join("volumes"),
             plan_verifier: Some(ground.verifier()),
             builder: wire::Builder::Classic,
+            catalogue: None,
             limits: crate::DiskLimits::default(),
         };
         (Agent::with_runtime(&config, fake, tx).unwrap(), rx)

@@ -11,7 +11,7 @@ use crate::runtime::{DockerRuntime, Runtime};
 /// The catalogue with the ids of the images present onboard (`digest: None` when missing).
 pub async fn catalogue_status() -> Result<Vec<BaseImage>, Error> {
     let runtime = DockerRuntime::connect().await?;
-    Ok(catalogue_of(&runtime).await)
+    Ok(catalogue_of(&runtime, &wire::catalogue(&names::host_platform())).await)
 }
 
 /// What the engine holds, read through the runtime: every named image except the tenants' own
@@ -103,6 +103,7 @@ mod tests {
             volumes_dir: dir.path().join("volumes"),
             plan_verifier: None,
             builder: wire::Builder::BuildKit,
+            catalogue: None,
             limits: crate::DiskLimits::default(),
         };
         let e = crate::Agent::connect(config, tx).await.unwrap_err();

@@ -29,6 +29,9 @@ pub struct FlightConfig {
     /// unless it says otherwise): Dockerfiles are judged as it reads them, and every `Hello`
     /// reports it.
     pub builder: wire::Builder,
+    /// The base images this system carries (the systems file's `catalogue`); `None`: the
+    /// default catalogue for this machine's platform. Builds and pods are judged against it.
+    pub catalogue: Option<Vec<wire::BaseImage>>,
     /// What the agent may copy and keep on its disks, and the reserve for its own state.
     pub limits: DiskLimits,
 }
@@ -47,6 +50,8 @@ pub struct AgentConfig {
     pub plan_verifier: Option<wire::PlanVerifier>,
     /// The builder the engine builds with (see [`FlightConfig::builder`]).
     pub builder: wire::Builder,
+    /// The declared catalogue (see [`FlightConfig::catalogue`]).
+    pub catalogue: Option<Vec<wire::BaseImage>>,
     /// What the agent may copy and keep on its disks, and the reserve for its own state.
     pub limits: DiskLimits,
 }

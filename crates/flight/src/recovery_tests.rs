@@ -63,6 +63,7 @@ fn start(dir: &Path) -> (Result<Agent, crate::Error>, mpsc::Receiver<Outgoing>) 
         volumes_dir: dir.join("volumes"),
         plan_verifier: Some(wire::PlanSigner::from_bytes(GROUND_KEY).verifier()),
         builder: wire::Builder::Classic,
+        catalogue: None,
         limits: crate::DiskLimits::default(),
     };
     (

@@ -197,6 +197,7 @@ impl World {
             volumes_dir: volumes.clone(),
             plan_verifier: None,
             builder: wire::Builder::Classic,
+            catalogue: None,
             limits,
         };
         let agent = Agent::connect(config, tx)

@@ -169,6 +169,7 @@ impl Setup {
             contact: link::Contact::Always,
             plan_verifier: signer.verifier(),
             builder: wire::Builder::Classic,
+            catalogue: None,
             limits: flight::DiskLimits::default(),
         };
         let agent = tokio::spawn(flight::run(config));

@@ -417,6 +417,28 @@ struct Batch {
     snapshots: Vec<oneshot::Sender<LinkStats>>,
 }
 
+impl Command {
+    /// A copy of a command that queues a message or an object.
+    fn queued_copy(&self) -> Option<Command> {
+        match self {
+            Command::Message { bytes, once } => Some(Command::Message {
+                bytes: bytes.clone(),
+                once: *once,
+            }),
+            Command::Object {
+                digest,
+                size,
+                priority,
+            } => Some(Command::Object {
+                digest: *digest,
+                size: *size,
+                priority: *priority,
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl Batch {
     fn is_empty(&self) -> bool {
         self.datagrams.is_empty()
@@ -477,6 +499,10 @@ impl Core {
         if let Some(command) = batch.command {
             match command {
                 Command::Message { bytes, once } => {
+                    #[cfg(test)]
+                    if tests::FAIL_NEXT_MESSAGE.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                        panic!("a step fails while it queues a message, as a test asked");
+                    }
                     let digest = Digest::of(&bytes);
                     if once && self.session.has_outgoing_message(&digest) {
                         tracing::debug!(%digest, "the message already waits in the outbox");
@@ -617,6 +643,9 @@ async fn drive(
     // The last step left events waiting for room; room has been seen since.
     let (mut blocked, mut room) = (false, false);
     let mut commands_open = true;
+    // A copy of the queuing command the running step took, and one to take again: the
+    // application was told it is queued, so a step that fails does not lose it.
+    let (mut taken, mut redo): (Option<Command>, Option<Command>) = (None, None);
     loop {
         if step.is_none() {
             // Datagrams aside: a peer that keeps sending must not keep a closed endpoint alive.
@@ -624,13 +653,19 @@ async fn drive(
                 && events.is_closed()
                 && batch.command.is_none()
                 && batch.done.is_none()
+                && redo.is_none()
             {
                 return;
             }
-            if !batch.is_empty() || room || Instant::now() >= deadline {
+            if !batch.is_empty() || redo.is_some() || room || Instant::now() >= deadline {
                 let Some(mut c) = core.take() else {
                     return;
                 };
+                if let Some(again) = redo.take() {
+                    // It goes first; a command taken since waits for the next step.
+                    redo = batch.command.replace(again);
+                }
+                taken = batch.command.as_ref().and_then(Command::queued_copy);
                 let b = std::mem::take(&mut batch);
                 room = false;
                 step = Some(tokio::task::spawn_blocking(move || {
@@ -667,6 +702,13 @@ async fn drive(
                         // protocol recovers it the same way: unacknowledged messages come again.
                         failures += 1;
                         tracing::error!(error = %e, failures, "a link step failed; the session is opened again from its state");
+                        // Taken again once; a command that fails its step twice in a row is
+                        // dropped (it may be what fails), with a line that says so.
+                        match (taken.take(), failures) {
+                            (Some(c), 1) => redo = Some(c),
+                            (Some(_), _) => tracing::error!("a queued message or object is dropped after failing twice"),
+                            (None, _) => {}
+                        }
                         let wait = Duration::from_millis(100) * 2u32.pow(failures.min(10) - 1);
                         core = Some(reopen.again(wait.min(Duration::from_secs(60))).await);
                         deadline = Instant::now();
@@ -692,6 +734,10 @@ async fn drive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Makes the next step that queues a message panic, once.
+    pub(super) static FAIL_NEXT_MESSAGE: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
 
     fn config(
         dir: &std::path::Path,
@@ -731,7 +777,8 @@ mod tests {
     }
 
     /// A step that panics does not stop the endpoint: the session is opened again from its
-    /// state and messages keep crossing both ways.
+    /// state, the message the failed step was queueing is queued again, and messages keep
+    /// crossing both ways.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failed_step_opens_the_session_again_and_the_link_goes_on() {
         let (g, f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -750,8 +797,10 @@ mod tests {
         flight.done(seq).await.unwrap();
         flight.stats_now().await.unwrap();
 
-        ground.fail_a_step().await.unwrap();
         flight.fail_a_step().await.unwrap();
+        // The ground's step fails while it queues "after": the message is queued all the same
+        // once the session is open again.
+        FAIL_NEXT_MESSAGE.store(true, std::sync::atomic::Ordering::SeqCst);
         ground.send(b"after".to_vec()).await.unwrap();
         flight.send(b"down".to_vec()).await.unwrap();
         assert_eq!(next_message(&mut flight_rx).await.1, b"after");

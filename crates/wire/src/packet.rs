@@ -168,6 +168,19 @@ impl EpochKey {
     pub fn id(&self) -> [u8; 8] {
         self.id
     }
+
+    /// Opens `body` in place: authenticated with `header`, or [`PacketError::Forged`].
+    fn open(
+        &self,
+        nonce: &Nonce,
+        header: &[u8],
+        body: &mut [u8],
+        tag: &Tag,
+    ) -> Result<(), PacketError> {
+        self.cipher
+            .decrypt_inout_detached(nonce, header, body.into(), tag)
+            .map_err(|_| PacketError::Forged)
+    }
 }
 
 impl std::fmt::Debug for EpochKey {
@@ -329,14 +342,7 @@ impl Opener {
             if !window.check(h.pn) {
                 return Err(PacketError::Replayed);
             }
-            key.cipher
-                .decrypt_inout_detached(
-                    &nonce,
-                    &datagram[..HEADER],
-                    body.as_mut_slice().into(),
-                    &tag,
-                )
-                .map_err(|_| PacketError::Forged)?;
+            key.open(&nonce, &datagram[..HEADER], &mut body, &tag)?;
             window.accept(h.pn);
             return Ok((h.pn, body));
         }
@@ -347,14 +353,7 @@ impl Opener {
             return Err(PacketError::Replayed);
         }
         let key = EpochKey::derive(&self.link_key, self.direction, h.epoch);
-        key.cipher
-            .decrypt_inout_detached(
-                &nonce,
-                &datagram[..HEADER],
-                body.as_mut_slice().into(),
-                &tag,
-            )
-            .map_err(|_| PacketError::Forged)?;
+        key.open(&nonce, &datagram[..HEADER], &mut body, &tag)?;
         window.accept(h.pn);
         let left = match self.current.take() {
             Some((epoch, _, _)) => Some(epoch),

@@ -102,6 +102,7 @@ impl Stack {
             contact: link::Contact::Always,
             plan_verifier: signer.verifier(),
             builder: wire::Builder::Classic,
+            catalogue: None,
             limits: flight::DiskLimits::default(),
         };
         tasks.push(tokio::spawn(async move {

@@ -195,7 +195,14 @@ impl Executor {
                 }
                 total = total.saturating_add(len);
             }
-            let (used, _) = crate::disk::logical_usage(&store_root);
+            let (used, truncated) = crate::disk::logical_usage(&store_root);
+            if truncated {
+                // Not all counted: the store may be over its cap already.
+                return Err(execution_error(format!(
+                    "the object store holds more than {} entries; nothing more is kept until some go",
+                    volumes::MAX_WALK
+                )));
+            }
             Ok(used.saturating_add(total))
         })
         .await??;

@@ -177,6 +177,8 @@ pub(crate) struct Executor {
     pub(crate) outbox: mpsc::Sender<Outgoing>,
     /// Canonical names of the catalogue images.
     pub(crate) catalogue: Vec<String>,
+    /// The catalogue's images as declared (names, platforms, pinned digests).
+    pub(crate) bases: Vec<wire::BaseImage>,
     /// The builder the engine builds with: Dockerfiles are judged as it reads them.
     pub(crate) builder: wire::Builder,
     pub(crate) object_wait: Duration,
@@ -316,6 +318,7 @@ pub(crate) mod tests {
                 .into_iter()
                 .map(|b| b.name)
                 .collect(),
+            bases: wire::catalogue("linux/amd64"),
             builder: wire::Builder::Classic,
             object_wait: Duration::from_millis(200),
         };
