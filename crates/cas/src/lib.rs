@@ -345,6 +345,25 @@ pub fn set_aside(path: &Path) -> io::Result<PathBuf> {
     set_aside_at(path, SystemTime::now())
 }
 
+/// [`set_aside`], with a warning that names the file, `what` it is and why (`error`); a file
+/// that cannot even be renamed is named too. The caller starts without it either way.
+pub fn set_aside_with_warning(path: &Path, what: &str, error: &dyn std::fmt::Display) {
+    match set_aside(path) {
+        Ok(to) => tracing::warn!(
+            file = %path.display(),
+            set_aside_as = %to.display(),
+            %error,
+            "unreadable {what} set aside; starting without it"
+        ),
+        Err(e) => tracing::warn!(
+            file = %path.display(),
+            %error,
+            set_aside_error = %e,
+            "unreadable {what} could not be set aside; starting without it"
+        ),
+    }
+}
+
 /// [`set_aside`] with the time given.
 pub fn set_aside_at(path: &Path, now: SystemTime) -> io::Result<PathBuf> {
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());

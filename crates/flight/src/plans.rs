@@ -266,22 +266,7 @@ impl PlanStore {
 }
 
 /// Sets an unreadable state file aside with a warning naming it and why.
-pub(crate) fn set_aside(path: &Path, what: &str, error: &dyn std::fmt::Display) {
-    match cas::set_aside(path) {
-        Ok(to) => tracing::warn!(
-            file = %path.display(),
-            set_aside_as = %to.display(),
-            %error,
-            "unreadable {what} set aside; starting without it"
-        ),
-        Err(e) => tracing::warn!(
-            file = %path.display(),
-            %error,
-            set_aside_error = %e,
-            "unreadable {what} could not be set aside; starting without it"
-        ),
-    }
-}
+pub(crate) use cas::set_aside_with_warning as set_aside;
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {
     fs::read_dir(dir)

@@ -302,11 +302,7 @@ async fn system_of(ground: &Ground, name: &str) -> Result<preflight::System, Api
                 .into_iter()
                 .filter_map(|b| Some((b.name, b.digest?.to_string())))
                 .collect();
-        if let Some(engine) = r
-            .engine
-            .as_deref()
-            .and_then(db::from_json::<wire::EngineReport>)
-        {
+        if let Some(engine) = r.engine_report() {
             ids.extend(engine.images.into_iter().map(|i| (i.name, i.id)));
         }
         ids

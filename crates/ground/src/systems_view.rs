@@ -79,8 +79,7 @@ async fn declared_html(out: &mut String, g: &Ground, name: &str) -> Result<(), A
     );
     let engine = crate::db::system(g.db(), name)
         .await?
-        .and_then(|r| r.engine)
-        .and_then(|e| crate::db::from_json::<wire::EngineReport>(&e));
+        .and_then(|r| r.engine_report());
     match engine {
         None => out.push_str("<p>No engine report yet.</p>"),
         Some(e) => {

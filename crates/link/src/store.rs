@@ -161,20 +161,7 @@ impl FileStore {
 
 /// Sets an unreadable state file aside with a warning naming it and why.
 fn set_aside(path: &Path, error: &io::Error) {
-    match cas::set_aside(path) {
-        Ok(to) => tracing::warn!(
-            file = %path.display(),
-            set_aside_as = %to.display(),
-            error = %error,
-            "unreadable link state file set aside; starting without it"
-        ),
-        Err(e) => tracing::warn!(
-            file = %path.display(),
-            error = %error,
-            set_aside_error = %e,
-            "unreadable link state file could not be set aside; starting without it"
-        ),
-    }
+    cas::set_aside_with_warning(path, "link state file", error);
 }
 
 fn invalid(e: impl std::fmt::Display) -> io::Error {

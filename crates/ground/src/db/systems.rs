@@ -15,6 +15,13 @@ pub(crate) struct SystemRow {
     pub(crate) engine: Option<String>,
 }
 
+impl SystemRow {
+    /// The engine report, read; `None` before one was reported (or if it does not read).
+    pub(crate) fn engine_report(&self) -> Option<wire::EngineReport> {
+        self.engine.as_deref().and_then(super::from_json)
+    }
+}
+
 pub(crate) async fn upsert_system(
     db: &Db,
     name: &str,

@@ -32,10 +32,7 @@ async fn system_view(g: &Ground, name: &str) -> Result<api::System, ApiError> {
     Ok(match db::system(g.db(), name).await? {
         Some(s) => {
             let catalogue: Vec<wire::BaseImage> = db::json_or_default(&s.catalogue);
-            let engine = s
-                .engine
-                .as_deref()
-                .and_then(db::from_json::<wire::EngineReport>);
+            let engine = s.engine_report();
             api::System {
                 name: name.to_string(),
                 platform: Some(s.platform),
