@@ -37,7 +37,7 @@ pub use operations::{
 };
 pub use session::{Health, LoginRequest, LoginResponse};
 pub use systems::{
-    CatalogueImage, Declaration, DeclaredImage, Drift, EngineImage, EngineReport, Eta,
-    OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer, System, SystemList, Track,
+    CatalogueImage, Declaration, DeclaredImage, Drift, EclipseInterval, EngineImage, EngineReport,
+    Eta, OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer, System, SystemList, Track,
     TrackPoint, Volume, VolumeFile, VolumeFileList, VolumeList,
 };

@@ -186,6 +186,27 @@ pub struct Passes {
     pub always_in_contact: bool,
     /// The passes still open now that start within `hours`, by AOS.
     pub passes: Vec<Pass>,
+    /// The passages through the Earth's shadow still under way now that begin within `hours`,
+    /// in time order (none for a system without an orbit).
+    #[serde(default)]
+    pub eclipses: Vec<EclipseInterval>,
+}
+
+/// One passage through the Earth's shadow (conical model: penumbra and umbra).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EclipseInterval {
+    /// The Earth's limb starts to cover the Sun.
+    pub penumbra_entry: String,
+    /// The whole disc is hidden (absent when the satellite stays in penumbra).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umbra_entry: Option<String>,
+    /// The disc starts to reappear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umbra_exit: Option<String>,
+    /// The disc is whole again.
+    pub penumbra_exit: String,
+    /// Seconds from penumbra entry to exit (to the millisecond).
+    pub duration_s: f64,
 }
 
 /// A sub-satellite point.

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args as ClapArgs, Parser, Subcommand};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 /// What the exit status of `orbitdock` means (the end of `--help`, and README's reference).
 pub(crate) const EXIT_STATUS: &str = "\
@@ -12,7 +12,11 @@ Exit status:
   1  what was asked failed: an error (the server unreachable, a wrong user or password, a
      refused request), an invalid operation, preflight errors that block a start, an
      execution that failed (exec start --wait), lint errors
-  2  usage error: an unknown command or flag, a missing or invalid argument";
+  2  usage error: an unknown command or flag, a missing or invalid argument
+  3  not logged in, or the session was refused (log in again)
+
+With -o json every client verb prints one JSON document on standard output: the API's own
+response type (docs/api.md), or for verbs without one the shape docs/cli.md gives.";
 
 /// orbitdock: run containerised software on satellites.
 ///
@@ -29,6 +33,21 @@ Exit status:
 pub(crate) struct Args {
     #[command(subcommand)]
     pub(crate) command: Command,
+    /// How client verbs print their answer: for a person (`text`) or as the API's JSON.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
+    pub(crate) output: Output,
+    /// Use this saved context (server and session) instead of the current one.
+    #[arg(long, global = true, env = "ORBITDOCK_CONTEXT")]
+    pub(crate) context: Option<String>,
+}
+
+/// How a client verb prints its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// For a person.
+    Text,
+    /// One JSON document: the API's response type.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,8 +60,14 @@ pub(crate) enum Command {
     Link(LinkArgs),
     /// Run the onboard agent, or prepare its base images.
     Flight(FlightArgs),
-    /// Log in to a ground server and remember the session.
+    /// Log in to a ground server and remember the session as a context.
+    #[command(
+        after_help = "Example:\n  printf '%s\\n' \"$PW\" | orbitdock login --server http://127.0.0.1:7700 --user demo --password-stdin"
+    )]
     Login(LoginArgs),
+    /// List, switch and remove saved contexts (a server with its session), like kubectl's.
+    #[command(after_help = "Examples:\n  orbitdock context list\n  orbitdock context use lab")]
+    Context(ContextArgs),
     /// Upload and download namespace files.
     Files(FilesArgs),
     /// Apply, validate and show operations.
@@ -59,20 +84,67 @@ pub(crate) enum Command {
     },
     /// Run a benchmark and print its table.
     Bench(BenchArgs),
-    /// List the upcoming passes of a system (or of every system) with their capacity.
-    Passes {
-        /// The system [default: every system with an orbit].
-        #[arg(long)]
-        system: Option<String>,
-        /// How far ahead, in hours (1 to 168).
-        #[arg(long, default_value_t = 24)]
-        hours: u32,
+    /// List the upcoming passes and eclipses of a system (or of every system) with their
+    /// capacity: from the ground, or offline from a systems file or a TLE.
+    #[command(
+        after_help = "Examples:\n  orbitdock passes --system fm\n  orbitdock passes --systems-file systems.json --system fm --from 2026-12-03T00:00:00Z --hours 12 -o json\n  orbitdock passes --tle sat.tle"
+    )]
+    Passes(PassesArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  orbitdock completions bash > /etc/bash_completion.d/orbitdock"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (orbitdock.1 and one per verb) into a folder.
+    #[command(after_help = "Example:\n  orbitdock man /usr/local/share/man/man1")]
+    Man {
+        /// The folder (created if missing).
+        dir: PathBuf,
     },
     /// Check, on the ground, what would fail onboard: a build context folder (with its
     /// Dockerfile), a Dockerfile, a `docker save` archive or a binary. Exit status 1 on errors.
     Lint(LintArgs),
     /// Make and apply the patches the link carries (see docs/delta.md).
     Delta(DeltaArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct PassesArgs {
+    /// The system [default: every system].
+    #[arg(long)]
+    pub(crate) system: Option<String>,
+    /// How far ahead, in hours (1 to 168).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=168))]
+    pub(crate) hours: u32,
+    /// Predict offline from this systems file (orbits and stations, docs/systems.md).
+    #[arg(long, conflicts_with = "tle")]
+    pub(crate) systems_file: Option<PathBuf>,
+    /// Predict offline from this TLE file (two or three lines) over the demo's stations.
+    #[arg(long)]
+    pub(crate) tle: Option<PathBuf>,
+    /// Start at this UTC instant (RFC 3339, e.g. 2026-12-03T12:00:00Z) instead of now
+    /// (offline only).
+    #[arg(long)]
+    pub(crate) from: Option<String>,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct ContextArgs {
+    #[command(subcommand)]
+    pub(crate) command: ContextCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ContextCommand {
+    /// List the saved contexts; `*` marks the current one.
+    List,
+    /// Make a context the current one.
+    Use { name: String },
+    /// Forget a context and its session.
+    Rm { name: String },
 }
 
 #[derive(Debug, ClapArgs)]
@@ -406,6 +478,12 @@ pub(crate) struct LoginArgs {
     /// Read the password from the first line of standard input.
     #[arg(long, conflicts_with = "password")]
     pub(crate) password_stdin: bool,
+    /// The context's name [default: the server's host:port]. It becomes the current context.
+    #[arg(long = "name")]
+    pub(crate) name: Option<String>,
+    /// Also print the session's token on standard output (for ORBITDOCK_TOKEN in CI).
+    #[arg(long)]
+    pub(crate) print_token: bool,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -417,6 +495,7 @@ pub(crate) struct FilesArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum FilesCommand {
     /// Upload a folder into a namespace, keeping its structure.
+    #[command(after_help = "Example:\n  orbitdock files push ./app -n demo --to /app")]
     Push {
         /// The local folder.
         local_dir: PathBuf,
@@ -427,6 +506,7 @@ pub(crate) enum FilesCommand {
         to: String,
     },
     /// Download a file or a folder: NS:/path LOCAL.
+    #[command(after_help = "Example:\n  orbitdock files pull demo:/out ./results")]
     Pull {
         /// NS:/path
         remote: String,
@@ -434,6 +514,7 @@ pub(crate) enum FilesCommand {
         local: PathBuf,
     },
     /// List a namespace's files.
+    #[command(after_help = "Example:\n  orbitdock files ls demo -o json")]
     Ls { namespace: String },
 }
 
@@ -446,11 +527,20 @@ pub(crate) struct OpArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum OpCommand {
     /// Create or update an operation from its YAML.
+    #[command(after_help = "Example:\n  orbitdock op apply hello.yaml")]
     Apply { file: PathBuf },
     /// Check an operation's YAML without saving it.
+    #[command(after_help = "Example:\n  orbitdock op validate hello.yaml -o json")]
     Validate { file: PathBuf },
     /// Show an operation: NS/OP.
+    #[command(after_help = "Example:\n  orbitdock op show demo/hello")]
     Show { operation: String },
+    /// List your operations (of one namespace with -n).
+    #[command(after_help = "Example:\n  orbitdock op list -n demo -o json")]
+    List {
+        #[arg(long, short)]
+        namespace: Option<String>,
+    },
 }
 
 #[derive(Debug, ClapArgs)]
@@ -462,6 +552,9 @@ pub(crate) struct ExecArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum ExecCommand {
     /// Execute an operation: NS/OP. Exit status 0 only if it succeeded (with --wait).
+    #[command(
+        after_help = "Examples:\n  orbitdock exec start demo/hello --system em --wait\n  orbitdock exec start demo/hello --system fm -o json"
+    )]
     Start {
         operation: String,
         /// The system to run on [default: the operation's, else em].
@@ -475,10 +568,32 @@ pub(crate) enum ExecCommand {
         force: bool,
     },
     /// Show an execution.
+    #[command(after_help = "Example:\n  orbitdock exec show 3f2a9c1e -o json")]
     Show {
         id: String,
-        /// Print the raw JSON.
+        /// Print the raw JSON (the same as -o json).
         #[arg(long)]
         json: bool,
+    },
+    /// List your executions, newest first (of one namespace with -n).
+    #[command(after_help = "Example:\n  orbitdock exec list -n demo -o json")]
+    List {
+        #[arg(long, short)]
+        namespace: Option<String>,
+    },
+    /// Wait until an execution ends. Exit status 0 only if it succeeded.
+    #[command(after_help = "Example:\n  orbitdock exec wait 3f2a9c1e")]
+    Wait { id: String },
+    /// Print the log tails and messages of an execution's tasks (of one task if named).
+    #[command(
+        after_help = "Examples:\n  orbitdock exec logs 3f2a9c1e\n  orbitdock exec logs 3f2a9c1e run --follow"
+    )]
+    Logs {
+        id: String,
+        /// The task's id.
+        task: Option<String>,
+        /// Keep printing until the execution ends.
+        #[arg(long, short)]
+        follow: bool,
     },
 }

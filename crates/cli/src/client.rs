@@ -47,6 +47,18 @@ impl ApiError {
             .unwrap_or_default()
     }
 
+    /// With `-o json`, prints the API's error body on standard output, so a script reads the
+    /// diagnostics or findings as the API gave them.
+    pub(crate) fn print_json_body(&self, json: bool) -> anyhow::Result<()> {
+        if let (true, Some(body)) = (json, &self.body) {
+            let body = api::ErrorBody {
+                error: body.clone(),
+            };
+            println!("{}", serde_json::to_string_pretty(&body)?);
+        }
+        Ok(())
+    }
+
     /// The findings of a preflight that refused to start an execution.
     pub(crate) fn preflight(&self) -> Option<&[api::PreflightFinding]> {
         self.body.as_ref().and_then(|b| b.preflight.as_deref())

@@ -35,31 +35,66 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = args.output == args::Output::Json;
     match runtime.block_on(run(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("orbitdock: error: {e:#}");
-            ExitCode::FAILURE
+            let api = e.downcast_ref::<client::ApiError>();
+            if let Some(err) = api {
+                let _ = err.print_json_body(json);
+            }
+            // Not logged in, or the session refused: log in again.
+            let relogin = e.downcast_ref::<session::NotLoggedIn>().is_some()
+                || api.is_some_and(|a| a.status == reqwest::StatusCode::UNAUTHORIZED);
+            if relogin {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
 async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
     use args::Command;
+    let cli = verbs::Cli {
+        output: args.output,
+        context: args.context,
+    };
     match args.command {
         Command::Demo(a) => demo::run(a).await,
         Command::Ground(a) => roles::ground(a).await,
         Command::Link(a) => roles::link(a).await,
         Command::Flight(a) => roles::flight(a).await,
-        Command::Login(a) => verbs::login(a).await,
-        Command::Files(a) => verbs::files(a).await,
-        Command::Op(a) => verbs::op(a).await,
-        Command::Exec(a) => verbs::exec(a).await,
+        Command::Login(a) => verbs::login(&cli, a).await,
+        Command::Context(a) => verbs::context(&cli, a),
+        Command::Files(a) => verbs::files(&cli, a).await,
+        Command::Op(a) => verbs::op(&cli, a).await,
+        Command::Exec(a) => verbs::exec(&cli, a).await,
         Command::Keygen { path, plan } => roles::keygen(&path, plan),
         Command::Bench(a) => roles::bench(a),
-        Command::Lint(a) => lint::run(a),
+        Command::Lint(mut a) => {
+            a.json |= cli.output == args::Output::Json && !a.sarif;
+            lint::run(a)
+        }
         Command::Delta(a) => delta::run(a),
-        Command::Passes { system, hours } => verbs::passes(system, hours).await,
+        Command::Passes(a) => verbs::passes(&cli, a).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = args::Args::command();
+            clap_complete::generate(shell, &mut cmd, "orbitdock", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+            clap_mangen::generate_to(args::Args::command(), &dir)
+                .map_err(|e| anyhow::anyhow!("writing man pages into {}: {e}", dir.display()))?;
+            println!("man pages written into {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

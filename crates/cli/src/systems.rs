@@ -72,6 +72,11 @@ fn read_specs(path: &Path) -> anyhow::Result<BTreeMap<String, SystemSpec>> {
     })
 }
 
+/// The names of a systems file's systems, in order.
+pub(crate) fn names(path: &Path) -> anyhow::Result<Vec<String>> {
+    Ok(read_specs(path)?.into_keys().collect())
+}
+
 /// Each system's declaration in a systems file: its `platform` (default: `linux/arm64`, the EM
 /// this machine's), `builder` (default `classic`) and `catalogue` (inline, or a catalogue file
 /// relative to the systems file; default: the default catalogue file).

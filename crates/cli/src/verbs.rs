@@ -1,4 +1,6 @@
-//! Client verbs: each turns its arguments into API calls and prints the answer for a person.
+//! Client verbs: each turns its arguments into API calls and prints the answer, for a person
+//! or (`-o json`) as one JSON document: the API's own response type, so a script reads what
+//! the API would have answered (docs/cli.md lists the few verbs with a shape of their own).
 //!
 //! Every answer is read into its type of the `api` crate, never picked out of a JSON value by
 //! field name: a field the ground renames is a compile error here.
@@ -10,12 +12,88 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use reqwest::Method;
 
-use crate::args::{ExecArgs, ExecCommand, FilesArgs, FilesCommand, LoginArgs, OpArgs, OpCommand};
+use serde::Serialize;
+
+use crate::args::{
+    ContextArgs, ContextCommand, ExecArgs, ExecCommand, FilesArgs, FilesCommand, LoginArgs, OpArgs,
+    OpCommand, Output, PassesArgs,
+};
 use crate::client::{ApiError, Client, encode_path};
 use crate::progress;
 use crate::session::{self, Session};
 
-pub(crate) async fn login(a: LoginArgs) -> anyhow::Result<ExitCode> {
+/// What every client verb is told besides its own arguments: how to print, which context.
+#[derive(Debug, Clone)]
+pub(crate) struct Cli {
+    pub(crate) output: Output,
+    pub(crate) context: Option<String>,
+}
+
+impl Cli {
+    fn json(&self) -> bool {
+        self.output == Output::Json
+    }
+
+    fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::from_session(&session::load(
+            self.context.as_deref(),
+        )?))
+    }
+
+    /// Prints `value` as JSON, or calls `text` to print it for a person.
+    fn show<T: Serialize>(&self, value: &T, text: impl FnOnce(&T)) -> anyhow::Result<()> {
+        if self.json() {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            text(value);
+        }
+        Ok(())
+    }
+}
+
+/// `login -o json`.
+#[derive(Debug, Serialize)]
+struct LoggedIn<'a> {
+    context: &'a str,
+    server: &'a str,
+    user: &'a str,
+    session_file: String,
+}
+
+/// One file `files pull` wrote (`-o json` prints `{"files": [...]}`).
+#[derive(Debug, Serialize)]
+struct Pulled {
+    remote: String,
+    local: String,
+    bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct PulledList {
+    files: Vec<Pulled>,
+}
+
+/// One task's log as `exec logs -o json` prints it.
+#[derive(Debug, Serialize)]
+struct TaskLog<'a> {
+    task: &'a str,
+    task_type: &'a str,
+    state: api::State,
+    message: Option<&'a str>,
+    exit_code: Option<i64>,
+    log_tail: Vec<&'a str>,
+}
+
+/// `context list -o json`.
+#[derive(Debug, Serialize)]
+struct ContextEntry<'a> {
+    name: &'a str,
+    current: bool,
+    server: &'a str,
+    user: &'a str,
+}
+
+pub(crate) async fn login(cli: &Cli, a: LoginArgs) -> anyhow::Result<ExitCode> {
     let password = match (a.password_stdin, &a.password) {
         (true, _) => {
             let mut line = String::new();
@@ -44,33 +122,96 @@ pub(crate) async fn login(a: LoginArgs) -> anyhow::Result<ExitCode> {
         )
         .await
         .with_context(|| format!("cannot log in to {} as {}", a.server, a.user))?;
-    let path = session::save(&Session {
-        server: a.server.trim_end_matches('/').to_string(),
-        user: a.user.clone(),
-        token: answer.token,
+    let server = a.server.trim_end_matches('/').to_string();
+    let name = a.name.unwrap_or_else(|| session::default_name(&server));
+    let path = session::save(
+        &name,
+        &Session {
+            server: server.clone(),
+            user: a.user.clone(),
+            token: answer.token.clone(),
+        },
+    )?;
+    if a.print_token {
+        println!("{}", answer.token);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let shown = LoggedIn {
+        context: &name,
+        server: &server,
+        user: &a.user,
+        session_file: path.display().to_string(),
+    };
+    cli.show(&shown, |l| {
+        println!(
+            "logged in to {} as {} (context {}, saved in {})",
+            l.server, l.user, l.context, l.session_file
+        )
     })?;
-    println!(
-        "logged in to {} as {} (session saved in {})",
-        a.server,
-        a.user,
-        path.display()
-    );
     Ok(ExitCode::SUCCESS)
 }
 
-fn client() -> anyhow::Result<Client> {
-    Ok(Client::from_session(&session::load()?))
+/// `orbitdock context list|use|rm`.
+pub(crate) fn context(cli: &Cli, a: ContextArgs) -> anyhow::Result<ExitCode> {
+    let mut saved = session::contexts()?;
+    match a.command {
+        ContextCommand::List => {
+            let entries: Vec<ContextEntry> = saved
+                .contexts
+                .iter()
+                .map(|(name, s)| ContextEntry {
+                    name,
+                    current: saved.current.as_deref() == Some(name),
+                    server: &s.server,
+                    user: &s.user,
+                })
+                .collect();
+            cli.show(&entries, |entries| {
+                for e in entries {
+                    let mark = if e.current { "*" } else { " " };
+                    println!("{mark} {:<24} {:<32} {}", e.name, e.server, e.user);
+                }
+            })?;
+        }
+        ContextCommand::Use { name } => {
+            if !saved.contexts.contains_key(&name) {
+                eprintln!(
+                    "orbitdock context use: no context {name:?}; `orbitdock context list` shows them"
+                );
+                return Ok(ExitCode::from(1));
+            }
+            saved.current = Some(name.clone());
+            session::save_contexts(&saved)?;
+            if !cli.json() {
+                println!("current context: {name}");
+            }
+        }
+        ContextCommand::Rm { name } => {
+            if saved.contexts.remove(&name).is_none() {
+                eprintln!("orbitdock context rm: no context {name:?}");
+                return Ok(ExitCode::from(1));
+            }
+            if saved.current.as_deref() == Some(name.as_str()) {
+                saved.current = None;
+            }
+            session::save_contexts(&saved)?;
+            if !cli.json() {
+                println!("removed context {name}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn files(a: FilesArgs) -> anyhow::Result<ExitCode> {
-    let client = client()?;
+pub(crate) async fn files(cli: &Cli, a: FilesArgs) -> anyhow::Result<ExitCode> {
+    let client = cli.client()?;
     match a.command {
         FilesCommand::Push {
             local_dir,
             namespace,
             to,
-        } => push(&client, &local_dir, &namespace, &to).await,
-        FilesCommand::Pull { remote, local } => pull(&client, &remote, &local).await,
+        } => push(cli, &client, &local_dir, &namespace, &to).await,
+        FilesCommand::Pull { remote, local } => pull(cli, &client, &remote, &local).await,
         FilesCommand::Ls { namespace } => {
             let list: api::FileList = client
                 .get(&format!(
@@ -78,19 +219,27 @@ pub(crate) async fn files(a: FilesArgs) -> anyhow::Result<ExitCode> {
                     encode_path(&namespace)
                 ))
                 .await?;
-            for f in &list.files {
-                println!(
-                    "{:>10}  v{:<3} {}  {}",
-                    f.size, f.version, f.created_at, f.path
-                );
-            }
+            cli.show(&list, |list| {
+                for f in &list.files {
+                    println!(
+                        "{:>10}  v{:<3} {}  {}",
+                        f.size, f.version, f.created_at, f.path
+                    );
+                }
+            })?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 /// Packs `dir` into a tar (refusing symlinks, which the ground would refuse too) and uploads it.
-async fn push(client: &Client, dir: &Path, namespace: &str, to: &str) -> anyhow::Result<ExitCode> {
+async fn push(
+    cli: &Cli,
+    client: &Client,
+    dir: &Path,
+    namespace: &str,
+    to: &str,
+) -> anyhow::Result<ExitCode> {
     let meta = std::fs::metadata(dir).with_context(|| format!("{}", dir.display()))?;
     if !meta.is_dir() {
         bail!("{} is not a folder", dir.display());
@@ -124,9 +273,11 @@ async fn push(client: &Client, dir: &Path, namespace: &str, to: &str) -> anyhow:
         .await;
     bar.finish_and_clear();
     let _ = std::fs::remove_file(&tar_path);
-    for f in result?.files {
-        println!("{}  v{}  {} bytes", f.path, f.version, f.size);
-    }
+    cli.show(&result?, |up| {
+        for f in &up.files {
+            println!("{}  v{}  {} bytes", f.path, f.version, f.size);
+        }
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -176,7 +327,7 @@ fn pack(dir: &Path, tar_path: &Path) -> anyhow::Result<(u64, u64)> {
 }
 
 /// `NS:/path` → a file, or every file under a folder.
-async fn pull(client: &Client, remote: &str, local: &Path) -> anyhow::Result<ExitCode> {
+async fn pull(cli: &Cli, client: &Client, remote: &str, local: &Path) -> anyhow::Result<ExitCode> {
     let (ns, path) = remote
         .split_once(':')
         .context("expected NS:/path, e.g. demo:/out/result.txt")?;
@@ -204,7 +355,14 @@ async fn pull(client: &Client, remote: &str, local: &Path) -> anyhow::Result<Exi
         let bar = progress::bytes(sizes[&path], "downloading");
         let n = client.download(&url(&path), &dest, &bar).await?;
         bar.finish_and_clear();
-        println!("{ns}:{path} → {} ({n} bytes)", dest.display());
+        let pulled = PulledList {
+            files: vec![Pulled {
+                remote: format!("{ns}:{path}"),
+                local: dest.display().to_string(),
+                bytes: n,
+            }],
+        };
+        cli.show(&pulled, print_pulled)?;
         return Ok(ExitCode::SUCCESS);
     }
     let prefix = if path == "/" {
@@ -217,6 +375,7 @@ async fn pull(client: &Client, remote: &str, local: &Path) -> anyhow::Result<Exi
         bail!("{ns}:{path}: no such file or folder");
     }
     let bar = progress::bytes(under.iter().map(|f| sizes[*f]).sum(), "downloading");
+    let mut pulled = PulledList { files: Vec::new() };
     for f in under {
         let rel = &f[prefix.len()..];
         if rel.split('/').any(|c| c == ".." || c.is_empty()) {
@@ -224,14 +383,32 @@ async fn pull(client: &Client, remote: &str, local: &Path) -> anyhow::Result<Exi
         }
         let dest = local.join(rel);
         let n = client.download(&url(f), &dest, &bar).await?;
-        bar.suspend(|| println!("{ns}:{f} → {} ({n} bytes)", dest.display()));
+        let one = Pulled {
+            remote: format!("{ns}:{f}"),
+            local: dest.display().to_string(),
+            bytes: n,
+        };
+        if !cli.json() {
+            bar.suspend(|| print_pulled(&PulledList { files: vec![one] }));
+        } else {
+            pulled.files.push(one);
+        }
     }
     bar.finish_and_clear();
+    if cli.json() {
+        cli.show(&pulled, print_pulled)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn op(a: OpArgs) -> anyhow::Result<ExitCode> {
-    let client = client()?;
+fn print_pulled(p: &PulledList) {
+    for f in &p.files {
+        println!("{} → {} ({} bytes)", f.remote, f.local, f.bytes);
+    }
+}
+
+pub(crate) async fn op(cli: &Cli, a: OpArgs) -> anyhow::Result<ExitCode> {
+    let client = cli.client()?;
     match a.command {
         OpCommand::Apply { file } => {
             let yaml = std::fs::read_to_string(&file)
@@ -242,18 +419,21 @@ pub(crate) async fn op(a: OpArgs) -> anyhow::Result<ExitCode> {
                 .body(yaml);
             match client.json::<api::AppliedOperation>(rb).await {
                 Ok(applied) => {
-                    println!(
-                        "{}/{} revision {}",
-                        applied.namespace, applied.id, applied.revision
-                    );
-                    // Saved; what preflight finds would block a start, so say it now.
-                    print_preflight(&applied.preflight);
+                    cli.show(&applied, |applied| {
+                        println!(
+                            "{}/{} revision {}",
+                            applied.namespace, applied.id, applied.revision
+                        );
+                        // Saved; what preflight finds would block a start, so say it now.
+                        print_preflight(&applied.preflight);
+                    })?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => match e.downcast::<ApiError>() {
                     Ok(err) if err.status.as_u16() == 400 => {
                         print_diagnostics(&file, err.diagnostics());
                         eprintln!("{}: {}", file.display(), err);
+                        err.print_json_body(cli.json())?;
                         Ok(ExitCode::from(1))
                     }
                     Ok(err) => Err(err.into()),
@@ -269,14 +449,18 @@ pub(crate) async fn op(a: OpArgs) -> anyhow::Result<ExitCode> {
                 .header("content-type", "application/yaml")
                 .body(yaml);
             let v: api::Validation = client.json(rb).await?;
-            print_diagnostics(&file, &v.diagnostics);
-            print_preflight(&v.preflight);
-            if v.valid {
-                println!("{}: valid", file.display());
-                Ok(ExitCode::SUCCESS)
+            cli.show(&v, |v| {
+                print_diagnostics(&file, &v.diagnostics);
+                print_preflight(&v.preflight);
+                if v.valid {
+                    println!("{}: valid", file.display());
+                }
+            })?;
+            Ok(if v.valid {
+                ExitCode::SUCCESS
             } else {
-                Ok(ExitCode::from(1))
-            }
+                ExitCode::from(1)
+            })
         }
         OpCommand::Show { operation } => {
             let (ns, id) = split_op(&operation)?;
@@ -287,16 +471,47 @@ pub(crate) async fn op(a: OpArgs) -> anyhow::Result<ExitCode> {
                     encode_path(id)
                 ))
                 .await?;
-            println!(
-                "{ns}/{id} revision {} (updated {})",
-                op.revision, op.updated_at
-            );
-            println!("{}", op.yaml);
-            for e in &op.executions {
-                println!("  {}  {}  {}", e.id, e.state, e.created_at);
-            }
+            cli.show(&op, |op| {
+                println!(
+                    "{ns}/{id} revision {} (updated {})",
+                    op.revision, op.updated_at
+                );
+                println!("{}", op.yaml);
+                for e in &op.executions {
+                    println!("  {}  {}  {}", e.id, e.state, e.created_at);
+                }
+            })?;
             Ok(ExitCode::SUCCESS)
         }
+        OpCommand::List { namespace } => {
+            let list: api::OperationList = client
+                .get(&list_path("/api/v1/operations", namespace.as_deref()))
+                .await?;
+            cli.show(&list, |list| {
+                println!(
+                    "{:<32} {:>8}  {:<26} UPDATED",
+                    "OPERATION", "REVISION", "CREATED"
+                );
+                for o in &list.operations {
+                    println!(
+                        "{:<32} {:>8}  {:<26} {}",
+                        format!("{}/{}", o.namespace, o.id),
+                        o.revision,
+                        o.created_at,
+                        o.updated_at
+                    );
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A list route, of one namespace when asked.
+fn list_path(route: &str, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) => format!("{route}?namespace={}", encode_path(ns)),
+        None => route.to_string(),
     }
 }
 
@@ -344,8 +559,8 @@ fn split_op(s: &str) -> anyhow::Result<(&str, &str)> {
         .with_context(|| format!("{s:?}: expected NAMESPACE/OPERATION"))
 }
 
-pub(crate) async fn exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
-    let client = client()?;
+pub(crate) async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<ExitCode> {
+    let client = cli.client()?;
     match a.command {
         ExecCommand::Start {
             operation,
@@ -375,41 +590,167 @@ pub(crate) async fn exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
                         eprintln!(
                             "preflight found errors: nothing was started (fix them, or --force to see the onboard failure)"
                         );
+                        err.print_json_body(cli.json())?;
                         return Ok(ExitCode::from(1));
                     }
                     Ok(err) => return Err(err.into()),
                     Err(e) => return Err(e),
                 },
             };
-            println!(
-                "execution {} of {ns}/{id} on {}",
-                started.id, started.system
-            );
             if !wait {
+                cli.show(&started, |started| {
+                    println!(
+                        "execution {} of {ns}/{id} on {}",
+                        started.id, started.system
+                    )
+                })?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let last = follow(&client, &started.id).await?;
-            print_execution(&last);
-            // COMPLETED is an execution's success; a ground older than that name said SUCCESS.
-            Ok(
-                if matches!(last.state, api::State::Completed | api::State::Success) {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                },
-            )
+            if !cli.json() {
+                println!(
+                    "execution {} of {ns}/{id} on {}",
+                    started.id, started.system
+                );
+            }
+            wait_for(cli, &client, &started.id).await
         }
         ExecCommand::Show { id, json } => {
             let e: api::Execution = client
                 .get(&format!("/api/v1/executions/{}", encode_path(&id)))
                 .await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&e)?);
-            } else {
-                print_execution(&e);
-            }
+            let cli = Cli {
+                output: if json { Output::Json } else { cli.output },
+                ..cli.clone()
+            };
+            cli.show(&e, print_execution)?;
             Ok(ExitCode::SUCCESS)
         }
+        ExecCommand::List { namespace } => {
+            let list: api::ExecutionList = client
+                .get(&list_path("/api/v1/executions", namespace.as_deref()))
+                .await?;
+            cli.show(&list, |list| {
+                println!(
+                    "{:<36} {:<32} {:<8} {:<10} CREATED",
+                    "EXECUTION", "OPERATION", "SYSTEM", "STATE"
+                );
+                for e in &list.executions {
+                    println!(
+                        "{:<36} {:<32} {:<8} {:<10} {}",
+                        e.id,
+                        format!("{}/{}", e.namespace, e.operation),
+                        e.system,
+                        e.state.as_str(),
+                        e.created_at
+                    );
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ExecCommand::Wait { id } => wait_for(cli, &client, &id).await,
+        ExecCommand::Logs { id, task, follow } => logs(cli, &client, &id, task, follow).await,
+    }
+}
+
+/// Follows an execution to its end and prints it; exit status 0 only if it succeeded.
+async fn wait_for(cli: &Cli, client: &Client, id: &str) -> anyhow::Result<ExitCode> {
+    let last = follow(client, id).await?;
+    cli.show(&last, print_execution)?;
+    // COMPLETED is an execution's success; a ground older than that name said SUCCESS.
+    Ok(
+        if matches!(last.state, api::State::Completed | api::State::Success) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
+}
+
+/// `exec logs`: each task's message, exit code and log tail (a pod's output, a build's log),
+/// as they are when asked, or (`--follow`) as each task ends, until the execution does.
+async fn logs(
+    cli: &Cli,
+    client: &Client,
+    id: &str,
+    task: Option<String>,
+    follow: bool,
+) -> anyhow::Result<ExitCode> {
+    let url = format!("/api/v1/executions/{}", encode_path(id));
+    let mut printed: std::collections::HashSet<String> = std::collections::HashSet::new();
+    loop {
+        let e: api::Execution = client.get(&url).await?;
+        if let Some(t) = &task
+            && !e.tasks.iter().any(|x| &x.id == t)
+        {
+            bail!("execution {id} has no task {t:?}");
+        }
+        let done = e.state.is_final();
+        let logs: Vec<TaskLog> = e
+            .tasks
+            .iter()
+            .filter(|t| task.as_ref().is_none_or(|n| &t.id == n))
+            .filter(|t| !follow || (t.state.is_final() && !printed.contains(&t.id)))
+            .map(task_log)
+            .collect();
+        if cli.json() {
+            if !follow || done {
+                let all: Vec<TaskLog> = if follow {
+                    e.tasks
+                        .iter()
+                        .filter(|t| task.as_ref().is_none_or(|n| &t.id == n))
+                        .map(task_log)
+                        .collect()
+                } else {
+                    logs
+                };
+                cli.show(&all, |_| ())?;
+                return Ok(ExitCode::SUCCESS);
+            }
+        } else {
+            for l in &logs {
+                print_task_log(l);
+                printed.insert(l.task.to_string());
+            }
+            if !follow || done {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn task_log(t: &api::Task) -> TaskLog<'_> {
+    let out = t.outputs.as_ref();
+    let err = t.error.as_ref();
+    let tail = out
+        .map(|o| &o.log_tail)
+        .filter(|l| !l.is_empty())
+        .or(err.map(|e| &e.log_tail));
+    TaskLog {
+        task: &t.id,
+        task_type: &t.task_type,
+        state: t.state,
+        message: out
+            .and_then(|o| o.message.as_deref())
+            .or(err.map(|e| e.message.as_str())),
+        exit_code: out.and_then(|o| o.exit_code),
+        log_tail: tail
+            .map(|l| l.iter().map(String::as_str).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn print_task_log(l: &TaskLog) {
+    let exit = l
+        .exit_code
+        .map(|c| format!(" exit {c}"))
+        .unwrap_or_default();
+    println!("== {} ({}) {}{exit}", l.task, l.task_type, l.state.as_str());
+    if let Some(m) = l.message {
+        println!("   {m}");
+    }
+    for line in &l.log_tail {
+        println!("   | {line}");
     }
 }
 
@@ -485,44 +826,150 @@ fn print_execution(e: &api::Execution) {
     }
 }
 
-/// `orbitdock passes`: upcoming passes with their capacity, from the ground's contact plans.
-pub(crate) async fn passes(system: Option<String>, hours: u32) -> anyhow::Result<ExitCode> {
-    let client = client()?;
-    let systems: Vec<String> = match system {
-        Some(s) => vec![s],
-        None => {
-            let list: api::SystemList = client.get("/api/v1/systems").await?;
-            list.systems.into_iter().map(|s| s.name).collect()
-        }
-    };
-    for s in systems {
-        let passes: api::Passes = client
-            .get(&format!(
-                "/api/v1/systems/{}/passes?hours={hours}",
-                encode_path(&s)
-            ))
-            .await?;
-        if passes.always_in_contact {
-            println!("{s}: always in contact (no passes: the Engineering Model is on the ground)");
-            continue;
-        }
-        println!("{s}: {} passes in the next {hours} h", passes.passes.len());
-        println!(
-            "  {:<12} {:<26} {:<26} {:>6} {:>6} {:>10} {:>10}",
-            "STATION", "AOS", "LOS", "MIN", "MAX°", "UP MB", "DOWN MB"
-        );
-        for p in &passes.passes {
-            println!(
-                "  {:<12} {:<26} {:<26} {:>6.1} {:>6.1} {:>10.2} {:>10.2}",
-                p.station,
-                p.aos,
-                p.los,
-                p.duration_s / 60.0,
-                p.max_elevation_deg,
-                p.up_bytes as f64 / 1e6,
-                p.down_bytes as f64 / 1e6,
+/// `orbitdock passes`: upcoming passes and eclipses with their capacity, from the ground's
+/// contact plans, or offline (`--systems-file`, `--tle`) with the ground's own computation
+/// ([`ground::predict_passes`]), so both agree for the same elements and stations. JSON: the
+/// API's `Passes` for one system (`--system`), an array of them otherwise.
+pub(crate) async fn passes(cli: &Cli, a: PassesArgs) -> anyhow::Result<ExitCode> {
+    let offline = a.systems_file.is_some() || a.tle.is_some();
+    if a.from.is_some() && !offline {
+        bail!("--from needs --systems-file or --tle (the ground predicts from its own now)");
+    }
+    let answers: Vec<api::Passes> = if offline {
+        let from = match &a.from {
+            Some(t) => orbit::Epoch::parse_iso8601(t).with_context(|| {
+                format!("--from {t:?}: expected a UTC instant such as 2026-12-03T12:00:00Z")
+            })?,
+            None => orbit::Epoch::from_unix_millis(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis() as i64,
+            ),
+        };
+        let systems = offline_systems(&a)?;
+        let chosen: Vec<(&String, &Option<orbit::SystemOrbit>)> = match &a.system {
+            Some(s) => vec![systems.get_key_value(s).with_context(|| {
+                format!(
+                    "no system {s:?} in the file (it has: {})",
+                    systems.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })?],
+            None => systems.iter().collect(),
+        };
+        let mut out = Vec::new();
+        for (name, orbit) in chosen {
+            out.push(
+                ground::predict_passes(name, orbit.as_ref(), from, a.hours)
+                    .map_err(anyhow::Error::msg)?,
             );
         }
+        out
+    } else {
+        let client = cli.client()?;
+        let systems: Vec<String> = match &a.system {
+            Some(s) => vec![s.clone()],
+            None => {
+                let list: api::SystemList = client.get("/api/v1/systems").await?;
+                list.systems.into_iter().map(|s| s.name).collect()
+            }
+        };
+        let mut out = Vec::new();
+        for s in systems {
+            out.push(
+                client
+                    .get(&format!(
+                        "/api/v1/systems/{}/passes?hours={}",
+                        encode_path(&s),
+                        a.hours
+                    ))
+                    .await?,
+            );
+        }
+        out
+    };
+    if cli.json() {
+        match (&a.system, answers.as_slice()) {
+            (Some(_), [one]) => cli.show(one, |_| ())?,
+            _ => cli.show(&answers, |_| ())?,
+        }
+    } else {
+        answers.iter().for_each(print_passes);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The systems of `--systems-file` (a system without an orbit is always in contact), or the
+/// one system `sat` of `--tle` over the demo's stations.
+fn offline_systems(
+    a: &PassesArgs,
+) -> anyhow::Result<std::collections::BTreeMap<String, Option<orbit::SystemOrbit>>> {
+    if let Some(path) = &a.systems_file {
+        let orbits = crate::systems::load(path)?;
+        let names = crate::systems::names(path)?;
+        return Ok(names
+            .into_iter()
+            .map(|n| {
+                let o = orbits.get(&n).cloned();
+                (n, o)
+            })
+            .collect());
+    }
+    let path = a.tle.as_ref().context("--tle or --systems-file")?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let tle = orbit::parse_tle_text(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{}: no TLE in the file", path.display()))?;
+    let name = a.system.clone().unwrap_or_else(|| "sat".to_string());
+    let stations = orbit::demo_system(tle.epoch).stations;
+    Ok([(name, Some(orbit::SystemOrbit { tle, stations }))].into())
+}
+
+fn print_passes(passes: &api::Passes) {
+    let s = &passes.system;
+    let hours = passes.hours;
+    if passes.always_in_contact {
+        println!("{s}: always in contact (no passes: the Engineering Model is on the ground)");
+        return;
+    }
+    println!(
+        "{s}: {} passes in the next {hours} h from {}",
+        passes.passes.len(),
+        passes.generated_at
+    );
+    println!(
+        "  {:<12} {:<26} {:<26} {:>6} {:>6} {:>10} {:>10}",
+        "STATION", "AOS", "LOS", "MIN", "MAX°", "UP MB", "DOWN MB"
+    );
+    for p in &passes.passes {
+        println!(
+            "  {:<12} {:<26} {:<26} {:>6.1} {:>6.1} {:>10.2} {:>10.2}",
+            p.station,
+            p.aos,
+            p.los,
+            p.duration_s / 60.0,
+            p.max_elevation_deg,
+            p.up_bytes as f64 / 1e6,
+            p.down_bytes as f64 / 1e6,
+        );
+    }
+    println!("{s}: {} eclipses", passes.eclipses.len());
+    println!(
+        "  {:<26} {:<26} {:<26} {:<26} {:>6}",
+        "PENUMBRA IN", "UMBRA IN", "UMBRA OUT", "PENUMBRA OUT", "MIN"
+    );
+    let or_dash = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".to_string());
+    for e in &passes.eclipses {
+        println!(
+            "  {:<26} {:<26} {:<26} {:<26} {:>6.1}",
+            e.penumbra_entry,
+            or_dash(&e.umbra_entry),
+            or_dash(&e.umbra_exit),
+            e.penumbra_exit,
+            e.duration_s / 60.0
+        );
+    }
 }

@@ -48,6 +48,7 @@ pub use config::{GroundConfig, HttpTimeouts, SystemLink};
 pub use error::{ApiError, Error, ErrorKind};
 pub use operation::{Diagnostic, Severity};
 pub use orbit::SystemOrbit;
+pub use passes::predict_passes;
 pub use preflight_check::PreflightFinding;
 pub use system_link::MessageCounters;
 
@@ -246,14 +247,16 @@ impl Ground {
         &self.orbits
     }
 
-    /// Now, for predictions (see [`Ground::with_clock`]).
+    /// Now, for predictions (see [`Ground::with_clock`]), to the millisecond: the precision
+    /// the API writes instants with, so a prediction made offline from an answer's
+    /// `generated_at` starts at the very instant the ground's did.
     pub(crate) fn now(&self) -> orbit::Epoch {
         let t = (self.clock)();
-        let s = match t.duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => d.as_secs_f64(),
-            Err(e) => -e.duration().as_secs_f64(),
+        let ms = match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => d.as_millis() as i64,
+            Err(e) => -(e.duration().as_millis() as i64),
         };
-        orbit::Epoch::from_unix_seconds(s)
+        orbit::Epoch::from_unix_millis(ms)
     }
 }
 

@@ -106,15 +106,7 @@ impl Flying {
     ) -> Result<Vec<Window>, ApiError> {
         let cached = self.plan(now).await?;
         if until > cached.covers {
-            let propagator = self.propagator()?;
-            return Err(match propagator.state_teme(until) {
-                Err(e) => orbit_error(&self.name, &e),
-                Ok(_) => ApiError::Unprocessable(format!(
-                    "system '{}' has no contact plan beyond {}",
-                    self.name,
-                    rfc3339(cached.covers)
-                )),
-            });
+            return Err(beyond(&self.name, self.propagator()?, until, cached.covers));
         }
         Ok(open_between(&cached.plan, now, until))
     }
@@ -132,7 +124,7 @@ impl Flying {
     }
 
     /// The propagator, or the error that makes every prediction impossible.
-    fn propagator(&self) -> Result<&Propagator, ApiError> {
+    pub(crate) fn propagator(&self) -> Result<&Propagator, ApiError> {
         self.propagator
             .as_ref()
             .map_err(|e| orbit_error(&self.name, e))
@@ -148,23 +140,14 @@ impl Flying {
             return Ok(c);
         }
         let propagator = self.propagator()?;
-        let limit_s = PropagatorConfig::STANDARD.max_epoch_distance_days * 86_400.0;
-        let epoch = propagator.tle().epoch;
-        let (first, last) = (epoch.plus_seconds(-limit_s), epoch.plus_seconds(limit_s));
-        if now < first || now > last {
-            // Propagating at `now` says why, in orbit's words.
-            if let Err(e) = propagator.state_teme(now) {
-                return Err(orbit_error(&self.name, &e));
-            }
-        }
-        let start = later(now.plus_seconds(-PLAN_MARGIN_S), first);
-        let end = earlier(now.plus_seconds(PLAN_HORIZON_S + PLAN_MARGIN_S), last);
-        let covers = earlier(now.plus_seconds(PLAN_HORIZON_S), last);
+        let span = plan_span(propagator, now).map_err(|e| orbit_error(&self.name, &e))?;
         let this = self.clone();
-        let plan = tokio::task::spawn_blocking(move || this.orbit.contact_plan(start, end))
-            .await
-            .map_err(|e| ApiError::internal(format!("contact plan task failed: {e}")))?
-            .map_err(|e| orbit_error(&self.name, &e))?;
+        let plan =
+            tokio::task::spawn_blocking(move || this.orbit.contact_plan(span.start, span.end))
+                .await
+                .map_err(|e| ApiError::internal(format!("contact plan task failed: {e}")))?
+                .map_err(|e| orbit_error(&self.name, &e))?;
+        let covers = span.covers;
         let cached = Arc::new(Cached {
             computed_at: now,
             covers,
@@ -174,6 +157,138 @@ impl Flying {
             *cache = Some(cached.clone());
         }
         Ok(cached)
+    }
+}
+
+/// What a contact plan made at `now` spans: from [`PLAN_MARGIN_S`] before `now` to
+/// [`PLAN_HORIZON_S`] after it, clipped to where the elements are valid.
+struct PlanSpan {
+    start: Epoch,
+    end: Epoch,
+    /// Until when the plan holds every window that opens: its horizon, or the elements' limit.
+    covers: Epoch,
+}
+
+/// The span of a plan made at `now`; an error (in orbit's words) if the elements are not valid
+/// at `now`.
+fn plan_span(propagator: &Propagator, now: Epoch) -> Result<PlanSpan, PropagationError> {
+    let limit_s = PropagatorConfig::STANDARD.max_epoch_distance_days * 86_400.0;
+    let epoch = propagator.tle().epoch;
+    let (first, last) = (epoch.plus_seconds(-limit_s), epoch.plus_seconds(limit_s));
+    if now < first || now > last {
+        propagator.state_teme(now)?;
+    }
+    Ok(PlanSpan {
+        start: later(now.plus_seconds(-PLAN_MARGIN_S), first),
+        end: earlier(now.plus_seconds(PLAN_HORIZON_S + PLAN_MARGIN_S), last),
+        covers: earlier(now.plus_seconds(PLAN_HORIZON_S), last),
+    })
+}
+
+/// The passes and eclipses of a system from `now` for `hours`, as the API's passes route
+/// answers them: the same plan span, windows and rounding, so that a prediction made without a
+/// server (`orbitdock passes --systems-file`) agrees with the ground's. `orbit: None` is a
+/// system always in contact. Blocking: it propagates the orbit. The error says why the elements
+/// cannot give the passes asked for, naming the system.
+pub fn predict_passes(
+    system: &str,
+    orbit: Option<&orbit::SystemOrbit>,
+    now: Epoch,
+    hours: u32,
+) -> Result<api::Passes, String> {
+    predict(system, orbit, now, hours).map_err(|e| match e {
+        ApiError::Unprocessable(m) => m,
+        other => format!("{other:?}"),
+    })
+}
+
+fn predict(
+    system: &str,
+    orbit: Option<&orbit::SystemOrbit>,
+    now: Epoch,
+    hours: u32,
+) -> Result<api::Passes, ApiError> {
+    let (always_in_contact, passes, eclipses) = match orbit {
+        None => (true, Vec::new(), Vec::new()),
+        Some(o) => {
+            let propagator = Propagator::new(&o.tle).map_err(|e| orbit_error(system, &e))?;
+            let span = plan_span(&propagator, now).map_err(|e| orbit_error(system, &e))?;
+            let until = now.plus_seconds(f64::from(hours) * 3600.0);
+            if until > span.covers {
+                return Err(beyond(system, &propagator, until, span.covers));
+            }
+            let plan = o
+                .contact_plan(span.start, span.end)
+                .map_err(|e| orbit_error(system, &e))?;
+            let passes = open_between(&plan, now, until)
+                .iter()
+                .map(api_pass)
+                .collect();
+            (
+                false,
+                passes,
+                eclipses_between(system, &propagator, now, until)?,
+            )
+        }
+    };
+    Ok(api::Passes {
+        system: system.to_string(),
+        generated_at: rfc3339(now),
+        hours,
+        always_in_contact,
+        passes,
+        eclipses,
+    })
+}
+
+/// The eclipses under way at `now` or beginning before `until`, as the API writes them (an
+/// eclipse in progress at `now` with its real entry, one running past `until` with its real
+/// exit: the search reaches a period to either side).
+pub(crate) fn eclipses_between(
+    system: &str,
+    propagator: &Propagator,
+    now: Epoch,
+    until: Epoch,
+) -> Result<Vec<api::EclipseInterval>, ApiError> {
+    let pad = propagator.period_s();
+    let found = orbit::eclipses(propagator, now.plus_seconds(-pad), until.plus_seconds(pad))
+        .map_err(|e| orbit_error(system, &e))?;
+    Ok(found
+        .iter()
+        .filter(|e| e.penumbra_exit > now && e.penumbra_entry < until)
+        .map(|e| api::EclipseInterval {
+            penumbra_entry: rfc3339(e.penumbra_entry),
+            umbra_entry: e.umbra_entry.map(rfc3339),
+            umbra_exit: e.umbra_exit.map(rfc3339),
+            penumbra_exit: rfc3339(e.penumbra_exit),
+            duration_s: (e.penumbra_exit.seconds_since(e.penumbra_entry) * 1000.0).round() / 1000.0,
+        })
+        .collect())
+}
+
+/// A window as the API writes it: times to the millisecond, elevation to the hundredth.
+pub(crate) fn api_pass(w: &Window) -> api::Pass {
+    api::Pass {
+        station: w.station.clone(),
+        aos: rfc3339(w.aos),
+        los: rfc3339(w.los),
+        duration_s: (w.los.seconds_since(w.aos) * 1000.0).round() / 1000.0,
+        max_elevation_deg: (w.max_elevation_deg * 100.0).round() / 100.0,
+        uplink_bps: w.uplink_bps,
+        downlink_bps: w.downlink_bps,
+        up_bytes: w.up_bytes,
+        down_bytes: w.down_bytes,
+    }
+}
+
+/// Why no plan reaches `until`: the elements end before it, or the plan's horizon does.
+fn beyond(system: &str, propagator: &Propagator, until: Epoch, covers: Epoch) -> ApiError {
+    match propagator.state_teme(until) {
+        Err(e) => orbit_error(system, &e),
+        Ok(_) => ApiError::Unprocessable(format!(
+            "system '{system}' has no contact plan beyond {}",
+            rfc3339(covers)
+        )),
     }
 }
 

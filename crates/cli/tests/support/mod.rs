@@ -145,8 +145,14 @@ impl Stack {
             String::from_utf8_lossy(&out.stderr)
         );
         let saved: Value = serde_json::from_slice(&std::fs::read(&user.session).unwrap()).unwrap();
+        let current = saved["current"]
+            .as_str()
+            .expect("login makes its context current");
         User {
-            token: saved["token"].as_str().unwrap().to_string(),
+            token: saved["contexts"][current]["token"]
+                .as_str()
+                .unwrap()
+                .to_string(),
             ..user
         }
     }

@@ -289,20 +289,6 @@ pub(super) fn drift(d: &crate::declared::Drift) -> api::Drift {
     }
 }
 
-pub(super) fn pass(w: &orbit::Window) -> api::Pass {
-    api::Pass {
-        station: w.station.clone(),
-        aos: rfc3339(w.aos),
-        los: rfc3339(w.los),
-        duration_s: (w.los.seconds_since(w.aos) * 1000.0).round() / 1000.0,
-        max_elevation_deg: (w.max_elevation_deg * 100.0).round() / 100.0,
-        uplink_bps: w.uplink_bps,
-        downlink_bps: w.downlink_bps,
-        up_bytes: w.up_bytes,
-        down_bytes: w.down_bytes,
-    }
-}
-
 pub(super) fn track_point(p: &orbit::TrackPoint) -> api::TrackPoint {
     api::TrackPoint {
         lat: (p.position.latitude_deg * 1e4).round() / 1e4,

@@ -6,7 +6,7 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use super::convert::{
-    self, catalogue_image, pass, queue as queue_view, track_point, volume, volume_file,
+    self, catalogue_image, queue as queue_view, track_point, volume, volume_file,
 };
 use super::{P, Page, Q};
 use crate::auth::AuthUser;
@@ -104,12 +104,23 @@ pub(super) async fn passes(
         return Err(ApiError::bad(format!("hours must be 1 to {HOURS_MAX}")));
     }
     let now = g.now();
-    let (always_in_contact, passes) = match passes::sky(&g, &system)? {
-        Sky::AlwaysInContact { .. } => (true, Vec::new()),
+    let (always_in_contact, passes, eclipses) = match passes::sky(&g, &system)? {
+        Sky::AlwaysInContact { .. } => (true, Vec::new(), Vec::new()),
         Sky::Orbit(f) => {
             let until = now.plus_seconds(f64::from(hours) * 3600.0);
             let windows = f.windows(now, until).await?;
-            (false, windows.iter().map(pass).collect())
+            let f = f.clone();
+            let name = system.clone();
+            let eclipses = tokio::task::spawn_blocking(move || {
+                passes::eclipses_between(&name, f.propagator()?, now, until)
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("eclipse task failed: {e}")))??;
+            (
+                false,
+                windows.iter().map(passes::api_pass).collect(),
+                eclipses,
+            )
         }
     };
     Ok(Json(api::Passes {
@@ -118,6 +129,7 @@ pub(super) async fn passes(
         hours,
         always_in_contact,
         passes,
+        eclipses,
     }))
 }
 

@@ -1,0 +1,470 @@
+//! The CLI in scripts: every client verb with `-o json` against a real ground and flight agent
+//! (Docker Engine, UDP link), each answer compared with what the API itself answers; exit
+//! statuses; contexts and `ORBITDOCK_SERVER`/`ORBITDOCK_TOKEN`; offline passes against the
+//! ground's; completions and man pages.
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+use support::{BIN, DockerCleanup, Stack, User, unique};
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+async fn cli_json(user: &User, args: &[&str]) -> (i32, Value) {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let out = user.cli(&all).await;
+    (out.status.code().unwrap_or(-1), json_of(&out))
+}
+
+async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args).env_remove("ORBITDOCK_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_client_verb_prints_the_apis_answer_as_json() {
+    let stack = Stack::start().await;
+    let tenant = unique("j");
+    let _cleanup = DockerCleanup {
+        tenants: vec![tenant.clone()],
+        images: vec![],
+    };
+    let user = stack.user(&tenant).await;
+    let dir = stack.dir.path();
+    let ns = unique("ns");
+
+    // files push / ls / pull
+    let app = dir.join("app");
+    std::fs::create_dir_all(app.join("in")).unwrap();
+    std::fs::write(app.join("in/a.txt"), b"hello json\n").unwrap();
+    let (code, pushed) = cli_json(
+        &user,
+        &["files", "push", app.to_str().unwrap(), "--namespace", &ns],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(pushed["files"][0]["path"], "/in/a.txt", "{pushed:#}");
+    assert_eq!(pushed["files"][0]["size"], 11);
+    let (code, listed) = cli_json(&user, &["files", "ls", &ns]).await;
+    assert_eq!(code, 0);
+    let (_, api_list) = user.get(&format!("/api/v1/namespaces/{ns}/files")).await;
+    assert_eq!(listed, api_list, "files ls -o json is the API's answer");
+    let pulled_dir = dir.join("pulled");
+    let (code, pulled) = cli_json(
+        &user,
+        &[
+            "files",
+            "pull",
+            &format!("{ns}:/in"),
+            pulled_dir.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(pulled["files"][0]["bytes"], 11, "{pulled:#}");
+    assert_eq!(pulled["files"][0]["remote"], format!("{ns}:/in/a.txt"));
+    assert_eq!(
+        std::fs::read(pulled_dir.join("a.txt")).unwrap(),
+        b"hello json\n"
+    );
+
+    // op validate / apply / list / show
+    let op = dir.join("op.yaml");
+    std::fs::write(
+        &op,
+        format!(
+            "id: hello\nnamespace: {ns}\nsystem: em\ntasks:\n\
+             - id: up\n  type: uplink\n  source: /in\n  destination: /\n\
+             - id: run\n  type: pod.run\n  image: busybox\n  command: [sh, -c, 'echo pod-says-hi; cat /data/in/a.txt']\n  max_duration: 1\n"
+        ),
+    )
+    .unwrap();
+    let (code, valid) = cli_json(&user, &["op", "validate", op.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{valid:#}");
+    assert_eq!(valid["valid"], true);
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "id: x\nnamespace: n\ntasks:\n  - id: a\n    type: nope\n",
+    )
+    .unwrap();
+    let (code, invalid) = cli_json(&user, &["op", "validate", bad.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "an invalid operation exits 1");
+    assert_eq!(invalid["valid"], false);
+    assert_eq!(invalid["diagnostics"][0]["line"], 5, "{invalid:#}");
+    let (code, refused) = cli_json(&user, &["op", "apply", bad.to_str().unwrap()]).await;
+    assert_eq!(code, 1);
+    assert!(
+        refused["error"]["diagnostics"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty()),
+        "a refused apply prints the API's error body: {refused:#}"
+    );
+    let (code, applied) = cli_json(&user, &["op", "apply", op.to_str().unwrap()]).await;
+    assert_eq!(code, 0);
+    assert_eq!(applied["revision"], 1);
+    assert_eq!(applied["namespace"], ns.as_str());
+    let (_, ops) = cli_json(&user, &["op", "list", "-n", &ns]).await;
+    let (_, api_ops) = user
+        .get(&format!("/api/v1/operations?namespace={ns}"))
+        .await;
+    assert_eq!(ops, api_ops);
+    assert_eq!(ops["operations"][0]["id"], "hello");
+    let (_, shown) = cli_json(&user, &["op", "show", &format!("{ns}/hello")]).await;
+    let (_, api_shown) = user.get(&format!("/api/v1/operations/{ns}/hello")).await;
+    assert_eq!(shown, api_shown);
+
+    // exec start --wait / show / list / wait / logs
+    let (code, done) = cli_json(&user, &["exec", "start", &format!("{ns}/hello"), "--wait"]).await;
+    assert_eq!(code, 0, "{done:#}");
+    assert_eq!(done["state"], "COMPLETED");
+    let id = done["id"].as_str().unwrap().to_string();
+    let (_, shown) = cli_json(&user, &["exec", "show", &id]).await;
+    let (_, api_exec) = user.get(&format!("/api/v1/executions/{id}")).await;
+    assert_eq!(shown, api_exec, "exec show -o json is the API's answer");
+    assert_eq!(shown, done, "exec start --wait prints the final execution");
+    let (code, waited) = cli_json(&user, &["exec", "wait", &id]).await;
+    assert_eq!(code, 0);
+    assert_eq!(waited, api_exec);
+    let (_, execs) = cli_json(&user, &["exec", "list", "-n", &ns]).await;
+    let (_, api_execs) = user
+        .get(&format!("/api/v1/executions?namespace={ns}"))
+        .await;
+    assert_eq!(execs, api_execs);
+    assert_eq!(execs["executions"][0]["id"], id.as_str());
+    let (code, logs) = cli_json(&user, &["exec", "logs", &id, "run"]).await;
+    assert_eq!(code, 0);
+    let logs = logs.as_array().unwrap();
+    assert_eq!(logs.len(), 1, "one task named: {logs:#?}");
+    assert_eq!(logs[0]["task"], "run");
+    assert_eq!(logs[0]["exit_code"], 0);
+    let tail: Vec<&str> = logs[0]["log_tail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(tail.contains(&"pod-says-hi"), "{tail:?}");
+    assert!(tail.contains(&"hello json"), "{tail:?}");
+    let text = user.cli(&["exec", "logs", &id, "--follow"]).await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("== run (pod.run) SUCCESS exit 0"), "{text}");
+    assert!(text.contains("| pod-says-hi"), "{text}");
+    let unknown = user.cli(&["exec", "logs", &id, "nope"]).await;
+    assert_eq!(unknown.status.code(), Some(1));
+
+    // passes for a system without an orbit
+    let (_, passes) = cli_json(&user, &["passes", "--system", "em"]).await;
+    assert_eq!(passes["always_in_contact"], true);
+    assert_eq!(passes["system"], "em");
+
+    // contexts
+    let (code, contexts) = cli_json(&user, &["context", "list"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(contexts[0]["current"], true, "{contexts:#}");
+    assert_eq!(contexts[0]["user"], tenant.as_str());
+    let name = contexts[0]["name"].as_str().unwrap().to_string();
+    assert_eq!(format!("http://{name}"), stack.url);
+    let session = user.session.to_str().unwrap();
+    let out = run(
+        &["exec", "list", "--context", "elsewhere"],
+        &[("ORBITDOCK_SESSION", session)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "an unknown context: log in");
+    let out = run(
+        &["context", "use", "elsewhere"],
+        &[("ORBITDOCK_SESSION", session)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+
+    // CI: ORBITDOCK_SERVER and ORBITDOCK_TOKEN, no session file.
+    let nowhere = dir.join("no-session.json");
+    let env = [
+        ("ORBITDOCK_SESSION", nowhere.to_str().unwrap()),
+        ("ORBITDOCK_SERVER", stack.url.as_str()),
+        ("ORBITDOCK_TOKEN", user.token.as_str()),
+    ];
+    let out = run(&["exec", "list", "-n", &ns, "-o", "json"], &env).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json_of(&out), api_execs);
+    assert!(!nowhere.exists(), "nothing is written in CI mode");
+    let refused = run(
+        &["exec", "list", "-o", "json"],
+        &[
+            ("ORBITDOCK_SESSION", nowhere.to_str().unwrap()),
+            ("ORBITDOCK_SERVER", stack.url.as_str()),
+            ("ORBITDOCK_TOKEN", "not-a-token"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(3), "a refused token: log in");
+    let none = run(
+        &["exec", "list"],
+        &[("ORBITDOCK_SESSION", nowhere.to_str().unwrap())],
+    )
+    .await;
+    assert_eq!(none.status.code(), Some(3), "not logged in");
+}
+
+fn systems_file(
+    dir: &Path,
+    now: std::time::SystemTime,
+) -> (std::path::PathBuf, orbit::SystemOrbit) {
+    let epoch = orbit::Epoch::from_unix_seconds(
+        now.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64(),
+    );
+    let demo = orbit::demo_system(epoch);
+    let stations: Vec<Value> = demo
+        .stations
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.station.name,
+                "latitude_deg": s.station.latitude_deg,
+                "longitude_deg": s.station.longitude_deg,
+                "altitude_m": s.station.altitude_m,
+                "min_elevation_deg": s.station.min_elevation_deg,
+                "uplink_bps": s.uplink_bps,
+                "downlink_bps": s.downlink_bps,
+            })
+        })
+        .collect();
+    let path = dir.join("systems.json");
+    std::fs::write(
+        &path,
+        serde_json::to_vec(&serde_json::json!({
+            "fm": {"tle": demo.tle_text, "stations": stations},
+            "em": {},
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let tle = orbit::parse_tle_text(&demo.tle_text).unwrap().remove(0);
+    (
+        path,
+        orbit::SystemOrbit {
+            tle,
+            stations: demo.stations,
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_passes_agree_with_the_grounds_in_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (systems, fm) = systems_file(dir.path(), std::time::SystemTime::now());
+    let g = ground::Ground::open(ground::GroundConfig {
+        data_dir: dir.path().join("ground"),
+        systems: vec![ground::SystemLink {
+            name: "fm".into(),
+            bind: support::free_udp(),
+            link: support::free_udp(),
+            key: wire::LinkKey::from_bytes(rand::random()),
+            rate_bits_per_sec: None,
+            contact: link::Contact::Always,
+            orbit: Some(fm),
+        }],
+        plan_signer: wire::PlanSigner::from_bytes(rand::random()),
+    })
+    .await
+    .unwrap();
+    g.ensure_user("ops", "pw-ops").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(ground::serve(g, listener, std::future::pending()));
+    let session = dir.path().join("session.json");
+    let session = session.to_str().unwrap();
+    let mut login = tokio::process::Command::new(BIN);
+    login
+        .args([
+            "login",
+            "--server",
+            &url,
+            "--user",
+            "ops",
+            "--password-stdin",
+        ])
+        .env("ORBITDOCK_SESSION", session)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"pw-ops\n").await.unwrap();
+    }
+    assert!(child.wait_with_output().await.unwrap().status.success());
+
+    let from_ground = run(
+        &["passes", "--system", "fm", "--hours", "24", "-o", "json"],
+        &[("ORBITDOCK_SESSION", session)],
+    )
+    .await;
+    assert!(from_ground.status.success());
+    let ground_json = json_of(&from_ground);
+    let at = ground_json["generated_at"].as_str().unwrap().to_string();
+    assert!(
+        !ground_json["passes"].as_array().unwrap().is_empty(),
+        "the demo orbit passes its stations within a day"
+    );
+    assert!(!ground_json["eclipses"].as_array().unwrap().is_empty());
+
+    let offline = run(
+        &[
+            "passes",
+            "--systems-file",
+            systems.to_str().unwrap(),
+            "--system",
+            "fm",
+            "--from",
+            &at,
+            "--hours",
+            "24",
+            "-o",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    assert_eq!(
+        json_of(&offline),
+        ground_json,
+        "offline passes are the ground's, to the millisecond"
+    );
+
+    let text = run(
+        &[
+            "passes",
+            "--systems-file",
+            systems.to_str().unwrap(),
+            "--system",
+            "fm",
+            "--from",
+            &at,
+        ],
+        &[],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    for p in ground_json["passes"].as_array().unwrap() {
+        let line = text
+            .lines()
+            .find(|l| l.contains(p["aos"].as_str().unwrap()))
+            .unwrap_or_else(|| panic!("text lists the pass at {}: {text}", p["aos"]));
+        assert!(line.contains(p["los"].as_str().unwrap()));
+        assert!(line.contains(p["station"].as_str().unwrap()));
+    }
+    for e in ground_json["eclipses"].as_array().unwrap() {
+        assert!(text.contains(e["penumbra_entry"].as_str().unwrap()));
+    }
+
+    // Every system of the file: an array, `em` always in contact.
+    let all = run(
+        &[
+            "passes",
+            "--systems-file",
+            systems.to_str().unwrap(),
+            "--from",
+            &at,
+            "-o",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    let all = json_of(&all);
+    assert_eq!(all[0]["system"], "em");
+    assert_eq!(all[0]["always_in_contact"], true);
+    assert_eq!(all[1], ground_json);
+
+    // Bad input says what and where.
+    let bad = run(
+        &[
+            "passes",
+            "--systems-file",
+            systems.to_str().unwrap(),
+            "--from",
+            "yesterday",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--from \"yesterday\""));
+    let missing = run(
+        &[
+            "passes",
+            "--systems-file",
+            systems.to_str().unwrap(),
+            "--system",
+            "xx",
+        ],
+        &[],
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no system \"xx\""));
+    server.abort();
+}
+
+#[tokio::test]
+async fn completions_and_man_pages_come_from_the_parser() {
+    let out = run(&["completions", "bash"], &[]).await;
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(script.contains("orbitdock"));
+    assert!(
+        script.contains("--systems-file"),
+        "completions know the flags"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["man", dir.path().to_str().unwrap()], &[]).await;
+    assert!(out.status.success());
+    let page = std::fs::read_to_string(dir.path().join("orbitdock.1")).unwrap();
+    assert!(page.contains(".TH orbitdock"), "{page}");
+    let exec = std::fs::read_to_string(dir.path().join("orbitdock-exec.1")).unwrap();
+    assert!(exec.contains("wait"));
+    // Every verb's help carries an example.
+    for verb in [
+        &["login"][..],
+        &["files", "push"],
+        &["op", "apply"],
+        &["exec", "start"],
+        &["exec", "logs"],
+        &["passes"],
+        &["context"],
+    ] {
+        let mut args = verb.to_vec();
+        args.push("--help");
+        let out = run(&args, &[]).await;
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("Example"),
+            "{verb:?} --help has an example:\n{help}"
+        );
+    }
+}
