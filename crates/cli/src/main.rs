@@ -11,7 +11,9 @@ mod bench_delta;
 mod client;
 mod delta;
 mod demo;
+mod exec;
 mod lint;
+mod passes;
 mod progress;
 mod roles;
 mod session;
@@ -71,7 +73,7 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
         Command::Context(a) => verbs::context(&cli, a),
         Command::Files(a) => verbs::files(&cli, a).await,
         Command::Op(a) => verbs::op(&cli, a).await,
-        Command::Exec(a) => verbs::exec(&cli, a).await,
+        Command::Exec(a) => exec::exec(&cli, a).await,
         Command::Keygen { path, plan } => roles::keygen(&path, plan),
         Command::Bench(a) => roles::bench(a),
         Command::Lint(mut a) => {
@@ -79,7 +81,7 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
             lint::run(a)
         }
         Command::Delta(a) => delta::run(a),
-        Command::Passes(a) => verbs::passes(&cli, a).await,
+        Command::Passes(a) => passes::passes(&cli, a).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = args::Args::command();

@@ -1,13 +1,13 @@
-//! Client verbs: each turns its arguments into API calls and prints the answer, for a person
-//! or (`-o json`) as one JSON document: the API's own response type, so a script reads what
-//! the API would have answered (docs/cli.md lists the few verbs with a shape of their own).
+//! Client verbs `login`, `context`, `files` and `op` (`exec` and `passes` have modules of their
+//! own): each turns its arguments into API calls and prints the answer, for a person or
+//! (`-o json`) as one JSON document: the API's own response type, so a script reads what the
+//! API would have answered (docs/cli.md lists the few verbs with a shape of their own).
 //!
 //! Every answer is read into its type of the `api` crate, never picked out of a JSON value by
 //! field name: a field the ground renames is a compile error here.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use reqwest::Method;
@@ -15,8 +15,7 @@ use reqwest::Method;
 use serde::Serialize;
 
 use crate::args::{
-    ContextArgs, ContextCommand, ExecArgs, ExecCommand, FilesArgs, FilesCommand, LoginArgs, OpArgs,
-    OpCommand, Output, PassesArgs,
+    ContextArgs, ContextCommand, FilesArgs, FilesCommand, LoginArgs, OpArgs, OpCommand, Output,
 };
 use crate::client::{ApiError, Client, encode_path};
 use crate::progress;
@@ -30,18 +29,22 @@ pub(crate) struct Cli {
 }
 
 impl Cli {
-    fn json(&self) -> bool {
+    pub(crate) fn json(&self) -> bool {
         self.output == Output::Json
     }
 
-    fn client(&self) -> anyhow::Result<Client> {
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
         Ok(Client::from_session(&session::load(
             self.context.as_deref(),
         )?))
     }
 
     /// Prints `value` as JSON, or calls `text` to print it for a person.
-    fn show<T: Serialize>(&self, value: &T, text: impl FnOnce(&T)) -> anyhow::Result<()> {
+    pub(crate) fn show<T: Serialize>(
+        &self,
+        value: &T,
+        text: impl FnOnce(&T),
+    ) -> anyhow::Result<()> {
         if self.json() {
             println!("{}", serde_json::to_string_pretty(value)?);
         } else {
@@ -71,17 +74,6 @@ struct Pulled {
 #[derive(Debug, Serialize)]
 struct PulledList {
     files: Vec<Pulled>,
-}
-
-/// One task's log as `exec logs -o json` prints it.
-#[derive(Debug, Serialize)]
-struct TaskLog<'a> {
-    task: &'a str,
-    task_type: &'a str,
-    state: api::State,
-    message: Option<&'a str>,
-    exit_code: Option<i64>,
-    log_tail: Vec<&'a str>,
 }
 
 /// `context list -o json`.
@@ -508,7 +500,7 @@ pub(crate) async fn op(cli: &Cli, a: OpArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A list route, of one namespace when asked.
-fn list_path(route: &str, namespace: Option<&str>) -> String {
+pub(crate) fn list_path(route: &str, namespace: Option<&str>) -> String {
     match namespace {
         Some(ns) => format!("{route}?namespace={}", encode_path(ns)),
         None => route.to_string(),
@@ -516,7 +508,7 @@ fn list_path(route: &str, namespace: Option<&str>) -> String {
 }
 
 /// Preflight findings like a compiler's: `file:line:col: severity[code] [task t]: message`.
-fn print_preflight(findings: &[api::PreflightFinding]) {
+pub(crate) fn print_preflight(findings: &[api::PreflightFinding]) {
     for f in findings {
         eprintln!(
             "{}:{}:{}: {}[{}] [task {}]: {}",
@@ -553,423 +545,8 @@ fn print_diagnostics(file: &Path, diagnostics: &[api::Diagnostic]) {
     }
 }
 
-fn split_op(s: &str) -> anyhow::Result<(&str, &str)> {
+pub(crate) fn split_op(s: &str) -> anyhow::Result<(&str, &str)> {
     s.split_once('/')
         .filter(|(a, b)| !a.is_empty() && !b.is_empty())
         .with_context(|| format!("{s:?}: expected NAMESPACE/OPERATION"))
-}
-
-pub(crate) async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<ExitCode> {
-    let client = cli.client()?;
-    match a.command {
-        ExecCommand::Start {
-            operation,
-            system,
-            wait,
-            force,
-        } => {
-            let (ns, id) = split_op(&operation)?;
-            let req = api::StartExecution {
-                namespace: ns.to_string(),
-                operation: id.to_string(),
-                system,
-                force,
-            };
-            let started: api::Execution = match client
-                .json(
-                    client
-                        .request(Method::POST, "/api/v1/executions")
-                        .json(&req),
-                )
-                .await
-            {
-                Ok(started) => started,
-                Err(e) => match e.downcast::<ApiError>() {
-                    Ok(err) if err.preflight().is_some() => {
-                        print_preflight(err.preflight().unwrap_or_default());
-                        eprintln!(
-                            "preflight found errors: nothing was started (fix them, or --force to see the onboard failure)"
-                        );
-                        err.print_json_body(cli.json())?;
-                        return Ok(ExitCode::from(1));
-                    }
-                    Ok(err) => return Err(err.into()),
-                    Err(e) => return Err(e),
-                },
-            };
-            if !wait {
-                cli.show(&started, |started| {
-                    println!(
-                        "execution {} of {ns}/{id} on {}",
-                        started.id, started.system
-                    )
-                })?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            if !cli.json() {
-                println!(
-                    "execution {} of {ns}/{id} on {}",
-                    started.id, started.system
-                );
-            }
-            wait_for(cli, &client, &started.id).await
-        }
-        ExecCommand::Show { id, json } => {
-            let e: api::Execution = client
-                .get(&format!("/api/v1/executions/{}", encode_path(&id)))
-                .await?;
-            let cli = Cli {
-                output: if json { Output::Json } else { cli.output },
-                ..cli.clone()
-            };
-            cli.show(&e, print_execution)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        ExecCommand::List { namespace } => {
-            let list: api::ExecutionList = client
-                .get(&list_path("/api/v1/executions", namespace.as_deref()))
-                .await?;
-            cli.show(&list, |list| {
-                println!(
-                    "{:<36} {:<32} {:<8} {:<10} CREATED",
-                    "EXECUTION", "OPERATION", "SYSTEM", "STATE"
-                );
-                for e in &list.executions {
-                    println!(
-                        "{:<36} {:<32} {:<8} {:<10} {}",
-                        e.id,
-                        format!("{}/{}", e.namespace, e.operation),
-                        e.system,
-                        e.state.as_str(),
-                        e.created_at
-                    );
-                }
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
-        ExecCommand::Wait { id } => wait_for(cli, &client, &id).await,
-        ExecCommand::Logs { id, task, follow } => logs(cli, &client, &id, task, follow).await,
-    }
-}
-
-/// Follows an execution to its end and prints it; exit status 0 only if it succeeded.
-async fn wait_for(cli: &Cli, client: &Client, id: &str) -> anyhow::Result<ExitCode> {
-    let last = follow(client, id).await?;
-    cli.show(&last, print_execution)?;
-    // COMPLETED is an execution's success; a ground older than that name said SUCCESS.
-    Ok(
-        if matches!(last.state, api::State::Completed | api::State::Success) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        },
-    )
-}
-
-/// `exec logs`: each task's message, exit code and log tail (a pod's output, a build's log),
-/// as they are when asked, or (`--follow`) as each task ends, until the execution does.
-async fn logs(
-    cli: &Cli,
-    client: &Client,
-    id: &str,
-    task: Option<String>,
-    follow: bool,
-) -> anyhow::Result<ExitCode> {
-    let url = format!("/api/v1/executions/{}", encode_path(id));
-    let mut printed: std::collections::HashSet<String> = std::collections::HashSet::new();
-    loop {
-        let e: api::Execution = client.get(&url).await?;
-        if let Some(t) = &task
-            && !e.tasks.iter().any(|x| &x.id == t)
-        {
-            bail!("execution {id} has no task {t:?}");
-        }
-        let done = e.state.is_final();
-        let logs: Vec<TaskLog> = e
-            .tasks
-            .iter()
-            .filter(|t| task.as_ref().is_none_or(|n| &t.id == n))
-            .filter(|t| !follow || (t.state.is_final() && !printed.contains(&t.id)))
-            .map(task_log)
-            .collect();
-        if cli.json() {
-            if !follow || done {
-                let all: Vec<TaskLog> = if follow {
-                    e.tasks
-                        .iter()
-                        .filter(|t| task.as_ref().is_none_or(|n| &t.id == n))
-                        .map(task_log)
-                        .collect()
-                } else {
-                    logs
-                };
-                cli.show(&all, |_| ())?;
-                return Ok(ExitCode::SUCCESS);
-            }
-        } else {
-            for l in &logs {
-                print_task_log(l);
-                printed.insert(l.task.to_string());
-            }
-            if !follow || done {
-                return Ok(ExitCode::SUCCESS);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn task_log(t: &api::Task) -> TaskLog<'_> {
-    let out = t.outputs.as_ref();
-    let err = t.error.as_ref();
-    let tail = out
-        .map(|o| &o.log_tail)
-        .filter(|l| !l.is_empty())
-        .or(err.map(|e| &e.log_tail));
-    TaskLog {
-        task: &t.id,
-        task_type: &t.task_type,
-        state: t.state,
-        message: out
-            .and_then(|o| o.message.as_deref())
-            .or(err.map(|e| e.message.as_str())),
-        exit_code: out.and_then(|o| o.exit_code),
-        log_tail: tail
-            .map(|l| l.iter().map(String::as_str).collect())
-            .unwrap_or_default(),
-    }
-}
-
-fn print_task_log(l: &TaskLog) {
-    let exit = l
-        .exit_code
-        .map(|c| format!(" exit {c}"))
-        .unwrap_or_default();
-    println!("== {} ({}) {}{exit}", l.task, l.task_type, l.state.as_str());
-    if let Some(m) = l.message {
-        println!("   {m}");
-    }
-    for line in &l.log_tail {
-        println!("   | {line}");
-    }
-}
-
-/// Polls until the execution ends, printing each task's state changes.
-async fn follow(client: &Client, id: &str) -> anyhow::Result<api::Execution> {
-    let mut seen: Vec<Option<api::State>> = Vec::new();
-    let mut uplink = progress::Uplink::default();
-    loop {
-        let e: api::Execution = client
-            .get(&format!("/api/v1/executions/{}", encode_path(id)))
-            .await?;
-        uplink.show(e.uplink_eta.as_ref());
-        seen.resize(e.tasks.len(), None);
-        for (t, seen) in e.tasks.iter().zip(&mut seen) {
-            if *seen != Some(t.state) {
-                eprintln!("  {:<16} {:<14} {}", t.id, t.task_type, t.state);
-                *seen = Some(t.state);
-            }
-        }
-        if e.state.is_final() {
-            uplink.finish();
-            return Ok(e);
-        }
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    }
-}
-
-fn print_execution(e: &api::Execution) {
-    let time = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".to_string());
-    println!(
-        "execution {} ({}/{} revision {}) on {}: {}",
-        e.id, e.namespace, e.operation, e.revision, e.system, e.state
-    );
-    println!(
-        "  created {}  started {}  finished {}",
-        e.created_at,
-        time(&e.started_at),
-        time(&e.finished_at)
-    );
-    println!(
-        "  {:<16} {:<14} {:<10} {:<26} FINISHED",
-        "TASK", "TYPE", "STATE", "STARTED"
-    );
-    for t in &e.tasks {
-        println!(
-            "  {:<16} {:<14} {:<10} {:<26} {}",
-            t.id,
-            t.task_type,
-            t.state.as_str(),
-            time(&t.started_at),
-            time(&t.finished_at)
-        );
-        if let Some(out) = &t.outputs {
-            if let Some(m) = &out.message {
-                println!("      {m}");
-            }
-            for f in &out.files {
-                println!("      {} ({} bytes)", f.path, f.size);
-            }
-        }
-    }
-    for err in &e.errors {
-        println!(
-            "  error in task {}: {} {}: {}",
-            err.task.as_deref().unwrap_or("-"),
-            err.code,
-            err.name,
-            err.message
-        );
-        for line in &err.log_tail {
-            println!("    | {line}");
-        }
-    }
-}
-
-/// `orbitdock passes`: upcoming passes and eclipses with their capacity, from the ground's
-/// contact plans, or offline (`--systems-file`, `--tle`) with the ground's own computation
-/// ([`ground::predict_passes`]), so both agree for the same elements and stations. JSON: the
-/// API's `Passes` for one system (`--system`), an array of them otherwise.
-pub(crate) async fn passes(cli: &Cli, a: PassesArgs) -> anyhow::Result<ExitCode> {
-    let offline = a.systems_file.is_some() || a.tle.is_some();
-    if a.from.is_some() && !offline {
-        bail!("--from needs --systems-file or --tle (the ground predicts from its own now)");
-    }
-    let answers: Vec<api::Passes> = if offline {
-        let from = match &a.from {
-            Some(t) => orbit::Epoch::parse_iso8601(t).with_context(|| {
-                format!("--from {t:?}: expected a UTC instant such as 2026-12-03T12:00:00Z")
-            })?,
-            None => orbit::Epoch::from_unix_millis(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_millis() as i64,
-            ),
-        };
-        let systems = offline_systems(&a)?;
-        let chosen: Vec<(&String, &Option<orbit::SystemOrbit>)> = match &a.system {
-            Some(s) => vec![systems.get_key_value(s).with_context(|| {
-                format!(
-                    "no system {s:?} in the file (it has: {})",
-                    systems.keys().cloned().collect::<Vec<_>>().join(", ")
-                )
-            })?],
-            None => systems.iter().collect(),
-        };
-        let mut out = Vec::new();
-        for (name, orbit) in chosen {
-            out.push(
-                ground::predict_passes(name, orbit.as_ref(), from, a.hours)
-                    .map_err(anyhow::Error::msg)?,
-            );
-        }
-        out
-    } else {
-        let client = cli.client()?;
-        let systems: Vec<String> = match &a.system {
-            Some(s) => vec![s.clone()],
-            None => {
-                let list: api::SystemList = client.get("/api/v1/systems").await?;
-                list.systems.into_iter().map(|s| s.name).collect()
-            }
-        };
-        let mut out = Vec::new();
-        for s in systems {
-            out.push(
-                client
-                    .get(&format!(
-                        "/api/v1/systems/{}/passes?hours={}",
-                        encode_path(&s),
-                        a.hours
-                    ))
-                    .await?,
-            );
-        }
-        out
-    };
-    if cli.json() {
-        match (&a.system, answers.as_slice()) {
-            (Some(_), [one]) => cli.show(one, |_| ())?,
-            _ => cli.show(&answers, |_| ())?,
-        }
-    } else {
-        answers.iter().for_each(print_passes);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The systems of `--systems-file` (a system without an orbit is always in contact), or the
-/// one system `sat` of `--tle` over the demo's stations.
-fn offline_systems(
-    a: &PassesArgs,
-) -> anyhow::Result<std::collections::BTreeMap<String, Option<orbit::SystemOrbit>>> {
-    if let Some(path) = &a.systems_file {
-        let orbits = crate::systems::load(path)?;
-        let names = crate::systems::names(path)?;
-        return Ok(names
-            .into_iter()
-            .map(|n| {
-                let o = orbits.get(&n).cloned();
-                (n, o)
-            })
-            .collect());
-    }
-    let path = a.tle.as_ref().context("--tle or --systems-file")?;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let tle = orbit::parse_tle_text(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        .into_iter()
-        .next()
-        .with_context(|| format!("{}: no TLE in the file", path.display()))?;
-    let name = a.system.clone().unwrap_or_else(|| "sat".to_string());
-    let stations = orbit::demo_system(tle.epoch).stations;
-    Ok([(name, Some(orbit::SystemOrbit { tle, stations }))].into())
-}
-
-fn print_passes(passes: &api::Passes) {
-    let s = &passes.system;
-    let hours = passes.hours;
-    if passes.always_in_contact {
-        println!("{s}: always in contact (no passes: the Engineering Model is on the ground)");
-        return;
-    }
-    println!(
-        "{s}: {} passes in the next {hours} h from {}",
-        passes.passes.len(),
-        passes.generated_at
-    );
-    println!(
-        "  {:<12} {:<26} {:<26} {:>6} {:>6} {:>10} {:>10}",
-        "STATION", "AOS", "LOS", "MIN", "MAX°", "UP MB", "DOWN MB"
-    );
-    for p in &passes.passes {
-        println!(
-            "  {:<12} {:<26} {:<26} {:>6.1} {:>6.1} {:>10.2} {:>10.2}",
-            p.station,
-            p.aos,
-            p.los,
-            p.duration_s / 60.0,
-            p.max_elevation_deg,
-            p.up_bytes as f64 / 1e6,
-            p.down_bytes as f64 / 1e6,
-        );
-    }
-    println!("{s}: {} eclipses", passes.eclipses.len());
-    println!(
-        "  {:<26} {:<26} {:<26} {:<26} {:>6}",
-        "PENUMBRA IN", "UMBRA IN", "UMBRA OUT", "PENUMBRA OUT", "MIN"
-    );
-    let or_dash = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".to_string());
-    for e in &passes.eclipses {
-        println!(
-            "  {:<26} {:<26} {:<26} {:<26} {:>6.1}",
-            e.penumbra_entry,
-            or_dash(&e.umbra_entry),
-            or_dash(&e.umbra_exit),
-            e.penumbra_exit,
-            e.duration_s / 60.0
-        );
-    }
 }

@@ -1,0 +1,291 @@
+//! `orbitdock exec`: start, show, list, wait for and read the logs of executions.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::bail;
+use reqwest::Method;
+use serde::Serialize;
+
+use crate::args::{ExecArgs, ExecCommand, Output};
+use crate::client::{ApiError, Client, encode_path};
+use crate::progress;
+use crate::verbs::{Cli, list_path, print_preflight, split_op};
+
+/// One task's log as `exec logs -o json` prints it.
+#[derive(Debug, Serialize)]
+struct TaskLog<'a> {
+    task: &'a str,
+    task_type: &'a str,
+    state: api::State,
+    message: Option<&'a str>,
+    exit_code: Option<i64>,
+    log_tail: Vec<&'a str>,
+}
+
+pub(crate) async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<ExitCode> {
+    let client = cli.client()?;
+    match a.command {
+        ExecCommand::Start {
+            operation,
+            system,
+            wait,
+            force,
+        } => {
+            let (ns, id) = split_op(&operation)?;
+            let req = api::StartExecution {
+                namespace: ns.to_string(),
+                operation: id.to_string(),
+                system,
+                force,
+            };
+            let started: api::Execution = match client
+                .json(
+                    client
+                        .request(Method::POST, "/api/v1/executions")
+                        .json(&req),
+                )
+                .await
+            {
+                Ok(started) => started,
+                Err(e) => match e.downcast::<ApiError>() {
+                    Ok(err) if err.preflight().is_some() => {
+                        print_preflight(err.preflight().unwrap_or_default());
+                        eprintln!(
+                            "preflight found errors: nothing was started (fix them, or --force to see the onboard failure)"
+                        );
+                        err.print_json_body(cli.json())?;
+                        return Ok(ExitCode::from(1));
+                    }
+                    Ok(err) => return Err(err.into()),
+                    Err(e) => return Err(e),
+                },
+            };
+            if !wait {
+                cli.show(&started, |started| {
+                    println!(
+                        "execution {} of {ns}/{id} on {}",
+                        started.id, started.system
+                    )
+                })?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !cli.json() {
+                println!(
+                    "execution {} of {ns}/{id} on {}",
+                    started.id, started.system
+                );
+            }
+            wait_for(cli, &client, &started.id).await
+        }
+        ExecCommand::Show { id, json } => {
+            let e: api::Execution = client
+                .get(&format!("/api/v1/executions/{}", encode_path(&id)))
+                .await?;
+            let cli = Cli {
+                output: if json { Output::Json } else { cli.output },
+                ..cli.clone()
+            };
+            cli.show(&e, print_execution)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ExecCommand::List { namespace } => {
+            let list: api::ExecutionList = client
+                .get(&list_path("/api/v1/executions", namespace.as_deref()))
+                .await?;
+            cli.show(&list, |list| {
+                println!(
+                    "{:<36} {:<32} {:<8} {:<10} CREATED",
+                    "EXECUTION", "OPERATION", "SYSTEM", "STATE"
+                );
+                for e in &list.executions {
+                    println!(
+                        "{:<36} {:<32} {:<8} {:<10} {}",
+                        e.id,
+                        format!("{}/{}", e.namespace, e.operation),
+                        e.system,
+                        e.state.as_str(),
+                        e.created_at
+                    );
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ExecCommand::Wait { id } => wait_for(cli, &client, &id).await,
+        ExecCommand::Logs { id, task, follow } => logs(cli, &client, &id, task, follow).await,
+    }
+}
+
+/// Follows an execution to its end and prints it; exit status 0 only if it succeeded.
+async fn wait_for(cli: &Cli, client: &Client, id: &str) -> anyhow::Result<ExitCode> {
+    let last = follow(client, id).await?;
+    cli.show(&last, print_execution)?;
+    // COMPLETED is an execution's success; a ground older than that name said SUCCESS.
+    Ok(
+        if matches!(last.state, api::State::Completed | api::State::Success) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
+}
+
+/// `exec logs`: each task's message, exit code and log tail (a pod's output, a build's log),
+/// as they are when asked, or (`--follow`) as each task ends, until the execution does.
+async fn logs(
+    cli: &Cli,
+    client: &Client,
+    id: &str,
+    task: Option<String>,
+    follow: bool,
+) -> anyhow::Result<ExitCode> {
+    let url = format!("/api/v1/executions/{}", encode_path(id));
+    let mut printed: std::collections::HashSet<String> = std::collections::HashSet::new();
+    loop {
+        let e: api::Execution = client.get(&url).await?;
+        if let Some(t) = &task
+            && !e.tasks.iter().any(|x| &x.id == t)
+        {
+            bail!("execution {id} has no task {t:?}");
+        }
+        let done = e.state.is_final();
+        let logs: Vec<TaskLog> = e
+            .tasks
+            .iter()
+            .filter(|t| task.as_ref().is_none_or(|n| &t.id == n))
+            .filter(|t| !follow || (t.state.is_final() && !printed.contains(&t.id)))
+            .map(task_log)
+            .collect();
+        if cli.json() {
+            if !follow || done {
+                let all: Vec<TaskLog> = if follow {
+                    e.tasks
+                        .iter()
+                        .filter(|t| task.as_ref().is_none_or(|n| &t.id == n))
+                        .map(task_log)
+                        .collect()
+                } else {
+                    logs
+                };
+                cli.show(&all, |_| ())?;
+                return Ok(ExitCode::SUCCESS);
+            }
+        } else {
+            for l in &logs {
+                print_task_log(l);
+                printed.insert(l.task.to_string());
+            }
+            if !follow || done {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn task_log(t: &api::Task) -> TaskLog<'_> {
+    let out = t.outputs.as_ref();
+    let err = t.error.as_ref();
+    let tail = out
+        .map(|o| &o.log_tail)
+        .filter(|l| !l.is_empty())
+        .or(err.map(|e| &e.log_tail));
+    TaskLog {
+        task: &t.id,
+        task_type: &t.task_type,
+        state: t.state,
+        message: out
+            .and_then(|o| o.message.as_deref())
+            .or(err.map(|e| e.message.as_str())),
+        exit_code: out.and_then(|o| o.exit_code),
+        log_tail: tail
+            .map(|l| l.iter().map(String::as_str).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn print_task_log(l: &TaskLog) {
+    let exit = l
+        .exit_code
+        .map(|c| format!(" exit {c}"))
+        .unwrap_or_default();
+    println!("== {} ({}) {}{exit}", l.task, l.task_type, l.state.as_str());
+    if let Some(m) = l.message {
+        println!("   {m}");
+    }
+    for line in &l.log_tail {
+        println!("   | {line}");
+    }
+}
+
+/// Polls until the execution ends, printing each task's state changes.
+async fn follow(client: &Client, id: &str) -> anyhow::Result<api::Execution> {
+    let mut seen: Vec<Option<api::State>> = Vec::new();
+    let mut uplink = progress::Uplink::default();
+    loop {
+        let e: api::Execution = client
+            .get(&format!("/api/v1/executions/{}", encode_path(id)))
+            .await?;
+        uplink.show(e.uplink_eta.as_ref());
+        seen.resize(e.tasks.len(), None);
+        for (t, seen) in e.tasks.iter().zip(&mut seen) {
+            if *seen != Some(t.state) {
+                eprintln!("  {:<16} {:<14} {}", t.id, t.task_type, t.state);
+                *seen = Some(t.state);
+            }
+        }
+        if e.state.is_final() {
+            uplink.finish();
+            return Ok(e);
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+}
+
+fn print_execution(e: &api::Execution) {
+    let time = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".to_string());
+    println!(
+        "execution {} ({}/{} revision {}) on {}: {}",
+        e.id, e.namespace, e.operation, e.revision, e.system, e.state
+    );
+    println!(
+        "  created {}  started {}  finished {}",
+        e.created_at,
+        time(&e.started_at),
+        time(&e.finished_at)
+    );
+    println!(
+        "  {:<16} {:<14} {:<10} {:<26} FINISHED",
+        "TASK", "TYPE", "STATE", "STARTED"
+    );
+    for t in &e.tasks {
+        println!(
+            "  {:<16} {:<14} {:<10} {:<26} {}",
+            t.id,
+            t.task_type,
+            t.state.as_str(),
+            time(&t.started_at),
+            time(&t.finished_at)
+        );
+        if let Some(out) = &t.outputs {
+            if let Some(m) = &out.message {
+                println!("      {m}");
+            }
+            for f in &out.files {
+                println!("      {} ({} bytes)", f.path, f.size);
+            }
+        }
+    }
+    for err in &e.errors {
+        println!(
+            "  error in task {}: {} {}: {}",
+            err.task.as_deref().unwrap_or("-"),
+            err.code,
+            err.name,
+            err.message
+        );
+        for line in &err.log_tail {
+            println!("    | {line}");
+        }
+    }
+}
