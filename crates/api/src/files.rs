@@ -77,3 +77,35 @@ pub struct FileList {
     /// One entry per path.
     pub files: Vec<NamespaceFile>,
 }
+
+/// `DELETE /api/v1/namespaces/{ns}/files/{*path}`: the paths removed (every version of each).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    /// Absolute in the namespace, sorted.
+    pub paths: Vec<String>,
+}
+
+/// `POST /api/v1/namespaces/{ns}/move`: move a file, or a folder with everything under it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveFiles {
+    /// The file or folder, absolute in the namespace.
+    pub from: String,
+    /// Its new path; nothing may exist there yet.
+    pub to: String,
+}
+
+/// One path a move changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedPath {
+    /// The old path.
+    pub from: String,
+    /// The new path.
+    pub to: String,
+}
+
+/// The answer to `POST /api/v1/namespaces/{ns}/move`: every path moved, with all its versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    /// Sorted by the old path.
+    pub moved: Vec<MovedPath>,
+}

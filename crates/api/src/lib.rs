@@ -29,11 +29,12 @@ pub use executions::{
     namespace_file_uri,
 };
 pub use files::{
-    CreateNamespace, FileList, Namespace, NamespaceFile, NamespaceList, Uploaded, UploadedFile,
+    CreateNamespace, FileList, MoveFiles, Moved, MovedPath, Namespace, NamespaceFile,
+    NamespaceList, Removed, Uploaded, UploadedFile,
 };
 pub use operations::{
     AppliedOperation, Diagnostic, OperationDetail, OperationExecution, OperationList,
-    OperationSummary, PreflightFinding, Severity, Validation,
+    OperationRevision, OperationSummary, PreflightFinding, Severity, Validation,
 };
 pub use session::{Health, LoginRequest, LoginResponse};
 pub use systems::{

@@ -144,3 +144,18 @@ pub struct OperationExecution {
     /// When it was created.
     pub created_at: String,
 }
+
+/// `GET /api/v1/operations/{ns}/{id}/revisions/{revision}`: one revision's YAML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationRevision {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its id in the namespace.
+    pub id: String,
+    /// The revision.
+    pub revision: u64,
+    /// Its YAML text.
+    pub yaml: String,
+    /// When it was saved.
+    pub created_at: String,
+}

@@ -513,9 +513,36 @@ pub(crate) enum FilesCommand {
         /// Local file or folder.
         local: PathBuf,
     },
-    /// List a namespace's files.
-    #[command(after_help = "Example:\n  orbitdock files ls demo -o json")]
-    Ls { namespace: String },
+    /// List a namespace's files, or (--onboard) the ground's mirror of a volume onboard.
+    #[command(
+        after_help = "Examples:\n  orbitdock files ls demo -o json\n  orbitdock files ls --onboard --system fm --volume data"
+    )]
+    Ls {
+        /// The namespace (not with --onboard).
+        #[arg(required_unless_present = "onboard")]
+        namespace: Option<String>,
+        /// List a volume onboard as the ground last heard it (see its listing's times).
+        #[arg(long, requires_all = ["system", "volume"], conflicts_with = "namespace")]
+        onboard: bool,
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long)]
+        volume: Option<String>,
+    },
+    /// Delete a file, or a folder with everything under it (every version): NS:/path.
+    #[command(after_help = "Example:\n  orbitdock files rm demo:/old")]
+    Rm {
+        /// NS:/path
+        remote: String,
+    },
+    /// Move a file or a folder (every version) to a free path: NS:/from /to.
+    #[command(after_help = "Example:\n  orbitdock files mv demo:/app/v1 /archive/v1")]
+    Mv {
+        /// NS:/from
+        remote: String,
+        /// The new path in the same namespace.
+        to: String,
+    },
 }
 
 #[derive(Debug, ClapArgs)]
@@ -535,6 +562,16 @@ pub(crate) enum OpCommand {
     /// Show an operation: NS/OP.
     #[command(after_help = "Example:\n  orbitdock op show demo/hello")]
     Show { operation: String },
+    /// Show what changed between two revisions of an operation (a unified diff).
+    #[command(after_help = "Example:\n  orbitdock op diff demo/hello 1 2")]
+    Diff {
+        /// NS/OP
+        operation: String,
+        /// The older revision.
+        from: u64,
+        /// The newer revision [default: the latest].
+        to: Option<u64>,
+    },
     /// List your operations (of one namespace with -n).
     #[command(after_help = "Example:\n  orbitdock op list -n demo -o json")]
     List {

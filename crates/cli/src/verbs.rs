@@ -76,6 +76,14 @@ struct PulledList {
     files: Vec<Pulled>,
 }
 
+/// `op diff -o json`: both revisions and the unified diff between them.
+#[derive(Debug, Serialize)]
+struct OperationDiff {
+    from: api::OperationRevision,
+    to: api::OperationRevision,
+    diff: String,
+}
+
 /// `context list -o json`.
 #[derive(Debug, Serialize)]
 struct ContextEntry<'a> {
@@ -204,7 +212,30 @@ pub(crate) async fn files(cli: &Cli, a: FilesArgs) -> anyhow::Result<ExitCode> {
             to,
         } => push(cli, &client, &local_dir, &namespace, &to).await,
         FilesCommand::Pull { remote, local } => pull(cli, &client, &remote, &local).await,
-        FilesCommand::Ls { namespace } => {
+        FilesCommand::Ls {
+            namespace,
+            onboard: true,
+            system: Some(system),
+            volume: Some(volume),
+        } if namespace.is_none() => {
+            let list: api::VolumeFileList = client
+                .get(&format!(
+                    "/api/v1/systems/{}/volumes/{}/files",
+                    encode_path(&system),
+                    encode_path(&volume)
+                ))
+                .await?;
+            cli.show(&list, |list| {
+                for f in &list.files {
+                    let kind = if f.is_dir { "/" } else { "" };
+                    println!("{:>10}  {}  {}{kind}", f.size, f.modified, f.path);
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        FilesCommand::Ls { namespace, .. } => {
+            let namespace =
+                namespace.context("give a namespace, or --onboard --system S --volume V")?;
             let list: api::FileList = client
                 .get(&format!(
                     "/api/v1/namespaces/{}/files",
@@ -221,7 +252,54 @@ pub(crate) async fn files(cli: &Cli, a: FilesArgs) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        FilesCommand::Rm { remote } => {
+            let (ns, path) = split_remote(&remote)?;
+            let removed: api::Removed = client
+                .json(client.request(
+                    Method::DELETE,
+                    &format!(
+                        "/api/v1/namespaces/{}/files{}",
+                        encode_path(ns),
+                        encode_path(&path)
+                    ),
+                ))
+                .await?;
+            cli.show(&removed, |r| {
+                for p in &r.paths {
+                    println!("removed {ns}:{p}");
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        FilesCommand::Mv { remote, to } => {
+            let (ns, from) = split_remote(&remote)?;
+            let moved: api::Moved = client
+                .json(
+                    client
+                        .request(
+                            Method::POST,
+                            &format!("/api/v1/namespaces/{}/move", encode_path(ns)),
+                        )
+                        .json(&api::MoveFiles { from, to }),
+                )
+                .await?;
+            cli.show(&moved, |m| {
+                for p in &m.moved {
+                    println!("{ns}:{} → {ns}:{}", p.from, p.to);
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// `NS:/path` → the namespace and the absolute path.
+fn split_remote(remote: &str) -> anyhow::Result<(&str, String)> {
+    let (ns, path) = remote
+        .split_once(':')
+        .filter(|(ns, _)| !ns.is_empty())
+        .with_context(|| format!("{remote:?}: expected NS:/path, e.g. demo:/out/result.txt"))?;
+    Ok((ns, format!("/{}", path.trim_matches('/'))))
 }
 
 /// Packs `dir` into a tar (refusing symlinks, which the ground would refuse too) and uploads it.
@@ -320,10 +398,7 @@ fn pack(dir: &Path, tar_path: &Path) -> anyhow::Result<(u64, u64)> {
 
 /// `NS:/path` → a file, or every file under a folder.
 async fn pull(cli: &Cli, client: &Client, remote: &str, local: &Path) -> anyhow::Result<ExitCode> {
-    let (ns, path) = remote
-        .split_once(':')
-        .context("expected NS:/path, e.g. demo:/out/result.txt")?;
-    let path = format!("/{}", path.trim_matches('/'));
+    let (ns, path) = split_remote(remote)?;
     let list: api::FileList = client
         .get(&format!("/api/v1/namespaces/{}/files", encode_path(ns)))
         .await?;
@@ -473,6 +548,51 @@ pub(crate) async fn op(cli: &Cli, a: OpArgs) -> anyhow::Result<ExitCode> {
                     println!("  {}  {}  {}", e.id, e.state, e.created_at);
                 }
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        OpCommand::Diff {
+            operation,
+            from,
+            to,
+        } => {
+            let (ns, id) = split_op(&operation)?;
+            let revision = |r: u64| {
+                format!(
+                    "/api/v1/operations/{}/{}/revisions/{r}",
+                    encode_path(ns),
+                    encode_path(id)
+                )
+            };
+            let to = match to {
+                Some(t) => t,
+                None => {
+                    client
+                        .get::<api::OperationDetail>(&format!(
+                            "/api/v1/operations/{}/{}",
+                            encode_path(ns),
+                            encode_path(id)
+                        ))
+                        .await?
+                        .revision
+                }
+            };
+            let old: api::OperationRevision = client.get(&revision(from)).await?;
+            let new: api::OperationRevision = client.get(&revision(to)).await?;
+            let diff = similar::TextDiff::from_lines(&old.yaml, &new.yaml);
+            let text = diff
+                .unified_diff()
+                .context_radius(3)
+                .header(
+                    &format!("{ns}/{id} revision {from}"),
+                    &format!("{ns}/{id} revision {to}"),
+                )
+                .to_string();
+            let shown = OperationDiff {
+                from: old,
+                to: new,
+                diff: text,
+            };
+            cli.show(&shown, |d| print!("{}", d.diff))?;
             Ok(ExitCode::SUCCESS)
         }
         OpCommand::List { namespace } => {

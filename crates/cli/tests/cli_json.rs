@@ -169,6 +169,102 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
     let unknown = user.cli(&["exec", "logs", &id, "nope"]).await;
     assert_eq!(unknown.status.code(), Some(1));
 
+    // op diff: a second revision against the first
+    let v2 = std::fs::read_to_string(&op)
+        .unwrap()
+        .replace("max_duration: 1\n", "max_duration: 2\n");
+    std::fs::write(&op, v2).unwrap();
+    let (code, applied) = cli_json(&user, &["op", "apply", op.to_str().unwrap()]).await;
+    assert_eq!(code, 0);
+    assert_eq!(applied["revision"], 2);
+    let (code, diff) = cli_json(&user, &["op", "diff", &format!("{ns}/hello"), "1"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(diff["from"]["revision"], 1);
+    assert_eq!(diff["to"]["revision"], 2);
+    let text = diff["diff"].as_str().unwrap();
+    assert!(text.contains("-  max_duration: 1"), "{text}");
+    assert!(text.contains("+  max_duration: 2"), "{text}");
+    let none = user.cli(&["op", "diff", &format!("{ns}/hello"), "9"]).await;
+    assert_eq!(none.status.code(), Some(1), "an unknown revision fails");
+
+    // files ls --onboard: the ground's mirror of the volume, as the API answers it
+    let volume = format!("{tenant}-pvc");
+    let (_, api_volume) = user
+        .get(&format!("/api/v1/systems/em/volumes/{volume}/files"))
+        .await;
+    let (code, onboard) = cli_json(
+        &user,
+        &[
+            "files",
+            "ls",
+            "--onboard",
+            "--system",
+            "em",
+            "--volume",
+            &volume,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(onboard, api_volume);
+    assert!(
+        onboard["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "/in/a.txt"),
+        "the uplinked file is in the mirror: {onboard:#}"
+    );
+
+    // files mv / rm on the ground
+    let (code, moved) =
+        cli_json(&user, &["files", "mv", &format!("{ns}:/in"), "/archive/in"]).await;
+    assert_eq!(code, 0, "{moved:#}");
+    assert_eq!(moved["moved"][0]["from"], "/in/a.txt");
+    assert_eq!(moved["moved"][0]["to"], "/archive/in/a.txt");
+    let (_, after) = user.get(&format!("/api/v1/namespaces/{ns}/files")).await;
+    assert_eq!(after["files"][0]["path"], "/archive/in/a.txt");
+    assert_eq!(after["files"].as_array().unwrap().len(), 1);
+    std::fs::write(app.join("in/b.txt"), b"b").unwrap();
+    assert!(
+        user.cli(&[
+            "files",
+            "push",
+            app.to_str().unwrap(),
+            "-n",
+            &ns,
+            "--to",
+            "/archive"
+        ])
+        .await
+        .status
+        .success()
+    );
+    let clash = user
+        .cli(&[
+            "files",
+            "mv",
+            &format!("{ns}:/archive/in/b.txt"),
+            "/archive/in/a.txt",
+        ])
+        .await;
+    assert_eq!(clash.status.code(), Some(1), "a move never overwrites");
+    assert!(String::from_utf8_lossy(&clash.stderr).contains("exists"));
+    let into_itself = user
+        .cli(&["files", "mv", &format!("{ns}:/archive"), "/archive/deeper"])
+        .await;
+    assert_eq!(into_itself.status.code(), Some(1));
+    let (code, removed) = cli_json(&user, &["files", "rm", &format!("{ns}:/archive")]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        removed["paths"],
+        serde_json::json!(["/archive/in/a.txt", "/archive/in/b.txt"])
+    );
+    let (_, empty) = user.get(&format!("/api/v1/namespaces/{ns}/files")).await;
+    assert_eq!(empty["files"], serde_json::json!([]));
+    let gone = user.cli(&["files", "rm", &format!("{ns}:/archive")]).await;
+    assert_eq!(gone.status.code(), Some(1), "nothing left to remove");
+
     // passes for a system without an orbit
     let (_, passes) = cli_json(&user, &["passes", "--system", "em"]).await;
     assert_eq!(passes["always_in_contact"], true);

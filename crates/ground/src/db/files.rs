@@ -123,3 +123,92 @@ pub(crate) async fn add_file_version(
     .await?;
     Ok(version)
 }
+
+/// The paths at `path` (a file) or under it (a folder), sorted.
+async fn paths_at(tx: &mut Tx, namespace: &str, path: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT path FROM files
+         WHERE namespace = ?1 AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')
+         ORDER BY path",
+    )
+    .bind(namespace)
+    .bind(path)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Deletes every version of `path`, or of every path under it; the paths deleted, sorted.
+pub(crate) async fn delete_files(
+    tx: &mut Tx,
+    namespace: &str,
+    path: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let paths = paths_at(tx, namespace, path).await?;
+    sqlx::query(
+        "DELETE FROM files
+         WHERE namespace = ?1 AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+    )
+    .bind(namespace)
+    .bind(path)
+    .execute(&mut **tx)
+    .await?;
+    Ok(paths)
+}
+
+/// Why a move cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MoveRefusal {
+    /// Nothing at the source.
+    NotFound,
+    /// A path the move would write exists already.
+    Exists(String),
+}
+
+/// Moves every version of `from` (a file, or every path under a folder) to `to`, in one
+/// transaction; the (old, new) paths, sorted by the old.
+pub(crate) async fn move_files(
+    tx: &mut Tx,
+    namespace: &str,
+    from: &str,
+    to: &str,
+) -> Result<Result<Vec<(String, String)>, MoveRefusal>, sqlx::Error> {
+    let paths = paths_at(tx, namespace, from).await?;
+    if paths.is_empty() {
+        return Ok(Err(MoveRefusal::NotFound));
+    }
+    let pairs: Vec<(String, String)> = paths
+        .into_iter()
+        .map(|p| {
+            let new = format!("{to}{}", &p[from.len()..]);
+            (p, new)
+        })
+        .collect();
+    // A new path may not collide with a file, nor put a file under a file or over a folder.
+    for (_, new) in &pairs {
+        if !paths_at(tx, namespace, new).await?.is_empty() {
+            return Ok(Err(MoveRefusal::Exists(new.clone())));
+        }
+        let mut parent = new.as_str();
+        while let Some(i) = parent.rfind('/').filter(|&i| i > 0) {
+            parent = &parent[..i];
+            let file: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM files WHERE namespace = ? AND path = ? LIMIT 1")
+                    .bind(namespace)
+                    .bind(parent)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            if file.is_some() {
+                return Ok(Err(MoveRefusal::Exists(parent.to_string())));
+            }
+        }
+    }
+    for (old, new) in &pairs {
+        sqlx::query("UPDATE files SET path = ? WHERE namespace = ? AND path = ?")
+            .bind(new)
+            .bind(namespace)
+            .bind(old)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(Ok(pairs))
+}

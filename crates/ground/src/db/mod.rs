@@ -43,9 +43,13 @@ pub(crate) use executions::{
     ExecutionRow, TaskRow, busy_execution, execution, executions_of, insert_execution, insert_task,
     latest_execution_with_task, reported_images, tasks, update_execution, update_task,
 };
-pub(crate) use files::{FileRow, add_file_version, file_version, latest_files};
+pub(crate) use files::{
+    FileRow, MoveRefusal, add_file_version, delete_files, file_version, latest_files, move_files,
+};
 pub(crate) use namespaces::{insert_namespace, namespace_owner, namespaces_of};
-pub(crate) use operations::{OperationRow, operation, operations_of, save_operation};
+pub(crate) use operations::{
+    OperationRow, operation, operation_revision, operations_of, save_operation,
+};
 pub(crate) use systems::{system, upsert_system};
 pub(crate) use uplinks::{
     execution_digests, insert_execution_object, insert_execution_plan, next_plan_sequence,

@@ -44,6 +44,26 @@ pub(crate) async fn operation(
         .transpose()
 }
 
+/// One revision's YAML and when it was saved.
+pub(crate) async fn operation_revision(
+    db: &Db,
+    namespace: &str,
+    id: &str,
+    revision: i64,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT yaml, created_at FROM operation_revisions
+         WHERE namespace = ? AND id = ? AND revision = ?",
+    )
+    .bind(namespace)
+    .bind(id)
+    .bind(revision)
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| Ok((r.try_get("yaml")?, r.try_get("created_at")?)))
+        .transpose()
+}
+
 /// Stores `yaml` as the operation's latest revision, unless it is already exactly that.
 pub(crate) async fn save_operation(
     tx: &mut Tx,

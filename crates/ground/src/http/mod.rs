@@ -52,10 +52,18 @@ pub(crate) fn router(ground: Ground) -> Router {
                 .post(namespaces::upload_files)
                 .layer(DefaultBodyLimit::max(limits::UPLOAD_BODY)),
         )
-        .route("/namespaces/{ns}/files/{*path}", get(namespaces::read_file))
+        .route(
+            "/namespaces/{ns}/files/{*path}",
+            get(namespaces::read_file).delete(namespaces::delete_file),
+        )
+        .route("/namespaces/{ns}/move", post(namespaces::move_files))
         .route("/operations", get(operations::list).post(operations::apply))
         .route("/operations/validate", post(operations::validate))
         .route("/operations/{ns}/{id}", get(operations::get))
+        .route(
+            "/operations/{ns}/{id}/revisions/{revision}",
+            get(operations::revision),
+        )
         .route("/executions", get(executions::list).post(executions::start))
         .route("/executions/{id}", get(executions::get))
         .route("/systems", get(systems::list))

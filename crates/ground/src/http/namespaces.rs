@@ -1,5 +1,6 @@
-//! Namespaces and their files: `/namespaces`, `/namespaces/{ns}/files` (list, upload) and
-//! `/namespaces/{ns}/files/{*path}` (read one version).
+//! Namespaces and their files: `/namespaces`, `/namespaces/{ns}/files` (list, upload),
+//! `/namespaces/{ns}/files/{*path}` (read one version, delete every version) and
+//! `/namespaces/{ns}/move`.
 
 use std::io;
 
@@ -133,6 +134,81 @@ pub(super) async fn read_file(
     }
     headers.insert("x-orbitdock-version", HeaderValue::from(file.version));
     Ok(response)
+}
+
+/// `DELETE /api/v1/namespaces/{ns}/files/{*path}`: a file, or a folder with everything under
+/// it, every version. The blobs stay: executions that uplinked them may still need them.
+pub(super) async fn delete_file(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P((ns, path)): P<(String, String)>,
+) -> Result<Json<api::Removed>, ApiError> {
+    auth::check_namespace(&g, &user, &ns).await?;
+    let path = NamespacePath::parse(&path)
+        .map_err(|e| ApiError::bad(format!("bad path: {}", e.reason())))?;
+    let path = path.to_string();
+    if path == "/" {
+        return Err(ApiError::bad(
+            "give a file or a folder: the namespace root is not deleted this way",
+        ));
+    }
+    let mut tx = db::write_tx(g.db()).await?;
+    let paths = db::delete_files(&mut tx, &ns, &path).await?;
+    if paths.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no file or folder '{path}' in namespace '{ns}'"
+        )));
+    }
+    tx.commit().await?;
+    Ok(Json(api::Removed { paths }))
+}
+
+/// `POST /api/v1/namespaces/{ns}/move`: a file, or a folder with everything under it, to a path
+/// where nothing is yet; every version moves, in one transaction.
+pub(super) async fn move_files(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P(ns): P<String>,
+    J(req): J<api::MoveFiles>,
+) -> Result<Json<api::Moved>, ApiError> {
+    auth::check_namespace(&g, &user, &ns).await?;
+    let parse = |which: &str, p: &str| {
+        NamespacePath::parse(p)
+            .map(|p| p.to_string())
+            .map_err(|e| ApiError::bad(format!("bad {which} path {p:?}: {}", e.reason())))
+    };
+    let (from, to) = (parse("from", &req.from)?, parse("to", &req.to)?);
+    if from == "/" || to == "/" {
+        return Err(ApiError::bad(
+            "the namespace root cannot be moved or replaced",
+        ));
+    }
+    if to == from || to.starts_with(&format!("{from}/")) {
+        return Err(ApiError::bad(format!(
+            "cannot move '{from}' into itself ('{to}')"
+        )));
+    }
+    let mut tx = db::write_tx(g.db()).await?;
+    let pairs = match db::move_files(&mut tx, &ns, &from, &to).await? {
+        Ok(pairs) => pairs,
+        Err(db::MoveRefusal::NotFound) => {
+            return Err(ApiError::not_found(format!(
+                "no file or folder '{from}' in namespace '{ns}'"
+            )));
+        }
+        Err(db::MoveRefusal::Exists(p)) => {
+            return Err(ApiError::Conflict(format!(
+                "'{p}' exists in namespace '{ns}': move to a free path, or delete it first"
+            )));
+        }
+    };
+    tx.commit().await?;
+    Ok(Json(api::Moved {
+        moved: pairs
+            .into_iter()
+            .map(|(from, to)| api::MovedPath { from, to })
+            .collect(),
+    }))
 }
 
 /// A file's content as a stream of chunks.

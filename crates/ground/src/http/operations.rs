@@ -69,3 +69,24 @@ pub(super) async fn get(
     let execs = db::executions_of(g.db(), &user, Some(&ns), Some(&id), 100, 0).await?;
     Ok(Json(operation_detail(row, yaml, &execs)?))
 }
+
+/// `GET /api/v1/operations/{ns}/{id}/revisions/{revision}`.
+pub(super) async fn revision(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P((ns, id, revision)): P<(String, String, i64)>,
+) -> Result<Json<api::OperationRevision>, ApiError> {
+    auth::check_namespace(&g, &user, &ns).await?;
+    let Some((yaml, created_at)) = db::operation_revision(g.db(), &ns, &id, revision).await? else {
+        return Err(ApiError::not_found(format!(
+            "operation '{ns}/{id}' has no revision {revision}"
+        )));
+    };
+    Ok(Json(api::OperationRevision {
+        namespace: ns,
+        id,
+        revision: revision.max(0) as u64,
+        yaml,
+        created_at: crate::time::rfc3339(created_at),
+    }))
+}
