@@ -135,6 +135,39 @@ impl Browser {
         .await;
     }
 
+    async fn clear(&self, css: &str) {
+        let id = self.element(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/clear"),
+            json!({}),
+        )
+        .await;
+    }
+
+    /// Runs a script in the page.
+    async fn script(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    /// Waits (up to 20 s) until the page's text contains `want`; the text last seen.
+    async fn wait_for(&self, want: &str) -> String {
+        let mut page = String::new();
+        for _ in 0..200 {
+            page = self.text().await;
+            if page.contains(want) {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the page never showed {want:?}: {page}");
+    }
+
     /// The page's visible text, read by a script so that a navigation in between cannot leave
     /// a stale element behind.
     async fn text(&self) -> String {
@@ -228,4 +261,108 @@ async fn sign_in_and_see_your_work_in_a_real_browser() {
     let page = browser.text().await;
     assert!(!page.contains("Signed in as"), "{page}");
     assert!(page.contains("Sign in"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_author_execute_and_follow_in_a_real_browser() {
+    let stack = Stack::start().await;
+    let a = unique("u");
+    let _cleanup = DockerCleanup {
+        tenants: vec![a.clone()],
+        images: vec![],
+    };
+    let alice = stack.user(&a).await;
+    let dir = stack.dir.path();
+    let ns = unique("uns");
+    let app = dir.join("app");
+    std::fs::create_dir_all(app.join("in")).unwrap();
+    std::fs::write(app.join("in/a.txt"), b"from the cli\n").unwrap();
+    assert!(
+        alice
+            .cli(&["files", "push", app.to_str().unwrap(), "-n", &ns])
+            .await
+            .status
+            .success()
+    );
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("{}/", stack.url)).await;
+    browser.type_into("input[name=user]", &a).await;
+    browser
+        .type_into("input[name=password]", &format!("pw-{a}"))
+        .await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for("Signed in as").await;
+
+    // Upload a file from the browser into the namespace, see it listed, download link included.
+    browser
+        .goto(&format!("{}/namespaces/{ns}", stack.url))
+        .await;
+    browser.wait_for("/in/a.txt").await;
+    let upload = dir.join("b.txt");
+    std::fs::write(&upload, b"from the browser\n").unwrap();
+    browser
+        .type_into("input[name=files]", upload.to_str().unwrap())
+        .await;
+    browser.clear("input[name=to]").await;
+    browser.type_into("input[name=to]", "/web").await;
+    browser.click("#upload button[type=submit]").await;
+    browser.wait_for("/web/b.txt").await;
+    let (status, files) = alice.get(&format!("/api/v1/namespaces/{ns}/files")).await;
+    assert_eq!(status, 200);
+    assert!(files.to_string().contains("/web/b.txt"), "{files}");
+    let href = browser
+        .script("return document.querySelector('a[download]').getAttribute('href');")
+        .await;
+    assert_eq!(href, format!("/api/v1/namespaces/{ns}/files/in/a.txt"));
+
+    // Delete it again with its button (the confirmation accepted).
+    browser
+        .script(
+            "window.confirm = () => true; \
+             document.querySelector(\"input[value='/web/b.txt']\").form.querySelector('button').click(); \
+             return null;",
+        )
+        .await;
+    for _ in 0..100 {
+        if !browser.text().await.contains("/web/b.txt") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, files) = alice.get(&format!("/api/v1/namespaces/{ns}/files")).await;
+    assert!(!files.to_string().contains("/web/b.txt"), "{files}");
+
+    // Write an operation in the editor: a mistake is shown at its line, then it is saved,
+    // executed and followed to its end.
+    browser.goto(&format!("{}/operations", stack.url)).await;
+    browser.clear("textarea[name=yaml]").await;
+    browser
+        .type_into(
+            "textarea[name=yaml]",
+            &format!("id: web\nnamespace: {ns}\ntasks:\n  - id: ls\n    type: files.nope\n"),
+        )
+        .await;
+    browser.click("#validate").await;
+    let page = browser.wait_for("line 5").await;
+    assert!(page.contains("files.nope"), "{page}");
+    browser.clear("textarea[name=yaml]").await;
+    browser
+        .type_into(
+            "textarea[name=yaml]",
+            &format!(
+                "id: web\nnamespace: {ns}\nsystem: em\ntasks:\n  - id: up\n    type: uplink\n    source: /in\n    destination: /\n  - id: ls\n    type: files.list\n"
+            ),
+        )
+        .await;
+    browser.click("#save").await;
+    browser.wait_for(&format!("Operation {ns} / web")).await;
+    browser.click("#execute").await;
+    let page = browser.wait_for("COMPLETED").await;
+    assert!(page.contains("Execution"), "{page}");
+    assert!(page.contains("files.list"), "{page}");
+    let (_, list) = alice
+        .get(&format!("/api/v1/executions?namespace={ns}"))
+        .await;
+    assert_eq!(list["executions"][0]["state"], "COMPLETED", "{list}");
 }

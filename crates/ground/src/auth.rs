@@ -61,11 +61,49 @@ impl FromRequestParts<Ground> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, ground: &Ground) -> Result<AuthUser, ApiError> {
         let token = request_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        match user_for_token(ground, &token).await? {
-            Some(user) => Ok(AuthUser(user)),
-            None => Err(ApiError::Unauthorized),
+        let user = user_for_token(ground, &token)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        // A browser sends the cookie with any request a page of another site makes it send: a
+        // write authenticated by the cookie alone must prove it comes from our own page.
+        let by_cookie = !parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION);
+        if by_cookie && !parts.method.is_safe() {
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !same_token(sent, &csrf_token(&token)) {
+                return Err(ApiError::forbidden(
+                    "a write with the session cookie needs the X-CSRF-Token header of the dashboard's page (or use a bearer token)",
+                ));
+            }
         }
+        Ok(AuthUser(user))
     }
+}
+
+/// The header that carries a cookie session's CSRF token on API writes.
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A session's CSRF token: derived from its secret token, so nothing more is stored, and
+/// useless without the session (the cookie is `HttpOnly`: no script reads it).
+pub(crate) fn csrf_token(session_token: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"orbitdock csrf v1\0");
+    h.update(session_token.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// Compares two tokens in time independent of where they differ.
+pub(crate) fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The token of a request: the bearer token, else the session cookie.

@@ -250,9 +250,13 @@ pub(crate) fn eclipses_between(
     now: Epoch,
     until: Epoch,
 ) -> Result<Vec<api::EclipseInterval>, ApiError> {
+    // A period to either side, within where the elements are valid.
     let pad = propagator.period_s();
-    let found = orbit::eclipses(propagator, now.plus_seconds(-pad), until.plus_seconds(pad))
-        .map_err(|e| orbit_error(system, &e))?;
+    let limit_s = PropagatorConfig::STANDARD.max_epoch_distance_days * 86_400.0;
+    let epoch = propagator.tle().epoch;
+    let start = later(now.plus_seconds(-pad), epoch.plus_seconds(-limit_s));
+    let end = earlier(until.plus_seconds(pad), epoch.plus_seconds(limit_s));
+    let found = orbit::eclipses(propagator, start, end).map_err(|e| orbit_error(system, &e))?;
     Ok(found
         .iter()
         .filter(|e| e.penumbra_exit > now && e.penumbra_entry < until)

@@ -18,19 +18,18 @@
 //! missing Dockerfile, archive or COPY source is a warning instead of an error.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::Write as _;
 use std::io;
 
 use wire::names::{NamespacePath, VolumeName, VolumePath};
 use wire::{Digest, TaskKind};
 
+use crate::Ground;
 use crate::blobs::BlobStore;
 use crate::config::limits;
 use crate::db::{self, VolumeFileRow};
 use crate::error::ApiError;
 use crate::executor::{self, Source};
 use crate::operation::{self, Operation, TaskSpec};
-use crate::{Ground, dashboard::escape};
 
 /// One preflight finding in an operation: where (task, file in the volume, line and column) and
 /// what (the rule code, its severity, a message and a help line). See `docs/api.md`.
@@ -61,8 +60,6 @@ pub struct PreflightFinding {
 const MAX_MIRROR_ENTRIES: i64 = 1_000_000;
 /// Most images the system reported for the tenant taken into account (the latest).
 const MAX_REPORTED_IMAGES: i64 = 10_000;
-/// Operations the dashboard checks on one page.
-const DASHBOARD_OPERATIONS: usize = 50;
 /// The name the flight agent gives a Dockerfile that lies outside its build context.
 const CONTEXT_DOCKERFILE: &str = ".orbitdock.Dockerfile";
 
@@ -122,82 +119,19 @@ pub(crate) async fn gate(
     Err(ApiError::Preflight { message, findings })
 }
 
-/// The dashboard's "Preflight" section: the findings of the latest revision of each of the
-/// caller's operations that builds, loads or runs an image, on the operation's system.
-pub(crate) async fn dashboard_section(ground: &Ground, user: &str) -> Result<String, ApiError> {
-    let mut body = String::from("<h2>Preflight</h2>");
-    let mut rows = String::new();
-    let mut checked = 0;
-    let mut more = false;
-    for o in db::operations_of(ground.db(), user, None, limits::PAGE_DEFAULT, 0).await? {
-        let Some((_, yaml)) = db::operation(ground.db(), &o.namespace, &o.id).await? else {
-            continue;
-        };
-        let Ok(op) = operation::parse_off_workers(yaml).await? else {
-            continue;
-        };
-        if !has_checks(&op) {
-            continue;
-        }
-        if checked == DASHBOARD_OPERATIONS {
-            more = true;
-            break;
-        }
-        checked += 1;
-        let system = operation_system(&op);
-        let findings = check_operation(ground, user, &op, &system).await?;
-        let name = format!(
-            "{} / {} (revision {}, on {})",
-            o.namespace, o.id, o.revision, system
-        );
-        if findings.is_empty() {
-            let _ = write!(
-                rows,
-                "<tr><td>{}</td><td colspan=\"5\">no findings</td></tr>",
-                escape(&name)
-            );
-        }
-        for f in &findings {
-            let place = if f.line == 0 {
-                f.file.clone()
-            } else {
-                format!("{}:{}:{}", f.file, f.line, f.column)
-            };
-            let help = f
-                .help
-                .as_deref()
-                .map(|h| format!("<br><small>help: {}</small>", escape(h)))
-                .unwrap_or_default();
-            let _ = write!(
-                rows,
-                "<tr><td>{}</td><td>{}</td><td class=\"{sev}\">{sev}</td><td><code>{}</code></td>\
-                 <td><code>{}</code></td><td>{}{help}</td></tr>",
-                escape(&name),
-                escape(&f.task),
-                escape(f.code),
-                escape(&place),
-                escape(&f.message),
-                sev = f.severity.as_str(),
-            );
-        }
-    }
-    if checked == 0 {
-        body.push_str("<p>No operation builds, loads or runs an image.</p>");
-        return Ok(body);
-    }
-    body.push_str(
-        "<table><tr><th>Operation</th><th>Task</th><th>Severity</th><th>Code</th><th>Where</th>\
-         <th>Message</th></tr>",
-    );
-    body.push_str(&rows);
-    body.push_str("</table>");
-    if more {
-        let _ = write!(
-            body,
-            "<p>Only the first {DASHBOARD_OPERATIONS} operations that build, load or run an image are checked here.</p>"
-        );
-    }
-    Ok(body)
+/// The dashboard's preflight of one operation: its system and the findings of its latest
+/// revision there (nothing when the YAML does not validate; the validation says why).
+pub(crate) async fn operation_findings(
+    ground: &Ground,
+    user: &str,
+    yaml: String,
+) -> Result<(String, Vec<PreflightFinding>), ApiError> {
+    let Ok(op) = operation::parse_off_workers(yaml).await? else {
+        return Ok(("em".to_string(), Vec::new()));
+    };
+    let system = operation_system(&op);
+    let findings = check_operation(ground, user, &op, &system).await?;
+    Ok((system, findings))
 }
 
 /// `task: file:line:col: error[OD101]: message`.

@@ -1,9 +1,11 @@
 //! The dashboard's view of each system: its declaration and any drift of its engine from it,
-//! the next passes, the ground track as a small SVG map, and the caller's uplink queue with ETAs. Server-rendered; no JavaScript, nothing fetched.
+//! the next passes, the ground track as a small SVG map, and the caller's uplink queue with
+//! ETAs. Server-rendered with maud (every inserted value escaped); nothing fetched.
 
 use std::fmt::Write as _;
 
-use crate::dashboard::escape;
+use maud::{Markup, PreEscaped, html};
+
 use crate::error::ApiError;
 use crate::passes::{self, Flying, Sky, rfc3339};
 use crate::queue;
@@ -17,138 +19,105 @@ const TRACK_MINUTES: u32 = 90;
 const TRACK_STEP_S: u32 = 60;
 
 /// The "Systems" detail: one block per system.
-pub(crate) async fn section(g: &Ground, user: &str) -> Result<String, ApiError> {
-    let mut out = String::new();
+pub(crate) async fn section(g: &Ground, user: &str) -> Result<Markup, ApiError> {
     let now = g.now();
     let names: Vec<String> = g.system_names().map(str::to_string).collect();
+    let mut blocks = Vec::new();
     for name in names {
-        let _ = write!(out, "<h3>{}</h3>", escape(&name));
-        declared_html(&mut out, g, &name).await?;
-        match passes::sky(g, &name)? {
-            Sky::AlwaysInContact { .. } => {
-                out.push_str("<p>Always in contact: no passes.</p>");
-            }
+        let declared = declared_html(g, &name).await?;
+        let sky = match passes::sky(g, &name)? {
+            Sky::AlwaysInContact { .. } => html! { p { "Always in contact: no passes." } },
             Sky::Orbit(f) => {
-                match f.windows(now, now.plus_seconds(PASSES_AHEAD_S)).await {
-                    Ok(windows) if windows.is_empty() => {
-                        out.push_str("<p>No pass in the next 24 hours.</p>");
+                let windows = f.windows(now, now.plus_seconds(PASSES_AHEAD_S)).await;
+                let track = track_svg(f, now).ok();
+                html! {
+                    @match &windows {
+                        Ok(w) if w.is_empty() => p { "No pass in the next 24 hours." },
+                        Ok(w) => table {
+                            tr { th { "Station" } th { "AOS" } th { "LOS" } th { "Max elevation" } th { "Uplink MB" } }
+                            @for w in w.iter().take(PASSES_SHOWN) {
+                                tr {
+                                    td { (w.station) }
+                                    td { (rfc3339(w.aos)) }
+                                    td { (rfc3339(w.los)) }
+                                    td { (format!("{:.1}°", w.max_elevation_deg)) }
+                                    td { (format!("{:.2}", w.up_bytes as f64 / 1e6)) }
+                                }
+                            }
+                        },
+                        Err(e) => p.error { (e.message()) },
                     }
-                    Ok(windows) => {
-                        out.push_str(
-                            "<table><tr><th>Station</th><th>AOS</th><th>LOS</th>\
-                             <th>Max elevation</th><th>Uplink MB</th></tr>",
-                        );
-                        for w in windows.iter().take(PASSES_SHOWN) {
-                            let _ = write!(
-                                out,
-                                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}°</td><td>{:.2}</td></tr>",
-                                escape(&w.station),
-                                rfc3339(w.aos),
-                                rfc3339(w.los),
-                                w.max_elevation_deg,
-                                w.up_bytes as f64 / 1e6
-                            );
-                        }
-                        out.push_str("</table>");
-                    }
-                    Err(e) => {
-                        let _ = write!(out, "<p class=\"error\">{}</p>", escape(&e.message()));
-                    }
-                }
-                if let Ok(svg) = track_svg(f, now) {
-                    out.push_str(&svg);
+                    @if let Some(svg) = track { (svg) }
                 }
             }
-        }
-        queue_html(&mut out, &queue::view(g, &name, user).await?);
+        };
+        let queue = queue_html(&queue::view(g, &name, user).await?);
+        blocks.push(html! {
+            h3 id=(name) { (name) }
+            (declared)
+            (sky)
+            (queue)
+        });
     }
-    Ok(out)
+    Ok(html! { @for b in blocks { (b) } })
 }
 
 /// The declared platform, builder and catalogue, and each difference from what the agent last
 /// reported of its engine.
-async fn declared_html(out: &mut String, g: &Ground, name: &str) -> Result<(), ApiError> {
+async fn declared_html(g: &Ground, name: &str) -> Result<Markup, ApiError> {
     let d = crate::declared::declaration(g, name);
-    let names = d.image_names().join(", ");
-    let _ = write!(
-        out,
-        "<p>Declared: {}, {} builder; catalogue: {}.</p>",
-        escape(&d.platform),
-        d.builder,
-        escape(&names)
-    );
     let engine = crate::db::system(g.db(), name)
         .await?
         .and_then(|r| r.engine_report());
-    match engine {
-        None => out.push_str("<p>No engine report yet.</p>"),
-        Some(e) => {
-            let drift = crate::declared::drift(&d, &e);
-            if drift.is_empty() {
-                out.push_str("<p>Engine: as declared.</p>");
-            } else {
-                out.push_str(
-                    "<p class=\"error\">Engine drift from the declaration:</p><ul class=\"drift\">",
-                );
-                for x in &drift {
-                    let _ = write!(out, "<li>{}</li>", escape(&x.message()));
-                }
-                out.push_str("</ul>");
+    let drift = engine.as_ref().map(|e| crate::declared::drift(&d, e));
+    Ok(html! {
+        p { "Declared: " (d.platform) ", " (d.builder.to_string()) " builder; catalogue: " (d.image_names().join(", ")) "." }
+        @match &drift {
+            None => p { "No engine report yet." },
+            Some(x) if x.is_empty() => p { "Engine: as declared." },
+            Some(x) => {
+                p.error { "Engine drift from the declaration:" }
+                ul.drift { @for d in x { li { (d.message()) } } }
             }
         }
-    }
-    Ok(())
+    })
 }
 
 /// The caller's part of the queue, with ETAs, and a line for everyone else's.
-fn queue_html(out: &mut String, v: &queue::QueueView) {
+fn queue_html(v: &queue::QueueView) -> Markup {
     if v.mine.is_empty() && v.others == 0 {
-        out.push_str("<p>Uplink queue: empty.</p>");
-        return;
+        return html! { p { "Uplink queue: empty." } };
     }
-    if let Some(e) = &v.eta_error {
-        let _ = write!(out, "<p class=\"error\">No ETAs: {}</p>", escape(e));
-    }
-    if !v.mine.is_empty() {
-        out.push_str(
-            "<table><tr><th>Execution</th><th>Transfer</th><th>Bytes</th><th>Remaining</th>\
-             <th>Pass</th><th>ETA</th></tr>",
-        );
-        for t in &v.mine {
-            let what = if t.message {
-                "plan".to_string()
-            } else {
-                let d = t.digest.to_string();
-                d.get(..19).unwrap_or(&d).to_string()
-            };
-            let pass = match (&t.eta.pass, v.always_in_contact) {
-                (Some(p), _) => format!("{} {}", escape(&p.station), rfc3339(p.aos)),
-                (None, true) => "always in contact".to_string(),
-                (None, false) => "—".to_string(),
-            };
-            let eta = t
-                .eta
-                .completion
-                .map_or_else(|| "unknown".to_string(), rfc3339);
-            let _ = write!(
-                out,
-                "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&t.execution),
-                escape(&what),
-                t.bytes,
-                t.remaining,
-                pass,
-                eta
-            );
+    html! {
+        @if let Some(e) = &v.eta_error { p.error { "No ETAs: " (e) } }
+        @if !v.mine.is_empty() {
+            table {
+                tr { th { "Execution" } th { "Transfer" } th { "Bytes" } th { "Remaining" } th { "Pass" } th { "ETA" } }
+                @for t in &v.mine {
+                    @let what = if t.message {
+                        "plan".to_string()
+                    } else {
+                        let d = t.digest.to_string();
+                        d.get(..19).unwrap_or(&d).to_string()
+                    };
+                    tr {
+                        td { code { (t.execution) } }
+                        td { code { (what) } }
+                        td { (t.bytes) }
+                        td { (t.remaining) }
+                        td {
+                            @match (&t.eta.pass, v.always_in_contact) {
+                                (Some(p), _) => { (p.station) " " (rfc3339(p.aos)) },
+                                (None, true) => "always in contact",
+                                (None, false) => "—",
+                            }
+                        }
+                        td { (t.eta.completion.map_or_else(|| "unknown".to_string(), rfc3339)) }
+                    }
+                }
+            }
         }
-        out.push_str("</table>");
-    }
-    if v.others > 0 {
-        let _ = write!(
-            out,
-            "<p>other tenants: {} bytes ahead</p>",
-            v.other_bytes_ahead
-        );
+        @if v.others > 0 { p { "other tenants: " (v.other_bytes_ahead) " bytes ahead" } }
     }
 }
 
@@ -197,7 +166,7 @@ fn graticule(svg: &mut String) {
 
 /// The ground track of the next [`TRACK_MINUTES`] on a longitude/latitude frame over the land
 /// and a labelled graticule, the stations as dots.
-fn track_svg(f: &Flying, now: orbit::Epoch) -> Result<String, ApiError> {
+fn track_svg(f: &Flying, now: orbit::Epoch) -> Result<Markup, ApiError> {
     let points = passes::track(f, now, TRACK_MINUTES, TRACK_STEP_S)?;
     let mut svg = String::from(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"-200 -92 392 200\" width=\"588\" \
@@ -236,7 +205,7 @@ fn track_svg(f: &Flying, now: orbit::Epoch) -> Result<String, ApiError> {
             "<circle cx=\"{:.2}\" cy=\"{:.2}\" r=\"2\" fill=\"#b00\"><title>{}</title></circle>",
             s.station.longitude_deg,
             -s.station.latitude_deg,
-            escape(&s.station.name)
+            html! { (s.station.name) }.into_string()
         );
     }
     if let Some(p) = points.first() {
@@ -249,5 +218,6 @@ fn track_svg(f: &Flying, now: orbit::Epoch) -> Result<String, ApiError> {
         );
     }
     svg.push_str("</svg>");
-    Ok(svg)
+    // Built from numbers and the escaped station names above.
+    Ok(PreEscaped(svg))
 }

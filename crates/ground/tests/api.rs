@@ -587,9 +587,55 @@ async fn dashboard_login_sets_a_cookie_the_api_accepts() {
         "{}",
         page.text()
     );
-    assert!(page.text().contains("<td>dash-ns</td>"), "{}", page.text());
+    assert!(page.text().contains(">dash-ns</a></td>"), "{}", page.text());
     let api = g.send(req("/api/v1/namespaces")).await;
     assert_eq!(api.status, StatusCode::OK);
+
+    // A write with the cookie alone is refused: another site's page could make the browser send
+    // it. With the page's CSRF token it goes through; a bearer token needs none.
+    let html = page.text();
+    let at = html
+        .find("name=\"csrf-token\" content=\"")
+        .expect("the page names its CSRF token")
+        + 27;
+    let csrf = &html[at..at + 32];
+    let create = |name: &str, token: Option<&str>| {
+        let mut b = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/namespaces")
+            .header("cookie", pair.clone())
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            b = b.header("x-csrf-token", t);
+        }
+        b.body(axum::body::Body::from(format!("{{\"name\":\"{name}\"}}")))
+            .unwrap()
+    };
+    let forged = g.send(create("forged-ns", None)).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text());
+    let wrong = g.send(create("forged-ns", Some(&"0".repeat(32)))).await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let ok = g.send(create("csrf-ns", Some(csrf))).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text());
+    let list = g.get("/api/v1/namespaces", &t).await.json();
+    assert!(!list.to_string().contains("forged-ns"), "{list}");
+    // Signing out needs the token too.
+    let out = g
+        .send(
+            axum::http::Request::builder()
+                .method(Method::POST)
+                .uri("/logout")
+                .header("cookie", pair.clone())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from("csrf=nope"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        g.send(req("/api/v1/namespaces")).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

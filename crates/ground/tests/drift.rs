@@ -180,11 +180,11 @@ async fn an_engine_report_that_differs_from_the_declaration_shows_drift() {
         g.get("/api/v1/systems/nowhere", &t).await.status,
         StatusCode::NOT_FOUND
     );
-    // The dashboard's system view says it too.
+    // The dashboard's systems page says it too.
     let page = g
         .send(
             axum::http::Request::builder()
-                .uri("/")
+                .uri("/systems")
                 .header("cookie", format!("orbitdock_session={t}"))
                 .body(axum::body::Body::empty())
                 .unwrap(),

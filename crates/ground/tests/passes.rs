@@ -479,11 +479,11 @@ async fn the_queue_shows_the_callers_transfers_with_etas_and_hides_other_tenants
         Some(bob_plan + 200_000)
     );
 
-    // The dashboard shows the passes, the track and alice's queue, not bob's.
+    // The dashboard's systems page shows the passes, the track and alice's queue, not bob's.
     let page =
         s.g.send(
             axum::http::Request::builder()
-                .uri("/")
+                .uri("/systems")
                 .header("cookie", format!("orbitdock_session={alice}"))
                 .body(axum::body::Body::empty())
                 .unwrap(),
@@ -491,7 +491,7 @@ async fn the_queue_shows_the_callers_transfers_with_etas_and_hides_other_tenants
         .await
         .text();
     for want in [
-        "<h3>sat</h3>",
+        "<h3 id=\"sat\">sat</h3>",
         "Max elevation",
         "darmstadt",
         "<svg",
@@ -508,7 +508,7 @@ async fn the_queue_shows_the_callers_transfers_with_etas_and_hides_other_tenants
     }
     assert!(!page.contains(&b));
     assert!(
-        page.contains("elements of system &#39;stale&#39; are too old"),
+        page.contains("elements of system 'stale' are too old"),
         "{page}"
     );
 }

@@ -302,17 +302,18 @@ async fn the_dashboard_shows_the_latest_revisions_findings_escaped() {
     let page = g
         .send(
             axum::http::Request::builder()
-                .uri("/")
+                .uri("/operations/demo/bad")
                 .header("cookie", pair)
                 .body(axum::body::Body::empty())
                 .unwrap(),
         )
         .await
         .text();
-    assert!(page.contains("<h2>Preflight</h2>"), "{page}");
+    assert!(page.contains("<h2>Preflight on em</h2>"), "{page}");
     assert!(page.contains("<code>OD201</code>"), "{page}");
     assert!(page.contains("<code>bad/Dockerfile:2:5</code>"), "{page}");
-    assert!(page.contains("demo / bad (revision 1, on em)"), "{page}");
+    assert!(page.contains("Operation demo / bad"), "{page}");
+    assert!(page.contains("Revision 1,"), "{page}");
     assert!(page.contains("&lt;b&gt;x"), "{page}");
     assert!(!page.contains("<b>x"), "{page}");
 }

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::{Ground, db, executor, queue};
 
 /// The execution, if the caller's.
-async fn load(g: &Ground, user: &str, id: &str) -> Result<api::Execution, ApiError> {
+pub(crate) async fn load(g: &Ground, user: &str, id: &str) -> Result<api::Execution, ApiError> {
     match db::execution(g.db(), id).await? {
         Some(e) if e.tenant == user => {
             let tasks = db::tasks(g.db(), id).await?;

@@ -34,6 +34,7 @@ mod server;
 mod session;
 mod systems;
 
+pub(crate) use self::executions::load as load_execution;
 pub(crate) use self::server::serve;
 
 /// The whole HTTP surface.

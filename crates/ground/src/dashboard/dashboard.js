@@ -1,0 +1,108 @@
+// orbitdock dashboard: folder upload with progress, and the operation editor (validate, save,
+// execute) through the ground's own API. Every write sends the page's CSRF token.
+"use strict";
+
+function csrf() {
+  const m = document.querySelector('meta[name="csrf-token"]');
+  return m ? m.content : "";
+}
+
+function api(method, path, body, type) {
+  const headers = { "X-CSRF-Token": csrf() };
+  if (type) headers["Content-Type"] = type;
+  return fetch(path, { method, headers, body, credentials: "same-origin" }).then(async (r) => {
+    const text = await r.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch (_) { /* not JSON */ }
+    return { ok: r.ok, status: r.status, json, text };
+  });
+}
+
+function show(list, items) {
+  list.replaceChildren(...items.map(([cls, text]) => {
+    const li = document.createElement("li");
+    li.className = cls;
+    li.textContent = text;
+    return li;
+  }));
+}
+
+function setupUpload(form) {
+  const ns = form.dataset.namespace;
+  const bar = document.getElementById("upload-progress");
+  const status = document.getElementById("upload-status");
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const files = [...form.folder.files, ...form.files.files];
+    if (files.length === 0) { status.textContent = "Choose a folder or files first."; return; }
+    const data = new FormData();
+    for (const f of files) data.append("file", f, f.webkitRelativePath || f.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/v1/namespaces/${encodeURIComponent(ns)}/files?to=${encodeURIComponent(form.to.value || "/")}`);
+    xhr.setRequestHeader("X-CSRF-Token", csrf());
+    bar.hidden = false;
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) { bar.max = e.total; bar.value = e.loaded; }
+      status.textContent = `${e.loaded} of ${e.total} bytes`;
+    };
+    xhr.onload = () => {
+      if (xhr.status === 201) { status.textContent = `Uploaded ${files.length} files.`; location.reload(); }
+      else {
+        let msg = xhr.responseText;
+        try { msg = JSON.parse(xhr.responseText).error.message; } catch (_) { /* raw text */ }
+        status.textContent = `Refused (${xhr.status}): ${msg}`;
+      }
+    };
+    xhr.onerror = () => { status.textContent = "The upload failed: the ground is unreachable."; };
+    xhr.send(data);
+  });
+}
+
+function setupEditor(form) {
+  const list = document.getElementById("diagnostics");
+  const yaml = () => form.yaml.value;
+  const diagnostics = (r) => {
+    const d = (r.json && (r.json.diagnostics || (r.json.error && r.json.error.diagnostics))) || [];
+    const p = (r.json && (r.json.preflight || (r.json.error && r.json.error.preflight))) || [];
+    return [
+      ...d.map((x) => [x.severity, `line ${x.line}, column ${x.column}: ${x.message}`]),
+      ...p.map((x) => [x.severity, `${x.task}: ${x.file}:${x.line}:${x.column}: ${x.code}: ${x.message}`]),
+    ];
+  };
+  document.getElementById("validate").addEventListener("click", async () => {
+    const r = await api("POST", "/api/v1/operations/validate", yaml(), "application/yaml");
+    const items = diagnostics(r);
+    show(list, items.length ? items : [["info", r.ok && r.json && r.json.valid ? "Valid." : r.text]]);
+  });
+  document.getElementById("save").addEventListener("click", async () => {
+    const r = await api("POST", "/api/v1/operations", yaml(), "application/yaml");
+    if (r.ok && r.json) {
+      location.href = `/operations/${encodeURIComponent(r.json.namespace)}/${encodeURIComponent(r.json.id)}`;
+    } else {
+      const items = diagnostics(r);
+      show(list, items.length ? items : [["error", (r.json && r.json.error && r.json.error.message) || r.text]]);
+    }
+  });
+  const exec = document.getElementById("execute");
+  if (exec) exec.addEventListener("click", async () => {
+    const [namespace, operation] = form.dataset.operation.split("/");
+    const force = form.force.checked;
+    if (force && !confirm("Start even though preflight found errors?")) return;
+    const body = { namespace, operation, force };
+    if (form.system.value) body.system = form.system.value;
+    const r = await api("POST", "/api/v1/executions", JSON.stringify(body), "application/json");
+    if (r.ok && r.json) { location.href = `/executions/${encodeURIComponent(r.json.id)}`; return; }
+    const items = diagnostics(r);
+    show(list, [["error", (r.json && r.json.error && r.json.error.message) || r.text], ...items]);
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const upload = document.getElementById("upload");
+  if (upload) setupUpload(upload);
+  const editor = document.getElementById("editor");
+  if (editor) setupEditor(editor);
+  for (const b of document.querySelectorAll("button[data-confirm]")) {
+    b.addEventListener("click", (ev) => { if (!confirm(b.dataset.confirm)) ev.preventDefault(); });
+  }
+});

@@ -1,0 +1,386 @@
+//! The dashboard's pages. Each reads only the signed-in tenant's rows; another tenant's
+//! namespace, operation or execution is answered as absent.
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{Nav, check_csrf, page, signed_out, viewer};
+use crate::config::limits;
+use crate::error::ApiError;
+use crate::{Ground, auth, db, time};
+
+/// Executions shown on the home page and in the executions list.
+const RECENT: i64 = 20;
+const LISTED: i64 = 200;
+
+/// The page's viewer, or the login form.
+macro_rules! signed_in {
+    ($g:expr, $headers:expr) => {
+        match viewer(&$g, &$headers).await? {
+            Some(v) => v,
+            None => return Ok(signed_out()),
+        }
+    };
+}
+
+/// An execution's state as the API names it (COMPLETED for a successful execution).
+fn execution_state(state: &str) -> &str {
+    state
+        .parse::<api::State>()
+        .map_or(state, |s| s.of_execution().as_str())
+}
+
+fn executions_table(rows: &[db::ExecutionRow]) -> Markup {
+    html! {
+        table {
+            tr { th { "Execution" } th { "Operation" } th { "System" } th { "State" } th { "Created" } }
+            @for e in rows {
+                @let state = execution_state(&e.state);
+                tr {
+                    td { a href={ "/executions/" (e.id) } { code { (e.id) } } }
+                    td { a href={ "/operations/" (e.namespace) "/" (e.operation) } { (e.namespace) " / " (e.operation) } }
+                    td { (e.system) }
+                    td class=(state) { (state) }
+                    td { (time::rfc3339(e.created_at)) }
+                }
+            }
+        }
+    }
+}
+
+pub(super) async fn home(
+    State(g): State<Ground>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let v = signed_in!(g, headers);
+    let namespaces = db::namespaces_of(g.db(), &v.user).await?;
+    let operations = db::operations_of(g.db(), &v.user, None, limits::PAGE_DEFAULT, 0).await?;
+    let recent = db::executions_of(g.db(), &v.user, None, None, RECENT, 0).await?;
+    let body = html! {
+        h1 { "orbitdock ground" }
+        h2 { "Namespaces" }
+        table {
+            tr { th { "Name" } th { "Created" } }
+            @for (name, created) in &namespaces {
+                tr { td { a href={ "/namespaces/" (name) } { (name) } } td { (time::rfc3339(*created)) } }
+            }
+        }
+        h2 { "Operations" }
+        (operations_table(&operations))
+        h2 { "Recent executions" }
+        (executions_table(&recent))
+        h2 { "Systems" }
+        (systems_table(&g).await?)
+    };
+    Ok(page("orbitdock ground", Nav::Home, &v, body))
+}
+
+fn operations_table(rows: &[db::OperationRow]) -> Markup {
+    html! {
+        table {
+            tr { th { "Namespace" } th { "Operation" } th { "Revision" } th { "Updated" } }
+            @for o in rows {
+                tr {
+                    td { a href={ "/namespaces/" (o.namespace) } { (o.namespace) } }
+                    td { a href={ "/operations/" (o.namespace) "/" (o.id) } { (o.id) } }
+                    td { (o.revision) }
+                    td { (time::rfc3339(o.updated_at)) }
+                }
+            }
+        }
+    }
+}
+
+async fn systems_table(g: &Ground) -> Result<Markup, ApiError> {
+    let mut rows = Vec::new();
+    for name in g.system_names() {
+        let (platform, seen) = match db::system(g.db(), name).await? {
+            Some(s) => (s.platform, time::rfc3339(s.last_seen)),
+            None => ("—".to_string(), "never".to_string()),
+        };
+        rows.push((name.to_string(), platform, seen));
+    }
+    Ok(html! {
+        table {
+            tr { th { "System" } th { "Platform" } th { "Last seen" } }
+            @for (name, platform, seen) in &rows {
+                tr { td { a href={ "/systems#" (name) } { (name) } } td { (platform) } td { (seen) } }
+            }
+        }
+    })
+}
+
+pub(super) async fn namespaces(
+    State(g): State<Ground>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let v = signed_in!(g, headers);
+    let namespaces = db::namespaces_of(g.db(), &v.user).await?;
+    let body = html! {
+        h1 { "Namespaces" }
+        @if namespaces.is_empty() {
+            p { "No namespace yet: upload files with " code { "orbitdock files push DIR -n NAME" } "." }
+        }
+        table {
+            tr { th { "Name" } th { "Files" } th { "Created" } }
+            @for (name, created) in &namespaces {
+                tr {
+                    td { a href={ "/namespaces/" (name) } { (name) } }
+                    td { a href={ "/namespaces/" (name) } { "browse" } }
+                    td { (time::rfc3339(*created)) }
+                }
+            }
+        }
+    };
+    Ok(page("Namespaces", Nav::Namespaces, &v, body))
+}
+
+/// A namespace's files (the latest version of each, with how many versions), each with a
+/// download link and a delete button, and a folder upload with progress.
+pub(super) async fn namespace(
+    State(g): State<Ground>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+) -> Result<Response, ApiError> {
+    let v = signed_in!(g, headers);
+    auth::check_namespace(&g, &v.user, &ns).await?;
+    let files = db::latest_files(g.db(), &ns, "/", limits::PAGE_MAX, 0).await?;
+    let body = html! {
+        h1 { "Namespace " (ns) }
+        h2 { "Upload" }
+        form #upload data-namespace=(ns) {
+            p {
+                label { "Folder " input type="file" name="folder" webkitdirectory multiple; }
+                " or "
+                label { "files " input type="file" name="files" multiple; }
+            }
+            p { label { "Into " input name="to" value="/"; } " " button type="submit" { "Upload" } }
+            p { progress #upload-progress value="0" max="1" hidden {} " " span #upload-status {} }
+        }
+        h2 { "Files" }
+        @if files.is_empty() { p { "No files." } }
+        table {
+            tr { th { "Path" } th { "Version" } th { "Size" } th { "Stored" } th {} }
+            @for f in &files {
+                tr {
+                    td {
+                        a href={ "/api/v1/namespaces/" (ns) "/files" (api::encode_path(&f.path)) } download { (f.path) }
+                    }
+                    td { (f.version) " of " (f.versions) }
+                    td { (f.size) }
+                    td { (time::rfc3339(f.created_at)) }
+                    td {
+                        form.inline method="post" action={ "/namespaces/" (ns) "/delete" } {
+                            input type="hidden" name="csrf" value=(v.csrf);
+                            input type="hidden" name="path" value=(f.path);
+                            button data-confirm={ "Delete " (f.path) " and all its versions?" } { "Delete" }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(&format!("Namespace {ns}"), Nav::Namespaces, &v, body))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DeleteForm {
+    csrf: String,
+    path: String,
+}
+
+/// The delete button of a namespace's file: every version of it goes.
+pub(super) async fn delete_file(
+    State(g): State<Ground>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    Form(form): Form<DeleteForm>,
+) -> Result<Response, ApiError> {
+    let v = signed_in!(g, headers);
+    check_csrf(&v, &form.csrf)?;
+    auth::check_namespace(&g, &v.user, &ns).await?;
+    let path = wire::names::NamespacePath::parse(&form.path)
+        .map_err(|e| ApiError::bad(format!("bad path: {}", e.reason())))?
+        .to_string();
+    if path != "/" {
+        let mut tx = db::write_tx(g.db()).await?;
+        db::delete_files(&mut tx, &ns, &path).await?;
+        tx.commit().await?;
+    }
+    Ok(Redirect::to(&format!("/namespaces/{}", api::encode_path(&ns))).into_response())
+}
+
+pub(super) async fn operations(
+    State(g): State<Ground>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let v = signed_in!(g, headers);
+    let ops = db::operations_of(g.db(), &v.user, None, limits::PAGE_MAX, 0).await?;
+    let body = html! {
+        h1 { "Operations" }
+        (operations_table(&ops))
+        h2 { "New operation" }
+        (editor("", "id: hello\nnamespace: demo\nsystem: em\ntasks:\n  - id: list\n    type: files.list\n"))
+    };
+    Ok(page("Operations", Nav::Operations, &v, body))
+}
+
+/// The YAML editor: validate (diagnostics at line and column), save, execute.
+fn editor(name: &str, yaml: &str) -> Markup {
+    html! {
+        form #editor data-operation=(name) {
+            p { textarea name="yaml" rows="18" spellcheck="false" { (yaml) } }
+            p {
+                button type="button" #validate { "Validate" } " "
+                button type="button" #save { "Save as a new revision" } " "
+                @if !name.is_empty() {
+                    label { "System " input name="system" size="8" placeholder="the operation's"; } " "
+                    label { input type="checkbox" name="force"; " start despite preflight errors" } " "
+                    button type="button" #execute { "Execute" }
+                }
+            }
+            ul #diagnostics {}
+        }
+    }
+}
+
+pub(super) async fn operation(
+    State(g): State<Ground>,
+    headers: HeaderMap,
+    Path((ns, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let v = signed_in!(g, headers);
+    auth::check_namespace(&g, &v.user, &ns).await?;
+    let Some((row, yaml)) = db::operation(g.db(), &ns, &id).await? else {
+        return Err(ApiError::not_found(format!(
+            "operation '{ns}/{id}' not found"
+        )));
+    };
+    let (system, findings) =
+        crate::preflight_check::operation_findings(&g, &v.user, yaml.clone()).await?;
+    let execs = db::executions_of(g.db(), &v.user, Some(&ns), Some(&id), LISTED, 0).await?;
+    let body = html! {
+        h1 { "Operation " (ns) " / " (id) }
+        p { "Revision " (row.revision) ", updated " (time::rfc3339(row.updated_at)) "." }
+        (editor(&format!("{ns}/{id}"), &yaml))
+        h2 { "Preflight on " (system) }
+        @if findings.is_empty() { p { "No findings." } } @else {
+            table {
+                tr { th { "Task" } th { "Severity" } th { "Code" } th { "Where" } th { "Message" } }
+                @for f in &findings {
+                    @let sev = f.severity.as_str();
+                    tr {
+                        td { (f.task) }
+                        td class=(sev) { (sev) }
+                        td { code { (f.code) } }
+                        td { code { @if f.line == 0 { (f.file) } @else { (f.file) ":" (f.line) ":" (f.column) } } }
+                        td { (f.message) @if let Some(h) = &f.help { br; small { "help: " (h) } } }
+                    }
+                }
+            }
+        }
+        h2 { "Executions" }
+        (executions_table(&execs))
+    };
+    Ok(page(&format!("{ns}/{id}"), Nav::Operations, &v, body))
+}
+
+pub(super) async fn executions(
+    State(g): State<Ground>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let v = signed_in!(g, headers);
+    let rows = db::executions_of(g.db(), &v.user, None, None, LISTED, 0).await?;
+    let body = html! {
+        h1 { "Executions" }
+        (executions_table(&rows))
+    };
+    Ok(page("Executions", Nav::Executions, &v, body))
+}
+
+/// One execution: its tasks with states, history, errors with log tails, outputs to download.
+/// The page reloads itself every few seconds until the execution ends.
+pub(super) async fn execution(
+    State(g): State<Ground>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let v = signed_in!(g, headers);
+    let e = crate::http::load_execution(&g, &v.user, &id).await?;
+    let live = !e.state.is_final();
+    let dash = |t: &Option<String>| t.clone().unwrap_or_else(|| "—".to_string());
+    let body = html! {
+        @if live { meta http-equiv="refresh" content="3"; }
+        h1 { "Execution " code { (e.id) } }
+        p {
+            a href={ "/operations/" (e.namespace) "/" (e.operation) } { (e.namespace) " / " (e.operation) }
+            " revision " (e.revision) " on " (e.system) ": "
+            b class=(e.state.as_str()) { (e.state.as_str()) }
+            @if live { " (updating)" }
+        }
+        p { "Created " (e.created_at) ", started " (dash(&e.started_at)) ", finished " (dash(&e.finished_at)) "." }
+        @if let Some(eta) = &e.uplink_eta {
+            p {
+                "Uplink: " (eta.remaining_bytes) " bytes to go"
+                @if let Some(c) = &eta.completion { ", expected by " (c) }
+                @if let Some(p) = &eta.pass { " (pass over " (p.station) " at " (p.aos) ")" }
+                "."
+            }
+        }
+        table {
+            tr { th { "Task" } th { "Type" } th { "State" } th { "Started" } th { "Finished" } th { "Outputs" } }
+            @for t in &e.tasks {
+                tr {
+                    td { (t.id) }
+                    td { (t.task_type) }
+                    td class=(t.state.as_str()) { (t.state.as_str()) }
+                    td { (dash(&t.started_at)) }
+                    td { (dash(&t.finished_at)) }
+                    td {
+                        @if let Some(o) = &t.outputs {
+                            @if let Some(m) = &o.message { (m) br; }
+                            @if let Some(c) = o.exit_code { "exit " (c) br; }
+                            @for f in &o.files {
+                                a href={ "/api/v1/namespaces/" (e.namespace) "/files" (api::encode_path(&f.path)) } download { (f.path) }
+                                " (" (f.size) " bytes)" br;
+                            }
+                            @if !o.log_tail.is_empty() { pre { @for l in &o.log_tail { (l) "\n" } } }
+                        }
+                    }
+                }
+            }
+        }
+        @if !e.errors.is_empty() {
+            h2 { "Errors" }
+            @for err in &e.errors {
+                p.error {
+                    "Task " (err.task.as_deref().unwrap_or("—")) ": " (err.code) " " (err.name) ": " (err.message)
+                }
+                @if !err.log_tail.is_empty() { pre { @for l in &err.log_tail { (l) "\n" } } }
+            }
+        }
+        h2 { "History" }
+        table {
+            tr { th { "When" } th { "State" } }
+            @for h in &e.history { tr { td { (h.at) } td class=(h.state.as_str()) { (h.state.as_str()) } } }
+        }
+    };
+    Ok(page(&format!("Execution {id}"), Nav::Executions, &v, body))
+}
+
+pub(super) async fn systems(
+    State(g): State<Ground>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let v = signed_in!(g, headers);
+    let body = html! {
+        h1 { "Systems" }
+        (systems_table(&g).await?)
+        (crate::systems_view::section(&g, &v.user).await?)
+    };
+    Ok(page("Systems", Nav::Systems, &v, body))
+}
