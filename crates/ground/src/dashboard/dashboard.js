@@ -27,16 +27,29 @@ function show(list, items) {
   }));
 }
 
+// Every file under a dropped entry, with its path relative to what was dropped.
+async function walk(entry, prefix, out) {
+  if (entry.isFile) {
+    const file = await new Promise((ok, fail) => entry.file(ok, fail));
+    out.push([file, prefix + file.name]);
+  } else if (entry.isDirectory) {
+    const reader = entry.createReader();
+    for (;;) {
+      const batch = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+      if (batch.length === 0) break;
+      for (const e of batch) await walk(e, `${prefix}${entry.name}/`, out);
+    }
+  }
+}
+
 function setupUpload(form) {
   const ns = form.dataset.namespace;
   const bar = document.getElementById("upload-progress");
   const status = document.getElementById("upload-status");
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    const files = [...form.folder.files, ...form.files.files];
+  const send = (files) => {
     if (files.length === 0) { status.textContent = "Choose a folder or files first."; return; }
     const data = new FormData();
-    for (const f of files) data.append("file", f, f.webkitRelativePath || f.name);
+    for (const [f, path] of files) data.append("file", f, path);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `/api/v1/namespaces/${encodeURIComponent(ns)}/files?to=${encodeURIComponent(form.to.value || "/")}`);
     xhr.setRequestHeader("X-CSRF-Token", csrf());
@@ -55,6 +68,20 @@ function setupUpload(form) {
     };
     xhr.onerror = () => { status.textContent = "The upload failed: the ground is unreachable."; };
     xhr.send(data);
+  };
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    send([...form.folder.files, ...form.files.files].map((f) => [f, f.webkitRelativePath || f.name]));
+  });
+  form.addEventListener("dragover", (ev) => { ev.preventDefault(); form.classList.add("over"); });
+  form.addEventListener("dragleave", () => form.classList.remove("over"));
+  form.addEventListener("drop", async (ev) => {
+    ev.preventDefault();
+    form.classList.remove("over");
+    const out = [];
+    const entries = [...ev.dataTransfer.items].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry());
+    for (const e of entries) if (e) await walk(e, "", out);
+    send(out);
   });
 }
 

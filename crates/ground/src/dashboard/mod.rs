@@ -39,6 +39,7 @@ pub(crate) fn router() -> Router<Ground> {
         .route("/executions", get(pages::executions))
         .route("/executions/{id}", get(pages::execution))
         .route("/systems", get(pages::systems))
+        .route("/systems/{system}/volumes", get(pages::onboard))
         .route("/dashboard.js", get(script))
         .route("/login", post(login))
         .route("/logout", post(logout))
@@ -98,7 +99,8 @@ th,td{border-bottom:1px solid #ddd;padding:.3rem .8rem;text-align:left;vertical-
 .SUCCESS,.COMPLETED{color:#070}.FAILED{color:#b00}.RUNNING,.SCHEDULED{color:#05a}\
 .error{color:#b00}.warning{color:#a60}.info{color:#555}form.inline{display:inline}\
 textarea{width:100%;font-family:ui-monospace,monospace;font-size:.9rem}\
-pre{background:#f4f4f4;padding:.5rem;overflow-x:auto}progress{width:20rem}";
+pre{background:#f4f4f4;padding:.5rem;overflow-x:auto}progress{width:20rem}\
+#upload{border:2px dashed #aab;padding:.2rem 1rem;max-width:50rem}#upload.over{background:#eef}";
 
 /// A whole page: the navigation bar with the viewer and a sign-out button, then `body`.
 pub(crate) fn page(title: &str, here: Nav, v: &Viewer, body: Markup) -> Response {

@@ -106,9 +106,14 @@ async fn systems_table(g: &Ground) -> Result<Markup, ApiError> {
     }
     Ok(html! {
         table {
-            tr { th { "System" } th { "Platform" } th { "Last seen" } }
+            tr { th { "System" } th { "Platform" } th { "Last seen" } th {} }
             @for (name, platform, seen) in &rows {
-                tr { td { a href={ "/systems#" (name) } { (name) } } td { (platform) } td { (seen) } }
+                tr {
+                    td { a href={ "/systems#" (name) } { (name) } }
+                    td { (platform) }
+                    td { (seen) }
+                    td { a href={ "/systems/" (name) "/volumes" } { "onboard files" } }
+                }
             }
         }
     })
@@ -153,6 +158,7 @@ pub(super) async fn namespace(
         h1 { "Namespace " (ns) }
         h2 { "Upload" }
         form #upload data-namespace=(ns) {
+            p.drop { "Drop files or folders here, or choose them:" }
             p {
                 label { "Folder " input type="file" name="folder" webkitdirectory multiple; }
                 " or "
@@ -248,10 +254,17 @@ fn editor(name: &str, yaml: &str) -> Markup {
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub(super) struct RevisionQuery {
+    /// Show the diff from this revision to the latest.
+    diff: Option<i64>,
+}
+
 pub(super) async fn operation(
     State(g): State<Ground>,
     headers: HeaderMap,
     Path((ns, id)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<RevisionQuery>,
 ) -> Result<Response, ApiError> {
     let v = signed_in!(g, headers);
     auth::check_namespace(&g, &v.user, &ns).await?;
@@ -263,9 +276,32 @@ pub(super) async fn operation(
     let (system, findings) =
         crate::preflight_check::operation_findings(&g, &v.user, yaml.clone()).await?;
     let execs = db::executions_of(g.db(), &v.user, Some(&ns), Some(&id), LISTED, 0).await?;
+    let diff = match q.diff {
+        Some(from) => match db::operation_revision(g.db(), &ns, &id, from).await? {
+            Some((old, _)) => Some((from, unified_diff(&old, &yaml))),
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "operation '{ns}/{id}' has no revision {from}"
+                )));
+            }
+        },
+        None => None,
+    };
     let body = html! {
         h1 { "Operation " (ns) " / " (id) }
-        p { "Revision " (row.revision) ", updated " (time::rfc3339(row.updated_at)) "." }
+        p {
+            "Revision " (row.revision) ", updated " (time::rfc3339(row.updated_at)) ". "
+            @if row.revision > 1 {
+                "Compare with revision: "
+                @for r in 1..row.revision {
+                    a href={ "?diff=" (r) } { (r) } " "
+                }
+            }
+        }
+        @if let Some((from, d)) = &diff {
+            h2 { "Changes from revision " (from) " to " (row.revision) }
+            pre.diff { (d) }
+        }
         (editor(&format!("{ns}/{id}"), &yaml))
         h2 { "Preflight on " (system) }
         @if findings.is_empty() { p { "No findings." } } @else {
@@ -372,6 +408,48 @@ pub(super) async fn execution(
     Ok(page(&format!("Execution {id}"), Nav::Executions, &v, body))
 }
 
+/// The ground's mirror of the tenant's volumes on a system: each volume and its files, as the
+/// agent last listed them.
+pub(super) async fn onboard(
+    State(g): State<Ground>,
+    headers: HeaderMap,
+    Path(system): Path<String>,
+) -> Result<Response, ApiError> {
+    let v = signed_in!(g, headers);
+    if g.system(&system).is_none() {
+        return Err(ApiError::not_found(format!("system '{system}' not found")));
+    }
+    let volumes = db::volumes(g.db(), &system, &v.user).await?;
+    let mut listed = Vec::new();
+    for (name, _, _) in &volumes {
+        listed.push(db::volume_files(g.db(), &system, &v.user, name, limits::PAGE_MAX, 0).await?);
+    }
+    let body = html! {
+        h1 { "Onboard files on " (system) }
+        @if volumes.is_empty() { p { "No volume of yours on " (system) " yet." } }
+        @for ((name, files, bytes), rows) in volumes.iter().zip(&listed) {
+            h2 { "Volume " (name) }
+            p { (files) " files, " (bytes) " bytes." }
+            table {
+                tr { th { "Path" } th { "Size" } th { "Changed" } }
+                @for f in rows {
+                    tr {
+                        td { (f.path) @if f.is_dir { "/" } }
+                        td { @if !f.is_dir { (f.size) } }
+                        td { (time::rfc3339(f.modified_ms)) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(
+        &format!("Onboard files on {system}"),
+        Nav::Systems,
+        &v,
+        body,
+    ))
+}
+
 pub(super) async fn systems(
     State(g): State<Ground>,
     headers: HeaderMap,
@@ -383,4 +461,15 @@ pub(super) async fn systems(
         (crate::systems_view::section(&g, &v.user).await?)
     };
     Ok(page("Systems", Nav::Systems, &v, body))
+}
+
+/// A unified diff of two YAML texts (three lines of context).
+fn unified_diff(old: &str, new: &str) -> String {
+    let d = similar::TextDiff::from_lines(old, new);
+    let text = d.unified_diff().context_radius(3).to_string();
+    if text.is_empty() {
+        "(no changes)".to_string()
+    } else {
+        text
+    }
 }
