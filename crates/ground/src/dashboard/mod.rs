@@ -100,7 +100,8 @@ th,td{border-bottom:1px solid #ddd;padding:.3rem .8rem;text-align:left;vertical-
 .error{color:#b00}.warning{color:#a60}.info{color:#555}form.inline{display:inline}\
 textarea{width:100%;font-family:ui-monospace,monospace;font-size:.9rem}\
 pre{background:#f4f4f4;padding:.5rem;overflow-x:auto}progress{width:20rem}\
-#upload{border:2px dashed #aab;padding:.2rem 1rem;max-width:50rem}#upload.over{background:#eef}";
+#upload{border:2px dashed #aab;padding:.2rem 1rem;max-width:50rem}#upload.over{background:#eef}\
+.charts{display:flex;gap:2rem;flex-wrap:wrap}figure.chart{margin:0}figcaption{font-size:.9rem}";
 
 /// A whole page: the navigation bar with the viewer and a sign-out button, then `body`.
 pub(crate) fn page(title: &str, here: Nav, v: &Viewer, body: Markup) -> Response {

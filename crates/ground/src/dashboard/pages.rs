@@ -15,6 +15,8 @@ use crate::{Ground, auth, db, time};
 
 /// Executions shown on the home page and in the executions list.
 const RECENT: i64 = 20;
+/// Days of use charted on the home page.
+const USAGE_DAYS: i64 = 14;
 const LISTED: i64 = 200;
 
 /// The page's viewer, or the login form.
@@ -60,8 +62,43 @@ pub(super) async fn home(
     let namespaces = db::namespaces_of(g.db(), &v.user).await?;
     let operations = db::operations_of(g.db(), &v.user, None, limits::PAGE_DEFAULT, 0).await?;
     let recent = db::executions_of(g.db(), &v.user, None, None, RECENT, 0).await?;
+    let usage = db::usage(g.db(), &v.user, time::now_ms(), USAGE_DAYS).await?;
+    let next = next_passes(&g).await;
     let body = html! {
         h1 { "orbitdock ground" }
+        h2 { "Your use, last " (USAGE_DAYS) " days" }
+        div.charts {
+            (bars("Uplink, MB a day", &usage.iter().map(|d| (d.day, d.up_bytes as f64 / 1e6)).collect::<Vec<_>>()))
+            (bars("Downlink, MB a day", &usage.iter().map(|d| (d.day, d.down_bytes as f64 / 1e6)).collect::<Vec<_>>()))
+            (bars("Pod compute, minutes a day", &usage.iter().map(|d| (d.day, d.compute_s.values().sum::<f64>() / 60.0)).collect::<Vec<_>>()))
+        }
+        @let systems: std::collections::BTreeSet<&String> = usage.iter().flat_map(|d| d.compute_s.keys()).collect();
+        @if !systems.is_empty() {
+            table {
+                tr { th { "Pod compute by system" } th { "minutes, " (USAGE_DAYS) " days" } }
+                @for s in systems {
+                    tr { td { (s) } td { (format!("{:.1}", usage.iter().filter_map(|d| d.compute_s.get(s)).sum::<f64>() / 60.0)) } }
+                }
+            }
+        }
+        h2 { "Next passes" }
+        @if next.is_empty() { p { "No flight system with an orbit." } }
+        table {
+            @if !next.is_empty() { tr { th { "System" } th { "Station" } th { "AOS" } th { "LOS" } th { "Uplink MB" } } }
+            @for (system, w) in &next {
+                tr {
+                    td { (system) }
+                    @match w {
+                        Ok(Some(w)) => {
+                            td { (w.station) } td { (crate::passes::rfc3339(w.aos)) } td { (crate::passes::rfc3339(w.los)) }
+                            td { (format!("{:.2}", w.up_bytes as f64 / 1e6)) }
+                        }
+                        Ok(None) => { td colspan="4" { "none in the next 24 hours" } }
+                        Err(e) => { td.error colspan="4" { (e) } }
+                    }
+                }
+            }
+        }
         h2 { "Namespaces" }
         table {
             tr { th { "Name" } th { "Created" } }
@@ -77,6 +114,53 @@ pub(super) async fn home(
         (systems_table(&g).await?)
     };
     Ok(page("orbitdock ground", Nav::Home, &v, body))
+}
+
+/// Each flying system's next pass (within a day), or why there is none.
+async fn next_passes(g: &Ground) -> Vec<(String, Result<Option<orbit::Window>, String>)> {
+    let now = g.now();
+    let mut out = Vec::new();
+    let names: Vec<String> = g.system_names().map(str::to_string).collect();
+    for name in names {
+        if let Ok(crate::passes::Sky::Orbit(f)) = crate::passes::sky(g, &name) {
+            let next = f
+                .windows(now, now.plus_seconds(86_400.0))
+                .await
+                .map(|w| w.into_iter().next())
+                .map_err(|e| e.message());
+            out.push((name, next));
+        }
+    }
+    out
+}
+
+/// A small bar chart of one value a day (SVG, no script): the day's date under each bar, the
+/// value in its tooltip, the largest value on the axis.
+fn bars(title: &str, days: &[(i64, f64)]) -> Markup {
+    let max = days.iter().map(|d| d.1).fold(0.0_f64, f64::max);
+    let (w, h, gap) = (16.0, 80.0, 4.0);
+    let width = days.len() as f64 * (w + gap) + 40.0;
+    html! {
+        figure.chart {
+            figcaption { (title) }
+            svg xmlns="http://www.w3.org/2000/svg" width=(width) height=(h + 30.0) role="img" font-size="9" {
+                title { (title) }
+                text x="0" y="10" { (format!("{max:.2}")) }
+                line x1="36" y1=(h) x2=(width) y2=(h) stroke="#999" {}
+                @for (i, (day, value)) in days.iter().enumerate() {
+                    @let bar = if max > 0.0 { value / max * (h - 10.0) } else { 0.0 };
+                    @let x = 40.0 + i as f64 * (w + gap);
+                    @let date = time::rfc3339(day * 86_400_000);
+                    rect x=(x) y=(h - bar) width=(w) height=(bar) fill="#05a" {
+                        title { (date.get(..10).unwrap_or("")) ": " (format!("{value:.3}")) }
+                    }
+                    @if i % 7 == 0 || i + 1 == days.len() {
+                        text x=(x) y=(h + 12.0) { (date.get(5..10).unwrap_or("")) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn operations_table(rows: &[db::OperationRow]) -> Markup {

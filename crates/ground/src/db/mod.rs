@@ -31,6 +31,7 @@ mod namespaces;
 mod operations;
 mod systems;
 mod uplinks;
+mod usage;
 mod users;
 mod volumes;
 
@@ -55,6 +56,7 @@ pub(crate) use uplinks::{
     execution_digests, insert_execution_object, insert_execution_plan, next_plan_sequence,
     served_objects, unfinished_plans, uplink_owners,
 };
+pub(crate) use usage::usage;
 pub(crate) use users::{delete_session, insert_session, password_hash, session_user, set_password};
 pub(crate) use volumes::{VolumeFileRow, replace_volume, volume_files, volumes};
 
