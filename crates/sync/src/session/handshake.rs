@@ -262,7 +262,14 @@ impl Session {
     /// queued before the answer, never sent yet, are renumbered above it in their order; then
     /// they may go.
     pub(super) fn confirm_marks(&mut self, next_transfer: u64, next_seq: u64) {
-        let behind = self.counters.next_transfer < next_transfer
+        // Behind: the counters, or a transfer queued before the answer under a number the peer
+        // has already seen (counters lost, then as many transfers queued as the peer had seen).
+        let reused = self.unconfirmed.iter().filter_map(|t| self.out.get(t)).any(|o| {
+            o.entry.offer.transfer < next_transfer
+                || matches!(o.entry.offer.kind, TransferKind::Message { seq } if seq < next_seq)
+        });
+        let behind = reused
+            || self.counters.next_transfer < next_transfer
             || self.counters.next_message_seq < next_seq;
         if behind {
             let first_transfer = self.counters.next_transfer.max(next_transfer);
