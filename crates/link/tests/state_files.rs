@@ -90,7 +90,9 @@ impl Tap {
             .map(|d| {
                 let h = PacketHeader::peek(d).expect("every datagram on the tap is well framed");
                 let m = &mut monitors[usize::from(h.direction == Direction::Down)];
-                let o = m.open(d).unwrap_or_else(|e| panic!("{h:?} does not open: {e}"));
+                let o = m
+                    .open(d)
+                    .unwrap_or_else(|e| panic!("{h:?} does not open: {e}"));
                 if !o.proven {
                     m.promote(o.epoch);
                 }
@@ -241,7 +243,10 @@ async fn lost_or_restored_state_never_repeats_a_key_and_nonce() {
         numbers.entry(nonce).or_default().push(epoch);
         short += usize::from(h.epoch.is_none());
     }
-    assert!(short > 0, "once the peer knew an epoch, its packets went short");
+    assert!(
+        short > 0,
+        "once the peer knew an epoch, its packets went short"
+    );
     assert_eq!(epochs.len(), 4);
     let distinct: std::collections::HashSet<_> = epochs.iter().collect();
     assert_eq!(

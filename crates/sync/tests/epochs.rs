@@ -83,11 +83,8 @@ fn an_old_run_replayed_mid_transfer_changes_nothing() {
     let mut recorded = Vec::new();
     let mut flight = None;
     for n in 0..=RETIRED_EPOCHS as u64 + 2 {
-        let mut f = Session::new(
-            config(Direction::Down, 1000 + n),
-            Box::new(MemStore::new()),
-        )
-        .unwrap();
+        let mut f =
+            Session::new(config(Direction::Down, 1000 + n), Box::new(MemStore::new())).unwrap();
         f.set_link(now, true, None);
         f.send_message(format!("run {n}").into_bytes()).unwrap();
         let mut tape = Vec::new();
@@ -95,7 +92,13 @@ fn an_old_run_replayed_mid_transfer_changes_nothing() {
         if n == 0 {
             recorded = tape;
         }
-        assert_eq!(messages(&mut ground), vec![format!("run {n}").into_bytes()], "run {n}: ground {:?} flight {:?}", ground.stats(), f.stats());
+        assert_eq!(
+            messages(&mut ground),
+            vec![format!("run {n}").into_bytes()],
+            "run {n}: ground {:?} flight {:?}",
+            ground.stats(),
+            f.stats()
+        );
         flight = Some(f);
     }
     let mut flight = flight.unwrap();

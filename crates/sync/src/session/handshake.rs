@@ -11,9 +11,9 @@
 //!
 //! And it proves the peer's epochs. A packet of an epoch the opener does not know is a
 //! *candidate*: the peer's new run, or a recording of a run long gone replayed by someone. Only
-//! its handshake is read (`from_candidate`) until it answers, with a `HelloAck`, a `Hello` this
-//! run sent since the last promotion: no recording holds that. Then it becomes the peer's
-//! current epoch and what a restart of the peer means is done. Both sides answer a candidate's
+//! its handshake is read (`receive_from_candidate`) until it answers, with a `HelloAck`, a
+//! `Hello` this run sent since the last promotion: no recording holds that. Then it becomes the
+//! peer's current epoch and what a restart of the peer means is done. Both sides answer a candidate's
 //! `Hello` and send their own, so two sides that restarted at once prove each other in one
 //! round trip. Once the peer has answered a `Hello` of this epoch from its proven epoch, since
 //! the last time a candidate appeared (the peer may have restarted and forgotten this epoch),
@@ -187,7 +187,13 @@ impl Session {
     /// peer can prove this side's own epoch, and remembered for the promotion, and this side
     /// sends its own `Hello` for the candidate to answer; the rest is dropped unacknowledged
     /// (the peer sends it again) and the stream marks stay as they are.
-    pub(super) fn from_candidate(&mut self, pn: u64, epoch: u64, new: bool, chunks: &[Chunk]) -> bool {
+    pub(super) fn receive_from_candidate(
+        &mut self,
+        pn: u64,
+        epoch: u64,
+        new: bool,
+        chunks: &[Chunk],
+    ) -> bool {
         let proof = chunks.iter().any(|c| {
             matches!(c, Chunk::HelloAck { incarnation, hello_pn, .. }
                 if *incarnation == self.config.incarnation && *hello_pn >= self.proof_floor)
@@ -211,7 +217,8 @@ impl Session {
                 .iter()
                 .position(|h| h.epoch == epoch)
                 .map(|i| self.candidate_hellos.swap_remove(i));
-            self.candidate_hellos.retain(|h| candidates.contains(&h.epoch));
+            self.candidate_hellos
+                .retain(|h| candidates.contains(&h.epoch));
             if let Some(h) = hello {
                 self.receive_hello(h.pn, h.incarnation, &h.resume, h.unacked_seq);
             }
@@ -264,10 +271,14 @@ impl Session {
     pub(super) fn confirm_marks(&mut self, next_transfer: u64, next_seq: u64) {
         // Behind: the counters, or a transfer queued before the answer under a number the peer
         // has already seen (counters lost, then as many transfers queued as the peer had seen).
-        let reused = self.unconfirmed.iter().filter_map(|t| self.out.get(t)).any(|o| {
-            o.entry.offer.transfer < next_transfer
-                || matches!(o.entry.offer.kind, TransferKind::Message { seq } if seq < next_seq)
-        });
+        let reused = self
+            .unconfirmed
+            .iter()
+            .filter_map(|t| self.out.get(t))
+            .any(|o| {
+                o.entry.offer.transfer < next_transfer
+                    || matches!(o.entry.offer.kind, TransferKind::Message { seq } if seq < next_seq)
+            });
         let behind = reused
             || self.counters.next_transfer < next_transfer
             || self.counters.next_message_seq < next_seq;

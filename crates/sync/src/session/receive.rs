@@ -70,7 +70,7 @@ impl Session {
             }
         };
         if !opened.proven
-            && !self.from_candidate(pn, opened.epoch, opened.new_candidate, &chunks)
+            && !self.receive_from_candidate(pn, opened.epoch, opened.new_candidate, &chunks)
         {
             return;
         }
@@ -166,10 +166,10 @@ impl Session {
     }
 
     /// A candidate epoch of the peer proved itself and was promoted: the peer restarted, and its
-    /// old epoch's packets are refused from now on. When its packet numbers went back (it lost or restored its
-    /// counters: nonces stay unique under the new subkey), what this side tracked of the old
-    /// numbering is meaningless, and it starts over; the peer's Hello, first in its new run,
-    /// resumes the transfers.
+    /// old epoch's packets are refused from now on. When its packet numbers went back (it lost or
+    /// restored its counters: nonces stay unique under the new subkey), what this side tracked
+    /// of the old numbering is meaningless, and it starts over; the peer's Hello, first in its
+    /// new run, resumes the transfers.
     pub(super) fn peer_epoch_changed(&mut self, pn: u64) {
         if pn > self.rx_largest {
             return;
