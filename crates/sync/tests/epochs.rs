@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use sync::{Event, MemStore, Session, SessionConfig};
-use wire::{Digest, Direction, LinkKey, PacketHeader, RETIRED_EPOCHS};
+use sync::{Counters, Event, MemStore, Session, SessionConfig, Store};
+use wire::{Digest, Direction, LinkKey, PacketHeader, RETIRED_EPOCHS, ReplayMemory};
 
 fn config(sends: Direction, incarnation: u64) -> SessionConfig {
     SessionConfig {
@@ -167,4 +167,56 @@ fn an_old_run_replayed_mid_transfer_changes_nothing() {
     flight.handle_datagram(now, &p);
     run(now, 10, &mut ground, &mut flight, &mut Vec::new());
     assert_eq!(messages(&mut flight), vec![b"and back".to_vec()]);
+}
+
+/// A store that remembers the peer's epoch `peer_epoch` as current, as one persisted by a run
+/// that talked with it.
+fn remembering(peer_epoch: u64) -> MemStore {
+    let mut store = MemStore::new();
+    let counters = Counters {
+        replay: ReplayMemory {
+            current: Some((peer_epoch, 40)),
+            ..ReplayMemory::default()
+        },
+        ..Counters::default()
+    };
+    store.save_counters(&counters).unwrap();
+    store
+}
+
+#[test]
+fn both_sides_restarting_at_once_prove_each_other() {
+    let now = Instant::now();
+    // Each remembers the other's previous run; both restarted, so each meets a candidate.
+    let mut ground = Session::new(config(Direction::Up, 11), Box::new(remembering(20))).unwrap();
+    let mut flight = Session::new(config(Direction::Down, 21), Box::new(remembering(10))).unwrap();
+    ground.set_link(now, true, None);
+    flight.set_link(now, true, None);
+    ground.send_message(b"up".to_vec()).unwrap();
+    flight.send_message(b"down".to_vec()).unwrap();
+    let mut tape = Vec::new();
+    let now = run(now, 10, &mut ground, &mut flight, &mut tape);
+    assert_eq!(messages(&mut flight), vec![b"up".to_vec()]);
+    assert_eq!(messages(&mut ground), vec![b"down".to_vec()]);
+    for s in [ground.stats(), flight.stats()] {
+        assert_eq!(s.peer_epochs_proven, 1, "{s:?}");
+        assert_eq!(s.payload_resent, 0, "{s:?}");
+    }
+    // The ground spoke first: its Hello was a candidate's at the flight, answered there; the
+    // flight's answer proved the flight's epoch to the ground at once.
+    assert_eq!(flight.stats().candidate_packets, 1, "{:?}", flight.stats());
+    assert_eq!(ground.stats().candidate_packets, 0, "{:?}", ground.stats());
+    // Both now seal in the short form: each peer answered a Hello of their epochs.
+    assert!(
+        tape.iter()
+            .rev()
+            .take(2)
+            .any(|d| PacketHeader::peek(d).is_some_and(|h| h.epoch.is_none())),
+        "the flight's last packets are short"
+    );
+    ground.send_message(b"again".to_vec()).unwrap();
+    let p = ground
+        .poll_transmit(now + Duration::from_millis(20))
+        .expect("the message");
+    assert_eq!(PacketHeader::peek(&p).map(|h| h.epoch), Some(None));
 }
