@@ -236,9 +236,11 @@ impl Session {
                 hello = true;
                 let ack = self.hello_ack(*incarnation, pn);
                 self.control.push_back(ack);
+                // The latest Hello of each candidate still held: a later one of this epoch stays,
+                // an earlier one gives way.
                 let candidates = self.opener.candidates();
                 self.candidate_hellos
-                    .retain(|h| candidates.contains(&h.epoch) && (h.epoch != epoch || h.pn < pn));
+                    .retain(|h| candidates.contains(&h.epoch) && (h.epoch != epoch || h.pn > pn));
                 if !self.candidate_hellos.iter().any(|h| h.epoch == epoch) {
                     self.candidate_hellos.push(CandidateHello {
                         epoch,
