@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sync::{Event, MemStore, Session, SessionConfig, SessionStats};
-use wire::{Chunk, Digest, Direction, LinkKey, Opener, ReplayMemory, decode_chunks};
+use wire::{Chunk, Digest, Direction, LinkKey, Opener, PacketHeader, ReplayMemory, decode_chunks};
 
 use crate::model::{Deliveries, LinkModel, LinkModelConfig, ModelStats};
 
@@ -155,6 +155,8 @@ fn add(total: &mut SessionStats, s: &SessionStats) {
         messages_delivered,
         digest_mismatches,
         peer_restarts,
+        candidate_packets,
+        peer_epochs_proven,
         store_errors
     );
 }
@@ -322,8 +324,14 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
             sess.handle_timeout(now);
             while let Some(packet) = sess.poll_transmit(now) {
                 // The invariant: nothing the receiver holds durably is sent again.
-                if let Ok((_, body)) = monitors[i].open(&packet)
-                    && let Ok(chunks) = decode_chunks(&body)
+                // The monitor sees each side's packets in the order they are sent: a new epoch is
+                // the side's new run.
+                let opened = monitors[i].open(&packet).ok();
+                if let Some(o) = opened.as_ref().filter(|o| !o.proven) {
+                    monitors[i].promote(o.epoch);
+                }
+                if let Some(o) = opened
+                    && let Ok(chunks) = decode_chunks(&o.body)
                 {
                     let peer_store = shared[peer].0.lock().unwrap_or_else(|e| e.into_inner());
                     for c in chunks {
@@ -510,9 +518,7 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
 }
 
 fn pn_of(packet: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    b[2..].copy_from_slice(&packet[1..7]);
-    u64::from_be_bytes(b)
+    PacketHeader::peek(packet).map_or(0, |h| h.pn)
 }
 
 /// A [`MemStore`] shared between a session and the simulation that crashes it.

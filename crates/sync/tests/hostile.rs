@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use sync::{Event, MemStore, Session, SessionConfig};
-use wire::{Direction, LinkKey, MAX_PACKET, PACKET_HEADER, Sealer};
+use wire::{Direction, LinkKey, MAX_PACKET, SHORT_PACKET_HEADER, Sealer};
 
 fn config(sends: Direction, incarnation: u64, key: u8) -> SessionConfig {
     SessionConfig {
@@ -49,7 +49,7 @@ fn forged_replayed_truncated_oversized_and_corrupted_packets_are_refused_and_cou
     flight.handle_datagram(now, &first);
     // Forged: sealed under another key (with a fresh packet number).
     let forged = Sealer::new(&LinkKey::from_bytes([8; 32]), Direction::Up, 1)
-        .seal(1_000, &first[PACKET_HEADER..first.len() - 20]);
+        .seal(1_000, &first[SHORT_PACKET_HEADER..first.len() - 20]);
     flight.handle_datagram(now, &forged);
     // Truncated, oversized, and corrupted on the line.
     flight.handle_datagram(now, &first[..12]);
@@ -72,9 +72,12 @@ fn forged_replayed_truncated_oversized_and_corrupted_packets_are_refused_and_cou
     assert_eq!(s.rejected_checksum, 1, "{s:?}");
     assert_eq!(s.rejected_unknown, 1, "{s:?}");
     assert_eq!(
-        s.packets_received, 2,
-        "only the hello and the genuine packet were accepted"
+        (s.candidate_packets, s.packets_received),
+        (1, 1),
+        "only the hello (from the ground's epoch, not yet proven) and the genuine packet (which \
+         proved it with its HelloAck) were accepted"
     );
+    assert_eq!(s.peer_epochs_proven, 1, "{s:?}");
     assert!(
         flight.poll_event().is_none(),
         "nothing was delivered twice or forged into existence"
@@ -88,8 +91,10 @@ fn authenticated_but_absurd_chunks_neither_panic_nor_confuse() {
     let mut ground = Session::new(config(Direction::Up, 1, 7), Box::new(MemStore::new())).unwrap();
     ground.set_link(now, true, None);
     ground.send_object(wire::Digest::of(b"x"), 1, 2).ok();
-    let _ = ground.poll_transmit(now);
-    // A peer holding the key (or a bug) sends extreme values.
+    let hello = ground.poll_transmit(now).expect("the ground's hello");
+    let hello_pn = wire::PacketHeader::peek(&hello).expect("well framed").pn;
+    // A peer holding the key (or a bug) sends extreme values, once it has proven its epoch by
+    // answering the ground's Hello.
     let flight_sealer = Sealer::new(&LinkKey::from_bytes([7; 32]), Direction::Down, 9);
     let mut pn = 1;
     let mut send = |chunk: Chunk, ground: &mut Session| {
@@ -98,6 +103,16 @@ fn authenticated_but_absurd_chunks_neither_panic_nor_confuse() {
         ground.handle_datagram(now, &flight_sealer.seal(pn, &body));
         pn += 1;
     };
+    send(
+        Chunk::HelloAck {
+            incarnation: 1,
+            hello_pn,
+            next_transfer: 0,
+            next_seq: 0,
+        },
+        &mut ground,
+    );
+    assert_eq!(ground.stats().peer_epochs_proven, 1);
     let low_above_largest = AckRanges {
         largest: 10,
         settled: 10,

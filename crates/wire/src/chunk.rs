@@ -7,7 +7,7 @@
 //! | 3 | `Ack` | largest, settled, low, n, n × (gap, length) descending from `largest` |
 //! | 4 | `Status` | transfer, settled, state, upto, n, n × (start delta, length) ascending |
 //! | 5 | `Hello` | incarnation (u64 BE), n, n × transfer, unacked message seq |
-//! | 6 | `HelloAck` | incarnation (u64 BE), next transfer, next message seq |
+//! | 6 | `HelloAck` | incarnation (u64 BE), packet number of the `Hello`, next transfer, next message seq |
 //! | 7 | `StatusRequest` | n, n × transfer |
 //! | 8 | `Floor` | packet number |
 //!
@@ -16,6 +16,11 @@
 //! messages were all committed by the receiver (the receiver skips what it then cannot hold), a
 //! `HelloAck` which transfer ids and message sequence numbers of the `Hello`'s sender the
 //! receiver has already seen (the sender numbers its new transfers above them).
+//!
+//! A `HelloAck` names the `Hello` it answers (its sender's incarnation and the packet number
+//! that carried it), so it shows that its sender heard that packet: the receiver of a
+//! `HelloAck` answering one of its recent `Hello`s knows the answering epoch is live, which no
+//! recording of an older run can fake (see `sync`'s handshake).
 //!
 //! Every count is bounded ([`MAX_RANGES`], [`MAX_LIST`]); decoding never panics and never
 //! allocates more than the body's length.
@@ -60,6 +65,8 @@ pub enum Chunk {
     HelloAck {
         /// The incarnation of the `Hello` confirmed.
         incarnation: u64,
+        /// The packet number of the packet that carried that `Hello`.
+        hello_pn: u64,
         /// One above the highest transfer id of the `Hello`'s sender that the receiver knows.
         next_transfer: u64,
         /// One above the highest message sequence number of the `Hello`'s sender that the
@@ -232,11 +239,13 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
         }
         Chunk::HelloAck {
             incarnation,
+            hello_pn,
             next_transfer,
             next_seq,
         } => {
             out.push(6);
             out.extend_from_slice(&incarnation.to_be_bytes());
+            put(out, *hello_pn);
             put(out, *next_transfer);
             put(out, *next_seq);
         }
@@ -473,6 +482,7 @@ impl Reader<'_> {
             }
             6 => Chunk::HelloAck {
                 incarnation: self.u64_be()?,
+                hello_pn: self.varint()?,
                 next_transfer: self.varint()?,
                 next_seq: self.varint()?,
             },
@@ -547,6 +557,7 @@ mod tests {
             },
             Chunk::HelloAck {
                 incarnation: 42,
+                hello_pn: (1 << 48) - 1,
                 next_transfer: 300,
                 next_seq: u64::MAX,
             },

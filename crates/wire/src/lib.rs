@@ -4,7 +4,8 @@
 //! and spawns nothing. Three layers:
 //!
 //! - packets ([`Sealer`], [`Opener`]): one datagram, sealed with ChaCha20-Poly1305 under a
-//!   subkey of the satellite's [`LinkKey`] for the sender's run (its epoch, in every header),
+//!   subkey of the satellite's [`LinkKey`] for the sender's run (its epoch, named in the long
+//!   header and found by trial for the short one),
 //!   numbered, checksummed with CRC32C, and checked against a [`ReplayWindow`]. Opening never panics and bounds every length.
 //! - chunks ([`Chunk`]): what a packet body holds — transfer data, offers, acknowledgement ranges,
 //!   status reports, the hello handshake — in a bounded, hand-specified varint layout.
@@ -42,8 +43,9 @@ pub use names::{
     PodName, SystemName, TaskId, TenantImage, TenantName, VolumeName, VolumePath,
 };
 pub use packet::{
-    Direction, EpochKey, LinkKey, MAX_BODY, MAX_PACKET, MAX_PACKET_NUMBER, Opener, PACKET_HEADER,
-    PACKET_OVERHEAD, PacketError, PacketHeader, RETIRED_EPOCHS, ReplayMemory, ReplayWindow, Sealer,
+    Direction, EpochKey, LinkKey, MAX_BODY, MAX_CANDIDATES, MAX_PACKET, MAX_PACKET_NUMBER, Opened,
+    Opener, PACKET_HEADER, PACKET_OVERHEAD, PacketError, PacketHeader, RETIRED_EPOCHS,
+    ReplayMemory, ReplayWindow, SHORT_PACKET_HEADER, SHORT_PACKET_OVERHEAD, Sealer,
 };
 pub use plan_sig::{PlanBindingError, PlanSignatureError, PlanSigner, PlanVerifier};
 pub use systems::{

@@ -1,34 +1,52 @@
-//! Authenticated packets: version 3 of the link framing.
+//! Authenticated packets: version 4 of the link framing.
 //!
-//! Every datagram is sealed with ChaCha20-Poly1305 under a key of its own sender's run. Layout:
+//! Every datagram is sealed with ChaCha20-Poly1305 under a key of its own sender's run. A packet
+//! has a long form, whose header names the sender's epoch, and a short form without it:
 //!
 //! ```text
-//! 0   u8    version (high nibble, 3) | direction (bit 0: 0 ground→flight, 1 flight→ground)
-//! 1   u64   epoch, big-endian: drawn at random each time the sender starts, never 0
-//! 9   u48   packet number, big-endian: increasing per direction within an epoch
-//! 15  ..    ciphertext of the body (a sequence of chunks, see `chunk`)
-//! -20 [16]  Poly1305 tag over header (as associated data) and ciphertext
-//! -4  u32   CRC32C of everything before it
+//! long                                   short
+//! 0   u8   version | form | direction    0   u8   version | form | direction
+//! 1   u64  epoch, big-endian, never 0    1   u48  packet number, big-endian
+//! 9   u48  packet number, big-endian     7   ..   ciphertext of the body
+//! 15  ..   ciphertext of the body
+//! -20 [16] Poly1305 tag over the header (as associated data) and the ciphertext
+//! -4  u32  CRC32C of everything before it
 //! ```
+//!
+//! Byte 0 holds the version in its high nibble (4), the form in bit 1 (1: short) and the
+//! direction in bit 0 (0 ground→flight, 1 flight→ground); bits 2 and 3 are 0. Packet numbers
+//! increase per direction within an epoch, whatever the form.
 //!
 //! # Keys and nonces
 //!
 //! The satellite's [`LinkKey`] never seals a packet itself. Each run of a sender draws a random
 //! 64-bit epoch and seals under the subkey `HKDF-SHA256(salt = "orbitdock link v3", ikm = link
-//! key, info = direction ‖ epoch)` ([`EpochKey`]); the nonce is `direction ‖ 0⁵ ‖ packet number`.
-//! A (key, nonce) pair could repeat only if one run numbered two packets alike, or if two runs
-//! drew the same epoch (a 2⁻⁶⁴ chance per pair of runs): no saved counter is needed for that,
-//! so a lost or restored state file cannot make the sender reuse a nonce. The epoch travels in
-//! every header (and so in the associated data) and the receiver derives the same subkey.
+//! key, info = direction ‖ epoch)` ([`EpochKey`]; the derivation has not changed since version
+//! 3); the nonce is `direction ‖ 0⁵ ‖ packet number`, in both forms. A (key, nonce) pair could
+//! repeat only if one run numbered two packets alike, or if two runs drew the same epoch (a
+//! 2⁻⁶⁴ chance per pair of runs): no saved counter is needed for that, so a lost or restored
+//! state file cannot make the sender reuse a nonce. The associated data is the header as sent,
+//! so a packet cannot be moved from one form to the other, nor to another epoch.
 //!
-//! # Replays
+//! A short packet saves the 8 bytes of the epoch. Its receiver finds the key by trial: the
+//! peer's current epoch's, then each candidate's (at most 1 + [`MAX_CANDIDATES`] tag checks). A
+//! sender uses it only once the peer has shown that it knows the sender's epoch (the session
+//! decides, see `sync`); its first packets, and whatever it sends while unsure, are long.
+//!
+//! # Epochs and replays
 //!
 //! The CRC tells line corruption from forgery; the tag tells forgery. The [`Opener`] keeps a
-//! [`ReplayWindow`] for the peer's current epoch; a packet of another epoch that authenticates
-//! means the peer restarted: that epoch becomes current and the one before is retired for good
-//! (its late or replayed packets are refused). What the opener knows is its [`ReplayMemory`],
-//! which the session persists, so a restart of the receiver still refuses the epochs it retired
-//! and the current epoch's packets it accepted.
+//! [`ReplayWindow`] for the peer's current epoch. A packet of an epoch it does not know that
+//! authenticates may be the peer's new run, or a replay of a run long gone (only
+//! [`RETIRED_EPOCHS`] are remembered): it makes that epoch a *candidate*, with a window of its
+//! own, and the current epoch stays current. [`Opened::proven`] tells the caller which it was;
+//! the caller reads only a handshake from a candidate and calls [`Opener::promote`] once the
+//! candidate has proven that it is live (in `sync`: a `HelloAck` answering a `Hello` of this
+//! run, which no recording holds). Promotion retires the epoch before it for good (its late or
+//! replayed packets are refused). What the opener knows is its [`ReplayMemory`], which the
+//! session persists, so a restart of the receiver still refuses the epochs it retired and the
+//! current epoch's packets it accepted; that current epoch is proven again when it is seen after
+//! the restart, as before it.
 
 use std::collections::VecDeque;
 
@@ -39,20 +57,28 @@ use sha2::{Digest as _, Sha256};
 
 /// The largest datagram either side sends or accepts.
 pub const MAX_PACKET: usize = 1500;
-/// Bytes a packet adds around its body.
+/// Bytes a long packet adds around its body (the most a packet adds).
 pub const PACKET_OVERHEAD: usize = HEADER + TAG + CRC;
-/// The largest body that fits in a packet.
+/// Bytes a short packet adds around its body.
+pub const SHORT_PACKET_OVERHEAD: usize = SHORT_HEADER + TAG + CRC;
+/// The largest body that fits in a packet of either form.
 pub const MAX_BODY: usize = MAX_PACKET - PACKET_OVERHEAD;
 /// Packet numbers are 48 bits.
 pub const MAX_PACKET_NUMBER: u64 = (1 << 48) - 1;
 
-/// Bytes of a packet's header: version and direction, epoch, packet number.
+/// Bytes of a long packet's header: version, form and direction, epoch, packet number.
 pub const PACKET_HEADER: usize = HEADER;
+/// Bytes of a short packet's header: version, form and direction, packet number.
+pub const SHORT_PACKET_HEADER: usize = SHORT_HEADER;
 /// Epochs of the peer a [`ReplayMemory`] remembers as retired.
 pub const RETIRED_EPOCHS: usize = 8;
+/// Candidate epochs an [`Opener`] keeps; a new one beyond them evicts the oldest.
+pub const MAX_CANDIDATES: usize = 4;
 
-const VERSION: u8 = 3;
+const VERSION: u8 = 4;
+const SHORT_FLAG: u8 = 0b10;
 const HEADER: usize = 15;
+const SHORT_HEADER: usize = 7;
 const KDF_SALT: &[u8] = b"orbitdock link v3";
 const TAG: usize = 16;
 const CRC: usize = 4;
@@ -125,13 +151,15 @@ pub enum PacketError {
     /// The CRC32C does not match: corrupted on the line.
     #[error("checksum mismatch")]
     Checksum,
-    /// Another version, the direction of the receiver's own packets, or epoch 0.
+    /// Another version, the direction of the receiver's own packets, reserved bits set, or
+    /// epoch 0.
     #[error("unknown version or direction")]
     Unknown,
-    /// The tag does not verify: forged, or sealed under another key.
+    /// The tag does not verify: forged, sealed under another key, or (short form) under the key
+    /// of an epoch the receiver does not hold.
     #[error("authentication failed")]
     Forged,
-    /// A packet number already accepted, or older than the replay window.
+    /// A packet number already accepted, or older than the replay window, or an epoch retired.
     #[error("replayed packet")]
     Replayed,
 }
@@ -169,17 +197,23 @@ impl EpochKey {
         self.id
     }
 
-    /// Opens `body` in place: authenticated with `header`, or [`PacketError::Forged`].
-    fn open(
-        &self,
-        nonce: &Nonce,
-        header: &[u8],
-        body: &mut [u8],
-        tag: &Tag,
-    ) -> Result<(), PacketError> {
+    /// Opens a framed datagram: its body, authenticated with its header, or
+    /// [`PacketError::Forged`]. Decrypts into a fresh buffer, so a failed trial leaves nothing
+    /// behind.
+    fn open(&self, datagram: &[u8], h: &Framed) -> Result<Vec<u8>, PacketError> {
+        let tag_at = datagram.len() - CRC - TAG;
+        let tag =
+            Tag::try_from(&datagram[tag_at..tag_at + TAG]).map_err(|_| PacketError::Truncated)?;
+        let mut body = datagram[h.header_len..tag_at].to_vec();
         self.cipher
-            .decrypt_inout_detached(nonce, header, body.into(), tag)
-            .map_err(|_| PacketError::Forged)
+            .decrypt_inout_detached(
+                &nonce(h.direction, h.pn),
+                &datagram[..h.header_len],
+                body.as_mut_slice().into(),
+                &tag,
+            )
+            .map_err(|_| PacketError::Forged)?;
+        Ok(body)
     }
 }
 
@@ -194,8 +228,8 @@ impl std::fmt::Debug for EpochKey {
 pub struct PacketHeader {
     /// Which way the packet travels.
     pub direction: Direction,
-    /// Its sender's epoch.
-    pub epoch: u64,
+    /// Its sender's epoch: `None` for the short form, which does not say.
+    pub epoch: Option<u64>,
     /// Its packet number.
     pub pn: u64,
 }
@@ -231,7 +265,7 @@ impl Sealer {
         }
     }
 
-    /// The epoch this sealer writes in its headers.
+    /// The epoch this sealer writes in its long headers.
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
@@ -241,17 +275,31 @@ impl Sealer {
         self.key.id()
     }
 
-    /// Seals `body` as packet number `pn` (at most [`MAX_PACKET_NUMBER`]; the caller never
-    /// reuses one within the epoch). A body longer than [`MAX_BODY`] is the caller's bug and is
-    /// truncated.
+    /// Seals `body` as packet number `pn` in the long form, which names the epoch (`pn` at most
+    /// [`MAX_PACKET_NUMBER`]; the caller never reuses one within the epoch, in either form). A
+    /// body longer than [`MAX_BODY`] is the caller's bug and is truncated.
     pub fn seal(&self, pn: u64, body: &[u8]) -> Vec<u8> {
+        self.seal_form(false, pn, body)
+    }
+
+    /// Seals `body` as packet number `pn` in the short form, without the epoch: only a receiver
+    /// that holds this epoch as current or candidate can open it. Same rules as [`Sealer::seal`].
+    pub fn seal_short(&self, pn: u64, body: &[u8]) -> Vec<u8> {
+        self.seal_form(true, pn, body)
+    }
+
+    fn seal_form(&self, short: bool, pn: u64, body: &[u8]) -> Vec<u8> {
         let body = &body[..body.len().min(MAX_BODY)];
         let mut out = Vec::with_capacity(PACKET_OVERHEAD + body.len());
-        out.push((VERSION << 4) | self.direction.bit());
-        out.extend_from_slice(&self.epoch.to_be_bytes());
+        let form = if short { SHORT_FLAG } else { 0 };
+        out.push((VERSION << 4) | form | self.direction.bit());
+        if !short {
+            out.extend_from_slice(&self.epoch.to_be_bytes());
+        }
         out.extend_from_slice(&(pn & MAX_PACKET_NUMBER).to_be_bytes()[2..]);
+        let header_len = out.len();
         out.extend_from_slice(body);
-        let (header, rest) = out.split_at_mut(HEADER);
+        let (header, rest) = out.split_at_mut(header_len);
         let tag = self
             .key
             .cipher
@@ -265,7 +313,8 @@ impl Sealer {
 }
 
 /// What an [`Opener`] knows of the peer's epochs, to be persisted so that a restart of the
-/// receiver refuses what it refused before.
+/// receiver refuses what it refused before. Candidates are not part of it: after a restart they
+/// are met again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplayMemory {
     /// The peer's current epoch and the highest packet number accepted in it.
@@ -274,14 +323,40 @@ pub struct ReplayMemory {
     pub retired: [u64; RETIRED_EPOCHS],
 }
 
+/// A datagram opened: its packet number, its body, and the epoch it was sealed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The packet number.
+    pub pn: u64,
+    /// The sender's epoch (found by trial for the short form).
+    pub epoch: u64,
+    /// Whether that epoch is the peer's current one. When not, it is a candidate: read only its
+    /// handshake, until it proves itself and is [`Opener::promote`]d.
+    pub proven: bool,
+    /// Whether this packet made its epoch a candidate (the first packet of it seen, or the first
+    /// since it was evicted).
+    pub new_candidate: bool,
+    /// The decrypted body.
+    pub body: Vec<u8>,
+}
+
+/// One epoch of the peer the opener holds a key for.
+struct Known {
+    epoch: u64,
+    key: EpochKey,
+    window: ReplayWindow,
+}
+
 /// Opens packets travelling one direction, refusing forgeries and replays.
 pub struct Opener {
     link_key: LinkKey,
     direction: Direction,
-    /// The peer's current epoch: its subkey and window.
-    current: Option<(u64, EpochKey, ReplayWindow)>,
-    /// A persisted floor for an epoch not yet seen since the restart: (epoch, highest accepted).
-    floor: Option<(u64, u64)>,
+    /// The peer's current epoch: its subkey and window (after a restart, the persisted epoch
+    /// with its persisted floor).
+    current: Option<Known>,
+    /// Epochs that authenticated but have not proven themselves, oldest first, at most
+    /// [`MAX_CANDIDATES`].
+    candidates: VecDeque<Known>,
     /// Epochs left behind, most recent first, at most [`RETIRED_EPOCHS`].
     retired: VecDeque<u64>,
 }
@@ -290,23 +365,36 @@ impl Opener {
     /// An opener for packets travelling `direction`, remembering `memory` (what an opener of a
     /// previous run knew, as persisted; the default for none).
     pub fn new(key: &LinkKey, direction: Direction, memory: ReplayMemory) -> Opener {
+        let current = memory
+            .current
+            .filter(|&(e, _)| e != 0)
+            .map(|(epoch, highest)| Known {
+                epoch,
+                key: EpochKey::derive(key, direction, epoch),
+                window: ReplayWindow::new(Some(highest)),
+            });
         Opener {
             link_key: key.clone(),
             direction,
-            current: None,
-            floor: memory.current,
+            current,
+            candidates: VecDeque::new(),
             retired: memory.retired.iter().copied().filter(|&e| e != 0).collect(),
         }
     }
 
-    /// The peer's current epoch, once a packet of it authenticated since this opener was made.
+    /// The peer's current epoch: the last one promoted, or the one remembered.
     pub fn epoch(&self) -> Option<u64> {
-        self.current.as_ref().map(|c| c.0)
+        self.current.as_ref().map(|c| c.epoch)
     }
 
-    /// The highest packet number accepted in the peer's current epoch.
+    /// The highest packet number accepted in the peer's current epoch since this opener was made.
     pub fn highest(&self) -> Option<u64> {
-        self.current.as_ref().and_then(|c| c.2.highest)
+        self.current.as_ref().and_then(|c| c.window.highest)
+    }
+
+    /// The candidate epochs, oldest first.
+    pub fn candidates(&self) -> Vec<u64> {
+        self.candidates.iter().map(|c| c.epoch).collect()
     }
 
     /// What this opener knows, to be persisted.
@@ -315,65 +403,118 @@ impl Opener {
         for (slot, &e) in retired.iter_mut().zip(&self.retired) {
             *slot = e;
         }
-        let current = match &self.current {
-            Some((epoch, _, w)) => w.highest.map(|h| (*epoch, h)),
-            None => self.floor,
-        };
+        let current = self
+            .current
+            .as_ref()
+            .and_then(|c| c.window.highest.or(c.window.floor).map(|h| (c.epoch, h)));
         ReplayMemory { current, retired }
     }
 
-    /// Checks and decrypts one datagram, returning its packet number and body. Never panics.
-    pub fn open(&mut self, datagram: &[u8]) -> Result<(u64, Vec<u8>), PacketError> {
+    /// Makes candidate `epoch` the peer's current epoch and retires the one before (its packets
+    /// are refused from then on). Other candidates stay. Returns whether `epoch` was a
+    /// candidate; when not, nothing changes.
+    pub fn promote(&mut self, epoch: u64) -> bool {
+        let Some(i) = self.candidates.iter().position(|c| c.epoch == epoch) else {
+            return false;
+        };
+        let Some(promoted) = self.candidates.remove(i) else {
+            return false;
+        };
+        if let Some(old) = self.current.replace(promoted) {
+            self.retired.push_front(old.epoch);
+            self.retired.truncate(RETIRED_EPOCHS);
+        }
+        true
+    }
+
+    /// Checks and decrypts one datagram. Never panics.
+    pub fn open(&mut self, datagram: &[u8]) -> Result<Opened, PacketError> {
         let h = frame(datagram)?;
         if h.direction != self.direction {
             return Err(PacketError::Unknown);
         }
-        if self.retired.contains(&h.epoch) {
+        match h.epoch {
+            Some(epoch) => self.open_long(datagram, &h, epoch),
+            None => self.open_short(datagram, &h),
+        }
+    }
+
+    fn open_long(&mut self, d: &[u8], h: &Framed, epoch: u64) -> Result<Opened, PacketError> {
+        if self.retired.contains(&epoch) {
             return Err(PacketError::Replayed);
         }
-        let tag_at = datagram.len() - CRC - TAG;
-        let tag =
-            Tag::try_from(&datagram[tag_at..tag_at + TAG]).map_err(|_| PacketError::Truncated)?;
-        let mut body = datagram[HEADER..tag_at].to_vec();
-        let nonce = nonce(self.direction, h.pn);
-        if let Some((epoch, key, window)) = &mut self.current
-            && *epoch == h.epoch
-        {
-            if !window.check(h.pn) {
-                return Err(PacketError::Replayed);
-            }
-            key.open(&nonce, &datagram[..HEADER], &mut body, &tag)?;
-            window.accept(h.pn);
-            return Ok((h.pn, body));
+        if let Some(c) = self.current.as_mut().filter(|c| c.epoch == epoch) {
+            let body = c.open(d, h)?;
+            return Ok(opened(h, epoch, true, false, body));
         }
-        // Another epoch: the peer restarted (or this side did, and meets its epoch again).
-        let floor = self.floor.filter(|f| f.0 == h.epoch).map(|f| f.1);
-        let mut window = ReplayWindow::new(floor);
-        if !window.check(h.pn) {
-            return Err(PacketError::Replayed);
+        if let Some(c) = self.candidates.iter_mut().find(|c| c.epoch == epoch) {
+            let body = c.open(d, h)?;
+            return Ok(opened(h, epoch, false, false, body));
         }
-        let key = EpochKey::derive(&self.link_key, self.direction, h.epoch);
-        key.open(&nonce, &datagram[..HEADER], &mut body, &tag)?;
-        window.accept(h.pn);
-        let left = match self.current.take() {
-            Some((epoch, _, _)) => Some(epoch),
-            None => self.floor.map(|f| f.0).filter(|&e| e != h.epoch),
+        // An epoch not seen before (or evicted): a candidate, once its packet authenticates.
+        let mut c = Known {
+            epoch,
+            key: EpochKey::derive(&self.link_key, self.direction, epoch),
+            window: ReplayWindow::new(None),
         };
-        self.floor = None;
-        if let Some(e) = left {
-            self.retired.push_front(e);
-            self.retired.truncate(RETIRED_EPOCHS);
+        let body = c.open(d, h)?;
+        if self.candidates.len() >= MAX_CANDIDATES {
+            self.candidates.pop_front();
         }
-        self.current = Some((h.epoch, key, window));
-        Ok((h.pn, body))
+        self.candidates.push_back(c);
+        Ok(opened(h, epoch, false, true, body))
+    }
+
+    /// A short packet: the current epoch's key first, then the candidates', newest first.
+    fn open_short(&mut self, d: &[u8], h: &Framed) -> Result<Opened, PacketError> {
+        let mut replayed = false;
+        let current = self.current.iter_mut().map(|c| (c, true));
+        let candidates = self.candidates.iter_mut().rev().map(|c| (c, false));
+        for (c, proven) in current.chain(candidates) {
+            match c.open(d, h) {
+                Ok(body) => return Ok(opened(h, c.epoch, proven, false, body)),
+                Err(PacketError::Replayed) => replayed = true,
+                Err(_) => {}
+            }
+        }
+        Err(if replayed {
+            PacketError::Replayed
+        } else {
+            PacketError::Forged
+        })
+    }
+}
+
+impl Known {
+    /// Opens a datagram of this epoch: refused as a replay before any decryption when its
+    /// number was accepted or is too old, and recorded in the window once it authenticated.
+    fn open(&mut self, d: &[u8], h: &Framed) -> Result<Vec<u8>, PacketError> {
+        if !self.window.check(h.pn) {
+            return Err(PacketError::Replayed);
+        }
+        let body = self.key.open(d, h)?;
+        self.window.accept(h.pn);
+        Ok(body)
+    }
+}
+
+fn opened(h: &Framed, epoch: u64, proven: bool, new_candidate: bool, body: Vec<u8>) -> Opened {
+    Opened {
+        pn: h.pn,
+        epoch,
+        proven,
+        new_candidate,
+        body,
     }
 }
 
 /// A datagram's framing, checked without keys.
 struct Framed {
     direction: Direction,
-    epoch: u64,
+    /// `None`: the short form.
+    epoch: Option<u64>,
     pn: u64,
+    header_len: usize,
 }
 
 /// Checks length, checksum and version; reads the header. The direction is the one the header
@@ -382,14 +523,19 @@ fn frame(d: &[u8]) -> Result<Framed, PacketError> {
     if d.len() > MAX_PACKET {
         return Err(PacketError::Oversized);
     }
-    if d.len() < PACKET_OVERHEAD {
+    if d.len() < SHORT_PACKET_OVERHEAD {
+        return Err(PacketError::Truncated);
+    }
+    let short = d[0] & SHORT_FLAG != 0;
+    let header_len = if short { SHORT_HEADER } else { HEADER };
+    if d.len() < header_len + TAG + CRC {
         return Err(PacketError::Truncated);
     }
     let (rest, crc) = d.split_at(d.len() - CRC);
     if crc32c::crc32c(rest) != u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]) {
         return Err(PacketError::Checksum);
     }
-    if d[0] >> 4 != VERSION || d[0] & 0x0e != 0 || d[1..9] == [0; 8] {
+    if d[0] >> 4 != VERSION || d[0] & 0x0c != 0 {
         return Err(PacketError::Unknown);
     }
     let direction = if d[0] & 1 == 0 {
@@ -397,14 +543,23 @@ fn frame(d: &[u8]) -> Result<Framed, PacketError> {
     } else {
         Direction::Down
     };
-    let mut epoch = [0u8; 8];
-    epoch.copy_from_slice(&d[1..9]);
+    let epoch = if short {
+        None
+    } else {
+        let mut epoch = [0u8; 8];
+        epoch.copy_from_slice(&d[1..9]);
+        match u64::from_be_bytes(epoch) {
+            0 => return Err(PacketError::Unknown),
+            e => Some(e),
+        }
+    };
     let mut pn = [0u8; 8];
-    pn[2..].copy_from_slice(&d[9..HEADER]);
+    pn[2..].copy_from_slice(&d[header_len - 6..header_len]);
     Ok(Framed {
         direction,
-        epoch: u64::from_be_bytes(epoch),
+        epoch,
         pn: u64::from_be_bytes(pn),
+        header_len,
     })
 }
 
@@ -500,8 +655,13 @@ mod tests {
         LinkKey::from_bytes([b; 32])
     }
 
+    /// Opens `p`, returning its packet number and body.
+    fn open(o: &mut Opener, p: &[u8]) -> Result<(u64, Vec<u8>), PacketError> {
+        o.open(p).map(|x| (x.pn, x.body))
+    }
+
     #[test]
-    fn seals_and_opens() {
+    fn seals_and_opens_in_both_forms() {
         let s = Sealer::new(&key(1), Direction::Up, 9);
         let mut o = Opener::new(&key(1), Direction::Up, ReplayMemory::default());
         let p = s.seal(5, b"hello");
@@ -510,12 +670,47 @@ mod tests {
             PacketHeader::peek(&p),
             Some(PacketHeader {
                 direction: Direction::Up,
-                epoch: 9,
+                epoch: Some(9),
                 pn: 5
             })
         );
-        assert_eq!(o.open(&p).unwrap(), (5, b"hello".to_vec()));
+        let first = o.open(&p).unwrap();
+        assert_eq!(
+            (first.pn, first.epoch, &first.body[..]),
+            (5, 9, &b"hello"[..])
+        );
+        assert!(
+            !first.proven && first.new_candidate,
+            "a first contact is a candidate"
+        );
+        assert_eq!(o.epoch(), None);
+        assert!(o.promote(9));
         assert_eq!(o.epoch(), Some(9));
+        // The short form: 8 bytes less, no epoch on the line, the same key found by trial.
+        let short = s.seal_short(6, b"hello");
+        assert_eq!(short.len(), 5 + SHORT_PACKET_OVERHEAD);
+        assert_eq!(short.len() + 8, p.len());
+        assert_eq!(
+            PacketHeader::peek(&short),
+            Some(PacketHeader {
+                direction: Direction::Up,
+                epoch: None,
+                pn: 6
+            })
+        );
+        let opened = o.open(&short).unwrap();
+        assert_eq!((opened.pn, opened.epoch, opened.proven), (6, 9, true));
+        assert_eq!(opened.body, b"hello");
+        // Replays of either form, and a long packet re-framed as short (or the reverse), fail.
+        assert_eq!(o.open(&short), Err(PacketError::Replayed));
+        assert_eq!(o.open(&p), Err(PacketError::Replayed));
+        let long7 = s.seal(7, b"x");
+        let mut cut = vec![long7[0] | SHORT_FLAG];
+        cut.extend_from_slice(&long7[9..long7.len() - 4]);
+        let crc = crc32c::crc32c(&cut);
+        cut.extend_from_slice(&crc.to_be_bytes());
+        assert_eq!(o.open(&cut), Err(PacketError::Forged));
+        assert_eq!(open(&mut o, &long7).unwrap().0, 7);
     }
 
     #[test]
@@ -543,14 +738,18 @@ mod tests {
         let s = Sealer::new(&key(1), Direction::Up, 4);
         let mut o = Opener::new(&key(1), Direction::Up, ReplayMemory::default());
         let p = s.seal(7, b"data");
-        o.open(&p).unwrap();
+        open(&mut o, &p).unwrap();
+        assert!(o.promote(4));
         assert_eq!(o.open(&p), Err(PacketError::Replayed));
-        // Another key: forged, in this epoch and in another.
+        // Another key: forged, in this epoch and in another, long or short.
         let evil = Sealer::new(&key(2), Direction::Up, 4).seal(8, b"data");
         assert_eq!(o.open(&evil), Err(PacketError::Forged));
         let evil = Sealer::new(&key(2), Direction::Up, 5).seal(8, b"data");
         assert_eq!(o.open(&evil), Err(PacketError::Forged));
+        let evil = Sealer::new(&key(2), Direction::Up, 4).seal_short(8, b"data");
+        assert_eq!(o.open(&evil), Err(PacketError::Forged));
         assert_eq!(o.epoch(), Some(4), "a forgery does not move the epoch");
+        assert!(o.candidates().is_empty(), "nor makes a candidate");
         // A genuine packet with its epoch rewritten (checksum recomputed): forged.
         let mut moved = s.seal(8, b"data");
         moved[8] ^= 1;
@@ -569,11 +768,20 @@ mod tests {
         let crc = crc32c::crc32c(&bad[..n]);
         bad[n..].copy_from_slice(&crc.to_be_bytes());
         assert_eq!(o.open(&bad), Err(PacketError::Forged));
-        // The other direction's packets are refused outright, and so is epoch 0.
+        // The other direction's packets are refused outright, and so are epoch 0, another
+        // version and reserved bits.
         let down = Sealer::new(&key(1), Direction::Down, 4).seal(11, b"x");
         assert_eq!(o.open(&down), Err(PacketError::Unknown));
         let zero = Sealer::new(&key(1), Direction::Up, 0).seal(11, b"x");
         assert_eq!(o.open(&zero), Err(PacketError::Unknown));
+        for first in [0x30, 0x44] {
+            let mut other = s.seal(11, b"x");
+            other[0] = first;
+            let n = other.len() - 4;
+            let crc = crc32c::crc32c(&other[..n]);
+            other[n..].copy_from_slice(&crc.to_be_bytes());
+            assert_eq!(o.open(&other), Err(PacketError::Unknown), "{first:#x}");
+        }
         assert_eq!(o.open(&p[..10]), Err(PacketError::Truncated));
         assert_eq!(
             o.open(&vec![0; MAX_PACKET + 1]),
@@ -584,28 +792,48 @@ mod tests {
     }
 
     #[test]
-    fn a_new_epoch_retires_the_old_one_and_memory_survives() {
+    fn a_candidate_does_not_retire_the_current_epoch_and_promotion_does() {
         let old = Sealer::new(&key(1), Direction::Down, 100);
         let new = Sealer::new(&key(1), Direction::Down, 200);
         let mut o = Opener::new(&key(1), Direction::Down, ReplayMemory::default());
         let early = old.seal(1, b"a");
-        o.open(&early).unwrap();
-        o.open(&old.seal(2, b"b")).unwrap();
+        open(&mut o, &early).unwrap();
+        o.promote(100);
+        open(&mut o, &old.seal_short(2, b"b")).unwrap();
         // The peer restarted and lost its counters: numbering starts again under a new subkey.
-        o.open(&new.seal(1, b"c")).unwrap();
+        let c = o.open(&new.seal(1, b"c")).unwrap();
+        assert!(!c.proven && c.new_candidate);
+        assert_eq!(o.epoch(), Some(100), "a candidate is not current yet");
+        assert_eq!(o.candidates(), vec![200]);
+        // Both keep working meanwhile, in both forms, each with its own window.
+        let d = o.open(&new.seal_short(2, b"d")).unwrap();
+        assert_eq!((d.epoch, d.proven, d.new_candidate), (200, false, false));
+        let e = o.open(&old.seal_short(3, b"e")).unwrap();
+        assert_eq!((e.epoch, e.proven), (100, true));
+        assert_eq!(o.open(&new.seal(1, b"c")), Err(PacketError::Replayed));
+        // Promotion: the old epoch's packets are refused from then on, even unseen numbers.
+        assert!(o.promote(200));
+        assert!(!o.promote(200), "promoted once");
         assert_eq!(o.epoch(), Some(200));
-        // The old epoch's packets are refused, even unseen numbers.
-        assert_eq!(o.open(&old.seal(3, b"late")), Err(PacketError::Replayed));
+        assert!(o.candidates().is_empty());
+        assert_eq!(o.open(&old.seal(4, b"late")), Err(PacketError::Replayed));
         assert_eq!(o.open(&early), Err(PacketError::Replayed));
-        // A restarted receiver remembers: retired epochs and the current epoch's floor.
+        assert_eq!(
+            o.open(&old.seal_short(5, b"late")),
+            Err(PacketError::Forged)
+        );
+        // A restarted receiver remembers: retired epochs and the current epoch's floor; the
+        // remembered epoch is proven when it is seen again.
         let memory = o.memory();
-        assert_eq!(memory.current, Some((200, 1)));
+        assert_eq!(memory.current, Some((200, 2)));
         assert_eq!(memory.retired[0], 100);
         let mut o = Opener::new(&key(1), Direction::Down, memory);
         assert_eq!(o.open(&early), Err(PacketError::Replayed));
         assert_eq!(o.open(&new.seal(1, b"c")), Err(PacketError::Replayed));
-        assert_eq!(o.open(&new.seal(2, b"d")).unwrap().0, 2);
-        assert_eq!(o.memory(), memory_after(200, 2, 100));
+        assert_eq!(o.open(&new.seal_short(2, b"d")), Err(PacketError::Replayed));
+        let f = o.open(&new.seal_short(3, b"f")).unwrap();
+        assert_eq!((f.pn, f.epoch, f.proven), (3, 200, true));
+        assert_eq!(o.memory(), memory_after(200, 3, 100));
     }
 
     fn memory_after(epoch: u64, highest: u64, retired: u64) -> ReplayMemory {
@@ -615,6 +843,65 @@ mod tests {
         };
         m.retired[0] = retired;
         m
+    }
+
+    #[test]
+    fn an_epoch_older_than_memory_replayed_does_not_disturb_the_current() {
+        let mut o = Opener::new(&key(1), Direction::Down, ReplayMemory::default());
+        // Run 1 of the peer, recorded by an attacker; then 10 restarts, each proven in turn, and
+        // the receiver itself restarting from its memory in between.
+        let recorded: Vec<Vec<u8>> = (1..=5)
+            .map(|pn| Sealer::new(&key(1), Direction::Down, 1).seal(pn, b"old"))
+            .collect();
+        open(&mut o, &recorded[0]).unwrap();
+        assert!(o.promote(1));
+        for epoch in 2..=11u64 {
+            let s = Sealer::new(&key(1), Direction::Down, epoch);
+            open(&mut o, &s.seal(1, b"hello")).unwrap();
+            assert!(o.promote(epoch));
+            open(&mut o, &s.seal_short(2, b"data")).unwrap();
+            o = Opener::new(&key(1), Direction::Down, o.memory());
+        }
+        assert!(!o.memory().retired.contains(&1), "run 1 is beyond memory");
+        let current = Sealer::new(&key(1), Direction::Down, 11);
+        for (i, p) in recorded.iter().enumerate() {
+            // The replay authenticates: a candidate, nothing more.
+            let r = o.open(p).unwrap();
+            assert_eq!((r.epoch, r.proven), (1, false));
+            assert_eq!(r.new_candidate, i == 0);
+            assert_eq!(o.epoch(), Some(11));
+            // The real current epoch goes on, in both forms.
+            let pn = 10 + 2 * i as u64;
+            assert!(o.open(&current.seal_short(pn, b"d")).unwrap().proven);
+            assert!(o.open(&current.seal(pn + 1, b"d")).unwrap().proven);
+        }
+        assert_eq!(o.memory().current, Some((11, 19)));
+        assert!(!o.memory().retired.contains(&11));
+    }
+
+    #[test]
+    fn candidates_are_bounded_and_the_oldest_goes_first() {
+        let mut o = Opener::new(&key(1), Direction::Up, ReplayMemory::default());
+        for epoch in 1..=(MAX_CANDIDATES as u64 + 2) {
+            let r = o.open(&Sealer::new(&key(1), Direction::Up, epoch).seal(1, b"x"));
+            assert!(r.unwrap().new_candidate);
+        }
+        assert_eq!(o.candidates(), vec![3, 4, 5, 6]);
+        // An evicted epoch met again is a new candidate, with a new window.
+        let r = o.open(&Sealer::new(&key(1), Direction::Up, 1).seal(2, b"x"));
+        assert!(r.unwrap().new_candidate);
+        assert_eq!(o.candidates(), vec![4, 5, 6, 1]);
+        assert!(!o.promote(3));
+        assert!(o.promote(5));
+        assert_eq!(o.candidates(), vec![4, 6, 1]);
+        assert_eq!(
+            o.memory().retired,
+            [0; RETIRED_EPOCHS],
+            "nothing was current before"
+        );
+        // A short packet of a candidate opens by trial, and reports it.
+        let r = o.open(&Sealer::new(&key(1), Direction::Up, 4).seal_short(9, b"x"));
+        assert_eq!(r.map(|r| (r.epoch, r.proven)), Ok((4, false)));
     }
 
     #[test]
@@ -637,14 +924,38 @@ mod tests {
     #[test]
     fn never_panics_on_mutations() {
         let s = Sealer::new(&key(3), Direction::Down, 77);
-        let p = s.seal(1, &[7; 200]);
-        for i in 0..p.len() {
+        for p in [
+            s.seal(1, &[7; 200]),
+            s.seal_short(2, &[7; 200]),
+            s.seal_short(3, &[]),
+        ] {
+            for i in 0..p.len() {
+                for flip in [0xA5, 0x02, 0x01, 0x80] {
+                    let mut o = Opener::new(&key(3), Direction::Down, ReplayMemory::default());
+                    let mut m = p.clone();
+                    m[i] ^= flip;
+                    let _ = o.open(&m);
+                    let _ = o.open(&p[..i]);
+                    let _ = PacketHeader::peek(&m);
+                    // With the checksum recomputed, so that the header is read.
+                    let n = m.len() - 4;
+                    let crc = crc32c::crc32c(&m[..n]);
+                    m[n..].copy_from_slice(&crc.to_be_bytes());
+                    let _ = o.open(&m);
+                    let _ = PacketHeader::peek(&m);
+                }
+            }
+        }
+        // Every short datagram length around the minimum, with a valid checksum.
+        for len in 0..40 {
+            let mut d = vec![(VERSION << 4) | SHORT_FLAG | 1; len];
+            if len >= 4 {
+                let crc = crc32c::crc32c(&d[..len - 4]);
+                d[len - 4..].copy_from_slice(&crc.to_be_bytes());
+            }
             let mut o = Opener::new(&key(3), Direction::Down, ReplayMemory::default());
-            let mut m = p.clone();
-            m[i] ^= 0xA5;
-            let _ = o.open(&m);
-            let _ = o.open(&p[..i]);
-            let _ = PacketHeader::peek(&m);
+            let _ = o.open(&d);
+            let _ = PacketHeader::peek(&d);
         }
     }
 }

@@ -8,17 +8,29 @@
 //! delivered mark skips what it cannot hold any more; the `HelloAck` says which transfer ids and
 //! message sequence numbers of the `Hello`'s sender the peer has seen, and what this side queued
 //! before hearing it waits and is renumbered above them when they are ahead of its counters.
+//!
+//! And it proves the peer's epochs. A packet of an epoch the opener does not know is a
+//! *candidate*: the peer's new run, or a recording of a run long gone replayed by someone. Only
+//! its handshake is read (`receive_from_candidate`) until it answers, with a `HelloAck`, a
+//! `Hello` this run sent since the last promotion: no recording holds that. Then it becomes the
+//! peer's current epoch and what a restart of the peer means is done. Both sides answer a candidate's
+//! `Hello` and send their own, so two sides that restarted at once prove each other in one
+//! round trip. Once the peer has answered a `Hello` of this epoch from its proven epoch, since
+//! the last time a candidate appeared (the peer may have restarted and forgotten this epoch),
+//! this side seals in the short form, without the epoch; packets carrying a `Hello` or
+//! `HelloAck` always go in the long form, so that a peer that lost this epoch meets it again.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use wire::{Chunk, MAX_LIST, TransferKind};
 
-use super::Session;
+use super::{CandidateHello, Session};
+
+use crate::ranges::RangeSet;
 
 /// Probe timeouts transfers queued before the peer's `HelloAck` wait for it.
 const MARKS_WAIT_PTOS: u32 = 3;
-use crate::ranges::RangeSet;
 
 impl Session {
     /// Queues our `Hello` when one is pending and the last went unanswered for a probe timeout.
@@ -94,7 +106,14 @@ impl Session {
             self.peer_unacked_seq = unacked_seq;
             self.deliver_messages();
         }
-        // What this side has seen of the peer's transfers and messages.
+        let ack = self.hello_ack(incarnation, pn);
+        self.control.push_back(ack);
+        self.pending_status.extend(resume.iter().map(|&t| (t, pn)));
+    }
+
+    /// The answer to a `Hello` of `incarnation` carried by packet `hello_pn`: what this side has
+    /// seen of the peer's transfers and messages.
+    fn hello_ack(&self, incarnation: u64, hello_pn: u64) -> Chunk {
         let next_transfer = self
             .committed
             .iter()
@@ -120,12 +139,121 @@ impl Session {
                     .map_or(0, |&s| s.saturating_add(1)),
             )
             .max(spooled_seq);
-        self.control.push_back(Chunk::HelloAck {
+        Chunk::HelloAck {
             incarnation,
+            hello_pn,
             next_transfer,
             next_seq,
+        }
+    }
+
+    /// A `HelloAck` of the peer's proven epoch answering a `Hello` of this run.
+    pub(super) fn receive_hello_ack(&mut self, hello_pn: u64, next_transfer: u64, next_seq: u64) {
+        if hello_pn >= self.hello_asked_from {
+            self.hello_pending = false;
+        }
+        if hello_pn >= self.long_from {
+            // The peer's live run heard a packet sealed in this epoch since it was last unsure.
+            self.short_header = true;
+        }
+        self.confirm_marks(next_transfer, next_seq);
+    }
+
+    /// Seals a packet body: in the short form once the peer knows this epoch, unless it carries
+    /// a `Hello` or `HelloAck`.
+    pub(super) fn seal(&self, pn: u64, body: &[u8], handshake: bool) -> Vec<u8> {
+        if self.short_header && !handshake {
+            self.sealer.seal_short(pn, body)
+        } else {
+            self.sealer.seal(pn, body)
+        }
+    }
+
+    /// Sends a `Hello` until one sent from now on is answered; `now` sends it at once rather
+    /// than a probe timeout after the last.
+    pub(super) fn ask_hello(&mut self, now: bool) {
+        self.hello_pending = true;
+        self.hello_asked_from = self.next_pn;
+        if now {
+            self.hello_sent_at = None;
+        }
+    }
+
+    /// A packet of a candidate epoch of the peer: a restarted peer, or a replay of a run long
+    /// gone. Only its handshake is read. A `HelloAck` answering a `Hello` this run sent since
+    /// the last promotion is the proof that the epoch is live (a recording holds no such
+    /// answer): the epoch is promoted, its latest `Hello` applied, and the packet handled as
+    /// any other (returns true). Otherwise (returns false) a `Hello` is answered, so that the
+    /// peer can prove this side's own epoch, and remembered for the promotion, and this side
+    /// sends its own `Hello` for the candidate to answer; the rest is dropped unacknowledged
+    /// (the peer sends it again) and the stream marks stay as they are.
+    pub(super) fn receive_from_candidate(
+        &mut self,
+        pn: u64,
+        epoch: u64,
+        new: bool,
+        chunks: &[Chunk],
+    ) -> bool {
+        let proof = chunks.iter().any(|c| {
+            matches!(c, Chunk::HelloAck { incarnation, hello_pn, .. }
+                if *incarnation == self.config.incarnation && *hello_pn >= self.proof_floor)
         });
-        self.pending_status.extend(resume.iter().map(|&t| (t, pn)));
+        if new && !proof {
+            // The peer may have restarted without memory of this run's epoch: the long header,
+            // until it shows it knows the epoch again. (A candidate whose first packet proves
+            // it shows that at once.)
+            self.short_header = false;
+            self.long_from = self.next_pn;
+        }
+        if proof && self.opener.promote(epoch) {
+            // Answers to Hellos sent before this point prove no other epoch: the peer's older
+            // runs are gone, and a recording of them must not displace this one.
+            self.proof_floor = self.next_pn;
+            self.stats.peer_epochs_proven += 1;
+            self.peer_epoch_changed(pn);
+            let candidates = self.opener.candidates();
+            let hello = self
+                .candidate_hellos
+                .iter()
+                .position(|h| h.epoch == epoch)
+                .map(|i| self.candidate_hellos.swap_remove(i));
+            self.candidate_hellos
+                .retain(|h| candidates.contains(&h.epoch));
+            if let Some(h) = hello {
+                self.receive_hello(h.pn, h.incarnation, &h.resume, h.unacked_seq);
+            }
+            return true;
+        }
+        self.stats.candidate_packets += 1;
+        let mut hello = false;
+        for c in chunks {
+            if let Chunk::Hello {
+                incarnation,
+                resume,
+                unacked_seq,
+            } = c
+            {
+                hello = true;
+                let ack = self.hello_ack(*incarnation, pn);
+                self.control.push_back(ack);
+                // The latest Hello of each candidate still held: a later one of this epoch stays,
+                // an earlier one gives way.
+                let candidates = self.opener.candidates();
+                self.candidate_hellos
+                    .retain(|h| candidates.contains(&h.epoch) && (h.epoch != epoch || h.pn > pn));
+                if !self.candidate_hellos.iter().any(|h| h.epoch == epoch) {
+                    self.candidate_hellos.push(CandidateHello {
+                        epoch,
+                        pn,
+                        incarnation: *incarnation,
+                        resume: resume.clone(),
+                        unacked_seq: *unacked_seq,
+                    });
+                }
+            }
+        }
+        self.ask_hello(hello || new);
+        false
     }
 
     /// Stops holding back the transfers queued before the peer's marks once their deadline has
@@ -143,7 +271,18 @@ impl Session {
     /// queued before the answer, never sent yet, are renumbered above it in their order; then
     /// they may go.
     pub(super) fn confirm_marks(&mut self, next_transfer: u64, next_seq: u64) {
-        let behind = self.counters.next_transfer < next_transfer
+        // Behind: the counters, or a transfer queued before the answer under a number the peer
+        // has already seen (counters lost, then as many transfers queued as the peer had seen).
+        let reused = self
+            .unconfirmed
+            .iter()
+            .filter_map(|t| self.out.get(t))
+            .any(|o| {
+                o.entry.offer.transfer < next_transfer
+                    || matches!(o.entry.offer.kind, TransferKind::Message { seq } if seq < next_seq)
+            });
+        let behind = reused
+            || self.counters.next_transfer < next_transfer
             || self.counters.next_message_seq < next_seq;
         if behind {
             let first_transfer = self.counters.next_transfer.max(next_transfer);
@@ -207,7 +346,6 @@ impl Session {
         }
         self.in_flight.clear();
         self.flight_by_packet.clear();
-        self.hello_pending = true;
-        self.hello_sent_at = None;
+        self.ask_hello(true);
     }
 }

@@ -10,8 +10,9 @@
 //! - `receive`: incoming datagrams, spools, commits, the inbox and message delivery,
 //!   acknowledgements to send and the settled mark;
 //! - `pacing`: whether the link is up, its rate, the token bucket, the probe timeout;
-//! - `handshake`: `Hello`s and status answers, forgetting a peer that restarted, and the stream
-//!   marks that let a side with lost or restored counters resume;
+//! - `handshake`: `Hello`s and status answers, forgetting a peer that restarted, the stream
+//!   marks that let a side with lost or restored counters resume, proving the peer's candidate
+//!   epochs, and which header form to seal in;
 //! - `persist`: opening a session from its store, and persisting spools and the opener's memory
 //!   of the peer's epochs.
 
@@ -146,6 +147,11 @@ pub struct SessionStats {
     pub digest_mismatches: u64,
     /// Times the peer was seen to restart.
     pub peer_restarts: u64,
+    /// Packets of a candidate epoch of the peer (a restarted peer's first packets, or a replay
+    /// of an old run): only their handshake was read.
+    pub candidate_packets: u64,
+    /// Candidate epochs that proved themselves live and became the peer's current epoch.
+    pub peer_epochs_proven: u64,
     /// Storage failures.
     pub store_errors: u64,
 }
@@ -182,6 +188,19 @@ pub struct Session {
     /// `Hello` says so): one missing from the inbox was delivered and its mark lost.
     peer_unacked_seq: u64,
     hello_sent_at: Option<Instant>,
+    /// A `HelloAck` answering a `Hello` carried at or above this packet number ends
+    /// `hello_pending` (it was set when this was `next_pn`).
+    hello_asked_from: u64,
+    /// A `HelloAck` proves a candidate epoch only if it answers a `Hello` carried at or above
+    /// this packet number: `next_pn` at the last promotion.
+    proof_floor: u64,
+    /// The latest `Hello` of each candidate epoch, applied if it is promoted.
+    candidate_hellos: Vec<CandidateHello>,
+    /// Whether the peer is known to hold this run's epoch: packets go in the short form.
+    short_header: bool,
+    /// A `HelloAck` answering a `Hello` carried at or above this packet number (`next_pn` when a
+    /// candidate epoch last appeared) shows that the peer holds this run's epoch.
+    long_from: u64,
     // Sending.
     out: BTreeMap<u64, Out>,
     in_flight: BTreeMap<u64, Sent>,
@@ -231,6 +250,15 @@ struct Out {
     offer_due: bool,
     status_asked_at: Option<Instant>,
     last_sent_at: Option<Instant>,
+}
+
+/// A `Hello` of a candidate epoch, answered and kept until the epoch is promoted.
+struct CandidateHello {
+    epoch: u64,
+    pn: u64,
+    incarnation: u64,
+    resume: Vec<u64>,
+    unacked_seq: u64,
 }
 
 struct Sent {

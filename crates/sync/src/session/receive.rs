@@ -46,8 +46,7 @@ impl Session {
 
     /// Feeds one received datagram.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
-        let epoch_before = self.opener.epoch();
-        let (pn, body) = match self.opener.open(datagram) {
+        let opened = match self.opener.open(datagram) {
             Ok(x) => x,
             Err(e) => {
                 let s = &mut self.stats;
@@ -62,16 +61,19 @@ impl Session {
                 return;
             }
         };
-        if epoch_before.is_some_and(|e| Some(e) != self.opener.epoch()) {
-            self.peer_epoch_changed(pn);
-        }
-        let chunks = match decode_chunks(&body) {
+        let pn = opened.pn;
+        let chunks = match decode_chunks(&opened.body) {
             Ok(c) => c,
             Err(_) => {
                 self.stats.malformed += 1;
                 return;
             }
         };
+        if !opened.proven
+            && !self.receive_from_candidate(pn, opened.epoch, opened.new_candidate, &chunks)
+        {
+            return;
+        }
         self.stats.packets_received += 1;
         self.rx.insert_one(pn);
         self.rx_known_from = Some(self.rx_known_from.map_or(pn, |k| k.min(pn)));
@@ -119,12 +121,12 @@ impl Session {
                 } => self.receive_hello(pn, incarnation, &resume, unacked_seq),
                 Chunk::HelloAck {
                     incarnation,
+                    hello_pn,
                     next_transfer,
                     next_seq,
                 } => {
                     if incarnation == self.config.incarnation {
-                        self.hello_pending = false;
-                        self.confirm_marks(next_transfer, next_seq);
+                        self.receive_hello_ack(hello_pn, next_transfer, next_seq);
                     }
                 }
                 Chunk::StatusRequest { transfers } => {
@@ -163,12 +165,12 @@ impl Session {
         self.save_replay_memory(false);
     }
 
-    /// A packet of a new epoch authenticated: the peer restarted, and its old epoch's packets
-    /// are refused from now on. When its packet numbers went back (it lost or restored its
-    /// counters: nonces stay unique under the new subkey), what this side tracked of the old
-    /// numbering is meaningless, and it starts over; the peer's Hello, first in its new run,
-    /// resumes the transfers.
-    fn peer_epoch_changed(&mut self, pn: u64) {
+    /// A candidate epoch of the peer proved itself and was promoted: the peer restarted, and its
+    /// old epoch's packets are refused from now on. When its packet numbers went back (it lost or
+    /// restored its counters: nonces stay unique under the new subkey), what this side tracked
+    /// of the old numbering is meaningless, and it starts over; the peer's Hello, first in its
+    /// new run, resumes the transfers.
+    pub(super) fn peer_epoch_changed(&mut self, pn: u64) {
         if pn > self.rx_largest {
             return;
         }

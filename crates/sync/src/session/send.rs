@@ -101,6 +101,7 @@ impl Session {
         self.queue_control(now);
         let mut body = Vec::with_capacity(MAX_BODY);
         let mut handshake = 0usize;
+        let mut hello = false;
         while let Some(c) = self.control.front() {
             let len = chunk_len(c);
             if body.len() + len > MAX_BODY {
@@ -114,6 +115,7 @@ impl Session {
                     | Chunk::StatusRequest { .. }
             ) {
                 handshake += len;
+                hello |= matches!(c, Chunk::Hello { .. } | Chunk::HelloAck { .. });
             }
             let c = self.control.pop_front()?;
             encode_chunk(&c, &mut body);
@@ -141,7 +143,7 @@ impl Session {
                 self.stats.payload_sent += len as u64;
             }
         }
-        let packet = self.sealer.seal(pn, &body);
+        let packet = self.seal(pn, &body, hello);
         self.tokens -= packet.len() as f64;
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += packet.len() as u64;
