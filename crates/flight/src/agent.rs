@@ -665,7 +665,8 @@ fn changed_volume(kind: &TaskKind) -> Option<&str> {
     match kind {
         TaskKind::Uplink { volume, .. }
         | TaskKind::PodRun { volume, .. }
-        | TaskKind::FilesDelete { volume, .. } => Some(volume),
+        | TaskKind::FilesDelete { volume, .. }
+        | TaskKind::FilesMove { volume, .. } => Some(volume),
         _ => None,
     }
 }
@@ -967,6 +968,67 @@ mod tests {
         assert_eq!(again[1..3], ["task 0 RUNNING", "task 0 SUCCESS"]);
         assert_eq!(again.first().unwrap(), "object 21 @2");
         assert_eq!(again.last().unwrap(), "execution FAILED");
+    }
+
+    /// A move changes the volume: the ground gets its new listing.
+    #[tokio::test]
+    async fn a_move_sends_the_volume_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
+        let data = b"to be moved".to_vec();
+        arrive(&agent, &data);
+        let plan = Plan {
+            execution: "e-move".into(),
+            tenant: "alice".into(),
+            tasks: vec![
+                task(
+                    "up",
+                    OnFailure::Stop,
+                    TaskKind::Uplink {
+                        volume: "pvc".into(),
+                        files: vec![UplinkFile {
+                            path: "out/a.txt".into(),
+                            digest: Digest::of(&data),
+                            size: data.len() as u64,
+                            mode: 0o644,
+                        }],
+                    },
+                ),
+                task(
+                    "mv",
+                    OnFailure::Stop,
+                    TaskKind::FilesMove {
+                        volume: "pvc".into(),
+                        source: "out/a.txt".into(),
+                        destination: "keep/a.txt".into(),
+                    },
+                ),
+            ],
+            system: "em".into(),
+            sequence: next_sequence(),
+            issued_ms: 0,
+            expires_ms: u64::MAX,
+            signature: Vec::new(),
+        };
+        agent.handle_message(Message::Plan(plan)).unwrap();
+        run_until_idle(&agent).await;
+        let mut listings = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            if let Outgoing::Message(Message::VolumeListing { volume, files, .. }) = o {
+                let paths: Vec<String> = files.into_iter().map(|f| f.path).collect();
+                listings.push((volume, paths));
+            }
+        }
+        assert_eq!(
+            listings,
+            [
+                ("pvc".to_string(), vec!["/out".into(), "/out/a.txt".into()]),
+                (
+                    "pvc".to_string(),
+                    vec!["/keep".into(), "/keep/a.txt".into(), "/out".into()]
+                ),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -535,6 +535,37 @@ fn plan(
                     }
                 }
             }
+            TaskSpec::FilesMove {
+                source,
+                destination,
+                volume,
+            } => {
+                // What a move leaves where: every entry at or under the source, under the
+                // destination instead (unless the agent would refuse the move).
+                if let Some(v) = volumes.get_mut(&volume_name(volume.as_ref(), tenant)) {
+                    let (from, under) = (source.as_str(), format!("{}/", source.as_str()));
+                    let to = destination.as_str();
+                    let taken =
+                        v.contains_key(to) || v.keys().any(|k| k.starts_with(&format!("{to}/")));
+                    if !taken {
+                        let moved: Vec<String> = v
+                            .keys()
+                            .filter(|k| *k == from || k.starts_with(&under))
+                            .cloned()
+                            .collect();
+                        for k in moved {
+                            if let Some(item) = v.remove(&k) {
+                                v.insert(format!("{to}{}", &k[from.len()..]), item);
+                            }
+                        }
+                    }
+                }
+            }
+            TaskSpec::ImageDelete { image } => {
+                // A later pod.run of it will not find it.
+                let gone = format!("{}:{}", image.name, image.tag);
+                images.retain(|i| *i != gone);
+            }
             TaskSpec::Downlink { .. } | TaskSpec::FilesList { .. } | TaskSpec::ImageList => {}
         }
     }

@@ -222,6 +222,24 @@ pub enum TaskKind {
     },
     /// List the tenant's own images onboard (built or loaded; not the catalogue).
     ImageList,
+    /// Move (rename) a file or a folder within a volume, atomically. `destination` is the new
+    /// path of `source` itself, not a folder to move it into; an existing destination is never
+    /// replaced. Paths are literal: no wildcards.
+    FilesMove {
+        /// The tenant's volume.
+        volume: String,
+        /// What to move.
+        source: String,
+        /// Its new path.
+        destination: String,
+    },
+    /// Delete one of the tenant's own images (built or loaded), by its name as the tenant
+    /// writes it; the layers only it held go with it. Catalogue images and other tenants'
+    /// images are refused.
+    ImageDelete {
+        /// The image, without the onboard tenant prefix.
+        image: ImageRef,
+    },
 }
 
 /// The state of a task. Every task goes `Created → Scheduled → Running → Success | Failed`.

@@ -1,10 +1,10 @@
 //! Images: docker.build (air-gapped, every base checked against the catalogue and the tenant's
 //! images, tenant references rewritten), docker.load (an archive judged by `imagefmt`,
-//! loaded without its own names, tagged under the tenant's prefix) and docker.image.list (the
-//! tenant's images, named as the tenant writes them).
+//! loaded without its own names, tagged under the tenant's prefix), docker.image.list (the
+//! tenant's images, named as the tenant writes them) and docker.image.delete (one of them).
 
 use dockerfile::onboard::{self, RefusalKind, Site, Target};
-use wire::names::TenantName;
+use wire::names::{TenantImage, TenantName};
 
 use super::*;
 
@@ -311,6 +311,74 @@ impl Executor {
 }
 
 impl Executor {
+    /// Deletes one of the tenant's own images, named as the tenant writes it (`app:1`): the
+    /// onboard reference `tenants/<tenant>/app:1`, and nothing else, is removed. A catalogue
+    /// image (the operator's, shared) is refused, and so is a name with a `/` (the tenant writes
+    /// only `<name>`; `tenants/<other>/…` would be another tenant's). The one case where both
+    /// could apply, a tenant's own image named like a catalogue image (a `docker.load` of a
+    /// saved `busybox`), deletes the tenant's, which is what the name can only mean here.
+    ///
+    /// The engine removes the reference, not the id: an id that the catalogue, another tenant
+    /// or another of the tenant's names still holds stays, only untagged here; when the last
+    /// name goes, so do the image and the layers and parent images (a classic build's steps)
+    /// that nothing else holds. A container still using it makes the engine refuse.
+    pub(super) async fn image_delete(&self, tenant: &str, image: &ImageRef) -> Step<TaskResult> {
+        let written = format!("{}:{}", image.name, image.tag);
+        let tenant_name = TenantName::new(tenant).map_err(|e| invalid(e.to_string()))?;
+        let not_yours = |why: &str| {
+            invalid(format!(
+                "{written} is not one of your images: {why}; only your own images (built or loaded) can be deleted"
+            ))
+        };
+        let catalogue = || match onboard::classify(&written, &self.catalogue) {
+            Some(Target::Catalogue(name)) => Some(invalid(format!(
+                "{written} is the catalogue image {name}, shared by every tenant: only your own images (built or loaded) can be deleted"
+            ))),
+            _ => None,
+        };
+        let own = match TenantImage::new(&image.name, &image.tag) {
+            Ok(own) => own,
+            Err(_)
+                if image
+                    .name
+                    .starts_with(&format!("{}/", names::TENANT_IMAGE_PREFIX)) =>
+            {
+                return Err(not_yours(
+                    "name yours as you built or loaded it (app:1); another tenant's is never yours to delete",
+                ));
+            }
+            Err(_) => {
+                return Err(catalogue().unwrap_or_else(|| not_yours("their names have no '/'")));
+            }
+        };
+        let reference = own.onboard(&tenant_name);
+        let Some(info) = self.inspect(&reference).await? else {
+            return Err(catalogue().unwrap_or_else(|| {
+                TaskResult::fail(
+                    ErrorCode::DockerImageNotFound,
+                    format!("{written} is not among your images onboard"),
+                )
+            }));
+        };
+        self.runtime
+            .remove_image(&reference)
+            .await
+            .map_err(|e| execution_error(format!("cannot delete {written}: {}", e.message)))?;
+        let id = names::short_id(&info.id);
+        // Whether the image itself went, or only this name of it.
+        let message = match self.inspect(&info.id).await? {
+            None => format!("deleted {written} ({id}) and the layers only it held"),
+            Some(_) => {
+                format!("deleted the name {written}; its image {id} stays, held by another name")
+            }
+        };
+        Ok(TaskResult::ok(TaskOutputs {
+            image: Some(reference),
+            message: Some(message),
+            ..TaskOutputs::default()
+        }))
+    }
+
     /// A build or load under a name that already named an image moves the name; the image it
     /// named stays behind, dangling, and fills the disk build after build. It goes when no name
     /// and no container hold it any more (the engine refuses otherwise, and that is fine).
@@ -726,6 +794,96 @@ mod tests {
             image: image("x", "1"),
         };
         assert_eq!(code(&r.run(kind).await), Some(11));
+    }
+
+    #[tokio::test]
+    async fn image_delete_removes_only_the_tenants_own_name() {
+        let own = |name: &str| {
+            (
+                format!("tenants/alice/{name}"),
+                ImageInfo {
+                    id: format!("sha256:{}", "a".repeat(64)),
+                    ..Default::default()
+                },
+            )
+        };
+        let r = rig(|s| {
+            s.images.extend([own("app:1"), own("busybox:latest")]);
+            s.images.insert(
+                "tenants/bob/app:1".into(),
+                ImageInfo {
+                    id: format!("sha256:{}", "c".repeat(64)),
+                    ..Default::default()
+                },
+            );
+        });
+        let delete = |name: &str, tag: &str| TaskKind::ImageDelete {
+            image: image(name, tag),
+        };
+        let res = r.run(delete("app", "1")).await;
+        assert!(res.succeeded(), "{res:?}");
+        assert_eq!(res.outputs.image.as_deref(), Some("tenants/alice/app:1"));
+        // A tenant's own image named like a catalogue image is the tenant's to delete.
+        assert!(r.run(delete("busybox", "latest")).await.succeeded());
+
+        for (name, tag, want, message) in [
+            (
+                "gcr.io/distroless/static-debian12",
+                "latest",
+                2,
+                "gcr.io/distroless/static-debian12:latest is the catalogue image gcr.io/distroless/static-debian12:latest, shared by every tenant: only your own images (built or loaded) can be deleted",
+            ),
+            (
+                "busybox",
+                "1.36",
+                15,
+                "busybox:1.36 is not among your images onboard",
+            ),
+            (
+                "tenants/bob/app",
+                "1",
+                2,
+                "tenants/bob/app:1 is not one of your images: name yours as you built or loaded it (app:1); another tenant's is never yours to delete; only your own images (built or loaded) can be deleted",
+            ),
+            (
+                "registry:5000/app",
+                "1",
+                2,
+                "registry:5000/app:1 is not one of your images: their names have no '/'; only your own images (built or loaded) can be deleted",
+            ),
+            ("nope", "1", 15, "nope:1 is not among your images onboard"),
+        ] {
+            let res = r.run(delete(name, tag)).await;
+            assert_eq!(code(&res), Some(want), "{name}: {res:?}");
+            assert_eq!(res.error.unwrap().message, message);
+        }
+        // Without an own image of that name, the catalogue's is refused.
+        let bare = rig(|_| {});
+        let res = bare.run(delete("busybox", "latest")).await;
+        assert_eq!(code(&res), Some(2), "{res:?}");
+        assert!(res.error.unwrap().message.starts_with(
+            "busybox:latest is the catalogue image busybox:latest, shared by every tenant"
+        ));
+        assert!(
+            !bare
+                .fake
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::RemoveImage(_)))
+        );
+        let removed: Vec<Call> = r
+            .fake
+            .calls()
+            .into_iter()
+            .filter(|c| matches!(c, Call::RemoveImage(_)))
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                Call::RemoveImage("tenants/alice/app:1".into()),
+                Call::RemoveImage("tenants/alice/busybox:latest".into())
+            ]
+        );
     }
 
     #[tokio::test]

@@ -241,6 +241,12 @@ impl Executor {
                 self.files_delete(tenant, volume, paths).await
             }
             TaskKind::ImageList => self.image_list(tenant).await,
+            TaskKind::FilesMove {
+                volume,
+                source,
+                destination,
+            } => self.files_move(tenant, volume, source, destination).await,
+            TaskKind::ImageDelete { image } => self.image_delete(tenant, image).await,
         };
         result.unwrap_or_else(|failed| failed)
     }
