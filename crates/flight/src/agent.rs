@@ -666,7 +666,8 @@ fn changed_volume(kind: &TaskKind) -> Option<&str> {
         TaskKind::Uplink { volume, .. }
         | TaskKind::PodRun { volume, .. }
         | TaskKind::FilesDelete { volume, .. }
-        | TaskKind::FilesMove { volume, .. } => Some(volume),
+        | TaskKind::FilesMove { volume, .. }
+        | TaskKind::CameraCapture { volume, .. } => Some(volume),
         _ => None,
     }
 }

@@ -561,6 +561,22 @@ fn plan(
                     }
                 }
             }
+            TaskSpec::CameraCapture {
+                destination,
+                volume,
+                ..
+            } => {
+                // A later task that reads the picture finds it (its bytes are not known).
+                if let Some(v) = volumes.get_mut(&volume_name(volume.as_ref(), tenant)) {
+                    v.insert(
+                        destination.as_str().to_string(),
+                        Item::Onboard {
+                            size: 0,
+                            dir: false,
+                        },
+                    );
+                }
+            }
             TaskSpec::ImageDelete { image } => {
                 // A later pod.run of it will not find it.
                 let gone = format!("{}:{}", image.name, image.tag);

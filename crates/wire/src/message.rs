@@ -10,6 +10,11 @@ pub const MAX_MESSAGE: usize = 4 << 20;
 /// (a plan beyond its bound is refused), so in practice the list is whole.
 pub const MAX_HELD_PLANS: usize = 512;
 
+/// The smallest picture [`TaskKind::CameraCapture`] takes, in pixels a side.
+pub const CAMERA_MIN_SIZE: u32 = 64;
+/// The largest picture [`TaskKind::CameraCapture`] takes, in pixels a side.
+pub const CAMERA_MAX_SIZE: u32 = 2048;
+
 /// What ground and flight say to each other. Every message crosses the link whole, in order,
 /// exactly once per session (the transfer layer in `sync` sees to that).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +244,16 @@ pub enum TaskKind {
     ImageDelete {
         /// The image, without the onboard tenant prefix.
         image: ImageRef,
+    },
+    /// Capture a picture with the fisheye camera into a volume, as a PNG (simulated onboard
+    /// until a camera is wired to the agent).
+    CameraCapture {
+        /// The tenant's volume.
+        volume: String,
+        /// Path of the picture, ending in `.png`; a file there is replaced.
+        path: String,
+        /// Pixels a side, [`CAMERA_MIN_SIZE`] to [`CAMERA_MAX_SIZE`].
+        size: u32,
     },
 }
 

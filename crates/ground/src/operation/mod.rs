@@ -25,7 +25,7 @@ use wire::{ImageRef, OnFailure};
 use self::yaml::{Cx, Who, pos, prescan, syntax_error};
 
 /// The task types, as written without the `dphi.space.cg2.` prefix.
-pub(crate) const TASK_TYPES: [&str; 10] = [
+pub(crate) const TASK_TYPES: [&str; 11] = [
     "uplink",
     "downlink",
     "files.list",
@@ -36,6 +36,7 @@ pub(crate) const TASK_TYPES: [&str; 10] = [
     "pod.run",
     "files.move",
     "docker.image.delete",
+    "camera.capture",
 ];
 
 /// The Clustergate-2 prefix accepted in front of every task type.
@@ -153,6 +154,13 @@ pub(crate) enum TaskSpec {
         /// under the tenant's prefix).
         image: TenantImage,
     },
+    CameraCapture {
+        /// A literal path ending in `.png`.
+        destination: VolumePath,
+        /// Pixels a side.
+        size: u32,
+        volume: Option<VolumeName>,
+    },
 }
 
 impl TaskSpec {
@@ -169,6 +177,7 @@ impl TaskSpec {
             TaskSpec::ImageList => "docker.image.list",
             TaskSpec::FilesMove { .. } => "files.move",
             TaskSpec::ImageDelete { .. } => "docker.image.delete",
+            TaskSpec::CameraCapture { .. } => "camera.capture",
         }
     }
 }
@@ -339,11 +348,11 @@ tasks:
             &format!(
                 "{HEAD}  - id: up\n    type: uplink\n    source: /a\n  - id: build\n    type: docker.bild\n"
             ),
-            "8:11 [build] task 'build' (line 8): unknown type 'docker.bild'; did you mean 'docker.build'? expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run, files.move, docker.image.delete",
+            "8:11 [build] task 'build' (line 8): unknown type 'docker.bild'; did you mean 'docker.build'? expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run, files.move, docker.image.delete, camera.capture",
         );
         check(
             &format!("{HEAD}  - id: x\n    type: dphi.space.cg2.nope\n"),
-            "5:11 [x] task 'x' (line 5): unknown type 'dphi.space.cg2.nope'; expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run, files.move, docker.image.delete",
+            "5:11 [x] task 'x' (line 5): unknown type 'dphi.space.cg2.nope'; expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run, files.move, docker.image.delete, camera.capture",
         );
     }
 
@@ -353,6 +362,7 @@ tasks:
             let extra = match ty {
                 "uplink" | "downlink" | "files.delete" => "    source: a\n",
                 "files.move" => "    source: a\n    destination: b\n",
+                "camera.capture" => "    destination: a.png\n",
                 "docker.build" | "pod.run" | "docker.image.delete" => "    image: x\n",
                 "docker.load" => "    image: x\n    tarfile: x.tar\n",
                 _ => "",
@@ -433,6 +443,29 @@ tasks:
             "6:12 [rm] task 'rm' (docker.image.delete, line 6): field 'image' 'gcr.io/distroless/static-debian12' is not a valid image to delete (only your own images can be deleted, named as you built or loaded them (app:1): a name with '/' is a catalogue image or another tenant's)\n\
              9:12 [rm2] task 'rm2' (docker.image.delete, line 9): field 'image' 'App' is not a valid image name (lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, at most 128 characters, no '/')\n\
              10:5 [rm3] task 'rm3' (docker.image.delete, line 10): missing required field 'image'",
+        );
+    }
+
+    #[test]
+    fn camera_capture_takes_a_png_path_and_a_bounded_size() {
+        assert_eq!(
+            spec_of(&format!(
+                "{HEAD}  - id: shot\n    type: camera.capture\n    destination: /fisheye/a.png\n"
+            )),
+            TaskSpec::CameraCapture {
+                destination: "fisheye/a.png".parse().unwrap(),
+                size: 1024,
+                volume: None,
+            }
+        );
+        check(
+            &format!(
+                "{HEAD}  - id: shot\n    type: camera.capture\n    destination: a.jpg\n    size: 4096\n  - id: two\n    type: camera.capture\n    destination: \"*.png\"\n    size: 64\n  - id: three\n    type: camera.capture\n"
+            ),
+            "6:18 [shot] task 'shot' (camera.capture, line 6): field 'destination' has a bad path 'a.jpg': the picture is a PNG: the path must end in .png\n\
+             7:11 [shot] task 'shot' (camera.capture, line 7): field 'size' must be a whole number from 64 to 2048\n\
+             10:18 [two] task 'two' (camera.capture, line 10): field 'destination' has a bad path '*.png': must be a literal path: camera.capture takes no wildcards\n\
+             12:5 [three] task 'three' (camera.capture, line 12): missing required field 'destination'",
         );
     }
 

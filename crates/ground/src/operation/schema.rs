@@ -548,6 +548,45 @@ impl Cx<'_> {
                     &["image"],
                 )
             }
+            "camera.capture" => {
+                let destination = self.required(who, f, node, "destination", |cx, n| {
+                    let p = cx.literal_path(who, "destination", n, "camera.capture")?;
+                    if !p.as_str().ends_with(".png") {
+                        cx.diag(
+                            who,
+                            pos(n),
+                            format!(
+                                "field 'destination' has a bad path '{}': the picture is a PNG: the path must end in .png",
+                                p.as_str()
+                            ),
+                        );
+                        return None;
+                    }
+                    Some(p)
+                });
+                let size = match f.take("size") {
+                    Some(n) => self
+                        .integer(
+                            who,
+                            "size",
+                            n,
+                            (
+                                i64::from(wire::CAMERA_MIN_SIZE),
+                                i64::from(wire::CAMERA_MAX_SIZE),
+                            ),
+                        )
+                        .and_then(|s| u32::try_from(s).ok()),
+                    None => Some(DEFAULT_PICTURE_SIZE),
+                };
+                let spec = (|| {
+                    Some(TaskSpec::CameraCapture {
+                        destination: destination?,
+                        size: size?,
+                        volume: volume?,
+                    })
+                })();
+                (spec, &["destination", "size", "volume"])
+            }
             "files.move" => {
                 let source = self.required(who, f, node, "source", |cx, n| {
                     cx.literal_path(who, "source", n, "files.move")
@@ -699,6 +738,9 @@ impl Cx<'_> {
         spec
     }
 }
+
+/// The side of a `camera.capture` picture when the task sets no `size`, in pixels.
+const DEFAULT_PICTURE_SIZE: u32 = 1024;
 
 /// A pod name derived from a task id: lowercased, other characters turned into `-`.
 fn pod_name_from(task_id: &str) -> PodName {
