@@ -16,7 +16,9 @@
 //! execution id); then the system it names. Then, by its now trustworthy execution id, the record
 //! of a plan the agent already holds (sent again: its events are replayed if it finished, else
 //! nothing happens). A new plan must not have expired (by the onboard clock) and its sequence
-//! number must never have been accepted (see `plans::Sequences`, kept durably): a plan refused
+//! number must never have been accepted (see `plans::Sequences`, kept durably, in two copies;
+//! after both were lost, a plan issued before the loss less the plans' validity window is
+//! refused whatever its number): a plan refused
 //! for either, or for another system, is answered with failed events and leaves no record.
 //!
 //! # Handled when stored
@@ -150,7 +152,7 @@ impl Agent {
         let plans = PlanStore::open(state)?;
         let pending = plans.load_pending();
         let next_seq = pending.iter().map(|r| r.seq + 1).max().unwrap_or(1);
-        let mut sequences = plans.load_sequences(&pending);
+        let mut sequences = plans.load_sequences(&pending, now_ms());
         if let Err(e) = plans.save_sequences(&mut sequences) {
             // Marked in memory; saved with the next plan accepted.
             tracing::error!(error = %e, "cannot save the plan sequences");
@@ -420,10 +422,18 @@ impl Agent {
             self.refuse(plan, ErrorCode::ValidationError, e.to_string());
             return Ok(());
         }
-        let (is_new, high_water) = {
+        let (is_new, high_water, too_early) = {
             let s = self.lock_sequences();
-            (s.is_new(plan.sequence), s.high_water())
+            (
+                s.is_new(plan.sequence),
+                s.high_water(),
+                s.issued_too_early(plan.issued_ms),
+            )
         };
+        if let Some(message) = too_early {
+            self.refuse(plan, ErrorCode::ValidationError, message);
+            return Ok(());
+        }
         // A plan whose record was set aside as unreadable comes again from the ground: its
         // number was seen, and it runs again from its first task.
         let recovered = !is_new && self.inner.plans.was_set_aside(&plan.execution);
