@@ -179,6 +179,7 @@ impl Executor {
         let caps = self.disk.limits;
         let file_limit = caps.downlink_file_bytes;
         let (store_root, measured) = (self.store.layout().root().to_path_buf(), files.clone());
+        let disk = self.disk.clone();
         let store_used = blocking(move || -> Step<u64> {
             let mut total = 0u64;
             for (rel, path) in &measured {
@@ -195,7 +196,8 @@ impl Executor {
                 }
                 total = total.saturating_add(len);
             }
-            let (used, truncated) = crate::disk::logical_usage(&store_root);
+            // With the objects the link is still receiving: they land in the store too.
+            let (used, truncated) = disk.object_store_usage(&store_root);
             if truncated {
                 // Not all counted: the store may be over its cap already.
                 return Err(execution_error(format!(
@@ -973,6 +975,53 @@ mod tests {
             "{m}"
         );
         assert!(r.rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn objects_still_arriving_count_toward_the_object_store_cap() {
+        let mut r = rig(|_| {});
+        let mut limits = r.exec.disk.limits;
+        limits.object_store_bytes = 1 << 20;
+        r.exec.disk = Arc::new(crate::disk::Disk::open(
+            limits,
+            r._dir.path(),
+            r._dir.path(),
+        ));
+        r.put(&[("a.bin", &vec![2u8; 300 << 10])]);
+        let downlink = || TaskKind::Downlink {
+            volume: "pvc".into(),
+            sources: vec!["a.bin".into()],
+        };
+        // The link receives an object of 800 KiB, 4 KiB of it so far, into the store.
+        let link = r._dir.path().join("link");
+        let layout = cas::ObjectLayout::new(r.exec.store.layout().root().to_path_buf());
+        link::FileStore::open(&link, layout).unwrap();
+        fs::write(link.join("spool/5.data"), vec![0u8; 4096]).unwrap();
+        fs::write(
+            link.join("spool/5.json"),
+            format!(
+                r#"{{"offer":{{"transfer":5,"message_seq":null,"size":{},"priority":1,"digest":"{}"}},"received":[[0,1]]}}"#,
+                800 << 10,
+                Digest::of(b"incoming")
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            link::FileStore::incoming_object_bytes(&link),
+            800 << 10,
+            "the spool file is read as the link writes it"
+        );
+        let res = r.run(downlink()).await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        let m = res.error.unwrap().message;
+        assert!(
+            m.starts_with("the object store with this downlink is 1126400 bytes (1.1 MiB), over the limit of 1048576 bytes (1.0 MiB)"),
+            "{m}"
+        );
+        // Once the transfer is dropped, the same downlink fits.
+        fs::remove_file(link.join("spool/5.data")).unwrap();
+        fs::remove_file(link.join("spool/5.json")).unwrap();
+        assert!(r.run(downlink()).await.succeeded());
     }
 
     #[tokio::test]

@@ -4,9 +4,17 @@
 //! tenant's images, named as the tenant writes them) and docker.image.delete (one of them).
 
 use dockerfile::onboard::{self, RefusalKind, Site, Target};
+use std::collections::BTreeSet;
+
 use wire::names::{TenantImage, TenantName};
 
 use super::*;
+
+/// How often a running build's disk is looked at.
+#[cfg(not(test))]
+const BUILD_DISK_CHECK: Duration = Duration::from_secs(5);
+#[cfg(test)]
+const BUILD_DISK_CHECK: Duration = Duration::from_millis(20);
 
 impl Executor {
     #[allow(clippy::too_many_arguments)]
@@ -57,10 +65,12 @@ impl Executor {
             })?;
 
         // Every image the build names must exist onboard.
+        let mut bases = BTreeSet::new();
         for u in judged.uses() {
             match &u.target {
                 Target::Scratch | Target::Stage(_) => {}
                 Target::Catalogue(name) => {
+                    bases.insert(name.clone());
                     self.inspect(name).await?.ok_or_else(|| {
                         TaskResult::fail(
                             ErrorCode::DockerImageNotFound,
@@ -69,6 +79,7 @@ impl Executor {
                     })?;
                 }
                 Target::Tenant(image) => {
+                    bases.insert(image.onboard(&tenant_name));
                     let info = self
                         .inspect(&image.onboard(&tenant_name))
                         .await?
@@ -138,6 +149,11 @@ impl Executor {
             return Err(failed);
         }
 
+        if let Err(failed) = self.room_for_build(&tar_path, &bases).await {
+            let _ = fs::remove_file(&tar_path);
+            return Err(failed);
+        }
+
         let full = tenant_image(tenant, &image.name, &image.tag);
         let replaced = self.inspect(&full).await?.map(|i| i.id);
         let request = BuildRequest {
@@ -147,7 +163,20 @@ impl Executor {
             context: Body::File(tar_path.clone()),
         };
         let log = LogBook::new(0);
-        let outcome = tokio::time::timeout(limit, self.runtime.build_image(&request, &log)).await;
+        // The classic builder has no storage quota: the disk is watched while it runs, and the
+        // build is stopped (its request dropped, which cancels it) once free space falls below
+        // the reserve.
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(limit, self.runtime.build_image(&request, &log)) => outcome,
+            full = self.disk_fills() => {
+                let _ = fs::remove_file(&tar_path);
+                return Err(TaskResult::fail(
+                    ErrorCode::ExecutionError,
+                    format!("the build was stopped: {full}"),
+                )
+                .tail(log.tail()));
+            }
+        };
         let _ = fs::remove_file(&tar_path);
         match outcome {
             Err(_) => Err(TaskResult::fail(
@@ -167,6 +196,45 @@ impl Executor {
                     ..TaskOutputs::default()
                 })
                 .tail(log.tail()))
+            }
+        }
+    }
+
+    /// Refuses to start a build the disk cannot take beyond the reserve: the daemon's copy of
+    /// the packed context (`tar`) and, for the images the build names (`bases`), as much again
+    /// as they hold, which steps that rewrite their files copy up into new layers. An estimate:
+    /// what `RUN` steps write is not known before they run (see `docs/operations.md`, "Disk
+    /// limits onboard").
+    async fn room_for_build(&self, tar: &Path, bases: &BTreeSet<String>) -> Step<()> {
+        let context = fs::metadata(tar).map_or(0, |m| m.len());
+        let mut images = 0u64;
+        for reference in bases {
+            let listed =
+                self.runtime.list_images(reference).await.map_err(|e| {
+                    execution_error(format!("cannot list {reference}: {}", e.message))
+                })?;
+            let size = listed.iter().map(|i| i.size).max().unwrap_or(0);
+            images = images.saturating_add(u64::try_from(size).unwrap_or(0));
+        }
+        let disk = self.disk.clone();
+        let what = format!(
+            "this build (its context of {}, its base images of {})",
+            crate::disk::size(context),
+            crate::disk::size(images)
+        );
+        blocking(move || disk.room_for(context.saturating_add(images), &what))
+            .await?
+            .map_err(|m| TaskResult::fail(ErrorCode::ExecutionError, m))
+    }
+
+    /// Resolves, with the reason, once free space under the volumes falls below the reserve
+    /// (looked at every [`BUILD_DISK_CHECK`]); never otherwise.
+    async fn disk_fills(&self) -> String {
+        loop {
+            tokio::time::sleep(BUILD_DISK_CHECK).await;
+            let disk = self.disk.clone();
+            if let Ok(Err(m)) = tokio::task::spawn_blocking(move || disk.room_for_work()).await {
+                return m;
             }
         }
     }
@@ -694,6 +762,58 @@ mod tests {
         }
         let res = r.run(kind).await;
         assert_eq!(code(&res), Some(20));
+    }
+
+    #[tokio::test]
+    async fn a_build_needs_room_beyond_the_reserve_and_stops_when_the_disk_fills() {
+        let r = rig(|s| s.build_hangs = true);
+        r.put(&[
+            ("app/Dockerfile", b"FROM busybox\n"),
+            ("app/data.bin", &[1u8; 64 << 10]),
+        ]);
+        let reserve = r.exec.disk.limits.reserve_bytes;
+        let set_free = |free: u64| *r.exec.disk.free_override.lock().unwrap() = Some(free);
+        let builds = || {
+            r.fake
+                .calls()
+                .iter()
+                .filter(|c| matches!(c, Call::Build { .. }))
+                .count()
+        };
+        // Room for the reserve, not for the context and the base besides.
+        set_free(reserve + 10_000);
+        let res = r.run(build("app/Dockerfile")).await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        let m = res.error.unwrap().message;
+        assert!(
+            m.starts_with(&format!(
+                "not enough disk: {} free under the volumes, and this build (its context of ",
+                crate::disk::size(reserve + 10_000)
+            )) && m.contains("its base images of 1000 bytes)"),
+            "{m}"
+        );
+        assert_eq!(builds(), 0, "the daemon was not asked");
+        // With room, it starts; once the disk fills, it is stopped.
+        set_free(reserve + (10 << 20));
+        let disk = r.exec.disk.clone();
+        let filler = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            *disk.free_override.lock().unwrap() = Some(reserve - 1);
+        });
+        let res = r.run(build("app/Dockerfile")).await;
+        filler.await.unwrap();
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        let m = res.error.unwrap().message;
+        assert!(
+            m.starts_with("the build was stopped: the disk is full: "),
+            "{m}"
+        );
+        assert_eq!(builds(), 1);
+        assert_eq!(
+            fs::read_dir(&r.exec.scratch).unwrap().count(),
+            0,
+            "no staged context left"
+        );
     }
 
     /// sha256 of `{}`, the config of [`save_archive`]'s image.
