@@ -45,10 +45,11 @@ const MAX_DONE: usize = 1000;
 /// a number below the high-water mark is not refused for that alone; one below the window is.
 pub(crate) const SEQUENCE_WINDOW: usize = 4096;
 
-/// How long a plan is valid after it is issued when no plan on file says longer: the ground's
-/// `PLAN_VALIDITY_MS` (a week). Plans carry their own issue time and expiry; this only bounds how
-/// far back the floor of [`Sequences::issued_floor_ms`] reaches after both copies are lost.
-pub(crate) const DEFAULT_PLAN_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
+/// How long a plan is valid after it is issued when no plan on file says longer: the window
+/// the ground gives its plans ([`wire::PLAN_VALIDITY_MS`], a week). Plans carry their own issue
+/// time and expiry; this only bounds how far back the floor of [`Sequences::issued_floor_ms`]
+/// reaches after both copies are lost.
+pub(crate) const DEFAULT_PLAN_WINDOW_MS: u64 = wire::PLAN_VALIDITY_MS;
 
 /// The plan sequence numbers accepted: every one above `floor` is remembered in `seen`, and
 /// nothing at or below `floor` is ever accepted again; nor any plan issued before

@@ -82,6 +82,11 @@ pub enum Message {
     },
 }
 
+/// How long a plan stays valid after the ground issued it, in milliseconds (a week): the
+/// ground sets `expires_ms` this far after `issued_ms`, and the flight agent, having lost its
+/// record of accepted plans, refuses every plan issued this long before the loss.
+pub const PLAN_VALIDITY_MS: u64 = 7 * 24 * 3600 * 1000;
+
 /// An execution compiled for the flight agent.
 ///
 /// The signature covers every other field, so a plan is bound to its target: the system it is
