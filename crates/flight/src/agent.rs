@@ -16,7 +16,9 @@
 //! execution id); then the system it names. Then, by its now trustworthy execution id, the record
 //! of a plan the agent already holds (sent again: its events are replayed if it finished, else
 //! nothing happens). A new plan must not have expired (by the onboard clock) and its sequence
-//! number must never have been accepted (see `plans::Sequences`, kept durably): a plan refused
+//! number must never have been accepted (see `plans::Sequences`, kept durably, in two copies;
+//! after both were lost, a plan issued before the loss less the plans' validity window is
+//! refused whatever its number): a plan refused
 //! for either, or for another system, is answered with failed events and leaves no record.
 //!
 //! # Handled when stored
@@ -150,7 +152,7 @@ impl Agent {
         let plans = PlanStore::open(state)?;
         let pending = plans.load_pending();
         let next_seq = pending.iter().map(|r| r.seq + 1).max().unwrap_or(1);
-        let mut sequences = plans.load_sequences(&pending);
+        let mut sequences = plans.load_sequences(&pending, now_ms());
         if let Err(e) = plans.save_sequences(&mut sequences) {
             // Marked in memory; saved with the next plan accepted.
             tracing::error!(error = %e, "cannot save the plan sequences");
@@ -420,10 +422,18 @@ impl Agent {
             self.refuse(plan, ErrorCode::ValidationError, e.to_string());
             return Ok(());
         }
-        let (is_new, high_water) = {
+        let (is_new, high_water, too_early) = {
             let s = self.lock_sequences();
-            (s.is_new(plan.sequence), s.high_water())
+            (
+                s.is_new(plan.sequence),
+                s.high_water(),
+                s.issued_too_early(plan.issued_ms),
+            )
         };
+        if let Some(message) = too_early {
+            self.refuse(plan, ErrorCode::ValidationError, message);
+            return Ok(());
+        }
         // A plan whose record was set aside as unreadable comes again from the ground: its
         // number was seen, and it runs again from its first task.
         let recovered = !is_new && self.inner.plans.was_set_aside(&plan.execution);
@@ -665,7 +675,9 @@ fn changed_volume(kind: &TaskKind) -> Option<&str> {
     match kind {
         TaskKind::Uplink { volume, .. }
         | TaskKind::PodRun { volume, .. }
-        | TaskKind::FilesDelete { volume, .. } => Some(volume),
+        | TaskKind::FilesDelete { volume, .. }
+        | TaskKind::FilesMove { volume, .. }
+        | TaskKind::CameraCapture { volume, .. } => Some(volume),
         _ => None,
     }
 }
@@ -967,6 +979,67 @@ mod tests {
         assert_eq!(again[1..3], ["task 0 RUNNING", "task 0 SUCCESS"]);
         assert_eq!(again.first().unwrap(), "object 21 @2");
         assert_eq!(again.last().unwrap(), "execution FAILED");
+    }
+
+    /// A move changes the volume: the ground gets its new listing.
+    #[tokio::test]
+    async fn a_move_sends_the_volume_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
+        let data = b"to be moved".to_vec();
+        arrive(&agent, &data);
+        let plan = Plan {
+            execution: "e-move".into(),
+            tenant: "alice".into(),
+            tasks: vec![
+                task(
+                    "up",
+                    OnFailure::Stop,
+                    TaskKind::Uplink {
+                        volume: "pvc".into(),
+                        files: vec![UplinkFile {
+                            path: "out/a.txt".into(),
+                            digest: Digest::of(&data),
+                            size: data.len() as u64,
+                            mode: 0o644,
+                        }],
+                    },
+                ),
+                task(
+                    "mv",
+                    OnFailure::Stop,
+                    TaskKind::FilesMove {
+                        volume: "pvc".into(),
+                        source: "out/a.txt".into(),
+                        destination: "keep/a.txt".into(),
+                    },
+                ),
+            ],
+            system: "em".into(),
+            sequence: next_sequence(),
+            issued_ms: 0,
+            expires_ms: u64::MAX,
+            signature: Vec::new(),
+        };
+        agent.handle_message(Message::Plan(plan)).unwrap();
+        run_until_idle(&agent).await;
+        let mut listings = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            if let Outgoing::Message(Message::VolumeListing { volume, files, .. }) = o {
+                let paths: Vec<String> = files.into_iter().map(|f| f.path).collect();
+                listings.push((volume, paths));
+            }
+        }
+        assert_eq!(
+            listings,
+            [
+                ("pvc".to_string(), vec!["/out".into(), "/out/a.txt".into()]),
+                (
+                    "pvc".to_string(),
+                    vec!["/keep".into(), "/keep/a.txt".into(), "/out".into()]
+                ),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -278,6 +278,12 @@ pub(crate) struct Disk {
     pub(crate) reserve: Reserve,
     /// The folder whose filesystem holds the volumes.
     pub(crate) volumes_dir: PathBuf,
+    /// The link endpoint's state folder (`state_dir/link`): its spools are objects on their way
+    /// into the object store.
+    link_dir: PathBuf,
+    /// Free space as the tests want it seen, instead of the filesystem's.
+    #[cfg(test)]
+    pub(crate) free_override: Mutex<Option<u64>>,
 }
 
 impl Disk {
@@ -286,12 +292,24 @@ impl Disk {
             limits,
             reserve: Reserve::open(state_dir, limits.reserve_bytes),
             volumes_dir: volumes_dir.to_path_buf(),
+            link_dir: state_dir.join("link"),
+            #[cfg(test)]
+            free_override: Mutex::new(None),
         }
+    }
+
+    /// Free space under the volumes folder. Blocking.
+    pub(crate) fn free(&self) -> io::Result<u64> {
+        #[cfg(test)]
+        if let Some(free) = *self.free_override.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(free);
+        }
+        free_bytes(&self.volumes_dir)
     }
 
     /// `Err(message)` when free space under the volumes folder is below the reserve.
     pub(crate) fn room_for_work(&self) -> Result<(), String> {
-        match free_bytes(&self.volumes_dir) {
+        match self.free() {
             Ok(free) if free < self.limits.reserve_bytes => Err(format!(
                 "the disk is full: {} free under the volumes, below the limit of {} kept for the agent's own state",
                 size(free),
@@ -299,6 +317,34 @@ impl Disk {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// `Err(message)` unless free space under the volumes folder holds `needed` bytes (`what`
+    /// says of what) beyond the reserve.
+    pub(crate) fn room_for(&self, needed: u64, what: &str) -> Result<(), String> {
+        let Ok(free) = self.free() else {
+            return Ok(());
+        };
+        let wanted = needed.saturating_add(self.limits.reserve_bytes);
+        if free < wanted {
+            return Err(format!(
+                "not enough disk: {} free under the volumes, and {what} may need {} beyond the {} kept for the agent's own state",
+                size(free),
+                size(needed),
+                size(self.limits.reserve_bytes)
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the object store holds and is receiving, in logical sizes: its objects under
+    /// `objects` and the objects the link is still spooling (each at its offered size), which
+    /// land in it when complete. Also whether the walk of `objects` stopped at its bound (then
+    /// not all is counted). Blocking.
+    pub(crate) fn object_store_usage(&self, objects: &Path) -> (u64, bool) {
+        let (stored, truncated) = logical_usage(objects);
+        let incoming = link::FileStore::incoming_object_bytes(&self.link_dir);
+        (stored.saturating_add(incoming), truncated)
     }
 }
 

@@ -6,9 +6,25 @@
 //! the ground sends again is recognised and its events can be sent again instead of running it
 //! twice.
 //!
-//! Beyond those, [`Sequences`] (in `state_dir/plan-sequences.json`) remembers which plan sequence numbers
-//! were accepted: the high-water mark and every number of the last [`SEQUENCE_WINDOW`] below it.
-//! A plan whose record was forgotten long ago is still recognised by its number, and refused.
+//! Beyond those, [`Sequences`] remembers which plan sequence numbers were accepted: the
+//! high-water mark and every number of the last [`SEQUENCE_WINDOW`] below it. A plan whose record
+//! was forgotten long ago is still recognised by its number, and refused.
+//!
+//! # Two copies of the sequences
+//!
+//! They are kept in two files, `state_dir/plan-sequences.a.json` and `.b.json`, written in turn,
+//! each with a generation number and the sha256 of its content: the newest copy that verifies is
+//! read. One copy lost (unreadable, truncated, not matching its checksum) loses nothing: it is set
+//! aside, the other copy is at most one save older, and what that save added, the number of the
+//! last plan accepted, is in that plan's record, still filed (pending, or among the last
+//! [`MAX_DONE`] finished). Both lost, the numbers are rebuilt from the records filed, and since a
+//! replayed plan whose record was pruned could then pass, every plan *issued* before the loss
+//! less the plans' validity window ([`DEFAULT_PLAN_WINDOW_MS`], or the longest window of a plan
+//! on file if longer) is refused from then on (`Sequences::issued_floor_ms`, kept in the copies
+//! too). A plan that old has expired by the onboard clock anyway; the floor keeps refusing it if
+//! that clock is later set back. What stays open is a plan accepted within the window before the
+//! loss whose record was pruned since, which takes more than [`MAX_DONE`] plans finished within
+//! one window.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -29,21 +45,88 @@ const MAX_DONE: usize = 1000;
 /// a number below the high-water mark is not refused for that alone; one below the window is.
 pub(crate) const SEQUENCE_WINDOW: usize = 4096;
 
+/// How long a plan is valid after it is issued when no plan on file says longer: the window
+/// the ground gives its plans ([`wire::PLAN_VALIDITY_MS`], a week). Plans carry their own issue
+/// time and expiry; this only bounds how far back the floor of [`Sequences::issued_floor_ms`]
+/// reaches after both copies are lost.
+pub(crate) const DEFAULT_PLAN_WINDOW_MS: u64 = wire::PLAN_VALIDITY_MS;
+
 /// The plan sequence numbers accepted: every one above `floor` is remembered in `seen`, and
-/// nothing at or below `floor` is ever accepted again.
+/// nothing at or below `floor` is ever accepted again; nor any plan issued before
+/// `issued_floor_ms` (set when both copies were lost).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Sequences {
     floor: u64,
     seen: BTreeSet<u64>,
+    /// Plans issued before this (milliseconds since the Unix epoch) are refused: 0 until the
+    /// record of accepted numbers was lost.
+    #[serde(default)]
+    issued_floor_ms: u64,
+    /// Counts the saves: the copy with the higher one is the newer.
+    #[serde(default)]
+    generation: u64,
     /// Marked since last saved.
     #[serde(skip)]
     dirty: bool,
+    /// The next save writes both copies (the first after a start, or after a copy was lost).
+    #[serde(skip)]
+    write_both: bool,
+}
+
+/// One copy on disk: [`Sequences`] and the sha256 of its JSON with `sha256` empty.
+#[derive(Debug, Serialize, Deserialize)]
+struct Copy {
+    #[serde(flatten)]
+    sequences: Sequences,
+    sha256: String,
+}
+
+impl Copy {
+    fn seal(sequences: &Sequences) -> Copy {
+        let mut copy = Copy {
+            sequences: sequences.clone(),
+            sha256: String::new(),
+        };
+        copy.sha256 = copy.digest();
+        copy
+    }
+
+    fn digest(&self) -> String {
+        let unsealed = Copy {
+            sequences: self.sequences.clone(),
+            sha256: String::new(),
+        };
+        // Plain data: serialising it cannot fail.
+        wire::Digest::of(&serde_json::to_vec(&unsealed).unwrap_or_default()).hex()
+    }
+
+    /// Reads and verifies a copy.
+    fn open(bytes: &[u8]) -> Result<Sequences, String> {
+        let copy: Copy = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if copy.digest() != copy.sha256 {
+            return Err("its content does not match its sha256".into());
+        }
+        Ok(copy.sequences)
+    }
 }
 
 impl Sequences {
     /// Whether a plan numbered `seq` may be accepted: above the floor and never accepted.
     pub(crate) fn is_new(&self, seq: u64) -> bool {
         seq > self.floor && !self.seen.contains(&seq)
+    }
+
+    /// Why a plan issued at `issued_ms` is refused whatever its number: issued before the floor
+    /// set when the record of accepted numbers was lost.
+    pub(crate) fn issued_too_early(&self, issued_ms: u64) -> Option<String> {
+        (issued_ms < self.issued_floor_ms).then(|| {
+            format!(
+                "the plan was issued at {issued_ms} ms since the epoch, before {} ms: the agent \
+                 lost its record of the plans it accepted, and refuses every plan issued that long \
+                 before the loss (a possible replay)",
+                self.issued_floor_ms
+            )
+        })
     }
 
     /// Remembers that `seq` was accepted; beyond [`SEQUENCE_WINDOW`] numbers the oldest becomes
@@ -98,7 +181,10 @@ pub(crate) struct TaskRecord {
 pub(crate) struct PlanStore {
     pending: PathBuf,
     done: PathBuf,
-    sequences: PathBuf,
+    /// The two copies of the sequences, written in turn (the one of an even generation first).
+    copies: [PathBuf; 2],
+    /// Where one file held them before there were two copies; read when neither copy exists.
+    legacy: PathBuf,
 }
 
 impl PlanStore {
@@ -107,49 +193,122 @@ impl PlanStore {
         let pending = state_dir.join("plans");
         let done = pending.join("done");
         fs::create_dir_all(&done).map_err(|e| Error::io("cannot create", &done, e))?;
-        // Beside the folder of records, so that no execution's name can be its name.
-        let sequences = state_dir.join("plan-sequences.json");
+        // Beside the folder of records, so that no execution's name can be theirs.
+        let copies = [
+            state_dir.join("plan-sequences.a.json"),
+            state_dir.join("plan-sequences.b.json"),
+        ];
         Ok(PlanStore {
             pending,
             done,
-            sequences,
+            copies,
+            legacy: state_dir.join("plan-sequences.json"),
         })
     }
 
-    /// The sequence numbers accepted, as last saved, with those of `pending` marked (a crash may
-    /// have come between saving a plan and saving its number). An unreadable file is set aside
-    /// ([`cas::set_aside`]) with a warning, and the numbers start again from those of `pending`.
-    pub(crate) fn load_sequences(&self, pending: &[PlanRecord]) -> Sequences {
-        let mut s = match fs::read(&self.sequences) {
-            Ok(bytes) => match serde_json::from_slice::<Sequences>(&bytes) {
-                Ok(s) => s,
+    /// The sequence numbers accepted, as last saved, with those of `pending` and of the finished
+    /// plans filed marked (a crash may have come between saving a plan and saving its number,
+    /// and a lost copy lacks the last number saved in the other). A copy that cannot be read or
+    /// verified is set aside ([`cas::set_aside`]) with a warning; the newest that verifies is
+    /// used. When none does, but plans were accepted before (a copy existed, or records are
+    /// filed), the numbers are rebuilt from the records and plans issued before `now_ms` less the
+    /// plans' validity window are refused from then on.
+    pub(crate) fn load_sequences(&self, pending: &[PlanRecord], now_ms: u64) -> Sequences {
+        const WHAT: &str = "copy of the plan sequences";
+        let (mut found, mut missing) = (Vec::new(), Vec::new());
+        let mut lost = false;
+        for path in &self.copies {
+            match fs::read(path) {
+                Ok(bytes) => match Copy::open(&bytes) {
+                    Ok(s) => found.push(s),
+                    Err(e) => {
+                        set_aside(path, WHAT, &e);
+                        lost = true;
+                    }
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(path),
                 Err(e) => {
-                    set_aside(&self.sequences, "record of plan sequences", &e);
-                    self.sequences_of_done()
+                    set_aside(path, WHAT, &e);
+                    lost = true;
                 }
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Sequences::default(),
-            Err(e) => {
-                set_aside(&self.sequences, "record of plan sequences", &e);
-                self.sequences_of_done()
+            }
+        }
+        // Every save after a start writes both copies first: one without the other was lost.
+        if let ([_], [gone]) = (found.as_slice(), missing.as_slice()) {
+            tracing::warn!(file = %gone.display(), "a copy of the plan sequences is missing");
+            lost = true;
+        }
+        if found.is_empty() && !lost {
+            // Before two copies, one file without a checksum.
+            match fs::read(&self.legacy) {
+                Ok(bytes) => match serde_json::from_slice::<Sequences>(&bytes) {
+                    Ok(s) => found.push(s),
+                    Err(e) => {
+                        set_aside(&self.legacy, "record of plan sequences", &e);
+                        lost = true;
+                    }
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    set_aside(&self.legacy, "record of plan sequences", &e);
+                    lost = true;
+                }
+            }
+        }
+        // Read only when something was lost: up to `MAX_DONE` records, each up to a plan's size.
+        let done = if lost || found.is_empty() {
+            self.done_records()
+        } else {
+            Vec::new()
+        };
+        let mut s = match found.into_iter().max_by_key(|s| s.generation) {
+            Some(s) => {
+                if lost {
+                    tracing::warn!("one copy of the plan sequences was lost; the other holds them");
+                }
+                s
+            }
+            // Nothing was ever saved: a new agent (no records filed either) starts empty.
+            None if !lost && done.is_empty() && pending.is_empty() => Sequences::default(),
+            None => {
+                let window = done
+                    .iter()
+                    .chain(pending)
+                    .map(|r| r.plan.expires_ms.saturating_sub(r.plan.issued_ms))
+                    // A plan that never expires says nothing of the window.
+                    .filter(|w| *w < 10 * DEFAULT_PLAN_WINDOW_MS)
+                    .fold(DEFAULT_PLAN_WINDOW_MS, u64::max);
+                let mut s = Sequences {
+                    issued_floor_ms: now_ms.saturating_sub(window),
+                    ..Sequences::default()
+                };
+                tracing::warn!(
+                    issued_floor_ms = s.issued_floor_ms,
+                    records = done.len() + pending.len(),
+                    "the plan sequences were lost; rebuilt from the plans filed, and plans issued \
+                     before the floor are refused from now on"
+                );
+                s.dirty = true;
+                s
             }
         };
-        for r in pending {
+        for r in done.iter().chain(pending) {
             s.mark(r.plan.sequence);
         }
+        if lost {
+            s.dirty = true;
+        }
+        s.write_both = true;
         s
     }
 
-    /// The sequence numbers of the finished plans still filed: what can be known of the accepted
-    /// numbers once their record is lost.
-    fn sequences_of_done(&self) -> Sequences {
-        let mut s = Sequences::default();
-        for path in json_files(&self.done) {
-            if let Ok(r) = read(&path) {
-                s.mark(r.plan.sequence);
-            }
-        }
-        s
+    /// The finished plans still filed: what can be known of the accepted numbers once their
+    /// record is lost.
+    fn done_records(&self) -> Vec<PlanRecord> {
+        json_files(&self.done)
+            .iter()
+            .filter_map(|p| read(p).ok())
+            .collect()
     }
 
     /// Whether the record of `execution` (a checked id) was set aside as unreadable: the plan
@@ -180,15 +339,33 @@ impl PlanStore {
         }
     }
 
-    /// Saves the sequence numbers if any was marked since the last save.
+    /// Saves the sequence numbers if any was marked since the last save: the next generation,
+    /// into the copy that does not hold the last one (into both, the first time after a start).
     pub(crate) fn save_sequences(&self, s: &mut Sequences) -> Result<(), Error> {
         if !s.dirty {
             return Ok(());
         }
-        let path = &self.sequences;
-        let bytes = serde_json::to_vec(s).map_err(|e| Error::io("cannot encode", path, e))?;
-        fsutil::write_atomic(path, &bytes).map_err(|e| Error::io("cannot write", path, e))?;
+        let mut next = s.clone();
+        next.generation += 1;
+        let bytes = serde_json::to_vec(&Copy::seal(&next))
+            .map_err(|e| Error::io("cannot encode", &self.copies[0], e))?;
+        let slot = (next.generation % 2) as usize;
+        let targets: &[usize] = if s.write_both {
+            &[slot, 1 - slot]
+        } else {
+            &[slot]
+        };
+        for &i in targets {
+            let path = &self.copies[i];
+            fsutil::write_atomic(path, &bytes).map_err(|e| Error::io("cannot write", path, e))?;
+        }
+        if s.write_both {
+            // Both copies now hold what the single file did.
+            let _ = fs::remove_file(&self.legacy);
+        }
+        s.generation = next.generation;
         s.dirty = false;
+        s.write_both = false;
         Ok(())
     }
 
@@ -356,25 +533,173 @@ mod tests {
         assert_eq!(s.seen.len(), SEQUENCE_WINDOW);
     }
 
+    const NOW: u64 = 1_800_000_000_000;
+
     #[test]
     fn sequences_survive_a_restart_and_pending_plans_are_marked() {
         let dir = tempfile::tempdir().unwrap();
         let store = PlanStore::open(dir.path()).unwrap();
-        let mut s = store.load_sequences(&[]);
+        let mut s = store.load_sequences(&[], NOW);
+        assert!(
+            s.floor == 0 && s.seen.is_empty() && s.issued_floor_ms == 0,
+            "a new agent starts empty: {s:?}"
+        );
         s.mark(7);
         store.save_sequences(&mut s).unwrap();
+        assert!(
+            store.copies.iter().all(|c| c.is_file()),
+            "both copies written"
+        );
         // A plan saved just before a crash, its number not yet saved.
         store.save(&record("late", 9)).unwrap();
         let store = PlanStore::open(dir.path()).unwrap();
         let pending = store.load_pending();
         assert_eq!(pending.len(), 1);
-        let s = store.load_sequences(&pending);
+        let s = store.load_sequences(&pending, NOW);
         assert!(!s.is_new(7) && !s.is_new(9) && s.is_new(8));
-        // An unreadable file is set aside; the agent still comes up.
+        assert_eq!(s.issued_too_early(0), None, "nothing was lost");
+    }
+
+    /// Accepts and files plans 1 to 5, each number saved as the agent saves it; returns the
+    /// copy that holds the newest generation and the other.
+    fn five_plans(store: &PlanStore) -> (PathBuf, PathBuf) {
+        let mut s = store.load_sequences(&[], NOW);
+        for seq in 1..=5 {
+            let mut r = record(&format!("e{seq}"), seq);
+            store.save(&r).unwrap();
+            s.mark(seq);
+            store.save_sequences(&mut s).unwrap();
+            r.finished = true;
+            store.finish(&r).unwrap();
+        }
+        let generation = |p: &PathBuf| Copy::open(&fs::read(p).unwrap()).unwrap().generation;
+        let [a, b] = store.copies.clone();
+        assert_ne!(generation(&a), generation(&b), "written in turn");
+        if generation(&a) > generation(&b) {
+            (a, b)
+        } else {
+            (b, a)
+        }
+    }
+
+    #[test]
+    fn one_lost_copy_loses_nothing() {
+        for damage in ["garbage", "truncated", "checksum", "deleted"] {
+            for lose_newest in [true, false] {
+                let dir = tempfile::tempdir().unwrap();
+                let store = PlanStore::open(dir.path()).unwrap();
+                let (newest, older) = five_plans(&store);
+                let older_copy = Copy::open(&fs::read(&older).unwrap()).unwrap();
+                assert!(older_copy.is_new(5), "the older copy lacks the last number");
+                let path = if lose_newest { &newest } else { &older };
+                let bytes = fs::read(path).unwrap();
+                match damage {
+                    "garbage" => fs::write(path, b"\x00\xffnot json").unwrap(),
+                    "truncated" => fs::write(path, &bytes[..bytes.len() / 2]).unwrap(),
+                    // Valid JSON whose content no longer matches its checksum.
+                    "checksum" => {
+                        let text = String::from_utf8(bytes).unwrap().replace("[1,", "[");
+                        fs::write(path, text).unwrap();
+                    }
+                    _ => fs::remove_file(path).unwrap(),
+                }
+                // Older records pruned: only the last plan's is still filed.
+                for seq in 1..=4 {
+                    fs::remove_file(dir.path().join(format!("plans/done/e{seq}.json"))).unwrap();
+                }
+                let store = PlanStore::open(dir.path()).unwrap();
+                let mut s = store.load_sequences(&[], NOW);
+                let case = format!("{damage}, newest lost: {lose_newest}");
+                for seq in 1..=5 {
+                    assert!(!s.is_new(seq), "{case}: {seq} is still known");
+                }
+                assert!(s.is_new(6), "{case}");
+                assert_eq!(
+                    s.issued_too_early(0),
+                    None,
+                    "{case}: no floor on issue times"
+                );
+                if damage != "deleted" {
+                    assert!(set_aside_beside(path), "{case}");
+                }
+                // Both copies are whole again after the next save.
+                store.save_sequences(&mut s).unwrap();
+                for c in &store.copies {
+                    let copy = Copy::open(&fs::read(c).unwrap()).unwrap();
+                    assert!(!copy.is_new(5), "{case}: {}", c.display());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn both_copies_lost_refuse_plans_issued_before_the_loss_less_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PlanStore::open(dir.path()).unwrap();
+        five_plans(&store);
+        // A finished plan valid for ten days: the window reaches that far back.
+        let mut long = record("long", 6);
+        long.plan.issued_ms = NOW - 1_000;
+        long.plan.expires_ms = long.plan.issued_ms + 10 * 24 * 3600 * 1000;
+        long.finished = true;
+        store.finish(&long).unwrap();
+        for c in &store.copies {
+            fs::write(c, b"{").unwrap();
+        }
+        let store = PlanStore::open(dir.path()).unwrap();
+        let mut s = store.load_sequences(&[], NOW);
+        let floor = NOW - 10 * 24 * 3600 * 1000;
+        let refused = s
+            .issued_too_early(floor - 1)
+            .expect("issued before the floor");
+        assert!(refused.contains(&format!("before {floor} ms")), "{refused}");
+        assert_eq!(s.issued_too_early(floor), None);
+        // The numbers filed are still known.
+        assert!((1..=6).all(|seq| !s.is_new(seq)) && s.is_new(7));
+        assert!(store.copies.iter().all(|c| set_aside_beside(c)));
+        // The floor is kept: a restart with good copies refuses the same plans.
+        store.save_sequences(&mut s).unwrap();
+        let s = PlanStore::open(dir.path())
+            .unwrap()
+            .load_sequences(&[], NOW + 1);
+        assert!(s.issued_too_early(floor - 1).is_some());
+
+        // Without any window on file (plans that never expire), the ground's week.
+        let dir = tempfile::tempdir().unwrap();
+        let store = PlanStore::open(dir.path()).unwrap();
+        five_plans(&store);
+        for c in &store.copies {
+            fs::remove_file(c).unwrap();
+        }
+        let s = store.load_sequences(&[], NOW);
+        let floor = NOW - DEFAULT_PLAN_WINDOW_MS;
+        assert!(s.issued_too_early(floor - 1).is_some() && s.issued_too_early(floor).is_none());
+    }
+
+    #[test]
+    fn the_single_file_of_earlier_versions_is_read_then_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = dir.path().join("plan-sequences.json");
+        fs::write(&legacy, br#"{"floor":2,"seen":[3,5]}"#).unwrap();
+        let store = PlanStore::open(dir.path()).unwrap();
+        let mut s = store.load_sequences(&[], NOW);
+        assert!(!s.is_new(2) && !s.is_new(3) && s.is_new(4) && !s.is_new(5));
+        assert_eq!(s.issued_too_early(0), None);
+        s.mark(6);
+        store.save_sequences(&mut s).unwrap();
+        assert!(!legacy.exists());
+        let s = store.load_sequences(&[], NOW);
+        assert!(!s.is_new(3) && !s.is_new(6) && s.is_new(4));
+        // Unreadable, it is a loss like any other.
+        let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("plan-sequences.json"), b"{").unwrap();
-        let s = store.load_sequences(&[]);
-        assert!(s.is_new(7));
-        assert!(set_aside_beside(&dir.path().join("plan-sequences.json")));
+        let s = PlanStore::open(dir.path())
+            .unwrap()
+            .load_sequences(&[], NOW);
+        assert!(
+            s.issued_too_early(NOW - DEFAULT_PLAN_WINDOW_MS - 1)
+                .is_some()
+        );
     }
 
     /// Whether `<path>.corrupt-<secs>` exists beside `path`, and `path` does not.

@@ -108,6 +108,15 @@ fn set_aside_copies(path: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The state files a running agent leaves: the two copies of the sequence numbers, a plan's
+/// record and the tenant id map.
+const STATE_FILES: [&str; 4] = [
+    "plan-sequences.a.json",
+    "plan-sequences.b.json",
+    "plans/e-held.json",
+    "tenants.json",
+];
+
 /// A state directory as a running agent leaves it: a plan accepted and not run (its record and
 /// the record of sequence numbers), and the tenant id map.
 fn seeded_state(dir: &Path) {
@@ -122,7 +131,7 @@ fn seeded_state(dir: &Path) {
         .volumes
         .ensure_volume("alice", "pvc")
         .unwrap();
-    for f in ["plan-sequences.json", "plans/e-held.json", "tenants.json"] {
+    for f in STATE_FILES {
         assert!(dir.join("state").join(f).is_file(), "{f} was written");
     }
 }
@@ -134,7 +143,7 @@ fn every_unreadable_state_file_is_set_aside_and_the_agent_comes_up() {
         .build()
         .unwrap();
     let _guard = runtime.enter();
-    for file in ["plan-sequences.json", "plans/e-held.json", "tenants.json"] {
+    for file in STATE_FILES {
         for damage in ["truncated", "garbage", "unreadable"] {
             if damage == "unreadable" && file.starts_with("plans/") {
                 // A plan record is a file of its folder: anything else there is not one.
@@ -288,4 +297,59 @@ fn a_lost_tenant_map_hands_no_folder_to_another_tenant() {
             serde_json::from_slice(&std::fs::read(&map).unwrap()).unwrap();
         assert_eq!(saved.get("bob"), Some(&200_001));
     }
+}
+
+/// Both copies of the sequence numbers lost: the numbers come back from the plans filed, and a
+/// plan issued before the loss less the validity window is refused even though it has not
+/// expired (the ground's clock and the agent's disagree, or the window was longer); a new plan
+/// is accepted.
+#[test]
+fn plans_issued_long_before_a_total_loss_of_the_sequences_are_refused() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let dir = tempfile::tempdir().unwrap();
+    seeded_state(dir.path());
+    for copy in ["plan-sequences.a.json", "plan-sequences.b.json"] {
+        std::fs::write(dir.path().join("state").join(copy), b"{\"floor\": 0, \"se").unwrap();
+    }
+    let ((agent, mut rx), log) = logged(|| start(dir.path()));
+    let agent = agent.unwrap();
+    assert!(log.contains("the plan sequences were lost"), "{log}");
+    let Message::Hello { holds, .. } = runtime.block_on(agent.hello()) else {
+        panic!("not a hello")
+    };
+    assert_eq!(holds, ["e-held"]);
+    // The held plan's number is known again: the same number under another execution is a
+    // replay.
+    agent
+        .handle_message(Message::Plan(plan("e-other", 7)))
+        .unwrap();
+    assert!(agent.inner.plans.find("e-other").is_none());
+
+    let now = crate::fsutil::now_ms();
+    let mut old = plan("e-old", 50);
+    old.issued_ms = now - crate::plans::DEFAULT_PLAN_WINDOW_MS - 60_000;
+    old.expires_ms = now + 3_600_000;
+    wire::PlanSigner::from_bytes(GROUND_KEY).sign(&mut old);
+    while rx.try_recv().is_ok() {}
+    agent.handle_message(Message::Plan(old)).unwrap();
+    assert!(agent.inner.plans.find("e-old").is_none(), "refused");
+    let mut refusal = None;
+    while let Ok(o) = rx.try_recv() {
+        if let Outgoing::Message(Message::TaskEvent { error: Some(e), .. }) = o {
+            refusal = Some(e.message);
+        }
+    }
+    let refusal = refusal.expect("the refusal is answered");
+    assert!(
+        refusal.contains("lost its record of the plans it accepted"),
+        "{refusal}"
+    );
+    agent
+        .handle_message(Message::Plan(plan("e-new", 8)))
+        .unwrap();
+    assert!(agent.inner.plans.find("e-new").is_some());
 }

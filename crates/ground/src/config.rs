@@ -91,7 +91,7 @@ pub(crate) mod limits {
     /// it later (by its own clock). A week covers days without a contact and a long uplink
     /// queue; a plan lost and re-sent after that fails its execution with a clear error instead
     /// of running a week late.
-    pub(crate) const PLAN_VALIDITY_MS: u64 = 7 * 24 * 3600 * 1000;
+    pub(crate) const PLAN_VALIDITY_MS: u64 = wire::PLAN_VALIDITY_MS;
     /// How long a login token lasts, in milliseconds.
     pub(crate) const SESSION_MS: i64 = 24 * 3600 * 1000;
 }

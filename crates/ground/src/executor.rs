@@ -397,6 +397,27 @@ pub(crate) fn compile(
                 paths: paths.iter().map(|p| p.to_string()).collect(),
             },
             TaskSpec::ImageList => TaskKind::ImageList,
+            TaskSpec::CameraCapture {
+                destination,
+                size,
+                volume: v,
+            } => TaskKind::CameraCapture {
+                volume: volume(v),
+                path: destination.to_string(),
+                size: *size,
+            },
+            TaskSpec::ImageDelete { image } => TaskKind::ImageDelete {
+                image: image_ref(image),
+            },
+            TaskSpec::FilesMove {
+                source,
+                destination,
+                volume: v,
+            } => TaskKind::FilesMove {
+                volume: volume(v),
+                source: source.to_string(),
+                destination: destination.to_string(),
+            },
         };
         tasks.push(PlanTask {
             id: task.id.to_string(),

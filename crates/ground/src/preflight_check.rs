@@ -469,7 +469,42 @@ fn plan(
                     }
                 }
             }
-            TaskSpec::Downlink { .. } | TaskSpec::FilesList { .. } | TaskSpec::ImageList => {}
+            TaskSpec::FilesMove {
+                source,
+                destination,
+                volume,
+            } => {
+                // What a move leaves where: every entry at or under the source, under the
+                // destination instead (unless the agent would refuse the move).
+                if let Some(v) = volumes.get_mut(&volume_name(volume.as_ref(), tenant)) {
+                    let (from, under) = (source.as_str(), format!("{}/", source.as_str()));
+                    let to = destination.as_str();
+                    let taken =
+                        v.contains_key(to) || v.keys().any(|k| k.starts_with(&format!("{to}/")));
+                    if !taken {
+                        let moved: Vec<String> = v
+                            .keys()
+                            .filter(|k| *k == from || k.starts_with(&under))
+                            .cloned()
+                            .collect();
+                        for k in moved {
+                            if let Some(item) = v.remove(&k) {
+                                v.insert(format!("{to}{}", &k[from.len()..]), item);
+                            }
+                        }
+                    }
+                }
+            }
+            TaskSpec::ImageDelete { image } => {
+                // A later pod.run of it will not find it.
+                let gone = format!("{}:{}", image.name, image.tag);
+                images.retain(|i| *i != gone);
+            }
+            // A picture is nothing a later task's preflight reads.
+            TaskSpec::Downlink { .. }
+            | TaskSpec::FilesList { .. }
+            | TaskSpec::ImageList
+            | TaskSpec::CameraCapture { .. } => {}
         }
     }
     checks
@@ -918,6 +953,50 @@ mod tests {
             .collect();
         // known.tar is onboard (not checked); made.tar may come from the pod.
         assert_eq!(summary, [("Dockerfile", false), ("made.tar", true)]);
+    }
+
+    #[test]
+    fn moves_and_image_deletes_change_what_later_tasks_see() {
+        let op = op(concat!(
+            "  - id: mv\n    type: files.move\n    source: old\n    destination: new/here\n",
+            "  - id: l1\n    type: docker.load\n    tarfile: new/here/a.tar\n    image: a\n",
+            "  - id: l2\n    type: docker.load\n    tarfile: old/a.tar\n    image: b\n",
+            "  - id: keep\n    type: files.move\n    source: x.tar\n    destination: y.tar\n",
+            "  - id: l3\n    type: docker.load\n    tarfile: x.tar\n    image: c\n",
+            "  - id: rm\n    type: docker.image.delete\n    image: old:2\n",
+            "  - id: p\n    type: pod.run\n    image: old:2\n",
+        ));
+        let mirror = BTreeMap::from([(
+            "alice-pvc".to_string(),
+            vec![
+                onboard("/old", true),
+                onboard("/old/a.tar", false),
+                onboard("/x.tar", false),
+                onboard("/y.tar", false),
+            ],
+        )]);
+        let checks = plan(&op, "alice", &HashMap::new(), &mirror, &["old:2".into()]);
+        let summary: Vec<String> = checks
+            .iter()
+            .map(|c| match c {
+                Check::Missing { task, file, .. } => format!("{task} misses {file}"),
+                Check::Pod {
+                    task,
+                    tenant_images,
+                    ..
+                } => format!("{task} sees {tenant_images:?}"),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // The folder moved with its file; a move onto an existing file moves nothing (the agent
+        // refuses it); the deleted image is gone for the pod.
+        assert_eq!(
+            summary,
+            [
+                "l2 misses old/a.tar",
+                r#"p sees ["a:latest", "b:latest", "c:latest"]"#
+            ]
+        );
     }
 
     #[tokio::test]

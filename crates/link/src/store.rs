@@ -109,6 +109,32 @@ struct SpoolFile {
 }
 
 impl FileStore {
+    /// The bytes of the objects still arriving in the store at `dir` (its spools), each counted
+    /// at the larger of its offered size and what its spool file holds: what the object
+    /// directory will have to take once they commit. A spool whose metadata cannot be read
+    /// counts its data file. Blocking; never fails (a missing folder holds nothing).
+    pub fn incoming_object_bytes(dir: &Path) -> u64 {
+        let spool = dir.join("spool");
+        let Ok(numbers) = numbered(&spool, "data") else {
+            return 0;
+        };
+        numbers
+            .into_iter()
+            .map(|t| {
+                let data = fs::metadata(spool.join(format!("{t}.data"))).map_or(0, |m| m.len());
+                let offered = read_json::<SpoolFile>(&spool.join(format!("{t}.json")))
+                    .ok()
+                    .and_then(|f| f.offer);
+                match offered {
+                    // A message, not an object: it never reaches the object directory.
+                    Some(o) if o.message_seq.is_some() => 0,
+                    Some(o) => o.size.max(data),
+                    None => data,
+                }
+            })
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// Opens (creating) a store in `dir`, with objects kept as `objects` says.
     pub fn open(dir: &Path, objects: ObjectLayout) -> io::Result<FileStore> {
         for sub in ["outbox", "spool", "inbox"] {
@@ -485,6 +511,39 @@ mod tests {
                 .contains(&3)
         );
         let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn incoming_objects_count_at_their_offered_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ObjectLayout::new(dir.path().join("objects"));
+        assert_eq!(FileStore::incoming_object_bytes(dir.path()), 0);
+        let mut s = FileStore::open(dir.path(), layout).unwrap();
+        let offer = |transfer, kind, size| Offer {
+            transfer,
+            kind,
+            size,
+            priority: 1,
+            digest: Digest::of(b"x"),
+        };
+        // An object of 1 MiB, 10 bytes in.
+        s.spool_write(1, 0, &[7; 10]).unwrap();
+        s.spool_persist(1, Some(&offer(1, TransferKind::Object, 1 << 20)), &[(0, 1)])
+            .unwrap();
+        // A message: never an object.
+        s.spool_write(2, 0, &[7; 100]).unwrap();
+        s.spool_persist(
+            2,
+            Some(&offer(2, TransferKind::Message { seq: 4 }, 5000)),
+            &[(0, 1)],
+        )
+        .unwrap();
+        // Data whose metadata is not written yet counts as written.
+        s.spool_write(3, 990, &[7; 10]).unwrap();
+        assert_eq!(
+            FileStore::incoming_object_bytes(dir.path()),
+            (1 << 20) + 1000
+        );
     }
 
     /// Issue 11: every state file the store reads at start, truncated or garbage, is set aside

@@ -10,6 +10,11 @@ pub const MAX_MESSAGE: usize = 4 << 20;
 /// (a plan beyond its bound is refused), so in practice the list is whole.
 pub const MAX_HELD_PLANS: usize = 512;
 
+/// The smallest picture [`TaskKind::CameraCapture`] takes, in pixels a side.
+pub const CAMERA_MIN_SIZE: u32 = 64;
+/// The largest picture [`TaskKind::CameraCapture`] takes, in pixels a side.
+pub const CAMERA_MAX_SIZE: u32 = 2048;
+
 /// What ground and flight say to each other. Every message crosses the link whole, in order,
 /// exactly once per session (the transfer layer in `sync` sees to that).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +81,11 @@ pub enum Message {
         files: Vec<FileEntry>,
     },
 }
+
+/// How long a plan stays valid after the ground issued it, in milliseconds (a week): the
+/// ground sets `expires_ms` this far after `issued_ms`, and the flight agent, having lost its
+/// record of accepted plans, refuses every plan issued this long before the loss.
+pub const PLAN_VALIDITY_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// An execution compiled for the flight agent.
 ///
@@ -222,6 +232,34 @@ pub enum TaskKind {
     },
     /// List the tenant's own images onboard (built or loaded; not the catalogue).
     ImageList,
+    /// Move (rename) a file or a folder within a volume, atomically. `destination` is the new
+    /// path of `source` itself, not a folder to move it into; an existing destination is never
+    /// replaced. Paths are literal: no wildcards.
+    FilesMove {
+        /// The tenant's volume.
+        volume: String,
+        /// What to move.
+        source: String,
+        /// Its new path.
+        destination: String,
+    },
+    /// Delete one of the tenant's own images (built or loaded), by its name as the tenant
+    /// writes it; the layers only it held go with it. Catalogue images and other tenants'
+    /// images are refused.
+    ImageDelete {
+        /// The image, without the onboard tenant prefix.
+        image: ImageRef,
+    },
+    /// Capture a picture with the fisheye camera into a volume, as a PNG (simulated onboard
+    /// until a camera is wired to the agent).
+    CameraCapture {
+        /// The tenant's volume.
+        volume: String,
+        /// Path of the picture, ending in `.png`; a file there is replaced.
+        path: String,
+        /// Pixels a side, [`CAMERA_MIN_SIZE`] to [`CAMERA_MAX_SIZE`].
+        size: u32,
+    },
 }
 
 /// The state of a task. Every task goes `Created → Scheduled → Running → Success | Failed`.

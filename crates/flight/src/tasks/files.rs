@@ -179,6 +179,7 @@ impl Executor {
         let caps = self.disk.limits;
         let file_limit = caps.downlink_file_bytes;
         let (store_root, measured) = (self.store.layout().root().to_path_buf(), files.clone());
+        let disk = self.disk.clone();
         let store_used = blocking(move || -> Step<u64> {
             let mut total = 0u64;
             for (rel, path) in &measured {
@@ -195,7 +196,8 @@ impl Executor {
                 }
                 total = total.saturating_add(len);
             }
-            let (used, truncated) = crate::disk::logical_usage(&store_root);
+            // With the objects the link is still receiving: they land in the store too.
+            let (used, truncated) = disk.object_store_usage(&store_root);
             if truncated {
                 // Not all counted: the store may be over its cap already.
                 return Err(execution_error(format!(
@@ -395,6 +397,130 @@ impl Executor {
             message: Some(format!("{deleted} deleted")),
             ..TaskOutputs::default()
         }))
+    }
+}
+
+impl Executor {
+    /// Moves a file or a folder within a volume by one rename: the source disappears and the
+    /// destination appears in the same instant, and a crash leaves one or the other. A symlink
+    /// is moved as a link, never followed. The destination is the new path of the source (its
+    /// missing parent folders are created, owned by the tenant), never a folder to move into,
+    /// and an existing destination is refused, not replaced: the rename itself refuses it
+    /// (`RENAME_NOREPLACE`), so nothing written meanwhile is lost either.
+    #[allow(clippy::result_large_err)]
+    pub(super) async fn files_move(
+        &self,
+        tenant: &str,
+        volume: &str,
+        source: &str,
+        destination: &str,
+    ) -> Step<TaskResult> {
+        names::check_volume(volume).map_err(invalid)?;
+        let from = RelPath::parse(source).map_err(invalid)?;
+        let to = RelPath::parse(destination).map_err(invalid)?;
+        if from.is_root() || to.is_root() {
+            return Err(invalid(
+                "files.move moves a file or a folder, not the volume root".into(),
+            ));
+        }
+        if from == to {
+            return Err(invalid(format!(
+                "files.move: the source and the destination are the same path, {}",
+                from.display()
+            )));
+        }
+        if to
+            .under(Path::new("/"))
+            .starts_with(from.under(Path::new("/")))
+        {
+            return Err(invalid(format!(
+                "files.move: cannot move {} into itself ({})",
+                from.display(),
+                to.display()
+            )));
+        }
+        let root = self.volumes.volume_dir(tenant, volume);
+        let not_found =
+            |rel: &RelPath| execution_error(format!("File not found: {}", rel.display()));
+        if !root.is_dir() {
+            return Err(not_found(&from));
+        }
+        let owner = self.volumes.owner(tenant).map_err(execution_error)?;
+        let volumes = self.volumes.clone();
+        let (shown_from, shown_to) = (from.display(), to.display());
+        let is_dir = blocking(move || -> Step<bool> {
+            let old = volumes::resolve_for_removal(&root, &from).map_err(|e| match e {
+                PathError::NotFound(_) => not_found(&from),
+                e => path_failure(e, ErrorCode::ExecutionError),
+            })?;
+            let is_dir = fs::symlink_metadata(&old).is_ok_and(|m| m.is_dir());
+            let exists = |rel: &RelPath| {
+                execution_error(format!(
+                    "{} exists; files.move never replaces anything (delete it first with files.delete)",
+                    rel.display()
+                ))
+            };
+            // Refused before any parent folder is made for it.
+            if let Ok(existing) = volumes::resolve_for_removal(&root, &to)
+                && fs::symlink_metadata(&existing).is_ok()
+            {
+                return Err(exists(&to));
+            }
+            let new = volumes::prepare_write(&volumes, &root, &to, owner).map_err(|e| match e {
+                PathError::Invalid(m) if m.ends_with("is a folder") => exists(&to),
+                e => path_failure(e, ErrorCode::ExecutionError),
+            })?;
+            // Through a symlinked parent, the destination may still lie under the source.
+            if is_dir && new.starts_with(&old) {
+                return Err(invalid(format!(
+                    "files.move: cannot move {} into itself ({})",
+                    from.display(),
+                    to.display()
+                )));
+            }
+            rename_no_replace(&old, &new).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    exists(&to)
+                } else {
+                    execution_error(format!(
+                        "cannot move {} to {}: {e}",
+                        from.display(),
+                        to.display()
+                    ))
+                }
+            })?;
+            // Persist both folders' entries: the rename is only durable once they are synced.
+            for dir in [old.parent(), new.parent()].into_iter().flatten() {
+                if let Ok(d) = File::open(dir) {
+                    let _ = d.sync_all();
+                }
+            }
+            Ok(is_dir)
+        })
+        .await??;
+        let what = if is_dir { "folder" } else { "file" };
+        Ok(TaskResult::ok(TaskOutputs {
+            message: Some(format!("moved the {what} {shown_from} to {shown_to}")),
+            ..TaskOutputs::default()
+        }))
+    }
+}
+
+/// `rename(2)` that refuses an existing target (`AlreadyExists`) instead of replacing it. On a
+/// filesystem without `RENAME_NOREPLACE` (`EINVAL` for a move that is otherwise valid), the
+/// target is checked and then renamed: nothing else writes a volume while a task runs, since
+/// the tasks of the tenant's plan (its pods included) run one at a time.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::INVAL) => {
+            if fs::symlink_metadata(to).is_ok() {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            fs::rename(from, to)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -665,6 +791,117 @@ mod tests {
         assert!(!r.volume().exists());
     }
 
+    fn mv(from: &str, to: &str) -> TaskKind {
+        TaskKind::FilesMove {
+            volume: "pvc".into(),
+            source: from.into(),
+            destination: to.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn move_renames_files_and_folders_and_makes_parents() {
+        let r = rig(|_| {});
+        r.put(&[("a/b/c.txt", b"abc"), ("top.txt", b"t")]);
+        let res = r.run(mv("top.txt", "/archive/2026/top.txt")).await;
+        assert!(res.succeeded(), "{res:?}");
+        assert_eq!(
+            res.outputs.message.as_deref(),
+            Some("moved the file /top.txt to /archive/2026/top.txt")
+        );
+        assert!(!r.volume().join("top.txt").exists());
+        assert_eq!(
+            fs::read(r.volume().join("archive/2026/top.txt")).unwrap(),
+            b"t"
+        );
+        let res = r.run(mv("/a", "/z")).await;
+        assert!(res.succeeded(), "{res:?}");
+        assert_eq!(
+            res.outputs.message.as_deref(),
+            Some("moved the folder /a to /z")
+        );
+        assert_eq!(fs::read(r.volume().join("z/b/c.txt")).unwrap(), b"abc");
+        assert!(!r.volume().join("a").exists());
+    }
+
+    #[tokio::test]
+    async fn move_never_replaces_and_names_what_is_missing() {
+        let r = rig(|_| {});
+        r.put(&[("a.txt", b"a"), ("b.txt", b"b"), ("dir/x", b"x")]);
+        for (to, shown) in [("b.txt", "/b.txt"), ("/dir", "/dir")] {
+            let res = r.run(mv("a.txt", to)).await;
+            assert_eq!(code(&res), Some(4), "{res:?}");
+            assert_eq!(
+                res.error.unwrap().message,
+                format!(
+                    "{shown} exists; files.move never replaces anything (delete it first with files.delete)"
+                )
+            );
+        }
+        let res = r.run(mv("dir", "b.txt")).await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        assert_eq!(fs::read(r.volume().join("a.txt")).unwrap(), b"a");
+        assert_eq!(fs::read(r.volume().join("b.txt")).unwrap(), b"b");
+
+        let res = r.run(mv("nope.txt", "c.txt")).await;
+        assert_eq!(code(&res), Some(4));
+        assert_eq!(res.error.unwrap().message, "File not found: /nope.txt");
+        // A destination under a file: its parent cannot be a folder.
+        let res = r.run(mv("a.txt", "b.txt/a.txt")).await;
+        assert_eq!(code(&res), Some(2), "{res:?}");
+        // A volume that does not exist holds nothing.
+        let res = r
+            .run(TaskKind::FilesMove {
+                volume: "new".into(),
+                source: "a.txt".into(),
+                destination: "b".into(),
+            })
+            .await;
+        assert_eq!(res.error.unwrap().message, "File not found: /a.txt");
+    }
+
+    #[tokio::test]
+    async fn move_refuses_the_root_itself_and_escapes() {
+        let r = rig(|_| {});
+        r.put(&[("dir/x", b"x"), ("f", b"f")]);
+        let outside = r._dir.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("secret"), b"s").unwrap();
+        std::os::unix::fs::symlink(&outside, r.volume().join("out")).unwrap();
+        std::os::unix::fs::symlink(r.volume().join("dir"), r.volume().join("indir")).unwrap();
+        for (from, to, want) in [
+            ("/", "x", 2),
+            ("f", "/", 2),
+            ("f", "f", 2),
+            ("../x", "f2", 2),
+            ("f", "a/../../f", 2),
+            ("dir", "dir/sub/dir", 2),
+            // Through a link, out of the volume or into the folder moved.
+            ("out/secret", "stolen", 4),
+            ("f", "out/f", 4),
+            ("dir", "indir/sub", 2),
+        ] {
+            let res = r.run(mv(from, to)).await;
+            assert_eq!(code(&res), Some(want), "{from} -> {to}: {res:?}");
+        }
+        assert_eq!(fs::read(outside.join("secret")).unwrap(), b"s");
+        assert!(!outside.join("f").exists());
+        assert!(!r.volume().join("stolen").exists());
+        assert!(r.volume().join("dir/x").exists() && r.volume().join("f").exists());
+
+        // A link is moved as a link: its target stays where it is.
+        let res = r.run(mv("out", "links/out")).await;
+        assert!(res.succeeded(), "{res:?}");
+        let moved = r.volume().join("links/out");
+        assert!(
+            fs::symlink_metadata(&moved)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(outside.join("secret")).unwrap(), b"s");
+    }
+
     /// A sparse file whose blocks cost nothing in the volume but whose logical size is `len`.
     fn sparse(path: &Path, len: u64) {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -738,6 +975,53 @@ mod tests {
             "{m}"
         );
         assert!(r.rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn objects_still_arriving_count_toward_the_object_store_cap() {
+        let mut r = rig(|_| {});
+        let mut limits = r.exec.disk.limits;
+        limits.object_store_bytes = 1 << 20;
+        r.exec.disk = Arc::new(crate::disk::Disk::open(
+            limits,
+            r._dir.path(),
+            r._dir.path(),
+        ));
+        r.put(&[("a.bin", &vec![2u8; 300 << 10])]);
+        let downlink = || TaskKind::Downlink {
+            volume: "pvc".into(),
+            sources: vec!["a.bin".into()],
+        };
+        // The link receives an object of 800 KiB, 4 KiB of it so far, into the store.
+        let link = r._dir.path().join("link");
+        let layout = cas::ObjectLayout::new(r.exec.store.layout().root().to_path_buf());
+        link::FileStore::open(&link, layout).unwrap();
+        fs::write(link.join("spool/5.data"), vec![0u8; 4096]).unwrap();
+        fs::write(
+            link.join("spool/5.json"),
+            format!(
+                r#"{{"offer":{{"transfer":5,"message_seq":null,"size":{},"priority":1,"digest":"{}"}},"received":[[0,1]]}}"#,
+                800 << 10,
+                Digest::of(b"incoming")
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            link::FileStore::incoming_object_bytes(&link),
+            800 << 10,
+            "the spool file is read as the link writes it"
+        );
+        let res = r.run(downlink()).await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        let m = res.error.unwrap().message;
+        assert!(
+            m.starts_with("the object store with this downlink is 1126400 bytes (1.1 MiB), over the limit of 1048576 bytes (1.0 MiB)"),
+            "{m}"
+        );
+        // Once the transfer is dropped, the same downlink fits.
+        fs::remove_file(link.join("spool/5.data")).unwrap();
+        fs::remove_file(link.join("spool/5.json")).unwrap();
+        assert!(r.run(downlink()).await.succeeded());
     }
 
     #[tokio::test]

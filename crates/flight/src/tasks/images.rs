@@ -1,12 +1,20 @@
 //! Images: docker.build (air-gapped, every base checked against the catalogue and the tenant's
 //! images, tenant references rewritten), docker.load (an archive judged by `imagefmt`,
-//! loaded without its own names, tagged under the tenant's prefix) and docker.image.list (the
-//! tenant's images, named as the tenant writes them).
+//! loaded without its own names, tagged under the tenant's prefix), docker.image.list (the
+//! tenant's images, named as the tenant writes them) and docker.image.delete (one of them).
 
 use dockerfile::onboard::{self, RefusalKind, Site, Target};
-use wire::names::TenantName;
+use std::collections::BTreeSet;
+
+use wire::names::{TenantImage, TenantName};
 
 use super::*;
+
+/// How often a running build's disk is looked at.
+#[cfg(not(test))]
+const BUILD_DISK_CHECK: Duration = Duration::from_secs(5);
+#[cfg(test)]
+const BUILD_DISK_CHECK: Duration = Duration::from_millis(20);
 
 impl Executor {
     #[allow(clippy::too_many_arguments)]
@@ -57,10 +65,12 @@ impl Executor {
             })?;
 
         // Every image the build names must exist onboard.
+        let mut bases = BTreeSet::new();
         for u in judged.uses() {
             match &u.target {
                 Target::Scratch | Target::Stage(_) => {}
                 Target::Catalogue(name) => {
+                    bases.insert(name.clone());
                     self.inspect(name).await?.ok_or_else(|| {
                         TaskResult::fail(
                             ErrorCode::DockerImageNotFound,
@@ -69,6 +79,7 @@ impl Executor {
                     })?;
                 }
                 Target::Tenant(image) => {
+                    bases.insert(image.onboard(&tenant_name));
                     let info = self
                         .inspect(&image.onboard(&tenant_name))
                         .await?
@@ -138,6 +149,11 @@ impl Executor {
             return Err(failed);
         }
 
+        if let Err(failed) = self.room_for_build(&tar_path, &bases).await {
+            let _ = fs::remove_file(&tar_path);
+            return Err(failed);
+        }
+
         let full = tenant_image(tenant, &image.name, &image.tag);
         let replaced = self.inspect(&full).await?.map(|i| i.id);
         let request = BuildRequest {
@@ -147,7 +163,20 @@ impl Executor {
             context: Body::File(tar_path.clone()),
         };
         let log = LogBook::new(0);
-        let outcome = tokio::time::timeout(limit, self.runtime.build_image(&request, &log)).await;
+        // The classic builder has no storage quota: the disk is watched while it runs, and the
+        // build is stopped (its request dropped, which cancels it) once free space falls below
+        // the reserve.
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(limit, self.runtime.build_image(&request, &log)) => outcome,
+            full = self.disk_fills() => {
+                let _ = fs::remove_file(&tar_path);
+                return Err(TaskResult::fail(
+                    ErrorCode::ExecutionError,
+                    format!("the build was stopped: {full}"),
+                )
+                .tail(log.tail()));
+            }
+        };
         let _ = fs::remove_file(&tar_path);
         match outcome {
             Err(_) => Err(TaskResult::fail(
@@ -167,6 +196,45 @@ impl Executor {
                     ..TaskOutputs::default()
                 })
                 .tail(log.tail()))
+            }
+        }
+    }
+
+    /// Refuses to start a build the disk cannot take beyond the reserve: the daemon's copy of
+    /// the packed context (`tar`) and, for the images the build names (`bases`), as much again
+    /// as they hold, which steps that rewrite their files copy up into new layers. An estimate:
+    /// what `RUN` steps write is not known before they run (see `docs/operations.md`, "Disk
+    /// limits onboard").
+    async fn room_for_build(&self, tar: &Path, bases: &BTreeSet<String>) -> Step<()> {
+        let context = fs::metadata(tar).map_or(0, |m| m.len());
+        let mut images = 0u64;
+        for reference in bases {
+            let listed =
+                self.runtime.list_images(reference).await.map_err(|e| {
+                    execution_error(format!("cannot list {reference}: {}", e.message))
+                })?;
+            let size = listed.iter().map(|i| i.size).max().unwrap_or(0);
+            images = images.saturating_add(u64::try_from(size).unwrap_or(0));
+        }
+        let disk = self.disk.clone();
+        let what = format!(
+            "this build (its context of {}, its base images of {})",
+            crate::disk::size(context),
+            crate::disk::size(images)
+        );
+        blocking(move || disk.room_for(context.saturating_add(images), &what))
+            .await?
+            .map_err(|m| TaskResult::fail(ErrorCode::ExecutionError, m))
+    }
+
+    /// Resolves, with the reason, once free space under the volumes falls below the reserve
+    /// (looked at every [`BUILD_DISK_CHECK`]); never otherwise.
+    async fn disk_fills(&self) -> String {
+        loop {
+            tokio::time::sleep(BUILD_DISK_CHECK).await;
+            let disk = self.disk.clone();
+            if let Ok(Err(m)) = tokio::task::spawn_blocking(move || disk.room_for_work()).await {
+                return m;
             }
         }
     }
@@ -311,6 +379,74 @@ impl Executor {
 }
 
 impl Executor {
+    /// Deletes one of the tenant's own images, named as the tenant writes it (`app:1`): the
+    /// onboard reference `tenants/<tenant>/app:1`, and nothing else, is removed. A catalogue
+    /// image (the operator's, shared) is refused, and so is a name with a `/` (the tenant writes
+    /// only `<name>`; `tenants/<other>/…` would be another tenant's). The one case where both
+    /// could apply, a tenant's own image named like a catalogue image (a `docker.load` of a
+    /// saved `busybox`), deletes the tenant's, which is what the name can only mean here.
+    ///
+    /// The engine removes the reference, not the id: an id that the catalogue, another tenant
+    /// or another of the tenant's names still holds stays, only untagged here; when the last
+    /// name goes, so do the image and the layers and parent images (a classic build's steps)
+    /// that nothing else holds. A container still using it makes the engine refuse.
+    pub(super) async fn image_delete(&self, tenant: &str, image: &ImageRef) -> Step<TaskResult> {
+        let written = format!("{}:{}", image.name, image.tag);
+        let tenant_name = TenantName::new(tenant).map_err(|e| invalid(e.to_string()))?;
+        let not_yours = |why: &str| {
+            invalid(format!(
+                "{written} is not one of your images: {why}; only your own images (built or loaded) can be deleted"
+            ))
+        };
+        let catalogue = || match onboard::classify(&written, &self.catalogue) {
+            Some(Target::Catalogue(name)) => Some(invalid(format!(
+                "{written} is the catalogue image {name}, shared by every tenant: only your own images (built or loaded) can be deleted"
+            ))),
+            _ => None,
+        };
+        let own = match TenantImage::new(&image.name, &image.tag) {
+            Ok(own) => own,
+            Err(_)
+                if image
+                    .name
+                    .starts_with(&format!("{}/", names::TENANT_IMAGE_PREFIX)) =>
+            {
+                return Err(not_yours(
+                    "name yours as you built or loaded it (app:1); another tenant's is never yours to delete",
+                ));
+            }
+            Err(_) => {
+                return Err(catalogue().unwrap_or_else(|| not_yours("their names have no '/'")));
+            }
+        };
+        let reference = own.onboard(&tenant_name);
+        let Some(info) = self.inspect(&reference).await? else {
+            return Err(catalogue().unwrap_or_else(|| {
+                TaskResult::fail(
+                    ErrorCode::DockerImageNotFound,
+                    format!("{written} is not among your images onboard"),
+                )
+            }));
+        };
+        self.runtime
+            .remove_image(&reference)
+            .await
+            .map_err(|e| execution_error(format!("cannot delete {written}: {}", e.message)))?;
+        let id = names::short_id(&info.id);
+        // Whether the image itself went, or only this name of it.
+        let message = match self.inspect(&info.id).await? {
+            None => format!("deleted {written} ({id}) and the layers only it held"),
+            Some(_) => {
+                format!("deleted the name {written}; its image {id} stays, held by another name")
+            }
+        };
+        Ok(TaskResult::ok(TaskOutputs {
+            image: Some(reference),
+            message: Some(message),
+            ..TaskOutputs::default()
+        }))
+    }
+
     /// A build or load under a name that already named an image moves the name; the image it
     /// named stays behind, dangling, and fills the disk build after build. It goes when no name
     /// and no container hold it any more (the engine refuses otherwise, and that is fine).
@@ -628,6 +764,58 @@ mod tests {
         assert_eq!(code(&res), Some(20));
     }
 
+    #[tokio::test]
+    async fn a_build_needs_room_beyond_the_reserve_and_stops_when_the_disk_fills() {
+        let r = rig(|s| s.build_hangs = true);
+        r.put(&[
+            ("app/Dockerfile", b"FROM busybox\n"),
+            ("app/data.bin", &[1u8; 64 << 10]),
+        ]);
+        let reserve = r.exec.disk.limits.reserve_bytes;
+        let set_free = |free: u64| *r.exec.disk.free_override.lock().unwrap() = Some(free);
+        let builds = || {
+            r.fake
+                .calls()
+                .iter()
+                .filter(|c| matches!(c, Call::Build { .. }))
+                .count()
+        };
+        // Room for the reserve, not for the context and the base besides.
+        set_free(reserve + 10_000);
+        let res = r.run(build("app/Dockerfile")).await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        let m = res.error.unwrap().message;
+        assert!(
+            m.starts_with(&format!(
+                "not enough disk: {} free under the volumes, and this build (its context of ",
+                crate::disk::size(reserve + 10_000)
+            )) && m.contains("its base images of 1000 bytes)"),
+            "{m}"
+        );
+        assert_eq!(builds(), 0, "the daemon was not asked");
+        // With room, it starts; once the disk fills, it is stopped.
+        set_free(reserve + (10 << 20));
+        let disk = r.exec.disk.clone();
+        let filler = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            *disk.free_override.lock().unwrap() = Some(reserve - 1);
+        });
+        let res = r.run(build("app/Dockerfile")).await;
+        filler.await.unwrap();
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        let m = res.error.unwrap().message;
+        assert!(
+            m.starts_with("the build was stopped: the disk is full: "),
+            "{m}"
+        );
+        assert_eq!(builds(), 1);
+        assert_eq!(
+            fs::read_dir(&r.exec.scratch).unwrap().count(),
+            0,
+            "no staged context left"
+        );
+    }
+
     /// sha256 of `{}`, the config of [`save_archive`]'s image.
     const CONFIG_HEX: &str = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
 
@@ -726,6 +914,96 @@ mod tests {
             image: image("x", "1"),
         };
         assert_eq!(code(&r.run(kind).await), Some(11));
+    }
+
+    #[tokio::test]
+    async fn image_delete_removes_only_the_tenants_own_name() {
+        let own = |name: &str| {
+            (
+                format!("tenants/alice/{name}"),
+                ImageInfo {
+                    id: format!("sha256:{}", "a".repeat(64)),
+                    ..Default::default()
+                },
+            )
+        };
+        let r = rig(|s| {
+            s.images.extend([own("app:1"), own("busybox:latest")]);
+            s.images.insert(
+                "tenants/bob/app:1".into(),
+                ImageInfo {
+                    id: format!("sha256:{}", "c".repeat(64)),
+                    ..Default::default()
+                },
+            );
+        });
+        let delete = |name: &str, tag: &str| TaskKind::ImageDelete {
+            image: image(name, tag),
+        };
+        let res = r.run(delete("app", "1")).await;
+        assert!(res.succeeded(), "{res:?}");
+        assert_eq!(res.outputs.image.as_deref(), Some("tenants/alice/app:1"));
+        // A tenant's own image named like a catalogue image is the tenant's to delete.
+        assert!(r.run(delete("busybox", "latest")).await.succeeded());
+
+        for (name, tag, want, message) in [
+            (
+                "gcr.io/distroless/static-debian12",
+                "latest",
+                2,
+                "gcr.io/distroless/static-debian12:latest is the catalogue image gcr.io/distroless/static-debian12:latest, shared by every tenant: only your own images (built or loaded) can be deleted",
+            ),
+            (
+                "busybox",
+                "1.36",
+                15,
+                "busybox:1.36 is not among your images onboard",
+            ),
+            (
+                "tenants/bob/app",
+                "1",
+                2,
+                "tenants/bob/app:1 is not one of your images: name yours as you built or loaded it (app:1); another tenant's is never yours to delete; only your own images (built or loaded) can be deleted",
+            ),
+            (
+                "registry:5000/app",
+                "1",
+                2,
+                "registry:5000/app:1 is not one of your images: their names have no '/'; only your own images (built or loaded) can be deleted",
+            ),
+            ("nope", "1", 15, "nope:1 is not among your images onboard"),
+        ] {
+            let res = r.run(delete(name, tag)).await;
+            assert_eq!(code(&res), Some(want), "{name}: {res:?}");
+            assert_eq!(res.error.unwrap().message, message);
+        }
+        // Without an own image of that name, the catalogue's is refused.
+        let bare = rig(|_| {});
+        let res = bare.run(delete("busybox", "latest")).await;
+        assert_eq!(code(&res), Some(2), "{res:?}");
+        assert!(res.error.unwrap().message.starts_with(
+            "busybox:latest is the catalogue image busybox:latest, shared by every tenant"
+        ));
+        assert!(
+            !bare
+                .fake
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::RemoveImage(_)))
+        );
+        let removed: Vec<Call> = r
+            .fake
+            .calls()
+            .into_iter()
+            .filter(|c| matches!(c, Call::RemoveImage(_)))
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                Call::RemoveImage("tenants/alice/app:1".into()),
+                Call::RemoveImage("tenants/alice/busybox:latest".into())
+            ]
+        );
     }
 
     #[tokio::test]

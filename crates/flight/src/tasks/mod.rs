@@ -18,6 +18,7 @@ use wire::{
     TaskOutputs, TaskState, UplinkFile,
 };
 
+mod camera;
 mod files;
 mod images;
 mod limits;
@@ -241,6 +242,15 @@ impl Executor {
                 self.files_delete(tenant, volume, paths).await
             }
             TaskKind::ImageList => self.image_list(tenant).await,
+            TaskKind::FilesMove {
+                volume,
+                source,
+                destination,
+            } => self.files_move(tenant, volume, source, destination).await,
+            TaskKind::ImageDelete { image } => self.image_delete(tenant, image).await,
+            TaskKind::CameraCapture { volume, path, size } => {
+                self.camera_capture(tenant, volume, path, *size).await
+            }
         };
         result.unwrap_or_else(|failed| failed)
     }

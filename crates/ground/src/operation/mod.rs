@@ -25,7 +25,7 @@ use wire::{ImageRef, OnFailure};
 use self::yaml::{Cx, Who, pos, prescan, syntax_error};
 
 /// The task types, as written without the `dphi.space.cg2.` prefix.
-pub(crate) const TASK_TYPES: [&str; 8] = [
+pub(crate) const TASK_TYPES: [&str; 11] = [
     "uplink",
     "downlink",
     "files.list",
@@ -34,6 +34,9 @@ pub(crate) const TASK_TYPES: [&str; 8] = [
     "docker.load",
     "docker.image.list",
     "pod.run",
+    "files.move",
+    "docker.image.delete",
+    "camera.capture",
 ];
 
 /// The Clustergate-2 prefix accepted in front of every task type.
@@ -139,6 +142,25 @@ pub(crate) enum TaskSpec {
         volume: Option<VolumeName>,
     },
     ImageList,
+    FilesMove {
+        /// A literal path, not the root.
+        source: VolumePath,
+        /// The new path of `source` (not a folder to move it into), not the root.
+        destination: VolumePath,
+        volume: Option<VolumeName>,
+    },
+    ImageDelete {
+        /// One of the tenant's own images (never a catalogue image: onboard it must exist
+        /// under the tenant's prefix).
+        image: TenantImage,
+    },
+    CameraCapture {
+        /// A literal path ending in `.png`.
+        destination: VolumePath,
+        /// Pixels a side.
+        size: u32,
+        volume: Option<VolumeName>,
+    },
 }
 
 impl TaskSpec {
@@ -153,6 +175,9 @@ impl TaskSpec {
             TaskSpec::PodRun { .. } => "pod.run",
             TaskSpec::FilesDelete { .. } => "files.delete",
             TaskSpec::ImageList => "docker.image.list",
+            TaskSpec::FilesMove { .. } => "files.move",
+            TaskSpec::ImageDelete { .. } => "docker.image.delete",
+            TaskSpec::CameraCapture { .. } => "camera.capture",
         }
     }
 }
@@ -323,11 +348,11 @@ tasks:
             &format!(
                 "{HEAD}  - id: up\n    type: uplink\n    source: /a\n  - id: build\n    type: docker.bild\n"
             ),
-            "8:11 [build] task 'build' (line 8): unknown type 'docker.bild'; did you mean 'docker.build'? expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run",
+            "8:11 [build] task 'build' (line 8): unknown type 'docker.bild'; did you mean 'docker.build'? expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run, files.move, docker.image.delete, camera.capture",
         );
         check(
             &format!("{HEAD}  - id: x\n    type: dphi.space.cg2.nope\n"),
-            "5:11 [x] task 'x' (line 5): unknown type 'dphi.space.cg2.nope'; expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run",
+            "5:11 [x] task 'x' (line 5): unknown type 'dphi.space.cg2.nope'; expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run, files.move, docker.image.delete, camera.capture",
         );
     }
 
@@ -336,7 +361,9 @@ tasks:
         for ty in TASK_TYPES {
             let extra = match ty {
                 "uplink" | "downlink" | "files.delete" => "    source: a\n",
-                "docker.build" | "pod.run" => "    image: x\n",
+                "files.move" => "    source: a\n    destination: b\n",
+                "camera.capture" => "    destination: a.png\n",
+                "docker.build" | "pod.run" | "docker.image.delete" => "    image: x\n",
                 "docker.load" => "    image: x\n    tarfile: x.tar\n",
                 _ => "",
             };
@@ -356,6 +383,89 @@ tasks:
         check(
             &format!("{HEAD}  - id: rm\n    type: files.delete\n    source: out/*.txt\n"),
             "6:13 [rm] task 'rm' (files.delete, line 6): field 'source' has a bad path 'out/*.txt': must be a literal path: files.delete takes no wildcards",
+        );
+    }
+
+    #[test]
+    fn files_move_takes_two_literal_paths() {
+        assert_eq!(
+            spec_of(&format!(
+                "{HEAD}  - id: mv\n    type: files.move\n    source: /out/a.txt\n    destination: archive/a.txt\n    volume: v\n"
+            )),
+            TaskSpec::FilesMove {
+                source: "out/a.txt".parse().unwrap(),
+                destination: "archive/a.txt".parse().unwrap(),
+                volume: Some("v".parse().unwrap()),
+            }
+        );
+        check(
+            &format!(
+                "{HEAD}  - id: mv\n    type: dphi.space.cg2.files.move\n    source: a\n    destination: b\n"
+            ),
+            "ok demo/hello system=None tasks=mv=files.move",
+        );
+        check(
+            &format!("{HEAD}  - id: mv\n    type: files.move\n    source: a\n"),
+            "4:5 [mv] task 'mv' (files.move, line 4): missing required field 'destination'",
+        );
+        check(
+            &format!(
+                "{HEAD}  - id: mv\n    type: files.move\n    source: out/*.txt\n    destination: /\n    sources: [x]\n"
+            ),
+            "6:13 [mv] task 'mv' (files.move, line 6): field 'source' has a bad path 'out/*.txt': must be a literal path: files.move takes no wildcards\n\
+             7:18 [mv] task 'mv' (files.move, line 7): field 'destination' has a bad path '/': must name a file or a folder, not the volume root\n\
+             8:5 [mv] task 'mv' (files.move, line 8): unknown field 'sources'; expected one of id, type, description, on_failure, source, destination, volume",
+        );
+        check(
+            &format!(
+                "{HEAD}  - id: mv\n    type: files.move\n    source: [a, b]\n    destination: ../c\n  - id: mv2\n    type: files.move\n    source: a/b\n    destination: /a/b/c\n"
+            ),
+            "6:13 [mv] task 'mv' (files.move, line 6): field 'source' must be a string, not a list\n\
+             7:18 [mv] task 'mv' (files.move, line 7): field 'destination' has a bad path '../c': '..' is not allowed\n\
+             11:18 [mv2] task 'mv2' (files.move, line 11): field 'destination' '/a/b/c' lies under the source '/a/b': a folder cannot be moved into itself",
+        );
+    }
+
+    #[test]
+    fn docker_image_delete_takes_one_of_the_tenants_images() {
+        assert_eq!(
+            spec_of(&format!(
+                "{HEAD}  - id: rm\n    type: docker.image.delete\n    image: {{name: app, tag: 2}}\n"
+            )),
+            TaskSpec::ImageDelete {
+                image: TenantImage::parse("app:2").unwrap(),
+            }
+        );
+        check(
+            &format!(
+                "{HEAD}  - id: rm\n    type: docker.image.delete\n    image: gcr.io/distroless/static-debian12\n  - id: rm2\n    type: docker.image.delete\n    image: App:1\n  - id: rm3\n    type: docker.image.delete\n"
+            ),
+            "6:12 [rm] task 'rm' (docker.image.delete, line 6): field 'image' 'gcr.io/distroless/static-debian12' is not a valid image to delete (only your own images can be deleted, named as you built or loaded them (app:1): a name with '/' is a catalogue image or another tenant's)\n\
+             9:12 [rm2] task 'rm2' (docker.image.delete, line 9): field 'image' 'App' is not a valid image name (lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, at most 128 characters, no '/')\n\
+             10:5 [rm3] task 'rm3' (docker.image.delete, line 10): missing required field 'image'",
+        );
+    }
+
+    #[test]
+    fn camera_capture_takes_a_png_path_and_a_bounded_size() {
+        assert_eq!(
+            spec_of(&format!(
+                "{HEAD}  - id: shot\n    type: camera.capture\n    destination: /fisheye/a.png\n"
+            )),
+            TaskSpec::CameraCapture {
+                destination: "fisheye/a.png".parse().unwrap(),
+                size: 1024,
+                volume: None,
+            }
+        );
+        check(
+            &format!(
+                "{HEAD}  - id: shot\n    type: camera.capture\n    destination: a.jpg\n    size: 4096\n  - id: two\n    type: camera.capture\n    destination: \"*.png\"\n    size: 64\n  - id: three\n    type: camera.capture\n"
+            ),
+            "6:18 [shot] task 'shot' (camera.capture, line 6): field 'destination' has a bad path 'a.jpg': the picture is a PNG: the path must end in .png\n\
+             7:11 [shot] task 'shot' (camera.capture, line 7): field 'size' must be a whole number from 64 to 2048\n\
+             10:18 [two] task 'two' (camera.capture, line 10): field 'destination' has a bad path '*.png': must be a literal path: camera.capture takes no wildcards\n\
+             12:5 [three] task 'three' (camera.capture, line 12): missing required field 'destination'",
         );
     }
 

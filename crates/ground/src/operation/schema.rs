@@ -47,6 +47,45 @@ impl Cx<'_> {
         self.checked(who, key, node, parse)
     }
 
+    /// One literal volume path (no wildcards), not the volume root: what `task` names.
+    fn literal_path(
+        &mut self,
+        who: &Who,
+        key: &str,
+        node: &Node<'_>,
+        task: &str,
+    ) -> Option<VolumePath> {
+        let s = self.string(who, key, node)?;
+        let checked = VolumePath::parse(&s).and_then(|p| {
+            if s.contains(['*', '?', '[']) {
+                Err(NameError::new(
+                    "volume path",
+                    &s,
+                    format!("must be a literal path: {task} takes no wildcards"),
+                ))
+            } else if p.is_root() {
+                Err(NameError::new(
+                    "volume path",
+                    &s,
+                    "must name a file or a folder, not the volume root",
+                ))
+            } else {
+                Ok(p)
+            }
+        });
+        match checked {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.diag(
+                    who,
+                    pos(node),
+                    format!("field '{key}' has a bad path '{s}': {}", e.reason()),
+                );
+                None
+            }
+        }
+    }
+
     fn env(&mut self, who: &Who, node: &Node<'_>) -> Option<Vec<(String, String)>> {
         let mut out = Vec::new();
         let mut ok = true;
@@ -500,6 +539,99 @@ impl Cx<'_> {
                 (spec, &["source", "volume"])
             }
             "docker.image.list" => (Some(TaskSpec::ImageList), &[]),
+            "docker.image.delete" => {
+                let image = self.required(who, f, node, "image", |cx, n| {
+                    cx.image(who, "image", n, own_image)
+                });
+                (
+                    image.map(|image| TaskSpec::ImageDelete { image }),
+                    &["image"],
+                )
+            }
+            "camera.capture" => {
+                let destination = self.required(who, f, node, "destination", |cx, n| {
+                    let p = cx.literal_path(who, "destination", n, "camera.capture")?;
+                    if !p.as_str().ends_with(".png") {
+                        cx.diag(
+                            who,
+                            pos(n),
+                            format!(
+                                "field 'destination' has a bad path '{}': the picture is a PNG: the path must end in .png",
+                                p.as_str()
+                            ),
+                        );
+                        return None;
+                    }
+                    Some(p)
+                });
+                let size = match f.take("size") {
+                    Some(n) => self
+                        .integer(
+                            who,
+                            "size",
+                            n,
+                            (
+                                i64::from(wire::CAMERA_MIN_SIZE),
+                                i64::from(wire::CAMERA_MAX_SIZE),
+                            ),
+                        )
+                        .and_then(|s| u32::try_from(s).ok()),
+                    None => Some(DEFAULT_PICTURE_SIZE),
+                };
+                let spec = (|| {
+                    Some(TaskSpec::CameraCapture {
+                        destination: destination?,
+                        size: size?,
+                        volume: volume?,
+                    })
+                })();
+                (spec, &["destination", "size", "volume"])
+            }
+            "files.move" => {
+                let source = self.required(who, f, node, "source", |cx, n| {
+                    cx.literal_path(who, "source", n, "files.move")
+                });
+                let destination = self.required(who, f, node, "destination", |cx, n| {
+                    let d = cx.literal_path(who, "destination", n, "files.move")?;
+                    Some((d, pos(n)))
+                });
+                // A folder cannot be moved under itself; the agent refuses it too, and also
+                // when a symlink onboard makes it so.
+                let destination = match (&source, destination) {
+                    (Some(s), Some((d, at)))
+                        if d.components().count() > s.components().count()
+                            && d.components().zip(s.components()).all(|(a, b)| a == b) =>
+                    {
+                        self.diag(
+                            who,
+                            at,
+                            format!(
+                                "field 'destination' '{}' lies under the source '{}': a folder cannot be moved into itself",
+                                d.display(),
+                                s.display()
+                            ),
+                        );
+                        None
+                    }
+                    (Some(s), Some((d, at))) if d == *s => {
+                        self.diag(
+                            who,
+                            at,
+                            "field 'destination' is the source itself: nothing to move".into(),
+                        );
+                        None
+                    }
+                    (_, d) => d.map(|(d, _)| d),
+                };
+                let spec = (|| {
+                    Some(TaskSpec::FilesMove {
+                        source: source?,
+                        destination: destination?,
+                        volume: volume?,
+                    })
+                })();
+                (spec, &["source", "destination", "volume"])
+            }
             "docker.load" => {
                 let tarfile = self.required(who, f, node, "tarfile", |cx, n| {
                     cx.checked(who, "tarfile", n, VolumePath::parse_file)
@@ -607,6 +739,9 @@ impl Cx<'_> {
     }
 }
 
+/// The side of a `camera.capture` picture when the task sets no `size`, in pixels.
+const DEFAULT_PICTURE_SIZE: u32 = 1024;
+
 /// A pod name derived from a task id: lowercased, other characters turned into `-`.
 fn pod_name_from(task_id: &str) -> PodName {
     let mapped: String = task_id
@@ -632,6 +767,19 @@ fn check_system(s: &str) -> Result<SystemName, NameError> {
 /// An image to build or load: one of the tenant's own, `name[:tag]` without `/`.
 fn tenant_image(s: &str) -> Result<TenantImage, NameError> {
     TenantImage::parse(s.trim())
+}
+
+/// An image to delete: one of the tenant's own, `name[:tag]` without `/` (which only a catalogue
+/// image or another tenant's could have).
+fn own_image(s: &str) -> Result<TenantImage, NameError> {
+    if s.contains('/') {
+        return Err(NameError::new(
+            "image to delete",
+            s.trim(),
+            "only your own images can be deleted, named as you built or loaded them (app:1): a name with '/' is a catalogue image or another tenant's",
+        ));
+    }
+    tenant_image(s)
 }
 
 /// An image to run: a catalogue image or one of the tenant's own.
