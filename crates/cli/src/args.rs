@@ -190,6 +190,9 @@ pub(crate) enum BenchWhat {
     },
     /// Pass prediction: 1 and 10 stations over 1 and 7 days.
     Passes,
+    /// The flight agent: idle memory and CPU, and a plan's pod against plain `docker run`
+    /// (real processes and the Docker Engine; about a minute).
+    Flight,
     /// Patch sizes over a corpus this command builds (C, Go, Rust for x86-64 and AArch64, a
     /// Python tree, a dataset), beside the delta tools installed here (several minutes).
     Delta {

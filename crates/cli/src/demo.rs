@@ -371,14 +371,14 @@ fn default_dir() -> anyhow::Result<PathBuf> {
     Ok(base.join("orbitdock").join("demo"))
 }
 
-struct Process {
+pub(crate) struct Process {
     name: &'static str,
-    child: Child,
+    pub(crate) child: Child,
 }
 
 /// Starts `exe ARGS` as the child `name`, logging to `logs/NAME.log`, with `env` added to its
 /// environment (secrets go there: arguments are public).
-fn spawn(
+pub(crate) fn spawn(
     exe: &Path,
     name: &'static str,
     logs: &Path,

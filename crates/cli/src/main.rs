@@ -8,6 +8,7 @@
 
 mod args;
 mod bench_delta;
+mod bench_flight;
 mod client;
 mod delta;
 mod demo;
@@ -75,6 +76,9 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
         Command::Op(a) => verbs::op(&cli, a).await,
         Command::Exec(a) => exec::exec(&cli, a).await,
         Command::Keygen { path, plan } => roles::keygen(&path, plan),
+        Command::Bench(args::BenchArgs {
+            what: args::BenchWhat::Flight,
+        }) => bench_flight::run().await,
         Command::Bench(a) => roles::bench(a),
         Command::Lint(mut a) => {
             a.json |= cli.output == args::Output::Json && !a.sarif;

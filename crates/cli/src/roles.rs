@@ -441,6 +441,9 @@ pub(crate) fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode> {
         crate::args::BenchWhat::Delta { keep, no_dataset } => {
             return crate::bench_delta::run(keep, no_dataset);
         }
+        crate::args::BenchWhat::Flight => {
+            anyhow::bail!("bench flight runs on the async runtime (main dispatches it)")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
