@@ -147,13 +147,9 @@ impl Stack {
         }
         crate::roles::write_new_key(&keys.join("em.key"))?;
         crate::roles::write_new_plan_key(&keys.join("plan.key"))?;
-        let udp = || -> anyhow::Result<String> {
-            Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
-                .local_addr()?
-                .to_string())
-        };
+        let udp = || -> anyhow::Result<String> { Ok(link::free_udp_address()?.to_string()) };
         let (g_udp, l_g, l_f, f_udp) = (udp()?, udp()?, udp()?, udp()?);
-        let http = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let http = ground::free_http_address()?;
         let exe = std::env::current_exe()?;
         let p = |x: &Path| x.to_string_lossy().into_owned();
         let users = "bench:bench-password".to_string();

@@ -276,6 +276,11 @@ pub fn http_address_free(addr: std::net::SocketAddr) -> std::io::Result<()> {
     std::net::TcpListener::bind(addr).map(drop)
 }
 
+/// An HTTP address on 127.0.0.1 free now (the system's choice, bound and released at once).
+pub fn free_http_address() -> std::io::Result<std::net::SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
 /// Serves [`Ground::app`] on `listener` until `shutdown` completes, then drains open requests.
 /// Each request knows the address it came from (the login throttle counts by it), and every
 /// connection is bounded in time as [`HttpTimeouts`] says.

@@ -34,3 +34,9 @@ pub use store::FileStore;
 pub fn udp_address_free(addr: std::net::SocketAddr) -> std::io::Result<()> {
     std::net::UdpSocket::bind(addr).map(drop)
 }
+
+/// A UDP address on 127.0.0.1 free now (the system's choice, bound and released at once; the
+/// same race as [`udp_address_free`]).
+pub fn free_udp_address() -> std::io::Result<std::net::SocketAddr> {
+    std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()
+}
