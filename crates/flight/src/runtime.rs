@@ -124,6 +124,10 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     /// The context, an uncompressed tar.
     pub context: Body,
+    /// The only images whose layers the build may reuse: the tenant's own. Empty: no cache at
+    /// all (the classic builder would otherwise reuse any image the engine holds, another
+    /// tenant's included).
+    pub cache_from: Vec<String>,
 }
 
 /// A pod's container.
@@ -233,6 +237,13 @@ pub(crate) fn build_options(request: &BuildRequest) -> BuildImageOptions {
         forcerm: true,
         memory: Some(BUILD_MEMORY),
         memswap: Some(BUILD_MEMORY),
+        // One CPU's worth of time for each step's container.
+        cpuperiod: Some(BUILD_CPU_PERIOD_US),
+        cpuquota: Some(BUILD_CPU_PERIOD_US),
+        // With `cachefrom`, the classic builder takes a cached step only from those images'
+        // chains: a tenant's build never reuses a layer another tenant's build made.
+        nocache: request.cache_from.is_empty(),
+        cachefrom: (!request.cache_from.is_empty()).then(|| request.cache_from.clone()),
         labels: Some(
             request
                 .labels
@@ -243,6 +254,9 @@ pub(crate) fn build_options(request: &BuildRequest) -> BuildImageOptions {
         ..Default::default()
     }
 }
+
+/// The CFS period of a build step's container, µs; its quota is one period (one CPU).
+const BUILD_CPU_PERIOD_US: i32 = 100_000;
 
 /// The memory of each build step's container, swap included (bollard takes an `i32`).
 const BUILD_MEMORY: i32 = 1 << 30;
@@ -961,13 +975,24 @@ mod tests {
             dockerfile: "Dockerfile".into(),
             labels: BTreeMap::new(),
             context: Body::Bytes(Vec::new()),
+            cache_from: Vec::new(),
         };
         let o = build_options(&request);
         assert_eq!(o.memory, Some(1 << 30));
         assert_eq!(o.memswap, Some(1 << 30));
         assert_eq!(o.networkmode.as_deref(), Some("none"));
         assert_eq!(o.pull.as_deref(), Some("false"));
+        assert_eq!((o.cpuperiod, o.cpuquota), (Some(100_000), Some(100_000)));
         assert!(o.rm && o.forcerm);
+        // No image of the tenant's yet: no cache at all, never another tenant's.
+        assert!(o.nocache && o.cachefrom.is_none());
+        let own = BuildRequest {
+            cache_from: vec!["tenants/alice/app:0".into()],
+            ..request
+        };
+        let o = build_options(&own);
+        assert!(!o.nocache);
+        assert_eq!(o.cachefrom, Some(vec!["tenants/alice/app:0".to_string()]));
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! `docker.image.delete` against the real Docker Engine of this machine: a tenant deletes its
+//! Tenants' images against the real Docker Engine of this machine: a tenant deletes its
 //! own images and nothing else; the last name of an image takes the image and its build's
-//! parent images with it.
+//! parent images with it; two tenants building the same Dockerfile share no build step.
 //!
 //! Like `tests/docker.rs`, it seeds the stand-in base images first, works as fresh tenants and
 //! removes what they left in the daemon when it ends, pass or fail. Without a reachable Docker
@@ -330,5 +330,72 @@ async fn a_tenant_deletes_its_own_images_and_their_layers_only() {
     assert_eq!(
         inspect(&docker, "busybox:latest").await.and_then(|i| i.id),
         Some(busybox)
+    );
+}
+
+/// The image ids of an image's build steps that its base does not have (`docker history`).
+async fn own_steps(docker: &Docker, reference: &str, base: &str) -> Vec<String> {
+    let history = |r: String| async move {
+        docker
+            .image_history(&r)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .filter(|id| id != "<missing>")
+            .collect::<Vec<String>>()
+    };
+    let base_steps = history(base.to_string()).await;
+    history(reference.to_string())
+        .await
+        .into_iter()
+        .filter(|id| !base_steps.contains(id))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_building_the_same_dockerfile_share_no_layer() {
+    let w = World::new(2).await;
+    let docker = docker().await;
+    let dockerfile = "FROM busybox\nRUN echo same > /same\nRUN echo again > /again\n";
+    let (a, a2, b) = (
+        format!("tenants/{}/same:v1", w.tenant(0)),
+        format!("tenants/{}/same:v2", w.tenant(0)),
+        format!("tenants/{}/same:v1", w.tenant(1)),
+    );
+    // A tenant's rebuild takes its own cached steps.
+    w.build(0, dockerfile, "same", "v1").await;
+    let sa = own_steps(&docker, &a, "busybox:latest").await;
+    w.build(0, dockerfile, "same", "v2").await;
+    assert_eq!(
+        own_steps(&docker, &a2, "busybox:latest").await,
+        sa,
+        "the same tenant's rebuild is all cache hits"
+    );
+    // Another tenant's identical build takes none of them.
+    w.build(1, dockerfile, "same", "v1").await;
+    let (ia, ib) = (
+        inspect(&docker, &a).await.unwrap(),
+        inspect(&docker, &b).await.unwrap(),
+    );
+    assert_ne!(ia.id, ib.id);
+    let sb = own_steps(&docker, &b, "busybox:latest").await;
+    assert!(sa.len() >= 2 && sb.len() >= 2, "{sa:?} {sb:?}");
+    assert!(
+        sa.iter().all(|s| !sb.contains(s)),
+        "no build step of one tenant's image is another's: {sa:?} {sb:?}"
+    );
+    let layers = |i: &bollard::models::ImageInspect| {
+        i.root_fs
+            .as_ref()
+            .and_then(|r| r.layers.clone())
+            .unwrap_or_default()
+    };
+    let (la, lb) = (layers(&ia), layers(&ib));
+    assert_eq!(la.len(), lb.len());
+    assert_ne!(
+        la.last(),
+        lb.last(),
+        "the second tenant's RUN made its own layer, not the first one's"
     );
 }

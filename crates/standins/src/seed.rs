@@ -371,6 +371,7 @@ async fn build(runtime: &DockerRuntime, name: &str, fs: &Rootfs) -> Result<(), E
             ("org.orbitdock.catalogue".to_string(), name.to_string()),
         ]),
         context: Body::Bytes(context),
+        cache_from: Vec::new(),
     };
     let log = LogBook::new(0);
     match tokio::time::timeout(BUILD_TIMEOUT, runtime.build_image(&request, &log)).await {

@@ -161,6 +161,7 @@ impl Executor {
             dockerfile: CONTEXT_DOCKERFILE.to_string(),
             labels: labels(tenant, execution),
             context: Body::File(tar_path.clone()),
+            cache_from: self.own_images(tenant).await?,
         };
         let log = LogBook::new(0);
         // The classic builder has no storage quota: the disk is watched while it runs, and the
@@ -237,6 +238,24 @@ impl Executor {
                 return m;
             }
         }
+    }
+
+    /// Every `tenants/<tenant>/<name>:<tag>` reference the engine holds: what the tenant's
+    /// builds may take cached steps from.
+    async fn own_images(&self, tenant: &str) -> Step<Vec<String>> {
+        let prefix = format!("{}/{tenant}/", names::TENANT_IMAGE_PREFIX);
+        let listed = self
+            .runtime
+            .list_images(&format!("{prefix}*"))
+            .await
+            .map_err(|e| execution_error(format!("cannot list images: {}", e.message)))?;
+        let mut refs: Vec<String> = listed
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .filter(|t| t.starts_with(&prefix))
+            .collect();
+        refs.sort();
+        Ok(refs)
     }
 
     /// The tenant's own images: every `tenants/<tenant>/<name>:<tag>` the engine holds.
