@@ -6,6 +6,7 @@
 use dockerfile::onboard::{self, RefusalKind, Site, Target};
 use std::collections::BTreeSet;
 
+use crate::runtime::ImageSummary;
 use wire::names::{TenantImage, TenantName};
 
 use super::*;
@@ -240,15 +241,22 @@ impl Executor {
         }
     }
 
-    /// Every `tenants/<tenant>/<name>:<tag>` reference the engine holds: what the tenant's
-    /// builds may take cached steps from.
-    async fn own_images(&self, tenant: &str) -> Step<Vec<String>> {
+    /// The images the engine holds under the tenant's prefix, and that prefix
+    /// (`tenants/<tenant>/`).
+    async fn tenant_images(&self, tenant: &str) -> Step<(String, Vec<ImageSummary>)> {
         let prefix = format!("{}/{tenant}/", names::TENANT_IMAGE_PREFIX);
         let listed = self
             .runtime
             .list_images(&format!("{prefix}*"))
             .await
             .map_err(|e| execution_error(format!("cannot list images: {}", e.message)))?;
+        Ok((prefix, listed))
+    }
+
+    /// Every `tenants/<tenant>/<name>:<tag>` reference the engine holds: what the tenant's
+    /// builds may take cached steps from.
+    async fn own_images(&self, tenant: &str) -> Step<Vec<String>> {
+        let (prefix, listed) = self.tenant_images(tenant).await?;
         let mut refs: Vec<String> = listed
             .into_iter()
             .flat_map(|i| i.repo_tags)
@@ -260,12 +268,7 @@ impl Executor {
 
     /// The tenant's own images: every `tenants/<tenant>/<name>:<tag>` the engine holds.
     pub(super) async fn image_list(&self, tenant: &str) -> Step<TaskResult> {
-        let prefix = format!("{}/{tenant}/", names::TENANT_IMAGE_PREFIX);
-        let listed = self
-            .runtime
-            .list_images(&format!("{prefix}*"))
-            .await
-            .map_err(|e| execution_error(format!("cannot list images: {}", e.message)))?;
+        let (prefix, listed) = self.tenant_images(tenant).await?;
         let mut images: Vec<ImageEntry> = listed
             .iter()
             .flat_map(|i| {
