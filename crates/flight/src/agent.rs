@@ -177,6 +177,7 @@ impl Agent {
             bases,
             builder: config.builder,
             object_wait: OBJECT_WAIT,
+            pods: Arc::default(),
         };
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -204,13 +205,19 @@ impl Agent {
         Ok(agent)
     }
 
-    /// Runs one task for `tenant` as part of `execution` (which names the pod's container), with
-    /// no events: the way to drive the agent without a link. An uplink's objects must be in the
+    /// Runs one task for `tenant` as task `index` of `execution` (which name and label a pod's
+    /// container, and key what is kept of it across restarts), with no events: the way to drive the agent without a link. An uplink's objects must be in the
     /// object store (put them at [`object_layout`](Agent::object_layout) and say so with
     /// [`handle_event`](Agent::handle_event), as the link does); a downlink's objects go to the
     /// outbox.
-    pub async fn run_task(&self, tenant: &str, execution: &str, task: &PlanTask) -> TaskResult {
-        self.inner.exec.run(tenant, execution, task).await
+    pub async fn run_task(
+        &self,
+        tenant: &str,
+        execution: &str,
+        index: usize,
+        task: &PlanTask,
+    ) -> TaskResult {
+        self.inner.exec.run(tenant, execution, index, task).await
     }
 
     /// Where the agent keeps its objects: the link endpoint's object directory.
@@ -573,7 +580,7 @@ impl Agent {
             let task = record.plan.tasks[index].clone();
             self.send(task_event(&execution, index, TaskState::Running, None))
                 .await;
-            let result = self.inner.exec.run(&tenant, &execution, &task).await;
+            let result = self.inner.exec.run(&tenant, &execution, index, &task).await;
             match &result.error {
                 None => tracing::info!(execution, task = task.id, "task succeeded"),
                 Some(e) => {
@@ -1033,6 +1040,8 @@ mod tests {
                     env: vec![],
                     volume: "pvc".into(),
                     max_duration_ms: None,
+                    scheduled_ms: None,
+                    detached: false,
                 },
             )],
             system: "em".into(),
@@ -1255,6 +1264,8 @@ mod tests {
                 env: vec![],
                 volume: "pvc".into(),
                 max_duration_ms: Some(60_000),
+                scheduled_ms: None,
+                detached: false,
             },
         )];
         ground.sign(&mut pod);

@@ -89,6 +89,9 @@ pub struct ImageInfo {
     pub platform: String,
     /// The names it carries, `repo:tag`; empty for a dangling image.
     pub repo_tags: Vec<String>,
+    /// The paths its `VOLUME` instructions declare (a pod mounts a bounded tmpfs over each, so
+    /// the engine creates no anonymous volume).
+    pub volumes: Vec<String>,
 }
 
 /// One image as the engine lists it.
@@ -152,17 +155,33 @@ pub struct ContainerSpec {
     pub tmp_bytes: u64,
     /// The most of its output the engine keeps, in each of its two log files.
     pub log_bytes: u64,
+    /// The image's declared `VOLUME` paths: each gets a tmpfs of `tmp_bytes`, so the engine
+    /// creates no anonymous volume, which would grow outside every disk limit.
+    pub image_volumes: Vec<String>,
 }
 
 /// Where a container stands: how a pod left by a restarted agent is taken up again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ContainerStatus {
     /// Created, never started.
+    #[default]
     Created,
     /// Started and not stopped yet (running, paused, restarting, stopping).
     Running,
     /// Stopped: its exit code is final (exited, dead, being removed).
     Stopped,
+}
+
+/// What the engine says of an existing container: how a pod left by a restarted agent is
+/// recognised (its labels) and taken up (its status, and when it started).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerState {
+    /// Where it stands.
+    pub status: ContainerStatus,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// When it started, milliseconds since the Unix epoch; `None` when it never started.
+    pub started_ms: Option<u64>,
 }
 
 /// The Docker Engine calls the agent makes. Methods return boxed futures so the trait can be a
@@ -193,11 +212,12 @@ pub trait Runtime: Send + Sync + 'static {
         repo: &'a str,
         tag: &'a str,
     ) -> BoxFuture<'a, RtResult<()>>;
-    /// Where the container named `name` stands, or `None` when there is no such container.
-    fn container_status<'a>(
+    /// The container named `name` (status, labels, start time), or `None` when there is no such
+    /// container.
+    fn inspect_container<'a>(
         &'a self,
         name: &'a str,
-    ) -> BoxFuture<'a, RtResult<Option<ContainerStatus>>>;
+    ) -> BoxFuture<'a, RtResult<Option<ContainerState>>>;
     /// Creates a pod's container; returns its id.
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, RtResult<String>>;
     /// Starts the created container.
@@ -269,10 +289,7 @@ pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
         // empty), a bounded tmpfs for scratch, bounded logs. (`storage_opt` size limits would
         // need overlay2 on xfs with quotas, which an engine on fuse-overlayfs or vfs lacks.)
         readonly_rootfs: Some(true),
-        tmpfs: Some(HashMap::from([(
-            "/tmp".to_string(),
-            format!("rw,nosuid,nodev,mode=1777,size={}", spec.tmp_bytes),
-        )])),
+        tmpfs: Some(tmpfs_mounts(spec)),
         log_config: Some(HostConfigLogConfig {
             typ: Some("json-file".into()),
             config: Some(HashMap::from([
@@ -282,6 +299,42 @@ pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
         }),
         ..Default::default()
     }
+}
+
+/// The tmpfs mounts of a pod: `/tmp`, and one over each `VOLUME` path of its image (the engine
+/// skips an image volume whose destination is already mounted, so none is created). Each is
+/// bounded by `tmp_bytes` and counts against the pod's memory limit. A declared path at or under
+/// `/data` is left alone: the tenant's volume is there.
+pub(crate) fn tmpfs_mounts(spec: &ContainerSpec) -> HashMap<String, String> {
+    let options = format!("rw,nosuid,nodev,mode=1777,size={}", spec.tmp_bytes);
+    let mut mounts = HashMap::from([("/tmp".to_string(), options.clone())]);
+    for declared in &spec.image_volumes {
+        let Some(path) = clean_container_path(declared) else {
+            continue;
+        };
+        if path == "/data" || path.starts_with("/data/") {
+            continue;
+        }
+        mounts.entry(path).or_insert_with(|| options.clone());
+    }
+    mounts
+}
+
+/// An absolute container path as the engine cleans it (`filepath.Clean`): `//a/./b/` is
+/// `/a/b`. `None` for the root, a relative path or one that climbs (`..`).
+fn clean_container_path(p: &str) -> Option<String> {
+    if !p.starts_with('/') || p.contains(['\0', ',', ':']) {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return None,
+            c => parts.push(c),
+        }
+    }
+    (!parts.is_empty()).then(|| format!("/{}", parts.join("/")))
 }
 
 /// The local Docker Engine, through bollard.
@@ -346,6 +399,15 @@ fn map_error(what: &str, e: bollard::errors::Error) -> RuntimeError {
         },
         other => RuntimeError::failed(format!("{what}: {other}")),
     }
+}
+
+/// An RFC 3339 instant as the engine writes it (`2026-01-02T03:04:05.123456789Z`) in
+/// milliseconds since the Unix epoch; `None` for its zero time (`0001-01-01T00:00:00Z`, never
+/// started) or anything that does not read.
+fn rfc3339_ms(s: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339_weak(s).ok()?;
+    let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    u64::try_from(ms).ok().filter(|&ms| ms > 0)
 }
 
 /// A file as a stream of chunks, for a request body.
@@ -418,6 +480,7 @@ impl Runtime for DockerRuntime {
                         labels: config.labels.unwrap_or_default().into_iter().collect(),
                         platform,
                         repo_tags: i.repo_tags.unwrap_or_default(),
+                        volumes: config.volumes.unwrap_or_default(),
                     }))
                 }
                 Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(None),
@@ -502,10 +565,10 @@ impl Runtime for DockerRuntime {
         })
     }
 
-    fn container_status<'a>(
+    fn inspect_container<'a>(
         &'a self,
         name: &'a str,
-    ) -> BoxFuture<'a, RtResult<Option<ContainerStatus>>> {
+    ) -> BoxFuture<'a, RtResult<Option<ContainerState>>> {
         Box::pin(async move {
             use bollard::models::ContainerStateStatusEnum as S;
             let inspected = bounded(
@@ -515,15 +578,30 @@ impl Runtime for DockerRuntime {
             )
             .await;
             match inspected {
-                Ok(c) => Ok(Some(
-                    match c.state.and_then(|s| s.status).unwrap_or(S::EMPTY) {
+                Ok(c) => {
+                    let state = c.state.unwrap_or_default();
+                    let status = match state.status.unwrap_or(S::EMPTY) {
                         S::CREATED => ContainerStatus::Created,
                         S::EXITED | S::DEAD | S::REMOVING => ContainerStatus::Stopped,
                         S::RUNNING | S::PAUSED | S::RESTARTING | S::STOPPING | S::EMPTY => {
                             ContainerStatus::Running
                         }
-                    },
-                )),
+                    };
+                    let started_ms = match status {
+                        ContainerStatus::Created => None,
+                        _ => state.started_at.as_deref().and_then(rfc3339_ms),
+                    };
+                    Ok(Some(ContainerState {
+                        status,
+                        labels: c
+                            .config
+                            .and_then(|c| c.labels)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .collect(),
+                        started_ms,
+                    }))
+                }
                 Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e),
             }
@@ -726,7 +804,7 @@ pub(crate) mod fake {
         /// What containers print.
         pub(crate) logs: Vec<u8>,
         /// Containers by name, as a restarted agent finds them.
-        pub(crate) containers: BTreeMap<String, ContainerStatus>,
+        pub(crate) containers: BTreeMap<String, ContainerState>,
         /// Every call, in order.
         pub(crate) calls: Vec<Call>,
         /// The contexts of builds, and the archives loaded.
@@ -885,12 +963,12 @@ pub(crate) mod fake {
             })
         }
 
-        fn container_status<'a>(
+        fn inspect_container<'a>(
             &'a self,
             name: &'a str,
-        ) -> BoxFuture<'a, RtResult<Option<ContainerStatus>>> {
+        ) -> BoxFuture<'a, RtResult<Option<ContainerState>>> {
             self.record(Call::Status(name.into()));
-            let status = self.script.lock().unwrap().containers.get(name).copied();
+            let status = self.script.lock().unwrap().containers.get(name).cloned();
             Box::pin(async move { Ok(status) })
         }
 
@@ -984,6 +1062,7 @@ mod tests {
             labels: BTreeMap::new(),
             tmp_bytes: 1 << 20,
             log_bytes: 1 << 16,
+            image_volumes: vec![],
         };
         let h = host_config(&spec);
         assert_eq!(h.readonly_rootfs, Some(true));
@@ -1001,10 +1080,63 @@ mod tests {
         assert_eq!(h.pids_limit, Some(512));
         assert_eq!(h.privileged, Some(false));
         assert!(h.binds.is_none() && h.cap_add.is_none() && h.devices.is_none());
+        assert!(h.volumes_from.is_none() && h.volume_driver.is_none());
         let m = &h.mounts.unwrap()[0];
         assert_eq!(
             (m.source.as_deref(), m.target.as_deref()),
             (Some("/v/alice/pvc"), Some("/data"))
         );
+    }
+
+    /// An image's `VOLUME`s get a bounded tmpfs each, so the engine makes no anonymous volume;
+    /// `/data` (the tenant's volume) and paths under it are left to the bind mount.
+    #[test]
+    fn image_volumes_become_bounded_tmpfs() {
+        let spec = ContainerSpec {
+            name: "n".into(),
+            image: "i".into(),
+            user: "1:1".into(),
+            hostname: "h".into(),
+            entrypoint: None,
+            cmd: None,
+            env: vec![],
+            data_dir: "/v".into(),
+            labels: BTreeMap::new(),
+            tmp_bytes: 1 << 20,
+            log_bytes: 1 << 16,
+            image_volumes: [
+                "/var/lib/db",
+                "//state/./x/",
+                "/tmp",
+                "/data",
+                "/data/sub",
+                "relative",
+                "/",
+                "/a/../etc",
+                "/b,uid=0",
+            ]
+            .map(String::from)
+            .to_vec(),
+        };
+        let t = tmpfs_mounts(&spec);
+        let mut keys: Vec<&str> = t.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["/state/x", "/tmp", "/var/lib/db"]);
+        assert!(
+            t.values()
+                .all(|o| o == "rw,nosuid,nodev,mode=1777,size=1048576")
+        );
+        assert_eq!(host_config(&spec).tmpfs, Some(t));
+    }
+
+    #[test]
+    fn engine_times_read() {
+        assert_eq!(rfc3339_ms("1970-01-01T00:00:01.5Z"), Some(1500));
+        assert_eq!(
+            rfc3339_ms("2026-12-03T00:19:57.123456789Z"),
+            Some(1_796_257_197_123)
+        );
+        assert_eq!(rfc3339_ms("0001-01-01T00:00:00Z"), None);
+        assert_eq!(rfc3339_ms("soon"), None);
     }
 }

@@ -535,7 +535,11 @@ fn plan(
                     }
                 }
             }
-            TaskSpec::Downlink { .. } | TaskSpec::FilesList { .. } | TaskSpec::ImageList => {}
+            TaskSpec::Downlink { .. }
+            | TaskSpec::FilesList { .. }
+            | TaskSpec::ImageList
+            | TaskSpec::PodStop { .. }
+            | TaskSpec::PodLogs { .. } => {}
         }
     }
     checks
