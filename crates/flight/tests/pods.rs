@@ -179,7 +179,11 @@ impl World {
     }
 
     fn volume(&self) -> PathBuf {
-        self.dir.path().join("volumes").join(&self.tenant).join("pvc")
+        self.dir
+            .path()
+            .join("volumes")
+            .join(&self.tenant)
+            .join("pvc")
     }
 
     /// Uplinks files into the tenant's volume `pvc`, the way the ground does.
@@ -318,7 +322,11 @@ async fn a_container_with_the_pods_name_but_not_its_labels_is_left_alone() {
         .await
         .expect("the container is still there");
     let state = left.state.unwrap();
-    assert_eq!(state.started_at.as_deref(), Some("0001-01-01T00:00:00Z"), "never started");
+    assert_eq!(
+        state.started_at.as_deref(),
+        Some("0001-01-01T00:00:00Z"),
+        "never started"
+    );
     assert!(!w.volume().join(".logs/p1.log").exists(), "nothing ran");
 }
 
@@ -356,7 +364,11 @@ async fn a_pod_taken_up_after_a_restart_gets_only_the_rest_of_its_time() {
         "started\n",
         "the pod ran once"
     );
-    assert!(tenant_containers(&docker().await, &w.tenant).await.is_empty());
+    assert!(
+        tenant_containers(&docker().await, &w.tenant)
+            .await
+            .is_empty()
+    );
 }
 
 /// An image that declares `VOLUME`s: the pod gets a bounded tmpfs at each path, the engine
@@ -403,9 +415,7 @@ async fn image_volumes_are_bounded_tmpfs_not_anonymous_volumes() {
         .unwrap();
     let mounts = inspected.mounts.unwrap_or_default();
     assert!(
-        mounts
-            .iter()
-            .all(|m| m.typ.as_deref() != Some("volume")),
+        mounts.iter().all(|m| m.typ.as_deref() != Some("volume")),
         "{mounts:?}"
     );
     let tmpfs = inspected.host_config.unwrap().tmpfs.unwrap();
@@ -469,7 +479,10 @@ async fn detached_pods_run_side_by_side_and_pod_stop_ends_them() {
     assert_eq!(r.outputs.exit_code, Some(7), "ended by its SIGTERM handler");
     assert_eq!(message(&r), "stopped by pod.stop; exited with code 7");
     assert_eq!(r.outputs.log_tail, ["up", "bye"]);
-    assert!(started.elapsed() < Duration::from_secs(9), "no SIGKILL was needed");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "no SIGKILL was needed"
+    );
     // Its log stays in the volume, where pod.logs finds it.
     let r = w.run(logs).await;
     assert_eq!(r.outputs.log_tail, ["up", "bye"], "{r:?}");
@@ -507,7 +520,11 @@ async fn detached_pods_run_side_by_side_and_pod_stop_ends_them() {
         "pod c had already ended: stopped after 1s",
         "{r:?}"
     );
-    assert!(tenant_containers(&docker().await, &w.tenant).await.is_empty());
+    assert!(
+        tenant_containers(&docker().await, &w.tenant)
+            .await
+            .is_empty()
+    );
 }
 
 /// A pod's log goes to `.logs/<pod>.log`; the run before is kept as `<pod>.log.1`.

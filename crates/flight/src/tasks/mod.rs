@@ -21,6 +21,7 @@ use wire::{
 mod files;
 mod images;
 mod limits;
+mod pod_record;
 mod pods;
 
 use self::pods::Pod;

@@ -19,6 +19,7 @@ use dockerfile::onboard::Target;
 use tokio::sync::watch;
 use wire::names::TenantName;
 
+use super::pod_record::{PodRecord, read_pod_record, remaining, write_pod_record};
 use super::*;
 use crate::fsutil::now_ms;
 use crate::runtime::{ContainerState, ContainerStatus, ImageInfo};
@@ -671,93 +672,6 @@ impl Executor {
     }
 }
 
-/// What the state folder keeps of a pod.run task until its plan finishes: when it started (written
-/// just before the start, so a restart that finds no container knows the pod ran), then its
-/// outcome (written before the container is removed). A detached pod's outcome is its start.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct PodRecord {
-    #[serde(default)]
-    started_ms: Option<u64>,
-    #[serde(default)]
-    outcome: Option<KeptOutcome>,
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct KeptOutcome {
-    error: Option<TaskError>,
-    outputs: TaskOutputs,
-}
-
-impl KeptOutcome {
-    fn result(&self) -> TaskResult {
-        TaskResult {
-            error: self.error.clone(),
-            outputs: self.outputs.clone(),
-        }
-    }
-}
-
-impl PodRecord {
-    fn ended(result: &TaskResult) -> PodRecord {
-        PodRecord {
-            started_ms: None,
-            outcome: Some(KeptOutcome {
-                error: result.error.clone(),
-                outputs: result.outputs.clone(),
-            }),
-        }
-    }
-}
-
-/// The kept record of a pod, if there is one that reads.
-async fn read_pod_record(path: Option<&Path>) -> Option<PodRecord> {
-    let path = path?.to_path_buf();
-    let bytes = match blocking(move || fs::read(&path)).await.ok()? {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read a pod's kept record");
-            return None;
-        }
-    };
-    match serde_json::from_slice::<PodRecord>(&bytes) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::warn!(error = %e, "a pod's kept record does not read; set aside");
-            None
-        }
-    }
-}
-
-/// Keeps a pod's record, synced. A failure only warns: the container is removed all the same,
-/// so a restart before the plan's progress is saved would run the pod again; that takes a state
-/// folder that cannot be written as well as a crash.
-async fn write_pod_record(path: Option<&Path>, record: &PodRecord) {
-    let Some(path) = path.map(Path::to_path_buf) else {
-        return;
-    };
-    let Ok(bytes) = serde_json::to_vec(record) else {
-        return;
-    };
-    let written = blocking(move || -> io::Result<()> {
-        let Some(dir) = path.parent() else {
-            return Ok(());
-        };
-        fs::create_dir_all(dir)?;
-        // The new folders' entries are synced too, or the record could vanish with a crash.
-        for d in [dir.parent(), Some(dir)].into_iter().flatten() {
-            File::open(d)?.sync_all()?;
-        }
-        fsutil::write_atomic(&path, &bytes)
-    })
-    .await;
-    match written {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot keep a pod's record"),
-        Err(_) => tracing::warn!("cannot keep a pod's record"),
-    }
-}
-
 /// The labels of a pod's container: who it belongs to and which task made it.
 fn pod_labels(tenant: &str, execution: &str, index: usize, pod: &str) -> BTreeMap<String, String> {
     let mut labels = labels(tenant, execution);
@@ -788,17 +702,6 @@ fn check_labels(name: &str, state: &ContainerState, want: &BTreeMap<String, Stri
          the pod is not started",
         wrong.join("; ")
     )))
-}
-
-/// What is left of `limit` for a pod that started at `started_ms` (by the onboard clock); the
-/// whole of it when the start is not known.
-fn remaining(limit: Duration, started_ms: Option<u64>) -> Duration {
-    match started_ms {
-        Some(started) => {
-            limit.saturating_sub(Duration::from_millis(now_ms().saturating_sub(started)))
-        }
-        None => limit,
-    }
 }
 
 /// The grace a pod.stop asked for; never, without a stop channel.
