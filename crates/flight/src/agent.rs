@@ -276,6 +276,7 @@ impl Agent {
     /// of resumed plans were asked for when the plans arrived; the link session resumes their
     /// transfers, and an uplink that waits too long asks again.
     pub async fn run_plans(&self) {
+        self.take_up_detached_pods().await;
         loop {
             let next = self.lock_queue().pop_front();
             match next {
@@ -283,6 +284,12 @@ impl Agent {
                 None => self.inner.queued.notified().await,
             }
         }
+    }
+
+    /// Supervises again the detached pods a previous run of the agent left running (see
+    /// `tasks::pods`); [`run_plans`](Agent::run_plans) does it first.
+    pub async fn take_up_detached_pods(&self) {
+        self.inner.exec.take_up_detached().await
     }
 
     /// The agent's `Hello`: its system name, platform and catalogue with the image ids present,

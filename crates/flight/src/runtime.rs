@@ -18,8 +18,8 @@ use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, ImportImageOptions, InspectContainerOptions,
-    ListImagesOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
-    StopContainerOptions, TagImageOptions, WaitContainerOptions,
+    ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions,
+    RemoveImageOptions, StopContainerOptions, TagImageOptions, WaitContainerOptions,
 };
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -218,6 +218,12 @@ pub trait Runtime: Send + Sync + 'static {
         &'a self,
         name: &'a str,
     ) -> BoxFuture<'a, RtResult<Option<ContainerState>>>;
+    /// The names of every container (running or not) labelled `key=value`.
+    fn list_containers<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, RtResult<Vec<String>>>;
     /// Creates a pod's container; returns its id.
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, RtResult<String>>;
     /// Starts the created container.
@@ -608,6 +614,33 @@ impl Runtime for DockerRuntime {
         })
     }
 
+    fn list_containers<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, RtResult<Vec<String>>> {
+        Box::pin(async move {
+            let options = ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([(
+                    "label".to_string(),
+                    vec![format!("{key}={value}")],
+                )])),
+                ..Default::default()
+            };
+            let listed = bounded(
+                "list containers",
+                self.docker.list_containers(Some(options)),
+            )
+            .await?;
+            Ok(listed
+                .into_iter()
+                .filter_map(|c| c.names?.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .collect())
+        })
+    }
+
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, RtResult<String>> {
         Box::pin(async move {
             let body = ContainerCreateBody {
@@ -970,6 +1003,23 @@ pub(crate) mod fake {
             self.record(Call::Status(name.into()));
             let status = self.script.lock().unwrap().containers.get(name).cloned();
             Box::pin(async move { Ok(status) })
+        }
+
+        fn list_containers<'a>(
+            &'a self,
+            key: &'a str,
+            value: &'a str,
+        ) -> BoxFuture<'a, RtResult<Vec<String>>> {
+            let names = self
+                .script
+                .lock()
+                .unwrap()
+                .containers
+                .iter()
+                .filter(|(_, c)| c.labels.get(key).map(String::as_str) == Some(value))
+                .map(|(n, _)| n.clone())
+                .collect();
+            Box::pin(async move { Ok(names) })
         }
 
         fn create_container<'a>(

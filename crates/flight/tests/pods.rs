@@ -542,3 +542,86 @@ async fn pod_logs_rotate() {
     assert_eq!(read("r.log.1"), "two\n");
     assert!(!w.volume().join(".logs/r.log.2").exists());
 }
+
+/// An agent killed while a detached pod runs: the next agent supervises it again (pod.logs and
+/// pod.stop reach it) for what is left of its max_duration, not its whole time again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_detached_pod_is_supervised_again_after_a_restart() {
+    let w = World::new(flight::DiskLimits::default()).await;
+    // The first agent runs on a runtime of its own: shutting that runtime down is the kill (the
+    // pod's supervisor goes with it, the container stays).
+    let dir = w.dir.path().to_path_buf();
+    let (tenant, execution) = (w.tenant.clone(), w.execution.clone());
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (agent, _outbox) = agent(&dir, flight::DiskLimits::default()).await;
+            let task = PlanTask {
+                id: "d".into(),
+                on_failure: OnFailure::Stop,
+                kind: pod(
+                    "d",
+                    busybox(),
+                    "echo alive; trap '' TERM; while true; do sleep 0.1; done",
+                    6_000,
+                    true,
+                ),
+            };
+            let r = agent.run_task(&tenant, &execution, 0, &task).await;
+            assert!(r.succeeded(), "{r:?}");
+        });
+        rt.shutdown_background();
+    })
+    .join()
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (agent, _outbox) = agent(w.dir.path(), flight::DiskLimits::default()).await;
+    agent.take_up_detached_pods().await;
+    let logs = PlanTask {
+        id: "l".into(),
+        on_failure: OnFailure::Stop,
+        kind: TaskKind::PodLogs {
+            pod_name: "d".into(),
+            volume: "pvc".into(),
+        },
+    };
+    let r = agent.run_task(&w.tenant, "e2", 0, &logs).await;
+    assert_eq!(r.outputs.log_tail, ["alive"], "{r:?}");
+    assert_eq!(message(&r), "pod d is running; its output so far");
+    // Its 6 s end at about 6 s from its start, then 5 s of grace: not 6 s after the restart.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stop = PlanTask {
+            id: "s".into(),
+            on_failure: OnFailure::Stop,
+            kind: TaskKind::PodStop {
+                pod_name: "d".into(),
+                grace_ms: Some(60_000),
+            },
+        };
+        // Asked only once it ended by itself (a pod.stop now would end it early).
+        if tenant_containers(&docker().await, &w.tenant)
+            .await
+            .is_empty()
+        {
+            let r = agent.run_task(&w.tenant, "e3", 0, &stop).await;
+            assert_eq!(
+                message(&r),
+                "pod d had already ended: stopped after 6s",
+                "{r:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < until, "the pod was never stopped");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let total = started.elapsed();
+    assert!(
+        total < Duration::from_secs(6 + 5 + 2),
+        "ended {total:?} after it started"
+    );
+}

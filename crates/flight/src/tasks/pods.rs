@@ -28,6 +28,12 @@ use crate::runtime::{ContainerState, ContainerStatus, ImageInfo};
 const TASK_LABEL: &str = "org.orbitdock.task";
 /// The label naming the pod.
 const POD_LABEL: &str = "org.orbitdock.pod";
+/// The label of a detached pod's container (`1`): what a restarted agent supervises again.
+const DETACHED_LABEL: &str = "org.orbitdock.detached";
+/// The label giving a pod's volume.
+const VOLUME_LABEL: &str = "org.orbitdock.volume";
+/// The label giving a pod's `max_duration` in milliseconds.
+const MAX_LABEL: &str = "org.orbitdock.max-duration-ms";
 /// How long a wait for a scheduled start sleeps before it looks at the clock again (the wall
 /// clock may be set meanwhile).
 const SCHEDULE_TICK: Duration = Duration::from_secs(30);
@@ -114,7 +120,7 @@ impl Executor {
                     .and_then(|s| s.started_ms)
                     .or(kept.as_ref().and_then(|k| k.started_ms));
                 let limit = remaining(pod.limit, started);
-                self.detach(tenant, pod.name, name, root, owner, limit);
+                self.detach(tenant, pod.name, name, root, owner, pod.limit, limit);
                 return Ok(result);
             }
             tracing::info!(
@@ -163,6 +169,12 @@ impl Executor {
                 self.room_for_work().await?;
                 self.tenant_within_limit(tenant).await?;
                 self.rotate_pod_log(&root, owner, pod.name).await;
+                let mut labels = labels;
+                labels.insert(VOLUME_LABEL.into(), pod.volume.into());
+                labels.insert(MAX_LABEL.into(), pod.limit.as_millis().to_string());
+                if pod.detached {
+                    labels.insert(DETACHED_LABEL.into(), "1".into());
+                }
                 let id = self
                     .create_pod(tenant, &pod, name, &image, &info, env, &root, owner, labels)
                     .await?;
@@ -204,7 +216,7 @@ impl Executor {
                 ..TaskOutputs::default()
             });
             write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
-            self.detach(tenant, pod.name, id, root, owner, limit);
+            self.detach(tenant, pod.name, id, root, owner, pod.limit, limit);
             return Ok(result);
         }
         let outcome = self.wait_within(tenant, &id, limit, None).await;
@@ -237,8 +249,8 @@ impl Executor {
         }
     }
 
-    /// Supervises the started container `id` in the background: what pod.stop and pod.logs
-    /// find by `tenant` and `pod`.
+    /// Supervises the started container `id` in the background for `left` of its `limit`:
+    /// what pod.stop and pod.logs find by `tenant` and `pod`.
     #[allow(clippy::too_many_arguments)]
     fn detach(
         &self,
@@ -248,10 +260,19 @@ impl Executor {
         root: PathBuf,
         owner: Owner,
         limit: Duration,
+        left: Duration,
     ) {
         let (stop_tx, stop_rx) = watch::channel(None);
         let (done_tx, done_rx) = watch::channel(None);
-        self.pods.lock().insert(
+        let mut pods = self.pods.lock();
+        let key = (tenant.to_string(), pod.to_string());
+        if pods
+            .get(&key)
+            .is_some_and(|r| r.container == id && r.done.borrow().is_none())
+        {
+            return; // Supervised already.
+        }
+        pods.insert(
             (tenant.to_string(), pod.to_string()),
             Running {
                 container: id.clone(),
@@ -261,9 +282,10 @@ impl Executor {
                 owner,
             },
         );
+        drop(pods);
         let (exec, tenant, pod) = (self.clone(), tenant.to_string(), pod.to_string());
         tokio::spawn(async move {
-            let outcome = exec.wait_within(&tenant, &id, limit, Some(stop_rx)).await;
+            let outcome = exec.wait_within(&tenant, &id, left, Some(stop_rx)).await;
             let result = exec
                 .finish_pod(&id, outcome, limit, &root, owner, &pod)
                 .await;
@@ -276,6 +298,62 @@ impl Executor {
             );
             let _ = done_tx.send(Some(result));
         });
+    }
+
+    /// Supervises again the detached pods a previous run of the agent left running (found by
+    /// their label), each for what is left of its `max_duration`, so that they still end in
+    /// time and pod.stop and pod.logs still reach them. A container whose labels do not read is
+    /// left alone, with a warning.
+    pub(crate) async fn take_up_detached(&self) {
+        let names = match self.runtime.list_containers(DETACHED_LABEL, "1").await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e.message, "cannot list the detached pods left running");
+                return;
+            }
+        };
+        for name in names {
+            let Ok(Some(state)) = self.runtime.inspect_container(&name).await else {
+                continue;
+            };
+            let label = |k: &str| state.labels.get(k).map(String::as_str).unwrap_or_default();
+            let (tenant, pod, volume) = (
+                label("org.orbitdock.tenant"),
+                label(POD_LABEL),
+                label(VOLUME_LABEL),
+            );
+            let max = label(MAX_LABEL).parse::<u64>().ok();
+            let checked = names::check_tenant(tenant)
+                .and(names::check_pod_name(pod))
+                .and(names::check_volume(volume));
+            let (Ok(()), Some(max)) = (checked, max) else {
+                tracing::warn!(
+                    container = name,
+                    "a detached pod's labels do not read; left alone"
+                );
+                continue;
+            };
+            let Ok(owner) = self.volumes.owner(tenant) else {
+                tracing::warn!(
+                    container = name,
+                    tenant,
+                    "a detached pod's tenant has no uid; left alone"
+                );
+                continue;
+            };
+            let root = self.volumes.volume_dir(tenant, volume);
+            let limit = remaining(Duration::from_millis(max), state.started_ms);
+            tracing::info!(container = name, tenant, pod, left = ?limit, "supervising a detached pod again");
+            self.detach(
+                tenant,
+                pod,
+                name,
+                root,
+                owner,
+                Duration::from_millis(max),
+                limit,
+            );
+        }
     }
 
     /// pod.stop: stops the tenant's detached pod `pod` (SIGTERM, `grace`, SIGKILL); its outcome
