@@ -15,6 +15,8 @@
 mod schema;
 mod yaml;
 
+pub(crate) use self::schema::rfc3339_ms;
+
 use saphyr::{LoadableYamlNode, MarkedYaml};
 use wire::names::{
     NamespaceName, NamespacePath, OperationName, PodName, SystemName, TaskId, TenantImage,
