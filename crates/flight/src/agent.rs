@@ -1049,6 +1049,7 @@ mod tests {
                     max_duration_ms: None,
                     scheduled_ms: None,
                     detached: false,
+                    node: None,
                 },
             )],
             system: "em".into(),
@@ -1273,6 +1274,7 @@ mod tests {
                 max_duration_ms: Some(60_000),
                 scheduled_ms: None,
                 detached: false,
+                node: None,
             },
         )];
         ground.sign(&mut pod);

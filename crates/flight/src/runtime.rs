@@ -27,6 +27,10 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncReadExt;
 
 use crate::error::Error;
+#[path = "node_class.rs"]
+mod node_class;
+pub(crate) use self::node_class::node_class;
+pub use self::node_class::{NODE_CLASSES, NodeClass};
 pub use crate::logbook::LogBook;
 pub use crate::names::{host_platform, short_id};
 
@@ -41,6 +45,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(48 * 3600);
 pub(crate) const POD_MEMORY: i64 = 1 << 30;
 /// The most processes a pod may run.
 pub(crate) const POD_PIDS: i64 = 512;
+
 /// Bytes read from a file per chunk of a request body.
 const BODY_CHUNK: usize = 256 << 10;
 
@@ -158,6 +163,8 @@ pub struct ContainerSpec {
     /// The image's declared `VOLUME` paths: each gets a tmpfs of `tmp_bytes`, so the engine
     /// creates no anonymous volume, which would grow outside every disk limit.
     pub image_volumes: Vec<String>,
+    /// Its node class: its CPU and memory limits.
+    pub node: NodeClass,
 }
 
 /// Where a container stands: how a pod left by a restarted agent is taken up again.
@@ -287,8 +294,9 @@ pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
         network_mode: Some("none".into()),
         cap_drop: Some(vec!["ALL".into()]),
         security_opt: Some(vec!["no-new-privileges".into()]),
-        memory: Some(POD_MEMORY),
-        memory_swap: Some(POD_MEMORY),
+        memory: Some(spec.node.memory),
+        memory_swap: Some(spec.node.memory),
+        nano_cpus: Some(spec.node.nano_cpus),
         pids_limit: Some(POD_PIDS),
         privileged: Some(false),
         // Nothing grows in the engine's storage: a read-only root (its writable layer stays
@@ -795,6 +803,8 @@ pub(crate) mod fake {
 
     /// A call the agent made.
     #[derive(Debug, Clone, PartialEq, Eq)]
+    // Test-only: the size of a recorded call does not matter.
+    #[allow(clippy::large_enum_variant)]
     pub(crate) enum Call {
         Inspect(String),
         List(String),
@@ -1113,6 +1123,7 @@ mod tests {
             tmp_bytes: 1 << 20,
             log_bytes: 1 << 16,
             image_volumes: vec![],
+            node: NODE_CLASSES[0],
         };
         let h = host_config(&spec);
         assert_eq!(h.readonly_rootfs, Some(true));
@@ -1167,6 +1178,7 @@ mod tests {
             ]
             .map(String::from)
             .to_vec(),
+            node: NODE_CLASSES[0],
         };
         let t = tmpfs_mounts(&spec);
         let mut keys: Vec<&str> = t.keys().map(String::as_str).collect();
@@ -1177,6 +1189,31 @@ mod tests {
                 .all(|o| o == "rw,nosuid,nodev,mode=1777,size=1048576")
         );
         assert_eq!(host_config(&spec).tmpfs, Some(t));
+    }
+
+    use super::node_class::CPU;
+
+    #[test]
+    fn node_classes() {
+        let host = std::thread::available_parallelism().unwrap().get() as i64;
+        for (name, class, cpus, memory) in [
+            (None, "default", 2, 1 << 30),
+            (Some("Fpga"), "FPGA", 2, 1 << 30),
+            (Some("mpu1"), "MPU", 1, 512 << 20),
+            (Some("MPU"), "MPU", 1, 512 << 20),
+            (Some("gpu"), "GPU", 4, 4 << 30),
+        ] {
+            let c = node_class(name).unwrap();
+            assert_eq!(
+                (c.name, c.nano_cpus, c.memory),
+                (class, cpus.min(host) * CPU, memory),
+                "{name:?}"
+            );
+        }
+        assert_eq!(
+            node_class(Some("TPU")),
+            Err("unknown node 'TPU': expected one of default, MPU, FPGA, GPU".into())
+        );
     }
 
     #[test]

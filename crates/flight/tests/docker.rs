@@ -303,6 +303,7 @@ fn pod(name: &str, image: ImageRef, command: Option<&[&str]>, max_ms: Option<u64
         max_duration_ms: max_ms,
         scheduled_ms: None,
         detached: false,
+        node: None,
     }
 }
 

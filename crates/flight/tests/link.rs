@@ -123,6 +123,7 @@ fn idle_pod(name: &str) -> PlanTask {
             max_duration_ms: Some(60_000),
             scheduled_ms: None,
             detached: false,
+            node: None,
         },
     )
 }
@@ -295,6 +296,7 @@ async fn runs_a_plan_sent_over_the_link() {
                     max_duration_ms: Some(60_000),
                     scheduled_ms: None,
                     detached: false,
+                    node: None,
                 },
             ),
             task(

@@ -252,6 +252,7 @@ fn pod(name: &str, image: ImageRef, script: &str, max_ms: u64, detached: bool) -
         max_duration_ms: Some(max_ms),
         scheduled_ms: None,
         detached,
+        node: None,
     }
 }
 
@@ -624,4 +625,74 @@ async fn a_detached_pod_is_supervised_again_after_a_restart() {
         total < Duration::from_secs(6 + 5 + 2),
         "ended {total:?} after it started"
     );
+}
+
+/// A pod's node class sets its CPU and memory limits; an unknown node is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn node_classes_set_cpu_and_memory() {
+    let w = World::new(flight::DiskLimits::default()).await;
+    let with_node = |name: &str, node: &str| match pod(name, busybox(), "sleep 60", 60_000, true) {
+        TaskKind::PodRun {
+            pod_name,
+            image,
+            command,
+            args,
+            env,
+            volume,
+            max_duration_ms,
+            scheduled_ms,
+            detached,
+            ..
+        } => TaskKind::PodRun {
+            pod_name,
+            image,
+            command,
+            args,
+            env,
+            volume,
+            max_duration_ms,
+            scheduled_ms,
+            detached,
+            node: Some(node.into()),
+        },
+        _ => unreachable!(),
+    };
+    let docker = docker().await;
+    for (pod, node, cpus, memory) in [
+        ("m", "mpu1", 1_000_000_000, 512 << 20),
+        ("f", "Fpga", 2_000_000_000, 1 << 30),
+    ] {
+        let r = w.run(with_node(pod, node)).await;
+        assert!(r.succeeded(), "{r:?}");
+        let host = docker
+            .inspect_container(&w.container(pod), None::<InspectContainerOptions>)
+            .await
+            .unwrap()
+            .host_config
+            .unwrap();
+        let host_cpus = std::thread::available_parallelism().unwrap().get() as i64;
+        assert_eq!(
+            (host.nano_cpus, host.memory, host.memory_swap),
+            (
+                Some(cpus.min(host_cpus * 1_000_000_000)),
+                Some(memory),
+                Some(memory)
+            ),
+            "{node}"
+        );
+        let r = w
+            .run(TaskKind::PodStop {
+                pod_name: pod.into(),
+                grace_ms: Some(0),
+            })
+            .await;
+        assert!(r.succeeded(), "{r:?}");
+    }
+    let r = w.run(with_node("t", "TPU")).await;
+    assert_eq!(code(&r), Some(ErrorCode::ValidationError));
+    assert_eq!(
+        message(&r),
+        "unknown node 'TPU': expected one of default, MPU, FPGA, GPU"
+    );
+    assert!(tenant_containers(&docker, &w.tenant).await.is_empty());
 }

@@ -382,6 +382,7 @@ pub(crate) fn compile(
                 max_duration_ms,
                 scheduled_ms,
                 merge,
+                node,
             } => TaskKind::PodRun {
                 pod_name: pod_name.to_string(),
                 image: image.clone(),
@@ -398,6 +399,7 @@ pub(crate) fn compile(
                         op.tasks.get(index + 1).map(|t| &t.spec),
                         Some(TaskSpec::PodRun { merge: true, .. })
                     ),
+                node: node.clone(),
             },
             TaskSpec::PodStop { pod_name, grace_ms } => TaskKind::PodStop {
                 pod_name: pod_name.to_string(),

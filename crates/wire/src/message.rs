@@ -219,6 +219,9 @@ pub enum TaskKind {
         /// another merged pod.run follows, so that they start together). `false`: the task
         /// waits for the pod to end.
         detached: bool,
+        /// The node class to run on (`default`, `MPU`, `FPGA`, `GPU`, any case); it sets the
+        /// pod's CPU and memory limits. `None`: `default`.
+        node: Option<String>,
     },
     /// Delete files or folders (with everything under them) of a volume; the volume root deletes
     /// the volume itself. Paths are literal: no wildcards.
@@ -417,6 +420,7 @@ mod tests {
                     max_duration_ms: Some(60_000),
                     scheduled_ms: Some(1_800_000_100_000),
                     detached: true,
+                    node: Some("GPU".into()),
                 },
             }],
             system: "em".into(),

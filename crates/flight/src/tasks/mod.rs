@@ -241,6 +241,7 @@ impl Executor {
                 max_duration_ms,
                 scheduled_ms,
                 detached,
+                node,
             } => {
                 let pod = Pod {
                     name: pod_name,
@@ -252,6 +253,7 @@ impl Executor {
                     limit: max_duration_ms.map_or(DEFAULT_POD_DURATION, Duration::from_millis),
                     scheduled_ms: *scheduled_ms,
                     detached: *detached,
+                    node: node.as_deref(),
                 };
                 self.pod_run(tenant, execution, index, pod).await
             }

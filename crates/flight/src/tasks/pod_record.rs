@@ -1,5 +1,5 @@
-//! What the state folder keeps of a pod.run task until its plan finishes (see `pods`), and the
-//! time a pod taken up after a restart has left.
+//! What is kept of a pod: its record in the state folder until its plan finishes (see `pods`),
+//! the time a pod taken up after a restart has left, and its log in its volume (rotated).
 
 use super::*;
 use crate::fsutil::now_ms;
@@ -99,5 +99,61 @@ pub(super) fn remaining(limit: Duration, started_ms: Option<u64>) -> Duration {
             limit.saturating_sub(Duration::from_millis(now_ms().saturating_sub(started)))
         }
         None => limit,
+    }
+}
+
+impl Executor {
+    /// Moves the log of the pod's last run in this volume to `<pod>.log.1` (replacing the one
+    /// before): a pod's logs take at most twice [`POD_LOG_KEEP`]. A failure only warns.
+    pub(super) async fn rotate_pod_log(&self, root: &Path, owner: Owner, pod: &str) {
+        let (volumes, root) = (self.volumes.clone(), root.to_path_buf());
+        let pod = pod.to_string();
+        let rotated = blocking(move || -> Result<(), String> {
+            let current = RelPath::parse(&format!(".logs/{pod}.log"))?;
+            let old = RelPath::parse(&format!(".logs/{pod}.log.1"))?;
+            let src = match volumes::resolve_existing(&root, &current) {
+                Ok(p) => p,
+                Err(PathError::NotFound(_)) => return Ok(()),
+                Err(e) => return Err(e.message().to_string()),
+            };
+            if !fs::symlink_metadata(&src)
+                .map_err(|e| e.to_string())?
+                .is_file()
+            {
+                return Ok(());
+            }
+            let dst = volumes::prepare_write(&volumes, &root, &old, owner)
+                .map_err(|e| e.message().to_string())?;
+            fs::rename(&src, &dst).map_err(|e| e.to_string())
+        })
+        .await;
+        match rotated {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot rotate a pod's log"),
+            Err(_) => tracing::warn!("cannot rotate a pod's log"),
+        }
+    }
+
+    /// Keeps the pod's output in `<volume>/.logs/<pod>.log`; a failure only warns.
+    pub(super) async fn write_pod_log(&self, root: &Path, owner: Owner, pod: &str, log: &LogBook) {
+        let (volumes, root, bytes) = (self.volumes.clone(), root.to_path_buf(), log.kept());
+        let rel = RelPath::parse(&format!(".logs/{pod}.log"));
+        let written = blocking(move || -> Result<(), String> {
+            let rel = rel?;
+            let path = volumes::prepare_write(&volumes, &root, &rel, owner)
+                .map_err(|e| e.message().to_string())?;
+            fsutil::write_atomic(&path, &bytes).map_err(|e| e.to_string())?;
+            let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o644));
+            volumes.chown(&path, owner);
+            Ok(())
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(pod, error = %e, "cannot write the pod's log to its volume")
+            }
+            Err(_) => tracing::warn!(pod, "cannot write the pod's log to its volume"),
+        }
     }
 }

@@ -79,6 +79,7 @@ impl Executor {
     ) -> Step<TaskResult> {
         names::check_pod_name(pod.name).map_err(invalid)?;
         names::check_volume(pod.volume).map_err(invalid)?;
+        let node = crate::runtime::node_class(pod.node).map_err(invalid)?;
         let (image, info) = self.resolve_image(tenant, pod.image).await?;
         let mut env = Vec::with_capacity(pod.env.len());
         for (k, v) in pod.env {
@@ -176,7 +177,9 @@ impl Executor {
                     labels.insert(DETACHED_LABEL.into(), "1".into());
                 }
                 let id = self
-                    .create_pod(tenant, &pod, name, &image, &info, env, &root, owner, labels)
+                    .create_pod(
+                        tenant, &pod, name, &image, &info, env, &root, owner, labels, node,
+                    )
                     .await?;
                 (id, pod.limit, true)
             }
@@ -545,6 +548,7 @@ impl Executor {
         root: &Path,
         owner: Owner,
         labels: BTreeMap<String, String>,
+        node: crate::runtime::NodeClass,
     ) -> Step<String> {
         let non_empty = |v: Option<&[String]>| v.filter(|v| !v.is_empty()).map(<[String]>::to_vec);
         let spec = ContainerSpec {
@@ -560,6 +564,7 @@ impl Executor {
             tmp_bytes: self.disk.limits.pod_tmp_bytes,
             log_bytes: self.disk.limits.pod_log_bytes,
             image_volumes: info.volumes.clone(),
+            node,
         };
         match self.runtime.create_container(&spec).await {
             Ok(id) => Ok(id),
@@ -655,61 +660,9 @@ impl Executor {
             other => other,
         }
     }
+}
 
-    /// Moves the log of the pod's last run in this volume to `<pod>.log.1` (replacing the one
-    /// before): a pod's logs take at most twice [`POD_LOG_KEEP`]. A failure only warns.
-    async fn rotate_pod_log(&self, root: &Path, owner: Owner, pod: &str) {
-        let (volumes, root) = (self.volumes.clone(), root.to_path_buf());
-        let pod = pod.to_string();
-        let rotated = blocking(move || -> Result<(), String> {
-            let current = RelPath::parse(&format!(".logs/{pod}.log"))?;
-            let old = RelPath::parse(&format!(".logs/{pod}.log.1"))?;
-            let src = match volumes::resolve_existing(&root, &current) {
-                Ok(p) => p,
-                Err(PathError::NotFound(_)) => return Ok(()),
-                Err(e) => return Err(e.message().to_string()),
-            };
-            if !fs::symlink_metadata(&src)
-                .map_err(|e| e.to_string())?
-                .is_file()
-            {
-                return Ok(());
-            }
-            let dst = volumes::prepare_write(&volumes, &root, &old, owner)
-                .map_err(|e| e.message().to_string())?;
-            fs::rename(&src, &dst).map_err(|e| e.to_string())
-        })
-        .await;
-        match rotated {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot rotate a pod's log"),
-            Err(_) => tracing::warn!("cannot rotate a pod's log"),
-        }
-    }
-
-    /// Keeps the pod's output in `<volume>/.logs/<pod>.log`; a failure only warns.
-    async fn write_pod_log(&self, root: &Path, owner: Owner, pod: &str, log: &LogBook) {
-        let (volumes, root, bytes) = (self.volumes.clone(), root.to_path_buf(), log.kept());
-        let rel = RelPath::parse(&format!(".logs/{pod}.log"));
-        let written = blocking(move || -> Result<(), String> {
-            let rel = rel?;
-            let path = volumes::prepare_write(&volumes, &root, &rel, owner)
-                .map_err(|e| e.message().to_string())?;
-            fsutil::write_atomic(&path, &bytes).map_err(|e| e.to_string())?;
-            let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o644));
-            volumes.chown(&path, owner);
-            Ok(())
-        })
-        .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(pod, error = %e, "cannot write the pod's log to its volume")
-            }
-            Err(_) => tracing::warn!(pod, "cannot write the pod's log to its volume"),
-        }
-    }
-
+impl Executor {
     /// The reference to run: a catalogue image by its canonical name, else the tenant's own,
     /// as the Dockerfile judge classifies an image (`dockerfile::onboard::classify`, the one
     /// classification, which preflight runs on the ground too).
@@ -808,6 +761,7 @@ pub(super) struct Pod<'a> {
     pub(super) limit: Duration,
     pub(super) scheduled_ms: Option<u64>,
     pub(super) detached: bool,
+    pub(super) node: Option<&'a str>,
 }
 
 enum PodOutcome {
@@ -847,6 +801,7 @@ mod tests {
             max_duration_ms: max,
             scheduled_ms: None,
             detached: false,
+            node: None,
         }
     }
 
@@ -1180,6 +1135,7 @@ mod tests {
                 max_duration_ms,
                 scheduled_ms: Some(at),
                 detached: false,
+                node: None,
             },
             _ => unreachable!(),
         };

@@ -140,6 +140,9 @@ pub(crate) enum TaskSpec {
         scheduled_ms: Option<u64>,
         /// `merge`: starts together with the adjacent merged pod.run tasks.
         merge: bool,
+        /// `node`: the node class, as written (checked: `default`, `MPU`, `FPGA`, `GPU`, any
+        /// case, or `mpu1`).
+        node: Option<String>,
     },
     /// Stops a running pod of the tenant by name.
     PodStop {
@@ -598,6 +601,7 @@ tasks:
                 max_duration_ms: None,
                 scheduled_ms: None,
                 merge: false,
+                node: None,
             }
         );
         assert_eq!(

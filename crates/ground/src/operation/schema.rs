@@ -577,12 +577,12 @@ impl Cx<'_> {
                 let max = f
                     .take("max_duration")
                     .map(|n| self.duration(who, "max_duration", n));
-                if let Some(n) = f.take("node") {
+                let node = f.take("node").map(|n| {
                     self.checked(who, "node", n, |s| match s.to_ascii_lowercase().as_str() {
-                        "default" | "mpu" | "mpu1" | "fpga" | "gpu" => Ok(()),
+                        "default" | "mpu" | "mpu1" | "fpga" | "gpu" => Ok(s.to_string()),
                         _ => Err(format!("must be one of default, MPU, FPGA, GPU, not '{s}'")),
-                    });
-                }
+                    })
+                });
                 if let Some(n) = f.take("ports") {
                     self.ports(who, n);
                 }
@@ -608,6 +608,7 @@ impl Cx<'_> {
                         max_duration_ms: optional(max)?,
                         scheduled_ms: optional(scheduled)?,
                         merge: merge?,
+                        node: optional(node)?,
                     })
                 })();
                 let fields: &[&str] = &[
