@@ -1050,6 +1050,7 @@ mod tests {
                     scheduled_ms: None,
                     detached: false,
                     node: None,
+                    merged: false,
                 },
             )],
             system: "em".into(),
@@ -1275,6 +1276,7 @@ mod tests {
                 scheduled_ms: None,
                 detached: false,
                 node: None,
+                merged: false,
             },
         )];
         ground.sign(&mut pod);

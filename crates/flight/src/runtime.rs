@@ -15,11 +15,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, Mount, MountType,
+    NetworkCreateRequest, NetworkingConfig,
+};
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, ImportImageOptions, InspectContainerOptions,
-    ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions,
-    RemoveImageOptions, StopContainerOptions, TagImageOptions, WaitContainerOptions,
+    InspectNetworkOptions, ListContainersOptions, ListImagesOptions, LogsOptions,
+    RemoveContainerOptions, RemoveImageOptions, StopContainerOptions, TagImageOptions,
+    WaitContainerOptions,
 };
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -27,10 +31,10 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncReadExt;
 
 use crate::error::Error;
-#[path = "node_class.rs"]
-mod node_class;
-pub(crate) use self::node_class::node_class;
-pub use self::node_class::{NODE_CLASSES, NodeClass};
+#[path = "pod_host.rs"]
+mod pod_host;
+pub use self::pod_host::{NODE_CLASSES, NodeClass};
+pub(crate) use self::pod_host::{node_class, tmpfs_mounts};
 pub use crate::logbook::LogBook;
 pub use crate::names::{host_platform, short_id};
 
@@ -165,6 +169,8 @@ pub struct ContainerSpec {
     pub image_volumes: Vec<String>,
     /// Its node class: its CPU and memory limits.
     pub node: NodeClass,
+    /// The internal network it joins (its hostname an alias there), or `None`: no network.
+    pub network: Option<String>,
 }
 
 /// Where a container stands: how a pod left by a restarted agent is taken up again.
@@ -225,6 +231,17 @@ pub trait Runtime: Send + Sync + 'static {
         &'a self,
         name: &'a str,
     ) -> BoxFuture<'a, RtResult<Option<ContainerState>>>;
+    /// Makes sure the network `name` exists, internal (no route out of it) and labelled
+    /// `labels`; an existing network of that name that is not internal or lacks a label is an
+    /// error, never used.
+    fn ensure_network<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, RtResult<()>>;
+    /// Removes the network `name` if no container uses it any more; a missing network, or one
+    /// in use, is not an error.
+    fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>>;
     /// The names of every container (running or not) labelled `key=value`.
     fn list_containers<'a>(
         &'a self,
@@ -291,7 +308,7 @@ pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
             read_only: Some(false),
             ..Default::default()
         }]),
-        network_mode: Some("none".into()),
+        network_mode: Some(spec.network.clone().unwrap_or_else(|| "none".into())),
         cap_drop: Some(vec!["ALL".into()]),
         security_opt: Some(vec!["no-new-privileges".into()]),
         memory: Some(spec.node.memory),
@@ -313,42 +330,6 @@ pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
         }),
         ..Default::default()
     }
-}
-
-/// The tmpfs mounts of a pod: `/tmp`, and one over each `VOLUME` path of its image (the engine
-/// skips an image volume whose destination is already mounted, so none is created). Each is
-/// bounded by `tmp_bytes` and counts against the pod's memory limit. A declared path at or under
-/// `/data` is left alone: the tenant's volume is there.
-pub(crate) fn tmpfs_mounts(spec: &ContainerSpec) -> HashMap<String, String> {
-    let options = format!("rw,nosuid,nodev,mode=1777,size={}", spec.tmp_bytes);
-    let mut mounts = HashMap::from([("/tmp".to_string(), options.clone())]);
-    for declared in &spec.image_volumes {
-        let Some(path) = clean_container_path(declared) else {
-            continue;
-        };
-        if path == "/data" || path.starts_with("/data/") {
-            continue;
-        }
-        mounts.entry(path).or_insert_with(|| options.clone());
-    }
-    mounts
-}
-
-/// An absolute container path as the engine cleans it (`filepath.Clean`): `//a/./b/` is
-/// `/a/b`. `None` for the root, a relative path or one that climbs (`..`).
-fn clean_container_path(p: &str) -> Option<String> {
-    if !p.starts_with('/') || p.contains(['\0', ',', ':']) {
-        return None;
-    }
-    let mut parts = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => return None,
-            c => parts.push(c),
-        }
-    }
-    (!parts.is_empty()).then(|| format!("/{}", parts.join("/")))
 }
 
 /// The local Docker Engine, through bollard.
@@ -622,6 +603,59 @@ impl Runtime for DockerRuntime {
         })
     }
 
+    fn ensure_network<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            let found = bounded(
+                "inspect network",
+                self.docker
+                    .inspect_network(name, None::<InspectNetworkOptions>),
+            )
+            .await;
+            match found {
+                Ok(n) => {
+                    let have = n.labels.unwrap_or_default();
+                    let labelled = labels.iter().all(|(k, v)| have.get(k) == Some(v));
+                    if n.internal == Some(true) && labelled {
+                        Ok(())
+                    } else {
+                        Err(RuntimeError::failed(format!(
+                            "a network named {name} exists that is not this tenant's internal network"
+                        )))
+                    }
+                }
+                Err(e) if e.kind == RuntimeErrorKind::NotFound => {
+                    let request = NetworkCreateRequest {
+                        name: name.to_string(),
+                        driver: Some("bridge".into()),
+                        internal: Some(true),
+                        attachable: Some(false),
+                        labels: Some(labels.clone().into_iter().collect()),
+                        ..Default::default()
+                    };
+                    bounded("create network", self.docker.create_network(request))
+                        .await
+                        .map(|_| ())
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            match bounded("remove network", self.docker.remove_network(name)).await {
+                Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(()),
+                // Another pod of the tenant still uses it: the last one removes it.
+                Err(e) if e.message.contains("active endpoints") => Ok(()),
+                r => r,
+            }
+        })
+    }
+
     fn list_containers<'a>(
         &'a self,
         key: &'a str,
@@ -659,7 +693,16 @@ impl Runtime for DockerRuntime {
                 cmd: spec.cmd.clone(),
                 env: Some(spec.env.clone()),
                 labels: Some(spec.labels.clone().into_iter().collect()),
-                network_disabled: Some(true),
+                network_disabled: Some(spec.network.is_none()),
+                networking_config: spec.network.as_ref().map(|n| NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(
+                        n.clone(),
+                        EndpointSettings {
+                            aliases: Some(vec![spec.hostname.clone()]),
+                            ..Default::default()
+                        },
+                    )])),
+                }),
                 tty: Some(false),
                 attach_stdin: Some(false),
                 open_stdin: Some(false),
@@ -827,6 +870,8 @@ pub(crate) mod fake {
         Logs(String),
         Remove(String),
         RemoveImage(String),
+        Network(String),
+        RemoveNetwork(String),
     }
 
     /// What the fake answers, and what it saw.
@@ -1015,6 +1060,20 @@ pub(crate) mod fake {
             Box::pin(async move { Ok(status) })
         }
 
+        fn ensure_network<'a>(
+            &'a self,
+            name: &'a str,
+            _labels: &'a BTreeMap<String, String>,
+        ) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::Network(name.into()));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::RemoveNetwork(name.into()));
+            Box::pin(async { Ok(()) })
+        }
+
         fn list_containers<'a>(
             &'a self,
             key: &'a str,
@@ -1124,6 +1183,7 @@ mod tests {
             log_bytes: 1 << 16,
             image_volumes: vec![],
             node: NODE_CLASSES[0],
+            network: None,
         };
         let h = host_config(&spec);
         assert_eq!(h.readonly_rootfs, Some(true));
@@ -1179,6 +1239,7 @@ mod tests {
             .map(String::from)
             .to_vec(),
             node: NODE_CLASSES[0],
+            network: Some("orbitdock-alice".into()),
         };
         let t = tmpfs_mounts(&spec);
         let mut keys: Vec<&str> = t.keys().map(String::as_str).collect();
@@ -1189,9 +1250,14 @@ mod tests {
                 .all(|o| o == "rw,nosuid,nodev,mode=1777,size=1048576")
         );
         assert_eq!(host_config(&spec).tmpfs, Some(t));
+        // A merged pod joins its tenant's internal network, and only that.
+        assert_eq!(
+            host_config(&spec).network_mode.as_deref(),
+            Some("orbitdock-alice")
+        );
     }
 
-    use super::node_class::CPU;
+    use super::pod_host::CPU;
 
     #[test]
     fn node_classes() {

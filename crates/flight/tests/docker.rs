@@ -304,6 +304,7 @@ fn pod(name: &str, image: ImageRef, command: Option<&[&str]>, max_ms: Option<u64
         scheduled_ms: None,
         detached: false,
         node: None,
+        merged: false,
     }
 }
 

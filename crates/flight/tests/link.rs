@@ -124,6 +124,7 @@ fn idle_pod(name: &str) -> PlanTask {
             scheduled_ms: None,
             detached: false,
             node: None,
+            merged: false,
         },
     )
 }
@@ -297,6 +298,7 @@ async fn runs_a_plan_sent_over_the_link() {
                     scheduled_ms: None,
                     detached: false,
                     node: None,
+                    merged: false,
                 },
             ),
             task(

@@ -62,6 +62,7 @@ async fn cleanup(tenant: &str) {
             )
             .await;
     }
+    let _ = docker.remove_network(&format!("orbitdock-{tenant}")).await;
     let by_ref = HashMap::from([("reference".to_string(), vec![format!("tenants/{tenant}/*")])]);
     let by_label = HashMap::from([(
         "label".to_string(),
@@ -253,6 +254,7 @@ fn pod(name: &str, image: ImageRef, script: &str, max_ms: u64, detached: bool) -
         scheduled_ms: None,
         detached,
         node: None,
+        merged: false,
     }
 }
 
@@ -654,6 +656,7 @@ async fn node_classes_set_cpu_and_memory() {
             scheduled_ms,
             detached,
             node: Some(node.into()),
+            merged: false,
         },
         _ => unreachable!(),
     };
@@ -695,4 +698,128 @@ async fn node_classes_set_cpu_and_memory() {
         "unknown node 'TPU': expected one of default, MPU, FPGA, GPU"
     );
     assert!(tenant_containers(&docker, &w.tenant).await.is_empty());
+}
+
+/// Merged pods of a tenant reach each other as `<tenant>-<pod_name>` on the tenant's internal
+/// network (labelled, removed once its last pod ended); another tenant's merged pod cannot.
+#[tokio::test(flavor = "multi_thread")]
+async fn merged_pods_reach_each_other_and_no_one_else() {
+    let w = World::new(flight::DiskLimits::default()).await;
+    let other = World::new(flight::DiskLimits::default()).await;
+    let merged = |w: &World, name: &str, script: &str, detached: bool| match pod(
+        name,
+        busybox(),
+        script,
+        60_000,
+        detached,
+    ) {
+        TaskKind::PodRun {
+            pod_name,
+            image,
+            command,
+            args,
+            env,
+            volume,
+            max_duration_ms,
+            scheduled_ms,
+            detached,
+            node,
+            ..
+        } => {
+            let _ = w;
+            TaskKind::PodRun {
+                pod_name,
+                image,
+                command,
+                args,
+                env,
+                volume,
+                max_duration_ms,
+                scheduled_ms,
+                detached,
+                node,
+                merged: true,
+            }
+        }
+        _ => unreachable!(),
+    };
+    // A server on port 8080 (busybox's nc: its static httpd and wget crash on glibc's NSS).
+    let serve = "while true; do echo hello from a | nc -l -p 8080; done";
+    let r = w.run(merged(&w, "a", serve, true)).await;
+    assert!(r.succeeded(), "{r:?}");
+    let network = format!("orbitdock-{}", w.tenant);
+    let docker = docker().await;
+    let inspected = docker
+        .inspect_network(
+            &network,
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
+        .await
+        .unwrap();
+    assert_eq!(inspected.internal, Some(true));
+    assert_eq!(
+        inspected
+            .labels
+            .unwrap_or_default()
+            .get("org.orbitdock.tenant"),
+        Some(&w.tenant)
+    );
+    let host = format!("{}-a", w.tenant);
+    // The name is looked up with busybox's own resolver (glibc's NSS does not work in a static
+    // binary), then reached by address.
+    let fetch = format!(
+        "for i in $(seq 50); do \
+           ip=$(nslookup {host} 127.0.0.11 | awk '/^Address: /{{print $2}}' | tail -n 1); \
+           [ -n \"$ip\" ] && nc -w 2 $ip 8080 < /dev/null && exit 0; sleep 0.2; \
+         done; exit 9"
+    );
+    let r = w.run(merged(&w, "b", &fetch, false)).await;
+    assert!(r.succeeded(), "{r:?}");
+    assert_eq!(r.outputs.log_tail, ["hello from a"]);
+    // Another tenant's merged pod: the name does not resolve on its network, and the address
+    // is not reachable from it.
+    let address = docker
+        .inspect_container(&w.container("a"), None::<InspectContainerOptions>)
+        .await
+        .unwrap()
+        .network_settings
+        .unwrap()
+        .networks
+        .unwrap()[&network]
+        .ip_address
+        .clone()
+        .unwrap();
+    let probe = format!(
+        "nslookup {host} 127.0.0.11 | grep -q '^Address: ' && exit 8; \
+         nc -w 3 {address} 8080 < /dev/null && exit 7; exit 9"
+    );
+    let r = other.run(merged(&other, "c", &probe, false)).await;
+    assert_eq!(r.outputs.exit_code, Some(9), "{r:?}");
+    // Nor can a pod that is not merged (no network at all).
+    let r = w.run(pod("d", busybox(), &probe, 60_000, false)).await;
+    assert_eq!(r.outputs.exit_code, Some(9), "{r:?}");
+    // The last pod ends: the network goes.
+    let r = w
+        .run(TaskKind::PodStop {
+            pod_name: "a".into(),
+            grace_ms: Some(1000),
+        })
+        .await;
+    assert!(r.succeeded(), "{r:?}");
+    let gone = docker
+        .inspect_network(
+            &network,
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
+        .await;
+    assert!(gone.is_err(), "{gone:?}");
+    assert!(
+        docker
+            .inspect_network(
+                &format!("orbitdock-{}", other.tenant),
+                None::<bollard::query_parameters::InspectNetworkOptions>
+            )
+            .await
+            .is_err()
+    );
 }

@@ -400,6 +400,7 @@ pub(crate) fn compile(
                         Some(TaskSpec::PodRun { merge: true, .. })
                     ),
                 node: node.clone(),
+                merged: *merge,
             },
             TaskSpec::PodStop { pod_name, grace_ms } => TaskKind::PodStop {
                 pod_name: pod_name.to_string(),

@@ -222,6 +222,9 @@ pub enum TaskKind {
         /// The node class to run on (`default`, `MPU`, `FPGA`, `GPU`, any case); it sets the
         /// pod's CPU and memory limits. `None`: `default`.
         node: Option<String>,
+        /// The pod joins its tenant's internal network, where the tenant's other merged pods
+        /// reach it as `<tenant>-<pod_name>` (a merged pod.run); `false`: no network at all.
+        merged: bool,
     },
     /// Delete files or folders (with everything under them) of a volume; the volume root deletes
     /// the volume itself. Paths are literal: no wildcards.
@@ -421,6 +424,7 @@ mod tests {
                     scheduled_ms: Some(1_800_000_100_000),
                     detached: true,
                     node: Some("GPU".into()),
+                    merged: true,
                 },
             }],
             system: "em".into(),

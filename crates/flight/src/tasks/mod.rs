@@ -21,6 +21,7 @@ use wire::{
 mod files;
 mod images;
 mod limits;
+mod pod_network;
 mod pod_record;
 mod pods;
 
@@ -242,6 +243,7 @@ impl Executor {
                 scheduled_ms,
                 detached,
                 node,
+                merged,
             } => {
                 let pod = Pod {
                     name: pod_name,
@@ -254,6 +256,7 @@ impl Executor {
                     scheduled_ms: *scheduled_ms,
                     detached: *detached,
                     node: node.as_deref(),
+                    merged: *merged,
                 };
                 self.pod_run(tenant, execution, index, pod).await
             }

@@ -176,11 +176,24 @@ impl Executor {
                 if pod.detached {
                     labels.insert(DETACHED_LABEL.into(), "1".into());
                 }
-                let id = self
+                let network = match pod.merged {
+                    true => Some(self.tenant_network(tenant).await?),
+                    false => None,
+                };
+                let created = self
                     .create_pod(
-                        tenant, &pod, name, &image, &info, env, &root, owner, labels, node,
+                        tenant, &pod, name, &image, &info, env, &root, owner, labels, node, network,
                     )
-                    .await?;
+                    .await;
+                let id = match created {
+                    Ok(id) => id,
+                    Err(failed) => {
+                        if pod.merged {
+                            self.release_network(tenant).await;
+                        }
+                        return Err(failed);
+                    }
+                };
                 (id, pod.limit, true)
             }
         };
@@ -206,6 +219,9 @@ impl Executor {
                     .await;
                 write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
                 self.remove(&id).await;
+                if pod.merged {
+                    self.release_network(tenant).await;
+                }
                 return Ok(result);
             }
         }
@@ -230,6 +246,9 @@ impl Executor {
         // other, so the pod is not run again.
         write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
         self.remove(&id).await;
+        if pod.merged {
+            self.release_network(tenant).await;
+        }
         Ok(result)
     }
 
@@ -293,6 +312,7 @@ impl Executor {
                 .finish_pod(&id, outcome, limit, &root, owner, &pod)
                 .await;
             exec.remove(&id).await;
+            exec.release_network(&tenant).await;
             tracing::info!(
                 tenant,
                 pod,
@@ -549,6 +569,7 @@ impl Executor {
         owner: Owner,
         labels: BTreeMap<String, String>,
         node: crate::runtime::NodeClass,
+        network: Option<String>,
     ) -> Step<String> {
         let non_empty = |v: Option<&[String]>| v.filter(|v| !v.is_empty()).map(<[String]>::to_vec);
         let spec = ContainerSpec {
@@ -565,6 +586,7 @@ impl Executor {
             log_bytes: self.disk.limits.pod_log_bytes,
             image_volumes: info.volumes.clone(),
             node,
+            network,
         };
         match self.runtime.create_container(&spec).await {
             Ok(id) => Ok(id),
@@ -762,6 +784,7 @@ pub(super) struct Pod<'a> {
     pub(super) scheduled_ms: Option<u64>,
     pub(super) detached: bool,
     pub(super) node: Option<&'a str>,
+    pub(super) merged: bool,
 }
 
 enum PodOutcome {
@@ -802,6 +825,7 @@ mod tests {
             scheduled_ms: None,
             detached: false,
             node: None,
+            merged: false,
         }
     }
 
@@ -1136,6 +1160,7 @@ mod tests {
                 scheduled_ms: Some(at),
                 detached: false,
                 node: None,
+                merged: false,
             },
             _ => unreachable!(),
         };
