@@ -679,6 +679,7 @@ fn changed_volume(kind: &TaskKind) -> Option<&str> {
     match kind {
         TaskKind::Uplink { volume, .. }
         | TaskKind::PodRun { volume, .. }
+        | TaskKind::PodLogs { volume, .. }
         | TaskKind::FilesDelete { volume, .. } => Some(volume),
         _ => None,
     }

@@ -471,6 +471,22 @@ async fn detached_pods_run_side_by_side_and_pod_stop_ends_them() {
         "up\n"
     );
 
+    // One pod of a name at a time: another execution's pod.run of the same name is refused
+    // (in the same execution, the running container's labels already refuse it).
+    let again = PlanTask {
+        id: "again".into(),
+        on_failure: OnFailure::Stop,
+        kind: pod("a", busybox(), "true", 60_000, false),
+    };
+    let r = w
+        .agent
+        .run_task(&w.tenant, &format!("{:032x}", 1u128), 0, &again)
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::ExecutionError));
+    assert!(
+        message(&r).starts_with("a pod named 'a' of yours is still running (detached)"),
+        "{r:?}"
+    );
     let started = Instant::now();
     let r = w
         .run(TaskKind::PodStop {

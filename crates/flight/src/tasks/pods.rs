@@ -165,6 +165,19 @@ impl Executor {
                     )));
                 }
                 self.wait_until(pod.scheduled_ms).await;
+                // One pod of a name at a time: a detached one of this name still runs.
+                let busy = self
+                    .pods
+                    .lock()
+                    .get(&(tenant.to_string(), pod.name.to_string()))
+                    .is_some_and(|r| r.done.borrow().is_none());
+                if busy {
+                    return Err(execution_error(format!(
+                        "a pod named '{}' of yours is still running (detached); end it with \
+                         pod.stop, or name this one otherwise",
+                        pod.name
+                    )));
+                }
                 // A new pod writes into the volumes: not while the disk is below the state
                 // reserve or the tenant's volumes are over their limit.
                 self.room_for_work().await?;
