@@ -179,6 +179,7 @@ impl Agent {
             bases,
             builder: config.builder,
             object_wait: OBJECT_WAIT,
+            pods: Arc::default(),
         };
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -206,13 +207,19 @@ impl Agent {
         Ok(agent)
     }
 
-    /// Runs one task for `tenant` as part of `execution` (which names the pod's container), with
-    /// no events: the way to drive the agent without a link. An uplink's objects must be in the
+    /// Runs one task for `tenant` as task `index` of `execution` (which name and label a pod's
+    /// container, and key what is kept of it across restarts), with no events: the way to drive the agent without a link. An uplink's objects must be in the
     /// object store (put them at [`object_layout`](Agent::object_layout) and say so with
     /// [`handle_event`](Agent::handle_event), as the link does); a downlink's objects go to the
     /// outbox.
-    pub async fn run_task(&self, tenant: &str, execution: &str, task: &PlanTask) -> TaskResult {
-        self.inner.exec.run(tenant, execution, task).await
+    pub async fn run_task(
+        &self,
+        tenant: &str,
+        execution: &str,
+        index: usize,
+        task: &PlanTask,
+    ) -> TaskResult {
+        self.inner.exec.run(tenant, execution, index, task).await
     }
 
     /// Where the agent keeps its objects: the link endpoint's object directory.
@@ -271,6 +278,7 @@ impl Agent {
     /// of resumed plans were asked for when the plans arrived; the link session resumes their
     /// transfers, and an uplink that waits too long asks again.
     pub async fn run_plans(&self) {
+        self.take_up_detached_pods().await;
         loop {
             let next = self.lock_queue().pop_front();
             match next {
@@ -278,6 +286,12 @@ impl Agent {
                 None => self.inner.queued.notified().await,
             }
         }
+    }
+
+    /// Supervises again the detached pods a previous run of the agent left running (see
+    /// `tasks::pods`); [`run_plans`](Agent::run_plans) does it first.
+    pub async fn take_up_detached_pods(&self) {
+        self.inner.exec.take_up_detached().await
     }
 
     /// The agent's `Hello`: its system name, platform and catalogue with the image ids present,
@@ -583,7 +597,7 @@ impl Agent {
             let task = record.plan.tasks[index].clone();
             self.send(task_event(&execution, index, TaskState::Running, None))
                 .await;
-            let result = self.inner.exec.run(&tenant, &execution, &task).await;
+            let result = self.inner.exec.run(&tenant, &execution, index, &task).await;
             match &result.error {
                 None => tracing::info!(execution, task = task.id, "task succeeded"),
                 Some(e) => {
@@ -676,6 +690,7 @@ fn changed_volume(kind: &TaskKind) -> Option<&str> {
         TaskKind::Uplink { volume, .. }
         | TaskKind::PodRun { volume, .. }
         | TaskKind::FilesDelete { volume, .. }
+        | TaskKind::PodLogs { volume, .. }
         | TaskKind::FilesMove { volume, .. }
         | TaskKind::CameraCapture { volume, .. } => Some(volume),
         _ => None,
@@ -1106,6 +1121,10 @@ mod tests {
                     env: vec![],
                     volume: "pvc".into(),
                     max_duration_ms: None,
+                    scheduled_ms: None,
+                    detached: false,
+                    node: None,
+                    merged: false,
                 },
             )],
             system: "em".into(),
@@ -1328,6 +1347,10 @@ mod tests {
                 env: vec![],
                 volume: "pvc".into(),
                 max_duration_ms: Some(60_000),
+                scheduled_ms: None,
+                detached: false,
+                node: None,
+                merged: false,
             },
         )];
         ground.sign(&mut pod);

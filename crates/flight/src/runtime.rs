@@ -15,11 +15,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, Mount, MountType,
+    NetworkCreateRequest, NetworkingConfig,
+};
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, ImportImageOptions, InspectContainerOptions,
-    ListImagesOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
-    StopContainerOptions, TagImageOptions, WaitContainerOptions,
+    InspectNetworkOptions, ListContainersOptions, ListImagesOptions, LogsOptions,
+    RemoveContainerOptions, RemoveImageOptions, StopContainerOptions, TagImageOptions,
+    WaitContainerOptions,
 };
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -27,6 +31,10 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncReadExt;
 
 use crate::error::Error;
+#[path = "pod_host.rs"]
+mod pod_host;
+pub use self::pod_host::{NODE_CLASSES, NodeClass};
+pub(crate) use self::pod_host::{node_class, tmpfs_mounts};
 pub use crate::logbook::LogBook;
 pub use crate::names::{host_platform, short_id};
 
@@ -41,6 +49,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(48 * 3600);
 pub(crate) const POD_MEMORY: i64 = 1 << 30;
 /// The most processes a pod may run.
 pub(crate) const POD_PIDS: i64 = 512;
+
 /// Bytes read from a file per chunk of a request body.
 const BODY_CHUNK: usize = 256 << 10;
 
@@ -89,6 +98,9 @@ pub struct ImageInfo {
     pub platform: String,
     /// The names it carries, `repo:tag`; empty for a dangling image.
     pub repo_tags: Vec<String>,
+    /// The paths its `VOLUME` instructions declare (a pod mounts a bounded tmpfs over each, so
+    /// the engine creates no anonymous volume).
+    pub volumes: Vec<String>,
 }
 
 /// One image as the engine lists it.
@@ -156,17 +168,37 @@ pub struct ContainerSpec {
     pub tmp_bytes: u64,
     /// The most of its output the engine keeps, in each of its two log files.
     pub log_bytes: u64,
+    /// The image's declared `VOLUME` paths: each gets a tmpfs of `tmp_bytes`, so the engine
+    /// creates no anonymous volume, which would grow outside every disk limit.
+    pub image_volumes: Vec<String>,
+    /// Its node class: its CPU and memory limits.
+    pub node: NodeClass,
+    /// The internal network it joins (its hostname an alias there), or `None`: no network.
+    pub network: Option<String>,
 }
 
 /// Where a container stands: how a pod left by a restarted agent is taken up again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ContainerStatus {
     /// Created, never started.
+    #[default]
     Created,
     /// Started and not stopped yet (running, paused, restarting, stopping).
     Running,
     /// Stopped: its exit code is final (exited, dead, being removed).
     Stopped,
+}
+
+/// What the engine says of an existing container: how a pod left by a restarted agent is
+/// recognised (its labels) and taken up (its status, and when it started).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerState {
+    /// Where it stands.
+    pub status: ContainerStatus,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// When it started, milliseconds since the Unix epoch; `None` when it never started.
+    pub started_ms: Option<u64>,
 }
 
 /// The Docker Engine calls the agent makes. Methods return boxed futures so the trait can be a
@@ -197,11 +229,29 @@ pub trait Runtime: Send + Sync + 'static {
         repo: &'a str,
         tag: &'a str,
     ) -> BoxFuture<'a, RtResult<()>>;
-    /// Where the container named `name` stands, or `None` when there is no such container.
-    fn container_status<'a>(
+    /// The container named `name` (status, labels, start time), or `None` when there is no such
+    /// container.
+    fn inspect_container<'a>(
         &'a self,
         name: &'a str,
-    ) -> BoxFuture<'a, RtResult<Option<ContainerStatus>>>;
+    ) -> BoxFuture<'a, RtResult<Option<ContainerState>>>;
+    /// Makes sure the network `name` exists, internal (no route out of it) and labelled
+    /// `labels`; an existing network of that name that is not internal or lacks a label is an
+    /// error, never used.
+    fn ensure_network<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, RtResult<()>>;
+    /// Removes the network `name` if no container uses it any more; a missing network, or one
+    /// in use, is not an error.
+    fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>>;
+    /// The names of every container (running or not) labelled `key=value`.
+    fn list_containers<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, RtResult<Vec<String>>>;
     /// Creates a pod's container; returns its id.
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, RtResult<String>>;
     /// Starts the created container.
@@ -272,21 +322,19 @@ pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
             read_only: Some(false),
             ..Default::default()
         }]),
-        network_mode: Some("none".into()),
+        network_mode: Some(spec.network.clone().unwrap_or_else(|| "none".into())),
         cap_drop: Some(vec!["ALL".into()]),
         security_opt: Some(vec!["no-new-privileges".into()]),
-        memory: Some(POD_MEMORY),
-        memory_swap: Some(POD_MEMORY),
+        memory: Some(spec.node.memory),
+        memory_swap: Some(spec.node.memory),
+        nano_cpus: Some(spec.node.nano_cpus),
         pids_limit: Some(POD_PIDS),
         privileged: Some(false),
         // Nothing grows in the engine's storage: a read-only root (its writable layer stays
         // empty), a bounded tmpfs for scratch, bounded logs. (`storage_opt` size limits would
         // need overlay2 on xfs with quotas, which an engine on fuse-overlayfs or vfs lacks.)
         readonly_rootfs: Some(true),
-        tmpfs: Some(HashMap::from([(
-            "/tmp".to_string(),
-            format!("rw,nosuid,nodev,mode=1777,size={}", spec.tmp_bytes),
-        )])),
+        tmpfs: Some(tmpfs_mounts(spec)),
         log_config: Some(HostConfigLogConfig {
             typ: Some("json-file".into()),
             config: Some(HashMap::from([
@@ -362,6 +410,15 @@ fn map_error(what: &str, e: bollard::errors::Error) -> RuntimeError {
     }
 }
 
+/// An RFC 3339 instant as the engine writes it (`2026-01-02T03:04:05.123456789Z`) in
+/// milliseconds since the Unix epoch; `None` for its zero time (`0001-01-01T00:00:00Z`, never
+/// started) or anything that does not read.
+fn rfc3339_ms(s: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339_weak(s).ok()?;
+    let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    u64::try_from(ms).ok().filter(|&ms| ms > 0)
+}
+
 /// A file as a stream of chunks, for a request body.
 async fn file_stream(
     path: &Path,
@@ -432,6 +489,7 @@ impl Runtime for DockerRuntime {
                         labels: config.labels.unwrap_or_default().into_iter().collect(),
                         platform,
                         repo_tags: i.repo_tags.unwrap_or_default(),
+                        volumes: config.volumes.unwrap_or_default(),
                     }))
                 }
                 Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(None),
@@ -516,10 +574,10 @@ impl Runtime for DockerRuntime {
         })
     }
 
-    fn container_status<'a>(
+    fn inspect_container<'a>(
         &'a self,
         name: &'a str,
-    ) -> BoxFuture<'a, RtResult<Option<ContainerStatus>>> {
+    ) -> BoxFuture<'a, RtResult<Option<ContainerState>>> {
         Box::pin(async move {
             use bollard::models::ContainerStateStatusEnum as S;
             let inspected = bounded(
@@ -529,18 +587,113 @@ impl Runtime for DockerRuntime {
             )
             .await;
             match inspected {
-                Ok(c) => Ok(Some(
-                    match c.state.and_then(|s| s.status).unwrap_or(S::EMPTY) {
+                Ok(c) => {
+                    let state = c.state.unwrap_or_default();
+                    let status = match state.status.unwrap_or(S::EMPTY) {
                         S::CREATED => ContainerStatus::Created,
                         S::EXITED | S::DEAD | S::REMOVING => ContainerStatus::Stopped,
                         S::RUNNING | S::PAUSED | S::RESTARTING | S::STOPPING | S::EMPTY => {
                             ContainerStatus::Running
                         }
-                    },
-                )),
+                    };
+                    let started_ms = match status {
+                        ContainerStatus::Created => None,
+                        _ => state.started_at.as_deref().and_then(rfc3339_ms),
+                    };
+                    Ok(Some(ContainerState {
+                        status,
+                        labels: c
+                            .config
+                            .and_then(|c| c.labels)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .collect(),
+                        started_ms,
+                    }))
+                }
                 Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e),
             }
+        })
+    }
+
+    fn ensure_network<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            let found = bounded(
+                "inspect network",
+                self.docker
+                    .inspect_network(name, None::<InspectNetworkOptions>),
+            )
+            .await;
+            match found {
+                Ok(n) => {
+                    let have = n.labels.unwrap_or_default();
+                    let labelled = labels.iter().all(|(k, v)| have.get(k) == Some(v));
+                    if n.internal == Some(true) && labelled {
+                        Ok(())
+                    } else {
+                        Err(RuntimeError::failed(format!(
+                            "a network named {name} exists that is not this tenant's internal network"
+                        )))
+                    }
+                }
+                Err(e) if e.kind == RuntimeErrorKind::NotFound => {
+                    let request = NetworkCreateRequest {
+                        name: name.to_string(),
+                        driver: Some("bridge".into()),
+                        internal: Some(true),
+                        attachable: Some(false),
+                        labels: Some(labels.clone().into_iter().collect()),
+                        ..Default::default()
+                    };
+                    bounded("create network", self.docker.create_network(request))
+                        .await
+                        .map(|_| ())
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            match bounded("remove network", self.docker.remove_network(name)).await {
+                Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(()),
+                // Another pod of the tenant still uses it: the last one removes it.
+                Err(e) if e.message.contains("active endpoints") => Ok(()),
+                r => r,
+            }
+        })
+    }
+
+    fn list_containers<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, RtResult<Vec<String>>> {
+        Box::pin(async move {
+            let options = ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([(
+                    "label".to_string(),
+                    vec![format!("{key}={value}")],
+                )])),
+                ..Default::default()
+            };
+            let listed = bounded(
+                "list containers",
+                self.docker.list_containers(Some(options)),
+            )
+            .await?;
+            Ok(listed
+                .into_iter()
+                .filter_map(|c| c.names?.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .collect())
         })
     }
 
@@ -554,7 +707,16 @@ impl Runtime for DockerRuntime {
                 cmd: spec.cmd.clone(),
                 env: Some(spec.env.clone()),
                 labels: Some(spec.labels.clone().into_iter().collect()),
-                network_disabled: Some(true),
+                network_disabled: Some(spec.network.is_none()),
+                networking_config: spec.network.as_ref().map(|n| NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(
+                        n.clone(),
+                        EndpointSettings {
+                            aliases: Some(vec![spec.hostname.clone()]),
+                            ..Default::default()
+                        },
+                    )])),
+                }),
                 tty: Some(false),
                 attach_stdin: Some(false),
                 open_stdin: Some(false),
@@ -698,6 +860,8 @@ pub(crate) mod fake {
 
     /// A call the agent made.
     #[derive(Debug, Clone, PartialEq, Eq)]
+    // Test-only: the size of a recorded call does not matter.
+    #[allow(clippy::large_enum_variant)]
     pub(crate) enum Call {
         Inspect(String),
         List(String),
@@ -720,6 +884,8 @@ pub(crate) mod fake {
         Logs(String),
         Remove(String),
         RemoveImage(String),
+        Network(String),
+        RemoveNetwork(String),
     }
 
     /// What the fake answers, and what it saw.
@@ -740,7 +906,7 @@ pub(crate) mod fake {
         /// What containers print.
         pub(crate) logs: Vec<u8>,
         /// Containers by name, as a restarted agent finds them.
-        pub(crate) containers: BTreeMap<String, ContainerStatus>,
+        pub(crate) containers: BTreeMap<String, ContainerState>,
         /// Every call, in order.
         pub(crate) calls: Vec<Call>,
         /// The contexts of builds, and the archives loaded.
@@ -899,13 +1065,44 @@ pub(crate) mod fake {
             })
         }
 
-        fn container_status<'a>(
+        fn inspect_container<'a>(
             &'a self,
             name: &'a str,
-        ) -> BoxFuture<'a, RtResult<Option<ContainerStatus>>> {
+        ) -> BoxFuture<'a, RtResult<Option<ContainerState>>> {
             self.record(Call::Status(name.into()));
-            let status = self.script.lock().unwrap().containers.get(name).copied();
+            let status = self.script.lock().unwrap().containers.get(name).cloned();
             Box::pin(async move { Ok(status) })
+        }
+
+        fn ensure_network<'a>(
+            &'a self,
+            name: &'a str,
+            _labels: &'a BTreeMap<String, String>,
+        ) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::Network(name.into()));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::RemoveNetwork(name.into()));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn list_containers<'a>(
+            &'a self,
+            key: &'a str,
+            value: &'a str,
+        ) -> BoxFuture<'a, RtResult<Vec<String>>> {
+            let names = self
+                .script
+                .lock()
+                .unwrap()
+                .containers
+                .iter()
+                .filter(|(_, c)| c.labels.get(key).map(String::as_str) == Some(value))
+                .map(|(n, _)| n.clone())
+                .collect();
+            Box::pin(async move { Ok(names) })
         }
 
         fn create_container<'a>(
@@ -1009,6 +1206,9 @@ mod tests {
             labels: BTreeMap::new(),
             tmp_bytes: 1 << 20,
             log_bytes: 1 << 16,
+            image_volumes: vec![],
+            node: NODE_CLASSES[0],
+            network: None,
         };
         let h = host_config(&spec);
         assert_eq!(h.readonly_rootfs, Some(true));
@@ -1026,10 +1226,95 @@ mod tests {
         assert_eq!(h.pids_limit, Some(512));
         assert_eq!(h.privileged, Some(false));
         assert!(h.binds.is_none() && h.cap_add.is_none() && h.devices.is_none());
+        assert!(h.volumes_from.is_none() && h.volume_driver.is_none());
         let m = &h.mounts.unwrap()[0];
         assert_eq!(
             (m.source.as_deref(), m.target.as_deref()),
             (Some("/v/alice/pvc"), Some("/data"))
         );
+    }
+
+    /// An image's `VOLUME`s get a bounded tmpfs each, so the engine makes no anonymous volume;
+    /// `/data` (the tenant's volume) and paths under it are left to the bind mount.
+    #[test]
+    fn image_volumes_become_bounded_tmpfs() {
+        let spec = ContainerSpec {
+            name: "n".into(),
+            image: "i".into(),
+            user: "1:1".into(),
+            hostname: "h".into(),
+            entrypoint: None,
+            cmd: None,
+            env: vec![],
+            data_dir: "/v".into(),
+            labels: BTreeMap::new(),
+            tmp_bytes: 1 << 20,
+            log_bytes: 1 << 16,
+            image_volumes: [
+                "/var/lib/db",
+                "//state/./x/",
+                "/tmp",
+                "/data",
+                "/data/sub",
+                "relative",
+                "/",
+                "/a/../etc",
+                "/b,uid=0",
+            ]
+            .map(String::from)
+            .to_vec(),
+            node: NODE_CLASSES[0],
+            network: Some("orbitdock-alice".into()),
+        };
+        let t = tmpfs_mounts(&spec);
+        let mut keys: Vec<&str> = t.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["/state/x", "/tmp", "/var/lib/db"]);
+        assert!(
+            t.values()
+                .all(|o| o == "rw,nosuid,nodev,mode=1777,size=1048576")
+        );
+        assert_eq!(host_config(&spec).tmpfs, Some(t));
+        // A merged pod joins its tenant's internal network, and only that.
+        assert_eq!(
+            host_config(&spec).network_mode.as_deref(),
+            Some("orbitdock-alice")
+        );
+    }
+
+    use super::pod_host::CPU;
+
+    #[test]
+    fn node_classes() {
+        let host = std::thread::available_parallelism().unwrap().get() as i64;
+        for (name, class, cpus, memory) in [
+            (None, "default", 2, 1 << 30),
+            (Some("Fpga"), "FPGA", 2, 1 << 30),
+            (Some("mpu1"), "MPU", 1, 512 << 20),
+            (Some("MPU"), "MPU", 1, 512 << 20),
+            (Some("gpu"), "GPU", 4, 4 << 30),
+        ] {
+            let c = node_class(name).unwrap();
+            assert_eq!(
+                (c.name, c.nano_cpus, c.memory),
+                (class, cpus.min(host) * CPU, memory),
+                "{name:?}"
+            );
+        }
+        assert_eq!(
+            node_class(Some("TPU")),
+            Err("unknown node 'TPU': expected one of default, MPU, FPGA, GPU".into())
+        );
+    }
+
+    #[test]
+    fn engine_times_read() {
+        assert_eq!(rfc3339_ms("1970-01-01T00:00:01.5Z"), Some(1500));
+        assert_eq!(
+            rfc3339_ms("2026-12-03T00:19:57.123456789Z"),
+            Some(1_796_257_197_123)
+        );
+        assert_eq!(rfc3339_ms("0001-01-01T00:00:00Z"), None);
+        assert_eq!(rfc3339_ms("soon"), None);
     }
 }

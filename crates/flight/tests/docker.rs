@@ -52,6 +52,8 @@ struct World {
     outbox: mpsc::Receiver<Outgoing>,
     execution: String,
     tenants: Vec<Tenant>,
+    /// The index of the next task run (each task of the execution has its own).
+    next_task: std::sync::atomic::AtomicUsize,
 }
 
 /// A tenant whose images and containers are removed from the daemon on drop.
@@ -215,6 +217,7 @@ impl World {
                     extra_refs: vec![],
                 })
                 .collect(),
+            next_task: Default::default(),
         }
     }
 
@@ -229,7 +232,13 @@ impl World {
             kind,
         };
         self.agent
-            .run_task(self.tenant(tenant), &self.execution, &task)
+            .run_task(
+                self.tenant(tenant),
+                &self.execution,
+                self.next_task
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                &task,
+            )
             .await
     }
 
@@ -292,6 +301,10 @@ fn pod(name: &str, image: ImageRef, command: Option<&[&str]>, max_ms: Option<u64
         env: vec![("GREETING".into(), "hello".into())],
         volume: "pvc".into(),
         max_duration_ms: max_ms,
+        scheduled_ms: None,
+        detached: false,
+        node: None,
+        merged: false,
     }
 }
 

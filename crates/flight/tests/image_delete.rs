@@ -88,6 +88,8 @@ struct World {
     agent: Agent,
     _outbox: mpsc::Receiver<Outgoing>,
     tenants: Vec<Tenant>,
+    /// The index of the next task run (each task of the execution has its own).
+    next_task: std::sync::atomic::AtomicUsize,
 }
 
 impl World {
@@ -120,6 +122,7 @@ impl World {
             tenants: (0..tenants)
                 .map(|_| Tenant(format!("t{:010x}", rand::random::<u64>() >> 24)))
                 .collect(),
+            next_task: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -134,7 +137,13 @@ impl World {
             kind,
         };
         self.agent
-            .run_task(self.tenant(tenant), "e0123456789abcdef", &task)
+            .run_task(
+                self.tenant(tenant),
+                "e0123456789abcdef",
+                self.next_task
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                &task,
+            )
             .await
     }
 

@@ -121,6 +121,10 @@ fn idle_pod(name: &str) -> PlanTask {
             env: vec![],
             volume: "pvc".into(),
             max_duration_ms: Some(60_000),
+            scheduled_ms: None,
+            detached: false,
+            node: None,
+            merged: false,
         },
     )
 }
@@ -291,6 +295,10 @@ async fn runs_a_plan_sent_over_the_link() {
                     env: vec![],
                     volume: "pvc".into(),
                     max_duration_ms: Some(60_000),
+                    scheduled_ms: None,
+                    detached: false,
+                    node: None,
+                    merged: false,
                 },
             ),
             task(

@@ -380,6 +380,9 @@ pub(crate) fn compile(
                 env,
                 volume: v,
                 max_duration_ms,
+                scheduled_ms,
+                merge,
+                node,
             } => TaskKind::PodRun {
                 pod_name: pod_name.to_string(),
                 image: image.clone(),
@@ -388,6 +391,27 @@ pub(crate) fn compile(
                 env: env.clone(),
                 volume: volume(v),
                 max_duration_ms: *max_duration_ms,
+                scheduled_ms: *scheduled_ms,
+                // Merged pods start together: each but the last of a run of adjacent merged
+                // pod.run tasks ends once its pod started (docs/operations.md).
+                detached: *merge
+                    && matches!(
+                        op.tasks.get(index + 1).map(|t| &t.spec),
+                        Some(TaskSpec::PodRun { merge: true, .. })
+                    ),
+                node: node.clone(),
+                merged: *merge,
+            },
+            TaskSpec::PodStop { pod_name, grace_ms } => TaskKind::PodStop {
+                pod_name: pod_name.to_string(),
+                grace_ms: *grace_ms,
+            },
+            TaskSpec::PodLogs {
+                pod_name,
+                volume: v,
+            } => TaskKind::PodLogs {
+                pod_name: pod_name.to_string(),
+                volume: volume(v),
             },
             TaskSpec::FilesDelete {
                 sources: paths,
@@ -613,6 +637,62 @@ mod tests {
         let long = format!("/{}", "d/".repeat(2100));
         assert_eq!(at("/x", long.trim_end_matches('/')), None, "too long");
         assert_eq!(volume_or_default(None, "bob"), "bob-pvc");
+    }
+
+    /// Adjacent merged pod.run tasks start together: each but the last of a run ends once its
+    /// pod started (`detached`); the last, an unmerged pod and a merged one followed by another
+    /// type wait. pod.stop and pod.logs compile as written.
+    #[test]
+    fn merged_pods_start_together() {
+        let pod = |id: &str, merge: bool| {
+            format!(
+                "  - id: {id}\n    type: pod.run\n    image: busybox:latest\n    merge: {merge}\n"
+            )
+        };
+        let yaml = [
+            pod("a", true),
+            pod("b", true),
+            pod("c", true),
+            "  - id: ls\n    type: files.list\n".to_string(),
+            pod("d", true),
+            pod("e", false),
+            pod("f", true),
+            "  - id: stop\n    type: pod.stop\n    pod_name: a\n    grace: 1m\n".to_string(),
+            "  - id: logs\n    type: pod.logs\n    pod_name: a\n".to_string(),
+        ]
+        .concat();
+        let plan = compile(&op(&yaml), "alice", "e1", &HashMap::new()).unwrap();
+        let detached: Vec<(String, bool)> = plan
+            .tasks
+            .iter()
+            .filter_map(|t| match &t.kind {
+                TaskKind::PodRun { detached, .. } => Some((t.id.clone(), *detached)),
+                _ => None,
+            })
+            .collect();
+        let want = [
+            ("a", true),
+            ("b", true),
+            ("c", false),
+            ("d", false),
+            ("e", false),
+            ("f", false),
+        ];
+        assert_eq!(detached, want.map(|(i, d)| (i.to_string(), d)).to_vec());
+        assert_eq!(
+            plan.tasks[7].kind,
+            TaskKind::PodStop {
+                pod_name: "a".into(),
+                grace_ms: Some(60_000)
+            }
+        );
+        assert_eq!(
+            plan.tasks[8].kind,
+            TaskKind::PodLogs {
+                pod_name: "a".into(),
+                volume: "alice-pvc".into()
+            }
+        );
     }
 
     #[test]

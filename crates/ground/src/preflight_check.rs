@@ -504,7 +504,9 @@ fn plan(
             TaskSpec::Downlink { .. }
             | TaskSpec::FilesList { .. }
             | TaskSpec::ImageList
-            | TaskSpec::CameraCapture { .. } => {}
+            | TaskSpec::CameraCapture { .. }
+            | TaskSpec::PodStop { .. }
+            | TaskSpec::PodLogs { .. } => {}
         }
     }
     checks

@@ -408,7 +408,7 @@ async fn operations_validate_with_lines_and_revise_on_change() {
             (
                 5,
                 Some("build".into()),
-                "task 'build' (line 5): unknown type 'docker.bild'; did you mean 'docker.build'? expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run, files.move, docker.image.delete, camera.capture".into()
+                "task 'build' (line 5): unknown type 'docker.bild'; did you mean 'docker.build'? expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run, files.move, docker.image.delete, camera.capture, pod.stop, pod.logs".into()
             ),
             (6, Some("run".into()), "task 'run' (pod.run, line 6): missing required field 'image'".into()),
             (

@@ -190,8 +190,8 @@ async fn a_call_that_has_not_ended_holds_the_em() {
             "'node' must be FPGA, GPU or MPU, not 'TPU'",
         ),
         (
-            json!({"image": "busybox", "max_duration": 1, "scheduled_time": "2025-05-22T12:10:00+02:00"}),
-            "'scheduled_time' is not supported by this EM: leave it out and the pod runs at once",
+            json!({"image": "busybox", "max_duration": 1, "scheduled_time": "2025-05-22 12:10"}),
+            "'scheduled_time' '2025-05-22 12:10' is not an RFC 3339 date and time with an offset (2025-05-22T12:10:00+02:00, or Z for UTC): too short",
         ),
     ] {
         let r = run(alice.clone(), body).await;

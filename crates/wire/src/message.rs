@@ -219,8 +219,22 @@ pub enum TaskKind {
         env: Vec<(String, String)>,
         /// The tenant's volume, mounted at `/data`.
         volume: String,
-        /// Stop the pod after this long.
+        /// Stop the pod (SIGTERM, a grace, then SIGKILL) after this long.
         max_duration_ms: Option<u64>,
+        /// Start no earlier than this, in milliseconds since the Unix epoch by the onboard
+        /// clock (the agent waits for it, in contact or not); `None` or a time past: now.
+        scheduled_ms: Option<u64>,
+        /// The task ends once the pod started, and the pod runs on under its `max_duration`
+        /// until it exits or a `PodStop` ends it (the ground sets it on a merged pod.run that
+        /// another merged pod.run follows, so that they start together). `false`: the task
+        /// waits for the pod to end.
+        detached: bool,
+        /// The node class to run on (`default`, `MPU`, `FPGA`, `GPU`, any case); it sets the
+        /// pod's CPU and memory limits. `None`: `default`.
+        node: Option<String>,
+        /// The pod joins its tenant's internal network, where the tenant's other merged pods
+        /// reach it as `<tenant>-<pod_name>` (a merged pod.run); `false`: no network at all.
+        merged: bool,
     },
     /// Delete files or folders (with everything under them) of a volume; the volume root deletes
     /// the volume itself. Paths are literal: no wildcards.
@@ -259,6 +273,23 @@ pub enum TaskKind {
         path: String,
         /// Pixels a side, [`CAMERA_MIN_SIZE`] to [`CAMERA_MAX_SIZE`].
         size: u32,
+    },
+    /// Stop a running pod of the tenant by its name: SIGTERM, `grace_ms`, then SIGKILL. Its
+    /// log is kept and its container removed; the task's outputs are its exit code and tail.
+    PodStop {
+        /// The pod's name.
+        pod_name: String,
+        /// Between SIGTERM and SIGKILL; `None`: the agent's default.
+        grace_ms: Option<u64>,
+    },
+    /// The output of a pod of the tenant: written to `<volume>/.logs/<pod_name>.log` (so that
+    /// a downlink can take it) and returned as the task's log tail. A running pod's output so
+    /// far, else what its last run left.
+    PodLogs {
+        /// The pod's name.
+        pod_name: String,
+        /// The volume the pod mounts (where its log is kept).
+        volume: String,
     },
 }
 
@@ -428,6 +459,10 @@ mod tests {
                     env: vec![("A".into(), "b".into())],
                     volume: "alice-pvc".into(),
                     max_duration_ms: Some(60_000),
+                    scheduled_ms: Some(1_800_000_100_000),
+                    detached: true,
+                    node: Some("GPU".into()),
+                    merged: true,
                 },
             }],
             system: "em".into(),

@@ -22,9 +22,12 @@ mod camera;
 mod files;
 mod images;
 mod limits;
+mod pod_network;
+mod pod_record;
 mod pods;
 
 use self::pods::Pod;
+pub(crate) use self::pods::RunningPods;
 use crate::agent::Outgoing;
 use crate::fsutil;
 use crate::logbook::LogBook;
@@ -47,8 +50,10 @@ pub(crate) const OBJECT_WAIT: Duration = Duration::from_secs(24 * 3600);
 const NEED_RETRY: Duration = Duration::from_secs(30 * 60);
 /// The priority of a downlink's objects on the link (messages go first, at 0).
 const DOWNLINK_PRIORITY: u8 = 2;
-/// Time between SIGTERM and SIGKILL when a pod overruns.
+/// Time between SIGTERM and SIGKILL when a pod overruns, or a pod.stop sets none.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The longest grace a pod.stop may ask for.
+const MAX_STOP_GRACE: Duration = Duration::from_secs(600);
 /// How often a running pod's disk use is looked at (free space, the tenant's volumes).
 const POD_DISK_CHECK: Duration = Duration::from_secs(5);
 /// Bytes of a pod's output kept in `<volume>/.logs/<pod>.log`.
@@ -165,7 +170,9 @@ fn duration(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs().max(1))).to_string()
 }
 
-/// Runs tasks. Cheap to share behind the agent's `Arc`.
+/// Runs tasks. Cheap to share behind the agent's `Arc`, and to clone (a detached pod's
+/// supervisor holds a clone).
+#[derive(Clone)]
 pub(crate) struct Executor {
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) volumes: Arc<Volumes>,
@@ -183,11 +190,19 @@ pub(crate) struct Executor {
     /// The builder the engine builds with: Dockerfiles are judged as it reads them.
     pub(crate) builder: wire::Builder,
     pub(crate) object_wait: Duration,
+    /// The detached pods running (see `pods`).
+    pub(crate) pods: Arc<RunningPods>,
 }
 
 impl Executor {
-    /// Runs one task of `tenant`'s execution.
-    pub(crate) async fn run(&self, tenant: &str, execution: &str, task: &PlanTask) -> TaskResult {
+    /// Runs task `index` of `tenant`'s execution.
+    pub(crate) async fn run(
+        &self,
+        tenant: &str,
+        execution: &str,
+        index: usize,
+        task: &PlanTask,
+    ) -> TaskResult {
         if let Err(m) = names::check_tenant(tenant) {
             return invalid(m);
         }
@@ -226,6 +241,10 @@ impl Executor {
                 env,
                 volume,
                 max_duration_ms,
+                scheduled_ms,
+                detached,
+                node,
+                merged,
             } => {
                 let pod = Pod {
                     name: pod_name,
@@ -235,9 +254,20 @@ impl Executor {
                     env,
                     volume,
                     limit: max_duration_ms.map_or(DEFAULT_POD_DURATION, Duration::from_millis),
+                    scheduled_ms: *scheduled_ms,
+                    detached: *detached,
+                    node: node.as_deref(),
+                    merged: *merged,
                 };
-                self.pod_run(tenant, execution, pod).await
+                self.pod_run(tenant, execution, index, pod).await
             }
+            TaskKind::PodStop { pod_name, grace_ms } => {
+                let grace = grace_ms
+                    .map_or(STOP_GRACE, Duration::from_millis)
+                    .min(MAX_STOP_GRACE);
+                self.pod_stop(tenant, pod_name, grace).await
+            }
+            TaskKind::PodLogs { pod_name, volume } => self.pod_logs(tenant, pod_name, volume).await,
             TaskKind::FilesDelete { volume, paths } => {
                 self.files_delete(tenant, volume, paths).await
             }
@@ -331,6 +361,7 @@ pub(crate) mod tests {
             bases: wire::catalogue("linux/amd64"),
             builder: wire::Builder::Classic,
             object_wait: Duration::from_millis(200),
+            pods: Arc::default(),
         };
         Rig {
             _dir: dir,
@@ -347,7 +378,7 @@ pub(crate) mod tests {
                 on_failure: OnFailure::Stop,
                 kind,
             };
-            self.exec.run("alice", "exec0123456789", &task).await
+            self.exec.run("alice", "exec0123456789", 0, &task).await
         }
 
         pub(crate) fn volume(&self) -> PathBuf {

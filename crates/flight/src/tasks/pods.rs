@@ -1,22 +1,86 @@
 //! Pods: pod.run (a container of a catalogue or tenant image, no network, the volume at
-//! `/data`, bounded in time, always removed), its log kept in the volume, and image resolution.
+//! `/data`, bounded in time, always removed), pod.stop, pod.logs, its log kept in the volume,
+//! and image resolution.
+//!
+//! A pod.run task either waits for its pod to end or, `detached`, ends once the pod started: the
+//! pod then runs on, supervised by a background task of the agent ([`RunningPods`]), until it
+//! exits, overruns its `max_duration` or a pod.stop ends it. Either way a pod ends the same
+//! way: SIGTERM, a grace, SIGKILL; its output kept in `<volume>/.logs/<pod>.log` (the run before
+//! rotated to `<pod>.log.1`); its container removed.
+//!
+//! A restarted agent takes up the container its task left only when the container's labels
+//! say it is that task's (tenant, execution, task index, pod name), and gives it what is left of
+//! its `max_duration`, counted from when the engine says it started.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use dockerfile::onboard::Target;
+use tokio::sync::watch;
 use wire::names::TenantName;
 
+use super::pod_record::{PodRecord, read_pod_record, remaining, write_pod_record};
 use super::*;
-use crate::runtime::ContainerStatus;
+use crate::fsutil::now_ms;
+use crate::runtime::{ContainerState, ContainerStatus, ImageInfo};
+
+/// The label naming a pod's task index in its plan.
+const TASK_LABEL: &str = "org.orbitdock.task";
+/// The label naming the pod.
+const POD_LABEL: &str = "org.orbitdock.pod";
+/// The label of a detached pod's container (`1`): what a restarted agent supervises again.
+const DETACHED_LABEL: &str = "org.orbitdock.detached";
+/// The label giving a pod's volume.
+const VOLUME_LABEL: &str = "org.orbitdock.volume";
+/// The label giving a pod's `max_duration` in milliseconds.
+const MAX_LABEL: &str = "org.orbitdock.max-duration-ms";
+/// How long a wait for a scheduled start sleeps before it looks at the clock again (the wall
+/// clock may be set meanwhile).
+const SCHEDULE_TICK: Duration = Duration::from_secs(30);
+/// How long a pod.stop waits for the stopped pod's outcome beyond its grace.
+const STOP_SETTLE: Duration = Duration::from_secs(120);
+
+/// The detached pods the agent supervises, by tenant and pod name; an entry stays after its
+/// pod ended (its outcome, for a later pod.stop or pod.logs) until a new run of the same name.
+#[derive(Default)]
+pub(crate) struct RunningPods {
+    pods: Mutex<HashMap<(String, String), Running>>,
+}
+
+struct Running {
+    container: String,
+    /// Set to the grace to stop the pod with.
+    stop: watch::Sender<Option<Duration>>,
+    /// The pod's outcome, once it ended.
+    done: watch::Receiver<Option<TaskResult>>,
+    root: PathBuf,
+    owner: Owner,
+}
+
+impl RunningPods {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Running>> {
+        self.pods.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The container name of a pod.
+fn container_name(tenant: &str, pod: &str, execution: &str) -> String {
+    let short: String = execution.chars().take(8).collect();
+    format!("orbitdock-{tenant}-{pod}-{short}")
+}
 
 impl Executor {
     pub(super) async fn pod_run(
         &self,
         tenant: &str,
         execution: &str,
+        index: usize,
         pod: Pod<'_>,
     ) -> Step<TaskResult> {
         names::check_pod_name(pod.name).map_err(invalid)?;
         names::check_volume(pod.volume).map_err(invalid)?;
-        let image = self.resolve_image(tenant, pod.image).await?;
+        let node = crate::runtime::node_class(pod.node).map_err(invalid)?;
+        let (image, info) = self.resolve_image(tenant, pod.image).await?;
         let mut env = Vec::with_capacity(pod.env.len());
         for (k, v) in pod.env {
             if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
@@ -28,67 +92,433 @@ impl Executor {
             .volumes
             .ensure_volume(tenant, pod.volume)
             .map_err(execution_error)?;
-        let short: String = execution.chars().take(8).collect();
-        let name = format!("orbitdock-{tenant}-{}-{short}", pod.name);
+        let name = container_name(tenant, pod.name, execution);
+        let labels = pod_labels(tenant, execution, index, pod.name);
         // A pod runs once, whatever restarts the agent goes through. A run that ended before a
         // restart left its outcome in the state folder: that outcome stands.
-        let record = self.pod_record(execution, pod.name);
-        if let Some(result) = read_pod_record(record.as_deref()).await {
-            tracing::info!(
-                container = name,
-                "a pod ended before the restart; its outcome stands"
-            );
-            if let Err(e) = self.runtime.remove_container(&name).await {
-                tracing::warn!(container = name, error = %e.message, "cannot remove a pod's container");
-            }
-            return Ok(result);
-        }
-        // A container of this name was left by this task, cut short by a restart: it is taken
-        // up again, never run a second time (created: started now; running: waited for; stopped:
-        // its exit code is the outcome). If the engine cannot say, the task fails rather than
-        // risk a second run.
-        let left = self.runtime.container_status(&name).await.map_err(|e| {
+        let record = self.pod_record(execution, index);
+        let kept = read_pod_record(record.as_deref()).await;
+        // The container of this name, if one is left, and whether it is this task's.
+        let left = self.runtime.inspect_container(&name).await.map_err(|e| {
             execution_error(format!(
                 "cannot inspect the pod's container {name}: {}",
                 e.message
             ))
         })?;
-        let (id, outcome) = match left {
-            Some(status) => {
+        if let Some(state) = &left {
+            check_labels(&name, state, &labels)?;
+        }
+        if let Some(PodRecord {
+            outcome: Some(outcome),
+            ..
+        }) = &kept
+        {
+            let result = outcome.result();
+            if pod.detached && left.is_some() {
+                // Started detached before a restart: supervised again, for what is left.
+                let started = left
+                    .as_ref()
+                    .and_then(|s| s.started_ms)
+                    .or(kept.as_ref().and_then(|k| k.started_ms));
+                let limit = remaining(pod.limit, started);
+                self.detach(tenant, pod.name, name, root, owner, pod.limit, limit);
+                return Ok(result);
+            }
+            tracing::info!(
+                container = name,
+                "a pod ended before the restart; its outcome stands"
+            );
+            if left.is_some()
+                && let Err(e) = self.runtime.remove_container(&name).await
+            {
+                tracing::warn!(container = name, error = %e.message, "cannot remove a pod's container");
+            }
+            return Ok(result);
+        }
+        let (id, limit, start) = match left {
+            // A container of this task, left by a restart: taken up, never run a second time
+            // (created: started now; running: waited for, for what is left of its time;
+            // stopped: its exit code is the outcome). If the engine cannot say, the task fails
+            // rather than risk a second run.
+            Some(state) => {
                 tracing::info!(
                     container = name,
-                    ?status,
+                    status = ?state.status,
                     "taking up a pod left by a restart"
                 );
-                let outcome = match status {
-                    ContainerStatus::Created => self.supervise(tenant, &name, pod.limit).await,
-                    // Its time limit starts again: how long it ran before is not known here.
+                let started = state
+                    .started_ms
+                    .or(kept.as_ref().and_then(|k| k.started_ms));
+                match state.status {
+                    ContainerStatus::Created => (name, pod.limit, true),
                     ContainerStatus::Running | ContainerStatus::Stopped => {
-                        self.wait_within(tenant, &name, pod.limit).await
+                        (name, remaining(pod.limit, started), false)
                     }
-                };
-                (name, outcome)
+                }
             }
             None => {
+                if let Some(started) = kept.as_ref().and_then(|k| k.started_ms) {
+                    return Err(execution_error(format!(
+                        "the pod was started at {} (ms since the Unix epoch) and its container {name} is gone \
+                         with no outcome kept: it is not run a second time",
+                        started
+                    )));
+                }
+                self.wait_until(pod.scheduled_ms).await;
+                // One pod of a name at a time: a detached one of this name still runs.
+                let busy = self
+                    .pods
+                    .lock()
+                    .get(&(tenant.to_string(), pod.name.to_string()))
+                    .is_some_and(|r| r.done.borrow().is_none());
+                if busy {
+                    return Err(execution_error(format!(
+                        "a pod named '{}' of yours is still running (detached); end it with \
+                         pod.stop, or name this one otherwise",
+                        pod.name
+                    )));
+                }
                 // A new pod writes into the volumes: not while the disk is below the state
                 // reserve or the tenant's volumes are over their limit.
                 self.room_for_work().await?;
                 self.tenant_within_limit(tenant).await?;
-                let id = self
-                    .create_pod(tenant, execution, &pod, name, &image, env, &root, owner)
-                    .await?;
-                let outcome = self.supervise(tenant, &id, pod.limit).await;
-                (id, outcome)
+                self.rotate_pod_log(&root, owner, pod.name).await;
+                let mut labels = labels;
+                labels.insert(VOLUME_LABEL.into(), pod.volume.into());
+                labels.insert(MAX_LABEL.into(), pod.limit.as_millis().to_string());
+                if pod.detached {
+                    labels.insert(DETACHED_LABEL.into(), "1".into());
+                }
+                let network = match pod.merged {
+                    true => Some(self.tenant_network(tenant).await?),
+                    false => None,
+                };
+                let created = self
+                    .create_pod(
+                        tenant, &pod, name, &image, &info, env, &root, owner, labels, node, network,
+                    )
+                    .await;
+                let id = match created {
+                    Ok(id) => id,
+                    Err(failed) => {
+                        if pod.merged {
+                            self.release_network(tenant).await;
+                        }
+                        return Err(failed);
+                    }
+                };
+                (id, pod.limit, true)
             }
         };
+        if start {
+            write_pod_record(
+                record.as_deref(),
+                &PodRecord {
+                    started_ms: Some(now_ms()),
+                    outcome: None,
+                },
+            )
+            .await;
+            if let Err(e) = self.runtime.start_container(&id).await {
+                let result = self
+                    .finish_pod(
+                        &id,
+                        PodOutcome::StartFailed(e.message),
+                        pod.limit,
+                        &root,
+                        owner,
+                        pod.name,
+                    )
+                    .await;
+                write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
+                self.remove(&id).await;
+                if pod.merged {
+                    self.release_network(tenant).await;
+                }
+                return Ok(result);
+            }
+        }
+        if pod.detached {
+            let result = TaskResult::ok(TaskOutputs {
+                message: Some(format!(
+                    "pod {} started; it runs on for at most {}",
+                    pod.name,
+                    duration(limit)
+                )),
+                ..TaskOutputs::default()
+            });
+            write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
+            self.detach(tenant, pod.name, id, root, owner, pod.limit, limit);
+            return Ok(result);
+        }
+        let outcome = self.wait_within(tenant, &id, limit, None).await;
+        let result = self
+            .finish_pod(&id, outcome, pod.limit, &root, owner, pod.name)
+            .await;
+        // The outcome is saved before the container goes: a restart in between finds one or the
+        // other, so the pod is not run again.
+        write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
+        self.remove(&id).await;
+        if pod.merged {
+            self.release_network(tenant).await;
+        }
+        Ok(result)
+    }
+
+    async fn remove(&self, id: &str) {
+        if let Err(e) = self.runtime.remove_container(id).await {
+            tracing::warn!(container = id, error = %e.message, "cannot remove a pod's container");
+        }
+    }
+
+    /// Waits until `at` (milliseconds since the Unix epoch) by the onboard clock; at once when
+    /// it is past or `None`.
+    async fn wait_until(&self, at: Option<u64>) {
+        let Some(at) = at else { return };
+        loop {
+            let now = now_ms();
+            if now >= at {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(at - now).min(SCHEDULE_TICK)).await;
+        }
+    }
+
+    /// Supervises the started container `id` in the background for `left` of its `limit`:
+    /// what pod.stop and pod.logs find by `tenant` and `pod`.
+    #[allow(clippy::too_many_arguments)]
+    fn detach(
+        &self,
+        tenant: &str,
+        pod: &str,
+        id: String,
+        root: PathBuf,
+        owner: Owner,
+        limit: Duration,
+        left: Duration,
+    ) {
+        let (stop_tx, stop_rx) = watch::channel(None);
+        let (done_tx, done_rx) = watch::channel(None);
+        let mut pods = self.pods.lock();
+        let key = (tenant.to_string(), pod.to_string());
+        if pods
+            .get(&key)
+            .is_some_and(|r| r.container == id && r.done.borrow().is_none())
+        {
+            return; // Supervised already.
+        }
+        pods.insert(
+            (tenant.to_string(), pod.to_string()),
+            Running {
+                container: id.clone(),
+                stop: stop_tx,
+                done: done_rx,
+                root: root.clone(),
+                owner,
+            },
+        );
+        drop(pods);
+        let (exec, tenant, pod) = (self.clone(), tenant.to_string(), pod.to_string());
+        tokio::spawn(async move {
+            let outcome = exec.wait_within(&tenant, &id, left, Some(stop_rx)).await;
+            let result = exec
+                .finish_pod(&id, outcome, limit, &root, owner, &pod)
+                .await;
+            exec.remove(&id).await;
+            exec.release_network(&tenant).await;
+            tracing::info!(
+                tenant,
+                pod,
+                failed = !result.succeeded(),
+                "a detached pod ended"
+            );
+            let _ = done_tx.send(Some(result));
+        });
+    }
+
+    /// Supervises again the detached pods a previous run of the agent left running (found by
+    /// their label), each for what is left of its `max_duration`, so that they still end in
+    /// time and pod.stop and pod.logs still reach them. A container whose labels do not read is
+    /// left alone, with a warning.
+    pub(crate) async fn take_up_detached(&self) {
+        let names = match self.runtime.list_containers(DETACHED_LABEL, "1").await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e.message, "cannot list the detached pods left running");
+                return;
+            }
+        };
+        for name in names {
+            let Ok(Some(state)) = self.runtime.inspect_container(&name).await else {
+                continue;
+            };
+            let label = |k: &str| state.labels.get(k).map(String::as_str).unwrap_or_default();
+            let (tenant, pod, volume) = (
+                label("org.orbitdock.tenant"),
+                label(POD_LABEL),
+                label(VOLUME_LABEL),
+            );
+            let max = label(MAX_LABEL).parse::<u64>().ok();
+            let checked = names::check_tenant(tenant)
+                .and(names::check_pod_name(pod))
+                .and(names::check_volume(volume));
+            let (Ok(()), Some(max)) = (checked, max) else {
+                tracing::warn!(
+                    container = name,
+                    "a detached pod's labels do not read; left alone"
+                );
+                continue;
+            };
+            let Ok(owner) = self.volumes.owner(tenant) else {
+                tracing::warn!(
+                    container = name,
+                    tenant,
+                    "a detached pod's tenant has no uid; left alone"
+                );
+                continue;
+            };
+            let root = self.volumes.volume_dir(tenant, volume);
+            let limit = remaining(Duration::from_millis(max), state.started_ms);
+            tracing::info!(container = name, tenant, pod, left = ?limit, "supervising a detached pod again");
+            self.detach(
+                tenant,
+                pod,
+                name,
+                root,
+                owner,
+                Duration::from_millis(max),
+                limit,
+            );
+        }
+    }
+
+    /// pod.stop: stops the tenant's detached pod `pod` (SIGTERM, `grace`, SIGKILL); its outcome
+    /// (exit code and log tail) is the task's.
+    pub(super) async fn pod_stop(
+        &self,
+        tenant: &str,
+        pod: &str,
+        grace: Duration,
+    ) -> Step<TaskResult> {
+        names::check_pod_name(pod).map_err(invalid)?;
+        let found = {
+            let pods = self.pods.lock();
+            pods.get(&(tenant.to_string(), pod.to_string()))
+                .map(|r| (r.stop.clone(), r.done.clone()))
+        };
+        let Some((stop, mut done)) = found else {
+            return Err(execution_error(format!(
+                "no pod named '{pod}' of yours is running onboard (pod.stop ends a pod a \
+                 detached pod.run started: a merged pod.run followed by another)"
+            )));
+        };
+        let ended = done.borrow().clone();
+        if let Some(mut r) = ended {
+            let was = r
+                .error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .or(r.outputs.message.clone())
+                .unwrap_or_default();
+            r.error = None;
+            r.outputs.message = Some(format!("pod {pod} had already ended: {was}"));
+            return Ok(r);
+        }
+        let _ = stop.send(Some(grace));
+        let settled = tokio::time::timeout(grace + STOP_SETTLE, async {
+            loop {
+                if let Some(r) = done.borrow_and_update().clone() {
+                    return Some(r);
+                }
+                if done.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await;
+        match settled {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(execution_error(format!(
+                "lost track of pod {pod} while stopping it"
+            ))),
+            Err(_) => Err(execution_error(format!(
+                "pod {pod} did not end within {} of pod.stop",
+                duration(grace + STOP_SETTLE)
+            ))),
+        }
+    }
+
+    /// pod.logs: a running detached pod's output so far, else what its last run left in
+    /// `<volume>/.logs/<pod>.log`; written there and returned as the log tail.
+    pub(super) async fn pod_logs(&self, tenant: &str, pod: &str, volume: &str) -> Step<TaskResult> {
+        names::check_pod_name(pod).map_err(invalid)?;
+        names::check_volume(volume).map_err(invalid)?;
+        let running = {
+            let pods = self.pods.lock();
+            pods.get(&(tenant.to_string(), pod.to_string()))
+                .filter(|r| r.done.borrow().is_none())
+                .map(|r| (r.container.clone(), r.root.clone(), r.owner))
+        };
+        if let Some((id, root, owner)) = running {
+            let log = LogBook::new(POD_LOG_KEEP);
+            self.runtime.container_logs(&id, &log).await.map_err(|e| {
+                execution_error(format!("cannot read pod {pod}'s output: {}", e.message))
+            })?;
+            self.write_pod_log(&root, owner, pod, &log).await;
+            return Ok(TaskResult::ok(TaskOutputs {
+                message: Some(format!("pod {pod} is running; its output so far")),
+                ..TaskOutputs::default()
+            })
+            .tail(log.tail()));
+        }
+        let root = self.volumes.volume_dir(tenant, volume);
+        if !root.is_dir() {
+            return Err(execution_error(format!("volume {volume} not found")));
+        }
+        let rel = RelPath::parse(&format!(".logs/{pod}.log")).map_err(invalid)?;
+        let what = format!("the log of pod {pod} in volume {volume}");
+        let path = volume_file(&root, &rel, ErrorCode::ExecutionError, &what)?;
+        let bytes = blocking(move || -> io::Result<Vec<u8>> {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut f = File::open(&path)?;
+            let len = f.metadata()?.len();
+            let keep = POD_LOG_KEEP as u64;
+            if len > keep {
+                f.seek(SeekFrom::Start(len - keep))?;
+            }
+            let mut out = Vec::new();
+            f.take(keep).read_to_end(&mut out)?;
+            Ok(out)
+        })
+        .await?
+        .map_err(|e| execution_error(format!("cannot read {what}: {e}")))?;
+        let log = LogBook::new(0);
+        log.push_bytes(&bytes);
+        Ok(TaskResult::ok(TaskOutputs {
+            message: Some(format!("the output of pod {pod}'s last run")),
+            ..TaskOutputs::default()
+        })
+        .tail(log.tail()))
+    }
+
+    /// The result of an ended pod: its output read, kept in the volume, and its outcome mapped.
+    async fn finish_pod(
+        &self,
+        id: &str,
+        outcome: PodOutcome,
+        limit: Duration,
+        root: &Path,
+        owner: Owner,
+        pod: &str,
+    ) -> TaskResult {
         let log = LogBook::new(POD_LOG_KEEP);
-        if let Err(e) = self.runtime.container_logs(&id, &log).await {
+        if let Err(e) = self.runtime.container_logs(id, &log).await {
             log.push_line(&format!(
                 "[orbitdock: the pod's output could not be read: {}]",
                 e.message
             ));
         }
-        self.write_pod_log(&root, owner, pod.name, &log).await;
+        self.write_pod_log(root, owner, pod, &log).await;
         let tail = log.tail();
         let exec_format = |text: &str| text.to_ascii_lowercase().contains("exec format error");
         let result = match outcome {
@@ -104,8 +534,16 @@ impl Executor {
             PodOutcome::OverLimit(failed) => failed,
             PodOutcome::TimedOut => TaskResult::fail(
                 ErrorCode::MaxDurationExceeded,
-                format!("stopped after {}", duration(pod.limit)),
+                format!("stopped after {}", duration(limit)),
             ),
+            PodOutcome::Stopped(code) => TaskResult::ok(TaskOutputs {
+                exit_code: code,
+                message: Some(match code {
+                    Some(c) => format!("stopped by pod.stop; exited with code {c}"),
+                    None => "stopped by pod.stop".into(),
+                }),
+                ..TaskOutputs::default()
+            }),
             PodOutcome::Exited(0) => TaskResult::ok(TaskOutputs {
                 exit_code: Some(0),
                 message: Some("exited with code 0".into()),
@@ -127,14 +565,7 @@ impl Executor {
                 r
             }
         };
-        let result = result.tail(tail);
-        // The outcome is saved before the container goes: a restart in between finds one or the
-        // other, so the pod is not run again.
-        write_pod_record(record.as_deref(), &result).await;
-        if let Err(e) = self.runtime.remove_container(&id).await {
-            tracing::warn!(container = id, error = %e.message, "cannot remove a pod's container");
-        }
-        Ok(result)
+        result.tail(tail)
     }
 
     /// Creates the pod's container as `name`; returns its id.
@@ -142,17 +573,17 @@ impl Executor {
     async fn create_pod(
         &self,
         tenant: &str,
-        execution: &str,
         pod: &Pod<'_>,
         name: String,
         image: &str,
+        info: &ImageInfo,
         env: Vec<String>,
         root: &Path,
         owner: Owner,
+        labels: BTreeMap<String, String>,
+        node: crate::runtime::NodeClass,
+        network: Option<String>,
     ) -> Step<String> {
-        let mut labels = labels(tenant, execution);
-        labels.insert("org.orbitdock".into(), "1".into());
-        labels.insert("org.orbitdock.pod".into(), pod.name.into());
         let non_empty = |v: Option<&[String]>| v.filter(|v| !v.is_empty()).map(<[String]>::to_vec);
         let spec = ContainerSpec {
             name,
@@ -166,6 +597,9 @@ impl Executor {
             labels,
             tmp_bytes: self.disk.limits.pod_tmp_bytes,
             log_bytes: self.disk.limits.pod_log_bytes,
+            image_volumes: info.volumes.clone(),
+            node,
+            network,
         };
         match self.runtime.create_container(&spec).await {
             Ok(id) => Ok(id),
@@ -180,16 +614,16 @@ impl Executor {
         }
     }
 
-    /// Where the outcome of `execution`'s pod `pod` is kept until its plan finishes:
-    /// `<state>/pods/<execution>/<pod>.json` (the scratch folder is `<state>/tmp`). `None` for an
-    /// execution id that is not a safe folder name (then nothing is kept).
-    fn pod_record(&self, execution: &str, pod: &str) -> Option<PathBuf> {
+    /// Where the record of `execution`'s pod of task `index` is kept until its plan finishes:
+    /// `<state>/pods/<execution>/task-<index>.json` (the scratch folder is `<state>/tmp`).
+    /// `None` for an execution id that is not a safe folder name (then nothing is kept).
+    fn pod_record(&self, execution: &str, index: usize) -> Option<PathBuf> {
         names::check_execution(execution).ok()?;
         Some(
             self.scratch
                 .with_file_name("pods")
                 .join(execution)
-                .join(format!("{pod}.json")),
+                .join(format!("task-{index}.json")),
         )
     }
 
@@ -206,25 +640,24 @@ impl Executor {
         }
     }
 
-    /// Starts the container and waits for it as [`wait_within`](Self::wait_within) does.
-    async fn supervise(&self, tenant: &str, id: &str, limit: Duration) -> PodOutcome {
-        if let Err(e) = self.runtime.start_container(id).await {
-            return PodOutcome::StartFailed(e.message);
-        }
-        self.wait_within(tenant, id, limit).await
-    }
-
-    /// Waits for the started container within `limit`, stopping it when it overruns, when free
-    /// space under the volumes falls below the state reserve, or when the tenant's volumes go
-    /// over their limit (looked at every [`POD_DISK_CHECK`]).
-    async fn wait_within(&self, tenant: &str, id: &str, limit: Duration) -> PodOutcome {
+    /// Waits for the started container within `limit`, stopping it (SIGTERM, a grace,
+    /// SIGKILL) when it overruns, when `stop` asks for it (with the grace it carries), when
+    /// free space under the volumes falls below the state reserve, or when the tenant's volumes
+    /// go over their limit (looked at every [`POD_DISK_CHECK`]).
+    async fn wait_within(
+        &self,
+        tenant: &str,
+        id: &str,
+        limit: Duration,
+        mut stop: Option<watch::Receiver<Option<Duration>>>,
+    ) -> PodOutcome {
         let deadline = tokio::time::sleep(limit);
         let wait = self.runtime.wait_container(id);
         tokio::pin!(deadline, wait);
         let mut checks =
             tokio::time::interval_at(tokio::time::Instant::now() + POD_DISK_CHECK, POD_DISK_CHECK);
         checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stopped = loop {
+        let (stopped, grace) = loop {
             tokio::select! {
                 waited = &mut wait => {
                     return match waited {
@@ -232,7 +665,8 @@ impl Executor {
                         Err(e) => PodOutcome::WaitFailed(e.message),
                     };
                 }
-                _ = &mut deadline => break PodOutcome::TimedOut,
+                _ = &mut deadline => break (PodOutcome::TimedOut, STOP_GRACE),
+                grace = stop_requested(&mut stop) => break (PodOutcome::Stopped(None), grace),
                 _ = checks.tick() => {
                     let over = match self.room_for_work().await {
                         Err(failed) => Some(failed),
@@ -242,48 +676,40 @@ impl Executor {
                         if let Some(e) = &mut failed.error {
                             e.message = format!("the pod was stopped: {}", e.message);
                         }
-                        break PodOutcome::OverLimit(failed);
+                        break (PodOutcome::OverLimit(failed), STOP_GRACE);
                     }
                 }
             }
         };
-        if let Err(e) = self.runtime.stop_container(id, STOP_GRACE).await {
-            tracing::warn!(container = id, error = %e.message, "cannot stop an overrunning pod");
+        if let Err(e) = self.runtime.stop_container(id, grace).await {
+            tracing::warn!(container = id, error = %e.message, "cannot stop a pod");
         }
-        stopped
-    }
-
-    /// Keeps the pod's output in `<volume>/.logs/<pod>.log`; a failure only warns.
-    async fn write_pod_log(&self, root: &Path, owner: Owner, pod: &str, log: &LogBook) {
-        let (volumes, root, bytes) = (self.volumes.clone(), root.to_path_buf(), log.kept());
-        let rel = RelPath::parse(&format!(".logs/{pod}.log"));
-        let written = blocking(move || -> Result<(), String> {
-            let rel = rel?;
-            let path = volumes::prepare_write(&volumes, &root, &rel, owner)
-                .map_err(|e| e.message().to_string())?;
-            fsutil::write_atomic(&path, &bytes).map_err(|e| e.to_string())?;
-            let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o644));
-            volumes.chown(&path, owner);
-            Ok(())
-        })
-        .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(pod, error = %e, "cannot write the pod's log to its volume")
+        match stopped {
+            // Stopped on request: its exit code says whether it ended gracefully.
+            PodOutcome::Stopped(_) => {
+                match tokio::time::timeout(crate::runtime::CALL_TIMEOUT, wait).await {
+                    Ok(Ok(code)) => PodOutcome::Stopped(Some(code)),
+                    _ => PodOutcome::Stopped(None),
+                }
             }
-            Err(_) => tracing::warn!(pod, "cannot write the pod's log to its volume"),
+            other => other,
         }
     }
+}
 
+impl Executor {
     /// The reference to run: a catalogue image by its canonical name, else the tenant's own,
     /// as the Dockerfile judge classifies an image (`dockerfile::onboard::classify`, the one
     /// classification, which preflight runs on the ground too).
-    pub(super) async fn resolve_image(&self, tenant: &str, image: &ImageRef) -> Step<String> {
+    pub(super) async fn resolve_image(
+        &self,
+        tenant: &str,
+        image: &ImageRef,
+    ) -> Step<(String, ImageInfo)> {
         let written = format!("{}:{}", image.name, image.tag);
         match dockerfile::onboard::classify(&written, &self.catalogue) {
             Some(Target::Catalogue(name)) => match self.inspect(&name).await? {
-                Some(_) => Ok(name),
+                Some(info) => Ok((name, info)),
                 None => Err(TaskResult::fail(
                     ErrorCode::DockerImageNotFound,
                     format!("the catalogue image {name} is not loaded onboard"),
@@ -293,7 +719,7 @@ impl Executor {
                 let tenant = TenantName::new(tenant).map_err(|e| invalid(e.to_string()))?;
                 let full = own.onboard(&tenant);
                 match self.inspect(&full).await? {
-                    Some(_) => Ok(full),
+                    Some(info) => Ok((full, info)),
                     None => Err(self.image_not_found(&written)),
                 }
             }
@@ -312,66 +738,50 @@ impl Executor {
     }
 }
 
-/// A pod's outcome as kept in the state folder (see `Executor::pod_record`).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PodRecord {
-    error: Option<TaskError>,
-    outputs: TaskOutputs,
+/// The labels of a pod's container: who it belongs to and which task made it.
+fn pod_labels(tenant: &str, execution: &str, index: usize, pod: &str) -> BTreeMap<String, String> {
+    let mut labels = labels(tenant, execution);
+    labels.insert("org.orbitdock".into(), "1".into());
+    labels.insert(POD_LABEL.into(), pod.into());
+    labels.insert(TASK_LABEL.into(), index.to_string());
+    labels
 }
 
-/// The kept outcome of a pod, if there is one that reads.
-async fn read_pod_record(path: Option<&Path>) -> Option<TaskResult> {
-    let path = path?.to_path_buf();
-    let bytes = match blocking(move || fs::read(&path)).await.ok()? {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read a pod's kept outcome");
-            return None;
-        }
-    };
-    match serde_json::from_slice::<PodRecord>(&bytes) {
-        Ok(r) => Some(TaskResult {
-            error: r.error,
-            outputs: r.outputs,
-        }),
-        Err(e) => {
-            tracing::warn!(error = %e, "a pod's kept outcome does not read; set aside");
-            None
-        }
+/// Refuses to take up a container that is not this task's pod: a container of the same name
+/// (the name holds only 8 characters of the execution id) made by another execution, another
+/// task or anyone else.
+#[allow(clippy::result_large_err)]
+fn check_labels(name: &str, state: &ContainerState, want: &BTreeMap<String, String>) -> Step<()> {
+    let wrong: Vec<String> = want
+        .iter()
+        .filter(|(k, v)| state.labels.get(*k) != Some(*v))
+        .map(|(k, v)| match state.labels.get(k) {
+            Some(got) => format!("{k}={got:?}, not {v:?}"),
+            None => format!("{k} missing (want {v:?})"),
+        })
+        .collect();
+    if wrong.is_empty() {
+        return Ok(());
     }
+    Err(execution_error(format!(
+        "a container named {name} exists but is not this task's pod ({}); it is left alone and \
+         the pod is not started",
+        wrong.join("; ")
+    )))
 }
 
-/// Keeps a pod's outcome, synced. A failure only warns: the container is removed all the same,
-/// so a restart before the plan's progress is saved would run the pod again; that takes a state
-/// folder that cannot be written as well as a crash.
-async fn write_pod_record(path: Option<&Path>, result: &TaskResult) {
-    let Some(path) = path.map(Path::to_path_buf) else {
-        return;
+/// The grace a pod.stop asked for; never, without a stop channel.
+async fn stop_requested(stop: &mut Option<watch::Receiver<Option<Duration>>>) -> Duration {
+    let Some(rx) = stop else {
+        return std::future::pending().await;
     };
-    let record = PodRecord {
-        error: result.error.clone(),
-        outputs: result.outputs.clone(),
-    };
-    let Ok(bytes) = serde_json::to_vec(&record) else {
-        return;
-    };
-    let written = blocking(move || -> io::Result<()> {
-        let Some(dir) = path.parent() else {
-            return Ok(());
-        };
-        fs::create_dir_all(dir)?;
-        // The new folders' entries are synced too, or the record could vanish with a crash.
-        for d in [dir.parent(), Some(dir)].into_iter().flatten() {
-            File::open(d)?.sync_all()?;
+    loop {
+        if let Some(grace) = *rx.borrow_and_update() {
+            return grace;
         }
-        fsutil::write_atomic(&path, &bytes)
-    })
-    .await;
-    match written {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot keep a pod's outcome"),
-        Err(_) => tracing::warn!("cannot keep a pod's outcome"),
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }
 
@@ -384,12 +794,18 @@ pub(super) struct Pod<'a> {
     pub(super) env: &'a [(String, String)],
     pub(super) volume: &'a str,
     pub(super) limit: Duration,
+    pub(super) scheduled_ms: Option<u64>,
+    pub(super) detached: bool,
+    pub(super) node: Option<&'a str>,
+    pub(super) merged: bool,
 }
 
 enum PodOutcome {
     StartFailed(String),
     WaitFailed(String),
     TimedOut,
+    /// Stopped by a pod.stop; its exit code when it could be read.
+    Stopped(Option<i64>),
     /// Stopped for the disk: the failure to report.
     OverLimit(TaskResult),
     Exited(i64),
@@ -419,6 +835,10 @@ mod tests {
             env: vec![("A".into(), "b".into())],
             volume: "pvc".into(),
             max_duration_ms: max,
+            scheduled_ms: None,
+            detached: false,
+            node: None,
+            merged: false,
         }
     }
 
@@ -553,6 +973,15 @@ mod tests {
             .collect()
     }
 
+    /// The state of a container the task itself left: its labels, started `ago_ms` ago.
+    fn left_by_task(status: ContainerStatus, ago_ms: Option<u64>) -> ContainerState {
+        ContainerState {
+            status,
+            labels: pod_labels("alice", "exec0123456789", 0, "p1"),
+            started_ms: ago_ms.map(|a| now_ms() - a),
+        }
+    }
+
     /// Issue 11: an agent killed while its pod ran must not run the pod again when it resumes
     /// the task: the container it left is taken up, and an outcome kept before the container
     /// was removed stands.
@@ -570,7 +999,8 @@ mod tests {
             let r = rig(|s| {
                 s.exit_code = Some(0);
                 s.logs = b"done\n".to_vec();
-                s.containers.insert(NAME.into(), left);
+                s.containers
+                    .insert(NAME.into(), left_by_task(left, Some(1000)));
             });
             let res = r.run(pod(image("busybox", "latest"), None)).await;
             assert!(res.succeeded(), "{left:?}: {res:?}");
@@ -591,11 +1021,201 @@ mod tests {
         let again = r.run(pod(image("busybox", "latest"), None)).await;
         assert_eq!(again, first);
         assert_eq!(container_calls(&r).len(), calls, "nothing was run again");
+        // The record is the task's (by index), not the pod name's: another task of the same
+        // execution is its own.
+        let other = PlanTask {
+            id: "t2".into(),
+            on_failure: OnFailure::Stop,
+            kind: pod(image("busybox", "latest"), None),
+        };
+        let res = r.exec.run("alice", "exec0123456789", 1, &other).await;
+        assert_eq!(code(&res), Some(4));
+        assert!(container_calls(&r).len() > calls, "task 1 ran its own pod");
         // Once the plan has finished, the kept outcome goes.
+        let calls = container_calls(&r).len();
         r.exec.forget_pods("exec0123456789");
         let third = r.run(pod(image("busybox", "latest"), None)).await;
         assert_eq!(third, first);
         assert!(container_calls(&r).len() > calls);
+    }
+
+    /// A container that merely has the pod's name (another execution with the same 8 first
+    /// characters, another task, anyone) is not taken up: the task fails, and the container is
+    /// neither waited for, stopped nor removed.
+    #[tokio::test]
+    async fn a_container_with_the_name_but_not_the_labels_is_refused() {
+        const NAME: &str = "orbitdock-alice-p1-exec0123";
+        for (what, labels) in [
+            ("no labels", BTreeMap::new()),
+            (
+                "another execution",
+                pod_labels("alice", "exec0123-other", 0, "p1"),
+            ),
+            (
+                "another task",
+                pod_labels("alice", "exec0123456789", 4, "p1"),
+            ),
+            (
+                "another tenant",
+                pod_labels("bob", "exec0123456789", 0, "p1"),
+            ),
+        ] {
+            let r = rig(|s| {
+                s.exit_code = Some(0);
+                s.containers.insert(
+                    NAME.into(),
+                    ContainerState {
+                        status: ContainerStatus::Running,
+                        labels,
+                        started_ms: Some(now_ms()),
+                    },
+                );
+            });
+            let res = r.run(pod(image("busybox", "latest"), None)).await;
+            assert_eq!(code(&res), Some(4), "{what}");
+            let m = res.error.unwrap().message;
+            assert!(
+                m.starts_with(&format!(
+                    "a container named {NAME} exists but is not this task's pod ("
+                )),
+                "{what}: {m}"
+            );
+            let touched: Vec<Call> = r
+                .fake
+                .calls()
+                .into_iter()
+                .filter(|c| !matches!(c, Call::Inspect(_) | Call::Status(_)))
+                .collect();
+            assert!(touched.is_empty(), "{what}: {touched:?}");
+        }
+    }
+
+    /// A running pod taken up after a restart gets only what is left of its max_duration.
+    #[tokio::test]
+    async fn a_pod_taken_up_gets_only_the_rest_of_its_time() {
+        const NAME: &str = "orbitdock-alice-p1-exec0123";
+        let r = rig(|s| {
+            s.exit_code = None;
+            s.containers.insert(
+                NAME.into(),
+                left_by_task(ContainerStatus::Running, Some(59_900)),
+            );
+        });
+        let started = std::time::Instant::now();
+        let res = r.run(pod(image("busybox", "latest"), Some(60_000))).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(code(&res), Some(20), "{res:?}");
+        // Overrun long ago: stopped at once.
+        let r = rig(|s| {
+            s.exit_code = None;
+            s.containers.insert(
+                NAME.into(),
+                left_by_task(ContainerStatus::Running, Some(3_600_000)),
+            );
+        });
+        let res = r.run(pod(image("busybox", "latest"), Some(60_000))).await;
+        assert_eq!(code(&res), Some(20), "{res:?}");
+        assert!(r.fake.calls().contains(&Call::Stop(NAME.into())));
+    }
+
+    /// A pod whose start was recorded, but whose container is gone with no outcome kept, is
+    /// not run a second time.
+    #[tokio::test]
+    async fn a_started_pod_whose_container_vanished_is_not_run_again() {
+        let r = rig(|s| s.exit_code = Some(0));
+        let path = r.exec.pod_record("exec0123456789", 0).unwrap();
+        write_pod_record(
+            Some(&path),
+            &PodRecord {
+                started_ms: Some(now_ms()),
+                outcome: None,
+            },
+        )
+        .await;
+        let res = r.run(pod(image("busybox", "latest"), None)).await;
+        assert_eq!(code(&res), Some(4));
+        assert!(
+            res.error
+                .unwrap()
+                .message
+                .contains("is not run a second time")
+        );
+        assert!(container_calls(&r).is_empty());
+    }
+
+    /// A scheduled pod starts no earlier than its time by the onboard clock; a time past
+    /// starts it at once.
+    #[tokio::test]
+    async fn a_scheduled_pod_waits_for_its_time() {
+        let r = rig(|s| s.exit_code = Some(0));
+        let with_time = |at: u64| match pod(image("busybox", "latest"), None) {
+            TaskKind::PodRun {
+                pod_name,
+                image,
+                command,
+                args,
+                env,
+                volume,
+                max_duration_ms,
+                ..
+            } => TaskKind::PodRun {
+                pod_name,
+                image,
+                command,
+                args,
+                env,
+                volume,
+                max_duration_ms,
+                scheduled_ms: Some(at),
+                detached: false,
+                node: None,
+                merged: false,
+            },
+            _ => unreachable!(),
+        };
+        let started = std::time::Instant::now();
+        let res = r.run(with_time(now_ms() + 1500)).await;
+        assert!(res.succeeded(), "{res:?}");
+        assert!(started.elapsed() >= Duration::from_millis(1400));
+        r.exec.forget_pods("exec0123456789");
+        let started = std::time::Instant::now();
+        let res = r.run(with_time(now_ms() - 3_600_000)).await;
+        assert!(res.succeeded(), "{res:?}");
+        assert!(started.elapsed() < Duration::from_millis(1000));
+    }
+
+    #[tokio::test]
+    async fn stopping_or_reading_an_unknown_pod_is_a_clear_error() {
+        let r = rig(|_| {});
+        let res = r
+            .run(TaskKind::PodStop {
+                pod_name: "ghost".into(),
+                grace_ms: None,
+            })
+            .await;
+        assert_eq!(code(&res), Some(4));
+        assert!(
+            res.error
+                .unwrap()
+                .message
+                .starts_with("no pod named 'ghost' of yours is running onboard")
+        );
+        r.put(&[("x", b"")]);
+        let res = r
+            .run(TaskKind::PodLogs {
+                pod_name: "ghost".into(),
+                volume: "pvc".into(),
+            })
+            .await;
+        assert_eq!(code(&res), Some(4));
+        assert_eq!(
+            res.error.unwrap().message,
+            "the log of pod ghost in volume pvc not found: /.logs/ghost.log"
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@
 mod schema;
 mod yaml;
 
+pub(crate) use self::schema::rfc3339_ms;
+
 use saphyr::{LoadableYamlNode, MarkedYaml};
 use wire::names::{
     NamespaceName, NamespacePath, OperationName, PodName, SystemName, TaskId, TenantImage,
@@ -25,7 +27,7 @@ use wire::{ImageRef, OnFailure};
 use self::yaml::{Cx, Who, pos, prescan, syntax_error};
 
 /// The task types, as written without the `dphi.space.cg2.` prefix.
-pub(crate) const TASK_TYPES: [&str; 11] = [
+pub(crate) const TASK_TYPES: [&str; 13] = [
     "uplink",
     "downlink",
     "files.list",
@@ -37,6 +39,8 @@ pub(crate) const TASK_TYPES: [&str; 11] = [
     "files.move",
     "docker.image.delete",
     "camera.capture",
+    "pod.stop",
+    "pod.logs",
 ];
 
 /// The Clustergate-2 prefix accepted in front of every task type.
@@ -135,6 +139,24 @@ pub(crate) enum TaskSpec {
         env: Vec<(String, String)>,
         volume: Option<VolumeName>,
         max_duration_ms: Option<u64>,
+        /// `scheduled_time`: start no earlier than this, milliseconds since the Unix epoch.
+        scheduled_ms: Option<u64>,
+        /// `merge`: starts together with the adjacent merged pod.run tasks.
+        merge: bool,
+        /// `node`: the node class, as written (checked: `default`, `MPU`, `FPGA`, `GPU`, any
+        /// case, or `mpu1`).
+        node: Option<String>,
+    },
+    /// Stops a running pod of the tenant by name.
+    PodStop {
+        pod_name: PodName,
+        /// `grace`: between SIGTERM and SIGKILL.
+        grace_ms: Option<u64>,
+    },
+    /// A pod's output, kept in the volume and returned as the task's log tail.
+    PodLogs {
+        pod_name: PodName,
+        volume: Option<VolumeName>,
     },
     FilesDelete {
         /// Literal paths; the root stands for the volume itself.
@@ -173,6 +195,8 @@ impl TaskSpec {
             TaskSpec::DockerBuild { .. } => "docker.build",
             TaskSpec::DockerLoad { .. } => "docker.load",
             TaskSpec::PodRun { .. } => "pod.run",
+            TaskSpec::PodStop { .. } => "pod.stop",
+            TaskSpec::PodLogs { .. } => "pod.logs",
             TaskSpec::FilesDelete { .. } => "files.delete",
             TaskSpec::ImageList => "docker.image.list",
             TaskSpec::FilesMove { .. } => "files.move",
@@ -348,11 +372,11 @@ tasks:
             &format!(
                 "{HEAD}  - id: up\n    type: uplink\n    source: /a\n  - id: build\n    type: docker.bild\n"
             ),
-            "8:11 [build] task 'build' (line 8): unknown type 'docker.bild'; did you mean 'docker.build'? expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run, files.move, docker.image.delete, camera.capture",
+            "8:11 [build] task 'build' (line 8): unknown type 'docker.bild'; did you mean 'docker.build'? expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run, files.move, docker.image.delete, camera.capture, pod.stop, pod.logs",
         );
         check(
             &format!("{HEAD}  - id: x\n    type: dphi.space.cg2.nope\n"),
-            "5:11 [x] task 'x' (line 5): unknown type 'dphi.space.cg2.nope'; expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run, files.move, docker.image.delete, camera.capture",
+            "5:11 [x] task 'x' (line 5): unknown type 'dphi.space.cg2.nope'; expected one of uplink, downlink, files.list, files.delete, docker.build, docker.load, docker.image.list, pod.run, files.move, docker.image.delete, camera.capture, pod.stop, pod.logs",
         );
     }
 
@@ -365,6 +389,7 @@ tasks:
                 "camera.capture" => "    destination: a.png\n",
                 "docker.build" | "pod.run" | "docker.image.delete" => "    image: x\n",
                 "docker.load" => "    image: x\n    tarfile: x.tar\n",
+                "pod.stop" | "pod.logs" => "    pod_name: p\n",
                 _ => "",
             };
             let yaml = format!("{HEAD}  - id: t\n    type: dphi.space.cg2.{ty}\n{extra}");
@@ -532,9 +557,28 @@ tasks:
             &format!(
                 "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    max_duration: soon\n    scheduled_time: 2026-01-01T00:00:00Z\n"
             ),
-            "7:19 [run] task 'run' (pod.run, line 7): field 'max_duration' must be minutes as a number (10, 0.5) or a duration with a unit (90s, 5m, 1h), at most 7 days\n\
-             8:21 [run] task 'run' (pod.run, line 8): field 'scheduled_time' is not supported yet; leave it null",
+            "7:19 [run] task 'run' (pod.run, line 7): field 'max_duration' must be minutes as a number (10, 0.5) or a duration with a unit (90s, 5m, 1h), at most 7 days",
         );
+        check(
+            &format!(
+                "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    scheduled_time: 2025-05-22T12:10:00\n  - id: r2\n    type: pod.run\n    image: x\n    scheduled_time: 2025-02-30T12:10:00Z\n"
+            ),
+            "7:21 [run] task 'run' (pod.run, line 7): field 'scheduled_time' '2025-05-22T12:10:00' is not an RFC 3339 date and time with an offset (2025-05-22T12:10:00+02:00, or Z for UTC): missing or malformed offset\n\
+             11:21 [r2] task 'r2' (pod.run, line 11): field 'scheduled_time' '2025-02-30T12:10:00Z' is not an RFC 3339 date and time with an offset (2025-05-22T12:10:00+02:00, or Z for UTC): no such date",
+        );
+        let at = |t: &str| match spec_of(&format!(
+            "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    scheduled_time: {t}\n"
+        )) {
+            TaskSpec::PodRun { scheduled_ms, .. } => scheduled_ms,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(at("2025-05-22T12:10:00+02:00"), Some(1_747_908_600_000));
+        assert_eq!(at("2025-05-22T10:10:00Z"), Some(1_747_908_600_000));
+        assert_eq!(
+            at("\"2025-05-22T05:10:00.250-05:00\""),
+            Some(1_747_908_600_250)
+        );
+        assert_eq!(at("null"), None);
         let ms = |d: &str| match spec_of(&format!(
             "{HEAD}  - id: b\n    type: docker.build\n    image: x\n    max_duration: {d}\n"
         )) {
@@ -622,6 +666,33 @@ tasks:
     }
 
     #[test]
+    fn pod_stop_and_pod_logs() {
+        check(
+            &format!(
+                "{HEAD}  - id: stop\n    type: dphi.space.cg2.pod.stop\n    pod_name: worker\n    grace: 30s\n  - id: logs\n    type: pod.logs\n    pod_name: worker\n    volume: pvc\n"
+            ),
+            "ok demo/hello system=None tasks=stop=pod.stop,logs=pod.logs",
+        );
+        assert_eq!(
+            spec_of(&format!(
+                "{HEAD}  - id: stop\n    type: pod.stop\n    pod_name: worker\n    grace: 30s\n"
+            )),
+            TaskSpec::PodStop {
+                pod_name: "worker".parse().unwrap(),
+                grace_ms: Some(30_000),
+            }
+        );
+        check(
+            &format!(
+                "{HEAD}  - id: stop\n    type: pod.stop\n  - id: logs\n    type: pod.logs\n    pod_name: Bad Name\n    image: x\n"
+            ),
+            "4:5 [stop] task 'stop' (pod.stop, line 4): missing required field 'pod_name'\n\
+             8:15 [logs] task 'logs' (pod.logs, line 8): field 'pod_name' 'Bad Name' is not a valid pod name (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)\n\
+             9:5 [logs] task 'logs' (pod.logs, line 9): unknown field 'image'; expected one of id, type, description, on_failure, pod_name, volume",
+        );
+    }
+
+    #[test]
     fn fields_map_to_specs() {
         assert_eq!(
             spec_of(&format!(
@@ -638,6 +709,9 @@ tasks:
                 env: vec![("A".into(), "1.10".into()), ("B".into(), String::new())],
                 volume: None,
                 max_duration_ms: None,
+                scheduled_ms: None,
+                merge: false,
+                node: None,
             }
         );
         assert_eq!(

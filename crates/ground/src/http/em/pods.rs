@@ -173,10 +173,10 @@ async fn run_pod(g: &Ground, user: &str, p: &Params) -> Result<String, EmError> 
             "'node' must be FPGA, GPU or MPU, not '{node}'"
         )));
     }
-    if p.text("scheduled_time")?.is_some() {
-        return Err(EmError::invalid(
-            "'scheduled_time' is not supported by this EM: leave it out and the pod runs at once",
-        ));
+    let scheduled = p.text("scheduled_time")?;
+    if let Some(at) = &scheduled {
+        crate::operation::rfc3339_ms(at)
+            .map_err(|e| EmError::invalid(format!("'scheduled_time' {e}")))?;
     }
     let pod = pod_name(p)?;
     let mut task = vec![
@@ -223,6 +223,9 @@ async fn run_pod(g: &Ground, user: &str, p: &Params) -> Result<String, EmError> 
     task.push(("node", Yaml::str(node)));
     task.push(("max_duration", Yaml::str(max_duration)));
     task.push(("volume", Yaml::str(pvc(user, p)?)));
+    if let Some(at) = scheduled {
+        task.push(("scheduled_time", Yaml::str(at)));
+    }
     let call = Call {
         operation: em::POD_RUN,
         description: "EM API: POST /em/pod/run".into(),
