@@ -92,6 +92,11 @@ async fn setup() -> Setup {
     em.contact = Contact::Always;
     em.rate_bits_per_sec = Some(80_000);
     let mut sat = system("sat", ground_addr, flight_addr, key.clone());
+    // Up for a moment at the start, long enough for the two endpoints to prove their runs to
+    // each other (a peer's new run is heard only once it answered this side's Hello); then down,
+    // as the test's clock says (between passes), so nothing queued leaves.
+    let handshake_until = SystemTime::now() + Duration::from_secs(3);
+    sat.contact = Contact::Windows(vec![(SystemTime::now(), handshake_until)]);
     sat.orbit = Some(SystemOrbit {
         tle: iss.clone(),
         stations: stations(),
@@ -137,6 +142,9 @@ async fn setup() -> Setup {
     })
     .await
     .unwrap();
+    if let Ok(left) = handshake_until.duration_since(SystemTime::now()) {
+        tokio::time::sleep(left + Duration::from_millis(300)).await;
+    }
     Setup {
         g,
         now,
