@@ -839,3 +839,149 @@ async fn merged_pods_reach_each_other_and_no_one_else() {
             .is_err()
     );
 }
+
+/// What the engine says of a running pod and of a build step's container: every hardening
+/// setting in place (read-only root, tmpfs `/tmp`, no capabilities, no new privileges, the
+/// tenant's uid, pid, memory and CPU limits, bounded logs, no network, `/data` the only
+/// persistent writable path; a build step without network, with a memory and a CPU limit).
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_and_build_steps_run_hardened() {
+    let w = World::new(flight::DiskLimits::default()).await;
+    let docker = docker().await;
+    let r = w
+        .run(pod(
+            "hard",
+            busybox(),
+            "touch /probe 2> /data/root.err; echo up > /data/up; sleep 60",
+            120_000,
+            true,
+        ))
+        .await;
+    assert!(r.succeeded(), "{r:?}");
+    appears(&w.volume().join("up")).await;
+    let c = docker
+        .inspect_container(&w.container("hard"), None::<InspectContainerOptions>)
+        .await
+        .unwrap();
+    let h = c.host_config.clone().unwrap();
+    assert_eq!(h.readonly_rootfs, Some(true), "read-only root");
+    assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]), "no capabilities");
+    assert!(
+        h.cap_add.as_ref().is_none_or(|a| a.is_empty()),
+        "{:?}",
+        h.cap_add
+    );
+    assert_eq!(h.privileged, Some(false));
+    assert!(
+        h.security_opt
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|s| s.starts_with("no-new-privileges"))),
+        "{:?}",
+        h.security_opt
+    );
+    assert_eq!(h.network_mode.as_deref(), Some("none"), "no network");
+    assert!(h.pids_limit.is_some_and(|p| p > 0), "{:?}", h.pids_limit);
+    assert!(h.memory.is_some_and(|m| m > 0), "{:?}", h.memory);
+    assert_eq!(h.memory_swap, h.memory, "no swap beyond the memory limit");
+    assert!(h.nano_cpus.is_some_and(|n| n > 0), "{:?}", h.nano_cpus);
+    let tmpfs = h.tmpfs.clone().unwrap_or_default();
+    assert!(
+        tmpfs.get("/tmp").is_some_and(|o| o.contains("size=")),
+        "a bounded /tmp: {tmpfs:?}"
+    );
+    let log = h.log_config.clone().unwrap();
+    assert_eq!(log.typ.as_deref(), Some("json-file"));
+    assert!(
+        log.config
+            .as_ref()
+            .is_some_and(|c| c.contains_key("max-size")),
+        "bounded logs: {log:?}"
+    );
+    let user = c
+        .config
+        .as_ref()
+        .and_then(|c| c.user.clone())
+        .unwrap_or_default();
+    let uid = user.split(':').next().unwrap_or("");
+    assert!(
+        !uid.is_empty() && uid != "0" && uid != "root",
+        "the tenant's uid, never root: {user:?}"
+    );
+    let mounts = c.mounts.clone().unwrap_or_default();
+    let persistent: Vec<_> = mounts
+        .iter()
+        .filter(|m| m.typ.as_deref() != Some("tmpfs"))
+        .collect();
+    assert_eq!(persistent.len(), 1, "only /data persists: {mounts:?}");
+    assert_eq!(persistent[0].destination.as_deref(), Some("/data"));
+    assert_eq!(persistent[0].rw, Some(true));
+    let err = std::fs::read_to_string(w.volume().join("root.err")).unwrap();
+    assert!(err.contains("Read-only file system"), "{err}");
+    let stopped = w
+        .run(TaskKind::PodStop {
+            pod_name: "hard".into(),
+            grace_ms: Some(1000),
+        })
+        .await;
+    assert!(stopped.succeeded(), "{stopped:?}");
+
+    // A build step's container, caught while its RUN sleeps.
+    w.uplink(&[(
+        "Dockerfile",
+        b"FROM busybox:latest\nRUN sleep 6 && echo hardening-probe\n",
+    )])
+    .await;
+    let build = {
+        let kind = TaskKind::DockerBuild {
+            volume: "pvc".into(),
+            dockerfile: "Dockerfile".into(),
+            context: "/".into(),
+            image: ImageRef {
+                name: "hard".into(),
+                tag: "1".into(),
+            },
+            max_duration_ms: Some(120_000),
+        };
+        w.run(kind)
+    };
+    let probe = async {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < until, "no build step container seen");
+            let all = docker
+                .list_containers(Some(ListContainersOptions {
+                    all: true,
+                    ..Default::default()
+                }))
+                .await
+                .unwrap();
+            for c in all {
+                if c.command
+                    .as_deref()
+                    .is_some_and(|x| x.contains("hardening-probe"))
+                {
+                    let id = c.id.unwrap_or_default();
+                    if let Ok(i) = docker
+                        .inspect_container(&id, None::<InspectContainerOptions>)
+                        .await
+                    {
+                        return i;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (built, step) = tokio::join!(build, probe);
+    assert!(built.succeeded(), "{built:?}");
+    let h = step.host_config.unwrap();
+    assert_eq!(
+        h.network_mode.as_deref(),
+        Some("none"),
+        "a build has no network"
+    );
+    assert_eq!(h.memory, Some(1 << 30));
+    assert_eq!(h.memory_swap, Some(1 << 30));
+    assert_eq!(h.cpu_quota, Some(100_000));
+    assert_eq!(h.cpu_period, Some(100_000));
+}
