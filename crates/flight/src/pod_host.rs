@@ -1,9 +1,11 @@
-//! What bounds a pod on the host besides `host_config`'s fixed rules (part of `runtime`: the
-//! isolation rules live there): the node classes of `pod.run`'s `node`, and its tmpfs mounts.
+//! What bounds a pod on the host (part of `runtime`): `host_config`, where the isolation rules
+//! live, the node classes of `pod.run`'s `node`, and its tmpfs mounts.
 
 use std::collections::HashMap;
 
-use super::{ContainerSpec, POD_MEMORY};
+use bollard::models::{HostConfig, HostConfigLogConfig, Mount, MountType};
+
+use super::{ContainerSpec, POD_MEMORY, POD_PIDS};
 
 /// A node class a pod asks for (`pod.run`'s `node`), as this machine serves it: its CPUs and
 /// memory (swap included). Clustergate-2's nodes are an MPU (Cortex-A53), an FPGA SoC (whose A53
@@ -103,4 +105,38 @@ fn clean_container_path(p: &str) -> Option<String> {
         }
     }
     (!parts.is_empty()).then(|| format!("/{}", parts.join("/")))
+}
+
+/// The host settings of every pod: the isolation rules live here.
+pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
+    HostConfig {
+        mounts: Some(vec![Mount {
+            target: Some("/data".into()),
+            source: Some(spec.data_dir.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(false),
+            ..Default::default()
+        }]),
+        network_mode: Some(spec.network.clone().unwrap_or_else(|| "none".into())),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        memory: Some(spec.node.memory),
+        memory_swap: Some(spec.node.memory),
+        nano_cpus: Some(spec.node.nano_cpus),
+        pids_limit: Some(POD_PIDS),
+        privileged: Some(false),
+        // Nothing grows in the engine's storage: a read-only root (its writable layer stays
+        // empty), a bounded tmpfs for scratch, bounded logs. (`storage_opt` size limits would
+        // need overlay2 on xfs with quotas, which an engine on fuse-overlayfs or vfs lacks.)
+        readonly_rootfs: Some(true),
+        tmpfs: Some(tmpfs_mounts(spec)),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::from([
+                ("max-size".to_string(), spec.log_bytes.to_string()),
+                ("max-file".to_string(), "2".to_string()),
+            ])),
+        }),
+        ..Default::default()
+    }
 }

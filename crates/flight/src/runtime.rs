@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, Mount, MountType,
-    NetworkCreateRequest, NetworkingConfig,
+    ContainerCreateBody, EndpointSettings, NetworkCreateRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, ImportImageOptions, InspectContainerOptions,
@@ -34,7 +33,7 @@ use crate::error::Error;
 #[path = "pod_host.rs"]
 mod pod_host;
 pub use self::pod_host::{NODE_CLASSES, NodeClass};
-pub(crate) use self::pod_host::{node_class, tmpfs_mounts};
+pub(crate) use self::pod_host::{host_config, node_class};
 pub use crate::logbook::LogBook;
 pub use crate::names::{host_platform, short_id};
 
@@ -311,40 +310,6 @@ const BUILD_CPU_PERIOD_US: i32 = 100_000;
 /// The memory of each build step's container, swap included (bollard takes an `i32`).
 const BUILD_MEMORY: i32 = 1 << 30;
 const _: () = assert!(BUILD_MEMORY as i64 == POD_MEMORY);
-
-/// The host settings of every pod: the isolation rules live here.
-pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
-    HostConfig {
-        mounts: Some(vec![Mount {
-            target: Some("/data".into()),
-            source: Some(spec.data_dir.to_string_lossy().into_owned()),
-            typ: Some(MountType::BIND),
-            read_only: Some(false),
-            ..Default::default()
-        }]),
-        network_mode: Some(spec.network.clone().unwrap_or_else(|| "none".into())),
-        cap_drop: Some(vec!["ALL".into()]),
-        security_opt: Some(vec!["no-new-privileges".into()]),
-        memory: Some(spec.node.memory),
-        memory_swap: Some(spec.node.memory),
-        nano_cpus: Some(spec.node.nano_cpus),
-        pids_limit: Some(POD_PIDS),
-        privileged: Some(false),
-        // Nothing grows in the engine's storage: a read-only root (its writable layer stays
-        // empty), a bounded tmpfs for scratch, bounded logs. (`storage_opt` size limits would
-        // need overlay2 on xfs with quotas, which an engine on fuse-overlayfs or vfs lacks.)
-        readonly_rootfs: Some(true),
-        tmpfs: Some(tmpfs_mounts(spec)),
-        log_config: Some(HostConfigLogConfig {
-            typ: Some("json-file".into()),
-            config: Some(HashMap::from([
-                ("max-size".to_string(), spec.log_bytes.to_string()),
-                ("max-file".to_string(), "2".to_string()),
-            ])),
-        }),
-        ..Default::default()
-    }
-}
 
 /// The local Docker Engine, through bollard.
 #[derive(Debug, Clone)]
@@ -1266,7 +1231,7 @@ mod tests {
             node: NODE_CLASSES[0],
             network: Some("orbitdock-alice".into()),
         };
-        let t = tmpfs_mounts(&spec);
+        let t = pod_host::tmpfs_mounts(&spec);
         let mut keys: Vec<&str> = t.keys().map(String::as_str).collect();
         keys.sort();
         assert_eq!(keys, ["/state/x", "/tmp", "/var/lib/db"]);

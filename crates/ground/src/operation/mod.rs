@@ -12,10 +12,11 @@
 //! holds are `wire::names` types, the same ones the flight agent parses plans with — so what
 //! the ground accepts here, the satellite accepts too.
 
+mod rfc3339;
 mod schema;
 mod yaml;
 
-pub(crate) use self::schema::rfc3339_ms;
+pub(crate) use self::rfc3339::rfc3339_ms;
 
 use saphyr::{LoadableYamlNode, MarkedYaml};
 use wire::names::{
