@@ -235,9 +235,12 @@ fn systems() {
         "always_in_contact": false,
         "passes": [{"station": "darmstadt", "aos": "…", "los": "…", "duration_s": 512.25,
                     "max_elevation_deg": 41.5, "uplink_bps": 9600.0, "downlink_bps": 64000.0,
-                    "up_bytes": 614700, "down_bytes": 4098000}]}));
+                    "up_bytes": 614700, "down_bytes": 4098000}],
+        "eclipses": [{"penumbra_entry": "…", "umbra_entry": "…", "umbra_exit": "…",
+                      "penumbra_exit": "…", "duration_s": 2167.607},
+                     {"penumbra_entry": "…", "penumbra_exit": "…", "duration_s": 12.5}]}));
     check::<api::Passes>(json!({"system": "em", "generated_at": "…", "hours": 24,
-        "always_in_contact": true, "passes": []}));
+        "always_in_contact": true, "passes": [], "eclipses": []}));
     check::<api::Track>(json!({"system": "sat", "generated_at": "…",
         "always_in_contact": false, "points": [{"lat": 51.5, "lon": -0.1275, "time": "…"}]}));
     check::<api::Queue>(json!({
