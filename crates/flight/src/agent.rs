@@ -150,7 +150,13 @@ impl Agent {
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch).map_err(|e| Error::io("cannot create", &scratch, e))?;
         let plans = PlanStore::open(state)?;
-        let pending = plans.load_pending();
+        // A record runs only if its plan still bears the ground's signature.
+        let pending = plans.load_pending_signed(|plan| {
+            config
+                .plan_verifier
+                .as_ref()
+                .is_none_or(|v| v.verify(plan).is_ok())
+        });
         let next_seq = pending.iter().map(|r| r.seq + 1).max().unwrap_or(1);
         let mut sequences = plans.load_sequences(&pending, now_ms());
         if let Err(e) = plans.save_sequences(&mut sequences) {

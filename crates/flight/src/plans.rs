@@ -404,11 +404,27 @@ impl PlanStore {
     /// The unfinished plans, in arrival order. A record that cannot be read is set aside
     /// ([`cas::set_aside`]) with a warning: the agent no longer holds that execution, says so in
     /// its `Hello`, and the ground sends the plan again.
+    #[cfg(test)]
     pub(crate) fn load_pending(&self) -> Vec<PlanRecord> {
+        self.load_pending_signed(|_| true)
+    }
+
+    /// The pending records whose plan `signed` accepts; any other is set aside, never run (the
+    /// agent files a plan only after verifying it, so one that does not verify was put there by
+    /// something else).
+    pub(crate) fn load_pending_signed(&self, signed: impl Fn(&Plan) -> bool) -> Vec<PlanRecord> {
         let mut records: Vec<PlanRecord> = json_files(&self.pending)
             .into_iter()
             .filter_map(|path| match read(&path) {
-                Ok(r) => Some(r),
+                Ok(r) if signed(&r.plan) => Some(r),
+                Ok(_) => {
+                    set_aside(
+                        &path,
+                        "plan record",
+                        &"its plan does not bear the ground's signature",
+                    );
+                    None
+                }
                 Err(e) => {
                     set_aside(&path, "plan record", &e);
                     None
@@ -534,6 +550,26 @@ mod tests {
     }
 
     const NOW: u64 = 1_800_000_000_000;
+
+    #[test]
+    fn a_pending_record_whose_plan_does_not_verify_is_set_aside_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PlanStore::open(dir.path()).unwrap();
+        store.save(&record("signed", 1)).unwrap();
+        store.save(&record("planted", 2)).unwrap();
+        let kept = store.load_pending_signed(|plan| plan.execution == "signed");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].plan.execution, "signed");
+        let left: Vec<String> = fs::read_dir(&store.pending)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            left.iter().any(|n| n.starts_with("planted.json.corrupt-")),
+            "set aside, kept for a look: {left:?}"
+        );
+        assert_eq!(store.load_pending().len(), 1, "never loaded again");
+    }
 
     #[test]
     fn sequences_survive_a_restart_and_pending_plans_are_marked() {

@@ -985,3 +985,49 @@ async fn pods_and_build_steps_run_hardened() {
     assert_eq!(h.cpu_quota, Some(100_000));
     assert_eq!(h.cpu_period, Some(100_000));
 }
+
+/// A task that changes a volume's files by path does not run beside a running pod that mounts
+/// it (the pod could swap a folder for a symlink under the agent's feet); once the pod ended, it
+/// does.
+#[tokio::test(flavor = "multi_thread")]
+async fn volume_tasks_wait_for_no_pod_that_can_race_them() {
+    let w = World::new(flight::DiskLimits::default()).await;
+    w.uplink(&[("a/x.txt", b"x")]).await;
+    let r = w
+        .run(pod(
+            "racer",
+            busybox(),
+            "echo up > /data/up; sleep 60",
+            120_000,
+            true,
+        ))
+        .await;
+    assert!(r.succeeded(), "{r:?}");
+    appears(&w.volume().join("up")).await;
+    let mv = || TaskKind::FilesMove {
+        volume: "pvc".into(),
+        source: "a".into(),
+        destination: "b".into(),
+    };
+    let refused = w.run(mv()).await;
+    assert_eq!(
+        code(&refused),
+        Some(ErrorCode::ExecutionError),
+        "{refused:?}"
+    );
+    assert!(
+        message(&refused).contains("mounted by your running pod 'racer'"),
+        "{refused:?}"
+    );
+    assert!(w.volume().join("a/x.txt").exists(), "nothing moved");
+    let stopped = w
+        .run(TaskKind::PodStop {
+            pod_name: "racer".into(),
+            grace_ms: Some(500),
+        })
+        .await;
+    assert!(stopped.succeeded(), "{stopped:?}");
+    let moved = w.run(mv()).await;
+    assert!(moved.succeeded(), "{moved:?}");
+    assert!(w.volume().join("b/x.txt").exists());
+}

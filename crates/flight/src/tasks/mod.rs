@@ -206,6 +206,9 @@ impl Executor {
         if let Err(m) = names::check_tenant(tenant) {
             return invalid(m);
         }
+        if let Some(refused) = self.beside_a_running_pod(tenant, &task.kind) {
+            return refused;
+        }
         let result = match &task.kind {
             TaskKind::Uplink { volume, files } => self.uplink(tenant, volume, files).await,
             TaskKind::Downlink { volume, sources } => self.downlink(tenant, volume, sources).await,
@@ -283,6 +286,34 @@ impl Executor {
             }
         };
         result.unwrap_or_else(|failed| failed)
+    }
+
+    /// Refuses a task that reads or changes a volume's files by path while a detached pod of the
+    /// tenant runs with that volume mounted: the pod could swap a folder for a symlink between
+    /// the agent's check of a path and its use, and send the agent into another tenant's volume
+    /// or its own state. (Listing a volume only reads names and sizes; `pod.logs` writes the
+    /// log of a pod once it ended.)
+    fn beside_a_running_pod(&self, tenant: &str, kind: &TaskKind) -> Option<TaskResult> {
+        let volume = match kind {
+            TaskKind::Uplink { volume, .. }
+            | TaskKind::Downlink { volume, .. }
+            | TaskKind::DockerBuild { volume, .. }
+            | TaskKind::DockerLoad { volume, .. }
+            | TaskKind::FilesDelete { volume, .. }
+            | TaskKind::FilesMove { volume, .. }
+            | TaskKind::CameraCapture { volume, .. } => volume,
+            _ => return None,
+        };
+        names::check_volume(volume).ok()?;
+        let pod = self
+            .pods
+            .using(tenant, &self.volumes.volume_dir(tenant, volume))?;
+        Some(TaskResult::fail(
+            ErrorCode::ExecutionError,
+            format!(
+                "volume '{volume}' is mounted by your running pod '{pod}': a task that reads or changes a volume's files does not run while a pod can change them under it; end the pod first (pod.stop) or use another volume"
+            ),
+        ))
     }
 
     async fn inspect(&self, reference: &str) -> Step<Option<crate::runtime::ImageInfo>> {

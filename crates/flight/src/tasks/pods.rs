@@ -61,6 +61,15 @@ impl RunningPods {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Running>> {
         self.pods.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The name of a detached pod of `tenant` still running with the volume at `root` mounted,
+    /// if there is one.
+    pub(crate) fn using(&self, tenant: &str, root: &Path) -> Option<String> {
+        self.lock()
+            .iter()
+            .find(|((t, _), r)| t == tenant && r.root == root && r.done.borrow().is_none())
+            .map(|((_, pod), _)| pod.clone())
+    }
 }
 
 /// The container name of a pod.
