@@ -24,10 +24,11 @@ mod images;
 mod limits;
 mod pod_network;
 mod pod_record;
+mod pod_running;
 mod pods;
 
+pub(crate) use self::pod_running::RunningPods;
 use self::pods::Pod;
-pub(crate) use self::pods::RunningPods;
 use crate::agent::Outgoing;
 use crate::fsutil;
 use crate::logbook::LogBook;

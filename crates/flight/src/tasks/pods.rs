@@ -12,14 +12,12 @@
 //! say it is that task's (tenant, execution, task index, pod name), and gives it what is left of
 //! its `max_duration`, counted from when the engine says it started.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use dockerfile::onboard::Target;
 use tokio::sync::watch;
 use wire::names::TenantName;
 
 use super::pod_record::{PodRecord, read_pod_record, remaining, write_pod_record};
+use super::pod_running::Running;
 use super::*;
 use crate::fsutil::now_ms;
 use crate::runtime::{ContainerState, ContainerStatus, ImageInfo};
@@ -39,38 +37,6 @@ const MAX_LABEL: &str = "org.orbitdock.max-duration-ms";
 const SCHEDULE_TICK: Duration = Duration::from_secs(30);
 /// How long a pod.stop waits for the stopped pod's outcome beyond its grace.
 const STOP_SETTLE: Duration = Duration::from_secs(120);
-
-/// The detached pods the agent supervises, by tenant and pod name; an entry stays after its
-/// pod ended (its outcome, for a later pod.stop or pod.logs) until a new run of the same name.
-#[derive(Default)]
-pub(crate) struct RunningPods {
-    pods: Mutex<HashMap<(String, String), Running>>,
-}
-
-struct Running {
-    container: String,
-    /// Set to the grace to stop the pod with.
-    stop: watch::Sender<Option<Duration>>,
-    /// The pod's outcome, once it ended.
-    done: watch::Receiver<Option<TaskResult>>,
-    root: PathBuf,
-    owner: Owner,
-}
-
-impl RunningPods {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Running>> {
-        self.pods.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The name of a detached pod of `tenant` still running with the volume at `root` mounted,
-    /// if there is one.
-    pub(crate) fn using(&self, tenant: &str, root: &Path) -> Option<String> {
-        self.lock()
-            .iter()
-            .find(|((t, _), r)| t == tenant && r.root == root && r.done.borrow().is_none())
-            .map(|((_, pod), _)| pod.clone())
-    }
-}
 
 /// The container name of a pod.
 fn container_name(tenant: &str, pod: &str, execution: &str) -> String {

@@ -1,0 +1,43 @@
+//! The detached pods the agent supervises (see `pods`), and which volumes they hold.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::TaskResult;
+use crate::volumes::Owner;
+
+/// The detached pods the agent supervises, by tenant and pod name; an entry stays after its
+/// pod ended (its outcome, for a later pod.stop or pod.logs) until a new run of the same name.
+#[derive(Default)]
+pub(crate) struct RunningPods {
+    pub(super) pods: Mutex<HashMap<(String, String), Running>>,
+}
+
+pub(super) struct Running {
+    pub(super) container: String,
+    /// Set to the grace to stop the pod with.
+    pub(super) stop: watch::Sender<Option<Duration>>,
+    /// The pod's outcome, once it ended.
+    pub(super) done: watch::Receiver<Option<TaskResult>>,
+    pub(super) root: PathBuf,
+    pub(super) owner: Owner,
+}
+
+impl RunningPods {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Running>> {
+        self.pods.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The name of a detached pod of `tenant` still running with the volume at `root` mounted,
+    /// if there is one.
+    pub(crate) fn using(&self, tenant: &str, root: &Path) -> Option<String> {
+        self.lock()
+            .iter()
+            .find(|((t, _), r)| t == tenant && r.root == root && r.done.borrow().is_none())
+            .map(|((_, pod), _)| pod.clone())
+    }
+}
