@@ -382,6 +382,13 @@ pub(crate) struct LinkArgs {
     /// Half-duplex with this turnaround in milliseconds.
     #[arg(long)]
     pub(crate) half_duplex_ms: Option<u64>,
+    /// The radio's queue each way in datagrams, drop-tail like netem's `limit` (default 1000).
+    #[arg(long)]
+    pub(crate) queue_packets: Option<usize>,
+    /// The radio's queue each way in bytes, drop-tail (default: one second at the faster rate,
+    /// at least 16 full datagrams; unbounded if no rate is set).
+    #[arg(long)]
+    pub(crate) queue_bytes: Option<u64>,
     /// Seed of the random draws.
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,

@@ -201,6 +201,8 @@ pub(crate) async fn link(a: LinkArgs) -> anyhow::Result<ExitCode> {
             }),
             cuts: Vec::new(),
             half_duplex_turnaround: a.half_duplex_ms.map(Duration::from_millis),
+            queue_packets: None,
+            queue_bytes: None,
         },
         seed: a.seed,
         time_scale: a.time_scale,
@@ -229,6 +231,10 @@ pub(crate) async fn link(a: LinkArgs) -> anyhow::Result<ExitCode> {
         config.model.up_bps = config.model.up_bps.or(Some(up));
         config.model.down_bps = config.model.down_bps.or(Some(down));
     }
+    let fastest = config.model.up_bps.max(config.model.down_bps);
+    let (packets, bytes) = link::LinkModelConfig::default_queue(fastest);
+    config.model.queue_packets = Some(a.queue_packets.unwrap_or(packets.unwrap_or(1000)));
+    config.model.queue_bytes = a.queue_bytes.or(bytes);
     let stats = Arc::new(link::EmulatorStats::default());
     tokio::select! {
         r = link::run_emulator(config, stats) => r.context("link emulator")?,

@@ -70,6 +70,8 @@ fn model(c: Conditions, seed: u64, t0: Instant) -> LinkModel {
         ]),
         cuts: Vec::new(),
         half_duplex_turnaround: None,
+        queue_packets: None,
+        queue_bytes: None,
     };
     LinkModel::new(config, seed, t0)
 }

@@ -40,8 +40,10 @@ pub struct EmulatorStats {
     pub up_forwarded: AtomicU64,
     /// Datagrams forwarded flight → ground.
     pub down_forwarded: AtomicU64,
-    /// Datagrams dropped: lost, outside a contact, or from a stranger.
+    /// Datagrams dropped: lost, outside a contact, over the queue, or from a stranger.
     pub dropped: AtomicU64,
+    /// Of those, dropped because the radio's queue was full.
+    pub overflowed: AtomicU64,
 }
 
 /// Binds both ports and forwards until the task is dropped.
@@ -89,7 +91,11 @@ pub async fn run_emulator(config: EmulatorConfig, stats: Arc<EmulatorStats>) -> 
             Direction::Up => &gbuf[..n],
             Direction::Down => &fbuf[..n],
         };
+        let overflowed = model.stats(dir).overflowed;
         let arrivals = model.transmit(to_model(Instant::now()), dir, bytes);
+        if model.stats(dir).overflowed > overflowed {
+            stats.overflowed.fetch_add(1, Ordering::Relaxed);
+        }
         if arrivals.is_empty() {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
         }

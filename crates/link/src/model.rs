@@ -75,6 +75,12 @@ pub struct LinkModelConfig {
     /// Half-duplex: one direction transmits at a time, switching costs this long. `None`: full
     /// duplex.
     pub half_duplex_turnaround: Option<Duration>,
+    /// The radio's queue, each way, in datagrams (like netem's `limit`): a datagram that finds
+    /// this many still waiting for the transmitter is dropped (drop-tail). `None`: unbounded.
+    pub queue_packets: Option<usize>,
+    /// The same in bytes: a datagram that would take the bytes waiting over this is dropped.
+    /// `None`: unbounded.
+    pub queue_bytes: Option<u64>,
 }
 
 impl LinkModelConfig {
@@ -91,7 +97,16 @@ impl LinkModelConfig {
             windows: None,
             cuts: Vec::new(),
             half_duplex_turnaround: None,
+            queue_packets: None,
+            queue_bytes: None,
         }
+    }
+
+    /// The radio queue a real link would have: about one second of data at `bps` (at least 16
+    /// full datagrams), and at most 1000 datagrams, as netem's default.
+    pub fn default_queue(bps: Option<u64>) -> (Option<usize>, Option<u64>) {
+        let bytes = bps.map(|b| (b / 8).max(16 * wire::MAX_PACKET as u64));
+        (Some(1000), bytes)
     }
 }
 
@@ -112,6 +127,8 @@ pub struct ModelStats {
     pub corrupted: u64,
     /// Delivered twice.
     pub duplicated: u64,
+    /// Dropped because the radio's queue was full.
+    pub overflowed: u64,
 }
 
 /// A seeded link model. Feed it every datagram sent; it says when (and whether, and how) each
@@ -123,6 +140,9 @@ pub struct LinkModel {
     rng: StdRng,
     bad: [bool; 2],
     free_at: [Instant; 2],
+    /// Datagrams accepted and not yet through the transmitter: (when done, bytes), each way.
+    backlog: [std::collections::VecDeque<(Instant, usize)>; 2],
+    backlog_bytes: [u64; 2],
     stats: [ModelStats; 2],
 }
 
@@ -142,6 +162,8 @@ impl LinkModel {
             rng: StdRng::seed_from_u64(seed),
             bad: [false; 2],
             free_at: [start; 2],
+            backlog: Default::default(),
+            backlog_bytes: [0; 2],
             stats: [ModelStats::default(); 2],
         }
     }
@@ -212,6 +234,25 @@ impl LinkModel {
         let i = idx(d);
         self.stats[i].offered += 1;
         self.stats[i].offered_bytes += datagram.len() as u64;
+        while let Some(&(done, len)) = self.backlog[i].front() {
+            if done > now {
+                break;
+            }
+            self.backlog[i].pop_front();
+            self.backlog_bytes[i] -= len as u64;
+        }
+        let full_packets = self
+            .config
+            .queue_packets
+            .is_some_and(|l| self.backlog[i].len() >= l);
+        let full_bytes = self
+            .config
+            .queue_bytes
+            .is_some_and(|l| self.backlog_bytes[i] + datagram.len() as u64 > l);
+        if full_packets || full_bytes {
+            self.stats[i].overflowed += 1;
+            return Vec::new();
+        }
         let mut start = now.max(self.free_at[i]);
         if let Some(turn) = self.config.half_duplex_turnaround {
             let other = self.free_at[1 - i];
@@ -224,6 +265,10 @@ impl LinkModel {
         });
         let done = start + airtime;
         self.free_at[i] = done;
+        if done > now {
+            self.backlog[i].push_back((done, datagram.len()));
+            self.backlog_bytes[i] += datagram.len() as u64;
+        }
         if !self.in_contact(start) || !self.in_contact(done) {
             self.stats[i].no_contact += 1;
             return Vec::new();
@@ -312,6 +357,40 @@ mod tests {
             "queued behind the first"
         );
         assert_eq!(m.next_change(t1), Some(t0 + Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_burst_over_the_queue_loses_exactly_the_excess() {
+        let t0 = Instant::now();
+        let mut c = LinkModelConfig::ideal(Duration::from_millis(10));
+        c.up_bps = Some(80_000); // 10,000 bytes/s: 100 ms per 1000-byte datagram
+        c.queue_packets = Some(20);
+        let mut m = LinkModel::new(c.clone(), 1, t0);
+        let delivered = (0..50)
+            .filter(|_| !m.transmit(t0, Direction::Up, &[0; 1000]).is_empty())
+            .count();
+        assert_eq!(delivered, 20);
+        assert_eq!(m.stats(Direction::Up).overflowed, 30);
+        // The other way is a queue of its own.
+        assert_eq!(m.transmit(t0, Direction::Down, &[0; 1000]).len(), 1);
+        // Once two datagrams went out, two fit again, and no more.
+        let t1 = t0 + Duration::from_millis(200);
+        let accepted = (0..5)
+            .filter(|_| !m.transmit(t1, Direction::Up, &[0; 1000]).is_empty())
+            .count();
+        assert_eq!(accepted, 2);
+        assert_eq!(m.stats(Direction::Up).overflowed, 33);
+
+        // In bytes: 5,000 bytes hold five 1000-byte datagrams.
+        c.queue_packets = None;
+        c.queue_bytes = Some(5_000);
+        let mut m = LinkModel::new(c, 1, t0);
+        let delivered = (0..12)
+            .filter(|_| !m.transmit(t0, Direction::Up, &[0; 1000]).is_empty())
+            .count();
+        assert_eq!(delivered, 5);
+        assert_eq!(m.stats(Direction::Up).overflowed, 7);
+        assert_eq!(m.stats(Direction::Up).delivered, 5);
     }
 
     #[test]

@@ -114,6 +114,8 @@ fn predicted_completion_passes_match_a_simulated_day() {
             windows: Some(model_windows),
             cuts: Vec::new(),
             half_duplex_turnaround: None,
+            queue_packets: None,
+            queue_bytes: None,
         },
         7,
         t0,

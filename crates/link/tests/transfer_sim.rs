@@ -60,6 +60,8 @@ fn scenario(seed: u64) -> Scenario {
         } else {
             None
         },
+        queue_packets: None,
+        queue_bytes: None,
     };
     let blob = |max: usize, r: &mut StdRng| -> Vec<u8> {
         let len = match r.random_range(0..6) {
