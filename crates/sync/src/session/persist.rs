@@ -95,6 +95,7 @@ impl Session {
             peer_incarnation: 0,
             hello_pending: true,
             hello_sent_at: None,
+            hello_rushed_at: None,
             hello_asked_from: 0,
             proof_floor: 0,
             candidate_hellos: Vec::new(),
