@@ -1,11 +1,17 @@
 //! Recordings of old runs of the peer replayed without limit: each costs a bounded amount (what
 //! the session queues stays bounded, the link keeps its pace), a replay cannot hide a real
-//! restart of the peer, and the peer's live run ends the `Hello`s a candidate asked for.
+//! restart of the peer, and the peer's live run ends the `Hello`s a candidate asked for. And
+//! what the receiver knows of the peer's epochs is written again when a write failed.
 
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sync::{Event, MemStore, Session, SessionConfig};
-use wire::{Digest, Direction, LinkKey, PacketHeader};
+use sync::{
+    Commit, Counters, Event, MemStore, OutboxEntry, Persisted, Session, SessionConfig, Store,
+};
+use wire::{Digest, Direction, LinkKey, Offer, PacketHeader};
 
 fn config(sends: Direction, incarnation: u64) -> SessionConfig {
     SessionConfig {
@@ -279,4 +285,96 @@ fn candidate_packets_do_not_keep_the_hello_going() {
     assert!(packets > 20, "{packets}");
     // Past the first seconds, the live flight answered: no Hello, short headers.
     assert_eq!(long_headers, 0, "{long_headers} of {packets} long: {s:?}");
+}
+
+/// A store whose counters writes fail while `failing` is set; the counters it holds can be read.
+struct FlakyStore {
+    inner: Arc<Mutex<MemStore>>,
+    failing: Arc<AtomicBool>,
+}
+
+impl Store for FlakyStore {
+    fn load(&mut self) -> io::Result<Persisted> {
+        self.inner.lock().unwrap().load()
+    }
+    fn save_counters(&mut self, counters: &Counters) -> io::Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(io::Error::other("disk full"));
+        }
+        self.inner.lock().unwrap().save_counters(counters)
+    }
+    fn outbox_put(&mut self, entry: &OutboxEntry) -> io::Result<()> {
+        self.inner.lock().unwrap().outbox_put(entry)
+    }
+    fn outbox_remove(&mut self, transfer: u64) -> io::Result<()> {
+        self.inner.lock().unwrap().outbox_remove(transfer)
+    }
+    fn read_object(&mut self, digest: &Digest, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.lock().unwrap().read_object(digest, offset, buf)
+    }
+    fn has_object(&mut self, digest: &Digest) -> bool {
+        self.inner.lock().unwrap().has_object(digest)
+    }
+    fn spool_write(&mut self, transfer: u64, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.inner
+            .lock()
+            .unwrap()
+            .spool_write(transfer, offset, data)
+    }
+    fn spool_persist(
+        &mut self,
+        transfer: u64,
+        offer: Option<&Offer>,
+        received: &[(u32, u32)],
+    ) -> io::Result<()> {
+        self.inner
+            .lock()
+            .unwrap()
+            .spool_persist(transfer, offer, received)
+    }
+    fn spool_commit(&mut self, offer: &Offer) -> io::Result<Commit> {
+        self.inner.lock().unwrap().spool_commit(offer)
+    }
+    fn spool_drop(&mut self, transfer: u64) -> io::Result<()> {
+        self.inner.lock().unwrap().spool_drop(transfer)
+    }
+    fn inbox_remove(&mut self, seq: u64) -> io::Result<()> {
+        self.inner.lock().unwrap().inbox_remove(seq)
+    }
+}
+
+#[test]
+fn a_failed_write_of_the_peer_epochs_is_tried_again() {
+    let now = Instant::now();
+    let inner = Arc::new(Mutex::new(MemStore::new()));
+    let failing = Arc::new(AtomicBool::new(false));
+    let store = FlakyStore {
+        inner: inner.clone(),
+        failing: failing.clone(),
+    };
+    let mut ground = Session::new(config(Direction::Up, 1), Box::new(store)).unwrap();
+    let mut flight =
+        Session::new(config(Direction::Down, 1000), Box::new(MemStore::new())).unwrap();
+    ground.set_link(now, true, None);
+    flight.set_link(now, true, None);
+    // The flight's epoch is proven while the disk refuses the write.
+    failing.store(true, Ordering::SeqCst);
+    flight.send_message(b"hi".to_vec()).unwrap();
+    let mut t = now;
+    for _ in 0..10 {
+        t += Duration::from_millis(20);
+        step(t, &mut ground, &mut flight, &mut |_| {});
+    }
+    assert_eq!(ground.stats().peer_epochs_proven, 1);
+    assert!(ground.stats().store_errors > 0);
+    let saved = |s: &Arc<Mutex<MemStore>>| s.lock().unwrap().load().unwrap().counters.replay;
+    assert_eq!(saved(&inner).current, None, "not written yet");
+    // The disk recovers: the next packet writes it.
+    failing.store(false, Ordering::SeqCst);
+    flight.send_message(b"again".to_vec()).unwrap();
+    for _ in 0..10 {
+        t += Duration::from_millis(20);
+        step(t, &mut ground, &mut flight, &mut |_| {});
+    }
+    assert_eq!(saved(&inner).current.map(|(e, _)| e), Some(1000));
 }

@@ -202,9 +202,11 @@ impl Session {
         };
         if force || grown || memory.retired != self.replay_saved.retired {
             self.counters.replay = memory;
-            self.replay_saved = memory;
+            // Saved only once written: a failed write is tried again at the next packet.
             if self.store.save_counters(&self.counters).is_err() {
                 self.stats.store_errors += 1;
+            } else {
+                self.replay_saved = memory;
             }
         }
     }
