@@ -44,9 +44,9 @@ pub use names::{
     PodName, SystemName, TaskId, TenantImage, TenantName, VolumeName, VolumePath,
 };
 pub use packet::{
-    Direction, EpochKey, LinkKey, MAX_BODY, MAX_CANDIDATES, MAX_PACKET, MAX_PACKET_NUMBER, Opened,
-    Opener, PACKET_HEADER, PACKET_OVERHEAD, PacketError, PacketHeader, RETIRED_EPOCHS,
-    ReplayMemory, ReplayWindow, SHORT_PACKET_HEADER, SHORT_PACKET_OVERHEAD, Sealer,
+    Direction, EVICTED_EPOCHS, EpochKey, LinkKey, MAX_BODY, MAX_CANDIDATES, MAX_PACKET,
+    MAX_PACKET_NUMBER, Opened, Opener, PACKET_HEADER, PACKET_OVERHEAD, PacketError, PacketHeader,
+    RETIRED_EPOCHS, ReplayMemory, ReplayWindow, SHORT_PACKET_HEADER, SHORT_PACKET_OVERHEAD, Sealer,
 };
 pub use plan_sig::{PlanBindingError, PlanSignatureError, PlanSigner, PlanVerifier};
 pub use systems::{

@@ -39,7 +39,9 @@
 //! [`ReplayWindow`] for the peer's current epoch. A packet of an epoch it does not know that
 //! authenticates may be the peer's new run, or a replay of a run long gone (only
 //! [`RETIRED_EPOCHS`] are remembered): it makes that epoch a *candidate*, with a window of its
-//! own, and the current epoch stays current. [`Opened::proven`] tells the caller which it was;
+//! own, and the current epoch stays current (at most [`MAX_CANDIDATES`]; one evicted is remembered
+//! with its highest packet number, [`EVICTED_EPOCHS`] of them, so a recording cycling old runs is
+//! not accepted anew each time round). [`Opened::proven`] tells the caller which it was;
 //! the caller reads only a handshake from a candidate and calls [`Opener::promote`] once the
 //! candidate has proven that it is live (in `sync`: a `HelloAck` answering a `Hello` of this
 //! run, which no recording holds). Promotion retires the epoch before it for good (its late or
@@ -74,6 +76,9 @@ pub const SHORT_PACKET_HEADER: usize = SHORT_HEADER;
 pub const RETIRED_EPOCHS: usize = 8;
 /// Candidate epochs an [`Opener`] keeps; a new one beyond them evicts the oldest.
 pub const MAX_CANDIDATES: usize = 4;
+/// Evicted candidate epochs an [`Opener`] remembers with the highest packet number it accepted
+/// in each, least recently evicted forgotten first: one met again is refused at or below it.
+pub const EVICTED_EPOCHS: usize = 32;
 
 const VERSION: u8 = 4;
 const SHORT_FLAG: u8 = 0b10;
@@ -333,8 +338,9 @@ pub struct Opened {
     /// Whether that epoch is the peer's current one. When not, it is a candidate: read only its
     /// handshake, until it proves itself and is [`Opener::promote`]d.
     pub proven: bool,
-    /// Whether this packet made its epoch a candidate (the first packet of it seen, or the first
-    /// since it was evicted).
+    /// Whether this packet made an epoch the opener never met a candidate: not one it holds,
+    /// nor one it evicted and still remembers (that one comes back as a candidate, refusing
+    /// what it accepted before, with this false).
     pub new_candidate: bool,
     /// The decrypted body.
     pub body: Vec<u8>,
@@ -359,6 +365,10 @@ pub struct Opener {
     candidates: VecDeque<Known>,
     /// Epochs left behind, most recent first, at most [`RETIRED_EPOCHS`].
     retired: VecDeque<u64>,
+    /// Candidates evicted, with the highest packet number accepted in each, most recent last, at
+    /// most [`EVICTED_EPOCHS`]: a recording cycling more old runs than there are candidate slots
+    /// gets each of its packets accepted once, not once per cycle.
+    evicted: VecDeque<(u64, u64)>,
 }
 
 impl Opener {
@@ -379,6 +389,7 @@ impl Opener {
             current,
             candidates: VecDeque::new(),
             retired: memory.retired.iter().copied().filter(|&e| e != 0).collect(),
+            evicted: VecDeque::new(),
         }
     }
 
@@ -451,18 +462,33 @@ impl Opener {
             let body = c.open(d, h)?;
             return Ok(opened(h, epoch, false, false, body));
         }
-        // An epoch not seen before (or evicted): a candidate, once its packet authenticates.
+        // An epoch not seen before, or evicted (refusing what it accepted then): a candidate,
+        // once its packet authenticates.
+        let was = self.evicted.iter().position(|&(e, _)| e == epoch);
+        let floor = was.map(|i| self.evicted[i].1);
+        if floor.is_some_and(|f| h.pn <= f) {
+            return Err(PacketError::Replayed);
+        }
         let mut c = Known {
             epoch,
             key: EpochKey::derive(&self.link_key, self.direction, epoch),
-            window: ReplayWindow::new(None),
+            window: ReplayWindow::new(floor),
         };
         let body = c.open(d, h)?;
-        if self.candidates.len() >= MAX_CANDIDATES {
-            self.candidates.pop_front();
+        if let Some(i) = was {
+            self.evicted.remove(i);
+        }
+        if self.candidates.len() >= MAX_CANDIDATES
+            && let Some(old) = self.candidates.pop_front()
+            && let Some(top) = old.window.highest.or(old.window.floor)
+        {
+            if self.evicted.len() >= EVICTED_EPOCHS {
+                self.evicted.pop_front();
+            }
+            self.evicted.push_back((old.epoch, top));
         }
         self.candidates.push_back(c);
-        Ok(opened(h, epoch, false, true, body))
+        Ok(opened(h, epoch, false, was.is_none(), body))
     }
 
     /// A short packet: the current epoch's key first, then the candidates', newest first.
@@ -887,9 +913,17 @@ mod tests {
             assert!(r.unwrap().new_candidate);
         }
         assert_eq!(o.candidates(), vec![3, 4, 5, 6]);
-        // An evicted epoch met again is a new candidate, with a new window.
-        let r = o.open(&Sealer::new(&key(1), Direction::Up, 1).seal(2, b"x"));
-        assert!(r.unwrap().new_candidate);
+        // An evicted epoch met again is a candidate again, not a new one, refusing what it
+        // accepted before it was evicted.
+        let s1 = Sealer::new(&key(1), Direction::Up, 1);
+        assert_eq!(o.open(&s1.seal(1, b"x")), Err(PacketError::Replayed));
+        assert_eq!(
+            o.candidates(),
+            vec![3, 4, 5, 6],
+            "a refused replay changes nothing"
+        );
+        let r = o.open(&s1.seal(2, b"x"));
+        assert!(!r.unwrap().new_candidate);
         assert_eq!(o.candidates(), vec![4, 5, 6, 1]);
         assert!(!o.promote(3));
         assert!(o.promote(5));
@@ -902,6 +936,39 @@ mod tests {
         // A short packet of a candidate opens by trial, and reports it.
         let r = o.open(&Sealer::new(&key(1), Direction::Up, 4).seal_short(9, b"x"));
         assert_eq!(r.map(|r| (r.epoch, r.proven)), Ok((4, false)));
+    }
+
+    #[test]
+    fn a_cycle_of_old_runs_replayed_is_accepted_once() {
+        let mut o = Opener::new(&key(1), Direction::Up, memory_after(100, 50, 0));
+        let runs = MAX_CANDIDATES as u64 + 1;
+        let recorded: Vec<Vec<u8>> = (1..=runs)
+            .map(|e| Sealer::new(&key(1), Direction::Up, e).seal(7, b"hello"))
+            .collect();
+        let mut accepted = 0;
+        for _ in 0..1000 {
+            for p in &recorded {
+                match o.open(p) {
+                    Ok(r) => {
+                        assert!(r.new_candidate && !r.proven);
+                        accepted += 1;
+                    }
+                    Err(e) => assert_eq!(e, PacketError::Replayed),
+                }
+            }
+        }
+        assert_eq!(
+            accepted, runs,
+            "each recorded packet opened once, not once per cycle"
+        );
+        assert_eq!(o.epoch(), Some(100));
+        // Beyond what it remembers, an old run is met as new again: bounded memory.
+        for e in 1000..1000 + EVICTED_EPOCHS as u64 + MAX_CANDIDATES as u64 {
+            o.open(&Sealer::new(&key(1), Direction::Up, e).seal(1, b"x"))
+                .unwrap();
+        }
+        assert!(o.open(&recorded[0]).unwrap().new_candidate);
+        assert_eq!(o.evicted.len(), EVICTED_EPOCHS);
     }
 
     #[test]

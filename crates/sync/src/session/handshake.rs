@@ -23,7 +23,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use wire::{Chunk, MAX_LIST, TransferKind};
+use wire::{Chunk, MAX_CANDIDATES, MAX_LIST, TransferKind};
 
 use super::{CandidateHello, Session};
 
@@ -37,6 +37,9 @@ impl Session {
     pub(super) fn queue_hello(&mut self, now: Instant, pto: Duration) {
         if self.hello_pending && self.hello_sent_at.is_none_or(|t| now >= t + pto) {
             self.hello_sent_at = Some(now);
+            // Only an answer to this Hello (or a later one) ends the wait: it goes in a packet
+            // numbered from here.
+            self.hello_asked_from = self.next_pn;
             if !self.marks_known && self.marks_deadline.is_none() {
                 self.marks_deadline = Some(now + pto * MARKS_WAIT_PTOS);
             }
@@ -102,13 +105,47 @@ impl Session {
             }
             self.peer_incarnation = incarnation;
         }
+        self.apply_hello(pn, resume, unacked_seq);
+        self.queue_hello_ack(incarnation, pn);
+    }
+
+    /// What a `Hello` of the peer's current run says: below which sequence number its messages
+    /// were committed here, and which transfers it asks the fate of.
+    fn apply_hello(&mut self, pn: u64, resume: &[u64], unacked_seq: u64) {
         if unacked_seq > self.peer_unacked_seq {
             self.peer_unacked_seq = unacked_seq;
             self.deliver_messages();
         }
-        let ack = self.hello_ack(incarnation, pn);
-        self.control.push_back(ack);
         self.pending_status.extend(resume.iter().map(|&t| (t, pn)));
+    }
+
+    /// Queues the answer to a `Hello` of `incarnation` carried by packet `hello_pn`. One answer
+    /// per incarnation waits at a time (a later `Hello` updates it in place), and at most
+    /// [`MAX_CANDIDATES`] to incarnations other than the peer's current one (the oldest gives
+    /// way): whatever a replay sends, `control` stays bounded.
+    fn queue_hello_ack(&mut self, incarnation: u64, hello_pn: u64) {
+        let queued = self
+            .control
+            .iter()
+            .position(|c| matches!(c, Chunk::HelloAck { incarnation: i, .. } if *i == incarnation));
+        if let Some(i) = queued {
+            if let Chunk::HelloAck { hello_pn: old, .. } = self.control[i] {
+                self.control[i] = self.hello_ack(incarnation, hello_pn.max(old));
+            }
+            return;
+        }
+        if incarnation != self.peer_incarnation {
+            let peer = self.peer_incarnation;
+            let foreign =
+                |c: &Chunk| matches!(c, Chunk::HelloAck { incarnation: i, .. } if *i != peer);
+            if self.control.iter().filter(|c| foreign(c)).count() >= MAX_CANDIDATES
+                && let Some(i) = self.control.iter().position(foreign)
+            {
+                self.control.remove(i);
+            }
+        }
+        let ack = self.hello_ack(incarnation, hello_pn);
+        self.control.push_back(ack);
     }
 
     /// The answer to a `Hello` of `incarnation` carried by packet `hello_pn`: what this side has
@@ -169,11 +206,14 @@ impl Session {
         }
     }
 
-    /// Sends a `Hello` until one sent from now on is answered; `now` sends it at once rather
-    /// than a probe timeout after the last.
+    /// Sends a `Hello` until one queued from now on is answered (the answer to one queued
+    /// before does not do); `now` sends it at once rather than a probe timeout after the last.
     pub(super) fn ask_hello(&mut self, now: bool) {
+        if !self.hello_pending {
+            // A Hello already sent may be answered, but it was not asked for: a new one is.
+            self.hello_asked_from = u64::MAX;
+        }
         self.hello_pending = true;
-        self.hello_asked_from = self.next_pn;
         if now {
             self.hello_sent_at = None;
         }
@@ -182,13 +222,18 @@ impl Session {
     /// A packet of a candidate epoch of the peer: a restarted peer, or a replay of a run long
     /// gone. Only its handshake is read. A `HelloAck` answering a `Hello` this run sent since
     /// the last promotion is the proof that the epoch is live (a recording holds no such
-    /// answer): the epoch is promoted, its latest `Hello` applied, and the packet handled as
-    /// any other (returns true). Otherwise (returns false) a `Hello` is answered, so that the
-    /// peer can prove this side's own epoch, and remembered for the promotion, and this side
-    /// sends its own `Hello` for the candidate to answer; the rest is dropped unacknowledged
-    /// (the peer sends it again) and the stream marks stay as they are.
+    /// answer): the epoch is promoted and becomes the peer's incarnation (a restart of the peer
+    /// when it is another, whatever `Hello` of it was kept), its latest `Hello` kept is applied,
+    /// and the packet handled as any other (returns true). Otherwise (returns false) a `Hello` is
+    /// answered, at most once a probe timeout per candidate, so that the peer can prove this
+    /// side's own epoch, and remembered for the promotion, and this side sends its own `Hello`
+    /// for the candidate to answer (at once for an epoch never met, at most [`MAX_CANDIDATES`]
+    /// times a probe timeout); the rest is dropped unacknowledged (the peer sends it again) and the stream
+    /// marks stay as they are. So a replay costs a bounded number of answers and `Hello`s a
+    /// probe timeout, however fast it comes.
     pub(super) fn receive_from_candidate(
         &mut self,
+        now: Instant,
         pn: u64,
         epoch: u64,
         new: bool,
@@ -205,26 +250,37 @@ impl Session {
             self.short_header = false;
             self.long_from = self.next_pn;
         }
+        let candidates = self.opener.candidates();
+        self.candidate_hellos
+            .retain(|h| candidates.contains(&h.epoch));
         if proof && self.opener.promote(epoch) {
             // Answers to Hellos sent before this point prove no other epoch: the peer's older
             // runs are gone, and a recording of them must not displace this one.
             self.proof_floor = self.next_pn;
             self.stats.peer_epochs_proven += 1;
             self.peer_epoch_changed(pn);
-            let candidates = self.opener.candidates();
             let hello = self
                 .candidate_hellos
                 .iter()
                 .position(|h| h.epoch == epoch)
                 .map(|i| self.candidate_hellos.swap_remove(i));
-            self.candidate_hellos
-                .retain(|h| candidates.contains(&h.epoch));
+            // The run's epoch is its incarnation: a new one is a restart of the peer even if a
+            // replay crowded its Hello out.
+            if epoch != self.peer_incarnation {
+                if self.peer_incarnation != 0 {
+                    self.stats.peer_restarts += 1;
+                    self.forget_peer();
+                }
+                self.peer_incarnation = epoch;
+            }
             if let Some(h) = hello {
-                self.receive_hello(h.pn, h.incarnation, &h.resume, h.unacked_seq);
+                self.apply_hello(h.pn, &h.resume, h.unacked_seq);
+                self.queue_hello_ack(h.incarnation, h.pn);
             }
             return true;
         }
         self.stats.candidate_packets += 1;
+        let pto = self.pto();
         let mut hello = false;
         for c in chunks {
             if let Chunk::Hello {
@@ -234,25 +290,50 @@ impl Session {
             } = c
             {
                 hello = true;
-                let ack = self.hello_ack(*incarnation, pn);
-                self.control.push_back(ack);
-                // The latest Hello of each candidate still held: a later one of this epoch stays,
-                // an earlier one gives way.
-                let candidates = self.opener.candidates();
-                self.candidate_hellos
-                    .retain(|h| candidates.contains(&h.epoch) && (h.epoch != epoch || h.pn > pn));
-                if !self.candidate_hellos.iter().any(|h| h.epoch == epoch) {
-                    self.candidate_hellos.push(CandidateHello {
-                        epoch,
-                        pn,
-                        incarnation: *incarnation,
-                        resume: resume.clone(),
-                        unacked_seq: *unacked_seq,
-                    });
+                let kept = self.candidate_hellos.iter().position(|h| h.epoch == epoch);
+                let waiting = self.control.iter().any(
+                    |c| matches!(c, Chunk::HelloAck { incarnation: i, .. } if i == incarnation),
+                );
+                let answer = waiting
+                    || kept.is_none_or(|i| now >= self.candidate_hellos[i].answered_at + pto);
+                if answer {
+                    self.queue_hello_ack(*incarnation, pn);
+                }
+                // The latest Hello of each candidate still held: a later one of this epoch
+                // replaces an earlier one.
+                let hello = CandidateHello {
+                    epoch,
+                    pn,
+                    incarnation: *incarnation,
+                    resume: resume.clone(),
+                    unacked_seq: *unacked_seq,
+                    answered_at: now,
+                };
+                match kept {
+                    None => self.candidate_hellos.push(hello),
+                    Some(i) => {
+                        let h = &mut self.candidate_hellos[i];
+                        let answered_at = if answer { now } else { h.answered_at };
+                        if pn > h.pn {
+                            *h = hello;
+                        }
+                        h.answered_at = answered_at;
+                    }
                 }
             }
         }
-        self.ask_hello(hello || new);
+        let rush = new
+            && self
+                .hello_rushed_at
+                .is_none_or(|t| now >= t + pto / MAX_CANDIDATES as u32);
+        if rush {
+            self.hello_rushed_at = Some(now);
+        }
+        // A candidate that says nothing of itself (no Hello) and is not new has had this run's
+        // Hellos since it appeared: asking again would only keep them coming.
+        if new || hello {
+            self.ask_hello(rush);
+        }
         false
     }
 
@@ -347,5 +428,7 @@ impl Session {
         self.in_flight.clear();
         self.flight_by_packet.clear();
         self.ask_hello(true);
+        // Only a Hello sent after this, with the transfers now unknown, answers it.
+        self.hello_asked_from = u64::MAX;
     }
 }

@@ -193,6 +193,9 @@ pub struct Session {
     /// `Hello` says so): one missing from the inbox was delivered and its mark lost.
     peer_unacked_seq: u64,
     hello_sent_at: Option<Instant>,
+    /// When a new candidate epoch last had our `Hello` sent at once (at most `MAX_CANDIDATES`
+    /// times a probe timeout: replays must not unpace it).
+    hello_rushed_at: Option<Instant>,
     /// A `HelloAck` answering a `Hello` carried at or above this packet number ends
     /// `hello_pending` (it was set when this was `next_pn`).
     hello_asked_from: u64,
@@ -264,6 +267,8 @@ struct CandidateHello {
     incarnation: u64,
     resume: Vec<u64>,
     unacked_seq: u64,
+    /// When a `Hello` of this epoch was last answered.
+    answered_at: Instant,
 }
 
 struct Sent {

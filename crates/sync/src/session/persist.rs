@@ -98,6 +98,7 @@ impl Session {
             peer_incarnation: 0,
             hello_pending: true,
             hello_sent_at: None,
+            hello_rushed_at: None,
             hello_asked_from: 0,
             proof_floor: 0,
             candidate_hellos: Vec::new(),
@@ -204,9 +205,11 @@ impl Session {
         };
         if force || grown || memory.retired != self.replay_saved.retired {
             self.counters.replay = memory;
-            self.replay_saved = memory;
+            // Saved only once written: a failed write is tried again at the next packet.
             if self.store.save_counters(&self.counters).is_err() {
                 self.stats.store_errors += 1;
+            } else {
+                self.replay_saved = memory;
             }
         }
     }

@@ -70,7 +70,7 @@ impl Session {
             }
         };
         if !opened.proven
-            && !self.receive_from_candidate(pn, opened.epoch, opened.new_candidate, &chunks)
+            && !self.receive_from_candidate(now, pn, opened.epoch, opened.new_candidate, &chunks)
         {
             return;
         }
