@@ -171,11 +171,6 @@ pub struct Session {
     /// When tokens were last added: set whenever the link is up (by [`Session::set_link`]),
     /// so it stands for "now" in a deadline that is due at once.
     last_refill: Option<Instant>,
-    /// Whether the pass has a configured rate; if not, `rate` follows `delivery`.
-    configured_rate: bool,
-    delivery: pacing::DeliveryRate,
-    /// Whether the pace held back a packet since the last acknowledgement.
-    pacing_limited: bool,
     // Handshake.
     peer_incarnation: u64,
     hello_pending: bool,

@@ -96,7 +96,6 @@ impl Session {
         }
         self.refill(now);
         if self.tokens <= 0.0 {
-            self.pacing_limited = true;
             return None;
         }
         self.queue_control(now);
@@ -370,7 +369,6 @@ impl Session {
             .range(a.low..=a.largest)
             .map(|(&pn, _)| pn)
             .collect();
-        let mut delivered = 0u64;
         for pn in judged {
             let got = received.contains(pn);
             if !got && pn > a.settled {
@@ -388,14 +386,12 @@ impl Session {
             }
             if let Some(o) = self.out.get_mut(&sent.transfer) {
                 if got {
-                    delivered += (self.config.packet_size + DATA_CHUNK_OVERHEAD) as u64;
                     o.received.insert_one(u64::from(sent.index));
                 } else if !o.received.contains(u64::from(sent.index)) {
                     o.lost.insert(sent.index);
                 }
             }
         }
-        self.on_delivered(now, delivered);
     }
 
     pub(super) fn receive_status(&mut self, s: &Status) {
