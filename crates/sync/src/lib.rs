@@ -20,9 +20,8 @@
 //!   either side, a `Hello` exchange and per-transfer `Status` reports (answered only once
 //!   settled) tell the sender exactly what is missing: no persisted payload byte is sent again.
 //! - Sending is paced at the pass's scheduled rate (no loss-based congestion control: a
-//!   scheduled radio link is not a shared network), or, where no rate is set, at an estimate of
-//!   the rate the link delivers, so that little queues in the radio; messages go before objects,
-//!   objects by priority, then age.
+//!   scheduled radio link is not a shared network); messages go before objects, objects by
+//!   priority, then age.
 //!
 //! Methods follow quinn's order: `handle_*` feed inputs, `poll_*` drain outputs; call
 //! [`Session::poll_transmit`] until `None` after every input, and wake at
