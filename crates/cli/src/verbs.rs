@@ -121,7 +121,8 @@ pub(crate) async fn login(cli: &Cli, a: LoginArgs) -> anyhow::Result<ExitCode> {
                 }),
         )
         .await
-        .with_context(|| format!("cannot log in to {} as {}", a.server, a.user))?;
+        // A refused login is the failure of what was asked (1), not a session to renew (3).
+        .map_err(|e| anyhow::anyhow!("cannot log in to {} as {}: {e:#}", a.server, a.user))?;
     let server = a.server.trim_end_matches('/').to_string();
     let name = a.name.unwrap_or_else(|| session::default_name(&server));
     let path = session::save(

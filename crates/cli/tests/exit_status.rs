@@ -47,9 +47,9 @@ async fn usage_errors_exit_2_failures_1_success_0() {
         "a wrong password is named as such: {stderr}"
     );
     assert!(!session.exists(), "no session is saved");
-    // So does a verb that needs a session when there is none.
+    // A verb that needs a session when there is none: log in (3).
     let out = orbitdock(&["files", "ls", "demo"], &session).await;
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
 
     // Success.
     let out = orbitdock(&login("pw-alice"), &session).await;

@@ -26,7 +26,8 @@ fn readme_flags(command: &str) -> Vec<String> {
         .collect()
 }
 
-/// The flags `orbitdock COMMAND --help` lists, but `--help` and `--version`.
+/// The flags `orbitdock COMMAND --help` lists, but `--help`, `--version` and the global flags
+/// every command takes (`--output`, `--context`: documented once, for the client verbs).
 fn help_flags(command: &str) -> Vec<String> {
     let out = Command::new(BIN)
         .args([command, "--help"])
@@ -37,7 +38,7 @@ fn help_flags(command: &str) -> Vec<String> {
         .split(|c: char| c.is_whitespace() || c == ',')
         .filter(|w| w.starts_with("--") && w.len() > 2)
         .map(|w| w.trim_end_matches(['.', ')']).to_string())
-        .filter(|w| w != "--help" && w != "--version")
+        .filter(|w| !["--help", "--version", "--output", "--context"].contains(&w.as_str()))
         .collect();
     flags.sort();
     flags.dedup();
@@ -90,6 +91,8 @@ fn link_starts_with_every_documented_flag_and_stops() {
         ("--duplicate", "0.001".into()),
         ("--windows", "0-10,20-30".into()),
         ("--half-duplex-ms", "20".into()),
+        ("--queue-packets", "500".into()),
+        ("--queue-bytes", "1000000".into()),
         ("--seed", "7".into()),
         ("--time-scale", "60".into()),
         ("--systems-file", systems.to_string_lossy().into_owned()),
