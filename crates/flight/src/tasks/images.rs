@@ -459,7 +459,11 @@ impl Executor {
         let message = match self.inspect(&info.id).await? {
             None => format!("deleted {written} ({id}) and the layers only it held"),
             Some(_) => {
-                format!("deleted the name {written}; its image {id} stays, held by another name")
+                // Nothing is said of what holds it: it may be another tenant's load of the same
+                // archive.
+                format!(
+                    "deleted the name {written}; its image {id} stays while other names or images still use it"
+                )
             }
         };
         Ok(TaskResult::ok(TaskOutputs {
