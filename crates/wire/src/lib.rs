@@ -40,8 +40,9 @@ pub use message::{
     encode_message,
 };
 pub use names::{
-    ExecutionId, ImageName, ImageTag, NameError, NamespaceName, NamespacePath, OperationName,
-    PodName, SystemName, TaskId, TenantImage, TenantName, VolumeName, VolumePath,
+    ExecutionId, FileMove, ImageName, ImageTag, MoveError, MoveField, NameError, NamespaceName,
+    NamespacePath, OperationName, PodName, SystemName, TaskId, TenantImage, TenantName, VolumeName,
+    VolumePath,
 };
 pub use packet::{
     Direction, EVICTED_EPOCHS, EpochKey, LinkKey, MAX_BODY, MAX_CANDIDATES, MAX_PACKET,

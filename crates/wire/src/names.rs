@@ -397,6 +397,164 @@ impl From<VolumePath> for String {
     }
 }
 
+/// Which path of a `files.move` a [`MoveError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveField {
+    /// What moves.
+    Source,
+    /// Its new path.
+    Destination,
+}
+
+impl MoveField {
+    /// The task's field: `source` or `destination`.
+    pub fn key(self) -> &'static str {
+        match self {
+            MoveField::Source => "source",
+            MoveField::Destination => "destination",
+        }
+    }
+}
+
+/// Why the paths of a `files.move` are refused ([`FileMove::new`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveError {
+    field: MoveField,
+    detail: String,
+}
+
+impl MoveError {
+    /// The field the refusal is about (the destination when it is about both).
+    pub fn field(&self) -> MoveField {
+        self.field
+    }
+
+    /// What is wrong, following the field's name: `has a bad path '/': …`, `'/a/b' lies under
+    /// the source '/a': …`.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl fmt::Display for MoveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "files.move: {} {}", self.field.key(), self.detail)
+    }
+}
+
+impl std::error::Error for MoveError {}
+
+/// The paths of a `files.move`, judged: the one rule of the ground's validation, its preflight
+/// and the flight agent. Each is a literal path (no wildcards) below the volume root, not the
+/// root; the destination is the new path of the source (not a folder to move it into), neither
+/// the source itself nor below it (a folder cannot move into itself). Nothing is ever replaced:
+/// a move whose destination exists is refused ([`FileMove::blocked_by`] tells which entries
+/// stand in the way; onboard the rename itself refuses, `RENAME_NOREPLACE`). Nothing leaves the
+/// volume: the paths have no `..`, and onboard no symlink is followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMove {
+    source: VolumePath,
+    destination: VolumePath,
+}
+
+impl FileMove {
+    /// Judges the paths as written.
+    pub fn new(source: &str, destination: &str) -> Result<FileMove, MoveError> {
+        let source = FileMove::path(MoveField::Source, source)?;
+        let destination = FileMove::path(MoveField::Destination, destination)?;
+        FileMove::of(source, destination)
+    }
+
+    /// The rule for one of the two paths alone, as written.
+    pub fn path(field: MoveField, s: &str) -> Result<VolumePath, MoveError> {
+        let bad = |reason: &str| MoveError {
+            field,
+            detail: format!("has a bad path '{s}': {reason}"),
+        };
+        let p = VolumePath::parse(s).map_err(|e| bad(e.reason()))?;
+        if s.contains(['*', '?', '[']) {
+            return Err(bad("must be a literal path: files.move takes no wildcards"));
+        }
+        if p.is_root() {
+            return Err(bad("must name a file or a folder, not the volume root"));
+        }
+        Ok(p)
+    }
+
+    /// Judges two parsed paths together (and each alone).
+    pub fn of(source: VolumePath, destination: VolumePath) -> Result<FileMove, MoveError> {
+        for (field, p) in [
+            (MoveField::Source, &source),
+            (MoveField::Destination, &destination),
+        ] {
+            if p.is_root() {
+                return Err(MoveError {
+                    field,
+                    detail: format!(
+                        "has a bad path '{}': must name a file or a folder, not the volume root",
+                        p.display()
+                    ),
+                });
+            }
+        }
+        if destination == source {
+            return Err(MoveError {
+                field: MoveField::Destination,
+                detail: "is the source itself: nothing to move".into(),
+            });
+        }
+        if below(&destination, &source) {
+            return Err(MoveError {
+                field: MoveField::Destination,
+                detail: format!(
+                    "'{}' lies under the source '{}': a folder cannot be moved into itself",
+                    destination.display(),
+                    source.display()
+                ),
+            });
+        }
+        Ok(FileMove {
+            source,
+            destination,
+        })
+    }
+
+    /// What moves.
+    pub fn source(&self) -> &VolumePath {
+        &self.source
+    }
+
+    /// Its new path.
+    pub fn destination(&self) -> &VolumePath {
+        &self.destination
+    }
+
+    /// Where the entry at `path` (`a/b`, relative to the volume root) lies once moved: below the
+    /// destination when it is the source or below it; `None` when the move leaves it.
+    pub fn moved(&self, path: &str) -> Option<String> {
+        let rest = path.strip_prefix(self.source.as_str())?;
+        (rest.is_empty() || rest.starts_with('/'))
+            .then(|| format!("{}{rest}", self.destination.as_str()))
+    }
+
+    /// Whether an entry at `path` (`a/b`) stands where the move would put the source: the
+    /// destination itself, or something below it (then the destination exists as a folder).
+    /// The move is then refused.
+    pub fn blocked_by(&self, path: &str) -> bool {
+        path.strip_prefix(self.destination.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+/// Whether `path` lies strictly below `folder`.
+fn below(path: &VolumePath, folder: &VolumePath) -> bool {
+    path.components().count() > folder.components().count()
+        && path
+            .components()
+            .zip(folder.components())
+            .all(|(a, b)| a == b)
+}
+
 /// A path inside a namespace on the ground: absolute, `/a/b` (`/` is the root), with the
 /// components rules of [`VolumePath`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -868,6 +1026,62 @@ mod tests {
                 .as_str(),
             "/a"
         );
+    }
+
+    /// The one judge of a files.move: every refusal names its field, and the entries a move
+    /// carries along or stops at.
+    #[test]
+    fn file_moves() {
+        let refused = |s: &str, d: &str| FileMove::new(s, d).unwrap_err().to_string();
+        for (s, d, want) in [
+            (
+                "out/*.txt",
+                "x",
+                "files.move: source has a bad path 'out/*.txt': must be a literal path: files.move takes no wildcards",
+            ),
+            (
+                "a",
+                "/",
+                "files.move: destination has a bad path '/': must name a file or a folder, not the volume root",
+            ),
+            (
+                "/",
+                "a",
+                "files.move: source has a bad path '/': must name a file or a folder, not the volume root",
+            ),
+            (
+                "a",
+                "../c",
+                "files.move: destination has a bad path '../c': '..' is not allowed",
+            ),
+            (
+                "a/b",
+                "/a/b/c",
+                "files.move: destination '/a/b/c' lies under the source '/a/b': a folder cannot be moved into itself",
+            ),
+            (
+                "/a//b",
+                "a/./b",
+                "files.move: destination is the source itself: nothing to move",
+            ),
+        ] {
+            assert_eq!(refused(s, d), want, "{s} -> {d}");
+        }
+        let m = FileMove::new("/a/b", "a/bc").unwrap();
+        assert_eq!(
+            (m.source().as_str(), m.destination().as_str()),
+            ("a/b", "a/bc")
+        );
+        assert_eq!(m.moved("a/b").as_deref(), Some("a/bc"));
+        assert_eq!(m.moved("a/b/x/y").as_deref(), Some("a/bc/x/y"));
+        assert_eq!(m.moved("a/bx"), None);
+        assert_eq!(m.moved("a"), None);
+        assert!(m.blocked_by("a/bc") && m.blocked_by("a/bc/z"));
+        assert!(!m.blocked_by("a/bcd") && !m.blocked_by("a"));
+        // A sibling with the source's name as a prefix is no parent of it.
+        assert!(FileMove::new("a", "ab/c").is_ok());
+        let e = FileMove::of(VolumePath::root(), VolumePath::parse("x").unwrap()).unwrap_err();
+        assert_eq!(e.field(), MoveField::Source);
     }
 
     #[test]
