@@ -433,14 +433,10 @@ pub(crate) fn compile(
             TaskSpec::ImageDelete { image } => TaskKind::ImageDelete {
                 image: image_ref(image),
             },
-            TaskSpec::FilesMove {
-                source,
-                destination,
-                volume: v,
-            } => TaskKind::FilesMove {
+            TaskSpec::FilesMove { paths, volume: v } => TaskKind::FilesMove {
                 volume: volume(v),
-                source: source.to_string(),
-                destination: destination.to_string(),
+                source: paths.source().to_string(),
+                destination: paths.destination().to_string(),
             },
         };
         tasks.push(PlanTask {

@@ -166,10 +166,8 @@ pub(crate) enum TaskSpec {
     },
     ImageList,
     FilesMove {
-        /// A literal path, not the root.
-        source: VolumePath,
-        /// The new path of `source` (not a folder to move it into), not the root.
-        destination: VolumePath,
+        /// What moves and its new path, judged by `wire::FileMove` (the agent's rule).
+        paths: wire::FileMove,
         volume: Option<VolumeName>,
     },
     ImageDelete {
@@ -419,8 +417,7 @@ tasks:
                 "{HEAD}  - id: mv\n    type: files.move\n    source: /out/a.txt\n    destination: archive/a.txt\n    volume: v\n"
             )),
             TaskSpec::FilesMove {
-                source: "out/a.txt".parse().unwrap(),
-                destination: "archive/a.txt".parse().unwrap(),
+                paths: wire::FileMove::new("out/a.txt", "archive/a.txt").unwrap(),
                 volume: Some("v".parse().unwrap()),
             }
         );

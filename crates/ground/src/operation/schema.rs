@@ -3,8 +3,8 @@
 
 use saphyr::YamlData;
 use wire::names::{
-    NameError, NamespaceName, NamespacePath, OperationName, PodName, SystemName, TaskId,
-    TenantImage, VolumeName, VolumePath,
+    FileMove, MoveField, NameError, NamespaceName, NamespacePath, OperationName, PodName,
+    SystemName, TaskId, TenantImage, VolumeName, VolumePath,
 };
 use wire::{ImageRef, OnFailure};
 
@@ -80,6 +80,27 @@ impl Cx<'_> {
                     who,
                     pos(node),
                     format!("field '{key}' has a bad path '{s}': {}", e.reason()),
+                );
+                None
+            }
+        }
+    }
+
+    /// One path of a files.move, by the judge's rule, and where it was written.
+    fn move_path(
+        &mut self,
+        who: &Who,
+        field: MoveField,
+        node: &Node<'_>,
+    ) -> Option<(VolumePath, (usize, usize))> {
+        let s = self.string(who, field.key(), node)?;
+        match FileMove::path(field, &s) {
+            Ok(p) => Some((p, pos(node))),
+            Err(e) => {
+                self.diag(
+                    who,
+                    pos(node),
+                    format!("field '{}' {}", field.key(), e.detail()),
                 );
                 None
             }
@@ -588,45 +609,35 @@ impl Cx<'_> {
                 (spec, &["destination", "size", "volume"])
             }
             "files.move" => {
+                // The one judge of a move's paths (the agent's too), field by field, then
+                // together.
                 let source = self.required(who, f, node, "source", |cx, n| {
-                    cx.literal_path(who, "source", n, "files.move")
+                    cx.move_path(who, MoveField::Source, n)
                 });
                 let destination = self.required(who, f, node, "destination", |cx, n| {
-                    let d = cx.literal_path(who, "destination", n, "files.move")?;
-                    Some((d, pos(n)))
+                    cx.move_path(who, MoveField::Destination, n)
                 });
-                // A folder cannot be moved under itself; the agent refuses it too, and also
-                // when a symlink onboard makes it so.
-                let destination = match (&source, destination) {
-                    (Some(s), Some((d, at)))
-                        if d.components().count() > s.components().count()
-                            && d.components().zip(s.components()).all(|(a, b)| a == b) =>
-                    {
-                        self.diag(
-                            who,
-                            at,
-                            format!(
-                                "field 'destination' '{}' lies under the source '{}': a folder cannot be moved into itself",
-                                d.display(),
-                                s.display()
-                            ),
-                        );
-                        None
-                    }
-                    (Some(s), Some((d, at))) if d == *s => {
-                        self.diag(
-                            who,
-                            at,
-                            "field 'destination' is the source itself: nothing to move".into(),
-                        );
-                        None
-                    }
-                    (_, d) => d.map(|(d, _)| d),
+                let paths = match (source, destination) {
+                    (Some((s, s_at)), Some((d, d_at))) => match FileMove::of(s, d) {
+                        Ok(paths) => Some(paths),
+                        Err(e) => {
+                            let at = match e.field() {
+                                MoveField::Source => s_at,
+                                MoveField::Destination => d_at,
+                            };
+                            self.diag(
+                                who,
+                                at,
+                                format!("field '{}' {}", e.field().key(), e.detail()),
+                            );
+                            None
+                        }
+                    },
+                    _ => None,
                 };
                 let spec = (|| {
                     Some(TaskSpec::FilesMove {
-                        source: source?,
-                        destination: destination?,
+                        paths: paths?,
                         volume: volume?,
                     })
                 })();
