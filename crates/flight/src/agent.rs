@@ -652,13 +652,16 @@ impl Agent {
         if names::check_volume(volume).is_err() {
             return;
         }
-        let dir = self.inner.exec.volumes.volume_dir(tenant, volume);
+        let (all, tenant_name, volume_name) = (
+            self.inner.exec.volumes.clone(),
+            tenant.to_string(),
+            volume.to_string(),
+        );
         // A volume that is gone (deleted) is listed empty.
         let listed = tokio::task::spawn_blocking(move || {
-            if dir.is_dir() {
-                volumes::list(&dir, "", u32::MAX, MAX_LISTING)
-            } else {
-                (Vec::new(), false)
+            match all.open_volume(&tenant_name, &volume_name) {
+                Ok(Some(dir)) => volumes::list(&dir, "", u32::MAX, MAX_LISTING),
+                _ => (Vec::new(), false),
             }
         })
         .await;

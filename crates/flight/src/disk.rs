@@ -130,11 +130,19 @@ pub(crate) fn size(bytes: u64) -> String {
 /// whether the walk stopped at its bound ([`crate::volumes::MAX_WALK`] entries). A missing
 /// folder holds 0 bytes. Blocking.
 pub(crate) fn logical_usage(dir: &Path) -> (u64, bool) {
-    let (entries, truncated) = crate::volumes::walk(dir, u32::MAX, crate::volumes::MAX_WALK);
-    let total = entries
-        .iter()
-        .filter(|e| e.meta.is_file())
-        .fold(0u64, |sum, e| sum.saturating_add(e.meta.len()));
+    // Walked by descriptors: a folder a pod swaps for a symlink is never followed.
+    let Ok(open) = crate::volumes::VolumeDir::open_path(dir) else {
+        return (0, false);
+    };
+    let mut total = 0u64;
+    let truncated =
+        crate::volumes::visit(open.fd(), u32::MAX, crate::volumes::MAX_WALK, &mut |e| {
+            if e.meta.is_file() {
+                total = total.saturating_add(e.meta.len);
+            }
+            Ok(())
+        })
+        .unwrap_or(false);
     (total, truncated)
 }
 

@@ -986,48 +986,112 @@ async fn pods_and_build_steps_run_hardened() {
     assert_eq!(h.cpu_period, Some(100_000));
 }
 
-/// A task that changes a volume's files by path does not run beside a running pod that mounts
-/// it (the pod could swap a folder for a symlink under the agent's feet); once the pod ended, it
-/// does.
+/// A task that changes a volume's files runs beside a running pod that mounts the volume, and
+/// the pod cannot send it outside: the pod swaps a folder of its volume for a symlink to a host
+/// folder holding canaries, over and over, while uplinks, moves, deletes and downlinks go
+/// through that folder. Nothing outside is read, written, moved or deleted; each task works
+/// inside the volume or fails naming the symlink (or what was not there).
 #[tokio::test(flavor = "multi_thread")]
-async fn volume_tasks_wait_for_no_pod_that_can_race_them() {
+async fn a_running_pod_cannot_send_volume_tasks_outside() {
     let w = World::new(flight::DiskLimits::default()).await;
-    w.uplink(&[("a/x.txt", b"x")]).await;
+    w.uplink(&[("seed.txt", b"s")]).await;
+    let outside = w.dir.path().join("outside");
+    std::fs::create_dir_all(outside.join("sub")).unwrap();
+    const CANARY: &[u8] = b"canary: outside the volume\n";
+    for f in ["canary", "sub/canary"] {
+        std::fs::write(outside.join(f), CANARY).unwrap();
+    }
+    let script = format!(
+        "cd /data; while true; do rm -rf sw; mkdir -p sw/sub; echo inside > sw/canary; \
+         echo inside > sw/sub/canary; echo up > up; rm -rf sw; ln -s {} sw; done",
+        outside.display()
+    );
     let r = w
-        .run(pod(
-            "racer",
-            busybox(),
-            "echo up > /data/up; sleep 60",
-            120_000,
-            true,
-        ))
+        .run(pod("swapper", busybox(), &script, 300_000, true))
         .await;
     assert!(r.succeeded(), "{r:?}");
     appears(&w.volume().join("up")).await;
-    let mv = || TaskKind::FilesMove {
-        volume: "pvc".into(),
-        source: "a".into(),
-        destination: "b".into(),
-    };
-    let refused = w.run(mv()).await;
-    assert_eq!(
-        code(&refused),
-        Some(ErrorCode::ExecutionError),
-        "{refused:?}"
-    );
-    assert!(
-        message(&refused).contains("mounted by your running pod 'racer'"),
-        "{refused:?}"
-    );
-    assert!(w.volume().join("a/x.txt").exists(), "nothing moved");
+    let digest = w.agent.object_layout().put(b"uplinked\n").unwrap();
+    w.agent
+        .handle_event(link::LinkEvent::ObjectReceived(digest))
+        .unwrap();
+    let mut outcomes: HashMap<&str, usize> = HashMap::new();
+    let mut downlinked = Vec::new();
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut i = 0;
+    while Instant::now() < until {
+        i += 1;
+        let tasks = [
+            TaskKind::Uplink {
+                volume: "pvc".into(),
+                files: vec![UplinkFile {
+                    path: "sw/up.txt".into(),
+                    digest,
+                    size: 9,
+                    mode: 0o644,
+                }],
+            },
+            TaskKind::FilesMove {
+                volume: "pvc".into(),
+                source: "sw/canary".into(),
+                destination: format!("moved/c{i}"),
+            },
+            TaskKind::FilesDelete {
+                volume: "pvc".into(),
+                paths: vec!["sw/sub/canary".into()],
+            },
+            TaskKind::Downlink {
+                volume: "pvc".into(),
+                sources: vec!["sw/*".into(), "sw/canary".into()],
+            },
+        ];
+        for task in tasks {
+            let r = w.run(task).await;
+            downlinked.extend(r.outputs.files.iter().map(|f| f.digest));
+            let outcome = match &r.error {
+                None => "ok",
+                Some(e)
+                    if e.message
+                        .contains("the agent follows no symlink in a volume") =>
+                {
+                    "refused: a symlink"
+                }
+                Some(e)
+                    if [
+                        "no such file or folder",
+                        "File not found: ",
+                        "removed meanwhile",
+                    ]
+                    .iter()
+                    .any(|m| e.message.contains(m)) =>
+                {
+                    "failed: not there"
+                }
+                Some(e) => panic!("unclear: {}", e.message),
+            };
+            *outcomes.entry(outcome).or_default() += 1;
+        }
+    }
     let stopped = w
         .run(TaskKind::PodStop {
-            pod_name: "racer".into(),
+            pod_name: "swapper".into(),
             grace_ms: Some(500),
         })
         .await;
     assert!(stopped.succeeded(), "{stopped:?}");
-    let moved = w.run(mv()).await;
-    assert!(moved.succeeded(), "{moved:?}");
-    assert!(w.volume().join("b/x.txt").exists());
+    println!("{i} rounds: {outcomes:?}");
+    let mut left: Vec<String> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["canary", "sub"], "nothing written or moved outside");
+    for f in ["canary", "sub/canary"] {
+        assert_eq!(std::fs::read(outside.join(f)).unwrap(), CANARY, "{f}");
+    }
+    assert!(
+        !downlinked.contains(&wire::Digest::of(CANARY)),
+        "nothing read outside"
+    );
+    assert!(outcomes.get("ok").is_some_and(|n| *n > 0), "{outcomes:?}");
 }

@@ -200,7 +200,14 @@ impl Loadable {
 /// compared with [`wire::normalize_image_ref`]). An archive that holds no such image is refused
 /// with [`ErrorKind::NotTagged`].
 pub fn judge_load(path: &Path, wanted: &str) -> Result<Loadable, ArchiveError> {
-    let archive = inspect_file(path)?;
+    let file = std::fs::File::open(path).map_err(error::io("cannot open the archive"))?;
+    judge_load_from(BufReader::new(file), wanted)
+}
+
+/// [`judge_load`] of an archive already open (the flight agent opens it beneath a volume, by
+/// descriptor, and loads from the same open file).
+pub fn judge_load_from<R: Read + Seek>(reader: R, wanted: &str) -> Result<Loadable, ArchiveError> {
+    let archive = inspect(reader)?;
     let Some(index) = archive.find(wanted) else {
         return Err(ArchiveError::new(
             ErrorKind::NotTagged,

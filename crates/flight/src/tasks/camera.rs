@@ -47,16 +47,19 @@ impl Executor {
         let picture = blocking(move || fisheye_png(size, at))
             .await?
             .map_err(|e| execution_error(format!("cannot encode the picture: {e}")))?;
-        let (root, owner) = self
-            .volumes
-            .ensure_volume(tenant, volume)
+        let volumes = self.volumes.clone();
+        let (tenant_name, volume_name) = (tenant.to_string(), volume.to_string());
+        let (root, owner) = blocking(move || volumes.ensure_volume_dir(&tenant_name, &volume_name))
+            .await?
             .map_err(execution_error)?;
         // The tenant's volumes with the picture (less a file it replaces) stay within the limit.
         let used = self.tenant_usage(tenant).await?;
-        let old = fs::symlink_metadata(rel.under(&root))
+        let old = root
+            .stat(&rel)
             .ok()
-            .filter(fs::Metadata::is_file)
-            .map_or(0, |m| m.len());
+            .flatten()
+            .filter(volumes::Meta::is_file)
+            .map_or(0, |m| m.len);
         let after = (used + picture.len() as u64).saturating_sub(old);
         let cap = self.disk.limits.tenant_bytes;
         if after > cap {
@@ -72,13 +75,9 @@ impl Executor {
         }
         let volumes = self.volumes.clone();
         let (shown, len) = (rel.display(), picture.len());
-        blocking(move || -> Step<()> {
-            let target = volumes::prepare_write(&volumes, &root, &rel, owner)
-                .map_err(|e| path_failure(e, ErrorCode::ExecutionError))?;
-            fsutil::write_atomic_from(&target, &mut picture.as_slice(), Some(0o644))
-                .map_err(|e| execution_error(format!("cannot write {}: {e}", rel.display())))?;
-            volumes.chown(&target, owner);
-            Ok(())
+        blocking(move || -> Step<u64> {
+            root.write_file(&volumes, &rel, owner, &mut picture.as_slice(), 0o644)
+                .map_err(|e| path_failure(e, ErrorCode::ExecutionError))
         })
         .await??;
         Ok(TaskResult::ok(TaskOutputs {

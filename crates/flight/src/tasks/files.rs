@@ -82,10 +82,12 @@ impl Executor {
             ));
         }
         self.room_for_work().await?;
-        let (root, owner) = self
-            .volumes
-            .ensure_volume(tenant, volume)
+        let volumes = self.volumes.clone();
+        let (tenant_name, volume_name) = (tenant.to_string(), volume.to_string());
+        let (root, owner) = blocking(move || volumes.ensure_volume_dir(&tenant_name, &volume_name))
+            .await?
             .map_err(execution_error)?;
+        let root = Arc::new(root);
         // The tenant's volumes, with what lands (less what it replaces), must stay within the
         // tenant's limit, in logical sizes.
         let used = self.tenant_usage(tenant).await?;
@@ -95,10 +97,12 @@ impl Executor {
                 .iter()
                 .map(|(rel, digest, _)| {
                     let new = fs::metadata(store.path(digest)).map_or(0, |m| m.len());
-                    let old = fs::symlink_metadata(rel.under(&at))
+                    let old = at
+                        .stat(rel)
                         .ok()
-                        .filter(fs::Metadata::is_file)
-                        .map_or(0, |m| m.len());
+                        .flatten()
+                        .filter(volumes::Meta::is_file)
+                        .map_or(0, |m| m.len);
                     i128::from(new) - i128::from(old)
                 })
                 .sum()
@@ -121,14 +125,12 @@ impl Executor {
         let (count, bytes) = blocking(move || -> Step<(usize, u64)> {
             let mut bytes = 0;
             for (rel, digest, mode) in &targets {
-                let path = volumes::prepare_write(&volumes, &root, rel, owner)
-                    .map_err(|e| path_failure(e, ErrorCode::ExecutionError))?;
                 let mut source = File::open(store.path(digest)).map_err(|e| {
                     execution_error(format!("object {digest} for {}: {e}", rel.display()))
                 })?;
-                bytes += fsutil::write_atomic_from(&path, &mut source, Some(*mode))
-                    .map_err(|e| execution_error(format!("cannot write {}: {e}", rel.display())))?;
-                volumes.chown(&path, owner);
+                bytes += root
+                    .write_file(&volumes, rel, owner, &mut source, *mode)
+                    .map_err(|e| path_failure(e, ErrorCode::ExecutionError))?;
             }
             Ok((targets.len(), bytes))
         })
@@ -150,20 +152,20 @@ impl Executor {
         if sources.is_empty() {
             return Err(invalid("the downlink names no source".into()));
         }
-        let root = self.volumes.volume_dir(tenant, volume);
-        if !root.is_dir() {
-            return Err(execution_error(format!("File not found: {}", sources[0])));
-        }
-        let sources = sources.to_vec();
-        let files = blocking(move || -> Step<BTreeMap<String, PathBuf>> {
+        let first = sources[0].clone();
+        let root = Arc::new(existing_volume(&self.volumes, tenant, volume, || {
+            execution_error(format!("File not found: {first}"))
+        })?);
+        let (sources, at) = (sources.to_vec(), root.clone());
+        let files = blocking(move || -> Step<BTreeMap<String, volumes::Found>> {
             let mut all = BTreeMap::new();
             for source in &sources {
-                let found = volumes::expand(&root, source)
+                let found = volumes::expand(&at, source)
                     .map_err(|e| path_failure(e, ErrorCode::ExecutionError))?;
                 if found.is_empty() {
                     return Err(execution_error(format!("File not found: {source}")));
                 }
-                all.extend(found);
+                all.extend(found.into_iter().map(|f| (f.rel.clone(), f)));
                 if all.len() > MAX_DOWNLINK_FILES {
                     return Err(invalid(format!(
                         "the downlink names more than {MAX_DOWNLINK_FILES} files"
@@ -175,26 +177,27 @@ impl Executor {
         .await??;
         // Every file is measured before anything is copied: its logical size (a sparse file
         // counts what a reader gets), against the limit of a file and what the object store may
-        // still take.
+        // still take. Each is opened beneath the volume root, following no symlink.
         let caps = self.disk.limits;
         let file_limit = caps.downlink_file_bytes;
         let (store_root, measured) = (self.store.layout().root().to_path_buf(), files.clone());
-        let disk = self.disk.clone();
+        let (disk, at) = (self.disk.clone(), root.clone());
         let store_used = blocking(move || -> Step<u64> {
             let mut total = 0u64;
-            for (rel, path) in &measured {
-                let len = fs::metadata(path)
-                    .map_err(|e| execution_error(format!("cannot read /{rel}: {e}")))?
-                    .len();
-                if len > file_limit {
+            for (rel, found) in &measured {
+                let shown = format!("/{rel}");
+                let (_, meta) = at
+                    .open_file_parts(&found.parts(), &shown)
+                    .map_err(|e| execution_error(format!("cannot read {}", e.message())))?;
+                if meta.len > file_limit {
                     return Err(limits::over_limit(
-                        &format!("/{rel}"),
-                        len,
+                        &shown,
+                        meta.len,
                         file_limit,
                         "of a downlinked file",
                     ));
                 }
-                total = total.saturating_add(len);
+                total = total.saturating_add(meta.len);
             }
             // With the objects the link is still receiving: they land in the store too.
             let (used, truncated) = disk.object_store_usage(&store_root);
@@ -224,20 +227,26 @@ impl Executor {
         let mut objects = Vec::new();
         let mut seen = HashSet::new();
         let mut total = 0;
-        for (rel, path) in files {
-            let store = self.store.clone();
-            let (digest, size) = blocking(move || store.add_file(&path, file_limit))
-                .await?
-                .map_err(|e| match e {
-                    cas::CopyError::TooLarge(limit) => TaskResult::fail(
-                        ErrorCode::ExecutionError,
-                        format!(
-                            "/{rel} grew while it was copied, over the limit of {} of a downlinked file",
-                            crate::disk::size(limit)
-                        ),
+        for (rel, found) in files {
+            let (store, at) = (self.store.clone(), root.clone());
+            let shown = format!("/{rel}");
+            let copied = blocking(move || {
+                let (mut file, _) = at
+                    .open_file_parts(&found.parts(), &shown)
+                    .map_err(|e| cas::CopyError::Io(io::Error::other(e.message().to_string())))?;
+                store.add_file(&mut file, file_limit)
+            })
+            .await?;
+            let (digest, size) = copied.map_err(|e| match e {
+                cas::CopyError::TooLarge(limit) => TaskResult::fail(
+                    ErrorCode::ExecutionError,
+                    format!(
+                        "/{rel} grew while it was copied, over the limit of {} of a downlinked file",
+                        crate::disk::size(limit)
                     ),
-                    e => execution_error(format!("cannot copy /{rel} for the downlink: {e}")),
-                })?;
+                ),
+                e => execution_error(format!("cannot copy /{rel} for the downlink: {e}")),
+            })?;
             if seen.insert(digest) {
                 objects.push((digest, size));
             }
@@ -268,6 +277,7 @@ impl Executor {
         }))
     }
 
+    #[allow(clippy::result_large_err)]
     pub(super) async fn files_list(
         &self,
         tenant: &str,
@@ -276,48 +286,48 @@ impl Executor {
         depth: u32,
     ) -> Step<TaskResult> {
         let folder = RelPath::parse(folder).map_err(invalid)?;
-        let root = match volume {
+        let opened = match volume {
             Some(v) => {
                 names::check_volume(v).map_err(invalid)?;
-                let root = self.volumes.volume_dir(tenant, v);
-                if !root.is_dir() && folder.is_root() {
-                    return Ok(TaskResult::ok(TaskOutputs {
-                        message: Some(format!("0 entries (volume {v} is empty)")),
-                        ..TaskOutputs::default()
-                    }));
-                }
-                root
+                self.volumes.open_volume(tenant, v)
             }
-            None => {
-                let root = self.volumes.tenant_dir(tenant);
-                if !root.is_dir() && folder.is_root() {
-                    return Ok(TaskResult::ok(TaskOutputs {
-                        message: Some("0 entries".into()),
-                        ..TaskOutputs::default()
-                    }));
-                }
-                root
-            }
-        };
-        let dir = volumes::resolve_existing(&root, &folder).map_err(|e| match e {
-            PathError::NotFound(_) => {
-                execution_error(format!("Folder not found: {}", folder.display()))
-            }
-            e => path_failure(e, ErrorCode::ExecutionError),
-        })?;
-        if !dir.is_dir() {
-            return Err(execution_error(format!(
-                "{} is not a folder",
-                folder.display()
-            )));
+            None => self.volumes.open_tenant(tenant),
         }
+        .map_err(execution_error)?;
+        let Some(root) = opened else {
+            if !folder.is_root() {
+                return Err(execution_error(format!(
+                    "Folder not found: {}",
+                    folder.display()
+                )));
+            }
+            let message = match volume {
+                Some(v) => format!("0 entries (volume {v} is empty)"),
+                None => "0 entries".into(),
+            };
+            return Ok(TaskResult::ok(TaskOutputs {
+                message: Some(message),
+                ..TaskOutputs::default()
+            }));
+        };
         let prefix = if folder.is_root() {
             String::new()
         } else {
             folder.display()
         };
-        let (listing, truncated) =
-            blocking(move || volumes::list(&dir, &prefix, depth.max(1), MAX_LISTING)).await?;
+        let (listing, truncated) = blocking(move || -> Step<_> {
+            let dir = root.open_dir(&folder).map_err(|e| match e {
+                PathError::NotFound(_) => {
+                    execution_error(format!("Folder not found: {}", folder.display()))
+                }
+                PathError::Invalid(_) => {
+                    execution_error(format!("{} is not a folder", folder.display()))
+                }
+                e => path_failure(e, ErrorCode::ExecutionError),
+            })?;
+            Ok(volumes::list(&dir, &prefix, depth.max(1), MAX_LISTING))
+        })
+        .await??;
         let mut message = format!("{} entries", listing.len());
         if truncated {
             message.push_str(&format!(", cut at {MAX_LISTING}"));
@@ -347,48 +357,40 @@ impl Executor {
             .map(|p| RelPath::parse(p))
             .collect::<Result<Vec<_>, _>>()
             .map_err(invalid)?;
-        let root = self.volumes.volume_dir(tenant, volume);
         let not_found =
             |rel: &RelPath| execution_error(format!("File not found: {}", rel.display()));
-        if !root.is_dir() {
-            return Err(if rels.iter().any(RelPath::is_root) {
-                execution_error(format!("Volume not found: {volume}"))
-            } else {
-                not_found(&rels[0])
-            });
-        }
         if rels.iter().any(RelPath::is_root) {
-            let (dir, name) = (root.clone(), volume.to_string());
-            blocking(move || fs::remove_dir_all(&dir))
+            let (volumes, t, v) = (self.volumes.clone(), tenant.to_string(), volume.to_string());
+            let deleted = blocking(move || volumes.delete_volume(&t, &v))
                 .await?
-                .map_err(|e| execution_error(format!("cannot delete the volume {name}: {e}")))?;
+                .map_err(|e| execution_error(format!("cannot delete the volume {volume}: {e}")))?;
+            if !deleted {
+                return Err(execution_error(format!("Volume not found: {volume}")));
+            }
             return Ok(TaskResult::ok(TaskOutputs {
                 message: Some(format!("deleted the volume {volume}")),
                 ..TaskOutputs::default()
             }));
         }
+        let root = existing_volume(&self.volumes, tenant, volume, || not_found(&rels[0]))?;
         let deleted = blocking(move || -> Step<usize> {
-            let mut targets = Vec::with_capacity(rels.len());
+            // Every path is there before anything is deleted.
             for rel in &rels {
-                let path = volumes::resolve_for_removal(&root, rel).map_err(|e| match e {
-                    PathError::NotFound(_) => not_found(rel),
-                    e => path_failure(e, ErrorCode::ExecutionError),
-                })?;
-                targets.push((rel, path));
+                match root.stat(rel) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Err(not_found(rel)),
+                    Err(PathError::NotFound(_)) => return Err(not_found(rel)),
+                    Err(e) => return Err(path_failure(e, ErrorCode::ExecutionError)),
+                }
             }
             let mut deleted = 0;
-            for (rel, path) in targets {
-                let removed = match fs::symlink_metadata(&path) {
-                    Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
-                    Ok(_) => fs::remove_file(&path),
+            for rel in &rels {
+                match root.remove(rel) {
+                    Ok(()) => deleted += 1,
                     // An earlier path held this one.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => Err(e),
-                };
-                removed.map_err(|e| {
-                    execution_error(format!("cannot delete {}: {e}", rel.display()))
-                })?;
-                deleted += 1;
+                    Err(PathError::NotFound(_)) => {}
+                    Err(e) => return Err(path_failure(e, ErrorCode::ExecutionError)),
+                }
             }
             Ok(deleted)
         })
@@ -406,7 +408,9 @@ impl Executor {
     /// is moved as a link, never followed. The destination is the new path of the source (its
     /// missing parent folders are created, owned by the tenant), never a folder to move into,
     /// and an existing destination is refused, not replaced: the rename itself refuses it
-    /// (`RENAME_NOREPLACE`), so nothing written meanwhile is lost either.
+    /// (`RENAME_NOREPLACE`), so nothing written meanwhile is lost either. The paths are judged
+    /// by `wire::FileMove`, the ground's rule; both are resolved beneath the volume's open root,
+    /// and a path through a symlink is refused.
     #[allow(clippy::result_large_err)]
     pub(super) async fn files_move(
         &self,
@@ -416,86 +420,28 @@ impl Executor {
         destination: &str,
     ) -> Step<TaskResult> {
         names::check_volume(volume).map_err(invalid)?;
-        let from = RelPath::parse(source).map_err(invalid)?;
-        let to = RelPath::parse(destination).map_err(invalid)?;
-        if from.is_root() || to.is_root() {
-            return Err(invalid(
-                "files.move moves a file or a folder, not the volume root".into(),
-            ));
-        }
-        if from == to {
-            return Err(invalid(format!(
-                "files.move: the source and the destination are the same path, {}",
-                from.display()
-            )));
-        }
-        if to
-            .under(Path::new("/"))
-            .starts_with(from.under(Path::new("/")))
-        {
-            return Err(invalid(format!(
-                "files.move: cannot move {} into itself ({})",
-                from.display(),
-                to.display()
-            )));
-        }
-        let root = self.volumes.volume_dir(tenant, volume);
+        // The one judge of a move's paths, the ground's too.
+        let judged =
+            wire::names::FileMove::new(source, destination).map_err(|e| invalid(e.to_string()))?;
+        let (from, to) = (
+            RelPath::of(judged.source()),
+            RelPath::of(judged.destination()),
+        );
         let not_found =
             |rel: &RelPath| execution_error(format!("File not found: {}", rel.display()));
-        if !root.is_dir() {
-            return Err(not_found(&from));
-        }
+        let root = existing_volume(&self.volumes, tenant, volume, || not_found(&from))?;
         let owner = self.volumes.owner(tenant).map_err(execution_error)?;
         let volumes = self.volumes.clone();
         let (shown_from, shown_to) = (from.display(), to.display());
         let is_dir = blocking(move || -> Step<bool> {
-            let old = volumes::resolve_for_removal(&root, &from).map_err(|e| match e {
-                PathError::NotFound(_) => not_found(&from),
-                e => path_failure(e, ErrorCode::ExecutionError),
-            })?;
-            let is_dir = fs::symlink_metadata(&old).is_ok_and(|m| m.is_dir());
-            let exists = |rel: &RelPath| {
-                execution_error(format!(
-                    "{} exists; files.move never replaces anything (delete it first with files.delete)",
-                    rel.display()
-                ))
-            };
-            // Refused before any parent folder is made for it.
-            if let Ok(existing) = volumes::resolve_for_removal(&root, &to)
-                && fs::symlink_metadata(&existing).is_ok()
-            {
-                return Err(exists(&to));
-            }
-            let new = volumes::prepare_write(&volumes, &root, &to, owner).map_err(|e| match e {
-                PathError::Invalid(m) if m.ends_with("is a folder") => exists(&to),
-                e => path_failure(e, ErrorCode::ExecutionError),
-            })?;
-            // Through a symlinked parent, the destination may still lie under the source.
-            if is_dir && new.starts_with(&old) {
-                return Err(invalid(format!(
-                    "files.move: cannot move {} into itself ({})",
-                    from.display(),
-                    to.display()
-                )));
-            }
-            rename_no_replace(&old, &new).map_err(|e| {
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    exists(&to)
-                } else {
-                    execution_error(format!(
-                        "cannot move {} to {}: {e}",
-                        from.display(),
-                        to.display()
-                    ))
-                }
-            })?;
-            // Persist both folders' entries: the rename is only durable once they are synced.
-            for dir in [old.parent(), new.parent()].into_iter().flatten() {
-                if let Ok(d) = File::open(dir) {
-                    let _ = d.sync_all();
-                }
-            }
-            Ok(is_dir)
+            root.rename_new(&volumes, &from, &to, owner)
+                .map_err(|e| match e {
+                    PathError::NotFound(_) => not_found(&from),
+                    PathError::Exists(shown) => execution_error(format!(
+                        "{shown} exists; files.move never replaces anything (delete it first with files.delete)"
+                    )),
+                    e => path_failure(e, ErrorCode::ExecutionError),
+                })
         })
         .await??;
         let what = if is_dir { "folder" } else { "file" };
@@ -503,24 +449,6 @@ impl Executor {
             message: Some(format!("moved the {what} {shown_from} to {shown_to}")),
             ..TaskOutputs::default()
         }))
-    }
-}
-
-/// `rename(2)` that refuses an existing target (`AlreadyExists`) instead of replacing it. On a
-/// filesystem without `RENAME_NOREPLACE` (`EINVAL` for a move that is otherwise valid), the
-/// target is checked and then renamed: nothing else writes a volume while a task runs, since
-/// the tasks of the tenant's plan (its pods included) run one at a time.
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::INVAL) => {
-            if fs::symlink_metadata(to).is_ok() {
-                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
-            }
-            fs::rename(from, to)
-        }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -876,10 +804,10 @@ mod tests {
             ("../x", "f2", 2),
             ("f", "a/../../f", 2),
             ("dir", "dir/sub/dir", 2),
-            // Through a link, out of the volume or into the folder moved.
+            // Through a link (out of the volume, or into the folder moved): no link is followed.
             ("out/secret", "stolen", 4),
             ("f", "out/f", 4),
-            ("dir", "indir/sub", 2),
+            ("dir", "indir/sub", 4),
         ] {
             let res = r.run(mv(from, to)).await;
             assert_eq!(code(&res), Some(want), "{from} -> {to}: {res:?}");
@@ -900,6 +828,160 @@ mod tests {
                 .is_symlink()
         );
         assert_eq!(fs::read(outside.join("secret")).unwrap(), b"s");
+    }
+
+    /// What a pod may do to its volume at any instant: swap a folder for a symlink to a folder
+    /// outside. A thread swaps `sw` (`RENAME_EXCHANGE`, atomic) between a folder and a symlink to
+    /// `outside`, which holds canary files, as fast as it can, while uplinks, moves, deletes,
+    /// downlinks, builds and captures go through `sw`. Nothing outside is ever read (no object,
+    /// no build context holds a canary), written, moved or deleted; every task either does its
+    /// work inside the volume or fails saying why.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_folder_swapped_for_a_symlink_never_leads_outside() {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        const CANARY: &[u8] = b"FROM busybox\n# canary: outside the volume\n";
+        let r = rig(|_| {});
+        r.put(&[("seed.txt", b"s")]);
+        let outside = r._dir.path().join("outside");
+        fs::create_dir_all(outside.join("sub")).unwrap();
+        for f in ["canary", "sub/canary", "Dockerfile"] {
+            fs::write(outside.join(f), CANARY).unwrap();
+        }
+        let snapshot = |dir: &Path| {
+            let mut all = Vec::new();
+            for e in fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                all.push(e.file_name().to_string_lossy().into_owned());
+            }
+            all.sort();
+            all
+        };
+        let before = (snapshot(&outside), snapshot(&outside.join("sub")));
+        let vol = r.volume();
+        let (sw, alt) = (vol.join("sw"), vol.join("alt"));
+        fs::create_dir(&sw).unwrap();
+        std::os::unix::fs::symlink(&outside, &alt).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let swaps = Arc::new(AtomicU64::new(0));
+        let swapper = {
+            let (stop, swaps) = (stop.clone(), swaps.clone());
+            std::thread::spawn(move || {
+                use rustix::fs::{CWD, RenameFlags, renameat_with};
+                let mut dir_at_sw = true;
+                while !stop.load(Ordering::Relaxed) {
+                    // The folder, wherever it is now, holds files of the names the tasks use.
+                    let real = if dir_at_sw { &sw } else { &alt };
+                    let _ = fs::create_dir_all(real.join("sub"));
+                    for f in ["canary", "sub/canary"] {
+                        let _ = fs::write(real.join(f), b"inside");
+                    }
+                    // Whole or not at all: a Dockerfile read half-written is not the point here.
+                    if fs::write(real.join(".df"), b"FROM busybox\n").is_ok() {
+                        let _ = fs::rename(real.join(".df"), real.join("Dockerfile"));
+                    }
+                    if renameat_with(CWD, &sw, CWD, &alt, RenameFlags::EXCHANGE).is_err() {
+                        break;
+                    }
+                    dir_at_sw = !dir_at_sw;
+                    swaps.fetch_add(1, Ordering::Relaxed);
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let d = r.exec.store.put(b"uplinked\n");
+        let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+        let mut downlinked = Vec::new();
+        for i in 0..60 {
+            fs::write(vol.join(format!("m{i}")), b"m").unwrap();
+            let tasks = [
+                TaskKind::Uplink {
+                    volume: "pvc".into(),
+                    files: vec![UplinkFile {
+                        path: "sw/up.txt".into(),
+                        digest: d,
+                        size: 9,
+                        mode: 0o644,
+                    }],
+                },
+                mv("sw/canary", &format!("moved/c{i}")),
+                mv("sw/sub", &format!("moved/s{i}")),
+                mv(&format!("m{i}"), "sw/m"),
+                TaskKind::FilesDelete {
+                    volume: "pvc".into(),
+                    paths: vec!["sw/sub/canary".into(), "sw/m".into()],
+                },
+                TaskKind::Downlink {
+                    volume: "pvc".into(),
+                    sources: vec!["sw/canary".into()],
+                },
+                TaskKind::Downlink {
+                    volume: "pvc".into(),
+                    sources: vec!["sw/*".into(), "sw".into()],
+                },
+                TaskKind::DockerBuild {
+                    volume: "pvc".into(),
+                    dockerfile: "sw/Dockerfile".into(),
+                    context: "sw".into(),
+                    image: image("race", "v1"),
+                    max_duration_ms: None,
+                },
+                TaskKind::CameraCapture {
+                    volume: "pvc".into(),
+                    path: "sw/pic.png".into(),
+                    size: 64,
+                },
+            ];
+            for task in tasks {
+                let res = r.run(task).await;
+                downlinked.extend(res.outputs.files.iter().map(|f| f.digest));
+                let outcome = match &res.error {
+                    None => "ok".to_string(),
+                    Some(e) => {
+                        let m = &e.message;
+                        // Which path, and why.
+                        let clear = [
+                            "the agent follows no symlink in a volume",
+                            "no such file or folder",
+                            "File not found: ",
+                            "Dockerfile not found: /sw/Dockerfile",
+                            "Build context not found: /sw",
+                            "exists; files.move never replaces anything",
+                            "removed meanwhile",
+                        ];
+                        assert!(clear.iter().any(|c| m.contains(c)), "unclear: {m}");
+                        if m.contains("symlink") {
+                            "refused: a symlink".to_string()
+                        } else {
+                            "failed: not there".to_string()
+                        }
+                    }
+                };
+                *outcomes.entry(outcome).or_default() += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        swapper.join().unwrap();
+        println!(
+            "{} swaps; outcomes: {outcomes:?}",
+            swaps.load(Ordering::Relaxed)
+        );
+        // Nothing outside was written, moved or deleted...
+        assert_eq!((snapshot(&outside), snapshot(&outside.join("sub"))), before);
+        for f in ["canary", "sub/canary", "Dockerfile"] {
+            assert_eq!(fs::read(outside.join(f)).unwrap(), CANARY, "{f}");
+        }
+        // ... nor read: no object and no build context holds a canary.
+        let canary = Digest::of(CANARY);
+        assert!(!downlinked.contains(&canary));
+        assert!(!r.exec.store.has(&canary));
+        let script = r.fake.script.lock().unwrap();
+        for body in &script.bodies {
+            assert!(
+                !body.windows(CANARY.len()).any(|w| w == CANARY),
+                "a build context holds a canary"
+            );
+        }
+        assert!(outcomes.get("ok").is_some_and(|n| *n > 0), "{outcomes:?}");
     }
 
     /// A sparse file whose blocks cost nothing in the volume but whose logical size is `len`.

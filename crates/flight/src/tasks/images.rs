@@ -32,16 +32,22 @@ impl Executor {
         names::check_volume(volume).map_err(invalid)?;
         names::check_image_name(&image.name).map_err(invalid)?;
         names::check_tag(&image.tag).map_err(invalid)?;
-        let root = self.volumes.volume_dir(tenant, volume);
         let df_rel = RelPath::parse(dockerfile).map_err(invalid)?;
         let ctx_rel = RelPath::parse(context).map_err(invalid)?;
-        let df_path = volume_file(
+        let not_found = || {
+            TaskResult::fail(
+                ErrorCode::DockerDockerfileNotFound,
+                format!("Dockerfile not found: {}", df_rel.display()),
+            )
+        };
+        let root = Arc::new(existing_volume(&self.volumes, tenant, volume, not_found)?);
+        let (df_file, df_meta) = volume_file(
             &root,
             &df_rel,
             ErrorCode::DockerDockerfileNotFound,
             "Dockerfile",
         )?;
-        let text = read_dockerfile(&df_path).map_err(|m| {
+        let text = read_dockerfile(df_file, df_meta.len).map_err(|m| {
             TaskResult::fail(ErrorCode::FormatError, format!("{}: {m}", df_rel.display()))
         })?;
         let tenant_name = TenantName::new(tenant).map_err(|e| invalid(e.to_string()))?;
@@ -110,21 +116,19 @@ impl Executor {
         // Dockerfile from the volume, and never expands a variable where an image is named.
         let rewritten = judged.rewrite(&tenant_name);
 
-        let ctx_dir = volumes::resolve_existing(&root, &ctx_rel).map_err(|e| match e {
+        let ctx_dir = root.open_dir(&ctx_rel).map_err(|e| match e {
             PathError::NotFound(_) => {
                 execution_error(format!("Build context not found: {}", ctx_rel.display()))
             }
-            e => path_failure(e, ErrorCode::ExecutionError),
-        })?;
-        if !ctx_dir.is_dir() {
-            return Err(execution_error(format!(
+            PathError::Invalid(_) => execution_error(format!(
                 "Build context {} is not a folder",
                 ctx_rel.display()
-            )));
-        }
+            )),
+            e => path_failure(e, ErrorCode::ExecutionError),
+        })?;
         self.room_for_work().await?;
         let tar_path = self.scratch_file("build");
-        let (ctx, out) = (ctx_dir.clone(), tar_path.clone());
+        let (ctx, out) = (ctx_dir, tar_path.clone());
         let cap = self.disk.limits.build_context_bytes;
         let packed = blocking(move || tar_context(&ctx, rewritten.as_bytes(), &out, cap)).await;
         let packed = match packed {
@@ -302,46 +306,54 @@ impl Executor {
         names::check_volume(volume).map_err(invalid)?;
         names::check_image_name(&image.name).map_err(invalid)?;
         names::check_tag(&image.tag).map_err(invalid)?;
-        let root = self.volumes.volume_dir(tenant, volume);
         let rel = RelPath::parse(tarfile).map_err(invalid)?;
-        let path = volume_file(&root, &rel, ErrorCode::DockerTarfileNotFound, "Tar file")?;
+        let not_found = || {
+            TaskResult::fail(
+                ErrorCode::DockerTarfileNotFound,
+                format!("Tar file not found: {}", rel.display()),
+            )
+        };
+        let root = existing_volume(&self.volumes, tenant, volume, not_found)?;
+        // Opened once, beneath the volume root: judged and copied from this open file, whatever
+        // happens to the path meanwhile.
+        let (archive, meta) =
+            volume_file(&root, &rel, ErrorCode::DockerTarfileNotFound, "Tar file")?;
         let load_failed = |m: String| TaskResult::fail(ErrorCode::DockerTarfileLoadFailed, m);
         // Its logical size: a sparse archive is refused before it is read or staged.
         let limit = self.disk.limits.archive_bytes;
-        let len = fs::metadata(&path)
-            .map_err(|e| execution_error(format!("cannot read {}: {e}", rel.display())))?
-            .len();
-        if len > limit {
+        if meta.len > limit {
             return Err(limits::over_limit(
                 &rel.display(),
-                len,
+                meta.len,
                 limit,
                 "of an image archive",
             ));
         }
         self.room_for_work().await?;
         // The whole decision, in the one function preflight calls too.
-        let (p, wanted) = (path.clone(), format!("{}:{}", image.name, image.tag));
-        let chosen = blocking(move || imagefmt::judge_load(&p, &wanted))
-            .await?
-            .map_err(|e| match e.kind() {
-                imagefmt::ErrorKind::NotTagged => {
-                    TaskResult::fail(ErrorCode::DockerImageLoadFailed, e.to_string())
-                }
-                _ => load_failed(format!("{}: {e}", rel.display())),
-            })?;
+        let wanted = format!("{}:{}", image.name, image.tag);
+        let (archive, chosen) = blocking(move || {
+            let chosen = imagefmt::judge_load_from(BufReader::new(&archive), &wanted);
+            (archive, chosen)
+        })
+        .await?;
+        let chosen = chosen.map_err(|e| match e.kind() {
+            imagefmt::ErrorKind::NotTagged => {
+                TaskResult::fail(ErrorCode::DockerImageLoadFailed, e.to_string())
+            }
+            _ => load_failed(format!("{}: {e}", rel.display())),
+        })?;
         let id = chosen.image().id.to_string();
 
         // Load a copy that names nothing, then tag the image id ourselves.
         let staged = self.scratch_file("load");
-        let (p, out) = (path.clone(), staged.clone());
+        let out = staged.clone();
         let rewritten = blocking(move || -> Result<(), String> {
-            let input = File::open(&p).map_err(|e| e.to_string())?;
             let output = File::create(&out).map_err(|e| e.to_string())?;
             // The staged copy holds no more than the archive did when it was measured.
             let mut output = limits::LimitedWriter::new(BufWriter::new(output), limit);
             imagefmt::write_unnamed(
-                BufReader::new(input),
+                BufReader::new(&archive),
                 chosen.archive(),
                 chosen.index(),
                 &mut output,
@@ -491,15 +503,18 @@ impl Executor {
     }
 }
 
-fn read_dockerfile(path: &Path) -> Result<String, String> {
-    let len = fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if len > dockerfile::MAX_DOCKERFILE_BYTES as u64 {
-        return Err(format!(
-            "the Dockerfile is larger than {} bytes",
-            dockerfile::MAX_DOCKERFILE_BYTES
-        ));
+fn read_dockerfile(file: File, len: u64) -> Result<String, String> {
+    let max = dockerfile::MAX_DOCKERFILE_BYTES as u64;
+    if len > max {
+        return Err(format!("the Dockerfile is larger than {max} bytes"));
     }
-    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    // At most the limit, and one byte more to tell a file that grew since.
+    io::Read::read_to_end(&mut io::Read::take(file, max + 1), &mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!("the Dockerfile is larger than {max} bytes"));
+    }
     String::from_utf8(bytes).map_err(|_| "the Dockerfile is not UTF-8 text".to_string())
 }
 
@@ -521,13 +536,14 @@ impl From<io::Error> for Packing {
     }
 }
 
-/// Packs a build context into an uncompressed tar at `out`, without following symlinks (they
-/// go in as symlinks; the daemon resolves them inside the context). Files belong to root in the
-/// tar. `dockerfile` is added as [`CONTEXT_DOCKERFILE`] (a file of that name in the folder is
-/// left out). The files' logical sizes may add up to `limit` at most, checked before anything
-/// is written, and no file is copied for more than the size it had then (a file that grew is
-/// cut there), so the tar never holds more than was measured.
-fn tar_context(dir: &Path, dockerfile: &[u8], out: &Path, limit: u64) -> Result<(), Packing> {
+/// Packs a build context (the open folder `dir`) into an uncompressed tar at `out`, without
+/// following symlinks (they go in as symlinks; the daemon resolves them inside the context),
+/// each file read from the open folder that holds it. Files belong to root in the tar.
+/// `dockerfile` is added as [`CONTEXT_DOCKERFILE`] (a file of that name in the folder is left
+/// out). The files' logical sizes may add up to `limit` at most, checked before anything is
+/// written and again while packing, and no file is copied for more than the size it had then
+/// (a file that grew is cut there), so the tar never holds more than the limit.
+fn tar_context(dir: &VolumeDir, dockerfile: &[u8], out: &Path, limit: u64) -> Result<(), Packing> {
     let (entries, truncated) = volumes::walk(dir, u32::MAX, volumes::MAX_WALK);
     if truncated {
         return Err(Packing::Io(io::Error::other(format!(
@@ -535,51 +551,60 @@ fn tar_context(dir: &Path, dockerfile: &[u8], out: &Path, limit: u64) -> Result<
             volumes::MAX_WALK
         ))));
     }
+    let too_large = |file: &str, bytes: u64| Packing::TooLarge {
+        file: format!("/{file}"),
+        bytes,
+    };
     let mut total = dockerfile.len() as u64;
     for e in entries.iter().filter(|e| e.meta.is_file()) {
-        total = total.saturating_add(e.meta.len());
+        total = total.saturating_add(e.meta.len);
         if total > limit {
             let bytes = entries
                 .iter()
                 .filter(|e| e.meta.is_file())
-                .fold(dockerfile.len() as u64, |s, e| {
-                    s.saturating_add(e.meta.len())
-                });
-            return Err(Packing::TooLarge {
-                file: format!("/{}", e.rel),
-                bytes,
-            });
+                .fold(dockerfile.len() as u64, |s, e| s.saturating_add(e.meta.len));
+            return Err(too_large(&e.rel, bytes));
         }
     }
     let mut tar = tar::Builder::new(BufWriter::new(File::create(out)?));
-    for e in entries {
+    let mut packed = dockerfile.len() as u64;
+    let mut over = None;
+    volumes::visit(dir.fd(), u32::MAX, volumes::MAX_WALK, &mut |e| {
         if e.rel == CONTEXT_DOCKERFILE {
-            continue;
+            return Ok(());
         }
         let mut h = tar::Header::new_gnu();
         h.set_uid(0);
         h.set_gid(0);
-        h.set_mode(e.meta.permissions().mode() & 0o7777);
-        h.set_mtime(e.meta.modified().map(fsutil::unix_ms).unwrap_or(0) / 1000);
-        let kind = e.meta.file_type();
-        if kind.is_dir() {
+        h.set_mode(e.meta.mode);
+        h.set_mtime(e.meta.modified_ms / 1000);
+        if e.meta.is_dir() {
             h.set_entry_type(tar::EntryType::Directory);
             h.set_size(0);
             tar.append_data(&mut h, format!("{}/", e.rel), io::empty())?;
-        } else if kind.is_symlink() {
+        } else if e.meta.is_symlink() {
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_size(0);
-            tar.append_link(&mut h, &e.rel, fs::read_link(&e.path)?)?;
-        } else if kind.is_file() {
+            tar.append_link(&mut h, e.rel, volumes::read_link_at(e.dir, e.name)?)?;
+        } else if e.meta.is_file() {
+            packed = packed.saturating_add(e.meta.len);
+            if packed > limit {
+                over = Some((e.rel.to_string(), packed));
+                return Err(io::Error::other("over the limit"));
+            }
+            // Opened from the folder the walk holds, not by path; copied for the size measured.
+            let file = volumes::open_file_at(e.dir, e.name)?;
+            let len = file.metadata()?.len().min(e.meta.len);
             h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(e.meta.len());
-            tar.append_data(
-                &mut h,
-                &e.rel,
-                io::Read::take(File::open(&e.path)?, e.meta.len()),
-            )?;
+            h.set_size(len);
+            tar.append_data(&mut h, e.rel, io::Read::take(file, len))?;
         }
-    }
+        Ok(())
+    })
+    .map_err(|e| match over.take() {
+        Some((file, bytes)) => too_large(&file, bytes),
+        None => Packing::Io(e),
+    })?;
     let mut h = tar::Header::new_gnu();
     h.set_mode(0o644);
     h.set_size(dockerfile.len() as u64);

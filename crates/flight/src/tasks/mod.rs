@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +34,7 @@ use crate::logbook::LogBook;
 use crate::names::{self, tenant_image};
 use crate::runtime::{Body, BuildRequest, ContainerSpec, Runtime, RuntimeErrorKind};
 use crate::store::ObjectStore;
-use crate::volumes::{self, Owner, PathError, RelPath, Volumes};
+use crate::volumes::{self, Owner, PathError, RelPath, VolumeDir, Volumes};
 
 /// How long a build may run when its task sets no `max_duration`.
 const DEFAULT_BUILD_DURATION: Duration = Duration::from_secs(3600);
@@ -133,23 +132,35 @@ fn execution_error(message: impl std::fmt::Display) -> TaskResult {
     TaskResult::fail(ErrorCode::ExecutionError, message.to_string())
 }
 
-/// A regular file of a volume, or the task's "not found" failure with `code`.
+/// A regular file of a volume, open for reading, or the task's "not found" failure with `code`.
 #[allow(clippy::result_large_err)]
 fn volume_file(
-    root: &std::path::Path,
+    root: &VolumeDir,
     rel: &RelPath,
     code: ErrorCode,
     what: &str,
-) -> Step<std::path::PathBuf> {
-    let not_found = || TaskResult::fail(code, format!("{what} not found: {}", rel.display()));
-    let path = volumes::resolve_existing(root, rel).map_err(|e| match e {
-        PathError::NotFound(_) => not_found(),
+) -> Step<(File, volumes::Meta)> {
+    root.open_file(rel).map_err(|e| match e {
+        PathError::NotFound(_) => {
+            TaskResult::fail(code, format!("{what} not found: {}", rel.display()))
+        }
         e => path_failure(e, code),
-    })?;
-    if !path.is_file() {
-        return Err(not_found());
+    })
+}
+
+/// The open root of a volume that exists, or the failure `missing` when it does not.
+#[allow(clippy::result_large_err)]
+fn existing_volume(
+    volumes: &Volumes,
+    tenant: &str,
+    volume: &str,
+    missing: impl FnOnce() -> TaskResult,
+) -> Step<VolumeDir> {
+    match volumes.open_volume(tenant, volume) {
+        Ok(Some(dir)) => Ok(dir),
+        Ok(None) => Err(missing()),
+        Err(e) => Err(execution_error(e)),
     }
-    Ok(path)
 }
 
 /// Maps a path error: malformed paths are validation errors, a missing path gets `missing`.
@@ -157,7 +168,8 @@ fn path_failure(e: PathError, missing: ErrorCode) -> TaskResult {
     match e {
         PathError::Invalid(m) => invalid(m),
         PathError::NotFound(m) => TaskResult::fail(missing, m),
-        PathError::Escapes(m) | PathError::Io(m) => execution_error(m),
+        PathError::Exists(shown) => execution_error(format!("{shown} exists")),
+        PathError::Link(m) | PathError::Io(m) => execution_error(m),
     }
 }
 
@@ -206,9 +218,6 @@ impl Executor {
     ) -> TaskResult {
         if let Err(m) = names::check_tenant(tenant) {
             return invalid(m);
-        }
-        if let Some(refused) = self.beside_a_running_pod(tenant, &task.kind) {
-            return refused;
         }
         let result = match &task.kind {
             TaskKind::Uplink { volume, files } => self.uplink(tenant, volume, files).await,
@@ -289,34 +298,6 @@ impl Executor {
         result.unwrap_or_else(|failed| failed)
     }
 
-    /// Refuses a task that reads or changes a volume's files by path while a detached pod of the
-    /// tenant runs with that volume mounted: the pod could swap a folder for a symlink between
-    /// the agent's check of a path and its use, and send the agent into another tenant's volume
-    /// or its own state. (Listing a volume only reads names and sizes; `pod.logs` writes the
-    /// log of a pod once it ended.)
-    fn beside_a_running_pod(&self, tenant: &str, kind: &TaskKind) -> Option<TaskResult> {
-        let volume = match kind {
-            TaskKind::Uplink { volume, .. }
-            | TaskKind::Downlink { volume, .. }
-            | TaskKind::DockerBuild { volume, .. }
-            | TaskKind::DockerLoad { volume, .. }
-            | TaskKind::FilesDelete { volume, .. }
-            | TaskKind::FilesMove { volume, .. }
-            | TaskKind::CameraCapture { volume, .. } => volume,
-            _ => return None,
-        };
-        names::check_volume(volume).ok()?;
-        let pod = self
-            .pods
-            .using(tenant, &self.volumes.volume_dir(tenant, volume))?;
-        Some(TaskResult::fail(
-            ErrorCode::ExecutionError,
-            format!(
-                "volume '{volume}' is mounted by your running pod '{pod}': a task that reads or changes a volume's files does not run while a pod can change them under it; end the pod first (pod.stop) or use another volume"
-            ),
-        ))
-    }
-
     async fn inspect(&self, reference: &str) -> Step<Option<crate::runtime::ImageInfo>> {
         self.runtime
             .inspect_image(reference)
@@ -340,6 +321,7 @@ fn labels(tenant: &str, execution: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 pub(crate) mod tests {
     pub(super) use std::io::Read;
+    pub(super) use std::os::unix::fs::PermissionsExt;
 
     pub(super) use wire::OnFailure;
 

@@ -104,27 +104,20 @@ pub(super) fn remaining(limit: Duration, started_ms: Option<u64>) -> Duration {
 
 impl Executor {
     /// Moves the log of the pod's last run in this volume to `<pod>.log.1` (replacing the one
-    /// before): a pod's logs take at most twice [`POD_LOG_KEEP`]. A failure only warns.
-    pub(super) async fn rotate_pod_log(&self, root: &Path, owner: Owner, pod: &str) {
+    /// before): a pod's logs take at most twice [`POD_LOG_KEEP`]. Done beneath the volume's open
+    /// root, following no symlink. A failure only warns.
+    pub(super) async fn rotate_pod_log(&self, root: &Path, _owner: Owner, pod: &str) {
         let (volumes, root) = (self.volumes.clone(), root.to_path_buf());
         let pod = pod.to_string();
         let rotated = blocking(move || -> Result<(), String> {
             let current = RelPath::parse(&format!(".logs/{pod}.log"))?;
             let old = RelPath::parse(&format!(".logs/{pod}.log.1"))?;
-            let src = match volumes::resolve_existing(&root, &current) {
-                Ok(p) => p,
-                Err(PathError::NotFound(_)) => return Ok(()),
-                Err(e) => return Err(e.message().to_string()),
-            };
-            if !fs::symlink_metadata(&src)
-                .map_err(|e| e.to_string())?
-                .is_file()
-            {
+            let Some(dir) = volumes.open_volume_at(&root).map_err(|e| e.to_string())? else {
                 return Ok(());
-            }
-            let dst = volumes::prepare_write(&volumes, &root, &old, owner)
-                .map_err(|e| e.message().to_string())?;
-            fs::rename(&src, &dst).map_err(|e| e.to_string())
+            };
+            dir.rename_file_over(&current, &old)
+                .map(|_| ())
+                .map_err(|e| e.message().to_string())
         })
         .await;
         match rotated {
@@ -134,18 +127,20 @@ impl Executor {
         }
     }
 
-    /// Keeps the pod's output in `<volume>/.logs/<pod>.log`; a failure only warns.
+    /// Keeps the pod's output in `<volume>/.logs/<pod>.log`, written beneath the volume's open
+    /// root, following no symlink; a failure only warns.
     pub(super) async fn write_pod_log(&self, root: &Path, owner: Owner, pod: &str, log: &LogBook) {
         let (volumes, root, bytes) = (self.volumes.clone(), root.to_path_buf(), log.kept());
         let rel = RelPath::parse(&format!(".logs/{pod}.log"));
         let written = blocking(move || -> Result<(), String> {
             let rel = rel?;
-            let path = volumes::prepare_write(&volumes, &root, &rel, owner)
-                .map_err(|e| e.message().to_string())?;
-            fsutil::write_atomic(&path, &bytes).map_err(|e| e.to_string())?;
-            let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o644));
-            volumes.chown(&path, owner);
-            Ok(())
+            let dir = volumes
+                .open_volume_at(&root)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("the volume {} is gone", root.display()))?;
+            dir.write_file(&volumes, &rel, owner, &mut bytes.as_slice(), 0o644)
+                .map(|_| ())
+                .map_err(|e| e.message().to_string())
         })
         .await;
         match written {

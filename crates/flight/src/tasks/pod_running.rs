@@ -1,7 +1,7 @@
 //! The detached pods the agent supervises (see `pods`), and which volumes they hold.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,14 +30,5 @@ pub(super) struct Running {
 impl RunningPods {
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Running>> {
         self.pods.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The name of a detached pod of `tenant` still running with the volume at `root` mounted,
-    /// if there is one.
-    pub(crate) fn using(&self, tenant: &str, root: &Path) -> Option<String> {
-        self.lock()
-            .iter()
-            .find(|((t, _), r)| t == tenant && r.root == root && r.done.borrow().is_none())
-            .map(|((_, pod), _)| pod.clone())
     }
 }

@@ -446,16 +446,15 @@ impl Executor {
             })
             .tail(log.tail()));
         }
-        let root = self.volumes.volume_dir(tenant, volume);
-        if !root.is_dir() {
-            return Err(execution_error(format!("volume {volume} not found")));
-        }
+        let root = existing_volume(&self.volumes, tenant, volume, || {
+            execution_error(format!("volume {volume} not found"))
+        })?;
         let rel = RelPath::parse(&format!(".logs/{pod}.log")).map_err(invalid)?;
         let what = format!("the log of pod {pod} in volume {volume}");
-        let path = volume_file(&root, &rel, ErrorCode::ExecutionError, &what)?;
+        // Opened beneath the volume root, following no symlink.
+        let (mut f, _) = volume_file(&root, &rel, ErrorCode::ExecutionError, &what)?;
         let bytes = blocking(move || -> io::Result<Vec<u8>> {
             use std::io::{Read, Seek, SeekFrom};
-            let mut f = File::open(&path)?;
             let len = f.metadata()?.len();
             let keep = POD_LOG_KEEP as u64;
             if len > keep {

@@ -493,7 +493,11 @@ mod tests {
         let e = volumes.ensure_volume("bob", "pvc").unwrap_err().to_string();
         assert!(e.contains("exists and is not a folder"), "{e}");
         assert!(volumes.open_volume_at(&root).unwrap().is_some());
-        assert!(volumes.open_volume_at(&volumes.tenant_dir("alice")).is_err());
+        assert!(
+            volumes
+                .open_volume_at(&volumes.tenant_dir("alice"))
+                .is_err()
+        );
     }
 
     #[test]
@@ -510,7 +514,11 @@ mod tests {
         fs::write(root.join("file"), b"f").unwrap();
         let write = |p: &str| open.write_file(&volumes, &rel(p), owner, &mut &b"data"[..], 0o4755);
         both_ways(|| {
-            for (p, link) in [("escape/x", "/escape"), ("inside/x", "/inside"), ("inside/a/b", "/inside")] {
+            for (p, link) in [
+                ("escape/x", "/escape"),
+                ("inside/x", "/inside"),
+                ("inside/a/b", "/inside"),
+            ] {
                 assert_eq!(
                     write(p),
                     Err(PathError::Link(format!(
@@ -522,12 +530,19 @@ mod tests {
             assert_eq!(write("new/deep/x"), Ok(4));
             assert_eq!(fs::read(root.join("new/deep/x")).unwrap(), b"data");
             assert_eq!(
-                fs::metadata(root.join("new/deep/x")).unwrap().permissions().mode() & 0o7777,
+                fs::metadata(root.join("new/deep/x"))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o7777,
                 0o755,
                 "no setuid bit from a plan"
             );
             assert!(matches!(write("/"), Err(PathError::Invalid(_))));
-            assert_eq!(write("folder"), Err(PathError::Invalid("/folder is a folder".into())));
+            assert_eq!(
+                write("folder"),
+                Err(PathError::Invalid("/folder is a folder".into()))
+            );
             assert_eq!(
                 write("file/x"),
                 Err(PathError::Invalid("/file/x: /file is not a folder".into()))
@@ -538,7 +553,11 @@ mod tests {
             symlink(outside.join("target"), root.join("link2")).unwrap();
             fs::rename(root.join("link2"), root.join("link")).unwrap();
         });
-        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "nothing written outside");
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "nothing written outside"
+        );
         assert!(!root.join("real/x").exists());
         // No temporary file is left behind.
         assert!(
@@ -565,11 +584,13 @@ mod tests {
         )
         .unwrap();
         both_ways(|| {
-            let r = |p: &str| open.open_file(&rel(p)).map(|(mut f, m)| {
-                let mut s = String::new();
-                f.read_to_string(&mut s).unwrap();
-                (s, m.len)
-            });
+            let r = |p: &str| {
+                open.open_file(&rel(p)).map(|(mut f, m)| {
+                    let mut s = String::new();
+                    f.read_to_string(&mut s).unwrap();
+                    (s, m.len)
+                })
+            };
             assert!(matches!(r("s"), Err(PathError::Link(_))));
             assert_eq!(
                 r("slash/etc/passwd"),
@@ -580,18 +601,33 @@ mod tests {
             );
             assert!(matches!(r("missing"), Err(PathError::NotFound(_))));
             assert!(matches!(r("missing/x"), Err(PathError::NotFound(_))));
-            assert_eq!(r("dir"), Err(PathError::NotFound("/dir is a folder, not a file".into())));
+            assert_eq!(
+                r("dir"),
+                Err(PathError::NotFound("/dir is a folder, not a file".into()))
+            );
             // A FIFO never holds the agent: refused at once.
             assert_eq!(
                 r("fifo"),
-                Err(PathError::NotFound("/fifo is not a regular file, not a file".into()))
+                Err(PathError::NotFound(
+                    "/fifo is not a regular file, not a file".into()
+                ))
             );
             assert_eq!(r("/ok"), Ok(("o".to_string(), 1)));
-            assert!(matches!(open.open_dir(&rel("slash")), Err(PathError::Link(_))));
-            assert!(matches!(open.open_dir(&rel("ok")), Err(PathError::Invalid(_))));
-            assert_eq!(open.stat(&rel("slash/etc")).map(|_| ()), Err(PathError::Link(
-                "/slash/etc: /slash is a symlink, and the agent follows no symlink in a volume".into()
-            )));
+            assert!(matches!(
+                open.open_dir(&rel("slash")),
+                Err(PathError::Link(_))
+            ));
+            assert!(matches!(
+                open.open_dir(&rel("ok")),
+                Err(PathError::Invalid(_))
+            ));
+            assert_eq!(
+                open.stat(&rel("slash/etc")).map(|_| ()),
+                Err(PathError::Link(
+                    "/slash/etc: /slash is a symlink, and the agent follows no symlink in a volume"
+                        .into()
+                ))
+            );
             assert!(open.stat(&rel("s")).unwrap().unwrap().is_symlink());
         });
     }
@@ -610,8 +646,14 @@ mod tests {
         // A folder with its links: the links go, never what they lead to.
         assert_eq!(open.remove(&rel("tree")), Ok(()));
         assert!(!root.join("tree").exists());
-        assert!(matches!(open.remove(&rel("out/sub/keep")), Err(PathError::Link(_))));
-        assert!(matches!(open.remove(&rel("tree")), Err(PathError::NotFound(_))));
+        assert!(matches!(
+            open.remove(&rel("out/sub/keep")),
+            Err(PathError::Link(_))
+        ));
+        assert!(matches!(
+            open.remove(&rel("tree")),
+            Err(PathError::NotFound(_))
+        ));
         assert_eq!(open.remove(&rel("out")), Ok(()));
         assert_eq!(fs::read(outside.join("sub/keep")).unwrap(), b"k");
 
@@ -626,12 +668,18 @@ mod tests {
         assert!(matches!(mv("link/sub", "x"), Err(PathError::Link(_))));
         assert_eq!(
             mv("a", "a/b/c"),
-            Err(PathError::Invalid("cannot move /a into itself (/a/b/c)".into()))
+            Err(PathError::Invalid(
+                "cannot move /a into itself (/a/b/c)".into()
+            ))
         );
         assert_eq!(mv("f", "n/e/w"), Ok(false));
         assert_eq!(mv("a", "z"), Ok(true));
         assert_eq!(mv("link", "links/l"), Ok(false));
-        assert!(fs::symlink_metadata(root.join("links/l")).unwrap().is_symlink());
+        assert!(
+            fs::symlink_metadata(root.join("links/l"))
+                .unwrap()
+                .is_symlink()
+        );
         assert_eq!(fs::read(root.join("n/e/w")).unwrap(), b"f");
         assert!(root.join("z/b").is_dir());
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 1);
@@ -658,19 +706,30 @@ mod tests {
         let e = |p: &str| expand(&open, p).unwrap();
         // Symlinks are never followed, not even those that stay inside.
         assert_eq!(rels(&e("out/*.txt")), ["out/a.txt"]);
-        assert_eq!(
-            rels(&e("/out/**/*.txt")),
-            ["out/a.txt", "out/sub/c.txt"]
-        );
+        assert_eq!(rels(&e("/out/**/*.txt")), ["out/a.txt", "out/sub/c.txt"]);
         assert_eq!(
             rels(&e("out")),
-            ["out/.hidden.txt", "out/a.txt", "out/b.json", "out/sub/c.txt"]
+            [
+                "out/.hidden.txt",
+                "out/a.txt",
+                "out/b.json",
+                "out/sub/c.txt"
+            ]
         );
         assert_eq!(rels(&e("out/.hidden.txt")), ["out/.hidden.txt"]);
         assert_eq!(rels(&e("*/sub/*")), ["out/sub/c.txt"]);
-        assert_eq!(rels(&e("o*")), rels(&e("out")), "a folder matched stands for its files");
+        assert_eq!(
+            rels(&e("o*")),
+            rels(&e("out")),
+            "a folder matched stands for its files"
+        );
         // Naming a path through a symlink, or a symlink, is refused.
-        for p in ["out/root/etc/*", "out/root/etc/passwd", "out/leak.txt", "out/alias.txt"] {
+        for p in [
+            "out/root/etc/*",
+            "out/root/etc/passwd",
+            "out/leak.txt",
+            "out/alias.txt",
+        ] {
             assert!(
                 matches!(expand(&open, p), Err(PathError::Link(_))),
                 "{p}: {:?}",
@@ -682,7 +741,9 @@ mod tests {
         assert!(e("out/a.txt/*").is_empty());
         // What was found opens beneath the root, as found.
         let found = e("out/sub/c.txt");
-        let (mut f, _) = open.open_file_parts(&found[0].parts(), "/out/sub/c.txt").unwrap();
+        let (mut f, _) = open
+            .open_file_parts(&found[0].parts(), "/out/sub/c.txt")
+            .unwrap();
         let mut s = String::new();
         f.read_to_string(&mut s).unwrap();
         assert_eq!(s, "c");
