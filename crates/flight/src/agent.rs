@@ -329,10 +329,18 @@ impl Agent {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Remembers, durably, that the plan numbered `seq` was accepted.
+    /// Remembers, durably, that the plan numbered `seq` was accepted and its record filed.
     fn mark_accepted(&self, seq: u64) -> Result<(), Error> {
         let mut s = self.lock_sequences();
-        s.mark(seq);
+        s.filed(seq);
+        self.inner.plans.save_sequences(&mut s)
+    }
+
+    /// Remembers, durably, that `plan` is accepted, before its record is filed: no crash can
+    /// leave a record whose number is not saved.
+    fn mark_filing(&self, plan: &Plan) -> Result<(), Error> {
+        let mut s = self.lock_sequences();
+        s.mark_filing(plan.sequence, plan);
         self.inner.plans.save_sequences(&mut s)
     }
 
@@ -442,10 +450,11 @@ impl Agent {
             self.refuse(plan, ErrorCode::ValidationError, e.to_string());
             return Ok(());
         }
-        let (is_new, high_water, too_early) = {
+        let (is_new, being_filed, high_water, too_early) = {
             let s = self.lock_sequences();
             (
                 s.is_new(plan.sequence),
+                s.was_being_filed(&plan),
                 s.high_water(),
                 s.issued_too_early(plan.issued_ms),
             )
@@ -464,7 +473,14 @@ impl Agent {
                 "a plan whose record was set aside came again; running it from the start"
             );
         }
-        if !is_new && !recovered {
+        if being_filed {
+            tracing::warn!(
+                execution = plan.execution,
+                sequence = plan.sequence,
+                "a plan whose number was saved but whose record was not came again; filing it now"
+            );
+        }
+        if !is_new && !recovered && !being_filed {
             let message = format!(
                 "plan sequence {} was accepted before, or is older than the last {SEQUENCE_WINDOW} \
                  accepted (the highest is {high_water}): a replay",
@@ -484,6 +500,9 @@ impl Agent {
             None
         };
         let sequence = plan.sequence;
+        // The number is saved before the record is filed or queued. Not saved means not
+        // accepted: the error leaves the message unacknowledged.
+        self.mark_filing(&plan)?;
         if let Some((code, message)) = refusal {
             // Filed: the same plan again is answered from the record.
             tracing::warn!(execution = plan.execution, %message, "refused a plan");
@@ -518,8 +537,7 @@ impl Agent {
         }
         self.lock_queue().push_back(record);
         self.inner.queued.notify_one();
-        // After the record: a crash between the two leaves a record whose number is marked at
-        // the next start, never a number marked for a plan not stored.
+        // The record is filed: the number no longer waits for it.
         self.mark_accepted(sequence)
     }
 

@@ -10,6 +10,12 @@
 //! high-water mark and every number of the last [`SEQUENCE_WINDOW`] below it. A plan whose record
 //! was forgotten long ago is still recognised by its number, and refused.
 //!
+//! A plan's number is saved (synced) before its record is filed or queued, so no crash can leave
+//! a record, or a plan running, whose number is not marked. Until the record is filed the number
+//! is kept as *being filed* with the plan's digest ([`Sequences::filing`]): a crash in between
+//! leaves the plan's message unacknowledged, the link delivers it again, and that same plan (and
+//! no other under its number) is filed then instead of being refused as a replay.
+//!
 //! # Two copies of the sequences
 //!
 //! They are kept in two files, `state_dir/plan-sequences.a.json` and `.b.json`, written in turn,
@@ -18,13 +24,14 @@
 //! aside, the other copy is at most one save older, and what that save added, the number of the
 //! last plan accepted, is in that plan's record, still filed (pending, or among the last
 //! [`MAX_DONE`] finished). Both lost, the numbers are rebuilt from the records filed, and since a
-//! replayed plan whose record was pruned could then pass, every plan *issued* before the loss
-//! less the plans' validity window ([`DEFAULT_PLAN_WINDOW_MS`], or the longest window of a plan
-//! on file if longer) is refused from then on (`Sequences::issued_floor_ms`, kept in the copies
-//! too). A plan that old has expired by the onboard clock anyway; the floor keeps refusing it if
-//! that clock is later set back. What stays open is a plan accepted within the window before the
-//! loss whose record was pruned since, which takes more than [`MAX_DONE`] plans finished within
-//! one window.
+//! replayed plan whose record was pruned could then pass, every plan *issued* before a floor is
+//! refused from then on (`Sequences::issued_floor_ms`, kept in the copies too): the later of the
+//! newest issue time among the plans filed (a replay of an older plan cannot be told from a new
+//! one any more) and the loss less the plans' validity window ([`DEFAULT_PLAN_WINDOW_MS`], or the
+//! longest window of a plan on file if longer; a plan that old has expired by the onboard clock
+//! anyway). The first does not depend on the onboard clock, so it holds if that clock is wrong or
+//! set back. A plan issued before the newest one filed but not yet delivered when the copies were
+//! lost is refused too: the ground runs it again as a new execution if it must.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -62,6 +69,11 @@ pub(crate) struct Sequences {
     /// record of accepted numbers was lost.
     #[serde(default)]
     issued_floor_ms: u64,
+    /// Numbers saved before their plan's record was filed, with that plan's digest: the plan
+    /// delivered again after a crash in between is filed then (see the module's documentation).
+    /// Written only when not empty, so a copy of an earlier version verifies as it was sealed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    filing: Vec<Filing>,
     /// Counts the saves: the copy with the higher one is the newer.
     #[serde(default)]
     generation: u64,
@@ -71,6 +83,26 @@ pub(crate) struct Sequences {
     /// The next save writes both copies (the first after a start, or after a copy was lost).
     #[serde(skip)]
     write_both: bool,
+}
+
+/// A plan whose number was saved before its record was filed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Filing {
+    sequence: u64,
+    /// Its execution: filed when a record of it is.
+    execution: String,
+    /// The sha256 of the plan ([`plan_digest`]): only this plan is filed under the number.
+    digest: String,
+}
+
+/// The most numbers kept as being filed (plans are filed one at a time; a few at most are
+/// between their number and their record when the agent stops).
+const MAX_FILING: usize = 64;
+
+/// The sha256 of a plan as the agent holds it (its JSON), naming it among plans of one number.
+pub(crate) fn plan_digest(plan: &Plan) -> String {
+    // Plain data: serialising it cannot fail.
+    wire::Digest::of(&serde_json::to_vec(plan).unwrap_or_default()).hex()
 }
 
 /// One copy on disk: [`Sequences`] and the sha256 of its JSON with `sha256` empty.
@@ -122,8 +154,8 @@ impl Sequences {
         (issued_ms < self.issued_floor_ms).then(|| {
             format!(
                 "the plan was issued at {issued_ms} ms since the epoch, before {} ms: the agent \
-                 lost its record of the plans it accepted, and refuses every plan issued that long \
-                 before the loss (a possible replay)",
+                 lost its record of the plans it accepted, and refuses every plan issued before \
+                 the newest it had filed, or long before the loss (a possible replay)",
                 self.issued_floor_ms
             )
         })
@@ -142,6 +174,44 @@ impl Sequences {
             }
         }
         self.dirty = true;
+    }
+
+    /// Marks `seq` as accepted for `plan`, whose record is about to be filed.
+    pub(crate) fn mark_filing(&mut self, seq: u64, plan: &Plan) {
+        self.mark(seq);
+        let filing = Filing {
+            sequence: seq,
+            execution: plan.execution.clone(),
+            digest: plan_digest(plan),
+        };
+        if !self.filing.contains(&filing) {
+            self.filing.retain(|f| f.sequence != seq);
+            self.filing.push(filing);
+            if self.filing.len() > MAX_FILING {
+                self.filing.remove(0);
+            }
+            self.dirty = true;
+        }
+    }
+
+    /// Whether `plan`, under a number already marked, is the plan that number was saved for
+    /// before its record was filed (delivered again after a crash in between).
+    pub(crate) fn was_being_filed(&self, plan: &Plan) -> bool {
+        self.filing.iter().any(|f| {
+            f.sequence == plan.sequence
+                && f.execution == plan.execution
+                && f.digest == plan_digest(plan)
+        })
+    }
+
+    /// Says that the record of the plan numbered `seq` is filed.
+    pub(crate) fn filed(&mut self, seq: u64) {
+        self.mark(seq);
+        let before = self.filing.len();
+        self.filing.retain(|f| f.sequence != seq);
+        if self.filing.len() != before {
+            self.dirty = true;
+        }
     }
 
     /// The highest number accepted (0 before any).
@@ -278,12 +348,15 @@ impl PlanStore {
                     // A plan that never expires says nothing of the window.
                     .filter(|w| *w < 10 * DEFAULT_PLAN_WINDOW_MS)
                     .fold(DEFAULT_PLAN_WINDOW_MS, u64::max);
+                // The newest plan filed was issued before the loss, whatever the clock says.
+                let newest = done.iter().chain(pending).map(|r| r.plan.issued_ms).max();
                 let mut s = Sequences {
-                    issued_floor_ms: now_ms.saturating_sub(window),
+                    issued_floor_ms: now_ms.saturating_sub(window).max(newest.unwrap_or(0)),
                     ..Sequences::default()
                 };
                 tracing::warn!(
                     issued_floor_ms = s.issued_floor_ms,
+                    newest_filed_ms = newest,
                     records = done.len() + pending.len(),
                     "the plan sequences were lost; rebuilt from the plans filed, and plans issued \
                      before the floor are refused from now on"
@@ -294,6 +367,13 @@ impl PlanStore {
         };
         for r in done.iter().chain(pending) {
             s.mark(r.plan.sequence);
+        }
+        // Numbers whose plan was filed after all (a crash after its record, before the save
+        // that said so).
+        let before = s.filing.len();
+        s.filing.retain(|f| self.find(&f.execution).is_none());
+        if s.filing.len() != before {
+            s.dirty = true;
         }
         if lost {
             s.dirty = true;
@@ -673,9 +753,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = PlanStore::open(dir.path()).unwrap();
         five_plans(&store);
-        // A finished plan valid for ten days: the window reaches that far back.
+        // A finished plan valid for ten days: the window reaches that far back. (Issued before
+        // that, so the window, not its issue time, makes the floor.)
         let mut long = record("long", 6);
-        long.plan.issued_ms = NOW - 1_000;
+        long.plan.issued_ms = NOW - 20 * 24 * 3600 * 1000;
         long.plan.expires_ms = long.plan.issued_ms + 10 * 24 * 3600 * 1000;
         long.finished = true;
         store.finish(&long).unwrap();
@@ -710,6 +791,84 @@ mod tests {
         let s = store.load_sequences(&[], NOW);
         let floor = NOW - DEFAULT_PLAN_WINDOW_MS;
         assert!(s.issued_too_early(floor - 1).is_some() && s.issued_too_early(floor).is_none());
+    }
+
+    /// With both copies lost, the newest issue time among the plans filed is a floor too: a
+    /// plan issued before it is refused even when the onboard clock says it is recent, or was
+    /// set back.
+    #[test]
+    fn both_copies_lost_take_the_floor_from_the_newest_plan_filed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PlanStore::open(dir.path()).unwrap();
+        let mut s = store.load_sequences(&[], NOW);
+        for (execution, seq, issued) in [("a", 1, NOW - 5_000), ("b", 2, NOW - 1_000)] {
+            let mut r = record(execution, seq);
+            r.plan.issued_ms = issued;
+            r.plan.expires_ms = issued + 3_600_000;
+            store.save(&r).unwrap();
+            s.mark(seq);
+            store.save_sequences(&mut s).unwrap();
+            if execution == "a" {
+                r.finished = true;
+                store.finish(&r).unwrap();
+            }
+        }
+        for c in &store.copies {
+            fs::remove_file(c).unwrap();
+        }
+        let pending = store.load_pending();
+        for now in [NOW, NOW - 30 * 24 * 3600 * 1000] {
+            let s = store.load_sequences(&pending, now);
+            assert!(
+                s.issued_too_early(NOW - 1_001).is_some(),
+                "clock at {now}: issued before the newest filed"
+            );
+            assert_eq!(s.issued_too_early(NOW - 1_000), None);
+            assert!(!s.is_new(1) && !s.is_new(2) && s.is_new(3));
+        }
+        // A clock far ahead: the window's floor is the stronger one.
+        let s = store.load_sequences(&pending, NOW + 30 * 24 * 3600 * 1000);
+        assert!(s.issued_too_early(NOW + 1_000).is_some());
+    }
+
+    /// A number saved before its record was filed (a crash in between): the same plan delivered
+    /// again may be filed under it, no other plan; once the record is filed, nothing waits.
+    #[test]
+    fn a_number_saved_before_its_record_waits_for_that_plan_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PlanStore::open(dir.path()).unwrap();
+        let mut s = store.load_sequences(&[], NOW);
+        let r = record("e1", 4);
+        s.mark_filing(4, &r.plan);
+        store.save_sequences(&mut s).unwrap();
+        // The crash: no record.
+        let s = PlanStore::open(dir.path())
+            .unwrap()
+            .load_sequences(&[], NOW);
+        assert!(!s.is_new(4), "the number is saved");
+        assert!(s.was_being_filed(&r.plan));
+        let mut other = record("e2", 4);
+        assert!(!s.was_being_filed(&other.plan), "another execution");
+        other.plan.execution = "e1".into();
+        other.plan.issued_ms = 1;
+        assert!(
+            !s.was_being_filed(&other.plan),
+            "another plan of that execution"
+        );
+        // Filed, then a crash before the save that said so: the next start sees the record.
+        store.save(&r).unwrap();
+        let mut s = store.load_sequences(&store.load_pending(), NOW);
+        assert!(!s.was_being_filed(&r.plan) && !s.is_new(4));
+        assert!(s.dirty);
+        store.save_sequences(&mut s).unwrap();
+        let copy = Copy::open(&fs::read(&store.copies[0]).unwrap()).unwrap();
+        assert!(copy.filing.is_empty());
+        // An empty list is not written: a copy reads the same to an earlier version.
+        assert!(
+            !String::from_utf8(fs::read(&store.copies[0]).unwrap())
+                .unwrap()
+                .contains("filing")
+        );
     }
 
     #[test]

@@ -353,3 +353,41 @@ fn plans_issued_long_before_a_total_loss_of_the_sequences_are_refused() {
         .unwrap();
     assert!(agent.inner.plans.find("e-new").is_some());
 }
+
+/// The agent saves a plan's number before it files the plan's record. Killed in between (the
+/// number saved, no record), it comes up, the link delivers the plan again (never acknowledged),
+/// and that plan is filed and run; the same number under another execution stays a replay.
+#[test]
+fn a_crash_between_a_plans_number_and_its_record_loses_neither() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let held = plan("e-held", 7);
+    {
+        let (agent, _rx) = start(dir.path());
+        let agent = agent.unwrap();
+        // What `accept` does first, and then the crash.
+        agent.mark_filing(&held).unwrap();
+        assert!(agent.inner.plans.find("e-held").is_none());
+    }
+    let (agent, mut rx) = start(dir.path());
+    let agent = agent.unwrap();
+    assert!(!agent.lock_sequences().is_new(7), "the number survived");
+    agent
+        .handle_message(Message::Plan(plan("e-other", 7)))
+        .unwrap();
+    assert!(agent.inner.plans.find("e-other").is_none(), "a replay");
+    while rx.try_recv().is_ok() {}
+    let (handled, log) = logged(|| agent.handle_message(Message::Plan(held.clone())));
+    handled.unwrap();
+    assert!(log.contains("filing it now"), "{log}");
+    assert!(agent.inner.plans.find("e-held").is_some(), "filed");
+    assert_eq!(agent.lock_queue().len(), 1, "queued to run");
+    assert!(!agent.lock_sequences().was_being_filed(&held));
+    // Delivered once more, it is the plan already queued.
+    agent.handle_message(Message::Plan(held)).unwrap();
+    assert_eq!(agent.lock_queue().len(), 1);
+}
