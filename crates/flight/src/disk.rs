@@ -43,6 +43,10 @@ pub struct DiskLimits {
     pub downlink_file_bytes: u64,
     /// The largest build context (the sum of its files), as packed for the daemon.
     pub build_context_bytes: u64,
+    /// The most one build may take of the Docker Engine's storage while it runs (what its `RUN`
+    /// steps write, the layers it commits), measured as the fall of free space on the engine's
+    /// data root: a build over it is stopped.
+    pub build_bytes: u64,
     /// The largest archive `docker.load` reads and stages.
     pub archive_bytes: u64,
     /// The most the object store may hold (what the downlink adds to it is refused beyond).
@@ -64,6 +68,7 @@ impl Default for DiskLimits {
             tenant_bytes: 16 * GIB,
             downlink_file_bytes: 2 * GIB,
             build_context_bytes: 2 * GIB,
+            build_bytes: 8 * GIB,
             archive_bytes: 4 * GIB,
             object_store_bytes: 32 * GIB,
             reserve_bytes: 256 * MIB,
@@ -96,6 +101,7 @@ impl DiskLimits {
             ("tenant_bytes", self.tenant_bytes),
             ("downlink_file_bytes", self.downlink_file_bytes),
             ("build_context_bytes", self.build_context_bytes),
+            ("build_bytes", self.build_bytes),
             ("archive_bytes", self.archive_bytes),
             ("object_store_bytes", self.object_store_bytes),
             ("reserve_bytes", self.reserve_bytes),
@@ -279,6 +285,25 @@ pub(crate) async fn keep_reserve(disk: Arc<Disk>) -> Result<(), Error> {
     }
 }
 
+/// What a running build is watched by: the engine's data root and its free space when the
+/// build started and at the last look. The classic builder has no storage quota, so the fall of
+/// free space on the filesystem of the data root is what the build is measured by (anything
+/// else writing there meanwhile counts too: the measure errs toward stopping).
+#[derive(Debug)]
+pub(crate) struct BuildWatch {
+    root: PathBuf,
+    start_free: u64,
+    last_free: u64,
+}
+
+/// Why a build cannot be watched.
+fn unwatchable(root: &Path, e: &io::Error) -> String {
+    format!(
+        "the free space of the Docker Engine's data root {} cannot be read ({e}); a build runs only while its storage can be watched",
+        root.display()
+    )
+}
+
 /// The disk limits and the reserve, as the tasks see them.
 #[derive(Debug)]
 pub(crate) struct Disk {
@@ -308,11 +333,17 @@ impl Disk {
 
     /// Free space under the volumes folder. Blocking.
     pub(crate) fn free(&self) -> io::Result<u64> {
+        self.free_at(&self.volumes_dir)
+    }
+
+    /// Free space on the filesystem holding `path` (in tests, what `free_override` says, for
+    /// every filesystem). Blocking.
+    pub(crate) fn free_at(&self, path: &Path) -> io::Result<u64> {
         #[cfg(test)]
         if let Some(free) = *self.free_override.lock().unwrap_or_else(|p| p.into_inner()) {
             return Ok(free);
         }
-        free_bytes(&self.volumes_dir)
+        free_bytes(path)
     }
 
     /// `Err(message)` when free space under the volumes folder is below the reserve.
@@ -327,19 +358,73 @@ impl Disk {
         }
     }
 
-    /// `Err(message)` unless free space under the volumes folder holds `needed` bytes (`what`
-    /// says of what) beyond the reserve.
-    pub(crate) fn room_for(&self, needed: u64, what: &str) -> Result<(), String> {
-        let Ok(free) = self.free() else {
-            return Ok(());
-        };
+    /// `Err(message)` unless free space at the Docker Engine's data root `root` holds `needed`
+    /// bytes (`what` says of what) beyond the reserve; also when it cannot be read.
+    pub(crate) fn room_for_build(
+        &self,
+        root: &Path,
+        needed: u64,
+        what: &str,
+    ) -> Result<(), String> {
+        let free = self.free_at(root).map_err(|e| unwatchable(root, &e))?;
         let wanted = needed.saturating_add(self.limits.reserve_bytes);
         if free < wanted {
             return Err(format!(
-                "not enough disk: {} free under the volumes, and {what} may need {} beyond the {} kept for the agent's own state",
+                "not enough disk: {} free under the Docker Engine's data root {}, and {what} may need {} beyond the {} kept for the agent's own state",
                 size(free),
+                root.display(),
                 size(needed),
                 size(self.limits.reserve_bytes)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts watching a build whose engine stores under `root` (see [`BuildWatch`]); `Err`
+    /// when its free space cannot be read: a build runs only while it can be watched.
+    pub(crate) fn watch_build(&self, root: &Path) -> Result<BuildWatch, String> {
+        let free = self.free_at(root).map_err(|e| unwatchable(root, &e))?;
+        Ok(BuildWatch {
+            root: root.to_path_buf(),
+            start_free: free,
+            last_free: free,
+        })
+    }
+
+    /// One look at a running build's storage: `Err(why it must stop)` when free space at the
+    /// engine's data root is below the reserve, or would be by the next look at the pace it
+    /// fell since the last; when the build took more than `build_bytes` of it since it started;
+    /// or when it cannot be read. Blocking (a statvfs).
+    pub(crate) fn check_build(&self, watch: &mut BuildWatch) -> Result<(), String> {
+        let root = &watch.root;
+        let free = self.free_at(root).map_err(|e| unwatchable(root, &e))?;
+        let falling = watch.last_free.saturating_sub(free);
+        watch.last_free = free;
+        let reserve = self.limits.reserve_bytes;
+        if free < reserve {
+            return Err(format!(
+                "the disk is full: {} free under the Docker Engine's data root {}, below the limit of {} kept for the agent's own state",
+                size(free),
+                root.display(),
+                size(reserve)
+            ));
+        }
+        if free.saturating_sub(falling) < reserve {
+            return Err(format!(
+                "the disk is nearly full: {} free under the Docker Engine's data root {}, {} less than at the last look, would be below the limit of {} kept for the agent's own state by the next",
+                size(free),
+                root.display(),
+                size(falling),
+                size(reserve)
+            ));
+        }
+        let took = watch.start_free.saturating_sub(free);
+        if took > self.limits.build_bytes {
+            return Err(format!(
+                "what it wrote to the Docker Engine's storage ({}) is {}, over the limit of {} of a build",
+                root.display(),
+                size(took),
+                size(self.limits.build_bytes)
             ));
         }
         Ok(())

@@ -266,6 +266,9 @@ pub trait Runtime: Send + Sync + 'static {
     /// Removes an image by id, never forcefully: an image a container uses, or that carries
     /// a name, stays (an error the caller may ignore); a missing image is not an error.
     fn remove_image<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>>;
+    /// The engine's data root (`DockerRootDir` of `docker info`): where images, layers and
+    /// build containers are stored.
+    fn data_root(&self) -> BoxFuture<'_, RtResult<PathBuf>>;
 }
 
 /// The options of every build (legacy builder). Nothing can be pulled, `RUN` steps get no
@@ -813,6 +816,16 @@ impl Runtime for DockerRuntime {
             }
         })
     }
+
+    fn data_root(&self) -> BoxFuture<'_, RtResult<PathBuf>> {
+        Box::pin(async move {
+            let info = bounded("docker info", self.docker.info()).await?;
+            match info.docker_root_dir.filter(|d| d.starts_with('/')) {
+                Some(dir) => Ok(PathBuf::from(dir)),
+                None => Err(RuntimeError::failed("docker info names no data root")),
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -872,6 +885,8 @@ pub(crate) mod fake {
         pub(crate) logs: Vec<u8>,
         /// Containers by name, as a restarted agent finds them.
         pub(crate) containers: BTreeMap<String, ContainerState>,
+        /// The engine's data root `docker info` names; `None`: it names none.
+        pub(crate) data_root: Option<PathBuf>,
         /// Every call, in order.
         pub(crate) calls: Vec<Call>,
         /// The contexts of builds, and the archives loaded.
@@ -1122,6 +1137,13 @@ pub(crate) mod fake {
         fn remove_image<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>> {
             self.record(Call::RemoveImage(id.into()));
             Box::pin(async { Ok(()) })
+        }
+
+        fn data_root(&self) -> BoxFuture<'_, RtResult<PathBuf>> {
+            let root = self.script.lock().unwrap().data_root.clone();
+            Box::pin(async move {
+                root.ok_or_else(|| RuntimeError::failed("docker info names no data root"))
+            })
         }
     }
 }

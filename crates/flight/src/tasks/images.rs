@@ -13,7 +13,7 @@ use super::*;
 
 /// How often a running build's disk is looked at.
 #[cfg(not(test))]
-const BUILD_DISK_CHECK: Duration = Duration::from_secs(5);
+const BUILD_DISK_CHECK: Duration = Duration::from_secs(1);
 #[cfg(test)]
 const BUILD_DISK_CHECK: Duration = Duration::from_millis(20);
 
@@ -154,10 +154,21 @@ impl Executor {
             return Err(failed);
         }
 
-        if let Err(failed) = self.room_for_build(&tar_path, &bases).await {
-            let _ = fs::remove_file(&tar_path);
-            return Err(failed);
-        }
+        // Where the engine stores what the build writes: watched while it runs, or no build.
+        let watched = match self.runtime.data_root().await {
+            Ok(root) => self.room_for_build(&root, &tar_path, &bases).await,
+            Err(e) => Err(execution_error(format!(
+                "cannot watch the Docker Engine's storage: {}; a build runs only while its storage can be watched",
+                e.message
+            ))),
+        };
+        let watch = match watched {
+            Ok(watch) => watch,
+            Err(failed) => {
+                let _ = fs::remove_file(&tar_path);
+                return Err(failed);
+            }
+        };
 
         let full = tenant_image(tenant, &image.name, &image.tag);
         let replaced = self.inspect(&full).await?.map(|i| i.id);
@@ -169,12 +180,12 @@ impl Executor {
             cache_from: self.own_images(tenant).await?,
         };
         let log = LogBook::new(0);
-        // The classic builder has no storage quota: the disk is watched while it runs, and the
-        // build is stopped (its request dropped, which cancels it) once free space falls below
-        // the reserve.
+        // The classic builder has no storage quota: the disks are watched while it runs, and
+        // the build is stopped (its request dropped, which cancels it) once it would take free
+        // space below the reserve or took more than a build may.
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(limit, self.runtime.build_image(&request, &log)) => outcome,
-            full = self.disk_fills() => {
+            full = self.disk_fills(watch) => {
                 let _ = fs::remove_file(&tar_path);
                 return Err(TaskResult::fail(
                     ErrorCode::ExecutionError,
@@ -206,12 +217,18 @@ impl Executor {
         }
     }
 
-    /// Refuses to start a build the disk cannot take beyond the reserve: the daemon's copy of
-    /// the packed context (`tar`) and, for the images the build names (`bases`), as much again
-    /// as they hold, which steps that rewrite their files copy up into new layers. An estimate:
-    /// what `RUN` steps write is not known before they run (see `docs/operations.md`, "Disk
-    /// limits onboard").
-    async fn room_for_build(&self, tar: &Path, bases: &BTreeSet<String>) -> Step<()> {
+    /// Refuses to start a build the engine's storage (its data root, `root`) cannot take beyond
+    /// the reserve: the daemon's copy of the packed context (`tar`) and, for the images the
+    /// build names (`bases`), as much again as they hold, which steps that rewrite their files
+    /// copy up into new layers. An estimate: what `RUN` steps write is not known before they run
+    /// (see `docs/operations.md`, "Disk limits onboard"); the build is watched while it runs
+    /// (the [`BuildWatch`](crate::disk::BuildWatch) returned).
+    async fn room_for_build(
+        &self,
+        root: &Path,
+        tar: &Path,
+        bases: &BTreeSet<String>,
+    ) -> Step<crate::disk::BuildWatch> {
         let context = fs::metadata(tar).map_or(0, |m| m.len());
         let mut images = 0u64;
         for reference in bases {
@@ -228,19 +245,33 @@ impl Executor {
             crate::disk::size(context),
             crate::disk::size(images)
         );
-        blocking(move || disk.room_for(context.saturating_add(images), &what))
-            .await?
-            .map_err(|m| TaskResult::fail(ErrorCode::ExecutionError, m))
+        let root = root.to_path_buf();
+        blocking(move || {
+            disk.room_for_build(&root, context.saturating_add(images), &what)?;
+            disk.watch_build(&root)
+        })
+        .await?
+        .map_err(|m| TaskResult::fail(ErrorCode::ExecutionError, m))
     }
 
-    /// Resolves, with the reason, once free space under the volumes falls below the reserve
-    /// (looked at every [`BUILD_DISK_CHECK`]); never otherwise.
-    async fn disk_fills(&self) -> String {
+    /// Resolves, with the reason, once a look (every [`BUILD_DISK_CHECK`]) finds free space
+    /// under the volumes below the reserve, or the build's storage over its limits
+    /// ([`Disk::check_build`](crate::disk::Disk::check_build)); never otherwise.
+    async fn disk_fills(&self, mut watch: crate::disk::BuildWatch) -> String {
         loop {
             tokio::time::sleep(BUILD_DISK_CHECK).await;
             let disk = self.disk.clone();
-            if let Ok(Err(m)) = tokio::task::spawn_blocking(move || disk.room_for_work()).await {
-                return m;
+            let looked = tokio::task::spawn_blocking(move || {
+                let verdict = disk
+                    .room_for_work()
+                    .and_then(|()| disk.check_build(&mut watch));
+                (watch, verdict)
+            })
+            .await;
+            match looked {
+                Ok((_, Err(m))) => return m,
+                Ok((w, Ok(()))) => watch = w,
+                Err(e) => return format!("the build's storage cannot be watched: {e}"),
             }
         }
     }
@@ -838,8 +869,9 @@ mod tests {
         let m = res.error.unwrap().message;
         assert!(
             m.starts_with(&format!(
-                "not enough disk: {} free under the volumes, and this build (its context of ",
-                crate::disk::size(reserve + 10_000)
+                "not enough disk: {} free under the Docker Engine's data root {}, and this build (its context of ",
+                crate::disk::size(reserve + 10_000),
+                r._dir.path().display()
             )) && m.contains("its base images of 1000 bytes)"),
             "{m}"
         );
@@ -865,6 +897,82 @@ mod tests {
             0,
             "no staged context left"
         );
+    }
+
+    /// While a build runs, the engine's storage is watched: a build that takes more of it than
+    /// `build_bytes`, or whose pace would take free space below the reserve by the next look,
+    /// is stopped; an engine whose data root cannot be read runs no build (fail closed).
+    #[tokio::test]
+    async fn a_build_is_stopped_when_the_engines_storage_grows_too_much_or_too_fast() {
+        let mut r = rig(|s| s.build_hangs = true);
+        let mut limits = r.exec.disk.limits;
+        limits.build_bytes = 4 << 20;
+        r.exec.disk = Arc::new(crate::disk::Disk::open(
+            limits,
+            r._dir.path(),
+            r._dir.path(),
+        ));
+        r.put(&[("app/Dockerfile", b"FROM busybox\n")]);
+        let reserve = limits.reserve_bytes;
+        let root = r._dir.path().display().to_string();
+        async fn stopped(r: &Rig, start: u64, then: u64) -> String {
+            let disk = r.exec.disk.clone();
+            *disk.free_override.lock().unwrap() = Some(start);
+            let fill = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                *disk.free_override.lock().unwrap() = Some(then);
+            });
+            let res = tokio::time::timeout(Duration::from_secs(20), r.run(build("app/Dockerfile")))
+                .await
+                .expect("the build was not stopped");
+            fill.await.unwrap();
+            assert_eq!(code(&res), Some(4), "{res:?}");
+            res.error.unwrap().message
+        }
+        // More than the build may take, slowly: 5 MiB over the 4 MiB of a build.
+        let m = stopped(&r, 1 << 30, (1 << 30) - (5 << 20)).await;
+        assert_eq!(
+            m,
+            format!(
+                "the build was stopped: what it wrote to the Docker Engine's storage ({root}) is 5242880 bytes (5.0 MiB), over the limit of 4194304 bytes (4.0 MiB) of a build"
+            )
+        );
+        // Within the limit, but at a pace that would reach the reserve before the next look.
+        let m = stopped(&r, reserve + (6 << 20), reserve + (2 << 20)).await;
+        assert!(
+            m.starts_with("the build was stopped: the disk is nearly full: ")
+                && m.contains(&format!("under the Docker Engine's data root {root}, 4194304 bytes (4.0 MiB) less than at the last look")),
+            "{m}"
+        );
+        // No data root: no build.
+        r.fake.script.lock().unwrap().data_root = None;
+        *r.exec.disk.free_override.lock().unwrap() = None;
+        let res = r.run(build("app/Dockerfile")).await;
+        assert_eq!(code(&res), Some(4), "{res:?}");
+        assert_eq!(
+            res.error.unwrap().message,
+            "cannot watch the Docker Engine's storage: docker info names no data root; a build runs only while its storage can be watched"
+        );
+        r.fake.script.lock().unwrap().data_root = Some(r._dir.path().join("gone"));
+        let res = r.run(build("app/Dockerfile")).await;
+        let m = res.error.unwrap().message;
+        assert!(
+            m.starts_with(&format!(
+                "the free space of the Docker Engine's data root {root}/gone cannot be read ("
+            )) && m.ends_with("a build runs only while its storage can be watched"),
+            "{m}"
+        );
+        let builds = r
+            .fake
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Build { .. }))
+            .count();
+        assert_eq!(
+            builds, 2,
+            "the daemon was asked only for the watched builds"
+        );
+        assert_eq!(fs::read_dir(&r.exec.scratch).unwrap().count(), 0);
     }
 
     /// sha256 of `{}`, the config of [`save_archive`]'s image.

@@ -339,7 +339,9 @@ pub(crate) mod tests {
 
     pub(crate) fn rig(script: impl FnOnce(&mut Script)) -> Rig {
         let dir = tempfile::tempdir().unwrap();
+        let data_root = dir.path().to_path_buf();
         let fake = Arc::new(FakeRuntime::with(|s| {
+            s.data_root = Some(data_root);
             for name in ["busybox:latest", "gcr.io/distroless/static-debian12:latest"] {
                 s.images.insert(
                     name.into(),
