@@ -462,8 +462,9 @@ pub(crate) struct FlightArgs {
     /// Orbits and ground stations (JSON): if this system is in it, its link is up only in passes.
     #[arg(long)]
     pub(crate) systems_file: Option<PathBuf>,
-    /// Disk limits (JSON: tenant_bytes, downlink_file_bytes, build_context_bytes, archive_bytes,
-    /// object_store_bytes, reserve_bytes, pod_tmp_bytes, pod_log_bytes; each optional).
+    /// Disk limits (JSON: tenant_bytes, downlink_file_bytes, build_context_bytes, build_bytes,
+    /// archive_bytes, object_store_bytes, reserve_bytes, pod_tmp_bytes, pod_log_bytes; each
+    /// optional).
     #[arg(long)]
     pub(crate) limits: Option<PathBuf>,
 }
