@@ -3,8 +3,8 @@
 
 use saphyr::YamlData;
 use wire::names::{
-    FileMove, MoveField, NameError, NamespaceName, NamespacePath, OperationName, PodName,
-    SystemName, TaskId, TenantImage, VolumeName, VolumePath,
+    FileMove, MoveError, MoveField, NameError, NamespaceName, NamespacePath, OperationName,
+    PodName, SystemName, TaskId, TenantImage, VolumeName, VolumePath,
 };
 use wire::{ImageRef, OnFailure};
 
@@ -94,17 +94,13 @@ impl Cx<'_> {
         node: &Node<'_>,
     ) -> Option<(VolumePath, (usize, usize))> {
         let s = self.string(who, field.key(), node)?;
-        match FileMove::path(field, &s) {
-            Ok(p) => Some((p, pos(node))),
-            Err(e) => {
-                self.diag(
-                    who,
-                    pos(node),
-                    format!("field '{}' {}", field.key(), e.detail()),
-                );
-                None
-            }
-        }
+        let judged = FileMove::path(field, &s).map_err(|e| self.move_refused(who, pos(node), &e));
+        Some((judged.ok()?, pos(node)))
+    }
+
+    fn move_refused(&mut self, who: &Who, at: (usize, usize), e: &MoveError) {
+        let message = format!("field '{}' {}", e.field().key(), e.detail());
+        self.diag(who, at, message);
     }
 
     fn env(&mut self, who: &Who, node: &Node<'_>) -> Option<Vec<(String, String)>> {
@@ -618,21 +614,16 @@ impl Cx<'_> {
                     cx.move_path(who, MoveField::Destination, n)
                 });
                 let paths = match (source, destination) {
-                    (Some((s, s_at)), Some((d, d_at))) => match FileMove::of(s, d) {
-                        Ok(paths) => Some(paths),
-                        Err(e) => {
-                            let at = match e.field() {
-                                MoveField::Source => s_at,
-                                MoveField::Destination => d_at,
+                    (Some((s, s_at)), Some((d, d_at))) => FileMove::of(s, d)
+                        .map_err(|e| {
+                            let at = if e.field() == MoveField::Source {
+                                s_at
+                            } else {
+                                d_at
                             };
-                            self.diag(
-                                who,
-                                at,
-                                format!("field '{}' {}", e.field().key(), e.detail()),
-                            );
-                            None
-                        }
-                    },
+                            self.move_refused(who, at, &e)
+                        })
+                        .ok(),
                     _ => None,
                 };
                 let spec = (|| {
