@@ -301,8 +301,8 @@ fn a_lost_tenant_map_hands_no_folder_to_another_tenant() {
 
 /// Both copies of the sequence numbers lost: the numbers come back from the plans filed, and a
 /// plan issued before the loss less the validity window is refused even though it has not
-/// expired (the ground's clock and the agent's disagree, or the window was longer); a new plan
-/// is accepted.
+/// expired (the ground's clock and the agent's disagree, or the window was longer), and so is
+/// one issued before the newest plan filed; a new plan is accepted.
 #[test]
 fn plans_issued_long_before_a_total_loss_of_the_sequences_are_refused() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -348,6 +348,14 @@ fn plans_issued_long_before_a_total_loss_of_the_sequences_are_refused() {
         refusal.contains("lost its record of the plans it accepted"),
         "{refusal}"
     );
+    // Issued a second before the plan held, and well within the validity window: the newest
+    // plan filed is a floor too, whatever the onboard clock says.
+    let held_issued = agent.inner.plans.find("e-held").unwrap().plan.issued_ms;
+    let mut recent = plan("e-recent", 51);
+    recent.issued_ms = held_issued - 1_000;
+    wire::PlanSigner::from_bytes(GROUND_KEY).sign(&mut recent);
+    agent.handle_message(Message::Plan(recent)).unwrap();
+    assert!(agent.inner.plans.find("e-recent").is_none(), "refused");
     agent
         .handle_message(Message::Plan(plan("e-new", 8)))
         .unwrap();
