@@ -564,8 +564,8 @@ tasks:
             &format!(
                 "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    scheduled_time: 2025-05-22T12:10:00\n  - id: r2\n    type: pod.run\n    image: x\n    scheduled_time: 2025-02-30T12:10:00Z\n"
             ),
-            "7:21 [run] task 'run' (pod.run, line 7): field 'scheduled_time' '2025-05-22T12:10:00' is not an RFC 3339 date and time with an offset (2025-05-22T12:10:00+02:00, or Z for UTC): missing or malformed offset\n\
-             11:21 [r2] task 'r2' (pod.run, line 11): field 'scheduled_time' '2025-02-30T12:10:00Z' is not an RFC 3339 date and time with an offset (2025-05-22T12:10:00+02:00, or Z for UTC): no such date",
+            "7:21 [run] task 'run' (pod.run, line 7): field 'scheduled_time' '2025-05-22T12:10:00' is not an RFC 3339 date and time with an offset (2025-05-22T12:10:00+02:00, or Z for UTC): missing offset (Z or +hh:mm)\n\
+             11:21 [r2] task 'r2' (pod.run, line 11): field 'scheduled_time' '2025-02-30T12:10:00Z' is not an RFC 3339 date and time with an offset (2025-05-22T12:10:00+02:00, or Z for UTC): no such date or time",
         );
         let at = |t: &str| match spec_of(&format!(
             "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    scheduled_time: {t}\n"
