@@ -76,10 +76,7 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
         Command::Op(a) => verbs::op(&cli, a).await,
         Command::Exec(a) => exec::exec(&cli, a).await,
         Command::Keygen { path, plan } => roles::keygen(&path, plan),
-        Command::Bench(args::BenchArgs {
-            what: args::BenchWhat::Flight,
-        }) => bench_flight::run().await,
-        Command::Bench(a) => roles::bench(a),
+        Command::Bench(a) => roles::bench(a).await,
         Command::Lint(mut a) => {
             a.json |= cli.output == args::Output::Json && !a.sarif;
             lint::run(a)

@@ -418,7 +418,7 @@ pub(crate) fn write_secret(path: &std::path::Path, hex: &str) -> anyhow::Result<
     Ok(())
 }
 
-pub(crate) fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode> {
     match a.what {
         crate::args::BenchWhat::Passes => {
             println!(
@@ -447,9 +447,7 @@ pub(crate) fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode> {
         crate::args::BenchWhat::Delta { keep, no_dataset } => {
             return crate::bench_delta::run(keep, no_dataset);
         }
-        crate::args::BenchWhat::Flight => {
-            anyhow::bail!("bench flight runs on the async runtime (main dispatches it)")
-        }
+        crate::args::BenchWhat::Flight => return crate::bench_flight::run().await,
     }
     Ok(ExitCode::SUCCESS)
 }
