@@ -186,6 +186,8 @@ impl Agent {
             builder: config.builder,
             object_wait: OBJECT_WAIT,
             pods: Arc::default(),
+            quotas: Arc::new(config.quotas.clone()),
+            ledger: Arc::new(crate::quota::Ledger::open(state)),
         };
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -796,6 +798,7 @@ mod tests {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: crate::DiskLimits::default(),
+            quotas: crate::Quotas::none(),
         };
         (
             Agent::with_runtime(&config, Arc::new(fake), tx).unwrap(),
@@ -822,6 +825,7 @@ mod tests {
                 description: String::new(),
             }]),
             limits: crate::DiskLimits::default(),
+            quotas: crate::Quotas::none(),
         };
         let agent = Agent::with_runtime(&config, Arc::new(FakeRuntime::default()), tx).unwrap();
         let exec = &agent.inner.exec;
@@ -1208,6 +1212,7 @@ mod tests {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: crate::DiskLimits::default(),
+            quotas: crate::Quotas::none(),
         };
         (Agent::with_runtime(&config, fake, tx).unwrap(), rx)
     }

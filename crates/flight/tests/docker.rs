@@ -201,6 +201,7 @@ impl World {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits,
+            quotas: flight::Quotas::none(),
         };
         let agent = Agent::connect(config, tx)
             .await

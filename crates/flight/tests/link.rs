@@ -175,6 +175,7 @@ impl Setup {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: flight::DiskLimits::default(),
+            quotas: flight::Quotas::none(),
         };
         let agent = tokio::spawn(flight::run(config));
         let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);

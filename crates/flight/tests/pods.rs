@@ -227,6 +227,7 @@ async fn agent(dir: &Path, limits: flight::DiskLimits) -> (Agent, mpsc::Receiver
         builder: wire::Builder::Classic,
         catalogue: None,
         limits,
+        quotas: flight::Quotas::none(),
     };
     let agent = Agent::connect(config, tx)
         .await

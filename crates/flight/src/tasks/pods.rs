@@ -18,6 +18,7 @@ use wire::names::TenantName;
 
 use super::pod_record::{PodRecord, read_pod_record, remaining, write_pod_record};
 use super::pod_running::Running;
+use super::quotas::Meter;
 use super::*;
 use crate::fsutil::now_ms;
 use crate::runtime::{ContainerState, ContainerStatus, ImageInfo};
@@ -32,6 +33,8 @@ const DETACHED_LABEL: &str = "org.orbitdock.detached";
 const VOLUME_LABEL: &str = "org.orbitdock.volume";
 /// The label giving a pod's `max_duration` in milliseconds.
 const MAX_LABEL: &str = "org.orbitdock.max-duration-ms";
+/// The label giving the CPUs a pod is charged for, in billionths (its node class's).
+const CPUS_LABEL: &str = "org.orbitdock.nano-cpus";
 /// How long a wait for a scheduled start sleeps before it looks at the clock again (the wall
 /// clock may be set meanwhile).
 const SCHEDULE_TICK: Duration = Duration::from_secs(30);
@@ -96,7 +99,12 @@ impl Executor {
                     .and_then(|s| s.started_ms)
                     .or(kept.as_ref().and_then(|k| k.started_ms));
                 let limit = remaining(pod.limit, started);
-                self.detach(tenant, pod.name, name, root, owner, pod.limit, limit);
+                let meter = Meter {
+                    name: name.clone(),
+                    nano_cpus: node.nano_cpus,
+                    since_ms: started.unwrap_or_else(now_ms),
+                };
+                self.detach(tenant, pod.name, name, meter, root, owner, pod.limit, limit);
                 return Ok(result);
             }
             tracing::info!(
@@ -110,6 +118,11 @@ impl Executor {
             }
             return Ok(result);
         }
+        let mut meter = Meter {
+            name: name.clone(),
+            nano_cpus: node.nano_cpus,
+            since_ms: now_ms(),
+        };
         let (id, limit, start) = match left {
             // A container of this task, left by a restart: taken up, never run a second time
             // (created: started now; running: waited for, for what is left of its time;
@@ -124,6 +137,7 @@ impl Executor {
                 let started = state
                     .started_ms
                     .or(kept.as_ref().and_then(|k| k.started_ms));
+                meter.since_ms = started.unwrap_or(meter.since_ms);
                 match state.status {
                     ContainerStatus::Created => (name, pod.limit, true),
                     ContainerStatus::Running | ContainerStatus::Stopped => {
@@ -157,10 +171,12 @@ impl Executor {
                 // reserve or the tenant's volumes are over their limit.
                 self.room_for_work().await?;
                 self.tenant_within_limit(tenant).await?;
+                self.compute_within(tenant)?;
                 self.rotate_pod_log(&root, owner, pod.name).await;
                 let mut labels = labels;
                 labels.insert(VOLUME_LABEL.into(), pod.volume.into());
                 labels.insert(MAX_LABEL.into(), pod.limit.as_millis().to_string());
+                labels.insert(CPUS_LABEL.into(), node.nano_cpus.to_string());
                 if pod.detached {
                     labels.insert(DETACHED_LABEL.into(), "1".into());
                 }
@@ -186,6 +202,7 @@ impl Executor {
             }
         };
         if start {
+            meter.since_ms = now_ms();
             write_pod_record(
                 record.as_deref(),
                 &PodRecord {
@@ -223,10 +240,10 @@ impl Executor {
                 ..TaskOutputs::default()
             });
             write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
-            self.detach(tenant, pod.name, id, root, owner, pod.limit, limit);
+            self.detach(tenant, pod.name, id, meter, root, owner, pod.limit, limit);
             return Ok(result);
         }
-        let outcome = self.wait_within(tenant, &id, limit, None).await;
+        let outcome = self.wait_within(tenant, &meter, &id, limit, None).await;
         let result = self
             .finish_pod(&id, outcome, pod.limit, &root, owner, pod.name)
             .await;
@@ -267,6 +284,7 @@ impl Executor {
         tenant: &str,
         pod: &str,
         id: String,
+        meter: Meter,
         root: PathBuf,
         owner: Owner,
         limit: Duration,
@@ -295,7 +313,9 @@ impl Executor {
         drop(pods);
         let (exec, tenant, pod) = (self.clone(), tenant.to_string(), pod.to_string());
         tokio::spawn(async move {
-            let outcome = exec.wait_within(&tenant, &id, left, Some(stop_rx)).await;
+            let outcome = exec
+                .wait_within(&tenant, &meter, &id, left, Some(stop_rx))
+                .await;
             let result = exec
                 .finish_pod(&id, outcome, limit, &root, owner, &pod)
                 .await;
@@ -316,6 +336,7 @@ impl Executor {
     /// time and pod.stop and pod.logs still reach them. A container whose labels do not read is
     /// left alone, with a warning.
     pub(crate) async fn take_up_detached(&self) {
+        self.forget_vanished_pods().await;
         let names = match self.runtime.list_containers(DETACHED_LABEL, "1").await {
             Ok(n) => n,
             Err(e) => {
@@ -355,10 +376,20 @@ impl Executor {
             let root = self.volumes.volume_dir(tenant, volume);
             let limit = remaining(Duration::from_millis(max), state.started_ms);
             tracing::info!(container = name, tenant, pod, left = ?limit, "supervising a detached pod again");
+            let meter = Meter {
+                name: name.clone(),
+                // Charged as its node class was when it started (the default class's CPUs for
+                // a pod started before the label was set).
+                nano_cpus: label(CPUS_LABEL)
+                    .parse()
+                    .unwrap_or(crate::runtime::NODE_CLASSES[0].nano_cpus),
+                since_ms: state.started_ms.unwrap_or_else(now_ms),
+            };
             self.detach(
                 tenant,
                 pod,
                 name,
+                meter,
                 root,
                 owner,
                 Duration::from_millis(max),
@@ -617,11 +648,29 @@ impl Executor {
 
     /// Waits for the started container within `limit`, stopping it (SIGTERM, a grace,
     /// SIGKILL) when it overruns, when `stop` asks for it (with the grace it carries), when
-    /// free space under the volumes falls below the state reserve, or when the tenant's volumes
-    /// go over their limit (looked at every [`POD_DISK_CHECK`]).
+    /// free space under the volumes falls below the state reserve, when the tenant's volumes
+    /// go over their limit or when its compute seconds of the day are used up (looked at every
+    /// [`POD_DISK_CHECK`]). Its compute time is charged by `meter` meanwhile, and once more when
+    /// it ended.
     async fn wait_within(
         &self,
         tenant: &str,
+        meter: &Meter,
+        id: &str,
+        limit: Duration,
+        stop: Option<watch::Receiver<Option<Duration>>>,
+    ) -> PodOutcome {
+        self.ledger
+            .pod_started(&meter.name, tenant, meter.nano_cpus, meter.since_ms);
+        let outcome = self.supervise(tenant, meter, id, limit, stop).await;
+        self.ledger.pod_ended(&meter.name, now_ms());
+        outcome
+    }
+
+    async fn supervise(
+        &self,
+        tenant: &str,
+        meter: &Meter,
         id: &str,
         limit: Duration,
         mut stop: Option<watch::Receiver<Option<Duration>>>,
@@ -645,7 +694,10 @@ impl Executor {
                 _ = checks.tick() => {
                     let over = match self.room_for_work().await {
                         Err(failed) => Some(failed),
-                        Ok(()) => self.tenant_within_limit(tenant).await.err(),
+                        Ok(()) => match self.tenant_within_limit(tenant).await {
+                            Err(failed) => Some(failed),
+                            Ok(()) => self.charge_pod(tenant, meter),
+                        },
                     };
                     if let Some(mut failed) = over {
                         if let Some(e) = &mut failed.error {
