@@ -1135,6 +1135,7 @@ mod tests {
                     detached: false,
                     node: None,
                     merged: false,
+                    ports: vec![],
                 },
             )],
             system: "em".into(),
@@ -1362,6 +1363,7 @@ mod tests {
                 detached: false,
                 node: None,
                 merged: false,
+                ports: vec![],
             },
         )];
         ground.sign(&mut pod);

@@ -32,6 +32,8 @@ use tokio::io::AsyncReadExt;
 use crate::error::Error;
 #[path = "pod_host.rs"]
 mod pod_host;
+#[path = "pod_ports.rs"]
+mod pod_ports;
 pub use self::pod_host::{NODE_CLASSES, NodeClass};
 pub(crate) use self::pod_host::{host_config, node_class};
 pub use crate::logbook::LogBook;
@@ -245,6 +247,20 @@ pub trait Runtime: Send + Sync + 'static {
     /// Removes the network `name` if no container uses it any more; a missing network, or one
     /// in use, is not an error.
     fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>>;
+    /// Lets the other containers on the network `network` (made by `ensure_network`, which
+    /// drops traffic between its containers) reach the running container `name` on `ports`, and
+    /// on no other port: firewall rules labelled with its name (see `pod_ports`).
+    fn open_ports<'a>(
+        &'a self,
+        network: &'a str,
+        name: &'a str,
+        ports: &'a [wire::PodPort],
+    ) -> BoxFuture<'a, RtResult<()>>;
+    /// Removes what `open_ports` did for the container `name`; nothing to remove is not an
+    /// error.
+    fn close_ports<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>>;
+    /// The names of the containers `open_ports` opened ports of.
+    fn opened_ports(&self) -> BoxFuture<'_, RtResult<Vec<String>>>;
     /// The names of every container (running or not) labelled `key=value`.
     fn list_containers<'a>(
         &'a self,
@@ -598,11 +614,13 @@ impl Runtime for DockerRuntime {
                 Ok(n) => {
                     let have = n.labels.unwrap_or_default();
                     let labelled = labels.iter().all(|(k, v)| have.get(k) == Some(v));
-                    if n.internal == Some(true) && labelled {
+                    let no_icc = n.options.unwrap_or_default().get(pod_ports::NO_ICC.0)
+                        == Some(&pod_ports::NO_ICC.1.to_string());
+                    if n.internal == Some(true) && labelled && no_icc {
                         Ok(())
                     } else {
                         Err(RuntimeError::failed(format!(
-                            "a network named {name} exists that is not this tenant's internal network"
+                            "a network named {name} exists that is not this tenant's internal network (internal, labelled, no traffic between its containers but the ports they open)"
                         )))
                     }
                 }
@@ -613,6 +631,10 @@ impl Runtime for DockerRuntime {
                         internal: Some(true),
                         attachable: Some(false),
                         labels: Some(labels.clone().into_iter().collect()),
+                        options: Some(HashMap::from([(
+                            pod_ports::NO_ICC.0.to_string(),
+                            pod_ports::NO_ICC.1.to_string(),
+                        )])),
                         ..Default::default()
                     };
                     bounded("create network", self.docker.create_network(request))
@@ -633,6 +655,51 @@ impl Runtime for DockerRuntime {
                 r => r,
             }
         })
+    }
+
+    fn open_ports<'a>(
+        &'a self,
+        network: &'a str,
+        name: &'a str,
+        ports: &'a [wire::PodPort],
+    ) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            if ports.is_empty() {
+                return Ok(());
+            }
+            let inspected = bounded(
+                "inspect container",
+                self.docker
+                    .inspect_container(name, None::<InspectContainerOptions>),
+            )
+            .await?;
+            let endpoint = inspected
+                .network_settings
+                .and_then(|s| s.networks)
+                .and_then(|mut n| n.remove(network))
+                .ok_or_else(|| {
+                    RuntimeError::failed(format!("container {name} is not on network {network}"))
+                })?;
+            let (Some(ip), Some(id)) = (
+                endpoint.ip_address.filter(|a| !a.is_empty()),
+                endpoint.network_id.filter(|i| i.len() >= 12),
+            ) else {
+                return Err(RuntimeError::failed(format!(
+                    "container {name} has no address on network {network}"
+                )));
+            };
+            // The bridge of a network made without a bridge name: `br-` and 12 of its id.
+            let bridge = format!("br-{}", &id[..12]);
+            pod_ports::open(&bridge, &ip, name, ports).await
+        })
+    }
+
+    fn close_ports<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(pod_ports::close(name))
+    }
+
+    fn opened_ports(&self) -> BoxFuture<'_, RtResult<Vec<String>>> {
+        Box::pin(pod_ports::holders())
     }
 
     fn list_containers<'a>(
@@ -851,6 +918,12 @@ pub(crate) mod fake {
         RemoveImage(String),
         Network(String),
         RemoveNetwork(String),
+        OpenPorts {
+            network: String,
+            name: String,
+            ports: Vec<wire::PodPort>,
+        },
+        ClosePorts(String),
     }
 
     /// What the fake answers, and what it saw.
@@ -1051,6 +1124,29 @@ pub(crate) mod fake {
         fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
             self.record(Call::RemoveNetwork(name.into()));
             Box::pin(async { Ok(()) })
+        }
+
+        fn open_ports<'a>(
+            &'a self,
+            network: &'a str,
+            name: &'a str,
+            ports: &'a [wire::PodPort],
+        ) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::OpenPorts {
+                network: network.into(),
+                name: name.into(),
+                ports: ports.to_vec(),
+            });
+            Box::pin(async { Ok(()) })
+        }
+
+        fn close_ports<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::ClosePorts(name.into()));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn opened_ports(&self) -> BoxFuture<'_, RtResult<Vec<String>>> {
+            Box::pin(async { Ok(Vec::new()) })
         }
 
         fn list_containers<'a>(

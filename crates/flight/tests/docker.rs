@@ -306,6 +306,7 @@ fn pod(name: &str, image: ImageRef, command: Option<&[&str]>, max_ms: Option<u64
         detached: false,
         node: None,
         merged: false,
+        ports: vec![],
     }
 }
 

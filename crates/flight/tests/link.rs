@@ -125,6 +125,7 @@ fn idle_pod(name: &str) -> PlanTask {
             detached: false,
             node: None,
             merged: false,
+            ports: vec![],
         },
     )
 }
@@ -300,6 +301,7 @@ async fn runs_a_plan_sent_over_the_link() {
                     detached: false,
                     node: None,
                     merged: false,
+                    ports: vec![],
                 },
             ),
             task(

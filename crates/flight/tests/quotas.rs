@@ -235,6 +235,7 @@ fn pod(name: &str, script: &str) -> TaskKind {
         detached: false,
         node: Some("MPU".into()),
         merged: false,
+        ports: vec![],
     }
 }
 

@@ -254,6 +254,7 @@ impl Executor {
                 detached,
                 node,
                 merged,
+                ports,
             } => {
                 let pod = Pod {
                     name: pod_name,
@@ -267,6 +268,7 @@ impl Executor {
                     detached: *detached,
                     node: node.as_deref(),
                     merged: *merged,
+                    ports,
                 };
                 self.pod_run(tenant, execution, index, pod).await
             }

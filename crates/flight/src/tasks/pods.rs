@@ -16,6 +16,7 @@ use dockerfile::onboard::Target;
 use tokio::sync::watch;
 use wire::names::TenantName;
 
+use super::pod_network::network_name;
 use super::pod_record::{PodRecord, read_pod_record, remaining, write_pod_record};
 use super::pod_running::Running;
 use super::quotas::Meter;
@@ -35,6 +36,8 @@ const VOLUME_LABEL: &str = "org.orbitdock.volume";
 const MAX_LABEL: &str = "org.orbitdock.max-duration-ms";
 /// The label giving the CPUs a pod is charged for, in billionths (its node class's).
 const CPUS_LABEL: &str = "org.orbitdock.nano-cpus";
+/// The label giving the ports a merged pod opens to its peers (`8080/tcp,53/udp`).
+const PORTS_LABEL: &str = "org.orbitdock.ports";
 /// How long a wait for a scheduled start sleeps before it looks at the clock again (the wall
 /// clock may be set meanwhile).
 const SCHEDULE_TICK: Duration = Duration::from_secs(30);
@@ -103,6 +106,7 @@ impl Executor {
                     name: name.clone(),
                     nano_cpus: node.nano_cpus,
                     since_ms: started.unwrap_or_else(now_ms),
+                    ports: pod.merged && !pod.ports.is_empty(),
                 };
                 self.detach(tenant, pod.name, name, meter, root, owner, pod.limit, limit);
                 return Ok(result);
@@ -122,7 +126,9 @@ impl Executor {
             name: name.clone(),
             nano_cpus: node.nano_cpus,
             since_ms: now_ms(),
+            ports: pod.merged && !pod.ports.is_empty(),
         };
+        let mut running = false;
         let (id, limit, start) = match left {
             // A container of this task, left by a restart: taken up, never run a second time
             // (created: started now; running: waited for, for what is left of its time;
@@ -141,6 +147,7 @@ impl Executor {
                 match state.status {
                     ContainerStatus::Created => (name, pod.limit, true),
                     ContainerStatus::Running | ContainerStatus::Stopped => {
+                        running = state.status == ContainerStatus::Running;
                         (name, remaining(pod.limit, started), false)
                     }
                 }
@@ -180,6 +187,9 @@ impl Executor {
                 if pod.detached {
                     labels.insert(DETACHED_LABEL.into(), "1".into());
                 }
+                if meter.ports {
+                    labels.insert(PORTS_LABEL.into(), ports_label(pod.ports));
+                }
                 let network = match pod.merged {
                     true => Some(self.tenant_network(tenant).await?),
                     false => None,
@@ -201,6 +211,7 @@ impl Executor {
                 (id, pod.limit, true)
             }
         };
+        let mut failed = None;
         if start {
             meter.since_ms = now_ms();
             write_pod_record(
@@ -211,24 +222,47 @@ impl Executor {
                 },
             )
             .await;
-            if let Err(e) = self.runtime.start_container(&id).await {
-                let result = self
-                    .finish_pod(
-                        &id,
-                        PodOutcome::StartFailed(e.message),
-                        pod.limit,
-                        &root,
-                        owner,
-                        pod.name,
-                    )
-                    .await;
-                write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
-                self.remove(&id).await;
-                if pod.merged {
-                    self.release_network(tenant).await;
-                }
-                return Ok(result);
+            match self.runtime.start_container(&id).await {
+                Ok(()) => running = true,
+                Err(e) => failed = Some(e.message),
             }
+        }
+        // The ports a merged pod declares open to its peers once it runs (again when it is
+        // taken up: rules in place stay as they are); a pod whose ports cannot be opened is
+        // stopped rather than left unreachable.
+        if running
+            && meter.ports
+            && let Err(e) = self
+                .runtime
+                .open_ports(&network_name(tenant), &meter.name, pod.ports)
+                .await
+        {
+            if let Err(e) = self.runtime.stop_container(&id, Duration::ZERO).await {
+                tracing::warn!(container = id, error = %e.message, "cannot stop a pod");
+            }
+            failed = Some(format!(
+                "its ports could not be opened to your other pods: {}",
+                e.message
+            ));
+        }
+        if let Some(message) = failed {
+            let result = self
+                .finish_pod(
+                    &id,
+                    PodOutcome::StartFailed(message),
+                    pod.limit,
+                    &root,
+                    owner,
+                    pod.name,
+                )
+                .await;
+            write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
+            self.close_ports(&meter).await;
+            self.remove(&id).await;
+            if pod.merged {
+                self.release_network(tenant).await;
+            }
+            return Ok(result);
         }
         if pod.detached {
             let result = TaskResult::ok(TaskOutputs {
@@ -255,6 +289,15 @@ impl Executor {
             self.release_network(tenant).await;
         }
         Ok(result)
+    }
+
+    /// Removes the rules that opened the pod's ports, if it had any.
+    async fn close_ports(&self, meter: &Meter) {
+        if meter.ports
+            && let Err(e) = self.runtime.close_ports(&meter.name).await
+        {
+            tracing::warn!(container = meter.name, error = %e.message, "cannot close a pod's ports");
+        }
     }
 
     async fn remove(&self, id: &str) {
@@ -337,6 +380,7 @@ impl Executor {
     /// left alone, with a warning.
     pub(crate) async fn take_up_detached(&self) {
         self.forget_vanished_pods().await;
+        self.close_vanished_ports().await;
         let names = match self.runtime.list_containers(DETACHED_LABEL, "1").await {
             Ok(n) => n,
             Err(e) => {
@@ -384,7 +428,22 @@ impl Executor {
                     .parse()
                     .unwrap_or(crate::runtime::NODE_CLASSES[0].nano_cpus),
                 since_ms: state.started_ms.unwrap_or_else(now_ms),
+                ports: false,
             };
+            let ports = read_ports_label(label(PORTS_LABEL));
+            let meter = Meter {
+                ports: !ports.is_empty(),
+                ..meter
+            };
+            if meter.ports
+                && state.status == ContainerStatus::Running
+                && let Err(e) = self
+                    .runtime
+                    .open_ports(&network_name(tenant), &name, &ports)
+                    .await
+            {
+                tracing::warn!(container = name, error = %e.message, "cannot open a pod's ports again");
+            }
             self.detach(
                 tenant,
                 pod,
@@ -664,6 +723,8 @@ impl Executor {
             .pod_started(&meter.name, tenant, meter.nano_cpus, meter.since_ms);
         let outcome = self.supervise(tenant, meter, id, limit, stop).await;
         self.ledger.pod_ended(&meter.name, now_ms());
+        // It stopped: its address may go to another pod once its container is removed.
+        self.close_ports(meter).await;
         outcome
     }
 
@@ -797,6 +858,33 @@ fn check_labels(name: &str, state: &ContainerState, want: &BTreeMap<String, Stri
     )))
 }
 
+/// The ports a pod opens, as its label gives them: `8080/tcp,53/udp`.
+fn ports_label(ports: &[wire::PodPort]) -> String {
+    let each: Vec<String> = ports
+        .iter()
+        .map(|p| format!("{}/{}", p.container, p.protocol.as_str()))
+        .collect();
+    each.join(",")
+}
+
+/// The ports of a [`PORTS_LABEL`]; what does not read is left out.
+fn read_ports_label(label: &str) -> Vec<wire::PodPort> {
+    label
+        .split(',')
+        .filter_map(|p| {
+            let (number, protocol) = p.split_once('/')?;
+            Some(wire::PodPort {
+                container: number.parse().ok().filter(|n| *n > 0)?,
+                protocol: match protocol {
+                    "tcp" => wire::PortProtocol::Tcp,
+                    "udp" => wire::PortProtocol::Udp,
+                    _ => return None,
+                },
+            })
+        })
+        .collect()
+}
+
 /// The grace a pod.stop asked for; never, without a stop channel.
 async fn stop_requested(stop: &mut Option<watch::Receiver<Option<Duration>>>) -> Duration {
     let Some(rx) = stop else {
@@ -825,6 +913,7 @@ pub(super) struct Pod<'a> {
     pub(super) detached: bool,
     pub(super) node: Option<&'a str>,
     pub(super) merged: bool,
+    pub(super) ports: &'a [wire::PodPort],
 }
 
 enum PodOutcome {
@@ -866,6 +955,7 @@ mod tests {
             detached: false,
             node: None,
             merged: false,
+            ports: vec![],
         }
     }
 
@@ -1201,6 +1291,7 @@ mod tests {
                 detached: false,
                 node: None,
                 merged: false,
+                ports: vec![],
             },
             _ => unreachable!(),
         };

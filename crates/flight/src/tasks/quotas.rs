@@ -17,6 +17,8 @@ pub(super) struct Meter {
     pub(super) nano_cpus: i64,
     /// Charged from this instant unless the ledger has it already (ms since the Unix epoch).
     pub(super) since_ms: u64,
+    /// Whether ports of it were opened to its peers: their rules go when it ends.
+    pub(super) ports: bool,
 }
 
 fn quota_failure(message: String) -> TaskResult {
