@@ -36,6 +36,7 @@ mod names;
 mod plans;
 mod quota;
 pub mod runtime;
+mod schedule;
 mod store;
 mod tasks;
 mod volumes;

@@ -1099,3 +1099,74 @@ async fn volume_tasks_wait_for_no_pod_that_can_race_them() {
     assert!(moved.succeeded(), "{moved:?}");
     assert!(w.volume().join("b/x.txt").exists());
 }
+
+/// An unmerged pod.run that runs long holds up no other tenant's execution: the agent runs the
+/// two plans side by side, and the short one ends while the long pod still runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_pod_holds_up_no_other_tenants_plan() {
+    let mut w = World::new(flight::DiskLimits::default()).await;
+    let bob = format!("t{:010x}", rand::random::<u64>() >> 24);
+    let _bob = Cleanup(bob.clone());
+    let plan = |tenant: &str, kind: TaskKind| wire::Plan {
+        execution: format!("{:032x}", rand::random::<u128>()),
+        tenant: tenant.into(),
+        tasks: vec![PlanTask {
+            id: "run".into(),
+            on_failure: OnFailure::Stop,
+            kind,
+        }],
+        system: "em".into(),
+        sequence: rand::random::<u32>().into(),
+        issued_ms: 0,
+        expires_ms: u64::MAX,
+        signature: Vec::new(),
+    };
+    let long = plan(
+        &w.tenant,
+        pod("long", busybox(), "sleep 8; echo long done", 60_000, false),
+    );
+    let short = plan(
+        &bob,
+        pod("short", busybox(), "echo short done", 60_000, false),
+    );
+    let long_container = format!("orbitdock-{}-long-{}", w.tenant, &long.execution[..8]);
+    for p in [long.clone(), short.clone()] {
+        w.agent.handle_message(wire::Message::Plan(p)).unwrap();
+    }
+    let agent = w.agent.clone();
+    let plans = tokio::spawn(async move { agent.run_plans().await });
+    let docker = docker().await;
+    let mut ended = Vec::new();
+    let until = Instant::now() + Duration::from_secs(120);
+    while ended.len() < 2 {
+        let left = until.saturating_duration_since(Instant::now());
+        let Ok(Some(out)) = tokio::time::timeout(left, w._outbox.recv()).await else {
+            panic!("the plans did not end: {ended:?}");
+        };
+        if let Outgoing::Message(wire::Message::ExecutionEvent {
+            execution, state, ..
+        }) = out
+            && state != wire::TaskState::Running
+        {
+            if execution == short.execution {
+                // The long pod still runs when the short plan ends.
+                let running = docker
+                    .inspect_container(&long_container, None::<InspectContainerOptions>)
+                    .await
+                    .ok()
+                    .and_then(|c| c.state)
+                    .and_then(|s| s.running);
+                assert_eq!(running, Some(true), "{long_container}");
+            }
+            ended.push((execution, state));
+        }
+    }
+    plans.abort();
+    assert_eq!(
+        ended,
+        [
+            (short.execution, wire::TaskState::Success),
+            (long.execution, wire::TaskState::Success)
+        ]
+    );
+}

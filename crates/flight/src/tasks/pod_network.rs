@@ -27,6 +27,7 @@ impl Executor {
 
     /// Removes the tenant's internal network once no pod uses it; a failure only warns.
     pub(super) async fn release_network(&self, tenant: &str) {
+        let _held = self.pods.network.lock().await;
         let name = network_name(tenant);
         if let Err(e) = self.runtime.remove_network(&name).await {
             tracing::warn!(network = name, error = %e.message, "cannot remove a tenant's network");

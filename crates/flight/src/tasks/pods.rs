@@ -129,6 +129,7 @@ impl Executor {
             ports: pod.merged && !pod.ports.is_empty(),
         };
         let mut running = false;
+        let mut network_held = None;
         let (id, limit, start) = match left {
             // A container of this task, left by a restart: taken up, never run a second time
             // (created: started now; running: waited for, for what is left of its time;
@@ -191,7 +192,10 @@ impl Executor {
                     labels.insert(PORTS_LABEL.into(), ports_label(pod.ports));
                 }
                 let network = match pod.merged {
-                    true => Some(self.tenant_network(tenant).await?),
+                    true => {
+                        network_held = Some(self.pods.network.lock().await);
+                        Some(self.tenant_network(tenant).await?)
+                    }
                     false => None,
                 };
                 let created = self
@@ -202,6 +206,7 @@ impl Executor {
                 let id = match created {
                     Ok(id) => id,
                     Err(failed) => {
+                        drop(network_held.take());
                         if pod.merged {
                             self.release_network(tenant).await;
                         }
@@ -245,6 +250,7 @@ impl Executor {
                 e.message
             ));
         }
+        drop(network_held);
         if let Some(message) = failed {
             let result = self
                 .finish_pod(
