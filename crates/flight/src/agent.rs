@@ -197,6 +197,7 @@ impl Agent {
             pods: Arc::default(),
             quotas: Arc::new(config.quotas.clone()),
             ledger: Arc::new(crate::quota::Ledger::open(state)),
+            gpu: gpu_of_this_machine(),
         };
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -722,6 +723,16 @@ impl Agent {
             .await;
         }
     }
+}
+
+/// The GPU of this machine a `GPU` pod gets (see `runtime::detect_gpu`), logged once.
+fn gpu_of_this_machine() -> crate::runtime::Gpu {
+    let gpu = crate::runtime::detect_gpu(
+        std::path::Path::new("/dev"),
+        std::env::var_os("PATH").as_deref(),
+    );
+    tracing::info!(gpu = gpu.describe(), "the GPU pods of node GPU get");
+    gpu
 }
 
 /// The recorded final events of a finished plan, to send again.

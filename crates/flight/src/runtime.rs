@@ -34,7 +34,7 @@ use crate::error::Error;
 mod pod_host;
 #[path = "pod_ports.rs"]
 mod pod_ports;
-pub use self::pod_host::{NODE_CLASSES, NodeClass};
+pub use self::pod_host::{Gpu, GpuDevice, NODE_CLASSES, NodeClass, detect_gpu};
 pub(crate) use self::pod_host::{host_config, node_class};
 pub use crate::logbook::LogBook;
 pub use crate::names::{host_platform, short_id};
@@ -176,6 +176,8 @@ pub struct ContainerSpec {
     pub node: NodeClass,
     /// The internal network it joins (its hostname an alias there), or `None`: no network.
     pub network: Option<String>,
+    /// The GPU it gets (a `GPU` pod's: the machine's), or none.
+    pub gpu: Gpu,
 }
 
 /// Where a container stands: how a pod left by a restarted agent is taken up again.
@@ -1270,6 +1272,7 @@ mod tests {
             image_volumes: vec![],
             node: NODE_CLASSES[0],
             network: None,
+            gpu: Gpu::None,
         };
         let h = host_config(&spec);
         assert_eq!(h.readonly_rootfs, Some(true));
@@ -1326,6 +1329,7 @@ mod tests {
             .to_vec(),
             node: NODE_CLASSES[0],
             network: Some("orbitdock-alice".into()),
+            gpu: Gpu::None,
         };
         let t = pod_host::tmpfs_mounts(&spec);
         let mut keys: Vec<&str> = t.keys().map(String::as_str).collect();
@@ -1344,6 +1348,103 @@ mod tests {
     }
 
     use super::pod_host::CPU;
+
+    #[test]
+    fn a_gpu_is_found_under_dev_and_passed_to_gpu_pods_only() {
+        let dev = tempfile::tempdir().unwrap();
+        let bin = tempfile::tempdir().unwrap();
+        let path = std::env::join_paths([bin.path()]).unwrap();
+        assert_eq!(detect_gpu(dev.path(), Some(&path)), Gpu::None);
+        // DRM render nodes (card nodes are for displays, not passed).
+        std::fs::create_dir(dev.path().join("dri")).unwrap();
+        for f in ["card0", "renderD129", "renderD128"] {
+            std::fs::write(dev.path().join("dri").join(f), b"").unwrap();
+        }
+        let gid = std::os::unix::fs::MetadataExt::gid(
+            &std::fs::metadata(dev.path().join("dri/renderD128")).unwrap(),
+        );
+        let dri = detect_gpu(dev.path(), Some(&path));
+        let at = |n: &str| {
+            dev.path()
+                .join("dri")
+                .join(n)
+                .to_string_lossy()
+                .into_owned()
+        };
+        assert_eq!(
+            dri,
+            Gpu::Dri(vec![
+                GpuDevice {
+                    path: at("renderD128"),
+                    gid
+                },
+                GpuDevice {
+                    path: at("renderD129"),
+                    gid
+                },
+            ])
+        );
+        // An NVIDIA device counts only with the toolkit's hook on the PATH.
+        std::fs::write(dev.path().join("nvidiactl"), b"").unwrap();
+        assert_eq!(detect_gpu(dev.path(), Some(&path)), dri);
+        std::fs::write(bin.path().join("nvidia-container-runtime-hook"), b"").unwrap();
+        assert_eq!(detect_gpu(dev.path(), Some(&path)), Gpu::Nvidia);
+        assert_eq!(detect_gpu(dev.path(), None), dri);
+
+        // What the engine is asked for: `--gpus all` for NVIDIA; the render nodes and their
+        // groups otherwise; nothing without a GPU.
+        let spec = |gpu: Gpu| ContainerSpec {
+            name: "n".into(),
+            image: "i".into(),
+            user: "1:1".into(),
+            hostname: "h".into(),
+            entrypoint: None,
+            cmd: None,
+            env: vec![],
+            data_dir: "/v".into(),
+            labels: BTreeMap::new(),
+            tmp_bytes: 1 << 20,
+            log_bytes: 1 << 16,
+            image_volumes: vec![],
+            node: node_class(Some("GPU")).unwrap(),
+            network: None,
+            gpu,
+        };
+        let h = host_config(&spec(Gpu::Nvidia));
+        assert_eq!(
+            h.device_requests,
+            Some(vec![bollard::models::DeviceRequest {
+                driver: Some("nvidia".into()),
+                count: Some(-1),
+                capabilities: Some(vec![vec!["gpu".into()]]),
+                ..Default::default()
+            }])
+        );
+        assert!(h.devices.is_none() && h.group_add.is_none());
+        let h = host_config(&spec(dri));
+        assert!(h.device_requests.is_none());
+        let devices = h.devices.unwrap();
+        assert_eq!(
+            devices
+                .iter()
+                .map(|d| (
+                    d.path_on_host.clone().unwrap(),
+                    d.path_in_container.clone().unwrap(),
+                    d.cgroup_permissions.clone().unwrap()
+                ))
+                .collect::<Vec<_>>(),
+            [
+                (at("renderD128"), at("renderD128"), "rw".to_string()),
+                (at("renderD129"), at("renderD129"), "rw".to_string())
+            ]
+        );
+        assert_eq!(h.group_add, Some(vec![gid.to_string()]));
+        // Still hardened.
+        assert_eq!(h.privileged, Some(false));
+        assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
+        let h = host_config(&spec(Gpu::None));
+        assert!(h.device_requests.is_none() && h.devices.is_none() && h.group_add.is_none());
+    }
 
     #[test]
     fn node_classes() {

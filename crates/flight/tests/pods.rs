@@ -673,7 +673,8 @@ async fn a_detached_pod_is_supervised_again_after_a_restart() {
     );
 }
 
-/// A pod's node class sets its CPU and memory limits; an unknown node is refused.
+/// A pod's node class sets its CPU and memory limits; an unknown node is refused, and so is a GPU
+/// pod on this machine, which has no GPU.
 #[tokio::test(flavor = "multi_thread")]
 async fn node_classes_set_cpu_and_memory() {
     let w = World::new(flight::DiskLimits::default()).await;
@@ -741,6 +742,16 @@ async fn node_classes_set_cpu_and_memory() {
     assert_eq!(
         message(&r),
         "unknown node 'TPU': expected one of default, MPU, FPGA, GPU"
+    );
+    // This machine has no GPU (no NVIDIA device with its toolkit, no /dev/dri render node): a
+    // GPU pod is refused before anything is made.
+    assert!(!Path::new("/dev/nvidiactl").exists() && !Path::new("/dev/dri").exists());
+    let r = w.run(with_node("g", "gpu")).await;
+    assert_eq!(code(&r), Some(ErrorCode::ValidationError), "{r:?}");
+    assert_eq!(
+        message(&r),
+        "node GPU: this system has no GPU to give a pod (no NVIDIA GPU with the NVIDIA container \
+         toolkit, no /dev/dri render node); run it on node default, MPU or FPGA"
     );
     assert!(tenant_containers(&docker, &w.tenant).await.is_empty());
 }

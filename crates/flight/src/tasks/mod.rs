@@ -198,6 +198,8 @@ pub(crate) struct Executor {
     pub(crate) quotas: Arc<crate::Quotas>,
     /// What the tenants used of them today (see `crate::quota`).
     pub(crate) ledger: Arc<crate::quota::Ledger>,
+    /// The GPU a pod of the `GPU` node class gets, found at start.
+    pub(crate) gpu: crate::runtime::Gpu,
 }
 
 impl Executor {
@@ -403,6 +405,7 @@ pub(crate) mod tests {
             pods: Arc::default(),
             quotas: Arc::default(),
             ledger: Arc::new(crate::quota::Ledger::open(dir.path())),
+            gpu: crate::runtime::Gpu::None,
         };
         Rig {
             _dir: dir,

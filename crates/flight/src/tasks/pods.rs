@@ -62,6 +62,13 @@ impl Executor {
         names::check_volume(pod.volume).map_err(invalid)?;
         let node = crate::runtime::node_class(pod.node).map_err(invalid)?;
         let (image, info) = self.resolve_image(tenant, pod.image).await?;
+        if node.gpu && self.gpu == crate::runtime::Gpu::None {
+            return Err(invalid(format!(
+                "node {}: this system has no GPU to give a pod (no NVIDIA GPU with the NVIDIA \
+                 container toolkit, no /dev/dri render node); run it on node default, MPU or FPGA",
+                node.name
+            )));
+        }
         let mut env = Vec::with_capacity(pod.env.len());
         for (k, v) in pod.env {
             if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
@@ -671,6 +678,10 @@ impl Executor {
             image_volumes: info.volumes.clone(),
             node,
             network,
+            gpu: match node.gpu {
+                true => self.gpu.clone(),
+                false => crate::runtime::Gpu::None,
+            },
         };
         match self.runtime.create_container(&spec).await {
             Ok(id) => Ok(id),
@@ -1339,6 +1350,53 @@ mod tests {
         assert_eq!(
             res.error.unwrap().message,
             "the log of pod ghost in volume pvc not found: /.logs/ghost.log"
+        );
+    }
+
+    /// A GPU pod gets the machine's GPU; without one it is refused before anything is made.
+    #[tokio::test]
+    async fn gpu_pods_get_the_gpu_or_are_refused() {
+        let gpu = |mut kind: TaskKind| {
+            if let TaskKind::PodRun { node, .. } = &mut kind {
+                *node = Some("GPU".into());
+            }
+            kind
+        };
+        let r = rig(|s| s.exit_code = Some(0));
+        let res = r.run(gpu(pod(image("busybox", "latest"), None))).await;
+        assert_eq!(code(&res), Some(2));
+        assert!(
+            res.error
+                .unwrap()
+                .message
+                .starts_with("node GPU: this system has no GPU to give a pod")
+        );
+        assert!(container_calls(&r).is_empty());
+        let mut r = rig(|s| s.exit_code = Some(0));
+        r.exec.gpu = crate::runtime::Gpu::Nvidia;
+        assert!(
+            r.run(gpu(pod(image("busybox", "latest"), None)))
+                .await
+                .succeeded()
+        );
+        r.exec.forget_pods("exec0123456789");
+        assert!(
+            r.run(pod(image("busybox", "latest"), None))
+                .await
+                .succeeded()
+        );
+        let gpus: Vec<crate::runtime::Gpu> = r
+            .fake
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Create(s) => Some(s.gpu),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            gpus,
+            [crate::runtime::Gpu::Nvidia, crate::runtime::Gpu::None]
         );
     }
 
