@@ -736,8 +736,11 @@ impl Executor {
         limit: Duration,
         stop: Option<watch::Receiver<Option<Duration>>>,
     ) -> PodOutcome {
-        self.ledger
-            .pod_started(&meter.name, tenant, meter.nano_cpus, meter.since_ms);
+        // Counted only for a tenant with a compute quota: no write to the disk otherwise.
+        if self.quotas.of(tenant).compute_seconds_per_day.is_some() {
+            self.ledger
+                .pod_started(&meter.name, tenant, meter.nano_cpus, meter.since_ms);
+        }
         let outcome = self.supervise(tenant, meter, id, limit, stop).await;
         self.ledger.pod_ended(&meter.name, now_ms());
         // It stopped: its address may go to another pod once its container is removed.
