@@ -35,7 +35,7 @@ pub struct System {
     pub drift: Vec<Drift>,
 }
 
-/// A system's declaration: the systems file's `platform`, `builder` and `catalogue`.
+/// A system's declaration: the systems file's `platform`, `builder`, `catalogue` and `gpu`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Declaration {
     /// `os/arch` of its engine.
@@ -44,6 +44,8 @@ pub struct Declaration {
     pub builder: String,
     /// Its preloaded base images.
     pub catalogue: Vec<DeclaredImage>,
+    /// Whether a pod of node `GPU` gets a GPU there; `null`: not declared.
+    pub gpu: Option<bool>,
 }
 
 /// A declared base image and what is inside it.

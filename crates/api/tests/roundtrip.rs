@@ -213,7 +213,7 @@ fn systems() {
     let declared = json!({"platform": "linux/arm64", "builder": "classic",
         "catalogue": [{"name": "busybox:latest", "digest": null, "platform": "linux/arm64",
                        "shell": true, "libraries": [], "glibc": null, "interpreters": ["sh"],
-                       "layers": []}]});
+                       "layers": []}], "gpu": null});
     check::<api::SystemList>(json!({"systems": [
         {"name": "em", "platform": null, "last_seen": null,
          "catalogue": [{"name": "busybox:latest", "platform": "linux/arm64", "digest": null,

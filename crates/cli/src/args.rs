@@ -463,7 +463,9 @@ pub(crate) struct FlightArgs {
     #[arg(long)]
     pub(crate) systems_file: Option<PathBuf>,
     /// Disk limits (JSON: tenant_bytes, downlink_file_bytes, build_context_bytes, archive_bytes,
-    /// object_store_bytes, reserve_bytes, pod_tmp_bytes, pod_log_bytes; each optional).
+    /// object_store_bytes, reserve_bytes, pod_tmp_bytes, pod_log_bytes; each optional) and the
+    /// tenants' quotas (`quotas`: `default` and `tenants` by name, each with volume_bytes,
+    /// image_bytes, compute_seconds_per_day, downlink_bytes_per_day).
     #[arg(long)]
     pub(crate) limits: Option<PathBuf>,
 }

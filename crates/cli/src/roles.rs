@@ -287,6 +287,10 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
             Some(file) => flight::DiskLimits::load(file)?,
             None => flight::DiskLimits::default(),
         },
+        quotas: match &a.limits {
+            Some(file) => flight::Quotas::load(file)?,
+            None => flight::Quotas::none(),
+        },
     };
     let mut config = config;
     if let Some(file) = &a.systems_file {

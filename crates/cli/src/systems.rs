@@ -55,6 +55,9 @@ pub(crate) struct SystemSpec {
     /// The catalogue: a list of entries, or the path of a catalogue file relative to this file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) catalogue: Option<wire::CatalogueSource>,
+    /// Whether a pod of node `GPU` gets a GPU there (not said: the flight agent finds out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) gpu: Option<bool>,
 }
 
 /// Reads a systems file's entries; an error names the file and the field (`fm.builder`).
@@ -107,10 +110,9 @@ pub(crate) fn declarations(
             }
         };
         let builder = spec.builder.unwrap_or_default();
-        out.insert(
-            name,
-            wire::SystemDescription::new(&platform, builder, catalogue),
-        );
+        let mut declared = wire::SystemDescription::new(&platform, builder, catalogue);
+        declared.gpu = spec.gpu;
+        out.insert(name, declared);
     }
     Ok(out)
 }
@@ -207,6 +209,7 @@ pub(crate) fn demo_systems(now: SystemTime) -> String {
         platform: None,
         builder: None,
         catalogue: None,
+        gpu: None,
         tle: Some(demo.tle_text),
         stations: demo
             .stations
@@ -230,6 +233,25 @@ pub(crate) fn demo_systems(now: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gpu_is_declared_or_left_unsaid() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("systems.json");
+        std::fs::write(
+            &file,
+            r#"{"em": {}, "fm": {"gpu": false}, "gm": {"gpu": true}}"#,
+        )
+        .unwrap();
+        let d = declarations(&file).unwrap();
+        assert_eq!(
+            [&d["em"], &d["fm"], &d["gm"]].map(|s| s.gpu),
+            [None, Some(false), Some(true)]
+        );
+        std::fs::write(&file, r#"{"fm": {"gpu": "no"}}"#).unwrap();
+        let e = declarations(&file).unwrap_err().to_string();
+        assert!(e.contains("fm.gpu: invalid type"), "{e}");
+    }
 
     #[test]
     fn the_demo_systems_file_reads_back_as_the_demo_orbit() {

@@ -2,7 +2,11 @@
 //!
 //! Two loops share one [`Agent`]: the event loop ([`Agent::handle_event`]) accepts plans and
 //! learns of arrived objects, without ever waiting, and the plan loop ([`Agent::run_plans`]) runs
-//! queued plans one at a time, in arrival order. A plan is persisted before it is queued and after
+//! queued plans, each in a task of its own, side by side unless they conflict (see `schedule`:
+//! the same tenant's plans that share a volume, a pod name or the images it changes run one
+//! after the other, in arrival order; different tenants' never wait for each other), at most
+//! [`MAX_RUNNING_PLANS`] at once. Each plan's events go out in its tasks' order. A plan is
+//! persisted before it is queued and after
 //! each task, so a restarted agent resumes where it stopped (a task cut short runs again from its
 //! start, after the recorded events of the tasks before it are sent again, in case they were lost
 //! with the restart). Objects never travel as messages: the link session moves them between its
@@ -49,12 +53,15 @@ use crate::fsutil::now_ms;
 use crate::names;
 use crate::plans::{PlanRecord, PlanStore, SEQUENCE_WINDOW, Sequences, TaskRecord};
 use crate::runtime::{DockerRuntime, Runtime};
+use crate::schedule::{self, Claim};
 use crate::store::ObjectStore;
 use crate::tasks::{Executor, MAX_LISTING, OBJECT_WAIT, TaskResult};
 use crate::volumes::{self, Volumes};
 
 /// Plans waiting to run; a plan beyond this is refused (`BUSY`).
 const MAX_QUEUED_PLANS: usize = 256;
+/// Plans running at once.
+const MAX_RUNNING_PLANS: usize = 8;
 /// Messages and objects waiting for the link, in [`run`].
 const OUTBOX: usize = 64;
 /// How often the agent says `Hello` (when the link is up and idle).
@@ -98,6 +105,8 @@ struct Inner {
     /// The plan sequence numbers accepted (saved with `plans`).
     sequences: Mutex<Sequences>,
     queue: Mutex<VecDeque<PlanRecord>>,
+    /// The plans running, by execution, with what they claim.
+    running: Mutex<Vec<(String, Claim)>>,
     queued: Notify,
     next_seq: AtomicU64,
     /// Drawn at start; sent in every `Hello` (see `wire::Message::Hello`).
@@ -186,6 +195,9 @@ impl Agent {
             builder: config.builder,
             object_wait: OBJECT_WAIT,
             pods: Arc::default(),
+            quotas: Arc::new(config.quotas.clone()),
+            ledger: Arc::new(crate::quota::Ledger::open(state)),
+            gpu: gpu_of_this_machine(),
         };
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -194,6 +206,7 @@ impl Agent {
                 plans,
                 sequences: Mutex::new(sequences),
                 queue: Mutex::new(pending.into()),
+                running: Mutex::default(),
                 queued: Notify::new(),
                 next_seq: AtomicU64::new(next_seq),
                 boot: rand::random(),
@@ -280,18 +293,57 @@ impl Agent {
         self.inner.dropped.load(Ordering::Relaxed)
     }
 
-    /// Runs queued plans, one at a time, forever; abort the task running it to stop. The objects
-    /// of resumed plans were asked for when the plans arrived; the link session resumes their
-    /// transfers, and an uplink that waits too long asks again.
+    /// Runs queued plans forever, side by side unless they conflict (see the module's
+    /// documentation); abort the task running it to stop, which stops the plans it runs. The
+    /// objects of resumed plans were asked for when the plans arrived; the link session resumes
+    /// their transfers, and an uplink that waits too long asks again.
     pub async fn run_plans(&self) {
         self.take_up_detached_pods().await;
+        let mut plans = JoinSet::new();
+        let mut executions = std::collections::HashMap::new();
         loop {
-            let next = self.lock_queue().pop_front();
-            match next {
-                Some(record) => self.execute(record).await,
-                None => self.inner.queued.notified().await,
+            while plans.len() < MAX_RUNNING_PLANS {
+                let Some(record) = self.next_runnable() else {
+                    break;
+                };
+                let (agent, execution) = (self.clone(), record.plan.execution.clone());
+                let task = plans.spawn(async move { agent.execute(record).await });
+                executions.insert(task.id(), execution);
+            }
+            tokio::select! {
+                _ = self.inner.queued.notified() => {}
+                Some(ended) = plans.join_next_with_id(), if !plans.is_empty() => {
+                    let id = match ended {
+                        Ok((id, ())) => id,
+                        Err(e) => {
+                            // Its record stays unfinished: the plan resumes at the next start.
+                            tracing::error!(error = %e, "a plan's task ended abnormally");
+                            e.id()
+                        }
+                    };
+                    if let Some(execution) = executions.remove(&id) {
+                        self.lock_running().retain(|(e, _)| *e != execution);
+                    }
+                }
             }
         }
+    }
+
+    /// Takes the first queued plan that conflicts with no running plan and no plan queued before
+    /// it, and counts it as running.
+    fn next_runnable(&self) -> Option<PlanRecord> {
+        let mut running = self.lock_running();
+        let mut queue = self.lock_queue();
+        let claims: Vec<Claim> = queue.iter().map(|r| Claim::of(&r.plan)).collect();
+        let held: Vec<Claim> = running.iter().map(|(_, c)| c.clone()).collect();
+        let i = schedule::next_runnable(&claims, &held)?;
+        let record = queue.remove(i)?;
+        running.push((record.plan.execution.clone(), claims[i].clone()));
+        Some(record)
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, Vec<(String, Claim)>> {
+        self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Supervises again the detached pods a previous run of the agent left running (see
@@ -673,6 +725,16 @@ impl Agent {
     }
 }
 
+/// The GPU of this machine a `GPU` pod gets (see `runtime::detect_gpu`), logged once.
+fn gpu_of_this_machine() -> crate::runtime::Gpu {
+    let gpu = crate::runtime::detect_gpu(
+        std::path::Path::new("/dev"),
+        std::env::var_os("PATH").as_deref(),
+    );
+    tracing::info!(gpu = gpu.describe(), "the GPU pods of node GPU get");
+    gpu
+}
+
 /// The recorded final events of a finished plan, to send again.
 fn replay(record: &PlanRecord) -> Vec<Message> {
     let execution = &record.plan.execution;
@@ -796,6 +858,7 @@ mod tests {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: crate::DiskLimits::default(),
+            quotas: crate::Quotas::none(),
         };
         (
             Agent::with_runtime(&config, Arc::new(fake), tx).unwrap(),
@@ -822,6 +885,7 @@ mod tests {
                 description: String::new(),
             }]),
             limits: crate::DiskLimits::default(),
+            quotas: crate::Quotas::none(),
         };
         let agent = Agent::with_runtime(&config, Arc::new(FakeRuntime::default()), tx).unwrap();
         let exec = &agent.inner.exec;
@@ -1106,6 +1170,86 @@ mod tests {
         assert!(dir.path().join("volumes/alice/pvc/late.txt").is_file());
     }
 
+    /// A long pod of one tenant does not hold up another tenant's plan, nor the same tenant's
+    /// on another volume; the same tenant's plan on its volume waits for it, then runs.
+    #[tokio::test]
+    async fn plans_run_side_by_side_unless_they_share_what_they_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeRuntime::with(|s| {
+            s.images.insert(
+                "busybox:latest".into(),
+                crate::runtime::ImageInfo {
+                    id: format!("sha256:{}", "b".repeat(64)),
+                    ..Default::default()
+                },
+            );
+            // Pods never exit: the long one ends at its max_duration.
+            s.exit_code = None;
+        });
+        let (agent, mut rx) = agent(dir.path(), fake);
+        let plan = |execution: &str, tenant: &str, kind: TaskKind| Plan {
+            execution: execution.into(),
+            tenant: tenant.into(),
+            tasks: vec![task("t", OnFailure::Stop, kind)],
+            system: "em".into(),
+            sequence: next_sequence(),
+            issued_ms: 0,
+            expires_ms: u64::MAX,
+            signature: Vec::new(),
+        };
+        let list = |volume: &str| TaskKind::FilesList {
+            volume: Some(volume.into()),
+            folder: "/".into(),
+            depth: 1,
+        };
+        let long_pod = TaskKind::PodRun {
+            pod_name: "long".into(),
+            image: ImageRef {
+                name: "busybox".into(),
+                tag: "latest".into(),
+            },
+            command: None,
+            args: None,
+            env: vec![],
+            volume: "pvc".into(),
+            max_duration_ms: Some(1500),
+            scheduled_ms: None,
+            detached: false,
+            node: None,
+            merged: false,
+            ports: vec![],
+        };
+        for p in [
+            plan("e-long", "alice", long_pod),
+            plan("e-same-volume", "alice", list("pvc")),
+            plan("e-other-volume", "alice", list("other")),
+            plan("e-other-tenant", "bob", list("pvc")),
+        ] {
+            agent.handle_message(Message::Plan(p)).unwrap();
+        }
+        run_until_idle(&agent).await;
+        let mut ended = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            if let Outgoing::Message(Message::ExecutionEvent {
+                execution, state, ..
+            }) = o
+                && state != TaskState::Running
+            {
+                ended.push(format!("{execution} {}", state.as_str()));
+            }
+        }
+        assert_eq!(ended.len(), 4, "{ended:?}");
+        let at = |e: &str| ended.iter().position(|x| x.starts_with(e)).unwrap();
+        assert!(at("e-other-tenant") < at("e-long"), "{ended:?}");
+        assert!(at("e-other-volume") < at("e-long"), "{ended:?}");
+        assert!(at("e-long") < at("e-same-volume"), "{ended:?}");
+        assert_eq!(
+            ended[at("e-long")],
+            "e-long FAILED",
+            "stopped at its max_duration"
+        );
+    }
+
     #[tokio::test]
     async fn bad_plans_are_refused_without_running() {
         let dir = tempfile::tempdir().unwrap();
@@ -1131,6 +1275,7 @@ mod tests {
                     detached: false,
                     node: None,
                     merged: false,
+                    ports: vec![],
                 },
             )],
             system: "em".into(),
@@ -1208,6 +1353,7 @@ mod tests {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: crate::DiskLimits::default(),
+            quotas: crate::Quotas::none(),
         };
         (Agent::with_runtime(&config, fake, tx).unwrap(), rx)
     }
@@ -1357,6 +1503,7 @@ mod tests {
                 detached: false,
                 node: None,
                 merged: false,
+                ports: vec![],
             },
         )];
         ground.sign(&mut pod);

@@ -42,6 +42,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
             builder: config.builder,
             catalogue: config.catalogue,
             limits: config.limits,
+            quotas: config.quotas.clone(),
         },
         outbox.clone(),
     )

@@ -125,6 +125,7 @@ fn idle_pod(name: &str) -> PlanTask {
             detached: false,
             node: None,
             merged: false,
+            ports: vec![],
         },
     )
 }
@@ -175,6 +176,7 @@ impl Setup {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: flight::DiskLimits::default(),
+            quotas: flight::Quotas::none(),
         };
         let agent = tokio::spawn(flight::run(config));
         let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);
@@ -299,6 +301,7 @@ async fn runs_a_plan_sent_over_the_link() {
                     detached: false,
                     node: None,
                     merged: false,
+                    ports: vec![],
                 },
             ),
             task(

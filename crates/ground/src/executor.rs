@@ -383,6 +383,7 @@ pub(crate) fn compile(
                 scheduled_ms,
                 merge,
                 node,
+                ports,
             } => TaskKind::PodRun {
                 pod_name: pod_name.to_string(),
                 image: image.clone(),
@@ -401,6 +402,7 @@ pub(crate) fn compile(
                     ),
                 node: node.clone(),
                 merged: *merge,
+                ports: ports.clone(),
             },
             TaskSpec::PodStop { pod_name, grace_ms } => TaskKind::PodStop {
                 pod_name: pod_name.to_string(),

@@ -36,8 +36,8 @@ pub use errors::ErrorCode;
 pub use message::{
     CAMERA_MAX_SIZE, CAMERA_MIN_SIZE, DecodeMessageError, ExecutionState, FileEntry, FileRef,
     ImageEntry, ImageRef, MAX_HELD_PLANS, MAX_MESSAGE, Message, OnFailure, PLAN_VALIDITY_MS, Plan,
-    PlanTask, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile, decode_message,
-    encode_message,
+    PlanTask, PodPort, PortProtocol, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile,
+    decode_message, encode_message,
 };
 pub use names::{
     ExecutionId, ImageName, ImageTag, NameError, NamespaceName, NamespacePath, OperationName,

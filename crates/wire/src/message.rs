@@ -144,6 +144,34 @@ pub struct ImageRef {
     pub tag: String,
 }
 
+/// A port a merged pod lets its tenant's other merged pods reach (`pod.run`'s `ports`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PodPort {
+    /// The port the pod listens on, 1 to 65535.
+    pub container: u16,
+    /// Its protocol.
+    pub protocol: PortProtocol,
+}
+
+/// The protocol of a [`PodPort`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PortProtocol {
+    /// TCP (the default).
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl PortProtocol {
+    /// `tcp` or `udp`, as iptables and Docker spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortProtocol::Tcp => "tcp",
+            PortProtocol::Udp => "udp",
+        }
+    }
+}
+
 /// A file to place in a volume by an uplink task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UplinkFile {
@@ -235,6 +263,10 @@ pub enum TaskKind {
         /// The pod joins its tenant's internal network, where the tenant's other merged pods
         /// reach it as `<tenant>-<pod_name>` (a merged pod.run); `false`: no network at all.
         merged: bool,
+        /// The ports of a merged pod its tenant's other merged pods may reach; no other port
+        /// of it is reachable. Nothing for a pod that is not merged (it has no network).
+        #[serde(default)]
+        ports: Vec<PodPort>,
     },
     /// Delete files or folders (with everything under them) of a volume; the volume root deletes
     /// the volume itself. Paths are literal: no wildcards.
@@ -463,6 +495,10 @@ mod tests {
                     detached: true,
                     node: Some("GPU".into()),
                     merged: true,
+                    ports: vec![PodPort {
+                        container: 8080,
+                        protocol: PortProtocol::Udp,
+                    }],
                 },
             }],
             system: "em".into(),

@@ -104,6 +104,7 @@ impl Stack {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: flight::DiskLimits::default(),
+            quotas: flight::Quotas::none(),
         };
         tasks.push(tokio::spawn(async move {
             flight::run(flight_config).await.unwrap();

@@ -260,6 +260,7 @@ pub(super) fn declaration(d: &wire::SystemDescription) -> api::Declaration {
                 layers: e.layers.iter().map(|l| l.to_string()).collect(),
             })
             .collect(),
+        gpu: d.gpu,
     }
 }
 

@@ -147,6 +147,9 @@ pub(crate) enum TaskSpec {
         /// `node`: the node class, as written (checked: `default`, `MPU`, `FPGA`, `GPU`, any
         /// case, or `mpu1`).
         node: Option<String>,
+        /// `ports`: what the tenant's other merged pods may reach of a merged pod (`host` is
+        /// read and dropped: nothing is published on the host).
+        ports: Vec<wire::PodPort>,
     },
     /// Stops a running pod of the tenant by name.
     PodStop {
@@ -713,7 +716,34 @@ tasks:
                 scheduled_ms: None,
                 merge: false,
                 node: None,
+                ports: vec![],
             }
+        );
+        // `ports`: numbers are TCP; `host` is read and dropped; a port named twice counts once.
+        let TaskSpec::PodRun { ports, .. } = spec_of(&format!(
+            "{HEAD}  - id: srv\n    type: pod.run\n    image: x\n    merge: true\n    ports: [8080, {{container: 53, protocol: udp, host: 5353}}, {{container: 8080, protocol: TCP}}]\n"
+        )) else {
+            panic!()
+        };
+        assert_eq!(
+            ports,
+            [
+                wire::PodPort {
+                    container: 8080,
+                    protocol: wire::PortProtocol::Tcp
+                },
+                wire::PodPort {
+                    container: 53,
+                    protocol: wire::PortProtocol::Udp
+                }
+            ]
+        );
+        check(
+            &format!(
+                "{HEAD}  - id: srv\n    type: pod.run\n    image: x\n    ports: [0, {{container: 1, protocol: sctp}}]\n"
+            ),
+            "7:13 [srv] task 'srv' (pod.run, line 7): field 'ports' must be a whole number from 1 to 65535\n\
+             7:41 [srv] task 'srv' (pod.run, line 7): field 'protocol' must be TCP or UDP",
         );
         assert_eq!(
             spec_of(&format!(
