@@ -24,9 +24,9 @@ mod systems;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use executions::{
-    Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, StartExecution, State,
-    Task, TaskError, TaskOutputs, TenantImage, UnknownState, UplinkEta, encode_path,
-    namespace_file_uri,
+    Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, SentObject,
+    StartExecution, State, Task, TaskError, TaskOutputs, TenantImage, UnknownState, UplinkEta,
+    UplinkReport, encode_path, namespace_file_uri,
 };
 pub use files::{
     CreateNamespace, FileList, MoveFiles, Moved, MovedPath, Namespace, NamespaceFile,

@@ -50,8 +50,8 @@ use crate::names;
 use crate::plans::{PlanRecord, PlanStore, SEQUENCE_WINDOW, Sequences, TaskRecord};
 use crate::runtime::{DockerRuntime, Runtime};
 use crate::store::ObjectStore;
-use crate::tasks::{Executor, MAX_LISTING, OBJECT_WAIT, TaskResult};
-use crate::volumes::{self, Volumes};
+use crate::tasks::{Executor, OBJECT_WAIT, TaskResult};
+use crate::volumes::Volumes;
 
 /// Plans waiting to run; a plan beyond this is refused (`BUSY`).
 const MAX_QUEUED_PLANS: usize = 256;
@@ -106,6 +106,10 @@ struct Inner {
     verifier: Option<wire::PlanVerifier>,
     /// Messages given up on (see [`run`]).
     dropped: AtomicU64,
+    /// Patches announced, not yet applied (see `agent_patches`).
+    patcher: crate::patches::Patcher,
+    /// The digests of the volumes' files (see `inventory`).
+    digests: crate::inventory::FileDigests,
 }
 
 impl std::fmt::Debug for Agent {
@@ -199,6 +203,8 @@ impl Agent {
                 boot: rand::random(),
                 verifier: config.plan_verifier.clone(),
                 dropped: AtomicU64::new(0),
+                patcher: crate::patches::Patcher::new(),
+                digests: crate::inventory::FileDigests::open(state),
             }),
         };
         // The objects of resumed plans are asked for again: a plan's `Need` goes out through the
@@ -248,7 +254,7 @@ impl Agent {
                     tracing::error!(seq, error = %e, "dropped an undecodable message");
                 }
             },
-            LinkEvent::ObjectReceived(digest) => self.inner.exec.store.arrived(&digest),
+            LinkEvent::ObjectReceived(digest) => self.object_arrived(&digest),
             LinkEvent::ObjectDelivered(digest) => {
                 tracing::debug!(%digest, "the ground has an object")
             }
@@ -266,6 +272,7 @@ impl Agent {
     pub fn handle_message(&self, message: Message) -> Result<(), Error> {
         match message {
             Message::Plan(plan) => self.accept(plan)?,
+            Message::Patches { patches } => self.take_patches(patches),
             Message::Need { .. } => tracing::debug!("ignored a Need from the ground"),
             other => {
                 tracing::debug!(message = ?std::mem::discriminant(&other), "ignored a message meant for the ground")
@@ -565,21 +572,7 @@ impl Agent {
 
     /// A request for every uplink object of the plan not in the store, if any.
     fn objects_missing(&self, plan: &Plan) -> Option<Message> {
-        let wanted = plan.tasks.iter().flat_map(|t| match &t.kind {
-            TaskKind::Uplink { files, .. } => files.iter().map(|f| f.digest).collect(),
-            _ => Vec::new(),
-        });
-        let missing = self.inner.exec.store.missing(wanted);
-        if !missing.is_empty() {
-            tracing::info!(
-                execution = plan.execution,
-                objects = missing.len(),
-                "asking for objects"
-            );
-            Some(Message::Need { digests: missing })
-        } else {
-            None
-        }
+        self.want_missing(plan)
     }
 
     async fn execute(&self, mut record: PlanRecord) {
@@ -652,17 +645,9 @@ impl Agent {
         if names::check_volume(volume).is_err() {
             return;
         }
-        let dir = self.inner.exec.volumes.volume_dir(tenant, volume);
-        // A volume that is gone (deleted) is listed empty.
-        let listed = tokio::task::spawn_blocking(move || {
-            if dir.is_dir() {
-                volumes::list(&dir, "", u32::MAX, MAX_LISTING)
-            } else {
-                (Vec::new(), false)
-            }
-        })
-        .await;
-        if let Ok((files, _)) = listed {
+        let (agent, t, v) = (self.clone(), tenant.to_string(), volume.to_string());
+        let listed = tokio::task::spawn_blocking(move || agent.list_volume(&t, &v)).await;
+        if let Ok(files) = listed {
             self.send(Message::VolumeListing {
                 tenant: tenant.into(),
                 volume: volume.into(),
@@ -771,6 +756,8 @@ pub(crate) async fn catalogue_of(runtime: &dyn Runtime, bases: &[BaseImage]) -> 
 
 #[path = "agent_run.rs"]
 mod behind_link;
+#[path = "agent_patches.rs"]
+mod patching;
 pub use behind_link::run;
 
 #[cfg(test)]
@@ -864,6 +851,8 @@ mod tests {
             };
             out.push(match m {
                 Message::Need { digests } => format!("need {}", digests.len()),
+                Message::Want { objects } => format!("want {}", objects.len()),
+                Message::Patches { patches } => format!("patches {}", patches.len()),
                 Message::TaskEvent {
                     task, state, error, ..
                 } => format!(
@@ -962,7 +951,7 @@ mod tests {
             signature: Vec::new(),
         };
         agent.handle_message(Message::Plan(plan.clone())).unwrap();
-        assert_eq!(drain(&mut rx), ["need 1"]);
+        assert_eq!(drain(&mut rx), ["want 1"]);
         // The object arrives while the uplink waits for it, and wakes it.
         let late = {
             let (agent, data) = (agent.clone(), data.clone());
@@ -1092,7 +1081,7 @@ mod tests {
                 signature: Vec::new(),
             };
             agent.handle_message(Message::Plan(plan)).unwrap();
-            assert_eq!(drain(&mut rx), ["need 1"]);
+            assert_eq!(drain(&mut rx), ["want 1"]);
             // The agent stops before running it.
         }
         let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
@@ -1101,7 +1090,7 @@ mod tests {
         let events = drain(&mut rx);
         // The objects were asked for when the plan came, and are asked for again at the restart
         // (issue 11: the first `Need` may have been lost with it).
-        assert_eq!(events[..2], ["need 1", "execution RUNNING"], "{events:?}");
+        assert_eq!(events[..2], ["want 1", "execution RUNNING"], "{events:?}");
         assert_eq!(events.last().unwrap(), "execution SUCCESS", "{events:?}");
         assert!(dir.path().join("volumes/alice/pvc/late.txt").is_file());
     }

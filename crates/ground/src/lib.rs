@@ -31,6 +31,7 @@ mod db;
 mod declared;
 mod downlink;
 mod em;
+mod encoder;
 mod error;
 mod executor;
 mod http;

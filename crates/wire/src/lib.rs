@@ -35,9 +35,9 @@ pub use digest::{Digest, DigestParseError};
 pub use errors::ErrorCode;
 pub use message::{
     CAMERA_MAX_SIZE, CAMERA_MIN_SIZE, DecodeMessageError, ExecutionState, FileEntry, FileRef,
-    ImageEntry, ImageRef, MAX_HELD_PLANS, MAX_MESSAGE, Message, OnFailure, PLAN_VALIDITY_MS, Plan,
-    PlanTask, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile, decode_message,
-    encode_message,
+    ImageEntry, ImageRef, MAX_HELD_PLANS, MAX_MESSAGE, MAX_PATCHED_OBJECT, MAX_WANT_BASES, Message,
+    OnFailure, PLAN_VALIDITY_MS, PatchOffer, Plan, PlanTask, TaskError, TaskKind, TaskOutputs,
+    TaskState, UplinkFile, WantedObject, decode_message, encode_message,
 };
 pub use names::{
     ExecutionId, ImageName, ImageTag, NameError, NamespaceName, NamespacePath, OperationName,

@@ -25,6 +25,7 @@ use sqlx::{SqlSafeStr, Sqlite, SqlitePool, Transaction};
 use crate::error::Error;
 
 mod downlinks;
+mod encodings;
 mod executions;
 mod files;
 mod namespaces;
@@ -40,6 +41,10 @@ pub(crate) use downlinks::{
     insert_pending_downlink, pending_downlink, pending_downlink_count, pending_downlinks,
     release_execution_state,
 };
+pub(crate) use encodings::{
+    Encoding, SentRow, UplinkWant, delete_want, encoding, execution_sends, insert_encoding,
+    insert_sends, pending_wants, record_want, tenant_reads_blob, unfinished_executions_sending,
+};
 pub(crate) use executions::{
     ExecutionRow, TaskRow, busy_execution, execution, executions_of, insert_execution, insert_task,
     latest_execution_with_task, reported_images, tasks, update_execution, update_task,
@@ -53,8 +58,8 @@ pub(crate) use operations::{
 };
 pub(crate) use systems::{system, upsert_system};
 pub(crate) use uplinks::{
-    execution_digests, insert_execution_object, insert_execution_plan, next_plan_sequence,
-    served_objects, unfinished_plans, uplink_owners,
+    execution_digests, execution_uplink_totals, insert_execution_object, insert_execution_plan,
+    next_plan_sequence, served_objects, unfinished_plans, uplink_owners,
 };
 pub(crate) use usage::usage;
 pub(crate) use users::{delete_session, insert_session, password_hash, session_user, set_password};
@@ -119,6 +124,11 @@ fn migrator() -> Migrator {
             6,
             "system engine",
             include_str!("../../migrations/0006_system_engine.sql"),
+        ),
+        m(
+            7,
+            "uplink encodings",
+            include_str!("../../migrations/0007_uplink_encodings.sql"),
         ),
     ])
 }

@@ -217,6 +217,7 @@ pub(super) fn execution(
                 error: u.error.clone(),
             }
         }),
+        uplink: None,
     })
 }
 

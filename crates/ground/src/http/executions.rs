@@ -8,7 +8,7 @@ use super::convert::{execution, execution_summary};
 use super::{J, NamespaceQuery, P, Q, created};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::{Ground, db, executor, queue};
+use crate::{Ground, db, encoder, executor, queue};
 
 /// The execution, if the caller's.
 pub(crate) async fn load(g: &Ground, user: &str, id: &str) -> Result<api::Execution, ApiError> {
@@ -16,7 +16,9 @@ pub(crate) async fn load(g: &Ground, user: &str, id: &str) -> Result<api::Execut
         Some(e) if e.tenant == user => {
             let tasks = db::tasks(g.db(), id).await?;
             let eta = queue::execution_eta(g, &e).await?;
-            execution(&e, &tasks, eta.as_ref())
+            let mut shown = execution(&e, &tasks, eta.as_ref())?;
+            shown.uplink = encoder::report(g.db(), id).await?;
+            Ok(shown)
         }
         // Another tenant's execution is as good as absent.
         _ => Err(ApiError::not_found(format!("execution '{id}' not found"))),

@@ -1,0 +1,41 @@
+-- Sending only what a satellite lacks (docs/delta.md, "On the link").
+
+-- The patches the ground made for uplinks, each kept as a blob: what turns `base` (a blob; ''
+-- for none, the object compressed) into `target`. Made once, sent as often as asked.
+CREATE TABLE encodings (
+    target TEXT NOT NULL,
+    base   TEXT NOT NULL,
+    -- The patch's digest: the blob sent.
+    patch  TEXT NOT NULL,
+    -- `delta::Kind::name`: whole-zstd, zstd-ref, bsdiff, exe.
+    kind   TEXT NOT NULL,
+    size   INTEGER NOT NULL,
+    PRIMARY KEY (target, base)
+);
+
+-- Objects a system asked for with a `Want`, until the encoder has queued them: what it holds to
+-- make them from (a JSON list of digests), and whether it asked for the object itself.
+CREATE TABLE uplink_wants (
+    system   TEXT NOT NULL,
+    target   TEXT NOT NULL,
+    bases    TEXT NOT NULL,
+    whole    INTEGER NOT NULL,
+    asked_at INTEGER NOT NULL,
+    PRIMARY KEY (system, target)
+);
+CREATE INDEX uplink_wants_by_time ON uplink_wants(system, asked_at);
+
+-- What went up for each execution: for each object it needed, the object sent (the object
+-- itself, or a patch) with its kind (`raw` or a patch kind), the base of a delta, and its bytes.
+CREATE TABLE execution_sends (
+    execution TEXT NOT NULL REFERENCES executions(id) ON DELETE CASCADE,
+    target    TEXT NOT NULL,
+    object    TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    base      TEXT,
+    size      INTEGER NOT NULL,
+    raw_size  INTEGER NOT NULL,
+    at        INTEGER NOT NULL,
+    PRIMARY KEY (execution, object)
+);
+CREATE INDEX execution_sends_by_object ON execution_sends(object);
