@@ -39,6 +39,6 @@ pub use operations::{
 pub use session::{Health, LoginRequest, LoginResponse};
 pub use systems::{
     CatalogueImage, Declaration, DeclaredImage, Drift, EclipseInterval, EngineImage, EngineReport,
-    Eta, OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer, System, SystemList, Track,
-    TrackPoint, Volume, VolumeFile, VolumeFileList, VolumeList,
+    Eta, Inventory, OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer, System, SystemList,
+    Track, TrackPoint, Volume, VolumeFile, VolumeFileList, VolumeList,
 };

@@ -1,12 +1,16 @@
 //! The agent's side of sending only what it lacks: the `Want` it sends for a plan's missing
 //! objects (each with the object now at its landing path as a base the ground may send a delta
 //! against), the patches the ground announces and sends (applied off the event loop, one at a
-//! time; a patch that fails makes the agent ask for the object itself), and the volume digests
-//! refreshed with each listing (see `inventory`).
+//! time; a patch that fails makes the agent ask for the object itself), the volume listings with
+//! their files' digests (see `inventory`), and the inventory the ground mirrors: its summary after
+//! each `Hello`, and what the ground asks for again when its mirror differs.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use wire::{Digest, Message, PatchOffer, Plan, TaskKind, WantedObject};
+use wire::{
+    Digest, FileDigest, FileEntry, InventorySummary, MAX_INVENTORY_OBJECTS, Message, PatchOffer,
+    Plan, TaskKind, VolumeRef, VolumeSummary, WantedObject,
+};
 
 use super::Agent;
 use crate::names;
@@ -127,7 +131,7 @@ impl Agent {
     }
 
     /// The volume's listing with its files' digests refreshed (see `inventory`). Blocking.
-    pub(super) fn list_volume(&self, tenant: &str, volume: &str) -> Vec<wire::FileEntry> {
+    fn list_volume(&self, tenant: &str, volume: &str) -> (Vec<FileEntry>, Vec<FileDigest>) {
         let dir = self.inner.exec.volumes.volume_dir(tenant, volume);
         // A volume that is gone (deleted) is listed empty.
         let files = if dir.is_dir() {
@@ -135,8 +139,107 @@ impl Agent {
         } else {
             Vec::new()
         };
-        self.inner.digests.refresh(tenant, volume, &dir, &files);
-        files
+        let digests = self.inner.digests.refresh(tenant, volume, &dir, &files);
+        let digests = digests
+            .into_iter()
+            .map(|(path, digest)| FileDigest { path, digest })
+            .collect();
+        (files, digests)
+    }
+
+    /// Sends the volume's listing, then its files' digests.
+    pub(super) async fn send_listing(&self, tenant: &str, volume: &str) {
+        if names::check_tenant(tenant).is_err() || names::check_volume(volume).is_err() {
+            return;
+        }
+        let (agent, t, v) = (self.clone(), tenant.to_string(), volume.to_string());
+        let listed = tokio::task::spawn_blocking(move || agent.list_volume(&t, &v)).await;
+        if let Ok((files, digests)) = listed {
+            let (tenant, volume) = (tenant.to_string(), volume.to_string());
+            self.send(Message::VolumeListing {
+                tenant: tenant.clone(),
+                volume: volume.clone(),
+                files,
+            })
+            .await;
+            self.send(Message::VolumeDigests {
+                tenant,
+                volume,
+                files: digests,
+            })
+            .await;
+        }
+    }
+
+    /// What the agent holds, in short (sent after each `Hello`): the objects' digest and each
+    /// volume's (its listing with its files' digests, refreshed).
+    pub async fn inventory_summary(&self) -> InventorySummary {
+        let agent = self.clone();
+        let summary = tokio::task::spawn_blocking(move || {
+            let (objects, _) = agent.inner.exec.store.list(usize::MAX);
+            let mut volumes = Vec::new();
+            for v in agent.inner.digests.volumes() {
+                let (files, digests) = agent.list_volume(&v.tenant, &v.volume);
+                let known: HashMap<String, Digest> =
+                    digests.into_iter().map(|f| (f.path, f.digest)).collect();
+                let entries: Vec<(FileEntry, Option<Digest>)> = files
+                    .into_iter()
+                    .map(|f| {
+                        let d = known.get(&f.path).copied();
+                        (f, d)
+                    })
+                    .collect();
+                volumes.push(VolumeSummary {
+                    tenant: v.tenant,
+                    volume: v.volume,
+                    digest: wire::volume_digest(&entries),
+                });
+            }
+            InventorySummary {
+                objects: objects.len() as u64,
+                objects_digest: wire::objects_digest(&objects),
+                volumes,
+            }
+        })
+        .await;
+        summary.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot sum up the inventory");
+            InventorySummary {
+                objects: 0,
+                objects_digest: wire::objects_digest(&[]),
+                volumes: Vec::new(),
+            }
+        })
+    }
+
+    /// Answers the ground's request for what its mirror lacks: the object list (if asked) with
+    /// every volume there is, then each volume asked for, listed again.
+    pub(super) fn answer_inventory(&self, objects: bool, volumes: Vec<VolumeRef>) {
+        let agent = self.clone();
+        tokio::spawn(async move {
+            let a = agent.clone();
+            let listed = tokio::task::spawn_blocking(move || {
+                let objects = objects.then(|| a.inner.exec.store.list(MAX_INVENTORY_OBJECTS));
+                (objects, a.inner.digests.volumes())
+            })
+            .await;
+            let Ok((objects, all)) = listed else {
+                return;
+            };
+            let complete = objects.as_ref().is_some_and(|(_, complete)| *complete);
+            agent
+                .send(Message::Inventory {
+                    objects: objects.map(|(list, _)| list),
+                    complete,
+                    volumes: all.clone(),
+                })
+                .await;
+            for v in volumes.iter().take(wire::MAX_INVENTORY_VOLUMES) {
+                if all.contains(v) {
+                    agent.send_listing(&v.tenant, &v.volume).await;
+                }
+            }
+        });
     }
 }
 
@@ -352,9 +455,16 @@ mod tests {
                 .unwrap();
             let p = arrive(&agent, &bad);
             let store = agent.inner.exec.store.clone();
-            until(name, || !store.has(&p)).await;
+            let mut asked = Vec::new();
+            for _ in 0..6000 {
+                asked.extend(wants(&messages(&mut rx)));
+                if !asked.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(!store.has(&p), "{name}: the spent patch is removed");
             assert!(!store.has(&Digest::of(&v2)), "{name}: placed anyway");
-            let asked = wants(&messages(&mut rx));
             assert_eq!(
                 asked,
                 [WantedObject {
@@ -369,5 +479,94 @@ mod tests {
             let placed = dir.path().join("volumes/alice/pvc/bin/app");
             assert_eq!(std::fs::read(&placed).unwrap(), v2, "{name}");
         }
+    }
+
+    /// The summary after a Hello is what the ground computes from the listing and digests the
+    /// agent sent; asked, the agent sends its objects, its volumes and the listings asked for.
+    #[tokio::test]
+    async fn the_summary_matches_what_the_agent_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, mut rx) = agent(dir.path());
+        let (v1, _) = versions();
+        agent
+            .handle_message(Message::Plan(uplink("e1", 1, &v1)))
+            .unwrap();
+        arrive(&agent, &v1);
+        run_until_idle(&agent).await;
+        let sent = messages(&mut rx);
+        let reported = |sent: &[Message]| -> Vec<(FileEntry, Option<Digest>)> {
+            let mut files = Vec::new();
+            let mut digests = HashMap::new();
+            for m in sent {
+                match m {
+                    Message::VolumeListing { files: f, .. } => files = f.clone(),
+                    Message::VolumeDigests { files: d, .. } => {
+                        digests = d.iter().map(|f| (f.path.clone(), f.digest)).collect()
+                    }
+                    _ => {}
+                }
+            }
+            files
+                .into_iter()
+                .map(|f| {
+                    let d = digests.get(&f.path).copied();
+                    (f, d)
+                })
+                .collect()
+        };
+        let files = reported(&sent);
+        assert!(
+            files.contains(&(
+                FileEntry {
+                    path: "/bin/app".into(),
+                    ..files[1].0.clone()
+                },
+                Some(Digest::of(&v1))
+            )),
+            "{files:?}"
+        );
+        let summary = agent.inventory_summary().await;
+        assert_eq!(summary.objects, 1);
+        assert_eq!(
+            summary.objects_digest,
+            wire::objects_digest(&[Digest::of(&v1)])
+        );
+        assert_eq!(
+            summary.volumes,
+            [VolumeSummary {
+                tenant: "alice".into(),
+                volume: "pvc".into(),
+                digest: wire::volume_digest(&files),
+            }]
+        );
+
+        let pvc = VolumeRef {
+            tenant: "alice".into(),
+            volume: "pvc".into(),
+        };
+        agent
+            .handle_message(Message::InventoryRequest {
+                objects: true,
+                volumes: vec![pvc.clone()],
+            })
+            .unwrap();
+        let mut answer = Vec::new();
+        for _ in 0..6000 {
+            answer.extend(messages(&mut rx));
+            if answer.len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(answer.len(), 3, "{answer:?}");
+        assert_eq!(
+            answer[0],
+            Message::Inventory {
+                objects: Some(vec![Digest::of(&v1)]),
+                complete: true,
+                volumes: vec![pvc],
+            }
+        );
+        assert_eq!(reported(&answer), files);
     }
 }

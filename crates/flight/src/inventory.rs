@@ -23,9 +23,9 @@ use std::sync::Mutex;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use serde::{Deserialize, Serialize};
-use wire::{Digest, FileEntry};
+use wire::{Digest, FileEntry, VolumeRef};
 
-use crate::fsutil;
+use crate::{fsutil, names};
 
 /// How many bytes one refresh hashes at most; files beyond wait for the next one.
 const HASH_BUDGET: u64 = 2 << 30;
@@ -73,6 +73,8 @@ type VolumeDigests = BTreeMap<String, Known>;
 #[derive(Debug)]
 pub(crate) struct FileDigests {
     dir: PathBuf,
+    /// `<volumes_dir>`, whose `<tenant>/<volume>` folders are the volumes.
+    volumes_dir: PathBuf,
     volumes: Mutex<HashMap<(String, String), VolumeDigests>>,
 }
 
@@ -100,12 +102,44 @@ fn open_beneath(root: &Path, rel: &str) -> io::Result<(File, fs::Metadata)> {
 }
 
 impl FileDigests {
-    /// The digests kept under `state_dir`.
-    pub(crate) fn open(state_dir: &Path) -> FileDigests {
+    /// The digests of the volumes under `volumes_dir`, kept under `state_dir`.
+    pub(crate) fn open(state_dir: &Path, volumes_dir: &Path) -> FileDigests {
         FileDigests {
             dir: state_dir.join("file-digests"),
+            volumes_dir: volumes_dir.to_path_buf(),
             volumes: Mutex::default(),
         }
+    }
+
+    /// Every tenant volume there is (folders whose names are valid), sorted. Blocking.
+    pub(crate) fn volumes(&self) -> Vec<VolumeRef> {
+        let names = |dir: &Path| -> Vec<String> {
+            let Ok(entries) = fs::read_dir(dir) else {
+                return Vec::new();
+            };
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        };
+        let mut out = Vec::new();
+        for tenant in names(&self.volumes_dir) {
+            if names::check_tenant(&tenant).is_err() {
+                continue;
+            }
+            for volume in names(&self.volumes_dir.join(&tenant)) {
+                if names::check_volume(&volume).is_ok() {
+                    out.push(VolumeRef {
+                        tenant: tenant.clone(),
+                        volume,
+                    });
+                }
+            }
+        }
+        out.sort();
+        out.truncate(wire::MAX_INVENTORY_VOLUMES);
+        out
     }
 
     fn file(&self, tenant: &str, volume: &str) -> PathBuf {
@@ -238,7 +272,7 @@ mod tests {
         fs::write(dir.path().join("secret"), b"outside").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret"), root.join("link")).unwrap();
         std::os::unix::fs::symlink(dir.path(), root.join("up")).unwrap();
-        let d = FileDigests::open(&dir.path().join("state"));
+        let d = FileDigests::open(&dir.path().join("state"), dir.path());
         let listed = [entry("/in/a.txt"), entry("/link"), entry("/up/secret")];
         let got = d.refresh("alice", "pvc", &root, &listed);
         assert_eq!(got, [("/in/a.txt".to_string(), Digest::of(b"version 1"))]);
@@ -249,7 +283,7 @@ mod tests {
         assert_eq!(d.lookup("alice", "pvc", &root, "up/secret"), None);
 
         // Kept across a restart of the agent.
-        let d = FileDigests::open(&dir.path().join("state"));
+        let d = FileDigests::open(&dir.path().join("state"), dir.path());
         assert_eq!(
             d.lookup("alice", "pvc", &root, "/in/a.txt"),
             Some(Digest::of(b"version 1"))

@@ -99,6 +99,35 @@ impl ObjectStore {
         Ok(())
     }
 
+    /// The digests of the objects held, at most `limit`, sorted; and whether that is all of
+    /// them. Blocking.
+    pub(crate) fn list(&self, limit: usize) -> (Vec<Digest>, bool) {
+        let mut out = Vec::new();
+        let Ok(fanout) = fs::read_dir(self.layout.root()) else {
+            return (out, true);
+        };
+        for dir in fanout.flatten() {
+            let Ok(entries) = fs::read_dir(dir.path()) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let Some(digest) = name.to_str().and_then(|n| n.parse::<Digest>().ok()) else {
+                    continue;
+                };
+                if e.file_type().is_ok_and(|t| t.is_file()) && self.path(&digest) == e.path() {
+                    if out.len() == limit {
+                        out.sort_unstable();
+                        return (out, false);
+                    }
+                    out.push(digest);
+                }
+            }
+        }
+        out.sort_unstable();
+        (out, true)
+    }
+
     /// Removes an object the agent has no more use for (a patch, once applied or refused),
     /// unless an uplink waits for it as an object of its own. Blocking.
     pub(crate) fn remove_spent(&self, digest: &Digest) {

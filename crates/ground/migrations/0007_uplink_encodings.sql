@@ -39,3 +39,16 @@ CREATE TABLE execution_sends (
     PRIMARY KEY (execution, object)
 );
 CREATE INDEX execution_sends_by_object ON execution_sends(object);
+
+-- The ground's mirror of what each system holds onboard, besides its volumes' listings
+-- (`volume_files`): each file's content digest as the system reported it (NULL until reported,
+-- or when the system could not hash it yet), and the objects in its object store.
+ALTER TABLE volume_files ADD COLUMN digest TEXT;
+CREATE TABLE onboard_objects (
+    system TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (system, digest)
+);
+-- How the mirror compares with the system's own summary (JSON): when last compared, what
+-- differed, since when, and when it was last repaired.
+ALTER TABLE systems ADD COLUMN inventory TEXT;

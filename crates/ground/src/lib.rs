@@ -35,6 +35,7 @@ mod encoder;
 mod error;
 mod executor;
 mod http;
+mod mirror;
 mod operation;
 mod passes;
 mod preflight_check;

@@ -50,7 +50,7 @@ use wire::{Digest, Direction, Message, Plan};
 use crate::config::SystemLink;
 use crate::encoder::{self, Encoder, UPLINK_PRIORITY};
 use crate::error::Error;
-use crate::{Core, db, downlink, reports, time};
+use crate::{Core, db, downlink, mirror, reports, time};
 
 /// The ground's handle on one system's link. Dropping it stops the handler, even in the middle
 /// of an event (uncommitted: the link delivers it again at the next start).
@@ -284,6 +284,10 @@ impl Event {
             Event::Message(Message::TaskEvent { .. }) => "task event",
             Event::Message(Message::ExecutionEvent { .. }) => "execution event",
             Event::Message(Message::VolumeListing { .. }) => "volume listing",
+            Event::Message(Message::VolumeDigests { .. }) => "volume digests",
+            Event::Message(Message::InventorySummary(_)) => "inventory summary",
+            Event::Message(Message::InventoryRequest { .. }) => "inventory request",
+            Event::Message(Message::Inventory { .. }) => "inventory",
             Event::Link(LinkEvent::Message { .. }) => "message",
             Event::Link(LinkEvent::ObjectReceived(_)) => "object received",
             Event::Link(LinkEvent::ObjectDelivered(_)) => "object delivered",
@@ -366,8 +370,12 @@ async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
             error,
             outputs,
         } => {
+            let succeeded = (state == wire::TaskState::Success).then(|| outputs.clone());
             reports::task_event(core, system, &execution, task, state, at_ms, error, outputs)
                 .await?;
+            if let Some(outputs) = succeeded {
+                mirror::task_succeeded(core, system, &execution, task, outputs.as_ref()).await?;
+            }
         }
         Message::ExecutionEvent {
             execution,
@@ -382,6 +390,27 @@ async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
             files,
         } => {
             reports::volume_listing(core, system, &tenant, &volume, files).await?;
+        }
+        Message::VolumeDigests {
+            tenant,
+            volume,
+            files,
+        } => mirror::volume_digests(core, system, &tenant, &volume, &files).await?,
+        Message::InventorySummary(summary) => {
+            if let Some(request) = mirror::summary(core, system, summary).await? {
+                link.sender
+                    .send(wire::encode_message(&request))
+                    .await
+                    .map_err(|_| Error::internal("the link endpoint stopped"))?;
+            }
+        }
+        Message::Inventory {
+            objects,
+            complete,
+            volumes,
+        } => mirror::inventory(core, system, objects, complete, volumes).await?,
+        Message::InventoryRequest { .. } => {
+            tracing::warn!(%system, "a system asked for the ground's inventory; ignored");
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use crate::inventory::{FileDigest, InventorySummary, VolumeRef};
 use crate::{BaseImage, Digest, EngineReport, ErrorCode};
 
 /// The largest encoded [`Message`] either side accepts. Objects travel beside messages as
@@ -97,6 +98,38 @@ pub enum Message {
     Patches {
         /// One per wanted object sent as a patch.
         patches: Vec<PatchOffer>,
+    },
+    /// Flight → ground: the digests of the files of one tenant volume, sent after its
+    /// [`Message::VolumeListing`] (files the agent could not hash yet are left out).
+    VolumeDigests {
+        /// The tenant owning the volume.
+        tenant: String,
+        /// The volume's name.
+        volume: String,
+        /// Files with their digests, by the listing's paths.
+        files: Vec<FileDigest>,
+    },
+    /// Flight → ground, after each `Hello`: what the system holds, in short. The ground
+    /// compares it with its mirror and asks for what differs ([`Message::InventoryRequest`]).
+    InventorySummary(InventorySummary),
+    /// Ground → flight: the mirror differs from the summary; send the object list (`objects`)
+    /// and these volumes' listings and digests again.
+    InventoryRequest {
+        /// Send [`Message::Inventory`].
+        objects: bool,
+        /// Send a `VolumeListing` and its `VolumeDigests` for each.
+        volumes: Vec<VolumeRef>,
+    },
+    /// Flight → ground, when asked: the objects onboard (when asked for), and every tenant
+    /// volume there is (a volume the ground mirrors that is not named is gone).
+    Inventory {
+        /// The objects' digests, at most
+        /// [`MAX_INVENTORY_OBJECTS`](crate::MAX_INVENTORY_OBJECTS); `None` when not asked for.
+        objects: Option<Vec<Digest>>,
+        /// Whether `objects` is every object (else the store holds more).
+        complete: bool,
+        /// Every tenant volume onboard.
+        volumes: Vec<VolumeRef>,
     },
 }
 

@@ -28,6 +28,7 @@ mod downlinks;
 mod encodings;
 mod executions;
 mod files;
+mod mirror;
 mod namespaces;
 mod operations;
 mod systems;
@@ -51,6 +52,10 @@ pub(crate) use executions::{
 };
 pub(crate) use files::{
     FileRow, MoveRefusal, add_file_version, delete_files, file_version, latest_files, move_files,
+};
+pub(crate) use mirror::{
+    add_onboard, delete_volume, execution_plan, inventory_state, mirrored_volumes, onboard_objects,
+    replace_onboard, set_file_digests, set_inventory_state, volume_entries,
 };
 pub(crate) use namespaces::{insert_namespace, namespace_owner, namespaces_of};
 pub(crate) use operations::{
