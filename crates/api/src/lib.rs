@@ -19,6 +19,7 @@ mod error;
 mod executions;
 mod files;
 mod operations;
+mod plan;
 mod session;
 mod systems;
 
@@ -36,6 +37,7 @@ pub use operations::{
     AppliedOperation, Diagnostic, OperationDetail, OperationExecution, OperationList,
     OperationRevision, OperationSummary, PreflightFinding, Severity, Validation,
 };
+pub use plan::{PlanEta, PlanRequest, PlanTotal, PlannedFile, UplinkPlan};
 pub use session::{Health, LoginRequest, LoginResponse};
 pub use systems::{
     CatalogueImage, Declaration, DeclaredImage, Drift, EclipseInterval, EngineImage, EngineReport,

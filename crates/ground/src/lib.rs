@@ -38,6 +38,7 @@ mod http;
 mod mirror;
 mod operation;
 mod passes;
+mod planner;
 mod preflight_check;
 mod queue;
 mod reports;

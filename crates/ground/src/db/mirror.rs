@@ -3,6 +3,8 @@
 //! `systems` (how the mirror last compared with the system's summary). `mirror` decides what goes
 //! in.
 
+use std::collections::HashSet;
+
 use sqlx::Row;
 use wire::{Digest, FileDigest, FileEntry};
 
@@ -60,6 +62,49 @@ pub(crate) async fn onboard_objects(db: &Db, system: &str) -> Result<Vec<Digest>
             .fetch_all(db)
             .await?;
     Ok(rows.iter().filter_map(|d| parse(d)).collect())
+}
+
+/// Which of `digests` the mirror says `system` holds.
+pub(crate) async fn onboard_among(
+    db: &Db,
+    system: &str,
+    digests: &[Digest],
+) -> Result<HashSet<Digest>, sqlx::Error> {
+    let list: Vec<String> = digests.iter().map(Digest::to_string).collect();
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT digest FROM onboard_objects
+         WHERE system = ?1 AND digest IN (SELECT value FROM json_each(?2))",
+    )
+    .bind(system)
+    .bind(to_json(&list))
+    .fetch_all(db)
+    .await?;
+    Ok(rows.iter().filter_map(|d| parse(d)).collect())
+}
+
+/// The digest the mirror holds for the file at `path` (with or without a leading `/`) of a
+/// volume of `system`.
+pub(crate) async fn file_digest(
+    db: &Db,
+    system: &str,
+    tenant: &str,
+    volume: &str,
+    path: &str,
+) -> Result<Option<Digest>, sqlx::Error> {
+    let bare = path.trim_start_matches('/');
+    let digest: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT digest FROM volume_files
+         WHERE system = ? AND tenant = ? AND volume = ? AND path IN (?, ?) AND is_dir = 0
+         LIMIT 1",
+    )
+    .bind(system)
+    .bind(tenant)
+    .bind(volume)
+    .bind(bare)
+    .bind(format!("/{bare}"))
+    .fetch_optional(db)
+    .await?;
+    Ok(digest.flatten().as_deref().and_then(parse))
 }
 
 /// Sets the digests of a mirrored volume's files (by path; paths not mirrored are passed over).

@@ -54,8 +54,9 @@ pub(crate) use files::{
     FileRow, MoveRefusal, add_file_version, delete_files, file_version, latest_files, move_files,
 };
 pub(crate) use mirror::{
-    add_onboard, delete_volume, execution_plan, inventory_state, mirrored_volumes, onboard_objects,
-    replace_onboard, set_file_digests, set_inventory_state, volume_entries,
+    add_onboard, delete_volume, execution_plan, file_digest, inventory_state, mirrored_volumes,
+    onboard_among, onboard_objects, replace_onboard, set_file_digests, set_inventory_state,
+    volume_entries,
 };
 pub(crate) use namespaces::{insert_namespace, namespace_owner, namespaces_of};
 pub(crate) use operations::{

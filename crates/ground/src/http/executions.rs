@@ -1,4 +1,5 @@
-//! Executions: `/executions` (list, start) and `/executions/{id}`.
+//! Executions: `/executions` (list, start) and `/executions/{id}`; `/plan`, how an uplink would
+//! send files.
 
 use axum::Json;
 use axum::extract::State;
@@ -8,7 +9,7 @@ use super::convert::{execution, execution_summary};
 use super::{J, NamespaceQuery, P, Q, created};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::{Ground, db, encoder, executor, queue};
+use crate::{Ground, db, encoder, executor, planner, queue};
 
 /// The execution, if the caller's.
 pub(crate) async fn load(g: &Ground, user: &str, id: &str) -> Result<api::Execution, ApiError> {
@@ -56,4 +57,13 @@ pub(super) async fn get(
     P(id): P<String>,
 ) -> Result<Json<api::Execution>, ApiError> {
     Ok(Json(load(&g, &user, &id).await?))
+}
+
+/// `POST /api/v1/plan`: how files would cross the link to a system, and when.
+pub(super) async fn plan(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    J(req): J<api::PlanRequest>,
+) -> Result<Json<api::UplinkPlan>, ApiError> {
+    Ok(Json(planner::plan(&g, &user, req).await?))
 }
