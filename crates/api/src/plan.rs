@@ -74,6 +74,8 @@ pub struct PlanTotal {
 /// When a plan's bytes would arrive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanEta {
+    /// Whether the system is always in contact (the Engineering Model): no passes.
+    pub always_in_contact: bool,
     /// Bytes already queued on the system's uplink, sent first.
     pub queued_bytes_ahead: u64,
     /// When the last byte would arrive; `null` when it cannot be predicted.

@@ -57,8 +57,11 @@ fn print_plan(p: &api::UplinkPlan) {
             "arrives {at}, in pass {n} from now (over {}, AOS {})",
             pass.station, pass.aos
         ),
-        (Some(at), _, _, _) => format!("arrives {at} (always in contact)"),
+        (Some(at), _, _, _) => format!("arrives {at}"),
         (None, _, _, Some(why)) => format!("no ETA: {why}"),
+        (None, _, _, None) if e.always_in_contact => {
+            "always in contact, at a rate not configured: no ETA".to_string()
+        }
         (None, _, _, None) => "no ETA: the passes ahead cannot carry it".to_string(),
     };
     println!("eta: {when}; {} bytes queued ahead", e.queued_bytes_ahead);

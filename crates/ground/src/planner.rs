@@ -141,6 +141,7 @@ pub(crate) async fn plan(
         files: planned,
         total,
         eta: api::PlanEta {
+            always_in_contact: eta.always_in_contact,
             queued_bytes_ahead: eta.ahead,
             completion: eta.eta.completion.map(crate::passes::rfc3339),
             pass: eta.eta.pass.as_ref().map(|p| api::PassRef {

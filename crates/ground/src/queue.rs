@@ -262,6 +262,7 @@ pub(crate) async fn execution_eta(
 /// When more bytes, queued behind everything a system's uplink holds now, would arrive.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MoreEta {
+    pub(crate) always_in_contact: bool,
     /// The bytes queued now, sent first.
     pub(crate) ahead: u64,
     pub(crate) eta: Eta,
@@ -309,6 +310,7 @@ pub(crate) async fn eta_of_more(g: &Ground, system: &str, bytes: u64) -> Result<
         pass: None,
     });
     Ok(MoreEta {
+        always_in_contact: matches!(sky, Sky::AlwaysInContact { .. }),
         ahead,
         eta,
         passes,
