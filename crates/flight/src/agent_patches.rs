@@ -71,6 +71,11 @@ impl Agent {
         let store = &self.inner.exec.store;
         for offer in patches {
             if store.has(&offer.target) {
+                // Already made (or sent whole): the patch, if here, is spent.
+                if store.has(&offer.patch) {
+                    let (store, patch) = (store.clone(), offer.patch);
+                    tokio::task::spawn_blocking(move || store.remove_spent(&patch));
+                }
                 continue;
             }
             let here = store.has(&offer.patch);

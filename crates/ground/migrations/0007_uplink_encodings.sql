@@ -12,6 +12,7 @@ CREATE TABLE encodings (
     size   INTEGER NOT NULL,
     PRIMARY KEY (target, base)
 );
+CREATE INDEX encodings_by_patch ON encodings(patch);
 
 -- Objects a system asked for with a `Want`, until the encoder has queued them: what it holds to
 -- make them from (a JSON list of digests), and whether it asked for the object itself.

@@ -4,8 +4,9 @@
 //!
 //! # Kept current, checked at each contact, repaired
 //!
-//! The mirror follows what the system reports: an uplink task's success adds its objects, a
-//! downlink's success the objects it sent down (the agent keeps them), each `VolumeDigests` the
+//! The mirror follows what the system reports: an object it committed (for a patch, the object
+//! the patch makes), an uplink task's success its objects, a downlink's success the objects it
+//! sent down (the agent keeps them), each `VolumeDigests` the
 //! digests of a volume's files after its listing. After each `Hello` the system sends an
 //! `InventorySummary`: its objects' digest and each volume's (`wire::objects_digest`,
 //! `wire::volume_digest`, which both sides compute the same way). [`summary`] compares it with
@@ -190,6 +191,15 @@ pub(crate) async fn volume_digests(
     let mut tx = db::write_tx(&core.db).await?;
     db::set_file_digests(&mut tx, system, tenant, volume, files).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// The system committed an object the ground sent: it holds it now, or for a patch, the object
+/// the patch makes (the agent applies it at once and removes it; one that fails brings the
+/// object itself, and a summary shows whatever differs).
+pub(crate) async fn delivered(core: &Core, system: &str, digest: &Digest) -> Result<(), Error> {
+    let held = db::patch_target(&core.db, digest).await?.unwrap_or(*digest);
+    db::add_onboard(&core.db, system, &[held]).await?;
     Ok(())
 }
 
@@ -378,5 +388,30 @@ mod tests {
             state(&core, "em").await.unwrap().repaired,
             ["volume alice/pvc: gone onboard"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_delivered_patch_counts_as_the_object_it_makes() {
+        let (_d, core) = core().await;
+        let (target, patch, raw) = (Digest::of(b"t"), Digest::of(b"p"), Digest::of(b"r"));
+        db::insert_encoding(
+            &core.db,
+            &db::Encoding {
+                target,
+                base: None,
+                patch,
+                kind: "whole-zstd".into(),
+                size: 1,
+            },
+        )
+        .await
+        .unwrap();
+        delivered(&core, "em", &patch).await.unwrap();
+        delivered(&core, "em", &raw).await.unwrap();
+        let mut held = db::onboard_objects(&core.db, "em").await.unwrap();
+        held.sort();
+        let mut expected = vec![target, raw];
+        expected.sort();
+        assert_eq!(held, expected);
     }
 }

@@ -307,7 +307,7 @@ async fn handle_event(link: Arc<Link>, event: Event) -> Result<(), Error> {
         }
         Event::Link(LinkEvent::ObjectDelivered(digest)) => {
             tracing::debug!(%system, %digest, "object delivered");
-            Ok(())
+            mirror::delivered(core, system, &digest).await
         }
         Event::Link(LinkEvent::ObjectFailed(digest, error)) => {
             tracing::warn!(%system, %digest, %error, "an object could not be sent");

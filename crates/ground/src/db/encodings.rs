@@ -141,6 +141,16 @@ pub(crate) async fn encoding(
     .transpose()
 }
 
+/// The object the patch `patch` makes, if it is one the ground made.
+pub(crate) async fn patch_target(db: &Db, patch: &Digest) -> Result<Option<Digest>, sqlx::Error> {
+    let target: Option<String> =
+        sqlx::query_scalar("SELECT target FROM encodings WHERE patch = ? LIMIT 1")
+            .bind(patch.to_string())
+            .fetch_optional(db)
+            .await?;
+    Ok(target.and_then(|t| t.parse().ok()))
+}
+
 /// Remembers a patch (its blob is durable already).
 pub(crate) async fn insert_encoding(db: &Db, e: &Encoding) -> Result<(), sqlx::Error> {
     sqlx::query(

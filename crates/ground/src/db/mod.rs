@@ -44,7 +44,8 @@ pub(crate) use downlinks::{
 };
 pub(crate) use encodings::{
     Encoding, SentRow, UplinkWant, delete_want, encoding, execution_sends, insert_encoding,
-    insert_sends, pending_wants, record_want, tenant_reads_blob, unfinished_executions_sending,
+    insert_sends, patch_target, pending_wants, record_want, tenant_reads_blob,
+    unfinished_executions_sending,
 };
 pub(crate) use executions::{
     ExecutionRow, TaskRow, busy_execution, execution, executions_of, insert_execution, insert_task,
