@@ -78,12 +78,16 @@ impl Flight {
         (objects, messages)
     }
 
-    /// The next message.
+    /// The next message but a plan sent again (the ground re-sends unfinished plans when it
+    /// handles a first hello, which may come after an execution started).
     async fn message(&mut self) -> Message {
         loop {
             if let LinkEvent::Message { seq, bytes } = self.event().await {
                 self.tx.done(seq).await.unwrap();
-                return wire::decode_message(&bytes).unwrap();
+                match wire::decode_message(&bytes).unwrap() {
+                    Message::Plan(_) => {}
+                    m => return m,
+                }
             }
         }
     }
@@ -180,6 +184,8 @@ async fn setup() -> (TestGround, Flight, String) {
             engine: wire::EngineReport::default(),
         })
         .await;
+    // The hello handled before any execution starts.
+    poll(&g, &t, "/api/v1/systems/em", |s| s["last_seen"].is_string()).await;
     (g, flight, t)
 }
 
@@ -229,10 +235,16 @@ async fn plan(g: &TestGround, t: &str) -> Value {
     r.json()
 }
 
-/// The plan message's uplink file.
-async fn planned_digest(flight: &mut Flight) -> Digest {
+/// The uplink file of the plan of execution `id`.
+async fn planned_digest(flight: &mut Flight, id: &str) -> Digest {
     loop {
-        if let Message::Plan(p) = flight.message().await {
+        let LinkEvent::Message { seq, bytes } = flight.event().await else {
+            continue;
+        };
+        flight.tx.done(seq).await.unwrap();
+        if let Message::Plan(p) = wire::decode_message(&bytes).unwrap()
+            && p.execution == id
+        {
             let TaskKind::Uplink { files, .. } = &p.tasks[0].kind else {
                 panic!("{p:?}")
             };
@@ -255,7 +267,7 @@ async fn objects_go_compressed_then_as_deltas_as_planned_and_whole_when_asked() 
     let planned_v1 = p["total"]["bytes"].as_u64().unwrap();
     assert!(planned_v1 < v1.len() as u64 / 3, "{p}");
     let id1 = start(&g, &t).await;
-    let d1 = planned_digest(&mut flight).await;
+    let d1 = planned_digest(&mut flight, &id1).await;
     assert_eq!(d1, Digest::of(&v1));
     flight
         .send(Message::Want {
@@ -308,7 +320,7 @@ async fn objects_go_compressed_then_as_deltas_as_planned_and_whole_when_asked() 
     assert!(planned_v2 < 2000, "{p}");
     assert!(p["eta"]["passes"].is_null(), "always in contact: {p}");
     let id2 = start(&g, &t).await;
-    let d2 = planned_digest(&mut flight).await;
+    let d2 = planned_digest(&mut flight, &id2).await;
     flight
         .send(Message::Want {
             objects: vec![WantedObject {
@@ -385,7 +397,7 @@ async fn the_mirror_detects_drift_asks_and_is_repaired() {
     let (v1, _) = versions(1000);
     upload(&g, &t, &v1).await;
     let id = start(&g, &t).await;
-    let d1 = planned_digest(&mut flight).await;
+    let d1 = planned_digest(&mut flight, &id).await;
     flight.report_uplink(&id, &[("/in/app/tool", &v1)]).await;
     poll(&g, &t, &format!("/api/v1/executions/{id}"), |e| {
         e["state"] == "COMPLETED"
