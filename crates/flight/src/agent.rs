@@ -213,7 +213,7 @@ impl Agent {
         let needs: Vec<Message> = agent
             .lock_queue()
             .iter()
-            .filter_map(|r| agent.objects_missing(&r.plan))
+            .flat_map(|r| agent.objects_missing(&r.plan))
             .collect();
         agent.send_soon(needs);
         Ok(agent)
@@ -523,9 +523,7 @@ impl Agent {
             "accepted a plan"
         );
         // Ask for the objects first, so they stream while earlier plans run.
-        if let Some(need) = self.objects_missing(&record.plan) {
-            self.send_soon(vec![need]);
-        }
+        self.send_soon(self.objects_missing(&record.plan));
         self.lock_queue().push_back(record);
         self.inner.queued.notify_one();
         // After the record: a crash between the two leaves a record whose number is marked at
@@ -573,8 +571,8 @@ impl Agent {
         }
     }
 
-    /// A request for every uplink object of the plan not in the store, if any.
-    fn objects_missing(&self, plan: &Plan) -> Option<Message> {
+    /// Requests for every uplink object of the plan not in the store, if any.
+    fn objects_missing(&self, plan: &Plan) -> Vec<Message> {
         self.want_missing(plan)
     }
 

@@ -16,11 +16,20 @@ use super::Agent;
 use crate::names;
 use crate::patches;
 
+/// The most objects one `Want` asks for (about 70 bytes each with a base: a message stays far
+/// below `wire::MAX_MESSAGE`).
+const WANTS_PER_MESSAGE: usize = 16_384;
+
+/// The bytes of paths one `VolumeDigests` carries at most (a listing may hold long paths);
+/// files beyond are reported with the next listing's room, or not.
+const DIGESTS_PATH_BYTES: usize = 2 << 20;
+
 impl Agent {
-    /// A request for every uplink object of the plan not in the store, if any: a `Want` naming,
-    /// for each, the object now at the path where it lands (when the agent holds it as an
-    /// object), which the ground may send a delta against.
-    pub(super) fn want_missing(&self, plan: &Plan) -> Option<Message> {
+    /// Requests for every uplink object of the plan not in the store, if any: `Want`s (of at
+    /// most [`WANTS_PER_MESSAGE`] objects each) naming, for each, the object now at the path where
+    /// it lands (when the agent holds it as an object), which the ground may send a delta
+    /// against.
+    pub(super) fn want_missing(&self, plan: &Plan) -> Vec<Message> {
         let store = &self.inner.exec.store;
         let mut seen = HashSet::new();
         let mut objects = Vec::new();
@@ -44,17 +53,21 @@ impl Agent {
                 });
             }
         }
-        if objects.is_empty() {
-            return None;
+        if !objects.is_empty() {
+            let bases = objects.iter().filter(|o| !o.bases.is_empty()).count();
+            tracing::info!(
+                execution = plan.execution,
+                objects = objects.len(),
+                with_bases = bases,
+                "asking for objects"
+            );
         }
-        let bases = objects.iter().filter(|o| !o.bases.is_empty()).count();
-        tracing::info!(
-            execution = plan.execution,
-            objects = objects.len(),
-            with_bases = bases,
-            "asking for objects"
-        );
-        Some(Message::Want { objects })
+        objects
+            .chunks(WANTS_PER_MESSAGE)
+            .map(|c| Message::Want {
+                objects: c.to_vec(),
+            })
+            .collect()
     }
 
     /// The digest of the file now at `path` in the tenant's volume, when known and unchanged.
@@ -145,8 +158,13 @@ impl Agent {
             Vec::new()
         };
         let digests = self.inner.digests.refresh(tenant, volume, &dir, &files);
+        let mut room = DIGESTS_PATH_BYTES;
         let digests = digests
             .into_iter()
+            .take_while(|(path, _)| {
+                room = room.saturating_sub(path.len() + 40);
+                room > 0
+            })
             .map(|(path, digest)| FileDigest { path, digest })
             .collect();
         (files, digests)
