@@ -223,6 +223,18 @@ async fn poll(g: &TestGround, t: &str, uri: &str, done: impl Fn(&Value) -> bool)
     panic!("{uri} never got there: {}", g.get(uri, t).await.text());
 }
 
+/// A dashboard page, signed in with the session cookie.
+async fn dashboard(g: &TestGround, t: &str, uri: &str) -> String {
+    g.send(
+        axum::http::Request::get(uri)
+            .header("cookie", format!("orbitdock_session={t}"))
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .text()
+}
+
 async fn plan(g: &TestGround, t: &str) -> Value {
     let r = g
         .post_json(
@@ -383,6 +395,10 @@ async fn objects_go_compressed_then_as_deltas_as_planned_and_whole_when_asked() 
         "{sent:?}"
     );
 
+    // The dashboard's execution page says it too.
+    let page = dashboard(&g, &t, &format!("/executions/{id2}")).await;
+    assert!(page.contains("bytes on the wire"), "{page}");
+
     // The volume file shows its digest, as the agent reported it.
     let files = g
         .get("/api/v1/systems/em/volumes/alice-pvc/files", &t)
@@ -445,15 +461,7 @@ async fn the_mirror_detects_drift_asks_and_is_repaired() {
     let s = g.get("/api/v1/systems/em", &t).await.json();
     assert_eq!(s["inventory"]["in_sync"], false, "{s}");
     assert_eq!(s["inventory"]["drift"], json!(["volume alice/alice-pvc"]));
-    let page = g
-        .send(
-            axum::http::Request::get("/systems")
-                .header("cookie", format!("orbitdock_session={t}"))
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await
-        .text();
+    let page = dashboard(&g, &t, "/systems").await;
     assert!(page.contains("drift detected"), "{page}");
 
     // The agent answers; the next summary is in sync, and the repair is shown.
