@@ -309,6 +309,46 @@ pub struct Execution {
     pub tasks: Vec<Task>,
     /// How its queued uplink transfers stand; `null` when none is queued.
     pub uplink_eta: Option<UplinkEta>,
+    /// What it sent up so far, and the bytes on the wire; `null` when it sends nothing (its
+    /// plan was never compiled).
+    #[serde(default)]
+    pub uplink: Option<UplinkReport>,
+}
+
+/// What an execution sends up: its plan, and for each object its uplinks need that the system
+/// lacked, what crossed the link in its place (the object itself, compressed, or a delta
+/// against an object onboard). Objects the system already held are not sent at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UplinkReport {
+    /// The distinct objects its uplink tasks place.
+    pub objects: u64,
+    /// Their bytes.
+    pub object_bytes: u64,
+    /// The bytes of its plan message.
+    pub plan_bytes: u64,
+    /// The objects sent for it so far, in the order queued.
+    pub sent: Vec<SentObject>,
+    /// The bytes on the wire: its plan and every object sent for it, as transfer payload
+    /// (packet headers and acknowledgements not counted).
+    pub wire_bytes: u64,
+}
+
+/// An object an execution needed and what crossed the link in its place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentObject {
+    /// The object needed, `sha256:<hex>`.
+    pub digest: String,
+    /// Its bytes.
+    pub size: u64,
+    /// How it was sent: `raw` (itself), `whole-zstd` (compressed), or a delta against `base`:
+    /// `zstd-ref`, `bsdiff` or `exe`.
+    pub encoding: String,
+    /// What crossed the link: the object itself, or the patch, `sha256:<hex>`.
+    pub object: String,
+    /// The object onboard a delta was made against; `null` otherwise.
+    pub base: Option<String>,
+    /// The bytes sent.
+    pub bytes: u64,
 }
 
 /// An entry of [`ExecutionList`].

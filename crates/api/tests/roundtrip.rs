@@ -165,8 +165,13 @@ fn executions() {
              "outputs": null}
         ],
         "uplink_eta": {"remaining_bytes": 612, "completion": null, "pass": null,
-                       "error": "the elements of system 'sat' are too old …"}
+                       "error": "the elements of system 'sat' are too old …"},
+        "uplink": {"objects": 1, "object_bytes": 788992, "plan_bytes": 307,
+                   "sent": [{"digest": "sha256:00", "size": 788992, "encoding": "zstd-ref",
+                             "object": "sha256:01", "base": "sha256:02", "bytes": 792}],
+                   "wire_bytes": 1099}
     }));
+    assert_eq!(e.uplink.as_ref().map(|u| u.wire_bytes), Some(1099));
     assert_eq!(e.tasks[2].task_type, "files.list");
     assert_eq!(e.state, api::State::Running);
     check::<api::UplinkEta>(json!({"remaining_bytes": 612, "completion": "…",
@@ -218,7 +223,7 @@ fn systems() {
         {"name": "em", "platform": null, "last_seen": null,
          "catalogue": [{"name": "busybox:latest", "platform": "linux/arm64", "digest": null,
                         "description": "…"}],
-         "declared": declared, "engine": null, "drift": []},
+         "declared": declared, "engine": null, "drift": [], "inventory": null},
         {"name": "fm", "platform": "linux/arm64", "last_seen": "…",
          "catalogue": [{"name": "busybox:latest", "platform": "linux/arm64",
                         "digest": "sha256:00", "description": "…"}],
@@ -227,10 +232,25 @@ fn systems() {
                     "images": [{"name": "busybox:latest", "id": "sha256:00",
                                 "platform": "linux/arm64"}]},
          "drift": [{"kind": "digest_mismatch", "subject": "busybox:latest",
-                    "declared": "sha256:01", "reported": "sha256:00", "message": "…"}]}]}));
+                    "declared": "sha256:01", "reported": "sha256:00", "message": "…"}],
+         "inventory": {"compared_at": "…", "objects": 3, "mirrored_objects": 2,
+                       "in_sync": false, "drift": ["objects: 3 onboard, 2 in the mirror"],
+                       "drift_since": "…", "repaired": [], "repaired_at": null}}]}));
     check::<api::VolumeList>(json!({"volumes": [{"name": "demo", "files": 3, "bytes": 5012}]}));
     check::<api::VolumeFileList>(json!({"files": [
-        {"path": "in/input.txt", "size": 5000, "is_dir": false, "modified": "…"}]}));
+        {"path": "in/input.txt", "size": 5000, "is_dir": false, "modified": "…"},
+        {"path": "in/app", "size": 5, "is_dir": false, "modified": "…", "digest": "sha256:00"}]}));
+    check::<api::PlanRequest>(json!({"system": "fm", "sources": ["demo:/app"],
+        "volume": "demo-pvc", "destination": "/"}));
+    check::<api::PlanRequest>(json!({"system": "fm", "sources": ["demo:/app"]}));
+    check::<api::UplinkPlan>(
+        json!({"system": "fm", "volume": "demo-pvc", "generated_at": "…",
+        "files": [{"source": "demo:/app/bin/tool", "path": "/app/bin/tool", "digest": "sha256:00",
+                   "size": 767456, "encoding": "exe", "base": "sha256:01", "bytes": 1868}],
+        "total": {"files": 1, "size": 767456, "bytes": 1868},
+        "eta": {"always_in_contact": false, "queued_bytes_ahead": 0, "completion": "…",
+                "pass": {"station": "darmstadt", "aos": "…", "los": "…"}, "passes": 1}}),
+    );
     check::<api::Passes>(json!({"system": "sat", "generated_at": "…", "hours": 24,
         "always_in_contact": false,
         "passes": [{"station": "darmstadt", "aos": "…", "los": "…", "duration_s": 512.25,

@@ -109,6 +109,28 @@ pub(crate) enum Command {
     Lint(LintArgs),
     /// Make and apply the patches the link carries (see docs/delta.md).
     Delta(DeltaArgs),
+    /// Show how namespace files would cross the link to a system: per file nothing, a
+    /// reference, a delta, compressed or raw, the bytes, and the ETA in passes.
+    #[command(
+        after_help = "Examples:\n  orbitdock plan demo:/app --system fm\n  orbitdock plan demo:/app/bin/tool demo:/cfg.json --system em --destination /in -o json"
+    )]
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct PlanArgs {
+    /// Files or folders, NAMESPACE:/path (a folder: every file under it).
+    #[arg(required = true, value_name = "NS:/PATH")]
+    pub(crate) sources: Vec<String>,
+    /// The system to send to.
+    #[arg(long)]
+    pub(crate) system: String,
+    /// The volume they would land in [default: your <user>-pvc].
+    #[arg(long)]
+    pub(crate) volume: Option<String>,
+    /// The folder they would land under, as an uplink's destination [default: /].
+    #[arg(long)]
+    pub(crate) destination: Option<String>,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -276,6 +276,9 @@ fn print_execution(e: &api::Execution) {
             }
         }
     }
+    if let Some(u) = &e.uplink {
+        print_uplink(u);
+    }
     for err in &e.errors {
         println!(
             "  error in task {}: {} {}: {}",
@@ -288,4 +291,35 @@ fn print_execution(e: &api::Execution) {
             println!("    | {line}");
         }
     }
+}
+
+/// What the execution sent up: the bytes on the wire, and how each object went.
+fn print_uplink(u: &api::UplinkReport) {
+    println!(
+        "  uplink: {} bytes on the wire (plan {}, objects {}) for {} objects of {} bytes",
+        u.wire_bytes,
+        u.plan_bytes,
+        u.wire_bytes.saturating_sub(u.plan_bytes),
+        u.objects,
+        u.object_bytes
+    );
+    for s in &u.sent {
+        let base = s
+            .base
+            .as_deref()
+            .map(|b| format!(" against {}", short(b)))
+            .unwrap_or_default();
+        println!(
+            "      {} ({} bytes): {} bytes as {}{base}",
+            short(&s.digest),
+            s.size,
+            s.bytes,
+            s.encoding
+        );
+    }
+}
+
+/// `sha256:` and the first 12 hex digits.
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
 }

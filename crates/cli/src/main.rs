@@ -15,6 +15,7 @@ mod demo;
 mod exec;
 mod lint;
 mod passes;
+mod plan;
 mod progress;
 mod roles;
 mod session;
@@ -83,6 +84,7 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
         }
         Command::Delta(a) => delta::run(a),
         Command::Passes(a) => passes::passes(&cli, a).await,
+        Command::Plan(a) => plan::plan(&cli, a).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = args::Args::command();

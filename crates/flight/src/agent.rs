@@ -55,8 +55,8 @@ use crate::plans::{PlanRecord, PlanStore, SEQUENCE_WINDOW, Sequences, TaskRecord
 use crate::runtime::{DockerRuntime, Runtime};
 use crate::schedule::{self, Claim};
 use crate::store::ObjectStore;
-use crate::tasks::{Executor, MAX_LISTING, OBJECT_WAIT, TaskResult};
-use crate::volumes::{self, Volumes};
+use crate::tasks::{Executor, OBJECT_WAIT, TaskResult};
+use crate::volumes::Volumes;
 
 /// Plans waiting to run; a plan beyond this is refused (`BUSY`).
 const MAX_QUEUED_PLANS: usize = 256;
@@ -115,6 +115,10 @@ struct Inner {
     verifier: Option<wire::PlanVerifier>,
     /// Messages given up on (see [`run`]).
     dropped: AtomicU64,
+    /// Patches announced, not yet applied (see `agent_patches`).
+    patcher: crate::patches::Patcher,
+    /// The digests of the volumes' files (see `inventory`).
+    digests: crate::inventory::FileDigests,
 }
 
 impl std::fmt::Debug for Agent {
@@ -212,6 +216,8 @@ impl Agent {
                 boot: rand::random(),
                 verifier: config.plan_verifier.clone(),
                 dropped: AtomicU64::new(0),
+                patcher: crate::patches::Patcher::new(),
+                digests: crate::inventory::FileDigests::open(state, &config.volumes_dir),
             }),
         };
         // The objects of resumed plans are asked for again: a plan's `Need` goes out through the
@@ -220,7 +226,7 @@ impl Agent {
         let needs: Vec<Message> = agent
             .lock_queue()
             .iter()
-            .filter_map(|r| agent.objects_missing(&r.plan))
+            .flat_map(|r| agent.objects_missing(&r.plan))
             .collect();
         agent.send_soon(needs);
         Ok(agent)
@@ -261,7 +267,7 @@ impl Agent {
                     tracing::error!(seq, error = %e, "dropped an undecodable message");
                 }
             },
-            LinkEvent::ObjectReceived(digest) => self.inner.exec.store.arrived(&digest),
+            LinkEvent::ObjectReceived(digest) => self.object_arrived(&digest),
             LinkEvent::ObjectDelivered(digest) => {
                 tracing::debug!(%digest, "the ground has an object")
             }
@@ -279,6 +285,10 @@ impl Agent {
     pub fn handle_message(&self, message: Message) -> Result<(), Error> {
         match message {
             Message::Plan(plan) => self.accept(plan)?,
+            Message::Patches { patches } => self.take_patches(patches),
+            Message::InventoryRequest { objects, volumes } => {
+                self.answer_inventory(objects, volumes)
+            }
             Message::Need { .. } => tracing::debug!("ignored a Need from the ground"),
             other => {
                 tracing::debug!(message = ?std::mem::discriminant(&other), "ignored a message meant for the ground")
@@ -565,9 +575,7 @@ impl Agent {
             "accepted a plan"
         );
         // Ask for the objects first, so they stream while earlier plans run.
-        if let Some(need) = self.objects_missing(&record.plan) {
-            self.send_soon(vec![need]);
-        }
+        self.send_soon(self.objects_missing(&record.plan));
         self.lock_queue().push_back(record);
         self.inner.queued.notify_one();
         // After the record: a crash between the two leaves a record whose number is marked at
@@ -615,23 +623,9 @@ impl Agent {
         }
     }
 
-    /// A request for every uplink object of the plan not in the store, if any.
-    fn objects_missing(&self, plan: &Plan) -> Option<Message> {
-        let wanted = plan.tasks.iter().flat_map(|t| match &t.kind {
-            TaskKind::Uplink { files, .. } => files.iter().map(|f| f.digest).collect(),
-            _ => Vec::new(),
-        });
-        let missing = self.inner.exec.store.missing(wanted);
-        if !missing.is_empty() {
-            tracing::info!(
-                execution = plan.execution,
-                objects = missing.len(),
-                "asking for objects"
-            );
-            Some(Message::Need { digests: missing })
-        } else {
-            None
-        }
+    /// Requests for every uplink object of the plan not in the store, if any.
+    fn objects_missing(&self, plan: &Plan) -> Vec<Message> {
+        self.want_missing(plan)
     }
 
     async fn execute(&self, mut record: PlanRecord) {
@@ -698,30 +692,6 @@ impl Agent {
             self.inner.exec.forget_pods(&execution);
         }
         tracing::info!(execution, state = state.as_str(), "plan finished");
-    }
-
-    async fn send_listing(&self, tenant: &str, volume: &str) {
-        if names::check_volume(volume).is_err() {
-            return;
-        }
-        let dir = self.inner.exec.volumes.volume_dir(tenant, volume);
-        // A volume that is gone (deleted) is listed empty.
-        let listed = tokio::task::spawn_blocking(move || {
-            if dir.is_dir() {
-                volumes::list(&dir, "", u32::MAX, MAX_LISTING)
-            } else {
-                (Vec::new(), false)
-            }
-        })
-        .await;
-        if let Ok((files, _)) = listed {
-            self.send(Message::VolumeListing {
-                tenant: tenant.into(),
-                volume: volume.into(),
-                files,
-            })
-            .await;
-        }
     }
 }
 
@@ -833,6 +803,8 @@ pub(crate) async fn catalogue_of(runtime: &dyn Runtime, bases: &[BaseImage]) -> 
 
 #[path = "agent_run.rs"]
 mod behind_link;
+#[path = "agent_patches.rs"]
+mod patching;
 pub use behind_link::run;
 
 #[cfg(test)]
@@ -928,6 +900,10 @@ mod tests {
             };
             out.push(match m {
                 Message::Need { digests } => format!("need {}", digests.len()),
+                Message::Want { objects } => format!("want {}", objects.len()),
+                Message::Patches { patches } => format!("patches {}", patches.len()),
+                // After every listing: left out, as the listings' own tests check them.
+                Message::VolumeDigests { .. } => continue,
                 Message::TaskEvent {
                     task, state, error, ..
                 } => format!(
@@ -943,6 +919,7 @@ mod tests {
                 }
                 Message::Hello { .. } => "hello".into(),
                 Message::Plan(_) => "plan".into(),
+                other => format!("{other:?}"),
             });
         }
         out
@@ -1026,7 +1003,7 @@ mod tests {
             signature: Vec::new(),
         };
         agent.handle_message(Message::Plan(plan.clone())).unwrap();
-        assert_eq!(drain(&mut rx), ["need 1"]);
+        assert_eq!(drain(&mut rx), ["want 1"]);
         // The object arrives while the uplink waits for it, and wakes it.
         let late = {
             let (agent, data) = (agent.clone(), data.clone());
@@ -1156,7 +1133,7 @@ mod tests {
                 signature: Vec::new(),
             };
             agent.handle_message(Message::Plan(plan)).unwrap();
-            assert_eq!(drain(&mut rx), ["need 1"]);
+            assert_eq!(drain(&mut rx), ["want 1"]);
             // The agent stops before running it.
         }
         let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
@@ -1165,7 +1142,7 @@ mod tests {
         let events = drain(&mut rx);
         // The objects were asked for when the plan came, and are asked for again at the restart
         // (issue 11: the first `Need` may have been lost with it).
-        assert_eq!(events[..2], ["need 1", "execution RUNNING"], "{events:?}");
+        assert_eq!(events[..2], ["want 1", "execution RUNNING"], "{events:?}");
         assert_eq!(events.last().unwrap(), "execution SUCCESS", "{events:?}");
         assert!(dir.path().join("volumes/alice/pvc/late.txt").is_file());
     }

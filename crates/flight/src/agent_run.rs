@@ -100,10 +100,13 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
                 }
                 first = false;
                 let hello = agent.hello().await;
-                outbox
-                    .send(Outgoing::Message(hello))
-                    .await
-                    .map_err(|_| Error::new(ErrorKind::Link, "the outbox closed"))?;
+                let summary = Message::InventorySummary(agent.inventory_summary().await);
+                for m in [hello, summary] {
+                    outbox
+                        .send(Outgoing::Message(m))
+                        .await
+                        .map_err(|_| Error::new(ErrorKind::Link, "the outbox closed"))?;
+                }
             }
         });
     }

@@ -324,8 +324,10 @@ async fn runs_a_plan_sent_over_the_link() {
     // The downlink's object may arrive after the execution's last event.
     while !finished || downlinked.is_none_or(|d| !received.contains_key(&d)) {
         match setup.recv().await {
-            Heard::Message(Message::Need { digests }) => {
+            Heard::Message(Message::Want { objects }) => {
+                let digests: Vec<Digest> = objects.iter().map(|o| o.digest).collect();
                 assert_eq!(digests, [digest]);
+                assert!(objects[0].bases.is_empty(), "nothing was at its path");
                 events.push("need".to_string());
                 let path = ground_objects.path(&digest);
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -365,6 +367,8 @@ async fn runs_a_plan_sent_over_the_link() {
             }
             Heard::Message(Message::Hello { .. }) => {}
             Heard::Message(Message::Plan(_)) => panic!("flight sent a plan"),
+            Heard::Message(Message::VolumeDigests { .. } | Message::InventorySummary(_)) => {}
+            Heard::Message(m) => panic!("unexpected message {m:?}"),
             Heard::Object(LinkEvent::ObjectReceived(d)) => {
                 let data = std::fs::read(ground_objects.path(&d)).unwrap();
                 assert_eq!(Digest::of(&data), d);

@@ -797,6 +797,7 @@ mod tests {
             size: if dir { 0 } else { 5 },
             is_dir: dir,
             modified_ms: 0,
+            digest: None,
         }
     }
 

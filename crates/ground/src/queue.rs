@@ -259,6 +259,65 @@ pub(crate) async fn execution_eta(
     }))
 }
 
+/// When more bytes, queued behind everything a system's uplink holds now, would arrive.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MoreEta {
+    pub(crate) always_in_contact: bool,
+    /// The bytes queued now, sent first.
+    pub(crate) ahead: u64,
+    pub(crate) eta: Eta,
+    /// Which pass from now the last byte arrives in (1: the current or next one); `None` for a
+    /// system always in contact, or when unknown.
+    pub(crate) passes: Option<u32>,
+    /// Why there is no ETA (see [`QueueView::eta_error`]).
+    pub(crate) error: Option<String>,
+}
+
+/// When `bytes` more, queued now on `system`'s uplink behind what it holds, would arrive: the
+/// same prediction as the queue's ([`orbit::predict_transfers`] over the contact plan, rates
+/// scaled by [`UPLINK_PAYLOAD_EFFICIENCY`]).
+pub(crate) async fn eta_of_more(g: &Ground, system: &str, bytes: u64) -> Result<MoreEta, ApiError> {
+    let sky = passes::sky(g, system)?;
+    let Some(link) = g.system(system) else {
+        return Err(ApiError::not_found(format!("system '{system}' not found")));
+    };
+    let now = g.now();
+    let mut remaining: Vec<u64> = link.stats().transfers.iter().map(|t| t.remaining).collect();
+    let ahead = remaining.iter().sum();
+    remaining.push(bytes);
+    let passes = match sky {
+        Sky::AlwaysInContact { .. } => None,
+        Sky::Orbit(f) => match f.upcoming(now).await {
+            Ok(windows) => {
+                let scaled: Vec<orbit::Window> = windows
+                    .iter()
+                    .map(|w| orbit::Window {
+                        uplink_bps: w.uplink_bps * UPLINK_PAYLOAD_EFFICIENCY,
+                        ..w.clone()
+                    })
+                    .collect();
+                orbit::predict_transfers(&scaled, orbit::Direction::Uplink, now, &remaining)
+                    .last()
+                    .and_then(|p| p.window)
+                    .map(|i| u32::try_from(i + 1).unwrap_or(u32::MAX))
+            }
+            Err(_) => None,
+        },
+    };
+    let (mut etas, error) = etas_or_error(sky, now, &remaining).await;
+    let eta = etas.pop().unwrap_or(Eta {
+        completion: None,
+        pass: None,
+    });
+    Ok(MoreEta {
+        always_in_contact: matches!(sky, Sky::AlwaysInContact { .. }),
+        ahead,
+        eta,
+        passes,
+        error,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! The dashboard's view of each system: its declaration and any drift of its engine from it,
-//! the next passes, the ground track as a small SVG map, and the caller's uplink queue with
+//! how the mirror of what it holds onboard compares with its last report, the next passes, the ground track as a small SVG map, and the caller's uplink queue with
 //! ETAs. Server-rendered with maud (every inserted value escaped); nothing fetched.
 
 use std::fmt::Write as _;
@@ -52,9 +52,11 @@ pub(crate) async fn section(g: &Ground, user: &str) -> Result<Markup, ApiError> 
             }
         };
         let queue = queue_html(&queue::view(g, &name, user).await?);
+        let inventory = inventory_html(&crate::mirror::state(&g.core, &name).await?);
         blocks.push(html! {
             h3 id=(name) { (name) }
             (declared)
+            (inventory)
             (sky)
             (queue)
         });
@@ -81,6 +83,24 @@ async fn declared_html(g: &Ground, name: &str) -> Result<Markup, ApiError> {
             }
         }
     })
+}
+
+/// How the ground's mirror of what the system holds compares with its last summary.
+fn inventory_html(s: &crate::mirror::InventoryState) -> Markup {
+    let Some(at) = s.compared_at else {
+        return html! { p { "Onboard inventory: not reported yet." } };
+    };
+    html! {
+        @if s.drift.is_empty() {
+            p.inventory { "Onboard inventory: in sync (" (s.objects) " objects), checked " (time::rfc3339(at)) "." }
+        } @else {
+            p.error { "Onboard inventory: drift detected since " (time::rfc3339(s.drift_since.unwrap_or(at))) ", repairing:" }
+            ul.drift { @for d in &s.drift { li { (d) } } }
+        }
+        @if let Some(r) = s.repaired_at {
+            p { "Last repaired " (time::rfc3339(r)) ": " (s.repaired.join("; ")) "." }
+        }
+    }
 }
 
 /// The caller's part of the queue, with ETAs, and a line for everyone else's.

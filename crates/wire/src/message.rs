@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use crate::inventory::{FileDigest, InventorySummary, VolumeRef};
 use crate::{BaseImage, Digest, EngineReport, ErrorCode};
 
 /// The largest encoded [`Message`] either side accepts. Objects travel beside messages as
@@ -80,6 +81,89 @@ pub enum Message {
         /// Every file and folder in the volume (bounded by the agent).
         files: Vec<FileEntry>,
     },
+    /// Flight → ground: the sender lacks these objects and asks for each in the form the ground
+    /// finds smallest: the object itself, the object compressed, or a patch against an object
+    /// the flight holds (one of each wanted object's `bases`, or none). A patch is announced by
+    /// [`Message::Patches`] and travels as an object transfer of its own, named by its own
+    /// digest; an object sent as itself needs no announcement. ([`Message::Need`] asks for the
+    /// objects themselves.)
+    Want {
+        /// Objects wanted, in the order wanted.
+        objects: Vec<WantedObject>,
+    },
+    /// Ground → flight: objects asked for with [`Message::Want`] come as these patches. The
+    /// flight applies each once both it and its base are onboard, stores the result only once
+    /// its sha256 is the wanted digest, and asks for the object itself (a [`WantedObject`] with
+    /// `whole`) when a patch does not apply or verify.
+    Patches {
+        /// One per wanted object sent as a patch.
+        patches: Vec<PatchOffer>,
+    },
+    /// Flight → ground: the digests of the files of one tenant volume, sent after its
+    /// [`Message::VolumeListing`] (files the agent could not hash yet are left out).
+    VolumeDigests {
+        /// The tenant owning the volume.
+        tenant: String,
+        /// The volume's name.
+        volume: String,
+        /// Files with their digests, by the listing's paths.
+        files: Vec<FileDigest>,
+    },
+    /// Flight → ground, after each `Hello`: what the system holds, in short. The ground
+    /// compares it with its mirror and asks for what differs ([`Message::InventoryRequest`]).
+    InventorySummary(InventorySummary),
+    /// Ground → flight: the mirror differs from the summary; send the object list (`objects`)
+    /// and these volumes' listings and digests again.
+    InventoryRequest {
+        /// Send [`Message::Inventory`].
+        objects: bool,
+        /// Send a `VolumeListing` and its `VolumeDigests` for each.
+        volumes: Vec<VolumeRef>,
+    },
+    /// Flight → ground, when asked: the objects onboard (when asked for), and every tenant
+    /// volume there is (a volume the ground mirrors that is not named is gone).
+    Inventory {
+        /// The objects' digests, at most
+        /// [`MAX_INVENTORY_OBJECTS`](crate::MAX_INVENTORY_OBJECTS); `None` when not asked for.
+        objects: Option<Vec<Digest>>,
+        /// Whether `objects` is every object (else the store holds more).
+        complete: bool,
+        /// Every tenant volume onboard.
+        volumes: Vec<VolumeRef>,
+    },
+}
+
+/// The most base candidates a [`WantedObject`] names; the ground reads no more.
+pub const MAX_WANT_BASES: usize = 4;
+
+/// The largest object the ground sends as a patch (compressed or a delta): a larger one crosses
+/// the link as itself. The flight applies a patch in memory (about three times the object at
+/// most), so this bounds what an apply may allocate; both sides use it.
+pub const MAX_PATCHED_OBJECT: u64 = 256 << 20;
+
+/// An object a [`Message::Want`] asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WantedObject {
+    /// The object wanted.
+    pub digest: Digest,
+    /// Objects the sender holds that the object may be made from (the content now at the path
+    /// where it will land, i.e. its previous version, first), at most [`MAX_WANT_BASES`].
+    pub bases: Vec<Digest>,
+    /// Send the object itself: a patch for it did not apply or verify.
+    pub whole: bool,
+}
+
+/// A wanted object sent as a patch (see [`Message::Patches`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchOffer {
+    /// The object wanted: what the patch makes.
+    pub target: Digest,
+    /// The patch, an object of its own (`delta`'s self-describing format).
+    pub patch: Digest,
+    /// The object the patch is made against; `None` for the object compressed.
+    pub base: Option<Digest>,
+    /// The patch's size in bytes.
+    pub size: u64,
 }
 
 /// How long a plan stays valid after the ground issued it, in milliseconds (a week): the
@@ -509,6 +593,30 @@ mod tests {
         });
         let bytes = encode_message(&m);
         assert_eq!(decode_message(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn wants_and_patches_round_trip() {
+        let (a, b) = (Digest::of(b"new"), Digest::of(b"old"));
+        for m in [
+            Message::Want {
+                objects: vec![WantedObject {
+                    digest: a,
+                    bases: vec![b],
+                    whole: false,
+                }],
+            },
+            Message::Patches {
+                patches: vec![PatchOffer {
+                    target: a,
+                    patch: Digest::of(b"patch"),
+                    base: Some(b),
+                    size: 123,
+                }],
+            },
+        ] {
+            assert_eq!(decode_message(&encode_message(&m)).unwrap(), m);
+        }
     }
 
     #[test]

@@ -451,6 +451,14 @@ pub(super) async fn execution(
                 "."
             }
         }
+        @if let Some(u) = &e.uplink {
+            p.uplink {
+                "Sent up: " (u.wire_bytes) " bytes on the wire for " (u.objects) " files of "
+                (u.object_bytes) " bytes"
+                @for s in &u.sent { "; " code { (s.digest.get(..19).unwrap_or(&s.digest)) } " as " (s.encoding) " (" (s.bytes) " bytes)" }
+                "."
+            }
+        }
         table {
             tr { th { "Task" } th { "Type" } th { "State" } th { "Started" } th { "Finished" } th { "Outputs" } }
             @for t in &e.tasks {

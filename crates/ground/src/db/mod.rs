@@ -25,8 +25,10 @@ use sqlx::{SqlSafeStr, Sqlite, SqlitePool, Transaction};
 use crate::error::Error;
 
 mod downlinks;
+mod encodings;
 mod executions;
 mod files;
+mod mirror;
 mod namespaces;
 mod operations;
 mod systems;
@@ -40,6 +42,11 @@ pub(crate) use downlinks::{
     insert_pending_downlink, pending_downlink, pending_downlink_count, pending_downlinks,
     release_execution_state,
 };
+pub(crate) use encodings::{
+    Encoding, SentRow, UplinkWant, delete_want, encoding, execution_sends, insert_encoding,
+    insert_sends, patch_target, pending_wants, record_want, tenant_reads_blob,
+    unfinished_executions_sending,
+};
 pub(crate) use executions::{
     ExecutionRow, TaskRow, busy_execution, execution, executions_of, insert_execution, insert_task,
     latest_execution_with_task, reported_images, tasks, update_execution, update_task,
@@ -47,14 +54,19 @@ pub(crate) use executions::{
 pub(crate) use files::{
     FileRow, MoveRefusal, add_file_version, delete_files, file_version, latest_files, move_files,
 };
+pub(crate) use mirror::{
+    add_onboard, delete_volume, execution_plan, file_digest, inventory_state, mirrored_volumes,
+    onboard_among, onboard_objects, replace_onboard, set_file_digests, set_inventory_state,
+    volume_entries,
+};
 pub(crate) use namespaces::{insert_namespace, namespace_owner, namespaces_of};
 pub(crate) use operations::{
     OperationRow, operation, operation_revision, operations_of, save_operation,
 };
 pub(crate) use systems::{system, upsert_system};
 pub(crate) use uplinks::{
-    execution_digests, insert_execution_object, insert_execution_plan, next_plan_sequence,
-    served_objects, unfinished_plans, uplink_owners,
+    execution_digests, execution_uplink_totals, insert_execution_object, insert_execution_plan,
+    next_plan_sequence, served_objects, unfinished_plans, uplink_owners,
 };
 pub(crate) use usage::usage;
 pub(crate) use users::{delete_session, insert_session, password_hash, session_user, set_password};
@@ -119,6 +131,11 @@ fn migrator() -> Migrator {
             6,
             "system engine",
             include_str!("../../migrations/0006_system_engine.sql"),
+        ),
+        m(
+            7,
+            "uplink encodings",
+            include_str!("../../migrations/0007_uplink_encodings.sql"),
         ),
     ])
 }

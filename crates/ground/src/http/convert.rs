@@ -217,6 +217,7 @@ pub(super) fn execution(
                 error: u.error.clone(),
             }
         }),
+        uplink: None,
     })
 }
 
@@ -361,6 +362,7 @@ pub(super) fn volume_file(f: VolumeFileRow) -> api::VolumeFile {
         size: count(f.size),
         is_dir: f.is_dir,
         modified: time::rfc3339(f.modified_ms),
+        digest: f.digest,
     }
 }
 

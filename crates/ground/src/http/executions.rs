@@ -1,4 +1,5 @@
-//! Executions: `/executions` (list, start) and `/executions/{id}`.
+//! Executions: `/executions` (list, start) and `/executions/{id}`; `/plan`, how an uplink would
+//! send files.
 
 use axum::Json;
 use axum::extract::State;
@@ -8,7 +9,7 @@ use super::convert::{execution, execution_summary};
 use super::{J, NamespaceQuery, P, Q, created};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::{Ground, db, executor, queue};
+use crate::{Ground, db, encoder, executor, planner, queue};
 
 /// The execution, if the caller's.
 pub(crate) async fn load(g: &Ground, user: &str, id: &str) -> Result<api::Execution, ApiError> {
@@ -16,7 +17,9 @@ pub(crate) async fn load(g: &Ground, user: &str, id: &str) -> Result<api::Execut
         Some(e) if e.tenant == user => {
             let tasks = db::tasks(g.db(), id).await?;
             let eta = queue::execution_eta(g, &e).await?;
-            execution(&e, &tasks, eta.as_ref())
+            let mut shown = execution(&e, &tasks, eta.as_ref())?;
+            shown.uplink = encoder::report(g.db(), id).await?;
+            Ok(shown)
         }
         // Another tenant's execution is as good as absent.
         _ => Err(ApiError::not_found(format!("execution '{id}' not found"))),
@@ -54,4 +57,13 @@ pub(super) async fn get(
     P(id): P<String>,
 ) -> Result<Json<api::Execution>, ApiError> {
     Ok(Json(load(&g, &user, &id).await?))
+}
+
+/// `POST /api/v1/plan`: how files would cross the link to a system, and when.
+pub(super) async fn plan(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    J(req): J<api::PlanRequest>,
+) -> Result<Json<api::UplinkPlan>, ApiError> {
+    Ok(Json(planner::plan(&g, &user, req).await?))
 }

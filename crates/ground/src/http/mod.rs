@@ -67,6 +67,7 @@ pub(crate) fn router(ground: Ground) -> Router {
         )
         .route("/executions", get(executions::list).post(executions::start))
         .route("/executions/{id}", get(executions::get))
+        .route("/plan", post(executions::plan))
         .route("/systems", get(systems::list))
         .route("/systems/{system}", get(systems::one))
         .route("/systems/{system}/passes", get(systems::passes))

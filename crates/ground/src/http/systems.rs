@@ -49,6 +49,7 @@ async fn system_view(g: &Ground, name: &str) -> Result<api::System, ApiError> {
                     })
                     .unwrap_or_default(),
                 engine: engine.as_ref().map(convert::engine_report),
+                inventory: inventory(g, name).await?,
             }
         }
         None => api::System {
@@ -62,8 +63,24 @@ async fn system_view(g: &Ground, name: &str) -> Result<api::System, ApiError> {
             declared: convert::declaration(&declared),
             engine: None,
             drift: Vec::new(),
+            inventory: None,
         },
     })
+}
+
+/// How the mirror compared with the system's last summary; `None` before any.
+async fn inventory(g: &Ground, name: &str) -> Result<Option<api::Inventory>, ApiError> {
+    let s = crate::mirror::state(&g.core, name).await?;
+    Ok(s.compared_at.map(|at| api::Inventory {
+        compared_at: time::rfc3339(at),
+        objects: s.objects,
+        mirrored_objects: s.mirrored,
+        in_sync: s.drift.is_empty(),
+        drift: s.drift.clone(),
+        drift_since: time::rfc3339_opt(s.drift_since),
+        repaired: s.repaired.clone(),
+        repaired_at: time::rfc3339_opt(s.repaired_at),
+    }))
 }
 
 pub(super) async fn list(
