@@ -21,11 +21,12 @@ mod files;
 mod operations;
 mod session;
 mod systems;
+mod users;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use executions::{
-    Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, StartExecution, State,
-    Task, TaskError, TaskOutputs, TenantImage, UnknownState, UplinkEta, encode_path,
+    Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, Reject, StartExecution,
+    State, Task, TaskError, TaskOutputs, TenantImage, UnknownState, UplinkEta, encode_path,
     namespace_file_uri,
 };
 pub use files::{
@@ -42,3 +43,4 @@ pub use systems::{
     Eta, OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer, System, SystemList, Track,
     TrackPoint, Volume, VolumeFile, VolumeFileList, VolumeList,
 };
+pub use users::{CreateUser, Limits, Quota, QuotaList, Role, User, UserList};

@@ -33,6 +33,10 @@ pub struct System {
     pub engine: Option<EngineReport>,
     /// Every difference between `declared` and `engine`; empty before the first report.
     pub drift: Vec<Drift>,
+    /// `required` when an operator must approve each execution before it is sent (a flight
+    /// system's default), `none` when executions go at once (the EM's).
+    #[serde(default)]
+    pub approval: String,
 }
 
 /// A system's declaration: the systems file's `platform`, `builder` and `catalogue`.
@@ -262,6 +266,9 @@ pub struct QueuedTransfer {
     pub message: bool,
     /// The caller's earliest running execution that needs it.
     pub execution: String,
+    /// That execution's tenant: the caller's own, or for an operator anyone's.
+    #[serde(default)]
+    pub tenant: String,
     /// Its size.
     pub bytes: u64,
     /// The bytes the system has not acknowledged.
