@@ -310,7 +310,6 @@ pub struct Execution {
     /// Its id.
     pub id: String,
     /// The tenant who started it (an operator sees every tenant's).
-    #[serde(default)]
     pub tenant: String,
     /// The operation's namespace.
     pub namespace: String,
@@ -346,7 +345,6 @@ pub struct ExecutionSummary {
     /// Its id.
     pub id: String,
     /// The tenant who started it (an operator sees every tenant's).
-    #[serde(default)]
     pub tenant: String,
     /// The operation's namespace.
     pub namespace: String,

@@ -267,7 +267,6 @@ pub struct QueuedTransfer {
     /// The caller's earliest running execution that needs it.
     pub execution: String,
     /// That execution's tenant: the caller's own, or for an operator anyone's.
-    #[serde(default)]
     pub tenant: String,
     /// Its size.
     pub bytes: u64,
