@@ -902,3 +902,119 @@ async fn operators_manage_users_and_quotas() {
         .collect();
     assert_eq!(tenants, ["alice", "bob", "carol", "ops", "ops2"]);
 }
+
+#[tokio::test]
+async fn operators_manage_users_and_quotas_from_the_dashboard() {
+    let (g, t) = setup().await;
+    let page = g.send(browser(Method::GET, "/users", &t.ops, None)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(
+        html.contains("<a href=\"/users\" class=\"here\">Users</a>"),
+        "{html}"
+    );
+    for form in [
+        "action=\"/users/alice/disable\"",
+        "action=\"/users/bob/disable\"",
+        "action=\"/users/alice/quota\"",
+    ] {
+        assert!(html.contains(form), "{form}: {html}");
+    }
+    assert!(
+        !html.contains("action=\"/users/ops/disable\""),
+        "no button to disable oneself"
+    );
+    let csrf = csrf_of(&html);
+
+    // A tenant neither sees the page nor the link, nor may post its forms.
+    let alices = g
+        .send(browser(Method::GET, "/", &t.alice, None))
+        .await
+        .text();
+    assert!(!alices.contains("href=\"/users\""), "{alices}");
+    assert_eq!(
+        g.send(browser(Method::GET, "/users", &t.alice, None))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let alice_csrf = csrf_of(&alices);
+    let r = g
+        .send(browser(
+            Method::POST,
+            "/users/bob/disable",
+            &t.alice,
+            Some(&format!("csrf={alice_csrf}")),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = g
+        .send(browser(
+            Method::POST,
+            "/users/bob/disable",
+            &t.ops,
+            Some("csrf=forged"),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        g.get("/api/v1/namespaces", &t.bob).await.status,
+        StatusCode::OK,
+        "bob is untouched"
+    );
+
+    let r = g
+        .send(browser(
+            Method::POST,
+            "/users/bob/disable",
+            &t.ops,
+            Some(&format!("csrf={csrf}")),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(
+        g.get("/api/v1/namespaces", &t.bob).await.status,
+        StatusCode::UNAUTHORIZED,
+        "bob's sessions ended"
+    );
+    let html = g
+        .send(browser(Method::GET, "/users", &t.ops, None))
+        .await
+        .text();
+    assert!(html.contains("action=\"/users/bob/enable\""), "{html}");
+
+    let form = format!(
+        "csrf={csrf}&volume_bytes=1000&image_bytes=&compute_seconds_per_day=60&downlink_bytes_per_day="
+    );
+    let r = g
+        .send(browser(
+            Method::POST,
+            "/users/alice/quota",
+            &t.ops,
+            Some(&form),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let q = g.get("/api/v1/quotas/alice", &t.alice).await.json();
+    assert_eq!(
+        q["limits"],
+        json!({"volume_bytes": 1000, "image_bytes": null, "compute_seconds_per_day": 60,
+               "downlink_bytes_per_day": null})
+    );
+    assert_eq!(q["updated_by"], "ops");
+    let bad = format!("csrf={csrf}&volume_bytes=lots");
+    let r = g
+        .send(browser(
+            Method::POST,
+            "/users/alice/quota",
+            &t.ops,
+            Some(&bad),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.text().contains("volume_bytes: \\\"lots\\\""),
+        "{}",
+        r.text()
+    );
+}

@@ -12,6 +12,7 @@
 
 mod approvals;
 mod pages;
+mod users;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -43,6 +44,10 @@ pub(crate) fn router() -> Router<Ground> {
         .route("/executions/{id}/reject", post(approvals::reject))
         .route("/executions/{id}/cancel", post(approvals::cancel))
         .route("/systems", get(pages::systems))
+        .route("/users", get(users::users))
+        .route("/users/{name}/disable", post(users::disable))
+        .route("/users/{name}/enable", post(users::enable))
+        .route("/users/{name}/quota", post(users::set_quota))
         .route("/systems/{system}/volumes", get(pages::onboard))
         .route("/dashboard.js", get(script))
         .route("/login", post(login))
@@ -88,6 +93,8 @@ pub(crate) enum Nav {
     Operations,
     Executions,
     Systems,
+    /// Operators only.
+    Users,
 }
 
 const NAV: [(Nav, &str, &str); 5] = [
@@ -123,6 +130,9 @@ pub(crate) fn page(title: &str, here: Nav, v: &Viewer, body: Markup) -> Response
             nav {
                 @for (nav, href, label) in NAV {
                     a href=(href) class=[(nav == here).then_some("here")] { (label) }
+                }
+                @if v.operator {
+                    a href="/users" class=[(here == Nav::Users).then_some("here")] { "Users" }
                 }
                 span.who {
                     "Signed in as " b { (v.user) } @if v.operator { " (operator)" } " "
