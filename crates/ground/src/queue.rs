@@ -6,7 +6,7 @@
 //! execution records what it sends up ([`record`]: its plan message and the objects of its
 //! uplink tasks), so each queued digest maps to the running executions that need it, and so to
 //! their tenants. A tenant sees its own transfers; everyone else's bytes count toward the ETAs
-//! but are shown only as a total.
+//! but are shown only as a total. An operator sees every tenant's.
 //!
 //! ETAs run the whole queue, in order, through the system's contact plan
 //! ([`orbit::predict_transfers`]) with each window's uplink rate scaled by
@@ -196,12 +196,12 @@ pub(crate) async fn view(
             })
             .cloned();
         match execution {
-            Some((execution, tenant)) => {
+            Some((execution, owner)) => {
                 mine.push(MyTransfer {
                     digest: t.digest,
                     message: t.message,
                     execution,
-                    tenant,
+                    tenant: owner,
                     bytes: t.size,
                     remaining: t.remaining,
                     other_bytes_ahead: other_bytes,
