@@ -22,10 +22,11 @@ mod operations;
 mod plan;
 mod session;
 mod systems;
+mod users;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use executions::{
-    Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, SentObject,
+    Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, Reject, SentObject,
     StartExecution, State, Task, TaskError, TaskOutputs, TenantImage, UnknownState, UplinkEta,
     UplinkReport, encode_path, namespace_file_uri,
 };
@@ -44,3 +45,4 @@ pub use systems::{
     Eta, Inventory, OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer, System, SystemList,
     Track, TrackPoint, Volume, VolumeFile, VolumeFileList, VolumeList,
 };
+pub use users::{CreateUser, Limits, Quota, QuotaList, Role, User, UserList};

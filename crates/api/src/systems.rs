@@ -37,6 +37,10 @@ pub struct System {
     /// `null` before its first report.
     #[serde(default)]
     pub inventory: Option<Inventory>,
+    /// `required` when an operator must approve each execution before it is sent (a flight
+    /// system's default), `none` when executions go at once (the EM's).
+    #[serde(default)]
+    pub approval: String,
 }
 
 /// How the ground's mirror of what a system holds onboard (objects, each volume file with its
@@ -294,6 +298,8 @@ pub struct QueuedTransfer {
     pub message: bool,
     /// The caller's earliest running execution that needs it.
     pub execution: String,
+    /// That execution's tenant: the caller's own, or for an operator anyone's.
+    pub tenant: String,
     /// Its size.
     pub bytes: u64,
     /// The bytes the system has not acknowledged.

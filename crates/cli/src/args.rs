@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
+pub(crate) use crate::admin_args::{
+    ApproveArgs, Limit, QuotaArgs, QuotaCommand, UserArgs, UserCommand,
+};
+
 /// What the exit status of `orbitdock` means (the end of `--help`, and README's reference).
 pub(crate) const EXIT_STATUS: &str = "\
 Exit status:
@@ -74,6 +78,22 @@ pub(crate) enum Command {
     Op(OpArgs),
     /// Start and inspect executions.
     Exec(ExecArgs),
+    /// Approve an execution awaiting an operator's approval, or reject it with a reason
+    /// (operators).
+    #[command(
+        after_help = "Examples:\n  orbitdock approve 3f2a9c1e\n  orbitdock approve 3f2a9c1e --reject --reason 'uplink budget spent this week'"
+    )]
+    Approve(ApproveArgs),
+    /// List, add, disable and enable users (operators).
+    #[command(
+        after_help = "Examples:\n  orbitdock user list -o json\n  printf '%s\\n' \"$PW\" | orbitdock user add carol --password-stdin"
+    )]
+    User(UserArgs),
+    /// Show and set tenants' quotas (operators; a tenant may show its own).
+    #[command(
+        after_help = "Examples:\n  orbitdock quota show carol\n  orbitdock quota set carol --volume-bytes 2GiB --downlink-bytes-per-day 500MB"
+    )]
+    Quota(QuotaArgs),
     /// Create a link key for a satellite (give the same file to its ground and flight agent).
     Keygen {
         /// Where to write the key (64 hex digits, mode 0600); refuses to overwrite.
@@ -646,12 +666,26 @@ pub(crate) enum ExecCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List your executions, newest first (of one namespace with -n).
-    #[command(after_help = "Example:\n  orbitdock exec list -n demo -o json")]
+    /// List your executions, newest first (of one namespace with -n); an operator's list holds
+    /// every tenant's.
+    #[command(
+        after_help = "Examples:\n  orbitdock exec list -n demo -o json\n  orbitdock exec list --state AWAITING_APPROVAL"
+    )]
     List {
         #[arg(long, short)]
         namespace: Option<String>,
+        /// Only those in this state (CREATED, AWAITING_APPROVAL, SCHEDULED, RUNNING, COMPLETED,
+        /// FAILED, REJECTED, CANCELLED).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this tenant's (operators).
+        #[arg(long)]
+        tenant: Option<String>,
     },
+    /// Cancel an execution that has not been sent (one awaiting approval). One already sent
+    /// cannot be recalled: the ground refuses (exit status 1).
+    #[command(after_help = "Example:\n  orbitdock exec cancel 3f2a9c1e")]
+    Cancel { id: String },
     /// Wait until an execution ends. Exit status 0 only if it succeeded.
     #[command(after_help = "Example:\n  orbitdock exec wait 3f2a9c1e")]
     Wait { id: String },

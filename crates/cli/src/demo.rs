@@ -126,8 +126,9 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         fm_link_flight,
         fm_flight_udp,
     ] = ports.udp.map(|(addr, _)| addr.to_string());
-    // The demo user reaches the ground through its environment, not its arguments.
-    let users = format!("{DEMO_USER}:{password}");
+    // The demo user reaches the ground through its environment, not its arguments. It is an
+    // operator, so that it can approve its own executions on `fm`.
+    let users = format!("operator {DEMO_USER}:{password}");
     let exe = std::env::current_exe().context("locating the orbitdock binary")?;
     let path = |p: PathBuf| p.to_string_lossy().into_owned();
     let systems = path(systems_file.clone());
@@ -224,7 +225,10 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     println!(
         "  fm                 a flight model in a sun-synchronous orbit, in contact only during its passes"
     );
-    println!("                     over Svalbard and Matera (orbitdock passes --system fm)");
+    println!("                     over Svalbard and Matera (orbitdock passes --system fm);");
+    println!(
+        "                     its executions wait for an operator's approval (the demo user is one: orbitdock approve ID)"
+    );
     println!("  dashboard and API  {url}/");
     println!("  login              user {DEMO_USER}, password {password}");
     println!(

@@ -58,6 +58,35 @@ pub(crate) struct SystemSpec {
     /// Whether a pod of node `GPU` gets a GPU there (not said: the flight agent finds out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) gpu: Option<bool>,
+    /// `required` or `none`: whether an operator approves each execution before the ground
+    /// sends it (default: required for a flight system, none for `em`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) approval: Option<ApprovalSpec>,
+}
+
+/// A system's `approval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ApprovalSpec {
+    Required,
+    None,
+}
+
+/// Each system's approval gate as a systems file sets it; a system that says nothing is left
+/// out (the ground takes its default: required for a flight system, none for `em`).
+pub(crate) fn approvals(path: &Path) -> anyhow::Result<BTreeMap<String, ground::Approval>> {
+    Ok(read_specs(path)?
+        .into_iter()
+        .filter_map(|(name, spec)| {
+            spec.approval.map(|a| {
+                let a = match a {
+                    ApprovalSpec::Required => ground::Approval::Required,
+                    ApprovalSpec::None => ground::Approval::NotRequired,
+                };
+                (name, a)
+            })
+        })
+        .collect())
 }
 
 /// Reads a systems file's entries; an error names the file and the field (`fm.builder`).
@@ -210,6 +239,8 @@ pub(crate) fn demo_systems(now: SystemTime) -> String {
         builder: None,
         catalogue: None,
         gpu: None,
+        // A flight system's default, written out: the demo user, an operator, approves.
+        approval: Some(ApprovalSpec::Required),
         tle: Some(demo.tle_text),
         stations: demo
             .stations
@@ -275,5 +306,30 @@ mod tests {
             .contacts();
         assert_eq!(windows.len(), contacts.len());
         assert_eq!(rates(fm), (256_000, 2_000_000));
+        assert_eq!(
+            approvals(&path).unwrap().get("fm"),
+            Some(&ground::Approval::Required)
+        );
+    }
+
+    #[test]
+    fn approval_is_required_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("systems.json");
+        std::fs::write(
+            &path,
+            r#"{"em": {}, "fm": {"approval": "none"}, "fm2": {"approval": "required"}}"#,
+        )
+        .unwrap();
+        let a = approvals(&path).unwrap();
+        assert_eq!(a.get("em"), None, "the default is the ground's");
+        assert_eq!(a["fm"], ground::Approval::NotRequired);
+        assert_eq!(a["fm2"], ground::Approval::Required);
+        std::fs::write(&path, r#"{"fm": {"approval": "maybe"}}"#).unwrap();
+        let e = approvals(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("fm.approval: unknown variant `maybe`, expected `required` or `none`"),
+            "{e}"
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! execution records what it sends up ([`record`]: its plan message and the objects of its
 //! uplink tasks), so each queued digest maps to the running executions that need it, and so to
 //! their tenants. A tenant sees its own transfers; everyone else's bytes count toward the ETAs
-//! but are shown only as a total.
+//! but are shown only as a total. An operator sees every tenant's.
 //!
 //! ETAs run the whole queue, in order, through the system's contact plan
 //! ([`orbit::predict_transfers`]) with each window's uplink rate scaled by
@@ -50,6 +50,8 @@ pub(crate) struct MyTransfer {
     pub(crate) message: bool,
     /// The caller's earliest running execution that needs it.
     pub(crate) execution: String,
+    /// Its tenant.
+    pub(crate) tenant: String,
     pub(crate) bytes: u64,
     pub(crate) remaining: u64,
     /// Other tenants' bytes queued before it.
@@ -165,8 +167,13 @@ async fn etas_or_error(sky: &Sky, now: Epoch, remaining: &[u64]) -> (Vec<Eta>, O
     }
 }
 
-/// The queue of `system` as `tenant` sees it.
-pub(crate) async fn view(g: &Ground, system: &str, tenant: &str) -> Result<QueueView, ApiError> {
+/// The queue of `system` as `tenant` sees it; with `None` (an operator) every tenant's
+/// transfers are shown as its own.
+pub(crate) async fn view(
+    g: &Ground,
+    system: &str,
+    tenant: Option<&str>,
+) -> Result<QueueView, ApiError> {
     let sky = passes::sky(g, system)?;
     let Some(link) = g.system(system) else {
         return Err(ApiError::not_found(format!("system '{system}' not found")));
@@ -183,14 +190,18 @@ pub(crate) async fn view(g: &Ground, system: &str, tenant: &str) -> Result<Queue
     for (t, eta) in stats.transfers.iter().zip(etas) {
         let execution = owners
             .get(&t.digest)
-            .and_then(|o| o.iter().find(|(_, owner)| owner == tenant))
-            .map(|(e, _)| e.clone());
+            .and_then(|o| {
+                o.iter()
+                    .find(|(_, owner)| tenant.is_none_or(|t| owner == t))
+            })
+            .cloned();
         match execution {
-            Some(execution) => {
+            Some((execution, owner)) => {
                 mine.push(MyTransfer {
                     digest: t.digest,
                     message: t.message,
                     execution,
+                    tenant: owner,
                     bytes: t.size,
                     remaining: t.remaining,
                     other_bytes_ahead: other_bytes,

@@ -45,10 +45,10 @@ pub(crate) async fn volume_listing(
 /// Where a state sits in the lifecycle; events never move backwards.
 fn rank(state: TaskState) -> u8 {
     match state {
-        TaskState::Created => 0,
+        TaskState::Created | TaskState::AwaitingApproval => 0,
         TaskState::Scheduled => 1,
         TaskState::Running => 2,
-        TaskState::Success | TaskState::Failed => 3,
+        TaskState::Success | TaskState::Failed | TaskState::Rejected | TaskState::Cancelled => 3,
     }
 }
 

@@ -18,8 +18,9 @@ const PASSES_SHOWN: usize = 10;
 const TRACK_MINUTES: u32 = 90;
 const TRACK_STEP_S: u32 = 60;
 
-/// The "Systems" detail: one block per system.
-pub(crate) async fn section(g: &Ground, user: &str) -> Result<Markup, ApiError> {
+/// The "Systems" detail: one block per system, with the uplink queue as `tenant` sees it
+/// (`None`: an operator, who sees every tenant's transfers).
+pub(crate) async fn section(g: &Ground, tenant: Option<&str>) -> Result<Markup, ApiError> {
     let now = g.now();
     let names: Vec<String> = g.system_names().map(str::to_string).collect();
     let mut blocks = Vec::new();
@@ -51,10 +52,11 @@ pub(crate) async fn section(g: &Ground, user: &str) -> Result<Markup, ApiError> 
                 }
             }
         };
-        let queue = queue_html(&queue::view(g, &name, user).await?);
+        let queue = queue_html(&queue::view(g, &name, tenant).await?);
         let inventory = inventory_html(&crate::mirror::state(&g.core, &name).await?);
         blocks.push(html! {
             h3 id=(name) { (name) }
+            p { "Approval: " (g.approval(&name).as_str()) "." }
             (declared)
             (inventory)
             (sky)
@@ -112,7 +114,7 @@ fn queue_html(v: &queue::QueueView) -> Markup {
         @if let Some(e) = &v.eta_error { p.error { "No ETAs: " (e) } }
         @if !v.mine.is_empty() {
             table {
-                tr { th { "Execution" } th { "Transfer" } th { "Bytes" } th { "Remaining" } th { "Pass" } th { "ETA" } }
+                tr { th { "Execution" } th { "Tenant" } th { "Transfer" } th { "Bytes" } th { "Remaining" } th { "Pass" } th { "ETA" } }
                 @for t in &v.mine {
                     @let what = if t.message {
                         "plan".to_string()
@@ -122,6 +124,7 @@ fn queue_html(v: &queue::QueueView) -> Markup {
                     };
                     tr {
                         td { code { (t.execution) } }
+                        td { (t.tenant) }
                         td { code { (what) } }
                         td { (t.bytes) }
                         td { (t.remaining) }

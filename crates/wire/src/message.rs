@@ -410,6 +410,10 @@ pub enum TaskKind {
 }
 
 /// The state of a task. Every task goes `Created → Scheduled → Running → Success | Failed`.
+/// On the ground an execution on a system that needs an operator's approval waits in
+/// `AwaitingApproval` before it is scheduled, and ends `Rejected` when refused or `Cancelled`
+/// when called off before it was sent (its tasks end `Cancelled`). The flight agent never sends
+/// those three; they come last so that the encoding of the others stays as it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TaskState {
     /// Recorded on the ground, not yet sent.
@@ -422,6 +426,12 @@ pub enum TaskState {
     Success,
     /// Finished badly; see its error.
     Failed,
+    /// Recorded on the ground, waiting for an operator's approval before it is sent.
+    AwaitingApproval,
+    /// An operator refused it: never sent.
+    Rejected,
+    /// Called off before it was sent.
+    Cancelled,
 }
 
 /// The state of an execution; the same lifecycle as its tasks.
@@ -436,6 +446,9 @@ impl TaskState {
             TaskState::Running => "RUNNING",
             TaskState::Success => "SUCCESS",
             TaskState::Failed => "FAILED",
+            TaskState::AwaitingApproval => "AWAITING_APPROVAL",
+            TaskState::Rejected => "REJECTED",
+            TaskState::Cancelled => "CANCELLED",
         }
     }
 
@@ -447,13 +460,19 @@ impl TaskState {
             "RUNNING" => TaskState::Running,
             "SUCCESS" => TaskState::Success,
             "FAILED" => TaskState::Failed,
+            "AWAITING_APPROVAL" => TaskState::AwaitingApproval,
+            "REJECTED" => TaskState::Rejected,
+            "CANCELLED" => TaskState::Cancelled,
             _ => return None,
         })
     }
 
     /// Whether the state is final.
     pub fn is_final(self) -> bool {
-        matches!(self, TaskState::Success | TaskState::Failed)
+        matches!(
+            self,
+            TaskState::Success | TaskState::Failed | TaskState::Rejected | TaskState::Cancelled
+        )
     }
 }
 
