@@ -10,7 +10,10 @@ use crate::systems::PassRef;
 
 /// The state of an execution or a task, named as Clustergate-2 names them: a task goes
 /// `CREATED → SCHEDULED → RUNNING → SUCCESS | FAILED`, an execution
-/// `CREATED → SCHEDULED → RUNNING → COMPLETED | FAILED`.
+/// `CREATED → SCHEDULED → RUNNING → COMPLETED | FAILED`. On a system that needs an operator's
+/// approval an execution waits `AWAITING_APPROVAL` after `CREATED`, and ends `REJECTED` when an
+/// operator refuses it; one called off before it was sent ends `CANCELLED` (orbitdock's names:
+/// Clustergate-2 names none). The tasks of a rejected or cancelled execution end `CANCELLED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
@@ -27,17 +30,26 @@ pub enum State {
     Completed,
     /// Finished badly, or never ran.
     Failed,
+    /// An execution waiting for an operator's approval before it is sent.
+    AwaitingApproval,
+    /// An execution an operator refused: never sent.
+    Rejected,
+    /// Called off before it was sent.
+    Cancelled,
 }
 
 impl State {
     /// Every state, in lifecycle order.
-    pub const ALL: [State; 6] = [
+    pub const ALL: [State; 9] = [
         State::Created,
+        State::AwaitingApproval,
         State::Scheduled,
         State::Running,
         State::Success,
         State::Completed,
         State::Failed,
+        State::Rejected,
+        State::Cancelled,
     ];
 
     /// The state as the JSON writes it (`SUCCESS`, ...).
@@ -49,12 +61,19 @@ impl State {
             State::Success => "SUCCESS",
             State::Completed => "COMPLETED",
             State::Failed => "FAILED",
+            State::AwaitingApproval => "AWAITING_APPROVAL",
+            State::Rejected => "REJECTED",
+            State::Cancelled => "CANCELLED",
         }
     }
 
-    /// Whether nothing follows it (`SUCCESS`, `COMPLETED` or `FAILED`).
+    /// Whether nothing follows it (`SUCCESS`, `COMPLETED`, `FAILED`, `REJECTED` or
+    /// `CANCELLED`).
     pub fn is_final(self) -> bool {
-        matches!(self, State::Success | State::Completed | State::Failed)
+        matches!(
+            self,
+            State::Success | State::Completed | State::Failed | State::Rejected | State::Cancelled
+        )
     }
 
     /// The state as an execution shows it: a successful end is `COMPLETED` (Clustergate-2's
@@ -120,6 +139,13 @@ pub struct HistoryEntry {
     pub state: State,
     /// When (the system's clock for what the system reports).
     pub at: String,
+    /// Who made the change, when a person did: the operator who approved (`SCHEDULED` after
+    /// `AWAITING_APPROVAL`) or rejected it, the user who cancelled it. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Why, when given: a rejection's reason. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A task's error: a Clustergate-2 error code (or one of ours) with its name, a message and the
@@ -283,6 +309,8 @@ pub struct UplinkEta {
 pub struct Execution {
     /// Its id.
     pub id: String,
+    /// The tenant who started it (an operator sees every tenant's).
+    pub tenant: String,
     /// The operation's namespace.
     pub namespace: String,
     /// The operation's id.
@@ -309,6 +337,46 @@ pub struct Execution {
     pub tasks: Vec<Task>,
     /// How its queued uplink transfers stand; `null` when none is queued.
     pub uplink_eta: Option<UplinkEta>,
+    /// What it sent up so far, and the bytes on the wire; `null` when it sends nothing (its
+    /// plan was never compiled).
+    #[serde(default)]
+    pub uplink: Option<UplinkReport>,
+}
+
+/// What an execution sends up: its plan, and for each object its uplinks need that the system
+/// lacked, what crossed the link in its place (the object itself, compressed, or a delta
+/// against an object onboard). Objects the system already held are not sent at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UplinkReport {
+    /// The distinct objects its uplink tasks place.
+    pub objects: u64,
+    /// Their bytes.
+    pub object_bytes: u64,
+    /// The bytes of its plan message.
+    pub plan_bytes: u64,
+    /// The objects sent for it so far, in the order queued.
+    pub sent: Vec<SentObject>,
+    /// The bytes on the wire: its plan and every object sent for it, as transfer payload
+    /// (packet headers and acknowledgements not counted).
+    pub wire_bytes: u64,
+}
+
+/// An object an execution needed and what crossed the link in its place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentObject {
+    /// The object needed, `sha256:<hex>`.
+    pub digest: String,
+    /// Its bytes.
+    pub size: u64,
+    /// How it was sent: `raw` (itself), `whole-zstd` (compressed), or a delta against `base`:
+    /// `zstd-ref`, `bsdiff` or `exe`.
+    pub encoding: String,
+    /// What crossed the link: the object itself, or the patch, `sha256:<hex>`.
+    pub object: String,
+    /// The object onboard a delta was made against; `null` otherwise.
+    pub base: Option<String>,
+    /// The bytes sent.
+    pub bytes: u64,
 }
 
 /// An entry of [`ExecutionList`].
@@ -316,6 +384,8 @@ pub struct Execution {
 pub struct ExecutionSummary {
     /// Its id.
     pub id: String,
+    /// The tenant who started it (an operator sees every tenant's).
+    pub tenant: String,
     /// The operation's namespace.
     pub namespace: String,
     /// The operation's id.
@@ -331,6 +401,15 @@ pub struct ExecutionSummary {
 /// `GET /api/v1/executions`: newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutionList {
-    /// The caller's executions (of one namespace when asked).
+    /// The caller's executions (of one namespace, in one state when asked); an operator's list
+    /// holds every tenant's (of one tenant when asked).
     pub executions: Vec<ExecutionSummary>,
+}
+
+/// `POST /api/v1/executions/{id}/reject`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reject {
+    /// Why, for the tenant: kept in the execution's history and errors (1 to 1000 bytes).
+    pub reason: String,
 }

@@ -19,14 +19,16 @@ mod error;
 mod executions;
 mod files;
 mod operations;
+mod plan;
 mod session;
 mod systems;
+mod users;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use executions::{
-    Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, StartExecution, State,
-    Task, TaskError, TaskOutputs, TenantImage, UnknownState, UplinkEta, encode_path,
-    namespace_file_uri,
+    Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, Reject, SentObject,
+    StartExecution, State, Task, TaskError, TaskOutputs, TenantImage, UnknownState, UplinkEta,
+    UplinkReport, encode_path, namespace_file_uri,
 };
 pub use files::{
     CreateNamespace, FileList, MoveFiles, Moved, MovedPath, Namespace, NamespaceFile,
@@ -36,9 +38,11 @@ pub use operations::{
     AppliedOperation, Diagnostic, OperationDetail, OperationExecution, OperationList,
     OperationRevision, OperationSummary, PreflightFinding, Severity, Validation,
 };
+pub use plan::{PlanEta, PlanRequest, PlanTotal, PlannedFile, UplinkPlan};
 pub use session::{Health, LoginRequest, LoginResponse};
 pub use systems::{
     CatalogueImage, Declaration, DeclaredImage, Drift, EclipseInterval, EngineImage, EngineReport,
-    Eta, OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer, System, SystemList, Track,
-    TrackPoint, Volume, VolumeFile, VolumeFileList, VolumeList,
+    Eta, Inventory, OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer, System, SystemList,
+    Track, TrackPoint, Volume, VolumeFile, VolumeFileList, VolumeList,
 };
+pub use users::{CreateUser, Limits, Quota, QuotaList, Role, User, UserList};

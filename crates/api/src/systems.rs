@@ -33,9 +33,39 @@ pub struct System {
     pub engine: Option<EngineReport>,
     /// Every difference between `declared` and `engine`; empty before the first report.
     pub drift: Vec<Drift>,
+    /// How the ground's mirror of what the system holds compares with what it last reported;
+    /// `null` before its first report.
+    #[serde(default)]
+    pub inventory: Option<Inventory>,
+    /// `required` when an operator must approve each execution before it is sent (a flight
+    /// system's default), `none` when executions go at once (the EM's).
+    #[serde(default)]
+    pub approval: String,
 }
 
-/// A system's declaration: the systems file's `platform`, `builder` and `catalogue`.
+/// How the ground's mirror of what a system holds onboard (objects, each volume file with its
+/// digest) compared with the summary the system sent after its last hello.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// When the last summary came.
+    pub compared_at: String,
+    /// The objects the system holds, as it said.
+    pub objects: u64,
+    /// The objects the mirror holds for it.
+    pub mirrored_objects: u64,
+    /// Whether the mirror is exact: `drift` is empty.
+    pub in_sync: bool,
+    /// What differs now (the ground has asked for it again).
+    pub drift: Vec<String>,
+    /// Since when something differs; `null` when in sync.
+    pub drift_since: Option<String>,
+    /// What differed last, repaired since; empty when nothing ever differed.
+    pub repaired: Vec<String>,
+    /// When it was repaired; `null` when nothing ever was.
+    pub repaired_at: Option<String>,
+}
+
+/// A system's declaration: the systems file's `platform`, `builder`, `catalogue` and `gpu`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Declaration {
     /// `os/arch` of its engine.
@@ -44,6 +74,8 @@ pub struct Declaration {
     pub builder: String,
     /// Its preloaded base images.
     pub catalogue: Vec<DeclaredImage>,
+    /// Whether a pod of node `GPU` gets a GPU there; `null`: not declared.
+    pub gpu: Option<bool>,
 }
 
 /// A declared base image and what is inside it.
@@ -141,6 +173,10 @@ pub struct VolumeFile {
     pub is_dir: bool,
     /// When it last changed.
     pub modified: String,
+    /// Its content's sha256, `sha256:<hex>`, as the system reported it; absent for folders,
+    /// in a `files.list`'s outputs, and while the system has not reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// `GET /api/v1/systems/{system}/volumes/{volume}/files`.
@@ -262,6 +298,8 @@ pub struct QueuedTransfer {
     pub message: bool,
     /// The caller's earliest running execution that needs it.
     pub execution: String,
+    /// That execution's tenant: the caller's own, or for an operator anyone's.
+    pub tenant: String,
     /// Its size.
     pub bytes: u64,
     /// The bytes the system has not acknowledged.

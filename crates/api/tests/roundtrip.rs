@@ -119,10 +119,11 @@ fn executions() {
     // The example of docs/api.md, with a failed task, a downlink still waiting for its files, a
     // files.list and an uplink ETA.
     let e = check::<api::Execution>(json!({
-        "id": "6f1c", "namespace": "demo", "operation": "hello", "revision": 1, "system": "em",
-        "state": "RUNNING",
+        "id": "6f1c", "tenant": "alice", "namespace": "demo", "operation": "hello", "revision": 1,
+        "system": "em", "state": "RUNNING",
         "created_at": "…", "scheduled_at": "…", "started_at": "…", "finished_at": null,
-        "history": [{"state": "CREATED", "at": "…"}, {"state": "SCHEDULED", "at": "…"}],
+        "history": [{"state": "CREATED", "at": "…"}, {"state": "AWAITING_APPROVAL", "at": "…"},
+                    {"state": "SCHEDULED", "at": "…", "by": "ops"}],
         "errors": [{"task": "build", "code": 12, "name": "DOCKER_BUILD_FAILED", "message": "…",
                     "log_tail": ["…"]},
                    {"code": 21, "name": "TRANSFER_FAILED",
@@ -165,28 +166,43 @@ fn executions() {
              "outputs": null}
         ],
         "uplink_eta": {"remaining_bytes": 612, "completion": null, "pass": null,
-                       "error": "the elements of system 'sat' are too old …"}
+                       "error": "the elements of system 'sat' are too old …"},
+        "uplink": {"objects": 1, "object_bytes": 788992, "plan_bytes": 307,
+                   "sent": [{"digest": "sha256:00", "size": 788992, "encoding": "zstd-ref",
+                             "object": "sha256:01", "base": "sha256:02", "bytes": 792}],
+                   "wire_bytes": 1099}
     }));
+    assert_eq!(e.uplink.as_ref().map(|u| u.wire_bytes), Some(1099));
     assert_eq!(e.tasks[2].task_type, "files.list");
     assert_eq!(e.state, api::State::Running);
     check::<api::UplinkEta>(json!({"remaining_bytes": 612, "completion": "…",
         "pass": {"station": "darmstadt", "aos": "…", "los": "…"}}));
-    check::<api::ExecutionList>(json!({"executions": [{"id": "6f1c", "namespace": "demo",
-        "operation": "hello", "system": "em", "state": "FAILED", "created_at": "…"}]}));
+    assert_eq!(e.history[2].by.as_deref(), Some("ops"));
+    check::<api::ExecutionList>(json!({"executions": [{"id": "6f1c", "tenant": "alice",
+        "namespace": "demo", "operation": "hello", "system": "em", "state": "FAILED",
+        "created_at": "…"}]}));
+    let rejected = check::<api::HistoryEntry>(
+        json!({"state": "REJECTED", "at": "…", "by": "ops", "reason": "not this week"}),
+    );
+    assert_eq!(rejected.state, api::State::Rejected);
+    check::<api::Reject>(json!({"reason": "not this week"}));
 
     for s in [
         "CREATED",
+        "AWAITING_APPROVAL",
         "SCHEDULED",
         "RUNNING",
         "SUCCESS",
         "COMPLETED",
         "FAILED",
+        "REJECTED",
+        "CANCELLED",
     ] {
         let state: api::State = s.parse().unwrap();
         assert_eq!(serde_json::to_value(state).unwrap(), json!(s));
         assert_eq!(
             state.is_final(),
-            ["SUCCESS", "COMPLETED", "FAILED"].contains(&s)
+            ["SUCCESS", "COMPLETED", "FAILED", "REJECTED", "CANCELLED"].contains(&s)
         );
         // An execution's success is COMPLETED, as Clustergate-2 names it; nothing else differs.
         let shown = state.of_execution().as_str();
@@ -213,12 +229,12 @@ fn systems() {
     let declared = json!({"platform": "linux/arm64", "builder": "classic",
         "catalogue": [{"name": "busybox:latest", "digest": null, "platform": "linux/arm64",
                        "shell": true, "libraries": [], "glibc": null, "interpreters": ["sh"],
-                       "layers": []}]});
+                       "layers": []}], "gpu": null});
     check::<api::SystemList>(json!({"systems": [
         {"name": "em", "platform": null, "last_seen": null,
          "catalogue": [{"name": "busybox:latest", "platform": "linux/arm64", "digest": null,
                         "description": "…"}],
-         "declared": declared, "engine": null, "drift": []},
+         "declared": declared, "engine": null, "drift": [], "inventory": null, "approval": "none"},
         {"name": "fm", "platform": "linux/arm64", "last_seen": "…",
          "catalogue": [{"name": "busybox:latest", "platform": "linux/arm64",
                         "digest": "sha256:00", "description": "…"}],
@@ -227,10 +243,26 @@ fn systems() {
                     "images": [{"name": "busybox:latest", "id": "sha256:00",
                                 "platform": "linux/arm64"}]},
          "drift": [{"kind": "digest_mismatch", "subject": "busybox:latest",
-                    "declared": "sha256:01", "reported": "sha256:00", "message": "…"}]}]}));
+                    "declared": "sha256:01", "reported": "sha256:00", "message": "…"}],
+         "inventory": {"compared_at": "…", "objects": 3, "mirrored_objects": 2,
+                       "in_sync": false, "drift": ["objects: 3 onboard, 2 in the mirror"],
+                       "drift_since": "…", "repaired": [], "repaired_at": null},
+         "approval": "required"}]}));
     check::<api::VolumeList>(json!({"volumes": [{"name": "demo", "files": 3, "bytes": 5012}]}));
     check::<api::VolumeFileList>(json!({"files": [
-        {"path": "in/input.txt", "size": 5000, "is_dir": false, "modified": "…"}]}));
+        {"path": "in/input.txt", "size": 5000, "is_dir": false, "modified": "…"},
+        {"path": "in/app", "size": 5, "is_dir": false, "modified": "…", "digest": "sha256:00"}]}));
+    check::<api::PlanRequest>(json!({"system": "fm", "sources": ["demo:/app"],
+        "volume": "demo-pvc", "destination": "/"}));
+    check::<api::PlanRequest>(json!({"system": "fm", "sources": ["demo:/app"]}));
+    check::<api::UplinkPlan>(
+        json!({"system": "fm", "volume": "demo-pvc", "generated_at": "…",
+        "files": [{"source": "demo:/app/bin/tool", "path": "/app/bin/tool", "digest": "sha256:00",
+                   "size": 767456, "encoding": "exe", "base": "sha256:01", "bytes": 1868}],
+        "total": {"files": 1, "size": 767456, "bytes": 1868},
+        "eta": {"always_in_contact": false, "queued_bytes_ahead": 0, "completion": "…",
+                "pass": {"station": "darmstadt", "aos": "…", "los": "…"}, "passes": 1}}),
+    );
     check::<api::Passes>(json!({"system": "sat", "generated_at": "…", "hours": 24,
         "always_in_contact": false,
         "passes": [{"station": "darmstadt", "aos": "…", "los": "…", "duration_s": 512.25,
@@ -247,14 +279,45 @@ fn systems() {
         "system": "sat1", "generated_at": "…", "link_up": false, "always_in_contact": false,
         "eta_error": null,
         "transfers": [
-            {"digest": "sha256:00", "message": true, "execution": "6f1c", "bytes": 612,
+            {"digest": "sha256:00", "message": true, "execution": "6f1c", "tenant": "alice",
+             "bytes": 612,
              "remaining": 612, "other_bytes_ahead": 0,
              "eta": {"pass": {"station": "darmstadt", "aos": "…", "los": "…"},
                      "completion": "…"}},
-            {"digest": "sha256:01", "message": false, "execution": "6f1c", "bytes": 1,
+            {"digest": "sha256:01", "message": false, "execution": "6f1c", "tenant": "alice",
+             "bytes": 1,
              "remaining": 1, "other_bytes_ahead": 0,
              "eta": {"pass": null, "completion": null}}
         ],
         "other_tenants": {"transfers": 2, "bytes": 200845, "bytes_ahead": 845}
     }));
+}
+
+#[test]
+fn users_and_quotas() {
+    let users = check::<api::UserList>(json!({"users": [
+        {"name": "alice", "role": "tenant", "created_at": "…", "disabled_at": null},
+        {"name": "ops", "role": "operator", "created_at": "…", "disabled_at": "…"}]}));
+    assert_eq!(users.users[1].role, api::Role::Operator);
+    check::<api::CreateUser>(json!({"name": "carol", "password": "pw", "role": "operator"}));
+    let bare: api::CreateUser =
+        serde_json::from_value(json!({"name": "carol", "password": "pw"})).unwrap();
+    assert_eq!(bare.role, api::Role::Tenant);
+    assert!(
+        serde_json::from_value::<api::CreateUser>(
+            json!({"name": "carol", "password": "pw", "role": "admin"})
+        )
+        .is_err()
+    );
+    let limits = json!({"volume_bytes": 2147483648u64, "image_bytes": null,
+        "compute_seconds_per_day": 3600, "downlink_bytes_per_day": null});
+    check::<api::Limits>(limits.clone());
+    let q = check::<api::Quota>(json!({"tenant": "alice", "limits": limits,
+        "updated_at": "…", "updated_by": "ops"}));
+    assert_eq!(q.limits.compute_seconds_per_day, Some(3600));
+    check::<api::QuotaList>(json!({"quotas": [{"tenant": "bob", "limits": {
+        "volume_bytes": null, "image_bytes": null, "compute_seconds_per_day": null,
+        "downlink_bytes_per_day": null}, "updated_at": null, "updated_by": null}]}));
+    let partial: api::Limits = serde_json::from_value(json!({"image_bytes": 5})).unwrap();
+    assert_eq!((partial.image_bytes, partial.volume_bytes), (Some(5), None));
 }

@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
+pub(crate) use crate::admin_args::{
+    ApproveArgs, Limit, QuotaArgs, QuotaCommand, UserArgs, UserCommand,
+};
+
 /// What the exit status of `orbitdock` means (the end of `--help`, and README's reference).
 pub(crate) const EXIT_STATUS: &str = "\
 Exit status:
@@ -74,6 +78,22 @@ pub(crate) enum Command {
     Op(OpArgs),
     /// Start and inspect executions.
     Exec(ExecArgs),
+    /// Approve an execution awaiting an operator's approval, or reject it with a reason
+    /// (operators).
+    #[command(
+        after_help = "Examples:\n  orbitdock approve 3f2a9c1e\n  orbitdock approve 3f2a9c1e --reject --reason 'uplink budget spent this week'"
+    )]
+    Approve(ApproveArgs),
+    /// List, add, disable and enable users (operators).
+    #[command(
+        after_help = "Examples:\n  orbitdock user list -o json\n  printf '%s\\n' \"$PW\" | orbitdock user add carol --password-stdin"
+    )]
+    User(UserArgs),
+    /// Show and set tenants' quotas (operators; a tenant may show its own).
+    #[command(
+        after_help = "Examples:\n  orbitdock quota show carol\n  orbitdock quota set carol --volume-bytes 2GiB --downlink-bytes-per-day 500MB"
+    )]
+    Quota(QuotaArgs),
     /// Create a link key for a satellite (give the same file to its ground and flight agent).
     Keygen {
         /// Where to write the key (64 hex digits, mode 0600); refuses to overwrite.
@@ -109,6 +129,28 @@ pub(crate) enum Command {
     Lint(LintArgs),
     /// Make and apply the patches the link carries (see docs/delta.md).
     Delta(DeltaArgs),
+    /// Show how namespace files would cross the link to a system: per file nothing, a
+    /// reference, a delta, compressed or raw, the bytes, and the ETA in passes.
+    #[command(
+        after_help = "Examples:\n  orbitdock plan demo:/app --system fm\n  orbitdock plan demo:/app/bin/tool demo:/cfg.json --system em --destination /in -o json"
+    )]
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct PlanArgs {
+    /// Files or folders, NAMESPACE:/path (a folder: every file under it).
+    #[arg(required = true, value_name = "NS:/PATH")]
+    pub(crate) sources: Vec<String>,
+    /// The system to send to.
+    #[arg(long)]
+    pub(crate) system: String,
+    /// The volume they would land in [default: your <user>-pvc].
+    #[arg(long)]
+    pub(crate) volume: Option<String>,
+    /// The folder they would land under, as an uplink's destination [default: /].
+    #[arg(long)]
+    pub(crate) destination: Option<String>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -464,7 +506,8 @@ pub(crate) struct FlightArgs {
     pub(crate) systems_file: Option<PathBuf>,
     /// Disk limits (JSON: tenant_bytes, downlink_file_bytes, build_context_bytes, build_bytes,
     /// archive_bytes, object_store_bytes, reserve_bytes, pod_tmp_bytes, pod_log_bytes; each
-    /// optional).
+    /// optional) and the tenants' quotas (`quotas`: `default` and `tenants` by name, each with
+    /// volume_bytes, image_bytes, compute_seconds_per_day, downlink_bytes_per_day).
     #[arg(long)]
     pub(crate) limits: Option<PathBuf>,
 }
@@ -623,12 +666,26 @@ pub(crate) enum ExecCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List your executions, newest first (of one namespace with -n).
-    #[command(after_help = "Example:\n  orbitdock exec list -n demo -o json")]
+    /// List your executions, newest first (of one namespace with -n); an operator's list holds
+    /// every tenant's.
+    #[command(
+        after_help = "Examples:\n  orbitdock exec list -n demo -o json\n  orbitdock exec list --state AWAITING_APPROVAL"
+    )]
     List {
         #[arg(long, short)]
         namespace: Option<String>,
+        /// Only those in this state (CREATED, AWAITING_APPROVAL, SCHEDULED, RUNNING, COMPLETED,
+        /// FAILED, REJECTED, CANCELLED).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this tenant's (operators).
+        #[arg(long)]
+        tenant: Option<String>,
     },
+    /// Cancel an execution that has not been sent (one awaiting approval). One already sent
+    /// cannot be recalled: the ground refuses (exit status 1).
+    #[command(after_help = "Example:\n  orbitdock exec cancel 3f2a9c1e")]
+    Cancel { id: String },
     /// Wait until an execution ends. Exit status 0 only if it succeeded.
     #[command(after_help = "Example:\n  orbitdock exec wait 3f2a9c1e")]
     Wait { id: String },

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::demo::{Process, spawn};
+use crate::demo::{FlightArgs, Process, spawn, spawn_flight, spawn_link};
 
 /// Runs of each kind whose median is reported.
 const RUNS: usize = 5;
@@ -154,46 +154,21 @@ impl Stack {
         let p = |x: &Path| x.to_string_lossy().into_owned();
         let users = "bench:bench-password".to_string();
         let children = vec![
-            spawn(
+            spawn_flight(
                 &exe,
                 "flight",
                 &logs,
-                &[
-                    "flight",
-                    "--system",
-                    "em",
-                    "--state-dir",
-                    &p(&dir.join("flight/state")),
-                    "--volumes-dir",
-                    &p(&dir.join("flight/volumes")),
-                    "--udp",
-                    &f_udp,
-                    "--link",
-                    &l_f,
-                    "--key-file",
-                    &p(&keys.join("em.key")),
-                    "--plan-public-key",
-                    &p(&keys.join("plan.key.pub")),
-                ],
+                &FlightArgs {
+                    system: "em",
+                    dir: &dir.join("flight"),
+                    udp: &f_udp,
+                    link: &l_f,
+                    key: &keys.join("em.key"),
+                    plan_public_key: &keys.join("plan.key.pub"),
+                },
                 &[],
             )?,
-            spawn(
-                &exe,
-                "link",
-                &logs,
-                &[
-                    "link",
-                    "--ground-side",
-                    &l_g,
-                    "--ground",
-                    &g_udp,
-                    "--flight-side",
-                    &l_f,
-                    "--flight",
-                    &f_udp,
-                ],
-                &[],
-            )?,
+            spawn_link(&exe, "link", &logs, [&l_g, &g_udp, &l_f, &f_udp], &[])?,
             spawn(
                 &exe,
                 "ground",

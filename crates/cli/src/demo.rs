@@ -126,50 +126,32 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         fm_link_flight,
         fm_flight_udp,
     ] = ports.udp.map(|(addr, _)| addr.to_string());
-    // The demo user reaches the ground through its environment, not its arguments.
-    let users = format!("{DEMO_USER}:{password}");
+    // The demo user reaches the ground through its environment, not its arguments. It is an
+    // operator, so that it can approve its own executions on `fm`.
+    let users = format!("operator {DEMO_USER}:{password}");
     let exe = std::env::current_exe().context("locating the orbitdock binary")?;
     let path = |p: PathBuf| p.to_string_lossy().into_owned();
     let systems = path(systems_file.clone());
     let mut children = vec![
-        spawn(
+        spawn_flight(
             &exe,
             "flight",
             &logs,
-            &[
-                "flight",
-                "--system",
-                "em",
-                "--state-dir",
-                &path(data.join("flight/state")),
-                "--volumes-dir",
-                &path(data.join("flight/volumes")),
-                "--udp",
-                &flight_udp,
-                "--link",
-                &link_flight,
-                "--key-file",
-                &path(key.clone()),
-                "--plan-public-key",
-                &path(plan_pub.clone()),
-            ],
+            &FlightArgs {
+                system: "em",
+                dir: &data.join("flight"),
+                udp: &flight_udp,
+                link: &link_flight,
+                key: &key,
+                plan_public_key: &plan_pub,
+            },
             &[],
         )?,
-        spawn(
+        spawn_link(
             &exe,
             "link",
             &logs,
-            &[
-                "link",
-                "--ground-side",
-                &link_ground,
-                "--ground",
-                &ground_udp,
-                "--flight-side",
-                &link_flight,
-                "--flight",
-                &flight_udp,
-            ],
+            [&link_ground, &ground_udp, &link_flight, &flight_udp],
             &[],
         )?,
         spawn(
@@ -193,45 +175,31 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             ],
             &[(crate::roles::USERS_ENV, &users)],
         )?,
-        spawn(
+        spawn_flight(
             &exe,
             "flight-fm",
             &logs,
-            &[
-                "flight",
-                "--system",
-                "fm",
-                "--state-dir",
-                &path(data.join("flight-fm/state")),
-                "--volumes-dir",
-                &path(data.join("flight-fm/volumes")),
-                "--udp",
-                &fm_flight_udp,
-                "--link",
-                &fm_link_flight,
-                "--key-file",
-                &path(fm_key.clone()),
-                "--plan-public-key",
-                &path(plan_pub.clone()),
-                "--systems-file",
-                &systems,
-            ],
-            &[],
+            &FlightArgs {
+                system: "fm",
+                dir: &data.join("flight-fm"),
+                udp: &fm_flight_udp,
+                link: &fm_link_flight,
+                key: &fm_key,
+                plan_public_key: &plan_pub,
+            },
+            &["--systems-file", &systems],
         )?,
-        spawn(
+        spawn_link(
             &exe,
             "link-fm",
             &logs,
-            &[
-                "link",
-                "--ground-side",
+            [
                 &fm_link_ground,
-                "--ground",
                 &fm_ground_udp,
-                "--flight-side",
                 &fm_link_flight,
-                "--flight",
                 &fm_flight_udp,
+            ],
+            &[
                 "--delay-ms",
                 "40",
                 "--loss",
@@ -241,7 +209,6 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 "--system",
                 "fm",
             ],
-            &[],
         )?,
     ];
 
@@ -258,7 +225,10 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     println!(
         "  fm                 a flight model in a sun-synchronous orbit, in contact only during its passes"
     );
-    println!("                     over Svalbard and Matera (orbitdock passes --system fm)");
+    println!("                     over Svalbard and Matera (orbitdock passes --system fm);");
+    println!(
+        "                     its executions wait for an operator's approval (the demo user is one: orbitdock approve ID)"
+    );
     println!("  dashboard and API  {url}/");
     println!("  login              user {DEMO_USER}, password {password}");
     println!(
@@ -409,6 +379,73 @@ pub(crate) fn spawn(
         .spawn()
         .with_context(|| format!("starting the {name} process"))?;
     Ok(Process { name, child })
+}
+
+/// Where and how a flight agent of the demo or a bench runs: its state and volumes live under
+/// `dir` (`state/`, `volumes/`).
+pub(crate) struct FlightArgs<'a> {
+    pub(crate) system: &'a str,
+    pub(crate) dir: &'a Path,
+    pub(crate) udp: &'a str,
+    pub(crate) link: &'a str,
+    pub(crate) key: &'a Path,
+    pub(crate) plan_public_key: &'a Path,
+}
+
+/// Starts `orbitdock flight` as the child `name` with `f`'s settings and `extra` arguments.
+pub(crate) fn spawn_flight(
+    exe: &Path,
+    name: &'static str,
+    logs: &Path,
+    f: &FlightArgs<'_>,
+    extra: &[&str],
+) -> anyhow::Result<Process> {
+    let p = |x: &Path| x.to_string_lossy().into_owned();
+    let (state, volumes) = (p(&f.dir.join("state")), p(&f.dir.join("volumes")));
+    let (key, plan) = (p(f.key), p(f.plan_public_key));
+    let mut args = vec![
+        "flight",
+        "--system",
+        f.system,
+        "--state-dir",
+        &state,
+        "--volumes-dir",
+        &volumes,
+        "--udp",
+        f.udp,
+        "--link",
+        f.link,
+        "--key-file",
+        &key,
+        "--plan-public-key",
+        &plan,
+    ];
+    args.extend_from_slice(extra);
+    spawn(exe, name, logs, &args, &[])
+}
+
+/// Starts the link emulator as the child `name` between
+/// `[ground_side, ground, flight_side, flight]` with `extra` arguments (delay, loss, …).
+pub(crate) fn spawn_link(
+    exe: &Path,
+    name: &'static str,
+    logs: &Path,
+    [ground_side, ground, flight_side, flight]: [&str; 4],
+    extra: &[&str],
+) -> anyhow::Result<Process> {
+    let mut args = vec![
+        "link",
+        "--ground-side",
+        ground_side,
+        "--ground",
+        ground,
+        "--flight-side",
+        flight_side,
+        "--flight",
+        flight,
+    ];
+    args.extend_from_slice(extra);
+    spawn(exe, name, logs, &args, &[])
 }
 
 async fn wait_healthy(url: &str, children: &mut [Process], logs: &Path) -> anyhow::Result<()> {

@@ -1,4 +1,4 @@
-//! `orbitdock exec`: start, show, list, wait for and read the logs of executions.
+//! `orbitdock exec`: start, show, list, wait for, cancel and read the logs of executions.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -89,25 +89,47 @@ pub(crate) async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<ExitCode> {
             cli.show(&e, print_execution)?;
             Ok(ExitCode::SUCCESS)
         }
-        ExecCommand::List { namespace } => {
-            let list: api::ExecutionList = client
-                .get(&list_path("/api/v1/executions", namespace.as_deref()))
-                .await?;
+        ExecCommand::List {
+            namespace,
+            state,
+            tenant,
+        } => {
+            let mut path = list_path("/api/v1/executions", namespace.as_deref());
+            for (key, value) in [("state", state), ("tenant", tenant)] {
+                if let Some(v) = value {
+                    let sep = if path.contains('?') { '&' } else { '?' };
+                    path = format!("{path}{sep}{key}={}", encode_path(&v));
+                }
+            }
+            let list: api::ExecutionList = client.get(&path).await?;
             cli.show(&list, |list| {
                 println!(
-                    "{:<36} {:<32} {:<8} {:<10} CREATED",
-                    "EXECUTION", "OPERATION", "SYSTEM", "STATE"
+                    "{:<36} {:<12} {:<32} {:<8} {:<17} CREATED",
+                    "EXECUTION", "TENANT", "OPERATION", "SYSTEM", "STATE"
                 );
                 for e in &list.executions {
                     println!(
-                        "{:<36} {:<32} {:<8} {:<10} {}",
+                        "{:<36} {:<12} {:<32} {:<8} {:<17} {}",
                         e.id,
+                        e.tenant,
                         format!("{}/{}", e.namespace, e.operation),
                         e.system,
                         e.state.as_str(),
                         e.created_at
                     );
                 }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ExecCommand::Cancel { id } => {
+            let e: api::Execution = client
+                .json(client.request(
+                    Method::POST,
+                    &format!("/api/v1/executions/{}/cancel", encode_path(&id)),
+                ))
+                .await?;
+            cli.show(&e, |e| {
+                println!("execution {} cancelled: {}", e.id, e.state)
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -222,10 +244,18 @@ fn print_task_log(l: &TaskLog) {
 async fn follow(client: &Client, id: &str) -> anyhow::Result<api::Execution> {
     let mut seen: Vec<Option<api::State>> = Vec::new();
     let mut uplink = progress::Uplink::default();
+    let mut said_awaiting = false;
     loop {
         let e: api::Execution = client
             .get(&format!("/api/v1/executions/{}", encode_path(id)))
             .await?;
+        if e.state == api::State::AwaitingApproval && !said_awaiting {
+            eprintln!(
+                "  awaiting an operator's approval before it is sent to {}",
+                e.system
+            );
+            said_awaiting = true;
+        }
         uplink.show(e.uplink_eta.as_ref());
         seen.resize(e.tasks.len(), None);
         for (t, seen) in e.tasks.iter().zip(&mut seen) {
@@ -242,11 +272,11 @@ async fn follow(client: &Client, id: &str) -> anyhow::Result<api::Execution> {
     }
 }
 
-fn print_execution(e: &api::Execution) {
+pub(crate) fn print_execution(e: &api::Execution) {
     let time = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".to_string());
     println!(
-        "execution {} ({}/{} revision {}) on {}: {}",
-        e.id, e.namespace, e.operation, e.revision, e.system, e.state
+        "execution {} ({}/{} revision {}, tenant {}) on {}: {}",
+        e.id, e.namespace, e.operation, e.revision, e.tenant, e.system, e.state
     );
     println!(
         "  created {}  started {}  finished {}",
@@ -276,6 +306,21 @@ fn print_execution(e: &api::Execution) {
             }
         }
     }
+    if let Some(u) = &e.uplink {
+        print_uplink(u);
+    }
+    for h in e.history.iter().filter(|h| h.by.is_some()) {
+        println!(
+            "  {} by {} at {}{}",
+            h.state,
+            h.by.as_deref().unwrap_or("-"),
+            h.at,
+            h.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+    }
     for err in &e.errors {
         println!(
             "  error in task {}: {} {}: {}",
@@ -288,4 +333,35 @@ fn print_execution(e: &api::Execution) {
             println!("    | {line}");
         }
     }
+}
+
+/// What the execution sent up: the bytes on the wire, and how each object went.
+fn print_uplink(u: &api::UplinkReport) {
+    println!(
+        "  uplink: {} bytes on the wire (plan {}, objects {}) for {} objects of {} bytes",
+        u.wire_bytes,
+        u.plan_bytes,
+        u.wire_bytes.saturating_sub(u.plan_bytes),
+        u.objects,
+        u.object_bytes
+    );
+    for s in &u.sent {
+        let base = s
+            .base
+            .as_deref()
+            .map(|b| format!(" against {}", short(b)))
+            .unwrap_or_default();
+        println!(
+            "      {} ({} bytes): {} bytes as {}{base}",
+            short(&s.digest),
+            s.size,
+            s.bytes,
+            s.encoding
+        );
+    }
+}
+
+/// `sha256:` and the first 12 hex digits.
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
 }

@@ -1,11 +1,13 @@
 //! The `orbitdock` binary: argument parsing and wiring, nothing else.
 //!
 //! Server roles (`ground`, `link`, `flight`, `demo`) call into their crates; client verbs
-//! (`login`, `files`, `op`, `exec`) talk to the ground's HTTP API through [`client`], reading its
+//! (`login`, `files`, `op`, `exec`, and the operators' `approve`, `user`, `quota`) talk to the ground's HTTP API through [`client`], reading its
 //! answers as the types of the `api` crate. `main` only maps the outcome to an exit status
 //! ([`args::EXIT_STATUS`]): 0 success, 1 the thing asked failed (an error, invalid input, a
 //! failed execution), 2 a usage error (clap exits with it before anything runs).
 
+mod admin;
+mod admin_args;
 mod args;
 mod bench_delta;
 mod bench_flight;
@@ -15,6 +17,7 @@ mod demo;
 mod exec;
 mod lint;
 mod passes;
+mod plan;
 mod progress;
 mod roles;
 mod session;
@@ -75,17 +78,18 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
         Command::Files(a) => verbs::files(&cli, a).await,
         Command::Op(a) => verbs::op(&cli, a).await,
         Command::Exec(a) => exec::exec(&cli, a).await,
+        Command::Approve(a) => admin::approve(&cli, a).await,
+        Command::User(a) => admin::user(&cli, a).await,
+        Command::Quota(a) => admin::quota(&cli, a).await,
         Command::Keygen { path, plan } => roles::keygen(&path, plan),
-        Command::Bench(args::BenchArgs {
-            what: args::BenchWhat::Flight,
-        }) => bench_flight::run().await,
-        Command::Bench(a) => roles::bench(a),
+        Command::Bench(a) => roles::bench(a).await,
         Command::Lint(mut a) => {
             a.json |= cli.output == args::Output::Json && !a.sarif;
             lint::run(a)
         }
         Command::Delta(a) => delta::run(a),
         Command::Passes(a) => passes::passes(&cli, a).await,
+        Command::Plan(a) => plan::plan(&cli, a).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = args::Args::command();

@@ -48,12 +48,20 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("opening the ground in {}", a.data_dir.display()))?
         .with_declarations(declared);
+    let g = match &a.systems_file {
+        Some(f) => g.with_approvals(crate::systems::approvals(f)?),
+        None => g,
+    };
     for user in users {
         match &user.secret {
             Secret::Password(p) => g.ensure_user(&user.name, p).await,
             Secret::Hash(h) => g.ensure_user_hashed(&user.name, h).await,
         }
         .with_context(|| format!("creating user {} (from {})", user.name, user.from))?;
+        // The users' declaration is the truth about their roles at every start.
+        g.set_role(&user.name, user.role)
+            .await
+            .with_context(|| format!("giving user {} its role (from {})", user.name, user.from))?;
     }
     let listener = ground::bind_http(a.http)
         .await
@@ -70,6 +78,7 @@ pub(crate) const USERS_ENV: &str = "ORBITDOCK_USERS";
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct UserEntry {
     pub(crate) name: String,
+    pub(crate) role: ground::Role,
     pub(crate) secret: Secret,
     /// `--user`, the users file and line, or the environment variable and line.
     pub(crate) from: String,
@@ -97,12 +106,14 @@ impl std::fmt::Debug for Secret {
 fn users_of(a: &GroundArgs) -> anyhow::Result<Vec<UserEntry>> {
     let mut users = Vec::new();
     for (name, password) in &a.users {
+        let (role, name) = role_and_name(name, "--user")?;
         tracing::warn!(
             user = %name,
             "--user shows the password to anyone who can list this machine's processes; prefer --users-file or {USERS_ENV}"
         );
         users.push(UserEntry {
-            name: name.clone(),
+            name,
+            role,
             secret: Secret::Password(password.clone()),
             from: "--user".into(),
         });
@@ -140,9 +151,25 @@ fn read_users_file(path: &std::path::Path) -> anyhow::Result<Vec<UserEntry>> {
     parse_users(&text, &path.display().to_string())
 }
 
-/// Parses users, one `NAME:PASSWORD` or `NAME:$argon2...` a line; blank lines and `#` comments
-/// are skipped. A password may hold any character but a line break; one that starts with
-/// `$argon2` is read as a hash.
+/// What a users line says before its first colon: `NAME` (a tenant) or `ROLE NAME`, ROLE being
+/// `tenant` or `operator` (a user name holds no space, so the two cannot be confused).
+fn role_and_name(text: &str, from: &str) -> anyhow::Result<(ground::Role, String)> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    match words[..] {
+        [name] => Ok((ground::Role::Tenant, name.to_string())),
+        [role, name] => match ground::Role::parse(role) {
+            Some(r) => Ok((r, name.to_string())),
+            None => anyhow::bail!(
+                "{from}: unknown role {role:?} before user {name}: expected operator or tenant"
+            ),
+        },
+        _ => anyhow::bail!("{from}: expected [ROLE ]NAME:PASSWORD or [ROLE ]NAME:$argon2id$..."),
+    }
+}
+
+/// Parses users, one `[ROLE ]NAME:PASSWORD` or `[ROLE ]NAME:$argon2...` a line (ROLE: `operator`
+/// or `tenant`, the default); blank lines and `#` comments are skipped. A password may hold any
+/// character but a line break; one that starts with `$argon2` is read as a hash.
 fn parse_users(text: &str, source: &str) -> anyhow::Result<Vec<UserEntry>> {
     let mut users = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -154,17 +181,18 @@ fn parse_users(text: &str, source: &str) -> anyhow::Result<Vec<UserEntry>> {
         let Some((name, secret)) = line.split_once(':') else {
             anyhow::bail!("{from}: expected NAME:PASSWORD or NAME:$argon2id$...");
         };
-        let name = name.trim();
-        if name.is_empty() || secret.is_empty() {
+        if name.trim().is_empty() || secret.is_empty() {
             anyhow::bail!("{from}: expected NAME:PASSWORD or NAME:$argon2id$...");
         }
+        let (role, name) = role_and_name(name, &from)?;
         let secret = if secret.starts_with("$argon2") {
             Secret::Hash(secret.to_string())
         } else {
             Secret::Password(secret.to_string())
         };
         users.push(UserEntry {
-            name: name.to_string(),
+            name,
+            role,
             secret,
             from,
         });
@@ -286,6 +314,10 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
         limits: match &a.limits {
             Some(file) => flight::DiskLimits::load(file)?,
             None => flight::DiskLimits::default(),
+        },
+        quotas: match &a.limits {
+            Some(file) => flight::Quotas::load(file)?,
+            None => flight::Quotas::none(),
         },
     };
     let mut config = config;
@@ -418,7 +450,7 @@ pub(crate) fn write_secret(path: &std::path::Path, hex: &str) -> anyhow::Result<
     Ok(())
 }
 
-pub(crate) fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode> {
     match a.what {
         crate::args::BenchWhat::Passes => {
             println!(
@@ -447,9 +479,7 @@ pub(crate) fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode> {
         crate::args::BenchWhat::Delta { keep, no_dataset } => {
             return crate::bench_delta::run(keep, no_dataset);
         }
-        crate::args::BenchWhat::Flight => {
-            anyhow::bail!("bench flight runs on the async runtime (main dispatches it)")
-        }
+        crate::args::BenchWhat::Flight => return crate::bench_flight::run().await,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -485,6 +515,7 @@ mod tests {
     fn entry(name: &str, secret: Secret, from: &str) -> UserEntry {
         UserEntry {
             name: name.into(),
+            role: ground::Role::Tenant,
             secret,
             from: from.into(),
         }
@@ -513,6 +544,42 @@ mod tests {
             let e = parse_users(bad, "F").unwrap_err().to_string();
             assert_eq!(e, "F, line 1: expected NAME:PASSWORD or NAME:$argon2id$...");
         }
+        // A role before the name; a password may still hold `operator` and colons.
+        let text = "operator ops:pw:operator
+ tenant  carol :x
+alice:y:operator
+";
+        let users = parse_users(text, "F").unwrap();
+        let seen: Vec<(&str, ground::Role, &Secret)> = users
+            .iter()
+            .map(|u| (u.name.as_str(), u.role, &u.secret))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "ops",
+                    ground::Role::Operator,
+                    &Secret::Password("pw:operator".into())
+                ),
+                ("carol", ground::Role::Tenant, &Secret::Password("x".into())),
+                (
+                    "alice",
+                    ground::Role::Tenant,
+                    &Secret::Password("y:operator".into())
+                ),
+            ]
+        );
+        let e = parse_users("admin ops:pw", "F").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "F, line 1: unknown role \"admin\" before user ops: expected operator or tenant"
+        );
+        let e = parse_users("a b c:pw", "F").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "F, line 1: expected [ROLE ]NAME:PASSWORD or [ROLE ]NAME:$argon2id$..."
+        );
         // Secrets never reach a log through Debug.
         assert_eq!(
             format!("{:?}", Secret::Password("hunter2".into())),

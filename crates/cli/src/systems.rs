@@ -55,6 +55,38 @@ pub(crate) struct SystemSpec {
     /// The catalogue: a list of entries, or the path of a catalogue file relative to this file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) catalogue: Option<wire::CatalogueSource>,
+    /// Whether a pod of node `GPU` gets a GPU there (not said: the flight agent finds out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) gpu: Option<bool>,
+    /// `required` or `none`: whether an operator approves each execution before the ground
+    /// sends it (default: required for a flight system, none for `em`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) approval: Option<ApprovalSpec>,
+}
+
+/// A system's `approval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ApprovalSpec {
+    Required,
+    None,
+}
+
+/// Each system's approval gate as a systems file sets it; a system that says nothing is left
+/// out (the ground takes its default: required for a flight system, none for `em`).
+pub(crate) fn approvals(path: &Path) -> anyhow::Result<BTreeMap<String, ground::Approval>> {
+    Ok(read_specs(path)?
+        .into_iter()
+        .filter_map(|(name, spec)| {
+            spec.approval.map(|a| {
+                let a = match a {
+                    ApprovalSpec::Required => ground::Approval::Required,
+                    ApprovalSpec::None => ground::Approval::NotRequired,
+                };
+                (name, a)
+            })
+        })
+        .collect())
 }
 
 /// Reads a systems file's entries; an error names the file and the field (`fm.builder`).
@@ -107,10 +139,9 @@ pub(crate) fn declarations(
             }
         };
         let builder = spec.builder.unwrap_or_default();
-        out.insert(
-            name,
-            wire::SystemDescription::new(&platform, builder, catalogue),
-        );
+        let mut declared = wire::SystemDescription::new(&platform, builder, catalogue);
+        declared.gpu = spec.gpu;
+        out.insert(name, declared);
     }
     Ok(out)
 }
@@ -207,6 +238,9 @@ pub(crate) fn demo_systems(now: SystemTime) -> String {
         platform: None,
         builder: None,
         catalogue: None,
+        gpu: None,
+        // A flight system's default, written out: the demo user, an operator, approves.
+        approval: Some(ApprovalSpec::Required),
         tle: Some(demo.tle_text),
         stations: demo
             .stations
@@ -232,6 +266,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_gpu_is_declared_or_left_unsaid() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("systems.json");
+        std::fs::write(
+            &file,
+            r#"{"em": {}, "fm": {"gpu": false}, "gm": {"gpu": true}}"#,
+        )
+        .unwrap();
+        let d = declarations(&file).unwrap();
+        assert_eq!(
+            [&d["em"], &d["fm"], &d["gm"]].map(|s| s.gpu),
+            [None, Some(false), Some(true)]
+        );
+        std::fs::write(&file, r#"{"fm": {"gpu": "no"}}"#).unwrap();
+        let e = declarations(&file).unwrap_err().to_string();
+        assert!(e.contains("fm.gpu: invalid type"), "{e}");
+    }
+
+    #[test]
     fn the_demo_systems_file_reads_back_as_the_demo_orbit() {
         let now = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
         let dir = tempfile::tempdir().unwrap();
@@ -253,5 +306,30 @@ mod tests {
             .contacts();
         assert_eq!(windows.len(), contacts.len());
         assert_eq!(rates(fm), (256_000, 2_000_000));
+        assert_eq!(
+            approvals(&path).unwrap().get("fm"),
+            Some(&ground::Approval::Required)
+        );
+    }
+
+    #[test]
+    fn approval_is_required_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("systems.json");
+        std::fs::write(
+            &path,
+            r#"{"em": {}, "fm": {"approval": "none"}, "fm2": {"approval": "required"}}"#,
+        )
+        .unwrap();
+        let a = approvals(&path).unwrap();
+        assert_eq!(a.get("em"), None, "the default is the ground's");
+        assert_eq!(a["fm"], ground::Approval::NotRequired);
+        assert_eq!(a["fm2"], ground::Approval::Required);
+        std::fs::write(&path, r#"{"fm": {"approval": "maybe"}}"#).unwrap();
+        let e = approvals(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("fm.approval: unknown variant `maybe`, expected `required` or `none`"),
+            "{e}"
+        );
     }
 }

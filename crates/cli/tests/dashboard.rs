@@ -185,6 +185,20 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // End the session first, so that chromedriver quits Chromium: killed alone, it leaves
+        // the browser running. A raw request, as a drop cannot wait on the async client.
+        use std::io::{Read, Write};
+        if let Some(addr) = self.base.strip_prefix("http://")
+            && let Ok(mut s) = std::net::TcpStream::connect(addr)
+        {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                s,
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let _ = s.read_to_end(&mut Vec::new());
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -365,4 +379,187 @@ async fn upload_author_execute_and_follow_in_a_real_browser() {
         .get(&format!("/api/v1/executions?namespace={ns}"))
         .await;
     assert_eq!(list["executions"][0]["state"], "COMPLETED", "{list}");
+}
+
+impl Browser {
+    /// Saves a PNG of the page as `name.png` under the test target's `screenshots` folder;
+    /// returns its path.
+    async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+        let url = format!("{}/session/{}/screenshot", self.base, self.session);
+        let r: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let png = base64_decode(r["value"].as_str().expect("a screenshot is base64 text"));
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    /// Signs in through the login form as `user` (password `pw-<user>`).
+    async fn sign_in(&self, url: &str, user: &str) {
+        self.goto(&format!("{url}/")).await;
+        self.type_into("input[name=user]", user).await;
+        self.type_into("input[name=password]", &format!("pw-{user}"))
+            .await;
+        self.click("button[type=submit]").await;
+        self.wait_for(&format!("Signed in as {user}")).await;
+    }
+
+    async fn sign_out(&self) {
+        self.click("form[action='/logout'] button").await;
+        self.wait_for("Sign in").await;
+    }
+}
+
+/// Standard base64 (WebDriver's screenshots), padding optional.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let bytes: Vec<u8> = text.bytes().filter(|&c| c != b'=' && c != b'\n').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= value(c) << (18 - 6 * i);
+        }
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+/// Issue 14's flow: an execution on a flight system waits for an operator's approval, and runs
+/// only once an operator approves it in the dashboard; another tenant sees none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_approves_in_a_real_browser_what_waits_on_a_flight_system() {
+    // `fm` is a flight system on this machine's engine, declared with its platform.
+    let stack = Stack::start_system("fm", |g| {
+        g.with_declarations(
+            [(
+                "fm".to_string(),
+                wire::SystemDescription::default_for(preflight::host_platform()),
+            )]
+            .into(),
+        )
+    })
+    .await;
+    let (a, b, o) = (unique("pa"), unique("pb"), unique("po"));
+    let _cleanup = DockerCleanup {
+        tenants: vec![a.clone(), b.clone()],
+        images: vec![],
+    };
+    let alice = stack.user(&a).await;
+    stack.user(&b).await;
+    stack.operator(&o).await;
+    let ns = unique("pns");
+    let op = stack.dir.path().join("op.yaml");
+    std::fs::write(
+        &op,
+        format!(
+            "id: flight\nnamespace: {ns}\nsystem: fm\ntasks:\n\
+             - id: run\n  type: pod.run\n  image: busybox\n  command: [sh, -c, 'echo ran-after-approval']\n  max_duration: 1\n"
+        ),
+    )
+    .unwrap();
+    assert!(
+        alice
+            .cli(&["op", "apply", op.to_str().unwrap()])
+            .await
+            .status
+            .success()
+    );
+    let out = alice
+        .cli(&["exec", "start", &format!("{ns}/flight"), "-o", "json"])
+        .await;
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    assert_eq!(started["state"], "AWAITING_APPROVAL");
+    let url = &stack.url;
+    let browser = Browser::start().await;
+
+    // The tenant sees it wait, and may cancel it but not approve it.
+    browser.sign_in(url, &a).await;
+    browser.goto(&format!("{url}/executions/{id}")).await;
+    let page = browser
+        .wait_for("Awaiting an operator's approval before it is sent to fm")
+        .await;
+    assert!(page.contains("AWAITING_APPROVAL"), "{page}");
+    let buttons = browser
+        .script(
+            "return [...document.querySelectorAll('button')].map(b => b.textContent).join('|');",
+        )
+        .await;
+    assert!(!buttons.as_str().unwrap().contains("Approve"), "{buttons}");
+    browser.screenshot("approval-1-tenant-waits").await;
+    browser.sign_out().await;
+
+    // Another tenant sees none of it.
+    browser.sign_in(url, &b).await;
+    browser.goto(&format!("{url}/executions")).await;
+    let page = browser.wait_for("Executions").await;
+    assert!(
+        !page.contains(&id) && !page.contains(&ns) && !page.contains("Awaiting approval"),
+        "{page}"
+    );
+    browser.goto(&format!("{url}/executions/{id}")).await;
+    let page = browser.wait_for("not found").await;
+    assert!(!page.contains("flight"), "{page}");
+    browser.screenshot("approval-2-other-tenant").await;
+    browser.goto(&format!("{url}/")).await;
+    browser.sign_out().await;
+
+    // Still waiting: nothing has started onboard.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, e) = alice.get(&format!("/api/v1/executions/{id}")).await;
+    assert_eq!(e["state"], "AWAITING_APPROVAL");
+    assert_eq!(e["started_at"], Value::Null);
+
+    // The operator approves it from the Executions page; it runs to its end.
+    browser.sign_in(url, &o).await;
+    browser.goto(&format!("{url}/executions")).await;
+    let page = browser.wait_for("Awaiting approval").await;
+    assert!(page.contains(&id) && page.contains(&a), "{page}");
+    browser.screenshot("approval-3-operator-list").await;
+    browser
+        .click(&format!("form[action='/executions/{id}/approve'] button"))
+        .await;
+    browser.wait_for("Nothing awaits your approval.").await;
+    browser.goto(&format!("{url}/executions/{id}")).await;
+    let page = browser.wait_for("COMPLETED").await;
+    assert!(page.contains(&o), "the history names who approved: {page}");
+    assert!(page.contains("ran-after-approval"), "{page}");
+    browser.screenshot("approval-4-completed").await;
+
+    let (_, e) = alice.get(&format!("/api/v1/executions/{id}")).await;
+    let approval = e["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["state"] == "SCHEDULED")
+        .unwrap();
+    assert_eq!(approval["by"], o.as_str());
+    let started = e["tasks"][0]["started_at"].as_str().unwrap();
+    assert!(started >= approval["at"].as_str().unwrap(), "{e:#}");
+    browser.sign_out().await;
+
+    // And afterwards too, the other tenant sees nothing of it.
+    browser.sign_in(url, &b).await;
+    let page = browser.text().await;
+    assert!(!page.contains(&id) && !page.contains(&ns), "{page}");
 }

@@ -1,6 +1,6 @@
 //! `orbitdock ground` as its own process: users from a file (whose mode is checked), from
-//! `ORBITDOCK_USERS` and (with a warning) from `--user`; and a CLI session made before a restart
-//! of the ground still works after it.
+//! `ORBITDOCK_USERS` and (with a warning) from `--user`, an operator among them; and a CLI
+//! session made before a restart of the ground still works after it.
 
 mod support;
 
@@ -97,7 +97,11 @@ async fn a_cli_session_survives_a_restart_of_the_ground() {
 
     // A users file others may read is refused, before anything starts.
     let users = dir.path().join("users");
-    std::fs::write(&users, "# the ground's users\nalice:pw-alice\n").unwrap();
+    std::fs::write(
+        &users,
+        "# the ground's users\nalice:pw-alice\noperator ops:pw-ops\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o644)).unwrap();
     let args = ground_args(&data, &http, &users);
     let refused = tokio::time::timeout(
@@ -167,6 +171,41 @@ async fn a_cli_session_survives_a_restart_of_the_ground() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // `operator NAME:` in the users file makes an operator; the others are tenants.
+    let ops = dir.path().join("ops.json");
+    let login = [
+        "login",
+        "--server",
+        &url,
+        "--user",
+        "ops",
+        "--password",
+        "pw-ops",
+    ];
+    assert!(run_cli(&login, &ops).await.status.success());
+    let out = run_cli(&["user", "list", "-o", "json"], &ops).await;
+    assert_eq!(out.status.code(), Some(0));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let roles: Vec<(&str, &str)> = listed["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["name"].as_str().unwrap(), u["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("alice", "tenant"),
+            ("bob", "tenant"),
+            ("carol", "tenant"),
+            ("ops", "operator")
+        ]
+    );
+    assert_eq!(
+        run_cli(&["user", "list"], &session).await.status.code(),
+        Some(1),
+        "a tenant may not"
     );
     let none = run_cli(&["login", "--server", &url, "--user", "bob"], &session).await;
     assert_eq!(none.status.code(), Some(2));

@@ -2,7 +2,11 @@
 //!
 //! Two loops share one [`Agent`]: the event loop ([`Agent::handle_event`]) accepts plans and
 //! learns of arrived objects, without ever waiting, and the plan loop ([`Agent::run_plans`]) runs
-//! queued plans one at a time, in arrival order. A plan is persisted before it is queued and after
+//! queued plans, each in a task of its own, side by side unless they conflict (see `schedule`:
+//! the same tenant's plans that share a volume, a pod name or the images it changes run one
+//! after the other, in arrival order; different tenants' never wait for each other), at most
+//! [`MAX_RUNNING_PLANS`] at once. Each plan's events go out in its tasks' order. A plan is
+//! persisted before it is queued and after
 //! each task, so a restarted agent resumes where it stopped (a task cut short runs again from its
 //! start, after the recorded events of the tasks before it are sent again, in case they were lost
 //! with the restart). Objects never travel as messages: the link session moves them between its
@@ -49,12 +53,15 @@ use crate::fsutil::now_ms;
 use crate::names;
 use crate::plans::{PlanRecord, PlanStore, SEQUENCE_WINDOW, Sequences, TaskRecord};
 use crate::runtime::{DockerRuntime, Runtime};
+use crate::schedule::{self, Claim};
 use crate::store::ObjectStore;
-use crate::tasks::{Executor, MAX_LISTING, OBJECT_WAIT, TaskResult};
-use crate::volumes::{self, Volumes};
+use crate::tasks::{Executor, OBJECT_WAIT, TaskResult};
+use crate::volumes::Volumes;
 
 /// Plans waiting to run; a plan beyond this is refused (`BUSY`).
 const MAX_QUEUED_PLANS: usize = 256;
+/// Plans running at once.
+const MAX_RUNNING_PLANS: usize = 8;
 /// Messages and objects waiting for the link, in [`run`].
 const OUTBOX: usize = 64;
 /// How often the agent says `Hello` (when the link is up and idle).
@@ -98,6 +105,8 @@ struct Inner {
     /// The plan sequence numbers accepted (saved with `plans`).
     sequences: Mutex<Sequences>,
     queue: Mutex<VecDeque<PlanRecord>>,
+    /// The plans running, by execution, with what they claim.
+    running: Mutex<Vec<(String, Claim)>>,
     queued: Notify,
     next_seq: AtomicU64,
     /// Drawn at start; sent in every `Hello` (see `wire::Message::Hello`).
@@ -106,6 +115,10 @@ struct Inner {
     verifier: Option<wire::PlanVerifier>,
     /// Messages given up on (see [`run`]).
     dropped: AtomicU64,
+    /// Patches announced, not yet applied (see `agent_patches`).
+    patcher: crate::patches::Patcher,
+    /// The digests of the volumes' files (see `inventory`).
+    digests: crate::inventory::FileDigests,
 }
 
 impl std::fmt::Debug for Agent {
@@ -186,6 +199,9 @@ impl Agent {
             builder: config.builder,
             object_wait: OBJECT_WAIT,
             pods: Arc::default(),
+            quotas: Arc::new(config.quotas.clone()),
+            ledger: Arc::new(crate::quota::Ledger::open(state)),
+            gpu: gpu_of_this_machine(),
         };
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -194,11 +210,14 @@ impl Agent {
                 plans,
                 sequences: Mutex::new(sequences),
                 queue: Mutex::new(pending.into()),
+                running: Mutex::default(),
                 queued: Notify::new(),
                 next_seq: AtomicU64::new(next_seq),
                 boot: rand::random(),
                 verifier: config.plan_verifier.clone(),
                 dropped: AtomicU64::new(0),
+                patcher: crate::patches::Patcher::new(),
+                digests: crate::inventory::FileDigests::open(state, &config.volumes_dir),
             }),
         };
         // The objects of resumed plans are asked for again: a plan's `Need` goes out through the
@@ -207,7 +226,7 @@ impl Agent {
         let needs: Vec<Message> = agent
             .lock_queue()
             .iter()
-            .filter_map(|r| agent.objects_missing(&r.plan))
+            .flat_map(|r| agent.objects_missing(&r.plan))
             .collect();
         agent.send_soon(needs);
         Ok(agent)
@@ -248,7 +267,7 @@ impl Agent {
                     tracing::error!(seq, error = %e, "dropped an undecodable message");
                 }
             },
-            LinkEvent::ObjectReceived(digest) => self.inner.exec.store.arrived(&digest),
+            LinkEvent::ObjectReceived(digest) => self.object_arrived(&digest),
             LinkEvent::ObjectDelivered(digest) => {
                 tracing::debug!(%digest, "the ground has an object")
             }
@@ -266,6 +285,10 @@ impl Agent {
     pub fn handle_message(&self, message: Message) -> Result<(), Error> {
         match message {
             Message::Plan(plan) => self.accept(plan)?,
+            Message::Patches { patches } => self.take_patches(patches),
+            Message::InventoryRequest { objects, volumes } => {
+                self.answer_inventory(objects, volumes)
+            }
             Message::Need { .. } => tracing::debug!("ignored a Need from the ground"),
             other => {
                 tracing::debug!(message = ?std::mem::discriminant(&other), "ignored a message meant for the ground")
@@ -280,18 +303,57 @@ impl Agent {
         self.inner.dropped.load(Ordering::Relaxed)
     }
 
-    /// Runs queued plans, one at a time, forever; abort the task running it to stop. The objects
-    /// of resumed plans were asked for when the plans arrived; the link session resumes their
-    /// transfers, and an uplink that waits too long asks again.
+    /// Runs queued plans forever, side by side unless they conflict (see the module's
+    /// documentation); abort the task running it to stop, which stops the plans it runs. The
+    /// objects of resumed plans were asked for when the plans arrived; the link session resumes
+    /// their transfers, and an uplink that waits too long asks again.
     pub async fn run_plans(&self) {
         self.take_up_detached_pods().await;
+        let mut plans = JoinSet::new();
+        let mut executions = std::collections::HashMap::new();
         loop {
-            let next = self.lock_queue().pop_front();
-            match next {
-                Some(record) => self.execute(record).await,
-                None => self.inner.queued.notified().await,
+            while plans.len() < MAX_RUNNING_PLANS {
+                let Some(record) = self.next_runnable() else {
+                    break;
+                };
+                let (agent, execution) = (self.clone(), record.plan.execution.clone());
+                let task = plans.spawn(async move { agent.execute(record).await });
+                executions.insert(task.id(), execution);
+            }
+            tokio::select! {
+                _ = self.inner.queued.notified() => {}
+                Some(ended) = plans.join_next_with_id(), if !plans.is_empty() => {
+                    let id = match ended {
+                        Ok((id, ())) => id,
+                        Err(e) => {
+                            // Its record stays unfinished: the plan resumes at the next start.
+                            tracing::error!(error = %e, "a plan's task ended abnormally");
+                            e.id()
+                        }
+                    };
+                    if let Some(execution) = executions.remove(&id) {
+                        self.lock_running().retain(|(e, _)| *e != execution);
+                    }
+                }
             }
         }
+    }
+
+    /// Takes the first queued plan that conflicts with no running plan and no plan queued before
+    /// it, and counts it as running.
+    fn next_runnable(&self) -> Option<PlanRecord> {
+        let mut running = self.lock_running();
+        let mut queue = self.lock_queue();
+        let claims: Vec<Claim> = queue.iter().map(|r| Claim::of(&r.plan)).collect();
+        let held: Vec<Claim> = running.iter().map(|(_, c)| c.clone()).collect();
+        let i = schedule::next_runnable(&claims, &held)?;
+        let record = queue.remove(i)?;
+        running.push((record.plan.execution.clone(), claims[i].clone()));
+        Some(record)
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, Vec<(String, Claim)>> {
+        self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Supervises again the detached pods a previous run of the agent left running (see
@@ -532,9 +594,7 @@ impl Agent {
             "accepted a plan"
         );
         // Ask for the objects first, so they stream while earlier plans run.
-        if let Some(need) = self.objects_missing(&record.plan) {
-            self.send_soon(vec![need]);
-        }
+        self.send_soon(self.objects_missing(&record.plan));
         self.lock_queue().push_back(record);
         self.inner.queued.notify_one();
         // The record is filed: the number no longer waits for it.
@@ -581,23 +641,9 @@ impl Agent {
         }
     }
 
-    /// A request for every uplink object of the plan not in the store, if any.
-    fn objects_missing(&self, plan: &Plan) -> Option<Message> {
-        let wanted = plan.tasks.iter().flat_map(|t| match &t.kind {
-            TaskKind::Uplink { files, .. } => files.iter().map(|f| f.digest).collect(),
-            _ => Vec::new(),
-        });
-        let missing = self.inner.exec.store.missing(wanted);
-        if !missing.is_empty() {
-            tracing::info!(
-                execution = plan.execution,
-                objects = missing.len(),
-                "asking for objects"
-            );
-            Some(Message::Need { digests: missing })
-        } else {
-            None
-        }
+    /// Requests for every uplink object of the plan not in the store, if any.
+    fn objects_missing(&self, plan: &Plan) -> Vec<Message> {
+        self.want_missing(plan)
     }
 
     async fn execute(&self, mut record: PlanRecord) {
@@ -665,33 +711,16 @@ impl Agent {
         }
         tracing::info!(execution, state = state.as_str(), "plan finished");
     }
+}
 
-    async fn send_listing(&self, tenant: &str, volume: &str) {
-        if names::check_volume(volume).is_err() {
-            return;
-        }
-        let (all, tenant_name, volume_name) = (
-            self.inner.exec.volumes.clone(),
-            tenant.to_string(),
-            volume.to_string(),
-        );
-        // A volume that is gone (deleted) is listed empty.
-        let listed = tokio::task::spawn_blocking(move || {
-            match all.open_volume(&tenant_name, &volume_name) {
-                Ok(Some(dir)) => volumes::list(&dir, "", u32::MAX, MAX_LISTING),
-                _ => (Vec::new(), false),
-            }
-        })
-        .await;
-        if let Ok((files, _)) = listed {
-            self.send(Message::VolumeListing {
-                tenant: tenant.into(),
-                volume: volume.into(),
-                files,
-            })
-            .await;
-        }
-    }
+/// The GPU of this machine a `GPU` pod gets (see `runtime::detect_gpu`), logged once.
+fn gpu_of_this_machine() -> crate::runtime::Gpu {
+    let gpu = crate::runtime::detect_gpu(
+        std::path::Path::new("/dev"),
+        std::env::var_os("PATH").as_deref(),
+    );
+    tracing::info!(gpu = gpu.describe(), "the GPU pods of node GPU get");
+    gpu
 }
 
 /// The recorded final events of a finished plan, to send again.
@@ -792,6 +821,8 @@ pub(crate) async fn catalogue_of(runtime: &dyn Runtime, bases: &[BaseImage]) -> 
 
 #[path = "agent_run.rs"]
 mod behind_link;
+#[path = "agent_patches.rs"]
+mod patching;
 pub use behind_link::run;
 
 #[cfg(test)]
@@ -817,6 +848,7 @@ mod tests {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: crate::DiskLimits::default(),
+            quotas: crate::Quotas::none(),
         };
         (
             Agent::with_runtime(&config, Arc::new(fake), tx).unwrap(),
@@ -843,6 +875,7 @@ mod tests {
                 description: String::new(),
             }]),
             limits: crate::DiskLimits::default(),
+            quotas: crate::Quotas::none(),
         };
         let agent = Agent::with_runtime(&config, Arc::new(FakeRuntime::default()), tx).unwrap();
         let exec = &agent.inner.exec;
@@ -885,6 +918,10 @@ mod tests {
             };
             out.push(match m {
                 Message::Need { digests } => format!("need {}", digests.len()),
+                Message::Want { objects } => format!("want {}", objects.len()),
+                Message::Patches { patches } => format!("patches {}", patches.len()),
+                // After every listing: left out, as the listings' own tests check them.
+                Message::VolumeDigests { .. } => continue,
                 Message::TaskEvent {
                     task, state, error, ..
                 } => format!(
@@ -900,6 +937,7 @@ mod tests {
                 }
                 Message::Hello { .. } => "hello".into(),
                 Message::Plan(_) => "plan".into(),
+                other => format!("{other:?}"),
             });
         }
         out
@@ -983,7 +1021,7 @@ mod tests {
             signature: Vec::new(),
         };
         agent.handle_message(Message::Plan(plan.clone())).unwrap();
-        assert_eq!(drain(&mut rx), ["need 1"]);
+        assert_eq!(drain(&mut rx), ["want 1"]);
         // The object arrives while the uplink waits for it, and wakes it.
         let late = {
             let (agent, data) = (agent.clone(), data.clone());
@@ -1113,7 +1151,7 @@ mod tests {
                 signature: Vec::new(),
             };
             agent.handle_message(Message::Plan(plan)).unwrap();
-            assert_eq!(drain(&mut rx), ["need 1"]);
+            assert_eq!(drain(&mut rx), ["want 1"]);
             // The agent stops before running it.
         }
         let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
@@ -1122,9 +1160,89 @@ mod tests {
         let events = drain(&mut rx);
         // The objects were asked for when the plan came, and are asked for again at the restart
         // (issue 11: the first `Need` may have been lost with it).
-        assert_eq!(events[..2], ["need 1", "execution RUNNING"], "{events:?}");
+        assert_eq!(events[..2], ["want 1", "execution RUNNING"], "{events:?}");
         assert_eq!(events.last().unwrap(), "execution SUCCESS", "{events:?}");
         assert!(dir.path().join("volumes/alice/pvc/late.txt").is_file());
+    }
+
+    /// A long pod of one tenant does not hold up another tenant's plan, nor the same tenant's
+    /// on another volume; the same tenant's plan on its volume waits for it, then runs.
+    #[tokio::test]
+    async fn plans_run_side_by_side_unless_they_share_what_they_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeRuntime::with(|s| {
+            s.images.insert(
+                "busybox:latest".into(),
+                crate::runtime::ImageInfo {
+                    id: format!("sha256:{}", "b".repeat(64)),
+                    ..Default::default()
+                },
+            );
+            // Pods never exit: the long one ends at its max_duration.
+            s.exit_code = None;
+        });
+        let (agent, mut rx) = agent(dir.path(), fake);
+        let plan = |execution: &str, tenant: &str, kind: TaskKind| Plan {
+            execution: execution.into(),
+            tenant: tenant.into(),
+            tasks: vec![task("t", OnFailure::Stop, kind)],
+            system: "em".into(),
+            sequence: next_sequence(),
+            issued_ms: 0,
+            expires_ms: u64::MAX,
+            signature: Vec::new(),
+        };
+        let list = |volume: &str| TaskKind::FilesList {
+            volume: Some(volume.into()),
+            folder: "/".into(),
+            depth: 1,
+        };
+        let long_pod = TaskKind::PodRun {
+            pod_name: "long".into(),
+            image: ImageRef {
+                name: "busybox".into(),
+                tag: "latest".into(),
+            },
+            command: None,
+            args: None,
+            env: vec![],
+            volume: "pvc".into(),
+            max_duration_ms: Some(1500),
+            scheduled_ms: None,
+            detached: false,
+            node: None,
+            merged: false,
+            ports: vec![],
+        };
+        for p in [
+            plan("e-long", "alice", long_pod),
+            plan("e-same-volume", "alice", list("pvc")),
+            plan("e-other-volume", "alice", list("other")),
+            plan("e-other-tenant", "bob", list("pvc")),
+        ] {
+            agent.handle_message(Message::Plan(p)).unwrap();
+        }
+        run_until_idle(&agent).await;
+        let mut ended = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            if let Outgoing::Message(Message::ExecutionEvent {
+                execution, state, ..
+            }) = o
+                && state != TaskState::Running
+            {
+                ended.push(format!("{execution} {}", state.as_str()));
+            }
+        }
+        assert_eq!(ended.len(), 4, "{ended:?}");
+        let at = |e: &str| ended.iter().position(|x| x.starts_with(e)).unwrap();
+        assert!(at("e-other-tenant") < at("e-long"), "{ended:?}");
+        assert!(at("e-other-volume") < at("e-long"), "{ended:?}");
+        assert!(at("e-long") < at("e-same-volume"), "{ended:?}");
+        assert_eq!(
+            ended[at("e-long")],
+            "e-long FAILED",
+            "stopped at its max_duration"
+        );
     }
 
     #[tokio::test]
@@ -1152,6 +1270,7 @@ mod tests {
                     detached: false,
                     node: None,
                     merged: false,
+                    ports: vec![],
                 },
             )],
             system: "em".into(),
@@ -1229,6 +1348,7 @@ mod tests {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: crate::DiskLimits::default(),
+            quotas: crate::Quotas::none(),
         };
         (Agent::with_runtime(&config, fake, tx).unwrap(), rx)
     }
@@ -1378,6 +1498,7 @@ mod tests {
                 detached: false,
                 node: None,
                 merged: false,
+                ports: vec![],
             },
         )];
         ground.sign(&mut pod);

@@ -42,6 +42,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
             builder: config.builder,
             catalogue: config.catalogue,
             limits: config.limits,
+            quotas: config.quotas.clone(),
         },
         outbox.clone(),
     )
@@ -99,10 +100,13 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
                 }
                 first = false;
                 let hello = agent.hello().await;
-                outbox
-                    .send(Outgoing::Message(hello))
-                    .await
-                    .map_err(|_| Error::new(ErrorKind::Link, "the outbox closed"))?;
+                let summary = Message::InventorySummary(agent.inventory_summary().await);
+                for m in [hello, summary] {
+                    outbox
+                        .send(Outgoing::Message(m))
+                        .await
+                        .map_err(|_| Error::new(ErrorKind::Link, "the outbox closed"))?;
+                }
             }
         });
     }

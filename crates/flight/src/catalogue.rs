@@ -105,6 +105,7 @@ mod tests {
             builder: wire::Builder::BuildKit,
             catalogue: None,
             limits: crate::DiskLimits::default(),
+            quotas: crate::Quotas::none(),
         };
         let e = crate::Agent::connect(config, tx).await.unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Invalid);

@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::disk::DiskLimits;
+use crate::quota::Quotas;
 
 /// How the flight agent runs: its name, its directories, and its side of the link.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct FlightConfig {
     pub catalogue: Option<Vec<wire::BaseImage>>,
     /// What the agent may copy and keep on its disks, and the reserve for its own state.
     pub limits: DiskLimits,
+    /// What each tenant may use (the limits file's `quotas`).
+    pub quotas: Quotas,
 }
 
 /// The directories an [`Agent`](crate::Agent) works in, and whose plans it accepts.
@@ -54,4 +57,6 @@ pub struct AgentConfig {
     pub catalogue: Option<Vec<wire::BaseImage>>,
     /// What the agent may copy and keep on its disks, and the reserve for its own state.
     pub limits: DiskLimits,
+    /// What each tenant may use (the limits file's `quotas`).
+    pub quotas: Quotas,
 }

@@ -80,15 +80,21 @@ impl Default for DiskLimits {
 
 impl DiskLimits {
     /// Reads limits from a JSON file: an object whose fields are those of [`DiskLimits`] (any
-    /// left out keep their default), e.g. `{"tenant_bytes": 1073741824}`.
+    /// left out keep their default), e.g. `{"tenant_bytes": 1073741824}`, and perhaps `quotas`,
+    /// which [`Quotas::load`](crate::Quotas::load) reads.
     pub fn load(path: &Path) -> Result<DiskLimits, Error> {
         let text = fs::read(path).map_err(|e| Error::io("cannot read the limits", path, e))?;
-        let limits: DiskLimits = serde_json::from_slice(&text).map_err(|e| {
+        let not_limits = |e: serde_json::Error| {
             Error::new(
                 ErrorKind::Invalid,
                 format!("{}: not a limits file: {e}", path.display()),
             )
-        })?;
+        };
+        let mut file: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&text).map_err(not_limits)?;
+        file.remove("quotas");
+        let limits: DiskLimits =
+            serde_json::from_value(serde_json::Value::Object(file)).map_err(not_limits)?;
         limits
             .check()
             .map_err(|m| Error::new(ErrorKind::Invalid, format!("{}: {m}", path.display())))?;

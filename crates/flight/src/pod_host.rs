@@ -1,16 +1,22 @@
 //! What bounds a pod on the host (part of `runtime`): `host_config`, where the isolation rules
-//! live, the node classes of `pod.run`'s `node`, and its tmpfs mounts.
+//! live, the node classes of `pod.run`'s `node`, the GPU a `GPU` pod gets, and its tmpfs mounts.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
-use bollard::models::{HostConfig, HostConfigLogConfig, Mount, MountType};
+use bollard::models::{
+    DeviceMapping, DeviceRequest, HostConfig, HostConfigLogConfig, Mount, MountType,
+};
 
 use super::{ContainerSpec, POD_MEMORY, POD_PIDS};
 
 /// A node class a pod asks for (`pod.run`'s `node`), as this machine serves it: its CPUs and
 /// memory (swap included). Clustergate-2's nodes are an MPU (Cortex-A53), an FPGA SoC (whose A53
 /// cores run the default pods) and a GPU module (Jetson Orin); one engine stands for all three
-/// here, and the class bounds what a pod may take of it. No device is passed to a GPU pod.
+/// here, and the class bounds what a pod may take of it. A `GPU` pod gets the machine's GPU
+/// ([`Gpu`]), and is refused where there is none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeClass {
     /// The class's name as the API spells it.
@@ -19,6 +25,108 @@ pub struct NodeClass {
     pub nano_cpus: i64,
     /// Memory in bytes, swap included.
     pub memory: i64,
+    /// Whether its pods get the machine's GPU.
+    pub gpu: bool,
+}
+
+/// The GPU this machine can give a pod of the `GPU` class, as [`detect_gpu`] found it at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Gpu {
+    /// None: a `GPU` pod is refused.
+    #[default]
+    None,
+    /// An NVIDIA GPU (`/dev/nvidiactl`) with the NVIDIA container toolkit, whose hook gives the
+    /// engine its `nvidia` device driver: a device request for every GPU (`docker run --gpus
+    /// all`).
+    Nvidia,
+    /// DRM render nodes (`/dev/dri/renderD*`: Intel, AMD, Mali, …): passed as devices, the pod
+    /// joining each one's group so that the tenant's uid may open it.
+    Dri(Vec<GpuDevice>),
+}
+
+/// A device file passed to a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuDevice {
+    /// Its path, the same on the host and in the pod.
+    pub path: String,
+    /// The group that owns it.
+    pub gid: u32,
+}
+
+impl Gpu {
+    /// What was found, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Gpu::None => "none".into(),
+            Gpu::Nvidia => "NVIDIA (device requests to the nvidia driver)".into(),
+            Gpu::Dri(d) => {
+                let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
+                format!("DRM render nodes {}", paths.join(", "))
+            }
+        }
+    }
+}
+
+/// The GPU under the device folder `dev` (`/dev`): an NVIDIA one when `nvidiactl` is there and
+/// the NVIDIA container toolkit's hook (`nvidia-container-runtime-hook`) is on `path` (the
+/// `PATH` the engine finds it on too), else the DRM render nodes of `dev/dri`, else none.
+pub fn detect_gpu(dev: &Path, path: Option<&OsStr>) -> Gpu {
+    let hook = path.is_some_and(|p| {
+        std::env::split_paths(p).any(|d| d.join("nvidia-container-runtime-hook").is_file())
+    });
+    if hook && dev.join("nvidiactl").exists() {
+        return Gpu::Nvidia;
+    }
+    let mut nodes: Vec<GpuDevice> = std::fs::read_dir(dev.join("dri"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+        .filter_map(|e| {
+            Some(GpuDevice {
+                path: e.path().to_str()?.to_string(),
+                gid: e.metadata().ok()?.gid(),
+            })
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.path.cmp(&b.path));
+    if nodes.is_empty() {
+        Gpu::None
+    } else {
+        Gpu::Dri(nodes)
+    }
+}
+
+/// Gives the pod with host settings `h` the GPU `gpu`: a device request, or devices and their
+/// groups; nothing for none.
+fn give_gpu(gpu: &Gpu, h: &mut HostConfig) {
+    match gpu {
+        Gpu::None => {}
+        Gpu::Nvidia => {
+            h.device_requests = Some(vec![DeviceRequest {
+                driver: Some("nvidia".into()),
+                count: Some(-1),
+                capabilities: Some(vec![vec!["gpu".into()]]),
+                ..Default::default()
+            }]);
+        }
+        Gpu::Dri(nodes) => {
+            h.devices = Some(
+                nodes
+                    .iter()
+                    .map(|n| DeviceMapping {
+                        path_on_host: Some(n.path.clone()),
+                        path_in_container: Some(n.path.clone()),
+                        cgroup_permissions: Some("rw".into()),
+                    })
+                    .collect(),
+            );
+            let mut groups: Vec<String> = nodes.iter().map(|n| n.gid.to_string()).collect();
+            groups.sort();
+            groups.dedup();
+            h.group_add = Some(groups);
+        }
+    }
 }
 
 pub(crate) const CPU: i64 = 1_000_000_000;
@@ -29,21 +137,25 @@ pub const NODE_CLASSES: [NodeClass; 4] = [
         name: "default",
         nano_cpus: 2 * CPU,
         memory: POD_MEMORY,
+        gpu: false,
     },
     NodeClass {
         name: "MPU",
         nano_cpus: CPU,
         memory: 512 << 20,
+        gpu: false,
     },
     NodeClass {
         name: "FPGA",
         nano_cpus: 2 * CPU,
         memory: POD_MEMORY,
+        gpu: false,
     },
     NodeClass {
         name: "GPU",
         nano_cpus: 4 * CPU,
         memory: 4 << 30,
+        gpu: true,
     },
 ];
 
@@ -107,9 +219,10 @@ fn clean_container_path(p: &str) -> Option<String> {
     (!parts.is_empty()).then(|| format!("/{}", parts.join("/")))
 }
 
-/// The host settings of every pod: the isolation rules live here.
+/// The host settings of every pod: the isolation rules live here. A GPU pod's device is the one
+/// thing it gets of the host beyond its volume (`spec.gpu`, none for other classes).
 pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
-    HostConfig {
+    let mut h = HostConfig {
         mounts: Some(vec![Mount {
             target: Some("/data".into()),
             source: Some(spec.data_dir.to_string_lossy().into_owned()),
@@ -138,5 +251,7 @@ pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
             ])),
         }),
         ..Default::default()
-    }
+    };
+    give_gpu(&spec.gpu, &mut h);
+    h
 }

@@ -65,6 +65,7 @@ fn start(dir: &Path) -> (Result<Agent, crate::Error>, mpsc::Receiver<Outgoing>) 
         builder: wire::Builder::Classic,
         catalogue: None,
         limits: crate::DiskLimits::default(),
+        quotas: crate::Quotas::none(),
     };
     (
         Agent::with_runtime(&config, Arc::new(FakeRuntime::default()), tx),

@@ -32,7 +32,9 @@ use tokio::io::AsyncReadExt;
 use crate::error::Error;
 #[path = "pod_host.rs"]
 mod pod_host;
-pub use self::pod_host::{NODE_CLASSES, NodeClass};
+#[path = "pod_ports.rs"]
+mod pod_ports;
+pub use self::pod_host::{Gpu, GpuDevice, NODE_CLASSES, NodeClass, detect_gpu};
 pub(crate) use self::pod_host::{host_config, node_class};
 pub use crate::logbook::LogBook;
 pub use crate::names::{host_platform, short_id};
@@ -174,6 +176,8 @@ pub struct ContainerSpec {
     pub node: NodeClass,
     /// The internal network it joins (its hostname an alias there), or `None`: no network.
     pub network: Option<String>,
+    /// The GPU it gets (a `GPU` pod's: the machine's), or none.
+    pub gpu: Gpu,
 }
 
 /// Where a container stands: how a pod left by a restarted agent is taken up again.
@@ -245,6 +249,20 @@ pub trait Runtime: Send + Sync + 'static {
     /// Removes the network `name` if no container uses it any more; a missing network, or one
     /// in use, is not an error.
     fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>>;
+    /// Lets the other containers on the network `network` (made by `ensure_network`, which
+    /// drops traffic between its containers) reach the running container `name` on `ports`, and
+    /// on no other port: firewall rules labelled with its name (see `pod_ports`).
+    fn open_ports<'a>(
+        &'a self,
+        network: &'a str,
+        name: &'a str,
+        ports: &'a [wire::PodPort],
+    ) -> BoxFuture<'a, RtResult<()>>;
+    /// Removes what `open_ports` did for the container `name`; nothing to remove is not an
+    /// error.
+    fn close_ports<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>>;
+    /// The names of the containers `open_ports` opened ports of.
+    fn opened_ports(&self) -> BoxFuture<'_, RtResult<Vec<String>>>;
     /// The names of every container (running or not) labelled `key=value`.
     fn list_containers<'a>(
         &'a self,
@@ -601,11 +619,13 @@ impl Runtime for DockerRuntime {
                 Ok(n) => {
                     let have = n.labels.unwrap_or_default();
                     let labelled = labels.iter().all(|(k, v)| have.get(k) == Some(v));
-                    if n.internal == Some(true) && labelled {
+                    let no_icc = n.options.unwrap_or_default().get(pod_ports::NO_ICC.0)
+                        == Some(&pod_ports::NO_ICC.1.to_string());
+                    if n.internal == Some(true) && labelled && no_icc {
                         Ok(())
                     } else {
                         Err(RuntimeError::failed(format!(
-                            "a network named {name} exists that is not this tenant's internal network"
+                            "a network named {name} exists that is not this tenant's internal network (internal, labelled, no traffic between its containers but the ports they open)"
                         )))
                     }
                 }
@@ -616,6 +636,10 @@ impl Runtime for DockerRuntime {
                         internal: Some(true),
                         attachable: Some(false),
                         labels: Some(labels.clone().into_iter().collect()),
+                        options: Some(HashMap::from([(
+                            pod_ports::NO_ICC.0.to_string(),
+                            pod_ports::NO_ICC.1.to_string(),
+                        )])),
                         ..Default::default()
                     };
                     bounded("create network", self.docker.create_network(request))
@@ -636,6 +660,51 @@ impl Runtime for DockerRuntime {
                 r => r,
             }
         })
+    }
+
+    fn open_ports<'a>(
+        &'a self,
+        network: &'a str,
+        name: &'a str,
+        ports: &'a [wire::PodPort],
+    ) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            if ports.is_empty() {
+                return Ok(());
+            }
+            let inspected = bounded(
+                "inspect container",
+                self.docker
+                    .inspect_container(name, None::<InspectContainerOptions>),
+            )
+            .await?;
+            let endpoint = inspected
+                .network_settings
+                .and_then(|s| s.networks)
+                .and_then(|mut n| n.remove(network))
+                .ok_or_else(|| {
+                    RuntimeError::failed(format!("container {name} is not on network {network}"))
+                })?;
+            let (Some(ip), Some(id)) = (
+                endpoint.ip_address.filter(|a| !a.is_empty()),
+                endpoint.network_id.filter(|i| i.len() >= 12),
+            ) else {
+                return Err(RuntimeError::failed(format!(
+                    "container {name} has no address on network {network}"
+                )));
+            };
+            // The bridge of a network made without a bridge name: `br-` and 12 of its id.
+            let bridge = format!("br-{}", &id[..12]);
+            pod_ports::open(&bridge, &ip, name, ports).await
+        })
+    }
+
+    fn close_ports<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(pod_ports::close(name))
+    }
+
+    fn opened_ports(&self) -> BoxFuture<'_, RtResult<Vec<String>>> {
+        Box::pin(pod_ports::holders())
     }
 
     fn list_containers<'a>(
@@ -864,6 +933,12 @@ pub(crate) mod fake {
         RemoveImage(String),
         Network(String),
         RemoveNetwork(String),
+        OpenPorts {
+            network: String,
+            name: String,
+            ports: Vec<wire::PodPort>,
+        },
+        ClosePorts(String),
     }
 
     /// What the fake answers, and what it saw.
@@ -1068,6 +1143,29 @@ pub(crate) mod fake {
             Box::pin(async { Ok(()) })
         }
 
+        fn open_ports<'a>(
+            &'a self,
+            network: &'a str,
+            name: &'a str,
+            ports: &'a [wire::PodPort],
+        ) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::OpenPorts {
+                network: network.into(),
+                name: name.into(),
+                ports: ports.to_vec(),
+            });
+            Box::pin(async { Ok(()) })
+        }
+
+        fn close_ports<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
+            self.record(Call::ClosePorts(name.into()));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn opened_ports(&self) -> BoxFuture<'_, RtResult<Vec<String>>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
         fn list_containers<'a>(
             &'a self,
             key: &'a str,
@@ -1196,6 +1294,7 @@ mod tests {
             image_volumes: vec![],
             node: NODE_CLASSES[0],
             network: None,
+            gpu: Gpu::None,
         };
         let h = host_config(&spec);
         assert_eq!(h.readonly_rootfs, Some(true));
@@ -1252,6 +1351,7 @@ mod tests {
             .to_vec(),
             node: NODE_CLASSES[0],
             network: Some("orbitdock-alice".into()),
+            gpu: Gpu::None,
         };
         let t = pod_host::tmpfs_mounts(&spec);
         let mut keys: Vec<&str> = t.keys().map(String::as_str).collect();
@@ -1270,6 +1370,103 @@ mod tests {
     }
 
     use super::pod_host::CPU;
+
+    #[test]
+    fn a_gpu_is_found_under_dev_and_passed_to_gpu_pods_only() {
+        let dev = tempfile::tempdir().unwrap();
+        let bin = tempfile::tempdir().unwrap();
+        let path = std::env::join_paths([bin.path()]).unwrap();
+        assert_eq!(detect_gpu(dev.path(), Some(&path)), Gpu::None);
+        // DRM render nodes (card nodes are for displays, not passed).
+        std::fs::create_dir(dev.path().join("dri")).unwrap();
+        for f in ["card0", "renderD129", "renderD128"] {
+            std::fs::write(dev.path().join("dri").join(f), b"").unwrap();
+        }
+        let gid = std::os::unix::fs::MetadataExt::gid(
+            &std::fs::metadata(dev.path().join("dri/renderD128")).unwrap(),
+        );
+        let dri = detect_gpu(dev.path(), Some(&path));
+        let at = |n: &str| {
+            dev.path()
+                .join("dri")
+                .join(n)
+                .to_string_lossy()
+                .into_owned()
+        };
+        assert_eq!(
+            dri,
+            Gpu::Dri(vec![
+                GpuDevice {
+                    path: at("renderD128"),
+                    gid
+                },
+                GpuDevice {
+                    path: at("renderD129"),
+                    gid
+                },
+            ])
+        );
+        // An NVIDIA device counts only with the toolkit's hook on the PATH.
+        std::fs::write(dev.path().join("nvidiactl"), b"").unwrap();
+        assert_eq!(detect_gpu(dev.path(), Some(&path)), dri);
+        std::fs::write(bin.path().join("nvidia-container-runtime-hook"), b"").unwrap();
+        assert_eq!(detect_gpu(dev.path(), Some(&path)), Gpu::Nvidia);
+        assert_eq!(detect_gpu(dev.path(), None), dri);
+
+        // What the engine is asked for: `--gpus all` for NVIDIA; the render nodes and their
+        // groups otherwise; nothing without a GPU.
+        let spec = |gpu: Gpu| ContainerSpec {
+            name: "n".into(),
+            image: "i".into(),
+            user: "1:1".into(),
+            hostname: "h".into(),
+            entrypoint: None,
+            cmd: None,
+            env: vec![],
+            data_dir: "/v".into(),
+            labels: BTreeMap::new(),
+            tmp_bytes: 1 << 20,
+            log_bytes: 1 << 16,
+            image_volumes: vec![],
+            node: node_class(Some("GPU")).unwrap(),
+            network: None,
+            gpu,
+        };
+        let h = host_config(&spec(Gpu::Nvidia));
+        assert_eq!(
+            h.device_requests,
+            Some(vec![bollard::models::DeviceRequest {
+                driver: Some("nvidia".into()),
+                count: Some(-1),
+                capabilities: Some(vec![vec!["gpu".into()]]),
+                ..Default::default()
+            }])
+        );
+        assert!(h.devices.is_none() && h.group_add.is_none());
+        let h = host_config(&spec(dri));
+        assert!(h.device_requests.is_none());
+        let devices = h.devices.unwrap();
+        assert_eq!(
+            devices
+                .iter()
+                .map(|d| (
+                    d.path_on_host.clone().unwrap(),
+                    d.path_in_container.clone().unwrap(),
+                    d.cgroup_permissions.clone().unwrap()
+                ))
+                .collect::<Vec<_>>(),
+            [
+                (at("renderD128"), at("renderD128"), "rw".to_string()),
+                (at("renderD129"), at("renderD129"), "rw".to_string())
+            ]
+        );
+        assert_eq!(h.group_add, Some(vec![gid.to_string()]));
+        // Still hardened.
+        assert_eq!(h.privileged, Some(false));
+        assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
+        let h = host_config(&spec(Gpu::None));
+        assert!(h.device_requests.is_none() && h.devices.is_none() && h.group_add.is_none());
+    }
 
     #[test]
     fn node_classes() {

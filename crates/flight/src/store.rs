@@ -9,10 +9,11 @@
 //! temporary file of the directory and only then renamed to its digest. The store never holds an
 //! object whose name is not its digest.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use cas::{DirSync, ObjectLayout};
@@ -32,6 +33,29 @@ pub(crate) struct ObjectStore {
     /// How many objects arrived, and the last one: a waiter that sees the count grow by one
     /// needs to look at that object only.
     arrived: watch::Sender<(u64, Option<Digest>)>,
+    /// The objects [`ObjectStore::wait_for`] waits for now, with how many waiters: never
+    /// removed as spent patches (see [`ObjectStore::remove_spent`]).
+    waited: Mutex<HashMap<Digest, usize>>,
+}
+
+/// Unregisters what a [`ObjectStore::wait_for`] waited for when it ends.
+struct Waiting<'a> {
+    store: &'a ObjectStore,
+    digests: Vec<Digest>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut waited = self.store.lock_waited();
+        for d in &self.digests {
+            if let Some(n) = waited.get_mut(d) {
+                *n -= 1;
+                if *n == 0 {
+                    waited.remove(d);
+                }
+            }
+        }
+    }
 }
 
 impl ObjectStore {
@@ -47,7 +71,74 @@ impl ObjectStore {
         Ok(ObjectStore {
             layout,
             arrived: watch::channel((0, None)).0,
+            waited: Mutex::default(),
         })
+    }
+
+    fn lock_waited(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, usize>> {
+        self.waited.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a [`wait_for`](ObjectStore::wait_for) waits for the object now.
+    pub(crate) fn is_waited(&self, digest: &Digest) -> bool {
+        self.lock_waited().contains_key(digest)
+    }
+
+    /// Stores `bytes` (a patch's result, verified by its maker) durably as the object `expected`,
+    /// and wakes the waiters. Fails, storing nothing under `expected`, when the bytes are not
+    /// that object. Blocking.
+    pub(crate) fn put_object(&self, bytes: &[u8], expected: &Digest) -> io::Result<()> {
+        if Digest::of(bytes) != *expected {
+            return Err(io::Error::other(format!(
+                "the bytes are not the object {expected}"
+            )));
+        }
+        let stored = self.layout.put(bytes)?;
+        debug_assert_eq!(stored, *expected);
+        self.arrived(expected);
+        Ok(())
+    }
+
+    /// The digests of the objects held, at most `limit`, sorted; and whether that is all of
+    /// them. Blocking.
+    pub(crate) fn list(&self, limit: usize) -> (Vec<Digest>, bool) {
+        let mut out = Vec::new();
+        let Ok(fanout) = fs::read_dir(self.layout.root()) else {
+            return (out, true);
+        };
+        for dir in fanout.flatten() {
+            let Ok(entries) = fs::read_dir(dir.path()) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let Some(digest) = name.to_str().and_then(|n| n.parse::<Digest>().ok()) else {
+                    continue;
+                };
+                if e.file_type().is_ok_and(|t| t.is_file()) && self.path(&digest) == e.path() {
+                    if out.len() == limit {
+                        out.sort_unstable();
+                        return (out, false);
+                    }
+                    out.push(digest);
+                }
+            }
+        }
+        out.sort_unstable();
+        (out, true)
+    }
+
+    /// Removes an object the agent has no more use for (a patch, once applied or refused),
+    /// unless an uplink waits for it as an object of its own. Blocking.
+    pub(crate) fn remove_spent(&self, digest: &Digest) {
+        if self.is_waited(digest) {
+            return;
+        }
+        match fs::remove_file(self.path(digest)) {
+            Ok(()) => tracing::debug!(%digest, "removed a spent patch"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(%digest, error = %e, "cannot remove a spent patch"),
+        }
     }
 
     /// Where the objects are, for the link endpoint.
@@ -137,6 +228,16 @@ impl ObjectStore {
     ) -> Vec<Digest> {
         let start = tokio::time::Instant::now();
         let deadline = start + timeout;
+        {
+            let mut waited = self.lock_waited();
+            for d in digests {
+                *waited.entry(*d).or_default() += 1;
+            }
+        }
+        let _waiting = Waiting {
+            store: self,
+            digests: digests.to_vec(),
+        };
         let mut rx = self.arrived.subscribe();
         let mut interval = stall;
         let mut stall_at = start + interval;

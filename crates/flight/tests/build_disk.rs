@@ -145,6 +145,7 @@ async fn a_build_that_writes_too_much_is_stopped() {
         builder: wire::Builder::Classic,
         catalogue: None,
         limits,
+        quotas: flight::Quotas::none(),
     };
     let agent = Agent::connect(config, tx)
         .await

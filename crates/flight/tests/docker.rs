@@ -201,6 +201,7 @@ impl World {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits,
+            quotas: flight::Quotas::none(),
         };
         let agent = Agent::connect(config, tx)
             .await
@@ -305,6 +306,7 @@ fn pod(name: &str, image: ImageRef, command: Option<&[&str]>, max_ms: Option<u64
         detached: false,
         node: None,
         merged: false,
+        ports: vec![],
     }
 }
 

@@ -111,6 +111,7 @@ impl World {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: flight::DiskLimits::default(),
+            quotas: flight::Quotas::none(),
         };
         let agent = Agent::connect(config, tx)
             .await

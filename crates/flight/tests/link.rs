@@ -125,6 +125,7 @@ fn idle_pod(name: &str) -> PlanTask {
             detached: false,
             node: None,
             merged: false,
+            ports: vec![],
         },
     )
 }
@@ -175,6 +176,7 @@ impl Setup {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: flight::DiskLimits::default(),
+            quotas: flight::Quotas::none(),
         };
         let agent = tokio::spawn(flight::run(config));
         let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);
@@ -299,6 +301,7 @@ async fn runs_a_plan_sent_over_the_link() {
                     detached: false,
                     node: None,
                     merged: false,
+                    ports: vec![],
                 },
             ),
             task(
@@ -321,8 +324,10 @@ async fn runs_a_plan_sent_over_the_link() {
     // The downlink's object may arrive after the execution's last event.
     while !finished || downlinked.is_none_or(|d| !received.contains_key(&d)) {
         match setup.recv().await {
-            Heard::Message(Message::Need { digests }) => {
+            Heard::Message(Message::Want { objects }) => {
+                let digests: Vec<Digest> = objects.iter().map(|o| o.digest).collect();
                 assert_eq!(digests, [digest]);
+                assert!(objects[0].bases.is_empty(), "nothing was at its path");
                 events.push("need".to_string());
                 let path = ground_objects.path(&digest);
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -362,6 +367,8 @@ async fn runs_a_plan_sent_over_the_link() {
             }
             Heard::Message(Message::Hello { .. }) => {}
             Heard::Message(Message::Plan(_)) => panic!("flight sent a plan"),
+            Heard::Message(Message::VolumeDigests { .. } | Message::InventorySummary(_)) => {}
+            Heard::Message(m) => panic!("unexpected message {m:?}"),
             Heard::Object(LinkEvent::ObjectReceived(d)) => {
                 let data = std::fs::read(ground_objects.path(&d)).unwrap();
                 assert_eq!(Digest::of(&data), d);

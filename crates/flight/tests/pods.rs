@@ -63,6 +63,7 @@ async fn cleanup(tenant: &str) {
             .await;
     }
     let _ = docker.remove_network(&format!("orbitdock-{tenant}")).await;
+    remove_port_rules(tenant);
     let by_ref = HashMap::from([("reference".to_string(), vec![format!("tenants/{tenant}/*")])]);
     let by_label = HashMap::from([(
         "label".to_string(),
@@ -103,6 +104,31 @@ async fn cleanup(tenant: &str) {
                     )
                     .await;
             }
+        }
+    }
+}
+
+/// Deletes the rules that open ports of the tenant's pods (a test that fails midway leaves them).
+fn remove_port_rules(tenant: &str) {
+    let Ok(out) = std::process::Command::new("iptables")
+        .args(["-w", "-S", "DOCKER-USER"])
+        .output()
+    else {
+        return;
+    };
+    let mine = format!("orbitdock-pod:orbitdock-{tenant}-");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let args: Vec<&str> = line
+            .split_whitespace()
+            .map(|a| a.trim_matches('"'))
+            .collect();
+        if let ["-A", chain, rest @ ..] = args.as_slice()
+            && rest.iter().any(|a| a.starts_with(&mine))
+        {
+            let _ = std::process::Command::new("iptables")
+                .args(["-w", "-D", chain])
+                .args(rest)
+                .status();
         }
     }
 }
@@ -227,6 +253,7 @@ async fn agent(dir: &Path, limits: flight::DiskLimits) -> (Agent, mpsc::Receiver
         builder: wire::Builder::Classic,
         catalogue: None,
         limits,
+        quotas: flight::Quotas::none(),
     };
     let agent = Agent::connect(config, tx)
         .await
@@ -255,6 +282,7 @@ fn pod(name: &str, image: ImageRef, script: &str, max_ms: u64, detached: bool) -
         detached,
         node: None,
         merged: false,
+        ports: vec![],
     }
 }
 
@@ -645,7 +673,8 @@ async fn a_detached_pod_is_supervised_again_after_a_restart() {
     );
 }
 
-/// A pod's node class sets its CPU and memory limits; an unknown node is refused.
+/// A pod's node class sets its CPU and memory limits; an unknown node is refused, and so is a GPU
+/// pod on this machine, which has no GPU.
 #[tokio::test(flavor = "multi_thread")]
 async fn node_classes_set_cpu_and_memory() {
     let w = World::new(flight::DiskLimits::default()).await;
@@ -673,6 +702,7 @@ async fn node_classes_set_cpu_and_memory() {
             detached,
             node: Some(node.into()),
             merged: false,
+            ports: vec![],
         },
         _ => unreachable!(),
     };
@@ -713,36 +743,54 @@ async fn node_classes_set_cpu_and_memory() {
         message(&r),
         "unknown node 'TPU': expected one of default, MPU, FPGA, GPU"
     );
+    // This machine has no GPU (no NVIDIA device with its toolkit, no /dev/dri render node): a
+    // GPU pod is refused before anything is made.
+    assert!(!Path::new("/dev/nvidiactl").exists() && !Path::new("/dev/dri").exists());
+    let r = w.run(with_node("g", "gpu")).await;
+    assert_eq!(code(&r), Some(ErrorCode::ValidationError), "{r:?}");
+    assert_eq!(
+        message(&r),
+        "node GPU: this system has no GPU to give a pod (no NVIDIA GPU with the NVIDIA container \
+         toolkit, no /dev/dri render node); run it on node default, MPU or FPGA"
+    );
     assert!(tenant_containers(&docker, &w.tenant).await.is_empty());
 }
 
+/// The rules of the `DOCKER-USER` chain that open ports of `container`.
+fn port_rules(container: &str) -> Vec<String> {
+    let out = std::process::Command::new("iptables")
+        .args(["-w", "-S", "DOCKER-USER"])
+        .output()
+        .expect("iptables");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .any(|a| a.trim_matches('"') == format!("orbitdock-pod:{container}"))
+        })
+        .map(String::from)
+        .collect()
+}
+
 /// Merged pods of a tenant reach each other as `<tenant>-<pod_name>` on the tenant's internal
-/// network (labelled, removed once its last pod ended); another tenant's merged pod cannot.
+/// network (labelled, removed once its last pod ended), on the ports each declares and no
+/// other; another tenant's merged pod reaches none.
 #[tokio::test(flavor = "multi_thread")]
 async fn merged_pods_reach_each_other_and_no_one_else() {
     let w = World::new(flight::DiskLimits::default()).await;
     let other = World::new(flight::DiskLimits::default()).await;
-    let merged = |w: &World, name: &str, script: &str, detached: bool| match pod(
-        name,
-        busybox(),
-        script,
-        60_000,
-        detached,
-    ) {
-        TaskKind::PodRun {
-            pod_name,
-            image,
-            command,
-            args,
-            env,
-            volume,
-            max_duration_ms,
-            scheduled_ms,
+    let tcp = |container| wire::PodPort {
+        container,
+        protocol: wire::PortProtocol::Tcp,
+    };
+    let merged =
+        |w: &World, name: &str, script: &str, detached: bool, ports: Vec<wire::PodPort>| match pod(
+            name,
+            busybox(),
+            script,
+            60_000,
             detached,
-            node,
-            ..
-        } => {
-            let _ = w;
+        ) {
             TaskKind::PodRun {
                 pod_name,
                 image,
@@ -754,15 +802,33 @@ async fn merged_pods_reach_each_other_and_no_one_else() {
                 scheduled_ms,
                 detached,
                 node,
-                merged: true,
+                ..
+            } => {
+                let _ = w;
+                TaskKind::PodRun {
+                    pod_name,
+                    image,
+                    command,
+                    args,
+                    env,
+                    volume,
+                    max_duration_ms,
+                    scheduled_ms,
+                    detached,
+                    node,
+                    merged: true,
+                    ports,
+                }
             }
-        }
-        _ => unreachable!(),
-    };
-    // A server on port 8080 (busybox's nc: its static httpd and wget crash on glibc's NSS).
-    let serve = "while true; do echo hello from a | nc -l -p 8080; done";
-    let r = w.run(merged(&w, "a", serve, true)).await;
+            _ => unreachable!(),
+        };
+    // A server on port 8080, which it declares, and on 9090, which it does not (busybox's nc:
+    // its static httpd and wget crash on glibc's NSS).
+    let serve = "(while true; do echo secret | nc -l -p 9090; done) & \
+                 while true; do echo hello from a | nc -l -p 8080; done";
+    let r = w.run(merged(&w, "a", serve, true, vec![tcp(8080)])).await;
     assert!(r.succeeded(), "{r:?}");
+    assert_eq!(port_rules(&w.container("a")).len(), 2, "in and its replies");
     let network = format!("orbitdock-{}", w.tenant);
     let docker = docker().await;
     let inspected = docker
@@ -786,12 +852,20 @@ async fn merged_pods_reach_each_other_and_no_one_else() {
     let fetch = format!(
         "for i in $(seq 50); do \
            ip=$(nslookup {host} 127.0.0.11 | awk '/^Address: /{{print $2}}' | tail -n 1); \
-           [ -n \"$ip\" ] && nc -w 2 $ip 8080 < /dev/null && exit 0; sleep 0.2; \
-         done; exit 9"
+           [ -n \"$ip\" ] && nc -w 2 $ip 8080 < /dev/null && break; sleep 0.2; \
+         done; \
+         nc -w 2 $ip 9090 < /dev/null && exit 7; exit 0"
     );
-    let r = w.run(merged(&w, "b", &fetch, false)).await;
+    let r = w.run(merged(&w, "b", &fetch, false, vec![])).await;
     assert!(r.succeeded(), "{r:?}");
-    assert_eq!(r.outputs.log_tail, ["hello from a"]);
+    // 8080 answers; 9090, undeclared, never does (its packets are dropped).
+    assert!(
+        r.outputs
+            .log_tail
+            .ends_with(&["hello from a".to_string(), "nc: timed out".to_string()]),
+        "{r:?}"
+    );
+    assert!(!r.outputs.log_tail.contains(&"secret".to_string()), "{r:?}");
     // Another tenant's merged pod: the name does not resolve on its network, and the address
     // is not reachable from it.
     let address = docker
@@ -807,9 +881,10 @@ async fn merged_pods_reach_each_other_and_no_one_else() {
         .unwrap();
     let probe = format!(
         "nslookup {host} 127.0.0.11 | grep -q '^Address: ' && exit 8; \
-         nc -w 3 {address} 8080 < /dev/null && exit 7; exit 9"
+         nc -w 3 {address} 8080 < /dev/null && exit 7; \
+         nc -w 3 {address} 9090 < /dev/null && exit 6; exit 9"
     );
-    let r = other.run(merged(&other, "c", &probe, false)).await;
+    let r = other.run(merged(&other, "c", &probe, false, vec![])).await;
     assert_eq!(r.outputs.exit_code, Some(9), "{r:?}");
     // Nor can a pod that is not merged (no network at all).
     let r = w.run(pod("d", busybox(), &probe, 60_000, false)).await;
@@ -822,6 +897,10 @@ async fn merged_pods_reach_each_other_and_no_one_else() {
         })
         .await;
     assert!(r.succeeded(), "{r:?}");
+    assert!(
+        port_rules(&w.container("a")).is_empty(),
+        "its rules went with it"
+    );
     let gone = docker
         .inspect_network(
             &network,
@@ -1094,4 +1173,75 @@ async fn a_running_pod_cannot_send_volume_tasks_outside() {
         "nothing read outside"
     );
     assert!(outcomes.get("ok").is_some_and(|n| *n > 0), "{outcomes:?}");
+}
+
+/// An unmerged pod.run that runs long holds up no other tenant's execution: the agent runs the
+/// two plans side by side, and the short one ends while the long pod still runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_pod_holds_up_no_other_tenants_plan() {
+    let mut w = World::new(flight::DiskLimits::default()).await;
+    let bob = format!("t{:010x}", rand::random::<u64>() >> 24);
+    let _bob = Cleanup(bob.clone());
+    let plan = |tenant: &str, kind: TaskKind| wire::Plan {
+        execution: format!("{:032x}", rand::random::<u128>()),
+        tenant: tenant.into(),
+        tasks: vec![PlanTask {
+            id: "run".into(),
+            on_failure: OnFailure::Stop,
+            kind,
+        }],
+        system: "em".into(),
+        sequence: rand::random::<u32>().into(),
+        issued_ms: 0,
+        expires_ms: u64::MAX,
+        signature: Vec::new(),
+    };
+    let long = plan(
+        &w.tenant,
+        pod("long", busybox(), "sleep 8; echo long done", 60_000, false),
+    );
+    let short = plan(
+        &bob,
+        pod("short", busybox(), "echo short done", 60_000, false),
+    );
+    let long_container = format!("orbitdock-{}-long-{}", w.tenant, &long.execution[..8]);
+    for p in [long.clone(), short.clone()] {
+        w.agent.handle_message(wire::Message::Plan(p)).unwrap();
+    }
+    let agent = w.agent.clone();
+    let plans = tokio::spawn(async move { agent.run_plans().await });
+    let docker = docker().await;
+    let mut ended = Vec::new();
+    let until = Instant::now() + Duration::from_secs(120);
+    while ended.len() < 2 {
+        let left = until.saturating_duration_since(Instant::now());
+        let Ok(Some(out)) = tokio::time::timeout(left, w._outbox.recv()).await else {
+            panic!("the plans did not end: {ended:?}");
+        };
+        if let Outgoing::Message(wire::Message::ExecutionEvent {
+            execution, state, ..
+        }) = out
+            && state != wire::TaskState::Running
+        {
+            if execution == short.execution {
+                // The long pod still runs when the short plan ends.
+                let running = docker
+                    .inspect_container(&long_container, None::<InspectContainerOptions>)
+                    .await
+                    .ok()
+                    .and_then(|c| c.state)
+                    .and_then(|s| s.running);
+                assert_eq!(running, Some(true), "{long_container}");
+            }
+            ended.push((execution, state));
+        }
+    }
+    plans.abort();
+    assert_eq!(
+        ended,
+        [
+            (short.execution, wire::TaskState::Success),
+            (long.execution, wire::TaskState::Success)
+        ]
+    );
 }

@@ -1,4 +1,5 @@
-//! Users, passwords and sessions. The user is the tenant.
+//! Users, passwords, roles and sessions. The user is the tenant; an operator is a user with
+//! the operator role ([`Role`], checked by the [`Operator`] extractor).
 //!
 //! Passwords are argon2id PHC strings. A login hands out a random 32-byte token (hex); only its
 //! sha256 is stored, with an expiry. Requests carry it as `Authorization: Bearer <token>` or in
@@ -52,9 +53,63 @@ async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> R
         .map_err(|e| Error::internal(format!("password hashing task failed: {e}")))
 }
 
+/// What a user may do (`docs/api.md`, "Roles").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Its own namespaces, operations and executions only.
+    Tenant,
+    /// Also every tenant's executions and queues, approvals, users and quotas.
+    Operator,
+}
+
+impl Role {
+    /// `tenant` or `operator`, as stored and as the users file writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Tenant => "tenant",
+            Role::Operator => "operator",
+        }
+    }
+
+    /// Reads [`Role::as_str`]'s names.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "tenant" => Some(Role::Tenant),
+            "operator" => Some(Role::Operator),
+            _ => None,
+        }
+    }
+}
+
 /// The authenticated caller: a user name, which is also the tenant.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthUser(pub(crate) String);
+
+/// The authenticated caller, an operator: any other user is refused with 403.
+#[derive(Debug, Clone)]
+pub(crate) struct Operator(pub(crate) String);
+
+impl FromRequestParts<Ground> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ground: &Ground) -> Result<Operator, ApiError> {
+        let AuthUser(user) = AuthUser::from_request_parts(parts, ground).await?;
+        if role(ground, &user).await? != Role::Operator {
+            return Err(ApiError::forbidden(format!(
+                "only an operator may do this; '{user}' is a tenant"
+            )));
+        }
+        Ok(Operator(user))
+    }
+}
+
+/// A user's role (a user who no longer exists has none to speak of: a tenant's).
+pub(crate) async fn role(ground: &Ground, user: &str) -> Result<Role, Error> {
+    Ok(db::user(ground.db(), user)
+        .await?
+        .and_then(|u| Role::parse(&u.role))
+        .unwrap_or(Role::Tenant))
+}
 
 impl FromRequestParts<Ground> for AuthUser {
     type Rejection = ApiError;
@@ -154,26 +209,61 @@ pub(crate) fn token_hash(token: &str) -> String {
 /// users keeps every session). A new password ends the user's sessions.
 pub(crate) async fn ensure_user(ground: &Ground, name: &str, password: &str) -> Result<(), Error> {
     TenantName::new(name).map_err(|e| Error::invalid(e.to_string()))?;
-    if password.is_empty() || password.len() > MAX_PASSWORD {
-        return Err(Error::invalid(format!(
-            "a password must have 1 to {MAX_PASSWORD} bytes"
-        )));
-    }
+    check_password(password)?;
     if let Some(stored) = db::password_hash(ground.db(), name).await?
         && verify(password.to_string(), stored).await?
     {
         return Ok(());
     }
+    let hash = hash_password(password).await?;
+    db::set_password(ground.db(), name, &hash, time::now_ms()).await?;
+    Ok(())
+}
+
+/// Gives the user `role`.
+pub(crate) async fn set_role(ground: &Ground, name: &str, role: Role) -> Result<(), Error> {
+    if !db::set_role(ground.db(), name, role.as_str()).await? {
+        return Err(Error::invalid(format!("no user '{name}'")));
+    }
+    Ok(())
+}
+
+/// Creates a new user with `password` and `role`; `false` when the name is taken (nothing
+/// changes then).
+pub(crate) async fn create_user(
+    ground: &Ground,
+    name: &str,
+    password: &str,
+    role: Role,
+) -> Result<bool, Error> {
+    TenantName::new(name).map_err(|e| Error::invalid(e.to_string()))?;
+    check_password(password)?;
+    if db::user(ground.db(), name).await?.is_some() {
+        return Ok(false);
+    }
+    let hash = hash_password(password).await?;
+    Ok(db::insert_user(ground.db(), name, &hash, role.as_str(), time::now_ms()).await?)
+}
+
+fn check_password(password: &str) -> Result<(), Error> {
+    if password.is_empty() || password.len() > MAX_PASSWORD {
+        return Err(Error::invalid(format!(
+            "a password must have 1 to {MAX_PASSWORD} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// The argon2id PHC string of `password` (on the hashing pool).
+async fn hash_password(password: &str) -> Result<String, Error> {
     let password = password.to_string();
-    let hash = hashing(move || {
+    hashing(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
     })
     .await?
-    .map_err(|e| Error::internal(format!("password hashing failed: {e}")))?;
-    db::set_password(ground.db(), name, &hash, time::now_ms()).await?;
-    Ok(())
+    .map_err(|e| Error::internal(format!("password hashing failed: {e}")))
 }
 
 /// Creates the user with an argon2 hash (a PHC string, `$argon2id$v=19$...`) made elsewhere, so
@@ -222,6 +312,8 @@ pub(crate) enum Login {
     Wrong,
     /// Too many failed logins: refused without looking at the password (see `throttle`).
     Throttled(Refusal),
+    /// The credentials are right but an operator disabled the user.
+    Disabled,
 }
 
 /// Checks the credentials from `client` against the login throttle (which counts the attempt
@@ -247,6 +339,12 @@ pub(crate) async fn login(
         return Ok(Login::Wrong);
     }
     ground.logins().succeeded(attempt);
+    if db::user(ground.db(), name)
+        .await?
+        .is_some_and(|u| u.disabled_at.is_some())
+    {
+        return Ok(Login::Disabled);
+    }
     open_session(ground, name).await.map(Login::Session)
 }
 

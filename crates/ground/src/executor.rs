@@ -11,6 +11,7 @@ use serde_json::json;
 use wire::names::{NamespacePath, TenantImage, VolumeName, VolumePath};
 use wire::{ErrorCode, ImageRef, Plan, PlanTask, TaskError, TaskKind, TaskState, UplinkFile};
 
+use crate::approval::Approval;
 use crate::db::{self, ExecutionRow, FileRow, HistoryEntry, TaskRow};
 use crate::error::ApiError;
 use crate::operation::{self, Operation, TaskSpec};
@@ -80,6 +81,8 @@ pub(crate) async fn start(
         db::to_json(&vec![HistoryEntry {
             state: state.as_str().into(),
             at: now,
+            by: None,
+            reason: None,
         }])
     };
     let mut exec = ExecutionRow {
@@ -154,6 +157,11 @@ pub(crate) async fn start(
     };
 
     let mut plan = plan;
+    if ground.approval(&system) == Approval::Required {
+        // Held, compiled but unsigned, until an operator approves it (`approval`).
+        crate::approval::hold(ground, &mut exec, &tasks, &plan).await?;
+        return Ok(id);
+    }
     let mut tx = db::write_tx(ground.db()).await?;
     ground.seal_plan(&mut tx, &system, &mut plan).await?;
     db::insert_execution(&mut tx, &exec).await?;
@@ -164,37 +172,66 @@ pub(crate) async fn start(
     tx.commit().await?;
 
     // Scheduled before the plan leaves, so that events answering it always find it so.
-    let now = time::now_ms();
     let mut tx = db::write_tx(ground.db()).await?;
-    set_state(&mut exec, TaskState::Scheduled, now);
+    mark_scheduled(&mut tx, &mut exec, &mut tasks, time::now_ms(), None).await?;
+    tx.commit().await?;
+    send(ground, link, &mut exec, &mut tasks, plan).await?;
+    Ok(id)
+}
+
+/// Moves an execution and its tasks to SCHEDULED at `now`, in `tx`; `by` names the operator
+/// whose approval scheduled it.
+pub(crate) async fn mark_scheduled(
+    tx: &mut db::Tx,
+    exec: &mut ExecutionRow,
+    tasks: &mut [TaskRow],
+    now: i64,
+    by: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    set_state(exec, TaskState::Scheduled, now);
+    if let Some(by) = by {
+        mark_last(&mut exec.history, Some(by), None);
+    }
     exec.scheduled_at = Some(now);
-    db::update_execution(&mut tx, &exec).await?;
-    for t in &mut tasks {
+    db::update_execution(tx, exec).await?;
+    for t in tasks {
         push_history(&mut t.history, TaskState::Scheduled, now);
         t.state = TaskState::Scheduled.as_str().into();
+        db::update_task(tx, &exec.id, t).await?;
+    }
+    Ok(())
+}
+
+/// Hands a recorded, scheduled plan to its system's link. When the link has stopped, the
+/// execution fails, and every task with it.
+pub(crate) async fn send(
+    ground: &Ground,
+    link: &crate::system_link::SystemHandle,
+    exec: &mut ExecutionRow,
+    tasks: &mut [TaskRow],
+    plan: Plan,
+) -> Result<(), ApiError> {
+    if link.send_plan(plan).await.is_ok() {
+        return Ok(());
+    }
+    let (id, system) = (exec.id.clone(), exec.system.clone());
+    tracing::error!(execution = %id, %system, "the system's link has stopped; the plan was not sent");
+    let now = time::now_ms();
+    let error = TaskError {
+        code: ErrorCode::TransferFailed,
+        message: format!("the link to system '{system}' has stopped"),
+        log_tail: Vec::new(),
+    };
+    let mut tx = db::write_tx(ground.db()).await?;
+    set_state(exec, TaskState::Failed, now);
+    exec.errors = db::to_json(&vec![error_json(None, &error)]);
+    db::update_execution(&mut tx, exec).await?;
+    for t in tasks {
+        finish(t, TaskState::Failed, now, Some(&error));
         db::update_task(&mut tx, &id, t).await?;
     }
     tx.commit().await?;
-
-    if link.send_plan(plan).await.is_err() {
-        tracing::error!(execution = %id, %system, "the system's link has stopped; the plan was not sent");
-        let now = time::now_ms();
-        let error = TaskError {
-            code: ErrorCode::TransferFailed,
-            message: format!("the link to system '{system}' has stopped"),
-            log_tail: Vec::new(),
-        };
-        let mut tx = db::write_tx(ground.db()).await?;
-        set_state(&mut exec, TaskState::Failed, now);
-        exec.errors = db::to_json(&vec![error_json(None, &error)]);
-        db::update_execution(&mut tx, &exec).await?;
-        for t in &mut tasks {
-            finish(t, TaskState::Failed, now, Some(&error));
-            db::update_task(&mut tx, &id, t).await?;
-        }
-        tx.commit().await?;
-    }
-    Ok(id)
+    Ok(())
 }
 
 /// Looks up every uplink source of the operation.
@@ -383,6 +420,7 @@ pub(crate) fn compile(
                 scheduled_ms,
                 merge,
                 node,
+                ports,
             } => TaskKind::PodRun {
                 pod_name: pod_name.to_string(),
                 image: image.clone(),
@@ -401,6 +439,7 @@ pub(crate) fn compile(
                     ),
                 node: node.clone(),
                 merged: *merge,
+                ports: ports.clone(),
             },
             TaskSpec::PodStop { pod_name, grace_ms } => TaskKind::PodStop {
                 pod_name: pod_name.to_string(),
@@ -507,7 +546,19 @@ pub(crate) fn push_history(history: &mut String, state: TaskState, at: i64) {
     h.push(HistoryEntry {
         state: state.as_str().into(),
         at,
+        by: None,
+        reason: None,
     });
+    *history = db::to_json(&h);
+}
+
+/// Names who made the last change of a history, and why.
+pub(crate) fn mark_last(history: &mut String, by: Option<&str>, reason: Option<&str>) {
+    let mut h: Vec<HistoryEntry> = db::json_or_default(history);
+    if let Some(last) = h.last_mut() {
+        last.by = by.map(str::to_string);
+        last.reason = reason.map(str::to_string);
+    }
     *history = db::to_json(&h);
 }
 

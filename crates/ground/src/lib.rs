@@ -23,6 +23,7 @@
 //! crate too) and [`Diagnostic`] (one problem in an operation).
 
 mod apply;
+mod approval;
 mod auth;
 mod blobs;
 mod config;
@@ -31,11 +32,14 @@ mod db;
 mod declared;
 mod downlink;
 mod em;
+mod encoder;
 mod error;
 mod executor;
 mod http;
+mod mirror;
 mod operation;
 mod passes;
+mod planner;
 mod preflight_check;
 mod queue;
 mod reports;
@@ -44,6 +48,8 @@ mod systems_view;
 mod time;
 mod upload;
 
+pub use approval::Approval;
+pub use auth::Role;
 pub use config::{GroundConfig, HttpTimeouts, SystemLink};
 pub use error::{ApiError, Error, ErrorKind};
 pub use operation::{Diagnostic, Severity};
@@ -80,6 +86,9 @@ pub struct Ground {
     http_timeouts: HttpTimeouts,
     /// What the systems file declares each system to be (`declared::default_for` the others).
     declared: Arc<BTreeMap<String, wire::SystemDescription>>,
+    /// Each system's approval gate, as the systems file sets it (`Approval::default_for` the
+    /// others).
+    approvals: Arc<BTreeMap<String, Approval>>,
 }
 
 /// What the HTTP handlers and the link handlers share.
@@ -129,6 +138,7 @@ impl Ground {
             logins: Arc::default(),
             http_timeouts: HttpTimeouts::STANDARD,
             declared: Arc::default(),
+            approvals: Arc::default(),
         })
     }
 
@@ -187,6 +197,23 @@ impl Ground {
         self.declared.get(system)
     }
 
+    /// The same ground, with each system's approval gate set as `approvals` says; a system not
+    /// in it takes [`Approval::default_for`] its name (required but for the EM `em`).
+    pub fn with_approvals(self, approvals: BTreeMap<String, Approval>) -> Ground {
+        Ground {
+            approvals: Arc::new(approvals),
+            ..self
+        }
+    }
+
+    /// Whether executions on `system` wait for an operator's approval.
+    pub fn approval(&self, system: &str) -> Approval {
+        self.approvals
+            .get(system)
+            .copied()
+            .unwrap_or_else(|| Approval::default_for(system))
+    }
+
     /// The same ground, its HTTP server waiting on clients as `timeouts` says instead of
     /// [`HttpTimeouts::STANDARD`] (tests shorten them).
     pub fn with_http_timeouts(self, timeouts: HttpTimeouts) -> Ground {
@@ -207,6 +234,12 @@ impl Ground {
     /// of the password: stored as given.
     pub async fn ensure_user_hashed(&self, name: &str, phc: &str) -> Result<(), Error> {
         auth::ensure_user_hashed(self, name, phc).await
+    }
+
+    /// Gives an existing user `role` (an operator also sees every tenant's executions and
+    /// queues, approves executions and manages users and quotas).
+    pub async fn set_role(&self, name: &str, role: Role) -> Result<(), Error> {
+        auth::set_role(self, name, role).await
     }
 
     /// The whole HTTP surface: the API under `/api/v1`, `/healthz`, the dashboard at `/`, and

@@ -312,6 +312,7 @@ enum Check {
     Pod {
         task: String,
         image: String,
+        node: Option<String>,
         tenant_images: Vec<String>,
     },
     /// A Dockerfile or archive that is neither placed by an earlier uplink nor onboard.
@@ -376,11 +377,17 @@ fn plan(
                     }
                 }
             }
-            TaskSpec::PodRun { volume, image, .. } => {
+            TaskSpec::PodRun {
+                volume,
+                image,
+                node,
+                ..
+            } => {
                 pods.insert(volume_name(volume.as_ref(), tenant));
                 checks.push(Check::Pod {
                     task: task.id.to_string(),
                     image: format!("{}:{}", image.name, image.tag),
+                    node: node.clone(),
                     tenant_images: images.clone(),
                 });
             }
@@ -612,10 +619,12 @@ fn run(checks: &[Check], system: &preflight::System, blobs: &BlobStore) -> Vec<P
             Check::Pod {
                 task,
                 image,
+                node,
                 tenant_images,
             } => {
                 let report = preflight::lint_pod_image(image, system, tenant_images);
-                for d in report.diagnostics {
+                let on_node = preflight::lint_pod_node(node.as_deref(), system);
+                for d in report.diagnostics.into_iter().chain(on_node.diagnostics) {
                     out.push(finding(task, String::new(), d));
                 }
             }
@@ -780,6 +789,7 @@ mod tests {
             size: if dir { 0 } else { 5 },
             is_dir: dir,
             modified_ms: 0,
+            digest: None,
         }
     }
 
@@ -1014,6 +1024,7 @@ mod tests {
                     task,
                     image,
                     tenant_images,
+                    ..
                 } => Some((task.as_str(), image.as_str(), tenant_images.as_slice())),
                 _ => None,
             })
@@ -1040,6 +1051,32 @@ mod tests {
             found,
             [("p1".to_string(), "OD106"), ("b".to_string(), "OD000")]
         );
+    }
+
+    /// A GPU pod is refused on a system declared without a GPU, and only there.
+    #[tokio::test]
+    async fn a_gpu_pod_needs_a_system_declared_with_a_gpu_or_not_declared() {
+        let op = op(concat!(
+            "  - id: infer\n    type: pod.run\n    image: busybox\n    node: gpu\n",
+            "  - id: plain\n    type: pod.run\n    image: busybox\n    node: MPU\n",
+        ));
+        let checks = plan(&op, "alice", &HashMap::new(), &BTreeMap::new(), &[]);
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path()).await.unwrap();
+        for (gpu, want) in [
+            (Some(false), vec![("infer".to_string(), "OD107")]),
+            (Some(true), vec![]),
+            (None, vec![]),
+        ] {
+            let mut declared = crate::declared::default_for("sat1");
+            declared.gpu = gpu;
+            let system = system_from("sat1", &declared, Vec::new());
+            let found: Vec<(String, &str)> = run(&checks, &system, &blobs)
+                .into_iter()
+                .map(|f| (f.task, f.code))
+                .collect();
+            assert_eq!(found, want, "{gpu:?}");
+        }
     }
 
     #[test]

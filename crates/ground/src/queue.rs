@@ -6,7 +6,7 @@
 //! execution records what it sends up ([`record`]: its plan message and the objects of its
 //! uplink tasks), so each queued digest maps to the running executions that need it, and so to
 //! their tenants. A tenant sees its own transfers; everyone else's bytes count toward the ETAs
-//! but are shown only as a total.
+//! but are shown only as a total. An operator sees every tenant's.
 //!
 //! ETAs run the whole queue, in order, through the system's contact plan
 //! ([`orbit::predict_transfers`]) with each window's uplink rate scaled by
@@ -50,6 +50,8 @@ pub(crate) struct MyTransfer {
     pub(crate) message: bool,
     /// The caller's earliest running execution that needs it.
     pub(crate) execution: String,
+    /// Its tenant.
+    pub(crate) tenant: String,
     pub(crate) bytes: u64,
     pub(crate) remaining: u64,
     /// Other tenants' bytes queued before it.
@@ -165,8 +167,13 @@ async fn etas_or_error(sky: &Sky, now: Epoch, remaining: &[u64]) -> (Vec<Eta>, O
     }
 }
 
-/// The queue of `system` as `tenant` sees it.
-pub(crate) async fn view(g: &Ground, system: &str, tenant: &str) -> Result<QueueView, ApiError> {
+/// The queue of `system` as `tenant` sees it; with `None` (an operator) every tenant's
+/// transfers are shown as its own.
+pub(crate) async fn view(
+    g: &Ground,
+    system: &str,
+    tenant: Option<&str>,
+) -> Result<QueueView, ApiError> {
     let sky = passes::sky(g, system)?;
     let Some(link) = g.system(system) else {
         return Err(ApiError::not_found(format!("system '{system}' not found")));
@@ -183,14 +190,18 @@ pub(crate) async fn view(g: &Ground, system: &str, tenant: &str) -> Result<Queue
     for (t, eta) in stats.transfers.iter().zip(etas) {
         let execution = owners
             .get(&t.digest)
-            .and_then(|o| o.iter().find(|(_, owner)| owner == tenant))
-            .map(|(e, _)| e.clone());
+            .and_then(|o| {
+                o.iter()
+                    .find(|(_, owner)| tenant.is_none_or(|t| owner == t))
+            })
+            .cloned();
         match execution {
-            Some(execution) => {
+            Some((execution, owner)) => {
                 mine.push(MyTransfer {
                     digest: t.digest,
                     message: t.message,
                     execution,
+                    tenant: owner,
                     bytes: t.size,
                     remaining: t.remaining,
                     other_bytes_ahead: other_bytes,
@@ -257,6 +268,65 @@ pub(crate) async fn execution_eta(
         eta,
         error,
     }))
+}
+
+/// When more bytes, queued behind everything a system's uplink holds now, would arrive.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MoreEta {
+    pub(crate) always_in_contact: bool,
+    /// The bytes queued now, sent first.
+    pub(crate) ahead: u64,
+    pub(crate) eta: Eta,
+    /// Which pass from now the last byte arrives in (1: the current or next one); `None` for a
+    /// system always in contact, or when unknown.
+    pub(crate) passes: Option<u32>,
+    /// Why there is no ETA (see [`QueueView::eta_error`]).
+    pub(crate) error: Option<String>,
+}
+
+/// When `bytes` more, queued now on `system`'s uplink behind what it holds, would arrive: the
+/// same prediction as the queue's ([`orbit::predict_transfers`] over the contact plan, rates
+/// scaled by [`UPLINK_PAYLOAD_EFFICIENCY`]).
+pub(crate) async fn eta_of_more(g: &Ground, system: &str, bytes: u64) -> Result<MoreEta, ApiError> {
+    let sky = passes::sky(g, system)?;
+    let Some(link) = g.system(system) else {
+        return Err(ApiError::not_found(format!("system '{system}' not found")));
+    };
+    let now = g.now();
+    let mut remaining: Vec<u64> = link.stats().transfers.iter().map(|t| t.remaining).collect();
+    let ahead = remaining.iter().sum();
+    remaining.push(bytes);
+    let passes = match sky {
+        Sky::AlwaysInContact { .. } => None,
+        Sky::Orbit(f) => match f.upcoming(now).await {
+            Ok(windows) => {
+                let scaled: Vec<orbit::Window> = windows
+                    .iter()
+                    .map(|w| orbit::Window {
+                        uplink_bps: w.uplink_bps * UPLINK_PAYLOAD_EFFICIENCY,
+                        ..w.clone()
+                    })
+                    .collect();
+                orbit::predict_transfers(&scaled, orbit::Direction::Uplink, now, &remaining)
+                    .last()
+                    .and_then(|p| p.window)
+                    .map(|i| u32::try_from(i + 1).unwrap_or(u32::MAX))
+            }
+            Err(_) => None,
+        },
+    };
+    let (mut etas, error) = etas_or_error(sky, now, &remaining).await;
+    let eta = etas.pop().unwrap_or(Eta {
+        completion: None,
+        pass: None,
+    });
+    Ok(MoreEta {
+        always_in_contact: matches!(sky, Sky::AlwaysInContact { .. }),
+        ahead,
+        eta,
+        passes,
+        error,
+    })
 }
 
 #[cfg(test)]

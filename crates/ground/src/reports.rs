@@ -33,6 +33,7 @@ pub(crate) async fn volume_listing(
             size: i64::try_from(f.size).unwrap_or(i64::MAX),
             is_dir: f.is_dir,
             modified_ms: i64::try_from(f.modified_ms).unwrap_or(i64::MAX),
+            digest: None,
         })
         .collect();
     let mut tx = db::write_tx(&core.db).await?;
@@ -44,10 +45,10 @@ pub(crate) async fn volume_listing(
 /// Where a state sits in the lifecycle; events never move backwards.
 fn rank(state: TaskState) -> u8 {
     match state {
-        TaskState::Created => 0,
+        TaskState::Created | TaskState::AwaitingApproval => 0,
         TaskState::Scheduled => 1,
         TaskState::Running => 2,
-        TaskState::Success | TaskState::Failed => 3,
+        TaskState::Success | TaskState::Failed | TaskState::Rejected | TaskState::Cancelled => 3,
     }
 }
 
@@ -229,6 +230,7 @@ pub(crate) fn outputs_json(
             size: e.size,
             is_dir: e.is_dir,
             modified: time::rfc3339(i64::try_from(e.modified_ms).unwrap_or(0)),
+            digest: None,
         })
         .collect();
     let content_length = (!files.is_empty()).then(|| {

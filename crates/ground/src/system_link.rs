@@ -26,6 +26,10 @@
 //! ground itself started), and the objects those executions send up. A `Need` for any other
 //! object is refused and logged: holding a system's link key does not open the blob store.
 //!
+//! A `Need` is answered with the objects themselves; a `Want` is recorded for the system's
+//! encoder (`encoder`), which sends each object as the smallest of itself, itself compressed or
+//! a patch against an object the system holds.
+//!
 //! The link carries messages as bytes: this module encodes every `wire::Message` it sends and
 //! decodes every one it receives (an undecodable one is logged with its sequence number, counted
 //! and acknowledged: it can never decode). It handles `Hello` and `Need` itself; what a system
@@ -44,8 +48,9 @@ use tokio::task::JoinHandle;
 use wire::{Digest, Direction, Message, Plan};
 
 use crate::config::SystemLink;
+use crate::encoder::{self, Encoder, UPLINK_PRIORITY};
 use crate::error::Error;
-use crate::{Core, db, downlink, reports, time};
+use crate::{Core, db, downlink, mirror, reports, time};
 
 /// The ground's handle on one system's link. Dropping it stops the handler, even in the middle
 /// of an event (uncommitted: the link delivers it again at the next start).
@@ -54,6 +59,18 @@ pub(crate) struct SystemHandle {
     link: Arc<Link>,
     /// Dropped with the handle; the handler task ends when it notices.
     _alive: oneshot::Sender<()>,
+    /// The encoder's task, stopped with the handle (it holds a sender of the endpoint).
+    _encoding: AbortTask,
+}
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortTask(tokio::task::AbortHandle);
+
+impl Drop for AbortTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What the ground did with the messages a system sent, since it started.
@@ -79,6 +96,8 @@ struct Link {
     /// The agent's boot id as last heard; none since this ground started, so the first Hello
     /// also repairs what a crash of the ground itself may have lost.
     last_boot: Mutex<Option<u64>>,
+    /// Sends what a `Want` asks for (see `encoder`).
+    encoder: Arc<Encoder>,
     failures: AtomicU64,
     dropped: AtomicU64,
 }
@@ -119,9 +138,6 @@ impl SystemHandle {
     }
 }
 
-/// The priority of the objects an uplink needs (messages go first, at 0).
-const UPLINK_PRIORITY: u8 = 2;
-
 /// Binds the system's endpoint, with its session kept in `state_dir` and the blob store as its
 /// object directory, and spawns its handler.
 pub(crate) async fn spawn(
@@ -142,18 +158,28 @@ pub(crate) async fn spawn(
     .await?;
     let (alive_tx, alive_rx) = oneshot::channel();
     tracing::info!(system = %config.name, bind = %config.bind, link = %config.link, "system link up");
+    let encoder = Arc::new(Encoder::new(
+        core.clone(),
+        config.name.clone(),
+        sender.clone(),
+    ));
     let link = Arc::new(Link {
         core,
         system: config.name.clone(),
         sender,
         last_boot: Mutex::new(None),
+        encoder: encoder.clone(),
         failures: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
     });
     tokio::spawn(receive_loop(link.clone(), receiver, alive_rx));
+    // Wants left by a previous run are served at once.
+    let encoding = tokio::spawn(encoder.clone().run());
+    encoder.wake();
     Ok(SystemHandle {
         link,
         _alive: alive_tx,
+        _encoding: AbortTask(encoding.abort_handle()),
     })
 }
 
@@ -253,9 +279,15 @@ impl Event {
             Event::Message(Message::Hello { .. }) => "hello",
             Event::Message(Message::Plan(_)) => "plan",
             Event::Message(Message::Need { .. }) => "need",
+            Event::Message(Message::Want { .. }) => "want",
+            Event::Message(Message::Patches { .. }) => "patches",
             Event::Message(Message::TaskEvent { .. }) => "task event",
             Event::Message(Message::ExecutionEvent { .. }) => "execution event",
             Event::Message(Message::VolumeListing { .. }) => "volume listing",
+            Event::Message(Message::VolumeDigests { .. }) => "volume digests",
+            Event::Message(Message::InventorySummary(_)) => "inventory summary",
+            Event::Message(Message::InventoryRequest { .. }) => "inventory request",
+            Event::Message(Message::Inventory { .. }) => "inventory",
             Event::Link(LinkEvent::Message { .. }) => "message",
             Event::Link(LinkEvent::ObjectReceived(_)) => "object received",
             Event::Link(LinkEvent::ObjectDelivered(_)) => "object delivered",
@@ -275,7 +307,7 @@ async fn handle_event(link: Arc<Link>, event: Event) -> Result<(), Error> {
         }
         Event::Link(LinkEvent::ObjectDelivered(digest)) => {
             tracing::debug!(%system, %digest, "object delivered");
-            Ok(())
+            mirror::delivered(core, system, &digest).await
         }
         Event::Link(LinkEvent::ObjectFailed(digest, error)) => {
             tracing::warn!(%system, %digest, %error, "an object could not be sent");
@@ -322,6 +354,14 @@ async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
             tracing::warn!(%system, execution = %plan.execution, "a system sent a plan; ignored");
         }
         Message::Need { digests } => serve(link, digests).await?,
+        Message::Want { objects } => {
+            tracing::debug!(%system, count = objects.len(), "want");
+            encoder::want(core, system, objects).await?;
+            link.encoder.wake();
+        }
+        Message::Patches { .. } => {
+            tracing::warn!(%system, "a system sent patches; ignored");
+        }
         Message::TaskEvent {
             execution,
             task,
@@ -330,8 +370,12 @@ async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
             error,
             outputs,
         } => {
+            let succeeded = (state == wire::TaskState::Success).then(|| outputs.clone());
             reports::task_event(core, system, &execution, task, state, at_ms, error, outputs)
                 .await?;
+            if let Some(outputs) = succeeded {
+                mirror::task_succeeded(core, system, &execution, task, outputs.as_ref()).await?;
+            }
         }
         Message::ExecutionEvent {
             execution,
@@ -346,6 +390,27 @@ async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
             files,
         } => {
             reports::volume_listing(core, system, &tenant, &volume, files).await?;
+        }
+        Message::VolumeDigests {
+            tenant,
+            volume,
+            files,
+        } => mirror::volume_digests(core, system, &tenant, &volume, &files).await?,
+        Message::InventorySummary(summary) => {
+            if let Some(request) = mirror::summary(core, system, summary).await? {
+                link.sender
+                    .send(wire::encode_message(&request))
+                    .await
+                    .map_err(|_| Error::internal("the link endpoint stopped"))?;
+            }
+        }
+        Message::Inventory {
+            objects,
+            complete,
+            volumes,
+        } => mirror::inventory(core, system, objects, complete, volumes).await?,
+        Message::InventoryRequest { .. } => {
+            tracing::warn!(%system, "a system asked for the ground's inventory; ignored");
         }
     }
     Ok(())
@@ -402,6 +467,16 @@ async fn serve(link: &Link, digests: Vec<Digest>) -> Result<(), Error> {
             .await
             .map_err(|_| Error::internal("the link endpoint stopped"))?;
         tracing::debug!(%system, %digest, size, "object queued");
+        let owners = db::unfinished_executions_sending(&core.db, system, &digest).await?;
+        let sent = encoder::Sent {
+            target: digest,
+            object: digest,
+            kind: "raw",
+            base: None,
+            size,
+            raw_size: size,
+        };
+        encoder::record_sent(&core.db, &owners, &sent).await?;
     }
     Ok(())
 }

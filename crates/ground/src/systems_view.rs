@@ -1,5 +1,5 @@
 //! The dashboard's view of each system: its declaration and any drift of its engine from it,
-//! the next passes, the ground track as a small SVG map, and the caller's uplink queue with
+//! how the mirror of what it holds onboard compares with its last report, the next passes, the ground track as a small SVG map, and the caller's uplink queue with
 //! ETAs. Server-rendered with maud (every inserted value escaped); nothing fetched.
 
 use std::fmt::Write as _;
@@ -18,8 +18,9 @@ const PASSES_SHOWN: usize = 10;
 const TRACK_MINUTES: u32 = 90;
 const TRACK_STEP_S: u32 = 60;
 
-/// The "Systems" detail: one block per system.
-pub(crate) async fn section(g: &Ground, user: &str) -> Result<Markup, ApiError> {
+/// The "Systems" detail: one block per system, with the uplink queue as `tenant` sees it
+/// (`None`: an operator, who sees every tenant's transfers).
+pub(crate) async fn section(g: &Ground, tenant: Option<&str>) -> Result<Markup, ApiError> {
     let now = g.now();
     let names: Vec<String> = g.system_names().map(str::to_string).collect();
     let mut blocks = Vec::new();
@@ -51,10 +52,13 @@ pub(crate) async fn section(g: &Ground, user: &str) -> Result<Markup, ApiError> 
                 }
             }
         };
-        let queue = queue_html(&queue::view(g, &name, user).await?);
+        let queue = queue_html(&queue::view(g, &name, tenant).await?);
+        let inventory = inventory_html(&crate::mirror::state(&g.core, &name).await?);
         blocks.push(html! {
             h3 id=(name) { (name) }
+            p { "Approval: " (g.approval(&name).as_str()) "." }
             (declared)
+            (inventory)
             (sky)
             (queue)
         });
@@ -83,6 +87,24 @@ async fn declared_html(g: &Ground, name: &str) -> Result<Markup, ApiError> {
     })
 }
 
+/// How the ground's mirror of what the system holds compares with its last summary.
+fn inventory_html(s: &crate::mirror::InventoryState) -> Markup {
+    let Some(at) = s.compared_at else {
+        return html! { p { "Onboard inventory: not reported yet." } };
+    };
+    html! {
+        @if s.drift.is_empty() {
+            p.inventory { "Onboard inventory: in sync (" (s.objects) " objects), checked " (time::rfc3339(at)) "." }
+        } @else {
+            p.error { "Onboard inventory: drift detected since " (time::rfc3339(s.drift_since.unwrap_or(at))) ", repairing:" }
+            ul.drift { @for d in &s.drift { li { (d) } } }
+        }
+        @if let Some(r) = s.repaired_at {
+            p { "Last repaired " (time::rfc3339(r)) ": " (s.repaired.join("; ")) "." }
+        }
+    }
+}
+
 /// The caller's part of the queue, with ETAs, and a line for everyone else's.
 fn queue_html(v: &queue::QueueView) -> Markup {
     if v.mine.is_empty() && v.others == 0 {
@@ -92,7 +114,7 @@ fn queue_html(v: &queue::QueueView) -> Markup {
         @if let Some(e) = &v.eta_error { p.error { "No ETAs: " (e) } }
         @if !v.mine.is_empty() {
             table {
-                tr { th { "Execution" } th { "Transfer" } th { "Bytes" } th { "Remaining" } th { "Pass" } th { "ETA" } }
+                tr { th { "Execution" } th { "Tenant" } th { "Transfer" } th { "Bytes" } th { "Remaining" } th { "Pass" } th { "ETA" } }
                 @for t in &v.mine {
                     @let what = if t.message {
                         "plan".to_string()
@@ -102,6 +124,7 @@ fn queue_html(v: &queue::QueueView) -> Markup {
                     };
                     tr {
                         td { code { (t.execution) } }
+                        td { (t.tenant) }
                         td { code { (what) } }
                         td { (t.bytes) }
                         td { (t.remaining) }

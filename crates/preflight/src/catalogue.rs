@@ -16,6 +16,8 @@ pub struct System {
     pub builder: Builder,
     /// The preloaded base images.
     pub catalogue: Catalogue,
+    /// Whether a pod of node `GPU` gets a GPU there; `None`: not declared.
+    pub gpu: Option<bool>,
 }
 
 /// The Dockerfile frontend of the onboard engine.
@@ -101,6 +103,7 @@ impl System {
             platform: FLIGHT_PLATFORM.to_string(),
             builder: Builder::Classic,
             catalogue: Catalogue::default_for(FLIGHT_PLATFORM),
+            gpu: None,
         }
     }
 
@@ -112,17 +115,19 @@ impl System {
             platform: platform.to_string(),
             builder: Builder::Classic,
             catalogue: Catalogue::default_for(platform),
+            gpu: None,
         }
     }
 
     /// A system as its systems file declares it (`wire::SystemDescription`: platform, builder,
-    /// catalogue).
+    /// catalogue, GPU).
     pub fn declared(name: &str, d: &wire::SystemDescription) -> System {
         System {
             name: name.to_string(),
             platform: d.platform.clone(),
             builder: d.builder.into(),
             catalogue: Catalogue::of(d),
+            gpu: d.gpu,
         }
     }
 

@@ -56,5 +56,5 @@ pub use lint::{
 };
 pub use report::{ArchiveImage, BinaryFacts, Facts, LayerFacts, Report, StageFacts};
 pub use rules::archive::{ARCHIVE_REFUSALS, lint_archive};
-pub use rules::pod::lint_pod_image;
+pub use rules::pod::{lint_pod_image, lint_pod_node};
 pub use rules::{ONBOARD_REFUSALS, RULES, RuleInfo, rule_info};

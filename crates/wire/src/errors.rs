@@ -35,6 +35,10 @@ pub enum ErrorCode {
     MaxDurationExceeded,
     /// 21: an object failed to arrive or to verify.
     TransferFailed,
+    /// 22: an operator rejected the execution before it was sent.
+    Rejected,
+    /// 23: the execution was cancelled before it was sent.
+    Cancelled,
 }
 
 impl ErrorCode {
@@ -56,6 +60,8 @@ impl ErrorCode {
             ErrorCode::DockerErrorPullingImage => 17,
             ErrorCode::MaxDurationExceeded => 20,
             ErrorCode::TransferFailed => 21,
+            ErrorCode::Rejected => 22,
+            ErrorCode::Cancelled => 23,
         }
     }
 
@@ -77,6 +83,8 @@ impl ErrorCode {
             ErrorCode::DockerErrorPullingImage => "DOCKER_ERROR_PULLING_IMAGE",
             ErrorCode::MaxDurationExceeded => "MAX_DURATION_EXCEEDED",
             ErrorCode::TransferFailed => "TRANSFER_FAILED",
+            ErrorCode::Rejected => "REJECTED",
+            ErrorCode::Cancelled => "CANCELLED",
         }
     }
 }

@@ -20,6 +20,7 @@ mod catalogue_data;
 mod chunk;
 mod digest;
 mod errors;
+mod inventory;
 mod message;
 pub mod names;
 mod packet;
@@ -33,11 +34,15 @@ pub use chunk::{
 };
 pub use digest::{Digest, DigestParseError};
 pub use errors::ErrorCode;
+pub use inventory::{
+    FileDigest, InventorySummary, MAX_INVENTORY_OBJECTS, MAX_INVENTORY_VOLUMES, VolumeRef,
+    VolumeSummary, objects_digest, volume_digest,
+};
 pub use message::{
     CAMERA_MAX_SIZE, CAMERA_MIN_SIZE, DecodeMessageError, ExecutionState, FileEntry, FileRef,
-    ImageEntry, ImageRef, MAX_HELD_PLANS, MAX_MESSAGE, Message, OnFailure, PLAN_VALIDITY_MS, Plan,
-    PlanTask, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile, decode_message,
-    encode_message,
+    ImageEntry, ImageRef, MAX_HELD_PLANS, MAX_MESSAGE, MAX_PATCHED_OBJECT, MAX_WANT_BASES, Message,
+    OnFailure, PLAN_VALIDITY_MS, PatchOffer, Plan, PlanTask, PodPort, PortProtocol, TaskError,
+    TaskKind, TaskOutputs, TaskState, UplinkFile, WantedObject, decode_message, encode_message,
 };
 pub use names::{
     ExecutionId, FileMove, ImageName, ImageTag, MoveError, MoveField, NameError, NamespaceName,

@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use crate::inventory::{FileDigest, InventorySummary, VolumeRef};
 use crate::{BaseImage, Digest, EngineReport, ErrorCode};
 
 /// The largest encoded [`Message`] either side accepts. Objects travel beside messages as
@@ -80,6 +81,89 @@ pub enum Message {
         /// Every file and folder in the volume (bounded by the agent).
         files: Vec<FileEntry>,
     },
+    /// Flight → ground: the sender lacks these objects and asks for each in the form the ground
+    /// finds smallest: the object itself, the object compressed, or a patch against an object
+    /// the flight holds (one of each wanted object's `bases`, or none). A patch is announced by
+    /// [`Message::Patches`] and travels as an object transfer of its own, named by its own
+    /// digest; an object sent as itself needs no announcement. ([`Message::Need`] asks for the
+    /// objects themselves.)
+    Want {
+        /// Objects wanted, in the order wanted.
+        objects: Vec<WantedObject>,
+    },
+    /// Ground → flight: objects asked for with [`Message::Want`] come as these patches. The
+    /// flight applies each once both it and its base are onboard, stores the result only once
+    /// its sha256 is the wanted digest, and asks for the object itself (a [`WantedObject`] with
+    /// `whole`) when a patch does not apply or verify.
+    Patches {
+        /// One per wanted object sent as a patch.
+        patches: Vec<PatchOffer>,
+    },
+    /// Flight → ground: the digests of the files of one tenant volume, sent after its
+    /// [`Message::VolumeListing`] (files the agent could not hash yet are left out).
+    VolumeDigests {
+        /// The tenant owning the volume.
+        tenant: String,
+        /// The volume's name.
+        volume: String,
+        /// Files with their digests, by the listing's paths.
+        files: Vec<FileDigest>,
+    },
+    /// Flight → ground, after each `Hello`: what the system holds, in short. The ground
+    /// compares it with its mirror and asks for what differs ([`Message::InventoryRequest`]).
+    InventorySummary(InventorySummary),
+    /// Ground → flight: the mirror differs from the summary; send the object list (`objects`)
+    /// and these volumes' listings and digests again.
+    InventoryRequest {
+        /// Send [`Message::Inventory`].
+        objects: bool,
+        /// Send a `VolumeListing` and its `VolumeDigests` for each.
+        volumes: Vec<VolumeRef>,
+    },
+    /// Flight → ground, when asked: the objects onboard (when asked for), and every tenant
+    /// volume there is (a volume the ground mirrors that is not named is gone).
+    Inventory {
+        /// The objects' digests, at most
+        /// [`MAX_INVENTORY_OBJECTS`](crate::MAX_INVENTORY_OBJECTS); `None` when not asked for.
+        objects: Option<Vec<Digest>>,
+        /// Whether `objects` is every object (else the store holds more).
+        complete: bool,
+        /// Every tenant volume onboard.
+        volumes: Vec<VolumeRef>,
+    },
+}
+
+/// The most base candidates a [`WantedObject`] names; the ground reads no more.
+pub const MAX_WANT_BASES: usize = 4;
+
+/// The largest object the ground sends as a patch (compressed or a delta): a larger one crosses
+/// the link as itself. The flight applies a patch in memory (about three times the object at
+/// most), so this bounds what an apply may allocate; both sides use it.
+pub const MAX_PATCHED_OBJECT: u64 = 256 << 20;
+
+/// An object a [`Message::Want`] asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WantedObject {
+    /// The object wanted.
+    pub digest: Digest,
+    /// Objects the sender holds that the object may be made from (the content now at the path
+    /// where it will land, i.e. its previous version, first), at most [`MAX_WANT_BASES`].
+    pub bases: Vec<Digest>,
+    /// Send the object itself: a patch for it did not apply or verify.
+    pub whole: bool,
+}
+
+/// A wanted object sent as a patch (see [`Message::Patches`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchOffer {
+    /// The object wanted: what the patch makes.
+    pub target: Digest,
+    /// The patch, an object of its own (`delta`'s self-describing format).
+    pub patch: Digest,
+    /// The object the patch is made against; `None` for the object compressed.
+    pub base: Option<Digest>,
+    /// The patch's size in bytes.
+    pub size: u64,
 }
 
 /// How long a plan stays valid after the ground issued it, in milliseconds (a week): the
@@ -142,6 +226,34 @@ pub struct ImageRef {
     pub name: String,
     /// The tag, e.g. `latest`.
     pub tag: String,
+}
+
+/// A port a merged pod lets its tenant's other merged pods reach (`pod.run`'s `ports`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PodPort {
+    /// The port the pod listens on, 1 to 65535.
+    pub container: u16,
+    /// Its protocol.
+    pub protocol: PortProtocol,
+}
+
+/// The protocol of a [`PodPort`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PortProtocol {
+    /// TCP (the default).
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl PortProtocol {
+    /// `tcp` or `udp`, as iptables and Docker spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortProtocol::Tcp => "tcp",
+            PortProtocol::Udp => "udp",
+        }
+    }
 }
 
 /// A file to place in a volume by an uplink task.
@@ -235,6 +347,10 @@ pub enum TaskKind {
         /// The pod joins its tenant's internal network, where the tenant's other merged pods
         /// reach it as `<tenant>-<pod_name>` (a merged pod.run); `false`: no network at all.
         merged: bool,
+        /// The ports of a merged pod its tenant's other merged pods may reach; no other port
+        /// of it is reachable. Nothing for a pod that is not merged (it has no network).
+        #[serde(default)]
+        ports: Vec<PodPort>,
     },
     /// Delete files or folders (with everything under them) of a volume; the volume root deletes
     /// the volume itself. Paths are literal: no wildcards.
@@ -294,6 +410,10 @@ pub enum TaskKind {
 }
 
 /// The state of a task. Every task goes `Created → Scheduled → Running → Success | Failed`.
+/// On the ground an execution on a system that needs an operator's approval waits in
+/// `AwaitingApproval` before it is scheduled, and ends `Rejected` when refused or `Cancelled`
+/// when called off before it was sent (its tasks end `Cancelled`). The flight agent never sends
+/// those three; they come last so that the encoding of the others stays as it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TaskState {
     /// Recorded on the ground, not yet sent.
@@ -306,6 +426,12 @@ pub enum TaskState {
     Success,
     /// Finished badly; see its error.
     Failed,
+    /// Recorded on the ground, waiting for an operator's approval before it is sent.
+    AwaitingApproval,
+    /// An operator refused it: never sent.
+    Rejected,
+    /// Called off before it was sent.
+    Cancelled,
 }
 
 /// The state of an execution; the same lifecycle as its tasks.
@@ -320,6 +446,9 @@ impl TaskState {
             TaskState::Running => "RUNNING",
             TaskState::Success => "SUCCESS",
             TaskState::Failed => "FAILED",
+            TaskState::AwaitingApproval => "AWAITING_APPROVAL",
+            TaskState::Rejected => "REJECTED",
+            TaskState::Cancelled => "CANCELLED",
         }
     }
 
@@ -331,13 +460,19 @@ impl TaskState {
             "RUNNING" => TaskState::Running,
             "SUCCESS" => TaskState::Success,
             "FAILED" => TaskState::Failed,
+            "AWAITING_APPROVAL" => TaskState::AwaitingApproval,
+            "REJECTED" => TaskState::Rejected,
+            "CANCELLED" => TaskState::Cancelled,
             _ => return None,
         })
     }
 
     /// Whether the state is final.
     pub fn is_final(self) -> bool {
-        matches!(self, TaskState::Success | TaskState::Failed)
+        matches!(
+            self,
+            TaskState::Success | TaskState::Failed | TaskState::Rejected | TaskState::Cancelled
+        )
     }
 }
 
@@ -463,6 +598,10 @@ mod tests {
                     detached: true,
                     node: Some("GPU".into()),
                     merged: true,
+                    ports: vec![PodPort {
+                        container: 8080,
+                        protocol: PortProtocol::Udp,
+                    }],
                 },
             }],
             system: "em".into(),
@@ -473,6 +612,30 @@ mod tests {
         });
         let bytes = encode_message(&m);
         assert_eq!(decode_message(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn wants_and_patches_round_trip() {
+        let (a, b) = (Digest::of(b"new"), Digest::of(b"old"));
+        for m in [
+            Message::Want {
+                objects: vec![WantedObject {
+                    digest: a,
+                    bases: vec![b],
+                    whole: false,
+                }],
+            },
+            Message::Patches {
+                patches: vec![PatchOffer {
+                    target: a,
+                    patch: Digest::of(b"patch"),
+                    base: Some(b),
+                    size: 123,
+                }],
+            },
+        ] {
+            assert_eq!(decode_message(&encode_message(&m)).unwrap(), m);
+        }
     }
 
     #[test]

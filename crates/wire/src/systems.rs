@@ -70,8 +70,8 @@ pub struct CatalogueEntry {
     pub layers: Vec<Digest>,
 }
 
-/// What a system is declared to be: the systems file's `platform`, `builder` and `catalogue`
-/// (the default file when it names none).
+/// What a system is declared to be: the systems file's `platform`, `builder`, `catalogue`
+/// (the default file when it names none) and `gpu`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SystemDescription {
     /// `os/arch` of the system's Docker Engine.
@@ -80,6 +80,10 @@ pub struct SystemDescription {
     pub builder: Builder,
     /// Its preloaded base images, each with its platform filled in.
     pub catalogue: Vec<CatalogueEntry>,
+    /// Whether it has a GPU a pod of node `GPU` can use; `None` when the systems file does not
+    /// say (the flight agent finds out). `Some(false)`: a `GPU` pod is refused on the ground.
+    #[serde(default)]
+    pub gpu: Option<bool>,
 }
 
 impl SystemDescription {
@@ -103,6 +107,7 @@ impl SystemDescription {
             platform: platform.to_string(),
             builder,
             catalogue,
+            gpu: None,
         }
     }
 

@@ -45,6 +45,15 @@ impl Stack {
     pub(crate) async fn start_with(
         configure: impl FnOnce(ground::Ground) -> ground::Ground,
     ) -> Stack {
+        Stack::start_system("em", configure).await
+    }
+
+    /// The same with the one system (its link always up) named `system`: any name but `em` is
+    /// a flight system, whose executions wait for an operator's approval.
+    pub(crate) async fn start_system(
+        system: &str,
+        configure: impl FnOnce(ground::Ground) -> ground::Ground,
+    ) -> Stack {
         seed_bases().await;
         let dir = tempfile::tempdir().unwrap();
         let (ground_udp, link_ground, link_flight, flight_udp) =
@@ -54,7 +63,7 @@ impl Stack {
         let g = ground::Ground::open(ground::GroundConfig {
             data_dir: dir.path().join("ground"),
             systems: vec![ground::SystemLink {
-                name: "em".into(),
+                name: system.into(),
                 bind: ground_udp,
                 link: link_ground,
                 key: key.clone(),
@@ -92,7 +101,7 @@ impl Stack {
             link::run_emulator(config, Arc::default()).await.unwrap();
         }));
         let flight_config = flight::FlightConfig {
-            system: "em".into(),
+            system: system.into(),
             state_dir: dir.path().join("flight/state"),
             volumes_dir: dir.path().join("flight/volumes"),
             bind: flight_udp,
@@ -104,6 +113,7 @@ impl Stack {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: flight::DiskLimits::default(),
+            quotas: flight::Quotas::none(),
         };
         tasks.push(tokio::spawn(async move {
             flight::run(flight_config).await.unwrap();
@@ -115,6 +125,19 @@ impl Stack {
             tasks,
             stop: Some(stop_tx),
         }
+    }
+
+    /// Creates an operator and returns a session file logged in as it.
+    pub(crate) async fn operator(&self, name: &str) -> User {
+        self.ground
+            .ensure_user(name, &format!("pw-{name}"))
+            .await
+            .unwrap();
+        self.ground
+            .set_role(name, ground::Role::Operator)
+            .await
+            .unwrap();
+        self.user(name).await
     }
 
     /// Creates a user and returns a session file logged in as it (through `orbitdock login`).

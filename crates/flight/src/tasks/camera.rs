@@ -61,18 +61,15 @@ impl Executor {
             .filter(volumes::Meta::is_file)
             .map_or(0, |m| m.len);
         let after = (used + picture.len() as u64).saturating_sub(old);
-        let cap = self.disk.limits.tenant_bytes;
-        if after > cap {
-            return Err(limits::over_limit(
-                &format!(
-                    "volume {volume} with this picture ({} already in your volumes)",
-                    crate::disk::size(used)
-                ),
-                after,
-                cap,
-                "of a tenant's volumes",
-            ));
-        }
+        self.volumes_within(
+            tenant,
+            after,
+            &format!(
+                "volume {volume} with this picture ({} already in your volumes)",
+                crate::disk::size(used)
+            ),
+            Some(&format!("with this picture into volume {volume}")),
+        )?;
         let volumes = self.volumes.clone();
         let (shown, len) = (rel.display(), picture.len());
         blocking(move || -> Step<u64> {

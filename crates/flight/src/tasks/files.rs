@@ -109,18 +109,15 @@ impl Executor {
         })
         .await?;
         let after = u64::try_from((i128::from(used) + incoming).max(0)).unwrap_or(u64::MAX);
-        let cap = self.disk.limits.tenant_bytes;
-        if after > cap {
-            return Err(limits::over_limit(
-                &format!(
-                    "volume {volume} with this uplink ({} already in your volumes)",
-                    crate::disk::size(used)
-                ),
-                after,
-                cap,
-                "of a tenant's volumes",
-            ));
-        }
+        self.volumes_within(
+            tenant,
+            after,
+            &format!(
+                "volume {volume} with this uplink ({} already in your volumes)",
+                crate::disk::size(used)
+            ),
+            Some(&format!("with this uplink into volume {volume}")),
+        )?;
         let (volumes, store) = (self.volumes.clone(), self.store.clone());
         let (count, bytes) = blocking(move || -> Step<(usize, u64)> {
             let mut bytes = 0;
@@ -182,7 +179,7 @@ impl Executor {
         let file_limit = caps.downlink_file_bytes;
         let (store_root, measured) = (self.store.layout().root().to_path_buf(), files.clone());
         let (disk, at) = (self.disk.clone(), root.clone());
-        let store_used = blocking(move || -> Step<u64> {
+        let (store_used, measured_total) = blocking(move || -> Step<(u64, u64)> {
             let mut total = 0u64;
             for (rel, found) in &measured {
                 let shown = format!("/{rel}");
@@ -208,7 +205,7 @@ impl Executor {
                     volumes::MAX_WALK
                 )));
             }
-            Ok(used.saturating_add(total))
+            Ok((used.saturating_add(total), total))
         })
         .await??;
         if store_used > caps.object_store_bytes {
@@ -220,6 +217,8 @@ impl Executor {
             ));
         }
         self.room_for_work().await?;
+        // Counted against the tenant's downlink quota of the day before anything is copied.
+        self.charge_downlink(tenant, measured_total)?;
         // Each file becomes an object of the store first: what is sent is that snapshot, whatever
         // happens to the file later. Nothing is queued unless every file could be read. The copy
         // counts what it reads: a file that grew past the limit meanwhile is refused too.

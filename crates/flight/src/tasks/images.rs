@@ -127,6 +127,7 @@ impl Executor {
             e => path_failure(e, ErrorCode::ExecutionError),
         })?;
         self.room_for_work().await?;
+        self.images_within_quota(tenant).await?;
         let tar_path = self.scratch_file("build");
         let (ctx, out) = (ctx_dir, tar_path.clone());
         let cap = self.disk.limits.build_context_bytes;
@@ -187,6 +188,7 @@ impl Executor {
             outcome = tokio::time::timeout(limit, self.runtime.build_image(&request, &log)) => outcome,
             full = self.disk_fills(watch) => {
                 let _ = fs::remove_file(&tar_path);
+                self.drop_failed_build(&log).await;
                 return Err(TaskResult::fail(
                     ErrorCode::ExecutionError,
                     format!("the build was stopped: {full}"),
@@ -195,6 +197,9 @@ impl Executor {
             }
         };
         let _ = fs::remove_file(&tar_path);
+        if !matches!(outcome, Ok(Ok(()))) {
+            self.drop_failed_build(&log).await;
+        }
         match outcome {
             Err(_) => Err(TaskResult::fail(
                 ErrorCode::MaxDurationExceeded,
@@ -206,6 +211,9 @@ impl Executor {
             }
             Ok(Ok(())) => {
                 let id = self.inspect(&full).await?.map(|i| i.id).unwrap_or_default();
+                self.image_quota_after(tenant, image, replaced.as_deref(), &id)
+                    .await
+                    .map_err(|failed| failed.tail(log.tail()))?;
                 self.drop_replaced(replaced, &id).await;
                 Ok(TaskResult::ok(TaskOutputs {
                     image: Some(full.clone()),
@@ -278,7 +286,7 @@ impl Executor {
 
     /// The images the engine holds under the tenant's prefix, and that prefix
     /// (`tenants/<tenant>/`).
-    async fn tenant_images(&self, tenant: &str) -> Step<(String, Vec<ImageSummary>)> {
+    pub(super) async fn tenant_images(&self, tenant: &str) -> Step<(String, Vec<ImageSummary>)> {
         let prefix = format!("{}/{tenant}/", names::TENANT_IMAGE_PREFIX);
         let listed = self
             .runtime
@@ -361,6 +369,7 @@ impl Executor {
             ));
         }
         self.room_for_work().await?;
+        self.images_within_quota(tenant).await?;
         // The whole decision, in the one function preflight calls too.
         let wanted = format!("{}:{}", image.name, image.tag);
         let (archive, chosen) = blocking(move || {
@@ -432,6 +441,9 @@ impl Executor {
                     image.tag, e.message
                 ))
             })?;
+        self.image_quota_after(tenant, image, replaced.as_deref(), &id)
+            .await
+            .map_err(|failed| failed.tail(log.tail()))?;
         self.drop_replaced(replaced, &id).await;
         let full = tenant_image(tenant, &image.name, &image.tag);
         Ok(TaskResult::ok(TaskOutputs {

@@ -41,19 +41,11 @@ impl Executor {
         Ok(bytes)
     }
 
-    /// Refuses work for a tenant whose volumes are over the tenant limit already.
+    /// Refuses work for a tenant whose volumes are over its volume quota, or without one the
+    /// tenant limit, already.
     pub(super) async fn tenant_within_limit(&self, tenant: &str) -> Step<()> {
         let used = self.tenant_usage(tenant).await?;
-        let limit = self.disk.limits.tenant_bytes;
-        if used > limit {
-            return Err(over_limit(
-                "the content of your volumes",
-                used,
-                limit,
-                "of a tenant's volumes",
-            ));
-        }
-        Ok(())
+        self.volumes_within(tenant, used, "the content of your volumes", None)
     }
 }
 

@@ -25,6 +25,7 @@ mod pod_network;
 mod pod_record;
 mod pod_running;
 mod pods;
+mod quotas;
 
 pub(crate) use self::pod_running::RunningPods;
 use self::pods::Pod;
@@ -205,6 +206,12 @@ pub(crate) struct Executor {
     pub(crate) object_wait: Duration,
     /// The detached pods running (see `pods`).
     pub(crate) pods: Arc<RunningPods>,
+    /// The tenants' quotas, as the operator declared them.
+    pub(crate) quotas: Arc<crate::Quotas>,
+    /// What the tenants used of them today (see `crate::quota`).
+    pub(crate) ledger: Arc<crate::quota::Ledger>,
+    /// The GPU a pod of the `GPU` node class gets, found at start.
+    pub(crate) gpu: crate::runtime::Gpu,
 }
 
 impl Executor {
@@ -258,6 +265,7 @@ impl Executor {
                 detached,
                 node,
                 merged,
+                ports,
             } => {
                 let pod = Pod {
                     name: pod_name,
@@ -271,6 +279,7 @@ impl Executor {
                     detached: *detached,
                     node: node.as_deref(),
                     merged: *merged,
+                    ports,
                 };
                 self.pod_run(tenant, execution, index, pod).await
             }
@@ -378,6 +387,9 @@ pub(crate) mod tests {
             builder: wire::Builder::Classic,
             object_wait: Duration::from_millis(200),
             pods: Arc::default(),
+            quotas: Arc::default(),
+            ledger: Arc::new(crate::quota::Ledger::open(dir.path())),
+            gpu: crate::runtime::Gpu::None,
         };
         Rig {
             _dir: dir,

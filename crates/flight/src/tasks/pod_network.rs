@@ -1,12 +1,18 @@
-//! A tenant's internal network: where its merged pods reach each other (see `pods`).
+//! A tenant's internal network: where its merged pods reach each other, on the ports each
+//! declares (see `pods`, and `runtime::pod_ports` for the rules).
 
 use super::*;
+
+/// The name of the tenant's internal network.
+pub(super) fn network_name(tenant: &str) -> String {
+    format!("orbitdock-{tenant}")
+}
 
 impl Executor {
     /// The tenant's internal network, made if missing: where its merged pods reach each other
     /// as `<tenant>-<pod_name>`, and nothing else (no route out, no other tenant's pod).
     pub(super) async fn tenant_network(&self, tenant: &str) -> Step<String> {
-        let name = format!("orbitdock-{tenant}");
+        let name = network_name(tenant);
         let mut labels = labels(tenant, "");
         labels.remove("org.orbitdock.execution");
         labels.insert("org.orbitdock".into(), "1".into());
@@ -21,9 +27,29 @@ impl Executor {
 
     /// Removes the tenant's internal network once no pod uses it; a failure only warns.
     pub(super) async fn release_network(&self, tenant: &str) {
-        let name = format!("orbitdock-{tenant}");
+        let _held = self.pods.network.lock().await;
+        let name = network_name(tenant);
         if let Err(e) = self.runtime.remove_network(&name).await {
             tracing::warn!(network = name, error = %e.message, "cannot remove a tenant's network");
+        }
+    }
+
+    /// Deletes the rules that opened ports of containers that are gone (removed while the
+    /// agent was down, or by hand); a failure only warns.
+    pub(super) async fn close_vanished_ports(&self) {
+        let holders = match self.runtime.opened_ports().await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e.message, "cannot list the rules of the pods' ports");
+                return;
+            }
+        };
+        for name in holders {
+            if let Ok(None) = self.runtime.inspect_container(&name).await
+                && let Err(e) = self.runtime.close_ports(&name).await
+            {
+                tracing::warn!(container = name, error = %e.message, "cannot close a gone pod's ports");
+            }
         }
     }
 }

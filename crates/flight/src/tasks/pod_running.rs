@@ -15,6 +15,10 @@ use crate::volumes::Owner;
 #[derive(Default)]
 pub(crate) struct RunningPods {
     pub(super) pods: Mutex<HashMap<(String, String), Running>>,
+    /// Held from making a tenant's network to starting a pod on it, and while removing one:
+    /// a network is never removed between another pod's making sure of it and its start (plans
+    /// run side by side, and a detached pod ends whenever it ends).
+    pub(super) network: tokio::sync::Mutex<()>,
 }
 
 pub(super) struct Running {

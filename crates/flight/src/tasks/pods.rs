@@ -16,8 +16,10 @@ use dockerfile::onboard::Target;
 use tokio::sync::watch;
 use wire::names::TenantName;
 
+use super::pod_network::network_name;
 use super::pod_record::{PodRecord, read_pod_record, remaining, write_pod_record};
 use super::pod_running::Running;
+use super::quotas::Meter;
 use super::*;
 use crate::fsutil::now_ms;
 use crate::runtime::{ContainerState, ContainerStatus, ImageInfo};
@@ -32,6 +34,10 @@ const DETACHED_LABEL: &str = "org.orbitdock.detached";
 const VOLUME_LABEL: &str = "org.orbitdock.volume";
 /// The label giving a pod's `max_duration` in milliseconds.
 const MAX_LABEL: &str = "org.orbitdock.max-duration-ms";
+/// The label giving the CPUs a pod is charged for, in billionths (its node class's).
+const CPUS_LABEL: &str = "org.orbitdock.nano-cpus";
+/// The label giving the ports a merged pod opens to its peers (`8080/tcp,53/udp`).
+const PORTS_LABEL: &str = "org.orbitdock.ports";
 /// How long a wait for a scheduled start sleeps before it looks at the clock again (the wall
 /// clock may be set meanwhile).
 const SCHEDULE_TICK: Duration = Duration::from_secs(30);
@@ -56,6 +62,13 @@ impl Executor {
         names::check_volume(pod.volume).map_err(invalid)?;
         let node = crate::runtime::node_class(pod.node).map_err(invalid)?;
         let (image, info) = self.resolve_image(tenant, pod.image).await?;
+        if node.gpu && self.gpu == crate::runtime::Gpu::None {
+            return Err(invalid(format!(
+                "node {}: this system has no GPU to give a pod (no NVIDIA GPU with the NVIDIA \
+                 container toolkit, no /dev/dri render node); run it on node default, MPU or FPGA",
+                node.name
+            )));
+        }
         let mut env = Vec::with_capacity(pod.env.len());
         for (k, v) in pod.env {
             if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
@@ -96,7 +109,13 @@ impl Executor {
                     .and_then(|s| s.started_ms)
                     .or(kept.as_ref().and_then(|k| k.started_ms));
                 let limit = remaining(pod.limit, started);
-                self.detach(tenant, pod.name, name, root, owner, pod.limit, limit);
+                let meter = Meter {
+                    name: name.clone(),
+                    nano_cpus: node.nano_cpus,
+                    since_ms: started.unwrap_or_else(now_ms),
+                    ports: pod.merged && !pod.ports.is_empty(),
+                };
+                self.detach(tenant, pod.name, name, meter, root, owner, pod.limit, limit);
                 return Ok(result);
             }
             tracing::info!(
@@ -110,6 +129,14 @@ impl Executor {
             }
             return Ok(result);
         }
+        let mut meter = Meter {
+            name: name.clone(),
+            nano_cpus: node.nano_cpus,
+            since_ms: now_ms(),
+            ports: pod.merged && !pod.ports.is_empty(),
+        };
+        let mut running = false;
+        let mut network_held = None;
         let (id, limit, start) = match left {
             // A container of this task, left by a restart: taken up, never run a second time
             // (created: started now; running: waited for, for what is left of its time;
@@ -124,9 +151,11 @@ impl Executor {
                 let started = state
                     .started_ms
                     .or(kept.as_ref().and_then(|k| k.started_ms));
+                meter.since_ms = started.unwrap_or(meter.since_ms);
                 match state.status {
                     ContainerStatus::Created => (name, pod.limit, true),
                     ContainerStatus::Running | ContainerStatus::Stopped => {
+                        running = state.status == ContainerStatus::Running;
                         (name, remaining(pod.limit, started), false)
                     }
                 }
@@ -157,15 +186,23 @@ impl Executor {
                 // reserve or the tenant's volumes are over their limit.
                 self.room_for_work().await?;
                 self.tenant_within_limit(tenant).await?;
+                self.compute_within(tenant)?;
                 self.rotate_pod_log(&root, owner, pod.name).await;
                 let mut labels = labels;
                 labels.insert(VOLUME_LABEL.into(), pod.volume.into());
                 labels.insert(MAX_LABEL.into(), pod.limit.as_millis().to_string());
+                labels.insert(CPUS_LABEL.into(), node.nano_cpus.to_string());
                 if pod.detached {
                     labels.insert(DETACHED_LABEL.into(), "1".into());
                 }
+                if meter.ports {
+                    labels.insert(PORTS_LABEL.into(), ports_label(pod.ports));
+                }
                 let network = match pod.merged {
-                    true => Some(self.tenant_network(tenant).await?),
+                    true => {
+                        network_held = Some(self.pods.network.lock().await);
+                        Some(self.tenant_network(tenant).await?)
+                    }
                     false => None,
                 };
                 let created = self
@@ -176,6 +213,7 @@ impl Executor {
                 let id = match created {
                     Ok(id) => id,
                     Err(failed) => {
+                        drop(network_held.take());
                         if pod.merged {
                             self.release_network(tenant).await;
                         }
@@ -185,7 +223,9 @@ impl Executor {
                 (id, pod.limit, true)
             }
         };
+        let mut failed = None;
         if start {
+            meter.since_ms = now_ms();
             write_pod_record(
                 record.as_deref(),
                 &PodRecord {
@@ -194,24 +234,48 @@ impl Executor {
                 },
             )
             .await;
-            if let Err(e) = self.runtime.start_container(&id).await {
-                let result = self
-                    .finish_pod(
-                        &id,
-                        PodOutcome::StartFailed(e.message),
-                        pod.limit,
-                        &root,
-                        owner,
-                        pod.name,
-                    )
-                    .await;
-                write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
-                self.remove(&id).await;
-                if pod.merged {
-                    self.release_network(tenant).await;
-                }
-                return Ok(result);
+            match self.runtime.start_container(&id).await {
+                Ok(()) => running = true,
+                Err(e) => failed = Some(e.message),
             }
+        }
+        // The ports a merged pod declares open to its peers once it runs (again when it is
+        // taken up: rules in place stay as they are); a pod whose ports cannot be opened is
+        // stopped rather than left unreachable.
+        if running
+            && meter.ports
+            && let Err(e) = self
+                .runtime
+                .open_ports(&network_name(tenant), &meter.name, pod.ports)
+                .await
+        {
+            if let Err(e) = self.runtime.stop_container(&id, Duration::ZERO).await {
+                tracing::warn!(container = id, error = %e.message, "cannot stop a pod");
+            }
+            failed = Some(format!(
+                "its ports could not be opened to your other pods: {}",
+                e.message
+            ));
+        }
+        drop(network_held);
+        if let Some(message) = failed {
+            let result = self
+                .finish_pod(
+                    &id,
+                    PodOutcome::StartFailed(message),
+                    pod.limit,
+                    &root,
+                    owner,
+                    pod.name,
+                )
+                .await;
+            write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
+            self.close_ports(&meter).await;
+            self.remove(&id).await;
+            if pod.merged {
+                self.release_network(tenant).await;
+            }
+            return Ok(result);
         }
         if pod.detached {
             let result = TaskResult::ok(TaskOutputs {
@@ -223,10 +287,10 @@ impl Executor {
                 ..TaskOutputs::default()
             });
             write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
-            self.detach(tenant, pod.name, id, root, owner, pod.limit, limit);
+            self.detach(tenant, pod.name, id, meter, root, owner, pod.limit, limit);
             return Ok(result);
         }
-        let outcome = self.wait_within(tenant, &id, limit, None).await;
+        let outcome = self.wait_within(tenant, &meter, &id, limit, None).await;
         let result = self
             .finish_pod(&id, outcome, pod.limit, &root, owner, pod.name)
             .await;
@@ -238,6 +302,15 @@ impl Executor {
             self.release_network(tenant).await;
         }
         Ok(result)
+    }
+
+    /// Removes the rules that opened the pod's ports, if it had any.
+    async fn close_ports(&self, meter: &Meter) {
+        if meter.ports
+            && let Err(e) = self.runtime.close_ports(&meter.name).await
+        {
+            tracing::warn!(container = meter.name, error = %e.message, "cannot close a pod's ports");
+        }
     }
 
     async fn remove(&self, id: &str) {
@@ -267,6 +340,7 @@ impl Executor {
         tenant: &str,
         pod: &str,
         id: String,
+        meter: Meter,
         root: PathBuf,
         owner: Owner,
         limit: Duration,
@@ -295,7 +369,9 @@ impl Executor {
         drop(pods);
         let (exec, tenant, pod) = (self.clone(), tenant.to_string(), pod.to_string());
         tokio::spawn(async move {
-            let outcome = exec.wait_within(&tenant, &id, left, Some(stop_rx)).await;
+            let outcome = exec
+                .wait_within(&tenant, &meter, &id, left, Some(stop_rx))
+                .await;
             let result = exec
                 .finish_pod(&id, outcome, limit, &root, owner, &pod)
                 .await;
@@ -316,6 +392,8 @@ impl Executor {
     /// time and pod.stop and pod.logs still reach them. A container whose labels do not read is
     /// left alone, with a warning.
     pub(crate) async fn take_up_detached(&self) {
+        self.forget_vanished_pods().await;
+        self.close_vanished_ports().await;
         let names = match self.runtime.list_containers(DETACHED_LABEL, "1").await {
             Ok(n) => n,
             Err(e) => {
@@ -355,10 +433,35 @@ impl Executor {
             let root = self.volumes.volume_dir(tenant, volume);
             let limit = remaining(Duration::from_millis(max), state.started_ms);
             tracing::info!(container = name, tenant, pod, left = ?limit, "supervising a detached pod again");
+            let meter = Meter {
+                name: name.clone(),
+                // Charged as its node class was when it started (the default class's CPUs for
+                // a pod started before the label was set).
+                nano_cpus: label(CPUS_LABEL)
+                    .parse()
+                    .unwrap_or(crate::runtime::NODE_CLASSES[0].nano_cpus),
+                since_ms: state.started_ms.unwrap_or_else(now_ms),
+                ports: false,
+            };
+            let ports = read_ports_label(label(PORTS_LABEL));
+            let meter = Meter {
+                ports: !ports.is_empty(),
+                ..meter
+            };
+            if meter.ports
+                && state.status == ContainerStatus::Running
+                && let Err(e) = self
+                    .runtime
+                    .open_ports(&network_name(tenant), &name, &ports)
+                    .await
+            {
+                tracing::warn!(container = name, error = %e.message, "cannot open a pod's ports again");
+            }
             self.detach(
                 tenant,
                 pod,
                 name,
+                meter,
                 root,
                 owner,
                 Duration::from_millis(max),
@@ -574,6 +677,10 @@ impl Executor {
             image_volumes: info.volumes.clone(),
             node,
             network,
+            gpu: match node.gpu {
+                true => self.gpu.clone(),
+                false => crate::runtime::Gpu::None,
+            },
         };
         match self.runtime.create_container(&spec).await {
             Ok(id) => Ok(id),
@@ -616,11 +723,34 @@ impl Executor {
 
     /// Waits for the started container within `limit`, stopping it (SIGTERM, a grace,
     /// SIGKILL) when it overruns, when `stop` asks for it (with the grace it carries), when
-    /// free space under the volumes falls below the state reserve, or when the tenant's volumes
-    /// go over their limit (looked at every [`POD_DISK_CHECK`]).
+    /// free space under the volumes falls below the state reserve, when the tenant's volumes
+    /// go over their limit or when its compute seconds of the day are used up (looked at every
+    /// [`POD_DISK_CHECK`]). Its compute time is charged by `meter` meanwhile, and once more when
+    /// it ended.
     async fn wait_within(
         &self,
         tenant: &str,
+        meter: &Meter,
+        id: &str,
+        limit: Duration,
+        stop: Option<watch::Receiver<Option<Duration>>>,
+    ) -> PodOutcome {
+        // Counted only for a tenant with a compute quota: no write to the disk otherwise.
+        if self.quotas.of(tenant).compute_seconds_per_day.is_some() {
+            self.ledger
+                .pod_started(&meter.name, tenant, meter.nano_cpus, meter.since_ms);
+        }
+        let outcome = self.supervise(tenant, meter, id, limit, stop).await;
+        self.ledger.pod_ended(&meter.name, now_ms());
+        // It stopped: its address may go to another pod once its container is removed.
+        self.close_ports(meter).await;
+        outcome
+    }
+
+    async fn supervise(
+        &self,
+        tenant: &str,
+        meter: &Meter,
         id: &str,
         limit: Duration,
         mut stop: Option<watch::Receiver<Option<Duration>>>,
@@ -644,7 +774,10 @@ impl Executor {
                 _ = checks.tick() => {
                     let over = match self.room_for_work().await {
                         Err(failed) => Some(failed),
-                        Ok(()) => self.tenant_within_limit(tenant).await.err(),
+                        Ok(()) => match self.tenant_within_limit(tenant).await {
+                            Err(failed) => Some(failed),
+                            Ok(()) => self.charge_pod(tenant, meter),
+                        },
                     };
                     if let Some(mut failed) = over {
                         if let Some(e) = &mut failed.error {
@@ -744,6 +877,33 @@ fn check_labels(name: &str, state: &ContainerState, want: &BTreeMap<String, Stri
     )))
 }
 
+/// The ports a pod opens, as its label gives them: `8080/tcp,53/udp`.
+fn ports_label(ports: &[wire::PodPort]) -> String {
+    let each: Vec<String> = ports
+        .iter()
+        .map(|p| format!("{}/{}", p.container, p.protocol.as_str()))
+        .collect();
+    each.join(",")
+}
+
+/// The ports of a [`PORTS_LABEL`]; what does not read is left out.
+fn read_ports_label(label: &str) -> Vec<wire::PodPort> {
+    label
+        .split(',')
+        .filter_map(|p| {
+            let (number, protocol) = p.split_once('/')?;
+            Some(wire::PodPort {
+                container: number.parse().ok().filter(|n| *n > 0)?,
+                protocol: match protocol {
+                    "tcp" => wire::PortProtocol::Tcp,
+                    "udp" => wire::PortProtocol::Udp,
+                    _ => return None,
+                },
+            })
+        })
+        .collect()
+}
+
 /// The grace a pod.stop asked for; never, without a stop channel.
 async fn stop_requested(stop: &mut Option<watch::Receiver<Option<Duration>>>) -> Duration {
     let Some(rx) = stop else {
@@ -772,6 +932,7 @@ pub(super) struct Pod<'a> {
     pub(super) detached: bool,
     pub(super) node: Option<&'a str>,
     pub(super) merged: bool,
+    pub(super) ports: &'a [wire::PodPort],
 }
 
 enum PodOutcome {
@@ -813,6 +974,7 @@ mod tests {
             detached: false,
             node: None,
             merged: false,
+            ports: vec![],
         }
     }
 
@@ -1148,6 +1310,7 @@ mod tests {
                 detached: false,
                 node: None,
                 merged: false,
+                ports: vec![],
             },
             _ => unreachable!(),
         };
@@ -1189,6 +1352,53 @@ mod tests {
         assert_eq!(
             res.error.unwrap().message,
             "the log of pod ghost in volume pvc not found: /.logs/ghost.log"
+        );
+    }
+
+    /// A GPU pod gets the machine's GPU; without one it is refused before anything is made.
+    #[tokio::test]
+    async fn gpu_pods_get_the_gpu_or_are_refused() {
+        let gpu = |mut kind: TaskKind| {
+            if let TaskKind::PodRun { node, .. } = &mut kind {
+                *node = Some("GPU".into());
+            }
+            kind
+        };
+        let r = rig(|s| s.exit_code = Some(0));
+        let res = r.run(gpu(pod(image("busybox", "latest"), None))).await;
+        assert_eq!(code(&res), Some(2));
+        assert!(
+            res.error
+                .unwrap()
+                .message
+                .starts_with("node GPU: this system has no GPU to give a pod")
+        );
+        assert!(container_calls(&r).is_empty());
+        let mut r = rig(|s| s.exit_code = Some(0));
+        r.exec.gpu = crate::runtime::Gpu::Nvidia;
+        assert!(
+            r.run(gpu(pod(image("busybox", "latest"), None)))
+                .await
+                .succeeded()
+        );
+        r.exec.forget_pods("exec0123456789");
+        assert!(
+            r.run(pod(image("busybox", "latest"), None))
+                .await
+                .succeeded()
+        );
+        let gpus: Vec<crate::runtime::Gpu> = r
+            .fake
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Create(s) => Some(s.gpu),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            gpus,
+            [crate::runtime::Gpu::Nvidia, crate::runtime::Gpu::None]
         );
     }
 

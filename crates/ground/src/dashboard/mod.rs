@@ -10,7 +10,9 @@
 //! TLS-terminating proxy's `X-Forwarded-Proto: https`): the ground itself serves plain HTTP on
 //! loopback, where a `Secure` cookie would never be sent back.
 
+mod approvals;
 mod pages;
+mod users;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -38,7 +40,14 @@ pub(crate) fn router() -> Router<Ground> {
         .route("/operations/{ns}/{id}", get(pages::operation))
         .route("/executions", get(pages::executions))
         .route("/executions/{id}", get(pages::execution))
+        .route("/executions/{id}/approve", post(approvals::approve))
+        .route("/executions/{id}/reject", post(approvals::reject))
+        .route("/executions/{id}/cancel", post(approvals::cancel))
         .route("/systems", get(pages::systems))
+        .route("/users", get(users::users))
+        .route("/users/{name}/disable", post(users::disable))
+        .route("/users/{name}/enable", post(users::enable))
+        .route("/users/{name}/quota", post(users::set_quota))
         .route("/systems/{system}/volumes", get(pages::onboard))
         .route("/dashboard.js", get(script))
         .route("/login", post(login))
@@ -53,9 +62,11 @@ async fn script() -> Response {
         .into_response()
 }
 
-/// The signed-in caller of a page: the user and the session's CSRF token.
+/// The signed-in caller of a page: the user, whether it is an operator, and the session's CSRF
+/// token.
 pub(crate) struct Viewer {
     pub(crate) user: String,
+    pub(crate) operator: bool,
     pub(crate) csrf: String,
 }
 
@@ -64,7 +75,11 @@ pub(crate) async fn viewer(g: &Ground, headers: &HeaderMap) -> Result<Option<Vie
     let Some(token) = auth::cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    Ok(auth::user_for_token(g, &token).await?.map(|user| Viewer {
+    let Some(user) = auth::user_for_token(g, &token).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Viewer {
+        operator: auth::role(g, &user).await? == auth::Role::Operator,
         user,
         csrf: auth::csrf_token(&token),
     }))
@@ -78,6 +93,8 @@ pub(crate) enum Nav {
     Operations,
     Executions,
     Systems,
+    /// Operators only.
+    Users,
 }
 
 const NAV: [(Nav, &str, &str); 5] = [
@@ -96,7 +113,8 @@ nav a{color:#cde;text-decoration:none}nav a.here{color:#fff;font-weight:bold}\
 nav .who{margin-left:auto;color:#cde}nav form{display:inline}\
 table{border-collapse:collapse;margin-bottom:2rem}\
 th,td{border-bottom:1px solid #ddd;padding:.3rem .8rem;text-align:left;vertical-align:top}\
-.SUCCESS,.COMPLETED{color:#070}.FAILED{color:#b00}.RUNNING,.SCHEDULED{color:#05a}\
+.SUCCESS,.COMPLETED{color:#070}.FAILED,.REJECTED{color:#b00}.RUNNING,.SCHEDULED{color:#05a}\
+.AWAITING_APPROVAL{color:#a60}.CANCELLED{color:#555}\
 .error{color:#b00}.warning{color:#a60}.info{color:#555}form.inline{display:inline}\
 textarea{width:100%;font-family:ui-monospace,monospace;font-size:.9rem}\
 pre{background:#f4f4f4;padding:.5rem;overflow-x:auto}progress{width:20rem}\
@@ -113,8 +131,11 @@ pub(crate) fn page(title: &str, here: Nav, v: &Viewer, body: Markup) -> Response
                 @for (nav, href, label) in NAV {
                     a href=(href) class=[(nav == here).then_some("here")] { (label) }
                 }
+                @if v.operator {
+                    a href="/users" class=[(here == Nav::Users).then_some("here")] { "Users" }
+                }
                 span.who {
-                    "Signed in as " b { (v.user) } " "
+                    "Signed in as " b { (v.user) } @if v.operator { " (operator)" } " "
                     form.inline method="post" action="/logout" {
                         input type="hidden" name="csrf" value=(v.csrf);
                         button { "Sign out" }
@@ -226,6 +247,13 @@ async fn login(
         Login::Wrong => Ok((
             StatusCode::UNAUTHORIZED,
             login_page(Some("Wrong user or password.")),
+        )
+            .into_response()),
+        Login::Disabled => Ok((
+            StatusCode::FORBIDDEN,
+            login_page(Some(
+                "This user is disabled; an operator can enable it again.",
+            )),
         )
             .into_response()),
         Login::Throttled(r) => {

@@ -1,5 +1,7 @@
 //! The dashboard's pages. Each reads only the signed-in tenant's rows; another tenant's
-//! namespace, operation or execution is answered as absent.
+//! namespace, operation or execution is answered as absent. An operator's Executions and
+//! Systems pages show every tenant's executions and uplink queue, with the executions awaiting
+//! its approval (`approvals`).
 
 use axum::Form;
 use axum::extract::{Path, State};
@@ -36,15 +38,25 @@ fn execution_state(state: &str) -> &str {
         .map_or(state, |s| s.of_execution().as_str())
 }
 
-fn executions_table(rows: &[db::ExecutionRow]) -> Markup {
+/// Executions, with their tenants when `tenants` (an operator's view, where the operation is
+/// another tenant's and so not linked).
+fn executions_table(rows: &[db::ExecutionRow], tenants: bool) -> Markup {
     html! {
         table {
-            tr { th { "Execution" } th { "Operation" } th { "System" } th { "State" } th { "Created" } }
+            tr {
+                th { "Execution" } @if tenants { th { "Tenant" } }
+                th { "Operation" } th { "System" } th { "State" } th { "Created" }
+            }
             @for e in rows {
                 @let state = execution_state(&e.state);
                 tr {
                     td { a href={ "/executions/" (e.id) } { code { (e.id) } } }
-                    td { a href={ "/operations/" (e.namespace) "/" (e.operation) } { (e.namespace) " / " (e.operation) } }
+                    @if tenants {
+                        td { (e.tenant) }
+                        td { (e.namespace) " / " (e.operation) }
+                    } @else {
+                        td { a href={ "/operations/" (e.namespace) "/" (e.operation) } { (e.namespace) " / " (e.operation) } }
+                    }
                     td { (e.system) }
                     td class=(state) { (state) }
                     td { (time::rfc3339(e.created_at)) }
@@ -64,8 +76,16 @@ pub(super) async fn home(
     let recent = db::executions_of(g.db(), &v.user, None, None, RECENT, 0).await?;
     let usage = db::usage(g.db(), &v.user, time::now_ms(), USAGE_DAYS).await?;
     let next = next_passes(&g).await;
+    let awaiting = if v.operator {
+        db::awaiting_count(g.db()).await?
+    } else {
+        0
+    };
     let body = html! {
         h1 { "orbitdock ground" }
+        @if awaiting > 0 {
+            p.warning { a href="/executions#awaiting" { (awaiting) " execution(s) await your approval" } "." }
+        }
         h2 { "Your use, last " (USAGE_DAYS) " days" }
         div.charts {
             (bars("Uplink, MB a day", &usage.iter().map(|d| (d.day, d.up_bytes as f64 / 1e6)).collect::<Vec<_>>()))
@@ -109,7 +129,7 @@ pub(super) async fn home(
         h2 { "Operations" }
         (operations_table(&operations))
         h2 { "Recent executions" }
-        (executions_table(&recent))
+        (executions_table(&recent, false))
         h2 { "Systems" }
         (systems_table(&g).await?)
     };
@@ -404,7 +424,7 @@ pub(super) async fn operation(
             }
         }
         h2 { "Executions" }
-        (executions_table(&execs))
+        (executions_table(&execs, false))
     };
     Ok(page(&format!("{ns}/{id}"), Nav::Operations, &v, body))
 }
@@ -414,10 +434,23 @@ pub(super) async fn executions(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let v = signed_in!(g, headers);
-    let rows = db::executions_of(g.db(), &v.user, None, None, LISTED, 0).await?;
-    let body = html! {
-        h1 { "Executions" }
-        (executions_table(&rows))
+    let body = if v.operator {
+        let awaiting =
+            db::executions_where(g.db(), None, None, Some("AWAITING_APPROVAL"), LISTED, 0).await?;
+        let rows = db::executions_where(g.db(), None, None, None, LISTED, 0).await?;
+        html! {
+            h1 { "Executions" }
+            h2 { "Awaiting approval" }
+            (super::approvals::awaiting_table(&awaiting, &v))
+            h2 { "Every tenant's executions" }
+            (executions_table(&rows, true))
+        }
+    } else {
+        let rows = db::executions_of(g.db(), &v.user, None, None, LISTED, 0).await?;
+        html! {
+            h1 { "Executions" }
+            (executions_table(&rows, false))
+        }
     };
     Ok(page("Executions", Nav::Executions, &v, body))
 }
@@ -431,16 +464,33 @@ pub(super) async fn execution(
 ) -> Result<Response, ApiError> {
     let v = signed_in!(g, headers);
     let e = crate::http::load_execution(&g, &v.user, &id).await?;
+    // What an operator approves: the operation's revision as the tenant wrote it.
+    let yaml = if v.operator && e.state == api::State::AwaitingApproval {
+        db::operation_revision(g.db(), &e.namespace, &e.operation, e.revision as i64)
+            .await?
+            .map(|(yaml, _)| yaml)
+    } else {
+        None
+    };
     let live = !e.state.is_final();
     let dash = |t: &Option<String>| t.clone().unwrap_or_else(|| "—".to_string());
     let body = html! {
         @if live { meta http-equiv="refresh" content="3"; }
         h1 { "Execution " code { (e.id) } }
         p {
-            a href={ "/operations/" (e.namespace) "/" (e.operation) } { (e.namespace) " / " (e.operation) }
+            @if e.tenant == v.user {
+                a href={ "/operations/" (e.namespace) "/" (e.operation) } { (e.namespace) " / " (e.operation) }
+            } @else {
+                (e.tenant) "'s " (e.namespace) " / " (e.operation)
+            }
             " revision " (e.revision) " on " (e.system) ": "
             b class=(e.state.as_str()) { (e.state.as_str()) }
             @if live { " (updating)" }
+        }
+        (super::approvals::actions(&e, &v))
+        @if let Some(yaml) = &yaml {
+            h2 { "What it will run" }
+            pre.yaml { (yaml) }
         }
         p { "Created " (e.created_at) ", started " (dash(&e.started_at)) ", finished " (dash(&e.finished_at)) "." }
         @if let Some(eta) = &e.uplink_eta {
@@ -448,6 +498,14 @@ pub(super) async fn execution(
                 "Uplink: " (eta.remaining_bytes) " bytes to go"
                 @if let Some(c) = &eta.completion { ", expected by " (c) }
                 @if let Some(p) = &eta.pass { " (pass over " (p.station) " at " (p.aos) ")" }
+                "."
+            }
+        }
+        @if let Some(u) = &e.uplink {
+            p.uplink {
+                "Sent up: " (u.wire_bytes) " bytes on the wire for " (u.objects) " files of "
+                (u.object_bytes) " bytes"
+                @for s in &u.sent { "; " code { (s.digest.get(..19).unwrap_or(&s.digest)) } " as " (s.encoding) " (" (s.bytes) " bytes)" }
                 "."
             }
         }
@@ -485,8 +543,15 @@ pub(super) async fn execution(
         }
         h2 { "History" }
         table {
-            tr { th { "When" } th { "State" } }
-            @for h in &e.history { tr { td { (h.at) } td class=(h.state.as_str()) { (h.state.as_str()) } } }
+            tr { th { "When" } th { "State" } th { "By" } th { "Reason" } }
+            @for h in &e.history {
+                tr {
+                    td { (h.at) }
+                    td class=(h.state.as_str()) { (h.state.as_str()) }
+                    td { (h.by.as_deref().unwrap_or("")) }
+                    td { (h.reason.as_deref().unwrap_or("")) }
+                }
+            }
         }
     };
     Ok(page(&format!("Execution {id}"), Nav::Executions, &v, body))
@@ -542,7 +607,7 @@ pub(super) async fn systems(
     let body = html! {
         h1 { "Systems" }
         (systems_table(&g).await?)
-        (crate::systems_view::section(&g, &v.user).await?)
+        (crate::systems_view::section(&g, (!v.operator).then_some(v.user.as_str())).await?)
     };
     Ok(page("Systems", Nav::Systems, &v, body))
 }

@@ -212,6 +212,32 @@ pub(crate) async fn executions_of(
     rows.iter().map(execution_row).collect()
 }
 
+/// Executions newest first, of one tenant or (`None`) every tenant's, optionally of one
+/// namespace and in one state: the listings of the API and the dashboard.
+pub(crate) async fn executions_where(
+    db: &Db,
+    tenant: Option<&str>,
+    namespace: Option<&str>,
+    state: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<ExecutionRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM executions
+         WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR namespace = ?2)
+           AND (?3 IS NULL OR state = ?3)
+         ORDER BY created_at DESC, id LIMIT ?4 OFFSET ?5",
+    )
+    .bind(tenant)
+    .bind(namespace)
+    .bind(state)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(execution_row).collect()
+}
+
 /// The images a tenant's tasks built or loaded on a system, as the system reported them in the
 /// tasks' outputs, without the tenant prefix (`name:tag`): the tenant's images known onboard.
 /// The latest `limit` tasks are read.
@@ -250,12 +276,12 @@ pub(crate) async fn reported_images(
 
 /// The oldest execution on `system` with a task that has not finished, if any: the system is
 /// busy with it. (An execution whose tasks have all ended is only waiting for its own end to be
-/// reported.)
+/// reported; one waiting for an operator's approval has not been sent.)
 pub(crate) async fn busy_execution(db: &Db, system: &str) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT e.id FROM executions e JOIN tasks t ON t.execution = e.id
-         WHERE e.system = ? AND e.state NOT IN ('SUCCESS', 'FAILED')
-           AND t.state NOT IN ('SUCCESS', 'FAILED')
+         WHERE e.system = ? AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING')
+           AND t.state IN ('CREATED', 'SCHEDULED', 'RUNNING')
          ORDER BY e.created_at, e.id LIMIT 1",
     )
     .bind(system)

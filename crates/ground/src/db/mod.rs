@@ -24,40 +24,60 @@ use sqlx::{SqlSafeStr, Sqlite, SqlitePool, Transaction};
 
 use crate::error::Error;
 
+mod approvals;
 mod downlinks;
+mod encodings;
 mod executions;
 mod files;
+mod mirror;
 mod namespaces;
 mod operations;
+mod quotas;
 mod systems;
 mod uplinks;
 mod usage;
 mod users;
 mod volumes;
 
+pub(crate) use approvals::{awaiting_count, insert_awaiting_plan, take_awaiting_plan};
 pub(crate) use downlinks::{
     PendingDownlink, delete_pending_downlink, held_execution_state, hold_execution_state,
     insert_pending_downlink, pending_downlink, pending_downlink_count, pending_downlinks,
     release_execution_state,
 };
+pub(crate) use encodings::{
+    Encoding, SentRow, UplinkWant, delete_want, encoding, execution_sends, insert_encoding,
+    insert_sends, patch_target, pending_wants, record_want, tenant_reads_blob,
+    unfinished_executions_sending,
+};
 pub(crate) use executions::{
-    ExecutionRow, TaskRow, busy_execution, execution, executions_of, insert_execution, insert_task,
-    latest_execution_with_task, reported_images, tasks, update_execution, update_task,
+    ExecutionRow, TaskRow, busy_execution, execution, executions_of, executions_where,
+    insert_execution, insert_task, latest_execution_with_task, reported_images, tasks,
+    update_execution, update_task,
 };
 pub(crate) use files::{
     FileRow, MoveRefusal, add_file_version, delete_files, file_version, latest_files, move_files,
+};
+pub(crate) use mirror::{
+    add_onboard, delete_volume, execution_plan, file_digest, inventory_state, mirrored_volumes,
+    onboard_among, onboard_objects, replace_onboard, set_file_digests, set_inventory_state,
+    volume_entries,
 };
 pub(crate) use namespaces::{insert_namespace, namespace_owner, namespaces_of};
 pub(crate) use operations::{
     OperationRow, operation, operation_revision, operations_of, save_operation,
 };
+pub(crate) use quotas::{QuotaRow, quota, quotas, set_quota};
 pub(crate) use systems::{system, upsert_system};
 pub(crate) use uplinks::{
-    execution_digests, insert_execution_object, insert_execution_plan, next_plan_sequence,
-    served_objects, unfinished_plans, uplink_owners,
+    execution_digests, execution_uplink_totals, insert_execution_object, insert_execution_plan,
+    next_plan_sequence, served_objects, unfinished_plans, uplink_owners,
 };
 pub(crate) use usage::usage;
-pub(crate) use users::{delete_session, insert_session, password_hash, session_user, set_password};
+pub(crate) use users::{
+    UserRow, delete_session, insert_session, insert_user, password_hash, session_user,
+    set_disabled, set_password, set_role, user, users,
+};
 pub(crate) use volumes::{VolumeFileRow, replace_volume, volume_files, volumes};
 
 /// The pool.
@@ -120,6 +140,12 @@ fn migrator() -> Migrator {
             "system engine",
             include_str!("../../migrations/0006_system_engine.sql"),
         ),
+        m(
+            7,
+            "uplink encodings",
+            include_str!("../../migrations/0007_uplink_encodings.sql"),
+        ),
+        m(8, "roles", include_str!("../../migrations/0008_roles.sql")),
     ])
 }
 
@@ -133,6 +159,12 @@ pub(crate) async fn write_tx(db: &Db) -> Result<Tx, sqlx::Error> {
 pub(crate) struct HistoryEntry {
     pub(crate) state: String,
     pub(crate) at: i64,
+    /// The person who made the change (an approval, a rejection, a cancellation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) by: Option<String>,
+    /// Why (a rejection's reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
 }
 
 /// Reads a JSON column the ground wrote; `None` when it is unreadable, which is logged, not an

@@ -4,7 +4,8 @@
 //! transfer, known to the link by digest only, can be traced to the executions and tenants it is
 //! for, and a system is served only the objects of its own unfinished executions) and the
 //! `plan_sequences` table (the last sequence number signed into a plan for each system).
-//! `queue::record` decides what goes in.
+//! `queue::record` decides what goes in. Patches sent in place of objects (`execution_sends`,
+//! see `encodings`) count as the execution's transfers too.
 
 use std::collections::{HashMap, HashSet};
 
@@ -116,8 +117,11 @@ pub(crate) async fn uplink_owners(
     digests: &[Digest],
 ) -> Result<HashMap<Digest, Vec<(String, String)>>, sqlx::Error> {
     let list: Vec<String> = digests.iter().map(Digest::to_string).collect();
+    // What an execution needs, and the patches sent in place of some of it.
     let rows = sqlx::query(
-        "SELECT o.digest, o.execution, e.tenant FROM execution_objects o
+        "SELECT o.digest, o.execution, e.tenant FROM
+             (SELECT digest, execution FROM execution_objects
+              UNION SELECT object, execution FROM execution_sends) o
          JOIN executions e ON e.id = o.execution
          WHERE o.digest IN (SELECT value FROM json_each(?1)) AND e.system = ?2
            AND e.state NOT IN ('SUCCESS', 'FAILED')
@@ -140,15 +144,19 @@ pub(crate) async fn uplink_owners(
     Ok(out)
 }
 
-/// The digests an execution sends up.
+/// The digests an execution sends up: its plan, the objects it needs and the patches sent in
+/// place of some of them.
 pub(crate) async fn execution_digests(
     db: &Db,
     execution: &str,
 ) -> Result<HashSet<Digest>, sqlx::Error> {
-    let rows = sqlx::query("SELECT digest FROM execution_objects WHERE execution = ?")
-        .bind(execution)
-        .fetch_all(db)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT digest FROM execution_objects WHERE execution = ?1
+         UNION SELECT object FROM execution_sends WHERE execution = ?1",
+    )
+    .bind(execution)
+    .fetch_all(db)
+    .await?;
     let mut out = HashSet::new();
     for row in rows {
         let d: String = row.try_get(0)?;
@@ -157,4 +165,29 @@ pub(crate) async fn execution_digests(
         }
     }
     Ok(out)
+}
+
+/// An execution's uplink as planned: how many distinct objects its uplink tasks place, their
+/// bytes, and the bytes of its plan message; `None` when it has no plan.
+pub(crate) async fn execution_uplink_totals(
+    db: &Db,
+    execution: &str,
+) -> Result<Option<(u64, u64, u64)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FILTER (WHERE message = 0) AS objects,
+                COALESCE(SUM(size) FILTER (WHERE message = 0), 0) AS bytes,
+                COALESCE(SUM(size) FILTER (WHERE message = 1), 0) AS plan,
+                COUNT(*) FILTER (WHERE message = 1) AS plans
+         FROM execution_objects WHERE execution = ?",
+    )
+    .bind(execution)
+    .fetch_one(db)
+    .await?;
+    let n = |c: &str| -> Result<u64, sqlx::Error> {
+        Ok(u64::try_from(row.try_get::<i64, _>(c)?).unwrap_or(0))
+    };
+    if n("plans")? == 0 {
+        return Ok(None);
+    }
+    Ok(Some((n("objects")?, n("bytes")?, n("plan")?)))
 }

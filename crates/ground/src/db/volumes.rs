@@ -11,6 +11,9 @@ pub(crate) struct VolumeFileRow {
     pub(crate) size: i64,
     pub(crate) is_dir: bool,
     pub(crate) modified_ms: i64,
+    /// The content's digest as the system reported it (`sha256:<hex>`); `None` for folders and
+    /// until reported. A new listing clears it.
+    pub(crate) digest: Option<String>,
 }
 
 /// Replaces the mirror of one volume.
@@ -79,7 +82,7 @@ pub(crate) async fn volume_files(
     offset: i64,
 ) -> Result<Vec<VolumeFileRow>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT path, size, is_dir, modified_ms FROM volume_files
+        "SELECT path, size, is_dir, modified_ms, digest FROM volume_files
          WHERE system = ? AND tenant = ? AND volume = ? ORDER BY path LIMIT ? OFFSET ?",
     )
     .bind(system)
@@ -96,6 +99,7 @@ pub(crate) async fn volume_files(
                 size: r.try_get("size")?,
                 is_dir: r.try_get("is_dir")?,
                 modified_ms: r.try_get("modified_ms")?,
+                digest: r.try_get("digest")?,
             })
         })
         .collect()

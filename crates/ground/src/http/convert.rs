@@ -169,6 +169,8 @@ fn history(
             Ok(api::HistoryEntry {
                 state: state(&e.state)?,
                 at: time::rfc3339(e.at),
+                by: e.by.clone(),
+                reason: e.reason.clone(),
             })
         })
         .collect()
@@ -196,6 +198,7 @@ pub(super) fn execution(
 ) -> Result<api::Execution, ApiError> {
     Ok(api::Execution {
         id: e.id.clone(),
+        tenant: e.tenant.clone(),
         namespace: e.namespace.clone(),
         operation: e.operation.clone(),
         revision: count(e.revision),
@@ -217,18 +220,49 @@ pub(super) fn execution(
                 error: u.error.clone(),
             }
         }),
+        uplink: None,
     })
 }
 
 pub(super) fn execution_summary(e: &ExecutionRow) -> Result<api::ExecutionSummary, ApiError> {
     Ok(api::ExecutionSummary {
         id: e.id.clone(),
+        tenant: e.tenant.clone(),
         namespace: e.namespace.clone(),
         operation: e.operation.clone(),
         system: e.system.clone(),
         state: execution_state(&e.state)?,
         created_at: time::rfc3339(e.created_at),
     })
+}
+
+// ---- users and quotas ----
+
+pub(super) fn user(u: &db::UserRow) -> api::User {
+    api::User {
+        name: u.name.clone(),
+        role: match crate::auth::Role::parse(&u.role) {
+            Some(crate::auth::Role::Operator) => api::Role::Operator,
+            _ => api::Role::Tenant,
+        },
+        created_at: time::rfc3339(u.created_at),
+        disabled_at: time::rfc3339_opt(u.disabled_at),
+    }
+}
+
+pub(super) fn quota(q: &db::QuotaRow) -> api::Quota {
+    let limit = |v: Option<i64>| v.map(count);
+    api::Quota {
+        tenant: q.tenant.clone(),
+        limits: api::Limits {
+            volume_bytes: limit(q.volume_bytes),
+            image_bytes: limit(q.image_bytes),
+            compute_seconds_per_day: limit(q.compute_seconds_per_day),
+            downlink_bytes_per_day: limit(q.downlink_bytes_per_day),
+        },
+        updated_at: time::rfc3339_opt(q.updated_at),
+        updated_by: q.updated_by.clone(),
+    }
 }
 
 // ---- systems: catalogue, passes, track, queue, volumes ----
@@ -260,6 +294,7 @@ pub(super) fn declaration(d: &wire::SystemDescription) -> api::Declaration {
                 layers: e.layers.iter().map(|l| l.to_string()).collect(),
             })
             .collect(),
+        gpu: d.gpu,
     }
 }
 
@@ -325,6 +360,7 @@ pub(super) fn queue(system: String, v: &QueueView) -> api::Queue {
             digest: t.digest.to_string(),
             message: t.message,
             execution: t.execution.clone(),
+            tenant: t.tenant.clone(),
             bytes: t.bytes,
             remaining: t.remaining,
             other_bytes_ahead: t.other_bytes_ahead,
@@ -360,6 +396,7 @@ pub(super) fn volume_file(f: VolumeFileRow) -> api::VolumeFile {
         size: count(f.size),
         is_dir: f.is_dir,
         modified: time::rfc3339(f.modified_ms),
+        digest: f.digest,
     }
 }
 

@@ -1,22 +1,27 @@
-//! Executions: `/executions` (list, start) and `/executions/{id}`.
+//! Executions: `/executions` (list, start), `/executions/{id}`, and what can be done to one
+//! before it is sent: `approve`, `reject` (operators) and `cancel`; `/plan`, how an uplink would
+//! send files.
 
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
+use serde::Deserialize;
 
 use super::convert::{execution, execution_summary};
-use super::{J, NamespaceQuery, P, Q, created};
-use crate::auth::AuthUser;
+use super::{J, P, Page, Q, created};
+use crate::auth::{self, AuthUser, Operator, Role};
 use crate::error::ApiError;
-use crate::{Ground, db, executor, queue};
+use crate::{Ground, approval, db, encoder, executor, planner, queue};
 
-/// The execution, if the caller's.
+/// The execution, if the caller's, or any for an operator.
 pub(crate) async fn load(g: &Ground, user: &str, id: &str) -> Result<api::Execution, ApiError> {
     match db::execution(g.db(), id).await? {
-        Some(e) if e.tenant == user => {
+        Some(e) if e.tenant == user || auth::role(g, user).await? == Role::Operator => {
             let tasks = db::tasks(g.db(), id).await?;
             let eta = queue::execution_eta(g, &e).await?;
-            execution(&e, &tasks, eta.as_ref())
+            let mut shown = execution(&e, &tasks, eta.as_ref())?;
+            shown.uplink = encoder::report(g.db(), id).await?;
+            Ok(shown)
         }
         // Another tenant's execution is as good as absent.
         _ => Err(ApiError::not_found(format!("execution '{id}' not found"))),
@@ -32,14 +37,73 @@ pub(super) async fn start(
     Ok(created(Json(load(&g, &user, &id).await?)))
 }
 
+/// `GET /executions?namespace=&state=&tenant=&limit=&offset=`.
+#[derive(Debug, Deserialize)]
+pub(super) struct ListQuery {
+    namespace: Option<String>,
+    /// An execution's state as the API names it (`AWAITING_APPROVAL`, `COMPLETED`, ...).
+    state: Option<String>,
+    /// Operators only: one tenant's.
+    tenant: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
 pub(super) async fn list(
     State(g): State<Ground>,
     AuthUser(user): AuthUser,
-    Q(q): Q<NamespaceQuery>,
+    Q(q): Q<ListQuery>,
 ) -> Result<Json<api::ExecutionList>, ApiError> {
-    let (limit, offset) = q.authorize(&g, &user).await?;
-    let list =
-        db::executions_of(g.db(), &user, q.namespace.as_deref(), None, limit, offset).await?;
+    let (limit, offset) = Page {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .bounds()?;
+    let operator = auth::role(&g, &user).await? == Role::Operator;
+    let tenant = match (&q.tenant, operator) {
+        (Some(t), true) => Some(t.as_str()),
+        (None, true) => None,
+        (Some(t), false) if *t != user => {
+            return Err(ApiError::forbidden(
+                "only an operator may list another tenant's executions",
+            ));
+        }
+        (_, false) => Some(user.as_str()),
+    };
+    if let Some(ns) = &q.namespace {
+        if operator {
+            if db::namespace_owner(g.db(), ns).await?.is_none() {
+                return Err(ApiError::not_found(format!("namespace '{ns}' not found")));
+            }
+        } else {
+            auth::check_namespace(&g, &user, ns).await?;
+        }
+    }
+    let state = match &q.state {
+        None => None,
+        Some(s) => {
+            let parsed: api::State = s.parse().map_err(|e: api::UnknownState| {
+                ApiError::bad(format!(
+                    "state: {e}; one of {}",
+                    api::State::ALL.map(api::State::as_str).join(", ")
+                ))
+            })?;
+            // The database keeps an execution's success as a task's.
+            Some(match parsed {
+                api::State::Completed => api::State::Success,
+                s => s,
+            })
+        }
+    };
+    let list = db::executions_where(
+        g.db(),
+        tenant,
+        q.namespace.as_deref(),
+        state.map(api::State::as_str),
+        limit,
+        offset,
+    )
+    .await?;
     Ok(Json(api::ExecutionList {
         executions: list
             .iter()
@@ -53,5 +117,46 @@ pub(super) async fn get(
     AuthUser(user): AuthUser,
     P(id): P<String>,
 ) -> Result<Json<api::Execution>, ApiError> {
+    Ok(Json(load(&g, &user, &id).await?))
+}
+
+/// `POST /api/v1/plan`: how files would cross the link to a system, and when.
+pub(super) async fn plan(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    J(req): J<api::PlanRequest>,
+) -> Result<Json<api::UplinkPlan>, ApiError> {
+    Ok(Json(planner::plan(&g, &user, req).await?))
+}
+
+/// `POST /executions/{id}/approve` (operators).
+pub(super) async fn approve(
+    State(g): State<Ground>,
+    Operator(user): Operator,
+    P(id): P<String>,
+) -> Result<Json<api::Execution>, ApiError> {
+    approval::approve(&g, &user, &id).await?;
+    Ok(Json(load(&g, &user, &id).await?))
+}
+
+/// `POST /executions/{id}/reject` (operators), with `{"reason": "..."}`.
+pub(super) async fn reject(
+    State(g): State<Ground>,
+    Operator(user): Operator,
+    P(id): P<String>,
+    J(req): J<api::Reject>,
+) -> Result<Json<api::Execution>, ApiError> {
+    approval::reject(&g, &user, &id, &req.reason).await?;
+    Ok(Json(load(&g, &user, &id).await?))
+}
+
+/// `POST /executions/{id}/cancel`: the owner's or an operator's.
+pub(super) async fn cancel(
+    State(g): State<Ground>,
+    AuthUser(user): AuthUser,
+    P(id): P<String>,
+) -> Result<Json<api::Execution>, ApiError> {
+    let operator = auth::role(&g, &user).await? == Role::Operator;
+    approval::cancel(&g, &user, operator, &id).await?;
     Ok(Json(load(&g, &user, &id).await?))
 }

@@ -1,7 +1,7 @@
 //! The HTTP API (`docs/api.md`): the router, and the extractors and helpers its handlers share.
 //!
 //! Handlers are thin, one module per resource (`session`, `namespaces`, `operations`,
-//! `executions`, `systems`): they check the caller (the [`AuthUser`] extractor), extract the
+//! `executions`, `systems`, `users` with quotas): they check the caller (the [`AuthUser`] extractor), extract the
 //! request, call the use case (the database, `upload`, `apply`, `executor`, `passes`, `queue`),
 //! and answer with the body types of the `api` crate (shared with the CLI), built in `convert`,
 //! so the JSON has one definition. Every failure is an [`ApiError`].
@@ -33,6 +33,7 @@ mod operations;
 mod server;
 mod session;
 mod systems;
+mod users;
 
 pub(crate) use self::executions::load as load_execution;
 pub(crate) use self::server::serve;
@@ -67,6 +68,18 @@ pub(crate) fn router(ground: Ground) -> Router {
         )
         .route("/executions", get(executions::list).post(executions::start))
         .route("/executions/{id}", get(executions::get))
+        .route("/plan", post(executions::plan))
+        .route("/executions/{id}/approve", post(executions::approve))
+        .route("/executions/{id}/reject", post(executions::reject))
+        .route("/executions/{id}/cancel", post(executions::cancel))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{name}/disable", post(users::disable))
+        .route("/users/{name}/enable", post(users::enable))
+        .route("/quotas", get(users::quotas))
+        .route(
+            "/quotas/{tenant}",
+            get(users::get_quota).put(users::set_quota),
+        )
         .route("/systems", get(systems::list))
         .route("/systems/{system}", get(systems::one))
         .route("/systems/{system}/passes", get(systems::passes))

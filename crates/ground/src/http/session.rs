@@ -20,6 +20,10 @@ pub(super) async fn login(
             user: req.user,
         })),
         Login::Wrong => Err(ApiError::WrongCredentials),
+        Login::Disabled => Err(ApiError::forbidden(format!(
+            "user '{}' is disabled; an operator can enable it again",
+            req.user
+        ))),
         Login::Throttled(r) => Err(ApiError::TooManyRequests {
             message: r.message(),
             retry_after: r.retry_after,

@@ -9,7 +9,7 @@ use super::convert::{
     self, catalogue_image, queue as queue_view, track_point, volume, volume_file,
 };
 use super::{P, Page, Q};
-use crate::auth::AuthUser;
+use crate::auth::{self, AuthUser, Role};
 use crate::error::ApiError;
 use crate::passes::{self, HOURS_MAX, Sky, rfc3339};
 use crate::{Ground, db, declared, queue as uplink_queue, time};
@@ -49,6 +49,8 @@ async fn system_view(g: &Ground, name: &str) -> Result<api::System, ApiError> {
                     })
                     .unwrap_or_default(),
                 engine: engine.as_ref().map(convert::engine_report),
+                inventory: inventory(g, name).await?,
+                approval: g.approval(name).as_str().to_string(),
             }
         }
         None => api::System {
@@ -62,8 +64,25 @@ async fn system_view(g: &Ground, name: &str) -> Result<api::System, ApiError> {
             declared: convert::declaration(&declared),
             engine: None,
             drift: Vec::new(),
+            inventory: None,
+            approval: g.approval(name).as_str().to_string(),
         },
     })
+}
+
+/// How the mirror compared with the system's last summary; `None` before any.
+async fn inventory(g: &Ground, name: &str) -> Result<Option<api::Inventory>, ApiError> {
+    let s = crate::mirror::state(&g.core, name).await?;
+    Ok(s.compared_at.map(|at| api::Inventory {
+        compared_at: time::rfc3339(at),
+        objects: s.objects,
+        mirrored_objects: s.mirrored,
+        in_sync: s.drift.is_empty(),
+        drift: s.drift.clone(),
+        drift_since: time::rfc3339_opt(s.drift_since),
+        repaired: s.repaired.clone(),
+        repaired_at: time::rfc3339_opt(s.repaired_at),
+    }))
 }
 
 pub(super) async fn list(
@@ -183,7 +202,9 @@ pub(super) async fn queue(
     AuthUser(user): AuthUser,
     P(system): P<String>,
 ) -> Result<Json<api::Queue>, ApiError> {
-    let v = uplink_queue::view(&g, &system, &user).await?;
+    // An operator sees every tenant's transfers.
+    let operator = auth::role(&g, &user).await? == Role::Operator;
+    let v = uplink_queue::view(&g, &system, (!operator).then_some(user.as_str())).await?;
     Ok(Json(queue_view(system, &v)))
 }
 

@@ -147,6 +147,9 @@ pub(crate) enum TaskSpec {
         /// `node`: the node class, as written (checked: `default`, `MPU`, `FPGA`, `GPU`, any
         /// case, or `mpu1`).
         node: Option<String>,
+        /// `ports`: what the tenant's other merged pods may reach of a merged pod (`host` is
+        /// read and dropped: nothing is published on the host).
+        ports: Vec<wire::PodPort>,
     },
     /// Stops a running pod of the tenant by name.
     PodStop {
@@ -561,8 +564,8 @@ tasks:
             &format!(
                 "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    scheduled_time: 2025-05-22T12:10:00\n  - id: r2\n    type: pod.run\n    image: x\n    scheduled_time: 2025-02-30T12:10:00Z\n"
             ),
-            "7:21 [run] task 'run' (pod.run, line 7): field 'scheduled_time' '2025-05-22T12:10:00' is not an RFC 3339 date and time with an offset (2025-05-22T12:10:00+02:00, or Z for UTC): missing or malformed offset\n\
-             11:21 [r2] task 'r2' (pod.run, line 11): field 'scheduled_time' '2025-02-30T12:10:00Z' is not an RFC 3339 date and time with an offset (2025-05-22T12:10:00+02:00, or Z for UTC): no such date",
+            "7:21 [run] task 'run' (pod.run, line 7): field 'scheduled_time' '2025-05-22T12:10:00' is not an RFC 3339 date and time with an offset (2025-05-22T12:10:00+02:00, or Z for UTC): missing offset (Z or +hh:mm)\n\
+             11:21 [r2] task 'r2' (pod.run, line 11): field 'scheduled_time' '2025-02-30T12:10:00Z' is not an RFC 3339 date and time with an offset (2025-05-22T12:10:00+02:00, or Z for UTC): no such date or time",
         );
         let at = |t: &str| match spec_of(&format!(
             "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    scheduled_time: {t}\n"
@@ -710,7 +713,34 @@ tasks:
                 scheduled_ms: None,
                 merge: false,
                 node: None,
+                ports: vec![],
             }
+        );
+        // `ports`: numbers are TCP; `host` is read and dropped; a port named twice counts once.
+        let TaskSpec::PodRun { ports, .. } = spec_of(&format!(
+            "{HEAD}  - id: srv\n    type: pod.run\n    image: x\n    merge: true\n    ports: [8080, {{container: 53, protocol: udp, host: 5353}}, {{container: 8080, protocol: TCP}}]\n"
+        )) else {
+            panic!()
+        };
+        assert_eq!(
+            ports,
+            [
+                wire::PodPort {
+                    container: 8080,
+                    protocol: wire::PortProtocol::Tcp
+                },
+                wire::PodPort {
+                    container: 53,
+                    protocol: wire::PortProtocol::Udp
+                }
+            ]
+        );
+        check(
+            &format!(
+                "{HEAD}  - id: srv\n    type: pod.run\n    image: x\n    ports: [0, {{container: 1, protocol: sctp}}]\n"
+            ),
+            "7:13 [srv] task 'srv' (pod.run, line 7): field 'ports' must be a whole number from 1 to 65535\n\
+             7:41 [srv] task 'srv' (pod.run, line 7): field 'protocol' must be TCP or UDP",
         );
         assert_eq!(
             spec_of(&format!(

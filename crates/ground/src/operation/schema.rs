@@ -176,46 +176,69 @@ impl Cx<'_> {
         self.string(who, "env", node)
     }
 
-    fn ports(&mut self, who: &Who, node: &Node<'_>) {
+    /// `ports`: numbers (TCP) or `{container, host, protocol}`; a port named twice counts once.
+    fn ports(&mut self, who: &Who, node: &Node<'_>) -> Option<Vec<wire::PodPort>> {
         let YamlData::Sequence(items) = &untag(node).data else {
             self.diag(
                 who,
                 pos(node),
                 format!("field 'ports' must be a list, not {}", kind(node)),
             );
-            return;
+            return None;
         };
+        let mut ports = Vec::with_capacity(items.len());
+        let mut ok = true;
         for item in items {
-            if let YamlData::Mapping(_) = &untag(item).data {
+            let port = if let YamlData::Mapping(_) = &untag(item).data {
                 let Some(mut f) = self.fields(who, item, "a 'ports' item") else {
+                    ok = false;
                     continue;
                 };
-                match f.take("container") {
-                    Some(c) => {
-                        self.integer(who, "container", c, (1, 65535));
+                let container = match f.take("container") {
+                    Some(c) => self.integer(who, "container", c, (1, 65535)),
+                    None => {
+                        self.diag(
+                            who,
+                            pos(item),
+                            "a 'ports' item is missing 'container'".into(),
+                        );
+                        None
                     }
-                    None => self.diag(
-                        who,
-                        pos(item),
-                        "a 'ports' item is missing 'container'".into(),
-                    ),
-                }
+                };
                 if let Some(h) = f.take("host") {
+                    // Read, then dropped: nothing of a pod is published on the host.
                     self.integer(who, "host", h, (1, 65535));
                 }
-                if let Some(p) = f.take("protocol") {
-                    self.checked(who, "protocol", p, |s| {
+                let protocol = match f.take("protocol") {
+                    Some(p) => self.checked(who, "protocol", p, |s| {
                         match s.to_ascii_uppercase().as_str() {
-                            "TCP" | "UDP" => Ok(()),
+                            "TCP" => Ok(wire::PortProtocol::Tcp),
+                            "UDP" => Ok(wire::PortProtocol::Udp),
                             _ => Err("must be TCP or UDP".to_string()),
                         }
-                    });
-                }
+                    }),
+                    None => Some(wire::PortProtocol::Tcp),
+                };
                 self.finish(who, &f, &["container", "host", "protocol"]);
+                container.zip(protocol)
             } else {
-                self.integer(who, "ports", item, (1, 65535));
+                self.integer(who, "ports", item, (1, 65535))
+                    .map(|c| (c, wire::PortProtocol::Tcp))
+            };
+            match port {
+                Some((container, protocol)) => {
+                    let port = wire::PodPort {
+                        container: container as u16,
+                        protocol,
+                    };
+                    if !ports.contains(&port) {
+                        ports.push(port);
+                    }
+                }
+                None => ok = false,
             }
         }
+        ok.then_some(ports)
     }
 
     pub(super) fn operation(&mut self, root: &Node<'_>) -> Option<Operation> {
@@ -717,9 +740,10 @@ impl Cx<'_> {
                         _ => Err(format!("must be one of default, MPU, FPGA, GPU, not '{s}'")),
                     })
                 });
-                if let Some(n) = f.take("ports") {
-                    self.ports(who, n);
-                }
+                let ports = match f.take("ports") {
+                    Some(n) if !is_null(n) => self.ports(who, n),
+                    _ => Some(Vec::new()),
+                };
                 let merge = match f.take("merge") {
                     Some(n) => self.boolean(who, "merge", n),
                     None => Some(false),
@@ -743,6 +767,7 @@ impl Cx<'_> {
                         scheduled_ms: optional(scheduled)?,
                         merge: merge?,
                         node: optional(node)?,
+                        ports: ports?,
                     })
                 })();
                 let fields: &[&str] = &[

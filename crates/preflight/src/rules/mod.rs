@@ -140,6 +140,12 @@ pub const RULES: &[RuleInfo] = &[
         "a pod.run image is neither a catalogue image of the system nor one of the tenant's images",
     ),
     rule(
+        "OD107",
+        "pod-node-not-onboard",
+        Error,
+        "a pod.run asks for node GPU on a system declared without a GPU",
+    ),
+    rule(
         "OD201",
         "package-install",
         Error,

@@ -55,6 +55,34 @@ pub fn lint_pod_image(image: &str, system: &System, tenant_images: &[String]) ->
     Report::finish(diagnostics, Facts::default(), Vec::new())
 }
 
+/// OD107: a `pod.run` on node `GPU` (any case) needs a system with a GPU; a system whose
+/// declaration says it has none (`gpu: false`) refuses it, as its flight agent would. A system
+/// that does not say is not judged here (its agent finds out). The finding's file is empty.
+///
+/// ```text
+/// node: GPU        # OD107 on a system declared "gpu": false
+/// ```
+pub fn lint_pod_node(node: Option<&str>, system: &System) -> Report {
+    let gpu = node.is_some_and(|n| n.eq_ignore_ascii_case("gpu"));
+    let diagnostics = (gpu && system.gpu == Some(false))
+        .then(|| Diagnostic {
+            code: "OD107",
+            severity: Severity::Error,
+            file: String::new(),
+            line: 0,
+            column: 0,
+            end: None,
+            message: format!(
+                "node GPU: system `{}` is declared without a GPU (\"gpu\": false in the systems file), so a GPU pod cannot run there",
+                system.name
+            ),
+            help: Some("run it on node default, MPU or FPGA, or on a system with a GPU".into()),
+        })
+        .into_iter()
+        .collect();
+    Report::finish(diagnostics, Facts::default(), Vec::new())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +93,28 @@ mod tests {
         r.diagnostics
             .first()
             .map(|d| (d.message.clone(), d.help.clone().unwrap_or_default()))
+    }
+
+    #[test]
+    fn a_gpu_pod_is_refused_only_where_no_gpu_is_declared() {
+        let codes = |node: Option<&str>, gpu: Option<bool>| {
+            let mut system = System::flight("sat1");
+            system.gpu = gpu;
+            lint_pod_node(node, &system)
+                .diagnostics
+                .iter()
+                .map(|d| d.code)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(codes(Some("gpu"), Some(false)), ["OD107"]);
+        assert_eq!(codes(Some("GPU"), Some(false)), ["OD107"]);
+        assert!(
+            codes(Some("GPU"), None).is_empty(),
+            "not declared: not judged"
+        );
+        assert!(codes(Some("GPU"), Some(true)).is_empty());
+        assert!(codes(Some("MPU"), Some(false)).is_empty());
+        assert!(codes(None, Some(false)).is_empty());
     }
 
     #[test]

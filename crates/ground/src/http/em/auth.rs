@@ -44,7 +44,10 @@ pub(super) async fn token(
         .map_err(EmError::internal)?
     {
         Login::Session(token) => token,
-        Login::Wrong => return Ok(AuthFailure::wrong_credentials().into_response()),
+        // A disabled user is "no active account", as Clustergate-2's token view says it.
+        Login::Wrong | Login::Disabled => {
+            return Ok(AuthFailure::wrong_credentials().into_response());
+        }
         // The same throttle as every login, answered as the rest of the EM API answers errors.
         Login::Throttled(r) => {
             return Err(ApiError::TooManyRequests {

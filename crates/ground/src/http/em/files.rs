@@ -437,6 +437,7 @@ mod tests {
             size,
             is_dir,
             modified: "2026-11-28T23:10:00.123Z".into(),
+            digest: None,
         }
     }
 

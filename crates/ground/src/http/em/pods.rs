@@ -287,6 +287,21 @@ fn container_state(task: &em::TaskEnd) -> ContainerState {
             reason: "ContainerCreating",
             message: None,
         },
+        TaskState::AwaitingApproval => ContainerState::Waiting {
+            reason: "AwaitingApproval",
+            message: Some("waiting for an operator's approval".into()),
+        },
+        // Never started: rejected or cancelled before it was sent.
+        TaskState::Rejected | TaskState::Cancelled => ContainerState::Terminated {
+            exit_code: 128,
+            reason: "Cancelled",
+            message: task
+                .error
+                .as_ref()
+                .map(|e| format!("{} {}: {}", e.code, e.name, e.message)),
+            started_at: None,
+            finished_at: at(task.finished_at),
+        },
         TaskState::Running => ContainerState::Running {
             started_at: at(task.started_at).unwrap_or_default(),
         },

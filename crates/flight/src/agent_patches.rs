@@ -1,0 +1,598 @@
+//! The agent's side of sending only what it lacks: the `Want` it sends for a plan's missing
+//! objects (each with the object now at its landing path as a base the ground may send a delta
+//! against), the patches the ground announces and sends (applied off the event loop, one at a
+//! time; a patch that fails makes the agent ask for the object itself), the volume listings with
+//! their files' digests (see `inventory`), and the inventory the ground mirrors: its summary after
+//! each `Hello`, and what the ground asks for again when its mirror differs.
+
+use std::collections::{HashMap, HashSet};
+
+use wire::{
+    Digest, FileDigest, FileEntry, InventorySummary, MAX_INVENTORY_OBJECTS, Message, PatchOffer,
+    Plan, TaskKind, VolumeRef, VolumeSummary, WantedObject,
+};
+
+use super::Agent;
+use crate::names;
+use crate::patches;
+
+/// The most objects one `Want` asks for (about 70 bytes each with a base: a message stays far
+/// below `wire::MAX_MESSAGE`).
+const WANTS_PER_MESSAGE: usize = 16_384;
+
+/// The bytes of paths one `VolumeDigests` carries at most (a listing may hold long paths);
+/// files beyond are reported with the next listing's room, or not.
+const DIGESTS_PATH_BYTES: usize = 2 << 20;
+
+impl Agent {
+    /// Requests for every uplink object of the plan not in the store, if any: `Want`s (of at
+    /// most [`WANTS_PER_MESSAGE`] objects each) naming, for each, the object now at the path where
+    /// it lands (when the agent holds it as an object), which the ground may send a delta
+    /// against.
+    pub(super) fn want_missing(&self, plan: &Plan) -> Vec<Message> {
+        let store = &self.inner.exec.store;
+        let mut seen = HashSet::new();
+        let mut objects = Vec::new();
+        for task in &plan.tasks {
+            let TaskKind::Uplink { volume, files } = &task.kind else {
+                continue;
+            };
+            for f in files {
+                if !seen.insert(f.digest) || store.has(&f.digest) {
+                    continue;
+                }
+                let bases = self
+                    .previous_version(&plan.tenant, volume, &f.path)
+                    .filter(|b| *b != f.digest && store.has(b))
+                    .into_iter()
+                    .collect();
+                objects.push(WantedObject {
+                    digest: f.digest,
+                    bases,
+                    whole: false,
+                });
+            }
+        }
+        if !objects.is_empty() {
+            let bases = objects.iter().filter(|o| !o.bases.is_empty()).count();
+            tracing::info!(
+                execution = plan.execution,
+                objects = objects.len(),
+                with_bases = bases,
+                "asking for objects"
+            );
+        }
+        objects
+            .chunks(WANTS_PER_MESSAGE)
+            .map(|c| Message::Want {
+                objects: c.to_vec(),
+            })
+            .collect()
+    }
+
+    /// The digest of the file now at `path` in the tenant's volume, when known and unchanged.
+    fn previous_version(&self, tenant: &str, volume: &str, path: &str) -> Option<Digest> {
+        names::check_tenant(tenant).ok()?;
+        names::check_volume(volume).ok()?;
+        let root = self.inner.exec.volumes.volume_dir(tenant, volume);
+        self.inner.digests.lookup(tenant, volume, &root, path)
+    }
+
+    /// Takes the ground's announcement of patches: each is applied once its object is here
+    /// (now, if it already is).
+    pub(super) fn take_patches(&self, patches: Vec<PatchOffer>) {
+        let store = &self.inner.exec.store;
+        for offer in patches {
+            if store.has(&offer.target) {
+                // Already made (or sent whole): the patch, if here, is spent.
+                if store.has(&offer.patch) {
+                    let (store, patch) = (store.clone(), offer.patch);
+                    tokio::task::spawn_blocking(move || store.remove_spent(&patch));
+                }
+                continue;
+            }
+            let here = store.has(&offer.patch);
+            let patch = offer.patch;
+            self.inner.patcher.offer(offer);
+            if here {
+                self.apply_soon(&patch);
+            }
+        }
+    }
+
+    /// An object arrived (verified, in the store): wakes the uplinks waiting for it, and applies
+    /// it if it is an announced patch.
+    pub(super) fn object_arrived(&self, digest: &Digest) {
+        self.inner.exec.store.arrived(digest);
+        self.apply_soon(digest);
+    }
+
+    /// Applies the announced patch `patch`, if it is one, on a task of its own.
+    fn apply_soon(&self, patch: &Digest) {
+        let Some(offer) = self.inner.patcher.take(patch) else {
+            return;
+        };
+        let agent = self.clone();
+        tokio::spawn(async move { agent.apply(offer).await });
+    }
+
+    /// Applies a patch on the blocking pool, one at a time; stores the result only once
+    /// verified. A patch that fails makes the agent ask for the object itself. Either way the
+    /// spent patch is removed.
+    async fn apply(&self, offer: PatchOffer) {
+        let _one_at_a_time = self.inner.patcher.gate.acquire().await;
+        let store = self.inner.exec.store.clone();
+        let o = offer.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let r = patches::apply(&store, &o).map_err(|e| e.to_string());
+            store.remove_spent(&o.patch);
+            r
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the apply failed: {e}")));
+        match result {
+            Ok(()) => {
+                tracing::info!(target = %offer.target, patch = %offer.patch, size = offer.size, "applied a patch")
+            }
+            Err(error) => {
+                tracing::warn!(target = %offer.target, patch = %offer.patch, %error, "a patch did not make its object; asking for the object itself");
+                let whole = WantedObject {
+                    digest: offer.target,
+                    bases: Vec::new(),
+                    whole: true,
+                };
+                self.send_soon(vec![Message::Want {
+                    objects: vec![whole],
+                }]);
+            }
+        }
+    }
+
+    /// The volume's listing with its files' digests refreshed (see `inventory`). Blocking.
+    fn list_volume(&self, tenant: &str, volume: &str) -> (Vec<FileEntry>, Vec<FileDigest>) {
+        let volumes = &self.inner.exec.volumes;
+        let dir = volumes.volume_dir(tenant, volume);
+        // A volume that is gone (deleted) is listed empty; it is walked by descriptors.
+        let files = match volumes.open_volume(tenant, volume) {
+            Ok(Some(open)) => {
+                crate::volumes::list(&open, "", u32::MAX, crate::tasks::MAX_LISTING).0
+            }
+            _ => Vec::new(),
+        };
+        let digests = self.inner.digests.refresh(tenant, volume, &dir, &files);
+        let mut room = DIGESTS_PATH_BYTES;
+        let digests = digests
+            .into_iter()
+            .take_while(|(path, _)| {
+                room = room.saturating_sub(path.len() + 40);
+                room > 0
+            })
+            .map(|(path, digest)| FileDigest { path, digest })
+            .collect();
+        (files, digests)
+    }
+
+    /// Sends the volume's listing, then its files' digests.
+    pub(super) async fn send_listing(&self, tenant: &str, volume: &str) {
+        if names::check_tenant(tenant).is_err() || names::check_volume(volume).is_err() {
+            return;
+        }
+        let (agent, t, v) = (self.clone(), tenant.to_string(), volume.to_string());
+        let listed = tokio::task::spawn_blocking(move || agent.list_volume(&t, &v)).await;
+        if let Ok((files, digests)) = listed {
+            let (tenant, volume) = (tenant.to_string(), volume.to_string());
+            self.send(Message::VolumeListing {
+                tenant: tenant.clone(),
+                volume: volume.clone(),
+                files,
+            })
+            .await;
+            self.send(Message::VolumeDigests {
+                tenant,
+                volume,
+                files: digests,
+            })
+            .await;
+        }
+    }
+
+    /// What the agent holds, in short (sent after each `Hello`): the objects' digest and each
+    /// volume's (its listing with its files' digests, refreshed).
+    pub async fn inventory_summary(&self) -> InventorySummary {
+        let agent = self.clone();
+        let summary = tokio::task::spawn_blocking(move || {
+            let (objects, _) = agent.inner.exec.store.list(usize::MAX);
+            let mut volumes = Vec::new();
+            for v in agent.inner.digests.volumes() {
+                let (files, digests) = agent.list_volume(&v.tenant, &v.volume);
+                let known: HashMap<String, Digest> =
+                    digests.into_iter().map(|f| (f.path, f.digest)).collect();
+                let entries: Vec<(FileEntry, Option<Digest>)> = files
+                    .into_iter()
+                    .map(|f| {
+                        let d = known.get(&f.path).copied();
+                        (f, d)
+                    })
+                    .collect();
+                volumes.push(VolumeSummary {
+                    tenant: v.tenant,
+                    volume: v.volume,
+                    digest: wire::volume_digest(&entries),
+                });
+            }
+            InventorySummary {
+                objects: objects.len() as u64,
+                objects_digest: wire::objects_digest(&objects),
+                volumes,
+            }
+        })
+        .await;
+        summary.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot sum up the inventory");
+            InventorySummary {
+                objects: 0,
+                objects_digest: wire::objects_digest(&[]),
+                volumes: Vec::new(),
+            }
+        })
+    }
+
+    /// Answers the ground's request for what its mirror lacks: the object list (if asked) with
+    /// every volume there is, then each volume asked for, listed again.
+    pub(super) fn answer_inventory(&self, objects: bool, volumes: Vec<VolumeRef>) {
+        let agent = self.clone();
+        tokio::spawn(async move {
+            let a = agent.clone();
+            let listed = tokio::task::spawn_blocking(move || {
+                let objects = objects.then(|| a.inner.exec.store.list(MAX_INVENTORY_OBJECTS));
+                (objects, a.inner.digests.volumes())
+            })
+            .await;
+            let Ok((objects, all)) = listed else {
+                return;
+            };
+            let complete = objects.as_ref().is_some_and(|(_, complete)| *complete);
+            agent
+                .send(Message::Inventory {
+                    objects: objects.map(|(list, _)| list),
+                    complete,
+                    volumes: all.clone(),
+                })
+                .await;
+            for v in volumes.iter().take(wire::MAX_INVENTORY_VOLUMES) {
+                if all.contains(v) {
+                    agent.send_listing(&v.tenant, &v.volume).await;
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use link::LinkEvent;
+    use tokio::sync::mpsc;
+    use wire::{OnFailure, PlanTask, UplinkFile};
+
+    use super::*;
+    use crate::agent::Outgoing;
+    use crate::config::AgentConfig;
+    use crate::runtime::fake::FakeRuntime;
+
+    fn agent(dir: &std::path::Path) -> (Agent, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(1024);
+        let config = AgentConfig {
+            system: "em".into(),
+            state_dir: dir.join("state"),
+            volumes_dir: dir.join("volumes"),
+            plan_verifier: None,
+            builder: wire::Builder::Classic,
+            catalogue: None,
+            limits: crate::DiskLimits::default(),
+            quotas: crate::Quotas::none(),
+        };
+        let fake = Arc::new(FakeRuntime::default());
+        (Agent::with_runtime(&config, fake, tx).unwrap(), rx)
+    }
+
+    /// A plan uplinking `data` to `bin/app` in the volume `pvc`.
+    fn uplink(execution: &str, sequence: u64, data: &[u8]) -> Plan {
+        Plan {
+            execution: execution.into(),
+            tenant: "alice".into(),
+            tasks: vec![PlanTask {
+                id: "up".into(),
+                on_failure: OnFailure::Stop,
+                kind: TaskKind::Uplink {
+                    volume: "pvc".into(),
+                    files: vec![UplinkFile {
+                        path: "bin/app".into(),
+                        digest: Digest::of(data),
+                        size: data.len() as u64,
+                        mode: 0o755,
+                    }],
+                },
+            }],
+            system: "em".into(),
+            sequence,
+            issued_ms: 0,
+            expires_ms: u64::MAX,
+            signature: Vec::new(),
+        }
+    }
+
+    /// The messages in the outbox now.
+    fn messages(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<Message> {
+        let mut out = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            if let Outgoing::Message(m) = o {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    fn wants(messages: &[Message]) -> Vec<WantedObject> {
+        messages
+            .iter()
+            .flat_map(|m| match m {
+                Message::Want { objects } => objects.clone(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// An object put in the store as the link puts it, and announced.
+    fn arrive(agent: &Agent, data: &[u8]) -> Digest {
+        let d = agent.object_layout().put(data).unwrap();
+        agent.handle_event(LinkEvent::ObjectReceived(d)).unwrap();
+        d
+    }
+
+    /// Runs the plan loop until the agent holds no unfinished plan.
+    async fn run_until_idle(agent: &Agent) {
+        let a = agent.clone();
+        let worker = tokio::spawn(async move { a.run_plans().await });
+        for _ in 0..6000 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if agent.inner.plans.held(1).is_empty() {
+                break;
+            }
+        }
+        worker.abort();
+    }
+
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        // A bound on polls, not a timing: a loaded machine may need many.
+        for _ in 0..6000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never: {what}");
+    }
+
+    fn versions() -> (Vec<u8>, Vec<u8>) {
+        let v1: Vec<u8> = (0..40_000u32)
+            .flat_map(|i| (i * 13).to_le_bytes())
+            .collect();
+        let mut v2 = v1.clone();
+        v2[5000..5004].copy_from_slice(b"v2!!");
+        (v1, v2)
+    }
+
+    /// v1 lands at a path; v2 for the same path is asked for with v1 as its base, comes as a
+    /// delta in either order with its announcement, and lands; the spent patch is removed.
+    #[tokio::test]
+    async fn a_new_version_comes_as_a_delta_against_the_one_onboard() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, mut rx) = agent(dir.path());
+        let (v1, v2) = versions();
+        agent
+            .handle_message(Message::Plan(uplink("e1", 1, &v1)))
+            .unwrap();
+        let asked = wants(&messages(&mut rx));
+        assert_eq!(asked.len(), 1);
+        assert!(asked[0].bases.is_empty(), "nothing at bin/app yet");
+        arrive(&agent, &v1);
+        run_until_idle(&agent).await;
+        messages(&mut rx);
+
+        agent
+            .handle_message(Message::Plan(uplink("e2", 2, &v2)))
+            .unwrap();
+        let asked = wants(&messages(&mut rx));
+        assert_eq!(
+            asked,
+            [WantedObject {
+                digest: Digest::of(&v2),
+                bases: vec![Digest::of(&v1)],
+                whole: false,
+            }]
+        );
+        let patch = delta::make(Some(&v1), &v2);
+        assert!(patch.len() < 1000, "{} bytes", patch.len());
+        // The object first, then its announcement.
+        let p = arrive(&agent, &patch);
+        agent
+            .handle_message(Message::Patches {
+                patches: vec![PatchOffer {
+                    target: Digest::of(&v2),
+                    patch: p,
+                    base: Some(Digest::of(&v1)),
+                    size: patch.len() as u64,
+                }],
+            })
+            .unwrap();
+        run_until_idle(&agent).await;
+        let volume = dir.path().join("volumes/alice/pvc/bin/app");
+        assert_eq!(std::fs::read(&volume).unwrap(), v2);
+        assert!(wants(&messages(&mut rx)).is_empty(), "nothing asked again");
+        let store = &agent.inner.exec.store;
+        until("the patch is removed", || !store.has(&p)).await;
+    }
+
+    /// A patch that does not make its object (corrupted, against another base, truncated):
+    /// nothing is stored under the object's digest, the agent asks for the object itself, and
+    /// the uplink lands it when it comes.
+    #[tokio::test]
+    async fn a_patch_that_fails_brings_the_object_itself() {
+        let (v1, v2) = versions();
+        let good = delta::make_kind(
+            delta::Kind::ZstdRef,
+            Some(&v1),
+            &v2,
+            delta::MakeOptions::default(),
+        )
+        .unwrap();
+        let mut corrupt = good.clone();
+        let at = corrupt.len() - 10;
+        corrupt[at] ^= 0xff;
+        let mut other = v1.clone();
+        other[0] ^= 1;
+        let against_other = delta::make(Some(&other), &v2);
+        let truncated = good[..good.len() - 7].to_vec();
+        for (name, bad) in [
+            ("corrupt", corrupt),
+            ("wrong base", against_other),
+            ("truncated", truncated),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (agent, mut rx) = agent(dir.path());
+            arrive(&agent, &v1);
+            arrive(&agent, &other);
+            agent
+                .handle_message(Message::Plan(uplink("e", 1, &v2)))
+                .unwrap();
+            messages(&mut rx);
+            agent
+                .handle_message(Message::Patches {
+                    patches: vec![PatchOffer {
+                        target: Digest::of(&v2),
+                        patch: Digest::of(&bad),
+                        base: Some(Digest::of(&v1)),
+                        size: bad.len() as u64,
+                    }],
+                })
+                .unwrap();
+            let p = arrive(&agent, &bad);
+            let store = agent.inner.exec.store.clone();
+            let mut asked = Vec::new();
+            for _ in 0..6000 {
+                asked.extend(wants(&messages(&mut rx)));
+                if !asked.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(!store.has(&p), "{name}: the spent patch is removed");
+            assert!(!store.has(&Digest::of(&v2)), "{name}: placed anyway");
+            assert_eq!(
+                asked,
+                [WantedObject {
+                    digest: Digest::of(&v2),
+                    bases: Vec::new(),
+                    whole: true
+                }],
+                "{name}"
+            );
+            arrive(&agent, &v2);
+            run_until_idle(&agent).await;
+            let placed = dir.path().join("volumes/alice/pvc/bin/app");
+            assert_eq!(std::fs::read(&placed).unwrap(), v2, "{name}");
+        }
+    }
+
+    /// The summary after a Hello is what the ground computes from the listing and digests the
+    /// agent sent; asked, the agent sends its objects, its volumes and the listings asked for.
+    #[tokio::test]
+    async fn the_summary_matches_what_the_agent_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, mut rx) = agent(dir.path());
+        let (v1, _) = versions();
+        agent
+            .handle_message(Message::Plan(uplink("e1", 1, &v1)))
+            .unwrap();
+        arrive(&agent, &v1);
+        run_until_idle(&agent).await;
+        let sent = messages(&mut rx);
+        let reported = |sent: &[Message]| -> Vec<(FileEntry, Option<Digest>)> {
+            let mut files = Vec::new();
+            let mut digests = HashMap::new();
+            for m in sent {
+                match m {
+                    Message::VolumeListing { files: f, .. } => files = f.clone(),
+                    Message::VolumeDigests { files: d, .. } => {
+                        digests = d.iter().map(|f| (f.path.clone(), f.digest)).collect()
+                    }
+                    _ => {}
+                }
+            }
+            files
+                .into_iter()
+                .map(|f| {
+                    let d = digests.get(&f.path).copied();
+                    (f, d)
+                })
+                .collect()
+        };
+        let files = reported(&sent);
+        assert!(
+            files.contains(&(
+                FileEntry {
+                    path: "/bin/app".into(),
+                    ..files[1].0.clone()
+                },
+                Some(Digest::of(&v1))
+            )),
+            "{files:?}"
+        );
+        let summary = agent.inventory_summary().await;
+        assert_eq!(summary.objects, 1);
+        assert_eq!(
+            summary.objects_digest,
+            wire::objects_digest(&[Digest::of(&v1)])
+        );
+        assert_eq!(
+            summary.volumes,
+            [VolumeSummary {
+                tenant: "alice".into(),
+                volume: "pvc".into(),
+                digest: wire::volume_digest(&files),
+            }]
+        );
+
+        let pvc = VolumeRef {
+            tenant: "alice".into(),
+            volume: "pvc".into(),
+        };
+        agent
+            .handle_message(Message::InventoryRequest {
+                objects: true,
+                volumes: vec![pvc.clone()],
+            })
+            .unwrap();
+        let mut answer = Vec::new();
+        for _ in 0..6000 {
+            answer.extend(messages(&mut rx));
+            if answer.len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(answer.len(), 3, "{answer:?}");
+        assert_eq!(
+            answer[0],
+            Message::Inventory {
+                objects: Some(vec![Digest::of(&v1)]),
+                complete: true,
+                volumes: vec![pvc],
+            }
+        );
+        assert_eq!(reported(&answer), files);
+    }
+}

@@ -1,0 +1,257 @@
+//! Objects that come as patches: the ground answers a `Want` with the object itself, the object
+//! compressed, or a delta against an object onboard, and announces each patch with a
+//! `Patches` message; the patch crosses the link as an object of its own.
+//!
+//! A patch is applied once both its announcement and its object are here, in either order
+//! ([`Patcher`] keeps the announcements until then), one at a time (an apply holds the base, the
+//! patch and the result in memory, about three times the object, bounded by
+//! [`wire::MAX_PATCHED_OBJECT`]). [`apply`] stores the result only once `delta` verified its
+//! sha256 and it is the object that was asked for: nothing else is ever stored under a wanted
+//! digest. The agent then removes the spent patch; one that fails makes the agent ask for the
+//! object itself.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::sync::Mutex;
+
+use wire::{Digest, MAX_PATCHED_OBJECT, PatchOffer};
+
+use crate::store::ObjectStore;
+
+/// Why a patch did not make its object.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PatchError {
+    /// The patch or its base could not be read.
+    #[error("cannot read {what} {digest}: {error}")]
+    Read {
+        what: &'static str,
+        digest: Digest,
+        error: io::Error,
+    },
+    /// The patch does not describe the object asked for.
+    #[error("the patch makes {made}, not the object asked for ({wanted})")]
+    WrongTarget { made: Digest, wanted: Digest },
+    /// The patch is made against another base than the one announced.
+    #[error("the patch is made against {base}, not the announced {announced}")]
+    OtherBase { base: Digest, announced: String },
+    /// Its base is not onboard.
+    #[error("its base {0} is not onboard")]
+    MissingBase(Digest),
+    /// It does not apply or its result does not verify.
+    #[error("{0}")]
+    Delta(#[from] delta::DeltaError),
+    /// The result could not be stored.
+    #[error("cannot store the result: {0}")]
+    Write(io::Error),
+}
+
+/// The patches announced and not yet applied, by the patch's digest.
+#[derive(Debug)]
+pub(crate) struct Patcher {
+    offers: Mutex<HashMap<Digest, PatchOffer>>,
+    /// One apply at a time: each holds about three times its object in memory.
+    pub(crate) gate: tokio::sync::Semaphore,
+}
+
+/// At most this many announcements are kept; beyond, the oldest go (the agent asks again for
+/// what is still missing when its uplink stalls).
+const MAX_OFFERS: usize = 4096;
+
+impl Patcher {
+    pub(crate) fn new() -> Patcher {
+        Patcher {
+            offers: Mutex::default(),
+            gate: tokio::sync::Semaphore::new(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, PatchOffer>> {
+        self.offers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps an announcement until its patch is here.
+    pub(crate) fn offer(&self, offer: PatchOffer) {
+        let mut offers = self.lock();
+        if offers.len() >= MAX_OFFERS && !offers.contains_key(&offer.patch) {
+            // Any one: they are all equally likely to be still in flight.
+            if let Some(k) = offers.keys().next().copied() {
+                offers.remove(&k);
+            }
+        }
+        offers.insert(offer.patch, offer);
+    }
+
+    /// The announcement of the patch `patch`, taken: it is applied once.
+    pub(crate) fn take(&self, patch: &Digest) -> Option<PatchOffer> {
+        self.lock().remove(patch)
+    }
+}
+
+/// Reads at most `limit` bytes of the object; more is an error.
+fn read_object(
+    store: &ObjectStore,
+    what: &'static str,
+    digest: &Digest,
+    limit: u64,
+) -> Result<Vec<u8>, PatchError> {
+    let read = || -> io::Result<Vec<u8>> {
+        let file = File::open(store.path(digest))?;
+        let mut bytes = Vec::new();
+        file.take(limit + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > limit {
+            return Err(io::Error::other(format!("larger than {limit} bytes")));
+        }
+        Ok(bytes)
+    };
+    read().map_err(|error| PatchError::Read {
+        what,
+        digest: *digest,
+        error,
+    })
+}
+
+/// Applies the announced patch (its object is in the store) and stores the result as the
+/// object asked for, verified. Nothing is stored when it fails. Blocking.
+pub(crate) fn apply(store: &ObjectStore, offer: &PatchOffer) -> Result<(), PatchError> {
+    if store.has(&offer.target) {
+        return Ok(());
+    }
+    // A patch is never much larger than its result (an incompressible file comes raw).
+    let patch = read_object(store, "patch", &offer.patch, 2 * MAX_PATCHED_OBJECT)?;
+    let header = delta::Header::read(&patch)?;
+    let made = Digest(header.result_sha256);
+    if made != offer.target {
+        return Err(PatchError::WrongTarget {
+            made,
+            wanted: offer.target,
+        });
+    }
+    let base = match header.kind {
+        delta::Kind::Whole => None,
+        _ => {
+            let base = Digest(header.base_sha256);
+            if offer.base.is_some_and(|b| b != base) {
+                return Err(PatchError::OtherBase {
+                    base,
+                    announced: offer.base.map(|b| b.to_string()).unwrap_or_default(),
+                });
+            }
+            if !store.has(&base) {
+                return Err(PatchError::MissingBase(base));
+            }
+            Some(read_object(store, "base", &base, MAX_PATCHED_OBJECT)?)
+        }
+    };
+    let limits = delta::Limits {
+        max_result: MAX_PATCHED_OBJECT,
+    };
+    let result = delta::apply_with(base.as_deref(), &patch, limits)?;
+    drop((patch, base));
+    store
+        .put_object(&result, &offer.target)
+        .map_err(PatchError::Write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, ObjectStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ObjectStore::open(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    fn old_and_new() -> (Vec<u8>, Vec<u8>) {
+        let old: Vec<u8> = (0..50_000u32).flat_map(|i| (i * 7).to_le_bytes()).collect();
+        let mut new = old.clone();
+        new[1000..1010].copy_from_slice(b"0123456789");
+        new.extend_from_slice(b"a new tail");
+        (old, new)
+    }
+
+    fn offer(s: &ObjectStore, patch: &[u8], target: &[u8], base: Option<&[u8]>) -> PatchOffer {
+        PatchOffer {
+            target: Digest::of(target),
+            patch: s.put(patch),
+            base: base.map(Digest::of),
+            size: patch.len() as u64,
+        }
+    }
+
+    #[test]
+    fn a_delta_and_a_compressed_object_make_their_objects() {
+        let (_d, s) = store();
+        let (old, new) = old_and_new();
+        s.put(&old);
+        let delta = delta::make_kind(
+            delta::Kind::Bsdiff,
+            Some(&old),
+            &new,
+            delta::MakeOptions::default(),
+        )
+        .unwrap();
+        let o = offer(&s, &delta, &new, Some(&old));
+        apply(&s, &o).unwrap();
+        assert_eq!(std::fs::read(s.path(&o.target)).unwrap(), new);
+
+        let whole = delta::make(None, b"compressed object compressed object");
+        let o = offer(&s, &whole, b"compressed object compressed object", None);
+        apply(&s, &o).unwrap();
+        assert!(s.has(&o.target));
+    }
+
+    /// A corrupted patch, a patch against another base, a truncated one, one for another
+    /// object: each is an error and nothing is stored under the wanted digest.
+    #[test]
+    fn a_bad_patch_stores_nothing() {
+        let (_d, s) = store();
+        let (old, new) = old_and_new();
+        s.put(&old);
+        let good = delta::make_kind(
+            delta::Kind::ZstdRef,
+            Some(&old),
+            &new,
+            delta::MakeOptions::default(),
+        )
+        .unwrap();
+        let mut corrupt = good.clone();
+        let at = corrupt.len() - 20;
+        corrupt[at] ^= 0x5a;
+        let truncated = &good[..good.len() / 2];
+        let mut other_old = old.clone();
+        other_old[0] ^= 1;
+        s.put(&other_old);
+        let other_base = delta::make_kind(
+            delta::Kind::ZstdRef,
+            Some(&other_old),
+            &new,
+            delta::MakeOptions::default(),
+        )
+        .unwrap();
+        let cases: Vec<(&str, PatchOffer)> = vec![
+            ("corrupt", offer(&s, &corrupt, &new, Some(&old))),
+            ("truncated", offer(&s, truncated, &new, Some(&old))),
+            ("other base", offer(&s, &other_base, &new, Some(&old))),
+            (
+                "another object",
+                PatchOffer {
+                    target: Digest::of(b"something else"),
+                    ..offer(&s, &good, &new, Some(&old))
+                },
+            ),
+        ];
+        for (name, o) in cases {
+            let e = apply(&s, &o).unwrap_err();
+            assert!(!s.has(&o.target), "{name}: stored anyway");
+            assert!(!s.has(&Digest::of(&new)), "{name}: stored anyway");
+            eprintln!("{name}: {e}");
+        }
+        // The base missing onboard.
+        let (_d2, bare) = store();
+        let o = offer(&bare, &good, &new, Some(&old));
+        assert!(matches!(apply(&bare, &o), Err(PatchError::MissingBase(_))));
+        assert!(!bare.has(&o.target));
+    }
+}

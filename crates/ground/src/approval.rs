@@ -1,0 +1,255 @@
+//! The approval gate, and calling an execution off before it is sent.
+//!
+//! An execution on a system whose [`Approval`] is `Required` (a flight system's default) is
+//! compiled when it starts, as any other, but neither signed, queued nor sent: it waits
+//! `AWAITING_APPROVAL` with its plan kept in `awaiting_plans` ([`hold`]). An operator's
+//! [`approve`] seals that very plan (its system's next sequence, issue time and expiry from the
+//! moment of approval), records it and sends it, and the execution goes on as if it had just
+//! started; [`reject`] ends it `REJECTED` with the operator's reason. Each names the operator in
+//! the history entry it adds.
+//!
+//! [`cancel`] ends an execution that has not been sent: one awaiting approval. The link has no
+//! message that recalls a plan once queued (`wire::Message` carries none), so an execution
+//! already scheduled or running is refused with 409 and runs on.
+
+use wire::{ErrorCode, Message, TaskError, TaskState};
+
+use crate::db::{self, ExecutionRow, TaskRow};
+use crate::error::ApiError;
+use crate::executor::{self, error_json, finish, mark_last, set_state};
+use crate::{Ground, time};
+
+/// Whether a system's executions wait for an operator's approval before they are sent: the
+/// systems file's `approval` (`required` or `none`), by default required for every system but
+/// the Engineering Model `em`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Approval {
+    /// Each execution waits `AWAITING_APPROVAL` until an operator approves it.
+    Required,
+    /// Executions are sent as soon as they start.
+    NotRequired,
+}
+
+impl Approval {
+    /// `required` or `none`, as the systems file and the API write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Approval::Required => "required",
+            Approval::NotRequired => "none",
+        }
+    }
+
+    /// Reads [`Approval::as_str`]'s names.
+    pub fn parse(s: &str) -> Option<Approval> {
+        match s {
+            "required" => Some(Approval::Required),
+            "none" => Some(Approval::NotRequired),
+            _ => None,
+        }
+    }
+
+    /// A system's approval when the systems file says nothing: none for the Engineering Model
+    /// `em`, required for a flight system.
+    pub fn default_for(system: &str) -> Approval {
+        if system == "em" {
+            Approval::NotRequired
+        } else {
+            Approval::Required
+        }
+    }
+}
+
+/// The longest reason a rejection may give.
+pub(crate) const MAX_REASON: usize = 1000;
+
+/// Records a new execution waiting for approval: the execution (`AWAITING_APPROVAL`), its tasks
+/// (`CREATED`) and its compiled, unsigned plan, in one transaction.
+pub(crate) async fn hold(
+    ground: &Ground,
+    exec: &mut ExecutionRow,
+    tasks: &[TaskRow],
+    plan: &wire::Plan,
+) -> Result<(), ApiError> {
+    set_state(exec, TaskState::AwaitingApproval, exec.created_at);
+    let encoded = wire::encode_message(&Message::Plan(plan.clone()));
+    let mut tx = db::write_tx(ground.db()).await?;
+    db::insert_execution(&mut tx, exec).await?;
+    for t in tasks {
+        db::insert_task(&mut tx, &exec.id, t).await?;
+    }
+    db::insert_awaiting_plan(&mut tx, &exec.id, &encoded).await?;
+    tx.commit().await?;
+    tracing::info!(execution = %exec.id, system = %exec.system, tenant = %exec.tenant, "execution awaiting an operator's approval");
+    Ok(())
+}
+
+/// An operator approves an execution awaiting approval: its plan is sealed, recorded and sent,
+/// and the execution is `SCHEDULED` by `operator`. 404 when there is no such execution, 409
+/// when it is not awaiting approval.
+pub(crate) async fn approve(ground: &Ground, operator: &str, id: &str) -> Result<(), ApiError> {
+    let mut tx = db::write_tx(ground.db()).await?;
+    let mut exec = awaiting(&mut tx, id, "approved").await?;
+    let Some(link) = ground.system(&exec.system) else {
+        return Err(ApiError::Conflict(format!(
+            "execution '{id}' runs on system '{}', which this ground no longer serves",
+            exec.system
+        )));
+    };
+    let encoded = db::take_awaiting_plan(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("execution '{id}' has no plan to approve")))?;
+    let Ok(Message::Plan(mut plan)) = wire::decode_message(&encoded) else {
+        return Err(ApiError::internal(format!(
+            "execution '{id}': its awaiting plan does not decode"
+        )));
+    };
+    ground.seal_plan(&mut tx, &exec.system, &mut plan).await?;
+    crate::queue::record(&mut tx, id, &plan).await?;
+    let mut tasks = db::tasks(&mut *tx, id).await?;
+    executor::mark_scheduled(
+        &mut tx,
+        &mut exec,
+        &mut tasks,
+        time::now_ms(),
+        Some(operator),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(execution = %id, system = %exec.system, %operator, "execution approved");
+    executor::send(ground, link, &mut exec, &mut tasks, plan).await
+}
+
+/// An operator rejects an execution awaiting approval: it ends `REJECTED` with `reason`, never
+/// sent. 400 for an empty or overlong reason, 404 when there is no such execution, 409 when it
+/// is not awaiting approval.
+pub(crate) async fn reject(
+    ground: &Ground,
+    operator: &str,
+    id: &str,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > MAX_REASON {
+        return Err(ApiError::bad(format!(
+            "a rejection needs a reason of 1 to {MAX_REASON} bytes"
+        )));
+    }
+    let mut tx = db::write_tx(ground.db()).await?;
+    let exec = awaiting(&mut tx, id, "rejected").await?;
+    let error = TaskError {
+        code: ErrorCode::Rejected,
+        message: format!("rejected by operator {operator}: {reason}"),
+        log_tail: Vec::new(),
+    };
+    end(
+        &mut tx,
+        exec,
+        TaskState::Rejected,
+        operator,
+        Some(reason),
+        &error,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(execution = %id, %operator, reason, "execution rejected");
+    Ok(())
+}
+
+/// Cancels an execution that has not been sent (one awaiting approval): it ends `CANCELLED`.
+/// `user` must own it or be an operator (`operator`); another tenant's is answered as absent
+/// (404). 409 when it has ended, or has been sent: a queued plan cannot be recalled.
+pub(crate) async fn cancel(
+    ground: &Ground,
+    user: &str,
+    operator: bool,
+    id: &str,
+) -> Result<(), ApiError> {
+    let mut tx = db::write_tx(ground.db()).await?;
+    let exec = match db::execution(&mut *tx, id).await? {
+        Some(e) if e.tenant == user || operator => e,
+        _ => return Err(ApiError::not_found(format!("execution '{id}' not found"))),
+    };
+    match TaskState::parse(&exec.state) {
+        Some(TaskState::AwaitingApproval) => {}
+        Some(s) if s.is_final() => {
+            return Err(ApiError::Conflict(format!(
+                "execution '{id}' has already ended ({})",
+                api_state(s)
+            )));
+        }
+        _ => {
+            return Err(ApiError::Conflict(format!(
+                "execution '{id}' has already been sent to system '{}' ({}): a plan cannot be recalled once queued on the link, so it runs on",
+                exec.system, exec.state
+            )));
+        }
+    }
+    let error = TaskError {
+        code: ErrorCode::Cancelled,
+        message: format!("cancelled by {user} before it was sent"),
+        log_tail: Vec::new(),
+    };
+    end(&mut tx, exec, TaskState::Cancelled, user, None, &error).await?;
+    tx.commit().await?;
+    tracing::info!(execution = %id, %user, "execution cancelled");
+    Ok(())
+}
+
+/// The execution, if it awaits approval: 404 when there is none, 409 when it is in another
+/// state (`what` it cannot be).
+async fn awaiting(tx: &mut db::Tx, id: &str, what: &str) -> Result<ExecutionRow, ApiError> {
+    let Some(exec) = db::execution(&mut **tx, id).await? else {
+        return Err(ApiError::not_found(format!("execution '{id}' not found")));
+    };
+    if TaskState::parse(&exec.state) != Some(TaskState::AwaitingApproval) {
+        let shown =
+            TaskState::parse(&exec.state).map_or(exec.state.clone(), |s| api_state(s).to_string());
+        return Err(ApiError::Conflict(format!(
+            "execution '{id}' is not awaiting approval (it is {shown}): it cannot be {what}"
+        )));
+    }
+    Ok(exec)
+}
+
+/// A state as the API names an execution's (`COMPLETED` for a success).
+fn api_state(s: TaskState) -> &'static str {
+    match s {
+        TaskState::Success => "COMPLETED",
+        s => s.as_str(),
+    }
+}
+
+/// Ends an unsent execution in `state` (`REJECTED` or `CANCELLED`) by `by`, for `reason`, with
+/// `error` as its error; its tasks end `CANCELLED`, not run; its awaiting plan is dropped.
+async fn end(
+    tx: &mut db::Tx,
+    mut exec: ExecutionRow,
+    state: TaskState,
+    by: &str,
+    reason: Option<&str>,
+    error: &TaskError,
+) -> Result<(), ApiError> {
+    let now = time::now_ms();
+    set_state(&mut exec, state, now);
+    mark_last(&mut exec.history, Some(by), reason);
+    exec.errors = db::to_json(&vec![error_json(None, error)]);
+    db::update_execution(tx, &exec).await?;
+    let not_run = TaskError {
+        code: error.code,
+        message: format!(
+            "not run: the execution was {}",
+            if state == TaskState::Rejected {
+                "rejected"
+            } else {
+                "cancelled"
+            }
+        ),
+        log_tail: Vec::new(),
+    };
+    for mut t in db::tasks(&mut **tx, &exec.id).await? {
+        finish(&mut t, TaskState::Cancelled, now, Some(&not_run));
+        db::update_task(tx, &exec.id, &t).await?;
+    }
+    db::take_awaiting_plan(tx, &exec.id).await?;
+    Ok(())
+}

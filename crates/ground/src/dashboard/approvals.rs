@@ -1,0 +1,161 @@
+//! What an operator and an execution's owner can do to an execution before it is sent, from the
+//! dashboard: approve or reject one awaiting approval (operators), cancel it (its owner or an
+//! operator). Every form carries the session's CSRF token; each answers with a redirect back to
+//! the page it came from, or with the API's error.
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{Viewer, check_csrf, signed_out, viewer};
+use crate::error::ApiError;
+use crate::{Ground, approval, db, time};
+
+/// The executions awaiting approval, each with its Approve and Reject forms (the list page's).
+pub(super) fn awaiting_table(rows: &[db::ExecutionRow], v: &Viewer) -> Markup {
+    html! {
+        @if rows.is_empty() { p { "Nothing awaits your approval." } } @else {
+            table #awaiting {
+                tr { th { "Execution" } th { "Tenant" } th { "Operation" } th { "System" } th { "Created" } th { "Decision" } }
+                @for e in rows {
+                    tr {
+                        td { a href={ "/executions/" (e.id) } { code { (e.id) } } }
+                        td { (e.tenant) }
+                        td { (e.namespace) " / " (e.operation) " revision " (e.revision) }
+                        td { (e.system) }
+                        td { (time::rfc3339(e.created_at)) }
+                        td { (decision(&e.id, v, "list")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The Approve and Reject forms of one execution; `back` is where to return (`list` for the
+/// executions page, else the execution's page).
+fn decision(id: &str, v: &Viewer, back: &str) -> Markup {
+    html! {
+        form.inline method="post" action={ "/executions/" (id) "/approve" } {
+            input type="hidden" name="csrf" value=(v.csrf);
+            input type="hidden" name="back" value=(back);
+            button.approve type="submit" { "Approve" }
+        }
+        " "
+        form.inline method="post" action={ "/executions/" (id) "/reject" } {
+            input type="hidden" name="csrf" value=(v.csrf);
+            input type="hidden" name="back" value=(back);
+            label { "Reason " input name="reason" required maxlength=(approval::MAX_REASON) size="24"; }
+            " "
+            button.reject type="submit" { "Reject" }
+        }
+    }
+}
+
+/// The actions the viewer has on an execution's page: approve or reject (an operator, while it
+/// awaits approval) and cancel (its owner or an operator, while it awaits approval).
+pub(super) fn actions(e: &api::Execution, v: &Viewer) -> Markup {
+    if e.state != api::State::AwaitingApproval {
+        return html! {};
+    }
+    html! {
+        @if v.operator {
+            p.decision { "Awaiting your approval: " (decision(&e.id, v, "execution")) }
+        } @else {
+            p { "Awaiting an operator's approval before it is sent to " (e.system) "." }
+        }
+        form.inline method="post" action={ "/executions/" (e.id) "/cancel" } {
+            input type="hidden" name="csrf" value=(v.csrf);
+            input type="hidden" name="back" value="execution";
+            button.cancel type="submit" data-confirm="Cancel this execution? It will never be sent." { "Cancel execution" }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    back: String,
+    #[serde(default)]
+    reason: String,
+}
+
+impl DecisionForm {
+    fn redirect(&self, id: &str) -> Response {
+        if self.back == "list" {
+            Redirect::to("/executions").into_response()
+        } else {
+            Redirect::to(&format!("/executions/{}", api::encode_path(id))).into_response()
+        }
+    }
+}
+
+/// The viewer of a form's page, its CSRF token checked; `None` when signed out.
+async fn form_viewer(
+    g: &Ground,
+    headers: &HeaderMap,
+    form: &DecisionForm,
+) -> Result<Option<Viewer>, ApiError> {
+    let Some(v) = viewer(g, headers).await? else {
+        return Ok(None);
+    };
+    check_csrf(&v, &form.csrf)?;
+    Ok(Some(v))
+}
+
+fn operator_only(v: &Viewer) -> Result<(), ApiError> {
+    if v.operator {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "only an operator may do this; '{}' is a tenant",
+            v.user
+        )))
+    }
+}
+
+pub(super) async fn approve(
+    State(g): State<Ground>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> Result<Response, ApiError> {
+    let Some(v) = form_viewer(&g, &headers, &form).await? else {
+        return Ok(signed_out());
+    };
+    operator_only(&v)?;
+    approval::approve(&g, &v.user, &id).await?;
+    Ok(form.redirect(&id))
+}
+
+pub(super) async fn reject(
+    State(g): State<Ground>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> Result<Response, ApiError> {
+    let Some(v) = form_viewer(&g, &headers, &form).await? else {
+        return Ok(signed_out());
+    };
+    operator_only(&v)?;
+    approval::reject(&g, &v.user, &id, &form.reason).await?;
+    Ok(form.redirect(&id))
+}
+
+pub(super) async fn cancel(
+    State(g): State<Ground>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> Result<Response, ApiError> {
+    let Some(v) = form_viewer(&g, &headers, &form).await? else {
+        return Ok(signed_out());
+    };
+    approval::cancel(&g, &v.user, v.operator, &id).await?;
+    Ok(form.redirect(&id))
+}

@@ -1,0 +1,257 @@
+//! What the ground sends up in place of objects: the `encodings` table (each patch made, kept as
+//! a blob, by target and base), the `uplink_wants` table (objects a system asked for, waiting for
+//! the encoder) and the `execution_sends` table (what went on the wire for each execution).
+//! `encoder` decides what goes in.
+
+use sqlx::Row;
+use wire::Digest;
+
+use super::{Db, Tx, from_json, to_json};
+
+/// A patch made for an uplink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Encoding {
+    pub(crate) target: Digest,
+    /// `None`: the object compressed.
+    pub(crate) base: Option<Digest>,
+    pub(crate) patch: Digest,
+    /// `delta::Kind::name`.
+    pub(crate) kind: String,
+    pub(crate) size: u64,
+}
+
+/// An object a system asked for and the encoder has not queued yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UplinkWant {
+    pub(crate) target: Digest,
+    pub(crate) bases: Vec<Digest>,
+    pub(crate) whole: bool,
+}
+
+/// One object sent up for an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SentRow {
+    pub(crate) execution: String,
+    /// The object the execution needed.
+    pub(crate) target: Digest,
+    /// What went on the wire: `target` itself, or a patch.
+    pub(crate) object: Digest,
+    /// `raw`, or the patch's kind.
+    pub(crate) kind: String,
+    pub(crate) base: Option<Digest>,
+    /// Bytes of `object`.
+    pub(crate) size: u64,
+    /// Bytes of `target`.
+    pub(crate) raw_size: u64,
+    pub(crate) at: i64,
+}
+
+fn base_key(base: Option<&Digest>) -> String {
+    base.map(Digest::to_string).unwrap_or_default()
+}
+
+fn digest(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Digest, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn size(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Records that `system` wants `target`, to be made from one of `bases`; asked again, the bases
+/// are the latest, and a request for the object itself stays one.
+pub(crate) async fn record_want(
+    tx: &mut Tx,
+    system: &str,
+    want: &UplinkWant,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO uplink_wants (system, target, bases, whole, asked_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(system, target) DO UPDATE SET bases = excluded.bases,
+             whole = MAX(whole, excluded.whole)",
+    )
+    .bind(system)
+    .bind(want.target.to_string())
+    .bind(to_json(&want.bases))
+    .bind(want.whole)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The oldest `limit` objects `system` wants.
+pub(crate) async fn pending_wants(
+    db: &Db,
+    system: &str,
+    limit: i64,
+) -> Result<Vec<UplinkWant>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT target, bases, whole FROM uplink_wants WHERE system = ?
+         ORDER BY asked_at, target LIMIT ?",
+    )
+    .bind(system)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let bases: String = r.try_get("bases")?;
+            Ok(UplinkWant {
+                target: digest(r, "target")?,
+                bases: from_json(&bases).unwrap_or_default(),
+                whole: r.try_get("whole")?,
+            })
+        })
+        .collect()
+}
+
+/// Forgets a want once its object is queued (or refused).
+pub(crate) async fn delete_want(db: &Db, system: &str, target: &Digest) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM uplink_wants WHERE system = ? AND target = ?")
+        .bind(system)
+        .bind(target.to_string())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The patch made earlier from `base` to `target`, if any.
+pub(crate) async fn encoding(
+    db: &Db,
+    target: &Digest,
+    base: Option<&Digest>,
+) -> Result<Option<Encoding>, sqlx::Error> {
+    let row = sqlx::query("SELECT patch, kind, size FROM encodings WHERE target = ? AND base = ?")
+        .bind(target.to_string())
+        .bind(base_key(base))
+        .fetch_optional(db)
+        .await?;
+    row.map(|r| {
+        Ok(Encoding {
+            target: *target,
+            base: base.copied(),
+            patch: digest(&r, "patch")?,
+            kind: r.try_get("kind")?,
+            size: u64::try_from(r.try_get::<i64, _>("size")?).unwrap_or(0),
+        })
+    })
+    .transpose()
+}
+
+/// The object the patch `patch` makes, if it is one the ground made.
+pub(crate) async fn patch_target(db: &Db, patch: &Digest) -> Result<Option<Digest>, sqlx::Error> {
+    let target: Option<String> =
+        sqlx::query_scalar("SELECT target FROM encodings WHERE patch = ? LIMIT 1")
+            .bind(patch.to_string())
+            .fetch_optional(db)
+            .await?;
+    Ok(target.and_then(|t| t.parse().ok()))
+}
+
+/// Remembers a patch (its blob is durable already).
+pub(crate) async fn insert_encoding(db: &Db, e: &Encoding) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO encodings (target, base, patch, kind, size) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(e.target.to_string())
+    .bind(base_key(e.base.as_ref()))
+    .bind(e.patch.to_string())
+    .bind(&e.kind)
+    .bind(size(e.size))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Whether a file of a namespace one of `tenants` owns has the content `digest`: only such a
+/// blob may be the base of a patch sent for their executions (a patch reveals its base's bytes
+/// where the two files differ).
+pub(crate) async fn tenant_reads_blob(
+    db: &Db,
+    tenants: &[String],
+    digest: &Digest,
+) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM files f JOIN namespaces n ON n.name = f.namespace
+         WHERE f.digest = ?1 AND n.owner IN (SELECT value FROM json_each(?2)) LIMIT 1",
+    )
+    .bind(digest.to_string())
+    .bind(to_json(&tenants))
+    .fetch_optional(db)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// The unfinished executions of `system` (id, tenant) whose uplinks need the object `target`.
+pub(crate) async fn unfinished_executions_sending(
+    db: &Db,
+    system: &str,
+    target: &Digest,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT o.execution, e.tenant FROM execution_objects o
+         JOIN executions e ON e.id = o.execution
+         WHERE o.digest = ? AND e.system = ? AND o.message = 0
+           AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING')
+         ORDER BY e.created_at, e.id",
+    )
+    .bind(target.to_string())
+    .bind(system)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+/// Records objects sent; the same object sent again for an execution keeps its first row.
+pub(crate) async fn insert_sends(db: &Db, rows: &[SentRow]) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    for r in rows {
+        sqlx::query(
+            "INSERT OR IGNORE INTO execution_sends
+                 (execution, target, object, kind, base, size, raw_size, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.execution)
+        .bind(r.target.to_string())
+        .bind(r.object.to_string())
+        .bind(&r.kind)
+        .bind(r.base.map(|b| b.to_string()))
+        .bind(size(r.size))
+        .bind(size(r.raw_size))
+        .bind(r.at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// What went up for an execution, in the order sent.
+pub(crate) async fn execution_sends(db: &Db, execution: &str) -> Result<Vec<SentRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT target, object, kind, base, size, raw_size, at FROM execution_sends
+         WHERE execution = ? ORDER BY at, object",
+    )
+    .bind(execution)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let base: Option<String> = r.try_get("base")?;
+            Ok(SentRow {
+                execution: execution.to_string(),
+                target: digest(r, "target")?,
+                object: digest(r, "object")?,
+                kind: r.try_get("kind")?,
+                base: base.and_then(|b| b.parse().ok()),
+                size: u64::try_from(r.try_get::<i64, _>("size")?).unwrap_or(0),
+                raw_size: u64::try_from(r.try_get::<i64, _>("raw_size")?).unwrap_or(0),
+                at: r.try_get("at")?,
+            })
+        })
+        .collect()
+}
