@@ -208,9 +208,11 @@ fn run(tag: &str) -> Output {
 /// and OD607 archives fail onboard because the flight's own judge refuses them before the engine
 /// sees them: `tests/archives_agree.rs` runs that judge (`imagefmt::judge_load`) on every case.
 /// OD106 is about a `pod.run` image, not a Dockerfile: the flight agent's pod tests
-/// (`flight/src/tasks/pods.rs`, same classification) show it refused onboard.
+/// (`flight/src/tasks/pods.rs`, same classification) show it refused onboard. OD107 is about a
+/// `pod.run`'s node: `gpu_pods_get_the_gpu_or_are_refused` (same file) shows a GPU pod refused
+/// on a machine without one.
 const VERIFIED_ELSEWHERE: &[&str] = &[
-    "OD000", "OD103", "OD106", "OD601", "OD602", "OD606", "OD607",
+    "OD000", "OD103", "OD106", "OD107", "OD601", "OD602", "OD606", "OD607",
 ];
 
 /// Error-level rules for what the flight agent refuses before the engine sees the Dockerfile,
