@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! counters.json            packet-number reservation, transfer and message counters, the peer's
-//!                          epochs (current with its highest packet number, retired)
+//!                          epochs (current with its replay mark, retired)
 //! outbox/<t>.json          an outgoing transfer (offer, high-water mark); messages keep their
 //! outbox/<t>.body          bytes beside it
 //! spool/<t>.data           received bytes, written at their offsets
@@ -49,8 +49,10 @@ struct CountersFile {
     next_transfer: u64,
     next_message_seq: u64,
     delivered_seq: u64,
-    /// The peer's current epoch and the highest packet number accepted in it. (Files of
-    /// version 2 of the framing held a `replay_floor` without epoch: it is ignored.)
+    /// The peer's current epoch and its replay mark: at or above every packet number accepted
+    /// in it (reserved ahead, see `sync`'s persistence), so a restart refuses everything of that
+    /// epoch up to it. (Files of version 2 of the framing held a `replay_floor` without epoch:
+    /// it is ignored.)
     #[serde(default)]
     peer_epoch: Option<(u64, u64)>,
     /// Epochs the peer left behind, most recent first.

@@ -6,7 +6,7 @@
 //! | 2 | `Offer` | transfer, kind (0 object, 1 message), seq (messages), size, priority, digest (32 B) |
 //! | 3 | `Ack` | largest, settled, low, n, n × (gap, length) descending from `largest` |
 //! | 4 | `Status` | transfer, settled, state, upto, n, n × (start delta, length) ascending |
-//! | 5 | `Hello` | incarnation (u64 BE), n, n × transfer, unacked message seq |
+//! | 5 | `Hello` | incarnation (u64 BE), n, n × transfer, unacked message seq, replay floor (0: none), then (when not 0) its epoch (u64 BE) |
 //! | 6 | `HelloAck` | incarnation (u64 BE), packet number of the `Hello`, next transfer, next message seq |
 //! | 7 | `StatusRequest` | n, n × transfer |
 //! | 8 | `Floor` | packet number |
@@ -16,6 +16,10 @@
 //! messages were all committed by the receiver (the receiver skips what it then cannot hold), a
 //! `HelloAck` which transfer ids and message sequence numbers of the `Hello`'s sender the
 //! receiver has already seen (the sender numbers its new transfers above them).
+//!
+//! A `Hello` also carries its sender's *replay floor* for the receiver's run: a side that
+//! restarted refuses every packet of the peer's current epoch at or below a mark it saved ahead
+//! of use (see `sync`), and the peer numbers its next packets above it.
 //!
 //! A `HelloAck` names the `Hello` it answers (its sender's incarnation and the packet number
 //! that carried it), so it shows that its sender heard that packet: the receiver of a
@@ -60,6 +64,10 @@ pub enum Chunk {
         /// Every message of the sender below this sequence number was committed by the receiver
         /// (the lowest one still in the sender's outbox, else its next sequence number).
         unacked_seq: u64,
+        /// `(epoch, pn)`: the sender refuses the receiver's packets of `epoch` numbered at or
+        /// below `pn` (the floor it restarted with); the receiver, when that epoch is its own
+        /// run, numbers its next packets above it. `None`: no floor.
+        replay_floor: Option<(u64, u64)>,
     },
     /// Confirms a `Hello`, with what the receiver has seen of the `Hello` sender's transfers.
     HelloAck {
@@ -231,11 +239,19 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
             incarnation,
             resume,
             unacked_seq,
+            replay_floor,
         } => {
             out.push(5);
             out.extend_from_slice(&incarnation.to_be_bytes());
             put_list(out, resume);
             put(out, *unacked_seq);
+            match replay_floor {
+                Some((epoch, pn)) if *pn > 0 => {
+                    put(out, *pn);
+                    out.extend_from_slice(&epoch.to_be_bytes());
+                }
+                _ => put(out, 0),
+            }
         }
         Chunk::HelloAck {
             incarnation,
@@ -474,10 +490,16 @@ impl Reader<'_> {
             5 => {
                 let incarnation = self.u64_be()?;
                 let resume = self.list()?;
+                let unacked_seq = self.varint()?;
+                let replay_floor = match self.varint()? {
+                    0 => None,
+                    pn => Some((self.u64_be()?, pn)),
+                };
                 Chunk::Hello {
                     incarnation,
                     resume,
-                    unacked_seq: self.varint()?,
+                    unacked_seq,
+                    replay_floor,
                 }
             }
             6 => Chunk::HelloAck {
@@ -554,6 +576,13 @@ mod tests {
                 incarnation: u64::MAX,
                 resume: vec![1, 2, 3],
                 unacked_seq: 17,
+                replay_floor: None,
+            },
+            Chunk::Hello {
+                incarnation: 1,
+                resume: vec![],
+                unacked_seq: 0,
+                replay_floor: Some((u64::MAX, (1 << 48) - 1)),
             },
             Chunk::HelloAck {
                 incarnation: 42,

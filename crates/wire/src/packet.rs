@@ -1,4 +1,4 @@
-//! Authenticated packets: version 4 of the link framing.
+//! Authenticated packets: version 5 of the link framing.
 //!
 //! Every datagram is sealed with ChaCha20-Poly1305 under a key of its own sender's run. A packet
 //! has a long form, whose header names the sender's epoch, and a short form without it:
@@ -13,9 +13,10 @@
 //! -4  u32  CRC32C of everything before it
 //! ```
 //!
-//! Byte 0 holds the version in its high nibble (4), the form in bit 1 (1: short) and the
+//! Byte 0 holds the version in its high nibble (5), the form in bit 1 (1: short) and the
 //! direction in bit 0 (0 ground→flight, 1 flight→ground); bits 2 and 3 are 0. Packet numbers
-//! increase per direction within an epoch, whatever the form.
+//! increase per direction within an epoch, whatever the form. (Version 4 had the same framing;
+//! its `Hello` chunk carried no replay floor.)
 //!
 //! # Keys and nonces
 //!
@@ -47,7 +48,10 @@
 //! run, which no recording holds). Promotion retires the epoch before it for good (its late or
 //! replayed packets are refused). What the opener knows is its [`ReplayMemory`], which the
 //! session persists, so a restart of the receiver still refuses the epochs it retired and the
-//! current epoch's packets it accepted; that current epoch is proven again when it is seen after
+//! current epoch's packets it accepted: the session saves, for the current epoch, a mark
+//! reserved ahead of the packets it accepts (never behind one), and the restarted opener
+//! refuses everything at or below it ([`Opener::floor`]; the peer, told the floor in a `Hello`,
+//! numbers its next packets above it). That current epoch is proven again when it is seen after
 //! the restart, as before it.
 
 use std::collections::VecDeque;
@@ -80,7 +84,7 @@ pub const MAX_CANDIDATES: usize = 4;
 /// in each, least recently evicted forgotten first: one met again is refused at or below it.
 pub const EVICTED_EPOCHS: usize = 32;
 
-const VERSION: u8 = 4;
+const VERSION: u8 = 5;
 const SHORT_FLAG: u8 = 0b10;
 const HEADER: usize = 15;
 const SHORT_HEADER: usize = 7;
@@ -322,7 +326,9 @@ impl Sealer {
 /// are met again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplayMemory {
-    /// The peer's current epoch and the highest packet number accepted in it.
+    /// The peer's current epoch and a packet number at or above every one accepted in it (the
+    /// session saves a mark reserved ahead of use, so that a crash loses no accepted number).
+    /// An opener made from it refuses every packet of that epoch at or below it.
     pub current: Option<(u64, u64)>,
     /// Epochs the peer left behind, most recent first (0: an empty slot).
     pub retired: [u64; RETIRED_EPOCHS],
@@ -401,6 +407,14 @@ impl Opener {
     /// The highest packet number accepted in the peer's current epoch since this opener was made.
     pub fn highest(&self) -> Option<u64> {
         self.current.as_ref().and_then(|c| c.window.highest)
+    }
+
+    /// The peer's current epoch and the floor its window started from (as remembered): every
+    /// packet of it numbered at or below is refused. `None` when the opener remembers no floor
+    /// for its current epoch (it met it as a candidate).
+    pub fn floor(&self) -> Option<(u64, u64)> {
+        let c = self.current.as_ref()?;
+        c.window.floor.map(|f| (c.epoch, f))
     }
 
     /// The candidate epochs, oldest first.

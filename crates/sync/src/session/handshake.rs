@@ -69,7 +69,20 @@ impl Session {
                 incarnation: self.config.incarnation,
                 resume,
                 unacked_seq,
+                replay_floor: self.opener.floor(),
             });
+        }
+    }
+
+    /// The peer refuses this run's packets numbered at or below the floor it names (it restarted
+    /// and raised its replay floor over what it may have accepted, see `persist`): the next ones
+    /// are numbered above it. A floor for another epoch (an older run of this side) says nothing.
+    pub(super) fn number_above(&mut self, replay_floor: Option<(u64, u64)>) {
+        if let Some((epoch, floor)) = replay_floor
+            && epoch == self.config.incarnation
+            && floor >= self.next_pn
+        {
+            self.next_pn = floor.saturating_add(1);
         }
     }
 
@@ -287,9 +300,13 @@ impl Session {
                 incarnation,
                 resume,
                 unacked_seq,
+                replay_floor,
             } = c
             {
                 hello = true;
+                // A restarted peer refuses our packets up to its floor: skipping numbers is
+                // harmless, so even a candidate's word is taken.
+                self.number_above(*replay_floor);
                 let kept = self.candidate_hellos.iter().position(|h| h.epoch == epoch);
                 let waiting = self.control.iter().any(
                     |c| matches!(c, Chunk::HelloAck { incarnation: i, .. } if i == incarnation),

@@ -235,6 +235,8 @@ pub struct Session {
     inbox: BTreeMap<u64, Vec<u8>>,
     /// The next inbox message to hand to the application (at or above `delivered_seq`).
     next_emit: u64,
+    /// What is saved of the opener's memory: for the peer's current epoch, a mark at or above
+    /// every packet number accepted in it (see `persist`).
     replay_saved: wire::ReplayMemory,
     events: VecDeque<Event>,
     stats: SessionStats,
@@ -285,6 +287,10 @@ const MAX_SPOOLS: usize = 4096;
 const MAX_OUT: usize = 1 << 16;
 const COMMITTED_MEMORY: usize = 4096;
 const PN_RESERVATION: u64 = 1024;
+/// How far ahead of the highest packet number accepted in the peer's current epoch the saved
+/// replay mark is put: the counters are written once every this many packets, and a restart
+/// refuses up to this many numbers the peer never sent (it numbers above them once told).
+const REPLAY_RESERVATION: u64 = 4096;
 const HWM_RESERVATION: u32 = 64;
 const MAX_ARRIVALS: usize = 1 << 16;
 const MAX_RX_RANGES: usize = 8192;

@@ -74,6 +74,11 @@ impl Session {
         {
             return;
         }
+        // Nothing of a packet of the current epoch is handled before the saved replay mark
+        // covers its number: a crash after this point must not let a recording of it in again.
+        if !self.reserve_replay() {
+            return;
+        }
         self.stats.packets_received += 1;
         self.rx.insert_one(pn);
         self.rx_known_from = Some(self.rx_known_from.map_or(pn, |k| k.min(pn)));
@@ -118,7 +123,11 @@ impl Session {
                     incarnation,
                     resume,
                     unacked_seq,
-                } => self.receive_hello(pn, incarnation, &resume, unacked_seq),
+                    replay_floor,
+                } => {
+                    self.number_above(replay_floor);
+                    self.receive_hello(pn, incarnation, &resume, unacked_seq);
+                }
                 Chunk::HelloAck {
                     incarnation,
                     hello_pn,
@@ -162,7 +171,6 @@ impl Session {
             self.try_commit(now, t);
         }
         self.persist_all(now, false);
-        self.save_replay_memory(false);
     }
 
     /// A candidate epoch of the peer proved itself and was promoted: the peer restarted, and its

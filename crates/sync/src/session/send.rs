@@ -181,6 +181,10 @@ impl Session {
     }
 
     fn take_pn(&mut self) -> Option<u64> {
+        if self.next_pn > wire::MAX_PACKET_NUMBER {
+            // This run's numbers are spent (the nonce holds 48 bits): it says nothing more.
+            return None;
+        }
         if self.next_pn >= self.counters.pn_reserved {
             self.counters.pn_reserved = self.next_pn + PN_RESERVATION;
             if self.store.save_counters(&self.counters).is_err() {
