@@ -55,6 +55,9 @@ pub(crate) struct SystemSpec {
     /// The catalogue: a list of entries, or the path of a catalogue file relative to this file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) catalogue: Option<wire::CatalogueSource>,
+    /// Days after which a link spool that made no progress is dropped (both ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) spool_expiry_days: Option<f64>,
 }
 
 /// Reads a systems file's entries; an error names the file and the field (`fm.builder`).
@@ -111,6 +114,28 @@ pub(crate) fn declarations(
             name,
             wire::SystemDescription::new(&platform, builder, catalogue),
         );
+    }
+    Ok(out)
+}
+
+/// Each system's link settings in a systems file: `spool_expiry_days` (default: those of
+/// [`link::LinkSettings::STANDARD`]). Both ends of a link read them from the same file.
+pub(crate) fn link_settings(path: &Path) -> anyhow::Result<BTreeMap<String, link::LinkSettings>> {
+    let mut out = BTreeMap::new();
+    for (name, spec) in read_specs(path)? {
+        let file = path.display();
+        let mut settings = link::LinkSettings::STANDARD;
+        if let Some(days) = spec.spool_expiry_days {
+            let secs = days * 86_400.0;
+            if !(secs.is_finite() && secs > 0.0 && secs < 1e12) {
+                bail!("{file}: {name}.spool_expiry_days: {days} is not a number of days");
+            }
+            settings.spool_expiry = Duration::from_secs_f64(secs);
+        }
+        settings
+            .check()
+            .map_err(|e| anyhow::anyhow!("{file}: {name}: {e}"))?;
+        out.insert(name, settings);
     }
     Ok(out)
 }
@@ -207,6 +232,7 @@ pub(crate) fn demo_systems(now: SystemTime) -> String {
         platform: None,
         builder: None,
         catalogue: None,
+        spool_expiry_days: None,
         tle: Some(demo.tle_text),
         stations: demo
             .stations
@@ -253,5 +279,28 @@ mod tests {
             .contacts();
         assert_eq!(windows.len(), contacts.len());
         assert_eq!(rates(fm), (256_000, 2_000_000));
+    }
+
+    #[test]
+    fn link_settings_read_with_their_defaults_and_name_a_bad_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("systems.json");
+        std::fs::write(&path, r#"{"em": {}, "fm": {"spool_expiry_days": 0.5}}"#).unwrap();
+        let s = link_settings(&path).unwrap();
+        assert_eq!(s["em"], link::LinkSettings::STANDARD);
+        assert_eq!(s["fm"].spool_expiry, Duration::from_secs(12 * 3600));
+        for (bad, why) in [
+            ("-1", "fm.spool_expiry_days: -1 is not a number of days"),
+            ("0.0001", "fm: a spool expiry of"),
+            ("\"7d\"", "fm.spool_expiry_days: invalid type: string"),
+        ] {
+            std::fs::write(
+                &path,
+                format!(r#"{{"fm": {{"spool_expiry_days": {bad}}}}}"#),
+            )
+            .unwrap();
+            let e = link_settings(&path).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 }

@@ -34,6 +34,8 @@ pub struct FlightConfig {
     pub catalogue: Option<Vec<wire::BaseImage>>,
     /// What the agent may copy and keep on its disks, and the reserve for its own state.
     pub limits: DiskLimits,
+    /// The system's link settings (the systems file's).
+    pub link_settings: link::LinkSettings,
 }
 
 /// The directories an [`Agent`](crate::Agent) works in, and whose plans it accepts.

@@ -138,6 +138,9 @@ pub(crate) async fn spawn(
         objects: core.blobs.layout(),
         rate_bits_per_sec: config.rate_bits_per_sec,
         contact: config.contact.clone(),
+        settings: config.link_settings,
+        // What comes down is bounded onboard (the downlink's limits); the ground takes it.
+        admit: None,
     })
     .await?;
     let (alive_tx, alive_rx) = oneshot::channel();
@@ -260,6 +263,8 @@ impl Event {
             Event::Link(LinkEvent::ObjectReceived(_)) => "object received",
             Event::Link(LinkEvent::ObjectDelivered(_)) => "object delivered",
             Event::Link(LinkEvent::ObjectFailed(..)) => "object failed",
+            Event::Link(LinkEvent::ObjectRefused(..)) => "object refused",
+            Event::Link(LinkEvent::ObjectDeclined(..)) => "object declined",
         }
     }
 }
@@ -280,6 +285,16 @@ async fn handle_event(link: Arc<Link>, event: Event) -> Result<(), Error> {
         Event::Link(LinkEvent::ObjectFailed(digest, error)) => {
             tracing::warn!(%system, %digest, %error, "an object could not be sent");
             downlink::object_failed(core, &digest, &error).await
+        }
+        // The system has no room for it: it is not sent again (the uplink waiting for it onboard
+        // fails with the same reason, and its execution says so).
+        Event::Link(LinkEvent::ObjectRefused(digest, reason)) => {
+            tracing::error!(%system, %digest, %reason, "the system refused an object");
+            Ok(())
+        }
+        Event::Link(LinkEvent::ObjectDeclined(digest, reason)) => {
+            tracing::warn!(%system, %digest, %reason, "refused an object the system offered");
+            Ok(())
         }
         Event::Link(LinkEvent::Message { .. }) => Ok(()),
     }
@@ -443,6 +458,7 @@ mod tests {
             rate_bits_per_sec: None,
             contact: link::Contact::Windows(Vec::new()),
             orbit: None,
+            link_settings: link::LinkSettings::STANDARD,
         };
         let handle = spawn(core.clone(), &config, dir.path().join("link/em"))
             .await

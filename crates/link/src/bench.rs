@@ -96,6 +96,7 @@ pub fn ours(c: Conditions, seed: u64) -> Measure {
         ack_delay: params.ack_delay,
         persist_bytes: params.persist_bytes,
         persist_interval: params.persist_interval,
+        spool_expiry: params.spool_expiry,
     };
     // A backlog of 1.5 passes, in objects of at most 4 MiB.
     let total = (capacity_bytes(c) * 1.5) as usize;

@@ -41,6 +41,8 @@ pub struct SessionParams {
     pub persist_bytes: u64,
     /// ...or this long.
     pub persist_interval: Duration,
+    /// Drop a spool idle this long.
+    pub spool_expiry: Duration,
 }
 
 impl SessionParams {
@@ -53,6 +55,7 @@ impl SessionParams {
             ack_delay: Duration::from_millis(200),
             persist_bytes: 64 << 10,
             persist_interval: Duration::from_secs(1),
+            spool_expiry: crate::LinkSettings::STANDARD.spool_expiry,
         }
     }
 }
@@ -130,6 +133,7 @@ fn config(side: Side, p: &SessionParams, incarnation: u64) -> SessionConfig {
         ack_delay: p.ack_delay,
         persist_bytes: p.persist_bytes,
         persist_interval: p.persist_interval,
+        spool_expiry: p.spool_expiry,
     }
 }
 
@@ -157,7 +161,9 @@ fn add(total: &mut SessionStats, s: &SessionStats) {
         peer_restarts,
         candidate_packets,
         peer_epochs_proven,
-        store_errors
+        store_errors,
+        offers_refused,
+        spools_expired
     );
 }
 
@@ -395,6 +401,12 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
                     }
                     Event::ObjectFailed { digest, error } => {
                         return fail(format!("{:?} could not send {digest}: {error}", node.side));
+                    }
+                    Event::ObjectRefused { digest, reason } => {
+                        return fail(format!("{:?}: {digest} refused: {reason}", node.side));
+                    }
+                    Event::ObjectDeclined { digest, reason, .. } => {
+                        return fail(format!("{:?} refused {digest}: {reason}", node.side));
                     }
                     Event::ObjectDelivered { .. } => {}
                 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use link::{
-    Contact, EndpointConfig, LinkEvent, MessageReceiver, MessageSender, ObjectLayout,
+    Contact, EndpointConfig, LinkEvent, LinkSettings, MessageReceiver, MessageSender, ObjectLayout,
     spawn_endpoint,
 };
 use wire::{Direction, LinkKey};
@@ -32,6 +32,8 @@ fn config(dir: &Path, bind: SocketAddr, peer: SocketAddr, sends: Direction) -> E
         objects: ObjectLayout::new(dir.join("objects")),
         rate_bits_per_sec: None,
         contact: Contact::Always,
+        settings: LinkSettings::STANDARD,
+        admit: None,
     }
 }
 

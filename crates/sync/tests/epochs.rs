@@ -19,6 +19,7 @@ fn config(sends: Direction, incarnation: u64) -> SessionConfig {
         ack_delay: Duration::from_millis(20),
         persist_bytes: 64 << 10,
         persist_interval: Duration::from_secs(1),
+        spool_expiry: Duration::from_secs(7 * 24 * 3600),
     }
 }
 

@@ -10,6 +10,7 @@
 //! | 6 | `HelloAck` | incarnation (u64 BE), packet number of the `Hello`, next transfer, next message seq |
 //! | 7 | `StatusRequest` | n, n × transfer |
 //! | 8 | `Floor` | packet number |
+//! | 9 | `Refuse` | transfer, n, n bytes of UTF-8 (the reason, at most [`MAX_REASON`]) |
 //!
 //! The handshake carries the stream marks, so that a side whose counters file was lost or
 //! restored from an old copy resumes: a `Hello` says below which sequence number its sender's
@@ -35,6 +36,8 @@ use crate::Digest;
 pub const MAX_RANGES: usize = 128;
 /// The most transfers a `Hello` or `StatusRequest` lists.
 pub const MAX_LIST: usize = 64;
+/// The longest reason a `Refuse` carries, in bytes (a longer one is cut at a character).
+pub const MAX_REASON: usize = 240;
 
 /// One chunk of a packet body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +93,14 @@ pub enum Chunk {
     Floor {
         /// The packet number.
         pn: u64,
+    },
+    /// The receiver will not take this object transfer (no room for it): the sender drops it
+    /// and reports the reason. Sent again for whatever more of it arrives.
+    Refuse {
+        /// The sender's transfer id.
+        transfer: u64,
+        /// Why, for people (at most [`MAX_REASON`] bytes).
+        reason: String,
     },
 }
 
@@ -272,6 +283,16 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
         Chunk::Floor { pn } => {
             out.push(8);
             put(out, *pn);
+        }
+        Chunk::Refuse { transfer, reason } => {
+            out.push(9);
+            put(out, *transfer);
+            let mut end = reason.len().min(MAX_REASON);
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            put(out, end as u64);
+            out.extend_from_slice(&reason.as_bytes()[..end]);
         }
     }
 }
@@ -512,6 +533,18 @@ impl Reader<'_> {
                 transfers: self.list()?,
             },
             8 => Chunk::Floor { pn: self.varint()? },
+            9 => {
+                let transfer = self.varint()?;
+                let n = self.count(MAX_REASON)?;
+                let at = self.pos;
+                let reason = std::str::from_utf8(self.bytes(n)?)
+                    .map_err(|_| ChunkError {
+                        at,
+                        what: "reason not UTF-8",
+                    })?
+                    .to_string();
+                Chunk::Refuse { transfer, reason }
+            }
             _ => {
                 return Err(ChunkError {
                     at: self.pos - 1,
@@ -592,7 +625,37 @@ mod tests {
             },
             Chunk::StatusRequest { transfers: vec![] },
             Chunk::Floor { pn: 123_456 },
+            Chunk::Refuse {
+                transfer: 4,
+                reason: "no room: the object store is full".into(),
+            },
         ]);
+    }
+
+    #[test]
+    fn a_long_reason_is_cut_at_a_character() {
+        let mut body = Vec::new();
+        let reason = "é".repeat(MAX_REASON);
+        encode_chunk(
+            &Chunk::Refuse {
+                transfer: 1,
+                reason: reason.clone(),
+            },
+            &mut body,
+        );
+        match &decode_chunks(&body).unwrap()[..] {
+            [Chunk::Refuse { reason: got, .. }] => {
+                assert_eq!(got.len(), MAX_REASON);
+                assert!(reason.starts_with(got.as_str()));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Not UTF-8, or longer than the bound: refused.
+        assert!(decode_chunks(&[9, 1, 2, 0xff, 0xfe]).is_err());
+        let mut long = vec![9, 1];
+        put(&mut long, MAX_REASON as u64 + 1);
+        long.extend(std::iter::repeat_n(b'a', MAX_REASON + 1));
+        assert!(decode_chunks(&long).is_err());
     }
 
     #[test]

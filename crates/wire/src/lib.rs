@@ -28,8 +28,8 @@ mod systems;
 
 pub use catalogue_data::{BaseImage, catalogue, normalize_image_ref, of_description};
 pub use chunk::{
-    AckRanges, Chunk, ChunkError, DATA_CHUNK_OVERHEAD, MAX_LIST, MAX_RANGES, Offer, Status,
-    StatusState, TransferKind, chunk_len, decode_chunks, encode_chunk,
+    AckRanges, Chunk, ChunkError, DATA_CHUNK_OVERHEAD, MAX_LIST, MAX_RANGES, MAX_REASON, Offer,
+    Status, StatusState, TransferKind, chunk_len, decode_chunks, encode_chunk,
 };
 pub use digest::{Digest, DigestParseError};
 pub use errors::ErrorCode;

@@ -61,6 +61,7 @@ impl Stack {
                 rate_bits_per_sec: None,
                 contact: link::Contact::Always,
                 orbit: None,
+                link_settings: link::LinkSettings::STANDARD,
             }],
             plan_signer: signer.clone(),
         })
@@ -104,6 +105,7 @@ impl Stack {
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: flight::DiskLimits::default(),
+            link_settings: link::LinkSettings::STANDARD,
         };
         tasks.push(tokio::spawn(async move {
             flight::run(flight_config).await.unwrap();

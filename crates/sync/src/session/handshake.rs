@@ -97,7 +97,8 @@ impl Session {
         self.pending_status = waiting;
         let mut answered = HashSet::new();
         for (t, _) in ready {
-            if answered.insert(t) {
+            // A refused transfer is answered with its refusal.
+            if answered.insert(t) && !self.queue_refusal(t) {
                 let s = self.status_of(t);
                 self.control.push_back(Chunk::Status(s));
             }

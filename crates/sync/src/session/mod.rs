@@ -55,6 +55,10 @@ pub struct SessionConfig {
     pub persist_bytes: u64,
     /// ...or this long after its first unpersisted byte.
     pub persist_interval: Duration,
+    /// A spool (an incoming transfer) that made no progress for this long is dropped and its
+    /// space freed: its sender is gone, or gave up on it. Should it come back, the transfer
+    /// starts again from nothing.
+    pub spool_expiry: Duration,
 }
 
 /// What the session tells its driver.
@@ -86,6 +90,24 @@ pub enum Event {
         digest: Digest,
         /// Why.
         error: String,
+    },
+    /// The peer refused an object this side offered (it has no room for it): it was dropped
+    /// from the outbox.
+    ObjectRefused {
+        /// Its digest.
+        digest: Digest,
+        /// The peer's reason.
+        reason: String,
+    },
+    /// This side refused an object the peer offered (the store did not admit it); the peer
+    /// was told why.
+    ObjectDeclined {
+        /// Its digest.
+        digest: Digest,
+        /// Its declared size.
+        size: u64,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -154,6 +176,10 @@ pub struct SessionStats {
     pub peer_epochs_proven: u64,
     /// Storage failures.
     pub store_errors: u64,
+    /// Object offers of the peer this side refused (no room).
+    pub offers_refused: u64,
+    /// Spools dropped after making no progress for the `spool_expiry`.
+    pub spools_expired: u64,
 }
 
 /// A resumable, paced, authenticated transfer session with one peer. See the crate documentation.
@@ -229,6 +255,14 @@ pub struct Session {
     ack_gap: Option<Duration>,
     last_ack_at: Option<Instant>,
     spools: BTreeMap<u64, Spool>,
+    /// The first instant the session was given: a spool loaded from the store has been idle
+    /// since its `idle_at_open` before it.
+    opened_at: Option<Instant>,
+    /// When spools were last looked at for expiry.
+    expiry_checked_at: Option<Instant>,
+    /// Object transfers of the peer refused, with the reason, least recently refused first (at
+    /// most [`REFUSED_MEMORY`]): what more arrives of them is answered with the refusal again.
+    refused: VecDeque<(u64, String)>,
     committed: HashSet<u64>,
     committed_order: VecDeque<u64>,
     pending_status: Vec<(u64, u64)>,
@@ -281,11 +315,16 @@ struct Spool {
     dirty_since: Option<Instant>,
     /// When a chunk of it last arrived (at open: none).
     active_at: Option<Instant>,
+    /// How long it had been idle when the session opened (as the store told).
+    idle_at_open: Duration,
 }
 
 const MAX_SPOOLS: usize = 4096;
 const MAX_OUT: usize = 1 << 16;
 const COMMITTED_MEMORY: usize = 4096;
+const REFUSED_MEMORY: usize = 1024;
+/// How often spools are looked at for expiry.
+const EXPIRY_CHECK: Duration = Duration::from_secs(60);
 const PN_RESERVATION: u64 = 1024;
 /// How far ahead of the highest packet number accepted in the peer's current epoch the saved
 /// replay mark is put: the counters are written once every this many packets, and a restart
@@ -368,6 +407,7 @@ impl Session {
         self.give_up_on_marks(now);
         self.advance_settled(now);
         self.persist_all(now, false);
+        self.expire_spools(now);
     }
 
     // --- outputs ---

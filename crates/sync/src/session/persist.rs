@@ -93,6 +93,7 @@ impl Session {
                         dirty: 0,
                         dirty_since: None,
                         active_at: None,
+                        idle_at_open: s.idle,
                     },
                 )
             })
@@ -141,6 +142,9 @@ impl Session {
             ack_gap: None,
             last_ack_at: None,
             spools,
+            opened_at: None,
+            expiry_checked_at: None,
+            refused: VecDeque::new(),
             committed: committed_order.iter().copied().collect(),
             committed_order,
             pending_status: Vec::new(),

@@ -2,7 +2,7 @@
 //! the digest verifies, the inbox and in-order message delivery, the acknowledgements this side
 //! owes, and the settled mark (below it, a missing packet is lost).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wire::{
     AckRanges, Chunk, MAX_RANGES, Offer, PacketError, Status, StatusState, TransferKind,
@@ -10,8 +10,8 @@ use wire::{
 };
 
 use super::{
-    COMMITTED_MEMORY, Event, MAX_ACK_DELAY, MAX_ARRIVALS, MAX_RX_RANGES, MAX_SPOOLS, Session,
-    Spool, packet_count,
+    COMMITTED_MEMORY, EXPIRY_CHECK, Event, MAX_ACK_DELAY, MAX_ARRIVALS, MAX_RX_RANGES, MAX_SPOOLS,
+    REFUSED_MEMORY, Session, Spool, packet_count,
 };
 use crate::ranges::RangeSet;
 use crate::store::Commit;
@@ -146,6 +146,7 @@ impl Session {
                     self.peer_floor = self.peer_floor.max(floor);
                     self.rx.remove_below(self.peer_floor);
                 }
+                Chunk::Refuse { transfer, reason } => self.receive_refusal(transfer, reason),
             }
         }
         if ack_eliciting {
@@ -211,6 +212,9 @@ impl Session {
             self.queue_committed(transfer);
             return false;
         }
+        if self.queue_refusal(transfer) {
+            return false;
+        }
         let p = self.config.packet_size;
         if !self.make_room_for(transfer) {
             return false;
@@ -221,6 +225,7 @@ impl Session {
             dirty: 0,
             dirty_since: None,
             active_at: None,
+            idle_at_open: Duration::ZERO,
         });
         spool.active_at = Some(now);
         if spool.received.contains(u64::from(index)) {
@@ -273,6 +278,16 @@ impl Session {
             self.queue_committed(t);
             return false;
         }
+        let first_offer = self.spools.get(&t).is_none_or(|s| s.offer.is_none());
+        if o.kind == TransferKind::Object && first_offer {
+            // Room is judged once, on the declared size, when the offer first comes (again, for
+            // one refused before: room may have been freed since).
+            if let Err(reason) = self.store.admit(&o) {
+                self.refuse(&o, reason);
+                return false;
+            }
+            self.refused.retain(|(r, _)| *r != t);
+        }
         if !self.make_room_for(t) {
             return false;
         }
@@ -282,6 +297,7 @@ impl Session {
             dirty: 0,
             dirty_since: None,
             active_at: None,
+            idle_at_open: Duration::ZERO,
         });
         match &spool.offer {
             Some(existing) if *existing != o => {
@@ -292,6 +308,84 @@ impl Session {
             None => {
                 spool.offer = Some(o);
                 true
+            }
+        }
+    }
+
+    /// Refuses the peer's object transfer `o` (the store has no room for it): whatever was
+    /// spooled of it is dropped, the refusal remembered and sent, and the application told once.
+    fn refuse(&mut self, o: &Offer, reason: String) {
+        let t = o.transfer;
+        if self.spools.remove(&t).is_some() && self.store.spool_drop(t).is_err() {
+            self.stats.store_errors += 1;
+        }
+        let known = self.refused.iter().position(|(r, _)| *r == t);
+        if let Some(i) = known {
+            self.refused.remove(i);
+        } else {
+            self.stats.offers_refused += 1;
+            self.events.push_back(Event::ObjectDeclined {
+                digest: o.digest,
+                size: o.size,
+                reason: reason.clone(),
+            });
+        }
+        if self.refused.len() >= REFUSED_MEMORY {
+            self.refused.pop_front();
+        }
+        self.refused.push_back((t, reason));
+        self.queue_refusal(t);
+    }
+
+    /// When transfer `t` was refused, queues the refusal (once in the queue) and returns true.
+    pub(super) fn queue_refusal(&mut self, t: u64) -> bool {
+        let Some((_, reason)) = self.refused.iter().find(|(r, _)| *r == t) else {
+            return false;
+        };
+        let queued = self
+            .control
+            .iter()
+            .any(|c| matches!(c, Chunk::Refuse { transfer, .. } if *transfer == t));
+        if !queued {
+            let reason = reason.clone();
+            self.control.push_back(Chunk::Refuse {
+                transfer: t,
+                reason,
+            });
+        }
+        true
+    }
+
+    /// Drops the spools that made no progress for the `spool_expiry` (looked at once every
+    /// [`EXPIRY_CHECK`]), freeing their space. Their sender, if it comes back, hears "unknown"
+    /// (or a status without what was dropped) and sends the transfer again from nothing.
+    pub(super) fn expire_spools(&mut self, now: Instant) {
+        let opened = *self.opened_at.get_or_insert(now);
+        if self
+            .expiry_checked_at
+            .is_some_and(|c| now < c + EXPIRY_CHECK)
+        {
+            return;
+        }
+        self.expiry_checked_at = Some(now);
+        let expiry = self.config.spool_expiry;
+        let stale: Vec<u64> = self
+            .spools
+            .iter()
+            .filter(|(_, s)| {
+                let idle = match s.active_at {
+                    Some(a) => now.saturating_duration_since(a),
+                    None => now.saturating_duration_since(opened) + s.idle_at_open,
+                };
+                idle >= expiry
+            })
+            .map(|(&t, _)| t)
+            .collect();
+        for t in stale {
+            self.spools.remove(&t);
+            self.stats.spools_expired += 1;
+            if self.store.spool_drop(t).is_err() {
+                self.stats.store_errors += 1;
             }
         }
     }

@@ -398,6 +398,32 @@ impl Session {
         }
     }
 
+    /// The peer refused object transfer `t` (no room for it): it leaves the outbox, and the
+    /// application hears why. A refusal naming a message is a peer bug: messages are bounded and
+    /// always taken.
+    pub(super) fn receive_refusal(&mut self, t: u64, reason: String) {
+        match self.out.get(&t) {
+            Some(o) if o.entry.body.is_none() => {}
+            Some(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
+            None => return,
+        }
+        let Some(o) = self.out.remove(&t) else {
+            return;
+        };
+        if self.store.outbox_remove(t).is_err() {
+            self.stats.store_errors += 1;
+        }
+        self.in_flight.retain(|_, f| f.transfer != t);
+        self.flight_by_packet.retain(|&(x, _), _| x != t);
+        self.events.push_back(Event::ObjectRefused {
+            digest: o.entry.offer.digest,
+            reason,
+        });
+    }
+
     pub(super) fn receive_status(&mut self, s: &Status) {
         let Some(o) = self.out.get_mut(&s.transfer) else {
             return;
@@ -422,8 +448,29 @@ impl Session {
                 o.offer_due = true;
             }
             StatusState::Partial => {
-                for &(a, b) in &s.ranges {
-                    o.received.insert(u64::from(a), u64::from(b.min(s.upto)));
+                // Below `upto` the ranges are the receiver's whole word: what it lacks there it
+                // lacks, whatever acknowledgements said (its spool was dropped, idle too long or
+                // evicted, and started again), and it is sent again.
+                let have = RangeSet::from_ranges(
+                    s.ranges
+                        .iter()
+                        .map(|&(a, b)| (u64::from(a), u64::from(b.min(s.upto)))),
+                );
+                let upto = u64::from(s.upto);
+                let lost_there = have
+                    .gaps(0, upto.min(u64::from(o.packets)))
+                    .into_iter()
+                    .any(|(a, b)| o.received.gaps(a, b) != [(a, b)]);
+                if lost_there {
+                    o.received = RangeSet::from_ranges(
+                        o.received
+                            .iter()
+                            .map(|(a, b)| (a.max(upto), b))
+                            .filter(|&(a, b)| a < b),
+                    );
+                }
+                for (a, b) in have.iter() {
+                    o.received.insert(a, b);
                 }
             }
         }
