@@ -58,6 +58,9 @@ pub(crate) struct SystemSpec {
     /// Days after which a link spool that made no progress is dropped (both ends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) spool_expiry_days: Option<f64>,
+    /// The largest datagram of the link, up to the radio's frame size (both ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) datagram_bytes: Option<usize>,
 }
 
 /// Reads a systems file's entries; an error names the file and the field (`fm.builder`).
@@ -118,8 +121,9 @@ pub(crate) fn declarations(
     Ok(out)
 }
 
-/// Each system's link settings in a systems file: `spool_expiry_days` (default: those of
-/// [`link::LinkSettings::STANDARD`]). Both ends of a link read them from the same file.
+/// Each system's link settings in a systems file: `datagram_bytes` and `spool_expiry_days`
+/// (default: those of [`link::LinkSettings::STANDARD`]). Both ends of a link read them from the
+/// same file.
 pub(crate) fn link_settings(path: &Path) -> anyhow::Result<BTreeMap<String, link::LinkSettings>> {
     let mut out = BTreeMap::new();
     for (name, spec) in read_specs(path)? {
@@ -131,6 +135,9 @@ pub(crate) fn link_settings(path: &Path) -> anyhow::Result<BTreeMap<String, link
                 bail!("{file}: {name}.spool_expiry_days: {days} is not a number of days");
             }
             settings.spool_expiry = Duration::from_secs_f64(secs);
+        }
+        if let Some(bytes) = spec.datagram_bytes {
+            settings.datagram_bytes = bytes;
         }
         settings
             .check()
@@ -233,6 +240,7 @@ pub(crate) fn demo_systems(now: SystemTime) -> String {
         builder: None,
         catalogue: None,
         spool_expiry_days: None,
+        datagram_bytes: None,
         tle: Some(demo.tle_text),
         stations: demo
             .stations
@@ -285,20 +293,35 @@ mod tests {
     fn link_settings_read_with_their_defaults_and_name_a_bad_field() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("systems.json");
-        std::fs::write(&path, r#"{"em": {}, "fm": {"spool_expiry_days": 0.5}}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"em": {}, "fm": {"spool_expiry_days": 0.5, "datagram_bytes": 1115}}"#,
+        )
+        .unwrap();
         let s = link_settings(&path).unwrap();
         assert_eq!(s["em"], link::LinkSettings::STANDARD);
         assert_eq!(s["fm"].spool_expiry, Duration::from_secs(12 * 3600));
-        for (bad, why) in [
-            ("-1", "fm.spool_expiry_days: -1 is not a number of days"),
-            ("0.0001", "fm: a spool expiry of"),
-            ("\"7d\"", "fm.spool_expiry_days: invalid type: string"),
+        assert_eq!(s["fm"].datagram_bytes, 1115);
+        for (field, bad, why) in [
+            (
+                "spool_expiry_days",
+                "-1",
+                "fm.spool_expiry_days: -1 is not a number of days",
+            ),
+            ("spool_expiry_days", "0.0001", "fm: a spool expiry of"),
+            (
+                "spool_expiry_days",
+                "\"7d\"",
+                "fm.spool_expiry_days: invalid type: string",
+            ),
+            (
+                "datagram_bytes",
+                "9000",
+                "fm: a datagram of 9000 bytes is outside 320..=1500",
+            ),
+            ("datagram_bytes", "-5", "fm.datagram_bytes: invalid value"),
         ] {
-            std::fs::write(
-                &path,
-                format!(r#"{{"fm": {{"spool_expiry_days": {bad}}}}}"#),
-            )
-            .unwrap();
+            std::fs::write(&path, format!(r#"{{"fm": {{"{field}": {bad}}}}}"#)).unwrap();
             let e = link_settings(&path).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }

@@ -90,7 +90,7 @@ pub fn ours(c: Conditions, seed: u64) -> Measure {
         key: key.clone(),
         sends,
         incarnation: inc,
-        packet_size: params.packet_size,
+        datagram_bytes: params.datagram_bytes,
         reorder_window: params.reorder_window,
         ack_every: params.ack_every,
         ack_delay: params.ack_delay,

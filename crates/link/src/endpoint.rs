@@ -398,7 +398,7 @@ fn open_session(config: &EndpointConfig) -> io::Result<Session> {
                     break id;
                 }
             },
-            packet_size: 1460,
+            datagram_bytes: config.settings.datagram_bytes,
             reorder_window: Duration::from_millis(50),
             ack_every: 16,
             ack_delay: Duration::from_millis(20),

@@ -9,20 +9,33 @@ use std::time::Duration;
 /// same file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkSettings {
+    /// The largest datagram either end sends, up to the radio's frame size: between
+    /// [`wire::MIN_DATAGRAM`] and [`wire::MAX_PACKET`]. The payload of a data packet follows from
+    /// it, so both ends must use the same.
+    pub datagram_bytes: usize,
     /// An incoming transfer whose spool made no progress for this long is dropped and its space
     /// freed; its sender, should it come back, sends it again from nothing.
     pub spool_expiry: Duration,
 }
 
 impl LinkSettings {
-    /// The settings of a system whose systems file says nothing of its link: spools expire after
-    /// seven days without progress.
+    /// The settings of a system whose systems file says nothing of its link: datagrams of
+    /// [`wire::MAX_PACKET`] bytes; spools expire after seven days without progress.
     pub const STANDARD: LinkSettings = LinkSettings {
+        datagram_bytes: wire::MAX_PACKET,
         spool_expiry: Duration::from_secs(7 * 24 * 3600),
     };
 
     /// Refuses settings that cannot work, saying which and why.
     pub fn check(&self) -> Result<(), String> {
+        if !(wire::MIN_DATAGRAM..=wire::MAX_PACKET).contains(&self.datagram_bytes) {
+            return Err(format!(
+                "a datagram of {} bytes is outside {}..={}",
+                self.datagram_bytes,
+                wire::MIN_DATAGRAM,
+                wire::MAX_PACKET
+            ));
+        }
         if self.spool_expiry < Duration::from_secs(60) {
             return Err(format!(
                 "a spool expiry of {:?} would drop transfers between two packets: at least a minute",

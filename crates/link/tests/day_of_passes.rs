@@ -125,7 +125,7 @@ fn predicted_completion_passes_match_a_simulated_day() {
         key: key.clone(),
         sends,
         incarnation,
-        packet_size: 1460,
+        datagram_bytes: 1500,
         reorder_window: Duration::from_millis(50),
         ack_every: 16,
         ack_delay: Duration::from_millis(20),

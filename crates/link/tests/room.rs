@@ -159,4 +159,14 @@ fn settings_that_cannot_work_are_refused() {
     let mut s = LinkSettings::STANDARD;
     s.spool_expiry = Duration::from_secs(1);
     assert!(s.check().unwrap_err().contains("at least a minute"));
+    for bytes in [wire::MIN_DATAGRAM - 1, wire::MAX_PACKET + 1] {
+        let s = LinkSettings {
+            datagram_bytes: bytes,
+            ..LinkSettings::STANDARD
+        };
+        assert_eq!(
+            s.check(),
+            Err(format!("a datagram of {bytes} bytes is outside 320..=1500"))
+        );
+    }
 }

@@ -32,5 +32,7 @@ mod session;
 mod store;
 
 pub use ranges::RangeSet;
-pub use session::{Event, OutgoingTransfer, Session, SessionConfig, SessionStats, packet_count};
+pub use session::{
+    Event, OutgoingTransfer, Session, SessionConfig, SessionStats, packet_count, payload_size,
+};
 pub use store::{Commit, Counters, MemStore, OutboxEntry, Persisted, SpoolEntry, Store};

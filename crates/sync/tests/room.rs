@@ -21,7 +21,7 @@ fn config(sends: Direction, incarnation: u64) -> SessionConfig {
         key: LinkKey::from_bytes([8; 32]),
         sends,
         incarnation,
-        packet_size: 1000,
+        datagram_bytes: 1200,
         reorder_window: Duration::from_millis(50),
         ack_every: 16,
         ack_delay: Duration::from_millis(20),

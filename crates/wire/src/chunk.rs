@@ -11,6 +11,10 @@
 //! | 7 | `StatusRequest` | n, n × transfer |
 //! | 8 | `Floor` | packet number |
 //! | 9 | `Refuse` | transfer, n, n bytes of UTF-8 (the reason, at most [`MAX_REASON`]) |
+//! | 10 | `Data`, last | transfer, index, bytes to the end of the body |
+//!
+//! Type 10 is a `Data` chunk without its length, which only the last chunk of a body can be
+//! ([`encode_last_data`]): two bytes less in nearly every data packet.
 //!
 //! The handshake carries the stream marks, so that a side whose counters file was lost or
 //! restored from an old copy resumes: a `Hello` says below which sequence number its sender's
@@ -297,6 +301,15 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends a `Data` chunk that ends the body (type 10: no length, its bytes run to the end).
+/// Nothing may be appended after it.
+pub fn encode_last_data(transfer: u64, index: u32, payload: &[u8], out: &mut Vec<u8>) {
+    out.push(10);
+    put(out, transfer);
+    put(out, u64::from(index));
+    out.extend_from_slice(payload);
+}
+
 /// The encoded size of `chunk`.
 pub fn chunk_len(chunk: &Chunk) -> usize {
     let mut v = Vec::new();
@@ -304,8 +317,17 @@ pub fn chunk_len(chunk: &Chunk) -> usize {
     v.len()
 }
 
-/// Bytes a `Data` chunk adds around its payload, at most (for ids and indexes below 2^28).
-pub const DATA_CHUNK_OVERHEAD: usize = 1 + 4 + 4 + 2;
+/// Bytes a `Data` chunk that ends its body ([`encode_last_data`]) adds around its payload, at
+/// most, for transfer ids below 2^28 (an index takes at most 5 bytes): what a data packet's
+/// payload size leaves room for.
+pub const DATA_CHUNK_OVERHEAD: usize = 1 + 4 + 5;
+
+/// The encoded size of a `Data` chunk of `len` bytes, ending its body (`last`) or not.
+pub fn data_chunk_len(transfer: u64, index: u32, len: usize, last: bool) -> usize {
+    let varint = |v: u64| (64 - v.max(1).leading_zeros() as usize).div_ceil(7);
+    let length = if last { 0 } else { varint(len as u64) };
+    1 + varint(transfer) + varint(u64::from(index)) + length + len
+}
 
 /// Decodes a whole body. Never panics.
 pub fn decode_chunks(body: &[u8]) -> Result<Vec<Chunk>, ChunkError> {
@@ -533,6 +555,16 @@ impl Reader<'_> {
                 transfers: self.list()?,
             },
             8 => Chunk::Floor { pn: self.varint()? },
+            10 => {
+                let transfer = self.varint()?;
+                let index = self.u32()?;
+                let rest = self.buf.len() - self.pos;
+                Chunk::Data {
+                    transfer,
+                    index,
+                    payload: self.bytes(rest)?.to_vec(),
+                }
+            }
             9 => {
                 let transfer = self.varint()?;
                 let n = self.count(MAX_REASON)?;
@@ -630,6 +662,59 @@ mod tests {
                 reason: "no room: the object store is full".into(),
             },
         ]);
+    }
+
+    #[test]
+    fn a_last_data_chunk_runs_to_the_end_of_the_body() {
+        let mut body = Vec::new();
+        let ack = Chunk::Floor { pn: 9 };
+        encode_chunk(&ack, &mut body);
+        let plain = Chunk::Data {
+            transfer: 3,
+            index: 1,
+            payload: vec![5; 300],
+        };
+        encode_chunk(&plain, &mut body);
+        let before = body.len();
+        encode_last_data(3, 2, &[6; 300], &mut body);
+        assert_eq!(
+            body.len() - before,
+            chunk_len(&plain) - 2,
+            "its length left out"
+        );
+        let last = Chunk::Data {
+            transfer: 3,
+            index: 2,
+            payload: vec![6; 300],
+        };
+        assert_eq!(decode_chunks(&body).unwrap(), vec![ack, plain, last]);
+        // Empty, or cut anywhere: decoded or refused, never a panic.
+        for (t, i, len) in [(0, 0, 0), (127, 128, 1458), (1 << 28, u32::MAX, 20_000)] {
+            let payload = vec![1; len];
+            let mut plain = Vec::new();
+            encode_chunk(
+                &Chunk::Data {
+                    transfer: t,
+                    index: i,
+                    payload: payload.clone(),
+                },
+                &mut plain,
+            );
+            assert_eq!(data_chunk_len(t, i, len, false), plain.len());
+            let mut last = Vec::new();
+            encode_last_data(t, i, &payload, &mut last);
+            assert_eq!(data_chunk_len(t, i, len, true), last.len());
+        }
+        assert_eq!(
+            data_chunk_len((1 << 28) - 1, u32::MAX, 0, true),
+            DATA_CHUNK_OVERHEAD
+        );
+        let mut empty = Vec::new();
+        encode_last_data(1, 0, &[], &mut empty);
+        assert_eq!(decode_chunks(&empty).unwrap().len(), 1);
+        for cut in 0..body.len() {
+            let _ = decode_chunks(&body[..cut]);
+        }
     }
 
     #[test]

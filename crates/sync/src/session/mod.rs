@@ -41,9 +41,10 @@ pub struct SessionConfig {
     /// seals: their subkey is derived from `key` and it, so a run never reuses a nonce of
     /// another, whatever the store held.
     pub incarnation: u64,
-    /// Payload bytes per data packet; both sides must agree. At most
-    /// `MAX_BODY - DATA_CHUNK_OVERHEAD`.
-    pub packet_size: usize,
+    /// The largest datagram this side sends (the system's `datagram_bytes`, up to the radio's
+    /// frame size): between `wire::MIN_DATAGRAM` and `wire::MAX_PACKET` (clamped). The payload of
+    /// a data packet follows from it ([`payload_size`]), so both sides must agree on it.
+    pub datagram_bytes: usize,
     /// The longest a datagram may be overtaken by a later one. A packet is judged lost only this
     /// long after a later one arrived, so nothing that merely arrives late is sent twice.
     pub reorder_window: Duration,
@@ -151,11 +152,9 @@ pub struct SessionStats {
     pub rejected_oversized: u64,
     /// Refused: shorter than a header.
     pub rejected_truncated: u64,
-    /// Refused: bad checksum (line corruption).
-    pub rejected_checksum: u64,
     /// Refused: unknown version or direction.
     pub rejected_unknown: u64,
-    /// Refused: failed authentication.
+    /// Refused: failed authentication (corrupted on the line, or forged).
     pub rejected_forged: u64,
     /// Refused: packet number seen before.
     pub rejected_replayed: u64,
@@ -185,6 +184,10 @@ pub struct SessionStats {
 /// A resumable, paced, authenticated transfer session with one peer. See the crate documentation.
 pub struct Session {
     config: SessionConfig,
+    /// Payload bytes per data packet: [`payload_size`] of the datagram size.
+    packet_size: usize,
+    /// The most body bytes a packet carries: the datagram size less a long packet's overhead.
+    max_body: usize,
     store: Box<dyn Store>,
     sealer: Sealer,
     opener: Opener,
@@ -237,6 +240,8 @@ pub struct Session {
     floor_sent: u64,
     srtt: Option<Duration>,
     control: VecDeque<Chunk>,
+    /// The last packet carried control only while data waited: the next carries data first.
+    data_turn: bool,
     // Receiving.
     rx: RangeSet,
     rx_largest: u64,
@@ -365,7 +370,7 @@ impl Session {
     /// The outgoing transfers in the order they will be sent (priority, then age), with the
     /// bytes of each not yet known to be received: what an ETA is computed from.
     pub fn outgoing_transfers(&self) -> Vec<OutgoingTransfer> {
-        let p = self.config.packet_size as u64;
+        let p = self.packet_size as u64;
         let mut v: Vec<OutgoingTransfer> = self
             .out
             .values()
@@ -394,7 +399,7 @@ impl Session {
                 o.entry
                     .offer
                     .size
-                    .saturating_sub(known * self.config.packet_size as u64)
+                    .saturating_sub(known * self.packet_size as u64)
             })
             .sum()
     }
@@ -477,6 +482,16 @@ impl Session {
         }
         next
     }
+}
+
+/// Payload bytes of a data packet in datagrams of `datagram_bytes` (clamped to
+/// `wire::MIN_DATAGRAM..=wire::MAX_PACKET`): what is left of a long packet once its header, tag
+/// and the fields of a data chunk ending the body are counted, so that a full one always fits
+/// a packet of its own.
+pub fn payload_size(datagram_bytes: usize) -> usize {
+    datagram_bytes.clamp(wire::MIN_DATAGRAM, wire::MAX_PACKET)
+        - wire::PACKET_OVERHEAD
+        - wire::DATA_CHUNK_OVERHEAD
 }
 
 /// Packets needed for `size` bytes at `packet_size` each.

@@ -42,7 +42,7 @@ impl Session {
 
     fn burst(&self) -> f64 {
         if self.rate.is_finite() {
-            (self.rate * 0.02).max(2.0 * wire::MAX_PACKET as f64)
+            (self.rate * 0.02).max(2.0 * self.config.datagram_bytes as f64)
         } else {
             f64::INFINITY
         }

@@ -20,11 +20,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io;
 use std::time::Instant;
 
-use wire::{DATA_CHUNK_OVERHEAD, MAX_BODY, Opener, Sealer, TransferKind};
+use wire::{Opener, Sealer, TransferKind};
 
 use super::{
     Out, PN_RESERVATION, REPLAY_RESERVATION, Session, SessionConfig, SessionStats, Spool,
-    packet_count,
+    packet_count, payload_size,
 };
 use crate::ranges::RangeSet;
 use crate::store::Store;
@@ -33,11 +33,14 @@ impl Session {
     /// Opens a session on `store`, resuming whatever it persisted.
     pub fn new(config: SessionConfig, mut store: Box<dyn Store>) -> io::Result<Session> {
         assert!(config.incarnation != 0, "incarnation 0 means unknown");
-        let packet_size = config.packet_size.clamp(1, MAX_BODY - DATA_CHUNK_OVERHEAD);
+        let datagram_bytes = config
+            .datagram_bytes
+            .clamp(wire::MIN_DATAGRAM, wire::MAX_PACKET);
         let config = SessionConfig {
-            packet_size,
+            datagram_bytes,
             ..config
         };
+        let packet_size = payload_size(datagram_bytes);
         let persisted = store.load()?;
         let mut counters = persisted.counters;
         // Repair counters a crash left behind the outbox (see send_message).
@@ -129,6 +132,7 @@ impl Session {
             floor_sent: 0,
             srtt: None,
             control: VecDeque::new(),
+            data_turn: false,
             rx: RangeSet::new(),
             rx_largest: 0,
             rx_known_from: None,
@@ -157,6 +161,8 @@ impl Session {
             events: VecDeque::new(),
             stats: SessionStats::default(),
             store,
+            packet_size,
+            max_body: datagram_bytes - wire::PACKET_OVERHEAD,
             config,
         })
         .map(|mut s| {

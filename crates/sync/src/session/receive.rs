@@ -53,7 +53,6 @@ impl Session {
                 *match e {
                     PacketError::Oversized => &mut s.rejected_oversized,
                     PacketError::Truncated => &mut s.rejected_truncated,
-                    PacketError::Checksum => &mut s.rejected_checksum,
                     PacketError::Forged => &mut s.rejected_forged,
                     PacketError::Replayed => &mut s.rejected_replayed,
                     _ => &mut s.rejected_unknown,
@@ -215,7 +214,7 @@ impl Session {
         if self.queue_refusal(transfer) {
             return false;
         }
-        let p = self.config.packet_size;
+        let p = self.packet_size;
         if !self.make_room_for(transfer) {
             return false;
         }
@@ -408,7 +407,7 @@ impl Session {
     }
 
     fn try_commit(&mut self, now: Instant, t: u64) {
-        let p = self.config.packet_size;
+        let p = self.packet_size;
         let Some(spool) = self.spools.get(&t) else {
             return;
         };
