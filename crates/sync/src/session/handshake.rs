@@ -437,6 +437,7 @@ impl Session {
         let bound = self.next_pn;
         for o in self.out.values_mut() {
             o.received = RangeSet::new();
+            o.acked_to = 0;
             o.lost.clear();
             o.unknown = RangeSet::from_ranges([(0, u64::from(o.next_new))]);
             o.unknown_bound = bound;

@@ -286,6 +286,9 @@ struct Out {
     packets: u32,
     next_new: u32,
     received: RangeSet,
+    /// The highest packet number whose acknowledgement added to `received`: a status settled
+    /// below it may predate what that acknowledgement said, and is not taken for the whole word.
+    acked_to: u64,
     lost: BTreeSet<u32>,
     /// Sent before a restart (ours or the peer's): fate unknown until a status settled past
     /// `unknown_bound`.

@@ -69,6 +69,7 @@ impl Session {
                     packets,
                     next_new: hwm,
                     received: RangeSet::new(),
+                    acked_to: 0,
                     lost: BTreeSet::new(),
                     unknown: RangeSet::from_ranges([(0, u64::from(hwm))]),
                     unknown_bound: next_pn,

@@ -194,6 +194,7 @@ impl Session {
                 packets,
                 next_new: 0,
                 received: RangeSet::new(),
+                acked_to: 0,
                 lost: BTreeSet::new(),
                 unknown: RangeSet::new(),
                 unknown_bound: 0,
@@ -441,6 +442,7 @@ impl Session {
             if let Some(o) = self.out.get_mut(&sent.transfer) {
                 if got {
                     o.received.insert_one(u64::from(sent.index));
+                    o.acked_to = o.acked_to.max(pn);
                 } else if !o.received.contains(u64::from(sent.index)) {
                     o.lost.insert(sent.index);
                 }
@@ -495,12 +497,14 @@ impl Session {
             }
             StatusState::Unknown | StatusState::Reset => {
                 o.received = RangeSet::new();
+                o.acked_to = 0;
                 o.offer_due = true;
             }
             StatusState::Partial => {
-                // Below `upto` the ranges are the receiver's whole word: what it lacks there it
-                // lacks, whatever acknowledgements said (its spool was dropped, idle too long or
-                // evicted, and started again), and it is sent again.
+                // Below `upto` the ranges are the receiver's whole word, once settled past every
+                // acknowledgement taken (an older status may lack what a newer acknowledgement
+                // said): what it lacks there it lacks, whatever acknowledgements said (its spool
+                // was dropped, idle too long or evicted, and started again), and it is sent again.
                 let have = RangeSet::from_ranges(
                     s.ranges
                         .iter()
@@ -511,7 +515,7 @@ impl Session {
                     .gaps(0, upto.min(u64::from(o.packets)))
                     .into_iter()
                     .any(|(a, b)| o.received.gaps(a, b) != [(a, b)]);
-                if lost_there {
+                if lost_there && s.settled >= o.acked_to {
                     o.received = RangeSet::from_ranges(
                         o.received
                             .iter()
