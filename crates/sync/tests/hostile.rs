@@ -120,6 +120,7 @@ fn authenticated_but_absurd_chunks_neither_panic_nor_confuse() {
         largest: 10,
         settled: 10,
         low: 11,
+        delay_ms: 0,
         ranges: vec![],
     };
     send(Chunk::Ack(low_above_largest), &mut ground);
@@ -127,6 +128,7 @@ fn authenticated_but_absurd_chunks_neither_panic_nor_confuse() {
         largest: u64::MAX - 1,
         settled: u64::MAX - 1,
         low: 0,
+        delay_ms: u64::MAX,
         ranges: vec![(u64::MAX - 1, u64::MAX - 1)],
     };
     send(Chunk::Ack(huge), &mut ground);

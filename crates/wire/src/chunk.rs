@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | 1 | `Data` | transfer, index, length, bytes |
 //! | 2 | `Offer` | transfer, kind (0 object, 1 message), seq (messages), size, priority, digest (32 B) |
-//! | 3 | `Ack` | largest, settled, low, n, n × (gap, length) descending from `largest` |
+//! | 3 | `Ack` | largest, settled, low, delay (ms), n, n × (gap, length) descending from `largest` |
 //! | 4 | `Status` | transfer, settled, state, upto, n, n × (start delta, length) ascending |
 //! | 5 | `Hello` | incarnation (u64 BE), n, n × transfer, unacked message seq, replay floor (0: none), then (when not 0) its epoch (u64 BE) |
 //! | 6 | `HelloAck` | incarnation (u64 BE), packet number of the `Hello`, next transfer, next message seq |
@@ -145,6 +145,9 @@ pub struct AckRanges {
     pub settled: u64,
     /// Packet numbers below this are not described.
     pub low: u64,
+    /// How long the receiver held this acknowledgement after `largest` arrived, in milliseconds
+    /// (it spaces acknowledgements out): the sender takes it off the round trip it measures.
+    pub delay_ms: u64,
     /// Inclusive ranges received, descending, within `[low, largest]`.
     pub ranges: Vec<(u64, u64)>,
 }
@@ -221,6 +224,7 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
             put(out, a.largest);
             put(out, a.settled);
             put(out, a.low);
+            put(out, a.delay_ms);
             let ranges = &a.ranges[..a.ranges.len().min(MAX_RANGES)];
             put(out, ranges.len() as u64);
             let mut prev_low = a.largest.saturating_add(1);
@@ -471,6 +475,7 @@ impl Reader<'_> {
                 if settled > largest || low > largest {
                     return Err(self.err("ack bounds out of order"));
                 }
+                let delay_ms = self.varint()?;
                 let n = self.count(MAX_RANGES)?;
                 let mut ranges = Vec::with_capacity(n);
                 let mut prev_low = largest.checked_add(1).ok_or_else(|| self.err("largest"))?;
@@ -492,6 +497,7 @@ impl Reader<'_> {
                     largest,
                     settled,
                     low,
+                    delay_ms,
                     ranges,
                 })
             }
@@ -628,6 +634,7 @@ mod tests {
                 largest: 1000,
                 settled: 990,
                 low: 900,
+                delay_ms: 3400,
                 ranges: vec![(995, 1000), (950, 990), (900, 900)],
             }),
             Chunk::Status(Status {

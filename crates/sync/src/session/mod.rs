@@ -9,13 +9,15 @@
 //!   the receiver's word about our transfers (acknowledgements, statuses);
 //! - `receive`: incoming datagrams, spools, commits, the inbox and message delivery,
 //!   acknowledgements to send and the settled mark;
-//! - `pacing`: whether the link is up, its rate, the token bucket, the probe timeout;
+//! - `pacing`: whether the link is up, its rate (configured, or the delivery-rate estimate of
+//!   `estimate`), the token bucket, the data in flight, the probe timeout;
 //! - `handshake`: `Hello`s and status answers, forgetting a peer that restarted, the stream
 //!   marks that let a side with lost or restored counters resume, proving the peer's candidate
 //!   epochs, and which header form to seal in;
 //! - `persist`: opening a session from its store, and persisting spools and the opener's memory
 //!   of the peer's epochs.
 
+mod estimate;
 mod handshake;
 mod pacing;
 mod persist;
@@ -200,6 +202,12 @@ pub struct Session {
     /// When tokens were last added: set whenever the link is up (by [`Session::set_link`]),
     /// so it stands for "now" in a deadline that is due at once.
     last_refill: Option<Instant>,
+    /// Whether the pass has a configured rate; if not, `rate` follows `delivery`.
+    configured_rate: bool,
+    delivery: estimate::DeliveryRate,
+    /// Whether the last data packet left nothing more to send (its rate sample is then
+    /// application-limited).
+    drained: bool,
     // Handshake.
     peer_incarnation: u64,
     hello_pending: bool,
@@ -217,6 +225,8 @@ pub struct Session {
     /// `Hello` says so): one missing from the inbox was delivered and its mark lost.
     peer_unacked_seq: u64,
     hello_sent_at: Option<Instant>,
+    /// The packet number that carried this side's latest `Hello`, and when it went.
+    hello_carried: Option<(u64, Instant)>,
     /// When a new candidate epoch last had our `Hello` sent at once (at most `MAX_CANDIDATES`
     /// times a probe timeout: replays must not unpace it).
     hello_rushed_at: Option<Instant>,
@@ -245,6 +255,8 @@ pub struct Session {
     // Receiving.
     rx: RangeSet,
     rx_largest: u64,
+    /// When `rx_largest` arrived: an acknowledgement says how long it was held after it.
+    largest_at: Option<Instant>,
     /// The lowest packet number this incarnation can vouch for: below it, nothing is known.
     rx_known_from: Option<u64>,
     arrivals: VecDeque<(u64, Instant)>,
@@ -314,6 +326,10 @@ struct Sent {
     transfer: u64,
     index: u32,
     at: Instant,
+    /// The datagram's length.
+    size: usize,
+    /// What it took along of the delivery-rate estimate.
+    state: estimate::SendState,
 }
 
 struct Spool {
@@ -463,11 +479,22 @@ impl Session {
             }
         }
         let mut sendable = !self.control.is_empty();
+        // Data held back by the estimate waits for an acknowledgement, or for their silence.
+        let capped = self.last_refill.is_some_and(|t| self.over_the_pipe(t));
+        if capped {
+            let since = self
+                .last_ack_at
+                .or_else(|| self.in_flight.values().next().map(|s| s.at));
+            if let Some(t) = since {
+                at(t + pto);
+            }
+        }
         for (t, o) in &self.out {
             if self.unconfirmed.contains(t) {
                 continue;
             }
-            if !o.lost.is_empty() || o.next_new < o.packets || (o.offer_due && o.packets == 0) {
+            let data = !o.lost.is_empty() || o.next_new < o.packets;
+            if (data && !capped) || (o.offer_due && o.packets == 0) {
                 sendable = true;
             }
             if let Some(t) = self.probe_due_at(o, pto) {

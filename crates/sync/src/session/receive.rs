@@ -86,6 +86,9 @@ impl Session {
             self.rx.remove_below(drop_below);
             self.rx_known_from = self.rx_known_from.map(|k| k.max(drop_below));
         }
+        if pn > self.rx_largest || self.largest_at.is_none() {
+            self.largest_at = Some(now);
+        }
         self.rx_largest = self.rx_largest.max(pn);
         self.arrivals.push_back((pn, now));
         if self.arrivals.len() > MAX_ARRIVALS
@@ -134,7 +137,7 @@ impl Session {
                     next_seq,
                 } => {
                     if incarnation == self.config.incarnation {
-                        self.receive_hello_ack(hello_pn, next_transfer, next_seq);
+                        self.receive_hello_ack(now, hello_pn, next_transfer, next_seq);
                     }
                 }
                 Chunk::StatusRequest { transfers } => {
@@ -149,13 +152,17 @@ impl Session {
             }
         }
         if ack_eliciting {
+            let mut pace = self.arrival_gap;
             if let Some(last) = self.last_arrival {
                 let gap = now.saturating_duration_since(last);
                 self.arrival_gap = Some(self.arrival_gap.map_or(gap, |g| (g * 7 + gap) / 8));
+                // Arrivals that speed up (a sender finding the link's rate after a pause) are
+                // answered at their new pace, not at the average's, which lags behind.
+                pace = self.arrival_gap.map(|g| g.min(gap));
             }
             self.last_arrival = Some(now);
             self.ack_pending += 1;
-            let delay = self.arrival_gap.map_or(self.config.ack_delay, |g| {
+            let delay = pace.map_or(self.config.ack_delay, |g| {
                 (g * 8).clamp(self.config.ack_delay, MAX_ACK_DELAY)
             });
             let due = if self.ack_pending >= self.config.ack_every {
@@ -184,6 +191,7 @@ impl Session {
         }
         self.rx = RangeSet::new();
         self.rx_largest = 0;
+        self.largest_at = None;
         self.rx_known_from = None;
         self.arrivals.clear();
         self.settled = 0;
@@ -198,7 +206,7 @@ impl Session {
         if self.ack_due.is_some_and(|d| now >= d) && self.rx_largest > 0 {
             self.ack_due = None;
             self.ack_pending = 0;
-            let ack = self.build_ack();
+            let ack = self.build_ack(now);
             self.control.push_front(Chunk::Ack(ack));
         }
     }
@@ -550,8 +558,11 @@ impl Session {
         }
     }
 
-    fn build_ack(&self) -> AckRanges {
+    fn build_ack(&self, now: Instant) -> AckRanges {
         let largest = self.rx_largest;
+        let delay_ms = self
+            .largest_at
+            .map_or(0, |t| now.saturating_duration_since(t).as_millis() as u64);
         // Below what this incarnation saw, or what the sender no longer asks about, say nothing.
         let floor = self
             .peer_floor
@@ -574,6 +585,7 @@ impl Session {
             largest,
             settled: self.settled.min(largest),
             low,
+            delay_ms,
             ranges,
         }
     }

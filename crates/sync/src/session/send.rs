@@ -102,6 +102,7 @@ impl Session {
         let mut body = Vec::with_capacity(self.max_body);
         let mut handshake = 0usize;
         let mut hello = false;
+        let mut our_hello = false;
         // A full data chunk leaves no room for control beside it: after a packet of control only
         // while data waited, the next carries data only, so that control (answers to a storm of
         // replayed handshakes, say) never starves the transfers.
@@ -138,6 +139,7 @@ impl Session {
             ) {
                 handshake += len;
                 hello |= matches!(c, Chunk::Hello { .. } | Chunk::HelloAck { .. });
+                our_hello |= matches!(c, Chunk::Hello { .. });
             }
             let c = self.control.pop_front()?;
             encode_chunk(&c, &mut body);
@@ -150,13 +152,25 @@ impl Session {
             return None;
         }
         let pn = self.take_pn()?;
+        if our_hello {
+            self.hello_carried = Some((pn, now));
+        }
+        let state = (!data.is_empty()).then(|| {
+            self.delivery
+                .on_send(now, self.in_flight.is_empty(), self.drained)
+        });
         for &(transfer, index, resent, len) in &data {
+            let Some(state) = state else {
+                break;
+            };
             self.in_flight.insert(
                 pn,
                 Sent {
                     transfer,
                     index,
                     at: now,
+                    size: 0,
+                    state,
                 },
             );
             if let Some(old) = self.flight_by_packet.insert((transfer, index), pn) {
@@ -169,6 +183,9 @@ impl Session {
             }
         }
         let packet = self.seal(pn, &body, hello);
+        if let Some(sent) = self.in_flight.get_mut(&pn) {
+            sent.size = packet.len();
+        }
         self.tokens -= packet.len() as f64;
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += packet.len() as u64;
@@ -298,6 +315,11 @@ impl Session {
     /// priority and age. Returns (transfer, index, resent, bytes) for each.
     fn fill_data(&mut self, now: Instant, body: &mut Vec<u8>) -> Vec<(u64, u32, bool, usize)> {
         let mut sent = Vec::new();
+        if self.over_the_pipe(now) {
+            return sent;
+        }
+        // Set again below when the packet fills before the data runs out.
+        self.drained = true;
         let p = self.packet_size;
         let mut order: Vec<(u8, u64)> = self
             .out
@@ -338,6 +360,7 @@ impl Session {
                     if resent {
                         o.lost.insert(index);
                     }
+                    self.drained = false;
                     break 'transfers;
                 }
                 let ends_body = body.len() + data_chunk_len(t, index, len, false) > self.max_body;
@@ -385,6 +408,7 @@ impl Session {
                 last_data = Some((start, body.len(), t, index, len));
                 sent.push((t, index, resent, len));
                 if ends_body {
+                    self.drained = false;
                     break 'transfers;
                 }
             }
@@ -424,6 +448,9 @@ impl Session {
             .range(a.low..=a.largest)
             .map(|(&pn, _)| pn)
             .collect();
+        // What the acknowledgement delivers, and what the newest packet it covers took along.
+        let mut delivered = 0u64;
+        let mut newest = None;
         for pn in judged {
             let got = received.contains(pn);
             if !got && pn > a.settled {
@@ -438,6 +465,13 @@ impl Session {
             if got && pn == a.largest {
                 let sample = now.saturating_duration_since(sent.at);
                 self.srtt = Some(self.srtt.map_or(sample, |s| (s * 7 + sample) / 8));
+                // The path's own round trip: without the time the receiver held the answer.
+                let held = Duration::from_millis(a.delay_ms.min(MAX_ACK_DELAY.as_millis() as u64));
+                self.delivery.on_rtt(sample.saturating_sub(held));
+            }
+            if got {
+                delivered += sent.size as u64;
+                newest = Some(sent.state);
             }
             if let Some(o) = self.out.get_mut(&sent.transfer) {
                 if got {
@@ -447,6 +481,9 @@ impl Session {
                     o.lost.insert(sent.index);
                 }
             }
+        }
+        if let Some(newest) = newest {
+            self.on_delivered(now, delivered, newest);
         }
     }
 
@@ -610,6 +647,7 @@ mod tests {
             largest: 1_000_000,
             settled: 1_000_000,
             low: 0,
+            delay_ms: 0,
             ranges: ranges.clone(),
         });
         assert!(chunk_len(&ack) > budget);
