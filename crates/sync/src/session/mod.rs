@@ -479,15 +479,18 @@ impl Session {
             }
         }
         let mut sendable = !self.control.is_empty();
-        // Data held back by the estimate waits for an acknowledgement, or for their silence.
+        // Data held back by the estimate waits for an acknowledgement, or for the oldest packet
+        // in flight to count no more.
         let capped = self.last_refill.is_some_and(|t| self.over_the_pipe(t));
-        if capped {
-            let since = self
-                .last_ack_at
-                .or_else(|| self.in_flight.values().next().map(|s| s.at));
-            if let Some(t) = since {
-                at(t + pto);
-            }
+        if capped
+            && let Some(t) = self
+                .in_flight
+                .values()
+                .map(|s| s.at + pto * pacing::SILENT_PTOS)
+                .filter(|&t| self.last_refill.is_some_and(|now| t > now))
+                .min()
+        {
+            at(t);
         }
         for (t, o) in &self.out {
             if self.unconfirmed.contains(t) {

@@ -19,8 +19,9 @@ use super::estimate::QUEUE_ALLOWANCE;
 const INITIAL_PACE: f64 = 10.0 * wire::MAX_PACKET as f64 / 0.5;
 /// Datagrams of data in flight before the first sample.
 const INITIAL_WINDOW: usize = 10;
-/// Probe timeouts without an acknowledgement after which the data in flight holds nothing back.
-const SILENT_PTOS: u32 = 4;
+/// Probe timeouts without an acknowledgement after which the data in flight, or a packet of it,
+/// holds nothing back.
+pub(super) const SILENT_PTOS: u32 = 4;
 
 impl Session {
     // --- application commands ---
@@ -79,8 +80,9 @@ impl Session {
     }
 
     /// Whether, without a configured rate, more data is in flight than the estimate says the
-    /// link holds (see the module documentation), while acknowledgements still come (when they
-    /// stop, a probe timeout after the last, nothing is held back: the probes must go).
+    /// link holds (see the module documentation), counting what went within [`SILENT_PTOS`]
+    /// probe timeouts, while acknowledgements still come (after as long a silence, nothing is
+    /// held back).
     pub(super) fn over_the_pipe(&self, now: Instant) -> bool {
         if self.configured_rate || !self.link_up {
             return false;
@@ -93,7 +95,16 @@ impl Session {
         {
             return false;
         }
-        let in_flight: usize = self.in_flight.values().map(|s| s.size).sum();
+        // What went [`SILENT_PTOS`] probe timeouts ago without an acknowledgement is no longer
+        // on its way (lost, or below what acknowledgements still describe, left to status
+        // answers): it holds nothing back, or a transfer could wait on it for ever.
+        let old = self.pto() * SILENT_PTOS;
+        let in_flight: usize = self
+            .in_flight
+            .values()
+            .filter(|s| now < s.at + old)
+            .map(|s| s.size)
+            .sum();
         let est = self.delivery.estimate();
         let datagram = self.config.datagram_bytes;
         let cap = if est <= 0.0 {
