@@ -16,6 +16,10 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
         Some(f) => crate::systems::load(f)?,
         None => Default::default(),
     };
+    let settings = match &a.systems_file {
+        Some(f) => crate::systems::link_settings(f)?,
+        None => Default::default(),
+    };
     let mut systems = Vec::new();
     for s in &a.systems {
         let orbit = orbits.get(&s.name);
@@ -28,6 +32,10 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
             rate_bits_per_sec: rate,
             contact,
             orbit: orbit.cloned(),
+            link_settings: settings
+                .get(&s.name)
+                .copied()
+                .unwrap_or(link::LinkSettings::STANDARD),
         });
     }
     let plan_key = a.plan_key.clone().unwrap_or_else(|| keys.join("plan.key"));
@@ -319,6 +327,7 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
             Some(file) => flight::Quotas::load(file)?,
             None => flight::Quotas::none(),
         },
+        link_settings: link::LinkSettings::STANDARD,
     };
     let mut config = config;
     if let Some(file) = &a.systems_file {
@@ -330,6 +339,9 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
         let (contact, rate) = contact_of(systems.get(&config.system), false)?;
         config.contact = contact;
         config.rate_bits_per_sec = rate;
+        if let Some(s) = crate::systems::link_settings(file)?.get(&config.system) {
+            config.link_settings = *s;
+        }
     }
     tokio::select! {
         r = flight::run(config) => r.context("flight agent")?,

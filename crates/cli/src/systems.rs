@@ -55,6 +55,12 @@ pub(crate) struct SystemSpec {
     /// The catalogue: a list of entries, or the path of a catalogue file relative to this file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) catalogue: Option<wire::CatalogueSource>,
+    /// Days after which a link spool that made no progress is dropped (both ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) spool_expiry_days: Option<f64>,
+    /// The largest datagram of the link, up to the radio's frame size (both ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) datagram_bytes: Option<usize>,
     /// Whether a pod of node `GPU` gets a GPU there (not said: the flight agent finds out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) gpu: Option<bool>,
@@ -142,6 +148,32 @@ pub(crate) fn declarations(
         let mut declared = wire::SystemDescription::new(&platform, builder, catalogue);
         declared.gpu = spec.gpu;
         out.insert(name, declared);
+    }
+    Ok(out)
+}
+
+/// Each system's link settings in a systems file: `datagram_bytes` and `spool_expiry_days`
+/// (default: those of [`link::LinkSettings::STANDARD`]). Both ends of a link read them from the
+/// same file.
+pub(crate) fn link_settings(path: &Path) -> anyhow::Result<BTreeMap<String, link::LinkSettings>> {
+    let mut out = BTreeMap::new();
+    for (name, spec) in read_specs(path)? {
+        let file = path.display();
+        let mut settings = link::LinkSettings::STANDARD;
+        if let Some(days) = spec.spool_expiry_days {
+            let secs = days * 86_400.0;
+            if !(secs.is_finite() && secs > 0.0 && secs < 1e12) {
+                bail!("{file}: {name}.spool_expiry_days: {days} is not a number of days");
+            }
+            settings.spool_expiry = Duration::from_secs_f64(secs);
+        }
+        if let Some(bytes) = spec.datagram_bytes {
+            settings.datagram_bytes = bytes;
+        }
+        settings
+            .check()
+            .map_err(|e| anyhow::anyhow!("{file}: {name}: {e}"))?;
+        out.insert(name, settings);
     }
     Ok(out)
 }
@@ -241,6 +273,8 @@ pub(crate) fn demo_systems(now: SystemTime) -> String {
         gpu: None,
         // A flight system's default, written out: the demo user, an operator, approves.
         approval: Some(ApprovalSpec::Required),
+        spool_expiry_days: None,
+        datagram_bytes: None,
         tle: Some(demo.tle_text),
         stations: demo
             .stations
@@ -331,5 +365,43 @@ mod tests {
             e.contains("fm.approval: unknown variant `maybe`, expected `required` or `none`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn link_settings_read_with_their_defaults_and_name_a_bad_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("systems.json");
+        std::fs::write(
+            &path,
+            r#"{"em": {}, "fm": {"spool_expiry_days": 0.5, "datagram_bytes": 1115}}"#,
+        )
+        .unwrap();
+        let s = link_settings(&path).unwrap();
+        assert_eq!(s["em"], link::LinkSettings::STANDARD);
+        assert_eq!(s["fm"].spool_expiry, Duration::from_secs(12 * 3600));
+        assert_eq!(s["fm"].datagram_bytes, 1115);
+        for (field, bad, why) in [
+            (
+                "spool_expiry_days",
+                "-1",
+                "fm.spool_expiry_days: -1 is not a number of days",
+            ),
+            ("spool_expiry_days", "0.0001", "fm: a spool expiry of"),
+            (
+                "spool_expiry_days",
+                "\"7d\"",
+                "fm.spool_expiry_days: invalid type: string",
+            ),
+            (
+                "datagram_bytes",
+                "9000",
+                "fm: a datagram of 9000 bytes is outside 320..=1500",
+            ),
+            ("datagram_bytes", "-5", "fm.datagram_bytes: invalid value"),
+        ] {
+            std::fs::write(&path, format!(r#"{{"fm": {{"{field}": {bad}}}}}"#)).unwrap();
+            let e = link_settings(&path).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 }

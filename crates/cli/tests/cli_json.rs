@@ -379,6 +379,7 @@ async fn offline_passes_agree_with_the_grounds_in_text_and_json() {
             rate_bits_per_sec: None,
             contact: link::Contact::Always,
             orbit: Some(fm),
+            link_settings: link::LinkSettings::STANDARD,
         }],
         plan_signer: wire::PlanSigner::from_bytes(rand::random()),
     })

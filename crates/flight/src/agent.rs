@@ -252,6 +252,15 @@ impl Agent {
         self.inner.exec.store.layout().clone()
     }
 
+    /// The link endpoint's judgement of the objects the ground offers: within the object
+    /// store's limit (with what it is receiving) and beside the reserve (`disk::admission`).
+    pub fn admission(&self) -> link::Admission {
+        crate::disk::admission(
+            self.inner.exec.disk.clone(),
+            self.inner.exec.store.layout().root().to_path_buf(),
+        )
+    }
+
     /// Takes one event of the link: a message is decoded and goes to
     /// [`handle_message`](Agent::handle_message) (one that does not decode is logged with its
     /// sequence number and dropped: it never will); an object that arrived (already verified and
@@ -273,6 +282,13 @@ impl Agent {
             }
             LinkEvent::ObjectFailed(digest, error) => {
                 tracing::warn!(%digest, %error, "an object for the ground could not be sent")
+            }
+            LinkEvent::ObjectRefused(digest, reason) => {
+                tracing::warn!(%digest, %reason, "the ground refused an object")
+            }
+            // No room for it onboard: the uplink waiting for it fails with the reason.
+            LinkEvent::ObjectDeclined(digest, reason) => {
+                self.inner.exec.store.declined(&digest, &reason)
             }
         }
         Ok(())

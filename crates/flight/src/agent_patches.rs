@@ -53,6 +53,9 @@ impl Agent {
                 });
             }
         }
+        // Asked for afresh: a refusal of before (no room then) says nothing of now.
+        let asked: Vec<_> = objects.iter().map(|o| o.digest).collect();
+        store.asking(&asked);
         if !objects.is_empty() {
             let bases = objects.iter().filter(|o| !o.bases.is_empty()).count();
             tracing::info!(

@@ -56,6 +56,8 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
         objects: agent.object_layout(),
         rate_bits_per_sec: config.rate_bits_per_sec,
         contact: config.contact.clone(),
+        settings: config.link_settings,
+        admit: Some(agent.admission()),
     };
     let (sender, mut receiver) = link::spawn_endpoint(endpoint).await.map_err(|e| {
         Error::new(

@@ -37,6 +37,8 @@ pub struct FlightConfig {
     pub limits: DiskLimits,
     /// What each tenant may use (the limits file's `quotas`).
     pub quotas: Quotas,
+    /// The system's link settings (the systems file's).
+    pub link_settings: link::LinkSettings,
 }
 
 /// The directories an [`Agent`](crate::Agent) works in, and whose plans it accepts.

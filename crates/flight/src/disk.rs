@@ -436,6 +436,35 @@ impl Disk {
         Ok(())
     }
 
+    /// Whether the link may take an object of `size` bytes the ground offers (the endpoint's
+    /// admission, see [`admission`]): the object store, with what it is receiving, must stay
+    /// within its limit, and the disk must keep the reserve free beyond it.
+    fn admit(&self, objects: &Path, usage: u64, size: u64) -> Result<(), String> {
+        let cap = self.limits.object_store_bytes;
+        let total = usage.saturating_add(size);
+        if total > cap {
+            return Err(format!(
+                "no room onboard for an object of {}: the object store would hold {}, over its limit of {}",
+                self::size(size),
+                self::size(total),
+                self::size(cap)
+            ));
+        }
+        let Ok(free) = free_bytes(objects) else {
+            return Ok(());
+        };
+        let wanted = size.saturating_add(self.limits.reserve_bytes);
+        if free < wanted {
+            return Err(format!(
+                "no room onboard for an object of {}: {} free, and {} are kept for the agent's own state",
+                self::size(size),
+                self::size(free),
+                self::size(self.limits.reserve_bytes)
+            ));
+        }
+        Ok(())
+    }
+
     /// What the object store holds and is receiving, in logical sizes: its objects under
     /// `objects` and the objects the link is still spooling (each at its offered size), which
     /// land in it when complete. Also whether the walk of `objects` stopped at its bound (then
@@ -445,6 +474,34 @@ impl Disk {
         let incoming = link::FileStore::incoming_object_bytes(&self.link_dir);
         (stored.saturating_add(incoming), truncated)
     }
+}
+
+/// How long a measure of the object store serves the admissions that follow it (each adds the
+/// size it admitted): a plan of thousands of files is not a walk of the store per file.
+const ADMISSION_MEASURE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The link endpoint's judgement of the objects the ground offers: see [`Disk::admit`]. The
+/// object store is measured at most every [`ADMISSION_MEASURE`]; objects admitted meanwhile are
+/// added to the measure.
+pub(crate) fn admission(disk: Arc<Disk>, objects: PathBuf) -> link::Admission {
+    let measured: Mutex<Option<(std::time::Instant, u64)>> = Mutex::new(None);
+    link::Admission::new(move |size| {
+        let mut m = measured.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, usage) = match *m {
+            Some((at, usage)) if at.elapsed() < ADMISSION_MEASURE => (at, usage),
+            _ => (
+                std::time::Instant::now(),
+                disk.object_store_usage(&objects).0,
+            ),
+        };
+        let judged = disk.admit(&objects, usage, size);
+        let usage = match judged {
+            Ok(()) => usage.saturating_add(size),
+            Err(_) => usage,
+        };
+        *m = Some((at, usage));
+        judged
+    })
 }
 
 #[cfg(test)]
@@ -520,6 +577,53 @@ mod tests {
                 .arg(self.dir.path())
                 .status();
         }
+    }
+
+    /// Issue 11: the link takes an object the ground offers only if the object store stays
+    /// within its limit with it (what it holds, what the link is spooling, what was admitted
+    /// since the last measure) and the reserve stays free beyond it.
+    #[test]
+    fn offered_objects_are_admitted_within_the_store_limit_and_the_reserve() {
+        let small = SmallFs::new(32 * MIB);
+        let (state, volumes) = (small.dir.path().join("state"), small.dir.path().join("v"));
+        let objects = state.join("objects");
+        fs::create_dir_all(&objects).unwrap();
+        fs::create_dir_all(&volumes).unwrap();
+        fs::write(objects.join("held"), vec![1u8; 600 << 10]).unwrap();
+        let limits = DiskLimits {
+            object_store_bytes: 2 * MIB,
+            reserve_bytes: 8 * MIB,
+            ..DiskLimits::default()
+        };
+        let admit = admission(Arc::new(Disk::open(limits, &state, &volumes)), objects);
+        // 600 KiB held: 1 MiB fits, and then only what is left of the 2 MiB.
+        admit.admit(MIB).unwrap();
+        let e = admit.admit(500 << 10).unwrap_err();
+        assert_eq!(
+            e,
+            "no room onboard for an object of 512000 bytes (500.0 KiB): the object store would hold 2174976 bytes (2.1 MiB), over its limit of 2097152 bytes (2.0 MiB)"
+        );
+        admit.admit(400 << 10).unwrap();
+        // Within the store's limit, but not beside the reserve: 32 MiB, 8 of them the ballast.
+        let limits = DiskLimits {
+            object_store_bytes: 64 * MIB,
+            ..limits
+        };
+        let state = small.dir.path().join("state2");
+        fs::create_dir_all(state.join("objects")).unwrap();
+        let admit = admission(
+            Arc::new(Disk::open(limits, &state, &volumes)),
+            state.join("objects"),
+        );
+        let e = admit.admit(20 * MIB).unwrap_err();
+        assert!(
+            e.starts_with("no room onboard for an object of 20971520 bytes (20.0 MiB): ")
+                && e.ends_with(
+                    " free, and 8388608 bytes (8.0 MiB) are kept for the agent's own state"
+                ),
+            "{e}"
+        );
+        admit.admit(MIB).unwrap();
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //! makes each file an object first ([`ObjectStore::add_file`]), hashed while it is copied into a
 //! temporary file of the directory and only then renamed to its digest. The store never holds an
 //! object whose name is not its digest.
+//!
+//! An object the link refused to take (no room for it onboard, see `disk::admission`) is
+//! *declined* ([`ObjectStore::declined`]): whoever waits for it stops waiting, and the reason is
+//! kept until it is taken ([`ObjectStore::take_declined`]), the object asked for again
+//! ([`ObjectStore::asking`]) or the object arrives after all.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -30,9 +35,11 @@ const MAX_STALL_FACTOR: u32 = 8;
 #[derive(Debug)]
 pub(crate) struct ObjectStore {
     layout: ObjectLayout,
-    /// How many objects arrived, and the last one: a waiter that sees the count grow by one
-    /// needs to look at that object only.
+    /// How many objects arrived (or were declined), and the last one: a waiter that sees the
+    /// count grow by one needs to look at that object only.
     arrived: watch::Sender<(u64, Option<Digest>)>,
+    /// Objects the link refused to take, with the reason.
+    declined: Mutex<HashMap<Digest, String>>,
     /// The objects [`ObjectStore::wait_for`] waits for now, with how many waiters: never
     /// removed as spent patches (see [`ObjectStore::remove_spent`]).
     waited: Mutex<HashMap<Digest, usize>>,
@@ -72,6 +79,7 @@ impl ObjectStore {
             layout,
             arrived: watch::channel((0, None)).0,
             waited: Mutex::default(),
+            declined: Mutex::new(HashMap::new()),
         })
     }
 
@@ -168,8 +176,39 @@ impl ObjectStore {
     /// Says that an object was put in the directory (by the link): wakes the waiters.
     pub(crate) fn arrived(&self, digest: &Digest) {
         tracing::debug!(%digest, "object arrived");
+        self.lock_declined().remove(digest);
         self.arrived
             .send_modify(|(n, last)| (*n, *last) = (n.wrapping_add(1), Some(*digest)));
+    }
+
+    /// Says that the link refused to take an object (no room for it, `reason` says more): wakes
+    /// the waiters, who stop waiting for it.
+    pub(crate) fn declined(&self, digest: &Digest, reason: &str) {
+        self.lock_declined().insert(*digest, reason.to_string());
+        self.arrived
+            .send_modify(|(n, last)| (*n, *last) = (n.wrapping_add(1), Some(*digest)));
+    }
+
+    /// The objects of `digests` the link declined, with the reasons, forgotten once taken (in
+    /// the order asked for, once each).
+    pub(crate) fn take_declined(&self, digests: &[Digest]) -> Vec<(Digest, String)> {
+        let mut declined = self.lock_declined();
+        digests
+            .iter()
+            .filter_map(|d| declined.remove(d).map(|r| (*d, r)))
+            .collect()
+    }
+
+    /// The objects of `digests` are asked for again: a refusal of before says nothing of them.
+    pub(crate) fn asking(&self, digests: &[Digest]) {
+        let mut declined = self.lock_declined();
+        for d in digests {
+            declined.remove(d);
+        }
+    }
+
+    fn lock_declined(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, String>> {
+        self.declined.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Makes the open file `source` an object and returns its digest and size. The file is hashed
@@ -215,10 +254,10 @@ impl ObjectStore {
         Ok((digest, size))
     }
 
-    /// Waits until every digest is in the store, or `timeout` passes; returns the ones still
-    /// missing. When none of them arrived for `stall`, `on_stall` is called with those still
-    /// missing (so the caller can ask for them again); the interval then doubles, up to
-    /// [`MAX_STALL_FACTOR`] times `stall`.
+    /// Waits until every digest is in the store, or `timeout` passes, or one of them is declined
+    /// ([`ObjectStore::declined`]); returns the ones still missing. When none of them arrived for
+    /// `stall`, `on_stall` is called with those still missing (so the caller can ask for them
+    /// again); the interval then doubles, up to [`MAX_STALL_FACTOR`] times `stall`.
     pub(crate) async fn wait_for(
         &self,
         digests: &[Digest],
@@ -246,6 +285,11 @@ impl ObjectStore {
         // Tracked incrementally: one arrival costs one look-up, not a pass over every digest.
         let mut missing: HashSet<Digest> =
             self.missing(digests.iter().copied()).into_iter().collect();
+        let any_declined = |missing: &HashSet<Digest>| {
+            let declined = self.lock_declined();
+            missing.iter().any(|d| declined.contains_key(d))
+        };
+        let mut declined = any_declined(&missing);
         // The missing ones in the order asked for, without duplicates.
         let ordered = |missing: &HashSet<Digest>| -> Vec<Digest> {
             let mut seen = HashSet::new();
@@ -263,14 +307,18 @@ impl ObjectStore {
                         if missing.contains(&d) && self.has(&d) {
                             missing.remove(&d);
                         }
+                        declined |= missing.contains(&d) && self.lock_declined().contains_key(&d);
                     }
                     // Several arrived since: look at every one still missing.
-                    _ => missing.retain(|d| !self.has(d)),
+                    _ => {
+                        missing.retain(|d| !self.has(d));
+                        declined = any_declined(&missing);
+                    }
                 }
                 count = now_count;
             }
             let now = tokio::time::Instant::now();
-            if missing.is_empty() || now >= deadline {
+            if missing.is_empty() || now >= deadline || declined {
                 return ordered(&missing);
             }
             if missing.len() < before {
@@ -397,6 +445,40 @@ mod tests {
             )
             .await;
         assert_eq!(missing, [numbered(2), numbered(1)]);
+    }
+
+    #[tokio::test]
+    async fn a_declined_object_ends_the_wait_until_it_is_asked_for_again() {
+        let (_d, s) = store();
+        let s = std::sync::Arc::new(s);
+        let (a, b) = (numbered(1), numbered(2));
+        let s2 = s.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            s2.declined(&b, "no room");
+        });
+        let wait = |s: std::sync::Arc<ObjectStore>| async move {
+            s.wait_for(
+                &[a, b],
+                Duration::from_secs(30),
+                Duration::from_secs(30),
+                &mut |_| {},
+            )
+            .await
+        };
+        let start = std::time::Instant::now();
+        assert_eq!(wait(s.clone()).await, [a, b]);
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert_eq!(s.take_declined(&[a, b]), [(b, "no room".to_string())]);
+        assert!(s.take_declined(&[b]).is_empty(), "taken once");
+        // Asked for again, or arrived after all: a refusal of before is forgotten.
+        s.declined(&b, "no room");
+        s.asking(&[b]);
+        assert!(s.take_declined(&[b]).is_empty());
+        let d = s.put(b"came after all");
+        s.declined(&d, "no room");
+        s.arrived(&d);
+        assert!(s.take_declined(&[d]).is_empty());
     }
 
     #[test]

@@ -160,6 +160,8 @@ impl Setup {
             objects: ground_objects.clone(),
             rate_bits_per_sec: None,
             contact: link::Contact::Always,
+            settings: link::LinkSettings::STANDARD,
+            admit: None,
         };
         let (ground, from_flight) = link::spawn_endpoint(endpoint).await.unwrap();
         let signer = wire::PlanSigner::from_bytes(rand::random());
@@ -177,6 +179,7 @@ impl Setup {
             catalogue: None,
             limits: flight::DiskLimits::default(),
             quotas: flight::Quotas::none(),
+            link_settings: link::LinkSettings::STANDARD,
         };
         let agent = tokio::spawn(flight::run(config));
         let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);
@@ -375,7 +378,11 @@ async fn runs_a_plan_sent_over_the_link() {
                 received.insert(d, data);
             }
             Heard::Object(LinkEvent::ObjectDelivered(d)) => delivered.push(d),
-            Heard::Object(LinkEvent::ObjectFailed(d, e)) => panic!("object {d}: {e}"),
+            Heard::Object(
+                LinkEvent::ObjectFailed(d, e)
+                | LinkEvent::ObjectRefused(d, e)
+                | LinkEvent::ObjectDeclined(d, e),
+            ) => panic!("object {d}: {e}"),
             Heard::Object(LinkEvent::Message { .. }) => unreachable!("messages are decoded"),
         }
     }

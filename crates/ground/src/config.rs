@@ -34,6 +34,8 @@ pub struct SystemLink {
     /// Where the system flies and which stations reach it: passes, contact plans and uplink ETAs
     /// come from it. `None` for a system that is always in contact (the Engineering Model).
     pub orbit: Option<orbit::SystemOrbit>,
+    /// The system's link settings (the systems file's).
+    pub link_settings: ::link::LinkSettings,
 }
 
 /// How long the HTTP server waits on a client (`docs/api.md`, "Timeouts"), so that a client

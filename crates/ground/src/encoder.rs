@@ -415,8 +415,8 @@ mod tests {
     use wire::{OnFailure, Plan, PlanTask, TaskKind, UplinkFile};
 
     use super::*;
-    use crate::blobs::BlobStore;
     use crate::db::ExecutionRow;
+    use crate::{system_link, test_core};
 
     /// A ground core and an encoder for `em` whose link is never up, so what it queues stays
     /// queued; `alice` owns `demo`, `bob` owns `other`.
@@ -429,29 +429,10 @@ mod tests {
 
     async fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let db = db::open(&dir.path().join("ground.sqlite")).await.unwrap();
-        for sql in [
-            "INSERT INTO users (name, password_hash, created_at) VALUES ('alice', 'x', 0), ('bob', 'x', 0)",
-            "INSERT INTO namespaces (name, owner, created_at) VALUES ('demo', 'alice', 0), ('other', 'bob', 0)",
-            "INSERT INTO operations (namespace, id, revision, created_at, updated_at) \
-             VALUES ('demo', 'op', 1, 0, 0)",
-        ] {
-            sqlx::query(sql).execute(&db).await.unwrap();
-        }
-        let blobs = BlobStore::open(dir.path()).await.unwrap();
-        let core = Arc::new(Core { db, blobs });
-        let (sender, _receiver) = link::spawn_endpoint(link::EndpointConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            peer: "127.0.0.1:9".parse().unwrap(),
-            key: wire::LinkKey::from_bytes([9; 32]),
-            sends: wire::Direction::Up,
-            state_dir: dir.path().join("link"),
-            objects: core.blobs.layout(),
-            rate_bits_per_sec: None,
-            contact: link::Contact::Windows(Vec::new()),
-        })
-        .await
-        .unwrap();
+        let core = test_core::core(dir.path(), &[("demo", "alice"), ("other", "bob")]).await;
+        let config = test_core::idle_system("em");
+        let endpoint = system_link::endpoint_config(&core, &config, dir.path().join("link"));
+        let (sender, _receiver) = link::spawn_endpoint(endpoint).await.unwrap();
         let encoder = Encoder::new(core.clone(), "em".into(), sender.clone());
         Fixture {
             _dir: dir,

@@ -45,6 +45,8 @@ mod queue;
 mod reports;
 mod system_link;
 mod systems_view;
+#[cfg(test)]
+mod test_core;
 mod time;
 mod upload;
 

@@ -138,14 +138,14 @@ impl SystemHandle {
     }
 }
 
-/// Binds the system's endpoint, with its session kept in `state_dir` and the blob store as its
-/// object directory, and spawns its handler.
-pub(crate) async fn spawn(
-    core: Arc<Core>,
+/// The ground's end of `config`'s link: its session kept in `state_dir`, the blob store as its
+/// object directory.
+pub(crate) fn endpoint_config(
+    core: &Core,
     config: &SystemLink,
     state_dir: PathBuf,
-) -> io::Result<SystemHandle> {
-    let (sender, receiver) = link::spawn_endpoint(EndpointConfig {
+) -> EndpointConfig {
+    EndpointConfig {
         bind: config.bind,
         peer: config.link,
         key: config.key.clone(),
@@ -154,8 +154,20 @@ pub(crate) async fn spawn(
         objects: core.blobs.layout(),
         rate_bits_per_sec: config.rate_bits_per_sec,
         contact: config.contact.clone(),
-    })
-    .await?;
+        settings: config.link_settings,
+        // What comes down is bounded onboard (the downlink's limits); the ground takes it.
+        admit: None,
+    }
+}
+
+/// Binds the system's endpoint (see [`endpoint_config`]) and spawns its handler.
+pub(crate) async fn spawn(
+    core: Arc<Core>,
+    config: &SystemLink,
+    state_dir: PathBuf,
+) -> io::Result<SystemHandle> {
+    let (sender, receiver) =
+        link::spawn_endpoint(endpoint_config(&core, config, state_dir)).await?;
     let (alive_tx, alive_rx) = oneshot::channel();
     tracing::info!(system = %config.name, bind = %config.bind, link = %config.link, "system link up");
     let encoder = Arc::new(Encoder::new(
@@ -292,6 +304,8 @@ impl Event {
             Event::Link(LinkEvent::ObjectReceived(_)) => "object received",
             Event::Link(LinkEvent::ObjectDelivered(_)) => "object delivered",
             Event::Link(LinkEvent::ObjectFailed(..)) => "object failed",
+            Event::Link(LinkEvent::ObjectRefused(..)) => "object refused",
+            Event::Link(LinkEvent::ObjectDeclined(..)) => "object declined",
         }
     }
 }
@@ -312,6 +326,16 @@ async fn handle_event(link: Arc<Link>, event: Event) -> Result<(), Error> {
         Event::Link(LinkEvent::ObjectFailed(digest, error)) => {
             tracing::warn!(%system, %digest, %error, "an object could not be sent");
             downlink::object_failed(core, &digest, &error).await
+        }
+        // The system has no room for it: it is not sent again (the uplink waiting for it onboard
+        // fails with the same reason, and its execution says so).
+        Event::Link(LinkEvent::ObjectRefused(digest, reason)) => {
+            tracing::error!(%system, %digest, %reason, "the system refused an object");
+            Ok(())
+        }
+        Event::Link(LinkEvent::ObjectDeclined(digest, reason)) => {
+            tracing::warn!(%system, %digest, %reason, "refused an object the system offered");
+            Ok(())
         }
         Event::Link(LinkEvent::Message { .. }) => Ok(()),
     }
@@ -486,8 +510,8 @@ mod tests {
     use wire::{OnFailure, PlanTask, TaskKind, UplinkFile};
 
     use super::*;
-    use crate::blobs::BlobStore;
     use crate::db::ExecutionRow;
+    use crate::test_core;
 
     /// A ground core on a temporary directory with a system `em` whose link is never up, so
     /// whatever is queued stays queued.
@@ -499,26 +523,8 @@ mod tests {
 
     async fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let db = db::open(&dir.path().join("ground.sqlite")).await.unwrap();
-        for sql in [
-            "INSERT INTO users (name, password_hash, created_at) VALUES ('alice', 'x', 0)",
-            "INSERT INTO namespaces (name, owner, created_at) VALUES ('demo', 'alice', 0)",
-            "INSERT INTO operations (namespace, id, revision, created_at, updated_at) \
-             VALUES ('demo', 'op', 1, 0, 0)",
-        ] {
-            sqlx::query(sql).execute(&db).await.unwrap();
-        }
-        let blobs = BlobStore::open(dir.path()).await.unwrap();
-        let core = Arc::new(Core { db, blobs });
-        let config = SystemLink {
-            name: "em".into(),
-            bind: "127.0.0.1:0".parse().unwrap(),
-            link: "127.0.0.1:9".parse().unwrap(),
-            key: wire::LinkKey::from_bytes([9; 32]),
-            rate_bits_per_sec: None,
-            contact: link::Contact::Windows(Vec::new()),
-            orbit: None,
-        };
+        let core = test_core::core(dir.path(), &[("demo", "alice")]).await;
+        let config = test_core::idle_system("em");
         let handle = spawn(core.clone(), &config, dir.path().join("link/em"))
             .await
             .unwrap();

@@ -677,6 +677,7 @@ async fn unseen_systems_are_listed_as_preflight_judges_them() {
         rate_bits_per_sec: None,
         contact: link::Contact::Always,
         orbit: None,
+        link_settings: link::LinkSettings::STANDARD,
     };
     let g = common::ground_with(vec![system("em"), system("sat1")]).await;
     let token = g.login("alice").await;

@@ -88,6 +88,7 @@ async fn an_engine_report_that_differs_from_the_declaration_shows_drift() {
         rate_bits_per_sec: None,
         contact: Contact::Always,
         orbit: None,
+        link_settings: link::LinkSettings::STANDARD,
     }])
     .await;
     let pinned = Digest::of(b"busybox as declared");
@@ -127,6 +128,8 @@ async fn an_engine_report_that_differs_from_the_declaration_shows_drift() {
         objects: ObjectLayout::new(dir.path().join("objects")),
         rate_bits_per_sec: None,
         contact: Contact::Always,
+        settings: link::LinkSettings::STANDARD,
+        admit: None,
     })
     .await
     .unwrap();

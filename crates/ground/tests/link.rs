@@ -43,6 +43,8 @@ impl Flight {
             objects: objects.clone(),
             rate_bits_per_sec: None,
             contact: Contact::Always,
+            settings: link::LinkSettings::STANDARD,
+            admit: None,
         })
         .await
         .unwrap();
@@ -163,6 +165,7 @@ fn em(bind: SocketAddr, link: SocketAddr, key: LinkKey) -> SystemLink {
         rate_bits_per_sec: None,
         contact: Contact::Always,
         orbit: None,
+        link_settings: link::LinkSettings::STANDARD,
     }
 }
 

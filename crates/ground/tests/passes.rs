@@ -62,6 +62,7 @@ fn system(name: &str, bind: SocketAddr, link: SocketAddr, key: LinkKey) -> Syste
         rate_bits_per_sec: None,
         contact: Contact::Windows(Vec::new()),
         orbit: None,
+        link_settings: link::LinkSettings::STANDARD,
     }
 }
 
@@ -145,6 +146,8 @@ async fn setup() -> Setup {
         objects: ObjectLayout::new(dir.path().join("objects")),
         rate_bits_per_sec: None,
         contact: Contact::Always,
+        settings: link::LinkSettings::STANDARD,
+        admit: None,
     })
     .await
     .unwrap();

@@ -26,6 +26,7 @@ fn system(name: &str, up: bool) -> SystemLink {
             link::Contact::Windows(Vec::new())
         },
         orbit: None,
+        link_settings: link::LinkSettings::STANDARD,
     }
 }
 

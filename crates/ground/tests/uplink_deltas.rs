@@ -40,6 +40,8 @@ impl Flight {
             objects: objects.clone(),
             rate_bits_per_sec: None,
             contact: Contact::Always,
+            settings: link::LinkSettings::STANDARD,
+            admit: None,
         })
         .await
         .unwrap();
@@ -170,6 +172,7 @@ async fn setup() -> (TestGround, Flight, String) {
         rate_bits_per_sec: None,
         contact: Contact::Always,
         orbit: None,
+        link_settings: link::LinkSettings::STANDARD,
     }])
     .await;
     let flight = Flight::spawn(flight_addr, ground_addr, key).await;

@@ -90,12 +90,13 @@ pub fn ours(c: Conditions, seed: u64) -> Measure {
         key: key.clone(),
         sends,
         incarnation: inc,
-        packet_size: params.packet_size,
+        datagram_bytes: params.datagram_bytes,
         reorder_window: params.reorder_window,
         ack_every: params.ack_every,
         ack_delay: params.ack_delay,
         persist_bytes: params.persist_bytes,
         persist_interval: params.persist_interval,
+        spool_expiry: params.spool_expiry,
     };
     // A backlog of 1.5 passes, in objects of at most 4 MiB.
     let total = (capacity_bytes(c) * 1.5) as usize;

@@ -60,6 +60,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use wire::{Digest, Direction, LinkKey, MAX_PACKET};
 
+use crate::settings::{Admission, LinkSettings};
 use crate::store::{FileStore, ObjectLayout};
 
 /// Where an endpoint listens, whom it talks to, and where it keeps its state.
@@ -81,6 +82,12 @@ pub struct EndpointConfig {
     pub rate_bits_per_sec: Option<u64>,
     /// When the link is up.
     pub contact: Contact,
+    /// The system's link settings (the systems file's; [`LinkSettings::STANDARD`] when it
+    /// says nothing).
+    pub settings: LinkSettings,
+    /// Whether an object the peer offers may come (its declared size against the room this side
+    /// has); `None` takes every one.
+    pub admit: Option<Admission>,
 }
 
 /// When the link is up.
@@ -130,6 +137,12 @@ pub enum LinkEvent {
     ObjectDelivered(Digest),
     /// An object queued for sending could not be read; it was dropped.
     ObjectFailed(Digest, String),
+    /// The peer refused an object this side sent (it has no room for it), with its reason; it
+    /// was dropped from the outbox and is not sent again unless queued again.
+    ObjectRefused(Digest, String),
+    /// This side refused an object the peer offered ([`EndpointConfig::admit`] said no), with
+    /// the reason the peer was given.
+    ObjectDeclined(Digest, String),
 }
 
 /// Queues messages and objects for the peer. Cheap to clone.
@@ -298,11 +311,14 @@ const MIN_WAIT: Duration = Duration::from_millis(1);
 pub async fn spawn_endpoint(
     config: EndpointConfig,
 ) -> io::Result<(MessageSender, MessageReceiver)> {
+    config
+        .settings
+        .check()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let socket = UdpSocket::bind(config.bind).await?;
     let session = {
-        let (state_dir, objects) = (config.state_dir.clone(), config.objects.clone());
-        let (key, sends) = (config.key.clone(), config.sends);
-        tokio::task::spawn_blocking(move || open_session(&state_dir, objects, key, sends))
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || open_session(&config))
             .await
             .map_err(io::Error::other)??
     };
@@ -355,12 +371,8 @@ impl Reopen {
     async fn again(&self, mut wait: Duration) -> Core {
         loop {
             tokio::time::sleep(wait).await;
-            let c = &self.config;
-            let (state_dir, objects) = (c.state_dir.clone(), c.objects.clone());
-            let (key, sends) = (c.key.clone(), c.sends);
-            match tokio::task::spawn_blocking(move || open_session(&state_dir, objects, key, sends))
-                .await
-            {
+            let config = self.config.clone();
+            match tokio::task::spawn_blocking(move || open_session(&config)).await {
                 Ok(Ok(session)) => return self.core(session),
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "the link session cannot be opened again")
@@ -373,29 +385,26 @@ impl Reopen {
 }
 
 /// Opens the store and the session on it. Blocking.
-fn open_session(
-    state_dir: &std::path::Path,
-    objects: ObjectLayout,
-    key: LinkKey,
-    sends: Direction,
-) -> io::Result<Session> {
-    let store = FileStore::open(state_dir, objects)?;
+fn open_session(config: &EndpointConfig) -> io::Result<Session> {
+    let store =
+        FileStore::open(&config.state_dir, config.objects.clone())?.admitting(config.admit.clone());
     Session::new(
         SessionConfig {
-            key,
-            sends,
+            key: config.key.clone(),
+            sends: config.sends,
             incarnation: loop {
                 let id: u64 = rand::random();
                 if id != 0 {
                     break id;
                 }
             },
-            packet_size: 1460,
+            datagram_bytes: config.settings.datagram_bytes,
             reorder_window: Duration::from_millis(50),
             ack_every: 16,
             ack_delay: Duration::from_millis(20),
             persist_bytes: 256 << 10,
             persist_interval: Duration::from_secs(1),
+            spool_expiry: config.settings.spool_expiry,
         },
         Box::new(store),
     )
@@ -597,6 +606,18 @@ impl Core {
                     tracing::warn!(%digest, %error, "an outgoing object could not be read");
                     LinkEvent::ObjectFailed(digest, error)
                 }
+                Event::ObjectRefused { digest, reason } => {
+                    tracing::warn!(%digest, %reason, "the peer refused an object");
+                    LinkEvent::ObjectRefused(digest, reason)
+                }
+                Event::ObjectDeclined {
+                    digest,
+                    size,
+                    reason,
+                } => {
+                    tracing::warn!(%digest, size, %reason, "refused an object the peer offered");
+                    LinkEvent::ObjectDeclined(digest, reason)
+                }
             });
         }
     }
@@ -754,6 +775,8 @@ mod tests {
             objects: ObjectLayout::new(dir.join("objects")),
             rate_bits_per_sec: None,
             contact: Contact::Always,
+            settings: LinkSettings::STANDARD,
+            admit: None,
         }
     }
 

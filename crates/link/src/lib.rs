@@ -17,6 +17,7 @@ pub mod bench;
 mod emulator;
 mod endpoint;
 mod model;
+mod settings;
 pub mod sim;
 mod store;
 
@@ -27,6 +28,7 @@ pub use endpoint::{
     MessageReceiver, MessageSender, SendError, spawn_endpoint,
 };
 pub use model::{Deliveries, LinkModel, LinkModelConfig, Loss, ModelStats};
+pub use settings::{Admission, LinkSettings};
 pub use store::FileStore;
 
 /// Whether a link endpoint's UDP address is free now: bound and released at once (a process

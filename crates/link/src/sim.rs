@@ -29,8 +29,8 @@ pub enum Side {
 /// Session parameters for both sides.
 #[derive(Debug, Clone)]
 pub struct SessionParams {
-    /// Payload bytes per data packet.
-    pub packet_size: usize,
+    /// The largest datagram (the payload of a data packet follows from it).
+    pub datagram_bytes: usize,
     /// The reorder window (must exceed the link's jitter).
     pub reorder_window: Duration,
     /// Acknowledge every this many packets...
@@ -41,18 +41,21 @@ pub struct SessionParams {
     pub persist_bytes: u64,
     /// ...or this long.
     pub persist_interval: Duration,
+    /// Drop a spool idle this long.
+    pub spool_expiry: Duration,
 }
 
 impl SessionParams {
     /// The defaults the flight agent and the ground use.
     pub fn standard() -> SessionParams {
         SessionParams {
-            packet_size: 1460,
+            datagram_bytes: crate::LinkSettings::STANDARD.datagram_bytes,
             reorder_window: Duration::from_millis(50),
             ack_every: 16,
             ack_delay: Duration::from_millis(200),
             persist_bytes: 64 << 10,
             persist_interval: Duration::from_secs(1),
+            spool_expiry: crate::LinkSettings::STANDARD.spool_expiry,
         }
     }
 }
@@ -124,12 +127,13 @@ fn config(side: Side, p: &SessionParams, incarnation: u64) -> SessionConfig {
             Side::Flight => Direction::Down,
         },
         incarnation,
-        packet_size: p.packet_size,
+        datagram_bytes: p.datagram_bytes,
         reorder_window: p.reorder_window,
         ack_every: p.ack_every,
         ack_delay: p.ack_delay,
         persist_bytes: p.persist_bytes,
         persist_interval: p.persist_interval,
+        spool_expiry: p.spool_expiry,
     }
 }
 
@@ -146,7 +150,6 @@ fn add(total: &mut SessionStats, s: &SessionStats) {
         duplicates,
         rejected_oversized,
         rejected_truncated,
-        rejected_checksum,
         rejected_unknown,
         rejected_forged,
         rejected_replayed,
@@ -157,7 +160,9 @@ fn add(total: &mut SessionStats, s: &SessionStats) {
         peer_restarts,
         candidate_packets,
         peer_epochs_proven,
-        store_errors
+        store_errors,
+        offers_refused,
+        spools_expired
     );
 }
 
@@ -323,6 +328,14 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
             }
             sess.handle_timeout(now);
             while let Some(packet) = sess.poll_transmit(now) {
+                if packet.len() > s.session.datagram_bytes {
+                    return fail(format!(
+                        "{:?} sent a datagram of {} bytes, over the link's {}",
+                        node.side,
+                        packet.len(),
+                        s.session.datagram_bytes
+                    ));
+                }
                 // The invariant: nothing the receiver holds durably is sent again.
                 // The monitor sees each side's packets in the order they are sent: a new epoch is
                 // the side's new run.
@@ -395,6 +408,12 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
                     }
                     Event::ObjectFailed { digest, error } => {
                         return fail(format!("{:?} could not send {digest}: {error}", node.side));
+                    }
+                    Event::ObjectRefused { digest, reason } => {
+                        return fail(format!("{:?}: {digest} refused: {reason}", node.side));
+                    }
+                    Event::ObjectDeclined { digest, reason, .. } => {
+                        return fail(format!("{:?} refused {digest}: {reason}", node.side));
                     }
                     Event::ObjectDelivered { .. } => {}
                 }

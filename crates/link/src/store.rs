@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! counters.json            packet-number reservation, transfer and message counters, the peer's
-//!                          epochs (current with its highest packet number, retired)
+//!                          epochs (current with its replay mark, retired)
 //! outbox/<t>.json          an outgoing transfer (offer, high-water mark); messages keep their
 //! outbox/<t>.body          bytes beside it
 //! spool/<t>.data           received bytes, written at their offsets
@@ -26,6 +26,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use cas::DirSync;
 pub(crate) use cas::ObjectLayout;
@@ -33,12 +34,15 @@ use serde::{Deserialize, Serialize};
 use sync::{Commit, Counters, OutboxEntry, Persisted, SpoolEntry, Store};
 use wire::{Digest, Offer, RETIRED_EPOCHS, ReplayMemory, TransferKind};
 
+use crate::settings::Admission;
+
 /// A [`Store`] on the filesystem. See the module documentation for the layout.
 pub struct FileStore {
     dir: PathBuf,
     objects: ObjectLayout,
     spool_files: HashMap<u64, File>,
     committed: VecDeque<u64>,
+    admit: Option<Admission>,
 }
 
 const COMMITTED_MEMORY: usize = 4096;
@@ -49,8 +53,10 @@ struct CountersFile {
     next_transfer: u64,
     next_message_seq: u64,
     delivered_seq: u64,
-    /// The peer's current epoch and the highest packet number accepted in it. (Files of
-    /// version 2 of the framing held a `replay_floor` without epoch: it is ignored.)
+    /// The peer's current epoch and its replay mark: at or above every packet number accepted
+    /// in it (reserved ahead, see `sync`'s persistence), so a restart refuses everything of that
+    /// epoch up to it. (Files of version 2 of the framing held a `replay_floor` without epoch:
+    /// it is ignored.)
     #[serde(default)]
     peer_epoch: Option<(u64, u64)>,
     /// Epochs the peer left behind, most recent first.
@@ -155,7 +161,25 @@ impl FileStore {
             objects,
             spool_files: HashMap::new(),
             committed,
+            admit: None,
         })
+    }
+
+    /// The store, judging the objects the peer offers with `admit` (`None`: taking every one).
+    pub fn admitting(self, admit: Option<Admission>) -> FileStore {
+        FileStore { admit, ..self }
+    }
+
+    /// How long ago spool `t` last made progress: the age of the newer of its files (zero when
+    /// neither can be read, or one is from the future).
+    fn spool_idle(&self, t: u64) -> Duration {
+        let now = SystemTime::now();
+        [self.spool_data(t), self.spool_meta(t)]
+            .iter()
+            .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
+            .map(|m| now.duration_since(m).unwrap_or_default())
+            .min()
+            .unwrap_or_default()
     }
 
     fn spool_data(&self, t: u64) -> PathBuf {
@@ -276,6 +300,7 @@ impl Store for FileStore {
                     transfer: t,
                     offer: f.offer.map(Into::into),
                     received: f.received,
+                    idle: self.spool_idle(t),
                 }),
                 Err(e) => {
                     // The transfer starts again from nothing: its sender hears "unknown".
@@ -464,6 +489,13 @@ impl Store for FileStore {
         match fs::remove_file(self.dir.join("inbox").join(format!("{seq}.msg"))) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
+        }
+    }
+
+    fn admit(&mut self, offer: &Offer) -> Result<(), String> {
+        match &self.admit {
+            Some(a) => a.admit(offer.size),
+            None => Ok(()),
         }
     }
 }

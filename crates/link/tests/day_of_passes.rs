@@ -125,12 +125,13 @@ fn predicted_completion_passes_match_a_simulated_day() {
         key: key.clone(),
         sends,
         incarnation,
-        packet_size: 1460,
+        datagram_bytes: 1500,
         reorder_window: Duration::from_millis(50),
         ack_every: 16,
         ack_delay: Duration::from_millis(20),
         persist_bytes: 256 << 10,
         persist_interval: Duration::from_secs(1),
+        spool_expiry: Duration::from_secs(7 * 24 * 3600),
     };
     let mut store = MemStore::new();
     let mut digests = Vec::new();

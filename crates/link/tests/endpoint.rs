@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use link::{
-    Contact, EndpointConfig, LinkEvent, MessageReceiver, MessageSender, ObjectLayout,
+    Contact, EndpointConfig, LinkEvent, LinkSettings, MessageReceiver, MessageSender, ObjectLayout,
     spawn_endpoint,
 };
 use wire::{Direction, LinkKey};
@@ -32,6 +32,8 @@ fn config(dir: &Path, bind: SocketAddr, peer: SocketAddr, sends: Direction) -> E
         objects: ObjectLayout::new(dir.join("objects")),
         rate_bits_per_sec: None,
         contact: Contact::Always,
+        settings: LinkSettings::STANDARD,
+        admit: None,
     }
 }
 
@@ -73,10 +75,12 @@ async fn messages_cross_in_order_as_bytes_and_only_unacknowledged_ones_come_agai
         .unwrap();
 
     // Read nothing until the flight side has committed everything: its channel is full, and the
-    // rest waits in the endpoint.
+    // rest waits in the endpoint. (Every byte was sent: several small messages may share a
+    // packet, paced to the delivery estimate.)
+    let payload = (0..N).map(|i| message(i).len() as u64).sum::<u64>() + object.len() as u64;
     loop {
         let stats = ground.stats();
-        if stats.outgoing == 0 && stats.session.packets_sent >= N as u64 {
+        if stats.outgoing == 0 && stats.session.payload_sent >= payload {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

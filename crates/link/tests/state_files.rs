@@ -8,11 +8,12 @@
 
 use std::net::{SocketAddr, UdpSocket as StdSocket};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use link::{
-    Contact, EndpointConfig, LinkEvent, MessageReceiver, MessageSender, ObjectLayout,
+    Contact, EndpointConfig, LinkEvent, LinkSettings, MessageReceiver, MessageSender, ObjectLayout,
     spawn_endpoint,
 };
 use tokio::net::UdpSocket;
@@ -37,28 +38,36 @@ fn config(dir: &Path, bind: SocketAddr, peer: SocketAddr, sends: Direction) -> E
         objects: ObjectLayout::new(dir.join("objects")),
         rate_bits_per_sec: None,
         contact: Contact::Always,
+        settings: LinkSettings::STANDARD,
+        admit: None,
     }
 }
 
 /// Forwards datagrams between the two endpoints (each has the tap as its peer) and records
-/// every one of them.
+/// every one it forwards. While `hold` is set, the ground's datagrams are dropped.
 struct Tap {
     socket: Arc<UdpSocket>,
     seen: Arc<Mutex<Vec<Vec<u8>>>>,
+    hold: Arc<AtomicBool>,
     ground: SocketAddr,
+    flight: SocketAddr,
 }
 
 impl Tap {
     async fn start(addr: SocketAddr, ground: SocketAddr, flight: SocketAddr) -> Tap {
         let socket = Arc::new(UdpSocket::bind(addr).await.unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (s, record) = (socket.clone(), seen.clone());
+        let hold = Arc::new(AtomicBool::new(false));
+        let (s, record, held) = (socket.clone(), seen.clone(), hold.clone());
         tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             loop {
                 let Ok((n, from)) = s.recv_from(&mut buf).await else {
                     return;
                 };
+                if from == ground && held.load(Ordering::SeqCst) {
+                    continue;
+                }
                 let to = if from == ground { flight } else { ground };
                 record.lock().unwrap().push(buf[..n].to_vec());
                 let _ = s.send_to(&buf[..n], to).await;
@@ -67,8 +76,24 @@ impl Tap {
         Tap {
             socket,
             seen,
+            hold,
             ground,
+            flight,
         }
+    }
+
+    /// Drops the ground's datagrams from now on (`true`), or forwards them again.
+    fn hold_ground(&self, hold: bool) {
+        self.hold.store(hold, Ordering::SeqCst);
+    }
+
+    /// Every datagram of the ground the tap forwarded, in order.
+    fn ground_datagrams(&self) -> Vec<Vec<u8>> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|d| PacketHeader::peek(d).is_some_and(|h| h.direction == Direction::Up))
+            .cloned()
+            .collect()
     }
 
     fn headers(&self) -> Vec<PacketHeader> {
@@ -117,6 +142,11 @@ impl Tap {
     /// Sends a datagram to the ground as if the flight had.
     async fn inject(&self, datagram: &[u8]) {
         self.socket.send_to(datagram, self.ground).await.unwrap();
+    }
+
+    /// Sends a datagram to the flight as if the ground had.
+    async fn inject_to_flight(&self, datagram: &[u8]) {
+        self.socket.send_to(datagram, self.flight).await.unwrap();
     }
 }
 
@@ -321,6 +351,98 @@ async fn lost_or_restored_state_never_repeats_a_key_and_nonce() {
             LinkEvent::Message { bytes, .. } if bytes == b"still there" => break,
             LinkEvent::Message { seq, .. } => flight.done(seq).await.unwrap(),
             _ => {}
+        }
+    }
+}
+
+/// Issue 11 (review): a receiver that crashes keeps, in its counters file, a floor for the
+/// sender's current epoch above every packet it may have accepted (reserved ahead of use, as
+/// packet numbers are on the send side). So after a crash (the endpoint dropped, nothing saved on
+/// the way out) and a restart, a recording of everything the ground sent before the crash is
+/// refused, every datagram of it, however recently it was accepted; the ground, told the floor
+/// by the restarted flight's `Hello`, numbers its packets above it, and the transfer completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_receiver_refuses_a_replay_of_what_it_accepted() {
+    let (ground_dir, flight_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ground_addr, flight_addr, tap_addr) = (free_addr(), free_addr(), free_addr());
+    let tap = Tap::start(tap_addr, ground_addr, flight_addr).await;
+    let mut ground_config = config(ground_dir.path(), ground_addr, tap_addr, Direction::Up);
+    // Paced, so that the crash comes in the middle of the object.
+    ground_config.rate_bits_per_sec = Some(8_000_000);
+    let flight_config = config(flight_dir.path(), flight_addr, tap_addr, Direction::Down);
+    let (ground, mut ground_rx) = start(&ground_config).await;
+    let (flight, flight_rx) = start(&flight_config).await;
+    let object: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let digest = ground_config.objects.put(&object).unwrap();
+    ground
+        .send_object(digest, object.len() as u64, 2)
+        .await
+        .unwrap();
+    // A third of it in, the ground falls silent (its datagrams dropped from here on), the flight
+    // takes what reached it, and crashes.
+    for _ in 0..1200 {
+        if flight.stats_now().await.unwrap().session.payload_received >= 1_000_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let before = flight.stats_now().await.unwrap().session;
+    assert!(before.payload_received >= 1_000_000, "{before:?}");
+    assert!(before.payload_received < object.len() as u64, "{before:?}");
+    tap.hold_ground(true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    flight.stats_now().await.unwrap();
+    let recorded = tap.ground_datagrams();
+    drop((flight, flight_rx));
+
+    // Restarted on the same state, it is sent the whole recording.
+    let (flight, mut flight_rx) = start(&flight_config).await;
+    // A few at a time: what a socket's receive buffer holds.
+    for chunk in recorded.chunks(16) {
+        for d in chunk {
+            tap.inject_to_flight(d).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut after = flight.stats_now().await.unwrap().session;
+    for _ in 0..400 {
+        let refused = after.rejected_replayed + after.rejected_forged + after.rejected_unknown;
+        if refused + after.packets_received + after.candidate_packets >= recorded.len() as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        after = flight.stats_now().await.unwrap().session;
+    }
+    assert_eq!(
+        (after.packets_received, after.candidate_packets),
+        (0, 0),
+        "of {} recorded datagrams, some were accepted again: {after:?}",
+        recorded.len()
+    );
+    assert_eq!(after.rejected_replayed, recorded.len() as u64, "{after:?}");
+
+    // The ground speaks again: above the floor, and the object arrives whole.
+    tap.hold_ground(false);
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(60), flight_rx.recv())
+            .await
+            .expect("the object within 60 s of the restart")
+            .expect("the endpoint runs");
+        if ev == LinkEvent::ObjectReceived(digest) {
+            break;
+        }
+    }
+    let path = flight_config.objects.path(&digest);
+    assert_eq!(std::fs::read(path).unwrap(), object);
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(30), ground_rx.recv())
+            .await
+            .expect("the delivery within 30 s")
+            .expect("the endpoint runs");
+        if ev == LinkEvent::ObjectDelivered(digest) {
+            break;
         }
     }
 }

@@ -20,8 +20,10 @@
 //!   either side, a `Hello` exchange and per-transfer `Status` reports (answered only once
 //!   settled) tell the sender exactly what is missing: no persisted payload byte is sent again.
 //! - Sending is paced at the pass's scheduled rate (no loss-based congestion control: a
-//!   scheduled radio link is not a shared network); messages go before objects, objects by
-//!   priority, then age.
+//!   scheduled radio link is not a shared network), or, where none is configured, to an
+//!   estimate of the rate the link delivers (in the spirit of BBR), keeping about half a second
+//!   of data queued in the link at most; messages go before objects, objects by priority, then
+//!   age.
 //!
 //! Methods follow quinn's order: `handle_*` feed inputs, `poll_*` drain outputs; call
 //! [`Session::poll_transmit`] until `None` after every input, and wake at
@@ -32,5 +34,7 @@ mod session;
 mod store;
 
 pub use ranges::RangeSet;
-pub use session::{Event, OutgoingTransfer, Session, SessionConfig, SessionStats, packet_count};
+pub use session::{
+    Event, OutgoingTransfer, Session, SessionConfig, SessionStats, packet_count, payload_size,
+};
 pub use store::{Commit, Counters, MemStore, OutboxEntry, Persisted, SpoolEntry, Store};

@@ -1,5 +1,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
+use std::time::Duration;
 
 use wire::{Digest, Offer, ReplayMemory, TransferKind};
 
@@ -41,6 +42,9 @@ pub struct SpoolEntry {
     pub offer: Option<Offer>,
     /// Packet indexes durably received.
     pub received: Vec<(u32, u32)>,
+    /// How long ago it last made progress, as far as the store can tell (its files' modification
+    /// time); zero when it cannot. A spool idle for the session's `spool_expiry` is dropped.
+    pub idle: Duration,
 }
 
 /// Everything a session reloads at start.
@@ -93,6 +97,13 @@ pub trait Store: Send {
     fn spool_drop(&mut self, transfer: u64) -> io::Result<()>;
     /// Forgets a delivered inbox message.
     fn inbox_remove(&mut self, seq: u64) -> io::Result<()>;
+    /// Whether there is room for the object `offer` describes (its declared size), checked when
+    /// its offer first arrives; `Err` says why not, for the sender's people. The default admits
+    /// everything.
+    fn admit(&mut self, offer: &Offer) -> Result<(), String> {
+        let _ = offer;
+        Ok(())
+    }
 }
 
 /// What [`Store::spool_commit`] did.
@@ -123,6 +134,9 @@ pub struct MemStore {
     inbox: BTreeMap<u64, Vec<u8>>,
     /// Objects committed, in order, for checks.
     pub commits: Vec<Digest>,
+    /// The most object bytes it admits: the objects it holds, the objects its spools were
+    /// offered and the one offered now. `None`: no bound.
+    pub room: Option<u64>,
 }
 
 impl MemStore {
@@ -164,6 +178,7 @@ impl Store for MemStore {
                     transfer: t,
                     offer: o.clone(),
                     received: r.clone(),
+                    idle: Duration::ZERO,
                 })
                 .collect(),
             committed: self.committed.iter().copied().collect(),
@@ -272,6 +287,28 @@ impl Store for MemStore {
 
     fn inbox_remove(&mut self, seq: u64) -> io::Result<()> {
         self.inbox.remove(&seq);
+        Ok(())
+    }
+
+    fn admit(&mut self, offer: &Offer) -> Result<(), String> {
+        let Some(room) = self.room else {
+            return Ok(());
+        };
+        let held: u64 = self.objects.values().map(|o| o.len() as u64).sum();
+        let spooled: u64 = self
+            .spools
+            .values()
+            .filter_map(|(o, _, _)| o.as_ref())
+            .filter(|o| o.kind == TransferKind::Object)
+            .map(|o| o.size)
+            .sum();
+        let total = held + spooled + offer.size;
+        if total > room {
+            return Err(format!(
+                "no room for an object of {} bytes: {total} bytes of objects, over the {room} the store takes",
+                offer.size
+            ));
+        }
         Ok(())
     }
 }

@@ -13,12 +13,13 @@ fn config(sends: Direction, incarnation: u64) -> SessionConfig {
         key: LinkKey::from_bytes([7; 32]),
         sends,
         incarnation,
-        packet_size: 1000,
+        datagram_bytes: 1200,
         reorder_window: Duration::from_millis(50),
         ack_every: 16,
         ack_delay: Duration::from_millis(20),
         persist_bytes: 64 << 10,
         persist_interval: Duration::from_secs(1),
+        spool_expiry: Duration::from_secs(7 * 24 * 3600),
     }
 }
 
@@ -77,7 +78,8 @@ fn an_old_run_replayed_mid_transfer_changes_nothing() {
     let mut store = MemStore::new();
     store.objects.insert(digest, object.clone());
     let mut ground = Session::new(config(Direction::Up, 1), Box::new(store)).unwrap();
-    ground.set_link(now, true, None);
+    // A rate so high that the object goes in one burst, unpaced, and the replay lands mid-way.
+    ground.set_link(now, true, Some(1 << 50));
     // The flight's first run, recorded by someone listening, then more restarts than the
     // ground remembers retired epochs.
     let mut recorded = Vec::new();

@@ -11,12 +11,13 @@ fn config(sends: Direction, incarnation: u64) -> SessionConfig {
         key: LinkKey::from_bytes([5; 32]),
         sends,
         incarnation,
-        packet_size: 1460,
+        datagram_bytes: 1500,
         reorder_window: Duration::from_millis(50),
         ack_every: 1,
         ack_delay: Duration::from_millis(20),
         persist_bytes: 64 << 10,
         persist_interval: Duration::from_secs(1),
+        spool_expiry: Duration::from_secs(7 * 24 * 3600),
     }
 }
 

@@ -4,18 +4,27 @@
 //! |---|---|---|
 //! | 1 | `Data` | transfer, index, length, bytes |
 //! | 2 | `Offer` | transfer, kind (0 object, 1 message), seq (messages), size, priority, digest (32 B) |
-//! | 3 | `Ack` | largest, settled, low, n, n × (gap, length) descending from `largest` |
+//! | 3 | `Ack` | largest, settled, low, delay (ms), n, n × (gap, length) descending from `largest` |
 //! | 4 | `Status` | transfer, settled, state, upto, n, n × (start delta, length) ascending |
-//! | 5 | `Hello` | incarnation (u64 BE), n, n × transfer, unacked message seq |
+//! | 5 | `Hello` | incarnation (u64 BE), n, n × transfer, unacked message seq, replay floor (0: none), then (when not 0) its epoch (u64 BE) |
 //! | 6 | `HelloAck` | incarnation (u64 BE), packet number of the `Hello`, next transfer, next message seq |
 //! | 7 | `StatusRequest` | n, n × transfer |
 //! | 8 | `Floor` | packet number |
+//! | 9 | `Refuse` | transfer, n, n bytes of UTF-8 (the reason, at most [`MAX_REASON`]) |
+//! | 10 | `Data`, last | transfer, index, bytes to the end of the body |
+//!
+//! Type 10 is a `Data` chunk without its length, which only the last chunk of a body can be
+//! ([`encode_last_data`]): two bytes less in nearly every data packet.
 //!
 //! The handshake carries the stream marks, so that a side whose counters file was lost or
 //! restored from an old copy resumes: a `Hello` says below which sequence number its sender's
 //! messages were all committed by the receiver (the receiver skips what it then cannot hold), a
 //! `HelloAck` which transfer ids and message sequence numbers of the `Hello`'s sender the
 //! receiver has already seen (the sender numbers its new transfers above them).
+//!
+//! A `Hello` also carries its sender's *replay floor* for the receiver's run: a side that
+//! restarted refuses every packet of the peer's current epoch at or below a mark it saved ahead
+//! of use (see `sync`), and the peer numbers its next packets above it.
 //!
 //! A `HelloAck` names the `Hello` it answers (its sender's incarnation and the packet number
 //! that carried it), so it shows that its sender heard that packet: the receiver of a
@@ -31,6 +40,8 @@ use crate::Digest;
 pub const MAX_RANGES: usize = 128;
 /// The most transfers a `Hello` or `StatusRequest` lists.
 pub const MAX_LIST: usize = 64;
+/// The longest reason a `Refuse` carries, in bytes (a longer one is cut at a character).
+pub const MAX_REASON: usize = 240;
 
 /// One chunk of a packet body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +71,10 @@ pub enum Chunk {
         /// Every message of the sender below this sequence number was committed by the receiver
         /// (the lowest one still in the sender's outbox, else its next sequence number).
         unacked_seq: u64,
+        /// `(epoch, pn)`: the sender refuses the receiver's packets of `epoch` numbered at or
+        /// below `pn` (the floor it restarted with); the receiver, when that epoch is its own
+        /// run, numbers its next packets above it. `None`: no floor.
+        replay_floor: Option<(u64, u64)>,
     },
     /// Confirms a `Hello`, with what the receiver has seen of the `Hello` sender's transfers.
     HelloAck {
@@ -82,6 +97,14 @@ pub enum Chunk {
     Floor {
         /// The packet number.
         pn: u64,
+    },
+    /// The receiver will not take this object transfer (no room for it): the sender drops it
+    /// and reports the reason. Sent again for whatever more of it arrives.
+    Refuse {
+        /// The sender's transfer id.
+        transfer: u64,
+        /// Why, for people (at most [`MAX_REASON`] bytes).
+        reason: String,
     },
 }
 
@@ -122,6 +145,9 @@ pub struct AckRanges {
     pub settled: u64,
     /// Packet numbers below this are not described.
     pub low: u64,
+    /// How long the receiver held this acknowledgement after `largest` arrived, in milliseconds
+    /// (it spaces acknowledgements out): the sender takes it off the round trip it measures.
+    pub delay_ms: u64,
     /// Inclusive ranges received, descending, within `[low, largest]`.
     pub ranges: Vec<(u64, u64)>,
 }
@@ -198,6 +224,7 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
             put(out, a.largest);
             put(out, a.settled);
             put(out, a.low);
+            put(out, a.delay_ms);
             let ranges = &a.ranges[..a.ranges.len().min(MAX_RANGES)];
             put(out, ranges.len() as u64);
             let mut prev_low = a.largest.saturating_add(1);
@@ -231,11 +258,19 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
             incarnation,
             resume,
             unacked_seq,
+            replay_floor,
         } => {
             out.push(5);
             out.extend_from_slice(&incarnation.to_be_bytes());
             put_list(out, resume);
             put(out, *unacked_seq);
+            match replay_floor {
+                Some((epoch, pn)) if *pn > 0 => {
+                    put(out, *pn);
+                    out.extend_from_slice(&epoch.to_be_bytes());
+                }
+                _ => put(out, 0),
+            }
         }
         Chunk::HelloAck {
             incarnation,
@@ -257,7 +292,26 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
             out.push(8);
             put(out, *pn);
         }
+        Chunk::Refuse { transfer, reason } => {
+            out.push(9);
+            put(out, *transfer);
+            let mut end = reason.len().min(MAX_REASON);
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            put(out, end as u64);
+            out.extend_from_slice(&reason.as_bytes()[..end]);
+        }
     }
+}
+
+/// Appends a `Data` chunk that ends the body (type 10: no length, its bytes run to the end).
+/// Nothing may be appended after it.
+pub fn encode_last_data(transfer: u64, index: u32, payload: &[u8], out: &mut Vec<u8>) {
+    out.push(10);
+    put(out, transfer);
+    put(out, u64::from(index));
+    out.extend_from_slice(payload);
 }
 
 /// The encoded size of `chunk`.
@@ -267,8 +321,17 @@ pub fn chunk_len(chunk: &Chunk) -> usize {
     v.len()
 }
 
-/// Bytes a `Data` chunk adds around its payload, at most (for ids and indexes below 2^28).
-pub const DATA_CHUNK_OVERHEAD: usize = 1 + 4 + 4 + 2;
+/// Bytes a `Data` chunk that ends its body ([`encode_last_data`]) adds around its payload, at
+/// most, for transfer ids below 2^28 (an index takes at most 5 bytes): what a data packet's
+/// payload size leaves room for.
+pub const DATA_CHUNK_OVERHEAD: usize = 1 + 4 + 5;
+
+/// The encoded size of a `Data` chunk of `len` bytes, ending its body (`last`) or not.
+pub fn data_chunk_len(transfer: u64, index: u32, len: usize, last: bool) -> usize {
+    let varint = |v: u64| (64 - v.max(1).leading_zeros() as usize).div_ceil(7);
+    let length = if last { 0 } else { varint(len as u64) };
+    1 + varint(transfer) + varint(u64::from(index)) + length + len
+}
 
 /// Decodes a whole body. Never panics.
 pub fn decode_chunks(body: &[u8]) -> Result<Vec<Chunk>, ChunkError> {
@@ -412,6 +475,7 @@ impl Reader<'_> {
                 if settled > largest || low > largest {
                     return Err(self.err("ack bounds out of order"));
                 }
+                let delay_ms = self.varint()?;
                 let n = self.count(MAX_RANGES)?;
                 let mut ranges = Vec::with_capacity(n);
                 let mut prev_low = largest.checked_add(1).ok_or_else(|| self.err("largest"))?;
@@ -433,6 +497,7 @@ impl Reader<'_> {
                     largest,
                     settled,
                     low,
+                    delay_ms,
                     ranges,
                 })
             }
@@ -474,10 +539,16 @@ impl Reader<'_> {
             5 => {
                 let incarnation = self.u64_be()?;
                 let resume = self.list()?;
+                let unacked_seq = self.varint()?;
+                let replay_floor = match self.varint()? {
+                    0 => None,
+                    pn => Some((self.u64_be()?, pn)),
+                };
                 Chunk::Hello {
                     incarnation,
                     resume,
-                    unacked_seq: self.varint()?,
+                    unacked_seq,
+                    replay_floor,
                 }
             }
             6 => Chunk::HelloAck {
@@ -490,6 +561,28 @@ impl Reader<'_> {
                 transfers: self.list()?,
             },
             8 => Chunk::Floor { pn: self.varint()? },
+            10 => {
+                let transfer = self.varint()?;
+                let index = self.u32()?;
+                let rest = self.buf.len() - self.pos;
+                Chunk::Data {
+                    transfer,
+                    index,
+                    payload: self.bytes(rest)?.to_vec(),
+                }
+            }
+            9 => {
+                let transfer = self.varint()?;
+                let n = self.count(MAX_REASON)?;
+                let at = self.pos;
+                let reason = std::str::from_utf8(self.bytes(n)?)
+                    .map_err(|_| ChunkError {
+                        at,
+                        what: "reason not UTF-8",
+                    })?
+                    .to_string();
+                Chunk::Refuse { transfer, reason }
+            }
             _ => {
                 return Err(ChunkError {
                     at: self.pos - 1,
@@ -541,6 +634,7 @@ mod tests {
                 largest: 1000,
                 settled: 990,
                 low: 900,
+                delay_ms: 3400,
                 ranges: vec![(995, 1000), (950, 990), (900, 900)],
             }),
             Chunk::Status(Status {
@@ -554,6 +648,13 @@ mod tests {
                 incarnation: u64::MAX,
                 resume: vec![1, 2, 3],
                 unacked_seq: 17,
+                replay_floor: None,
+            },
+            Chunk::Hello {
+                incarnation: 1,
+                resume: vec![],
+                unacked_seq: 0,
+                replay_floor: Some((u64::MAX, (1 << 48) - 1)),
             },
             Chunk::HelloAck {
                 incarnation: 42,
@@ -563,7 +664,90 @@ mod tests {
             },
             Chunk::StatusRequest { transfers: vec![] },
             Chunk::Floor { pn: 123_456 },
+            Chunk::Refuse {
+                transfer: 4,
+                reason: "no room: the object store is full".into(),
+            },
         ]);
+    }
+
+    #[test]
+    fn a_last_data_chunk_runs_to_the_end_of_the_body() {
+        let mut body = Vec::new();
+        let ack = Chunk::Floor { pn: 9 };
+        encode_chunk(&ack, &mut body);
+        let plain = Chunk::Data {
+            transfer: 3,
+            index: 1,
+            payload: vec![5; 300],
+        };
+        encode_chunk(&plain, &mut body);
+        let before = body.len();
+        encode_last_data(3, 2, &[6; 300], &mut body);
+        assert_eq!(
+            body.len() - before,
+            chunk_len(&plain) - 2,
+            "its length left out"
+        );
+        let last = Chunk::Data {
+            transfer: 3,
+            index: 2,
+            payload: vec![6; 300],
+        };
+        assert_eq!(decode_chunks(&body).unwrap(), vec![ack, plain, last]);
+        // Empty, or cut anywhere: decoded or refused, never a panic.
+        for (t, i, len) in [(0, 0, 0), (127, 128, 1458), (1 << 28, u32::MAX, 20_000)] {
+            let payload = vec![1; len];
+            let mut plain = Vec::new();
+            encode_chunk(
+                &Chunk::Data {
+                    transfer: t,
+                    index: i,
+                    payload: payload.clone(),
+                },
+                &mut plain,
+            );
+            assert_eq!(data_chunk_len(t, i, len, false), plain.len());
+            let mut last = Vec::new();
+            encode_last_data(t, i, &payload, &mut last);
+            assert_eq!(data_chunk_len(t, i, len, true), last.len());
+        }
+        assert_eq!(
+            data_chunk_len((1 << 28) - 1, u32::MAX, 0, true),
+            DATA_CHUNK_OVERHEAD
+        );
+        let mut empty = Vec::new();
+        encode_last_data(1, 0, &[], &mut empty);
+        assert_eq!(decode_chunks(&empty).unwrap().len(), 1);
+        for cut in 0..body.len() {
+            let _ = decode_chunks(&body[..cut]);
+        }
+    }
+
+    #[test]
+    fn a_long_reason_is_cut_at_a_character() {
+        let mut body = Vec::new();
+        let reason = "é".repeat(MAX_REASON);
+        encode_chunk(
+            &Chunk::Refuse {
+                transfer: 1,
+                reason: reason.clone(),
+            },
+            &mut body,
+        );
+        match &decode_chunks(&body).unwrap()[..] {
+            [Chunk::Refuse { reason: got, .. }] => {
+                assert_eq!(got.len(), MAX_REASON);
+                assert!(reason.starts_with(got.as_str()));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Not UTF-8, or longer than the bound: refused.
+        assert!(decode_chunks(&[9, 1, 2, 0xff, 0xfe]).is_err());
+        let mut long = vec![9, 1];
+        put(&mut long, MAX_REASON as u64 + 1);
+        long.extend(std::iter::repeat_n(b'a', MAX_REASON + 1));
+        assert!(decode_chunks(&long).is_err());
     }
 
     #[test]

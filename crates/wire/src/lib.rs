@@ -6,7 +6,8 @@
 //! - packets ([`Sealer`], [`Opener`]): one datagram, sealed with ChaCha20-Poly1305 under a
 //!   subkey of the satellite's [`LinkKey`] for the sender's run (its epoch, named in the long
 //!   header and found by trial for the short one),
-//!   numbered, checksummed with CRC32C, and checked against a [`ReplayWindow`]. Opening never panics and bounds every length.
+//!   numbered, and checked against a [`ReplayWindow`] (the tag authenticates every byte: there
+//!   is no separate checksum). Opening never panics and bounds every length.
 //! - chunks ([`Chunk`]): what a packet body holds — transfer data, offers, acknowledgement ranges,
 //!   status reports, the hello handshake — in a bounded, hand-specified varint layout.
 //! - [`Message`]: what ground and flight say to each other (plans, task events, requests for
@@ -29,8 +30,9 @@ mod systems;
 
 pub use catalogue_data::{BaseImage, catalogue, normalize_image_ref, of_description};
 pub use chunk::{
-    AckRanges, Chunk, ChunkError, DATA_CHUNK_OVERHEAD, MAX_LIST, MAX_RANGES, Offer, Status,
-    StatusState, TransferKind, chunk_len, decode_chunks, encode_chunk,
+    AckRanges, Chunk, ChunkError, DATA_CHUNK_OVERHEAD, MAX_LIST, MAX_RANGES, MAX_REASON, Offer,
+    Status, StatusState, TransferKind, chunk_len, data_chunk_len, decode_chunks, encode_chunk,
+    encode_last_data,
 };
 pub use digest::{Digest, DigestParseError};
 pub use errors::ErrorCode;
@@ -51,8 +53,9 @@ pub use names::{
 };
 pub use packet::{
     Direction, EVICTED_EPOCHS, EpochKey, LinkKey, MAX_BODY, MAX_CANDIDATES, MAX_PACKET,
-    MAX_PACKET_NUMBER, Opened, Opener, PACKET_HEADER, PACKET_OVERHEAD, PacketError, PacketHeader,
-    RETIRED_EPOCHS, ReplayMemory, ReplayWindow, SHORT_PACKET_HEADER, SHORT_PACKET_OVERHEAD, Sealer,
+    MAX_PACKET_NUMBER, MIN_DATAGRAM, Opened, Opener, PACKET_HEADER, PACKET_OVERHEAD, PacketError,
+    PacketHeader, RETIRED_EPOCHS, ReplayMemory, ReplayWindow, SHORT_PACKET_HEADER,
+    SHORT_PACKET_OVERHEAD, Sealer,
 };
 pub use plan_sig::{PlanBindingError, PlanSignatureError, PlanSigner, PlanVerifier};
 pub use systems::{

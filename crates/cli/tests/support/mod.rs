@@ -70,6 +70,7 @@ impl Stack {
                 rate_bits_per_sec: None,
                 contact: link::Contact::Always,
                 orbit: None,
+                link_settings: link::LinkSettings::STANDARD,
             }],
             plan_signer: signer.clone(),
         })
@@ -114,6 +115,7 @@ impl Stack {
             catalogue: None,
             limits: flight::DiskLimits::default(),
             quotas: flight::Quotas::none(),
+            link_settings: link::LinkSettings::STANDARD,
         };
         tasks.push(tokio::spawn(async move {
             flight::run(flight_config).await.unwrap();

@@ -67,6 +67,13 @@ impl Executor {
                 let _ = outbox.try_send(Outgoing::Message(need));
             })
             .await;
+        // One the link refused to take (no room onboard) fails the task at once, with why.
+        if let Some((digest, reason)) = self.store.take_declined(&missing).into_iter().next() {
+            return Err(TaskResult::fail(
+                ErrorCode::TransferFailed,
+                format!("object {digest} could not be received: {reason}"),
+            ));
+        }
         if !missing.is_empty() {
             let some: Vec<String> = missing.iter().take(3).map(Digest::to_string).collect();
             return Err(TaskResult::fail(
@@ -492,6 +499,49 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o755);
+    }
+
+    /// Issue 11: an object the link refused to take (no room onboard) fails the uplink waiting
+    /// for it at once, with the reason, instead of a wait for as long as objects may take.
+    #[tokio::test]
+    async fn uplink_fails_at_once_when_its_object_is_declined() {
+        let mut r = rig(|_| {});
+        r.exec.object_wait = Duration::from_secs(600);
+        let d = Digest::of(b"too big");
+        let files = vec![UplinkFile {
+            path: "x".into(),
+            digest: d,
+            size: 10,
+            mode: 0o644,
+        }];
+        let store = r.exec.store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            store.declined(&d, "no room onboard for an object of 10 bytes");
+        });
+        let start = std::time::Instant::now();
+        let res = r
+            .run(TaskKind::Uplink {
+                volume: "pvc".into(),
+                files: files.clone(),
+            })
+            .await;
+        assert!(start.elapsed() < Duration::from_secs(60));
+        assert_eq!(code(&res), Some(21), "{res:?}");
+        assert_eq!(
+            res.error.unwrap().message,
+            format!("object {d} could not be received: no room onboard for an object of 10 bytes")
+        );
+        // Taken: asked for again, the object is waited for as any other.
+        r.exec.object_wait = Duration::from_millis(100);
+        let res = r
+            .run(TaskKind::Uplink {
+                volume: "pvc".into(),
+                files,
+            })
+            .await;
+        let m = res.error.unwrap().message;
+        assert!(m.starts_with("1 of 1 objects did not arrive"), "{m}");
     }
 
     #[tokio::test]

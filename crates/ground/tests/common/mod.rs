@@ -53,6 +53,7 @@ pub async fn ground() -> TestGround {
         rate_bits_per_sec: None,
         contact: link::Contact::Always,
         orbit: None,
+        link_settings: link::LinkSettings::STANDARD,
     }])
     .await
 }

@@ -69,7 +69,20 @@ impl Session {
                 incarnation: self.config.incarnation,
                 resume,
                 unacked_seq,
+                replay_floor: self.opener.floor(),
             });
+        }
+    }
+
+    /// The peer refuses this run's packets numbered at or below the floor it names (it restarted
+    /// and raised its replay floor over what it may have accepted, see `persist`): the next ones
+    /// are numbered above it. A floor for another epoch (an older run of this side) says nothing.
+    pub(super) fn number_above(&mut self, replay_floor: Option<(u64, u64)>) {
+        if let Some((epoch, floor)) = replay_floor
+            && epoch == self.config.incarnation
+            && floor >= self.next_pn
+        {
+            self.next_pn = floor.saturating_add(1);
         }
     }
 
@@ -84,7 +97,8 @@ impl Session {
         self.pending_status = waiting;
         let mut answered = HashSet::new();
         for (t, _) in ready {
-            if answered.insert(t) {
+            // A refused transfer is answered with its refusal.
+            if answered.insert(t) && !self.queue_refusal(t) {
                 let s = self.status_of(t);
                 self.control.push_back(Chunk::Status(s));
             }
@@ -185,7 +199,21 @@ impl Session {
     }
 
     /// A `HelloAck` of the peer's proven epoch answering a `Hello` of this run.
-    pub(super) fn receive_hello_ack(&mut self, hello_pn: u64, next_transfer: u64, next_seq: u64) {
+    pub(super) fn receive_hello_ack(
+        &mut self,
+        now: Instant,
+        hello_pn: u64,
+        next_transfer: u64,
+        next_seq: u64,
+    ) {
+        // The answer to the packet that carried our latest Hello: a round trip of small packets,
+        // measured before any data queues behind them.
+        if let Some((pn, at)) = self.hello_carried
+            && pn == hello_pn
+        {
+            self.hello_carried = None;
+            self.delivery.on_rtt(now.saturating_duration_since(at));
+        }
         if hello_pn >= self.hello_asked_from {
             self.hello_pending = false;
         }
@@ -287,9 +315,13 @@ impl Session {
                 incarnation,
                 resume,
                 unacked_seq,
+                replay_floor,
             } = c
             {
                 hello = true;
+                // A restarted peer refuses our packets up to its floor: skipping numbers is
+                // harmless, so even a candidate's word is taken.
+                self.number_above(*replay_floor);
                 let kept = self.candidate_hellos.iter().position(|h| h.epoch == epoch);
                 let waiting = self.control.iter().any(
                     |c| matches!(c, Chunk::HelloAck { incarnation: i, .. } if i == incarnation),
@@ -419,6 +451,7 @@ impl Session {
         let bound = self.next_pn;
         for o in self.out.values_mut() {
             o.received = RangeSet::new();
+            o.acked_to = 0;
             o.lost.clear();
             o.unknown = RangeSet::from_ranges([(0, u64::from(o.next_new))]);
             o.unknown_bound = bound;

@@ -9,13 +9,15 @@
 //!   the receiver's word about our transfers (acknowledgements, statuses);
 //! - `receive`: incoming datagrams, spools, commits, the inbox and message delivery,
 //!   acknowledgements to send and the settled mark;
-//! - `pacing`: whether the link is up, its rate, the token bucket, the probe timeout;
+//! - `pacing`: whether the link is up, its rate (configured, or the delivery-rate estimate of
+//!   `estimate`), the token bucket, the data in flight, the probe timeout;
 //! - `handshake`: `Hello`s and status answers, forgetting a peer that restarted, the stream
 //!   marks that let a side with lost or restored counters resume, proving the peer's candidate
 //!   epochs, and which header form to seal in;
 //! - `persist`: opening a session from its store, and persisting spools and the opener's memory
 //!   of the peer's epochs.
 
+mod estimate;
 mod handshake;
 mod pacing;
 mod persist;
@@ -41,9 +43,10 @@ pub struct SessionConfig {
     /// seals: their subkey is derived from `key` and it, so a run never reuses a nonce of
     /// another, whatever the store held.
     pub incarnation: u64,
-    /// Payload bytes per data packet; both sides must agree. At most
-    /// `MAX_BODY - DATA_CHUNK_OVERHEAD`.
-    pub packet_size: usize,
+    /// The largest datagram this side sends (the system's `datagram_bytes`, up to the radio's
+    /// frame size): between `wire::MIN_DATAGRAM` and `wire::MAX_PACKET` (clamped). The payload of
+    /// a data packet follows from it ([`payload_size`]), so both sides must agree on it.
+    pub datagram_bytes: usize,
     /// The longest a datagram may be overtaken by a later one. A packet is judged lost only this
     /// long after a later one arrived, so nothing that merely arrives late is sent twice.
     pub reorder_window: Duration,
@@ -55,6 +58,10 @@ pub struct SessionConfig {
     pub persist_bytes: u64,
     /// ...or this long after its first unpersisted byte.
     pub persist_interval: Duration,
+    /// A spool (an incoming transfer) that made no progress for this long is dropped and its
+    /// space freed: its sender is gone, or gave up on it. Should it come back, the transfer
+    /// starts again from nothing.
+    pub spool_expiry: Duration,
 }
 
 /// What the session tells its driver.
@@ -86,6 +93,24 @@ pub enum Event {
         digest: Digest,
         /// Why.
         error: String,
+    },
+    /// The peer refused an object this side offered (it has no room for it): it was dropped
+    /// from the outbox.
+    ObjectRefused {
+        /// Its digest.
+        digest: Digest,
+        /// The peer's reason.
+        reason: String,
+    },
+    /// This side refused an object the peer offered (the store did not admit it); the peer
+    /// was told why.
+    ObjectDeclined {
+        /// Its digest.
+        digest: Digest,
+        /// Its declared size.
+        size: u64,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -129,11 +154,9 @@ pub struct SessionStats {
     pub rejected_oversized: u64,
     /// Refused: shorter than a header.
     pub rejected_truncated: u64,
-    /// Refused: bad checksum (line corruption).
-    pub rejected_checksum: u64,
     /// Refused: unknown version or direction.
     pub rejected_unknown: u64,
-    /// Refused: failed authentication.
+    /// Refused: failed authentication (corrupted on the line, or forged).
     pub rejected_forged: u64,
     /// Refused: packet number seen before.
     pub rejected_replayed: u64,
@@ -154,11 +177,19 @@ pub struct SessionStats {
     pub peer_epochs_proven: u64,
     /// Storage failures.
     pub store_errors: u64,
+    /// Object offers of the peer this side refused (no room).
+    pub offers_refused: u64,
+    /// Spools dropped after making no progress for the `spool_expiry`.
+    pub spools_expired: u64,
 }
 
 /// A resumable, paced, authenticated transfer session with one peer. See the crate documentation.
 pub struct Session {
     config: SessionConfig,
+    /// Payload bytes per data packet: [`payload_size`] of the datagram size.
+    packet_size: usize,
+    /// The most body bytes a packet carries: the datagram size less a long packet's overhead.
+    max_body: usize,
     store: Box<dyn Store>,
     sealer: Sealer,
     opener: Opener,
@@ -171,6 +202,12 @@ pub struct Session {
     /// When tokens were last added: set whenever the link is up (by [`Session::set_link`]),
     /// so it stands for "now" in a deadline that is due at once.
     last_refill: Option<Instant>,
+    /// Whether the pass has a configured rate; if not, `rate` follows `delivery`.
+    configured_rate: bool,
+    delivery: estimate::DeliveryRate,
+    /// Whether the last data packet left nothing more to send (its rate sample is then
+    /// application-limited).
+    drained: bool,
     // Handshake.
     peer_incarnation: u64,
     hello_pending: bool,
@@ -188,6 +225,8 @@ pub struct Session {
     /// `Hello` says so): one missing from the inbox was delivered and its mark lost.
     peer_unacked_seq: u64,
     hello_sent_at: Option<Instant>,
+    /// The packet number that carried this side's latest `Hello`, and when it went.
+    hello_carried: Option<(u64, Instant)>,
     /// When a new candidate epoch last had our `Hello` sent at once (at most `MAX_CANDIDATES`
     /// times a probe timeout: replays must not unpace it).
     hello_rushed_at: Option<Instant>,
@@ -211,9 +250,13 @@ pub struct Session {
     floor_sent: u64,
     srtt: Option<Duration>,
     control: VecDeque<Chunk>,
+    /// The last packet carried control only while data waited: the next carries data first.
+    data_turn: bool,
     // Receiving.
     rx: RangeSet,
     rx_largest: u64,
+    /// When `rx_largest` arrived: an acknowledgement says how long it was held after it.
+    largest_at: Option<Instant>,
     /// The lowest packet number this incarnation can vouch for: below it, nothing is known.
     rx_known_from: Option<u64>,
     arrivals: VecDeque<(u64, Instant)>,
@@ -229,12 +272,22 @@ pub struct Session {
     ack_gap: Option<Duration>,
     last_ack_at: Option<Instant>,
     spools: BTreeMap<u64, Spool>,
+    /// The first instant the session was given: a spool loaded from the store has been idle
+    /// since its `idle_at_open` before it.
+    opened_at: Option<Instant>,
+    /// When spools were last looked at for expiry.
+    expiry_checked_at: Option<Instant>,
+    /// Object transfers of the peer refused, with the reason, least recently refused first (at
+    /// most [`REFUSED_MEMORY`]): what more arrives of them is answered with the refusal again.
+    refused: VecDeque<(u64, String)>,
     committed: HashSet<u64>,
     committed_order: VecDeque<u64>,
     pending_status: Vec<(u64, u64)>,
     inbox: BTreeMap<u64, Vec<u8>>,
     /// The next inbox message to hand to the application (at or above `delivered_seq`).
     next_emit: u64,
+    /// What is saved of the opener's memory: for the peer's current epoch, a mark at or above
+    /// every packet number accepted in it (see `persist`).
     replay_saved: wire::ReplayMemory,
     events: VecDeque<Event>,
     stats: SessionStats,
@@ -245,6 +298,9 @@ struct Out {
     packets: u32,
     next_new: u32,
     received: RangeSet,
+    /// The highest packet number whose acknowledgement added to `received`: a status settled
+    /// below it may predate what that acknowledgement said, and is not taken for the whole word.
+    acked_to: u64,
     lost: BTreeSet<u32>,
     /// Sent before a restart (ours or the peer's): fate unknown until a status settled past
     /// `unknown_bound`.
@@ -270,6 +326,10 @@ struct Sent {
     transfer: u64,
     index: u32,
     at: Instant,
+    /// The datagram's length.
+    size: usize,
+    /// What it took along of the delivery-rate estimate.
+    state: estimate::SendState,
 }
 
 struct Spool {
@@ -279,12 +339,21 @@ struct Spool {
     dirty_since: Option<Instant>,
     /// When a chunk of it last arrived (at open: none).
     active_at: Option<Instant>,
+    /// How long it had been idle when the session opened (as the store told).
+    idle_at_open: Duration,
 }
 
 const MAX_SPOOLS: usize = 4096;
 const MAX_OUT: usize = 1 << 16;
 const COMMITTED_MEMORY: usize = 4096;
+const REFUSED_MEMORY: usize = 1024;
+/// How often spools are looked at for expiry.
+const EXPIRY_CHECK: Duration = Duration::from_secs(60);
 const PN_RESERVATION: u64 = 1024;
+/// How far ahead of the highest packet number accepted in the peer's current epoch the saved
+/// replay mark is put: the counters are written once every this many packets, and a restart
+/// refuses up to this many numbers the peer never sent (it numbers above them once told).
+const REPLAY_RESERVATION: u64 = 4096;
 const HWM_RESERVATION: u32 = 64;
 const MAX_ARRIVALS: usize = 1 << 16;
 const MAX_RX_RANGES: usize = 8192;
@@ -320,7 +389,7 @@ impl Session {
     /// The outgoing transfers in the order they will be sent (priority, then age), with the
     /// bytes of each not yet known to be received: what an ETA is computed from.
     pub fn outgoing_transfers(&self) -> Vec<OutgoingTransfer> {
-        let p = self.config.packet_size as u64;
+        let p = self.packet_size as u64;
         let mut v: Vec<OutgoingTransfer> = self
             .out
             .values()
@@ -349,7 +418,7 @@ impl Session {
                 o.entry
                     .offer
                     .size
-                    .saturating_sub(known * self.config.packet_size as u64)
+                    .saturating_sub(known * self.packet_size as u64)
             })
             .sum()
     }
@@ -362,6 +431,7 @@ impl Session {
         self.give_up_on_marks(now);
         self.advance_settled(now);
         self.persist_all(now, false);
+        self.expire_spools(now);
     }
 
     // --- outputs ---
@@ -409,11 +479,25 @@ impl Session {
             }
         }
         let mut sendable = !self.control.is_empty();
+        // Data held back by the estimate waits for an acknowledgement, or for the oldest packet
+        // in flight to count no more.
+        let capped = self.last_refill.is_some_and(|t| self.over_the_pipe(t));
+        if capped
+            && let Some(t) = self
+                .in_flight
+                .values()
+                .map(|s| s.at + pto * pacing::SILENT_PTOS)
+                .filter(|&t| self.last_refill.is_some_and(|now| t > now))
+                .min()
+        {
+            at(t);
+        }
         for (t, o) in &self.out {
             if self.unconfirmed.contains(t) {
                 continue;
             }
-            if !o.lost.is_empty() || o.next_new < o.packets || (o.offer_due && o.packets == 0) {
+            let data = !o.lost.is_empty() || o.next_new < o.packets;
+            if (data && !capped) || (o.offer_due && o.packets == 0) {
                 sendable = true;
             }
             if let Some(t) = self.probe_due_at(o, pto) {
@@ -431,6 +515,16 @@ impl Session {
         }
         next
     }
+}
+
+/// Payload bytes of a data packet in datagrams of `datagram_bytes` (clamped to
+/// `wire::MIN_DATAGRAM..=wire::MAX_PACKET`): what is left of a long packet once its header, tag
+/// and the fields of a data chunk ending the body are counted, so that a full one always fits
+/// a packet of its own.
+pub fn payload_size(datagram_bytes: usize) -> usize {
+    datagram_bytes.clamp(wire::MIN_DATAGRAM, wire::MAX_PACKET)
+        - wire::PACKET_OVERHEAD
+        - wire::DATA_CHUNK_OVERHEAD
 }
 
 /// Packets needed for `size` bytes at `packet_size` each.

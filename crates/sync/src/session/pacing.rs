@@ -1,18 +1,39 @@
 //! Pacing: whether the link is up and its rate, the token bucket that spaces packets at that rate
 //! (a scheduled radio link is not a shared network: no loss-based congestion control), and the
 //! probe timeout derived from the round trip.
+//!
+//! A pass without a configured rate (the Engineering Model's, or a link whose rate nobody knows)
+//! is paced to the delivery-rate estimate (`estimate`), and its data in flight is held to what
+//! the estimate says the link holds: a round trip and the acknowledgements' spacing of it, and
+//! [`QUEUE_ALLOWANCE`] more (twice the first in startup). So the link's queue holds about that
+//! much at most, and a message queued behind an object waits no longer. Control (acknowledgements,
+//! handshakes) is never held back by it, only by the pace.
 
 use std::time::{Duration, Instant};
 
 use super::{INITIAL_RTT, Session};
 
+use super::estimate::QUEUE_ALLOWANCE;
+/// The pace of a pass without a configured rate before its first sample, bytes/s: ten full
+/// datagrams per initial round trip.
+const INITIAL_PACE: f64 = 10.0 * wire::MAX_PACKET as f64 / 0.5;
+/// Datagrams of data in flight before the first sample.
+const INITIAL_WINDOW: usize = 10;
+/// Probe timeouts without an acknowledgement after which the data in flight, or a packet of it,
+/// holds nothing back.
+pub(super) const SILENT_PTOS: u32 = 4;
+
 impl Session {
     // --- application commands ---
 
     /// Tells the session whether the link is up (a contact window is open) and its rate in bit/s
-    /// (`None`: unpaced).
+    /// (`None`: paced to the delivery-rate estimate).
     pub fn set_link(&mut self, now: Instant, up: bool, rate_bits_per_sec: Option<u64>) {
-        self.rate = rate_bits_per_sec.map_or(f64::INFINITY, |r| r as f64 / 8.0);
+        self.configured_rate = rate_bits_per_sec.is_some();
+        self.rate = match rate_bits_per_sec {
+            Some(r) => r as f64 / 8.0,
+            None => self.estimated_pace(),
+        };
         if up && !self.link_up {
             // A new contact: introduce ourselves so a peer that restarted meanwhile learns of it,
             // and start the pass with a full burst allowance.
@@ -27,7 +48,79 @@ impl Session {
         self.link_up = up;
     }
 
+    /// The delivery-rate estimate in bytes/s (what a pass without a configured rate is paced
+    /// to; 0 before the first sample).
+    pub fn delivery_rate(&self) -> f64 {
+        self.delivery.estimate()
+    }
+
     // --- internals ---
+
+    /// The pace of a pass without a configured rate: the estimate times this round's gain, at
+    /// least a datagram a second.
+    fn estimated_pace(&self) -> f64 {
+        let est = self.delivery.estimate();
+        if est <= 0.0 {
+            return INITIAL_PACE;
+        }
+        (self.delivery.gain() * est).max(self.config.datagram_bytes as f64)
+    }
+
+    /// Data packets were acknowledged: `bytes` of them, the newest sent with `newest`.
+    pub(super) fn on_delivered(
+        &mut self,
+        now: Instant,
+        bytes: u64,
+        newest: super::estimate::SendState,
+    ) {
+        self.delivery.on_ack(now, bytes, newest);
+        if !self.configured_rate {
+            self.rate = self.estimated_pace();
+        }
+    }
+
+    /// Whether, without a configured rate, more data is in flight than the estimate says the
+    /// link holds (see the module documentation), counting what went within [`SILENT_PTOS`]
+    /// probe timeouts, while acknowledgements still come (after as long a silence, nothing is
+    /// held back).
+    pub(super) fn over_the_pipe(&self, now: Instant) -> bool {
+        if self.configured_rate || !self.link_up {
+            return false;
+        }
+        // Acknowledgements that stopped for long (the peer gone, or cut off) say nothing of the
+        // link any more; before the first, the initial window holds (status answers free it too).
+        if self
+            .last_ack_at
+            .is_some_and(|a| now >= a + self.pto() * SILENT_PTOS)
+        {
+            return false;
+        }
+        // What went [`SILENT_PTOS`] probe timeouts ago without an acknowledgement is no longer
+        // on its way (lost, or below what acknowledgements still describe, left to status
+        // answers): it holds nothing back, or a transfer could wait on it for ever.
+        let old = self.pto() * SILENT_PTOS;
+        let in_flight: usize = self
+            .in_flight
+            .values()
+            .filter(|s| now < s.at + old)
+            .map(|s| s.size)
+            .sum();
+        let est = self.delivery.estimate();
+        let datagram = self.config.datagram_bytes;
+        let cap = if est <= 0.0 {
+            INITIAL_WINDOW * datagram
+        } else {
+            // What is on its way (the path's round trip), delivered but not acknowledged yet (the
+            // acknowledgements' spacing), and the queue allowed.
+            // A safety net: the pace keeps the queue short (it drains when the round trip says
+            // data waits); this holds what the estimate allows on its way, twice over.
+            let path = self.delivery.min_rtt().unwrap_or(INITIAL_RTT)
+                + self.ack_gap.unwrap_or(self.config.ack_delay);
+            let secs = 2.0 * path.as_secs_f64() + QUEUE_ALLOWANCE.as_secs_f64();
+            (est * secs) as usize + 2 * datagram
+        };
+        in_flight >= cap
+    }
 
     /// The probe timeout: how long an answer may take (twice the smoothed round trip, the reorder
     /// window and the peer's acknowledgement pace).
@@ -42,7 +135,7 @@ impl Session {
 
     fn burst(&self) -> f64 {
         if self.rate.is_finite() {
-            (self.rate * 0.02).max(2.0 * wire::MAX_PACKET as f64)
+            (self.rate * 0.02).max(self.config.datagram_bytes as f64)
         } else {
             f64::INFINITY
         }

@@ -1,14 +1,31 @@
 //! Persistence: opening a session from what its store persisted (repairing counters a crash left
 //! behind, reserving packet numbers ahead), and making spools and the opener's memory of the
 //! peer's epochs durable.
+//!
+//! # The replay mark
+//!
+//! A receiver that crashes must not accept again a packet of the peer's current epoch that it
+//! accepted before the crash: a recording of it would otherwise be handled twice. Saving the
+//! highest packet number accepted after every packet costs a write each; saving it now and then
+//! leaves the packets accepted since the last save open to replay. So the mark is reserved ahead,
+//! as packet numbers are on the send side: before a packet above the saved mark is handled, the
+//! mark is moved [`REPLAY_RESERVATION`] above it and written (a packet whose write fails is
+//! dropped, as if lost). The saved mark is never below a number accepted, and a restarted
+//! receiver refuses everything of that epoch at or below it. The peer has not necessarily used
+//! those numbers yet: the restarted side's `Hello` tells it the floor, and it numbers its next
+//! packets above (`Session::number_above`), so the cost of a crash is a skip in the peer's
+//! numbering, never a packet accepted twice.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io;
 use std::time::Instant;
 
-use wire::{DATA_CHUNK_OVERHEAD, MAX_BODY, Opener, Sealer, TransferKind};
+use wire::{Opener, Sealer, TransferKind};
 
-use super::{Out, PN_RESERVATION, Session, SessionConfig, SessionStats, Spool, packet_count};
+use super::{
+    Out, PN_RESERVATION, REPLAY_RESERVATION, Session, SessionConfig, SessionStats, Spool,
+    packet_count, payload_size,
+};
 use crate::ranges::RangeSet;
 use crate::store::Store;
 
@@ -16,11 +33,14 @@ impl Session {
     /// Opens a session on `store`, resuming whatever it persisted.
     pub fn new(config: SessionConfig, mut store: Box<dyn Store>) -> io::Result<Session> {
         assert!(config.incarnation != 0, "incarnation 0 means unknown");
-        let packet_size = config.packet_size.clamp(1, MAX_BODY - DATA_CHUNK_OVERHEAD);
+        let datagram_bytes = config
+            .datagram_bytes
+            .clamp(wire::MIN_DATAGRAM, wire::MAX_PACKET);
         let config = SessionConfig {
-            packet_size,
+            datagram_bytes,
             ..config
         };
+        let packet_size = payload_size(datagram_bytes);
         let persisted = store.load()?;
         let mut counters = persisted.counters;
         // Repair counters a crash left behind the outbox (see send_message).
@@ -49,6 +69,7 @@ impl Session {
                     packets,
                     next_new: hwm,
                     received: RangeSet::new(),
+                    acked_to: 0,
                     lost: BTreeSet::new(),
                     unknown: RangeSet::from_ranges([(0, u64::from(hwm))]),
                     unknown_bound: next_pn,
@@ -76,6 +97,7 @@ impl Session {
                         dirty: 0,
                         dirty_since: None,
                         active_at: None,
+                        idle_at_open: s.idle,
                     },
                 )
             })
@@ -92,9 +114,13 @@ impl Session {
             rate: 0.0,
             tokens: 0.0,
             last_refill: None,
+            configured_rate: false,
+            delivery: super::estimate::DeliveryRate::new(),
+            drained: false,
             peer_incarnation: 0,
             hello_pending: true,
             hello_sent_at: None,
+            hello_carried: None,
             hello_rushed_at: None,
             hello_asked_from: 0,
             proof_floor: 0,
@@ -111,8 +137,10 @@ impl Session {
             floor_sent: 0,
             srtt: None,
             control: VecDeque::new(),
+            data_turn: false,
             rx: RangeSet::new(),
             rx_largest: 0,
+            largest_at: None,
             rx_known_from: None,
             arrivals: VecDeque::new(),
             settled: 0,
@@ -124,6 +152,9 @@ impl Session {
             ack_gap: None,
             last_ack_at: None,
             spools,
+            opened_at: None,
+            expiry_checked_at: None,
+            refused: VecDeque::new(),
             committed: committed_order.iter().copied().collect(),
             committed_order,
             pending_status: Vec::new(),
@@ -136,6 +167,8 @@ impl Session {
             events: VecDeque::new(),
             stats: SessionStats::default(),
             store,
+            packet_size,
+            max_body: datagram_bytes - wire::PACKET_OVERHEAD,
             config,
         })
         .map(|mut s| {
@@ -168,7 +201,6 @@ impl Session {
         }
         s.dirty = 0;
         s.dirty_since = None;
-        self.save_replay_memory(true);
     }
 
     pub(super) fn persist_all(&mut self, now: Instant, force: bool) {
@@ -189,25 +221,36 @@ impl Session {
         }
     }
 
-    /// Persists what the opener knows of the peer's epochs: when forced, when the peer's epoch
-    /// changed, or every 4096 packets.
-    pub(super) fn save_replay_memory(&mut self, force: bool) {
+    /// Makes sure the saved replay mark covers every packet the opener accepted, and that the
+    /// epochs it retired are saved: writes the counters when not, with the mark of the peer's
+    /// current epoch [`REPLAY_RESERVATION`] above the highest accepted (see the module
+    /// documentation). Returns false when the write failed: the packet just accepted must not be
+    /// handled (it is tried again, with the mark, at the next packet).
+    pub(super) fn reserve_replay(&mut self) -> bool {
         let memory = self.opener.memory();
-        if memory == self.replay_saved {
-            return;
-        }
-        let grown = match (memory.current, self.replay_saved.current) {
-            (Some((e, h)), Some((saved_e, saved_h))) => e != saved_e || h >= saved_h + 4096,
-            _ => true,
+        let covered = match (memory.current, self.replay_saved.current) {
+            (None, _) => true,
+            (Some((e, h)), Some((saved_e, mark))) => e == saved_e && h <= mark,
+            (Some(_), None) => false,
         };
-        if force || grown || memory.retired != self.replay_saved.retired {
-            self.counters.replay = memory;
-            // Saved only once written: a failed write is tried again at the next packet.
-            if self.store.save_counters(&self.counters).is_err() {
-                self.stats.store_errors += 1;
-            } else {
-                self.replay_saved = memory;
-            }
+        if covered && memory.retired == self.replay_saved.retired {
+            return true;
         }
+        let mut saved = memory;
+        saved.current = memory.current.map(|(e, h)| {
+            (
+                e,
+                h.saturating_add(REPLAY_RESERVATION)
+                    .min(wire::MAX_PACKET_NUMBER),
+            )
+        });
+        // Ahead is safe whenever it is written (with any other counter): it only refuses more.
+        self.counters.replay = saved;
+        if self.store.save_counters(&self.counters).is_err() {
+            self.stats.store_errors += 1;
+            return false;
+        }
+        self.replay_saved = saved;
+        true
     }
 }

@@ -2,7 +2,7 @@
 //! the digest verifies, the inbox and in-order message delivery, the acknowledgements this side
 //! owes, and the settled mark (below it, a missing packet is lost).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wire::{
     AckRanges, Chunk, MAX_RANGES, Offer, PacketError, Status, StatusState, TransferKind,
@@ -10,8 +10,8 @@ use wire::{
 };
 
 use super::{
-    COMMITTED_MEMORY, Event, MAX_ACK_DELAY, MAX_ARRIVALS, MAX_RX_RANGES, MAX_SPOOLS, Session,
-    Spool, packet_count,
+    COMMITTED_MEMORY, EXPIRY_CHECK, Event, MAX_ACK_DELAY, MAX_ARRIVALS, MAX_RX_RANGES, MAX_SPOOLS,
+    REFUSED_MEMORY, Session, Spool, packet_count,
 };
 use crate::ranges::RangeSet;
 use crate::store::Commit;
@@ -53,7 +53,6 @@ impl Session {
                 *match e {
                     PacketError::Oversized => &mut s.rejected_oversized,
                     PacketError::Truncated => &mut s.rejected_truncated,
-                    PacketError::Checksum => &mut s.rejected_checksum,
                     PacketError::Forged => &mut s.rejected_forged,
                     PacketError::Replayed => &mut s.rejected_replayed,
                     _ => &mut s.rejected_unknown,
@@ -74,6 +73,11 @@ impl Session {
         {
             return;
         }
+        // Nothing of a packet of the current epoch is handled before the saved replay mark
+        // covers its number: a crash after this point must not let a recording of it in again.
+        if !self.reserve_replay() {
+            return;
+        }
         self.stats.packets_received += 1;
         self.rx.insert_one(pn);
         self.rx_known_from = Some(self.rx_known_from.map_or(pn, |k| k.min(pn)));
@@ -81,6 +85,9 @@ impl Session {
             let drop_below = self.rx.iter().nth(MAX_RX_RANGES / 2).map_or(0, |(s, _)| s);
             self.rx.remove_below(drop_below);
             self.rx_known_from = self.rx_known_from.map(|k| k.max(drop_below));
+        }
+        if pn > self.rx_largest || self.largest_at.is_none() {
+            self.largest_at = Some(now);
         }
         self.rx_largest = self.rx_largest.max(pn);
         self.arrivals.push_back((pn, now));
@@ -118,7 +125,11 @@ impl Session {
                     incarnation,
                     resume,
                     unacked_seq,
-                } => self.receive_hello(pn, incarnation, &resume, unacked_seq),
+                    replay_floor,
+                } => {
+                    self.number_above(replay_floor);
+                    self.receive_hello(pn, incarnation, &resume, unacked_seq);
+                }
                 Chunk::HelloAck {
                     incarnation,
                     hello_pn,
@@ -126,7 +137,7 @@ impl Session {
                     next_seq,
                 } => {
                     if incarnation == self.config.incarnation {
-                        self.receive_hello_ack(hello_pn, next_transfer, next_seq);
+                        self.receive_hello_ack(now, hello_pn, next_transfer, next_seq);
                     }
                 }
                 Chunk::StatusRequest { transfers } => {
@@ -137,16 +148,21 @@ impl Session {
                     self.peer_floor = self.peer_floor.max(floor);
                     self.rx.remove_below(self.peer_floor);
                 }
+                Chunk::Refuse { transfer, reason } => self.receive_refusal(transfer, reason),
             }
         }
         if ack_eliciting {
+            let mut pace = self.arrival_gap;
             if let Some(last) = self.last_arrival {
                 let gap = now.saturating_duration_since(last);
                 self.arrival_gap = Some(self.arrival_gap.map_or(gap, |g| (g * 7 + gap) / 8));
+                // Arrivals that speed up (a sender finding the link's rate after a pause) are
+                // answered at their new pace, not at the average's, which lags behind.
+                pace = self.arrival_gap.map(|g| g.min(gap));
             }
             self.last_arrival = Some(now);
             self.ack_pending += 1;
-            let delay = self.arrival_gap.map_or(self.config.ack_delay, |g| {
+            let delay = pace.map_or(self.config.ack_delay, |g| {
                 (g * 8).clamp(self.config.ack_delay, MAX_ACK_DELAY)
             });
             let due = if self.ack_pending >= self.config.ack_every {
@@ -162,7 +178,6 @@ impl Session {
             self.try_commit(now, t);
         }
         self.persist_all(now, false);
-        self.save_replay_memory(false);
     }
 
     /// A candidate epoch of the peer proved itself and was promoted: the peer restarted, and its
@@ -176,6 +191,7 @@ impl Session {
         }
         self.rx = RangeSet::new();
         self.rx_largest = 0;
+        self.largest_at = None;
         self.rx_known_from = None;
         self.arrivals.clear();
         self.settled = 0;
@@ -190,7 +206,7 @@ impl Session {
         if self.ack_due.is_some_and(|d| now >= d) && self.rx_largest > 0 {
             self.ack_due = None;
             self.ack_pending = 0;
-            let ack = self.build_ack();
+            let ack = self.build_ack(now);
             self.control.push_front(Chunk::Ack(ack));
         }
     }
@@ -203,7 +219,10 @@ impl Session {
             self.queue_committed(transfer);
             return false;
         }
-        let p = self.config.packet_size;
+        if self.queue_refusal(transfer) {
+            return false;
+        }
+        let p = self.packet_size;
         if !self.make_room_for(transfer) {
             return false;
         }
@@ -213,6 +232,7 @@ impl Session {
             dirty: 0,
             dirty_since: None,
             active_at: None,
+            idle_at_open: Duration::ZERO,
         });
         spool.active_at = Some(now);
         if spool.received.contains(u64::from(index)) {
@@ -265,6 +285,16 @@ impl Session {
             self.queue_committed(t);
             return false;
         }
+        let first_offer = self.spools.get(&t).is_none_or(|s| s.offer.is_none());
+        if o.kind == TransferKind::Object && first_offer {
+            // Room is judged once, on the declared size, when the offer first comes (again, for
+            // one refused before: room may have been freed since).
+            if let Err(reason) = self.store.admit(&o) {
+                self.refuse(&o, reason);
+                return false;
+            }
+            self.refused.retain(|(r, _)| *r != t);
+        }
         if !self.make_room_for(t) {
             return false;
         }
@@ -274,6 +304,7 @@ impl Session {
             dirty: 0,
             dirty_since: None,
             active_at: None,
+            idle_at_open: Duration::ZERO,
         });
         match &spool.offer {
             Some(existing) if *existing != o => {
@@ -284,6 +315,84 @@ impl Session {
             None => {
                 spool.offer = Some(o);
                 true
+            }
+        }
+    }
+
+    /// Refuses the peer's object transfer `o` (the store has no room for it): whatever was
+    /// spooled of it is dropped, the refusal remembered and sent, and the application told once.
+    fn refuse(&mut self, o: &Offer, reason: String) {
+        let t = o.transfer;
+        if self.spools.remove(&t).is_some() && self.store.spool_drop(t).is_err() {
+            self.stats.store_errors += 1;
+        }
+        let known = self.refused.iter().position(|(r, _)| *r == t);
+        if let Some(i) = known {
+            self.refused.remove(i);
+        } else {
+            self.stats.offers_refused += 1;
+            self.events.push_back(Event::ObjectDeclined {
+                digest: o.digest,
+                size: o.size,
+                reason: reason.clone(),
+            });
+        }
+        if self.refused.len() >= REFUSED_MEMORY {
+            self.refused.pop_front();
+        }
+        self.refused.push_back((t, reason));
+        self.queue_refusal(t);
+    }
+
+    /// When transfer `t` was refused, queues the refusal (once in the queue) and returns true.
+    pub(super) fn queue_refusal(&mut self, t: u64) -> bool {
+        let Some((_, reason)) = self.refused.iter().find(|(r, _)| *r == t) else {
+            return false;
+        };
+        let queued = self
+            .control
+            .iter()
+            .any(|c| matches!(c, Chunk::Refuse { transfer, .. } if *transfer == t));
+        if !queued {
+            let reason = reason.clone();
+            self.control.push_back(Chunk::Refuse {
+                transfer: t,
+                reason,
+            });
+        }
+        true
+    }
+
+    /// Drops the spools that made no progress for the `spool_expiry` (looked at once every
+    /// [`EXPIRY_CHECK`]), freeing their space. Their sender, if it comes back, hears "unknown"
+    /// (or a status without what was dropped) and sends the transfer again from nothing.
+    pub(super) fn expire_spools(&mut self, now: Instant) {
+        let opened = *self.opened_at.get_or_insert(now);
+        if self
+            .expiry_checked_at
+            .is_some_and(|c| now < c + EXPIRY_CHECK)
+        {
+            return;
+        }
+        self.expiry_checked_at = Some(now);
+        let expiry = self.config.spool_expiry;
+        let stale: Vec<u64> = self
+            .spools
+            .iter()
+            .filter(|(_, s)| {
+                let idle = match s.active_at {
+                    Some(a) => now.saturating_duration_since(a),
+                    None => now.saturating_duration_since(opened) + s.idle_at_open,
+                };
+                idle >= expiry
+            })
+            .map(|(&t, _)| t)
+            .collect();
+        for t in stale {
+            self.spools.remove(&t);
+            self.stats.spools_expired += 1;
+            if self.store.spool_drop(t).is_err() {
+                self.stats.store_errors += 1;
             }
         }
     }
@@ -306,7 +415,7 @@ impl Session {
     }
 
     fn try_commit(&mut self, now: Instant, t: u64) {
-        let p = self.config.packet_size;
+        let p = self.packet_size;
         let Some(spool) = self.spools.get(&t) else {
             return;
         };
@@ -449,8 +558,11 @@ impl Session {
         }
     }
 
-    fn build_ack(&self) -> AckRanges {
+    fn build_ack(&self, now: Instant) -> AckRanges {
         let largest = self.rx_largest;
+        let delay_ms = self
+            .largest_at
+            .map_or(0, |t| now.saturating_duration_since(t).as_millis() as u64);
         // Below what this incarnation saw, or what the sender no longer asks about, say nothing.
         let floor = self
             .peer_floor
@@ -473,6 +585,7 @@ impl Session {
             largest,
             settled: self.settled.min(largest),
             low,
+            delay_ms,
             ranges,
         }
     }

@@ -7,8 +7,8 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use wire::{
-    AckRanges, Chunk, DATA_CHUNK_OVERHEAD, Digest, MAX_BODY, MAX_LIST, Offer, Status, StatusState,
-    TransferKind, chunk_len, encode_chunk,
+    AckRanges, Chunk, Digest, MAX_LIST, Offer, Status, StatusState, TransferKind, chunk_len,
+    data_chunk_len, encode_chunk, encode_last_data,
 };
 
 use super::{
@@ -99,14 +99,37 @@ impl Session {
             return None;
         }
         self.queue_control(now);
-        let mut body = Vec::with_capacity(MAX_BODY);
+        let mut body = Vec::with_capacity(self.max_body);
         let mut handshake = 0usize;
         let mut hello = false;
-        while let Some(c) = self.control.front() {
-            let len = chunk_len(c);
-            if body.len() + len > MAX_BODY {
+        let mut our_hello = false;
+        // A full data chunk leaves no room for control beside it: after a packet of control only
+        // while data waited, the next carries data only, so that control (answers to a storm of
+        // replayed handshakes, say) never starves the transfers.
+        let mut data = Vec::new();
+        if std::mem::take(&mut self.data_turn) {
+            data = self.fill_data(now, &mut body);
+        }
+        while data.is_empty()
+            && let Some(mut len) = self.control.front().map(chunk_len)
+        {
+            if len > self.max_body {
+                // Longer than any packet of this link carries (small datagrams): cut to fit one.
+                let c = self.control.pop_front()?;
+                if let Some(c) = cut_to(c, self.max_body) {
+                    len = chunk_len(&c);
+                    self.control.push_front(c);
+                } else {
+                    self.stats.malformed += 1;
+                    continue;
+                }
+            }
+            if body.len() + len > self.max_body {
                 break;
             }
+            let Some(c) = self.control.front() else {
+                break;
+            };
             if matches!(
                 c,
                 Chunk::Hello { .. }
@@ -116,22 +139,38 @@ impl Session {
             ) {
                 handshake += len;
                 hello |= matches!(c, Chunk::Hello { .. } | Chunk::HelloAck { .. });
+                our_hello |= matches!(c, Chunk::Hello { .. });
             }
             let c = self.control.pop_front()?;
             encode_chunk(&c, &mut body);
         }
-        let data = self.fill_data(now, &mut body);
+        if data.is_empty() {
+            data = self.fill_data(now, &mut body);
+            self.data_turn = data.is_empty() && !body.is_empty() && self.data_waiting();
+        }
         if body.is_empty() {
             return None;
         }
         let pn = self.take_pn()?;
+        if our_hello {
+            self.hello_carried = Some((pn, now));
+        }
+        let state = (!data.is_empty()).then(|| {
+            self.delivery
+                .on_send(now, self.in_flight.is_empty(), self.drained)
+        });
         for &(transfer, index, resent, len) in &data {
+            let Some(state) = state else {
+                break;
+            };
             self.in_flight.insert(
                 pn,
                 Sent {
                     transfer,
                     index,
                     at: now,
+                    size: 0,
+                    state,
                 },
             );
             if let Some(old) = self.flight_by_packet.insert((transfer, index), pn) {
@@ -144,6 +183,9 @@ impl Session {
             }
         }
         let packet = self.seal(pn, &body, hello);
+        if let Some(sent) = self.in_flight.get_mut(&pn) {
+            sent.size = packet.len();
+        }
         self.tokens -= packet.len() as f64;
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += packet.len() as u64;
@@ -161,7 +203,7 @@ impl Session {
         if !self.marks_known {
             self.unconfirmed.insert(entry.offer.transfer);
         }
-        let packets = packet_count(entry.offer.size, self.config.packet_size);
+        let packets = packet_count(entry.offer.size, self.packet_size);
         self.out.insert(
             entry.offer.transfer,
             Out {
@@ -169,6 +211,7 @@ impl Session {
                 packets,
                 next_new: 0,
                 received: RangeSet::new(),
+                acked_to: 0,
                 lost: BTreeSet::new(),
                 unknown: RangeSet::new(),
                 unknown_bound: 0,
@@ -181,6 +224,10 @@ impl Session {
     }
 
     fn take_pn(&mut self) -> Option<u64> {
+        if self.next_pn > wire::MAX_PACKET_NUMBER {
+            // This run's numbers are spent (the nonce holds 48 bits): it says nothing more.
+            return None;
+        }
         if self.next_pn >= self.counters.pn_reserved {
             self.counters.pn_reserved = self.next_pn + PN_RESERVATION;
             if self.store.save_counters(&self.counters).is_err() {
@@ -191,6 +238,13 @@ impl Session {
         let pn = self.next_pn;
         self.next_pn += 1;
         Some(pn)
+    }
+
+    /// Whether a data chunk waits to be sent (lost, or never sent yet).
+    fn data_waiting(&self) -> bool {
+        self.out.iter().any(|(t, o)| {
+            !self.unconfirmed.contains(t) && (!o.lost.is_empty() || o.next_new < o.packets)
+        })
     }
 
     /// When transfer `o` next needs a status request, if it is waiting on one.
@@ -261,7 +315,12 @@ impl Session {
     /// priority and age. Returns (transfer, index, resent, bytes) for each.
     fn fill_data(&mut self, now: Instant, body: &mut Vec<u8>) -> Vec<(u64, u32, bool, usize)> {
         let mut sent = Vec::new();
-        let p = self.config.packet_size;
+        if self.over_the_pipe(now) {
+            return sent;
+        }
+        // Set again below when the packet fills before the data runs out.
+        self.drained = true;
+        let p = self.packet_size;
         let mut order: Vec<(u8, u64)> = self
             .out
             .iter()
@@ -270,6 +329,8 @@ impl Session {
             .collect();
         order.sort_unstable();
         let mut failed = Vec::new();
+        // Where the last data chunk lies in the body: (start, end, transfer, index, length).
+        let mut last_data = None;
         'transfers: for (_, t) in order {
             loop {
                 let Some(o) = self.out.get_mut(&t) else {
@@ -277,7 +338,7 @@ impl Session {
                 };
                 if o.offer_due {
                     let c = Chunk::Offer(o.entry.offer.clone());
-                    if body.len() + chunk_len(&c) > MAX_BODY {
+                    if body.len() + chunk_len(&c) > self.max_body {
                         break 'transfers;
                     }
                     encode_chunk(&c, body);
@@ -293,12 +354,16 @@ impl Session {
                 };
                 let offset = u64::from(index) * p as u64;
                 let len = (o.entry.offer.size - offset).min(p as u64) as usize;
-                if body.len() + DATA_CHUNK_OVERHEAD + len > MAX_BODY {
+                // It fits as the body's last chunk (without its length), or not at all; one that
+                // fits only so ends the body.
+                if body.len() + data_chunk_len(t, index, len, true) > self.max_body {
                     if resent {
                         o.lost.insert(index);
                     }
+                    self.drained = false;
                     break 'transfers;
                 }
+                let ends_body = body.len() + data_chunk_len(t, index, len, false) > self.max_body;
                 let mut payload = vec![0u8; len];
                 let read = match &o.entry.body {
                     Some(b) => {
@@ -331,6 +396,7 @@ impl Session {
                     o.next_new += 1;
                 }
                 o.last_sent_at = Some(now);
+                let start = body.len();
                 encode_chunk(
                     &Chunk::Data {
                         transfer: t,
@@ -339,8 +405,21 @@ impl Session {
                     },
                     body,
                 );
+                last_data = Some((start, body.len(), t, index, len));
                 sent.push((t, index, resent, len));
+                if ends_body {
+                    self.drained = false;
+                    break 'transfers;
+                }
             }
+        }
+        // The last chunk of the body, when it is data, goes without its length.
+        if let Some((start, end, t, index, len)) = last_data
+            && end == body.len()
+        {
+            let payload = body[end - len..end].to_vec();
+            body.truncate(start);
+            encode_last_data(t, index, &payload, body);
         }
         for (t, error) in failed {
             if let Some(o) = self.out.remove(&t) {
@@ -369,6 +448,9 @@ impl Session {
             .range(a.low..=a.largest)
             .map(|(&pn, _)| pn)
             .collect();
+        // What the acknowledgement delivers, and what the newest packet it covers took along.
+        let mut delivered = 0u64;
+        let mut newest = None;
         for pn in judged {
             let got = received.contains(pn);
             if !got && pn > a.settled {
@@ -383,15 +465,52 @@ impl Session {
             if got && pn == a.largest {
                 let sample = now.saturating_duration_since(sent.at);
                 self.srtt = Some(self.srtt.map_or(sample, |s| (s * 7 + sample) / 8));
+                // The path's own round trip: without the time the receiver held the answer.
+                let held = Duration::from_millis(a.delay_ms.min(MAX_ACK_DELAY.as_millis() as u64));
+                self.delivery.on_rtt(sample.saturating_sub(held));
+            }
+            if got {
+                delivered += sent.size as u64;
+                newest = Some(sent.state);
             }
             if let Some(o) = self.out.get_mut(&sent.transfer) {
                 if got {
                     o.received.insert_one(u64::from(sent.index));
+                    o.acked_to = o.acked_to.max(pn);
                 } else if !o.received.contains(u64::from(sent.index)) {
                     o.lost.insert(sent.index);
                 }
             }
         }
+        if let Some(newest) = newest {
+            self.on_delivered(now, delivered, newest);
+        }
+    }
+
+    /// The peer refused object transfer `t` (no room for it): it leaves the outbox, and the
+    /// application hears why. A refusal naming a message is a peer bug: messages are bounded and
+    /// always taken.
+    pub(super) fn receive_refusal(&mut self, t: u64, reason: String) {
+        match self.out.get(&t) {
+            Some(o) if o.entry.body.is_none() => {}
+            Some(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
+            None => return,
+        }
+        let Some(o) = self.out.remove(&t) else {
+            return;
+        };
+        if self.store.outbox_remove(t).is_err() {
+            self.stats.store_errors += 1;
+        }
+        self.in_flight.retain(|_, f| f.transfer != t);
+        self.flight_by_packet.retain(|&(x, _), _| x != t);
+        self.events.push_back(Event::ObjectRefused {
+            digest: o.entry.offer.digest,
+            reason,
+        });
     }
 
     pub(super) fn receive_status(&mut self, s: &Status) {
@@ -415,11 +534,34 @@ impl Session {
             }
             StatusState::Unknown | StatusState::Reset => {
                 o.received = RangeSet::new();
+                o.acked_to = 0;
                 o.offer_due = true;
             }
             StatusState::Partial => {
-                for &(a, b) in &s.ranges {
-                    o.received.insert(u64::from(a), u64::from(b.min(s.upto)));
+                // Below `upto` the ranges are the receiver's whole word, once settled past every
+                // acknowledgement taken (an older status may lack what a newer acknowledgement
+                // said): what it lacks there it lacks, whatever acknowledgements said (its spool
+                // was dropped, idle too long or evicted, and started again), and it is sent again.
+                let have = RangeSet::from_ranges(
+                    s.ranges
+                        .iter()
+                        .map(|&(a, b)| (u64::from(a), u64::from(b.min(s.upto)))),
+                );
+                let upto = u64::from(s.upto);
+                let lost_there = have
+                    .gaps(0, upto.min(u64::from(o.packets)))
+                    .into_iter()
+                    .any(|(a, b)| o.received.gaps(a, b) != [(a, b)]);
+                if lost_there && s.settled >= o.acked_to {
+                    o.received = RangeSet::from_ranges(
+                        o.received
+                            .iter()
+                            .map(|(a, b)| (a.max(upto), b))
+                            .filter(|&(a, b)| a < b),
+                    );
+                }
+                for (a, b) in have.iter() {
+                    o.received.insert(a, b);
                 }
             }
         }
@@ -455,5 +597,104 @@ impl Session {
         if unknown_settled && upto >= o.next_new {
             o.unknown = RangeSet::new();
         }
+    }
+}
+
+/// Cuts a control chunk to at most `budget` encoded bytes, keeping what it says true: an `Ack`
+/// or a `Status` describes fewer ranges (its `low` or `upto` moved to the last one kept; an
+/// `Ack` keeps at least the range of its largest packet number), a `Hello` or a `StatusRequest`
+/// asks about fewer transfers (the others are probed later). `None` when it cannot be cut to fit
+/// (no chunk the session makes, in datagrams of at least `wire::MIN_DATAGRAM`).
+fn cut_to(mut c: Chunk, budget: usize) -> Option<Chunk> {
+    while chunk_len(&c) > budget {
+        match &mut c {
+            Chunk::Ack(a) if a.ranges.len() > 1 => {
+                a.ranges.pop();
+                a.low = a.ranges.last().map_or(a.low, |&(lo, _)| lo);
+            }
+            Chunk::Status(s) if !s.ranges.is_empty() => {
+                s.ranges.pop();
+                s.upto = s.ranges.last().map_or(0, |&(_, end)| end);
+            }
+            Chunk::Hello { resume, .. } if !resume.is_empty() => {
+                resume.pop();
+            }
+            Chunk::StatusRequest { transfers } if !transfers.is_empty() => {
+                transfers.pop();
+            }
+            _ => return None,
+        }
+    }
+    Some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use wire::{AckRanges, Chunk, MIN_DATAGRAM, PACKET_OVERHEAD, Status, StatusState, chunk_len};
+
+    use super::cut_to;
+
+    /// In the smallest datagrams, the longest control chunks are cut to fit, and still say only
+    /// what is true.
+    #[test]
+    fn control_chunks_are_cut_to_the_smallest_datagram() {
+        let budget = MIN_DATAGRAM - PACKET_OVERHEAD;
+        // 128 ranges far apart: about 1,000 bytes.
+        let ranges: Vec<(u64, u64)> = (0..128u64)
+            .map(|i| (1_000_000 - i * 5000 - 10, 1_000_000 - i * 5000))
+            .collect();
+        let ack = Chunk::Ack(AckRanges {
+            largest: 1_000_000,
+            settled: 1_000_000,
+            low: 0,
+            delay_ms: 0,
+            ranges: ranges.clone(),
+        });
+        assert!(chunk_len(&ack) > budget);
+        let Some(Chunk::Ack(a)) = cut_to(ack, budget) else {
+            panic!("an ack is always cut to fit");
+        };
+        assert!(chunk_len(&Chunk::Ack(a.clone())) <= budget);
+        assert_eq!(a.ranges[..], ranges[..a.ranges.len()]);
+        assert_eq!(
+            a.low,
+            a.ranges.last().unwrap().0,
+            "nothing said below the last range"
+        );
+        let status = Chunk::Status(Status {
+            transfer: 9,
+            settled: 5,
+            state: StatusState::Partial,
+            upto: u32::MAX,
+            ranges: (0..128u32)
+                .map(|i| (i * 100_000, i * 100_000 + 7))
+                .collect(),
+        });
+        let Some(Chunk::Status(s)) = cut_to(status, budget) else {
+            panic!("a status is always cut to fit");
+        };
+        assert!(chunk_len(&Chunk::Status(s.clone())) <= budget);
+        assert_eq!(
+            s.upto,
+            s.ranges.last().unwrap().1,
+            "described only up to the last range"
+        );
+        let hello = Chunk::Hello {
+            incarnation: 1,
+            resume: (0..64).map(|i| u64::MAX - i).collect(),
+            unacked_seq: 3,
+            replay_floor: Some((u64::MAX, 1 << 47)),
+        };
+        let Some(Chunk::Hello { resume, .. }) = cut_to(hello, budget) else {
+            panic!("a hello is always cut to fit");
+        };
+        assert!(!resume.is_empty() && resume.len() < 64);
+        // What cannot be cut and does not fit is not sent.
+        let huge = Chunk::Data {
+            transfer: 1,
+            index: 0,
+            payload: vec![0; budget],
+        };
+        assert_eq!(cut_to(huge, budget), None);
     }
 }
