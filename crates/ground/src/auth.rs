@@ -95,12 +95,17 @@ impl FromRequestParts<Ground> for Operator {
     async fn from_request_parts(parts: &mut Parts, ground: &Ground) -> Result<Operator, ApiError> {
         let AuthUser(user) = AuthUser::from_request_parts(parts, ground).await?;
         if role(ground, &user).await? != Role::Operator {
-            return Err(ApiError::forbidden(format!(
-                "only an operator may do this; '{user}' is a tenant"
-            )));
+            return Err(not_an_operator(&user));
         }
         Ok(Operator(user))
     }
+}
+
+/// What a tenant asking for an operator's action is told (the API and the dashboard alike).
+pub(crate) fn not_an_operator(user: &str) -> ApiError {
+    ApiError::forbidden(format!(
+        "only an operator may do this; '{user}' is a tenant"
+    ))
 }
 
 /// A user's role (a user who no longer exists has none to speak of: a tenant's).

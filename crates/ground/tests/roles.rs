@@ -214,13 +214,9 @@ async fn an_execution_on_a_flight_system_waits_until_an_operator_approves_it() {
 
     // Approved once: not again, and it can no longer be called off.
     let again = post(&g, &approve, &t.ops, None).await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
-    assert!(
-        again
-            .text()
-            .contains("is not awaiting approval (it is SCHEDULED)"),
-        "{}",
-        again.text()
+    again.assert_answer(
+        StatusCode::CONFLICT,
+        "is not awaiting approval (it is SCHEDULED)",
     );
     let cancel = post(
         &g,
@@ -229,12 +225,7 @@ async fn an_execution_on_a_flight_system_waits_until_an_operator_approves_it() {
         None,
     )
     .await;
-    assert_eq!(cancel.status, StatusCode::CONFLICT);
-    assert!(
-        cancel.text().contains("already been sent to system 'fm'"),
-        "{}",
-        cancel.text()
-    );
+    cancel.assert_answer(StatusCode::CONFLICT, "already been sent to system 'fm'");
     // The tenant reads who approved it.
     let seen = g
         .get(&format!("/api/v1/executions/{id}"), &t.alice)
@@ -341,12 +332,7 @@ async fn a_rejection_ends_the_execution_with_its_reason_and_sends_nothing() {
         None,
     )
     .await;
-    assert_eq!(r.status, StatusCode::CONFLICT);
-    assert!(
-        r.text().contains("has already ended (REJECTED)"),
-        "{}",
-        r.text()
-    );
+    r.assert_answer(StatusCode::CONFLICT, "has already ended (REJECTED)");
     assert_eq!(
         post(&g, "/api/v1/executions/nope/approve", &t.ops, None)
             .await
@@ -830,12 +816,7 @@ async fn operators_manage_users_and_quotas() {
             json!({"user": "carol", "password": "pw-carol"}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(
-        r.text().contains("user 'carol' is disabled"),
-        "{}",
-        r.text()
-    );
+    r.assert_answer(StatusCode::FORBIDDEN, "user 'carol' is disabled");
     // A wrong password still reads as one.
     let r = g
         .post_json(
@@ -1012,10 +993,5 @@ async fn operators_manage_users_and_quotas_from_the_dashboard() {
             Some(&bad),
         ))
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(
-        r.text().contains("volume_bytes: \\\"lots\\\""),
-        "{}",
-        r.text()
-    );
+    r.assert_answer(StatusCode::BAD_REQUEST, "volume_bytes: \\\"lots\\\"");
 }

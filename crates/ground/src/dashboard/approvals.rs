@@ -108,17 +108,6 @@ async fn form_viewer(
     Ok(Some(v))
 }
 
-fn operator_only(v: &Viewer) -> Result<(), ApiError> {
-    if v.operator {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(format!(
-            "only an operator may do this; '{}' is a tenant",
-            v.user
-        )))
-    }
-}
-
 pub(super) async fn approve(
     State(g): State<Ground>,
     headers: HeaderMap,
@@ -128,7 +117,7 @@ pub(super) async fn approve(
     let Some(v) = form_viewer(&g, &headers, &form).await? else {
         return Ok(signed_out());
     };
-    operator_only(&v)?;
+    v.operator_only()?;
     approval::approve(&g, &v.user, &id).await?;
     Ok(form.redirect(&id))
 }
@@ -142,7 +131,7 @@ pub(super) async fn reject(
     let Some(v) = form_viewer(&g, &headers, &form).await? else {
         return Ok(signed_out());
     };
-    operator_only(&v)?;
+    v.operator_only()?;
     approval::reject(&g, &v.user, &id, &form.reason).await?;
     Ok(form.redirect(&id))
 }

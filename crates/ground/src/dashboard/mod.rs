@@ -70,6 +70,17 @@ pub(crate) struct Viewer {
     pub(crate) csrf: String,
 }
 
+impl Viewer {
+    /// `Err(403)` unless the viewer is an operator.
+    pub(crate) fn operator_only(&self) -> Result<(), ApiError> {
+        if self.operator {
+            Ok(())
+        } else {
+            Err(auth::not_an_operator(&self.user))
+        }
+    }
+}
+
 /// The viewer, or `None` when the request carries no valid session cookie.
 pub(crate) async fn viewer(g: &Ground, headers: &HeaderMap) -> Result<Option<Viewer>, ApiError> {
     let Some(token) = auth::cookie(headers, SESSION_COOKIE) else {

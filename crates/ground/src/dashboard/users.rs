@@ -13,17 +13,6 @@ use super::{Nav, Viewer, check_csrf, page, signed_out, viewer};
 use crate::error::ApiError;
 use crate::{Ground, db, time};
 
-fn operator_only(v: &Viewer) -> Result<(), ApiError> {
-    if v.operator {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(format!(
-            "only an operator may do this; '{}' is a tenant",
-            v.user
-        )))
-    }
-}
-
 pub(super) async fn users(
     State(g): State<Ground>,
     headers: HeaderMap,
@@ -31,7 +20,7 @@ pub(super) async fn users(
     let Some(v) = viewer(&g, &headers).await? else {
         return Ok(signed_out());
     };
-    operator_only(&v)?;
+    v.operator_only()?;
     let users = db::users(g.db()).await?;
     let quotas = db::quotas(g.db()).await?;
     let body = html! {
@@ -126,7 +115,7 @@ async fn form_operator(
         return Ok(None);
     };
     check_csrf(&v, csrf)?;
-    operator_only(&v)?;
+    v.operator_only()?;
     Ok(Some(v))
 }
 

@@ -79,6 +79,13 @@ impl Reply {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// Asserts the answer's status and that its body says `says`.
+    #[track_caller]
+    pub fn assert_answer(&self, status: StatusCode, says: &str) {
+        assert_eq!(self.status, status, "{}", self.text());
+        assert!(self.text().contains(says), "{}", self.text());
+    }
 }
 
 impl TestGround {
