@@ -7,112 +7,15 @@
 //! containers and images by the `org.orbitdock.tenant` label or the `tenants/<name>/` prefix.
 //! Without a reachable Docker Engine it fails; it never skips.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
-use bollard::query_parameters::{
-    ListContainersOptions, ListImagesOptions, RemoveContainerOptions, RemoveImageOptions,
-};
 use tokio::sync::mpsc;
 use wire::{ErrorCode, ImageRef, OnFailure, PlanTask, TaskKind, UplinkFile};
 
 use flight::{Agent, AgentConfig};
 
-async fn docker() -> Docker {
-    Docker::connect_with_local_defaults()
-        .expect("the Docker Engine client")
-        .negotiate_version()
-        .await
-        .expect("the Docker Engine must be reachable for this test")
-}
-
-/// The ids of every container labelled as the tenant's.
-async fn tenant_containers(docker: &Docker, tenant: &str) -> Vec<String> {
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![format!("org.orbitdock.tenant={tenant}")],
-    )]);
-    containers(docker, Some(filters), |_| true).await
-}
-
-/// The ids of the build step containers whose command holds `token` (the classic builder's step
-/// containers carry no label of the build's).
-async fn step_containers(docker: &Docker, token: &str) -> Vec<String> {
-    containers(docker, None, |c| {
-        c.command.as_deref().is_some_and(|cmd| cmd.contains(token))
-    })
-    .await
-}
-
-async fn containers(
-    docker: &Docker,
-    filters: Option<HashMap<String, Vec<String>>>,
-    keep: impl Fn(&bollard::models::ContainerSummary) -> bool,
-) -> Vec<String> {
-    docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters,
-            ..Default::default()
-        }))
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| keep(c))
-        .filter_map(|c| c.id)
-        .collect()
-}
-
-/// Removes the tenant's containers and images on drop, pass or fail.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let tenant = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for cleanup")
-                .block_on(async {
-                    let docker = docker().await;
-                    let mut left = tenant_containers(&docker, &tenant).await;
-                    left.extend(step_containers(&docker, &tenant).await);
-                    for id in left {
-                        let options = RemoveContainerOptions {
-                            force: true,
-                            v: true,
-                            link: false,
-                        };
-                        let _ = docker.remove_container(&id, Some(options)).await;
-                    }
-                    let by_ref = HashMap::from([(
-                        "reference".to_string(),
-                        vec![format!("tenants/{tenant}/*")],
-                    )]);
-                    let by_label = HashMap::from([(
-                        "label".to_string(),
-                        vec![format!("org.orbitdock.tenant={tenant}")],
-                    )]);
-                    for filters in [by_ref, by_label] {
-                        let options = ListImagesOptions {
-                            filters: Some(filters),
-                            ..Default::default()
-                        };
-                        for image in docker.list_images(Some(options)).await.unwrap_or_default() {
-                            let options = RemoveImageOptions {
-                                force: true,
-                                ..Default::default()
-                            };
-                            let _ = docker.remove_image(&image.id, Some(options), None).await;
-                        }
-                    }
-                })
-        })
-        .join();
-    }
-}
+mod common;
+use common::{Cleanup, docker, step_containers};
 
 /// A `RUN` step writes 4 MiB every tenth of a second (400 MiB if let go) under a limit of
 /// 64 MiB a build: the agent, looking at the free space of the engine's data root every second,
@@ -218,13 +121,7 @@ async fn a_build_that_writes_too_much_is_stopped() {
     let error = r.error.as_ref().expect("the build was stopped");
     println!("after {took:?}: {}", error.message);
     assert_eq!(error.code, ErrorCode::ExecutionError, "{r:?}");
-    let root = Docker::connect_with_local_defaults()
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .docker_root_dir
-        .unwrap();
+    let root = docker.info().await.unwrap().docker_root_dir.unwrap();
     let prefix =
         format!("the build was stopped: what it wrote to the Docker Engine's storage ({root}) is ");
     assert!(

@@ -9,79 +9,14 @@
 use std::collections::HashMap;
 
 use bollard::Docker;
-use bollard::query_parameters::{ListImagesOptions, RemoveImageOptions, TagImageOptions};
+use bollard::query_parameters::{ListImagesOptions, TagImageOptions};
 use tokio::sync::mpsc;
 use wire::{ErrorCode, ImageRef, OnFailure, PlanTask, TaskKind, UplinkFile};
 
 use flight::{Agent, AgentConfig, Outgoing, TaskResult};
 
-/// A tenant whose images are removed from the daemon on drop.
-struct Tenant(String);
-
-impl Drop for Tenant {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        // Drop cannot await; clean up on a runtime of our own, on a thread of our own.
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for cleanup")
-                .block_on(cleanup(&name))
-        })
-        .join();
-    }
-}
-
-async fn docker() -> Docker {
-    Docker::connect_with_local_defaults()
-        .expect("the Docker Engine client")
-        .negotiate_version()
-        .await
-        .expect("the Docker Engine must be reachable for this test")
-}
-
-/// Untags the tenant's references, then removes what is left with its label and no name.
-async fn cleanup(tenant: &str) {
-    let docker = docker().await;
-    let force = || {
-        Some(RemoveImageOptions {
-            force: true,
-            ..Default::default()
-        })
-    };
-    let filters = |key: &str, value: String| {
-        Some(ListImagesOptions {
-            filters: Some(HashMap::from([(key.to_string(), vec![value])])),
-            ..Default::default()
-        })
-    };
-    let prefix = format!("tenants/{tenant}/");
-    let named = docker
-        .list_images(filters("reference", format!("{prefix}*")))
-        .await
-        .unwrap_or_default();
-    for t in named.into_iter().flat_map(|i| i.repo_tags) {
-        if t.starts_with(&prefix) {
-            let _ = docker.remove_image(&t, force(), None).await;
-        }
-    }
-    let mut labelled = docker
-        .list_images(filters("label", format!("org.orbitdock.tenant={tenant}")))
-        .await
-        .unwrap_or_default();
-    labelled.extend(
-        docker
-            .list_images(filters("label", format!("owner={tenant}")))
-            .await
-            .unwrap_or_default(),
-    );
-    for i in labelled {
-        if i.repo_tags.iter().all(|t| t == "<none>:<none>") {
-            let _ = docker.remove_image(&i.id, force(), None).await;
-        }
-    }
-}
+mod common;
+use common::{Cleanup as Tenant, docker};
 
 struct World {
     _dir: tempfile::TempDir,

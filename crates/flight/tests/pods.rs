@@ -12,145 +12,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    CreateContainerOptions, InspectContainerOptions, ListContainersOptions, ListImagesOptions,
-    RemoveContainerOptions, RemoveImageOptions,
+    CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
 };
 use tokio::sync::mpsc;
 use wire::{ErrorCode, ImageRef, OnFailure, PlanTask, TaskKind, UplinkFile};
 
 use flight::{Agent, AgentConfig, Outgoing, TaskResult};
 
-async fn docker() -> Docker {
-    Docker::connect_with_local_defaults()
-        .expect("the Docker Engine client")
-        .negotiate_version()
-        .await
-        .expect("the Docker Engine must be reachable for these tests")
-}
-
-/// Removes the tenant's containers and images on drop, pass or fail.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let tenant = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for cleanup")
-                .block_on(cleanup(&tenant))
-        })
-        .join();
-    }
-}
-
-async fn cleanup(tenant: &str) {
-    let docker = docker().await;
-    for id in tenant_containers(&docker, tenant).await {
-        let _ = docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    link: false,
-                }),
-            )
-            .await;
-    }
-    let _ = docker.remove_network(&format!("orbitdock-{tenant}")).await;
-    remove_port_rules(tenant);
-    let by_ref = HashMap::from([("reference".to_string(), vec![format!("tenants/{tenant}/*")])]);
-    let by_label = HashMap::from([(
-        "label".to_string(),
-        vec![format!("org.orbitdock.tenant={tenant}")],
-    )]);
-    for filters in [by_ref, by_label] {
-        let Ok(images) = docker
-            .list_images(Some(ListImagesOptions {
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await
-        else {
-            continue;
-        };
-        for image in images {
-            // Untag by name (an id may be shared with a catalogue image, which must stay).
-            let refs: Vec<String> = image
-                .repo_tags
-                .iter()
-                .filter(|t| t.starts_with(&format!("tenants/{tenant}/")))
-                .cloned()
-                .collect();
-            let refs = if image.repo_tags.iter().all(|t| t == "<none>:<none>") {
-                vec![image.id.clone()]
-            } else {
-                refs
-            };
-            for r in refs {
-                let _ = docker
-                    .remove_image(
-                        &r,
-                        Some(RemoveImageOptions {
-                            force: true,
-                            ..Default::default()
-                        }),
-                        None,
-                    )
-                    .await;
-            }
-        }
-    }
-}
-
-/// Deletes the rules that open ports of the tenant's pods (a test that fails midway leaves them).
-fn remove_port_rules(tenant: &str) {
-    let Ok(out) = std::process::Command::new("iptables")
-        .args(["-w", "-S", "DOCKER-USER"])
-        .output()
-    else {
-        return;
-    };
-    let mine = format!("orbitdock-pod:orbitdock-{tenant}-");
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let args: Vec<&str> = line
-            .split_whitespace()
-            .map(|a| a.trim_matches('"'))
-            .collect();
-        if let ["-A", chain, rest @ ..] = args.as_slice()
-            && rest.iter().any(|a| a.starts_with(&mine))
-        {
-            let _ = std::process::Command::new("iptables")
-                .args(["-w", "-D", chain])
-                .args(rest)
-                .status();
-        }
-    }
-}
-
-/// The ids of every container labelled as the tenant's.
-async fn tenant_containers(docker: &Docker, tenant: &str) -> Vec<String> {
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![format!("org.orbitdock.tenant={tenant}")],
-    )]);
-    docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|c| c.id)
-        .collect()
-}
+mod common;
+use common::{Cleanup, docker, tenant_containers};
 
 /// One test's world: a state and volumes folder, an agent on the real engine, one tenant.
 struct World {

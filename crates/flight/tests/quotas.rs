@@ -6,106 +6,17 @@
 //! and removes what they left in the daemon when it ends, pass or fail. Without a reachable
 //! Docker Engine these tests fail; they never skip.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bollard::Docker;
-use bollard::query_parameters::{
-    ListContainersOptions, ListImagesOptions, RemoveContainerOptions, RemoveImageOptions,
-};
 use tokio::sync::mpsc;
 use wire::{ErrorCode, ImageRef, OnFailure, PlanTask, TaskKind, UplinkFile};
 
 use flight::{Agent, AgentConfig, Outgoing, Quota, Quotas, TaskResult};
 
-async fn docker() -> Docker {
-    Docker::connect_with_local_defaults()
-        .expect("the Docker Engine client")
-        .negotiate_version()
-        .await
-        .expect("the Docker Engine must be reachable for these tests")
-}
-
-/// Removes a tenant's containers and images on drop, pass or fail.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let tenant = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for cleanup")
-                .block_on(cleanup(&tenant))
-        })
-        .join();
-    }
-}
-
-async fn cleanup(tenant: &str) {
-    let docker = docker().await;
-    let label = HashMap::from([(
-        "label".to_string(),
-        vec![format!("org.orbitdock.tenant={tenant}")],
-    )]);
-    let containers = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(label.clone()),
-            ..Default::default()
-        }))
-        .await
-        .unwrap_or_default();
-    for c in containers.into_iter().filter_map(|c| c.id) {
-        let _ = docker
-            .remove_container(
-                &c,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
-            .await;
-    }
-    let _ = docker.remove_network(&format!("orbitdock-{tenant}")).await;
-    let by_ref = HashMap::from([("reference".to_string(), vec![format!("tenants/{tenant}/*")])]);
-    for filters in [by_ref, label] {
-        let images = docker
-            .list_images(Some(ListImagesOptions {
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await
-            .unwrap_or_default();
-        for image in images {
-            let mine: Vec<String> = image
-                .repo_tags
-                .iter()
-                .filter(|t| t.starts_with(&format!("tenants/{tenant}/")))
-                .cloned()
-                .collect();
-            let refs = if mine.is_empty() {
-                vec![image.id.clone()]
-            } else {
-                mine
-            };
-            for r in refs {
-                let _ = docker
-                    .remove_image(
-                        &r,
-                        Some(RemoveImageOptions {
-                            force: true,
-                            ..Default::default()
-                        }),
-                        None,
-                    )
-                    .await;
-            }
-        }
-    }
-}
+mod common;
+use common::{Cleanup, docker};
 
 /// A fresh tenant name.
 fn tenant() -> String {
