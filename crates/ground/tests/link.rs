@@ -9,60 +9,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use common::flight::Flight;
 use common::{Entry, TestGround, free_udp_addr, ground_with, tar};
 use ground::SystemLink;
-use link::{
-    Contact, EndpointConfig, LinkEvent, MessageReceiver, MessageSender, ObjectLayout,
-    spawn_endpoint,
-};
+use link::{Contact, LinkEvent};
 use serde_json::{Value, json};
 use wire::{
-    Digest, Direction, ErrorCode, FileEntry, FileRef, LinkKey, Message, Plan, TaskError, TaskKind,
+    Digest, ErrorCode, FileEntry, FileRef, LinkKey, Message, Plan, TaskError, TaskKind,
     TaskOutputs, TaskState,
 };
 
-struct Flight {
-    tx: MessageSender,
-    rx: MessageReceiver,
-    objects: ObjectLayout,
-    /// The agent's session state and object directory.
-    _dir: tempfile::TempDir,
-}
-
 impl Flight {
-    /// An agent endpoint at `bind` talking to the ground at `peer`.
-    async fn spawn(bind: SocketAddr, peer: SocketAddr, key: LinkKey) -> Flight {
-        let dir = tempfile::tempdir().unwrap();
-        let objects = ObjectLayout::new(dir.path().join("objects"));
-        let (tx, rx) = spawn_endpoint(EndpointConfig {
-            bind,
-            peer,
-            key,
-            sends: Direction::Down,
-            state_dir: dir.path().join("state"),
-            objects: objects.clone(),
-            rate_bits_per_sec: None,
-            contact: Contact::Always,
-            settings: link::LinkSettings::STANDARD,
-            admit: None,
-        })
-        .await
-        .unwrap();
-        Flight {
-            tx,
-            rx,
-            objects,
-            _dir: dir,
-        }
-    }
-
-    async fn event(&mut self) -> LinkEvent {
-        tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
-            .await
-            .expect("the ground said nothing for 20 s")
-            .expect("the flight endpoint stopped")
-    }
-
     async fn recv(&mut self) -> Message {
         match self.event().await {
             LinkEvent::Message { bytes, .. } => {
@@ -70,10 +27,6 @@ impl Flight {
             }
             other => panic!("expected a message, got {other:?}"),
         }
-    }
-
-    async fn send(&self, m: Message) {
-        self.tx.send(wire::encode_message(&m)).await.unwrap();
     }
 
     /// Puts `bytes` in the agent's object directory and queues them for the ground.

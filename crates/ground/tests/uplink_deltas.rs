@@ -7,63 +7,20 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use common::flight::Flight;
 use common::{Entry, TestGround, free_udp_addr, ground_with, tar};
 use ground::SystemLink;
-use link::{Contact, EndpointConfig, LinkEvent, MessageReceiver, MessageSender, ObjectLayout};
+use link::{Contact, LinkEvent};
 use serde_json::{Value, json};
 use wire::{
-    Digest, Direction, FileDigest, FileEntry, InventorySummary, LinkKey, Message, PatchOffer,
-    TaskKind, TaskOutputs, TaskState, VolumeRef, VolumeSummary, WantedObject,
+    Digest, FileDigest, FileEntry, InventorySummary, LinkKey, Message, PatchOffer, TaskKind,
+    TaskOutputs, TaskState, VolumeRef, VolumeSummary, WantedObject,
 };
 
-struct Flight {
-    tx: MessageSender,
-    rx: MessageReceiver,
-    objects: ObjectLayout,
-    _dir: tempfile::TempDir,
-}
-
 impl Flight {
-    async fn spawn(bind: SocketAddr, peer: SocketAddr, key: LinkKey) -> Flight {
-        let dir = tempfile::tempdir().unwrap();
-        let objects = ObjectLayout::new(dir.path().join("objects"));
-        let (tx, rx) = link::spawn_endpoint(EndpointConfig {
-            bind,
-            peer,
-            key,
-            sends: Direction::Down,
-            state_dir: dir.path().join("state"),
-            objects: objects.clone(),
-            rate_bits_per_sec: None,
-            contact: Contact::Always,
-            settings: link::LinkSettings::STANDARD,
-            admit: None,
-        })
-        .await
-        .unwrap();
-        Flight {
-            tx,
-            rx,
-            objects,
-            _dir: dir,
-        }
-    }
-
-    async fn event(&mut self) -> LinkEvent {
-        tokio::time::timeout(Duration::from_secs(60), self.rx.recv())
-            .await
-            .expect("the ground said nothing for 60 s")
-            .expect("the flight endpoint stopped")
-    }
-
-    async fn send(&self, m: Message) {
-        self.tx.send(wire::encode_message(&m)).await.unwrap();
-    }
-
     /// Events until `n` objects have arrived; the messages heard meanwhile.
     async fn objects(&mut self, n: usize) -> (Vec<Digest>, Vec<Message>) {
         let (mut objects, mut messages) = (Vec::new(), Vec::new());

@@ -12,6 +12,8 @@ use ground::{Ground, GroundConfig, SystemLink};
 use serde_json::Value;
 use tower::ServiceExt;
 
+pub mod flight;
+
 pub struct TestGround {
     pub ground: Ground,
     pub dir: tempfile::TempDir,
