@@ -129,7 +129,8 @@ impl VolumeDir {
         parts: &[&OsStr],
         shown: &str,
     ) -> Result<(File, Meta), PathError> {
-        let fd = open_beneath(self.fd(), parts, READ).map_err(|e| self.refused(parts, shown, e))?;
+        let fd =
+            open_beneath(self.fd(), parts, READ).map_err(|e| self.refused_file(parts, shown, e))?;
         let meta = rfs::fstat(&fd)
             .map(|st| Meta::of(&st))
             .map_err(|e| PathError::Io(format!("{shown}: {e}")))?;
@@ -414,12 +415,21 @@ impl VolumeDir {
         Ok(true)
     }
 
-    /// Why `parts` could not be opened: the component that is a symlink or not a folder, named;
-    /// `shown` is the path as the tenant wrote it.
+    /// Why the folder `parts` could not be opened: the component that is a symlink or not a
+    /// folder, named; `shown` is the path as the tenant wrote it.
     fn refused(&self, parts: &[&OsStr], shown: &str, e: Errno) -> PathError {
+        self.refused_as(parts, shown, e, true)
+    }
+
+    /// [`Self::refused`] for a file: its last component is not expected to be a folder.
+    fn refused_file(&self, parts: &[&OsStr], shown: &str, e: Errno) -> PathError {
+        self.refused_as(parts, shown, e, false)
+    }
+
+    fn refused_as(&self, parts: &[&OsStr], shown: &str, e: Errno, folder: bool) -> PathError {
         match e {
             Errno::NOENT => PathError::NotFound(format!("{shown}: no such file or folder")),
-            Errno::LOOP | Errno::NOTDIR | Errno::XDEV => match diagnose(self.fd(), parts) {
+            Errno::LOOP | Errno::NOTDIR | Errno::XDEV => match diagnose(self.fd(), parts, folder) {
                 Some(Found::Link(at)) => PathError::Link(format!(
                     "{shown}: {at} is a symlink, and the agent follows no symlink in a volume"
                 )),
@@ -449,11 +459,12 @@ enum Found {
     Missing,
 }
 
-/// Looks at each component of `parts` below `dir` in turn, for the error message only.
-fn diagnose(dir: BorrowedFd<'_>, parts: &[&OsStr]) -> Option<Found> {
+/// Looks at each component of `parts` below `dir` in turn, for the error message only; the last
+/// is in the way when it is not a folder only if `folder` (a folder was to be opened).
+fn diagnose(dir: BorrowedFd<'_>, parts: &[&OsStr], folder: bool) -> Option<Found> {
     let mut cur: Option<OwnedFd> = None;
     let mut shown = String::new();
-    for part in parts {
+    for (i, part) in parts.iter().enumerate() {
         shown.push('/');
         shown.push_str(&part.to_string_lossy());
         let at = cur.as_ref().map_or(dir, |f| f.as_fd());
@@ -462,9 +473,12 @@ fn diagnose(dir: BorrowedFd<'_>, parts: &[&OsStr]) -> Option<Found> {
             Err(Errno::NOENT) => return Some(Found::Missing),
             Err(_) => return None,
         };
+        let last = i + 1 == parts.len();
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Symlink => return Some(Found::Link(shown)),
             FileType::Directory => {}
+            // A file where a file was to be opened: nothing in the way (now).
+            _ if last && !folder => return None,
             _ => return Some(Found::NotDir(shown)),
         }
         cur = Some(
