@@ -89,12 +89,21 @@ pub(crate) async fn hold(
 pub(crate) async fn approve(ground: &Ground, operator: &str, id: &str) -> Result<(), ApiError> {
     let mut tx = db::write_tx(ground.db()).await?;
     let mut exec = awaiting(&mut tx, id, "approved").await?;
-    let Some(link) = ground.system(&exec.system) else {
+    if db::user(ground.db(), &exec.tenant)
+        .await?
+        .is_some_and(|u| u.disabled_at.is_some())
+    {
+        return Err(ApiError::Conflict(format!(
+            "execution '{id}' belongs to '{}', whose account is disabled; reject it",
+            exec.tenant
+        )));
+    }
+    if ground.system(&exec.system).is_none() {
         return Err(ApiError::Conflict(format!(
             "execution '{id}' runs on system '{}', which this ground no longer serves",
             exec.system
         )));
-    };
+    }
     let encoded = db::take_awaiting_plan(&mut tx, id)
         .await?
         .ok_or_else(|| ApiError::internal(format!("execution '{id}' has no plan to approve")))?;
@@ -116,7 +125,7 @@ pub(crate) async fn approve(ground: &Ground, operator: &str, id: &str) -> Result
     .await?;
     tx.commit().await?;
     tracing::info!(execution = %id, system = %exec.system, %operator, "execution approved");
-    executor::send(ground, link, &mut exec, &mut tasks, plan).await
+    executor::send(ground, exec, tasks, plan).await
 }
 
 /// An operator rejects an execution awaiting approval: it ends `REJECTED` with `reason`, never

@@ -141,6 +141,10 @@ pub(crate) async fn choose(
     })
 }
 
+/// How many patches are made at once (each is CPU-bound work on the blocking pool, up to
+/// zstd -19 and bsdiff of 256 MiB): one, whoever asks (an uplink's encoder or a tenant's plan).
+static MAKERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// Makes the smallest patch from `base` (none: the object compressed) to `target`, stores it
 /// as a blob and remembers it. `None` when a blob is missing.
 async fn make(
@@ -149,7 +153,14 @@ async fn make(
     base: Option<Digest>,
 ) -> Result<Option<Encoding>, Error> {
     let layout = core.blobs.layout();
+    // One patch made at a time, ground-wide: the permit goes with the work, so a request
+    // dropped while it runs frees nothing early and cannot pile up more.
+    let permit = MAKERS
+        .acquire()
+        .await
+        .map_err(|e| Error::internal(format!("the patch maker is closed: {e}")))?;
     let made = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Encoding>> {
+        let _permit = permit;
         let read = |d: &Digest| match std::fs::read(layout.path(d)) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -440,6 +451,31 @@ mod tests {
             encoder,
             sender,
         }
+    }
+
+    #[tokio::test]
+    async fn a_base_must_be_readable_by_every_tenant_sending_the_object() {
+        let f = fixture().await;
+        let d = upload(&f.core, "demo", 1, b"alice's bytes").await;
+        let both = ["alice".to_string(), "bob".to_string()];
+        let db = &f.core.db;
+        assert!(
+            db::tenant_reads_blob(db, &both[..1], &d).await.unwrap(),
+            "alice holds it"
+        );
+        assert!(
+            !db::tenant_reads_blob(db, &both[1..], &d).await.unwrap(),
+            "bob does not"
+        );
+        assert!(
+            !db::tenant_reads_blob(db, &both, &d).await.unwrap(),
+            "a patch for both would show bob alice's bytes"
+        );
+        upload(&f.core, "other", 1, b"alice's bytes").await;
+        assert!(
+            db::tenant_reads_blob(db, &both, &d).await.unwrap(),
+            "now both hold it"
+        );
     }
 
     /// Stores `data` as version `version` of `/bin/app` in `namespace`.

@@ -62,12 +62,12 @@ pub(crate) async fn start(
         .or_else(|| op.system.as_ref().map(|s| s.to_string()))
         .unwrap_or_else(|| "em".to_string());
     let system = system.strip_prefix("cg2.").unwrap_or(&system).to_string();
-    let Some(link) = ground.system(&system) else {
+    if ground.system(&system).is_none() {
         return Err(ApiError::bad(format!(
             "unknown system '{system}'; configured: {}",
             ground.system_names().collect::<Vec<_>>().join(", ")
         )));
-    };
+    }
 
     let sources = resolve_sources(ground, &req.namespace, &op).await?;
     if !req.force {
@@ -175,7 +175,7 @@ pub(crate) async fn start(
     let mut tx = db::write_tx(ground.db()).await?;
     mark_scheduled(&mut tx, &mut exec, &mut tasks, time::now_ms(), None).await?;
     tx.commit().await?;
-    send(ground, link, &mut exec, &mut tasks, plan).await?;
+    send(ground, exec, tasks, plan).await?;
     Ok(id)
 }
 
@@ -204,16 +204,35 @@ pub(crate) async fn mark_scheduled(
 
 /// Hands a recorded, scheduled plan to its system's link. When the link has stopped, the
 /// execution fails, and every task with it.
+///
+/// It runs on a task of its own, awaited: a request dropped meanwhile (its client gone) does not
+/// stop a plan already recorded and scheduled on its way to the link.
 pub(crate) async fn send(
     ground: &Ground,
-    link: &crate::system_link::SystemHandle,
-    exec: &mut ExecutionRow,
-    tasks: &mut [TaskRow],
+    exec: ExecutionRow,
+    tasks: Vec<TaskRow>,
     plan: Plan,
 ) -> Result<(), ApiError> {
-    if link.send_plan(plan).await.is_ok() {
+    let ground = ground.clone();
+    tokio::spawn(async move { send_now(&ground, exec, tasks, plan).await })
+        .await
+        .map_err(|e| ApiError::internal(format!("sending a plan failed: {e}")))?
+}
+
+async fn send_now(
+    ground: &Ground,
+    mut exec: ExecutionRow,
+    mut tasks: Vec<TaskRow>,
+    plan: Plan,
+) -> Result<(), ApiError> {
+    let sent = match ground.system(&exec.system) {
+        Some(link) => link.send_plan(plan).await.is_ok(),
+        None => false,
+    };
+    if sent {
         return Ok(());
     }
+    let exec = &mut exec;
     let (id, system) = (exec.id.clone(), exec.system.clone());
     tracing::error!(execution = %id, %system, "the system's link has stopped; the plan was not sent");
     let now = time::now_ms();
@@ -226,7 +245,7 @@ pub(crate) async fn send(
     set_state(exec, TaskState::Failed, now);
     exec.errors = db::to_json(&vec![error_json(None, &error)]);
     db::update_execution(&mut tx, exec).await?;
-    for t in tasks {
+    for t in &mut tasks {
         finish(t, TaskState::Failed, now, Some(&error));
         db::update_task(&mut tx, &id, t).await?;
     }

@@ -24,6 +24,10 @@ use crate::{Ground, auth, executor, queue, time};
 /// The most sources one plan names.
 const MAX_SOURCES: usize = 1000;
 
+/// The most content not yet onboard one plan encodes (each such file is compressed and diffed,
+/// one patch at a time ground-wide): a request cannot hold the patch maker for long.
+const MAX_PLANNED_BYTES: u64 = 1 << 30;
+
 /// Plans the uplink of `req.sources` to `req.system` for `tenant`.
 pub(crate) async fn plan(
     g: &Ground,
@@ -86,6 +90,21 @@ pub(crate) async fn plan(
         .filter_map(|(_, f)| f.digest.parse().ok())
         .collect();
     let onboard = db::onboard_among(g.db(), system, &targets).await?;
+    let mut counted = HashSet::new();
+    let to_encode: u64 = files
+        .iter()
+        .filter(|(_, f)| {
+            f.digest
+                .parse()
+                .is_ok_and(|d: Digest| !onboard.contains(&d) && counted.insert(d))
+        })
+        .map(|(_, f)| u64::try_from(f.size).unwrap_or(0))
+        .sum();
+    if to_encode > MAX_PLANNED_BYTES {
+        return Err(ApiError::bad(format!(
+            "{to_encode} bytes of these files are not onboard: plan at most {MAX_PLANNED_BYTES} at once (name fewer sources)"
+        )));
+    }
     let tenants = [tenant.to_string()];
     let mut seen = HashSet::new();
     let mut planned = Vec::with_capacity(files.len());

@@ -995,3 +995,25 @@ async fn operators_manage_users_and_quotas_from_the_dashboard() {
         .await;
     r.assert_answer(StatusCode::BAD_REQUEST, "volume_bytes: \\\"lots\\\"");
 }
+
+#[tokio::test]
+async fn an_execution_of_a_disabled_tenant_is_not_approved() {
+    let (g, t) = setup().await;
+    operation(&g, &t.alice, "alice-ns", "up").await;
+    let e = start(&g, &t.alice, "alice-ns", "up", "fm").await;
+    let id = e["id"].as_str().unwrap().to_string();
+    let r = post(&g, "/api/v1/users/alice/disable", &t.ops, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let approve = format!("/api/v1/executions/{id}/approve");
+    post(&g, &approve, &t.ops, None)
+        .await
+        .assert_answer(StatusCode::CONFLICT, "whose account is disabled");
+    // Still held, and nothing went to the system.
+    let e = g
+        .get(&format!("/api/v1/executions/{id}"), &t.ops)
+        .await
+        .json();
+    assert_eq!(e["state"], "AWAITING_APPROVAL", "{e}");
+    let q = g.get("/api/v1/systems/fm/queue", &t.ops).await.json();
+    assert_eq!(q["transfers"], json!([]), "{q}");
+}

@@ -166,23 +166,29 @@ pub(crate) async fn insert_encoding(db: &Db, e: &Encoding) -> Result<(), sqlx::E
     Ok(())
 }
 
-/// Whether a file of a namespace one of `tenants` owns has the content `digest`: only such a
-/// blob may be the base of a patch sent for their executions (a patch reveals its base's bytes
-/// where the two files differ).
+/// Whether every one of `tenants` owns a file with the content `digest` (in one of its
+/// namespaces): only such a blob may be the base of a patch sent for their executions (a patch
+/// reveals its base's bytes where the two files differ, and each of them learns of the patch).
 pub(crate) async fn tenant_reads_blob(
     db: &Db,
     tenants: &[String],
     digest: &Digest,
 ) -> Result<bool, sqlx::Error> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM files f JOIN namespaces n ON n.name = f.namespace
-         WHERE f.digest = ?1 AND n.owner IN (SELECT value FROM json_each(?2)) LIMIT 1",
+    let mut wanted: Vec<&String> = tenants.iter().collect();
+    wanted.sort();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return Ok(false);
+    }
+    let readers: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT n.owner) FROM files f JOIN namespaces n ON n.name = f.namespace
+         WHERE f.digest = ?1 AND n.owner IN (SELECT value FROM json_each(?2))",
     )
     .bind(digest.to_string())
-    .bind(to_json(&tenants))
-    .fetch_optional(db)
+    .bind(to_json(&wanted))
+    .fetch_one(db)
     .await?;
-    Ok(found.is_some())
+    Ok(usize::try_from(readers).is_ok_and(|n| n == wanted.len()))
 }
 
 /// The unfinished executions of `system` (id, tenant) whose uplinks need the object `target`.
