@@ -52,6 +52,38 @@ pub(crate) struct InventoryState {
     pub(crate) repaired_at: Option<i64>,
 }
 
+/// [`state`] as `tenant` may see it (`None`: an operator, who sees everything): another
+/// tenant's volume is not named, only counted.
+pub(crate) async fn state_seen_by(
+    core: &Core,
+    system: &str,
+    tenant: Option<&str>,
+) -> Result<InventoryState, Error> {
+    let mut s = state(core, system).await?;
+    if let Some(tenant) = tenant {
+        s.drift = seen_by(&s.drift, tenant);
+        s.repaired = seen_by(&s.repaired, tenant);
+    }
+    Ok(s)
+}
+
+/// The lines of `lines` that name no other tenant's volume, and how many did.
+fn seen_by(lines: &[String], tenant: &str) -> Vec<String> {
+    let own = format!("volume {tenant}/");
+    let (mut kept, mut others) = (Vec::new(), 0);
+    for line in lines {
+        if line.starts_with("volume ") && !line.starts_with(&own) {
+            others += 1;
+        } else {
+            kept.push(line.clone());
+        }
+    }
+    if others > 0 {
+        kept.push(format!("{others} volume(s) of other tenants"));
+    }
+    kept
+}
+
 /// The state as stored; the default before any summary.
 pub(crate) async fn state(core: &Core, system: &str) -> Result<InventoryState, Error> {
     Ok(db::inventory_state(&core.db, system)
@@ -413,5 +445,28 @@ mod tests {
         let mut expected = vec![target, raw];
         expected.sort();
         assert_eq!(held, expected);
+    }
+
+    #[test]
+    fn a_tenant_sees_only_its_own_volumes_named() {
+        let lines = [
+            "objects: 3 onboard, 2 in the mirror".to_string(),
+            "volume alice/pvc".to_string(),
+            "volume bob/secret-project: gone onboard".to_string(),
+            "volume bobby/x".to_string(),
+        ];
+        assert_eq!(
+            seen_by(&lines, "alice"),
+            [
+                "objects: 3 onboard, 2 in the mirror",
+                "volume alice/pvc",
+                "2 volume(s) of other tenants"
+            ]
+        );
+        assert_eq!(
+            seen_by(&lines, "bob")[1],
+            "volume bob/secret-project: gone onboard"
+        );
+        assert_eq!(seen_by(&lines, "bob").len(), 3);
     }
 }

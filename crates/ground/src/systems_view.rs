@@ -53,7 +53,8 @@ pub(crate) async fn section(g: &Ground, tenant: Option<&str>) -> Result<Markup, 
             }
         };
         let queue = queue_html(&queue::view(g, &name, tenant).await?);
-        let inventory = inventory_html(&crate::mirror::state(&g.core, &name).await?);
+        let inventory =
+            inventory_html(&crate::mirror::state_seen_by(&g.core, &name, tenant).await?);
         blocks.push(html! {
             h3 id=(name) { (name) }
             p { "Approval: " (g.approval(&name).as_str()) "." }

@@ -27,7 +27,11 @@ const TRACK_POINTS_MAX: u32 = 5000;
 /// One configured system: its declaration, what its agent reported in its last hello (the
 /// catalogue with ids, the engine report) and the drift between the two; before any hello, the
 /// declared catalogue and no drift.
-async fn system_view(g: &Ground, name: &str) -> Result<api::System, ApiError> {
+async fn system_view(
+    g: &Ground,
+    name: &str,
+    viewer: Option<&str>,
+) -> Result<api::System, ApiError> {
     let declared = declared::declaration(g, name);
     Ok(match db::system(g.db(), name).await? {
         Some(s) => {
@@ -49,7 +53,7 @@ async fn system_view(g: &Ground, name: &str) -> Result<api::System, ApiError> {
                     })
                     .unwrap_or_default(),
                 engine: engine.as_ref().map(convert::engine_report),
-                inventory: inventory(g, name).await?,
+                inventory: inventory(g, name, viewer).await?,
                 approval: g.approval(name).as_str().to_string(),
             }
         }
@@ -71,8 +75,18 @@ async fn system_view(g: &Ground, name: &str) -> Result<api::System, ApiError> {
 }
 
 /// How the mirror compared with the system's last summary; `None` before any.
-async fn inventory(g: &Ground, name: &str) -> Result<Option<api::Inventory>, ApiError> {
-    let s = crate::mirror::state(&g.core, name).await?;
+/// Whose view `user` gets: its own as a tenant, everyone's (`None`) as an operator.
+async fn tenant_view(g: &Ground, user: &str) -> Result<Option<String>, ApiError> {
+    Ok((auth::role(g, user).await? != Role::Operator).then(|| user.to_string()))
+}
+
+/// The mirror's state as `viewer` may see it (`None`: an operator).
+async fn inventory(
+    g: &Ground,
+    name: &str,
+    viewer: Option<&str>,
+) -> Result<Option<api::Inventory>, ApiError> {
+    let s = crate::mirror::state_seen_by(&g.core, name, viewer).await?;
     Ok(s.compared_at.map(|at| api::Inventory {
         compared_at: time::rfc3339(at),
         objects: s.objects,
@@ -87,11 +101,12 @@ async fn inventory(g: &Ground, name: &str) -> Result<Option<api::Inventory>, Api
 
 pub(super) async fn list(
     State(g): State<Ground>,
-    _user: AuthUser,
+    AuthUser(user): AuthUser,
 ) -> Result<Json<api::SystemList>, ApiError> {
+    let viewer = tenant_view(&g, &user).await?;
     let mut systems = Vec::new();
     for name in g.system_names() {
-        systems.push(system_view(&g, name).await?);
+        systems.push(system_view(&g, name, viewer.as_deref()).await?);
     }
     Ok(Json(api::SystemList { systems }))
 }
@@ -99,11 +114,12 @@ pub(super) async fn list(
 /// `GET /api/v1/systems/{system}`.
 pub(super) async fn one(
     State(g): State<Ground>,
-    _user: AuthUser,
+    AuthUser(user): AuthUser,
     P(system): P<String>,
 ) -> Result<Json<api::System>, ApiError> {
     known_system(&g, &system)?;
-    Ok(Json(system_view(&g, &system).await?))
+    let viewer = tenant_view(&g, &user).await?;
+    Ok(Json(system_view(&g, &system, viewer.as_deref()).await?))
 }
 
 #[derive(Debug, Deserialize)]
