@@ -22,6 +22,7 @@
 //! error JSON of `docs/api.md`, an `api::ErrorBody`; every other body is a type of the `api`
 //! crate too) and [`Diagnostic`] (one problem in an operation).
 
+mod accounts;
 mod apply;
 mod approval;
 mod auth;

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Viewer, check_csrf, signed_out, viewer};
+use super::{Viewer, form_viewer, signed_out};
 use crate::error::ApiError;
 use crate::{Ground, approval, db, time};
 
@@ -95,26 +95,13 @@ impl DecisionForm {
     }
 }
 
-/// The viewer of a form's page, its CSRF token checked; `None` when signed out.
-async fn form_viewer(
-    g: &Ground,
-    headers: &HeaderMap,
-    form: &DecisionForm,
-) -> Result<Option<Viewer>, ApiError> {
-    let Some(v) = viewer(g, headers).await? else {
-        return Ok(None);
-    };
-    check_csrf(&v, &form.csrf)?;
-    Ok(Some(v))
-}
-
 pub(super) async fn approve(
     State(g): State<Ground>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<DecisionForm>,
 ) -> Result<Response, ApiError> {
-    let Some(v) = form_viewer(&g, &headers, &form).await? else {
+    let Some(v) = form_viewer(&g, &headers, &form.csrf).await? else {
         return Ok(signed_out());
     };
     v.operator_only()?;
@@ -128,7 +115,7 @@ pub(super) async fn reject(
     Path(id): Path<String>,
     Form(form): Form<DecisionForm>,
 ) -> Result<Response, ApiError> {
-    let Some(v) = form_viewer(&g, &headers, &form).await? else {
+    let Some(v) = form_viewer(&g, &headers, &form.csrf).await? else {
         return Ok(signed_out());
     };
     v.operator_only()?;
@@ -142,7 +129,7 @@ pub(super) async fn cancel(
     Path(id): Path<String>,
     Form(form): Form<DecisionForm>,
 ) -> Result<Response, ApiError> {
-    let Some(v) = form_viewer(&g, &headers, &form).await? else {
+    let Some(v) = form_viewer(&g, &headers, &form.csrf).await? else {
         return Ok(signed_out());
     };
     approval::cancel(&g, &v.user, v.operator, &id).await?;

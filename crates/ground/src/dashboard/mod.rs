@@ -199,6 +199,19 @@ pub(crate) fn signed_out() -> Response {
     login_page(None)
 }
 
+/// The viewer sending a form, its CSRF token `csrf` checked; `None` when signed out.
+pub(crate) async fn form_viewer(
+    g: &Ground,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Option<Viewer>, ApiError> {
+    let Some(v) = viewer(g, headers).await? else {
+        return Ok(None);
+    };
+    check_csrf(&v, csrf)?;
+    Ok(Some(v))
+}
+
 /// Refuses a form whose `csrf` field is not the session's token.
 pub(crate) fn check_csrf(v: &Viewer, sent: &str) -> Result<(), ApiError> {
     if auth::same_token(sent, &v.csrf) {
@@ -283,10 +296,11 @@ async fn login(
     }
 }
 
+/// A form that carries only its CSRF token.
 #[derive(Debug, Deserialize)]
-struct CsrfForm {
+pub(crate) struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 async fn logout(

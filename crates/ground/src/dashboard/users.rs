@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Nav, Viewer, check_csrf, page, signed_out, viewer};
+use super::{CsrfForm, Nav, Viewer, form_viewer, page, signed_out, viewer};
 use crate::error::ApiError;
-use crate::{Ground, db, time};
+use crate::{Ground, accounts, db, time};
 
 pub(super) async fn users(
     State(g): State<Ground>,
@@ -100,30 +100,24 @@ fn quota_form(name: &str, q: Option<&db::QuotaRow>, v: &Viewer) -> Markup {
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
+/// The operator sending a form, its CSRF token checked; `None` when signed out.
 async fn form_operator(
     g: &Ground,
     headers: &HeaderMap,
     csrf: &str,
 ) -> Result<Option<Viewer>, ApiError> {
-    let Some(v) = viewer(g, headers).await? else {
-        return Ok(None);
-    };
-    check_csrf(&v, csrf)?;
-    v.operator_only()?;
-    Ok(Some(v))
+    let v = form_viewer(g, headers, csrf).await?;
+    if let Some(v) = &v {
+        v.operator_only()?;
+    }
+    Ok(v)
 }
 
 pub(super) async fn disable(
     State(g): State<Ground>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<CsrfForm>,
 ) -> Result<Response, ApiError> {
     set_disabled(g, headers, name, form, true).await
 }
@@ -132,7 +126,7 @@ pub(super) async fn enable(
     State(g): State<Ground>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<CsrfForm>,
 ) -> Result<Response, ApiError> {
     set_disabled(g, headers, name, form, false).await
 }
@@ -141,22 +135,13 @@ async fn set_disabled(
     g: Ground,
     headers: HeaderMap,
     name: String,
-    form: CsrfOnly,
+    form: CsrfForm,
     disable: bool,
 ) -> Result<Response, ApiError> {
     let Some(v) = form_operator(&g, &headers, &form.csrf).await? else {
         return Ok(signed_out());
     };
-    if disable && name == v.user {
-        return Err(ApiError::Conflict(
-            "an operator cannot disable itself: ask another operator".into(),
-        ));
-    }
-    let at = disable.then(time::now_ms);
-    if !db::set_disabled(g.db(), &name, at).await? {
-        return Err(ApiError::not_found(format!("user '{name}' not found")));
-    }
-    tracing::info!(user = %name, operator = %v.user, disable, "user access changed from the dashboard");
+    accounts::set_disabled(&g, &v.user, &name, disable).await?;
     Ok(Redirect::to("/users").into_response())
 }
 
@@ -175,20 +160,16 @@ pub(super) struct QuotaForm {
 }
 
 /// A quota field: empty for no limit, else a whole number.
-fn limit(field: &str, text: &str) -> Result<Option<i64>, ApiError> {
+fn limit(field: &str, text: &str) -> Result<Option<u64>, ApiError> {
     let t = text.trim();
     if t.is_empty() {
         return Ok(None);
     }
-    t.parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::bad(format!(
-                "{field}: {t:?} is not a whole number of at least 0"
-            ))
-        })
+    t.parse::<u64>().ok().map(Some).ok_or_else(|| {
+        ApiError::bad(format!(
+            "{field}: {t:?} is not a whole number of at least 0"
+        ))
+    })
 }
 
 pub(super) async fn set_quota(
@@ -200,19 +181,12 @@ pub(super) async fn set_quota(
     let Some(v) = form_operator(&g, &headers, &form.csrf).await? else {
         return Ok(signed_out());
     };
-    if db::user(g.db(), &name).await?.is_none() {
-        return Err(ApiError::not_found(format!("user '{name}' not found")));
-    }
-    let row = db::QuotaRow {
-        tenant: name.clone(),
+    let limits = api::Limits {
         volume_bytes: limit("volume_bytes", &form.volume_bytes)?,
         image_bytes: limit("image_bytes", &form.image_bytes)?,
         compute_seconds_per_day: limit("compute_seconds_per_day", &form.compute_seconds_per_day)?,
         downlink_bytes_per_day: limit("downlink_bytes_per_day", &form.downlink_bytes_per_day)?,
-        updated_at: Some(time::now_ms()),
-        updated_by: Some(v.user.clone()),
     };
-    db::set_quota(g.db(), &row).await?;
-    tracing::info!(tenant = %name, operator = %v.user, "quota set from the dashboard");
+    accounts::set_quota(&g, &v.user, &name, &limits).await?;
     Ok(Redirect::to("/users").into_response())
 }

@@ -9,7 +9,7 @@ use super::convert::{quota, user};
 use super::{J, P, created};
 use crate::auth::{self, AuthUser, Operator, Role};
 use crate::error::ApiError;
-use crate::{Ground, db, time};
+use crate::{Ground, accounts, db};
 
 /// `GET /users`.
 pub(super) async fn list(
@@ -55,13 +55,7 @@ pub(super) async fn disable(
     Operator(by): Operator,
     P(name): P<String>,
 ) -> Result<Json<api::User>, ApiError> {
-    if name == by {
-        return Err(ApiError::Conflict(
-            "an operator cannot disable itself: ask another operator".into(),
-        ));
-    }
-    set_disabled(&g, &name, Some(time::now_ms())).await?;
-    tracing::info!(user = %name, operator = %by, "user disabled");
+    accounts::set_disabled(&g, &by, &name, true).await?;
     Ok(Json(one(&g, &name).await?))
 }
 
@@ -71,16 +65,8 @@ pub(super) async fn enable(
     Operator(by): Operator,
     P(name): P<String>,
 ) -> Result<Json<api::User>, ApiError> {
-    set_disabled(&g, &name, None).await?;
-    tracing::info!(user = %name, operator = %by, "user enabled");
+    accounts::set_disabled(&g, &by, &name, false).await?;
     Ok(Json(one(&g, &name).await?))
-}
-
-async fn set_disabled(g: &Ground, name: &str, at: Option<i64>) -> Result<(), ApiError> {
-    if !db::set_disabled(g.db(), name, at).await? {
-        return Err(ApiError::not_found(format!("user '{name}' not found")));
-    }
-    Ok(())
 }
 
 async fn one(g: &Ground, name: &str) -> Result<api::User, ApiError> {
@@ -124,29 +110,6 @@ pub(super) async fn set_quota(
     P(tenant): P<String>,
     J(limits): J<api::Limits>,
 ) -> Result<Json<api::Quota>, ApiError> {
-    if db::user(g.db(), &tenant).await?.is_none() {
-        return Err(ApiError::not_found(format!("user '{tenant}' not found")));
-    }
-    let bounded = |field: &str, v: Option<u64>| -> Result<Option<i64>, ApiError> {
-        v.map(|v| {
-            i64::try_from(v)
-                .map_err(|_| ApiError::bad(format!("{field}: {v} is more than {}", i64::MAX)))
-        })
-        .transpose()
-    };
-    let row = db::QuotaRow {
-        tenant: tenant.clone(),
-        volume_bytes: bounded("volume_bytes", limits.volume_bytes)?,
-        image_bytes: bounded("image_bytes", limits.image_bytes)?,
-        compute_seconds_per_day: bounded(
-            "compute_seconds_per_day",
-            limits.compute_seconds_per_day,
-        )?,
-        downlink_bytes_per_day: bounded("downlink_bytes_per_day", limits.downlink_bytes_per_day)?,
-        updated_at: Some(time::now_ms()),
-        updated_by: Some(by.clone()),
-    };
-    db::set_quota(g.db(), &row).await?;
-    tracing::info!(%tenant, operator = %by, ?limits, "quota set");
+    let row = accounts::set_quota(&g, &by, &tenant, &limits).await?;
     Ok(Json(quota(&row)))
 }
