@@ -183,7 +183,7 @@ pub(crate) async fn cancel(
         Some(s) if s.is_final() => {
             return Err(ApiError::Conflict(format!(
                 "execution '{id}' has already ended ({})",
-                api_state(s)
+                executor::shown_state(&exec.state)
             )));
         }
         _ => {
@@ -211,21 +211,12 @@ async fn awaiting(tx: &mut db::Tx, id: &str, what: &str) -> Result<ExecutionRow,
         return Err(ApiError::not_found(format!("execution '{id}' not found")));
     };
     if TaskState::parse(&exec.state) != Some(TaskState::AwaitingApproval) {
-        let shown =
-            TaskState::parse(&exec.state).map_or(exec.state.clone(), |s| api_state(s).to_string());
+        let shown = executor::shown_state(&exec.state);
         return Err(ApiError::Conflict(format!(
             "execution '{id}' is not awaiting approval (it is {shown}): it cannot be {what}"
         )));
     }
     Ok(exec)
-}
-
-/// A state as the API names an execution's (`COMPLETED` for a success).
-fn api_state(s: TaskState) -> &'static str {
-    match s {
-        TaskState::Success => "COMPLETED",
-        s => s.as_str(),
-    }
 }
 
 /// Ends an unsent execution in `state` (`REJECTED` or `CANCELLED`) by `by`, for `reason`, with

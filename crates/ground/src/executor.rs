@@ -179,6 +179,14 @@ pub(crate) async fn start(
     Ok(id)
 }
 
+/// An execution's stored state as users read it: the Clustergate-2 name (`COMPLETED` for a
+/// successful execution, not `SUCCESS`); text that names no state, as it is.
+pub(crate) fn shown_state(state: &str) -> &str {
+    state
+        .parse::<api::State>()
+        .map_or(state, |s| s.of_execution().as_str())
+}
+
 /// Moves an execution and its tasks to SCHEDULED at `now`, in `tx`; `by` names the operator
 /// whose approval scheduled it.
 pub(crate) async fn mark_scheduled(

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::{Nav, check_csrf, page, signed_out, viewer};
 use crate::config::limits;
 use crate::error::ApiError;
-use crate::{Ground, auth, db, time};
+use crate::{Ground, auth, db, executor, time};
 
 /// Executions shown on the home page and in the executions list.
 const RECENT: i64 = 20;
@@ -31,13 +31,6 @@ macro_rules! signed_in {
     };
 }
 
-/// An execution's state as the API names it (COMPLETED for a successful execution).
-fn execution_state(state: &str) -> &str {
-    state
-        .parse::<api::State>()
-        .map_or(state, |s| s.of_execution().as_str())
-}
-
 /// Executions, with their tenants when `tenants` (an operator's view, where the operation is
 /// another tenant's and so not linked).
 fn executions_table(rows: &[db::ExecutionRow], tenants: bool) -> Markup {
@@ -48,7 +41,7 @@ fn executions_table(rows: &[db::ExecutionRow], tenants: bool) -> Markup {
                 th { "Operation" } th { "System" } th { "State" } th { "Created" }
             }
             @for e in rows {
-                @let state = execution_state(&e.state);
+                @let state = executor::shown_state(&e.state);
                 tr {
                     td { a href={ "/executions/" (e.id) } { code { (e.id) } } }
                     @if tenants {
