@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind};
+use crate::volumes::Walked;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -139,23 +140,40 @@ pub(crate) fn size(bytes: u64) -> String {
 }
 
 /// The sum of the logical sizes of the regular files under `dir` (symlinks not followed), and
-/// whether the walk stopped at its bound ([`crate::volumes::MAX_WALK`] entries). A missing
-/// folder holds 0 bytes. Blocking.
-pub(crate) fn logical_usage(dir: &Path) -> (u64, bool) {
+/// how the walk ended: unless [`Walked::Whole`], not everything was counted (more than
+/// [`crate::volumes::MAX_WALK`] entries, a folder that could not be read, folders nested too
+/// deep), and the sum is only a floor. A missing folder holds 0 bytes. Blocking.
+pub(crate) fn logical_usage(dir: &Path) -> (u64, Walked) {
     // Walked by descriptors: a folder a pod swaps for a symlink is never followed.
-    let Ok(open) = crate::volumes::VolumeDir::open_path(dir) else {
-        return (0, false);
+    let open = match crate::volumes::VolumeDir::open_path(dir) {
+        Ok(open) => open,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return (0, Walked::Whole),
+        Err(e) => return (0, Walked::Incomplete(format!("{}: {e}", dir.display()))),
     };
     let mut total = 0u64;
-    let truncated =
-        crate::volumes::visit(open.fd(), u32::MAX, crate::volumes::MAX_WALK, &mut |e| {
-            if e.meta.is_file() {
-                total = total.saturating_add(e.meta.len);
-            }
-            Ok(())
-        })
-        .unwrap_or(false);
-    (total, truncated)
+    let walked = crate::volumes::visit(open.fd(), u32::MAX, crate::volumes::MAX_WALK, &mut |e| {
+        if e.meta.is_file() {
+            total = total.saturating_add(e.meta.len);
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|e| Walked::Incomplete(e.to_string()));
+    (total, walked)
+}
+
+/// Why a measure of `what` that did not end [`Walked::Whole`] cannot be trusted, for the task
+/// that needed it (`None` when it can).
+pub(crate) fn unmeasured(what: &str, walked: &Walked) -> Option<String> {
+    match walked {
+        Walked::Whole => None,
+        Walked::Capped => Some(format!(
+            "{what} cannot be measured: it holds more than {} entries; delete some first",
+            crate::volumes::MAX_WALK
+        )),
+        Walked::Incomplete(why) => Some(format!(
+            "{what} cannot be measured, so nothing that needs its size runs: {why}"
+        )),
+    }
 }
 
 /// Bytes free for an unprivileged writer on the filesystem holding `path`.
@@ -467,12 +485,15 @@ impl Disk {
 
     /// What the object store holds and is receiving, in logical sizes: its objects under
     /// `objects` and the objects the link is still spooling (each at its offered size), which
-    /// land in it when complete. Also whether the walk of `objects` stopped at its bound (then
-    /// not all is counted). Blocking.
-    pub(crate) fn object_store_usage(&self, objects: &Path) -> (u64, bool) {
-        let (stored, truncated) = logical_usage(objects);
+    /// land in it when complete; `Err(why)` when the walk of `objects` could not count it all.
+    /// Blocking.
+    pub(crate) fn object_store_usage(&self, objects: &Path) -> Result<u64, String> {
+        let (stored, walked) = logical_usage(objects);
+        if let Some(why) = unmeasured("the object store", &walked) {
+            return Err(why);
+        }
         let incoming = link::FileStore::incoming_object_bytes(&self.link_dir);
-        (stored.saturating_add(incoming), truncated)
+        Ok(stored.saturating_add(incoming))
     }
 }
 
@@ -489,9 +510,10 @@ pub(crate) fn admission(disk: Arc<Disk>, objects: PathBuf) -> link::Admission {
         let mut m = measured.lock().unwrap_or_else(|p| p.into_inner());
         let (at, usage) = match *m {
             Some((at, usage)) if at.elapsed() < ADMISSION_MEASURE => (at, usage),
+            // A store that cannot be measured takes nothing more (fail closed).
             _ => (
                 std::time::Instant::now(),
-                disk.object_store_usage(&objects).0,
+                disk.object_store_usage(&objects)?,
             ),
         };
         let judged = disk.admit(&objects, usage, size);
@@ -546,8 +568,8 @@ mod tests {
         fs::create_dir(dir.path().join("d")).unwrap();
         fs::write(dir.path().join("d/x"), b"abc").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
-        assert_eq!(logical_usage(dir.path()), ((8 << 30) + 3, false));
-        assert_eq!(logical_usage(&dir.path().join("nope")), (0, false));
+        assert_eq!(logical_usage(dir.path()), ((8 << 30) + 3, Walked::Whole));
+        assert_eq!(logical_usage(&dir.path().join("nope")), (0, Walked::Whole));
     }
 
     /// A tmpfs of `bytes` mounted on a fresh folder (the tests run as root), unmounted on drop.

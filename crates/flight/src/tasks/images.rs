@@ -587,12 +587,17 @@ impl From<io::Error> for Packing {
 /// written and again while packing, and no file is copied for more than the size it had then
 /// (a file that grew is cut there), so the tar never holds more than the limit.
 fn tar_context(dir: &VolumeDir, dockerfile: &[u8], out: &Path, limit: u64) -> Result<(), Packing> {
-    let (entries, truncated) = volumes::walk(dir, u32::MAX, volumes::MAX_WALK);
-    if truncated {
-        return Err(Packing::Io(io::Error::other(format!(
-            "more than {} entries",
-            volumes::MAX_WALK
-        ))));
+    let (entries, walked) = volumes::walk(dir, u32::MAX, volumes::MAX_WALK);
+    match walked {
+        volumes::Walked::Whole => {}
+        volumes::Walked::Capped => {
+            return Err(Packing::Io(io::Error::other(format!(
+                "more than {} entries",
+                volumes::MAX_WALK
+            ))));
+        }
+        // A context with files missing is not the one asked for: no build.
+        volumes::Walked::Incomplete(why) => return Err(Packing::Io(io::Error::other(why))),
     }
     let too_large = |file: &str, bytes: u64| Packing::TooLarge {
         file: format!("/{file}"),
@@ -612,7 +617,7 @@ fn tar_context(dir: &VolumeDir, dockerfile: &[u8], out: &Path, limit: u64) -> Re
     let mut tar = tar::Builder::new(BufWriter::new(File::create(out)?));
     let mut packed = dockerfile.len() as u64;
     let mut over = None;
-    volumes::visit(dir.fd(), u32::MAX, volumes::MAX_WALK, &mut |e| {
+    let walked = volumes::visit(dir.fd(), u32::MAX, volumes::MAX_WALK, &mut |e| {
         if e.rel == CONTEXT_DOCKERFILE {
             return Ok(());
         }
@@ -648,6 +653,14 @@ fn tar_context(dir: &VolumeDir, dockerfile: &[u8], out: &Path, limit: u64) -> Re
         Some((file, bytes)) => too_large(&file, bytes),
         None => Packing::Io(e),
     })?;
+    // Changed since the first walk: what was packed is not the whole context.
+    if !walked.is_whole() {
+        let why = match walked {
+            volumes::Walked::Incomplete(why) => why,
+            _ => format!("more than {} entries", volumes::MAX_WALK),
+        };
+        return Err(Packing::Io(io::Error::other(why)));
+    }
     let mut h = tar::Header::new_gnu();
     h.set_mode(0o644);
     h.set_size(dockerfile.len() as u64);
