@@ -3,8 +3,8 @@
 //! Two loops share one [`Agent`]: the event loop ([`Agent::handle_event`]) accepts plans and
 //! learns of arrived objects, without ever waiting, and the plan loop ([`Agent::run_plans`]) runs
 //! queued plans, each in a task of its own, side by side unless they conflict (see `schedule`:
-//! the same tenant's plans that share a volume, a pod name or the images it changes run one
-//! after the other, in arrival order; different tenants' never wait for each other), at most
+//! one tenant's plans run one after the other, in arrival order; different tenants' never wait
+//! for each other, but for their builds, loads and image deletions, one at a time), at most
 //! [`MAX_RUNNING_PLANS`] at once. Each plan's events go out in its tasks' order. A plan is
 //! persisted before it is queued and after
 //! each task, so a restarted agent resumes where it stopped (a task cut short runs again from its
@@ -202,6 +202,7 @@ impl Agent {
             quotas: Arc::new(config.quotas.clone()),
             ledger: Arc::new(crate::quota::Ledger::open(state)),
             gpu: gpu_of_this_machine(),
+            engine_storage: Arc::default(),
         };
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -1181,10 +1182,10 @@ mod tests {
         assert!(dir.path().join("volumes/alice/pvc/late.txt").is_file());
     }
 
-    /// A long pod of one tenant does not hold up another tenant's plan, nor the same tenant's
-    /// on another volume; the same tenant's plan on its volume waits for it, then runs.
+    /// A long pod of one tenant does not hold up another tenant's plan; the same tenant's plans
+    /// wait for it, on its volume or another, then run in the order they came.
     #[tokio::test]
-    async fn plans_run_side_by_side_unless_they_share_what_they_use() {
+    async fn plans_of_different_tenants_run_side_by_side_and_a_tenants_in_turn() {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeRuntime::with(|s| {
             s.images.insert(
@@ -1252,8 +1253,8 @@ mod tests {
         assert_eq!(ended.len(), 4, "{ended:?}");
         let at = |e: &str| ended.iter().position(|x| x.starts_with(e)).unwrap();
         assert!(at("e-other-tenant") < at("e-long"), "{ended:?}");
-        assert!(at("e-other-volume") < at("e-long"), "{ended:?}");
         assert!(at("e-long") < at("e-same-volume"), "{ended:?}");
+        assert!(at("e-same-volume") < at("e-other-volume"), "{ended:?}");
         assert_eq!(
             ended[at("e-long")],
             "e-long FAILED",

@@ -126,6 +126,8 @@ impl Executor {
             )),
             e => path_failure(e, ErrorCode::ExecutionError),
         })?;
+        // From the staged context to the build's end, the engine's storage is this build's.
+        let _storage = self.engine_storage.lock().await;
         self.room_for_work().await?;
         self.images_within_quota(tenant).await?;
         let tar_path = self.scratch_file("build");
@@ -368,6 +370,8 @@ impl Executor {
                 "of an image archive",
             ));
         }
+        // From the staged copy to the tag, the engine's storage is this load's.
+        let _storage = self.engine_storage.lock().await;
         self.room_for_work().await?;
         self.images_within_quota(tenant).await?;
         // The whole decision, in the one function preflight calls too.
@@ -497,6 +501,8 @@ impl Executor {
             }
         };
         let reference = own.onboard(&tenant_name);
+        // What it frees would read as less written by a build being watched.
+        let _storage = self.engine_storage.lock().await;
         let Some(info) = self.inspect(&reference).await? else {
             return Err(catalogue().unwrap_or_else(|| {
                 TaskResult::fail(
@@ -998,6 +1004,73 @@ mod tests {
             "the daemon was asked only for the watched builds"
         );
         assert_eq!(fs::read_dir(&r.exec.scratch).unwrap().count(), 0);
+    }
+
+    /// A build, a load or an image deletion of one tenant waits while another tenant's build
+    /// has the engine's storage (its measure would count theirs), and goes once it ended.
+    #[tokio::test(start_paused = true)]
+    async fn builds_loads_and_deletions_of_all_tenants_take_the_engines_storage_in_turn() {
+        let r = rig(|s| s.build_hangs = true);
+        *r.exec.disk.free_override.lock().unwrap() = Some(1 << 40);
+        r.put(&[("app/Dockerfile", b"FROM busybox\n")]);
+        r.exec.volumes.ensure_volume("bob", "pvc").unwrap();
+        let bob = r.exec.volumes.volume_dir("bob", "pvc");
+        fs::create_dir_all(bob.join("app")).unwrap();
+        fs::write(bob.join("app/Dockerfile"), b"FROM busybox\n").unwrap();
+        fs::write(bob.join("img.tar"), save_archive(&["app:1"])).unwrap();
+        r.fake.script.lock().unwrap().images.insert(
+            "tenants/bob/old:1".into(),
+            ImageInfo {
+                id: "sha256:0ld".into(),
+                ..Default::default()
+            },
+        );
+        let engine_calls = || {
+            r.fake
+                .calls()
+                .into_iter()
+                .filter(|c| matches!(c, Call::Build { .. } | Call::Load | Call::RemoveImage(_)))
+                .count()
+        };
+        let load = TaskKind::DockerLoad {
+            volume: "pvc".into(),
+            tarfile: "img.tar".into(),
+            image: image("app", "1"),
+        };
+        let delete = TaskKind::ImageDelete {
+            image: image("old", "1"),
+        };
+        let mut alice = Box::pin(r.run(build("app/Dockerfile")));
+        for kind in [build("app/Dockerfile"), load.clone(), delete.clone()] {
+            let waited = tokio::select! {
+                res = &mut alice => panic!("alice's build ended: {res:?}"),
+                waited = async {
+                    while engine_calls() == 0 {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    // Bob's would not hang: it is held back only by alice's.
+                    r.fake.script.lock().unwrap().build_hangs = false;
+                    let waited =
+                        tokio::time::timeout(Duration::from_secs(60), r.run_as("bob", kind.clone()))
+                            .await;
+                    r.fake.script.lock().unwrap().build_hangs = true;
+                    waited
+                } => waited,
+            };
+            assert!(
+                waited.is_err(),
+                "{kind:?} ran beside alice's build: {waited:?}"
+            );
+            assert_eq!(engine_calls(), 1, "{:?}", r.fake.calls());
+        }
+        // Once alice's build is gone, bob's work goes.
+        drop(alice);
+        r.fake.script.lock().unwrap().build_hangs = false;
+        for kind in [build("app/Dockerfile"), load, delete] {
+            let res = r.run_as("bob", kind).await;
+            assert!(res.succeeded(), "{res:?}");
+        }
+        assert_eq!(engine_calls(), 4);
     }
 
     /// sha256 of `{}`, the config of [`save_archive`]'s image.
