@@ -7,8 +7,9 @@
 //! patch and the result in memory, about three times the object, bounded by
 //! [`wire::MAX_PATCHED_OBJECT`]). [`apply`] stores the result only once `delta` verified its
 //! sha256 and it is the object that was asked for: nothing else is ever stored under a wanted
-//! digest. The agent then removes the spent patch; one that fails makes the agent ask for the
-//! object itself.
+//! digest. The agent then removes the spent patch (only an object whose file starts with a
+//! patch's header, [`is_patch`], that no unfinished plan refers to); one that fails makes the
+//! agent ask for the object itself.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -44,6 +45,9 @@ pub(crate) enum PatchError {
     /// The result could not be stored.
     #[error("cannot store the result: {0}")]
     Write(io::Error),
+    /// The patch's file could not be read.
+    #[error("cannot read the patch: {0}")]
+    Io(io::Error),
 }
 
 /// The patches announced and not yet applied, by the patch's digest.
@@ -86,6 +90,44 @@ impl Patcher {
     pub(crate) fn take(&self, patch: &Digest) -> Option<PatchOffer> {
         self.lock().remove(patch)
     }
+}
+
+/// The header of the patch `file` starts with (read from its first [`delta::HEADER_LEN`] bytes,
+/// by the `delta` crate's parser), its body not read. `Err` when those bytes are not a patch's
+/// header (too few, another magic, an unknown version or kind).
+pub(crate) fn read_header(file: &mut File) -> Result<delta::Header, PatchError> {
+    let mut prefix = [0u8; delta::HEADER_LEN];
+    let mut got = 0;
+    while got < prefix.len() {
+        match file.read(&mut prefix[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(PatchError::Io(e)),
+        }
+    }
+    if got < prefix.len() {
+        // The parser says which part is missing.
+        return Err(delta::Header::read(&prefix[..got]).err().map_or(
+            PatchError::Delta(delta::DeltaError::Truncated("header")),
+            PatchError::Delta,
+        ));
+    }
+    // The body size is the header's last field, and the parser checks it against the bytes
+    // that follow, which are not read yet: it is given a header that declares none.
+    let at = delta::HEADER_LEN - 8;
+    let mut declared = [0u8; 8];
+    declared.copy_from_slice(&prefix[at..]);
+    prefix[at..].fill(0);
+    let mut header = delta::Header::read(&prefix)?;
+    header.body_size = u64::from_le_bytes(declared);
+    Ok(header)
+}
+
+/// Whether the object `digest` is a patch: its file starts with a patch's header
+/// ([`read_header`]). Only such an object is ever removed as a spent patch. Blocking.
+pub(crate) fn is_patch(store: &ObjectStore, digest: &Digest) -> bool {
+    File::open(store.path(digest)).is_ok_and(|mut f| read_header(&mut f).is_ok())
 }
 
 /// Reads at most `limit` bytes of the object; more is an error.
@@ -200,6 +242,35 @@ mod tests {
         let o = offer(&s, &whole, b"compressed object compressed object", None);
         apply(&s, &o).unwrap();
         assert!(s.has(&o.target));
+    }
+
+    /// The header read from a patch's first bytes is the one the `delta` crate reads from the
+    /// whole patch, for every kind; anything else is not a patch.
+    #[test]
+    fn a_header_is_read_from_the_first_bytes_only() {
+        let (_d, s) = store();
+        let (old, new) = old_and_new();
+        for kind in [
+            delta::Kind::Whole,
+            delta::Kind::ZstdRef,
+            delta::Kind::Bsdiff,
+        ] {
+            let base = (kind != delta::Kind::Whole).then_some(&old[..]);
+            let patch = delta::make_kind(kind, base, &new, delta::MakeOptions::default()).unwrap();
+            let d = s.put(&patch);
+            let mut file = File::open(s.path(&d)).unwrap();
+            let header = read_header(&mut file).unwrap();
+            assert_eq!(header, delta::Header::read(&patch).unwrap(), "{kind}");
+            assert!(header.body_size > 0, "{kind}");
+            assert!(is_patch(&s, &d), "{kind}");
+            // Cut anywhere in its body, it still starts with a patch's header.
+            let cut = s.put(&patch[..delta::HEADER_LEN + 1]);
+            assert!(is_patch(&s, &cut), "{kind}");
+        }
+        for not in [&b"results of a pod"[..], &delta::MAGIC[..], b""] {
+            let d = s.put(not);
+            assert!(!is_patch(&s, &d), "{not:?}");
+        }
     }
 
     /// A corrupted patch, a patch against another base, a truncated one, one for another

@@ -136,8 +136,9 @@ impl ObjectStore {
         (out, true)
     }
 
-    /// Removes an object the agent has no more use for (a patch, once applied or refused),
-    /// unless an uplink waits for it as an object of its own. Blocking.
+    /// Removes an object the agent has no more use for (a patch, once applied or refused, that
+    /// the caller found to be a patch no plan refers to), unless an uplink waits for it as an
+    /// object of its own. Blocking.
     pub(crate) fn remove_spent(&self, digest: &Digest) {
         if self.is_waited(digest) {
             return;
