@@ -221,6 +221,8 @@ impl Agent {
                 digests: crate::inventory::FileDigests::open(state, &config.volumes_dir),
             }),
         };
+        // A crash between a patch's result stored and the patch removed left it behind.
+        agent.remove_spent_patches();
         // The objects of resumed plans are asked for again: a plan's `Need` goes out through the
         // outbox, in memory, after its message is acknowledged, so a restart may have lost it
         // (and the uplink would wait for `NEED_RETRY` before asking again).

@@ -136,6 +136,32 @@ impl Agent {
         self.apply_soon(digest);
     }
 
+    /// Removes, at start, the patches a previous run left onboard (killed between storing a
+    /// patch's result and removing the patch): every object that starts with a patch's header
+    /// (see `patches::is_patch`) and that no plan on file needs: no unfinished plan's uplink
+    /// file or downlinked object, no finished plan's downlinked object (the link may still be
+    /// sending it). The announcements died with that run; the ground announces again what it
+    /// still sends. Blocking.
+    pub(super) fn remove_spent_patches(&self) {
+        let store = &self.inner.exec.store;
+        let (objects, _) = store.list(usize::MAX);
+        let mut needed = self.inner.plans.held_objects();
+        needed.extend(self.inner.plans.done_downlinks());
+        let mut removed = 0usize;
+        for digest in objects {
+            if !needed.contains(&digest) && patches::is_patch(store, &digest) {
+                store.remove_spent(&digest);
+                removed += usize::from(!store.has(&digest));
+            }
+        }
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed the spent patches a previous run left onboard"
+            );
+        }
+    }
+
     /// Applies the announced patch `patch`, if it is one, on a task of its own.
     fn apply_soon(&self, patch: &Digest) {
         let Some(offer) = self.inner.patcher.take(patch) else {

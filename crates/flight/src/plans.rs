@@ -534,6 +534,16 @@ impl PlanStore {
         objects
     }
 
+    /// The objects the finished plans on file downlinked: the link may still be sending them.
+    /// Blocking.
+    pub(crate) fn done_downlinks(&self) -> HashSet<Digest> {
+        json_files(&self.done)
+            .iter()
+            .filter_map(|p| read(p).ok())
+            .flat_map(|r| downlinked(&r).collect::<Vec<_>>())
+            .collect()
+    }
+
     /// The record of an execution, pending or done.
     pub(crate) fn find(&self, execution: &str) -> Option<PlanRecord> {
         let name = format!("{execution}.json");
