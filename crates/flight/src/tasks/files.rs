@@ -149,6 +149,8 @@ impl Executor {
     pub(super) async fn downlink(
         &self,
         tenant: &str,
+        execution: &str,
+        index: usize,
         volume: &str,
         sources: &[String],
     ) -> Step<TaskResult> {
@@ -220,8 +222,10 @@ impl Executor {
             ));
         }
         self.room_for_work().await?;
-        // Counted against the tenant's downlink quota of the day before anything is copied.
-        self.charge_downlink(tenant, measured_total)?;
+        // Within the tenant's downlink quota of the day before anything is copied; charged once
+        // the objects exist (a task run again after a restart is charged once).
+        let charge_key = format!("{execution}/{index}");
+        self.check_downlink(tenant, &charge_key, measured_total)?;
         // Each file becomes an object of the store first: what is sent is that snapshot, whatever
         // happens to the file later. Nothing is queued unless every file could be read. The copy
         // counts what it reads: a file that grew past the limit meanwhile is refused too.
@@ -259,6 +263,7 @@ impl Executor {
                 size,
             });
         }
+        self.charge_downlink(tenant, &charge_key, total)?;
         // The link delivers the objects, perhaps long after the task's event; the ground waits
         // for them.
         for (digest, size) in objects {

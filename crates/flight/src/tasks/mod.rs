@@ -233,7 +233,10 @@ impl Executor {
         }
         let result = match &task.kind {
             TaskKind::Uplink { volume, files } => self.uplink(tenant, volume, files).await,
-            TaskKind::Downlink { volume, sources } => self.downlink(tenant, volume, sources).await,
+            TaskKind::Downlink { volume, sources } => {
+                self.downlink(tenant, execution, index, volume, sources)
+                    .await
+            }
             TaskKind::FilesList {
                 volume,
                 folder,
@@ -412,12 +415,22 @@ pub(crate) mod tests {
 
         /// Runs a task of `tenant`'s.
         pub(crate) async fn run_as(&self, tenant: &str, kind: TaskKind) -> TaskResult {
+            self.run_at(tenant, 0, kind).await
+        }
+
+        /// Runs `kind` as task `index` of `tenant`'s execution.
+        pub(crate) async fn run_at(
+            &self,
+            tenant: &str,
+            index: usize,
+            kind: TaskKind,
+        ) -> TaskResult {
             let task = PlanTask {
                 id: "t".into(),
                 on_failure: OnFailure::Stop,
                 kind,
             };
-            self.exec.run(tenant, "exec0123456789", 0, &task).await
+            self.exec.run(tenant, "exec0123456789", index, &task).await
         }
 
         pub(crate) fn volume(&self) -> PathBuf {

@@ -176,8 +176,13 @@ impl Executor {
     /// Charges a running pod up to now; the failure that stops it once its tenant's compute
     /// seconds of the day are used up.
     pub(super) fn charge_pod(&self, tenant: &str, meter: &Meter) -> Option<TaskResult> {
-        let used = self.ledger.charge_pod(&meter.name, now_ms())?;
+        let charged = self.ledger.charge_pod(&meter.name, now_ms());
         let quota = self.quotas.of(tenant).compute_seconds_per_day?;
+        // Not saved: counting cannot be trusted to survive, so the pod stops (fail closed).
+        let used = match charged {
+            Ok(used) => used?,
+            Err(m) => return Some(quota_failure(m)),
+        };
         (used >= quota).then(|| {
             quota_failure(exceeded(
                 QuotaKind::ComputeSecondsPerDay,
@@ -189,15 +194,31 @@ impl Executor {
         })
     }
 
-    /// Checks that a downlink of `bytes` fits in the tenant's downlink quota of the day, and
-    /// counts it (for a tenant with that quota only: nothing is written otherwise).
+    /// Checks that a downlink of `bytes` would fit in the tenant's downlink quota of the day
+    /// (for a tenant with that quota only), charging nothing: see [`Self::charge_downlink`].
+    /// `key` is `<execution>/<task index>`.
     #[allow(clippy::result_large_err)]
-    pub(super) fn charge_downlink(&self, tenant: &str, bytes: u64) -> Step<()> {
+    pub(super) fn check_downlink(&self, tenant: &str, key: &str, bytes: u64) -> Step<()> {
         let Some(quota) = self.quotas.of(tenant).downlink_bytes_per_day else {
             return Ok(());
         };
         self.ledger
-            .charge_downlink(tenant, bytes, Some(quota), now_ms())
+            .check_downlink(tenant, key, bytes, quota, now_ms())
+            .map_err(quota_failure)
+    }
+
+    /// Counts a downlink of `bytes` against the tenant's downlink quota of the day, once its
+    /// objects exist and before any is queued, and only once for its task (`key`,
+    /// `<execution>/<task index>`: a task run again after a restart is not charged again);
+    /// fails when it does not fit or cannot be saved (for a tenant with that quota only:
+    /// nothing is written otherwise).
+    #[allow(clippy::result_large_err)]
+    pub(super) fn charge_downlink(&self, tenant: &str, key: &str, bytes: u64) -> Step<()> {
+        let Some(quota) = self.quotas.of(tenant).downlink_bytes_per_day else {
+            return Ok(());
+        };
+        self.ledger
+            .charge_downlink(tenant, key, bytes, quota, now_ms())
             .map_err(quota_failure)
     }
 
@@ -256,8 +277,8 @@ mod tests {
             volume: "pvc".into(),
             sources: vec![p.into()],
         };
-        assert!(r.run(down("a.txt")).await.succeeded());
-        let res = r.run(down("b.txt")).await;
+        assert!(r.run_at("alice", 0, down("a.txt")).await.succeeded());
+        let res = r.run_at("alice", 1, down("b.txt")).await;
         assert_eq!(code(&res), Some(4));
         assert_eq!(
             res.error.unwrap().message,
@@ -265,7 +286,37 @@ mod tests {
         );
         // What fits still goes; another tenant is not counted against alice.
         r.put(&[("c.txt", b"1234")]);
-        assert!(r.run(down("c.txt")).await.succeeded());
+        assert!(r.run_at("alice", 2, down("c.txt")).await.succeeded());
+    }
+
+    /// A downlink task run again (the agent restarted before its plan went on) is charged once:
+    /// it goes again, and the quota counts its bytes once.
+    #[tokio::test]
+    async fn a_downlink_run_again_is_charged_once() {
+        let mut r = rig(|_| {});
+        with_quota(
+            &mut r,
+            crate::Quota {
+                downlink_bytes_per_day: Some(10),
+                ..Default::default()
+            },
+        );
+        r.put(&[("a.txt", b"123456"), ("b.txt", b"1234")]);
+        let down = |p: &str| TaskKind::Downlink {
+            volume: "pvc".into(),
+            sources: vec![p.into()],
+        };
+        assert!(r.run_at("alice", 3, down("a.txt")).await.succeeded());
+        let again = r.run_at("alice", 3, down("a.txt")).await;
+        assert!(again.succeeded(), "{again:?}");
+        // 6 counted, not 12: 4 more fit.
+        let res = r.run_at("alice", 4, down("b.txt")).await;
+        assert!(res.succeeded(), "{res:?}");
+        let res = r.run_at("alice", 5, down("b.txt")).await;
+        assert_eq!(
+            res.error.unwrap().message,
+            "quota exceeded: downlink bytes per day for tenant alice: 10 used of 10 (this downlink sends 4 more)"
+        );
     }
 
     #[tokio::test]
