@@ -194,12 +194,16 @@ impl Executor {
                 labels.insert(VOLUME_LABEL.into(), pod.volume.into());
                 labels.insert(MAX_LABEL.into(), pod.limit.as_millis().to_string());
                 labels.insert(CPUS_LABEL.into(), node.nano_cpus.to_string());
-                if pod.detached {
-                    labels.insert(DETACHED_LABEL.into(), "1".into());
-                }
-                if meter.ports {
-                    labels.insert(PORTS_LABEL.into(), ports_label(pod.ports));
-                }
+                // Set whatever they say: the engine gives a container its image's labels
+                // where it is given none, and the tenant writes the image's.
+                let detached = if pod.detached { "1" } else { "0" };
+                labels.insert(DETACHED_LABEL.into(), detached.into());
+                let ports = if meter.ports {
+                    ports_label(pod.ports)
+                } else {
+                    String::new()
+                };
+                labels.insert(PORTS_LABEL.into(), ports);
                 let network = match pod.merged {
                     true => {
                         network_held = Some(self.pods.network.lock().await);
@@ -556,6 +560,7 @@ impl Executor {
         network: Option<String>,
     ) -> Step<String> {
         let non_empty = |v: Option<&[String]>| v.filter(|v| !v.is_empty()).map(<[String]>::to_vec);
+        let labels = over_image_labels(labels, &info.labels);
         let spec = ContainerSpec {
             name,
             image: image.to_string(),
@@ -704,6 +709,23 @@ fn pod_labels(tenant: &str, execution: &str, index: usize, pod: &str) -> BTreeMa
     labels.insert("org.orbitdock".into(), "1".into());
     labels.insert(POD_LABEL.into(), pod.into());
     labels.insert(TASK_LABEL.into(), index.to_string());
+    labels
+}
+
+/// The labels of a pod's container, the agent's own (`org.orbitdock` and `org.orbitdock.*`)
+/// each set, over the image's: the engine gives a container every label of its image it is
+/// not given itself, and the tenant writes the image's, so each `org.orbitdock` label the image
+/// carries and the agent does not set is set empty. What the agent reads back from a container
+/// is then only ever what it wrote.
+fn over_image_labels(
+    mut labels: BTreeMap<String, String>,
+    image: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    for key in image.keys() {
+        if key == "org.orbitdock" || key.starts_with("org.orbitdock.") {
+            labels.entry(key.clone()).or_default();
+        }
+    }
     labels
 }
 
@@ -969,6 +991,76 @@ mod tests {
             labels: pod_labels("alice", "exec0123456789", 0, "p1"),
             started_ms: ago_ms.map(|a| now_ms() - a),
         }
+    }
+
+    /// An image's own `org.orbitdock` labels never steer the agent: each is set on the pod's
+    /// container (not detached, no ports, any other empty), so a restarted agent supervises no
+    /// pod its image calls detached and opens no port its image names.
+    #[tokio::test]
+    async fn an_images_own_labels_are_set_over_on_its_pods() {
+        let from_image: BTreeMap<String, String> = [
+            ("org.orbitdock.detached", "1"),
+            ("org.orbitdock.ports", "22/tcp"),
+            ("org.orbitdock.tenant", "bob"),
+            ("org.orbitdock.max-duration-ms", "999999999"),
+            ("org.orbitdock.unknown", "x"),
+            ("maintainer", "alice"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let labelled = from_image.clone();
+        let r = rig(|s| {
+            s.exit_code = Some(0);
+            s.images.insert(
+                "tenants/alice/app:1".into(),
+                ImageInfo {
+                    labels: labelled,
+                    ..Default::default()
+                },
+            );
+        });
+        let res = r.run(pod(image("app", "1"), None)).await;
+        assert!(res.succeeded(), "{res:?}");
+        let calls = r.fake.calls();
+        let Some(Call::Create(spec)) = calls.iter().find(|c| matches!(c, Call::Create(_))) else {
+            panic!("{calls:?}")
+        };
+        let label = |k: &str| spec.labels.get(k).map(String::as_str);
+        assert_eq!(label("org.orbitdock.detached"), Some("0"));
+        assert_eq!(label("org.orbitdock.ports"), Some(""));
+        assert_eq!(label("org.orbitdock.tenant"), Some("alice"));
+        let max = DEFAULT_POD_DURATION.as_millis().to_string();
+        assert_eq!(label("org.orbitdock.max-duration-ms"), Some(max.as_str()));
+        assert_eq!(label("org.orbitdock.unknown"), Some(""));
+        assert_eq!(label("maintainer"), None, "not the agent's to set");
+
+        // The container as the engine makes it (the image's labels where it sets none), found
+        // running by a restarted agent: not taken up as a detached pod.
+        let mut engine = from_image;
+        engine.extend(spec.labels.clone());
+        let name = spec.name.clone();
+        let r = rig(|s| {
+            s.exit_code = None;
+            s.containers.insert(
+                name,
+                ContainerState {
+                    status: ContainerStatus::Running,
+                    labels: engine,
+                    started_ms: Some(now_ms()),
+                },
+            );
+        });
+        r.exec.take_up_detached().await;
+        assert!(r.exec.pods.lock().is_empty(), "taken up as detached");
+        assert!(
+            !r.fake
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::Wait(_) | Call::OpenPorts { .. })),
+            "{:?}",
+            r.fake.calls()
+        );
     }
 
     /// Issue 11: an agent killed while its pod ran must not run the pod again when it resumes
