@@ -183,6 +183,10 @@ impl Executor {
             cache_from: self.own_images(tenant).await?,
         };
         let log = LogBook::new(0);
+        // What it leaves dangling if it fails is what the engine made from here.
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         // The classic builder has no storage quota: the disks are watched while it runs, and
         // the build is stopped (its request dropped, which cancels it) once it would take free
         // space below the reserve or took more than a build may.
@@ -190,7 +194,7 @@ impl Executor {
             outcome = tokio::time::timeout(limit, self.runtime.build_image(&request, &log)) => outcome,
             full = self.disk_fills(watch) => {
                 let _ = fs::remove_file(&tar_path);
-                self.drop_failed_build(&log).await;
+                self.drop_failed_build(started).await;
                 return Err(TaskResult::fail(
                     ErrorCode::ExecutionError,
                     format!("the build was stopped: {full}"),
@@ -200,7 +204,7 @@ impl Executor {
         };
         let _ = fs::remove_file(&tar_path);
         if !matches!(outcome, Ok(Ok(()))) {
-            self.drop_failed_build(&log).await;
+            self.drop_failed_build(started).await;
         }
         match outcome {
             Err(_) => Err(TaskResult::fail(
@@ -842,6 +846,54 @@ mod tests {
             res.error.unwrap().message,
             "ADD http:'//'127.0.0.1:9/x (Dockerfile line 2): nothing can be downloaded onboard"
         );
+    }
+
+    /// A failed build's leftovers are what the engine made while it ran, found by the engine,
+    /// never by its output: an image id a `RUN` step prints (another dangling image, made
+    /// before) is left alone.
+    #[tokio::test]
+    async fn a_failed_build_removes_what_it_left_not_what_it_printed() {
+        let victim = format!("sha256:{}", "ab".repeat(32));
+        let left = format!("sha256:{}", "cd".repeat(32));
+        let (v, l) = (victim.clone(), left.clone());
+        let r = rig(move |s| {
+            s.build_log = vec![
+                "Step 2/2 : RUN echo ' ---> abababababab'; false".into(),
+                " ---> abababababab".into(),
+            ];
+            s.build_error =
+                Some("The command '/bin/sh -c false' returned a non-zero code: 1".into());
+            let old = crate::runtime::ImageSummary {
+                id: v.clone(),
+                created: 1_700_000_000,
+                ..Default::default()
+            };
+            s.dangling.push(old);
+            s.images.insert(
+                "abababababab".into(),
+                ImageInfo {
+                    id: v,
+                    ..Default::default()
+                },
+            );
+            s.build_leaves = Some(l);
+        });
+        r.put(&[("app/Dockerfile", b"FROM busybox\nRUN false\n")]);
+        let res = r.run(build("app/Dockerfile")).await;
+        assert_eq!(code(&res), Some(12), "{res:?}");
+        let removed: Vec<String> = r
+            .fake
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::RemoveImage(id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(removed, [left]);
+        let dangling = r.fake.script.lock().unwrap().dangling.clone();
+        assert_eq!(dangling.len(), 1);
+        assert_eq!(dangling[0].id, victim);
     }
 
     #[tokio::test]

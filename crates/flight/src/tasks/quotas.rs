@@ -135,22 +135,30 @@ impl Executor {
         )))
     }
 
-    /// Removes the image a failed build left dangling: the last step it committed (read from
-    /// the build's output), when no name and no container hold it (the engine removes its
-    /// unnamed parents with it). Cached steps of the tenant's images are held by them and stay.
-    pub(super) async fn drop_failed_build(&self, log: &LogBook) {
-        let Some(id) = log.tail().iter().rev().find_map(|l| committed_step(l)) else {
-            return;
+    /// Removes what a failed build left dangling: every image without a name that the engine
+    /// made since the build started (`since`, seconds since the Unix epoch), its unnamed
+    /// parents with it. Builds, loads and image deletions hold the engine's storage one at a
+    /// time (`Executor::engine_storage`, held by the caller), so no other work made one
+    /// meanwhile; nothing the build printed is trusted (a `RUN` step prints what it likes).
+    pub(super) async fn drop_failed_build(&self, since: i64) {
+        let dangling = match self.runtime.dangling_images().await {
+            Ok(images) => images,
+            Err(e) => {
+                tracing::info!("a failed build's steps stay: {}", e.message);
+                return;
+            }
         };
-        if let Ok(Some(info)) = self.runtime.inspect_image(&id).await
-            && info.repo_tags.is_empty()
-            && let Err(e) = self.runtime.remove_image(&info.id).await
+        for image in dangling
+            .iter()
+            .filter(|i| i.repo_tags.is_empty() && i.created >= since)
         {
-            tracing::info!(
-                image = id,
-                "a failed build's last step stays: {}",
-                e.message
-            );
+            if let Err(e) = self.runtime.remove_image(&image.id).await {
+                tracing::info!(
+                    image = image.id,
+                    "a failed build's step stays: {}",
+                    e.message
+                );
+            }
         }
     }
 
@@ -232,29 +240,10 @@ impl Executor {
     }
 }
 
-/// The image id of a classic build's output line ` ---> 1a2b3c4d5e6f` (a step committed);
-/// `None` for any other line (` ---> Running in …`, ` ---> Using cache`).
-fn committed_step(line: &str) -> Option<String> {
-    let id = line.trim().strip_prefix("--->")?.trim();
-    (id.len() >= 12 && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| id.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::*;
     use super::*;
-
-    #[test]
-    fn committed_steps_are_read_from_the_build_output() {
-        assert_eq!(
-            committed_step(" ---> 1a2b3c4d5e6f"),
-            Some("1a2b3c4d5e6f".into())
-        );
-        assert_eq!(committed_step(" ---> Running in 1a2b3c4d5e6f"), None);
-        assert_eq!(committed_step(" ---> Using cache"), None);
-        assert_eq!(committed_step("Step 2/3 : RUN false"), None);
-    }
 
     fn with_quota(r: &mut Rig, quota: crate::Quota) {
         let mut q = crate::Quotas::none();
