@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::sync::Mutex;
 
 use wire::{Digest, MAX_PATCHED_OBJECT, PatchOffer};
@@ -159,9 +159,23 @@ pub(crate) fn apply(store: &ObjectStore, offer: &PatchOffer) -> Result<(), Patch
     if store.has(&offer.target) {
         return Ok(());
     }
+    let read_failed = |error| PatchError::Read {
+        what: "patch",
+        digest: offer.patch,
+        error,
+    };
+    let mut file = File::open(store.path(&offer.patch)).map_err(read_failed)?;
+    // The header first: nothing more is read of a file that is no patch, or one whose sizes
+    // are beyond what an apply may hold.
+    let header = read_header(&mut file)?;
+    let too_large = |what, size, limit| delta::DeltaError::TooLarge { what, size, limit };
+    if header.result_size > MAX_PATCHED_OBJECT {
+        return Err(too_large("declared result", header.result_size, MAX_PATCHED_OBJECT).into());
+    }
     // A patch is never much larger than its result (an incompressible file comes raw).
-    let patch = read_object(store, "patch", &offer.patch, 2 * MAX_PATCHED_OBJECT)?;
-    let header = delta::Header::read(&patch)?;
+    if header.body_size > 2 * MAX_PATCHED_OBJECT {
+        return Err(too_large("declared body", header.body_size, 2 * MAX_PATCHED_OBJECT).into());
+    }
     let made = Digest(header.result_sha256);
     if made != offer.target {
         return Err(PatchError::WrongTarget {
@@ -185,6 +199,23 @@ pub(crate) fn apply(store: &ObjectStore, offer: &PatchOffer) -> Result<(), Patch
             Some(read_object(store, "base", &base, MAX_PATCHED_OBJECT)?)
         }
     };
+    // Exactly what the header declares, checked against the file before it is read.
+    let len = delta::HEADER_LEN as u64 + header.body_size;
+    let held = file.metadata().map_err(read_failed)?.len();
+    if held < len {
+        return Err(delta::DeltaError::Truncated("body").into());
+    }
+    if held > len {
+        return Err(delta::DeltaError::Corrupt {
+            kind: header.kind,
+            what: format!("{} bytes after the body", held - len),
+        }
+        .into());
+    }
+    let mut patch = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.seek(io::SeekFrom::Start(0))
+        .and_then(|_| file.take(len).read_to_end(&mut patch))
+        .map_err(read_failed)?;
     let limits = delta::Limits {
         max_result: MAX_PATCHED_OBJECT,
     };
@@ -271,6 +302,66 @@ mod tests {
             let d = s.put(not);
             assert!(!is_patch(&s, &d), "{not:?}");
         }
+    }
+
+    /// A patch's header is read before its body: one that declares a result or a body beyond
+    /// what an apply may hold is refused as such, whatever follows it, and a file longer than
+    /// it declares is refused before its body is read.
+    #[test]
+    fn a_patch_is_judged_by_its_header_before_its_body_is_read() {
+        let (_d, s) = store();
+        let target = b"what the patch makes";
+        let patch = |result_size: u64, body_size: u64, body: &[u8]| {
+            let mut p = Vec::new();
+            delta::Header {
+                kind: delta::Kind::Whole,
+                base_size: 0,
+                base_sha256: [0; 32],
+                result_size,
+                result_sha256: delta::sha256(target),
+                body_size,
+            }
+            .write(&mut p);
+            p.extend_from_slice(body);
+            p
+        };
+        let too_large = |p: &[u8]| {
+            let o = offer(&s, p, target, None);
+            match apply(&s, &o) {
+                Err(PatchError::Delta(delta::DeltaError::TooLarge { what, size, limit })) => {
+                    (what, size, limit)
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            too_large(&patch(MAX_PATCHED_OBJECT + 1, 4, b"body")),
+            (
+                "declared result",
+                MAX_PATCHED_OBJECT + 1,
+                MAX_PATCHED_OBJECT
+            )
+        );
+        assert_eq!(
+            too_large(&patch(20, 2 * MAX_PATCHED_OBJECT + 1, b"body")),
+            (
+                "declared body",
+                2 * MAX_PATCHED_OBJECT + 1,
+                2 * MAX_PATCHED_OBJECT
+            )
+        );
+        let longer = patch(20, 4, b"body and more");
+        let o = offer(&s, &longer, target, None);
+        assert!(
+            matches!(
+                apply(&s, &o),
+                Err(PatchError::Delta(delta::DeltaError::Corrupt { ref what, .. }))
+                    if what == "9 bytes after the body"
+            ),
+            "{:?}",
+            apply(&s, &o)
+        );
+        assert!(!s.has(&Digest::of(target)));
     }
 
     /// A corrupted patch, a patch against another base, a truncated one, one for another
