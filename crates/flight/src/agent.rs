@@ -229,7 +229,7 @@ impl Agent {
         let needs: Vec<Message> = agent
             .lock_queue()
             .iter()
-            .flat_map(|r| agent.objects_missing(&r.plan))
+            .flat_map(|r| agent.want_missing(&r.plan))
             .collect();
         agent.send_soon(needs);
         Ok(agent)
@@ -613,7 +613,7 @@ impl Agent {
             "accepted a plan"
         );
         // Ask for the objects first, so they stream while earlier plans run.
-        self.send_soon(self.objects_missing(&record.plan));
+        self.send_soon(self.want_missing(&record.plan));
         self.lock_queue().push_back(record);
         self.inner.queued.notify_one();
         // The record is filed: the number no longer waits for it.
@@ -658,11 +658,6 @@ impl Agent {
             finished: true,
             events,
         }
-    }
-
-    /// Requests for every uplink object of the plan not in the store, if any.
-    fn objects_missing(&self, plan: &Plan) -> Vec<Message> {
-        self.want_missing(plan)
     }
 
     async fn execute(&self, mut record: PlanRecord) {

@@ -84,15 +84,13 @@ impl DiskLimits {
     /// left out keep their default), e.g. `{"tenant_bytes": 1073741824}`, and perhaps `quotas`,
     /// which [`Quotas::load`](crate::Quotas::load) reads.
     pub fn load(path: &Path) -> Result<DiskLimits, Error> {
-        let text = fs::read(path).map_err(|e| Error::io("cannot read the limits", path, e))?;
         let not_limits = |e: serde_json::Error| {
             Error::new(
                 ErrorKind::Invalid,
                 format!("{}: not a limits file: {e}", path.display()),
             )
         };
-        let mut file: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&text).map_err(not_limits)?;
+        let mut file = read_limits_file(path)?;
         file.remove("quotas");
         let limits: DiskLimits =
             serde_json::from_value(serde_json::Value::Object(file)).map_err(not_limits)?;
@@ -126,6 +124,20 @@ impl DiskLimits {
         }
         Ok(())
     }
+}
+
+/// The members of the limits file at `path` (a JSON object), read once for the disk limits
+/// and once for the quotas.
+pub(crate) fn read_limits_file(
+    path: &Path,
+) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    let text = fs::read(path).map_err(|e| Error::io("cannot read the limits", path, e))?;
+    serde_json::from_slice(&text).map_err(|e| {
+        Error::new(
+            ErrorKind::Invalid,
+            format!("{}: not a limits file: {e}", path.display()),
+        )
+    })
 }
 
 /// A size as people read it: `8589934592 bytes (8.0 GiB)`.
@@ -468,7 +480,7 @@ impl Disk {
                 self::size(cap)
             ));
         }
-        let Ok(free) = free_bytes(objects) else {
+        let Ok(free) = self.free_at(objects) else {
             return Ok(());
         };
         let wanted = size.saturating_add(self.limits.reserve_bytes);
@@ -646,6 +658,28 @@ mod tests {
             "{e}"
         );
         admit.admit(MIB).unwrap();
+    }
+
+    /// The admission reads free space as every other check does (`Disk::free_at`), so what the
+    /// tests set is what it judges by.
+    #[test]
+    fn admission_reads_free_space_as_the_other_checks_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = dir.path().join("objects");
+        fs::create_dir_all(&objects).unwrap();
+        let limits = DiskLimits {
+            reserve_bytes: MIB,
+            ..DiskLimits::default()
+        };
+        let disk = Arc::new(Disk::open(limits, dir.path(), dir.path()));
+        *disk.free_override.lock().unwrap() = Some(MIB + 10);
+        let admit = admission(disk.clone(), objects);
+        admit.admit(10).unwrap();
+        let e = admit.admit(11).unwrap_err();
+        assert_eq!(
+            e,
+            "no room onboard for an object of 11 bytes: 1048586 bytes (1.0 MiB) free, and 1048576 bytes (1.0 MiB) are kept for the agent's own state"
+        );
     }
 
     #[test]

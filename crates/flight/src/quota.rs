@@ -67,11 +67,9 @@ impl Quotas {
     /// Reads the `quotas` member of a limits file (the file `DiskLimits::load` reads the rest
     /// of); a file without one sets no quota.
     pub fn load(path: &Path) -> Result<Quotas, Error> {
-        let text = fs::read(path).map_err(|e| Error::io("cannot read the limits", path, e))?;
         let invalid =
             |m: String| Error::new(ErrorKind::Invalid, format!("{}: {m}", path.display()));
-        let mut file: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&text)
-            .map_err(|e| invalid(format!("not a limits file: {e}")))?;
+        let mut file = crate::disk::read_limits_file(path)?;
         let Some(value) = file.remove("quotas") else {
             return Ok(Quotas::none());
         };

@@ -293,7 +293,7 @@ impl Executor {
     /// The images the engine holds under the tenant's prefix, and that prefix
     /// (`tenants/<tenant>/`).
     pub(super) async fn tenant_images(&self, tenant: &str) -> Step<(String, Vec<ImageSummary>)> {
-        let prefix = format!("{}/{tenant}/", names::TENANT_IMAGE_PREFIX);
+        let prefix = names::tenant_prefix(tenant);
         let listed = self
             .runtime
             .list_images(&format!("{prefix}*"))
@@ -435,7 +435,7 @@ impl Executor {
             ))
             .tail(log.tail()));
         }
-        let repo = format!("{}/{tenant}/{}", names::TENANT_IMAGE_PREFIX, image.name);
+        let repo = names::tenant_repo(tenant, &image.name);
         let replaced = self
             .inspect(&tenant_image(tenant, &image.name, &image.tag))
             .await?

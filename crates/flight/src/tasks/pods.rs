@@ -189,7 +189,7 @@ impl Executor {
                 self.room_for_work().await?;
                 self.tenant_within_limit(tenant).await?;
                 self.compute_within(tenant)?;
-                self.rotate_pod_log(&root, owner, pod.name).await;
+                self.rotate_pod_log(&root, pod.name).await;
                 let mut labels = labels;
                 labels.insert(VOLUME_LABEL.into(), pod.volume.into());
                 labels.insert(MAX_LABEL.into(), pod.limit.as_millis().to_string());

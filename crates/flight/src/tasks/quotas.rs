@@ -105,7 +105,7 @@ impl Executor {
         let full = tenant_image(tenant, &image.name, &image.tag);
         let restored = match replaced.filter(|old| *old != new_id) {
             Some(old) => {
-                let repo = format!("{}/{tenant}/{}", names::TENANT_IMAGE_PREFIX, image.name);
+                let repo = names::tenant_repo(tenant, &image.name);
                 self.runtime.tag_image(old, &repo, &image.tag).await.is_ok()
             }
             None => false,
