@@ -353,6 +353,9 @@ pub(crate) struct Disk {
     /// Free space as the tests want it seen, instead of the filesystem's.
     #[cfg(test)]
     pub(crate) free_override: Mutex<Option<u64>>,
+    /// Free space as the tests want it seen at one path, over `free_override`.
+    #[cfg(test)]
+    pub(crate) free_override_at: Mutex<std::collections::HashMap<PathBuf, u64>>,
 }
 
 impl Disk {
@@ -364,6 +367,8 @@ impl Disk {
             link_dir: state_dir.join("link"),
             #[cfg(test)]
             free_override: Mutex::new(None),
+            #[cfg(test)]
+            free_override_at: Mutex::default(),
         }
     }
 
@@ -372,9 +377,19 @@ impl Disk {
         self.free_at(&self.volumes_dir)
     }
 
-    /// Free space on the filesystem holding `path` (in tests, what `free_override` says, for
-    /// every filesystem). Blocking.
+    /// Free space on the filesystem holding `path` (in tests, what `free_override_at` says
+    /// for that path, else what `free_override` says, for every filesystem). Blocking.
     pub(crate) fn free_at(&self, path: &Path) -> io::Result<u64> {
+        #[cfg(test)]
+        {
+            let at = self
+                .free_override_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(free) = at.get(path) {
+                return Ok(*free);
+            }
+        }
         #[cfg(test)]
         if let Some(free) = *self.free_override.lock().unwrap_or_else(|p| p.into_inner()) {
             return Ok(free);

@@ -382,6 +382,8 @@ mod tests {
         let at = corrupt.len() - 20;
         corrupt[at] ^= 0x5a;
         let truncated = &good[..good.len() / 2];
+        assert!(truncated.len() < delta::HEADER_LEN, "cut in its header");
+        let cut_body = &good[..good.len() - 7];
         let mut other_old = old.clone();
         other_old[0] ^= 1;
         s.put(&other_old);
@@ -392,23 +394,44 @@ mod tests {
             delta::MakeOptions::default(),
         )
         .unwrap();
-        let cases: Vec<(&str, PatchOffer)> = vec![
-            ("corrupt", offer(&s, &corrupt, &new, Some(&old))),
-            ("truncated", offer(&s, truncated, &new, Some(&old))),
-            ("other base", offer(&s, &other_base, &new, Some(&old))),
+        type Expected = fn(&PatchError) -> bool;
+        let cases: Vec<(&str, PatchOffer, Expected)> = vec![
+            ("corrupt", offer(&s, &corrupt, &new, Some(&old)), |e| {
+                matches!(
+                    e,
+                    PatchError::Delta(delta::DeltaError::Corrupt {
+                        kind: delta::Kind::ZstdRef,
+                        ..
+                    })
+                )
+            }),
+            ("truncated", offer(&s, truncated, &new, Some(&old)), |e| {
+                matches!(e, PatchError::Delta(delta::DeltaError::Truncated("header")))
+            }),
+            (
+                "cut in its body",
+                offer(&s, cut_body, &new, Some(&old)),
+                |e| matches!(e, PatchError::Delta(delta::DeltaError::Truncated("body"))),
+            ),
+            (
+                "other base",
+                offer(&s, &other_base, &new, Some(&old)),
+                |e| matches!(e, PatchError::OtherBase { .. }),
+            ),
             (
                 "another object",
                 PatchOffer {
                     target: Digest::of(b"something else"),
                     ..offer(&s, &good, &new, Some(&old))
                 },
+                |e| matches!(e, PatchError::WrongTarget { .. }),
             ),
         ];
-        for (name, o) in cases {
+        for (name, o, expected) in cases {
             let e = apply(&s, &o).unwrap_err();
+            assert!(expected(&e), "{name}: {e:?}");
             assert!(!s.has(&o.target), "{name}: stored anyway");
             assert!(!s.has(&Digest::of(&new)), "{name}: stored anyway");
-            eprintln!("{name}: {e}");
         }
         // The base missing onboard.
         let (_d2, bare) = store();

@@ -959,19 +959,31 @@ mod tests {
             "{m}"
         );
         assert_eq!(builds(), 0, "the daemon was not asked");
-        // With room, it starts; once the disk fills, it is stopped.
+        // With room, it starts; once the engine's disk fills (the volumes' keeps room), it is
+        // stopped by the watch of the data root.
         set_free(reserve + (10 << 20));
+        let engine = r._dir.path().join("engine");
+        fs::create_dir_all(&engine).unwrap();
+        r.fake.script.lock().unwrap().data_root = Some(engine.clone());
         let disk = r.exec.disk.clone();
+        let at = engine.clone();
         let filler = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            *disk.free_override.lock().unwrap() = Some(reserve - 1);
+            disk.free_override_at
+                .lock()
+                .unwrap()
+                .insert(at, reserve - 1);
         });
         let res = r.run(build("app/Dockerfile")).await;
         filler.await.unwrap();
         assert_eq!(code(&res), Some(4), "{res:?}");
         let m = res.error.unwrap().message;
         assert!(
-            m.starts_with("the build was stopped: the disk is full: "),
+            m.starts_with(&format!(
+                "the build was stopped: the disk is full: {} free under the Docker Engine's data root {}, below the limit",
+                crate::disk::size(reserve - 1),
+                engine.display()
+            )),
             "{m}"
         );
         assert_eq!(builds(), 1);
