@@ -662,11 +662,12 @@ fn empty_folder(dir: BorrowedFd<'_>) -> io::Result<()> {
         let Some(done) = path.pop() else {
             return Ok(());
         };
+        // Back up to the folder above: `dir` itself at the top, else by `..`, which must be
+        // the folder this one was opened from.
         let up = match path.last() {
-            Some(_) => {
+            Some(above) => {
                 let up = rfs::openat(at, c"..", DIR | OFlags::CLOEXEC, Mode::empty())?;
-                let expected = path.last().map(|l| l.id);
-                if Some(identity(&rfs::fstat(&up)?)) != expected {
+                if identity(&rfs::fstat(&up)?) != above.id {
                     return Err(moved());
                 }
                 Some(up)
