@@ -3,8 +3,8 @@
 //! Two loops share one [`Agent`]: the event loop ([`Agent::handle_event`]) accepts plans and
 //! learns of arrived objects, without ever waiting, and the plan loop ([`Agent::run_plans`]) runs
 //! queued plans, each in a task of its own, side by side unless they conflict (see `schedule`:
-//! the same tenant's plans that share a volume, a pod name or the images it changes run one
-//! after the other, in arrival order; different tenants' never wait for each other), at most
+//! one tenant's plans run one after the other, in arrival order; different tenants' never wait
+//! for each other, but for their builds, loads and image deletions, one at a time), at most
 //! [`MAX_RUNNING_PLANS`] at once. Each plan's events go out in its tasks' order. A plan is
 //! persisted before it is queued and after
 //! each task, so a restarted agent resumes where it stopped (a task cut short runs again from its
@@ -202,6 +202,7 @@ impl Agent {
             quotas: Arc::new(config.quotas.clone()),
             ledger: Arc::new(crate::quota::Ledger::open(state)),
             gpu: gpu_of_this_machine(),
+            engine_storage: Arc::default(),
         };
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -220,13 +221,15 @@ impl Agent {
                 digests: crate::inventory::FileDigests::open(state, &config.volumes_dir),
             }),
         };
+        // A crash between a patch's result stored and the patch removed left it behind.
+        agent.remove_spent_patches();
         // The objects of resumed plans are asked for again: a plan's `Need` goes out through the
         // outbox, in memory, after its message is acknowledged, so a restart may have lost it
         // (and the uplink would wait for `NEED_RETRY` before asking again).
         let needs: Vec<Message> = agent
             .lock_queue()
             .iter()
-            .flat_map(|r| agent.objects_missing(&r.plan))
+            .flat_map(|r| agent.want_missing(&r.plan))
             .collect();
         agent.send_soon(needs);
         Ok(agent)
@@ -610,7 +613,7 @@ impl Agent {
             "accepted a plan"
         );
         // Ask for the objects first, so they stream while earlier plans run.
-        self.send_soon(self.objects_missing(&record.plan));
+        self.send_soon(self.want_missing(&record.plan));
         self.lock_queue().push_back(record);
         self.inner.queued.notify_one();
         // The record is filed: the number no longer waits for it.
@@ -655,11 +658,6 @@ impl Agent {
             finished: true,
             events,
         }
-    }
-
-    /// Requests for every uplink object of the plan not in the store, if any.
-    fn objects_missing(&self, plan: &Plan) -> Vec<Message> {
-        self.want_missing(plan)
     }
 
     async fn execute(&self, mut record: PlanRecord) {
@@ -1181,10 +1179,10 @@ mod tests {
         assert!(dir.path().join("volumes/alice/pvc/late.txt").is_file());
     }
 
-    /// A long pod of one tenant does not hold up another tenant's plan, nor the same tenant's
-    /// on another volume; the same tenant's plan on its volume waits for it, then runs.
+    /// A long pod of one tenant does not hold up another tenant's plan; the same tenant's plans
+    /// wait for it, on its volume or another, then run in the order they came.
     #[tokio::test]
-    async fn plans_run_side_by_side_unless_they_share_what_they_use() {
+    async fn plans_of_different_tenants_run_side_by_side_and_a_tenants_in_turn() {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeRuntime::with(|s| {
             s.images.insert(
@@ -1252,8 +1250,8 @@ mod tests {
         assert_eq!(ended.len(), 4, "{ended:?}");
         let at = |e: &str| ended.iter().position(|x| x.starts_with(e)).unwrap();
         assert!(at("e-other-tenant") < at("e-long"), "{ended:?}");
-        assert!(at("e-other-volume") < at("e-long"), "{ended:?}");
         assert!(at("e-long") < at("e-same-volume"), "{ended:?}");
+        assert!(at("e-same-volume") < at("e-other-volume"), "{ended:?}");
         assert_eq!(
             ended[at("e-long")],
             "e-long FAILED",

@@ -85,12 +85,12 @@ impl Agent {
     /// (now, if it already is).
     pub(super) fn take_patches(&self, patches: Vec<PatchOffer>) {
         let store = &self.inner.exec.store;
+        let mut spent = Vec::new();
         for offer in patches {
             if store.has(&offer.target) {
                 // Already made (or sent whole): the patch, if here, is spent.
                 if store.has(&offer.patch) {
-                    let (store, patch) = (store.clone(), offer.patch);
-                    tokio::task::spawn_blocking(move || store.remove_spent(&patch));
+                    spent.push(offer.patch);
                 }
                 continue;
             }
@@ -101,6 +101,32 @@ impl Agent {
                 self.apply_soon(&patch);
             }
         }
+        if !spent.is_empty() {
+            // In the order named, on one blocking task.
+            let agent = self.clone();
+            tokio::task::spawn_blocking(move || {
+                for patch in &spent {
+                    agent.remove_spent(patch);
+                }
+            });
+        }
+    }
+
+    /// Removes the object `patch` once its patch is spent, only if it really is a patch (its
+    /// file starts with a patch's header, see `patches::is_patch`) and no unfinished plan refers
+    /// to it (an uplink's file, a downlink's object the link may still send) and no uplink waits
+    /// for it: a `Patches` naming anything else removes nothing. Blocking.
+    pub(super) fn remove_spent(&self, patch: &Digest) {
+        let store = &self.inner.exec.store;
+        if !patches::is_patch(store, patch) {
+            tracing::warn!(%patch, "kept an object announced as a patch: it is not one");
+            return;
+        }
+        if self.inner.plans.held_objects().contains(patch) {
+            tracing::debug!(%patch, "kept a spent patch: a plan onboard refers to it");
+            return;
+        }
+        store.remove_spent(patch);
     }
 
     /// An object arrived (verified, in the store): wakes the uplinks waiting for it, and applies
@@ -108,6 +134,32 @@ impl Agent {
     pub(super) fn object_arrived(&self, digest: &Digest) {
         self.inner.exec.store.arrived(digest);
         self.apply_soon(digest);
+    }
+
+    /// Removes, at start, the patches a previous run left onboard (killed between storing a
+    /// patch's result and removing the patch): every object that starts with a patch's header
+    /// (see `patches::is_patch`) and that no plan on file needs: no unfinished plan's uplink
+    /// file or downlinked object, no finished plan's downlinked object (the link may still be
+    /// sending it). The announcements died with that run; the ground announces again what it
+    /// still sends. Blocking.
+    pub(super) fn remove_spent_patches(&self) {
+        let store = &self.inner.exec.store;
+        let (objects, _) = store.list(usize::MAX);
+        let mut needed = self.inner.plans.held_objects();
+        needed.extend(self.inner.plans.done_downlinks());
+        let mut removed = 0usize;
+        for digest in objects {
+            if !needed.contains(&digest) && patches::is_patch(store, &digest) {
+                store.remove_spent(&digest);
+                removed += usize::from(!store.has(&digest));
+            }
+        }
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed the spent patches a previous run left onboard"
+            );
+        }
     }
 
     /// Applies the announced patch `patch`, if it is one, on a task of its own.
@@ -124,11 +176,10 @@ impl Agent {
     /// spent patch is removed.
     async fn apply(&self, offer: PatchOffer) {
         let _one_at_a_time = self.inner.patcher.gate.acquire().await;
-        let store = self.inner.exec.store.clone();
-        let o = offer.clone();
+        let (agent, o) = (self.clone(), offer.clone());
         let result = tokio::task::spawn_blocking(move || {
-            let r = patches::apply(&store, &o).map_err(|e| e.to_string());
-            store.remove_spent(&o.patch);
+            let r = patches::apply(&agent.inner.exec.store, &o).map_err(|e| e.to_string());
+            agent.remove_spent(&o.patch);
             r
         })
         .await
@@ -508,6 +559,96 @@ mod tests {
             let placed = dir.path().join("volumes/alice/pvc/bin/app");
             assert_eq!(std::fs::read(&placed).unwrap(), v2, "{name}");
         }
+    }
+
+    /// A `Patches` removes only spent patches: not a downlink's object on its way down (not a
+    /// patch at all), nor a patch a queued plan uplinks as a file of its own; and a "patch"
+    /// that is a downlink's object fails to apply and stays, the object itself asked for.
+    #[tokio::test]
+    async fn a_patches_message_removes_nothing_but_spent_patches() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, mut rx) = agent(dir.path());
+        let store = agent.inner.exec.store.clone();
+        let (v1, v2) = versions();
+        let out = dir.path().join("volumes/alice/pvc/out.txt");
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        std::fs::write(&out, b"what a pod wrote").unwrap();
+        let downlink = Plan {
+            tasks: vec![PlanTask {
+                id: "down".into(),
+                on_failure: OnFailure::Stop,
+                kind: TaskKind::Downlink {
+                    volume: "pvc".into(),
+                    sources: vec!["out.txt".into()],
+                },
+            }],
+            ..uplink("e1", 1, b"")
+        };
+        agent.handle_message(Message::Plan(downlink)).unwrap();
+        run_until_idle(&agent).await;
+        let downlinked = Digest::of(b"what a pod wrote");
+        assert!(store.has(&downlinked));
+        // A tenant's file that is a patch, uplinked by a plan still queued.
+        let tenants_patch = delta::make(Some(&v1), &v2);
+        agent
+            .handle_message(Message::Plan(uplink("e2", 2, &tenants_patch)))
+            .unwrap();
+        arrive(&agent, &tenants_patch);
+        // A patch really spent: its object is here already.
+        arrive(&agent, &v2);
+        let spent = delta::make(Some(&v2), &v1);
+        let spent = arrive(&agent, &spent);
+        let made = |patch: Digest| PatchOffer {
+            target: Digest::of(&v2),
+            patch,
+            base: None,
+            size: 0,
+        };
+        agent
+            .handle_message(Message::Patches {
+                patches: vec![
+                    made(downlinked),
+                    made(Digest::of(&tenants_patch)),
+                    made(spent),
+                ],
+            })
+            .unwrap();
+        // Judged in the order named: once the last is gone, the others were judged.
+        until("the spent patch is removed", || !store.has(&spent)).await;
+        assert!(store.has(&downlinked), "a downlink's object was removed");
+        assert!(
+            store.has(&Digest::of(&tenants_patch)),
+            "a queued plan's object was removed"
+        );
+
+        // Named as the patch of an object not onboard: it does not apply, and stays.
+        messages(&mut rx);
+        let missing = Digest::of(b"not onboard");
+        agent
+            .handle_message(Message::Patches {
+                patches: vec![PatchOffer {
+                    target: missing,
+                    ..made(downlinked)
+                }],
+            })
+            .unwrap();
+        let mut asked = Vec::new();
+        for _ in 0..6000 {
+            asked.extend(wants(&messages(&mut rx)));
+            if !asked.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            asked,
+            [WantedObject {
+                digest: missing,
+                bases: Vec::new(),
+                whole: true
+            }]
+        );
+        assert!(store.has(&downlinked), "a downlink's object was removed");
     }
 
     /// The summary after a Hello is what the ground computes from the listing and digests the

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind};
+use crate::volumes::Walked;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -83,15 +84,13 @@ impl DiskLimits {
     /// left out keep their default), e.g. `{"tenant_bytes": 1073741824}`, and perhaps `quotas`,
     /// which [`Quotas::load`](crate::Quotas::load) reads.
     pub fn load(path: &Path) -> Result<DiskLimits, Error> {
-        let text = fs::read(path).map_err(|e| Error::io("cannot read the limits", path, e))?;
         let not_limits = |e: serde_json::Error| {
             Error::new(
                 ErrorKind::Invalid,
                 format!("{}: not a limits file: {e}", path.display()),
             )
         };
-        let mut file: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&text).map_err(not_limits)?;
+        let mut file = read_limits_file(path)?;
         file.remove("quotas");
         let limits: DiskLimits =
             serde_json::from_value(serde_json::Value::Object(file)).map_err(not_limits)?;
@@ -127,6 +126,20 @@ impl DiskLimits {
     }
 }
 
+/// The members of the limits file at `path` (a JSON object), read once for the disk limits
+/// and once for the quotas.
+pub(crate) fn read_limits_file(
+    path: &Path,
+) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    let text = fs::read(path).map_err(|e| Error::io("cannot read the limits", path, e))?;
+    serde_json::from_slice(&text).map_err(|e| {
+        Error::new(
+            ErrorKind::Invalid,
+            format!("{}: not a limits file: {e}", path.display()),
+        )
+    })
+}
+
 /// A size as people read it: `8589934592 bytes (8.0 GiB)`.
 pub(crate) fn size(bytes: u64) -> String {
     let (unit, div) = match bytes {
@@ -139,23 +152,40 @@ pub(crate) fn size(bytes: u64) -> String {
 }
 
 /// The sum of the logical sizes of the regular files under `dir` (symlinks not followed), and
-/// whether the walk stopped at its bound ([`crate::volumes::MAX_WALK`] entries). A missing
-/// folder holds 0 bytes. Blocking.
-pub(crate) fn logical_usage(dir: &Path) -> (u64, bool) {
+/// how the walk ended: unless [`Walked::Whole`], not everything was counted (more than
+/// [`crate::volumes::MAX_WALK`] entries, a folder that could not be read, folders nested too
+/// deep), and the sum is only a floor. A missing folder holds 0 bytes. Blocking.
+pub(crate) fn logical_usage(dir: &Path) -> (u64, Walked) {
     // Walked by descriptors: a folder a pod swaps for a symlink is never followed.
-    let Ok(open) = crate::volumes::VolumeDir::open_path(dir) else {
-        return (0, false);
+    let open = match crate::volumes::VolumeDir::open_path(dir) {
+        Ok(open) => open,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return (0, Walked::Whole),
+        Err(e) => return (0, Walked::Incomplete(format!("{}: {e}", dir.display()))),
     };
     let mut total = 0u64;
-    let truncated =
-        crate::volumes::visit(open.fd(), u32::MAX, crate::volumes::MAX_WALK, &mut |e| {
-            if e.meta.is_file() {
-                total = total.saturating_add(e.meta.len);
-            }
-            Ok(())
-        })
-        .unwrap_or(false);
-    (total, truncated)
+    let walked = crate::volumes::visit(open.fd(), u32::MAX, crate::volumes::MAX_WALK, &mut |e| {
+        if e.meta.is_file() {
+            total = total.saturating_add(e.meta.len);
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|e| Walked::Incomplete(e.to_string()));
+    (total, walked)
+}
+
+/// Why a measure of `what` that did not end [`Walked::Whole`] cannot be trusted, for the task
+/// that needed it (`None` when it can).
+pub(crate) fn unmeasured(what: &str, walked: &Walked) -> Option<String> {
+    match walked {
+        Walked::Whole => None,
+        Walked::Capped => Some(format!(
+            "{what} cannot be measured: it holds more than {} entries; delete some first",
+            crate::volumes::MAX_WALK
+        )),
+        Walked::Incomplete(why) => Some(format!(
+            "{what} cannot be measured, so nothing that needs its size runs: {why}"
+        )),
+    }
 }
 
 /// Bytes free for an unprivileged writer on the filesystem holding `path`.
@@ -323,6 +353,9 @@ pub(crate) struct Disk {
     /// Free space as the tests want it seen, instead of the filesystem's.
     #[cfg(test)]
     pub(crate) free_override: Mutex<Option<u64>>,
+    /// Free space as the tests want it seen at one path, over `free_override`.
+    #[cfg(test)]
+    pub(crate) free_override_at: Mutex<std::collections::HashMap<PathBuf, u64>>,
 }
 
 impl Disk {
@@ -334,6 +367,8 @@ impl Disk {
             link_dir: state_dir.join("link"),
             #[cfg(test)]
             free_override: Mutex::new(None),
+            #[cfg(test)]
+            free_override_at: Mutex::default(),
         }
     }
 
@@ -342,9 +377,19 @@ impl Disk {
         self.free_at(&self.volumes_dir)
     }
 
-    /// Free space on the filesystem holding `path` (in tests, what `free_override` says, for
-    /// every filesystem). Blocking.
+    /// Free space on the filesystem holding `path` (in tests, what `free_override_at` says
+    /// for that path, else what `free_override` says, for every filesystem). Blocking.
     pub(crate) fn free_at(&self, path: &Path) -> io::Result<u64> {
+        #[cfg(test)]
+        {
+            let at = self
+                .free_override_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(free) = at.get(path) {
+                return Ok(*free);
+            }
+        }
         #[cfg(test)]
         if let Some(free) = *self.free_override.lock().unwrap_or_else(|p| p.into_inner()) {
             return Ok(free);
@@ -450,7 +495,7 @@ impl Disk {
                 self::size(cap)
             ));
         }
-        let Ok(free) = free_bytes(objects) else {
+        let Ok(free) = self.free_at(objects) else {
             return Ok(());
         };
         let wanted = size.saturating_add(self.limits.reserve_bytes);
@@ -467,12 +512,15 @@ impl Disk {
 
     /// What the object store holds and is receiving, in logical sizes: its objects under
     /// `objects` and the objects the link is still spooling (each at its offered size), which
-    /// land in it when complete. Also whether the walk of `objects` stopped at its bound (then
-    /// not all is counted). Blocking.
-    pub(crate) fn object_store_usage(&self, objects: &Path) -> (u64, bool) {
-        let (stored, truncated) = logical_usage(objects);
+    /// land in it when complete; `Err(why)` when the walk of `objects` could not count it all.
+    /// Blocking.
+    pub(crate) fn object_store_usage(&self, objects: &Path) -> Result<u64, String> {
+        let (stored, walked) = logical_usage(objects);
+        if let Some(why) = unmeasured("the object store", &walked) {
+            return Err(why);
+        }
         let incoming = link::FileStore::incoming_object_bytes(&self.link_dir);
-        (stored.saturating_add(incoming), truncated)
+        Ok(stored.saturating_add(incoming))
     }
 }
 
@@ -489,9 +537,10 @@ pub(crate) fn admission(disk: Arc<Disk>, objects: PathBuf) -> link::Admission {
         let mut m = measured.lock().unwrap_or_else(|p| p.into_inner());
         let (at, usage) = match *m {
             Some((at, usage)) if at.elapsed() < ADMISSION_MEASURE => (at, usage),
+            // A store that cannot be measured takes nothing more (fail closed).
             _ => (
                 std::time::Instant::now(),
-                disk.object_store_usage(&objects).0,
+                disk.object_store_usage(&objects)?,
             ),
         };
         let judged = disk.admit(&objects, usage, size);
@@ -546,8 +595,8 @@ mod tests {
         fs::create_dir(dir.path().join("d")).unwrap();
         fs::write(dir.path().join("d/x"), b"abc").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
-        assert_eq!(logical_usage(dir.path()), ((8 << 30) + 3, false));
-        assert_eq!(logical_usage(&dir.path().join("nope")), (0, false));
+        assert_eq!(logical_usage(dir.path()), ((8 << 30) + 3, Walked::Whole));
+        assert_eq!(logical_usage(&dir.path().join("nope")), (0, Walked::Whole));
     }
 
     /// A tmpfs of `bytes` mounted on a fresh folder (the tests run as root), unmounted on drop.
@@ -624,6 +673,28 @@ mod tests {
             "{e}"
         );
         admit.admit(MIB).unwrap();
+    }
+
+    /// The admission reads free space as every other check does (`Disk::free_at`), so what the
+    /// tests set is what it judges by.
+    #[test]
+    fn admission_reads_free_space_as_the_other_checks_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = dir.path().join("objects");
+        fs::create_dir_all(&objects).unwrap();
+        let limits = DiskLimits {
+            reserve_bytes: MIB,
+            ..DiskLimits::default()
+        };
+        let disk = Arc::new(Disk::open(limits, dir.path(), dir.path()));
+        *disk.free_override.lock().unwrap() = Some(MIB + 10);
+        let admit = admission(disk.clone(), objects);
+        admit.admit(10).unwrap();
+        let e = admit.admit(11).unwrap_err();
+        assert_eq!(
+            e,
+            "no room onboard for an object of 11 bytes: 1048586 bytes (1.0 MiB) free, and 1048576 bytes (1.0 MiB) are kept for the agent's own state"
+        );
     }
 
     #[test]

@@ -43,9 +43,21 @@ pub(crate) fn check_execution(id: &str) -> Result<(), String> {
     message(ExecutionId::new(id))
 }
 
-/// The onboard reference of a tenant's image.
+/// What every onboard name of a tenant's images starts with: `tenants/<tenant>/`.
+pub(crate) fn tenant_prefix(tenant: &str) -> String {
+    format!("{TENANT_IMAGE_PREFIX}/{tenant}/")
+}
+
+/// The onboard repository of a tenant's image (its reference without the tag):
+/// `tenants/<tenant>/<name>`.
+pub(crate) fn tenant_repo(tenant: &str, name: &str) -> String {
+    format!("{}{name}", tenant_prefix(tenant))
+}
+
+/// The onboard reference of a tenant's image, `tenants/<tenant>/<name>:<tag>`: what
+/// `wire::names::TenantImage::onboard` gives for validated names.
 pub(crate) fn tenant_image(tenant: &str, name: &str, tag: &str) -> String {
-    format!("{TENANT_IMAGE_PREFIX}/{tenant}/{name}:{tag}")
+    format!("{}:{tag}", tenant_repo(tenant, name))
 }
 
 /// The first 12 hex digits of an image id, as `docker images` shows it.
@@ -85,5 +97,11 @@ mod tests {
             tenant_image("alice", "hello", "v1"),
             "tenants/alice/hello:v1"
         );
+        assert_eq!(tenant_repo("alice", "hello"), "tenants/alice/hello");
+        let (alice, image) = (
+            TenantName::new("alice").unwrap(),
+            wire::names::TenantImage::new("hello", "v1").unwrap(),
+        );
+        assert_eq!(tenant_image("alice", "hello", "v1"), image.onboard(&alice));
     }
 }

@@ -7,12 +7,13 @@
 //! patch and the result in memory, about three times the object, bounded by
 //! [`wire::MAX_PATCHED_OBJECT`]). [`apply`] stores the result only once `delta` verified its
 //! sha256 and it is the object that was asked for: nothing else is ever stored under a wanted
-//! digest. The agent then removes the spent patch; one that fails makes the agent ask for the
-//! object itself.
+//! digest. The agent then removes the spent patch (only an object whose file starts with a
+//! patch's header, [`is_patch`], that no unfinished plan refers to); one that fails makes the
+//! agent ask for the object itself.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::sync::Mutex;
 
 use wire::{Digest, MAX_PATCHED_OBJECT, PatchOffer};
@@ -44,6 +45,9 @@ pub(crate) enum PatchError {
     /// The result could not be stored.
     #[error("cannot store the result: {0}")]
     Write(io::Error),
+    /// The patch's file could not be read.
+    #[error("cannot read the patch: {0}")]
+    Io(io::Error),
 }
 
 /// The patches announced and not yet applied, by the patch's digest.
@@ -88,6 +92,44 @@ impl Patcher {
     }
 }
 
+/// The header of the patch `file` starts with (read from its first [`delta::HEADER_LEN`] bytes,
+/// by the `delta` crate's parser), its body not read. `Err` when those bytes are not a patch's
+/// header (too few, another magic, an unknown version or kind).
+pub(crate) fn read_header(file: &mut File) -> Result<delta::Header, PatchError> {
+    let mut prefix = [0u8; delta::HEADER_LEN];
+    let mut got = 0;
+    while got < prefix.len() {
+        match file.read(&mut prefix[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(PatchError::Io(e)),
+        }
+    }
+    if got < prefix.len() {
+        // The parser says which part is missing.
+        return Err(delta::Header::read(&prefix[..got]).err().map_or(
+            PatchError::Delta(delta::DeltaError::Truncated("header")),
+            PatchError::Delta,
+        ));
+    }
+    // The body size is the header's last field, and the parser checks it against the bytes
+    // that follow, which are not read yet: it is given a header that declares none.
+    let at = delta::HEADER_LEN - 8;
+    let mut declared = [0u8; 8];
+    declared.copy_from_slice(&prefix[at..]);
+    prefix[at..].fill(0);
+    let mut header = delta::Header::read(&prefix)?;
+    header.body_size = u64::from_le_bytes(declared);
+    Ok(header)
+}
+
+/// Whether the object `digest` is a patch: its file starts with a patch's header
+/// ([`read_header`]). Only such an object is ever removed as a spent patch. Blocking.
+pub(crate) fn is_patch(store: &ObjectStore, digest: &Digest) -> bool {
+    File::open(store.path(digest)).is_ok_and(|mut f| read_header(&mut f).is_ok())
+}
+
 /// Reads at most `limit` bytes of the object; more is an error.
 fn read_object(
     store: &ObjectStore,
@@ -117,9 +159,23 @@ pub(crate) fn apply(store: &ObjectStore, offer: &PatchOffer) -> Result<(), Patch
     if store.has(&offer.target) {
         return Ok(());
     }
+    let read_failed = |error| PatchError::Read {
+        what: "patch",
+        digest: offer.patch,
+        error,
+    };
+    let mut file = File::open(store.path(&offer.patch)).map_err(read_failed)?;
+    // The header first: nothing more is read of a file that is no patch, or one whose sizes
+    // are beyond what an apply may hold.
+    let header = read_header(&mut file)?;
+    let too_large = |what, size, limit| delta::DeltaError::TooLarge { what, size, limit };
+    if header.result_size > MAX_PATCHED_OBJECT {
+        return Err(too_large("declared result", header.result_size, MAX_PATCHED_OBJECT).into());
+    }
     // A patch is never much larger than its result (an incompressible file comes raw).
-    let patch = read_object(store, "patch", &offer.patch, 2 * MAX_PATCHED_OBJECT)?;
-    let header = delta::Header::read(&patch)?;
+    if header.body_size > 2 * MAX_PATCHED_OBJECT {
+        return Err(too_large("declared body", header.body_size, 2 * MAX_PATCHED_OBJECT).into());
+    }
     let made = Digest(header.result_sha256);
     if made != offer.target {
         return Err(PatchError::WrongTarget {
@@ -143,6 +199,23 @@ pub(crate) fn apply(store: &ObjectStore, offer: &PatchOffer) -> Result<(), Patch
             Some(read_object(store, "base", &base, MAX_PATCHED_OBJECT)?)
         }
     };
+    // Exactly what the header declares, checked against the file before it is read.
+    let len = delta::HEADER_LEN as u64 + header.body_size;
+    let held = file.metadata().map_err(read_failed)?.len();
+    if held < len {
+        return Err(delta::DeltaError::Truncated("body").into());
+    }
+    if held > len {
+        return Err(delta::DeltaError::Corrupt {
+            kind: header.kind,
+            what: format!("{} bytes after the body", held - len),
+        }
+        .into());
+    }
+    let mut patch = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.seek(io::SeekFrom::Start(0))
+        .and_then(|_| file.take(len).read_to_end(&mut patch))
+        .map_err(read_failed)?;
     let limits = delta::Limits {
         max_result: MAX_PATCHED_OBJECT,
     };
@@ -202,6 +275,95 @@ mod tests {
         assert!(s.has(&o.target));
     }
 
+    /// The header read from a patch's first bytes is the one the `delta` crate reads from the
+    /// whole patch, for every kind; anything else is not a patch.
+    #[test]
+    fn a_header_is_read_from_the_first_bytes_only() {
+        let (_d, s) = store();
+        let (old, new) = old_and_new();
+        for kind in [
+            delta::Kind::Whole,
+            delta::Kind::ZstdRef,
+            delta::Kind::Bsdiff,
+        ] {
+            let base = (kind != delta::Kind::Whole).then_some(&old[..]);
+            let patch = delta::make_kind(kind, base, &new, delta::MakeOptions::default()).unwrap();
+            let d = s.put(&patch);
+            let mut file = File::open(s.path(&d)).unwrap();
+            let header = read_header(&mut file).unwrap();
+            assert_eq!(header, delta::Header::read(&patch).unwrap(), "{kind}");
+            assert!(header.body_size > 0, "{kind}");
+            assert!(is_patch(&s, &d), "{kind}");
+            // Cut anywhere in its body, it still starts with a patch's header.
+            let cut = s.put(&patch[..delta::HEADER_LEN + 1]);
+            assert!(is_patch(&s, &cut), "{kind}");
+        }
+        for not in [&b"results of a pod"[..], &delta::MAGIC[..], b""] {
+            let d = s.put(not);
+            assert!(!is_patch(&s, &d), "{not:?}");
+        }
+    }
+
+    /// A patch's header is read before its body: one that declares a result or a body beyond
+    /// what an apply may hold is refused as such, whatever follows it, and a file longer than
+    /// it declares is refused before its body is read.
+    #[test]
+    fn a_patch_is_judged_by_its_header_before_its_body_is_read() {
+        let (_d, s) = store();
+        let target = b"what the patch makes";
+        let patch = |result_size: u64, body_size: u64, body: &[u8]| {
+            let mut p = Vec::new();
+            delta::Header {
+                kind: delta::Kind::Whole,
+                base_size: 0,
+                base_sha256: [0; 32],
+                result_size,
+                result_sha256: delta::sha256(target),
+                body_size,
+            }
+            .write(&mut p);
+            p.extend_from_slice(body);
+            p
+        };
+        let too_large = |p: &[u8]| {
+            let o = offer(&s, p, target, None);
+            match apply(&s, &o) {
+                Err(PatchError::Delta(delta::DeltaError::TooLarge { what, size, limit })) => {
+                    (what, size, limit)
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            too_large(&patch(MAX_PATCHED_OBJECT + 1, 4, b"body")),
+            (
+                "declared result",
+                MAX_PATCHED_OBJECT + 1,
+                MAX_PATCHED_OBJECT
+            )
+        );
+        assert_eq!(
+            too_large(&patch(20, 2 * MAX_PATCHED_OBJECT + 1, b"body")),
+            (
+                "declared body",
+                2 * MAX_PATCHED_OBJECT + 1,
+                2 * MAX_PATCHED_OBJECT
+            )
+        );
+        let longer = patch(20, 4, b"body and more");
+        let o = offer(&s, &longer, target, None);
+        assert!(
+            matches!(
+                apply(&s, &o),
+                Err(PatchError::Delta(delta::DeltaError::Corrupt { ref what, .. }))
+                    if what == "9 bytes after the body"
+            ),
+            "{:?}",
+            apply(&s, &o)
+        );
+        assert!(!s.has(&Digest::of(target)));
+    }
+
     /// A corrupted patch, a patch against another base, a truncated one, one for another
     /// object: each is an error and nothing is stored under the wanted digest.
     #[test]
@@ -220,6 +382,8 @@ mod tests {
         let at = corrupt.len() - 20;
         corrupt[at] ^= 0x5a;
         let truncated = &good[..good.len() / 2];
+        assert!(truncated.len() < delta::HEADER_LEN, "cut in its header");
+        let cut_body = &good[..good.len() - 7];
         let mut other_old = old.clone();
         other_old[0] ^= 1;
         s.put(&other_old);
@@ -230,23 +394,44 @@ mod tests {
             delta::MakeOptions::default(),
         )
         .unwrap();
-        let cases: Vec<(&str, PatchOffer)> = vec![
-            ("corrupt", offer(&s, &corrupt, &new, Some(&old))),
-            ("truncated", offer(&s, truncated, &new, Some(&old))),
-            ("other base", offer(&s, &other_base, &new, Some(&old))),
+        type Expected = fn(&PatchError) -> bool;
+        let cases: Vec<(&str, PatchOffer, Expected)> = vec![
+            ("corrupt", offer(&s, &corrupt, &new, Some(&old)), |e| {
+                matches!(
+                    e,
+                    PatchError::Delta(delta::DeltaError::Corrupt {
+                        kind: delta::Kind::ZstdRef,
+                        ..
+                    })
+                )
+            }),
+            ("truncated", offer(&s, truncated, &new, Some(&old)), |e| {
+                matches!(e, PatchError::Delta(delta::DeltaError::Truncated("header")))
+            }),
+            (
+                "cut in its body",
+                offer(&s, cut_body, &new, Some(&old)),
+                |e| matches!(e, PatchError::Delta(delta::DeltaError::Truncated("body"))),
+            ),
+            (
+                "other base",
+                offer(&s, &other_base, &new, Some(&old)),
+                |e| matches!(e, PatchError::OtherBase { .. }),
+            ),
             (
                 "another object",
                 PatchOffer {
                     target: Digest::of(b"something else"),
                     ..offer(&s, &good, &new, Some(&old))
                 },
+                |e| matches!(e, PatchError::WrongTarget { .. }),
             ),
         ];
-        for (name, o) in cases {
+        for (name, o, expected) in cases {
             let e = apply(&s, &o).unwrap_err();
+            assert!(expected(&e), "{name}: {e:?}");
             assert!(!s.has(&o.target), "{name}: stored anyway");
             assert!(!s.has(&Digest::of(&new)), "{name}: stored anyway");
-            eprintln!("{name}: {e}");
         }
         // The base missing onboard.
         let (_d2, bare) = store();

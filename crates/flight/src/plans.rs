@@ -33,13 +33,13 @@
 //! set back. A plan issued before the newest one filed but not yet delivered when the copies were
 //! lost is refused too: the ground runs it again as a new execution if it must.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use wire::{Plan, TaskError, TaskOutputs, TaskState};
+use wire::{Digest, Plan, TaskError, TaskKind, TaskOutputs, TaskState};
 
 use crate::error::Error;
 use crate::fsutil;
@@ -515,6 +515,35 @@ impl PlanStore {
         records
     }
 
+    /// The objects the unfinished plans refer to: their uplinks' files and the files their
+    /// downlinks sent (which the link may still be sending). An unreadable record is skipped
+    /// here (it is set aside when the plans are loaded). Blocking.
+    pub(crate) fn held_objects(&self) -> HashSet<Digest> {
+        let mut objects = HashSet::new();
+        for record in json_files(&self.pending)
+            .iter()
+            .filter_map(|p| read(p).ok())
+        {
+            for task in &record.plan.tasks {
+                if let TaskKind::Uplink { files, .. } = &task.kind {
+                    objects.extend(files.iter().map(|f| f.digest));
+                }
+            }
+            objects.extend(downlinked(&record));
+        }
+        objects
+    }
+
+    /// The objects the finished plans on file downlinked: the link may still be sending them.
+    /// Blocking.
+    pub(crate) fn done_downlinks(&self) -> HashSet<Digest> {
+        json_files(&self.done)
+            .iter()
+            .filter_map(|p| read(p).ok())
+            .flat_map(|r| downlinked(&r).collect::<Vec<_>>())
+            .collect()
+    }
+
     /// The record of an execution, pending or done.
     pub(crate) fn find(&self, execution: &str) -> Option<PlanRecord> {
         let name = format!("{execution}.json");
@@ -549,6 +578,15 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
         .collect()
+}
+
+/// The objects a plan's downlinks sent, as its record says.
+fn downlinked(record: &PlanRecord) -> impl Iterator<Item = Digest> + '_ {
+    record
+        .events
+        .iter()
+        .filter_map(|e| e.outputs.as_ref())
+        .flat_map(|o| o.files.iter().map(|f| f.digest))
 }
 
 fn read(path: &Path) -> Result<PlanRecord, String> {

@@ -20,7 +20,7 @@
 //! instant it was last charged up to, so the time it ran while the agent was down is charged when
 //! the agent takes it up again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -67,11 +67,9 @@ impl Quotas {
     /// Reads the `quotas` member of a limits file (the file `DiskLimits::load` reads the rest
     /// of); a file without one sets no quota.
     pub fn load(path: &Path) -> Result<Quotas, Error> {
-        let text = fs::read(path).map_err(|e| Error::io("cannot read the limits", path, e))?;
         let invalid =
             |m: String| Error::new(ErrorKind::Invalid, format!("{}: {m}", path.display()));
-        let mut file: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&text)
-            .map_err(|e| invalid(format!("not a limits file: {e}")))?;
+        let mut file = crate::disk::read_limits_file(path)?;
         let Some(value) = file.remove("quotas") else {
             return Ok(Quotas::none());
         };
@@ -151,6 +149,10 @@ struct Book {
     tenants: BTreeMap<String, Usage>,
     /// The running pods, by container name.
     pods: BTreeMap<String, PodCharge>,
+    /// The downlinks charged today, by `<execution>/<task index>`: a task run again after a
+    /// restart is not charged twice.
+    #[serde(default)]
+    downlinks: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,8 +180,8 @@ pub(crate) struct Ledger {
 }
 
 impl Ledger {
-    /// The ledger of `state_dir`; one that cannot be read is set aside with a warning, and the
-    /// agent counts from zero.
+    /// The ledger of `state_dir`; one that cannot be read or parsed is set aside with a
+    /// warning (never written over), and the agent counts from zero.
     pub(crate) fn open(state_dir: &Path) -> Ledger {
         let path = state_dir.join("quota-usage.json");
         let book = match fs::read(&path) {
@@ -190,7 +192,11 @@ impl Ledger {
                     Book::default()
                 }
             },
-            Err(_) => Book::default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Book::default(),
+            Err(e) => {
+                crate::plans::set_aside(&path, "quota ledger", &e);
+                Book::default()
+            }
         };
         Ledger {
             path,
@@ -202,11 +208,22 @@ impl Ledger {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn save(&self, book: &Book) {
+    /// Writes the book; `Err(message)` when it cannot be (also logged).
+    fn save(&self, book: &Book) -> Result<(), String> {
         let bytes = serde_json::to_vec(book).unwrap_or_default();
-        if let Err(e) = fsutil::write_atomic(&self.path, &bytes) {
+        fsutil::write_atomic(&self.path, &bytes).map_err(|e| {
             tracing::error!(file = %self.path.display(), error = %e, "cannot save the quota ledger");
-        }
+            format!(
+                "the quota ledger {} cannot be saved ({e}), and nothing is charged that is not saved",
+                self.path.display()
+            )
+        })
+    }
+
+    /// Writes the book for bookkeeping that fails no task (a pod's start, end or removal): a
+    /// failure is logged, and the next save writes it.
+    fn save_or_log(&self, book: &Book) {
+        let _ = self.save(book);
     }
 
     /// The compute seconds `tenant` used today (whole seconds, rounded down).
@@ -216,23 +233,58 @@ impl Ledger {
         book.tenants.get(tenant).map_or(0, |u| u.compute_cpu_ms) / 1000
     }
 
-    /// Adds `bytes` to what `tenant` sent down today, unless that would take it over `limit`:
-    /// then nothing is added, and the error holds what was used and the message.
-    pub(crate) fn charge_downlink(
+    /// `Err(message)` when `bytes` more sent down today would take `tenant` over `limit`,
+    /// unless the downlink `key` (`<execution>/<task index>`) was charged today already (it is
+    /// that task run again). Charges nothing.
+    pub(crate) fn check_downlink(
         &self,
         tenant: &str,
+        key: &str,
         bytes: u64,
-        limit: Option<u64>,
+        limit: u64,
         now_ms: u64,
     ) -> Result<(), String> {
         let mut book = self.lock();
         roll(&mut book, now_ms);
+        if book.downlinks.contains(key) {
+            return Ok(());
+        }
+        let used = book.tenants.get(tenant).map_or(0, |u| u.downlink_bytes);
+        if used.saturating_add(bytes) > limit {
+            return Err(exceeded(
+                QuotaKind::DownlinkBytesPerDay,
+                tenant,
+                used,
+                limit,
+                Some(&format!("this downlink sends {bytes} more")),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds `bytes` to what `tenant` sent down today for the downlink `key`
+    /// (`<execution>/<task index>`), once: a key charged today already is not charged again.
+    /// `Err(message)`, with nothing added, when that would take the tenant over `limit`, or
+    /// when the ledger cannot be saved (fail closed).
+    pub(crate) fn charge_downlink(
+        &self,
+        tenant: &str,
+        key: &str,
+        bytes: u64,
+        limit: u64,
+        now_ms: u64,
+    ) -> Result<(), String> {
+        let mut book = self.lock();
+        roll(&mut book, now_ms);
+        if book.downlinks.contains(key) {
+            return Ok(());
+        }
+        let before = book.clone();
         let usage = book.tenants.entry(tenant.to_string()).or_default();
         let after = usage.downlink_bytes.saturating_add(bytes);
-        if let Some(limit) = limit
-            && after > limit
-        {
+        if after > limit {
             let used = usage.downlink_bytes;
+            *book = before;
             return Err(exceeded(
                 QuotaKind::DownlinkBytesPerDay,
                 tenant,
@@ -242,7 +294,11 @@ impl Ledger {
             ));
         }
         usage.downlink_bytes = after;
-        self.save(&book);
+        book.downlinks.insert(key.to_string());
+        if let Err(m) = self.save(&book) {
+            *book = before;
+            return Err(m);
+        }
         Ok(())
     }
 
@@ -261,17 +317,21 @@ impl Ledger {
                 charged_until_ms: since_ms,
             },
         );
-        self.save(&book);
+        self.save_or_log(&book);
     }
 
     /// Charges the pod in container `name` up to `now_ms` (only today's part counts); the
-    /// compute seconds its tenant used today, after.
-    pub(crate) fn charge_pod(&self, name: &str, now_ms: u64) -> Option<u64> {
+    /// compute seconds its tenant used today, after (`None`: the pod is not charged). `Err`
+    /// when the ledger cannot be saved: the charge stays counted here, and the caller stops a
+    /// pod whose tenant has a compute quota (fail closed).
+    pub(crate) fn charge_pod(&self, name: &str, now_ms: u64) -> Result<Option<u64>, String> {
         let mut book = self.lock();
         roll(&mut book, now_ms);
-        let used = charge(&mut book, name, now_ms)?;
-        self.save(&book);
-        Some(used)
+        let Some(used) = charge(&mut book, name, now_ms) else {
+            return Ok(None);
+        };
+        self.save(&book)?;
+        Ok(Some(used))
     }
 
     /// Charges the pod in container `name` a last time and stops charging it.
@@ -280,7 +340,7 @@ impl Ledger {
         roll(&mut book, now_ms);
         charge(&mut book, name, now_ms);
         if book.pods.remove(name).is_some() {
-            self.save(&book);
+            self.save_or_log(&book);
         }
     }
 
@@ -294,7 +354,7 @@ impl Ledger {
     pub(crate) fn forget_pod(&self, name: &str) {
         let mut book = self.lock();
         if book.pods.remove(name).is_some() {
-            self.save(&book);
+            self.save_or_log(&book);
         }
     }
 }
@@ -308,6 +368,7 @@ fn roll(book: &mut Book, now_ms: u64) {
     }
     book.day = day;
     book.tenants.clear();
+    book.downlinks.clear();
     for pod in book.pods.values_mut() {
         pod.charged_until_ms = pod.charged_until_ms.max(day * DAY_MS);
     }
@@ -398,41 +459,41 @@ mod tests {
         let day = 20_000 * DAY_MS;
         let ledger = Ledger::open(dir.path());
         ledger
-            .charge_downlink("acme", 600, Some(1000), day + 1)
+            .charge_downlink("acme", "e1/0", 600, 1000, day + 1)
             .unwrap();
         let e = ledger
-            .charge_downlink("acme", 500, Some(1000), day + 2)
+            .charge_downlink("acme", "e2/0", 500, 1000, day + 2)
             .unwrap_err();
         assert_eq!(
             e,
             "quota exceeded: downlink bytes per day for tenant acme: 600 used of 1000 (this downlink sends 500 more)"
         );
         ledger
-            .charge_downlink("bob", 500, Some(1000), day + 2)
+            .charge_downlink("bob", "e3/0", 500, 1000, day + 2)
             .unwrap();
         // A pod of 2 CPUs for 10 s: 20 compute seconds.
         ledger.pod_started("c1", "acme", 2_000_000_000, day + 1000);
-        assert_eq!(ledger.charge_pod("c1", day + 6000), Some(10));
+        assert_eq!(ledger.charge_pod("c1", day + 6000), Ok(Some(10)));
         drop(ledger);
 
         // Restarted 4 s later: the pod ran meanwhile and is charged for it.
         let ledger = Ledger::open(dir.path());
         ledger.pod_started("c1", "acme", 2_000_000_000, day + 10_000);
-        assert_eq!(ledger.charge_pod("c1", day + 11_000), Some(20));
+        assert_eq!(ledger.charge_pod("c1", day + 11_000), Ok(Some(20)));
         assert_eq!(ledger.compute_seconds("acme", day + 11_000), 20);
         ledger.pod_ended("c1", day + 12_000);
         assert_eq!(ledger.compute_seconds("acme", day + 13_000), 22);
         assert!(ledger.pods().is_empty());
-        assert_eq!(ledger.charge_pod("c1", day + 14_000), None);
+        assert_eq!(ledger.charge_pod("c1", day + 14_000), Ok(None));
         ledger
-            .charge_downlink("acme", 400, Some(1000), day + 14_000)
+            .charge_downlink("acme", "e4/0", 400, 1000, day + 14_000)
             .unwrap();
 
         // The next day counts from zero; a pod running across midnight is charged from it.
         ledger.pod_started("c2", "acme", 1_000_000_000, day + DAY_MS - 5000);
-        assert_eq!(ledger.charge_pod("c2", day + DAY_MS + 3000), Some(3));
+        assert_eq!(ledger.charge_pod("c2", day + DAY_MS + 3000), Ok(Some(3)));
         ledger
-            .charge_downlink("acme", 1000, Some(1000), day + DAY_MS + 3000)
+            .charge_downlink("acme", "e5/0", 1000, 1000, day + DAY_MS + 3000)
             .unwrap();
 
         // An unreadable ledger is set aside; the agent counts from zero.
@@ -440,5 +501,80 @@ mod tests {
         fs::write(dir.path().join("quota-usage.json"), b"{nope").unwrap();
         let ledger = Ledger::open(dir.path());
         assert_eq!(ledger.compute_seconds("acme", day + DAY_MS + 4000), 0);
+    }
+
+    /// The files beside `path` whose names begin with `<its name>.corrupt-`.
+    fn set_aside(path: &Path) -> Vec<PathBuf> {
+        let prefix = format!("{}.corrupt-", path.file_name().unwrap().to_string_lossy());
+        fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect()
+    }
+
+    /// A downlink run again (after a restart) is charged once; a ledger that cannot be read is
+    /// set aside, not written over, and one that cannot be saved charges nothing.
+    #[test]
+    fn a_downlink_is_charged_once_and_only_when_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = 20_000 * DAY_MS;
+        let path = dir.path().join("quota-usage.json");
+        let ledger = Ledger::open(dir.path());
+        ledger
+            .charge_downlink("acme", "e1/2", 600, 1000, day)
+            .unwrap();
+        drop(ledger);
+        let ledger = Ledger::open(dir.path());
+        // The same task again: nothing more is counted, and it is not refused.
+        ledger
+            .check_downlink("acme", "e1/2", 600, 1000, day + 1)
+            .unwrap();
+        ledger
+            .charge_downlink("acme", "e1/2", 600, 1000, day + 1)
+            .unwrap();
+        let e = ledger
+            .check_downlink("acme", "e1/3", 500, 1000, day + 2)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "quota exceeded: downlink bytes per day for tenant acme: 600 used of 1000 (this downlink sends 500 more)"
+        );
+        ledger
+            .charge_downlink("acme", "e1/3", 400, 1000, day + 2)
+            .unwrap();
+        drop(ledger);
+
+        // Unreadable (a folder where the file was): set aside, and counted from zero.
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), b"x").unwrap();
+        let ledger = Ledger::open(dir.path());
+        assert_eq!(set_aside(&path).len(), 1, "set aside once");
+        assert!(!path.exists(), "moved, not written over");
+        ledger
+            .charge_downlink("acme", "e2/0", 100, 1000, day + 3)
+            .unwrap();
+        assert!(path.is_file(), "saved afresh");
+
+        // A ledger that cannot be saved charges nothing, and says why.
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), b"x").unwrap();
+        let e = ledger
+            .charge_downlink("acme", "e2/1", 100, 1000, day + 4)
+            .unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "the quota ledger {} cannot be saved (",
+                path.display()
+            )) && e.ends_with("and nothing is charged that is not saved"),
+            "{e}"
+        );
+        // Not counted: 100 of 1000 used, so 900 more fit.
+        ledger
+            .check_downlink("acme", "e2/1", 900, 1000, day + 5)
+            .unwrap();
     }
 }

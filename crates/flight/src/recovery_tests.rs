@@ -400,3 +400,96 @@ fn a_crash_between_a_plans_number_and_its_record_loses_neither() {
     agent.handle_message(Message::Plan(held)).unwrap();
     assert_eq!(agent.lock_queue().len(), 1);
 }
+
+/// A signed plan of alice's with the one task `kind`.
+fn plan_of(execution: &str, sequence: u64, kind: TaskKind) -> Plan {
+    let mut p = plan(execution, sequence);
+    p.tasks[0].kind = kind;
+    p.signature.clear();
+    wire::PlanSigner::from_bytes(GROUND_KEY).sign(&mut p);
+    p
+}
+
+/// Killed between storing a patch's result and removing the spent patch, the agent finds the
+/// patch at its next start and removes it; objects that only look like patches stay while a
+/// plan needs them: a tenant's patch file an unfinished plan uplinks, one a finished plan
+/// downlinked (the link may still be sending it).
+#[tokio::test]
+async fn a_patch_a_crash_left_onboard_is_removed_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1: Vec<u8> = (0..20_000u32).flat_map(|i| (i * 3).to_le_bytes()).collect();
+    let mut v2 = v1.clone();
+    v2[100..104].copy_from_slice(b"v2!!");
+    let spent = delta::make(Some(&v1), &v2);
+    let uplinked = delta::make(Some(&v2), &v1);
+    let downlinked = delta::make(None, b"a tenant's own patch file, downlinked");
+    {
+        let (agent, mut rx) = start(dir.path());
+        let agent = agent.unwrap();
+        let out = dir.path().join("volumes/alice/pvc/out.oddelta");
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        std::fs::write(&out, &downlinked).unwrap();
+        let down = TaskKind::Downlink {
+            volume: "pvc".into(),
+            sources: vec!["out.oddelta".into()],
+        };
+        agent
+            .handle_message(Message::Plan(plan_of("e-down", 1, down)))
+            .unwrap();
+        let worker = {
+            let a = agent.clone();
+            tokio::spawn(async move { a.run_plans().await })
+        };
+        let mut ended = None;
+        while ended.is_none() {
+            match rx.recv().await {
+                Some(Outgoing::Message(Message::ExecutionEvent { state, .. }))
+                    if state != TaskState::Running =>
+                {
+                    ended = Some(state)
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        worker.abort();
+        assert_eq!(ended, Some(TaskState::Success));
+        let up = TaskKind::Uplink {
+            volume: "pvc".into(),
+            files: vec![wire::UplinkFile {
+                path: "in.oddelta".into(),
+                digest: wire::Digest::of(&uplinked),
+                size: uplinked.len() as u64,
+                mode: 0o644,
+            }],
+        };
+        agent
+            .handle_message(Message::Plan(plan_of("e-up", 2, up)))
+            .unwrap();
+        let layout = agent.object_layout();
+        for object in [&uplinked, &v1, &spent] {
+            layout.put(object).unwrap();
+        }
+        // What an apply did before the kill: the result stored, the patch not yet removed.
+        let store = &agent.inner.exec.store;
+        store.put_object(&v2, &wire::Digest::of(&v2)).unwrap();
+    }
+    let ((agent, _rx), log) = logged(|| start(dir.path()));
+    let store = &agent.unwrap().inner.exec.store;
+    assert!(
+        !store.has(&wire::Digest::of(&spent)),
+        "the spent patch is gone"
+    );
+    for (name, kept) in [
+        ("the base", &v1),
+        ("the result", &v2),
+        ("a held plan's uplink", &uplinked),
+        ("a finished plan's downlink", &downlinked),
+    ] {
+        assert!(store.has(&wire::Digest::of(kept)), "{name} was removed");
+    }
+    assert!(
+        log.contains("removed the spent patches a previous run left onboard removed=1"),
+        "{log}"
+    );
+}

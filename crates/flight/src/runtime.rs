@@ -217,6 +217,8 @@ pub trait Runtime: Send + Sync + 'static {
     /// The images whose names match `reference` (a `docker images` reference filter such as
     /// `tenants/alice/*`; empty: every image).
     fn list_images<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, RtResult<Vec<ImageSummary>>>;
+    /// The dangling images: without a name, and no image's parent.
+    fn dangling_images(&self) -> BoxFuture<'_, RtResult<Vec<ImageSummary>>>;
     /// Builds with the legacy builder, without network and without pulling; every output line
     /// goes to `log`. The caller bounds the time (dropping the future cancels the build).
     fn build_image<'a>(
@@ -341,6 +343,29 @@ pub struct DockerRuntime {
 }
 
 impl DockerRuntime {
+    /// `docker images` with at most one filter.
+    async fn list_filtered(&self, filter: Option<(&str, String)>) -> RtResult<Vec<ImageSummary>> {
+        let options = ListImagesOptions {
+            filters: filter.map(|(k, v)| HashMap::from([(k.to_string(), vec![v])])),
+            ..Default::default()
+        };
+        let listed = bounded("list images", self.docker.list_images(Some(options))).await?;
+        Ok(listed
+            .into_iter()
+            // An engine before API 1.44 names a nameless image `<none>:<none>`.
+            .map(|i| ImageSummary {
+                id: i.id,
+                repo_tags: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect(),
+                created: i.created,
+                size: i.size,
+            })
+            .collect())
+    }
+
     /// Connects to the local engine (`DOCKER_HOST` or the default socket) and negotiates the API
     /// version (the engine may be older than bollard).
     pub async fn connect() -> Result<DockerRuntime, Error> {
@@ -396,24 +421,12 @@ impl Runtime for DockerRuntime {
     }
 
     fn list_images<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, RtResult<Vec<ImageSummary>>> {
-        Box::pin(async move {
-            let options = ListImagesOptions {
-                filters: (!reference.is_empty()).then(|| {
-                    HashMap::from([("reference".to_string(), vec![reference.to_string()])])
-                }),
-                ..Default::default()
-            };
-            let listed = bounded("list images", self.docker.list_images(Some(options))).await?;
-            Ok(listed
-                .into_iter()
-                .map(|i| ImageSummary {
-                    id: i.id,
-                    repo_tags: i.repo_tags,
-                    created: i.created,
-                    size: i.size,
-                })
-                .collect())
-        })
+        let filter = (!reference.is_empty()).then(|| ("reference", reference.to_string()));
+        Box::pin(self.list_filtered(filter))
+    }
+
+    fn dangling_images(&self) -> BoxFuture<'_, RtResult<Vec<ImageSummary>>> {
+        Box::pin(self.list_filtered(Some(("dangling", "true".into()))))
     }
 
     fn build_image<'a>(
@@ -873,6 +886,10 @@ pub(crate) mod fake {
         pub(crate) containers: BTreeMap<String, ContainerState>,
         /// The engine's data root `docker info` names; `None`: it names none.
         pub(crate) data_root: Option<PathBuf>,
+        /// Images without a name (listed by `dangling_images`; removed by id).
+        pub(crate) dangling: Vec<ImageSummary>,
+        /// What a failing build leaves dangling (created when it fails).
+        pub(crate) build_leaves: Option<String>,
         /// Every call, in order.
         pub(crate) calls: Vec<Call>,
         /// The contexts of builds, and the archives loaded.
@@ -942,6 +959,11 @@ pub(crate) mod fake {
             Box::pin(async move { Ok(listed) })
         }
 
+        fn dangling_images(&self) -> BoxFuture<'_, RtResult<Vec<ImageSummary>>> {
+            let dangling = self.script.lock().unwrap().dangling.clone();
+            Box::pin(async move { Ok(dangling) })
+        }
+
         fn build_image<'a>(
             &'a self,
             request: &'a BuildRequest,
@@ -966,6 +988,17 @@ pub(crate) mod fake {
                 }
                 if let Some(e) = error {
                     log.push_line(&e);
+                    let mut s = self.script.lock().unwrap();
+                    if let Some(id) = s.build_leaves.clone() {
+                        let created = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs() as i64);
+                        s.dangling.push(ImageSummary {
+                            id,
+                            created,
+                            ..Default::default()
+                        });
+                    }
                     return Err(RuntimeError::failed(e));
                 }
                 let id = format!("sha256:{}", wire::Digest::of(request.tag.as_bytes()).hex());
@@ -1145,6 +1178,7 @@ pub(crate) mod fake {
 
         fn remove_image<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RtResult<()>> {
             self.record(Call::RemoveImage(id.into()));
+            self.script.lock().unwrap().dangling.retain(|i| i.id != id);
             Box::pin(async { Ok(()) })
         }
 

@@ -1,101 +1,36 @@
 //! Which queued plans may run side by side.
 //!
-//! A plan claims what its tasks use of its tenant's: each volume it names (or all of them, for
-//! a listing of every volume), the tenant's images (to read, or to change), the pod names it runs,
-//! stops or reads. Two plans conflict only when they are the same tenant's and claim something in
-//! common, one of them to change it (two readers of the images share them). Plans of different
-//! tenants never conflict. The agent starts a queued plan when it conflicts with no running plan
-//! and with no plan queued before it, so plans that conflict run one after the other, in the
-//! order they came; the others run at once, each in its own task.
+//! A plan claims its tenant: two plans of one tenant never run at the same time, whatever they
+//! use, since every task that writes into the volumes is judged against what all of the
+//! tenant's volumes hold and the tenant's quotas (two plans on different volumes would both pass
+//! the check against the same usage, then both write); it also keeps one tenant from holding
+//! every running slot. Plans of different tenants never conflict. The agent starts a queued plan
+//! when it conflicts with no running plan and with no plan queued before it, so a tenant's plans
+//! run one after the other, in the order they came, and other tenants' run at once, each in its
+//! own task. (Builds, loads and image deletions of all tenants are serialised too, but by the
+//! task, not the plan: see `tasks::Executor::engine_storage`.)
 //!
 //! No I/O: plans in, a verdict out.
 
-use wire::{Plan, TaskKind};
+use wire::Plan;
 
-/// What a plan uses of its tenant's.
+/// What a plan claims: its tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Claim {
     tenant: String,
-    uses: Vec<Use>,
-}
-
-/// One thing of a tenant's a task uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Use {
-    /// A volume, by name: its files are read or changed.
-    Volume(String),
-    /// Every volume of the tenant (a listing of all of them).
-    AllVolumes,
-    /// The tenant's images: read (a pod's image, a listing), or changed (build, load, delete).
-    Images { change: bool },
-    /// A pod, by name: one pod of a name at a time.
-    Pod(String),
-}
-
-impl Use {
-    fn conflicts(&self, other: &Use) -> bool {
-        use Use::*;
-        match (self, other) {
-            (Volume(a), Volume(b)) => a == b,
-            (AllVolumes, Volume(_) | AllVolumes) | (Volume(_), AllVolumes) => true,
-            (Images { change: a }, Images { change: b }) => *a || *b,
-            (Pod(a), Pod(b)) => a == b,
-            _ => false,
-        }
-    }
 }
 
 impl Claim {
-    /// What `plan` uses.
+    /// What `plan` claims.
     pub(crate) fn of(plan: &Plan) -> Claim {
-        let mut uses = Vec::new();
-        for task in &plan.tasks {
-            let volume = |v: &str| Use::Volume(v.to_string());
-            match &task.kind {
-                TaskKind::Uplink { volume: v, .. }
-                | TaskKind::Downlink { volume: v, .. }
-                | TaskKind::FilesDelete { volume: v, .. }
-                | TaskKind::FilesMove { volume: v, .. }
-                | TaskKind::CameraCapture { volume: v, .. } => uses.push(volume(v)),
-                TaskKind::FilesList { volume: v, .. } => {
-                    uses.push(v.as_deref().map_or(Use::AllVolumes, volume))
-                }
-                TaskKind::DockerBuild { volume: v, .. }
-                | TaskKind::DockerLoad { volume: v, .. } => {
-                    uses.extend([volume(v), Use::Images { change: true }])
-                }
-                TaskKind::ImageList => uses.push(Use::Images { change: false }),
-                TaskKind::ImageDelete { .. } => uses.push(Use::Images { change: true }),
-                TaskKind::PodRun {
-                    volume: v,
-                    pod_name,
-                    ..
-                } => uses.extend([
-                    volume(v),
-                    Use::Images { change: false },
-                    Use::Pod(pod_name.clone()),
-                ]),
-                TaskKind::PodStop { pod_name, .. } => uses.push(Use::Pod(pod_name.clone())),
-                TaskKind::PodLogs {
-                    pod_name,
-                    volume: v,
-                } => uses.extend([Use::Pod(pod_name.clone()), volume(v)]),
-            }
-        }
-        uses.dedup();
         Claim {
             tenant: plan.tenant.clone(),
-            uses,
         }
     }
 
     /// Whether the two plans must not run at the same time.
     pub(crate) fn conflicts(&self, other: &Claim) -> bool {
         self.tenant == other.tenant
-            && self
-                .uses
-                .iter()
-                .any(|a| other.uses.iter().any(|b| a.conflicts(b)))
     }
 }
 
@@ -110,7 +45,7 @@ pub(crate) fn next_runnable(queued: &[Claim], running: &[Claim]) -> Option<usize
 
 #[cfg(test)]
 mod tests {
-    use wire::{ImageRef, OnFailure, PlanTask};
+    use wire::{ImageRef, OnFailure, PlanTask, TaskKind};
 
     use super::*;
 
@@ -162,6 +97,13 @@ mod tests {
         }
     }
 
+    fn uplink(volume: &str) -> TaskKind {
+        TaskKind::Uplink {
+            volume: volume.into(),
+            files: vec![],
+        }
+    }
+
     fn build(volume: &str) -> TaskKind {
         TaskKind::DockerBuild {
             volume: volume.into(),
@@ -176,52 +118,58 @@ mod tests {
     }
 
     #[test]
-    fn only_what_a_tenant_shares_is_serialised() {
+    fn a_tenants_plans_are_serialised_and_other_tenants_are_not() {
         let long_pod = plan("alice", vec![pod("p", "a")]);
-        // Another tenant: never.
+        // Another tenant: never, whatever it uses.
         assert!(!long_pod.conflicts(&plan("bob", vec![pod("p", "a"), build("a")])));
-        // The same tenant: another volume and another pod run beside it.
-        assert!(!long_pod.conflicts(&plan("alice", vec![list(Some("b")), pod("q", "b")])));
-        // Its volume, all its volumes, its pod's name, its images changed: after it.
+        assert!(!plan("bob", vec![build("a")]).conflicts(&plan("alice", vec![build("a")])));
+        // The same tenant: always, even on another volume and another pod (two uplinks on two
+        // volumes would both pass the quota check against the same usage), or only reading.
         for other in [
-            vec![list(Some("a"))],
+            vec![uplink("b")],
+            vec![list(Some("b")), pod("q", "b")],
             vec![list(None)],
-            vec![TaskKind::PodStop {
-                pod_name: "p".into(),
-                grace_ms: None,
-            }],
-            vec![pod("p", "b")],
+            vec![TaskKind::ImageList],
             vec![build("b")],
-            vec![TaskKind::ImageDelete {
-                image: ImageRef {
-                    name: "app".into(),
-                    tag: "1".into(),
-                },
-            }],
         ] {
             let other = plan("alice", other);
             assert!(long_pod.conflicts(&other), "{other:?}");
             assert!(other.conflicts(&long_pod), "{other:?}");
         }
-        // Images read by both: side by side.
-        assert!(!plan("alice", vec![TaskKind::ImageList]).conflicts(&long_pod));
     }
 
     #[test]
-    fn a_plan_waits_for_the_conflicting_plans_before_it_only() {
+    fn a_plan_waits_for_its_tenants_plans_before_it_only() {
         let running = [plan("alice", vec![pod("p", "a")])];
         let queued = [
-            plan("alice", vec![list(Some("a"))]),
-            plan("alice", vec![list(None)]),
-            plan("alice", vec![list(Some("b"))]),
+            plan("alice", vec![uplink("b")]),
+            plan("alice", vec![list(Some("c"))]),
             plan("bob", vec![list(Some("a"))]),
+            plan("bob", vec![uplink("b")]),
+            plan("carol", vec![build("a")]),
         ];
-        // The first two wait for the pod; the third (volume b) would overtake the listing of
-        // every volume queued before it: it waits too. Bob's runs.
-        assert_eq!(next_runnable(&queued, &running), Some(3));
-        assert_eq!(next_runnable(&queued[..3], &running), None);
-        assert_eq!(next_runnable(&queued[..3], &[]), Some(0));
-        assert_eq!(next_runnable(&queued[2..3], &running), Some(0));
+        // Alice's wait for her running pod, on whatever volume; Bob's first runs.
+        assert_eq!(next_runnable(&queued, &running), Some(2));
+        assert_eq!(next_runnable(&queued[..2], &running), None);
+        // Bob's second waits for his first, queued before it; Carol's runs.
+        let running = [running[0].clone(), queued[2].clone()];
+        assert_eq!(next_runnable(&queued[3..], &running), Some(1));
+        assert_eq!(next_runnable(&queued[..2], &[]), Some(0));
         assert_eq!(next_runnable(&[], &running), None);
+    }
+
+    /// However many plans a tenant queues, each other tenant's first plan runs beside them:
+    /// one tenant holds at most one running slot.
+    #[test]
+    fn one_tenant_holds_one_slot() {
+        let mut queued: Vec<Claim> = (0..8)
+            .map(|i| plan("alice", vec![uplink(&format!("v{i}"))]))
+            .collect();
+        queued.push(plan("bob", vec![uplink("v")]));
+        let mut running = Vec::new();
+        while let Some(i) = next_runnable(&queued, &running) {
+            running.push(queued.remove(i));
+        }
+        assert_eq!(running, [plan("alice", vec![]), plan("bob", vec![])]);
     }
 }

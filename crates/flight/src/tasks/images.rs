@@ -126,6 +126,8 @@ impl Executor {
             )),
             e => path_failure(e, ErrorCode::ExecutionError),
         })?;
+        // From the staged context to the build's end, the engine's storage is this build's.
+        let _storage = self.engine_storage.lock().await;
         self.room_for_work().await?;
         self.images_within_quota(tenant).await?;
         let tar_path = self.scratch_file("build");
@@ -181,6 +183,10 @@ impl Executor {
             cache_from: self.own_images(tenant).await?,
         };
         let log = LogBook::new(0);
+        // What it leaves dangling if it fails is what the engine made from here.
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         // The classic builder has no storage quota: the disks are watched while it runs, and
         // the build is stopped (its request dropped, which cancels it) once it would take free
         // space below the reserve or took more than a build may.
@@ -188,7 +194,7 @@ impl Executor {
             outcome = tokio::time::timeout(limit, self.runtime.build_image(&request, &log)) => outcome,
             full = self.disk_fills(watch) => {
                 let _ = fs::remove_file(&tar_path);
-                self.drop_failed_build(&log).await;
+                self.drop_failed_build(started).await;
                 return Err(TaskResult::fail(
                     ErrorCode::ExecutionError,
                     format!("the build was stopped: {full}"),
@@ -198,7 +204,7 @@ impl Executor {
         };
         let _ = fs::remove_file(&tar_path);
         if !matches!(outcome, Ok(Ok(()))) {
-            self.drop_failed_build(&log).await;
+            self.drop_failed_build(started).await;
         }
         match outcome {
             Err(_) => Err(TaskResult::fail(
@@ -287,7 +293,7 @@ impl Executor {
     /// The images the engine holds under the tenant's prefix, and that prefix
     /// (`tenants/<tenant>/`).
     pub(super) async fn tenant_images(&self, tenant: &str) -> Step<(String, Vec<ImageSummary>)> {
-        let prefix = format!("{}/{tenant}/", names::TENANT_IMAGE_PREFIX);
+        let prefix = names::tenant_prefix(tenant);
         let listed = self
             .runtime
             .list_images(&format!("{prefix}*"))
@@ -368,6 +374,8 @@ impl Executor {
                 "of an image archive",
             ));
         }
+        // From the staged copy to the tag, the engine's storage is this load's.
+        let _storage = self.engine_storage.lock().await;
         self.room_for_work().await?;
         self.images_within_quota(tenant).await?;
         // The whole decision, in the one function preflight calls too.
@@ -427,7 +435,7 @@ impl Executor {
             ))
             .tail(log.tail()));
         }
-        let repo = format!("{}/{tenant}/{}", names::TENANT_IMAGE_PREFIX, image.name);
+        let repo = names::tenant_repo(tenant, &image.name);
         let replaced = self
             .inspect(&tenant_image(tenant, &image.name, &image.tag))
             .await?
@@ -497,6 +505,8 @@ impl Executor {
             }
         };
         let reference = own.onboard(&tenant_name);
+        // What it frees would read as less written by a build being watched.
+        let _storage = self.engine_storage.lock().await;
         let Some(info) = self.inspect(&reference).await? else {
             return Err(catalogue().unwrap_or_else(|| {
                 TaskResult::fail(
@@ -587,12 +597,17 @@ impl From<io::Error> for Packing {
 /// written and again while packing, and no file is copied for more than the size it had then
 /// (a file that grew is cut there), so the tar never holds more than the limit.
 fn tar_context(dir: &VolumeDir, dockerfile: &[u8], out: &Path, limit: u64) -> Result<(), Packing> {
-    let (entries, truncated) = volumes::walk(dir, u32::MAX, volumes::MAX_WALK);
-    if truncated {
-        return Err(Packing::Io(io::Error::other(format!(
-            "more than {} entries",
-            volumes::MAX_WALK
-        ))));
+    let (entries, walked) = volumes::walk(dir, u32::MAX, volumes::MAX_WALK);
+    match walked {
+        volumes::Walked::Whole => {}
+        volumes::Walked::Capped => {
+            return Err(Packing::Io(io::Error::other(format!(
+                "more than {} entries",
+                volumes::MAX_WALK
+            ))));
+        }
+        // A context with files missing is not the one asked for: no build.
+        volumes::Walked::Incomplete(why) => return Err(Packing::Io(io::Error::other(why))),
     }
     let too_large = |file: &str, bytes: u64| Packing::TooLarge {
         file: format!("/{file}"),
@@ -612,7 +627,7 @@ fn tar_context(dir: &VolumeDir, dockerfile: &[u8], out: &Path, limit: u64) -> Re
     let mut tar = tar::Builder::new(BufWriter::new(File::create(out)?));
     let mut packed = dockerfile.len() as u64;
     let mut over = None;
-    volumes::visit(dir.fd(), u32::MAX, volumes::MAX_WALK, &mut |e| {
+    let walked = volumes::visit(dir.fd(), u32::MAX, volumes::MAX_WALK, &mut |e| {
         if e.rel == CONTEXT_DOCKERFILE {
             return Ok(());
         }
@@ -648,6 +663,14 @@ fn tar_context(dir: &VolumeDir, dockerfile: &[u8], out: &Path, limit: u64) -> Re
         Some((file, bytes)) => too_large(&file, bytes),
         None => Packing::Io(e),
     })?;
+    // Changed since the first walk: what was packed is not the whole context.
+    if !walked.is_whole() {
+        let why = match walked {
+            volumes::Walked::Incomplete(why) => why,
+            _ => format!("more than {} entries", volumes::MAX_WALK),
+        };
+        return Err(Packing::Io(io::Error::other(why)));
+    }
     let mut h = tar::Header::new_gnu();
     h.set_mode(0o644);
     h.set_size(dockerfile.len() as u64);
@@ -825,6 +848,54 @@ mod tests {
         );
     }
 
+    /// A failed build's leftovers are what the engine made while it ran, found by the engine,
+    /// never by its output: an image id a `RUN` step prints (another dangling image, made
+    /// before) is left alone.
+    #[tokio::test]
+    async fn a_failed_build_removes_what_it_left_not_what_it_printed() {
+        let victim = format!("sha256:{}", "ab".repeat(32));
+        let left = format!("sha256:{}", "cd".repeat(32));
+        let (v, l) = (victim.clone(), left.clone());
+        let r = rig(move |s| {
+            s.build_log = vec![
+                "Step 2/2 : RUN echo ' ---> abababababab'; false".into(),
+                " ---> abababababab".into(),
+            ];
+            s.build_error =
+                Some("The command '/bin/sh -c false' returned a non-zero code: 1".into());
+            let old = crate::runtime::ImageSummary {
+                id: v.clone(),
+                created: 1_700_000_000,
+                ..Default::default()
+            };
+            s.dangling.push(old);
+            s.images.insert(
+                "abababababab".into(),
+                ImageInfo {
+                    id: v,
+                    ..Default::default()
+                },
+            );
+            s.build_leaves = Some(l);
+        });
+        r.put(&[("app/Dockerfile", b"FROM busybox\nRUN false\n")]);
+        let res = r.run(build("app/Dockerfile")).await;
+        assert_eq!(code(&res), Some(12), "{res:?}");
+        let removed: Vec<String> = r
+            .fake
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::RemoveImage(id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(removed, [left]);
+        let dangling = r.fake.script.lock().unwrap().dangling.clone();
+        assert_eq!(dangling.len(), 1);
+        assert_eq!(dangling[0].id, victim);
+    }
+
     #[tokio::test]
     async fn build_failures_carry_the_daemon_message_and_log() {
         let r = rig(|s| {
@@ -888,19 +959,31 @@ mod tests {
             "{m}"
         );
         assert_eq!(builds(), 0, "the daemon was not asked");
-        // With room, it starts; once the disk fills, it is stopped.
+        // With room, it starts; once the engine's disk fills (the volumes' keeps room), it is
+        // stopped by the watch of the data root.
         set_free(reserve + (10 << 20));
+        let engine = r._dir.path().join("engine");
+        fs::create_dir_all(&engine).unwrap();
+        r.fake.script.lock().unwrap().data_root = Some(engine.clone());
         let disk = r.exec.disk.clone();
+        let at = engine.clone();
         let filler = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            *disk.free_override.lock().unwrap() = Some(reserve - 1);
+            disk.free_override_at
+                .lock()
+                .unwrap()
+                .insert(at, reserve - 1);
         });
         let res = r.run(build("app/Dockerfile")).await;
         filler.await.unwrap();
         assert_eq!(code(&res), Some(4), "{res:?}");
         let m = res.error.unwrap().message;
         assert!(
-            m.starts_with("the build was stopped: the disk is full: "),
+            m.starts_with(&format!(
+                "the build was stopped: the disk is full: {} free under the Docker Engine's data root {}, below the limit",
+                crate::disk::size(reserve - 1),
+                engine.display()
+            )),
             "{m}"
         );
         assert_eq!(builds(), 1);
@@ -985,6 +1068,73 @@ mod tests {
             "the daemon was asked only for the watched builds"
         );
         assert_eq!(fs::read_dir(&r.exec.scratch).unwrap().count(), 0);
+    }
+
+    /// A build, a load or an image deletion of one tenant waits while another tenant's build
+    /// has the engine's storage (its measure would count theirs), and goes once it ended.
+    #[tokio::test(start_paused = true)]
+    async fn builds_loads_and_deletions_of_all_tenants_take_the_engines_storage_in_turn() {
+        let r = rig(|s| s.build_hangs = true);
+        *r.exec.disk.free_override.lock().unwrap() = Some(1 << 40);
+        r.put(&[("app/Dockerfile", b"FROM busybox\n")]);
+        r.exec.volumes.ensure_volume("bob", "pvc").unwrap();
+        let bob = r.exec.volumes.volume_dir("bob", "pvc");
+        fs::create_dir_all(bob.join("app")).unwrap();
+        fs::write(bob.join("app/Dockerfile"), b"FROM busybox\n").unwrap();
+        fs::write(bob.join("img.tar"), save_archive(&["app:1"])).unwrap();
+        r.fake.script.lock().unwrap().images.insert(
+            "tenants/bob/old:1".into(),
+            ImageInfo {
+                id: "sha256:0ld".into(),
+                ..Default::default()
+            },
+        );
+        let engine_calls = || {
+            r.fake
+                .calls()
+                .into_iter()
+                .filter(|c| matches!(c, Call::Build { .. } | Call::Load | Call::RemoveImage(_)))
+                .count()
+        };
+        let load = TaskKind::DockerLoad {
+            volume: "pvc".into(),
+            tarfile: "img.tar".into(),
+            image: image("app", "1"),
+        };
+        let delete = TaskKind::ImageDelete {
+            image: image("old", "1"),
+        };
+        let mut alice = Box::pin(r.run(build("app/Dockerfile")));
+        for kind in [build("app/Dockerfile"), load.clone(), delete.clone()] {
+            let waited = tokio::select! {
+                res = &mut alice => panic!("alice's build ended: {res:?}"),
+                waited = async {
+                    while engine_calls() == 0 {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    // Bob's would not hang: it is held back only by alice's.
+                    r.fake.script.lock().unwrap().build_hangs = false;
+                    let waited =
+                        tokio::time::timeout(Duration::from_secs(60), r.run_as("bob", kind.clone()))
+                            .await;
+                    r.fake.script.lock().unwrap().build_hangs = true;
+                    waited
+                } => waited,
+            };
+            assert!(
+                waited.is_err(),
+                "{kind:?} ran beside alice's build: {waited:?}"
+            );
+            assert_eq!(engine_calls(), 1, "{:?}", r.fake.calls());
+        }
+        // Once alice's build is gone, bob's work goes.
+        drop(alice);
+        r.fake.script.lock().unwrap().build_hangs = false;
+        for kind in [build("app/Dockerfile"), load, delete] {
+            let res = r.run_as("bob", kind).await;
+            assert!(res.succeeded(), "{res:?}");
+        }
+        assert_eq!(engine_calls(), 4);
     }
 
     /// sha256 of `{}`, the config of [`save_archive`]'s image.

@@ -28,17 +28,16 @@ impl Executor {
             .map_err(|m| TaskResult::fail(ErrorCode::ExecutionError, m))
     }
 
-    /// The logical size of all of `tenant`'s volumes.
+    /// The logical size of all of `tenant`'s volumes. Fails (closed) when not all of it could
+    /// be counted: more than [`volumes::MAX_WALK`] entries, a folder that could not be read,
+    /// folders nested deeper than the walk goes.
     pub(super) async fn tenant_usage(&self, tenant: &str) -> Step<u64> {
         let dir = self.volumes.tenant_dir(tenant);
-        let (bytes, truncated) = blocking(move || disk::logical_usage(&dir)).await?;
-        if truncated {
-            return Err(execution_error(format!(
-                "your volumes hold more than {} entries; delete some first",
-                volumes::MAX_WALK
-            )));
+        let (bytes, walked) = blocking(move || disk::logical_usage(&dir)).await?;
+        match disk::unmeasured("your volumes", &walked) {
+            Some(why) => Err(execution_error(why)),
+            None => Ok(bytes),
         }
-        Ok(bytes)
     }
 
     /// Refuses work for a tenant whose volumes are over its volume quota, or without one the

@@ -212,6 +212,11 @@ pub(crate) struct Executor {
     pub(crate) ledger: Arc<crate::quota::Ledger>,
     /// The GPU a pod of the `GPU` node class gets, found at start.
     pub(crate) gpu: crate::runtime::Gpu,
+    /// Held by a build, a load or an image deletion, of any tenant, while it changes the Docker
+    /// Engine's storage: a build's storage is measured as the fall of free space on the
+    /// engine's data root (`disk::BuildWatch`), which another one's writes or deletions there
+    /// would change. Fair: they take it in the order they asked.
+    pub(crate) engine_storage: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Executor {
@@ -228,7 +233,10 @@ impl Executor {
         }
         let result = match &task.kind {
             TaskKind::Uplink { volume, files } => self.uplink(tenant, volume, files).await,
-            TaskKind::Downlink { volume, sources } => self.downlink(tenant, volume, sources).await,
+            TaskKind::Downlink { volume, sources } => {
+                self.downlink(tenant, execution, index, volume, sources)
+                    .await
+            }
             TaskKind::FilesList {
                 volume,
                 folder,
@@ -390,6 +398,7 @@ pub(crate) mod tests {
             quotas: Arc::default(),
             ledger: Arc::new(crate::quota::Ledger::open(dir.path())),
             gpu: crate::runtime::Gpu::None,
+            engine_storage: Arc::default(),
         };
         Rig {
             _dir: dir,
@@ -401,12 +410,27 @@ pub(crate) mod tests {
 
     impl Rig {
         pub(crate) async fn run(&self, kind: TaskKind) -> TaskResult {
+            self.run_as("alice", kind).await
+        }
+
+        /// Runs a task of `tenant`'s.
+        pub(crate) async fn run_as(&self, tenant: &str, kind: TaskKind) -> TaskResult {
+            self.run_at(tenant, 0, kind).await
+        }
+
+        /// Runs `kind` as task `index` of `tenant`'s execution.
+        pub(crate) async fn run_at(
+            &self,
+            tenant: &str,
+            index: usize,
+            kind: TaskKind,
+        ) -> TaskResult {
             let task = PlanTask {
                 id: "t".into(),
                 on_failure: OnFailure::Stop,
                 kind,
             };
-            self.exec.run("alice", "exec0123456789", 0, &task).await
+            self.exec.run(tenant, "exec0123456789", index, &task).await
         }
 
         pub(crate) fn volume(&self) -> PathBuf {

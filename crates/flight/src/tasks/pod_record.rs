@@ -106,7 +106,7 @@ impl Executor {
     /// Moves the log of the pod's last run in this volume to `<pod>.log.1` (replacing the one
     /// before): a pod's logs take at most twice [`POD_LOG_KEEP`]. Done beneath the volume's open
     /// root, following no symlink. A failure only warns.
-    pub(super) async fn rotate_pod_log(&self, root: &Path, _owner: Owner, pod: &str) {
+    pub(super) async fn rotate_pod_log(&self, root: &Path, pod: &str) {
         let (volumes, root) = (self.volumes.clone(), root.to_path_buf());
         let pod = pod.to_string();
         let rotated = blocking(move || -> Result<(), String> {

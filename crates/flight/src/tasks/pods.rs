@@ -25,21 +25,10 @@ use crate::fsutil::now_ms;
 use crate::runtime::{ContainerState, ContainerStatus, ImageInfo};
 
 mod control;
+mod labels;
 
-/// The label naming a pod's task index in its plan.
-const TASK_LABEL: &str = "org.orbitdock.task";
-/// The label naming the pod.
-const POD_LABEL: &str = "org.orbitdock.pod";
-/// The label of a detached pod's container (`1`): what a restarted agent supervises again.
-const DETACHED_LABEL: &str = "org.orbitdock.detached";
-/// The label giving a pod's volume.
-const VOLUME_LABEL: &str = "org.orbitdock.volume";
-/// The label giving a pod's `max_duration` in milliseconds.
-const MAX_LABEL: &str = "org.orbitdock.max-duration-ms";
-/// The label giving the CPUs a pod is charged for, in billionths (its node class's).
-const CPUS_LABEL: &str = "org.orbitdock.nano-cpus";
-/// The label giving the ports a merged pod opens to its peers (`8080/tcp,53/udp`).
-const PORTS_LABEL: &str = "org.orbitdock.ports";
+use self::labels::*;
+
 /// How long a wait for a scheduled start sleeps before it looks at the clock again (the wall
 /// clock may be set meanwhile).
 const SCHEDULE_TICK: Duration = Duration::from_secs(30);
@@ -189,17 +178,21 @@ impl Executor {
                 self.room_for_work().await?;
                 self.tenant_within_limit(tenant).await?;
                 self.compute_within(tenant)?;
-                self.rotate_pod_log(&root, owner, pod.name).await;
+                self.rotate_pod_log(&root, pod.name).await;
                 let mut labels = labels;
                 labels.insert(VOLUME_LABEL.into(), pod.volume.into());
                 labels.insert(MAX_LABEL.into(), pod.limit.as_millis().to_string());
                 labels.insert(CPUS_LABEL.into(), node.nano_cpus.to_string());
-                if pod.detached {
-                    labels.insert(DETACHED_LABEL.into(), "1".into());
-                }
-                if meter.ports {
-                    labels.insert(PORTS_LABEL.into(), ports_label(pod.ports));
-                }
+                // Set whatever they say: the engine gives a container its image's labels
+                // where it is given none, and the tenant writes the image's.
+                let detached = if pod.detached { "1" } else { "0" };
+                labels.insert(DETACHED_LABEL.into(), detached.into());
+                let ports = if meter.ports {
+                    ports_label(pod.ports)
+                } else {
+                    String::new()
+                };
+                labels.insert(PORTS_LABEL.into(), ports);
                 let network = match pod.merged {
                     true => {
                         network_held = Some(self.pods.network.lock().await);
@@ -556,6 +549,7 @@ impl Executor {
         network: Option<String>,
     ) -> Step<String> {
         let non_empty = |v: Option<&[String]>| v.filter(|v| !v.is_empty()).map(<[String]>::to_vec);
+        let labels = over_image_labels(labels, &info.labels);
         let spec = ContainerSpec {
             name,
             image: image.to_string(),
@@ -696,65 +690,6 @@ impl Executor {
             other => other,
         }
     }
-}
-
-/// The labels of a pod's container: who it belongs to and which task made it.
-fn pod_labels(tenant: &str, execution: &str, index: usize, pod: &str) -> BTreeMap<String, String> {
-    let mut labels = labels(tenant, execution);
-    labels.insert("org.orbitdock".into(), "1".into());
-    labels.insert(POD_LABEL.into(), pod.into());
-    labels.insert(TASK_LABEL.into(), index.to_string());
-    labels
-}
-
-/// Refuses to take up a container that is not this task's pod: a container of the same name
-/// (the name holds only 8 characters of the execution id) made by another execution, another
-/// task or anyone else.
-#[allow(clippy::result_large_err)]
-fn check_labels(name: &str, state: &ContainerState, want: &BTreeMap<String, String>) -> Step<()> {
-    let wrong: Vec<String> = want
-        .iter()
-        .filter(|(k, v)| state.labels.get(*k) != Some(*v))
-        .map(|(k, v)| match state.labels.get(k) {
-            Some(got) => format!("{k}={got:?}, not {v:?}"),
-            None => format!("{k} missing (want {v:?})"),
-        })
-        .collect();
-    if wrong.is_empty() {
-        return Ok(());
-    }
-    Err(execution_error(format!(
-        "a container named {name} exists but is not this task's pod ({}); it is left alone and \
-         the pod is not started",
-        wrong.join("; ")
-    )))
-}
-
-/// The ports a pod opens, as its label gives them: `8080/tcp,53/udp`.
-fn ports_label(ports: &[wire::PodPort]) -> String {
-    let each: Vec<String> = ports
-        .iter()
-        .map(|p| format!("{}/{}", p.container, p.protocol.as_str()))
-        .collect();
-    each.join(",")
-}
-
-/// The ports of a [`PORTS_LABEL`]; what does not read is left out.
-fn read_ports_label(label: &str) -> Vec<wire::PodPort> {
-    label
-        .split(',')
-        .filter_map(|p| {
-            let (number, protocol) = p.split_once('/')?;
-            Some(wire::PodPort {
-                container: number.parse().ok().filter(|n| *n > 0)?,
-                protocol: match protocol {
-                    "tcp" => wire::PortProtocol::Tcp,
-                    "udp" => wire::PortProtocol::Udp,
-                    _ => return None,
-                },
-            })
-        })
-        .collect()
 }
 
 /// The grace a pod.stop asked for; never, without a stop channel.
@@ -969,6 +904,76 @@ mod tests {
             labels: pod_labels("alice", "exec0123456789", 0, "p1"),
             started_ms: ago_ms.map(|a| now_ms() - a),
         }
+    }
+
+    /// An image's own `org.orbitdock` labels never steer the agent: each is set on the pod's
+    /// container (not detached, no ports, any other empty), so a restarted agent supervises no
+    /// pod its image calls detached and opens no port its image names.
+    #[tokio::test]
+    async fn an_images_own_labels_are_set_over_on_its_pods() {
+        let from_image: BTreeMap<String, String> = [
+            ("org.orbitdock.detached", "1"),
+            ("org.orbitdock.ports", "22/tcp"),
+            ("org.orbitdock.tenant", "bob"),
+            ("org.orbitdock.max-duration-ms", "999999999"),
+            ("org.orbitdock.unknown", "x"),
+            ("maintainer", "alice"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let labelled = from_image.clone();
+        let r = rig(|s| {
+            s.exit_code = Some(0);
+            s.images.insert(
+                "tenants/alice/app:1".into(),
+                ImageInfo {
+                    labels: labelled,
+                    ..Default::default()
+                },
+            );
+        });
+        let res = r.run(pod(image("app", "1"), None)).await;
+        assert!(res.succeeded(), "{res:?}");
+        let calls = r.fake.calls();
+        let Some(Call::Create(spec)) = calls.iter().find(|c| matches!(c, Call::Create(_))) else {
+            panic!("{calls:?}")
+        };
+        let label = |k: &str| spec.labels.get(k).map(String::as_str);
+        assert_eq!(label("org.orbitdock.detached"), Some("0"));
+        assert_eq!(label("org.orbitdock.ports"), Some(""));
+        assert_eq!(label("org.orbitdock.tenant"), Some("alice"));
+        let max = DEFAULT_POD_DURATION.as_millis().to_string();
+        assert_eq!(label("org.orbitdock.max-duration-ms"), Some(max.as_str()));
+        assert_eq!(label("org.orbitdock.unknown"), Some(""));
+        assert_eq!(label("maintainer"), None, "not the agent's to set");
+
+        // The container as the engine makes it (the image's labels where it sets none), found
+        // running by a restarted agent: not taken up as a detached pod.
+        let mut engine = from_image;
+        engine.extend(spec.labels.clone());
+        let name = spec.name.clone();
+        let r = rig(|s| {
+            s.exit_code = None;
+            s.containers.insert(
+                name,
+                ContainerState {
+                    status: ContainerStatus::Running,
+                    labels: engine,
+                    started_ms: Some(now_ms()),
+                },
+            );
+        });
+        r.exec.take_up_detached().await;
+        assert!(r.exec.pods.lock().is_empty(), "taken up as detached");
+        assert!(
+            !r.fake
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::Wait(_) | Call::OpenPorts { .. })),
+            "{:?}",
+            r.fake.calls()
+        );
     }
 
     /// Issue 11: an agent killed while its pod ran must not run the pod again when it resumes

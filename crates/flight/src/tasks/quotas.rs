@@ -105,7 +105,7 @@ impl Executor {
         let full = tenant_image(tenant, &image.name, &image.tag);
         let restored = match replaced.filter(|old| *old != new_id) {
             Some(old) => {
-                let repo = format!("{}/{tenant}/{}", names::TENANT_IMAGE_PREFIX, image.name);
+                let repo = names::tenant_repo(tenant, &image.name);
                 self.runtime.tag_image(old, &repo, &image.tag).await.is_ok()
             }
             None => false,
@@ -135,22 +135,30 @@ impl Executor {
         )))
     }
 
-    /// Removes the image a failed build left dangling: the last step it committed (read from
-    /// the build's output), when no name and no container hold it (the engine removes its
-    /// unnamed parents with it). Cached steps of the tenant's images are held by them and stay.
-    pub(super) async fn drop_failed_build(&self, log: &LogBook) {
-        let Some(id) = log.tail().iter().rev().find_map(|l| committed_step(l)) else {
-            return;
+    /// Removes what a failed build left dangling: every image without a name that the engine
+    /// made since the build started (`since`, seconds since the Unix epoch), its unnamed
+    /// parents with it. Builds, loads and image deletions hold the engine's storage one at a
+    /// time (`Executor::engine_storage`, held by the caller), so no other work made one
+    /// meanwhile; nothing the build printed is trusted (a `RUN` step prints what it likes).
+    pub(super) async fn drop_failed_build(&self, since: i64) {
+        let dangling = match self.runtime.dangling_images().await {
+            Ok(images) => images,
+            Err(e) => {
+                tracing::info!("a failed build's steps stay: {}", e.message);
+                return;
+            }
         };
-        if let Ok(Some(info)) = self.runtime.inspect_image(&id).await
-            && info.repo_tags.is_empty()
-            && let Err(e) = self.runtime.remove_image(&info.id).await
+        for image in dangling
+            .iter()
+            .filter(|i| i.repo_tags.is_empty() && i.created >= since)
         {
-            tracing::info!(
-                image = id,
-                "a failed build's last step stays: {}",
-                e.message
-            );
+            if let Err(e) = self.runtime.remove_image(&image.id).await {
+                tracing::info!(
+                    image = image.id,
+                    "a failed build's step stays: {}",
+                    e.message
+                );
+            }
         }
     }
 
@@ -176,8 +184,13 @@ impl Executor {
     /// Charges a running pod up to now; the failure that stops it once its tenant's compute
     /// seconds of the day are used up.
     pub(super) fn charge_pod(&self, tenant: &str, meter: &Meter) -> Option<TaskResult> {
-        let used = self.ledger.charge_pod(&meter.name, now_ms())?;
+        let charged = self.ledger.charge_pod(&meter.name, now_ms());
         let quota = self.quotas.of(tenant).compute_seconds_per_day?;
+        // Not saved: counting cannot be trusted to survive, so the pod stops (fail closed).
+        let used = match charged {
+            Ok(used) => used?,
+            Err(m) => return Some(quota_failure(m)),
+        };
         (used >= quota).then(|| {
             quota_failure(exceeded(
                 QuotaKind::ComputeSecondsPerDay,
@@ -189,15 +202,31 @@ impl Executor {
         })
     }
 
-    /// Checks that a downlink of `bytes` fits in the tenant's downlink quota of the day, and
-    /// counts it (for a tenant with that quota only: nothing is written otherwise).
+    /// Checks that a downlink of `bytes` would fit in the tenant's downlink quota of the day
+    /// (for a tenant with that quota only), charging nothing: see [`Self::charge_downlink`].
+    /// `key` is `<execution>/<task index>`.
     #[allow(clippy::result_large_err)]
-    pub(super) fn charge_downlink(&self, tenant: &str, bytes: u64) -> Step<()> {
+    pub(super) fn check_downlink(&self, tenant: &str, key: &str, bytes: u64) -> Step<()> {
         let Some(quota) = self.quotas.of(tenant).downlink_bytes_per_day else {
             return Ok(());
         };
         self.ledger
-            .charge_downlink(tenant, bytes, Some(quota), now_ms())
+            .check_downlink(tenant, key, bytes, quota, now_ms())
+            .map_err(quota_failure)
+    }
+
+    /// Counts a downlink of `bytes` against the tenant's downlink quota of the day, once its
+    /// objects exist and before any is queued, and only once for its task (`key`,
+    /// `<execution>/<task index>`: a task run again after a restart is not charged again);
+    /// fails when it does not fit or cannot be saved (for a tenant with that quota only:
+    /// nothing is written otherwise).
+    #[allow(clippy::result_large_err)]
+    pub(super) fn charge_downlink(&self, tenant: &str, key: &str, bytes: u64) -> Step<()> {
+        let Some(quota) = self.quotas.of(tenant).downlink_bytes_per_day else {
+            return Ok(());
+        };
+        self.ledger
+            .charge_downlink(tenant, key, bytes, quota, now_ms())
             .map_err(quota_failure)
     }
 
@@ -211,29 +240,10 @@ impl Executor {
     }
 }
 
-/// The image id of a classic build's output line ` ---> 1a2b3c4d5e6f` (a step committed);
-/// `None` for any other line (` ---> Running in …`, ` ---> Using cache`).
-fn committed_step(line: &str) -> Option<String> {
-    let id = line.trim().strip_prefix("--->")?.trim();
-    (id.len() >= 12 && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| id.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::*;
     use super::*;
-
-    #[test]
-    fn committed_steps_are_read_from_the_build_output() {
-        assert_eq!(
-            committed_step(" ---> 1a2b3c4d5e6f"),
-            Some("1a2b3c4d5e6f".into())
-        );
-        assert_eq!(committed_step(" ---> Running in 1a2b3c4d5e6f"), None);
-        assert_eq!(committed_step(" ---> Using cache"), None);
-        assert_eq!(committed_step("Step 2/3 : RUN false"), None);
-    }
 
     fn with_quota(r: &mut Rig, quota: crate::Quota) {
         let mut q = crate::Quotas::none();
@@ -256,8 +266,8 @@ mod tests {
             volume: "pvc".into(),
             sources: vec![p.into()],
         };
-        assert!(r.run(down("a.txt")).await.succeeded());
-        let res = r.run(down("b.txt")).await;
+        assert!(r.run_at("alice", 0, down("a.txt")).await.succeeded());
+        let res = r.run_at("alice", 1, down("b.txt")).await;
         assert_eq!(code(&res), Some(4));
         assert_eq!(
             res.error.unwrap().message,
@@ -265,7 +275,37 @@ mod tests {
         );
         // What fits still goes; another tenant is not counted against alice.
         r.put(&[("c.txt", b"1234")]);
-        assert!(r.run(down("c.txt")).await.succeeded());
+        assert!(r.run_at("alice", 2, down("c.txt")).await.succeeded());
+    }
+
+    /// A downlink task run again (the agent restarted before its plan went on) is charged once:
+    /// it goes again, and the quota counts its bytes once.
+    #[tokio::test]
+    async fn a_downlink_run_again_is_charged_once() {
+        let mut r = rig(|_| {});
+        with_quota(
+            &mut r,
+            crate::Quota {
+                downlink_bytes_per_day: Some(10),
+                ..Default::default()
+            },
+        );
+        r.put(&[("a.txt", b"123456"), ("b.txt", b"1234")]);
+        let down = |p: &str| TaskKind::Downlink {
+            volume: "pvc".into(),
+            sources: vec![p.into()],
+        };
+        assert!(r.run_at("alice", 3, down("a.txt")).await.succeeded());
+        let again = r.run_at("alice", 3, down("a.txt")).await;
+        assert!(again.succeeded(), "{again:?}");
+        // 6 counted, not 12: 4 more fit.
+        let res = r.run_at("alice", 4, down("b.txt")).await;
+        assert!(res.succeeded(), "{res:?}");
+        let res = r.run_at("alice", 5, down("b.txt")).await;
+        assert_eq!(
+            res.error.unwrap().message,
+            "quota exceeded: downlink bytes per day for tenant alice: 10 used of 10 (this downlink sends 4 more)"
+        );
     }
 
     #[tokio::test]

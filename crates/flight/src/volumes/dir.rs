@@ -21,7 +21,7 @@ use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -305,7 +305,7 @@ impl VolumeDir {
             _ => PathError::Io(format!("cannot delete {shown}: {e}")),
         };
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            remove_folder(dir.fd(), name, 0).map_err(failed)
+            remove_folder(dir.fd(), name).map_err(failed)
         } else {
             rfs::unlinkat(dir.fd(), name, AtFlags::empty()).map_err(|e| failed(e.into()))
         }
@@ -313,7 +313,7 @@ impl VolumeDir {
 
     /// Removes everything this folder holds.
     pub(crate) fn clear(&self) -> io::Result<()> {
-        empty_folder(self.fd(), 0)
+        empty_folder(self.fd())
     }
 
     /// Moves `from` to `to` by one rename, never replacing anything at `to` (the kernel refuses
@@ -564,18 +564,15 @@ fn walk_open(dir: BorrowedFd<'_>, parts: &[&OsStr], flags: OFlags) -> Result<Own
     rfs::openat(at, *last, flags, Mode::empty())
 }
 
-/// The deepest folder [`remove_folder`] goes into.
-const MAX_REMOVE_DEPTH: u32 = super::MAX_DEPTH;
-
 /// Removes the folder `name` of `parent` and everything in it, by descriptors.
-fn remove_folder(parent: BorrowedFd<'_>, name: &OsStr, depth: u32) -> io::Result<()> {
+fn remove_folder(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     match rfs::openat(
         parent,
         name,
         DIR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     ) {
-        Ok(fd) => empty_folder(fd.as_fd(), depth)?,
+        Ok(fd) => empty_folder(fd.as_fd())?,
         // No longer a folder (swapped meanwhile): removed as what it is now.
         Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
             return Ok(rfs::unlinkat(parent, name, AtFlags::empty())?);
@@ -585,29 +582,117 @@ fn remove_folder(parent: BorrowedFd<'_>, name: &OsStr, depth: u32) -> io::Result
     Ok(rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)?)
 }
 
-/// Removes everything in the open folder `dir`.
-fn empty_folder(dir: BorrowedFd<'_>, depth: u32) -> io::Result<()> {
-    if depth >= MAX_REMOVE_DEPTH {
-        return Err(io::Error::other(format!(
-            "folders nest deeper than {MAX_REMOVE_DEPTH} levels"
-        )));
-    }
+/// A folder [`empty_folder`] went down into: its name in the folder above, which it is
+/// (device and inode), and the folders of the folder above still to remove.
+struct Level {
+    name: CString,
+    id: (u64, u64),
+    folders: Vec<CString>,
+}
+
+fn identity(st: &rfs::Stat) -> (u64, u64) {
+    (st.st_dev, st.st_ino)
+}
+
+/// Removes what the open folder `dir` holds but its folders, and returns those (a symlink or a
+/// file goes, whatever replaced it meanwhile; never followed).
+fn clear_files(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
+    let mut folders = Vec::new();
     for (name, kind) in entries(dir)? {
-        let name = OsStr::from_bytes(name.to_bytes());
-        let removed = if kind == Some(FileType::Directory) {
-            remove_folder(dir, name, depth + 1)
-        } else {
-            match rfs::unlinkat(dir, name, AtFlags::empty()) {
-                Err(Errno::ISDIR) => remove_folder(dir, name, depth + 1),
-                done => done.map_err(io::Error::from),
-            }
-        };
-        match removed {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            other => other?,
+        if kind == Some(FileType::Directory) {
+            folders.push(name);
+            continue;
+        }
+        match rfs::unlinkat(dir, name.as_c_str(), AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(Errno::ISDIR) => folders.push(name),
+            Err(e) => return Err(e.into()),
         }
     }
-    Ok(())
+    Ok(folders)
+}
+
+/// Removes everything in the open folder `dir`, however deep its folders nest, with two
+/// descriptors open at most: it goes down one folder at a time, each opened beneath the one
+/// above without following a symlink, and back up by `..`, checking that the folder it comes
+/// back to is the one it left (by device and inode) before removing the emptied one by name. A
+/// folder moved meanwhile (only the tenant's pod can, and only within the volume) stops it with
+/// an error. What is held per level is the names of the folders still to remove there.
+fn empty_folder(dir: BorrowedFd<'_>) -> io::Result<()> {
+    let mut path: Vec<Level> = Vec::new();
+    let mut folders = clear_files(dir)?;
+    // The folder being emptied: `dir` itself while `path` is empty.
+    let mut cur: Option<OwnedFd> = None;
+    loop {
+        let at = cur.as_ref().map_or(dir, |fd| fd.as_fd());
+        if let Some(name) = folders.pop() {
+            let fd = match rfs::openat(
+                at,
+                name.as_c_str(),
+                DIR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) => continue,
+                // No longer a folder (swapped meanwhile): removed as what it is now.
+                Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
+                    match rfs::unlinkat(at, name.as_c_str(), AtFlags::empty()) {
+                        Ok(()) | Err(Errno::NOENT) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let id = identity(&rfs::fstat(&fd)?);
+            let below = clear_files(fd.as_fd())?;
+            path.push(Level {
+                name,
+                id,
+                folders: std::mem::replace(&mut folders, below),
+            });
+            cur = Some(fd);
+            continue;
+        }
+        // Every folder in it gone: once more for what came meanwhile, then up.
+        let late = clear_files(at)?;
+        if !late.is_empty() {
+            folders = late;
+            continue;
+        }
+        let Some(done) = path.pop() else {
+            return Ok(());
+        };
+        // Back up to the folder above: `dir` itself at the top, else by `..`, which must be
+        // the folder this one was opened from.
+        let up = match path.last() {
+            Some(above) => {
+                let up = rfs::openat(at, c"..", DIR | OFlags::CLOEXEC, Mode::empty())?;
+                if identity(&rfs::fstat(&up)?) != above.id {
+                    return Err(moved());
+                }
+                Some(up)
+            }
+            None => None,
+        };
+        let parent = up.as_ref().map_or(dir, |fd| fd.as_fd());
+        let removed = match rfs::statat(parent, done.name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if identity(&st) == done.id => {
+                rfs::unlinkat(parent, done.name.as_c_str(), AtFlags::REMOVEDIR)
+            }
+            Ok(_) => return Err(moved()),
+            Err(e) => Err(e),
+        };
+        match removed {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+        folders = done.folders;
+        cur = up;
+    }
+}
+
+fn moved() -> io::Error {
+    io::Error::other("a folder was moved while it was being deleted; try again")
 }
 
 /// The entries of the open folder `dir` (not `.` nor `..`), with their type when the folder

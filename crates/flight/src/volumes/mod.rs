@@ -28,7 +28,7 @@ mod dir;
 mod walk;
 
 pub(crate) use self::dir::{Meta, VolumeDir, open_file_at, read_link_at};
-pub(crate) use self::walk::{Found, expand, list, visit, walk};
+pub(crate) use self::walk::{Found, Walked, expand, list, visit, walk};
 
 /// The first uid (and gid) handed to a tenant.
 const FIRST_ID: u32 = 200_000;
@@ -760,8 +760,8 @@ mod tests {
         let (_d, _volumes, root, open) = vol();
         fs::create_dir_all(root.join("a/b/c")).unwrap();
         fs::write(root.join("a/f"), b"12345").unwrap();
-        let (l, truncated) = list(&open, "", 2, 100);
-        assert!(!truncated);
+        let (l, walked) = list(&open, "", 2, 100);
+        assert_eq!(walked, Walked::Whole);
         let paths: Vec<_> = l
             .iter()
             .map(|e| (e.path.as_str(), e.size, e.is_dir))
@@ -770,10 +770,91 @@ mod tests {
             paths,
             [("/a", 0, true), ("/a/b", 0, true), ("/a/f", 5, false)]
         );
-        let (l, truncated) = list(&open, "/pvc", 10, 2);
-        assert!(truncated);
+        let (l, walked) = list(&open, "/pvc", 10, 2);
+        assert_eq!(walked, Walked::Capped);
         assert_eq!(l.len(), 2);
         assert_eq!(l[0].path, "/pvc/a");
+    }
+
+    /// Makes `levels` folders `d` nested below `root` (one `mkdirat` and `openat` each, so no
+    /// path grows long), with `leaf` written in the deepest. Returns the top one's path.
+    fn nest(root: &Path, levels: usize, leaf: &[u8]) -> PathBuf {
+        let top = root.join("d");
+        fs::create_dir(&top).unwrap();
+        let mut at = fs::File::open(&top).unwrap();
+        for _ in 1..levels {
+            rustix::fs::mkdirat(&at, "d", rustix::fs::Mode::from_raw_mode(0o755)).unwrap();
+            at = rustix::fs::openat(
+                &at,
+                "d",
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+                rustix::fs::Mode::empty(),
+            )
+            .unwrap()
+            .into();
+        }
+        let fd = rustix::fs::openat(
+            &at,
+            "leaf",
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CREATE,
+            rustix::fs::Mode::from_raw_mode(0o644),
+        )
+        .unwrap();
+        io::Write::write_all(&mut fs::File::from(fd), leaf).unwrap();
+        top
+    }
+
+    /// A walk asked to go all the way down says when folders nest deeper than it goes, instead
+    /// of counting what it saw as all there is; one asked for fewer levels is whole.
+    #[test]
+    fn a_walk_cut_by_its_depth_bound_is_incomplete() {
+        let (_d, _volumes, root, open) = vol();
+        nest(&root, MAX_DEPTH as usize + 2, b"deep");
+        let mut files = 0;
+        let walked = visit(open.fd(), u32::MAX, MAX_WALK, &mut |e| {
+            files += usize::from(e.meta.is_file());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(files, 0, "the leaf lies below the bound");
+        let Walked::Incomplete(why) = walked else {
+            panic!("{walked:?}")
+        };
+        assert!(
+            why.ends_with(
+                "holds folders nested deeper than 128 levels, which the agent does not walk"
+            ),
+            "{why}"
+        );
+        assert!(why.starts_with("/d/d/d/"), "{why}");
+        assert_eq!(list(&open, "", 3, 100).1, Walked::Whole);
+        // Exactly as deep as the walk goes: whole.
+        let (_d, _volumes, root, open) = vol();
+        nest(&root, MAX_DEPTH as usize - 1, b"deep");
+        let (entries, walked) = walk(&open, u32::MAX, MAX_WALK);
+        assert_eq!(walked, Walked::Whole);
+        assert_eq!(entries.iter().filter(|e| e.meta.is_file()).count(), 1);
+        // The usage the quotas read fails closed: not a floor taken for the total.
+        let (_d, _volumes, root, _open) = vol();
+        nest(&root, MAX_DEPTH as usize + 2, b"deep");
+        let (bytes, walked) = crate::disk::logical_usage(&root);
+        assert_eq!(bytes, 0);
+        assert!(matches!(walked, Walked::Incomplete(_)), "{walked:?}");
+    }
+
+    /// A folder nested far deeper than the walk goes (and than there are descriptors to hold
+    /// each level open) is deleted, file and folders alike.
+    #[test]
+    fn folders_nested_deeper_than_any_bound_are_removed() {
+        let (_d, volumes, root, open) = vol();
+        nest(&root, 1500, b"deep");
+        fs::write(root.join("keep"), b"k").unwrap();
+        assert_eq!(open.remove(&rel("d")), Ok(()));
+        assert!(!root.join("d").exists());
+        assert_eq!(fs::read(root.join("keep")).unwrap(), b"k");
+        nest(&root, 1500, b"deep");
+        assert!(volumes.delete_volume("alice", "pvc").unwrap());
+        assert!(!root.exists());
     }
 
     fn nix_is_root() -> bool {

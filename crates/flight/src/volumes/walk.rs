@@ -12,6 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 use wire::FileEntry;
 
 use super::dir::{self, Meta, VolumeDir};
+use rustix::io::Errno;
+
 use super::{MAX_DEPTH, MAX_WALK, PathError, RelPath};
 
 /// One entry met by [`visit`].
@@ -35,6 +37,26 @@ pub(crate) struct WalkEntry {
     pub(crate) meta: Meta,
 }
 
+/// How a walk ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Walked {
+    /// Every entry within the depth asked for was met.
+    Whole,
+    /// The entry cap cut the walk short.
+    Capped,
+    /// A folder could not be read (other than gone or swapped for a symlink or a file
+    /// meanwhile), or lay below [`MAX_DEPTH`] levels when more were asked for: what it holds was
+    /// not met. The first such reason.
+    Incomplete(String),
+}
+
+impl Walked {
+    /// Whether every entry within the depth asked for was met.
+    pub(crate) fn is_whole(&self) -> bool {
+        *self == Walked::Whole
+    }
+}
+
 /// A folder being walked: its open descriptor, its path and its entries left.
 struct Frame {
     fd: OwnedFd,
@@ -49,9 +71,11 @@ impl Frame {
     fn read(fd: OwnedFd, rel: String, rel_os: OsString, levels: u32) -> io::Result<Frame> {
         let mut children = Vec::new();
         for (name, _) in dir::entries(fd.as_fd())? {
-            // Gone since the folder was read: skipped.
-            if let Ok(meta) = dir::stat_at(fd.as_fd(), &name) {
-                children.push((name, meta));
+            match dir::stat_at(fd.as_fd(), &name) {
+                Ok(meta) => children.push((name, meta)),
+                // Gone since the folder was read: skipped.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(Frame {
@@ -64,30 +88,44 @@ impl Frame {
     }
 }
 
+/// Whether an error opening or reading a folder met by a walk means only that it is no longer
+/// there as a folder (gone, or swapped for a symlink or a file since it was seen).
+fn changed_meanwhile(e: &io::Error) -> bool {
+    [Errno::NOENT, Errno::LOOP, Errno::NOTDIR]
+        .iter()
+        .any(|n| e.raw_os_error() == Some(n.raw_os_error()))
+}
+
 /// Walks the open folder `start` depth-first in name order (each folder's entry before what it
 /// holds), never following a symlink, down to `max_depth` levels (1: the entries of `start`
-/// only) and at most `cap` entries, handing each to `f`. Returns whether the cap cut the walk
-/// short. Folders that cannot be read are skipped; an error of `f` ends the walk.
+/// only; at most [`MAX_DEPTH`]) and at most `cap` entries, handing each to `f`. A folder gone
+/// or swapped for a symlink or a file meanwhile is skipped; one that cannot be read otherwise
+/// (`EMFILE`, `EACCES`, `EIO`), or that lies at [`MAX_DEPTH`] levels and holds something when
+/// more levels were asked for, makes the walk [`Walked::Incomplete`], and it goes on with the
+/// rest. An error of `f` ends the walk.
 pub(crate) fn visit(
     start: BorrowedFd<'_>,
     max_depth: u32,
     cap: usize,
     f: &mut dyn FnMut(&Entry<'_>) -> io::Result<()>,
-) -> io::Result<bool> {
+) -> io::Result<Walked> {
     let levels = max_depth.min(MAX_DEPTH);
     if levels == 0 {
-        return Ok(false);
+        return Ok(Walked::Whole);
     }
-    let root = match dir::open_dir_at(start, c".")
+    let mut incomplete: Option<String> = None;
+    let mut note = |why: String| {
+        tracing::debug!(%why, "a walk could not read a folder");
+        incomplete.get_or_insert(why);
+    };
+    let mut stack = Vec::new();
+    match dir::open_dir_at(start, c".")
         .and_then(|fd| Frame::read(fd, String::new(), OsString::new(), levels))
     {
-        Ok(frame) => frame,
-        Err(e) => {
-            tracing::debug!(error = %e, "skipped an unreadable folder");
-            return Ok(false);
-        }
-    };
-    let mut stack = vec![root];
+        Ok(frame) => stack.push(frame),
+        Err(e) if changed_meanwhile(&e) => {}
+        Err(e) => note(format!("/: {e}")),
+    }
     let mut count = 0usize;
     while let Some(top) = stack.last_mut() {
         let Some((name, meta)) = top.children.next() else {
@@ -95,7 +133,7 @@ pub(crate) fn visit(
             continue;
         };
         if count >= cap {
-            return Ok(true);
+            return Ok(Walked::Capped);
         }
         count += 1;
         let shown = name.to_string_lossy();
@@ -117,42 +155,64 @@ pub(crate) fn visit(
             dir: top.fd.as_fd(),
             name: &name,
         })?;
-        if meta.is_dir() && top.levels > 1 {
+        if !meta.is_dir() {
+            continue;
+        }
+        if top.levels > 1 {
             let below = top.levels - 1;
+            let shown = format!("/{rel}");
             match dir::open_dir_at(top.fd.as_fd(), &name)
                 .and_then(|fd| Frame::read(fd, rel, rel_os, below))
             {
                 Ok(frame) => stack.push(frame),
-                Err(e) => tracing::debug!(error = %e, "skipped an unreadable or changed folder"),
+                Err(e) if changed_meanwhile(&e) => {
+                    tracing::debug!(error = %e, "skipped a folder changed meanwhile")
+                }
+                Err(e) => note(format!("{shown}: {e}")),
+            }
+        } else if max_depth > MAX_DEPTH {
+            // Cut by the walk's own bound, not the depth asked for: what lies below is unseen.
+            let holds = dir::open_dir_at(top.fd.as_fd(), &name)
+                .and_then(|fd| dir::entries(fd.as_fd()))
+                .map(|entries| !entries.is_empty());
+            match holds {
+                Ok(false) => {}
+                Err(e) if changed_meanwhile(&e) => {}
+                Ok(true) | Err(_) => note(format!(
+                    "/{rel} holds folders nested deeper than {MAX_DEPTH} levels, which the agent does not walk"
+                )),
             }
         }
     }
-    Ok(false)
+    Ok(match incomplete {
+        Some(why) => Walked::Incomplete(why),
+        None => Walked::Whole,
+    })
 }
 
-/// The entries [`visit`] meets, and whether the cap cut the walk short.
-pub(crate) fn walk(start: &VolumeDir, max_depth: u32, cap: usize) -> (Vec<WalkEntry>, bool) {
+/// The entries [`visit`] meets, and how the walk ended.
+pub(crate) fn walk(start: &VolumeDir, max_depth: u32, cap: usize) -> (Vec<WalkEntry>, Walked) {
     let mut out = Vec::new();
-    let truncated = visit(start.fd(), max_depth, cap, &mut |e| {
+    let walked = visit(start.fd(), max_depth, cap, &mut |e| {
         out.push(WalkEntry {
             rel: e.rel.to_string(),
             meta: e.meta,
         });
         Ok(())
     })
-    .unwrap_or(false);
-    (out, truncated)
+    .unwrap_or_else(|e| Walked::Incomplete(e.to_string()));
+    (out, walked)
 }
 
 /// Lists `dir` to `depth` levels as [`FileEntry`]s whose paths start with `prefix` (`""` for the
-/// volume root, giving `/a/b`). Returns the entries and whether `cap` cut the listing short.
+/// volume root, giving `/a/b`). Returns the entries and how the walk ended.
 pub(crate) fn list(
     dir: &VolumeDir,
     prefix: &str,
     depth: u32,
     cap: usize,
-) -> (Vec<FileEntry>, bool) {
-    let (entries, truncated) = walk(dir, depth, cap);
+) -> (Vec<FileEntry>, Walked) {
+    let (entries, walked) = walk(dir, depth, cap);
     let mut files: Vec<FileEntry> = entries
         .into_iter()
         .map(|e| FileEntry {
@@ -163,7 +223,7 @@ pub(crate) fn list(
         })
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    (files, truncated)
+    (files, walked)
 }
 
 /// A file a downlink source names: its path below the volume root, shown and as held.
@@ -276,7 +336,7 @@ fn collect(
     };
     // The folders matched so far: what is below them counts whatever its name.
     let mut folders: HashSet<String> = HashSet::new();
-    visit(dir.fd(), MAX_DEPTH, MAX_WALK, &mut |e| {
+    let walked = visit(dir.fd(), u32::MAX, MAX_WALK, &mut |e| {
         let in_folder = e
             .rel
             .match_indices('/')
@@ -298,5 +358,14 @@ fn collect(
         Ok(())
     })
     .map_err(|e| PathError::Io(format!("/{prefix}: {e}")))?;
-    Ok(())
+    match walked {
+        Walked::Whole => Ok(()),
+        // Not every file it names was found: nothing is sent rather than a part of it.
+        Walked::Capped => Err(PathError::Io(format!(
+            "/{prefix}: more than {MAX_WALK} entries to look through"
+        ))),
+        Walked::Incomplete(why) => Err(PathError::Io(format!(
+            "not every file could be looked at: {why}"
+        ))),
+    }
 }
