@@ -21,6 +21,15 @@ impl Role {
             Role::Operator => "operator",
         }
     }
+
+    /// Reads [`Role::as_str`]'s names.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "tenant" => Some(Role::Tenant),
+            "operator" => Some(Role::Operator),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Role {

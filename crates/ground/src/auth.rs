@@ -53,33 +53,8 @@ async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> R
         .map_err(|e| Error::internal(format!("password hashing task failed: {e}")))
 }
 
-/// What a user may do (`docs/api.md`, "Roles").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Its own namespaces, operations and executions only.
-    Tenant,
-    /// Also every tenant's executions and queues, approvals, users and quotas.
-    Operator,
-}
-
-impl Role {
-    /// `tenant` or `operator`, as stored and as the users file writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Tenant => "tenant",
-            Role::Operator => "operator",
-        }
-    }
-
-    /// Reads [`Role::as_str`]'s names.
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "tenant" => Some(Role::Tenant),
-            "operator" => Some(Role::Operator),
-            _ => None,
-        }
-    }
-}
+/// What a user may do (`docs/api.md`, "Roles"): the API's own type.
+pub use api::Role;
 
 /// The authenticated caller: a user name, which is also the tenant.
 #[derive(Debug, Clone)]

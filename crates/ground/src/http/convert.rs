@@ -241,10 +241,7 @@ pub(super) fn execution_summary(e: &ExecutionRow) -> Result<api::ExecutionSummar
 pub(super) fn user(u: &db::UserRow) -> api::User {
     api::User {
         name: u.name.clone(),
-        role: match crate::auth::Role::parse(&u.role) {
-            Some(crate::auth::Role::Operator) => api::Role::Operator,
-            _ => api::Role::Tenant,
-        },
+        role: api::Role::parse(&u.role).unwrap_or(api::Role::Tenant),
         created_at: time::rfc3339(u.created_at),
         disabled_at: time::rfc3339_opt(u.disabled_at),
     }

@@ -28,10 +28,7 @@ pub(super) async fn create(
     Operator(by): Operator,
     J(req): J<api::CreateUser>,
 ) -> Result<Response, ApiError> {
-    let role = match req.role {
-        api::Role::Tenant => Role::Tenant,
-        api::Role::Operator => Role::Operator,
-    };
+    let role = req.role;
     if !auth::create_user(&g, &req.name, &req.password, role)
         .await
         .map_err(|e| match e.kind() {
