@@ -86,7 +86,8 @@ pub struct EndpointConfig {
     /// says nothing).
     pub settings: LinkSettings,
     /// Whether an object the peer offers may come (its declared size against the room this side
-    /// has); `None` takes every one.
+    /// has); `None` takes objects of at most [`crate::DEFAULT_MAX_OBJECT`] bytes, at most
+    /// [`crate::DEFAULT_MAX_INCOMING`] arriving at once.
     pub admit: Option<Admission>,
 }
 

@@ -162,7 +162,8 @@ fn add(total: &mut SessionStats, s: &SessionStats) {
         peer_epochs_proven,
         store_errors,
         offers_refused,
-        spools_expired
+        spools_expired,
+        data_before_offer
     );
 }
 

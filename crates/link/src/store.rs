@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use sync::{Commit, Counters, OutboxEntry, Persisted, SpoolEntry, Store};
 use wire::{Digest, Offer, RETIRED_EPOCHS, ReplayMemory, TransferKind};
 
-use crate::settings::Admission;
+use crate::settings::{Admission, DEFAULT_MAX_INCOMING, DEFAULT_MAX_OBJECT};
 
 /// A [`Store`] on the filesystem. See the module documentation for the layout.
 pub struct FileStore {
@@ -43,6 +43,9 @@ pub struct FileStore {
     spool_files: HashMap<u64, File>,
     committed: VecDeque<u64>,
     admit: Option<Admission>,
+    /// Objects admitted in this run by the default judgement (no [`Admission`]) whose spools
+    /// may not hold their offer on disk yet: transfer, declared size.
+    admitted: HashMap<u64, u64>,
 }
 
 const COMMITTED_MEMORY: usize = 4096;
@@ -116,28 +119,15 @@ struct SpoolFile {
 
 impl FileStore {
     /// The bytes of the objects still arriving in the store at `dir` (its spools), each counted
-    /// at the larger of its offered size and what its spool file holds: what the object
-    /// directory will have to take once they commit. A spool whose metadata cannot be read
-    /// counts its data file. Blocking; never fails (a missing folder holds nothing).
+    /// at the larger of its offered size and the bytes its spool file holds (what it takes on
+    /// the disk, not its length: a chunk far into a transfer leaves a hole, not bytes): what the
+    /// object directory will have to take once they commit. A spool whose metadata cannot be
+    /// read, or holds no offer yet, counts its data file's bytes. Blocking; never fails (a
+    /// missing folder holds nothing).
     pub fn incoming_object_bytes(dir: &Path) -> u64 {
-        let spool = dir.join("spool");
-        let Ok(numbers) = numbered(&spool, "data") else {
-            return 0;
-        };
-        numbers
+        incoming_objects(dir)
             .into_iter()
-            .map(|t| {
-                let data = fs::metadata(spool.join(format!("{t}.data"))).map_or(0, |m| m.len());
-                let offered = read_json::<SpoolFile>(&spool.join(format!("{t}.json")))
-                    .ok()
-                    .and_then(|f| f.offer);
-                match offered {
-                    // A message, not an object: it never reaches the object directory.
-                    Some(o) if o.message_seq.is_some() => 0,
-                    Some(o) => o.size.max(data),
-                    None => data,
-                }
-            })
+            .map(|(_, bytes)| bytes)
             .fold(0u64, u64::saturating_add)
     }
 
@@ -162,12 +152,40 @@ impl FileStore {
             spool_files: HashMap::new(),
             committed,
             admit: None,
+            admitted: HashMap::new(),
         })
     }
 
     /// The store, judging the objects the peer offers with `admit` (`None`: taking every one).
     pub fn admitting(self, admit: Option<Admission>) -> FileStore {
         FileStore { admit, ..self }
+    }
+
+    /// The judgement of an endpoint without an [`Admission`]: objects of at most
+    /// [`DEFAULT_MAX_OBJECT`] bytes, at most [`DEFAULT_MAX_INCOMING`] of them arriving at once.
+    fn admit_by_default(&mut self, offer: &Offer) -> Result<(), String> {
+        if offer.size > DEFAULT_MAX_OBJECT {
+            return Err(format!(
+                "an object of {} bytes is larger than the {DEFAULT_MAX_OBJECT} this side takes",
+                offer.size
+            ));
+        }
+        let mut incoming: HashMap<u64, u64> = incoming_objects(&self.dir).into_iter().collect();
+        for (&t, &size) in &self.admitted {
+            let counted = incoming.entry(t).or_default();
+            *counted = (*counted).max(size);
+        }
+        // This transfer counts at its declared size, whatever of it arrived before its offer.
+        incoming.remove(&offer.transfer);
+        let arriving = incoming.values().fold(0u64, |a, &b| a.saturating_add(b));
+        if arriving.saturating_add(offer.size) > DEFAULT_MAX_INCOMING {
+            return Err(format!(
+                "no room for an object of {} bytes: {arriving} bytes of objects are arriving, and this side takes {DEFAULT_MAX_INCOMING} at once",
+                offer.size
+            ));
+        }
+        self.admitted.insert(offer.transfer, offer.size);
+        Ok(())
     }
 
     /// How long ago spool `t` last made progress: the age of the newer of its files (zero when
@@ -206,6 +224,46 @@ impl FileStore {
         self.spool_files
             .get_mut(&t)
             .ok_or_else(|| io::Error::other("spool file vanished"))
+    }
+}
+
+/// Each spool of the store at `dir` with the object bytes it counts for (see
+/// [`FileStore::incoming_object_bytes`]).
+fn incoming_objects(dir: &Path) -> Vec<(u64, u64)> {
+    let spool = dir.join("spool");
+    let Ok(numbers) = numbered(&spool, "data") else {
+        return Vec::new();
+    };
+    numbers
+        .into_iter()
+        .map(|t| {
+            let data =
+                fs::metadata(spool.join(format!("{t}.data"))).map_or(0, |m| stored_bytes(&m));
+            let offered = read_json::<SpoolFile>(&spool.join(format!("{t}.json")))
+                .ok()
+                .and_then(|f| f.offer);
+            let bytes = match offered {
+                // A message, not an object: it never reaches the object directory.
+                Some(o) if o.message_seq.is_some() => 0,
+                Some(o) => o.size.max(data),
+                None => data,
+            };
+            (t, bytes)
+        })
+        .collect()
+}
+
+/// The bytes a file takes on the disk, at most its length: a file written at scattered offsets
+/// (a spool) has holes.
+fn stored_bytes(m: &fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        m.len().min(m.blocks().saturating_mul(512))
+    }
+    #[cfg(not(unix))]
+    {
+        m.len()
     }
 }
 
@@ -438,6 +496,7 @@ impl Store for FileStore {
     fn spool_commit(&mut self, offer: &Offer) -> io::Result<Commit> {
         let t = offer.transfer;
         self.spool_files.remove(&t);
+        self.admitted.remove(&t);
         let data = self.spool_data(t);
         let file = OpenOptions::new().read(true).write(true).open(&data)?;
         file.set_len(offer.size)?;
@@ -480,6 +539,7 @@ impl Store for FileStore {
 
     fn spool_drop(&mut self, t: u64) -> io::Result<()> {
         self.spool_files.remove(&t);
+        self.admitted.remove(&t);
         let _ = fs::remove_file(self.spool_data(t));
         let _ = fs::remove_file(self.spool_meta(t));
         Ok(())
@@ -495,7 +555,7 @@ impl Store for FileStore {
     fn admit(&mut self, offer: &Offer) -> Result<(), String> {
         match &self.admit {
             Some(a) => a.admit(offer.size),
-            None => Ok(()),
+            None => self.admit_by_default(offer),
         }
     }
 }
@@ -576,6 +636,49 @@ mod tests {
             FileStore::incoming_object_bytes(dir.path()),
             (1 << 20) + 1000
         );
+        // A chunk far into a transfer leaves a hole, not bytes: it counts for what it holds.
+        s.spool_write(4, 1 << 40, &[7; 10]).unwrap();
+        let counted = FileStore::incoming_object_bytes(dir.path()) - (1 << 20) - 1000;
+        assert!(
+            counted <= 64 << 10,
+            "{counted} bytes counted for a 10-byte chunk"
+        );
+    }
+
+    /// Without the application's admission, objects are bounded all the same: each, and all
+    /// arriving at once.
+    #[test]
+    fn without_an_admission_incoming_objects_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ObjectLayout::new(dir.path().join("objects"));
+        let mut s = FileStore::open(dir.path(), layout).unwrap();
+        let offer = |transfer, size| Offer {
+            transfer,
+            kind: TransferKind::Object,
+            size,
+            priority: 1,
+            digest: Digest::of(b"x"),
+        };
+        let too_big = s.admit(&offer(1, DEFAULT_MAX_OBJECT + 1)).unwrap_err();
+        assert!(too_big.contains("larger than"), "{too_big}");
+        // Objects admitted count while they arrive, persisted or not.
+        let mut admitted = 0;
+        let mut t = 2;
+        while admitted + DEFAULT_MAX_OBJECT <= DEFAULT_MAX_INCOMING {
+            s.admit(&offer(t, DEFAULT_MAX_OBJECT)).unwrap();
+            if t == 2 {
+                s.spool_write(t, 0, &[7; 10]).unwrap();
+                s.spool_persist(t, Some(&offer(t, DEFAULT_MAX_OBJECT)), &[(0, 1)])
+                    .unwrap();
+            }
+            admitted += DEFAULT_MAX_OBJECT;
+            t += 1;
+        }
+        let full = s.admit(&offer(t, 1)).unwrap_err();
+        assert!(full.contains("no room"), "{full}");
+        // One gone, there is room again.
+        s.spool_drop(2).unwrap();
+        assert_eq!(s.admit(&offer(t, 1)), Ok(()));
     }
 
     /// Issue 11: every state file the store reads at start, truncated or garbage, is set aside

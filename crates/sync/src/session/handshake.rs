@@ -460,6 +460,7 @@ impl Session {
         }
         self.in_flight.clear();
         self.flight_by_packet.clear();
+        self.offers_in_flight.clear();
         self.ask_hello(true);
         // Only a Hello sent after this, with the transfers now unknown, answers it.
         self.hello_asked_from = u64::MAX;

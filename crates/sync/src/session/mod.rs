@@ -181,6 +181,9 @@ pub struct SessionStats {
     pub offers_refused: u64,
     /// Spools dropped after making no progress for the `spool_expiry`.
     pub spools_expired: u64,
+    /// Data chunks dropped because their transfer's offer had not come and they lay past the
+    /// first [`OFFERLESS_WINDOW`] packets (the sender offers again and sends them again).
+    pub data_before_offer: u64,
 }
 
 /// A resumable, paced, authenticated transfer session with one peer. See the crate documentation.
@@ -247,6 +250,10 @@ pub struct Session {
     out: BTreeMap<u64, Out>,
     in_flight: BTreeMap<u64, Sent>,
     flight_by_packet: HashMap<(u64, u32), u64>,
+    /// Packets that carried offers with data (by packet number): the transfers they offered. A
+    /// packet judged lost makes its offers due again, so that the receiver, which takes only a
+    /// few packets of a transfer before its offer, hears it before the rest goes by.
+    offers_in_flight: BTreeMap<u64, Vec<u64>>,
     floor_sent: u64,
     srtt: Option<Duration>,
     control: VecDeque<Chunk>,
@@ -344,6 +351,11 @@ struct Spool {
 }
 
 const MAX_SPOOLS: usize = 4096;
+/// Packets of a transfer taken before its offer: indexes below this only. An offer goes in the
+/// packet of the transfer's first data, or the one before it, so only reordering or the loss of
+/// that packet brings data first; without the offer nothing bounds the transfer's size, and a
+/// chunk numbered near `u32::MAX` would make a spool file of terabytes.
+pub const OFFERLESS_WINDOW: u32 = 64;
 const MAX_OUT: usize = 1 << 16;
 const COMMITTED_MEMORY: usize = 4096;
 const REFUSED_MEMORY: usize = 1024;

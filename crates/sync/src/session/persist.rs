@@ -134,6 +134,7 @@ impl Session {
             out,
             in_flight: BTreeMap::new(),
             flight_by_packet: HashMap::new(),
+            offers_in_flight: BTreeMap::new(),
             floor_sent: 0,
             srtt: None,
             control: VecDeque::new(),

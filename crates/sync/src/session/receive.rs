@@ -11,7 +11,7 @@ use wire::{
 
 use super::{
     COMMITTED_MEMORY, EXPIRY_CHECK, Event, MAX_ACK_DELAY, MAX_ARRIVALS, MAX_RX_RANGES, MAX_SPOOLS,
-    REFUSED_MEMORY, Session, Spool, packet_count,
+    OFFERLESS_WINDOW, REFUSED_MEMORY, Session, Spool, packet_count,
 };
 use crate::ranges::RangeSet;
 use crate::store::Commit;
@@ -223,6 +223,30 @@ impl Session {
             return false;
         }
         let p = self.packet_size;
+        // Judged before a spool is made for it: what lies outside the transfer (or, before its
+        // offer, beyond the first few packets) takes no room at all.
+        match self.spools.get(&transfer).and_then(|s| s.offer.as_ref()) {
+            Some(o) => {
+                let offset = u64::from(index) * p as u64;
+                if offset >= o.size || payload.len() as u64 != (o.size - offset).min(p as u64) {
+                    self.stats.malformed += 1;
+                    return false;
+                }
+            }
+            None if payload.is_empty() || payload.len() > p => {
+                self.stats.malformed += 1;
+                return false;
+            }
+            // Before its offer nothing bounds a transfer: only the packets an offer overtaken
+            // on the way could be followed by are taken (the sender offers again when the
+            // packet that carried it is lost, and what this dropped is asked for again once the
+            // offer has come, like any gap).
+            None if index >= OFFERLESS_WINDOW => {
+                self.stats.data_before_offer += 1;
+                return false;
+            }
+            None => {}
+        }
         if !self.make_room_for(transfer) {
             return false;
         }
@@ -237,17 +261,6 @@ impl Session {
         spool.active_at = Some(now);
         if spool.received.contains(u64::from(index)) {
             self.stats.duplicates += 1;
-            return false;
-        }
-        let expected_ok = match &spool.offer {
-            Some(o) => {
-                let offset = u64::from(index) * p as u64;
-                offset < o.size && payload.len() as u64 == (o.size - offset).min(p as u64)
-            }
-            None => !payload.is_empty() && payload.len() <= p,
-        };
-        if !expected_ok {
-            self.stats.malformed += 1;
             return false;
         }
         if self
@@ -267,6 +280,11 @@ impl Session {
 
     fn receive_offer(&mut self, o: Offer) -> bool {
         let t = o.transfer;
+        if matches!(o.kind, TransferKind::Message { .. }) && o.size > wire::MAX_MESSAGE as u64 {
+            // No message is longer (the sender refuses to queue one): a spool must not be.
+            self.stats.malformed += 1;
+            return false;
+        }
         if self.committed.contains(&t) {
             self.queue_committed(t);
             return false;

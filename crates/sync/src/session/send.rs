@@ -107,8 +107,9 @@ impl Session {
         // while data waited, the next carries data only, so that control (answers to a storm of
         // replayed handshakes, say) never starves the transfers.
         let mut data = Vec::new();
+        let mut offered = Vec::new();
         if std::mem::take(&mut self.data_turn) {
-            data = self.fill_data(now, &mut body);
+            data = self.fill_data(now, &mut body, &mut offered);
         }
         while data.is_empty()
             && let Some(mut len) = self.control.front().map(chunk_len)
@@ -145,7 +146,7 @@ impl Session {
             encode_chunk(&c, &mut body);
         }
         if data.is_empty() {
-            data = self.fill_data(now, &mut body);
+            data = self.fill_data(now, &mut body, &mut offered);
             self.data_turn = data.is_empty() && !body.is_empty() && self.data_waiting();
         }
         if body.is_empty() {
@@ -154,6 +155,12 @@ impl Session {
         let pn = self.take_pn()?;
         if our_hello {
             self.hello_carried = Some((pn, now));
+        }
+        if !offered.is_empty() {
+            if self.offers_in_flight.len() >= MAX_OUT {
+                self.offers_in_flight.pop_first();
+            }
+            self.offers_in_flight.insert(pn, offered);
         }
         let state = (!data.is_empty()).then(|| {
             self.delivery
@@ -312,8 +319,14 @@ impl Session {
     }
 
     /// Adds data chunks to `body` while there is room: lost packets first, then new ones, by
-    /// priority and age. Returns (transfer, index, resent, bytes) for each.
-    fn fill_data(&mut self, now: Instant, body: &mut Vec<u8>) -> Vec<(u64, u32, bool, usize)> {
+    /// priority and age, each transfer's offer before its data when due (added to `offered`).
+    /// Returns (transfer, index, resent, bytes) for each data chunk.
+    fn fill_data(
+        &mut self,
+        now: Instant,
+        body: &mut Vec<u8>,
+        offered: &mut Vec<u64>,
+    ) -> Vec<(u64, u32, bool, usize)> {
         let mut sent = Vec::new();
         if self.over_the_pipe(now) {
             return sent;
@@ -344,6 +357,7 @@ impl Session {
                     encode_chunk(&c, body);
                     o.offer_due = false;
                     o.last_sent_at = Some(now);
+                    offered.push(t);
                 }
                 let (index, resent) = if let Some(i) = o.lost.pop_first() {
                     (i, true)
@@ -484,6 +498,33 @@ impl Session {
         }
         if let Some(newest) = newest {
             self.on_delivered(now, delivered, newest);
+        }
+        self.judge_offers(a, &received);
+    }
+
+    /// The packets that carried offers, as acknowledgement `a` (receiving `received`) describes
+    /// them: one that arrived is forgotten, one judged lost makes its offers due again (the
+    /// receiver takes only [`super::OFFERLESS_WINDOW`] packets of a transfer before its offer),
+    /// and one below what the acknowledgement describes is left to the probes.
+    fn judge_offers(&mut self, a: &AckRanges, received: &RangeSet) {
+        let judged: Vec<u64> = self
+            .offers_in_flight
+            .range(..=a.largest)
+            .map(|(&pn, _)| pn)
+            .filter(|&pn| pn < a.low || received.contains(pn) || pn <= a.settled)
+            .collect();
+        for pn in judged {
+            let Some(transfers) = self.offers_in_flight.remove(&pn) else {
+                continue;
+            };
+            if pn < a.low || received.contains(pn) {
+                continue;
+            }
+            for t in transfers {
+                if let Some(o) = self.out.get_mut(&t) {
+                    o.offer_due = true;
+                }
+            }
         }
     }
 
