@@ -600,6 +600,18 @@ impl Core {
                 break;
             };
             self.pending.push_back(match ev {
+                Event::DatagramMismatch { ours, peers, using } => {
+                    // The application has nothing to do about it; the operators have.
+                    tracing::error!(
+                        ours,
+                        peers,
+                        using,
+                        "the peer sends datagrams of {peers} bytes and this side's datagram_bytes \
+                         is {ours}: both ends now use {using}, and transfers in progress start \
+                         again; give the system the same datagram_bytes at both ends"
+                    );
+                    continue;
+                }
                 Event::Message { seq, bytes } => LinkEvent::Message { seq, bytes },
                 Event::ObjectReceived { digest, .. } => LinkEvent::ObjectReceived(digest),
                 Event::ObjectDelivered { digest } => LinkEvent::ObjectDelivered(digest),

@@ -11,7 +11,9 @@ use std::time::Duration;
 pub struct LinkSettings {
     /// The largest datagram either end sends, up to the radio's frame size: between
     /// [`wire::MIN_DATAGRAM`] and [`wire::MAX_PACKET`]. The payload of a data packet follows from
-    /// it, so both ends must use the same.
+    /// it, so both ends must use the same: each says its own in its `Hello`, and when they
+    /// differ both use the smaller, the endpoint logs an error naming both, and transfers in
+    /// progress start again.
     pub datagram_bytes: usize,
     /// An incoming transfer whose spool made no progress for this long is dropped and its space
     /// freed; its sender, should it come back, sends it again from nothing.

@@ -417,6 +417,12 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
                         return fail(format!("{:?} refused {digest}: {reason}", node.side));
                     }
                     Event::ObjectDelivered { .. } => {}
+                    Event::DatagramMismatch { ours, peers, .. } => {
+                        return fail(format!(
+                            "{:?} heard of datagrams of {peers} bytes, its own being {ours}: both sides have the same",
+                            node.side
+                        ));
+                    }
                 }
             }
             if i == 1 {

@@ -65,6 +65,12 @@ struct CountersFile {
     /// Epochs the peer left behind, most recent first.
     #[serde(default)]
     retired_epochs: Vec<u64>,
+    /// The largest datagram the peer said it sends (0: not said yet).
+    #[serde(default)]
+    peer_datagram: u64,
+    /// The datagram size spools and outbox marks are in (0: not saved yet).
+    #[serde(default)]
+    datagram: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -390,6 +396,8 @@ impl Store for FileStore {
                     }
                 },
                 delivered_seq: c.delivered_seq,
+                peer_datagram: c.peer_datagram,
+                datagram: c.datagram,
             },
             outbox,
             spools,
@@ -412,6 +420,8 @@ impl Store for FileStore {
                 .copied()
                 .filter(|&e| e != 0)
                 .collect(),
+            peer_datagram: c.peer_datagram,
+            datagram: c.datagram,
         };
         write_atomic(
             &self.dir.join("counters.json"),

@@ -20,6 +20,14 @@ pub struct Counters {
     pub replay: ReplayMemory,
     /// Incoming messages below this sequence number were delivered.
     pub delivered_seq: u64,
+    /// The largest datagram the peer said (in its latest `Hello`) it sends; 0 before it said.
+    /// A restarted session uses the smaller of it and its own from the start, so its data
+    /// packets agree with the peer's before the next `Hello`.
+    pub peer_datagram: u64,
+    /// The datagram size in use when these counters were saved (0: not saved yet): data packet
+    /// indexes of spools and the outbox's marks are in packets of it, so a session that opens
+    /// with another size starts what was in progress again.
+    pub datagram: u64,
 }
 
 /// An outgoing transfer as persisted.

@@ -45,7 +45,9 @@ pub struct SessionConfig {
     pub incarnation: u64,
     /// The largest datagram this side sends (the system's `datagram_bytes`, up to the radio's
     /// frame size): between `wire::MIN_DATAGRAM` and `wire::MAX_PACKET` (clamped). The payload of
-    /// a data packet follows from it ([`payload_size`]), so both sides must agree on it.
+    /// a data packet follows from it ([`payload_size`]), so both sides must agree on it: each
+    /// says its own in its `Hello`, and when they differ both use the smaller
+    /// ([`Event::DatagramMismatch`]).
     pub datagram_bytes: usize,
     /// The longest a datagram may be overtaken by a later one. A packet is judged lost only this
     /// long after a later one arrived, so nothing that merely arrives late is sent twice.
@@ -111,6 +113,19 @@ pub enum Event {
         size: u64,
         /// Why.
         reason: String,
+    },
+    /// The peer's `Hello` says it sends datagrams of another size than this side's
+    /// `datagram_bytes` (the two ends were configured differently). Both use the smaller from
+    /// then on, and transfers in progress start again in packets of it (data cut to another
+    /// size cannot be placed): a misconfiguration to fix, told once a run for each size the
+    /// peer says.
+    DatagramMismatch {
+        /// This side's configured size.
+        ours: usize,
+        /// The peer's.
+        peers: usize,
+        /// The size both use now.
+        using: usize,
     },
 }
 
@@ -189,9 +204,14 @@ pub struct SessionStats {
 /// A resumable, paced, authenticated transfer session with one peer. See the crate documentation.
 pub struct Session {
     config: SessionConfig,
-    /// Payload bytes per data packet: [`payload_size`] of the datagram size.
+    /// The datagram size in use: the configured one, or the peer's when smaller.
+    datagram: usize,
+    /// The peer's size last told to the application as a mismatch (once a run for each).
+    mismatch_told: Option<usize>,
+    /// Payload bytes per data packet: [`payload_size`] of the datagram size in use.
     packet_size: usize,
-    /// The most body bytes a packet carries: the datagram size less a long packet's overhead.
+    /// The most body bytes a packet carries: the datagram size in use less a long packet's
+    /// overhead.
     max_body: usize,
     store: Box<dyn Store>,
     sealer: Sealer,
@@ -325,6 +345,7 @@ struct CandidateHello {
     incarnation: u64,
     resume: Vec<u64>,
     unacked_seq: u64,
+    datagram_bytes: u64,
     /// When a `Hello` of this epoch was last answered.
     answered_at: Instant,
 }

@@ -63,7 +63,7 @@ impl Session {
         if est <= 0.0 {
             return INITIAL_PACE;
         }
-        (self.delivery.gain() * est).max(self.config.datagram_bytes as f64)
+        (self.delivery.gain() * est).max(self.datagram as f64)
     }
 
     /// Data packets were acknowledged: `bytes` of them, the newest sent with `newest`.
@@ -106,7 +106,7 @@ impl Session {
             .map(|s| s.size)
             .sum();
         let est = self.delivery.estimate();
-        let datagram = self.config.datagram_bytes;
+        let datagram = self.datagram;
         let cap = if est <= 0.0 {
             INITIAL_WINDOW * datagram
         } else {
@@ -135,7 +135,7 @@ impl Session {
 
     fn burst(&self) -> f64 {
         if self.rate.is_finite() {
-            (self.rate * 0.02).max(self.config.datagram_bytes as f64)
+            (self.rate * 0.02).max(self.datagram as f64)
         } else {
             f64::INFINITY
         }

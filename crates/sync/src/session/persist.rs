@@ -40,9 +40,16 @@ impl Session {
             datagram_bytes,
             ..config
         };
-        let packet_size = payload_size(datagram_bytes);
         let persisted = store.load()?;
         let mut counters = persisted.counters;
+        // The peer's size as its last Hello said: data packets agree with it from the start.
+        let datagram = match usize::try_from(counters.peer_datagram) {
+            Ok(peer) if peer > 0 => {
+                datagram_bytes.min(peer.clamp(wire::MIN_DATAGRAM, wire::MAX_PACKET))
+            }
+            _ => datagram_bytes,
+        };
+        let packet_size = payload_size(datagram);
         // Repair counters a crash left behind the outbox (see send_message).
         for e in &persisted.outbox {
             counters.next_transfer = counters.next_transfer.max(e.offer.transfer + 1);
@@ -58,6 +65,10 @@ impl Session {
         // Everything below the reservation may have been used: start above it, and reserve.
         let next_pn = counters.pn_reserved.max(1);
         counters.pn_reserved = next_pn + PN_RESERVATION;
+        // Spools and outbox marks saved at another size (this side's configuration changed, or
+        // the peer's) cannot be placed: what was in progress starts again, below.
+        let resized = counters.datagram != 0 && counters.datagram != datagram as u64;
+        counters.datagram = datagram as u64;
         store.save_counters(&counters)?;
         let mut out = BTreeMap::new();
         for entry in persisted.outbox {
@@ -169,10 +180,15 @@ impl Session {
             stats: SessionStats::default(),
             store,
             packet_size,
-            max_body: datagram_bytes - wire::PACKET_OVERHEAD,
+            max_body: datagram - wire::PACKET_OVERHEAD,
+            datagram,
+            mismatch_told: None,
             config,
         })
         .map(|mut s| {
+            if resized {
+                s.use_datagram(datagram);
+            }
             s.deliver_messages();
             s
         })

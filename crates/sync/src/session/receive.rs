@@ -126,9 +126,10 @@ impl Session {
                     resume,
                     unacked_seq,
                     replay_floor,
+                    datagram_bytes,
                 } => {
                     self.number_above(replay_floor);
-                    self.receive_hello(pn, incarnation, &resume, unacked_seq);
+                    self.receive_hello(pn, incarnation, &resume, unacked_seq, datagram_bytes);
                 }
                 Chunk::HelloAck {
                     incarnation,

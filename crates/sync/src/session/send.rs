@@ -725,6 +725,7 @@ mod tests {
             resume: (0..64).map(|i| u64::MAX - i).collect(),
             unacked_seq: 3,
             replay_floor: Some((u64::MAX, 1 << 47)),
+            datagram_bytes: 1500,
         };
         let Some(Chunk::Hello { resume, .. }) = cut_to(hello, budget) else {
             panic!("a hello is always cut to fit");
