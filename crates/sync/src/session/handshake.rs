@@ -173,6 +173,7 @@ impl Session {
         self.datagram = datagram;
         self.packet_size = payload_size(datagram);
         self.max_body = datagram - wire::PACKET_OVERHEAD;
+        self.delivery.set_datagram(datagram);
         for o in self.out.values_mut() {
             o.packets = packet_count(o.entry.offer.size, self.packet_size);
             o.next_new = 0;
@@ -259,21 +260,7 @@ impl Session {
     }
 
     /// A `HelloAck` of the peer's proven epoch answering a `Hello` of this run.
-    pub(super) fn receive_hello_ack(
-        &mut self,
-        now: Instant,
-        hello_pn: u64,
-        next_transfer: u64,
-        next_seq: u64,
-    ) {
-        // The answer to the packet that carried our latest Hello: a round trip of small packets,
-        // measured before any data queues behind them.
-        if let Some((pn, at)) = self.hello_carried
-            && pn == hello_pn
-        {
-            self.hello_carried = None;
-            self.delivery.on_rtt(now.saturating_duration_since(at));
-        }
+    pub(super) fn receive_hello_ack(&mut self, hello_pn: u64, next_transfer: u64, next_seq: u64) {
         if hello_pn >= self.hello_asked_from {
             self.hello_pending = false;
         }

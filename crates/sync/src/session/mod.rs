@@ -248,8 +248,6 @@ pub struct Session {
     /// `Hello` says so): one missing from the inbox was delivered and its mark lost.
     peer_unacked_seq: u64,
     hello_sent_at: Option<Instant>,
-    /// The packet number that carried this side's latest `Hello`, and when it went.
-    hello_carried: Option<(u64, Instant)>,
     /// When a new candidate epoch last had our `Hello` sent at once (at most `MAX_CANDIDATES`
     /// times a probe timeout: replays must not unpace it).
     hello_rushed_at: Option<Instant>,

@@ -97,6 +97,9 @@ impl Session {
             self.settled = self.settled.max(p);
         }
         let mut ack_eliciting = false;
+        // Whether a transfer's first data came: acknowledged without the usual spacing, so that
+        // its sender measures the path's round trip on a packet no queue held.
+        let mut first_data = false;
         let mut touched = Vec::new();
         for chunk in chunks {
             ack_eliciting |= !matches!(
@@ -109,7 +112,12 @@ impl Session {
                     index,
                     payload,
                 } => {
+                    let new = self
+                        .spools
+                        .get(&transfer)
+                        .is_none_or(|s| s.received.is_empty());
                     if self.receive_data(now, transfer, index, &payload) {
+                        first_data |= new;
                         touched.push(transfer);
                     }
                 }
@@ -138,7 +146,7 @@ impl Session {
                     next_seq,
                 } => {
                     if incarnation == self.config.incarnation {
-                        self.receive_hello_ack(now, hello_pn, next_transfer, next_seq);
+                        self.receive_hello_ack(hello_pn, next_transfer, next_seq);
                     }
                 }
                 Chunk::StatusRequest { transfers } => {
@@ -163,9 +171,10 @@ impl Session {
             }
             self.last_arrival = Some(now);
             self.ack_pending += 1;
-            let delay = pace.map_or(self.config.ack_delay, |g| {
-                (g * 8).clamp(self.config.ack_delay, MAX_ACK_DELAY)
-            });
+            let delay = match pace {
+                Some(g) if !first_data => (g * 8).clamp(self.config.ack_delay, MAX_ACK_DELAY),
+                _ => self.config.ack_delay,
+            };
             let due = if self.ack_pending >= self.config.ack_every {
                 now
             } else {

@@ -102,7 +102,6 @@ impl Session {
         let mut body = Vec::with_capacity(self.max_body);
         let mut handshake = 0usize;
         let mut hello = false;
-        let mut our_hello = false;
         // A full data chunk leaves no room for control beside it: after a packet of control only
         // while data waited, the next carries data only, so that control (answers to a storm of
         // replayed handshakes, say) never starves the transfers.
@@ -140,7 +139,6 @@ impl Session {
             ) {
                 handshake += len;
                 hello |= matches!(c, Chunk::Hello { .. } | Chunk::HelloAck { .. });
-                our_hello |= matches!(c, Chunk::Hello { .. });
             }
             let c = self.control.pop_front()?;
             encode_chunk(&c, &mut body);
@@ -153,9 +151,6 @@ impl Session {
             return None;
         }
         let pn = self.take_pn()?;
-        if our_hello {
-            self.hello_carried = Some((pn, now));
-        }
         if !offered.is_empty() {
             if self.offers_in_flight.len() >= MAX_OUT {
                 self.offers_in_flight.pop_first();
@@ -481,7 +476,8 @@ impl Session {
                 self.srtt = Some(self.srtt.map_or(sample, |s| (s * 7 + sample) / 8));
                 // The path's own round trip: without the time the receiver held the answer.
                 let held = Duration::from_millis(a.delay_ms.min(MAX_ACK_DELAY.as_millis() as u64));
-                self.delivery.on_rtt(sample.saturating_sub(held));
+                self.delivery
+                    .on_rtt(now, sample.saturating_sub(held), sent.state);
             }
             if got {
                 delivered += sent.size as u64;
