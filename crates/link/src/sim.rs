@@ -578,8 +578,9 @@ impl sync::Store for SharedStore {
         t: u64,
         o: Option<&wire::Offer>,
         r: &[(u32, u32)],
+        at: Duration,
     ) -> std::io::Result<()> {
-        self.lock().spool_persist(t, o, r)
+        self.lock().spool_persist(t, o, r, at)
     }
     fn spool_commit(&mut self, o: &wire::Offer) -> std::io::Result<sync::Commit> {
         self.lock().spool_commit(o)

@@ -4,11 +4,13 @@
 //!
 //! ```text
 //! counters.json            packet-number reservation, transfer and message counters, the peer's
-//!                          epochs (current with its replay mark, retired)
+//!                          epochs (current with its replay mark, retired), the datagram sizes,
+//!                          how long the link has run in all (what spools' idle time counts)
 //! outbox/<t>.json          an outgoing transfer (offer, high-water mark); messages keep their
 //! outbox/<t>.body          bytes beside it
 //! spool/<t>.data           received bytes, written at their offsets
-//! spool/<t>.json           the offer and the ranges received durably
+//! spool/<t>.json           the offer, the ranges received durably, the running time of its last
+//!                          progress (its files' age is never looked at: the wall clock may jump)
 //! inbox/<seq>.msg          committed messages not yet handled
 //! committed.json           the last transfers committed (so a resumed sender hears "committed")
 //! ```
@@ -26,7 +28,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use cas::DirSync;
 pub(crate) use cas::ObjectLayout;
@@ -71,6 +73,10 @@ struct CountersFile {
     /// The datagram size spools and outbox marks are in (0: not saved yet).
     #[serde(default)]
     datagram: u64,
+    /// How long sessions on this store have run, in all, in milliseconds: the clock spools'
+    /// idle time is measured on.
+    #[serde(default)]
+    running_ms: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -121,6 +127,10 @@ struct OutboxFile {
 struct SpoolFile {
     offer: Option<OfferFile>,
     received: Vec<(u32, u32)>,
+    /// The store's running time at the spool's last progress, in milliseconds (not the wall
+    /// clock's: see `sync::Counters::running`).
+    #[serde(default)]
+    progress_ms: Option<u64>,
 }
 
 impl FileStore {
@@ -192,18 +202,6 @@ impl FileStore {
         }
         self.admitted.insert(offer.transfer, offer.size);
         Ok(())
-    }
-
-    /// How long ago spool `t` last made progress: the age of the newer of its files (zero when
-    /// neither can be read, or one is from the future).
-    fn spool_idle(&self, t: u64) -> Duration {
-        let now = SystemTime::now();
-        [self.spool_data(t), self.spool_meta(t)]
-            .iter()
-            .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
-            .map(|m| now.duration_since(m).unwrap_or_default())
-            .min()
-            .unwrap_or_default()
     }
 
     fn spool_data(&self, t: u64) -> PathBuf {
@@ -364,7 +362,7 @@ impl Store for FileStore {
                     transfer: t,
                     offer: f.offer.map(Into::into),
                     received: f.received,
-                    idle: self.spool_idle(t),
+                    progress_at: f.progress_ms.map(Duration::from_millis),
                 }),
                 Err(e) => {
                     // The transfer starts again from nothing: its sender hears "unknown".
@@ -398,6 +396,7 @@ impl Store for FileStore {
                 delivered_seq: c.delivered_seq,
                 peer_datagram: c.peer_datagram,
                 datagram: c.datagram,
+                running: Duration::from_millis(c.running_ms),
             },
             outbox,
             spools,
@@ -422,6 +421,7 @@ impl Store for FileStore {
                 .collect(),
             peer_datagram: c.peer_datagram,
             datagram: c.datagram,
+            running_ms: u64::try_from(c.running.as_millis()).unwrap_or(u64::MAX),
         };
         write_atomic(
             &self.dir.join("counters.json"),
@@ -491,11 +491,13 @@ impl Store for FileStore {
         t: u64,
         offer: Option<&Offer>,
         received: &[(u32, u32)],
+        progress_at: Duration,
     ) -> io::Result<()> {
         self.spool_file(t)?.sync_data()?;
         let f = SpoolFile {
             offer: offer.map(Into::into),
             received: received.to_vec(),
+            progress_ms: Some(u64::try_from(progress_at.as_millis()).unwrap_or(u64::MAX)),
         };
         write_atomic(
             &self.spool_meta(t),
@@ -588,7 +590,8 @@ mod tests {
         {
             let mut s = FileStore::open(&dir, layout.clone()).unwrap();
             s.spool_write(3, 5, b"56789").unwrap();
-            s.spool_persist(3, Some(&offer), &[(1, 2)]).unwrap();
+            s.spool_persist(3, Some(&offer), &[(1, 2)], Duration::ZERO)
+                .unwrap();
             s.save_counters(&Counters {
                 pn_reserved: 77,
                 ..Counters::default()
@@ -630,14 +633,20 @@ mod tests {
         };
         // An object of 1 MiB, 10 bytes in.
         s.spool_write(1, 0, &[7; 10]).unwrap();
-        s.spool_persist(1, Some(&offer(1, TransferKind::Object, 1 << 20)), &[(0, 1)])
-            .unwrap();
+        s.spool_persist(
+            1,
+            Some(&offer(1, TransferKind::Object, 1 << 20)),
+            &[(0, 1)],
+            Duration::ZERO,
+        )
+        .unwrap();
         // A message: never an object.
         s.spool_write(2, 0, &[7; 100]).unwrap();
         s.spool_persist(
             2,
             Some(&offer(2, TransferKind::Message { seq: 4 }, 5000)),
             &[(0, 1)],
+            Duration::ZERO,
         )
         .unwrap();
         // Data whose metadata is not written yet counts as written.
@@ -678,8 +687,13 @@ mod tests {
             s.admit(&offer(t, DEFAULT_MAX_OBJECT)).unwrap();
             if t == 2 {
                 s.spool_write(t, 0, &[7; 10]).unwrap();
-                s.spool_persist(t, Some(&offer(t, DEFAULT_MAX_OBJECT)), &[(0, 1)])
-                    .unwrap();
+                s.spool_persist(
+                    t,
+                    Some(&offer(t, DEFAULT_MAX_OBJECT)),
+                    &[(0, 1)],
+                    Duration::ZERO,
+                )
+                .unwrap();
             }
             admitted += DEFAULT_MAX_OBJECT;
             t += 1;

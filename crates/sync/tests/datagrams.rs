@@ -60,8 +60,14 @@ impl Store for Shared {
     fn spool_write(&mut self, t: u64, offset: u64, data: &[u8]) -> io::Result<()> {
         self.with(|s| s.spool_write(t, offset, data))
     }
-    fn spool_persist(&mut self, t: u64, o: Option<&Offer>, r: &[(u32, u32)]) -> io::Result<()> {
-        self.with(|s| s.spool_persist(t, o, r))
+    fn spool_persist(
+        &mut self,
+        t: u64,
+        o: Option<&Offer>,
+        r: &[(u32, u32)],
+        at: Duration,
+    ) -> io::Result<()> {
+        self.with(|s| s.spool_persist(t, o, r, at))
     }
     fn spool_commit(&mut self, o: &Offer) -> io::Result<Commit> {
         self.with(|s| s.spool_commit(o))

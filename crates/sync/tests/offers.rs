@@ -72,8 +72,14 @@ impl Store for Recording {
         self.writes.lock().unwrap().push((t, offset, data.len()));
         self.with(|s| s.spool_write(t, offset, data))
     }
-    fn spool_persist(&mut self, t: u64, o: Option<&Offer>, r: &[(u32, u32)]) -> io::Result<()> {
-        self.with(|s| s.spool_persist(t, o, r))
+    fn spool_persist(
+        &mut self,
+        t: u64,
+        o: Option<&Offer>,
+        r: &[(u32, u32)],
+        at: Duration,
+    ) -> io::Result<()> {
+        self.with(|s| s.spool_persist(t, o, r, at))
     }
     fn spool_commit(&mut self, o: &Offer) -> io::Result<Commit> {
         self.with(|s| s.spool_commit(o))

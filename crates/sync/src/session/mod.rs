@@ -62,7 +62,9 @@ pub struct SessionConfig {
     pub persist_interval: Duration,
     /// A spool (an incoming transfer) that made no progress for this long is dropped and its
     /// space freed: its sender is gone, or gave up on it. Should it come back, the transfer
-    /// starts again from nothing.
+    /// starts again from nothing. Time counts while sessions on the store run
+    /// ([`crate::Counters::running`]): a wall clock that jumps, or a long power-off, expires
+    /// nothing.
     pub spool_expiry: Duration,
 }
 
@@ -297,8 +299,9 @@ pub struct Session {
     ack_gap: Option<Duration>,
     last_ack_at: Option<Instant>,
     spools: BTreeMap<u64, Spool>,
-    /// The first instant the session was given: a spool loaded from the store has been idle
-    /// since its `idle_at_open` before it.
+    /// The store's running time when the session opened ([`crate::Counters::running`]).
+    clock_base: Duration,
+    /// The first instant the session was given: its running time counts from it.
     opened_at: Option<Instant>,
     /// When spools were last looked at for expiry.
     expiry_checked_at: Option<Instant>,
@@ -363,10 +366,8 @@ struct Spool {
     received: RangeSet,
     dirty: u64,
     dirty_since: Option<Instant>,
-    /// When a chunk of it last arrived (at open: none).
-    active_at: Option<Instant>,
-    /// How long it had been idle when the session opened (as the store told).
-    idle_at_open: Duration,
+    /// The store's running time at its last progress (its offer, or a chunk of data).
+    progress_at: Duration,
 }
 
 const MAX_SPOOLS: usize = 4096;
@@ -378,7 +379,8 @@ pub const OFFERLESS_WINDOW: u32 = 64;
 const MAX_OUT: usize = 1 << 16;
 const COMMITTED_MEMORY: usize = 4096;
 const REFUSED_MEMORY: usize = 1024;
-/// How often spools are looked at for expiry.
+/// How often spools are looked at for expiry (and, while there are some, the running time is
+/// saved: what a crash loses of it).
 const EXPIRY_CHECK: Duration = Duration::from_secs(60);
 const PN_RESERVATION: u64 = 1024;
 /// How far ahead of the highest packet number accepted in the peer's current epoch the saved

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wire::{Opener, Sealer, TransferKind};
 
@@ -91,6 +91,13 @@ impl Session {
                 },
             );
         }
+        // A spool's progress saved after the running time was (a crash between the two) is not
+        // in the future.
+        let clock_base = persisted
+            .spools
+            .iter()
+            .filter_map(|s| s.progress_at)
+            .fold(counters.running, Duration::max);
         let spools = persisted
             .spools
             .into_iter()
@@ -107,8 +114,7 @@ impl Session {
                         received,
                         dirty: 0,
                         dirty_since: None,
-                        active_at: None,
-                        idle_at_open: s.idle,
+                        progress_at: s.progress_at.unwrap_or(clock_base),
                     },
                 )
             })
@@ -163,6 +169,7 @@ impl Session {
             ack_gap: None,
             last_ack_at: None,
             spools,
+            clock_base,
             opened_at: None,
             expiry_checked_at: None,
             refused: VecDeque::new(),
@@ -209,7 +216,7 @@ impl Session {
             .collect();
         if self
             .store
-            .spool_persist(t, s.offer.as_ref(), &ranges)
+            .spool_persist(t, s.offer.as_ref(), &ranges, s.progress_at)
             .is_err()
         {
             self.stats.store_errors += 1;
@@ -217,6 +224,13 @@ impl Session {
         }
         s.dirty = 0;
         s.dirty_since = None;
+    }
+
+    /// The store's running time at `now` ([`crate::Counters::running`]): what it was when the
+    /// session opened, and how long the session has run since its first instant.
+    pub(super) fn running(&mut self, now: Instant) -> Duration {
+        let opened = *self.opened_at.get_or_insert(now);
+        self.clock_base + now.saturating_duration_since(opened)
     }
 
     pub(super) fn persist_all(&mut self, now: Instant, force: bool) {

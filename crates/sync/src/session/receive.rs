@@ -2,7 +2,7 @@
 //! the digest verifies, the inbox and in-order message delivery, the acknowledgements this side
 //! owes, and the settled mark (below it, a missing packet is lost).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wire::{
     AckRanges, Chunk, MAX_RANGES, Offer, PacketError, Status, StatusState, TransferKind,
@@ -123,7 +123,7 @@ impl Session {
                 }
                 Chunk::Offer(o) => {
                     let t = o.transfer;
-                    if self.receive_offer(o) {
+                    if self.receive_offer(now, o) {
                         touched.push(t);
                     }
                 }
@@ -260,15 +260,15 @@ impl Session {
         if !self.make_room_for(transfer) {
             return false;
         }
+        let running = self.running(now);
         let spool = self.spools.entry(transfer).or_insert_with(|| Spool {
             offer: None,
             received: RangeSet::new(),
             dirty: 0,
             dirty_since: None,
-            active_at: None,
-            idle_at_open: Duration::ZERO,
+            progress_at: running,
         });
-        spool.active_at = Some(now);
+        spool.progress_at = running;
         if spool.received.contains(u64::from(index)) {
             self.stats.duplicates += 1;
             return false;
@@ -288,7 +288,7 @@ impl Session {
         true
     }
 
-    fn receive_offer(&mut self, o: Offer) -> bool {
+    fn receive_offer(&mut self, now: Instant, o: Offer) -> bool {
         let t = o.transfer;
         if matches!(o.kind, TransferKind::Message { .. }) && o.size > wire::MAX_MESSAGE as u64 {
             // No message is longer (the sender refuses to queue one): a spool must not be.
@@ -326,13 +326,13 @@ impl Session {
         if !self.make_room_for(t) {
             return false;
         }
+        let running = self.running(now);
         let spool = self.spools.entry(t).or_insert_with(|| Spool {
             offer: None,
             received: RangeSet::new(),
             dirty: 0,
             dirty_since: None,
-            active_at: None,
-            idle_at_open: Duration::ZERO,
+            progress_at: running,
         });
         match &spool.offer {
             Some(existing) if *existing != o => {
@@ -391,11 +391,12 @@ impl Session {
         true
     }
 
-    /// Drops the spools that made no progress for the `spool_expiry` (looked at once every
-    /// [`EXPIRY_CHECK`]), freeing their space. Their sender, if it comes back, hears "unknown"
-    /// (or a status without what was dropped) and sends the transfer again from nothing.
+    /// Drops the spools that made no progress for the `spool_expiry` of running time (looked at
+    /// once every [`EXPIRY_CHECK`]), freeing their space, and saves the running time while some
+    /// wait. Their sender, if it comes back, hears "unknown" (or a status without what was
+    /// dropped) and sends the transfer again from nothing.
     pub(super) fn expire_spools(&mut self, now: Instant) {
-        let opened = *self.opened_at.get_or_insert(now);
+        let running = self.running(now);
         if self
             .expiry_checked_at
             .is_some_and(|c| now < c + EXPIRY_CHECK)
@@ -407,19 +408,21 @@ impl Session {
         let stale: Vec<u64> = self
             .spools
             .iter()
-            .filter(|(_, s)| {
-                let idle = match s.active_at {
-                    Some(a) => now.saturating_duration_since(a),
-                    None => now.saturating_duration_since(opened) + s.idle_at_open,
-                };
-                idle >= expiry
-            })
+            .filter(|(_, s)| running.saturating_sub(s.progress_at) >= expiry)
             .map(|(&t, _)| t)
             .collect();
         for t in stale {
             self.spools.remove(&t);
             self.stats.spools_expired += 1;
             if self.store.spool_drop(t).is_err() {
+                self.stats.store_errors += 1;
+            }
+        }
+        // The clock spools are judged by, saved while they wait: a restart goes on from here
+        // (a crash loses at most one check's worth).
+        if !self.spools.is_empty() && running > self.counters.running {
+            self.counters.running = running;
+            if self.store.save_counters(&self.counters).is_err() {
                 self.stats.store_errors += 1;
             }
         }
@@ -432,7 +435,7 @@ impl Session {
         if self.spools.contains_key(&t) || self.spools.len() < MAX_SPOOLS {
             return true;
         }
-        let Some((&victim, _)) = self.spools.iter().min_by_key(|(_, s)| s.active_at) else {
+        let Some((&victim, _)) = self.spools.iter().min_by_key(|(_, s)| s.progress_at) else {
             return false;
         };
         self.spools.remove(&victim);
