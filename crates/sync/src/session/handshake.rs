@@ -201,11 +201,11 @@ impl Session {
     fn queue_hello_ack(&mut self, incarnation: u64, hello_pn: u64) {
         let queued = self
             .control
-            .iter()
             .position(|c| matches!(c, Chunk::HelloAck { incarnation: i, .. } if *i == incarnation));
         if let Some(i) = queued {
-            if let Chunk::HelloAck { hello_pn: old, .. } = self.control[i] {
-                self.control[i] = self.hello_ack(incarnation, hello_pn.max(old));
+            if let Some(&Chunk::HelloAck { hello_pn: old, .. }) = self.control.get(i) {
+                let ack = self.hello_ack(incarnation, hello_pn.max(old));
+                self.control.replace(i, ack);
             }
             return;
         }
@@ -214,7 +214,7 @@ impl Session {
             let foreign =
                 |c: &Chunk| matches!(c, Chunk::HelloAck { incarnation: i, .. } if *i != peer);
             if self.control.iter().filter(|c| foreign(c)).count() >= MAX_CANDIDATES
-                && let Some(i) = self.control.iter().position(foreign)
+                && let Some(i) = self.control.position(foreign)
             {
                 self.control.remove(i);
             }

@@ -10,14 +10,18 @@
 //! - `receive`: incoming datagrams, spools, commits, the inbox and message delivery,
 //!   acknowledgements to send and the settled mark;
 //! - `pacing`: whether the link is up, its rate (configured, or the delivery-rate estimate of
-//!   `estimate`), the token bucket, the data in flight, the probe timeout;
+//!   `estimate`), the token bucket, the data in flight (`flight`, which keeps its totals as it
+//!   changes), the probe timeout;
 //! - `handshake`: `Hello`s and status answers, forgetting a peer that restarted, the stream
 //!   marks that let a side with lost or restored counters resume, proving the peer's candidate
 //!   epochs, and which header form to seal in;
 //! - `persist`: opening a session from its store, and persisting spools and the opener's memory
-//!   of the peer's epochs.
+//!   of the peer's epochs;
+//! - `control`: the queue of control chunks, counting the refusals and statuses in it.
 
+mod control;
 mod estimate;
+mod flight;
 mod handshake;
 mod pacing;
 mod persist;
@@ -27,7 +31,7 @@ mod send;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use wire::{Chunk, Digest, Direction, LinkKey, Offer, Opener, Sealer};
+use wire::{Digest, Direction, LinkKey, Offer, Opener, Sealer};
 
 use crate::ranges::RangeSet;
 use crate::store::{Counters, OutboxEntry, Store};
@@ -268,7 +272,7 @@ pub struct Session {
     long_from: u64,
     // Sending.
     out: BTreeMap<u64, Out>,
-    in_flight: BTreeMap<u64, Sent>,
+    in_flight: flight::InFlight,
     flight_by_packet: HashMap<(u64, u32), u64>,
     /// Packets that carried offers with data (by packet number): the transfers they offered. A
     /// packet judged lost makes its offers due again, so that the receiver, which takes only a
@@ -276,7 +280,7 @@ pub struct Session {
     offers_in_flight: BTreeMap<u64, Vec<u64>>,
     floor_sent: u64,
     srtt: Option<Duration>,
-    control: VecDeque<Chunk>,
+    control: control::Control,
     /// The last packet carried control only while data waited: the next carries data first.
     data_turn: bool,
     // Receiving.
@@ -305,9 +309,11 @@ pub struct Session {
     opened_at: Option<Instant>,
     /// When spools were last looked at for expiry.
     expiry_checked_at: Option<Instant>,
-    /// Object transfers of the peer refused, with the reason, least recently refused first (at
-    /// most [`REFUSED_MEMORY`]): what more arrives of them is answered with the refusal again.
-    refused: VecDeque<(u64, String)>,
+    /// Object transfers of the peer refused, with the reason (at most [`REFUSED_MEMORY`]): what
+    /// more arrives of them is answered with the refusal again.
+    refused: HashMap<u64, String>,
+    /// The transfers of `refused`, least recently refused first.
+    refused_order: VecDeque<u64>,
     committed: HashSet<u64>,
     committed_order: VecDeque<u64>,
     pending_status: Vec<(u64, u64)>,
@@ -461,6 +467,8 @@ impl Session {
     /// Tells the session that `now` has come; timers are acted on in
     /// [`Session::poll_transmit`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.in_flight
+            .go_silent(now, self.pto() * pacing::SILENT_PTOS);
         self.give_up_on_marks(now);
         self.advance_settled(now);
         self.persist_all(now, false);
@@ -516,12 +524,8 @@ impl Session {
         // in flight to count no more.
         let capped = self.last_refill.is_some_and(|t| self.over_the_pipe(t));
         if capped
-            && let Some(t) = self
-                .in_flight
-                .values()
-                .map(|s| s.at + pto * pacing::SILENT_PTOS)
-                .filter(|&t| self.last_refill.is_some_and(|now| t > now))
-                .min()
+            && let Some(now) = self.last_refill
+            && let Some(t) = self.in_flight.next_silence(now, pto * pacing::SILENT_PTOS)
         {
             at(t);
         }

@@ -130,12 +130,7 @@ impl Session {
     /// Bytes of data in flight sent within [`SILENT_PTOS`] probe timeouts (what went before is
     /// no longer on its way: lost, or left to status answers).
     fn young_in_flight(&self, now: Instant) -> usize {
-        let old = self.pto() * SILENT_PTOS;
-        self.in_flight
-            .values()
-            .filter(|s| now < s.at + old)
-            .map(|s| s.size)
-            .sum()
+        self.in_flight.young_bytes(now, self.pto() * SILENT_PTOS)
     }
 
     /// The probe timeout: how long an answer may take (twice the smoothed round trip, the reorder

@@ -321,7 +321,9 @@ impl Session {
                 self.refuse(&o, reason);
                 return false;
             }
-            self.refused.retain(|(r, _)| *r != t);
+            if self.refused.remove(&t).is_some() {
+                self.refused_order.retain(|&r| r != t);
+            }
         }
         if !self.make_room_for(t) {
             return false;
@@ -354,9 +356,9 @@ impl Session {
         if self.spools.remove(&t).is_some() && self.store.spool_drop(t).is_err() {
             self.stats.store_errors += 1;
         }
-        let known = self.refused.iter().position(|(r, _)| *r == t);
-        if let Some(i) = known {
-            self.refused.remove(i);
+        if self.refused.remove(&t).is_some() {
+            // Refused again (it was offered again): the most recent now.
+            self.refused_order.retain(|&r| r != t);
         } else {
             self.stats.offers_refused += 1;
             self.events.push_back(Event::ObjectDeclined {
@@ -365,23 +367,22 @@ impl Session {
                 reason: reason.clone(),
             });
         }
-        if self.refused.len() >= REFUSED_MEMORY {
-            self.refused.pop_front();
+        if self.refused_order.len() >= REFUSED_MEMORY
+            && let Some(oldest) = self.refused_order.pop_front()
+        {
+            self.refused.remove(&oldest);
         }
-        self.refused.push_back((t, reason));
+        self.refused_order.push_back(t);
+        self.refused.insert(t, reason);
         self.queue_refusal(t);
     }
 
     /// When transfer `t` was refused, queues the refusal (once in the queue) and returns true.
     pub(super) fn queue_refusal(&mut self, t: u64) -> bool {
-        let Some((_, reason)) = self.refused.iter().find(|(r, _)| *r == t) else {
+        let Some(reason) = self.refused.get(&t) else {
             return false;
         };
-        let queued = self
-            .control
-            .iter()
-            .any(|c| matches!(c, Chunk::Refuse { transfer, .. } if *transfer == t));
-        if !queued {
+        if !self.control.has_refusal(t) {
             let reason = reason.clone();
             self.control.push_back(Chunk::Refuse {
                 transfer: t,
@@ -526,11 +527,7 @@ impl Session {
     }
 
     fn queue_committed(&mut self, t: u64) {
-        let already = self
-            .control
-            .iter()
-            .any(|c| matches!(c, Chunk::Status(s) if s.transfer == t));
-        if !already {
+        if !self.control.has_status(t) {
             let settled = self.settled;
             self.control.push_back(Chunk::Status(Status {
                 transfer: t,

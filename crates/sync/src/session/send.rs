@@ -98,6 +98,8 @@ impl Session {
         if self.tokens <= 0.0 {
             return None;
         }
+        self.in_flight
+            .go_silent(now, self.pto() * super::pacing::SILENT_PTOS);
         self.queue_control(now);
         let mut body = Vec::with_capacity(self.max_body);
         let mut handshake = 0usize;
@@ -157,36 +159,33 @@ impl Session {
             }
             self.offers_in_flight.insert(pn, offered);
         }
-        let state = (!data.is_empty()).then(|| {
-            self.delivery
-                .on_send(now, self.in_flight.is_empty(), self.drained)
-        });
-        for &(transfer, index, resent, len) in &data {
-            let Some(state) = state else {
-                break;
-            };
+        let packet = self.seal(pn, &body, hello);
+        if let Some(&(transfer, index, _, _)) = data.last() {
+            let state = self
+                .delivery
+                .on_send(now, self.in_flight.is_empty(), self.drained);
+            for &(transfer, index, resent, len) in &data {
+                if let Some(old) = self.flight_by_packet.insert((transfer, index), pn) {
+                    self.in_flight.remove(old);
+                }
+                if resent {
+                    self.stats.payload_resent += len as u64;
+                } else {
+                    self.stats.payload_sent += len as u64;
+                }
+            }
+            // The packet stands in flight for its last data chunk (each chunk finds its packet
+            // in `flight_by_packet`).
             self.in_flight.insert(
                 pn,
                 Sent {
                     transfer,
                     index,
                     at: now,
-                    size: 0,
+                    size: packet.len(),
                     state,
                 },
             );
-            if let Some(old) = self.flight_by_packet.insert((transfer, index), pn) {
-                self.in_flight.remove(&old);
-            }
-            if resent {
-                self.stats.payload_resent += len as u64;
-            } else {
-                self.stats.payload_sent += len as u64;
-            }
-        }
-        let packet = self.seal(pn, &body, hello);
-        if let Some(sent) = self.in_flight.get_mut(&pn) {
-            sent.size = packet.len();
         }
         self.tokens -= packet.len() as f64;
         self.stats.packets_sent += 1;
@@ -301,12 +300,7 @@ impl Session {
 
     /// Tells the receiver, every 256 packet numbers, below which nothing is in flight any more.
     fn queue_floor(&mut self) {
-        let floor = self
-            .in_flight
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(self.next_pn);
+        let floor = self.in_flight.first().unwrap_or(self.next_pn);
         if floor >= self.floor_sent + 256 {
             self.floor_sent = floor;
             self.control.push_back(Chunk::Floor { pn: floor });
@@ -450,6 +444,8 @@ impl Session {
             self.ack_gap = Some(self.ack_gap.map_or(gap, |g| (g * 7 + gap) / 8));
         }
         self.last_ack_at = Some(now);
+        self.in_flight
+            .go_silent(now, self.pto() * super::pacing::SILENT_PTOS);
         let received =
             RangeSet::from_ranges(a.ranges.iter().map(|&(lo, hi)| (lo, hi.saturating_add(1))));
         let judged: Vec<u64> = self
@@ -465,7 +461,7 @@ impl Session {
             if !got && pn > a.settled {
                 continue;
             }
-            let Some(sent) = self.in_flight.remove(&pn) else {
+            let Some(sent) = self.in_flight.remove(pn) else {
                 continue;
             };
             if self.flight_by_packet.get(&(sent.transfer, sent.index)) == Some(&pn) {
@@ -622,7 +618,7 @@ impl Session {
             match self.flight_by_packet.get(&(s.transfer, index)) {
                 Some(&pn) if pn > s.settled => {} // still on its way
                 Some(&pn) => {
-                    self.in_flight.remove(&pn);
+                    self.in_flight.remove(pn);
                     self.flight_by_packet.remove(&(s.transfer, index));
                     o.lost.insert(index);
                 }
