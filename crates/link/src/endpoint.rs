@@ -177,6 +177,9 @@ pub struct LinkStats {
     pub transfers: Vec<sync::OutgoingTransfer>,
     /// The session's counters.
     pub session: SessionStats,
+    /// The delivery-rate estimate, bytes/s, that a pass without a configured rate is paced to
+    /// (0 before its first sample; see `sync::Session::delivery_rate`).
+    pub delivery_rate: f64,
 }
 
 #[derive(Debug)]
@@ -568,6 +571,7 @@ impl Core {
                 outgoing_bytes: self.session.outgoing_bytes(),
                 transfers: self.session.outgoing_transfers(),
                 session: self.session.stats().clone(),
+                delivery_rate: self.session.delivery_rate(),
             };
             for tx in batch.snapshots {
                 let _ = tx.send(stats.clone());

@@ -35,7 +35,7 @@ mod store;
 
 pub use ranges::RangeSet;
 pub use session::{
-    Event, OFFERLESS_WINDOW, OutgoingTransfer, Session, SessionConfig, SessionStats, packet_count,
-    payload_size,
+    Event, INITIAL_PACE, OFFERLESS_WINDOW, OutgoingTransfer, Session, SessionConfig, SessionStats,
+    packet_count, payload_size,
 };
 pub use store::{Commit, Counters, MemStore, OutboxEntry, Persisted, SpoolEntry, Store};

@@ -28,6 +28,8 @@ mod persist;
 mod receive;
 mod send;
 
+pub use pacing::INITIAL_PACE;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 

@@ -17,7 +17,7 @@ use super::{INITIAL_RTT, Session};
 
 /// The pace of a pass without a configured rate before its first sample, bytes/s: ten full
 /// datagrams per initial round trip.
-const INITIAL_PACE: f64 = 10.0 * wire::MAX_PACKET as f64 / 0.5;
+pub const INITIAL_PACE: f64 = 10.0 * wire::MAX_PACKET as f64 / 0.5;
 /// Probe timeouts without an acknowledgement after which the data in flight, or a packet of it,
 /// holds nothing back.
 pub(super) const SILENT_PTOS: u32 = 4;
