@@ -86,7 +86,8 @@ pub struct EndpointConfig {
     /// says nothing).
     pub settings: LinkSettings,
     /// Whether an object the peer offers may come (its declared size against the room this side
-    /// has); `None` takes every one.
+    /// has); `None` takes objects of at most [`crate::DEFAULT_MAX_OBJECT`] bytes, at most
+    /// [`crate::DEFAULT_MAX_INCOMING`] arriving at once.
     pub admit: Option<Admission>,
 }
 
@@ -176,6 +177,9 @@ pub struct LinkStats {
     pub transfers: Vec<sync::OutgoingTransfer>,
     /// The session's counters.
     pub session: SessionStats,
+    /// The delivery-rate estimate, bytes/s, that a pass without a configured rate is paced to
+    /// (0 before its first sample; see `sync::Session::delivery_rate`).
+    pub delivery_rate: f64,
 }
 
 #[derive(Debug)]
@@ -567,6 +571,7 @@ impl Core {
                 outgoing_bytes: self.session.outgoing_bytes(),
                 transfers: self.session.outgoing_transfers(),
                 session: self.session.stats().clone(),
+                delivery_rate: self.session.delivery_rate(),
             };
             for tx in batch.snapshots {
                 let _ = tx.send(stats.clone());
@@ -599,6 +604,18 @@ impl Core {
                 break;
             };
             self.pending.push_back(match ev {
+                Event::DatagramMismatch { ours, peers, using } => {
+                    // The application has nothing to do about it; the operators have.
+                    tracing::error!(
+                        ours,
+                        peers,
+                        using,
+                        "the peer sends datagrams of {peers} bytes and this side's datagram_bytes \
+                         is {ours}: both ends now use {using}, and transfers in progress start \
+                         again; give the system the same datagram_bytes at both ends"
+                    );
+                    continue;
+                }
                 Event::Message { seq, bytes } => LinkEvent::Message { seq, bytes },
                 Event::ObjectReceived { digest, .. } => LinkEvent::ObjectReceived(digest),
                 Event::ObjectDelivered { digest } => LinkEvent::ObjectDelivered(digest),

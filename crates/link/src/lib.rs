@@ -28,7 +28,7 @@ pub use endpoint::{
     MessageReceiver, MessageSender, SendError, spawn_endpoint,
 };
 pub use model::{Deliveries, LinkModel, LinkModelConfig, Loss, ModelStats};
-pub use settings::{Admission, LinkSettings};
+pub use settings::{Admission, DEFAULT_MAX_INCOMING, DEFAULT_MAX_OBJECT, LinkSettings};
 pub use store::FileStore;
 
 /// Whether a link endpoint's UDP address is free now: bound and released at once (a process

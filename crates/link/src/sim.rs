@@ -162,7 +162,8 @@ fn add(total: &mut SessionStats, s: &SessionStats) {
         peer_epochs_proven,
         store_errors,
         offers_refused,
-        spools_expired
+        spools_expired,
+        data_before_offer
     );
 }
 
@@ -416,6 +417,12 @@ pub fn run(s: &Scenario) -> Result<Outcome, String> {
                         return fail(format!("{:?} refused {digest}: {reason}", node.side));
                     }
                     Event::ObjectDelivered { .. } => {}
+                    Event::DatagramMismatch { ours, peers, .. } => {
+                        return fail(format!(
+                            "{:?} heard of datagrams of {peers} bytes, its own being {ours}: both sides have the same",
+                            node.side
+                        ));
+                    }
                 }
             }
             if i == 1 {
@@ -571,8 +578,9 @@ impl sync::Store for SharedStore {
         t: u64,
         o: Option<&wire::Offer>,
         r: &[(u32, u32)],
+        at: Duration,
     ) -> std::io::Result<()> {
-        self.lock().spool_persist(t, o, r)
+        self.lock().spool_persist(t, o, r, at)
     }
     fn spool_commit(&mut self, o: &wire::Offer) -> std::io::Result<sync::Commit> {
         self.lock().spool_commit(o)

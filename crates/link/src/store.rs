@@ -4,11 +4,13 @@
 //!
 //! ```text
 //! counters.json            packet-number reservation, transfer and message counters, the peer's
-//!                          epochs (current with its replay mark, retired)
+//!                          epochs (current with its replay mark, retired), the datagram sizes,
+//!                          how long the link has run in all (what spools' idle time counts)
 //! outbox/<t>.json          an outgoing transfer (offer, high-water mark); messages keep their
 //! outbox/<t>.body          bytes beside it
 //! spool/<t>.data           received bytes, written at their offsets
-//! spool/<t>.json           the offer and the ranges received durably
+//! spool/<t>.json           the offer, the ranges received durably, the running time of its last
+//!                          progress (its files' age is never looked at: the wall clock may jump)
 //! inbox/<seq>.msg          committed messages not yet handled
 //! committed.json           the last transfers committed (so a resumed sender hears "committed")
 //! ```
@@ -26,7 +28,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use cas::DirSync;
 pub(crate) use cas::ObjectLayout;
@@ -34,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use sync::{Commit, Counters, OutboxEntry, Persisted, SpoolEntry, Store};
 use wire::{Digest, Offer, RETIRED_EPOCHS, ReplayMemory, TransferKind};
 
-use crate::settings::Admission;
+use crate::settings::{Admission, DEFAULT_MAX_INCOMING, DEFAULT_MAX_OBJECT};
 
 /// A [`Store`] on the filesystem. See the module documentation for the layout.
 pub struct FileStore {
@@ -43,6 +45,9 @@ pub struct FileStore {
     spool_files: HashMap<u64, File>,
     committed: VecDeque<u64>,
     admit: Option<Admission>,
+    /// Objects admitted in this run by the default judgement (no [`Admission`]) whose spools
+    /// may not hold their offer on disk yet: transfer, declared size.
+    admitted: HashMap<u64, u64>,
 }
 
 const COMMITTED_MEMORY: usize = 4096;
@@ -62,6 +67,16 @@ struct CountersFile {
     /// Epochs the peer left behind, most recent first.
     #[serde(default)]
     retired_epochs: Vec<u64>,
+    /// The largest datagram the peer said it sends (0: not said yet).
+    #[serde(default)]
+    peer_datagram: u64,
+    /// The datagram size spools and outbox marks are in (0: not saved yet).
+    #[serde(default)]
+    datagram: u64,
+    /// How long sessions on this store have run, in all, in milliseconds: the clock spools'
+    /// idle time is measured on.
+    #[serde(default)]
+    running_ms: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -112,32 +127,23 @@ struct OutboxFile {
 struct SpoolFile {
     offer: Option<OfferFile>,
     received: Vec<(u32, u32)>,
+    /// The store's running time at the spool's last progress, in milliseconds (not the wall
+    /// clock's: see `sync::Counters::running`).
+    #[serde(default)]
+    progress_ms: Option<u64>,
 }
 
 impl FileStore {
     /// The bytes of the objects still arriving in the store at `dir` (its spools), each counted
-    /// at the larger of its offered size and what its spool file holds: what the object
-    /// directory will have to take once they commit. A spool whose metadata cannot be read
-    /// counts its data file. Blocking; never fails (a missing folder holds nothing).
+    /// at the larger of its offered size and the bytes its spool file holds (what it takes on
+    /// the disk, not its length: a chunk far into a transfer leaves a hole, not bytes): what the
+    /// object directory will have to take once they commit. A spool whose metadata cannot be
+    /// read, or holds no offer yet, counts its data file's bytes. Blocking; never fails (a
+    /// missing folder holds nothing).
     pub fn incoming_object_bytes(dir: &Path) -> u64 {
-        let spool = dir.join("spool");
-        let Ok(numbers) = numbered(&spool, "data") else {
-            return 0;
-        };
-        numbers
+        incoming_objects(dir)
             .into_iter()
-            .map(|t| {
-                let data = fs::metadata(spool.join(format!("{t}.data"))).map_or(0, |m| m.len());
-                let offered = read_json::<SpoolFile>(&spool.join(format!("{t}.json")))
-                    .ok()
-                    .and_then(|f| f.offer);
-                match offered {
-                    // A message, not an object: it never reaches the object directory.
-                    Some(o) if o.message_seq.is_some() => 0,
-                    Some(o) => o.size.max(data),
-                    None => data,
-                }
-            })
+            .map(|(_, bytes)| bytes)
             .fold(0u64, u64::saturating_add)
     }
 
@@ -162,6 +168,7 @@ impl FileStore {
             spool_files: HashMap::new(),
             committed,
             admit: None,
+            admitted: HashMap::new(),
         })
     }
 
@@ -170,16 +177,31 @@ impl FileStore {
         FileStore { admit, ..self }
     }
 
-    /// How long ago spool `t` last made progress: the age of the newer of its files (zero when
-    /// neither can be read, or one is from the future).
-    fn spool_idle(&self, t: u64) -> Duration {
-        let now = SystemTime::now();
-        [self.spool_data(t), self.spool_meta(t)]
-            .iter()
-            .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
-            .map(|m| now.duration_since(m).unwrap_or_default())
-            .min()
-            .unwrap_or_default()
+    /// The judgement of an endpoint without an [`Admission`]: objects of at most
+    /// [`DEFAULT_MAX_OBJECT`] bytes, at most [`DEFAULT_MAX_INCOMING`] of them arriving at once.
+    fn admit_by_default(&mut self, offer: &Offer) -> Result<(), String> {
+        if offer.size > DEFAULT_MAX_OBJECT {
+            return Err(format!(
+                "an object of {} bytes is larger than the {DEFAULT_MAX_OBJECT} this side takes",
+                offer.size
+            ));
+        }
+        let mut incoming: HashMap<u64, u64> = incoming_objects(&self.dir).into_iter().collect();
+        for (&t, &size) in &self.admitted {
+            let counted = incoming.entry(t).or_default();
+            *counted = (*counted).max(size);
+        }
+        // This transfer counts at its declared size, whatever of it arrived before its offer.
+        incoming.remove(&offer.transfer);
+        let arriving = incoming.values().fold(0u64, |a, &b| a.saturating_add(b));
+        if arriving.saturating_add(offer.size) > DEFAULT_MAX_INCOMING {
+            return Err(format!(
+                "no room for an object of {} bytes: {arriving} bytes of objects are arriving, and this side takes {DEFAULT_MAX_INCOMING} at once",
+                offer.size
+            ));
+        }
+        self.admitted.insert(offer.transfer, offer.size);
+        Ok(())
     }
 
     fn spool_data(&self, t: u64) -> PathBuf {
@@ -206,6 +228,46 @@ impl FileStore {
         self.spool_files
             .get_mut(&t)
             .ok_or_else(|| io::Error::other("spool file vanished"))
+    }
+}
+
+/// Each spool of the store at `dir` with the object bytes it counts for (see
+/// [`FileStore::incoming_object_bytes`]).
+fn incoming_objects(dir: &Path) -> Vec<(u64, u64)> {
+    let spool = dir.join("spool");
+    let Ok(numbers) = numbered(&spool, "data") else {
+        return Vec::new();
+    };
+    numbers
+        .into_iter()
+        .map(|t| {
+            let data =
+                fs::metadata(spool.join(format!("{t}.data"))).map_or(0, |m| stored_bytes(&m));
+            let offered = read_json::<SpoolFile>(&spool.join(format!("{t}.json")))
+                .ok()
+                .and_then(|f| f.offer);
+            let bytes = match offered {
+                // A message, not an object: it never reaches the object directory.
+                Some(o) if o.message_seq.is_some() => 0,
+                Some(o) => o.size.max(data),
+                None => data,
+            };
+            (t, bytes)
+        })
+        .collect()
+}
+
+/// The bytes a file takes on the disk, at most its length: a file written at scattered offsets
+/// (a spool) has holes.
+fn stored_bytes(m: &fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        m.len().min(m.blocks().saturating_mul(512))
+    }
+    #[cfg(not(unix))]
+    {
+        m.len()
     }
 }
 
@@ -300,7 +362,7 @@ impl Store for FileStore {
                     transfer: t,
                     offer: f.offer.map(Into::into),
                     received: f.received,
-                    idle: self.spool_idle(t),
+                    progress_at: f.progress_ms.map(Duration::from_millis),
                 }),
                 Err(e) => {
                     // The transfer starts again from nothing: its sender hears "unknown".
@@ -332,6 +394,9 @@ impl Store for FileStore {
                     }
                 },
                 delivered_seq: c.delivered_seq,
+                peer_datagram: c.peer_datagram,
+                datagram: c.datagram,
+                running: Duration::from_millis(c.running_ms),
             },
             outbox,
             spools,
@@ -354,6 +419,9 @@ impl Store for FileStore {
                 .copied()
                 .filter(|&e| e != 0)
                 .collect(),
+            peer_datagram: c.peer_datagram,
+            datagram: c.datagram,
+            running_ms: u64::try_from(c.running.as_millis()).unwrap_or(u64::MAX),
         };
         write_atomic(
             &self.dir.join("counters.json"),
@@ -423,11 +491,13 @@ impl Store for FileStore {
         t: u64,
         offer: Option<&Offer>,
         received: &[(u32, u32)],
+        progress_at: Duration,
     ) -> io::Result<()> {
         self.spool_file(t)?.sync_data()?;
         let f = SpoolFile {
             offer: offer.map(Into::into),
             received: received.to_vec(),
+            progress_ms: Some(u64::try_from(progress_at.as_millis()).unwrap_or(u64::MAX)),
         };
         write_atomic(
             &self.spool_meta(t),
@@ -438,6 +508,7 @@ impl Store for FileStore {
     fn spool_commit(&mut self, offer: &Offer) -> io::Result<Commit> {
         let t = offer.transfer;
         self.spool_files.remove(&t);
+        self.admitted.remove(&t);
         let data = self.spool_data(t);
         let file = OpenOptions::new().read(true).write(true).open(&data)?;
         file.set_len(offer.size)?;
@@ -480,6 +551,7 @@ impl Store for FileStore {
 
     fn spool_drop(&mut self, t: u64) -> io::Result<()> {
         self.spool_files.remove(&t);
+        self.admitted.remove(&t);
         let _ = fs::remove_file(self.spool_data(t));
         let _ = fs::remove_file(self.spool_meta(t));
         Ok(())
@@ -495,7 +567,7 @@ impl Store for FileStore {
     fn admit(&mut self, offer: &Offer) -> Result<(), String> {
         match &self.admit {
             Some(a) => a.admit(offer.size),
-            None => Ok(()),
+            None => self.admit_by_default(offer),
         }
     }
 }
@@ -518,7 +590,8 @@ mod tests {
         {
             let mut s = FileStore::open(&dir, layout.clone()).unwrap();
             s.spool_write(3, 5, b"56789").unwrap();
-            s.spool_persist(3, Some(&offer), &[(1, 2)]).unwrap();
+            s.spool_persist(3, Some(&offer), &[(1, 2)], Duration::ZERO)
+                .unwrap();
             s.save_counters(&Counters {
                 pn_reserved: 77,
                 ..Counters::default()
@@ -560,14 +633,20 @@ mod tests {
         };
         // An object of 1 MiB, 10 bytes in.
         s.spool_write(1, 0, &[7; 10]).unwrap();
-        s.spool_persist(1, Some(&offer(1, TransferKind::Object, 1 << 20)), &[(0, 1)])
-            .unwrap();
+        s.spool_persist(
+            1,
+            Some(&offer(1, TransferKind::Object, 1 << 20)),
+            &[(0, 1)],
+            Duration::ZERO,
+        )
+        .unwrap();
         // A message: never an object.
         s.spool_write(2, 0, &[7; 100]).unwrap();
         s.spool_persist(
             2,
             Some(&offer(2, TransferKind::Message { seq: 4 }, 5000)),
             &[(0, 1)],
+            Duration::ZERO,
         )
         .unwrap();
         // Data whose metadata is not written yet counts as written.
@@ -576,6 +655,54 @@ mod tests {
             FileStore::incoming_object_bytes(dir.path()),
             (1 << 20) + 1000
         );
+        // A chunk far into a transfer leaves a hole, not bytes: it counts for what it holds.
+        s.spool_write(4, 1 << 40, &[7; 10]).unwrap();
+        let counted = FileStore::incoming_object_bytes(dir.path()) - (1 << 20) - 1000;
+        assert!(
+            counted <= 64 << 10,
+            "{counted} bytes counted for a 10-byte chunk"
+        );
+    }
+
+    /// Without the application's admission, objects are bounded all the same: each, and all
+    /// arriving at once.
+    #[test]
+    fn without_an_admission_incoming_objects_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ObjectLayout::new(dir.path().join("objects"));
+        let mut s = FileStore::open(dir.path(), layout).unwrap();
+        let offer = |transfer, size| Offer {
+            transfer,
+            kind: TransferKind::Object,
+            size,
+            priority: 1,
+            digest: Digest::of(b"x"),
+        };
+        let too_big = s.admit(&offer(1, DEFAULT_MAX_OBJECT + 1)).unwrap_err();
+        assert!(too_big.contains("larger than"), "{too_big}");
+        // Objects admitted count while they arrive, persisted or not.
+        let mut admitted = 0;
+        let mut t = 2;
+        while admitted + DEFAULT_MAX_OBJECT <= DEFAULT_MAX_INCOMING {
+            s.admit(&offer(t, DEFAULT_MAX_OBJECT)).unwrap();
+            if t == 2 {
+                s.spool_write(t, 0, &[7; 10]).unwrap();
+                s.spool_persist(
+                    t,
+                    Some(&offer(t, DEFAULT_MAX_OBJECT)),
+                    &[(0, 1)],
+                    Duration::ZERO,
+                )
+                .unwrap();
+            }
+            admitted += DEFAULT_MAX_OBJECT;
+            t += 1;
+        }
+        let full = s.admit(&offer(t, 1)).unwrap_err();
+        assert!(full.contains("no room"), "{full}");
+        // One gone, there is room again.
+        s.spool_drop(2).unwrap();
+        assert_eq!(s.admit(&offer(t, 1)), Ok(()));
     }
 
     /// Issue 11: every state file the store reads at start, truncated or garbage, is set aside

@@ -1,8 +1,9 @@
 //! Issue 17, pacing without a configured rate over real UDP on loopback: a 600 KB object crosses
-//! paced to the delivery-rate estimate. (The first attempt measured bytes per round of a fixed
-//! length, took no sample when acknowledgements came further apart than four such rounds, which
-//! on loopback they always do, and crawled at its initial pace: 20 s for this object. See
-//! `sync`'s `session/estimate.rs`.)
+//! paced to the delivery-rate estimate, and the estimate grows past the initial pace. (The first
+//! attempt measured bytes per round of a fixed length, took no sample when acknowledgements came
+//! further apart than four such rounds, which on loopback they always do, and crawled at its
+//! initial pace: 20 s for this object. See `sync`'s `session/estimate.rs`.) What it asserts is
+//! the session's word, not a duration: the time it took is printed, for `docs/benchmarks.md`.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -50,18 +51,32 @@ async fn an_object_without_a_configured_rate_crosses_loopback_at_its_estimate() 
         .await
         .unwrap();
     loop {
-        let ev = tokio::time::timeout(Duration::from_secs(10), flight_rx.recv())
+        // A guard against a hang (a stall fails here), not a measure.
+        let ev = tokio::time::timeout(Duration::from_secs(120), flight_rx.recv())
             .await
-            .expect("the object within 10 s (the initial pace alone takes 20)")
+            .expect("the object arrives")
             .expect("the endpoint runs");
         if ev == LinkEvent::ObjectReceived(digest) {
             break;
         }
     }
     let took = start.elapsed();
-    let stats = ground.stats_now().await.unwrap().session;
+    let stats = ground.stats_now().await.unwrap();
+    let s = &stats.session;
     println!(
-        "600 KB in {took:?}: {} packets, {} payload bytes sent again",
-        stats.packets_sent, stats.payload_resent
+        "600 KB in {took:?}: {} packets, {} payload bytes sent again, estimate {:.0} bytes/s",
+        s.packets_sent, s.payload_resent, stats.delivery_rate
     );
+    // The estimate left the initial pace behind (it once never took a sample on loopback).
+    assert!(
+        stats.delivery_rate > 4.0 * sync::INITIAL_PACE,
+        "estimate {:.0} bytes/s, the initial pace {:.0}: {s:?}",
+        stats.delivery_rate,
+        sync::INITIAL_PACE
+    );
+    // Every byte sent once as new, and no storm of resending (a pace that overran the
+    // receiver's socket again and again would send the object twice over; a burst lost while
+    // the machine is busy costs a few percent).
+    assert_eq!(s.payload_sent, object.len() as u64, "{s:?}");
+    assert!(s.payload_resent <= object.len() as u64 / 2, "{s:?}");
 }

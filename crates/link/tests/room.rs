@@ -1,7 +1,8 @@
 //! Issue 11, bounded disks on the receiving side, over real UDP on loopback: an endpoint whose
 //! application does not admit an offered object refuses it, and the sender hears the reason and
-//! drops it; a spool left idle longer than the system's spool expiry (its files' age, across a
-//! restart) is deleted when the endpoint opens, and one still fresh is kept.
+//! drops it; a spool left idle longer than the system's spool expiry (of the link's running
+//! time, across a restart, whatever the wall clock did) is deleted when the endpoint opens, and
+//! one still fresh is kept.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -108,8 +109,12 @@ async fn an_object_the_receiver_does_not_admit_is_refused_with_its_reason() {
     assert_eq!(spools, 0, "nothing of the refused object stays spooled");
 }
 
-/// Writes a spool of transfer `t` holding its first packet, last touched `age` ago.
-fn spool(dir: &Path, objects: &ObjectLayout, t: u64, age: Duration) {
+/// How long the store has run, in all, when the endpoint starts.
+const RUNNING: Duration = Duration::from_secs(10 * 3600);
+
+/// Writes a spool of transfer `t` holding its first packet, idle for `idle` of the store's
+/// running time, with files whose modification time says `modified`.
+fn spool(dir: &Path, objects: &ObjectLayout, t: u64, idle: Duration, modified: SystemTime) {
     let mut store = FileStore::open(dir, objects.clone()).unwrap();
     let offer = Offer {
         transfer: t,
@@ -119,26 +124,49 @@ fn spool(dir: &Path, objects: &ObjectLayout, t: u64, age: Duration) {
         digest: Digest::of(b"never whole"),
     };
     store.spool_write(t, 0, &[9; 1460]).unwrap();
-    store.spool_persist(t, Some(&offer), &[(0, 1)]).unwrap();
-    let then = SystemTime::now() - age;
+    store
+        .spool_persist(t, Some(&offer), &[(0, 1)], RUNNING - idle)
+        .unwrap();
+    let mut counters = store.load().unwrap().counters;
+    counters.running = RUNNING;
+    store.save_counters(&counters).unwrap();
     for ext in ["data", "json"] {
         let file = std::fs::File::options()
             .write(true)
             .open(dir.join("spool").join(format!("{t}.{ext}")))
             .unwrap();
-        file.set_modified(then).unwrap();
+        file.set_modified(modified).unwrap();
     }
 }
 
+/// Issue 11 and the wall clock: a spool is judged by the time the link ran without progress,
+/// not by its files' age, so a clock that jumped forward at boot (the files look ten years old)
+/// drops nothing, and a spool idle past the expiry while the link ran goes, however fresh its
+/// files look.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_spool_idle_past_the_expiry_is_deleted_at_start() {
+async fn a_spool_idle_past_the_expiry_is_deleted_at_start_whatever_the_wall_clock_says() {
     let f = tempfile::tempdir().unwrap();
     let mut c = config(f.path(), free_addr(), free_addr(), Direction::Down);
     c.settings.spool_expiry = Duration::from_secs(3600);
-    spool(&c.state_dir, &c.objects, 7, Duration::from_secs(2 * 3600));
-    spool(&c.state_dir, &c.objects, 8, Duration::from_secs(60));
+    let now = SystemTime::now();
+    let ten_years = Duration::from_secs(10 * 365 * 24 * 3600);
+    spool(
+        &c.state_dir,
+        &c.objects,
+        7,
+        Duration::from_secs(2 * 3600),
+        now,
+    );
+    spool(
+        &c.state_dir,
+        &c.objects,
+        8,
+        Duration::from_secs(60),
+        now - ten_years,
+    );
     let (flight, _rx) = spawn_endpoint(c.clone()).await.unwrap();
     let spool_dir = c.state_dir.join("spool");
+    // The first step judges the spools: wait for it to be taken.
     let mut stats = flight.stats_now().await.unwrap();
     for _ in 0..100 {
         if stats.session.spools_expired > 0 {

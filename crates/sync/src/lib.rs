@@ -22,8 +22,8 @@
 //! - Sending is paced at the pass's scheduled rate (no loss-based congestion control: a
 //!   scheduled radio link is not a shared network), or, where none is configured, to an
 //!   estimate of the rate the link delivers (in the spirit of BBR), keeping about half a second
-//!   of data queued in the link at most; messages go before objects, objects by priority, then
-//!   age.
+//!   of data queued in the link at most (two datagrams' time on the air where that is longer);
+//!   messages go before objects, objects by priority, then age.
 //!
 //! Methods follow quinn's order: `handle_*` feed inputs, `poll_*` drain outputs; call
 //! [`Session::poll_transmit`] until `None` after every input, and wake at
@@ -35,6 +35,7 @@ mod store;
 
 pub use ranges::RangeSet;
 pub use session::{
-    Event, OutgoingTransfer, Session, SessionConfig, SessionStats, packet_count, payload_size,
+    Event, INITIAL_PACE, OFFERLESS_WINDOW, OutgoingTransfer, Session, SessionConfig, SessionStats,
+    packet_count, payload_size,
 };
 pub use store::{Commit, Counters, MemStore, OutboxEntry, Persisted, SpoolEntry, Store};

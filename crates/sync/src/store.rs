@@ -20,6 +20,19 @@ pub struct Counters {
     pub replay: ReplayMemory,
     /// Incoming messages below this sequence number were delivered.
     pub delivered_seq: u64,
+    /// The largest datagram the peer said (in its latest `Hello`) it sends; 0 before it said.
+    /// A restarted session uses the smaller of it and its own from the start, so its data
+    /// packets agree with the peer's before the next `Hello`.
+    pub peer_datagram: u64,
+    /// The datagram size in use when these counters were saved (0: not saved yet): data packet
+    /// indexes of spools and the outbox's marks are in packets of it, so a session that opens
+    /// with another size starts what was in progress again.
+    pub datagram: u64,
+    /// How long sessions on this store have run, in all: the clock a spool's idle time is
+    /// measured on (see [`SpoolEntry::progress_at`]), which no jump of the wall clock moves.
+    /// Saved now and then while spools wait, so a crash loses a little of it (and a spool lives
+    /// that much longer).
+    pub running: Duration,
 }
 
 /// An outgoing transfer as persisted.
@@ -42,9 +55,10 @@ pub struct SpoolEntry {
     pub offer: Option<Offer>,
     /// Packet indexes durably received.
     pub received: Vec<(u32, u32)>,
-    /// How long ago it last made progress, as far as the store can tell (its files' modification
-    /// time); zero when it cannot. A spool idle for the session's `spool_expiry` is dropped.
-    pub idle: Duration,
+    /// The store's running time ([`Counters::running`]) at its last progress, as saved with its
+    /// ranges; `None` when the store has none (it is idle from the session's start). A spool
+    /// idle for the session's `spool_expiry` of running time is dropped.
+    pub progress_at: Option<Duration>,
 }
 
 /// Everything a session reloads at start.
@@ -82,12 +96,14 @@ pub trait Store: Send {
     fn has_object(&mut self, digest: &Digest) -> bool;
     /// Writes received bytes into a transfer's spool.
     fn spool_write(&mut self, transfer: u64, offset: u64, data: &[u8]) -> io::Result<()>;
-    /// Makes the spool's writes and its received set durable.
+    /// Makes the spool's writes and its received set durable, with the running time of its last
+    /// progress ([`SpoolEntry::progress_at`]).
     fn spool_persist(
         &mut self,
         transfer: u64,
         offer: Option<&Offer>,
         received: &[(u32, u32)],
+        progress_at: Duration,
     ) -> io::Result<()>;
     /// Verifies a complete spool against the offer's digest and commits it: an object into the
     /// object store, a message into the inbox; records the transfer as committed. When the bytes
@@ -152,7 +168,7 @@ impl MemStore {
 
     /// Packet indexes durably received for a transfer.
     pub fn persisted(&self, transfer: u64) -> Option<&[(u32, u32)]> {
-        self.spools.get(&transfer).map(|(_, r, _)| r.as_slice())
+        self.spools.get(&transfer).map(|s| s.received.as_slice())
     }
 
     /// Whether a transfer was committed (recently).
@@ -163,8 +179,14 @@ impl MemStore {
 
 const COMMITTED_MEMORY: usize = 4096;
 
-/// A spool as a disk holds it: (offer, received ranges, bytes).
-type DurableSpool = (Option<Offer>, Vec<(u32, u32)>, Vec<u8>);
+/// A spool as a disk holds it.
+#[derive(Debug, Clone, Default)]
+struct DurableSpool {
+    offer: Option<Offer>,
+    received: Vec<(u32, u32)>,
+    bytes: Vec<u8>,
+    progress_at: Duration,
+}
 
 impl Store for MemStore {
     fn load(&mut self) -> io::Result<Persisted> {
@@ -174,11 +196,11 @@ impl Store for MemStore {
             spools: self
                 .spools
                 .iter()
-                .map(|(&t, (o, r, _))| SpoolEntry {
+                .map(|(&t, d)| SpoolEntry {
                     transfer: t,
-                    offer: o.clone(),
-                    received: r.clone(),
-                    idle: Duration::ZERO,
+                    offer: d.offer.clone(),
+                    received: d.received.clone(),
+                    progress_at: Some(d.progress_at),
                 })
                 .collect(),
             committed: self.committed.iter().copied().collect(),
@@ -229,27 +251,26 @@ impl Store for MemStore {
         transfer: u64,
         offer: Option<&Offer>,
         received: &[(u32, u32)],
+        progress_at: Duration,
     ) -> io::Result<()> {
-        let entry = self
-            .spools
-            .entry(transfer)
-            .or_insert_with(|| (None, Vec::new(), Vec::new()));
+        let entry = self.spools.entry(transfer).or_default();
         for (offset, data) in self.volatile.remove(&transfer).unwrap_or_default() {
             let end = offset as usize + data.len();
-            if entry.2.len() < end {
-                entry.2.resize(end, 0);
+            if entry.bytes.len() < end {
+                entry.bytes.resize(end, 0);
             }
-            entry.2[offset as usize..end].copy_from_slice(&data);
+            entry.bytes[offset as usize..end].copy_from_slice(&data);
         }
         if offer.is_some() {
-            entry.0 = offer.cloned();
+            entry.offer = offer.cloned();
         }
-        entry.1 = received.to_vec();
+        entry.received = received.to_vec();
+        entry.progress_at = progress_at;
         Ok(())
     }
 
     fn spool_commit(&mut self, offer: &Offer) -> io::Result<Commit> {
-        let Some((_, _, mut bytes)) = self.spools.remove(&offer.transfer) else {
+        let Some(DurableSpool { mut bytes, .. }) = self.spools.remove(&offer.transfer) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, "no such spool"));
         };
         self.volatile.remove(&offer.transfer);
@@ -298,7 +319,7 @@ impl Store for MemStore {
         let spooled: u64 = self
             .spools
             .values()
-            .filter_map(|(o, _, _)| o.as_ref())
+            .filter_map(|s| s.offer.as_ref())
             .filter(|o| o.kind == TransferKind::Object)
             .map(|o| o.size)
             .sum();

@@ -329,11 +329,12 @@ impl Store for FlakyStore {
         transfer: u64,
         offer: Option<&Offer>,
         received: &[(u32, u32)],
+        progress_at: Duration,
     ) -> io::Result<()> {
         self.inner
             .lock()
             .unwrap()
-            .spool_persist(transfer, offer, received)
+            .spool_persist(transfer, offer, received, progress_at)
     }
     fn spool_commit(&mut self, offer: &Offer) -> io::Result<Commit> {
         self.inner.lock().unwrap().spool_commit(offer)

@@ -63,8 +63,14 @@ impl Store for Shared {
     fn spool_write(&mut self, t: u64, offset: u64, data: &[u8]) -> io::Result<()> {
         self.with(|s| s.spool_write(t, offset, data))
     }
-    fn spool_persist(&mut self, t: u64, o: Option<&Offer>, r: &[(u32, u32)]) -> io::Result<()> {
-        self.with(|s| s.spool_persist(t, o, r))
+    fn spool_persist(
+        &mut self,
+        t: u64,
+        o: Option<&Offer>,
+        r: &[(u32, u32)],
+        at: Duration,
+    ) -> io::Result<()> {
+        self.with(|s| s.spool_persist(t, o, r, at))
     }
     fn spool_commit(&mut self, o: &Offer) -> io::Result<Commit> {
         self.with(|s| s.spool_commit(o))
@@ -271,4 +277,52 @@ fn an_idle_spool_expires_and_its_sender_sends_it_again_after_a_restart() {
 #[test]
 fn an_idle_spool_expires_and_a_sender_that_kept_running_sends_it_again() {
     half_then_silence(false);
+}
+
+/// A spool's idle time is the time the link ran without progress: it adds up across restarts
+/// (the store keeps the running time), and a power-off (or a wall clock that jumps) counts for
+/// nothing.
+#[test]
+fn an_idle_spool_expires_by_the_time_the_link_ran_across_restarts() {
+    let mut now = Instant::now();
+    let (ground, flight) = (Shared::default(), Shared::default());
+    let (digest, bytes) = object(200_000, 4);
+    ground.with(|s| {
+        s.objects.insert(digest, bytes.clone());
+    });
+    let mut s = pair(now, &ground, &flight, Some(800_000));
+    s[0].send_object(digest, bytes.len() as u64, 1).unwrap();
+    while s[1].stats().payload_received < bytes.len() as u64 / 2 {
+        run(&mut now, 1, &mut s, true, &mut |_, _| {});
+    }
+    for side in s.iter_mut() {
+        side.set_link(now, false, None);
+    }
+    let idle = |now: &mut Instant, flight: &mut Session, d: Duration| {
+        let until = *now + d;
+        while *now < until {
+            *now += Duration::from_secs(60);
+            flight.handle_timeout(*now);
+        }
+    };
+    idle(&mut now, &mut s[1], EXPIRY * 6 / 10);
+    assert_eq!(s[1].stats().spools_expired, 0);
+    // The flight restarts after a long power-off.
+    let mut flight_session =
+        Session::new(config(Direction::Down, 5), Box::new(flight.clone())).unwrap();
+    now += EXPIRY * 10;
+    flight_session.handle_timeout(now);
+    assert_eq!(
+        flight_session.stats().spools_expired,
+        0,
+        "the time it was off counts for nothing"
+    );
+    assert!(flight.with(|f| f.persisted(0).is_some()));
+    idle(&mut now, &mut flight_session, EXPIRY * 5 / 10);
+    assert_eq!(
+        flight_session.stats().spools_expired,
+        1,
+        "idle for the expiry, over two runs"
+    );
+    assert!(flight.with(|f| f.persisted(0).is_none()));
 }

@@ -6,7 +6,7 @@
 //! | 2 | `Offer` | transfer, kind (0 object, 1 message), seq (messages), size, priority, digest (32 B) |
 //! | 3 | `Ack` | largest, settled, low, delay (ms), n, n × (gap, length) descending from `largest` |
 //! | 4 | `Status` | transfer, settled, state, upto, n, n × (start delta, length) ascending |
-//! | 5 | `Hello` | incarnation (u64 BE), n, n × transfer, unacked message seq, replay floor (0: none), then (when not 0) its epoch (u64 BE) |
+//! | 5 | `Hello` | incarnation (u64 BE), n, n × transfer, unacked message seq, replay floor (0: none), then (when not 0) its epoch (u64 BE), datagram bytes |
 //! | 6 | `HelloAck` | incarnation (u64 BE), packet number of the `Hello`, next transfer, next message seq |
 //! | 7 | `StatusRequest` | n, n × transfer |
 //! | 8 | `Floor` | packet number |
@@ -25,6 +25,10 @@
 //! A `Hello` also carries its sender's *replay floor* for the receiver's run: a side that
 //! restarted refuses every packet of the peer's current epoch at or below a mark it saved ahead
 //! of use (see `sync`), and the peer numbers its next packets above it.
+//!
+//! And it carries the largest datagram its sender sends (its system's `datagram_bytes`): the
+//! payload of a data packet follows from it, so two ends configured differently would each take
+//! the other's data for malformed; the session warns and both use the smaller (see `sync`).
 //!
 //! A `HelloAck` names the `Hello` it answers (its sender's incarnation and the packet number
 //! that carried it), so it shows that its sender heard that packet: the receiver of a
@@ -75,6 +79,9 @@ pub enum Chunk {
         /// below `pn` (the floor it restarted with); the receiver, when that epoch is its own
         /// run, numbers its next packets above it. `None`: no floor.
         replay_floor: Option<(u64, u64)>,
+        /// The largest datagram the sender sends, in bytes (its configured size, whatever the
+        /// two ends settled on).
+        datagram_bytes: u64,
     },
     /// Confirms a `Hello`, with what the receiver has seen of the `Hello` sender's transfers.
     HelloAck {
@@ -259,6 +266,7 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
             resume,
             unacked_seq,
             replay_floor,
+            datagram_bytes,
         } => {
             out.push(5);
             out.extend_from_slice(&incarnation.to_be_bytes());
@@ -271,6 +279,7 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
                 }
                 _ => put(out, 0),
             }
+            put(out, *datagram_bytes);
         }
         Chunk::HelloAck {
             incarnation,
@@ -549,6 +558,7 @@ impl Reader<'_> {
                     resume,
                     unacked_seq,
                     replay_floor,
+                    datagram_bytes: self.varint()?,
                 }
             }
             6 => Chunk::HelloAck {
@@ -649,12 +659,14 @@ mod tests {
                 resume: vec![1, 2, 3],
                 unacked_seq: 17,
                 replay_floor: None,
+                datagram_bytes: 1500,
             },
             Chunk::Hello {
                 incarnation: 1,
                 resume: vec![],
                 unacked_seq: 0,
                 replay_floor: Some((u64::MAX, (1 << 48) - 1)),
+                datagram_bytes: u64::MAX,
             },
             Chunk::HelloAck {
                 incarnation: 42,

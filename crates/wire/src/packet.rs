@@ -22,7 +22,8 @@
 //! Byte 0 holds the version in its high nibble (5), the form in bit 1 (1: short) and the
 //! direction in bit 0 (0 ground→flight, 1 flight→ground); bits 2 and 3 are 0. Packet numbers
 //! increase per direction within an epoch, whatever the form. (Version 4 ended each datagram in
-//! a CRC32C, and its `Hello` chunk carried no replay floor.)
+//! a CRC32C, and its `Hello` chunk carried neither a replay floor nor its sender's datagram
+//! size.)
 //!
 //! A datagram is at most [`MAX_PACKET`] bytes; a link may use smaller ones (a system's
 //! `datagram_bytes`, at least [`MIN_DATAGRAM`]: the session fits every chunk it sends in them).

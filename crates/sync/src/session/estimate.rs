@@ -14,26 +14,60 @@
 //! packet sent after it began is acknowledged. A sample from a packet sent while the session had
 //! nothing more to send (application-limited) only ever raises it. The filter forgets old samples
 //! only as new ones come, so silence never lowers it. Startup paces at twice the estimate until
-//! it stops growing by a quarter for [`FULL_ROUNDS`] rounds; then a cycle of eight rounds paces
-//! one at 0.75 times the estimate (to drain what was queued), six at the estimate and one at 1.25
-//! (to find more).
+//! it stops growing by a quarter for [`FULL_ROUNDS`] rounds or a queue of half the allowance
+//! shows (in a packet sent once the initial window was delivered: one sent before queued behind
+//! it, whatever the pace); then a drain at [`DRAIN_GAIN`] until the data in flight is down to
+//! what the path holds (the session judges it at each acknowledgement), one round at most; then a
+//! cycle of [`CYCLE`] rounds paces one at 0.75 times the estimate (to drain what was queued), six
+//! at the estimate and one at 1.25 (to find more). Each round's gain is chosen when it begins.
 //!
-//! The least round trip (what the data in flight is held to, in `pacing`) is measured without
-//! what the receiver held its acknowledgements for (it says so in each), and from the handshake,
-//! whose small packets cross before any queue builds.
+//! The queue is the latest round trip's excess over the least, both measured on data packets,
+//! without what the receiver held its acknowledgements for (it says so in each, and it answers a
+//! transfer's first data at once, so that one round trip is measured on a packet nothing queued
+//! ahead of). The least is that of a window: a round trip leaves it once older than
+//! [`MIN_RTT_ROUNDS`] rounds and [`MIN_RTT_TIME`] both, so a path whose round trip grows for good
+//! is not taken for a queue for ever. The queue allowed is [`QUEUE_ALLOWANCE`], or
+//! [`ALLOWANCE_DATAGRAMS`] datagrams' time on the air at the estimate when that is longer (1500
+//! bytes take 1.25 s at 9.6 kbit/s, and a packet may wait for the one before it). A queue over
+//! it drains for one round, never two in a row.
+//!
+//! (The least round trip once came from the handshake too, whose small packets cross before any
+//! queue builds, and never expired, and a queue over the allowance drained every round for as
+//! long as it lasted. On a slow link a data packet's own time on the air then looked like a
+//! queue for ever, and so did a round trip that stepped up: every round drained at 0.75, each
+//! measured 0.75 of the last, and the estimate decayed to its floor.)
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Rounds the maximum filter remembers.
 const FILTER_ROUNDS: u64 = 10;
+/// Rounds of the probing cycle.
+const CYCLE: u64 = 8;
+/// A round trip counts for the least for this many rounds...
+const MIN_RTT_ROUNDS: u64 = 10;
+/// ...and at least this long.
+const MIN_RTT_TIME: Duration = Duration::from_secs(10);
+/// Round trips remembered for the least (the candidates to be it: each smaller than every later
+/// one).
+const MIN_RTT_SAMPLES: usize = 64;
 /// Rounds without a quarter's growth that end startup.
 const FULL_ROUNDS: u32 = 3;
 /// The shortest time a sample may span (below it, timer resolution is the measure).
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
-/// The queueing delay the pace aims to stay under: past half of it startup ends and no probe
-/// goes above the estimate; past it the pace drains.
-pub(super) const QUEUE_ALLOWANCE: Duration = Duration::from_millis(500);
+/// The queueing delay the pace aims to stay under (at least; see [`DeliveryRate::allowance`]):
+/// past half of it startup ends and no probe goes above the estimate; past it the pace drains
+/// (for a round).
+const QUEUE_ALLOWANCE: Duration = Duration::from_millis(500);
+/// The queue allowed is at least this many datagrams' time on the air.
+const ALLOWANCE_DATAGRAMS: f64 = 2.0;
+/// Datagrams of data in flight before the first sample.
+pub(super) const INITIAL_WINDOW: usize = 10;
+/// The pace of the drain after startup, relative to the estimate.
+const DRAIN_GAIN: f64 = 0.5;
+/// The pace of a round that drains while cruising (the cycle's first, or one a queue over the
+/// allowance asks for).
+const CRUISE_DRAIN_GAIN: f64 = 0.75;
 
 /// What a data packet takes along of the estimate's state when it is sent.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +84,18 @@ pub(super) struct SendState {
     app_limited: bool,
 }
 
+/// Where the estimate is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Pacing at twice the estimate until it stops growing, or a queue shows.
+    Startup,
+    /// Pacing at [`DRAIN_GAIN`] until what startup queued has gone (the session sees the data in
+    /// flight fall to what the link holds), one round at most: since the round this began in.
+    Drain(u64),
+    /// The probing cycle.
+    Cruise,
+}
+
 /// The estimate and what it is made from.
 #[derive(Debug)]
 pub(super) struct DeliveryRate {
@@ -63,21 +109,28 @@ pub(super) struct DeliveryRate {
     next_round_delivered: u64,
     /// (round, bytes/s), oldest first.
     samples: VecDeque<(u64, f64)>,
-    startup: bool,
+    phase: Phase,
     /// The estimate startup last saw grow by a quarter, and the rounds since.
     full: f64,
     full_rounds: u32,
-    /// The round startup ended in: the probing cycle counts from it.
+    /// The round cruising began in: the probing cycle counts from it.
     cruise_from: u64,
-    /// The least round trip measured.
-    min_rtt: Option<Duration>,
+    /// Round trips of data packets that may be the least, oldest first, each smaller than every
+    /// later one: (round, when, round trip). The first is the least.
+    rtts: VecDeque<(u64, Instant, Duration)>,
     /// The latest round trip's excess over the least: how long data now waits in the link's
-    /// queue (none before the second round trip measured).
+    /// queue (none before the first round trip measured).
     queue: Option<Duration>,
+    /// This round's pace relative to the estimate.
+    round_gain: f64,
+    /// The round that last drained while cruising.
+    drained_in: Option<u64>,
+    /// The largest datagram, bytes: the allowance covers a few of them.
+    datagram: usize,
 }
 
 impl DeliveryRate {
-    pub(super) fn new() -> DeliveryRate {
+    pub(super) fn new(datagram: usize) -> DeliveryRate {
         DeliveryRate {
             delivered: 0,
             delivered_at: None,
@@ -85,13 +138,21 @@ impl DeliveryRate {
             round: 0,
             next_round_delivered: 0,
             samples: VecDeque::new(),
-            startup: true,
+            phase: Phase::Startup,
             full: 0.0,
             full_rounds: 0,
             cruise_from: 0,
-            min_rtt: None,
+            rtts: VecDeque::new(),
             queue: None,
+            round_gain: 2.0,
+            drained_in: None,
+            datagram,
         }
+    }
+
+    /// The datagram size changed (see the session's handshake).
+    pub(super) fn set_datagram(&mut self, datagram: usize) {
+        self.datagram = datagram;
     }
 
     /// The estimate in bytes/s: the largest recent sample (0 before the first).
@@ -99,26 +160,80 @@ impl DeliveryRate {
         self.samples.iter().map(|&(_, s)| s).fold(0.0, f64::max)
     }
 
-    /// The least round trip measured.
+    /// The least round trip of the window (see the module documentation).
     pub(super) fn min_rtt(&self) -> Option<Duration> {
-        self.min_rtt
+        self.rtts.front().map(|&(_, _, rtt)| rtt)
+    }
+
+    /// The queueing delay the pace allows: [`QUEUE_ALLOWANCE`], or [`ALLOWANCE_DATAGRAMS`]
+    /// datagrams' time on the air at the estimate when longer.
+    pub(super) fn allowance(&self) -> Duration {
+        let est = self.estimate();
+        if est <= 0.0 {
+            return QUEUE_ALLOWANCE;
+        }
+        let air = Duration::try_from_secs_f64(ALLOWANCE_DATAGRAMS * self.datagram as f64 / est)
+            .unwrap_or(Duration::MAX);
+        QUEUE_ALLOWANCE.max(air)
     }
 
     /// The pace relative to the estimate, this round.
     pub(super) fn gain(&self) -> f64 {
+        self.round_gain
+    }
+
+    /// Whether the drain after startup is on: the session ends it ([`DeliveryRate::drained`])
+    /// once the data in flight is down to what the link holds.
+    pub(super) fn draining(&self) -> bool {
+        matches!(self.phase, Phase::Drain(_))
+    }
+
+    /// What startup queued has gone: the probing cycle begins, at the estimate.
+    pub(super) fn drained(&mut self) {
+        if self.draining() {
+            self.cruise();
+        }
+    }
+
+    /// Startup is over (the estimate stopped growing, or a queue showed): what it queued drains
+    /// from now.
+    fn end_startup(&mut self) {
+        self.phase = Phase::Drain(self.round);
+        self.round_gain = DRAIN_GAIN;
+    }
+
+    /// Cruising from this round on, at the estimate; the cycle's first drain is a cycle away.
+    fn cruise(&mut self) {
+        self.phase = Phase::Cruise;
+        self.cruise_from = self.round;
+        self.drained_in = Some(self.round);
+        self.round_gain = 1.0;
+    }
+
+    /// A round begins: its gain is chosen. Startup doubles; the drain after it lasts one round
+    /// at most. Cruising, a queue over the allowance drains for this round, never two rounds in
+    /// a row (a round trip that stays up may be the path's, until the window forgets the least,
+    /// and a drained round's samples are lower: rounds that all drained would decay the
+    /// estimate); the cycle drains first, probes last, and never while data already waits.
+    fn begin_round(&mut self) {
         let queue = self.queue.unwrap_or_default();
-        if queue > QUEUE_ALLOWANCE {
-            return 0.75;
-        }
-        if self.startup {
-            return 2.0;
-        }
-        // Draining first (what startup queued), probing last, so that each probe's queue is
-        // drained in the round after it; no probe while data already waits in the queue.
-        match (self.round - self.cruise_from) % 8 {
-            0 => 0.75,
-            7 if queue <= QUEUE_ALLOWANCE / 2 => 1.25,
-            _ => 1.0,
+        let allowance = self.allowance();
+        match self.phase {
+            Phase::Startup => self.round_gain = 2.0,
+            Phase::Drain(from) if self.round <= from + 1 => self.round_gain = DRAIN_GAIN,
+            Phase::Drain(_) => self.cruise(),
+            Phase::Cruise => {
+                let may_drain = self.drained_in.is_none_or(|d| d + 1 < self.round);
+                let phase = (self.round - self.cruise_from) % CYCLE;
+                self.round_gain = if (queue > allowance && may_drain) || phase == 0 {
+                    self.drained_in = Some(self.round);
+                    CRUISE_DRAIN_GAIN
+                } else if phase == CYCLE - 1 && queue <= allowance / 2 {
+                    1.25
+                } else {
+                    1.0
+                };
+            }
         }
     }
 
@@ -138,20 +253,37 @@ impl DeliveryRate {
         }
     }
 
-    /// A round trip measured (of the newest packet an acknowledgement covers, less what the
-    /// receiver held the acknowledgement for; or of the handshake): the least is the path's, the
-    /// excess the queue's. A queue past half the allowance ends startup: the link is full.
-    pub(super) fn on_rtt(&mut self, rtt: Duration) {
-        let Some(min) = self.min_rtt.map(|m| m.min(rtt)) else {
-            self.min_rtt = Some(rtt);
-            return;
-        };
-        self.min_rtt = Some(min);
-        let queue = rtt - min;
+    /// A round trip measured at `now` (of the newest data packet an acknowledgement covers, less
+    /// what the receiver held the acknowledgement for): the least of the window is the path's,
+    /// the excess the queue's. A queue past half the allowance ends startup: the link is full.
+    pub(super) fn on_rtt(&mut self, now: Instant, rtt: Duration, sent: SendState) {
+        let round = self.round;
+        // Expired: older than both the rounds and the time of the window.
+        while let Some(&(r, at, _)) = self.rtts.front() {
+            if r + MIN_RTT_ROUNDS > round || now < at + MIN_RTT_TIME {
+                break;
+            }
+            self.rtts.pop_front();
+        }
+        // A later, smaller round trip outlasts a larger one: it can never be the least again.
+        while self.rtts.back().is_some_and(|&(_, _, b)| b >= rtt) {
+            self.rtts.pop_back();
+        }
+        if self.rtts.len() >= MIN_RTT_SAMPLES {
+            self.rtts.pop_front();
+        }
+        self.rtts.push_back((round, now, rtt));
+        let queue = rtt.saturating_sub(self.min_rtt().unwrap_or(rtt));
         self.queue = Some(queue);
-        if self.startup && queue > QUEUE_ALLOWANCE / 2 && self.estimate() > 0.0 {
-            self.startup = false;
-            self.cruise_from = self.round;
+        // A packet sent before the initial window was delivered queued behind it (it went at
+        // the initial pace, before any estimate): the queue it found says nothing of the pace.
+        let paced = sent.delivered >= (INITIAL_WINDOW * self.datagram) as u64;
+        if self.phase == Phase::Startup
+            && paced
+            && queue > self.allowance() / 2
+            && self.estimate() > 0.0
+        {
+            self.end_startup();
         }
     }
 
@@ -186,18 +318,20 @@ impl DeliveryRate {
                 self.samples.push_back((round, sample));
             }
         }
-        if new_round && self.startup && !newest.app_limited {
-            let est = self.estimate();
-            if est >= self.full * 1.25 {
-                self.full = est;
-                self.full_rounds = 0;
-            } else {
-                self.full_rounds += 1;
-                if self.full_rounds >= FULL_ROUNDS {
-                    self.startup = false;
-                    self.cruise_from = self.round;
+        if new_round {
+            if self.phase == Phase::Startup && !newest.app_limited {
+                let est = self.estimate();
+                if est >= self.full * 1.25 {
+                    self.full = est;
+                    self.full_rounds = 0;
+                } else {
+                    self.full_rounds += 1;
+                    if self.full_rounds >= FULL_ROUNDS {
+                        self.end_startup();
+                    }
                 }
             }
+            self.begin_round();
         }
     }
 }
@@ -211,7 +345,7 @@ mod tests {
     #[test]
     fn sparse_acknowledgements_still_measure_and_startup_finds_the_rate() {
         let t0 = Instant::now();
-        let mut d = DeliveryRate::new();
+        let mut d = DeliveryRate::new(1500);
         let link = 100_000.0; // bytes/s
         let mut now = t0;
         let mut sent = d.on_send(now, true, false);
@@ -230,11 +364,49 @@ mod tests {
         }
         let est = d.estimate();
         assert!((est - link).abs() < link * 0.05, "{est}");
-        assert!(!d.startup);
+        assert_eq!(d.phase, Phase::Cruise);
         // An application-limited sample below it does not lower it; silence neither.
         let low = d.on_send(now, false, true);
         now += Duration::from_millis(400);
         d.on_ack(now, 1000, low);
         assert_eq!(d.estimate(), est);
+    }
+
+    /// Issue 17, the collapse: a path whose round trip steps up for good, on a link where a
+    /// datagram is long on the air. No two rounds in a row drain, and the estimate holds.
+    #[test]
+    fn a_round_trip_that_steps_up_for_good_does_not_collapse_the_estimate() {
+        let t0 = Instant::now();
+        let link = 1200.0; // bytes/s: 9.6 kbit/s
+        let mut d = DeliveryRate::new(1500);
+        let mut now = t0;
+        let mut sent = d.on_send(now, true, false);
+        let mut gains = Vec::new();
+        for i in 0..200 {
+            // A round trip of 1.3 s (1.25 of it a datagram on the air), 3.3 s from the 60th on.
+            let rtt = Duration::from_millis(if i < 60 { 1300 } else { 3300 });
+            now += Duration::from_secs(2);
+            let pace = if d.estimate() > 0.0 {
+                d.gain() * d.estimate()
+            } else {
+                3000.0
+            };
+            let next = d.on_send(now, false, false);
+            d.on_rtt(now, rtt, sent);
+            d.on_ack(now, (pace.min(link) * 2.0) as u64, sent);
+            if d.phase == Phase::Cruise {
+                gains.push((d.round, d.gain()));
+            }
+            sent = next;
+        }
+        let est = d.estimate();
+        assert!(est > link * 0.95, "{est}");
+        gains.dedup_by_key(|g| g.0);
+        for w in gains.windows(2) {
+            assert!(
+                !(w[0].1 < 1.0 && w[1].1 < 1.0),
+                "two rounds in a row drained: {w:?}"
+            );
+        }
     }
 }

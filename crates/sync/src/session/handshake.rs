@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use wire::{Chunk, MAX_CANDIDATES, MAX_LIST, TransferKind};
 
-use super::{CandidateHello, Session};
+use super::{CandidateHello, Event, Session, packet_count, payload_size};
 
 use crate::ranges::RangeSet;
 
@@ -70,6 +70,7 @@ impl Session {
                 resume,
                 unacked_seq,
                 replay_floor: self.opener.floor(),
+                datagram_bytes: self.config.datagram_bytes as u64,
             });
         }
     }
@@ -111,6 +112,7 @@ impl Session {
         incarnation: u64,
         resume: &[u64],
         unacked_seq: u64,
+        datagram_bytes: u64,
     ) {
         if incarnation != self.peer_incarnation {
             if self.peer_incarnation != 0 {
@@ -119,18 +121,77 @@ impl Session {
             }
             self.peer_incarnation = incarnation;
         }
-        self.apply_hello(pn, resume, unacked_seq);
+        self.apply_hello(pn, resume, unacked_seq, datagram_bytes);
         self.queue_hello_ack(incarnation, pn);
     }
 
     /// What a `Hello` of the peer's current run says: below which sequence number its messages
-    /// were committed here, and which transfers it asks the fate of.
-    fn apply_hello(&mut self, pn: u64, resume: &[u64], unacked_seq: u64) {
+    /// were committed here, which transfers it asks the fate of, and the datagrams it sends.
+    fn apply_hello(&mut self, pn: u64, resume: &[u64], unacked_seq: u64, datagram_bytes: u64) {
+        self.peer_datagram(datagram_bytes);
         if unacked_seq > self.peer_unacked_seq {
             self.peer_unacked_seq = unacked_seq;
             self.deliver_messages();
         }
         self.pending_status.extend(resume.iter().map(|&t| (t, pn)));
+    }
+
+    /// The peer sends datagrams of at most `peers` bytes. Both sides use the smaller of the two
+    /// sizes (a datagram larger than the peer's may not cross its radio, and the payload of a
+    /// data packet must be the same at both ends): a mismatch is told once a run for each size
+    /// the peer says (the driver logs it), and remembered, so that a restart uses the size at
+    /// once.
+    fn peer_datagram(&mut self, peers: u64) {
+        let peers = usize::try_from(peers)
+            .unwrap_or(usize::MAX)
+            .clamp(wire::MIN_DATAGRAM, wire::MAX_PACKET);
+        let ours = self.config.datagram_bytes;
+        let using = ours.min(peers);
+        if peers != ours && self.mismatch_told != Some(peers) {
+            self.mismatch_told = Some(peers);
+            self.events
+                .push_back(Event::DatagramMismatch { ours, peers, using });
+        }
+        if using != self.datagram {
+            self.use_datagram(using);
+        }
+        if (self.counters.peer_datagram, self.counters.datagram) != (peers as u64, using as u64) {
+            self.counters.peer_datagram = peers as u64;
+            self.counters.datagram = using as u64;
+            if self.store.save_counters(&self.counters).is_err() {
+                self.stats.store_errors += 1;
+            }
+        }
+    }
+
+    /// Changes the datagram size in use. Indexes of data packets mean offsets only at one size,
+    /// so what was cut at the other starts again: outgoing transfers are offered and sent anew
+    /// from their first packet, and incoming spools are dropped (their senders, which change
+    /// size as this side does, hear "unknown" and send them again). A chunk cut at the old size
+    /// that still arrives and fits is caught by the digest, as any corruption is.
+    pub(super) fn use_datagram(&mut self, datagram: usize) {
+        self.datagram = datagram;
+        self.packet_size = payload_size(datagram);
+        self.max_body = datagram - wire::PACKET_OVERHEAD;
+        self.delivery.set_datagram(datagram);
+        for o in self.out.values_mut() {
+            o.packets = packet_count(o.entry.offer.size, self.packet_size);
+            o.next_new = 0;
+            o.received = RangeSet::new();
+            o.acked_to = 0;
+            o.lost.clear();
+            o.unknown = RangeSet::new();
+            o.offer_due = true;
+            o.status_asked_at = None;
+        }
+        self.in_flight.clear();
+        self.flight_by_packet.clear();
+        self.offers_in_flight.clear();
+        for (t, _) in std::mem::take(&mut self.spools) {
+            if self.store.spool_drop(t).is_err() {
+                self.stats.store_errors += 1;
+            }
+        }
     }
 
     /// Queues the answer to a `Hello` of `incarnation` carried by packet `hello_pn`. One answer
@@ -140,11 +201,11 @@ impl Session {
     fn queue_hello_ack(&mut self, incarnation: u64, hello_pn: u64) {
         let queued = self
             .control
-            .iter()
             .position(|c| matches!(c, Chunk::HelloAck { incarnation: i, .. } if *i == incarnation));
         if let Some(i) = queued {
-            if let Chunk::HelloAck { hello_pn: old, .. } = self.control[i] {
-                self.control[i] = self.hello_ack(incarnation, hello_pn.max(old));
+            if let Some(&Chunk::HelloAck { hello_pn: old, .. }) = self.control.get(i) {
+                let ack = self.hello_ack(incarnation, hello_pn.max(old));
+                self.control.replace(i, ack);
             }
             return;
         }
@@ -153,7 +214,7 @@ impl Session {
             let foreign =
                 |c: &Chunk| matches!(c, Chunk::HelloAck { incarnation: i, .. } if *i != peer);
             if self.control.iter().filter(|c| foreign(c)).count() >= MAX_CANDIDATES
-                && let Some(i) = self.control.iter().position(foreign)
+                && let Some(i) = self.control.position(foreign)
             {
                 self.control.remove(i);
             }
@@ -199,21 +260,7 @@ impl Session {
     }
 
     /// A `HelloAck` of the peer's proven epoch answering a `Hello` of this run.
-    pub(super) fn receive_hello_ack(
-        &mut self,
-        now: Instant,
-        hello_pn: u64,
-        next_transfer: u64,
-        next_seq: u64,
-    ) {
-        // The answer to the packet that carried our latest Hello: a round trip of small packets,
-        // measured before any data queues behind them.
-        if let Some((pn, at)) = self.hello_carried
-            && pn == hello_pn
-        {
-            self.hello_carried = None;
-            self.delivery.on_rtt(now.saturating_duration_since(at));
-        }
+    pub(super) fn receive_hello_ack(&mut self, hello_pn: u64, next_transfer: u64, next_seq: u64) {
         if hello_pn >= self.hello_asked_from {
             self.hello_pending = false;
         }
@@ -302,7 +349,7 @@ impl Session {
                 self.peer_incarnation = epoch;
             }
             if let Some(h) = hello {
-                self.apply_hello(h.pn, &h.resume, h.unacked_seq);
+                self.apply_hello(h.pn, &h.resume, h.unacked_seq, h.datagram_bytes);
                 self.queue_hello_ack(h.incarnation, h.pn);
             }
             return true;
@@ -316,6 +363,7 @@ impl Session {
                 resume,
                 unacked_seq,
                 replay_floor,
+                datagram_bytes,
             } = c
             {
                 hello = true;
@@ -339,6 +387,7 @@ impl Session {
                     incarnation: *incarnation,
                     resume: resume.clone(),
                     unacked_seq: *unacked_seq,
+                    datagram_bytes: *datagram_bytes,
                     answered_at: now,
                 };
                 match kept {
@@ -460,6 +509,7 @@ impl Session {
         }
         self.in_flight.clear();
         self.flight_by_packet.clear();
+        self.offers_in_flight.clear();
         self.ask_hello(true);
         // Only a Hello sent after this, with the transfers now unknown, answers it.
         self.hello_asked_from = u64::MAX;

@@ -10,24 +10,30 @@
 //! - `receive`: incoming datagrams, spools, commits, the inbox and message delivery,
 //!   acknowledgements to send and the settled mark;
 //! - `pacing`: whether the link is up, its rate (configured, or the delivery-rate estimate of
-//!   `estimate`), the token bucket, the data in flight, the probe timeout;
+//!   `estimate`), the token bucket, the data in flight (`flight`, which keeps its totals as it
+//!   changes), the probe timeout;
 //! - `handshake`: `Hello`s and status answers, forgetting a peer that restarted, the stream
 //!   marks that let a side with lost or restored counters resume, proving the peer's candidate
 //!   epochs, and which header form to seal in;
 //! - `persist`: opening a session from its store, and persisting spools and the opener's memory
-//!   of the peer's epochs.
+//!   of the peer's epochs;
+//! - `control`: the queue of control chunks, counting the refusals and statuses in it.
 
+mod control;
 mod estimate;
+mod flight;
 mod handshake;
 mod pacing;
 mod persist;
 mod receive;
 mod send;
 
+pub use pacing::INITIAL_PACE;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use wire::{Chunk, Digest, Direction, LinkKey, Offer, Opener, Sealer};
+use wire::{Digest, Direction, LinkKey, Offer, Opener, Sealer};
 
 use crate::ranges::RangeSet;
 use crate::store::{Counters, OutboxEntry, Store};
@@ -45,7 +51,9 @@ pub struct SessionConfig {
     pub incarnation: u64,
     /// The largest datagram this side sends (the system's `datagram_bytes`, up to the radio's
     /// frame size): between `wire::MIN_DATAGRAM` and `wire::MAX_PACKET` (clamped). The payload of
-    /// a data packet follows from it ([`payload_size`]), so both sides must agree on it.
+    /// a data packet follows from it ([`payload_size`]), so both sides must agree on it: each
+    /// says its own in its `Hello`, and when they differ both use the smaller
+    /// ([`Event::DatagramMismatch`]).
     pub datagram_bytes: usize,
     /// The longest a datagram may be overtaken by a later one. A packet is judged lost only this
     /// long after a later one arrived, so nothing that merely arrives late is sent twice.
@@ -60,7 +68,9 @@ pub struct SessionConfig {
     pub persist_interval: Duration,
     /// A spool (an incoming transfer) that made no progress for this long is dropped and its
     /// space freed: its sender is gone, or gave up on it. Should it come back, the transfer
-    /// starts again from nothing.
+    /// starts again from nothing. Time counts while sessions on the store run
+    /// ([`crate::Counters::running`]): a wall clock that jumps, or a long power-off, expires
+    /// nothing.
     pub spool_expiry: Duration,
 }
 
@@ -111,6 +121,19 @@ pub enum Event {
         size: u64,
         /// Why.
         reason: String,
+    },
+    /// The peer's `Hello` says it sends datagrams of another size than this side's
+    /// `datagram_bytes` (the two ends were configured differently). Both use the smaller from
+    /// then on, and transfers in progress start again in packets of it (data cut to another
+    /// size cannot be placed): a misconfiguration to fix, told once a run for each size the
+    /// peer says.
+    DatagramMismatch {
+        /// This side's configured size.
+        ours: usize,
+        /// The peer's.
+        peers: usize,
+        /// The size both use now.
+        using: usize,
     },
 }
 
@@ -181,14 +204,22 @@ pub struct SessionStats {
     pub offers_refused: u64,
     /// Spools dropped after making no progress for the `spool_expiry`.
     pub spools_expired: u64,
+    /// Data chunks dropped because their transfer's offer had not come and they lay past the
+    /// first [`OFFERLESS_WINDOW`] packets (the sender offers again and sends them again).
+    pub data_before_offer: u64,
 }
 
 /// A resumable, paced, authenticated transfer session with one peer. See the crate documentation.
 pub struct Session {
     config: SessionConfig,
-    /// Payload bytes per data packet: [`payload_size`] of the datagram size.
+    /// The datagram size in use: the configured one, or the peer's when smaller.
+    datagram: usize,
+    /// The peer's size last told to the application as a mismatch (once a run for each).
+    mismatch_told: Option<usize>,
+    /// Payload bytes per data packet: [`payload_size`] of the datagram size in use.
     packet_size: usize,
-    /// The most body bytes a packet carries: the datagram size less a long packet's overhead.
+    /// The most body bytes a packet carries: the datagram size in use less a long packet's
+    /// overhead.
     max_body: usize,
     store: Box<dyn Store>,
     sealer: Sealer,
@@ -225,8 +256,6 @@ pub struct Session {
     /// `Hello` says so): one missing from the inbox was delivered and its mark lost.
     peer_unacked_seq: u64,
     hello_sent_at: Option<Instant>,
-    /// The packet number that carried this side's latest `Hello`, and when it went.
-    hello_carried: Option<(u64, Instant)>,
     /// When a new candidate epoch last had our `Hello` sent at once (at most `MAX_CANDIDATES`
     /// times a probe timeout: replays must not unpace it).
     hello_rushed_at: Option<Instant>,
@@ -245,11 +274,15 @@ pub struct Session {
     long_from: u64,
     // Sending.
     out: BTreeMap<u64, Out>,
-    in_flight: BTreeMap<u64, Sent>,
+    in_flight: flight::InFlight,
     flight_by_packet: HashMap<(u64, u32), u64>,
+    /// Packets that carried offers with data (by packet number): the transfers they offered. A
+    /// packet judged lost makes its offers due again, so that the receiver, which takes only a
+    /// few packets of a transfer before its offer, hears it before the rest goes by.
+    offers_in_flight: BTreeMap<u64, Vec<u64>>,
     floor_sent: u64,
     srtt: Option<Duration>,
-    control: VecDeque<Chunk>,
+    control: control::Control,
     /// The last packet carried control only while data waited: the next carries data first.
     data_turn: bool,
     // Receiving.
@@ -272,14 +305,17 @@ pub struct Session {
     ack_gap: Option<Duration>,
     last_ack_at: Option<Instant>,
     spools: BTreeMap<u64, Spool>,
-    /// The first instant the session was given: a spool loaded from the store has been idle
-    /// since its `idle_at_open` before it.
+    /// The store's running time when the session opened ([`crate::Counters::running`]).
+    clock_base: Duration,
+    /// The first instant the session was given: its running time counts from it.
     opened_at: Option<Instant>,
     /// When spools were last looked at for expiry.
     expiry_checked_at: Option<Instant>,
-    /// Object transfers of the peer refused, with the reason, least recently refused first (at
-    /// most [`REFUSED_MEMORY`]): what more arrives of them is answered with the refusal again.
-    refused: VecDeque<(u64, String)>,
+    /// Object transfers of the peer refused, with the reason (at most [`REFUSED_MEMORY`]): what
+    /// more arrives of them is answered with the refusal again.
+    refused: HashMap<u64, String>,
+    /// The transfers of `refused`, least recently refused first.
+    refused_order: VecDeque<u64>,
     committed: HashSet<u64>,
     committed_order: VecDeque<u64>,
     pending_status: Vec<(u64, u64)>,
@@ -318,6 +354,7 @@ struct CandidateHello {
     incarnation: u64,
     resume: Vec<u64>,
     unacked_seq: u64,
+    datagram_bytes: u64,
     /// When a `Hello` of this epoch was last answered.
     answered_at: Instant,
 }
@@ -337,17 +374,21 @@ struct Spool {
     received: RangeSet,
     dirty: u64,
     dirty_since: Option<Instant>,
-    /// When a chunk of it last arrived (at open: none).
-    active_at: Option<Instant>,
-    /// How long it had been idle when the session opened (as the store told).
-    idle_at_open: Duration,
+    /// The store's running time at its last progress (its offer, or a chunk of data).
+    progress_at: Duration,
 }
 
 const MAX_SPOOLS: usize = 4096;
+/// Packets of a transfer taken before its offer: indexes below this only. An offer goes in the
+/// packet of the transfer's first data, or the one before it, so only reordering or the loss of
+/// that packet brings data first; without the offer nothing bounds the transfer's size, and a
+/// chunk numbered near `u32::MAX` would make a spool file of terabytes.
+pub const OFFERLESS_WINDOW: u32 = 64;
 const MAX_OUT: usize = 1 << 16;
 const COMMITTED_MEMORY: usize = 4096;
 const REFUSED_MEMORY: usize = 1024;
-/// How often spools are looked at for expiry.
+/// How often spools are looked at for expiry (and, while there are some, the running time is
+/// saved: what a crash loses of it).
 const EXPIRY_CHECK: Duration = Duration::from_secs(60);
 const PN_RESERVATION: u64 = 1024;
 /// How far ahead of the highest packet number accepted in the peer's current epoch the saved
@@ -428,6 +469,8 @@ impl Session {
     /// Tells the session that `now` has come; timers are acted on in
     /// [`Session::poll_transmit`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.in_flight
+            .go_silent(now, self.pto() * pacing::SILENT_PTOS);
         self.give_up_on_marks(now);
         self.advance_settled(now);
         self.persist_all(now, false);
@@ -483,12 +526,8 @@ impl Session {
         // in flight to count no more.
         let capped = self.last_refill.is_some_and(|t| self.over_the_pipe(t));
         if capped
-            && let Some(t) = self
-                .in_flight
-                .values()
-                .map(|s| s.at + pto * pacing::SILENT_PTOS)
-                .filter(|&t| self.last_refill.is_some_and(|now| t > now))
-                .min()
+            && let Some(now) = self.last_refill
+            && let Some(t) = self.in_flight.next_silence(now, pto * pacing::SILENT_PTOS)
         {
             at(t);
         }

@@ -4,21 +4,20 @@
 //!
 //! A pass without a configured rate (the Engineering Model's, or a link whose rate nobody knows)
 //! is paced to the delivery-rate estimate (`estimate`), and its data in flight is held to what
-//! the estimate says the link holds: a round trip and the acknowledgements' spacing of it, and
-//! [`QUEUE_ALLOWANCE`] more (twice the first in startup). So the link's queue holds about that
+//! the estimate says the link holds: a round trip and the acknowledgements' spacing of it, twice,
+//! and the queue the estimate allows (`estimate`'s `QUEUE_ALLOWANCE`, or a few datagrams' time on
+//! the air when longer). So the link's queue holds about that
 //! much at most, and a message queued behind an object waits no longer. Control (acknowledgements,
 //! handshakes) is never held back by it, only by the pace.
 
 use std::time::{Duration, Instant};
 
+use super::estimate::INITIAL_WINDOW;
 use super::{INITIAL_RTT, Session};
 
-use super::estimate::QUEUE_ALLOWANCE;
 /// The pace of a pass without a configured rate before its first sample, bytes/s: ten full
 /// datagrams per initial round trip.
-const INITIAL_PACE: f64 = 10.0 * wire::MAX_PACKET as f64 / 0.5;
-/// Datagrams of data in flight before the first sample.
-const INITIAL_WINDOW: usize = 10;
+pub const INITIAL_PACE: f64 = 10.0 * wire::MAX_PACKET as f64 / 0.5;
 /// Probe timeouts without an acknowledgement after which the data in flight, or a packet of it,
 /// holds nothing back.
 pub(super) const SILENT_PTOS: u32 = 4;
@@ -57,13 +56,14 @@ impl Session {
     // --- internals ---
 
     /// The pace of a pass without a configured rate: the estimate times this round's gain, at
-    /// least a datagram a second.
+    /// least a datagram every four seconds (one a second would overrun a 9.6 kbit/s link that
+    /// sends 1500-byte datagrams, and fill its queue to the cap of the data in flight).
     fn estimated_pace(&self) -> f64 {
         let est = self.delivery.estimate();
         if est <= 0.0 {
             return INITIAL_PACE;
         }
-        (self.delivery.gain() * est).max(self.config.datagram_bytes as f64)
+        (self.delivery.gain() * est).max(self.datagram as f64 / 4.0)
     }
 
     /// Data packets were acknowledged: `bytes` of them, the newest sent with `newest`.
@@ -74,6 +74,17 @@ impl Session {
         newest: super::estimate::SendState,
     ) {
         self.delivery.on_ack(now, bytes, newest);
+        // The drain after startup ends once what startup queued has gone: the data in flight,
+        // just after an acknowledgement, down to what the path holds (a round trip at the
+        // estimate, and two datagrams), measured now rather than a round trip late.
+        if self.delivery.draining() {
+            let est = self.delivery.estimate();
+            let path = self.delivery.min_rtt().unwrap_or(INITIAL_RTT).as_secs_f64();
+            let holds = est * path + 2.0 * self.datagram as f64;
+            if (self.young_in_flight(now) as f64) <= holds {
+                self.delivery.drained();
+            }
+        }
         if !self.configured_rate {
             self.rate = self.estimated_pace();
         }
@@ -98,15 +109,9 @@ impl Session {
         // What went [`SILENT_PTOS`] probe timeouts ago without an acknowledgement is no longer
         // on its way (lost, or below what acknowledgements still describe, left to status
         // answers): it holds nothing back, or a transfer could wait on it for ever.
-        let old = self.pto() * SILENT_PTOS;
-        let in_flight: usize = self
-            .in_flight
-            .values()
-            .filter(|s| now < s.at + old)
-            .map(|s| s.size)
-            .sum();
+        let in_flight = self.young_in_flight(now);
         let est = self.delivery.estimate();
-        let datagram = self.config.datagram_bytes;
+        let datagram = self.datagram;
         let cap = if est <= 0.0 {
             INITIAL_WINDOW * datagram
         } else {
@@ -116,10 +121,16 @@ impl Session {
             // data waits); this holds what the estimate allows on its way, twice over.
             let path = self.delivery.min_rtt().unwrap_or(INITIAL_RTT)
                 + self.ack_gap.unwrap_or(self.config.ack_delay);
-            let secs = 2.0 * path.as_secs_f64() + QUEUE_ALLOWANCE.as_secs_f64();
+            let secs = 2.0 * path.as_secs_f64() + self.delivery.allowance().as_secs_f64();
             (est * secs) as usize + 2 * datagram
         };
         in_flight >= cap
+    }
+
+    /// Bytes of data in flight sent within [`SILENT_PTOS`] probe timeouts (what went before is
+    /// no longer on its way: lost, or left to status answers).
+    fn young_in_flight(&self, now: Instant) -> usize {
+        self.in_flight.young_bytes(now, self.pto() * SILENT_PTOS)
     }
 
     /// The probe timeout: how long an answer may take (twice the smoothed round trip, the reorder
@@ -135,7 +146,7 @@ impl Session {
 
     fn burst(&self) -> f64 {
         if self.rate.is_finite() {
-            (self.rate * 0.02).max(self.config.datagram_bytes as f64)
+            (self.rate * 0.02).max(self.datagram as f64)
         } else {
             f64::INFINITY
         }

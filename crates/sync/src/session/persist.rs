@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wire::{Opener, Sealer, TransferKind};
 
@@ -40,9 +40,16 @@ impl Session {
             datagram_bytes,
             ..config
         };
-        let packet_size = payload_size(datagram_bytes);
         let persisted = store.load()?;
         let mut counters = persisted.counters;
+        // The peer's size as its last Hello said: data packets agree with it from the start.
+        let datagram = match usize::try_from(counters.peer_datagram) {
+            Ok(peer) if peer > 0 => {
+                datagram_bytes.min(peer.clamp(wire::MIN_DATAGRAM, wire::MAX_PACKET))
+            }
+            _ => datagram_bytes,
+        };
+        let packet_size = payload_size(datagram);
         // Repair counters a crash left behind the outbox (see send_message).
         for e in &persisted.outbox {
             counters.next_transfer = counters.next_transfer.max(e.offer.transfer + 1);
@@ -58,6 +65,10 @@ impl Session {
         // Everything below the reservation may have been used: start above it, and reserve.
         let next_pn = counters.pn_reserved.max(1);
         counters.pn_reserved = next_pn + PN_RESERVATION;
+        // Spools and outbox marks saved at another size (this side's configuration changed, or
+        // the peer's) cannot be placed: what was in progress starts again, below.
+        let resized = counters.datagram != 0 && counters.datagram != datagram as u64;
+        counters.datagram = datagram as u64;
         store.save_counters(&counters)?;
         let mut out = BTreeMap::new();
         for entry in persisted.outbox {
@@ -80,6 +91,13 @@ impl Session {
                 },
             );
         }
+        // A spool's progress saved after the running time was (a crash between the two) is not
+        // in the future.
+        let clock_base = persisted
+            .spools
+            .iter()
+            .filter_map(|s| s.progress_at)
+            .fold(counters.running, Duration::max);
         let spools = persisted
             .spools
             .into_iter()
@@ -96,8 +114,7 @@ impl Session {
                         received,
                         dirty: 0,
                         dirty_since: None,
-                        active_at: None,
-                        idle_at_open: s.idle,
+                        progress_at: s.progress_at.unwrap_or(clock_base),
                     },
                 )
             })
@@ -115,12 +132,11 @@ impl Session {
             tokens: 0.0,
             last_refill: None,
             configured_rate: false,
-            delivery: super::estimate::DeliveryRate::new(),
+            delivery: super::estimate::DeliveryRate::new(datagram),
             drained: false,
             peer_incarnation: 0,
             hello_pending: true,
             hello_sent_at: None,
-            hello_carried: None,
             hello_rushed_at: None,
             hello_asked_from: 0,
             proof_floor: 0,
@@ -132,11 +148,12 @@ impl Session {
             marks_deadline: None,
             peer_unacked_seq: 0,
             out,
-            in_flight: BTreeMap::new(),
+            in_flight: super::flight::InFlight::new(),
             flight_by_packet: HashMap::new(),
+            offers_in_flight: BTreeMap::new(),
             floor_sent: 0,
             srtt: None,
-            control: VecDeque::new(),
+            control: super::control::Control::new(),
             data_turn: false,
             rx: RangeSet::new(),
             rx_largest: 0,
@@ -152,9 +169,11 @@ impl Session {
             ack_gap: None,
             last_ack_at: None,
             spools,
+            clock_base,
             opened_at: None,
             expiry_checked_at: None,
-            refused: VecDeque::new(),
+            refused: HashMap::new(),
+            refused_order: VecDeque::new(),
             committed: committed_order.iter().copied().collect(),
             committed_order,
             pending_status: Vec::new(),
@@ -168,10 +187,15 @@ impl Session {
             stats: SessionStats::default(),
             store,
             packet_size,
-            max_body: datagram_bytes - wire::PACKET_OVERHEAD,
+            max_body: datagram - wire::PACKET_OVERHEAD,
+            datagram,
+            mismatch_told: None,
             config,
         })
         .map(|mut s| {
+            if resized {
+                s.use_datagram(datagram);
+            }
             s.deliver_messages();
             s
         })
@@ -193,7 +217,7 @@ impl Session {
             .collect();
         if self
             .store
-            .spool_persist(t, s.offer.as_ref(), &ranges)
+            .spool_persist(t, s.offer.as_ref(), &ranges, s.progress_at)
             .is_err()
         {
             self.stats.store_errors += 1;
@@ -201,6 +225,13 @@ impl Session {
         }
         s.dirty = 0;
         s.dirty_since = None;
+    }
+
+    /// The store's running time at `now` ([`crate::Counters::running`]): what it was when the
+    /// session opened, and how long the session has run since its first instant.
+    pub(super) fn running(&mut self, now: Instant) -> Duration {
+        let opened = *self.opened_at.get_or_insert(now);
+        self.clock_base + now.saturating_duration_since(opened)
     }
 
     pub(super) fn persist_all(&mut self, now: Instant, force: bool) {

@@ -2,7 +2,7 @@
 //! the digest verifies, the inbox and in-order message delivery, the acknowledgements this side
 //! owes, and the settled mark (below it, a missing packet is lost).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wire::{
     AckRanges, Chunk, MAX_RANGES, Offer, PacketError, Status, StatusState, TransferKind,
@@ -11,7 +11,7 @@ use wire::{
 
 use super::{
     COMMITTED_MEMORY, EXPIRY_CHECK, Event, MAX_ACK_DELAY, MAX_ARRIVALS, MAX_RX_RANGES, MAX_SPOOLS,
-    REFUSED_MEMORY, Session, Spool, packet_count,
+    OFFERLESS_WINDOW, REFUSED_MEMORY, Session, Spool, packet_count,
 };
 use crate::ranges::RangeSet;
 use crate::store::Commit;
@@ -97,6 +97,9 @@ impl Session {
             self.settled = self.settled.max(p);
         }
         let mut ack_eliciting = false;
+        // Whether a transfer's first data came: acknowledged without the usual spacing, so that
+        // its sender measures the path's round trip on a packet no queue held.
+        let mut first_data = false;
         let mut touched = Vec::new();
         for chunk in chunks {
             ack_eliciting |= !matches!(
@@ -109,13 +112,18 @@ impl Session {
                     index,
                     payload,
                 } => {
+                    let new = self
+                        .spools
+                        .get(&transfer)
+                        .is_none_or(|s| s.received.is_empty());
                     if self.receive_data(now, transfer, index, &payload) {
+                        first_data |= new;
                         touched.push(transfer);
                     }
                 }
                 Chunk::Offer(o) => {
                     let t = o.transfer;
-                    if self.receive_offer(o) {
+                    if self.receive_offer(now, o) {
                         touched.push(t);
                     }
                 }
@@ -126,9 +134,10 @@ impl Session {
                     resume,
                     unacked_seq,
                     replay_floor,
+                    datagram_bytes,
                 } => {
                     self.number_above(replay_floor);
-                    self.receive_hello(pn, incarnation, &resume, unacked_seq);
+                    self.receive_hello(pn, incarnation, &resume, unacked_seq, datagram_bytes);
                 }
                 Chunk::HelloAck {
                     incarnation,
@@ -137,7 +146,7 @@ impl Session {
                     next_seq,
                 } => {
                     if incarnation == self.config.incarnation {
-                        self.receive_hello_ack(now, hello_pn, next_transfer, next_seq);
+                        self.receive_hello_ack(hello_pn, next_transfer, next_seq);
                     }
                 }
                 Chunk::StatusRequest { transfers } => {
@@ -162,9 +171,10 @@ impl Session {
             }
             self.last_arrival = Some(now);
             self.ack_pending += 1;
-            let delay = pace.map_or(self.config.ack_delay, |g| {
-                (g * 8).clamp(self.config.ack_delay, MAX_ACK_DELAY)
-            });
+            let delay = match pace {
+                Some(g) if !first_data => (g * 8).clamp(self.config.ack_delay, MAX_ACK_DELAY),
+                _ => self.config.ack_delay,
+            };
             let due = if self.ack_pending >= self.config.ack_every {
                 now
             } else {
@@ -223,31 +233,44 @@ impl Session {
             return false;
         }
         let p = self.packet_size;
+        // Judged before a spool is made for it: what lies outside the transfer (or, before its
+        // offer, beyond the first few packets) takes no room at all.
+        match self.spools.get(&transfer).and_then(|s| s.offer.as_ref()) {
+            Some(o) => {
+                let offset = u64::from(index) * p as u64;
+                if offset >= o.size || payload.len() as u64 != (o.size - offset).min(p as u64) {
+                    self.stats.malformed += 1;
+                    return false;
+                }
+            }
+            None if payload.is_empty() || payload.len() > p => {
+                self.stats.malformed += 1;
+                return false;
+            }
+            // Before its offer nothing bounds a transfer: only the packets an offer overtaken
+            // on the way could be followed by are taken (the sender offers again when the
+            // packet that carried it is lost, and what this dropped is asked for again once the
+            // offer has come, like any gap).
+            None if index >= OFFERLESS_WINDOW => {
+                self.stats.data_before_offer += 1;
+                return false;
+            }
+            None => {}
+        }
         if !self.make_room_for(transfer) {
             return false;
         }
+        let running = self.running(now);
         let spool = self.spools.entry(transfer).or_insert_with(|| Spool {
             offer: None,
             received: RangeSet::new(),
             dirty: 0,
             dirty_since: None,
-            active_at: None,
-            idle_at_open: Duration::ZERO,
+            progress_at: running,
         });
-        spool.active_at = Some(now);
+        spool.progress_at = running;
         if spool.received.contains(u64::from(index)) {
             self.stats.duplicates += 1;
-            return false;
-        }
-        let expected_ok = match &spool.offer {
-            Some(o) => {
-                let offset = u64::from(index) * p as u64;
-                offset < o.size && payload.len() as u64 == (o.size - offset).min(p as u64)
-            }
-            None => !payload.is_empty() && payload.len() <= p,
-        };
-        if !expected_ok {
-            self.stats.malformed += 1;
             return false;
         }
         if self
@@ -265,8 +288,13 @@ impl Session {
         true
     }
 
-    fn receive_offer(&mut self, o: Offer) -> bool {
+    fn receive_offer(&mut self, now: Instant, o: Offer) -> bool {
         let t = o.transfer;
+        if matches!(o.kind, TransferKind::Message { .. }) && o.size > wire::MAX_MESSAGE as u64 {
+            // No message is longer (the sender refuses to queue one): a spool must not be.
+            self.stats.malformed += 1;
+            return false;
+        }
         if self.committed.contains(&t) {
             self.queue_committed(t);
             return false;
@@ -293,18 +321,20 @@ impl Session {
                 self.refuse(&o, reason);
                 return false;
             }
-            self.refused.retain(|(r, _)| *r != t);
+            if self.refused.remove(&t).is_some() {
+                self.refused_order.retain(|&r| r != t);
+            }
         }
         if !self.make_room_for(t) {
             return false;
         }
+        let running = self.running(now);
         let spool = self.spools.entry(t).or_insert_with(|| Spool {
             offer: None,
             received: RangeSet::new(),
             dirty: 0,
             dirty_since: None,
-            active_at: None,
-            idle_at_open: Duration::ZERO,
+            progress_at: running,
         });
         match &spool.offer {
             Some(existing) if *existing != o => {
@@ -326,9 +356,9 @@ impl Session {
         if self.spools.remove(&t).is_some() && self.store.spool_drop(t).is_err() {
             self.stats.store_errors += 1;
         }
-        let known = self.refused.iter().position(|(r, _)| *r == t);
-        if let Some(i) = known {
-            self.refused.remove(i);
+        if self.refused.remove(&t).is_some() {
+            // Refused again (it was offered again): the most recent now.
+            self.refused_order.retain(|&r| r != t);
         } else {
             self.stats.offers_refused += 1;
             self.events.push_back(Event::ObjectDeclined {
@@ -337,23 +367,22 @@ impl Session {
                 reason: reason.clone(),
             });
         }
-        if self.refused.len() >= REFUSED_MEMORY {
-            self.refused.pop_front();
+        if self.refused_order.len() >= REFUSED_MEMORY
+            && let Some(oldest) = self.refused_order.pop_front()
+        {
+            self.refused.remove(&oldest);
         }
-        self.refused.push_back((t, reason));
+        self.refused_order.push_back(t);
+        self.refused.insert(t, reason);
         self.queue_refusal(t);
     }
 
     /// When transfer `t` was refused, queues the refusal (once in the queue) and returns true.
     pub(super) fn queue_refusal(&mut self, t: u64) -> bool {
-        let Some((_, reason)) = self.refused.iter().find(|(r, _)| *r == t) else {
+        let Some(reason) = self.refused.get(&t) else {
             return false;
         };
-        let queued = self
-            .control
-            .iter()
-            .any(|c| matches!(c, Chunk::Refuse { transfer, .. } if *transfer == t));
-        if !queued {
+        if !self.control.has_refusal(t) {
             let reason = reason.clone();
             self.control.push_back(Chunk::Refuse {
                 transfer: t,
@@ -363,11 +392,12 @@ impl Session {
         true
     }
 
-    /// Drops the spools that made no progress for the `spool_expiry` (looked at once every
-    /// [`EXPIRY_CHECK`]), freeing their space. Their sender, if it comes back, hears "unknown"
-    /// (or a status without what was dropped) and sends the transfer again from nothing.
+    /// Drops the spools that made no progress for the `spool_expiry` of running time (looked at
+    /// once every [`EXPIRY_CHECK`]), freeing their space, and saves the running time while some
+    /// wait. Their sender, if it comes back, hears "unknown" (or a status without what was
+    /// dropped) and sends the transfer again from nothing.
     pub(super) fn expire_spools(&mut self, now: Instant) {
-        let opened = *self.opened_at.get_or_insert(now);
+        let running = self.running(now);
         if self
             .expiry_checked_at
             .is_some_and(|c| now < c + EXPIRY_CHECK)
@@ -379,19 +409,21 @@ impl Session {
         let stale: Vec<u64> = self
             .spools
             .iter()
-            .filter(|(_, s)| {
-                let idle = match s.active_at {
-                    Some(a) => now.saturating_duration_since(a),
-                    None => now.saturating_duration_since(opened) + s.idle_at_open,
-                };
-                idle >= expiry
-            })
+            .filter(|(_, s)| running.saturating_sub(s.progress_at) >= expiry)
             .map(|(&t, _)| t)
             .collect();
         for t in stale {
             self.spools.remove(&t);
             self.stats.spools_expired += 1;
             if self.store.spool_drop(t).is_err() {
+                self.stats.store_errors += 1;
+            }
+        }
+        // The clock spools are judged by, saved while they wait: a restart goes on from here
+        // (a crash loses at most one check's worth).
+        if !self.spools.is_empty() && running > self.counters.running {
+            self.counters.running = running;
+            if self.store.save_counters(&self.counters).is_err() {
                 self.stats.store_errors += 1;
             }
         }
@@ -404,7 +436,7 @@ impl Session {
         if self.spools.contains_key(&t) || self.spools.len() < MAX_SPOOLS {
             return true;
         }
-        let Some((&victim, _)) = self.spools.iter().min_by_key(|(_, s)| s.active_at) else {
+        let Some((&victim, _)) = self.spools.iter().min_by_key(|(_, s)| s.progress_at) else {
             return false;
         };
         self.spools.remove(&victim);
@@ -495,11 +527,7 @@ impl Session {
     }
 
     fn queue_committed(&mut self, t: u64) {
-        let already = self
-            .control
-            .iter()
-            .any(|c| matches!(c, Chunk::Status(s) if s.transfer == t));
-        if !already {
+        if !self.control.has_status(t) {
             let settled = self.settled;
             self.control.push_back(Chunk::Status(Status {
                 transfer: t,

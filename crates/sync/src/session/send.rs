@@ -98,17 +98,19 @@ impl Session {
         if self.tokens <= 0.0 {
             return None;
         }
+        self.in_flight
+            .go_silent(now, self.pto() * super::pacing::SILENT_PTOS);
         self.queue_control(now);
         let mut body = Vec::with_capacity(self.max_body);
         let mut handshake = 0usize;
         let mut hello = false;
-        let mut our_hello = false;
         // A full data chunk leaves no room for control beside it: after a packet of control only
         // while data waited, the next carries data only, so that control (answers to a storm of
         // replayed handshakes, say) never starves the transfers.
         let mut data = Vec::new();
+        let mut offered = Vec::new();
         if std::mem::take(&mut self.data_turn) {
-            data = self.fill_data(now, &mut body);
+            data = self.fill_data(now, &mut body, &mut offered);
         }
         while data.is_empty()
             && let Some(mut len) = self.control.front().map(chunk_len)
@@ -139,52 +141,51 @@ impl Session {
             ) {
                 handshake += len;
                 hello |= matches!(c, Chunk::Hello { .. } | Chunk::HelloAck { .. });
-                our_hello |= matches!(c, Chunk::Hello { .. });
             }
             let c = self.control.pop_front()?;
             encode_chunk(&c, &mut body);
         }
         if data.is_empty() {
-            data = self.fill_data(now, &mut body);
+            data = self.fill_data(now, &mut body, &mut offered);
             self.data_turn = data.is_empty() && !body.is_empty() && self.data_waiting();
         }
         if body.is_empty() {
             return None;
         }
         let pn = self.take_pn()?;
-        if our_hello {
-            self.hello_carried = Some((pn, now));
+        if !offered.is_empty() {
+            if self.offers_in_flight.len() >= MAX_OUT {
+                self.offers_in_flight.pop_first();
+            }
+            self.offers_in_flight.insert(pn, offered);
         }
-        let state = (!data.is_empty()).then(|| {
-            self.delivery
-                .on_send(now, self.in_flight.is_empty(), self.drained)
-        });
-        for &(transfer, index, resent, len) in &data {
-            let Some(state) = state else {
-                break;
-            };
+        let packet = self.seal(pn, &body, hello);
+        if let Some(&(transfer, index, _, _)) = data.last() {
+            let state = self
+                .delivery
+                .on_send(now, self.in_flight.is_empty(), self.drained);
+            for &(transfer, index, resent, len) in &data {
+                if let Some(old) = self.flight_by_packet.insert((transfer, index), pn) {
+                    self.in_flight.remove(old);
+                }
+                if resent {
+                    self.stats.payload_resent += len as u64;
+                } else {
+                    self.stats.payload_sent += len as u64;
+                }
+            }
+            // The packet stands in flight for its last data chunk (each chunk finds its packet
+            // in `flight_by_packet`).
             self.in_flight.insert(
                 pn,
                 Sent {
                     transfer,
                     index,
                     at: now,
-                    size: 0,
+                    size: packet.len(),
                     state,
                 },
             );
-            if let Some(old) = self.flight_by_packet.insert((transfer, index), pn) {
-                self.in_flight.remove(&old);
-            }
-            if resent {
-                self.stats.payload_resent += len as u64;
-            } else {
-                self.stats.payload_sent += len as u64;
-            }
-        }
-        let packet = self.seal(pn, &body, hello);
-        if let Some(sent) = self.in_flight.get_mut(&pn) {
-            sent.size = packet.len();
         }
         self.tokens -= packet.len() as f64;
         self.stats.packets_sent += 1;
@@ -299,12 +300,7 @@ impl Session {
 
     /// Tells the receiver, every 256 packet numbers, below which nothing is in flight any more.
     fn queue_floor(&mut self) {
-        let floor = self
-            .in_flight
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(self.next_pn);
+        let floor = self.in_flight.first().unwrap_or(self.next_pn);
         if floor >= self.floor_sent + 256 {
             self.floor_sent = floor;
             self.control.push_back(Chunk::Floor { pn: floor });
@@ -312,8 +308,14 @@ impl Session {
     }
 
     /// Adds data chunks to `body` while there is room: lost packets first, then new ones, by
-    /// priority and age. Returns (transfer, index, resent, bytes) for each.
-    fn fill_data(&mut self, now: Instant, body: &mut Vec<u8>) -> Vec<(u64, u32, bool, usize)> {
+    /// priority and age, each transfer's offer before its data when due (added to `offered`).
+    /// Returns (transfer, index, resent, bytes) for each data chunk.
+    fn fill_data(
+        &mut self,
+        now: Instant,
+        body: &mut Vec<u8>,
+        offered: &mut Vec<u64>,
+    ) -> Vec<(u64, u32, bool, usize)> {
         let mut sent = Vec::new();
         if self.over_the_pipe(now) {
             return sent;
@@ -344,6 +346,7 @@ impl Session {
                     encode_chunk(&c, body);
                     o.offer_due = false;
                     o.last_sent_at = Some(now);
+                    offered.push(t);
                 }
                 let (index, resent) = if let Some(i) = o.lost.pop_first() {
                     (i, true)
@@ -441,6 +444,8 @@ impl Session {
             self.ack_gap = Some(self.ack_gap.map_or(gap, |g| (g * 7 + gap) / 8));
         }
         self.last_ack_at = Some(now);
+        self.in_flight
+            .go_silent(now, self.pto() * super::pacing::SILENT_PTOS);
         let received =
             RangeSet::from_ranges(a.ranges.iter().map(|&(lo, hi)| (lo, hi.saturating_add(1))));
         let judged: Vec<u64> = self
@@ -456,7 +461,7 @@ impl Session {
             if !got && pn > a.settled {
                 continue;
             }
-            let Some(sent) = self.in_flight.remove(&pn) else {
+            let Some(sent) = self.in_flight.remove(pn) else {
                 continue;
             };
             if self.flight_by_packet.get(&(sent.transfer, sent.index)) == Some(&pn) {
@@ -467,7 +472,8 @@ impl Session {
                 self.srtt = Some(self.srtt.map_or(sample, |s| (s * 7 + sample) / 8));
                 // The path's own round trip: without the time the receiver held the answer.
                 let held = Duration::from_millis(a.delay_ms.min(MAX_ACK_DELAY.as_millis() as u64));
-                self.delivery.on_rtt(sample.saturating_sub(held));
+                self.delivery
+                    .on_rtt(now, sample.saturating_sub(held), sent.state);
             }
             if got {
                 delivered += sent.size as u64;
@@ -484,6 +490,33 @@ impl Session {
         }
         if let Some(newest) = newest {
             self.on_delivered(now, delivered, newest);
+        }
+        self.judge_offers(a, &received);
+    }
+
+    /// The packets that carried offers, as acknowledgement `a` (receiving `received`) describes
+    /// them: one that arrived is forgotten, one judged lost makes its offers due again (the
+    /// receiver takes only [`super::OFFERLESS_WINDOW`] packets of a transfer before its offer),
+    /// and one below what the acknowledgement describes is left to the probes.
+    fn judge_offers(&mut self, a: &AckRanges, received: &RangeSet) {
+        let judged: Vec<u64> = self
+            .offers_in_flight
+            .range(..=a.largest)
+            .map(|(&pn, _)| pn)
+            .filter(|&pn| pn < a.low || received.contains(pn) || pn <= a.settled)
+            .collect();
+        for pn in judged {
+            let Some(transfers) = self.offers_in_flight.remove(&pn) else {
+                continue;
+            };
+            if pn < a.low || received.contains(pn) {
+                continue;
+            }
+            for t in transfers {
+                if let Some(o) = self.out.get_mut(&t) {
+                    o.offer_due = true;
+                }
+            }
         }
     }
 
@@ -585,7 +618,7 @@ impl Session {
             match self.flight_by_packet.get(&(s.transfer, index)) {
                 Some(&pn) if pn > s.settled => {} // still on its way
                 Some(&pn) => {
-                    self.in_flight.remove(&pn);
+                    self.in_flight.remove(pn);
                     self.flight_by_packet.remove(&(s.transfer, index));
                     o.lost.insert(index);
                 }
@@ -684,6 +717,7 @@ mod tests {
             resume: (0..64).map(|i| u64::MAX - i).collect(),
             unacked_seq: 3,
             replay_floor: Some((u64::MAX, 1 << 47)),
+            datagram_bytes: 1500,
         };
         let Some(Chunk::Hello { resume, .. }) = cut_to(hello, budget) else {
             panic!("a hello is always cut to fit");
