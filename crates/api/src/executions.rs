@@ -12,8 +12,10 @@ use crate::systems::PassRef;
 /// `CREATED → SCHEDULED → RUNNING → SUCCESS | FAILED`, an execution
 /// `CREATED → SCHEDULED → RUNNING → COMPLETED | FAILED`. On a system that needs an operator's
 /// approval an execution waits `AWAITING_APPROVAL` after `CREATED`, and ends `REJECTED` when an
-/// operator refuses it; one called off before it was sent ends `CANCELLED` (orbitdock's names:
-/// Clustergate-2 names none). The tasks of a rejected or cancelled execution end `CANCELLED`.
+/// operator refuses it. One called off ends `CANCELLED`: at once when it was never sent, else
+/// once its system confirms, showing `CANCELLING` meanwhile (orbitdock's names: Clustergate-2
+/// names none). The tasks of a rejected or cancelled execution that had not finished end
+/// `CANCELLED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
@@ -34,17 +36,21 @@ pub enum State {
     AwaitingApproval,
     /// An execution an operator refused: never sent.
     Rejected,
-    /// Called off before it was sent.
+    /// Called off: never sent, or stopped by its system.
     Cancelled,
+    /// An execution whose cancel was sent to its system, which has not confirmed it yet: it
+    /// ends `CANCELLED` once the system stopped it (or as it ended, when it ended first).
+    Cancelling,
 }
 
 impl State {
     /// Every state, in lifecycle order.
-    pub const ALL: [State; 9] = [
+    pub const ALL: [State; 10] = [
         State::Created,
         State::AwaitingApproval,
         State::Scheduled,
         State::Running,
+        State::Cancelling,
         State::Success,
         State::Completed,
         State::Failed,
@@ -64,6 +70,7 @@ impl State {
             State::AwaitingApproval => "AWAITING_APPROVAL",
             State::Rejected => "REJECTED",
             State::Cancelled => "CANCELLED",
+            State::Cancelling => "CANCELLING",
         }
     }
 
@@ -140,10 +147,12 @@ pub struct HistoryEntry {
     /// When (the system's clock for what the system reports).
     pub at: String,
     /// Who made the change, when a person did: the operator who approved (`SCHEDULED` after
-    /// `AWAITING_APPROVAL`) or rejected it, the user who cancelled it. Absent otherwise.
+    /// `AWAITING_APPROVAL`) or rejected it, the user who cancelled it (`CANCELLED`, or
+    /// `CANCELLING` while the system has not confirmed). Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
-    /// Why, when given: a rejection's reason. Absent otherwise.
+    /// Why, when given: a rejection's reason, or on a final state reached while `CANCELLING`,
+    /// that the cancel came too late. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

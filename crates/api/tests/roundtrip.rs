@@ -197,6 +197,7 @@ fn executions() {
         "FAILED",
         "REJECTED",
         "CANCELLED",
+        "CANCELLING",
     ] {
         let state: api::State = s.parse().unwrap();
         assert_eq!(serde_json::to_value(state).unwrap(), json!(s));

@@ -674,17 +674,20 @@ pub(crate) enum ExecCommand {
     List {
         #[arg(long, short)]
         namespace: Option<String>,
-        /// Only those in this state (CREATED, AWAITING_APPROVAL, SCHEDULED, RUNNING, COMPLETED,
-        /// FAILED, REJECTED, CANCELLED).
+        /// Only those in this state (CREATED, AWAITING_APPROVAL, SCHEDULED, RUNNING, CANCELLING,
+        /// COMPLETED, FAILED, REJECTED, CANCELLED).
         #[arg(long)]
         state: Option<String>,
         /// Only this tenant's (operators).
         #[arg(long)]
         tenant: Option<String>,
     },
-    /// Cancel an execution that has not been sent (one awaiting approval). One already sent
-    /// cannot be recalled: the ground refuses (exit status 1).
-    #[command(after_help = "Example:\n  orbitdock exec cancel 3f2a9c1e")]
+    /// Cancel an execution that has not ended. One never sent (awaiting approval) ends CANCELLED
+    /// at once; one sent to its system is CANCELLING until the system confirms that it stopped
+    /// it (then CANCELLED; `exec wait` follows it). One that has ended is refused (exit status 1).
+    #[command(
+        after_help = "Examples:\n  orbitdock exec cancel 3f2a9c1e\n  orbitdock exec cancel 3f2a9c1e -o json && orbitdock exec wait 3f2a9c1e"
+    )]
     Cancel { id: String },
     /// Wait until an execution ends. Exit status 0 only if it succeeded.
     #[command(after_help = "Example:\n  orbitdock exec wait 3f2a9c1e")]

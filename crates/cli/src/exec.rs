@@ -128,8 +128,12 @@ pub(crate) async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<ExitCode> {
                     &format!("/api/v1/executions/{}/cancel", encode_path(&id)),
                 ))
                 .await?;
-            cli.show(&e, |e| {
-                println!("execution {} cancelled: {}", e.id, e.state)
+            cli.show(&e, |e| match e.state {
+                api::State::Cancelling => println!(
+                    "execution {} CANCELLING: {} was asked to stop it; `orbitdock exec wait {}` follows it to its end",
+                    e.id, e.system, e.id
+                ),
+                state => println!("execution {} {}", e.id, state),
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -47,6 +47,8 @@ use wire::{
     PlanTask, TaskError, TaskKind, TaskState,
 };
 
+use crate::cancels::Cancels;
+
 use crate::config::{AgentConfig, FlightConfig};
 use crate::error::{Error, ErrorKind};
 use crate::fsutil::now_ms;
@@ -119,6 +121,9 @@ struct Inner {
     patcher: crate::patches::Patcher,
     /// The digests of the volumes' files (see `inventory`).
     digests: crate::inventory::FileDigests,
+    /// Plans found cancelled at start, ended by [`Agent::run_plans`] before anything runs (see
+    /// `agent_cancel`).
+    cancelled_at_start: Mutex<Vec<PlanRecord>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -172,6 +177,12 @@ impl Agent {
         });
         let next_seq = pending.iter().map(|r| r.seq + 1).max().unwrap_or(1);
         let mut sequences = plans.load_sequences(&pending, now_ms());
+        // A plan cancelled before the restart is not resumed: it is ended, its pods stopped,
+        // once the agent runs (`Agent::run_plans`).
+        let cancels = Arc::new(Cancels::open(state, now_ms())?);
+        let (cancelled_at_start, pending): (Vec<PlanRecord>, Vec<PlanRecord>) = pending
+            .into_iter()
+            .partition(|r| cancels.by(&r.plan.execution).is_some());
         if let Err(e) = plans.save_sequences(&mut sequences) {
             // Marked in memory; saved with the next plan accepted.
             tracing::error!(error = %e, "cannot save the plan sequences");
@@ -203,6 +214,7 @@ impl Agent {
             ledger: Arc::new(crate::quota::Ledger::open(state)),
             gpu: gpu_of_this_machine(),
             engine_storage: Arc::default(),
+            cancels,
         };
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -219,6 +231,7 @@ impl Agent {
                 dropped: AtomicU64::new(0),
                 patcher: crate::patches::Patcher::new(),
                 digests: crate::inventory::FileDigests::open(state, &config.volumes_dir),
+                cancelled_at_start: Mutex::new(cancelled_at_start),
             }),
         };
         // A crash between a patch's result stored and the patch removed left it behind.
@@ -299,11 +312,14 @@ impl Agent {
 
     /// Takes one message from the ground: a [`Message::Plan`] is checked (see the module
     /// documentation), then persisted and queued (and its missing objects asked for at once), or
-    /// refused. Other messages are ignored. Never waits. An error means the plan could not be
-    /// stored: nothing was answered, and the same message may be handled again.
+    /// refused; a [`Message::Cancel`] is checked likewise, then persisted and carried out (see
+    /// `agent_cancel`). Other messages are ignored. Never waits. An error means the plan or the
+    /// cancel could not be stored: nothing was answered, and the same message may be handled
+    /// again.
     pub fn handle_message(&self, message: Message) -> Result<(), Error> {
         match message {
             Message::Plan(plan) => self.accept(plan)?,
+            Message::Cancel(order) => self.cancel(order)?,
             Message::Patches { patches } => self.take_patches(patches),
             Message::InventoryRequest { objects, volumes } => {
                 self.answer_inventory(objects, volumes)
@@ -327,6 +343,7 @@ impl Agent {
     /// objects of resumed plans were asked for when the plans arrived; the link session resumes
     /// their transfers, and an uplink that waits too long asks again.
     pub async fn run_plans(&self) {
+        self.end_cancelled_at_start().await;
         self.take_up_detached_pods().await;
         let mut plans = JoinSet::new();
         let mut executions = std::collections::HashMap::new();
@@ -527,6 +544,9 @@ impl Agent {
             // Its number was saved when it was accepted, unless that failed: save it now.
             return self.mark_accepted(known.plan.sequence);
         }
+        if let Some(by) = self.inner.exec.cancels.by(&plan.execution) {
+            return self.file_cancelled(plan, &by);
+        }
         if let Err(e) = plan.check_binding(&self.inner.system, now) {
             self.refuse(plan, ErrorCode::ValidationError, e.to_string());
             return Ok(());
@@ -599,6 +619,7 @@ impl Agent {
             failed: false,
             finished: false,
             events: Vec::new(),
+            cancelled: false,
         };
         // Not persisted means not accepted: the error leaves the message unacknowledged.
         self.inner.plans.save(&record)?;
@@ -657,12 +678,17 @@ impl Agent {
             failed: true,
             finished: true,
             events,
+            cancelled: false,
         }
     }
 
     async fn execute(&self, mut record: PlanRecord) {
         let execution = record.plan.execution.clone();
         let tenant = record.plan.tenant.clone();
+        if let Some(by) = self.inner.exec.cancels.by(&execution) {
+            // Cancelled while it waited in the queue: nothing of it runs.
+            return self.end_cancelled(record, &by).await;
+        }
         tracing::info!(execution, tenant, from = record.next, "running a plan");
         self.send(execution_event(&execution, TaskState::Running))
             .await;
@@ -677,6 +703,10 @@ impl Agent {
             }
         }
         while record.next < record.plan.tasks.len() {
+            if let Some(by) = self.inner.exec.cancels.by(&execution) {
+                // The tasks not started never start.
+                return self.end_cancelled(record, &by).await;
+            }
             let index = record.next;
             let task = record.plan.tasks[index].clone();
             self.send(task_event(&execution, index, TaskState::Running, None))
@@ -691,9 +721,13 @@ impl Agent {
             if let Some(volume) = changed_volume(&task.kind) {
                 self.send_listing(&tenant, volume).await;
             }
+            let stopped = result.was_cancelled();
             let event = TaskRecord {
                 task: index as u32,
-                state: result.state(),
+                state: match stopped {
+                    true => TaskState::Cancelled,
+                    false => result.state(),
+                },
                 at_ms: now_ms(),
                 error: result.error.clone(),
                 outputs: Some(result.outputs),
@@ -706,6 +740,10 @@ impl Agent {
             }
             if let Err(e) = self.inner.plans.save(&record) {
                 tracing::error!(execution, error = %e, "cannot persist plan progress");
+            }
+            if stopped {
+                let by = self.inner.exec.cancels.by(&execution).unwrap_or_default();
+                return self.end_cancelled(record, &by).await;
             }
             if result.error.is_some() && task.on_failure == OnFailure::Stop {
                 break;
@@ -723,6 +761,7 @@ impl Agent {
         } else {
             self.inner.exec.forget_pods(&execution);
         }
+        self.inner.exec.cancels.forget_signal(&execution);
         tracing::info!(execution, state = state.as_str(), "plan finished");
     }
 }
@@ -740,7 +779,9 @@ fn gpu_of_this_machine() -> crate::runtime::Gpu {
 /// The recorded final events of a finished plan, to send again.
 fn replay(record: &PlanRecord) -> Vec<Message> {
     let execution = &record.plan.execution;
-    let state = if record.failed {
+    let state = if record.cancelled {
+        TaskState::Cancelled
+    } else if record.failed {
         TaskState::Failed
     } else {
         TaskState::Success
@@ -835,6 +876,8 @@ pub(crate) async fn catalogue_of(runtime: &dyn Runtime, bases: &[BaseImage]) -> 
 
 #[path = "agent_run.rs"]
 mod behind_link;
+#[path = "agent_cancel.rs"]
+mod cancelling;
 #[path = "agent_patches.rs"]
 mod patching;
 pub use behind_link::run;

@@ -26,6 +26,7 @@
 //! objects, the plan queue 256 plans, a log tail 100 lines, a listing 10,000 entries.
 
 mod agent;
+mod cancels;
 mod catalogue;
 mod config;
 mod disk;

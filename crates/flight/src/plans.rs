@@ -234,6 +234,9 @@ pub(crate) struct PlanRecord {
     pub(crate) finished: bool,
     /// The final event of each task that ran, in order.
     pub(crate) events: Vec<TaskRecord>,
+    /// Whether the execution was cancelled (it ended `Cancelled`, whatever its tasks did).
+    #[serde(default)]
+    pub(crate) cancelled: bool,
 }
 
 /// The final state of one task.
@@ -600,6 +603,7 @@ mod tests {
 
     fn record(execution: &str, seq: u64) -> PlanRecord {
         PlanRecord {
+            cancelled: false,
             seq,
             plan: Plan {
                 execution: execution.into(),

@@ -8,9 +8,7 @@
 //! started; [`reject`] ends it `REJECTED` with the operator's reason. Each names the operator in
 //! the history entry it adds.
 //!
-//! [`cancel`] ends an execution that has not been sent: one awaiting approval. The link has no
-//! message that recalls a plan once queued (`wire::Message` carries none), so an execution
-//! already scheduled or running is refused with 409 and runs on.
+//! A cancel (`cancel`) of an execution awaiting approval ends it here too ([`end`]), never sent.
 
 use wire::{ErrorCode, Message, TaskError, TaskState};
 
@@ -164,46 +162,6 @@ pub(crate) async fn reject(
     Ok(())
 }
 
-/// Cancels an execution that has not been sent (one awaiting approval): it ends `CANCELLED`.
-/// `user` must own it or be an operator (`operator`); another tenant's is answered as absent
-/// (404). 409 when it has ended, or has been sent: a queued plan cannot be recalled.
-pub(crate) async fn cancel(
-    ground: &Ground,
-    user: &str,
-    operator: bool,
-    id: &str,
-) -> Result<(), ApiError> {
-    let mut tx = db::write_tx(ground.db()).await?;
-    let exec = match db::execution(&mut *tx, id).await? {
-        Some(e) if e.tenant == user || operator => e,
-        _ => return Err(ApiError::not_found(format!("execution '{id}' not found"))),
-    };
-    match TaskState::parse(&exec.state) {
-        Some(TaskState::AwaitingApproval) => {}
-        Some(s) if s.is_final() => {
-            return Err(ApiError::Conflict(format!(
-                "execution '{id}' has already ended ({})",
-                executor::shown_state(&exec.state)
-            )));
-        }
-        _ => {
-            return Err(ApiError::Conflict(format!(
-                "execution '{id}' has already been sent to system '{}' ({}): a plan cannot be recalled once queued on the link, so it runs on",
-                exec.system, exec.state
-            )));
-        }
-    }
-    let error = TaskError {
-        code: ErrorCode::Cancelled,
-        message: format!("cancelled by {user} before it was sent"),
-        log_tail: Vec::new(),
-    };
-    end(&mut tx, exec, TaskState::Cancelled, user, None, &error).await?;
-    tx.commit().await?;
-    tracing::info!(execution = %id, %user, "execution cancelled");
-    Ok(())
-}
-
 /// The execution, if it awaits approval: 404 when there is none, 409 when it is in another
 /// state (`what` it cannot be).
 async fn awaiting(tx: &mut db::Tx, id: &str, what: &str) -> Result<ExecutionRow, ApiError> {
@@ -221,7 +179,7 @@ async fn awaiting(tx: &mut db::Tx, id: &str, what: &str) -> Result<ExecutionRow,
 
 /// Ends an unsent execution in `state` (`REJECTED` or `CANCELLED`) by `by`, for `reason`, with
 /// `error` as its error; its tasks end `CANCELLED`, not run; its awaiting plan is dropped.
-async fn end(
+pub(crate) async fn end(
     tx: &mut db::Tx,
     mut exec: ExecutionRow,
     state: TaskState,

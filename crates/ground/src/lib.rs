@@ -27,6 +27,7 @@ mod apply;
 mod approval;
 mod auth;
 mod blobs;
+mod cancel;
 mod config;
 mod dashboard;
 mod db;
@@ -161,6 +162,28 @@ impl Ground {
         plan.expires_ms = issued.saturating_add(config::limits::PLAN_VALIDITY_MS);
         self.signer.sign(plan);
         Ok(())
+    }
+
+    /// A cancel order for `execution` on `system`, asked for by `by`, issued now and signed with
+    /// the plans' key.
+    pub(crate) fn seal_cancel(&self, system: &str, execution: &str, by: &str) -> wire::CancelOrder {
+        let mut by = by.to_string();
+        if by.len() > wire::MAX_CANCEL_BY {
+            let mut cut = wire::MAX_CANCEL_BY;
+            while !by.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            by.truncate(cut);
+        }
+        let mut order = wire::CancelOrder {
+            execution: execution.to_string(),
+            system: system.to_string(),
+            by,
+            issued_ms: u64::try_from(time::now_ms()).unwrap_or(0),
+            signature: Vec::new(),
+        };
+        self.signer.sign_cancel(&mut order);
+        order
     }
 
     /// What the ground did with the messages `system` sent: handler failures, and messages given

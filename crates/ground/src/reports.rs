@@ -42,12 +42,14 @@ pub(crate) async fn volume_listing(
     Ok(())
 }
 
-/// Where a state sits in the lifecycle; events never move backwards.
+/// Where a state sits in the lifecycle; events never move backwards. `CANCELLING` (an
+/// execution's, on the ground) ranks with `RUNNING`: the system's word that it runs changes
+/// nothing, its final word ends it.
 fn rank(state: TaskState) -> u8 {
     match state {
         TaskState::Created | TaskState::AwaitingApproval => 0,
         TaskState::Scheduled => 1,
-        TaskState::Running => 2,
+        TaskState::Running | TaskState::Cancelling => 2,
         TaskState::Success | TaskState::Failed | TaskState::Rejected | TaskState::Cancelled => 3,
     }
 }
@@ -144,7 +146,8 @@ pub(crate) async fn task_event(
 }
 
 /// Moves a task to its final state with its outputs (a landed downlink's files shown where they
-/// landed); a failure's error joins the execution's errors.
+/// landed); a failure's error joins the execution's errors. A task cancelled keeps its error (the
+/// cancel's) as its own; the execution's says once who cancelled it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn conclude(
     tx: &mut db::Tx,
@@ -161,6 +164,9 @@ pub(crate) async fn conclude(
     executor::finish(task, state, at, None);
     if task.started_at.is_none() && state == TaskState::Success {
         task.started_at = Some(at);
+    }
+    if let (TaskState::Cancelled, Some(e)) = (state, error) {
+        task.error = Some(db::to_json(&executor::error_json(None, e)));
     }
     if let (TaskState::Failed, Some(e)) = (state, error) {
         task.error = Some(db::to_json(&executor::error_json(None, e)));
@@ -285,6 +291,15 @@ pub(crate) async fn execution_event(
         return Ok(());
     }
     let current = TaskState::parse(&exec.state).unwrap_or(TaskState::Created);
+    if current == TaskState::Cancelling && state == TaskState::Running && exec.started_at.is_none()
+    {
+        // It started onboard before the cancel reached it: when is kept, the state stays.
+        exec.started_at = Some(event_time(at_ms));
+        db::update_execution(&mut tx, &exec).await?;
+        tx.commit().await?;
+        tracing::info!(%system, %execution, "a cancelling execution started onboard");
+        return Ok(());
+    }
     if current.is_final()
         || rank(state) <= rank(current)
         || db::held_execution_state(&mut *tx, execution)
@@ -310,7 +325,9 @@ pub(crate) async fn execution_event(
 
 /// Moves an execution to the state its system reported; returns the state applied. A failed
 /// execution's tasks that never ran end "not run", and a reported SUCCESS becomes FAILED when a
-/// task failed on the ground (a downlink that could not land).
+/// task failed on the ground (a downlink that could not land). A cancelled one's tasks not
+/// finished end `CANCELLED`, and its errors say who cancelled it; one that ends otherwise while
+/// `CANCELLING` ended before the cancel reached its system, as its history says.
 pub(crate) async fn apply_execution_state(
     tx: &mut db::Tx,
     exec: &mut ExecutionRow,
@@ -326,7 +343,31 @@ pub(crate) async fn apply_execution_state(
     } else {
         state
     };
+    let cancelling = TaskState::parse(&exec.state) == Some(TaskState::Cancelling);
+    let by = crate::cancel::requested_by(&exec.history);
     executor::set_state(exec, state, at);
+    if cancelling && state != TaskState::Cancelled {
+        let note = crate::cancel::too_late(by.as_deref(), &exec.system);
+        executor::mark_last(&mut exec.history, None, Some(&note));
+    }
+    if state == TaskState::Cancelled {
+        let error = crate::cancel::confirmed_error(by.as_deref(), &exec.system);
+        let mut errors: Vec<api::TaskError> = db::json_or_default(&exec.errors);
+        errors.push(executor::error_json(None, &error));
+        exec.errors = db::to_json(&errors);
+        executor::mark_last(&mut exec.history, by.as_deref(), None);
+        let not_run = TaskError {
+            code: ErrorCode::Cancelled,
+            message: "not run: the execution was cancelled".into(),
+            log_tail: Vec::new(),
+        };
+        for mut t in tasks.iter().cloned() {
+            if !TaskState::parse(&t.state).is_some_and(TaskState::is_final) {
+                executor::finish(&mut t, TaskState::Cancelled, at, Some(&not_run));
+                db::update_task(tx, &exec.id, &t).await?;
+            }
+        }
+    }
     db::update_execution(tx, exec).await?;
     if state == TaskState::Failed {
         let not_run = TaskError {

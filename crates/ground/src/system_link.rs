@@ -123,6 +123,16 @@ impl SystemHandle {
         Ok(())
     }
 
+    /// Queues an encoded message for the system (a cancel order), unless the same bytes already
+    /// wait in the link's outbox.
+    pub(crate) async fn send_message(&self, encoded: Vec<u8>) -> Result<(), LinkStopped> {
+        self.link
+            .sender
+            .send_once(encoded)
+            .await
+            .map_err(|_| LinkStopped)
+    }
+
     /// The latest snapshot of the endpoint: whether the link is up, and the outgoing transfers
     /// in sending order.
     pub(crate) fn stats(&self) -> link::LinkStats {
@@ -300,6 +310,7 @@ impl Event {
             Event::Message(Message::InventorySummary(_)) => "inventory summary",
             Event::Message(Message::InventoryRequest { .. }) => "inventory request",
             Event::Message(Message::Inventory { .. }) => "inventory",
+            Event::Message(Message::Cancel(_)) => "cancel",
             Event::Link(LinkEvent::Message { .. }) => "message",
             Event::Link(LinkEvent::ObjectReceived(_)) => "object received",
             Event::Link(LinkEvent::ObjectDelivered(_)) => "object delivered",
@@ -370,6 +381,9 @@ async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
             .await?;
             let mut last_boot = link.last_boot.lock().await;
             if *last_boot != Some(boot) {
+                // Cancels first: an agent that lost a plan hears of its cancel before the plan
+                // comes again, and never runs it.
+                resend_cancels(link).await?;
                 resend_missing(link, &holds).await?;
                 *last_boot = Some(boot);
             }
@@ -436,6 +450,28 @@ async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
         Message::InventoryRequest { .. } => {
             tracing::warn!(%system, "a system asked for the ground's inventory; ignored");
         }
+        Message::Cancel(order) => {
+            tracing::warn!(%system, execution = %order.execution, "a system sent a cancel order; ignored");
+        }
+    }
+    Ok(())
+}
+
+/// Queues again the cancel orders of the system's executions still `CANCELLING` (one that still
+/// waits in the outbox is not queued twice): the agent restarted, or this ground did, perhaps
+/// between recording a cancel and queueing it. The agent handles an order it has had as a no-op.
+async fn resend_cancels(link: &Link) -> Result<(), Error> {
+    let system = &link.system;
+    let pending = db::pending_cancels(&link.core.db, system).await?;
+    if !pending.is_empty() {
+        tracing::info!(%system, cancels = pending.len(), "sending the pending cancels again");
+    }
+    for (execution, encoded) in pending {
+        link.sender
+            .send_once(encoded)
+            .await
+            .map_err(|_| Error::internal("the link endpoint stopped"))?;
+        tracing::debug!(%system, %execution, "cancel queued again");
     }
     Ok(())
 }

@@ -131,6 +131,37 @@ pub enum Message {
         /// Every tenant volume onboard.
         volumes: Vec<VolumeRef>,
     },
+    /// Ground → flight: stop an execution (see [`CancelOrder`]). Its tasks not started never
+    /// start, a running one is stopped, and they all end `Cancelled`, as does the execution; a
+    /// cancel that comes before its plan keeps that plan from ever running, and one that comes
+    /// after the execution ended changes nothing (its final events are sent again). Added last,
+    /// so that every other message keeps its encoding; an agent that predates it cannot decode
+    /// it and drops it, logged.
+    Cancel(CancelOrder),
+}
+
+/// The longest name [`CancelOrder::by`] may carry; a longer one is cut by the ground and
+/// refused by the agent.
+pub const MAX_CANCEL_BY: usize = 256;
+
+/// An order to cancel an execution, signed by the ground as a plan is (see
+/// [`PlanSigner::sign_cancel`](crate::PlanSigner::sign_cancel)): holding the link key is not
+/// enough to stop what runs onboard. It names no sequence number: cancelling twice is cancelling
+/// once, so a replayed order changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelOrder {
+    /// The execution's id.
+    pub execution: String,
+    /// The system it runs on; another system ignores the order.
+    pub system: String,
+    /// Who asked, for the record (at most [`MAX_CANCEL_BY`] bytes).
+    pub by: String,
+    /// When the ground issued it, in milliseconds since the Unix epoch: the agent keeps an
+    /// order whose plan has not come for [`PLAN_VALIDITY_MS`] after this, since any plan of the
+    /// execution was issued before it and has expired by then.
+    pub issued_ms: u64,
+    /// The ground's ed25519 signature over every other field; empty when unsigned.
+    pub signature: Vec<u8>,
 }
 
 /// The most base candidates a [`WantedObject`] names; the ground reads no more.
@@ -411,9 +442,12 @@ pub enum TaskKind {
 
 /// The state of a task. Every task goes `Created → Scheduled → Running → Success | Failed`.
 /// On the ground an execution on a system that needs an operator's approval waits in
-/// `AwaitingApproval` before it is scheduled, and ends `Rejected` when refused or `Cancelled`
-/// when called off before it was sent (its tasks end `Cancelled`). The flight agent never sends
-/// those three; they come last so that the encoding of the others stays as it was.
+/// `AwaitingApproval` before it is scheduled, and ends `Rejected` when refused. An execution
+/// called off ends `Cancelled` (its tasks not finished end `Cancelled` too): at once on the
+/// ground when it was never sent, else once the flight agent confirms a [`Message::Cancel`],
+/// the ground showing it `Cancelling` meanwhile. The flight agent sends `Cancelled`, never
+/// `AwaitingApproval`, `Rejected` or `Cancelling`; the later states come last so that the
+/// encoding of the others stays as it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TaskState {
     /// Recorded on the ground, not yet sent.
@@ -430,8 +464,10 @@ pub enum TaskState {
     AwaitingApproval,
     /// An operator refused it: never sent.
     Rejected,
-    /// Called off before it was sent.
+    /// Called off: never sent, or stopped onboard.
     Cancelled,
+    /// Recorded on the ground only: a cancel was sent to the system, which has not confirmed it.
+    Cancelling,
 }
 
 /// The state of an execution; the same lifecycle as its tasks.
@@ -449,6 +485,7 @@ impl TaskState {
             TaskState::AwaitingApproval => "AWAITING_APPROVAL",
             TaskState::Rejected => "REJECTED",
             TaskState::Cancelled => "CANCELLED",
+            TaskState::Cancelling => "CANCELLING",
         }
     }
 
@@ -463,6 +500,7 @@ impl TaskState {
             "AWAITING_APPROVAL" => TaskState::AwaitingApproval,
             "REJECTED" => TaskState::Rejected,
             "CANCELLED" => TaskState::Cancelled,
+            "CANCELLING" => TaskState::Cancelling,
             _ => return None,
         })
     }
@@ -635,6 +673,38 @@ mod tests {
             },
         ] {
             assert_eq!(decode_message(&encode_message(&m)).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn a_cancel_round_trips_and_the_older_messages_keep_their_encoding() {
+        let m = Message::Cancel(CancelOrder {
+            execution: "e1".into(),
+            system: "em".into(),
+            by: "alice".into(),
+            issued_ms: 1_800_000_000_000,
+            signature: vec![9; 64],
+        });
+        let bytes = encode_message(&m);
+        assert_eq!(decode_message(&bytes).unwrap(), m);
+        // Postcard numbers variants in order: the cancel came last (12), so an
+        // InventoryRequest still starts with 10, as before it.
+        assert_eq!(bytes[0], 12);
+        let request = Message::InventoryRequest {
+            objects: true,
+            volumes: Vec::new(),
+        };
+        assert_eq!(encode_message(&request)[0], 10);
+        // The states an agent sends keep their numbers too.
+        let event = Message::ExecutionEvent {
+            execution: "e".into(),
+            state: TaskState::Failed,
+            at_ms: 0,
+        };
+        assert_eq!(encode_message(&event)[3], 4);
+        // A cut order is an error, never a panic.
+        for len in 0..bytes.len() {
+            assert!(decode_message(&bytes[..len]).is_err(), "{len}");
         }
     }
 

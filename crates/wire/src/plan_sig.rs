@@ -10,11 +10,14 @@
 
 use ed25519_dalek::{Signer, Verifier};
 
-use crate::Plan;
+use crate::{CancelOrder, Plan};
 
 /// Version 2: plans carry their system, sequence, issue time and expiry. A plan signed under
 /// version 1 never verifies.
 const DOMAIN: &[u8] = b"orbitdock plan v2\0";
+/// Cancel orders are signed under a domain of their own: no signature over one can pass for a
+/// plan's, nor the other way round.
+const CANCEL_DOMAIN: &[u8] = b"orbitdock cancel v1\0";
 
 /// The ground's plan-signing key.
 #[derive(Clone)]
@@ -81,6 +84,16 @@ fn signed_bytes(plan: &Plan) -> Vec<u8> {
     out
 }
 
+fn cancel_signed_bytes(order: &CancelOrder) -> Vec<u8> {
+    let unsigned = CancelOrder {
+        signature: Vec::new(),
+        ..order.clone()
+    };
+    let mut out = CANCEL_DOMAIN.to_vec();
+    out.extend(postcard::to_allocvec(&unsigned).unwrap_or_default());
+    out
+}
+
 impl PlanSigner {
     /// A signer from its 32 secret bytes.
     pub fn from_bytes(secret: [u8; 32]) -> PlanSigner {
@@ -107,6 +120,11 @@ impl PlanSigner {
     /// Signs `plan` in place.
     pub fn sign(&self, plan: &mut Plan) {
         plan.signature = self.0.sign(&signed_bytes(plan)).to_bytes().to_vec();
+    }
+
+    /// Signs a cancel order in place.
+    pub fn sign_cancel(&self, order: &mut CancelOrder) {
+        order.signature = self.0.sign(&cancel_signed_bytes(order)).to_bytes().to_vec();
     }
 }
 
@@ -137,6 +155,15 @@ impl PlanVerifier {
             .map_err(|_| PlanSignatureError)?;
         self.0
             .verify(&signed_bytes(plan), &sig)
+            .map_err(|_| PlanSignatureError)
+    }
+
+    /// Checks a cancel order's signature.
+    pub fn verify_cancel(&self, order: &CancelOrder) -> Result<(), PlanSignatureError> {
+        let sig = ed25519_dalek::Signature::from_slice(&order.signature)
+            .map_err(|_| PlanSignatureError)?;
+        self.0
+            .verify(&cancel_signed_bytes(order), &sig)
             .map_err(|_| PlanSignatureError)
     }
 }
@@ -201,6 +228,41 @@ mod tests {
             "another key"
         );
         assert!(PlanSigner::from_hex(&signer.to_hex()).is_some());
+    }
+
+    #[test]
+    fn a_signed_cancel_verifies_and_is_no_plan_signature() {
+        let signer = PlanSigner::from_bytes([4; 32]);
+        let verifier = signer.verifier();
+        let mut order = CancelOrder {
+            execution: "e1".into(),
+            system: "em".into(),
+            by: "alice".into(),
+            issued_ms: 1_000,
+            signature: Vec::new(),
+        };
+        assert_eq!(verifier.verify_cancel(&order), Err(PlanSignatureError));
+        signer.sign_cancel(&mut order);
+        assert_eq!(verifier.verify_cancel(&order), Ok(()));
+        let tampered: [fn(&mut CancelOrder); 4] = [
+            |o| o.execution = "e2".into(),
+            |o| o.system = "fm".into(),
+            |o| o.by = "mallory".into(),
+            |o| o.issued_ms += 1,
+        ];
+        for change in tampered {
+            let mut t = order.clone();
+            change(&mut t);
+            assert_eq!(verifier.verify_cancel(&t), Err(PlanSignatureError), "{t:?}");
+        }
+        // A plan's signature does not verify as a cancel's.
+        let mut p = plan();
+        signer.sign(&mut p);
+        let forged = CancelOrder {
+            signature: p.signature.clone(),
+            ..order.clone()
+        };
+        assert_eq!(verifier.verify_cancel(&forged), Err(PlanSignatureError));
     }
 
     #[test]

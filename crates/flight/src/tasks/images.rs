@@ -201,6 +201,14 @@ impl Executor {
                 )
                 .tail(log.tail()));
             }
+            () = self.cancels.cancelled(execution) => {
+                let _ = fs::remove_file(&tar_path);
+                self.drop_failed_build(started).await;
+                return Err(TaskResult::cancelled(
+                    "the build was stopped: the execution was cancelled",
+                )
+                .tail(log.tail()));
+            }
         };
         let _ = fs::remove_file(&tar_path);
         if !matches!(outcome, Ok(Ok(()))) {
@@ -344,6 +352,7 @@ impl Executor {
     pub(super) async fn load(
         &self,
         tenant: &str,
+        execution: &str,
         volume: &str,
         tarfile: &str,
         image: &ImageRef,
@@ -415,8 +424,18 @@ impl Executor {
             return Err(load_failed(format!("{}: {m}", rel.display())));
         }
         let log = LogBook::new(0);
-        let outcome =
-            tokio::time::timeout(LOAD_TIMEOUT, self.runtime.load_image(&staged, &log)).await;
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(LOAD_TIMEOUT, self.runtime.load_image(&staged, &log)) => outcome,
+            // The request dropped stops the load; an image it loaded meanwhile is left
+            // untagged, named by no tenant.
+            () = self.cancels.cancelled(execution) => {
+                let _ = fs::remove_file(&staged);
+                return Err(TaskResult::cancelled(
+                    "the load was stopped: the execution was cancelled",
+                )
+                .tail(log.tail()));
+            }
+        };
         let _ = fs::remove_file(&staged);
         match outcome {
             Err(_) => {

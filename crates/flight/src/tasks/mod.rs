@@ -52,7 +52,7 @@ const NEED_RETRY: Duration = Duration::from_secs(30 * 60);
 /// The priority of a downlink's objects on the link (messages go first, at 0).
 const DOWNLINK_PRIORITY: u8 = 2;
 /// Time between SIGTERM and SIGKILL when a pod overruns, or a pod.stop sets none.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The longest grace a pod.stop may ask for.
 const MAX_STOP_GRACE: Duration = Duration::from_secs(600);
 /// How often a running pod's disk use is looked at (free space, the tenant's volumes).
@@ -106,6 +106,19 @@ impl TaskResult {
             }),
             outputs: TaskOutputs::default(),
         }
+    }
+
+    /// A task stopped, or never started, because its execution was cancelled (`message` says
+    /// which).
+    pub(crate) fn cancelled(message: impl Into<String>) -> TaskResult {
+        TaskResult::fail(ErrorCode::Cancelled, message)
+    }
+
+    /// Whether the task was stopped, or never started, by its execution's cancel.
+    pub(crate) fn was_cancelled(&self) -> bool {
+        self.error
+            .as_ref()
+            .is_some_and(|e| e.code == ErrorCode::Cancelled)
     }
 
     /// Adds a log tail to the error and the outputs.
@@ -212,6 +225,8 @@ pub(crate) struct Executor {
     pub(crate) ledger: Arc<crate::quota::Ledger>,
     /// The GPU a pod of the `GPU` node class gets, found at start.
     pub(crate) gpu: crate::runtime::Gpu,
+    /// The cancel orders, and each execution's signal (see `crate::cancels`).
+    pub(crate) cancels: Arc<crate::cancels::Cancels>,
     /// Held by a build, a load or an image deletion, of any tenant, while it changes the Docker
     /// Engine's storage: a build's storage is measured as the fall of free space on the
     /// engine's data root (`disk::BuildWatch`), which another one's writes or deletions there
@@ -232,7 +247,14 @@ impl Executor {
             return invalid(m);
         }
         let result = match &task.kind {
-            TaskKind::Uplink { volume, files } => self.uplink(tenant, volume, files).await,
+            // Waiting for objects may last long: a cancel ends the wait. Files appear in the
+            // volume only whole, so nothing is left half placed.
+            TaskKind::Uplink { volume, files } => tokio::select! {
+                r = self.uplink(tenant, volume, files) => r,
+                () = self.cancels.cancelled(execution) => Err(TaskResult::cancelled(
+                    "stopped while it waited for its files: the execution was cancelled",
+                )),
+            },
             TaskKind::Downlink { volume, sources } => {
                 self.downlink(tenant, execution, index, volume, sources)
                     .await
@@ -260,7 +282,7 @@ impl Executor {
                 volume,
                 tarfile,
                 image,
-            } => self.load(tenant, volume, tarfile, image).await,
+            } => self.load(tenant, execution, volume, tarfile, image).await,
             TaskKind::PodRun {
                 pod_name,
                 image,
@@ -399,6 +421,7 @@ pub(crate) mod tests {
             ledger: Arc::new(crate::quota::Ledger::open(dir.path())),
             gpu: crate::runtime::Gpu::None,
             engine_storage: Arc::default(),
+            cancels: Arc::new(crate::cancels::Cancels::open(dir.path(), 0).unwrap()),
         };
         Rig {
             _dir: dir,

@@ -22,6 +22,8 @@ pub(crate) struct RunningPods {
 }
 
 pub(super) struct Running {
+    /// The execution whose pod.run started it.
+    pub(super) execution: String,
     pub(super) container: String,
     /// Set to the grace to stop the pod with.
     pub(super) stop: watch::Sender<Option<Duration>>,
@@ -32,6 +34,16 @@ pub(super) struct Running {
 }
 
 impl RunningPods {
+    /// Asks every pod `execution` started detached that still runs to stop, with `grace`
+    /// between SIGTERM and SIGKILL; returns how many were asked.
+    pub(crate) fn stop_execution(&self, execution: &str, grace: Duration) -> usize {
+        self.lock()
+            .values()
+            .filter(|r| r.execution == execution && r.done.borrow().is_none())
+            .map(|r| r.stop.send_replace(Some(grace)))
+            .count()
+    }
+
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Running>> {
         self.pods.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -106,7 +106,8 @@ impl Executor {
                     since_ms: started.unwrap_or_else(now_ms),
                     ports: pod.merged && !pod.ports.is_empty(),
                 };
-                self.detach(tenant, pod.name, name, meter, root, owner, pod.limit, limit);
+                let who = (tenant, execution, pod.name);
+                self.detach(who, name, meter, root, owner, pod.limit, limit);
                 return Ok(result);
             }
             tracing::info!(
@@ -159,7 +160,17 @@ impl Executor {
                         started
                     )));
                 }
-                self.wait_until(pod.scheduled_ms).await;
+                // A cancel ends the wait for a scheduled start; no pod of a cancelled execution
+                // is created.
+                tokio::select! {
+                    () = self.wait_until(pod.scheduled_ms) => {}
+                    () = self.cancels.cancelled(execution) => {}
+                }
+                if self.cancels.by(execution).is_some() {
+                    return Err(TaskResult::cancelled(
+                        "not started: the execution was cancelled",
+                    ));
+                }
                 // One pod of a name at a time: a detached one of this name still runs.
                 let busy = self
                     .pods
@@ -282,13 +293,37 @@ impl Executor {
                 ..TaskOutputs::default()
             });
             write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
-            self.detach(tenant, pod.name, id, meter, root, owner, pod.limit, limit);
+            self.detach(
+                (tenant, execution, pod.name),
+                id,
+                meter,
+                root,
+                owner,
+                pod.limit,
+                limit,
+            );
             return Ok(result);
         }
-        let outcome = self.wait_within(tenant, &meter, &id, limit, None).await;
+        // The execution's cancel stops the pod as its max_duration would: SIGTERM, the grace,
+        // SIGKILL (an attached pod has no other way to be stopped).
+        let cancel = Some(self.cancels.watch(execution));
+        let outcome = self.wait_within(tenant, &meter, &id, limit, cancel).await;
+        let cancelled = matches!(outcome, PodOutcome::Stopped(_));
         let result = self
             .finish_pod(&id, outcome, pod.limit, &root, owner, pod.name)
             .await;
+        let result = match cancelled {
+            true => {
+                let mut stopped = TaskResult::cancelled(format!(
+                    "the pod was stopped (SIGTERM, then SIGKILL after {}): the execution was cancelled",
+                    duration(crate::cancels::CANCEL_GRACE)
+                ))
+                .tail(result.outputs.log_tail.clone());
+                stopped.outputs.exit_code = result.outputs.exit_code;
+                stopped
+            }
+            false => result,
+        };
         // The outcome is saved before the container goes: a restart in between finds one or the
         // other, so the pod is not run again.
         write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
@@ -328,12 +363,11 @@ impl Executor {
     }
 
     /// Supervises the started container `id` in the background for `left` of its `limit`:
-    /// what pod.stop and pod.logs find by `tenant` and `pod`.
+    /// what pod.stop and pod.logs find by `tenant` and `pod`, and a cancel of `execution` stops.
     #[allow(clippy::too_many_arguments)]
     fn detach(
         &self,
-        tenant: &str,
-        pod: &str,
+        (tenant, execution, pod): (&str, &str, &str),
         id: String,
         meter: Meter,
         root: PathBuf,
@@ -354,6 +388,7 @@ impl Executor {
         pods.insert(
             (tenant.to_string(), pod.to_string()),
             Running {
+                execution: execution.to_string(),
                 container: id.clone(),
                 stop: stop_tx,
                 done: done_rx,
@@ -452,9 +487,9 @@ impl Executor {
             {
                 tracing::warn!(container = name, error = %e.message, "cannot open a pod's ports again");
             }
+            let execution = label("org.orbitdock.execution");
             self.detach(
-                tenant,
-                pod,
+                (tenant, execution, pod),
                 name,
                 meter,
                 root,

@@ -1,7 +1,7 @@
-//! What an operator and an execution's owner can do to an execution before it is sent, from the
-//! dashboard: approve or reject one awaiting approval (operators), cancel it (its owner or an
-//! operator). Every form carries the session's CSRF token; each answers with a redirect back to
-//! the page it came from, or with the API's error.
+//! What an operator and an execution's owner can do to an execution from the dashboard: approve
+//! or reject one awaiting approval (operators), and cancel one that has not ended (its owner or
+//! an operator). Every form carries the session's CSRF token; each answers with a redirect back
+//! to the page it came from, or with the API's error.
 
 use axum::Form;
 use axum::extract::{Path, State};
@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{Viewer, form_viewer, signed_out};
 use crate::error::ApiError;
-use crate::{Ground, approval, db, time};
+use crate::{Ground, approval, cancel as cancelling, db, time};
 
 /// The executions awaiting approval, each with its Approve and Reject forms (the list page's).
 pub(super) fn awaiting_table(rows: &[db::ExecutionRow], v: &Viewer) -> Markup {
@@ -56,21 +56,45 @@ fn decision(id: &str, v: &Viewer, back: &str) -> Markup {
 }
 
 /// The actions the viewer has on an execution's page: approve or reject (an operator, while it
-/// awaits approval) and cancel (its owner or an operator, while it awaits approval).
+/// awaits approval) and cancel (its owner or an operator, until it ends); while a cancel waits
+/// for the system, who asked and since when.
 pub(super) fn actions(e: &api::Execution, v: &Viewer) -> Markup {
-    if e.state != api::State::AwaitingApproval {
-        return html! {};
-    }
+    let confirm = match e.state {
+        api::State::AwaitingApproval => "Cancel this execution? It will never be sent.",
+        api::State::Created | api::State::Scheduled | api::State::Running => {
+            "Cancel this execution? What runs onboard is stopped, and nothing more of it runs."
+        }
+        api::State::Cancelling => {
+            let asked = e
+                .history
+                .iter()
+                .rev()
+                .find(|h| h.state == api::State::Cancelling);
+            return html! {
+                p #cancelling {
+                    "Cancel requested"
+                    @if let Some(h) = asked {
+                        @if let Some(by) = &h.by { " by " (by) }
+                        " at " (h.at)
+                    }
+                    "; waiting for " (e.system) " to confirm that it stopped."
+                }
+            };
+        }
+        _ => return html! {},
+    };
     html! {
-        @if v.operator {
-            p.decision { "Awaiting your approval: " (decision(&e.id, v, "execution")) }
-        } @else {
-            p { "Awaiting an operator's approval before it is sent to " (e.system) "." }
+        @if e.state == api::State::AwaitingApproval {
+            @if v.operator {
+                p.decision { "Awaiting your approval: " (decision(&e.id, v, "execution")) }
+            } @else {
+                p { "Awaiting an operator's approval before it is sent to " (e.system) "." }
+            }
         }
         form.inline method="post" action={ "/executions/" (e.id) "/cancel" } {
             input type="hidden" name="csrf" value=(v.csrf);
             input type="hidden" name="back" value="execution";
-            button.cancel type="submit" data-confirm="Cancel this execution? It will never be sent." { "Cancel execution" }
+            button.cancel type="submit" data-confirm=(confirm) { "Cancel execution" }
         }
     }
 }
@@ -132,6 +156,6 @@ pub(super) async fn cancel(
     let Some(v) = form_viewer(&g, &headers, &form.csrf).await? else {
         return Ok(signed_out());
     };
-    approval::cancel(&g, &v.user, v.operator, &id).await?;
+    cancelling::cancel(&g, &v.user, v.operator, &id).await?;
     Ok(form.redirect(&id))
 }

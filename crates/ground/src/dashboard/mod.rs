@@ -125,7 +125,7 @@ nav .who{margin-left:auto;color:#cde}nav form{display:inline}\
 table{border-collapse:collapse;margin-bottom:2rem}\
 th,td{border-bottom:1px solid #ddd;padding:.3rem .8rem;text-align:left;vertical-align:top}\
 .SUCCESS,.COMPLETED{color:#070}.FAILED,.REJECTED{color:#b00}.RUNNING,.SCHEDULED{color:#05a}\
-.AWAITING_APPROVAL{color:#a60}.CANCELLED{color:#555}\
+.AWAITING_APPROVAL,.CANCELLING{color:#a60}.CANCELLED{color:#555}\
 .error{color:#b00}.warning{color:#a60}.info{color:#555}form.inline{display:inline}\
 textarea{width:100%;font-family:ui-monospace,monospace;font-size:.9rem}\
 pre{background:#f4f4f4;padding:.5rem;overflow-x:auto}progress{width:20rem}\

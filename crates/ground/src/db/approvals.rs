@@ -1,5 +1,6 @@
 //! The `awaiting_plans` table: the compiled, unsigned plan of each execution waiting for an
-//! operator's approval.
+//! operator's approval; and `execution_cancels`: the signed cancel order of each execution
+//! called off after it was sent.
 
 use sqlx::Row;
 
@@ -35,4 +36,36 @@ pub(crate) async fn awaiting_count(db: &Db) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE state = 'AWAITING_APPROVAL'")
         .fetch_one(db)
         .await
+}
+
+/// Records the cancel order sent for an execution, in `tx` (a second order for it keeps the
+/// first: the same bytes go again).
+pub(crate) async fn insert_execution_cancel(
+    tx: &mut Tx,
+    execution: &str,
+    encoded: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT OR IGNORE INTO execution_cancels (execution, message) VALUES (?, ?)")
+        .bind(execution)
+        .bind(encoded)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The cancel orders of `system`'s executions still `CANCELLING`, oldest first.
+pub(crate) async fn pending_cancels(
+    db: &Db,
+    system: &str,
+) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT c.execution, c.message FROM execution_cancels c JOIN executions e ON e.id = c.execution \
+         WHERE e.system = ? AND e.state = 'CANCELLING' ORDER BY e.created_at",
+    )
+    .bind(system)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("execution")?, r.try_get("message")?)))
+        .collect()
 }

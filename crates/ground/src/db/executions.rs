@@ -280,7 +280,7 @@ pub(crate) async fn reported_images(
 pub(crate) async fn busy_execution(db: &Db, system: &str) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT e.id FROM executions e JOIN tasks t ON t.execution = e.id
-         WHERE e.system = ? AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING')
+         WHERE e.system = ? AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING', 'CANCELLING')
            AND t.state IN ('CREATED', 'SCHEDULED', 'RUNNING')
          ORDER BY e.created_at, e.id LIMIT 1",
     )

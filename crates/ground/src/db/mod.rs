@@ -39,7 +39,10 @@ mod usage;
 mod users;
 mod volumes;
 
-pub(crate) use approvals::{awaiting_count, insert_awaiting_plan, take_awaiting_plan};
+pub(crate) use approvals::{
+    awaiting_count, insert_awaiting_plan, insert_execution_cancel, pending_cancels,
+    take_awaiting_plan,
+};
 pub(crate) use downlinks::{
     PendingDownlink, delete_pending_downlink, held_execution_state, hold_execution_state,
     insert_pending_downlink, pending_downlink, pending_downlink_count, pending_downlinks,
@@ -146,6 +149,11 @@ fn migrator() -> Migrator {
             include_str!("../../migrations/0007_uplink_encodings.sql"),
         ),
         m(8, "roles", include_str!("../../migrations/0008_roles.sql")),
+        m(
+            9,
+            "execution cancels",
+            include_str!("../../migrations/0009_execution_cancels.sql"),
+        ),
     ])
 }
 

@@ -70,7 +70,7 @@ pub(crate) async fn unfinished_plans(
 ) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT p.execution, p.plan FROM execution_plans p JOIN executions e ON e.id = p.execution \
-         WHERE e.system = ? AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING') \
+         WHERE e.system = ? AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING', 'CANCELLING') \
          ORDER BY e.created_at",
     )
     .bind(system)
@@ -93,7 +93,7 @@ pub(crate) async fn served_objects(
         "SELECT DISTINCT o.digest FROM execution_objects o
          JOIN executions e ON e.id = o.execution
          WHERE o.digest IN (SELECT value FROM json_each(?1)) AND e.system = ?2
-           AND o.message = 0 AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING')",
+           AND o.message = 0 AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING', 'CANCELLING')",
     )
     .bind(to_json(&list))
     .bind(system)

@@ -1,17 +1,18 @@
-//! Executions: `/executions` (list, start), `/executions/{id}`, and what can be done to one
-//! before it is sent: `approve`, `reject` (operators) and `cancel`; `/plan`, how an uplink would
-//! send files.
+//! Executions: `/executions` (list, start), `/executions/{id}`, what can be done to one before
+//! it is sent: `approve`, `reject` (operators), and `cancel` at any time before it ends; `/plan`,
+//! how an uplink would send files.
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::convert::{execution, execution_summary};
 use super::{J, P, Page, Q, created};
 use crate::auth::{self, AuthUser, Operator, Role};
 use crate::error::ApiError;
-use crate::{Ground, approval, db, encoder, executor, planner, queue};
+use crate::{Ground, approval, cancel as cancelling, db, encoder, executor, planner, queue};
 
 /// The execution, if the caller's, or any for an operator.
 pub(crate) async fn load(g: &Ground, user: &str, id: &str) -> Result<api::Execution, ApiError> {
@@ -150,13 +151,19 @@ pub(super) async fn reject(
     Ok(Json(load(&g, &user, &id).await?))
 }
 
-/// `POST /executions/{id}/cancel`: the owner's or an operator's.
+/// `POST /executions/{id}/cancel`: the owner's or an operator's. 200 with the execution
+/// `CANCELLED` when it was never sent; 202 with it `CANCELLING` when its system was asked to
+/// stop it (and for a second cancel meanwhile).
 pub(super) async fn cancel(
     State(g): State<Ground>,
     AuthUser(user): AuthUser,
     P(id): P<String>,
-) -> Result<Json<api::Execution>, ApiError> {
+) -> Result<Response, ApiError> {
     let operator = auth::role(&g, &user).await? == Role::Operator;
-    approval::cancel(&g, &user, operator, &id).await?;
-    Ok(Json(load(&g, &user, &id).await?))
+    let outcome = cancelling::cancel(&g, &user, operator, &id).await?;
+    let body = Json(load(&g, &user, &id).await?);
+    Ok(match outcome {
+        cancelling::Outcome::Ended => body.into_response(),
+        cancelling::Outcome::Requested => (StatusCode::ACCEPTED, body).into_response(),
+    })
 }

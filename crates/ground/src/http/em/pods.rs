@@ -291,18 +291,19 @@ fn container_state(task: &em::TaskEnd) -> ContainerState {
             reason: "AwaitingApproval",
             message: Some("waiting for an operator's approval".into()),
         },
-        // Never started: rejected or cancelled before it was sent.
+        // Rejected or cancelled: never started, or stopped by the cancel.
         TaskState::Rejected | TaskState::Cancelled => ContainerState::Terminated {
-            exit_code: 128,
+            exit_code: exit_code.unwrap_or(128),
             reason: "Cancelled",
             message: task
                 .error
                 .as_ref()
                 .map(|e| format!("{} {}: {}", e.code, e.name, e.message)),
-            started_at: None,
+            started_at: at(task.started_at),
             finished_at: at(task.finished_at),
         },
-        TaskState::Running => ContainerState::Running {
+        // A task is never CANCELLING (only its execution is), but reads as running if it were.
+        TaskState::Running | TaskState::Cancelling => ContainerState::Running {
             started_at: at(task.started_at).unwrap_or_default(),
         },
         TaskState::Success => ContainerState::Terminated {
