@@ -1,5 +1,6 @@
 //! Roles and the approval gate through `app()`: an execution on a flight system waits for an
-//! operator, who approves or rejects it; a tenant cancels one not yet sent; operators see every
+//! operator, who approves or rejects it; a tenant cancels one (at once when not yet sent, else
+//! `CANCELLING` until its system confirms); operators see every
 //! tenant's executions and queue and manage users and quotas; a tenant sees and touches nothing
 //! of another's, through the API or the dashboard.
 
@@ -212,20 +213,29 @@ async fn an_execution_on_a_flight_system_waits_until_an_operator_approves_it() {
     assert_eq!(bobs["transfers"], json!([]));
     assert_eq!(bobs["other_tenants"]["transfers"], 1);
 
-    // Approved once: not again, and it can no longer be called off.
+    // Approved once: not again. Called off now, it is CANCELLING until the system confirms
+    // (this one is never in contact), and a second cancel changes nothing.
     let again = post(&g, &approve, &t.ops, None).await;
     again.assert_answer(
         StatusCode::CONFLICT,
         "is not awaiting approval (it is SCHEDULED)",
     );
-    let cancel = post(
-        &g,
-        &format!("/api/v1/executions/{id}/cancel"),
-        &t.alice,
-        None,
-    )
-    .await;
-    cancel.assert_answer(StatusCode::CONFLICT, "already been sent to system 'fm'");
+    let cancel_uri = format!("/api/v1/executions/{id}/cancel");
+    let cancel = post(&g, &cancel_uri, &t.alice, None).await;
+    assert_eq!(cancel.status, StatusCode::ACCEPTED, "{}", cancel.text());
+    let cancelling = cancel.json();
+    assert_eq!(cancelling["state"], "CANCELLING");
+    assert_eq!(cancelling["history"][3]["state"], "CANCELLING");
+    assert_eq!(cancelling["history"][3]["by"], "alice");
+    assert_eq!(cancelling["finished_at"], Value::Null);
+    let twice = post(&g, &cancel_uri, &t.ops, None).await;
+    assert_eq!(twice.status, StatusCode::ACCEPTED);
+    assert_eq!(twice.json()["history"], cancelling["history"]);
+    let listed = g
+        .get("/api/v1/executions?state=CANCELLING", &t.alice)
+        .await
+        .json();
+    assert_eq!(listed["executions"][0]["id"], id.as_str());
     // The tenant reads who approved it.
     let seen = g
         .get(&format!("/api/v1/executions/{id}"), &t.alice)
@@ -380,8 +390,8 @@ async fn a_tenant_cancels_what_has_not_been_sent_and_the_em_needs_no_approval() 
     .await;
     assert_eq!(r.json()["history"][2]["by"], "ops");
 
-    // The EM needs no approval: its execution is sent (queued on its link) at once, and then
-    // cannot be recalled.
+    // The EM needs no approval: its execution is sent (queued on its link) at once; a cancel
+    // then goes after it, and it is CANCELLING until the system confirms.
     let em = start(&g, &t.alice, "alice-ns", "up", "em").await;
     assert_eq!(em["state"], "SCHEDULED");
     let r = post(
@@ -391,7 +401,8 @@ async fn a_tenant_cancels_what_has_not_been_sent_and_the_em_needs_no_approval() 
         None,
     )
     .await;
-    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert_eq!(r.json()["state"], "CANCELLING");
 
     // Each system says whether it needs approval.
     let systems = g.get("/api/v1/systems", &t.alice).await.json();

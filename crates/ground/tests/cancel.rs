@@ -1,0 +1,295 @@
+//! Cancelling a sent execution, the ground against a fake flight agent (two `link` endpoints on
+//! loopback under one key; the test plays the agent): the ground shows it `CANCELLING` and sends
+//! a cancel order signed with the plans' key after its plan; the agent's `CANCELLED` events end
+//! it; a cancel that reaches the agent after the end leaves the end as it was, and says so; a
+//! restarted agent gets the pending cancel again, before the plan.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::flight::Flight;
+use common::{TestGround, free_udp_addr, ground_with};
+use ground::SystemLink;
+use link::{Contact, LinkEvent};
+use serde_json::{Value, json};
+use wire::{CancelOrder, ErrorCode, LinkKey, Message, Plan, TaskError, TaskState};
+
+async fn recv(flight: &mut Flight) -> Message {
+    match flight.event().await {
+        LinkEvent::Message { bytes, .. } => {
+            wire::decode_message(&bytes).expect("the ground sends wire messages")
+        }
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+async fn plan(flight: &mut Flight) -> Plan {
+    match recv(flight).await {
+        Message::Plan(p) => p,
+        other => panic!("expected a plan, got {other:?}"),
+    }
+}
+
+async fn order(flight: &mut Flight) -> CancelOrder {
+    match recv(flight).await {
+        Message::Cancel(o) => {
+            common::verifier()
+                .verify_cancel(&o)
+                .expect("every cancel order is signed by the ground");
+            o
+        }
+        other => panic!("expected a cancel order, got {other:?}"),
+    }
+}
+
+async fn task(
+    flight: &Flight,
+    execution: &str,
+    task: u32,
+    state: TaskState,
+    error: Option<TaskError>,
+) {
+    flight
+        .send(Message::TaskEvent {
+            execution: execution.into(),
+            task,
+            state,
+            at_ms: 1_800_000_000_000 + u64::from(task) * 1000 + state as u64,
+            error,
+            outputs: None,
+        })
+        .await;
+}
+
+async fn ended(flight: &Flight, execution: &str, state: TaskState) {
+    flight
+        .send(Message::ExecutionEvent {
+            execution: execution.into(),
+            state,
+            at_ms: 1_800_000_100_000,
+        })
+        .await;
+}
+
+fn cancelled(message: &str) -> Option<TaskError> {
+    Some(TaskError {
+        code: ErrorCode::Cancelled,
+        message: message.into(),
+        log_tail: Vec::new(),
+    })
+}
+
+fn em(bind: SocketAddr, link: SocketAddr, key: LinkKey) -> SystemLink {
+    SystemLink {
+        name: "em".into(),
+        bind,
+        link,
+        key,
+        rate_bits_per_sec: None,
+        contact: Contact::Always,
+        orbit: None,
+        link_settings: link::LinkSettings::STANDARD,
+    }
+}
+
+async fn get(g: &TestGround, token: &str, id: &str) -> Value {
+    g.get(&format!("/api/v1/executions/{id}"), token)
+        .await
+        .json()
+}
+
+/// Polls the execution until its state is `state`.
+async fn wait_for(g: &TestGround, token: &str, id: &str, state: &str) -> Value {
+    for _ in 0..400 {
+        let e = get(g, token, id).await;
+        if e["state"] == state {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "execution {id} never got {state}: {}",
+        get(g, token, id).await
+    );
+}
+
+/// Applies and starts `op` (two listings); returns the execution's id.
+async fn start(g: &TestGround, token: &str, op: &str) -> String {
+    let yaml = format!(
+        "id: {op}\nnamespace: demo\ntasks:\n- id: one\n  type: files.list\n- id: two\n  type: files.list\n"
+    );
+    let r = g.post_yaml("/api/v1/operations", token, &yaml).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = g
+        .post_json(
+            "/api/v1/executions",
+            Some(token),
+            json!({"namespace": "demo", "operation": op}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+async fn cancel(g: &TestGround, token: &str, id: &str) -> common::Reply {
+    g.post_json(
+        &format!("/api/v1/executions/{id}/cancel"),
+        Some(token),
+        json!({}),
+    )
+    .await
+}
+
+fn states(history: &Value) -> Vec<&str> {
+    history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["state"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sent_execution_is_cancelling_until_its_system_confirms() {
+    let (ground_addr, flight_addr) = (free_udp_addr(), free_udp_addr());
+    let key = LinkKey::from_bytes(rand::random());
+    let g = ground_with(vec![em(ground_addr, flight_addr, key.clone())]).await;
+    let mut flight = Flight::spawn(flight_addr, ground_addr, key).await;
+    let t = g.login("alice").await;
+
+    // Running onboard: its first task started.
+    let id = start(&g, &t, "long").await;
+    assert_eq!(plan(&mut flight).await.execution, id);
+    ended(&flight, &id, TaskState::Running).await;
+    task(&flight, &id, 0, TaskState::Running, None).await;
+    wait_for(&g, &t, &id, "RUNNING").await;
+
+    let r = cancel(&g, &t, &id).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let e = r.json();
+    assert_eq!(e["state"], "CANCELLING");
+    assert_eq!(
+        e["history"].as_array().unwrap().last().unwrap()["by"],
+        "alice"
+    );
+    assert_eq!(
+        e["tasks"][0]["state"], "RUNNING",
+        "nothing changes before the system says so"
+    );
+    let o = order(&mut flight).await;
+    assert_eq!(
+        (o.execution.as_str(), o.system.as_str(), o.by.as_str()),
+        (id.as_str(), "em", "alice")
+    );
+
+    // The agent stops the first task and never starts the second.
+    task(
+        &flight,
+        &id,
+        0,
+        TaskState::Cancelled,
+        cancelled(
+            "the pod was stopped (SIGTERM, then SIGKILL after 5s): the execution was cancelled",
+        ),
+    )
+    .await;
+    task(
+        &flight,
+        &id,
+        1,
+        TaskState::Cancelled,
+        cancelled("not run: the execution was cancelled by alice"),
+    )
+    .await;
+    ended(&flight, &id, TaskState::Cancelled).await;
+    let e = wait_for(&g, &t, &id, "CANCELLED").await;
+    assert_eq!(
+        states(&e["history"]),
+        ["CREATED", "SCHEDULED", "RUNNING", "CANCELLING", "CANCELLED"]
+    );
+    assert_eq!(e["history"][4]["by"], "alice");
+    assert_ne!(e["finished_at"], Value::Null);
+    assert_eq!(e["tasks"][0]["state"], "CANCELLED");
+    assert_eq!(e["tasks"][0]["error"]["code"], 23);
+    assert!(
+        e["tasks"][0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the pod was stopped"),
+        "{e:#}"
+    );
+    assert_eq!(e["tasks"][1]["state"], "CANCELLED");
+    assert_eq!(e["tasks"][1]["started_at"], Value::Null, "never ran: {e:#}");
+    let errors = e["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{e:#}");
+    assert_eq!(errors[0]["name"], "CANCELLED");
+    assert_eq!(
+        errors[0]["message"],
+        "cancelled by alice; stopped on system 'em'"
+    );
+
+    // Ended: a cancel now is refused, clearly.
+    let r = cancel(&g, &t, &id).await;
+    r.assert_answer(
+        StatusCode::CONFLICT,
+        "has already ended (CANCELLED): there is nothing left to cancel",
+    );
+
+    // A cancel that reaches the system after the end: the end stands, and the history says so.
+    let late = start(&g, &t, "late").await;
+    assert_eq!(plan(&mut flight).await.execution, late);
+    let r = cancel(&g, &t, &late).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(order(&mut flight).await.execution, late);
+    for i in 0..2 {
+        task(&flight, &late, i, TaskState::Running, None).await;
+        task(&flight, &late, i, TaskState::Success, None).await;
+    }
+    // It started while CANCELLING: the start is kept, the state is not.
+    ended(&flight, &late, TaskState::Running).await;
+    ended(&flight, &late, TaskState::Success).await;
+    let e = wait_for(&g, &t, &late, "COMPLETED").await;
+    assert_ne!(e["started_at"], Value::Null);
+    let last = e["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["state"], "COMPLETED");
+    assert_eq!(
+        last["reason"],
+        "the cancel alice asked for reached system 'em' after the execution had ended"
+    );
+    assert_eq!(e["errors"], json!([]));
+
+    // The agent restarts while a cancel is pending: the cancel comes again, before the plan.
+    let pending = start(&g, &t, "pending").await;
+    let first_plan = plan(&mut flight).await;
+    assert_eq!(cancel(&g, &t, &pending).await.status, StatusCode::ACCEPTED);
+    let first_order = order(&mut flight).await;
+    flight
+        .send(Message::Hello {
+            agent: "em".into(),
+            platform: "linux/amd64".into(),
+            catalogue: wire::catalogue("linux/amd64"),
+            boot: 42,
+            holds: Vec::new(),
+            engine: wire::EngineReport::default(),
+        })
+        .await;
+    assert_eq!(
+        order(&mut flight).await,
+        first_order,
+        "the same order, first"
+    );
+    assert_eq!(plan(&mut flight).await, first_plan, "then the plan");
+    // The agent that lost the plan reports the execution cancelled at once.
+    ended(&flight, &pending, TaskState::Cancelled).await;
+    let e = wait_for(&g, &t, &pending, "CANCELLED").await;
+    for t in e["tasks"].as_array().unwrap() {
+        assert_eq!(t["state"], "CANCELLED", "{e:#}");
+        assert_eq!(
+            t["error"]["message"],
+            "not run: the execution was cancelled"
+        );
+    }
+}
