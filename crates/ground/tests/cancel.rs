@@ -1,7 +1,7 @@
 //! Cancelling a sent execution, the ground against a fake flight agent (two `link` endpoints on
 //! loopback under one key; the test plays the agent): the ground shows it `CANCELLING` and sends
-//! a cancel order signed with the plans' key after its plan; the agent's `CANCELLED` events end
-//! it; a cancel that reaches the agent after the end leaves the end as it was, and says so; a
+//! a cancel order signed with the plans' key after its plan (from the API or the dashboard's
+//! Cancel form); the agent's `CANCELLED` events end it; a cancel that reaches the agent after the end leaves the end as it was, and says so; a
 //! restarted agent gets the pending cancel again, before the plan.
 
 mod common;
@@ -9,7 +9,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
 use common::flight::Flight;
 use common::{TestGround, free_udp_addr, ground_with};
 use ground::SystemLink;
@@ -93,6 +94,29 @@ fn em(bind: SocketAddr, link: SocketAddr, key: LinkKey) -> SystemLink {
         orbit: None,
         link_settings: link::LinkSettings::STANDARD,
     }
+}
+
+fn browser(method: Method, uri: &str, session: &str, form: Option<&str>) -> Request<Body> {
+    let b = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("cookie", format!("orbitdock_session={session}"));
+    match form {
+        Some(f) => b
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(f.to_string()))
+            .unwrap(),
+        None => b.body(Body::empty()).unwrap(),
+    }
+}
+
+/// The CSRF token a signed-in page names.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf-token\" content=\"")
+        .expect("the page names its CSRF token")
+        + 27;
+    page[at..at + 32].to_string()
 }
 
 async fn get(g: &TestGround, token: &str, id: &str) -> Value {
@@ -239,10 +263,54 @@ async fn a_sent_execution_is_cancelling_until_its_system_confirms() {
     );
 
     // A cancel that reaches the system after the end: the end stands, and the history says so.
+    // This one is cancelled from the dashboard: its page's Cancel form, with the CSRF token.
     let late = start(&g, &t, "late").await;
     assert_eq!(plan(&mut flight).await.execution, late);
-    let r = cancel(&g, &t, &late).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let page = g
+        .send(browser(
+            Method::GET,
+            &format!("/executions/{late}"),
+            &t,
+            None,
+        ))
+        .await
+        .text();
+    let form = format!("action=\"/executions/{late}/cancel\"");
+    assert!(page.contains(&form), "{page}");
+    let csrf = csrf_of(&page);
+    let r = g
+        .send(browser(
+            Method::POST,
+            &format!("/executions/{late}/cancel"),
+            &t,
+            Some("csrf=0000&back=execution"),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "a forged form is refused");
+    let r = g
+        .send(browser(
+            Method::POST,
+            &format!("/executions/{late}/cancel"),
+            &t,
+            Some(&format!("csrf={csrf}&back=execution")),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(
+        r.headers["location"].to_str().unwrap(),
+        format!("/executions/{late}")
+    );
+    let page = g
+        .send(browser(
+            Method::GET,
+            &format!("/executions/{late}"),
+            &t,
+            None,
+        ))
+        .await
+        .text();
+    assert!(page.contains("Cancel requested by alice"), "{page}");
+    assert!(!page.contains(&form), "no second Cancel button: {page}");
     assert_eq!(order(&mut flight).await.execution, late);
     for i in 0..2 {
         task(&flight, &late, i, TaskState::Running, None).await;
