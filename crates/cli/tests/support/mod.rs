@@ -34,6 +34,10 @@ pub(crate) struct Stack {
     pub ground: ground::Ground,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The flight agent's configuration, to start it again (`start_flight`).
+    flight_config: flight::FlightConfig,
+    /// The flight agent, while it runs.
+    flight: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Stack {
@@ -117,16 +121,49 @@ impl Stack {
             quotas: flight::Quotas::none(),
             link_settings: link::LinkSettings::STANDARD,
         };
-        tasks.push(tokio::spawn(async move {
-            flight::run(flight_config).await.unwrap();
-        }));
-        Stack {
+        let mut stack = Stack {
             url,
             dir,
             ground: g,
             tasks,
             stop: Some(stop_tx),
+            flight_config,
+            flight: None,
+        };
+        stack.start_flight();
+        stack
+    }
+
+    /// Starts the flight agent (again), on its state and volumes folders.
+    pub(crate) fn start_flight(&mut self) {
+        let config = self.flight_config.clone();
+        self.flight = Some(tokio::spawn(async move {
+            flight::run(config).await.unwrap();
+        }));
+    }
+
+    /// Stops the flight agent as a crash would (its tasks aborted, the pods it runs left
+    /// running), and waits until its link port is free to bind again.
+    pub(crate) async fn stop_flight(&mut self) {
+        if let Some(f) = self.flight.take() {
+            f.abort();
+            let _ = f.await;
         }
+        for _ in 0..600 {
+            if link::udp_address_free(self.flight_config.bind).is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the flight agent's port {} stayed bound",
+            self.flight_config.bind
+        );
+    }
+
+    /// Where the flight agent keeps `tenant`'s volume `volume`.
+    pub(crate) fn volume(&self, tenant: &str, volume: &str) -> PathBuf {
+        self.flight_config.volumes_dir.join(tenant).join(volume)
     }
 
     /// Creates an operator and returns a session file logged in as it.
@@ -232,6 +269,9 @@ impl Drop for Stack {
         }
         for t in &self.tasks {
             t.abort();
+        }
+        if let Some(f) = &self.flight {
+            f.abort();
         }
     }
 }

@@ -201,7 +201,7 @@ pub(crate) async fn unfinished_executions_sending(
         "SELECT o.execution, e.tenant FROM execution_objects o
          JOIN executions e ON e.id = o.execution
          WHERE o.digest = ? AND e.system = ? AND o.message = 0
-           AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING', 'CANCELLING')
+           AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING')
          ORDER BY e.created_at, e.id",
     )
     .bind(target.to_string())

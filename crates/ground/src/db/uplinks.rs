@@ -82,7 +82,9 @@ pub(crate) async fn unfinished_plans(
 }
 
 /// Which of `digests` are objects (not plan messages) an unfinished execution of `system` sends
-/// up: the only objects the ground serves that system.
+/// up: the only objects the ground serves that system. An execution being cancelled
+/// (`CANCELLING`) is served nothing more: its cancel ends its uplinks onboard, and the link is
+/// the scarce resource.
 pub(crate) async fn served_objects(
     db: &Db,
     system: &str,
@@ -93,7 +95,7 @@ pub(crate) async fn served_objects(
         "SELECT DISTINCT o.digest FROM execution_objects o
          JOIN executions e ON e.id = o.execution
          WHERE o.digest IN (SELECT value FROM json_each(?1)) AND e.system = ?2
-           AND o.message = 0 AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING', 'CANCELLING')",
+           AND o.message = 0 AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING')",
     )
     .bind(to_json(&list))
     .bind(system)
