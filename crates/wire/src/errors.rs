@@ -37,7 +37,8 @@ pub enum ErrorCode {
     TransferFailed,
     /// 22: an operator rejected the execution before it was sent.
     Rejected,
-    /// 23: the execution was cancelled before it was sent.
+    /// 23: the execution was cancelled: before it was sent, or onboard (the task was stopped,
+    /// or never started).
     Cancelled,
 }
 
