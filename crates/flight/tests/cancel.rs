@@ -2,7 +2,8 @@
 //! handling and plan loop: a running pod is stopped and its container removed, the tasks after
 //! it never start, and the execution ends `Cancelled`; a cancel that comes before its plan keeps
 //! the plan from ever running; one that comes after the end changes nothing; a restart after a
-//! cancel does not resume the execution, and stops the pod the restart left.
+//! cancel does not resume the execution, and stops the pod the restart left; a running build is
+//! stopped, and so are the pods the execution started detached.
 //!
 //! Every test seeds the stand-in base images first (idempotent), works as a fresh tenant and
 //! removes what that tenant left in the daemon when it ends, pass or fail. Without a reachable
@@ -17,7 +18,7 @@ use wire::{CancelOrder, ImageRef, Message, OnFailure, Plan, PlanTask, TaskKind};
 use flight::{Agent, AgentConfig, Outgoing};
 
 mod common;
-use common::{Cleanup, docker, tenant_containers};
+use common::{Cleanup, docker, step_containers, tenant_containers};
 
 async fn agent(dir: &Path) -> (Agent, mpsc::Receiver<Outgoing>) {
     let (tx, outbox) = mpsc::channel(4096);
@@ -337,5 +338,112 @@ async fn a_restart_after_a_cancel_does_not_resume_the_execution() {
         Some("execution CANCELLED")
     );
     assert!(!volume.join("after-ran").exists());
+    plans.abort();
+}
+
+/// Polls (a bounded number of times) until `done` says yes.
+async fn eventually<F, Fut>(what: &str, done: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..1200 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: never");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_stops_a_running_build_and_the_pods_the_execution_left_detached() {
+    seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = tenant();
+    let _cleanup = Cleanup(tenant.clone());
+    let (agent, mut outbox) = agent(dir.path()).await;
+    let token = format!("slowbuild{:08x}", rand::random::<u32>());
+    let dockerfile = format!("FROM busybox\nRUN echo {token} && sleep 600\n");
+    let digest = agent.object_layout().put(dockerfile.as_bytes()).unwrap();
+    agent
+        .handle_event(link::LinkEvent::ObjectReceived(digest))
+        .unwrap();
+    let mut background = pod("bg", "echo started > /data/bg-started; exec sleep 600");
+    if let TaskKind::PodRun { detached, .. } = &mut background.kind {
+        *detached = true;
+    }
+    let mut plan = long_then_marker(&tenant);
+    plan.tasks = vec![
+        PlanTask {
+            id: "up".into(),
+            on_failure: OnFailure::Stop,
+            kind: TaskKind::Uplink {
+                volume: "pvc".into(),
+                files: vec![wire::UplinkFile {
+                    path: "slow/Dockerfile".into(),
+                    digest,
+                    size: dockerfile.len() as u64,
+                    mode: 0o644,
+                }],
+            },
+        },
+        background,
+        PlanTask {
+            id: "build".into(),
+            on_failure: OnFailure::Stop,
+            kind: TaskKind::DockerBuild {
+                volume: "pvc".into(),
+                dockerfile: "slow/Dockerfile".into(),
+                context: "slow".into(),
+                image: ImageRef {
+                    name: "slow".into(),
+                    tag: "v1".into(),
+                },
+                max_duration_ms: Some(600_000),
+            },
+        },
+    ];
+    agent.handle_message(Message::Plan(plan.clone())).unwrap();
+    let a = agent.clone();
+    let plans = tokio::spawn(async move { a.run_plans().await });
+    let docker = docker().await;
+    let volume = dir.path().join("volumes").join(&tenant).join("pvc");
+    appears(&volume.join("bg-started")).await;
+    eventually("the build's step runs", || async {
+        !step_containers(&docker, &token).await.is_empty()
+    })
+    .await;
+
+    agent.handle_message(cancel(&plan.execution)).unwrap();
+    let events = until_final(&mut outbox).await;
+    assert_eq!(
+        events,
+        [
+            "execution RUNNING",
+            "task 0 RUNNING",
+            "task 0 SUCCESS",
+            "task 1 RUNNING",
+            "task 1 SUCCESS",
+            "task 2 RUNNING",
+            "task 2 CANCELLED 23",
+            "execution CANCELLED"
+        ]
+    );
+    // The detached pod is stopped (SIGTERM, the grace, SIGKILL) and removed; the engine ends the
+    // build's step once its request is gone; no image was made.
+    eventually("the detached pod is gone", || async {
+        tenant_containers(&docker, &tenant).await.is_empty()
+    })
+    .await;
+    eventually("the build's step is gone", || async {
+        step_containers(&docker, &token).await.is_empty()
+    })
+    .await;
+    let image = format!("tenants/{tenant}/slow:v1");
+    assert!(
+        docker.inspect_image(&image).await.is_err(),
+        "{image} was not made"
+    );
     plans.abort();
 }

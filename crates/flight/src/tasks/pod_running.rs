@@ -37,11 +37,14 @@ impl RunningPods {
     /// Asks every pod `execution` started detached that still runs to stop, with `grace`
     /// between SIGTERM and SIGKILL; returns how many were asked.
     pub(crate) fn stop_execution(&self, execution: &str, grace: Duration) -> usize {
-        self.lock()
-            .values()
-            .filter(|r| r.execution == execution && r.done.borrow().is_none())
-            .map(|r| r.stop.send_replace(Some(grace)))
-            .count()
+        let mut asked = 0;
+        for r in self.lock().values() {
+            if r.execution == execution && r.done.borrow().is_none() {
+                r.stop.send_replace(Some(grace));
+                asked += 1;
+            }
+        }
+        asked
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Running>> {
