@@ -2,7 +2,8 @@
 //! flight agent on this machine's Docker Engine: a running long pod is stopped and its container
 //! removed, the task after it never runs, and the execution ends `CANCELLED` (`CANCELLING` until
 //! the agent confirms); an execution cancelled before its plan reached the agent never runs
-//! anything; a restart of the agent after a cancel resumes nothing; a cancel after the end is
+//! anything; a restart of the agent after a cancel resumes nothing; a cancel sent while the agent
+//! is down reaches it once it is back and stops the pod it took up; a cancel after the end is
 //! refused with 409 (exit status 1). Each answer is the API's.
 
 mod support;
@@ -270,4 +271,34 @@ async fn a_cancel_before_the_plan_arrives_runs_nothing_and_a_restart_resumes_not
         "nor did the task after it"
     );
     assert!(containers(&a).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_sent_while_the_agent_is_down_stops_the_pod_it_takes_up() {
+    let mut stack = Stack::start().await;
+    let a = unique("ta");
+    let _cleanup = DockerCleanup {
+        tenants: vec![a.clone()],
+        images: vec![],
+    };
+    let alice = stack.user(&a).await;
+    let ns = unique("ns");
+    let dir = stack.dir.path().to_path_buf();
+    let volume = stack.volume(&a, &format!("{a}-pvc"));
+    let id = start(&alice, &dir, &ns, "down", &long_then_marker(&ns, "down")).await;
+    appears(&volume.join("down-started")).await;
+    // The agent goes down as a crash would: its pod runs on.
+    stack.stop_flight().await;
+    assert_eq!(containers(&a).len(), 1);
+    let (code, c) = cli_json(&alice, &["exec", "cancel", &id]).await;
+    assert_eq!(code, 0, "{c:#}");
+    assert_eq!(c["state"], "CANCELLING", "{c:#}");
+    // Back, the agent takes its pod up again, then hears of the cancel and stops it.
+    stack.start_flight();
+    let (code, e) = cli_json(&alice, &["exec", "wait", &id]).await;
+    assert_eq!(code, 1, "{e:#}");
+    check_cancelled(&e, &a);
+    assert_eq!(e["tasks"][1]["started_at"], Value::Null, "never ran: {e:#}");
+    assert!(containers(&a).is_empty(), "{:?}", containers(&a));
+    assert!(!volume.join("down-after").exists());
 }
