@@ -1478,6 +1478,55 @@ mod tests {
         assert_eq!(events.last().unwrap(), "execution SUCCESS", "{events:?}");
     }
 
+    /// A cancel order stops a plan only when the ground signed it for this system: one unsigned,
+    /// signed with another key, or for another system is dropped, nothing recorded or answered.
+    #[tokio::test]
+    async fn only_cancels_the_ground_signed_for_this_system_stop_a_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let ground = wire::PlanSigner::from_bytes([1; 32]);
+        let (agent, mut rx) = signed_agent(dir.path(), "em", &ground, Arc::default());
+        let mut plan = listing_plan("e-queued");
+        ground.sign(&mut plan);
+        agent.handle_message(Message::Plan(plan)).unwrap();
+        drain(&mut rx);
+        let order = |system: &str| wire::CancelOrder {
+            execution: "e-queued".into(),
+            system: system.into(),
+            by: "alice".into(),
+            issued_ms: now_ms(),
+            signature: Vec::new(),
+        };
+        let mut forged = order("em");
+        wire::PlanSigner::from_bytes([2; 32]).sign_cancel(&mut forged);
+        let mut elsewhere = order("fm");
+        ground.sign_cancel(&mut elsewhere);
+        let mut too_long = order("em");
+        too_long.by = "x".repeat(wire::MAX_CANCEL_BY + 1);
+        ground.sign_cancel(&mut too_long);
+        for refused in [order("em"), forged, elsewhere, too_long] {
+            agent.handle_message(Message::Cancel(refused)).unwrap();
+        }
+        assert_eq!(drain(&mut rx), Vec::<String>::new());
+        assert_eq!(agent.lock_queue().len(), 1, "still queued");
+        assert_eq!(
+            agent.inner.exec.cancels.by("e-queued"),
+            None,
+            "nothing kept"
+        );
+        // The ground's: the queued plan ends there, never started.
+        let mut signed = order("em");
+        ground.sign_cancel(&mut signed);
+        agent.handle_message(Message::Cancel(signed)).unwrap();
+        assert_eq!(
+            drain(&mut rx),
+            ["task 0 CANCELLED 23", "execution CANCELLED"]
+        );
+        assert!(agent.lock_queue().is_empty());
+        let record = agent.inner.plans.find("e-queued").unwrap();
+        assert!(record.finished && record.cancelled);
+        assert!(agent.inner.plans.held(10).is_empty());
+    }
+
     #[tokio::test]
     async fn a_plan_signed_for_em_is_refused_by_fm() {
         let dir = tempfile::tempdir().unwrap();

@@ -687,6 +687,19 @@ mod tests {
         });
         let bytes = encode_message(&m);
         assert_eq!(decode_message(&bytes).unwrap(), m);
+        // An order for a UUID crosses the link in one packet of the smallest datagram.
+        let uuid = Message::Cancel(CancelOrder {
+            execution: "6f1c2b9e-8a41-4d7f-9c3e-2b5d8e7a1f00".into(),
+            system: "cg2fm".into(),
+            by: "alice".into(),
+            issued_ms: 1_800_000_000_000,
+            signature: vec![9; 64],
+        });
+        let one = encode_message(&uuid).len();
+        assert!(
+            one + crate::PACKET_OVERHEAD + crate::DATA_CHUNK_OVERHEAD <= crate::MIN_DATAGRAM,
+            "{one} bytes"
+        );
         // Postcard numbers variants in order: the cancel came last (12), so an
         // InventoryRequest still starts with 10, as before it.
         assert_eq!(bytes[0], 12);
