@@ -563,3 +563,95 @@ async fn an_operator_approves_in_a_real_browser_what_waits_on_a_flight_system() 
     let page = browser.text().await;
     assert!(!page.contains(&id) && !page.contains(&ns), "{page}");
 }
+
+/// Issue 15's flow in the dashboard: a tenant cancels a running pod from its execution's page
+/// (the Cancel form, its confirmation accepted); the page follows it to `CANCELLED` and names who
+/// cancelled it, and the pod's container is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_cancels_a_running_pod_in_a_real_browser() {
+    let stack = Stack::start().await;
+    let a = unique("ca");
+    let _cleanup = DockerCleanup {
+        tenants: vec![a.clone()],
+        images: vec![],
+    };
+    let alice = stack.user(&a).await;
+    let ns = unique("cns");
+    let op = stack.dir.path().join("long.yaml");
+    std::fs::write(
+        &op,
+        format!(
+            "id: long\nnamespace: {ns}\nsystem: em\ntasks:\n\
+             - id: long\n  type: pod.run\n  image: busybox\n  command: [sh, -c, 'echo started > /data/started; exec sleep 600']\n  max_duration: 10\n\
+             - id: after\n  type: pod.run\n  image: busybox\n  command: [sh, -c, 'echo ran > /data/after']\n  max_duration: 1\n"
+        ),
+    )
+    .unwrap();
+    assert!(
+        alice
+            .cli(&["op", "apply", op.to_str().unwrap()])
+            .await
+            .status
+            .success()
+    );
+    let out = alice
+        .cli(&["exec", "start", &format!("{ns}/long"), "-o", "json"])
+        .await;
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    let volume = stack.volume(&a, &format!("{a}-pvc"));
+    for _ in 0..1200 {
+        if volume.join("started").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        volume.join("started").exists(),
+        "the long pod never started"
+    );
+
+    let url = &stack.url;
+    let browser = Browser::start().await;
+    browser.sign_in(url, &a).await;
+    browser.goto(&format!("{url}/executions/{id}")).await;
+    browser.wait_for("RUNNING").await;
+    let buttons = browser
+        .script(
+            "return [...document.querySelectorAll('button')].map(b => b.textContent).join('|');",
+        )
+        .await;
+    assert!(
+        buttons.as_str().unwrap().contains("Cancel execution"),
+        "{buttons}"
+    );
+    browser.screenshot("cancel-1-running").await;
+    browser
+        .script(&format!(
+            "window.confirm = () => true; \
+             document.querySelector(\"form[action='/executions/{id}/cancel'] button\").click(); \
+             return null;"
+        ))
+        .await;
+    let page = browser.wait_for("CANCELLED").await;
+    assert!(
+        page.contains(&format!("cancelled by {a}; stopped on system 'em'")),
+        "{page}"
+    );
+    browser.screenshot("cancel-2-cancelled").await;
+    let (_, e) = alice.get(&format!("/api/v1/executions/{id}")).await;
+    assert_eq!(e["state"], "CANCELLED", "{e:#}");
+    assert_eq!(e["tasks"][1]["started_at"], Value::Null, "never ran: {e:#}");
+    let left = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=org.orbitdock.tenant={a}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "the pod's container is gone");
+    assert!(!volume.join("after").exists());
+    browser.sign_out().await;
+}
