@@ -127,7 +127,7 @@ impl Executor {
             e => path_failure(e, ErrorCode::ExecutionError),
         })?;
         // From the staged context to the build's end, the engine's storage is this build's.
-        let _storage = self.engine_storage.lock().await;
+        let _storage = self.storage_unless_cancelled(execution, "build").await?;
         self.room_for_work().await?;
         self.images_within_quota(tenant).await?;
         let tar_path = self.scratch_file("build");
@@ -349,6 +349,22 @@ impl Executor {
         }))
     }
 
+    /// Takes the engine's storage for a build or a load (`what`), in turn with the other
+    /// tenants' (see `Executor::engine_storage`); a cancel of `execution` meanwhile ends the
+    /// wait, the task not started.
+    async fn storage_unless_cancelled(
+        &self,
+        execution: &str,
+        what: &str,
+    ) -> Step<tokio::sync::MutexGuard<'_, ()>> {
+        tokio::select! {
+            guard = self.engine_storage.lock() => Ok(guard),
+            () = self.cancels.cancelled(execution) => Err(TaskResult::cancelled(format!(
+                "the {what} did not start: the execution was cancelled while it waited for the engine"
+            ))),
+        }
+    }
+
     pub(super) async fn load(
         &self,
         tenant: &str,
@@ -384,7 +400,7 @@ impl Executor {
             ));
         }
         // From the staged copy to the tag, the engine's storage is this load's.
-        let _storage = self.engine_storage.lock().await;
+        let _storage = self.storage_unless_cancelled(execution, "load").await?;
         self.room_for_work().await?;
         self.images_within_quota(tenant).await?;
         // The whole decision, in the one function preflight calls too.
@@ -913,6 +929,49 @@ mod tests {
         let dangling = r.fake.script.lock().unwrap().dangling.clone();
         assert_eq!(dangling.len(), 1);
         assert_eq!(dangling[0].id, victim);
+    }
+
+    /// A build waiting for the engine's storage (another tenant's build holds it) is cancelled
+    /// without ever reaching the engine.
+    #[tokio::test]
+    async fn a_build_waiting_for_the_engine_is_cancelled_before_it_starts() {
+        let r = rig(|_| {});
+        r.put(&[("app/Dockerfile", b"FROM busybox\nRUN true\n")]);
+        let held = r.exec.engine_storage.clone().lock_owned().await;
+        let exec = r.exec.clone();
+        let waiting = tokio::spawn(async move {
+            let task = PlanTask {
+                id: "build".into(),
+                on_failure: OnFailure::Stop,
+                kind: build("app/Dockerfile"),
+            };
+            exec.run("alice", "exec0123456789", 0, &task).await
+        });
+        r.exec
+            .cancels
+            .record(&wire::CancelOrder {
+                execution: "exec0123456789".into(),
+                system: "em".into(),
+                by: "alice".into(),
+                issued_ms: 1,
+                signature: Vec::new(),
+            })
+            .unwrap();
+        let result = waiting.await.unwrap();
+        assert_eq!(code(&result), Some(23), "{result:?}");
+        assert!(result.was_cancelled());
+        assert_eq!(
+            result.error.unwrap().message,
+            "the build did not start: the execution was cancelled while it waited for the engine"
+        );
+        drop(held);
+        assert!(
+            !r.fake
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::Build { .. })),
+            "nothing reached the engine"
+        );
     }
 
     #[tokio::test]
