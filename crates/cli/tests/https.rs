@@ -451,6 +451,29 @@ async fn orbitdock_ground_serves_https_and_names_a_file_that_cannot_serve() {
         );
     }
 
+    // The demo checks them before it starts anything.
+    let out = run(
+        &[
+            "demo",
+            "--data-dir",
+            dir.path().join("demo").to_str().unwrap(),
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            other_key,
+        ],
+        dir.path(),
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not the key of the certificate"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("demo").exists(), "nothing was started");
+
     let http = ground::free_http_address().unwrap().to_string();
     let mut server = ground_command(
         dir.path(),
