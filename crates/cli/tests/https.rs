@@ -1,8 +1,9 @@
 //! HTTPS end to end: a real ground serving TLS with certificates made here (a CA, a server
 //! certificate it signs for 127.0.0.1, and a CA that signed nothing), the CLI logging in, pushing
 //! and listing over it with `--cacert` (saved with the context, or `ORBITDOCK_CACERT` in CI), a
-//! certificate that does not verify refused with exit status 4, the session cookie `Secure`, and
-//! `orbitdock ground` naming the file at fault when its certificate or key cannot serve.
+//! certificate that does not verify refused with exit status 4, the session cookie `Secure`,
+//! `orbitdock ground` naming the file at fault when its certificate or key cannot serve, and
+//! `orbitdock demo` over HTTPS with a self-signed certificate.
 
 mod support;
 
@@ -538,4 +539,72 @@ async fn orbitdock_ground_serves_https_and_names_a_file_that_cannot_serve() {
     .await;
     assert_eq!(plain.status.code(), Some(1), "{}", stderr(&plain));
     server.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_https_with_a_self_signed_certificate() {
+    use tokio::io::AsyncBufReadExt;
+
+    support::seed_bases().await;
+    let dir = tempfile::tempdir().unwrap();
+    // rcgen's certificate is no CA (no basicConstraints), so it can serve, and it is its own
+    // issuer: the demo checks its ground against it.
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("demo.pem"), dir.path().join("demo.key"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let udp_base = loop {
+        let base = 20_000 + (rand::random::<u16>() % 30_000);
+        if (0..8).all(|i| std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()) {
+            break base;
+        }
+    };
+    let http = ground::free_http_address().unwrap().to_string();
+    let mut demo = tokio::process::Command::new(BIN)
+        .args(["demo", "--data-dir"])
+        .arg(dir.path().join("demo"))
+        .args(["--http", &http, "--udp-base", &udp_base.to_string()])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // The demo prints its login line once its ground answers over HTTPS.
+    let mut lines = tokio::io::BufReader::new(demo.stdout.take().unwrap()).lines();
+    let login = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(cmd) = line.trim().strip_prefix("CLI") {
+                return Some(cmd.trim().to_string());
+            }
+        }
+        None
+    })
+    .await
+    .expect("the demo comes up")
+    .expect("the demo prints its login line");
+    let url = format!("https://{http}");
+    assert_eq!(
+        login,
+        format!(
+            "orbitdock login --server {url} --cacert {} --user demo --password orbitdock",
+            cert.display()
+        )
+    );
+    let args: Vec<&str> = login.split_whitespace().skip(1).collect();
+    let session = dir.path().join("session.json");
+    let env = [("ORBITDOCK_SESSION", session.to_str().unwrap())];
+    let out = run(&args, dir.path(), &env).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(
+        &["passes", "--system", "em", "-o", "json"],
+        dir.path(),
+        &env,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json_of(&out)["always_in_contact"], true);
+    demo.kill().await.unwrap();
 }
