@@ -76,7 +76,7 @@ pub(crate) enum Command {
     Flight(FlightArgs),
     /// Log in to a ground server and remember the session as a context.
     #[command(
-        after_help = "Example:\n  printf '%s\\n' \"$PW\" | orbitdock login --server http://127.0.0.1:7700 --user demo --password-stdin"
+        after_help = "Examples:\n  printf '%s\\n' \"$PW\" | orbitdock login --server http://127.0.0.1:7700 --user demo --password-stdin\n  printf '%s\\n' \"$PW\" | orbitdock login --server https://ground.lab:7700 --cacert ca.pem --user demo --password-stdin"
     )]
     Login(LoginArgs),
     /// List, switch and remove saved contexts (a server with its session), like kubectl's.
