@@ -48,8 +48,8 @@ pub(crate) struct Args {
     pub(crate) context: Option<String>,
     /// Check an HTTPS server's certificate against the CA certificates of this PEM file only
     /// (not the system's). `login` saves it with the context; other verbs use it over the
-    /// context's.
-    #[arg(long, global = true, env = "ORBITDOCK_CACERT", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    /// context's. [env: ORBITDOCK_CACERT, when not empty]
+    #[arg(long, global = true, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub(crate) cacert: Option<PathBuf>,
 }
 
@@ -300,6 +300,18 @@ pub(crate) enum DeltaWhat {
         /// Where to write the result (refuses to overwrite).
         new: PathBuf,
     },
+}
+
+impl Args {
+    /// `--cacert`, else `ORBITDOCK_CACERT` when set and not empty (CI may set it empty, as it
+    /// may `ORBITDOCK_SERVER` and `ORBITDOCK_TOKEN`).
+    pub(crate) fn cacert(&self) -> Option<PathBuf> {
+        self.cacert.clone().or_else(|| {
+            std::env::var_os("ORBITDOCK_CACERT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+    }
 }
 
 impl Command {

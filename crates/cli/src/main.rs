@@ -72,8 +72,8 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
     use args::Command;
     let cli = verbs::Cli {
         output: args.output,
+        cacert: args.cacert(),
         context: args.context,
-        cacert: args.cacert,
     };
     match args.command {
         Command::Demo(a) => demo::run(a, cli.cacert.clone()).await,

@@ -223,7 +223,10 @@ async fn the_cli_logs_in_pushes_and_lists_over_https_with_its_ca() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json_of(&out), api);
-    let out = run(&["files", "ls", "tls"], elsewhere.path(), &ci).await;
+    // Set but empty is as unset, as for ORBITDOCK_SERVER and ORBITDOCK_TOKEN.
+    let mut empty_ca = ci.to_vec();
+    empty_ca.push(("ORBITDOCK_CACERT", ""));
+    let out = run(&["files", "ls", "tls"], elsewhere.path(), &empty_ca).await;
     assert_eq!(
         out.status.code(),
         Some(4),
