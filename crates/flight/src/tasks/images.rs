@@ -204,7 +204,7 @@ impl Executor {
             }
             () = self.cancels.cancelled(execution) => {
                 let _ = fs::remove_file(&tar_path);
-                self.drop_failed_build(started).await;
+                self.drop_failed_build(started, &steps).await;
                 return Err(TaskResult::cancelled(
                     "the build was stopped: the execution was cancelled",
                 )
