@@ -43,8 +43,8 @@ use link::LinkEvent;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use wire::{
-    BaseImage, Digest, ErrorCode, ExecutionState, Message, OnFailure, Plan, PlanBindingError,
-    PlanTask, TaskError, TaskKind, TaskState,
+    BaseImage, Digest, ErrorCode, Message, OnFailure, Plan, PlanBindingError, PlanTask, TaskError,
+    TaskState,
 };
 
 use crate::cancels::Cancels;
@@ -776,88 +776,6 @@ fn gpu_of_this_machine() -> crate::runtime::Gpu {
     gpu
 }
 
-/// The recorded final events of a finished plan, to send again.
-fn replay(record: &PlanRecord) -> Vec<Message> {
-    let execution = &record.plan.execution;
-    let state = if record.cancelled {
-        TaskState::Cancelled
-    } else if record.failed {
-        TaskState::Failed
-    } else {
-        TaskState::Success
-    };
-    let events = record
-        .events
-        .iter()
-        .flat_map(|e| replayed_events(execution, e));
-    events
-        .chain(std::iter::once(execution_event(execution, state)))
-        .collect()
-}
-
-/// The volume a task may change, for a fresh listing after it.
-fn changed_volume(kind: &TaskKind) -> Option<&str> {
-    match kind {
-        TaskKind::Uplink { volume, .. }
-        | TaskKind::PodRun { volume, .. }
-        | TaskKind::FilesDelete { volume, .. }
-        | TaskKind::PodLogs { volume, .. }
-        | TaskKind::FilesMove { volume, .. }
-        | TaskKind::CameraCapture { volume, .. } => Some(volume),
-        _ => None,
-    }
-}
-
-fn execution_event(execution: &str, state: ExecutionState) -> Message {
-    Message::ExecutionEvent {
-        execution: execution.into(),
-        state,
-        at_ms: now_ms(),
-    }
-}
-
-fn task_event(execution: &str, task: usize, state: TaskState, error: Option<TaskError>) -> Message {
-    Message::TaskEvent {
-        execution: execution.into(),
-        task: task as u32,
-        state,
-        at_ms: now_ms(),
-        error,
-        outputs: None,
-    }
-}
-
-/// A recorded task's events to send again: its `RUNNING` (lost with a restart as easily as the
-/// final event, and the ground ignores it when it has it), then its final event. A task that
-/// never ran (its plan refused: no outputs) gets only its final event.
-fn replayed_events(execution: &str, r: &TaskRecord) -> Vec<Message> {
-    let mut out = Vec::with_capacity(2);
-    if r.outputs.is_some() {
-        out.push(Message::TaskEvent {
-            execution: execution.into(),
-            task: r.task,
-            state: TaskState::Running,
-            // When it started is not recorded; it started no later than it ended.
-            at_ms: r.at_ms,
-            error: None,
-            outputs: None,
-        });
-    }
-    out.push(record_event(execution, r));
-    out
-}
-
-fn record_event(execution: &str, r: &TaskRecord) -> Message {
-    Message::TaskEvent {
-        execution: execution.into(),
-        task: r.task,
-        state: r.state,
-        at_ms: r.at_ms,
-        error: r.error.clone(),
-        outputs: r.outputs.clone(),
-    }
-}
-
 /// The catalogue with the ids of the images present.
 pub(crate) async fn catalogue_of(runtime: &dyn Runtime, bases: &[BaseImage]) -> Vec<BaseImage> {
     let mut out = bases.to_vec();
@@ -874,6 +792,10 @@ pub(crate) async fn catalogue_of(runtime: &dyn Runtime, bases: &[BaseImage]) -> 
     out
 }
 
+#[path = "agent_events.rs"]
+mod events;
+use events::{changed_volume, execution_event, record_event, replay, replayed_events, task_event};
+
 #[path = "agent_run.rs"]
 mod behind_link;
 #[path = "agent_cancel.rs"]
@@ -884,7 +806,7 @@ pub use behind_link::run;
 
 #[cfg(test)]
 mod tests {
-    use wire::{ImageRef, UplinkFile};
+    use wire::{ImageRef, TaskKind, UplinkFile};
 
     use super::*;
     use crate::runtime::fake::FakeRuntime;
