@@ -95,9 +95,9 @@ pub(super) async fn home(
             }
         }
         h2 { "Next passes" }
-        @if next.is_empty() { p { "No flight system with an orbit." } }
+        @if next.is_empty() { p { "No flight system with an orbit." } } @else {
         table {
-            @if !next.is_empty() { tr { th { "System" } th { "Station" } th { "AOS" } th { "LOS" } th { "Uplink MB" } } }
+            tr { th { "System" } th { "Station" } th { "AOS" } th { "LOS" } th { "Uplink MB" } }
             @for (system, w) in &next {
                 tr {
                     td { (system) }
@@ -111,6 +111,7 @@ pub(super) async fn home(
                     }
                 }
             }
+        }
         }
         h2 { "Namespaces" }
         table {
@@ -203,7 +204,7 @@ async fn systems_table(g: &Ground) -> Result<Markup, ApiError> {
     }
     Ok(html! {
         table {
-            tr { th { "System" } th { "Platform" } th { "Last seen" } th {} }
+            tr { th { "System" } th { "Platform" } th { "Last seen" } th { "Onboard" } }
             @for (name, platform, seen) in &rows {
                 tr {
                     td { a href={ "/systems#" (name) } { (name) } }
@@ -336,7 +337,10 @@ pub(super) async fn operations(
 fn editor(name: &str, yaml: &str) -> Markup {
     html! {
         form #editor data-operation=(name) {
-            p { textarea name="yaml" rows="18" spellcheck="false" { (yaml) } }
+            p {
+                label for="yaml" { "Operation YAML" } br;
+                textarea #yaml name="yaml" rows="18" spellcheck="false" { (yaml) }
+            }
             p {
                 button type="button" #validate { "Validate" } " "
                 button type="button" #save { "Save as a new revision" } " "
