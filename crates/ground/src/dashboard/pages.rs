@@ -59,16 +59,38 @@ fn executions_table(rows: &[db::ExecutionRow], tenants: bool) -> Markup {
     }
 }
 
+/// Home, served from the view cache (`crate::views`) while no event has changed it.
 pub(super) async fn home(
     State(g): State<Ground>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let v = signed_in!(g, headers);
+    let body = match g.views().home(&v.user) {
+        Some(body) => body,
+        None => {
+            // Read before computing: an event landing meanwhile makes this view stale.
+            let generation = g.views().generation();
+            let body: std::sync::Arc<str> = home_body(&g, &v).await?.into_string().into();
+            g.views().keep_home(&v.user, generation, body.clone());
+            body
+        }
+    };
+    Ok(page(
+        "orbitdock ground",
+        Nav::Home,
+        &v,
+        maud::PreEscaped(body.to_string()),
+    ))
+}
+
+/// What Home shows `v`: usage charts, next passes, namespaces, operations, recent executions,
+/// systems.
+async fn home_body(g: &Ground, v: &super::Viewer) -> Result<Markup, ApiError> {
     let namespaces = db::namespaces_of(g.db(), &v.user).await?;
     let operations = db::operations_of(g.db(), &v.user, None, limits::PAGE_DEFAULT, 0).await?;
     let recent = db::executions_of(g.db(), &v.user, None, None, RECENT, 0).await?;
     let usage = db::usage(g.db(), &v.user, time::now_ms(), USAGE_DAYS).await?;
-    let next = next_passes(&g).await;
+    let next = next_passes(g).await;
     let awaiting = if v.operator {
         db::awaiting_count(g.db()).await?
     } else {
@@ -125,9 +147,9 @@ pub(super) async fn home(
         h2 { "Recent executions" }
         (executions_table(&recent, false))
         h2 { "Systems" }
-        (systems_table(&g).await?)
+        (systems_table(g).await?)
     };
-    Ok(page("orbitdock ground", Nav::Home, &v, body))
+    Ok(body)
 }
 
 /// Each flying system's next pass (within a day), or why there is none.

@@ -80,10 +80,32 @@ pub(crate) fn router(ground: Ground) -> Router {
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(limits::SMALL_BODY))
         .layer(axum::middleware::from_fn_with_state(
+            ground.clone(),
+            invalidate_after_writes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             timeouts,
             body_timeout::bound,
         ))
         .with_state(ground)
+}
+
+/// Once a request that may write (any method but `GET`, `HEAD` and `OPTIONS`) is answered, what
+/// it wrote is committed: the cached views computed before it are stale.
+async fn invalidate_after_writes(
+    axum::extract::State(g): axum::extract::State<Ground>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let reads = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let answer = next.run(req).await;
+    if !reads {
+        g.views().invalidate();
+    }
+    answer
 }
 
 // ---- extractors whose rejections are ApiErrors ----
