@@ -14,6 +14,21 @@ use ground::{Role, SystemLink};
 use scraper::{ElementRef, Html, Selector};
 use serde_json::json;
 
+/// A flight system with the demo orbit (two stations), its elements from now.
+fn flying(name: &str) -> SystemLink {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let demo = orbit::demo_system(orbit::Epoch::from_unix_seconds(now.as_secs_f64()));
+    SystemLink {
+        orbit: Some(orbit::SystemOrbit {
+            tle: orbit::parse_tle_text(&demo.tle_text).unwrap().remove(0),
+            stations: demo.stations,
+        }),
+        ..system(name)
+    }
+}
+
 fn system(name: &str) -> SystemLink {
     SystemLink {
         name: name.into(),
@@ -174,7 +189,7 @@ fn the_checker_finds_what_it_looks_for() {
 
 #[tokio::test]
 async fn every_page_is_valid_html_with_labelled_fields_and_table_headers() {
-    let g = common::ground_with(vec![system("em"), system("fm")]).await;
+    let g = common::ground_with(vec![system("em"), system("fm"), flying("sat")]).await;
     g.ground.ensure_user("ops", "pw-ops").await.unwrap();
     g.ground.set_role("ops", Role::Operator).await.unwrap();
     let alice = g.login("alice").await;
@@ -277,4 +292,40 @@ async fn every_page_is_valid_html_with_labelled_fields_and_table_headers() {
     );
     assert!(checked >= 20, "{checked}");
     assert!(report.is_empty(), "{}", report.join("\n"));
+}
+
+#[tokio::test]
+async fn the_systems_page_draws_the_passes_as_a_timeline() {
+    let g = common::ground_with(vec![system("em"), flying("sat")]).await;
+    let alice = g.login("alice").await;
+    let (status, html) = page(&g, "/systems", Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc = Html::parse_document(&html);
+    let timelines: Vec<ElementRef> = doc.select(&sel("svg.timeline")).collect();
+    assert_eq!(timelines.len(), 1, "one for sat, none for em: {html}");
+    let label = timelines[0].value().attr("aria-label").unwrap();
+    let passes: usize = label
+        .split(": ")
+        .nth(1)
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{label}"));
+    assert!(
+        passes >= 2,
+        "the demo orbit passes its stations several times a day: {label}"
+    );
+    let bars: Vec<ElementRef> = timelines[0].select(&sel("rect")).collect();
+    assert_eq!(bars.len(), passes, "one bar per pass");
+    // Each bar says its station and times, and lies within the 24 hours drawn.
+    for bar in &bars {
+        let title: String = bar.text().collect();
+        assert!(title.contains(" to ") && title.contains("MB up"), "{title}");
+        let x: f64 = bar.value().attr("x").unwrap().parse().unwrap();
+        let w: f64 = bar.value().attr("width").unwrap().parse().unwrap();
+        assert!((90.0..=810.0).contains(&x) && x + w <= 812.0, "{x} {w}");
+    }
+    // The table beside it lists the same first passes.
+    let first = bars[0].text().collect::<String>();
+    let station = first.split(':').next().unwrap();
+    assert!(html.contains(&format!("<td>{station}</td>")), "{html}");
 }
