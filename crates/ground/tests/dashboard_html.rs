@@ -329,3 +329,62 @@ async fn the_systems_page_draws_the_passes_as_a_timeline() {
     let station = first.split(':').next().unwrap();
     assert!(html.contains(&format!("<td>{station}</td>")), "{html}");
 }
+
+#[tokio::test]
+async fn the_operation_page_shows_its_uplink_plan_as_the_plan_route_makes_it() {
+    let g = common::ground_with(vec![system("em"), flying("sat")]).await;
+    let alice = g.login("alice").await;
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let r = g
+        .upload_tar(
+            "ns",
+            "",
+            &alice,
+            tar(&[
+                Entry::File("in/a.txt", b"hello", 0o644),
+                Entry::File("in/b.bin", &big, 0o644),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let yaml = "id: up\nnamespace: ns\nsystem: sat\ntasks:\n- id: send\n  type: uplink\n  source: /in\n  destination: /data\n- id: ls\n  type: files.list\n";
+    let r = g.post_yaml("/api/v1/operations", &alice, yaml).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let plan = g
+        .post_json(
+            "/api/v1/plan",
+            Some(&alice),
+            json!({"system": "sat", "sources": ["ns:/in"], "destination": "/data"}),
+        )
+        .await
+        .json();
+    let (status, html) = page(&g, "/operations/ns/up", Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Uplink plan on sat") && html.contains("Task send"),
+        "{html}"
+    );
+    let bytes = plan["total"]["bytes"].as_u64().unwrap();
+    assert!(bytes > 0 && bytes < 200_005, "{plan}");
+    assert!(
+        html.contains(&format!("{:.3} MB over the link", bytes as f64 / 1e6)),
+        "{bytes}: {html}"
+    );
+    for f in plan["files"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap();
+        assert!(path.starts_with("/data/in/"), "{f}");
+        assert!(
+            html.contains(&format!("<code>{path}</code>")),
+            "{path}: {html}"
+        );
+    }
+    let station = plan["eta"]["pass"]["station"].as_str().expect("a pass");
+    assert!(
+        html.contains(&format!(
+            "Arrives in pass {} from now, over {station}",
+            plan["eta"]["passes"]
+        )),
+        "{plan}: {html}"
+    );
+    assert!(problems(&html).is_empty(), "{:?}", problems(&html));
+}

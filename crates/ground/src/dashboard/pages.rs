@@ -398,6 +398,7 @@ pub(super) async fn operation(
     };
     let (system, findings) =
         crate::preflight_check::operation_findings(&g, &v.user, yaml.clone()).await?;
+    let uplink = super::uplink_plan::section(&g, &v.user, yaml.clone()).await?;
     let execs = db::executions_of(g.db(), &v.user, Some(&ns), Some(&id), LISTED, 0).await?;
     let diff = match q.diff {
         Some(from) => match db::operation_revision(g.db(), &ns, &id, from).await? {
@@ -442,6 +443,7 @@ pub(super) async fn operation(
                 }
             }
         }
+        (uplink)
         h2 { "Executions" }
         (executions_table(&execs, false))
     };
