@@ -56,7 +56,7 @@ pub(crate) async fn run() -> anyhow::Result<ExitCode> {
     })
     .await?;
     g.ensure_user("bench", "bench-password").await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = ground::bind_http(nowhere(0)).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(ground::serve(g, listener, std::future::pending()));
     let client = reqwest::Client::new();
@@ -108,7 +108,12 @@ pub(crate) async fn run() -> anyhow::Result<ExitCode> {
         client
             .post(format!("{url}/api/v1/executions"))
             .bearer_auth(&token)
-            .json(&serde_json::json!({"namespace": "bench", "operation": format!("op{i}")}))
+            .json(&api::StartExecution {
+                namespace: "bench".into(),
+                operation: format!("op{i}"),
+                system: None,
+                force: false,
+            })
             .send()
             .await?
             .error_for_status()
