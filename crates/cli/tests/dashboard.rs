@@ -708,6 +708,40 @@ async fn every_page_is_usable_from_the_keyboard_alone() {
         browser.screenshot(&format!("keyboard-{name}")).await;
     }
 
+    // An operator's Users page: its navigation has Users too, and each user's quota form and
+    // buttons come in order.
+    browser.click("form[action='/logout'] button").await;
+    browser.wait_for("Sign in").await;
+    let o = unique("ko");
+    stack.operator(&o).await;
+    browser.sign_in(url, &o).await;
+    browser.goto(&format!("{url}/users")).await;
+    browser.wait_for("Signed in as").await;
+    let want: Vec<String> = serde_json::from_value(
+        browser
+            .script(&TABBABLE.replace("DESCRIBE", DESCRIBE))
+            .await,
+    )
+    .unwrap();
+    let mut operator_nav = nav.clone();
+    operator_nav.push("a /users".into());
+    assert!(want.starts_with(&operator_nav), "{want:?}");
+    assert!(
+        want.iter()
+            .any(|w| w.starts_with("input ") && w != "input csrf"),
+        "the quota fields: {want:?}"
+    );
+    let mut got = Vec::new();
+    for _ in &want {
+        browser.press(TAB).await;
+        got.push(browser.focused().await);
+    }
+    assert_eq!(got, want, "/users: the Tab key's order");
+    browser.screenshot("keyboard-users").await;
+    browser.click("form[action='/logout'] button").await;
+    browser.wait_for("Sign in").await;
+    browser.sign_in(url, &a).await;
+
     // Enter on a focused link follows it: Tab to "Executions" from Home, Enter.
     browser.goto(&format!("{url}/")).await;
     browser.wait_for("Signed in as").await;
