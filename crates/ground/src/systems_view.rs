@@ -86,7 +86,7 @@ fn timeline(system: &str, windows: &[orbit::Window], now: orbit::Epoch) -> Marku
         stations.len()
     );
     html! {
-        svg.timeline xmlns="http://www.w3.org/2000/svg" width=(LABEL + WIDTH + 10.0) height=(height)
+        svg.timeline xmlns="http://www.w3.org/2000/svg" width=(LABEL + WIDTH + 24.0) height=(height)
             role="img" aria-label=(label) font-size="11" {
             title { (label) }
             @for h in (0..=24).step_by(3) {

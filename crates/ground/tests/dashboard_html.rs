@@ -365,9 +365,10 @@ async fn the_operation_page_shows_its_uplink_plan_as_the_plan_route_makes_it() {
         "{html}"
     );
     let bytes = plan["total"]["bytes"].as_u64().unwrap();
-    assert!(bytes > 0 && bytes < 200_005, "{plan}");
+    // The 200 kB file compresses well: under 10 kB, shown exactly.
+    assert!(bytes > 0 && bytes < 10_000, "{plan}");
     assert!(
-        html.contains(&format!("{:.3} MB over the link", bytes as f64 / 1e6)),
+        html.contains(&format!("{bytes} bytes over the link")),
         "{bytes}: {html}"
     );
     for f in plan["files"].as_array().unwrap() {

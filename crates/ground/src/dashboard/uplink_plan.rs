@@ -76,8 +76,13 @@ pub(super) async fn section(g: &Ground, tenant: &str, yaml: String) -> Result<Ma
     })
 }
 
+/// Bytes as a number a reader takes in at a glance: exact below 10 kB.
 fn mb(bytes: u64) -> String {
-    format!("{:.3} MB", bytes as f64 / 1e6)
+    match bytes {
+        0..10_000 => format!("{bytes} bytes"),
+        10_000..10_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
 }
 
 /// When the last byte would arrive, in words.
