@@ -5,14 +5,14 @@ use serde::{Deserialize, Serialize};
 use crate::operations::{Diagnostic, PreflightFinding};
 
 /// Every error answer: `{"error": {"code", "message", "diagnostics"?, "preflight"?}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
 }
 
 /// What went wrong, for a program ([`ErrorDetail::code`]) and a person (the message).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// The stable kind of error; it matches the HTTP status.
     pub code: ErrorCode,
@@ -27,7 +27,7 @@ pub struct ErrorDetail {
 }
 
 /// The `code` of an error, one per HTTP status the API answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// 400: the request is malformed or names something invalid.

@@ -16,7 +16,7 @@ use crate::systems::PassRef;
 /// once its system confirms, showing `CANCELLING` meanwhile (orbitdock's names: Clustergate-2
 /// names none). The tasks of a rejected or cancelled execution that had not finished end
 /// `CANCELLED`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
     /// Recorded on the ground.
@@ -123,7 +123,7 @@ impl FromStr for State {
 }
 
 /// `POST /api/v1/executions`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartExecution {
     /// The operation's namespace.
@@ -140,7 +140,7 @@ pub struct StartExecution {
 }
 
 /// One state change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     /// The state entered.
     pub state: State,
@@ -159,7 +159,7 @@ pub struct HistoryEntry {
 
 /// A task's error: a Clustergate-2 error code (or one of ours) with its name, a message and the
 /// end of the log. In an execution's `errors`, it names its task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskError {
     /// The task's id: present in an execution's `errors`, absent in a task's own `error` and
     /// for an error of the whole execution (its link stopped).
@@ -178,7 +178,7 @@ pub struct TaskError {
 /// A file of a task's outputs: one a downlink brought down, or one a `files.list` found.
 ///
 /// `uri`, `contentType` and `contentLength` are Clustergate-2's names and keep its spelling.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OutputFile {
     /// Where it landed in the namespace (downlink); its path in the volume while it has not
     /// landed yet, and for a `files.list`.
@@ -205,7 +205,7 @@ pub struct OutputFile {
 
 /// What a task produced, as the system reported it, with Clustergate-2's task outputs beside
 /// ours (`files`, `uri`, `contentType`, `contentLength`; `message`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskOutputs {
     /// The files of a downlink, or the files (not folders) a `files.list` found.
     pub files: Vec<OutputFile>,
@@ -236,7 +236,7 @@ pub struct TaskOutputs {
 
 /// One of the tenant's images onboard, as `docker.image.list` reports it (Clustergate-2's
 /// field names).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantImage {
     /// The name, as the tenant writes it in `pod.run` (no onboard prefix).
     pub repository: String,
@@ -276,7 +276,7 @@ pub fn namespace_file_uri(namespace: &str, path: &str, version: u64) -> String {
 }
 
 /// One task of an execution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Task {
     /// Its position in the operation, from 0.
     pub index: u32,
@@ -300,7 +300,7 @@ pub struct Task {
 }
 
 /// How an execution's queued uplink transfers stand: `null` unless some are still queued.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UplinkEta {
     /// The bytes of its queued transfers not yet received.
     pub remaining_bytes: u64,
@@ -314,7 +314,7 @@ pub struct UplinkEta {
 }
 
 /// `GET /api/v1/executions/{id}`, and the answer to `POST /api/v1/executions`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Execution {
     /// Its id.
     pub id: String,
@@ -355,7 +355,7 @@ pub struct Execution {
 /// What an execution sends up: its plan, and for each object its uplinks need that the system
 /// lacked, what crossed the link in its place (the object itself, compressed, or a delta
 /// against an object onboard). Objects the system already held are not sent at all.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UplinkReport {
     /// The distinct objects its uplink tasks place.
     pub objects: u64,
@@ -371,7 +371,7 @@ pub struct UplinkReport {
 }
 
 /// An object an execution needed and what crossed the link in its place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SentObject {
     /// The object needed, `sha256:<hex>`.
     pub digest: String,
@@ -389,7 +389,7 @@ pub struct SentObject {
 }
 
 /// An entry of [`ExecutionList`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionSummary {
     /// Its id.
     pub id: String,
@@ -408,7 +408,7 @@ pub struct ExecutionSummary {
 }
 
 /// `GET /api/v1/executions`: newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionList {
     /// The caller's executions (of one namespace, in one state when asked); an operator's list
     /// holds every tenant's (of one tenant when asked).
@@ -416,7 +416,7 @@ pub struct ExecutionList {
 }
 
 /// `POST /api/v1/executions/{id}/reject`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reject {
     /// Why, for the tenant: kept in the execution's history and errors (1 to 1000 bytes).

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `POST /api/v1/namespaces`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateNamespace {
     /// `[A-Za-z0-9_-]{1,64}`.
@@ -11,7 +11,7 @@ pub struct CreateNamespace {
 }
 
 /// A namespace: the answer to its creation, and an entry of [`NamespaceList`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Namespace {
     /// Its name.
     pub name: String,
@@ -22,14 +22,14 @@ pub struct Namespace {
 }
 
 /// `GET /api/v1/namespaces`: the caller's namespaces.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NamespaceList {
     /// Each of them.
     pub namespaces: Vec<Namespace>,
 }
 
 /// One file version an upload stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UploadedFile {
     /// Absolute in the namespace (`/app/Dockerfile`).
     pub path: String,
@@ -46,14 +46,14 @@ pub struct UploadedFile {
 }
 
 /// `POST /api/v1/namespaces/{ns}/files`: every file the upload stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Uploaded {
     /// In the order of the upload.
     pub files: Vec<UploadedFile>,
 }
 
 /// The latest version of one path in a namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NamespaceFile {
     /// Absolute in the namespace.
     pub path: String,
@@ -72,21 +72,21 @@ pub struct NamespaceFile {
 }
 
 /// `GET /api/v1/namespaces/{ns}/files`: sorted by path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FileList {
     /// One entry per path.
     pub files: Vec<NamespaceFile>,
 }
 
 /// `DELETE /api/v1/namespaces/{ns}/files/{*path}`: the paths removed (every version of each).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Removed {
     /// Absolute in the namespace, sorted.
     pub paths: Vec<String>,
 }
 
 /// `POST /api/v1/namespaces/{ns}/move`: move a file, or a folder with everything under it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MoveFiles {
     /// The file or folder, absolute in the namespace.
     pub from: String,
@@ -95,7 +95,7 @@ pub struct MoveFiles {
 }
 
 /// One path a move changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MovedPath {
     /// The old path.
     pub from: String,
@@ -104,7 +104,7 @@ pub struct MovedPath {
 }
 
 /// The answer to `POST /api/v1/namespaces/{ns}/move`: every path moved, with all its versions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Moved {
     /// Sorted by the old path.
     pub moved: Vec<MovedPath>,

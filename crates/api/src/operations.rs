@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::executions::State;
 
 /// How bad a [`Diagnostic`] or a [`PreflightFinding`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The operation cannot be saved (a diagnostic), or the task would fail onboard (a finding).
@@ -28,7 +28,7 @@ impl Severity {
 }
 
 /// One problem in an operation's YAML, where it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Diagnostic {
     /// `error` or `warning`.
     pub severity: Severity,
@@ -43,7 +43,7 @@ pub struct Diagnostic {
 }
 
 /// What preflight says a `docker.build` or `docker.load` task would hit onboard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PreflightFinding {
     /// The id of the task.
     pub task: String,
@@ -64,7 +64,7 @@ pub struct PreflightFinding {
 }
 
 /// `POST /api/v1/operations`: the operation as saved, and what preflight finds in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppliedOperation {
     /// Its namespace.
     pub namespace: String,
@@ -81,7 +81,7 @@ pub struct AppliedOperation {
 }
 
 /// `POST /api/v1/operations/validate`: nothing is saved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Validation {
     /// False when there are diagnostics or preflight finds an error.
     pub valid: bool,
@@ -92,7 +92,7 @@ pub struct Validation {
 }
 
 /// An entry of [`OperationList`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationSummary {
     /// Its namespace.
     pub namespace: String,
@@ -107,14 +107,14 @@ pub struct OperationSummary {
 }
 
 /// `GET /api/v1/operations`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationList {
     /// The caller's operations (of one namespace when asked).
     pub operations: Vec<OperationSummary>,
 }
 
 /// `GET /api/v1/operations/{ns}/{id}`: the latest revision and the newest executions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationDetail {
     /// Its namespace.
     pub namespace: String,
@@ -133,7 +133,7 @@ pub struct OperationDetail {
 }
 
 /// An execution as [`OperationDetail`] lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationExecution {
     /// The execution's id.
     pub id: String,
@@ -146,7 +146,7 @@ pub struct OperationExecution {
 }
 
 /// `GET /api/v1/operations/{ns}/{id}/revisions/{revision}`: one revision's YAML.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationRevision {
     /// Its namespace.
     pub namespace: String,

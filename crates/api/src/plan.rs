@@ -6,7 +6,7 @@ use crate::systems::PassRef;
 
 /// `POST /api/v1/plan`: the files to plan for (namespace files or folders) and where they would
 /// land.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanRequest {
     /// The system to send to (a `cg2.` prefix is ignored).
@@ -22,7 +22,7 @@ pub struct PlanRequest {
 }
 
 /// The answer to `POST /api/v1/plan`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UplinkPlan {
     /// The system.
     pub system: String,
@@ -39,7 +39,7 @@ pub struct UplinkPlan {
 }
 
 /// How one file would be sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlannedFile {
     /// `namespace:/path` of the file.
     pub source: String,
@@ -60,7 +60,7 @@ pub struct PlannedFile {
 }
 
 /// The totals of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlanTotal {
     /// Files planned.
     pub files: u64,
@@ -72,7 +72,7 @@ pub struct PlanTotal {
 }
 
 /// When a plan's bytes would arrive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlanEta {
     /// Whether the system is always in contact (the Engineering Model): no passes.
     pub always_in_contact: bool,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `POST /api/v1/login`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     /// The user (the tenant).
     pub user: String,
@@ -12,7 +12,7 @@ pub struct LoginRequest {
 }
 
 /// The answer to a successful login.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     /// The bearer token: 64 hex characters, valid for 24 hours.
     pub token: String,
@@ -21,7 +21,7 @@ pub struct LoginResponse {
 }
 
 /// `GET /healthz`: `{"status": "ok"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     /// Always `ok`.
     pub status: String,

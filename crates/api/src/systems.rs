@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A base image preloaded onboard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CatalogueImage {
     /// `name:tag`.
     pub name: String,
@@ -17,7 +17,7 @@ pub struct CatalogueImage {
 }
 
 /// A system the ground has a link to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct System {
     /// Its name (`em`, `fm`).
     pub name: String,
@@ -45,7 +45,7 @@ pub struct System {
 
 /// How the ground's mirror of what a system holds onboard (objects, each volume file with its
 /// digest) compared with the summary the system sent after its last hello.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Inventory {
     /// When the last summary came.
     pub compared_at: String,
@@ -66,7 +66,7 @@ pub struct Inventory {
 }
 
 /// A system's declaration: the systems file's `platform`, `builder`, `catalogue` and `gpu`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Declaration {
     /// `os/arch` of its engine.
     pub platform: String,
@@ -79,7 +79,7 @@ pub struct Declaration {
 }
 
 /// A declared base image and what is inside it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeclaredImage {
     /// `name:tag`.
     pub name: String,
@@ -100,7 +100,7 @@ pub struct DeclaredImage {
 }
 
 /// What a flight agent's engine holds, as it reported it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EngineReport {
     /// `os/arch` of the engine.
     pub platform: String,
@@ -111,7 +111,7 @@ pub struct EngineReport {
 }
 
 /// One image an engine holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EngineImage {
     /// `name:tag`.
     pub name: String,
@@ -122,7 +122,7 @@ pub struct EngineImage {
 }
 
 /// One difference between a system's declaration and its engine's report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Drift {
     /// `missing_image`, `digest_mismatch`, `undeclared_image`, `image_platform_mismatch`,
     /// `platform_mismatch` or `builder_mismatch`.
@@ -138,14 +138,14 @@ pub struct Drift {
 }
 
 /// `GET /api/v1/systems`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SystemList {
     /// Every system, by name.
     pub systems: Vec<System>,
 }
 
 /// One of the caller's volumes onboard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Volume {
     /// Its name.
     pub name: String,
@@ -156,14 +156,14 @@ pub struct Volume {
 }
 
 /// `GET /api/v1/systems/{system}/volumes`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VolumeList {
     /// The caller's volumes.
     pub volumes: Vec<Volume>,
 }
 
 /// An entry of a volume: in the ground's mirror, and in a `files.list` task's outputs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VolumeFile {
     /// Relative to the volume's root.
     pub path: String,
@@ -180,14 +180,14 @@ pub struct VolumeFile {
 }
 
 /// `GET /api/v1/systems/{system}/volumes/{volume}/files`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VolumeFileList {
     /// The ground's mirror of the volume.
     pub files: Vec<VolumeFile>,
 }
 
 /// One pass of a system over one station.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Pass {
     /// The station's name.
     pub station: String,
@@ -210,7 +210,7 @@ pub struct Pass {
 }
 
 /// `GET /api/v1/systems/{system}/passes`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Passes {
     /// The system.
     pub system: String,
@@ -229,7 +229,7 @@ pub struct Passes {
 }
 
 /// One passage through the Earth's shadow (conical model: penumbra and umbra).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EclipseInterval {
     /// The Earth's limb starts to cover the Sun.
     pub penumbra_entry: String,
@@ -246,7 +246,7 @@ pub struct EclipseInterval {
 }
 
 /// A sub-satellite point.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TrackPoint {
     /// Latitude, degrees.
     pub lat: f64,
@@ -257,7 +257,7 @@ pub struct TrackPoint {
 }
 
 /// `GET /api/v1/systems/{system}/track`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Track {
     /// The system.
     pub system: String,
@@ -270,7 +270,7 @@ pub struct Track {
 }
 
 /// A pass as an ETA names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PassRef {
     /// The station's name.
     pub station: String,
@@ -281,7 +281,7 @@ pub struct PassRef {
 }
 
 /// When a queued transfer is predicted to complete.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Eta {
     /// The pass it completes in; `null` for a system always in contact, or when unknown.
     pub pass: Option<PassRef>,
@@ -290,7 +290,7 @@ pub struct Eta {
 }
 
 /// One of the caller's queued uplink transfers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueuedTransfer {
     /// What it sends, `sha256:<hex>`.
     pub digest: String,
@@ -311,7 +311,7 @@ pub struct QueuedTransfer {
 }
 
 /// Everyone else's queued transfers, as totals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OtherTenants {
     /// How many.
     pub transfers: u64,
@@ -322,7 +322,7 @@ pub struct OtherTenants {
 }
 
 /// `GET /api/v1/systems/{system}/queue`: the system's uplink queue as the caller sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Queue {
     /// The system.
     pub system: String,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Sees and acts on its own namespaces, operations and executions only.
@@ -40,7 +40,7 @@ impl std::fmt::Display for Role {
 
 /// One user: `GET /api/v1/users` lists them, `POST /api/v1/users` and the `disable` and
 /// `enable` routes answer with one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     /// The name, which is also the tenant.
     pub name: String,
@@ -53,14 +53,14 @@ pub struct User {
 }
 
 /// `GET /api/v1/users`: every user, by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserList {
     /// The users.
     pub users: Vec<User>,
 }
 
 /// `POST /api/v1/users`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// `[a-z0-9][a-z0-9_-]{0,62}`.
@@ -78,7 +78,7 @@ fn tenant() -> Role {
 
 /// A tenant's quotas: each a limit, `null` for none. The ground stores and shows them; the
 /// flight agent enforces them onboard.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Bytes of its volumes onboard.
@@ -96,7 +96,7 @@ pub struct Limits {
 }
 
 /// `GET /api/v1/quotas/{tenant}` and the answer to `PUT`: a tenant's quotas and who set them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Quota {
     /// The tenant.
     pub tenant: String,
@@ -109,7 +109,7 @@ pub struct Quota {
 }
 
 /// `GET /api/v1/quotas`: every user's quotas, by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QuotaList {
     /// One per user.
     pub quotas: Vec<Quota>,

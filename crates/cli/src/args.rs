@@ -242,6 +242,9 @@ pub(crate) enum BenchWhat {
     },
     /// Pass prediction: 1 and 10 stations over 1 and 7 days.
     Passes,
+    /// The dashboard's Home for a tenant with 50 operations and executions on two systems:
+    /// latency served from the view cache and computed afresh (a ground on loopback; seconds).
+    Home,
     /// The flight agent: idle memory and CPU, and a plan's pod against plain `docker run`
     /// (real processes and the Docker Engine; about a minute).
     Flight,

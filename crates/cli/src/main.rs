@@ -12,6 +12,7 @@ mod admin_args;
 mod args;
 mod bench_delta;
 mod bench_flight;
+mod bench_home;
 mod client;
 mod delta;
 mod demo;

@@ -508,6 +508,7 @@ pub(crate) async fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode>
             return crate::bench_delta::run(keep, no_dataset);
         }
         crate::args::BenchWhat::Flight => return crate::bench_flight::run().await,
+        crate::args::BenchWhat::Home => return crate::bench_home::run().await,
     }
     Ok(ExitCode::SUCCESS)
 }

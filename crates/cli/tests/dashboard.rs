@@ -655,3 +655,222 @@ async fn a_tenant_cancels_a_running_pod_in_a_real_browser() {
     assert!(!volume.join("after").exists());
     browser.sign_out().await;
 }
+
+impl Browser {
+    /// Presses and releases one key (WebDriver's key codes: Tab is U+E004, Enter U+E007).
+    async fn press(&self, key: &str) {
+        self.call(
+            reqwest::Method::POST,
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}
+            ]}]}),
+        )
+        .await;
+    }
+
+    /// What has the focus, as [`TABBABLE`] describes an element.
+    async fn focused(&self) -> String {
+        let v = self
+            .script(&format!(
+                "const d = {DESCRIBE}; const e = document.activeElement; \
+                 return (!e || e === document.body) ? 'body' : d(e);"
+            ))
+            .await;
+        v.as_str().unwrap_or("").to_string()
+    }
+
+    /// The page's path.
+    async fn path(&self) -> String {
+        let v = self.script("return location.pathname;").await;
+        v.as_str().unwrap_or("").to_string()
+    }
+}
+
+/// A script function that names an element: its tag, then its link, name, id or text.
+const DESCRIBE: &str = "(e => e.tagName.toLowerCase() + ' ' + (e.getAttribute('href') || \
+    e.getAttribute('name') || e.id || e.textContent.trim().slice(0, 40)))";
+
+/// Every element the Tab key should reach, in document order, described by [`DESCRIBE`]:
+/// links, buttons, fields and summaries that are shown, enabled and not taken out of the order.
+const TABBABLE: &str = "return [...document.querySelectorAll(\
+    'a[href], button, input, select, textarea, summary, [tabindex]')]\
+    .filter(e => !e.disabled && e.type !== 'hidden' && e.tabIndex >= 0 \
+        && e.getClientRects().length > 0)\
+    .map(DESCRIBE);";
+
+/// Keyboard only: every page's links and form controls are reached by Tab in document order,
+/// starting with the navigation bar, and Enter on a link follows it. The sign-in form is filled
+/// and sent from the keyboard too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_page_is_usable_from_the_keyboard_alone() {
+    let stack = Stack::start().await;
+    let a = unique("k");
+    let _cleanup = DockerCleanup {
+        tenants: vec![a.clone()],
+        images: vec![],
+    };
+    let alice = stack.user(&a).await;
+    let ns = unique("kns");
+    let exec = alice
+        .run_operation(
+            stack.dir.path(),
+            &format!("id: keys\nnamespace: {ns}\ntasks:\n- id: ls\n  type: files.list\n"),
+        )
+        .await;
+    assert_eq!(exec["state"], "COMPLETED", "{exec:#}");
+    let id = exec["id"].as_str().unwrap();
+    let url = &stack.url;
+    let browser = Browser::start().await;
+    const TAB: &str = "\u{E004}";
+    const ENTER: &str = "\u{E007}";
+
+    // Sign in: Tab to the user field, type, Tab to the password, type, Enter.
+    browser.goto(&format!("{url}/")).await;
+    browser.press(TAB).await;
+    assert_eq!(browser.focused().await, "input user");
+    for c in a.chars() {
+        browser.press(&c.to_string()).await;
+    }
+    browser.press(TAB).await;
+    assert_eq!(browser.focused().await, "input password");
+    for c in format!("pw-{a}").chars() {
+        browser.press(&c.to_string()).await;
+    }
+    browser.press(ENTER).await;
+    browser.wait_for(&format!("Signed in as {a}")).await;
+
+    let nav: Vec<String> = ["/", "/namespaces", "/operations", "/executions", "/systems"]
+        .iter()
+        .map(|h| format!("a {h}"))
+        .collect();
+    let pages: [(&str, String, &[&str]); 9] = [
+        ("home", "/".into(), &[]),
+        ("namespaces", "/namespaces".into(), &[]),
+        (
+            "namespace",
+            format!("/namespaces/{ns}"),
+            &["input files", "input to", "input folder"],
+        ),
+        (
+            "operations",
+            "/operations".into(),
+            &["textarea yaml", "button validate", "button save"],
+        ),
+        (
+            "operation",
+            format!("/operations/{ns}/keys"),
+            &[
+                "textarea yaml",
+                "input system",
+                "input force",
+                "button execute",
+            ],
+        ),
+        ("executions", "/executions".into(), &[]),
+        ("execution", format!("/executions/{id}"), &[]),
+        ("systems", "/systems".into(), &[]),
+        ("onboard", "/systems/em/volumes".into(), &[]),
+    ];
+    for (name, path, controls) in &pages {
+        browser.goto(&format!("{url}{path}")).await;
+        browser.wait_for("Signed in as").await;
+        let want: Vec<String> = serde_json::from_value(
+            browser
+                .script(&TABBABLE.replace("DESCRIBE", DESCRIBE))
+                .await,
+        )
+        .unwrap();
+        assert!(
+            want.starts_with(&nav),
+            "{path}: the navigation comes first: {want:?}"
+        );
+        for c in *controls {
+            assert!(
+                want.iter().any(|w| w == c),
+                "{path}: {c} is not among the focusable elements {want:?}"
+            );
+        }
+        let mut got = Vec::new();
+        for _ in &want {
+            browser.press(TAB).await;
+            got.push(browser.focused().await);
+        }
+        assert_eq!(got, want, "{path}: the Tab key's order");
+        browser.screenshot(&format!("keyboard-{name}")).await;
+    }
+
+    // An operator's Users page: its navigation has Users too, and each user's quota form and
+    // buttons come in order.
+    browser.click("form[action='/logout'] button").await;
+    browser.wait_for("Sign in").await;
+    let o = unique("ko");
+    stack.operator(&o).await;
+    browser.sign_in(url, &o).await;
+    browser.goto(&format!("{url}/users")).await;
+    browser.wait_for("Signed in as").await;
+    let want: Vec<String> = serde_json::from_value(
+        browser
+            .script(&TABBABLE.replace("DESCRIBE", DESCRIBE))
+            .await,
+    )
+    .unwrap();
+    let mut operator_nav = nav.clone();
+    operator_nav.push("a /users".into());
+    assert!(want.starts_with(&operator_nav), "{want:?}");
+    assert!(
+        want.iter()
+            .any(|w| w.starts_with("input ") && w != "input csrf"),
+        "the quota fields: {want:?}"
+    );
+    let mut got = Vec::new();
+    for _ in &want {
+        browser.press(TAB).await;
+        got.push(browser.focused().await);
+    }
+    assert_eq!(got, want, "/users: the Tab key's order");
+    browser.screenshot("keyboard-users").await;
+    browser.click("form[action='/logout'] button").await;
+    browser.wait_for("Sign in").await;
+    browser.sign_in(url, &a).await;
+
+    // Enter on a focused link follows it: Tab to "Executions" from Home, Enter.
+    browser.goto(&format!("{url}/")).await;
+    browser.wait_for("Signed in as").await;
+    for _ in 0..4 {
+        browser.press(TAB).await;
+    }
+    assert_eq!(browser.focused().await, "a /executions");
+    browser.press(ENTER).await;
+    for _ in 0..100 {
+        if browser.path().await == "/executions" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(browser.path().await, "/executions");
+    let page = browser.wait_for("Executions").await;
+    assert!(page.contains(id), "{page}");
+    // And on an execution's link in the table: Tab past the navigation and the sign-out button.
+    let links = browser
+        .script(&TABBABLE.replace("DESCRIBE", DESCRIBE))
+        .await;
+    let at = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|l| l.as_str() == Some(&format!("a /executions/{id}")))
+        .unwrap_or_else(|| panic!("a link to the execution: {links}"));
+    for _ in 0..=at {
+        browser.press(TAB).await;
+    }
+    browser.press(ENTER).await;
+    for _ in 0..100 {
+        if browser.path().await == format!("/executions/{id}") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(browser.path().await, format!("/executions/{id}"));
+    browser.screenshot("keyboard-followed").await;
+}

@@ -51,6 +51,7 @@ mod systems_view;
 mod test_core;
 mod time;
 mod upload;
+mod views;
 
 pub use approval::Approval;
 pub use auth::Role;
@@ -100,6 +101,8 @@ pub struct Ground {
 pub(crate) struct Core {
     pub(crate) db: Db,
     pub(crate) blobs: BlobStore,
+    /// Views computed once and served until an event changes them (the dashboard's Home).
+    pub(crate) views: views::Views,
 }
 
 impl std::fmt::Debug for Ground {
@@ -118,7 +121,11 @@ impl Ground {
         tokio::fs::create_dir_all(&config.data_dir).await?;
         let db = db::open(&config.data_dir.join("ground.sqlite")).await?;
         let blobs = BlobStore::open(&config.data_dir).await?;
-        let core = Arc::new(Core { db, blobs });
+        let core = Arc::new(Core {
+            db,
+            blobs,
+            views: views::Views::default(),
+        });
         downlink::settle_all(&core).await?;
         let mut systems = BTreeMap::new();
         for s in &config.systems {
@@ -266,7 +273,9 @@ impl Ground {
     /// Gives an existing user `role` (an operator also sees every tenant's executions and
     /// queues, approves executions and manages users and quotas).
     pub async fn set_role(&self, name: &str, role: Role) -> Result<(), Error> {
-        auth::set_role(self, name, role).await
+        auth::set_role(self, name, role).await?;
+        self.core.views.invalidate();
+        Ok(())
     }
 
     /// The whole HTTP surface: the API under `/api/v1`, `/healthz`, the dashboard at `/`, and
@@ -277,6 +286,10 @@ impl Ground {
 
     pub(crate) fn db(&self) -> &Db {
         &self.core.db
+    }
+
+    pub(crate) fn views(&self) -> &views::Views {
+        &self.core.views
     }
 
     pub(crate) fn blobs(&self) -> &BlobStore {

@@ -281,7 +281,14 @@ mod tests {
             .await
             .unwrap();
         let blobs = BlobStore::open(dir.path()).await.unwrap();
-        (dir, Core { db, blobs })
+        (
+            dir,
+            Core {
+                db,
+                blobs,
+                views: Default::default(),
+            },
+        )
     }
 
     fn file(path: &str, size: u64) -> FileEntry {

@@ -269,7 +269,11 @@ async fn handle_with_retries(link: &Arc<Link>, event: LinkEvent) {
     for attempt in 1..=link::MESSAGE_ATTEMPTS {
         let mut task = AbortOnDrop(tokio::spawn(handle_event(link.clone(), event.clone())));
         let error = match (&mut task.0).await {
-            Ok(Ok(())) => return,
+            Ok(Ok(())) => {
+                // What the event changed is committed: views computed before it are stale.
+                link.core.views.invalidate();
+                return;
+            }
             Ok(Err(e)) => e.to_string(),
             Err(e) => format!("the handler failed: {e}"),
         };
@@ -279,6 +283,8 @@ async fn handle_with_retries(link: &Arc<Link>, event: LinkEvent) {
                 link.dropped.fetch_add(1, Ordering::Relaxed);
             }
             tracing::error!(%system, ?seq, attempts = attempt, %error, event = event.name(), "gave up on a link event");
+            // An attempt may have committed part of what it meant.
+            link.core.views.invalidate();
             return;
         }
         tracing::warn!(%system, ?seq, attempt, %error, event = event.name(), "could not handle a link event; trying again");

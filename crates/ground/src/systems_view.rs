@@ -48,6 +48,7 @@ pub(crate) async fn section(g: &Ground, tenant: Option<&str>) -> Result<Markup, 
                         },
                         Err(e) => p.error { (e.message()) },
                     }
+                    @if let Ok(w) = &windows { @if !w.is_empty() { (timeline(&name, w, now)) } }
                     @if let Some(svg) = track { (svg) }
                 }
             }
@@ -65,6 +66,49 @@ pub(crate) async fn section(g: &Ground, tenant: Option<&str>) -> Result<Markup, 
         });
     }
     Ok(html! { @for b in blocks { (b) } })
+}
+
+/// The next 24 hours as a timeline (SVG, no script): one lane per station, each pass a bar from
+/// its AOS to its LOS (its times and uplink bytes in the bar's title), an hour mark every 3 hours.
+fn timeline(system: &str, windows: &[orbit::Window], now: orbit::Epoch) -> Markup {
+    const LABEL: f64 = 90.0;
+    const WIDTH: f64 = 720.0;
+    const LANE: f64 = 22.0;
+    let mut stations: Vec<&str> = windows.iter().map(|w| w.station.as_str()).collect();
+    stations.sort_unstable();
+    stations.dedup();
+    let x =
+        |at: orbit::Epoch| LABEL + (at.seconds_since(now) / PASSES_AHEAD_S).clamp(0.0, 1.0) * WIDTH;
+    let height = stations.len() as f64 * LANE + 24.0;
+    let label = format!(
+        "Passes of {system} over the next 24 hours: {} passes over {} stations",
+        windows.len(),
+        stations.len()
+    );
+    html! {
+        svg.timeline xmlns="http://www.w3.org/2000/svg" width=(LABEL + WIDTH + 24.0) height=(height)
+            role="img" aria-label=(label) font-size="11" {
+            title { (label) }
+            @for h in (0..=24).step_by(3) {
+                @let hx = LABEL + f64::from(h) / 24.0 * WIDTH;
+                line x1=(hx) y1="0" x2=(hx) y2=(height - 14.0) stroke="#ddd" {}
+                text x=(hx) y=(height - 2.0) text-anchor="middle" { "+" (h) "h" }
+            }
+            @for (i, station) in stations.iter().enumerate() {
+                @let y = i as f64 * LANE;
+                text x="0" y=(y + 15.0) { (station) }
+                @for w in windows.iter().filter(|w| w.station == *station) {
+                    @let (x0, x1) = (x(w.aos), x(w.los));
+                    rect x=(x0) y=(y + 4.0) width=((x1 - x0).max(2.0)) height=(LANE - 8.0) fill="#05a" {
+                        title {
+                            (station) ": " (rfc3339(w.aos)) " to " (rfc3339(w.los)) ", "
+                            (format!("{:.1}° max, {:.2} MB up", w.max_elevation_deg, w.up_bytes as f64 / 1e6))
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The declared platform, builder and catalogue, and each difference from what the agent last

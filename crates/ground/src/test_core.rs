@@ -36,7 +36,11 @@ pub(crate) async fn core(dir: &Path, namespaces: &[(&str, &str)]) -> Arc<Core> {
     .await
     .unwrap();
     let blobs = BlobStore::open(dir).await.unwrap();
-    Arc::new(Core { db, blobs })
+    Arc::new(Core {
+        db,
+        blobs,
+        views: Default::default(),
+    })
 }
 
 /// A system `name` whose link points at a port nobody listens on and is never in contact.

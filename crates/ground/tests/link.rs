@@ -852,3 +852,61 @@ async fn pod_images_are_checked_against_the_catalogue_and_the_reported_images() 
         .await;
     assert!(r.text().contains("OD106"), "{}", r.text());
 }
+
+/// The dashboard's Home, as the browser with `token`'s session cookie gets it.
+async fn home(g: &TestGround, token: &str) -> String {
+    let req = axum::http::Request::builder()
+        .uri("/")
+        .header("cookie", format!("orbitdock_session={token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let r = g.send(req).await;
+    assert_eq!(r.status, StatusCode::OK);
+    r.text()
+}
+
+/// Home is served from the view cache, and what a write request or a link event changes shows
+/// on the next load: the cache is invalidated by events, not by the passing of time.
+#[tokio::test]
+async fn home_shows_what_each_write_and_link_event_changed() {
+    let (g, mut flight) = setup().await;
+    let t = g.login("alice").await;
+    let first = home(&g, &t).await;
+    assert!(!first.contains("cached-op"), "{first}");
+    assert_eq!(
+        home(&g, &t).await,
+        first,
+        "nothing changed, nothing differs"
+    );
+
+    // A write through the API: the operation and its execution show at once.
+    let yaml = "id: cached-op\nnamespace: demo\ntasks:\n- id: ls\n  type: files.list\n";
+    let id = start(&g, &t, yaml, "cached-op").await;
+    let page = home(&g, &t).await;
+    assert!(page.contains("cached-op"), "{page}");
+    assert!(
+        page.contains("<td class=\"SCHEDULED\">SCHEDULED</td>"),
+        "{page}"
+    );
+    let plan = flight.plan().await;
+    assert_eq!(plan.execution, id);
+
+    // Events from the system: once the API shows them handled, so does Home (well within the
+    // cache's 30 s, which alone would not be enough).
+    flight.task(&id, 0, TaskState::Success, None, None).await;
+    flight.execution(&id, TaskState::Success, 0).await;
+    wait_for(&g, &t, &id, |e| e["state"] == "COMPLETED").await;
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = home(&g, &t).await;
+        if page.contains("<td class=\"COMPLETED\">COMPLETED</td>") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        page.contains("<td class=\"COMPLETED\">COMPLETED</td>"),
+        "{page}"
+    );
+    assert!(!page.contains("SCHEDULED</td>"), "{page}");
+}

@@ -86,7 +86,7 @@ pub(super) fn actions(e: &api::Execution, v: &Viewer) -> Markup {
     html! {
         @if e.state == api::State::AwaitingApproval {
             @if v.operator {
-                p.decision { "Awaiting your approval: " (decision(&e.id, v, "execution")) }
+                div.decision { "Awaiting your approval: " (decision(&e.id, v, "execution")) }
             } @else {
                 p { "Awaiting an operator's approval before it is sent to " (e.system) "." }
             }

@@ -13,6 +13,7 @@
 
 mod approvals;
 mod pages;
+mod uplink_plan;
 mod users;
 
 use axum::extract::{FromRequestParts, State};

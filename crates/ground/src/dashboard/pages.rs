@@ -59,16 +59,38 @@ fn executions_table(rows: &[db::ExecutionRow], tenants: bool) -> Markup {
     }
 }
 
+/// Home, served from the view cache (`crate::views`) while no event has changed it.
 pub(super) async fn home(
     State(g): State<Ground>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let v = signed_in!(g, headers);
+    let body = match g.views().home(&v.user) {
+        Some(body) => body,
+        None => {
+            // Read before computing: an event landing meanwhile makes this view stale.
+            let generation = g.views().generation();
+            let body: std::sync::Arc<str> = home_body(&g, &v).await?.into_string().into();
+            g.views().keep_home(&v.user, generation, body.clone());
+            body
+        }
+    };
+    Ok(page(
+        "orbitdock ground",
+        Nav::Home,
+        &v,
+        maud::PreEscaped(body.to_string()),
+    ))
+}
+
+/// What Home shows `v`: usage charts, next passes, namespaces, operations, recent executions,
+/// systems.
+async fn home_body(g: &Ground, v: &super::Viewer) -> Result<Markup, ApiError> {
     let namespaces = db::namespaces_of(g.db(), &v.user).await?;
     let operations = db::operations_of(g.db(), &v.user, None, limits::PAGE_DEFAULT, 0).await?;
     let recent = db::executions_of(g.db(), &v.user, None, None, RECENT, 0).await?;
     let usage = db::usage(g.db(), &v.user, time::now_ms(), USAGE_DAYS).await?;
-    let next = next_passes(&g).await;
+    let next = next_passes(g).await;
     let awaiting = if v.operator {
         db::awaiting_count(g.db()).await?
     } else {
@@ -95,9 +117,9 @@ pub(super) async fn home(
             }
         }
         h2 { "Next passes" }
-        @if next.is_empty() { p { "No flight system with an orbit." } }
+        @if next.is_empty() { p { "No flight system with an orbit." } } @else {
         table {
-            @if !next.is_empty() { tr { th { "System" } th { "Station" } th { "AOS" } th { "LOS" } th { "Uplink MB" } } }
+            tr { th { "System" } th { "Station" } th { "AOS" } th { "LOS" } th { "Uplink MB" } }
             @for (system, w) in &next {
                 tr {
                     td { (system) }
@@ -112,6 +134,7 @@ pub(super) async fn home(
                 }
             }
         }
+        }
         h2 { "Namespaces" }
         table {
             tr { th { "Name" } th { "Created" } }
@@ -124,9 +147,9 @@ pub(super) async fn home(
         h2 { "Recent executions" }
         (executions_table(&recent, false))
         h2 { "Systems" }
-        (systems_table(&g).await?)
+        (systems_table(g).await?)
     };
-    Ok(page("orbitdock ground", Nav::Home, &v, body))
+    Ok(body)
 }
 
 /// Each flying system's next pass (within a day), or why there is none.
@@ -203,7 +226,7 @@ async fn systems_table(g: &Ground) -> Result<Markup, ApiError> {
     }
     Ok(html! {
         table {
-            tr { th { "System" } th { "Platform" } th { "Last seen" } th {} }
+            tr { th { "System" } th { "Platform" } th { "Last seen" } th { "Onboard" } }
             @for (name, platform, seen) in &rows {
                 tr {
                     td { a href={ "/systems#" (name) } { (name) } }
@@ -336,7 +359,10 @@ pub(super) async fn operations(
 fn editor(name: &str, yaml: &str) -> Markup {
     html! {
         form #editor data-operation=(name) {
-            p { textarea name="yaml" rows="18" spellcheck="false" { (yaml) } }
+            p {
+                label for="yaml" { "Operation YAML" } br;
+                textarea #yaml name="yaml" rows="18" spellcheck="false" { (yaml) }
+            }
             p {
                 button type="button" #validate { "Validate" } " "
                 button type="button" #save { "Save as a new revision" } " "
@@ -372,6 +398,7 @@ pub(super) async fn operation(
     };
     let (system, findings) =
         crate::preflight_check::operation_findings(&g, &v.user, yaml.clone()).await?;
+    let uplink = super::uplink_plan::section(&g, &v.user, yaml.clone()).await?;
     let execs = db::executions_of(g.db(), &v.user, Some(&ns), Some(&id), LISTED, 0).await?;
     let diff = match q.diff {
         Some(from) => match db::operation_revision(g.db(), &ns, &id, from).await? {
@@ -416,6 +443,7 @@ pub(super) async fn operation(
                 }
             }
         }
+        (uplink)
         h2 { "Executions" }
         (executions_table(&execs, false))
     };

@@ -6,6 +6,9 @@
 //! and answer with the body types of the `api` crate (shared with the CLI), built in `convert`,
 //! so the JSON has one definition. Every failure is an [`ApiError`].
 //!
+//! `routes` is the one table of the API's routes: the router is built from it, and so is the
+//! OpenAPI document served at `GET /api/v1/openapi.json`.
+//!
 //! `server` is the connection loop under `ground::serve` (client addresses, header and write
 //! timeouts, and HTTPS with the certificate `tls` reads); `body_timeout` is the layer that
 //! bounds every request body in time.
@@ -17,7 +20,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -31,6 +34,7 @@ mod em;
 mod executions;
 mod namespaces;
 mod operations;
+mod routes;
 mod server;
 mod session;
 mod systems;
@@ -43,55 +47,24 @@ pub(crate) use self::server::{OverTls, serve};
 /// The whole HTTP surface.
 pub(crate) fn router(ground: Ground) -> Router {
     let timeouts = ground.http_timeouts();
-    let api = Router::new()
-        .route("/login", post(session::login))
-        .route("/logout", post(session::logout))
-        .route(
-            "/namespaces",
-            get(namespaces::list).post(namespaces::create),
-        )
-        .route(
-            "/namespaces/{ns}/files",
-            get(namespaces::list_files)
-                .post(namespaces::upload_files)
-                .layer(DefaultBodyLimit::max(limits::UPLOAD_BODY)),
-        )
-        .route(
-            "/namespaces/{ns}/files/{*path}",
-            get(namespaces::read_file).delete(namespaces::delete_file),
-        )
-        .route("/namespaces/{ns}/move", post(namespaces::move_files))
-        .route("/operations", get(operations::list).post(operations::apply))
-        .route("/operations/validate", post(operations::validate))
-        .route("/operations/{ns}/{id}", get(operations::get))
-        .route(
-            "/operations/{ns}/{id}/revisions/{revision}",
-            get(operations::revision),
-        )
-        .route("/executions", get(executions::list).post(executions::start))
-        .route("/executions/{id}", get(executions::get))
-        .route("/plan", post(executions::plan))
-        .route("/executions/{id}/approve", post(executions::approve))
-        .route("/executions/{id}/reject", post(executions::reject))
-        .route("/executions/{id}/cancel", post(executions::cancel))
-        .route("/users", get(users::list).post(users::create))
-        .route("/users/{name}/disable", post(users::disable))
-        .route("/users/{name}/enable", post(users::enable))
-        .route("/quotas", get(users::quotas))
-        .route(
-            "/quotas/{tenant}",
-            get(users::get_quota).put(users::set_quota),
-        )
-        .route("/systems", get(systems::list))
-        .route("/systems/{system}", get(systems::one))
-        .route("/systems/{system}/passes", get(systems::passes))
-        .route("/systems/{system}/track", get(systems::track))
-        .route("/systems/{system}/queue", get(systems::queue))
-        .route("/systems/{system}/volumes", get(systems::volumes))
-        .route(
-            "/systems/{system}/volumes/{volume}/files",
-            get(systems::volume_files),
-        );
+    let table = routes::api_routes();
+    let document = axum::body::Bytes::from(
+        serde_json::to_vec(&routes::openapi(&table)).expect("the OpenAPI document serializes"),
+    );
+    let mut api = Router::new().route(
+        routes::OPENAPI_PATH,
+        get(move || async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                document.clone(),
+            )
+        }),
+    );
+    for r in table {
+        let path = r.path;
+        // Routes of one path with different methods are merged by axum into one.
+        api = api.route(path, r.into_handler());
+    }
     Router::new()
         .route(
             "/healthz",
@@ -101,16 +74,38 @@ pub(crate) fn router(ground: Ground) -> Router {
                 })
             }),
         )
-        .nest("/api/v1", api)
+        .nest(routes::PREFIX, api)
         .merge(dashboard::router())
         .merge(em::router(&ground))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(limits::SMALL_BODY))
         .layer(axum::middleware::from_fn_with_state(
+            ground.clone(),
+            invalidate_after_writes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             timeouts,
             body_timeout::bound,
         ))
         .with_state(ground)
+}
+
+/// Once a request that may write (any method but `GET`, `HEAD` and `OPTIONS`) is answered, what
+/// it wrote is committed: the cached views computed before it are stale.
+async fn invalidate_after_writes(
+    axum::extract::State(g): axum::extract::State<Ground>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let reads = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let answer = next.run(req).await;
+    if !reads {
+        g.views().invalidate();
+    }
+    answer
 }
 
 // ---- extractors whose rejections are ApiErrors ----
