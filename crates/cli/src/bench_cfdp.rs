@@ -113,7 +113,12 @@ async fn emulator(
     seed: u64,
     ground: SocketAddr,
     flight: SocketAddr,
-) -> anyhow::Result<(SocketAddr, SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(
+    SocketAddr,
+    SocketAddr,
+    tokio::task::JoinHandle<()>,
+    Arc<link::EmulatorStats>,
+)> {
     let (ground_side, flight_side) = (link::free_udp_address()?, link::free_udp_address()?);
     let mut model = link::LinkModelConfig::ideal(s.delay);
     model.up_bps = Some(s.rate);
@@ -133,14 +138,16 @@ async fn emulator(
         seed,
         time_scale: 1.0,
     };
+    let stats = Arc::new(link::EmulatorStats::default());
+    let shared = stats.clone();
     let task = tokio::spawn(async move {
-        if let Err(e) = link::run_emulator(config, Arc::default()).await {
+        if let Err(e) = link::run_emulator(config, shared).await {
             eprintln!("link emulator: {e}");
         }
     });
     // The emulator binds its ports in its task: give it a moment before the first datagram.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    Ok((ground_side, flight_side, task))
+    Ok((ground_side, flight_side, task, stats))
 }
 
 /// CFDP class 2 through the emulator.
@@ -156,7 +163,7 @@ async fn run_cfdp(
     std::fs::write(&script, PEER_SCRIPT).context("writing the CFDP script")?;
     let out = dir.join(format!("cfdp-{loss}-{seed}.out"));
     let (sender, receiver) = (link::free_udp_address()?, link::free_udp_address()?);
-    let (ground_side, flight_side, task) = emulator(s, loss, seed, sender, receiver).await?;
+    let (ground_side, flight_side, task, _) = emulator(s, loss, seed, sender, receiver).await?;
     let child = tokio::process::Command::new("python3")
         .arg(&script)
         .arg("--sender-bind")
@@ -207,7 +214,13 @@ async fn run_cfdp(
     })
 }
 
-fn endpoint(dir: &Path, bind: SocketAddr, peer: SocketAddr, sends: Direction, rate: u64) -> EndpointConfig {
+fn endpoint(
+    dir: &Path,
+    bind: SocketAddr,
+    peer: SocketAddr,
+    sends: Direction,
+    rate: u64,
+) -> EndpointConfig {
     EndpointConfig {
         bind,
         peer,
@@ -252,12 +265,9 @@ async fn run_orbitdock(
     dir: &Path,
     want: &[u8],
 ) -> anyhow::Result<Outcome> {
-    let (g, f) = (
-        tempfile::tempdir_in(dir)?,
-        tempfile::tempdir_in(dir)?,
-    );
+    let (g, f) = (tempfile::tempdir_in(dir)?, tempfile::tempdir_in(dir)?);
     let (ga, fa) = (link::free_udp_address()?, link::free_udp_address()?);
-    let (ground_side, flight_side, task) = emulator(s, loss, seed, ga, fa).await?;
+    let (ground_side, flight_side, task, _) = emulator(s, loss, seed, ga, fa).await?;
     let ground_config = endpoint(g.path(), ga, ground_side, Direction::Up, s.rate);
     let flight_config = endpoint(f.path(), fa, flight_side, Direction::Down, s.rate);
     let flight_objects = flight_config.objects.clone();
@@ -307,7 +317,9 @@ pub(crate) async fn run(s: Settings) -> anyhow::Result<ExitCode> {
         "link: {} kbit/s each way, {:?} each way, random loss each way, drop-tail queue of {} bytes (about a second); one file of {} bytes",
         s.rate / 1000,
         s.delay,
-        link::LinkModelConfig::default_queue(Some(s.rate)).1.unwrap_or(0),
+        link::LinkModelConfig::default_queue(Some(s.rate))
+            .1
+            .unwrap_or(0),
         s.file_bytes
     );
     match &version {
@@ -325,7 +337,17 @@ pub(crate) async fn run(s: Settings) -> anyhow::Result<ExitCode> {
     println!();
     println!(
         "{:>6} {:>5} | {:>8} {:>8} {:>10} {:>9} | {:>8} {:>8} {:>10} {:>9} | {:>7}",
-        "loss", "seed", "CFDP", "time s", "sent B", "identical", "orbitdk", "time s", "sent B", "identical", "ahead"
+        "loss",
+        "seed",
+        "CFDP",
+        "time s",
+        "sent B",
+        "identical",
+        "orbitdk",
+        "time s",
+        "sent B",
+        "identical",
+        "ahead"
     );
     let mut all_identical = true;
     for &loss in &s.losses {
