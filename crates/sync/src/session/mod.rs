@@ -273,6 +273,9 @@ pub struct Session {
     candidate_hellos: Vec<CandidateHello>,
     /// Whether the peer is known to hold this run's epoch: packets go in the short form.
     short_header: bool,
+    /// The highest of this run's packet numbers the peer acknowledged: a short packet carries
+    /// only 16 bits of its number, and is sent only within `wire::SHORT_PN_REACH` above it.
+    peer_acked: Option<u64>,
     /// A `HelloAck` answering a `Hello` carried at or above this packet number (`next_pn` when a
     /// candidate epoch last appeared) shows that the peer holds this run's epoch.
     long_from: u64,

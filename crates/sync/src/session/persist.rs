@@ -142,6 +142,7 @@ impl Session {
             proof_floor: 0,
             candidate_hellos: Vec::new(),
             short_header: false,
+            peer_acked: None,
             long_from: 0,
             unconfirmed: BTreeSet::new(),
             marks_known: false,

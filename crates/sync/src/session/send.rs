@@ -521,6 +521,7 @@ impl Session {
             self.ack_gap = Some(self.ack_gap.map_or(gap, |g| (g * 7 + gap) / 8));
         }
         self.last_ack_at = Some(now);
+        self.note_peer_acked(a.largest);
         self.in_flight
             .go_silent(now, self.pto() * super::pacing::SILENT_PTOS);
         let received =
