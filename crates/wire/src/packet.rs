@@ -587,7 +587,7 @@ fn expand_pn(base: u64, low: u16) -> Option<u64> {
     let expected = base.saturating_add(1);
     let candidate = (expected & !(SPAN - 1)) | u64::from(low);
     let pn = if candidate.saturating_add(SPAN / 2) <= expected {
-        candidate + SPAN
+        candidate.checked_add(SPAN)?
     } else if candidate > expected.saturating_add(SPAN / 2) && candidate >= SPAN {
         candidate - SPAN
     } else {
@@ -855,6 +855,9 @@ mod tests {
             Some(MAX_PACKET_NUMBER)
         );
         assert_eq!(expand_pn(0, 5), Some(5));
+        // A floor from a damaged state file at the very top: no number, and no panic.
+        assert_eq!(expand_pn(u64::MAX, 0), None);
+        assert_eq!(expand_pn(u64::MAX - 1, 7), None);
         assert_eq!(expand_pn(3, 0xfff0), Some(0xfff0));
     }
 
