@@ -69,6 +69,17 @@ impl Outcome {
     }
 }
 
+/// What `cfdp_peer.py` prints (its last line, JSON).
+#[derive(Debug, serde::Deserialize)]
+struct CfdpReport {
+    /// Seconds from the Put request to the receiver's completion of the file.
+    received_s: Option<f64>,
+    /// The receiver finished without a fault (its file checksum verified).
+    complete: bool,
+    /// Bytes the sender put on the link.
+    sender_bytes: u64,
+}
+
 /// Whether cfdp-py is importable, at the version the table was measured with: `Ok(version)`, or
 /// an error that says how to install it.
 fn cfdp_version() -> anyhow::Result<String> {
@@ -200,17 +211,17 @@ async fn run_cfdp(
     }
     let text = String::from_utf8_lossy(&child.stdout);
     let line = text.lines().last().unwrap_or_default();
-    let report: serde_json::Value = serde_json::from_str(line)
+    let report: CfdpReport = serde_json::from_str(line)
         .with_context(|| format!("reading the CFDP entities' report {line:?}"))?;
-    let Some(received) = report["received_s"].as_f64() else {
+    let Some(received) = report.received_s else {
         anyhow::bail!("CFDP did not complete the file: {line}");
     };
     let got = std::fs::read(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
     Ok(Outcome {
         took: Duration::from_secs_f64(received),
-        identical: report["complete"].as_bool() == Some(true) && got == want,
-        sent_bytes: report["sender_bytes"].as_u64().unwrap_or(0),
+        identical: report.complete && got == want,
+        sent_bytes: report.sender_bytes,
     })
 }
 
