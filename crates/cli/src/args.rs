@@ -18,9 +18,11 @@ Exit status:
      execution that failed (exec start --wait), lint errors
   2  usage error: an unknown command or flag, a missing or invalid argument
   3  not logged in, or the session was refused (log in again)
+  4  the server's TLS certificate did not verify (give its CA with --cacert FILE)
 
 With -o json every client verb prints one JSON document on standard output: the API's own
-response type (docs/api.md), or for verbs without one the shape docs/cli.md gives.";
+response type (docs/api.md), or for verbs without one the shape docs/cli.md gives; -o yaml
+prints the same document in YAML.";
 
 /// orbitdock: run containerised software on satellites.
 ///
@@ -37,12 +39,18 @@ response type (docs/api.md), or for verbs without one the shape docs/cli.md give
 pub(crate) struct Args {
     #[command(subcommand)]
     pub(crate) command: Command,
-    /// How client verbs print their answer: for a person (`text`) or as the API's JSON.
+    /// How client verbs print their answer: for a person (`text`), or the API's answer as JSON
+    /// or as the same document in YAML.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
     /// Use this saved context (server and session) instead of the current one.
     #[arg(long, global = true, env = "ORBITDOCK_CONTEXT")]
     pub(crate) context: Option<String>,
+    /// Check an HTTPS server's certificate against the CA certificates of this PEM file only
+    /// (not the system's). `login` saves it with the context; other verbs use it over the
+    /// context's. [env: ORBITDOCK_CACERT, when not empty]
+    #[arg(long, global = true, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub(crate) cacert: Option<PathBuf>,
 }
 
 /// How a client verb prints its answer.
@@ -52,6 +60,8 @@ pub(crate) enum Output {
     Text,
     /// One JSON document: the API's response type.
     Json,
+    /// The same document as `json`, in YAML.
+    Yaml,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,7 +76,7 @@ pub(crate) enum Command {
     Flight(FlightArgs),
     /// Log in to a ground server and remember the session as a context.
     #[command(
-        after_help = "Example:\n  printf '%s\\n' \"$PW\" | orbitdock login --server http://127.0.0.1:7700 --user demo --password-stdin"
+        after_help = "Examples:\n  printf '%s\\n' \"$PW\" | orbitdock login --server http://127.0.0.1:7700 --user demo --password-stdin\n  printf '%s\\n' \"$PW\" | orbitdock login --server https://ground.lab:7700 --cacert ca.pem --user demo --password-stdin"
     )]
     Login(LoginArgs),
     /// List, switch and remove saved contexts (a server with its session), like kubectl's.
@@ -317,6 +327,18 @@ pub(crate) enum DeltaWhat {
     },
 }
 
+impl Args {
+    /// `--cacert`, else `ORBITDOCK_CACERT` when set and not empty (CI may set it empty, as it
+    /// may `ORBITDOCK_SERVER` and `ORBITDOCK_TOKEN`).
+    pub(crate) fn cacert(&self) -> Option<PathBuf> {
+        self.cacert.clone().or_else(|| {
+            std::env::var_os("ORBITDOCK_CACERT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+    }
+}
+
 impl Command {
     pub(crate) fn is_server(&self) -> bool {
         matches!(
@@ -342,6 +364,27 @@ pub(crate) struct DemoArgs {
     /// start].
     #[arg(long)]
     pub(crate) password: Option<String>,
+    #[command(flatten)]
+    pub(crate) tls: TlsArgs,
+}
+
+/// HTTPS for the API and dashboard: a certificate and its key, both or neither.
+#[derive(Debug, Clone, ClapArgs)]
+pub(crate) struct TlsArgs {
+    /// Serve HTTPS with this certificate chain (PEM: the server's certificate first, then any
+    /// intermediates) [default: plain HTTP].
+    #[arg(long, requires = "tls_key", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub(crate) tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The certificate and key files, when both were given (clap requires each with the other).
+    pub(crate) fn files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        Some((self.tls_cert.as_deref()?, self.tls_key.as_deref()?))
+    }
 }
 
 #[derive(Debug, ClapArgs)]
@@ -375,6 +418,8 @@ pub(crate) struct GroundArgs {
     /// `plan.pub` when missing]. Flight agents run only plans it signed.
     #[arg(long)]
     pub(crate) plan_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) tls: TlsArgs,
 }
 
 #[derive(Debug, Clone)]

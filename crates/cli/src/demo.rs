@@ -3,6 +3,13 @@
 //! (`orbitdock`) while the API listens on a loopback address only; beyond it, a random one
 //! (made once, kept with the keys) that the demo prints. It reaches the ground through the
 //! environment (`ORBITDOCK_USERS`), never its arguments, which the process list shows.
+//!
+//! The demo serves plain HTTP on 127.0.0.1 unless given a certificate (`--tls-cert`,
+//! `--tls-key`): loopback traffic never leaves the machine, so TLS would protect nothing there
+//! and a first run would need a certificate before anything else; browsers treat
+//! `http://127.0.0.1` as a secure context. Given one, the ground serves HTTPS, and the demo checks
+//! it as the CLI will: against `--cacert`, else the certificate itself (a self-signed one is
+//! its own CA).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,7 +62,20 @@ fn demo_password(
     Ok((password, true))
 }
 
-pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(a: DemoArgs, cacert: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    // A certificate or key that cannot serve is named before anything starts.
+    let tls = match a.tls.files() {
+        Some((cert, key)) => {
+            ground::TlsConfig::from_pem_files(cert, key)
+                .context("cannot serve HTTPS (--tls-cert, --tls-key)")?;
+            let abs = |p: &Path| {
+                std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
+            };
+            let trust = abs(cacert.as_deref().unwrap_or(cert))?;
+            Some((abs(cert)?, abs(key)?, trust))
+        }
+        None => None,
+    };
     let Some(ports) = Ports::from_base(a.udp_base) else {
         bail!(
             "--udp-base {}: the demo needs eight consecutive UDP ports from it, up to 65535",
@@ -132,6 +152,32 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("locating the orbitdock binary")?;
     let path = |p: PathBuf| p.to_string_lossy().into_owned();
     let systems = path(systems_file.clone());
+    let ground_data = path(data.join("ground"));
+    let http = a.http.to_string();
+    let em_system = format!("em={ground_udp},{link_ground}");
+    let keys_dir = path(keys.clone());
+    let fm_system = format!("fm={fm_ground_udp},{fm_link_ground}");
+    let mut ground_args = vec![
+        "ground",
+        "--data-dir",
+        &ground_data,
+        "--http",
+        &http,
+        "--system",
+        &em_system,
+        "--keys",
+        &keys_dir,
+        "--system",
+        &fm_system,
+        "--systems-file",
+        &systems,
+    ];
+    let tls_files = tls
+        .as_ref()
+        .map(|(cert, key, _)| (path(cert.clone()), path(key.clone())));
+    if let Some((cert, key)) = &tls_files {
+        ground_args.extend(["--tls-cert", cert, "--tls-key", key]);
+    }
     let mut children = vec![
         spawn_flight(
             &exe,
@@ -158,21 +204,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             &exe,
             "ground",
             &logs,
-            &[
-                "ground",
-                "--data-dir",
-                &path(data.join("ground")),
-                "--http",
-                &a.http.to_string(),
-                "--system",
-                &format!("em={ground_udp},{link_ground}"),
-                "--keys",
-                &path(keys.clone()),
-                "--system",
-                &format!("fm={fm_ground_udp},{fm_link_ground}"),
-                "--systems-file",
-                &systems,
-            ],
+            &ground_args,
             &[(crate::roles::USERS_ENV, &users)],
         )?,
         spawn_flight(
@@ -212,8 +244,12 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         )?,
     ];
 
-    let url = format!("http://{}", a.http);
-    if let Err(e) = wait_healthy(&url, &mut children, &logs).await {
+    let trust = tls.as_ref().map(|(_, _, trust)| trust.as_path());
+    let url = match trust {
+        Some(_) => format!("https://{}", a.http),
+        None => format!("http://{}", a.http),
+    };
+    if let Err(e) = wait_healthy(&url, trust, &mut children, &logs).await {
         stop(&mut children).await;
         return Err(e);
     }
@@ -231,8 +267,11 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  dashboard and API  {url}/");
     println!("  login              user {DEMO_USER}, password {password}");
+    let cacert_flag = trust
+        .map(|t| format!(" --cacert {}", t.display()))
+        .unwrap_or_default();
     println!(
-        "  CLI                orbitdock login --server {url} --user {DEMO_USER} --password {password}"
+        "  CLI                orbitdock login --server {url}{cacert_flag} --user {DEMO_USER} --password {password}"
     );
     if random {
         println!(
@@ -448,8 +487,15 @@ pub(crate) fn spawn_link(
     spawn(exe, name, logs, &args, &[])
 }
 
-async fn wait_healthy(url: &str, children: &mut [Process], logs: &Path) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
+/// Waits until the ground answers `/healthz` on `url` (checking its certificate against `trust`
+/// when it serves HTTPS), and fails at once if a child stops or the certificate is refused.
+async fn wait_healthy(
+    url: &str,
+    trust: Option<&Path>,
+    children: &mut [Process],
+    logs: &Path,
+) -> anyhow::Result<()> {
+    let http = crate::client::http_client(trust)?;
     for _ in 0..300 {
         for p in children.iter_mut() {
             if let Some(status) = p.child.try_wait()? {
@@ -460,10 +506,18 @@ async fn wait_healthy(url: &str, children: &mut [Process], logs: &Path) -> anyho
                 ));
             }
         }
-        if let Ok(r) = http.get(format!("{url}/healthz")).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
+        match http.get(format!("{url}/healthz")).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Err(e) => {
+                if let Some(reason) = crate::client::certificate_refused(&e) {
+                    bail!(
+                        "the ground's certificate does not verify against {}: {}; with a certificate signed by a CA, give that CA with --cacert",
+                        trust.map(|t| t.display().to_string()).unwrap_or_default(),
+                        rustls::Error::InvalidCertificate(reason)
+                    );
+                }
+            }
+            Ok(_) => {}
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

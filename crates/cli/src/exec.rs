@@ -54,7 +54,7 @@ pub(crate) async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<ExitCode> {
                         eprintln!(
                             "preflight found errors: nothing was started (fix them, or --force to see the onboard failure)"
                         );
-                        err.print_json_body(cli.json())?;
+                        err.print_body(cli.output)?;
                         return Ok(ExitCode::from(1));
                     }
                     Ok(err) => return Err(err.into()),
@@ -70,7 +70,7 @@ pub(crate) async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<ExitCode> {
                 })?;
                 return Ok(ExitCode::SUCCESS);
             }
-            if !cli.json() {
+            if !cli.document() {
                 println!(
                     "execution {} of {ns}/{id} on {}",
                     started.id, started.system
@@ -178,7 +178,7 @@ async fn logs(
             .filter(|t| !follow || (t.state.is_final() && !printed.contains(&t.id)))
             .map(task_log)
             .collect();
-        if cli.json() {
+        if cli.document() {
             if !follow || done {
                 let all: Vec<TaskLog> = if follow {
                     e.tasks

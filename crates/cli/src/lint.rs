@@ -7,7 +7,9 @@ use anyhow::Context;
 
 use crate::args::LintArgs;
 
-pub(crate) fn run(a: LintArgs) -> anyhow::Result<ExitCode> {
+/// Lints `a.path` and prints the report: JSON (`a.json`), SARIF, YAML (`yaml`, the JSON
+/// report's document) or text.
+pub(crate) fn run(a: LintArgs, yaml: bool) -> anyhow::Result<ExitCode> {
     let system = match &a.systems_file {
         Some(f) => {
             preflight::System::declared(&a.system, &crate::systems::declaration(f, &a.system)?)
@@ -46,6 +48,8 @@ pub(crate) fn run(a: LintArgs) -> anyhow::Result<ExitCode> {
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else if yaml {
+        crate::output::print_document(crate::args::Output::Yaml, &report.to_json())?;
     } else if a.sarif {
         println!("{}", serde_json::to_string_pretty(&report.to_sarif())?);
     } else {

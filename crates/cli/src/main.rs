@@ -4,7 +4,8 @@
 //! (`login`, `files`, `op`, `exec`, and the operators' `approve`, `user`, `quota`) talk to the ground's HTTP API through [`client`], reading its
 //! answers as the types of the `api` crate. `main` only maps the outcome to an exit status
 //! ([`args::EXIT_STATUS`]): 0 success, 1 the thing asked failed (an error, invalid input, a
-//! failed execution), 2 a usage error (clap exits with it before anything runs).
+//! failed execution), 2 a usage error (clap exits with it before anything runs), 3 not logged
+//! in, 4 the server's TLS certificate did not verify.
 
 mod admin;
 mod admin_args;
@@ -17,6 +18,7 @@ mod delta;
 mod demo;
 mod exec;
 mod lint;
+mod output;
 mod passes;
 mod plan;
 mod progress;
@@ -32,6 +34,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = args::Args::parse();
     init_tracing(&args);
+    // Before any HTTP client is built: reqwest takes the process's rustls provider.
+    client::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -42,20 +46,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let json = args.output == args::Output::Json;
+    let output = args.output;
     match runtime.block_on(run(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("orbitdock: error: {e:#}");
             let api = e.downcast_ref::<client::ApiError>();
             if let Some(err) = api {
-                let _ = err.print_json_body(json);
+                let _ = err.print_body(output);
             }
             // Not logged in, or the session refused: log in again.
             let relogin = e.downcast_ref::<session::NotLoggedIn>().is_some()
                 || api.is_some_and(|a| a.status == reqwest::StatusCode::UNAUTHORIZED);
             if relogin {
                 ExitCode::from(3)
+            } else if e.is::<client::TlsRefused>() {
+                ExitCode::from(4)
             } else {
                 ExitCode::FAILURE
             }
@@ -67,10 +73,11 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
     use args::Command;
     let cli = verbs::Cli {
         output: args.output,
+        cacert: args.cacert(),
         context: args.context,
     };
     match args.command {
-        Command::Demo(a) => demo::run(a).await,
+        Command::Demo(a) => demo::run(a, cli.cacert.clone()).await,
         Command::Ground(a) => roles::ground(a).await,
         Command::Link(a) => roles::link(a).await,
         Command::Flight(a) => roles::flight(a).await,
@@ -86,7 +93,8 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
         Command::Bench(a) => roles::bench(a).await,
         Command::Lint(mut a) => {
             a.json |= cli.output == args::Output::Json && !a.sarif;
-            lint::run(a)
+            let yaml = cli.output == args::Output::Yaml && !a.json && !a.sarif;
+            lint::run(a, yaml)
         }
         Command::Delta(a) => delta::run(a),
         Command::Passes(a) => passes::passes(&cli, a).await,
@@ -110,10 +118,11 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
 }
 
 fn init_tracing(args: &args::Args) {
+    // The platform verifier logs each certificate it refuses; the CLI says so itself.
     let default = if args.command.is_server() {
-        "info"
+        "info,rustls_platform_verifier=off"
     } else {
-        "warn"
+        "warn,rustls_platform_verifier=off"
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ORBITDOCK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -70,7 +70,7 @@ pub(crate) async fn passes(cli: &Cli, a: PassesArgs) -> anyhow::Result<ExitCode>
         }
         out
     };
-    if cli.json() {
+    if cli.document() {
         match (&a.system, answers.as_slice()) {
             (Some(_), [one]) => cli.show(one, |_| ())?,
             _ => cli.show(&answers, |_| ())?,

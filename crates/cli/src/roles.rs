@@ -9,8 +9,16 @@ use anyhow::Context;
 use crate::args::{FlightArgs, FlightCommand, GroundArgs, LinkArgs};
 
 pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
-    // Read before anything starts: a users file others may read stops the ground here.
+    // Read before anything starts: a users file others may read stops the ground here, and so
+    // does a certificate or key that cannot serve.
     let users = users_of(&a)?;
+    let tls = match a.tls.files() {
+        Some((cert, key)) => Some(
+            ground::TlsConfig::from_pem_files(cert, key)
+                .context("cannot serve HTTPS (--tls-cert, --tls-key)")?,
+        ),
+        None => None,
+    };
     let keys = a.keys.clone().unwrap_or_else(|| a.data_dir.join("keys"));
     let orbits = match &a.systems_file {
         Some(f) => crate::systems::load(f)?,
@@ -74,8 +82,16 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
     let listener = ground::bind_http(a.http)
         .await
         .with_context(|| format!("binding {}", a.http))?;
-    tracing::info!(http = %a.http, "ground up");
-    ground::serve(g, listener, shutdown_signal()).await?;
+    match tls {
+        Some(tls) => {
+            tracing::info!(https = %a.http, "ground up, serving HTTPS");
+            ground::serve_tls(g, listener, tls, shutdown_signal()).await?;
+        }
+        None => {
+            tracing::info!(http = %a.http, "ground up");
+            ground::serve(g, listener, shutdown_signal()).await?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

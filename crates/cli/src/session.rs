@@ -1,11 +1,12 @@
-//! Saved logins as contexts, like kubectl's: each a server with its user and bearer token, one
-//! of them current. `ORBITDOCK_SERVER` and `ORBITDOCK_TOKEN` (for CI) take the place of the file.
+//! Saved logins as contexts, like kubectl's: each a server with its user and bearer token (and,
+//! for an HTTPS server with a private CA, the CA certificate file it was logged in with), one of
+//! them current. `ORBITDOCK_SERVER` and `ORBITDOCK_TOKEN` (for CI) take the place of the file.
 //!
 //! The file is `$ORBITDOCK_SESSION`, else `$XDG_CONFIG_HOME/orbitdock/session.json`, else
 //! `~/.config/orbitdock/session.json`, mode 0600:
 //!
 //! ```json
-//! {"current": "lab", "contexts": {"lab": {"server": "http://127.0.0.1:7700", "user": "demo", "token": "…"}}}
+//! {"current": "lab", "contexts": {"lab": {"server": "https://ground.lab:7700", "user": "demo", "token": "…", "cacert": "/etc/orbitdock/lab-ca.pem"}}}
 //! ```
 //!
 //! A file of an older orbitdock (one session, no contexts) reads as the context `default`.
@@ -21,6 +22,10 @@ pub(crate) struct Session {
     pub(crate) server: String,
     pub(crate) user: String,
     pub(crate) token: String,
+    /// The PEM file of the CA certificates the server's certificate is checked against (an
+    /// absolute path); none for the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cacert: Option<PathBuf>,
 }
 
 /// Every saved context and the current one's name.
@@ -138,10 +143,16 @@ pub(crate) fn load(context: Option<&str>) -> anyhow::Result<Session> {
             .ok_or_else(|| {
                 NotLoggedIn("ORBITDOCK_TOKEN is set but ORBITDOCK_SERVER is not".to_string())
             })?;
+        // The context's CA file goes with the context's server only.
+        let cacert = match env("ORBITDOCK_SERVER") {
+            Some(_) => None,
+            None => chosen.and_then(|s| s.cacert),
+        };
         return Ok(Session {
             server: server.trim_end_matches('/').to_string(),
             user: String::new(),
             token,
+            cacert,
         });
     }
     chosen.ok_or_else(|| {

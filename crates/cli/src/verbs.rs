@@ -26,27 +26,32 @@ use crate::session::{self, Session};
 pub(crate) struct Cli {
     pub(crate) output: Output,
     pub(crate) context: Option<String>,
+    /// `--cacert` or `ORBITDOCK_CACERT`: the CA certificates to check the server's against,
+    /// over the context's.
+    pub(crate) cacert: Option<PathBuf>,
 }
 
 impl Cli {
-    pub(crate) fn json(&self) -> bool {
-        self.output == Output::Json
+    /// Whether the verb prints a document (`-o json` or `-o yaml`) rather than text.
+    pub(crate) fn document(&self) -> bool {
+        self.output != Output::Text
     }
 
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::from_session(&session::load(
-            self.context.as_deref(),
-        )?))
+        Client::from_session(
+            &session::load(self.context.as_deref())?,
+            self.cacert.as_deref(),
+        )
     }
 
-    /// Prints `value` as JSON, or calls `text` to print it for a person.
+    /// Prints `value` as JSON or YAML, or calls `text` to print it for a person.
     pub(crate) fn show<T: Serialize>(
         &self,
         value: &T,
         text: impl FnOnce(&T),
     ) -> anyhow::Result<()> {
-        if self.json() {
-            println!("{}", serde_json::to_string_pretty(value)?);
+        if self.document() {
+            crate::output::print_document(self.output, value)?;
         } else {
             text(value);
         }
@@ -91,6 +96,10 @@ struct ContextEntry<'a> {
     current: bool,
     server: &'a str,
     user: &'a str,
+    /// The CA certificate file the server's certificate is checked against, if not the
+    /// system's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cacert: Option<&'a Path>,
 }
 
 pub(crate) async fn login(cli: &Cli, a: LoginArgs) -> anyhow::Result<ExitCode> {
@@ -110,7 +119,14 @@ pub(crate) async fn login(cli: &Cli, a: LoginArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let client = Client::anonymous(&a.server);
+    // Saved as an absolute path, so the context works from any folder.
+    let cacert = match &cli.cacert {
+        Some(p) => {
+            Some(std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))?)
+        }
+        None => None,
+    };
+    let client = Client::anonymous(&a.server, cacert.as_deref())?;
     let answer: api::LoginResponse = client
         .json(
             client
@@ -121,8 +137,16 @@ pub(crate) async fn login(cli: &Cli, a: LoginArgs) -> anyhow::Result<ExitCode> {
                 }),
         )
         .await
-        // A refused login is the failure of what was asked (1), not a session to renew (3).
-        .map_err(|e| anyhow::anyhow!("cannot log in to {} as {}: {e:#}", a.server, a.user))?;
+        // A refused login is the failure of what was asked (1), not a session to renew (3); a
+        // certificate that did not verify keeps its own status (4).
+        .map_err(|e| {
+            let what = format!("cannot log in to {} as {}", a.server, a.user);
+            if e.is::<crate::client::TlsRefused>() {
+                e.context(what)
+            } else {
+                anyhow::anyhow!("{what}: {e:#}")
+            }
+        })?;
     let server = a.server.trim_end_matches('/').to_string();
     let name = a.name.unwrap_or_else(|| session::default_name(&server));
     let path = session::save(
@@ -131,6 +155,7 @@ pub(crate) async fn login(cli: &Cli, a: LoginArgs) -> anyhow::Result<ExitCode> {
             server: server.clone(),
             user: a.user.clone(),
             token: answer.token.clone(),
+            cacert,
         },
     )?;
     if a.print_token {
@@ -165,12 +190,17 @@ pub(crate) fn context(cli: &Cli, a: ContextArgs) -> anyhow::Result<ExitCode> {
                     current: saved.current.as_deref() == Some(name),
                     server: &s.server,
                     user: &s.user,
+                    cacert: s.cacert.as_deref(),
                 })
                 .collect();
             cli.show(&entries, |entries| {
                 for e in entries {
                     let mark = if e.current { "*" } else { " " };
-                    println!("{mark} {:<24} {:<32} {}", e.name, e.server, e.user);
+                    let ca = e
+                        .cacert
+                        .map(|c| format!(" (CA {})", c.display()))
+                        .unwrap_or_default();
+                    println!("{mark} {:<24} {:<32} {}{ca}", e.name, e.server, e.user);
                 }
             })?;
         }
@@ -183,7 +213,7 @@ pub(crate) fn context(cli: &Cli, a: ContextArgs) -> anyhow::Result<ExitCode> {
             }
             saved.current = Some(name.clone());
             session::save_contexts(&saved)?;
-            if !cli.json() {
+            if !cli.document() {
                 println!("current context: {name}");
             }
         }
@@ -196,7 +226,7 @@ pub(crate) fn context(cli: &Cli, a: ContextArgs) -> anyhow::Result<ExitCode> {
                 saved.current = None;
             }
             session::save_contexts(&saved)?;
-            if !cli.json() {
+            if !cli.document() {
                 println!("removed context {name}");
             }
         }
@@ -456,14 +486,14 @@ async fn pull(cli: &Cli, client: &Client, remote: &str, local: &Path) -> anyhow:
             local: dest.display().to_string(),
             bytes: n,
         };
-        if !cli.json() {
+        if !cli.document() {
             bar.suspend(|| print_pulled(&PulledList { files: vec![one] }));
         } else {
             pulled.files.push(one);
         }
     }
     bar.finish_and_clear();
-    if cli.json() {
+    if cli.document() {
         cli.show(&pulled, print_pulled)?;
     }
     Ok(ExitCode::SUCCESS)
@@ -501,7 +531,7 @@ pub(crate) async fn op(cli: &Cli, a: OpArgs) -> anyhow::Result<ExitCode> {
                     Ok(err) if err.status.as_u16() == 400 => {
                         print_diagnostics(&file, err.diagnostics());
                         eprintln!("{}: {}", file.display(), err);
-                        err.print_json_body(cli.json())?;
+                        err.print_body(cli.output)?;
                         Ok(ExitCode::from(1))
                     }
                     Ok(err) => Err(err.into()),

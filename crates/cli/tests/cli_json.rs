@@ -1,15 +1,16 @@
 //! The CLI in scripts: every client verb with `-o json` against a real ground and flight agent
 //! (Docker Engine, UDP link), each answer compared with what the API itself answers; exit
 //! statuses; contexts and `ORBITDOCK_SERVER`/`ORBITDOCK_TOKEN`; offline passes against the
-//! ground's; completions and man pages.
+//! ground's; completions and man pages; `-o yaml`, the same document as `-o json`.
 
 mod support;
 
 use std::path::Path;
 use std::process::Output;
 
+use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::Value;
-use support::{BIN, DockerCleanup, Stack, User, unique};
+use support::{BIN, DockerCleanup, GroundOnly, Stack, User, unique};
 
 fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -19,6 +20,59 @@ fn json_of(out: &Output) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// A YAML document read back into the JSON value it says (a YAML 1.2 reader: saphyr's).
+fn yaml_value(y: &Yaml) -> Value {
+    match y {
+        Yaml::Value(Scalar::Null) => Value::Null,
+        Yaml::Value(Scalar::Boolean(b)) => Value::Bool(*b),
+        Yaml::Value(Scalar::Integer(i)) => Value::from(*i),
+        Yaml::Value(Scalar::FloatingPoint(f)) => Value::from(f.into_inner()),
+        Yaml::Value(Scalar::String(s)) => Value::String(s.to_string()),
+        Yaml::Sequence(items) => Value::Array(items.iter().map(yaml_value).collect()),
+        Yaml::Mapping(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| match yaml_value(k) {
+                    Value::String(k) => (k, yaml_value(v)),
+                    k => panic!("a mapping key that is not a string: {k}"),
+                })
+                .collect(),
+        ),
+        other => panic!("not a JSON value: {other:?}"),
+    }
+}
+
+fn yaml_of(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("---\n"), "one YAML document: {text}");
+    let docs = Yaml::load_from_str(&text).unwrap_or_else(|e| panic!("not YAML ({e}): {text}"));
+    assert_eq!(docs.len(), 1, "one YAML document: {text}");
+    yaml_value(&docs[0])
+}
+
+/// Runs `args` with `-o json` and with `-o yaml` as `user`: both exit alike and say the same
+/// document. Returns the exit status, the document and the YAML text.
+async fn json_and_yaml(user: &User, args: &[&str]) -> (i32, Value, String) {
+    let (code, json) = cli_json(user, args).await;
+    let mut all = args.to_vec();
+    all.extend(["-o", "yaml"]);
+    let out = user.cli(&all).await;
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}: -o yaml exits as -o json"
+    );
+    assert_eq!(
+        yaml_of(&out),
+        json,
+        "{args:?}: -o yaml is the JSON document"
+    );
+    (
+        code,
+        json,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 async fn cli_json(user: &User, args: &[&str]) -> (i32, Value) {
@@ -135,7 +189,7 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
     assert_eq!(code, 0, "{done:#}");
     assert_eq!(done["state"], "COMPLETED");
     let id = done["id"].as_str().unwrap().to_string();
-    let (_, shown) = cli_json(&user, &["exec", "show", &id]).await;
+    let (_, shown, _) = json_and_yaml(&user, &["exec", "show", &id]).await;
     let (_, api_exec) = user.get(&format!("/api/v1/executions/{id}")).await;
     assert_eq!(shown, api_exec, "exec show -o json is the API's answer");
     assert_eq!(shown, done, "exec start --wait prints the final execution");
@@ -148,7 +202,7 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
         .await;
     assert_eq!(execs, api_execs);
     assert_eq!(execs["executions"][0]["id"], id.as_str());
-    let (code, logs) = cli_json(&user, &["exec", "logs", &id, "run"]).await;
+    let (code, logs, _) = json_and_yaml(&user, &["exec", "logs", &id, "run"]).await;
     assert_eq!(code, 0);
     let logs = logs.as_array().unwrap();
     assert_eq!(logs.len(), 1, "one task named: {logs:#?}");
@@ -526,6 +580,142 @@ async fn offline_passes_agree_with_the_grounds_in_text_and_json() {
     .await;
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no system \"xx\""));
     server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yaml_output_is_the_json_document() {
+    let g = GroundOnly::start().await;
+    g.ground.ensure_user("yammy", "pw-yammy").await.unwrap();
+    let dir = g.dir.path();
+    let user = User {
+        name: "yammy".into(),
+        session: dir.join("session.json"),
+        url: g.url.clone(),
+        token: String::new(),
+    };
+    let out = user
+        .cli(&[
+            "login",
+            "--server",
+            &g.url,
+            "--user",
+            "yammy",
+            "--password",
+            "pw-yammy",
+            "-o",
+            "yaml",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(yaml_of(&out)["user"], "yammy");
+
+    let app = dir.join("app");
+    std::fs::create_dir_all(app.join("in")).unwrap();
+    std::fs::write(app.join("in/a.txt"), b"hello yaml\n").unwrap();
+    let out = user
+        .cli(&[
+            "files",
+            "push",
+            app.to_str().unwrap(),
+            "-n",
+            "yml",
+            "-o",
+            "yaml",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(yaml_of(&out)["files"][0]["path"], "/in/a.txt");
+    let (code, listed, text) = json_and_yaml(&user, &["files", "ls", "yml"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(listed["files"][0]["size"], 11);
+    // Instants are quoted, so YAML 1.1 readers keep them strings.
+    let created = listed["files"][0]["created_at"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("created_at: \"{created}\"")),
+        "{text}"
+    );
+
+    let op = dir.join("op.yaml");
+    let yaml = "id: hello\nnamespace: yml\nsystem: em\ntasks:\n- id: up\n  type: uplink\n  source: /in\n  destination: /\n";
+    std::fs::write(&op, yaml).unwrap();
+    let (code, valid, _) = json_and_yaml(&user, &["op", "validate", op.to_str().unwrap()]).await;
+    assert_eq!(
+        (code, &valid["valid"]),
+        (0, &Value::Bool(true)),
+        "{valid:#}"
+    );
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "id: x\nnamespace: yml\ntasks:\n  - id: a\n    type: nope\n",
+    )
+    .unwrap();
+    let (code, invalid, _) = json_and_yaml(&user, &["op", "validate", bad.to_str().unwrap()]).await;
+    assert_eq!(code, 1);
+    assert_eq!(invalid["diagnostics"][0]["line"], 5, "{invalid:#}");
+    // A refused request prints the API's error body, in YAML too.
+    let (code, refused, _) = json_and_yaml(&user, &["op", "apply", bad.to_str().unwrap()]).await;
+    assert_eq!(code, 1);
+    assert!(
+        refused["error"]["diagnostics"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+    );
+    let out = user
+        .cli(&["op", "apply", op.to_str().unwrap(), "-o", "yaml"])
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(yaml_of(&out)["revision"], 1);
+    let (_, shown, text) = json_and_yaml(&user, &["op", "show", "yml/hello"]).await;
+    assert_eq!(shown["id"], "hello");
+    assert!(
+        text.contains("\n  yaml: |\n") || text.contains("\nyaml: |\n"),
+        "the operation's text is a literal block: {text}"
+    );
+    let (_, ops, _) = json_and_yaml(&user, &["op", "list", "-n", "yml"]).await;
+    assert_eq!(ops["operations"][0]["id"], "hello");
+    let (_, execs, _) = json_and_yaml(&user, &["exec", "list"]).await;
+    assert_eq!(execs["executions"], serde_json::json!([]));
+    let (_, quota, _) = json_and_yaml(&user, &["quota", "show", "yammy"]).await;
+    assert_eq!(quota["tenant"], "yammy", "{quota:#}");
+    let (_, contexts, _) = json_and_yaml(&user, &["context", "list"]).await;
+    assert_eq!(contexts[0]["user"], "yammy");
+
+    // Offline verbs too: passes and lint.
+    let (systems, _) = systems_file(dir, std::time::SystemTime::now());
+    let (code, passes, _) = json_and_yaml(
+        &user,
+        &[
+            "passes",
+            "--systems-file",
+            systems.to_str().unwrap(),
+            "--from",
+            "2026-12-03T00:00:00Z",
+            "--hours",
+            "12",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(passes[1]["system"], "fm");
+    let dockerfile = dir.join("Dockerfile");
+    std::fs::write(
+        &dockerfile,
+        "FROM nosuchimage:1\nRUN curl http://example.com\n",
+    )
+    .unwrap();
+    let (code, report, _) = json_and_yaml(&user, &["lint", dockerfile.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{report:#}");
+    assert!(
+        report["diagnostics"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+    );
 }
 
 #[tokio::test]

@@ -32,7 +32,7 @@ impl Browser {
             .spawn()
             .expect("chromedriver runs (Debian's chromium-driver; .ci/run installs it)");
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
+        let http = support::http_client();
         let mut ready = false;
         for _ in 0..100 {
             if http.get(format!("{base}/status")).send().await.is_ok() {

@@ -48,7 +48,10 @@ async fn start(args: &[String], log: &Path) -> tokio::process::Child {
         .unwrap();
     let url = format!("http://{}", args[4]);
     for _ in 0..300 {
-        if let Ok(r) = reqwest::get(format!("{url}/healthz")).await
+        if let Ok(r) = support::http_client()
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
             && r.status().is_success()
         {
             return child;

@@ -27,7 +27,8 @@ fn readme_flags(command: &str) -> Vec<String> {
 }
 
 /// The flags `orbitdock COMMAND --help` lists, but `--help`, `--version` and the global flags
-/// every command takes (`--output`, `--context`: documented once, for the client verbs).
+/// every command takes (`--output`, `--context`, `--cacert`: documented once, for the client
+/// verbs).
 fn help_flags(command: &str) -> Vec<String> {
     let out = Command::new(BIN)
         .args([command, "--help"])
@@ -38,7 +39,9 @@ fn help_flags(command: &str) -> Vec<String> {
         .split(|c: char| c.is_whitespace() || c == ',')
         .filter(|w| w.starts_with("--") && w.len() > 2)
         .map(|w| w.trim_end_matches(['.', ')']).to_string())
-        .filter(|w| !["--help", "--version", "--output", "--context"].contains(&w.as_str()))
+        .filter(|w| {
+            !["--help", "--version", "--output", "--context", "--cacert"].contains(&w.as_str())
+        })
         .collect();
     flags.sort();
     flags.dedup();

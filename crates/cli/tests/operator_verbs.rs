@@ -214,7 +214,7 @@ async fn an_operator_approves_rejects_and_manages_users_and_quotas_from_the_cli(
     let (code, disabled) = cli_json(&ops, &["user", "disable", &carol]).await;
     assert_eq!(code, 0);
     assert!(disabled["disabled_at"].is_string(), "{disabled:#}");
-    let login = reqwest::Client::new()
+    let login = support::http_client()
         .post(format!("{}/api/v1/login", stack.url))
         .json(&serde_json::json!({"user": carol, "password": format!("pw-{carol}")}))
         .send()

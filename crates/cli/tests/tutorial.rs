@@ -90,7 +90,10 @@ async fn the_readme_tutorial_works_as_written() {
     let url = format!("http://127.0.0.1:{http}");
     let mut up = false;
     for _ in 0..300 {
-        if let Ok(r) = reqwest::get(format!("{url}/healthz")).await
+        if let Ok(r) = support::http_client()
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
             && r.status().is_success()
         {
             up = true;

@@ -73,11 +73,13 @@ pub(super) async fn file_stream(
     ))
 }
 
-/// Drains a build or load progress stream into `log`; the first error ends it.
+/// Drains a build or load progress stream into `log` (and a build's step images into
+/// `steps`); the first error ends it.
 pub(super) async fn drain_progress(
     what: &str,
     stream: impl Stream<Item = Result<bollard::models::BuildInfo, bollard::errors::Error>>,
     log: &LogBook,
+    steps: Option<&StepImages>,
 ) -> RtResult<()> {
     let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
@@ -85,6 +87,9 @@ pub(super) async fn drain_progress(
             Ok(info) => {
                 if let Some(s) = info.stream {
                     log.push_bytes(s.as_bytes());
+                    if let Some(steps) = steps {
+                        s.lines().for_each(|line| steps.note(line));
+                    }
                 }
                 if let Some(s) = info.status {
                     log.push_line(&s);

@@ -145,6 +145,36 @@ pub struct BuildRequest {
     pub cache_from: Vec<String>,
 }
 
+/// The images a build said it made, one per step (the classic builder's ` ---> <id>` lines):
+/// what its failure may leave dangling. Output is not proof (a `RUN` step prints what it likes),
+/// so a failed build's cleanup removes only images that are also dangling and made since it
+/// started; this only narrows that set to the build's own, which matters when something else
+/// (another agent, a test) builds on the same engine at the same time.
+#[derive(Debug, Default)]
+pub struct StepImages(std::sync::Mutex<std::collections::BTreeSet<String>>);
+
+impl StepImages {
+    /// Notes the image a line of build output names as a step's result, if it does.
+    pub fn note(&self, line: &str) {
+        let Some(id) = line.trim().strip_prefix("---> ") else {
+            return;
+        };
+        if id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.to_ascii_lowercase());
+        }
+    }
+
+    /// Whether the image `id` (`sha256:<hex>` or bare hex) was named by one of the lines noted.
+    pub fn named(&self, id: &str) -> bool {
+        let hex = id.strip_prefix("sha256:").unwrap_or(id);
+        let noted = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        noted.iter().any(|short| hex.starts_with(short.as_str()))
+    }
+}
+
 /// A pod's container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerSpec {
@@ -220,11 +250,13 @@ pub trait Runtime: Send + Sync + 'static {
     /// The dangling images: without a name, and no image's parent.
     fn dangling_images(&self) -> BoxFuture<'_, RtResult<Vec<ImageSummary>>>;
     /// Builds with the legacy builder, without network and without pulling; every output line
-    /// goes to `log`. The caller bounds the time (dropping the future cancels the build).
+    /// goes to `log`, and the images its steps made to `steps`. The caller bounds the time
+    /// (dropping the future cancels the build).
     fn build_image<'a>(
         &'a self,
         request: &'a BuildRequest,
         log: &'a LogBook,
+        steps: &'a StepImages,
     ) -> BoxFuture<'a, RtResult<()>>;
     /// `docker load` of an archive, quietly; output to `log`. The caller bounds the time.
     fn load_image<'a>(&'a self, archive: &'a Path, log: &'a LogBook)
@@ -433,6 +465,7 @@ impl Runtime for DockerRuntime {
         &'a self,
         request: &'a BuildRequest,
         log: &'a LogBook,
+        steps: &'a StepImages,
     ) -> BoxFuture<'a, RtResult<()>> {
         Box::pin(async move {
             let options = build_options(request);
@@ -444,6 +477,7 @@ impl Runtime for DockerRuntime {
                 "build",
                 self.docker.build_image(options, None, Some(body)),
                 log,
+                Some(steps),
             )
             .await
         })
@@ -464,6 +498,7 @@ impl Runtime for DockerRuntime {
                 "load",
                 self.docker.import_image_stream(options, stream, None),
                 log,
+                None,
             )
             .await
         })
@@ -968,6 +1003,7 @@ pub(crate) mod fake {
             &'a self,
             request: &'a BuildRequest,
             log: &'a LogBook,
+            steps: &'a StepImages,
         ) -> BoxFuture<'a, RtResult<()>> {
             Box::pin(async move {
                 let (error, hangs) = {
@@ -980,6 +1016,7 @@ pub(crate) mod fake {
                     s.bodies.push(body(&request.context));
                     for l in &s.build_log {
                         log.push_line(l);
+                        steps.note(l);
                     }
                     (s.build_error.clone(), s.build_hangs)
                 };
@@ -990,6 +1027,9 @@ pub(crate) mod fake {
                     log.push_line(&e);
                     let mut s = self.script.lock().unwrap();
                     if let Some(id) = s.build_leaves.clone() {
+                        let short = &id.trim_start_matches("sha256:")[..12];
+                        log.push_line(&format!(" ---> {short}"));
+                        steps.note(&format!(" ---> {short}"));
                         let created = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
                             .map_or(0, |d| d.as_secs() as i64);

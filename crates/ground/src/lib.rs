@@ -18,7 +18,7 @@
 //! the instant the ground's clock gives ([`Ground::with_clock`]).
 //!
 //! The types that matter: [`Ground`] (open it with a [`GroundConfig`], then [`Ground::app`] is the
-//! whole HTTP surface and [`serve`] runs it), [`ApiError`] (every HTTP failure, rendered as the
+//! whole HTTP surface and [`serve`] runs it, or [`serve_tls`] over HTTPS with a [`TlsConfig`]), [`ApiError`] (every HTTP failure, rendered as the
 //! error JSON of `docs/api.md`, an `api::ErrorBody`; every other body is a type of the `api`
 //! crate too) and [`Diagnostic`] (one problem in an operation).
 
@@ -55,6 +55,7 @@ pub use approval::Approval;
 pub use auth::Role;
 pub use config::{GroundConfig, HttpTimeouts, SystemLink};
 pub use error::{ApiError, Error, ErrorKind};
+pub use http::tls::{TlsConfig, TlsError, TlsErrorKind};
 pub use operation::{Diagnostic, Severity};
 pub use orbit::SystemOrbit;
 pub use passes::predict_passes;
@@ -326,5 +327,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let timeouts = ground.http_timeouts();
-    http::serve(ground.app(), listener, timeouts, shutdown).await
+    http::serve(ground.app(), listener, timeouts, None, shutdown).await
+}
+
+/// Serves [`Ground::app`] over HTTPS with `tls` (see [`serve`]); each connection's handshake is
+/// bounded by the headers' timeout, and the session cookie is `Secure`.
+pub async fn serve_tls(
+    ground: Ground,
+    listener: tokio::net::TcpListener,
+    tls: TlsConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let timeouts = ground.http_timeouts();
+    http::serve(ground.app(), listener, timeouts, Some(tls), shutdown).await
 }

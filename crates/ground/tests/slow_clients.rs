@@ -1,7 +1,8 @@
 //! Clients that send or read slowly, on a real socket against `ground::serve` with short
 //! timeouts: a body that stops or trickles is answered `408` and its connection closed (an
 //! upload leaves nothing staged), headers that never end and an idle kept-alive connection are
-//! closed, and so is a connection whose client takes no byte of a large answer.
+//! closed, and so is a connection whose client takes no byte of a large answer, or (over HTTPS)
+//! never finishes its TLS handshake.
 //!
 //! Every read has a generous guard (a minute) so that a regression fails instead of hanging;
 //! what is asserted is what the client gets, never how long it took.
@@ -223,4 +224,42 @@ async fn a_client_that_takes_no_byte_of_a_large_answer_is_closed() {
         got < size,
         "the connection was closed before the whole answer"
     );
+}
+
+#[tokio::test]
+async fn a_tls_handshake_that_never_ends_is_closed() {
+    let g = ground().await;
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let tls = ground::TlsConfig::from_pem_files(&cert, &key).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = g.ground.clone().with_http_timeouts(short());
+    tokio::spawn(ground::serve_tls(
+        served,
+        listener,
+        tls,
+        std::future::pending(),
+    ));
+
+    // Silent after connecting, and silent after the first bytes of a ClientHello.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(read_to_close(&mut silent).await, "");
+    let mut partial = TcpStream::connect(addr).await.unwrap();
+    partial
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
+        .await
+        .unwrap();
+    assert_eq!(read_to_close(&mut partial).await, "");
+    // Plain HTTP to the HTTPS port gets no HTTP answer.
+    let mut plain = TcpStream::connect(addr).await.unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = read_to_close(&mut plain).await;
+    assert!(!reply.contains("HTTP/1.1"), "{reply}");
 }

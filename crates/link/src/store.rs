@@ -138,8 +138,8 @@ impl FileStore {
     /// at the larger of its offered size and the bytes its spool file holds (what it takes on
     /// the disk, not its length: a chunk far into a transfer leaves a hole, not bytes): what the
     /// object directory will have to take once they commit. A spool whose metadata cannot be
-    /// read, or holds no offer yet, counts its data file's bytes. Blocking; never fails (a
-    /// missing folder holds nothing).
+    /// read, holds no offer yet, or is a message's, counts its data file's bytes. Blocking;
+    /// never fails (a missing folder holds nothing).
     pub fn incoming_object_bytes(dir: &Path) -> u64 {
         incoming_objects(dir)
             .into_iter()
@@ -247,8 +247,9 @@ fn incoming_objects(dir: &Path) -> Vec<(u64, u64)> {
                 .ok()
                 .and_then(|f| f.offer);
             let bytes = match offered {
-                // A message, not an object: it never reaches the object directory.
-                Some(o) if o.message_seq.is_some() => 0,
+                // A message never reaches the object directory, but its spool takes the disk
+                // while it arrives (at most `MAX_MESSAGE` bytes): counted as it stands.
+                Some(o) if o.message_seq.is_some() => data,
                 Some(o) => o.size.max(data),
                 None => data,
             };
@@ -640,7 +641,7 @@ mod tests {
             Duration::ZERO,
         )
         .unwrap();
-        // A message: never an object.
+        // A message: never an object, counted for the bytes its spool holds, not its size.
         s.spool_write(2, 0, &[7; 100]).unwrap();
         s.spool_persist(
             2,
@@ -653,11 +654,11 @@ mod tests {
         s.spool_write(3, 990, &[7; 10]).unwrap();
         assert_eq!(
             FileStore::incoming_object_bytes(dir.path()),
-            (1 << 20) + 1000
+            (1 << 20) + 100 + 1000
         );
         // A chunk far into a transfer leaves a hole, not bytes: it counts for what it holds.
         s.spool_write(4, 1 << 40, &[7; 10]).unwrap();
-        let counted = FileStore::incoming_object_bytes(dir.path()) - (1 << 20) - 1000;
+        let counted = FileStore::incoming_object_bytes(dir.path()) - (1 << 20) - 100 - 1000;
         assert!(
             counted <= 64 << 10,
             "{counted} bytes counted for a 10-byte chunk"

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use flight::runtime::{
-    Body, BuildRequest, DockerRuntime, LogBook, Runtime, host_platform, short_id,
+    Body, BuildRequest, DockerRuntime, LogBook, Runtime, StepImages, host_platform, short_id,
 };
 use wire::BaseImage;
 
@@ -374,7 +374,12 @@ async fn build(runtime: &DockerRuntime, name: &str, fs: &Rootfs) -> Result<(), E
         cache_from: Vec::new(),
     };
     let log = LogBook::new(0);
-    match tokio::time::timeout(BUILD_TIMEOUT, runtime.build_image(&request, &log)).await {
+    match tokio::time::timeout(
+        BUILD_TIMEOUT,
+        runtime.build_image(&request, &log, &StepImages::default()),
+    )
+    .await
+    {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Error::new(
             ErrorKind::Seed,

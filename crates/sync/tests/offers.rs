@@ -14,8 +14,8 @@ use sync::{
     SessionConfig, Store, payload_size,
 };
 use wire::{
-    Chunk, Digest, Direction, LinkKey, Offer, Opener, ReplayMemory, Sealer, TransferKind,
-    decode_chunks, encode_chunk,
+    Chunk, Digest, Direction, LinkKey, Offer, Opener, ReplayMemory, Sealer, Status, StatusState,
+    TransferKind, decode_chunks, encode_chunk,
 };
 
 const KEY: [u8; 32] = [6; 32];
@@ -261,4 +261,140 @@ fn an_offer_lost_with_its_packet_is_sent_again_before_the_rest_goes_by() {
         "{f:?}"
     );
     assert!(g.payload_resent < bytes.len() as u64 / 10, "{g:?}");
+}
+
+/// Seals chunks as the side `from` of incarnation `epoch` would (what a test forges).
+fn forged(from: Direction, epoch: u64, pn: u64, chunks: &[Chunk]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for c in chunks {
+        encode_chunk(c, &mut body);
+    }
+    Sealer::new(&LinkKey::from_bytes(KEY), from, epoch).seal(pn, &body)
+}
+
+/// The chunks of every packet `session` sends now, opened by `opener`.
+fn sent_chunks(session: &mut Session, opener: &mut Opener, now: Instant) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    while let Some(p) = session.poll_transmit(now) {
+        let Ok(o) = opener.open(&p) else { continue };
+        if !o.proven {
+            opener.promote(o.epoch);
+        }
+        chunks.extend(decode_chunks(&o.body).unwrap());
+    }
+    chunks
+}
+
+/// A spool begun by data alone (its offer lost, or its spool dropped after the offer came and
+/// begun again by data) says so when its sender asks, and the sender offers the transfer again
+/// at once, sending only what is missing: what follows the first packets is not dropped for
+/// want of an offer until the spool expires.
+#[test]
+fn a_spool_without_its_offer_asks_for_the_offer_again() {
+    let now = Instant::now();
+    let p = payload_size(DATAGRAM);
+
+    // The receiver: data of transfer 50 without its offer, then the sender asks.
+    let mut flight = Session::new(config(Direction::Down, 2), Box::new(MemStore::new())).unwrap();
+    flight.set_link(now, true, None);
+    let mut down = Opener::new(
+        &LinkKey::from_bytes(KEY),
+        Direction::Down,
+        ReplayMemory::default(),
+    );
+    let mut ground = Session::new(config(Direction::Up, 1), Box::new(MemStore::new())).unwrap();
+    ground.set_link(now, true, None);
+    let hello = ground.poll_transmit(now).expect("the ground's hello");
+    flight.handle_datagram(now, &hello);
+    let answer = flight.poll_transmit(now).expect("the flight's hello-ack");
+    let opened = down.open(&answer).unwrap();
+    down.promote(opened.epoch);
+    ground.handle_datagram(now, &answer);
+    ground.send_message(b"a plan".to_vec()).unwrap();
+    let first = ground.poll_transmit(now).expect("a packet");
+    flight.handle_datagram(now, &first);
+    assert_eq!(flight.stats().peer_epochs_proven, 1);
+    sent_chunks(&mut flight, &mut down, now);
+    let data = Chunk::Data {
+        transfer: 50,
+        index: 1,
+        payload: vec![7; p],
+    };
+    let ask = Chunk::StatusRequest {
+        transfers: vec![50],
+    };
+    flight.handle_datagram(now, &forged(Direction::Up, 1, 10_000, &[data]));
+    flight.handle_datagram(now, &forged(Direction::Up, 1, 10_001, &[ask]));
+    // The answer waits for what was sent before the question (the reorder window).
+    let later = now + Duration::from_secs(1);
+    flight.handle_timeout(later);
+    let status = sent_chunks(&mut flight, &mut down, later)
+        .into_iter()
+        .find_map(|c| match c {
+            Chunk::Status(s) if s.transfer == 50 => Some(s),
+            _ => None,
+        })
+        .expect("a status of transfer 50");
+    assert_eq!(status.state, StatusState::Offerless, "{status:?}");
+    assert_eq!(status.ranges, [(1, 2)], "{status:?}");
+
+    // The sender: told so, it offers again and sends only what is missing.
+    let bytes: Vec<u8> = (0..3 * p).map(|i| (i % 241) as u8).collect();
+    let digest = Digest::of(&bytes);
+    let mut store = MemStore::new();
+    store.objects.insert(digest, bytes.clone());
+    let mut ground = Session::new(config(Direction::Up, 3), Box::new(store)).unwrap();
+    let mut flight = Session::new(config(Direction::Down, 4), Box::new(MemStore::new())).unwrap();
+    ground.set_link(now, true, None);
+    flight.set_link(now, true, None);
+    let mut up = Opener::new(
+        &LinkKey::from_bytes(KEY),
+        Direction::Up,
+        ReplayMemory::default(),
+    );
+    for _ in 0..4 {
+        while let Some(d) = ground.poll_transmit(now) {
+            if let Ok(o) = up.open(&d)
+                && !o.proven
+            {
+                up.promote(o.epoch);
+            }
+            flight.handle_datagram(now, &d);
+        }
+        while let Some(d) = flight.poll_transmit(now) {
+            ground.handle_datagram(now, &d);
+        }
+    }
+    let t = ground.send_object(digest, bytes.len() as u64, 1).unwrap();
+    // Everything of it is lost on the way.
+    let first: Vec<Chunk> = sent_chunks(&mut ground, &mut up, now);
+    assert!(
+        first
+            .iter()
+            .any(|c| matches!(c, Chunk::Offer(o) if o.transfer == t)),
+        "{first:?}"
+    );
+    let told = Chunk::Status(Status {
+        transfer: t,
+        settled: 0,
+        state: StatusState::Offerless,
+        upto: u32::MAX,
+        ranges: vec![(1, 3)],
+    });
+    ground.handle_datagram(now, &forged(Direction::Down, 4, 10_000, &[told]));
+    let soon = now + Duration::from_millis(5);
+    ground.handle_timeout(soon);
+    let again = sent_chunks(&mut ground, &mut up, soon);
+    assert!(
+        again
+            .iter()
+            .any(|c| matches!(c, Chunk::Offer(o) if o.transfer == t)),
+        "offered again: {again:?}"
+    );
+    assert!(
+        !again.iter().any(
+            |c| matches!(c, Chunk::Data { transfer, index, .. } if *transfer == t && *index > 0)
+        ),
+        "what the receiver holds is not sent again: {again:?}"
+    );
 }

@@ -185,6 +185,10 @@ pub enum StatusState {
     Committed,
     /// The bytes did not verify and were dropped: start again from nothing.
     Reset,
+    /// `ranges` received so far (as [`StatusState::Partial`]) but no offer: the offer is sent
+    /// again (it was lost, or the spool was dropped and begun anew by data alone), and what is
+    /// missing with it.
+    Offerless,
 }
 
 /// A body that could not be decoded.
@@ -250,6 +254,7 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut Vec<u8>) {
                 StatusState::Partial => 1,
                 StatusState::Committed => 2,
                 StatusState::Reset => 3,
+                StatusState::Offerless => 4,
             });
             put(out, u64::from(s.upto));
             let ranges = &s.ranges[..s.ranges.len().min(MAX_RANGES)];
@@ -518,6 +523,7 @@ impl Reader<'_> {
                     1 => StatusState::Partial,
                     2 => StatusState::Committed,
                     3 => StatusState::Reset,
+                    4 => StatusState::Offerless,
                     _ => return Err(self.err("unknown status state")),
                 };
                 let upto = self.u32()?;
@@ -553,12 +559,21 @@ impl Reader<'_> {
                     0 => None,
                     pn => Some((self.u64_be()?, pn)),
                 };
+                let at = self.pos;
+                let datagram_bytes = self.varint()?;
+                let sizes = crate::MIN_DATAGRAM as u64..=crate::MAX_PACKET as u64;
+                if !sizes.contains(&datagram_bytes) {
+                    return Err(ChunkError {
+                        at,
+                        what: "a datagram size outside the sizes a link may use",
+                    });
+                }
                 Chunk::Hello {
                     incarnation,
                     resume,
                     unacked_seq,
                     replay_floor,
-                    datagram_bytes: self.varint()?,
+                    datagram_bytes,
                 }
             }
             6 => Chunk::HelloAck {
@@ -654,6 +669,13 @@ mod tests {
                 upto: 5000,
                 ranges: vec![(0, 10), (12, 13), (20, 4000)],
             }),
+            Chunk::Status(Status {
+                transfer: 6,
+                settled: 0,
+                state: StatusState::Offerless,
+                upto: u32::MAX,
+                ranges: vec![(1, 2)],
+            }),
             Chunk::Hello {
                 incarnation: u64::MAX,
                 resume: vec![1, 2, 3],
@@ -666,7 +688,7 @@ mod tests {
                 resume: vec![],
                 unacked_seq: 0,
                 replay_floor: Some((u64::MAX, (1 << 48) - 1)),
-                datagram_bytes: u64::MAX,
+                datagram_bytes: crate::MIN_DATAGRAM as u64,
             },
             Chunk::HelloAck {
                 incarnation: 42,
@@ -777,6 +799,23 @@ mod tests {
         body.extend_from_slice(&[0; 10]);
         assert!(decode_chunks(&body).is_err());
         assert!(decode_chunks(&[99]).is_err());
+        // A Hello whose datagram size no link may use: refused, never clamped into use.
+        for size in [
+            0,
+            crate::MIN_DATAGRAM as u64 - 1,
+            crate::MAX_PACKET as u64 + 1,
+        ] {
+            let hello = Chunk::Hello {
+                incarnation: 1,
+                resume: vec![],
+                unacked_seq: 0,
+                replay_floor: None,
+                datagram_bytes: size,
+            };
+            let mut body = Vec::new();
+            encode_chunk(&hello, &mut body);
+            assert!(decode_chunks(&body).is_err(), "{size}");
+        }
         assert!(
             decode_chunks(&[
                 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f

@@ -28,11 +28,11 @@
 //! one tag check against the epoch it names (the long form) or at most 1 + [`MAX_CANDIDATES`]
 //! (the short form), as a forgery always did.
 //!
-//! Byte 0 holds the version in its high nibble (5), the form in bit 1 (1: short) and the
+//! Byte 0 holds the version in its high nibble (6), the form in bit 1 (1: short) and the
 //! direction in bit 0 (0 ground→flight, 1 flight→ground); bits 2 and 3 are 0. Packet numbers
 //! increase per direction within an epoch, whatever the form. (Version 4 ended each datagram in
-//! a CRC32C, and its `Hello` chunk carried neither a replay floor nor its sender's datagram
-//! size.)
+//! a CRC32C, and its `Hello` chunk carried no replay floor; version 5's `Hello` did not carry
+//! its sender's datagram size, so a peer of either is refused by its version, never misread.)
 //!
 //! A datagram is at most [`MAX_PACKET`] bytes; a link may use smaller ones (a system's
 //! `datagram_bytes`, at least [`MIN_DATAGRAM`]: the session fits every chunk it sends in them).

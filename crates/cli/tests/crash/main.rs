@@ -240,7 +240,7 @@ async fn ground_and_flight_survive_a_hundred_sigkills() {
     };
 
     // Log in (retried while the ground comes up).
-    let http = reqwest::Client::new();
+    let http = support::http_client();
     let mut api = Api {
         url: layout.url(),
         token: String::new(),

@@ -15,6 +15,16 @@ use tempfile::TempDir;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_orbitdock");
 
+/// An HTTP client for the tests' own requests. reqwest takes the process's rustls crypto
+/// provider, which the CLI installs at start and a test process must install too.
+pub(crate) fn http_client() -> reqwest::Client {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::new()
+}
+
 /// A free UDP port on 127.0.0.1 (bound and released; the window for a race is tiny).
 pub(crate) fn free_udp() -> SocketAddr {
     UdpSocket::bind("127.0.0.1:0")
@@ -194,6 +204,15 @@ pub(crate) struct GroundOnly {
 
 impl GroundOnly {
     pub(crate) async fn start() -> GroundOnly {
+        GroundOnly::start_serving(None).await
+    }
+
+    /// The same over HTTPS with `tls`: its URL is `https://127.0.0.1:PORT`.
+    pub(crate) async fn start_tls(tls: ground::TlsConfig) -> GroundOnly {
+        GroundOnly::start_serving(Some(tls)).await
+    }
+
+    async fn start_serving(tls: Option<ground::TlsConfig>) -> GroundOnly {
         let dir = tempfile::tempdir().unwrap();
         let ground = ground::Ground::open(ground::GroundConfig {
             data_dir: dir.path().join("ground"),
@@ -203,12 +222,15 @@ impl GroundOnly {
         .await
         .expect("ground opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let g = ground.clone();
         let server = tokio::spawn(async move {
-            ground::serve(g, listener, std::future::pending())
-                .await
-                .unwrap();
+            match tls {
+                Some(tls) => ground::serve_tls(g, listener, tls, std::future::pending()).await,
+                None => ground::serve(g, listener, std::future::pending()).await,
+            }
+            .unwrap();
         });
         GroundOnly {
             url,
@@ -250,7 +272,7 @@ impl User {
     }
 
     pub(crate) fn http(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        reqwest::Client::new()
+        http_client()
             .request(method, format!("{}{}", self.url, path))
             .bearer_auth(&self.token)
     }

@@ -6,7 +6,7 @@
 use dockerfile::onboard::{self, RefusalKind, Site, Target};
 use std::collections::BTreeSet;
 
-use crate::runtime::ImageSummary;
+use crate::runtime::{ImageSummary, StepImages};
 use wire::names::{TenantImage, TenantName};
 
 use super::*;
@@ -183,6 +183,7 @@ impl Executor {
             cache_from: self.own_images(tenant).await?,
         };
         let log = LogBook::new(0);
+        let steps = StepImages::default();
         // What it leaves dangling if it fails is what the engine made from here.
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -191,10 +192,10 @@ impl Executor {
         // the build is stopped (its request dropped, which cancels it) once it would take free
         // space below the reserve or took more than a build may.
         let outcome = tokio::select! {
-            outcome = tokio::time::timeout(limit, self.runtime.build_image(&request, &log)) => outcome,
+            outcome = tokio::time::timeout(limit, self.runtime.build_image(&request, &log, &steps)) => outcome,
             full = self.disk_fills(watch) => {
                 let _ = fs::remove_file(&tar_path);
-                self.drop_failed_build(started).await;
+                self.drop_failed_build(started, &steps).await;
                 return Err(TaskResult::fail(
                     ErrorCode::ExecutionError,
                     format!("the build was stopped: {full}"),
@@ -204,7 +205,7 @@ impl Executor {
         };
         let _ = fs::remove_file(&tar_path);
         if !matches!(outcome, Ok(Ok(()))) {
-            self.drop_failed_build(started).await;
+            self.drop_failed_build(started, &steps).await;
         }
         match outcome {
             Err(_) => Err(TaskResult::fail(
@@ -848,15 +849,22 @@ mod tests {
         );
     }
 
-    /// A failed build's leftovers are what the engine made while it ran, found by the engine,
-    /// never by its output: an image id a `RUN` step prints (another dangling image, made
-    /// before) is left alone.
+    /// A failed build's leftovers are the dangling images the engine made while it ran that
+    /// the build named as its steps' results: an image id a `RUN` step prints (another dangling
+    /// image, made before) is left alone, and so is one something else building on the same
+    /// engine made meanwhile (not named by this build).
     #[tokio::test]
-    async fn a_failed_build_removes_what_it_left_not_what_it_printed() {
+    async fn a_failed_build_removes_only_what_it_made() {
         let victim = format!("sha256:{}", "ab".repeat(32));
         let left = format!("sha256:{}", "cd".repeat(32));
-        let (v, l) = (victim.clone(), left.clone());
+        let neighbour = format!("sha256:{}", "ef".repeat(32));
+        let (v, l, n) = (victim.clone(), left.clone(), neighbour.clone());
         let r = rig(move |s| {
+            s.dangling.push(crate::runtime::ImageSummary {
+                id: n,
+                created: i64::MAX,
+                ..Default::default()
+            });
             s.build_log = vec![
                 "Step 2/2 : RUN echo ' ---> abababababab'; false".into(),
                 " ---> abababababab".into(),
@@ -892,8 +900,8 @@ mod tests {
             .collect();
         assert_eq!(removed, [left]);
         let dangling = r.fake.script.lock().unwrap().dangling.clone();
-        assert_eq!(dangling.len(), 1);
-        assert_eq!(dangling[0].id, victim);
+        let ids: Vec<&str> = dangling.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, [neighbour.as_str(), victim.as_str()]);
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use super::*;
 use crate::fsutil::now_ms;
 use crate::quota::{QuotaKind, exceeded};
+use crate::runtime::StepImages;
 
 /// How a running pod is charged for its compute time (see `crate::quota::Ledger`).
 #[derive(Debug, Clone)]
@@ -136,11 +137,13 @@ impl Executor {
     }
 
     /// Removes what a failed build left dangling: every image without a name that the engine
-    /// made since the build started (`since`, seconds since the Unix epoch), its unnamed
-    /// parents with it. Builds, loads and image deletions hold the engine's storage one at a
-    /// time (`Executor::engine_storage`, held by the caller), so no other work made one
-    /// meanwhile; nothing the build printed is trusted (a `RUN` step prints what it likes).
-    pub(super) async fn drop_failed_build(&self, since: i64) {
+    /// made since the build started (`since`, seconds since the Unix epoch) and the build named
+    /// as a step's result (`steps`), its unnamed parents with it. Builds, loads and image
+    /// deletions hold the engine's storage one at a time (`Executor::engine_storage`, held by
+    /// the caller), so no other work of this agent made one meanwhile; the build's own output
+    /// is not trusted alone (a `RUN` step prints what it likes) but keeps the cleanup off what
+    /// anything else building on the same engine at the same time made.
+    pub(super) async fn drop_failed_build(&self, since: i64, steps: &StepImages) {
         let dangling = match self.runtime.dangling_images().await {
             Ok(images) => images,
             Err(e) => {
@@ -150,7 +153,7 @@ impl Executor {
         };
         for image in dangling
             .iter()
-            .filter(|i| i.repo_tags.is_empty() && i.created >= since)
+            .filter(|i| i.repo_tags.is_empty() && i.created >= since && steps.named(&i.id))
         {
             if let Err(e) = self.runtime.remove_image(&image.id).await {
                 tracing::info!(

@@ -6,15 +6,17 @@
 //! A signed-in browser holds the `HttpOnly; SameSite=Strict` session cookie. Every write it makes
 //! carries the session's CSRF token: the forms here as a hidden `csrf` field, the scripts as the
 //! `X-CSRF-Token` header, which the API requires of any cookie-authenticated write
-//! ([`crate::auth::AuthUser`]). The cookie gets `Secure` when the request came over HTTPS (a
-//! TLS-terminating proxy's `X-Forwarded-Proto: https`): the ground itself serves plain HTTP on
-//! loopback, where a `Secure` cookie would never be sent back.
+//! ([`crate::auth::AuthUser`]). The cookie gets `Secure` when the request came over HTTPS: the
+//! ground's own TLS (`--tls-cert`, `--tls-key`), or a TLS-terminating proxy's
+//! `X-Forwarded-Proto: https`. Over plain HTTP (the default, on loopback) it has none, since a
+//! browser would never send a `Secure` cookie back there.
 
 mod approvals;
 mod pages;
 mod users;
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -238,8 +240,20 @@ fn session_cookie(value: &str, max_age_s: i64, https: bool) -> HeaderValue {
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
 }
 
-/// Whether the request came over HTTPS (through a proxy that says so).
-fn over_https(headers: &HeaderMap) -> bool {
+/// Whether the request came over HTTPS: the ground's own TLS, or a proxy that says so.
+struct Https(bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for Https {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Https, Self::Rejection> {
+        let own = parts.extensions.get::<crate::http::OverTls>().is_some();
+        Ok(Https(own || forwarded_https(&parts.headers)))
+    }
+}
+
+/// Whether a TLS-terminating proxy says the request came over HTTPS.
+fn forwarded_https(headers: &HeaderMap) -> bool {
     headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -249,7 +263,7 @@ fn over_https(headers: &HeaderMap) -> bool {
 async fn login(
     State(g): State<Ground>,
     ClientAddr(client): ClientAddr,
-    headers: HeaderMap,
+    Https(https): Https,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, ApiError> {
     let Ok(Form(form)) = form else {
@@ -264,7 +278,7 @@ async fn login(
             let mut r = Redirect::to("/").into_response();
             r.headers_mut().insert(
                 header::SET_COOKIE,
-                session_cookie(&token, limits::SESSION_MS / 1000, over_https(&headers)),
+                session_cookie(&token, limits::SESSION_MS / 1000, https),
             );
             Ok(r)
         }
@@ -305,6 +319,7 @@ pub(crate) struct CsrfForm {
 
 async fn logout(
     State(g): State<Ground>,
+    Https(https): Https,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, ApiError> {
@@ -315,10 +330,8 @@ async fn logout(
         }
     }
     let mut r = Redirect::to("/").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        session_cookie("", 0, over_https(&headers)),
-    );
+    r.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie("", 0, https));
     Ok(r)
 }
 
@@ -335,7 +348,7 @@ mod tests {
         assert!(tls.to_str().unwrap().contains("HttpOnly; SameSite=Strict"));
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-proto", HeaderValue::from_static("HTTPS"));
-        assert!(over_https(&h));
+        assert!(forwarded_https(&h));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! so the JSON has one definition. Every failure is an [`ApiError`].
 //!
 //! `server` is the connection loop under `ground::serve` (client addresses, header and write
-//! timeouts); `body_timeout` is the layer that bounds every request body in time.
+//! timeouts, and HTTPS with the certificate `tls` reads); `body_timeout` is the layer that
+//! bounds every request body in time.
 //!
 //! [`AuthUser`]: crate::auth::AuthUser
 
@@ -33,10 +34,11 @@ mod operations;
 mod server;
 mod session;
 mod systems;
+pub(crate) mod tls;
 mod users;
 
 pub(crate) use self::executions::load as load_execution;
-pub(crate) use self::server::serve;
+pub(crate) use self::server::{OverTls, serve};
 
 /// The whole HTTP surface.
 pub(crate) fn router(ground: Ground) -> Router {

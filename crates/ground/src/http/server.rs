@@ -5,6 +5,10 @@
 //! are bounded by `body_timeout`, a layer of the router.
 //!
 //! `axum::serve` sets no timer on hyper, so it has neither bound: this is that loop with them.
+//!
+//! With a [`TlsConfig`] every connection is HTTPS: the handshake runs in the connection's own
+//! task (never in the accept loop), within the headers' bound, and each request carries
+//! [`OverTls`], so the session cookie is `Secure`.
 
 use std::future::Future;
 use std::io;
@@ -24,16 +28,24 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Sleep;
 use tower::Service;
 
+use super::tls::TlsConfig;
 use crate::config::HttpTimeouts;
 
-/// Serves `app` on `listener` until `shutdown` completes; then stops accepting, lets every open
-/// connection finish the request it is serving, and returns when all have closed.
+/// Marks a request that came over the ground's own TLS (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OverTls;
+
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `shutdown` completes; then
+/// stops accepting, lets every open connection finish the request it is serving, and returns
+/// when all have closed.
 pub(crate) async fn serve(
     app: Router,
     listener: TcpListener,
     timeouts: HttpTimeouts,
+    tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server_config()));
     let (closing_tx, closing_rx) = watch::channel(false);
     // Every connection task holds a sender; `recv` answers `None` once all have ended.
     let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
@@ -53,8 +65,25 @@ pub(crate) async fn serve(
         let app = app.clone();
         let closing = closing_rx.clone();
         let open = open_tx.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            serve_connection(app, stream, remote, timeouts, closing).await;
+            let io = StallGuard::new(stream, timeouts.write_stall);
+            match acceptor {
+                None => serve_connection(app, io, remote, timeouts, false, closing).await,
+                Some(acceptor) => {
+                    // A client that never finishes its handshake is bounded like one that
+                    // never sends its headers.
+                    match tokio::time::timeout(timeouts.headers, acceptor.accept(io)).await {
+                        Ok(Ok(tls)) => {
+                            serve_connection(app, tls, remote, timeouts, true, closing).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%remote, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                    }
+                }
+            }
             drop(open);
         });
     }
@@ -65,19 +94,25 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-async fn serve_connection(
+async fn serve_connection<I>(
     app: Router,
-    stream: TcpStream,
+    io: I,
     remote: SocketAddr,
     timeouts: HttpTimeouts,
+    over_tls: bool,
     mut closing: watch::Receiver<bool>,
-) {
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(remote));
+        if over_tls {
+            req.extensions_mut().insert(OverTls);
+        }
         let mut app = app.clone();
         async move { Service::call(&mut app, req.map(Body::new)).await }
     });
-    let io = TokioIo::new(StallGuard::new(stream, timeouts.write_stall));
+    let io = TokioIo::new(io);
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.headers)

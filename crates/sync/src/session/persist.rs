@@ -67,8 +67,12 @@ impl Session {
         counters.pn_reserved = next_pn + PN_RESERVATION;
         // Spools and outbox marks saved at another size (this side's configuration changed, or
         // the peer's) cannot be placed: what was in progress starts again, below.
+        // The new size is saved only once those spools are gone (below): a crash in between
+        // finds the old size again and drops them then.
         let resized = counters.datagram != 0 && counters.datagram != datagram as u64;
-        counters.datagram = datagram as u64;
+        if !resized {
+            counters.datagram = datagram as u64;
+        }
         store.save_counters(&counters)?;
         let mut out = BTreeMap::new();
         for entry in persisted.outbox {
@@ -196,12 +200,14 @@ impl Session {
             mismatch_told: None,
             config,
         })
-        .map(|mut s| {
+        .and_then(|mut s| {
             if resized {
                 s.use_datagram(datagram);
+                s.counters.datagram = datagram as u64;
+                s.store.save_counters(&s.counters)?;
             }
             s.deliver_messages();
-            s
+            Ok(s)
         })
     }
 

@@ -578,7 +578,14 @@ impl Session {
                 Status {
                     transfer: t,
                     settled,
-                    state: StatusState::Partial,
+                    // Data alone began it (its offer was lost, or came before the spool was
+                    // dropped): the sender must offer it again, or what follows the first
+                    // packets would be dropped for good.
+                    state: if s.offer.is_some() {
+                        StatusState::Partial
+                    } else {
+                        StatusState::Offerless
+                    },
                     upto: upto as u32,
                     ranges,
                 }

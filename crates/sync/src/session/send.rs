@@ -653,7 +653,10 @@ impl Session {
                 o.acked_to = 0;
                 o.offer_due = true;
             }
-            StatusState::Partial => {
+            StatusState::Partial | StatusState::Offerless => {
+                if s.state == StatusState::Offerless {
+                    o.offer_due = true;
+                }
                 // Below `upto` the ranges are the receiver's whole word, once settled past every
                 // acknowledgement taken (an older status may lack what a newer acknowledgement
                 // said): what it lacks there it lacks, whatever acknowledgements said (its spool
@@ -681,7 +684,7 @@ impl Session {
                 }
             }
         }
-        let upto = if s.state == StatusState::Partial {
+        let upto = if matches!(s.state, StatusState::Partial | StatusState::Offerless) {
             s.upto.min(o.next_new)
         } else {
             o.next_new
