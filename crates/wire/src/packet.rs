@@ -1,4 +1,4 @@
-//! Authenticated packets: version 6 of the link framing.
+//! Authenticated packets: version 7 of the link framing.
 //!
 //! Every datagram is sealed with ChaCha20-Poly1305 under a key of its own sender's run. A packet
 //! has a long form, whose header names the sender's epoch and its whole packet number, and a
@@ -18,8 +18,8 @@
 //! nonce is made of the whole number: a number read wrong makes the tag fail, as a forgery
 //! does, and the replay window judges whole numbers. The sender uses the short form only while
 //! its packet number is less than [`SHORT_PN_REACH`] above the highest the peer has
-//! acknowledged, so the receiver's highest is never further off. (Version 5's short header
-//! held the whole 48-bit number: 7 bytes, where version 6's is 3.)
+//! acknowledged, so the receiver's highest is never further off. (Versions 5 and 6's short
+//! header held the whole 48-bit number: 7 bytes, where version 7's is 3.)
 //!
 //! There is no separate checksum (version 4 ended in a CRC32C): the tag authenticates every byte,
 //! so a datagram corrupted on the line fails it as a forgery does, and is counted with them
@@ -28,11 +28,12 @@
 //! one tag check against the epoch it names (the long form) or at most 1 + [`MAX_CANDIDATES`]
 //! (the short form), as a forgery always did.
 //!
-//! Byte 0 holds the version in its high nibble (6), the form in bit 1 (1: short) and the
+//! Byte 0 holds the version in its high nibble (7), the form in bit 1 (1: short) and the
 //! direction in bit 0 (0 ground→flight, 1 flight→ground); bits 2 and 3 are 0. Packet numbers
 //! increase per direction within an epoch, whatever the form. (Version 4 ended each datagram in
 //! a CRC32C, and its `Hello` chunk carried no replay floor; version 5's `Hello` did not carry
-//! its sender's datagram size, so a peer of either is refused by its version, never misread.)
+//! its sender's datagram size; version 6's short header held the whole packet number: a peer
+//! of any of them is refused by its version, never misread.)
 //!
 //! A datagram is at most [`MAX_PACKET`] bytes; a link may use smaller ones (a system's
 //! `datagram_bytes`, at least [`MIN_DATAGRAM`]: the session fits every chunk it sends in them).
@@ -110,7 +111,7 @@ pub const MAX_CANDIDATES: usize = 4;
 /// in each, least recently evicted forgotten first: one met again is refused at or below it.
 pub const EVICTED_EPOCHS: usize = 32;
 
-const VERSION: u8 = 6;
+const VERSION: u8 = 7;
 const SHORT_FLAG: u8 = 0b10;
 const HEADER: usize = 15;
 const SHORT_HEADER: usize = 3;
