@@ -240,6 +240,31 @@ pub(crate) enum BenchWhat {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The link against CCSDS CFDP class 2 (cfdp-py, run by python3) over the link emulator in
+    /// real time: one file at each loss rate and seed (about a minute a run, two runs a row).
+    #[command(
+        after_help = "Needs python3 with cfdp-py 0.7.0:\n  python3 -m pip install cfdp-py==0.7.0 'fastcrc~=0.3.0'\nExamples:\n  orbitdock bench cfdp\n  orbitdock bench cfdp --loss 0.1 --seed 4 --seed 5"
+    )]
+    Cfdp {
+        /// Random loss rate each way, 0 to 1 (repeat for several) [default: 0, 0.01, 0.1].
+        #[arg(long)]
+        loss: Vec<f64>,
+        /// Seed of the emulator's draws (repeat for several) [default: 1, 2, 3].
+        #[arg(long)]
+        seed: Vec<u64>,
+        /// The link's rate each way, bit/s.
+        #[arg(long, default_value_t = 256_000)]
+        rate: u64,
+        /// The delay each way, ms.
+        #[arg(long, default_value_t = 300)]
+        delay_ms: u64,
+        /// The file's size, bytes.
+        #[arg(long, default_value_t = 1_500_000)]
+        file_bytes: usize,
+        /// Run orbitdock alone (no python3 or cfdp-py needed).
+        #[arg(long)]
+        no_cfdp: bool,
+    },
     /// Pass prediction: 1 and 10 stations over 1 and 7 days.
     Passes,
     /// The dashboard's Home for a tenant with 50 operations and executions on two systems:

@@ -10,6 +10,7 @@
 mod admin;
 mod admin_args;
 mod args;
+mod bench_cfdp;
 mod bench_delta;
 mod bench_flight;
 mod bench_home;

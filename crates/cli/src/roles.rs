@@ -504,6 +504,36 @@ pub(crate) async fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode>
             );
             print!("{}", link::bench::table(seed));
         }
+        crate::args::BenchWhat::Cfdp {
+            loss,
+            seed,
+            rate,
+            delay_ms,
+            file_bytes,
+            no_cfdp,
+        } => {
+            if let Some(l) = loss.iter().find(|l| !(0.0..1.0).contains(*l)) {
+                anyhow::bail!("--loss {l} is not a probability from 0 up to (not including) 1");
+            }
+            if rate == 0 || file_bytes == 0 {
+                anyhow::bail!("--rate and --file-bytes must be above 0");
+            }
+            return crate::bench_cfdp::run(crate::bench_cfdp::Settings {
+                rate,
+                delay: Duration::from_millis(delay_ms),
+                file_bytes,
+                losses: if loss.is_empty() {
+                    vec![0.0, 0.01, 0.1]
+                } else {
+                    loss
+                },
+                seeds: if seed.is_empty() { vec![1, 2, 3] } else { seed },
+                segment: 1024,
+                timer: Duration::from_secs(2),
+                no_cfdp,
+            })
+            .await;
+        }
         crate::args::BenchWhat::Delta { keep, no_dataset } => {
             return crate::bench_delta::run(keep, no_dataset);
         }

@@ -120,7 +120,8 @@ impl Tap {
     }
 
     /// Every datagram on the tap with the epoch it was sealed in: named by a long header, found
-    /// for a short one as a receiver finds it, by trying the keys of the epochs seen so far.
+    /// for a short one as a receiver finds it, by trying the keys of the epochs seen so far;
+    /// the header with its whole packet number (a short one holds its low 16 bits).
     fn sealed(&self, key: &LinkKey) -> Vec<(PacketHeader, u64)> {
         let seen = self.seen.lock().unwrap();
         let mut monitors = [
@@ -138,7 +139,16 @@ impl Tap {
                     m.promote(o.epoch);
                 }
                 assert!(h.epoch.is_none_or(|e| e == o.epoch));
-                (h, o.epoch)
+                // A short header holds the number's low 16 bits: the whole one is the opener's.
+                assert_eq!(
+                    h.pn,
+                    if h.epoch.is_some() {
+                        o.pn
+                    } else {
+                        o.pn & 0xffff
+                    }
+                );
+                (PacketHeader { pn: o.pn, ..h }, o.epoch)
             })
             .collect()
     }

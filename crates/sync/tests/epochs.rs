@@ -139,7 +139,13 @@ fn an_old_run_replayed_mid_transfer_changes_nothing() {
     assert!(ground.is_idle(), "the flight's acknowledgements were heard");
     let g = ground.stats();
     assert_eq!(g.payload_resent, 0, "nothing was sent twice: {g:?}");
-    assert_eq!(flight.stats().duplicates, 0, "{:?}", flight.stats());
+    // The only packets that arrived twice are the spare copies the ground sent once its data
+    // was all on its way (at a configured rate; each carries at least a byte of payload).
+    assert!(
+        flight.stats().duplicates <= g.payload_spare,
+        "{:?} {g:?}",
+        flight.stats()
+    );
     assert_eq!(
         g.candidate_packets - before.candidate_packets,
         recorded.len() as u64,

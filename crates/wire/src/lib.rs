@@ -56,7 +56,7 @@ pub use packet::{
     Direction, EVICTED_EPOCHS, EpochKey, LinkKey, MAX_BODY, MAX_CANDIDATES, MAX_PACKET,
     MAX_PACKET_NUMBER, MIN_DATAGRAM, Opened, Opener, PACKET_HEADER, PACKET_OVERHEAD, PacketError,
     PacketHeader, RETIRED_EPOCHS, ReplayMemory, ReplayWindow, SHORT_PACKET_HEADER,
-    SHORT_PACKET_OVERHEAD, Sealer,
+    SHORT_PACKET_OVERHEAD, SHORT_PN_REACH, Sealer,
 };
 pub use plan_sig::{PlanBindingError, PlanSignatureError, PlanSigner, PlanVerifier};
 pub use systems::{

@@ -1,16 +1,25 @@
-//! Authenticated packets: version 6 of the link framing.
+//! Authenticated packets: version 7 of the link framing.
 //!
 //! Every datagram is sealed with ChaCha20-Poly1305 under a key of its own sender's run. A packet
-//! has a long form, whose header names the sender's epoch, and a short form without it:
+//! has a long form, whose header names the sender's epoch and its whole packet number, and a
+//! short form with neither, only the packet number's low 16 bits:
 //!
 //! ```text
 //! long                                   short
 //! 0   u8   version | form | direction    0   u8   version | form | direction
-//! 1   u64  epoch, big-endian, never 0    1   u48  packet number, big-endian
-//! 9   u48  packet number, big-endian     7   ..   ciphertext of the body
+//! 1   u64  epoch, big-endian, never 0    1   u16  packet number's low 16 bits, big-endian
+//! 9   u48  packet number, big-endian     3   ..   ciphertext of the body
 //! 15  ..   ciphertext of the body
 //! -16 [16] Poly1305 tag over the header (as associated data) and the ciphertext
 //! ```
+//!
+//! The short form's receiver takes the whole number to be the one nearest above the highest it
+//! accepted in the epoch it tries (or its floor) with those low bits, as QUIC does, and the
+//! nonce is made of the whole number: a number read wrong makes the tag fail, as a forgery
+//! does, and the replay window judges whole numbers. The sender uses the short form only while
+//! its packet number is less than [`SHORT_PN_REACH`] above the highest the peer has
+//! acknowledged, so the receiver's highest is never further off. (Versions 5 and 6's short
+//! header held the whole 48-bit number: 7 bytes, where version 7's is 3.)
 //!
 //! There is no separate checksum (version 4 ended in a CRC32C): the tag authenticates every byte,
 //! so a datagram corrupted on the line fails it as a forgery does, and is counted with them
@@ -19,11 +28,12 @@
 //! one tag check against the epoch it names (the long form) or at most 1 + [`MAX_CANDIDATES`]
 //! (the short form), as a forgery always did.
 //!
-//! Byte 0 holds the version in its high nibble (6), the form in bit 1 (1: short) and the
+//! Byte 0 holds the version in its high nibble (7), the form in bit 1 (1: short) and the
 //! direction in bit 0 (0 ground→flight, 1 flight→ground); bits 2 and 3 are 0. Packet numbers
 //! increase per direction within an epoch, whatever the form. (Version 4 ended each datagram in
 //! a CRC32C, and its `Hello` chunk carried no replay floor; version 5's `Hello` did not carry
-//! its sender's datagram size, so a peer of either is refused by its version, never misread.)
+//! its sender's datagram size; version 6's short header held the whole packet number: a peer
+//! of any of them is refused by its version, never misread.)
 //!
 //! A datagram is at most [`MAX_PACKET`] bytes; a link may use smaller ones (a system's
 //! `datagram_bytes`, at least [`MIN_DATAGRAM`]: the session fits every chunk it sends in them).
@@ -84,6 +94,10 @@ pub const SHORT_PACKET_OVERHEAD: usize = SHORT_HEADER + TAG;
 pub const MAX_BODY: usize = MAX_PACKET - PACKET_OVERHEAD;
 /// Packet numbers are 48 bits.
 pub const MAX_PACKET_NUMBER: u64 = (1 << 48) - 1;
+/// How far above the highest packet number the peer acknowledged a sender may number a short
+/// packet: half the span of its 16 bits, so that the receiver, whose highest lies between that
+/// acknowledged one and the packet, reads the number right.
+pub const SHORT_PN_REACH: u64 = 1 << 15;
 
 /// Bytes of a long packet's header: version, form and direction, epoch, packet number.
 pub const PACKET_HEADER: usize = HEADER;
@@ -97,10 +111,10 @@ pub const MAX_CANDIDATES: usize = 4;
 /// in each, least recently evicted forgotten first: one met again is refused at or below it.
 pub const EVICTED_EPOCHS: usize = 32;
 
-const VERSION: u8 = 6;
+const VERSION: u8 = 7;
 const SHORT_FLAG: u8 = 0b10;
 const HEADER: usize = 15;
-const SHORT_HEADER: usize = 7;
+const SHORT_HEADER: usize = 3;
 const KDF_SALT: &[u8] = b"orbitdock link v3";
 const TAG: usize = 16;
 
@@ -218,14 +232,14 @@ impl EpochKey {
     /// Opens a framed datagram: its body, authenticated with its header, or
     /// [`PacketError::Forged`]. Decrypts into a fresh buffer, so a failed trial leaves nothing
     /// behind.
-    fn open(&self, datagram: &[u8], h: &Framed) -> Result<Vec<u8>, PacketError> {
+    fn open(&self, datagram: &[u8], h: &Framed, pn: u64) -> Result<Vec<u8>, PacketError> {
         let tag_at = datagram.len() - TAG;
         let tag =
             Tag::try_from(&datagram[tag_at..tag_at + TAG]).map_err(|_| PacketError::Truncated)?;
         let mut body = datagram[h.header_len..tag_at].to_vec();
         self.cipher
             .decrypt_inout_detached(
-                &nonce(h.direction, h.pn),
+                &nonce(h.direction, pn),
                 &datagram[..h.header_len],
                 body.as_mut_slice().into(),
                 &tag,
@@ -248,7 +262,8 @@ pub struct PacketHeader {
     pub direction: Direction,
     /// Its sender's epoch: `None` for the short form, which does not say.
     pub epoch: Option<u64>,
-    /// Its packet number.
+    /// Its packet number; in the short form, only its low 16 bits (the receiver finds the rest:
+    /// [`Opened::pn`]).
     pub pn: u64,
 }
 
@@ -300,8 +315,10 @@ impl Sealer {
         self.seal_form(false, pn, body)
     }
 
-    /// Seals `body` as packet number `pn` in the short form, without the epoch: only a receiver
-    /// that holds this epoch as current or candidate can open it. Same rules as [`Sealer::seal`].
+    /// Seals `body` as packet number `pn` in the short form, without the epoch and with only the
+    /// number's low 16 bits: only a receiver that holds this epoch as current or candidate, and
+    /// whose highest packet number accepted in it is less than [`SHORT_PN_REACH`] below `pn`,
+    /// can open it. Same rules as [`Sealer::seal`].
     pub fn seal_short(&self, pn: u64, body: &[u8]) -> Vec<u8> {
         self.seal_form(true, pn, body)
     }
@@ -314,7 +331,11 @@ impl Sealer {
         if !short {
             out.extend_from_slice(&self.epoch.to_be_bytes());
         }
-        out.extend_from_slice(&(pn & MAX_PACKET_NUMBER).to_be_bytes()[2..]);
+        if short {
+            out.extend_from_slice(&(pn as u16).to_be_bytes());
+        } else {
+            out.extend_from_slice(&(pn & MAX_PACKET_NUMBER).to_be_bytes()[2..]);
+        }
         let header_len = out.len();
         out.extend_from_slice(body);
         let (header, rest) = out.split_at_mut(header_len);
@@ -476,12 +497,12 @@ impl Opener {
             return Err(PacketError::Replayed);
         }
         if let Some(c) = self.current.as_mut().filter(|c| c.epoch == epoch) {
-            let body = c.open(d, h)?;
-            return Ok(opened(h, epoch, true, false, body));
+            let (pn, body) = c.open(d, h)?;
+            return Ok(opened(pn, epoch, true, false, body));
         }
         if let Some(c) = self.candidates.iter_mut().find(|c| c.epoch == epoch) {
-            let body = c.open(d, h)?;
-            return Ok(opened(h, epoch, false, false, body));
+            let (pn, body) = c.open(d, h)?;
+            return Ok(opened(pn, epoch, false, false, body));
         }
         // An epoch not seen before, or evicted (refusing what it accepted then): a candidate,
         // once its packet authenticates.
@@ -495,7 +516,7 @@ impl Opener {
             key: EpochKey::derive(&self.link_key, self.direction, epoch),
             window: ReplayWindow::new(floor),
         };
-        let body = c.open(d, h)?;
+        let (pn, body) = c.open(d, h)?;
         if let Some(i) = was {
             self.evicted.remove(i);
         }
@@ -509,7 +530,7 @@ impl Opener {
             self.evicted.push_back((old.epoch, top));
         }
         self.candidates.push_back(c);
-        Ok(opened(h, epoch, false, was.is_none(), body))
+        Ok(opened(pn, epoch, false, was.is_none(), body))
     }
 
     /// A short packet: the current epoch's key first, then the candidates', newest first.
@@ -519,7 +540,7 @@ impl Opener {
         let candidates = self.candidates.iter_mut().rev().map(|c| (c, false));
         for (c, proven) in current.chain(candidates) {
             match c.open(d, h) {
-                Ok(body) => return Ok(opened(h, c.epoch, proven, false, body)),
+                Ok((pn, body)) => return Ok(opened(pn, c.epoch, proven, false, body)),
                 Err(PacketError::Replayed) => replayed = true,
                 Err(_) => {}
             }
@@ -535,19 +556,50 @@ impl Opener {
 impl Known {
     /// Opens a datagram of this epoch: refused as a replay before any decryption when its
     /// number was accepted or is too old, and recorded in the window once it authenticated.
-    fn open(&mut self, d: &[u8], h: &Framed) -> Result<Vec<u8>, PacketError> {
-        if !self.window.check(h.pn) {
+    /// Returns the whole packet number (a short packet's read against this epoch's window) and
+    /// the body.
+    fn open(&mut self, d: &[u8], h: &Framed) -> Result<(u64, Vec<u8>), PacketError> {
+        let pn = if h.epoch.is_some() {
+            h.pn
+        } else {
+            // Nothing accepted in this epoch and no floor: nothing to read the number against
+            // (never so for an epoch met in a long packet, or remembered).
+            let base = self
+                .window
+                .highest
+                .or(self.window.floor)
+                .ok_or(PacketError::Forged)?;
+            expand_pn(base, h.pn as u16).ok_or(PacketError::Forged)?
+        };
+        if !self.window.check(pn) {
             return Err(PacketError::Replayed);
         }
-        let body = self.key.open(d, h)?;
-        self.window.accept(h.pn);
-        Ok(body)
+        let body = self.key.open(d, h, pn)?;
+        self.window.accept(pn);
+        Ok((pn, body))
     }
 }
 
-fn opened(h: &Framed, epoch: u64, proven: bool, new_candidate: bool, body: Vec<u8>) -> Opened {
+/// The whole packet number whose low 16 bits are `low` nearest to `base + 1` (the next number
+/// after the highest accepted), within half the span either way; `None` past
+/// [`MAX_PACKET_NUMBER`].
+fn expand_pn(base: u64, low: u16) -> Option<u64> {
+    const SPAN: u64 = 1 << 16;
+    let expected = base.saturating_add(1);
+    let candidate = (expected & !(SPAN - 1)) | u64::from(low);
+    let pn = if candidate.saturating_add(SPAN / 2) <= expected {
+        candidate.checked_add(SPAN)?
+    } else if candidate > expected.saturating_add(SPAN / 2) && candidate >= SPAN {
+        candidate - SPAN
+    } else {
+        candidate
+    };
+    (pn <= MAX_PACKET_NUMBER).then_some(pn)
+}
+
+fn opened(pn: u64, epoch: u64, proven: bool, new_candidate: bool, body: Vec<u8>) -> Opened {
     Opened {
-        pn: h.pn,
+        pn,
         epoch,
         proven,
         new_candidate,
@@ -560,6 +612,7 @@ struct Framed {
     direction: Direction,
     /// `None`: the short form.
     epoch: Option<u64>,
+    /// The packet number as written: the short form's is its low 16 bits only.
     pn: u64,
     header_len: usize,
 }
@@ -596,8 +649,10 @@ fn frame(d: &[u8]) -> Result<Framed, PacketError> {
             e => Some(e),
         }
     };
+    // The number ends the header: its low 16 bits in the short form, all 48 in the long.
     let mut pn = [0u8; 8];
-    pn[2..].copy_from_slice(&d[header_len - 6..header_len]);
+    let from = 8 - (header_len - if short { 1 } else { 9 });
+    pn[from..].copy_from_slice(&d[header_len - (8 - from)..header_len]);
     Ok(Framed {
         direction,
         epoch,
@@ -729,10 +784,11 @@ mod tests {
         assert_eq!(o.epoch(), None);
         assert!(o.promote(9));
         assert_eq!(o.epoch(), Some(9));
-        // The short form: 8 bytes less, no epoch on the line, the same key found by trial.
+        // The short form: 12 bytes less (no epoch on the line, and only the number's low 16
+        // bits), the same key found by trial.
         let short = s.seal_short(6, b"hello");
         assert_eq!(short.len(), 5 + SHORT_PACKET_OVERHEAD);
-        assert_eq!(short.len() + 8, p.len());
+        assert_eq!(short.len() + 12, p.len());
         assert_eq!(
             PacketHeader::peek(&short),
             Some(PacketHeader {
@@ -749,9 +805,61 @@ mod tests {
         assert_eq!(o.open(&p), Err(PacketError::Replayed));
         let long7 = s.seal(7, b"x");
         let mut cut = vec![long7[0] | SHORT_FLAG];
-        cut.extend_from_slice(&long7[9..]);
+        cut.extend_from_slice(&long7[13..]);
         assert_eq!(o.open(&cut), Err(PacketError::Forged));
         assert_eq!(open(&mut o, &long7).unwrap().0, 7);
+    }
+
+    /// A short packet's number is read whole against the highest accepted, across the 16 bits'
+    /// wrap and ahead of it by less than [`SHORT_PN_REACH`]; a number read wrong fails the tag
+    /// (the nonce is the whole number), so a packet numbered beyond the reach is refused, never
+    /// taken for another.
+    #[test]
+    fn short_numbers_are_read_whole_across_the_wrap() {
+        let s = Sealer::new(&key(1), Direction::Down, 3);
+        let mut o = Opener::new(&key(1), Direction::Down, ReplayMemory::default());
+        open(&mut o, &s.seal(65_530, b"a")).unwrap();
+        assert!(o.promote(3));
+        // Ahead across the wrap, then late within the replay window (read below the highest),
+        // then as far ahead as the sender may go.
+        for pn in [
+            65_531,
+            65_536,
+            65_540,
+            65_539,
+            65_533,
+            65_540 + SHORT_PN_REACH - 1,
+        ] {
+            let p = s.seal_short(pn, b"b");
+            assert_eq!(PacketHeader::peek(&p).map(|h| h.pn), Some(pn & 0xffff));
+            assert_eq!(open(&mut o, &p).map(|(n, _)| n), Ok(pn), "{pn}");
+        }
+        // Too far ahead: read as a number 2^16 lower, older than the replay window, or failing
+        // the tag (made with the whole number's nonce): refused either way.
+        let highest = o.highest().unwrap();
+        for far in [
+            highest + SHORT_PN_REACH + 2,
+            highest + 3 * SHORT_PN_REACH / 2,
+        ] {
+            assert!(matches!(
+                o.open(&s.seal_short(far, b"d")),
+                Err(PacketError::Forged | PacketError::Replayed)
+            ));
+        }
+        let far = highest + SHORT_PN_REACH + 2;
+        // The long form carries the whole number: any distance.
+        assert_eq!(open(&mut o, &s.seal(far, b"d")).unwrap().0, far);
+        // Near the top of the numbers, nothing is read past them.
+        assert_eq!(expand_pn(MAX_PACKET_NUMBER - 1, 0), None);
+        assert_eq!(
+            expand_pn(MAX_PACKET_NUMBER - 1, 0xffff),
+            Some(MAX_PACKET_NUMBER)
+        );
+        assert_eq!(expand_pn(0, 5), Some(5));
+        // A floor from a damaged state file at the very top: no number, and no panic.
+        assert_eq!(expand_pn(u64::MAX, 0), None);
+        assert_eq!(expand_pn(u64::MAX - 1, 7), None);
+        assert_eq!(expand_pn(3, 0xfff0), Some(0xfff0));
     }
 
     #[test]

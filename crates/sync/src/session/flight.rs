@@ -41,6 +41,14 @@ impl InFlight {
         self.packets.keys().next().copied()
     }
 
+    /// The packets numbered below `below` (every one when `None`), newest first.
+    pub(super) fn newest_below(
+        &self,
+        below: Option<u64>,
+    ) -> impl Iterator<Item = (&u64, &Sent)> + '_ {
+        self.packets.range(..below.unwrap_or(u64::MAX)).rev()
+    }
+
     pub(super) fn range(
         &self,
         range: impl RangeBounds<u64>,
@@ -163,6 +171,7 @@ mod tests {
                         at: now,
                         size: 100 + next(1400) as usize,
                         state,
+                        spare: false,
                     };
                     f.insert(pn, sent);
                 }

@@ -268,17 +268,29 @@ impl Session {
             // The peer's live run heard a packet sealed in this epoch since it was last unsure.
             self.short_header = true;
         }
+        self.note_peer_acked(hello_pn);
         self.confirm_marks(next_transfer, next_seq);
     }
 
     /// Seals a packet body: in the short form once the peer knows this epoch, unless it carries
-    /// a `Hello` or `HelloAck`.
+    /// a `Hello` or `HelloAck`, or its number lies so far above the highest the peer
+    /// acknowledged that the peer could not read it from 16 bits (`wire::SHORT_PN_REACH`).
     pub(super) fn seal(&self, pn: u64, body: &[u8], handshake: bool) -> Vec<u8> {
-        if self.short_header && !handshake {
+        let readable = self
+            .peer_acked
+            .is_some_and(|a| pn < a.saturating_add(wire::SHORT_PN_REACH));
+        if self.short_header && !handshake && readable {
             self.sealer.seal_short(pn, body)
         } else {
             self.sealer.seal(pn, body)
         }
+    }
+
+    /// The peer accepted this run's packet `pn` (an acknowledgement or a `HelloAck` says so; one
+    /// naming a number this run never used is not believed past the last used).
+    pub(super) fn note_peer_acked(&mut self, pn: u64) {
+        let pn = pn.min(self.next_pn.saturating_sub(1));
+        self.peer_acked = Some(self.peer_acked.map_or(pn, |p| p.max(pn)));
     }
 
     /// Sends a `Hello` until one queued from now on is answered (the answer to one queued

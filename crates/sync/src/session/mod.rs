@@ -165,6 +165,10 @@ pub struct SessionStats {
     pub payload_sent: u64,
     /// Payload bytes sent again after a loss.
     pub payload_resent: u64,
+    /// Payload bytes sent again while nothing else waited at a configured rate: spare copies of
+    /// packets still in flight, in time the link would have been idle (see
+    /// [`Session::poll_transmit`]).
+    pub payload_spare: u64,
     /// Bytes of handshake chunks (hello, hello-ack, status requests and statuses) sent.
     pub handshake_bytes: u64,
     /// Packets received and accepted.
@@ -269,6 +273,9 @@ pub struct Session {
     candidate_hellos: Vec<CandidateHello>,
     /// Whether the peer is known to hold this run's epoch: packets go in the short form.
     short_header: bool,
+    /// The highest of this run's packet numbers the peer acknowledged: a short packet carries
+    /// only 16 bits of its number, and is sent only within `wire::SHORT_PN_REACH` above it.
+    peer_acked: Option<u64>,
     /// A `HelloAck` answering a `Hello` carried at or above this packet number (`next_pn` when a
     /// candidate epoch last appeared) shows that the peer holds this run's epoch.
     long_from: u64,
@@ -285,6 +292,12 @@ pub struct Session {
     control: control::Control,
     /// The last packet carried control only while data waited: the next carries data first.
     data_turn: bool,
+    /// Spare copies at a configured rate: the data chunk the packet being built copies...
+    spare_next: Option<(u64, u32)>,
+    /// ...the packet number below which the next one is looked for (`None`: below the newest)...
+    spare_cursor: Option<u64>,
+    /// ...and whether none is left to copy until new data goes.
+    spare_exhausted: bool,
     // Receiving.
     rx: RangeSet,
     rx_largest: u64,
@@ -367,6 +380,9 @@ struct Sent {
     size: usize,
     /// What it took along of the delivery-rate estimate.
     state: estimate::SendState,
+    /// A spare copy of a packet still in flight (see `send.rs`, `spare_copy`): never copied
+    /// again, and the packet it copies stays in flight beside it.
+    spare: bool,
 }
 
 struct Spool {
@@ -542,6 +558,10 @@ impl Session {
             if let Some(t) = self.probe_due_at(o, pto) {
                 at(t);
             }
+        }
+        // Spare copies go in time the link would have been idle.
+        if self.configured_rate && !self.spare_exhausted && !self.in_flight.is_empty() {
+            sendable = true;
         }
         if sendable {
             match self.last_refill {

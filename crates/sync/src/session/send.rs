@@ -164,15 +164,29 @@ impl Session {
             let state = self
                 .delivery
                 .on_send(now, self.in_flight.is_empty(), self.drained);
+            let spare_of = self.spare_next.take();
+            let mut spare = false;
             for &(transfer, index, resent, len) in &data {
-                if let Some(old) = self.flight_by_packet.insert((transfer, index), pn) {
+                // A spare copy leaves the packet it copies in flight: whichever arrives first
+                // delivers the chunk.
+                spare = spare_of == Some((transfer, index));
+                if let Some(old) = self.flight_by_packet.insert((transfer, index), pn)
+                    && !spare
+                {
                     self.in_flight.remove(old);
                 }
-                if resent {
+                if spare {
+                    self.stats.payload_spare += len as u64;
+                } else if resent {
                     self.stats.payload_resent += len as u64;
                 } else {
                     self.stats.payload_sent += len as u64;
                 }
+            }
+            if !spare {
+                // New or lost data went: what is in flight may be copied again, newest first.
+                self.spare_cursor = None;
+                self.spare_exhausted = false;
             }
             // The packet stands in flight for its last data chunk (each chunk finds its packet
             // in `flight_by_packet`).
@@ -184,6 +198,7 @@ impl Session {
                     at: now,
                     size: packet.len(),
                     state,
+                    spare,
                 },
             );
         }
@@ -416,6 +431,9 @@ impl Session {
                 }
             }
         }
+        if sent.is_empty() && failed.is_empty() && self.spare_next.is_none() {
+            return self.spare_copy(now, body, offered);
+        }
         // The last chunk of the body, when it is data, goes without its length.
         if let Some((start, end, t, index, len)) = last_data
             && end == body.len()
@@ -436,6 +454,65 @@ impl Session {
         sent
     }
 
+    /// At a configured rate, when no data waits (none lost, none new), the link would idle
+    /// until the receiver's acknowledgements come back, a round trip after the last packet: a
+    /// loss among the packets still in flight then costs that round trip and another to repair,
+    /// and more when the repair is lost too. Instead the idle time carries spare copies of the
+    /// packets in flight, newest first (those whose loss would be heard of last), each at most
+    /// once: the pass's rate is this link's own, so they take no time from anything else, and a
+    /// packet that waits (a message, new data, a loss the receiver reports) goes before the next
+    /// copy. A transfer so completes, with loss, about when it would without. Without a
+    /// configured rate the link is shared with whatever the estimate measures: no copies.
+    fn spare_copy(
+        &mut self,
+        now: Instant,
+        body: &mut Vec<u8>,
+        offered: &mut Vec<u64>,
+    ) -> Vec<(u64, u32, bool, usize)> {
+        if !self.configured_rate || self.spare_exhausted {
+            return Vec::new();
+        }
+        let mut found = None;
+        let mut cursor = self.spare_cursor;
+        for (&pn, s) in self.in_flight.newest_below(self.spare_cursor) {
+            cursor = Some(pn);
+            if s.spare || self.flight_by_packet.get(&(s.transfer, s.index)) != Some(&pn) {
+                continue;
+            }
+            let Some(o) = self.out.get(&s.transfer) else {
+                continue;
+            };
+            if self.unconfirmed.contains(&s.transfer)
+                || o.received.contains(u64::from(s.index))
+                || o.lost.contains(&s.index)
+            {
+                continue;
+            }
+            found = Some((s.transfer, s.index));
+            break;
+        }
+        self.spare_cursor = cursor;
+        let Some((t, index)) = found else {
+            self.spare_exhausted = true;
+            return Vec::new();
+        };
+        if let Some(o) = self.out.get_mut(&t) {
+            o.lost.insert(index);
+        }
+        self.spare_next = Some((t, index));
+        let sent = self.fill_data(now, body, offered);
+        if sent.is_empty() {
+            // It did not fit beside the control in this packet: it is no loss, and the next
+            // packet looks again.
+            self.spare_next = None;
+            self.spare_cursor = None;
+            if let Some(o) = self.out.get_mut(&t) {
+                o.lost.remove(&index);
+            }
+        }
+        sent
+    }
+
     // --- internals: the receiver's word about our transfers ---
 
     pub(super) fn receive_ack(&mut self, now: Instant, a: &AckRanges) {
@@ -444,6 +521,7 @@ impl Session {
             self.ack_gap = Some(self.ack_gap.map_or(gap, |g| (g * 7 + gap) / 8));
         }
         self.last_ack_at = Some(now);
+        self.note_peer_acked(a.largest);
         self.in_flight
             .go_silent(now, self.pto() * super::pacing::SILENT_PTOS);
         let received =
@@ -464,7 +542,12 @@ impl Session {
             let Some(sent) = self.in_flight.remove(pn) else {
                 continue;
             };
-            if self.flight_by_packet.get(&(sent.transfer, sent.index)) == Some(&pn) {
+            // A copy of it is still in flight (a spare copy): that copy's fate decides.
+            let copied = self
+                .flight_by_packet
+                .get(&(sent.transfer, sent.index))
+                .is_some_and(|&p| p != pn);
+            if !copied {
                 self.flight_by_packet.remove(&(sent.transfer, sent.index));
             }
             if got && pn == a.largest {
@@ -483,7 +566,7 @@ impl Session {
                 if got {
                     o.received.insert_one(u64::from(sent.index));
                     o.acked_to = o.acked_to.max(pn);
-                } else if !o.received.contains(u64::from(sent.index)) {
+                } else if !copied && !o.received.contains(u64::from(sent.index)) {
                     o.lost.insert(sent.index);
                 }
             }
