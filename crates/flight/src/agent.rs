@@ -909,6 +909,7 @@ mod tests {
         PlanTask {
             id: id.into(),
             on_failure,
+            trigger: None,
             kind,
         }
     }
@@ -1202,6 +1203,7 @@ mod tests {
             tasks: vec![task("t", OnFailure::Stop, kind)],
             system: "em".into(),
             sequence: next_sequence(),
+            elements: None,
             issued_ms: 0,
             expires_ms: u64::MAX,
             signature: Vec::new(),
@@ -1302,6 +1304,7 @@ mod tests {
                 tasks: vec![],
                 system: "em".into(),
                 sequence: next_sequence(),
+                elements: None,
                 issued_ms: 0,
                 expires_ms: u64::MAX,
                 signature: Vec::new(),
@@ -1329,6 +1332,7 @@ mod tests {
             tasks: vec![],
             system: "em".into(),
             sequence: next_sequence(),
+            elements: None,
             issued_ms: 0,
             expires_ms: u64::MAX,
             signature: Vec::new(),
@@ -1383,6 +1387,7 @@ mod tests {
             )],
             system: "em".into(),
             sequence: next_sequence(),
+            elements: None,
             issued_ms: now_ms(),
             expires_ms: now_ms() + 3_600_000,
             signature: Vec::new(),

@@ -360,6 +360,7 @@ mod tests {
             tasks: vec![PlanTask {
                 id: "up".into(),
                 on_failure: OnFailure::Stop,
+                trigger: None,
                 kind: TaskKind::Uplink {
                     volume: "pvc".into(),
                     files: vec![UplinkFile {
@@ -577,6 +578,7 @@ mod tests {
             tasks: vec![PlanTask {
                 id: "down".into(),
                 on_failure: OnFailure::Stop,
+                trigger: None,
                 kind: TaskKind::Downlink {
                     volume: "pvc".into(),
                     sources: vec!["out.txt".into()],

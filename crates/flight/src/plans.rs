@@ -607,6 +607,7 @@ mod tests {
                 tasks: vec![],
                 system: "em".into(),
                 sequence: seq,
+                elements: None,
                 issued_ms: 0,
                 expires_ms: u64::MAX,
                 signature: Vec::new(),

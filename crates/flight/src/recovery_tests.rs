@@ -82,6 +82,7 @@ fn plan(execution: &str, sequence: u64) -> Plan {
         tasks: vec![PlanTask {
             id: "ls".into(),
             on_failure: OnFailure::Stop,
+            trigger: None,
             kind: TaskKind::FilesList {
                 volume: None,
                 folder: String::new(),
@@ -90,6 +91,7 @@ fn plan(execution: &str, sequence: u64) -> Plan {
         }],
         system: "em".into(),
         sequence,
+        elements: None,
         issued_ms: now,
         expires_ms: now + 3_600_000,
         signature: Vec::new(),

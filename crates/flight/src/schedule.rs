@@ -58,6 +58,7 @@ mod tests {
                 .map(|kind| PlanTask {
                     id: "t".into(),
                     on_failure: OnFailure::Stop,
+                    trigger: None,
                     kind,
                 })
                 .collect(),

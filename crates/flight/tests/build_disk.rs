@@ -60,6 +60,7 @@ async fn a_build_that_writes_too_much_is_stopped() {
             let task = PlanTask {
                 id: format!("t{index}"),
                 on_failure: OnFailure::Stop,
+                trigger: None,
                 kind,
             };
             agent.run_task(tenant, execution, index, &task).await

@@ -230,6 +230,7 @@ impl World {
         let task = PlanTask {
             id: "t".into(),
             on_failure: OnFailure::Stop,
+            trigger: None,
             kind,
         };
         self.agent

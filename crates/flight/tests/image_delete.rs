@@ -70,6 +70,7 @@ impl World {
         let task = PlanTask {
             id: "t".into(),
             on_failure: OnFailure::Stop,
+            trigger: None,
             kind,
         };
         self.agent

@@ -68,6 +68,7 @@ impl World {
         let task = PlanTask {
             id: format!("t{index}"),
             on_failure: OnFailure::Stop,
+            trigger: None,
             kind,
         };
         self.agent

@@ -519,6 +519,7 @@ mod tests {
             tasks: vec![PlanTask {
                 id: "up".into(),
                 on_failure: OnFailure::Stop,
+                trigger: None,
                 kind: TaskKind::Uplink {
                     volume: "alice-pvc".into(),
                     files: vec![UplinkFile {

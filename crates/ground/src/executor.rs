@@ -508,6 +508,7 @@ pub(crate) fn compile(
         tasks.push(PlanTask {
             id: task.id.to_string(),
             on_failure: task.on_failure,
+            trigger: None,
             kind,
         });
     }
@@ -518,6 +519,7 @@ pub(crate) fn compile(
         tasks,
         system: String::new(),
         sequence: 0,
+        elements: None,
         issued_ms: 0,
         expires_ms: 0,
         signature: Vec::new(),

@@ -39,6 +39,8 @@ pub enum ErrorCode {
     Rejected,
     /// 23: the execution was cancelled before it was sent.
     Cancelled,
+    /// 24: the task's trigger did not fire before its deadline.
+    TriggerDeadline,
 }
 
 impl ErrorCode {
@@ -62,6 +64,7 @@ impl ErrorCode {
             ErrorCode::TransferFailed => 21,
             ErrorCode::Rejected => 22,
             ErrorCode::Cancelled => 23,
+            ErrorCode::TriggerDeadline => 24,
         }
     }
 
@@ -85,6 +88,7 @@ impl ErrorCode {
             ErrorCode::TransferFailed => "TRANSFER_FAILED",
             ErrorCode::Rejected => "REJECTED",
             ErrorCode::Cancelled => "CANCELLED",
+            ErrorCode::TriggerDeadline => "TRIGGER_DEADLINE_EXCEEDED",
         }
     }
 }

@@ -428,6 +428,7 @@ pub(crate) mod tests {
             let task = PlanTask {
                 id: "t".into(),
                 on_failure: OnFailure::Stop,
+                trigger: None,
                 kind,
             };
             self.exec.run(tenant, "exec0123456789", index, &task).await

@@ -1020,6 +1020,7 @@ mod tests {
         let other = PlanTask {
             id: "t2".into(),
             on_failure: OnFailure::Stop,
+            trigger: None,
             kind: pod(image("busybox", "latest"), None),
         };
         let res = r.exec.run("alice", "exec0123456789", 1, &other).await;
