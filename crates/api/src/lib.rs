@@ -36,7 +36,8 @@ pub use files::{
 };
 pub use operations::{
     AppliedOperation, Diagnostic, OperationDetail, OperationExecution, OperationList,
-    OperationRevision, OperationSummary, PreflightFinding, Severity, Validation,
+    OperationRevision, OperationSummary, PreflightFinding, Severity, TriggerPrediction,
+    TriggerWindow, Validation,
 };
 pub use plan::{PlanEta, PlanRequest, PlanTotal, PlannedFile, UplinkPlan};
 pub use session::{Health, LoginRequest, LoginResponse};

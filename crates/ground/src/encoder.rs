@@ -532,6 +532,7 @@ mod tests {
             }],
             system: "em".into(),
             sequence: 1,
+            elements: None,
             issued_ms: 0,
             expires_ms: u64::MAX,
             signature: vec![1; 64],

@@ -49,6 +49,7 @@ mod systems_view;
 #[cfg(test)]
 mod test_core;
 mod time;
+mod triggers;
 mod upload;
 
 pub use approval::Approval;
