@@ -203,6 +203,7 @@ impl Agent {
             ledger: Arc::new(crate::quota::Ledger::open(state)),
             gpu: gpu_of_this_machine(),
             engine_storage: Arc::default(),
+            clock: crate::MissionClock::open(config.clock, state),
         };
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -599,6 +600,7 @@ impl Agent {
             failed: false,
             finished: false,
             events: Vec::new(),
+            trigger: None,
         };
         // Not persisted means not accepted: the error leaves the message unacknowledged.
         self.inner.plans.save(&record)?;
@@ -657,6 +659,7 @@ impl Agent {
             failed: true,
             finished: true,
             events,
+            trigger: None,
         }
     }
 
@@ -679,9 +682,25 @@ impl Agent {
         while record.next < record.plan.tasks.len() {
             let index = record.next;
             let task = record.plan.tasks[index].clone();
+            // A trigger is waited for before the task starts: it stays scheduled meanwhile.
+            let fired = match &task.trigger {
+                Some(trigger) => Some(self.await_trigger(&mut record, index, trigger).await),
+                None => None,
+            };
             self.send(task_event(&execution, index, TaskState::Running, None))
                 .await;
-            let result = self.inner.exec.run(&tenant, &execution, index, &task).await;
+            let result = match fired {
+                Some(Err(error)) => TaskResult {
+                    error: Some(error),
+                    outputs: Default::default(),
+                },
+                Some(Ok(fired)) => {
+                    let mut result = self.inner.exec.run(&tenant, &execution, index, &task).await;
+                    result.outputs.trigger = Some(fired);
+                    result
+                }
+                None => self.inner.exec.run(&tenant, &execution, index, &task).await,
+            };
             match &result.error {
                 None => tracing::info!(execution, task = task.id, "task succeeded"),
                 Some(e) => {
@@ -701,6 +720,7 @@ impl Agent {
             self.send(record_event(&execution, &event)).await;
             record.events.push(event);
             record.next += 1;
+            record.trigger = None;
             if result.error.is_some() {
                 record.failed = true;
             }
@@ -837,6 +857,8 @@ pub(crate) async fn catalogue_of(runtime: &dyn Runtime, bases: &[BaseImage]) -> 
 mod behind_link;
 #[path = "agent_patches.rs"]
 mod patching;
+#[path = "agent_triggers.rs"]
+pub(crate) mod triggering;
 pub use behind_link::run;
 
 #[cfg(test)]
@@ -863,6 +885,7 @@ mod tests {
             catalogue: None,
             limits: crate::DiskLimits::default(),
             quotas: crate::Quotas::none(),
+            clock: crate::ClockConfig::Host,
         };
         (
             Agent::with_runtime(&config, Arc::new(fake), tx).unwrap(),
@@ -890,6 +913,7 @@ mod tests {
             }]),
             limits: crate::DiskLimits::default(),
             quotas: crate::Quotas::none(),
+            clock: crate::ClockConfig::Host,
         };
         let agent = Agent::with_runtime(&config, Arc::new(FakeRuntime::default()), tx).unwrap();
         let exec = &agent.inner.exec;
@@ -979,6 +1003,7 @@ mod tests {
         let data = b"hello from the ground".to_vec();
         let d = Digest::of(&data);
         let plan = Plan {
+            elements: None,
             execution: "e1".into(),
             tenant: "alice".into(),
             tasks: vec![
@@ -1084,6 +1109,7 @@ mod tests {
         let data = b"to be moved".to_vec();
         arrive(&agent, &data);
         let plan = Plan {
+            elements: None,
             execution: "e-move".into(),
             tenant: "alice".into(),
             tasks: vec![
@@ -1144,6 +1170,7 @@ mod tests {
         {
             let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
             let plan = Plan {
+                elements: None,
                 execution: "e2".into(),
                 tenant: "alice".into(),
                 tasks: vec![task(
@@ -1266,6 +1293,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
         let bad_tenant = Plan {
+            elements: None,
             execution: "e3".into(),
             tenant: "../bob".into(),
             tasks: vec![task(
@@ -1367,6 +1395,7 @@ mod tests {
             catalogue: None,
             limits: crate::DiskLimits::default(),
             quotas: crate::Quotas::none(),
+            clock: crate::ClockConfig::Host,
         };
         (Agent::with_runtime(&config, fake, tx).unwrap(), rx)
     }

@@ -234,6 +234,9 @@ pub(crate) struct PlanRecord {
     pub(crate) finished: bool,
     /// The final event of each task that ran, in order.
     pub(crate) events: Vec<TaskRecord>,
+    /// The trigger of the task at `next`, once it is armed (see `agent_triggers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) trigger: Option<crate::agent::triggering::TriggerRecord>,
 }
 
 /// The final state of one task.
@@ -616,6 +619,7 @@ mod tests {
             failed: false,
             finished: false,
             events: vec![],
+            trigger: None,
         }
     }
 

@@ -66,6 +66,7 @@ fn start(dir: &Path) -> (Result<Agent, crate::Error>, mpsc::Receiver<Outgoing>) 
         catalogue: None,
         limits: crate::DiskLimits::default(),
         quotas: crate::Quotas::none(),
+        clock: crate::ClockConfig::Host,
     };
     (
         Agent::with_runtime(&config, Arc::new(FakeRuntime::default()), tx),

@@ -51,6 +51,7 @@ mod tests {
 
     fn plan(tenant: &str, kinds: Vec<TaskKind>) -> Claim {
         Claim::of(&Plan {
+            elements: None,
             execution: "e".into(),
             tenant: tenant.into(),
             tasks: kinds

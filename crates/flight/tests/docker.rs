@@ -202,6 +202,7 @@ impl World {
             catalogue: None,
             limits,
             quotas: flight::Quotas::none(),
+            clock: flight::ClockConfig::Host,
         };
         let agent = Agent::connect(config, tx)
             .await

@@ -182,6 +182,7 @@ impl Setup {
             limits: flight::DiskLimits::default(),
             quotas: flight::Quotas::none(),
             link_settings: link::LinkSettings::STANDARD,
+            clock: flight::ClockConfig::Host,
         };
         let agent = tokio::spawn(flight::run(config));
         let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);

@@ -127,6 +127,7 @@ async fn agent(dir: &Path, limits: flight::DiskLimits) -> (Agent, mpsc::Receiver
         catalogue: None,
         limits,
         quotas: flight::Quotas::none(),
+        clock: flight::ClockConfig::Host,
     };
     let agent = Agent::connect(config, tx)
         .await

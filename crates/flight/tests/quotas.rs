@@ -117,6 +117,7 @@ async fn agent(dir: &Path, quotas: &Quotas) -> (Agent, mpsc::Receiver<Outgoing>)
         catalogue: None,
         limits: flight::DiskLimits::default(),
         quotas: quotas.clone(),
+        clock: flight::ClockConfig::Host,
     };
     let agent = Agent::connect(config, tx)
         .await

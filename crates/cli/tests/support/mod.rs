@@ -116,6 +116,7 @@ impl Stack {
             limits: flight::DiskLimits::default(),
             quotas: flight::Quotas::none(),
             link_settings: link::LinkSettings::STANDARD,
+            clock: flight::ClockConfig::Host,
         };
         tasks.push(tokio::spawn(async move {
             flight::run(flight_config).await.unwrap();

@@ -217,6 +217,8 @@ pub(crate) struct Executor {
     /// engine's data root (`disk::BuildWatch`), which another one's writes or deletions there
     /// would change. Fair: they take it in the order they asked.
     pub(crate) engine_storage: Arc<tokio::sync::Mutex<()>>,
+    /// The mission clock `scheduled_time` and triggers are judged by (see `crate::clock`).
+    pub(crate) clock: crate::MissionClock,
 }
 
 impl Executor {
@@ -374,6 +376,7 @@ pub(crate) mod tests {
         let scratch = dir.path().join("tmp");
         fs::create_dir_all(&scratch).unwrap();
         let exec = Executor {
+            clock: crate::MissionClock::HOST,
             runtime: fake.clone(),
             volumes: Arc::new(Volumes::open(&dir.path().join("volumes"), dir.path()).unwrap()),
             store: Arc::new(ObjectStore::open(dir.path()).unwrap()),
