@@ -223,6 +223,20 @@ pub struct TaskOutputs {
     /// The bytes of `files`, together; `null` when the task has no files.
     #[serde(default, rename = "contentLength")]
     pub content_length: Option<u64>,
+    /// When and why the task's trigger fired onboard; absent for a task without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<TriggerFired>,
+}
+
+/// A trigger's firing as the agent recorded it (`docs/triggers.md`), by the onboard clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerFired {
+    /// When its condition started to hold (or when the task became ready, if it held then).
+    pub since: String,
+    /// When the agent fired it and started the task.
+    pub fired: String,
+    /// The condition, for a person.
+    pub reason: String,
 }
 
 /// One of the tenant's images onboard, as `docker.image.list` reports it (Clustergate-2's

@@ -27,8 +27,8 @@ mod users;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use executions::{
     Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, Reject, SentObject,
-    StartExecution, State, Task, TaskError, TaskOutputs, TenantImage, UnknownState, UplinkEta,
-    UplinkReport, encode_path, namespace_file_uri,
+    StartExecution, State, Task, TaskError, TaskOutputs, TenantImage, TriggerFired, UnknownState,
+    UplinkEta, UplinkReport, encode_path, namespace_file_uri,
 };
 pub use files::{
     CreateNamespace, FileList, MoveFiles, Moved, MovedPath, Namespace, NamespaceFile,

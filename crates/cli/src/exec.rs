@@ -301,6 +301,12 @@ pub(crate) fn print_execution(e: &api::Execution) {
             if let Some(m) = &out.message {
                 println!("      {m}");
             }
+            if let Some(t) = &out.trigger {
+                println!(
+                    "      trigger fired {} (held since {}): {}",
+                    t.fired, t.since, t.reason
+                );
+            }
             for f in &out.files {
                 println!("      {} ({} bytes)", f.path, f.size);
             }

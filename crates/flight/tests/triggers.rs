@@ -333,7 +333,12 @@ async fn a_location_trigger_fires_when_the_ground_and_skyfield_say() {
         "{fired:?}"
     );
     let sky_location = sky_location.expect("Skyfield sees the same pass");
-    agrees("location", &fired, location.start.unix_seconds(), sky_location);
+    agrees(
+        "location",
+        &fired,
+        location.start.unix_seconds(),
+        sky_location,
+    );
     assert_eq!(
         std::fs::read_to_string(w.volume().join("over.txt")).unwrap(),
         "ran\n"
@@ -464,7 +469,10 @@ async fn a_trigger_that_cannot_fire_before_its_deadline_fails_its_task() {
     );
     w.agent().handle_message(Message::Plan(plan)).unwrap();
     let tasks = w.outcome("e-late", Duration::from_secs(60)).await;
-    let error = tasks[0].2.clone().unwrap_or_else(|| panic!("the task failed: {tasks:?} {shadow:?}"));
+    let error = tasks[0]
+        .2
+        .clone()
+        .unwrap_or_else(|| panic!("the task failed: {tasks:?} {shadow:?}"));
     assert_eq!(error.code, ErrorCode::TriggerDeadline, "{error:?}");
     assert_eq!(error.code.name(), "TRIGGER_DEADLINE_EXCEEDED");
     assert!(
