@@ -40,7 +40,10 @@ pub enum Deadline {
 }
 
 /// A condition over the satellite's position and illumination and the time.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Decoding bounds its nesting ([`MAX_DECODE_DEPTH`]) before it recurses, so no message,
+/// however it nests `all` in `all`, can exhaust the decoder's stack.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub enum Condition {
     /// Over a place on the ground.
     Location(Location),
@@ -60,6 +63,59 @@ pub enum Condition {
     All(Vec<Condition>),
     /// At least one holds (none: never).
     Any(Vec<Condition>),
+}
+
+/// The deepest nesting of [`Condition`]s a decoder accepts: more than the ground ever writes
+/// ([`MAX_TRIGGER_DEPTH`]), far less than a stack holds.
+pub const MAX_DECODE_DEPTH: usize = 32;
+
+thread_local! {
+    /// How deep the decoding of [`Condition`]s on this thread is.
+    static DECODE_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// [`Condition`]'s shape as decoders see it: the same variants in the same order, so the
+/// encoding is the derived one.
+#[derive(Deserialize)]
+#[serde(rename = "Condition")]
+enum ConditionRepr {
+    Location(Location),
+    Eclipse,
+    Sunlit,
+    Window {
+        not_before_ms: Option<u64>,
+        not_after_ms: Option<u64>,
+    },
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Condition, D::Error> {
+        let depth = DECODE_DEPTH.with(|c| c.get());
+        if depth >= MAX_DECODE_DEPTH {
+            return Err(serde::de::Error::custom(format!(
+                "trigger conditions nested deeper than {MAX_DECODE_DEPTH}"
+            )));
+        }
+        DECODE_DEPTH.with(|c| c.set(depth + 1));
+        let read = ConditionRepr::deserialize(d);
+        DECODE_DEPTH.with(|c| c.set(depth));
+        Ok(match read? {
+            ConditionRepr::Location(l) => Condition::Location(l),
+            ConditionRepr::Eclipse => Condition::Eclipse,
+            ConditionRepr::Sunlit => Condition::Sunlit,
+            ConditionRepr::Window {
+                not_before_ms,
+                not_after_ms,
+            } => Condition::Window {
+                not_before_ms,
+                not_after_ms,
+            },
+            ConditionRepr::All(c) => Condition::All(c),
+            ConditionRepr::Any(c) => Condition::Any(c),
+        })
+    }
 }
 
 /// A point on the ground, in millionths of a degree.
@@ -276,5 +332,34 @@ mod tests {
         assert_eq!(GeoPoint::from_degrees(91.0, 0.0), None);
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_825_600_000), "2000-02-29T12:00:00Z");
+        // Encodings round-trip, in postcard and JSON.
+        let bytes = postcard::to_allocvec(&c).unwrap();
+        assert_eq!(postcard::from_bytes::<Condition>(&bytes).unwrap(), c);
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<Condition>(&json).unwrap(), c);
+    }
+
+    #[test]
+    fn nesting_is_bounded_before_the_decoder_recurses() {
+        let nested = |levels: usize| {
+            let mut c = Condition::Eclipse;
+            for _ in 0..levels {
+                c = Condition::All(vec![c]);
+            }
+            c
+        };
+        let ok = nested(MAX_DECODE_DEPTH - 1);
+        let bytes = postcard::to_allocvec(&ok).unwrap();
+        assert_eq!(postcard::from_bytes::<Condition>(&bytes).unwrap(), ok);
+        // A million levels, written by hand (All = variant 4, one item): refused, no overflow.
+        let mut hostile = [4u8, 1].repeat(1_000_000);
+        hostile.push(1);
+        let e = postcard::from_bytes::<Condition>(&hostile).unwrap_err();
+        assert!(
+            e.to_string().contains("nested deeper") || matches!(e, postcard::Error::SerdeDeCustom),
+            "{e}"
+        );
+        // The depth is counted afresh for the next decode.
+        assert_eq!(postcard::from_bytes::<Condition>(&bytes).unwrap(), ok);
     }
 }
