@@ -54,6 +54,17 @@ impl Stack {
         system: &str,
         configure: impl FnOnce(ground::Ground) -> ground::Ground,
     ) -> Stack {
+        Stack::start_flying(system, None, flight::ClockConfig::Host, configure).await
+    }
+
+    /// The same, with the system's orbit as the ground knows it (its link still always up)
+    /// and the flight agent's mission clock.
+    pub(crate) async fn start_flying(
+        system: &str,
+        orbit: Option<ground::SystemOrbit>,
+        clock: flight::ClockConfig,
+        configure: impl FnOnce(ground::Ground) -> ground::Ground,
+    ) -> Stack {
         seed_bases().await;
         let dir = tempfile::tempdir().unwrap();
         let (ground_udp, link_ground, link_flight, flight_udp) =
@@ -69,7 +80,7 @@ impl Stack {
                 key: key.clone(),
                 rate_bits_per_sec: None,
                 contact: link::Contact::Always,
-                orbit: None,
+                orbit,
                 link_settings: link::LinkSettings::STANDARD,
             }],
             plan_signer: signer.clone(),
@@ -116,7 +127,7 @@ impl Stack {
             limits: flight::DiskLimits::default(),
             quotas: flight::Quotas::none(),
             link_settings: link::LinkSettings::STANDARD,
-            clock: flight::ClockConfig::Host,
+            clock,
         };
         tasks.push(tokio::spawn(async move {
             flight::run(flight_config).await.unwrap();
