@@ -6,7 +6,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use support::{Stack, unique};
@@ -21,12 +21,16 @@ fn time(v: &Value) -> f64 {
         .unix_seconds()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_predicted_firing_is_the_onboard_one() {
+/// What each test needs: the ISS's elements, the Geneva condition as the YAML writes it, and
+/// when the ISS next comes within 800 km of Geneva after its element epoch + 1 h.
+struct Sky {
+    iss: orbit::Tle,
+    entry: orbit::Epoch,
+}
+
+fn sky() -> Sky {
     let text = include_str!("../../orbit/tests/data/reference_tles.txt");
     let iss = orbit::parse_tle_text(text).unwrap().remove(0);
-    // The ground predicts, and the mission clock starts, 150 s before the ISS next comes within
-    // 800 km of Geneva after its element epoch + 1 h: the plan is onboard before then.
     let over = wire::Condition::Location(wire::Location {
         area: wire::Area::Point {
             at: wire::GeoPoint::from_degrees(46.27, 6.96).unwrap(),
@@ -44,23 +48,31 @@ async fn the_predicted_firing_is_the_onboard_one() {
         .find(|f| f.start > after)
         .expect("over Geneva within a day")
         .start;
-    let start = entry.plus_seconds(-150.0);
+    Sky { iss, entry }
+}
+
+/// A stack whose ground predicts, and whose mission clock starts (at 10× the host's), `lead`
+/// mission seconds before the entry; the system's link up as `contact` says.
+async fn stack(sky: &Sky, lead: f64, contact: link::Contact) -> Stack {
+    let start = sky.entry.plus_seconds(-lead);
     let now = UNIX_EPOCH + Duration::from_secs_f64(start.unix_seconds());
-    let stack = Stack::start_flying(
+    Stack::start_flying(
         "fm",
         Some(ground::SystemOrbit {
-            tle: iss.clone(),
+            tle: sky.iss.clone(),
             stations: Vec::new(),
         }),
+        contact,
         flight::ClockConfig::simulated(start.unix_millis() as u64, 10.0).unwrap(),
         |g| {
             g.with_clock(Arc::new(move || now))
                 .with_approvals([("fm".to_string(), ground::Approval::NotRequired)].into())
         },
     )
-    .await;
-    let user = stack.user(&unique("trig")).await;
-    let ns = unique("orbits");
+    .await
+}
+
+fn operation(stack: &Stack, ns: &str) -> std::path::PathBuf {
     let file = stack.dir.path().join("watch.yaml");
     std::fs::write(
         &file,
@@ -70,6 +82,18 @@ async fn the_predicted_firing_is_the_onboard_one() {
         ),
     )
     .unwrap();
+    file
+}
+
+/// The ground's prediction, printed and as JSON, before anything goes up; the plan goes up the
+/// link, the agent fires, and the firing in the execution's outputs (API, `exec show`) matches.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_predicted_firing_is_the_onboard_one() {
+    let sky = sky();
+    let stack = stack(&sky, 150.0, link::Contact::Always).await;
+    let user = stack.user(&unique("trig")).await;
+    let ns = unique("orbits");
+    let file = operation(&stack, &ns);
     let path = file.to_str().unwrap();
 
     // Before uplink: the prediction, for a person and as JSON.
@@ -84,7 +108,7 @@ async fn the_predicted_firing_is_the_onboard_one() {
     let out = user.cli(&["op", "validate", path, "-o", "json"]).await;
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let predicted = time(&v["triggers"][0]["firings"][0]["start"]);
-    assert!((predicted - entry.unix_seconds()).abs() < 0.01, "{v}");
+    assert!((predicted - sky.entry.unix_seconds()).abs() < 0.01, "{v}");
 
     let out = user.cli(&["op", "apply", path]).await;
     assert!(
@@ -128,4 +152,64 @@ async fn the_predicted_firing_is_the_onboard_one() {
     let shown = user.cli(&["exec", "show", id]).await;
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("trigger fired "), "{shown}");
+}
+
+/// The link is up for the plan to go, down when the trigger is due, up again later: the agent
+/// fires on time while out of contact, and the ground hears of it at the next contact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trigger_fires_while_the_link_is_down() {
+    let sky = sky();
+    let t0 = SystemTime::now();
+    let (down, up) = (t0 + Duration::from_secs(12), t0 + Duration::from_secs(40));
+    let contact = link::Contact::Windows(vec![(t0, down), (up, t0 + Duration::from_secs(3600))]);
+    // Due 25 host seconds after the start: in the gap.
+    let stack = stack(&sky, 250.0, contact).await;
+    let user = stack.user(&unique("trig")).await;
+    let ns = unique("orbits");
+    let file = operation(&stack, &ns);
+    let out = user.cli(&["op", "apply", file.to_str().unwrap()]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = user
+        .cli(&[
+            "exec",
+            "start",
+            &format!("{ns}/watch"),
+            "--wait",
+            "-o",
+            "json",
+        ])
+        .await;
+    let started = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{started} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        SystemTime::now() >= up,
+        "the ground heard of the end only once the link was up"
+    );
+    let exec: Value = serde_json::from_str(&started).unwrap();
+    let id = exec["id"].as_str().unwrap();
+    let (_, e) = user.get(&format!("/api/v1/executions/{id}")).await;
+    assert_eq!(e["state"], "COMPLETED", "{e}");
+    let task = &e["tasks"][0];
+    // When the agent started the task, by the host's clock: while the link was down.
+    let started_at = time(&task["started_at"]);
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    println!(
+        "link down {:.3}..{:.3}; the task started onboard at {started_at:.3}",
+        secs(down),
+        secs(up)
+    );
+    assert!(started_at > secs(down) && started_at < secs(up), "{e}");
+    let fired = time(&task["outputs"]["trigger"]["fired"]);
+    assert!(
+        (fired - sky.entry.unix_seconds()).abs() <= TOLERANCE_S,
+        "{e}"
+    );
 }

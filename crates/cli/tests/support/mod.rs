@@ -54,14 +54,16 @@ impl Stack {
         system: &str,
         configure: impl FnOnce(ground::Ground) -> ground::Ground,
     ) -> Stack {
-        Stack::start_flying(system, None, flight::ClockConfig::Host, configure).await
+        let always = link::Contact::Always;
+        Stack::start_flying(system, None, always, flight::ClockConfig::Host, configure).await
     }
 
-    /// The same, with the system's orbit as the ground knows it (its link still always up)
-    /// and the flight agent's mission clock.
+    /// The same, with the system's orbit as the ground knows it, when its link is up (both
+    /// ends), and the flight agent's mission clock.
     pub(crate) async fn start_flying(
         system: &str,
         orbit: Option<ground::SystemOrbit>,
+        contact: link::Contact,
         clock: flight::ClockConfig,
         configure: impl FnOnce(ground::Ground) -> ground::Ground,
     ) -> Stack {
@@ -79,7 +81,7 @@ impl Stack {
                 link: link_ground,
                 key: key.clone(),
                 rate_bits_per_sec: None,
-                contact: link::Contact::Always,
+                contact: contact.clone(),
                 orbit,
                 link_settings: link::LinkSettings::STANDARD,
             }],
@@ -120,7 +122,7 @@ impl Stack {
             link: link_flight,
             key,
             rate_bits_per_sec: None,
-            contact: link::Contact::Always,
+            contact,
             plan_verifier: signer.verifier(),
             builder: wire::Builder::Classic,
             catalogue: None,
