@@ -696,7 +696,7 @@ impl Agent {
                 },
                 Some(Ok(fired)) => {
                     let mut result = self.inner.exec.run(&tenant, &execution, index, &task).await;
-                    result.outputs.trigger = Some(fired);
+                    result.outputs.trigger = Some(Box::new(fired));
                     result
                 }
                 None => self.inner.exec.run(&tenant, &execution, index, &task).await,

@@ -276,7 +276,7 @@ fn seconds(ms: u64) -> f64 {
 fn fired_of(outputs: &Option<TaskOutputs>) -> TriggerFired {
     outputs
         .as_ref()
-        .and_then(|o| o.trigger.clone())
+        .and_then(|o| o.trigger.as_deref().cloned())
         .expect("the task's outputs say how its trigger fired")
 }
 

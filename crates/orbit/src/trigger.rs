@@ -88,7 +88,7 @@ pub fn firings(
     until: Epoch,
 ) -> Result<Vec<Firing>, PropagationError> {
     let (a, b) = (from.unix_seconds(), until.unix_seconds());
-    if !(b > a) {
+    if b.is_nan() || a.is_nan() || b <= a {
         return Ok(Vec::new());
     }
     let found = holds(propagator, condition, a, b)?;

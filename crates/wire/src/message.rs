@@ -526,9 +526,10 @@ pub struct TaskOutputs {
     /// The tenant's images (docker.image.list).
     #[serde(default)]
     pub images: Vec<ImageEntry>,
-    /// When and why the task's trigger fired (a task with a trigger).
+    /// When and why the task's trigger fired (a task with a trigger). Boxed: most tasks have
+    /// none, and outputs travel inside every task event.
     #[serde(default)]
-    pub trigger: Option<TriggerFired>,
+    pub trigger: Option<Box<TriggerFired>>,
 }
 
 /// One of a tenant's images onboard.
