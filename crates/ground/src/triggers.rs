@@ -38,6 +38,21 @@ fn no_orbit(system: &str, task: &str) -> String {
     )
 }
 
+/// [`predict`] for an operation's YAML text, on its own system; nothing for a YAML that does
+/// not validate.
+pub(crate) async fn predict_yaml(
+    ground: &Ground,
+    yaml: String,
+) -> Result<Vec<api::TriggerPrediction>, ApiError> {
+    Ok(match crate::operation::parse_off_workers(yaml).await? {
+        Ok(op) => {
+            let system = crate::preflight_check::operation_system(&op);
+            predict(ground, &op, &system).await
+        }
+        Err(_) => Vec::new(),
+    })
+}
+
 /// When each trigger of `op` would fire on `system`, if its task were ready now.
 pub(crate) async fn predict(
     ground: &Ground,

@@ -620,6 +620,37 @@ async fn triggers_are_predicted_before_uplink() {
         );
     }
 
+    // The dashboard's operation page shows the same.
+    let r = s.g.post_yaml("/api/v1/operations", &t, &yaml("sat")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let first = triggers[0]["firings"][0]["start"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r =
+        s.g.call(
+            axum::http::Method::POST,
+            "/login",
+            None,
+            Some("application/x-www-form-urlencoded"),
+            b"user=alice&password=pw-alice".to_vec(),
+        )
+        .await;
+    let cookie = r.headers["set-cookie"].to_str().unwrap();
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let page =
+        s.g.send(
+            axum::http::Request::builder()
+                .uri("/operations/orbits/watch")
+                .header("cookie", pair)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .text();
+    assert!(page.contains("<h2>Triggers on sat</h2>"), "{page}");
+    assert!(page.contains(&format!("<td>{first}</td>")), "{page}");
+
     // The Engineering Model has no orbit: nothing to predict with, and nothing to run by.
     let r =
         s.g.post_yaml("/api/v1/operations/validate", &t, &yaml("em"))
