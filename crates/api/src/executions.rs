@@ -355,6 +355,11 @@ pub struct Execution {
     /// plan was never compiled).
     #[serde(default)]
     pub uplink: Option<UplinkReport>,
+    /// Until its tasks run onboard (awaiting approval, or scheduled), when each task's trigger
+    /// would fire, predicted from now with the element set its plan carries
+    /// (`docs/triggers.md`); absent when no task has one or the execution is running or ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<crate::TriggerPrediction>,
 }
 
 /// What an execution sends up: its plan, and for each object its uplinks need that the system

@@ -315,6 +315,7 @@ pub(crate) fn print_execution(e: &api::Execution) {
     if let Some(u) = &e.uplink {
         print_uplink(u);
     }
+    crate::verbs::print_triggers(&e.triggers);
     for h in e.history.iter().filter(|h| h.by.is_some()) {
         println!(
             "  {} by {} at {}{}",

@@ -68,13 +68,45 @@ pub(crate) async fn predict(
     if triggered.is_empty() {
         return Vec::new();
     }
+    let elements = match ground.orbits().sky(system) {
+        Some(Sky::Orbit(flying)) => Some(orbit::elements_of(&flying.orbit().tle)),
+        _ => None,
+    };
+    predict_tasks(ground, triggered, elements, system).await
+}
+
+/// When each trigger of a compiled plan (awaiting approval, or queued for its system) would
+/// fire, from now, with the element set the plan carries.
+pub(crate) async fn predict_plan(
+    ground: &Ground,
+    plan: &wire::Plan,
+    system: &str,
+) -> Vec<api::TriggerPrediction> {
+    let triggered: Vec<(usize, String, wire::Trigger)> = plan
+        .tasks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((i, t.id.clone(), t.trigger.clone()?)))
+        .collect();
+    if triggered.is_empty() {
+        return Vec::new();
+    }
+    predict_tasks(ground, triggered, plan.elements.clone(), system).await
+}
+
+async fn predict_tasks(
+    ground: &Ground,
+    triggered: Vec<(usize, String, wire::Trigger)>,
+    elements: Option<wire::Elements>,
+    system: &str,
+) -> Vec<api::TriggerPrediction> {
     let now = ground.now();
-    let propagator = match ground.orbits().sky(system) {
-        // What the agent propagates: the element set as the plan carries it.
-        Some(Sky::Orbit(flying)) => orbit::parse_elements(&orbit::elements_of(&flying.orbit().tle))
+    // What the agent propagates: the element set as the plan carries it.
+    let propagator = match elements {
+        Some(e) => orbit::parse_elements(&e)
             .map_err(|e| e.to_string())
             .and_then(|tle| orbit::Propagator::new(&tle).map_err(|e| e.to_string())),
-        _ => Err(String::new()),
+        None => Err(String::new()),
     };
     let system = system.to_string();
     let work = move || {

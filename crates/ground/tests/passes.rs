@@ -651,6 +651,21 @@ async fn triggers_are_predicted_before_uplink() {
     assert!(page.contains("<h2>Triggers on sat</h2>"), "{page}");
     assert!(page.contains(&format!("<td>{first}</td>")), "{page}");
 
+    // An execution shows them too until its tasks run onboard (here its plan waits for a pass).
+    let r = s
+        .g
+        .post_json(
+            "/api/v1/executions",
+            Some(&t),
+            json!({"namespace": "orbits", "operation": "watch", "system": "sat", "force": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let e = r.json();
+    assert_eq!(e["state"], "SCHEDULED", "{e}");
+    assert_eq!(e["triggers"][0]["firings"][0]["start"], first.as_str(), "{e}");
+    assert_eq!(e["triggers"][1]["condition"], "in eclipse", "{e}");
+
     // The Engineering Model has no orbit: nothing to predict with, and nothing to run by.
     let r =
         s.g.post_yaml("/api/v1/operations/validate", &t, &yaml("em"))

@@ -39,7 +39,9 @@ mod usage;
 mod users;
 mod volumes;
 
-pub(crate) use approvals::{awaiting_count, insert_awaiting_plan, take_awaiting_plan};
+pub(crate) use approvals::{
+    awaiting_count, awaiting_plan, insert_awaiting_plan, take_awaiting_plan,
+};
 pub(crate) use downlinks::{
     PendingDownlink, delete_pending_downlink, held_execution_state, hold_execution_state,
     insert_pending_downlink, pending_downlink, pending_downlink_count, pending_downlinks,

@@ -223,6 +223,7 @@ pub(super) fn execution(
             }
         }),
         uplink: None,
+        triggers: Vec::new(),
     })
 }
 
