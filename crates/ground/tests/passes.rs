@@ -652,9 +652,8 @@ async fn triggers_are_predicted_before_uplink() {
     assert!(page.contains(&format!("<td>{first}</td>")), "{page}");
 
     // An execution shows them too until its tasks run onboard (here its plan waits for a pass).
-    let r = s
-        .g
-        .post_json(
+    let r =
+        s.g.post_json(
             "/api/v1/executions",
             Some(&t),
             json!({"namespace": "orbits", "operation": "watch", "system": "sat", "force": true}),
@@ -663,7 +662,11 @@ async fn triggers_are_predicted_before_uplink() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let e = r.json();
     assert_eq!(e["state"], "SCHEDULED", "{e}");
-    assert_eq!(e["triggers"][0]["firings"][0]["start"], first.as_str(), "{e}");
+    assert_eq!(
+        e["triggers"][0]["firings"][0]["start"],
+        first.as_str(),
+        "{e}"
+    );
     assert_eq!(e["triggers"][1]["condition"], "in eclipse", "{e}");
 
     // The Engineering Model has no orbit: nothing to predict with, and nothing to run by.
