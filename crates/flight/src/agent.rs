@@ -682,25 +682,7 @@ impl Agent {
         while record.next < record.plan.tasks.len() {
             let index = record.next;
             let task = record.plan.tasks[index].clone();
-            // A trigger is waited for before the task starts: it stays scheduled meanwhile.
-            let fired = match &task.trigger {
-                Some(trigger) => Some(self.await_trigger(&mut record, index, trigger).await),
-                None => None,
-            };
-            self.send(task_event(&execution, index, TaskState::Running, None))
-                .await;
-            let result = match fired {
-                Some(Err(error)) => TaskResult {
-                    error: Some(error),
-                    outputs: Default::default(),
-                },
-                Some(Ok(fired)) => {
-                    let mut result = self.inner.exec.run(&tenant, &execution, index, &task).await;
-                    result.outputs.trigger = Some(Box::new(fired));
-                    result
-                }
-                None => self.inner.exec.run(&tenant, &execution, index, &task).await,
-            };
+            let result = self.start_when_triggered(&mut record, index, &task).await;
             match &result.error {
                 None => tracing::info!(execution, task = task.id, "task succeeded"),
                 Some(e) => {
@@ -720,7 +702,6 @@ impl Agent {
             self.send(record_event(&execution, &event)).await;
             record.events.push(event);
             record.next += 1;
-            record.trigger = None;
             if result.error.is_some() {
                 record.failed = true;
             }

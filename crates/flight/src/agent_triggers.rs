@@ -10,10 +10,11 @@
 //! not fired again (the task is taken up as any task cut short is, a pod never run twice).
 
 use serde::{Deserialize, Serialize};
-use wire::{Deadline, ErrorCode, TaskError, Trigger, TriggerFired};
+use wire::{Deadline, ErrorCode, PlanTask, TaskError, TaskState, Trigger, TriggerFired};
 
-use super::Agent;
+use super::{Agent, task_event};
 use crate::plans::PlanRecord;
+use crate::tasks::TaskResult;
 
 /// The trigger of the task a plan waits at, as its record keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +28,36 @@ pub(crate) struct TriggerRecord {
 }
 
 impl Agent {
+    /// Runs task `index` of `record`'s plan once its trigger fired, if it has one (it stays
+    /// scheduled meanwhile), saying it runs once it starts; its outputs say how the trigger
+    /// fired.
+    pub(super) async fn start_when_triggered(
+        &self,
+        record: &mut PlanRecord,
+        index: usize,
+        task: &PlanTask,
+    ) -> TaskResult {
+        let fired = match &task.trigger {
+            Some(trigger) => Some(self.await_trigger(record, index, trigger).await),
+            None => None,
+        };
+        let (execution, tenant) = (record.plan.execution.clone(), record.plan.tenant.clone());
+        self.send(task_event(&execution, index, TaskState::Running, None))
+            .await;
+        match fired {
+            Some(Err(error)) => TaskResult {
+                error: Some(error),
+                outputs: Default::default(),
+            },
+            Some(Ok(fired)) => {
+                let mut result = self.inner.exec.run(&tenant, &execution, index, task).await;
+                result.outputs.trigger = Some(Box::new(fired));
+                result
+            }
+            None => self.inner.exec.run(&tenant, &execution, index, task).await,
+        }
+    }
+
     /// Waits for the trigger of task `index` of `record`'s plan and says how it fired, or fails
     /// with [`ErrorCode::TriggerDeadline`] (it cannot fire before its deadline) or a validation
     /// error (no usable element set). Saves the record as the trigger is armed and as it fires.

@@ -234,7 +234,8 @@ pub(crate) struct PlanRecord {
     pub(crate) finished: bool,
     /// The final event of each task that ran, in order.
     pub(crate) events: Vec<TaskRecord>,
-    /// The trigger of the task at `next`, once it is armed (see `agent_triggers`).
+    /// The trigger of the task at `next`, once it is armed (see `agent_triggers`); one of an
+    /// earlier task is left until the next is armed, and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) trigger: Option<crate::agent::triggering::TriggerRecord>,
 }
