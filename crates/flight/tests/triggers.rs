@@ -485,3 +485,29 @@ async fn a_trigger_that_cannot_fire_before_its_deadline_fails_its_task() {
     assert_eq!(tasks.len(), 1, "nothing after it ran: {tasks:?}");
     assert!(!w.volume().join("dark.txt").exists() && !w.volume().join("after.txt").exists());
 }
+
+/// A trigger whose plan carries no element set cannot be judged: its task fails as invalid,
+/// saying why, and nothing runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trigger_without_an_element_set_fails_as_invalid() {
+    let mut w = World::new(iss().epoch).await;
+    let mut plan = w.plan(
+        "e-blind",
+        vec![pod(
+            "dark",
+            within_six_hours(Condition::Eclipse),
+            "dark.txt",
+            0,
+        )],
+    );
+    plan.elements = None;
+    w.agent().handle_message(Message::Plan(plan)).unwrap();
+    let tasks = w.outcome("e-blind", Duration::from_secs(60)).await;
+    let error = tasks[0].2.clone().expect("the task failed");
+    assert_eq!(error.code, ErrorCode::ValidationError, "{error:?}");
+    assert_eq!(
+        error.message,
+        "the task has a trigger but its plan carries no element set to judge it by"
+    );
+    assert!(!w.volume().join("dark.txt").exists());
+}
