@@ -232,6 +232,20 @@ pub struct TaskOutputs {
     /// The bytes of `files`, together; `null` when the task has no files.
     #[serde(default, rename = "contentLength")]
     pub content_length: Option<u64>,
+    /// When and why the task's trigger fired onboard; absent for a task without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<TriggerFired>,
+}
+
+/// A trigger's firing as the agent recorded it (`docs/triggers.md`), by the onboard clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerFired {
+    /// When its condition started to hold (or when the task became ready, if it held then).
+    pub since: String,
+    /// When the agent fired it and started the task.
+    pub fired: String,
+    /// The condition, for a person.
+    pub reason: String,
 }
 
 /// One of the tenant's images onboard, as `docker.image.list` reports it (Clustergate-2's
@@ -350,6 +364,11 @@ pub struct Execution {
     /// plan was never compiled).
     #[serde(default)]
     pub uplink: Option<UplinkReport>,
+    /// Until its tasks run onboard (awaiting approval, or scheduled), when each task's trigger
+    /// would fire, predicted from now with the element set its plan carries
+    /// (`docs/triggers.md`); absent when no task has one or the execution is running or ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<crate::TriggerPrediction>,
 }
 
 /// What an execution sends up: its plan, and for each object its uplinks need that the system

@@ -27,8 +27,8 @@ mod users;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use executions::{
     Execution, ExecutionList, ExecutionSummary, HistoryEntry, OutputFile, Reject, SentObject,
-    StartExecution, State, Task, TaskError, TaskOutputs, TenantImage, UnknownState, UplinkEta,
-    UplinkReport, encode_path, namespace_file_uri,
+    StartExecution, State, Task, TaskError, TaskOutputs, TenantImage, TriggerFired, UnknownState,
+    UplinkEta, UplinkReport, encode_path, namespace_file_uri,
 };
 pub use files::{
     CreateNamespace, FileList, MoveFiles, Moved, MovedPath, Namespace, NamespaceFile,
@@ -36,7 +36,8 @@ pub use files::{
 };
 pub use operations::{
     AppliedOperation, Diagnostic, OperationDetail, OperationExecution, OperationList,
-    OperationRevision, OperationSummary, PreflightFinding, Severity, Validation,
+    OperationRevision, OperationSummary, PreflightFinding, Severity, TriggerPrediction,
+    TriggerWindow, Validation,
 };
 pub use plan::{PlanEta, PlanRequest, PlanTotal, PlannedFile, UplinkPlan};
 pub use session::{Health, LoginRequest, LoginResponse};

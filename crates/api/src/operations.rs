@@ -78,6 +78,9 @@ pub struct AppliedOperation {
     pub updated_at: String,
     /// What its builds and loads would hit onboard; never a reason to refuse the apply.
     pub preflight: Vec<PreflightFinding>,
+    /// When each task's trigger would fire on the operation's system (`docs/triggers.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<TriggerPrediction>,
 }
 
 /// `POST /api/v1/operations/validate`: nothing is saved.
@@ -89,6 +92,43 @@ pub struct Validation {
     pub diagnostics: Vec<Diagnostic>,
     /// What preflight finds (empty when the YAML is invalid).
     pub preflight: Vec<PreflightFinding>,
+    /// When each task's trigger would fire on the operation's system (empty when the YAML is
+    /// invalid or no task has a trigger).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<TriggerPrediction>,
+}
+
+/// When a task's trigger would fire, predicted on the ground from the element set the plan
+/// carries up (the agent fires from its own propagation of the same set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerPrediction {
+    /// The task's index in the operation, from 0.
+    pub index: u32,
+    /// The task's id.
+    pub task: String,
+    /// The condition, for a person.
+    pub condition: String,
+    /// The system predicted for.
+    pub system: String,
+    /// From when the firings are predicted (RFC 3339): now, as if the task were ready now.
+    pub from: String,
+    /// Until when (the deadline, counted from `from` when it is relative).
+    pub until: String,
+    /// The first intervals in which the condition holds (at most ten); the first one's `start`
+    /// is when the trigger would fire if the task were ready at `from`.
+    pub firings: Vec<TriggerWindow>,
+    /// Why nothing can be predicted (no orbit, elements too old); absent when it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// An interval in which a trigger's condition holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerWindow {
+    /// When it starts to hold, RFC 3339 with milliseconds.
+    pub start: String,
+    /// When it stops holding.
+    pub end: String,
 }
 
 /// An entry of [`OperationList`].

@@ -583,6 +583,20 @@ pub(crate) struct FlightArgs {
     /// volume_bytes, image_bytes, compute_seconds_per_day, downlink_bytes_per_day).
     #[arg(long)]
     pub(crate) limits: Option<PathBuf>,
+    /// Run a simulated mission clock from this UTC instant (2026-12-03T00:00:00Z): triggers and
+    /// scheduled_time are judged by it. A restart with the same start and scale goes on from
+    /// where it is now.
+    #[arg(long, env = "ORBITDOCK_CLOCK_START")]
+    pub(crate) clock_start: Option<String>,
+    /// How many mission seconds pass in a second of the host's clock (with --clock-start;
+    /// up to 1000).
+    #[arg(
+        long,
+        env = "ORBITDOCK_CLOCK_SCALE",
+        requires = "clock_start",
+        default_value_t = 1.0
+    )]
+    pub(crate) clock_scale: f64,
 }
 
 #[derive(Debug, Subcommand)]

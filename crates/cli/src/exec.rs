@@ -305,6 +305,12 @@ pub(crate) fn print_execution(e: &api::Execution) {
             if let Some(m) = &out.message {
                 println!("      {m}");
             }
+            if let Some(t) = &out.trigger {
+                println!(
+                    "      trigger fired {} (held since {}): {}",
+                    t.fired, t.since, t.reason
+                );
+            }
             for f in &out.files {
                 println!("      {} ({} bytes)", f.path, f.size);
             }
@@ -313,6 +319,7 @@ pub(crate) fn print_execution(e: &api::Execution) {
     if let Some(u) = &e.uplink {
         print_uplink(u);
     }
+    crate::verbs::print_triggers(&e.triggers);
     for h in e.history.iter().filter(|h| h.by.is_some()) {
         println!(
             "  {} by {} at {}{}",

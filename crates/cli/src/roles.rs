@@ -344,6 +344,16 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
             None => flight::Quotas::none(),
         },
         link_settings: link::LinkSettings::STANDARD,
+        clock: match &a.clock_start {
+            None => flight::ClockConfig::Host,
+            Some(start) => {
+                let at = orbit::Epoch::parse_iso8601(start).with_context(|| {
+                    format!("--clock-start {start:?}: expected a UTC instant such as 2026-12-03T00:00:00Z")
+                })?;
+                flight::ClockConfig::simulated(at.unix_millis().max(0) as u64, a.clock_scale)
+                    .map_err(|e| anyhow::anyhow!("--clock-scale: {e}"))?
+            }
+        },
     };
     let mut config = config;
     if let Some(file) = &a.systems_file {

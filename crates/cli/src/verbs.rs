@@ -524,6 +524,7 @@ pub(crate) async fn op(cli: &Cli, a: OpArgs) -> anyhow::Result<ExitCode> {
                         );
                         // Saved; what preflight finds would block a start, so say it now.
                         print_preflight(&applied.preflight);
+                        print_triggers(&applied.triggers);
                     })?;
                     Ok(ExitCode::SUCCESS)
                 }
@@ -550,6 +551,7 @@ pub(crate) async fn op(cli: &Cli, a: OpArgs) -> anyhow::Result<ExitCode> {
             cli.show(&v, |v| {
                 print_diagnostics(&file, &v.diagnostics);
                 print_preflight(&v.preflight);
+                print_triggers(&v.triggers);
                 if v.valid {
                     println!("{}: valid", file.display());
                 }
@@ -673,6 +675,26 @@ pub(crate) fn print_preflight(findings: &[api::PreflightFinding]) {
         );
         if let Some(help) = &f.help {
             eprintln!("  = help: {help}");
+        }
+    }
+}
+
+/// When each trigger would fire, as the ground predicts it: one line per task, then its
+/// first firing windows.
+pub(crate) fn print_triggers(predictions: &[api::TriggerPrediction]) {
+    for p in predictions {
+        println!(
+            "trigger [task {}] on {}: {} (from {} until {})",
+            p.task, p.system, p.condition, p.from, p.until
+        );
+        if let Some(e) = &p.error {
+            println!("  cannot predict: {e}");
+        } else if p.firings.is_empty() {
+            println!("  never holds before the deadline: the task would fail");
+        }
+        for (i, f) in p.firings.iter().enumerate() {
+            let what = if i == 0 { "fires" } else { "then" };
+            println!("  {what:>5} {}  (holds until {})", f.start, f.end);
         }
     }
 }

@@ -215,6 +215,7 @@ impl Agent {
             gpu: gpu_of_this_machine(),
             engine_storage: Arc::default(),
             cancels,
+            clock: crate::MissionClock::open(config.clock, state),
         };
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -620,6 +621,7 @@ impl Agent {
             finished: false,
             events: Vec::new(),
             cancelled: false,
+            trigger: None,
         };
         // Not persisted means not accepted: the error leaves the message unacknowledged.
         self.inner.plans.save(&record)?;
@@ -679,6 +681,7 @@ impl Agent {
             finished: true,
             events,
             cancelled: false,
+            trigger: None,
         }
     }
 
@@ -709,9 +712,7 @@ impl Agent {
             }
             let index = record.next;
             let task = record.plan.tasks[index].clone();
-            self.send(task_event(&execution, index, TaskState::Running, None))
-                .await;
-            let result = self.inner.exec.run(&tenant, &execution, index, &task).await;
+            let result = self.start_when_triggered(&mut record, index, &task).await;
             match &result.error {
                 None => tracing::info!(execution, task = task.id, "task succeeded"),
                 Some(e) => {
@@ -802,6 +803,8 @@ mod behind_link;
 mod cancelling;
 #[path = "agent_patches.rs"]
 mod patching;
+#[path = "agent_triggers.rs"]
+pub(crate) mod triggering;
 pub use behind_link::run;
 
 #[cfg(test)]
@@ -828,6 +831,7 @@ mod tests {
             catalogue: None,
             limits: crate::DiskLimits::default(),
             quotas: crate::Quotas::none(),
+            clock: crate::ClockConfig::Host,
         };
         (
             Agent::with_runtime(&config, Arc::new(fake), tx).unwrap(),
@@ -855,6 +859,7 @@ mod tests {
             }]),
             limits: crate::DiskLimits::default(),
             quotas: crate::Quotas::none(),
+            clock: crate::ClockConfig::Host,
         };
         let agent = Agent::with_runtime(&config, Arc::new(FakeRuntime::default()), tx).unwrap();
         let exec = &agent.inner.exec;
@@ -874,6 +879,7 @@ mod tests {
         PlanTask {
             id: id.into(),
             on_failure,
+            trigger: None,
             kind,
         }
     }
@@ -943,6 +949,7 @@ mod tests {
         let data = b"hello from the ground".to_vec();
         let d = Digest::of(&data);
         let plan = Plan {
+            elements: None,
             execution: "e1".into(),
             tenant: "alice".into(),
             tasks: vec![
@@ -1048,6 +1055,7 @@ mod tests {
         let data = b"to be moved".to_vec();
         arrive(&agent, &data);
         let plan = Plan {
+            elements: None,
             execution: "e-move".into(),
             tenant: "alice".into(),
             tasks: vec![
@@ -1108,6 +1116,7 @@ mod tests {
         {
             let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
             let plan = Plan {
+                elements: None,
                 execution: "e2".into(),
                 tenant: "alice".into(),
                 tasks: vec![task(
@@ -1167,6 +1176,7 @@ mod tests {
             tasks: vec![task("t", OnFailure::Stop, kind)],
             system: "em".into(),
             sequence: next_sequence(),
+            elements: None,
             issued_ms: 0,
             expires_ms: u64::MAX,
             signature: Vec::new(),
@@ -1229,6 +1239,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (agent, mut rx) = agent(dir.path(), FakeRuntime::default());
         let bad_tenant = Plan {
+            elements: None,
             execution: "e3".into(),
             tenant: "../bob".into(),
             tasks: vec![task(
@@ -1267,6 +1278,7 @@ mod tests {
                 tasks: vec![],
                 system: "em".into(),
                 sequence: next_sequence(),
+                elements: None,
                 issued_ms: 0,
                 expires_ms: u64::MAX,
                 signature: Vec::new(),
@@ -1294,6 +1306,7 @@ mod tests {
             tasks: vec![],
             system: "em".into(),
             sequence: next_sequence(),
+            elements: None,
             issued_ms: 0,
             expires_ms: u64::MAX,
             signature: Vec::new(),
@@ -1328,6 +1341,7 @@ mod tests {
             catalogue: None,
             limits: crate::DiskLimits::default(),
             quotas: crate::Quotas::none(),
+            clock: crate::ClockConfig::Host,
         };
         (Agent::with_runtime(&config, fake, tx).unwrap(), rx)
     }
@@ -1348,6 +1362,7 @@ mod tests {
             )],
             system: "em".into(),
             sequence: next_sequence(),
+            elements: None,
             issued_ms: now_ms(),
             expires_ms: now_ms() + 3_600_000,
             signature: Vec::new(),

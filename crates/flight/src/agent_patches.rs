@@ -347,6 +347,7 @@ mod tests {
             catalogue: None,
             limits: crate::DiskLimits::default(),
             quotas: crate::Quotas::none(),
+            clock: crate::ClockConfig::Host,
         };
         let fake = Arc::new(FakeRuntime::default());
         (Agent::with_runtime(&config, fake, tx).unwrap(), rx)
@@ -355,11 +356,13 @@ mod tests {
     /// A plan uplinking `data` to `bin/app` in the volume `pvc`.
     fn uplink(execution: &str, sequence: u64, data: &[u8]) -> Plan {
         Plan {
+            elements: None,
             execution: execution.into(),
             tenant: "alice".into(),
             tasks: vec![PlanTask {
                 id: "up".into(),
                 on_failure: OnFailure::Stop,
+                trigger: None,
                 kind: TaskKind::Uplink {
                     volume: "pvc".into(),
                     files: vec![UplinkFile {
@@ -577,6 +580,7 @@ mod tests {
             tasks: vec![PlanTask {
                 id: "down".into(),
                 on_failure: OnFailure::Stop,
+                trigger: None,
                 kind: TaskKind::Downlink {
                     volume: "pvc".into(),
                     sources: vec!["out.txt".into()],

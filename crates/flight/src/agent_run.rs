@@ -43,6 +43,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
             catalogue: config.catalogue,
             limits: config.limits,
             quotas: config.quotas.clone(),
+            clock: config.clock,
         },
         outbox.clone(),
     )

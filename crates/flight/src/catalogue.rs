@@ -106,6 +106,7 @@ mod tests {
             catalogue: None,
             limits: crate::DiskLimits::default(),
             quotas: crate::Quotas::none(),
+            clock: crate::ClockConfig::Host,
         };
         let e = crate::Agent::connect(config, tx).await.unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Invalid);

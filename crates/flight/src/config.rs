@@ -39,6 +39,9 @@ pub struct FlightConfig {
     pub quotas: Quotas,
     /// The system's link settings (the systems file's).
     pub link_settings: link::LinkSettings,
+    /// The mission clock triggers and `scheduled_time` are judged by: the host's, or a
+    /// simulated one (`--clock-start`, `--clock-scale`).
+    pub clock: crate::ClockConfig,
 }
 
 /// The directories an [`Agent`](crate::Agent) works in, and whose plans it accepts.
@@ -61,4 +64,6 @@ pub struct AgentConfig {
     pub limits: DiskLimits,
     /// What each tenant may use (the limits file's `quotas`).
     pub quotas: Quotas,
+    /// The mission clock (see [`FlightConfig::clock`]).
+    pub clock: crate::ClockConfig,
 }

@@ -28,6 +28,7 @@
 mod agent;
 mod cancels;
 mod catalogue;
+mod clock;
 mod config;
 mod disk;
 mod error;
@@ -46,6 +47,7 @@ mod volumes;
 
 pub use agent::{Agent, Outgoing, run};
 pub use catalogue::catalogue_status;
+pub use clock::{ClockConfig, MAX_CLOCK_SCALE, MissionClock};
 pub use config::{AgentConfig, FlightConfig};
 pub use disk::DiskLimits;
 pub use error::{Error, ErrorKind};

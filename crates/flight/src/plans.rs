@@ -237,6 +237,10 @@ pub(crate) struct PlanRecord {
     /// Whether the execution was cancelled (it ended `Cancelled`, whatever its tasks did).
     #[serde(default)]
     pub(crate) cancelled: bool,
+    /// The trigger of the task at `next`, once it is armed (see `agent_triggers`); one of an
+    /// earlier task is left until the next is armed, and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) trigger: Option<crate::agent::triggering::TriggerRecord>,
 }
 
 /// The final state of one task.
@@ -611,6 +615,7 @@ mod tests {
                 tasks: vec![],
                 system: "em".into(),
                 sequence: seq,
+                elements: None,
                 issued_ms: 0,
                 expires_ms: u64::MAX,
                 signature: Vec::new(),
@@ -619,6 +624,7 @@ mod tests {
             failed: false,
             finished: false,
             events: vec![],
+            trigger: None,
         }
     }
 

@@ -66,6 +66,7 @@ fn start(dir: &Path) -> (Result<Agent, crate::Error>, mpsc::Receiver<Outgoing>) 
         catalogue: None,
         limits: crate::DiskLimits::default(),
         quotas: crate::Quotas::none(),
+        clock: crate::ClockConfig::Host,
     };
     (
         Agent::with_runtime(&config, Arc::new(FakeRuntime::default()), tx),
@@ -82,6 +83,7 @@ fn plan(execution: &str, sequence: u64) -> Plan {
         tasks: vec![PlanTask {
             id: "ls".into(),
             on_failure: OnFailure::Stop,
+            trigger: None,
             kind: TaskKind::FilesList {
                 volume: None,
                 folder: String::new(),
@@ -90,6 +92,7 @@ fn plan(execution: &str, sequence: u64) -> Plan {
         }],
         system: "em".into(),
         sequence,
+        elements: None,
         issued_ms: now,
         expires_ms: now + 3_600_000,
         signature: Vec::new(),

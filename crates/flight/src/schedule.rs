@@ -51,6 +51,7 @@ mod tests {
 
     fn plan(tenant: &str, kinds: Vec<TaskKind>) -> Claim {
         Claim::of(&Plan {
+            elements: None,
             execution: "e".into(),
             tenant: tenant.into(),
             tasks: kinds
@@ -58,6 +59,7 @@ mod tests {
                 .map(|kind| PlanTask {
                     id: "t".into(),
                     on_failure: OnFailure::Stop,
+                    trigger: None,
                     kind,
                 })
                 .collect(),

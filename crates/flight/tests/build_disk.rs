@@ -49,6 +49,7 @@ async fn a_build_that_writes_too_much_is_stopped() {
         catalogue: None,
         limits,
         quotas: flight::Quotas::none(),
+        clock: flight::ClockConfig::Host,
     };
     let agent = Agent::connect(config, tx)
         .await
@@ -60,6 +61,7 @@ async fn a_build_that_writes_too_much_is_stopped() {
             let task = PlanTask {
                 id: format!("t{index}"),
                 on_failure: OnFailure::Stop,
+                trigger: None,
                 kind,
             };
             agent.run_task(tenant, execution, index, &task).await

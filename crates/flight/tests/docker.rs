@@ -202,6 +202,7 @@ impl World {
             catalogue: None,
             limits,
             quotas: flight::Quotas::none(),
+            clock: flight::ClockConfig::Host,
         };
         let agent = Agent::connect(config, tx)
             .await
@@ -230,6 +231,7 @@ impl World {
         let task = PlanTask {
             id: "t".into(),
             on_failure: OnFailure::Stop,
+            trigger: None,
             kind,
         };
         self.agent

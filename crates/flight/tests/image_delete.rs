@@ -47,6 +47,7 @@ impl World {
             catalogue: None,
             limits: flight::DiskLimits::default(),
             quotas: flight::Quotas::none(),
+            clock: flight::ClockConfig::Host,
         };
         let agent = Agent::connect(config, tx)
             .await
@@ -70,6 +71,7 @@ impl World {
         let task = PlanTask {
             id: "t".into(),
             on_failure: OnFailure::Stop,
+            trigger: None,
             kind,
         };
         self.agent

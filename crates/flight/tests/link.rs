@@ -79,6 +79,7 @@ fn task(id: &str, kind: TaskKind) -> PlanTask {
     PlanTask {
         id: id.into(),
         on_failure: OnFailure::Stop,
+        trigger: None,
         kind,
     }
 }
@@ -98,6 +99,7 @@ fn signed(signer: &wire::PlanSigner, tenant: &str, sequence: u64, tasks: Vec<Pla
         tasks,
         system: "em".into(),
         sequence,
+        elements: None,
         issued_ms: now_ms(),
         expires_ms: now_ms() + 3_600_000,
         signature: Vec::new(),
@@ -180,6 +182,7 @@ impl Setup {
             limits: flight::DiskLimits::default(),
             quotas: flight::Quotas::none(),
             link_settings: link::LinkSettings::STANDARD,
+            clock: flight::ClockConfig::Host,
         };
         let agent = tokio::spawn(flight::run(config));
         let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);

@@ -70,6 +70,7 @@ impl World {
         let task = PlanTask {
             id: format!("t{index}"),
             on_failure: OnFailure::Stop,
+            trigger: None,
             kind,
         };
         agent
@@ -126,6 +127,7 @@ async fn agent(dir: &Path, limits: flight::DiskLimits) -> (Agent, mpsc::Receiver
         catalogue: None,
         limits,
         quotas: flight::Quotas::none(),
+        clock: flight::ClockConfig::Host,
     };
     let agent = Agent::connect(config, tx)
         .await
@@ -376,6 +378,7 @@ async fn detached_pods_run_side_by_side_and_pod_stop_ends_them() {
     let again = PlanTask {
         id: "again".into(),
         on_failure: OnFailure::Stop,
+        trigger: None,
         kind: pod("a", busybox(), "true", 60_000, false),
     };
     let r = w
@@ -482,6 +485,7 @@ async fn a_detached_pod_is_supervised_again_after_a_restart() {
             let task = PlanTask {
                 id: "d".into(),
                 on_failure: OnFailure::Stop,
+                trigger: None,
                 kind: pod(
                     "d",
                     busybox(),
@@ -503,6 +507,7 @@ async fn a_detached_pod_is_supervised_again_after_a_restart() {
     let logs = PlanTask {
         id: "l".into(),
         on_failure: OnFailure::Stop,
+        trigger: None,
         kind: TaskKind::PodLogs {
             pod_name: "d".into(),
             volume: "pvc".into(),
@@ -517,6 +522,7 @@ async fn a_detached_pod_is_supervised_again_after_a_restart() {
         let stop = PlanTask {
             id: "s".into(),
             on_failure: OnFailure::Stop,
+            trigger: None,
             kind: TaskKind::PodStop {
                 pod_name: "d".into(),
                 grace_ms: Some(60_000),
@@ -1060,10 +1066,12 @@ async fn a_long_pod_holds_up_no_other_tenants_plan() {
         tasks: vec![PlanTask {
             id: "run".into(),
             on_failure: OnFailure::Stop,
+            trigger: None,
             kind,
         }],
         system: "em".into(),
         sequence: rand::random::<u32>().into(),
+        elements: None,
         issued_ms: 0,
         expires_ms: u64::MAX,
         signature: Vec::new(),

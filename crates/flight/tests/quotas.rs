@@ -68,6 +68,7 @@ impl World {
         let task = PlanTask {
             id: format!("t{index}"),
             on_failure: OnFailure::Stop,
+            trigger: None,
             kind,
         };
         self.agent
@@ -116,6 +117,7 @@ async fn agent(dir: &Path, quotas: &Quotas) -> (Agent, mpsc::Receiver<Outgoing>)
         catalogue: None,
         limits: flight::DiskLimits::default(),
         quotas: quotas.clone(),
+        clock: flight::ClockConfig::Host,
     };
     let agent = Agent::connect(config, tx)
         .await

@@ -14,6 +14,8 @@ pub(crate) struct Validation {
     /// Problems in the YAML itself; preflight runs only when there are none.
     pub(crate) diagnostics: Vec<Diagnostic>,
     pub(crate) findings: Vec<PreflightFinding>,
+    /// When each task's trigger would fire on the operation's system.
+    pub(crate) triggers: Vec<api::TriggerPrediction>,
 }
 
 impl Validation {
@@ -35,7 +37,14 @@ pub(crate) async fn apply(
     g: &Ground,
     user: &str,
     yaml: &str,
-) -> Result<(OperationRow, Vec<PreflightFinding>), ApiError> {
+) -> Result<
+    (
+        OperationRow,
+        Vec<PreflightFinding>,
+        Vec<api::TriggerPrediction>,
+    ),
+    ApiError,
+> {
     let op = operation::parse_off_workers(yaml.to_string())
         .await?
         .map_err(invalid)?;
@@ -46,7 +55,8 @@ pub(crate) async fn apply(
     tx.commit().await?;
     let system = preflight_check::operation_system(&op);
     let found = preflight_check::check_operation(g, user, &op, &system).await?;
-    Ok((row, found))
+    let triggers = crate::triggers::predict(g, &op, &system).await;
+    Ok((row, found, triggers))
 }
 
 /// Validates `yaml` and, when it is valid, runs preflight over it; stores nothing.
@@ -58,11 +68,13 @@ pub(crate) async fn validate(g: &Ground, user: &str, yaml: &str) -> Result<Valid
                 Validation {
                     diagnostics: Vec::new(),
                     findings: preflight_check::check_operation(g, user, &op, &system).await?,
+                    triggers: crate::triggers::predict(g, &op, &system).await,
                 }
             }
             Err(diagnostics) => Validation {
                 diagnostics,
                 findings: Vec::new(),
+                triggers: Vec::new(),
             },
         },
     )
@@ -125,6 +137,7 @@ mod tests {
         let v = |diagnostics, findings| Validation {
             diagnostics,
             findings,
+            triggers: Vec::new(),
         };
         assert!(v(vec![], vec![finding(preflight::Severity::Warning)]).valid());
         assert!(!v(vec![], vec![finding(preflight::Severity::Error)]).valid());

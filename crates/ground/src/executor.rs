@@ -157,6 +157,8 @@ pub(crate) async fn start(
     };
 
     let mut plan = plan;
+    // Triggers are judged onboard from the system's element set, which goes up with the plan.
+    plan.elements = crate::triggers::elements_for(ground, &system, &plan)?;
     if ground.approval(&system) == Approval::Required {
         // Held, compiled but unsigned, until an operator approves it (`approval`).
         crate::approval::hold(ground, &mut exec, &tasks, &plan).await?;
@@ -508,6 +510,7 @@ pub(crate) fn compile(
         tasks.push(PlanTask {
             id: task.id.to_string(),
             on_failure: task.on_failure,
+            trigger: task.trigger.clone(),
             kind,
         });
     }
@@ -518,6 +521,7 @@ pub(crate) fn compile(
         tasks,
         system: String::new(),
         sequence: 0,
+        elements: None,
         issued_ms: 0,
         expires_ms: 0,
         signature: Vec::new(),

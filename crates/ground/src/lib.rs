@@ -50,6 +50,7 @@ mod systems_view;
 #[cfg(test)]
 mod test_core;
 mod time;
+mod triggers;
 mod upload;
 mod views;
 

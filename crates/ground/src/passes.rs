@@ -118,6 +118,11 @@ impl Flying {
         Ok(open_between(&cached.plan, now, cached.covers))
     }
 
+    /// The system's orbit: its elements and stations.
+    pub(crate) fn orbit(&self) -> &orbit::SystemOrbit {
+        &self.orbit
+    }
+
     /// The stations, with their rates.
     pub(crate) fn stations(&self) -> &[orbit::StationLink] {
         &self.orbit.stations

@@ -262,6 +262,11 @@ pub(crate) fn outputs_json(
                 size: i.size,
             })
             .collect(),
+        trigger: o.trigger.as_ref().map(|t| api::TriggerFired {
+            since: time::rfc3339(i64::try_from(t.since_ms).unwrap_or(0)),
+            fired: time::rfc3339(i64::try_from(t.fired_ms).unwrap_or(0)),
+            reason: t.reason.clone(),
+        }),
         uri: None,
         content_type: None,
         content_length,

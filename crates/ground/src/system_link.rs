@@ -612,6 +612,7 @@ mod tests {
             tasks: vec![PlanTask {
                 id: "up".into(),
                 on_failure: OnFailure::Stop,
+                trigger: None,
                 kind: TaskKind::Uplink {
                     volume: "alice-pvc".into(),
                     files,
@@ -619,6 +620,7 @@ mod tests {
             }],
             system: system.into(),
             sequence: 1,
+            elements: None,
             issued_ms: 0,
             expires_ms: u64::MAX,
             signature: vec![1; 64],

@@ -414,7 +414,7 @@ async fn operations_validate_with_lines_and_revise_on_change() {
             (
                 9,
                 Some("run".into()),
-                "task 'run' (pod.run, line 9): unknown field 'colour'; expected one of id, type, description, on_failure, image, pod_name, command, args, env, volume, max_duration, node, ports, merge, scheduled_time".into()
+                "task 'run' (pod.run, line 9): unknown field 'colour'; expected one of id, type, description, on_failure, trigger, image, pod_name, command, args, env, volume, max_duration, node, ports, merge, scheduled_time".into()
             ),
         ]
     );

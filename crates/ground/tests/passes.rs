@@ -555,3 +555,141 @@ async fn an_always_in_contact_system_predicts_from_its_rate() {
             .json();
     assert_eq!(e["uplink_eta"]["completion"], tr["eta"]["completion"]);
 }
+
+/// Each task's trigger is predicted before anything goes up, on the operation's system, from
+/// the element set the plan would carry (what the agent fires by): `op validate` and `op apply`
+/// answer with the firings; a system without an orbit cannot judge a trigger, and an execution
+/// of one there is refused.
+#[tokio::test]
+async fn triggers_are_predicted_before_uplink() {
+    let s = setup().await;
+    let t = s.g.login("alice").await;
+    let yaml = |system: &str| {
+        format!(
+            "id: watch\nnamespace: orbits\nsystem: {system}\ntasks:\n\
+             - id: over\n  type: pod.run\n  image: busybox\n  trigger:\n    location: {{latitude: 46.27, longitude: 6.96, radius_km: 800}}\n    deadline: 24h\n\
+             - id: dark\n  type: camera.capture\n  destination: dark.png\n  trigger: {{eclipse: true}}\n"
+        )
+    };
+    let r =
+        s.g.post_yaml("/api/v1/operations/validate", &t, &yaml("sat"))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = r.json();
+    let triggers = v["triggers"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(triggers.len(), 2, "{v}");
+    let elements = orbit::elements_of(&reference_tle("ISS (ZARYA)", "24180"));
+    let propagator = orbit::Propagator::new(&orbit::parse_elements(&elements).unwrap()).unwrap();
+    let now = orbit::Epoch::from_unix_seconds(seconds(s.now));
+    for (p, (index, hours, condition)) in triggers.iter().zip([
+        (0, 24.0, "within 800 km of 46.2700,6.9600"),
+        (1, 168.0, "in eclipse"),
+    ]) {
+        assert_eq!(p["index"], index, "{p}");
+        assert_eq!(p["condition"], condition, "{p}");
+        assert!((time(&p["from"]) - seconds(s.now)).abs() < 0.001, "{p}");
+        assert!(
+            (time(&p["until"]) - seconds(s.now) - hours * 3600.0).abs() < 0.001,
+            "{p}"
+        );
+        let when = if index == 0 {
+            wire::Condition::Location(wire::Location {
+                area: wire::Area::Point {
+                    at: wire::GeoPoint::from_degrees(46.27, 6.96).unwrap(),
+                    altitude_m: 0,
+                    radius_m: Some(800_000),
+                },
+                min_elevation_mdeg: None,
+                min_sun_elevation_mdeg: None,
+            })
+        } else {
+            wire::Condition::Eclipse
+        };
+        let first = orbit::next_firing(&propagator, &when, now, now.plus_seconds(hours * 3600.0))
+            .unwrap()
+            .expect("it fires");
+        let firings = p["firings"].as_array().unwrap();
+        assert!(!firings.is_empty() && firings.len() <= 10, "{p}");
+        assert!(
+            (time(&firings[0]["start"]) - first.start.unix_seconds()).abs() < 0.002,
+            "{p}"
+        );
+        assert!(
+            (time(&firings[0]["end"]) - first.end.unix_seconds()).abs() < 0.002,
+            "{p}"
+        );
+    }
+
+    // The dashboard's operation page shows the same.
+    let r = s.g.post_yaml("/api/v1/operations", &t, &yaml("sat")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let first = triggers[0]["firings"][0]["start"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r =
+        s.g.call(
+            axum::http::Method::POST,
+            "/login",
+            None,
+            Some("application/x-www-form-urlencoded"),
+            b"user=alice&password=pw-alice".to_vec(),
+        )
+        .await;
+    let cookie = r.headers["set-cookie"].to_str().unwrap();
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let page =
+        s.g.send(
+            axum::http::Request::builder()
+                .uri("/operations/orbits/watch")
+                .header("cookie", pair)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .text();
+    assert!(page.contains("<h2>Triggers on sat</h2>"), "{page}");
+    assert!(page.contains(&format!("<td>{first}</td>")), "{page}");
+
+    // An execution shows them too until its tasks run onboard (here its plan waits for a pass).
+    let r =
+        s.g.post_json(
+            "/api/v1/executions",
+            Some(&t),
+            json!({"namespace": "orbits", "operation": "watch", "system": "sat", "force": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let e = r.json();
+    assert_eq!(e["state"], "SCHEDULED", "{e}");
+    assert_eq!(
+        e["triggers"][0]["firings"][0]["start"],
+        first.as_str(),
+        "{e}"
+    );
+    assert_eq!(e["triggers"][1]["condition"], "in eclipse", "{e}");
+
+    // The Engineering Model has no orbit: nothing to predict with, and nothing to run by.
+    let r =
+        s.g.post_yaml("/api/v1/operations/validate", &t, &yaml("em"))
+            .await;
+    let v = r.json();
+    let error = v["triggers"][0]["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(error.contains("system 'em' has no orbit"), "{error}");
+    let r = s.g.post_yaml("/api/v1/operations", &t, &yaml("em")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["triggers"].as_array().map(Vec::len), Some(2));
+    let r =
+        s.g.post_json(
+            "/api/v1/executions",
+            Some(&t),
+            json!({"namespace": "orbits", "operation": "watch", "system": "em", "force": true}),
+        )
+        .await;
+    r.assert_answer(
+        StatusCode::BAD_REQUEST,
+        "task 'over' has a trigger, but system 'em' has no orbit",
+    );
+}

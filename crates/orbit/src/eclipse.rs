@@ -99,6 +99,12 @@ pub fn illumination(satellite_km: [f64; 3], sun_km: [f64; 3]) -> Illumination {
     }
 }
 
+/// Positive while the Sun's centre is hidden by the Earth (radians), for a satellite and the Sun
+/// in one geocentric frame, km: the boundary of [`Eclipse::center_entry`].
+pub(crate) fn sun_centre_hidden(satellite_km: V3, sun_km: V3) -> f64 {
+    ShadowAngles::new(satellite_km, sun_km).center()
+}
+
 /// The illumination of the satellite at `t`, with the Sun from [`crate::sun_position_km`].
 pub fn illumination_at(
     propagator: &Propagator,

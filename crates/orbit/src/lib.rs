@@ -20,6 +20,9 @@
 //! - [`eclipses`] / [`illumination_at`] (conical umbra/penumbra with [`sun_position_km`]),
 //!   [`subsatellite_point`], [`ground_track`], [`Geofence`], [`is_near_nadir`] for onboard
 //!   triggers.
+//! - [`firings`] / [`next_firing`]: when a task's trigger (a [`wire::Condition`]) holds, the one
+//!   evaluator of the ground's predictions and the flight agent's firing; [`elements_of`] and
+//!   [`parse_elements`] carry an element set in a plan.
 //!
 //! # Accuracy and approximations
 //!
@@ -70,6 +73,7 @@ mod sun;
 mod system;
 mod time;
 mod tle;
+mod trigger;
 mod vec3;
 
 pub use bench::PassBenchmark;
@@ -91,3 +95,4 @@ pub use sun::sun_position_km;
 pub use system::{DemoSystem, SystemOrbit, demo_system, sun_synchronous_tle};
 pub use time::Epoch;
 pub use tle::{Tle, TleError, TleErrorKind, parse_omm_json, parse_tle_text};
+pub use trigger::{Firing, elements_of, firings, next_firing, parse_elements};

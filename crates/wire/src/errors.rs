@@ -40,6 +40,8 @@ pub enum ErrorCode {
     /// 23: the execution was cancelled: before it was sent, or onboard (the task was stopped,
     /// or never started).
     Cancelled,
+    /// 24: the task's trigger did not fire before its deadline.
+    TriggerDeadline,
 }
 
 impl ErrorCode {
@@ -63,6 +65,7 @@ impl ErrorCode {
             ErrorCode::TransferFailed => 21,
             ErrorCode::Rejected => 22,
             ErrorCode::Cancelled => 23,
+            ErrorCode::TriggerDeadline => 24,
         }
     }
 
@@ -86,6 +89,7 @@ impl ErrorCode {
             ErrorCode::TransferFailed => "TRANSFER_FAILED",
             ErrorCode::Rejected => "REJECTED",
             ErrorCode::Cancelled => "CANCELLED",
+            ErrorCode::TriggerDeadline => "TRIGGER_DEADLINE_EXCEEDED",
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod names;
 mod packet;
 mod plan_sig;
 mod systems;
+mod trigger;
 
 pub use catalogue_data::{BaseImage, catalogue, normalize_image_ref, of_description};
 pub use chunk::{
@@ -41,11 +42,11 @@ pub use inventory::{
     VolumeSummary, objects_digest, volume_digest,
 };
 pub use message::{
-    CAMERA_MAX_SIZE, CAMERA_MIN_SIZE, CancelOrder, DecodeMessageError, ExecutionState, FileEntry,
-    FileRef, ImageEntry, ImageRef, MAX_CANCEL_BY, MAX_HELD_PLANS, MAX_MESSAGE, MAX_PATCHED_OBJECT,
-    MAX_WANT_BASES, Message, OnFailure, PLAN_VALIDITY_MS, PatchOffer, Plan, PlanTask, PodPort,
-    PortProtocol, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile, WantedObject,
-    decode_message, encode_message,
+    CAMERA_MAX_SIZE, CAMERA_MIN_SIZE, CancelOrder, DecodeMessageError, Elements, ExecutionState,
+    FileEntry, FileRef, ImageEntry, ImageRef, MAX_CANCEL_BY, MAX_HELD_PLANS, MAX_MESSAGE,
+    MAX_PATCHED_OBJECT, MAX_WANT_BASES, Message, OnFailure, PLAN_VALIDITY_MS, PatchOffer, Plan,
+    PlanTask, PodPort, PortProtocol, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile,
+    WantedObject, decode_message, encode_message,
 };
 pub use names::{
     ExecutionId, FileMove, ImageName, ImageTag, MoveError, MoveField, NameError, NamespaceName,
@@ -63,6 +64,10 @@ pub use systems::{
     Builder, CatalogueEntry, CatalogueError, CatalogueSource, DEFAULT_CATALOGUE_FILE, EngineImage,
     EngineReport, MAX_ENGINE_IMAGES, SystemDescription, check_catalogue, default_catalogue,
     is_platform, parse_catalogue, same_platform,
+};
+pub use trigger::{
+    Area, Condition, Deadline, GeoPoint, Location, MAX_DECODE_DEPTH, MAX_POLYGON_VERTICES,
+    MAX_TRIGGER_CONDITIONS, MAX_TRIGGER_DEPTH, MAX_TRIGGER_WAIT_MS, Trigger, TriggerFired, rfc3339,
 };
 
 /// The catalogue module: base images preloaded onboard.

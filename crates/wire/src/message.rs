@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{FileDigest, InventorySummary, VolumeRef};
-use crate::{BaseImage, Digest, EngineReport, ErrorCode};
+use crate::{BaseImage, Digest, EngineReport, ErrorCode, Trigger, TriggerFired};
 
 /// The largest encoded [`Message`] either side accepts. Objects travel beside messages as
 /// transfers of their own, so this bounds plans and listings, not files.
@@ -225,6 +225,11 @@ pub struct Plan {
     /// When it stops being valid, in milliseconds since the Unix epoch (onboard clock): a plan
     /// that arrives later is refused.
     pub expires_ms: u64,
+    /// The system's element set as the ground holds it, for the agent's own propagation of
+    /// its tasks' triggers (and the ground's prediction of them); `None` when no task has a
+    /// trigger or the system has no orbit. (Absent from records written before triggers.)
+    #[serde(default)]
+    pub elements: Option<Elements>,
     /// The ground's ed25519 signature (see [`PlanSigner`](crate::PlanSigner)); empty when
     /// unsigned.
     pub signature: Vec<u8>,
@@ -237,8 +242,24 @@ pub struct PlanTask {
     pub id: String,
     /// What to do with the rest of the plan when this task fails.
     pub on_failure: OnFailure,
+    /// When the task may start: the agent waits for it, in contact or not (`docs/triggers.md`).
+    /// (Absent from records written before triggers.)
+    #[serde(default)]
+    pub trigger: Option<Trigger>,
     /// What the task does.
     pub kind: TaskKind,
+}
+
+/// An element set (a two-line element set with its optional name line), as text: the agent
+/// parses it with the same parser the ground used.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Elements {
+    /// Line 0, the object's name, if any.
+    pub name: Option<String>,
+    /// Line 1.
+    pub line1: String,
+    /// Line 2.
+    pub line2: String,
 }
 
 /// What happens after a task fails.
@@ -543,6 +564,10 @@ pub struct TaskOutputs {
     /// The tenant's images (docker.image.list).
     #[serde(default)]
     pub images: Vec<ImageEntry>,
+    /// When and why the task's trigger fired (a task with a trigger). Boxed: most tasks have
+    /// none, and outputs travel inside every task event.
+    #[serde(default)]
+    pub trigger: Option<Box<TriggerFired>>,
 }
 
 /// One of a tenant's images onboard.
@@ -621,6 +646,7 @@ mod tests {
             tasks: vec![PlanTask {
                 id: "run".into(),
                 on_failure: OnFailure::Stop,
+                trigger: None,
                 kind: TaskKind::PodRun {
                     pod_name: "p".into(),
                     image: ImageRef {
@@ -644,6 +670,7 @@ mod tests {
             }],
             system: "em".into(),
             sequence: 3,
+            elements: None,
             issued_ms: 1_800_000_000_000,
             expires_ms: 1_800_086_400_000,
             signature: vec![7; 64],

@@ -186,6 +186,7 @@ mod tests {
             tasks: vec![PlanTask {
                 id: "ls".into(),
                 on_failure: OnFailure::Stop,
+                trigger: None,
                 kind: TaskKind::FilesList {
                     volume: None,
                     folder: String::new(),
@@ -194,6 +195,7 @@ mod tests {
             }],
             system: "em".into(),
             sequence: 7,
+            elements: None,
             issued_ms: 1_000,
             expires_ms: 2_000,
             signature: Vec::new(),

@@ -68,6 +68,19 @@ impl Stack {
         system: &str,
         configure: impl FnOnce(ground::Ground) -> ground::Ground,
     ) -> Stack {
+        let always = link::Contact::Always;
+        Stack::start_flying(system, None, always, flight::ClockConfig::Host, configure).await
+    }
+
+    /// The same, with the system's orbit as the ground knows it, when its link is up (both
+    /// ends), and the flight agent's mission clock.
+    pub(crate) async fn start_flying(
+        system: &str,
+        orbit: Option<ground::SystemOrbit>,
+        contact: link::Contact,
+        clock: flight::ClockConfig,
+        configure: impl FnOnce(ground::Ground) -> ground::Ground,
+    ) -> Stack {
         seed_bases().await;
         let dir = tempfile::tempdir().unwrap();
         let (ground_udp, link_ground, link_flight, flight_udp) =
@@ -82,8 +95,8 @@ impl Stack {
                 link: link_ground,
                 key: key.clone(),
                 rate_bits_per_sec: None,
-                contact: link::Contact::Always,
-                orbit: None,
+                contact: contact.clone(),
+                orbit,
                 link_settings: link::LinkSettings::STANDARD,
             }],
             plan_signer: signer.clone(),
@@ -123,13 +136,14 @@ impl Stack {
             link: link_flight,
             key,
             rate_bits_per_sec: None,
-            contact: link::Contact::Always,
+            contact,
             plan_verifier: signer.verifier(),
             builder: wire::Builder::Classic,
             catalogue: None,
             limits: flight::DiskLimits::default(),
             quotas: flight::Quotas::none(),
             link_settings: link::LinkSettings::STANDARD,
+            clock,
         };
         let mut stack = Stack {
             url,

@@ -232,6 +232,8 @@ pub(crate) struct Executor {
     /// engine's data root (`disk::BuildWatch`), which another one's writes or deletions there
     /// would change. Fair: they take it in the order they asked.
     pub(crate) engine_storage: Arc<tokio::sync::Mutex<()>>,
+    /// The mission clock `scheduled_time` and triggers are judged by (see `crate::clock`).
+    pub(crate) clock: crate::MissionClock,
 }
 
 impl Executor {
@@ -396,6 +398,7 @@ pub(crate) mod tests {
         let scratch = dir.path().join("tmp");
         fs::create_dir_all(&scratch).unwrap();
         let exec = Executor {
+            clock: crate::MissionClock::HOST,
             runtime: fake.clone(),
             volumes: Arc::new(Volumes::open(&dir.path().join("volumes"), dir.path()).unwrap()),
             store: Arc::new(ObjectStore::open(dir.path()).unwrap()),
@@ -451,6 +454,7 @@ pub(crate) mod tests {
             let task = PlanTask {
                 id: "t".into(),
                 on_failure: OnFailure::Stop,
+                trigger: None,
                 kind,
             };
             self.exec.run(tenant, "exec0123456789", index, &task).await

@@ -29,9 +29,6 @@ mod labels;
 
 use self::labels::*;
 
-/// How long a wait for a scheduled start sleeps before it looks at the clock again (the wall
-/// clock may be set meanwhile).
-const SCHEDULE_TICK: Duration = Duration::from_secs(30);
 /// How long a pod.stop waits for the stopped pod's outcome beyond its grace.
 const STOP_SETTLE: Duration = Duration::from_secs(120);
 
@@ -349,16 +346,11 @@ impl Executor {
         }
     }
 
-    /// Waits until `at` (milliseconds since the Unix epoch) by the onboard clock; at once when
+    /// Waits until `at` (milliseconds since the Unix epoch) by the mission clock; at once when
     /// it is past or `None`.
     async fn wait_until(&self, at: Option<u64>) {
-        let Some(at) = at else { return };
-        loop {
-            let now = now_ms();
-            if now >= at {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(at - now).min(SCHEDULE_TICK)).await;
+        if let Some(at) = at {
+            self.clock.sleep_until(at).await;
         }
     }
 
@@ -1055,6 +1047,7 @@ mod tests {
         let other = PlanTask {
             id: "t2".into(),
             on_failure: OnFailure::Stop,
+            trigger: None,
             kind: pod(image("busybox", "latest"), None),
         };
         let res = r.exec.run("alice", "exec0123456789", 1, &other).await;

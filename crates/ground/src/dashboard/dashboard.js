@@ -91,15 +91,21 @@ function setupEditor(form) {
   const diagnostics = (r) => {
     const d = (r.json && (r.json.diagnostics || (r.json.error && r.json.error.diagnostics))) || [];
     const p = (r.json && (r.json.preflight || (r.json.error && r.json.error.preflight))) || [];
+    const t = (r.json && r.json.triggers) || [];
+    const fires = (x) => x.error ? `cannot predict: ${x.error}`
+      : x.firings.length ? `fires ${x.firings[0].start} (holds until ${x.firings[0].end})`
+      : `never before ${x.until}: the task would fail`;
     return [
       ...d.map((x) => [x.severity, `line ${x.line}, column ${x.column}: ${x.message}`]),
       ...p.map((x) => [x.severity, `${x.task}: ${x.file}:${x.line}:${x.column}: ${x.code}: ${x.message}`]),
+      ...t.map((x) => [x.error ? "warning" : "info", `trigger of ${x.task} on ${x.system} (${x.condition}): ${fires(x)}`]),
     ];
   };
   document.getElementById("validate").addEventListener("click", async () => {
     const r = await api("POST", "/api/v1/operations/validate", yaml(), "application/yaml");
     const items = diagnostics(r);
-    show(list, items.length ? items : [["info", r.ok && r.json && r.json.valid ? "Valid." : r.text]]);
+    if (r.ok && r.json && r.json.valid) items.unshift(["info", "Valid."]);
+    show(list, items.length ? items : [["info", r.text]]);
   });
   document.getElementById("save").addEventListener("click", async () => {
     const r = await api("POST", "/api/v1/operations", yaml(), "application/yaml");

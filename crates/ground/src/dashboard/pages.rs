@@ -399,6 +399,7 @@ pub(super) async fn operation(
     let (system, findings) =
         crate::preflight_check::operation_findings(&g, &v.user, yaml.clone()).await?;
     let uplink = super::uplink_plan::section(&g, &v.user, yaml.clone()).await?;
+    let triggers = crate::triggers::predict_yaml(&g, yaml.clone()).await?;
     let execs = db::executions_of(g.db(), &v.user, Some(&ns), Some(&id), LISTED, 0).await?;
     let diff = match q.diff {
         Some(from) => match db::operation_revision(g.db(), &ns, &id, from).await? {
@@ -444,6 +445,28 @@ pub(super) async fn operation(
             }
         }
         (uplink)
+        @if !triggers.is_empty() {
+            h2 { "Triggers on " (system) }
+            p { "When each task's trigger would fire if the task were ready now, predicted from the element set its plan carries up." }
+            table {
+                tr { th { "Task" } th { "Condition" } th { "Fires" } th { "Holds until" } th { "Then" } }
+                @for t in &triggers {
+                    tr {
+                        td { (t.task) }
+                        td { (t.condition) }
+                        @if let Some(e) = &t.error {
+                            td colspan="3" class="error" { (e) }
+                        } @else if let Some(first) = t.firings.first() {
+                            td { (first.start) }
+                            td { (first.end) }
+                            td { @for f in t.firings.iter().skip(1) { (f.start) br; } }
+                        } @else {
+                            td colspan="3" class="warning" { "never before its deadline " (t.until) ": the task would fail" }
+                        }
+                    }
+                }
+            }
+        }
         h2 { "Executions" }
         (executions_table(&execs, false))
     };

@@ -31,6 +31,17 @@ pub(crate) async fn take_awaiting_plan(
     row.map(|r| r.try_get("plan")).transpose()
 }
 
+/// An execution's awaiting plan, left in the table.
+pub(crate) async fn awaiting_plan(
+    db: &Db,
+    execution: &str,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT plan FROM awaiting_plans WHERE execution = ?")
+        .bind(execution)
+        .fetch_optional(db)
+        .await
+}
+
 /// How many executions wait for an operator's approval.
 pub(crate) async fn awaiting_count(db: &Db) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE state = 'AWAITING_APPROVAL'")

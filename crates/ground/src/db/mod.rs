@@ -40,7 +40,7 @@ mod users;
 mod volumes;
 
 pub(crate) use approvals::{
-    awaiting_count, insert_awaiting_plan, insert_execution_cancel, pending_cancels,
+    awaiting_count, awaiting_plan, insert_awaiting_plan, insert_execution_cancel, pending_cancels,
     take_awaiting_plan,
 };
 pub(crate) use downlinks::{

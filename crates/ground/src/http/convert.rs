@@ -118,6 +118,7 @@ pub(super) fn operation_summary(o: &OperationRow) -> api::OperationSummary {
 pub(super) fn applied_operation(
     row: OperationRow,
     found: &[PreflightFinding],
+    triggers: Vec<api::TriggerPrediction>,
 ) -> api::AppliedOperation {
     api::AppliedOperation {
         namespace: row.namespace,
@@ -126,6 +127,7 @@ pub(super) fn applied_operation(
         created_at: time::rfc3339(row.created_at),
         updated_at: time::rfc3339(row.updated_at),
         preflight: findings(found),
+        triggers,
     }
 }
 
@@ -221,6 +223,7 @@ pub(super) fn execution(
             }
         }),
         uplink: None,
+        triggers: Vec::new(),
     })
 }
 

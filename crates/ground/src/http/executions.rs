@@ -22,11 +22,30 @@ pub(crate) async fn load(g: &Ground, user: &str, id: &str) -> Result<api::Execut
             let eta = queue::execution_eta(g, &e).await?;
             let mut shown = execution(&e, &tasks, eta.as_ref())?;
             shown.uplink = encoder::report(g.db(), id).await?;
+            shown.triggers = predictions(g, &e).await?;
             Ok(shown)
         }
         // Another tenant's execution is as good as absent.
         _ => Err(ApiError::not_found(format!("execution '{id}' not found"))),
     }
+}
+
+/// Before its tasks run onboard (awaiting approval, or scheduled), when each of the execution's
+/// triggers would fire (`crate::triggers::predict_plan`); nothing once it runs or ended.
+async fn predictions(
+    g: &Ground,
+    e: &db::ExecutionRow,
+) -> Result<Vec<api::TriggerPrediction>, ApiError> {
+    let encoded = match e.state.as_str() {
+        "AWAITING_APPROVAL" => db::awaiting_plan(g.db(), &e.id).await?,
+        "SCHEDULED" => db::execution_plan(g.db(), &e.id).await?,
+        _ => None,
+    };
+    let plan = match encoded.map(|b| wire::decode_message(&b)) {
+        Some(Ok(wire::Message::Plan(plan))) => plan,
+        _ => return Ok(Vec::new()),
+    };
+    Ok(crate::triggers::predict_plan(g, &plan, &e.system).await)
 }
 
 pub(super) async fn start(

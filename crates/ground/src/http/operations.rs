@@ -25,8 +25,8 @@ pub(super) async fn apply(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let yaml = yaml_text(body)?;
-    let (row, found) = apply::apply(&g, &user, &yaml).await?;
-    Ok(created(Json(applied_operation(row, &found))))
+    let (row, found, triggers) = apply::apply(&g, &user, &yaml).await?;
+    Ok(created(Json(applied_operation(row, &found, triggers))))
 }
 
 pub(super) async fn validate(
@@ -40,6 +40,7 @@ pub(super) async fn validate(
         valid: v.valid(),
         diagnostics: v.diagnostics.iter().map(Diagnostic::to_api).collect(),
         preflight: findings(&v.findings),
+        triggers: v.triggers,
     }))
 }
 

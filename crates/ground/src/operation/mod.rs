@@ -95,6 +95,8 @@ pub(crate) struct Task {
     pub(crate) id: TaskId,
     pub(crate) description: Option<String>,
     pub(crate) on_failure: OnFailure,
+    /// `trigger`: when the task may start onboard (`docs/triggers.md`).
+    pub(crate) trigger: Option<wire::Trigger>,
     pub(crate) spec: TaskSpec,
 }
 
@@ -440,7 +442,7 @@ tasks:
             ),
             "6:13 [mv] task 'mv' (files.move, line 6): field 'source' has a bad path 'out/*.txt': must be a literal path: files.move takes no wildcards\n\
              7:18 [mv] task 'mv' (files.move, line 7): field 'destination' has a bad path '/': must name a file or a folder, not the volume root\n\
-             8:5 [mv] task 'mv' (files.move, line 8): unknown field 'sources'; expected one of id, type, description, on_failure, source, destination, volume",
+             8:5 [mv] task 'mv' (files.move, line 8): unknown field 'sources'; expected one of id, type, description, on_failure, trigger, source, destination, volume",
         );
         check(
             &format!(
@@ -513,7 +515,7 @@ tasks:
             &format!(
                 "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    imag: y\nowner: bob\n"
             ),
-            "7:5 [run] task 'run' (pod.run, line 7): unknown field 'imag'; expected one of id, type, description, on_failure, image, pod_name, command, args, env, volume, max_duration, node, ports, merge, scheduled_time\n\
+            "7:5 [run] task 'run' (pod.run, line 7): unknown field 'imag'; expected one of id, type, description, on_failure, trigger, image, pod_name, command, args, env, volume, max_duration, node, ports, merge, scheduled_time\n\
              8:1 [-] operation (line 8): unknown field 'owner'; expected one of id, namespace, system, description, labels, tasks",
         );
     }
@@ -592,6 +594,87 @@ tasks:
         assert_eq!(ms("0.5"), Some(30_000));
         assert_eq!(ms("90s"), Some(90_000));
         assert_eq!(ms("\"1h\""), Some(3_600_000));
+    }
+
+    fn trigger_of(yaml: &str) -> wire::Trigger {
+        match parse(yaml) {
+            Ok(op) => op.tasks[0].trigger.clone().expect("a trigger"),
+            Err(d) => panic!("{d:#?}"),
+        }
+    }
+
+    #[test]
+    fn triggers_read_into_conditions() {
+        use wire::{Area, Condition, Deadline, GeoPoint, Location};
+        let t = trigger_of(&format!(
+            "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    trigger:\n      location: {{latitude: 46.27, longitude: 6.96, altitude: 372, radius_km: 500, min_elevation: 5, min_sun_elevation: 10}}\n      not_before: 2026-12-03T00:00:00Z\n      deadline: 12h\n"
+        ));
+        assert_eq!(t.deadline, Some(Deadline::After(12 * 3_600_000)));
+        assert_eq!(
+            t.when,
+            Condition::All(vec![
+                Condition::Location(Location {
+                    area: Area::Point {
+                        at: GeoPoint {
+                            lat_udeg: 46_270_000,
+                            lon_udeg: 6_960_000
+                        },
+                        altitude_m: 372,
+                        radius_m: Some(500_000),
+                    },
+                    min_elevation_mdeg: Some(5_000),
+                    min_sun_elevation_mdeg: Some(10_000),
+                }),
+                Condition::Window {
+                    not_before_ms: Some(1_796_256_000_000),
+                    not_after_ms: None
+                },
+            ])
+        );
+        // A polygon across the antimeridian, either vertex form; any of eclipse or sunlit.
+        let t = trigger_of(&format!(
+            "{HEAD}  - id: cam\n    type: camera.capture\n    destination: a.png\n    trigger:\n      any:\n        - location:\n            polygon: [[-15, 175], [-15, -175], {{latitude: -22, longitude: -175}}, [-22, 175]]\n        - eclipse: true\n      deadline: 2026-12-04T00:00:00Z\n"
+        ));
+        assert_eq!(t.deadline, Some(Deadline::At(1_796_342_400_000)));
+        let Condition::Any(items) = &t.when else {
+            panic!("{t:?}")
+        };
+        assert!(
+            matches!(&items[0], Condition::Location(Location { area: Area::Polygon(v), .. }) if v.len() == 4)
+        );
+        assert_eq!(items[1], Condition::Eclipse);
+    }
+
+    #[test]
+    fn bad_triggers_say_what_and_where() {
+        check(
+            &format!(
+                "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    trigger:\n      location: {{latitude: 95, longitude: 6.96, radius_km: 5}}\n      eclipse: false\n      nadir: {{latitude: 1, longitude: 2, within: 10}}\n      deadline: soon\n"
+            ),
+            "8:28 [run] task 'run' (pod.run, line 8): field 'location.latitude' must be a number from -90 to 90\n\
+             9:16 [run] task 'run' (pod.run, line 9): field 'eclipse' must be true (for the opposite, write 'sunlit: true')\n\
+             10:14 [run] task 'run' (pod.run, line 10): field 'nadir': nadir pointing triggers are not yet supported onboard (the agent has no attitude model yet); use 'location' with 'min_elevation' for a target seen from high above\n\
+             11:17 [run] task 'run' (pod.run, line 11): field 'deadline' must be minutes as a number (10, 0.5) or a duration with a unit (90s, 5m, 1h), at most 7 days",
+        );
+        check(
+            &format!(
+                "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    merge: true\n    trigger:\n      telemetry: {{battery_soc: 60}}\n      location: {{polygon: [[0, 0], [1, 1]]}}\n      not_before: 2026-12-03T00:00:00Z\n      not_after: 2026-12-02T00:00:00Z\n      colour: red\n"
+            ),
+            "9:18 [run] task 'run' (pod.run, line 9): field 'telemetry': telemetry triggers are not yet supported onboard (there is no onboard telemetry service yet)\n\
+             10:27 [run] task 'run' (pod.run, line 10): field 'location.polygon' must have from 3 to 1024 vertices, not 2\n\
+             12:18 [run] task 'run' (pod.run, line 12): field 'not_after' must be later than 'not_before': the window is empty\n\
+             13:7 [run] task 'run' (pod.run, line 13): unknown field 'colour'; expected one of location, eclipse, sunlit, not_before, not_after, all, any, nadir, telemetry, deadline",
+        );
+        check(
+            &format!(
+                "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    merge: true\n    trigger: {{sunlit: true}}\n"
+            ),
+            "8:14 [run] task 'run' (pod.run, line 8): field 'trigger' does not go with 'merge: true' yet: merged pods start together, so put the trigger on a task before them",
+        );
+        check(
+            &format!("{HEAD}  - id: run\n    type: pod.run\n    image: x\n    trigger: {{}}\n"),
+            "7:14 [run] task 'run' (pod.run, line 7): field 'trigger' holds no condition; expected one or more of location, eclipse, sunlit, not_before, not_after, all, any, nadir, telemetry",
+        );
     }
 
     #[test]
@@ -689,7 +772,7 @@ tasks:
             ),
             "4:5 [stop] task 'stop' (pod.stop, line 4): missing required field 'pod_name'\n\
              8:15 [logs] task 'logs' (pod.logs, line 8): field 'pod_name' 'Bad Name' is not a valid pod name (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)\n\
-             9:5 [logs] task 'logs' (pod.logs, line 9): unknown field 'image'; expected one of id, type, description, on_failure, pod_name, volume",
+             9:5 [logs] task 'logs' (pod.logs, line 9): unknown field 'image'; expected one of id, type, description, on_failure, trigger, pod_name, volume",
         );
     }
 

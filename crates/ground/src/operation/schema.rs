@@ -13,6 +13,7 @@ use super::{Operation, TASK_TYPES, TYPE_PREFIX, Task, TaskSpec, rfc3339_ms};
 use crate::config::limits;
 
 mod fields;
+mod trigger;
 
 impl Cx<'_> {
     /// An image, written `name[:tag]` or as a mapping `{name, tag}`, validated by `parse`.
@@ -298,6 +299,7 @@ impl Cx<'_> {
             }),
             None => Some(OnFailure::Stop),
         };
+        let trigger = f.take("trigger").map(|n| (self.trigger(&who, n), pos(n)));
         // Without a known type the other fields cannot be judged.
         let ty = ty?;
         let spec = self.spec(
@@ -308,10 +310,21 @@ impl Cx<'_> {
             id.as_ref().map_or("pod", |i| i.as_str()),
             pods,
         );
+        if let (Some((Some(_), at)), Some(TaskSpec::PodRun { merge: true, .. })) = (&trigger, &spec)
+        {
+            self.diag(
+                &who,
+                *at,
+                "field 'trigger' does not go with 'merge: true' yet: merged pods start together, so put the trigger on a task before them".into(),
+            );
+            return None;
+        }
+        let trigger = optional(trigger.map(|(t, _)| t));
         Some(Task {
             id: id?,
             description: optional(description)?,
             on_failure: on_failure?,
+            trigger: trigger?,
             spec: spec?,
         })
     }
@@ -325,7 +338,7 @@ impl Cx<'_> {
         task_id: &str,
         pods: &mut Vec<(PodName, usize)>,
     ) -> Option<TaskSpec> {
-        const COMMON: [&str; 4] = ["id", "type", "description", "on_failure"];
+        const COMMON: [&str; 5] = ["id", "type", "description", "on_failure", "trigger"];
         let volume = f
             .take("volume")
             .map(|n| self.checked(who, "volume", n, VolumeName::new));

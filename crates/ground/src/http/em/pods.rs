@@ -453,6 +453,7 @@ mod tests {
                 log_tail: Vec::new(),
             }),
             outputs: Some(api::TaskOutputs {
+                trigger: None,
                 files: Vec::new(),
                 listing: Vec::new(),
                 image: None,

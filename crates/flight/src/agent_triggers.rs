@@ -1,0 +1,199 @@
+//! Waiting for a task's trigger onboard (`docs/triggers.md`): the agent propagates the element
+//! set its plan carries with `orbit` (the evaluator the ground predicts with), finds the next
+//! time the condition holds from now on its mission clock (`clock`), sleeps until then, in
+//! contact or not, and fires: the task runs and its outputs say when and why.
+//!
+//! Nothing is lost or done twice across restarts: the plan's record keeps, for the task waiting,
+//! when it became ready (a relative deadline counts from then, not from the restart) and, once
+//! fired, the firing, saved before the task starts. A restarted agent resumes the plan at that
+//! task: a pending trigger is searched for again from the mission time now, and a fired one is
+//! not fired again (the task is taken up as any task cut short is, a pod never run twice).
+
+use serde::{Deserialize, Serialize};
+use wire::{Deadline, ErrorCode, PlanTask, TaskError, TaskState, Trigger, TriggerFired};
+
+use super::{Agent, task_event};
+use crate::plans::PlanRecord;
+use crate::tasks::TaskResult;
+
+/// The trigger of the task a plan waits at, as its record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TriggerRecord {
+    /// The task's index.
+    pub(crate) task: u32,
+    /// When the task became ready, mission ms.
+    pub(crate) armed_ms: u64,
+    /// The firing, once it fired.
+    pub(crate) fired: Option<TriggerFired>,
+}
+
+impl Agent {
+    /// Runs task `index` of `record`'s plan once its trigger fired, if it has one (it stays
+    /// scheduled meanwhile), saying it runs once it starts; its outputs say how the trigger
+    /// fired.
+    pub(super) async fn start_when_triggered(
+        &self,
+        record: &mut PlanRecord,
+        index: usize,
+        task: &PlanTask,
+    ) -> TaskResult {
+        let fired = match &task.trigger {
+            Some(trigger) => Some(self.await_trigger(record, index, trigger).await),
+            None => None,
+        };
+        let (execution, tenant) = (record.plan.execution.clone(), record.plan.tenant.clone());
+        self.send(task_event(&execution, index, TaskState::Running, None))
+            .await;
+        match fired {
+            Some(Err(error)) => TaskResult {
+                error: Some(error),
+                outputs: Default::default(),
+            },
+            Some(Ok(fired)) => {
+                let mut result = self.inner.exec.run(&tenant, &execution, index, task).await;
+                result.outputs.trigger = Some(Box::new(fired));
+                result
+            }
+            None => self.inner.exec.run(&tenant, &execution, index, task).await,
+        }
+    }
+
+    /// Waits for the trigger of task `index` of `record`'s plan and says how it fired, or fails
+    /// with [`ErrorCode::TriggerDeadline`] (it cannot fire before its deadline) or a validation
+    /// error (no usable element set). Saves the record as the trigger is armed and as it fires.
+    pub(super) async fn await_trigger(
+        &self,
+        record: &mut PlanRecord,
+        index: usize,
+        trigger: &Trigger,
+    ) -> Result<TriggerFired, TaskError> {
+        let clock = self.inner.exec.clock;
+        let kept = record.trigger.as_ref().filter(|t| t.task as usize == index);
+        if let Some(fired) = kept.and_then(|t| t.fired.clone()) {
+            tracing::info!(
+                execution = record.plan.execution,
+                task = index,
+                "the task's trigger fired before the restart; not fired again"
+            );
+            return Ok(fired);
+        }
+        let armed_ms = match kept {
+            Some(t) => t.armed_ms,
+            None => {
+                let armed = TriggerRecord {
+                    task: index as u32,
+                    armed_ms: clock.now_ms(),
+                    fired: None,
+                };
+                let armed_ms = armed.armed_ms;
+                record.trigger = Some(armed);
+                self.save_record(record);
+                armed_ms
+            }
+        };
+        let propagator = propagator(&record.plan)?;
+        let deadline_ms = match trigger.deadline {
+            Some(Deadline::At(ms)) => ms,
+            Some(Deadline::After(ms)) => armed_ms.saturating_add(ms),
+            None => armed_ms.saturating_add(wire::MAX_TRIGGER_WAIT_MS),
+        };
+        let reason = trigger.when.describe();
+        tracing::info!(
+            execution = record.plan.execution,
+            task = index,
+            condition = reason,
+            deadline = wire::rfc3339(deadline_ms),
+            "waiting for a trigger"
+        );
+        loop {
+            let now = clock.now_ms();
+            if now >= deadline_ms {
+                return Err(deadline_error(format!(
+                    "the trigger ({reason}) did not fire before its deadline {}",
+                    wire::rfc3339(deadline_ms)
+                )));
+            }
+            let (p, when) = (propagator.clone(), trigger.when.clone());
+            let found = tokio::task::spawn_blocking(move || {
+                orbit::next_firing(
+                    &p,
+                    &when,
+                    orbit::Epoch::from_unix_millis(now as i64),
+                    orbit::Epoch::from_unix_millis(deadline_ms as i64),
+                )
+            })
+            .await
+            .map_err(|e| validation(format!("the trigger's search failed: {e}")))?
+            .map_err(|e| validation(format!("the element set cannot be propagated: {e}")))?;
+            let Some(firing) = found else {
+                return Err(deadline_error(format!(
+                    "the trigger ({reason}) cannot fire before its deadline {}: by the plan's element set the condition does not hold from {} until then",
+                    wire::rfc3339(deadline_ms),
+                    wire::rfc3339(now)
+                )));
+            };
+            let since_ms = firing.start.unix_millis().max(0) as u64;
+            let until_ms = firing.end.unix_millis().max(0) as u64;
+            clock.sleep_until(since_ms).await;
+            let fired_ms = clock.now_ms();
+            if fired_ms > until_ms && until_ms < deadline_ms {
+                // Overslept the whole interval (a suspended host): search again from now.
+                continue;
+            }
+            let fired = TriggerFired {
+                since_ms,
+                fired_ms,
+                reason: reason.clone(),
+            };
+            record.trigger = Some(TriggerRecord {
+                task: index as u32,
+                armed_ms,
+                fired: Some(fired.clone()),
+            });
+            // Saved before the task starts: a restart from here on does not fire it again.
+            self.save_record(record);
+            tracing::info!(
+                execution = record.plan.execution,
+                task = index,
+                since = wire::rfc3339(since_ms),
+                fired = wire::rfc3339(fired_ms),
+                condition = reason,
+                "a trigger fired"
+            );
+            return Ok(fired);
+        }
+    }
+
+    fn save_record(&self, record: &PlanRecord) {
+        if let Err(e) = self.inner.plans.save(record) {
+            tracing::error!(execution = record.plan.execution, error = %e, "cannot persist a trigger's state");
+        }
+    }
+}
+
+/// The propagator of the plan's element set.
+fn propagator(plan: &wire::Plan) -> Result<orbit::Propagator, TaskError> {
+    let elements = plan.elements.as_ref().ok_or_else(|| {
+        validation("the task has a trigger but its plan carries no element set to judge it by")
+    })?;
+    let tle = orbit::parse_elements(elements)
+        .map_err(|e| validation(format!("the plan's element set is not valid: {e}")))?;
+    orbit::Propagator::new(&tle)
+        .map_err(|e| validation(format!("the plan's element set cannot be propagated: {e}")))
+}
+
+fn validation(message: impl Into<String>) -> TaskError {
+    TaskError {
+        code: ErrorCode::ValidationError,
+        message: message.into(),
+        log_tail: Vec::new(),
+    }
+}
+
+fn deadline_error(message: String) -> TaskError {
+    TaskError {
+        code: ErrorCode::TriggerDeadline,
+        message,
+        log_tail: Vec::new(),
+    }
+}
