@@ -238,7 +238,7 @@ pub struct TaskOutputs {
 }
 
 /// A trigger's firing as the agent recorded it (`docs/triggers.md`), by the onboard clock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TriggerFired {
     /// When its condition started to hold (or when the task became ready, if it held then).
     pub since: String,

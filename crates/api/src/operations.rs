@@ -100,7 +100,7 @@ pub struct Validation {
 
 /// When a task's trigger would fire, predicted on the ground from the element set the plan
 /// carries up (the agent fires from its own propagation of the same set).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TriggerPrediction {
     /// The task's index in the operation, from 0.
     pub index: u32,
@@ -123,7 +123,7 @@ pub struct TriggerPrediction {
 }
 
 /// An interval in which a trigger's condition holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TriggerWindow {
     /// When it starts to hold, RFC 3339 with milliseconds.
     pub start: String,
