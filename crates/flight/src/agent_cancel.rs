@@ -149,6 +149,7 @@ impl Agent {
             finished: false,
             events: Vec::new(),
             cancelled: false,
+            trigger: None,
         };
         let messages = cancel_rest(&mut record, by);
         self.inner.plans.finish(&record)?;

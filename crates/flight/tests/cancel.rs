@@ -23,6 +23,7 @@ use common::{Cleanup, docker, step_containers, tenant_containers};
 async fn agent(dir: &Path) -> (Agent, mpsc::Receiver<Outgoing>) {
     let (tx, outbox) = mpsc::channel(4096);
     let config = AgentConfig {
+        clock: flight::ClockConfig::Host,
         system: "em".into(),
         state_dir: dir.join("state"),
         volumes_dir: dir.join("volumes"),
@@ -52,6 +53,7 @@ fn tenant() -> String {
 /// A pod.run of busybox running `script` with `/bin/sh -c`, attached.
 fn pod(name: &str, script: &str) -> PlanTask {
     PlanTask {
+        trigger: None,
         id: name.into(),
         on_failure: OnFailure::Stop,
         kind: TaskKind::PodRun {
@@ -77,6 +79,7 @@ fn pod(name: &str, script: &str) -> PlanTask {
 /// A long pod (it would sleep ten minutes), then a pod that leaves a file if it ever runs.
 fn long_then_marker(tenant: &str) -> Plan {
     Plan {
+        elements: None,
         execution: format!("{:032x}", rand::random::<u128>()),
         tenant: tenant.into(),
         tasks: vec![
@@ -376,6 +379,7 @@ async fn a_cancel_stops_a_running_build_and_the_pods_the_execution_left_detached
     let mut plan = long_then_marker(&tenant);
     plan.tasks = vec![
         PlanTask {
+            trigger: None,
             id: "up".into(),
             on_failure: OnFailure::Stop,
             kind: TaskKind::Uplink {
@@ -390,6 +394,7 @@ async fn a_cancel_stops_a_running_build_and_the_pods_the_execution_left_detached
         },
         background,
         PlanTask {
+            trigger: None,
             id: "build".into(),
             on_failure: OnFailure::Stop,
             kind: TaskKind::DockerBuild {

@@ -949,6 +949,7 @@ mod tests {
         let exec = r.exec.clone();
         let waiting = tokio::spawn(async move {
             let task = PlanTask {
+                trigger: None,
                 id: "build".into(),
                 on_failure: OnFailure::Stop,
                 kind: build("app/Dockerfile"),
