@@ -5,14 +5,14 @@
 //! transfer starts again from nothing when its sender comes back, whether the sender restarted
 //! meanwhile or kept its belief of what had arrived.
 
-use std::io;
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use sync::{
-    Commit, Counters, Event, MemStore, OutboxEntry, Persisted, Session, SessionConfig, Store,
-};
-use wire::{Digest, Direction, LinkKey, Offer};
+use sync::{Event, Session, SessionConfig};
+use wire::{Digest, Direction, LinkKey};
+
+use common::Shared;
 
 const EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -28,61 +28,6 @@ fn config(sends: Direction, incarnation: u64) -> SessionConfig {
         persist_bytes: 16 << 10,
         persist_interval: Duration::from_secs(1),
         spool_expiry: EXPIRY,
-    }
-}
-
-/// A [`MemStore`] the test can look into (and change) while a session owns it.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<MemStore>>);
-
-impl Shared {
-    fn with<R>(&self, f: impl FnOnce(&mut MemStore) -> R) -> R {
-        f(&mut self.0.lock().unwrap())
-    }
-}
-
-impl Store for Shared {
-    fn load(&mut self) -> io::Result<Persisted> {
-        self.with(|s| s.load())
-    }
-    fn save_counters(&mut self, c: &Counters) -> io::Result<()> {
-        self.with(|s| s.save_counters(c))
-    }
-    fn outbox_put(&mut self, e: &OutboxEntry) -> io::Result<()> {
-        self.with(|s| s.outbox_put(e))
-    }
-    fn outbox_remove(&mut self, t: u64) -> io::Result<()> {
-        self.with(|s| s.outbox_remove(t))
-    }
-    fn read_object(&mut self, d: &Digest, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.with(|s| s.read_object(d, offset, buf))
-    }
-    fn has_object(&mut self, d: &Digest) -> bool {
-        self.with(|s| s.has_object(d))
-    }
-    fn spool_write(&mut self, t: u64, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.with(|s| s.spool_write(t, offset, data))
-    }
-    fn spool_persist(
-        &mut self,
-        t: u64,
-        o: Option<&Offer>,
-        r: &[(u32, u32)],
-        at: Duration,
-    ) -> io::Result<()> {
-        self.with(|s| s.spool_persist(t, o, r, at))
-    }
-    fn spool_commit(&mut self, o: &Offer) -> io::Result<Commit> {
-        self.with(|s| s.spool_commit(o))
-    }
-    fn spool_drop(&mut self, t: u64) -> io::Result<()> {
-        self.with(|s| s.spool_drop(t))
-    }
-    fn inbox_remove(&mut self, seq: u64) -> io::Result<()> {
-        self.with(|s| s.inbox_remove(seq))
-    }
-    fn admit(&mut self, o: &Offer) -> Result<(), String> {
-        self.with(|s| s.admit(o))
     }
 }
 
