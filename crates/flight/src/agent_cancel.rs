@@ -24,9 +24,7 @@ use crate::error::Error;
 use crate::fsutil::now_ms;
 use crate::names;
 use crate::plans::{PlanRecord, TaskRecord};
-
-/// The label naming a container's execution (see `tasks::labels`).
-const EXECUTION_LABEL: &str = "org.orbitdock.execution";
+use crate::tasks::EXECUTION_LABEL;
 
 impl Agent {
     /// Takes a cancel order (see the module's documentation). An error means the order could

@@ -352,10 +352,13 @@ impl Executor {
     }
 }
 
+/// The label naming the execution that made a container or an image.
+pub(crate) const EXECUTION_LABEL: &str = "org.orbitdock.execution";
+
 fn labels(tenant: &str, execution: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("org.orbitdock.tenant".to_string(), tenant.to_string()),
-        ("org.orbitdock.execution".to_string(), execution.to_string()),
+        (EXECUTION_LABEL.to_string(), execution.to_string()),
     ])
 }
 

@@ -14,7 +14,7 @@ impl Executor {
     pub(super) async fn tenant_network(&self, tenant: &str) -> Step<String> {
         let name = network_name(tenant);
         let mut labels = labels(tenant, "");
-        labels.remove("org.orbitdock.execution");
+        labels.remove(super::EXECUTION_LABEL);
         labels.insert("org.orbitdock".into(), "1".into());
         self.runtime
             .ensure_network(&name, &labels)

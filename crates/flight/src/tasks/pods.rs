@@ -479,7 +479,7 @@ impl Executor {
             {
                 tracing::warn!(container = name, error = %e.message, "cannot open a pod's ports again");
             }
-            let execution = label("org.orbitdock.execution");
+            let execution = label(EXECUTION_LABEL);
             self.detach(
                 (tenant, execution, pod),
                 name,
