@@ -171,10 +171,8 @@ pub(crate) async fn start(
         db::insert_task(&mut tx, &id, t).await?;
     }
     crate::queue::record(&mut tx, &id, &plan).await?;
-    tx.commit().await?;
-
-    // Scheduled before the plan leaves, so that events answering it always find it so.
-    let mut tx = db::write_tx(ground.db()).await?;
+    // Scheduled before the plan leaves, so that events answering it always find it so, and in
+    // the transaction that creates it: no cancel can land between and be written over.
     mark_scheduled(&mut tx, &mut exec, &mut tasks, time::now_ms(), None).await?;
     tx.commit().await?;
     send(ground, exec, tasks, plan).await?;
