@@ -38,7 +38,19 @@ impl Agent {
         task: &PlanTask,
     ) -> TaskResult {
         let fired = match &task.trigger {
-            Some(trigger) => Some(self.await_trigger(record, index, trigger).await),
+            Some(trigger) => {
+                // A cancel ends the wait: the task never starts (as a scheduled start's wait).
+                let cancels = self.inner.exec.cancels.clone();
+                let execution = record.plan.execution.clone();
+                tokio::select! {
+                    fired = self.await_trigger(record, index, trigger) => Some(fired),
+                    () = cancels.cancelled(&execution) => {
+                        return TaskResult::cancelled(
+                            "not started: the execution was cancelled while its trigger was awaited",
+                        );
+                    }
+                }
+            }
             None => None,
         };
         let (execution, tenant) = (record.plan.execution.clone(), record.plan.tenant.clone());

@@ -486,6 +486,54 @@ async fn a_trigger_that_cannot_fire_before_its_deadline_fails_its_task() {
     assert!(!w.volume().join("dark.txt").exists() && !w.volume().join("after.txt").exists());
 }
 
+/// A cancel ends the wait for a trigger: the task never starts, it and every task after it
+/// end `CANCELLED`, and nothing runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_ends_the_wait_for_a_trigger() {
+    let epoch = iss().epoch.plus_seconds(3600.0);
+    let mut w = World::new(epoch).await;
+    // Due five mission hours from now, half an hour of host time at this clock's scale.
+    let due = epoch.plus_seconds(5.0 * 3600.0).unix_millis() as u64;
+    let trigger = Trigger {
+        when: Condition::Window {
+            not_before_ms: Some(due),
+            not_after_ms: None,
+        },
+        deadline: None,
+    };
+    let plan = w.plan(
+        "e-cancel",
+        vec![
+            pod("waits", Some(trigger), "waits.txt", 0),
+            pod("after", None, "after.txt", 0),
+        ],
+    );
+    w.agent().handle_message(Message::Plan(plan)).unwrap();
+    let record_armed = || record(&w, "e-cancel")["trigger"]["armed_ms"].is_u64();
+    until("the trigger armed", record_armed).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    w.agent()
+        .handle_message(Message::Cancel(wire::CancelOrder {
+            execution: "e-cancel".into(),
+            system: "fm".into(),
+            by: "alice".into(),
+            issued_ms: now,
+            signature: Vec::new(),
+        }))
+        .unwrap();
+    let tasks = w.outcome("e-cancel", Duration::from_secs(60)).await;
+    let states: Vec<TaskState> = tasks.iter().map(|t| t.1).collect();
+    assert_eq!(
+        states,
+        [TaskState::Cancelled, TaskState::Cancelled],
+        "{tasks:?}"
+    );
+    assert!(!w.volume().join("waits.txt").exists() && !w.volume().join("after.txt").exists());
+}
+
 /// A trigger whose plan carries no element set cannot be judged: its task fails as invalid,
 /// saying why, and nothing runs.
 #[tokio::test(flavor = "multi_thread")]
