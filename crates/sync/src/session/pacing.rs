@@ -40,6 +40,15 @@ impl Session {
             self.hello_sent_at = None;
             self.tokens = self.burst();
             self.last_refill = Some(now);
+            // No spare copies of what went before the gap: the peer may hold it by now, and
+            // only a status round trip says so (nothing it holds is sent again).
+            self.spare_exhausted = true;
+            self.spare_cursor = None;
+            if let Some((t, index)) = self.spare_next.take()
+                && let Some(o) = self.out.get_mut(&t)
+            {
+                o.lost.remove(&index);
+            }
         }
         if !up && self.link_up {
             self.persist_all(now, true);
