@@ -219,7 +219,8 @@ async fn run_cfdp(
     let got = std::fs::read(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
     Ok(Outcome {
-        took: Duration::from_secs_f64(received),
+        took: Duration::try_from_secs_f64(received)
+            .with_context(|| format!("the CFDP entities' report gives no time: {line}"))?,
         identical: report.complete && got == want,
         sent_bytes: report.sender_bytes,
     })
