@@ -105,7 +105,9 @@ impl Agent {
         };
         let propagator = propagator(&record.plan)?;
         let deadline_ms = match trigger.deadline {
-            Some(Deadline::At(ms)) => ms,
+            // Never waiting longer than a week, whatever the deadline says (the ground predicts
+            // no further either).
+            Some(Deadline::At(ms)) => ms.min(armed_ms.saturating_add(wire::MAX_TRIGGER_WAIT_MS)),
             Some(Deadline::After(ms)) => armed_ms.saturating_add(ms),
             None => armed_ms.saturating_add(wire::MAX_TRIGGER_WAIT_MS),
         };

@@ -113,11 +113,17 @@ async fn predict_tasks(
         triggered
             .into_iter()
             .map(|(index, task, trigger)| {
-                let until = match trigger.deadline {
-                    Some(wire::Deadline::At(ms)) => Epoch::from_unix_millis(ms as i64),
-                    Some(wire::Deadline::After(ms)) => now.plus_seconds(ms as f64 / 1000.0),
-                    None => now.plus_seconds(wire::MAX_TRIGGER_WAIT_MS as f64 / 1000.0),
-                };
+                // Never more than the longest wait onboard, whatever deadline the task names.
+                let longest = now
+                    .unix_millis()
+                    .saturating_add(wire::MAX_TRIGGER_WAIT_MS as i64);
+                let until = Epoch::from_unix_millis(match trigger.deadline {
+                    Some(wire::Deadline::At(ms)) => (ms.min(i64::MAX as u64) as i64).min(longest),
+                    Some(wire::Deadline::After(ms)) => now
+                        .unix_millis()
+                        .saturating_add(ms.min(wire::MAX_TRIGGER_WAIT_MS) as i64),
+                    None => longest,
+                });
                 let found = match &propagator {
                     Ok(p) => {
                         orbit::firings(p, &trigger.when, now, until).map_err(|e| e.to_string())
@@ -148,6 +154,12 @@ async fn predict_tasks(
                 }
             })
             .collect()
+    };
+    // One prediction at a time: a search over a week of orbits is CPU-bound, and requests must
+    // not add up to every core.
+    static ONE_AT_A_TIME: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let Ok(_turn) = ONE_AT_A_TIME.acquire().await else {
+        return Vec::new();
     };
     tokio::task::spawn_blocking(work).await.unwrap_or_default()
 }
