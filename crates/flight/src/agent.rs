@@ -179,7 +179,7 @@ impl Agent {
         let mut sequences = plans.load_sequences(&pending, now_ms());
         // A plan cancelled before the restart is not resumed: it is ended, its pods stopped,
         // once the agent runs (`Agent::run_plans`).
-        let cancels = Arc::new(Cancels::open(state, now_ms())?);
+        let cancels = Arc::new(Cancels::open(state, now_ms(), |e| plans.standing(e))?);
         let (cancelled_at_start, pending): (Vec<PlanRecord>, Vec<PlanRecord>) = pending
             .into_iter()
             .partition(|r| cancels.by(&r.plan.execution).is_some());
@@ -762,7 +762,7 @@ impl Agent {
         } else {
             self.inner.exec.forget_pods(&execution);
         }
-        self.inner.exec.cancels.forget_signal(&execution);
+        self.inner.exec.cancels.settle(&execution);
         tracing::info!(execution, state = state.as_str(), "plan finished");
     }
 }

@@ -103,7 +103,7 @@ impl Agent {
                 return Err(e);
             }
             self.send_soon(messages);
-            self.inner.exec.cancels.forget_signal(&execution);
+            self.inner.exec.cancels.settle(&execution);
             return Ok(());
         }
         if running {
@@ -151,6 +151,7 @@ impl Agent {
         };
         let messages = cancel_rest(&mut record, by);
         self.inner.plans.finish(&record)?;
+        self.inner.exec.cancels.settle(&record.plan.execution);
         tracing::info!(
             execution = record.plan.execution,
             "a plan came after its cancel: filed cancelled, never run"
@@ -175,7 +176,7 @@ impl Agent {
         } else {
             self.inner.exec.forget_pods(&execution);
         }
-        self.inner.exec.cancels.forget_signal(&execution);
+        self.inner.exec.cancels.settle(&execution);
         tracing::info!(execution, by, "plan cancelled");
     }
 

@@ -10,7 +10,7 @@
 //! not fired again (the task is taken up as any task cut short is, a pod never run twice).
 
 use serde::{Deserialize, Serialize};
-use wire::{Deadline, ErrorCode, PlanTask, TaskError, TaskState, Trigger, TriggerFired};
+use wire::{ErrorCode, PlanTask, TaskError, TaskState, Trigger, TriggerFired};
 
 use super::{Agent, task_event};
 use crate::plans::PlanRecord;
@@ -104,13 +104,9 @@ impl Agent {
             }
         };
         let propagator = propagator(&record.plan)?;
-        let deadline_ms = match trigger.deadline {
-            // Never waiting longer than a week, whatever the deadline says (the ground predicts
-            // no further either).
-            Some(Deadline::At(ms)) => ms.min(armed_ms.saturating_add(wire::MAX_TRIGGER_WAIT_MS)),
-            Some(Deadline::After(ms)) => armed_ms.saturating_add(ms),
-            None => armed_ms.saturating_add(wire::MAX_TRIGGER_WAIT_MS),
-        };
+        // Never waiting longer than a week, whatever the deadline says (the ground predicts no
+        // further either).
+        let deadline_ms = trigger.deadline_ms(armed_ms);
         let reason = trigger.when.describe();
         tracing::info!(
             execution = record.plan.execution,
@@ -164,8 +160,19 @@ impl Agent {
                 armed_ms,
                 fired: Some(fired.clone()),
             });
-            // Saved before the task starts: a restart from here on does not fire it again.
-            self.save_record(record);
+            // Saved before the task starts: a restart from here on does not fire it again. A
+            // firing that cannot be saved does not start the task, which a restart could then
+            // start a second time.
+            if let Err(e) = self.inner.plans.save(record) {
+                return Err(TaskError {
+                    code: ErrorCode::ExecutionError,
+                    message: format!(
+                        "the trigger ({reason}) fired at {} but its firing could not be recorded, so the task was not started: {e}",
+                        wire::rfc3339(fired_ms)
+                    ),
+                    log_tail: Vec::new(),
+                });
+            }
             tracing::info!(
                 execution = record.plan.execution,
                 task = index,

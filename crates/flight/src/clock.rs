@@ -88,10 +88,23 @@ impl MissionClock {
             return MissionClock::HOST;
         };
         let path = state_dir.join("clock.json");
-        let kept = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<MissionClock>(&b).ok())
-            .filter(|c| c.start_ms == start_ms && c.scale == scale);
+        let kept = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<MissionClock>(&bytes) {
+                Ok(clock) => Some(clock),
+                Err(e) => {
+                    // Said, and kept aside for a look: the mission time starts again from
+                    // `start_ms`, which the operator must know.
+                    cas::set_aside_with_warning(&path, "simulated clock anchor", &e);
+                    None
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the simulated clock's anchor; the clock starts again");
+                None
+            }
+        }
+        .filter(|c| c.start_ms == start_ms && c.scale == scale);
         if let Some(kept) = kept {
             tracing::info!(
                 mission_ms = kept.at(now_ms()),

@@ -551,6 +551,19 @@ impl PlanStore {
             .collect()
     }
 
+    /// Whether a plan of `execution` is on file, and finished or not.
+    pub(crate) fn standing(&self, execution: &str) -> crate::cancels::PlanStanding {
+        use crate::cancels::PlanStanding;
+        let name = format!("{execution}.json");
+        if self.pending.join(&name).exists() {
+            PlanStanding::Unfinished
+        } else if self.done.join(&name).exists() {
+            PlanStanding::Ended
+        } else {
+            PlanStanding::Absent
+        }
+    }
+
     /// The record of an execution, pending or done.
     pub(crate) fn find(&self, execution: &str) -> Option<PlanRecord> {
         let name = format!("{execution}.json");

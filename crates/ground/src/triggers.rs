@@ -113,17 +113,10 @@ async fn predict_tasks(
         triggered
             .into_iter()
             .map(|(index, task, trigger)| {
-                // Never more than the longest wait onboard, whatever deadline the task names.
-                let longest = now
-                    .unix_millis()
-                    .saturating_add(wire::MAX_TRIGGER_WAIT_MS as i64);
-                let until = Epoch::from_unix_millis(match trigger.deadline {
-                    Some(wire::Deadline::At(ms)) => (ms.min(i64::MAX as u64) as i64).min(longest),
-                    Some(wire::Deadline::After(ms)) => now
-                        .unix_millis()
-                        .saturating_add(ms.min(wire::MAX_TRIGGER_WAIT_MS) as i64),
-                    None => longest,
-                });
+                // The wait onboard's own bound, as if the task were ready now.
+                let armed_ms = now.unix_millis().max(0) as u64;
+                let until_ms = trigger.deadline_ms(armed_ms).min(i64::MAX as u64);
+                let until = Epoch::from_unix_millis(until_ms as i64);
                 let found = match &propagator {
                     Ok(p) => {
                         orbit::firings(p, &trigger.when, now, until).map_err(|e| e.to_string())

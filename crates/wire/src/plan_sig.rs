@@ -151,20 +151,18 @@ impl PlanVerifier {
 
     /// Checks the plan's signature.
     pub fn verify(&self, plan: &Plan) -> Result<(), PlanSignatureError> {
-        let sig = ed25519_dalek::Signature::from_slice(&plan.signature)
-            .map_err(|_| PlanSignatureError)?;
-        self.0
-            .verify(&signed_bytes(plan), &sig)
-            .map_err(|_| PlanSignatureError)
+        self.check(&signed_bytes(plan), &plan.signature)
     }
 
     /// Checks a cancel order's signature.
     pub fn verify_cancel(&self, order: &CancelOrder) -> Result<(), PlanSignatureError> {
-        let sig = ed25519_dalek::Signature::from_slice(&order.signature)
-            .map_err(|_| PlanSignatureError)?;
-        self.0
-            .verify(&cancel_signed_bytes(order), &sig)
-            .map_err(|_| PlanSignatureError)
+        self.check(&cancel_signed_bytes(order), &order.signature)
+    }
+
+    fn check(&self, signed: &[u8], signature: &[u8]) -> Result<(), PlanSignatureError> {
+        let sig =
+            ed25519_dalek::Signature::from_slice(signature).map_err(|_| PlanSignatureError)?;
+        self.0.verify(signed, &sig).map_err(|_| PlanSignatureError)
     }
 }
 

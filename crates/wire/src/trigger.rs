@@ -30,6 +30,20 @@ pub struct Trigger {
     pub deadline: Option<Deadline>,
 }
 
+impl Trigger {
+    /// When the trigger of a task that became ready at `armed_ms` gives up: its deadline, and
+    /// never later than [`MAX_TRIGGER_WAIT_MS`] after `armed_ms`, whatever the deadline says.
+    /// The one rule the ground predicts by and the flight agent waits by.
+    pub fn deadline_ms(&self, armed_ms: u64) -> u64 {
+        let longest = armed_ms.saturating_add(MAX_TRIGGER_WAIT_MS);
+        match self.deadline {
+            Some(Deadline::At(ms)) => ms.min(longest),
+            Some(Deadline::After(ms)) => armed_ms.saturating_add(ms).min(longest),
+            None => longest,
+        }
+    }
+}
+
 /// When a trigger gives up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Deadline {
@@ -125,6 +139,32 @@ pub struct GeoPoint {
     pub lat_udeg: i32,
     /// Longitude, millionths of a degree east, in [-180°, 180°].
     pub lon_udeg: i32,
+}
+
+/// Why `vertices` cannot bound a polygon, if they cannot. Each edge takes the short way round in
+/// longitude, so an edge exactly half-way round (180°) has no way to take, and edges that wind
+/// round the Earth more than once (their longitude steps summing past one turn) bound no area
+/// a reader could tell; one turn circles a pole, none bounds an ordinary area.
+pub fn polygon_fault(vertices: &[GeoPoint]) -> Option<String> {
+    const HALF: i64 = 180_000_000;
+    let mut winding: i64 = 0;
+    for (i, a) in vertices.iter().enumerate() {
+        let b = vertices[(i + 1) % vertices.len()];
+        let step =
+            (i64::from(b.lon_udeg) - i64::from(a.lon_udeg) + HALF).rem_euclid(2 * HALF) - HALF;
+        if step == -HALF {
+            return Some(format!(
+                "its edge from vertex {} to vertex {} spans exactly 180° of longitude, so it has no short way round; add a vertex between them",
+                i + 1,
+                (i + 1) % vertices.len() + 1
+            ));
+        }
+        winding += step;
+    }
+    (winding.abs() > 2 * HALF).then(|| {
+        "its edges wind round the Earth more than once; a polygon may circle a pole once at most"
+            .to_string()
+    })
 }
 
 impl GeoPoint {
@@ -302,6 +342,31 @@ pub fn rfc3339(ms: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_polygon_is_refused_for_a_half_turn_edge_or_more_than_one_turn() {
+        let p = |lat: f64, lon: f64| GeoPoint::from_degrees(lat, lon).unwrap();
+        let fiji = [
+            p(-15.0, 175.0),
+            p(-15.0, -175.0),
+            p(-22.0, -175.0),
+            p(-22.0, 175.0),
+        ];
+        assert_eq!(polygon_fault(&fiji), None);
+        let pole = [p(80.0, 0.0), p(80.0, 120.0), p(80.0, -120.0)];
+        assert_eq!(polygon_fault(&pole), None);
+        let half = [p(0.0, -90.0), p(0.0, 90.0), p(10.0, 90.0)];
+        assert!(polygon_fault(&half).unwrap().contains("180°"));
+        let twice = [
+            p(80.0, 0.0),
+            p(80.0, 120.0),
+            p(80.0, -120.0),
+            p(81.0, 0.0),
+            p(81.0, 120.0),
+            p(81.0, -120.0),
+        ];
+        assert!(polygon_fault(&twice).unwrap().contains("more than once"));
+    }
+
     use super::*;
 
     #[test]

@@ -440,13 +440,24 @@ impl Executor {
             let _ = fs::remove_file(&staged);
             return Err(load_failed(format!("{}: {m}", rel.display())));
         }
+        // An image the engine held before this load is never removed for it.
+        let existed = self.inspect(&id).await?.is_some();
         let log = LogBook::new(0);
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(LOAD_TIMEOUT, self.runtime.load_image(&staged, &log)) => outcome,
-            // The request dropped stops the load; an image it loaded meanwhile is left
-            // untagged, named by no tenant.
+            // The request dropped stops the load. An image it loaded meanwhile would be named by
+            // no tenant and counted in no quota: it goes, now and once more when the engine has
+            // had time to finish what it was given.
             () = self.cancels.cancelled(execution) => {
                 let _ = fs::remove_file(&staged);
+                if !existed {
+                    let runtime = self.runtime.clone();
+                    tokio::spawn(async move {
+                        drop_if_unnamed(runtime.as_ref(), &id).await;
+                        tokio::time::sleep(LOAD_SETTLE).await;
+                        drop_if_unnamed(runtime.as_ref(), &id).await;
+                    });
+                }
                 return Err(TaskResult::cancelled(
                     "the load was stopped: the execution was cancelled",
                 )
@@ -578,17 +589,24 @@ impl Executor {
     /// named stays behind, dangling, and fills the disk build after build. It goes when no name
     /// and no container hold it any more (the engine refuses otherwise, and that is fine).
     async fn drop_replaced(&self, replaced: Option<String>, now: &str) {
-        let Some(old) = replaced.filter(|old| old != now) else {
-            return;
-        };
-        match self.runtime.inspect_image(&old).await {
-            Ok(Some(info)) if info.repo_tags.is_empty() => {
-                if let Err(e) = self.runtime.remove_image(&old).await {
-                    tracing::info!(image = %old, "the replaced image stays: {}", e.message);
-                }
-            }
-            _ => {}
+        if let Some(old) = replaced.filter(|old| old != now) {
+            drop_if_unnamed(self.runtime.as_ref(), &old).await;
         }
+    }
+}
+
+/// How long a load stopped by a cancel is given to end in the engine before what it loaded is
+/// looked for once more.
+const LOAD_SETTLE: Duration = Duration::from_secs(10);
+
+/// Removes image `id` if no name holds it any more (a replaced image, one a stopped load left);
+/// one still named, or in use, stays.
+async fn drop_if_unnamed(runtime: &dyn Runtime, id: &str) {
+    if let Ok(Some(info)) = runtime.inspect_image(id).await
+        && info.repo_tags.is_empty()
+        && let Err(e) = runtime.remove_image(id).await
+    {
+        tracing::info!(image = %id, "an image named by no one stays: {}", e.message);
     }
 }
 

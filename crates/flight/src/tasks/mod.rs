@@ -427,7 +427,12 @@ pub(crate) mod tests {
             ledger: Arc::new(crate::quota::Ledger::open(dir.path())),
             gpu: crate::runtime::Gpu::None,
             engine_storage: Arc::default(),
-            cancels: Arc::new(crate::cancels::Cancels::open(dir.path(), 0).unwrap()),
+            cancels: Arc::new(
+                crate::cancels::Cancels::open(dir.path(), 0, |_| {
+                    crate::cancels::PlanStanding::Absent
+                })
+                .unwrap(),
+            ),
         };
         Rig {
             _dir: dir,

@@ -672,6 +672,12 @@ tasks:
             "8:14 [run] task 'run' (pod.run, line 8): field 'trigger' does not go with 'merge: true' yet: merged pods start together, so put the trigger on a task before them",
         );
         check(
+            &format!(
+                "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    trigger:\n      location: {{polygon: [[0, -90], [0, 90], [10, 90]]}}\n"
+            ),
+            "8:27 [run] task 'run' (pod.run, line 8): field 'location.polygon': its edge from vertex 1 to vertex 2 spans exactly 180° of longitude, so it has no short way round; add a vertex between them",
+        );
+        check(
             &format!("{HEAD}  - id: run\n    type: pod.run\n    image: x\n    trigger: {{}}\n"),
             "7:14 [run] task 'run' (pod.run, line 7): field 'trigger' holds no condition; expected one or more of location, eclipse, sunlit, not_before, not_after, all, any, nadir, telemetry",
         );

@@ -254,6 +254,10 @@ impl Cx<'_> {
                 }
             }
             let vertices = self.polygon(who, poly);
+            if let Some(fault) = vertices.as_deref().and_then(wire::polygon_fault) {
+                self.diag(who, pos(poly), format!("field 'location.polygon': {fault}"));
+                return None;
+            }
             self.finish(who, &f, &["polygon", "min_sun_elevation"]);
             Location {
                 area: Area::Polygon(vertices?),
