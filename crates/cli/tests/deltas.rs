@@ -178,6 +178,19 @@ async fn v2_of_an_image_goes_up_as_a_delta_and_loads_with_the_id_the_ground_comp
         ],
     )
     .await;
+    support::assert_schema::<api::UplinkPlan>(&plan);
+    let (status, api_plan) = user
+        .post_json(
+            "/api/v1/plan",
+            &serde_json::json!({"system": "em", "sources": [format!("{ns}:/image.tar")]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{api_plan:#}");
+    assert_eq!(
+        support::without_generated_at(&plan),
+        support::without_generated_at(&api_plan),
+        "plan -o json is the API's answer"
+    );
     let planned = &plan["files"][0];
     assert_eq!(planned["path"], "/image.tar", "{plan:#}");
     assert_eq!(planned["base"], archive1.as_str(), "{plan:#}");
