@@ -67,6 +67,20 @@ async fn appears(path: &Path) {
     panic!("{} never appeared", path.display());
 }
 
+/// Waits (a bounded number of polls) until the ground's uplink queue holds the execution's plan,
+/// as its `uplink_eta` says: the link publishes what it queues a moment after it is queued, and
+/// until then an answer has no ETA.
+async fn queued(user: &User, id: &str) {
+    for _ in 0..600 {
+        let (_, e) = user.get(&format!("/api/v1/executions/{id}")).await;
+        if !e["uplink_eta"].is_null() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the plan of {id} never showed in the uplink queue");
+}
+
 /// Checks a cancelled execution's shape: `CANCELLED` after `CANCELLING`, both by `by`; the
 /// tasks `CANCELLED`; the execution's error naming who cancelled it.
 fn check_cancelled(e: &Value, by: &str) {
@@ -204,6 +218,7 @@ async fn a_cancel_before_the_plan_arrives_runs_nothing_and_a_restart_resumes_not
          - id: after\n  type: pod.run\n  image: busybox\n  command: [sh, -c, 'echo ran > /data/early-after']\n  max_duration: 1\n"
     );
     let early = start(&alice, &dir, &ns, "early", &yaml).await;
+    queued(&alice, &early).await;
     let (code, c) = alice.cli_json(&["exec", "cancel", &early]).await;
     assert_eq!(code, 0, "{c:#}");
     assert_eq!(

@@ -896,6 +896,39 @@ async fn yaml_output_is_the_json_document() {
     );
 }
 
+/// The schema check fails on what it is there to catch: a field too many, one missing (even one
+/// the type reads as empty when absent), one renamed, one of another type.
+#[test]
+fn the_schema_check_refuses_a_field_too_many_missing_renamed_or_mistyped() {
+    use serde_json::json;
+    assert_schema::<api::Moved>(&json!({"moved": [{"from": "/a", "to": "/b"}]}));
+    let passes = json!({"system": "em", "generated_at": "2026-12-03T00:00:00.000Z", "hours": 24,
+        "always_in_contact": true, "passes": [], "eclipses": []});
+    assert_schema::<api::Passes>(&passes);
+    let mut no_eclipses = passes.clone();
+    no_eclipses.as_object_mut().unwrap().remove("eclipses");
+    for (bad, why) in [
+        (
+            json!({"moved": [{"from": "/a", "to": "/b", "at": 1}]}),
+            "a field too many",
+        ),
+        (json!({"moved": [{"from": "/a"}]}), "a field missing"),
+        (
+            json!({"moved": [{"from": "/a", "target": "/b"}]}),
+            "a field renamed",
+        ),
+        (
+            json!({"moved": [{"from": "/a", "to": 2}]}),
+            "a field of another type",
+        ),
+    ] {
+        let caught = std::panic::catch_unwind(|| assert_schema::<api::Moved>(&bad));
+        assert!(caught.is_err(), "{why} passes: {bad}");
+    }
+    let caught = std::panic::catch_unwind(|| assert_schema::<api::Passes>(&no_eclipses));
+    assert!(caught.is_err(), "a defaulted field missing passes");
+}
+
 #[tokio::test]
 async fn completions_and_man_pages_come_from_the_parser() {
     let out = run(&["completions", "bash"], &[]).await;
