@@ -17,6 +17,20 @@ fn orbitdock(args: &[&Path]) -> Output {
         .unwrap()
 }
 
+/// `orbitdock ARGS -o json`, which succeeds: its one JSON document.
+fn json(args: &[&Path]) -> Value {
+    let mut all = args.to_vec();
+    all.extend([p("-o"), p("json")]);
+    let out = orbitdock(&all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
 fn p(s: &str) -> &Path {
     Path::new(s)
 }
@@ -93,17 +107,13 @@ fn make_and_apply_round_trip_and_refuse_bad_input() {
     assert!(std::fs::read(at("back2")).unwrap() == new);
 
     // `-o json`: the documents docs/cli.md gives, saying what was written.
-    let out = orbitdock(&[
+    let made = json(&[
         p("delta"),
         p("make"),
         &at("old"),
         &at("new"),
         &at("patch.json"),
-        p("-o"),
-        p("json"),
     ]);
-    assert_eq!(out.status.code(), Some(0));
-    let made: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     let keys = [
         "old",
         "new",
@@ -132,17 +142,13 @@ fn make_and_apply_round_trip_and_refuse_bad_input() {
             .any(|t| t["kind"] == made["kind"] && t["bytes"] == made["bytes"]),
         "the patch written is one of the kinds tried: {made:#}"
     );
-    let out = orbitdock(&[
+    let applied = json(&[
         p("delta"),
         p("apply"),
         &at("old"),
         &at("patch.json"),
         &at("back.json"),
-        p("-o"),
-        p("json"),
     ]);
-    assert_eq!(out.status.code(), Some(0));
-    let applied: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     let keys = [
         "old",
         "patch",
@@ -163,16 +169,7 @@ fn make_and_apply_round_trip_and_refuse_bad_input() {
         (&applied["kind"], &applied["patch_bytes"]),
         (&made["kind"], &made["bytes"])
     );
-    let out = orbitdock(&[
-        p("delta"),
-        p("make"),
-        p("-"),
-        &at("new"),
-        &at("whole.json"),
-        p("-o"),
-        p("json"),
-    ]);
-    let whole: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let whole = json(&[p("delta"), p("make"), p("-"), &at("new"), &at("whole.json")]);
     assert_eq!(
         (&whole["old"], &whole["old_bytes"], &whole["kind"]),
         (&Value::Null, &Value::Null, &Value::from("whole-zstd")),

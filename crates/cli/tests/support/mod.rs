@@ -349,6 +349,23 @@ impl User {
         answer(self.http(reqwest::Method::POST, path).json(body)).await
     }
 
+    /// `orbitdock plan SOURCE --system SYSTEM -o json`: an `api::UplinkPlan`, the answer of
+    /// `POST /api/v1/plan` to the same request but for the instant it was made. Returns it.
+    pub(crate) async fn plan_json(&self, source: &str, system: &str) -> Value {
+        let (code, plan) = self.cli_json(&["plan", source, "--system", system]).await;
+        assert_eq!(code, 0, "{plan:#}");
+        assert_schema::<api::UplinkPlan>(&plan);
+        let request = serde_json::json!({"system": system, "sources": [source]});
+        let (status, api_plan) = self.post_json("/api/v1/plan", &request).await;
+        assert_eq!(status, 200, "{api_plan:#}");
+        assert_eq!(
+            without_generated_at(&plan),
+            without_generated_at(&api_plan),
+            "plan -o json is the API's answer"
+        );
+        plan
+    }
+
     /// Runs `orbitdock ARGS -o json` as this user: its exit status and its one JSON document.
     pub(crate) async fn cli_json(&self, args: &[&str]) -> (i32, Value) {
         let mut all = args.to_vec();
