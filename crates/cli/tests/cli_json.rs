@@ -1,7 +1,9 @@
 //! The CLI in scripts: every client verb with `-o json` against a real ground and flight agent
-//! (Docker Engine, UDP link), each answer compared with what the API itself answers; exit
-//! statuses; contexts and `ORBITDOCK_SERVER`/`ORBITDOCK_TOKEN`; offline passes against the
-//! ground's; completions and man pages; `-o yaml`, the same document as `-o json`.
+//! (Docker Engine, UDP link), each answer exactly its documented schema (`support::assert_schema`
+//! for the `api` type, `support::assert_keys` for a verb with a shape of its own) and compared
+//! with what the API itself answers; exit statuses; contexts and
+//! `ORBITDOCK_SERVER`/`ORBITDOCK_TOKEN`; offline passes against the ground's; completions and man
+//! pages; `-o yaml`, the same document as `-o json`.
 
 mod support;
 
@@ -640,6 +642,52 @@ async fn offline_passes_agree_with_the_grounds_in_text_and_json() {
         "the demo orbit passes its stations within a day"
     );
     assert!(!ground_json["eclipses"].as_array().unwrap().is_empty());
+    // The API's answer for the same hours, but for the instant it was made (the ground keeps a
+    // system's contact plan for minutes, so both name the same passes).
+    assert_schema::<api::Passes>(&ground_json);
+    let saved: Value = serde_json::from_slice(&std::fs::read(session).unwrap()).unwrap();
+    let current = saved["current"].as_str().unwrap();
+    let ops = User {
+        name: "ops".into(),
+        session: session.into(),
+        url: url.clone(),
+        token: saved["contexts"][current]["token"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    };
+    let (_, api_passes) = ops.get("/api/v1/systems/fm/passes?hours=24").await;
+    // The passes come from that plan; the eclipses are searched from the instant asked, and
+    // their edges move by a millisecond with it.
+    let (mut cli_doc, mut api_doc) = (
+        without_generated_at(&ground_json),
+        without_generated_at(&api_passes),
+    );
+    let (cli_eclipses, api_eclipses) = (
+        cli_doc.as_object_mut().unwrap().remove("eclipses").unwrap(),
+        api_doc.as_object_mut().unwrap().remove("eclipses").unwrap(),
+    );
+    assert_eq!(cli_doc, api_doc, "passes --system fm -o json is the API's");
+    let seconds = |v: &Value| match v {
+        Value::String(t) => orbit::Epoch::parse_iso8601(t).unwrap().unix_seconds(),
+        v => v.as_f64().unwrap(),
+    };
+    let (cli_eclipses, api_eclipses) = (
+        cli_eclipses.as_array().unwrap(),
+        api_eclipses.as_array().unwrap(),
+    );
+    assert_eq!(cli_eclipses.len(), api_eclipses.len());
+    for (c, a) in cli_eclipses.iter().zip(api_eclipses) {
+        let (c, a) = (c.as_object().unwrap(), a.as_object().unwrap());
+        assert_eq!(c.keys().collect::<Vec<_>>(), a.keys().collect::<Vec<_>>());
+        for (k, v) in c {
+            assert!(
+                (seconds(v) - seconds(&a[k])).abs() <= 0.005,
+                "{k}: {v} against {}",
+                a[k]
+            );
+        }
+    }
 
     let offline = run(
         &[
