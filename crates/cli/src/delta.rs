@@ -5,18 +5,56 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use serde::Serialize;
 
 use crate::args::{DeltaArgs, DeltaWhat, PatchKind};
+use crate::verbs::Cli;
 
-pub(crate) fn run(a: DeltaArgs) -> anyhow::Result<ExitCode> {
+/// `delta make -o json`: the patch written, what it was made from, and every kind tried.
+#[derive(Debug, Serialize)]
+struct Made {
+    /// The base file; `null` for `-` (no base: the patch carries NEW whole).
+    old: Option<String>,
+    new: String,
+    patch: String,
+    /// The kind of the patch written (`whole-zstd`, `zstd-ref`, `bsdiff`, `exe`).
+    kind: String,
+    /// The patch's bytes.
+    bytes: u64,
+    new_bytes: u64,
+    old_bytes: Option<u64>,
+    tried: Vec<Tried>,
+}
+
+/// One kind `delta make` tried: its patch's bytes, `null` when it made none.
+#[derive(Debug, Serialize)]
+struct Tried {
+    kind: String,
+    bytes: Option<u64>,
+}
+
+/// `delta apply -o json`: the file written, and the patch it came from.
+#[derive(Debug, Serialize)]
+struct Applied {
+    old: Option<String>,
+    patch: String,
+    new: String,
+    /// The new file's bytes, and its sha256 (hex), which the patch declared and was checked.
+    bytes: u64,
+    sha256: String,
+    kind: String,
+    patch_bytes: u64,
+}
+
+pub(crate) fn run(cli: &Cli, a: DeltaArgs) -> anyhow::Result<ExitCode> {
     match a.what {
         DeltaWhat::Make {
-            old,
+            old: old_path,
             new,
             patch,
             kind,
         } => {
-            let old = read_base(&old)?;
+            let old = read_base(&old_path)?;
             let new_bytes = std::fs::read(&new).with_context(|| format!("{}", new.display()))?;
             let (bytes, candidates) = match kind {
                 None => delta::make_with(old.as_deref(), &new_bytes, delta::MakeOptions::default()),
@@ -43,32 +81,47 @@ pub(crate) fn run(a: DeltaArgs) -> anyhow::Result<ExitCode> {
             };
             write_new(&patch, &bytes)?;
             let header = delta::Header::read(&bytes)?;
-            println!(
-                "{}: {} bytes ({}), new {} bytes, old {}",
-                patch.display(),
-                group(bytes.len() as u64),
-                header.kind,
-                group(new_bytes.len() as u64),
-                old.as_ref().map_or("none".to_string(), |o| format!(
-                    "{} bytes",
-                    group(o.len() as u64)
-                ))
-            );
-            let tried: Vec<String> = candidates
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} {}",
-                        c.kind,
-                        c.size.map_or("n/a".to_string(), |s| group(s as u64))
-                    )
-                })
-                .collect();
-            println!("kinds tried: {}", tried.join(", "));
+            let made = Made {
+                old: old.as_ref().map(|_| old_path.display().to_string()),
+                new: new.display().to_string(),
+                patch: patch.display().to_string(),
+                kind: header.kind.to_string(),
+                bytes: bytes.len() as u64,
+                new_bytes: new_bytes.len() as u64,
+                old_bytes: old.as_ref().map(|o| o.len() as u64),
+                tried: candidates
+                    .iter()
+                    .map(|c| Tried {
+                        kind: c.kind.to_string(),
+                        bytes: c.size.map(|s| s as u64),
+                    })
+                    .collect(),
+            };
+            cli.show(&made, |m| {
+                println!(
+                    "{}: {} bytes ({}), new {} bytes, old {}",
+                    m.patch,
+                    group(m.bytes),
+                    m.kind,
+                    group(m.new_bytes),
+                    m.old_bytes
+                        .map_or("none".to_string(), |o| format!("{} bytes", group(o)))
+                );
+                let tried: Vec<String> = m
+                    .tried
+                    .iter()
+                    .map(|c| format!("{} {}", c.kind, c.bytes.map_or("n/a".to_string(), group)))
+                    .collect();
+                println!("kinds tried: {}", tried.join(", "));
+            })?;
             Ok(ExitCode::SUCCESS)
         }
-        DeltaWhat::Apply { old, patch, new } => {
-            let old = read_base(&old)?;
+        DeltaWhat::Apply {
+            old: old_path,
+            patch,
+            new,
+        } => {
+            let old = read_base(&old_path)?;
             let bytes = std::fs::read(&patch).with_context(|| format!("{}", patch.display()))?;
             let header =
                 delta::Header::read(&bytes).with_context(|| format!("{}", patch.display()))?;
@@ -84,14 +137,25 @@ pub(crate) fn run(a: DeltaArgs) -> anyhow::Result<ExitCode> {
                     eprintln!("peak {line}");
                 }
             }
-            println!(
-                "{}: {} bytes, sha256 {}, from a {}-byte {} patch",
-                new.display(),
-                group(out.len() as u64),
-                hex(&header.result_sha256),
-                group(bytes.len() as u64),
-                header.kind
-            );
+            let applied = Applied {
+                old: old.as_ref().map(|_| old_path.display().to_string()),
+                patch: patch.display().to_string(),
+                new: new.display().to_string(),
+                bytes: out.len() as u64,
+                sha256: hex(&header.result_sha256),
+                kind: header.kind.to_string(),
+                patch_bytes: bytes.len() as u64,
+            };
+            cli.show(&applied, |a| {
+                println!(
+                    "{}: {} bytes, sha256 {}, from a {}-byte {} patch",
+                    a.new,
+                    group(a.bytes),
+                    a.sha256,
+                    group(a.patch_bytes),
+                    a.kind
+                )
+            })?;
             Ok(ExitCode::SUCCESS)
         }
     }

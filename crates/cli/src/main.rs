@@ -97,7 +97,7 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
             let yaml = cli.output == args::Output::Yaml && !a.json && !a.sarif;
             lint::run(a, yaml)
         }
-        Command::Delta(a) => delta::run(a),
+        Command::Delta(a) => delta::run(&cli, a),
         Command::Passes(a) => passes::passes(&cli, a).await,
         Command::Plan(a) => plan::plan(&cli, a).await,
         Command::Completions { shell } => {

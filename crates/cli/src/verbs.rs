@@ -89,7 +89,7 @@ struct OperationDiff {
     diff: String,
 }
 
-/// `context list -o json`.
+/// `context list -o json` (an array of them), and `context use -o json` (the one made current).
 #[derive(Debug, Serialize)]
 struct ContextEntry<'a> {
     name: &'a str,
@@ -100,6 +100,27 @@ struct ContextEntry<'a> {
     /// system's roots.
     #[serde(skip_serializing_if = "Option::is_none")]
     cacert: Option<&'a Path>,
+}
+
+impl<'a> ContextEntry<'a> {
+    /// The context `name`, saved as `s`, when `current` is the current one's name.
+    fn of(name: &'a str, s: &'a Session, current: Option<&str>) -> ContextEntry<'a> {
+        ContextEntry {
+            name,
+            current: current == Some(name),
+            server: &s.server,
+            user: &s.user,
+            cacert: s.cacert.as_deref(),
+        }
+    }
+}
+
+/// `context rm -o json`: the context removed, and the current one after it (`null` when the
+/// removed one was current).
+#[derive(Debug, Serialize)]
+struct RemovedContext<'a> {
+    removed: &'a str,
+    current: Option<&'a str>,
 }
 
 pub(crate) async fn login(cli: &Cli, a: LoginArgs) -> anyhow::Result<ExitCode> {
@@ -185,13 +206,7 @@ pub(crate) fn context(cli: &Cli, a: ContextArgs) -> anyhow::Result<ExitCode> {
             let entries: Vec<ContextEntry> = saved
                 .contexts
                 .iter()
-                .map(|(name, s)| ContextEntry {
-                    name,
-                    current: saved.current.as_deref() == Some(name),
-                    server: &s.server,
-                    user: &s.user,
-                    cacert: s.cacert.as_deref(),
-                })
+                .map(|(name, s)| ContextEntry::of(name, s, saved.current.as_deref()))
                 .collect();
             cli.show(&entries, |entries| {
                 for e in entries {
@@ -213,9 +228,8 @@ pub(crate) fn context(cli: &Cli, a: ContextArgs) -> anyhow::Result<ExitCode> {
             }
             saved.current = Some(name.clone());
             session::save_contexts(&saved)?;
-            if !cli.document() {
-                println!("current context: {name}");
-            }
+            let entry = ContextEntry::of(&name, &saved.contexts[&name], Some(&name));
+            cli.show(&entry, |e| println!("current context: {}", e.name))?;
         }
         ContextCommand::Rm { name } => {
             if saved.contexts.remove(&name).is_none() {
@@ -226,9 +240,11 @@ pub(crate) fn context(cli: &Cli, a: ContextArgs) -> anyhow::Result<ExitCode> {
                 saved.current = None;
             }
             session::save_contexts(&saved)?;
-            if !cli.document() {
-                println!("removed context {name}");
-            }
+            let removed = RemovedContext {
+                removed: &name,
+                current: saved.current.as_deref(),
+            };
+            cli.show(&removed, |r| println!("removed context {}", r.removed))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -9,36 +9,22 @@
 mod support;
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{DockerCleanup, Stack, User, unique};
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-async fn cli_json(user: &User, args: &[&str]) -> (i32, Value) {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    let out = user.cli(&all).await;
-    (out.status.code().unwrap_or(-1), json_of(&out))
-}
+use support::{DockerCleanup, Stack, User, assert_schema, unique};
 
 /// Applies `yaml` and starts it with `exec start -o json`; returns the execution's id.
 async fn start(user: &User, dir: &Path, ns: &str, op: &str, yaml: &str) -> String {
     let file = dir.join(format!("{}.yaml", unique("op")));
     std::fs::write(&file, yaml).unwrap();
-    let (code, applied) = cli_json(user, &["op", "apply", file.to_str().unwrap()]).await;
+    let (code, applied) = user
+        .cli_json(&["op", "apply", file.to_str().unwrap()])
+        .await;
     assert_eq!(code, 0, "{applied:#}");
-    let (code, e) = cli_json(user, &["exec", "start", &format!("{ns}/{op}")]).await;
+    let (code, e) = user
+        .cli_json(&["exec", "start", &format!("{ns}/{op}")])
+        .await;
     assert_eq!(code, 0, "{e:#}");
     assert_eq!(e["state"], "SCHEDULED", "{e:#}");
     e["id"].as_str().unwrap().to_string()
@@ -81,10 +67,25 @@ async fn appears(path: &Path) {
     panic!("{} never appeared", path.display());
 }
 
+/// Waits (a bounded number of polls) until the ground's uplink queue holds the execution's plan,
+/// as its `uplink_eta` says: the link publishes what it queues a moment after it is queued, and
+/// until then an answer has no ETA.
+async fn queued(user: &User, id: &str) {
+    for _ in 0..600 {
+        let (_, e) = user.get(&format!("/api/v1/executions/{id}")).await;
+        if !e["uplink_eta"].is_null() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the plan of {id} never showed in the uplink queue");
+}
+
 /// Checks a cancelled execution's shape: `CANCELLED` after `CANCELLING`, both by `by`; the
 /// tasks `CANCELLED`; the execution's error naming who cancelled it.
 fn check_cancelled(e: &Value, by: &str) {
     assert_eq!(e["state"], "CANCELLED", "{e:#}");
+    assert_schema::<api::Execution>(e);
     let history = e["history"].as_array().unwrap();
     let cancelling = history
         .iter()
@@ -125,7 +126,7 @@ async fn cancel_stops_a_running_pod_and_nothing_after_it_runs() {
     appears(&volume.join("long-started")).await;
     assert_eq!(containers(&a).len(), 1, "the long pod runs");
 
-    let (code, c) = cli_json(&alice, &["exec", "cancel", &id]).await;
+    let (code, c) = alice.cli_json(&["exec", "cancel", &id]).await;
     assert_eq!(code, 0, "{c:#}");
     assert!(
         c["state"] == "CANCELLING" || c["state"] == "CANCELLED",
@@ -140,7 +141,7 @@ async fn cancel_stops_a_running_pod_and_nothing_after_it_runs() {
             .expect("a CANCELLING entry")["by"],
         a.as_str()
     );
-    let (code, e) = cli_json(&alice, &["exec", "wait", &id]).await;
+    let (code, e) = alice.cli_json(&["exec", "wait", &id]).await;
     assert_eq!(code, 1, "a cancelled execution did not complete: {e:#}");
     check_cancelled(&e, &a);
     let (_, api) = alice.get(&format!("/api/v1/executions/{id}")).await;
@@ -164,7 +165,7 @@ async fn cancel_stops_a_running_pod_and_nothing_after_it_runs() {
     assert!(volume.join(".logs/long.log").exists());
 
     // Ended: a cancel now is refused, in JSON and in text, with exit status 1.
-    let (code, err) = cli_json(&alice, &["exec", "cancel", &id]).await;
+    let (code, err) = alice.cli_json(&["exec", "cancel", &id]).await;
     assert_eq!(code, 1);
     assert_eq!(err["error"]["code"], "conflict", "{err:#}");
     assert!(
@@ -217,18 +218,23 @@ async fn a_cancel_before_the_plan_arrives_runs_nothing_and_a_restart_resumes_not
          - id: after\n  type: pod.run\n  image: busybox\n  command: [sh, -c, 'echo ran > /data/early-after']\n  max_duration: 1\n"
     );
     let early = start(&alice, &dir, &ns, "early", &yaml).await;
-    let (code, c) = cli_json(&alice, &["exec", "cancel", &early]).await;
+    queued(&alice, &early).await;
+    let (code, c) = alice.cli_json(&["exec", "cancel", &early]).await;
     assert_eq!(code, 0, "{c:#}");
     assert_eq!(
         c["state"], "CANCELLING",
         "the agent has not confirmed: {c:#}"
     );
-    let (_, shown) = cli_json(&alice, &["exec", "show", &early]).await;
+    assert_schema::<api::Execution>(&c);
+    let (_, api) = alice.get(&format!("/api/v1/executions/{early}")).await;
+    assert_eq!(c, api, "exec cancel -o json is the API's answer");
+    let (_, shown) = alice.cli_json(&["exec", "show", &early]).await;
     assert_eq!(shown["state"], "CANCELLING");
+    assert_eq!(shown, api, "exec show -o json is the API's answer");
     // The agent comes up: the plan, then its cancel. The ground serves the uplink of an
     // execution being cancelled nothing, so nothing of it is placed and nothing after it runs.
     stack.start_flight();
-    let (code, e) = cli_json(&alice, &["exec", "wait", &early]).await;
+    let (code, e) = alice.cli_json(&["exec", "wait", &early]).await;
     assert_eq!(code, 1, "{e:#}");
     check_cancelled(&e, &a);
     assert_eq!(e["tasks"][1]["started_at"], Value::Null, "never ran: {e:#}");
@@ -243,9 +249,9 @@ async fn a_cancel_before_the_plan_arrives_runs_nothing_and_a_restart_resumes_not
     // A restart of the agent after a cancel resumes nothing.
     let long = start(&alice, &dir, &ns, "long", &long_then_marker(&ns, "long")).await;
     appears(&volume.join("long-started")).await;
-    let (code, _) = cli_json(&alice, &["exec", "cancel", &long]).await;
+    let (code, _) = alice.cli_json(&["exec", "cancel", &long]).await;
     assert_eq!(code, 0);
-    let (code, e) = cli_json(&alice, &["exec", "wait", &long]).await;
+    let (code, e) = alice.cli_json(&["exec", "wait", &long]).await;
     assert_eq!(code, 1);
     check_cancelled(&e, &a);
     assert!(containers(&a).is_empty());
@@ -258,7 +264,7 @@ async fn a_cancel_before_the_plan_arrives_runs_nothing_and_a_restart_resumes_not
          - id: ls\n  type: files.list\n"
     );
     let q = start(&alice, &dir, &ns, "quick", &quick).await;
-    let (code, done) = cli_json(&alice, &["exec", "wait", &q]).await;
+    let (code, done) = alice.cli_json(&["exec", "wait", &q]).await;
     assert_eq!(code, 0, "{done:#}");
     let (_, after) = alice.get(&format!("/api/v1/executions/{long}")).await;
     assert_eq!(after, e, "the cancelled execution is as it was");
@@ -290,12 +296,12 @@ async fn a_cancel_sent_while_the_agent_is_down_stops_the_pod_it_takes_up() {
     // The agent goes down as a crash would: its pod runs on.
     stack.stop_flight().await;
     assert_eq!(containers(&a).len(), 1);
-    let (code, c) = cli_json(&alice, &["exec", "cancel", &id]).await;
+    let (code, c) = alice.cli_json(&["exec", "cancel", &id]).await;
     assert_eq!(code, 0, "{c:#}");
     assert_eq!(c["state"], "CANCELLING", "{c:#}");
     // Back, the agent takes its pod up again, then hears of the cancel and stops it.
     stack.start_flight();
-    let (code, e) = cli_json(&alice, &["exec", "wait", &id]).await;
+    let (code, e) = alice.cli_json(&["exec", "wait", &id]).await;
     assert_eq!(code, 1, "{e:#}");
     check_cancelled(&e, &a);
     assert_eq!(e["tasks"][1]["started_at"], Value::Null, "never ran: {e:#}");

@@ -1,7 +1,9 @@
 //! The CLI in scripts: every client verb with `-o json` against a real ground and flight agent
-//! (Docker Engine, UDP link), each answer compared with what the API itself answers; exit
-//! statuses; contexts and `ORBITDOCK_SERVER`/`ORBITDOCK_TOKEN`; offline passes against the
-//! ground's; completions and man pages; `-o yaml`, the same document as `-o json`.
+//! (Docker Engine, UDP link), each answer exactly its documented schema (`support::assert_schema`
+//! for the `api` type, `support::assert_keys` for a verb with a shape of its own) and compared
+//! with what the API itself answers; exit statuses; contexts and
+//! `ORBITDOCK_SERVER`/`ORBITDOCK_TOKEN`; offline passes against the ground's; completions and man
+//! pages; `-o yaml`, the same document as `-o json`.
 
 mod support;
 
@@ -10,17 +12,10 @@ use std::process::Output;
 
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::Value;
-use support::{BIN, DockerCleanup, GroundOnly, Stack, User, unique};
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
+use support::{
+    BIN, DockerCleanup, GroundOnly, Stack, User, assert_keys, assert_schema, json_of, unique,
+    without_generated_at,
+};
 
 /// A YAML document read back into the JSON value it says (a YAML 1.2 reader: saphyr's).
 fn yaml_value(y: &Yaml) -> Value {
@@ -54,7 +49,7 @@ fn yaml_of(out: &Output) -> Value {
 /// Runs `args` with `-o json` and with `-o yaml` as `user`: both exit alike and say the same
 /// document. Returns the exit status, the document and the YAML text.
 async fn json_and_yaml(user: &User, args: &[&str]) -> (i32, Value, String) {
-    let (code, json) = cli_json(user, args).await;
+    let (code, json) = user.cli_json(args).await;
     let mut all = args.to_vec();
     all.extend(["-o", "yaml"]);
     let out = user.cli(&all).await;
@@ -73,13 +68,6 @@ async fn json_and_yaml(user: &User, args: &[&str]) -> (i32, Value, String) {
         json,
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
-}
-
-async fn cli_json(user: &User, args: &[&str]) -> (i32, Value) {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    let out = user.cli(&all).await;
-    (out.status.code().unwrap_or(-1), json_of(&out))
 }
 
 async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -107,32 +95,38 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
     let app = dir.join("app");
     std::fs::create_dir_all(app.join("in")).unwrap();
     std::fs::write(app.join("in/a.txt"), b"hello json\n").unwrap();
-    let (code, pushed) = cli_json(
-        &user,
-        &["files", "push", app.to_str().unwrap(), "--namespace", &ns],
-    )
-    .await;
+    let (code, pushed) = user
+        .cli_json(&["files", "push", app.to_str().unwrap(), "--namespace", &ns])
+        .await;
     assert_eq!(code, 0);
     assert_eq!(pushed["files"][0]["path"], "/in/a.txt", "{pushed:#}");
     assert_eq!(pushed["files"][0]["size"], 11);
-    let (code, listed) = cli_json(&user, &["files", "ls", &ns]).await;
+    assert_schema::<api::Uploaded>(&pushed);
+    let (code, listed) = user.cli_json(&["files", "ls", &ns]).await;
     assert_eq!(code, 0);
     let (_, api_list) = user.get(&format!("/api/v1/namespaces/{ns}/files")).await;
     assert_eq!(listed, api_list, "files ls -o json is the API's answer");
+    assert_schema::<api::FileList>(&listed);
+
+    // plan: the ground's planner, as `POST /api/v1/plan` answers the same request
+    let plan = user.plan_json(&format!("{ns}:/in"), "em").await;
+    assert_eq!(plan["files"][0]["path"], "/in/a.txt", "{plan:#}");
     let pulled_dir = dir.join("pulled");
-    let (code, pulled) = cli_json(
-        &user,
-        &[
+    let (code, pulled) = user
+        .cli_json(&[
             "files",
             "pull",
             &format!("{ns}:/in"),
             pulled_dir.to_str().unwrap(),
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(code, 0);
     assert_eq!(pulled["files"][0]["bytes"], 11, "{pulled:#}");
     assert_eq!(pulled["files"][0]["remote"], format!("{ns}:/in/a.txt"));
+    assert_keys(&pulled, &["files"], &[]);
+    for f in pulled["files"].as_array().unwrap() {
+        assert_keys(f, &["remote", "local", "bytes"], &[]);
+    }
     assert_eq!(
         std::fs::read(pulled_dir.join("a.txt")).unwrap(),
         b"hello json\n"
@@ -149,20 +143,40 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
         ),
     )
     .unwrap();
-    let (code, valid) = cli_json(&user, &["op", "validate", op.to_str().unwrap()]).await;
+    let (code, valid) = user
+        .cli_json(&["op", "validate", op.to_str().unwrap()])
+        .await;
     assert_eq!(code, 0, "{valid:#}");
     assert_eq!(valid["valid"], true);
+    assert_schema::<api::Validation>(&valid);
+    let op_text = std::fs::read_to_string(&op).unwrap();
+    let (status, api_valid) = user
+        .post_yaml("/api/v1/operations/validate", &op_text)
+        .await;
+    assert_eq!(
+        (status, &valid),
+        (200, &api_valid),
+        "op validate is the API's"
+    );
     let bad = dir.join("bad.yaml");
     std::fs::write(
         &bad,
         "id: x\nnamespace: n\ntasks:\n  - id: a\n    type: nope\n",
     )
     .unwrap();
-    let (code, invalid) = cli_json(&user, &["op", "validate", bad.to_str().unwrap()]).await;
+    let (code, invalid) = user
+        .cli_json(&["op", "validate", bad.to_str().unwrap()])
+        .await;
     assert_eq!(code, 1, "an invalid operation exits 1");
     assert_eq!(invalid["valid"], false);
     assert_eq!(invalid["diagnostics"][0]["line"], 5, "{invalid:#}");
-    let (code, refused) = cli_json(&user, &["op", "apply", bad.to_str().unwrap()]).await;
+    assert_schema::<api::Validation>(&invalid);
+    let bad_text = std::fs::read_to_string(&bad).unwrap();
+    let (status, api_invalid) = user
+        .post_yaml("/api/v1/operations/validate", &bad_text)
+        .await;
+    assert_eq!((status, &invalid), (200, &api_invalid));
+    let (code, refused) = user.cli_json(&["op", "apply", bad.to_str().unwrap()]).await;
     assert_eq!(code, 1);
     assert!(
         refused["error"]["diagnostics"]
@@ -170,22 +184,39 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
             .is_some_and(|d| !d.is_empty()),
         "a refused apply prints the API's error body: {refused:#}"
     );
-    let (code, applied) = cli_json(&user, &["op", "apply", op.to_str().unwrap()]).await;
+    assert_schema::<api::ErrorBody>(&refused);
+    let (status, api_refused) = user.post_yaml("/api/v1/operations", &bad_text).await;
+    assert_eq!((status, &refused), (400, &api_refused));
+    let (code, applied) = user.cli_json(&["op", "apply", op.to_str().unwrap()]).await;
     assert_eq!(code, 0);
     assert_eq!(applied["revision"], 1);
     assert_eq!(applied["namespace"], ns.as_str());
-    let (_, ops) = cli_json(&user, &["op", "list", "-n", &ns]).await;
+    assert_schema::<api::AppliedOperation>(&applied);
+    // The same text again: the same revision, as the API answers it.
+    let (code, again) = user.cli_json(&["op", "apply", op.to_str().unwrap()]).await;
+    assert_eq!(
+        (code, &again),
+        (0, &applied),
+        "the same text, the same revision"
+    );
+    let (status, api_applied) = user.post_yaml("/api/v1/operations", &op_text).await;
+    assert_eq!((status, &api_applied), (201, &applied));
+    let (_, ops) = user.cli_json(&["op", "list", "-n", &ns]).await;
     let (_, api_ops) = user
         .get(&format!("/api/v1/operations?namespace={ns}"))
         .await;
     assert_eq!(ops, api_ops);
     assert_eq!(ops["operations"][0]["id"], "hello");
-    let (_, shown) = cli_json(&user, &["op", "show", &format!("{ns}/hello")]).await;
+    assert_schema::<api::OperationList>(&ops);
+    let (_, shown) = user.cli_json(&["op", "show", &format!("{ns}/hello")]).await;
     let (_, api_shown) = user.get(&format!("/api/v1/operations/{ns}/hello")).await;
     assert_eq!(shown, api_shown);
+    assert_schema::<api::OperationDetail>(&shown);
 
     // exec start --wait / show / list / wait / logs
-    let (code, done) = cli_json(&user, &["exec", "start", &format!("{ns}/hello"), "--wait"]).await;
+    let (code, done) = user
+        .cli_json(&["exec", "start", &format!("{ns}/hello"), "--wait"])
+        .await;
     assert_eq!(code, 0, "{done:#}");
     assert_eq!(done["state"], "COMPLETED");
     let id = done["id"].as_str().unwrap().to_string();
@@ -193,15 +224,17 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
     let (_, api_exec) = user.get(&format!("/api/v1/executions/{id}")).await;
     assert_eq!(shown, api_exec, "exec show -o json is the API's answer");
     assert_eq!(shown, done, "exec start --wait prints the final execution");
-    let (code, waited) = cli_json(&user, &["exec", "wait", &id]).await;
+    assert_schema::<api::Execution>(&shown);
+    let (code, waited) = user.cli_json(&["exec", "wait", &id]).await;
     assert_eq!(code, 0);
     assert_eq!(waited, api_exec);
-    let (_, execs) = cli_json(&user, &["exec", "list", "-n", &ns]).await;
+    let (_, execs) = user.cli_json(&["exec", "list", "-n", &ns]).await;
     let (_, api_execs) = user
         .get(&format!("/api/v1/executions?namespace={ns}"))
         .await;
     assert_eq!(execs, api_execs);
     assert_eq!(execs["executions"][0]["id"], id.as_str());
+    assert_schema::<api::ExecutionList>(&execs);
     let (code, logs, _) = json_and_yaml(&user, &["exec", "logs", &id, "run"]).await;
     assert_eq!(code, 0);
     let logs = logs.as_array().unwrap();
@@ -216,6 +249,24 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
         .collect();
     assert!(tail.contains(&"pod-says-hi"), "{tail:?}");
     assert!(tail.contains(&"hello json"), "{tail:?}");
+    // Every task's, and with --follow the same once the execution ended.
+    let (code, all) = user.cli_json(&["exec", "logs", &id]).await;
+    assert_eq!(code, 0);
+    let keys = [
+        "task",
+        "task_type",
+        "state",
+        "message",
+        "exit_code",
+        "log_tail",
+    ];
+    for l in all.as_array().unwrap() {
+        assert_keys(l, &keys, &[]);
+    }
+    assert_eq!(all[0]["task"], "up", "{all:#}");
+    assert_eq!(all[1], logs[0]);
+    let (code, followed) = user.cli_json(&["exec", "logs", &id, "--follow"]).await;
+    assert_eq!((code, &followed), (0, &all));
     let text = user.cli(&["exec", "logs", &id, "--follow"]).await;
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("== run (pod.run) SUCCESS exit 0"), "{text}");
@@ -228,16 +279,26 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
         .unwrap()
         .replace("max_duration: 1\n", "max_duration: 2\n");
     std::fs::write(&op, v2).unwrap();
-    let (code, applied) = cli_json(&user, &["op", "apply", op.to_str().unwrap()]).await;
+    let (code, applied) = user.cli_json(&["op", "apply", op.to_str().unwrap()]).await;
     assert_eq!(code, 0);
     assert_eq!(applied["revision"], 2);
-    let (code, diff) = cli_json(&user, &["op", "diff", &format!("{ns}/hello"), "1"]).await;
+    let (code, diff) = user
+        .cli_json(&["op", "diff", &format!("{ns}/hello"), "1"])
+        .await;
     assert_eq!(code, 0);
     assert_eq!(diff["from"]["revision"], 1);
     assert_eq!(diff["to"]["revision"], 2);
     let text = diff["diff"].as_str().unwrap();
     assert!(text.contains("-  max_duration: 1"), "{text}");
     assert!(text.contains("+  max_duration: 2"), "{text}");
+    assert_keys(&diff, &["from", "to", "diff"], &[]);
+    for (side, r) in [("from", 1), ("to", 2)] {
+        assert_schema::<api::OperationRevision>(&diff[side]);
+        let (_, api_revision) = user
+            .get(&format!("/api/v1/operations/{ns}/hello/revisions/{r}"))
+            .await;
+        assert_eq!(diff[side], api_revision, "op diff's {side} is the API's");
+    }
     let none = user.cli(&["op", "diff", &format!("{ns}/hello"), "9"]).await;
     assert_eq!(none.status.code(), Some(1), "an unknown revision fails");
 
@@ -246,9 +307,8 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
     let (_, api_volume) = user
         .get(&format!("/api/v1/systems/em/volumes/{volume}/files"))
         .await;
-    let (code, onboard) = cli_json(
-        &user,
-        &[
+    let (code, onboard) = user
+        .cli_json(&[
             "files",
             "ls",
             "--onboard",
@@ -256,11 +316,11 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
             "em",
             "--volume",
             &volume,
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(code, 0);
     assert_eq!(onboard, api_volume);
+    assert_schema::<api::VolumeFileList>(&onboard);
     assert!(
         onboard["files"]
             .as_array()
@@ -271,11 +331,13 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
     );
 
     // files mv / rm on the ground
-    let (code, moved) =
-        cli_json(&user, &["files", "mv", &format!("{ns}:/in"), "/archive/in"]).await;
+    let (code, moved) = user
+        .cli_json(&["files", "mv", &format!("{ns}:/in"), "/archive/in"])
+        .await;
     assert_eq!(code, 0, "{moved:#}");
     assert_eq!(moved["moved"][0]["from"], "/in/a.txt");
     assert_eq!(moved["moved"][0]["to"], "/archive/in/a.txt");
+    assert_schema::<api::Moved>(&moved);
     let (_, after) = user.get(&format!("/api/v1/namespaces/{ns}/files")).await;
     assert_eq!(after["files"][0]["path"], "/archive/in/a.txt");
     assert_eq!(after["files"].as_array().unwrap().len(), 1);
@@ -308,29 +370,130 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
         .cli(&["files", "mv", &format!("{ns}:/archive"), "/archive/deeper"])
         .await;
     assert_eq!(into_itself.status.code(), Some(1));
-    let (code, removed) = cli_json(&user, &["files", "rm", &format!("{ns}:/archive")]).await;
+    let (code, removed) = user
+        .cli_json(&["files", "rm", &format!("{ns}:/archive")])
+        .await;
     assert_eq!(code, 0);
     assert_eq!(
         removed["paths"],
         serde_json::json!(["/archive/in/a.txt", "/archive/in/b.txt"])
     );
+    assert_schema::<api::Removed>(&removed);
     let (_, empty) = user.get(&format!("/api/v1/namespaces/{ns}/files")).await;
     assert_eq!(empty["files"], serde_json::json!([]));
     let gone = user.cli(&["files", "rm", &format!("{ns}:/archive")]).await;
     assert_eq!(gone.status.code(), Some(1), "nothing left to remove");
 
-    // passes for a system without an orbit
-    let (_, passes) = cli_json(&user, &["passes", "--system", "em"]).await;
+    // passes for a system without an orbit, and for every system (an array), as the API
+    // answers for the same hours
+    let (code, passes) = user
+        .cli_json(&["passes", "--system", "em", "--hours", "12"])
+        .await;
+    assert_eq!(code, 0);
     assert_eq!(passes["always_in_contact"], true);
     assert_eq!(passes["system"], "em");
+    assert_eq!(passes["hours"], 12);
+    assert_schema::<api::Passes>(&passes);
+    let (_, api_passes) = user.get("/api/v1/systems/em/passes?hours=12").await;
+    assert_eq!(
+        without_generated_at(&passes),
+        without_generated_at(&api_passes)
+    );
+    let (code, every) = user.cli_json(&["passes"]).await;
+    assert_eq!(code, 0);
+    let every_typed = assert_schema::<Vec<api::Passes>>(&every);
+    let (_, systems) = user.get("/api/v1/systems").await;
+    let names: Vec<&str> = systems["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["em"]);
+    assert_eq!(every_typed.len(), names.len(), "one answer per system");
+    let mut api_every = Vec::new();
+    for s in names {
+        api_every.push(user.get(&format!("/api/v1/systems/{s}/passes")).await.1);
+    }
+    assert_eq!(
+        without_generated_at(&every),
+        without_generated_at(&Value::Array(api_every))
+    );
 
     // contexts
-    let (code, contexts) = cli_json(&user, &["context", "list"]).await;
+    let (code, contexts) = user.cli_json(&["context", "list"]).await;
     assert_eq!(code, 0);
     assert_eq!(contexts[0]["current"], true, "{contexts:#}");
     assert_eq!(contexts[0]["user"], tenant.as_str());
+    let context_keys = ["name", "current", "server", "user"];
+    assert_keys(&contexts[0], &context_keys, &["cacert"]);
     let name = contexts[0]["name"].as_str().unwrap().to_string();
     assert_eq!(format!("http://{name}"), stack.url);
+    // A second context, in a copy of the session file: login, use and rm print their documents.
+    let copy = dir.join("contexts.json");
+    std::fs::copy(&user.session, &copy).unwrap();
+    let copy_env = [("ORBITDOCK_SESSION", copy.to_str().unwrap())];
+    let password = format!("pw-{tenant}");
+    let out = run(
+        &[
+            "login",
+            "--server",
+            &stack.url,
+            "--user",
+            &tenant,
+            "--password",
+            &password,
+            "--name",
+            "second",
+            "-o",
+            "json",
+        ],
+        &copy_env,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0));
+    let logged_in = json_of(&out);
+    assert_keys(
+        &logged_in,
+        &["context", "server", "user", "session_file"],
+        &[],
+    );
+    assert_eq!(logged_in["context"], "second");
+    assert_eq!(logged_in["server"], stack.url.as_str());
+    assert_eq!(logged_in["user"], tenant.as_str());
+    assert_eq!(logged_in["session_file"], copy.to_str().unwrap());
+    let saved: Value = serde_json::from_slice(&std::fs::read(&copy).unwrap()).unwrap();
+    let token = saved["contexts"]["second"]["token"].as_str().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(token),
+        "login -o json never prints the token"
+    );
+    let out = run(&["context", "use", &name, "-o", "json"], &copy_env).await;
+    assert_eq!(out.status.code(), Some(0));
+    let used = json_of(&out);
+    assert_keys(&used, &context_keys, &["cacert"]);
+    let out = run(&["context", "list", "-o", "json"], &copy_env).await;
+    let listed = json_of(&out);
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name.as_str())
+        .unwrap();
+    assert_eq!(&used, entry, "context use prints the entry it made current");
+    assert_eq!(used["current"], true);
+    let out = run(&["context", "rm", "second", "-o", "json"], &copy_env).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        json_of(&out),
+        serde_json::json!({"removed": "second", "current": name})
+    );
+    let out = run(&["context", "rm", &name, "-o", "json"], &copy_env).await;
+    assert_eq!(
+        json_of(&out),
+        serde_json::json!({"removed": name, "current": null}),
+        "the current context removed: none is current"
+    );
     let session = user.session.to_str().unwrap();
     let out = run(
         &["exec", "list", "--context", "elsewhere"],
@@ -479,6 +642,52 @@ async fn offline_passes_agree_with_the_grounds_in_text_and_json() {
         "the demo orbit passes its stations within a day"
     );
     assert!(!ground_json["eclipses"].as_array().unwrap().is_empty());
+    // The API's answer for the same hours, but for the instant it was made (the ground keeps a
+    // system's contact plan for minutes, so both name the same passes).
+    assert_schema::<api::Passes>(&ground_json);
+    let saved: Value = serde_json::from_slice(&std::fs::read(session).unwrap()).unwrap();
+    let current = saved["current"].as_str().unwrap();
+    let ops = User {
+        name: "ops".into(),
+        session: session.into(),
+        url: url.clone(),
+        token: saved["contexts"][current]["token"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    };
+    let (_, api_passes) = ops.get("/api/v1/systems/fm/passes?hours=24").await;
+    // The passes come from that plan; the eclipses are searched from the instant asked, and
+    // their edges move by a millisecond with it.
+    let (mut cli_doc, mut api_doc) = (
+        without_generated_at(&ground_json),
+        without_generated_at(&api_passes),
+    );
+    let (cli_eclipses, api_eclipses) = (
+        cli_doc.as_object_mut().unwrap().remove("eclipses").unwrap(),
+        api_doc.as_object_mut().unwrap().remove("eclipses").unwrap(),
+    );
+    assert_eq!(cli_doc, api_doc, "passes --system fm -o json is the API's");
+    let seconds = |v: &Value| match v {
+        Value::String(t) => orbit::Epoch::parse_iso8601(t).unwrap().unix_seconds(),
+        v => v.as_f64().unwrap(),
+    };
+    let (cli_eclipses, api_eclipses) = (
+        cli_eclipses.as_array().unwrap(),
+        api_eclipses.as_array().unwrap(),
+    );
+    assert_eq!(cli_eclipses.len(), api_eclipses.len());
+    for (c, a) in cli_eclipses.iter().zip(api_eclipses) {
+        let (c, a) = (c.as_object().unwrap(), a.as_object().unwrap());
+        assert_eq!(c.keys().collect::<Vec<_>>(), a.keys().collect::<Vec<_>>());
+        for (k, v) in c {
+            assert!(
+                (seconds(v) - seconds(&a[k])).abs() <= 0.005,
+                "{k}: {v} against {}",
+                a[k]
+            );
+        }
+    }
 
     let offline = run(
         &[
@@ -683,6 +892,7 @@ async fn yaml_output_is_the_json_document() {
     assert_eq!(execs["executions"], serde_json::json!([]));
     let (_, quota, _) = json_and_yaml(&user, &["quota", "show", "yammy"]).await;
     assert_eq!(quota["tenant"], "yammy", "{quota:#}");
+    assert_schema::<api::Quota>(&quota);
     let (_, contexts, _) = json_and_yaml(&user, &["context", "list"]).await;
     assert_eq!(contexts[0]["user"], "yammy");
 
@@ -716,6 +926,39 @@ async fn yaml_output_is_the_json_document() {
             .as_array()
             .is_some_and(|d| !d.is_empty())
     );
+}
+
+/// The schema check fails on what it is there to catch: a field too many, one missing (even one
+/// the type reads as empty when absent), one renamed, one of another type.
+#[test]
+fn the_schema_check_refuses_a_field_too_many_missing_renamed_or_mistyped() {
+    use serde_json::json;
+    assert_schema::<api::Moved>(&json!({"moved": [{"from": "/a", "to": "/b"}]}));
+    let passes = json!({"system": "em", "generated_at": "2026-12-03T00:00:00.000Z", "hours": 24,
+        "always_in_contact": true, "passes": [], "eclipses": []});
+    assert_schema::<api::Passes>(&passes);
+    let mut no_eclipses = passes.clone();
+    no_eclipses.as_object_mut().unwrap().remove("eclipses");
+    for (bad, why) in [
+        (
+            json!({"moved": [{"from": "/a", "to": "/b", "at": 1}]}),
+            "a field too many",
+        ),
+        (json!({"moved": [{"from": "/a"}]}), "a field missing"),
+        (
+            json!({"moved": [{"from": "/a", "target": "/b"}]}),
+            "a field renamed",
+        ),
+        (
+            json!({"moved": [{"from": "/a", "to": 2}]}),
+            "a field of another type",
+        ),
+    ] {
+        let caught = std::panic::catch_unwind(|| assert_schema::<api::Moved>(&bad));
+        assert!(caught.is_err(), "{why} passes: {bad}");
+    }
+    let caught = std::panic::catch_unwind(|| assert_schema::<api::Passes>(&no_eclipses));
+    assert!(caught.is_err(), "a defaulted field missing passes");
 }
 
 #[tokio::test]

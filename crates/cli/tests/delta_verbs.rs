@@ -1,14 +1,34 @@
 //! `orbitdock delta make|apply`: a patch made here applies to exactly its base and nothing is
-//! written from a patch that does not verify. Exit status 0 / 1 / 2 as documented.
+//! written from a patch that does not verify. Exit status 0 / 1 / 2 as documented; `-o json`
+//! says what was written, as docs/cli.md documents it.
+
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::assert_keys;
 
 fn orbitdock(args: &[&Path]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_orbitdock"))
         .args(args)
         .output()
         .unwrap()
+}
+
+/// `orbitdock ARGS -o json`, which succeeds: its one JSON document.
+fn json(args: &[&Path]) -> Value {
+    let mut all = args.to_vec();
+    all.extend([p("-o"), p("json")]);
+    let out = orbitdock(&all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
 }
 
 fn p(s: &str) -> &Path {
@@ -85,6 +105,76 @@ fn make_and_apply_round_trip_and_refuse_bad_input() {
     let out = orbitdock(&[p("delta"), p("apply"), p("-"), &at("whole"), &at("back2")]);
     assert_eq!(out.status.code(), Some(0));
     assert!(std::fs::read(at("back2")).unwrap() == new);
+
+    // `-o json`: the documents docs/cli.md gives, saying what was written.
+    let made = json(&[
+        p("delta"),
+        p("make"),
+        &at("old"),
+        &at("new"),
+        &at("patch.json"),
+    ]);
+    let keys = [
+        "old",
+        "new",
+        "patch",
+        "kind",
+        "bytes",
+        "new_bytes",
+        "old_bytes",
+        "tried",
+    ];
+    assert_keys(&made, &keys, &[]);
+    let patch_bytes = std::fs::metadata(at("patch.json")).unwrap().len();
+    assert_eq!(made["patch"], at("patch.json").to_str().unwrap());
+    assert_eq!(made["old"], at("old").to_str().unwrap());
+    assert_eq!(made["bytes"], patch_bytes, "{made:#}");
+    assert_eq!(made["new_bytes"], new.len());
+    assert_eq!(made["old_bytes"], old.len());
+    let tried = made["tried"].as_array().unwrap();
+    assert!(!tried.is_empty());
+    for t in tried {
+        assert_keys(t, &["kind", "bytes"], &[]);
+    }
+    assert!(
+        tried
+            .iter()
+            .any(|t| t["kind"] == made["kind"] && t["bytes"] == made["bytes"]),
+        "the patch written is one of the kinds tried: {made:#}"
+    );
+    let applied = json(&[
+        p("delta"),
+        p("apply"),
+        &at("old"),
+        &at("patch.json"),
+        &at("back.json"),
+    ]);
+    let keys = [
+        "old",
+        "patch",
+        "new",
+        "bytes",
+        "sha256",
+        "kind",
+        "patch_bytes",
+    ];
+    assert_keys(&applied, &keys, &[]);
+    assert_eq!(applied["new"], at("back.json").to_str().unwrap());
+    assert_eq!(applied["bytes"], new.len());
+    assert_eq!(
+        format!("sha256:{}", applied["sha256"].as_str().unwrap()),
+        wire::Digest::of(&new).to_string()
+    );
+    assert_eq!(
+        (&applied["kind"], &applied["patch_bytes"]),
+        (&made["kind"], &made["bytes"])
+    );
+    let whole = json(&[p("delta"), p("make"), p("-"), &at("new"), &at("whole.json")]);
+    assert_eq!(
+        (&whole["old"], &whole["old_bytes"], &whole["kind"]),
+        (&Value::Null, &Value::Null, &Value::from("whole-zstd")),
+        "{whole:#}"
+    );
 
     // Never over an existing file.
     let out = orbitdock(&[

@@ -166,18 +166,7 @@ async fn v2_of_an_image_goes_up_as_a_delta_and_loads_with_the_id_the_ground_comp
     assert_ne!(id1, id2);
     push(&user, dir, &ns, &archive("v2")).await;
     let size2 = std::fs::metadata(archive("v2")).unwrap().len();
-    let plan = cli_json(
-        &user,
-        &[
-            "plan",
-            &format!("{ns}:/image.tar"),
-            "--system",
-            "em",
-            "-o",
-            "json",
-        ],
-    )
-    .await;
+    let plan = user.plan_json(&format!("{ns}:/image.tar"), "em").await;
     let planned = &plan["files"][0];
     assert_eq!(planned["path"], "/image.tar", "{plan:#}");
     assert_eq!(planned["base"], archive1.as_str(), "{plan:#}");
@@ -226,18 +215,7 @@ async fn v2_of_an_image_goes_up_as_a_delta_and_loads_with_the_id_the_ground_comp
     );
 
     // The mirror knows v2's archive is at /image.tar: planning it again sends nothing.
-    let again = cli_json(
-        &user,
-        &[
-            "plan",
-            &format!("{ns}:/image.tar"),
-            "--system",
-            "em",
-            "-o",
-            "json",
-        ],
-    )
-    .await;
+    let again = user.plan_json(&format!("{ns}:/image.tar"), "em").await;
     assert_eq!(again["files"][0]["encoding"], "nothing", "{again:#}");
     assert_eq!(again["total"]["bytes"], 0);
 }

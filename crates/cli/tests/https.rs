@@ -204,7 +204,13 @@ async fn the_cli_logs_in_pushes_and_lists_over_https_with_its_ca() {
         &session_env,
     )
     .await;
-    assert_eq!(json_of(&out)[0]["cacert"], pki.ca.to_str().unwrap());
+    let contexts = json_of(&out);
+    assert_eq!(contexts[0]["cacert"], pki.ca.to_str().unwrap());
+    support::assert_keys(
+        &contexts[0],
+        &["name", "current", "server", "user", "cacert"],
+        &[],
+    );
 
     // CI: server, token and CA from the environment, no session file.
     let nowhere = dir.path().join("no-session.json");

@@ -28,6 +28,14 @@ fn lint_fails_on_what_would_fail_onboard_and_passes_the_seed_example() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
     assert!(json.to_string().contains("OD101"), "{json}");
     let out = Command::new(BIN)
+        .args(["lint", "-o", "json"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let o_json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    assert_eq!(o_json, json, "lint -o json is lint --json");
+    let out = Command::new(BIN)
         .args(["lint", "--sarif"])
         .arg(&bad)
         .output()

@@ -107,6 +107,7 @@ async fn the_predicted_firing_is_the_onboard_one() {
     );
     let out = user.cli(&["op", "validate", path, "-o", "json"]).await;
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    support::assert_schema::<api::Validation>(&v);
     let predicted = time(&v["triggers"][0]["firings"][0]["start"]);
     assert!((predicted - sky.entry.unix_seconds()).abs() < 0.01, "{v}");
 
@@ -133,6 +134,7 @@ async fn the_predicted_firing_is_the_onboard_one() {
         String::from_utf8_lossy(&out.stderr)
     );
     let exec: Value = serde_json::from_str(&started).unwrap();
+    support::assert_schema::<api::Execution>(&exec);
     let id = exec["id"].as_str().unwrap();
 
     // After the run: the onboard record, through the API, matches the prediction.

@@ -332,9 +332,46 @@ impl User {
     }
 
     pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http(reqwest::Method::GET, path).send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        answer(self.http(reqwest::Method::GET, path)).await
+    }
+
+    /// `POST path` with `yaml` as the body (`application/yaml`), as `op apply|validate` send it.
+    pub(crate) async fn post_yaml(&self, path: &str, yaml: &str) -> (u16, Value) {
+        let rb = self
+            .http(reqwest::Method::POST, path)
+            .header("content-type", "application/yaml")
+            .body(yaml.to_string());
+        answer(rb).await
+    }
+
+    /// `POST path` with the JSON `body`.
+    pub(crate) async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        answer(self.http(reqwest::Method::POST, path).json(body)).await
+    }
+
+    /// `orbitdock plan SOURCE --system SYSTEM -o json`: an `api::UplinkPlan`, the answer of
+    /// `POST /api/v1/plan` to the same request but for the instant it was made. Returns it.
+    pub(crate) async fn plan_json(&self, source: &str, system: &str) -> Value {
+        let (code, plan) = self.cli_json(&["plan", source, "--system", system]).await;
+        assert_eq!(code, 0, "{plan:#}");
+        assert_schema::<api::UplinkPlan>(&plan);
+        let request = serde_json::json!({"system": system, "sources": [source]});
+        let (status, api_plan) = self.post_json("/api/v1/plan", &request).await;
+        assert_eq!(status, 200, "{api_plan:#}");
+        assert_eq!(
+            without_generated_at(&plan),
+            without_generated_at(&api_plan),
+            "plan -o json is the API's answer"
+        );
+        plan
+    }
+
+    /// Runs `orbitdock ARGS -o json` as this user: its exit status and its one JSON document.
+    pub(crate) async fn cli_json(&self, args: &[&str]) -> (i32, Value) {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let out = self.cli(&all).await;
+        (out.status.code().unwrap_or(-1), json_of(&out))
     }
 
     /// Applies `yaml` and executes it, waiting for the end; returns the execution.
@@ -369,6 +406,98 @@ impl User {
         );
         exec
     }
+}
+
+/// The status and JSON body (`null` when there is none) of a request.
+async fn answer(rb: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Standard output of a CLI run as its one JSON document.
+pub(crate) fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Checks that `doc` is exactly a `T` of the `api` crate, the schema docs/cli.md gives the
+/// verb: read into `T` (a missing or mistyped field fails, naming where) and written back, the
+/// same document (so does a field `T` does not have, extra or renamed, or a `null` where `T`
+/// leaves the field out). Returns the typed value.
+pub(crate) fn assert_schema<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value) -> T {
+    let name = std::any::type_name::<T>();
+    let typed: T = serde_path_to_error::deserialize(doc)
+        .unwrap_or_else(|e| panic!("not a {name}: {e}\n{doc:#}"));
+    let back = serde_json::to_value(&typed).unwrap();
+    if let Some(at) = difference(doc, &back, "") {
+        panic!("not exactly a {name}: at {at} the document differs from the type's\n{doc:#}");
+    }
+    typed
+}
+
+/// Checks that `doc` is an object with every key of `keys`, perhaps some of `optional`, and no
+/// other (the documented shape of a verb with no API answer of its own).
+pub(crate) fn assert_keys(doc: &Value, keys: &[&str], optional: &[&str]) {
+    let object = doc
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {doc:#}"));
+    for k in keys {
+        assert!(object.contains_key(*k), "no key {k:?}: {doc:#}");
+    }
+    for k in object.keys() {
+        assert!(
+            keys.contains(&k.as_str()) || optional.contains(&k.as_str()),
+            "an undocumented key {k:?}: {doc:#}"
+        );
+    }
+}
+
+/// Where `a` and `b` first differ, as a path (`/files/0/size`); `None` when they are equal.
+fn difference(a: &Value, b: &Value, at: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.keys()
+                .chain(y.keys())
+                .find_map(|k| match (x.get(k), y.get(k)) {
+                    (Some(v), Some(w)) => difference(v, w, &format!("{at}/{k}")),
+                    (v, _) => Some(format!(
+                        "{at}/{k} (only in the {})",
+                        if v.is_some() { "document" } else { "type" }
+                    )),
+                })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (v, w))| difference(v, w, &format!("{at}/{i}"))),
+        _ if a == b => None,
+        _ => Some(format!("{at} ({a} against {b})")),
+    }
+}
+
+/// `doc` without its `generated_at` (at the top, or in each element of an array): the instant
+/// an answer was made, which two answers of the same question do not share.
+pub(crate) fn without_generated_at(doc: &Value) -> Value {
+    let mut doc = doc.clone();
+    match &mut doc {
+        Value::Array(items) => items.iter_mut().for_each(|i| {
+            if let Some(o) = i.as_object_mut() {
+                o.remove("generated_at");
+            }
+        }),
+        Value::Object(o) => {
+            o.remove("generated_at");
+        }
+        _ => {}
+    }
+    doc
 }
 
 /// Builds the stand-in base images once per test binary (idempotent across binaries).
