@@ -5,7 +5,7 @@
 //! queued plans, each in a task of its own, side by side unless they conflict (see `schedule`:
 //! one tenant's plans run one after the other, in arrival order; different tenants' never wait
 //! for each other, but for their builds, loads and image deletions, one at a time), at most
-//! [`MAX_RUNNING_PLANS`] at once. Each plan's events go out in its tasks' order. A plan is
+//! [`MAX_RUNNING_PLANS`] at once besides those waiting for a trigger (see `agent_triggers`). Each plan's events go out in its tasks' order. A plan is
 //! persisted before it is queued and after
 //! each task, so a restarted agent resumes where it stopped (a task cut short runs again from its
 //! start, after the recorded events of the tasks before it are sent again, in case they were lost
@@ -124,6 +124,8 @@ struct Inner {
     /// Plans found cancelled at start, ended by [`Agent::run_plans`] before anything runs (see
     /// `agent_cancel`).
     cancelled_at_start: Mutex<Vec<PlanRecord>>,
+    /// Running plans that wait for a trigger: they hold no slot (see `agent_triggers`).
+    awaiting_triggers: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Agent {
@@ -233,6 +235,7 @@ impl Agent {
                 patcher: crate::patches::Patcher::new(),
                 digests: crate::inventory::FileDigests::open(state, &config.volumes_dir),
                 cancelled_at_start: Mutex::new(cancelled_at_start),
+                awaiting_triggers: Default::default(),
             }),
         };
         // A crash between a patch's result stored and the patch removed left it behind.
@@ -349,7 +352,7 @@ impl Agent {
         let mut plans = JoinSet::new();
         let mut executions = std::collections::HashMap::new();
         loop {
-            while plans.len() < MAX_RUNNING_PLANS {
+            while plans.len() < self.plan_slots() {
                 let Some(record) = self.next_runnable() else {
                     break;
                 };

@@ -8,11 +8,18 @@
 //! fired, the firing, saved before the task starts. A restarted agent resumes the plan at that
 //! task: a pending trigger is searched for again from the mission time now, and a fired one is
 //! not fired again (the task is taken up as any task cut short is, a pod never run twice).
+//!
+//! A plan waiting for a trigger holds no running slot (a week of waiting for an eclipse must not
+//! keep other tenants' plans from running): up to [`MAX_AWAITING_TRIGGERS`] waiting plans are
+//! run beside the usual [`super::MAX_RUNNING_PLANS`]. So at most the sum runs at once, for an
+//! instant when several fire together.
 
 use serde::{Deserialize, Serialize};
 use wire::{ErrorCode, PlanTask, TaskError, TaskState, Trigger, TriggerFired};
 
-use super::{Agent, task_event};
+use std::sync::atomic::Ordering;
+
+use super::{Agent, MAX_RUNNING_PLANS, task_event};
 use crate::plans::PlanRecord;
 use crate::tasks::TaskResult;
 
@@ -27,7 +34,40 @@ pub(crate) struct TriggerRecord {
     pub(crate) fired: Option<TriggerFired>,
 }
 
+/// The most plans waiting for a trigger that hold no running slot.
+pub(super) const MAX_AWAITING_TRIGGERS: usize = 64;
+
+/// Counts a plan as waiting for a trigger while it lives, and lets the plan loop start another.
+struct Awaiting<'a>(&'a Agent);
+
+impl<'a> Awaiting<'a> {
+    fn new(agent: &'a Agent) -> Awaiting<'a> {
+        agent
+            .inner
+            .awaiting_triggers
+            .fetch_add(1, Ordering::Relaxed);
+        agent.inner.queued.notify_one();
+        Awaiting(agent)
+    }
+}
+
+impl Drop for Awaiting<'_> {
+    fn drop(&mut self) {
+        self.0
+            .inner
+            .awaiting_triggers
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Agent {
+    /// How many plans may run at once now: [`MAX_RUNNING_PLANS`], and one more for each plan
+    /// waiting for a trigger, up to [`MAX_AWAITING_TRIGGERS`].
+    pub(super) fn plan_slots(&self) -> usize {
+        let waiting = self.inner.awaiting_triggers.load(Ordering::Relaxed);
+        MAX_RUNNING_PLANS + waiting.min(MAX_AWAITING_TRIGGERS)
+    }
+
     /// Runs task `index` of `record`'s plan once its trigger fired, if it has one (it stays
     /// scheduled meanwhile), saying it runs once it starts; its outputs say how the trigger
     /// fired.
@@ -42,6 +82,7 @@ impl Agent {
                 // A cancel ends the wait: the task never starts (as a scheduled start's wait).
                 let cancels = self.inner.exec.cancels.clone();
                 let execution = record.plan.execution.clone();
+                let _slot = Awaiting::new(self);
                 tokio::select! {
                     fired = self.await_trigger(record, index, trigger) => Some(fired),
                     () = cancels.cancelled(&execution) => {

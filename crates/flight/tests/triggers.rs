@@ -534,6 +534,39 @@ async fn a_cancel_ends_the_wait_for_a_trigger() {
     assert!(!w.volume().join("waits.txt").exists() && !w.volume().join("after.txt").exists());
 }
 
+/// Plans waiting for a trigger hold no running slot: with more of them waiting than plans may
+/// run at once (eight), another tenant's plan still runs at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn plans_waiting_for_triggers_keep_no_other_plan_from_running() {
+    let epoch = iss().epoch.plus_seconds(3600.0);
+    let mut w = World::new(epoch).await;
+    let due = epoch.plus_seconds(5.0 * 3600.0).unix_millis() as u64;
+    for i in 0..9 {
+        let trigger = Trigger {
+            when: Condition::Window {
+                not_before_ms: Some(due),
+                not_after_ms: None,
+            },
+            deadline: None,
+        };
+        let mut plan = w.plan(
+            &format!("e-wait{i}"),
+            vec![pod("waits", Some(trigger), "waits.txt", 0)],
+        );
+        plan.tenant = format!("{}w{i}", w.tenant);
+        w.agent().handle_message(Message::Plan(plan)).unwrap();
+    }
+    for i in 0..9 {
+        let armed = || record(&w, &format!("e-wait{i}"))["trigger"]["armed_ms"].is_u64();
+        until("every trigger armed", armed).await;
+    }
+    let plan = w.plan("e-now", vec![pod("now", None, "now.txt", 0)]);
+    w.agent().handle_message(Message::Plan(plan)).unwrap();
+    let tasks = w.outcome("e-now", Duration::from_secs(60)).await;
+    assert_eq!(tasks[0].1, TaskState::Success, "{tasks:?}");
+    assert!(w.volume().join("now.txt").exists());
+}
+
 /// A trigger whose plan carries no element set cannot be judged: its task fails as invalid,
 /// saying why, and nothing runs.
 #[tokio::test(flavor = "multi_thread")]
