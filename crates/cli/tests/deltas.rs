@@ -125,12 +125,6 @@ fn log_tail(exec: &Value) -> String {
     exec["tasks"][2]["outputs"]["log_tail"].to_string()
 }
 
-async fn cli_json(user: &User, args: &[&str]) -> Value {
-    let out = user.cli(args).await;
-    assert!(out.status.success(), "orbitdock {args:?}");
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn v2_of_an_image_goes_up_as_a_delta_and_loads_with_the_id_the_ground_computed() {
     let stack = Stack::start().await;
@@ -189,7 +183,8 @@ async fn v2_of_an_image_goes_up_as_a_delta_and_loads_with_the_id_the_ground_comp
 
     // The bytes on the wire, as the execution reports them (`exec show`, text and JSON).
     let id = exec["id"].as_str().unwrap();
-    let shown = cli_json(&user, &["exec", "show", id, "-o", "json"]).await;
+    let (status, shown) = user.cli_json(&["exec", "show", id]).await;
+    assert_eq!(status, 0, "orbitdock exec show {id}: {shown}");
     let up = &shown["uplink"];
     let sent = up["sent"].as_array().unwrap();
     assert_eq!(sent.len(), 1, "{up:#}");

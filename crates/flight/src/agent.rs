@@ -124,8 +124,9 @@ struct Inner {
     /// Plans found cancelled at start, ended by [`Agent::run_plans`] before anything runs (see
     /// `agent_cancel`).
     cancelled_at_start: Mutex<Vec<PlanRecord>>,
-    /// Running plans that wait for a trigger: they hold no slot (see `agent_triggers`).
-    awaiting_triggers: std::sync::atomic::AtomicUsize,
+    /// The running slots, held by running plans except while they wait for a trigger (see
+    /// `agent_triggers`).
+    slots: triggering::PlanSlots,
 }
 
 impl std::fmt::Debug for Agent {
@@ -235,7 +236,7 @@ impl Agent {
                 patcher: crate::patches::Patcher::new(),
                 digests: crate::inventory::FileDigests::open(state, &config.volumes_dir),
                 cancelled_at_start: Mutex::new(cancelled_at_start),
-                awaiting_triggers: Default::default(),
+                slots: triggering::PlanSlots::new(MAX_RUNNING_PLANS),
             }),
         };
         // A crash between a patch's result stored and the patch removed left it behind.
@@ -352,11 +353,15 @@ impl Agent {
         let mut plans = JoinSet::new();
         let mut executions = std::collections::HashMap::new();
         loop {
-            while plans.len() < self.plan_slots() {
+            while plans.len() < MAX_RUNNING_PLANS + MAX_AWAITING_TRIGGERS {
+                let Some(slot) = self.inner.slots.try_take() else {
+                    break;
+                };
                 let Some(record) = self.next_runnable() else {
                     break;
                 };
                 let (agent, execution) = (self.clone(), record.plan.execution.clone());
+                self.inner.slots.hold(&execution, slot);
                 let task = plans.spawn(async move { agent.execute(record).await });
                 executions.insert(task.id(), execution);
             }
@@ -372,6 +377,7 @@ impl Agent {
                         }
                     };
                     if let Some(execution) = executions.remove(&id) {
+                        self.inner.slots.release(&execution);
                         self.lock_running().retain(|(e, _)| *e != execution);
                     }
                 }
@@ -760,12 +766,13 @@ impl Agent {
         };
         self.send(execution_event(&execution, state)).await;
         record.finished = true;
-        if let Err(e) = self.inner.plans.finish(&record) {
+        let filed = self.inner.plans.finish(&record);
+        if let Err(e) = &filed {
             tracing::error!(execution, error = %e, "cannot record a finished plan");
         } else {
             self.inner.exec.forget_pods(&execution);
         }
-        self.inner.exec.cancels.settle(&execution);
+        self.inner.exec.cancels.settle(&execution, filed.is_ok());
         tracing::info!(execution, state = state.as_str(), "plan finished");
     }
 }
@@ -799,6 +806,7 @@ pub(crate) async fn catalogue_of(runtime: &dyn Runtime, bases: &[BaseImage]) -> 
 #[path = "agent_events.rs"]
 mod events;
 use events::{changed_volume, execution_event, record_event, replay, replayed_events, task_event};
+use triggering::MAX_AWAITING_TRIGGERS;
 
 #[path = "agent_run.rs"]
 mod behind_link;

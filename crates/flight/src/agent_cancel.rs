@@ -103,7 +103,7 @@ impl Agent {
                 return Err(e);
             }
             self.send_soon(messages);
-            self.inner.exec.cancels.settle(&execution);
+            self.inner.exec.cancels.settle(&execution, true);
             return Ok(());
         }
         if running {
@@ -151,7 +151,7 @@ impl Agent {
         };
         let messages = cancel_rest(&mut record, by);
         self.inner.plans.finish(&record)?;
-        self.inner.exec.cancels.settle(&record.plan.execution);
+        self.inner.exec.cancels.settle(&record.plan.execution, true);
         tracing::info!(
             execution = record.plan.execution,
             "a plan came after its cancel: filed cancelled, never run"
@@ -171,12 +171,13 @@ impl Agent {
         for m in cancel_rest(&mut record, by) {
             self.send(m).await;
         }
-        if let Err(e) = self.inner.plans.finish(&record) {
+        let filed = self.inner.plans.finish(&record);
+        if let Err(e) = &filed {
             tracing::error!(execution, error = %e, "cannot record a cancelled plan");
         } else {
             self.inner.exec.forget_pods(&execution);
         }
-        self.inner.exec.cancels.settle(&execution);
+        self.inner.exec.cancels.settle(&execution, filed.is_ok());
         tracing::info!(execution, by, "plan cancelled");
     }
 

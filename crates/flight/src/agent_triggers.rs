@@ -9,17 +9,20 @@
 //! task: a pending trigger is searched for again from the mission time now, and a fired one is
 //! not fired again (the task is taken up as any task cut short is, a pod never run twice).
 //!
-//! A plan waiting for a trigger holds no running slot (a week of waiting for an eclipse must not
-//! keep other tenants' plans from running): up to [`MAX_AWAITING_TRIGGERS`] waiting plans are
-//! run beside the usual [`super::MAX_RUNNING_PLANS`]. So at most the sum runs at once, for an
-//! instant when several fire together.
+//! A plan waiting for a trigger gives up its running slot (a week of waiting for an eclipse must
+//! not keep other tenants' plans from running), and takes one again once its trigger fired,
+//! before its task starts: so no more than [`super::MAX_RUNNING_PLANS`] plans ever run work,
+//! and at most [`MAX_AWAITING_TRIGGERS`] more wait beside them.
 
 use serde::{Deserialize, Serialize};
 use wire::{ErrorCode, PlanTask, TaskError, TaskState, Trigger, TriggerFired};
 
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use super::{Agent, MAX_RUNNING_PLANS, task_event};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{Agent, task_event};
 use crate::plans::PlanRecord;
 use crate::tasks::TaskResult;
 
@@ -34,40 +37,53 @@ pub(crate) struct TriggerRecord {
     pub(crate) fired: Option<TriggerFired>,
 }
 
-/// The most plans waiting for a trigger that hold no running slot.
-pub(super) const MAX_AWAITING_TRIGGERS: usize = 64;
+/// The most plans waiting for a trigger, beside those that run.
+pub(crate) const MAX_AWAITING_TRIGGERS: usize = 64;
 
-/// Counts a plan as waiting for a trigger while it lives, and lets the plan loop start another.
-struct Awaiting<'a>(&'a Agent);
-
-impl<'a> Awaiting<'a> {
-    fn new(agent: &'a Agent) -> Awaiting<'a> {
-        agent
-            .inner
-            .awaiting_triggers
-            .fetch_add(1, Ordering::Relaxed);
-        agent.inner.queued.notify_one();
-        Awaiting(agent)
-    }
+/// The running slots: a plan starts only with one, holds it while it runs, and gives it up
+/// while it waits for a trigger.
+pub(crate) struct PlanSlots {
+    free: Arc<Semaphore>,
+    held: Mutex<HashMap<String, OwnedSemaphorePermit>>,
 }
 
-impl Drop for Awaiting<'_> {
-    fn drop(&mut self) {
-        self.0
-            .inner
-            .awaiting_triggers
-            .fetch_sub(1, Ordering::Relaxed);
+impl PlanSlots {
+    pub(crate) fn new(slots: usize) -> PlanSlots {
+        PlanSlots {
+            free: Arc::new(Semaphore::new(slots)),
+            held: Mutex::default(),
+        }
+    }
+
+    /// A free slot, if there is one.
+    pub(crate) fn try_take(&self) -> Option<OwnedSemaphorePermit> {
+        self.free.clone().try_acquire_owned().ok()
+    }
+
+    /// `execution` holds `slot` until [`release`](PlanSlots::release).
+    pub(crate) fn hold(&self, execution: &str, slot: OwnedSemaphorePermit) {
+        self.lock().insert(execution.to_string(), slot);
+    }
+
+    /// Frees the slot `execution` holds, if it holds one.
+    pub(crate) fn release(&self, execution: &str) {
+        self.lock().remove(execution);
+    }
+
+    /// Waits for a free slot and gives it to `execution`.
+    async fn take_again(&self, execution: &str) {
+        // The semaphore is never closed, so the wait ends with a slot.
+        if let Ok(slot) = self.free.clone().acquire_owned().await {
+            self.hold(execution, slot);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, OwnedSemaphorePermit>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Agent {
-    /// How many plans may run at once now: [`MAX_RUNNING_PLANS`], and one more for each plan
-    /// waiting for a trigger, up to [`MAX_AWAITING_TRIGGERS`].
-    pub(super) fn plan_slots(&self) -> usize {
-        let waiting = self.inner.awaiting_triggers.load(Ordering::Relaxed);
-        MAX_RUNNING_PLANS + waiting.min(MAX_AWAITING_TRIGGERS)
-    }
-
     /// Runs task `index` of `record`'s plan once its trigger fired, if it has one (it stays
     /// scheduled meanwhile), saying it runs once it starts; its outputs say how the trigger
     /// fired.
@@ -82,15 +98,27 @@ impl Agent {
                 // A cancel ends the wait: the task never starts (as a scheduled start's wait).
                 let cancels = self.inner.exec.cancels.clone();
                 let execution = record.plan.execution.clone();
-                let _slot = Awaiting::new(self);
-                tokio::select! {
-                    fired = self.await_trigger(record, index, trigger) => Some(fired),
+                // The slot is given up for the wait, and the plan loop told it can start another.
+                self.inner.slots.release(&execution);
+                self.inner.queued.notify_one();
+                let fired = tokio::select! {
+                    fired = self.await_trigger(record, index, trigger) => fired,
                     () = cancels.cancelled(&execution) => {
                         return TaskResult::cancelled(
                             "not started: the execution was cancelled while its trigger was awaited",
                         );
                     }
+                };
+                // Whatever follows (the task, or the tasks after a failed wait) runs in a slot.
+                tokio::select! {
+                    () = self.inner.slots.take_again(&execution) => {}
+                    () = cancels.cancelled(&execution) => {
+                        return TaskResult::cancelled(
+                            "not started: the execution was cancelled while its task waited for a running slot",
+                        );
+                    }
                 }
+                Some(fired)
             }
             None => None,
         };

@@ -92,7 +92,17 @@ impl Cancels {
             let order: CancelOrder = match fs::read(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-            {
+                .and_then(|o: CancelOrder| {
+                    // Named by its execution, which names files: it must be one, and this one.
+                    let named = path.file_stem().and_then(|s| s.to_str());
+                    match crate::names::check_execution(&o.execution) {
+                        Ok(()) if named == Some(o.execution.as_str()) => Ok(o),
+                        _ => Err(format!(
+                            "it names execution {:?}, not its file's",
+                            o.execution
+                        )),
+                    }
+                }) {
                 Ok(o) => o,
                 Err(e) => {
                     cas::set_aside_with_warning(&path, "cancel order", &e);
@@ -161,11 +171,13 @@ impl Cancels {
         let _ = rx.wait_for(Option::is_some).await;
     }
 
-    /// The execution's plan has ended: its signal is forgotten, and its order, if any, stays on
-    /// disk only to answer a repeat (the first forgotten beyond [`MAX_CANCELS`]).
-    pub(crate) fn settle(&self, execution: &str) {
+    /// The execution's plan has stopped running: its signal is forgotten. If its end is on file
+    /// (`filed`), its order, if any, stays on disk only to answer a repeat (the first forgotten
+    /// beyond [`MAX_CANCELS`]); if not, the plan is still pending on disk and its order keeps it
+    /// from resuming after a restart.
+    pub(crate) fn settle(&self, execution: &str, filed: bool) {
         self.lock_signals().remove(execution);
-        if let Some(kept) = self.lock_orders().get_mut(execution) {
+        if filed && let Some(kept) = self.lock_orders().get_mut(execution) {
             kept.settled = true;
         }
     }
@@ -275,7 +287,7 @@ mod tests {
         for i in 0..MAX_CANCELS - 1 {
             reopened.record(&order(&format!("e{i}"), now + 2)).unwrap();
         }
-        reopened.settle("e7");
+        reopened.settle("e7", true);
         reopened.record(&order("last", now + 3)).unwrap();
         assert_eq!(reopened.lock_orders().len(), MAX_CANCELS);
         assert_eq!(reopened.by("e7"), None);

@@ -88,6 +88,9 @@ impl MissionClock {
             return MissionClock::HOST;
         };
         let path = state_dir.join("clock.json");
+        // A file that cannot be read now (permissions, an I/O error) may hold a good anchor: it
+        // is not written over.
+        let mut keep_file = false;
         let kept = match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<MissionClock>(&bytes) {
                 Ok(clock) => Some(clock),
@@ -100,7 +103,8 @@ impl MissionClock {
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot read the simulated clock's anchor; the clock starts again");
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the simulated clock's anchor; the clock starts again, and the file is left as it is");
+                keep_file = true;
                 None
             }
         }
@@ -114,6 +118,9 @@ impl MissionClock {
             return kept;
         }
         let clock = MissionClock::anchored(start_ms, now_ms(), scale);
+        if keep_file {
+            return clock;
+        }
         let saved = serde_json::to_vec(&clock)
             .map_err(std::io::Error::other)
             .and_then(|bytes| crate::fsutil::write_atomic(&path, &bytes));

@@ -418,6 +418,8 @@ impl Executor {
             _ => load_failed(format!("{}: {e}", rel.display())),
         })?;
         let id = chosen.image().id.to_string();
+        // An image the engine held before this load is never removed for it.
+        let existed = self.inspect(&id).await?.is_some();
 
         // Load a copy that names nothing, then tag the image id ourselves.
         let staged = self.scratch_file("load");
@@ -440,24 +442,13 @@ impl Executor {
             let _ = fs::remove_file(&staged);
             return Err(load_failed(format!("{}: {m}", rel.display())));
         }
-        // An image the engine held before this load is never removed for it.
-        let existed = self.inspect(&id).await?.is_some();
         let log = LogBook::new(0);
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(LOAD_TIMEOUT, self.runtime.load_image(&staged, &log)) => outcome,
-            // The request dropped stops the load. An image it loaded meanwhile would be named by
-            // no tenant and counted in no quota: it goes, now and once more when the engine has
-            // had time to finish what it was given.
+            // The request dropped stops the load.
             () = self.cancels.cancelled(execution) => {
                 let _ = fs::remove_file(&staged);
-                if !existed {
-                    let runtime = self.runtime.clone();
-                    tokio::spawn(async move {
-                        drop_if_unnamed(runtime.as_ref(), &id).await;
-                        tokio::time::sleep(LOAD_SETTLE).await;
-                        drop_if_unnamed(runtime.as_ref(), &id).await;
-                    });
-                }
+                self.sweep_stopped_load(&id, existed);
                 return Err(TaskResult::cancelled(
                     "the load was stopped: the execution was cancelled",
                 )
@@ -467,13 +458,17 @@ impl Executor {
         let _ = fs::remove_file(&staged);
         match outcome {
             Err(_) => {
+                self.sweep_stopped_load(&id, existed);
                 return Err(load_failed(format!(
                     "docker load did not finish within {}",
                     duration(LOAD_TIMEOUT)
                 ))
                 .tail(log.tail()));
             }
-            Ok(Err(e)) => return Err(load_failed(e.message).tail(log.tail())),
+            Ok(Err(e)) => {
+                self.sweep_stopped_load(&id, existed);
+                return Err(load_failed(e.message).tail(log.tail()));
+            }
             Ok(Ok(())) => {}
         }
         if self.inspect(&id).await?.is_none() {
@@ -491,6 +486,7 @@ impl Executor {
             .tag_image(&id, &repo, &image.tag)
             .await
             .map_err(|e| {
+                self.sweep_stopped_load(&id, existed);
                 load_failed(format!(
                     "cannot tag {id} as {repo}:{}: {}",
                     image.tag, e.message
@@ -588,6 +584,29 @@ impl Executor {
     /// A build or load under a name that already named an image moves the name; the image it
     /// named stays behind, dangling, and fills the disk build after build. It goes when no name
     /// and no container hold it any more (the engine refuses otherwise, and that is fine).
+    /// After a load that did not end tagged (stopped by a cancel or its timeout, or failed): an
+    /// image it made would be named by no tenant and counted in no quota, so it goes, now and
+    /// once more when the engine has had time to finish what it was given; each time under the
+    /// engine's storage, as any image deletion. One the engine held before the load (`existed`)
+    /// stays.
+    fn sweep_stopped_load(&self, id: &str, existed: bool) {
+        if existed {
+            return;
+        }
+        let (runtime, storage, id) = (
+            self.runtime.clone(),
+            self.engine_storage.clone(),
+            id.to_string(),
+        );
+        tokio::spawn(async move {
+            for wait in [Duration::ZERO, LOAD_SETTLE] {
+                tokio::time::sleep(wait).await;
+                let _storage = storage.lock().await;
+                drop_if_unnamed(runtime.as_ref(), &id).await;
+            }
+        });
+    }
+
     async fn drop_replaced(&self, replaced: Option<String>, now: &str) {
         if let Some(old) = replaced.filter(|old| old != now) {
             drop_if_unnamed(self.runtime.as_ref(), &old).await;
