@@ -260,6 +260,37 @@ async fn sign_in_and_see_your_work_in_a_real_browser() {
         "another tenant's work stays hidden: {page}"
     );
 
+    // A write from the signed-in browser without the page's CSRF token is refused, one with it
+    // goes through: the cookie alone never writes.
+    const CREATE: &str = "const [name, token] = arguments; \
+        const headers = {'Content-Type': 'application/json'}; \
+        if (token) headers['X-CSRF-Token'] = document.querySelector('meta[name=csrf-token]').content; \
+        return fetch('/api/v1/namespaces', {method: 'POST', headers, body: JSON.stringify({name})}) \
+            .then(r => r.status);";
+    let (forged, sent) = (unique("forged"), unique("sent"));
+    let status = browser
+        .call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": CREATE, "args": [forged, false]}),
+        )
+        .await;
+    assert_eq!(status, 403, "a write without the CSRF token");
+    let status = browser
+        .call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": CREATE, "args": [sent, true]}),
+        )
+        .await;
+    assert_eq!(status, 201, "a write with the CSRF token");
+    let (_, list) = alice.get("/api/v1/namespaces").await;
+    assert!(
+        list.to_string().contains(&sent) && !list.to_string().contains(&forged),
+        "{list}"
+    );
+    browser.screenshot("sign-in-home").await;
+
     // A wrong password is refused with a message, not a blank page.
     browser.click("form[action='/logout'] button").await;
     for _ in 0..50 {
@@ -873,4 +904,130 @@ async fn every_page_is_usable_from_the_keyboard_alone() {
     }
     assert_eq!(browser.path().await, format!("/executions/{id}"));
     browser.screenshot("keyboard-followed").await;
+}
+
+/// Issue 14's "execute on the EM and watch states change without reloading": the execution's
+/// page follows it by server-sent events. A pod waits for a file the test writes into its
+/// volume, then a downlink brings its output down. A marker set on `window` while it runs is
+/// still there when the page shows the end (a reload would have dropped it), and what the page
+/// shows then (the execution's state, each task's, the output's download link) is what the API
+/// answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn execute_on_the_em_and_watch_states_change_without_reloading() {
+    let stack = Stack::start().await;
+    let a = unique("lv");
+    let _cleanup = DockerCleanup {
+        tenants: vec![a.clone()],
+        images: vec![],
+    };
+    let alice = stack.user(&a).await;
+    let ns = unique("lns");
+    let op = stack.dir.path().join("live.yaml");
+    std::fs::write(
+        &op,
+        format!(
+            "id: live\nnamespace: {ns}\nsystem: em\ntasks:\n\
+             - id: wait\n  type: pod.run\n  image: busybox\n  command: [sh, -c, 'echo started > /data/started; while [ ! -e /data/go ]; do sleep 0.1; done; echo done > /data/out.txt']\n  max_duration: 10\n\
+             - id: down\n  type: downlink\n  source: out.txt\n  destination: /results\n"
+        ),
+    )
+    .unwrap();
+    assert!(
+        alice
+            .cli(&["op", "apply", op.to_str().unwrap()])
+            .await
+            .status
+            .success()
+    );
+    let url = &stack.url;
+    let browser = Browser::start().await;
+    browser.sign_in(url, &a).await;
+
+    let out = alice
+        .cli(&["exec", "start", &format!("{ns}/live"), "-o", "json"])
+        .await;
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    browser.goto(&format!("{url}/executions/{id}")).await;
+    browser.wait_for(&format!("Execution {id}")).await;
+    browser.script("window.__noReload = 1; return null;").await;
+    let volume = stack.volume(&a, &format!("{a}-pvc"));
+    for _ in 0..1200 {
+        if volume.join("started").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(volume.join("started").exists(), "the pod never started");
+
+    // What the page shows: the execution's state and each task's (id, state).
+    const SHOWN: &str = "return [document.getElementById('state').textContent, \
+        [...document.querySelectorAll('#tasks tr[data-task]')] \
+            .map(r => [r.dataset.task, r.children[2].textContent])];";
+    let api_shown = |e: &Value| {
+        json!([
+            e["state"],
+            e["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| json!([t["id"], t["state"]]))
+                .collect::<Vec<_>>()
+        ])
+    };
+    // Running: the page says so without being reloaded.
+    let running = json!(["RUNNING", [["wait", "RUNNING"], ["down", "SCHEDULED"]]]);
+    let mut shown = Value::Null;
+    for _ in 0..300 {
+        shown = browser.script(SHOWN).await;
+        if shown == running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shown, running, "the page follows the pod's start");
+    assert_eq!(browser.script("return window.__noReload;").await, 1);
+    browser.screenshot("live-1-running").await;
+
+    // Let the pod finish: the page follows the downlink to the end.
+    std::fs::write(volume.join("go"), b"").unwrap();
+    for _ in 0..600 {
+        shown = browser.script(SHOWN).await;
+        if shown[0] == "COMPLETED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, e) = alice.get(&format!("/api/v1/executions/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(e["state"], "COMPLETED", "{e:#}");
+    assert_eq!(shown, api_shown(&e), "the page shows what the API answers");
+    assert_eq!(
+        browser.script("return window.__noReload;").await,
+        1,
+        "the page was never reloaded"
+    );
+    // The output's download link came with the end, and gives the file.
+    let href = browser
+        .script(
+            "const a = document.querySelector('#tasks a[download]'); \
+             return a ? a.getAttribute('href') : null;",
+        )
+        .await;
+    assert_eq!(
+        href,
+        format!("/api/v1/namespaces/{ns}/files/results/out.txt"),
+        "{e:#}"
+    );
+    let page = browser.text().await;
+    assert!(!page.contains("(updating)"), "{page}");
+    browser.screenshot("live-2-completed").await;
+    // Downloaded by the browser, with its session.
+    let got = browser
+        .script(
+            "const a = document.querySelector('#tasks a[download]'); \
+             return fetch(a.href).then(r => r.text().then(t => [r.status, t]));",
+        )
+        .await;
+    assert_eq!(got, json!([200, "done\n"]));
 }
