@@ -7,32 +7,16 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::{Body, BodyDataStream};
 use axum::http::{Method, Request, StatusCode};
-use common::flight::Flight;
+use common::flight::{Flight, em};
 use common::{TestGround, free_udp_addr, ground_with};
 use futures_util::StreamExt;
-use ground::SystemLink;
-use link::{Contact, LinkEvent};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use wire::{LinkKey, Message, TaskState};
-
-fn em(bind: SocketAddr, link: SocketAddr, key: LinkKey) -> SystemLink {
-    SystemLink {
-        name: "em".into(),
-        bind,
-        link,
-        key,
-        rate_bits_per_sec: None,
-        contact: Contact::Always,
-        orbit: None,
-        link_settings: link::LinkSettings::STANDARD,
-    }
-}
 
 /// Applies and starts two listings; returns the execution's id.
 async fn start(g: &TestGround, token: &str) -> String {
@@ -50,38 +34,8 @@ async fn start(g: &TestGround, token: &str) -> String {
     r.json()["id"].as_str().unwrap().to_string()
 }
 
-async fn plan(flight: &mut Flight) -> String {
-    match flight.event().await {
-        LinkEvent::Message { bytes, .. } => match wire::decode_message(&bytes).unwrap() {
-            Message::Plan(p) => p.execution,
-            other => panic!("expected a plan, got {other:?}"),
-        },
-        other => panic!("expected a message, got {other:?}"),
-    }
-}
-
-async fn task(flight: &Flight, execution: &str, task: u32, state: TaskState) {
-    flight
-        .send(Message::TaskEvent {
-            execution: execution.into(),
-            task,
-            state,
-            at_ms: 1_800_000_000_000 + u64::from(task) * 1000 + state as u64,
-            error: None,
-            outputs: None,
-        })
-        .await;
-}
-
-async fn execution_state(flight: &Flight, execution: &str, state: TaskState) {
-    flight
-        .send(Message::ExecutionEvent {
-            execution: execution.into(),
-            state,
-            at_ms: 1_800_000_100_000,
-        })
-        .await;
-}
+/// When the agent's execution events say they happened.
+const ENDED_AT: u64 = 1_800_000_100_000;
 
 /// A stream of server-sent events, read event by event.
 struct Events {
@@ -181,17 +135,20 @@ async fn task_events_stream_out_as_they_land_until_the_end() {
     assert_eq!(task_states(&first), ["SCHEDULED", "SCHEDULED"], "{first:#}");
 
     // Each change the agent reports comes out, and equals what the API answers then.
-    assert_eq!(plan(&mut flight).await, id);
-    execution_state(&flight, &id, TaskState::Running).await;
-    task(&flight, &id, 0, TaskState::Running).await;
+    match flight.recv().await {
+        Message::Plan(p) => assert_eq!(p.execution, id),
+        other => panic!("expected the plan, got {other:?}"),
+    }
+    flight.execution(&id, TaskState::Running, ENDED_AT).await;
+    flight.task(&id, 0, TaskState::Running, None, None).await;
     let e = events.until_task(0, "RUNNING").await;
     assert_eq!(e["state"], "RUNNING", "{e:#}");
-    task(&flight, &id, 0, TaskState::Success).await;
-    task(&flight, &id, 1, TaskState::Running).await;
+    flight.task(&id, 0, TaskState::Success, None, None).await;
+    flight.task(&id, 1, TaskState::Running, None, None).await;
     let e = events.until_task(1, "RUNNING").await;
     assert_eq!(task_states(&e), ["SUCCESS", "RUNNING"], "{e:#}");
-    task(&flight, &id, 1, TaskState::Success).await;
-    execution_state(&flight, &id, TaskState::Success).await;
+    flight.task(&id, 1, TaskState::Success, None, None).await;
+    flight.execution(&id, TaskState::Success, ENDED_AT).await;
     let last = loop {
         let e = events.next().await.expect("the final state comes out");
         if e["state"] == "COMPLETED" {
@@ -223,12 +180,7 @@ async fn a_listener_does_not_hold_the_server_open() {
     let g = common::ground().await;
     let alice = g.login("alice").await;
     let id = start(&g, &alice).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ground::serve(g.ground.clone(), listener, async move {
-        let _ = stopped.await;
-    }));
+    let (addr, stop, server) = common::serve(&g).await;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(
         format!(

@@ -45,6 +45,24 @@ pub async fn ground_with(systems: Vec<SystemLink>) -> TestGround {
     TestGround { ground, dir }
 }
 
+/// `g` served on a loopback socket as `ground::serve` serves it: its address, what stops it
+/// (send `()`), and the server's task, which ends once it stopped.
+pub async fn serve(
+    g: &TestGround,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ground::serve(g.ground.clone(), listener, async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop, server)
+}
+
 /// A ground whose `em` link points at a port nobody listens on.
 pub async fn ground() -> TestGround {
     ground_with(vec![SystemLink {
