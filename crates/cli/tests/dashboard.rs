@@ -595,6 +595,47 @@ async fn an_operator_approves_in_a_real_browser_what_waits_on_a_flight_system() 
     assert!(!page.contains(&id) && !page.contains(&ns), "{page}");
 }
 
+/// Applies the operation `yaml` (on `em`, its first pod writing `/data/started`) as `alice`
+/// (tenant `a`) and starts it; the execution's id and the tenant's volume, once the pod started.
+async fn start_a_pod(
+    stack: &Stack,
+    alice: &support::User,
+    a: &str,
+    yaml: &str,
+) -> (String, std::path::PathBuf) {
+    let op = stack.dir.path().join("pod.yaml");
+    std::fs::write(&op, yaml).unwrap();
+    assert!(
+        alice
+            .cli(&["op", "apply", op.to_str().unwrap()])
+            .await
+            .status
+            .success()
+    );
+    let (ns, name) = (yaml_field(yaml, "namespace"), yaml_field(yaml, "id"));
+    let out = alice
+        .cli(&["exec", "start", &format!("{ns}/{name}"), "-o", "json"])
+        .await;
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    let volume = stack.volume(a, &format!("{a}-pvc"));
+    for _ in 0..1200 {
+        if volume.join("started").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(volume.join("started").exists(), "the pod never started");
+    (id, volume)
+}
+
+/// The value of a top-level `key: value` line of an operation's YAML.
+fn yaml_field<'a>(yaml: &'a str, key: &str) -> &'a str {
+    yaml.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+        .unwrap_or_else(|| panic!("no {key} in {yaml}"))
+}
+
 /// Issue 15's flow in the dashboard: a tenant cancels a running pod from its execution's page
 /// (the Cancel form, its confirmation accepted); the page follows it to `CANCELLED` and names who
 /// cancelled it, and the pod's container is gone.
@@ -608,40 +649,17 @@ async fn a_tenant_cancels_a_running_pod_in_a_real_browser() {
     };
     let alice = stack.user(&a).await;
     let ns = unique("cns");
-    let op = stack.dir.path().join("long.yaml");
-    std::fs::write(
-        &op,
-        format!(
+    let (id, volume) = start_a_pod(
+        &stack,
+        &alice,
+        &a,
+        &format!(
             "id: long\nnamespace: {ns}\nsystem: em\ntasks:\n\
              - id: long\n  type: pod.run\n  image: busybox\n  command: [sh, -c, 'echo started > /data/started; exec sleep 600']\n  max_duration: 10\n\
              - id: after\n  type: pod.run\n  image: busybox\n  command: [sh, -c, 'echo ran > /data/after']\n  max_duration: 1\n"
         ),
     )
-    .unwrap();
-    assert!(
-        alice
-            .cli(&["op", "apply", op.to_str().unwrap()])
-            .await
-            .status
-            .success()
-    );
-    let out = alice
-        .cli(&["exec", "start", &format!("{ns}/long"), "-o", "json"])
-        .await;
-    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let id = started["id"].as_str().unwrap().to_string();
-    let volume = stack.volume(&a, &format!("{a}-pvc"));
-    for _ in 0..1200 {
-        if volume.join("started").exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        volume.join("started").exists(),
-        "the long pod never started"
-    );
-
+    .await;
     let url = &stack.url;
     let browser = Browser::start().await;
     browser.sign_in(url, &a).await;
@@ -922,43 +940,23 @@ async fn execute_on_the_em_and_watch_states_change_without_reloading() {
     };
     let alice = stack.user(&a).await;
     let ns = unique("lns");
-    let op = stack.dir.path().join("live.yaml");
-    std::fs::write(
-        &op,
-        format!(
+    let (id, volume) = start_a_pod(
+        &stack,
+        &alice,
+        &a,
+        &format!(
             "id: live\nnamespace: {ns}\nsystem: em\ntasks:\n\
              - id: wait\n  type: pod.run\n  image: busybox\n  command: [sh, -c, 'echo started > /data/started; while [ ! -e /data/go ]; do sleep 0.1; done; echo done > /data/out.txt']\n  max_duration: 10\n\
              - id: down\n  type: downlink\n  source: out.txt\n  destination: /results\n"
         ),
     )
-    .unwrap();
-    assert!(
-        alice
-            .cli(&["op", "apply", op.to_str().unwrap()])
-            .await
-            .status
-            .success()
-    );
+    .await;
     let url = &stack.url;
     let browser = Browser::start().await;
     browser.sign_in(url, &a).await;
-
-    let out = alice
-        .cli(&["exec", "start", &format!("{ns}/live"), "-o", "json"])
-        .await;
-    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let id = started["id"].as_str().unwrap().to_string();
     browser.goto(&format!("{url}/executions/{id}")).await;
     browser.wait_for(&format!("Execution {id}")).await;
     browser.script("window.__noReload = 1; return null;").await;
-    let volume = stack.volume(&a, &format!("{a}-pvc"));
-    for _ in 0..1200 {
-        if volume.join("started").exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(volume.join("started").exists(), "the pod never started");
 
     // What the page shows: the execution's state and each task's (id, state).
     const SHOWN: &str = "return [document.getElementById('state').textContent, \

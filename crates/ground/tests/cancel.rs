@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::flight::{Flight, em};
-use common::{TestGround, free_udp_addr, ground_with};
+use common::{TestGround, free_udp_addr, ground_with, start_listings};
 use serde_json::{Value, json};
 use wire::{CancelOrder, ErrorCode, LinkKey, Message, Plan, TaskError, TaskState};
 
@@ -89,24 +89,6 @@ async fn wait_for(g: &TestGround, token: &str, id: &str, state: &str) -> Value {
     );
 }
 
-/// Applies and starts `op` (two listings); returns the execution's id.
-async fn start(g: &TestGround, token: &str, op: &str) -> String {
-    let yaml = format!(
-        "id: {op}\nnamespace: demo\ntasks:\n- id: one\n  type: files.list\n- id: two\n  type: files.list\n"
-    );
-    let r = g.post_yaml("/api/v1/operations", token, &yaml).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let r = g
-        .post_json(
-            "/api/v1/executions",
-            Some(token),
-            json!({"namespace": "demo", "operation": op}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    r.json()["id"].as_str().unwrap().to_string()
-}
-
 async fn cancel(g: &TestGround, token: &str, id: &str) -> common::Reply {
     g.post_json(
         &format!("/api/v1/executions/{id}/cancel"),
@@ -134,7 +116,7 @@ async fn a_sent_execution_is_cancelling_until_its_system_confirms() {
     let t = g.login("alice").await;
 
     // Running onboard: its first task started.
-    let id = start(&g, &t, "long").await;
+    let id = start_listings(&g, &t, "long").await;
     assert_eq!(plan(&mut flight).await.execution, id);
     flight.execution(&id, TaskState::Running, ENDED_AT).await;
     flight.task(&id, 0, TaskState::Running, None, None).await;
@@ -215,7 +197,7 @@ async fn a_sent_execution_is_cancelling_until_its_system_confirms() {
 
     // A cancel that reaches the system after the end: the end stands, and the history says so.
     // This one is cancelled from the dashboard: its page's Cancel form, with the CSRF token.
-    let late = start(&g, &t, "late").await;
+    let late = start_listings(&g, &t, "late").await;
     assert_eq!(plan(&mut flight).await.execution, late);
     let page = g
         .send(browser(
@@ -281,7 +263,7 @@ async fn a_sent_execution_is_cancelling_until_its_system_confirms() {
     assert_eq!(e["errors"], json!([]));
 
     // The agent restarts while a cancel is pending: the cancel comes again, before the plan.
-    let pending = start(&g, &t, "pending").await;
+    let pending = start_listings(&g, &t, "pending").await;
     let first_plan = plan(&mut flight).await;
     assert_eq!(cancel(&g, &t, &pending).await.status, StatusCode::ACCEPTED);
     let first_order = order(&mut flight).await;

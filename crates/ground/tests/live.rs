@@ -12,27 +12,11 @@ use std::time::Duration;
 use axum::body::{Body, BodyDataStream};
 use axum::http::{Method, Request, StatusCode};
 use common::flight::{Flight, em};
-use common::{TestGround, free_udp_addr, ground_with};
+use common::{TestGround, free_udp_addr, ground_with, start_listings};
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tower::ServiceExt;
 use wire::{LinkKey, Message, TaskState};
-
-/// Applies and starts two listings; returns the execution's id.
-async fn start(g: &TestGround, token: &str) -> String {
-    let yaml = "id: look\nnamespace: demo\ntasks:\n- id: one\n  type: files.list\n- id: two\n  type: files.list\n";
-    let r = g.post_yaml("/api/v1/operations", token, yaml).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let r = g
-        .post_json(
-            "/api/v1/executions",
-            Some(token),
-            json!({"namespace": "demo", "operation": "look"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    r.json()["id"].as_str().unwrap().to_string()
-}
 
 /// When the agent's execution events say they happened.
 const ENDED_AT: u64 = 1_800_000_100_000;
@@ -110,7 +94,7 @@ async fn task_events_stream_out_as_they_land_until_the_end() {
     let mut flight = Flight::spawn(flight_addr, ground_addr, key).await;
     let alice = g.login("alice").await;
     let bob = g.login("bob").await;
-    let id = start(&g, &alice).await;
+    let id = start_listings(&g, &alice, "look").await;
 
     // Another tenant's execution is as good as absent; no token, no stream.
     let r = g
@@ -179,7 +163,7 @@ async fn a_listener_does_not_hold_the_server_open() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let g = common::ground().await;
     let alice = g.login("alice").await;
-    let id = start(&g, &alice).await;
+    let id = start_listings(&g, &alice, "look").await;
     let (addr, stop, server) = common::serve(&g).await;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(
@@ -221,7 +205,7 @@ async fn a_listener_does_not_hold_the_server_open() {
 async fn the_page_carries_the_region_its_script_replaces() {
     let g = common::ground().await;
     let alice = g.login("alice").await;
-    let id = start(&g, &alice).await;
+    let id = start_listings(&g, &alice, "look").await;
     // The API's token is also the session the dashboard's cookie carries.
     let cookie = format!("orbitdock_session={alice}");
     let browser = |uri: String| {
