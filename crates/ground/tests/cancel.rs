@@ -121,6 +121,14 @@ async fn a_sent_execution_is_cancelling_until_its_system_confirms() {
     flight.execution(&id, TaskState::Running, ENDED_AT).await;
     flight.task(&id, 0, TaskState::Running, None, None).await;
     wait_for(&g, &t, &id, "RUNNING").await;
+    // The two reports cross the link as separate messages, handled in either order: wait for
+    // the task's too (the execution's alone made this test fail now and then).
+    for _ in 0..400 {
+        if get(&g, &t, &id).await["tasks"][0]["state"] == "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let r = cancel(&g, &t, &id).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());

@@ -66,11 +66,16 @@ impl Events {
         }
     }
 
-    /// Events until the execution's task `i` is in `state`; that event.
-    async fn until_task(&mut self, i: usize, state: &str) -> Value {
+    /// Events until the execution is in `state` with its tasks in `tasks`; that event. The
+    /// agent's reports cross the link as separate messages and may be handled in either order,
+    /// so the states in between vary; this one must come, and the stream must go on until it.
+    async fn until(&mut self, state: &str, tasks: &[&str]) -> Value {
         loop {
-            let e = self.next().await.expect("the stream goes on");
-            if e["tasks"][i]["state"] == state {
+            let e = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("the stream ended before {state} {tasks:?}"));
+            if e["state"] == state && task_states(&e) == tasks {
                 return e;
             }
         }
@@ -125,21 +130,13 @@ async fn task_events_stream_out_as_they_land_until_the_end() {
     }
     flight.execution(&id, TaskState::Running, ENDED_AT).await;
     flight.task(&id, 0, TaskState::Running, None, None).await;
-    let e = events.until_task(0, "RUNNING").await;
-    assert_eq!(e["state"], "RUNNING", "{e:#}");
+    events.until("RUNNING", &["RUNNING", "SCHEDULED"]).await;
     flight.task(&id, 0, TaskState::Success, None, None).await;
     flight.task(&id, 1, TaskState::Running, None, None).await;
-    let e = events.until_task(1, "RUNNING").await;
-    assert_eq!(task_states(&e), ["SUCCESS", "RUNNING"], "{e:#}");
+    events.until("RUNNING", &["SUCCESS", "RUNNING"]).await;
     flight.task(&id, 1, TaskState::Success, None, None).await;
     flight.execution(&id, TaskState::Success, ENDED_AT).await;
-    let last = loop {
-        let e = events.next().await.expect("the final state comes out");
-        if e["state"] == "COMPLETED" {
-            break e;
-        }
-    };
-    assert_eq!(task_states(&last), ["SUCCESS", "SUCCESS"], "{last:#}");
+    let last = events.until("COMPLETED", &["SUCCESS", "SUCCESS"]).await;
     assert_eq!(
         last,
         g.get(&format!("/api/v1/executions/{id}"), &alice)
