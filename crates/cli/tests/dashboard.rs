@@ -412,6 +412,99 @@ async fn upload_author_execute_and_follow_in_a_real_browser() {
     assert_eq!(list["executions"][0]["state"], "COMPLETED", "{list}");
 }
 
+/// Issue 14's "upload a folder with nested subfolders from the browser and see its structure":
+/// a folder chosen with the folder picker is uploaded whole, each file at its path under the
+/// folder, and the namespace's page lists them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_a_folder_with_nested_subfolders_in_a_real_browser() {
+    let stack = Stack::start().await;
+    let a = unique("fo");
+    let _cleanup = DockerCleanup {
+        tenants: vec![a.clone()],
+        images: vec![],
+    };
+    let alice = stack.user(&a).await;
+    let ns = unique("fns");
+    assert!(
+        alice
+            .http(reqwest::Method::POST, "/api/v1/namespaces")
+            .json(&json!({"name": ns}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let tree = stack.dir.path().join("tree");
+    for (path, text) in [
+        ("top.txt", "top\n"),
+        ("a/one.txt", "one\n"),
+        ("a/b/two.txt", "two\n"),
+        ("a/b/c/three.txt", "three\n"),
+    ] {
+        let p = tree.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let url = &stack.url;
+    let browser = Browser::start().await;
+    browser.sign_in(url, &a).await;
+    browser.goto(&format!("{url}/namespaces/{ns}")).await;
+    browser.wait_for(&format!("Signed in as {a}")).await;
+    // The folder picker, given a folder (chromedriver sends a directory to a `webkitdirectory`
+    // input as a person picking it would).
+    browser
+        .type_into("input[name=folder]", tree.to_str().unwrap())
+        .await;
+    let picked = browser
+        .script("return [...document.querySelector('input[name=folder]').files].map(f => f.webkitRelativePath).sort();")
+        .await;
+    assert_eq!(
+        picked,
+        json!([
+            "tree/a/b/c/three.txt",
+            "tree/a/b/two.txt",
+            "tree/a/one.txt",
+            "tree/top.txt"
+        ])
+    );
+    browser.click("#upload button[type=submit]").await;
+    let page = browser.wait_for("/tree/a/b/c/three.txt").await;
+    for path in ["/tree/top.txt", "/tree/a/one.txt", "/tree/a/b/two.txt"] {
+        assert!(page.contains(path), "{path}: {page}");
+    }
+    browser.screenshot("upload-folder").await;
+    let (_, files) = alice.get(&format!("/api/v1/namespaces/{ns}/files")).await;
+    let mut paths: Vec<&str> = files["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/tree/a/b/c/three.txt",
+            "/tree/a/b/two.txt",
+            "/tree/a/one.txt",
+            "/tree/top.txt"
+        ]
+    );
+    let (status, three) = {
+        let r = alice
+            .http(
+                reqwest::Method::GET,
+                &format!("/api/v1/namespaces/{ns}/files/tree/a/b/c/three.txt"),
+            )
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!((status, three.as_str()), (200, "three\n"));
+}
+
 impl Browser {
     /// Saves a PNG of the page as `name.png` under the test target's `screenshots` folder;
     /// returns its path.
