@@ -260,6 +260,37 @@ async fn sign_in_and_see_your_work_in_a_real_browser() {
         "another tenant's work stays hidden: {page}"
     );
 
+    // A write from the signed-in browser without the page's CSRF token is refused, one with it
+    // goes through: the cookie alone never writes.
+    const CREATE: &str = "const [name, token] = arguments; \
+        const headers = {'Content-Type': 'application/json'}; \
+        if (token) headers['X-CSRF-Token'] = document.querySelector('meta[name=csrf-token]').content; \
+        return fetch('/api/v1/namespaces', {method: 'POST', headers, body: JSON.stringify({name})}) \
+            .then(r => r.status);";
+    let (forged, sent) = (unique("forged"), unique("sent"));
+    let status = browser
+        .call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": CREATE, "args": [forged, false]}),
+        )
+        .await;
+    assert_eq!(status, 403, "a write without the CSRF token");
+    let status = browser
+        .call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": CREATE, "args": [sent, true]}),
+        )
+        .await;
+    assert_eq!(status, 201, "a write with the CSRF token");
+    let (_, list) = alice.get("/api/v1/namespaces").await;
+    assert!(
+        list.to_string().contains(&sent) && !list.to_string().contains(&forged),
+        "{list}"
+    );
+    browser.screenshot("sign-in-home").await;
+
     // A wrong password is refused with a message, not a blank page.
     browser.click("form[action='/logout'] button").await;
     for _ in 0..50 {
@@ -379,6 +410,99 @@ async fn upload_author_execute_and_follow_in_a_real_browser() {
         .get(&format!("/api/v1/executions?namespace={ns}"))
         .await;
     assert_eq!(list["executions"][0]["state"], "COMPLETED", "{list}");
+}
+
+/// Issue 14's "upload a folder with nested subfolders from the browser and see its structure":
+/// a folder chosen with the folder picker is uploaded whole, each file at its path under the
+/// folder, and the namespace's page lists them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_a_folder_with_nested_subfolders_in_a_real_browser() {
+    let stack = Stack::start().await;
+    let a = unique("fo");
+    let _cleanup = DockerCleanup {
+        tenants: vec![a.clone()],
+        images: vec![],
+    };
+    let alice = stack.user(&a).await;
+    let ns = unique("fns");
+    assert!(
+        alice
+            .http(reqwest::Method::POST, "/api/v1/namespaces")
+            .json(&json!({"name": ns}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let tree = stack.dir.path().join("tree");
+    for (path, text) in [
+        ("top.txt", "top\n"),
+        ("a/one.txt", "one\n"),
+        ("a/b/two.txt", "two\n"),
+        ("a/b/c/three.txt", "three\n"),
+    ] {
+        let p = tree.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let url = &stack.url;
+    let browser = Browser::start().await;
+    browser.sign_in(url, &a).await;
+    browser.goto(&format!("{url}/namespaces/{ns}")).await;
+    browser.wait_for(&format!("Signed in as {a}")).await;
+    // The folder picker, given a folder (chromedriver sends a directory to a `webkitdirectory`
+    // input as a person picking it would).
+    browser
+        .type_into("input[name=folder]", tree.to_str().unwrap())
+        .await;
+    let picked = browser
+        .script("return [...document.querySelector('input[name=folder]').files].map(f => f.webkitRelativePath).sort();")
+        .await;
+    assert_eq!(
+        picked,
+        json!([
+            "tree/a/b/c/three.txt",
+            "tree/a/b/two.txt",
+            "tree/a/one.txt",
+            "tree/top.txt"
+        ])
+    );
+    browser.click("#upload button[type=submit]").await;
+    let page = browser.wait_for("/tree/a/b/c/three.txt").await;
+    for path in ["/tree/top.txt", "/tree/a/one.txt", "/tree/a/b/two.txt"] {
+        assert!(page.contains(path), "{path}: {page}");
+    }
+    browser.screenshot("upload-folder").await;
+    let (_, files) = alice.get(&format!("/api/v1/namespaces/{ns}/files")).await;
+    let mut paths: Vec<&str> = files["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/tree/a/b/c/three.txt",
+            "/tree/a/b/two.txt",
+            "/tree/a/one.txt",
+            "/tree/top.txt"
+        ]
+    );
+    let (status, three) = {
+        let r = alice
+            .http(
+                reqwest::Method::GET,
+                &format!("/api/v1/namespaces/{ns}/files/tree/a/b/c/three.txt"),
+            )
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!((status, three.as_str()), (200, "three\n"));
 }
 
 impl Browser {
@@ -564,6 +688,47 @@ async fn an_operator_approves_in_a_real_browser_what_waits_on_a_flight_system() 
     assert!(!page.contains(&id) && !page.contains(&ns), "{page}");
 }
 
+/// Applies the operation `yaml` (on `em`, its first pod writing `/data/started`) as `alice`
+/// (tenant `a`) and starts it; the execution's id and the tenant's volume, once the pod started.
+async fn start_a_pod(
+    stack: &Stack,
+    alice: &support::User,
+    a: &str,
+    yaml: &str,
+) -> (String, std::path::PathBuf) {
+    let op = stack.dir.path().join("pod.yaml");
+    std::fs::write(&op, yaml).unwrap();
+    assert!(
+        alice
+            .cli(&["op", "apply", op.to_str().unwrap()])
+            .await
+            .status
+            .success()
+    );
+    let (ns, name) = (yaml_field(yaml, "namespace"), yaml_field(yaml, "id"));
+    let out = alice
+        .cli(&["exec", "start", &format!("{ns}/{name}"), "-o", "json"])
+        .await;
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    let volume = stack.volume(a, &format!("{a}-pvc"));
+    for _ in 0..1200 {
+        if volume.join("started").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(volume.join("started").exists(), "the pod never started");
+    (id, volume)
+}
+
+/// The value of a top-level `key: value` line of an operation's YAML.
+fn yaml_field<'a>(yaml: &'a str, key: &str) -> &'a str {
+    yaml.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+        .unwrap_or_else(|| panic!("no {key} in {yaml}"))
+}
+
 /// Issue 15's flow in the dashboard: a tenant cancels a running pod from its execution's page
 /// (the Cancel form, its confirmation accepted); the page follows it to `CANCELLED` and names who
 /// cancelled it, and the pod's container is gone.
@@ -577,40 +742,17 @@ async fn a_tenant_cancels_a_running_pod_in_a_real_browser() {
     };
     let alice = stack.user(&a).await;
     let ns = unique("cns");
-    let op = stack.dir.path().join("long.yaml");
-    std::fs::write(
-        &op,
-        format!(
+    let (id, volume) = start_a_pod(
+        &stack,
+        &alice,
+        &a,
+        &format!(
             "id: long\nnamespace: {ns}\nsystem: em\ntasks:\n\
              - id: long\n  type: pod.run\n  image: busybox\n  command: [sh, -c, 'echo started > /data/started; exec sleep 600']\n  max_duration: 10\n\
              - id: after\n  type: pod.run\n  image: busybox\n  command: [sh, -c, 'echo ran > /data/after']\n  max_duration: 1\n"
         ),
     )
-    .unwrap();
-    assert!(
-        alice
-            .cli(&["op", "apply", op.to_str().unwrap()])
-            .await
-            .status
-            .success()
-    );
-    let out = alice
-        .cli(&["exec", "start", &format!("{ns}/long"), "-o", "json"])
-        .await;
-    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let id = started["id"].as_str().unwrap().to_string();
-    let volume = stack.volume(&a, &format!("{a}-pvc"));
-    for _ in 0..1200 {
-        if volume.join("started").exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        volume.join("started").exists(),
-        "the long pod never started"
-    );
-
+    .await;
     let url = &stack.url;
     let browser = Browser::start().await;
     browser.sign_in(url, &a).await;
@@ -873,4 +1015,110 @@ async fn every_page_is_usable_from_the_keyboard_alone() {
     }
     assert_eq!(browser.path().await, format!("/executions/{id}"));
     browser.screenshot("keyboard-followed").await;
+}
+
+/// Issue 14's "execute on the EM and watch states change without reloading": the execution's
+/// page follows it by server-sent events. A pod waits for a file the test writes into its
+/// volume, then a downlink brings its output down. A marker set on `window` while it runs is
+/// still there when the page shows the end (a reload would have dropped it), and what the page
+/// shows then (the execution's state, each task's, the output's download link) is what the API
+/// answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn execute_on_the_em_and_watch_states_change_without_reloading() {
+    let stack = Stack::start().await;
+    let a = unique("lv");
+    let _cleanup = DockerCleanup {
+        tenants: vec![a.clone()],
+        images: vec![],
+    };
+    let alice = stack.user(&a).await;
+    let ns = unique("lns");
+    let (id, volume) = start_a_pod(
+        &stack,
+        &alice,
+        &a,
+        &format!(
+            "id: live\nnamespace: {ns}\nsystem: em\ntasks:\n\
+             - id: wait\n  type: pod.run\n  image: busybox\n  command: [sh, -c, 'echo started > /data/started; while [ ! -e /data/go ]; do sleep 0.1; done; echo done > /data/out.txt']\n  max_duration: 10\n\
+             - id: down\n  type: downlink\n  source: out.txt\n  destination: /results\n"
+        ),
+    )
+    .await;
+    let url = &stack.url;
+    let browser = Browser::start().await;
+    browser.sign_in(url, &a).await;
+    browser.goto(&format!("{url}/executions/{id}")).await;
+    browser.wait_for(&format!("Execution {id}")).await;
+    browser.script("window.__noReload = 1; return null;").await;
+
+    // What the page shows: the execution's state and each task's (id, state).
+    const SHOWN: &str = "return [document.getElementById('state').textContent, \
+        [...document.querySelectorAll('#tasks tr[data-task]')] \
+            .map(r => [r.dataset.task, r.children[2].textContent])];";
+    let api_shown = |e: &Value| {
+        json!([
+            e["state"],
+            e["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| json!([t["id"], t["state"]]))
+                .collect::<Vec<_>>()
+        ])
+    };
+    // Running: the page says so without being reloaded.
+    let running = json!(["RUNNING", [["wait", "RUNNING"], ["down", "SCHEDULED"]]]);
+    let mut shown = Value::Null;
+    for _ in 0..300 {
+        shown = browser.script(SHOWN).await;
+        if shown == running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shown, running, "the page follows the pod's start");
+    assert_eq!(browser.script("return window.__noReload;").await, 1);
+    browser.screenshot("live-1-running").await;
+
+    // Let the pod finish: the page follows the downlink to the end.
+    std::fs::write(volume.join("go"), b"").unwrap();
+    for _ in 0..600 {
+        shown = browser.script(SHOWN).await;
+        if shown[0] == "COMPLETED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, e) = alice.get(&format!("/api/v1/executions/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(e["state"], "COMPLETED", "{e:#}");
+    assert_eq!(shown, api_shown(&e), "the page shows what the API answers");
+    assert_eq!(
+        browser.script("return window.__noReload;").await,
+        1,
+        "the page was never reloaded"
+    );
+    // The output's download link came with the end, and gives the file.
+    let href = browser
+        .script(
+            "const a = document.querySelector('#tasks a[download]'); \
+             return a ? a.getAttribute('href') : null;",
+        )
+        .await;
+    assert_eq!(
+        href,
+        format!("/api/v1/namespaces/{ns}/files/results/out.txt"),
+        "{e:#}"
+    );
+    let page = browser.text().await;
+    assert!(!page.contains("(updating)"), "{page}");
+    browser.screenshot("live-2-completed").await;
+    // Downloaded by the browser, with its session.
+    let got = browser
+        .script(
+            "const a = document.querySelector('#tasks a[download]'); \
+             return fetch(a.href).then(r => r.text().then(t => [r.status, t]));",
+        )
+        .await;
+    assert_eq!(got, json!([200, "done\n"]));
 }

@@ -8,20 +8,54 @@
 //! at is current, and for at most [`MAX_AGE`], since part of it follows the clock alone (the
 //! day of the usage charts, the next pass). The generation is read before the view is computed,
 //! so a view computed while an event lands is kept under the old generation and never served.
+//!
+//! The same counter is published on a `tokio::sync::watch` channel ([`Views::changes`]): what
+//! follows an execution live (its server-sent events) wakes on each bump and reads the execution
+//! again. A watch holds only the latest value, so a slow follower skips bumps rather than
+//! queueing them: the memory is one counter however many events land. At most [`FOLLOWERS`]
+//! follow at once ([`Views::follow`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
 /// How long a view is served at most, events or not.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(30);
 
+/// Listeners following executions live at once, at most.
+pub(crate) const FOLLOWERS: usize = 256;
+
 /// The cache, shared by the HTTP handlers and the link handlers (in `Core`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Views {
     generation: AtomicU64,
     home: Mutex<HashMap<String, Entry>>,
+    /// The generation, for those who wait for the next event.
+    changes: watch::Sender<u64>,
+    /// A permit per follower.
+    followers: Arc<Semaphore>,
+}
+
+impl Default for Views {
+    fn default() -> Views {
+        Views {
+            generation: AtomicU64::new(0),
+            home: Mutex::default(),
+            changes: watch::Sender::new(0),
+            followers: Arc::new(Semaphore::new(FOLLOWERS)),
+        }
+    }
+}
+
+/// One who follows events: woken on each (`changes.changed().await`), counted among the
+/// [`FOLLOWERS`] until dropped.
+#[derive(Debug)]
+pub(crate) struct Follower {
+    pub(crate) changes: watch::Receiver<u64>,
+    _permit: OwnedSemaphorePermit,
 }
 
 #[derive(Debug)]
@@ -34,7 +68,24 @@ struct Entry {
 impl Views {
     /// Something changed: no view computed before now is served again.
     pub(crate) fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        let now = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        // Followers see the newest generation; concurrent bumps never move it backwards.
+        self.changes.send_if_modified(|g| {
+            let newer = now > *g;
+            if newer {
+                *g = now;
+            }
+            newer
+        });
+    }
+
+    /// A follower of the events from now on; `None` when [`FOLLOWERS`] follow already.
+    pub(crate) fn follow(&self) -> Option<Follower> {
+        let permit = self.followers.clone().try_acquire_owned().ok()?;
+        Some(Follower {
+            changes: self.changes.subscribe(),
+            _permit: permit,
+        })
     }
 
     /// The current generation, read before computing a view to keep.
@@ -81,6 +132,32 @@ mod tests {
         assert!(v.home("bob").is_none(), "each user has their own");
         v.invalidate();
         assert!(v.home("alice").is_none());
+    }
+
+    #[tokio::test]
+    async fn followers_wake_on_events_and_skip_what_they_missed() {
+        let v = Views::default();
+        let mut follower = v.follow().unwrap();
+        let f = &mut follower.changes;
+        v.invalidate();
+        f.changed().await.unwrap();
+        assert_eq!(*f.borrow_and_update(), 1);
+        // Three events while the follower was busy: it wakes once, at the newest.
+        v.invalidate();
+        v.invalidate();
+        v.invalidate();
+        f.changed().await.unwrap();
+        assert_eq!(*f.borrow_and_update(), 4);
+        assert!(!f.has_changed().unwrap());
+    }
+
+    #[test]
+    fn followers_are_bounded() {
+        let v = Views::default();
+        let all: Vec<Follower> = (0..FOLLOWERS).map(|_| v.follow().unwrap()).collect();
+        assert!(v.follow().is_none(), "one more than the bound is refused");
+        drop(all);
+        assert!(v.follow().is_some(), "a follower gone frees its place");
     }
 
     #[test]

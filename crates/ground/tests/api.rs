@@ -642,12 +642,7 @@ async fn dashboard_login_sets_a_cookie_the_api_accepts() {
 async fn serve_answers_on_a_socket_and_shuts_down() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let g = ground().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ground::serve(g.ground.clone(), listener, async move {
-        let _ = stopped.await;
-    }));
+    let (addr, stop, server) = common::serve(&g).await;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         .await

@@ -6,36 +6,24 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::flight::Flight;
-use common::{TestGround, free_udp_addr, ground_with};
-use ground::SystemLink;
-use link::{Contact, LinkEvent};
+use common::flight::{Flight, em};
+use common::{TestGround, free_udp_addr, ground_with, start_listings};
 use serde_json::{Value, json};
 use wire::{CancelOrder, ErrorCode, LinkKey, Message, Plan, TaskError, TaskState};
 
-async fn recv(flight: &mut Flight) -> Message {
-    match flight.event().await {
-        LinkEvent::Message { bytes, .. } => {
-            wire::decode_message(&bytes).expect("the ground sends wire messages")
-        }
-        other => panic!("expected a message, got {other:?}"),
-    }
-}
-
 async fn plan(flight: &mut Flight) -> Plan {
-    match recv(flight).await {
+    match flight.recv().await {
         Message::Plan(p) => p,
         other => panic!("expected a plan, got {other:?}"),
     }
 }
 
 async fn order(flight: &mut Flight) -> CancelOrder {
-    match recv(flight).await {
+    match flight.recv().await {
         Message::Cancel(o) => {
             common::verifier()
                 .verify_cancel(&o)
@@ -46,34 +34,8 @@ async fn order(flight: &mut Flight) -> CancelOrder {
     }
 }
 
-async fn task(
-    flight: &Flight,
-    execution: &str,
-    task: u32,
-    state: TaskState,
-    error: Option<TaskError>,
-) {
-    flight
-        .send(Message::TaskEvent {
-            execution: execution.into(),
-            task,
-            state,
-            at_ms: 1_800_000_000_000 + u64::from(task) * 1000 + state as u64,
-            error,
-            outputs: None,
-        })
-        .await;
-}
-
-async fn ended(flight: &Flight, execution: &str, state: TaskState) {
-    flight
-        .send(Message::ExecutionEvent {
-            execution: execution.into(),
-            state,
-            at_ms: 1_800_000_100_000,
-        })
-        .await;
-}
+/// When the agent's execution events say they happened.
+const ENDED_AT: u64 = 1_800_000_100_000;
 
 fn cancelled(message: &str) -> Option<TaskError> {
     Some(TaskError {
@@ -81,19 +43,6 @@ fn cancelled(message: &str) -> Option<TaskError> {
         message: message.into(),
         log_tail: Vec::new(),
     })
-}
-
-fn em(bind: SocketAddr, link: SocketAddr, key: LinkKey) -> SystemLink {
-    SystemLink {
-        name: "em".into(),
-        bind,
-        link,
-        key,
-        rate_bits_per_sec: None,
-        contact: Contact::Always,
-        orbit: None,
-        link_settings: link::LinkSettings::STANDARD,
-    }
 }
 
 fn browser(method: Method, uri: &str, session: &str, form: Option<&str>) -> Request<Body> {
@@ -140,24 +89,6 @@ async fn wait_for(g: &TestGround, token: &str, id: &str, state: &str) -> Value {
     );
 }
 
-/// Applies and starts `op` (two listings); returns the execution's id.
-async fn start(g: &TestGround, token: &str, op: &str) -> String {
-    let yaml = format!(
-        "id: {op}\nnamespace: demo\ntasks:\n- id: one\n  type: files.list\n- id: two\n  type: files.list\n"
-    );
-    let r = g.post_yaml("/api/v1/operations", token, &yaml).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let r = g
-        .post_json(
-            "/api/v1/executions",
-            Some(token),
-            json!({"namespace": "demo", "operation": op}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    r.json()["id"].as_str().unwrap().to_string()
-}
-
 async fn cancel(g: &TestGround, token: &str, id: &str) -> common::Reply {
     g.post_json(
         &format!("/api/v1/executions/{id}/cancel"),
@@ -185,11 +116,19 @@ async fn a_sent_execution_is_cancelling_until_its_system_confirms() {
     let t = g.login("alice").await;
 
     // Running onboard: its first task started.
-    let id = start(&g, &t, "long").await;
+    let id = start_listings(&g, &t, "long").await;
     assert_eq!(plan(&mut flight).await.execution, id);
-    ended(&flight, &id, TaskState::Running).await;
-    task(&flight, &id, 0, TaskState::Running, None).await;
+    flight.execution(&id, TaskState::Running, ENDED_AT).await;
+    flight.task(&id, 0, TaskState::Running, None, None).await;
     wait_for(&g, &t, &id, "RUNNING").await;
+    // The two reports cross the link as separate messages, handled in either order: wait for
+    // the task's too (the execution's alone made this test fail now and then).
+    for _ in 0..400 {
+        if get(&g, &t, &id).await["tasks"][0]["state"] == "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let r = cancel(&g, &t, &id).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
@@ -210,25 +149,27 @@ async fn a_sent_execution_is_cancelling_until_its_system_confirms() {
     );
 
     // The agent stops the first task and never starts the second.
-    task(
-        &flight,
-        &id,
-        0,
-        TaskState::Cancelled,
-        cancelled(
-            "the pod was stopped (SIGTERM, then SIGKILL after 5s): the execution was cancelled",
-        ),
-    )
-    .await;
-    task(
-        &flight,
-        &id,
-        1,
-        TaskState::Cancelled,
-        cancelled("not run: the execution was cancelled by alice"),
-    )
-    .await;
-    ended(&flight, &id, TaskState::Cancelled).await;
+    flight
+        .task(
+            &id,
+            0,
+            TaskState::Cancelled,
+            cancelled(
+                "the pod was stopped (SIGTERM, then SIGKILL after 5s): the execution was cancelled",
+            ),
+            None,
+        )
+        .await;
+    flight
+        .task(
+            &id,
+            1,
+            TaskState::Cancelled,
+            cancelled("not run: the execution was cancelled by alice"),
+            None,
+        )
+        .await;
+    flight.execution(&id, TaskState::Cancelled, ENDED_AT).await;
     let e = wait_for(&g, &t, &id, "CANCELLED").await;
     assert_eq!(
         states(&e["history"]),
@@ -264,7 +205,7 @@ async fn a_sent_execution_is_cancelling_until_its_system_confirms() {
 
     // A cancel that reaches the system after the end: the end stands, and the history says so.
     // This one is cancelled from the dashboard: its page's Cancel form, with the CSRF token.
-    let late = start(&g, &t, "late").await;
+    let late = start_listings(&g, &t, "late").await;
     assert_eq!(plan(&mut flight).await.execution, late);
     let page = g
         .send(browser(
@@ -313,12 +254,12 @@ async fn a_sent_execution_is_cancelling_until_its_system_confirms() {
     assert!(!page.contains(&form), "no second Cancel button: {page}");
     assert_eq!(order(&mut flight).await.execution, late);
     for i in 0..2 {
-        task(&flight, &late, i, TaskState::Running, None).await;
-        task(&flight, &late, i, TaskState::Success, None).await;
+        flight.task(&late, i, TaskState::Running, None, None).await;
+        flight.task(&late, i, TaskState::Success, None, None).await;
     }
     // It started while CANCELLING: the start is kept, the state is not.
-    ended(&flight, &late, TaskState::Running).await;
-    ended(&flight, &late, TaskState::Success).await;
+    flight.execution(&late, TaskState::Running, ENDED_AT).await;
+    flight.execution(&late, TaskState::Success, ENDED_AT).await;
     let e = wait_for(&g, &t, &late, "COMPLETED").await;
     assert_ne!(e["started_at"], Value::Null);
     let last = e["history"].as_array().unwrap().last().unwrap().clone();
@@ -330,7 +271,7 @@ async fn a_sent_execution_is_cancelling_until_its_system_confirms() {
     assert_eq!(e["errors"], json!([]));
 
     // The agent restarts while a cancel is pending: the cancel comes again, before the plan.
-    let pending = start(&g, &t, "pending").await;
+    let pending = start_listings(&g, &t, "pending").await;
     let first_plan = plan(&mut flight).await;
     assert_eq!(cancel(&g, &t, &pending).await.status, StatusCode::ACCEPTED);
     let first_order = order(&mut flight).await;
@@ -351,7 +292,9 @@ async fn a_sent_execution_is_cancelling_until_its_system_confirms() {
     );
     assert_eq!(plan(&mut flight).await, first_plan, "then the plan");
     // The agent that lost the plan reports the execution cancelled at once.
-    ended(&flight, &pending, TaskState::Cancelled).await;
+    flight
+        .execution(&pending, TaskState::Cancelled, ENDED_AT)
+        .await;
     let e = wait_for(&g, &t, &pending, "CANCELLED").await;
     for t in e["tasks"].as_array().unwrap() {
         assert_eq!(t["state"], "CANCELLED", "{e:#}");

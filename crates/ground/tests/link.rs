@@ -5,14 +5,12 @@
 mod common;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::flight::Flight;
+use common::flight::{Flight, em};
 use common::{Entry, TestGround, free_udp_addr, ground_with, tar};
-use ground::SystemLink;
-use link::{Contact, LinkEvent};
+use link::LinkEvent;
 use serde_json::{Value, json};
 use wire::{
     Digest, ErrorCode, FileEntry, FileRef, LinkKey, Message, Plan, TaskError, TaskKind,
@@ -20,15 +18,6 @@ use wire::{
 };
 
 impl Flight {
-    async fn recv(&mut self) -> Message {
-        match self.event().await {
-            LinkEvent::Message { bytes, .. } => {
-                wire::decode_message(&bytes).expect("the ground sends wire messages")
-            }
-            other => panic!("expected a message, got {other:?}"),
-        }
-    }
-
     /// Puts `bytes` in the agent's object directory and queues them for the ground.
     async fn send_object(&self, bytes: &[u8]) -> Digest {
         let digest = self.objects.put(bytes).unwrap();
@@ -37,35 +26,6 @@ impl Flight {
             .await
             .unwrap();
         digest
-    }
-
-    async fn task(
-        &self,
-        execution: &str,
-        task: u32,
-        state: TaskState,
-        error: Option<TaskError>,
-        outputs: Option<TaskOutputs>,
-    ) {
-        let at_ms = 1_800_000_000_000 + u64::from(task) * 1000 + state as u64;
-        self.send(Message::TaskEvent {
-            execution: execution.into(),
-            task,
-            state,
-            at_ms,
-            error,
-            outputs,
-        })
-        .await;
-    }
-
-    async fn execution(&self, execution: &str, state: TaskState, at_ms: u64) {
-        self.send(Message::ExecutionEvent {
-            execution: execution.into(),
-            state,
-            at_ms,
-        })
-        .await;
     }
 
     async fn plan(&mut self) -> Plan {
@@ -106,19 +66,6 @@ impl Flight {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the ground never handled the listing '{marker}'");
-    }
-}
-
-fn em(bind: SocketAddr, link: SocketAddr, key: LinkKey) -> SystemLink {
-    SystemLink {
-        name: "em".into(),
-        bind,
-        link,
-        key,
-        rate_bits_per_sec: None,
-        contact: Contact::Always,
-        orbit: None,
-        link_settings: link::LinkSettings::STANDARD,
     }
 }
 

@@ -1,5 +1,6 @@
-// orbitdock dashboard: folder upload with progress, and the operation editor (validate, save,
-// execute) through the ground's own API. Every write sends the page's CSRF token.
+// orbitdock dashboard: folder upload with progress, the operation editor (validate, save,
+// execute) through the ground's own API, and an execution's page followed live by server-sent
+// events. Every write sends the page's CSRF token.
 "use strict";
 
 function csrf() {
@@ -130,12 +131,66 @@ function setupEditor(form) {
   });
 }
 
+// Puts `next`'s children in place of `old`'s where they differ: a table row by row, anything
+// else whole, so that what did not change stays as it is (and is not read out again).
+function patch(old, next) {
+  const before = [...old.children];
+  const after = [...next.children];
+  after.forEach((n, i) => {
+    const o = before[i];
+    if (!o) old.appendChild(n);
+    else if (o.isEqualNode(n)) return;
+    else if (o.tagName === n.tagName && (o.tagName === "TABLE" || o.tagName === "TBODY")) patch(o, n);
+    else o.replaceWith(n);
+  });
+  for (const o of before.slice(after.length)) o.remove();
+}
+
+const FINAL = new Set(["SUCCESS", "COMPLETED", "FAILED", "REJECTED", "CANCELLED"]);
+
+// An execution's page: each of its server-sent events says it changed; the live region, rendered
+// anew by the ground, then takes the old one's place. The page itself never reloads.
+function follow(region) {
+  const source = new EventSource(region.dataset.events);
+  let busy = false;
+  let again = false;
+  const refresh = async () => {
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      do {
+        again = false;
+        const r = await fetch(region.dataset.region, { credentials: "same-origin", cache: "no-store" });
+        if (!r.ok) break;
+        const next = document.createElement("div");
+        next.innerHTML = await r.text();
+        patch(region, next);
+      } while (again);
+    } catch (_) {
+      // The ground is unreachable: the next event tries again.
+    } finally {
+      busy = false;
+    }
+  };
+  source.addEventListener("execution", (ev) => {
+    let state = "";
+    try { state = JSON.parse(ev.data).state; } catch (_) { /* not JSON: refresh anyway */ }
+    if (FINAL.has(state)) source.close();
+    refresh();
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const upload = document.getElementById("upload");
   if (upload) setupUpload(upload);
   const editor = document.getElementById("editor");
   if (editor) setupEditor(editor);
-  for (const b of document.querySelectorAll("button[data-confirm]")) {
-    b.addEventListener("click", (ev) => { if (!confirm(b.dataset.confirm)) ev.preventDefault(); });
-  }
+  const live = document.getElementById("live");
+  if (live && live.dataset.events) follow(live);
+});
+
+// Buttons that ask first; delegated, so those of a region put in place later ask too.
+document.addEventListener("click", (ev) => {
+  const b = ev.target.closest && ev.target.closest("button[data-confirm]");
+  if (b && !confirm(b.dataset.confirm)) ev.preventDefault();
 });

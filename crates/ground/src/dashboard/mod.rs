@@ -1,7 +1,7 @@
 //! The dashboard: server-rendered pages (maud templates, which escape every value they insert),
-//! a navigation bar, and two small hand-written scripts (`dashboard.js`: folder upload with
-//! progress, operation validate/save/execute through the API). Signed out, every page shows the
-//! login form.
+//! a navigation bar, and small hand-written scripts (`dashboard.js`: folder upload with
+//! progress, operation validate/save/execute through the API, an execution's page followed live
+//! by server-sent events). Signed out, every page shows the login form.
 //!
 //! A signed-in browser holds the `HttpOnly; SameSite=Strict` session cookie. Every write it makes
 //! carries the session's CSRF token: the forms here as a hidden `csrf` field, the scripts as the
@@ -12,6 +12,7 @@
 //! browser would never send a `Secure` cookie back there.
 
 mod approvals;
+mod execution;
 mod pages;
 mod uplink_plan;
 mod users;
@@ -30,7 +31,7 @@ use crate::auth::{self, ClientAddr, Login, SESSION_COOKIE};
 use crate::config::limits;
 use crate::error::ApiError;
 
-/// The scripts of the pages that write: upload, and an operation's editor.
+/// The scripts of the pages: upload, an operation's editor, an execution followed live.
 const SCRIPT: &str = include_str!("dashboard.js");
 
 pub(crate) fn router() -> Router<Ground> {
@@ -42,7 +43,8 @@ pub(crate) fn router() -> Router<Ground> {
         .route("/operations", get(pages::operations))
         .route("/operations/{ns}/{id}", get(pages::operation))
         .route("/executions", get(pages::executions))
-        .route("/executions/{id}", get(pages::execution))
+        .route("/executions/{id}", get(execution::execution))
+        .route("/executions/{id}/live", get(execution::live))
         .route("/executions/{id}/approve", post(approvals::approve))
         .route("/executions/{id}/reject", post(approvals::reject))
         .route("/executions/{id}/cancel", post(approvals::cancel))

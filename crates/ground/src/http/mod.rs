@@ -6,6 +6,8 @@
 //! and answer with the body types of the `api` crate (shared with the CLI), built in `convert`,
 //! so the JSON has one definition. Every failure is an [`ApiError`].
 //!
+//! `live` follows an execution as server-sent events, woken by the ground's events.
+//!
 //! `routes` is the one table of the API's routes: the router is built from it, and so is the
 //! OpenAPI document served at `GET /api/v1/openapi.json`.
 //!
@@ -32,6 +34,7 @@ mod body_timeout;
 mod convert;
 mod em;
 mod executions;
+mod live;
 mod namespaces;
 mod operations;
 mod routes;

@@ -27,7 +27,7 @@ use utoipa::openapi::{
     OpenApiBuilder, Paths, Ref, RefOr, Required, ResponseBuilder, Schema, Type,
 };
 
-use super::{executions, namespaces, operations, session, systems, users};
+use super::{executions, live, namespaces, operations, session, systems, users};
 use crate::Ground;
 
 /// Where the API's routes are nested.
@@ -112,6 +112,8 @@ enum Answer {
     Empty,
     /// A file's raw bytes.
     Bytes,
+    /// Server-sent events, each an `event:` name and the JSON of `TypeDoc`.
+    Events(&'static str, TypeDoc),
 }
 
 /// A query parameter: name, whether it is an integer, what it means.
@@ -177,6 +179,10 @@ impl ApiRoute {
     }
     fn bytes(mut self) -> Self {
         self.answer = Answer::Bytes;
+        self
+    }
+    fn events<T: ToSchema>(mut self, event: &'static str) -> Self {
+        self.answer = Answer::Events(event, ty::<T>());
         self
     }
     fn layer(mut self, f: impl FnOnce(MethodRouter<Ground>) -> MethodRouter<Ground>) -> Self {
@@ -375,6 +381,14 @@ pub(crate) fn api_routes() -> Vec<ApiRoute> {
             "An execution: its tasks, history, errors and outputs.",
         )
         .ok::<api::Execution>(),
+        route(
+            Get,
+            "/executions/{id}/events",
+            live::events,
+            "An execution followed live: server-sent events, one `execution` event with the \
+             execution as it is, then one each time an event changes it, until a final state.",
+        )
+        .events::<api::Execution>("execution"),
         route(
             Post,
             "/plan",
@@ -668,6 +682,24 @@ pub(crate) fn openapi(routes: &[ApiRoute]) -> OpenApi {
                 "204".to_string(),
                 ResponseBuilder::new().description("Done; no body."),
             ),
+            Answer::Events(event, t) => {
+                schemas.extend(t.schemas.iter().cloned());
+                (
+                    "200".to_string(),
+                    ResponseBuilder::new()
+                        .description(format!(
+                            "A stream of server-sent events named `{event}`, each one's data the \
+                             JSON of a `{}`; it ends after one that shows a final state.",
+                            t.name
+                        ))
+                        .content(
+                            "text/event-stream",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name(t.name.clone())))
+                                .build(),
+                        ),
+                )
+            }
             Answer::Bytes => (
                 "200".to_string(),
                 ResponseBuilder::new()

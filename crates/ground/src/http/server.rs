@@ -9,6 +9,10 @@
 //! With a [`TlsConfig`] every connection is HTTPS: the handshake runs in the connection's own
 //! task (never in the accept loop), within the headers' bound, and each request carries
 //! [`OverTls`], so the session cookie is `Secure`.
+//!
+//! Each request also carries [`Closing`]: an answer that streams for as long as the client
+//! listens (an execution's server-sent events) ends when the server stops, so that stopping,
+//! which waits for every answer under way, is not held open by a listener.
 
 use std::future::Future;
 use std::io;
@@ -34,6 +38,20 @@ use crate::config::HttpTimeouts;
 /// Marks a request that came over the ground's own TLS (a request extension).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OverTls;
+
+/// Becomes `true` when the server stops (a request extension): a streaming answer ends then.
+#[derive(Debug, Clone)]
+pub(crate) struct Closing(pub(crate) watch::Receiver<bool>);
+
+impl Closing {
+    /// Completes once the server stops; never, for a request not served by [`serve`] (a test's
+    /// `oneshot`).
+    pub(crate) async fn wait(mut self) {
+        if self.0.wait_for(|c| *c).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
 
 /// Serves `app` on `listener` (over TLS when `tls` is given) until `shutdown` completes; then
 /// stops accepting, lets every open connection finish the request it is serving, and returns
@@ -104,8 +122,10 @@ async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let stopping = Closing(closing.clone());
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(remote));
+        req.extensions_mut().insert(stopping.clone());
         if over_tls {
             req.extensions_mut().insert(OverTls);
         }

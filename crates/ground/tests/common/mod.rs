@@ -45,6 +45,43 @@ pub async fn ground_with(systems: Vec<SystemLink>) -> TestGround {
     TestGround { ground, dir }
 }
 
+/// Applies and starts `op` in namespace `demo` (two listings) as the user of `token`; returns
+/// the execution's id.
+pub async fn start_listings(g: &TestGround, token: &str, op: &str) -> String {
+    let yaml = format!(
+        "id: {op}\nnamespace: demo\ntasks:\n- id: one\n  type: files.list\n- id: two\n  type: files.list\n"
+    );
+    let r = g.post_yaml("/api/v1/operations", token, &yaml).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = g
+        .post_json(
+            "/api/v1/executions",
+            Some(token),
+            serde_json::json!({"namespace": "demo", "operation": op}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+/// `g` served on a loopback socket as `ground::serve` serves it: its address, what stops it
+/// (send `()`), and the server's task, which ends once it stopped.
+pub async fn serve(
+    g: &TestGround,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ground::serve(g.ground.clone(), listener, async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop, server)
+}
+
 /// A ground whose `em` link points at a port nobody listens on.
 pub async fn ground() -> TestGround {
     ground_with(vec![SystemLink {
