@@ -48,6 +48,19 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
         outbox.clone(),
     )
     .await?;
+    if let Some(elements) = &config.telemetry.elements {
+        agent.telemetry().offer_elements(elements);
+    }
+    if let Some(addr) = config.telemetry.listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot serve telemetry on {addr}: {e}"),
+            )
+        })?;
+        agent.telemetry().serve(listener).await;
+        tracing::info!(%addr, "telemetry served");
+    }
     let endpoint = link::EndpointConfig {
         bind: config.bind,
         peer: config.link,

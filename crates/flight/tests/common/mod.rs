@@ -113,27 +113,31 @@ pub(crate) async fn cleanup(tenant: &str) {
     }
 }
 
-/// Deletes the rules that open ports of the tenant's pods (a test that fails midway leaves them).
+/// Deletes the rules that open ports of the tenant's pods and those that let its network reach
+/// the host's telemetry service (a test that fails midway leaves them).
 pub(crate) fn remove_port_rules(tenant: &str) {
-    let Ok(out) = std::process::Command::new("iptables")
-        .args(["-w", "-S", "DOCKER-USER"])
-        .output()
-    else {
-        return;
-    };
-    let mine = format!("orbitdock-pod:orbitdock-{tenant}-");
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let args: Vec<&str> = line
-            .split_whitespace()
-            .map(|a| a.trim_matches('"'))
-            .collect();
-        if let ["-A", chain, rest @ ..] = args.as_slice()
-            && rest.iter().any(|a| a.starts_with(&mine))
-        {
-            let _ = std::process::Command::new("iptables")
-                .args(["-w", "-D", chain])
-                .args(rest)
-                .status();
+    let pods = format!("orbitdock-pod:orbitdock-{tenant}-");
+    let network = format!("orbitdock-net:orbitdock-{tenant}");
+    for (chain, mine) in [("DOCKER-USER", &pods), ("INPUT", &network)] {
+        let Ok(out) = std::process::Command::new("iptables")
+            .args(["-w", "-S", chain])
+            .output()
+        else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let args: Vec<&str> = line
+                .split_whitespace()
+                .map(|a| a.trim_matches('"'))
+                .collect();
+            if let ["-A", chain, rest @ ..] = args.as_slice()
+                && rest.iter().any(|a| a.starts_with(mine.as_str()))
+            {
+                let _ = std::process::Command::new("iptables")
+                    .args(["-w", "-D", chain])
+                    .args(rest)
+                    .status();
+            }
         }
     }
 }
