@@ -52,14 +52,12 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
         agent.telemetry().offer_elements(elements);
     }
     if let Some(addr) = config.telemetry.listen {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        agent.telemetry().serve_on(addr).await.map_err(|e| {
             Error::new(
                 ErrorKind::Io,
                 format!("cannot serve telemetry on {addr}: {e}"),
             )
         })?;
-        agent.telemetry().serve(listener).await;
-        tracing::info!(%addr, "telemetry served");
     }
     let endpoint = link::EndpointConfig {
         bind: config.bind,

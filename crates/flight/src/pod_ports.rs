@@ -32,6 +32,12 @@ const CHAIN: &str = "DOCKER-USER";
 /// The start of the comment that labels a pod's rules.
 const COMMENT: &str = "orbitdock-pod:";
 
+/// The bridge of a network made without a bridge name, from its id (at least 12 characters):
+/// `br-` and the first 12.
+pub(crate) fn bridge(network_id: &str) -> String {
+    format!("br-{}", network_id.get(..12).unwrap_or(network_id))
+}
+
 /// The network option that drops traffic between the network's containers.
 pub(crate) const NO_ICC: (&str, &str) = ("com.docker.network.bridge.enable_icc", "false");
 
@@ -137,7 +143,12 @@ const INPUT: &str = "INPUT";
 /// The rules (what follows `-I INPUT`, in the order to insert them, so that the first is
 /// checked last) that let the containers on `bridge` reach the host at `gateway` on TCP `port`
 /// and nowhere else.
-pub(crate) fn host_rules(bridge: &str, gateway: &str, port: u16, network: &str) -> [Vec<String>; 2] {
+pub(crate) fn host_rules(
+    bridge: &str,
+    gateway: &str,
+    port: u16,
+    network: &str,
+) -> [Vec<String>; 2] {
     let comment = format!("{NET_COMMENT}{network}");
     let rule = |middle: &[&str], verdict: &str| -> Vec<String> {
         ["-i", bridge]
@@ -156,7 +167,12 @@ pub(crate) fn host_rules(bridge: &str, gateway: &str, port: u16, network: &str) 
 
 /// Lets the containers on `bridge` (the network `network`) reach the host only at `gateway`
 /// on TCP `port`: each rule inserted unless it is there already.
-pub(crate) async fn open_host(bridge: &str, gateway: &str, port: u16, network: &str) -> RtResult<()> {
+pub(crate) async fn open_host(
+    bridge: &str,
+    gateway: &str,
+    port: u16,
+    network: &str,
+) -> RtResult<()> {
     insert_missing(INPUT, host_rules(bridge, gateway, port, network)).await
 }
 

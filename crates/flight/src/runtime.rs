@@ -38,6 +38,8 @@ mod pod_host;
 mod pod_ports;
 #[path = "step_images.rs"]
 mod step_images;
+#[path = "tenant_network.rs"]
+mod tenant_network;
 use self::docker_io::{bounded, drain_progress, file_stream, map_error, rfc3339_ms};
 pub use self::pod_host::{Gpu, GpuDevice, NODE_CLASSES, NodeClass, detect_gpu};
 pub(crate) use self::pod_host::{host_config, node_class};
@@ -398,50 +400,6 @@ impl DockerRuntime {
         };
         Ok(DockerRuntime { docker })
     }
-
-    /// Makes the tenant network `name` unless it exists; an existing one that is not internal,
-    /// lacks a label of `labels` or lets its containers talk freely is an error.
-    async fn make_network(&self, name: &str, labels: &BTreeMap<String, String>) -> RtResult<()> {
-        let found = bounded(
-            "inspect network",
-            self.docker
-                .inspect_network(name, None::<InspectNetworkOptions>),
-        )
-        .await;
-        match found {
-            Ok(n) => {
-                let have = n.labels.unwrap_or_default();
-                let labelled = labels.iter().all(|(k, v)| have.get(k) == Some(v));
-                let no_icc = n.options.unwrap_or_default().get(pod_ports::NO_ICC.0)
-                    == Some(&pod_ports::NO_ICC.1.to_string());
-                if n.internal == Some(true) && labelled && no_icc {
-                    Ok(())
-                } else {
-                    Err(RuntimeError::failed(format!(
-                        "a network named {name} exists that is not this tenant's internal network (internal, labelled, no traffic between its containers but the ports they open)"
-                    )))
-                }
-            }
-            Err(e) if e.kind == RuntimeErrorKind::NotFound => {
-                let request = NetworkCreateRequest {
-                    name: name.to_string(),
-                    driver: Some("bridge".into()),
-                    internal: Some(true),
-                    attachable: Some(false),
-                    labels: Some(labels.clone().into_iter().collect()),
-                    options: Some(HashMap::from([(
-                        pod_ports::NO_ICC.0.to_string(),
-                        pod_ports::NO_ICC.1.to_string(),
-                    )])),
-                    ..Default::default()
-                };
-                bounded("create network", self.docker.create_network(request))
-                    .await
-                    .map(|_| ())
-            }
-            Err(e) => Err(e),
-        }
-    }
 }
 
 impl Runtime for DockerRuntime {
@@ -591,29 +549,7 @@ impl Runtime for DockerRuntime {
         labels: &'a BTreeMap<String, String>,
         host_port: u16,
     ) -> BoxFuture<'a, RtResult<IpAddr>> {
-        Box::pin(async move {
-            self.make_network(name, labels).await?;
-            let n = bounded(
-                "inspect network",
-                self.docker
-                    .inspect_network(name, None::<InspectNetworkOptions>),
-            )
-            .await?;
-            let gateway = n
-                .ipam
-                .and_then(|i| i.config)
-                .into_iter()
-                .flatten()
-                .find_map(|c| c.gateway?.parse::<IpAddr>().ok())
-                .ok_or_else(|| RuntimeError::failed(format!("network {name} has no gateway")))?;
-            let id = n.id.filter(|i| i.len() >= 12).ok_or_else(|| {
-                RuntimeError::failed(format!("network {name} has no id"))
-            })?;
-            // The bridge of a network made without a bridge name: `br-` and 12 of its id.
-            let bridge = format!("br-{}", &id[..12]);
-            pod_ports::open_host(&bridge, &gateway.to_string(), host_port, name).await?;
-            Ok(gateway)
-        })
+        Box::pin(tenant_network::ensure(self, name, labels, host_port))
     }
 
     fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
@@ -627,7 +563,6 @@ impl Runtime for DockerRuntime {
             }
         })
     }
-
 
     fn open_ports<'a>(
         &'a self,
@@ -660,9 +595,7 @@ impl Runtime for DockerRuntime {
                     "container {name} has no address on network {network}"
                 )));
             };
-            // The bridge of a network made without a bridge name: `br-` and 12 of its id.
-            let bridge = format!("br-{}", &id[..12]);
-            pod_ports::open(&bridge, &ip, name, ports).await
+            pod_ports::open(&pod_ports::bridge(&id), &ip, name, ports).await
         })
     }
 

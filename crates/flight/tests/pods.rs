@@ -37,14 +37,7 @@ struct World {
 
 impl World {
     async fn new(limits: flight::DiskLimits) -> World {
-        let mut lines = Vec::new();
-        let catalogue = standins::seed_bases(&mut |l: &str| lines.push(l.to_string()))
-            .await
-            .expect("seed-bases needs the Docker Engine (and a static busybox or apt-get)");
-        assert!(
-            catalogue.iter().all(|b| b.digest.is_some()),
-            "{catalogue:?} {lines:?}"
-        );
+        common::seed_bases().await;
         let dir = tempfile::tempdir().unwrap();
         let (agent, outbox) = agent(dir.path(), limits).await;
         let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);
@@ -119,15 +112,8 @@ impl World {
 async fn agent(dir: &Path, limits: flight::DiskLimits) -> (Agent, mpsc::Receiver<Outgoing>) {
     let (tx, outbox) = mpsc::channel(4096);
     let config = AgentConfig {
-        system: "em".into(),
-        state_dir: dir.join("state"),
-        volumes_dir: dir.join("volumes"),
-        plan_verifier: None,
-        builder: wire::Builder::Classic,
-        catalogue: None,
         limits,
-        quotas: flight::Quotas::none(),
-        clock: flight::ClockConfig::Host,
+        ..common::agent_config(dir, flight::ClockConfig::Host)
     };
     let agent = Agent::connect(config, tx)
         .await
@@ -735,16 +721,18 @@ async fn merged_pods_reach_each_other_and_no_one_else() {
          done; \
          nc -w 2 $ip 9090 < /dev/null && exit 7; exit 0"
     );
-    let r = w.run(merged(&w, "b", &fetch, false, vec![])).await;
-    assert!(r.succeeded(), "{r:?}");
     // 8080 answers; 9090, undeclared, never does (its packets are dropped).
-    assert!(
-        r.outputs
-            .log_tail
-            .ends_with(&["hello from a".to_string(), "nc: timed out".to_string()]),
-        "{r:?}"
-    );
-    assert!(!r.outputs.log_tail.contains(&"secret".to_string()), "{r:?}");
+    let reached_8080_only = |r: &TaskResult| {
+        assert!(r.succeeded(), "{r:?}");
+        assert!(
+            r.outputs
+                .log_tail
+                .ends_with(&["hello from a".to_string(), "nc: timed out".to_string()]),
+            "{r:?}"
+        );
+        assert!(!r.outputs.log_tail.contains(&"secret".to_string()), "{r:?}");
+    };
+    reached_8080_only(&w.run(merged(&w, "b", &fetch, false, vec![])).await);
     // Another tenant's merged pod: the name does not resolve on its network, and the address
     // is not reachable from it.
     let address = docker
@@ -767,14 +755,7 @@ async fn merged_pods_reach_each_other_and_no_one_else() {
     assert_eq!(r.outputs.exit_code, Some(9), "{r:?}");
     // A pod of the tenant that is not merged is on its network too (where the telemetry
     // service is): it reaches the merged pod's declared port as the others do, and no other.
-    let r = w.run(pod("d", busybox(), &fetch, 60_000, false)).await;
-    assert!(r.succeeded(), "{r:?}");
-    assert!(
-        r.outputs
-            .log_tail
-            .ends_with(&["hello from a".to_string(), "nc: timed out".to_string()]),
-        "{r:?}"
-    );
+    reached_8080_only(&w.run(pod("d", busybox(), &fetch, 60_000, false)).await);
     // The last pod ends: the network goes.
     let r = w
         .run(TaskKind::PodStop {
@@ -860,9 +841,9 @@ async fn pods_and_build_steps_run_hardened() {
         .unwrap();
     assert_eq!(network.internal, Some(true), "no route out");
     assert!(
-        h.extra_hosts
-            .as_ref()
-            .is_some_and(|x| x.iter().any(|l| l.starts_with("satellite-telemetry.dphi-tm:"))),
+        h.extra_hosts.as_ref().is_some_and(|x| x
+            .iter()
+            .any(|l| l.starts_with("satellite-telemetry.dphi-tm:"))),
         "{:?}",
         h.extra_hosts
     );

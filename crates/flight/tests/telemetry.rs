@@ -16,10 +16,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use wire::{ImageRef, OnFailure, PlanTask, TaskKind};
 
-use flight::{Agent, AgentConfig, ClockConfig, Outgoing};
+use flight::{Agent, ClockConfig, Outgoing};
 
 mod common;
-use common::Cleanup;
+use common::{Cleanup, agent_config, seed_bases};
 
 /// The mission starts here, at the element set's epoch.
 const START: &str = "2026-12-03T00:00:00Z";
@@ -35,17 +35,7 @@ fn elements() -> wire::Elements {
 async fn agent(dir: &Path, scale: f64) -> (Agent, mpsc::Receiver<Outgoing>) {
     let (tx, outbox) = mpsc::channel(4096);
     let start = orbit::Epoch::parse_iso8601(START).unwrap().unix_millis() as u64;
-    let config = AgentConfig {
-        system: "em".into(),
-        state_dir: dir.join("state"),
-        volumes_dir: dir.join("volumes"),
-        plan_verifier: None,
-        builder: wire::Builder::Classic,
-        catalogue: None,
-        limits: flight::DiskLimits::default(),
-        quotas: flight::Quotas::none(),
-        clock: ClockConfig::simulated(start, scale).unwrap(),
-    };
+    let config = agent_config(dir, ClockConfig::simulated(start, scale).unwrap());
     let agent = Agent::connect(config, tx)
         .await
         .expect("an agent on the Docker Engine");
@@ -167,10 +157,7 @@ async fn the_history_and_the_element_set_survive_a_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pod_reads_the_service_by_hostname_and_nothing_else_of_the_host() {
-    let catalogue = standins::seed_bases(&mut |_: &str| {})
-        .await
-        .expect("seed-bases needs the Docker Engine (and a static busybox or apt-get)");
-    assert!(catalogue.iter().all(|b| b.digest.is_some()), "{catalogue:?}");
+    seed_bases().await;
     let dir = tempfile::tempdir().unwrap();
     let (agent, _outbox) = agent(dir.path(), 60.0).await;
     agent.telemetry().offer_elements(&elements());
@@ -250,6 +237,10 @@ async fn a_pod_reads_the_service_by_hostname_and_nothing_else_of_the_host() {
     assert_eq!(health["status"], "healthy", "{health}");
 
     // Nothing else of the host answers, even at the same address.
-    assert!(!read("decoy.out").contains("decoy"), "{}", read("decoy.out"));
+    assert!(
+        !read("decoy.out").contains("decoy"),
+        "{}",
+        read("decoy.out")
+    );
     assert_ne!(read("decoy.rc").trim(), "0");
 }

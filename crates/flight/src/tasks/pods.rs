@@ -390,14 +390,16 @@ impl Executor {
                 .finish_pod(&id, outcome, limit, &root, owner, &pod)
                 .await;
             exec.remove(&id).await;
-            exec.release_network(&tenant).await;
             tracing::info!(
                 tenant,
                 pod,
                 failed = !result.succeeded(),
                 "a detached pod ended"
             );
+            // Ended once its container is gone; the network (which another pod of the tenant
+            // may hold) goes after.
             let _ = done_tx.send(Some(result));
+            exec.release_network(&tenant).await;
         });
     }
 

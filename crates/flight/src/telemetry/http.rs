@@ -89,7 +89,10 @@ fn fail(status: StatusCode, error: impl Into<String>) -> Response {
 }
 
 fn gone() -> Response {
-    fail(StatusCode::SERVICE_UNAVAILABLE, "the telemetry service is stopping")
+    fail(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the telemetry service is stopping",
+    )
 }
 
 async fn health(State(s): State<Service>) -> Response {
@@ -149,12 +152,13 @@ impl Filter {
                 "start_time" => f.start_ms = Some(instant(name, value)?),
                 "end_time" => f.end_ms = Some(instant(name, value)?),
                 "data_type" => {
-                    f.data_type = Some(TYPES.iter().copied().find(|t| *t == value).ok_or_else(|| {
-                        format!(
-                            "data_type '{value}' is not a data type; expected one of {}",
-                            TYPES.join(", ")
-                        )
-                    })?)
+                    f.data_type =
+                        Some(TYPES.iter().copied().find(|t| *t == value).ok_or_else(|| {
+                            format!(
+                                "data_type '{value}' is not a data type; expected one of {}",
+                                TYPES.join(", ")
+                            )
+                        })?)
                 }
                 _ => {
                     let n: i64 = value.parse().map_err(|_| {

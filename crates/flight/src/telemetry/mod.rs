@@ -153,7 +153,10 @@ impl Telemetry {
         if let Err(e) = saved {
             tracing::warn!(error = %e, "cannot save telemetry's element set; a restart forgets it");
         }
-        tracing::info!(line1 = elements.line1, "telemetry samples a newer element set");
+        tracing::info!(
+            line1 = elements.line1,
+            "telemetry samples a newer element set"
+        );
         *held = Some(offered);
         drop(held);
         self.inner.changed.notify_one();
@@ -172,13 +175,18 @@ impl Telemetry {
     /// Serves the API on `ip`:[`PORT`] unless it does already: where a tenant network's pods
     /// reach it (its gateway).
     pub(crate) async fn listen_on(&self, ip: IpAddr) -> std::io::Result<()> {
-        let addr = SocketAddr::new(ip, PORT);
+        self.serve_on(SocketAddr::new(ip, PORT)).await
+    }
+
+    /// Serves the API on `addr` unless it does already (an operator's address, or a tenant
+    /// network's gateway).
+    pub async fn serve_on(&self, addr: SocketAddr) -> std::io::Result<()> {
         let mut listeners = self.inner.listeners.lock().await;
         if listeners.get(&addr).is_some_and(|t| !t.is_finished()) {
             return Ok(());
         }
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        tracing::info!(%addr, "telemetry serves a tenant network");
+        tracing::info!(%addr, "telemetry served");
         self.spawn_server(&mut listeners, addr, listener);
         Ok(())
     }

@@ -132,7 +132,11 @@ pub(crate) fn rotate(q: [f64; 4], b: [f64; 3]) -> [f64; 3] {
     let u = [x, y, z];
     let t = scale(cross(u, b), 2.0);
     let c = cross(u, t);
-    [b[0] + w * t[0] + c[0], b[1] + w * t[1] + c[1], b[2] + w * t[2] + c[2]]
+    [
+        b[0] + w * t[0] + c[0],
+        b[1] + w * t[1] + c[1],
+        b[2] + w * t[2] + c[2],
+    ]
 }
 
 /// The quaternion of the rotation whose matrix has the body axes `axes` (in TEME) as columns
@@ -235,7 +239,10 @@ mod tests {
             assert!((q.iter().map(|c| c * c).sum::<f64>() - 1.0).abs() < 1e-9);
             let boresight = rotate(q, [0.0, 0.0, 1.0]);
             let nadir = unit(scale(s.position_km, -1.0));
-            assert!(dot(boresight, nadir) > 1.0 - 1e-9, "{boresight:?} {nadir:?}");
+            assert!(
+                dot(boresight, nadir) > 1.0 - 1e-9,
+                "{boresight:?} {nadir:?}"
+            );
             // +X along the velocity, within the flight path angle of a near-circular orbit.
             let ahead = rotate(q, [1.0, 0.0, 0.0]);
             assert!(dot(ahead, unit(s.velocity_km_s)) > 0.999);

@@ -81,7 +81,11 @@ mod tests {
             .arg(&zip)
             .output()
             .expect("python3 reads the archive");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let expected: String = members
             .iter()
             .map(|(n, b)| {

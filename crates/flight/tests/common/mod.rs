@@ -11,6 +11,37 @@ use bollard::query_parameters::{
     ListContainersOptions, ListImagesOptions, RemoveContainerOptions, RemoveImageOptions,
 };
 
+/// The configuration of an agent on `dir` (`state/`, `volumes/`) for system `em`, taking
+/// unsigned plans, with the default disk limits, no quotas and the mission clock `clock`.
+pub(crate) fn agent_config(
+    dir: &std::path::Path,
+    clock: flight::ClockConfig,
+) -> flight::AgentConfig {
+    flight::AgentConfig {
+        system: "em".into(),
+        state_dir: dir.join("state"),
+        volumes_dir: dir.join("volumes"),
+        plan_verifier: None,
+        builder: wire::Builder::Classic,
+        catalogue: None,
+        limits: flight::DiskLimits::default(),
+        quotas: flight::Quotas::none(),
+        clock,
+    }
+}
+
+/// Builds the catalogue's stand-in base images (idempotent), every one of them.
+pub(crate) async fn seed_bases() {
+    let mut lines = Vec::new();
+    let catalogue = standins::seed_bases(&mut |l: &str| lines.push(l.to_string()))
+        .await
+        .expect("seed-bases needs the Docker Engine (and a static busybox or apt-get)");
+    assert!(
+        catalogue.iter().all(|b| b.digest.is_some()),
+        "{catalogue:?} {lines:?}"
+    );
+}
+
 /// The local engine; these tests fail without one, they never skip.
 pub(crate) async fn docker() -> Docker {
     Docker::connect_with_local_defaults()
