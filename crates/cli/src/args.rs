@@ -597,6 +597,10 @@ pub(crate) struct FlightArgs {
         default_value_t = 1.0
     )]
     pub(crate) clock_scale: f64,
+    /// Also serve the onboard telemetry API here (e.g. 127.0.0.1:7790), for operators and
+    /// tools; pods reach it at http://satellite-telemetry.dphi-tm on their tenant's network.
+    #[arg(long)]
+    pub(crate) telemetry_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]

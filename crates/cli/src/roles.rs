@@ -354,6 +354,10 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!("--clock-scale: {e}"))?
             }
         },
+        telemetry: flight::telemetry::TelemetryConfig {
+            listen: a.telemetry_listen,
+            elements: None,
+        },
     };
     let mut config = config;
     if let Some(file) = &a.systems_file {
@@ -362,6 +366,10 @@ pub(crate) async fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
             config.catalogue = Some(wire::of_description(d));
         }
         let systems = crate::systems::load(file)?;
+        // The system's element set is where telemetry starts, until a plan brings a newer one.
+        config.telemetry.elements = systems
+            .get(&config.system)
+            .map(|o| orbit::elements_of(&o.tle));
         let (contact, rate) = contact_of(systems.get(&config.system), false)?;
         config.contact = contact;
         config.rate_bits_per_sec = rate;

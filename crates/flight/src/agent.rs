@@ -197,6 +197,7 @@ impl Agent {
             .catalogue
             .clone()
             .unwrap_or_else(|| wire::catalogue(&names::host_platform()));
+        let clock = crate::MissionClock::open(config.clock, state);
         let exec = Executor {
             runtime,
             volumes: Arc::new(Volumes::open(&config.volumes_dir, state)?),
@@ -218,8 +219,16 @@ impl Agent {
             gpu: gpu_of_this_machine(),
             engine_storage: Arc::default(),
             cancels,
-            clock: crate::MissionClock::open(config.clock, state),
+            clock,
+            telemetry: crate::telemetry::Telemetry::open(state, clock)
+                .map_err(|e| Error::io("cannot open the telemetry history in", state, e))?,
         };
+        for record in &pending {
+            if let Some(elements) = &record.plan.elements {
+                exec.telemetry.offer_elements(elements);
+            }
+        }
+        exec.telemetry.start();
         let agent = Agent {
             inner: Arc::new(Inner {
                 exec,
@@ -266,6 +275,11 @@ impl Agent {
         task: &PlanTask,
     ) -> TaskResult {
         self.inner.exec.run(tenant, execution, index, task).await
+    }
+
+    /// The onboard telemetry service (see `crate::telemetry`).
+    pub fn telemetry(&self) -> &crate::telemetry::Telemetry {
+        &self.inner.exec.telemetry
     }
 
     /// Where the agent keeps its objects: the link endpoint's object directory.
@@ -560,6 +574,10 @@ impl Agent {
         if let Err(e) = plan.check_binding(&self.inner.system, now) {
             self.refuse(plan, ErrorCode::ValidationError, e.to_string());
             return Ok(());
+        }
+        // A signed plan's element set is the newest the agent knows, if it is newer by epoch.
+        if let Some(elements) = &plan.elements {
+            self.inner.exec.telemetry.offer_elements(elements);
         }
         let (is_new, being_filed, high_water, too_early) = {
             let s = self.lock_sequences();

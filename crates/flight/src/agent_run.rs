@@ -48,6 +48,17 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
         outbox.clone(),
     )
     .await?;
+    if let Some(elements) = &config.telemetry.elements {
+        agent.telemetry().offer_elements(elements);
+    }
+    if let Some(addr) = config.telemetry.listen {
+        agent.telemetry().serve_on(addr).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot serve telemetry on {addr}: {e}"),
+            )
+        })?;
+    }
     let endpoint = link::EndpointConfig {
         bind: config.bind,
         peer: config.link,

@@ -42,6 +42,8 @@ pub struct FlightConfig {
     /// The mission clock triggers and `scheduled_time` are judged by: the host's, or a
     /// simulated one (`--clock-start`, `--clock-scale`).
     pub clock: crate::ClockConfig,
+    /// The onboard telemetry service's address and first element set.
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// The directories an [`Agent`](crate::Agent) works in, and whose plans it accepts.

@@ -7,8 +7,9 @@
 //! outputs and log tail back as [`wire::Message`]s.
 //!
 //! What it never does: know a tenant's password, the dashboard or the ground's database (a plan
-//! names a tenant, and that name is all the agent trusts); pull an image; give a build or a pod a
-//! network. Tenants are kept apart by name-prefixed images (`tenants/<tenant>/<name>:<tag>`),
+//! names a tenant, and that name is all the agent trusts); pull an image; give a build a network,
+//! or a pod any but its tenant's internal one (its merged pods and the onboard [`telemetry`]
+//! service, nothing else). Tenants are kept apart by name-prefixed images (`tenants/<tenant>/<name>:<tag>`),
 //! their own volume folders and uids, and paths that cannot leave a volume.
 //!
 //! Entry points:
@@ -43,6 +44,7 @@ pub mod runtime;
 mod schedule;
 mod store;
 mod tasks;
+pub mod telemetry;
 mod volumes;
 
 pub use agent::{Agent, Outgoing, run};

@@ -231,6 +231,7 @@ pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
             ..Default::default()
         }]),
         network_mode: Some(spec.network.clone().unwrap_or_else(|| "none".into())),
+        extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
         cap_drop: Some(vec!["ALL".into()]),
         security_opt: Some(vec!["no-new-privileges".into()]),
         memory: Some(spec.node.memory),

@@ -13,6 +13,13 @@
 //! at start those of containers that are gone. Without a rule nothing passes, so a pod that
 //! declares no port is reached by no one, and one whose rules could not be written fails.
 //!
+//! The host itself is reached from a tenant network through the INPUT chain, which the engine
+//! leaves open (an internal network only has no route *out*): so two rules there, labelled
+//! `orbitdock-net:<network>`, let a network's containers reach the host only at the network's
+//! gateway on the port the agent serves them there (`crate::telemetry`), and drop everything
+//! else they send the host (its SSH, anything listening on all addresses). They go with the
+//! network.
+//!
 //! The agent runs `iptables` (the host's, as the engine does), which needs root, as the agent
 //! has anyway to give volumes their tenants' owners.
 
@@ -24,6 +31,12 @@ use super::{CALL_TIMEOUT, RtResult, RuntimeError};
 const CHAIN: &str = "DOCKER-USER";
 /// The start of the comment that labels a pod's rules.
 const COMMENT: &str = "orbitdock-pod:";
+
+/// The bridge of a network made without a bridge name, from its id (at least 12 characters):
+/// `br-` and the first 12.
+pub(crate) fn bridge(network_id: &str) -> String {
+    format!("br-{}", network_id.get(..12).unwrap_or(network_id))
+}
 
 /// The network option that drops traffic between the network's containers.
 pub(crate) const NO_ICC: (&str, &str) = ("com.docker.network.bridge.enable_icc", "false");
@@ -58,9 +71,15 @@ pub(crate) fn port_rules(bridge: &str, ip: &str, name: &str, port: PodPort) -> [
 }
 
 /// The pods' rules in a listing of the chain (`iptables -S DOCKER-USER`): for each, the
-/// container it is for and its arguments after the chain's name. (iptables-nft quotes every
-/// comment; the pods' comments hold no space, so their quotes are all there is to undo.)
+/// container it is for and its arguments after the chain's name.
 pub(crate) fn listed_rules(listing: &str) -> Vec<(String, Vec<String>)> {
+    labelled_rules(listing, CHAIN, COMMENT)
+}
+
+/// The rules of `chain` in its listing whose comment starts with `prefix`: for each, the rest
+/// of its comment and its arguments after the chain's name. (iptables-nft quotes every
+/// comment; ours hold no space, so their quotes are all there is to undo.)
+fn labelled_rules(listing: &str, chain: &str, prefix: &str) -> Vec<(String, Vec<String>)> {
     listing
         .lines()
         .filter_map(|line| {
@@ -68,10 +87,13 @@ pub(crate) fn listed_rules(listing: &str) -> Vec<(String, Vec<String>)> {
                 .split_whitespace()
                 .map(|a| a.trim_matches('"'))
                 .collect();
-            let ["-A", CHAIN, rest @ ..] = args.as_slice() else {
+            let ["-A", named, rest @ ..] = args.as_slice() else {
                 return None;
             };
-            let name = rest.iter().find_map(|a| a.strip_prefix(COMMENT))?;
+            if *named != chain {
+                return None;
+            }
+            let name = rest.iter().find_map(|a| a.strip_prefix(prefix))?;
             Some((
                 name.to_string(),
                 rest.iter().map(|s| s.to_string()).collect(),
@@ -106,23 +128,89 @@ async fn iptables(args: &[String]) -> RtResult<String> {
 /// Lets the peers on `bridge` reach the container `name` at `ip` on `ports`: each rule inserted
 /// unless it is there already (a pod taken up after a restart).
 pub(crate) async fn open(bridge: &str, ip: &str, name: &str, ports: &[PodPort]) -> RtResult<()> {
-    for port in ports {
-        for rule in port_rules(bridge, ip, name, *port) {
-            let check: Vec<String> = ["-C", CHAIN]
-                .iter()
-                .map(|s| s.to_string())
-                .chain(rule.clone())
-                .collect();
-            if iptables(&check).await.is_ok() {
-                continue;
-            }
-            let insert: Vec<String> = ["-I", CHAIN]
+    let rules: Vec<Vec<String>> = ports
+        .iter()
+        .flat_map(|port| port_rules(bridge, ip, name, *port))
+        .collect();
+    insert_missing(CHAIN, rules).await
+}
+
+/// The start of the comment that labels a network's rules to the host.
+const NET_COMMENT: &str = "orbitdock-net:";
+/// The chain of what is sent to the host itself.
+const INPUT: &str = "INPUT";
+
+/// The rules (what follows `-I INPUT`, in the order to insert them, so that the first is
+/// checked last) that let the containers on `bridge` reach the host at `gateway` on TCP `port`
+/// and nowhere else.
+pub(crate) fn host_rules(
+    bridge: &str,
+    gateway: &str,
+    port: u16,
+    network: &str,
+) -> [Vec<String>; 2] {
+    let comment = format!("{NET_COMMENT}{network}");
+    let rule = |middle: &[&str], verdict: &str| -> Vec<String> {
+        ["-i", bridge]
+            .iter()
+            .chain(middle)
+            .chain(&["-m", "comment", "--comment", &comment, "-j", verdict])
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let (address, port) = (format!("{gateway}/32"), port.to_string());
+    [
+        rule(&[], "DROP"),
+        rule(&["-p", "tcp", "-d", &address, "--dport", &port], "ACCEPT"),
+    ]
+}
+
+/// Lets the containers on `bridge` (the network `network`) reach the host only at `gateway`
+/// on TCP `port`: each rule inserted unless it is there already.
+pub(crate) async fn open_host(
+    bridge: &str,
+    gateway: &str,
+    port: u16,
+    network: &str,
+) -> RtResult<()> {
+    insert_missing(INPUT, host_rules(bridge, gateway, port, network)).await
+}
+
+/// Deletes the rules of the network `network` to the host; none is not an error.
+pub(crate) async fn close_host(network: &str) -> RtResult<()> {
+    delete_labelled(INPUT, NET_COMMENT, network).await
+}
+
+/// Deletes the rules of `chain` labelled `prefix` + `holder`.
+async fn delete_labelled(chain: &str, prefix: &str, holder: &str) -> RtResult<()> {
+    let listing = iptables(&["-S".into(), chain.into()]).await?;
+    for (labelled, rule) in labelled_rules(&listing, chain, prefix) {
+        if labelled == holder {
+            let delete: Vec<String> = ["-D", chain]
                 .iter()
                 .map(|s| s.to_string())
                 .chain(rule)
                 .collect();
-            iptables(&insert).await?;
+            iptables(&delete).await?;
         }
+    }
+    Ok(())
+}
+
+/// Inserts at the top of `chain` each of `rules` not there already, in order.
+async fn insert_missing(chain: &str, rules: impl IntoIterator<Item = Vec<String>>) -> RtResult<()> {
+    for rule in rules {
+        let with = |verb: &str| -> Vec<String> {
+            [verb, chain]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(rule.clone())
+                .collect()
+        };
+        if iptables(&with("-C")).await.is_ok() {
+            continue;
+        }
+        iptables(&with("-I")).await?;
     }
     Ok(())
 }
@@ -138,18 +226,7 @@ pub(crate) async fn holders() -> RtResult<Vec<String>> {
 
 /// Deletes the rules of the container `name`; none is not an error.
 pub(crate) async fn close(name: &str) -> RtResult<()> {
-    let listing = iptables(&["-S".into(), CHAIN.into()]).await?;
-    for (holder, rule) in listed_rules(&listing) {
-        if holder == name {
-            let delete: Vec<String> = ["-D", CHAIN]
-                .iter()
-                .map(|s| s.to_string())
-                .chain(rule)
-                .collect();
-            iptables(&delete).await?;
-        }
-    }
-    Ok(())
+    delete_labelled(CHAIN, COMMENT, name).await
 }
 
 #[cfg(test)]
@@ -180,6 +257,28 @@ mod tests {
              -m conntrack --ctstate ESTABLISHED \
              -m comment --comment orbitdock-pod:orbitdock-acme-srv-1234abcd -j ACCEPT"
         );
+    }
+
+    #[test]
+    fn a_network_reaches_the_host_at_its_gateway_port_only() {
+        let [drop, accept] = host_rules("br-0123456789ab", "172.18.0.1", 80, "orbitdock-acme");
+        // Inserted in this order: the ACCEPT ends above the DROP.
+        assert_eq!(
+            drop.join(" "),
+            "-i br-0123456789ab -m comment --comment orbitdock-net:orbitdock-acme -j DROP"
+        );
+        assert_eq!(
+            accept.join(" "),
+            "-i br-0123456789ab -p tcp -d 172.18.0.1/32 --dport 80 \
+             -m comment --comment orbitdock-net:orbitdock-acme -j ACCEPT"
+        );
+        let listing = "-P INPUT ACCEPT\n\
+            -A INPUT -d 172.18.0.1/32 -i br-0123456789ab -p tcp -m tcp --dport 80 -m comment --comment \"orbitdock-net:orbitdock-acme\" -j ACCEPT\n\
+            -A INPUT -i br-0123456789ab -m comment --comment \"orbitdock-net:orbitdock-acme\" -j DROP\n";
+        let found = labelled_rules(listing, INPUT, NET_COMMENT);
+        assert_eq!(found.len(), 2);
+        assert!(found.iter().all(|(n, _)| n == "orbitdock-acme"));
+        assert!(listed_rules(listing).is_empty(), "not a pod's");
     }
 
     #[test]

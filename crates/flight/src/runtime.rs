@@ -11,6 +11,7 @@
 //! own Docker client: bollard stays inside `flight`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ mod pod_host;
 mod pod_ports;
 #[path = "step_images.rs"]
 mod step_images;
+#[path = "tenant_network.rs"]
+mod tenant_network;
 use self::docker_io::{bounded, drain_progress, file_stream, map_error, rfc3339_ms};
 pub use self::pod_host::{Gpu, GpuDevice, NODE_CLASSES, NodeClass, detect_gpu};
 pub(crate) use self::pod_host::{host_config, node_class};
@@ -181,6 +184,8 @@ pub struct ContainerSpec {
     pub node: NodeClass,
     /// The internal network it joins (its hostname an alias there), or `None`: no network.
     pub network: Option<String>,
+    /// `name:address` lines for its `/etc/hosts` (where the onboard services are).
+    pub extra_hosts: Vec<String>,
     /// The GPU it gets (a `GPU` pod's: the machine's), or none.
     pub gpu: Gpu,
 }
@@ -248,15 +253,18 @@ pub trait Runtime: Send + Sync + 'static {
         name: &'a str,
     ) -> BoxFuture<'a, RtResult<Option<ContainerState>>>;
     /// Makes sure the network `name` exists, internal (no route out of it) and labelled
-    /// `labels`; an existing network of that name that is not internal or lacks a label is an
-    /// error, never used.
+    /// `labels`, and that its containers reach the host only at the network's gateway on TCP
+    /// port `host_port` (where the agent serves them, see `crate::telemetry`), nothing else of
+    /// the host; returns that gateway. An existing network of that name that is not internal
+    /// or lacks a label is an error, never used.
     fn ensure_network<'a>(
         &'a self,
         name: &'a str,
         labels: &'a BTreeMap<String, String>,
-    ) -> BoxFuture<'a, RtResult<()>>;
-    /// Removes the network `name` if no container uses it any more; a missing network, or one
-    /// in use, is not an error.
+        host_port: u16,
+    ) -> BoxFuture<'a, RtResult<IpAddr>>;
+    /// Removes the network `name` (and what `ensure_network` let through to the host) if no
+    /// container uses it any more; a missing network, or one in use, is not an error.
     fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>>;
     /// Lets the other containers on the network `network` (made by `ensure_network`, which
     /// drops traffic between its containers) reach the running container `name` on `ports`, and
@@ -539,57 +547,19 @@ impl Runtime for DockerRuntime {
         &'a self,
         name: &'a str,
         labels: &'a BTreeMap<String, String>,
-    ) -> BoxFuture<'a, RtResult<()>> {
-        Box::pin(async move {
-            let found = bounded(
-                "inspect network",
-                self.docker
-                    .inspect_network(name, None::<InspectNetworkOptions>),
-            )
-            .await;
-            match found {
-                Ok(n) => {
-                    let have = n.labels.unwrap_or_default();
-                    let labelled = labels.iter().all(|(k, v)| have.get(k) == Some(v));
-                    let no_icc = n.options.unwrap_or_default().get(pod_ports::NO_ICC.0)
-                        == Some(&pod_ports::NO_ICC.1.to_string());
-                    if n.internal == Some(true) && labelled && no_icc {
-                        Ok(())
-                    } else {
-                        Err(RuntimeError::failed(format!(
-                            "a network named {name} exists that is not this tenant's internal network (internal, labelled, no traffic between its containers but the ports they open)"
-                        )))
-                    }
-                }
-                Err(e) if e.kind == RuntimeErrorKind::NotFound => {
-                    let request = NetworkCreateRequest {
-                        name: name.to_string(),
-                        driver: Some("bridge".into()),
-                        internal: Some(true),
-                        attachable: Some(false),
-                        labels: Some(labels.clone().into_iter().collect()),
-                        options: Some(HashMap::from([(
-                            pod_ports::NO_ICC.0.to_string(),
-                            pod_ports::NO_ICC.1.to_string(),
-                        )])),
-                        ..Default::default()
-                    };
-                    bounded("create network", self.docker.create_network(request))
-                        .await
-                        .map(|_| ())
-                }
-                Err(e) => Err(e),
-            }
-        })
+        host_port: u16,
+    ) -> BoxFuture<'a, RtResult<IpAddr>> {
+        Box::pin(tenant_network::ensure(self, name, labels, host_port))
     }
 
     fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
         Box::pin(async move {
             match bounded("remove network", self.docker.remove_network(name)).await {
-                Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(()),
+                Err(e) if e.kind == RuntimeErrorKind::NotFound => pod_ports::close_host(name).await,
                 // Another pod of the tenant still uses it: the last one removes it.
                 Err(e) if e.message.contains("active endpoints") => Ok(()),
-                r => r,
+                Err(e) => Err(e),
+                Ok(()) => pod_ports::close_host(name).await,
             }
         })
     }
@@ -625,9 +595,7 @@ impl Runtime for DockerRuntime {
                     "container {name} has no address on network {network}"
                 )));
             };
-            // The bridge of a network made without a bridge name: `br-` and 12 of its id.
-            let bridge = format!("br-{}", &id[..12]);
-            pod_ports::open(&bridge, &ip, name, ports).await
+            pod_ports::open(&pod_ports::bridge(&id), &ip, name, ports).await
         })
     }
 
@@ -1090,9 +1058,11 @@ pub(crate) mod fake {
             &'a self,
             name: &'a str,
             _labels: &'a BTreeMap<String, String>,
-        ) -> BoxFuture<'a, RtResult<()>> {
+            _host_port: u16,
+        ) -> BoxFuture<'a, RtResult<IpAddr>> {
             self.record(Call::Network(name.into()));
-            Box::pin(async { Ok(()) })
+            // A documentation address (TEST-NET-1): nothing listens there.
+            Box::pin(async { Ok(IpAddr::from([192, 0, 2, 1])) })
         }
 
         fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
@@ -1252,6 +1222,7 @@ mod tests {
             image_volumes: vec![],
             node: NODE_CLASSES[0],
             network: None,
+            extra_hosts: Vec::new(),
             gpu: Gpu::None,
         };
         let h = host_config(&spec);
@@ -1309,6 +1280,7 @@ mod tests {
             .to_vec(),
             node: NODE_CLASSES[0],
             network: Some("orbitdock-alice".into()),
+            extra_hosts: vec!["satellite-telemetry.dphi-tm:172.18.0.1".into()],
             gpu: Gpu::None,
         };
         let t = pod_host::tmpfs_mounts(&spec);
@@ -1320,10 +1292,15 @@ mod tests {
                 .all(|o| o == "rw,nosuid,nodev,mode=1777,size=1048576")
         );
         assert_eq!(host_config(&spec).tmpfs, Some(t));
-        // A merged pod joins its tenant's internal network, and only that.
+        // A pod joins its tenant's internal network, and only that, and is told where the
+        // onboard services are on it.
         assert_eq!(
             host_config(&spec).network_mode.as_deref(),
             Some("orbitdock-alice")
+        );
+        assert_eq!(
+            host_config(&spec).extra_hosts,
+            Some(vec!["satellite-telemetry.dphi-tm:172.18.0.1".to_string()])
         );
     }
 
@@ -1388,6 +1365,7 @@ mod tests {
             image_volumes: vec![],
             node: node_class(Some("GPU")).unwrap(),
             network: None,
+            extra_hosts: Vec::new(),
             gpu,
         };
         let h = host_config(&spec(Gpu::Nvidia));

@@ -15,24 +15,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use wire::{CancelOrder, ImageRef, Message, OnFailure, Plan, PlanTask, TaskKind};
 
-use flight::{Agent, AgentConfig, Outgoing};
+use flight::{Agent, Outgoing};
 
 mod common;
 use common::{Cleanup, docker, step_containers, tenant_containers};
 
 async fn agent(dir: &Path) -> (Agent, mpsc::Receiver<Outgoing>) {
     let (tx, outbox) = mpsc::channel(4096);
-    let config = AgentConfig {
-        clock: flight::ClockConfig::Host,
-        system: "em".into(),
-        state_dir: dir.join("state"),
-        volumes_dir: dir.join("volumes"),
-        plan_verifier: None,
-        builder: wire::Builder::Classic,
-        catalogue: None,
-        limits: flight::DiskLimits::default(),
-        quotas: flight::Quotas::none(),
-    };
+    let config = common::agent_config(dir, flight::ClockConfig::Host);
     let agent = Agent::connect(config, tx)
         .await
         .expect("an agent on the Docker Engine");

@@ -183,6 +183,10 @@ impl Setup {
             quotas: flight::Quotas::none(),
             link_settings: link::LinkSettings::STANDARD,
             clock: flight::ClockConfig::Host,
+            telemetry: flight::telemetry::TelemetryConfig {
+                listen: None,
+                elements: None,
+            },
         };
         let agent = tokio::spawn(flight::run(config));
         let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);

@@ -37,14 +37,7 @@ struct World {
 
 impl World {
     async fn new(limits: flight::DiskLimits) -> World {
-        let mut lines = Vec::new();
-        let catalogue = standins::seed_bases(&mut |l: &str| lines.push(l.to_string()))
-            .await
-            .expect("seed-bases needs the Docker Engine (and a static busybox or apt-get)");
-        assert!(
-            catalogue.iter().all(|b| b.digest.is_some()),
-            "{catalogue:?} {lines:?}"
-        );
+        common::seed_bases().await;
         let dir = tempfile::tempdir().unwrap();
         let (agent, outbox) = agent(dir.path(), limits).await;
         let tenant = format!("t{:010x}", rand::random::<u64>() >> 24);
@@ -119,15 +112,8 @@ impl World {
 async fn agent(dir: &Path, limits: flight::DiskLimits) -> (Agent, mpsc::Receiver<Outgoing>) {
     let (tx, outbox) = mpsc::channel(4096);
     let config = AgentConfig {
-        system: "em".into(),
-        state_dir: dir.join("state"),
-        volumes_dir: dir.join("volumes"),
-        plan_verifier: None,
-        builder: wire::Builder::Classic,
-        catalogue: None,
         limits,
-        quotas: flight::Quotas::none(),
-        clock: flight::ClockConfig::Host,
+        ..common::agent_config(dir, flight::ClockConfig::Host)
     };
     let agent = Agent::connect(config, tx)
         .await
@@ -652,7 +638,8 @@ fn port_rules(container: &str) -> Vec<String> {
 
 /// Merged pods of a tenant reach each other as `<tenant>-<pod_name>` on the tenant's internal
 /// network (labelled, removed once its last pod ended), on the ports each declares and no
-/// other; another tenant's merged pod reaches none.
+/// other; another tenant's merged pod reaches none; a pod of the tenant that is not merged
+/// reaches them as the merged ones do.
 #[tokio::test(flavor = "multi_thread")]
 async fn merged_pods_reach_each_other_and_no_one_else() {
     let w = World::new(flight::DiskLimits::default()).await;
@@ -734,16 +721,18 @@ async fn merged_pods_reach_each_other_and_no_one_else() {
          done; \
          nc -w 2 $ip 9090 < /dev/null && exit 7; exit 0"
     );
-    let r = w.run(merged(&w, "b", &fetch, false, vec![])).await;
-    assert!(r.succeeded(), "{r:?}");
     // 8080 answers; 9090, undeclared, never does (its packets are dropped).
-    assert!(
-        r.outputs
-            .log_tail
-            .ends_with(&["hello from a".to_string(), "nc: timed out".to_string()]),
-        "{r:?}"
-    );
-    assert!(!r.outputs.log_tail.contains(&"secret".to_string()), "{r:?}");
+    let reached_8080_only = |r: &TaskResult| {
+        assert!(r.succeeded(), "{r:?}");
+        assert!(
+            r.outputs
+                .log_tail
+                .ends_with(&["hello from a".to_string(), "nc: timed out".to_string()]),
+            "{r:?}"
+        );
+        assert!(!r.outputs.log_tail.contains(&"secret".to_string()), "{r:?}");
+    };
+    reached_8080_only(&w.run(merged(&w, "b", &fetch, false, vec![])).await);
     // Another tenant's merged pod: the name does not resolve on its network, and the address
     // is not reachable from it.
     let address = docker
@@ -764,9 +753,9 @@ async fn merged_pods_reach_each_other_and_no_one_else() {
     );
     let r = other.run(merged(&other, "c", &probe, false, vec![])).await;
     assert_eq!(r.outputs.exit_code, Some(9), "{r:?}");
-    // Nor can a pod that is not merged (no network at all).
-    let r = w.run(pod("d", busybox(), &probe, 60_000, false)).await;
-    assert_eq!(r.outputs.exit_code, Some(9), "{r:?}");
+    // A pod of the tenant that is not merged is on its network too (where the telemetry
+    // service is): it reaches the merged pod's declared port as the others do, and no other.
+    reached_8080_only(&w.run(pod("d", busybox(), &fetch, 60_000, false)).await);
     // The last pod ends: the network goes.
     let r = w
         .run(TaskKind::PodStop {
@@ -799,7 +788,7 @@ async fn merged_pods_reach_each_other_and_no_one_else() {
 
 /// What the engine says of a running pod and of a build step's container: every hardening
 /// setting in place (read-only root, tmpfs `/tmp`, no capabilities, no new privileges, the
-/// tenant's uid, pid, memory and CPU limits, bounded logs, no network, `/data` the only
+/// tenant's uid, pid, memory and CPU limits, bounded logs, its tenant's internal network only, `/data` the only
 /// persistent writable path; a build step without network, with a memory and a CPU limit).
 #[tokio::test(flavor = "multi_thread")]
 async fn pods_and_build_steps_run_hardened() {
@@ -836,7 +825,28 @@ async fn pods_and_build_steps_run_hardened() {
         "{:?}",
         h.security_opt
     );
-    assert_eq!(h.network_mode.as_deref(), Some("none"), "no network");
+    // Its tenant's internal network only (no route out; the host reached at the telemetry
+    // service alone, which its hosts file names).
+    assert_eq!(
+        h.network_mode.as_deref(),
+        Some(format!("orbitdock-{}", w.tenant).as_str()),
+        "its tenant's network"
+    );
+    let network = docker
+        .inspect_network(
+            &format!("orbitdock-{}", w.tenant),
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
+        .await
+        .unwrap();
+    assert_eq!(network.internal, Some(true), "no route out");
+    assert!(
+        h.extra_hosts.as_ref().is_some_and(|x| x
+            .iter()
+            .any(|l| l.starts_with("satellite-telemetry.dphi-tm:"))),
+        "{:?}",
+        h.extra_hosts
+    );
     assert!(h.pids_limit.is_some_and(|p| p > 0), "{:?}", h.pids_limit);
     assert!(h.memory.is_some_and(|m| m > 0), "{:?}", h.memory);
     assert_eq!(h.memory_swap, h.memory, "no swap beyond the memory limit");

@@ -35,14 +35,7 @@ struct World {
 
 impl World {
     async fn new(quotas: Quotas) -> World {
-        let mut lines = Vec::new();
-        let catalogue = standins::seed_bases(&mut |l: &str| lines.push(l.to_string()))
-            .await
-            .expect("seed-bases needs the Docker Engine (and a static busybox or apt-get)");
-        assert!(
-            catalogue.iter().all(|b| b.digest.is_some()),
-            "{catalogue:?} {lines:?}"
-        );
+        common::seed_bases().await;
         let dir = tempfile::tempdir().unwrap();
         let (agent, outbox) = agent(dir.path(), &quotas).await;
         World {
@@ -109,15 +102,8 @@ impl World {
 async fn agent(dir: &Path, quotas: &Quotas) -> (Agent, mpsc::Receiver<Outgoing>) {
     let (tx, outbox) = mpsc::channel(4096);
     let config = AgentConfig {
-        system: "em".into(),
-        state_dir: dir.join("state"),
-        volumes_dir: dir.join("volumes"),
-        plan_verifier: None,
-        builder: wire::Builder::Classic,
-        catalogue: None,
-        limits: flight::DiskLimits::default(),
         quotas: quotas.clone(),
-        clock: flight::ClockConfig::Host,
+        ..common::agent_config(dir, flight::ClockConfig::Host)
     };
     let agent = Agent::connect(config, tx)
         .await

@@ -144,6 +144,10 @@ impl Stack {
             quotas: flight::Quotas::none(),
             link_settings: link::LinkSettings::STANDARD,
             clock,
+            telemetry: flight::telemetry::TelemetryConfig {
+                listen: None,
+                elements: None,
+            },
         };
         let mut stack = Stack {
             url,

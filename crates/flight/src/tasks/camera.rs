@@ -94,7 +94,7 @@ fn capture_time(at: SystemTime) -> String {
 }
 
 /// The simulated picture, encoded: 8-bit RGB, with `Creation Time` and `Software` text chunks.
-fn fisheye_png(size: u32, at: SystemTime) -> Result<Vec<u8>, png::EncodingError> {
+pub(crate) fn fisheye_png(size: u32, at: SystemTime) -> Result<Vec<u8>, png::EncodingError> {
     let stamp = capture_time(at);
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, size, size);

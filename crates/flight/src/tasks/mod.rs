@@ -27,6 +27,7 @@ mod pod_running;
 mod pods;
 mod quotas;
 
+pub(crate) use self::camera::fisheye_png;
 pub(crate) use self::pod_running::RunningPods;
 use self::pods::Pod;
 use crate::agent::Outgoing;
@@ -234,6 +235,8 @@ pub(crate) struct Executor {
     pub(crate) engine_storage: Arc<tokio::sync::Mutex<()>>,
     /// The mission clock `scheduled_time` and triggers are judged by (see `crate::clock`).
     pub(crate) clock: crate::MissionClock,
+    /// The onboard telemetry service, which pods reach on their tenant's network.
+    pub(crate) telemetry: crate::telemetry::Telemetry,
 }
 
 impl Executor {
@@ -433,6 +436,8 @@ pub(crate) mod tests {
                 })
                 .unwrap(),
             ),
+            telemetry: crate::telemetry::Telemetry::open(dir.path(), crate::MissionClock::HOST)
+                .unwrap(),
         };
         Rig {
             _dir: dir,

@@ -1,5 +1,6 @@
-//! A tenant's internal network: where its merged pods reach each other, on the ports each
-//! declares (see `pods`, and `runtime::pod_ports` for the rules).
+//! A tenant's internal network: where all its pods reach the onboard telemetry service, and its
+//! merged pods each other, on the ports each declares (see `pods`, and `runtime::pod_ports` for
+//! the rules).
 
 use super::*;
 
@@ -9,20 +10,30 @@ pub(super) fn network_name(tenant: &str) -> String {
 }
 
 impl Executor {
-    /// The tenant's internal network, made if missing: where its merged pods reach each other
-    /// as `<tenant>-<pod_name>`, and nothing else (no route out, no other tenant's pod).
-    pub(super) async fn tenant_network(&self, tenant: &str) -> Step<String> {
+    /// The tenant's internal network, made if missing: where each of its pods reaches the
+    /// onboard telemetry service (at the network's gateway, [`crate::telemetry::HOSTNAME`]) and
+    /// its merged pods reach each other as `<tenant>-<pod_name>`, and nothing else (no route
+    /// out, no other tenant's pod, nothing else of the host). Its name and the `/etc/hosts`
+    /// lines that name the service.
+    pub(super) async fn tenant_network(&self, tenant: &str) -> Step<(String, Vec<String>)> {
+        use crate::telemetry::{ALIAS, HOSTNAME, PORT};
         let name = network_name(tenant);
         let mut labels = labels(tenant, "");
         labels.remove(super::EXECUTION_LABEL);
         labels.insert("org.orbitdock".into(), "1".into());
-        self.runtime
-            .ensure_network(&name, &labels)
+        let gateway = self
+            .runtime
+            .ensure_network(&name, &labels, PORT)
             .await
             .map_err(|e| {
                 execution_error(format!("cannot make your pods' network: {}", e.message))
             })?;
-        Ok(name)
+        // A pod runs without the service rather than not at all.
+        if let Err(e) = self.telemetry.listen_on(gateway).await {
+            tracing::warn!(network = name, %gateway, error = %e, "cannot serve telemetry on a tenant network");
+        }
+        let hosts = [HOSTNAME, ALIAS].map(|h| format!("{h}:{gateway}")).to_vec();
+        Ok((name, hosts))
     }
 
     /// Removes the tenant's internal network once no pod uses it; a failure only warns.

@@ -1,4 +1,5 @@
-//! Pods: pod.run (a container of a catalogue or tenant image, no network, the volume at
+//! Pods: pod.run (a container of a catalogue or tenant image, on its tenant's internal network
+//! only (`pod_network`), the volume at
 //! `/data`, bounded in time, always removed), pod.stop, pod.logs, its log kept in the volume,
 //! and image resolution.
 //!
@@ -201,13 +202,10 @@ impl Executor {
                     String::new()
                 };
                 labels.insert(PORTS_LABEL.into(), ports);
-                let network = match pod.merged {
-                    true => {
-                        network_held = Some(self.pods.network.lock().await);
-                        Some(self.tenant_network(tenant).await?)
-                    }
-                    false => None,
-                };
+                // Every pod is on its tenant's network (the telemetry service is there);
+                // only a merged one is reached by the others, on the ports it declares.
+                network_held = Some(self.pods.network.lock().await);
+                let network = self.tenant_network(tenant).await?;
                 let created = self
                     .create_pod(
                         tenant, &pod, name, &image, &info, env, &root, owner, labels, node, network,
@@ -217,9 +215,7 @@ impl Executor {
                     Ok(id) => id,
                     Err(failed) => {
                         drop(network_held.take());
-                        if pod.merged {
-                            self.release_network(tenant).await;
-                        }
+                        self.release_network(tenant).await;
                         return Err(failed);
                     }
                 };
@@ -275,9 +271,7 @@ impl Executor {
             write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
             self.close_ports(&meter).await;
             self.remove(&id).await;
-            if pod.merged {
-                self.release_network(tenant).await;
-            }
+            self.release_network(tenant).await;
             return Ok(result);
         }
         if pod.detached {
@@ -325,9 +319,7 @@ impl Executor {
         // other, so the pod is not run again.
         write_pod_record(record.as_deref(), &PodRecord::ended(&result)).await;
         self.remove(&id).await;
-        if pod.merged {
-            self.release_network(tenant).await;
-        }
+        self.release_network(tenant).await;
         Ok(result)
     }
 
@@ -398,14 +390,16 @@ impl Executor {
                 .finish_pod(&id, outcome, limit, &root, owner, &pod)
                 .await;
             exec.remove(&id).await;
-            exec.release_network(&tenant).await;
             tracing::info!(
                 tenant,
                 pod,
                 failed = !result.succeeded(),
                 "a detached pod ended"
             );
+            // Ended once its container is gone; the network (which another pod of the tenant
+            // may hold) goes after.
             let _ = done_tx.send(Some(result));
+            exec.release_network(&tenant).await;
         });
     }
 
@@ -478,6 +472,12 @@ impl Executor {
                     .await
             {
                 tracing::warn!(container = name, error = %e.message, "cannot open a pod's ports again");
+            }
+            // The telemetry service is served on the pod's network again.
+            if state.status == ContainerStatus::Running
+                && let Err(e) = self.tenant_network(tenant).await
+            {
+                tracing::warn!(container = name, error = ?e.error.map(|x| x.message), "cannot serve telemetry to a pod again");
             }
             let execution = label(EXECUTION_LABEL);
             self.detach(
@@ -573,7 +573,7 @@ impl Executor {
         owner: Owner,
         labels: BTreeMap<String, String>,
         node: crate::runtime::NodeClass,
-        network: Option<String>,
+        (network, extra_hosts): (String, Vec<String>),
     ) -> Step<String> {
         let non_empty = |v: Option<&[String]>| v.filter(|v| !v.is_empty()).map(<[String]>::to_vec);
         let labels = over_image_labels(labels, &info.labels);
@@ -591,7 +591,8 @@ impl Executor {
             log_bytes: self.disk.limits.pod_log_bytes,
             image_volumes: info.volumes.clone(),
             node,
-            network,
+            network: Some(network),
+            extra_hosts,
             gpu: match node.gpu {
                 true => self.gpu.clone(),
                 false => crate::runtime::Gpu::None,
@@ -828,9 +829,23 @@ mod tests {
         assert_eq!(spec.labels["org.orbitdock.tenant"], "alice");
         assert_eq!(spec.labels["org.orbitdock"], "1");
         assert_eq!(spec.data_dir, r.volume());
+        // On its tenant's network, told where the telemetry service is there (the fake's
+        // gateway).
+        assert_eq!(spec.network.as_deref(), Some("orbitdock-alice"));
         assert_eq!(
-            calls.last(),
-            Some(&Call::Remove("id-orbitdock-alice-p1-exec0123".into()))
+            spec.extra_hosts,
+            [
+                "satellite-telemetry.dphi-tm:192.0.2.1",
+                "telemetry:192.0.2.1"
+            ]
+        );
+        // The container goes, then the network, unless another pod of the tenant holds it.
+        assert_eq!(
+            calls[calls.len() - 2..],
+            [
+                Call::Remove("id-orbitdock-alice-p1-exec0123".into()),
+                Call::RemoveNetwork("orbitdock-alice".into())
+            ]
         );
 
         // Overrunning: stopped, then removed.
@@ -843,7 +858,11 @@ mod tests {
             .iter()
             .position(|c| matches!(c, Call::Stop(_)))
             .unwrap();
-        assert!(matches!(calls.last(), Some(Call::Remove(_))) && stop < calls.len() - 1);
+        let removed = calls
+            .iter()
+            .rposition(|c| matches!(c, Call::Remove(_)))
+            .unwrap();
+        assert!(stop < removed && removed == calls.len() - 2, "{calls:?}");
 
         // Wrong architecture.
         let r = rig(|s| {
@@ -1027,7 +1046,14 @@ mod tests {
             assert!(res.succeeded(), "{left:?}: {res:?}");
             assert_eq!(res.outputs.log_tail, ["done"]);
             assert_eq!(container_calls(&r), want, "{left:?}");
-            assert_eq!(r.fake.calls().last(), Some(&Call::Remove(NAME.into())));
+            let calls = r.fake.calls();
+            assert_eq!(
+                calls[calls.len() - 2..],
+                [
+                    Call::Remove(NAME.into()),
+                    Call::RemoveNetwork("orbitdock-alice".into())
+                ]
+            );
         }
 
         // The pod ended and its container was removed, but the plan's progress was not saved:

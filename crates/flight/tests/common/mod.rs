@@ -11,6 +11,37 @@ use bollard::query_parameters::{
     ListContainersOptions, ListImagesOptions, RemoveContainerOptions, RemoveImageOptions,
 };
 
+/// The configuration of an agent on `dir` (`state/`, `volumes/`) for system `em`, taking
+/// unsigned plans, with the default disk limits, no quotas and the mission clock `clock`.
+pub(crate) fn agent_config(
+    dir: &std::path::Path,
+    clock: flight::ClockConfig,
+) -> flight::AgentConfig {
+    flight::AgentConfig {
+        system: "em".into(),
+        state_dir: dir.join("state"),
+        volumes_dir: dir.join("volumes"),
+        plan_verifier: None,
+        builder: wire::Builder::Classic,
+        catalogue: None,
+        limits: flight::DiskLimits::default(),
+        quotas: flight::Quotas::none(),
+        clock,
+    }
+}
+
+/// Builds the catalogue's stand-in base images (idempotent), every one of them.
+pub(crate) async fn seed_bases() {
+    let mut lines = Vec::new();
+    let catalogue = standins::seed_bases(&mut |l: &str| lines.push(l.to_string()))
+        .await
+        .expect("seed-bases needs the Docker Engine (and a static busybox or apt-get)");
+    assert!(
+        catalogue.iter().all(|b| b.digest.is_some()),
+        "{catalogue:?} {lines:?}"
+    );
+}
+
 /// The local engine; these tests fail without one, they never skip.
 pub(crate) async fn docker() -> Docker {
     Docker::connect_with_local_defaults()
@@ -113,27 +144,31 @@ pub(crate) async fn cleanup(tenant: &str) {
     }
 }
 
-/// Deletes the rules that open ports of the tenant's pods (a test that fails midway leaves them).
+/// Deletes the rules that open ports of the tenant's pods and those that let its network reach
+/// the host's telemetry service (a test that fails midway leaves them).
 pub(crate) fn remove_port_rules(tenant: &str) {
-    let Ok(out) = std::process::Command::new("iptables")
-        .args(["-w", "-S", "DOCKER-USER"])
-        .output()
-    else {
-        return;
-    };
-    let mine = format!("orbitdock-pod:orbitdock-{tenant}-");
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let args: Vec<&str> = line
-            .split_whitespace()
-            .map(|a| a.trim_matches('"'))
-            .collect();
-        if let ["-A", chain, rest @ ..] = args.as_slice()
-            && rest.iter().any(|a| a.starts_with(&mine))
-        {
-            let _ = std::process::Command::new("iptables")
-                .args(["-w", "-D", chain])
-                .args(rest)
-                .status();
+    let pods = format!("orbitdock-pod:orbitdock-{tenant}-");
+    let network = format!("orbitdock-net:orbitdock-{tenant}");
+    for (chain, mine) in [("DOCKER-USER", &pods), ("INPUT", &network)] {
+        let Ok(out) = std::process::Command::new("iptables")
+            .args(["-w", "-S", chain])
+            .output()
+        else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let args: Vec<&str> = line
+                .split_whitespace()
+                .map(|a| a.trim_matches('"'))
+                .collect();
+            if let ["-A", chain, rest @ ..] = args.as_slice()
+                && rest.iter().any(|a| a.starts_with(mine.as_str()))
+            {
+                let _ = std::process::Command::new("iptables")
+                    .args(["-w", "-D", chain])
+                    .args(rest)
+                    .status();
+            }
         }
     }
 }
