@@ -11,7 +11,9 @@ use crate::{Core, db};
 /// A core on `dir` with each `(namespace, owner)` of `namespaces` (the owners made users) and an
 /// operation `op` (revision 1) in the first namespace.
 pub(crate) async fn core(dir: &Path, namespaces: &[(&str, &str)]) -> Arc<Core> {
-    let db = db::open(&db::sqlite_url(&dir.join("ground.sqlite"))).await.unwrap();
+    let db = db::open(&db::sqlite_url(&dir.join("ground.sqlite")))
+        .await
+        .unwrap();
     for (namespace, owner) in namespaces {
         sqlx::query(
             "INSERT INTO users (name, password_hash, created_at) VALUES ($1, 'x', 0)

@@ -151,13 +151,9 @@ async fn one_of_concurrent_approvals_wins(g: TestGround) {
     let id = e["id"].as_str().unwrap().to_string();
     let ops = g.login("ops").await;
     let approve = format!("/api/v1/executions/{id}/approve");
-    let approvals = (0..RACERS)
-        .map(|_| g.call(Method::POST, &approve, Some(&ops), None, Vec::new()));
-    let statuses: Vec<StatusCode> = join_all(approvals)
-        .await
-        .iter()
-        .map(|r| r.status)
-        .collect();
+    let approvals =
+        (0..RACERS).map(|_| g.call(Method::POST, &approve, Some(&ops), None, Vec::new()));
+    let statuses: Vec<StatusCode> = join_all(approvals).await.iter().map(|r| r.status).collect();
     let won = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     let refused = statuses
         .iter()

@@ -100,7 +100,8 @@ async fn an_engine_report_that_differs_from_the_declaration_shows_drift() {
             entry("alpine:3.20", None),
         ],
     );
-    let g = g.with(|ground| ground.with_declarations(BTreeMap::from([("em".to_string(), declared)])));
+    let g =
+        g.with(|ground| ground.with_declarations(BTreeMap::from([("em".to_string(), declared)])));
     let t = g.login("alice").await;
 
     // Before any hello: the declaration, no report, no drift.

@@ -56,11 +56,13 @@ pub(crate) async fn insert_execution_cancel(
     execution: &str,
     encoded: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO execution_cancels (execution, message) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(execution)
-        .bind(encoded)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO execution_cancels (execution, message) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(execution)
+    .bind(encoded)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! downlinks their system reported done whose files have not all come down yet, and the final
 //! execution state held back until they have.
 
-use sqlx::{Row, AnyExecutor};
+use sqlx::{AnyExecutor, Row};
 
 use super::Tx;
 
@@ -23,13 +23,15 @@ pub(crate) async fn insert_pending_downlink(
     p: &PendingDownlink,
     digests: &[String],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO pending_downlinks (execution, task, at, outputs) VALUES ($1, $2, $3, $4)")
-        .bind(&p.execution)
-        .bind(p.task)
-        .bind(p.at)
-        .bind(&p.outputs)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO pending_downlinks (execution, task, at, outputs) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&p.execution)
+    .bind(p.task)
+    .bind(p.at)
+    .bind(&p.outputs)
+    .execute(&mut **tx)
+    .await?;
     for d in digests {
         sqlx::query(
             "INSERT INTO pending_downlink_digests (execution, task, digest) VALUES ($1, $2, $3)

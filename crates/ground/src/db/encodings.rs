@@ -125,11 +125,12 @@ pub(crate) async fn encoding(
     target: &Digest,
     base: Option<&Digest>,
 ) -> Result<Option<Encoding>, sqlx::Error> {
-    let row = sqlx::query("SELECT patch, kind, size FROM encodings WHERE target = $1 AND base = $2")
-        .bind(target.to_string())
-        .bind(base_key(base))
-        .fetch_optional(db)
-        .await?;
+    let row =
+        sqlx::query("SELECT patch, kind, size FROM encodings WHERE target = $1 AND base = $2")
+            .bind(target.to_string())
+            .bind(base_key(base))
+            .fetch_optional(db)
+            .await?;
     row.map(|r| {
         Ok(Encoding {
             target: *target,

@@ -2,7 +2,7 @@
 //! state of each of its tasks.
 
 use sqlx::any::AnyRow;
-use sqlx::{Row, AnyExecutor};
+use sqlx::{AnyExecutor, Row};
 
 use super::{Db, Tx};
 

@@ -191,12 +191,13 @@ pub(crate) async fn move_files(
         let mut parent = new.as_str();
         while let Some(i) = parent.rfind('/').filter(|&i| i > 0) {
             parent = &parent[..i];
-            let file: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM files WHERE namespace = $1 AND path = $2 LIMIT 1")
-                    .bind(namespace)
-                    .bind(parent)
-                    .fetch_optional(&mut **tx)
-                    .await?;
+            let file: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM files WHERE namespace = $1 AND path = $2 LIMIT 1",
+            )
+            .bind(namespace)
+            .bind(parent)
+            .fetch_optional(&mut **tx)
+            .await?;
             if file.is_some() {
                 return Ok(Err(MoveRefusal::Exists(parent.to_string())));
             }

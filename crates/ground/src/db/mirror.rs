@@ -36,7 +36,7 @@ pub(crate) async fn add_onboard(
         .bind(system)
         .bind(to_json(&list))
         .execute(db)
-    .await?;
+        .await?;
     Ok(())
 }
 
@@ -55,7 +55,7 @@ pub(crate) async fn replace_onboard(
         .bind(system)
         .bind(to_json(&list))
         .execute(&mut **tx)
-    .await?;
+        .await?;
     Ok(())
 }
 

@@ -176,7 +176,10 @@ impl Backend {
 pub(crate) fn sqlite_url(path: &Path) -> String {
     let path = path.display().to_string();
     // The driver percent-decodes the path, so `%`, `?` and `#` in it are encoded.
-    let path = path.replace('%', "%25").replace('?', "%3F").replace('#', "%23");
+    let path = path
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('#', "%23");
     format!("sqlite://{path}?mode=rwc")
 }
 
@@ -214,10 +217,8 @@ pub(crate) async fn open(url: &str) -> Result<Db, Error> {
                 .max_connections(16)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
-                        conn.execute(
-                            "SET synchronous_commit = on; SET lock_timeout = '10s';",
-                        )
-                        .await?;
+                        conn.execute("SET synchronous_commit = on; SET lock_timeout = '10s';")
+                            .await?;
                         Ok(())
                     })
                 })
@@ -294,7 +295,13 @@ fn migrator(backend: Backend) -> Migrator {
                 Backend::Sqlite => sql.into_sql_str(),
                 Backend::Postgres => AssertSqlSafe(postgres_ddl(sql)).into_sql_str(),
             };
-            Migration::new(version, description.into(), MigrationType::Simple, sql, false)
+            Migration::new(
+                version,
+                description.into(),
+                MigrationType::Simple,
+                sql,
+                false,
+            )
         })
         .collect();
     Migrator::with_migrations(migrations)
@@ -415,7 +422,9 @@ mod tests {
             Backend::of_url("postgresql://db/g").unwrap(),
             Backend::Postgres
         );
-        let refused = Backend::of_url("mysql://u:secret@db/g").unwrap_err().to_string();
+        let refused = Backend::of_url("mysql://u:secret@db/g")
+            .unwrap_err()
+            .to_string();
         assert!(refused.contains("'mysql:'"), "{refused}");
         assert!(!refused.contains("secret"), "{refused}");
         assert!(Backend::of_url("ground.sqlite").is_err());

@@ -1,6 +1,6 @@
 //! The `namespaces` table: who owns which namespace.
 
-use sqlx::{Row, AnyExecutor};
+use sqlx::{AnyExecutor, Row};
 
 use super::Db;
 

@@ -20,12 +20,14 @@ pub(crate) async fn insert_execution_plan(
     execution: &str,
     encoded: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO execution_plans (execution, plan) VALUES ($1, $2)
-         ON CONFLICT (execution) DO UPDATE SET plan = excluded.plan")
-        .bind(execution)
-        .bind(encoded)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO execution_plans (execution, plan) VALUES ($1, $2)
+         ON CONFLICT (execution) DO UPDATE SET plan = excluded.plan",
+    )
+    .bind(execution)
+    .bind(encoded)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

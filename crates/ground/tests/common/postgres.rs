@@ -32,7 +32,9 @@ impl TestDatabase {
                 TestDatabase::postgres(&server).await
             }
             Ok("sqlite") | Err(_) => TestDatabase::sqlite(),
-            Ok(other) => panic!("ORBITDOCK_TEST_DATABASE is '{other}': expected sqlite or postgres"),
+            Ok(other) => {
+                panic!("ORBITDOCK_TEST_DATABASE is '{other}': expected sqlite or postgres")
+            }
         }
     }
 
