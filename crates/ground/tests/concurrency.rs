@@ -9,9 +9,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use axum::http::{Method, StatusCode};
-use common::{Entry, TestDatabase, TestGround, tar};
+use common::{Entry, TestDatabase, TestGround, tar, unreachable_system};
 use futures_util::future::join_all;
-use ground::{Role, SystemLink};
+use ground::Role;
 use serde_json::{Value, json};
 
 /// Requests sent at once in each race: fewer than either engine's pool holds connections, so
@@ -20,33 +20,23 @@ const RACERS: usize = 6;
 
 const OPERATION: &str = "id: hello\nnamespace: demo\nsystem: em\ntasks:\n  - id: up\n    type: uplink\n    source: /app\n";
 
-fn system(name: &str) -> SystemLink {
-    SystemLink {
-        name: name.into(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        link: "127.0.0.1:9".parse().unwrap(),
-        key: wire::LinkKey::from_bytes([7; 32]),
-        rate_bits_per_sec: None,
-        contact: link::Contact::Always,
-        orbit: None,
-        link_settings: link::LinkSettings::STANDARD,
-    }
-}
-
 /// A ground on `database` with systems `em` and `fm` (whose executions wait for approval),
 /// `alice` a tenant and `ops` an operator.
 async fn ground_on(database: TestDatabase) -> TestGround {
-    let g = common::ground_on(database, vec![system("em"), system("fm")])
-        .await
-        .with(|ground| {
-            ground.with_approvals(
-                [
-                    ("em".to_string(), ground::Approval::NotRequired),
-                    ("fm".to_string(), ground::Approval::Required),
-                ]
-                .into(),
-            )
-        });
+    let g = common::ground_on(
+        database,
+        vec![unreachable_system("em"), unreachable_system("fm")],
+    )
+    .await
+    .with(|ground| {
+        ground.with_approvals(
+            [
+                ("em".to_string(), ground::Approval::NotRequired),
+                ("fm".to_string(), ground::Approval::Required),
+            ]
+            .into(),
+        )
+    });
     g.ground.ensure_user("ops", "pw-ops").await.unwrap();
     g.ground.set_role("ops", Role::Operator).await.unwrap();
     g
@@ -171,50 +161,34 @@ async fn one_of_concurrent_approvals_wins(g: TestGround) {
     assert_eq!(approved, 1, "{e}");
 }
 
-#[tokio::test]
-async fn uploads_of_one_path_get_distinct_versions_on_sqlite() {
-    uploads_of_one_path_get_distinct_versions(ground_on(TestDatabase::sqlite()).await).await;
+/// Two tests of `check`: `<check>_on_sqlite` and `<check>_on_postgres`.
+macro_rules! on_both_engines {
+    ($($check:ident => $sqlite:ident, $postgres:ident;)*) => {$(
+        #[tokio::test]
+        async fn $sqlite() {
+            $check(ground_on(TestDatabase::sqlite()).await).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            if let Some(db) = postgres().await {
+                $check(ground_on(db).await).await;
+            }
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn uploads_of_one_path_get_distinct_versions_on_postgres() {
-    if let Some(db) = postgres().await {
-        uploads_of_one_path_get_distinct_versions(ground_on(db).await).await;
-    }
-}
-
-#[tokio::test]
-async fn applies_of_one_operation_get_distinct_revisions_on_sqlite() {
-    applies_of_one_operation_get_distinct_revisions(ground_on(TestDatabase::sqlite()).await).await;
-}
-
-#[tokio::test]
-async fn applies_of_one_operation_get_distinct_revisions_on_postgres() {
-    if let Some(db) = postgres().await {
-        applies_of_one_operation_get_distinct_revisions(ground_on(db).await).await;
-    }
-}
-
-#[tokio::test]
-async fn executions_on_one_system_are_all_scheduled_on_sqlite() {
-    executions_on_one_system_are_all_scheduled(ground_on(TestDatabase::sqlite()).await).await;
-}
-
-#[tokio::test]
-async fn executions_on_one_system_are_all_scheduled_on_postgres() {
-    if let Some(db) = postgres().await {
-        executions_on_one_system_are_all_scheduled(ground_on(db).await).await;
-    }
-}
-
-#[tokio::test]
-async fn one_of_concurrent_approvals_wins_on_sqlite() {
-    one_of_concurrent_approvals_wins(ground_on(TestDatabase::sqlite()).await).await;
-}
-
-#[tokio::test]
-async fn one_of_concurrent_approvals_wins_on_postgres() {
-    if let Some(db) = postgres().await {
-        one_of_concurrent_approvals_wins(ground_on(db).await).await;
-    }
+on_both_engines! {
+    uploads_of_one_path_get_distinct_versions =>
+        uploads_of_one_path_get_distinct_versions_on_sqlite,
+        uploads_of_one_path_get_distinct_versions_on_postgres;
+    applies_of_one_operation_get_distinct_revisions =>
+        applies_of_one_operation_get_distinct_revisions_on_sqlite,
+        applies_of_one_operation_get_distinct_revisions_on_postgres;
+    executions_on_one_system_are_all_scheduled =>
+        executions_on_one_system_are_all_scheduled_on_sqlite,
+        executions_on_one_system_are_all_scheduled_on_postgres;
+    one_of_concurrent_approvals_wins =>
+        one_of_concurrent_approvals_wins_on_sqlite,
+        one_of_concurrent_approvals_wins_on_postgres;
 }

@@ -75,8 +75,13 @@ pub fn config(
 
 /// A ground whose `em` link points at a port nobody listens on.
 pub async fn ground() -> TestGround {
-    ground_with(vec![SystemLink {
-        name: "em".into(),
+    ground_with(vec![unreachable_system("em")]).await
+}
+
+/// A system whose link points at a port nobody listens on, always in contact.
+pub fn unreachable_system(name: &str) -> SystemLink {
+    SystemLink {
+        name: name.into(),
         bind: "127.0.0.1:0".parse().unwrap(),
         link: "127.0.0.1:9".parse().unwrap(),
         key: wire::LinkKey::from_bytes([7; 32]),
@@ -84,8 +89,7 @@ pub async fn ground() -> TestGround {
         contact: link::Contact::Always,
         orbit: None,
         link_settings: link::LinkSettings::STANDARD,
-    }])
-    .await
+    }
 }
 
 /// A UDP port free at the time of asking.
