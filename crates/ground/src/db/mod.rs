@@ -430,6 +430,34 @@ mod tests {
         assert!(Backend::of_url("ground.sqlite").is_err());
     }
 
+    /// Every pooled SQLite connection is durable at each commit, in WAL mode, with foreign keys
+    /// and the busy timeout: the settings are made per connection, and the pool hands any
+    /// connection to any writer.
+    #[tokio::test]
+    async fn every_sqlite_connection_has_the_durable_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&sqlite_url(&dir.path().join("ground.sqlite")))
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = db.acquire().await.unwrap();
+            let mut setting = async |pragma: &'static str| -> String {
+                let row = sqlx::query(pragma).fetch_one(&mut *conn).await.unwrap();
+                match row.try_get::<String, _>(0) {
+                    Ok(text) => text,
+                    Err(_) => row.try_get::<i64, _>(0).unwrap().to_string(),
+                }
+            };
+            assert_eq!(setting("PRAGMA journal_mode").await, "wal");
+            // 2 is FULL.
+            assert_eq!(setting("PRAGMA synchronous").await, "2");
+            assert_eq!(setting("PRAGMA foreign_keys").await, "1");
+            assert_eq!(setting("PRAGMA busy_timeout").await, "10000");
+            held.push(conn);
+        }
+    }
+
     #[test]
     fn a_sqlite_url_encodes_what_the_driver_would_decode() {
         assert_eq!(
