@@ -69,6 +69,20 @@ async fn start(args: &[String], log: &Path) -> tokio::process::Child {
     panic!("the ground did not answer on {url}");
 }
 
+/// Runs a ground that must refuse to start (exit status 1); its standard error.
+async fn refused(args: &[String]) -> String {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(BIN).args(args).output(),
+    )
+    .await
+    .expect("the ground exits")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
 /// Stops the ground as Ctrl-C would.
 async fn stop(mut child: tokio::process::Child) {
     let pid = child.id().unwrap() as i32;
@@ -111,15 +125,7 @@ async fn a_cli_session_survives_a_restart_of_the_ground() {
     .unwrap();
     std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o644)).unwrap();
     let args = ground_args(&data, &http, &users);
-    let refused = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(BIN).args(&args).output(),
-    )
-    .await
-    .expect("the ground exits")
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    let stderr = refused(&args).await;
     assert!(
         stderr.contains("may be read or written by others (mode 0644)"),
         "{stderr}"
@@ -252,15 +258,7 @@ async fn a_database_url_of_another_engine_is_refused_without_showing_it() {
     assert!(out.status.success());
     let mut args = ground_args(&data, "127.0.0.1:0", &users);
     args.extend(["--database-url".into(), "mysql://u:secret@db/ground".into()]);
-    let refused = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(BIN).args(&args).output(),
-    )
-    .await
-    .expect("the ground exits")
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    let stderr = refused(&args).await;
     assert!(
         stderr.contains("database URL scheme 'mysql:' is not supported"),
         "{stderr}"
