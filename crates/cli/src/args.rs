@@ -356,6 +356,10 @@ pub(crate) struct DemoArgs {
     /// Where ground and flight keep their state [default: $XDG_DATA_HOME/orbitdock/demo].
     #[arg(long)]
     pub(crate) data_dir: Option<PathBuf>,
+    /// The ground's database, as `orbitdock ground --database-url` takes it
+    /// [default: sqlite://DATA_DIR/ground/ground.sqlite].
+    #[arg(long, env = "ORBITDOCK_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
     /// The HTTP address of the API and dashboard.
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub(crate) http: SocketAddr,
@@ -395,6 +399,11 @@ pub(crate) struct GroundArgs {
     /// Database and blob directory.
     #[arg(long)]
     pub(crate) data_dir: PathBuf,
+    /// The database: sqlite://PATH or postgres://USER@HOST:PORT/DB (docs/scale-out.md). A
+    /// password in it shows in the process list: prefer the environment variable, or a
+    /// password file (PGPASSFILE) [default: sqlite://DATA_DIR/ground.sqlite].
+    #[arg(long, env = "ORBITDOCK_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
     /// The HTTP address of the API and dashboard.
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub(crate) http: SocketAddr,

@@ -178,6 +178,11 @@ pub(crate) async fn run(a: DemoArgs, cacert: Option<PathBuf>) -> anyhow::Result<
     if let Some((cert, key)) = &tls_files {
         ground_args.extend(["--tls-cert", cert, "--tls-key", key]);
     }
+    // The database URL goes by the environment, not the process list: it may hold a password.
+    let mut ground_env = vec![(crate::roles::USERS_ENV, users.as_str())];
+    if let Some(url) = &a.database_url {
+        ground_env.push((crate::roles::DATABASE_URL_ENV, url.as_str()));
+    }
     let mut children = vec![
         spawn_flight(
             &exe,
@@ -200,13 +205,7 @@ pub(crate) async fn run(a: DemoArgs, cacert: Option<PathBuf>) -> anyhow::Result<
             [&link_ground, &ground_udp, &link_flight, &flight_udp],
             &[],
         )?,
-        spawn(
-            &exe,
-            "ground",
-            &logs,
-            &ground_args,
-            &[(crate::roles::USERS_ENV, &users)],
-        )?,
+        spawn(&exe, "ground", &logs, &ground_args, &ground_env)?,
         spawn_flight(
             &exe,
             "flight-fm",

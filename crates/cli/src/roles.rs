@@ -53,6 +53,7 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
     }
     let config = ground::GroundConfig {
         data_dir: a.data_dir.clone(),
+        database_url: a.database_url.clone(),
         systems,
         plan_signer: read_plan_key(&plan_key)?,
     };
@@ -97,6 +98,8 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
 
 /// The environment variable that may hold the ground's users, as lines of a users file.
 pub(crate) const USERS_ENV: &str = "ORBITDOCK_USERS";
+/// The ground's database URL (`orbitdock ground --database-url`).
+pub(crate) const DATABASE_URL_ENV: &str = "ORBITDOCK_DATABASE_URL";
 
 /// A user to create, and where it was given.
 #[derive(Debug, PartialEq, Eq)]

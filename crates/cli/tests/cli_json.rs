@@ -588,6 +588,7 @@ async fn offline_passes_agree_with_the_grounds_in_text_and_json() {
     let (systems, fm) = systems_file(dir.path(), std::time::SystemTime::now());
     let g = ground::Ground::open(ground::GroundConfig {
         data_dir: dir.path().join("ground"),
+        database_url: None,
         systems: vec![ground::SystemLink {
             name: "fm".into(),
             bind: support::free_udp(),

@@ -1,7 +1,11 @@
 //! `orbitdock ground` as its own process: users from a file (whose mode is checked), from
 //! `ORBITDOCK_USERS` and (with a warning) from `--user`, an operator among them; and a CLI
-//! session made before a restart of the ground still works after it.
+//! session made before a restart of the ground still works after it; on PostgreSQL, even a
+//! restart on another data directory keeps it, the state being in the database.
 
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../ground/tests/common/postgres.rs"]
+mod postgres;
 mod support;
 
 use std::path::Path;
@@ -65,6 +69,20 @@ async fn start(args: &[String], log: &Path) -> tokio::process::Child {
     panic!("the ground did not answer on {url}");
 }
 
+/// Runs a ground that must refuse to start (exit status 1); its standard error.
+async fn refused(args: &[String]) -> String {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(BIN).args(args).output(),
+    )
+    .await
+    .expect("the ground exits")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
 /// Stops the ground as Ctrl-C would.
 async fn stop(mut child: tokio::process::Child) {
     let pid = child.id().unwrap() as i32;
@@ -107,15 +125,7 @@ async fn a_cli_session_survives_a_restart_of_the_ground() {
     .unwrap();
     std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o644)).unwrap();
     let args = ground_args(&data, &http, &users);
-    let refused = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(BIN).args(&args).output(),
-    )
-    .await
-    .expect("the ground exits")
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    let stderr = refused(&args).await;
     assert!(
         stderr.contains("may be read or written by others (mode 0644)"),
         "{stderr}"
@@ -230,4 +240,91 @@ async fn a_cli_session_survives_a_restart_of_the_ground() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("/hello.txt"));
     stop(ground).await;
+}
+
+#[tokio::test]
+async fn a_database_url_of_another_engine_is_refused_without_showing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, "alice:pw-alice\n").unwrap();
+    std::fs::set_permissions(&users, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let data = dir.path().join("ground");
+    let key = data.join("keys/em.key");
+    let out = run_cli(
+        &["keygen", key.to_str().unwrap()],
+        &dir.path().join("none.json"),
+    )
+    .await;
+    assert!(out.status.success());
+    let mut args = ground_args(&data, "127.0.0.1:0", &users);
+    args.extend(["--database-url".into(), "mysql://u:secret@db/ground".into()]);
+    let stderr = refused(&args).await;
+    assert!(
+        stderr.contains("database URL scheme 'mysql:' is not supported"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret"), "{stderr}");
+}
+
+/// The ground on PostgreSQL (`ORBITDOCK_DATABASE_URL`) keeps users and sessions in the database:
+/// a ground started on a new data directory with the same URL accepts the session made before.
+#[tokio::test]
+async fn on_postgres_a_session_outlives_the_data_directory() {
+    let Some(server) = postgres::server_url() else {
+        eprintln!("ORBITDOCK_TEST_POSTGRES_URL is not set: the ground is not run on PostgreSQL");
+        return;
+    };
+    let database = postgres::TestDatabase::postgres(&server).await;
+    let url = database.url().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, "alice:pw-alice\n").unwrap();
+    std::fs::set_permissions(&users, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let session = dir.path().join("alice.json");
+    // Both grounds serve the same address, one after the other, so the saved session finds the
+    // second.
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let server_url = format!("http://{http}");
+    for (round, data) in ["first", "second"].iter().enumerate() {
+        let data = dir.path().join(data);
+        let key = data.join("keys/em.key");
+        let out = run_cli(
+            &["keygen", key.to_str().unwrap()],
+            &dir.path().join("none.json"),
+        )
+        .await;
+        assert!(out.status.success());
+        let mut args = ground_args(&data, &http, &users);
+        args.extend(["--database-url".into(), url.to_string()]);
+        let ground = start(&args, &dir.path().join("ground.log")).await;
+        if round == 0 {
+            let login = [
+                "login",
+                "--server",
+                &server_url,
+                "--user",
+                "alice",
+                "--password",
+                "pw-alice",
+            ];
+            assert!(run_cli(&login, &session).await.status.success());
+        }
+        // The session made on the first ground works on both.
+        let out = run_cli(&["op", "list", "-o", "json"], &session).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stop(ground).await;
+        assert!(
+            !data.join("ground.sqlite").exists(),
+            "the ground made a SQLite database in {}",
+            data.display()
+        );
+    }
 }

@@ -5,10 +5,13 @@ use std::time::Duration;
 /// How to run the ground segment: where it keeps its state and which systems it talks to.
 #[derive(Debug, Clone)]
 pub struct GroundConfig {
-    /// Holds `ground.sqlite`, the blob store (`blobs/sha256/<aa>/<hex>`, which is also every
-    /// link's object directory), each system's link session (`link/<system>/`) and scratch
-    /// space (`tmp/`).
+    /// Holds `ground.sqlite` (unless `database_url` names another database), the blob store
+    /// (`blobs/sha256/<aa>/<hex>`, which is also every link's object directory), each system's
+    /// link session (`link/<system>/`) and scratch space (`tmp/`).
     pub data_dir: PathBuf,
+    /// The database: `sqlite://…` or `postgres://…` (docs/scale-out.md); `None` for
+    /// `ground.sqlite` in `data_dir`.
+    pub database_url: Option<String>,
     /// One link endpoint per system (satellite or Engineering Model).
     pub systems: Vec<SystemLink>,
     /// The ground's plan-signing key: every plan is signed with it, and flight agents run only

@@ -483,7 +483,7 @@ mod tests {
         let d = core.blobs.put(data).await.unwrap();
         sqlx::query(
             "INSERT INTO files (namespace, path, version, digest, size, mode, created_at)
-             VALUES (?, '/bin/app', ?, ?, ?, 493, 0)",
+             VALUES ($1, '/bin/app', $2, $3, $4, 493, 0)",
         )
         .bind(namespace)
         .bind(version)

@@ -115,12 +115,17 @@ impl std::fmt::Debug for Ground {
 }
 
 impl Ground {
-    /// Opens (or creates) the database in WAL mode, runs its migrations, prepares the blob store,
-    /// lands the downlinks whose files came down before a restart, and binds one link endpoint
-    /// per system (its session in `link/<system>/`) with the tasks that serve it.
+    /// Opens (or creates) the database (SQLite in WAL mode, unless `database_url` names
+    /// PostgreSQL), runs its migrations, prepares the blob store, lands the downlinks whose files
+    /// came down before a restart, and binds one link endpoint per system (its session in
+    /// `link/<system>/`) with the tasks that serve it.
     pub async fn open(config: GroundConfig) -> Result<Ground, Error> {
         tokio::fs::create_dir_all(&config.data_dir).await?;
-        let db = db::open(&config.data_dir.join("ground.sqlite")).await?;
+        let url = match &config.database_url {
+            Some(url) => url.clone(),
+            None => db::sqlite_url(&config.data_dir.join("ground.sqlite")),
+        };
+        let db = db::open(&url).await?;
         let blobs = BlobStore::open(&config.data_dir).await?;
         let core = Arc::new(Core {
             db,

@@ -276,7 +276,9 @@ mod tests {
 
     async fn core() -> (tempfile::TempDir, Core) {
         let dir = tempfile::tempdir().unwrap();
-        let db = db::open(&dir.path().join("ground.sqlite")).await.unwrap();
+        let db = db::open(&db::sqlite_url(&dir.path().join("ground.sqlite")))
+            .await
+            .unwrap();
         db::upsert_system(&db, "em", "em", "linux/amd64", "[]", "{}", 0)
             .await
             .unwrap();

@@ -11,16 +11,19 @@ use crate::{Core, db};
 /// A core on `dir` with each `(namespace, owner)` of `namespaces` (the owners made users) and an
 /// operation `op` (revision 1) in the first namespace.
 pub(crate) async fn core(dir: &Path, namespaces: &[(&str, &str)]) -> Arc<Core> {
-    let db = db::open(&dir.join("ground.sqlite")).await.unwrap();
+    let db = db::open(&db::sqlite_url(&dir.join("ground.sqlite")))
+        .await
+        .unwrap();
     for (namespace, owner) in namespaces {
         sqlx::query(
-            "INSERT OR IGNORE INTO users (name, password_hash, created_at) VALUES (?, 'x', 0)",
+            "INSERT INTO users (name, password_hash, created_at) VALUES ($1, 'x', 0)
+             ON CONFLICT DO NOTHING",
         )
         .bind(owner)
         .execute(&db)
         .await
         .unwrap();
-        sqlx::query("INSERT INTO namespaces (name, owner, created_at) VALUES (?, ?, 0)")
+        sqlx::query("INSERT INTO namespaces (name, owner, created_at) VALUES ($1, $2, 0)")
             .bind(namespace)
             .bind(owner)
             .execute(&db)
@@ -29,7 +32,7 @@ pub(crate) async fn core(dir: &Path, namespaces: &[(&str, &str)]) -> Arc<Core> {
     }
     sqlx::query(
         "INSERT INTO operations (namespace, id, revision, created_at, updated_at) \
-         VALUES (?, 'op', 1, 0, 0)",
+         VALUES ($1, 'op', 1, 0, 0)",
     )
     .bind(namespaces[0].0)
     .execute(&db)

@@ -100,12 +100,8 @@ async fn an_engine_report_that_differs_from_the_declaration_shows_drift() {
             entry("alpine:3.20", None),
         ],
     );
-    let g = TestGround {
-        ground: g
-            .ground
-            .with_declarations(BTreeMap::from([("em".to_string(), declared)])),
-        dir: g.dir,
-    };
+    let g =
+        g.with(|ground| ground.with_declarations(BTreeMap::from([("em".to_string(), declared)])));
     let t = g.login("alice").await;
 
     // Before any hello: the declaration, no report, no drift.
@@ -239,12 +235,9 @@ async fn preflight_judges_a_build_against_the_declaration() {
                 Builder::BuildKit,
                 vec![entry("alpine:3.20", None)],
             );
-            TestGround {
-                ground: g
-                    .ground
-                    .with_declarations(BTreeMap::from([("em".to_string(), declared)])),
-                dir: g.dir,
-            }
+            g.with(|ground| {
+                ground.with_declarations(BTreeMap::from([("em".to_string(), declared)]))
+            })
         } else {
             g
         };

@@ -112,11 +112,9 @@ async fn nodes_are_not_schedulable_before_the_em_says_hello() {
 
 #[tokio::test]
 async fn uplinks_are_refused_whole() {
-    let TestGround { ground, dir } = ground().await;
-    let g = TestGround {
-        ground: ground.with_em_uplink_limit(10),
-        dir,
-    };
+    let g = ground()
+        .await
+        .with(|ground| ground.with_em_uplink_limit(10));
     let (access, _) = tokens(&g, "alice").await;
     let form = |parts: &[(&str, &str, &[u8])]| multipart("XyZ", parts);
     let ct = Some("multipart/form-data; boundary=XyZ");

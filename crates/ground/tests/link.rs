@@ -576,24 +576,56 @@ async fn a_restarted_agent_gets_the_plans_of_unfinished_executions_again() {
     assert_eq!(flight.plan().await.execution, next_id);
 }
 
-/// Holds the ground database's write lock until dropped, as a long transaction of another
-/// process would: the ground's handlers wait for it, then fail.
-struct WriteLock(sqlx::SqliteConnection);
+/// Holds the ground database's write lock until released, as a long transaction of another
+/// process would: the ground's handlers wait for it, then fail. On SQLite a `BEGIN IMMEDIATE`
+/// transaction; on PostgreSQL the advisory lock the ground's write transactions take
+/// (`db::write_tx`), held by this session.
+enum WriteLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+/// The key of the ground's PostgreSQL write lock (`WRITE_LOCK` in `db/mod.rs`).
+const WRITE_LOCK: i64 = 0x6f64;
 
 impl WriteLock {
     async fn take(g: &TestGround) -> WriteLock {
         use sqlx::Connection;
-        let url = format!("sqlite://{}", g.dir.path().join("ground.sqlite").display());
-        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        WriteLock(conn)
+        match g.database.url() {
+            None => {
+                let url = format!("sqlite://{}", g.dir.path().join("ground.sqlite").display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                WriteLock::Sqlite(conn)
+            }
+            Some(url) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query("SELECT pg_advisory_lock($1)::text")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                WriteLock::Postgres(conn)
+            }
+        }
     }
 
-    async fn release(mut self) {
-        sqlx::query("ROLLBACK").execute(&mut self.0).await.unwrap();
+    async fn release(self) {
+        match self {
+            WriteLock::Sqlite(mut conn) => {
+                sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+            }
+            WriteLock::Postgres(mut conn) => {
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
     }
 }
 
@@ -663,7 +695,11 @@ async fn a_ground_killed_between_receiving_and_committing_an_event_gets_it_again
 
     // Killed: the ground goes away without committing; its link's socket closes once its
     // session has.
-    let common::TestGround { ground, dir } = g;
+    let common::TestGround {
+        ground,
+        dir,
+        database,
+    } = g;
     drop(ground);
     for _ in 0..400 {
         if link::udp_address_free(ground_addr).is_ok() {
@@ -672,14 +708,14 @@ async fn a_ground_killed_between_receiving_and_committing_an_event_gets_it_again
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     lock.release().await;
-    let ground = ground::Ground::open(ground::GroundConfig {
-        data_dir: dir.path().to_path_buf(),
-        systems: vec![link],
-        plan_signer: common::signer(),
-    })
-    .await
-    .unwrap();
-    let g = TestGround { ground, dir };
+    let ground = ground::Ground::open(common::config(&dir, &database, vec![link]))
+        .await
+        .unwrap();
+    let g = TestGround {
+        ground,
+        dir,
+        database,
+    };
     let e = wait_for(&g, &t, &id, |e| e["tasks"][0]["state"] == "RUNNING").await;
     assert_eq!(
         states(&e["tasks"][0]["history"]),

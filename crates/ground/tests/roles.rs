@@ -418,14 +418,15 @@ async fn a_tenant_cancels_what_has_not_been_sent_and_the_em_needs_no_approval() 
 #[tokio::test]
 async fn the_systems_file_sets_each_gate() {
     let g = common::ground_with(vec![system("em", true), system("fm", true)]).await;
-    let ground = g.ground.clone().with_approvals(
-        [
-            ("em".to_string(), ground::Approval::Required),
-            ("fm".to_string(), ground::Approval::NotRequired),
-        ]
-        .into(),
-    );
-    let g = TestGround { ground, dir: g.dir };
+    let g = g.with(|ground| {
+        ground.with_approvals(
+            [
+                ("em".to_string(), ground::Approval::Required),
+                ("fm".to_string(), ground::Approval::NotRequired),
+            ]
+            .into(),
+        )
+    });
     let t = g.login("alice").await;
     operation(&g, &t, "alice-ns", "up").await;
     assert_eq!(

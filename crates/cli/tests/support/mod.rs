@@ -89,6 +89,7 @@ impl Stack {
         let signer = wire::PlanSigner::from_bytes(rand::random());
         let g = ground::Ground::open(ground::GroundConfig {
             data_dir: dir.path().join("ground"),
+            database_url: None,
             systems: vec![ground::SystemLink {
                 name: system.into(),
                 bind: ground_udp,
@@ -271,6 +272,7 @@ impl GroundOnly {
         let dir = tempfile::tempdir().unwrap();
         let ground = ground::Ground::open(ground::GroundConfig {
             data_dir: dir.path().join("ground"),
+            database_url: None,
             systems: Vec::new(),
             plan_signer: wire::PlanSigner::from_bytes(rand::random()),
         })

@@ -11,7 +11,7 @@ pub(crate) async fn insert_awaiting_plan(
     execution: &str,
     encoded: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO awaiting_plans (execution, plan) VALUES (?, ?)")
+    sqlx::query("INSERT INTO awaiting_plans (execution, plan) VALUES ($1, $2)")
         .bind(execution)
         .bind(encoded)
         .execute(&mut **tx)
@@ -24,7 +24,7 @@ pub(crate) async fn take_awaiting_plan(
     tx: &mut Tx,
     execution: &str,
 ) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    let row = sqlx::query("DELETE FROM awaiting_plans WHERE execution = ? RETURNING plan")
+    let row = sqlx::query("DELETE FROM awaiting_plans WHERE execution = $1 RETURNING plan")
         .bind(execution)
         .fetch_optional(&mut **tx)
         .await?;
@@ -36,7 +36,7 @@ pub(crate) async fn awaiting_plan(
     db: &Db,
     execution: &str,
 ) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT plan FROM awaiting_plans WHERE execution = ?")
+    sqlx::query_scalar("SELECT plan FROM awaiting_plans WHERE execution = $1")
         .bind(execution)
         .fetch_optional(db)
         .await
@@ -56,11 +56,13 @@ pub(crate) async fn insert_execution_cancel(
     execution: &str,
     encoded: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT OR IGNORE INTO execution_cancels (execution, message) VALUES (?, ?)")
-        .bind(execution)
-        .bind(encoded)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO execution_cancels (execution, message) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(execution)
+    .bind(encoded)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -71,7 +73,7 @@ pub(crate) async fn pending_cancels(
 ) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT c.execution, c.message FROM execution_cancels c JOIN executions e ON e.id = c.execution \
-         WHERE e.system = ? AND e.state = 'CANCELLING' ORDER BY e.created_at",
+         WHERE e.system = $1 AND e.state = 'CANCELLING' ORDER BY e.created_at",
     )
     .bind(system)
     .fetch_all(db)

@@ -2,7 +2,7 @@
 //! downlinks their system reported done whose files have not all come down yet, and the final
 //! execution state held back until they have.
 
-use sqlx::{Row, SqliteExecutor};
+use sqlx::{AnyExecutor, Row};
 
 use super::Tx;
 
@@ -23,16 +23,19 @@ pub(crate) async fn insert_pending_downlink(
     p: &PendingDownlink,
     digests: &[String],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO pending_downlinks (execution, task, at, outputs) VALUES (?, ?, ?, ?)")
-        .bind(&p.execution)
-        .bind(p.task)
-        .bind(p.at)
-        .bind(&p.outputs)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO pending_downlinks (execution, task, at, outputs) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&p.execution)
+    .bind(p.task)
+    .bind(p.at)
+    .bind(&p.outputs)
+    .execute(&mut **tx)
+    .await?;
     for d in digests {
         sqlx::query(
-            "INSERT OR IGNORE INTO pending_downlink_digests (execution, task, digest) VALUES (?, ?, ?)",
+            "INSERT INTO pending_downlink_digests (execution, task, digest) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
         )
         .bind(&p.execution)
         .bind(p.task)
@@ -44,12 +47,12 @@ pub(crate) async fn insert_pending_downlink(
 }
 
 pub(crate) async fn pending_downlink<'e>(
-    ex: impl SqliteExecutor<'e>,
+    ex: impl AnyExecutor<'e>,
     execution: &str,
     task: i64,
 ) -> Result<Option<PendingDownlink>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT execution, task, at, outputs FROM pending_downlinks WHERE execution = ? AND task = ?",
+        "SELECT execution, task, at, outputs FROM pending_downlinks WHERE execution = $1 AND task = $2",
     )
     .bind(execution)
     .bind(task)
@@ -71,12 +74,12 @@ pub(crate) async fn delete_pending_downlink(
     execution: &str,
     task: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM pending_downlink_digests WHERE execution = ? AND task = ?")
+    sqlx::query("DELETE FROM pending_downlink_digests WHERE execution = $1 AND task = $2")
         .bind(execution)
         .bind(task)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("DELETE FROM pending_downlinks WHERE execution = ? AND task = ?")
+    sqlx::query("DELETE FROM pending_downlinks WHERE execution = $1 AND task = $2")
         .bind(execution)
         .bind(task)
         .execute(&mut **tx)
@@ -86,13 +89,13 @@ pub(crate) async fn delete_pending_downlink(
 
 /// The pending downlinks (execution, task) that list `digest`, or every one when `None`.
 pub(crate) async fn pending_downlinks<'e>(
-    ex: impl SqliteExecutor<'e>,
+    ex: impl AnyExecutor<'e>,
     digest: Option<&str>,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let rows = match digest {
         Some(d) => {
             sqlx::query(
-                "SELECT execution, task FROM pending_downlink_digests WHERE digest = ? ORDER BY execution, task",
+                "SELECT execution, task FROM pending_downlink_digests WHERE digest = $1 ORDER BY execution, task",
             )
             .bind(d)
             .fetch_all(ex)
@@ -111,10 +114,10 @@ pub(crate) async fn pending_downlinks<'e>(
 
 /// How many downlinks of the execution are pending.
 pub(crate) async fn pending_downlink_count<'e>(
-    ex: impl SqliteExecutor<'e>,
+    ex: impl AnyExecutor<'e>,
     execution: &str,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM pending_downlinks WHERE execution = ?")
+    sqlx::query_scalar("SELECT COUNT(*) FROM pending_downlinks WHERE execution = $1")
         .bind(execution)
         .fetch_one(ex)
         .await
@@ -128,7 +131,8 @@ pub(crate) async fn hold_execution_state(
     at: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT OR REPLACE INTO held_execution_states (execution, state, at) VALUES (?, ?, ?)",
+        "INSERT INTO held_execution_states (execution, state, at) VALUES ($1, $2, $3)
+         ON CONFLICT (execution) DO UPDATE SET state = excluded.state, at = excluded.at",
     )
     .bind(execution)
     .bind(state)
@@ -140,10 +144,10 @@ pub(crate) async fn hold_execution_state(
 
 /// The held final state of an execution, and when it was reported.
 pub(crate) async fn held_execution_state<'e>(
-    ex: impl SqliteExecutor<'e>,
+    ex: impl AnyExecutor<'e>,
     execution: &str,
 ) -> Result<Option<(String, i64)>, sqlx::Error> {
-    let row = sqlx::query("SELECT state, at FROM held_execution_states WHERE execution = ?")
+    let row = sqlx::query("SELECT state, at FROM held_execution_states WHERE execution = $1")
         .bind(execution)
         .fetch_optional(ex)
         .await?;
@@ -155,7 +159,7 @@ pub(crate) async fn release_execution_state(
     tx: &mut Tx,
     execution: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM held_execution_states WHERE execution = ?")
+    sqlx::query("DELETE FROM held_execution_states WHERE execution = $1")
         .bind(execution)
         .execute(&mut **tx)
         .await?;

@@ -6,7 +6,7 @@
 use sqlx::Row;
 use wire::Digest;
 
-use super::{Db, Tx, from_json, to_json};
+use super::{Backend, Db, Tx, flag, from_json, to_json};
 
 /// A patch made for an uplink.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,7 @@ fn base_key(base: Option<&Digest>) -> String {
     base.map(Digest::to_string).unwrap_or_default()
 }
 
-fn digest(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Digest, sqlx::Error> {
+fn digest(row: &sqlx::any::AnyRow, column: &str) -> Result<Digest, sqlx::Error> {
     let text: String = row.try_get(column)?;
     text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
@@ -68,14 +68,15 @@ pub(crate) async fn record_want(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO uplink_wants (system, target, bases, whole, asked_at) VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO uplink_wants (system, target, bases, whole, asked_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT(system, target) DO UPDATE SET bases = excluded.bases,
-             whole = MAX(whole, excluded.whole)",
+             whole = CASE WHEN excluded.whole > uplink_wants.whole
+                          THEN excluded.whole ELSE uplink_wants.whole END",
     )
     .bind(system)
     .bind(want.target.to_string())
     .bind(to_json(&want.bases))
-    .bind(want.whole)
+    .bind(i64::from(want.whole))
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -89,8 +90,8 @@ pub(crate) async fn pending_wants(
     limit: i64,
 ) -> Result<Vec<UplinkWant>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT target, bases, whole FROM uplink_wants WHERE system = ?
-         ORDER BY asked_at, target LIMIT ?",
+        "SELECT target, bases, whole FROM uplink_wants WHERE system = $1
+         ORDER BY asked_at, target LIMIT $2",
     )
     .bind(system)
     .bind(limit)
@@ -102,7 +103,7 @@ pub(crate) async fn pending_wants(
             Ok(UplinkWant {
                 target: digest(r, "target")?,
                 bases: from_json(&bases).unwrap_or_default(),
-                whole: r.try_get("whole")?,
+                whole: flag(r, "whole")?,
             })
         })
         .collect()
@@ -110,7 +111,7 @@ pub(crate) async fn pending_wants(
 
 /// Forgets a want once its object is queued (or refused).
 pub(crate) async fn delete_want(db: &Db, system: &str, target: &Digest) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM uplink_wants WHERE system = ? AND target = ?")
+    sqlx::query("DELETE FROM uplink_wants WHERE system = $1 AND target = $2")
         .bind(system)
         .bind(target.to_string())
         .execute(db)
@@ -124,11 +125,12 @@ pub(crate) async fn encoding(
     target: &Digest,
     base: Option<&Digest>,
 ) -> Result<Option<Encoding>, sqlx::Error> {
-    let row = sqlx::query("SELECT patch, kind, size FROM encodings WHERE target = ? AND base = ?")
-        .bind(target.to_string())
-        .bind(base_key(base))
-        .fetch_optional(db)
-        .await?;
+    let row =
+        sqlx::query("SELECT patch, kind, size FROM encodings WHERE target = $1 AND base = $2")
+            .bind(target.to_string())
+            .bind(base_key(base))
+            .fetch_optional(db)
+            .await?;
     row.map(|r| {
         Ok(Encoding {
             target: *target,
@@ -144,7 +146,7 @@ pub(crate) async fn encoding(
 /// The object the patch `patch` makes, if it is one the ground made.
 pub(crate) async fn patch_target(db: &Db, patch: &Digest) -> Result<Option<Digest>, sqlx::Error> {
     let target: Option<String> =
-        sqlx::query_scalar("SELECT target FROM encodings WHERE patch = ? LIMIT 1")
+        sqlx::query_scalar("SELECT target FROM encodings WHERE patch = $1 LIMIT 1")
             .bind(patch.to_string())
             .fetch_optional(db)
             .await?;
@@ -154,7 +156,9 @@ pub(crate) async fn patch_target(db: &Db, patch: &Digest) -> Result<Option<Diges
 /// Remembers a patch (its blob is durable already).
 pub(crate) async fn insert_encoding(db: &Db, e: &Encoding) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT OR REPLACE INTO encodings (target, base, patch, kind, size) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO encodings (target, base, patch, kind, size) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (target, base) DO UPDATE SET patch = excluded.patch, kind = excluded.kind,
+             size = excluded.size",
     )
     .bind(e.target.to_string())
     .bind(base_key(e.base.as_ref()))
@@ -180,10 +184,13 @@ pub(crate) async fn tenant_reads_blob(
     if wanted.is_empty() {
         return Ok(false);
     }
-    let readers: i64 = sqlx::query_scalar(
+    let readers: i64 = sqlx::query_scalar(json_list_sql!(
+        Backend::of(db),
         "SELECT COUNT(DISTINCT n.owner) FROM files f JOIN namespaces n ON n.name = f.namespace
-         WHERE f.digest = ?1 AND n.owner IN (SELECT value FROM json_each(?2))",
-    )
+         WHERE f.digest = $1 AND n.owner IN (SELECT value FROM ",
+        "$2",
+        ")",
+    ))
     .bind(digest.to_string())
     .bind(to_json(&wanted))
     .fetch_one(db)
@@ -200,7 +207,7 @@ pub(crate) async fn unfinished_executions_sending(
     let rows = sqlx::query(
         "SELECT o.execution, e.tenant FROM execution_objects o
          JOIN executions e ON e.id = o.execution
-         WHERE o.digest = ? AND e.system = ? AND o.message = 0
+         WHERE o.digest = $1 AND e.system = $2 AND o.message = 0
            AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING')
          ORDER BY e.created_at, e.id",
     )
@@ -218,9 +225,10 @@ pub(crate) async fn insert_sends(db: &Db, rows: &[SentRow]) -> Result<(), sqlx::
     let mut tx = db.begin().await?;
     for r in rows {
         sqlx::query(
-            "INSERT OR IGNORE INTO execution_sends
+            "INSERT INTO execution_sends
                  (execution, target, object, kind, base, size, raw_size, at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT DO NOTHING",
         )
         .bind(&r.execution)
         .bind(r.target.to_string())
@@ -240,7 +248,7 @@ pub(crate) async fn insert_sends(db: &Db, rows: &[SentRow]) -> Result<(), sqlx::
 pub(crate) async fn execution_sends(db: &Db, execution: &str) -> Result<Vec<SentRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT target, object, kind, base, size, raw_size, at FROM execution_sends
-         WHERE execution = ? ORDER BY at, object",
+         WHERE execution = $1 ORDER BY at, object",
     )
     .bind(execution)
     .fetch_all(db)

@@ -1,8 +1,8 @@
 //! The `executions` and `tasks` tables: each run of an operation revision on a system and the
 //! state of each of its tasks.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteExecutor};
+use sqlx::any::AnyRow;
+use sqlx::{AnyExecutor, Row};
 
 use super::{Db, Tx};
 
@@ -25,7 +25,7 @@ pub(crate) struct ExecutionRow {
     pub(crate) errors: String,
 }
 
-fn execution_row(r: &SqliteRow) -> Result<ExecutionRow, sqlx::Error> {
+fn execution_row(r: &AnyRow) -> Result<ExecutionRow, sqlx::Error> {
     Ok(ExecutionRow {
         id: r.try_get("id")?,
         tenant: r.try_get("tenant")?,
@@ -61,7 +61,7 @@ pub(crate) struct TaskRow {
     pub(crate) spec: String,
 }
 
-fn task_row(r: &SqliteRow) -> Result<TaskRow, sqlx::Error> {
+fn task_row(r: &AnyRow) -> Result<TaskRow, sqlx::Error> {
     Ok(TaskRow {
         idx: r.try_get("idx")?,
         id: r.try_get("id")?,
@@ -80,7 +80,7 @@ pub(crate) async fn insert_execution(tx: &mut Tx, e: &ExecutionRow) -> Result<()
     sqlx::query(
         "INSERT INTO executions (id, tenant, namespace, operation, revision, system, state, created_at,
                                  scheduled_at, started_at, finished_at, history, errors)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&e.id)
     .bind(&e.tenant)
@@ -103,8 +103,8 @@ pub(crate) async fn insert_execution(tx: &mut Tx, e: &ExecutionRow) -> Result<()
 /// Writes back every mutable column of an execution.
 pub(crate) async fn update_execution(tx: &mut Tx, e: &ExecutionRow) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE executions SET state = ?, scheduled_at = ?, started_at = ?, finished_at = ?, history = ?, errors = ?
-         WHERE id = ?",
+        "UPDATE executions SET state = $1, scheduled_at = $2, started_at = $3, finished_at = $4, history = $5, errors = $6
+         WHERE id = $7",
     )
     .bind(&e.state)
     .bind(e.scheduled_at)
@@ -125,7 +125,7 @@ pub(crate) async fn insert_task(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO tasks (execution, idx, id, type, state, started_at, finished_at, history, error, outputs, spec)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(execution)
     .bind(t.idx)
@@ -150,8 +150,8 @@ pub(crate) async fn update_task(
     t: &TaskRow,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE tasks SET state = ?, started_at = ?, finished_at = ?, history = ?, error = ?, outputs = ?
-         WHERE execution = ? AND idx = ?",
+        "UPDATE tasks SET state = $1, started_at = $2, finished_at = $3, history = $4, error = $5, outputs = $6
+         WHERE execution = $7 AND idx = $8",
     )
     .bind(&t.state)
     .bind(t.started_at)
@@ -167,10 +167,10 @@ pub(crate) async fn update_task(
 }
 
 pub(crate) async fn execution<'e>(
-    ex: impl SqliteExecutor<'e>,
+    ex: impl AnyExecutor<'e>,
     id: &str,
 ) -> Result<Option<ExecutionRow>, sqlx::Error> {
-    let row = sqlx::query("SELECT * FROM executions WHERE id = ?")
+    let row = sqlx::query("SELECT * FROM executions WHERE id = $1")
         .bind(id)
         .fetch_optional(ex)
         .await?;
@@ -178,10 +178,10 @@ pub(crate) async fn execution<'e>(
 }
 
 pub(crate) async fn tasks<'e>(
-    ex: impl SqliteExecutor<'e>,
+    ex: impl AnyExecutor<'e>,
     execution: &str,
 ) -> Result<Vec<TaskRow>, sqlx::Error> {
-    let rows = sqlx::query("SELECT * FROM tasks WHERE execution = ? ORDER BY idx")
+    let rows = sqlx::query("SELECT * FROM tasks WHERE execution = $1 ORDER BY idx")
         .bind(execution)
         .fetch_all(ex)
         .await?;
@@ -199,8 +199,8 @@ pub(crate) async fn executions_of(
 ) -> Result<Vec<ExecutionRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT * FROM executions
-         WHERE tenant = ?1 AND (?2 IS NULL OR namespace = ?2) AND (?3 IS NULL OR operation = ?3)
-         ORDER BY created_at DESC, id LIMIT ?4 OFFSET ?5",
+         WHERE tenant = $1 AND ($2 IS NULL OR namespace = $2) AND ($3 IS NULL OR operation = $3)
+         ORDER BY created_at DESC, id LIMIT $4 OFFSET $5",
     )
     .bind(tenant)
     .bind(namespace)
@@ -224,9 +224,9 @@ pub(crate) async fn executions_where(
 ) -> Result<Vec<ExecutionRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT * FROM executions
-         WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR namespace = ?2)
-           AND (?3 IS NULL OR state = ?3)
-         ORDER BY created_at DESC, id LIMIT ?4 OFFSET ?5",
+         WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR namespace = $2)
+           AND ($3 IS NULL OR state = $3)
+         ORDER BY created_at DESC, id LIMIT $4 OFFSET $5",
     )
     .bind(tenant)
     .bind(namespace)
@@ -249,9 +249,9 @@ pub(crate) async fn reported_images(
 ) -> Result<Vec<String>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT t.outputs FROM tasks t JOIN executions e ON e.id = t.execution
-         WHERE e.tenant = ? AND e.system = ? AND t.type IN ('docker.build', 'docker.load')
+         WHERE e.tenant = $1 AND e.system = $2 AND t.type IN ('docker.build', 'docker.load')
            AND t.state = 'SUCCESS' AND t.outputs IS NOT NULL
-         ORDER BY t.finished_at DESC LIMIT ?",
+         ORDER BY t.finished_at DESC LIMIT $3",
     )
     .bind(tenant)
     .bind(system)
@@ -280,7 +280,7 @@ pub(crate) async fn reported_images(
 pub(crate) async fn busy_execution(db: &Db, system: &str) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT e.id FROM executions e JOIN tasks t ON t.execution = e.id
-         WHERE e.system = ? AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING', 'CANCELLING')
+         WHERE e.system = $1 AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING', 'CANCELLING')
            AND t.state IN ('CREATED', 'SCHEDULED', 'RUNNING')
          ORDER BY e.created_at, e.id LIMIT 1",
     )
@@ -298,7 +298,7 @@ pub(crate) async fn latest_execution_with_task(
 ) -> Result<Option<ExecutionRow>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT e.* FROM executions e JOIN tasks t ON t.execution = e.id
-         WHERE e.namespace = ? AND e.operation = ? AND t.id = ?
+         WHERE e.namespace = $1 AND e.operation = $2 AND t.id = $3
          ORDER BY e.created_at DESC, e.id DESC LIMIT 1",
     )
     .bind(namespace)

@@ -1,7 +1,7 @@
 //! The `files` table: every version of every ground file (its bytes live in the blob store).
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::{Db, Tx};
 
@@ -18,7 +18,7 @@ pub(crate) struct FileRow {
     pub(crate) versions: i64,
 }
 
-fn file_row(r: &SqliteRow) -> Result<FileRow, sqlx::Error> {
+fn file_row(r: &AnyRow) -> Result<FileRow, sqlx::Error> {
     Ok(FileRow {
         path: r.try_get("path")?,
         version: r.try_get("version")?,
@@ -47,12 +47,12 @@ pub(crate) async fn latest_files(
         "SELECT f.path, f.version, f.digest, f.size, f.mode, f.created_at, m.n AS versions
          FROM files f
          JOIN (SELECT path, MAX(version) AS v, COUNT(*) AS n FROM files
-               WHERE namespace = ?1 AND (path = ?2 OR substr(path, 1, length(?3)) = ?3)
+               WHERE namespace = $1 AND (path = $2 OR substr(path, 1, length($3)) = $3)
                GROUP BY path) m
            ON f.path = m.path AND f.version = m.v
-         WHERE f.namespace = ?1
+         WHERE f.namespace = $1
          ORDER BY f.path
-         LIMIT ?4 OFFSET ?5",
+         LIMIT $4 OFFSET $5",
     )
     .bind(namespace)
     .bind(folder)
@@ -73,7 +73,7 @@ pub(crate) async fn file_version(
 ) -> Result<Option<FileRow>, sqlx::Error> {
     let row = match version {
         Some(v) => {
-            sqlx::query("SELECT * FROM files WHERE namespace = ? AND path = ? AND version = ?")
+            sqlx::query("SELECT * FROM files WHERE namespace = $1 AND path = $2 AND version = $3")
                 .bind(namespace)
                 .bind(path)
                 .bind(v)
@@ -81,7 +81,7 @@ pub(crate) async fn file_version(
                 .await?
         }
         None => sqlx::query(
-            "SELECT * FROM files WHERE namespace = ? AND path = ? ORDER BY version DESC LIMIT 1",
+            "SELECT * FROM files WHERE namespace = $1 AND path = $2 ORDER BY version DESC LIMIT 1",
         )
         .bind(namespace)
         .bind(path)
@@ -102,7 +102,7 @@ pub(crate) async fn add_file_version(
     now: i64,
 ) -> Result<i64, sqlx::Error> {
     let version: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(version), 0) + 1 FROM files WHERE namespace = ? AND path = ?",
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM files WHERE namespace = $1 AND path = $2",
     )
     .bind(namespace)
     .bind(path)
@@ -110,7 +110,7 @@ pub(crate) async fn add_file_version(
     .await?;
     sqlx::query(
         "INSERT INTO files (namespace, path, version, digest, size, mode, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(namespace)
     .bind(path)
@@ -128,7 +128,7 @@ pub(crate) async fn add_file_version(
 async fn paths_at(tx: &mut Tx, namespace: &str, path: &str) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT DISTINCT path FROM files
-         WHERE namespace = ?1 AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')
+         WHERE namespace = $1 AND (path = $2 OR substr(path, 1, length($2) + 1) = $2 || '/')
          ORDER BY path",
     )
     .bind(namespace)
@@ -146,7 +146,7 @@ pub(crate) async fn delete_files(
     let paths = paths_at(tx, namespace, path).await?;
     sqlx::query(
         "DELETE FROM files
-         WHERE namespace = ?1 AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+         WHERE namespace = $1 AND (path = $2 OR substr(path, 1, length($2) + 1) = $2 || '/')",
     )
     .bind(namespace)
     .bind(path)
@@ -191,19 +191,20 @@ pub(crate) async fn move_files(
         let mut parent = new.as_str();
         while let Some(i) = parent.rfind('/').filter(|&i| i > 0) {
             parent = &parent[..i];
-            let file: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM files WHERE namespace = ? AND path = ? LIMIT 1")
-                    .bind(namespace)
-                    .bind(parent)
-                    .fetch_optional(&mut **tx)
-                    .await?;
+            let file: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM files WHERE namespace = $1 AND path = $2 LIMIT 1",
+            )
+            .bind(namespace)
+            .bind(parent)
+            .fetch_optional(&mut **tx)
+            .await?;
             if file.is_some() {
                 return Ok(Err(MoveRefusal::Exists(parent.to_string())));
             }
         }
     }
     for (old, new) in &pairs {
-        sqlx::query("UPDATE files SET path = ? WHERE namespace = ? AND path = ?")
+        sqlx::query("UPDATE files SET path = $1 WHERE namespace = $2 AND path = $3")
             .bind(new)
             .bind(namespace)
             .bind(old)

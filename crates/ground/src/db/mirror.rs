@@ -8,7 +8,18 @@ use std::collections::HashSet;
 use sqlx::Row;
 use wire::{Digest, FileDigest, FileEntry};
 
-use super::{Db, Tx, to_json};
+use super::{Backend, Db, Tx, flag, to_json};
+
+/// Adds `$2`, a JSON list of digests, to what the system `$1` holds. (The `WHERE` tells SQLite's
+/// parser that `ON CONFLICT` belongs to the `INSERT`.)
+fn insert_onboard(backend: Backend) -> &'static str {
+    json_list_sql!(
+        backend,
+        "INSERT INTO onboard_objects (system, digest) SELECT $1, value FROM ",
+        "$2",
+        " WHERE true ON CONFLICT DO NOTHING",
+    )
+}
 
 fn parse(text: &str) -> Option<Digest> {
     text.parse().ok()
@@ -21,14 +32,11 @@ pub(crate) async fn add_onboard(
     digests: &[Digest],
 ) -> Result<(), sqlx::Error> {
     let list: Vec<String> = digests.iter().map(Digest::to_string).collect();
-    sqlx::query(
-        "INSERT OR IGNORE INTO onboard_objects (system, digest)
-         SELECT ?1, value FROM json_each(?2)",
-    )
-    .bind(system)
-    .bind(to_json(&list))
-    .execute(db)
-    .await?;
+    sqlx::query(insert_onboard(Backend::of(db)))
+        .bind(system)
+        .bind(to_json(&list))
+        .execute(db)
+        .await?;
     Ok(())
 }
 
@@ -38,26 +46,23 @@ pub(crate) async fn replace_onboard(
     system: &str,
     digests: &[Digest],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM onboard_objects WHERE system = ?")
+    sqlx::query("DELETE FROM onboard_objects WHERE system = $1")
         .bind(system)
         .execute(&mut **tx)
         .await?;
     let list: Vec<String> = digests.iter().map(Digest::to_string).collect();
-    sqlx::query(
-        "INSERT OR IGNORE INTO onboard_objects (system, digest)
-         SELECT ?1, value FROM json_each(?2)",
-    )
-    .bind(system)
-    .bind(to_json(&list))
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(insert_onboard(Backend::of_conn(tx)))
+        .bind(system)
+        .bind(to_json(&list))
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
 /// Every object the mirror says `system` holds.
 pub(crate) async fn onboard_objects(db: &Db, system: &str) -> Result<Vec<Digest>, sqlx::Error> {
     let rows: Vec<String> =
-        sqlx::query_scalar("SELECT digest FROM onboard_objects WHERE system = ?")
+        sqlx::query_scalar("SELECT digest FROM onboard_objects WHERE system = $1")
             .bind(system)
             .fetch_all(db)
             .await?;
@@ -71,10 +76,12 @@ pub(crate) async fn onboard_among(
     digests: &[Digest],
 ) -> Result<HashSet<Digest>, sqlx::Error> {
     let list: Vec<String> = digests.iter().map(Digest::to_string).collect();
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT digest FROM onboard_objects
-         WHERE system = ?1 AND digest IN (SELECT value FROM json_each(?2))",
-    )
+    let rows: Vec<String> = sqlx::query_scalar(json_list_sql!(
+        Backend::of(db),
+        "SELECT digest FROM onboard_objects WHERE system = $1 AND digest IN (SELECT value FROM ",
+        "$2",
+        ")",
+    ))
     .bind(system)
     .bind(to_json(&list))
     .fetch_all(db)
@@ -94,7 +101,7 @@ pub(crate) async fn file_digest(
     let bare = path.trim_start_matches('/');
     let digest: Option<Option<String>> = sqlx::query_scalar(
         "SELECT digest FROM volume_files
-         WHERE system = ? AND tenant = ? AND volume = ? AND path IN (?, ?) AND is_dir = 0
+         WHERE system = $1 AND tenant = $2 AND volume = $3 AND path IN ($4, $5) AND is_dir = 0
          LIMIT 1",
     )
     .bind(system)
@@ -117,8 +124,8 @@ pub(crate) async fn set_file_digests(
 ) -> Result<(), sqlx::Error> {
     for f in files {
         sqlx::query(
-            "UPDATE volume_files SET digest = ?
-             WHERE system = ? AND tenant = ? AND volume = ? AND path = ?",
+            "UPDATE volume_files SET digest = $1
+             WHERE system = $2 AND tenant = $3 AND volume = $4 AND path = $5",
         )
         .bind(f.digest.to_string())
         .bind(system)
@@ -137,7 +144,7 @@ pub(crate) async fn mirrored_volumes(
     system: &str,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT DISTINCT tenant, volume FROM volume_files WHERE system = ? ORDER BY tenant, volume",
+        "SELECT DISTINCT tenant, volume FROM volume_files WHERE system = $1 ORDER BY tenant, volume",
     )
     .bind(system)
     .fetch_all(db)
@@ -156,7 +163,7 @@ pub(crate) async fn volume_entries(
 ) -> Result<Vec<(FileEntry, Option<Digest>)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT path, size, is_dir, modified_ms, digest FROM volume_files
-         WHERE system = ? AND tenant = ? AND volume = ?",
+         WHERE system = $1 AND tenant = $2 AND volume = $3",
     )
     .bind(system)
     .bind(tenant)
@@ -169,7 +176,7 @@ pub(crate) async fn volume_entries(
             let entry = FileEntry {
                 path: r.try_get("path")?,
                 size: u64::try_from(r.try_get::<i64, _>("size")?).unwrap_or(0),
-                is_dir: r.try_get("is_dir")?,
+                is_dir: flag(r, "is_dir")?,
                 modified_ms: u64::try_from(r.try_get::<i64, _>("modified_ms")?).unwrap_or(0),
             };
             Ok((entry, digest.as_deref().and_then(parse)))
@@ -184,7 +191,7 @@ pub(crate) async fn delete_volume(
     tenant: &str,
     volume: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM volume_files WHERE system = ? AND tenant = ? AND volume = ?")
+    sqlx::query("DELETE FROM volume_files WHERE system = $1 AND tenant = $2 AND volume = $3")
         .bind(system)
         .bind(tenant)
         .bind(volume)
@@ -196,7 +203,7 @@ pub(crate) async fn delete_volume(
 /// How the mirror last compared with the system's summary (JSON), if ever.
 pub(crate) async fn inventory_state(db: &Db, system: &str) -> Result<Option<String>, sqlx::Error> {
     let state: Option<Option<String>> =
-        sqlx::query_scalar("SELECT inventory FROM systems WHERE name = ?")
+        sqlx::query_scalar("SELECT inventory FROM systems WHERE name = $1")
             .bind(system)
             .fetch_optional(db)
             .await?;
@@ -209,7 +216,7 @@ pub(crate) async fn set_inventory_state(
     system: &str,
     json: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE systems SET inventory = ? WHERE name = ?")
+    sqlx::query("UPDATE systems SET inventory = $1 WHERE name = $2")
         .bind(json)
         .bind(system)
         .execute(db)
@@ -222,7 +229,7 @@ pub(crate) async fn execution_plan(
     db: &Db,
     execution: &str,
 ) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT plan FROM execution_plans WHERE execution = ?")
+    sqlx::query_scalar("SELECT plan FROM execution_plans WHERE execution = $1")
         .bind(execution)
         .fetch_optional(db)
         .await

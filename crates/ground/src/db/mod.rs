@@ -2,9 +2,20 @@
 //! queries live in one submodule per aggregate, each naming the tables it owns, and are
 //! re-exported here so callers write `db::name`.
 //!
+//! Two engines behind one pool ([`sqlx::Any`]), chosen by the database URL ([`open`]): SQLite
+//! (`sqlite://…`, the embedded default) or PostgreSQL (`postgres://…`, for scale-out, see
+//! docs/scale-out.md). Every query is written once in SQL both accept (`$N` parameters,
+//! `INSERT … ON CONFLICT`, `RETURNING`, integers and text only: flags are 0 or 1, sums are cast
+//! to BIGINT); the few spelled differently (reading a JSON list) pick their text with
+//! [`Backend::pick`]. Both engines run the same migrations (`migrations/`), with SQLite's
+//! INTEGER and BLOB read as BIGINT and BYTEA on PostgreSQL.
+//!
 //! SQLite in WAL mode. Writes that read before they write (a new file version, a new revision, a
 //! task event) run in `BEGIN IMMEDIATE` transactions from [`write_tx`], so concurrent writers wait
-//! on the busy timeout instead of failing.
+//! on the busy timeout instead of failing. On PostgreSQL the same transactions take one
+//! transaction-scoped advisory lock first: they run one at a time, across every process that
+//! shares the database, and each reads what the one before it committed; a writer waits for the
+//! lock up to `lock_timeout`, as long as SQLite's busy timeout, then fails.
 //!
 //! Every commit is durable when it returns (`synchronous=FULL`: the WAL is synced at each
 //! commit). The link acknowledges a system's message once the transaction applying it has
@@ -12,17 +23,40 @@
 //! power loss after the acknowledgement, and the event with them. It is set for every connection,
 //! not for those transactions alone, because the pool hands any connection to any writer and the
 //! ground's write rate (API calls and link events) is low enough that one more fsync per commit
-//! costs nothing that matters; an upload or a new plan is worth as much as an event.
+//! costs nothing that matters; an upload or a new plan is worth as much as an event. On
+//! PostgreSQL every connection sets `synchronous_commit = on` for the same reason (a commit
+//! returns once its WAL record is flushed), whatever the server's default.
+//!
+//! PostgreSQL must compare text byte by byte, as SQLite does, so that listings come in the same
+//! order and page the same way: [`open`] refuses a database whose collation is not `C` (create it
+//! with `LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`).
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqlSafeStr, Sqlite, SqlitePool, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor, Row, SqlSafeStr, Transaction};
 
 use crate::error::Error;
+
+/// The statement `$before <a table of the strings in the JSON list parameter $param, with one
+/// column, value> $after`, for `$backend`: SQLite's `json_each`, PostgreSQL's
+/// `jsonb_array_elements_text`. Declared before the submodules that use it.
+macro_rules! json_list_sql {
+    ($backend:expr, $before:literal, $param:literal, $after:literal $(,)?) => {
+        $backend.pick(
+            concat!($before, "json_each(", $param, ")", $after),
+            concat!(
+                $before,
+                "jsonb_array_elements_text(",
+                $param,
+                "::jsonb) AS j(value)",
+                $after
+            ),
+        )
+    };
+}
 
 mod approvals;
 mod downlinks;
@@ -84,83 +118,242 @@ pub(crate) use users::{
 pub(crate) use volumes::{VolumeFileRow, replace_volume, volume_files, volumes};
 
 /// The pool.
-pub(crate) type Db = SqlitePool;
+pub(crate) type Db = AnyPool;
 /// A write transaction.
-pub(crate) type Tx = Transaction<'static, Sqlite>;
+pub(crate) type Tx = Transaction<'static, Any>;
 
-/// Opens (creating if needed) the database at `path` and brings its schema up to date.
-pub(crate) async fn open(path: &Path) -> Result<Db, Error> {
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(options)
-        .await?;
-    migrator().run(&pool).await?;
+/// The database engine behind a pool or a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The engine a database URL names; only its scheme is read (and only it is quoted in the
+    /// error: the rest may hold a password).
+    pub(crate) fn of_url(url: &str) -> Result<Backend, Error> {
+        match url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("sqlite") => Ok(Backend::Sqlite),
+            Some("postgres" | "postgresql") => Ok(Backend::Postgres),
+            Some(scheme) => Err(Error::invalid(format!(
+                "database URL scheme '{scheme}:' is not supported: use sqlite://… or postgres://…"
+            ))),
+            None => Err(Error::invalid(
+                "the database URL has no scheme: use sqlite://… or postgres://…",
+            )),
+        }
+    }
+
+    /// The engine behind a pool.
+    pub(crate) fn of(db: &Db) -> Backend {
+        match db.connect_options().database_url.scheme() {
+            "sqlite" => Backend::Sqlite,
+            _ => Backend::Postgres,
+        }
+    }
+
+    /// The engine behind a connection (a transaction derefs to one).
+    pub(crate) fn of_conn(conn: &AnyConnection) -> Backend {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+
+    /// The text of a statement the two engines spell differently.
+    pub(crate) fn pick(self, sqlite: &'static str, postgres: &'static str) -> &'static str {
+        match self {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => postgres,
+        }
+    }
+}
+
+/// The URL of the SQLite database file at `path` (created if missing): the default database,
+/// `ground.sqlite` in the data directory.
+pub(crate) fn sqlite_url(path: &Path) -> String {
+    let path = path.display().to_string();
+    // The driver percent-decodes the path, so `%`, `?` and `#` in it are encoded.
+    let path = path
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('#', "%23");
+    format!("sqlite://{path}?mode=rwc")
+}
+
+/// Opens the database at `url` (`sqlite://…`, created if missing unless the URL gives another
+/// `mode`, or `postgres://…`, which must exist) and brings its schema up to date.
+pub(crate) async fn open(url: &str) -> Result<Db, Error> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of_url(url)?;
+    let pool = match backend {
+        Backend::Sqlite => {
+            let url = if url.contains("mode=") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;
+                             PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await?
+        }
+        Backend::Postgres => {
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("SET synchronous_commit = on; SET lock_timeout = '10s';")
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(url)
+                .await?;
+            let collation: String = sqlx::query_scalar(
+                "SELECT datcollate::text FROM pg_database WHERE datname = current_database()",
+            )
+            .fetch_one(&pool)
+            .await?;
+            if collation != "C" && collation != "POSIX" {
+                return Err(Error::invalid(format!(
+                    "the PostgreSQL database's collation is '{collation}': the ground needs 'C' \
+                     (CREATE DATABASE … LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0)"
+                )));
+            }
+            pool
+        }
+    };
+    migrator(backend).run(&pool).await?;
     Ok(pool)
 }
 
-/// Every migration, oldest first. Never edit one that has shipped: add the next.
-fn migrator() -> Migrator {
-    let m = |version, description: &'static str, sql: &'static str| {
-        Migration::new(
-            version,
-            description.into(),
-            MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )
-    };
-    Migrator::with_migrations(vec![
-        m(1, "init", include_str!("../../migrations/0001_init.sql")),
-        m(
-            2,
-            "pending downlinks",
-            include_str!("../../migrations/0002_pending_downlinks.sql"),
-        ),
-        m(
-            3,
-            "execution objects",
-            include_str!("../../migrations/0003_execution_objects.sql"),
-        ),
-        m(
-            4,
-            "execution plans",
-            include_str!("../../migrations/0004_execution_plans.sql"),
-        ),
-        m(
-            5,
-            "plan sequences",
-            include_str!("../../migrations/0005_plan_sequences.sql"),
-        ),
-        m(
-            6,
-            "system engine",
-            include_str!("../../migrations/0006_system_engine.sql"),
-        ),
-        m(
-            7,
-            "uplink encodings",
-            include_str!("../../migrations/0007_uplink_encodings.sql"),
-        ),
-        m(8, "roles", include_str!("../../migrations/0008_roles.sql")),
-        m(
-            9,
-            "execution cancels",
-            include_str!("../../migrations/0009_execution_cancels.sql"),
-        ),
-    ])
+/// Every migration, oldest first: `(version, description, SQL)`. Never edit one that has
+/// shipped: add the next.
+const MIGRATIONS: [(i64, &str, &str); 9] = [
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        "pending downlinks",
+        include_str!("../../migrations/0002_pending_downlinks.sql"),
+    ),
+    (
+        3,
+        "execution objects",
+        include_str!("../../migrations/0003_execution_objects.sql"),
+    ),
+    (
+        4,
+        "execution plans",
+        include_str!("../../migrations/0004_execution_plans.sql"),
+    ),
+    (
+        5,
+        "plan sequences",
+        include_str!("../../migrations/0005_plan_sequences.sql"),
+    ),
+    (
+        6,
+        "system engine",
+        include_str!("../../migrations/0006_system_engine.sql"),
+    ),
+    (
+        7,
+        "uplink encodings",
+        include_str!("../../migrations/0007_uplink_encodings.sql"),
+    ),
+    (8, "roles", include_str!("../../migrations/0008_roles.sql")),
+    (
+        9,
+        "execution cancels",
+        include_str!("../../migrations/0009_execution_cancels.sql"),
+    ),
+];
+
+/// The migrations, for `backend`: as written for SQLite, and for PostgreSQL with the two
+/// column types SQLite names its own way translated ([`postgres_ddl`]), so that both have the
+/// same tables and columns.
+fn migrator(backend: Backend) -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&(version, description, sql)| {
+            let sql = match backend {
+                Backend::Sqlite => sql.into_sql_str(),
+                Backend::Postgres => AssertSqlSafe(postgres_ddl(sql)).into_sql_str(),
+            };
+            Migration::new(
+                version,
+                description.into(),
+                MigrationType::Simple,
+                sql,
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
 }
 
-/// Begins a transaction that holds the write lock from its first statement.
-pub(crate) async fn write_tx(db: &Db) -> Result<Tx, sqlx::Error> {
-    db.begin_with("BEGIN IMMEDIATE").await
+/// A migration written for SQLite, for PostgreSQL: `INTEGER` (SQLite's 64-bit integer) becomes
+/// `BIGINT` and `BLOB` `BYTEA`, as whole upper-case words; the rest of the migrations is SQL
+/// both engines read alike (`TEXT`, keys, foreign keys, indexes, `ALTER TABLE … ADD COLUMN`).
+fn postgres_ddl(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        out.push_str(match word.as_str() {
+            "INTEGER" => "BIGINT",
+            "BLOB" => "BYTEA",
+            other => other,
+        });
+        word.clear();
+    };
+    for c in sql.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
+
+/// Begins a transaction that holds the write lock from its first statement: SQLite's
+/// `BEGIN IMMEDIATE`, or on PostgreSQL a transaction that first takes [`WRITE_LOCK`] (released
+/// at its commit or rollback).
+pub(crate) async fn write_tx(db: &Db) -> Result<Tx, sqlx::Error> {
+    match Backend::of(db) {
+        Backend::Sqlite => db.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => {
+            let mut tx = db.begin().await?;
+            // The function returns `void`, a type the `Any` driver cannot read: select a constant.
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+                .bind(WRITE_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            Ok(tx)
+        }
+    }
+}
+
+/// The key of the PostgreSQL advisory lock that [`write_tx`] transactions hold (any number,
+/// fixed: "od" in ASCII).
+const WRITE_LOCK: i64 = 0x6f64;
 
 /// One state change, as stored in a history column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,7 +381,88 @@ pub(crate) fn json_or_default<T: for<'de> Deserialize<'de> + Default>(text: &str
     from_json(text).unwrap_or_default()
 }
 
+/// Reads a flag column (0 or 1: neither engine's boolean, so that both store the same).
+pub(crate) fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
 /// Writes a JSON column.
 pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_reads_sqlite_column_types_as_its_own() {
+        assert_eq!(
+            postgres_ddl("CREATE TABLE t (n INTEGER NOT NULL, b BLOB, s TEXT, integers INTEGER);"),
+            "CREATE TABLE t (n BIGINT NOT NULL, b BYTEA, s TEXT, integers BIGINT);"
+        );
+        // Only whole words, in upper case, change.
+        assert_eq!(
+            postgres_ddl("-- INTEGERS and BLOBS, integer\nALTER TABLE x ADD COLUMN blob_id TEXT"),
+            "-- INTEGERS and BLOBS, integer\nALTER TABLE x ADD COLUMN blob_id TEXT"
+        );
+    }
+
+    #[test]
+    fn the_url_scheme_names_the_engine() {
+        assert_eq!(
+            Backend::of_url("sqlite:///var/lib/g.sqlite").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::of_url("postgres://u:secret@db/g").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::of_url("postgresql://db/g").unwrap(),
+            Backend::Postgres
+        );
+        let refused = Backend::of_url("mysql://u:secret@db/g")
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("'mysql:'"), "{refused}");
+        assert!(!refused.contains("secret"), "{refused}");
+        assert!(Backend::of_url("ground.sqlite").is_err());
+    }
+
+    /// Every pooled SQLite connection is durable at each commit, in WAL mode, with foreign keys
+    /// and the busy timeout: the settings are made per connection, and the pool hands any
+    /// connection to any writer.
+    #[tokio::test]
+    async fn every_sqlite_connection_has_the_durable_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&sqlite_url(&dir.path().join("ground.sqlite")))
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = db.acquire().await.unwrap();
+            let mut setting = async |pragma: &'static str| -> String {
+                let row = sqlx::query(pragma).fetch_one(&mut *conn).await.unwrap();
+                match row.try_get::<String, _>(0) {
+                    Ok(text) => text,
+                    Err(_) => row.try_get::<i64, _>(0).unwrap().to_string(),
+                }
+            };
+            assert_eq!(setting("PRAGMA journal_mode").await, "wal");
+            // 2 is FULL.
+            assert_eq!(setting("PRAGMA synchronous").await, "2");
+            assert_eq!(setting("PRAGMA foreign_keys").await, "1");
+            assert_eq!(setting("PRAGMA busy_timeout").await, "10000");
+            held.push(conn);
+        }
+    }
+
+    #[test]
+    fn a_sqlite_url_encodes_what_the_driver_would_decode() {
+        assert_eq!(
+            sqlite_url(Path::new("/data/a%b?c#d/ground.sqlite")),
+            "sqlite:///data/a%25b%3Fc%23d/ground.sqlite?mode=rwc"
+        );
+    }
 }

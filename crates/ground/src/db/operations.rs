@@ -2,7 +2,7 @@
 //! revisions.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::{Db, Tx};
 
@@ -15,7 +15,7 @@ pub(crate) struct OperationRow {
     pub(crate) updated_at: i64,
 }
 
-fn operation_row(r: &SqliteRow) -> Result<OperationRow, sqlx::Error> {
+fn operation_row(r: &AnyRow) -> Result<OperationRow, sqlx::Error> {
     Ok(OperationRow {
         namespace: r.try_get("namespace")?,
         id: r.try_get("id")?,
@@ -34,7 +34,7 @@ pub(crate) async fn operation(
     let row = sqlx::query(
         "SELECT o.*, r.yaml FROM operations o
          JOIN operation_revisions r ON r.namespace = o.namespace AND r.id = o.id AND r.revision = o.revision
-         WHERE o.namespace = ? AND o.id = ?",
+         WHERE o.namespace = $1 AND o.id = $2",
     )
     .bind(namespace)
     .bind(id)
@@ -53,7 +53,7 @@ pub(crate) async fn operation_revision(
 ) -> Result<Option<(String, i64)>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT yaml, created_at FROM operation_revisions
-         WHERE namespace = ? AND id = ? AND revision = ?",
+         WHERE namespace = $1 AND id = $2 AND revision = $3",
     )
     .bind(namespace)
     .bind(id)
@@ -75,7 +75,7 @@ pub(crate) async fn save_operation(
     let current = sqlx::query(
         "SELECT o.*, r.yaml FROM operations o
          JOIN operation_revisions r ON r.namespace = o.namespace AND r.id = o.id AND r.revision = o.revision
-         WHERE o.namespace = ? AND o.id = ?",
+         WHERE o.namespace = $1 AND o.id = $2",
     )
     .bind(namespace)
     .bind(id)
@@ -91,7 +91,7 @@ pub(crate) async fn save_operation(
             row.revision += 1;
             row.updated_at = now;
             sqlx::query(
-                "UPDATE operations SET revision = ?, updated_at = ? WHERE namespace = ? AND id = ?",
+                "UPDATE operations SET revision = $1, updated_at = $2 WHERE namespace = $3 AND id = $4",
             )
             .bind(row.revision)
             .bind(now)
@@ -103,7 +103,7 @@ pub(crate) async fn save_operation(
         }
         None => {
             sqlx::query(
-                "INSERT INTO operations (namespace, id, revision, created_at, updated_at) VALUES (?, ?, 1, ?, ?)",
+                "INSERT INTO operations (namespace, id, revision, created_at, updated_at) VALUES ($1, $2, 1, $3, $4)",
             )
             .bind(namespace)
             .bind(id)
@@ -121,7 +121,7 @@ pub(crate) async fn save_operation(
         }
     };
     sqlx::query(
-        "INSERT INTO operation_revisions (namespace, id, revision, yaml, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO operation_revisions (namespace, id, revision, yaml, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(namespace)
     .bind(id)
@@ -143,8 +143,8 @@ pub(crate) async fn operations_of(
 ) -> Result<Vec<OperationRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT o.* FROM operations o JOIN namespaces n ON n.name = o.namespace
-         WHERE n.owner = ?1 AND (?2 IS NULL OR o.namespace = ?2)
-         ORDER BY o.namespace, o.id LIMIT ?3 OFFSET ?4",
+         WHERE n.owner = $1 AND ($2 IS NULL OR o.namespace = $2)
+         ORDER BY o.namespace, o.id LIMIT $3 OFFSET $4",
     )
     .bind(owner)
     .bind(namespace)

@@ -1,7 +1,7 @@
 //! The `quotas` table: each tenant's limits as an operator last set them.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::Db;
 
@@ -18,7 +18,7 @@ pub(crate) struct QuotaRow {
     pub(crate) updated_by: Option<String>,
 }
 
-fn quota_row(r: &SqliteRow) -> Result<QuotaRow, sqlx::Error> {
+fn quota_row(r: &AnyRow) -> Result<QuotaRow, sqlx::Error> {
     Ok(QuotaRow {
         tenant: r.try_get("name")?,
         volume_bytes: r.try_get("volume_bytes")?,
@@ -44,7 +44,7 @@ macro_rules! select {
 
 /// A user's quotas (all `None` when never set); `None` when there is no such user.
 pub(crate) async fn quota(db: &Db, tenant: &str) -> Result<Option<QuotaRow>, sqlx::Error> {
-    let row = sqlx::query(select!("WHERE u.name = ?"))
+    let row = sqlx::query(select!("WHERE u.name = $1"))
         .bind(tenant)
         .fetch_optional(db)
         .await?;
@@ -64,7 +64,7 @@ pub(crate) async fn set_quota(db: &Db, q: &QuotaRow) -> Result<(), sqlx::Error> 
     sqlx::query(
         "INSERT INTO quotas (tenant, volume_bytes, image_bytes, compute_seconds_per_day,
                              downlink_bytes_per_day, updated_at, updated_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT(tenant) DO UPDATE SET
              volume_bytes = excluded.volume_bytes, image_bytes = excluded.image_bytes,
              compute_seconds_per_day = excluded.compute_seconds_per_day,

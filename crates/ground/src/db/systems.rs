@@ -33,7 +33,7 @@ pub(crate) async fn upsert_system(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO systems (name, agent, platform, catalogue, engine, last_seen)
-         VALUES (?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT(name) DO UPDATE SET agent = excluded.agent, platform = excluded.platform,
              catalogue = excluded.catalogue, engine = excluded.engine,
              last_seen = excluded.last_seen",
@@ -51,7 +51,7 @@ pub(crate) async fn upsert_system(
 
 pub(crate) async fn system(db: &Db, name: &str) -> Result<Option<SystemRow>, sqlx::Error> {
     let row =
-        sqlx::query("SELECT platform, catalogue, last_seen, engine FROM systems WHERE name = ?")
+        sqlx::query("SELECT platform, catalogue, last_seen, engine FROM systems WHERE name = $1")
             .bind(name)
             .fetch_optional(db)
             .await?;

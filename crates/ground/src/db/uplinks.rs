@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Row;
 use wire::Digest;
 
-use super::{Db, Tx, to_json};
+use super::{Backend, Db, Tx, to_json};
 
 /// Stores the encoded plan message an execution was compiled into.
 pub(crate) async fn insert_execution_plan(
@@ -20,11 +20,14 @@ pub(crate) async fn insert_execution_plan(
     execution: &str,
     encoded: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT OR REPLACE INTO execution_plans (execution, plan) VALUES (?, ?)")
-        .bind(execution)
-        .bind(encoded)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO execution_plans (execution, plan) VALUES ($1, $2)
+         ON CONFLICT (execution) DO UPDATE SET plan = excluded.plan",
+    )
+    .bind(execution)
+    .bind(encoded)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -37,12 +40,13 @@ pub(crate) async fn insert_execution_object(
     message: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT OR IGNORE INTO execution_objects (execution, digest, size, message) VALUES (?, ?, ?, ?)",
+        "INSERT INTO execution_objects (execution, digest, size, message) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING",
     )
     .bind(execution)
     .bind(digest.to_string())
     .bind(i64::try_from(size).unwrap_or(i64::MAX))
-    .bind(message)
+    .bind(i64::from(message))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -52,8 +56,8 @@ pub(crate) async fn insert_execution_object(
 /// only if the transaction commits, and never given twice.
 pub(crate) async fn next_plan_sequence(tx: &mut Tx, system: &str) -> Result<u64, sqlx::Error> {
     let last: i64 = sqlx::query_scalar(
-        "INSERT INTO plan_sequences (system, last) VALUES (?, 1)
-         ON CONFLICT(system) DO UPDATE SET last = last + 1
+        "INSERT INTO plan_sequences (system, last) VALUES ($1, 1)
+         ON CONFLICT(system) DO UPDATE SET last = plan_sequences.last + 1
          RETURNING last",
     )
     .bind(system)
@@ -70,7 +74,7 @@ pub(crate) async fn unfinished_plans(
 ) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT p.execution, p.plan FROM execution_plans p JOIN executions e ON e.id = p.execution \
-         WHERE e.system = ? AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING', 'CANCELLING') \
+         WHERE e.system = $1 AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING', 'CANCELLING') \
          ORDER BY e.created_at",
     )
     .bind(system)
@@ -91,12 +95,15 @@ pub(crate) async fn served_objects(
     digests: &[Digest],
 ) -> Result<HashSet<Digest>, sqlx::Error> {
     let list: Vec<String> = digests.iter().map(Digest::to_string).collect();
-    let rows = sqlx::query(
+    let rows = sqlx::query(json_list_sql!(
+        Backend::of(db),
         "SELECT DISTINCT o.digest FROM execution_objects o
          JOIN executions e ON e.id = o.execution
-         WHERE o.digest IN (SELECT value FROM json_each(?1)) AND e.system = ?2
+         WHERE o.digest IN (SELECT value FROM ",
+        "$1",
+        ") AND e.system = $2
            AND o.message = 0 AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING')",
-    )
+    ))
     .bind(to_json(&list))
     .bind(system)
     .fetch_all(db)
@@ -120,15 +127,18 @@ pub(crate) async fn uplink_owners(
 ) -> Result<HashMap<Digest, Vec<(String, String)>>, sqlx::Error> {
     let list: Vec<String> = digests.iter().map(Digest::to_string).collect();
     // What an execution needs, and the patches sent in place of some of it.
-    let rows = sqlx::query(
+    let rows = sqlx::query(json_list_sql!(
+        Backend::of(db),
         "SELECT o.digest, o.execution, e.tenant FROM
              (SELECT digest, execution FROM execution_objects
               UNION SELECT object, execution FROM execution_sends) o
          JOIN executions e ON e.id = o.execution
-         WHERE o.digest IN (SELECT value FROM json_each(?1)) AND e.system = ?2
+         WHERE o.digest IN (SELECT value FROM ",
+        "$1",
+        ") AND e.system = $2
            AND e.state NOT IN ('SUCCESS', 'FAILED')
          ORDER BY e.created_at, e.id",
-    )
+    ))
     .bind(to_json(&list))
     .bind(system)
     .fetch_all(db)
@@ -153,8 +163,8 @@ pub(crate) async fn execution_digests(
     execution: &str,
 ) -> Result<HashSet<Digest>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT digest FROM execution_objects WHERE execution = ?1
-         UNION SELECT object FROM execution_sends WHERE execution = ?1",
+        "SELECT digest FROM execution_objects WHERE execution = $1
+         UNION SELECT object FROM execution_sends WHERE execution = $1",
     )
     .bind(execution)
     .fetch_all(db)
@@ -177,10 +187,10 @@ pub(crate) async fn execution_uplink_totals(
 ) -> Result<Option<(u64, u64, u64)>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT COUNT(*) FILTER (WHERE message = 0) AS objects,
-                COALESCE(SUM(size) FILTER (WHERE message = 0), 0) AS bytes,
-                COALESCE(SUM(size) FILTER (WHERE message = 1), 0) AS plan,
+                CAST(COALESCE(SUM(size) FILTER (WHERE message = 0), 0) AS BIGINT) AS bytes,
+                CAST(COALESCE(SUM(size) FILTER (WHERE message = 1), 0) AS BIGINT) AS plan,
                 COUNT(*) FILTER (WHERE message = 1) AS plans
-         FROM execution_objects WHERE execution = ?",
+         FROM execution_objects WHERE execution = $1",
     )
     .bind(execution)
     .fetch_one(db)

@@ -40,9 +40,9 @@ pub(crate) async fn usage(
         .collect();
     let at = |day: i64| usize::try_from(day - first).ok();
     let up = sqlx::query(
-        "SELECT e.created_at / ?1 AS day, SUM(o.size) AS bytes
+        "SELECT e.created_at / $1 AS day, CAST(SUM(o.size) AS BIGINT) AS bytes
          FROM execution_objects o JOIN executions e ON e.id = o.execution
-         WHERE e.tenant = ?2 AND e.created_at >= ?3 GROUP BY day",
+         WHERE e.tenant = $2 AND e.created_at >= $3 GROUP BY day",
     )
     .bind(DAY_MS)
     .bind(tenant)
@@ -54,12 +54,12 @@ pub(crate) async fn usage(
             d.up_bytes = r.try_get("bytes")?;
         }
     }
+    // The files' sizes are summed here, not in SQL: the two engines read JSON differently.
     let down = sqlx::query(
-        "SELECT t.finished_at / ?1 AS day, SUM(json_extract(f.value, '$.size')) AS bytes
-         FROM tasks t JOIN executions e ON e.id = t.execution, json_each(t.outputs, '$.files') f
-         WHERE e.tenant = ?2 AND t.type = 'downlink' AND t.finished_at >= ?3
-           AND json_valid(t.outputs)
-         GROUP BY day",
+        "SELECT t.finished_at / $1 AS day, t.outputs AS outputs
+         FROM tasks t JOIN executions e ON e.id = t.execution
+         WHERE e.tenant = $2 AND t.type = 'downlink' AND t.finished_at >= $3
+           AND t.outputs IS NOT NULL",
     )
     .bind(DAY_MS)
     .bind(tenant)
@@ -68,14 +68,15 @@ pub(crate) async fn usage(
     .await?;
     for r in down {
         if let Some(d) = at(r.try_get("day")?).and_then(|i| out.get_mut(i)) {
-            d.down_bytes = r.try_get::<Option<i64>, _>("bytes")?.unwrap_or(0);
+            let outputs: String = r.try_get("outputs")?;
+            d.down_bytes += downlinked_bytes(&outputs);
         }
     }
     let compute = sqlx::query(
-        "SELECT t.finished_at / ?1 AS day, e.system AS system,
-                SUM(t.finished_at - t.started_at) AS ms
+        "SELECT t.finished_at / $1 AS day, e.system AS system,
+                CAST(SUM(t.finished_at - t.started_at) AS BIGINT) AS ms
          FROM tasks t JOIN executions e ON e.id = t.execution
-         WHERE e.tenant = ?2 AND t.type = 'pod.run' AND t.finished_at >= ?3
+         WHERE e.tenant = $2 AND t.type = 'pod.run' AND t.finished_at >= $3
            AND t.started_at IS NOT NULL AND t.finished_at >= t.started_at
          GROUP BY day, e.system",
     )
@@ -91,4 +92,13 @@ pub(crate) async fn usage(
         }
     }
     Ok(out)
+}
+
+/// The bytes of the files a downlink's outputs (JSON) list; 0 for outputs that are not JSON.
+fn downlinked_bytes(outputs: &str) -> i64 {
+    let value: serde_json::Value = serde_json::from_str(outputs).unwrap_or_default();
+    value["files"]
+        .as_array()
+        .map(|files| files.iter().filter_map(|f| f["size"].as_i64()).sum())
+        .unwrap_or(0)
 }

@@ -1,7 +1,7 @@
 //! The `users` and `sessions` tables: accounts, their roles and their login sessions.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::Db;
 
@@ -15,7 +15,7 @@ pub(crate) struct UserRow {
     pub(crate) disabled_at: Option<i64>,
 }
 
-fn user_row(r: &SqliteRow) -> Result<UserRow, sqlx::Error> {
+fn user_row(r: &AnyRow) -> Result<UserRow, sqlx::Error> {
     Ok(UserRow {
         name: r.try_get("name")?,
         role: r.try_get("role")?,
@@ -25,7 +25,7 @@ fn user_row(r: &SqliteRow) -> Result<UserRow, sqlx::Error> {
 }
 
 pub(crate) async fn user(db: &Db, name: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    let row = sqlx::query("SELECT name, role, created_at, disabled_at FROM users WHERE name = ?")
+    let row = sqlx::query("SELECT name, role, created_at, disabled_at FROM users WHERE name = $1")
         .bind(name)
         .fetch_optional(db)
         .await?;
@@ -49,7 +49,7 @@ pub(crate) async fn insert_user(
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "INSERT INTO users (name, password_hash, created_at, role) VALUES (?, ?, ?, ?)
+        "INSERT INTO users (name, password_hash, created_at, role) VALUES ($1, $2, $3, $4)
          ON CONFLICT(name) DO NOTHING",
     )
     .bind(name)
@@ -62,7 +62,7 @@ pub(crate) async fn insert_user(
 }
 
 pub(crate) async fn set_role(db: &Db, name: &str, role: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE users SET role = ? WHERE name = ?")
+    let done = sqlx::query("UPDATE users SET role = $1 WHERE name = $2")
         .bind(role)
         .bind(name)
         .execute(db)
@@ -78,13 +78,13 @@ pub(crate) async fn set_disabled(
     at: Option<i64>,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = super::write_tx(db).await?;
-    let done = sqlx::query("UPDATE users SET disabled_at = ? WHERE name = ?")
+    let done = sqlx::query("UPDATE users SET disabled_at = $1 WHERE name = $2")
         .bind(at)
         .bind(name)
         .execute(&mut *tx)
         .await?;
     if at.is_some() {
-        sqlx::query("DELETE FROM sessions WHERE user_name = ?")
+        sqlx::query("DELETE FROM sessions WHERE user_name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -103,7 +103,7 @@ pub(crate) async fn set_password(
 ) -> Result<(), sqlx::Error> {
     let mut tx = super::write_tx(db).await?;
     sqlx::query(
-        "INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)
+        "INSERT INTO users (name, password_hash, created_at) VALUES ($1, $2, $3)
          ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash",
     )
     .bind(name)
@@ -111,7 +111,7 @@ pub(crate) async fn set_password(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM sessions WHERE user_name = ?")
+    sqlx::query("DELETE FROM sessions WHERE user_name = $1")
         .bind(name)
         .execute(&mut *tx)
         .await?;
@@ -119,7 +119,7 @@ pub(crate) async fn set_password(
 }
 
 pub(crate) async fn password_hash(db: &Db, name: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT password_hash FROM users WHERE name = ?")
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE name = $1")
         .bind(name)
         .fetch_optional(db)
         .await
@@ -132,12 +132,12 @@ pub(crate) async fn insert_session(
     now: i64,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+    sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
         .bind(now)
         .execute(db)
         .await?;
     sqlx::query(
-        "INSERT INTO sessions (token_hash, user_name, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO sessions (token_hash, user_name, created_at, expires_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(token_hash)
     .bind(user)
@@ -155,7 +155,7 @@ pub(crate) async fn session_user(
 ) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT s.user_name FROM sessions s JOIN users u ON u.name = s.user_name
-         WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
+         WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
     )
     .bind(token_hash)
     .bind(now)
@@ -164,7 +164,7 @@ pub(crate) async fn session_user(
 }
 
 pub(crate) async fn delete_session(db: &Db, token_hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
         .bind(token_hash)
         .execute(db)
         .await?;

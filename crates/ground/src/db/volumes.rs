@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Db, Tx};
+use super::{Db, Tx, flag};
 
 /// One mirrored entry of an onboard volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub(crate) async fn replace_volume(
     volume: &str,
     files: &[VolumeFileRow],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM volume_files WHERE system = ? AND tenant = ? AND volume = ?")
+    sqlx::query("DELETE FROM volume_files WHERE system = $1 AND tenant = $2 AND volume = $3")
         .bind(system)
         .bind(tenant)
         .bind(volume)
@@ -32,15 +32,17 @@ pub(crate) async fn replace_volume(
         .await?;
     for f in files {
         sqlx::query(
-            "INSERT OR REPLACE INTO volume_files (system, tenant, volume, path, size, is_dir, modified_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO volume_files (system, tenant, volume, path, size, is_dir, modified_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (system, tenant, volume, path) DO UPDATE SET size = excluded.size,
+                 is_dir = excluded.is_dir, modified_ms = excluded.modified_ms, digest = NULL",
         )
         .bind(system)
         .bind(tenant)
         .bind(volume)
         .bind(&f.path)
         .bind(f.size)
-        .bind(f.is_dir)
+        .bind(i64::from(f.is_dir))
         .bind(f.modified_ms)
         .execute(&mut **tx)
         .await?;
@@ -55,8 +57,9 @@ pub(crate) async fn volumes(
     tenant: &str,
 ) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT volume, SUM(CASE WHEN is_dir THEN 0 ELSE 1 END) AS files, SUM(size) AS bytes
-         FROM volume_files WHERE system = ? AND tenant = ? GROUP BY volume ORDER BY volume LIMIT 10000",
+        "SELECT volume, CAST(SUM(CASE WHEN is_dir <> 0 THEN 0 ELSE 1 END) AS BIGINT) AS files,
+                CAST(SUM(size) AS BIGINT) AS bytes
+         FROM volume_files WHERE system = $1 AND tenant = $2 GROUP BY volume ORDER BY volume LIMIT 10000",
     )
     .bind(system)
     .bind(tenant)
@@ -83,7 +86,7 @@ pub(crate) async fn volume_files(
 ) -> Result<Vec<VolumeFileRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT path, size, is_dir, modified_ms, digest FROM volume_files
-         WHERE system = ? AND tenant = ? AND volume = ? ORDER BY path LIMIT ? OFFSET ?",
+         WHERE system = $1 AND tenant = $2 AND volume = $3 ORDER BY path LIMIT $4 OFFSET $5",
     )
     .bind(system)
     .bind(tenant)
@@ -97,7 +100,7 @@ pub(crate) async fn volume_files(
             Ok(VolumeFileRow {
                 path: r.try_get("path")?,
                 size: r.try_get("size")?,
-                is_dir: r.try_get("is_dir")?,
+                is_dir: flag(r, "is_dir")?,
                 modified_ms: r.try_get("modified_ms")?,
                 digest: r.try_get("digest")?,
             })

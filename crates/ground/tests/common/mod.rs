@@ -1,4 +1,9 @@
 //! Test harness: a ground on a temporary directory, driven through `app()` with `oneshot`.
+//!
+//! The ground's database is `ground.sqlite` in that directory, or, when
+//! `ORBITDOCK_TEST_DATABASE=postgres`, a fresh PostgreSQL database made for the test on the server
+//! `ORBITDOCK_TEST_POSTGRES_URL` names and dropped with it (`.ci/run` starts one and runs the
+//! ground's tests both ways).
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
@@ -13,10 +18,14 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 pub mod flight;
+pub mod postgres;
+
+pub use postgres::TestDatabase;
 
 pub struct TestGround {
     pub ground: Ground,
     pub dir: tempfile::TempDir,
+    pub database: TestDatabase,
 }
 
 /// The tests' plan-signing key (its public key is [`verifier`]'s).
@@ -32,17 +41,36 @@ pub fn verifier() -> wire::PlanVerifier {
 
 /// A ground with users `alice` and `bob` (password `pw-<name>`) and the given systems.
 pub async fn ground_with(systems: Vec<SystemLink>) -> TestGround {
+    ground_on(TestDatabase::for_test().await, systems).await
+}
+
+/// A ground with users `alice` and `bob` on `database`.
+pub async fn ground_on(database: TestDatabase, systems: Vec<SystemLink>) -> TestGround {
     let dir = tempfile::tempdir().unwrap();
-    let ground = Ground::open(GroundConfig {
-        data_dir: dir.path().to_path_buf(),
-        systems,
-        plan_signer: signer(),
-    })
-    .await
-    .unwrap();
+    let ground = Ground::open(config(&dir, &database, systems))
+        .await
+        .unwrap();
     ground.ensure_user("alice", "pw-alice").await.unwrap();
     ground.ensure_user("bob", "pw-bob").await.unwrap();
-    TestGround { ground, dir }
+    TestGround {
+        ground,
+        dir,
+        database,
+    }
+}
+
+/// The configuration of a test ground on `dir` and `database`.
+pub fn config(
+    dir: &tempfile::TempDir,
+    database: &TestDatabase,
+    systems: Vec<SystemLink>,
+) -> GroundConfig {
+    GroundConfig {
+        data_dir: dir.path().to_path_buf(),
+        database_url: database.url().map(str::to_string),
+        systems,
+        plan_signer: signer(),
+    }
 }
 
 /// Applies and starts `op` in namespace `demo` (two listings) as the user of `token`; returns
@@ -84,8 +112,13 @@ pub async fn serve(
 
 /// A ground whose `em` link points at a port nobody listens on.
 pub async fn ground() -> TestGround {
-    ground_with(vec![SystemLink {
-        name: "em".into(),
+    ground_with(vec![unreachable_system("em")]).await
+}
+
+/// A system whose link points at a port nobody listens on, always in contact.
+pub fn unreachable_system(name: &str) -> SystemLink {
+    SystemLink {
+        name: name.into(),
         bind: "127.0.0.1:0".parse().unwrap(),
         link: "127.0.0.1:9".parse().unwrap(),
         key: wire::LinkKey::from_bytes([7; 32]),
@@ -93,8 +126,7 @@ pub async fn ground() -> TestGround {
         contact: link::Contact::Always,
         orbit: None,
         link_settings: link::LinkSettings::STANDARD,
-    }])
-    .await
+    }
 }
 
 /// A UDP port free at the time of asking.
@@ -130,16 +162,28 @@ impl Reply {
 impl TestGround {
     /// Stops this ground and opens another on the same data directory, as after a restart.
     pub async fn reopen(self, systems: Vec<SystemLink>) -> TestGround {
-        let TestGround { ground, dir } = self;
+        let TestGround {
+            ground,
+            dir,
+            database,
+        } = self;
         drop(ground);
-        let ground = Ground::open(GroundConfig {
-            data_dir: dir.path().to_path_buf(),
-            systems,
-            plan_signer: signer(),
-        })
-        .await
-        .unwrap();
-        TestGround { ground, dir }
+        let ground = Ground::open(config(&dir, &database, systems))
+            .await
+            .unwrap();
+        TestGround {
+            ground,
+            dir,
+            database,
+        }
+    }
+
+    /// The same ground changed by `f` (a builder such as `with_declarations`).
+    pub fn with(self, f: impl FnOnce(Ground) -> Ground) -> TestGround {
+        TestGround {
+            ground: f(self.ground),
+            ..self
+        }
     }
 
     pub fn app(&self) -> Router {
