@@ -25,6 +25,8 @@ start_postgres() {
     chown postgres: "$PG_DIR"
     as=(runuser -u postgres --)
   fi
+  # Known before the server starts, so that stop_postgres stops it whatever fails after.
+  PG_AS=("${as[@]}")
   "${as[@]}" "$bin/initdb" --pgdata "$PG_DIR/data" --username postgres --auth trust \
     --locale C --encoding UTF8 --no-sync >"$PG_DIR/initdb.log" 2>&1 \
     || { cat "$PG_DIR/initdb.log" >&2; return 1; }
@@ -33,12 +35,11 @@ start_postgres() {
     start >/dev/null \
     || { cat "$PG_DIR/server.log" >&2; return 1; }
   export ORBITDOCK_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
-  PG_AS=("${as[@]}")
 }
 
 stop_postgres() {
   [[ -n "${PG_DIR:-}" && -d "$PG_DIR" ]] || return 0
-  "${PG_AS[@]}" "$PG_BIN/pg_ctl" --pgdata "$PG_DIR/data" --mode fast --wait stop >/dev/null 2>&1 || true
+  [[ -f "$PG_DIR/data/postmaster.pid" ]] && "${PG_AS[@]}" "$PG_BIN/pg_ctl" --pgdata "$PG_DIR/data" --mode fast --wait stop >/dev/null 2>&1 || true
   rm -rf "$PG_DIR"
   PG_DIR=
 }

@@ -43,6 +43,8 @@ async fn start(args: &[String], log: &Path) -> tokio::process::Child {
         .unwrap();
     let mut child = tokio::process::Command::new(BIN)
         .args(args)
+        // The database is the one the arguments name (SQLite by default), never the shell's.
+        .env_remove("ORBITDOCK_DATABASE_URL")
         .env("ORBITDOCK_USERS", "bob:pw-bob\n# and a comment\n")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -73,7 +75,10 @@ async fn start(args: &[String], log: &Path) -> tokio::process::Child {
 async fn refused(args: &[String]) -> String {
     let out = tokio::time::timeout(
         Duration::from_secs(60),
-        tokio::process::Command::new(BIN).args(args).output(),
+        tokio::process::Command::new(BIN)
+            .args(args)
+            .env_remove("ORBITDOCK_DATABASE_URL")
+            .output(),
     )
     .await
     .expect("the ground exits")

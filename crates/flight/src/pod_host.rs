@@ -232,6 +232,28 @@ pub(crate) fn host_config(spec: &ContainerSpec) -> HostConfig {
         }]),
         network_mode: Some(spec.network.clone().unwrap_or_else(|| "none".into())),
         extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
+        // On its network, the engine's resolver answers the pods' names and sends every other
+        // question to the gateway, which drops it: nothing leaves by DNS (older engines
+        // forwarded from the host's side otherwise).
+        dns: spec
+            .network
+            .as_ref()
+            .and_then(|_| spec.extra_hosts.first())
+            .and_then(|h| h.split_once(':'))
+            .map(|(_, gateway)| vec![gateway.to_string()]),
+        // The firewall that keeps a pod to its network is IPv4's: no IPv6 in a pod on one.
+        sysctls: (spec.network.is_some() && Path::new("/proc/sys/net/ipv6").exists()).then(|| {
+            HashMap::from([
+                (
+                    "net.ipv6.conf.all.disable_ipv6".to_string(),
+                    "1".to_string(),
+                ),
+                (
+                    "net.ipv6.conf.default.disable_ipv6".to_string(),
+                    "1".to_string(),
+                ),
+            ])
+        }),
         cap_drop: Some(vec!["ALL".into()]),
         security_opt: Some(vec!["no-new-privileges".into()]),
         memory: Some(spec.node.memory),

@@ -1302,6 +1302,8 @@ mod tests {
             host_config(&spec).extra_hosts,
             Some(vec!["satellite-telemetry.dphi-tm:172.18.0.1".to_string()])
         );
+        // Names outside the network are asked of the gateway, which answers none.
+        assert_eq!(host_config(&spec).dns, Some(vec!["172.18.0.1".to_string()]));
     }
 
     use super::pod_host::CPU;

@@ -123,7 +123,18 @@ impl Ground {
         tokio::fs::create_dir_all(&config.data_dir).await?;
         let url = match &config.database_url {
             Some(url) => url.clone(),
-            None => db::sqlite_url(&config.data_dir.join("ground.sqlite")),
+            None => {
+                // As a URL, the path must be absolute (a relative one's first part would be read
+                // as a host) and text.
+                let dir = tokio::fs::canonicalize(&config.data_dir).await?;
+                if dir.to_str().is_none() {
+                    return Err(Error::invalid(format!(
+                        "the data directory {} is not UTF-8 text; choose another --data-dir",
+                        dir.display()
+                    )));
+                }
+                db::sqlite_url(&dir.join("ground.sqlite"))
+            }
         };
         let db = db::open(&url).await?;
         let blobs = BlobStore::open(&config.data_dir).await?;

@@ -13,7 +13,8 @@
 //! follows an execution live (its server-sent events) wakes on each bump and reads the execution
 //! again. A watch holds only the latest value, so a slow follower skips bumps rather than
 //! queueing them: the memory is one counter however many events land. At most [`FOLLOWERS`]
-//! follow at once ([`Views::follow`]).
+//! follow at once, and at most [`FOLLOWERS_PER_USER`] of them for one user, so no one user can
+//! take every place ([`Views::follow`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,8 @@ pub(crate) const MAX_AGE: Duration = Duration::from_secs(30);
 
 /// Listeners following executions live at once, at most.
 pub(crate) const FOLLOWERS: usize = 256;
+/// The most followers of one user at once.
+pub(crate) const FOLLOWERS_PER_USER: usize = 8;
 
 /// The cache, shared by the HTTP handlers and the link handlers (in `Core`).
 #[derive(Debug)]
@@ -37,6 +40,8 @@ pub(crate) struct Views {
     changes: watch::Sender<u64>,
     /// A permit per follower.
     followers: Arc<Semaphore>,
+    /// How many each user has.
+    per_user: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Default for Views {
@@ -46,6 +51,7 @@ impl Default for Views {
             home: Mutex::default(),
             changes: watch::Sender::new(0),
             followers: Arc::new(Semaphore::new(FOLLOWERS)),
+            per_user: Arc::default(),
         }
     }
 }
@@ -56,6 +62,20 @@ impl Default for Views {
 pub(crate) struct Follower {
     pub(crate) changes: watch::Receiver<u64>,
     _permit: OwnedSemaphorePermit,
+    user: String,
+    per_user: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let mut counts = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.user);
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -79,12 +99,20 @@ impl Views {
         });
     }
 
-    /// A follower of the events from now on; `None` when [`FOLLOWERS`] follow already.
-    pub(crate) fn follow(&self) -> Option<Follower> {
+    /// A follower of the events from now on, for `user`; `None` when [`FOLLOWERS`] follow
+    /// already, or [`FOLLOWERS_PER_USER`] of `user`'s.
+    pub(crate) fn follow(&self, user: &str) -> Option<Follower> {
+        let mut counts = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.get(user).is_some_and(|&n| n >= FOLLOWERS_PER_USER) {
+            return None;
+        }
         let permit = self.followers.clone().try_acquire_owned().ok()?;
+        *counts.entry(user.to_string()).or_default() += 1;
         Some(Follower {
             changes: self.changes.subscribe(),
             _permit: permit,
+            user: user.to_string(),
+            per_user: self.per_user.clone(),
         })
     }
 
@@ -137,7 +165,7 @@ mod tests {
     #[tokio::test]
     async fn followers_wake_on_events_and_skip_what_they_missed() {
         let v = Views::default();
-        let mut follower = v.follow().unwrap();
+        let mut follower = v.follow("alice").unwrap();
         let f = &mut follower.changes;
         v.invalidate();
         f.changed().await.unwrap();
@@ -154,10 +182,20 @@ mod tests {
     #[test]
     fn followers_are_bounded() {
         let v = Views::default();
-        let all: Vec<Follower> = (0..FOLLOWERS).map(|_| v.follow().unwrap()).collect();
-        assert!(v.follow().is_none(), "one more than the bound is refused");
+        let mine: Vec<Follower> = (0..FOLLOWERS_PER_USER)
+            .map(|_| v.follow("alice").unwrap())
+            .collect();
+        assert!(v.follow("alice").is_none(), "one user's bound");
+        drop(mine);
+        let all: Vec<Follower> = (0..FOLLOWERS)
+            .map(|i| v.follow(&format!("u{}", i / FOLLOWERS_PER_USER)).unwrap())
+            .collect();
+        assert!(
+            v.follow("bob").is_none(),
+            "one more than the bound is refused"
+        );
         drop(all);
-        assert!(v.follow().is_some(), "a follower gone frees its place");
+        assert!(v.follow("bob").is_some(), "a follower gone frees its place");
     }
 
     #[test]

@@ -28,9 +28,13 @@ impl Executor {
             .map_err(|e| {
                 execution_error(format!("cannot make your pods' network: {}", e.message))
             })?;
-        // A pod runs without the service rather than not at all.
+        // The host is open to the network at this address alone: if another program holds it,
+        // the pods would reach that program, so no pod runs on it.
         if let Err(e) = self.telemetry.listen_on(gateway).await {
-            tracing::warn!(network = name, %gateway, error = %e, "cannot serve telemetry on a tenant network");
+            tracing::error!(network = name, %gateway, error = %e, "cannot serve telemetry on a tenant network");
+            return Err(execution_error(format!(
+                "cannot serve the onboard telemetry service on your pods' network at {gateway}:{PORT} ({e}); the operator must free that address"
+            )));
         }
         let hosts = [HOSTNAME, ALIAS].map(|h| format!("{h}:{gateway}")).to_vec();
         Ok((name, hosts))

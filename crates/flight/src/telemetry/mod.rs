@@ -12,7 +12,7 @@
 //! address (`Telemetry::listen_on`), and each pod's `/etc/hosts` names that address
 //! [`HOSTNAME`] (see `tasks::pods`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
@@ -77,10 +77,16 @@ struct Inner {
     sampler: Mutex<Option<AbortHandle>>,
 }
 
+/// The addresses a telemetry service of this process serves on: several agents of one process
+/// (the demo's) on one engine share a tenant network's gateway, and one serves it for all.
+static SERVED: Mutex<BTreeSet<SocketAddr>> = Mutex::new(BTreeSet::new());
+
 impl Drop for Inner {
     fn drop(&mut self) {
-        for (_, task) in self.listeners.get_mut().drain() {
+        let mut served = lock(&SERVED);
+        for (addr, task) in self.listeners.get_mut().drain() {
             task.abort();
+            served.remove(&addr);
         }
         if let Some(task) = self.sampler.get_mut().ok().and_then(Option::take) {
             task.abort();
@@ -172,10 +178,15 @@ impl Telemetry {
         self.spawn_server(&mut listeners, addr, listener);
     }
 
-    /// Serves the API on `ip`:[`PORT`] unless it does already: where a tenant network's pods
-    /// reach it (its gateway).
+    /// Serves the API on `ip`:[`PORT`] unless it or another agent of this process does
+    /// already: where a tenant network's pods reach it (its gateway). An address another
+    /// program holds is an error: the pods would reach that program.
     pub(crate) async fn listen_on(&self, ip: IpAddr) -> std::io::Result<()> {
-        self.serve_on(SocketAddr::new(ip, PORT)).await
+        let addr = SocketAddr::new(ip, PORT);
+        match self.serve_on(addr).await {
+            Err(_) if lock(&SERVED).contains(&addr) => Ok(()),
+            other => other,
+        }
     }
 
     /// Serves the API on `addr` unless it does already (an operator's address, or a tenant
@@ -206,6 +217,7 @@ impl Telemetry {
         if let Some(old) = listeners.insert(addr, task.abort_handle()) {
             old.abort();
         }
+        lock(&SERVED).insert(addr);
     }
 
     /// The samples held, how many (tests).

@@ -89,8 +89,13 @@ impl Store {
             .create(true)
             .append(true)
             .open(&self.path)?;
-        file.write_all(&bytes)?;
-        file.sync_data()?;
+        // A batch written in part (a full disk) is cut off again: the next one must not be glued
+        // to a torn line, which the next start would cut off with everything after it.
+        let before = file.metadata()?.len();
+        if let Err(e) = file.write_all(&bytes).and_then(|()| file.sync_data()) {
+            let _ = file.set_len(before);
+            return Err(e);
+        }
         self.lines += batch.len();
         for s in batch {
             self.push(s);

@@ -150,8 +150,15 @@ const FINAL = new Set(["SUCCESS", "COMPLETED", "FAILED", "REJECTED", "CANCELLED"
 
 // An execution's page: each of its server-sent events says it changed; the live region, rendered
 // anew by the ground, then takes the old one's place. The page itself never reloads.
-function follow(region) {
+function follow(region, wait = 5000) {
   const source = new EventSource(region.dataset.events);
+  // Refused (too many listeners, signed out) the source closes for good: try again later,
+  // waiting longer each time. A stream the ground ended is taken up by the source itself.
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) {
+      setTimeout(() => follow(region, Math.min(wait * 2, 60000)), wait);
+    }
+  };
   let busy = false;
   let again = false;
   const refresh = async () => {

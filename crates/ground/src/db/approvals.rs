@@ -73,7 +73,7 @@ pub(crate) async fn pending_cancels(
 ) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT c.execution, c.message FROM execution_cancels c JOIN executions e ON e.id = c.execution \
-         WHERE e.system = $1 AND e.state = 'CANCELLING' ORDER BY e.created_at",
+         WHERE e.system = $1 AND e.state = 'CANCELLING' ORDER BY e.created_at, e.id",
     )
     .bind(system)
     .fetch_all(db)

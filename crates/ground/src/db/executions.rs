@@ -251,7 +251,7 @@ pub(crate) async fn reported_images(
         "SELECT t.outputs FROM tasks t JOIN executions e ON e.id = t.execution
          WHERE e.tenant = $1 AND e.system = $2 AND t.type IN ('docker.build', 'docker.load')
            AND t.state = 'SUCCESS' AND t.outputs IS NOT NULL
-         ORDER BY t.finished_at DESC LIMIT $3",
+         ORDER BY t.finished_at IS NULL, t.finished_at DESC, t.execution DESC, t.idx DESC LIMIT $3",
     )
     .bind(tenant)
     .bind(system)

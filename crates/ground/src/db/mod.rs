@@ -229,7 +229,13 @@ pub(crate) async fn open(url: &str) -> Result<Db, Error> {
             )
             .fetch_one(&pool)
             .await?;
-            if collation != "C" && collation != "POSIX" {
+            // What the name says, and how text sorts (a database may name 'C' and sort by ICU
+            // rules): 'a' after 'B', as in SQLite.
+            let sorts_by_bytes: i64 =
+                sqlx::query_scalar("SELECT CAST(CASE WHEN 'a' < 'B' THEN 0 ELSE 1 END AS BIGINT)")
+                    .fetch_one(&pool)
+                    .await?;
+            if (collation != "C" && collation != "POSIX") || sorts_by_bytes != 1 {
                 return Err(Error::invalid(format!(
                     "the PostgreSQL database's collation is '{collation}': the ground needs 'C' \
                      (CREATE DATABASE … LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0)"

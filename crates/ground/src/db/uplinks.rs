@@ -75,7 +75,7 @@ pub(crate) async fn unfinished_plans(
     let rows = sqlx::query(
         "SELECT p.execution, p.plan FROM execution_plans p JOIN executions e ON e.id = p.execution \
          WHERE e.system = $1 AND e.state IN ('CREATED', 'SCHEDULED', 'RUNNING', 'CANCELLING') \
-         ORDER BY e.created_at",
+         ORDER BY e.created_at, e.id",
     )
     .bind(system)
     .fetch_all(db)

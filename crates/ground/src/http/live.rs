@@ -9,7 +9,12 @@
 //! the generation the Home cache is invalidated by) and reads the execution once per wake. The
 //! wake holds only the newest generation, so a listener that falls behind skips to the present
 //! instead of queueing, and reads at most once per [`MIN_INTERVAL`]; an answer identical to the
-//! last one sent is not sent again. At most `views::FOLLOWERS` listen at once.
+//! last one sent is not sent again (trigger predictions' search bounds, which follow the clock,
+//! aside). At most `views::FOLLOWERS` listen at once, `views::FOLLOWERS_PER_USER` of one user.
+//!
+//! The credential the stream was opened with is checked again at each wake: a session ended
+//! (signed out, the user disabled, a new password, expired) ends the stream. And every stream
+//! ends after [`MAX_LIFE`]; a browser's `EventSource` then connects again, authenticated anew.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -34,6 +39,9 @@ use crate::views::Follower;
 /// costs one read per listener.
 const MIN_INTERVAL: Duration = Duration::from_millis(200);
 
+/// The longest one stream lasts.
+const MAX_LIFE: Duration = Duration::from_secs(600);
+
 /// How long a listener waits before trying again when all places are taken.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -41,11 +49,13 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 struct Following {
     g: Ground,
     user: String,
+    /// The token the stream was opened with, checked again at each wake.
+    token: String,
     id: String,
     follower: Follower,
     /// The first answer, read before the stream began.
     first: Option<api::Execution>,
-    /// The JSON last sent.
+    /// What was last sent, as compared ([`compared`]).
     sent: String,
     last_read: Instant,
     ended: bool,
@@ -55,13 +65,17 @@ pub(super) async fn events(
     State(g): State<Ground>,
     AuthUser(user): AuthUser,
     P(id): P<String>,
+    headers: axum::http::HeaderMap,
     closing: Option<Extension<Closing>>,
 ) -> Result<Response, ApiError> {
+    // `AuthUser` found it.
+    let token = crate::auth::request_token(&headers).ok_or(ApiError::Unauthorized)?;
     // Follow before the first read, so that an event landing in between wakes the stream.
-    let follower = g.views().follow().ok_or(ApiError::TooManyRequests {
+    let follower = g.views().follow(&user).ok_or(ApiError::TooManyRequests {
         message: format!(
-            "{} listeners follow executions already; try again in {} s",
+            "{} listeners follow executions already, or {} of yours; try again in {} s",
             crate::views::FOLLOWERS,
+            crate::views::FOLLOWERS_PER_USER,
             RETRY_AFTER.as_secs()
         ),
         retry_after: RETRY_AFTER,
@@ -71,6 +85,7 @@ pub(super) async fn events(
     let state = Following {
         g,
         user,
+        token,
         id,
         follower,
         first: Some(first),
@@ -80,9 +95,15 @@ pub(super) async fn events(
     };
     let stream = stream::unfold(state, next).map(Ok::<Event, Infallible>);
     let stopped = async move {
-        match closing {
-            Some(Extension(c)) => c.wait().await,
-            None => std::future::pending().await,
+        let closed = async {
+            match closing {
+                Some(Extension(c)) => c.wait().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = closed => {}
+            () = tokio::time::sleep(MAX_LIFE) => {}
         }
     };
     Ok(Sse::new(stream.take_until(stopped))
@@ -104,6 +125,10 @@ async fn next(mut f: Following) -> Option<(Event, Following)> {
                 tokio::time::sleep_until(f.last_read + MIN_INTERVAL).await;
                 f.follower.changes.borrow_and_update();
                 f.last_read = Instant::now();
+                match crate::auth::user_for_token(&f.g, &f.token).await {
+                    Ok(Some(u)) if u == f.user => {}
+                    _ => return None,
+                }
                 match load(&f.g, &f.user, &f.id).await {
                     Ok(e) => e,
                     Err(e) => {
@@ -114,19 +139,30 @@ async fn next(mut f: Following) -> Option<(Event, Following)> {
                 }
             }
         };
-        let json = match serde_json::to_string(&e) {
+        let (json, key) = match serde_json::to_string(&e).and_then(|j| Ok((j, compared(&e)?))) {
             Ok(j) => j,
             Err(err) => {
                 tracing::error!(execution = %f.id, error = %err, "an execution did not serialize");
                 return None;
             }
         };
-        if json == f.sent {
+        if key == f.sent {
             continue;
         }
         f.ended = e.state.is_final();
         let event = Event::default().event("execution").data(&json);
-        f.sent = json;
+        f.sent = key;
         return Some((event, f));
     }
+}
+
+/// What tells two answers apart: the execution without its trigger predictions' search bounds,
+/// which are the instant of the read and would make every read differ.
+fn compared(e: &api::Execution) -> serde_json::Result<String> {
+    let mut e = e.clone();
+    for t in &mut e.triggers {
+        t.from.clear();
+        t.until.clear();
+    }
+    serde_json::to_string(&e)
 }

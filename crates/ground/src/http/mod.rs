@@ -105,7 +105,8 @@ async fn invalidate_after_writes(
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
     let answer = next.run(req).await;
-    if !reads {
+    // A refused write (unauthenticated, invalid) changed nothing: it wakes no one.
+    if !reads && answer.status().is_success() {
         g.views().invalidate();
     }
     answer
