@@ -304,52 +304,49 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
 
     // files ls --onboard: the ground's mirror of the volume, as the API answers it
     let volume = format!("{tenant}-pvc");
-    let (_, api_volume) = user
-        .get(&format!("/api/v1/systems/em/volumes/{volume}/files"))
-        .await;
-    let (code, onboard) = user
-        .cli_json(&[
-            "files",
-            "ls",
-            "--onboard",
-            "--system",
-            "em",
-            "--volume",
-            &volume,
-        ])
-        .await;
-    assert_eq!(code, 0);
-    assert_eq!(onboard, api_volume);
-    assert_schema::<api::VolumeFileList>(&onboard);
-    assert!(
-        onboard["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["path"] == "/in/a.txt"),
-        "the uplinked file is in the mirror: {onboard:#}"
-    );
-
-    // files mv / rm --onboard: an operation `onboard-files` run on the system and waited for,
-    // its final execution as the API answers it; the mirror shows the change
     let onboard_args = ["--onboard", "--system", "em", "--volume", volume.as_str()];
     let onboard_cli = |verb: &'static str, paths: &[&str]| -> Vec<String> {
         let mut args = vec!["files".to_string(), verb.to_string()];
         args.extend(onboard_args.iter().chain(paths).map(|s| s.to_string()));
         args
     };
-    let mirror = || async {
-        let (_, listed) = user
-            .get(&format!("/api/v1/systems/em/volumes/{volume}/files"))
+    let ls_onboard = async || {
+        let args = onboard_cli("ls", &[]);
+        let (code, listed) = user
+            .cli_json(&args.iter().map(String::as_str).collect::<Vec<_>>())
             .await;
+        assert_eq!(code, 0, "{listed:#}");
         let paths: Vec<String> = listed["files"]
             .as_array()
             .unwrap()
             .iter()
             .map(|f| f["path"].as_str().unwrap().to_string())
             .collect();
-        paths
+        (listed, paths)
     };
+    // What a verb printed is the execution as the API answers it once ended.
+    let is_apis_execution = async |printed: &Value| {
+        assert_schema::<api::Execution>(printed);
+        let id = printed["id"].as_str().unwrap();
+        let (_, api_exec) = user.get(&format!("/api/v1/executions/{id}")).await;
+        assert_eq!(
+            printed, &api_exec,
+            "the final execution, as the API says it"
+        );
+    };
+    let (_, api_volume) = user
+        .get(&format!("/api/v1/systems/em/volumes/{volume}/files"))
+        .await;
+    let (onboard, paths) = ls_onboard().await;
+    assert_eq!(onboard, api_volume);
+    assert_schema::<api::VolumeFileList>(&onboard);
+    assert!(
+        paths.iter().any(|p| p == "/in/a.txt"),
+        "the uplinked file is in the mirror: {onboard:#}"
+    );
+
+    // files mv / rm --onboard: an operation `onboard-files` run on the system and waited for,
+    // its final execution as the API answers it; the mirror shows the change
     let args = onboard_cli("mv", &["/in/a.txt", "/moved/a.txt"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // The user's only namespace keeps the operation when -n is not given.
@@ -359,36 +356,10 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
     assert_eq!(moved["operation"], "onboard-files");
     assert_eq!(moved["namespace"], ns.as_str());
     assert_eq!(moved["tasks"][0]["type"], "files.move", "{moved:#}");
-    assert_schema::<api::Execution>(&moved);
-    let (_, api_moved) = user
-        .get(&format!(
-            "/api/v1/executions/{}",
-            moved["id"].as_str().unwrap()
-        ))
-        .await;
-    assert_eq!(
-        moved, api_moved,
-        "files mv --onboard prints the final execution"
-    );
-    let (_, listed) = user
-        .cli_json(&[
-            "files",
-            "ls",
-            "--onboard",
-            "--system",
-            "em",
-            "--volume",
-            &volume,
-        ])
-        .await;
-    let paths: Vec<&str> = listed["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
+    is_apis_execution(&moved).await;
+    let (_, paths) = ls_onboard().await;
     assert!(
-        paths.contains(&"/moved/a.txt") && !paths.contains(&"/in/a.txt"),
+        paths.iter().any(|p| p == "/moved/a.txt") && !paths.iter().any(|p| p == "/in/a.txt"),
         "files ls --onboard shows the move: {paths:?}"
     );
     let args = onboard_cli("rm", &["/moved", "-n", &ns]);
@@ -397,15 +368,8 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
     assert_eq!(code, 0, "{removed:#}");
     assert_eq!(removed["state"], "COMPLETED", "{removed:#}");
     assert_eq!(removed["tasks"][0]["type"], "files.delete");
-    assert_schema::<api::Execution>(&removed);
-    let (_, api_removed) = user
-        .get(&format!(
-            "/api/v1/executions/{}",
-            removed["id"].as_str().unwrap()
-        ))
-        .await;
-    assert_eq!(removed, api_removed);
-    let paths = mirror().await;
+    is_apis_execution(&removed).await;
+    let (_, paths) = ls_onboard().await;
     assert!(
         !paths.iter().any(|p| p.starts_with("/moved")),
         "files rm --onboard deleted the folder: {paths:?}"
@@ -418,7 +382,7 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
         missing["errors"][0]["name"], "EXECUTION_ERROR",
         "{missing:#}"
     );
-    assert_schema::<api::Execution>(&missing);
+    is_apis_execution(&missing).await;
     let text = user
         .cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
         .await;
