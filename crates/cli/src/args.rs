@@ -8,6 +8,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 pub(crate) use crate::admin_args::{
     ApproveArgs, Limit, QuotaArgs, QuotaCommand, UserArgs, UserCommand,
 };
+pub(crate) use crate::files_args::{FilesArgs, FilesCommand, Onboard};
 
 /// What the exit status of `orbitdock` means (the end of `--help`, and README's reference).
 pub(crate) const EXIT_STATUS: &str = "\
@@ -638,65 +639,6 @@ pub(crate) struct LoginArgs {
     /// Also print the session's token on standard output (for ORBITDOCK_TOKEN in CI).
     #[arg(long)]
     pub(crate) print_token: bool,
-}
-
-#[derive(Debug, ClapArgs)]
-pub(crate) struct FilesArgs {
-    #[command(subcommand)]
-    pub(crate) command: FilesCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum FilesCommand {
-    /// Upload a folder into a namespace, keeping its structure.
-    #[command(after_help = "Example:\n  orbitdock files push ./app -n demo --to /app")]
-    Push {
-        /// The local folder.
-        local_dir: PathBuf,
-        #[arg(long, short)]
-        namespace: String,
-        /// Namespace folder to place it under.
-        #[arg(long, default_value = "/")]
-        to: String,
-    },
-    /// Download a file or a folder: NS:/path LOCAL.
-    #[command(after_help = "Example:\n  orbitdock files pull demo:/out ./results")]
-    Pull {
-        /// NS:/path
-        remote: String,
-        /// Local file or folder.
-        local: PathBuf,
-    },
-    /// List a namespace's files, or (--onboard) the ground's mirror of a volume onboard.
-    #[command(
-        after_help = "Examples:\n  orbitdock files ls demo -o json\n  orbitdock files ls --onboard --system fm --volume data"
-    )]
-    Ls {
-        /// The namespace (not with --onboard).
-        #[arg(required_unless_present = "onboard")]
-        namespace: Option<String>,
-        /// List a volume onboard as the ground last heard it (see its listing's times).
-        #[arg(long, requires_all = ["system", "volume"], conflicts_with = "namespace")]
-        onboard: bool,
-        #[arg(long)]
-        system: Option<String>,
-        #[arg(long)]
-        volume: Option<String>,
-    },
-    /// Delete a file, or a folder with everything under it (every version): NS:/path.
-    #[command(after_help = "Example:\n  orbitdock files rm demo:/old")]
-    Rm {
-        /// NS:/path
-        remote: String,
-    },
-    /// Move a file or a folder (every version) to a free path: NS:/from /to.
-    #[command(after_help = "Example:\n  orbitdock files mv demo:/app/v1 /archive/v1")]
-    Mv {
-        /// NS:/from
-        remote: String,
-        /// The new path in the same namespace.
-        to: String,
-    },
 }
 
 #[derive(Debug, ClapArgs)]

@@ -39,27 +39,16 @@ pub(crate) async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<ExitCode> {
                 system,
                 force,
             };
-            let started: api::Execution = match client
-                .json(
-                    client
-                        .request(Method::POST, "/api/v1/executions")
-                        .json(&req),
-                )
-                .await
+            let started = match start(
+                cli,
+                &client,
+                &req,
+                "fix them, or --force to see the onboard failure",
+            )
+            .await?
             {
                 Ok(started) => started,
-                Err(e) => match e.downcast::<ApiError>() {
-                    Ok(err) if err.preflight().is_some() => {
-                        print_preflight(err.preflight().unwrap_or_default());
-                        eprintln!(
-                            "preflight found errors: nothing was started (fix them, or --force to see the onboard failure)"
-                        );
-                        err.print_body(cli.output)?;
-                        return Ok(ExitCode::from(1));
-                    }
-                    Ok(err) => return Err(err.into()),
-                    Err(e) => return Err(e),
-                },
+                Err(refused) => return Ok(refused),
             };
             if !wait {
                 cli.show(&started, |started| {
@@ -142,18 +131,47 @@ pub(crate) async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Starts an execution. When preflight refuses it, prints the findings, `hint` (what to do)
+/// and, as a document, the API's error body, and gives exit status 1 instead.
+pub(crate) async fn start(
+    cli: &Cli,
+    client: &Client,
+    req: &api::StartExecution,
+    hint: &str,
+) -> anyhow::Result<Result<api::Execution, ExitCode>> {
+    let res = client
+        .json(client.request(Method::POST, "/api/v1/executions").json(req))
+        .await;
+    match res {
+        Ok(started) => Ok(Ok(started)),
+        Err(e) => match e.downcast::<ApiError>() {
+            Ok(err) if err.preflight().is_some() => {
+                print_preflight(err.preflight().unwrap_or_default());
+                eprintln!("preflight found errors: nothing was started ({hint})");
+                err.print_body(cli.output)?;
+                Ok(Err(ExitCode::from(1)))
+            }
+            Ok(err) => Err(err.into()),
+            Err(e) => Err(e),
+        },
+    }
+}
+
 /// Follows an execution to its end and prints it; exit status 0 only if it succeeded.
 async fn wait_for(cli: &Cli, client: &Client, id: &str) -> anyhow::Result<ExitCode> {
     let last = follow(client, id).await?;
     cli.show(&last, print_execution)?;
+    Ok(outcome(&last))
+}
+
+/// An ended execution's exit status: 0 only if it succeeded.
+pub(crate) fn outcome(e: &api::Execution) -> ExitCode {
     // COMPLETED is an execution's success; a ground older than that name said SUCCESS.
-    Ok(
-        if matches!(last.state, api::State::Completed | api::State::Success) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        },
-    )
+    if matches!(e.state, api::State::Completed | api::State::Success) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// `exec logs`: each task's message, exit code and log tail (a pod's output, a build's log),
@@ -245,7 +263,7 @@ fn print_task_log(l: &TaskLog) {
 }
 
 /// Polls until the execution ends, printing each task's state changes.
-async fn follow(client: &Client, id: &str) -> anyhow::Result<api::Execution> {
+pub(crate) async fn follow(client: &Client, id: &str) -> anyhow::Result<api::Execution> {
     let mut seen: Vec<Option<api::State>> = Vec::new();
     let mut uplink = progress::Uplink::default();
     let mut said_awaiting = false;

@@ -18,7 +18,9 @@ mod client;
 mod delta;
 mod demo;
 mod exec;
+mod files_args;
 mod lint;
+mod onboard_files;
 mod output;
 mod passes;
 mod plan;
@@ -34,6 +36,17 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = args::Args::parse();
+    if let args::Command::Files(f) = &args.command
+        && let Some((verb, message)) = f.command.usage_error()
+    {
+        use clap::CommandFactory;
+        let mut cmd = args::Args::command();
+        cmd.build();
+        let files = cmd.find_subcommand_mut("files").expect("the files verb");
+        let verb = files.find_subcommand_mut(verb).expect("a files verb");
+        verb.error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit();
+    }
     init_tracing(&args);
     // Before any HTTP client is built: reqwest takes the process's rustls provider.
     client::install_crypto_provider();

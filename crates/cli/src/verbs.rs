@@ -18,6 +18,7 @@ use crate::args::{
     ContextArgs, ContextCommand, FilesArgs, FilesCommand, LoginArgs, OpArgs, OpCommand, Output,
 };
 use crate::client::{ApiError, Client, encode_path};
+use crate::onboard_files::{self, Change};
 use crate::progress;
 use crate::session::{self, Session};
 
@@ -299,7 +300,23 @@ pub(crate) async fn files(cli: &Cli, a: FilesArgs) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        FilesCommand::Rm { remote } => {
+        FilesCommand::Rm {
+            remote,
+            mut more,
+            onboard,
+        } if onboard.onboard => {
+            more.insert(0, remote);
+            onboard_files::run(cli, &client, onboard, Change::Delete(more)).await
+        }
+        FilesCommand::Mv {
+            remote,
+            to,
+            onboard,
+        } if onboard.onboard => {
+            let change = Change::Move { from: remote, to };
+            onboard_files::run(cli, &client, onboard, change).await
+        }
+        FilesCommand::Rm { remote, .. } => {
             let (ns, path) = split_remote(&remote)?;
             let removed: api::Removed = client
                 .json(client.request(
@@ -318,7 +335,7 @@ pub(crate) async fn files(cli: &Cli, a: FilesArgs) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        FilesCommand::Mv { remote, to } => {
+        FilesCommand::Mv { remote, to, .. } => {
             let (ns, from) = split_remote(&remote)?;
             let moved: api::Moved = client
                 .json(

@@ -304,31 +304,114 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
 
     // files ls --onboard: the ground's mirror of the volume, as the API answers it
     let volume = format!("{tenant}-pvc");
+    let onboard_args = ["--onboard", "--system", "em", "--volume", volume.as_str()];
+    let onboard_cli = |verb: &'static str, paths: &[&str]| -> Vec<String> {
+        let mut args = vec!["files".to_string(), verb.to_string()];
+        args.extend(onboard_args.iter().chain(paths).map(|s| s.to_string()));
+        args
+    };
+    let ls_onboard = async || {
+        let args = onboard_cli("ls", &[]);
+        let (code, listed) = user
+            .cli_json(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .await;
+        assert_eq!(code, 0, "{listed:#}");
+        let paths: Vec<String> = listed["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect();
+        (listed, paths)
+    };
+    // What a verb printed is the execution as the API answers it once ended.
+    let is_apis_execution = async |printed: &Value| {
+        assert_schema::<api::Execution>(printed);
+        let id = printed["id"].as_str().unwrap();
+        let (_, api_exec) = user.get(&format!("/api/v1/executions/{id}")).await;
+        assert_eq!(
+            printed, &api_exec,
+            "the final execution, as the API says it"
+        );
+    };
     let (_, api_volume) = user
         .get(&format!("/api/v1/systems/em/volumes/{volume}/files"))
         .await;
-    let (code, onboard) = user
-        .cli_json(&[
+    let (onboard, paths) = ls_onboard().await;
+    assert_eq!(onboard, api_volume);
+    assert_schema::<api::VolumeFileList>(&onboard);
+    assert!(
+        paths.iter().any(|p| p == "/in/a.txt"),
+        "the uplinked file is in the mirror: {onboard:#}"
+    );
+
+    // files mv / rm --onboard: an operation `onboard-files` run on the system and waited for,
+    // its final execution as the API answers it; the mirror shows the change
+    let args = onboard_cli("mv", &["/in/a.txt", "/moved/a.txt"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The user's only namespace keeps the operation when -n is not given.
+    let (code, moved) = user.cli_json(&args).await;
+    assert_eq!(code, 0, "{moved:#}");
+    assert_eq!(moved["state"], "COMPLETED", "{moved:#}");
+    assert_eq!(moved["operation"], "onboard-files");
+    assert_eq!(moved["namespace"], ns.as_str());
+    assert_eq!(moved["tasks"][0]["type"], "files.move", "{moved:#}");
+    is_apis_execution(&moved).await;
+    let (_, paths) = ls_onboard().await;
+    assert!(
+        paths.iter().any(|p| p == "/moved/a.txt") && !paths.iter().any(|p| p == "/in/a.txt"),
+        "files ls --onboard shows the move: {paths:?}"
+    );
+    let args = onboard_cli("rm", &["/moved", "-n", &ns]);
+    let args_rm: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, removed) = user.cli_json(&args_rm).await;
+    assert_eq!(code, 0, "{removed:#}");
+    assert_eq!(removed["state"], "COMPLETED", "{removed:#}");
+    assert_eq!(removed["tasks"][0]["type"], "files.delete");
+    is_apis_execution(&removed).await;
+    let (_, paths) = ls_onboard().await;
+    assert!(
+        !paths.iter().any(|p| p.starts_with("/moved")),
+        "files rm --onboard deleted the folder: {paths:?}"
+    );
+    // A missing path: the task fails, nothing is deleted, exit 1 with the task's message.
+    let (code, missing) = user.cli_json(&args_rm).await;
+    assert_eq!(code, 1, "{missing:#}");
+    assert_eq!(missing["state"], "FAILED");
+    assert_eq!(
+        missing["errors"][0]["name"], "EXECUTION_ERROR",
+        "{missing:#}"
+    );
+    is_apis_execution(&missing).await;
+    let text = user
+        .cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert_eq!(text.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&text.stderr);
+    assert!(
+        stderr.contains("4 EXECUTION_ERROR File not found: /moved"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&text.stdout).contains("FAILED"));
+    // Usage errors, before anything is asked of the ground.
+    for bad in [
+        vec!["files", "rm", "--onboard", "/x"],
+        vec![
             "files",
-            "ls",
+            "rm",
             "--onboard",
             "--system",
             "em",
             "--volume",
             &volume,
-        ])
-        .await;
-    assert_eq!(code, 0);
-    assert_eq!(onboard, api_volume);
-    assert_schema::<api::VolumeFileList>(&onboard);
-    assert!(
-        onboard["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["path"] == "/in/a.txt"),
-        "the uplinked file is in the mirror: {onboard:#}"
-    );
+            "ns:/x",
+        ],
+        vec!["files", "mv", "--system", "em", "/x", "/y"],
+        vec!["files", "rm", "a:/x", "b:/y"],
+    ] {
+        let out = user.cli(&bad).await;
+        assert_eq!(out.status.code(), Some(2), "{bad:?} is a usage error");
+    }
 
     // files mv / rm on the ground
     let (code, moved) = user
@@ -517,6 +600,9 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
     ];
     let out = run(&["exec", "list", "-n", &ns, "-o", "json"], &env).await;
     assert_eq!(out.status.code(), Some(0));
+    let (_, api_execs) = user
+        .get(&format!("/api/v1/executions?namespace={ns}"))
+        .await;
     assert_eq!(json_of(&out), api_execs);
     assert!(!nowhere.exists(), "nothing is written in CI mode");
     let refused = run(
