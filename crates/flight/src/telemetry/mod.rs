@@ -272,10 +272,12 @@ async fn sample_loop(weak: Weak<Inner>) {
 
 /// Makes and stores the samples due up to `now` (mission ms); the time of the next one.
 fn catch_up(inner: &Inner, current: &Current, now: u64) -> Result<u64, String> {
-    let mut store = lock(&inner.store);
+    // The store is locked only to read where it ends and to append: the requests that read it
+    // meanwhile never wait for the propagation. (The sampler alone appends.)
+    let last = lock(&inner.store).latest().cloned();
     let floor = now / SAMPLE_EVERY_MS * SAMPLE_EVERY_MS;
     let earliest = floor.saturating_sub((store::CAPACITY as u64 - 1) * SAMPLE_EVERY_MS);
-    let first = match store.latest() {
+    let first = match &last {
         Some(last) => (last.t_ms + SAMPLE_EVERY_MS).max(earliest),
         None => floor,
     };
@@ -287,7 +289,7 @@ fn catch_up(inner: &Inner, current: &Current, now: u64) -> Result<u64, String> {
         let at = orbit::Epoch::from_unix_millis(t as i64);
         match current.propagator.state_teme(at) {
             Ok(state) => {
-                let previous = batch.last().or(store.latest());
+                let previous = batch.last().or(last.as_ref());
                 let s = model::sample(previous, t, &state, orbit::sun_position_km(at), &tle);
                 batch.push(s);
             }
@@ -300,10 +302,9 @@ fn catch_up(inner: &Inner, current: &Current, now: u64) -> Result<u64, String> {
         .map(|s| s.t_ms)
         .filter(|t| t % IMAGE_EVERY_MS == 0)
         .collect();
-    store
+    lock(&inner.store)
         .append(batch)
         .map_err(|e| format!("cannot append to the history: {e}"))?;
-    drop(store);
     // Only the pictures that can be kept are taken.
     let skip = pictures.len().saturating_sub(MAX_IMAGES);
     for t in &pictures[skip..] {
