@@ -137,6 +137,10 @@ pub struct StartExecution {
     /// Start even when preflight finds errors.
     #[serde(default)]
     pub force: bool,
+    /// The revision to run [default: the latest]: a script that applies and then starts names
+    /// the revision it applied, so that another apply in between does not change what runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
 }
 
 /// One state change.

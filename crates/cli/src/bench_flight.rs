@@ -260,6 +260,7 @@ impl Stack {
             .post(format!("{}/api/v1/executions", self.url))
             .bearer_auth(token)
             .json(&api::StartExecution {
+                revision: None,
                 namespace: "bench".into(),
                 operation: format!("pod{i}"),
                 system: None,

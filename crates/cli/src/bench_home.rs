@@ -110,6 +110,7 @@ pub(crate) async fn run() -> anyhow::Result<ExitCode> {
             .post(format!("{url}/api/v1/executions"))
             .bearer_auth(&token)
             .json(&api::StartExecution {
+                revision: None,
                 namespace: "bench".into(),
                 operation: format!("op{i}"),
                 system: None,

@@ -34,6 +34,7 @@ pub(crate) async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<ExitCode> {
         } => {
             let (ns, id) = split_op(&operation)?;
             let req = api::StartExecution {
+                revision: None,
                 namespace: ns.to_string(),
                 operation: id.to_string(),
                 system,

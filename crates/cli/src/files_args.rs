@@ -116,15 +116,30 @@ impl FilesCommand {
             } => ("mv", vec![remote, to], onboard),
             _ => return None,
         };
-        let remote = paths.into_iter().find(|p| is_namespace_path(p))?;
-        onboard.onboard.then(|| {
-            (
+        if !onboard.onboard {
+            return None;
+        }
+        if let Some(remote) = paths.iter().find(|p| is_namespace_path(p)) {
+            return Some((
                 name,
                 format!(
                     "{remote:?} names a namespace's file (NS:/path); with --onboard give the volume's own path (/path) and the namespace with -n"
                 ),
-            )
-        })
+            ));
+        }
+        // As on the ground, a whole volume is not deleted or moved this way (`files.delete`
+        // of `/` in an operation does it, for one who means it).
+        let root = paths.iter().find(|p| {
+            wire::names::VolumePath::parse(p)
+                .map(|v| v.is_root())
+                .unwrap_or(false)
+        })?;
+        Some((
+            name,
+            format!(
+                "{root:?} is the volume's root: files {name} --onboard does not take a whole volume (a files.delete task of '/' in an operation does)"
+            ),
+        ))
     }
 }
 

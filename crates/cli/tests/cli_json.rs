@@ -408,6 +408,18 @@ async fn every_client_verb_prints_the_apis_answer_as_json() {
         ],
         vec!["files", "mv", "--system", "em", "/x", "/y"],
         vec!["files", "rm", "a:/x", "b:/y"],
+        // Not the whole volume, however it is written.
+        vec![
+            "files",
+            "rm",
+            "--onboard",
+            "--system",
+            "em",
+            "--volume",
+            &volume,
+            "/x",
+            "/./",
+        ],
     ] {
         let out = user.cli(&bad).await;
         assert_eq!(out.status.code(), Some(2), "{bad:?} is a usage error");

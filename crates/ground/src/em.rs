@@ -190,6 +190,7 @@ pub(crate) async fn start(ground: &Ground, tenant: &str, call: &Call) -> Result<
         ground,
         tenant,
         api::StartExecution {
+            revision: None,
             namespace: ns,
             operation: call.operation.to_string(),
             system: Some(SYSTEM.to_string()),

@@ -45,15 +45,29 @@ pub(crate) async fn start(
     req: api::StartExecution,
 ) -> Result<String, ApiError> {
     auth::check_namespace(ground, tenant, &req.namespace).await?;
-    let Some((op_row, yaml)) = db::operation(ground.db(), &req.namespace, &req.operation).await?
+    let Some((mut op_row, mut yaml)) =
+        db::operation(ground.db(), &req.namespace, &req.operation).await?
     else {
         return Err(ApiError::not_found(format!(
             "operation '{}/{}' not found",
             req.namespace, req.operation
         )));
     };
+    if let Some(revision) = req.revision.filter(|&r| r as i64 != op_row.revision) {
+        let found = match i64::try_from(revision) {
+            Ok(r) => db::operation_revision(ground.db(), &req.namespace, &req.operation, r).await?,
+            Err(_) => None,
+        };
+        let Some((text, _)) = found else {
+            return Err(ApiError::not_found(format!(
+                "operation '{}/{}' has no revision {revision}",
+                req.namespace, req.operation
+            )));
+        };
+        (op_row.revision, yaml) = (revision as i64, text);
+    }
     let op = operation::parse(&yaml).map_err(|diagnostics| ApiError::Invalid {
-        message: "the operation's latest revision no longer validates; apply it again".into(),
+        message: "the operation's revision no longer validates; apply it again".into(),
         diagnostics,
     })?;
     let system = req

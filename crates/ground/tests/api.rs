@@ -457,6 +457,15 @@ async fn operations_validate_with_lines_and_revise_on_change() {
     let op = g.get("/api/v1/operations/demo/hello", &t).await.json();
     assert_eq!(op["revision"], 2);
     assert_eq!(op["yaml"], changed);
+    // A start may name the revision it means: an older one runs as it was; one that never was
+    // is not found.
+    let start = |revision: u64| json!({"namespace": "demo", "operation": "hello", "force": true, "revision": revision});
+    let r = g.post_json("/api/v1/executions", Some(&t), start(1)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["revision"], 1);
+    let r = g.post_json("/api/v1/executions", Some(&t), start(9)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    assert!(r.text().contains("no revision 9"), "{}", r.text());
     let list = g.get("/api/v1/operations?namespace=demo", &t).await.json();
     assert_eq!(list["operations"][0]["id"], "hello");
 
