@@ -29,12 +29,20 @@ impl Executor {
                 execution_error(format!("cannot make your pods' network: {}", e.message))
             })?;
         // The host is open to the network at this address alone: if another program holds it,
-        // the pods would reach that program, so no pod runs on it.
-        if let Err(e) = self.telemetry.listen_on(gateway).await {
-            tracing::error!(network = name, %gateway, error = %e, "cannot serve telemetry on a tenant network");
-            return Err(execution_error(format!(
-                "cannot serve the onboard telemetry service on your pods' network at {gateway}:{PORT} ({e}); the operator must free that address"
-            )));
+        // the pods would reach that program, so no pod runs on it. Any other failure (an
+        // address this host does not have) leaves nothing to reach: the pod runs without the
+        // service.
+        match self.telemetry.listen_on(gateway).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                tracing::error!(network = name, %gateway, error = %e, "another program holds the telemetry address of a tenant network");
+                return Err(execution_error(format!(
+                    "cannot serve the onboard telemetry service on your pods' network at {gateway}:{PORT} ({e}); the operator must free that address"
+                )));
+            }
+            Err(e) => {
+                tracing::warn!(network = name, %gateway, error = %e, "cannot serve telemetry on a tenant network");
+            }
+            Ok(()) => {}
         }
         let hosts = [HOSTNAME, ALIAS].map(|h| format!("{h}:{gateway}")).to_vec();
         Ok((name, hosts))
