@@ -90,7 +90,8 @@ async fn only_namespace(client: &Client) -> anyhow::Result<String> {
 
 /// The operation's YAML: every value a JSON string, which YAML reads as the same string.
 fn operation(namespace: &str, system: &str, volume: &str, change: &Change) -> String {
-    let q = |s: &str| serde_json::Value::from(s).to_string();
+    // A string's JSON encoding cannot fail.
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let task = match change {
         Change::Delete(paths) => format!(
             "  - id: delete\n    type: files.delete\n    source: [{}]\n",
