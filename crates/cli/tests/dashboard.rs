@@ -157,15 +157,27 @@ impl Browser {
 
     /// Waits (up to 20 s) until the page's text contains `want`; the text last seen.
     async fn wait_for(&self, want: &str) -> String {
-        let mut page = String::new();
-        for _ in 0..200 {
-            page = self.text().await;
+        self.wait_up_to(want, Duration::from_secs(20)).await
+    }
+
+    /// Waits until the page shows what a pod's run leads to (`want`): up to two minutes, as a
+    /// container's start and end take what a loaded machine gives them. Liveness, not speed.
+    async fn wait_for_outcome(&self, want: &str) -> String {
+        self.wait_up_to(want, Duration::from_secs(120)).await
+    }
+
+    async fn wait_up_to(&self, want: &str, limit: Duration) -> String {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            let page = self.text().await;
             if page.contains(want) {
                 return page;
             }
+            if tokio::time::Instant::now() >= until {
+                panic!("the page never showed {want:?} in {limit:?}: {page}");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the page never showed {want:?}: {page}");
     }
 
     /// The page's visible text, read by a script so that a navigation in between cannot leave
@@ -403,7 +415,7 @@ async fn upload_author_execute_and_follow_in_a_real_browser() {
     browser.click("#save").await;
     browser.wait_for(&format!("Operation {ns} / web")).await;
     browser.click("#execute").await;
-    let page = browser.wait_for("COMPLETED").await;
+    let page = browser.wait_for_outcome("COMPLETED").await;
     assert!(page.contains("Execution"), "{page}");
     assert!(page.contains("files.list"), "{page}");
     let (_, list) = alice
@@ -665,7 +677,7 @@ async fn an_operator_approves_in_a_real_browser_what_waits_on_a_flight_system() 
         .await;
     browser.wait_for("Nothing awaits your approval.").await;
     browser.goto(&format!("{url}/executions/{id}")).await;
-    let page = browser.wait_for("COMPLETED").await;
+    let page = browser.wait_for_outcome("COMPLETED").await;
     assert!(page.contains(&o), "the history names who approved: {page}");
     assert!(page.contains("ran-after-approval"), "{page}");
     browser.screenshot("approval-4-completed").await;
@@ -757,7 +769,7 @@ async fn a_tenant_cancels_a_running_pod_in_a_real_browser() {
     let browser = Browser::start().await;
     browser.sign_in(url, &a).await;
     browser.goto(&format!("{url}/executions/{id}")).await;
-    browser.wait_for("RUNNING").await;
+    browser.wait_for_outcome("RUNNING").await;
     let buttons = browser
         .script(
             "return [...document.querySelectorAll('button')].map(b => b.textContent).join('|');",
@@ -775,7 +787,7 @@ async fn a_tenant_cancels_a_running_pod_in_a_real_browser() {
              return null;"
         ))
         .await;
-    let page = browser.wait_for("CANCELLED").await;
+    let page = browser.wait_for_outcome("CANCELLED").await;
     assert!(
         page.contains(&format!("cancelled by {a}; stopped on system 'em'")),
         "{page}"
