@@ -268,6 +268,23 @@ pub(crate) enum BenchWhat {
     },
     /// Pass prediction: 1 and 10 stations over 1 and 7 days.
     Passes,
+    /// The ground's API under load: concurrent clients uploading, applying, executing and
+    /// polling, on SQLite and (given a server) PostgreSQL with one replica and two.
+    #[command(
+        after_help = "Examples:\n  orbitdock bench ground\n  orbitdock bench ground --clients 200 --seconds 20 --postgres postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    Ground {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 200)]
+        clients: usize,
+        /// How long each row runs, seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// A PostgreSQL server to make the bench's databases on (a URL of a database to connect
+        /// to first); without it, SQLite only.
+        #[arg(long, env = "ORBITDOCK_BENCH_POSTGRES_URL")]
+        postgres: Option<String>,
+    },
     /// The dashboard's Home for a tenant with 50 operations and executions on two systems:
     /// latency served from the view cache and computed afresh (a ground on loopback; seconds).
     Home,

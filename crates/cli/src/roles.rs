@@ -560,6 +560,11 @@ pub(crate) async fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode>
         }
         crate::args::BenchWhat::Flight => return crate::bench_flight::run().await,
         crate::args::BenchWhat::Home => return crate::bench_home::run().await,
+        crate::args::BenchWhat::Ground {
+            clients,
+            seconds,
+            postgres,
+        } => return crate::bench_ground::run(clients, seconds, postgres).await,
     }
     Ok(ExitCode::SUCCESS)
 }

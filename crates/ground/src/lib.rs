@@ -44,6 +44,7 @@ mod passes;
 mod planner;
 mod preflight_check;
 mod queue;
+mod replicas;
 mod reports;
 mod system_link;
 mod systems_view;
@@ -143,6 +144,9 @@ impl Ground {
             blobs,
             views: views::Views::default(),
         });
+        if db::Backend::of_url(&url)? == db::Backend::Postgres {
+            replicas::spawn(&core, &url).await?;
+        }
         downlink::settle_all(&core).await?;
         let mut systems = BTreeMap::new();
         for s in &config.systems {

@@ -15,13 +15,16 @@
 //! queueing them: the memory is one counter however many events land. At most [`FOLLOWERS`]
 //! follow at once, and at most [`FOLLOWERS_PER_USER`] of them for one user, so no one user can
 //! take every place ([`Views::follow`]).
+//!
+//! On PostgreSQL, several replicas may serve one database: each local change is also announced
+//! to the others, and theirs bump this one's generation (`replicas`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
 /// How long a view is served at most, events or not.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(30);
@@ -42,6 +45,8 @@ pub(crate) struct Views {
     followers: Arc<Semaphore>,
     /// How many each user has.
     per_user: Arc<Mutex<HashMap<String, usize>>>,
+    /// Woken at each local change, to tell the other replicas (`replicas`); unset on SQLite.
+    announce: OnceLock<Arc<Notify>>,
 }
 
 impl Default for Views {
@@ -52,6 +57,7 @@ impl Default for Views {
             changes: watch::Sender::new(0),
             followers: Arc::new(Semaphore::new(FOLLOWERS)),
             per_user: Arc::default(),
+            announce: OnceLock::new(),
         }
     }
 }
@@ -86,8 +92,18 @@ struct Entry {
 }
 
 impl Views {
-    /// Something changed: no view computed before now is served again.
+    /// Something changed here: no view computed before now is served again, and the other
+    /// replicas are told (`replicas`).
     pub(crate) fn invalidate(&self) {
+        self.bump();
+        if let Some(wake) = self.announce.get() {
+            wake.notify_one();
+        }
+    }
+
+    /// Something changed, here or on another replica: no view computed before now is served
+    /// again, and followers wake.
+    pub(crate) fn bump(&self) {
         let now = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         // Followers see the newest generation; concurrent bumps never move it backwards.
         self.changes.send_if_modified(|g| {
@@ -97,6 +113,11 @@ impl Views {
             }
             newer
         });
+    }
+
+    /// Wakes `wake` at each local change from now on (once; later calls change nothing).
+    pub(crate) fn announce_to(&self, wake: Arc<Notify>) {
+        let _ = self.announce.set(wake);
     }
 
     /// A follower of the events from now on, for `user`; `None` when [`FOLLOWERS`] follow

@@ -249,3 +249,55 @@ async fn the_page_carries_the_region_its_script_replaces() {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
+
+/// Two replicas on one PostgreSQL database: the link's events land on the one that holds the
+/// system's link, and an execution followed on the other streams each change as it lands
+/// (`replicas`: NOTIFY on a change, LISTEN on each replica). Without a server (and without
+/// `ORBITDOCK_REQUIRE_POSTGRES=1`) it says so and passes over.
+#[tokio::test]
+async fn a_follower_on_another_replica_sees_each_change_on_postgres() {
+    let Some(server) = common::postgres::server_url() else {
+        eprintln!("ORBITDOCK_TEST_POSTGRES_URL is not set: the PostgreSQL test is not run");
+        return;
+    };
+    let (ground_addr, flight_addr) = (free_udp_addr(), free_udp_addr());
+    let key = LinkKey::from_bytes(rand::random());
+    let database = common::TestDatabase::postgres(&server).await;
+    // Replica A holds the link to `em`; replica B serves the follower, with no link of its own.
+    let a = common::ground_on(database, vec![em(ground_addr, flight_addr, key.clone())]).await;
+    let b_dir = tempfile::tempdir().unwrap();
+    let b = ground::Ground::open(common::config(&b_dir, &a.database, Vec::new()))
+        .await
+        .unwrap();
+    let b = TestGround {
+        ground: b,
+        dir: b_dir,
+        database: common::TestDatabase::sqlite(),
+    };
+    let mut flight = Flight::spawn(flight_addr, ground_addr, key).await;
+    let alice = a.login("alice").await;
+    let id = start_listings(&a, &alice, "look").await;
+
+    let mut events = Events::open(&b, &id, &alice).await;
+    let first = events.next().await.unwrap();
+    assert_eq!(task_states(&first), ["SCHEDULED", "SCHEDULED"], "{first:#}");
+    match flight.recv().await {
+        Message::Plan(p) => assert_eq!(p.execution, id),
+        other => panic!("expected the plan, got {other:?}"),
+    }
+    flight.execution(&id, TaskState::Running, ENDED_AT).await;
+    flight.task(&id, 0, TaskState::Running, None, None).await;
+    events.until("RUNNING", &["RUNNING", "SCHEDULED"]).await;
+    flight.task(&id, 0, TaskState::Success, None, None).await;
+    flight.task(&id, 1, TaskState::Success, None, None).await;
+    flight.execution(&id, TaskState::Success, ENDED_AT).await;
+    let last = events.until("COMPLETED", &["SUCCESS", "SUCCESS"]).await;
+    assert_eq!(
+        last,
+        a.get(&format!("/api/v1/executions/{id}"), &alice)
+            .await
+            .json(),
+        "replica B streams what replica A answers"
+    );
+    assert!(events.next().await.is_none());
+}

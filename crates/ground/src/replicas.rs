@@ -1,0 +1,118 @@
+//! Live updates across replicas: on PostgreSQL, every replica tells the others of its changes
+//! and hears theirs, so that a page followed live on one replica (`http::live`) and the Home
+//! cache (`views`) see what a request or a link event handled by another replica changed.
+//!
+//! Each local change ([`crate::views::Views::invalidate`]) wakes an announcer that sends one
+//! `NOTIFY orbitdock_changes` with this replica's identity (PostgreSQL folds a burst of them
+//! while the announcer is busy: the `Notify` it waits on holds one permit). A listener on its own
+//! connection (`LISTEN orbitdock_changes`) bumps the local generation for each notification of
+//! another replica ([`crate::views::Views::bump`]: no announcement back). A listener that lost its
+//! connection cannot know what it missed: once connected again it bumps the generation anyway,
+//! and meanwhile the Home cache's age bound ([`crate::views::MAX_AGE`]) still holds.
+//!
+//! On SQLite there is one process per database: nothing to tell.
+//!
+//! Both tasks hold the ground weakly and end once it is gone.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
+
+use crate::Core;
+
+/// The channel replicas notify each other on.
+pub(crate) const CHANNEL: &str = "orbitdock_changes";
+
+/// The longest wait before connecting the listener again.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Starts telling the other replicas on the PostgreSQL database at `url` of this one's changes,
+/// and hearing theirs. Fails if the listener's first connection does.
+pub(crate) async fn spawn(core: &Arc<Core>, url: &str) -> Result<(), sqlx::Error> {
+    let me = format!("{:016x}", rand::random::<u64>());
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    let wake = Arc::new(Notify::new());
+    core.views.announce_to(wake.clone());
+    tokio::spawn(announce(Arc::downgrade(core), wake, me.clone()));
+    tokio::spawn(listen(Arc::downgrade(core), listener, me));
+    Ok(())
+}
+
+/// Sends a notification for each wake, while the ground lives.
+async fn announce(core: Weak<Core>, wake: Arc<Notify>, me: String) {
+    loop {
+        wake.notified().await;
+        let Some(core) = core.upgrade() else { return };
+        // pg_notify answers `void`, which no driver decodes: select past it.
+        if let Err(e) = sqlx::query("SELECT CAST(1 AS BIGINT) FROM (SELECT pg_notify($1, $2)) AS n")
+            .bind(CHANNEL)
+            .bind(&me)
+            .execute(&core.db)
+            .await
+        {
+            // The other replicas' caches age out (views::MAX_AGE); their live pages wait for
+            // the next change that reaches them.
+            tracing::warn!(error = %e, "could not tell the other replicas of a change");
+        }
+    }
+}
+
+/// Bumps the local generation for each change another replica announces.
+async fn listen(core: Weak<Core>, mut listener: PgListener, me: String) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        // `try_recv` answers `None` when the connection was lost (and is connected again at the
+        // next call): what was announced meanwhile is unknown.
+        let heard = listener.try_recv().await;
+        let Some(core) = core.upgrade() else { return };
+        match heard {
+            Ok(Some(n)) => {
+                backoff = Duration::from_millis(500);
+                if n.payload() != me {
+                    core.views.bump();
+                }
+            }
+            Ok(None) => {
+                tracing::warn!("lost the connection that hears other replicas; connecting again");
+                core.views.bump();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "cannot hear other replicas");
+                drop(core);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::views;
+
+    #[test]
+    fn a_local_change_wakes_the_announcer_and_a_heard_one_does_not() {
+        let v = views::Views::default();
+        let wake = Arc::new(Notify::new());
+        v.announce_to(wake.clone());
+        let before = v.generation();
+        v.bump();
+        assert_eq!(v.generation(), before + 1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let heard = tokio::time::timeout(Duration::from_millis(50), wake.notified()).await;
+            assert!(heard.is_err(), "a bump announces nothing");
+            v.invalidate();
+            tokio::time::timeout(Duration::from_secs(1), wake.notified())
+                .await
+                .expect("a local change wakes the announcer");
+        });
+    }
+}
