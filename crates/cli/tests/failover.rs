@@ -165,13 +165,13 @@ impl Setup {
 fn last_stat(log: &str, field: &str) -> u64 {
     let key = format!("{field}=");
     log.lines()
+        .rev()
         .filter(|l| l.contains("link stats"))
-        .filter_map(|l| {
+        .find_map(|l| {
             l.split_whitespace()
                 .find_map(|w| w.strip_prefix(&key))
                 .and_then(|v| v.parse().ok())
         })
-        .last()
         .unwrap_or(0)
 }
 
@@ -370,16 +370,16 @@ async fn a_replica_takes_the_link_over_mid_uplink_with_nothing_resent() {
 
     // `b` takes the lease over (a later generation) and runs the link.
     let takeover = loop {
-        if let Some((owner, generation)) = ops_b.link_owner().await {
-            if owner == "b" {
-                assert!(
-                    generation > generation_a,
-                    "{generation} after {generation_a}"
-                );
-                let log = std::fs::read_to_string(setup.log("b")).unwrap();
-                if log.contains("system link up") {
-                    break killed.elapsed();
-                }
+        if let Some((owner, generation)) = ops_b.link_owner().await
+            && owner == "b"
+        {
+            assert!(
+                generation > generation_a,
+                "{generation} after {generation_a}"
+            );
+            let log = std::fs::read_to_string(setup.log("b")).unwrap();
+            if log.contains("system link up") {
+                break killed.elapsed();
             }
         }
         assert!(
