@@ -41,6 +41,23 @@ pub struct System {
     /// system's default), `none` when executions go at once (the EM's).
     #[serde(default)]
     pub approval: String,
+    /// Which ground replica runs the system's link (holds its lease), for operators;
+    /// `null` for a tenant, and before any replica took it.
+    #[serde(default)]
+    pub link: Option<LinkOwner>,
+}
+
+/// The ground replica holding a system's link lease (docs/scale-out.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LinkOwner {
+    /// The replica's name (`orbitdock ground --replica`).
+    pub replica: String,
+    /// The lease's generation: raised at every taking, so a takeover shows.
+    pub generation: u64,
+    /// When the lease expires unless renewed (every 2 s while its holder lives).
+    pub expires_at: String,
+    /// Whether the lease is held now; `false` once it expired or was released.
+    pub live: bool,
 }
 
 /// How the ground's mirror of what a system holds onboard (objects, each volume file with its

@@ -448,6 +448,15 @@ pub(crate) struct GroundArgs {
     /// `plan.pub` when missing]. Flight agents run only plans it signed.
     #[arg(long)]
     pub(crate) plan_key: Option<PathBuf>,
+    /// This replica's name in the link leases, unique among the replicas sharing the database
+    /// (docs/scale-out.md) [default: the host's name and the data directory].
+    #[arg(long, env = "ORBITDOCK_REPLICA")]
+    pub(crate) replica: Option<String>,
+    /// Each system's link session, `<DIR>/<system>/`: replicas sharing a database share it
+    /// (a filesystem they all mount), so the one taking a link over resumes its transfers
+    /// [default: DATA_DIR/link].
+    #[arg(long)]
+    pub(crate) link_state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) tls: TlsArgs,
 }

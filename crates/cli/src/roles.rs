@@ -61,7 +61,11 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
         Some(f) => crate::systems::declarations(f)?,
         None => Default::default(),
     };
-    let g = ground::Ground::open(config)
+    let ownership = ground::LinkOwnership {
+        replica: a.replica.clone(),
+        state_dir: a.link_state_dir.clone(),
+    };
+    let g = ground::Ground::open_replica(config, ownership)
         .await
         .with_context(|| format!("opening the ground in {}", a.data_dir.display()))?
         .with_declarations(declared);
@@ -86,13 +90,15 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
     match tls {
         Some(tls) => {
             tracing::info!(https = %a.http, "ground up, serving HTTPS");
-            ground::serve_tls(g, listener, tls, shutdown_signal()).await?;
+            ground::serve_tls(g.clone(), listener, tls, shutdown_signal()).await?;
         }
         None => {
             tracing::info!(http = %a.http, "ground up");
-            ground::serve(g, listener, shutdown_signal()).await?;
+            ground::serve(g.clone(), listener, shutdown_signal()).await?;
         }
     }
+    // Another replica takes the links over at once.
+    g.release_links().await;
     Ok(ExitCode::SUCCESS)
 }
 

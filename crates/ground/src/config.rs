@@ -19,6 +19,48 @@ pub struct GroundConfig {
     pub plan_signer: wire::PlanSigner,
 }
 
+/// How a ground replica shares the links with the others on its database
+/// (docs/scale-out.md). The default suits one ground alone: it takes every lease at once.
+#[derive(Debug, Clone, Default)]
+pub struct LinkOwnership {
+    /// The replica's name in the link leases, unique among the replicas; `None` for this host's
+    /// name and the data directory (so the same ground started again takes its own leases back
+    /// at once).
+    pub replica: Option<String>,
+    /// Holds each system's link session in `<dir>/<system>/`: shared by the replicas (a
+    /// filesystem they all mount), since the replica that takes a link over resumes its
+    /// session; `None` for `DATA_DIR/link`.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl LinkOwnership {
+    /// The replica's name and the state directory, defaults filled in.
+    pub(crate) async fn resolve(
+        self,
+        data_dir: &std::path::Path,
+    ) -> Result<crate::lease::Ownership, crate::Error> {
+        let replica = match self.replica {
+            Some(r) if r.is_empty() || r.len() > 200 => {
+                return Err(crate::Error::invalid(
+                    "the replica name must be 1 to 200 bytes",
+                ));
+            }
+            Some(r) => r,
+            None => {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "localhost".into());
+                let dir = tokio::fs::canonicalize(data_dir).await?;
+                format!("{host}:{}", dir.display())
+            }
+        };
+        Ok(crate::lease::Ownership {
+            replica,
+            state_dir: self.state_dir.unwrap_or_else(|| data_dir.join("link")),
+        })
+    }
+}
+
 /// The link to one system.
 #[derive(Debug, Clone)]
 pub struct SystemLink {

@@ -38,6 +38,7 @@ mod encoder;
 mod error;
 mod executor;
 mod http;
+mod lease;
 mod mirror;
 mod operation;
 mod passes;
@@ -57,7 +58,7 @@ mod views;
 
 pub use approval::Approval;
 pub use auth::Role;
-pub use config::{GroundConfig, HttpTimeouts, SystemLink};
+pub use config::{GroundConfig, HttpTimeouts, LinkOwnership, SystemLink};
 pub use error::{ApiError, Error, ErrorKind};
 pub use http::tls::{TlsConfig, TlsError, TlsErrorKind};
 pub use operation::{Diagnostic, Severity};
@@ -79,7 +80,7 @@ use crate::db::Db;
 #[derive(Clone)]
 pub struct Ground {
     core: Arc<Core>,
-    systems: Arc<BTreeMap<String, system_link::SystemHandle>>,
+    systems: Arc<BTreeMap<String, lease::SystemHandle>>,
     /// Each system's orbit, stations and cached contact plan.
     orbits: Arc<passes::Orbits>,
     /// What passes and ETAs take as now.
@@ -119,8 +120,20 @@ impl Ground {
     /// Opens (or creates) the database (SQLite in WAL mode, unless `database_url` names
     /// PostgreSQL), runs its migrations, prepares the blob store, lands the downlinks whose files
     /// came down before a restart, and binds one link endpoint per system (its session in
-    /// `link/<system>/`) with the tasks that serve it.
+    /// `link/<system>/`) with the tasks that serve it: alone on its database, it takes every
+    /// system's lease at once (see [`Ground::open_replica`]).
     pub async fn open(config: GroundConfig) -> Result<Ground, Error> {
+        Ground::open_replica(config, LinkOwnership::default()).await
+    }
+
+    /// [`Ground::open`] as one of several replicas sharing the database: each system's link
+    /// runs on the replica holding its lease (taken at once when free, else when its holder
+    /// stops renewing it), with its session in `ownership`'s state directory, which the
+    /// replicas share (docs/scale-out.md).
+    pub async fn open_replica(
+        config: GroundConfig,
+        ownership: LinkOwnership,
+    ) -> Result<Ground, Error> {
         tokio::fs::create_dir_all(&config.data_dir).await?;
         let url = match &config.database_url {
             Some(url) => url.clone(),
@@ -148,6 +161,7 @@ impl Ground {
             replicas::spawn(&core, &url).await?;
         }
         downlink::settle_all(&core).await?;
+        let ownership = ownership.resolve(&config.data_dir).await?;
         let mut systems = BTreeMap::new();
         for s in &config.systems {
             wire::SystemName::new(&s.name).map_err(|e| Error::invalid(e.to_string()))?;
@@ -157,8 +171,7 @@ impl Ground {
                     s.name
                 )));
             }
-            let state_dir = config.data_dir.join("link").join(&s.name);
-            let handle = system_link::spawn(core.clone(), s, state_dir).await?;
+            let handle = lease::SystemHandle::open(core.clone(), s, ownership.clone()).await?;
             systems.insert(s.name.clone(), handle);
         }
         Ok(Ground {
@@ -219,6 +232,24 @@ impl Ground {
     /// up on after [`link::MESSAGE_ATTEMPTS`] failures. `None` for an unknown system.
     pub fn message_counters(&self, system: &str) -> Option<MessageCounters> {
         self.systems.get(system).map(|s| s.counters())
+    }
+
+    /// Stops every link this replica runs and lets their leases go at once, so that another
+    /// replica takes them over without waiting for them to expire (a clean shutdown; a ground
+    /// that is only dropped leaves them to expire, or to its next start).
+    pub async fn release_links(&self) {
+        for handle in self.systems.values() {
+            handle.release().await;
+        }
+    }
+
+    /// Whether this replica runs `system`'s link now (holds its lease and has its session).
+    pub fn runs_link(&self, system: &str) -> bool {
+        self.systems.get(system).is_some_and(|s| s.runs_here())
+    }
+
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
     }
 
     /// The same ground, predicting passes and uplink ETAs from `clock` instead of
@@ -317,7 +348,7 @@ impl Ground {
         &self.core.blobs
     }
 
-    pub(crate) fn system(&self, name: &str) -> Option<&system_link::SystemHandle> {
+    pub(crate) fn system(&self, name: &str) -> Option<&lease::SystemHandle> {
         self.systems.get(name)
     }
 

@@ -45,27 +45,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use link::{EndpointConfig, LinkEvent, MessageReceiver, MessageSender};
 use tokio::sync::{Mutex, oneshot};
 use tokio::task::JoinHandle;
-use wire::{Digest, Direction, Message, Plan};
+use wire::{Digest, Direction, Message};
 
 use crate::config::SystemLink;
 use crate::encoder::{self, Encoder, UPLINK_PRIORITY};
 use crate::error::Error;
 use crate::{Core, db, downlink, mirror, reports, time};
 
-/// The ground's handle on one system's link. Dropping it stops the handler, even in the middle
-/// of an event (uncommitted: the link delivers it again at the next start).
+/// One run of a system's link on this replica: its endpoint, handler and encoder. Dropping it
+/// stops the handler, even in the middle of an event (uncommitted: the link delivers it again at
+/// the next start, here or on the replica that takes the link over), and the encoder; the
+/// endpoint stops once the last of their senders is gone.
 #[derive(Debug)]
-pub(crate) struct SystemHandle {
+pub(crate) struct Running {
     link: Arc<Link>,
-    /// Dropped with the handle; the handler task ends when it notices.
+    /// Dropped with the run; the handler task ends when it notices.
     _alive: oneshot::Sender<()>,
-    /// The encoder's task, stopped with the handle (it holds a sender of the endpoint).
+    /// The encoder's task, stopped with the run (it holds a sender of the endpoint).
     _encoding: AbortTask,
 }
 
 /// Aborts a task when dropped.
 #[derive(Debug)]
-struct AbortTask(tokio::task::AbortHandle);
+pub(crate) struct AbortTask(pub(crate) tokio::task::AbortHandle);
 
 impl Drop for AbortTask {
     fn drop(&mut self) {
@@ -84,22 +86,38 @@ pub struct MessageCounters {
     pub dropped: u64,
 }
 
+/// The counts behind [`MessageCounters`], kept across the runs of a system's link.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    failures: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Counts {
+    pub(crate) fn get(&self) -> MessageCounters {
+        MessageCounters {
+            failures: self.failures.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// The plan could not be queued: the link has stopped.
 #[derive(Debug)]
 pub(crate) struct LinkStopped;
 
-/// What the handler and the handle share.
+/// What the handler and the run share.
 struct Link {
     core: Arc<Core>,
     system: String,
     sender: MessageSender,
-    /// The agent's boot id as last heard; none since this ground started, so the first Hello
-    /// also repairs what a crash of the ground itself may have lost.
+    /// The agent's boot id as last heard; none since this run started, so the first Hello
+    /// also repairs what a crash of the ground (or of the replica that ran the link before)
+    /// may have lost.
     last_boot: Mutex<Option<u64>>,
     /// Sends what a `Want` asks for (see `encoder`).
     encoder: Arc<Encoder>,
-    failures: AtomicU64,
-    dropped: AtomicU64,
+    counts: Arc<Counts>,
 }
 
 impl std::fmt::Debug for Link {
@@ -110,22 +128,10 @@ impl std::fmt::Debug for Link {
     }
 }
 
-impl SystemHandle {
-    /// Queues a plan for the system, unless the same plan already waits in the link's outbox.
-    pub(crate) async fn send_plan(&self, plan: Plan) -> Result<(), LinkStopped> {
-        let execution = plan.execution.clone();
-        self.link
-            .sender
-            .send_once(wire::encode_message(&Message::Plan(plan)))
-            .await
-            .map_err(|_| LinkStopped)?;
-        tracing::info!(system = %self.link.system, %execution, "plan queued");
-        Ok(())
-    }
-
-    /// Queues an encoded message for the system (a cancel order), unless the same bytes already
-    /// wait in the link's outbox.
-    pub(crate) async fn send_message(&self, encoded: Vec<u8>) -> Result<(), LinkStopped> {
+impl Running {
+    /// Queues an encoded message (a plan, a cancel order) for the system, unless the same bytes
+    /// already wait in the link's outbox.
+    pub(crate) async fn send_once(&self, encoded: Vec<u8>) -> Result<(), LinkStopped> {
         self.link
             .sender
             .send_once(encoded)
@@ -137,14 +143,6 @@ impl SystemHandle {
     /// in sending order.
     pub(crate) fn stats(&self) -> link::LinkStats {
         self.link.sender.stats()
-    }
-
-    /// What the handler did with the system's messages.
-    pub(crate) fn counters(&self) -> MessageCounters {
-        MessageCounters {
-            failures: self.link.failures.load(Ordering::Relaxed),
-            dropped: self.link.dropped.load(Ordering::Relaxed),
-        }
     }
 }
 
@@ -170,12 +168,13 @@ pub(crate) fn endpoint_config(
     }
 }
 
-/// Binds the system's endpoint (see [`endpoint_config`]) and spawns its handler.
-pub(crate) async fn spawn(
+/// Binds the system's endpoint (see [`endpoint_config`]) and spawns its handler and encoder.
+pub(crate) async fn start(
     core: Arc<Core>,
     config: &SystemLink,
     state_dir: PathBuf,
-) -> io::Result<SystemHandle> {
+    counts: Arc<Counts>,
+) -> io::Result<Running> {
     let (sender, receiver) =
         link::spawn_endpoint(endpoint_config(&core, config, state_dir)).await?;
     let (alive_tx, alive_rx) = oneshot::channel();
@@ -191,14 +190,13 @@ pub(crate) async fn spawn(
         sender,
         last_boot: Mutex::new(None),
         encoder: encoder.clone(),
-        failures: AtomicU64::new(0),
-        dropped: AtomicU64::new(0),
+        counts,
     });
     tokio::spawn(receive_loop(link.clone(), receiver, alive_rx));
     // Wants left by a previous run are served at once.
     let encoding = tokio::spawn(encoder.clone().run());
     encoder.wake();
-    Ok(SystemHandle {
+    Ok(Running {
         link,
         _alive: alive_tx,
         _encoding: AbortTask(encoding.abort_handle()),
@@ -258,7 +256,7 @@ async fn handle_with_retries(link: &Arc<Link>, event: LinkEvent) {
         LinkEvent::Message { seq, bytes } => match wire::decode_message(&bytes) {
             Ok(m) => (Some(seq), Event::Message(m)),
             Err(e) => {
-                link.dropped.fetch_add(1, Ordering::Relaxed);
+                link.counts.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(%system, seq, error = %e, "dropped an undecodable message");
                 return;
             }
@@ -277,10 +275,10 @@ async fn handle_with_retries(link: &Arc<Link>, event: LinkEvent) {
             Ok(Err(e)) => e.to_string(),
             Err(e) => format!("the handler failed: {e}"),
         };
-        link.failures.fetch_add(1, Ordering::Relaxed);
+        link.counts.failures.fetch_add(1, Ordering::Relaxed);
         if attempt == link::MESSAGE_ATTEMPTS {
             if seq.is_some() {
-                link.dropped.fetch_add(1, Ordering::Relaxed);
+                link.counts.dropped.fetch_add(1, Ordering::Relaxed);
             }
             tracing::error!(%system, ?seq, attempts = attempt, %error, event = event.name(), "gave up on a link event");
             // An attempt may have committed part of what it meant.
@@ -549,7 +547,7 @@ async fn serve(link: &Link, digests: Vec<Digest>) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
-    use wire::{OnFailure, PlanTask, TaskKind, UplinkFile};
+    use wire::{OnFailure, Plan, PlanTask, TaskKind, UplinkFile};
 
     use super::*;
     use crate::db::ExecutionRow;
@@ -560,20 +558,28 @@ mod tests {
     struct Fixture {
         _dir: tempfile::TempDir,
         core: Arc<Core>,
-        handle: SystemHandle,
+        handle: Running,
+        counts: Arc<Counts>,
     }
 
     async fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let core = test_core::core(dir.path(), &[("demo", "alice")]).await;
         let config = test_core::idle_system("em");
-        let handle = spawn(core.clone(), &config, dir.path().join("link/em"))
-            .await
-            .unwrap();
+        let counts = Arc::new(Counts::default());
+        let handle = start(
+            core.clone(),
+            &config,
+            dir.path().join("link/em"),
+            counts.clone(),
+        )
+        .await
+        .unwrap();
         Fixture {
             _dir: dir,
             core,
             handle,
+            counts,
         }
     }
 
@@ -644,7 +650,7 @@ mod tests {
     }
 
     /// The outgoing transfers once every command before is taken: (message, digest).
-    async fn queued(handle: &SystemHandle) -> Vec<(bool, Digest)> {
+    async fn queued(handle: &Running) -> Vec<(bool, Digest)> {
         let stats = handle.link.sender.stats_now().await.unwrap();
         stats
             .transfers
@@ -660,7 +666,10 @@ mod tests {
         for _ in 0..3 {
             let plan = execution(&f.core, "em", "SCHEDULED", &[]).await;
             // Sent when it started, as `executor::start` does.
-            f.handle.send_plan(plan.clone()).await.unwrap();
+            f.handle
+                .send_once(wire::encode_message(&Message::Plan(plan.clone())))
+                .await
+                .unwrap();
             unfinished.push(Digest::of(&wire::encode_message(&Message::Plan(plan))));
         }
         // Finished, and another system's: never re-sent here.
@@ -743,7 +752,7 @@ mod tests {
         };
         handle_with_retries(&f.handle.link, event).await;
         assert_eq!(
-            f.handle.counters(),
+            f.counts.get(),
             MessageCounters {
                 failures: u64::from(link::MESSAGE_ATTEMPTS),
                 dropped: 1
@@ -756,6 +765,6 @@ mod tests {
             bytes: vec![0xff; 9],
         };
         handle_with_retries(&f.handle.link, junk).await;
-        assert_eq!(f.handle.counters().dropped, 2);
+        assert_eq!(f.counts.get().dropped, 2);
     }
 }

@@ -303,6 +303,9 @@ const MAX_TRANSMITS: usize = 256;
 const STATS_EVERY: Duration = Duration::from_millis(250);
 /// ...and at least: the longest the driver waits between steps.
 const MAX_WAIT: Duration = Duration::from_secs(1);
+/// How often the session's counters are logged, at most (target `link::stats`, debug level:
+/// tests read them from a process's log).
+const LOG_STATS_EVERY: Duration = Duration::from_secs(1);
 /// The shortest wait between steps when the session's deadline is already past (it has done all
 /// it could at that instant): tokio's timer resolution, so a wait for a future deadline is never
 /// shortened, and a deadline the session cannot act on yet is not polled in a busy loop.
@@ -367,6 +370,7 @@ impl Reopen {
             events: self.events.clone(),
             stats: self.stats.clone(),
             last_stats: None,
+            last_logged: None,
         }
     }
 
@@ -495,6 +499,8 @@ struct Core {
     /// Shared with [`Reopen`], so the application's view survives a session opened again.
     stats: Arc<watch::Sender<LinkStats>>,
     last_stats: Option<Instant>,
+    /// When the session's counters were last logged (`link::stats`, at debug level).
+    last_logged: Option<Instant>,
 }
 
 impl Core {
@@ -573,6 +579,20 @@ impl Core {
                 session: self.session.stats().clone(),
                 delivery_rate: self.session.delivery_rate(),
             };
+            if self.last_logged.is_none_or(|t| now >= t + LOG_STATS_EVERY) {
+                self.last_logged = Some(now);
+                let s = &stats.session;
+                tracing::debug!(
+                    target: "link::stats",
+                    payload_sent = s.payload_sent,
+                    payload_resent = s.payload_resent,
+                    payload_spare = s.payload_spare,
+                    payload_received = s.payload_received,
+                    payload_duplicate = s.payload_duplicate,
+                    objects_committed = s.objects_committed,
+                    "link stats"
+                );
+            }
             for tx in batch.snapshots {
                 let _ = tx.send(stats.clone());
             }

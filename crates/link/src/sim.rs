@@ -148,6 +148,7 @@ fn add(total: &mut SessionStats, s: &SessionStats) {
         packets_received,
         payload_received,
         duplicates,
+        payload_duplicate,
         rejected_oversized,
         rejected_truncated,
         rejected_unknown,

@@ -48,6 +48,10 @@ pub struct FileStore {
     /// Objects admitted in this run by the default judgement (no [`Admission`]) whose spools
     /// may not hold their offer on disk yet: transfer, declared size.
     admitted: HashMap<u64, u64>,
+    /// `<dir>/lock`, locked exclusively for as long as the store is open: one session on a
+    /// state directory at a time, across processes and machines sharing it (the OS releases the
+    /// lock of a process that dies).
+    _lock: File,
 }
 
 const COMMITTED_MEMORY: usize = 4096;
@@ -149,6 +153,25 @@ impl FileStore {
 
     /// Opens (creating) a store in `dir`, with objects kept as `objects` says.
     pub fn open(dir: &Path, objects: ObjectLayout) -> io::Result<FileStore> {
+        fs::create_dir_all(dir)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "another link endpoint has the session in {} open",
+                        dir.display()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
         for sub in ["outbox", "spool", "inbox"] {
             fs::create_dir_all(dir.join(sub))?;
         }
@@ -169,6 +192,7 @@ impl FileStore {
             committed,
             admit: None,
             admitted: HashMap::new(),
+            _lock: lock,
         })
     }
 
@@ -578,6 +602,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_store_at_a_time_on_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ObjectLayout::new(dir.path().join("objects"));
+        let first = FileStore::open(dir.path(), layout.clone()).unwrap();
+        let Err(e) = FileStore::open(dir.path(), layout.clone()) else {
+            panic!("a second store opened on a directory in use");
+        };
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(e.to_string().contains("another link endpoint"), "{e}");
+        drop(first);
+        FileStore::open(dir.path(), layout).unwrap();
+    }
+
+    #[test]
     fn survives_a_reopen() {
         let dir = std::env::temp_dir().join(format!("orbitdock-store-{}", rand::random::<u64>()));
         let layout = ObjectLayout::new(dir.join("objects"));
@@ -608,6 +646,7 @@ mod tests {
         let mut buf = [0u8; 4];
         assert_eq!(s.read_object(&offer.digest, 6, &mut buf).unwrap(), 4);
         assert_eq!(&buf, b"6789");
+        drop(s);
         assert!(
             FileStore::open(&dir, layout)
                 .unwrap()

@@ -63,6 +63,7 @@ mod downlinks;
 mod encodings;
 mod executions;
 mod files;
+mod leases;
 mod mirror;
 mod namespaces;
 mod operations;
@@ -94,6 +95,9 @@ pub(crate) use executions::{
 };
 pub(crate) use files::{
     FileRow, MoveRefusal, add_file_version, delete_files, file_version, latest_files, move_files,
+};
+pub(crate) use leases::{
+    acquire_lease, leases, outbox_done, outbox_queue, outbox_take, release_lease, renew_lease,
 };
 pub(crate) use mirror::{
     add_onboard, delete_volume, execution_plan, file_digest, inventory_state, mirrored_volumes,
@@ -250,7 +254,7 @@ pub(crate) async fn open(url: &str) -> Result<Db, Error> {
 
 /// Every migration, oldest first: `(version, description, SQL)`. Never edit one that has
 /// shipped: add the next.
-const MIGRATIONS: [(i64, &str, &str); 9] = [
+const MIGRATIONS: [(i64, &str, &str); 10] = [
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (
         2,
@@ -287,6 +291,11 @@ const MIGRATIONS: [(i64, &str, &str); 9] = [
         9,
         "execution cancels",
         include_str!("../../migrations/0009_execution_cancels.sql"),
+    ),
+    (
+        10,
+        "link leases",
+        include_str!("../../migrations/0010_link_leases.sql"),
     ),
 ];
 

@@ -33,6 +33,7 @@ async fn system_view(
     viewer: Option<&str>,
 ) -> Result<api::System, ApiError> {
     let declared = declared::declaration(g, name);
+    let link = link_owner(g, name, viewer).await?;
     Ok(match db::system(g.db(), name).await? {
         Some(s) => {
             let catalogue: Vec<wire::BaseImage> = db::json_or_default(&s.catalogue);
@@ -55,6 +56,7 @@ async fn system_view(
                 engine: engine.as_ref().map(convert::engine_report),
                 inventory: inventory(g, name, viewer).await?,
                 approval: g.approval(name).as_str().to_string(),
+                link,
             }
         }
         None => api::System {
@@ -70,8 +72,28 @@ async fn system_view(
             drift: Vec::new(),
             inventory: None,
             approval: g.approval(name).as_str().to_string(),
+            link,
         },
     })
+}
+
+/// Who holds `name`'s link lease, as operators see it (`None` for a tenant: replicas are the
+/// operator's business).
+async fn link_owner(
+    g: &Ground,
+    name: &str,
+    viewer: Option<&str>,
+) -> Result<Option<api::LinkOwner>, ApiError> {
+    if viewer.is_some() {
+        return Ok(None);
+    }
+    let owners = crate::lease::owners(g.core()).await?;
+    Ok(owners.get(name).map(|o| api::LinkOwner {
+        replica: o.replica.clone(),
+        generation: u64::try_from(o.generation).unwrap_or(0),
+        expires_at: time::rfc3339(o.expires_ms),
+        live: o.live,
+    }))
 }
 
 /// How the mirror compared with the system's last summary; `None` before any.

@@ -177,6 +177,8 @@ pub struct SessionStats {
     pub payload_received: u64,
     /// Data chunks received again.
     pub duplicates: u64,
+    /// Payload bytes of the data chunks received again.
+    pub payload_duplicate: u64,
     /// Refused: longer than the maximum.
     pub rejected_oversized: u64,
     /// Refused: shorter than a header.

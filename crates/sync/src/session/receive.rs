@@ -226,6 +226,7 @@ impl Session {
     fn receive_data(&mut self, now: Instant, transfer: u64, index: u32, payload: &[u8]) -> bool {
         if self.committed.contains(&transfer) {
             self.stats.duplicates += 1;
+            self.stats.payload_duplicate += payload.len() as u64;
             self.queue_committed(transfer);
             return false;
         }
@@ -271,6 +272,7 @@ impl Session {
         spool.progress_at = running;
         if spool.received.contains(u64::from(index)) {
             self.stats.duplicates += 1;
+            self.stats.payload_duplicate += payload.len() as u64;
             return false;
         }
         if self

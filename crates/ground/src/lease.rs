@@ -1,0 +1,361 @@
+//! Link ownership among ground replicas sharing one database (docs/scale-out.md).
+//!
+//! Each system's link runs on one replica at a time: the one holding the system's lease in the
+//! database (`link_leases`). A keeper task per system takes the lease when it is free or
+//! expired, renews it every [`RENEW_EVERY`] for [`TTL`], and runs the link (endpoint, handler,
+//! encoder: every exchange with the system, so its events are handled and its plans sent by
+//! the holder alone) only while it holds it. A holder that cannot renew stops its link before
+//! the lease could have expired by the database's clock ([`SELF_FENCE`] after its last renewal
+//! was sent); one that finds the lease gone (taken under a later generation) stops at once.
+//!
+//! Two fences keep a paused or partitioned old holder from writing after losing the lease: the
+//! link session's state directory, shared by the replicas, is locked by the OS for as long as an
+//! endpoint has it open (`link::FileStore`), so a taker cannot open it while the old endpoint
+//! lives (the OS releases the lock of a killed process); and a message queued for the system
+//! by another replica (`link_outbox`) is taken only under the holder's current generation.
+//!
+//! A replica that does not hold a system's lease queues its plans and cancel orders in
+//! `link_outbox`; the holder moves them into its link's outbox at its next tick.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wire::{Message, Plan};
+
+use crate::config::SystemLink;
+use crate::system_link::{self, AbortTask, Counts, LinkStopped, MessageCounters, Running};
+use crate::{Core, db, time};
+
+/// How long a lease lasts after its last renewal.
+pub(crate) const TTL: Duration = Duration::from_secs(6);
+/// How often the holder renews its leases.
+pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(2);
+/// How often a replica without a system's lease (or holding it while the link's state is still
+/// held by the endpoint of the previous holder) tries again.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
+/// How long after sending its last successful renewal a holder that cannot reach the database
+/// keeps its links: less than [`TTL`], so it has stopped before another can take them.
+const SELF_FENCE: Duration = Duration::from_secs(4);
+
+/// Who this replica is and where the link sessions live.
+#[derive(Debug, Clone)]
+pub(crate) struct Ownership {
+    /// The replica's name in the leases (`--replica`, by default the host and data directory).
+    pub(crate) replica: String,
+    /// Holds each system's session in `<dir>/<system>/`; shared by the replicas.
+    pub(crate) state_dir: PathBuf,
+}
+
+/// The ground's handle on one system's link, on any replica: it sends through the link where
+/// this replica runs it, and through the database to the replica that does otherwise. Dropping
+/// it stops the keeper and the link (the lease expires, or the same replica takes it again at
+/// its next start).
+#[derive(Debug)]
+pub(crate) struct SystemHandle {
+    slot: Arc<Slot>,
+    _keeper: AbortTask,
+}
+
+/// What the keeper and the handle share.
+struct Slot {
+    core: Arc<Core>,
+    config: SystemLink,
+    ownership: Ownership,
+    counts: Arc<Counts>,
+    /// The generation of the lease this replica holds, and the link it runs under it (none while
+    /// the previous holder's endpoint still has the session).
+    held: Mutex<Option<(i64, Option<Arc<Running>>)>>,
+}
+
+/// Who holds a system's link, for the systems view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub(crate) replica: String,
+    pub(crate) generation: i64,
+    pub(crate) expires_ms: i64,
+    /// Whether the lease is live by the database's clock.
+    pub(crate) live: bool,
+}
+
+impl SystemHandle {
+    /// Takes the system's lease if it can and starts its link at once (an error starting it is
+    /// returned, as a single ground's would be), then leaves the lease to a keeper task.
+    pub(crate) async fn open(
+        core: Arc<Core>,
+        config: &SystemLink,
+        ownership: Ownership,
+    ) -> Result<SystemHandle, crate::Error> {
+        let slot = Arc::new(Slot {
+            core,
+            config: config.clone(),
+            ownership,
+            counts: Arc::default(),
+            held: Mutex::new(None),
+        });
+        if let Some(generation) = slot.acquire().await? {
+            // A previous run's endpoint in this process (a ground dropped a moment ago) may
+            // still be closing its session: give it a moment.
+            let mut tries = 0;
+            loop {
+                match slot.start().await {
+                    Ok(running) => {
+                        *slot.held.lock().unwrap() = Some((generation, Some(Arc::new(running))));
+                        break;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 20 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => {
+                        let _ = slot.release(generation).await;
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        let keeper = tokio::spawn(keep(slot.clone()));
+        Ok(SystemHandle {
+            slot,
+            _keeper: AbortTask(keeper.abort_handle()),
+        })
+    }
+
+    /// Queues a plan for the system, unless the same plan already waits.
+    pub(crate) async fn send_plan(&self, plan: Plan) -> Result<(), LinkStopped> {
+        let execution = plan.execution.clone();
+        self.send_message(wire::encode_message(&Message::Plan(plan)))
+            .await?;
+        tracing::info!(system = %self.slot.config.name, %execution, "plan queued");
+        Ok(())
+    }
+
+    /// Queues an encoded message (a plan, a cancel order) for the system, unless the same bytes
+    /// already wait: in the link's outbox when this replica runs it, else in the database for
+    /// the replica that does.
+    pub(crate) async fn send_message(&self, encoded: Vec<u8>) -> Result<(), LinkStopped> {
+        if let Some(running) = self.slot.running()
+            && running.send_once(encoded.clone()).await.is_ok()
+        {
+            return Ok(());
+        }
+        db::outbox_queue(
+            &self.slot.core.db,
+            &self.slot.config.name,
+            &encoded,
+            time::now_ms(),
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(system = %self.slot.config.name, error = %e, "cannot queue a message for the replica holding the link");
+            LinkStopped
+        })
+    }
+
+    /// The latest snapshot of the endpoint when this replica runs the link; a link that is down
+    /// with nothing queued otherwise (the holder's queue is its own).
+    pub(crate) fn stats(&self) -> link::LinkStats {
+        self.slot.running().map(|r| r.stats()).unwrap_or_default()
+    }
+
+    /// What this replica's runs of the link did with the system's messages.
+    pub(crate) fn counters(&self) -> MessageCounters {
+        self.slot.counts.get()
+    }
+
+    /// Whether this replica runs the system's link now.
+    pub(crate) fn runs_here(&self) -> bool {
+        self.slot.running().is_some()
+    }
+
+    /// Stops the link and lets the lease go at once, so another replica takes it without
+    /// waiting for it to expire (a clean shutdown).
+    pub(crate) async fn release(&self) {
+        let held = self.slot.held.lock().unwrap().take();
+        if let Some((generation, running)) = held {
+            drop(running);
+            if let Err(e) = self.slot.release(generation).await {
+                tracing::warn!(system = %self.slot.config.name, error = %e, "could not release the link's lease; it expires on its own");
+            } else {
+                tracing::info!(system = %self.slot.config.name, generation, "link lease released");
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("system", &self.config.name)
+            .field("replica", &self.ownership.replica)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Slot {
+    fn running(&self) -> Option<Arc<Running>> {
+        self.held
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|(_, r)| r.clone())
+    }
+
+    fn system(&self) -> &str {
+        &self.config.name
+    }
+
+    async fn acquire(&self) -> Result<Option<i64>, sqlx::Error> {
+        let taken = db::acquire_lease(
+            &self.core.db,
+            self.system(),
+            &self.ownership.replica,
+            TTL.as_millis() as i64,
+        )
+        .await?;
+        if let Some(generation) = taken {
+            tracing::info!(system = %self.system(), replica = %self.ownership.replica, generation, "took the link's lease");
+        }
+        Ok(taken)
+    }
+
+    async fn release(&self, generation: i64) -> Result<(), sqlx::Error> {
+        db::release_lease(
+            &self.core.db,
+            self.system(),
+            &self.ownership.replica,
+            generation,
+        )
+        .await
+    }
+
+    async fn start(&self) -> std::io::Result<Running> {
+        system_link::start(
+            self.core.clone(),
+            &self.config,
+            self.ownership.state_dir.join(self.system()),
+            self.counts.clone(),
+        )
+        .await
+    }
+
+    /// Moves the messages other replicas queued for the system into the link's outbox.
+    async fn drain_outbox(&self, generation: i64, running: &Running) -> Result<(), sqlx::Error> {
+        let (db, system, replica) = (&self.core.db, self.system(), &self.ownership.replica);
+        for (digest, message) in db::outbox_take(db, system, replica, generation).await? {
+            if running.send_once(message).await.is_err() {
+                return Ok(());
+            }
+            db::outbox_done(db, system, &digest, replica, generation).await?;
+            tracing::info!(%system, %digest, "queued a message another replica left for the link");
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the system's lease: takes it when free, renews it while held, runs the link while
+/// held and stops it when not.
+async fn keep(slot: Arc<Slot>) {
+    let system = slot.system().to_string();
+    // When the last renewal that succeeded was sent.
+    let mut renewed = Instant::now();
+    loop {
+        let held = slot
+            .held
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|(g, r)| (*g, r.clone()));
+        let wait = match held {
+            None => match slot.acquire().await {
+                Ok(Some(generation)) => {
+                    renewed = Instant::now();
+                    *slot.held.lock().unwrap() = Some((generation, None));
+                    Duration::ZERO
+                }
+                Ok(None) => RETRY_EVERY,
+                Err(e) => {
+                    tracing::warn!(%system, error = %e, "cannot read the link's lease");
+                    RETRY_EVERY
+                }
+            },
+            Some((generation, running)) => {
+                let sent = Instant::now();
+                let renewal = db::renew_lease(
+                    &slot.core.db,
+                    &system,
+                    &slot.ownership.replica,
+                    generation,
+                    TTL.as_millis() as i64,
+                )
+                .await;
+                let keep = match renewal {
+                    Ok(true) => {
+                        renewed = sent;
+                        true
+                    }
+                    Ok(false) => {
+                        tracing::warn!(%system, generation, "lost the link's lease; stopping the link");
+                        false
+                    }
+                    Err(e) if sent.duration_since(renewed) < SELF_FENCE => {
+                        tracing::warn!(%system, error = %e, "cannot renew the link's lease; trying again");
+                        true
+                    }
+                    Err(e) => {
+                        tracing::error!(%system, error = %e, "cannot renew the link's lease; stopping the link before it expires");
+                        false
+                    }
+                };
+                if !keep {
+                    *slot.held.lock().unwrap() = None;
+                    RETRY_EVERY
+                } else if let Some(running) = running {
+                    if let Err(e) = slot.drain_outbox(generation, &running).await {
+                        tracing::warn!(%system, error = %e, "cannot read the messages queued for the link");
+                    }
+                    RENEW_EVERY.saturating_sub(sent.elapsed())
+                } else {
+                    match slot.start().await {
+                        Ok(r) => {
+                            let mut held = slot.held.lock().unwrap();
+                            if let Some((g, run)) = held.as_mut()
+                                && *g == generation
+                            {
+                                *run = Some(Arc::new(r));
+                            }
+                            Duration::ZERO
+                        }
+                        Err(e) => {
+                            tracing::info!(%system, error = %e, "the link's previous holder has not let go of it yet");
+                            RETRY_EVERY
+                        }
+                    }
+                }
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Who holds each system's lease now.
+pub(crate) async fn owners(
+    core: &Core,
+) -> Result<std::collections::BTreeMap<String, Owner>, sqlx::Error> {
+    let (rows, now) = db::leases(&core.db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.system,
+                Owner {
+                    replica: r.holder,
+                    generation: r.generation,
+                    expires_ms: r.expires_ms,
+                    live: r.expires_ms > now,
+                },
+            )
+        })
+        .collect())
+}
