@@ -139,7 +139,10 @@ pub fn is_in_boresight(
 
 /// The satellite's elevation above `target_ecef_km`'s geocentric horizon, degrees: positive
 /// where [`is_near_nadir`] counts the target visible (the smooth margin searches refine).
-pub(crate) fn geocentric_elevation_deg(satellite_ecef_km: [f64; 3], target_ecef_km: [f64; 3]) -> f64 {
+pub(crate) fn geocentric_elevation_deg(
+    satellite_ecef_km: [f64; 3],
+    target_ecef_km: [f64; 3],
+) -> f64 {
     90.0 - angle_between(target_ecef_km, sub(satellite_ecef_km, target_ecef_km)).to_degrees()
 }
 

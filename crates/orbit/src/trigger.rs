@@ -326,7 +326,12 @@ fn nadir(p: &Propagator, n: &wire::Nadir, a: f64, b: f64) -> Result<Spans, Propa
     let within = f64::from(n.within_mdeg) / 1000.0;
     let step = search_step_s(p);
     let seen = positive(
-        &mut |t| Ok(geocentric_elevation_deg(p.position_ecef(Epoch::from_unix_seconds(t))?, at)),
+        &mut |t| {
+            Ok(geocentric_elevation_deg(
+                p.position_ecef(Epoch::from_unix_seconds(t))?,
+                at,
+            ))
+        },
         a,
         b,
         step,
@@ -580,13 +585,17 @@ mod tests {
         }
         for f in &near {
             let r = p.position_ecef(f.start).unwrap();
-            assert!((off_nadir_angle_deg(r, &target) - 40.0).abs() < 0.01, "{f:?}");
+            assert!(
+                (off_nadir_angle_deg(r, &target) - 40.0).abs() < 0.01,
+                "{f:?}"
+            );
         }
         // A wide angle reaches to the horizon and no further (the far side of the Earth is
         // as close to nadir, but hidden).
         let wide = firings(&p, &nadir(90.0), t0, t1).unwrap();
         for f in &wide {
-            let mid = Epoch::from_unix_seconds(0.5 * (f.start.unix_seconds() + f.end.unix_seconds()));
+            let mid =
+                Epoch::from_unix_seconds(0.5 * (f.start.unix_seconds() + f.end.unix_seconds()));
             let r = p.position_ecef(mid).unwrap();
             assert!(geocentric_elevation_deg(r, geodetic_to_ecef(&target)) > 0.0);
         }
@@ -599,7 +608,11 @@ mod tests {
         };
         let both = wire::Condition::All(vec![nadir(40.0), wire::Condition::Telemetry(battery)]);
         assert_eq!(firings(&p, &both, t0, t1).unwrap(), near);
-        assert!(firings(&p, &both.judged(&|_| false), t0, t1).unwrap().is_empty());
+        assert!(
+            firings(&p, &both.judged(&|_| false), t0, t1)
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(firings(&p, &both.judged(&|_| true), t0, t1).unwrap(), near);
     }
 

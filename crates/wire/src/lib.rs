@@ -67,8 +67,8 @@ pub use systems::{
 };
 pub use trigger::{
     Area, Condition, Deadline, GeoPoint, Light, Location, MAX_DECODE_DEPTH, MAX_POLYGON_VERTICES,
-    MAX_TRIGGER_CONDITIONS, MAX_TRIGGER_DEPTH, MAX_TRIGGER_WAIT_MS, Measured, Nadir,
-    TelemetryTest, Trigger, TriggerFired, polygon_fault, rfc3339,
+    MAX_TRIGGER_CONDITIONS, MAX_TRIGGER_DEPTH, MAX_TRIGGER_WAIT_MS, Measured, Nadir, TelemetryTest,
+    Trigger, TriggerFired, polygon_fault, rfc3339,
 };
 
 /// The catalogue module: base images preloaded onboard.
