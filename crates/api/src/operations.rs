@@ -120,6 +120,12 @@ pub struct TriggerPrediction {
     /// Why nothing can be predicted (no orbit, elements too old); absent when it can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The condition's telemetry tests (`battery_soc_percent at least 60 %`), which the agent
+    /// decides onboard from its telemetry and the ground does not predict: `firings` are then
+    /// when the rest holds, the times the trigger may fire, and it fires at the first instant
+    /// in them at which the tests pass too. Absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decided_onboard: Vec<String>,
 }
 
 /// An interval in which a trigger's condition holds.

@@ -720,6 +720,12 @@ pub(crate) fn print_triggers(predictions: &[api::TriggerPrediction]) {
             "trigger [task {}] on {}: {} (from {} until {})",
             p.task, p.system, p.condition, p.from, p.until
         );
+        if !p.decided_onboard.is_empty() {
+            println!(
+                "  decided onboard, not predicted: {} (the times below are when the rest holds; it fires at the first instant in them at which these pass too)",
+                p.decided_onboard.join(", ")
+            );
+        }
         if let Some(e) = &p.error {
             println!("  cannot predict: {e}");
         } else if p.firings.is_empty() {

@@ -3,6 +3,12 @@
 //! time the condition holds from now on its mission clock (`clock`), sleeps until then, in
 //! contact or not, and fires: the task runs and its outputs say when and why.
 //!
+//! A telemetry test (`telemetry:` in the trigger) is judged onboard only, from the telemetry
+//! service's newest sample (`Telemetry::latest_reading`): while the rest of the condition holds
+//! by the orbit, the agent reads it again as each new sample is due (every 10 s of mission time)
+//! and fires at the first that passes, its record naming the values read. A sample older than
+//! [`STALE_MS`] passes no test, so a stopped sampler cannot fire a trigger on old news.
+//!
 //! Nothing is lost or done twice across restarts: the plan's record keeps, for the task waiting,
 //! when it became ready (a relative deadline counts from then, not from the restart) and, once
 //! fired, the firing, saved before the task starts. A restarted agent resumes the plan at that
@@ -15,7 +21,10 @@
 //! and at most [`MAX_AWAITING_TRIGGERS`] more wait beside them.
 
 use serde::{Deserialize, Serialize};
-use wire::{ErrorCode, PlanTask, TaskError, TaskState, Trigger, TriggerFired};
+use wire::{
+    ErrorCode, Light, Measured, PlanTask, TaskError, TaskState, TelemetryTest, Trigger,
+    TriggerFired,
+};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +34,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::{Agent, task_event};
 use crate::plans::PlanRecord;
 use crate::tasks::TaskResult;
+use crate::telemetry::Reading;
 
 /// The trigger of the task a plan waits at, as its record keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +187,7 @@ impl Agent {
         // further either).
         let deadline_ms = trigger.deadline_ms(armed_ms);
         let reason = trigger.when.describe();
+        let tests = trigger.when.telemetry_tests();
         tracing::info!(
             execution = record.plan.execution,
             task = index,
@@ -184,41 +195,84 @@ impl Agent {
             deadline = wire::rfc3339(deadline_ms),
             "waiting for a trigger"
         );
+        // Where the orbit's part holds (the telemetry tests taken as passing), while it lasts.
+        let mut orbit_part: Option<(u64, u64)> = None;
+        let mut newest: Option<Reading> = None;
         loop {
             let now = clock.now_ms();
             if now >= deadline_ms {
                 return Err(deadline_error(format!(
-                    "the trigger ({reason}) did not fire before its deadline {}",
-                    wire::rfc3339(deadline_ms)
+                    "the trigger ({reason}) did not fire before its deadline {}{}",
+                    wire::rfc3339(deadline_ms),
+                    telemetry_note(&tests, newest.as_ref(), now)
                 )));
             }
-            let (p, when) = (propagator.clone(), trigger.when.clone());
-            let found = tokio::task::spawn_blocking(move || {
-                orbit::next_firing(
-                    &p,
-                    &when,
-                    orbit::Epoch::from_unix_millis(now as i64),
-                    orbit::Epoch::from_unix_millis(deadline_ms as i64),
-                )
-            })
-            .await
-            .map_err(|e| validation(format!("the trigger's search failed: {e}")))?
-            .map_err(|e| validation(format!("the element set cannot be propagated: {e}")))?;
-            let Some(firing) = found else {
-                return Err(deadline_error(format!(
-                    "the trigger ({reason}) cannot fire before its deadline {}: by the plan's element set the condition does not hold from {} until then",
-                    wire::rfc3339(deadline_ms),
-                    wire::rfc3339(now)
-                )));
+            let (when, horizon) = if tests.is_empty() {
+                (trigger.when.clone(), deadline_ms)
+            } else {
+                // The orbit's part first: where it cannot hold, no reading helps.
+                let (start, end) = match orbit_part.filter(|&(s, e)| s <= now && now < e) {
+                    Some(part) => part,
+                    None => {
+                        let Some(part) =
+                            search(&propagator, &trigger.when, now, deadline_ms).await?
+                        else {
+                            return Err(deadline_error(format!(
+                                "the trigger ({reason}) cannot fire before its deadline {}, whatever its telemetry reads: by the plan's element set the rest of the condition does not hold from {} until then",
+                                wire::rfc3339(deadline_ms),
+                                wire::rfc3339(now)
+                            )));
+                        };
+                        orbit_part = Some(part);
+                        part
+                    }
+                };
+                if start > now {
+                    clock.sleep_until(start).await;
+                    continue;
+                }
+                newest = self.inner.exec.telemetry.latest_reading();
+                let fresh = newest.as_ref().filter(|r| is_fresh(r, now));
+                let when = trigger
+                    .when
+                    .judged(&|t| fresh.is_some_and(|r| passes(r, t)));
+                // Judged again just after the next sample is due.
+                let next = fresh
+                    .map_or(now, |r| r.t_ms + crate::telemetry::SAMPLE_EVERY_MS)
+                    .max(now)
+                    + crate::telemetry::SAMPLE_EVERY_MS / 10;
+                (when, next.min(end).min(deadline_ms))
             };
-            let since_ms = firing.start.unix_millis().max(0) as u64;
-            let until_ms = firing.end.unix_millis().max(0) as u64;
+            let Some((since_ms, until_ms)) = search(&propagator, &when, now, horizon).await? else {
+                if tests.is_empty() {
+                    return Err(deadline_error(format!(
+                        "the trigger ({reason}) cannot fire before its deadline {}: by the plan's element set the condition does not hold from {} until then",
+                        wire::rfc3339(deadline_ms),
+                        wire::rfc3339(now)
+                    )));
+                }
+                clock.sleep_until(horizon).await;
+                continue;
+            };
+            if !tests.is_empty() && since_ms > now {
+                // It holds later by the orbit, as the telemetry reads now: read it again then.
+                clock.sleep_until(since_ms).await;
+                continue;
+            }
             clock.sleep_until(since_ms).await;
             let fired_ms = clock.now_ms();
             if fired_ms > until_ms && until_ms < deadline_ms {
                 // Overslept the whole interval (a suspended host): search again from now.
                 continue;
             }
+            let reason = match newest.as_ref().filter(|_| !tests.is_empty()) {
+                Some(r) => format!(
+                    "{reason}; telemetry at {}: {}",
+                    wire::rfc3339(r.t_ms),
+                    readings(r, &tests)
+                ),
+                None => reason.clone(),
+            };
             let fired = TriggerFired {
                 since_ms,
                 fired_ms,
@@ -258,6 +312,100 @@ impl Agent {
         if let Err(e) = self.inner.plans.save(record) {
             tracing::error!(execution = record.plan.execution, error = %e, "cannot persist a trigger's state");
         }
+    }
+}
+
+/// The first interval of `[from, until]` (mission ms) in which `when` holds, by the plan's
+/// element set, searched off the async workers.
+async fn search(
+    p: &orbit::Propagator,
+    when: &wire::Condition,
+    from: u64,
+    until: u64,
+) -> Result<Option<(u64, u64)>, TaskError> {
+    let (p, when) = (p.clone(), when.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        orbit::next_firing(
+            &p,
+            &when,
+            orbit::Epoch::from_unix_millis(from as i64),
+            orbit::Epoch::from_unix_millis(until as i64),
+        )
+    })
+    .await
+    .map_err(|e| validation(format!("the trigger's search failed: {e}")))?
+    .map_err(|e| validation(format!("the element set cannot be propagated: {e}")))?;
+    Ok(found.map(|f| {
+        (
+            f.start.unix_millis().max(0) as u64,
+            f.end.unix_millis().max(0) as u64,
+        )
+    }))
+}
+
+/// A sample older than this (mission ms) judges no telemetry test: the sampler has stopped.
+const STALE_MS: u64 = 3 * crate::telemetry::SAMPLE_EVERY_MS;
+
+fn is_fresh(r: &Reading, now_ms: u64) -> bool {
+    now_ms.saturating_sub(r.t_ms) <= STALE_MS
+}
+
+/// Whether the reading passes `test`.
+fn passes(r: &Reading, test: &TelemetryTest) -> bool {
+    let light = match r.illumination.as_str() {
+        "sunlit" => Some(Light::Sunlit),
+        "penumbra" => Some(Light::Penumbra),
+        "umbra" => Some(Light::Umbra),
+        _ => None,
+    };
+    test.passes(|m| value(r, m), light)
+}
+
+fn value(r: &Reading, m: Measured) -> Option<f64> {
+    match m {
+        Measured::BatterySocPercent => Some(r.battery_soc_percent),
+        Measured::Temperature(i) => r.temperatures_c.get(usize::from(i)).copied(),
+    }
+}
+
+/// What the reading says of the values `tests` test, for the firing's record:
+/// `battery_soc_percent 61.02 %, illumination sunlit`.
+fn readings(r: &Reading, tests: &[TelemetryTest]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for t in tests {
+        let said = match *t {
+            TelemetryTest::Range { value: m, .. } => match value(r, m) {
+                Some(v) if matches!(m, Measured::BatterySocPercent) => {
+                    format!("{} {v:.2} %", m.name())
+                }
+                Some(v) => format!("{} {v:.2} °C", m.name()),
+                None => format!("{} unmeasured", m.name()),
+            },
+            TelemetryTest::Illumination(_) => format!("illumination {}", r.illumination),
+        };
+        if !out.contains(&said) {
+            out.push(said);
+        }
+    }
+    out.join(", ")
+}
+
+/// Why the telemetry kept a trigger from firing, for its deadline's error.
+fn telemetry_note(tests: &[TelemetryTest], newest: Option<&Reading>, now_ms: u64) -> String {
+    if tests.is_empty() {
+        return String::new();
+    }
+    match newest {
+        None => "; the onboard telemetry had no sample to judge its telemetry tests by (it samples once it has an element set)".into(),
+        Some(r) if !is_fresh(r, now_ms) => format!(
+            "; the onboard telemetry's newest sample ({}) was too old to judge its telemetry tests by",
+            wire::rfc3339(r.t_ms)
+        ),
+        Some(r) => format!(
+            "; its telemetry tests did not pass while the rest held (newest sample at {}: {})",
+            wire::rfc3339(r.t_ms),
+            readings(r, tests)
+        ),
     }
 }
 

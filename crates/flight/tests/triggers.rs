@@ -1,8 +1,9 @@
 //! Triggers against the real agent and the real Docker Engine, on a simulated mission clock and
 //! a real element set (the ISS, from the orbit tests' reference file): a location trigger and an
-//! eclipse trigger fire within 5 s (mission time) of the ground's prediction (`orbit::firings`
-//! on the element set as the plan carries it, what the ground calls) and of Skyfield's
-//! (`tests/triggers_skyfield.py`); a trigger neither lost nor fired twice across restarts; and
+//! eclipse trigger and a nadir trigger fire within 5 s (mission time) of the ground's prediction
+//! (`orbit::firings` on the element set as the plan carries it, what the ground calls) and of
+//! Skyfield's (`tests/triggers_skyfield.py`); a telemetry trigger fires at the first sample of
+//! the simulated battery that passes it, and fails at its deadline saying what it read; a trigger neither lost nor fired twice across restarts; and
 //! the deadline's failure. The agent runs here without any link: every trigger fires out of
 //! contact.
 //!
@@ -17,8 +18,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use wire::{
-    Area, Condition, Deadline, ErrorCode, GeoPoint, ImageRef, Location, Message, OnFailure, Plan,
-    PlanTask, TaskKind, TaskOutputs, TaskState, Trigger, TriggerFired,
+    Area, Condition, Deadline, ErrorCode, GeoPoint, ImageRef, Location, Measured, Message, Nadir,
+    OnFailure, Plan, PlanTask, TaskKind, TaskOutputs, TaskState, TelemetryTest, Trigger,
+    TriggerFired,
 };
 
 use flight::{Agent, AgentConfig, ClockConfig, Outgoing};
@@ -77,11 +79,26 @@ fn predicted(when: &Condition, from: orbit::Epoch) -> orbit::Firing {
 /// Skyfield's first location entry and shadow entry in `[from, to]`, Unix seconds.
 fn skyfield(from: f64, to: f64) -> (Option<f64>, Option<f64>) {
     let e = elements();
-    let request = serde_json::json!({
+    let v = ask_skyfield(serde_json::json!({
         "name": e.name, "line1": e.line1, "line2": e.line2,
         "location": {"latitude": LAT, "longitude": LON, "radius_km": RADIUS_KM, "from": from, "to": to},
         "shadow": {"from": from, "to": to},
-    });
+    }));
+    (v["location_entry"].as_f64(), v["shadow_entry"].as_f64())
+}
+
+/// Skyfield's first instant in `[from, to]` at which Geneva is within `within_deg` of nadir.
+fn skyfield_nadir(within_deg: f64, from: f64, to: f64) -> Option<f64> {
+    let e = elements();
+    let v = ask_skyfield(serde_json::json!({
+        "name": e.name, "line1": e.line1, "line2": e.line2,
+        "nadir": {"latitude": LAT, "longitude": LON, "altitude_m": 372, "within_deg": within_deg,
+                  "from": from, "to": to},
+    }));
+    v["nadir_entry"].as_f64()
+}
+
+fn ask_skyfield(request: serde_json::Value) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/triggers_skyfield.py");
     let mut child = Command::new("python3")
         .arg(&script)
@@ -101,8 +118,7 @@ fn skyfield(from: f64, to: f64) -> (Option<f64>, Option<f64>) {
         out.status.success(),
         "triggers_skyfield.py failed: pip install skyfield skyfield-data"
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    (v["location_entry"].as_f64(), v["shadow_entry"].as_f64())
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// One test's agent world: a state and volumes folder, a tenant, the agent on the real engine
@@ -118,6 +134,10 @@ struct World {
 
 impl World {
     async fn new(start: orbit::Epoch) -> World {
+        World::at_scale(start, SCALE).await
+    }
+
+    async fn at_scale(start: orbit::Epoch, scale: f64) -> World {
         let mut lines = Vec::new();
         standins::seed_bases(&mut |l: &str| lines.push(l.to_string()))
             .await
@@ -127,7 +147,7 @@ impl World {
             dir: tempfile::tempdir().unwrap(),
             _cleanup: Cleanup(tenant.clone()),
             tenant,
-            clock: ClockConfig::simulated(start.unix_millis() as u64, SCALE).unwrap(),
+            clock: ClockConfig::simulated(start.unix_millis() as u64, scale).unwrap(),
             agent: None,
             outbox: None,
         };
@@ -374,6 +394,125 @@ async fn an_eclipse_trigger_fires_at_the_shadow_entry() {
         std::fs::read_to_string(w.volume().join("dark.txt")).unwrap(),
         "ran\n"
     );
+}
+
+/// A nadir trigger (Geneva within 40° of nadir), the mission clock started two minutes before
+/// its predicted firing: it fires within 5 s of the ground's and Skyfield's times.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nadir_trigger_fires_when_the_ground_and_skyfield_say() {
+    let near = Condition::Nadir(Nadir {
+        target: GeoPoint::from_degrees(LAT, LON).unwrap(),
+        altitude_m: 372,
+        within_mdeg: 40_000,
+    });
+    let epoch = iss().epoch.plus_seconds(3600.0);
+    let nadir = predicted(&near, epoch);
+    let from = nadir.start.unix_seconds() - 600.0;
+    let sky = skyfield_nadir(40.0, from, from + 3600.0).expect("Skyfield sees the same pass");
+    let mut w = World::new(nadir.start.plus_seconds(-120.0)).await;
+    let plan = w.plan(
+        "e-nadir",
+        vec![pod("look", within_six_hours(near), "look.txt", 0)],
+    );
+    w.agent().handle_message(Message::Plan(plan)).unwrap();
+    let tasks = w.outcome("e-nadir", Duration::from_secs(120)).await;
+    assert_eq!(tasks[0].1, TaskState::Success, "{tasks:?}");
+    let fired = fired_of(&tasks[0].3);
+    assert_eq!(fired.reason, "pointing within 40° of 46.2700,6.9600");
+    agrees("nadir", &fired, nadir.start.unix_seconds(), sky);
+}
+
+/// How fast the mission clock runs for the battery's tests: an orbit in a minute.
+const BATTERY_SCALE: f64 = 100.0;
+
+fn battery_at_least(percent: i64) -> Condition {
+    Condition::Telemetry(TelemetryTest::Range {
+        value: Measured::BatterySocPercent,
+        min_milli: Some(percent * 1000),
+        max_milli: None,
+    })
+}
+
+/// A telemetry trigger (the battery at least 85 %), armed as the satellite enters the Earth's
+/// shadow with the simulated battery at 80 %: the charge falls through the eclipse and rises in
+/// the sunlight after it, and the trigger fires at the first sample that reaches 85 %, in that
+/// sunlight; its record says what it read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_telemetry_trigger_fires_once_the_battery_is_charged() {
+    let epoch = iss().epoch.plus_seconds(2.0 * 3600.0);
+    let shadow = predicted(&Condition::Eclipse, epoch);
+    let mut w = World::at_scale(shadow.start.plus_seconds(-30.0), BATTERY_SCALE).await;
+    let plan = w.plan(
+        "e-charged",
+        vec![pod(
+            "charged",
+            within_six_hours(battery_at_least(85)),
+            "charged.txt",
+            0,
+        )],
+    );
+    w.agent().handle_message(Message::Plan(plan)).unwrap();
+    let tasks = w.outcome("e-charged", Duration::from_secs(240)).await;
+    assert_eq!(tasks[0].1, TaskState::Success, "{tasks:?}");
+    let fired = fired_of(&tasks[0].3);
+    println!("{fired:?}; shadow {shadow:?}");
+    let (said, read) = fired
+        .reason
+        .split_once("; telemetry at ")
+        .unwrap_or_else(|| panic!("{fired:?}"));
+    assert_eq!(said, "battery_soc_percent at least 85 %");
+    let (at, values) = read.split_once(": ").unwrap();
+    let soc: f64 = values
+        .strip_prefix("battery_soc_percent ")
+        .and_then(|v| v.strip_suffix(" %"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{fired:?}"));
+    // The first sample at 85 % or more: the charge rises 0.077 % a sample in sunlight.
+    assert!((85.0..85.08).contains(&soc), "{fired:?}");
+    let at = orbit::Epoch::parse_iso8601(at).unwrap().unix_millis() as u64;
+    assert!(
+        fired.fired_ms >= at && fired.fired_ms - at < 10_000,
+        "fired on that sample: {fired:?}"
+    );
+    // Only in the sunlight after the eclipse could the battery have charged.
+    let exit = shadow.end.unix_millis() as u64;
+    assert!(
+        fired.fired_ms > exit,
+        "{fired:?} before the shadow exit {exit}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.volume().join("charged.txt")).unwrap(),
+        "ran\n"
+    );
+}
+
+/// A telemetry trigger the battery cannot reach before its deadline fails its task with
+/// TRIGGER_DEADLINE_EXCEEDED, saying what the telemetry last read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_telemetry_trigger_that_does_not_pass_by_its_deadline_says_what_it_read() {
+    let epoch = iss().epoch.plus_seconds(2.0 * 3600.0);
+    let shadow = predicted(&Condition::Eclipse, epoch);
+    let mut w = World::at_scale(shadow.start.plus_seconds(-30.0), BATTERY_SCALE).await;
+    let trigger = Trigger {
+        when: battery_at_least(99),
+        deadline: Some(Deadline::After(20 * 60_000)),
+    };
+    let plan = w.plan("e-flat", vec![pod("full", Some(trigger), "full.txt", 0)]);
+    w.agent().handle_message(Message::Plan(plan)).unwrap();
+    let tasks = w.outcome("e-flat", Duration::from_secs(120)).await;
+    let error = tasks[0].2.clone().expect("the task failed");
+    assert_eq!(error.code, ErrorCode::TriggerDeadline, "{error:?}");
+    assert!(
+        error.message.starts_with(
+            "the trigger (battery_soc_percent at least 99 %) did not fire before its deadline"
+        ) && error
+            .message
+            .contains("its telemetry tests did not pass while the rest held (newest sample at ")
+            && error.message.contains(": battery_soc_percent 7"),
+        "{}",
+        error.message
+    );
+    assert!(!w.volume().join("full.txt").exists());
 }
 
 /// The record of the plan the agent keeps for `execution`, as JSON.

@@ -4,15 +4,20 @@
 Reads JSON on stdin:
   {"name", "line1", "line2",
    "location": {"latitude", "longitude", "radius_km", "from", "to"},   # Unix seconds (UTC)
-   "shadow": {"from", "to"}}
+   "shadow": {"from", "to"},
+   "nadir": {"latitude", "longitude", "altitude_m", "within_deg", "from", "to"}}   # each optional
 Writes JSON on stdout:
-  {"skyfield": version, "location_entry": t or null, "shadow_entry": t or null}
+  {"skyfield": version, "location_entry": t or null, "shadow_entry": t or null,
+   "nadir_entry": t or null}
 
 location_entry: the first instant in [from, to] at which the sub-satellite point (Skyfield's
 WGS-84 geodetic `subpoint_of`) is within radius_km of the point, by the haversine on the mean
 Earth sphere (6371.0088 km). shadow_entry: the first instant at which Skyfield's `is_sunlit`
 (the line to the Sun's centre meets the Earth) turns false. Both sampled every second and
-bisected to well under a millisecond. Offline: the built-in timescale and the DE421 ephemeris
+bisected to well under a millisecond. nadir_entry: the first instant at which the point (Skyfield's
+WGS-84 `latlon`) is above its geocentric horizon seen from the satellite and its off-nadir angle
+(between the line of sight from the satellite and the line to the Earth's centre) is at most
+within_deg. Offline: the built-in timescale and the DE421 ephemeris
 shipped in `skyfield-data`.
 """
 
@@ -65,7 +70,12 @@ def first_entry(inside, start, end):
 def main():
     req = json.load(sys.stdin)
     sat = EarthSatellite(req["line1"], req["line2"], req.get("name"), ts)
-    out = {"skyfield": skyfield.__version__, "location_entry": None, "shadow_entry": None}
+    out = {
+        "skyfield": skyfield.__version__,
+        "location_entry": None,
+        "shadow_entry": None,
+        "nadir_entry": None,
+    }
     loc = req.get("location")
     if loc:
         lat0, lon0 = math.radians(loc["latitude"]), math.radians(loc["longitude"])
@@ -85,6 +95,21 @@ def main():
             return ~sat.at(times(unix)).is_sunlit(eph)
 
         out["shadow_entry"] = first_entry(dark, shadow["from"], shadow["to"])
+    nadir = req.get("nadir")
+    if nadir:
+        place = wgs84.latlon(nadir["latitude"], nadir["longitude"], elevation_m=nadir["altitude_m"])
+
+        def near(unix):
+            t = times(unix)
+            r = sat.at(t).position.km
+            p = place.at(t).position.km
+            los = p - r
+            cos_off = np.sum(los * -r, axis=0) / (np.linalg.norm(los, axis=0) * np.linalg.norm(r, axis=0))
+            off = np.degrees(np.arccos(np.clip(cos_off, -1.0, 1.0)))
+            seen = np.sum(p * (r - p), axis=0) > 0.0
+            return seen & (off <= nadir["within_deg"])
+
+        out["nadir_entry"] = first_entry(near, nadir["from"], nadir["to"])
     json.dump(out, sys.stdout)
 
 

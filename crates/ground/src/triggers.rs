@@ -1,6 +1,11 @@
 //! Task triggers on the ground: the element set a plan carries up, and the prediction of when
 //! each trigger would fire (`docs/triggers.md`), computed by `orbit::firings`, the evaluator
 //! the flight agent fires with, from that same element set. Computation only: no HTTP, no SQL.
+//!
+//! Telemetry tests are not predicted: the battery's charge depends on the satellite's state,
+//! which only the agent knows (its telemetry's newest sample). `orbit::firings` takes them as
+//! passing, so a prediction lists when the rest holds (when the trigger may fire) and names
+//! the tests decided onboard (`decided_onboard`).
 
 use orbit::Epoch;
 
@@ -144,6 +149,12 @@ async fn predict_tasks(
                         })
                         .collect(),
                     error,
+                    decided_onboard: trigger
+                        .when
+                        .telemetry_tests()
+                        .iter()
+                        .map(|t| t.describe())
+                        .collect(),
                 }
             })
             .collect()

@@ -556,6 +556,64 @@ async fn an_always_in_contact_system_predicts_from_its_rate() {
     assert_eq!(e["uplink_eta"]["completion"], tr["eta"]["completion"]);
 }
 
+/// A nadir trigger is predicted as any other; a trigger with telemetry tests is predicted by the
+/// rest of its condition (when it may fire), its tests named as decided onboard, not predicted.
+#[tokio::test]
+async fn nadir_is_predicted_and_telemetry_is_decided_onboard() {
+    let s = setup().await;
+    let t = s.g.login("alice").await;
+    let yaml = "id: charged\nnamespace: orbits\nsystem: sat\ntasks:\n\
+         - id: look\n  type: pod.run\n  image: busybox\n  trigger:\n    nadir: {latitude: 46.27, longitude: 6.96, within_deg: 40}\n    deadline: 24h\n\
+         - id: dark\n  type: camera.capture\n  destination: dark.png\n  trigger:\n    eclipse: true\n    telemetry: {battery_soc_percent: {min: 60}}\n";
+    let r = s.g.post_yaml("/api/v1/operations/validate", &t, yaml).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = r.json();
+    let triggers = v["triggers"].as_array().unwrap_or_else(|| panic!("{v}"));
+    let elements = orbit::elements_of(&reference_tle("ISS (ZARYA)", "24180"));
+    let propagator = orbit::Propagator::new(&orbit::parse_elements(&elements).unwrap()).unwrap();
+    let now = orbit::Epoch::from_unix_seconds(seconds(s.now));
+    let look = &triggers[0];
+    assert_eq!(
+        look["condition"], "pointing within 40° of 46.2700,6.9600",
+        "{look}"
+    );
+    assert_eq!(look.get("decided_onboard"), None, "{look}");
+    let near = wire::Condition::Nadir(wire::Nadir {
+        target: wire::GeoPoint::from_degrees(46.27, 6.96).unwrap(),
+        altitude_m: 0,
+        within_mdeg: 40_000,
+    });
+    let first = orbit::next_firing(&propagator, &near, now, now.plus_seconds(86_400.0))
+        .unwrap()
+        .expect("over Geneva within a day");
+    assert!(
+        (time(&look["firings"][0]["start"]) - first.start.unix_seconds()).abs() < 0.002,
+        "{look}"
+    );
+    let dark = &triggers[1];
+    assert_eq!(
+        dark["condition"], "in eclipse and battery_soc_percent at least 60 %",
+        "{dark}"
+    );
+    assert_eq!(
+        dark["decided_onboard"],
+        json!(["battery_soc_percent at least 60 %"]),
+        "{dark}"
+    );
+    let shadow = orbit::next_firing(
+        &propagator,
+        &wire::Condition::Eclipse,
+        now,
+        now.plus_seconds(86_400.0),
+    )
+    .unwrap()
+    .expect("a shadow within a day");
+    assert!(
+        (time(&dark["firings"][0]["start"]) - shadow.start.unix_seconds()).abs() < 0.002,
+        "{dark}"
+    );
+}
+
 /// Each task's trigger is predicted before anything goes up, on the operation's system, from
 /// the element set the plan would carry (what the agent fires by): `op validate` and `op apply`
 /// answer with the firings; a system without an orbit cannot judge a trigger, and an execution

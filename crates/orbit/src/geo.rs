@@ -137,6 +137,15 @@ pub fn is_in_boresight(
         && angle_between(los, boresight_ecef).to_degrees() <= half_angle_deg
 }
 
+/// The satellite's elevation above `target_ecef_km`'s geocentric horizon, degrees: positive
+/// where [`is_near_nadir`] counts the target visible (the smooth margin searches refine).
+pub(crate) fn geocentric_elevation_deg(
+    satellite_ecef_km: [f64; 3],
+    target_ecef_km: [f64; 3],
+) -> f64 {
+    90.0 - angle_between(target_ecef_km, sub(satellite_ecef_km, target_ecef_km)).to_degrees()
+}
+
 /// Whether the satellite is above the target's (geocentric) horizon.
 fn visible(satellite_ecef_km: [f64; 3], target: &Geodetic) -> bool {
     let t = geodetic_to_ecef(target);

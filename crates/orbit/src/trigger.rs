@@ -8,10 +8,18 @@
 //! millisecond (humps between samples caught by refining every sampled maximum); a polygon,
 //! which has no smooth margin, is sampled at a step its size sets and its boundary crossings
 //! bisected to a millisecond. `all` intersects the lists, `any` joins them.
+//!
+//! A telemetry test ([`wire::Condition::Telemetry`]) is not the orbit's to judge: the evaluator
+//! takes it as holding, so what it finds is when the trigger may fire. The flight agent judges
+//! the tests from its newest telemetry sample first ([`wire::Condition::judged`]); the ground
+//! predicts the rest and says the tests are decided onboard.
 
 use crate::eclipse::sun_centre_hidden;
-use crate::frames::rotate_teme_to_ecef;
-use crate::geo::{Geofence, LatLon, great_circle_distance_km, subsatellite_point};
+use crate::frames::{Geodetic, geodetic_to_ecef, rotate_teme_to_ecef};
+use crate::geo::{
+    Geofence, LatLon, geocentric_elevation_deg, great_circle_distance_km, off_nadir_angle_deg,
+    subsatellite_point,
+};
 use crate::passes::search_step_s;
 use crate::propagate::{PropagationError, Propagator};
 use crate::search::positive_intervals;
@@ -146,6 +154,9 @@ fn holds(
         C::Eclipse => eclipse(p, a, b)?,
         C::Sunlit => complement(&eclipse(p, a, b)?, a, b),
         C::Location(l) => location(p, l, a, b)?,
+        C::Nadir(n) => nadir(p, n, a, b)?,
+        // Judged onboard from the telemetry, not from the orbit (see the module's doc).
+        C::Telemetry(_) => vec![(a, b)],
         C::All(items) => {
             let mut acc = vec![(a, b)];
             for item in items {
@@ -301,6 +312,43 @@ fn location(p: &Propagator, l: &wire::Location, a: f64, b: f64) -> Result<Spans,
         }
     }
     Ok(spans)
+}
+
+/// Where the target is above its (geocentric) horizon seen from the satellite and within the
+/// angle of nadir, the boresight of a nadir-pointing attitude ([`crate::is_near_nadir`]).
+fn nadir(p: &Propagator, n: &wire::Nadir, a: f64, b: f64) -> Result<Spans, PropagationError> {
+    let target = Geodetic {
+        latitude_deg: n.target.latitude_deg(),
+        longitude_deg: n.target.longitude_deg(),
+        altitude_km: f64::from(n.altitude_m) / 1000.0,
+    };
+    let at = geodetic_to_ecef(&target);
+    let within = f64::from(n.within_mdeg) / 1000.0;
+    let step = search_step_s(p);
+    let seen = positive(
+        &mut |t| {
+            Ok(geocentric_elevation_deg(
+                p.position_ecef(Epoch::from_unix_seconds(t))?,
+                at,
+            ))
+        },
+        a,
+        b,
+        step,
+    )?;
+    let mut out = Vec::new();
+    for (s, e) in seen {
+        out.extend(positive(
+            &mut |t| {
+                let r = p.position_ecef(Epoch::from_unix_seconds(t))?;
+                Ok(within - off_nadir_angle_deg(r, &target))
+            },
+            s,
+            e,
+            step,
+        )?);
+    }
+    Ok(out)
 }
 
 /// The sampling step for a polygon: half its smaller side's crossing time, from 0.5 s to 30 s.
@@ -507,6 +555,65 @@ mod tests {
         let next = next_firing(&p, &later, t0, t1).unwrap().unwrap();
         assert!((next.start.seconds_since(dark[1].start) - 60.0).abs() < 1e-3);
         assert!((next.end.seconds_since(dark[1].end)).abs() < 1e-3);
+    }
+
+    #[test]
+    fn nadir_holds_where_the_target_is_near_nadir_and_telemetry_is_left_to_the_agent() {
+        let p = iss();
+        let t0 = p.tle().epoch;
+        let t1 = t0.plus_seconds(86_400.0);
+        let target = Geodetic {
+            latitude_deg: 46.27,
+            longitude_deg: 6.96,
+            altitude_km: 0.372,
+        };
+        let nadir = |deg: f64| {
+            wire::Condition::Nadir(wire::Nadir {
+                target: wire::GeoPoint::from_degrees(46.27, 6.96).unwrap(),
+                altitude_m: 372,
+                within_mdeg: (deg * 1000.0) as u32,
+            })
+        };
+        let near = firings(&p, &nadir(40.0), t0, t1).unwrap();
+        assert!(!near.is_empty(), "the ISS passes near Geneva within a day");
+        // Every sample agrees with the predicate, and the margins hold at the boundaries.
+        for k in 0..(86_400 / 5) {
+            let t = t0.plus_seconds(f64::from(k) * 5.0);
+            let r = p.position_ecef(t).unwrap();
+            let within = near.iter().any(|f| f.start <= t && t <= f.end);
+            assert_eq!(within, crate::is_near_nadir(r, &target, 40.0), "{t}");
+        }
+        for f in &near {
+            let r = p.position_ecef(f.start).unwrap();
+            assert!(
+                (off_nadir_angle_deg(r, &target) - 40.0).abs() < 0.01,
+                "{f:?}"
+            );
+        }
+        // A wide angle reaches to the horizon and no further (the far side of the Earth is
+        // as close to nadir, but hidden).
+        let wide = firings(&p, &nadir(90.0), t0, t1).unwrap();
+        for f in &wide {
+            let mid =
+                Epoch::from_unix_seconds(0.5 * (f.start.unix_seconds() + f.end.unix_seconds()));
+            let r = p.position_ecef(mid).unwrap();
+            assert!(geocentric_elevation_deg(r, geodetic_to_ecef(&target)) > 0.0);
+        }
+        assert!(wide.len() >= near.len());
+        // Telemetry tests hold for the orbit; judged, they decide.
+        let battery = wire::TelemetryTest::Range {
+            value: wire::Measured::BatterySocPercent,
+            min_milli: Some(60_000),
+            max_milli: None,
+        };
+        let both = wire::Condition::All(vec![nadir(40.0), wire::Condition::Telemetry(battery)]);
+        assert_eq!(firings(&p, &both, t0, t1).unwrap(), near);
+        assert!(
+            firings(&p, &both.judged(&|_| false), t0, t1)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(firings(&p, &both.judged(&|_| true), t0, t1).unwrap(), near);
     }
 
     #[test]

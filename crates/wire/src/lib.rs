@@ -66,9 +66,9 @@ pub use systems::{
     is_platform, parse_catalogue, same_platform,
 };
 pub use trigger::{
-    Area, Condition, Deadline, GeoPoint, Location, MAX_DECODE_DEPTH, MAX_POLYGON_VERTICES,
-    MAX_TRIGGER_CONDITIONS, MAX_TRIGGER_DEPTH, MAX_TRIGGER_WAIT_MS, Trigger, TriggerFired,
-    polygon_fault, rfc3339,
+    Area, Condition, Deadline, GeoPoint, Light, Location, MAX_DECODE_DEPTH, MAX_POLYGON_VERTICES,
+    MAX_TRIGGER_CONDITIONS, MAX_TRIGGER_DEPTH, MAX_TRIGGER_WAIT_MS, Measured, Nadir, TelemetryTest,
+    Trigger, TriggerFired, polygon_fault, rfc3339,
 };
 
 /// The catalogue module: base images preloaded onboard.

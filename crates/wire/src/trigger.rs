@@ -53,7 +53,8 @@ pub enum Deadline {
     After(u64),
 }
 
-/// A condition over the satellite's position and illumination and the time.
+/// A condition over the satellite's position, pointing and illumination, its telemetry and the
+/// time.
 ///
 /// Decoding bounds its nesting ([`MAX_DECODE_DEPTH`]) before it recurses, so no message,
 /// however it nests `all` in `all`, can exhaust the decoder's stack.
@@ -77,6 +78,129 @@ pub enum Condition {
     All(Vec<Condition>),
     /// At least one holds (none: never).
     Any(Vec<Condition>),
+    /// The satellite points within an angle of a place on the ground.
+    Nadir(Nadir),
+    /// A reading of the onboard telemetry, judged onboard from the newest sample (never
+    /// predicted: `orbit::firings` takes it as holding).
+    Telemetry(TelemetryTest),
+}
+
+/// Pointing at a place: the place above its horizon seen from the satellite and within
+/// `within_mdeg` of the satellite's boresight, its body +Z axis, which the attitude the onboard
+/// telemetry reports keeps at nadir (toward the Earth's centre), so the angle is the place's
+/// off-nadir angle (`orbit::off_nadir_angle_deg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Nadir {
+    /// The place.
+    pub target: GeoPoint,
+    /// Its height above the WGS-84 ellipsoid, metres.
+    pub altitude_m: i32,
+    /// The largest off-nadir angle, thousandths of a degree, in (0, 90°].
+    pub within_mdeg: u32,
+}
+
+/// A test of the onboard telemetry's newest sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TelemetryTest {
+    /// A measured value within bounds (inclusive, either may be open), thousandths of its
+    /// unit.
+    Range {
+        /// What is measured.
+        value: Measured,
+        /// At least this.
+        min_milli: Option<i64>,
+        /// At most this.
+        max_milli: Option<i64>,
+    },
+    /// The illumination the power system measures.
+    Illumination(Light),
+}
+
+/// A value the onboard telemetry measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Measured {
+    /// The battery's state of charge, %.
+    BatterySocPercent,
+    /// Temperature sensor `sensor0` to `sensor7`, °C.
+    Temperature(u8),
+}
+
+/// The illumination the power system measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Light {
+    /// Full sunlight.
+    Sunlit,
+    /// Partly shadowed.
+    Penumbra,
+    /// In the full shadow.
+    Umbra,
+}
+
+impl Light {
+    /// `sunlit`, `penumbra` or `umbra`, as the telemetry names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Light::Sunlit => "sunlit",
+            Light::Penumbra => "penumbra",
+            Light::Umbra => "umbra",
+        }
+    }
+}
+
+impl Measured {
+    /// Its name in a trigger and in the telemetry (`battery_soc_percent`, `sensor2`).
+    pub fn name(self) -> String {
+        match self {
+            Measured::BatterySocPercent => "battery_soc_percent".into(),
+            Measured::Temperature(i) => format!("sensor{i}"),
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Measured::BatterySocPercent => " %",
+            Measured::Temperature(_) => " °C",
+        }
+    }
+}
+
+impl TelemetryTest {
+    /// Whether a reading passes: `value` gives what was measured (`None`: not measured, and
+    /// the test fails), `light` the illumination.
+    pub fn passes(&self, value: impl Fn(Measured) -> Option<f64>, light: Option<Light>) -> bool {
+        match *self {
+            TelemetryTest::Range {
+                value: what,
+                min_milli,
+                max_milli,
+            } => value(what).is_some_and(|v| {
+                min_milli.is_none_or(|m| v >= m as f64 / 1000.0)
+                    && max_milli.is_none_or(|m| v <= m as f64 / 1000.0)
+            }),
+            TelemetryTest::Illumination(l) => light == Some(l),
+        }
+    }
+
+    /// The test for a person: `battery_soc_percent at least 60 %`.
+    pub fn describe(&self) -> String {
+        match *self {
+            TelemetryTest::Range {
+                value,
+                min_milli,
+                max_milli,
+            } => {
+                let (name, unit) = (value.name(), value.unit());
+                let v = |m: i64| m as f64 / 1000.0;
+                match (min_milli, max_milli) {
+                    (Some(a), Some(b)) => format!("{name} from {}{unit} to {}{unit}", v(a), v(b)),
+                    (Some(a), None) => format!("{name} at least {}{unit}", v(a)),
+                    (None, Some(b)) => format!("{name} at most {}{unit}", v(b)),
+                    (None, None) => format!("{name} measured"),
+                }
+            }
+            TelemetryTest::Illumination(l) => format!("measured illumination {}", l.name()),
+        }
+    }
 }
 
 /// The deepest nesting of [`Condition`]s a decoder accepts: more than the ground ever writes
@@ -102,6 +226,8 @@ enum ConditionRepr {
     },
     All(Vec<Condition>),
     Any(Vec<Condition>),
+    Nadir(Nadir),
+    Telemetry(TelemetryTest),
 }
 
 impl<'de> Deserialize<'de> for Condition {
@@ -128,6 +254,8 @@ impl<'de> Deserialize<'de> for Condition {
             },
             ConditionRepr::All(c) => Condition::All(c),
             ConditionRepr::Any(c) => Condition::Any(c),
+            ConditionRepr::Nadir(n) => Condition::Nadir(n),
+            ConditionRepr::Telemetry(t) => Condition::Telemetry(t),
         })
     }
 }
@@ -273,6 +401,46 @@ impl Condition {
             },
             Condition::All(c) => join(c, " and "),
             Condition::Any(c) => join(c, " or "),
+            Condition::Nadir(n) => format!(
+                "pointing within {}° of {:.4},{:.4}",
+                f64::from(n.within_mdeg) / 1000.0,
+                n.target.latitude_deg(),
+                n.target.longitude_deg()
+            ),
+            Condition::Telemetry(t) => t.describe(),
+        }
+    }
+
+    /// The telemetry tests under it, in order: what only the agent can judge, from its
+    /// telemetry, and the ground does not predict.
+    pub fn telemetry_tests(&self) -> Vec<TelemetryTest> {
+        let mut out = Vec::new();
+        self.visit_telemetry(&mut |t| out.push(*t));
+        out
+    }
+
+    fn visit_telemetry(&self, f: &mut dyn FnMut(&TelemetryTest)) {
+        match self {
+            Condition::Telemetry(t) => f(t),
+            Condition::All(c) | Condition::Any(c) => {
+                for c in c {
+                    c.visit_telemetry(f);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The condition with each telemetry test replaced by its verdict (`judge`): holding
+    /// becomes `all` of nothing (always), failing `any` of nothing (never), so what is left
+    /// is judged by the orbit and the time alone.
+    pub fn judged(&self, judge: &dyn Fn(&TelemetryTest) -> bool) -> Condition {
+        match self {
+            Condition::Telemetry(t) if judge(t) => Condition::All(Vec::new()),
+            Condition::Telemetry(_) => Condition::Any(Vec::new()),
+            Condition::All(c) => Condition::All(c.iter().map(|c| c.judged(judge)).collect()),
+            Condition::Any(c) => Condition::Any(c.iter().map(|c| c.judged(judge)).collect()),
+            other => other.clone(),
         }
     }
 }
@@ -398,6 +566,62 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_825_600_000), "2000-02-29T12:00:00Z");
         // Encodings round-trip, in postcard and JSON.
+        let bytes = postcard::to_allocvec(&c).unwrap();
+        assert_eq!(postcard::from_bytes::<Condition>(&bytes).unwrap(), c);
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<Condition>(&json).unwrap(), c);
+    }
+
+    #[test]
+    fn telemetry_tests_are_found_judged_and_described() {
+        let battery = TelemetryTest::Range {
+            value: Measured::BatterySocPercent,
+            min_milli: Some(60_000),
+            max_milli: None,
+        };
+        let panel = TelemetryTest::Range {
+            value: Measured::Temperature(2),
+            min_milli: Some(-10_500),
+            max_milli: Some(40_000),
+        };
+        let nadir = Condition::Nadir(Nadir {
+            target: GeoPoint::from_degrees(46.27, 6.96).unwrap(),
+            altitude_m: 0,
+            within_mdeg: 10_000,
+        });
+        let c = Condition::All(vec![
+            nadir.clone(),
+            Condition::Any(vec![
+                Condition::Telemetry(battery),
+                Condition::Telemetry(panel),
+                Condition::Telemetry(TelemetryTest::Illumination(Light::Umbra)),
+            ]),
+        ]);
+        assert_eq!(
+            c.describe(),
+            "pointing within 10° of 46.2700,6.9600 and (battery_soc_percent at least 60 % or \
+             sensor2 from -10.5 °C to 40 °C or measured illumination umbra)"
+        );
+        assert_eq!(c.telemetry_tests().len(), 3);
+        let judged = c.judged(&|t| *t == battery);
+        assert_eq!(
+            judged,
+            Condition::All(vec![
+                nadir,
+                Condition::Any(vec![
+                    Condition::All(vec![]),
+                    Condition::Any(vec![]),
+                    Condition::Any(vec![])
+                ])
+            ])
+        );
+        assert!(judged.telemetry_tests().is_empty());
+        // A reading passes by its value, inclusive; an unmeasured value fails.
+        let soc = |v: f64| move |m: Measured| (m == Measured::BatterySocPercent).then_some(v);
+        assert!(battery.passes(soc(60.0), None));
+        assert!(!battery.passes(soc(59.999), None));
+        assert!(!panel.passes(soc(20.0), None));
+        assert!(TelemetryTest::Illumination(Light::Sunlit).passes(soc(1.0), Some(Light::Sunlit)));
         let bytes = postcard::to_allocvec(&c).unwrap();
         assert_eq!(postcard::from_bytes::<Condition>(&bytes).unwrap(), c);
         let json = serde_json::to_string(&c).unwrap();

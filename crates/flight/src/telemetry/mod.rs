@@ -94,6 +94,19 @@ impl Drop for Inner {
     }
 }
 
+/// What one sample read, for the agent's triggers on telemetry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// Mission time of the sample, ms since the Unix epoch.
+    pub t_ms: u64,
+    /// The battery's state of charge, %.
+    pub battery_soc_percent: f64,
+    /// `sensor0` to `sensor7`, °C.
+    pub temperatures_c: [f64; 8],
+    /// `sunlit`, `penumbra` or `umbra`.
+    pub illumination: String,
+}
+
 /// The element set sampled from.
 #[derive(Debug, Clone)]
 struct Current {
@@ -218,6 +231,19 @@ impl Telemetry {
             old.abort();
         }
         lock(&SERVED).insert(addr);
+    }
+
+    /// What the newest sample read, if there is one: the history's lock is held only to copy
+    /// these few values (triggers on telemetry read it, `agent_triggers`).
+    pub fn latest_reading(&self) -> Option<Reading> {
+        let store = lock(&self.inner.store);
+        let s = store.latest()?;
+        Some(Reading {
+            t_ms: s.t_ms,
+            battery_soc_percent: s.power.battery_soc_percent,
+            temperatures_c: s.temperatures_c,
+            illumination: s.power.illumination.clone(),
+        })
     }
 
     /// The samples held, how many (tests).

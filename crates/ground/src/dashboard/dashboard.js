@@ -93,9 +93,11 @@ function setupEditor(form) {
     const d = (r.json && (r.json.diagnostics || (r.json.error && r.json.error.diagnostics))) || [];
     const p = (r.json && (r.json.preflight || (r.json.error && r.json.error.preflight))) || [];
     const t = (r.json && r.json.triggers) || [];
-    const fires = (x) => x.error ? `cannot predict: ${x.error}`
+    const onboard = (x) => (x.decided_onboard && x.decided_onboard.length)
+      ? `; decided onboard, not predicted: ${x.decided_onboard.join(", ")} (the times are when the rest holds)` : "";
+    const fires = (x) => (x.error ? `cannot predict: ${x.error}`
       : x.firings.length ? `fires ${x.firings[0].start} (holds until ${x.firings[0].end})`
-      : `never before ${x.until}: the task would fail`;
+      : `never before ${x.until}: the task would fail`) + onboard(x);
     return [
       ...d.map((x) => [x.severity, `line ${x.line}, column ${x.column}: ${x.message}`]),
       ...p.map((x) => [x.severity, `${x.task}: ${x.file}:${x.line}:${x.column}: ${x.code}: ${x.message}`]),

@@ -453,7 +453,12 @@ pub(super) async fn operation(
                 @for t in &triggers {
                     tr {
                         td { (t.task) }
-                        td { (t.condition) }
+                        td {
+                            (t.condition)
+                            @if !t.decided_onboard.is_empty() {
+                                br; small { "decided onboard, not predicted: " (t.decided_onboard.join(", ")) " (the times are when the rest holds)" }
+                            }
+                        }
                         @if let Some(e) = &t.error {
                             td colspan="3" class="error" { (e) }
                         } @else if let Some(first) = t.firings.first() {

@@ -653,14 +653,15 @@ tasks:
             ),
             "8:28 [run] task 'run' (pod.run, line 8): field 'location.latitude' must be a number from -90 to 90\n\
              9:16 [run] task 'run' (pod.run, line 9): field 'eclipse' must be true (for the opposite, write 'sunlit: true')\n\
-             10:14 [run] task 'run' (pod.run, line 10): field 'nadir': nadir pointing triggers are not yet supported onboard (the agent has no attitude model yet); use 'location' with 'min_elevation' for a target seen from high above\n\
+             10:14 [run] task 'run' (pod.run, line 10): missing required field 'within_deg'\n\
+             10:42 [run] task 'run' (pod.run, line 10): unknown field 'within'; expected one of latitude, longitude, altitude, within_deg\n\
              11:17 [run] task 'run' (pod.run, line 11): field 'deadline' must be minutes as a number (10, 0.5) or a duration with a unit (90s, 5m, 1h), at most 7 days",
         );
         check(
             &format!(
                 "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    merge: true\n    trigger:\n      telemetry: {{battery_soc: 60}}\n      location: {{polygon: [[0, 0], [1, 1]]}}\n      not_before: 2026-12-03T00:00:00Z\n      not_after: 2026-12-02T00:00:00Z\n      colour: red\n"
             ),
-            "9:18 [run] task 'run' (pod.run, line 9): field 'telemetry': telemetry triggers are not yet supported onboard (there is no onboard telemetry service yet)\n\
+            "9:19 [run] task 'run' (pod.run, line 9): unknown field 'battery_soc'; expected one of battery_soc_percent, sensor0, sensor1, sensor2, sensor3, sensor4, sensor5, sensor6, sensor7, illumination\n\
              10:27 [run] task 'run' (pod.run, line 10): field 'location.polygon' must have from 3 to 1024 vertices, not 2\n\
              12:18 [run] task 'run' (pod.run, line 12): field 'not_after' must be later than 'not_before': the window is empty\n\
              13:7 [run] task 'run' (pod.run, line 13): unknown field 'colour'; expected one of location, eclipse, sunlit, not_before, not_after, all, any, nadir, telemetry, deadline",
@@ -680,6 +681,49 @@ tasks:
         check(
             &format!("{HEAD}  - id: run\n    type: pod.run\n    image: x\n    trigger: {{}}\n"),
             "7:14 [run] task 'run' (pod.run, line 7): field 'trigger' holds no condition; expected one or more of location, eclipse, sunlit, not_before, not_after, all, any, nadir, telemetry",
+        );
+    }
+
+    #[test]
+    fn nadir_and_telemetry_triggers_read_and_say_what_is_wrong() {
+        use wire::{Condition, GeoPoint, Light, Measured, Nadir, TelemetryTest};
+        let t = trigger_of(&format!(
+            "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    trigger:\n      nadir: {{latitude: 46.27, longitude: 6.96, altitude: 372, within_deg: 10}}\n      telemetry:\n        battery_soc_percent: {{min: 60}}\n        sensor2: {{min: -10.5, max: 40}}\n        illumination: sunlit\n"
+        ));
+        assert_eq!(
+            t.when,
+            Condition::All(vec![
+                Condition::Nadir(Nadir {
+                    target: GeoPoint::from_degrees(46.27, 6.96).unwrap(),
+                    altitude_m: 372,
+                    within_mdeg: 10_000,
+                }),
+                Condition::Telemetry(TelemetryTest::Range {
+                    value: Measured::BatterySocPercent,
+                    min_milli: Some(60_000),
+                    max_milli: None,
+                }),
+                Condition::Telemetry(TelemetryTest::Range {
+                    value: Measured::Temperature(2),
+                    min_milli: Some(-10_500),
+                    max_milli: Some(40_000),
+                }),
+                Condition::Telemetry(TelemetryTest::Illumination(Light::Sunlit)),
+            ])
+        );
+        check(
+            &format!(
+                "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    trigger:\n      nadir: {{latitude: 46.27, longitude: 6.96, within_deg: 0}}\n      any:\n        - nadir: {{latitude: 46.27, longitude: 200, within_deg: 91}}\n        - telemetry: {{battery_soc_percent: {{min: 101}}, sensor9: {{max: 1}}}}\n        - telemetry: {{sensor1: {{min: 30, max: 20}}, illumination: dusk}}\n        - telemetry: {{battery_soc_percent: {{}}}}\n        - telemetry: {{}}\n"
+            ),
+            "8:61 [run] task 'run' (pod.run, line 8): field 'nadir.within_deg' must be above 0 (at least 0.001) and at most 90\n\
+             10:47 [run] task 'run' (pod.run, line 10): field 'nadir.longitude' must be a number from -180 to 180\n\
+             10:64 [run] task 'run' (pod.run, line 10): field 'nadir.within_deg' must be a number from 0 to 90\n\
+             11:50 [run] task 'run' (pod.run, line 11): field 'telemetry.battery_soc_percent.min' must be a number from 0 to 100\n\
+             11:56 [run] task 'run' (pod.run, line 11): unknown field 'sensor9'; expected one of battery_soc_percent, sensor0, sensor1, sensor2, sensor3, sensor4, sensor5, sensor6, sensor7, illumination\n\
+             12:47 [run] task 'run' (pod.run, line 12): field 'telemetry.sensor1.max' must not be less than its 'min': no value passes\n\
+             12:66 [run] task 'run' (pod.run, line 12): field 'telemetry.illumination' must be one of sunlit, penumbra, umbra\n\
+             13:44 [run] task 'run' (pod.run, line 13): field 'telemetry.battery_soc_percent' needs 'min', 'max' or both\n\
+             14:22 [run] task 'run' (pod.run, line 14): field 'telemetry' holds no test; expected one or more of battery_soc_percent, sensor0, sensor1, sensor2, sensor3, sensor4, sensor5, sensor6, sensor7, illumination",
         );
     }
 

@@ -1,6 +1,6 @@
-//! A task's `trigger` (`docs/triggers.md`): conditions on where the satellite is, its
-//! illumination and the time, read into a `wire::Trigger`, every problem with its line and
-//! column.
+//! A task's `trigger` (`docs/triggers.md`): conditions on where the satellite is and points,
+//! its illumination, its telemetry and the time, read into a `wire::Trigger`, every problem
+//! with its line and column.
 //!
 //! ```yaml
 //! trigger:
@@ -14,7 +14,9 @@
 //! read at the top only.
 
 use saphyr::Scalar;
-use wire::{Area, Condition, Deadline, GeoPoint, Location, Trigger};
+use wire::{
+    Area, Condition, Deadline, GeoPoint, Light, Location, Measured, Nadir, TelemetryTest, Trigger,
+};
 
 use super::*;
 
@@ -128,19 +130,18 @@ impl Cx<'_> {
                 push(c, &mut out);
             }
         }
-        for (name, why) in [
-            (
-                "nadir",
-                "nadir pointing triggers are not yet supported onboard (the agent has no attitude model yet); use 'location' with 'min_elevation' for a target seen from high above",
-            ),
-            (
-                "telemetry",
-                "telemetry triggers are not yet supported onboard (there is no onboard telemetry service yet)",
-            ),
-        ] {
-            if let Some(n) = f.take_raw(name) {
-                self.diag(who, pos(n), format!("field '{name}': {why}"));
-                push(None, &mut out);
+        if let Some(n) = f.take("nadir") {
+            let c = self.nadir(who, n).map(Condition::Nadir);
+            push(c, &mut out);
+        }
+        if let Some(n) = f.take("telemetry") {
+            match self.telemetry(who, n) {
+                Some(tests) => {
+                    for t in tests {
+                        push(Some(Condition::Telemetry(t)), &mut out);
+                    }
+                }
+                None => push(None, &mut out),
             }
         }
         if !ok {
@@ -315,6 +316,162 @@ impl Cx<'_> {
             }
         };
         Some(location)
+    }
+
+    /// `nadir`: `latitude`, `longitude`, optional `altitude` (metres), `within_deg` in (0, 90].
+    fn nadir(&mut self, who: &Who, node: &Node<'_>) -> Option<Nadir> {
+        let mut f = self.fields(who, node, "field 'nadir'")?;
+        let lat = self.required(who, &mut f, node, "latitude", |cx, n| {
+            cx.number(who, "nadir.latitude", n, (-90.0, 90.0))
+        });
+        let lon = self.required(who, &mut f, node, "longitude", |cx, n| {
+            cx.number(who, "nadir.longitude", n, (-180.0, 180.0))
+        });
+        let altitude = f
+            .take("altitude")
+            .map(|n| self.number(who, "nadir.altitude", n, (-500.0, 10_000.0)));
+        let within = self.required(who, &mut f, node, "within_deg", |cx, n| {
+            // Thousandths of a degree, so "above 0" is at least one of them.
+            match cx.number(who, "nadir.within_deg", n, (0.0, 90.0)) {
+                Some(d) if (d * 1000.0).round() >= 1.0 => Some((d * 1000.0).round() as u32),
+                Some(_) => {
+                    cx.diag(
+                        who,
+                        pos(n),
+                        "field 'nadir.within_deg' must be above 0 (at least 0.001) and at most 90"
+                            .into(),
+                    );
+                    None
+                }
+                None => None,
+            }
+        });
+        self.finish(
+            who,
+            &f,
+            &["latitude", "longitude", "altitude", "within_deg"],
+        );
+        let (lat, lon, altitude, within) = (lat?, lon?, optional(altitude)?, within?);
+        Some(Nadir {
+            target: GeoPoint::from_degrees(lat, lon)?,
+            altitude_m: altitude.unwrap_or(0.0).round() as i32,
+            within_mdeg: within,
+        })
+    }
+
+    /// `telemetry`: a mapping of tests, all of which must hold: `battery_soc_percent` and
+    /// `sensor0`..`sensor7` take `{min, max}` (either or both), `illumination` one of `sunlit`,
+    /// `penumbra`, `umbra`.
+    fn telemetry(&mut self, who: &Who, node: &Node<'_>) -> Option<Vec<TelemetryTest>> {
+        let mut f = self.fields(who, node, "field 'telemetry'")?;
+        let mut measured = vec![(Measured::BatterySocPercent, (0.0, 100.0))];
+        measured.extend((0..8).map(|i| (Measured::Temperature(i), (-150.0, 150.0))));
+        let names: Vec<String> = measured
+            .iter()
+            .map(|(m, _)| m.name())
+            .chain(["illumination".to_string()])
+            .collect();
+        let (mut out, mut ok) = (Vec::new(), true);
+        for (what, range) in measured {
+            if let Some(n) = f.take(&what.name()) {
+                match self.bounds(who, what, n, range) {
+                    Some(t) => out.push(t),
+                    None => ok = false,
+                }
+            }
+        }
+        if let Some(n) = f.take("illumination") {
+            let light = match &untag(n).data {
+                YamlData::Value(Scalar::String(s)) => match &**s {
+                    "sunlit" => Some(Light::Sunlit),
+                    "penumbra" => Some(Light::Penumbra),
+                    "umbra" => Some(Light::Umbra),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match light {
+                Some(l) => out.push(TelemetryTest::Illumination(l)),
+                None => {
+                    self.diag(
+                        who,
+                        pos(n),
+                        "field 'telemetry.illumination' must be one of sunlit, penumbra, umbra"
+                            .into(),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.finish(who, &f, &names);
+        if !ok {
+            return None;
+        }
+        if out.is_empty() {
+            // Unknown fields have been reported; an empty mapping is reported here.
+            if matches!(&untag(node).data, YamlData::Mapping(m) if m.is_empty()) {
+                self.diag(
+                    who,
+                    pos(node),
+                    format!(
+                        "field 'telemetry' holds no test; expected one or more of {}",
+                        names.join(", ")
+                    ),
+                );
+            }
+            return None;
+        }
+        Some(out)
+    }
+
+    /// `{min, max}` of a measured value, either or both, within `range`.
+    fn bounds(
+        &mut self,
+        who: &Who,
+        what: Measured,
+        node: &Node<'_>,
+        range: (f64, f64),
+    ) -> Option<TelemetryTest> {
+        let key = format!("telemetry.{}", what.name());
+        let mut f = self.fields(who, node, &format!("field '{key}'"))?;
+        let mut read = |cx: &mut Self, bound: &str| {
+            f.take(bound).map(|n| {
+                let v = cx.number(who, &format!("{key}.{bound}"), n, range);
+                (v.map(|v| (v * 1000.0).round() as i64), n)
+            })
+        };
+        let min = read(self, "min");
+        let max = read(self, "max");
+        self.finish(who, &f, &["min", "max"]);
+        let (min_milli, max_milli) = (
+            optional(min.map(|(v, _)| v))?,
+            optional(max.map(|(v, _)| v))?,
+        );
+        match (min_milli, max_milli) {
+            (None, None) => {
+                self.diag(
+                    who,
+                    pos(node),
+                    format!("field '{key}' needs 'min', 'max' or both"),
+                );
+                None
+            }
+            (Some(a), Some(b)) if b < a => {
+                let at = max.map_or(pos(node), |(_, n)| pos(n));
+                self.diag(
+                    who,
+                    at,
+                    format!("field '{key}.max' must not be less than its 'min': no value passes"),
+                );
+                None
+            }
+            _ => Some(TelemetryTest::Range {
+                value: what,
+                min_milli,
+                max_milli,
+            }),
+        }
     }
 
     /// A polygon: a list of `[latitude, longitude]` pairs or `{latitude, longitude}` mappings.
