@@ -172,7 +172,6 @@ impl Agent {
                 armed_ms
             }
         };
-        let propagator = propagator(&record.plan)?;
         // Never waiting longer than a week, whatever the deadline says (the ground predicts no
         // further either).
         let deadline_ms = trigger.deadline_ms(armed_ms);
@@ -184,7 +183,14 @@ impl Agent {
             deadline = wire::rfc3339(deadline_ms),
             "waiting for a trigger"
         );
+        let renewed = self.inner.exec.telemetry.renewed();
         loop {
+            // A newer element set of the satellite, sent meanwhile, wakes the wait: the search
+            // starts again from now with it.
+            let renewal = renewed.notified();
+            tokio::pin!(renewal);
+            renewal.as_mut().enable();
+            let propagator = self.trigger_propagator(&record.plan)?;
             let now = clock.now_ms();
             if now >= deadline_ms {
                 return Err(deadline_error(format!(
@@ -213,7 +219,13 @@ impl Agent {
             };
             let since_ms = firing.start.unix_millis().max(0) as u64;
             let until_ms = firing.end.unix_millis().max(0) as u64;
-            clock.sleep_until(since_ms).await;
+            tokio::select! {
+                () = clock.sleep_until(since_ms) => {}
+                () = &mut renewal => {
+                    tracing::info!(execution = record.plan.execution, task = index, "a newer element set came: the trigger is searched for again");
+                    continue;
+                }
+            }
             let fired_ms = clock.now_ms();
             if fired_ms > until_ms && until_ms < deadline_ms {
                 // Overslept the whole interval (a suspended host): search again from now.
@@ -261,11 +273,19 @@ impl Agent {
     }
 }
 
-/// The propagator of the plan's element set.
-fn propagator(plan: &wire::Plan) -> Result<orbit::Propagator, TaskError> {
-    let elements = plan.elements.as_ref().ok_or_else(|| {
-        validation("the task has a trigger but its plan carries no element set to judge it by")
-    })?;
+impl Agent {
+    /// The propagator of the plan's element set, or of a newer one of the same satellite sent
+    /// since (`agent_elements`).
+    fn trigger_propagator(&self, plan: &wire::Plan) -> Result<orbit::Propagator, TaskError> {
+        let elements = plan.elements.as_ref().ok_or_else(|| {
+            validation("the task has a trigger but its plan carries no element set to judge it by")
+        })?;
+        propagator(&self.inner.exec.telemetry.newest_of_satellite(elements))
+    }
+}
+
+/// The propagator of an element set.
+fn propagator(elements: &wire::Elements) -> Result<orbit::Propagator, TaskError> {
     let tle = orbit::parse_elements(elements)
         .map_err(|e| validation(format!("the plan's element set is not valid: {e}")))?;
     orbit::Propagator::new(&tle)

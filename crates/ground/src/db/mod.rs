@@ -60,6 +60,7 @@ macro_rules! json_list_sql {
 
 mod approvals;
 mod downlinks;
+mod elements;
 mod encodings;
 mod executions;
 mod files;
@@ -82,6 +83,7 @@ pub(crate) use downlinks::{
     insert_pending_downlink, pending_downlink, pending_downlink_count, pending_downlinks,
     release_execution_state,
 };
+pub(crate) use elements::{SentElements, sent_elements, set_sent_elements};
 pub(crate) use encodings::{
     Encoding, SentRow, UplinkWant, delete_want, encoding, execution_sends, insert_encoding,
     insert_sends, patch_target, pending_wants, record_want, tenant_reads_blob,
@@ -250,7 +252,7 @@ pub(crate) async fn open(url: &str) -> Result<Db, Error> {
 
 /// Every migration, oldest first: `(version, description, SQL)`. Never edit one that has
 /// shipped: add the next.
-const MIGRATIONS: [(i64, &str, &str); 9] = [
+const MIGRATIONS: [(i64, &str, &str); 10] = [
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (
         2,
@@ -287,6 +289,11 @@ const MIGRATIONS: [(i64, &str, &str); 9] = [
         9,
         "execution cancels",
         include_str!("../../migrations/0009_execution_cancels.sql"),
+    ),
+    (
+        10,
+        "system elements",
+        include_str!("../../migrations/0010_system_elements.sql"),
     ),
 ];
 
