@@ -43,7 +43,8 @@ pub use plan::{PlanEta, PlanRequest, PlanTotal, PlannedFile, UplinkPlan};
 pub use session::{Health, LoginRequest, LoginResponse};
 pub use systems::{
     CatalogueImage, Declaration, DeclaredImage, Drift, EclipseInterval, EngineImage, EngineReport,
-    Eta, Inventory, LinkOwner, OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer, System,
-    SystemList, Track, TrackPoint, Volume, VolumeFile, VolumeFileList, VolumeList,
+    Eta, Inventory, LinkOwner, OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer,
+    SendElements, System, SystemElements, SystemList, Track, TrackPoint, Volume, VolumeFile,
+    VolumeFileList, VolumeList,
 };
 pub use users::{CreateUser, Limits, Quota, QuotaList, Role, User, UserList};

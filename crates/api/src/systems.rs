@@ -45,6 +45,11 @@ pub struct System {
     /// `null` for a tenant, and before any replica took it.
     #[serde(default)]
     pub link: Option<LinkOwner>,
+    /// The element set the system propagates for its triggers and telemetry: the newer, by
+    /// epoch, of the systems file's and the one last sent on its own; `null` when it has
+    /// neither (the Engineering Model).
+    #[serde(default)]
+    pub elements: Option<SystemElements>,
 }
 
 /// The ground replica holding a system's link lease (docs/scale-out.md).
@@ -58,6 +63,35 @@ pub struct LinkOwner {
     pub expires_at: String,
     /// Whether the lease is held now; `false` once it expired or was released.
     pub live: bool,
+}
+
+/// `PUT /api/v1/systems/{system}/elements`: a newer element set for a system, sent on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SendElements {
+    /// One two- or three-line element set (CelesTrak's text form; a name line first is
+    /// optional). Its epoch must be later than that of the set in use.
+    pub tle: String,
+}
+
+/// An element set of a system, and where the ground has it from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SystemElements {
+    /// `declared` (the systems file's) or `sent` (sent on its own by an operator).
+    pub source: String,
+    /// The name line, if any.
+    pub name: Option<String>,
+    /// Line 1.
+    pub line1: String,
+    /// Line 2.
+    pub line2: String,
+    /// The NORAD catalog number of the satellite.
+    pub catalog_number: u32,
+    /// The elements' epoch, RFC 3339.
+    pub epoch: String,
+    /// When it was sent; `null` for the declared set.
+    pub sent_at: Option<String>,
+    /// Who sent it; `null` for the declared set.
+    pub sent_by: Option<String>,
 }
 
 /// How the ground's mirror of what a system holds onboard (objects, each volume file with its

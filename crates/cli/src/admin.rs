@@ -1,12 +1,15 @@
-//! The operators' verbs: `approve` (or reject) an execution awaiting approval, `user` and
-//! `quota`. Each prints the API's own answer with `-o json`, like every client verb.
+//! The operators' verbs: `approve` (or reject) an execution awaiting approval, `user`, `quota`
+//! and `elements`. Each prints the API's own answer with `-o json`, like every client verb.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use reqwest::Method;
 
-use crate::args::{ApproveArgs, Limit, QuotaArgs, QuotaCommand, UserArgs, UserCommand};
+use crate::args::{
+    ApproveArgs, ElementsArgs, ElementsCommand, Limit, QuotaArgs, QuotaCommand, UserArgs,
+    UserCommand,
+};
 use crate::client::encode_path;
 use crate::exec::print_execution;
 use crate::verbs::Cli;
@@ -33,6 +36,56 @@ pub(crate) async fn approve(cli: &Cli, a: ApproveArgs) -> anyhow::Result<ExitCod
     };
     cli.show(&e, print_execution)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `orbitdock elements send SYSTEM FILE|-` and `orbitdock elements show SYSTEM`.
+pub(crate) async fn elements(cli: &Cli, a: ElementsArgs) -> anyhow::Result<ExitCode> {
+    let client = cli.client()?;
+    match a.command {
+        ElementsCommand::Send { system, file } => {
+            let tle = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .context("cannot read the element set from standard input")?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read the element set {}", file.display()))?
+            };
+            let path = format!("/api/v1/systems/{}/elements", encode_path(&system));
+            let sent: api::SystemElements = client
+                .json(
+                    client
+                        .request(Method::PUT, &path)
+                        .json(&api::SendElements { tle }),
+                )
+                .await?;
+            cli.show(&sent, print_elements)?;
+        }
+        ElementsCommand::Show { system } => {
+            let s: api::System = client
+                .get(&format!("/api/v1/systems/{}", encode_path(&system)))
+                .await?;
+            // With -o json: the system's `elements`, `null` when it has none.
+            cli.show(&s.elements, |e| match e {
+                Some(e) => print_elements(e),
+                None => {
+                    println!("system '{system}' has no element set (no orbit declared, none sent)")
+                }
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_elements(e: &api::SystemElements) {
+    if let Some(name) = &e.name {
+        println!("{name}");
+    }
+    println!("{}\n{}", e.line1, e.line2);
+    println!("satellite {}, epoch {}", e.catalog_number, e.epoch);
+    match (&e.sent_at, &e.sent_by) {
+        (Some(at), Some(by)) => println!("sent on its own by {by} at {at}"),
+        _ => println!("from the systems file"),
+    }
 }
 
 /// `orbitdock user list|add|disable|enable`.

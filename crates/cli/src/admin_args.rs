@@ -1,4 +1,4 @@
-//! Command-line syntax of the operators' verbs (`approve`, `user`, `quota`): validated raw
+//! Command-line syntax of the operators' verbs (`approve`, `user`, `quota`, `elements`): validated raw
 //! flags only, no I/O (beside `args`, which names them in its `Command`).
 
 use clap::{Args as ClapArgs, Subcommand};
@@ -50,6 +50,34 @@ pub(crate) enum UserCommand {
     /// Let a disabled user log in again.
     #[command(after_help = "Example:\n  orbitdock user enable carol")]
     Enable { name: String },
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct ElementsArgs {
+    #[command(subcommand)]
+    pub(crate) command: ElementsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ElementsCommand {
+    /// Send a system a newer element set on its own (operators): its triggers and its
+    /// telemetry propagate it from then on. FILE holds one two- or three-line element set
+    /// (`-`: standard input); its epoch must be later than that of the set in use.
+    #[command(
+        after_help = "Examples:\n  orbitdock elements send fm fm-latest.tle\n  curl -s https://celestrak.org/NORAD/elements/gp.php?CATNR=99001 | orbitdock elements send fm - -o json"
+    )]
+    Send {
+        /// The system.
+        system: String,
+        /// The element set's file, or `-` for standard input.
+        file: std::path::PathBuf,
+    },
+    /// Show the element set a system uses: the systems file's, or a newer one sent on its own.
+    #[command(after_help = "Example:\n  orbitdock elements show fm -o json")]
+    Show {
+        /// The system.
+        system: String,
+    },
 }
 
 #[derive(Debug, ClapArgs)]

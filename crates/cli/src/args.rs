@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 pub(crate) use crate::admin_args::{
-    ApproveArgs, Limit, QuotaArgs, QuotaCommand, UserArgs, UserCommand,
+    ApproveArgs, ElementsArgs, ElementsCommand, Limit, QuotaArgs, QuotaCommand, UserArgs,
+    UserCommand,
 };
 pub(crate) use crate::files_args::{FilesArgs, FilesCommand, Onboard};
 
@@ -105,6 +106,11 @@ pub(crate) enum Command {
         after_help = "Examples:\n  orbitdock quota show carol\n  orbitdock quota set carol --volume-bytes 2GiB --downlink-bytes-per-day 500MB"
     )]
     Quota(QuotaArgs),
+    /// Send a system a newer element set (TLE) on its own (operators), or show the one it uses.
+    #[command(
+        after_help = "Examples:\n  orbitdock elements send fm fm-latest.tle\n  orbitdock elements show fm -o json"
+    )]
+    Elements(ElementsArgs),
     /// Create a link key for a satellite (give the same file to its ground and flight agent).
     Keygen {
         /// Where to write the key (64 hex digits, mode 0600); refuses to overwrite.

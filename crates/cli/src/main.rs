@@ -104,6 +104,7 @@ async fn run(args: args::Args) -> anyhow::Result<ExitCode> {
         Command::Approve(a) => admin::approve(&cli, a).await,
         Command::User(a) => admin::user(&cli, a).await,
         Command::Quota(a) => admin::quota(&cli, a).await,
+        Command::Elements(a) => admin::elements(&cli, a).await,
         Command::Keygen { path, plan } => roles::keygen(&path, plan),
         Command::Bench(a) => roles::bench(a).await,
         Command::Lint(mut a) => {

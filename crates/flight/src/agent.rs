@@ -331,14 +331,15 @@ impl Agent {
 
     /// Takes one message from the ground: a [`Message::Plan`] is checked (see the module
     /// documentation), then persisted and queued (and its missing objects asked for at once), or
-    /// refused; a [`Message::Cancel`] is checked likewise, then persisted and carried out (see
-    /// `agent_cancel`). Other messages are ignored. Never waits. An error means the plan or the
-    /// cancel could not be stored: nothing was answered, and the same message may be handled
-    /// again.
+    /// refused; a [`Message::Cancel`] likewise, then persisted and carried out (`agent_cancel`); a
+    /// [`Message::Elements`] likewise, then kept by telemetry (`agent_elements`). Others are
+    /// ignored. Never waits. An error means a plan or cancel could not be stored: nothing was
+    /// answered, and the same message may be handled again.
     pub fn handle_message(&self, message: Message) -> Result<(), Error> {
         match message {
             Message::Plan(plan) => self.accept(plan)?,
             Message::Cancel(order) => self.cancel(order)?,
+            Message::Elements(order) => self.take_elements(order),
             Message::Patches { patches } => self.take_patches(patches),
             Message::InventoryRequest { objects, volumes } => {
                 self.answer_inventory(objects, volumes)
@@ -830,6 +831,8 @@ use triggering::MAX_AWAITING_TRIGGERS;
 mod behind_link;
 #[path = "agent_cancel.rs"]
 mod cancelling;
+#[path = "agent_elements.rs"]
+mod elements;
 #[path = "agent_patches.rs"]
 mod patching;
 #[path = "agent_triggers.rs"]
@@ -1442,6 +1445,83 @@ mod tests {
         run_until_idle(&agent).await;
         let events = drain(&mut rx);
         assert_eq!(events.last().unwrap(), "execution SUCCESS", "{events:?}");
+    }
+
+    /// An element set sent on its own is taken only when the ground signed it for this system
+    /// and it is newer than the one held: a replay of an older one changes nothing, and the one
+    /// taken is on disk before it is used.
+    #[tokio::test]
+    async fn only_a_newer_element_set_the_ground_signed_replaces_the_one_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let ground = wire::PlanSigner::from_bytes([1; 32]);
+        let (agent, mut rx) = signed_agent(dir.path(), "em", &ground, Arc::default());
+        let iss = |epoch: &str| {
+            let line1 = format!("1 25544U 98067A   {epoch}  .00016717  00000+0  30275-3 0  999");
+            let sum: u32 = line1
+                .chars()
+                .map(|c| match c {
+                    '-' => 1,
+                    c => c.to_digit(10).unwrap_or(0),
+                })
+                .sum();
+            wire::Elements {
+                name: None,
+                line1: format!("{line1}{}", sum % 10),
+                line2: "2 25544  51.6416 247.4627 0006703 130.5360 325.0288 15.50377579445214"
+                    .into(),
+            }
+        };
+        let (old, new) = (iss("24075.50000000"), iss("24076.50000000"));
+        let order = |system: &str, elements: &wire::Elements| wire::ElementsOrder {
+            system: system.into(),
+            elements: elements.clone(),
+            by: "ops".into(),
+            issued_ms: now_ms(),
+            signature: Vec::new(),
+        };
+        let mut signed_old = order("em", &old);
+        ground.sign_elements(&mut signed_old);
+        agent
+            .handle_message(Message::Elements(signed_old.clone()))
+            .unwrap();
+        assert_eq!(agent.telemetry().elements(), Some(old.clone()));
+        let mut forged = order("em", &new);
+        wire::PlanSigner::from_bytes([2; 32]).sign_elements(&mut forged);
+        let mut elsewhere = order("fm", &new);
+        ground.sign_elements(&mut elsewhere);
+        for refused in [order("em", &new), forged, elsewhere] {
+            agent.handle_message(Message::Elements(refused)).unwrap();
+        }
+        assert_eq!(agent.telemetry().elements(), Some(old.clone()));
+        let mut signed_new = order("em", &new);
+        ground.sign_elements(&mut signed_new);
+        agent.handle_message(Message::Elements(signed_new)).unwrap();
+        assert_eq!(agent.telemetry().elements(), Some(new.clone()));
+        // A replay of the older order: the newer stays, on disk too.
+        agent.handle_message(Message::Elements(signed_old)).unwrap();
+        assert_eq!(agent.telemetry().elements(), Some(new.clone()));
+        let kept = std::fs::read(dir.path().join("state/telemetry/elements.json")).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<wire::Elements>(&kept).unwrap(),
+            new
+        );
+        // A plan carrying the older set of the same satellite is judged by the newer; another
+        // satellite's set is its own.
+        assert_eq!(agent.telemetry().newest_of_satellite(&old), new);
+        let mut other = old.clone();
+        other.line1 = other.line1.replacen("25544", "25545", 1);
+        let last = other.line1.pop().and_then(|c| c.to_digit(10)).unwrap();
+        other
+            .line1
+            .push(char::from_digit((last + 1) % 10, 10).unwrap());
+        other.line2 = other.line2.replacen("25544", "25545", 1);
+        let last = other.line2.pop().and_then(|c| c.to_digit(10)).unwrap();
+        other
+            .line2
+            .push(char::from_digit((last + 1) % 10, 10).unwrap());
+        assert!(orbit::parse_elements(&other).is_ok(), "{other:?}");
+        assert_eq!(agent.telemetry().newest_of_satellite(&other), other);
+        assert_eq!(drain(&mut rx), Vec::<String>::new(), "never answered");
     }
 
     /// A cancel order stops a plan only when the ground signed it for this system: one unsigned,

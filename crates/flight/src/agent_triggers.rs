@@ -182,7 +182,6 @@ impl Agent {
                 armed_ms
             }
         };
-        let propagator = propagator(&record.plan)?;
         // Never waiting longer than a week, whatever the deadline says (the ground predicts no
         // further either).
         let deadline_ms = trigger.deadline_ms(armed_ms);
@@ -198,7 +197,28 @@ impl Agent {
         // Where the orbit's part holds (the telemetry tests taken as passing), while it lasts.
         let mut orbit_part: Option<(u64, u64)> = None;
         let mut newest: Option<Reading> = None;
+        let renewed = self.inner.exec.telemetry.renewed();
         loop {
+            // A newer element set of the satellite, sent meanwhile, wakes the wait: the search
+            // starts again from now with it.
+            let renewal = renewed.notified();
+            tokio::pin!(renewal);
+            renewal.as_mut().enable();
+            // Sleeps until the mission time `$t`, unless a newer element set of the satellite
+            // comes first: then the search starts again from now, with it.
+            macro_rules! sleep_until {
+                ($t:expr) => {
+                    tokio::select! {
+                        () = clock.sleep_until($t) => {}
+                        () = &mut renewal => {
+                            tracing::info!(execution = record.plan.execution, task = index, "a newer element set came: the trigger is searched for again");
+                            orbit_part = None;
+                            continue;
+                        }
+                    }
+                };
+            }
+            let propagator = self.trigger_propagator(&record.plan)?;
             let now = clock.now_ms();
             if now >= deadline_ms {
                 return Err(deadline_error(format!(
@@ -228,7 +248,7 @@ impl Agent {
                     }
                 };
                 if start > now {
-                    clock.sleep_until(start).await;
+                    sleep_until!(start);
                     continue;
                 }
                 newest = self.inner.exec.telemetry.latest_reading();
@@ -251,15 +271,15 @@ impl Agent {
                         wire::rfc3339(now)
                     )));
                 }
-                clock.sleep_until(horizon).await;
+                sleep_until!(horizon);
                 continue;
             };
             if !tests.is_empty() && since_ms > now {
                 // It holds later by the orbit, as the telemetry reads now: read it again then.
-                clock.sleep_until(since_ms).await;
+                sleep_until!(since_ms);
                 continue;
             }
-            clock.sleep_until(since_ms).await;
+            sleep_until!(since_ms);
             let fired_ms = clock.now_ms();
             if fired_ms > until_ms && until_ms < deadline_ms {
                 // Overslept the whole interval (a suspended host): search again from now.
@@ -409,11 +429,19 @@ fn telemetry_note(tests: &[TelemetryTest], newest: Option<&Reading>, now_ms: u64
     }
 }
 
-/// The propagator of the plan's element set.
-fn propagator(plan: &wire::Plan) -> Result<orbit::Propagator, TaskError> {
-    let elements = plan.elements.as_ref().ok_or_else(|| {
-        validation("the task has a trigger but its plan carries no element set to judge it by")
-    })?;
+impl Agent {
+    /// The propagator of the plan's element set, or of a newer one of the same satellite sent
+    /// since (`agent_elements`).
+    fn trigger_propagator(&self, plan: &wire::Plan) -> Result<orbit::Propagator, TaskError> {
+        let elements = plan.elements.as_ref().ok_or_else(|| {
+            validation("the task has a trigger but its plan carries no element set to judge it by")
+        })?;
+        propagator(&self.inner.exec.telemetry.newest_of_satellite(elements))
+    }
+}
+
+/// The propagator of an element set.
+fn propagator(elements: &wire::Elements) -> Result<orbit::Propagator, TaskError> {
     let tle = orbit::parse_elements(elements)
         .map_err(|e| validation(format!("the plan's element set is not valid: {e}")))?;
     orbit::Propagator::new(&tle)

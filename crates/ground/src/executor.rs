@@ -173,6 +173,10 @@ pub(crate) async fn start(
     let mut plan = plan;
     // Triggers are judged onboard from the system's element set, which goes up with the plan.
     plan.elements = crate::triggers::elements_for(ground, &system, &plan)?;
+    if let Some(declared) = plan.elements.take() {
+        // A newer set sent on its own since (`elements`) is the one in use.
+        plan.elements = Some(crate::elements::newest(ground, &system, declared).await?);
+    }
     if ground.approval(&system) == Approval::Required {
         // Held, compiled but unsigned, until an operator approves it (`approval`).
         crate::approval::hold(ground, &mut exec, &tasks, &plan).await?;

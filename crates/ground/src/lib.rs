@@ -33,6 +33,7 @@ mod dashboard;
 mod db;
 mod declared;
 mod downlink;
+mod elements;
 mod em;
 mod encoder;
 mod error;
@@ -226,6 +227,11 @@ impl Ground {
         };
         self.signer.sign_cancel(&mut order);
         order
+    }
+
+    /// Signs an element-set order with the plans' key (`elements`).
+    pub(crate) fn sign_elements(&self, order: &mut wire::ElementsOrder) {
+        self.signer.sign_elements(order);
     }
 
     /// What the ground did with the messages `system` sent: handler failures, and messages given

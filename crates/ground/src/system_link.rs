@@ -315,6 +315,7 @@ impl Event {
             Event::Message(Message::InventoryRequest { .. }) => "inventory request",
             Event::Message(Message::Inventory { .. }) => "inventory",
             Event::Message(Message::Cancel(_)) => "cancel",
+            Event::Message(Message::Elements(_)) => "elements",
             Event::Link(LinkEvent::Message { .. }) => "message",
             Event::Link(LinkEvent::ObjectReceived(_)) => "object received",
             Event::Link(LinkEvent::ObjectDelivered(_)) => "object delivered",
@@ -388,6 +389,7 @@ async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
                 // Cancels first: an agent that lost a plan hears of its cancel before the plan
                 // comes again, and never runs it.
                 resend_cancels(link).await?;
+                resend_elements(link).await?;
                 resend_missing(link, &holds).await?;
                 *last_boot = Some(boot);
             }
@@ -457,6 +459,9 @@ async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
         Message::Cancel(order) => {
             tracing::warn!(%system, execution = %order.execution, "a system sent a cancel order; ignored");
         }
+        Message::Elements(_) => {
+            tracing::warn!(%system, "a system sent an element set; ignored");
+        }
     }
     Ok(())
 }
@@ -476,6 +481,19 @@ async fn resend_cancels(link: &Link) -> Result<(), Error> {
             .await
             .map_err(|_| Error::internal("the link endpoint stopped"))?;
         tracing::debug!(%system, %execution, "cancel queued again");
+    }
+    Ok(())
+}
+
+/// Queues again the element set last sent to the system on its own, if any (the same bytes; the
+/// agent ignores it unless it is newer than the set it holds), before any plan sent again.
+async fn resend_elements(link: &Link) -> Result<(), Error> {
+    if let Some(sent) = db::sent_elements(&link.core.db, &link.system).await? {
+        link.sender
+            .send_once(sent.message)
+            .await
+            .map_err(|_| Error::internal("the link endpoint stopped"))?;
+        tracing::debug!(system = %link.system, "element set queued again");
     }
     Ok(())
 }

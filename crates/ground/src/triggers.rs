@@ -106,7 +106,15 @@ async fn predict_tasks(
     system: &str,
 ) -> Vec<api::TriggerPrediction> {
     let now = ground.now();
-    // What the agent propagates: the element set as the plan carries it.
+    // What the agent propagates: the element set as the plan carries it, or a newer one of the
+    // same satellite sent on its own since (`elements`).
+    let elements = match elements {
+        Some(e) => crate::elements::newest(ground, system, e.clone())
+            .await
+            .ok()
+            .or(Some(e)),
+        None => None,
+    };
     let propagator = match elements {
         Some(e) => orbit::parse_elements(&e)
             .map_err(|e| e.to_string())

@@ -20,6 +20,7 @@
 mod catalogue_data;
 mod chunk;
 mod digest;
+mod elements;
 mod errors;
 mod inventory;
 mod message;
@@ -36,6 +37,7 @@ pub use chunk::{
     encode_last_data,
 };
 pub use digest::{Digest, DigestParseError};
+pub use elements::{ElementsOrder, MAX_ELEMENTS_BY};
 pub use errors::ErrorCode;
 pub use inventory::{
     FileDigest, InventorySummary, MAX_INVENTORY_OBJECTS, MAX_INVENTORY_VOLUMES, VolumeRef,

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{FileDigest, InventorySummary, VolumeRef};
-use crate::{BaseImage, Digest, EngineReport, ErrorCode, Trigger, TriggerFired};
+use crate::{BaseImage, Digest, ElementsOrder, EngineReport, ErrorCode, Trigger, TriggerFired};
 
 /// The largest encoded [`Message`] either side accepts. Objects travel beside messages as
 /// transfers of their own, so this bounds plans and listings, not files.
@@ -138,6 +138,11 @@ pub enum Message {
     /// so that every other message keeps its encoding; an agent that predates it cannot decode
     /// it and drops it, logged.
     Cancel(CancelOrder),
+    /// Ground → flight: a newer element set for the system (see [`ElementsOrder`]), sent on its
+    /// own: the agent propagates it, instead of any older element set of the same satellite, for
+    /// the triggers it waits for and for its telemetry. Added after `Cancel`, so that every
+    /// other message keeps its encoding.
+    Elements(ElementsOrder),
 }
 
 /// The longest name [`CancelOrder::by`] may carry; a longer one is cut by the ground and
@@ -743,6 +748,29 @@ mod tests {
         };
         assert_eq!(encode_message(&event)[3], 4);
         // A cut order is an error, never a panic.
+        for len in 0..bytes.len() {
+            assert!(decode_message(&bytes[..len]).is_err(), "{len}");
+        }
+    }
+
+    #[test]
+    fn an_element_set_order_comes_after_the_cancel_and_decodes_whole_or_not_at_all() {
+        let m = Message::Elements(crate::ElementsOrder {
+            system: "em".into(),
+            elements: Elements {
+                name: Some("ISS (ZARYA)".into()),
+                line1: "1 25544U 98067A   24075.50000000  .00016717  00000+0  30275-3 0  9994"
+                    .into(),
+                line2: "2 25544  51.6416 247.4627 0006703 130.5360 325.0288 15.50377579445214"
+                    .into(),
+            },
+            by: "ops".into(),
+            issued_ms: 1_800_000_000_000,
+            signature: vec![9; 64],
+        });
+        let bytes = encode_message(&m);
+        assert_eq!(bytes[0], 13);
+        assert_eq!(decode_message(&bytes).unwrap(), m);
         for len in 0..bytes.len() {
             assert!(decode_message(&bytes[..len]).is_err(), "{len}");
         }

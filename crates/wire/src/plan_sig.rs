@@ -10,7 +10,7 @@
 
 use ed25519_dalek::{Signer, Verifier};
 
-use crate::{CancelOrder, Plan};
+use crate::{CancelOrder, ElementsOrder, Plan};
 
 /// Version 2: plans carry their system, sequence, issue time and expiry. A plan signed under
 /// version 1 never verifies.
@@ -18,6 +18,8 @@ const DOMAIN: &[u8] = b"orbitdock plan v2\0";
 /// Cancel orders are signed under a domain of their own: no signature over one can pass for a
 /// plan's, nor the other way round.
 const CANCEL_DOMAIN: &[u8] = b"orbitdock cancel v1\0";
+/// Element-set orders, likewise under a domain of their own.
+const ELEMENTS_DOMAIN: &[u8] = b"orbitdock elements v1\0";
 
 /// The ground's plan-signing key.
 #[derive(Clone)]
@@ -94,6 +96,16 @@ fn cancel_signed_bytes(order: &CancelOrder) -> Vec<u8> {
     out
 }
 
+fn elements_signed_bytes(order: &ElementsOrder) -> Vec<u8> {
+    let unsigned = ElementsOrder {
+        signature: Vec::new(),
+        ..order.clone()
+    };
+    let mut out = ELEMENTS_DOMAIN.to_vec();
+    out.extend(postcard::to_allocvec(&unsigned).unwrap_or_default());
+    out
+}
+
 impl PlanSigner {
     /// A signer from its 32 secret bytes.
     pub fn from_bytes(secret: [u8; 32]) -> PlanSigner {
@@ -126,6 +138,15 @@ impl PlanSigner {
     pub fn sign_cancel(&self, order: &mut CancelOrder) {
         order.signature = self.0.sign(&cancel_signed_bytes(order)).to_bytes().to_vec();
     }
+
+    /// Signs an element-set order in place.
+    pub fn sign_elements(&self, order: &mut ElementsOrder) {
+        order.signature = self
+            .0
+            .sign(&elements_signed_bytes(order))
+            .to_bytes()
+            .to_vec();
+    }
 }
 
 impl std::fmt::Debug for PlanSigner {
@@ -157,6 +178,11 @@ impl PlanVerifier {
     /// Checks a cancel order's signature.
     pub fn verify_cancel(&self, order: &CancelOrder) -> Result<(), PlanSignatureError> {
         self.check(&cancel_signed_bytes(order), &order.signature)
+    }
+
+    /// Checks an element-set order's signature.
+    pub fn verify_elements(&self, order: &ElementsOrder) -> Result<(), PlanSignatureError> {
+        self.check(&elements_signed_bytes(order), &order.signature)
     }
 
     fn check(&self, signed: &[u8], signature: &[u8]) -> Result<(), PlanSignatureError> {
@@ -263,6 +289,55 @@ mod tests {
             ..order.clone()
         };
         assert_eq!(verifier.verify_cancel(&forged), Err(PlanSignatureError));
+    }
+
+    #[test]
+    fn a_signed_element_set_verifies_and_is_no_cancel_signature() {
+        let signer = PlanSigner::from_bytes([4; 32]);
+        let verifier = signer.verifier();
+        let mut order = ElementsOrder {
+            system: "em".into(),
+            elements: crate::Elements {
+                name: Some("SAT".into()),
+                line1: "1".into(),
+                line2: "2".into(),
+            },
+            by: "ops".into(),
+            issued_ms: 1_000,
+            signature: Vec::new(),
+        };
+        assert_eq!(verifier.verify_elements(&order), Err(PlanSignatureError));
+        signer.sign_elements(&mut order);
+        assert_eq!(verifier.verify_elements(&order), Ok(()));
+        let tampered: [fn(&mut ElementsOrder); 5] = [
+            |o| o.system = "fm".into(),
+            |o| o.elements.line1 = "1 ".into(),
+            |o| o.elements.name = None,
+            |o| o.by = "mallory".into(),
+            |o| o.issued_ms += 1,
+        ];
+        for change in tampered {
+            let mut t = order.clone();
+            change(&mut t);
+            assert_eq!(
+                verifier.verify_elements(&t),
+                Err(PlanSignatureError),
+                "{t:?}"
+            );
+        }
+        let mut cancel = CancelOrder {
+            execution: "e1".into(),
+            system: "em".into(),
+            by: "ops".into(),
+            issued_ms: 1_000,
+            signature: Vec::new(),
+        };
+        signer.sign_cancel(&mut cancel);
+        let forged = ElementsOrder {
+            signature: cancel.signature,
+            ..order
+        };
+        assert_eq!(verifier.verify_elements(&forged), Err(PlanSignatureError));
     }
 
     #[test]

@@ -71,6 +71,8 @@ struct Inner {
     elements: Mutex<Option<Current>>,
     /// Wakes the sampler when the element set changes.
     changed: Arc<Notify>,
+    /// Wakes everyone else waiting on the element set (the triggers) when it changes.
+    renewed: Arc<Notify>,
     /// The addresses listened on, and their tasks (aborted when the service is dropped).
     listeners: tokio::sync::Mutex<HashMap<SocketAddr, AbortHandle>>,
     /// The sampler's task.
@@ -107,11 +109,29 @@ pub struct Reading {
     pub illumination: String,
 }
 
+/// What became of an element set offered to [`Telemetry::offer_elements`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offered {
+    /// Taken, and kept in the state dir.
+    Taken,
+    /// Taken, but it could not be kept: a restart forgets it (why).
+    NotSaved(String),
+    /// Not taken: the one held is as new or newer (its epoch, Unix ms).
+    NotNewer {
+        /// The epoch of the element set held.
+        held_epoch_ms: i64,
+    },
+    /// Not taken: it does not parse or cannot be propagated (why).
+    Unusable(String),
+}
+
 /// The element set sampled from.
 #[derive(Debug, Clone)]
 struct Current {
     elements: wire::Elements,
     epoch_ms: i64,
+    /// The satellite's catalog number.
+    catalog: u32,
     propagator: orbit::Propagator,
 }
 
@@ -133,6 +153,7 @@ impl Telemetry {
                 store: Mutex::new(store),
                 elements: Mutex::new(elements),
                 changed: Arc::default(),
+                renewed: Arc::default(),
                 listeners: Default::default(),
                 sampler: Mutex::new(None),
             }),
@@ -149,27 +170,27 @@ impl Telemetry {
         }
     }
 
-    /// Takes `elements` as the element set if it is newer (by epoch) than the one held;
-    /// one that does not parse or propagate is ignored with a warning.
-    pub fn offer_elements(&self, elements: &wire::Elements) {
+    /// Takes `elements` as the element set if its epoch is later than that of the one held,
+    /// keeping it in the state dir (written, synced, renamed) before it is used; one that does
+    /// not parse or propagate is ignored. Says what became of it.
+    pub fn offer_elements(&self, elements: &wire::Elements) -> Offered {
         let offered = match current(elements) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = e, "telemetry ignores an element set it cannot use");
-                return;
+                return Offered::Unusable(e);
             }
         };
         let mut held = lock(&self.inner.elements);
-        if held
-            .as_ref()
-            .is_some_and(|h| h.epoch_ms >= offered.epoch_ms)
-        {
-            return;
+        if let Some(h) = held.as_ref().filter(|h| h.epoch_ms >= offered.epoch_ms) {
+            return Offered::NotNewer {
+                held_epoch_ms: h.epoch_ms,
+            };
         }
         let saved = serde_json::to_vec(elements)
             .map_err(std::io::Error::other)
             .and_then(|b| crate::fsutil::write_atomic(&self.inner.dir.join("elements.json"), &b));
-        if let Err(e) = saved {
+        if let Err(e) = &saved {
             tracing::warn!(error = %e, "cannot save telemetry's element set; a restart forgets it");
         }
         tracing::info!(
@@ -179,6 +200,39 @@ impl Telemetry {
         *held = Some(offered);
         drop(held);
         self.inner.changed.notify_one();
+        self.inner.renewed.notify_waiters();
+        match saved {
+            Ok(()) => Offered::Taken,
+            Err(e) => Offered::NotSaved(e.to_string()),
+        }
+    }
+
+    /// The element set to propagate for a plan that carries `elements`: the newest held, when
+    /// it is of the same satellite (catalog number) and its epoch is later; else `elements`
+    /// (`docs/triggers.md`).
+    pub fn newest_of_satellite(&self, elements: &wire::Elements) -> wire::Elements {
+        let Ok(tle) = orbit::parse_elements(elements) else {
+            return elements.clone();
+        };
+        match lock(&self.inner.elements).as_ref() {
+            Some(h) if h.catalog == tle.catalog_number && h.epoch_ms > tle.epoch.unix_millis() => {
+                h.elements.clone()
+            }
+            _ => elements.clone(),
+        }
+    }
+
+    /// The element set held, if any.
+    pub fn elements(&self) -> Option<wire::Elements> {
+        lock(&self.inner.elements)
+            .as_ref()
+            .map(|c| c.elements.clone())
+    }
+
+    /// Notified (every waiter) whenever a newer element set is taken; enable the `Notified`
+    /// before reading the element set, so that none taken in between is missed.
+    pub fn renewed(&self) -> Arc<Notify> {
+        self.inner.renewed.clone()
     }
 
     /// Serves the API on `listener` (the agent's own address, or a tests'), until the service
@@ -391,6 +445,7 @@ fn current(elements: &wire::Elements) -> Result<Current, String> {
     Ok(Current {
         elements: elements.clone(),
         epoch_ms: tle.epoch.unix_millis(),
+        catalog: tle.catalog_number,
         propagator,
     })
 }

@@ -60,6 +60,7 @@ macro_rules! json_list_sql {
 
 mod approvals;
 mod downlinks;
+mod elements;
 mod encodings;
 mod executions;
 mod files;
@@ -83,6 +84,7 @@ pub(crate) use downlinks::{
     insert_pending_downlink, pending_downlink, pending_downlink_count, pending_downlinks,
     release_execution_state,
 };
+pub(crate) use elements::{SentElements, sent_elements, set_sent_elements};
 pub(crate) use encodings::{
     Encoding, SentRow, UplinkWant, delete_want, encoding, execution_sends, insert_encoding,
     insert_sends, patch_target, pending_wants, record_want, tenant_reads_blob,
@@ -254,7 +256,7 @@ pub(crate) async fn open(url: &str) -> Result<Db, Error> {
 
 /// Every migration, oldest first: `(version, description, SQL)`. Never edit one that has
 /// shipped: add the next.
-const MIGRATIONS: [(i64, &str, &str); 10] = [
+const MIGRATIONS: [(i64, &str, &str); 11] = [
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (
         2,
@@ -296,6 +298,11 @@ const MIGRATIONS: [(i64, &str, &str); 10] = [
         10,
         "link leases",
         include_str!("../../migrations/0010_link_leases.sql"),
+    ),
+    (
+        11,
+        "system elements",
+        include_str!("../../migrations/0011_system_elements.sql"),
     ),
 ];
 

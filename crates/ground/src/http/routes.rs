@@ -477,6 +477,16 @@ pub(crate) fn api_routes() -> Vec<ApiRoute> {
         .ok::<api::SystemList>(),
         route(Get, "/systems/{system}", systems::one, "One system.").ok::<api::System>(),
         route(
+            Put,
+            "/systems/{system}/elements",
+            systems::send_elements,
+            "Send a system a newer element set on its own: its triggers and telemetry \
+             propagate it.",
+        )
+        .operator()
+        .json::<api::SendElements>()
+        .ok::<api::SystemElements>(),
+        route(
             Get,
             "/systems/{system}/passes",
             systems::passes,

@@ -8,11 +8,11 @@ use serde::Deserialize;
 use super::convert::{
     self, catalogue_image, queue as queue_view, track_point, volume, volume_file,
 };
-use super::{P, Page, Q};
-use crate::auth::{self, AuthUser, Role};
+use super::{J, P, Page, Q};
+use crate::auth::{self, AuthUser, Operator, Role};
 use crate::error::ApiError;
 use crate::passes::{self, HOURS_MAX, Sky, rfc3339};
-use crate::{Ground, db, declared, queue as uplink_queue, time};
+use crate::{Ground, db, declared, elements, queue as uplink_queue, time};
 
 /// `hours` of the passes route when not given (at most [`HOURS_MAX`]).
 const HOURS_DEFAULT: u32 = 24;
@@ -34,6 +34,10 @@ async fn system_view(
 ) -> Result<api::System, ApiError> {
     let declared = declared::declaration(g, name);
     let link = link_owner(g, name, viewer).await?;
+    let elements = elements::in_use(g, name)
+        .await?
+        .as_ref()
+        .map(elements::view);
     Ok(match db::system(g.db(), name).await? {
         Some(s) => {
             let catalogue: Vec<wire::BaseImage> = db::json_or_default(&s.catalogue);
@@ -57,6 +61,7 @@ async fn system_view(
                 inventory: inventory(g, name, viewer).await?,
                 approval: g.approval(name).as_str().to_string(),
                 link,
+                elements,
             }
         }
         None => api::System {
@@ -73,6 +78,7 @@ async fn system_view(
             inventory: None,
             approval: g.approval(name).as_str().to_string(),
             link,
+            elements,
         },
     })
 }
@@ -142,6 +148,17 @@ pub(super) async fn one(
     known_system(&g, &system)?;
     let viewer = tenant_view(&g, &user).await?;
     Ok(Json(system_view(&g, &system, viewer.as_deref()).await?))
+}
+
+/// `PUT /api/v1/systems/{system}/elements`: a newer element set for the system, sent on its
+/// own (operators only).
+pub(super) async fn send_elements(
+    State(g): State<Ground>,
+    Operator(by): Operator,
+    P(system): P<String>,
+    J(body): J<api::SendElements>,
+) -> Result<Json<api::SystemElements>, ApiError> {
+    Ok(Json(elements::send(&g, &system, &by, &body.tle).await?))
 }
 
 #[derive(Debug, Deserialize)]
