@@ -56,7 +56,7 @@ mod views;
 
 pub use approval::Approval;
 pub use auth::Role;
-pub use config::{GroundConfig, HttpTimeouts, SystemLink};
+pub use config::{GroundConfig, HttpTimeouts, S3Settings, SystemLink};
 pub use error::{ApiError, Error, ErrorKind};
 pub use http::tls::{TlsConfig, TlsError, TlsErrorKind};
 pub use operation::{Diagnostic, Severity};
@@ -137,7 +137,13 @@ impl Ground {
             }
         };
         let db = db::open(&url).await?;
-        let blobs = BlobStore::open(&config.data_dir).await?;
+        let mut blobs = BlobStore::open(&config.data_dir).await?;
+        if let Some(s3) = &config.s3 {
+            blobs = blobs
+                .with_remote(s3)
+                .await
+                .map_err(|e| Error::invalid(format!("the blob store: {e}")))?;
+        }
         let core = Arc::new(Core {
             db,
             blobs,
