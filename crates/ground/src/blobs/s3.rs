@@ -53,7 +53,7 @@ pub(crate) enum RemoteError {
         location: String,
         endpoint: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// The store returned other bytes than the object named by the key.
     #[error(
@@ -265,7 +265,7 @@ impl Remote {
             op,
             location: self.location(key.as_ref()),
             endpoint: self.endpoint.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 
