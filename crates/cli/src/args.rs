@@ -464,7 +464,49 @@ pub(crate) struct GroundArgs {
     #[arg(long)]
     pub(crate) link_state_dir: Option<PathBuf>,
     #[command(flatten)]
+    pub(crate) blobs: BlobArgs,
+    #[command(flatten)]
     pub(crate) tls: TlsArgs,
+}
+
+/// Where the ground keeps blobs besides DATA_DIR/blobs (docs/scale-out.md).
+#[derive(Debug, Clone, ClapArgs)]
+pub(crate) struct BlobArgs {
+    /// Keep every blob in an S3-compatible store, s3://BUCKET/PREFIX, shared by ground replicas;
+    /// DATA_DIR/blobs is then a cache of it [default: DATA_DIR/blobs alone].
+    #[arg(long, env = "ORBITDOCK_BLOB_URL", value_name = "URL")]
+    pub(crate) blob_url: Option<String>,
+    /// The S3 service's URL, e.g. http://127.0.0.1:9000 [default: AWS S3]. This and the other
+    /// S3 settings matter only with --blob-url.
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub(crate) s3_endpoint: Option<String>,
+    /// The region to sign S3 requests for.
+    #[arg(long, env = "AWS_REGION")]
+    pub(crate) s3_region: Option<String>,
+    /// The S3 access key's id.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub(crate) s3_access_key_id: Option<String>,
+    /// The S3 access key's secret. Anyone on the machine can read a flag in the process list:
+    /// prefer the environment variable.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub(crate) s3_secret_access_key: Option<String>,
+    /// A session token, with temporary S3 credentials (environment only).
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide = true, hide_env_values = true)]
+    pub(crate) s3_session_token: Option<String>,
+}
+
+impl BlobArgs {
+    /// The ground's S3 settings, or none for the data directory alone.
+    pub(crate) fn settings(&self) -> Option<ground::S3Settings> {
+        Some(ground::S3Settings {
+            url: self.blob_url.clone()?,
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+            session_token: self.s3_session_token.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone)]

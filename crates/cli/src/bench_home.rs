@@ -43,6 +43,7 @@ pub(crate) async fn run() -> anyhow::Result<ExitCode> {
     let g = ground::Ground::open(ground::GroundConfig {
         data_dir: dir.path().join("ground"),
         database_url: None,
+        s3: None,
         systems: vec![
             system("em", None),
             system(

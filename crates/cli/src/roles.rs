@@ -54,6 +54,7 @@ pub(crate) async fn ground(a: GroundArgs) -> anyhow::Result<ExitCode> {
     let config = ground::GroundConfig {
         data_dir: a.data_dir.clone(),
         database_url: a.database_url.clone(),
+        s3: a.blobs.settings(),
         systems,
         plan_signer: read_plan_key(&plan_key)?,
     };

@@ -687,6 +687,7 @@ async fn offline_passes_agree_with_the_grounds_in_text_and_json() {
     let g = ground::Ground::open(ground::GroundConfig {
         data_dir: dir.path().join("ground"),
         database_url: None,
+        s3: None,
         systems: vec![ground::SystemLink {
             name: "fm".into(),
             bind: support::free_udp(),

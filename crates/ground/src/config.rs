@@ -12,6 +12,9 @@ pub struct GroundConfig {
     /// The database: `sqlite://…` or `postgres://…` (docs/scale-out.md); `None` for
     /// `ground.sqlite` in `data_dir`.
     pub database_url: Option<String>,
+    /// An S3-compatible store holding every blob, shared by replicas (docs/scale-out.md); `None`
+    /// for the data directory alone. The data directory's blob folder is then a cache of it.
+    pub s3: Option<S3Settings>,
     /// One link endpoint per system (satellite or Engineering Model).
     pub systems: Vec<SystemLink>,
     /// The ground's plan-signing key: every plan is signed with it, and flight agents run only
@@ -58,6 +61,37 @@ impl LinkOwnership {
             replica,
             state_dir: self.state_dir.unwrap_or_else(|| data_dir.join("link")),
         })
+    }
+}
+
+/// An S3-compatible blob store. Each setting left `None` is taken from the standard `AWS_*`
+/// environment variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), then from AWS's defaults.
+#[derive(Clone)]
+pub struct S3Settings {
+    /// `s3://BUCKET` or `s3://BUCKET/PREFIX`: blobs are the keys `PREFIX/sha256/<aa>/<hex>`.
+    pub url: String,
+    /// The service's URL (`http://127.0.0.1:9000`); AWS S3 when none is given anywhere.
+    pub endpoint: Option<String>,
+    /// The region to sign requests for.
+    pub region: Option<String>,
+    /// The access key's id.
+    pub access_key_id: Option<String>,
+    /// The access key's secret.
+    pub secret_access_key: Option<String>,
+    /// A session token, with temporary credentials.
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret and the token are never printed.
+        f.debug_struct("S3Settings")
+            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -63,6 +63,13 @@ pub(crate) async fn try_land(
     if missing > 0 {
         return Ok(Outcome::Waiting(missing));
     }
+    // Every replica must find the files it lands: with a shared store, they are there first
+    // (normally since they arrived, and this only checks; an upload that failed then is retried).
+    let digests: Vec<Digest> = reported.files.iter().map(|f| f.digest).collect();
+    if let Err(e) = core.blobs.push(&digests).await {
+        tracing::warn!(task = %task.id, error = %e, "a downlink waits for its files to reach the shared blob store");
+        return Ok(Outcome::Waiting(digests.len()));
+    }
     let mut landed = Vec::with_capacity(paths.len());
     for (path, f) in paths.into_iter().zip(&reported.files) {
         let size = i64::try_from(f.size).unwrap_or(i64::MAX);
@@ -115,6 +122,13 @@ pub(crate) async fn settle_all(core: &Core) -> Result<(), Error> {
 
 /// An object came down: lands the pending downlinks it completes.
 pub(crate) async fn object_arrived(core: &Core, digest: &Digest) -> Result<(), Error> {
+    // Into the shared store first, if there is one: a downlink lands only once every replica
+    // can read its files. On failure the object stays here and lands at the next attempt.
+    core.blobs.push(&[*digest]).await.map_err(|e| {
+        Error::internal(format!(
+            "the received object {digest} is kept here only: {e}"
+        ))
+    })?;
     let key = digest.to_string();
     // Looked up under the write lock, so that a downlink another system's handler is recording
     // right now (having found this blob missing a moment ago) is seen once recorded.

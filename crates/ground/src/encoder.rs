@@ -200,6 +200,11 @@ async fn make(
     .await
     .map_err(|e| Error::internal(format!("making a patch failed: {e}")))??;
     if let Some(e) = &made {
+        // Another replica may serve the same want: it finds the patch in the shared store.
+        core.blobs
+            .push(&[e.patch])
+            .await
+            .map_err(|err| Error::internal(format!("storing a patch: {err}")))?;
         db::insert_encoding(&core.db, e).await?;
         tracing::debug!(target = %e.target, base = ?e.base, kind = e.kind, size = e.size, "patch made");
     }

@@ -59,7 +59,7 @@ mod views;
 
 pub use approval::Approval;
 pub use auth::Role;
-pub use config::{GroundConfig, HttpTimeouts, LinkOwnership, SystemLink};
+pub use config::{GroundConfig, HttpTimeouts, LinkOwnership, S3Settings, SystemLink};
 pub use error::{ApiError, Error, ErrorKind};
 pub use http::tls::{TlsConfig, TlsError, TlsErrorKind};
 pub use operation::{Diagnostic, Severity};
@@ -152,7 +152,13 @@ impl Ground {
             }
         };
         let db = db::open(&url).await?;
-        let blobs = BlobStore::open(&config.data_dir).await?;
+        let mut blobs = BlobStore::open(&config.data_dir).await?;
+        if let Some(s3) = &config.s3 {
+            blobs = blobs
+                .with_remote(s3)
+                .await
+                .map_err(|e| Error::invalid(format!("the blob store: {e}")))?;
+        }
         let core = Arc::new(Core {
             db,
             blobs,

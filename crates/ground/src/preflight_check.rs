@@ -177,9 +177,38 @@ async fn check_with_sources(
     let checks = plan(op, tenant, sources, &mirror, &reported);
     let system = system_of(ground, system).await?;
     let blobs = ground.blobs().clone();
+    fetch_blobs(&checks, &blobs).await;
     tokio::task::spawn_blocking(move || run(&checks, &system, &blobs))
         .await
         .map_err(|e| ApiError::internal(format!("preflight stopped: {e}")))
+}
+
+/// Makes the blobs the checks may read local (with a shared blob store, a replica may not hold
+/// them yet). One that cannot be fetched is logged, and the check reading it reports it missing.
+async fn fetch_blobs(checks: &[Check], blobs: &BlobStore) {
+    if !blobs.is_shared() {
+        return;
+    }
+    let mut digests = BTreeSet::new();
+    for check in checks {
+        match check {
+            Check::Build { context, .. } => {
+                digests.extend(context.values().filter_map(|item| match item {
+                    Item::Blob { digest, .. } => Some(*digest),
+                    Item::Onboard { .. } => None,
+                }));
+            }
+            Check::Load { blob, .. } => {
+                digests.insert(*blob);
+            }
+            _ => {}
+        }
+    }
+    for digest in digests {
+        if let Err(e) = blobs.ensure(&digest).await {
+            tracing::warn!(%digest, error = %e, "preflight could not fetch a blob from the shared store");
+        }
+    }
 }
 
 /// The volumes the operation's build and load tasks use.

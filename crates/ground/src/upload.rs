@@ -106,6 +106,12 @@ pub(crate) async fn commit(
             .await?;
     }
     blobs::sync_dirs(dirs).await?;
+    // ... and in the shared store, if there is one, so that every replica finds them.
+    let digests: Vec<wire::Digest> = staged.files.iter().map(|f| f.digest).collect();
+    g.blobs()
+        .push(&digests)
+        .await
+        .map_err(|e| ApiError::internal(format!("storing the upload in {ns}: {e}")))?;
     let now = time::now_ms();
     let mut tx = db::write_tx(g.db()).await?;
     auth::claim_namespace(&mut tx, user, ns, now).await?;

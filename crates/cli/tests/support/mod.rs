@@ -90,6 +90,7 @@ impl Stack {
         let g = ground::Ground::open(ground::GroundConfig {
             data_dir: dir.path().join("ground"),
             database_url: None,
+            s3: None,
             systems: vec![ground::SystemLink {
                 name: system.into(),
                 bind: ground_udp,
@@ -273,6 +274,7 @@ impl GroundOnly {
         let ground = ground::Ground::open(ground::GroundConfig {
             data_dir: dir.path().join("ground"),
             database_url: None,
+            s3: None,
             systems: Vec::new(),
             plan_signer: wire::PlanSigner::from_bytes(rand::random()),
         })

@@ -116,7 +116,9 @@ pub(super) async fn read_file(
         .digest
         .parse()
         .map_err(|_| ApiError::internal(format!("bad digest recorded for {path}")))?;
-    let blob = tokio::fs::File::open(g.blobs().path(&digest))
+    let blob = g
+        .blobs()
+        .open_file(&digest)
         .await
         .map_err(|e| ApiError::internal(format!("blob {digest} of {path}: {e}")))?;
     let mut response = Body::from_stream(file_stream(blob)).into_response();

@@ -3,7 +3,8 @@
 //! The ground's database is `ground.sqlite` in that directory, or, when
 //! `ORBITDOCK_TEST_DATABASE=postgres`, a fresh PostgreSQL database made for the test on the server
 //! `ORBITDOCK_TEST_POSTGRES_URL` names and dropped with it (`.ci/run` starts one and runs the
-//! ground's tests both ways).
+//! ground's tests both ways). With `ORBITDOCK_TEST_BLOBS=s3` its blobs are kept in an
+//! S3-compatible store too (`s3.rs`).
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
@@ -19,6 +20,7 @@ use tower::ServiceExt;
 
 pub mod flight;
 pub mod postgres;
+pub mod s3;
 
 pub use postgres::TestDatabase;
 
@@ -68,6 +70,7 @@ pub fn config(
     GroundConfig {
         data_dir: dir.path().to_path_buf(),
         database_url: database.url().map(str::to_string),
+        s3: s3::for_dir(dir.path()),
         systems,
         plan_signer: signer(),
     }

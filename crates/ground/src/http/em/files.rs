@@ -211,7 +211,9 @@ pub(super) async fn downlink(
         .unwrap_or_default()
         .parse()
         .map_err(EmError::internal)?;
-    let blob = tokio::fs::File::open(g.blobs().path(&digest))
+    let blob = g
+        .blobs()
+        .open_file(&digest)
         .await
         .map_err(EmError::internal)?;
     let name = path.components().last().unwrap_or("file");
