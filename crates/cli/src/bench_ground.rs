@@ -199,6 +199,7 @@ async fn open_ground(dir: &std::path::Path, url: Option<&str>) -> anyhow::Result
     let g = ground::Ground::open(ground::GroundConfig {
         data_dir: dir.join("ground"),
         database_url: url.map(str::to_string),
+        s3: None,
         systems: vec![ground::SystemLink {
             name: "em".into(),
             bind: nowhere(0),
