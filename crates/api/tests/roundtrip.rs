@@ -235,7 +235,8 @@ fn systems() {
         {"name": "em", "platform": null, "last_seen": null,
          "catalogue": [{"name": "busybox:latest", "platform": "linux/arm64", "digest": null,
                         "description": "…"}],
-         "declared": declared, "engine": null, "drift": [], "inventory": null, "approval": "none"},
+         "declared": declared, "engine": null, "drift": [], "inventory": null, "approval": "none",
+         "link": null, "elements": null},
         {"name": "fm", "platform": "linux/arm64", "last_seen": "…",
          "catalogue": [{"name": "busybox:latest", "platform": "linux/arm64",
                         "digest": "sha256:00", "description": "…"}],
@@ -248,7 +249,11 @@ fn systems() {
          "inventory": {"compared_at": "…", "objects": 3, "mirrored_objects": 2,
                        "in_sync": false, "drift": ["objects: 3 onboard, 2 in the mirror"],
                        "drift_since": "…", "repaired": [], "repaired_at": null},
-         "approval": "required"}]}));
+         "approval": "required",
+         "link": {"replica": "ground-a", "generation": 3, "expires_at": "…", "live": true},
+         "elements": {"source": "sent", "name": "ISS (ZARYA)", "line1": "1 25544U …",
+                      "line2": "2 25544 …", "catalog_number": 25544, "epoch": "…",
+                      "sent_at": "…", "sent_by": "ops"}}]}));
     check::<api::VolumeList>(json!({"volumes": [{"name": "demo", "files": 3, "bytes": 5012}]}));
     check::<api::VolumeFileList>(json!({"files": [
         {"path": "in/input.txt", "size": 5000, "is_dir": false, "modified": "…"},
