@@ -372,13 +372,7 @@ fn is_fresh(r: &Reading, now_ms: u64) -> bool {
 
 /// Whether the reading passes `test`.
 fn passes(r: &Reading, test: &TelemetryTest) -> bool {
-    let light = match r.illumination.as_str() {
-        "sunlit" => Some(Light::Sunlit),
-        "penumbra" => Some(Light::Penumbra),
-        "umbra" => Some(Light::Umbra),
-        _ => None,
-    };
-    test.passes(|m| value(r, m), light)
+    test.passes(|m| value(r, m), Light::from_name(&r.illumination))
 }
 
 fn value(r: &Reading, m: Measured) -> Option<f64> {

@@ -145,6 +145,13 @@ impl Light {
             Light::Umbra => "umbra",
         }
     }
+
+    /// The illumination [`Light::name`] names; `None` for any other text.
+    pub fn from_name(name: &str) -> Option<Light> {
+        [Light::Sunlit, Light::Penumbra, Light::Umbra]
+            .into_iter()
+            .find(|l| l.name() == name)
+    }
 }
 
 impl Measured {

@@ -728,6 +728,26 @@ tasks:
     }
 
     #[test]
+    fn a_telemetry_mapping_counts_each_test_toward_the_triggers_size() {
+        // 30 items of 3 tests each: 90 conditions (and 31 more for the `any` and items),
+        // over the 64 a trigger may hold, though the `any` has fewer than 64 items.
+        let item = "        - telemetry: {battery_soc_percent: {min: 1}, sensor0: {min: 1}, sensor1: {min: 1}}\n";
+        let yaml = format!(
+            "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    trigger:\n      any:\n{}",
+            item.repeat(30)
+        );
+        let err = parse(&yaml).expect_err("too large a trigger");
+        let text = format!("{err:?}");
+        assert!(text.contains("the trigger is too large"), "{text}");
+        // Within the bound it reads.
+        let yaml = format!(
+            "{HEAD}  - id: run\n    type: pod.run\n    image: x\n    trigger:\n      any:\n{}",
+            item.repeat(10)
+        );
+        assert!(parse(&yaml).is_ok());
+    }
+
+    #[test]
     fn syntax_errors_have_a_line() {
         check(
             "id: x\nnamespace: d\ntasks:\n  - id: a\n   type: [unclosed\n",

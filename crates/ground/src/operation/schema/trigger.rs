@@ -49,6 +49,21 @@ impl Cx<'_> {
         })
     }
 
+    /// Says that the trigger holds more than [`wire::MAX_TRIGGER_CONDITIONS`] conditions or
+    /// nests deeper than [`wire::MAX_TRIGGER_DEPTH`] (each condition costs a search, onboard
+    /// and on the ground).
+    fn too_large(&mut self, who: &Who, node: &Node<'_>, key: &str) {
+        self.diag(
+            who,
+            pos(node),
+            format!(
+                "field '{key}': the trigger is too large (at most {} conditions, nested {} deep)",
+                wire::MAX_TRIGGER_CONDITIONS,
+                wire::MAX_TRIGGER_DEPTH
+            ),
+        );
+    }
+
     /// The conditions of one mapping (all of them must hold).
     fn conditions<'y, 'a>(
         &mut self,
@@ -147,7 +162,13 @@ impl Cx<'_> {
         if !ok {
             return None;
         }
-        *budget = budget.saturating_sub(out.len());
+        if out.len() > *budget {
+            // Each condition costs a search onboard and on the ground: a telemetry mapping
+            // counts one per test.
+            self.too_large(who, node, key);
+            return None;
+        }
+        *budget -= out.len();
         match out.len() {
             0 => {
                 self.diag(
@@ -194,15 +215,7 @@ impl Cx<'_> {
             return None;
         }
         if depth > wire::MAX_TRIGGER_DEPTH || items.len() > *budget {
-            self.diag(
-                who,
-                pos(node),
-                format!(
-                    "field '{key}': the trigger is too large (at most {} conditions, nested {} deep)",
-                    wire::MAX_TRIGGER_CONDITIONS,
-                    wire::MAX_TRIGGER_DEPTH
-                ),
-            );
+            self.too_large(who, node, key);
             return None;
         }
         *budget -= 1;
@@ -382,12 +395,7 @@ impl Cx<'_> {
         }
         if let Some(n) = f.take("illumination") {
             let light = match &untag(n).data {
-                YamlData::Value(Scalar::String(s)) => match &**s {
-                    "sunlit" => Some(Light::Sunlit),
-                    "penumbra" => Some(Light::Penumbra),
-                    "umbra" => Some(Light::Umbra),
-                    _ => None,
-                },
+                YamlData::Value(Scalar::String(s)) => Light::from_name(s),
                 _ => None,
             };
             match light {
