@@ -441,7 +441,7 @@ impl BenchDatabase {
         let name = format!("orbitdock_bench_{:016x}", rand::random::<u64>());
         let mut conn = sqlx::postgres::PgConnection::connect(server)
             .await
-            .with_context(|| format!("connecting to the PostgreSQL server {server}"))?;
+            .with_context(|| format!("connecting to the PostgreSQL server {}", shown(server)))?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
         )))
@@ -476,8 +476,29 @@ impl BenchDatabase {
 
 /// `server`'s URL naming the database `name` instead of its own.
 fn with_database(server: &str, name: &str) -> anyhow::Result<String> {
-    let mut url =
-        reqwest::Url::parse(server).with_context(|| format!("the PostgreSQL URL {server}"))?;
+    let mut url = reqwest::Url::parse(server)
+        .with_context(|| format!("the PostgreSQL URL {}", shown(server)))?;
     url.set_path(&format!("/{name}"));
     Ok(url.to_string())
+}
+
+/// `url` as it may be printed: without its password.
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "(a URL that does not parse)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_printed_url_shows_no_password() {
+        let shown = super::shown("postgres://bench:s3cret@db.internal:5432/postgres");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("bench@db.internal:5432"), "{shown}");
+    }
 }
