@@ -470,7 +470,7 @@ pub(crate) struct GroundArgs {
 }
 
 /// Where the ground keeps blobs besides DATA_DIR/blobs (docs/scale-out.md).
-#[derive(Debug, Clone, ClapArgs)]
+#[derive(Clone, ClapArgs)]
 pub(crate) struct BlobArgs {
     /// Keep every blob in an S3-compatible store, s3://BUCKET/PREFIX, shared by ground replicas;
     /// DATA_DIR/blobs is then a cache of it [default: DATA_DIR/blobs alone].
@@ -493,6 +493,18 @@ pub(crate) struct BlobArgs {
     /// A session token, with temporary S3 credentials (environment only).
     #[arg(long, env = "AWS_SESSION_TOKEN", hide = true, hide_env_values = true)]
     pub(crate) s3_session_token: Option<String>,
+}
+
+impl std::fmt::Debug for BlobArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret and the token are never printed.
+        f.debug_struct("BlobArgs")
+            .field("blob_url", &self.blob_url)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_region", &self.s3_region)
+            .field("s3_access_key_id", &self.s3_access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BlobArgs {

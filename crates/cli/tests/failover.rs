@@ -1,15 +1,19 @@
 //! Link failover between two ground replicas on one PostgreSQL database (docs/scale-out.md):
-//! real `orbitdock ground` processes `a` and `b` sharing the database, the data directory (the
-//! blob store) and the link state directory, a link emulator at 2 Mbit/s up, and a flight agent.
+//! real `orbitdock ground` processes `a` and `b` sharing the database, an S3 bucket for blobs
+//! (each with a data directory of its own) and the link state directory, a link emulator at
+//! 2 Mbit/s up, and a flight agent.
 //! An execution started through `b` (which does not hold the link: its plan goes through the
 //! database to `a`) uplinks a 6 MiB file; in the middle of it `a`, holding the link, is killed
 //! with SIGKILL. `b` takes the lease over, resumes the session from the shared state, and the
-//! transfer completes with no payload byte received twice by the flight agent (none it held is
-//! sent again); the execution completes. It prints the takeover time and the bytes re-sent (by
-//! `b`, after losses on the way).
+//! transfer completes with no payload byte re-sent: none received twice by the flight agent,
+//! none sent again by `b` (the chunks past `a`'s last saved mark, which `a` may or may not have
+//! sent, are counted apart and printed); the execution completes. `b` fetches the object it
+//! resumes from the bucket. It prints the takeover time and the bytes sent by each.
 //!
 //! Needs PostgreSQL (`ORBITDOCK_TEST_POSTGRES_URL`, as `.ci/run` sets it); passes over itself
-//! without one unless `ORBITDOCK_REQUIRE_POSTGRES=1`.
+//! without one unless `ORBITDOCK_REQUIRE_POSTGRES=1`. Without an S3 server
+//! (`ORBITDOCK_TEST_S3_URL`; required with `ORBITDOCK_REQUIRE_S3=1`) the replicas share one data
+//! directory instead.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -17,6 +21,10 @@ mod support;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../ground/tests/common/postgres.rs"]
 mod postgres;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../ground/tests/common/s3.rs"]
+mod s3;
 
 use std::fs::OpenOptions;
 use std::net::SocketAddr;
@@ -59,6 +67,9 @@ fn kill9(child: &mut Child) {
 struct Setup {
     root: PathBuf,
     database: String,
+    /// The bucket the replicas keep blobs in, each with a data directory of its own; `None`:
+    /// they share one data directory.
+    blobs: Option<ground::S3Settings>,
     ground_udp: SocketAddr,
     link_ground: SocketAddr,
     link_flight: SocketAddr,
@@ -89,9 +100,23 @@ impl Setup {
 
     fn ground(&self, replica: &'static str, http: SocketAddr, users: &str) -> Proc {
         let mut cmd = Command::new(BIN);
+        let data_dir = match &self.blobs {
+            Some(s3) => {
+                cmd.args(["--blob-url", &s3.url])
+                    .args(["--s3-endpoint", s3.endpoint.as_deref().unwrap()])
+                    .env("AWS_REGION", s3.region.as_deref().unwrap())
+                    .env("AWS_ACCESS_KEY_ID", s3.access_key_id.as_deref().unwrap())
+                    .env(
+                        "AWS_SECRET_ACCESS_KEY",
+                        s3.secret_access_key.as_deref().unwrap(),
+                    );
+                self.root.join(format!("ground-{replica}"))
+            }
+            None => self.root.join("ground"),
+        };
         cmd.arg("ground")
             .arg("--data-dir")
-            .arg(self.root.join("ground"))
+            .arg(data_dir)
             .arg("--link-state-dir")
             .arg(self.root.join("link-state"))
             .arg("--replica")
@@ -288,9 +313,11 @@ async fn a_replica_takes_the_link_over_mid_uplink_with_nothing_resent() {
     let root = dir.path().to_path_buf();
     std::fs::create_dir_all(root.join("keys")).unwrap();
     keygen(&root);
+    let blobs = s3::settings(&s3::fresh_prefix());
     let setup = Setup {
         root: root.clone(),
         database: database.url().unwrap().to_string(),
+        blobs,
         ground_udp: free_udp(),
         link_ground: free_udp(),
         link_flight: free_udp(),
@@ -417,6 +444,8 @@ async fn a_replica_takes_the_link_over_mid_uplink_with_nothing_resent() {
     // Let the last counters be logged.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let resent_by_b = setup.stat("b", "payload_resent");
+    let unsure_by_b = setup.stat("b", "payload_unsure");
+    let sent_by_b = setup.stat("b", "payload_sent");
     let duplicate = setup.stat("flight", "payload_duplicate");
     let received = setup.stat("flight", "payload_received");
     eprintln!(
@@ -425,16 +454,30 @@ async fn a_replica_takes_the_link_over_mid_uplink_with_nothing_resent() {
     );
     eprintln!(
         "uplink of {FILE_BYTES} B: {received_at_kill} B received before the kill, {received} B \
-         in all; re-sent: {resent_by_a} B by a before the kill, {resent_by_b} B by b after; \
-         payload bytes the flight agent received twice: {duplicate}"
+         in all; b sent {sent_by_b} B new and {unsure_by_b} B that a may or may not have sent \
+         (past its last saved mark); re-sent: {resent_by_a} B by a before the kill, \
+         {resent_by_b} B by b after; payload bytes the flight agent received twice: {duplicate}; \
+         blobs: {}",
+        if setup.blobs.is_some() {
+            "S3, a data directory per replica"
+        } else {
+            "one shared data directory"
+        }
     );
     // Nothing the agent held was sent to it again: every byte it received twice would count.
-    // (`b`'s own re-sends, printed above, are packets lost on the way after the takeover: the
-    // agent never had them, or they would count here.)
     assert_eq!(
         duplicate, 0,
         "the flight agent received payload bytes twice"
     );
+    // Nor did `b` send again anything it knew `a` had sent (nothing is lost on this link).
+    assert_eq!(
+        resent_by_b,
+        0,
+        "b re-sent payload bytes\n--- b ---\n{}",
+        setup.tail("b")
+    );
+    // What `a` may not have sent is bounded by its mark's reservation (64 chunks).
+    assert!(unsure_by_b <= 64 * 1500, "{unsure_by_b} B");
 }
 
 /// The files named `name` under `dir`.

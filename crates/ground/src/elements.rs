@@ -19,6 +19,10 @@ use crate::error::ApiError;
 use crate::passes::Sky;
 use crate::{Ground, time};
 
+/// How far ahead of now an element set's epoch may be (predicted sets are dated a few days
+/// ahead at most).
+const MAX_EPOCH_AHEAD_MS: i64 = 30 * 86_400_000;
+
 /// Parses, checks, signs, records and queues `text` for `system` on behalf of `by`; the set
 /// now in use.
 pub(crate) async fn send(
@@ -31,6 +35,16 @@ pub(crate) async fn send(
         return Err(ApiError::not_found(format!("system '{system}' not found")));
     };
     let tle = parse_one(text)?;
+    let ahead = tle.epoch.unix_millis() - time::now_ms();
+    if ahead > MAX_EPOCH_AHEAD_MS {
+        // A set dated far ahead would refuse every real set until then.
+        return Err(ApiError::bad(format!(
+            "the element set's epoch {} is {} days ahead of now: at most {} are taken",
+            time::rfc3339(tle.epoch.unix_millis()),
+            ahead / 86_400_000,
+            MAX_EPOCH_AHEAD_MS / 86_400_000
+        )));
+    }
     let in_use = in_use(ground, system).await?;
     if let Some(current) = &in_use {
         if current.catalog_number != tle.catalog_number {
@@ -65,7 +79,12 @@ pub(crate) async fn send(
         sent_by: by.to_string(),
         message: message.clone(),
     };
-    db::set_sent_elements(ground.db(), system, &sent).await?;
+    if !db::set_sent_elements(ground.db(), system, &sent).await? {
+        return Err(ApiError::Conflict(format!(
+            "an element set as new as this one (epoch {}) was sent to system '{system}' meanwhile",
+            time::rfc3339(sent.epoch_ms)
+        )));
+    }
     tracing::info!(%system, %by, epoch = %time::rfc3339(sent.epoch_ms), "element set sent");
     if link.send_message(message).await.is_err() {
         // Recorded: it goes at the agent's next start once the link runs again.

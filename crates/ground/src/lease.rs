@@ -35,6 +35,12 @@ pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(2);
 /// How often a replica without a system's lease (or holding it while the link's state is still
 /// held by the endpoint of the previous holder) tries again.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
+/// How often the keeper looks whether the link it is starting has started (renewing the lease
+/// each time).
+const STARTING_POLL: Duration = Duration::from_millis(250);
+/// How long a replica that could not start a link it took waits before it tries to take the
+/// lease again (another replica may take it meanwhile).
+const START_FAILED_RETRY: Duration = Duration::from_secs(5);
 /// How long after sending its last successful renewal a holder that cannot reach the database
 /// keeps its links: less than [`TTL`], so it has stopped before another can take them.
 const SELF_FENCE: Duration = Duration::from_secs(4);
@@ -55,7 +61,7 @@ pub(crate) struct Ownership {
 #[derive(Debug)]
 pub(crate) struct SystemHandle {
     slot: Arc<Slot>,
-    _keeper: AbortTask,
+    keeper: AbortTask,
 }
 
 /// What the keeper and the handle share.
@@ -94,6 +100,8 @@ impl SystemHandle {
             counts: Arc::default(),
             held: Mutex::new(None),
         });
+        // The lease runs from before the request that took it: the fence counts from there.
+        let asked = Instant::now();
         if let Some(generation) = slot.acquire().await? {
             // A previous run's endpoint in this process (a ground dropped a moment ago) may
             // still be closing its session: give it a moment.
@@ -115,10 +123,10 @@ impl SystemHandle {
                 }
             }
         }
-        let keeper = tokio::spawn(keep(slot.clone()));
+        let keeper = tokio::spawn(keep(slot.clone(), asked));
         Ok(SystemHandle {
             slot,
-            _keeper: AbortTask(keeper.abort_handle()),
+            keeper: AbortTask(keeper.abort_handle()),
         })
     }
 
@@ -169,9 +177,11 @@ impl SystemHandle {
         self.slot.running().is_some()
     }
 
-    /// Stops the link and lets the lease go at once, so another replica takes it without
-    /// waiting for it to expire (a clean shutdown).
+    /// Stops the keeper and the link and lets the lease go at once, so another replica takes it
+    /// without waiting for it to expire (a clean shutdown). (A keeper stopped in the middle of
+    /// taking the lease leaves it to expire.)
     pub(crate) async fn release(&self) {
+        self.keeper.0.abort();
         let held = self.slot.held.lock().unwrap().take();
         if let Some((generation, running)) = held {
             drop(running);
@@ -255,11 +265,18 @@ impl Slot {
 }
 
 /// Keeps the system's lease: takes it when free, renews it while held, runs the link while
-/// held and stops it when not.
-async fn keep(slot: Arc<Slot>) {
+/// held and stops it when not. `asked`: when the request that took the lease held on entry (if
+/// any) was sent.
+///
+/// Every exchange with the database while the lease is held is bounded by the fence: a holder
+/// stops its link [`SELF_FENCE`] after sending the last renewal that succeeded, whether the
+/// database answered with an error or not at all.
+async fn keep(slot: Arc<Slot>, asked: Instant) {
     let system = slot.system().to_string();
-    // When the last renewal that succeeded was sent.
-    let mut renewed = Instant::now();
+    // When the last renewal that succeeded (or the taking) was sent.
+    let mut renewed = asked;
+    // The link being started under a generation, when it is.
+    let mut starting: Option<Starting> = None;
     loop {
         let held = slot
             .held
@@ -268,74 +285,141 @@ async fn keep(slot: Arc<Slot>) {
             .as_ref()
             .map(|(g, r)| (*g, r.clone()));
         let wait = match held {
-            None => match slot.acquire().await {
-                Ok(Some(generation)) => {
-                    renewed = Instant::now();
-                    *slot.held.lock().unwrap() = Some((generation, None));
-                    Duration::ZERO
+            None => {
+                let sent = Instant::now();
+                match slot.acquire().await {
+                    Ok(Some(generation)) => {
+                        renewed = sent;
+                        *slot.held.lock().unwrap() = Some((generation, None));
+                        Duration::ZERO
+                    }
+                    Ok(None) => RETRY_EVERY,
+                    Err(e) => {
+                        tracing::warn!(%system, error = %e, "cannot read the link's lease");
+                        RETRY_EVERY
+                    }
                 }
-                Ok(None) => RETRY_EVERY,
-                Err(e) => {
-                    tracing::warn!(%system, error = %e, "cannot read the link's lease");
-                    RETRY_EVERY
-                }
-            },
+            }
             Some((generation, running)) => {
                 let sent = Instant::now();
-                let renewal = db::renew_lease(
-                    &slot.core.db,
-                    &system,
-                    &slot.ownership.replica,
-                    generation,
-                    TTL.as_millis() as i64,
+                let renewal = tokio::time::timeout_at(
+                    renewed + SELF_FENCE,
+                    db::renew_lease(
+                        &slot.core.db,
+                        &system,
+                        &slot.ownership.replica,
+                        generation,
+                        TTL.as_millis() as i64,
+                    ),
                 )
                 .await;
                 let keep = match renewal {
-                    Ok(true) => {
+                    Ok(Ok(true)) => {
                         renewed = sent;
                         true
                     }
-                    Ok(false) => {
+                    Ok(Ok(false)) => {
                         tracing::warn!(%system, generation, "lost the link's lease; stopping the link");
                         false
                     }
-                    Err(e) if sent.duration_since(renewed) < SELF_FENCE => {
+                    Ok(Err(e)) if sent.duration_since(renewed) < SELF_FENCE => {
                         tracing::warn!(%system, error = %e, "cannot renew the link's lease; trying again");
                         true
                     }
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         tracing::error!(%system, error = %e, "cannot renew the link's lease; stopping the link before it expires");
+                        false
+                    }
+                    Err(_) => {
+                        tracing::error!(%system, "the database did not answer the lease's renewal; stopping the link before it expires");
                         false
                     }
                 };
                 if !keep {
                     *slot.held.lock().unwrap() = None;
+                    starting = None;
                     RETRY_EVERY
                 } else if let Some(running) = running {
-                    if let Err(e) = slot.drain_outbox(generation, &running).await {
-                        tracing::warn!(%system, error = %e, "cannot read the messages queued for the link");
+                    let drained = tokio::time::timeout_at(
+                        renewed + SELF_FENCE,
+                        slot.drain_outbox(generation, &running),
+                    )
+                    .await;
+                    match drained {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::warn!(%system, error = %e, "cannot read the messages queued for the link")
+                        }
+                        Err(_) => {
+                            tracing::warn!(%system, "the database did not answer in time for the messages queued for the link")
+                        }
                     }
                     RENEW_EVERY.saturating_sub(sent.elapsed())
                 } else {
-                    match slot.start().await {
-                        Ok(r) => {
-                            let mut held = slot.held.lock().unwrap();
-                            if let Some((g, run)) = held.as_mut()
-                                && *g == generation
-                            {
-                                *run = Some(Arc::new(r));
+                    // Started beside the renewals: fetching the objects of the transfers the
+                    // link resumes may take longer than the lease lasts.
+                    match starting.take() {
+                        Some(mut st) if st.generation == generation && st.task.is_finished() => {
+                            match (&mut st.task).await {
+                                Ok(Ok(r)) => {
+                                    let mut held = slot.held.lock().unwrap();
+                                    if let Some((g, run)) = held.as_mut()
+                                        && *g == generation
+                                    {
+                                        *run = Some(Arc::new(r));
+                                    }
+                                    Duration::ZERO
+                                }
+                                Ok(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                    tracing::info!(%system, error = %e, "the link's previous holder has not let go of it yet");
+                                    RETRY_EVERY
+                                }
+                                Ok(Err(e)) => {
+                                    // Something here (an address taken, a state directory
+                                    // unreadable): another replica may do better.
+                                    tracing::error!(%system, error = %e, "cannot start the link; letting its lease go");
+                                    *slot.held.lock().unwrap() = None;
+                                    if let Err(e) = slot.release(generation).await {
+                                        tracing::warn!(%system, error = %e, "could not release the link's lease; it expires on its own");
+                                    }
+                                    START_FAILED_RETRY
+                                }
+                                Err(e) => {
+                                    tracing::error!(%system, error = %e, "starting the link failed");
+                                    RETRY_EVERY
+                                }
                             }
-                            Duration::ZERO
                         }
-                        Err(e) => {
-                            tracing::info!(%system, error = %e, "the link's previous holder has not let go of it yet");
-                            RETRY_EVERY
+                        Some(st) if st.generation == generation => {
+                            starting = Some(st);
+                            STARTING_POLL
+                        }
+                        _ => {
+                            let s = slot.clone();
+                            starting = Some(Starting {
+                                generation,
+                                task: tokio::spawn(async move { s.start().await }),
+                            });
+                            STARTING_POLL
                         }
                     }
                 }
             }
         };
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// A start of the link under a lease's generation, stopped when dropped (the keeper lost the
+/// lease, or stopped).
+struct Starting {
+    generation: i64,
+    task: tokio::task::JoinHandle<std::io::Result<Running>>,
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

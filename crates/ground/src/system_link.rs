@@ -175,6 +175,9 @@ pub(crate) async fn start(
     state_dir: PathBuf,
     counts: Arc<Counts>,
 ) -> io::Result<Running> {
+    if core.blobs.is_shared() {
+        fetch_outgoing(&core, &config.name, &state_dir).await;
+    }
     let (sender, receiver) =
         link::spawn_endpoint(endpoint_config(&core, config, state_dir)).await?;
     let (alive_tx, alive_rx) = oneshot::channel();
@@ -201,6 +204,28 @@ pub(crate) async fn start(
         _alive: alive_tx,
         _encoding: AbortTask(encoding.abort_handle()),
     })
+}
+
+/// Makes local the objects the session in `state_dir` has outgoing transfers of, fetching them
+/// from the shared store: a replica taking the link over (with a data directory of its own)
+/// resumes them from where they were. One it cannot fetch is logged; the session then fails
+/// that transfer, and the system asks for the object again.
+async fn fetch_outgoing(core: &Core, system: &str, state_dir: &std::path::Path) {
+    let dir = state_dir.to_path_buf();
+    let digests = tokio::task::spawn_blocking(move || link::FileStore::outgoing_objects(&dir))
+        .await
+        .unwrap_or_default();
+    for digest in digests {
+        match core.blobs.ensure(&digest).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(%system, %digest, "an object the link was sending is in no store")
+            }
+            Err(e) => {
+                tracing::warn!(%system, %digest, error = %e, "cannot fetch an object the link was sending")
+            }
+        }
+    }
 }
 
 /// Handles the link's events in order, acknowledging each message once handled, until the

@@ -196,11 +196,13 @@ pub fn ours(c: Conditions, seed: u64) -> Measure {
     }
     let (g, f) = (ground.stats().clone(), flight.stats().clone());
     let wire = (g.bytes_sent + f.bytes_sent) as f64;
-    let payload = (g.payload_sent + f.payload_sent + g.payload_resent + f.payload_resent) as f64;
+    // Chunks that may or may not have been sent before a restart count as sent again here.
+    let resent = g.payload_resent + f.payload_resent + g.payload_unsure + f.payload_unsure;
+    let payload = (g.payload_sent + f.payload_sent + resent) as f64;
     Measure {
         goodput: received_pass1.unwrap_or(f.payload_received) as f64 / capacity_bytes(c),
         overhead: (wire - payload) / wire,
-        resent: g.payload_resent + f.payload_resent,
+        resent,
         first_payload: first,
         first_payload_resume: first_resume,
         resume_handshake: hs_at_pass2.map(|h| {

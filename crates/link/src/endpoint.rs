@@ -586,6 +586,7 @@ impl Core {
                     target: "link::stats",
                     payload_sent = s.payload_sent,
                     payload_resent = s.payload_resent,
+                    payload_unsure = s.payload_unsure,
                     payload_spare = s.payload_spare,
                     payload_received = s.payload_received,
                     payload_duplicate = s.payload_duplicate,

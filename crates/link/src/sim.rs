@@ -144,6 +144,7 @@ fn add(total: &mut SessionStats, s: &SessionStats) {
         bytes_sent,
         payload_sent,
         payload_resent,
+        payload_unsure,
         handshake_bytes,
         packets_received,
         payload_received,

@@ -151,6 +151,25 @@ impl FileStore {
             .fold(0u64, u64::saturating_add)
     }
 
+    /// The objects the store at `dir` has outgoing transfers of (its outbox), each once, in
+    /// transfer order: what a session opened on it reads from the object directory. A replica
+    /// taking a link over makes them local before it opens the session. Blocking; never fails
+    /// (a missing folder or an unreadable entry holds nothing).
+    pub fn outgoing_objects(dir: &Path) -> Vec<Digest> {
+        let outbox = dir.join("outbox");
+        let Ok(numbers) = numbered(&outbox, "json") else {
+            return Vec::new();
+        };
+        let mut seen = std::collections::HashSet::new();
+        numbers
+            .into_iter()
+            .filter_map(|t| read_json::<OutboxFile>(&outbox.join(format!("{t}.json"))).ok())
+            .filter(|f| f.offer.message_seq.is_none())
+            .map(|f| f.offer.digest)
+            .filter(|d| seen.insert(*d))
+            .collect()
+    }
+
     /// Opens (creating) a store in `dir`, with objects kept as `objects` says.
     pub fn open(dir: &Path, objects: ObjectLayout) -> io::Result<FileStore> {
         fs::create_dir_all(dir)?;

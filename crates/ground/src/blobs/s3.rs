@@ -13,7 +13,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart};
+use object_store::{
+    ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
+};
 use tokio::io::AsyncReadExt;
 use wire::Digest;
 
@@ -24,6 +26,9 @@ use crate::config::S3Settings;
 const PART_BYTES: usize = 8 << 20;
 /// Parts of one object in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
+/// A request fails (and is retried) when the store sends nothing for this long: a stalled
+/// connection. There is no bound on a whole request, which a blob of gigabytes may need.
+const STALLED_AFTER: Duration = Duration::from_secs(30);
 
 /// An S3 bucket (and prefix) holding blobs.
 #[derive(Clone)]
@@ -92,7 +97,12 @@ impl Remote {
                 backoff: Default::default(),
                 max_retries: 3,
                 retry_timeout: Duration::from_secs(60),
-            });
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_timeout_disabled()
+                    .with_read_timeout(STALLED_AFTER),
+            );
         if let Some(endpoint) = &settings.endpoint {
             b = b.with_endpoint(endpoint);
         }

@@ -16,18 +16,21 @@ pub(crate) struct SentElements {
     pub(crate) message: Vec<u8>,
 }
 
-/// Records `sent` as the element set last sent to `system`.
+/// Records `sent` as the element set last sent to `system`, unless the one recorded is as new
+/// or newer (another request won a race): `false` then, and nothing is written. The check and
+/// the write are one statement.
 pub(crate) async fn set_sent_elements(
     db: &Db,
     system: &str,
     sent: &SentElements,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "INSERT INTO system_elements (system, name, line1, line2, epoch_ms, sent_ms, sent_by, message)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT(system) DO UPDATE SET name = excluded.name, line1 = excluded.line1,
              line2 = excluded.line2, epoch_ms = excluded.epoch_ms, sent_ms = excluded.sent_ms,
-             sent_by = excluded.sent_by, message = excluded.message",
+             sent_by = excluded.sent_by, message = excluded.message
+         WHERE system_elements.epoch_ms < excluded.epoch_ms",
     )
     .bind(system)
     .bind(sent.elements.name.as_deref())
@@ -39,7 +42,7 @@ pub(crate) async fn set_sent_elements(
     .bind(&sent.message)
     .execute(db)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// The element set last sent to `system`, if any.

@@ -181,6 +181,7 @@ impl Session {
             o.acked_to = 0;
             o.lost.clear();
             o.unknown = RangeSet::new();
+            o.maybe_unsent.clear();
             o.offer_due = true;
             o.status_asked_at = None;
         }

@@ -165,6 +165,11 @@ pub struct SessionStats {
     pub payload_sent: u64,
     /// Payload bytes sent again after a loss.
     pub payload_resent: u64,
+    /// Payload bytes of chunks this side may or may not have sent before it restarted (past the
+    /// last chunk known sent, below the mark it had saved, which is reserved
+    /// [`HWM_RESERVATION`] chunks ahead so that not every chunk costs a write), sent when the
+    /// receiver said it lacks them: neither counted as sent for the first time nor as sent again.
+    pub payload_unsure: u64,
     /// Payload bytes sent again while nothing else waited at a configured rate: spare copies of
     /// packets still in flight, in time the link would have been idle (see
     /// [`Session::poll_transmit`]).
@@ -357,6 +362,10 @@ struct Out {
     /// `unknown_bound`.
     unknown: RangeSet,
     unknown_bound: u64,
+    /// Chunks that may never have been sent before this side restarted: those after the last
+    /// one known sent when its outbox mark was saved, and below the mark. Sent once a status
+    /// says they are missing, they count as [`SessionStats::payload_unsure`].
+    maybe_unsent: BTreeSet<u32>,
     offer_due: bool,
     status_asked_at: Option<Instant>,
     last_sent_at: Option<Instant>,

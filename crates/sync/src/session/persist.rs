@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use wire::{Opener, Sealer, TransferKind};
 
 use super::{
-    Out, PN_RESERVATION, REPLAY_RESERVATION, Session, SessionConfig, SessionStats, Spool,
+    HWM_RESERVATION, Out, PN_RESERVATION, REPLAY_RESERVATION, Session, SessionConfig, SessionStats, Spool,
     packet_count, payload_size,
 };
 use crate::ranges::RangeSet;
@@ -78,6 +78,13 @@ impl Session {
         for entry in persisted.outbox {
             let packets = packet_count(entry.offer.size, packet_size);
             let hwm = entry.sent_hwm.min(packets);
+            // The mark was saved `HWM_RESERVATION` chunks past a chunk being sent (or at the
+            // end): that one and those before it went, the rest below the mark may not have.
+            let maybe_unsent = if hwm == 0 {
+                BTreeSet::new()
+            } else {
+                (hwm.saturating_sub(HWM_RESERVATION - 1).max(1)..hwm).collect()
+            };
             out.insert(
                 entry.offer.transfer,
                 Out {
@@ -88,6 +95,7 @@ impl Session {
                     lost: BTreeSet::new(),
                     unknown: RangeSet::from_ranges([(0, u64::from(hwm))]),
                     unknown_bound: next_pn,
+                    maybe_unsent,
                     offer_due: true,
                     status_asked_at: None,
                     last_sent_at: None,

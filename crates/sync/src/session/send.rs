@@ -177,6 +177,13 @@ impl Session {
                 }
                 if spare {
                     self.stats.payload_spare += len as u64;
+                } else if resent
+                    && self
+                        .out
+                        .get_mut(&transfer)
+                        .is_some_and(|o| o.maybe_unsent.remove(&index))
+                {
+                    self.stats.payload_unsure += len as u64;
                 } else if resent {
                     self.stats.payload_resent += len as u64;
                 } else {
@@ -231,6 +238,7 @@ impl Session {
                 lost: BTreeSet::new(),
                 unknown: RangeSet::new(),
                 unknown_bound: 0,
+                maybe_unsent: BTreeSet::new(),
                 offer_due: true,
                 status_asked_at: None,
                 last_sent_at: None,
