@@ -100,6 +100,7 @@ impl Setup {
 
     fn ground(&self, replica: &'static str, http: SocketAddr, users: &str) -> Proc {
         let mut cmd = Command::new(BIN);
+        cmd.arg("ground");
         let data_dir = match &self.blobs {
             Some(s3) => {
                 cmd.args(["--blob-url", &s3.url])
@@ -114,8 +115,7 @@ impl Setup {
             }
             None => self.root.join("ground"),
         };
-        cmd.arg("ground")
-            .arg("--data-dir")
+        cmd.arg("--data-dir")
             .arg(data_dir)
             .arg("--link-state-dir")
             .arg(self.root.join("link-state"))

@@ -160,16 +160,27 @@ impl BlobStore {
     }
 
     /// The blob's size, if the store has it: fetched from the shared store first if it is only
-    /// there. A failure to fetch it is logged and taken for "not here".
+    /// there. A failure to fetch it is logged and taken for "not here" (where that only costs
+    /// an optimisation; see [`BlobStore::fetched_size`] otherwise).
     pub(crate) async fn size(&self, digest: &Digest) -> Option<u64> {
-        match self.ensure(digest).await {
-            Ok(true) => self.local_size(digest).await,
-            Ok(false) => None,
+        match self.fetched_size(digest).await {
+            Ok(size) => size,
             Err(e) => {
                 tracing::warn!(%digest, error = %e, "could not fetch a blob from the shared store");
                 None
             }
         }
+    }
+
+    /// The blob's size, `None` when no store has it, fetched from the shared store first if it
+    /// is only there; a failure to reach that store is an error, not "not here", so that what
+    /// asked for the blob (a system's `Need`, a `Want`) is tried again rather than dropped.
+    pub(crate) async fn fetched_size(&self, digest: &Digest) -> Result<Option<u64>, RemoteError> {
+        Ok(if self.ensure(digest).await? {
+            self.local_size(digest).await
+        } else {
+            None
+        })
     }
 
     /// The blob's size, if it is in the local folder.

@@ -108,12 +108,16 @@ pub(crate) async fn choose(
         if b == target || candidates.contains(&Some(*b)) {
             continue;
         }
+        // Only a base the tenants may read is looked at (and fetched from a shared store).
+        if !db::tenant_reads_blob(&core.db, tenants, b).await? {
+            continue;
+        }
         let fits = core
             .blobs
             .size(b)
             .await
             .is_some_and(|s| s <= MAX_PATCHED_OBJECT);
-        if fits && db::tenant_reads_blob(&core.db, tenants, b).await? {
+        if fits {
             candidates.push(Some(*b));
         }
     }
@@ -286,7 +290,11 @@ impl Encoder {
         let owners = db::unfinished_executions_sending(&core.db, system, &w.target)
             .await
             .map_err(db_failed)?;
-        let raw_size = core.blobs.size(&w.target).await;
+        let raw_size = core.blobs.fetched_size(&w.target).await.map_err(|e| {
+            // Kept: tried again at the encoder's next round.
+            tracing::warn!(%system, target = %w.target, error = %e, "cannot fetch a wanted object from the shared blob store");
+            Served::Failed
+        })?;
         let Some(raw_size) = raw_size.filter(|_| !owners.is_empty()) else {
             tracing::warn!(%system, target = %w.target, "refused a request for an object that no unfinished execution of this system sends up, or that the ground lacks");
             return db::delete_want(&core.db, system, &w.target)
@@ -388,7 +396,7 @@ pub(crate) async fn record_sent(
 /// Why the encoder stopped serving.
 #[derive(Debug)]
 pub(crate) enum Served {
-    /// The database failed: try again later.
+    /// The database or the shared blob store failed: try again later.
     Failed,
     /// The link endpoint stopped.
     Stopped,

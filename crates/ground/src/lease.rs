@@ -67,6 +67,8 @@ pub(crate) struct SystemHandle {
 /// What the keeper and the handle share.
 struct Slot {
     core: Arc<Core>,
+    /// A pool of its own for the lease's exchanges (`db::open_lease_pool`).
+    leases: db::Db,
     config: SystemLink,
     ownership: Ownership,
     counts: Arc<Counts>,
@@ -90,11 +92,13 @@ impl SystemHandle {
     /// returned, as a single ground's would be), then leaves the lease to a keeper task.
     pub(crate) async fn open(
         core: Arc<Core>,
+        leases: db::Db,
         config: &SystemLink,
         ownership: Ownership,
     ) -> Result<SystemHandle, crate::Error> {
         let slot = Arc::new(Slot {
             core,
+            leases,
             config: config.clone(),
             ownership,
             counts: Arc::default(),
@@ -218,7 +222,7 @@ impl Slot {
 
     async fn acquire(&self) -> Result<Option<i64>, sqlx::Error> {
         let taken = db::acquire_lease(
-            &self.core.db,
+            &self.leases,
             self.system(),
             &self.ownership.replica,
             TTL.as_millis() as i64,
@@ -232,7 +236,7 @@ impl Slot {
 
     async fn release(&self, generation: i64) -> Result<(), sqlx::Error> {
         db::release_lease(
-            &self.core.db,
+            &self.leases,
             self.system(),
             &self.ownership.replica,
             generation,
@@ -305,7 +309,7 @@ async fn keep(slot: Arc<Slot>, asked: Instant) {
                 let renewal = tokio::time::timeout_at(
                     renewed + SELF_FENCE,
                     db::renew_lease(
-                        &slot.core.db,
+                        &slot.leases,
                         &system,
                         &slot.ownership.replica,
                         generation,

@@ -99,6 +99,9 @@ pub struct Ground {
     /// Each system's approval gate, as the systems file sets it (`Approval::default_for` the
     /// others).
     approvals: Arc<BTreeMap<String, Approval>>,
+    /// On PostgreSQL, the tasks telling other replicas of changes and hearing theirs: they stop
+    /// with the last clone.
+    _replicas: Option<Arc<replicas::Tasks>>,
 }
 
 /// What the HTTP handlers and the link handlers share.
@@ -164,11 +167,14 @@ impl Ground {
             blobs,
             views: views::Views::default(),
         });
-        if db::Backend::of_url(&url)? == db::Backend::Postgres {
-            replicas::spawn(&core, &url).await?;
-        }
+        let replicas = if db::Backend::of_url(&url)? == db::Backend::Postgres {
+            Some(Arc::new(replicas::spawn(&core, &url).await?))
+        } else {
+            None
+        };
         downlink::settle_all(&core).await?;
         let ownership = ownership.resolve(&config.data_dir).await?;
+        let lease_db = db::open_lease_pool(&url).await?;
         let mut systems = BTreeMap::new();
         for s in &config.systems {
             wire::SystemName::new(&s.name).map_err(|e| Error::invalid(e.to_string()))?;
@@ -178,7 +184,9 @@ impl Ground {
                     s.name
                 )));
             }
-            let handle = lease::SystemHandle::open(core.clone(), s, ownership.clone()).await?;
+            let handle =
+                lease::SystemHandle::open(core.clone(), lease_db.clone(), s, ownership.clone())
+                    .await?;
             systems.insert(s.name.clone(), handle);
         }
         Ok(Ground {
@@ -192,6 +200,7 @@ impl Ground {
             http_timeouts: HttpTimeouts::STANDARD,
             declared: Arc::default(),
             approvals: Arc::default(),
+            _replicas: replicas,
         })
     }
 

@@ -7,12 +7,14 @@
 //! while the announcer is busy: the `Notify` it waits on holds one permit). A listener on its own
 //! connection (`LISTEN orbitdock_changes`) bumps the local generation for each notification of
 //! another replica ([`crate::views::Views::bump`]: no announcement back). A listener that lost its
-//! connection cannot know what it missed: once connected again it bumps the generation anyway,
-//! and meanwhile the Home cache's age bound ([`crate::views::MAX_AGE`]) still holds.
+//! connection cannot know what it missed: once connected again (and listening) it bumps the
+//! generation anyway, so that a change announced after the bump is heard; meanwhile the Home
+//! cache's age bound ([`crate::views::MAX_AGE`]) still holds.
 //!
 //! On SQLite there is one process per database: nothing to tell.
 //!
-//! Both tasks hold the ground weakly and end once it is gone.
+//! Both tasks hold the ground weakly, and stop when the [`Tasks`] that [`spawn`] returns drops
+//! (with the last handle on the ground): the listener's connection closes with them.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -21,6 +23,14 @@ use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 
 use crate::Core;
+use crate::system_link::AbortTask;
+
+/// The announcer and the listener; dropping it stops them.
+#[derive(Debug)]
+pub(crate) struct Tasks {
+    _announce: AbortTask,
+    _listen: AbortTask,
+}
 
 /// The channel replicas notify each other on.
 pub(crate) const CHANNEL: &str = "orbitdock_changes";
@@ -30,15 +40,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Starts telling the other replicas on the PostgreSQL database at `url` of this one's changes,
 /// and hearing theirs. Fails if the listener's first connection does.
-pub(crate) async fn spawn(core: &Arc<Core>, url: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn spawn(core: &Arc<Core>, url: &str) -> Result<Tasks, sqlx::Error> {
     let me = format!("{:016x}", rand::random::<u64>());
     let mut listener = PgListener::connect(url).await?;
     listener.listen(CHANNEL).await?;
     let wake = Arc::new(Notify::new());
     core.views.announce_to(wake.clone());
-    tokio::spawn(announce(Arc::downgrade(core), wake, me.clone()));
-    tokio::spawn(listen(Arc::downgrade(core), listener, me));
-    Ok(())
+    let announcer = tokio::spawn(announce(Arc::downgrade(core), wake, me.clone()));
+    let listener = tokio::spawn(listen(Arc::downgrade(core), listener, me));
+    Ok(Tasks {
+        _announce: AbortTask(announcer.abort_handle()),
+        _listen: AbortTask(listener.abort_handle()),
+    })
 }
 
 /// Sends a notification for each wake, while the ground lives.
@@ -63,9 +76,31 @@ async fn announce(core: Weak<Core>, wake: Arc<Notify>, me: String) {
 /// Bumps the local generation for each change another replica announces.
 async fn listen(core: Weak<Core>, mut listener: PgListener, me: String) {
     let mut backoff = Duration::from_millis(500);
+    // The connection was lost: what was announced until it is back is unknown.
+    let mut lost = false;
     loop {
-        // `try_recv` answers `None` when the connection was lost (and is connected again at the
-        // next call): what was announced meanwhile is unknown.
+        if lost {
+            // Connected again, and listening, before the bump: a change announced after it is
+            // heard.
+            let again = sqlx::query("SELECT 1").execute(&mut listener).await;
+            let Some(core) = core.upgrade() else { return };
+            match again {
+                Ok(_) => {
+                    lost = false;
+                    backoff = Duration::from_millis(500);
+                    core.views.bump();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot hear other replicas");
+                    drop(core);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            }
+        }
+        // `try_recv` answers `None` when the connection was lost (and connects again at the next
+        // call).
         let heard = listener.try_recv().await;
         let Some(core) = core.upgrade() else { return };
         match heard {
@@ -77,10 +112,11 @@ async fn listen(core: Weak<Core>, mut listener: PgListener, me: String) {
             }
             Ok(None) => {
                 tracing::warn!("lost the connection that hears other replicas; connecting again");
-                core.views.bump();
+                lost = true;
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "cannot hear other replicas");
+                lost = true;
                 drop(core);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -565,7 +565,12 @@ async fn serve(link: &Link, digests: Vec<Digest>) -> Result<(), Error> {
         tracing::warn!(%system, count = refused.len(), %first, "refused a request for objects that no unfinished execution of this system sends up");
     }
     for digest in allowed {
-        let Some(size) = core.blobs.size(&digest).await else {
+        let size = core.blobs.fetched_size(&digest).await.map_err(|e| {
+            Error::internal(format!(
+                "cannot fetch {digest} from the shared blob store: {e}"
+            ))
+        })?;
+        let Some(size) = size else {
             tracing::warn!(%system, %digest, "the system asked for an object the ground does not have");
             continue;
         };

@@ -192,9 +192,47 @@ pub(crate) fn sqlite_url(path: &Path) -> String {
 /// Opens the database at `url` (`sqlite://…`, created if missing unless the URL gives another
 /// `mode`, or `postgres://…`, which must exist) and brings its schema up to date.
 pub(crate) async fn open(url: &str) -> Result<Db, Error> {
-    sqlx::any::install_default_drivers();
     let backend = Backend::of_url(url)?;
-    let pool = match backend {
+    let pool = connect(
+        url,
+        backend,
+        if backend == Backend::Sqlite { 8 } else { 16 },
+    )
+    .await?;
+    if backend == Backend::Postgres {
+        let collation: String = sqlx::query_scalar(
+            "SELECT datcollate::text FROM pg_database WHERE datname = current_database()",
+        )
+        .fetch_one(&pool)
+        .await?;
+        // What the name says, and how text sorts (a database may name 'C' and sort by ICU
+        // rules): 'a' after 'B', as in SQLite.
+        let sorts_by_bytes: i64 =
+            sqlx::query_scalar("SELECT CAST(CASE WHEN 'a' < 'B' THEN 0 ELSE 1 END AS BIGINT)")
+                .fetch_one(&pool)
+                .await?;
+        if (collation != "C" && collation != "POSIX") || sorts_by_bytes != 1 {
+            return Err(Error::invalid(format!(
+                "the PostgreSQL database's collation is '{collation}': the ground needs 'C' \
+                 (CREATE DATABASE … LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0)"
+            )));
+        }
+    }
+    migrator(backend).run(&pool).await?;
+    Ok(pool)
+}
+
+/// A small pool of its own on the database at `url` (already opened by [`open`]) for the link
+/// leases, so that renewing them never waits for a connection behind the requests' work.
+pub(crate) async fn open_lease_pool(url: &str) -> Result<Db, Error> {
+    connect(url, Backend::of_url(url)?, 2).await
+}
+
+/// A pool of at most `max` connections to `url`, each set up for the engine (see the module's
+/// documentation).
+async fn connect(url: &str, backend: Backend, max: u32) -> Result<Db, Error> {
+    sqlx::any::install_default_drivers();
+    Ok(match backend {
         Backend::Sqlite => {
             let url = if url.contains("mode=") {
                 url.to_string()
@@ -204,7 +242,7 @@ pub(crate) async fn open(url: &str) -> Result<Db, Error> {
                 format!("{url}?mode=rwc")
             };
             AnyPoolOptions::new()
-                .max_connections(8)
+                .max_connections(max)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         conn.execute(
@@ -219,8 +257,8 @@ pub(crate) async fn open(url: &str) -> Result<Db, Error> {
                 .await?
         }
         Backend::Postgres => {
-            let pool = AnyPoolOptions::new()
-                .max_connections(16)
+            AnyPoolOptions::new()
+                .max_connections(max)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         conn.execute("SET synchronous_commit = on; SET lock_timeout = '10s';")
@@ -229,29 +267,9 @@ pub(crate) async fn open(url: &str) -> Result<Db, Error> {
                     })
                 })
                 .connect(url)
-                .await?;
-            let collation: String = sqlx::query_scalar(
-                "SELECT datcollate::text FROM pg_database WHERE datname = current_database()",
-            )
-            .fetch_one(&pool)
-            .await?;
-            // What the name says, and how text sorts (a database may name 'C' and sort by ICU
-            // rules): 'a' after 'B', as in SQLite.
-            let sorts_by_bytes: i64 =
-                sqlx::query_scalar("SELECT CAST(CASE WHEN 'a' < 'B' THEN 0 ELSE 1 END AS BIGINT)")
-                    .fetch_one(&pool)
-                    .await?;
-            if (collation != "C" && collation != "POSIX") || sorts_by_bytes != 1 {
-                return Err(Error::invalid(format!(
-                    "the PostgreSQL database's collation is '{collation}': the ground needs 'C' \
-                     (CREATE DATABASE … LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0)"
-                )));
-            }
-            pool
+                .await?
         }
-    };
-    migrator(backend).run(&pool).await?;
-    Ok(pool)
+    })
 }
 
 /// Every migration, oldest first: `(version, description, SQL)`. Never edit one that has

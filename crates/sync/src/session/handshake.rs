@@ -123,6 +123,13 @@ impl Session {
         }
         self.apply_hello(pn, resume, unacked_seq, datagram_bytes);
         self.queue_hello_ack(incarnation, pn);
+        self.hello_answered();
+    }
+
+    /// This run answers a `Hello` of the peer's live run: the answer proves this run's epoch
+    /// to the peer (should it hold it as a candidate), and data may go with it or after it.
+    fn hello_answered(&mut self) {
+        self.peer_accepts_run = true;
     }
 
     /// What a `Hello` of the peer's current run says: below which sequence number its messages
@@ -364,6 +371,7 @@ impl Session {
             if let Some(h) = hello {
                 self.apply_hello(h.pn, &h.resume, h.unacked_seq, h.datagram_bytes);
                 self.queue_hello_ack(h.incarnation, h.pn);
+                self.hello_answered();
             }
             return true;
         }

@@ -237,6 +237,14 @@ pub struct Session {
     opener: Opener,
     counters: Counters,
     next_pn: u64,
+    /// The first packet number of this run.
+    run_first_pn: u64,
+    /// Whether the peer accepts this run's packets: it acknowledged one, or this run answered
+    /// a `Hello` of the peer's live run (the answer proves this run's epoch; data goes with it
+    /// or after it). Until then the peer may hold this run's epoch as an unproven candidate and
+    /// drop whatever its packets carry but the handshake (a restarted side's first burst would
+    /// be lost, and sent again), so no data goes.
+    peer_accepts_run: bool,
     // Link and pacing.
     link_up: bool,
     rate: f64,

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use wire::{Opener, Sealer, TransferKind};
 
 use super::{
-    HWM_RESERVATION, Out, PN_RESERVATION, REPLAY_RESERVATION, Session, SessionConfig, SessionStats, Spool,
-    packet_count, payload_size,
+    HWM_RESERVATION, Out, PN_RESERVATION, REPLAY_RESERVATION, Session, SessionConfig, SessionStats,
+    Spool, packet_count, payload_size,
 };
 use crate::ranges::RangeSet;
 use crate::store::Store;
@@ -139,6 +139,8 @@ impl Session {
             replay_saved: counters.replay,
             counters,
             next_pn,
+            run_first_pn: next_pn,
+            peer_accepts_run: false,
             link_up: false,
             rate: 0.0,
             tokens: 0.0,

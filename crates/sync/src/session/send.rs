@@ -264,11 +264,13 @@ impl Session {
         Some(pn)
     }
 
-    /// Whether a data chunk waits to be sent (lost, or never sent yet).
+    /// Whether a data chunk waits to be sent (lost, or never sent yet) and may go (the peer
+    /// accepts this run's packets).
     fn data_waiting(&self) -> bool {
-        self.out.iter().any(|(t, o)| {
-            !self.unconfirmed.contains(t) && (!o.lost.is_empty() || o.next_new < o.packets)
-        })
+        self.peer_accepts_run
+            && self.out.iter().any(|(t, o)| {
+                !self.unconfirmed.contains(t) && (!o.lost.is_empty() || o.next_new < o.packets)
+            })
     }
 
     /// When transfer `o` next needs a status request, if it is waiting on one.
@@ -340,7 +342,7 @@ impl Session {
         offered: &mut Vec<u64>,
     ) -> Vec<(u64, u32, bool, usize)> {
         let mut sent = Vec::new();
-        if self.over_the_pipe(now) {
+        if !self.peer_accepts_run || self.over_the_pipe(now) {
             return sent;
         }
         // Set again below when the packet fills before the data runs out.
@@ -529,6 +531,8 @@ impl Session {
             self.ack_gap = Some(self.ack_gap.map_or(gap, |g| (g * 7 + gap) / 8));
         }
         self.last_ack_at = Some(now);
+        // The peer handled a packet of this run: it holds this run's epoch.
+        self.peer_accepts_run |= a.largest >= self.run_first_pn;
         self.note_peer_acked(a.largest);
         self.in_flight
             .go_silent(now, self.pto() * super::pacing::SILENT_PTOS);
