@@ -35,6 +35,9 @@ pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(2);
 /// How often a replica without a system's lease (or holding it while the link's state is still
 /// held by the endpoint of the previous holder) tries again.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
+/// The bound on a lease's exchange on a database no other replica shares (SQLite): far past
+/// any busy timeout, so that only a database that hangs for ever holds the keeper.
+const UNFENCED: Duration = Duration::from_secs(600);
 /// How often the keeper looks whether the link it is starting has started (renewing the lease
 /// each time).
 const STARTING_POLL: Duration = Duration::from_millis(250);
@@ -69,6 +72,11 @@ struct Slot {
     core: Arc<Core>,
     /// A pool of its own for the lease's exchanges (`db::open_lease_pool`).
     leases: db::Db,
+    /// Whether other replicas may share the database (PostgreSQL): only then does a holder that
+    /// cannot renew its lease stop its link at the fence. On SQLite the ground is alone on its
+    /// database (docs/scale-out.md): a renewal that fails (the database busy past its timeout)
+    /// is logged and tried again, and the link keeps running.
+    shared: bool,
     config: SystemLink,
     ownership: Ownership,
     counts: Arc<Counts>,
@@ -96,9 +104,11 @@ impl SystemHandle {
         config: &SystemLink,
         ownership: Ownership,
     ) -> Result<SystemHandle, crate::Error> {
+        let shared = db::Backend::of(&leases) == db::Backend::Postgres;
         let slot = Arc::new(Slot {
             core,
             leases,
+            shared,
             config: config.clone(),
             ownership,
             counts: Arc::default(),
@@ -306,8 +316,13 @@ async fn keep(slot: Arc<Slot>, asked: Instant) {
             }
             Some((generation, running)) => {
                 let sent = Instant::now();
+                let fence = if slot.shared {
+                    renewed + SELF_FENCE
+                } else {
+                    sent + UNFENCED
+                };
                 let renewal = tokio::time::timeout_at(
-                    renewed + SELF_FENCE,
+                    fence,
                     db::renew_lease(
                         &slot.leases,
                         &system,
@@ -326,7 +341,7 @@ async fn keep(slot: Arc<Slot>, asked: Instant) {
                         tracing::warn!(%system, generation, "lost the link's lease; stopping the link");
                         false
                     }
-                    Ok(Err(e)) if sent.duration_since(renewed) < SELF_FENCE => {
+                    Ok(Err(e)) if !slot.shared || sent.duration_since(renewed) < SELF_FENCE => {
                         tracing::warn!(%system, error = %e, "cannot renew the link's lease; trying again");
                         true
                     }
@@ -345,7 +360,11 @@ async fn keep(slot: Arc<Slot>, asked: Instant) {
                     RETRY_EVERY
                 } else if let Some(running) = running {
                     let drained = tokio::time::timeout_at(
-                        renewed + SELF_FENCE,
+                        if slot.shared {
+                            renewed + SELF_FENCE
+                        } else {
+                            Instant::now() + UNFENCED
+                        },
                         slot.drain_outbox(generation, &running),
                     )
                     .await;
