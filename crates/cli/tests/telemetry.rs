@@ -145,6 +145,11 @@ async fn the_agents_telemetry_comes_down_in_buckets_and_is_plotted() {
     stack.start_flight();
     let after = wait_for_buckets(&viewer, newest_before + 30 * 60_000, 0).await;
 
+    println!(
+        "{} buckets before the restart, {} after",
+        before.len(),
+        after.len()
+    );
     // One bucket a minute, none missing, none partial but the first (sampling started within
     // it), each a whole minute of samples (one every 10 s), across the restart.
     let starts: Vec<i64> = after.iter().map(|p| ms(&p.start)).collect();
