@@ -29,8 +29,11 @@ pub(crate) const MARK_FILE: &str = "digest-mark.json";
 /// Earth's centre less this.
 const EARTH_RADIUS_KM: f64 = 6378.135;
 
+/// How a sample reads one series.
+type Reader = fn(&Sample) -> f64;
+
 /// The series digested: the data type (its unit in its name) and how a sample reads it.
-pub(crate) const SERIES: [(&str, fn(&Sample) -> f64); 12] = [
+pub(crate) const SERIES: [(&str, Reader); 12] = [
     ("battery_soc_percent", |s| s.power.battery_soc_percent),
     ("sunlit_fraction", sunlit_share),
     ("solar_w", |s| s.power.solar_w),
@@ -309,7 +312,12 @@ mod tests {
         let sent = |t: &super::super::Telemetry| -> Vec<u64> {
             let mut starts = Vec::new();
             while let Some((d, end)) = t.next_digest() {
-                starts.extend(d.series[0].buckets.iter().map(|b| (b.start_ms - T0) / 60_000));
+                starts.extend(
+                    d.series[0]
+                        .buckets
+                        .iter()
+                        .map(|b| (b.start_ms - T0) / 60_000),
+                );
                 t.digest_sent(end).unwrap();
             }
             starts
