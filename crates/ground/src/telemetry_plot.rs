@@ -30,7 +30,7 @@ const HEIGHT: f64 = 140.0;
 const LEFT: f64 = 52.0;
 const TOP: f64 = 10.0;
 const BOTTOM: f64 = 22.0;
-const RIGHT: f64 = 12.0;
+const RIGHT: f64 = 24.0;
 
 /// The telemetry of `system` as the dashboard shows it: the plots, or a line saying there is
 /// nothing to plot.
