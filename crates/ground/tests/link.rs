@@ -987,6 +987,16 @@ async fn telemetry_digests_are_kept_once_and_served_to_any_user_and_plotted() {
             "from=2026-10-01T00:00:00Z&to=2026-12-03T00:00:00Z",
             "spans more than 31 days",
         ),
+        (
+            &format!(
+                "data_type={}",
+                (0..33)
+                    .map(|i| format!("t{i}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            "data_type names more than 32 data types",
+        ),
     ] {
         g.get(&format!("/api/v1/systems/em/telemetry?{query}"), &t)
             .await

@@ -279,13 +279,12 @@ pub(super) async fn telemetry(
             continue;
         }
         wire::check_data_type(name).map_err(|e| ApiError::bad(format!("data_type: {e}")))?;
+        if types.len() == TELEMETRY_TYPES_MAX {
+            return Err(ApiError::bad(format!(
+                "data_type names more than {TELEMETRY_TYPES_MAX} data types"
+            )));
+        }
         types.push(name.to_string());
-    }
-    if types.len() > TELEMETRY_TYPES_MAX {
-        return Err(ApiError::bad(format!(
-            "data_type names {} data types; at most {TELEMETRY_TYPES_MAX}",
-            types.len()
-        )));
     }
     let to_ms = match q.to.as_deref() {
         Some(t) => instant("to", t)?,
