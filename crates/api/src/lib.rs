@@ -44,7 +44,7 @@ pub use session::{Health, LoginRequest, LoginResponse};
 pub use systems::{
     CatalogueImage, Declaration, DeclaredImage, Drift, EclipseInterval, EngineImage, EngineReport,
     Eta, Inventory, LinkOwner, OtherTenants, Pass, PassRef, Passes, Queue, QueuedTransfer,
-    SendElements, System, SystemElements, SystemList, Track, TrackPoint, Volume, VolumeFile,
-    VolumeFileList, VolumeList,
+    SendElements, System, SystemElements, SystemList, Telemetry, TelemetryPoint, TelemetrySeries,
+    Track, TrackPoint, Volume, VolumeFile, VolumeFileList, VolumeList,
 };
 pub use users::{CreateUser, Limits, Quota, QuotaList, Role, User, UserList};

@@ -320,6 +320,48 @@ pub struct Track {
     pub points: Vec<TrackPoint>,
 }
 
+/// `GET /api/v1/systems/{system}/telemetry`: what the system's onboard telemetry read, from the
+/// digests it downlinked (`docs/telemetry.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Telemetry {
+    /// The system.
+    pub system: String,
+    /// The window's start (inclusive): points start at or after it.
+    pub from: String,
+    /// The window's end (exclusive).
+    pub to: String,
+    /// How much mission time a point spans, seconds: the buckets of each such slot (a whole
+    /// multiple of it since the Unix epoch) merged, so that a series has at most 1,441 points.
+    pub step_s: u64,
+    /// One per data type asked for, or per data type the system sent when none was.
+    pub series: Vec<TelemetrySeries>,
+}
+
+/// One data type's points, oldest first; a slot without samples has no point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TelemetrySeries {
+    /// What is measured, its unit in its name (`battery_soc_percent`, `temperature_sensor0` in
+    /// °C, `altitude_km`, `solar_w`, `sunlit_fraction` from 0 to 1).
+    pub data_type: String,
+    /// The points.
+    pub points: Vec<TelemetryPoint>,
+}
+
+/// The samples of one slot of mission time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TelemetryPoint {
+    /// The start of its first bucket.
+    pub start: String,
+    /// Samples in it.
+    pub count: u64,
+    /// The smallest reading.
+    pub min: f64,
+    /// The mean reading.
+    pub mean: f64,
+    /// The largest reading.
+    pub max: f64,
+}
+
 /// A pass as an ETA names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PassRef {

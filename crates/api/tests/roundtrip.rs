@@ -281,6 +281,11 @@ fn systems() {
         "always_in_contact": true, "passes": [], "eclipses": []}));
     check::<api::Track>(json!({"system": "sat", "generated_at": "…",
         "always_in_contact": false, "points": [{"lat": 51.5, "lon": -0.1275, "time": "…"}]}));
+    check::<api::Telemetry>(json!({"system": "fm", "from": "…", "to": "…", "step_s": 60,
+        "series": [
+            {"data_type": "battery_soc_percent", "points": [
+                {"start": "…", "count": 6, "min": 77.5, "mean": 78.75, "max": 80.0}]},
+            {"data_type": "temperature_sensor0", "points": []}]}));
     check::<api::Queue>(json!({
         "system": "sat1", "generated_at": "…", "link_up": false, "always_in_contact": false,
         "eta_error": null,

@@ -3,6 +3,48 @@
 
 use super::*;
 
+/// How often, in mission time, the agent looks for closed telemetry buckets to downlink.
+const DIGEST_EVERY_MS: u64 = 300_000;
+/// The least host time between two looks: on a fast simulated clock, five mission minutes
+/// pass in a fraction of a second, and each look would send a digest of a few buckets.
+const DIGEST_MIN_WAIT: Duration = Duration::from_secs(2);
+/// The most digests one look sends (a day of backlog at an hour a digest); the rest goes at
+/// the next look.
+const DIGESTS_PER_LOOK: usize = 24;
+
+/// Downlinks the telemetry history's digests (`telemetry::digest`) while the agent runs: every
+/// [`DIGEST_EVERY_MS`] of mission time (and at least [`DIGEST_MIN_WAIT`] apart), what is ready
+/// since the mark goes to the link's outbox, a digest at a time, and the mark moves past it once
+/// the endpoint has taken it (the session keeps its outbox on disk, so a digest queued survives a
+/// restart; one queued but not yet marked goes again, harmlessly). The link need not be up: the
+/// outbox holds the digests until it is, and grows only as fast as mission time passes (an hour
+/// of buckets, about 12 kB, per hour).
+async fn downlink_digests(
+    telemetry: crate::telemetry::Telemetry,
+    sender: link::MessageSender,
+) -> Result<(), Error> {
+    let stopped = |_| Error::new(ErrorKind::Link, "the link endpoint stopped");
+    loop {
+        for _ in 0..DIGESTS_PER_LOOK {
+            let Some((digest, end)) = telemetry.next_digest() else {
+                break;
+            };
+            let buckets = digest.bucket_count();
+            let bytes = wire::encode_message(&Message::TelemetryDigest(digest));
+            sender.send(bytes).await.map_err(stopped)?;
+            // Returns once the endpoint took the message: in the session's outbox, on disk.
+            sender.stats_now().await.map_err(stopped)?;
+            tracing::debug!(buckets, until_ms = end, "telemetry digest queued");
+            if let Err(e) = telemetry.digest_sent(end) {
+                tracing::warn!(error = %e, "cannot save the telemetry digest's mark; a restart sends its buckets again");
+            }
+        }
+        let clock = telemetry.clock();
+        let next = clock.now_ms().saturating_add(DIGEST_EVERY_MS);
+        tokio::join!(clock.sleep_until(next), tokio::time::sleep(DIGEST_MIN_WAIT));
+    }
+}
+
 /// Handles one event of the link, trying again after an error (or a panic) up to
 /// [`link::MESSAGE_ATTEMPTS`] times; then gives up on it with an error logged and counted.
 async fn handle_with_retries(agent: &Agent, event: LinkEvent) {
@@ -98,6 +140,7 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
         });
     }
     tracing::info!(system = config.system, bind = %config.bind, link = %config.link, "flight agent running");
+    tasks.spawn(downlink_digests(agent.telemetry().clone(), sender.clone()));
     {
         let (agent, outbox) = (agent.clone(), outbox.clone());
         tasks.spawn(async move {

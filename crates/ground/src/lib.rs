@@ -50,6 +50,8 @@ mod replicas;
 mod reports;
 mod system_link;
 mod systems_view;
+mod telemetry;
+mod telemetry_plot;
 #[cfg(test)]
 mod test_core;
 mod time;

@@ -34,7 +34,8 @@
 //! decodes every one it receives (an undecodable one is logged with its sequence number, counted
 //! and acknowledged: it can never decode). It handles `Hello` and `Need` itself; what a system
 //! reports about executions (task and execution events, volume listings) is applied to the
-//! database by `reports`.
+//! database by `reports`, and its telemetry digests are stored by `telemetry` (a bucket received
+//! again replaces the same bucket).
 
 use std::collections::HashSet;
 use std::io;
@@ -50,7 +51,7 @@ use wire::{Digest, Direction, Message};
 use crate::config::SystemLink;
 use crate::encoder::{self, Encoder, UPLINK_PRIORITY};
 use crate::error::Error;
-use crate::{Core, db, downlink, mirror, reports, time};
+use crate::{Core, db, downlink, mirror, reports, telemetry, time};
 
 /// One run of a system's link on this replica: its endpoint, handler and encoder. Dropping it
 /// stops the handler, even in the middle of an event (uncommitted: the link delivers it again at
@@ -341,6 +342,7 @@ impl Event {
             Event::Message(Message::Inventory { .. }) => "inventory",
             Event::Message(Message::Cancel(_)) => "cancel",
             Event::Message(Message::Elements(_)) => "elements",
+            Event::Message(Message::TelemetryDigest(_)) => "telemetry digest",
             Event::Link(LinkEvent::Message { .. }) => "message",
             Event::Link(LinkEvent::ObjectReceived(_)) => "object received",
             Event::Link(LinkEvent::ObjectDelivered(_)) => "object delivered",
@@ -487,6 +489,7 @@ async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
         Message::Elements(_) => {
             tracing::warn!(%system, "a system sent an element set; ignored");
         }
+        Message::TelemetryDigest(digest) => telemetry::receive(core, system, &digest).await?,
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The dashboard's view of each system: its declaration and any drift of its engine from it,
-//! how the mirror of what it holds onboard compares with its last report, the next passes, the ground track as a small SVG map, and the caller's uplink queue with
-//! ETAs. Server-rendered with maud (every inserted value escaped); nothing fetched.
+//! how the mirror of what it holds onboard compares with its last report, plots of its downlinked
+//! telemetry (`telemetry_plot`), the next passes, the ground track as a small SVG map, and the
+//! caller's uplink queue with ETAs. Server-rendered with maud (every inserted value escaped); nothing fetched.
 
 use std::fmt::Write as _;
 
@@ -56,11 +57,13 @@ pub(crate) async fn section(g: &Ground, tenant: Option<&str>) -> Result<Markup, 
         let queue = queue_html(&queue::view(g, &name, tenant).await?);
         let inventory =
             inventory_html(&crate::mirror::state_seen_by(&g.core, &name, tenant).await?);
+        let telemetry = crate::telemetry_plot::section(g, &name).await?;
         blocks.push(html! {
             h3 id=(name) { (name) }
             p { "Approval: " (g.approval(&name).as_str()) "." }
             (declared)
             (inventory)
+            (telemetry)
             (sky)
             (queue)
         });

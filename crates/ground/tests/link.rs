@@ -893,3 +893,143 @@ async fn home_shows_what_each_write_and_link_event_changed() {
     );
     assert!(!page.contains("SCHEDULED</td>"), "{page}");
 }
+
+/// A digest of `minutes` one-minute buckets from `t0` (ms), of the battery and one temperature.
+fn telemetry_digest(t0: u64, minutes: std::ops::Range<u64>, soc: i32) -> Message {
+    let series = |name: &str, base: i32| wire::DigestSeries {
+        data_type: name.into(),
+        buckets: minutes
+            .clone()
+            .map(|m| wire::DigestBucket {
+                start_ms: t0 + m * 60_000,
+                count: 6,
+                min: base - 500,
+                mean: base,
+                max: base + 500,
+            })
+            .collect(),
+    };
+    Message::TelemetryDigest(wire::TelemetryDigest {
+        bucket_ms: 60_000,
+        series: vec![
+            series("battery_soc_percent", soc),
+            series("temperature_sensor0", 21_250),
+        ],
+    })
+}
+
+#[tokio::test]
+async fn telemetry_digests_are_kept_once_and_served_to_any_user_and_plotted() {
+    let (g, flight) = setup().await;
+    let t = g.login("alice").await;
+    let now = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    // An hour ago, on a whole minute: within the default window (the last 24 hours).
+    let t0 = (now - 3_600_000) / 60_000 * 60_000;
+    let before = g.get("/api/v1/systems/em/telemetry", &t).await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.text());
+    assert_eq!(before.json()["series"], json!([]));
+
+    // Three minutes, the last two again (an agent that restarted before saving its mark), the
+    // battery lower the second time: each bucket once, the last word kept.
+    flight.send(telemetry_digest(t0, 0..3, 80_000)).await;
+    flight.send(telemetry_digest(t0, 1..3, 79_000)).await;
+    flight.sync(&g, &t, "alice", "telemetry sent").await;
+
+    let r = g.get("/api/v1/systems/em/telemetry", &t).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let body: api::Telemetry = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body.system, "em");
+    assert_eq!(body.step_s, 60);
+    let types: Vec<&str> = body.series.iter().map(|s| s.data_type.as_str()).collect();
+    assert_eq!(types, ["battery_soc_percent", "temperature_sensor0"]);
+    let soc = &body.series[0].points;
+    let means: Vec<f64> = soc.iter().map(|p| p.mean).collect();
+    assert_eq!(means, [80.0, 79.0, 79.0]);
+    assert_eq!((soc[0].min, soc[0].max, soc[0].count), (79.5, 80.5, 6));
+
+    // One data type, a window of the first two minutes: two points.
+    let from = humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(t0));
+    let to = humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + Duration::from_millis(t0 + 120_000),
+    );
+    let r = g
+        .get(
+            &format!(
+                "/api/v1/systems/em/telemetry?data_type=temperature_sensor0&from={from}&to={to}"
+            ),
+            &t,
+        )
+        .await
+        .json();
+    assert_eq!(r["series"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["series"][0]["points"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(r["series"][0]["points"][0]["mean"], 21.25, "{r}");
+
+    // Bad parameters are named; an unknown system is a 404; no token, a 401.
+    for (query, says) in [
+        ("from=yesterday", "from 'yesterday' is not an RFC 3339 time"),
+        ("to=2026-13-01T00:00:00Z", "to '2026-13-01T00:00:00Z'"),
+        (
+            "data_type=Battery%20SOC",
+            "data_type: data type 'Battery SOC'",
+        ),
+        (
+            "from=2026-12-03T10:00:00Z&to=2026-12-03T09:00:00Z",
+            "is not before to",
+        ),
+        (
+            "from=2026-10-01T00:00:00Z&to=2026-12-03T00:00:00Z",
+            "spans more than 31 days",
+        ),
+        (
+            &format!(
+                "data_type={}",
+                (0..33)
+                    .map(|i| format!("t{i}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            "data_type names more than 32 data types",
+        ),
+    ] {
+        g.get(&format!("/api/v1/systems/em/telemetry?{query}"), &t)
+            .await
+            .assert_answer(StatusCode::BAD_REQUEST, says);
+    }
+    g.get("/api/v1/systems/nope/telemetry", &t)
+        .await
+        .assert_answer(StatusCode::NOT_FOUND, "system 'nope' not found");
+    let anonymous = g
+        .call(
+            axum::http::Method::GET,
+            "/api/v1/systems/em/telemetry",
+            None,
+            None,
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    // The Systems page plots the battery and the temperature.
+    let page = g
+        .send(
+            axum::http::Request::builder()
+                .uri("/systems")
+                .header("cookie", format!("orbitdock_session={t}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains("data-type=\"battery_soc_percent\""), "{html}");
+    assert!(html.contains("data-type=\"temperature_sensor0\""), "{html}");
+    assert!(html.contains("<polyline class=\"mean\""), "{html}");
+    assert!(!html.contains("no telemetry received yet"), "{html}");
+}

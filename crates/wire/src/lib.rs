@@ -11,7 +11,8 @@
 //! - chunks ([`Chunk`]): what a packet body holds — transfer data, offers, acknowledgement ranges,
 //!   status reports, the hello handshake — in a bounded, hand-specified varint layout.
 //! - [`Message`]: what ground and flight say to each other (plans, task events, requests for
-//!   objects), encoded with postcard and carried as message transfers of a `sync` session.
+//!   objects, a [`TelemetryDigest`] of the onboard history), encoded with postcard and carried as
+//!   message transfers of a `sync` session.
 //!
 //! It also holds the plain data both sides must agree on: [`Digest`], the onboard base-image
 //! [`catalogue`] (the default file of [`SystemDescription`]s: systems as data), the error codes of [`ErrorCode`] (compatible with Clustergate-2's), and the
@@ -28,6 +29,7 @@ pub mod names;
 mod packet;
 mod plan_sig;
 mod systems;
+mod telemetry;
 mod trigger;
 
 pub use catalogue_data::{BaseImage, catalogue, normalize_image_ref, of_description};
@@ -66,6 +68,10 @@ pub use systems::{
     Builder, CatalogueEntry, CatalogueError, CatalogueSource, DEFAULT_CATALOGUE_FILE, EngineImage,
     EngineReport, MAX_ENGINE_IMAGES, SystemDescription, check_catalogue, default_catalogue,
     is_platform, parse_catalogue, same_platform,
+};
+pub use telemetry::{
+    DigestBucket, DigestError, DigestSeries, MAX_BUCKET_MS, MAX_DATA_TYPE, MAX_DIGEST_BUCKETS,
+    MAX_DIGEST_SERIES, MIN_BUCKET_MS, TelemetryDigest, check_data_type,
 };
 pub use trigger::{
     Area, Condition, Deadline, GeoPoint, Light, Location, MAX_DECODE_DEPTH, MAX_POLYGON_VERTICES,

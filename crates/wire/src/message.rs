@@ -1,7 +1,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{FileDigest, InventorySummary, VolumeRef};
-use crate::{BaseImage, Digest, ElementsOrder, EngineReport, ErrorCode, Trigger, TriggerFired};
+use crate::{
+    BaseImage, Digest, ElementsOrder, EngineReport, ErrorCode, TelemetryDigest, Trigger,
+    TriggerFired,
+};
 
 /// The largest encoded [`Message`] either side accepts. Objects travel beside messages as
 /// transfers of their own, so this bounds plans and listings, not files.
@@ -143,6 +146,11 @@ pub enum Message {
     /// the triggers it waits for and for its telemetry. Added after `Cancel`, so that every
     /// other message keeps its encoding.
     Elements(ElementsOrder),
+    /// Flight → ground: buckets of the onboard telemetry history not sent before (see
+    /// [`TelemetryDigest`]); the ground keeps them (a bucket it has is replaced by the same
+    /// bucket again) and plots them. Added after `Elements`, so that every other message keeps
+    /// its encoding; a ground that predates it cannot decode it and drops it, logged.
+    TelemetryDigest(TelemetryDigest),
 }
 
 /// The longest name [`CancelOrder::by`] may carry; a longer one is cut by the ground and
@@ -623,6 +631,9 @@ pub enum DecodeMessageError {
     /// Not a valid encoding.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A valid encoding of a message that breaks one of its bounds (which, and how).
+    #[error("invalid message: {0}")]
+    Invalid(String),
 }
 
 /// Encodes a message with postcard.
@@ -631,12 +642,19 @@ pub fn encode_message(message: &Message) -> Vec<u8> {
     postcard::to_allocvec(message).unwrap_or_default()
 }
 
-/// Decodes a message, bounding its size first. Never panics.
+/// Decodes a message, bounding its size first, then checking the bounds of a
+/// [`Message::TelemetryDigest`] ([`TelemetryDigest::check`]). Never panics.
 pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeMessageError> {
     if bytes.len() > MAX_MESSAGE {
         return Err(DecodeMessageError::TooLarge(bytes.len()));
     }
-    postcard::from_bytes(bytes).map_err(|e| DecodeMessageError::Malformed(e.to_string()))
+    let message: Message =
+        postcard::from_bytes(bytes).map_err(|e| DecodeMessageError::Malformed(e.to_string()))?;
+    if let Message::TelemetryDigest(d) = &message {
+        d.check()
+            .map_err(|e| DecodeMessageError::Invalid(format!("telemetry digest: {e}")))?;
+    }
+    Ok(message)
 }
 
 #[cfg(test)]
@@ -774,6 +792,86 @@ mod tests {
         for len in 0..bytes.len() {
             assert!(decode_message(&bytes[..len]).is_err(), "{len}");
         }
+    }
+
+    fn digest(series: usize, buckets: usize) -> crate::TelemetryDigest {
+        crate::TelemetryDigest {
+            bucket_ms: 60_000,
+            series: (0..series)
+                .map(|i| crate::DigestSeries {
+                    data_type: format!("temperature_sensor{i}"),
+                    buckets: (0..buckets as u64)
+                        .map(|b| crate::DigestBucket {
+                            start_ms: 1_796_256_000_000 + b * 60_000,
+                            count: 6,
+                            min: -35_250,
+                            mean: 12_000,
+                            max: 55_000,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn refusal(d: crate::TelemetryDigest) -> String {
+        match decode_message(&encode_message(&Message::TelemetryDigest(d))) {
+            Err(DecodeMessageError::Invalid(why)) => why,
+            other => panic!("not refused as invalid: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_telemetry_digest_comes_after_the_elements_and_its_bounds_are_checked() {
+        let full = digest(crate::MAX_DIGEST_SERIES, crate::MAX_DIGEST_BUCKETS);
+        let m = Message::TelemetryDigest(full.clone());
+        let bytes = encode_message(&m);
+        // Postcard numbers variants in order: the digest came last (14).
+        assert_eq!(bytes[0], 14);
+        assert_eq!(decode_message(&bytes).unwrap(), m);
+        // Small on the link: a full digest is about 16 bytes a bucket.
+        assert!(
+            bytes.len() < 20 * full.bucket_count(),
+            "{} bytes",
+            bytes.len()
+        );
+        for len in (0..bytes.len()).step_by(97) {
+            assert!(decode_message(&bytes[..len]).is_err(), "{len}");
+        }
+
+        let why = refusal(digest(crate::MAX_DIGEST_SERIES + 1, 1));
+        assert_eq!(why, "telemetry digest: 17 series; at most 16");
+        let why = refusal(digest(1, crate::MAX_DIGEST_BUCKETS + 1));
+        assert_eq!(
+            why,
+            "telemetry digest: series 'temperature_sensor0' has 241 buckets; at most 240"
+        );
+        let mut d = digest(1, 1);
+        d.series[0].data_type = "x".repeat(crate::MAX_DATA_TYPE + 1);
+        assert!(refusal(d).contains("is longer than 40 bytes"));
+        let mut d = digest(1, 1);
+        d.series[0].data_type = "Temp C".into();
+        assert!(refusal(d).contains("a character other than"));
+        let mut d = digest(2, 1);
+        d.series[1].data_type = d.series[0].data_type.clone();
+        assert!(refusal(d).contains("comes twice"));
+        let mut d = digest(1, 1);
+        d.bucket_ms = 0;
+        assert!(refusal(d).contains("bucket width 0 ms is out of range"));
+        let mut d = digest(1, 3);
+        d.series[0].buckets[2].start_ms = d.series[0].buckets[1].start_ms;
+        assert!(refusal(d).contains("is not after the bucket before it"));
+        let mut d = digest(1, 1);
+        d.series[0].buckets[0].start_ms += 1;
+        assert!(refusal(d).contains("multiple of the bucket width"));
+        let mut d = digest(1, 1);
+        d.series[0].buckets[0].count = 0;
+        assert!(refusal(d).contains("holds no sample"));
+        let mut d = digest(1, 1);
+        d.series[0].buckets[0].mean = 60_000;
+        assert!(refusal(d).contains("min <= mean <= max"));
+        // An empty digest is valid (and useless).
+        assert!(digest(0, 0).check().is_ok());
     }
 
     #[test]

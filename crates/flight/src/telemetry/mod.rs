@@ -6,7 +6,9 @@
 //! one it started with and those its plans carried, kept in `state_dir/telemetry/elements.json`),
 //! into a bounded history that survives restarts (`store`), takes a fisheye picture (the camera
 //! task's) every [`IMAGE_EVERY_MS`], keeping the last [`MAX_IMAGES`], and answers the API
-//! (`http`), read-only but for image requests. Every query is bounded.
+//! (`http`), read-only but for image requests. Every query is bounded. Its closed one-minute
+//! buckets go down to the ground as digests ([`Telemetry::next_digest`], `digest`), sent by the
+//! agent (`agent_run`), which keeps a mark of what it sent.
 //!
 //! Pods reach it on their tenant's internal network: the agent listens on the network's gateway
 //! address (`Telemetry::listen_on`), and each pod's `/etc/hosts` names that address
@@ -23,6 +25,7 @@ use tokio::task::AbortHandle;
 
 use crate::MissionClock;
 
+mod digest;
 mod http;
 mod model;
 mod store;
@@ -77,6 +80,8 @@ struct Inner {
     listeners: tokio::sync::Mutex<HashMap<SocketAddr, AbortHandle>>,
     /// The sampler's task.
     sampler: Mutex<Option<AbortHandle>>,
+    /// The end of the last digest bucket in the link's outbox (`digest`), if any.
+    digest_mark: Mutex<Option<u64>>,
 }
 
 /// The addresses a telemetry service of this process serves on: several agents of one process
@@ -146,6 +151,7 @@ impl Telemetry {
             .ok()
             .and_then(|b| serde_json::from_slice::<wire::Elements>(&b).ok())
             .and_then(|e| current(&e).ok());
+        let digest_mark = digest::load_mark(&dir);
         Ok(Telemetry {
             inner: Arc::new(Inner {
                 dir,
@@ -156,6 +162,7 @@ impl Telemetry {
                 renewed: Arc::default(),
                 listeners: Default::default(),
                 sampler: Mutex::new(None),
+                digest_mark: Mutex::new(digest_mark),
             }),
         })
     }
@@ -298,6 +305,31 @@ impl Telemetry {
             temperatures_c: s.temperatures_c,
             illumination: s.power.illumination.clone(),
         })
+    }
+
+    /// The next digest of the history to downlink: its closed buckets after the mark (see
+    /// `digest`), at most an hour of them, with the end of its last bucket, to give
+    /// [`digest_sent`](Telemetry::digest_sent) once the digest is in the link's outbox. `None`
+    /// when no bucket is ready.
+    pub fn next_digest(&self) -> Option<(wire::TelemetryDigest, u64)> {
+        let mark = *lock(&self.inner.digest_mark);
+        let store = lock(&self.inner.store);
+        digest::digest_after(store.samples(), mark, digest::BUCKETS_PER_DIGEST)
+    }
+
+    /// Remembers that the buckets before `end_ms` are in the link's outbox: in memory at once,
+    /// and in the state dir (written, synced, renamed). An error means only the memory has it:
+    /// after a restart they go again, which the ground takes as nothing new.
+    pub fn digest_sent(&self, end_ms: u64) -> std::io::Result<()> {
+        let mut mark = lock(&self.inner.digest_mark);
+        let new = mark.map_or(end_ms, |m| m.max(end_ms));
+        *mark = Some(new);
+        digest::save_mark(&self.inner.dir, new)
+    }
+
+    /// The mission clock the service samples by.
+    pub fn clock(&self) -> MissionClock {
+        self.inner.clock
     }
 
     /// The samples held, how many (tests).

@@ -70,6 +70,7 @@ mod namespaces;
 mod operations;
 mod quotas;
 mod systems;
+mod telemetry;
 mod uplinks;
 mod usage;
 mod users;
@@ -112,6 +113,7 @@ pub(crate) use operations::{
 };
 pub(crate) use quotas::{QuotaRow, quota, quotas, set_quota};
 pub(crate) use systems::{system, upsert_system};
+pub(crate) use telemetry::{TelemetryWindow, store_digest, telemetry_points, telemetry_types};
 pub(crate) use uplinks::{
     execution_digests, execution_uplink_totals, insert_execution_object, insert_execution_plan,
     next_plan_sequence, served_objects, unfinished_plans, uplink_owners,
@@ -274,7 +276,7 @@ async fn connect(url: &str, backend: Backend, max: u32) -> Result<Db, Error> {
 
 /// Every migration, oldest first: `(version, description, SQL)`. Never edit one that has
 /// shipped: add the next.
-const MIGRATIONS: [(i64, &str, &str); 11] = [
+const MIGRATIONS: [(i64, &str, &str); 12] = [
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (
         2,
@@ -321,6 +323,11 @@ const MIGRATIONS: [(i64, &str, &str); 11] = [
         11,
         "system elements",
         include_str!("../../migrations/0011_system_elements.sql"),
+    ),
+    (
+        12,
+        "telemetry buckets",
+        include_str!("../../migrations/0012_telemetry_buckets.sql"),
     ),
 ];
 

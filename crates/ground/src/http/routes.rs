@@ -507,6 +507,26 @@ pub(crate) fn api_routes() -> Vec<ApiRoute> {
         .ok::<api::Track>(),
         route(
             Get,
+            "/systems/{system}/telemetry",
+            systems::telemetry,
+            "A system's onboard telemetry, from the digests it downlinked.",
+        )
+        .query(&[
+            (
+                "data_type",
+                false,
+                "Data types, comma-separated (default: every one the system sent).",
+            ),
+            (
+                "from",
+                false,
+                "RFC 3339 start, inclusive (default: to less 24 h).",
+            ),
+            ("to", false, "RFC 3339 end, exclusive (default: now)."),
+        ])
+        .ok::<api::Telemetry>(),
+        route(
+            Get,
             "/systems/{system}/queue",
             systems::queue,
             "A system's uplink queue, with ETAs.",

@@ -12,7 +12,7 @@ use super::{J, P, Page, Q};
 use crate::auth::{self, AuthUser, Operator, Role};
 use crate::error::ApiError;
 use crate::passes::{self, HOURS_MAX, Sky, rfc3339};
-use crate::{Ground, db, declared, elements, queue as uplink_queue, time};
+use crate::{Ground, db, declared, elements, queue as uplink_queue, telemetry, time};
 
 /// `hours` of the passes route when not given (at most [`HOURS_MAX`]).
 const HOURS_DEFAULT: u32 = 24;
@@ -249,6 +249,89 @@ pub(super) async fn track(
         always_in_contact,
         points,
     }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct TelemetryQuery {
+    data_type: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The most data types one telemetry request names.
+const TELEMETRY_TYPES_MAX: usize = 32;
+/// The window of the telemetry route when `from` is not given, ms: a day.
+const TELEMETRY_WINDOW_DEFAULT_MS: i64 = 86_400_000;
+
+/// `GET /api/v1/systems/{system}/telemetry?data_type=a,b&from=…&to=…`: the system's
+/// downlinked telemetry digests (any signed-in user: satellite telemetry, not a tenant's).
+pub(super) async fn telemetry(
+    State(g): State<Ground>,
+    _user: AuthUser,
+    P(system): P<String>,
+    Q(q): Q<TelemetryQuery>,
+) -> Result<Json<api::Telemetry>, ApiError> {
+    known_system(&g, &system)?;
+    let mut types: Vec<String> = Vec::new();
+    for name in q.data_type.as_deref().unwrap_or("").split(',') {
+        let name = name.trim();
+        if name.is_empty() || types.iter().any(|t| t == name) {
+            continue;
+        }
+        wire::check_data_type(name).map_err(|e| ApiError::bad(format!("data_type: {e}")))?;
+        if types.len() == TELEMETRY_TYPES_MAX {
+            return Err(ApiError::bad(format!(
+                "data_type names more than {TELEMETRY_TYPES_MAX} data types"
+            )));
+        }
+        types.push(name.to_string());
+    }
+    let to_ms = match q.to.as_deref() {
+        Some(t) => instant("to", t)?,
+        None => g.now().unix_millis(),
+    };
+    let from_ms = match q.from.as_deref() {
+        Some(t) => instant("from", t)?,
+        None => to_ms.saturating_sub(TELEMETRY_WINDOW_DEFAULT_MS),
+    };
+    if from_ms >= to_ms {
+        return Err(ApiError::bad(format!(
+            "from {} is not before to {}",
+            time::rfc3339(from_ms),
+            time::rfc3339(to_ms)
+        )));
+    }
+    if to_ms - from_ms > telemetry::MAX_WINDOW_MS {
+        return Err(ApiError::bad(format!(
+            "from {} to {} spans more than {} days: ask for a shorter window",
+            time::rfc3339(from_ms),
+            time::rfc3339(to_ms),
+            telemetry::MAX_WINDOW_MS / 86_400_000
+        )));
+    }
+    let step_ms = telemetry::step_for(to_ms - from_ms);
+    let series = telemetry::series(g.core(), &system, &types, from_ms, to_ms, step_ms).await?;
+    Ok(Json(api::Telemetry {
+        system,
+        from: time::rfc3339(from_ms),
+        to: time::rfc3339(to_ms),
+        step_s: u64::try_from(step_ms / 1000).unwrap_or(0),
+        series,
+    }))
+}
+
+/// A query parameter's RFC 3339 time (with its offset), ms since the Unix epoch; a 400 naming
+/// the parameter when it is not one, or before 1970.
+fn instant(name: &str, value: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .ok()
+        .map(|t| t.timestamp_millis())
+        .filter(|ms| *ms >= 0)
+        .ok_or_else(|| {
+            ApiError::bad(format!(
+                "{name} '{value}' is not an RFC 3339 time after 1970 (e.g. 2026-12-03T10:00:00Z)"
+            ))
+        })
 }
 
 /// `GET /api/v1/systems/{system}/queue`.
