@@ -340,19 +340,22 @@ async fn a_replica_takes_the_link_over_mid_uplink_with_nothing_resent() {
     let ops_b = Api::login(http_b, "ops", "ops-pw").await;
     let (_, generation_a) = ops_b.link_owner().await.expect("a holds the lease");
     let user = Api::login(http_b, &tenant, "pw").await;
+    // The file goes in through `a`: with S3, `b`'s own cache lacks it, and `b` fetches it from
+    // the bucket when it takes the transfer over.
+    let user_a = Api::login(http_a, &tenant, "pw").await;
 
     // A file of random bytes (incompressible, so it goes as itself), uplinked by an execution
     // started through `b`.
     let data: Vec<u8> = (0..FILE_BYTES).map(|_| rand::random::<u8>()).collect();
     let ns = unique("ns");
-    let (status, body) = user
+    let (status, body) = user_a
         .send(reqwest::Method::POST, "/api/v1/namespaces", |r| {
             r.json(&json!({"name": ns}))
         })
         .await;
     assert_eq!(status, 201, "{body}");
     let tar = tar_of("big.bin", &data);
-    let (status, body) = user
+    let (status, body) = user_a
         .send(
             reqwest::Method::POST,
             &format!("/api/v1/namespaces/{ns}/files"),
@@ -478,6 +481,19 @@ async fn a_replica_takes_the_link_over_mid_uplink_with_nothing_resent() {
     );
     // What `a` may not have sent is bounded by its mark's reservation (64 chunks).
     assert!(unsure_by_b <= 64 * 1500, "{unsure_by_b} B");
+    // `b` resumed the transfer where the agent's word left it: it sent no more than what the
+    // agent lacked at the kill, and the unsure chunks.
+    let lacked = FILE_BYTES as u64 - received_at_kill.min(FILE_BYTES as u64);
+    assert!(
+        sent_by_b <= lacked + 64 * 1500,
+        "b sent {sent_by_b} B new when the agent lacked {lacked} B"
+    );
+    if setup.blobs.is_some() {
+        // ...from the object it fetched from the bucket into its own cache.
+        let hex = wire::Digest::of(&data).hex();
+        let fetched = find(&root.join("ground-b"), &hex);
+        assert_eq!(fetched.len(), 1, "b's cache holds the file: {fetched:?}");
+    }
 }
 
 /// The files named `name` under `dir`.

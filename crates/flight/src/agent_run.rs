@@ -15,8 +15,9 @@ const DIGESTS_PER_LOOK: usize = 24;
 /// Downlinks the telemetry history's digests (`telemetry::digest`) while the agent runs: every
 /// [`DIGEST_EVERY_MS`] of mission time (and at least [`DIGEST_MIN_WAIT`] apart), what is ready
 /// since the mark goes to the link's outbox, a digest at a time, and the mark moves past it once
-/// the endpoint has taken it (the session keeps its outbox on disk, so a digest queued survives a
-/// restart; one queued but not yet marked goes again, harmlessly). The link need not be up: the
+/// the endpoint has queued it (the session keeps its outbox on disk, so a digest queued survives a
+/// restart; one queued but not yet marked goes again, harmlessly; one the session could not
+/// queue leaves the mark where it was). The link need not be up: the
 /// outbox holds the digests until it is, and grows only as fast as mission time passes (an hour
 /// of buckets, about 12 kB, per hour).
 async fn downlink_digests(
@@ -31,9 +32,18 @@ async fn downlink_digests(
             };
             let buckets = digest.bucket_count();
             let bytes = wire::encode_message(&Message::TelemetryDigest(digest));
+            let before = sender.stats_now().await.map_err(stopped)?.not_queued;
             sender.send(bytes).await.map_err(stopped)?;
-            // Returns once the endpoint took the message: in the session's outbox, on disk.
-            sender.stats_now().await.map_err(stopped)?;
+            // Returns once the endpoint took the message: in the session's outbox, on disk,
+            // unless the session could not queue it (its store failed): then the mark stays,
+            // and the same buckets go at the next look.
+            if sender.stats_now().await.map_err(stopped)?.not_queued != before {
+                tracing::warn!(
+                    buckets,
+                    "the link could not queue a telemetry digest; it goes at the next look"
+                );
+                break;
+            }
             tracing::debug!(buckets, until_ms = end, "telemetry digest queued");
             if let Err(e) = telemetry.digest_sent(end) {
                 tracing::warn!(error = %e, "cannot save the telemetry digest's mark; a restart sends its buckets again");

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use wire::{Message, Plan};
 
@@ -38,9 +39,9 @@ const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// The bound on a lease's exchange on a database no other replica shares (SQLite): far past
 /// any busy timeout, so that only a database that hangs for ever holds the keeper.
 const UNFENCED: Duration = Duration::from_secs(600);
-/// How often the keeper looks whether the link it is starting has started (renewing the lease
-/// each time).
-const STARTING_POLL: Duration = Duration::from_millis(250);
+/// How long [`SystemHandle::open`] waits for the link's first start when another endpoint
+/// still has its session.
+const FIRST_START_WAIT: Duration = Duration::from_secs(5);
 /// How long a replica that could not start a link it took waits before it tries to take the
 /// lease again (another replica may take it meanwhile).
 const START_FAILED_RETRY: Duration = Duration::from_secs(5);
@@ -83,6 +84,9 @@ struct Slot {
     /// The generation of the lease this replica holds, and the link it runs under it (none while
     /// the previous holder's endpoint still has the session).
     held: Mutex<Option<(i64, Option<Arc<Running>>)>>,
+    /// Told of the first start of the link: done, or failed for a reason of this replica's
+    /// (what [`SystemHandle::open`] returns).
+    first_start: Mutex<Option<oneshot::Sender<std::io::Result<()>>>>,
 }
 
 /// Who holds a system's link, for the systems view.
@@ -105,6 +109,7 @@ impl SystemHandle {
         ownership: Ownership,
     ) -> Result<SystemHandle, crate::Error> {
         let shared = db::Backend::of(&leases) == db::Backend::Postgres;
+        let (started_tx, started) = oneshot::channel();
         let slot = Arc::new(Slot {
             core,
             leases,
@@ -113,35 +118,37 @@ impl SystemHandle {
             ownership,
             counts: Arc::default(),
             held: Mutex::new(None),
+            first_start: Mutex::new(Some(started_tx)),
         });
         // The lease runs from before the request that took it: the fence counts from there.
         let asked = Instant::now();
-        if let Some(generation) = slot.acquire().await? {
-            // A previous run's endpoint in this process (a ground dropped a moment ago) may
-            // still be closing its session: give it a moment.
-            let mut tries = 0;
-            loop {
-                match slot.start().await {
-                    Ok(running) => {
-                        *slot.held.lock().unwrap() = Some((generation, Some(Arc::new(running))));
-                        break;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 20 => {
-                        tries += 1;
-                        tokio::time::sleep(Duration::from_millis(250)).await;
-                    }
-                    Err(e) => {
-                        let _ = slot.release(generation).await;
-                        return Err(e.into());
-                    }
+        let taken = slot.acquire().await?;
+        if let Some(generation) = taken {
+            *slot.held.lock().unwrap() = Some((generation, None));
+        }
+        // The keeper starts the link beside its renewals, so that a long start (fetching the
+        // objects of the transfers it resumes) never lets the lease lapse.
+        let keeper = tokio::spawn(keep(slot.clone(), asked));
+        let handle = SystemHandle {
+            slot,
+            keeper: AbortTask(keeper.abort_handle()),
+        };
+        if taken.is_some() {
+            match tokio::time::timeout(FIRST_START_WAIT, started).await {
+                Ok(Ok(Err(e))) => {
+                    handle.release().await;
+                    return Err(e.into());
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    // A previous endpoint (a ground of this process dropped a moment ago, or
+                    // one of another process) still has the session: the keeper starts the
+                    // link once it lets go.
+                    tracing::warn!(system = %config.name, "the link has not started yet: its session is still open elsewhere; it starts once free");
                 }
             }
         }
-        let keeper = tokio::spawn(keep(slot.clone(), asked));
-        Ok(SystemHandle {
-            slot,
-            keeper: AbortTask(keeper.abort_handle()),
-        })
+        Ok(handle)
     }
 
     /// Queues a plan for the system, unless the same plan already waits.
@@ -228,6 +235,13 @@ impl Slot {
 
     fn system(&self) -> &str {
         &self.config.name
+    }
+
+    /// Tells [`SystemHandle::open`] how the link's first start went (later starts tell no one).
+    fn started(&self, outcome: std::io::Result<()>) {
+        if let Some(tx) = self.first_start.lock().unwrap().take() {
+            let _ = tx.send(outcome);
+        }
     }
 
     async fn acquire(&self) -> Result<Option<i64>, sqlx::Error> {
@@ -380,50 +394,54 @@ async fn keep(slot: Arc<Slot>, asked: Instant) {
                     RENEW_EVERY.saturating_sub(sent.elapsed())
                 } else {
                     // Started beside the renewals: fetching the objects of the transfers the
-                    // link resumes may take longer than the lease lasts.
-                    match starting.take() {
-                        Some(mut st) if st.generation == generation && st.task.is_finished() => {
-                            match (&mut st.task).await {
-                                Ok(Ok(r)) => {
-                                    let mut held = slot.held.lock().unwrap();
-                                    if let Some((g, run)) = held.as_mut()
-                                        && *g == generation
-                                    {
-                                        *run = Some(Arc::new(r));
-                                    }
-                                    Duration::ZERO
-                                }
-                                Ok(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                    tracing::info!(%system, error = %e, "the link's previous holder has not let go of it yet");
-                                    RETRY_EVERY
-                                }
-                                Ok(Err(e)) => {
-                                    // Something here (an address taken, a state directory
-                                    // unreadable): another replica may do better.
-                                    tracing::error!(%system, error = %e, "cannot start the link; letting its lease go");
-                                    *slot.held.lock().unwrap() = None;
-                                    if let Err(e) = slot.release(generation).await {
-                                        tracing::warn!(%system, error = %e, "could not release the link's lease; it expires on its own");
-                                    }
-                                    START_FAILED_RETRY
-                                }
-                                Err(e) => {
-                                    tracing::error!(%system, error = %e, "starting the link failed");
-                                    RETRY_EVERY
-                                }
-                            }
-                        }
-                        Some(st) if st.generation == generation => {
-                            starting = Some(st);
-                            STARTING_POLL
-                        }
+                    // link resumes may take longer than the lease lasts. The keeper waits for
+                    // the start until the next renewal is due.
+                    let mut st = match starting.take() {
+                        Some(st) if st.generation == generation => st,
                         _ => {
                             let s = slot.clone();
-                            starting = Some(Starting {
+                            Starting {
                                 generation,
                                 task: tokio::spawn(async move { s.start().await }),
-                            });
-                            STARTING_POLL
+                            }
+                        }
+                    };
+                    let due = RENEW_EVERY.saturating_sub(sent.elapsed());
+                    match tokio::time::timeout(due, &mut st.task).await {
+                        Err(_) => {
+                            starting = Some(st);
+                            Duration::ZERO
+                        }
+                        Ok(Ok(Ok(r))) => {
+                            {
+                                let mut held = slot.held.lock().unwrap();
+                                if let Some((g, run)) = held.as_mut()
+                                    && *g == generation
+                                {
+                                    *run = Some(Arc::new(r));
+                                }
+                            }
+                            slot.started(Ok(()));
+                            RENEW_EVERY.saturating_sub(sent.elapsed())
+                        }
+                        Ok(Ok(Err(e))) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            tracing::info!(%system, error = %e, "the link's previous holder has not let go of it yet");
+                            RETRY_EVERY
+                        }
+                        Ok(Ok(Err(e))) => {
+                            // Something here (an address taken, a state directory unreadable):
+                            // another replica may do better.
+                            tracing::error!(%system, error = %e, "cannot start the link; letting its lease go");
+                            slot.started(Err(std::io::Error::new(e.kind(), e.to_string())));
+                            *slot.held.lock().unwrap() = None;
+                            if let Err(e) = slot.release(generation).await {
+                                tracing::warn!(%system, error = %e, "could not release the link's lease; it expires on its own");
+                            }
+                            START_FAILED_RETRY
+                        }
+                        Ok(Err(e)) => {
+                            tracing::error!(%system, error = %e, "starting the link failed");
+                            RETRY_EVERY
                         }
                     }
                 }

@@ -57,7 +57,12 @@ pub(crate) async fn section(g: &Ground, tenant: Option<&str>) -> Result<Markup, 
         let queue = queue_html(&queue::view(g, &name, tenant).await?);
         let inventory =
             inventory_html(&crate::mirror::state_seen_by(&g.core, &name, tenant).await?);
-        let telemetry = crate::telemetry_plot::section(g, &name).await?;
+        // Telemetry is the system's word: a failure to read or plot it is a line on the page,
+        // not a page that fails.
+        let telemetry = match crate::telemetry_plot::section(g, &name).await {
+            Ok(section) => section,
+            Err(e) => html! { p.error { "Telemetry: " (e.message()) } },
+        };
         blocks.push(html! {
             h3 id=(name) { (name) }
             p { "Approval: " (g.approval(&name).as_str()) "." }

@@ -22,7 +22,15 @@ pub(crate) async fn receive(
     system: &str,
     digest: &wire::TelemetryDigest,
 ) -> Result<(), Error> {
+    if digest.bucket_ms != db::TELEMETRY_BUCKET_MS {
+        // Buckets of two widths would overlap in a slot: the agent's width only.
+        tracing::warn!(%system, bucket_ms = digest.bucket_ms, "telemetry digest of another bucket width than the agent's refused");
+        return Ok(());
+    }
     let stored = db::store_digest(&core.db, system, digest, time::now_ms()).await?;
+    if stored.ahead > 0 {
+        tracing::warn!(%system, buckets = stored.ahead, "telemetry buckets dated more than a day ahead of the ground's clock dropped");
+    }
     if !stored.dropped_types.is_empty() {
         tracing::warn!(%system, types = ?stored.dropped_types, "telemetry of data types beyond the bound dropped");
     }

@@ -180,6 +180,11 @@ pub struct LinkStats {
     /// The delivery-rate estimate, bytes/s, that a pass without a configured rate is paced to
     /// (0 before its first sample; see `sync::Session::delivery_rate`).
     pub delivery_rate: f64,
+    /// Messages and objects the application asked to send that the session could not queue
+    /// (its store failed, or a message was too long), since the endpoint started: an
+    /// application that must know its message is on disk compares it around
+    /// [`MessageSender::stats_now`].
+    pub not_queued: u64,
 }
 
 #[derive(Debug)]
@@ -371,6 +376,7 @@ impl Reopen {
             stats: self.stats.clone(),
             last_stats: None,
             last_logged: None,
+            not_queued: 0,
         }
     }
 
@@ -499,6 +505,8 @@ struct Core {
     /// Shared with [`Reopen`], so the application's view survives a session opened again.
     stats: Arc<watch::Sender<LinkStats>>,
     last_stats: Option<Instant>,
+    /// See [`LinkStats::not_queued`].
+    not_queued: u64,
     /// When the session's counters were last logged (`link::stats`, at debug level).
     last_logged: Option<Instant>,
 }
@@ -526,6 +534,7 @@ impl Core {
                     if once && self.session.has_outgoing_message(&digest) {
                         tracing::debug!(%digest, "the message already waits in the outbox");
                     } else if let Err(e) = self.session.send_message(bytes) {
+                        self.not_queued += 1;
                         tracing::error!(error = %e, "could not queue a message");
                     }
                 }
@@ -535,6 +544,7 @@ impl Core {
                     priority,
                 } => {
                     if let Err(e) = self.session.send_object(digest, size, priority) {
+                        self.not_queued += 1;
                         tracing::error!(%digest, error = %e, "could not queue an object");
                     }
                 }
@@ -578,6 +588,7 @@ impl Core {
                 transfers: self.session.outgoing_transfers(),
                 session: self.session.stats().clone(),
                 delivery_rate: self.session.delivery_rate(),
+                not_queued: self.not_queued,
             };
             if self.last_logged.is_none_or(|t| now >= t + LOG_STATS_EVERY) {
                 self.last_logged = Some(now);

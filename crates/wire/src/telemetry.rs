@@ -129,6 +129,8 @@ impl TelemetryDigest {
                     Some("is not after the bucket before it")
                 } else if b.count == 0 {
                     Some("holds no sample")
+                } else if b.count > self.bucket_ms {
+                    Some("holds more samples than its width has milliseconds")
                 } else if !(b.min <= b.mean && b.mean <= b.max) {
                     Some("does not have min <= mean <= max")
                 } else {

@@ -6,11 +6,18 @@ use std::collections::BTreeSet;
 
 use sqlx::Row;
 
-use super::{Db, write_tx};
+use super::Db;
 
 /// How much mission time of buckets the ground keeps per system, counted back from the newest
 /// bucket a digest brings: 30 days.
 pub(crate) const TELEMETRY_RETENTION_MS: i64 = 30 * 86_400_000;
+/// The bucket width the ground takes (the agent's): digests of another width are refused, so
+/// that buckets of two widths never overlap in a slot.
+pub(crate) const BUCKET_MS: u32 = 60_000;
+/// How far past the ground's clock a bucket may start (the flight's clock may run a little
+/// ahead); a later one is dropped, so that one bucket dated far ahead cannot expire the
+/// history before it.
+pub(crate) const MAX_AHEAD_MS: i64 = 86_400_000;
 /// The most data types kept per system: the series of a data type beyond them are dropped
 /// (logged), so that a system cannot grow the table without bound by naming new ones.
 pub(crate) const MAX_TELEMETRY_TYPES: usize = 32;
@@ -24,18 +31,23 @@ pub(crate) struct Stored {
     pub(crate) dropped_types: Vec<String>,
     /// Buckets deleted as older than the retention.
     pub(crate) expired: u64,
+    /// Buckets dropped as dated too far ahead of the ground's clock.
+    pub(crate) ahead: usize,
 }
 
 /// Upserts every bucket of `digest` for `system` (one received again replaces the one held),
 /// then deletes the system's buckets older than [`TELEMETRY_RETENTION_MS`] before the newest
-/// bucket of the digest; one transaction.
+/// bucket of the digest (or before now, if that is earlier); one transaction, not one of the
+/// serialised writes (`write_tx`): a system's digests are handled one at a time by its link
+/// holder, and the rows are the system's alone. Buckets starting more than [`MAX_AHEAD_MS`]
+/// past `received_ms` are dropped (counted in [`Stored::ahead`]).
 pub(crate) async fn store_digest(
     db: &Db,
     system: &str,
     digest: &wire::TelemetryDigest,
     received_ms: i64,
 ) -> Result<Stored, sqlx::Error> {
-    let mut tx = write_tx(db).await?;
+    let mut tx = db.begin().await?;
     let mut known: BTreeSet<String> = sqlx::query_scalar::<_, String>(
         "SELECT DISTINCT data_type FROM telemetry_buckets WHERE system = $1",
     )
@@ -55,8 +67,12 @@ pub(crate) async fn store_digest(
             known.insert(series.data_type.clone());
         }
         for b in &series.buckets {
-            let Ok(start) = i64::try_from(b.start_ms) else {
-                continue;
+            let start = match i64::try_from(b.start_ms) {
+                Ok(start) if start <= received_ms.saturating_add(MAX_AHEAD_MS) => start,
+                _ => {
+                    stored.ahead += 1;
+                    continue;
+                }
             };
             sqlx::query(
                 "INSERT INTO telemetry_buckets (system, data_type, bucket_start_ms, bucket_ms,
@@ -86,7 +102,11 @@ pub(crate) async fn store_digest(
         stored.expired =
             sqlx::query("DELETE FROM telemetry_buckets WHERE system = $1 AND bucket_start_ms < $2")
                 .bind(system)
-                .bind(newest.saturating_sub(TELEMETRY_RETENTION_MS))
+                .bind(
+                    newest
+                        .min(received_ms)
+                        .saturating_sub(TELEMETRY_RETENTION_MS),
+                )
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -142,7 +162,8 @@ pub(crate) async fn telemetry_points(
     let rows = sqlx::query(
         "SELECT bucket_start_ms / $4 AS slot, MIN(bucket_start_ms) AS start_ms,
              CAST(SUM(sample_count) AS BIGINT) AS n, MIN(min_milli) AS lo,
-             MAX(max_milli) AS hi, CAST(SUM(mean_milli * sample_count) AS BIGINT) AS total
+             MAX(max_milli) AS hi,
+             SUM(CAST(mean_milli AS DOUBLE PRECISION) * sample_count) AS total
          FROM telemetry_buckets
          WHERE system = $1 AND data_type = $5 AND bucket_start_ms >= $2 AND bucket_start_ms < $3
          GROUP BY slot ORDER BY slot",
@@ -158,12 +179,13 @@ pub(crate) async fn telemetry_points(
         .map(|r| {
             let count: i64 = r.try_get("n")?;
             let (min, max): (i64, i64) = (r.try_get("lo")?, r.try_get("hi")?);
-            let total: i64 = r.try_get("total")?;
+            // Summed in floating point: thousandths times samples may pass 64 bits.
+            let total: f64 = r.try_get("total")?;
             Ok(TelemetryPoint {
                 start_ms: r.try_get("start_ms")?,
                 count,
                 min,
-                mean: (total / count.max(1)).clamp(min, max),
+                mean: ((total / count.max(1) as f64) as i64).clamp(min, max),
                 max,
             })
         })
@@ -175,6 +197,9 @@ mod tests {
     use super::*;
 
     const T0: u64 = 1_796_256_000_000;
+    /// When the tests' digests arrive: after every bucket they hold (a bucket dated more than
+    /// a day ahead of its arrival is dropped).
+    const NOW: i64 = T0 as i64 + 90 * 86_400_000;
 
     fn digest(data_type: &str, minutes: std::ops::Range<u64>, base: i32) -> wire::TelemetryDigest {
         wire::TelemetryDigest {
@@ -209,13 +234,13 @@ mod tests {
             .await
             .unwrap();
         let soc = "battery_soc_percent";
-        let stored = store_digest(&db, "fm", &digest(soc, 0..4, 80_000), 1)
+        let stored = store_digest(&db, "fm", &digest(soc, 0..4, 80_000), NOW + 1)
             .await
             .unwrap();
         assert_eq!((stored.buckets, stored.expired), (4, 0));
         // The same buckets again (an agent restarted before its mark was saved), one changed:
         // still four, the last word kept.
-        store_digest(&db, "fm", &digest(soc, 2..4, 70_000), 2)
+        store_digest(&db, "fm", &digest(soc, 2..4, 70_000), NOW + 2)
             .await
             .unwrap();
         let points = telemetry_points(&db, "fm", soc, window(0, 10, 1))
@@ -226,10 +251,10 @@ mod tests {
         assert_eq!(points[0].start_ms, T0 as i64);
         assert_eq!((points[0].count, points[0].mean), (6, 80_010));
         // Another system's, and another type's, are apart.
-        store_digest(&db, "em", &digest(soc, 0..4, 0), 3)
+        store_digest(&db, "em", &digest(soc, 0..4, 0), NOW + 3)
             .await
             .unwrap();
-        store_digest(&db, "fm", &digest("solar_w", 0..1, 0), 3)
+        store_digest(&db, "fm", &digest("solar_w", 0..1, 0), NOW + 3)
             .await
             .unwrap();
         assert_eq!(
@@ -261,7 +286,7 @@ mod tests {
         );
         // A bucket 30 days and a minute after the first removes those of the first minute.
         let later = 30 * 1440 + 1;
-        let stored = store_digest(&db, "fm", &digest(soc, later..later + 1, 0), 4)
+        let stored = store_digest(&db, "fm", &digest(soc, later..later + 1, 0), NOW + 4)
             .await
             .unwrap();
         assert_eq!(stored.expired, 2);
@@ -281,23 +306,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_bucket_dated_far_ahead_is_dropped_and_expires_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::super::open(&super::super::sqlite_url(&dir.path().join("g.sqlite")))
+            .await
+            .unwrap();
+        let soc = "battery_soc_percent";
+        store_digest(&db, "fm", &digest(soc, 0..4, 0), NOW)
+            .await
+            .unwrap();
+        // A year past the first buckets, arriving just after them: a clock gone wrong.
+        let year = 365 * 1440;
+        let stored = store_digest(&db, "fm", &digest(soc, year..year + 1, 0), T0 as i64)
+            .await
+            .unwrap();
+        assert_eq!((stored.buckets, stored.ahead, stored.expired), (0, 1, 0));
+        let kept = telemetry_points(&db, "fm", soc, window(0, 10, 1))
+            .await
+            .unwrap();
+        assert_eq!(kept.len(), 4);
+    }
+
+    #[tokio::test]
     async fn a_system_keeps_a_bounded_number_of_data_types() {
         let dir = tempfile::tempdir().unwrap();
         let db = super::super::open(&super::super::sqlite_url(&dir.path().join("g.sqlite")))
             .await
             .unwrap();
         for i in 0..MAX_TELEMETRY_TYPES {
-            store_digest(&db, "fm", &digest(&format!("t{i}"), 0..1, 0), 1)
+            store_digest(&db, "fm", &digest(&format!("t{i}"), 0..1, 0), NOW + 1)
                 .await
                 .unwrap();
         }
-        let stored = store_digest(&db, "fm", &digest("one_too_many", 0..1, 0), 1)
+        let stored = store_digest(&db, "fm", &digest("one_too_many", 0..1, 0), NOW + 1)
             .await
             .unwrap();
         assert_eq!(stored.dropped_types, ["one_too_many"]);
         assert_eq!(stored.buckets, 0);
         // A type it has still takes buckets.
-        let stored = store_digest(&db, "fm", &digest("t0", 1..2, 0), 1)
+        let stored = store_digest(&db, "fm", &digest("t0", 1..2, 0), NOW + 1)
             .await
             .unwrap();
         assert_eq!(stored.buckets, 1);

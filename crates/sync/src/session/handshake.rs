@@ -344,6 +344,8 @@ impl Session {
             // it shows that at once.)
             self.short_header = false;
             self.long_from = self.next_pn;
+            // (Data keeps going: `peer_accepts_run` stays, or a recording of an old run of the
+            // peer replayed again and again would hold this run's data back.)
         }
         let candidates = self.opener.candidates();
         self.candidate_hellos

@@ -370,8 +370,9 @@ struct Out {
     /// `unknown_bound`.
     unknown: RangeSet,
     unknown_bound: u64,
-    /// Chunks that may never have been sent before this side restarted: those after the last
-    /// one known sent when its outbox mark was saved, and below the mark. Sent once a status
+    /// Chunks that may never have been sent before this side restarted: the
+    /// [`HWM_RESERVATION`] below its saved outbox mark (saved that far ahead of the chunk
+    /// about to go). Sent once a status
     /// says they are missing, they count as [`SessionStats::payload_unsure`].
     maybe_unsent: BTreeSet<u32>,
     offer_due: bool,

@@ -78,13 +78,9 @@ impl Session {
         for entry in persisted.outbox {
             let packets = packet_count(entry.offer.size, packet_size);
             let hwm = entry.sent_hwm.min(packets);
-            // The mark was saved `HWM_RESERVATION` chunks past a chunk being sent (or at the
-            // end): that one and those before it went, the rest below the mark may not have.
-            let maybe_unsent = if hwm == 0 {
-                BTreeSet::new()
-            } else {
-                (hwm.saturating_sub(HWM_RESERVATION - 1).max(1)..hwm).collect()
-            };
+            // The mark was saved `HWM_RESERVATION` chunks past a chunk about to be sent (or at
+            // the end): those before that one went; it and the rest below the mark may not have.
+            let maybe_unsent: BTreeSet<u32> = (hwm.saturating_sub(HWM_RESERVATION)..hwm).collect();
             out.insert(
                 entry.offer.transfer,
                 Out {
