@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
-use support::{Stack, unique};
+use support::{Stack, later, unique};
 
 /// The onboard firing may be this far from the element set's prediction, mission seconds.
 const TOLERANCE_S: f64 = 5.0;
@@ -20,32 +20,6 @@ fn time(v: &Value) -> f64 {
     orbit::Epoch::parse_iso8601(s)
         .unwrap_or_else(|| panic!("not a time: {s}"))
         .unix_seconds()
-}
-
-/// `tle` with its epoch `minutes` later (the satellite a little further back along its orbit),
-/// its checksums made again.
-fn later(tle: &orbit::Tle, minutes: f64) -> orbit::Tle {
-    let e = orbit::elements_of(tle);
-    let day: f64 = e.line1[20..32].trim().parse().unwrap();
-    let mut line1 = format!(
-        "{}{:012.8}{}",
-        &e.line1[..20],
-        day + minutes / 1440.0,
-        &e.line1[32..68]
-    );
-    line1.push(checksum(&line1));
-    orbit::Tle::parse(e.name.as_deref(), &line1, &e.line2).unwrap()
-}
-
-fn checksum(line: &str) -> char {
-    let sum: u32 = line
-        .chars()
-        .map(|c| match c {
-            '-' => 1,
-            c => c.to_digit(10).unwrap_or(0),
-        })
-        .sum();
-    char::from_digit(sum % 10, 10).unwrap()
 }
 
 fn text(tle: &orbit::Tle) -> String {

@@ -10,34 +10,12 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{Stack, unique};
+use support::{Stack, later, unique};
 
 /// Mission seconds per host second.
 const SCALE: f64 = 300.0;
 /// How long the test waits for what must happen, host time: generous, for a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-/// `tle` with its epoch `minutes` later, its checksum made again (a newer set of the same
-/// satellite, which the ground takes from an operator).
-fn later(tle: &orbit::Tle, minutes: f64) -> orbit::Tle {
-    let e = orbit::elements_of(tle);
-    let day: f64 = e.line1[20..32].trim().parse().unwrap();
-    let mut line1 = format!(
-        "{}{:012.8}{}",
-        &e.line1[..20],
-        day + minutes / 1440.0,
-        &e.line1[32..68]
-    );
-    let sum: u32 = line1
-        .chars()
-        .map(|c| match c {
-            '-' => 1,
-            c => c.to_digit(10).unwrap_or(0),
-        })
-        .sum();
-    line1.push(char::from_digit(sum % 10, 10).unwrap());
-    orbit::Tle::parse(e.name.as_deref(), &line1, &e.line2).unwrap()
-}
 
 fn ms(time: &str) -> i64 {
     orbit::Epoch::parse_iso8601(time)

@@ -609,3 +609,25 @@ pub(crate) async fn run_cli(args: &[&str], session: &Path) -> Output {
     );
     out
 }
+
+/// `tle` with its epoch `minutes` later (the satellite a little further back along its orbit),
+/// its checksum made again: a newer set of the same satellite, as an operator sends one.
+pub(crate) fn later(tle: &orbit::Tle, minutes: f64) -> orbit::Tle {
+    let e = orbit::elements_of(tle);
+    let day: f64 = e.line1[20..32].trim().parse().unwrap();
+    let mut line1 = format!(
+        "{}{:012.8}{}",
+        &e.line1[..20],
+        day + minutes / 1440.0,
+        &e.line1[32..68]
+    );
+    let sum: u32 = line1
+        .chars()
+        .map(|c| match c {
+            '-' => 1,
+            c => c.to_digit(10).unwrap_or(0),
+        })
+        .sum();
+    line1.push(char::from_digit(sum % 10, 10).unwrap());
+    orbit::Tle::parse(e.name.as_deref(), &line1, &e.line2).unwrap()
+}
