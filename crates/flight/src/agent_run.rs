@@ -45,7 +45,12 @@ async fn downlink_digests(
                 break;
             }
             tracing::debug!(buckets, until_ms = end, "telemetry digest queued");
-            if let Err(e) = telemetry.digest_sent(end) {
+            let marker = telemetry.clone();
+            let saved = tokio::task::spawn_blocking(move || marker.digest_sent(end))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|saved| saved);
+            if let Err(e) = saved {
                 tracing::warn!(error = %e, "cannot save the telemetry digest's mark; a restart sends its buckets again");
             }
         }

@@ -47,43 +47,57 @@ pub(crate) fn step_for(window_ms: i64) -> i64 {
     minutes.max(1) * MIN_STEP_MS
 }
 
-/// The series of `system` in `[from_ms, to_ms)`, in points of `step_ms` (see
-/// [`step_for`]): of each of `types`, or of every data type it has sent when none are named.
-/// The caller checks the names and bounds the window.
-pub(crate) async fn series(
+/// The points of `system` in `[from_ms, to_ms)`, each `step_ms` wide (see [`step_for`]), as
+/// the database merged them: of each of `types`, or of every data type it has sent when none
+/// are named. The caller checks the names and bounds the window.
+pub(crate) async fn points(
     core: &Core,
     system: &str,
     types: &[String],
-    from_ms: i64,
-    to_ms: i64,
-    step_ms: i64,
-) -> Result<Vec<api::TelemetrySeries>, Error> {
+    window: TelemetryWindow,
+) -> Result<Vec<(String, Vec<db::TelemetryPoint>)>, Error> {
     let types = if types.is_empty() {
         db::telemetry_types(&core.db, system).await?
     } else {
         types.to_vec()
     };
-    let window = TelemetryWindow {
-        from_ms,
-        to_ms,
-        step_ms,
-    };
     let mut out = Vec::with_capacity(types.len());
     for data_type in types {
-        let points = db::telemetry_points(&core.db, system, &data_type, window)
-            .await?
-            .into_iter()
-            .map(|p| api::TelemetryPoint {
-                start: time::rfc3339(p.start_ms),
-                count: u64::try_from(p.count).unwrap_or(0),
-                min: p.min as f64 / 1000.0,
-                mean: p.mean as f64 / 1000.0,
-                max: p.max as f64 / 1000.0,
-            })
-            .collect();
-        out.push(api::TelemetrySeries { data_type, points });
+        let points = db::telemetry_points(&core.db, system, &data_type, window).await?;
+        out.push((data_type, points));
     }
     Ok(out)
+}
+
+/// [`points`] as the API answers them: times in RFC 3339, values in the series' unit.
+pub(crate) async fn series(
+    core: &Core,
+    system: &str,
+    types: &[String],
+    window: TelemetryWindow,
+) -> Result<Vec<api::TelemetrySeries>, Error> {
+    Ok(points(core, system, types, window)
+        .await?
+        .into_iter()
+        .map(|(data_type, points)| api::TelemetrySeries {
+            data_type,
+            points: points
+                .into_iter()
+                .map(|p| api::TelemetryPoint {
+                    start: time::rfc3339(p.start_ms),
+                    count: u64::try_from(p.count).unwrap_or(0),
+                    min: value(p.min),
+                    mean: value(p.mean),
+                    max: value(p.max),
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+/// A value stored in thousandths, in its unit.
+pub(crate) fn value(thousandths: i64) -> f64 {
+    thousandths as f64 / 1000.0
 }
 
 #[cfg(test)]

@@ -35,21 +35,26 @@ const RIGHT: f64 = 24.0;
 /// The telemetry of `system` as the dashboard shows it: the plots, or a line saying there is
 /// nothing to plot.
 pub(crate) async fn section(g: &Ground, system: &str) -> Result<Markup, ApiError> {
-    if db::telemetry_types(g.db(), system).await?.is_empty() {
+    if !db::has_telemetry(g.db(), system).await? {
         return Ok(html! { p.telemetry { "Telemetry: no telemetry received yet." } });
     }
     let to = g.now().unix_millis();
     let from = to - WINDOW_MS;
     let types: Vec<String> = PLOTTED.iter().map(|(t, _, _)| t.to_string()).collect();
-    let series = telemetry::series(g.core(), system, &types, from, to, STEP_MS).await?;
+    let window = db::TelemetryWindow {
+        from_ms: from,
+        to_ms: to,
+        step_ms: STEP_MS,
+    };
+    let series = telemetry::points(g.core(), system, &types, window).await?;
     Ok(html! {
         div.charts {
-            @for (s, (_, caption, unit)) in series.iter().zip(PLOTTED) {
+            @for ((data_type, points), (_, caption, unit)) in series.iter().zip(PLOTTED) {
                 figure.chart {
-                    @if s.points.is_empty() {
+                    @if points.is_empty() {
                         p { (caption) ": no telemetry in the last 24 hours." }
                     } @else {
-                        (plot(system, s, caption, unit, from, to))
+                        (plot(system, data_type, points, caption, unit, from, to))
                     }
                     figcaption { (caption) " (" (unit) "), last 24 hours: min–max band and mean" }
                 }
@@ -62,18 +67,23 @@ pub(crate) async fn section(g: &Ground, system: &str) -> Result<Markup, ApiError
 /// highest value) and the time axis (a label every [`TICK_HOURS`], UTC).
 fn plot(
     system: &str,
-    s: &api::TelemetrySeries,
+    data_type: &str,
+    points: &[db::TelemetryPoint],
     caption: &str,
     unit: &str,
     from: i64,
     to: i64,
 ) -> Markup {
-    let lo = s.points.iter().map(|p| p.min).fold(f64::INFINITY, f64::min);
-    let hi = s
-        .points
+    let lo = points
+        .iter()
+        .map(|p| p.min)
+        .min()
+        .map_or(0.0, telemetry::value);
+    let hi = points
         .iter()
         .map(|p| p.max)
-        .fold(f64::NEG_INFINITY, f64::max);
+        .max()
+        .map_or(0.0, telemetry::value);
     // A flat series gets a range around it.
     let (lo, hi) = if hi - lo < 1e-9 {
         (lo - 1.0, hi + 1.0)
@@ -82,10 +92,10 @@ fn plot(
     };
     let x = |ms: i64| LEFT + ((ms - from) as f64 / (to - from) as f64).clamp(0.0, 1.0) * WIDTH;
     let y = |v: f64| TOP + (1.0 - (v - lo) / (hi - lo)).clamp(0.0, 1.0) * HEIGHT;
-    let runs = runs(s);
+    let runs = runs(points);
     let label = format!(
         "{caption} of {system} over the last 24 hours: {} points from {lo:.1} to {hi:.1} {unit}",
-        s.points.len()
+        points.len()
     );
     let first_tick = (from + TICK_HOURS * 3_600_000 - 1) / (TICK_HOURS * 3_600_000);
     let ticks: Vec<i64> = (first_tick..)
@@ -95,7 +105,7 @@ fn plot(
     let bottom = TOP + HEIGHT;
     html! {
         svg.telemetry xmlns="http://www.w3.org/2000/svg" width=(LEFT + WIDTH + RIGHT)
-            height=(bottom + BOTTOM) role="img" aria-label=(label) data-type=(s.data_type)
+            height=(bottom + BOTTOM) role="img" aria-label=(label) data-type=(data_type)
             font-size="10" fill="#556" {
             title { (label) }
             rect x=(LEFT) y=(TOP) width=(WIDTH) height=(HEIGHT) fill="#f7f9fb" stroke="#ccd" {}
@@ -112,11 +122,12 @@ fn plot(
                 }
             }
             @for run in &runs {
-                @let centre = |p: &api::TelemetryPoint| x(start_ms(p) + STEP_MS / 2);
-                @let band: Vec<String> = run.iter().map(|p| format!("{:.1},{:.1}", centre(p), y(p.max)))
-                    .chain(run.iter().rev().map(|p| format!("{:.1},{:.1}", centre(p), y(p.min))))
+                @let centre = |p: &db::TelemetryPoint| x(slot_start(p) + STEP_MS / 2);
+                @let at = |p: &db::TelemetryPoint, v: i64| format!("{:.1},{:.1}", centre(p), y(telemetry::value(v)));
+                @let band: Vec<String> = run.iter().map(|p| at(p, p.max))
+                    .chain(run.iter().rev().map(|p| at(p, p.min)))
                     .collect();
-                @let mean: Vec<String> = run.iter().map(|p| format!("{:.1},{:.1}", centre(p), y(p.mean))).collect();
+                @let mean: Vec<String> = run.iter().map(|p| at(p, p.mean)).collect();
                 polygon.band points=(band.join(" ")) fill="#b9d3ec" stroke="#b9d3ec" stroke-width="1" {}
                 polyline.mean points=(mean.join(" ")) fill="none" stroke="#05a" stroke-width="1.5" {}
             }
@@ -124,58 +135,53 @@ fn plot(
     }
 }
 
-/// The points of `s` in runs without a gap (a missing slot breaks the band and the line).
-fn runs(s: &api::TelemetrySeries) -> Vec<Vec<&api::TelemetryPoint>> {
-    let mut runs: Vec<Vec<&api::TelemetryPoint>> = Vec::new();
-    let mut last: Option<i64> = None;
-    for p in &s.points {
-        let at = start_ms(p);
-        if last.is_none_or(|l| at - l > STEP_MS) {
-            runs.push(Vec::new());
-        }
-        if let Some(run) = runs.last_mut() {
-            run.push(p);
-        }
-        last = Some(at);
-    }
-    runs
+/// `points` in runs without a gap (a missing slot breaks the band and the line).
+fn runs(points: &[db::TelemetryPoint]) -> Vec<&[db::TelemetryPoint]> {
+    points
+        .chunk_by(|a, b| slot_start(b) - slot_start(a) <= STEP_MS)
+        .collect()
 }
 
-/// A point's start, ms (its slot's start as `telemetry::series` wrote it).
-fn start_ms(p: &api::TelemetryPoint) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(&p.start)
-        .map(|t| t.timestamp_millis())
-        .unwrap_or(0)
+/// The start of the slot a point stands for (the database gives its first bucket's start).
+fn slot_start(p: &db::TelemetryPoint) -> i64 {
+    p.start_ms - p.start_ms.rem_euclid(STEP_MS)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn point(minute: i64, mean: f64) -> api::TelemetryPoint {
-        api::TelemetryPoint {
-            start: time::rfc3339(minute * 60_000),
+    /// A point of five minutes from `minute` on (its first bucket a minute later), mean `mean`.
+    fn point(minute: i64, mean: i64) -> db::TelemetryPoint {
+        db::TelemetryPoint {
+            start_ms: (minute + 1) * 60_000,
             count: 30,
-            min: mean - 1.0,
-            mean,
-            max: mean + 1.0,
+            min: (mean - 1) * 1000,
+            mean: mean * 1000,
+            max: (mean + 1) * 1000,
         }
     }
 
     #[test]
     fn a_series_is_a_band_and_a_mean_line_on_labelled_axes_broken_at_gaps() {
-        let s = api::TelemetrySeries {
-            data_type: "battery_soc_percent".into(),
-            points: vec![
-                point(0, 80.0),
-                point(5, 79.0),
-                point(10, 78.0),
-                // Half an hour without telemetry.
-                point(45, 70.0),
-                point(50, 71.0),
-            ],
-        };
-        let svg = plot("fm", &s, "Battery <charge>", "%", 0, WINDOW_MS).into_string();
+        let points = [
+            point(0, 80),
+            point(5, 79),
+            point(10, 78),
+            // Half an hour without telemetry.
+            point(45, 70),
+            point(50, 71),
+        ];
+        let svg = plot(
+            "fm",
+            "battery_soc_percent",
+            &points,
+            "Battery <charge>",
+            "%",
+            0,
+            WINDOW_MS,
+        )
+        .into_string();
         assert_eq!(svg.matches("<polygon").count(), 2, "{svg}");
         assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
         // The value axis from the lowest minimum to the highest maximum, the time axis by hours.
@@ -183,6 +189,9 @@ mod tests {
         assert!(svg.contains(">81.0 %<"), "{svg}");
         assert!(svg.contains(">06:00Z<"), "{svg}");
         assert!(svg.contains(">18:00Z<"), "{svg}");
+        // A point stands at its slot's middle (2.5 minutes into the day: x = 52 + 0.9), not
+        // its first bucket's.
+        assert!(svg.contains("\"52.9,"), "{svg}");
         // Values are escaped.
         assert!(svg.contains("Battery &lt;charge&gt;"), "{svg}");
         assert!(!svg.contains("<charge>"), "{svg}");

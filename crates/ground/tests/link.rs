@@ -973,8 +973,14 @@ async fn telemetry_digests_are_kept_once_and_served_to_any_user_and_plotted() {
 
     // Bad parameters are named; an unknown system is a 404; no token, a 401.
     for (query, says) in [
-        ("from=yesterday", "from 'yesterday' is not an RFC 3339 time"),
-        ("to=2026-13-01T00:00:00Z", "to '2026-13-01T00:00:00Z'"),
+        (
+            "from=yesterday",
+            "from: 'yesterday' is not an RFC 3339 date and time",
+        ),
+        (
+            "to=2026-13-01T00:00:00Z",
+            "to: '2026-13-01T00:00:00Z' is not an RFC 3339 date and time",
+        ),
         (
             "data_type=Battery%20SOC",
             "data_type: data type 'Battery SOC'",

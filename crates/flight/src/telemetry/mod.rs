@@ -319,11 +319,16 @@ impl Telemetry {
 
     /// Remembers that the buckets before `end_ms` are in the link's outbox: in memory at once,
     /// and in the state dir (written, synced, renamed). An error means only the memory has it:
-    /// after a restart they go again, which the ground takes as nothing new.
+    /// after a restart they go again, which the ground takes as nothing new. It blocks on the
+    /// disk (the mark's lock is not held meanwhile): call it off the runtime's threads, one call
+    /// at a time (two at once could leave the older mark on disk).
     pub fn digest_sent(&self, end_ms: u64) -> std::io::Result<()> {
-        let mut mark = lock(&self.inner.digest_mark);
-        let new = mark.map_or(end_ms, |m| m.max(end_ms));
-        *mark = Some(new);
+        let new = {
+            let mut mark = lock(&self.inner.digest_mark);
+            let new = mark.map_or(end_ms, |m| m.max(end_ms));
+            *mark = Some(new);
+            new
+        };
         digest::save_mark(&self.inner.dir, new)
     }
 

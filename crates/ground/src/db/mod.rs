@@ -114,8 +114,8 @@ pub(crate) use operations::{
 pub(crate) use quotas::{QuotaRow, quota, quotas, set_quota};
 pub(crate) use systems::{system, upsert_system};
 pub(crate) use telemetry::{
-    BUCKET_MS as TELEMETRY_BUCKET_MS, TelemetryWindow, store_digest, telemetry_points,
-    telemetry_types,
+    BUCKET_MS as TELEMETRY_BUCKET_MS, TelemetryPoint, TelemetryWindow, has_telemetry, store_digest,
+    telemetry_points, telemetry_types,
 };
 pub(crate) use uplinks::{
     execution_digests, execution_uplink_totals, insert_execution_object, insert_execution_plan,

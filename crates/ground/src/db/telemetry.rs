@@ -141,6 +141,16 @@ pub(crate) struct TelemetryPoint {
     pub(crate) max: i64,
 }
 
+/// Whether `system` has sent any telemetry that is kept (one index probe, not a scan).
+pub(crate) async fn has_telemetry(db: &Db, system: &str) -> Result<bool, sqlx::Error> {
+    let one: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM telemetry_buckets WHERE system = $1 LIMIT 1")
+            .bind(system)
+            .fetch_optional(db)
+            .await?;
+    Ok(one.is_some())
+}
+
 /// The data types `system` has buckets of, sorted (at most [`MAX_TELEMETRY_TYPES`]).
 pub(crate) async fn telemetry_types(db: &Db, system: &str) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(

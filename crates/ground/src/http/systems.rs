@@ -310,7 +310,12 @@ pub(super) async fn telemetry(
         )));
     }
     let step_ms = telemetry::step_for(to_ms - from_ms);
-    let series = telemetry::series(g.core(), &system, &types, from_ms, to_ms, step_ms).await?;
+    let window = db::TelemetryWindow {
+        from_ms,
+        to_ms,
+        step_ms,
+    };
+    let series = telemetry::series(g.core(), &system, &types, window).await?;
     Ok(Json(api::Telemetry {
         system,
         from: time::rfc3339(from_ms),
@@ -321,17 +326,11 @@ pub(super) async fn telemetry(
 }
 
 /// A query parameter's RFC 3339 time (with its offset), ms since the Unix epoch; a 400 naming
-/// the parameter when it is not one, or before 1970.
+/// the parameter and what is wrong with it (the reading `scheduled_time` gets).
 fn instant(name: &str, value: &str) -> Result<i64, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(value)
-        .ok()
-        .map(|t| t.timestamp_millis())
-        .filter(|ms| *ms >= 0)
-        .ok_or_else(|| {
-            ApiError::bad(format!(
-                "{name} '{value}' is not an RFC 3339 time after 1970 (e.g. 2026-12-03T10:00:00Z)"
-            ))
-        })
+    crate::operation::rfc3339_ms(value)
+        .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))
+        .map_err(|e| ApiError::bad(format!("{name}: {e}")))
 }
 
 /// `GET /api/v1/systems/{system}/queue`.
