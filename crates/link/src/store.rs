@@ -157,13 +157,12 @@ impl FileStore {
     /// (a missing folder or an unreadable entry holds nothing).
     pub fn outgoing_objects(dir: &Path) -> Vec<Digest> {
         let outbox = dir.join("outbox");
-        let Ok(numbers) = numbered(&outbox, "json") else {
+        let Ok(files) = outbox_files(&outbox) else {
             return Vec::new();
         };
         let mut seen = std::collections::HashSet::new();
-        numbers
-            .into_iter()
-            .filter_map(|t| read_json::<OutboxFile>(&outbox.join(format!("{t}.json"))).ok())
+        files
+            .filter_map(|(_, f)| f.ok())
             .filter(|f| f.offer.message_seq.is_none())
             .map(|f| f.offer.digest)
             .filter(|d| seen.insert(*d))
@@ -344,6 +343,18 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
         .map_err(|e| invalid(format!("{}: {e}", path.display())))
 }
 
+/// The outgoing transfers' files in `outbox`, in transfer order: each one's path and what it
+/// reads as (a transfer's message body, if any, is beside it as `<t>.body`).
+fn outbox_files(
+    outbox: &Path,
+) -> io::Result<impl Iterator<Item = (PathBuf, io::Result<OutboxFile>)> + '_> {
+    Ok(numbered(outbox, "json")?.into_iter().map(move |t| {
+        let meta = outbox.join(format!("{t}.json"));
+        let file = read_json::<OutboxFile>(&meta);
+        (meta, file)
+    }))
+}
+
 /// Files of `dir` named `<number>.<ext>`, by number.
 fn numbered(dir: &Path, ext: &str) -> io::Result<Vec<u64>> {
     let mut out = Vec::new();
@@ -374,10 +385,10 @@ impl Store for FileStore {
             }
         };
         let mut outbox = Vec::new();
-        for t in numbered(&self.dir.join("outbox"), "json")? {
-            let meta = self.dir.join("outbox").join(format!("{t}.json"));
-            let body_path = self.dir.join("outbox").join(format!("{t}.body"));
-            let entry = read_json::<OutboxFile>(&meta).and_then(|f| {
+        let outbox_dir = self.dir.join("outbox");
+        for (meta, file) in outbox_files(&outbox_dir)? {
+            let body_path = meta.with_extension("body");
+            let entry = file.and_then(|f| {
                 let offer: Offer = f.offer.into();
                 let body = match offer.kind {
                     TransferKind::Message { .. } => Some(fs::read(&body_path)?),

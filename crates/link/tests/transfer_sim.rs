@@ -174,8 +174,9 @@ fn corrupted_forged_and_replayed_packets_are_counted_not_accepted() {
 /// sends no data until the peer accepts its packets, which it does only once the run proved its
 /// epoch). The chunks below its last saved mark, which it cannot know it sent, are counted
 /// apart and bounded by the mark's reservation, and the receiver gets no more than that twice.
-/// (In this simulation it gets 6 chunks twice whatever the seed, after the object committed: to
-/// examine; the failover test over real UDP sees none.)
+/// (In this simulation it gets 8,465 B twice whatever the seed, after the object committed,
+/// counted neither as re-sent, unsure nor spare copies: to examine; the failover test over
+/// real UDP sees none.)
 #[test]
 fn a_sender_restarted_mid_upload_sends_nothing_again_on_a_lossless_link() {
     for seed in 1..=3u64 {
@@ -198,11 +199,12 @@ fn a_sender_restarted_mid_upload_sends_nothing_again_on_a_lossless_link() {
         };
         let o = run(&s).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         eprintln!(
-            "seed {seed}: ground sent {} B new, {} B re-sent, {} B unsure; flight received {} B \
-             twice",
+            "seed {seed}: ground sent {} B new, {} B re-sent, {} B unsure, {} B spare copies; \
+             flight received {} B twice",
             o.ground.payload_sent,
             o.ground.payload_resent,
             o.ground.payload_unsure,
+            o.ground.payload_spare,
             o.flight.payload_duplicate
         );
         assert_eq!(o.ground.payload_resent, 0, "seed {seed}: {o:?}");
