@@ -251,6 +251,39 @@ pub(crate) fn make(
     Some((body, inner == INNER_REF))
 }
 
+/// The layers a [`Kind::Layers`] patch (header included) names, DiffID and size, in order;
+/// `None` when it is no readable layers patch. Whoever holds a patch can tell from this what the
+/// satellite must produce to apply it (the ground, whether a patch made earlier still fits what
+/// is onboard).
+pub fn named(patch: &[u8]) -> Option<Vec<([u8; 32], u64)>> {
+    let body = patch.get(crate::HEADER_LEN..)?;
+    if crate::Header::read(patch).ok()?.kind != Kind::Layers {
+        return None;
+    }
+    let mut r = Reader::new(body);
+    r.byte()?;
+    r.get()?;
+    let count = r.get()?;
+    if count > body.len() as u64 / 2 {
+        return None;
+    }
+    let mut out = Vec::new();
+    for _ in 0..count {
+        match r.byte()? {
+            SEG_LITERAL => {
+                r.get()?;
+            }
+            SEG_LAYER => {
+                let mut id = [0u8; 32];
+                id.copy_from_slice(r.take(32)?);
+                out.push((id, r.get()?));
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 fn corrupt(what: impl Into<String>) -> DeltaError {
     DeltaError::Corrupt {
         kind: Kind::Layers,

@@ -111,6 +111,10 @@ fn onboard_layers_cost_nothing_in_both_layouts() {
         let limits = delta::Limits::default();
         let back = delta::apply_with_layers(None, &patch, limits, &mut source).unwrap();
         assert!(back == new, "oci {oci}: byte-exact");
+        assert_eq!(
+            delta::layers::named(&patch),
+            Some(vec![(delta::sha256(&base), base.len() as u64)])
+        );
         // Without the layer: a typed error naming it.
         let e = delta::apply(None, &patch).unwrap_err();
         assert!(matches!(e, DeltaError::Layer { .. }), "{e}");
@@ -151,6 +155,7 @@ fn nothing_to_splice_is_no_layers_patch() {
     assert!(delta::make_layers(None, b"not a tar at all", &HashSet::from([[7; 32]])).is_none());
     assert!(delta::make_layers(None, &[], &HashSet::new()).is_none());
     assert!(delta::make_kind(Kind::Layers, None, &new, Default::default()).is_none());
+    assert_eq!(delta::layers::named(&delta::make(None, &new)), None);
 }
 
 /// Gives back another layer than the one asked for (a wrong or corrupted copy onboard).
