@@ -118,6 +118,30 @@ fn number(field: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// Whether `bytes` starts with a tar header (512 bytes, not all zeros, whose checksum
+/// verifies): what is worth reading whole before trying [`crate::make_layers`].
+pub fn starts_like_tar(bytes: &[u8]) -> bool {
+    bytes
+        .get(..512)
+        .is_some_and(|h| h.iter().any(|&b| b != 0) && checksum_ok(h))
+}
+
+/// The header's bytes summed with the checksum field as spaces are its checksum.
+fn checksum_ok(h: &[u8]) -> bool {
+    let sum: u64 = h
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(b)
+            }
+        })
+        .sum();
+    number(&h[148..156]) == Some(sum)
+}
+
 /// The members of the tar archive `bytes`, in order, up to its end marker or the first header
 /// that does not read (what follows is then simply not listed). Never panics.
 pub fn entries(bytes: &[u8]) -> Vec<Entry> {
@@ -127,19 +151,7 @@ pub fn entries(bytes: &[u8]) -> Vec<Entry> {
         if h.iter().all(|&b| b == 0) {
             break;
         }
-        // The checksum: the header's bytes summed with the checksum field as spaces.
-        let sum: u64 = h
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u64::from(b)
-                }
-            })
-            .sum();
-        if number(&h[148..156]) != Some(sum) {
+        if !checksum_ok(h) {
             break;
         }
         let Some(size) = number(&h[124..136]) else {

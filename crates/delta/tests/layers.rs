@@ -190,6 +190,10 @@ fn tar_entries_are_listed_and_garbage_is_not() {
     assert_eq!(&new[e[1].offset..e[1].offset + top.len()], &top[..]);
     assert!(e.iter().all(|e| e.is_file()));
     assert!(delta::layers::entries(&noise(9, 10_000)).is_empty());
+    assert!(delta::layers::starts_like_tar(&new[..512]));
+    assert!(!delta::layers::starts_like_tar(&noise(9, 10_000)));
+    assert!(!delta::layers::starts_like_tar(&[0; 1024]));
+    assert!(!delta::layers::starts_like_tar(&new[..511]));
     // A header cut or mangled anywhere: listing stops there, without a panic.
     for cut in (0..new.len()).step_by(4099) {
         delta::layers::entries(&new[..cut]);

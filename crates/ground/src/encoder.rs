@@ -129,7 +129,9 @@ pub(crate) async fn choose(
     let mut best: Option<Encoding> = None;
     // A layers patch is kept under a key naming the set of layers it may leave out: made for
     // one set, it is looked up again only for that set.
-    let layers = (!layers.is_empty()).then(|| {
+    // Only a tar archive can go as a layers patch: a file that does not start like one is not
+    // read whole again for it.
+    let layers = (!layers.is_empty() && starts_like_tar(core, target)).then(|| {
         let mut ids: Vec<Digest> = layers.iter().map(|d| Digest(*d)).collect();
         ids.sort();
         (
@@ -172,6 +174,15 @@ pub(crate) async fn choose(
         Some(e) if e.size < raw_size => Choice::Patch(e),
         _ => Choice::Raw,
     })
+}
+
+/// Whether the blob `target` starts with a tar header (see `delta::layers::starts_like_tar`).
+fn starts_like_tar(core: &Core, target: &Digest) -> bool {
+    use std::io::Read;
+    let mut first = Vec::with_capacity(512);
+    std::fs::File::open(core.blobs.path(target))
+        .and_then(|f| f.take(512).read_to_end(&mut first))
+        .is_ok_and(|_| delta::layers::starts_like_tar(&first))
 }
 
 /// A layers patch kept under a base: its base as its header says (the literals may not have
