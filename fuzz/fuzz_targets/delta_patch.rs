@@ -1,6 +1,6 @@
 //! The patch decoder of `delta` never panics and never allocates beyond its limits, whatever
 //! the patch: as given (header checks), and with a valid header around an arbitrary body so
-//! that every kind's body decoder is reached.
+//! that every kind's body decoder is reached (the layers kind with a layer source too).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -22,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
         delta::Kind::ZstdRef,
         delta::Kind::Bsdiff,
         delta::Kind::Exe,
-    ][usize::from(sel) % 4];
+        delta::Kind::Layers,
+    ][usize::from(sel) % 5];
     let header = delta::Header {
         kind,
         base_size: old.len() as u64,
@@ -35,4 +36,16 @@ fuzz_target!(|data: &[u8]| {
     header.write(&mut patch);
     patch.extend_from_slice(body);
     let _ = delta::apply_with(Some(old), &patch, limits);
+    // The layers kind with a source that has one layer (the base's bytes) and gives it for
+    // any DiffID: the apply checks size and digest.
+    let mut source = Source(old.to_vec());
+    let _ = delta::apply_with_layers(Some(old), &patch, limits, &mut source);
 });
+
+struct Source(Vec<u8>);
+
+impl delta::LayerSource for Source {
+    fn layer(&mut self, _: &[u8; 32], _: u64) -> Result<Vec<u8>, String> {
+        Ok(self.0.clone())
+    }
+}

@@ -400,8 +400,9 @@ pub struct SentObject {
     pub digest: String,
     /// Its bytes.
     pub size: u64,
-    /// How it was sent: `raw` (itself), `whole-zstd` (compressed), or a delta against `base`:
-    /// `zstd-ref`, `bsdiff` or `exe`.
+    /// How it was sent: `raw` (itself), `whole-zstd` (compressed), a delta against `base`:
+    /// `zstd-ref`, `bsdiff` or `exe`, or `layers` (a `docker save` archive without the layers
+    /// of the catalogue's images onboard; against `base` when it names one).
     pub encoding: String,
     /// What crossed the link: the object itself, or the patch, `sha256:<hex>`.
     pub object: String,

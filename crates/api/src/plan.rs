@@ -51,7 +51,9 @@ pub struct PlannedFile {
     pub size: u64,
     /// `nothing` (the same content is at that path onboard), `reference` (an identical
     /// object is onboard, or earlier in this plan), a delta against `base` (`zstd-ref`,
-    /// `bsdiff`, `exe`), `whole-zstd` (compressed) or `raw` (as itself).
+    /// `bsdiff`, `exe`), `layers` (a `docker save` archive without the layers of the
+    /// catalogue's images onboard, against `base` when it names one), `whole-zstd`
+    /// (compressed) or `raw` (as itself).
     pub encoding: String,
     /// The object onboard a delta would be made against; `null` otherwise.
     pub base: Option<String>,

@@ -320,6 +320,8 @@ pub(crate) enum PatchKind {
     Bsdiff,
     /// The executable-aware delta (ELF x86-64 or AArch64).
     Exe,
+    /// A tar archive without the members `--layers-from` holds (image layers onboard).
+    Layers,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -341,6 +343,11 @@ pub(crate) enum DeltaWhat {
         /// Make this kind only.
         #[arg(long, value_enum)]
         kind: Option<PatchKind>,
+        /// A tar archive (e.g. `docker save` of a base image onboard) whose members are layers
+        /// the satellite can produce: NEW's members with the same content are left out (the
+        /// layers kind). Repeatable.
+        #[arg(long, value_name = "ARCHIVE")]
+        layers_from: Vec<PathBuf>,
     },
     /// Turn OLD into NEW with PATCH, as the flight does: NEW is written only once its sha256
     /// is the one the patch declares.
@@ -351,6 +358,10 @@ pub(crate) enum DeltaWhat {
         patch: PathBuf,
         /// Where to write the result (refuses to overwrite).
         new: PathBuf,
+        /// A tar archive whose members give the layers a layers patch leaves out (each used only
+        /// if its sha256 is the one the patch names). Repeatable.
+        #[arg(long, value_name = "ARCHIVE")]
+        layers_from: Vec<PathBuf>,
     },
 }
 

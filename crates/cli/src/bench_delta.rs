@@ -6,8 +6,10 @@
 //! (rustc, each target whose standard library is installed) static programs, stripped as
 //! they would be deployed, with a string
 //! change, an arithmetic change that moves code and a new command-line flag; a C program whose
-//! library is bumped; a new app (no base); a 3 MB tar of Python sources with two one-line
-//! edits; a 200 MB dataset with 1 % appended. A toolchain or anchor that is absent is skipped
+//! library is bumped; a new app (no base); the same app as a `docker save` archive on the
+//! catalogue's glibc base (its stand-in, when the engine holds it), whose base layers are
+//! onboard; a 3 MB tar of Python sources with two one-line edits; a 200 MB dataset with 1 %
+//! appended. A toolchain or anchor that is absent is skipped
 //! and said so. Every patch of ours is applied by a child `orbitdock delta apply` (its peak
 //! memory is measured) and compared byte for byte; every anchor's patch is decoded by the
 //! anchor and compared too.
@@ -39,6 +41,7 @@ enum Change {
     NewApp,
     Tree,
     Dataset,
+    ImageOnBase,
 }
 
 struct Case {
@@ -47,6 +50,8 @@ struct Case {
     change: Change,
     old: Option<PathBuf>,
     new: PathBuf,
+    /// A `docker save` of the base image onboard: its layers cost nothing (the layers kind).
+    layers_from: Option<PathBuf>,
 }
 
 /// A delta tool to compare with.
@@ -150,14 +155,22 @@ pub(crate) fn run(keep: Option<PathBuf>, no_dataset: bool) -> anyhow::Result<Exi
     let _ = std::fs::remove_file(&tiny_patch);
     let _ = std::fs::remove_file(&tiny_out);
     std::fs::write(&tiny_patch, delta::make(None, b"x"))?;
-    let baseline = apply_in_child(None, &tiny_patch, &tiny_out)?;
+    let baseline = apply_in_child(None, &tiny_patch, &tiny_out, &[])?;
     let (mut met, mut missed) = (0, 0);
     for case in &cases {
         eprintln!("… {}", case.name);
         let new = std::fs::read(&case.new)?;
         let old = case.old.as_ref().map(std::fs::read).transpose()?;
         let t = Instant::now();
-        let (patch, _) = delta::make_with(old.as_deref(), &new, delta::MakeOptions::default());
+        let (mut patch, _) = delta::make_with(old.as_deref(), &new, delta::MakeOptions::default());
+        let layers_from: Vec<PathBuf> = case.layers_from.iter().cloned().collect();
+        let onboard = crate::delta::layers_of(&layers_from)?;
+        let onboard_ids: std::collections::HashSet<[u8; 32]> = onboard.0.keys().copied().collect();
+        if let Some(p) = delta::make_layers(old.as_deref(), &new, &onboard_ids)
+            && p.len() < patch.len()
+        {
+            patch = p;
+        }
         let make_s = t.elapsed().as_secs_f64();
         let kind = delta::Header::read(&patch)?.kind;
         let stem = case.new.with_extension("");
@@ -166,7 +179,8 @@ pub(crate) fn run(keep: Option<PathBuf>, no_dataset: bool) -> anyhow::Result<Exi
         let _ = std::fs::remove_file(&patch_path);
         let _ = std::fs::remove_file(&back);
         std::fs::write(&patch_path, &patch)?;
-        let rss = apply_in_child(case.old.as_deref(), &patch_path, &back)?.saturating_sub(baseline);
+        let rss = apply_in_child(case.old.as_deref(), &patch_path, &back, &layers_from)?
+            .saturating_sub(baseline);
         if std::fs::read(&back)? != new {
             bail!("{}: our patch does not round-trip", case.name);
         }
@@ -193,7 +207,29 @@ pub(crate) fn run(keep: Option<PathBuf>, no_dataset: bool) -> anyhow::Result<Exi
                 targets.push(format!("NOT met: {what}"));
             }
         };
-        if case.change == Change::NewApp {
+        if case.change == Change::ImageOnBase {
+            // Every base layer in the archive is named, not carried: 0 bytes each.
+            let named = delta::layers::named(&patch).unwrap_or_default();
+            let in_archive: Vec<u64> = delta::layers::entries(&new)
+                .iter()
+                .filter(|e| {
+                    e.is_file()
+                        && new
+                            .get(e.offset..e.offset + e.size as usize)
+                            .is_some_and(|b| onboard_ids.contains(&delta::sha256(b)))
+                })
+                .map(|e| e.size)
+                .collect();
+            let base_bytes: u64 = in_archive.iter().sum();
+            judge(
+                !in_archive.is_empty() && named.len() == in_archive.len(),
+                format!(
+                    "preloaded base layers 0 bytes ({} layers, {} bytes in the archive)",
+                    in_archive.len(),
+                    group(base_bytes)
+                ),
+            );
+        } else if case.change == Change::NewApp {
             if let Some(z) = zstd19 {
                 judge(
                     ours as f64 <= 1.02 * z as f64,
@@ -263,15 +299,25 @@ pub(crate) fn run(keep: Option<PathBuf>, no_dataset: bool) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// Applies with a child `orbitdock delta apply`; its peak resident memory (VmHWM) in bytes.
-fn apply_in_child(old: Option<&Path>, patch: &Path, out: &Path) -> anyhow::Result<u64> {
+/// Applies with a child `orbitdock delta apply` (its layers from `layers_from`); its peak
+/// resident memory (VmHWM) in bytes.
+fn apply_in_child(
+    old: Option<&Path>,
+    patch: &Path,
+    out: &Path,
+    layers_from: &[PathBuf],
+) -> anyhow::Result<u64> {
     let exe = std::env::current_exe()?;
-    let done = Command::new(exe)
-        .arg("delta")
+    let mut cmd = Command::new(exe);
+    cmd.arg("delta")
         .arg("apply")
         .arg(old.unwrap_or(Path::new("-")))
         .arg(patch)
-        .arg(out)
+        .arg(out);
+    for l in layers_from {
+        cmd.arg("--layers-from").arg(l);
+    }
+    let done = cmd
         .env("ORBITDOCK_REPORT_PEAK_MEMORY", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -17,7 +17,7 @@ struct Made {
     old: Option<String>,
     new: String,
     patch: String,
-    /// The kind of the patch written (`whole-zstd`, `zstd-ref`, `bsdiff`, `exe`).
+    /// The kind of the patch written (`whole-zstd`, `zstd-ref`, `bsdiff`, `exe`, `layers`).
     kind: String,
     /// The patch's bytes.
     bytes: u64,
@@ -53,17 +53,50 @@ pub(crate) fn run(cli: &Cli, a: DeltaArgs) -> anyhow::Result<ExitCode> {
             new,
             patch,
             kind,
+            layers_from,
         } => {
             let old = read_base(&old_path)?;
             let new_bytes = std::fs::read(&new).with_context(|| format!("{}", new.display()))?;
+            let onboard: std::collections::HashSet<[u8; 32]> =
+                layers_of(&layers_from)?.0.keys().copied().collect();
+            let layered = || {
+                (!onboard.is_empty())
+                    .then(|| delta::make_layers(old.as_deref(), &new_bytes, &onboard))
+                    .flatten()
+            };
             let (bytes, candidates) = match kind {
-                None => delta::make_with(old.as_deref(), &new_bytes, delta::MakeOptions::default()),
+                None => {
+                    let (mut best, mut tried) =
+                        delta::make_with(old.as_deref(), &new_bytes, delta::MakeOptions::default());
+                    if !onboard.is_empty() {
+                        let p = layered();
+                        tried.push(delta::Candidate {
+                            kind: delta::Kind::Layers,
+                            size: p.as_ref().map(Vec::len),
+                        });
+                        if let Some(p) = p.filter(|p| p.len() < best.len()) {
+                            best = p;
+                        }
+                    }
+                    (best, tried)
+                }
+                Some(PatchKind::Layers) => {
+                    let p = layered().context(
+                        "no layers patch: NEW is no tar archive, or none of its members is in --layers-from",
+                    )?;
+                    let c = vec![delta::Candidate {
+                        kind: delta::Kind::Layers,
+                        size: Some(p.len()),
+                    }];
+                    (p, c)
+                }
                 Some(k) => {
                     let kind = match k {
                         PatchKind::WholeZstd => delta::Kind::Whole,
                         PatchKind::ZstdRef => delta::Kind::ZstdRef,
                         PatchKind::Bsdiff => delta::Kind::Bsdiff,
                         PatchKind::Exe => delta::Kind::Exe,
+                        PatchKind::Layers => delta::Kind::Layers,
                     };
                     let p = delta::make_kind(
                         kind,
@@ -120,13 +153,20 @@ pub(crate) fn run(cli: &Cli, a: DeltaArgs) -> anyhow::Result<ExitCode> {
             old: old_path,
             patch,
             new,
+            layers_from,
         } => {
             let old = read_base(&old_path)?;
             let bytes = std::fs::read(&patch).with_context(|| format!("{}", patch.display()))?;
             let header =
                 delta::Header::read(&bytes).with_context(|| format!("{}", patch.display()))?;
-            let out = delta::apply(old.as_deref(), &bytes)
-                .with_context(|| format!("applying {}", patch.display()))?;
+            let mut layers = layers_of(&layers_from)?;
+            let out = delta::apply_with_layers(
+                old.as_deref(),
+                &bytes,
+                delta::Limits::default(),
+                &mut layers,
+            )
+            .with_context(|| format!("applying {}", patch.display()))?;
             write_new(&new, &out)?;
             if std::env::var_os("ORBITDOCK_REPORT_PEAK_MEMORY").is_some() {
                 // For `bench delta`: this process's peak resident memory (VmHWM), which a
@@ -159,6 +199,26 @@ pub(crate) fn run(cli: &Cli, a: DeltaArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The members of the tar archives `paths` of at least `delta::layers::MIN_SPLICE` bytes, by
+/// sha256: the layers `--layers-from` says the satellite can produce.
+pub(crate) fn layers_of(paths: &[std::path::PathBuf]) -> anyhow::Result<delta::MemoryLayers> {
+    let mut layers = delta::MemoryLayers::default();
+    for p in paths {
+        let bytes = std::fs::read(p).with_context(|| format!("{}", p.display()))?;
+        let entries = delta::layers::entries(&bytes);
+        if entries.is_empty() {
+            anyhow::bail!("{}: not a tar archive", p.display());
+        }
+        for e in entries {
+            if e.is_file() && e.size >= delta::layers::MIN_SPLICE {
+                let end = e.offset + e.size as usize;
+                layers.insert(bytes[e.offset..end].to_vec());
+            }
+        }
+    }
+    Ok(layers)
 }
 
 fn read_base(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {

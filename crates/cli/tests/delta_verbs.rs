@@ -211,3 +211,62 @@ fn make_and_apply_round_trip_and_refuse_bad_input() {
     assert_eq!(out.status.code(), Some(1), "not an ELF file: no exe patch");
     assert!(!at("p3").exists());
 }
+
+/// A tar of `members` (name, bytes).
+fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, bytes) in members {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, *bytes).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// `--layers-from`: an archive's members that the base archive holds are left out (the
+/// layers kind), and the patch applies only with them.
+#[test]
+fn layers_from_leaves_out_the_members_a_base_archive_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |n: &str| dir.path().join(n);
+    let base_layer: Vec<u8> = (0..40_000u32)
+        .flat_map(|i| wire::Digest::of(&i.to_le_bytes()).0)
+        .collect();
+    let base_layer = tar_of(&[("lib/libc.so", &base_layer)]);
+    let app_layer = tar_of(&[("app", b"#!/bin/sh\necho hello\n")]);
+    let new = tar_of(&[
+        ("a/layer.tar", &base_layer),
+        ("b/layer.tar", &app_layer),
+        ("manifest.json", b"[]"),
+    ]);
+    std::fs::write(at("base.tar"), tar_of(&[("x/layer.tar", &base_layer)])).unwrap();
+    std::fs::write(at("new"), &new).unwrap();
+    let made = json(&[
+        p("delta"),
+        p("make"),
+        p("-"),
+        &at("new"),
+        &at("patch"),
+        p("--layers-from"),
+        &at("base.tar"),
+    ]);
+    assert_eq!(made["kind"], "layers", "{made:#}");
+    assert!(made["bytes"].as_u64().unwrap() < 2_000, "{made:#}");
+    // Without the layers: refused, nothing written.
+    let out = orbitdock(&[p("delta"), p("apply"), p("-"), &at("patch"), &at("back")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!at("back").exists());
+    let applied = json(&[
+        p("delta"),
+        p("apply"),
+        p("-"),
+        &at("patch"),
+        &at("back"),
+        p("--layers-from"),
+        &at("base.tar"),
+    ]);
+    assert_eq!(applied["kind"], "layers");
+    assert_eq!(std::fs::read(at("back")).unwrap(), new);
+}

@@ -21,6 +21,10 @@ pub enum Kind {
     Bsdiff,
     /// The executable-aware delta of an ELF x86-64 or AArch64 file.
     Exe,
+    /// A tar (a `docker save` archive) whose entries that are layers the satellite can produce
+    /// are left out and named by their sha256 (DiffID); the rest zstd, with or without the
+    /// base as reference prefix (see `layers`).
+    Layers,
 }
 
 impl Kind {
@@ -31,6 +35,7 @@ impl Kind {
             Kind::ZstdRef => 2,
             Kind::Bsdiff => 3,
             Kind::Exe => 4,
+            Kind::Layers => 5,
         }
     }
 
@@ -41,6 +46,7 @@ impl Kind {
             2 => Kind::ZstdRef,
             3 => Kind::Bsdiff,
             4 => Kind::Exe,
+            5 => Kind::Layers,
             _ => return None,
         })
     }
@@ -52,6 +58,7 @@ impl Kind {
             Kind::ZstdRef => "zstd-ref",
             Kind::Bsdiff => "bsdiff",
             Kind::Exe => "exe",
+            Kind::Layers => "layers",
         }
     }
 }
@@ -67,7 +74,7 @@ impl std::fmt::Display for Kind {
 pub struct Header {
     /// The kind of the body.
     pub kind: Kind,
-    /// Size of the base (0 for [`Kind::Whole`]).
+    /// Size of the base (0 for [`Kind::Whole`], and for a [`Kind::Layers`] patch without one).
     pub base_size: u64,
     /// sha256 of the base (zeros for [`Kind::Whole`]).
     pub base_sha256: [u8; 32],

@@ -54,7 +54,7 @@ pub(crate) fn zstd_ref(old: &[u8], new: &[u8]) -> Vec<u8> {
     encode(Some(old), new).unwrap_or_default()
 }
 
-fn decode(
+pub(crate) fn decode(
     prefix: Option<&[u8]>,
     body: &[u8],
     size: usize,

@@ -12,6 +12,9 @@
 //! ([`Kind::Bsdiff`]); and an executable-aware delta for ELF x86-64 and AArch64 ([`Kind::Exe`],
 //! see [`exe`]): references are rewritten to absolute targets in the new address space, the old
 //! image's through an address map carried in the patch, and the rewritten images are diffed.
+//! And for tar archives (`docker save`), [`Kind::Layers`] ([`make_layers`], [`layers`]): the
+//! entries that are layers the satellite holds are named by DiffID instead of carried, and
+//! [`apply_with_layers`] gets them from a [`LayerSource`], each checked against its DiffID.
 //!
 //! **Architecture invariant:** no clock, no file or network I/O: bytes in, bytes out.
 
@@ -19,10 +22,12 @@ mod elf;
 pub mod exe;
 mod format;
 mod generic;
+pub mod layers;
 mod unwind;
 mod varint;
 
 pub use format::{HEADER_LEN, Header, Kind, MAGIC, VERSION};
+pub use layers::{LayerSource, MemoryLayers, NoLayers};
 
 use sha2::{Digest as _, Sha256};
 
@@ -74,6 +79,14 @@ pub enum DeltaError {
         /// The kind being decoded.
         kind: Kind,
         /// What failed, and where.
+        what: String,
+    },
+    /// A layer a [`Kind::Layers`] patch names could not be had, or is not that layer.
+    #[error("layer {diff_id}: {what}")]
+    Layer {
+        /// The layer's DiffID (`sha256:<hex>`).
+        diff_id: String,
+        /// What went wrong.
         what: String,
     },
     /// The patch decoded but the result is not the file the header declares.
@@ -159,8 +172,39 @@ pub fn make_with(old: Option<&[u8]>, new: &[u8], opts: MakeOptions) -> (Vec<u8>,
     (best, report)
 }
 
+/// The [`Kind::Layers`] patch turning `old` (if any) into the tar archive `new`, leaving out
+/// each entry whose content's sha256 is in `onboard` (the DiffIDs of layers the satellite can
+/// produce). `None` when `new` is no tar archive or none of its entries is such a layer. The
+/// literals left are zstd, against `old` when that is smaller (the header then names `old`
+/// as base).
+pub fn make_layers(
+    old: Option<&[u8]>,
+    new: &[u8],
+    onboard: &std::collections::HashSet<[u8; 32]>,
+) -> Option<Vec<u8>> {
+    let (body, uses_old) = layers::make(old, new, onboard)?;
+    let base = if uses_old { old } else { None };
+    Some(with_header(Kind::Layers, base, new, &body))
+}
+
+fn with_header(kind: Kind, base: Option<&[u8]>, new: &[u8], body: &[u8]) -> Vec<u8> {
+    let header = Header {
+        kind,
+        base_size: base.map_or(0, |b| b.len() as u64),
+        base_sha256: base.map_or([0; 32], sha256),
+        result_size: new.len() as u64,
+        result_sha256: sha256(new),
+        body_size: body.len() as u64,
+    };
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    header.write(&mut out);
+    out.extend_from_slice(body);
+    out
+}
+
 /// A patch of one kind, or `None` when the kind does not apply (no base, not an ELF file the
-/// executable-aware kind reads, a file too large for bsdiff).
+/// executable-aware kind reads, a file too large for bsdiff; [`Kind::Layers`] is made by
+/// [`make_layers`], which needs the layers onboard).
 pub fn make_kind(kind: Kind, old: Option<&[u8]>, new: &[u8], opts: MakeOptions) -> Option<Vec<u8>> {
     let body = match (kind, old) {
         (Kind::Whole, _) => generic::whole(new),
@@ -177,18 +221,7 @@ pub fn make_kind(kind: Kind, old: Option<&[u8]>, new: &[u8], opts: MakeOptions) 
         Kind::Whole => None,
         _ => old,
     };
-    let header = Header {
-        kind,
-        base_size: base.map_or(0, |b| b.len() as u64),
-        base_sha256: base.map_or([0; 32], sha256),
-        result_size: new.len() as u64,
-        result_sha256: sha256(new),
-        body_size: body.len() as u64,
-    };
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    header.write(&mut out);
-    out.extend_from_slice(&body);
-    Some(out)
+    Some(with_header(kind, base, new, &body))
 }
 
 /// Apply with the default [`Limits`].
@@ -200,6 +233,18 @@ pub fn apply(old: Option<&[u8]>, patch: &[u8]) -> Result<Vec<u8>, DeltaError> {
 /// header declares. Peak memory: `old`, the patch, the result, and for [`Kind::Exe`] a
 /// rewritten copy of `old` (≈ 3 × the file plus zstd's and bspatch's buffers).
 pub fn apply_with(old: Option<&[u8]>, patch: &[u8], limits: Limits) -> Result<Vec<u8>, DeltaError> {
+    apply_with_layers(old, patch, limits, &mut NoLayers)
+}
+
+/// [`apply_with`], with the layers a [`Kind::Layers`] patch names taken from `layers` (each
+/// used only once its size and sha256 are the ones the patch names). Peak memory for that kind:
+/// the base if any, the patch, the literals, the result and one layer at a time.
+pub fn apply_with_layers(
+    old: Option<&[u8]>,
+    patch: &[u8],
+    limits: Limits,
+    layers: &mut dyn LayerSource,
+) -> Result<Vec<u8>, DeltaError> {
     let header = Header::read(patch)?;
     let body = &patch[HEADER_LEN..];
     if header.result_size > limits.max_result {
@@ -211,6 +256,8 @@ pub fn apply_with(old: Option<&[u8]>, patch: &[u8], limits: Limits) -> Result<Ve
     }
     let base = match header.kind {
         Kind::Whole => None,
+        // A layers patch names a base only when its literals are encoded against one.
+        Kind::Layers if header.base_size == 0 && header.base_sha256 == [0; 32] => None,
         kind => {
             let old = old.ok_or(DeltaError::MissingBase(kind))?;
             let actual = sha256(old);
@@ -236,6 +283,12 @@ pub fn apply_with(old: Option<&[u8]>, patch: &[u8], limits: Limits) -> Result<Ve
         (Kind::ZstdRef, Some(old)) => generic::unzstd_ref(old, body, size)?,
         (Kind::Bsdiff, Some(old)) => generic::bspatch(old, body, size, Kind::Bsdiff)?,
         (Kind::Exe, Some(old)) => exe::apply(old, body, size)?,
+        (Kind::Layers, base) => {
+            if layers::uses_base(body) && base.is_none() {
+                return Err(DeltaError::MissingBase(Kind::Layers));
+            }
+            layers::apply(base, body, size, layers)?
+        }
         (kind, None) => return Err(DeltaError::MissingBase(kind)),
     };
     let actual = sha256(&out);

@@ -441,6 +441,15 @@ impl Agent {
         }
     }
 
+    /// The layers of the catalogue's images present onboard, sent after each `Hello`: what the
+    /// ground may leave out of a `docker save` archive it sends up (see `layer_source`).
+    pub async fn base_layers(&self) -> Message {
+        let exec = &self.inner.exec;
+        Message::BaseLayers {
+            images: crate::layer_source::base_layers(exec.runtime.as_ref(), &exec.bases).await,
+        }
+    }
+
     fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<PlanRecord>> {
         self.inner.queue.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -177,8 +177,18 @@ impl Agent {
     async fn apply(&self, offer: PatchOffer) {
         let _one_at_a_time = self.inner.patcher.gate.acquire().await;
         let (agent, o) = (self.clone(), offer.clone());
+        let handle = tokio::runtime::Handle::current();
         let result = tokio::task::spawn_blocking(move || {
-            let r = patches::apply(&agent.inner.exec.store, &o).map_err(|e| e.to_string());
+            let exec = &agent.inner.exec;
+            // The layers a layers patch leaves out: exported from the catalogue's images.
+            let mut layers = crate::layer_source::EngineLayers::new(
+                exec.runtime.clone(),
+                handle,
+                exec.bases.clone(),
+                exec.scratch.join("layers"),
+            );
+            let r = patches::apply(&exec.store, &o, &mut layers).map_err(|e| e.to_string());
+            drop(layers);
             agent.remove_spent(&o.patch);
             r
         })
@@ -337,6 +347,10 @@ mod tests {
     use crate::runtime::fake::FakeRuntime;
 
     fn agent(dir: &std::path::Path) -> (Agent, mpsc::Receiver<Outgoing>) {
+        agent_on(dir, FakeRuntime::default())
+    }
+
+    fn agent_on(dir: &std::path::Path, fake: FakeRuntime) -> (Agent, mpsc::Receiver<Outgoing>) {
         let (tx, rx) = mpsc::channel(1024);
         let config = AgentConfig {
             system: "em".into(),
@@ -349,8 +363,10 @@ mod tests {
             quotas: crate::Quotas::none(),
             clock: crate::ClockConfig::Host,
         };
-        let fake = Arc::new(FakeRuntime::default());
-        (Agent::with_runtime(&config, fake, tx).unwrap(), rx)
+        (
+            Agent::with_runtime(&config, Arc::new(fake), tx).unwrap(),
+            rx,
+        )
     }
 
     /// A plan uplinking `data` to `bin/app` in the volume `pvc`.
@@ -562,6 +578,137 @@ mod tests {
             let placed = dir.path().join("volumes/alice/pvc/bin/app");
             assert_eq!(std::fs::read(&placed).unwrap(), v2, "{name}");
         }
+    }
+
+    /// A layer tar holding one file of `len` bytes.
+    fn layer_tar(name: &str, seed: u32, len: usize) -> Vec<u8> {
+        let content: Vec<u8> = (0..len as u32)
+            .map(|i| (i.wrapping_mul(seed) >> 5) as u8)
+            .collect();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, &content[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    /// A `docker save`-like archive of an app on the catalogue's static base, sent as a layers
+    /// patch: the base layer comes from the engine (the catalogue image, saved), the archive
+    /// lands byte-exact. When the engine's copy of the layer is not the one named (another
+    /// image under the catalogue name), nothing is placed and the object itself is asked for.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_archive_comes_without_its_base_layers_and_a_wrong_layer_brings_the_object() {
+        let base = layer_tar("etc/lib.so", 2_654_435_761, 200_000);
+        let app = layer_tar("app", 40_503, 30_000);
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, bytes) in [
+            ("1111/layer.tar", &base[..]),
+            ("2222/layer.tar", &app[..]),
+            ("manifest.json", &b"[]"[..]),
+        ] {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, bytes).unwrap();
+        }
+        let archive = b.into_inner().unwrap();
+        let onboard = std::collections::HashSet::from([delta::sha256(&base)]);
+        let patch = delta::make_layers(None, &archive, &onboard).unwrap();
+        assert!(patch.len() < archive.len() / 4, "{} bytes", patch.len());
+        let mut wrong = base.clone();
+        wrong[3000] ^= 1;
+        for (name, engine_has) in [("right layer", base.clone()), ("wrong layer", wrong)] {
+            let dir = tempfile::tempdir().unwrap();
+            let fake = FakeRuntime::with(|s| {
+                let name = "gcr.io/distroless/static-debian12:latest".to_string();
+                s.images.insert(
+                    name.clone(),
+                    crate::runtime::ImageInfo {
+                        id: "sha256:aaaa".into(),
+                        ..Default::default()
+                    },
+                );
+                // The engine names the layer by the DiffID of the right bytes, whatever it holds.
+                s.layers.insert(
+                    name,
+                    vec![(Digest::of(&base).to_string(), engine_has.clone())],
+                );
+            });
+            let (agent, mut rx) = agent_on(dir.path(), fake);
+            let Message::BaseLayers { images } = agent.base_layers().await else {
+                panic!("base layers")
+            };
+            assert_eq!(images.len(), 1, "{name}");
+            assert_eq!(images[0].layers, vec![Digest::of(&base)], "{name}");
+            agent
+                .handle_message(Message::Plan(uplink("e", 1, &archive)))
+                .unwrap();
+            messages(&mut rx);
+            agent
+                .handle_message(Message::Patches {
+                    patches: vec![PatchOffer {
+                        target: Digest::of(&archive),
+                        patch: Digest::of(&patch),
+                        base: None,
+                        size: patch.len() as u64,
+                    }],
+                })
+                .unwrap();
+            let p = arrive(&agent, &patch);
+            let store = agent.inner.exec.store.clone();
+            let placed = dir.path().join("volumes/alice/pvc/bin/app");
+            if name == "right layer" {
+                run_until_idle(&agent).await;
+                assert!(std::fs::read(&placed).unwrap() == archive, "byte-exact");
+                assert!(wants(&messages(&mut rx)).is_empty(), "nothing asked again");
+            } else {
+                let mut asked = Vec::new();
+                for _ in 0..6000 {
+                    asked.extend(wants(&messages(&mut rx)));
+                    if !asked.is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                assert!(!store.has(&Digest::of(&archive)), "placed anyway");
+                assert_eq!(
+                    asked,
+                    [WantedObject {
+                        digest: Digest::of(&archive),
+                        bases: Vec::new(),
+                        whole: true
+                    }]
+                );
+                arrive(&agent, &archive);
+                run_until_idle(&agent).await;
+                assert!(std::fs::read(&placed).unwrap() == archive);
+            }
+            until("the patch is removed", || !store.has(&p)).await;
+            let scratch = dir.path().join("state");
+            let left: Vec<_> = walk(&scratch)
+                .into_iter()
+                .filter(|p| p.to_string_lossy().contains("/layers/save-"))
+                .collect();
+            assert!(left.is_empty(), "{name}: saved archives left: {left:?}");
+        }
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    out.extend(walk(&p));
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        out
     }
 
     /// A `Patches` removes only spent patches: not a downlink's object on its way down (not a

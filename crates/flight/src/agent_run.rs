@@ -173,7 +173,8 @@ pub async fn run(config: FlightConfig) -> Result<(), Error> {
                 first = false;
                 let hello = agent.hello().await;
                 let summary = Message::InventorySummary(agent.inventory_summary().await);
-                for m in [hello, summary] {
+                let layers = agent.base_layers().await;
+                for m in [hello, summary, layers] {
                     outbox
                         .send(Outgoing::Message(m))
                         .await

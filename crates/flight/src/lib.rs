@@ -35,6 +35,7 @@ mod disk;
 mod error;
 mod fsutil;
 mod inventory;
+mod layer_source;
 mod logbook;
 mod names;
 mod patches;

@@ -154,8 +154,13 @@ fn read_object(
 }
 
 /// Applies the announced patch (its object is in the store) and stores the result as the
-/// object asked for, verified. Nothing is stored when it fails. Blocking.
-pub(crate) fn apply(store: &ObjectStore, offer: &PatchOffer) -> Result<(), PatchError> {
+/// object asked for, verified. The layers a `delta` layers patch leaves out come from `layers`
+/// (each checked against its DiffID by `delta`). Nothing is stored when it fails. Blocking.
+pub(crate) fn apply(
+    store: &ObjectStore,
+    offer: &PatchOffer,
+    layers: &mut dyn delta::LayerSource,
+) -> Result<(), PatchError> {
     if store.has(&offer.target) {
         return Ok(());
     }
@@ -185,6 +190,8 @@ pub(crate) fn apply(store: &ObjectStore, offer: &PatchOffer) -> Result<(), Patch
     }
     let base = match header.kind {
         delta::Kind::Whole => None,
+        // A layers patch names a base only when its literals are made against one.
+        delta::Kind::Layers if header.base_size == 0 && header.base_sha256 == [0; 32] => None,
         _ => {
             let base = Digest(header.base_sha256);
             if offer.base.is_some_and(|b| b != base) {
@@ -219,7 +226,7 @@ pub(crate) fn apply(store: &ObjectStore, offer: &PatchOffer) -> Result<(), Patch
     let limits = delta::Limits {
         max_result: MAX_PATCHED_OBJECT,
     };
-    let result = delta::apply_with(base.as_deref(), &patch, limits)?;
+    let result = delta::apply_with_layers(base.as_deref(), &patch, limits, layers)?;
     drop((patch, base));
     store
         .put_object(&result, &offer.target)
@@ -266,12 +273,12 @@ mod tests {
         )
         .unwrap();
         let o = offer(&s, &delta, &new, Some(&old));
-        apply(&s, &o).unwrap();
+        apply(&s, &o, &mut delta::NoLayers).unwrap();
         assert_eq!(std::fs::read(s.path(&o.target)).unwrap(), new);
 
         let whole = delta::make(None, b"compressed object compressed object");
         let o = offer(&s, &whole, b"compressed object compressed object", None);
-        apply(&s, &o).unwrap();
+        apply(&s, &o, &mut delta::NoLayers).unwrap();
         assert!(s.has(&o.target));
     }
 
@@ -327,7 +334,7 @@ mod tests {
         };
         let too_large = |p: &[u8]| {
             let o = offer(&s, p, target, None);
-            match apply(&s, &o) {
+            match apply(&s, &o, &mut delta::NoLayers) {
                 Err(PatchError::Delta(delta::DeltaError::TooLarge { what, size, limit })) => {
                     (what, size, limit)
                 }
@@ -354,12 +361,12 @@ mod tests {
         let o = offer(&s, &longer, target, None);
         assert!(
             matches!(
-                apply(&s, &o),
+                apply(&s, &o, &mut delta::NoLayers),
                 Err(PatchError::Delta(delta::DeltaError::Corrupt { ref what, .. }))
                     if what == "9 bytes after the body"
             ),
             "{:?}",
-            apply(&s, &o)
+            apply(&s, &o, &mut delta::NoLayers)
         );
         assert!(!s.has(&Digest::of(target)));
     }
@@ -428,7 +435,7 @@ mod tests {
             ),
         ];
         for (name, o, expected) in cases {
-            let e = apply(&s, &o).unwrap_err();
+            let e = apply(&s, &o, &mut delta::NoLayers).unwrap_err();
             assert!(expected(&e), "{name}: {e:?}");
             assert!(!s.has(&o.target), "{name}: stored anyway");
             assert!(!s.has(&Digest::of(&new)), "{name}: stored anyway");
@@ -436,7 +443,10 @@ mod tests {
         // The base missing onboard.
         let (_d2, bare) = store();
         let o = offer(&bare, &good, &new, Some(&old));
-        assert!(matches!(apply(&bare, &o), Err(PatchError::MissingBase(_))));
+        assert!(matches!(
+            apply(&bare, &o, &mut delta::NoLayers),
+            Err(PatchError::MissingBase(_))
+        ));
         assert!(!bare.has(&o.target));
     }
 }

@@ -304,7 +304,19 @@ pub trait Runtime: Send + Sync + 'static {
     /// The engine's data root (`DockerRootDir` of `docker info`): where images, layers and
     /// build containers are stored.
     fn data_root(&self) -> BoxFuture<'_, RtResult<PathBuf>>;
+    /// The image's layers (`RootFS.Layers`: DiffIDs, `sha256:<hex>`, bottom first), or `None`
+    /// when there is no such image.
+    fn image_layers<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, RtResult<Option<Vec<String>>>>;
+    /// `docker save` of one image into the file `to` (created; the caller removes it), within
+    /// [`SAVE_TIMEOUT`].
+    fn save_image<'a>(&'a self, reference: &'a str, to: &'a Path) -> BoxFuture<'a, RtResult<()>>;
 }
+
+/// The longest a `docker save` of a base image may take.
+pub(crate) const SAVE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The options of every build (legacy builder). Nothing can be pulled, `RUN` steps get no
 /// network, and each step's container gets the pods' memory limit, swap included.
@@ -795,6 +807,45 @@ impl Runtime for DockerRuntime {
             }
         })
     }
+
+    fn image_layers<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, RtResult<Option<Vec<String>>>> {
+        Box::pin(async move {
+            match bounded("inspect image", self.docker.inspect_image(reference)).await {
+                Ok(i) => Ok(Some(i.root_fs.and_then(|r| r.layers).unwrap_or_default())),
+                Err(e) if e.kind == RuntimeErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn save_image<'a>(&'a self, reference: &'a str, to: &'a Path) -> BoxFuture<'a, RtResult<()>> {
+        Box::pin(async move {
+            use tokio::io::AsyncWriteExt;
+            let write_failed =
+                |e: std::io::Error| RuntimeError::failed(format!("save {reference}: {e}"));
+            let save = async {
+                let mut file = tokio::fs::File::create_new(to)
+                    .await
+                    .map_err(write_failed)?;
+                let mut stream = std::pin::pin!(self.docker.export_image(reference));
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| map_error("save image", e))?;
+                    file.write_all(&chunk).await.map_err(write_failed)?;
+                }
+                file.sync_all().await.map_err(write_failed)
+            };
+            match tokio::time::timeout(SAVE_TIMEOUT, save).await {
+                Ok(r) => r,
+                Err(_) => Err(RuntimeError {
+                    kind: RuntimeErrorKind::Timeout,
+                    message: format!("save {reference}: not done within {SAVE_TIMEOUT:?}"),
+                }),
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -866,6 +917,9 @@ pub(crate) mod fake {
         pub(crate) dangling: Vec<ImageSummary>,
         /// What a failing build leaves dangling (created when it fails).
         pub(crate) build_leaves: Option<String>,
+        /// Images' layers (DiffID as the engine writes it, and the layer tar `save_image`
+        /// writes), by name.
+        pub(crate) layers: BTreeMap<String, Vec<(String, Vec<u8>)>>,
         /// Every call, in order.
         pub(crate) calls: Vec<Call>,
         /// The contexts of builds, and the archives loaded.
@@ -1169,6 +1223,47 @@ pub(crate) mod fake {
             let root = self.script.lock().unwrap().data_root.clone();
             Box::pin(async move {
                 root.ok_or_else(|| RuntimeError::failed("docker info names no data root"))
+            })
+        }
+
+        /// The layers scripted for the image (none for an image scripted without).
+        fn image_layers<'a>(
+            &'a self,
+            reference: &'a str,
+        ) -> BoxFuture<'a, RtResult<Option<Vec<String>>>> {
+            let s = self.script.lock().unwrap();
+            let found = s.images.get(reference).map(|_| {
+                s.layers
+                    .get(reference)
+                    .map(|l| l.iter().map(|(d, _)| d.clone()).collect())
+                    .unwrap_or_default()
+            });
+            Box::pin(async move { Ok(found) })
+        }
+
+        /// A tar of the scripted layers as `<n>/layer.tar` members.
+        fn save_image<'a>(
+            &'a self,
+            reference: &'a str,
+            to: &'a Path,
+        ) -> BoxFuture<'a, RtResult<()>> {
+            let layers = self.script.lock().unwrap().layers.get(reference).cloned();
+            Box::pin(async move {
+                let layers = layers.ok_or_else(|| RuntimeError {
+                    kind: RuntimeErrorKind::NotFound,
+                    message: format!("no such image: {reference}"),
+                })?;
+                let mut b = tar::Builder::new(std::fs::File::create_new(to).unwrap());
+                for (i, (_, bytes)) in layers.iter().enumerate() {
+                    let mut h = tar::Header::new_ustar();
+                    h.set_size(bytes.len() as u64);
+                    h.set_mode(0o644);
+                    h.set_cksum();
+                    b.append_data(&mut h, format!("{i}/layer.tar"), &bytes[..])
+                        .unwrap();
+                }
+                b.finish().unwrap();
+                Ok(())
             })
         }
     }

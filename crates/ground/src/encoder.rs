@@ -1,6 +1,8 @@
 //! The uplink encoder: each object a system asks for with a `Want` is sent as the smallest of
 //! the object itself, the object compressed (`delta`'s whole-zstd kind) or a delta against an
-//! object the system holds (zstd with a reference, bsdiff, the executable-aware kind).
+//! object the system holds (zstd with a reference, bsdiff, the executable-aware kind), and for a
+//! tar archive (`docker save`), the layers kind: the members that are layers of the catalogue's
+//! images onboard (`mirror::onboard_layers`, as the system reported them) are left out.
 //!
 //! # The flow
 //!
@@ -27,6 +29,7 @@
 //! another tenant's files by naming them. Objects above [`wire::MAX_PATCHED_OBJECT`] go as
 //! themselves (the flight applies patches in memory).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,16 +92,18 @@ pub(crate) async fn want(
     Ok(())
 }
 
-/// The smallest way to send `target` (of `raw_size` bytes) to a system holding `bases`, for
-/// executions of `tenants`: making and storing the patches it has not made before (on the
-/// blocking pool). Bases the tenants may not read, that the ground lacks or that are too large
-/// are passed over.
+/// The smallest way to send `target` (of `raw_size` bytes) to a system holding `bases` and
+/// able to produce the image layers `layers` (DiffIDs of its catalogue images' layers: public,
+/// never a tenant's), for executions of `tenants`: making and storing the patches it has not
+/// made before (on the blocking pool). Bases the tenants may not read, that the ground lacks or
+/// that are too large are passed over.
 pub(crate) async fn choose(
     core: &Core,
     target: &Digest,
     raw_size: u64,
     bases: &[Digest],
     tenants: &[String],
+    layers: &HashSet<[u8; 32]>,
 ) -> Result<Choice, Error> {
     if raw_size > MAX_PATCHED_OBJECT {
         return Ok(Choice::Raw);
@@ -122,21 +127,47 @@ pub(crate) async fn choose(
         }
     }
     let mut best: Option<Encoding> = None;
+    // A layers patch is kept under a key naming the set of layers it may leave out: made for
+    // one set, it is looked up again only for that set.
+    // Only a tar archive can go as a layers patch: a file that does not start like one is not
+    // read whole again for it.
+    let layers = (!layers.is_empty() && starts_like_tar(core, target)).then(|| {
+        let mut ids: Vec<Digest> = layers.iter().map(|d| Digest(*d)).collect();
+        ids.sort();
+        (
+            wire::objects_digest(&ids),
+            std::sync::Arc::new(layers.clone()),
+        )
+    });
     for base in candidates {
-        let cached = match db::encoding(&core.db, target, base.as_ref()).await? {
-            // The row outlived its blob (a store restored without it): make it again.
-            Some(e) if core.blobs.size(&e.patch).await == Some(e.size) => Some(e),
-            _ => None,
-        };
-        let made = match cached {
-            Some(e) => e,
-            None => match make(core, *target, base).await? {
+        let mut tries = vec![None];
+        if let Some((set, ids)) = &layers {
+            let against = base.map(|b| b.to_string()).unwrap_or_default();
+            tries.push(Some((format!("layers:{set}:{against}"), ids.clone())));
+        }
+        for layered in tries {
+            let key = layered.as_ref().map(|(k, _)| k.as_str());
+            let cached = match db::encoding_keyed(&core.db, target, base.as_ref(), key).await? {
+                // The row outlived its blob (a store restored without it): make it again.
+                Some(e) if core.blobs.size(&e.patch).await == Some(e.size) => {
+                    if key.is_some() {
+                        uses_base(core, e)
+                    } else {
+                        Some(e)
+                    }
+                }
+                _ => None,
+            };
+            let made = match cached {
                 Some(e) => e,
-                None => continue,
-            },
-        };
-        if best.as_ref().is_none_or(|b| made.size < b.size) {
-            best = Some(made);
+                None => match make(core, *target, base, layered).await? {
+                    Some(e) => e,
+                    None => continue,
+                },
+            };
+            if best.as_ref().is_none_or(|b| made.size < b.size) {
+                best = Some(made);
+            }
         }
     }
     Ok(match best {
@@ -145,17 +176,44 @@ pub(crate) async fn choose(
     })
 }
 
+/// Whether the blob `target` starts with a tar header (see `delta::layers::starts_like_tar`).
+fn starts_like_tar(core: &Core, target: &Digest) -> bool {
+    use std::io::Read;
+    let mut first = Vec::with_capacity(512);
+    std::fs::File::open(core.blobs.path(target))
+        .and_then(|f| f.take(512).read_to_end(&mut first))
+        .is_ok_and(|_| delta::layers::starts_like_tar(&first))
+}
+
+/// A layers patch kept under a base: its base as its header says (the literals may not have
+/// used it); `None` when its blob does not read.
+fn uses_base(core: &Core, mut e: Encoding) -> Option<Encoding> {
+    use std::io::Read;
+    let mut header = [0u8; delta::HEADER_LEN];
+    std::fs::File::open(core.blobs.path(&e.patch))
+        .and_then(|mut f| f.read_exact(&mut header))
+        .ok()?;
+    if header[10..50].iter().all(|&b| b == 0) {
+        e.base = None;
+    }
+    Some(e)
+}
+
 /// How many patches are made at once (each is CPU-bound work on the blocking pool, up to
 /// zstd -19 and bsdiff of 256 MiB): one, whoever asks (an uplink's encoder or a tenant's plan).
 static MAKERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// Makes the smallest patch from `base` (none: the object compressed) to `target`, stores it
-/// as a blob and remembers it. `None` when a blob is missing.
+/// as a blob and remembers it. With `layers` (its key and the DiffIDs the system can produce),
+/// the layers kind instead, remembered under that key. `None` when a blob is missing, or the
+/// layers kind does not apply (no tar archive, or none of its members is such a layer).
 async fn make(
     core: &Core,
     target: Digest,
     base: Option<Digest>,
+    layers: Option<(String, std::sync::Arc<HashSet<[u8; 32]>>)>,
 ) -> Result<Option<Encoding>, Error> {
+    let key = layers.as_ref().map(|(k, _)| k.clone());
     let layout = core.blobs.layout();
     // One patch made at a time, ground-wide: the permit goes with the work, so a request
     // dropped while it runs frees nothing early and cannot pile up more.
@@ -185,12 +243,22 @@ async fn make(
             None => &[delta::Kind::Whole],
             Some(_) => &[delta::Kind::ZstdRef, delta::Kind::Bsdiff, delta::Kind::Exe],
         };
-        let best = kinds
-            .iter()
-            .filter_map(|&k| delta::make_kind(k, old.as_deref(), &new, opts).map(|p| (k, p)))
-            .min_by_key(|(_, p)| p.len());
+        let best = match &layers {
+            Some((_, ids)) => {
+                delta::make_layers(old.as_deref(), &new, ids).map(|p| (delta::Kind::Layers, p))
+            }
+            None => kinds
+                .iter()
+                .filter_map(|&k| delta::make_kind(k, old.as_deref(), &new, opts).map(|p| (k, p)))
+                .min_by_key(|(_, p)| p.len()),
+        };
         let Some((kind, patch)) = best else {
             return Ok(None);
+        };
+        // A layers patch whose literals did not use the old file names no base.
+        let base = match delta::Header::read(&patch) {
+            Ok(h) if h.base_size == 0 && h.base_sha256 == [0; 32] => None,
+            _ => base,
         };
         let digest = layout.put(&patch)?;
         Ok(Some(Encoding {
@@ -209,7 +277,7 @@ async fn make(
             .push(&[e.patch])
             .await
             .map_err(|err| Error::internal(format!("storing a patch: {err}")))?;
-        db::insert_encoding(&core.db, e).await?;
+        db::insert_encoding_keyed(&core.db, e, key.as_deref()).await?;
         tracing::debug!(target = %e.target, base = ?e.base, kind = e.kind, size = e.size, "patch made");
     }
     Ok(made)
@@ -307,7 +375,14 @@ impl Encoder {
         let choice = if w.whole {
             Choice::Raw
         } else {
-            match choose(core, &w.target, raw_size, &w.bases, &tenants).await {
+            let layers = match crate::mirror::onboard_layers(core, system).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(%system, error = %e, "cannot read the layers onboard; archives go without the layers kind");
+                    HashSet::new()
+                }
+            };
+            match choose(core, &w.target, raw_size, &w.bases, &tenants, &layers).await {
                 Ok(c) => c,
                 Err(e) => {
                     // The object itself always goes; the patch is an optimisation.
@@ -631,6 +706,101 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// A tar of `members` (name, bytes), as `docker save` writes one.
+    fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, bytes) in members {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *bytes).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// The system reports the layers of its catalogue images (and, wrongly, of a tenant's
+    /// image: dropped); an image archive on the catalogue base then goes without the base's
+    /// layer, and the patch rebuilds it byte-exact with that layer; another tenant's layer is
+    /// never left out (it stays in the patch).
+    #[tokio::test]
+    async fn an_image_archive_goes_without_the_catalogue_layers_onboard() {
+        let f = fixture().await;
+        let noise = |seed: u32, n: u32| -> Vec<u8> {
+            (0..n)
+                .flat_map(|i| Digest::of(&(i ^ (seed << 20)).to_le_bytes()).0)
+                .collect()
+        };
+        let base = tar_of(&[("lib/libc.so", &noise(1, 8_000))]);
+        let bobs = tar_of(&[("secret", &noise(2, 2_000))]);
+        let app = tar_of(&[("app", &noise(3, 300))]);
+        let archive = tar_of(&[
+            ("1/layer.tar", &base),
+            ("2/layer.tar", &bobs),
+            ("3/layer.tar", &app),
+            ("manifest.json", b"[]"),
+        ]);
+        let catalogue = wire::catalogue("linux/amd64");
+        db::upsert_system(
+            &f.core.db,
+            "em",
+            "em",
+            "linux/amd64",
+            &db::to_json(&catalogue),
+            "{}",
+            0,
+        )
+        .await
+        .unwrap();
+        let layers = |name: &str, l: &[u8]| wire::ImageLayers {
+            name: name.into(),
+            id: "sha256:aa".into(),
+            layers: vec![Digest::of(l)],
+        };
+        crate::mirror::base_layers(
+            &f.core,
+            "em",
+            vec![
+                layers(&catalogue[0].name, &base),
+                layers("tenants/bob/secret:v1", &bobs),
+            ],
+        )
+        .await
+        .unwrap();
+        let onboard = crate::mirror::onboard_layers(&f.core, "em").await.unwrap();
+        assert_eq!(
+            onboard,
+            HashSet::from([Digest::of(&base).0]),
+            "only the catalogue's"
+        );
+
+        let d = upload(&f.core, "demo", 1, &archive).await;
+        let id = execution(&f.core, d, archive.len() as u64).await;
+        f.encoder
+            .serve_all(vec![want(d, vec![], false)])
+            .await
+            .unwrap();
+        let (_, patch, size) = *queued(&f.sender).await.last().unwrap();
+        let bytes = std::fs::read(f.core.blobs.path(&patch)).unwrap();
+        assert_eq!(
+            delta::Header::read(&bytes).unwrap().kind,
+            delta::Kind::Layers
+        );
+        assert_eq!(
+            delta::layers::named(&bytes).unwrap(),
+            vec![(Digest::of(&base).0, base.len() as u64)]
+        );
+        assert!(size < (archive.len() - base.len()) as u64, "{size}");
+        let mut have = delta::MemoryLayers::default();
+        have.insert(base.clone());
+        let back =
+            delta::apply_with_layers(None, &bytes, delta::Limits::default(), &mut have).unwrap();
+        assert!(back == archive);
+        let report = report(&f.core.db, &id).await.unwrap().unwrap();
+        assert_eq!(report.sent[0].encoding, "layers");
+        assert_eq!(report.sent[0].base, None);
     }
 
     /// A base the tenant cannot read (another tenant's file) is passed over: the object goes

@@ -50,6 +50,10 @@ pub(crate) struct InventoryState {
     pub(crate) repaired: Vec<String>,
     /// When it was repaired.
     pub(crate) repaired_at: Option<i64>,
+    /// The catalogue's images onboard and their layers, as the system last reported them
+    /// (`Message::BaseLayers`; only images of the catalogue it reported in its `Hello`).
+    #[serde(default)]
+    pub(crate) base_layers: Vec<wire::ImageLayers>,
 }
 
 /// [`state`] as `tenant` may see it (`None`: an operator, who sees everything): another
@@ -173,6 +177,53 @@ pub(crate) async fn summary(
     }
     db::set_inventory_state(&core.db, system, &db::to_json(&state)).await?;
     Ok(request)
+}
+
+/// The layers of the catalogue's images onboard, as the system reports them after each `Hello`:
+/// kept with the inventory state, for images of the catalogue the system reported only (a
+/// tenant's image never lends its layers to another's archive; see [`onboard_layers`]).
+pub(crate) async fn base_layers(
+    core: &Core,
+    system: &str,
+    images: Vec<wire::ImageLayers>,
+) -> Result<(), Error> {
+    let catalogue: Vec<String> = db::system(&core.db, system)
+        .await?
+        .map(|r| db::json_or_default::<Vec<wire::BaseImage>>(&r.catalogue))
+        .unwrap_or_default()
+        .iter()
+        .map(|b| wire::normalize_image_ref(&b.name))
+        .collect();
+    let kept: Vec<wire::ImageLayers> = images
+        .into_iter()
+        .take(wire::MAX_ENGINE_IMAGES)
+        .filter(|i| catalogue.contains(&wire::normalize_image_ref(&i.name)))
+        .map(|mut i| {
+            i.layers.truncate(wire::MAX_IMAGE_LAYERS);
+            i
+        })
+        .collect();
+    let mut state = state(core, system).await?;
+    if state.base_layers != kept {
+        tracing::info!(%system, images = kept.len(), layers = kept.iter().map(|i| i.layers.len()).sum::<usize>(), "the catalogue's layers onboard");
+        state.base_layers = kept;
+        db::set_inventory_state(&core.db, system, &db::to_json(&state)).await?;
+    }
+    Ok(())
+}
+
+/// The DiffIDs of the layers `system` can produce onboard for any tenant: its catalogue images'
+/// (see [`base_layers`]).
+pub(crate) async fn onboard_layers(
+    core: &Core,
+    system: &str,
+) -> Result<std::collections::HashSet<[u8; 32]>, Error> {
+    Ok(state(core, system)
+        .await?
+        .base_layers
+        .iter()
+        .flat_map(|i| i.layers.iter().map(|d| d.0))
+        .collect())
 }
 
 /// The system's answer to an `InventoryRequest`: its objects replace the mirror's (when sent),

@@ -6,7 +6,8 @@
 //! (`nothing` when the same content is already at its landing path, `reference` otherwise, as for
 //! a file earlier in the same plan); otherwise the flight would name the object now at the
 //! landing path as a base when it holds it, and the encoder would send the smallest of the object,
-//! the object compressed and a delta against that base: the planner asks the encoder itself
+//! the object compressed, a delta against that base and, for a `docker save` archive, the layers
+//! kind leaving out the layers of the catalogue's images onboard: the planner asks the encoder itself
 //! ([`encoder::choose`]), which makes and keeps the patches, so the uplink that follows reuses
 //! them. The ETA is the queue's, for the plan's bytes queued behind what the uplink holds now.
 
@@ -106,6 +107,8 @@ pub(crate) async fn plan(
         )));
     }
     let tenants = [tenant.to_string()];
+    // The layers the system can produce for a docker save archive: its catalogue images'.
+    let layers = crate::mirror::onboard_layers(&g.core, system).await?;
     let mut seen = HashSet::new();
     let mut planned = Vec::with_capacity(files.len());
     for (source, f) in files {
@@ -131,7 +134,7 @@ pub(crate) async fn plan(
                 Some(b) if db::onboard_among(g.db(), system, &[b]).await?.contains(&b) => vec![b],
                 _ => Vec::new(),
             };
-            match encoder::choose(&g.core, &target, size, &bases, &tenants).await? {
+            match encoder::choose(&g.core, &target, size, &bases, &tenants, &layers).await? {
                 Choice::Raw => ("raw".to_string(), None, size),
                 Choice::Patch(e) => (e.kind, e.base, e.size),
             }

@@ -343,6 +343,7 @@ impl Event {
             Event::Message(Message::Cancel(_)) => "cancel",
             Event::Message(Message::Elements(_)) => "elements",
             Event::Message(Message::TelemetryDigest(_)) => "telemetry digest",
+            Event::Message(Message::BaseLayers { .. }) => "base layers",
             Event::Link(LinkEvent::Message { .. }) => "message",
             Event::Link(LinkEvent::ObjectReceived(_)) => "object received",
             Event::Link(LinkEvent::ObjectDelivered(_)) => "object delivered",
@@ -490,6 +491,7 @@ async fn handle_message(link: &Link, message: Message) -> Result<(), Error> {
             tracing::warn!(%system, "a system sent an element set; ignored");
         }
         Message::TelemetryDigest(digest) => telemetry::receive(core, system, &digest).await?,
+        Message::BaseLayers { images } => mirror::base_layers(core, system, images).await?,
     }
     Ok(())
 }

@@ -47,10 +47,10 @@ pub use inventory::{
 };
 pub use message::{
     CAMERA_MAX_SIZE, CAMERA_MIN_SIZE, CancelOrder, DecodeMessageError, Elements, ExecutionState,
-    FileEntry, FileRef, ImageEntry, ImageRef, MAX_CANCEL_BY, MAX_HELD_PLANS, MAX_MESSAGE,
-    MAX_PATCHED_OBJECT, MAX_WANT_BASES, Message, OnFailure, PLAN_VALIDITY_MS, PatchOffer, Plan,
-    PlanTask, PodPort, PortProtocol, TaskError, TaskKind, TaskOutputs, TaskState, UplinkFile,
-    WantedObject, decode_message, encode_message,
+    FileEntry, FileRef, ImageEntry, ImageLayers, ImageRef, MAX_CANCEL_BY, MAX_HELD_PLANS,
+    MAX_IMAGE_LAYERS, MAX_MESSAGE, MAX_PATCHED_OBJECT, MAX_WANT_BASES, Message, OnFailure,
+    PLAN_VALIDITY_MS, PatchOffer, Plan, PlanTask, PodPort, PortProtocol, TaskError, TaskKind,
+    TaskOutputs, TaskState, UplinkFile, WantedObject, decode_message, encode_message,
 };
 pub use names::{
     ExecutionId, FileMove, ImageName, ImageTag, MoveError, MoveField, NameError, NamespaceName,

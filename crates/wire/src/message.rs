@@ -151,6 +151,30 @@ pub enum Message {
     /// bucket again) and plots them. Added after `Elements`, so that every other message keeps
     /// its encoding; a ground that predates it cannot decode it and drops it, logged.
     TelemetryDigest(TelemetryDigest),
+    /// Flight → ground, after each `Hello`: the layers (DiffIDs: the sha256 of each layer's
+    /// uncompressed tar, as the engine records them) of the catalogue's base images present
+    /// onboard, which the agent can export from its engine. The ground leaves them out of the
+    /// `docker save` archives it sends up (`delta`'s layers kind); only catalogue images are
+    /// listed, never a tenant's. Added after `TelemetryDigest`, so that every other message keeps
+    /// its encoding; a ground that predates it cannot decode it and drops it, logged.
+    BaseLayers {
+        /// At most [`MAX_ENGINE_IMAGES`](crate::MAX_ENGINE_IMAGES) images.
+        images: Vec<ImageLayers>,
+    },
+}
+
+/// The most layers one [`ImageLayers`] lists (the ground reads no more).
+pub const MAX_IMAGE_LAYERS: usize = 128;
+
+/// A base image onboard and its layers, in [`Message::BaseLayers`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageLayers {
+    /// The catalogue name it is held under.
+    pub name: String,
+    /// Its image id, `sha256:<hex>`.
+    pub id: String,
+    /// Its layers' DiffIDs, bottom first; at most [`MAX_IMAGE_LAYERS`].
+    pub layers: Vec<Digest>,
 }
 
 /// The longest name [`CancelOrder::by`] may carry; a longer one is cut by the ground and
@@ -700,6 +724,25 @@ mod tests {
         });
         let bytes = encode_message(&m);
         assert_eq!(decode_message(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn base_layers_round_trip_as_the_last_variant() {
+        let m = Message::BaseLayers {
+            images: vec![ImageLayers {
+                name: "gcr.io/distroless/static-debian12".into(),
+                id: format!("sha256:{}", Digest::of(b"config")),
+                layers: vec![Digest::of(b"layer 1"), Digest::of(b"layer 2")],
+            }],
+        };
+        let bytes = encode_message(&m);
+        assert_eq!(decode_message(&bytes).unwrap(), m);
+        // Appended: every earlier message keeps its variant index.
+        let last = encode_message(&Message::TelemetryDigest(crate::TelemetryDigest {
+            bucket_ms: 60_000,
+            series: vec![],
+        }));
+        assert_eq!(bytes[0], last[0] + 1);
     }
 
     #[test]

@@ -22,6 +22,7 @@ fn change_label(c: Change) -> &'static str {
         Change::Flag => "new CLI flag",
         Change::DepBump => "library bump",
         Change::NewApp => "new app, preloaded base",
+        Change::ImageOnBase => "new app on preloaded base: docker save archive",
         Change::Tree => "2 files of a Python tree",
         Change::Dataset => "dataset, 1 % appended",
     }
@@ -69,6 +70,7 @@ pub(super) fn corpus(
             change: Change::DepBump,
             old: Some(built[0].clone()),
             new: bump,
+            layers_from: None,
         });
         if arch == Arch::X86 {
             cases.push(Case {
@@ -77,7 +79,22 @@ pub(super) fn corpus(
                 change: Change::NewApp,
                 old: None,
                 new: built[3].clone(),
+                layers_from: None,
             });
+            match image_on_base(dir, &built[3]) {
+                Ok(Some((archive, base))) => cases.push(Case {
+                    name: change_label(Change::ImageOnBase).to_string(),
+                    arch: Arch::Any,
+                    change: Change::ImageOnBase,
+                    old: None,
+                    new: archive,
+                    layers_from: Some(base),
+                }),
+                Ok(None) => notes.push(format!(
+                    "{BASE_IMAGE} is not in the Docker Engine (orbitdock flight seed-bases builds its stand-in): the docker save row is left out"
+                )),
+                Err(e) => notes.push(format!("docker save row left out: {e:#}")),
+            }
         }
     }
     // Go, both machines.
@@ -153,6 +170,7 @@ pub(super) fn corpus(
             change: Change::Tree,
             old: Some(old),
             new,
+            layers_from: None,
         }),
         Err(e) => notes.push(format!("Python tree left out: {e:#}")),
     }
@@ -164,6 +182,7 @@ pub(super) fn corpus(
             change: Change::Dataset,
             old: Some(old),
             new,
+            layers_from: None,
         });
     }
     Ok(cases)
@@ -198,6 +217,7 @@ fn push_variants(cases: &mut Vec<Case>, label: &str, arch: Arch, built: &[PathBu
             // Each change against the version before it, as releases follow each other.
             old: Some(built[i - 1].clone()),
             new: built[i].clone(),
+            layers_from: None,
         });
     }
 }
@@ -405,6 +425,53 @@ fn collect_py(root: &Path, dir: &Path, out: &mut Vec<String>) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+/// The catalogue base the docker save row builds on: the glibc one, whose layers are the
+/// largest of the stand-ins.
+const BASE_IMAGE: &str = "gcr.io/distroless/cc-debian12:latest";
+
+/// An image of `program` on [`BASE_IMAGE`] (built, `docker save`d, removed; labelled
+/// `org.orbitdock.bench=delta`), and the `docker save` of the base itself (what the satellite's
+/// engine can export). `None` when the base is not in the engine.
+fn image_on_base(dir: &Path, program: &Path) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
+    if !succeeds("docker", &["image", "inspect", BASE_IMAGE]) {
+        return Ok(None);
+    }
+    eprintln!("building an image on {BASE_IMAGE}…");
+    let ctx = dir.join("image-ctx");
+    let _ = std::fs::remove_dir_all(&ctx);
+    std::fs::create_dir_all(&ctx)?;
+    std::fs::copy(program, ctx.join("app"))?;
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {BASE_IMAGE}\nCOPY app /app\nENTRYPOINT [\"/app\"]\n"),
+    )?;
+    let tag = format!("orbitdock-bench/delta-app:{}", std::process::id());
+    run_ok(
+        Command::new("docker")
+            .args(["build", "-q", "--network", "none", "--label"])
+            .args(["org.orbitdock.bench=delta", "-t", &tag])
+            .arg(&ctx),
+    )?;
+    let (archive, base) = (dir.join("image-app.tar"), dir.join("image-base.tar"));
+    let _ = std::fs::remove_file(&archive);
+    let _ = std::fs::remove_file(&base);
+    let saved = run_ok(
+        Command::new("docker")
+            .args(["save", "-o"])
+            .arg(&archive)
+            .arg(&tag),
+    );
+    let _ = Command::new("docker").args(["rmi", &tag]).output();
+    saved?;
+    run_ok(
+        Command::new("docker")
+            .args(["save", "-o"])
+            .arg(&base)
+            .arg(BASE_IMAGE),
+    )?;
+    Ok(Some((archive, base)))
 }
 
 fn tar_of(files: &[(String, Vec<u8>)]) -> anyhow::Result<Vec<u8>> {

@@ -119,16 +119,34 @@ pub(crate) async fn delete_want(db: &Db, system: &str, target: &Digest) -> Resul
     Ok(())
 }
 
-/// The patch made earlier from `base` to `target`, if any.
+/// The patch made earlier from `base` to `target`, if any (the tests' view of what
+/// [`encoding_keyed`] finds without a key).
+#[cfg(test)]
 pub(crate) async fn encoding(
     db: &Db,
     target: &Digest,
     base: Option<&Digest>,
 ) -> Result<Option<Encoding>, sqlx::Error> {
+    encoding_keyed(db, target, base, None).await
+}
+
+/// The `base` column of a patch: its base, or the `key` it is kept under (the layers kind's:
+/// which layers it may leave out and which base it was made against, whether it used it or not).
+fn keyed(base: Option<&Digest>, key: Option<&str>) -> String {
+    key.map_or_else(|| base_key(base), str::to_string)
+}
+
+/// [`encoding`] of a patch kept under `key` (see [`insert_encoding_keyed`]).
+pub(crate) async fn encoding_keyed(
+    db: &Db,
+    target: &Digest,
+    base: Option<&Digest>,
+    key: Option<&str>,
+) -> Result<Option<Encoding>, sqlx::Error> {
     let row =
         sqlx::query("SELECT patch, kind, size FROM encodings WHERE target = $1 AND base = $2")
             .bind(target.to_string())
-            .bind(base_key(base))
+            .bind(keyed(base, key))
             .fetch_optional(db)
             .await?;
     row.map(|r| {
@@ -153,15 +171,26 @@ pub(crate) async fn patch_target(db: &Db, patch: &Digest) -> Result<Option<Diges
     Ok(target.and_then(|t| t.parse().ok()))
 }
 
-/// Remembers a patch (its blob is durable already).
+/// Remembers a patch (its blob is durable already), under no key.
+#[cfg(test)]
 pub(crate) async fn insert_encoding(db: &Db, e: &Encoding) -> Result<(), sqlx::Error> {
+    insert_encoding_keyed(db, e, None).await
+}
+
+/// Remembers a patch under `key` besides its target and base (the layers kind's patches, under
+/// the set of layers they may leave out).
+pub(crate) async fn insert_encoding_keyed(
+    db: &Db,
+    e: &Encoding,
+    key: Option<&str>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO encodings (target, base, patch, kind, size) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (target, base) DO UPDATE SET patch = excluded.patch, kind = excluded.kind,
              size = excluded.size",
     )
     .bind(e.target.to_string())
-    .bind(base_key(e.base.as_ref()))
+    .bind(keyed(e.base.as_ref(), key))
     .bind(e.patch.to_string())
     .bind(&e.kind)
     .bind(size(e.size))

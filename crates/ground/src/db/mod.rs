@@ -87,10 +87,12 @@ pub(crate) use downlinks::{
 };
 pub(crate) use elements::{SentElements, sent_elements, set_sent_elements};
 pub(crate) use encodings::{
-    Encoding, SentRow, UplinkWant, delete_want, encoding, execution_sends, insert_encoding,
-    insert_sends, patch_target, pending_wants, record_want, tenant_reads_blob,
-    unfinished_executions_sending,
+    Encoding, SentRow, UplinkWant, delete_want, encoding_keyed, execution_sends,
+    insert_encoding_keyed, insert_sends, patch_target, pending_wants, record_want,
+    tenant_reads_blob, unfinished_executions_sending,
 };
+#[cfg(test)]
+pub(crate) use encodings::{encoding, insert_encoding};
 pub(crate) use executions::{
     ExecutionRow, TaskRow, busy_execution, execution, executions_of, executions_where,
     insert_execution, insert_task, latest_execution_with_task, reported_images, tasks,
