@@ -84,9 +84,9 @@ impl Row {
     }
 
     fn rate_label(&self) -> String {
-        if self.rate >= 1_000_000 && self.rate % 100_000 == 0 {
+        if self.rate >= 1_000_000 && self.rate.is_multiple_of(100_000) {
             format!("{} Mbit/s", self.rate as f64 / 1e6)
-        } else if self.rate >= 1000 && self.rate % 100 == 0 {
+        } else if self.rate >= 1000 && self.rate.is_multiple_of(100) {
             format!("{} kbit/s", self.rate as f64 / 1e3)
         } else {
             format!("{} bit/s", self.rate)
@@ -414,6 +414,9 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "NO" }
 }
 
+/// A protocol's run of a row, once it ran.
+type Run = Option<anyhow::Result<Outcome>>;
+
 /// Which protocol a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
@@ -489,11 +492,11 @@ pub(crate) async fn run(s: Settings) -> anyhow::Result<ExitCode> {
     let mut files: std::collections::BTreeMap<usize, (Arc<Vec<u8>>, std::path::PathBuf)> =
         Default::default();
     for r in &rows {
-        if !files.contains_key(&r.file_bytes) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = files.entry(r.file_bytes) {
             let want = test_file(r.file_bytes);
             let path = dir.path().join(format!("file-{}.bin", r.file_bytes));
             std::fs::write(&path, &want)?;
-            files.insert(r.file_bytes, (Arc::new(want), path));
+            slot.insert((Arc::new(want), path));
         }
     }
     let sizes: Vec<String> = s
@@ -582,10 +585,7 @@ pub(crate) async fn run(s: Settings) -> anyhow::Result<ExitCode> {
         .map(|joined| joined.expect("a bench run panicked"))
         .collect()
         .await;
-    let mut by_row: Vec<(
-        Option<anyhow::Result<Outcome>>,
-        Option<anyhow::Result<Outcome>>,
-    )> = (0..rows.len()).map(|_| (None, None)).collect();
+    let mut by_row: Vec<(Run, Run)> = (0..rows.len()).map(|_| (None, None)).collect();
     for ((i, p), o) in outcomes {
         match p {
             Protocol::Cfdp => by_row[i].0 = Some(o),

@@ -550,7 +550,7 @@ pub(crate) async fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode>
             if rate.contains(&0) || file_bytes == Some(0) {
                 anyhow::bail!("--rate and --file-bytes must be above 0");
             }
-            if !(capacity_secs > 0.0 && capacity_secs < 3600.0) || !(burst >= 1.0) {
+            if !(capacity_secs > 0.0 && capacity_secs < 3600.0 && burst >= 1.0) {
                 anyhow::bail!(
                     "--capacity-secs must be above 0 (and under an hour), --burst 1 or more"
                 );
