@@ -591,7 +591,8 @@ pub(crate) struct LinkArgs {
     /// Mean probability of losing a datagram, 0 to 1.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) loss: f64,
-    /// Lose in bursts of this many datagrams on average (Gilbert–Elliott) instead of independently.
+    /// Lose in bursts (Gilbert–Elliott, same mean loss) instead of independently: stays in the
+    /// bad state of this many datagrams on average, losing half of them.
     #[arg(long)]
     pub(crate) burst: Option<f64>,
     /// Bit error rate.
