@@ -248,26 +248,40 @@ pub(crate) enum BenchWhat {
         seed: u64,
     },
     /// The link against CCSDS CFDP class 2 (cfdp-py, run by python3) over the link emulator in
-    /// real time: one file at each loss rate and seed (about a minute a run, two runs a row).
+    /// real time: one file per row of rate × RTT × loss × seed, both protocols per row. By
+    /// default the whole matrix (90 rows, 180 runs of about 45 s each).
     #[command(
-        after_help = "Needs python3 with cfdp-py 0.7.0:\n  python3 -m pip install cfdp-py==0.7.0 'fastcrc~=0.3.0'\nExamples:\n  orbitdock bench cfdp\n  orbitdock bench cfdp --loss 0.1 --seed 4 --seed 5"
+        after_help = "Needs python3 with cfdp-py 0.7.0:\n  python3 -m pip install cfdp-py==0.7.0 'fastcrc~=0.3.0'\nExamples:\n  orbitdock bench cfdp --parallel 10\n  orbitdock bench cfdp --rate 256000 --rtt-ms 600 --loss 0.1 --loss-model bursty --seed 4 --seed 5"
     )]
     Cfdp {
-        /// Random loss rate each way, 0 to 1 (repeat for several) [default: 0, 0.01, 0.1].
+        /// The link's rate each way, bit/s (repeat for several) [default: 9600, 256000, 2000000].
+        #[arg(long)]
+        rate: Vec<u64>,
+        /// The round trip, ms; half of it each way (repeat for several) [default: 80, 600].
+        #[arg(long)]
+        rtt_ms: Vec<u64>,
+        /// Mean loss rate each way, 0 to 1 (repeat for several) [default: 0, 0.01, 0.1].
         #[arg(long)]
         loss: Vec<f64>,
+        /// How loss above 0 is drawn: `random` (independent) or `bursty` (Gilbert–Elliott, same
+        /// mean) (repeat for both) [default: random and bursty].
+        #[arg(long, value_parser = ["random", "bursty"])]
+        loss_model: Vec<String>,
+        /// Bursty loss: the bad state's mean stay, datagrams.
+        #[arg(long, default_value_t = 8.0)]
+        burst: f64,
         /// Seed of the emulator's draws (repeat for several) [default: 1, 2, 3].
         #[arg(long)]
         seed: Vec<u64>,
-        /// The link's rate each way, bit/s.
-        #[arg(long, default_value_t = 256_000)]
-        rate: u64,
-        /// The delay each way, ms.
-        #[arg(long, default_value_t = 300)]
-        delay_ms: u64,
-        /// The file's size, bytes.
-        #[arg(long, default_value_t = 1_500_000)]
-        file_bytes: usize,
+        /// The file's size, bytes [default: 40 s of each row's rate].
+        #[arg(long)]
+        file_bytes: Option<usize>,
+        /// Without --file-bytes: the file is this many seconds of the link's rate.
+        #[arg(long, default_value_t = 40.0)]
+        capacity_secs: f64,
+        /// Runs at once, each with its own ports and emulator (real time, mostly idle CPU).
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
         /// Run orbitdock alone (no python3 or cfdp-py needed).
         #[arg(long)]
         no_cfdp: bool,
@@ -588,7 +602,8 @@ pub(crate) struct LinkArgs {
     /// Mean probability of losing a datagram, 0 to 1.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) loss: f64,
-    /// Lose in bursts of this many datagrams on average (Gilbert–Elliott) instead of independently.
+    /// Lose in bursts (Gilbert–Elliott, same mean loss) instead of independently: stays in the
+    /// bad state of this many datagrams on average, losing half of them.
     #[arg(long)]
     pub(crate) burst: Option<f64>,
     /// Bit error rate.

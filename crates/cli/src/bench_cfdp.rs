@@ -32,19 +32,28 @@ const INSTALL: &str = "python3 -m pip install cfdp-py==0.7.0 'fastcrc~=0.3.0'";
 /// The CFDP entities, run by `python3`.
 const PEER_SCRIPT: &str = include_str!("bench_cfdp/cfdp_peer.py");
 
-/// What one comparison runs: the settings unless the command line says otherwise.
+/// What the comparison runs: every rate × round trip × loss setting × seed is a row, and each
+/// row runs both protocols, each through an emulator of its own.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    /// The link's rate each way, bit/s.
-    pub(crate) rate: u64,
-    /// The delay each way.
-    pub(crate) delay: Duration,
-    /// The file's size in bytes.
-    pub(crate) file_bytes: usize,
-    /// Random loss rates, each way.
+    /// The link's rates each way, bit/s.
+    pub(crate) rates: Vec<u64>,
+    /// Round trips (the delay each way is half).
+    pub(crate) rtts: Vec<Duration>,
+    /// Mean loss rates, each way.
     pub(crate) losses: Vec<f64>,
+    /// Loss models for the rates above 0: independent (`false`) and bursty (`true`).
+    pub(crate) bursty: Vec<bool>,
+    /// Mean burst, datagrams (the Gilbert–Elliott bad state's mean stay), for bursty loss.
+    pub(crate) burst: f64,
     /// Seeds of the emulator's draws.
     pub(crate) seeds: Vec<u64>,
+    /// The file's size in bytes; `None`: `capacity` of the link's rate.
+    pub(crate) file_bytes: Option<usize>,
+    /// Without `file_bytes`: how long the file takes at the link's rate.
+    pub(crate) capacity: Duration,
+    /// Runs at once (each on its own ports and emulator).
+    pub(crate) parallel: usize,
     /// CFDP's file segment, bytes.
     pub(crate) segment: usize,
     /// CFDP's ACK and NAK timers.
@@ -53,19 +62,104 @@ pub(crate) struct Settings {
     pub(crate) no_cfdp: bool,
 }
 
+/// One row's link and file.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    rate: u64,
+    delay: Duration,
+    loss: f64,
+    bursty: bool,
+    burst: f64,
+    seed: u64,
+    file_bytes: usize,
+}
+
+impl Row {
+    fn loss_model(&self) -> link::Loss {
+        match (self.loss, self.bursty) {
+            (l, _) if l <= 0.0 => link::Loss::None,
+            (l, true) => link::Loss::bursty(l, self.burst),
+            (l, false) => link::Loss::Random(l),
+        }
+    }
+
+    fn rate_label(&self) -> String {
+        if self.rate >= 1_000_000 && self.rate.is_multiple_of(100_000) {
+            format!("{} Mbit/s", self.rate as f64 / 1e6)
+        } else if self.rate >= 1000 && self.rate.is_multiple_of(100) {
+            format!("{} kbit/s", self.rate as f64 / 1e3)
+        } else {
+            format!("{} bit/s", self.rate)
+        }
+    }
+
+    fn loss_label(&self) -> String {
+        if self.loss <= 0.0 {
+            "0 %".to_string()
+        } else {
+            let kind = if self.bursty { "bursty" } else { "random" };
+            format!("{} % {kind}", self.loss * 100.0)
+        }
+    }
+}
+
+impl Settings {
+    /// The rows, in table order.
+    fn rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for &rate in &self.rates {
+            let file_bytes = self.file_bytes.unwrap_or_else(|| {
+                ((rate as f64 / 8.0 * self.capacity.as_secs_f64()) as usize).max(1)
+            });
+            for &rtt in &self.rtts {
+                for &loss in &self.losses {
+                    let kinds: &[bool] = if loss <= 0.0 { &[false] } else { &self.bursty };
+                    for &bursty in kinds {
+                        for &seed in &self.seeds {
+                            rows.push(Row {
+                                rate,
+                                delay: rtt / 2,
+                                loss,
+                                bursty,
+                                burst: self.burst,
+                                seed,
+                                file_bytes,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        rows
+    }
+}
+
 /// One protocol's run.
 struct Outcome {
     /// Handing the file over to the receiver holding it.
     took: Duration,
     /// The received file is the one sent, byte for byte.
     identical: bool,
-    /// Bytes the sender put on the link (every datagram, everything in it).
+    /// Bytes the sender put on the link (every datagram, everything in it), until it knew the
+    /// receiver held the file.
     sent_bytes: u64,
+    /// Bytes the receiver put on the link over the same time.
+    back_bytes: u64,
 }
 
 impl Outcome {
-    fn goodput(&self, s: &Settings) -> f64 {
-        s.file_bytes as f64 / self.took.as_secs_f64() / (s.rate as f64 / 8.0)
+    fn goodput(&self, r: &Row) -> f64 {
+        r.file_bytes as f64 / self.took.as_secs_f64() / (r.rate as f64 / 8.0)
+    }
+
+    /// The share of the bytes on the link, both ways, that are not the file's.
+    fn overhead(&self, r: &Row) -> f64 {
+        let total = (self.sent_bytes + self.back_bytes) as f64;
+        if total <= 0.0 {
+            0.0
+        } else {
+            1.0 - r.file_bytes as f64 / total
+        }
     }
 }
 
@@ -78,6 +172,8 @@ struct CfdpReport {
     complete: bool,
     /// Bytes the sender put on the link.
     sender_bytes: u64,
+    /// Bytes the receiver put on the link.
+    receiver_bytes: u64,
 }
 
 /// Whether cfdp-py is importable, at the version the table was measured with: `Ok(version)`, or
@@ -119,62 +215,50 @@ fn test_file(len: usize) -> Vec<u8> {
 /// The emulator between `ground` (sends up) and `flight`, on free ports; returns the ports each
 /// side sends to and the task (dropped: stopped).
 async fn emulator(
-    s: &Settings,
-    loss: f64,
-    seed: u64,
+    r: &Row,
     ground: SocketAddr,
     flight: SocketAddr,
-) -> anyhow::Result<(
-    SocketAddr,
-    SocketAddr,
-    tokio::task::JoinHandle<()>,
-    Arc<link::EmulatorStats>,
-)> {
+) -> anyhow::Result<(SocketAddr, SocketAddr, tokio::task::JoinHandle<()>)> {
     let (ground_side, flight_side) = (link::free_udp_address()?, link::free_udp_address()?);
-    let mut model = link::LinkModelConfig::ideal(s.delay);
-    model.up_bps = Some(s.rate);
-    model.down_bps = Some(s.rate);
-    model.loss = if loss > 0.0 {
-        link::Loss::Random(loss)
-    } else {
-        link::Loss::None
-    };
-    (model.queue_packets, model.queue_bytes) = link::LinkModelConfig::default_queue(Some(s.rate));
+    let mut model = link::LinkModelConfig::ideal(r.delay);
+    model.up_bps = Some(r.rate);
+    model.down_bps = Some(r.rate);
+    model.loss = r.loss_model();
+    (model.queue_packets, model.queue_bytes) = link::LinkModelConfig::default_queue(Some(r.rate));
     let config = link::EmulatorConfig {
         ground_side,
         ground,
         flight_side,
         flight,
         model,
-        seed,
+        seed: r.seed,
         time_scale: 1.0,
     };
     let stats = Arc::new(link::EmulatorStats::default());
-    let shared = stats.clone();
     let task = tokio::spawn(async move {
-        if let Err(e) = link::run_emulator(config, shared).await {
+        if let Err(e) = link::run_emulator(config, stats).await {
             eprintln!("link emulator: {e}");
         }
     });
     // The emulator binds its ports in its task: give it a moment before the first datagram.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    Ok((ground_side, flight_side, task, stats))
+    Ok((ground_side, flight_side, task))
 }
 
 /// CFDP class 2 through the emulator.
 async fn run_cfdp(
     s: &Settings,
-    loss: f64,
-    seed: u64,
+    r: &Row,
     dir: &Path,
     file: &Path,
     want: &[u8],
 ) -> anyhow::Result<Outcome> {
     let script = dir.join("cfdp_peer.py");
-    std::fs::write(&script, PEER_SCRIPT).context("writing the CFDP script")?;
-    let out = dir.join(format!("cfdp-{loss}-{seed}.out"));
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = dir.join(format!("cfdp-{n}.out"));
     let (sender, receiver) = (link::free_udp_address()?, link::free_udp_address()?);
-    let (ground_side, flight_side, task, _) = emulator(s, loss, seed, sender, receiver).await?;
+    let (ground_side, flight_side, task) = emulator(r, sender, receiver).await?;
     let child = tokio::process::Command::new("python3")
         .arg(&script)
         .arg("--sender-bind")
@@ -190,7 +274,7 @@ async fn run_cfdp(
         .arg("--out")
         .arg(&out)
         .arg("--rate")
-        .arg(s.rate.to_string())
+        .arg(r.rate.to_string())
         .arg("--segment")
         .arg(s.segment.to_string())
         .arg("--timer")
@@ -223,6 +307,7 @@ async fn run_cfdp(
             .with_context(|| format!("the CFDP entities' report gives no time: {line}"))?,
         identical: report.complete && got == want,
         sent_bytes: report.sender_bytes,
+        back_bytes: report.receiver_bytes,
     })
 }
 
@@ -270,18 +355,12 @@ async fn wait_for(
 }
 
 /// orbitdock's link through the emulator.
-async fn run_orbitdock(
-    s: &Settings,
-    loss: f64,
-    seed: u64,
-    dir: &Path,
-    want: &[u8],
-) -> anyhow::Result<Outcome> {
+async fn run_orbitdock(r: &Row, dir: &Path, want: &[u8]) -> anyhow::Result<Outcome> {
     let (g, f) = (tempfile::tempdir_in(dir)?, tempfile::tempdir_in(dir)?);
     let (ga, fa) = (link::free_udp_address()?, link::free_udp_address()?);
-    let (ground_side, flight_side, task, _) = emulator(s, loss, seed, ga, fa).await?;
-    let ground_config = endpoint(g.path(), ga, ground_side, Direction::Up, s.rate);
-    let flight_config = endpoint(f.path(), fa, flight_side, Direction::Down, s.rate);
+    let (ground_side, flight_side, task) = emulator(r, ga, fa).await?;
+    let ground_config = endpoint(g.path(), ga, ground_side, Direction::Up, r.rate);
+    let flight_config = endpoint(f.path(), fa, flight_side, Direction::Down, r.rate);
     let flight_objects = flight_config.objects.clone();
     let (ground, mut ground_rx) = link::spawn_endpoint(ground_config.clone()).await?;
     let (flight, mut flight_rx) = link::spawn_endpoint(flight_config).await?;
@@ -293,26 +372,110 @@ async fn run_orbitdock(
     wait_for(&mut flight_rx, &flight, limit, is_message).await?;
     wait_for(&mut ground_rx, &ground, limit, is_message).await?;
     let before = ground.stats_now().await?.session.bytes_sent;
+    let back_before = flight.stats_now().await?.session.bytes_sent;
     let digest: Digest = ground_config.objects.put(want)?;
     let start = Instant::now();
     ground.send_object(digest, want.len() as u64, 2).await?;
     let received = |e: &LinkEvent| *e == LinkEvent::ObjectReceived(digest);
-    wait_for(&mut flight_rx, &flight, Duration::from_secs(600), received)
+    wait_for(&mut flight_rx, &flight, Duration::from_secs(900), received)
         .await
         .context("orbitdock did not complete the file")?;
     let took = start.elapsed();
+    // The bytes until the sender knows (as CFDP's until its Finished PDU came back).
+    let delivered = |e: &LinkEvent| *e == LinkEvent::ObjectDelivered(digest);
+    wait_for(&mut ground_rx, &ground, Duration::from_secs(120), delivered)
+        .await
+        .context("the ground never learnt the file was delivered")?;
     let sent_bytes = ground.stats_now().await?.session.bytes_sent - before;
+    let back_bytes = flight.stats_now().await?.session.bytes_sent - back_before;
     task.abort();
     let got = std::fs::read(flight_objects.path(&digest)).unwrap_or_default();
     Ok(Outcome {
         took,
         identical: got == want,
         sent_bytes,
+        back_bytes,
     })
+}
+
+/// A row's settings, for messages.
+fn label(r: &Row) -> String {
+    format!(
+        "{} {} ms RTT {} seed {} ({} B)",
+        r.rate_label(),
+        (r.delay * 2).as_millis(),
+        r.loss_label(),
+        r.seed,
+        r.file_bytes
+    )
 }
 
 fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "NO" }
+}
+
+/// A protocol's run of a row, once it ran.
+type Run = Option<anyhow::Result<Outcome>>;
+
+/// Which protocol a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Cfdp,
+    Orbitdock,
+}
+
+fn columns(r: &Row, o: Option<&anyhow::Result<Outcome>>) -> String {
+    match o {
+        Some(Ok(o)) => format!(
+            "{:>7.3} {:>7.2}% {:>8.2} {:>5}",
+            o.goodput(r),
+            o.overhead(r) * 100.0,
+            o.took.as_secs_f64(),
+            yes_no(o.identical)
+        ),
+        Some(Err(_)) => format!("{:>7} {:>8} {:>8} {:>5}", "failed", "-", "-", "NO"),
+        None => format!("{:>7} {:>8} {:>8} {:>5}", "-", "-", "-", "-"),
+    }
+}
+
+fn header() -> String {
+    format!(
+        "{:<12} {:>6} {:<13} {:>4} {:>9} | {:>7} {:>8} {:>8} {:>5} | {:>7} {:>8} {:>8} {:>5} | {:>5}\n{:<49}| {:<32}| {:<32}|",
+        "rate",
+        "RTT",
+        "loss",
+        "seed",
+        "file B",
+        "goodput",
+        "overhead",
+        "time s",
+        "ident",
+        "goodput",
+        "overhead",
+        "time s",
+        "ident",
+        "ahead",
+        "",
+        " CFDP class 2 (cfdp-py)",
+        " orbitdock",
+    )
+}
+
+fn line(r: &Row, cfdp: Option<&anyhow::Result<Outcome>>, ours: &anyhow::Result<Outcome>) -> String {
+    let ahead = match (cfdp, ours) {
+        (Some(Ok(c)), Ok(o)) => yes_no(o.goodput(r) >= c.goodput(r)),
+        _ => "-",
+    };
+    format!(
+        "{:<12} {:>4}ms {:<13} {:>4} {:>9} | {} | {} | {ahead:>5}",
+        r.rate_label(),
+        (r.delay * 2).as_millis(),
+        r.loss_label(),
+        r.seed,
+        r.file_bytes,
+        columns(r, cfdp),
+        columns(r, Some(ours)),
+    )
 }
 
 pub(crate) async fn run(s: Settings) -> anyhow::Result<ExitCode> {
@@ -322,84 +485,158 @@ pub(crate) async fn run(s: Settings) -> anyhow::Result<ExitCode> {
         Some(cfdp_version()?)
     };
     let dir = tempfile::tempdir().context("making a temporary folder")?;
-    let want = test_file(s.file_bytes);
-    let file = dir.path().join("file.bin");
-    std::fs::write(&file, &want)?;
+    std::fs::write(dir.path().join("cfdp_peer.py"), PEER_SCRIPT)
+        .context("writing the CFDP script")?;
+    let rows = s.rows();
+    // One file per size, written once.
+    let mut files: std::collections::BTreeMap<usize, (Arc<Vec<u8>>, std::path::PathBuf)> =
+        Default::default();
+    for r in &rows {
+        if let std::collections::btree_map::Entry::Vacant(slot) = files.entry(r.file_bytes) {
+            let want = test_file(r.file_bytes);
+            let path = dir.path().join(format!("file-{}.bin", r.file_bytes));
+            std::fs::write(&path, &want)?;
+            slot.insert((Arc::new(want), path));
+        }
+    }
+    let sizes: Vec<String> = s
+        .rates
+        .iter()
+        .filter_map(|&rate| {
+            rows.iter()
+                .find(|r| r.rate == rate)
+                .map(|r| format!("{} B at {}", r.file_bytes, r.rate_label()))
+        })
+        .collect();
     println!(
-        "link: {} kbit/s each way, {:?} each way, random loss each way, drop-tail queue of {} bytes (about a second); one file of {} bytes",
-        s.rate / 1000,
-        s.delay,
-        link::LinkModelConfig::default_queue(Some(s.rate))
-            .1
-            .unwrap_or(0),
-        s.file_bytes
+        "link: each row's rate, RTT (half of it each way) and loss each way (random: independent; bursty: Gilbert–Elliott, bad-state stays of {} datagrams on average losing half, 0.5 % loss in the good state, same mean), drop-tail queue of about a second (at least 16 datagrams of {} B); one file per row: {}{}",
+        s.burst,
+        wire::MAX_PACKET,
+        sizes.join(", "),
+        match s.file_bytes {
+            None => format!(" ({:?} of the link's capacity)", s.capacity),
+            Some(_) => String::new(),
+        }
     );
     match &version {
         Some(v) => println!(
-            "CFDP: class 2 (acknowledged), {CFDP_PACKAGE} {v} (table measured with {CFDP_VERSION}), {} B file segments, 2-byte entity ids and sequence numbers, no PDU CRC, CRC-32 file checksum, immediate NAKs, ACK and NAK timers {:?}, each side's PDUs paced to {} bit/s",
-            s.segment, s.timer, s.rate
+            "CFDP: class 2 (acknowledged), {CFDP_PACKAGE} {v} (table measured with {CFDP_VERSION}), {} B file segments, 2-byte entity ids and sequence numbers, no PDU CRC, CRC-32 file checksum, immediate NAKs, ACK and NAK timers {:?}, each side's PDUs paced to the row's rate",
+            s.segment, s.timer
         ),
         None => println!("CFDP: left out (--no-cfdp)"),
     }
     println!(
-        "orbitdock: {} B datagrams, paced to a configured rate of {} bit/s, endpoints connected before the file is handed over",
+        "orbitdock: {} B datagrams, paced to a configured rate of the row's rate, endpoints connected before the file is handed over",
         LinkSettings::STANDARD.datagram_bytes,
-        s.rate
+    );
+    let protocols: Vec<Protocol> = if version.is_some() {
+        vec![Protocol::Cfdp, Protocol::Orbitdock]
+    } else {
+        vec![Protocol::Orbitdock]
+    };
+    // Rows are grouped by rate: interleave the rates, so that the runs at once are not all of
+    // the fastest (whose Python entities need the most CPU).
+    let per_rate = rows.len().div_ceil(s.rates.len().max(1)).max(1);
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| (i % per_rate, i / per_rate));
+    let jobs: Vec<(usize, Protocol)> = order
+        .into_iter()
+        .flat_map(|i| protocols.iter().map(move |&p| (i, p)))
+        .collect();
+    eprintln!(
+        "{} rows, {} runs, {} at a time, each in real time…",
+        rows.len(),
+        jobs.len(),
+        s.parallel.max(1),
     );
     println!();
-    println!(
-        "{:>6} {:>5} | {:>8} {:>8} {:>10} {:>9} | {:>8} {:>8} {:>10} {:>9} | {:>7}",
-        "loss",
-        "seed",
-        "CFDP",
-        "time s",
-        "sent B",
-        "identical",
-        "orbitdk",
-        "time s",
-        "sent B",
-        "identical",
-        "ahead"
+    let started = Instant::now();
+    let load_before = load_average();
+    use futures_util::StreamExt;
+    // Each run is a task of its own (the runtime's threads), so that one run's work (hashing
+    // its file, say) never holds up another's clock.
+    let (settings, files, dir_path) = (
+        Arc::new(s.clone()),
+        Arc::new(files),
+        dir.path().to_path_buf(),
     );
-    let mut all_identical = true;
-    for &loss in &s.losses {
-        for &seed in &s.seeds {
-            let cfdp = match version {
-                Some(_) => Some(run_cfdp(&s, loss, seed, dir.path(), &file, &want).await?),
-                None => None,
-            };
-            let ours = run_orbitdock(&s, loss, seed, dir.path(), &want).await?;
-            all_identical &= ours.identical && cfdp.as_ref().is_none_or(|c| c.identical);
-            let cfdp_cols = match &cfdp {
-                Some(c) => format!(
-                    "{:>8.3} {:>8.2} {:>10} {:>9}",
-                    c.goodput(&s),
-                    c.took.as_secs_f64(),
-                    c.sent_bytes,
-                    yes_no(c.identical)
-                ),
-                None => format!("{:>8} {:>8} {:>10} {:>9}", "-", "-", "-", "-"),
-            };
-            let ahead = match &cfdp {
-                Some(c) => yes_no(ours.goodput(&s) >= c.goodput(&s)),
-                None => "-",
-            };
-            println!(
-                "{:>5.0}% {seed:>5} | {cfdp_cols} | {:>8.3} {:>8.2} {:>10} {:>9} | {ahead:>7}",
-                loss * 100.0,
-                ours.goodput(&s),
-                ours.took.as_secs_f64(),
-                ours.sent_bytes,
-                yes_no(ours.identical),
-            );
+    let outcomes: Vec<((usize, Protocol), anyhow::Result<Outcome>)> =
+        futures_util::stream::iter(jobs.into_iter().map(|(i, p)| {
+            let (r, s, dir, files) = (rows[i], settings.clone(), dir_path.clone(), files.clone());
+            tokio::spawn(async move {
+                let (want, path) = &files[&r.file_bytes];
+                let o = match p {
+                    Protocol::Cfdp => run_cfdp(&s, &r, &dir, path, want).await,
+                    Protocol::Orbitdock => run_orbitdock(&r, &dir, want).await,
+                };
+                match &o {
+                    Ok(o) => eprintln!(
+                        "  {p:?} {}: {:.3} in {:.1} s",
+                        label(&r),
+                        o.goodput(&r),
+                        o.took.as_secs_f64()
+                    ),
+                    Err(e) => eprintln!("  {p:?} {}: failed: {e:#}", label(&r)),
+                }
+                ((i, p), o)
+            })
+        }))
+        .buffer_unordered(s.parallel.max(1))
+        .map(|joined| joined.expect("a bench run panicked"))
+        .collect()
+        .await;
+    let mut by_row: Vec<(Run, Run)> = (0..rows.len()).map(|_| (None, None)).collect();
+    for ((i, p), o) in outcomes {
+        match p {
+            Protocol::Cfdp => by_row[i].0 = Some(o),
+            Protocol::Orbitdock => by_row[i].1 = Some(o),
         }
     }
+    println!("{}", header());
+    let mut all_identical = true;
+    let mut behind = 0;
+    for (r, (cfdp, ours)) in rows.iter().zip(&by_row) {
+        let Some(ours) = ours else { continue };
+        all_identical &= matches!(ours, Ok(o) if o.identical)
+            && cfdp
+                .as_ref()
+                .is_none_or(|c| matches!(c, Ok(c) if c.identical));
+        if let (Some(Ok(c)), Ok(o)) = (cfdp, ours) {
+            behind += usize::from(o.goodput(r) < c.goodput(r));
+        }
+        println!("{}", line(r, cfdp.as_ref(), ours));
+    }
     println!(
-        "goodput: file bytes ÷ (seconds from handing the file over to the receiver holding all of it) ÷ the link's bytes per second; sent B: bytes the sender put on the link; identical: the received file compared byte for byte; ahead: orbitdock's goodput at or above CFDP's"
+        "goodput: file bytes ÷ (seconds from handing the file over to the receiver holding all of it) ÷ the link's bytes per second; overhead: bytes on the link both ways that are not the file's, until the sender knew the file was delivered (CFDP: its Finished PDU; orbitdock: the delivery acknowledgement); ident: the received file compared byte for byte; ahead: orbitdock's goodput at or above CFDP's"
     );
+    if version.is_some() {
+        println!("orbitdock behind CFDP in {behind} of {} rows", rows.len());
+    }
+    println!(
+        "took {:.0} s, {} runs at a time; load average (1 min) {} before, {} after",
+        started.elapsed().as_secs_f64(),
+        s.parallel.max(1),
+        load_before,
+        load_average()
+    );
+    for (r, (cfdp, ours)) in rows.iter().zip(&by_row) {
+        for (name, o) in [("CFDP", cfdp.as_ref()), ("orbitdock", ours.as_ref())] {
+            if let Some(Err(e)) = o {
+                println!("{name} failed at {}: {e:#}", label(r));
+            }
+        }
+    }
     Ok(if all_identical {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The machine's 1-minute load average, for the record beside real-time figures.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string())
 }

@@ -533,29 +533,60 @@ pub(crate) async fn bench(a: crate::args::BenchArgs) -> anyhow::Result<ExitCode>
             print!("{}", link::bench::table(seed));
         }
         crate::args::BenchWhat::Cfdp {
-            loss,
-            seed,
             rate,
-            delay_ms,
+            rtt_ms,
+            loss,
+            loss_model,
+            burst,
+            seed,
             file_bytes,
+            capacity_secs,
+            parallel,
             no_cfdp,
         } => {
             if let Some(l) = loss.iter().find(|l| !(0.0..1.0).contains(*l)) {
                 anyhow::bail!("--loss {l} is not a probability from 0 up to (not including) 1");
             }
-            if rate == 0 || file_bytes == 0 {
+            if rate.contains(&0) || file_bytes == Some(0) {
                 anyhow::bail!("--rate and --file-bytes must be above 0");
             }
+            if !(capacity_secs > 0.0 && capacity_secs < 3600.0 && burst >= 1.0) {
+                anyhow::bail!(
+                    "--capacity-secs must be above 0 (and under an hour), --burst 1 or more"
+                );
+            }
+            let mut bursty: Vec<bool> = loss_model.iter().map(|m| m == "bursty").collect();
+            bursty.sort();
+            bursty.dedup();
             return crate::bench_cfdp::run(crate::bench_cfdp::Settings {
-                rate,
-                delay: Duration::from_millis(delay_ms),
-                file_bytes,
+                rates: if rate.is_empty() {
+                    vec![9_600, 256_000, 2_000_000]
+                } else {
+                    rate
+                },
+                rtts: if rtt_ms.is_empty() {
+                    vec![80, 600]
+                } else {
+                    rtt_ms
+                }
+                .into_iter()
+                .map(Duration::from_millis)
+                .collect(),
                 losses: if loss.is_empty() {
                     vec![0.0, 0.01, 0.1]
                 } else {
                     loss
                 },
+                bursty: if bursty.is_empty() {
+                    vec![false, true]
+                } else {
+                    bursty
+                },
+                burst,
                 seeds: if seed.is_empty() { vec![1, 2, 3] } else { seed },
+                file_bytes,
+                capacity: Duration::from_secs_f64(capacity_secs),
+                parallel,
                 segment: 1024,
                 timer: Duration::from_secs(2),
                 no_cfdp,

@@ -17,10 +17,14 @@ fn both_protocols_deliver_the_file_through_the_emulator() {
             "65536",
             "--rate",
             "2000000",
-            "--delay-ms",
-            "20",
+            "--rtt-ms",
+            "40",
             "--loss",
             "0.05",
+            "--loss-model",
+            "bursty",
+            "--parallel",
+            "2",
             "--seed",
             "7",
         ])
@@ -35,8 +39,8 @@ fn both_protocols_deliver_the_file_through_the_emulator() {
     );
     let row = stdout
         .lines()
-        .find(|l| l.trim_start().starts_with("5%"))
-        .unwrap_or_else(|| panic!("no row for 5 % loss:\n{stdout}"));
+        .find(|l| l.contains("5 % bursty"))
+        .unwrap_or_else(|| panic!("no row for 5 % bursty loss:\n{stdout}"));
     // Both protocols' files were compared byte for byte: two "yes" (and no "NO") in the row.
     let identical: Vec<&str> = row
         .split('|')

@@ -29,7 +29,8 @@ pub enum Loss {
 
 impl Loss {
     /// A Gilbert–Elliott model with mean loss `mean` in bursts of `burst` datagrams on average
-    /// (good-state loss 0.5 %, bad-state loss 50 %).
+    /// (good-state loss 0.5 %, bad-state loss 50 %): a stay in the bad state lasts `burst`
+    /// datagrams on average, and loses half of them. Below 0.5 % mean loss there is no bad state.
     pub fn bursty(mean: f64, burst: f64) -> Loss {
         let (lg, lb) = (0.005, 0.5);
         // Stationary share of time in the bad state: pi_b = (mean - lg) / (lb - lg).
@@ -391,6 +392,77 @@ mod tests {
         assert_eq!(delivered, 5);
         assert_eq!(m.stats(Direction::Up).overflowed, 7);
         assert_eq!(m.stats(Direction::Up).delivered, 5);
+    }
+
+    /// Gilbert–Elliott as configured by [`Loss::bursty`]: over a long run, the share lost is the
+    /// mean asked for, a stay in the bad state lasts the burst length asked for on average, and
+    /// losses cluster (a lost datagram is followed by another far more often than the mean rate).
+    #[test]
+    fn bursty_loss_has_its_mean_and_burst_length() {
+        for (mean, burst, seed) in [
+            (0.01, 8.0, 1),
+            (0.10, 8.0, 2),
+            (0.10, 3.0, 3),
+            (0.05, 20.0, 4),
+        ] {
+            let mut c = LinkModelConfig::ideal(Duration::ZERO);
+            c.loss = Loss::bursty(mean, burst);
+            let mut m = LinkModel::new(c, seed, Instant::now());
+            let now = Instant::now();
+            let n = 2_000_000;
+            let (mut lost, mut lost_after_lost, mut was_lost) = (0u64, 0u64, false);
+            let (mut stays, mut bad_datagrams) = (0u64, 0u64);
+            let mut was_bad = false;
+            for _ in 0..n {
+                let gone = m.transmit(now, Direction::Up, &[0]).is_empty();
+                let bad = m.bad[0];
+                if bad {
+                    bad_datagrams += 1;
+                    if !was_bad {
+                        stays += 1;
+                    }
+                }
+                if gone {
+                    lost += 1;
+                    if was_lost {
+                        lost_after_lost += 1;
+                    }
+                }
+                (was_lost, was_bad) = (gone, bad);
+            }
+            let rate = lost as f64 / n as f64;
+            assert!(
+                (rate - mean).abs() < mean * 0.08,
+                "mean {mean}, burst {burst}: lost {rate}"
+            );
+            let stay = bad_datagrams as f64 / stays as f64;
+            assert!(
+                (stay - burst).abs() < burst * 0.08,
+                "mean {mean}, burst {burst}: bad-state stays of {stay} datagrams"
+            );
+            // Independent loss would follow a loss with one at the mean rate.
+            let p_again = lost_after_lost as f64 / lost as f64;
+            assert!(
+                p_again > 2.0 * mean,
+                "mean {mean}, burst {burst}: a loss follows a loss with p {p_again}"
+            );
+        }
+    }
+
+    /// The same seed draws the same losses; another seed, others.
+    #[test]
+    fn bursty_loss_is_seeded() {
+        let pattern = |seed| {
+            let mut c = LinkModelConfig::ideal(Duration::ZERO);
+            c.loss = Loss::bursty(0.1, 8.0);
+            let mut m = LinkModel::new(c, seed, Instant::now());
+            let now = Instant::now();
+            (0..10_000)
+                .map(|_| m.transmit(now, Direction::Up, &[0]).is_empty())
+                .collect::<Vec<bool>>()
+        };
+        assert_eq!(pattern(5), pattern(5));
+        assert_ne!(pattern(5), pattern(6));
     }
 
     #[test]
