@@ -26,6 +26,7 @@
 use std::collections::HashMap;
 
 use crate::elf::{self, Eh, Layout, Machine, u64_at};
+use crate::gotab;
 use crate::unwind::{eh_fields, eh_rewrite};
 use crate::varint::{self, Reader};
 use crate::{DeltaError, Kind, generic};
@@ -419,7 +420,7 @@ fn a64_zero(img: &mut [u8], lay: &Layout) {
 /// image: `f` rewrites each.
 fn data_pointers(img: &mut [u8], lay: &Layout, mut f: impl FnMut(u64) -> u64) {
     for s in &lay.sections {
-        if s.exec || s.eh != Eh::None {
+        if s.exec || s.eh != Eh::None || s.gopclntab {
             continue;
         }
         let (first, step, field) = if s.alloc {
@@ -468,6 +469,16 @@ fn normalise_old(old: &[u8], lay: &Layout, map: &AddressMap) -> Vec<u8> {
         wr32(&mut img, at, map.map(target) as u32);
     }
     data_pointers(&mut img, lay, |v| map.map(v));
+    if let Some(p) = gotab::parse(old, lay) {
+        for &(at, base) in &p.fields {
+            let v = u64::from(rd32(old, at));
+            let t = map.map(base.wrapping_add(v)).wrapping_sub(map.map(base));
+            wr32(&mut img, at, t as u32);
+        }
+        if let Some(v) = u64_at(old, p.text_field) {
+            img[p.text_field..p.text_field + 8].copy_from_slice(&map.map(v).to_le_bytes());
+        }
+    }
     img
 }
 
@@ -619,6 +630,11 @@ fn build_map(old: &[u8], lo: &Layout, new: &[u8], ln: &Layout) -> AddressMap {
             Some((ov, ov.wrapping_add(len as u64), nv.wrapping_sub(ov) as i64))
         })
         .collect();
+    if let (Some(po), Some(pn)) = (gotab::parse(old, lo), gotab::parse(new, ln)) {
+        for (o, n, len) in gotab::anchors(old, &po, new, &pn) {
+            spans.push((o, o.wrapping_add(len), n.wrapping_sub(o) as i64));
+        }
+    }
     spans.sort_by_key(|s| (s.0, std::cmp::Reverse(s.1)));
     let mut kept: Vec<(u64, u64, i64)> = Vec::new();
     for s in spans {
@@ -818,4 +834,20 @@ fn side_info_size(side: &[u8]) -> Result<usize, DeltaError> {
             "side information: no zstd frame with a content size",
         )),
     }
+}
+
+/// The two rewritten images the inner diff sees (old mapped, new absolute) and the number of
+/// map entries, for measuring what the rewrite leaves to the inner diff; `None` where
+/// [`make`] would make no patch.
+#[doc(hidden)]
+pub fn rewritten(old: &[u8], new: &[u8]) -> Option<(Vec<u8>, Vec<u8>, usize)> {
+    let lo = elf::parse(old)?;
+    let ln = elf::parse(new)?;
+    if lo.machine != ln.machine {
+        return None;
+    }
+    let map = build_map(old, &lo, new, &ln);
+    let o2 = normalise_old(old, &lo, &map);
+    let (n2, _) = normalise_new(new, &ln)?;
+    Some((o2, n2, map.len()))
 }

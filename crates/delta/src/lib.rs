@@ -19,6 +19,7 @@ mod elf;
 pub mod exe;
 mod format;
 mod generic;
+mod gotab;
 mod unwind;
 mod varint;
 
