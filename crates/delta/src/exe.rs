@@ -417,8 +417,9 @@ fn a64_zero(img: &mut [u8], lay: &Layout) {
 // ---------------------------------------------------------------- both
 
 /// 8-byte words of the image's data (and `.symtab` values) that hold an address of the
-/// image: `f` rewrites each.
-fn data_pointers(img: &mut [u8], lay: &Layout, mut f: impl FnMut(u64) -> u64) {
+/// image: (file offset, value).
+fn pointer_slots(img: &[u8], lay: &Layout) -> Vec<(usize, u64)> {
+    let mut out = Vec::new();
     for s in &lay.sections {
         if s.exec || s.eh != Eh::None || s.gopclntab {
             continue;
@@ -438,11 +439,91 @@ fn data_pointers(img: &mut [u8], lay: &Layout, mut f: impl FnMut(u64) -> u64) {
                 && v < lay.hi
                 && v != 0
             {
-                img[at..at + 8].copy_from_slice(&f(v).to_le_bytes());
+                out.push((at, v));
             }
             o += step;
         }
     }
+    out
+}
+
+/// Rewrites each data pointer ([`pointer_slots`]) with `f`.
+fn data_pointers(img: &mut [u8], lay: &Layout, mut f: impl FnMut(u64) -> u64) {
+    for (at, v) in pointer_slots(img, lay) {
+        img[at..at + 8].copy_from_slice(&f(v).to_le_bytes());
+    }
+}
+
+/// Every reference field of a raw image this kind reads, with the address it refers to:
+/// (file offset, target), sorted. ADRP (page granularity) is left out.
+fn targets(img: &[u8], lay: &Layout, pcln: Option<&gotab::Pcln>) -> Vec<(usize, u64)> {
+    let mut out = Vec::new();
+    match lay.machine {
+        Machine::X86_64 => {
+            let scan = x86_scan(img, lay, Form::Raw, &[], true);
+            for r in scan.refs {
+                let rel = i64::from(rd32(img, r.at) as i32) as u64;
+                out.push((r.at, r.next.wrapping_add(rel)));
+            }
+            for at in scan.abs {
+                out.push((at, u64::from(rd32(img, at))));
+            }
+        }
+        Machine::Aarch64 => {
+            for (o, pc) in a64_words(lay) {
+                let w = rd32(img, o);
+                if let Some(c) = a64_class(w)
+                    && c != A64::Adrp
+                {
+                    out.push((o, a64_target(c, pc, a64_get(w, c))));
+                }
+            }
+        }
+    }
+    for (at, base) in eh_fields(img, lay) {
+        out.push((
+            at,
+            base.wrapping_add(i64::from(rd32(img, at) as i32) as u64),
+        ));
+    }
+    out.extend(pointer_slots(img, lay));
+    if let Some(p) = pcln {
+        for &(at, base) in &p.fields {
+            out.push((at, base.wrapping_add(u64::from(rd32(img, at)))));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Anchors from the references themselves: where a matched block holds a reference field in
+/// both images, the old target corresponds to the new one. Each old target takes the new
+/// target most blocks vote for: (old, new) addresses.
+fn voted(
+    blocks: &[(usize, usize, usize)],
+    old_t: &[(usize, u64)],
+    new_t: &[(usize, u64)],
+) -> Vec<(u64, u64)> {
+    let new_at: HashMap<usize, u64> = new_t.iter().copied().collect();
+    let mut votes: HashMap<u64, HashMap<u64, u32>> = HashMap::new();
+    for &(os, ns, len) in blocks {
+        let i = old_t.partition_point(|t| t.0 < os);
+        for &(at, t) in old_t[i..].iter().take_while(|t| t.0 < os + len) {
+            if let Some(&nt) = new_at.get(&(ns + (at - os))) {
+                *votes.entry(t).or_default().entry(nt).or_default() += 1;
+            }
+        }
+    }
+    let mut out: Vec<(u64, u64)> = votes
+        .into_iter()
+        .filter_map(|(o, c)| {
+            c.into_iter()
+                .max_by_key(|&(n, k)| (k, std::cmp::Reverse(n)))
+                .map(|(n, _)| (o, n))
+        })
+        .collect();
+    out.sort_unstable();
+    out
 }
 
 /// The old image with every reference and address mapped into the new address space.
@@ -621,16 +702,25 @@ fn blocks(a: &[u8], b: &[u8]) -> Vec<(usize, usize, usize)> {
 /// The address map old → new from matching blocks.
 fn build_map(old: &[u8], lo: &Layout, new: &[u8], ln: &Layout) -> AddressMap {
     let (za, zb) = (zeroed(old, lo), zeroed(new, ln));
-    let mut spans: Vec<(u64, u64, i64)> = blocks(&za, &zb)
+    let matched = blocks(&za, &zb);
+    drop((za, zb));
+    let (po, pn) = (gotab::parse(old, lo), gotab::parse(new, ln));
+    let (to, tn) = (targets(old, lo, po.as_ref()), targets(new, ln, pn.as_ref()));
+    let mut spans: Vec<(u64, u64, i64)> = voted(&matched, &to, &tn)
         .into_iter()
-        .filter(|b| b.2 >= 64)
-        .filter_map(|(o, n, len)| {
-            let ov = lo.vaddr_of(o)?;
-            let nv = ln.vaddr_of(n)?;
-            Some((ov, ov.wrapping_add(len as u64), nv.wrapping_sub(ov) as i64))
-        })
+        .map(|(o, n)| (o, o.wrapping_add(1), n.wrapping_sub(o) as i64))
         .collect();
-    if let (Some(po), Some(pn)) = (gotab::parse(old, lo), gotab::parse(new, ln)) {
+    spans.extend(
+        matched
+            .into_iter()
+            .filter(|b| b.2 >= 64)
+            .filter_map(|(o, n, len)| {
+                let ov = lo.vaddr_of(o)?;
+                let nv = ln.vaddr_of(n)?;
+                Some((ov, ov.wrapping_add(len as u64), nv.wrapping_sub(ov) as i64))
+            }),
+    );
+    if let (Some(po), Some(pn)) = (po, pn) {
         for (o, n, len) in gotab::anchors(old, &po, new, &pn) {
             spans.push((o, o.wrapping_add(len), n.wrapping_sub(o) as i64));
         }
