@@ -496,6 +496,9 @@ fn targets(img: &[u8], lay: &Layout, pcln: Option<&gotab::Pcln>) -> Vec<(usize, 
     out
 }
 
+/// Votes a target needs to override the address map at its address.
+const MIN_VOTES: u32 = 2;
+
 /// Anchors from the references themselves: where a matched block holds a reference field in
 /// both images, the old target corresponds to the new one. Each old target takes the new
 /// target most blocks vote for: (old, new) addresses.
@@ -503,7 +506,7 @@ fn voted(
     blocks: &[(usize, usize, usize)],
     old_t: &[(usize, u64)],
     new_t: &[(usize, u64)],
-) -> Vec<(u64, u64)> {
+) -> Vec<(u64, u64, u32)> {
     let new_at: HashMap<usize, u64> = new_t.iter().copied().collect();
     let mut votes: HashMap<u64, HashMap<u64, u32>> = HashMap::new();
     for &(os, ns, len) in blocks {
@@ -514,12 +517,12 @@ fn voted(
             }
         }
     }
-    let mut out: Vec<(u64, u64)> = votes
+    let mut out: Vec<(u64, u64, u32)> = votes
         .into_iter()
         .filter_map(|(o, c)| {
             c.into_iter()
                 .max_by_key(|&(n, k)| (k, std::cmp::Reverse(n)))
-                .map(|(n, _)| (o, n))
+                .map(|(n, k)| (o, n, k))
         })
         .collect();
     out.sort_unstable();
@@ -706,9 +709,10 @@ fn build_map(old: &[u8], lo: &Layout, new: &[u8], ln: &Layout) -> AddressMap {
     drop((za, zb));
     let (po, pn) = (gotab::parse(old, lo), gotab::parse(new, ln));
     let (to, tn) = (targets(old, lo, po.as_ref()), targets(new, ln, pn.as_ref()));
-    let mut spans: Vec<(u64, u64, i64)> = voted(&matched, &to, &tn)
-        .into_iter()
-        .map(|(o, n)| (o, o.wrapping_add(1), n.wrapping_sub(o) as i64))
+    let votes = voted(&matched, &to, &tn);
+    let mut spans: Vec<(u64, u64, i64)> = votes
+        .iter()
+        .map(|&(o, n, _)| (o, o.wrapping_add(1), n.wrapping_sub(o) as i64))
         .collect();
     spans.extend(
         matched
@@ -739,6 +743,24 @@ fn build_map(old: &[u8], lo: &Layout, new: &[u8], ln: &Layout) -> AddressMap {
     }
     let mut points: Vec<(u64, i64)> = Vec::new();
     for (start, _, shift) in kept {
+        if points.last().map_or(0, |p| p.1) != shift {
+            points.push((start, shift));
+        }
+    }
+    // Where the spans predict a voted target wrongly, the vote wins for its one address.
+    let spans = AddressMap { points };
+    let mut fixed: std::collections::BTreeMap<u64, i64> = spans.points.iter().copied().collect();
+    for (o, n, k) in votes {
+        if k >= MIN_VOTES && spans.map(o) != n {
+            let after = o.wrapping_add(1);
+            fixed
+                .entry(after)
+                .or_insert(spans.map(after).wrapping_sub(after) as i64);
+            fixed.insert(o, n.wrapping_sub(o) as i64);
+        }
+    }
+    let mut points: Vec<(u64, i64)> = Vec::new();
+    for (start, shift) in fixed {
         if points.last().map_or(0, |p| p.1) != shift {
             points.push((start, shift));
         }
