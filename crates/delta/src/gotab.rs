@@ -97,8 +97,11 @@ pub(crate) fn parse(img: &[u8], lay: &Layout) -> Option<Pcln> {
             continue;
         };
         let npcdata = u32_at(img, r + 28)? as usize;
+        if npcdata > 1 << 16 {
+            continue;
+        }
         let nfuncdata = usize::from(img[r + nfd_at]);
-        let rec_len = rec_fixed + 4 * (npcdata.min(1 << 16) + nfuncdata);
+        let rec_len = rec_fixed + 4 * (npcdata + nfuncdata);
         if off_in(s, rec, rec_len).is_none() {
             continue;
         }
