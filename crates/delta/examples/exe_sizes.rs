@@ -21,7 +21,21 @@ fn main() {
         let size = match &p {
             Some(p) => {
                 let ok = delta::apply(Some(&a), p).map(|r| r == b).unwrap_or(false);
-                format!("{} ({})", p.len(), if ok { "round-trips" } else { "FAILS" })
+                // Header, version, machine, inner kind, then the side information's length.
+                let (mut side, mut shift, mut i) = (0usize, 0, delta::HEADER_LEN + 3);
+                while let Some(&b) = p.get(i) {
+                    side |= usize::from(b & 0x7f) << shift;
+                    shift += 7;
+                    i += 1;
+                    if b & 0x80 == 0 {
+                        break;
+                    }
+                }
+                format!(
+                    "{} (side information {side}; {})",
+                    p.len(),
+                    if ok { "round-trips" } else { "FAILS" }
+                )
             }
             None => "none".into(),
         };

@@ -33,7 +33,7 @@ use std::collections::HashMap;
 
 use crate::elf::{self, Eh, Layout, Machine, u64_at};
 use crate::gotab;
-use crate::unwind::{eh_fields, eh_rewrite};
+use crate::unwind::{cie_pointers, eh_fields, eh_rewrite};
 use crate::varint::{self, Reader};
 use crate::{DeltaError, Kind, generic};
 
@@ -497,6 +497,9 @@ fn targets(img: &[u8], lay: &Layout, pcln: Option<&gotab::Pcln>) -> Vec<(usize, 
             base.wrapping_add(i64::from(rd32(img, at) as i32) as u64),
         ));
     }
+    for (at, addr) in cie_pointers(img, lay) {
+        out.push((at, addr.wrapping_sub(u64::from(rd32(img, at)))));
+    }
     out.extend(pointer_slots(img, lay));
     if let Some(p) = pcln {
         for &(at, base) in &p.fields {
@@ -562,6 +565,14 @@ fn normalise_old(old: &[u8], lay: &Layout, map: &AddressMap) -> Vec<u8> {
     for (at, base) in eh_fields(old, lay) {
         let target = base.wrapping_add(i64::from(rd32(old, at) as i32) as u64);
         wr32(&mut img, at, map.map(target) as u32);
+    }
+    for (at, addr) in cie_pointers(old, lay) {
+        let cie = addr.wrapping_sub(u64::from(rd32(old, at)));
+        wr32(
+            &mut img,
+            at,
+            map.map(addr).wrapping_sub(map.map(cie)) as u32,
+        );
     }
     data_pointers(&mut img, lay, |v| map.map(v));
     if let Some(p) = gotab::parse(old, lay) {
@@ -656,7 +667,10 @@ fn zeroed(img: &[u8], lay: &Layout) -> Vec<u8> {
         }
         Machine::Aarch64 => a64_zero(&mut z, lay),
     }
-    for (at, _) in eh_fields(img, lay) {
+    for (at, _) in eh_fields(img, lay)
+        .into_iter()
+        .chain(cie_pointers(img, lay))
+    {
         wr32(&mut z, at, 0);
     }
     data_pointers(&mut z, lay, |_| 0);
