@@ -208,6 +208,49 @@ fn x86_scan(img: &[u8], lay: &Layout, form: Form, skip: &[usize], with_abs: bool
     out
 }
 
+/// Entries of x86-64 switch jump tables: 32-bit offsets from the table's start to code, in a
+/// table a RIP-relative LEA of the code points at (what LLVM and GCC emit for PIC code):
+/// (file offset of the entry, the table's address). A table runs while its entries land in
+/// the code, up to the next table; fewer than 3 such entries is no table. Read from the
+/// image's own bytes; the old image's are mapped, so a wrong guess costs bytes only.
+fn jump_tables(img: &[u8], lay: &Layout, refs: &[XRef]) -> Vec<(usize, u64)> {
+    let mut starts: Vec<u64> = refs
+        .iter()
+        .filter(|r| img[r.start] == 0x8D)
+        .map(|r| {
+            r.next
+                .wrapping_add(i64::from(rd32(img, r.at) as i32) as u64)
+        })
+        .filter(|&t| t % 4 == 0 && (t < lay.exec_lo || t >= lay.exec_hi))
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    let mut out = Vec::new();
+    for (i, &t) in starts.iter().enumerate() {
+        let Some(s) = lay
+            .sections
+            .iter()
+            .find(|s| s.alloc && !s.exec && t >= s.addr && t - s.addr < s.size as u64)
+        else {
+            continue;
+        };
+        let limit = starts.get(i + 1).copied().unwrap_or(u64::MAX);
+        let first = s.off + (t - s.addr) as usize;
+        let mut at = first;
+        while at + 4 <= s.off + s.size && t + ((at - first) as u64) < limit {
+            let target = t.wrapping_add(i64::from(rd32(img, at) as i32) as u64);
+            if target < lay.exec_lo || target >= lay.exec_hi {
+                break;
+            }
+            at += 4;
+        }
+        if at - first >= 12 {
+            out.extend((first..at).step_by(4).map(|e| (e, t)));
+        }
+    }
+    out
+}
+
 // ---------------------------------------------------------------- AArch64
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -472,6 +515,9 @@ fn targets(img: &[u8], lay: &Layout, pcln: Option<&gotab::Pcln>) -> Vec<(usize, 
     match lay.machine {
         Machine::X86_64 => {
             let scan = x86_scan(img, lay, Form::Raw, &[], true);
+            for (at, t) in jump_tables(img, lay, &scan.refs) {
+                out.push((at, t.wrapping_add(i64::from(rd32(img, at) as i32) as u64)));
+            }
             for r in scan.refs {
                 let rel = i64::from(rd32(img, r.at) as i32) as u64;
                 out.push((r.at, r.next.wrapping_add(rel)));
@@ -546,9 +592,11 @@ fn voted(
 /// The old image with every reference and address mapped into the new address space.
 fn normalise_old(old: &[u8], lay: &Layout, map: &AddressMap) -> Vec<u8> {
     let mut img = old.to_vec();
+    let mut tables = Vec::new();
     match lay.machine {
         Machine::X86_64 => {
             let scan = x86_scan(old, lay, Form::Raw, &[], true);
+            tables = jump_tables(old, lay, &scan.refs);
             for r in scan.refs {
                 let target = r
                     .next
@@ -575,6 +623,14 @@ fn normalise_old(old: &[u8], lay: &Layout, map: &AddressMap) -> Vec<u8> {
         );
     }
     data_pointers(&mut img, lay, |v| map.map(v));
+    for (at, t) in tables {
+        let target = t.wrapping_add(i64::from(rd32(old, at) as i32) as u64);
+        wr32(
+            &mut img,
+            at,
+            map.map(target).wrapping_sub(map.map(t)) as u32,
+        );
+    }
     if let Some(p) = gotab::parse(old, lay) {
         for &(at, base) in &p.fields {
             let v = u64::from(rd32(old, at));
@@ -661,6 +717,9 @@ fn zeroed(img: &[u8], lay: &Layout) -> Vec<u8> {
     match lay.machine {
         Machine::X86_64 => {
             let scan = x86_scan(img, lay, Form::Raw, &[], true);
+            for (at, _) in jump_tables(img, lay, &scan.refs) {
+                wr32(&mut z, at, 0);
+            }
             for at in scan.refs.iter().map(|r| r.at).chain(scan.abs) {
                 wr32(&mut z, at, 0);
             }
