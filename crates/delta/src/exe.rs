@@ -472,7 +472,7 @@ fn a64_zero(img: &mut [u8], lay: &Layout) {
 
 /// 8-byte words of the image's data (and `.symtab` values) that hold an address of the
 /// image: (file offset, value).
-fn pointer_slots(img: &[u8], lay: &Layout) -> Vec<(usize, u64)> {
+pub(crate) fn pointer_slots(img: &[u8], lay: &Layout) -> Vec<(usize, u64)> {
     let mut out = Vec::new();
     for s in &lay.sections {
         if s.exec || s.eh != Eh::None || s.gopclntab {

@@ -77,10 +77,17 @@ pub(crate) fn parse(img: &[u8], lay: &Layout) -> Option<Pcln> {
     let funcnametab = s.addr.checked_add(word(3)?)?;
     let pctab = s.addr.checked_add(word(6)?)?;
     let pclntable = s.addr.checked_add(word(7)?)?;
-    let gofunc = gofunc(img, lay, s.addr, funcnametab, start_line);
+    // moduledata: types, etypes after 35 words and gofunc after 38 (Go 1.18–1.19); two more
+    // words before them from Go 1.20 (coverage counters).
+    let md = moduledata(img, lay, s.addr, funcnametab);
+    let skew = if start_line { 16 } else { 0 };
+    let md_word = |at: usize| md.and_then(|m| u64_at(img, m + at + skew));
+    let gofunc = md_word(304);
+    let types = md_word(280).zip(md_word(288)).filter(|t| t.0 < t.1);
     let bases = vec![text, funcnametab, pctab, pclntable]
         .into_iter()
         .chain(gofunc)
+        .chain(types.map(|t| t.0))
         .collect();
     let ftab = off_in(s, pclntable, 8 * (nfunc as usize + 1))?;
     let mut fields = Vec::with_capacity(nfunc as usize * 8);
@@ -145,6 +152,9 @@ pub(crate) fn parse(img: &[u8], lay: &Layout) -> Option<Pcln> {
     }
     // The end-of-code entry after the last function.
     fields.push((ftab + 8 * nfunc as usize, text));
+    if let Some(t) = types {
+        fields.extend(type_fields(img, lay, t, text));
+    }
     Some(Pcln {
         fields,
         text_field: h + 24,
@@ -194,21 +204,89 @@ pub(crate) fn anchors(old: &[u8], po: &Pcln, new: &[u8], pn: &Pcln) -> Vec<(u64,
     out
 }
 
-/// The address of the func data (`go.func.*`, what each record's func data offsets are
-/// relative to), read from the runtime's module data: the 8-byte-aligned word of the writable
-/// data that holds the table's address followed by a pointer to the name table.
-fn gofunc(img: &[u8], lay: &Layout, pcln: u64, funcnametab: u64, go120: bool) -> Option<u64> {
-    // moduledata: gofunc after 38 words (Go 1.18–1.19), 40 from Go 1.20 (coverage counters).
-    let at = if go120 { 320 } else { 304 };
+/// The runtime's module data: the 8-byte-aligned word of the allocated data that holds the
+/// table's address followed by a pointer to the name table (file offset).
+fn moduledata(img: &[u8], lay: &Layout, pcln: u64, funcnametab: u64) -> Option<usize> {
     for s in lay.sections.iter().filter(|s| s.alloc && !s.exec) {
         let first = ((8 - (s.addr % 8)) % 8) as usize;
         let mut o = s.off + first;
-        while o + at + 8 <= s.off + s.size {
+        while o + MODULEDATA_READ <= s.off + s.size {
             if u64_at(img, o) == Some(pcln) && u64_at(img, o + 8) == Some(funcnametab) {
-                return u64_at(img, o + at);
+                return Some(o);
             }
             o += 8;
         }
     }
     None
+}
+
+/// Bytes of the module data read (up to `gofunc`, Go 1.20 and later).
+const MODULEDATA_READ: usize = 328;
+
+/// Type descriptors that carry offsets: Go's `_type` (Go 1.18 and later, 64-bit) holds its
+/// name and its pointer type as offsets from the types' start; an uncommon type its package
+/// path, and each method its name and type (from the types' start) and its code (from the
+/// code's start). Descriptors are found where 8-byte pointers of the data point into the
+/// types' range, and read only if they look like one. Returns (file offset, base) fields.
+fn type_fields(img: &[u8], lay: &Layout, types: (u64, u64), text: u64) -> Vec<(usize, u64)> {
+    let (lo, hi) = types;
+    let Some(s) = lay
+        .sections
+        .iter()
+        .find(|s| s.alloc && !s.exec && lo >= s.addr && hi <= s.addr + s.size as u64)
+    else {
+        return Vec::new();
+    };
+    let mut starts: Vec<u64> = crate::exe::pointer_slots(img, lay)
+        .into_iter()
+        .map(|(_, v)| v)
+        .filter(|&v| v >= lo && v < hi && v % 8 == 0)
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    let mut out = Vec::new();
+    for t in starts {
+        let Some(o) = off_in(s, t, 48) else { continue };
+        let tflag = img[o + 20];
+        let kind = img[o + 23] & 31;
+        if kind == 0 || kind > 26 {
+            continue;
+        }
+        out.push((o + 40, lo));
+        if rd32(img, o + 44) != 0 {
+            out.push((o + 44, lo));
+        }
+        if tflag & 1 == 0 {
+            continue;
+        }
+        // The kind's own fields before the uncommon type.
+        let extra = match kind {
+            22 | 23 => 8,
+            17 => 24,
+            18 => 16,
+            19 => 8,
+            20 | 25 => 32,
+            21 => 40,
+            _ => 0,
+        };
+        let u = t + 48 + extra;
+        let Some(uo) = off_in(s, u, 16) else { continue };
+        out.push((uo, lo));
+        let mcount = usize::from(u16::from_le_bytes([img[uo + 4], img[uo + 5]]));
+        let moff = u64::from(rd32(img, uo + 8));
+        let Some(mo) = off_in(s, u.wrapping_add(moff), 16 * mcount) else {
+            continue;
+        };
+        for m in (mo..mo + 16 * mcount).step_by(16) {
+            out.push((m, lo));
+            for (at, base) in [(m + 4, lo), (m + 8, text), (m + 12, text)] {
+                if rd32(img, at) != u32::MAX {
+                    out.push((at, base));
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup_by_key(|f| f.0);
+    out
 }
