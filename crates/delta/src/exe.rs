@@ -19,8 +19,9 @@
 //! the onboard scan on its result and lists the positions where the two disagree
 //! (exceptions), and checks the full round trip before it offers the patch.
 //!
-//! Go executables add their function table (`.gopclntab`, see [`crate::gotab`]): the old
-//! image's offsets are mapped too, and its functions paired by name anchor the map. Every
+//! Offsets from a base are mapped as `map(base + v) - map(base)`: `.eh_frame` CIE pointers,
+//! x86-64 switch jump tables, and in Go executables the function table and the type
+//! descriptors (`gotab`), whose functions, paired by name, also anchor the map. Every
 //! reference field a matched block holds in both images votes for its old target ↔ new target;
 //! the votes anchor the map, and a target with two votes or more overrides it at its address.
 //!
