@@ -1132,8 +1132,8 @@ mod tests {
         ok.then(|| std::fs::read(&out).ok()).flatten()
     }
 
-    /// Go executables: the function table parses, the patch round-trips, and a base whose
-    /// table is damaged anywhere still gives a patch that round-trips (never a panic).
+    /// Go executables: the function table parses, the patch round-trips, and a base damaged in
+    /// its table or anywhere else still gives a patch that round-trips (never a panic).
     #[test]
     fn go_function_table_round_trips_and_survives_damage() {
         let dir = tempfile::tempdir().unwrap();
@@ -1153,12 +1153,18 @@ mod tests {
         assert_eq!(apply(&old, &body, new.len()).unwrap(), new);
         let s = *lay.sections.iter().find(|s| s.gopclntab).unwrap();
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        for _ in 0..12 {
+        for i in 0..16 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             let mut bad = old.clone();
-            let at = s.off + (x as usize % s.size.min(4096));
+            // Half in the table's header and first records, half anywhere (type descriptors,
+            // module data, code).
+            let at = if i % 2 == 0 {
+                s.off + (x as usize % s.size.min(4096))
+            } else {
+                x as usize % (old.len() - 4)
+            };
             bad[at..at + 4].copy_from_slice(&(x >> 32).to_le_bytes()[..4]);
             if let Some(body) = make(&bad, &new) {
                 assert_eq!(apply(&bad, &body, new.len()).unwrap(), new);
