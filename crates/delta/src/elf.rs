@@ -22,6 +22,8 @@ pub(crate) struct Section {
     pub(crate) symtab: bool,
     /// `.eh_frame` or `.eh_frame_hdr` (PC- and data-relative address fields).
     pub(crate) eh: Eh,
+    /// `.gopclntab`: Go's function table (offsets relative to the code and to its own tables).
+    pub(crate) gopclntab: bool,
 }
 
 /// Which unwind section a section is.
@@ -145,6 +147,7 @@ pub(crate) fn parse(b: &[u8]) -> Option<Layout> {
                 b".eh_frame_hdr" => Eh::Hdr,
                 _ => Eh::None,
             },
+            gopclntab: name_of(u32_at(b, at)? as usize) == b".gopclntab",
         };
         // NOBITS (8) and NULL (0) have no bytes in the file.
         if kind == 8 || kind == 0 || s.size == 0 {

@@ -22,6 +22,7 @@ mod elf;
 pub mod exe;
 mod format;
 mod generic;
+mod gotab;
 pub mod layers;
 mod unwind;
 mod varint;

@@ -131,3 +131,29 @@ pub(crate) fn eh_rewrite(img: &mut [u8], lay: &Layout, to_abs: bool) {
         wr32(img, at, nv);
     }
 }
+
+/// The CIE pointer of each FDE of `.eh_frame` (the distance back from the field to its CIE,
+/// which grows when records are inserted between them): (file offset, the field's address).
+/// Found from lengths only, which the rewrite never changes.
+pub(crate) fn cie_pointers(img: &[u8], lay: &Layout) -> Vec<(usize, u64)> {
+    let mut out = Vec::new();
+    for s in lay.sections.iter().filter(|s| s.eh == Eh::Frame) {
+        let end = s.off + s.size;
+        let mut p = s.off;
+        while p + 8 <= end {
+            let len = rd32(img, p) as usize;
+            if len == 0 || len == 0xFFFF_FFFF {
+                break;
+            }
+            let Some(rec_end) = (p + 4).checked_add(len).filter(|&e| e <= end) else {
+                break;
+            };
+            let id = rd32(img, p + 4) as usize;
+            if id != 0 && id <= p + 4 - s.off {
+                out.push((p + 4, s.addr.wrapping_add((p + 4 - s.off) as u64)));
+            }
+            p = rec_end;
+        }
+    }
+    out
+}

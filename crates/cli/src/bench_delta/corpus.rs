@@ -322,6 +322,9 @@ import (
 	"strings"
 )
 
+// Not inlined, so that its growth moves the code after it.
+//
+//go:noinline
 func compute(x int) int {{
 	{compute}
 }}
