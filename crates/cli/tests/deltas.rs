@@ -7,11 +7,13 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{DockerCleanup, Stack, User, gcc_static, unique};
+use support::{DockerCleanup, Stack, User, build_and_save, inspect_id, unique};
+
+/// The stand-in of the catalogue's static base.
+const BASE: &str = "gcr.io/distroless/static-debian12";
 
 /// Prints which version it is; v2 changes one line.
 fn app(version: &str) -> String {
@@ -24,76 +26,6 @@ int main(void) {{
 }}
 "#
     )
-}
-
-/// Builds `image` from the stand-in of the catalogue's static base with the program of
-/// `version`, saves it to `archive` and removes it from this engine (which the flight agent
-/// shares: only a load can bring it back). Returns the image id the archive describes: the
-/// sha256 of its config.
-fn build_and_save(dir: &Path, image: &str, version: &str, archive: &Path) -> String {
-    let ctx = dir.join(unique("ctx"));
-    std::fs::create_dir_all(&ctx).unwrap();
-    gcc_static(&app(version), &ctx.join("app"));
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        "FROM gcr.io/distroless/static-debian12\nCOPY app /app\nENTRYPOINT [\"/app\"]\n",
-    )
-    .unwrap();
-    let docker = |args: &[&str]| {
-        let st = std::process::Command::new("docker")
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(st.success(), "docker {args:?}");
-    };
-    docker(&[
-        "build",
-        "-q",
-        "--network",
-        "none",
-        "--label",
-        "org.orbitdock.test=1",
-        "-t",
-        image,
-        ctx.to_str().unwrap(),
-    ]);
-    docker(&["save", "-o", archive.to_str().unwrap(), image]);
-    let built = inspect_id(image).expect("built");
-    docker(&["rmi", image]);
-    let id = config_digest(archive);
-    assert_eq!(
-        id, built,
-        "the archive's config digest is the engine's image id"
-    );
-    id
-}
-
-/// `sha256:<hex>` of the config the archive's manifest names.
-fn config_digest(archive: &Path) -> String {
-    let mut members = std::collections::HashMap::new();
-    let mut a = tar::Archive::new(std::fs::File::open(archive).unwrap());
-    for e in a.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = e.path().unwrap().to_string_lossy().into_owned();
-        if name == "manifest.json" || name.ends_with(".json") {
-            let mut bytes = Vec::new();
-            e.read_to_end(&mut bytes).unwrap();
-            members.insert(name, bytes);
-        }
-    }
-    let manifest: Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
-    let config = manifest[0]["Config"].as_str().unwrap();
-    wire::Digest::of(&members[config]).to_string()
-}
-
-fn inspect_id(image: &str) -> Option<String> {
-    let out = std::process::Command::new("docker")
-        .args(["image", "inspect", "--format", "{{.Id}}", image])
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Pushes `archive` as `/image.tar` of `ns` (a new version each time).
@@ -142,7 +74,7 @@ async fn v2_of_an_image_goes_up_as_a_delta_and_loads_with_the_id_the_ground_comp
 
     // v1: nothing of it onboard, but its base: the archive goes compressed (its base layer
     // left out once the ground knows it is onboard).
-    let id1 = build_and_save(dir, &v1, "v1", &archive("v1"));
+    let id1 = build_and_save(dir, BASE, &app("v1"), &v1, &archive("v1"));
     push(&user, dir, &ns, &archive("v1")).await;
     let size1 = std::fs::metadata(archive("v1")).unwrap().len();
     let exec = deploy(&user, dir, &ns, &v1).await;
@@ -162,7 +94,7 @@ async fn v2_of_an_image_goes_up_as_a_delta_and_loads_with_the_id_the_ground_comp
     let archive1 = sent[0]["digest"].as_str().unwrap().to_string();
 
     // v2: one line of the program changed. The plan says a delta against v1's archive onboard.
-    let id2 = build_and_save(dir, &v2, "v2", &archive("v2"));
+    let id2 = build_and_save(dir, BASE, &app("v2"), &v2, &archive("v2"));
     assert_ne!(id1, id2);
     push(&user, dir, &ns, &archive("v2")).await;
     let size2 = std::fs::metadata(archive("v2")).unwrap().len();

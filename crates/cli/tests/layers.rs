@@ -7,89 +7,12 @@
 mod support;
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
-use support::{DockerCleanup, Stack, User, gcc_static, unique};
+use support::{DockerCleanup, Stack, User, build_and_save, docker, inspect_id, unique};
 
 const BASE: &str = "gcr.io/distroless/cc-debian12:latest";
-
-fn docker(args: &[&str]) -> Vec<u8> {
-    let out = std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// Builds `image` (a static program on the glibc base), saves it to `archive` and removes it
-/// from the engine (which the flight agent shares). Returns the archive's config digest: the
-/// image id.
-fn build_and_save(dir: &Path, image: &str, archive: &Path) -> String {
-    let ctx = dir.join(unique("ctx"));
-    std::fs::create_dir_all(&ctx).unwrap();
-    gcc_static(
-        "#include <stdio.h>\nint main(void) { puts(\"hello from a layered image\"); return 0; }\n",
-        &ctx.join("app"),
-    );
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM {BASE}\nCOPY app /app\nENTRYPOINT [\"/app\"]\n"),
-    )
-    .unwrap();
-    docker(&[
-        "build",
-        "-q",
-        "--network",
-        "none",
-        "--label",
-        "org.orbitdock.test=1",
-        "-t",
-        image,
-        ctx.to_str().unwrap(),
-    ]);
-    docker(&["save", "-o", archive.to_str().unwrap(), image]);
-    let built = inspect_id(image).expect("built");
-    docker(&["rmi", image]);
-    let mut config = None;
-    let mut members = std::collections::HashMap::new();
-    let mut a = tar::Archive::new(std::fs::File::open(archive).unwrap());
-    for e in a.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = e.path().unwrap().to_string_lossy().into_owned();
-        if name.ends_with(".json") {
-            let mut bytes = Vec::new();
-            e.read_to_end(&mut bytes).unwrap();
-            members.insert(name, bytes);
-        }
-    }
-    let manifest: Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
-    if let Some(c) = manifest[0]["Config"].as_str() {
-        config = Some(wire::Digest::of(&members[c]).to_string());
-    }
-    let id = config.expect("the manifest names a config");
-    assert_eq!(
-        id, built,
-        "the archive's config digest is the engine's image id"
-    );
-    id
-}
-
-fn inspect_id(image: &str) -> Option<String> {
-    let out = std::process::Command::new("docker")
-        .args(["image", "inspect", "--format", "{{.Id}}", image])
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
 
 /// The base's layers as the engine records them (DiffIDs).
 fn base_layers() -> HashSet<[u8; 32]> {
@@ -129,7 +52,13 @@ async fn an_image_on_a_catalogue_base_goes_up_without_the_base_layers() {
     let dir = stack.dir.path();
     let ns = unique("ns");
     let archive = dir.join("app.tar");
-    let id = build_and_save(dir, &image, &archive);
+    let id = build_and_save(
+        dir,
+        BASE,
+        "#include <stdio.h>\nint main(void) { puts(\"hello from a layered image\"); return 0; }\n",
+        &image,
+        &archive,
+    );
     let bytes = std::fs::read(&archive).unwrap();
     let size = bytes.len() as u64;
     push(&user, dir, &ns, &archive).await;

@@ -533,6 +533,92 @@ pub(crate) fn gcc_static(source: &str, out: &Path) {
     std::fs::remove_file(src).unwrap();
 }
 
+/// Runs `docker ARGS`, asserting it succeeds; returns its standard output.
+pub(crate) fn docker(args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The engine's id of `image`, if it has that image.
+pub(crate) fn inspect_id(image: &str) -> Option<String> {
+    let out = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `sha256:<hex>` of the config a `docker save` archive's manifest names: the image id.
+pub(crate) fn config_digest(archive: &Path) -> String {
+    use std::io::Read;
+    let mut members = std::collections::HashMap::new();
+    let mut a = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".json") {
+            let mut bytes = Vec::new();
+            e.read_to_end(&mut bytes).unwrap();
+            members.insert(name, bytes);
+        }
+    }
+    let manifest: Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
+    let config = manifest[0]["Config"]
+        .as_str()
+        .expect("the manifest names a config");
+    wire::Digest::of(&members[config]).to_string()
+}
+
+/// Builds `image`: the C `program`, linked statically, on `base`; saves it to `archive` and
+/// removes it from this engine (which the flight agent shares: only a load brings it back).
+/// Returns the image id, checked to be the sha256 of the config the archive describes.
+pub(crate) fn build_and_save(
+    dir: &Path,
+    base: &str,
+    program: &str,
+    image: &str,
+    archive: &Path,
+) -> String {
+    let ctx = dir.join(unique("ctx"));
+    std::fs::create_dir_all(&ctx).unwrap();
+    gcc_static(program, &ctx.join("app"));
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nCOPY app /app\nENTRYPOINT [\"/app\"]\n"),
+    )
+    .unwrap();
+    docker(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "--label",
+        "org.orbitdock.test=1",
+        "-t",
+        image,
+        ctx.to_str().unwrap(),
+    ]);
+    docker(&["save", "-o", archive.to_str().unwrap(), image]);
+    let built = inspect_id(image).expect("built");
+    docker(&["rmi", image]);
+    let id = config_digest(archive);
+    assert_eq!(
+        id, built,
+        "the archive's config digest is the engine's image id"
+    );
+    id
+}
+
 /// Removes every image and container of a test tenant, even when the test failed.
 pub(crate) struct DockerCleanup {
     pub tenants: Vec<String>,
