@@ -9,7 +9,7 @@
 //! pc-value tables, which a byte match finds poorly because every record differs in its
 //! offsets. Every read is bounds-checked; a table that does not parse is simply not used.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::elf::{Layout, Section, u64_at};
 use crate::exe::rd32;
@@ -53,6 +53,8 @@ fn off_in(s: &Section, a: u64, len: usize) -> Option<usize> {
 
 /// Upper bound on the functions read (a corrupt count must not make the scan run away).
 const MAX_FUNCS: u64 = 4 << 20;
+/// The longest function name looked for (a name without its NUL within this is not used).
+const MAX_NAME: usize = 4096;
 
 /// The table of a Go executable, or `None` (not Go, a version this does not read, corrupt).
 pub(crate) fn parse(img: &[u8], lay: &Layout) -> Option<Pcln> {
@@ -90,8 +92,13 @@ pub(crate) fn parse(img: &[u8], lay: &Layout) -> Option<Pcln> {
         .chain(types.map(|t| t.0))
         .collect();
     let ftab = off_in(s, pclntable, 8 * (nfunc as usize + 1))?;
-    let mut fields = Vec::with_capacity(nfunc as usize * 8);
+    // Every field is a 4-byte slot of the section and no record is read twice, so a real
+    // table has at most a field per 4 bytes: a table claiming more (records that overlap,
+    // shared, or of absurd lengths) is corrupt or hostile, and not used.
+    let max_fields = s.size / 4 + 8;
+    let mut fields = Vec::with_capacity(nfunc as usize * 2);
     let mut funcs = Vec::with_capacity(nfunc as usize);
+    let mut records = HashSet::new();
     let (rec_fixed, nfd_at) = if start_line { (44, 43) } else { (40, 39) };
     for i in 0..nfunc as usize {
         let e = ftab + 8 * i;
@@ -103,6 +110,9 @@ pub(crate) fn parse(img: &[u8], lay: &Layout) -> Option<Pcln> {
         let Some(r) = off_in(s, rec, rec_fixed) else {
             continue;
         };
+        if !records.insert(r) {
+            continue;
+        }
         let npcdata = u32_at(img, r + 28)? as usize;
         if npcdata > 1 << 16 {
             continue;
@@ -135,10 +145,14 @@ pub(crate) fn parse(img: &[u8], lay: &Layout) -> Option<Pcln> {
                 }
             }
         }
+        if fields.len() > max_fields {
+            return None;
+        }
         let name_at = funcnametab.wrapping_add(u64::from(rd32(img, r + 4)));
         let name = off_in(s, name_at, 1).and_then(|n| {
-            let end = img[n..s.off + s.size].iter().position(|&c| c == 0)?;
-            Some((n, n + end))
+            let end = (n + MAX_NAME).min(s.off + s.size);
+            let len = img[n..end].iter().position(|&c| c == 0)?;
+            Some((n, n + len))
         });
         if let Some(name) = name {
             funcs.push(Func {
@@ -244,8 +258,14 @@ fn type_fields(img: &[u8], lay: &Layout, types: (u64, u64), text: u64) -> Vec<(u
         .collect();
     starts.sort_unstable();
     starts.dedup();
+    // As in `parse`: a field per 4-byte slot at most, each method table read once.
+    let max_fields = s.size / 4 + 8;
+    let mut tables = HashSet::new();
     let mut out = Vec::new();
     for t in starts {
+        if out.len() > max_fields {
+            return Vec::new();
+        }
         let Some(o) = off_in(s, t, 48) else { continue };
         let tflag = img[o + 20];
         let kind = img[o + 23] & 31;
@@ -277,6 +297,9 @@ fn type_fields(img: &[u8], lay: &Layout, types: (u64, u64), text: u64) -> Vec<(u
         let Some(mo) = off_in(s, u.wrapping_add(moff), 16 * mcount) else {
             continue;
         };
+        if !tables.insert(mo) {
+            continue;
+        }
         for m in (mo..mo + 16 * mcount).step_by(16) {
             out.push((m, lo));
             for (at, base) in [(m + 4, lo), (m + 8, text), (m + 12, text)] {

@@ -377,7 +377,11 @@ async fn runs_a_plan_sent_over_the_link() {
             }
             Heard::Message(Message::Hello { .. }) => {}
             Heard::Message(Message::Plan(_)) => panic!("flight sent a plan"),
-            Heard::Message(Message::VolumeDigests { .. } | Message::InventorySummary(_)) => {}
+            Heard::Message(
+                Message::VolumeDigests { .. }
+                | Message::InventorySummary(_)
+                | Message::BaseLayers { .. },
+            ) => {}
             Heard::Message(m) => panic!("unexpected message {m:?}"),
             Heard::Object(LinkEvent::ObjectReceived(d)) => {
                 let data = std::fs::read(ground_objects.path(&d)).unwrap();

@@ -139,9 +139,12 @@ pub(crate) async fn choose(
             std::sync::Arc::new(layers.clone()),
         )
     });
+    // Whether the archive holds no layer onboard (the layers try without a base, made first,
+    // found none): no base changes that, so the other candidates do not read and hash it again.
+    let mut no_layers_onboard = false;
     for base in candidates {
         let mut tries = vec![None];
-        if let Some((set, ids)) = &layers {
+        if let Some((set, ids)) = layers.as_ref().filter(|_| !no_layers_onboard) {
             let against = base.map(|b| b.to_string()).unwrap_or_default();
             tries.push(Some((format!("layers:{set}:{against}"), ids.clone())));
         }
@@ -160,10 +163,17 @@ pub(crate) async fn choose(
             };
             let made = match cached {
                 Some(e) => e,
-                None => match make(core, *target, base, layered).await? {
-                    Some(e) => e,
-                    None => continue,
-                },
+                None => {
+                    // Without a base (the first candidate) only a missing layer fails it.
+                    let layered_try = layered.is_some() && base.is_none();
+                    match make(core, *target, base, layered).await? {
+                        Some(e) => e,
+                        None => {
+                            no_layers_onboard |= layered_try;
+                            continue;
+                        }
+                    }
+                }
             };
             if best.as_ref().is_none_or(|b| made.size < b.size) {
                 best = Some(made);
