@@ -1,4 +1,8 @@
 //! Command-line syntax. Validated raw flags only: no I/O here.
+//!
+//! Long file: the clap definitions of every verb, read side by side so that flags stay
+//! consistent across verbs; each verb's own options live in their own files where they grew
+//! large (`admin_args`, `files_args`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,5 +1,9 @@
 //! The executable-aware kind: remap, then diff (design: link-and-delta.md §2.3.5).
 //!
+//! Long file: the rewrite and its inverse (make and apply) must agree byte for byte, so both
+//! stay here beside the instruction decoders they share; the tables of particular formats
+//! (`elf`, `unwind`, `gotab`) are modules of their own.
+//!
 //! Inserting code shifts every later address, so every call, branch and PC-relative operand
 //! that crosses the insertion changes its bytes. This kind rewrites both images so that those
 //! operands hold their *target in the new address space*:

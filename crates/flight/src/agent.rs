@@ -1,5 +1,8 @@
 //! The agent: plans in, events out.
 //!
+//! Long file: the agent's message dispatch, one arm per wire message, read as one table; what
+//! each arm does at length lives in its own module (`agent_patches`, `agent_run`, `plans`).
+//!
 //! Two loops share one [`Agent`]: the event loop ([`Agent::handle_event`]) accepts plans and
 //! learns of arrived objects, without ever waiting, and the plan loop ([`Agent::run_plans`]) runs
 //! queued plans, each in a task of its own, side by side unless they conflict (see `schedule`:

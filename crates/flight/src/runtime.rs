@@ -1,5 +1,8 @@
 //! The agent's container-runtime adapter: the few Docker Engine calls the agent makes.
 //!
+//! Long file: the [`Runtime`] trait and its one real implementation side by side, so that
+//! each engine call's bounds (time, hardening) are read with its signature.
+//!
 //! [`Runtime`] lists them; [`DockerRuntime`] makes them through bollard against the local
 //! engine, each bounded in time; `fake::FakeRuntime` (tests only) records them and answers from
 //! a script. What isolates a pod (no network, no capabilities, no new privileges, memory and pid
