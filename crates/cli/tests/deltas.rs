@@ -10,7 +10,9 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{DockerCleanup, Stack, User, build_and_save, inspect_id, unique};
+use support::{
+    DockerCleanup, Stack, User, build_and_save, inspect_id, push_archive as push, unique,
+};
 
 /// The stand-in of the catalogue's static base.
 const BASE: &str = "gcr.io/distroless/static-debian12";
@@ -26,17 +28,6 @@ int main(void) {{
 }}
 "#
     )
-}
-
-/// Pushes `archive` as `/image.tar` of `ns` (a new version each time).
-async fn push(user: &User, dir: &Path, ns: &str, archive: &Path) {
-    let folder = dir.join(unique("push"));
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::copy(archive, folder.join("image.tar")).unwrap();
-    let out = user
-        .cli(&["files", "push", folder.to_str().unwrap(), "--namespace", ns])
-        .await;
-    assert!(out.status.success());
 }
 
 /// Uplinks `/image.tar`, loads it as `image` and runs it; returns the execution.

@@ -7,10 +7,11 @@
 mod support;
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use serde_json::Value;
-use support::{DockerCleanup, Stack, User, build_and_save, docker, inspect_id, unique};
+use support::{
+    DockerCleanup, Stack, build_and_save, docker, inspect_id, push_archive as push, unique,
+};
 
 const BASE: &str = "gcr.io/distroless/cc-debian12:latest";
 
@@ -27,16 +28,6 @@ fn base_layers() -> HashSet<[u8; 32]> {
     ids.iter()
         .map(|s| s.parse::<wire::Digest>().unwrap().0)
         .collect()
-}
-
-async fn push(user: &User, dir: &Path, ns: &str, archive: &Path) {
-    let folder = dir.join(unique("push"));
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::copy(archive, folder.join("image.tar")).unwrap();
-    let out = user
-        .cli(&["files", "push", folder.to_str().unwrap(), "--namespace", ns])
-        .await;
-    assert!(out.status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

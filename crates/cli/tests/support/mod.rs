@@ -619,6 +619,17 @@ pub(crate) fn build_and_save(
     id
 }
 
+/// Pushes `archive` as `/image.tar` of `ns` through the CLI (a new version each time).
+pub(crate) async fn push_archive(user: &User, dir: &Path, ns: &str, archive: &Path) {
+    let folder = dir.join(unique("push"));
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(archive, folder.join("image.tar")).unwrap();
+    let out = user
+        .cli(&["files", "push", folder.to_str().unwrap(), "--namespace", ns])
+        .await;
+    assert!(out.status.success());
+}
+
 /// Removes every image and container of a test tenant, even when the test failed.
 pub(crate) struct DockerCleanup {
     pub tenants: Vec<String>,
